@@ -1,0 +1,46 @@
+"""The typed errors of the library. Only ``cli.py`` turns them into messages and exit codes.
+
+Every message says what is wrong and, where there is one, how to fix it.
+"""
+
+
+class ClothesExtractorError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class MissingDependencyError(ClothesExtractorError):
+    """An optional dependency is not installed; the message names the pip command."""
+
+    def __init__(self, package: str, extra: str, purpose: str):
+        super().__init__(
+            f"{purpose} needs {package}, which is not installed: "
+            f'pip install "clothes-extractor[{extra}]"'
+        )
+
+
+class ModelError(ClothesExtractorError):
+    """A model file cannot be used: missing, not ONNX, or its contract is broken."""
+
+
+class ContractError(ModelError):
+    """The model's embedded contract is missing, unknown or inconsistent with its graph."""
+
+
+class ProviderError(ClothesExtractorError):
+    """A requested execution provider cannot start."""
+
+
+class InputError(ClothesExtractorError):
+    """One input (photo or mask) cannot be used. Folder jobs report it and go on."""
+
+
+class OutputError(ClothesExtractorError):
+    """The output cannot be written (folder missing, not writable, name collision)."""
+
+
+class ExportError(ClothesExtractorError):
+    """Export failed, or the exported model does not match PyTorch within tolerance."""
+
+
+class CheckpointError(ClothesExtractorError):
+    """A training checkpoint is missing, unreadable or of another kind."""

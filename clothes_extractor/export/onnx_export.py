@@ -1,0 +1,236 @@
+"""PyTorch generator -> served ONNX model (the contract in ``runtime.contract``), and its check.
+
+Three small steps, each usable alone:
+
+- ``fold_batchnorm``: BatchNorm folded into the Conv/ConvTranspose before it
+  (onnxruntime fuses Conv+BN itself but never ConvTranspose+BN);
+- ``export_generator``: wrap the network with the uint8 NHWC pre/post-processing, export
+  with a dynamic batch axis, write the contract into ``metadata_props``, run the checker;
+- ``validate_export``: run the file in onnxruntime (CPU) and the unfolded PyTorch model
+  on the same seeded inputs, compare the uint8 outputs, raise if over tolerance.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from .. import __version__
+from ..errors import ExportError, MissingDependencyError
+from ..runtime.contract import FitSettings, ModelContract
+from ..train.networks import UNetGenerator, generator_input
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OPSET = 17
+
+# uint8 outputs of the exported fp32 graph against eager PyTorch fp32. Folding BatchNorm
+# and onnxruntime's kernels change float results in the last bits; after the x127.5
+# mapping that flips rounding of a value sitting at .5, i.e. off by one, rarely two.
+FP32_MAX_ABS_TOLERANCE = 2
+FP32_MEAN_ABS_TOLERANCE = 0.05
+
+
+def _import_onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise MissingDependencyError("onnx", "export", "Exporting a model") from None
+    return onnx
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold every BatchNorm2d that directly follows a Conv2d/ConvTranspose2d, in place.
+
+    The module must be in eval mode (folding uses the running statistics).
+    """
+    if module.training:
+        raise ValueError("fold_batchnorm needs a module in eval mode")
+    for child in module.children():
+        fold_batchnorm(child)
+    if isinstance(module, nn.Sequential):
+        layers = list(module)
+        for i in range(len(layers) - 1):
+            conv, norm = layers[i], layers[i + 1]
+            if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(norm, nn.BatchNorm2d):
+                module[i] = fuse_conv_bn_eval(conv, norm, transpose=isinstance(conv, nn.ConvTranspose2d))
+                module[i + 1] = nn.Identity()
+    return module
+
+
+class ServedGenerator(nn.Module):
+    """uint8 image [N,H,W,3] + uint8 mask [N,H,W,1] -> uint8 garment [N,H,W,3], all in-graph."""
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        photo = image.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        weight = mask.permute(0, 3, 1, 2).float() / 255.0
+        out = self.generator(generator_input(photo, weight))
+        out = ((out + 1.0) * 127.5).round().clamp(0.0, 255.0)
+        return out.to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def build_contract(
+    generator: UNetGenerator,
+    *,
+    precision: str = "fp32",
+    fit: FitSettings | None = None,
+    training: dict[str, Any] | None = None,
+) -> ModelContract:
+    config = generator.config
+    return ModelContract(
+        task="generator",
+        height=config.height,
+        width=config.width,
+        fit=fit or FitSettings(),
+        precision=precision,
+        package_version=__version__,
+        training={"architecture": {"name": "pix2pix-unet", **dataclasses.asdict(config)}, **(training or {})},
+    )
+
+
+def export_generator(
+    generator: UNetGenerator,
+    path: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    fit: FitSettings | None = None,
+    training: dict[str, Any] | None = None,
+) -> ModelContract:
+    """Write ``generator`` as a served ONNX model at ``path`` and return its contract."""
+    onnx = _import_onnx()
+    path = Path(path)
+    contract = build_contract(generator, fit=fit, training=training)
+    served = ServedGenerator(fold_batchnorm(copy.deepcopy(generator).eval())).eval()
+    h, w = contract.size
+    example = (torch.zeros(2, h, w, 3, dtype=torch.uint8), torch.zeros(2, h, w, 1, dtype=torch.uint8))
+    buffer = io.BytesIO()
+    batch_axis = {0: "batch"}
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter: one fast trace, and it is exact for this plain CNN.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            served,
+            example,
+            buffer,
+            input_names=["image", "mask"],
+            output_names=["garment"],
+            dynamic_axes={"image": batch_axis, "mask": batch_axis, "garment": batch_axis},
+            opset_version=opset,
+            dynamo=False,
+        )
+    model = onnx.load_from_string(buffer.getvalue())
+    model.producer_name = "clothes-extractor"
+    model.producer_version = __version__
+    model.doc_string = "clothes-extractor garment generator: photo + garment mask -> catalog garment"
+    for key, value in contract.to_metadata().items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"the exported graph fails the ONNX checker: {exc}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.partial")
+    try:
+        temp.write_bytes(model.SerializeToString())
+        temp.replace(path)
+    finally:
+        temp.unlink(missing_ok=True)
+    log.info("exported %s (%dx%d, opset %d)", path, h, w, opset)
+    return contract
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    max_abs: int
+    mean_abs: float
+    samples: int
+    max_abs_tolerance: int
+    mean_abs_tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs <= self.max_abs_tolerance and self.mean_abs <= self.mean_abs_tolerance
+
+
+def seeded_inputs(size: tuple[int, int], count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic photos (smooth colour fields + noise) and soft rectangular masks."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    images = np.empty((count, h, w, 3), np.uint8)
+    masks = np.zeros((count, h, w, 1), np.uint8)
+    for i in range(count):
+        phase = rng.uniform(0, 2 * np.pi, 3)
+        freq = rng.uniform(0.02, 0.2, 3)
+        field = np.stack([np.sin(xx * freq[c] + yy * freq[(c + 1) % 3] + phase[c]) for c in range(3)], -1)
+        noisy = 127.5 + 100 * field + rng.normal(0, 12, (h, w, 3))
+        images[i] = np.clip(noisy, 0, 255).astype(np.uint8)
+        y0, x0 = rng.integers(0, h // 3), rng.integers(0, w // 3)
+        y1, x1 = rng.integers(2 * h // 3, h + 1), rng.integers(2 * w // 3, w + 1)
+        masks[i, y0:y1, x0:x1, 0] = 255
+        masks[i, y0:y1, x0, 0] = 128  # a soft edge
+    return images, masks
+
+
+def validate_export(
+    generator: nn.Module,
+    path: str | Path,
+    *,
+    samples: int = 4,
+    seed: int = 0,
+    inputs: tuple[np.ndarray, np.ndarray] | None = None,
+    max_abs_tolerance: int = FP32_MAX_ABS_TOLERANCE,
+    mean_abs_tolerance: float = FP32_MEAN_ABS_TOLERANCE,
+) -> ValidationResult:
+    """Compare the ONNX file at ``path`` (onnxruntime, CPU) with ``generator`` (PyTorch fp32).
+
+    Uses ``inputs`` (uint8 images, masks) when given, else ``samples`` seeded ones. Raises
+    ``ExportError`` listing every failed check.
+    """
+    from ..runtime.session import ModelSession
+
+    session = ModelSession(path, provider="cpu")
+    if inputs is None:
+        inputs = seeded_inputs(session.contract.size, samples, seed)
+    images, masks = inputs
+    reference_model = ServedGenerator(copy.deepcopy(generator).eval()).eval()
+    with torch.no_grad():
+        expected = reference_model(torch.from_numpy(images), torch.from_numpy(masks)).numpy()
+    got = session.run(image=images, mask=masks)
+    problems = []
+    if got.shape != expected.shape or got.dtype != expected.dtype:
+        problems.append(f"output is {got.dtype} {list(got.shape)}, PyTorch gives {expected.dtype} {list(expected.shape)}")
+        raise ExportError(f"{path} does not match PyTorch: " + "; ".join(problems))
+    diff = np.abs(got.astype(np.int16) - expected.astype(np.int16))
+    result = ValidationResult(
+        max_abs=int(diff.max()),
+        mean_abs=float(diff.mean()),
+        samples=len(images),
+        max_abs_tolerance=max_abs_tolerance,
+        mean_abs_tolerance=mean_abs_tolerance,
+    )
+    if result.max_abs > max_abs_tolerance:
+        problems.append(f"max |error| {result.max_abs} > {max_abs_tolerance}")
+    if result.mean_abs > mean_abs_tolerance:
+        problems.append(f"mean |error| {result.mean_abs:.4f} > {mean_abs_tolerance}")
+    if problems:
+        raise ExportError(
+            f"{path} does not match PyTorch on {result.samples} inputs (uint8 outputs): " + "; ".join(problems)
+        )
+    return result

@@ -1,0 +1,128 @@
+"""Photo + garment mask -> the model's input tensors. Written once: training uses it too.
+
+The garment is cut out around its mask (box + margin), widened to the model's aspect
+ratio so nothing is stretched, and resized to the model's size. Parts of that window that
+lie outside the photo are filled with the pad colour (mask: 0), which is letterboxing
+without wasting the photo's own pixels where it has them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from ..errors import InputError
+from .contract import FitSettings
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1; x1/y1 exclusive
+
+
+@dataclass(frozen=True)
+class FittedInput:
+    image: np.ndarray  # uint8 [H, W, 3]
+    mask: np.ndarray  # uint8 [H, W, 1]
+    box: Box  # the window of the photo that was resized to the model size, photo pixels
+
+
+def mask_box(mask: np.ndarray, threshold: int) -> tuple[int, int, int, int] | None:
+    """Bounding box (x0, y0, x1, y1) of the pixels >= threshold, or None if there are none."""
+    on = mask >= threshold
+    rows = np.flatnonzero(on.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(on.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def fit_window(box: Box, size: tuple[int, int], margin: float) -> Box:
+    """Grow ``box`` by ``margin`` of its size on every side, then to the aspect of ``size``.
+
+    ``size`` is the model's (height, width). The result is centred on the box and may
+    extend past the photo's edges.
+    """
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    w, h = w * (1 + 2 * margin), h * (1 + 2 * margin)
+    target_h, target_w = size
+    aspect = target_w / target_h
+    if w / h < aspect:
+        w = h * aspect
+    else:
+        h = w / aspect
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+
+
+def _crop_resize(image: Image.Image, window: Box, size: tuple[int, int], fill) -> Image.Image:
+    """Resize ``window`` of ``image`` to ``size`` (h, w); outside the image becomes ``fill``."""
+    target_h, target_w = size
+    x0, y0, x1, y1 = window
+    scale = target_w / (x1 - x0)
+    canvas = Image.new(image.mode, (target_w, target_h), fill)
+    # The part of the window that the photo covers, and where it lands on the canvas.
+    ix0, iy0 = max(x0, 0.0), max(y0, 0.0)
+    ix1, iy1 = min(x1, float(image.width)), min(y1, float(image.height))
+    if ix1 <= ix0 or iy1 <= iy0:
+        return canvas
+    dx0 = round((ix0 - x0) * scale)
+    dy0 = round((iy0 - y0) * scale)
+    dx1 = min(round((ix1 - x0) * scale), target_w)
+    dy1 = min(round((iy1 - y0) * scale), target_h)
+    if dx1 <= dx0 or dy1 <= dy0:
+        return canvas
+    part = image.resize(
+        (dx1 - dx0, dy1 - dy0),
+        resample=Image.Resampling.BILINEAR,
+        box=(ix0, iy0, ix1, iy1),
+        reducing_gap=3.0,  # large downscales: integer reduction first, same look, much faster
+    )
+    canvas.paste(part, (dx0, dy0))
+    return canvas
+
+
+def fit_to_model(
+    photo: Image.Image,
+    mask: Image.Image,
+    size: tuple[int, int],
+    fit: FitSettings,
+) -> FittedInput:
+    """Fit an RGB ``photo`` and its ``L`` garment ``mask`` (same size) to ``size`` (h, w)."""
+    if photo.mode != "RGB" or mask.mode != "L":
+        raise ValueError(f"fit_to_model takes an RGB photo and an L mask, got {photo.mode}/{mask.mode}")
+    if photo.size != mask.size:
+        raise ValueError(f"photo {photo.size} and mask {mask.size} differ in size; resize the mask first")
+    box = mask_box(np.asarray(mask), fit.mask_threshold)
+    if box is None:
+        raise InputError(
+            f"the garment mask is empty: no pixel is >= {fit.mask_threshold}. Masks must be "
+            "white (255) on the garment and black (0) elsewhere"
+        )
+    window = fit_window(box, size, fit.margin)
+    image = _crop_resize(photo, window, size, fit.pad_rgb)
+    fitted_mask = _crop_resize(mask, window, size, 0)
+    return FittedInput(
+        image=np.asarray(image, dtype=np.uint8),
+        mask=np.asarray(fitted_mask, dtype=np.uint8)[:, :, None],
+        box=window,
+    )
+
+
+def decode_scale_for(
+    mask_box_px: tuple[int, int, int, int],
+    mask_size: tuple[int, int],
+    photo_size: tuple[int, int],
+    size: tuple[int, int],
+    fit: FitSettings,
+) -> float:
+    """How far the photo can be shrunk while decoding without losing model-input detail.
+
+    ``mask_size`` and ``photo_size`` are (width, height) in the photo's displayed
+    orientation; the result is <= 1 and applies to both axes.
+    """
+    sx = photo_size[0] / mask_size[0]
+    sy = photo_size[1] / mask_size[1]
+    x0, y0, x1, y1 = mask_box_px
+    window = fit_window((x0 * sx, y0 * sy, x1 * sx, y1 * sy), size, fit.margin)
+    return min(1.0, size[1] / (window[2] - window[0]))

@@ -1,0 +1,199 @@
+"""Loading a served model into an onnxruntime session, choosing its execution provider.
+
+``auto`` tries TensorRT, then CUDA, then the CPU and reports which one it got. A provider
+asked for by name either starts or raises ``ProviderError`` with the reason: onnxruntime
+itself falls back to the CPU silently when a GPU provider fails to load, so the providers
+the session really got are checked after it is created.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import MissingDependencyError, ModelError, ProviderError
+from .contract import TASK_IO, ModelContract
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+AUTO_ORDER = ("tensorrt", "cuda", "cpu")
+PROVIDER_CHOICES = ("auto", *PROVIDERS)
+
+# A one-node ONNX model (Relu on a float[1]), 84 bytes: enough to see whether a provider
+# starts without shipping a model file or needing the onnx package at run time.
+PROBE_MODEL = base64.b64decode(
+    "CAgSEWNsb3RoZXMtZXh0cmFjdG9yOjcKDAoBeBIBeSIEUmVsdRIFcHJvYmVaDwoBeBIKCggIARIECgIIAWIPCgF5"
+    "EgoKCAgBEgQKAggBQgQKABAN"
+)
+
+
+def import_onnxruntime() -> Any:
+    """onnxruntime, or an error that says which extra to install."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise MissingDependencyError(
+            "onnxruntime", "cpu", "Running a model (use the [gpu] extra on an NVIDIA machine)"
+        ) from None
+    return onnxruntime
+
+
+def provider_name(short: str) -> str:
+    try:
+        return PROVIDERS[short]
+    except KeyError:
+        raise ProviderError(
+            f"unknown provider {short!r}; choose one of {', '.join(PROVIDER_CHOICES)}"
+        ) from None
+
+
+def short_provider_name(ort_name: str) -> str:
+    for short, name in PROVIDERS.items():
+        if name == ort_name:
+            return short
+    return ort_name
+
+
+def _requested_providers(ort: Any, provider: str) -> list[str]:
+    available = ort.get_available_providers()
+    if provider == "auto":
+        return [PROVIDERS[p] for p in AUTO_ORDER if PROVIDERS[p] in available]
+    wanted = provider_name(provider)
+    if wanted not in available:
+        raise ProviderError(
+            f"the {provider} provider is not in this onnxruntime build "
+            f"({_ort_distribution_hint()}; it offers {', '.join(available)}). "
+            + (
+                'For CUDA or TensorRT: pip uninstall onnxruntime && pip install "clothes-extractor[gpu]"'
+                if provider != "cpu"
+                else ""
+            )
+        )
+    # The CPU provider stays in the list because onnxruntime places a few shape
+    # computations there on purpose; the check after creation catches a real fallback.
+    return [wanted] if wanted == PROVIDERS["cpu"] else [wanted, PROVIDERS["cpu"]]
+
+
+def _ort_distribution_hint() -> str:
+    from .environment import onnxruntime_distributions
+
+    dists = onnxruntime_distributions()
+    return "installed: " + (", ".join(f"{n} {v}" for n, v in dists.items()) or "unknown")
+
+
+def _preload_gpu_libraries(ort: Any) -> None:
+    # onnxruntime-gpu >= 1.21 finds CUDA/cuDNN from the nvidia-* pip wheels this way.
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception as exc:  # noqa: BLE001 - advisory; session creation reports the real failure
+            log.debug("onnxruntime.preload_dlls() failed: %s", exc)
+
+
+def create_session(
+    model: str | Path | bytes,
+    provider: str = "auto",
+    *,
+    intra_op_threads: int | None = None,
+) -> tuple[Any, str]:
+    """An ``InferenceSession`` on ``provider`` and the short name of the provider it got."""
+    ort = import_onnxruntime()
+    providers = _requested_providers(ort, provider)
+    if any(p != PROVIDERS["cpu"] for p in providers):
+        _preload_gpu_libraries(ort)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: provider fallbacks are reported by us
+    if intra_op_threads:
+        options.intra_op_num_threads = intra_op_threads
+    source = model if isinstance(model, bytes) else str(model)
+    try:
+        session = ort.InferenceSession(source, sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped exceptions
+        where = "the model" if isinstance(model, bytes) else str(model)
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if provider not in ("auto", "cpu") and "provider" in message.lower():
+            raise ProviderError(f"the {provider} provider failed to start: {message}") from None
+        raise ModelError(f"{where} is not a loadable ONNX model: {message}") from None
+    got = session.get_providers()[0]
+    if provider != "auto" and got != provider_name(provider):
+        raise ProviderError(
+            f"the {provider} provider did not start (onnxruntime fell back to {got}); "
+            "its CUDA/cuDNN or TensorRT libraries are probably missing or of the wrong "
+            "version. `clothes-extractor info` shows what is installed and what starts"
+        )
+    return session, short_provider_name(got)
+
+
+def probe_provider(provider: str) -> tuple[bool, str]:
+    """Whether ``provider`` really starts here, with the reason when it does not."""
+    try:
+        _, got = create_session(PROBE_MODEL, provider)
+    except (ProviderError, ModelError, MissingDependencyError) as exc:
+        return False, str(exc)
+    return True, f"started ({got})"
+
+
+class ModelSession:
+    """A served model, loaded and checked against its contract, ready for batches."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        provider: str = "auto",
+        *,
+        intra_op_threads: int | None = None,
+    ):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelError(f"model file not found: {self.path}")
+        if self.path.stat().st_size == 0:
+            raise ModelError(f"model file is empty (0 bytes): {self.path}")
+        self.session, self.provider = create_session(
+            self.path, provider, intra_op_threads=intra_op_threads
+        )
+        meta = self.session.get_modelmeta()
+        self.metadata: dict[str, str] = dict(meta.custom_metadata_map)
+        self.contract = ModelContract.from_metadata(self.metadata, source=str(self.path))
+        self.contract.check_graph(
+            [(i.name, i.type, i.shape) for i in self.session.get_inputs()],
+            [(o.name, o.type, o.shape) for o in self.session.get_outputs()],
+            source=str(self.path),
+        )
+        self._inputs = list(TASK_IO[self.contract.task][0])
+        self._output = next(iter(TASK_IO[self.contract.task][1]))
+        log.info("loaded %s on %s", self.path, self.provider)
+
+    def run(self, **arrays: np.ndarray) -> np.ndarray:
+        """Run one batch: ``run(image=[N,H,W,3] uint8, mask=[N,H,W,1] uint8)``."""
+        want = TASK_IO[self.contract.task][0]
+        if set(arrays) != set(want):
+            raise ValueError(f"this {self.contract.task} takes {sorted(want)}, got {sorted(arrays)}")
+        batch = None
+        feeds = {}
+        for name, channels in want.items():
+            array = arrays[name]
+            shape = (self.contract.height, self.contract.width, channels)
+            if array.dtype != np.uint8 or array.ndim != 4 or array.shape[1:] != shape:
+                raise ValueError(
+                    f"{name} must be uint8 [N, {shape[0]}, {shape[1]}, {shape[2]}], "
+                    f"got {array.dtype} {list(array.shape)}"
+                )
+            if batch is None:
+                batch = array.shape[0]
+            elif array.shape[0] != batch:
+                raise ValueError(f"batch sizes differ: {batch} and {array.shape[0]} ({name})")
+            feeds[name] = np.ascontiguousarray(array)
+        if batch == 0:
+            out_channels = TASK_IO[self.contract.task][1][self._output]
+            return np.zeros((0, *self.contract.size, out_channels), np.uint8)
+        return self.session.run([self._output], feeds)[0]
