@@ -88,23 +88,45 @@ def _resolve_model(model: Path | None) -> Path:
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
-              help="Folder for the garment images (created if missing).")
-@click.option("--model", type=click.Path(path_type=Path, dir_okay=False),
-              help="Served ONNX model (default: the model bundled with the package).")
-@click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True,
-              help="Execution provider; auto tries tensorrt, cuda, cpu. A named one must start.")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for the garment images (created if missing).",
+)
+@click.option(
+    "--model",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Served ONNX model (default: the model bundled with the package).",
+)
+@click.option(
+    "--provider",
+    type=click.Choice(PROVIDER_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Execution provider; auto tries tensorrt, cuda, cpu. A named one must start.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Reader and writer threads each  [default: CPU count, at most 8]")
-@click.option("--masks", type=click.Path(path_type=Path, file_okay=False),
-              help="Folder of garment masks named like the photos (any image format and size).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Reader and writer threads each  [default: CPU count, at most 8]",
+)
+@click.option(
+    "--masks",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder of garment masks named like the photos (any image format and size).",
+)
 @click.option("-r", "--recursive", is_flag=True, help="Also take photos in subfolders.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="png", show_default=True)
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
 @click.option("--overwrite", is_flag=True, help="Redo photos whose output already exists.")
-@click.option("--report", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write a JSON Lines report, one object per input.")
+@click.option(
+    "--report", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON Lines report, one object per input."
+)
 @reports_errors
 def extract(
     inputs: tuple[Path, ...],
@@ -172,8 +194,11 @@ def extract(
     for failure in failures:
         click.echo(f"error: {failure.input}: {failure.error}", err=True)
     if summary.failed > len(failures):
-        click.echo(f"... and {summary.failed - len(failures)} more errors"
-                   + (f", all in {report}" if report else "; --report FILE lists them all"), err=True)
+        click.echo(
+            f"... and {summary.failed - len(failures)} more errors"
+            + (f", all in {report}" if report else "; --report FILE lists them all"),
+            err=True,
+        )
     rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
     click.echo(
         f"done in {summary.seconds:.1f} s: {summary.ok} extracted ({rate:.1f} photos/s), "
@@ -185,8 +210,9 @@ def extract(
 
 
 @cli.command()
-@click.option("--model", type=click.Path(path_type=Path, dir_okay=False),
-              help="Also show this model's contract and metadata.")
+@click.option(
+    "--model", type=click.Path(path_type=Path, dir_okay=False), help="Also show this model's contract and metadata."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--no-probe", is_flag=True, help="Do not start each provider to check that it works.")
 @reports_errors
@@ -229,18 +255,23 @@ def info(model: Path | None, as_json: bool, no_probe: bool) -> None:
 
 @cli.command()
 @click.argument("checkpoint", required=False, type=click.Path(path_type=Path, dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="The ONNX model to write.")
-@click.option("--untrained", is_flag=True,
-              help="Export a randomly initialised generator instead of a checkpoint (to try the pipeline).")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False), help="The ONNX model to write."
+)
+@click.option(
+    "--untrained",
+    is_flag=True,
+    help="Export a randomly initialised generator instead of a checkpoint (to try the pipeline).",
+)
 @click.option("--size", default="256x192", show_default=True, help="HEIGHTxWIDTH, with --untrained.")
 @click.option("--ngf", type=click.IntRange(min=1), default=16, show_default=True, help="Width, with --untrained.")
 @click.option("--depth", type=click.IntRange(min=2), default=6, show_default=True, help="Depth, with --untrained.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Weights seed, with --untrained.")
 @click.option("--opset", type=click.IntRange(min=13), default=17, show_default=True)
 @reports_errors
-def export(checkpoint: Path | None, output: Path, untrained: bool, size: str, ngf: int, depth: int,
-           seed: int, opset: int) -> None:
+def export(
+    checkpoint: Path | None, output: Path, untrained: bool, size: str, ngf: int, depth: int, seed: int, opset: int
+) -> None:
     """Export a generator CHECKPOINT to a served ONNX model and check it against PyTorch."""
     if (checkpoint is None) == (not untrained):
         raise click.UsageError("give either a CHECKPOINT or --untrained (not both)")
@@ -257,8 +288,9 @@ def export(checkpoint: Path | None, output: Path, untrained: bool, size: str, ng
             height, width = (int(v) for v in size.lower().split("x"))
             config = GeneratorConfig(height=height, width=width, ngf=ngf, depth=depth)
         except ValueError as exc:
-            raise click.BadParameter(str(exc) if "x" in size.lower() else f"{size!r} is not HEIGHTxWIDTH",
-                                     param_hint="--size") from None
+            raise click.BadParameter(
+                str(exc) if "x" in size.lower() else f"{size!r} is not HEIGHTxWIDTH", param_hint="--size"
+            ) from None
         torch.manual_seed(seed)
         generator = UNetGenerator(config).eval()
         training = {"data": None, "note": f"untrained: random weights, seed {seed}"}

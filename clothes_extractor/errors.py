@@ -12,10 +12,7 @@ class MissingDependencyError(ClothesExtractorError):
     """An optional dependency is not installed; the message names the pip command."""
 
     def __init__(self, package: str, extra: str, purpose: str):
-        super().__init__(
-            f"{purpose} needs {package}, which is not installed: "
-            f'pip install "clothes-extractor[{extra}]"'
-        )
+        super().__init__(f'{purpose} needs {package}, which is not installed: pip install "clothes-extractor[{extra}]"')
 
 
 class ModelError(ClothesExtractorError):

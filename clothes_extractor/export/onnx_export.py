@@ -213,10 +213,12 @@ def validate_export(
     with torch.no_grad():
         expected = reference_model(torch.from_numpy(images), torch.from_numpy(masks)).numpy()
     got = session.run(image=images, mask=masks)
-    problems = []
     if got.shape != expected.shape or got.dtype != expected.dtype:
-        problems.append(f"output is {got.dtype} {list(got.shape)}, PyTorch gives {expected.dtype} {list(expected.shape)}")
-        raise ExportError(f"{path} does not match PyTorch: " + "; ".join(problems))
+        raise ExportError(
+            f"{path} does not match PyTorch: it gives {got.dtype} {list(got.shape)}, "
+            f"PyTorch gives {expected.dtype} {list(expected.shape)}"
+        )
+    problems = []
     diff = np.abs(got.astype(np.int16) - expected.astype(np.int16))
     result = ValidationResult(
         max_abs=int(diff.max()),

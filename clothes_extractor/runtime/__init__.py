@@ -1,6 +1,6 @@
 """The torch-free runtime: numpy, Pillow and onnxruntime only (a test enforces it).
 
-    from clothes_extractor.runtime import ModelSession, find_jobs, run_extraction
+from clothes_extractor.runtime import ModelSession, find_jobs, run_extraction
 """
 
 from .contract import FitSettings, ModelContract

@@ -64,15 +64,11 @@ class FitSettings:
 
     def __post_init__(self) -> None:
         if self.method not in FIT_METHODS:
-            raise ContractError(
-                f"unknown fit method {self.method!r}; this version knows {', '.join(FIT_METHODS)}"
-            )
+            raise ContractError(f"unknown fit method {self.method!r}; this version knows {', '.join(FIT_METHODS)}")
         if not (isinstance(self.margin, (int, float)) and 0 <= self.margin <= 2):
             raise ContractError(f"fit margin must be a number in [0, 2], got {self.margin!r}")
         if not (isinstance(self.mask_threshold, int) and 1 <= self.mask_threshold <= 255):
-            raise ContractError(
-                f"fit mask_threshold must be an integer in [1, 255], got {self.mask_threshold!r}"
-            )
+            raise ContractError(f"fit mask_threshold must be an integer in [1, 255], got {self.mask_threshold!r}")
         object.__setattr__(self, "pad_rgb", _rgb(self.pad_rgb, "fit pad_rgb"))
 
     @classmethod
@@ -104,17 +100,13 @@ class ModelContract:
                 "the model, or export it again with this one"
             )
         if self.task not in TASK_IO:
-            raise ContractError(
-                f"unknown task {self.task!r}; this version serves {', '.join(TASK_IO)}"
-            )
+            raise ContractError(f"unknown task {self.task!r}; this version serves {', '.join(TASK_IO)}")
         for name in ("height", "width"):
             value = getattr(self, name)
             if not (isinstance(value, int) and 8 <= value <= 8192):
                 raise ContractError(f"input {name} must be an integer in [8, 8192], got {value!r}")
         if self.precision not in PRECISIONS:
-            raise ContractError(
-                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
-            )
+            raise ContractError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         object.__setattr__(self, "background_rgb", _rgb(self.background_rgb, "background_rgb"))
         if not isinstance(self.training, dict):
             raise ContractError(f"training summary must be an object, got {self.training!r}")
@@ -171,27 +163,19 @@ class ModelContract:
         for kind, got, want in (("input", inputs, want_in), ("output", outputs, want_out)):
             got_by_name = {name: (dtype, shape) for name, dtype, shape in got}
             if set(got_by_name) != set(want):
-                problems.append(
-                    f"{kind}s are {sorted(got_by_name)}, the {self.task} contract needs {sorted(want)}"
-                )
+                problems.append(f"{kind}s are {sorted(got_by_name)}, the {self.task} contract needs {sorted(want)}")
                 continue
             for name, channels in want.items():
                 dtype, shape = got_by_name[name]
                 if dtype != "tensor(uint8)":
                     problems.append(f"{kind} {name!r} is {dtype}, must be tensor(uint8)")
                 expected = [None, self.height, self.width, channels]
-                if len(shape) != 4 or any(
-                    e is not None and s != e for s, e in zip(shape, expected)
-                ):
+                if len(shape) != 4 or any(e is not None and s != e for s, e in zip(shape, expected, strict=True)):
                     problems.append(
                         f"{kind} {name!r} has shape {list(shape)}, must be "
                         f"[batch, {self.height}, {self.width}, {channels}]"
                     )
                 elif isinstance(shape[0], int) and shape[0] > 0:
-                    problems.append(
-                        f"{kind} {name!r} has a fixed batch of {shape[0]}; the batch axis must be dynamic"
-                    )
+                    problems.append(f"{kind} {name!r} has a fixed batch of {shape[0]}; the batch axis must be dynamic")
         if problems:
-            raise ContractError(
-                f"{source} does not match its {self.task} contract: " + "; ".join(problems)
-            )
+            raise ContractError(f"{source} does not match its {self.task} contract: " + "; ".join(problems))

@@ -101,7 +101,5 @@ def environment_info(probe: bool = True) -> dict[str, Any]:
         else:
             providers[short] = "available (not probed)"
     info["providers"] = providers
-    info["other providers"] = [
-        short_provider_name(p) for p in available if p not in PROVIDERS.values()
-    ]
+    info["other providers"] = [short_provider_name(p) for p in available if p not in PROVIDERS.values()]
     return info

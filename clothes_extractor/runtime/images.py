@@ -19,9 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import InputError, OutputError
 
 # Suffixes a folder walk picks up. A file named explicitly is tried whatever its suffix.
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 
 PARSE_UPPER_LABEL = 5  # upper clothes in the LIP-style parse maps of VITON and VITON-HD

@@ -9,6 +9,7 @@ at any time, so memory stays flat however large the folder. A bad photo becomes 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -62,7 +63,7 @@ class FileResult:
     mask: str | None = None  # which mask source was used
 
     def to_json(self) -> dict:
-        return {"input": self.input, "status": self.status, "output": self.output, "error": self.error, "mask": self.mask}
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -189,15 +190,14 @@ def run_extraction(
         if not batch:
             return
         try:
-            garments = model.run(
-                image=np.stack([p.image for p in batch]), mask=np.stack([p.mask for p in batch])
-            )
+            garments = model.run(image=np.stack([p.image for p in batch]), mask=np.stack([p.mask for p in batch]))
         except Exception as exc:  # noqa: BLE001 - reported per photo; the next batch may work
             log.debug("inference failed", exc_info=True)
             for p in batch:
-                emit(FileResult(str(p.job.photo), "error", None, f"inference failed: {_describe(exc)}", p.mask_source.describe()))
+                message = f"inference failed: {_describe(exc)}"
+                emit(FileResult(str(p.job.photo), "error", None, message, p.mask_source.describe()))
             return
-        for p, garment in zip(batch, garments):
+        for p, garment in zip(batch, garments, strict=True):
             writes.append(writers.submit(_write_result, p.job, garment, p.mask_source, options))
         drain_writes(max_pending_writes)
 

@@ -31,8 +31,7 @@ PROVIDER_CHOICES = ("auto", *PROVIDERS)
 # A one-node ONNX model (Relu on a float[1]), 84 bytes: enough to see whether a provider
 # starts without shipping a model file or needing the onnx package at run time.
 PROBE_MODEL = base64.b64decode(
-    "CAgSEWNsb3RoZXMtZXh0cmFjdG9yOjcKDAoBeBIBeSIEUmVsdRIFcHJvYmVaDwoBeBIKCggIARIECgIIAWIPCgF5"
-    "EgoKCAgBEgQKAggBQgQKABAN"
+    "CAgSEWNsb3RoZXMtZXh0cmFjdG9yOjcKDAoBeBIBeSIEUmVsdRIFcHJvYmVaDwoBeBIKCggIARIECgIIAWIPCgF5EgoKCAgBEgQKAggBQgQKABAN"
 )
 
 
@@ -51,9 +50,7 @@ def provider_name(short: str) -> str:
     try:
         return PROVIDERS[short]
     except KeyError:
-        raise ProviderError(
-            f"unknown provider {short!r}; choose one of {', '.join(PROVIDER_CHOICES)}"
-        ) from None
+        raise ProviderError(f"unknown provider {short!r}; choose one of {', '.join(PROVIDER_CHOICES)}") from None
 
 
 def short_provider_name(ort_name: str) -> str:
@@ -158,9 +155,7 @@ class ModelSession:
             raise ModelError(f"model file not found: {self.path}")
         if self.path.stat().st_size == 0:
             raise ModelError(f"model file is empty (0 bytes): {self.path}")
-        self.session, self.provider = create_session(
-            self.path, provider, intra_op_threads=intra_op_threads
-        )
+        self.session, self.provider = create_session(self.path, provider, intra_op_threads=intra_op_threads)
         meta = self.session.get_modelmeta()
         self.metadata: dict[str, str] = dict(meta.custom_metadata_map)
         self.contract = ModelContract.from_metadata(self.metadata, source=str(self.path))

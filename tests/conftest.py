@@ -1,0 +1,94 @@
+"""Shared fixtures: a tiny exported generator, generated photos and masks, CLI runners."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+VITON_HD_SAMPLE = SHARED_DATA / "viton-hd-sample"
+
+# Small enough that export and inference take milliseconds; depth 3 needs multiples of 8.
+TINY_SIZE = (64, 48)
+
+
+def tiny_generator(seed: int = 0):
+    import torch
+
+    from clothes_extractor.train.networks import GeneratorConfig, UNetGenerator
+
+    torch.manual_seed(seed)
+    model = UNetGenerator(GeneratorConfig(height=TINY_SIZE[0], width=TINY_SIZE[1], ngf=4, depth=3))
+    # A few training-mode passes give BatchNorm non-trivial running statistics to fold.
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(4, 4, *TINY_SIZE))
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    from clothes_extractor.export.onnx_export import export_generator
+
+    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
+    export_generator(tiny_generator(), path)
+    return path
+
+
+def person_photo(seed: int, size: tuple[int, int] = (120, 160)) -> tuple[Image.Image, Image.Image]:
+    """A light background with a figure wearing a coloured top; returns (RGB photo, L mask)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    photo = np.full((h, w, 3), 235, np.uint8)
+    photo += rng.integers(0, 10, (h, w, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w]
+    cx = w // 2 + int(rng.integers(-w // 10, w // 10 + 1))
+    head = (xx - cx) ** 2 + (yy - h // 6) ** 2 < (w // 10) ** 2
+    top = (np.abs(xx - cx) < w // 4) & (yy > h // 4) & (yy < 2 * h // 3)
+    photo[head] = (224, 172, 140)
+    colour = rng.integers(20, 230, 3, dtype=np.uint8)
+    photo[top] = colour
+    stripes = top & ((yy // 6) % 2 == 0)
+    photo[stripes] = 255 - colour
+    mask = np.where(top, 255, 0).astype(np.uint8)
+    return Image.fromarray(photo, "RGB"), Image.fromarray(mask, "L")
+
+
+@pytest.fixture
+def photo_folder(tmp_path) -> tuple[Path, Path]:
+    """Five JPEG photos and a masks folder of PNG masks with the same stems."""
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    photos.mkdir()
+    masks.mkdir()
+    for i in range(5):
+        photo, mask = person_photo(i)
+        photo.save(photos / f"p{i}.jpg", quality=90)
+        mask.save(masks / f"p{i}.png")
+    return photos, masks
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS / "no_torch"), str(ROOT), env.get("PYTHONPATH", "")])
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    return env
+
+
+def run_cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the CLI in a fresh interpreter where torch and onnx cannot be imported."""
+    return subprocess.run(
+        [sys.executable, "-m", "clothes_extractor", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=timeout,
+    )

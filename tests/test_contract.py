@@ -1,0 +1,70 @@
+import json
+
+import pytest
+
+from clothes_extractor.errors import ContractError
+from clothes_extractor.runtime.contract import METADATA_KEY, FitSettings, ModelContract
+
+
+def contract(**changes):
+    return ModelContract(**{"task": "generator", "height": 64, "width": 48, **changes})
+
+
+GOOD_INPUTS = [("image", "tensor(uint8)", ["batch", 64, 48, 3]), ("mask", "tensor(uint8)", ["batch", 64, 48, 1])]
+GOOD_OUTPUTS = [("garment", "tensor(uint8)", ["batch", 64, 48, 3])]
+
+
+def test_metadata_round_trip():
+    original = contract(fit=FitSettings(margin=0.2, pad_rgb=(0, 0, 0)), training={"epochs": 3})
+    assert ModelContract.from_metadata(original.to_metadata()) == original
+
+
+def test_missing_contract_says_how_to_fix():
+    with pytest.raises(ContractError, match="no clothes-extractor contract.*clothes-extractor export"):
+        ModelContract.from_metadata({}, "m.onnx")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"format_version": 99}, "contract format 99"),
+        ({"task": "segmentor"}, "unknown task 'segmentor'"),
+        ({"height": 0}, "input height"),
+        ({"precision": "int4"}, "precision"),
+        ({"background_rgb": [255, 255]}, "background_rgb"),
+        ({"colour": 1}, "unknown field 'colour'"),
+        ({"heigth": 64}, "did you mean 'height'"),
+        ({"fit": {"margin": -1}}, "margin"),
+        ({"fit": {"method": "stretch"}}, "unknown fit method"),
+    ],
+)
+def test_broken_contracts_are_refused_with_the_reason(change, message):
+    data = json.loads(contract().to_metadata()[METADATA_KEY])
+    data.update(change)
+    with pytest.raises(ContractError, match=message):
+        ModelContract.from_metadata({METADATA_KEY: json.dumps(data)}, "m.onnx")
+
+
+def test_not_json_is_refused():
+    with pytest.raises(ContractError, match="not valid JSON"):
+        ModelContract.from_metadata({METADATA_KEY: "{nope"}, "m.onnx")
+
+
+def test_graph_matching_the_contract_passes():
+    contract().check_graph(GOOD_INPUTS, GOOD_OUTPUTS)
+
+
+def test_graph_mismatches_are_all_listed():
+    inputs = [("image", "tensor(float)", ["batch", 64, 48, 3]), ("mask", "tensor(uint8)", [1, 64, 48, 1])]
+    outputs = [("garment", "tensor(uint8)", ["batch", 32, 48, 3])]
+    with pytest.raises(ContractError) as error:
+        contract().check_graph(inputs, outputs, "m.onnx")
+    text = str(error.value)
+    assert "'image' is tensor(float)" in text
+    assert "fixed batch of 1" in text
+    assert "'garment' has shape ['batch', 32, 48, 3]" in text
+
+
+def test_graph_with_other_tensor_names_is_refused():
+    with pytest.raises(ContractError, match=r"inputs are \['input'\]"):
+        contract().check_graph([("input", "tensor(uint8)", ["n", 64, 48, 3])], GOOD_OUTPUTS)

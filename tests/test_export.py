@@ -1,0 +1,117 @@
+import copy
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from clothes_extractor.errors import CheckpointError, ExportError
+from clothes_extractor.export.onnx_export import (
+    ServedGenerator,
+    export_generator,
+    fold_batchnorm,
+    seeded_inputs,
+    validate_export,
+)
+from clothes_extractor.runtime import ModelSession
+from clothes_extractor.train.checkpoint import load_generator, save_generator
+from clothes_extractor.train.networks import GeneratorConfig, UNetGenerator
+from conftest import TINY_SIZE, tiny_generator
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "depth", "ngf", "params"),
+    [(256, 256, 8, 64, 54_414_979), (256, 192, 6, 16, 1_830_819)],
+)
+def test_generator_sizes(height, width, depth, ngf, params):
+    # 54.4 M parameters: the pix2pix U-Net-256 (ngf 64, 4 input channels).
+    model = UNetGenerator(GeneratorConfig(height=height, width=width, ngf=ngf, depth=depth))
+    assert sum(p.numel() for p in model.parameters()) == params
+
+
+def test_generator_output_shape_and_range():
+    model = tiny_generator().eval()
+    out = model(torch.randn(2, 4, *TINY_SIZE))
+    assert out.shape == (2, 3, *TINY_SIZE) and out.abs().max() <= 1
+
+
+def test_config_rejects_sizes_the_depth_cannot_halve_and_unknown_keys():
+    with pytest.raises(ValueError, match="multiples of 256"):
+        GeneratorConfig(height=256, width=192, depth=8)
+    with pytest.raises(ValueError, match="did you mean 'depth'"):
+        GeneratorConfig.from_dict({"dpeth": 3})
+
+
+def test_fold_batchnorm_keeps_the_function():
+    model = tiny_generator()
+    x = torch.randn(2, 4, *TINY_SIZE)
+    with torch.no_grad():
+        expected = model(x)
+        folded = fold_batchnorm(copy.deepcopy(model))
+        got = folded(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_exported_model_follows_the_contract(tiny_model_path):
+    model = onnx.load(str(tiny_model_path))
+    ops = {node.op_type for node in model.graph.node}
+    assert "BatchNormalization" not in ops
+    assert [i.name for i in model.graph.input] == ["image", "mask"]
+    batch_dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    assert batch_dim.dim_param and not batch_dim.dim_value  # dynamic batch
+    session = ModelSession(tiny_model_path, "cpu")
+    assert session.contract.training["architecture"]["ngf"] == 4
+    assert session.contract.package_version
+
+
+def test_export_matches_pytorch_on_seeded_inputs(tiny_model_path):
+    result = validate_export(tiny_generator(), tiny_model_path, samples=6)
+    assert result.passed and result.samples == 6 and result.max_abs <= 1
+
+
+def test_validation_catches_a_model_that_differs(tiny_model_path):
+    with pytest.raises(ExportError, match=r"does not match PyTorch.*max \|error\|"):
+        validate_export(tiny_generator(seed=1), tiny_model_path)
+
+
+def test_served_wrapper_masks_the_photo_outside_the_garment():
+    # The wrapper paints non-garment pixels white before the network sees them, so the
+    # output cannot depend on the photo where the mask is 0.
+    served = ServedGenerator(tiny_generator()).eval()
+    images, masks = seeded_inputs(TINY_SIZE, 1)
+    masks[:] = 0
+    masks[0, 20:40, 10:30] = 255
+    other = images.copy()
+    other[0, :10] = 0  # change only where the mask is 0
+    with torch.no_grad():
+        a = served(torch.from_numpy(images), torch.from_numpy(masks))
+        b = served(torch.from_numpy(other), torch.from_numpy(masks))
+    assert torch.equal(a, b) and a.dtype == torch.uint8
+
+
+def test_seeded_inputs_are_deterministic():
+    a, b = seeded_inputs((16, 8), 2, seed=3), seeded_inputs((16, 8), 2, seed=3)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    model = tiny_generator()
+    save_generator(tmp_path / "g.pt", model, step=7)
+    loaded, payload = load_generator(tmp_path / "g.pt")
+    assert payload["step"] == 7 and loaded.config == model.config
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a clothes-extractor checkpoint"):
+        load_generator(tmp_path / "other.pt")
+    (tmp_path / "junk.pt").write_text("junk")
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+        load_generator(tmp_path / "junk.pt")
+
+
+def test_export_from_checkpoint_uses_its_config(tmp_path):
+    model = UNetGenerator(GeneratorConfig(height=32, width=32, ngf=2, depth=5)).eval()
+    export_generator(model, tmp_path / "m.onnx", training={"epochs": 2})
+    contract = ModelSession(tmp_path / "m.onnx", "cpu").contract
+    assert contract.size == (32, 32) and contract.training["epochs"] == 2

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from clothes_extractor.errors import InputError
+from clothes_extractor.runtime.contract import FitSettings
+from clothes_extractor.runtime.fitting import decode_scale_for, fit_to_model, fit_window, mask_box
+
+
+def test_mask_box_uses_the_threshold():
+    mask = np.zeros((10, 20), np.uint8)
+    mask[2:5, 3:9] = 255
+    mask[8, 15] = 100  # soft noise below the threshold
+    assert mask_box(mask, 128) == (3, 2, 9, 5)
+    assert mask_box(mask, 50) == (3, 2, 16, 9)
+    assert mask_box(np.zeros((4, 4), np.uint8), 128) is None
+
+
+def test_fit_window_adds_margin_then_matches_the_model_aspect():
+    # A 40x40 box, 10% margin -> 48x48, then widened to 3:4 (w:h) -> 48 wide, 64 high.
+    x0, y0, x1, y1 = fit_window((10, 10, 50, 50), (64, 48), 0.1)
+    assert (x1 - x0, y1 - y0) == pytest.approx((48, 64))
+    assert ((x0 + x1) / 2, (y0 + y1) / 2) == pytest.approx((30, 30))
+    # A tall box gets wider instead.
+    x0, y0, x1, y1 = fit_window((0, 0, 10, 100), (64, 48), 0.0)
+    assert (x1 - x0, y1 - y0) == pytest.approx((75, 100))
+
+
+def test_fit_crops_the_garment_and_pads_outside_the_photo():
+    photo = np.zeros((100, 100, 3), np.uint8)
+    photo[:, :] = (10, 20, 30)
+    mask = np.zeros((100, 100), np.uint8)
+    mask[0:40, 30:60] = 255  # touches the top edge: the window reaches above the photo
+    photo[0:40, 30:60] = (200, 0, 0)
+    fitted = fit_to_model(Image.fromarray(photo), Image.fromarray(mask), (64, 48), FitSettings(margin=0.1))
+    assert fitted.image.shape == (64, 48, 3) and fitted.image.dtype == np.uint8
+    assert fitted.mask.shape == (64, 48, 1)
+    # Above the photo: pad colour (white) and mask 0. Centre: the garment.
+    assert tuple(fitted.image[0, 24]) == (255, 255, 255)
+    assert fitted.mask[0, 24, 0] == 0
+    assert tuple(fitted.image[32, 24]) == (200, 0, 0)
+    assert fitted.mask[32, 24, 0] == 255
+    # Garment columns 30..60 (30 px) in a 3:4 window 40x53.3 wide: it fills 3/4 of the width.
+    covered = (fitted.mask[32, :, 0] > 127).sum()
+    assert covered == pytest.approx(48 * 30 / (40 * 1.2 * 0.75), abs=2)
+
+
+def test_fit_keeps_the_photo_where_it_has_pixels():
+    photo = np.full((200, 200, 3), 90, np.uint8)
+    mask = np.zeros((200, 200), np.uint8)
+    mask[80:120, 90:110] = 255
+    fitted = fit_to_model(Image.fromarray(photo), Image.fromarray(mask), (64, 48), FitSettings())
+    assert (fitted.image == 90).all()  # the window lies inside the photo: no padding
+
+
+def test_empty_mask_is_an_input_error():
+    photo = Image.new("RGB", (50, 50))
+    with pytest.raises(InputError, match="mask is empty"):
+        fit_to_model(photo, Image.new("L", (50, 50), 127), (64, 48), FitSettings())
+
+
+def test_decode_scale_keeps_enough_pixels_for_the_model():
+    # Garment box 100x100 of a 1000x1000 mask, photo 4000x4000: the window is 480 px of
+    # the photo across (1.2 x 400), 48 model pixels: a tenth suffices.
+    scale = decode_scale_for((450, 450, 550, 550), (1000, 1000), (4000, 4000), (64, 48), FitSettings())
+    assert scale == pytest.approx(48 / 480)
+    # A small photo is never enlarged.
+    assert decode_scale_for((0, 0, 10, 10), (10, 10), (10, 10), (64, 48), FitSettings()) == 1.0

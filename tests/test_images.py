@@ -1,0 +1,170 @@
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clothes_extractor.errors import InputError
+from clothes_extractor.runtime.images import (
+    encode_image,
+    load_mask,
+    load_parse_mask,
+    load_photo,
+    write_atomic,
+)
+
+
+def png_header_only(path, width, height):
+    """A PNG whose header claims width x height and which has no pixel data at all."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"")
+    with pytest.raises(InputError, match=r"empty file \(0 bytes\)"):
+        load_photo(tmp_path / "a.jpg")
+
+
+def test_not_an_image(tmp_path):
+    (tmp_path / "a.jpg").write_text("hello, I am text")
+    with pytest.raises(InputError, match="not an image in a format Pillow can read"):
+        load_photo(tmp_path / "a.jpg")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="photo not found"):
+        load_photo(tmp_path / "nope.jpg")
+
+
+def test_truncated_jpeg(tmp_path):
+    Image.effect_noise((200, 200), 50).convert("RGB").save(tmp_path / "full.jpg")
+    data = (tmp_path / "full.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        load_photo(tmp_path / "cut.jpg")
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_over_the_decompression_bomb_limit(tmp_path):
+    # Over the limit but under twice it, where Pillow itself would only warn.
+    side = int((Image.MAX_IMAGE_PIXELS * 1.5) ** 0.5)
+    png_header_only(tmp_path / "huge.png", side, side)
+    with pytest.raises(InputError, match="decompression-bomb limit.*downscale"):
+        load_photo(tmp_path / "huge.png")
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "L", "P", "1", "I;16", "RGB"])
+def test_photo_modes_become_rgb(tmp_path, mode):
+    base = Image.new("RGB", (30, 20), (200, 100, 50))
+    if mode == "I;16":
+        image = Image.fromarray(np.full((20, 30), 40000, np.uint16))
+        path = tmp_path / "a.png"
+    else:
+        image = base.convert(mode)
+        path = tmp_path / ("a.jpg" if mode == "CMYK" else "a.png")
+    image.save(path)
+    photo, alpha = load_photo(path)
+    assert photo.mode == "RGB" and photo.size == (30, 20) and alpha is None
+    if mode == "I;16":  # 16-bit values are scaled, not clipped to white
+        assert np.asarray(photo)[0, 0, 0] == round(40000 / 257)
+
+
+def test_alpha_channel_is_returned_only_when_it_says_something(tmp_path):
+    rgba = Image.new("RGBA", (10, 10), (1, 2, 3, 255))
+    rgba.save(tmp_path / "opaque.png")
+    assert load_photo(tmp_path / "opaque.png")[1] is None
+    rgba.putpixel((0, 0), (1, 2, 3, 0))
+    rgba.save(tmp_path / "cutout.png")
+    photo, alpha = load_photo(tmp_path / "cutout.png")
+    assert alpha is not None and alpha.getpixel((0, 0)) == 0 and alpha.getpixel((5, 5)) == 255
+
+
+def test_palette_png_with_transparency_gives_alpha(tmp_path):
+    image = Image.new("P", (10, 10), 1)
+    image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    image.putpixel((0, 0), 0)
+    image.save(tmp_path / "p.png", transparency=0)
+    photo, alpha = load_photo(tmp_path / "p.png")
+    assert photo.getpixel((5, 5)) == (255, 0, 0)
+    assert alpha.getpixel((0, 0)) == 0
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = Image.new("RGB", (40, 20), (0, 0, 0))
+    image.paste((255, 255, 255), (0, 0, 20, 20))  # left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    image.save(tmp_path / "rot.jpg", exif=exif, quality=95)
+    photo, _ = load_photo(tmp_path / "rot.jpg")
+    assert photo.size == (20, 40)
+    assert np.asarray(photo)[5, 10].mean() > 200  # the white half is on top now
+
+
+def test_jpeg_draft_decodes_smaller(tmp_path):
+    Image.new("RGB", (1600, 1200), (10, 200, 30)).save(tmp_path / "big.jpg")
+    photo, _ = load_photo(tmp_path / "big.jpg", decode_scale=lambda shown: 0.2)
+    assert photo.size == (400, 300)  # the largest power-of-two reduction that keeps >= 0.2
+    full, _ = load_photo(tmp_path / "big.jpg")
+    assert full.size == (1600, 1200)
+
+
+@pytest.mark.parametrize("kind", ["binary", "soft-jpg", "rgb", "cutout", "16bit"])
+def test_masks_of_any_format(tmp_path, kind):
+    values = np.zeros((20, 30), np.uint8)
+    values[5:15, 10:20] = 255
+    if kind == "binary":
+        Image.fromarray(values).convert("1").save(tmp_path / "m.png")
+    elif kind == "soft-jpg":
+        Image.fromarray(values).save(tmp_path / "m.jpg")
+    elif kind == "rgb":
+        Image.fromarray(np.stack([values] * 3, -1)).save(tmp_path / "m.png")
+    elif kind == "cutout":
+        rgba = np.zeros((20, 30, 4), np.uint8)
+        rgba[..., :3] = 128
+        rgba[..., 3] = values
+        Image.fromarray(rgba, "RGBA").save(tmp_path / "m.png")
+    else:
+        Image.fromarray(values.astype(np.uint16) * 257).save(tmp_path / "m.png")
+    path = next(tmp_path.iterdir())
+    mask = np.asarray(load_mask(path))
+    assert mask.shape == (20, 30)
+    assert mask[10, 15] > 200 and mask[0, 0] < 50
+
+
+def test_parse_maps_label_and_colour(tmp_path):
+    labels = np.zeros((8, 8), np.uint8)
+    labels[2:4, 2:6] = 5
+    labels[6, 6] = 13
+    palette = Image.fromarray(labels, "P")
+    palette.putpalette([0, 0, 0] * 5 + [254, 85, 0] + [9, 9, 9] * 250)
+    palette.save(tmp_path / "p.png")
+    colour = palette.convert("RGB")
+    colour.save(tmp_path / "c.png")
+    for name in ("p.png", "c.png"):
+        mask = np.asarray(load_parse_mask(tmp_path / name))
+        assert (mask == np.where(labels == 5, 255, 0)).all()
+
+
+def test_encode_formats_round_trip():
+    array = np.zeros((16, 12, 3), np.uint8)
+    array[:, :6] = (255, 0, 0)
+    for fmt, pil_format in (("png", "PNG"), ("jpg", "JPEG"), ("webp", "WEBP")):
+        import io
+
+        decoded = Image.open(io.BytesIO(encode_image(array, fmt)))
+        assert decoded.format == pil_format and decoded.size == (12, 16)
+    with pytest.raises(ValueError, match="unknown output format"):
+        encode_image(array, "gif")
+
+
+def test_write_atomic_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "sub" / "out.png"
+    write_atomic(target, b"data")
+    assert target.read_bytes() == b"data"
+    assert [p.name for p in target.parent.iterdir()] == ["out.png"]

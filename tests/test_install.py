@@ -1,0 +1,48 @@
+"""A real runtime-only install: a new virtual environment with `pip install ".[cpu]"`.
+
+It shows that the base install and the cpu extra pull no PyTorch and that `extract`
+works there. It needs the package index, as the README's install command does.
+"""
+
+import subprocess
+import venv
+
+from conftest import ROOT
+
+
+def test_runtime_only_install_extracts_without_torch(tmp_path, tiny_model_path, photo_folder):
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"{ROOT}[cpu]"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    listed = subprocess.run([str(python), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True)
+    names = {line.split("==")[0].lower() for line in listed.stdout.splitlines()}
+    assert {"onnxruntime", "numpy", "pillow", "clothes-extractor"} <= names
+    assert not names & {"torch", "onnx", "tensorrt"}, names
+    photos, masks = photo_folder
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [
+            str(env_dir / "bin" / "clothes-extractor"),
+            "extract",
+            str(photos),
+            "-o",
+            str(out),
+            "--model",
+            str(tiny_model_path),
+            "--masks",
+            str(masks),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(list(out.iterdir())) == 5

@@ -1,0 +1,94 @@
+import json
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+
+from clothes_extractor.errors import ContractError, ModelError, ProviderError
+from clothes_extractor.runtime.contract import METADATA_KEY
+from clothes_extractor.runtime.session import PROBE_MODEL, ModelSession, probe_provider
+from conftest import TINY_SIZE
+
+
+def test_loads_and_runs_batches_of_any_size(tiny_model_path):
+    model = ModelSession(tiny_model_path, "cpu")
+    assert model.provider == "cpu"
+    assert model.contract.size == TINY_SIZE
+    for n in (1, 3):
+        rng = np.random.default_rng(n)
+        out = model.run(
+            image=rng.integers(0, 256, (n, *TINY_SIZE, 3), dtype=np.uint8),
+            mask=np.full((n, *TINY_SIZE, 1), 255, np.uint8),
+        )
+        assert out.shape == (n, *TINY_SIZE, 3) and out.dtype == np.uint8
+    empty = model.run(image=np.zeros((0, *TINY_SIZE, 3), np.uint8), mask=np.zeros((0, *TINY_SIZE, 1), np.uint8))
+    assert empty.shape == (0, *TINY_SIZE, 3)
+
+
+def test_wrong_arrays_are_refused(tiny_model_path):
+    model = ModelSession(tiny_model_path, "cpu")
+    good_mask = np.zeros((1, *TINY_SIZE, 1), np.uint8)
+    with pytest.raises(ValueError, match="image must be uint8"):
+        model.run(image=np.zeros((1, *TINY_SIZE, 3), np.float32), mask=good_mask)
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        model.run(image=np.zeros((2, *TINY_SIZE, 3), np.uint8), mask=good_mask)
+
+
+def test_auto_reports_the_provider_it_got(tiny_model_path):
+    model = ModelSession(tiny_model_path, "auto")
+    assert model.provider in ("tensorrt", "cuda", "cpu")
+
+
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" in onnxruntime.get_available_providers(), reason="this onnxruntime has CUDA"
+)
+@pytest.mark.parametrize("provider", ["cuda", "tensorrt"])
+def test_an_explicit_gpu_provider_that_cannot_start_is_an_error(tiny_model_path, provider):
+    with pytest.raises(ProviderError, match=f"the {provider} provider is not in this onnxruntime build"):
+        ModelSession(tiny_model_path, provider)
+    ok, reason = probe_provider(provider)
+    assert not ok and "not in this onnxruntime build" in reason
+
+
+def test_probe_model_runs_on_cpu():
+    assert probe_provider("cpu") == (True, "started (cpu)")
+
+
+def test_model_file_errors(tmp_path):
+    with pytest.raises(ModelError, match="model file not found"):
+        ModelSession(tmp_path / "none.onnx")
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    with pytest.raises(ModelError, match="empty"):
+        ModelSession(tmp_path / "empty.onnx")
+    (tmp_path / "text.onnx").write_text("this is not a model")
+    with pytest.raises(ModelError, match="not a loadable ONNX model"):
+        ModelSession(tmp_path / "text.onnx", "cpu")
+
+
+def test_onnx_model_without_contract_is_refused(tmp_path):
+    (tmp_path / "plain.onnx").write_bytes(PROBE_MODEL)
+    with pytest.raises(ContractError, match="no clothes-extractor contract"):
+        ModelSession(tmp_path / "plain.onnx", "cpu")
+
+
+def _with_contract_change(source, target, **change):
+    model = onnx.load(str(source))
+    entry = next(p for p in model.metadata_props if p.key == METADATA_KEY)
+    data = json.loads(entry.value)
+    data.update(change)
+    entry.value = json.dumps(data)
+    onnx.save(model, str(target))
+    return target
+
+
+def test_contract_that_does_not_match_the_graph_is_refused(tiny_model_path, tmp_path):
+    lying = _with_contract_change(tiny_model_path, tmp_path / "lying.onnx", height=128)
+    with pytest.raises(ContractError, match=r"must be \[batch, 128, 48, 3\]"):
+        ModelSession(lying, "cpu")
+
+
+def test_unknown_contract_is_refused(tiny_model_path, tmp_path):
+    future = _with_contract_change(tiny_model_path, tmp_path / "future.onnx", format_version=2)
+    with pytest.raises(ContractError, match="contract format 2"):
+        ModelSession(future, "cpu")
