@@ -66,3 +66,17 @@ def test_decode_scale_keeps_enough_pixels_for_the_model():
     assert scale == pytest.approx(48 / 480)
     # A small photo is never enlarged.
     assert decode_scale_for((0, 0, 10, 10), (10, 10), (10, 10), (64, 48), FitSettings()) == 1.0
+
+
+def test_mask_at_another_resolution_covers_the_same_scene():
+    photo = np.full((60, 80, 3), 30, np.uint8)
+    photo[20:40, 30:50] = (250, 10, 10)
+    small = np.zeros((60, 80), np.uint8)
+    small[20:40, 30:50] = 255
+    large = np.kron(small, np.ones((4, 4), np.uint8))  # the same mask at 4x the resolution
+    a = fit_to_model(Image.fromarray(photo), Image.fromarray(small), (64, 48), FitSettings())
+    b = fit_to_model(Image.fromarray(photo), Image.fromarray(large), (64, 48), FitSettings())
+    assert a.box == pytest.approx(b.box)
+    assert np.array_equal(a.image, b.image)
+    assert np.abs(a.mask.astype(int) - b.mask.astype(int)).max() <= 64  # only edge pixels differ
+    assert ((a.mask > 127) == (b.mask > 127)).mean() > 0.98

@@ -92,3 +92,18 @@ def test_unknown_contract_is_refused(tiny_model_path, tmp_path):
     future = _with_contract_change(tiny_model_path, tmp_path / "future.onnx", format_version=2)
     with pytest.raises(ContractError, match="contract format 2"):
         ModelSession(future, "cpu")
+
+
+def test_auto_skips_tensorrt_without_its_library(monkeypatch):
+    from clothes_extractor.runtime import session
+
+    class FakeOrt:  # an onnxruntime-gpu build: it lists TensorRT even where libnvinfer is absent
+        @staticmethod
+        def get_available_providers():
+            return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+    monkeypatch.setattr(session, "tensorrt_runtime_loads", lambda: False)
+    assert session._requested_providers(FakeOrt, "auto") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(session, "tensorrt_runtime_loads", lambda: True)
+    assert session._requested_providers(FakeOrt, "auto")[0] == "TensorrtExecutionProvider"
+    assert session._requested_providers(FakeOrt, "cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]

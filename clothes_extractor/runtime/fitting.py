@@ -59,17 +59,17 @@ def _crop_resize(image: Image.Image, window: Box, size: tuple[int, int], fill) -
     """Resize ``window`` of ``image`` to ``size`` (h, w); outside the image becomes ``fill``."""
     target_h, target_w = size
     x0, y0, x1, y1 = window
-    scale = target_w / (x1 - x0)
+    scale_x, scale_y = target_w / (x1 - x0), target_h / (y1 - y0)
     canvas = Image.new(image.mode, (target_w, target_h), fill)
     # The part of the window that the photo covers, and where it lands on the canvas.
     ix0, iy0 = max(x0, 0.0), max(y0, 0.0)
     ix1, iy1 = min(x1, float(image.width)), min(y1, float(image.height))
     if ix1 <= ix0 or iy1 <= iy0:
         return canvas
-    dx0 = round((ix0 - x0) * scale)
-    dy0 = round((iy0 - y0) * scale)
-    dx1 = min(round((ix1 - x0) * scale), target_w)
-    dy1 = min(round((iy1 - y0) * scale), target_h)
+    dx0 = round((ix0 - x0) * scale_x)
+    dy0 = round((iy0 - y0) * scale_y)
+    dx1 = min(round((ix1 - x0) * scale_x), target_w)
+    dy1 = min(round((iy1 - y0) * scale_y), target_h)
     if dx1 <= dx0 or dy1 <= dy0:
         return canvas
     part = image.resize(
@@ -87,21 +87,28 @@ def fit_to_model(
     mask: Image.Image,
     size: tuple[int, int],
     fit: FitSettings,
+    box: tuple[int, int, int, int] | None = None,
 ) -> FittedInput:
-    """Fit an RGB ``photo`` and its ``L`` garment ``mask`` (same size) to ``size`` (h, w)."""
+    """Fit an RGB ``photo`` and its ``L`` garment ``mask`` to ``size`` (h, w).
+
+    The mask may have another resolution than the photo (a full-size mask for a photo
+    decoded smaller, say): it covers the same scene and is cropped at its own resolution,
+    never resized on its own first. ``box`` is ``mask_box(mask)`` if the caller has it.
+    """
     if photo.mode != "RGB" or mask.mode != "L":
         raise ValueError(f"fit_to_model takes an RGB photo and an L mask, got {photo.mode}/{mask.mode}")
-    if photo.size != mask.size:
-        raise ValueError(f"photo {photo.size} and mask {mask.size} differ in size; resize the mask first")
-    box = mask_box(np.asarray(mask), fit.mask_threshold)
+    if box is None:
+        box = mask_box(np.asarray(mask), fit.mask_threshold)
     if box is None:
         raise InputError(
             f"the garment mask is empty: no pixel is >= {fit.mask_threshold}. Masks must be "
             "white (255) on the garment and black (0) elsewhere"
         )
-    window = fit_window(box, size, fit.margin)
+    sx, sy = photo.width / mask.width, photo.height / mask.height
+    window = fit_window((box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy), size, fit.margin)
     image = _crop_resize(photo, window, size, fit.pad_rgb)
-    fitted_mask = _crop_resize(mask, window, size, 0)
+    mask_window = (window[0] / sx, window[1] / sy, window[2] / sx, window[3] / sy)
+    fitted_mask = _crop_resize(mask, mask_window, size, 0)
     return FittedInput(
         image=np.asarray(image, dtype=np.uint8),
         mask=np.asarray(fitted_mask, dtype=np.uint8)[:, :, None],

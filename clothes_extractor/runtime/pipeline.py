@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import numpy as np
-from PIL import Image
 
 from ..errors import ClothesExtractorError, InputError
 from .contract import ModelContract
@@ -120,9 +119,8 @@ def prepare_photo(job: ExtractJob, contract: ModelContract) -> PreparedPhoto:
                 "channel that cuts out the garment"
             )
         mask, source = alpha, MaskSource("alpha")
-    if mask.size != photo.size:
-        mask = mask.resize(photo.size, resample=Image.Resampling.BILINEAR)
-    fitted = fit_to_model(photo, mask, contract.size, contract.fit)
+        box = None
+    fitted = fit_to_model(photo, mask, contract.size, contract.fit, box)
     return PreparedPhoto(job, fitted.image, fitted.mask, source)
 
 

@@ -63,7 +63,13 @@ def short_provider_name(ort_name: str) -> str:
 def _requested_providers(ort: Any, provider: str) -> list[str]:
     available = ort.get_available_providers()
     if provider == "auto":
-        return [PROVIDERS[p] for p in AUTO_ORDER if PROVIDERS[p] in available]
+        chosen = [PROVIDERS[p] for p in AUTO_ORDER if PROVIDERS[p] in available]
+        if PROVIDERS["tensorrt"] in chosen and not tensorrt_runtime_loads():
+            # onnxruntime-gpu lists TensorRT whether or not libnvinfer is installed; trying
+            # it anyway prints an error and retries. auto quietly moves on to CUDA instead.
+            log.info("TensorRT provider skipped: TensorRT's libnvinfer is not installed")
+            chosen.remove(PROVIDERS["tensorrt"])
+        return chosen
     wanted = provider_name(provider)
     if wanted not in available:
         raise ProviderError(
@@ -78,6 +84,22 @@ def _requested_providers(ort: Any, provider: str) -> list[str]:
     # The CPU provider stays in the list because onnxruntime places a few shape
     # computations there on purpose; the check after creation catches a real fallback.
     return [wanted] if wanted == PROVIDERS["cpu"] else [wanted, PROVIDERS["cpu"]]
+
+
+TENSORRT_LIBRARIES = ("libnvinfer.so.10", "libnvinfer.so", "nvinfer_10.dll", "nvinfer.dll")
+
+
+def tensorrt_runtime_loads() -> bool:
+    """Whether TensorRT's runtime library (libnvinfer), which its provider needs, loads here."""
+    import ctypes
+
+    for name in TENSORRT_LIBRARIES:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            continue
+        return True
+    return False
 
 
 def _ort_distribution_hint() -> str:
