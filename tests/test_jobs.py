@@ -45,6 +45,9 @@ def test_dataset_folders_use_their_parse_maps(tmp_path, parse_name):
     assert len(jobs) == 1
     assert jobs[0].mask.kind == "parse" and jobs[0].mask.path == split / parse_name / "00001_00.png"
     assert jobs[0].output == tmp_path / "out" / "00001_00.png"
+    # A photo of the split named directly gets its parse map too.
+    jobs = find_jobs([split / "image" / "00001_00.jpg"], tmp_path / "out", "png")
+    assert jobs[0].mask.kind == "parse"
     # Below a folder with --recursive, a split keeps its own layout.
     jobs = find_jobs([tmp_path], tmp_path / "out", "png", recursive=True)
     assert [j.output.relative_to(tmp_path / "out").as_posix() for j in jobs] == ["train/00001_00.png"]

@@ -128,7 +128,9 @@ def find_jobs(
         if item.is_dir():
             found = _walk_photos(item, recursive, out_resolved)
         elif item.exists():
-            found = iter([(item, item.stem, None)])
+            # A photo named directly inside a dataset split still gets its parse map.
+            parse_dir = dataset_parse_folder(item.parent.parent) if item.parent.name == "image" else None
+            found = iter([(item, item.stem, parse_dir)])
         else:
             jobs.append(ExtractJob(item, out_dir, MaskSource("alpha"), error=f"input not found: {item}"))
             continue

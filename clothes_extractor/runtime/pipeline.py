@@ -160,8 +160,8 @@ def run_extraction(
         if on_result is not None:
             on_result(result)
 
-    prefetch = options.batch_size * 2 + options.workers
-    max_pending_writes = options.batch_size * 2 + options.workers
+    # Photos decoded ahead, and results waiting to be written: each bounded by this.
+    in_flight = options.batch_size * 2 + options.workers
     readers = ThreadPoolExecutor(options.workers, thread_name_prefix="ce-read")
     writers = ThreadPoolExecutor(options.workers, thread_name_prefix="ce-write")
     reads: deque[tuple[ExtractJob, Future]] = deque()
@@ -169,7 +169,7 @@ def run_extraction(
     pending = iter(jobs)
 
     def refill() -> None:
-        while len(reads) < prefetch:
+        while len(reads) < in_flight:
             job = next(pending, None)
             if job is None:
                 return
@@ -197,7 +197,7 @@ def run_extraction(
             return
         for p, garment in zip(batch, garments, strict=True):
             writes.append(writers.submit(_write_result, p.job, garment, p.mask_source, options))
-        drain_writes(max_pending_writes)
+        drain_writes(in_flight)
 
     try:
         refill()
@@ -215,7 +215,7 @@ def run_extraction(
             if len(batch) == options.batch_size:
                 flush(batch)
                 batch = []
-            drain_writes(max_pending_writes)
+            drain_writes(in_flight)
         flush(batch)
         drain_writes(0)
     except BaseException:
