@@ -23,10 +23,10 @@ TINY_SIZE = (64, 48)
 def tiny_generator(seed: int = 0):
     import torch
 
-    from clothes_extractor.train.networks import GeneratorConfig, UNetGenerator
+    from clothes_extractor.train.networks import UNet, UNetConfig
 
     torch.manual_seed(seed)
-    model = UNetGenerator(GeneratorConfig(height=TINY_SIZE[0], width=TINY_SIZE[1], ngf=4, depth=3))
+    model = UNet(UNetConfig(height=TINY_SIZE[0], width=TINY_SIZE[1], ngf=4, depth=3))
     # A few training-mode passes give BatchNorm non-trivial running statistics to fold.
     model.train()
     with torch.no_grad():
@@ -37,10 +37,10 @@ def tiny_generator(seed: int = 0):
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
-    from clothes_extractor.export.onnx_export import export_generator
+    from clothes_extractor.export.onnx_export import export_model
 
     path = tmp_path_factory.mktemp("model") / "tiny.onnx"
-    export_generator(tiny_generator(), path)
+    export_model(tiny_generator(), path)
     return path
 
 

@@ -8,14 +8,14 @@ import torch
 from clothes_extractor.errors import CheckpointError, ExportError
 from clothes_extractor.export.onnx_export import (
     ServedGenerator,
-    export_generator,
+    export_model,
     fold_batchnorm,
     seeded_inputs,
     validate_export,
 )
 from clothes_extractor.runtime import ModelSession
-from clothes_extractor.train.checkpoint import load_generator, save_generator
-from clothes_extractor.train.networks import GeneratorConfig, UNetGenerator
+from clothes_extractor.train.checkpoint import load_model, save_checkpoint
+from clothes_extractor.train.networks import UNet, UNetConfig
 from conftest import TINY_SIZE, tiny_generator
 
 
@@ -25,7 +25,7 @@ from conftest import TINY_SIZE, tiny_generator
 )
 def test_generator_sizes(height, width, depth, ngf, params):
     # 54.4 M parameters: the pix2pix U-Net-256 (ngf 64, 4 input channels).
-    model = UNetGenerator(GeneratorConfig(height=height, width=width, ngf=ngf, depth=depth))
+    model = UNet(UNetConfig(height=height, width=width, ngf=ngf, depth=depth))
     assert sum(p.numel() for p in model.parameters()) == params
 
 
@@ -37,9 +37,9 @@ def test_generator_output_shape_and_range():
 
 def test_config_rejects_sizes_the_depth_cannot_halve_and_unknown_keys():
     with pytest.raises(ValueError, match="multiples of 256"):
-        GeneratorConfig(height=256, width=192, depth=8)
+        UNetConfig(height=256, width=192, depth=8)
     with pytest.raises(ValueError, match="did you mean 'depth'"):
-        GeneratorConfig.from_dict({"dpeth": 3})
+        UNetConfig.from_dict({"dpeth": 3})
 
 
 def test_fold_batchnorm_keeps_the_function():
@@ -97,21 +97,21 @@ def test_seeded_inputs_are_deterministic():
 
 def test_checkpoint_round_trip_and_errors(tmp_path):
     model = tiny_generator()
-    save_generator(tmp_path / "g.pt", model, step=7)
-    loaded, payload = load_generator(tmp_path / "g.pt")
+    save_checkpoint(tmp_path / "g.pt", model, step=7)
+    loaded, payload = load_model(tmp_path / "g.pt")
     assert payload["step"] == 7 and loaded.config == model.config
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a clothes-extractor checkpoint"):
-        load_generator(tmp_path / "other.pt")
+        load_model(tmp_path / "other.pt")
     (tmp_path / "junk.pt").write_text("junk")
     with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
-        load_generator(tmp_path / "junk.pt")
+        load_model(tmp_path / "junk.pt")
 
 
 def test_export_from_checkpoint_uses_its_config(tmp_path):
-    model = UNetGenerator(GeneratorConfig(height=32, width=32, ngf=2, depth=5)).eval()
-    export_generator(model, tmp_path / "m.onnx", training={"epochs": 2})
+    model = UNet(UNetConfig(height=32, width=32, ngf=2, depth=5)).eval()
+    export_model(model, tmp_path / "m.onnx", training={"epochs": 2})
     contract = ModelSession(tmp_path / "m.onnx", "cpu").contract
     assert contract.size == (32, 32) and contract.training["epochs"] == 2

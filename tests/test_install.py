@@ -4,6 +4,7 @@ It shows that the base install and the cpu extra pull no PyTorch and that `extra
 works there. It needs the package index, as the README's install command does.
 """
 
+import shutil
 import subprocess
 import venv
 
@@ -11,11 +12,14 @@ from conftest import ROOT
 
 
 def test_runtime_only_install_extracts_without_torch(tmp_path, tiny_model_path, photo_folder):
+    # Install from a copy: building in place would leave build/ in the working tree.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__"))
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"{ROOT}[cpu]"],
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"{source}[cpu]"],
         capture_output=True,
         text=True,
         timeout=600,

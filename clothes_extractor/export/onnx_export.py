@@ -1,11 +1,12 @@
-"""PyTorch generator -> served ONNX model (the contract in ``runtime.contract``), and its check.
+"""PyTorch U-Net -> served ONNX model (the contract in ``runtime.contract``), and its check.
 
 Three small steps, each usable alone:
 
 - ``fold_batchnorm``: BatchNorm folded into the Conv/ConvTranspose before it
   (onnxruntime fuses Conv+BN itself but never ConvTranspose+BN);
-- ``export_generator``: wrap the network with the uint8 NHWC pre/post-processing, export
-  with a dynamic batch axis, write the contract into ``metadata_props``, run the checker;
+- ``export_model``: wrap the network with the uint8 NHWC pre/post-processing of its task
+  (``ServedGenerator``, ``ServedSegmenter``), export with a dynamic batch axis, write the
+  contract into ``metadata_props``, run the checker;
 - ``validate_export``: run the file in onnxruntime (CPU) and the unfolded PyTorch model
   on the same seeded inputs, compare the uint8 outputs, raise if over tolerance.
 """
@@ -28,8 +29,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .. import __version__
 from ..errors import ExportError, MissingDependencyError
-from ..runtime.contract import FitSettings, ModelContract
-from ..train.networks import UNetGenerator, generator_input
+from ..runtime.contract import TASK_FIT, TASK_IO, FitSettings, ModelContract
+from ..train.networks import UNet, generator_input
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,12 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
+DOC_STRINGS = {
+    "generator": "clothes-extractor garment generator: photo + garment mask -> catalog garment",
+    "segmenter": "clothes-extractor garment segmenter: photo -> garment mask",
+}
+
+
 class ServedGenerator(nn.Module):
     """uint8 image [N,H,W,3] + uint8 mask [N,H,W,1] -> uint8 garment [N,H,W,3], all in-graph."""
 
@@ -84,74 +91,97 @@ class ServedGenerator(nn.Module):
         return out.to(torch.uint8).permute(0, 2, 3, 1)
 
 
+class ServedSegmenter(nn.Module):
+    """uint8 image [N,H,W,3] -> uint8 garment mask [N,H,W,1] (sigmoid x 255), all in-graph."""
+
+    def __init__(self, segmenter: nn.Module):
+        super().__init__()
+        self.segmenter = segmenter
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        photo = image.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        probability = torch.sigmoid(self.segmenter(photo))
+        out = (probability * 255.0).round().clamp(0.0, 255.0)
+        return out.to(torch.uint8).permute(0, 2, 3, 1)
+
+
+SERVED = {"generator": ServedGenerator, "segmenter": ServedSegmenter}
+
+
+def served(model: UNet) -> nn.Module:
+    """``model`` wrapped with the uint8 NHWC pre/post-processing of its task, in eval mode."""
+    return SERVED[model.config.task](model).eval()
+
+
 def build_contract(
-    generator: UNetGenerator,
+    model: UNet,
     *,
     precision: str = "fp32",
     fit: FitSettings | None = None,
     training: dict[str, Any] | None = None,
 ) -> ModelContract:
-    config = generator.config
+    config = model.config
     return ModelContract(
-        task="generator",
+        task=config.task,
         height=config.height,
         width=config.width,
-        fit=fit or FitSettings(),
+        fit=fit or FitSettings(method=TASK_FIT[config.task]),
         precision=precision,
         package_version=__version__,
         training={"architecture": {"name": "pix2pix-unet", **dataclasses.asdict(config)}, **(training or {})},
     )
 
 
-def export_generator(
-    generator: UNetGenerator,
+def export_model(
+    model: UNet,
     path: str | Path,
     *,
     opset: int = DEFAULT_OPSET,
     fit: FitSettings | None = None,
     training: dict[str, Any] | None = None,
 ) -> ModelContract:
-    """Write ``generator`` as a served ONNX model at ``path`` and return its contract."""
+    """Write ``model`` (generator or segmenter) as a served ONNX model at ``path``; its contract."""
     onnx = _import_onnx()
     path = Path(path)
-    contract = build_contract(generator, fit=fit, training=training)
-    served = ServedGenerator(fold_batchnorm(copy.deepcopy(generator).eval())).eval()
+    contract = build_contract(model, fit=fit, training=training)
+    wrapped = served(fold_batchnorm(copy.deepcopy(model).eval()))
     h, w = contract.size
-    example = (torch.zeros(2, h, w, 3, dtype=torch.uint8), torch.zeros(2, h, w, 1, dtype=torch.uint8))
+    inputs, outputs = TASK_IO[contract.task]
+    example = tuple(torch.zeros(2, h, w, channels, dtype=torch.uint8) for channels in inputs.values())
     buffer = io.BytesIO()
     batch_axis = {0: "batch"}
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript exporter: one fast trace, and it is exact for this plain CNN.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            served,
+            wrapped,
             example,
             buffer,
-            input_names=["image", "mask"],
-            output_names=["garment"],
-            dynamic_axes={"image": batch_axis, "mask": batch_axis, "garment": batch_axis},
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_axes={name: batch_axis for name in (*inputs, *outputs)},
             opset_version=opset,
             dynamo=False,
         )
-    model = onnx.load_from_string(buffer.getvalue())
-    model.producer_name = "clothes-extractor"
-    model.producer_version = __version__
-    model.doc_string = "clothes-extractor garment generator: photo + garment mask -> catalog garment"
+    proto = onnx.load_from_string(buffer.getvalue())
+    proto.producer_name = "clothes-extractor"
+    proto.producer_version = __version__
+    proto.doc_string = DOC_STRINGS[contract.task]
     for key, value in contract.to_metadata().items():
-        entry = model.metadata_props.add()
+        entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     try:
-        onnx.checker.check_model(model, full_check=True)
+        onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"the exported graph fails the ONNX checker: {exc}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.partial")
     try:
-        temp.write_bytes(model.SerializeToString())
+        temp.write_bytes(proto.SerializeToString())
         temp.replace(path)
     finally:
         temp.unlink(missing_ok=True)
-    log.info("exported %s (%dx%d, opset %d)", path, h, w, opset)
+    log.info("exported %s %s (%dx%d, opset %d)", contract.task, path, h, w, opset)
     return contract
 
 
@@ -189,7 +219,7 @@ def seeded_inputs(size: tuple[int, int], count: int, seed: int = 0) -> tuple[np.
 
 
 def validate_export(
-    generator: nn.Module,
+    model: UNet,
     path: str | Path,
     *,
     samples: int = 4,
@@ -198,10 +228,10 @@ def validate_export(
     max_abs_tolerance: int = FP32_MAX_ABS_TOLERANCE,
     mean_abs_tolerance: float = FP32_MEAN_ABS_TOLERANCE,
 ) -> ValidationResult:
-    """Compare the ONNX file at ``path`` (onnxruntime, CPU) with ``generator`` (PyTorch fp32).
+    """Compare the ONNX file at ``path`` (onnxruntime, CPU) with ``model`` (PyTorch fp32).
 
-    Uses ``inputs`` (uint8 images, masks) when given, else ``samples`` seeded ones. Raises
-    ``ExportError`` listing every failed check.
+    Uses ``inputs`` (uint8 images, masks) when given, else ``samples`` seeded ones; a
+    segmenter takes only the images. Raises ``ExportError`` listing every failed check.
     """
     from ..runtime.session import ModelSession
 
@@ -209,10 +239,12 @@ def validate_export(
     if inputs is None:
         inputs = seeded_inputs(session.contract.size, samples, seed)
     images, masks = inputs
-    reference_model = ServedGenerator(copy.deepcopy(generator).eval()).eval()
+    feeds = {"image": images, "mask": masks}
+    feeds = {name: feeds[name] for name in TASK_IO[session.contract.task][0]}
+    reference_model = served(copy.deepcopy(model))
     with torch.no_grad():
-        expected = reference_model(torch.from_numpy(images), torch.from_numpy(masks)).numpy()
-    got = session.run(image=images, mask=masks)
+        expected = reference_model(*(torch.from_numpy(a) for a in feeds.values())).numpy()
+    got = session.run(**feeds)
     if got.shape != expected.shape or got.dtype != expected.dtype:
         raise ExportError(
             f"{path} does not match PyTorch: it gives {got.dtype} {list(got.shape)}, "

@@ -23,9 +23,13 @@ METADATA_KEY = "clothes_extractor.contract"
 # name -> channel count of the uint8 [N, H, W, C] tensors each task's graph takes and gives.
 TASK_IO: dict[str, tuple[dict[str, int], dict[str, int]]] = {
     "generator": ({"image": 3, "mask": 1}, {"garment": 3}),
+    "segmenter": ({"image": 3}, {"mask": 1}),
 }
+# How each task's inputs are fitted to the model size: the generator crops to the
+# garment's mask; the segmenter, which has no mask yet, sees the whole photo.
+TASK_FIT = {"generator": "mask_box_letterbox", "segmenter": "letterbox"}
 
-FIT_METHODS = ("mask_box_letterbox",)
+FIT_METHODS = ("mask_box_letterbox", "letterbox")
 PRECISIONS = ("fp32", "fp16")
 
 
@@ -54,7 +58,7 @@ class FitSettings:
     ``mask_box_letterbox``: take the box around the mask's pixels >= ``mask_threshold``,
     grow it by ``margin`` (a fraction of the box's size) on every side, widen it to the
     model's aspect ratio, crop, resize, and fill whatever lies outside the photo with
-    ``pad_rgb`` (mask: 0).
+    ``pad_rgb`` (mask: 0). ``letterbox``: the whole photo, resized to fit and padded.
     """
 
     method: str = "mask_box_letterbox"
@@ -105,6 +109,8 @@ class ModelContract:
             value = getattr(self, name)
             if not (isinstance(value, int) and 8 <= value <= 8192):
                 raise ContractError(f"input {name} must be an integer in [8, 8192], got {value!r}")
+        if self.fit.method != TASK_FIT[self.task]:
+            raise ContractError(f"a {self.task} is fitted with {TASK_FIT[self.task]!r}, not {self.fit.method!r}")
         if self.precision not in PRECISIONS:
             raise ContractError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         object.__setattr__(self, "background_rgb", _rgb(self.background_rgb, "background_rgb"))

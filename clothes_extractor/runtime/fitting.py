@@ -116,6 +116,16 @@ def fit_to_model(
     )
 
 
+def letterbox(image: Image.Image, size: tuple[int, int], fill) -> tuple[np.ndarray, Box]:
+    """The whole ``image`` resized into ``size`` (h, w) keeping its aspect, centred, padded.
+
+    Returns the array and the window of the image that fills the output (image pixels),
+    which maps a result back onto the image.
+    """
+    window = fit_window((0.0, 0.0, float(image.width), float(image.height)), size, 0.0)
+    return np.asarray(_crop_resize(image, window, size, fill)), window
+
+
 def decode_scale_for(
     mask_box_px: tuple[int, int, int, int],
     mask_size: tuple[int, int],

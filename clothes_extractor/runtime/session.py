@@ -190,6 +190,12 @@ class ModelSession:
         self._output = next(iter(TASK_IO[self.contract.task][1]))
         log.info("loaded %s on %s", self.path, self.provider)
 
+    def require_task(self, task: str) -> "ModelSession":
+        """This session, or ``ModelError`` if its model serves another task."""
+        if self.contract.task != task:
+            raise ModelError(f"{self.path} is a {self.contract.task} model; a {task} is needed here")
+        return self
+
     def run(self, **arrays: np.ndarray) -> np.ndarray:
         """Run one batch: ``run(image=[N,H,W,3] uint8, mask=[N,H,W,1] uint8)``."""
         want = TASK_IO[self.contract.task][0]

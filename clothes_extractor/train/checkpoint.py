@@ -1,6 +1,10 @@
-"""Generator checkpoints: the weights plus the full config that built them.
+"""Checkpoints: the network, its full config, and (for training runs) everything to resume.
 
-Loaded with ``weights_only=True``: a checkpoint is data, never code.
+A checkpoint is a dict saved with ``torch.save`` and loaded with ``weights_only=True``:
+data, never code. Keys: ``format``, ``version``, ``task``, ``config`` (the network's
+``UNetConfig``), ``model`` (state dict) and, from training, ``train_config``,
+``discriminator``, ``optimizers``, ``scaler``, ``step``, ``epoch``, ``best_metric``,
+``rng`` and ``summary``.
 """
 
 from __future__ import annotations
@@ -12,30 +16,34 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
-from .networks import GeneratorConfig, UNetGenerator
+from .networks import UNet, UNetConfig
 
 CHECKPOINT_FORMAT = "clothes-extractor-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-def save_generator(path: str | Path, model: UNetGenerator, **extra: Any) -> None:
-    """Save ``model`` with its config; ``extra`` (step, metrics, optimizers...) rides along."""
+def save_checkpoint(path: str | Path, model: UNet, **extra: Any) -> None:
+    """Save ``model`` with its config, atomically; ``extra`` rides along."""
     path = Path(path)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
-        "task": "generator",
+        "task": model.config.task,
         "config": dataclasses.asdict(model.config),
         "model": model.state_dict(),
         **extra,
     }
+    path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.partial")
-    torch.save(payload, temp)
-    temp.replace(path)
+    try:
+        torch.save(payload, temp)
+        temp.replace(path)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
-def load_generator(path: str | Path) -> tuple[UNetGenerator, dict[str, Any]]:
-    """The generator in eval mode and the whole checkpoint dictionary."""
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dictionary, checked to be one of ours."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -47,11 +55,17 @@ def load_generator(path: str | Path) -> tuple[UNetGenerator, dict[str, Any]]:
         raise CheckpointError(f"{path} is not a clothes-extractor checkpoint (no {CHECKPOINT_FORMAT!r} marker)")
     if payload.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path}: checkpoint version {payload.get('version')!r} is not {CHECKPOINT_VERSION}")
-    if payload.get("task") != "generator":
-        raise CheckpointError(f"{path} holds a {payload.get('task')!r} model, not a generator")
+    return payload
+
+
+def load_model(path: str | Path, task: str | None = None) -> tuple[UNet, dict[str, Any]]:
+    """The network of a checkpoint, in eval mode, and the whole checkpoint dictionary."""
+    payload = load_checkpoint(path)
+    if task is not None and payload.get("task") != task:
+        raise CheckpointError(f"{path} holds a {payload.get('task')!r} model, not a {task}")
     try:
-        model = UNetGenerator(GeneratorConfig.from_dict(payload["config"]))
+        model = UNet(UNetConfig.from_dict(payload["config"]))
         model.load_state_dict(payload["model"])
     except (KeyError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: the checkpoint does not build a generator ({exc})") from None
+        raise CheckpointError(f"{path}: the checkpoint does not build its network ({exc})") from None
     return model.eval(), payload

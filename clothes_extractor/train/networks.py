@@ -1,9 +1,14 @@
-"""The pix2pix U-Net generator (Isola et al. 2017), sized by width ``ngf`` and ``depth``.
+"""The networks: pix2pix U-Net (generator and segmenter) and the 70x70 PatchGAN.
 
-The skip block is the reference implementation's ``UnetSkipConnectionBlock``; the
-factories became a registry and the depth is free, so 256x192 (depth <= 6) and 256x256
-(depth <= 8) inputs both work. Input: 4 channels, the masked photo in [-1, 1] and the mask
-in [-1, 1] (see ``generator_input``); output: RGB in [-1, 1] (tanh).
+The skip block and the discriminator are the pix2pix reference (Isola et al. 2017,
+``networks.py``); its if/elif factories became registries and the depth is free, so
+256x192 (depth <= 6) and 256x256 (depth <= 8) inputs both work. Optional scSE attention
+(Roy et al. 2018) recalibrates each decoder level, as the seed project used.
+
+Tasks:
+- ``generator``: 4 channels in (the masked photo and the mask, see ``generator_input``),
+  RGB in [-1, 1] out (tanh).
+- ``segmenter``: the photo in [-1, 1] in, one channel of garment logits out.
 """
 
 from __future__ import annotations
@@ -21,22 +26,43 @@ NORM_LAYERS: dict[str, Callable[[int], nn.Module]] = {
     "instance": lambda channels: nn.InstanceNorm2d(channels, affine=False, track_running_stats=False),
     "none": lambda channels: nn.Identity(),
 }
+ATTENTION = ("none", "scse")
+# task -> (input channels, output channels, output activation)
+TASKS: dict[str, tuple[int, int, str]] = {
+    "generator": (4, 3, "tanh"),
+    "segmenter": (3, 1, "logits"),
+}
+
+
+def _reject_unknown(cls: type, data: Mapping[str, Any], what: str) -> None:
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown {what} setting {key!r}{hint}")
 
 
 @dataclass(frozen=True)
-class GeneratorConfig:
-    """Shape of a generator; stored in every checkpoint and (as a summary) every model."""
+class UNetConfig:
+    """Shape of a U-Net; stored in every checkpoint and (as a summary) every model."""
 
+    task: str = "generator"
     height: int = 256
     width: int = 192
     ngf: int = 64
     depth: int = 6
     norm: str = "batch"
     dropout: bool = True
+    attention: str = "none"
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.norm not in NORM_LAYERS:
             raise ValueError(f"norm must be one of {', '.join(NORM_LAYERS)}, got {self.norm!r}")
+        if self.attention not in ATTENTION:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTION)}, got {self.attention!r}")
         if self.depth < 2:
             raise ValueError(f"depth must be >= 2, got {self.depth}")
         if self.ngf < 1:
@@ -49,25 +75,43 @@ class GeneratorConfig:
                 f"(use a smaller depth, e.g. 6 for 256x192, 8 for 256x256)"
             )
 
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.height, self.width
+
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "GeneratorConfig":
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in data:
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"unknown generator setting {key!r}{hint}")
+    def from_dict(cls, data: Mapping[str, Any]) -> "UNetConfig":
+        _reject_unknown(cls, data, "network")
         return cls(**data)
 
 
 def generator_input(photo: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The network's 4-channel input from a photo in [-1, 1] and a mask in [0, 1] (NCHW).
+    """The generator's 4-channel input from a photo in [-1, 1] and a mask in [0, 1] (NCHW).
 
     Everything but the garment is painted white, the catalog background, so the network
     never sees the person or the scene; the mask goes along as a fourth channel.
     """
     masked = photo * mask + (1.0 - mask)
     return torch.cat([masked, mask * 2.0 - 1.0], dim=1)
+
+
+class SCSE(nn.Module):
+    """Concurrent spatial and channel squeeze & excitation (Roy et al. 2018)."""
+
+    def __init__(self, channels: int, reduction: int = 8):
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.channel = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(channels, hidden, 1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, channels, 1),
+            nn.Sigmoid(),
+        )
+        self.spatial = nn.Sequential(nn.Conv2d(channels, 1, 1), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.channel(x) + x * self.spatial(x)
 
 
 class UnetSkipConnectionBlock(nn.Module):
@@ -83,6 +127,8 @@ class UnetSkipConnectionBlock(nn.Module):
         innermost: bool = False,
         norm: str = "batch",
         use_dropout: bool = False,
+        attention: bool = False,
+        final: str = "tanh",
     ):
         super().__init__()
         self.outermost = outermost
@@ -95,7 +141,7 @@ class UnetSkipConnectionBlock(nn.Module):
         uprelu = nn.ReLU()
         if outermost:
             upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
-            layers = [downconv, submodule, uprelu, upconv, nn.Tanh()]
+            layers = [downconv, submodule, uprelu, upconv] + ([nn.Tanh()] if final == "tanh" else [])
         elif innermost:
             upconv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
             layers = [downrelu, downconv, uprelu, upconv, make_norm(outer_nc)]
@@ -104,6 +150,8 @@ class UnetSkipConnectionBlock(nn.Module):
             layers = [downrelu, downconv, make_norm(inner_nc), submodule, uprelu, upconv, make_norm(outer_nc)]
             if use_dropout:
                 layers.append(nn.Dropout(0.5))
+        if attention and not outermost:
+            layers.append(SCSE(outer_nc))
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -112,19 +160,20 @@ class UnetSkipConnectionBlock(nn.Module):
         return torch.cat([x, self.model(x)], 1)
 
 
-class UNetGenerator(nn.Module):
+class UNet(nn.Module):
     """pix2pix U-Net: widths ngf, 2ngf, 4ngf, then 8ngf for every deeper level."""
 
-    in_channels = 4
-    out_channels = 3
-
-    def __init__(self, config: GeneratorConfig):
+    def __init__(self, config: UNetConfig):
         super().__init__()
         self.config = config
+        self.in_channels, self.out_channels, final = TASKS[config.task]
+        attention = config.attention == "scse"
         # Channels after each down-sampling: the level-L block maps widths[L-1] <-> widths[L].
         widths = [config.ngf * min(2**level, 8) for level in range(config.depth)]
         last = config.depth - 1
-        block = UnetSkipConnectionBlock(widths[last - 1], widths[last], innermost=True, norm=config.norm)
+        block = UnetSkipConnectionBlock(
+            widths[last - 1], widths[last], innermost=True, norm=config.norm, attention=attention
+        )
         for level in range(last - 1, 0, -1):
             # As in pix2pix: dropout in the repeated 8ngf levels between innermost and 4ngf.
             repeated = widths[level - 1] == widths[level] == config.ngf * 8
@@ -134,6 +183,7 @@ class UNetGenerator(nn.Module):
                 submodule=block,
                 norm=config.norm,
                 use_dropout=config.dropout and repeated,
+                attention=attention,
             )
         self.model = UnetSkipConnectionBlock(
             self.out_channels,
@@ -142,7 +192,47 @@ class UNetGenerator(nn.Module):
             submodule=block,
             outermost=True,
             norm=config.norm,
+            final=final,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+
+class PatchDiscriminator(nn.Module):
+    """The 70x70 PatchGAN (3 layers): one real/fake logit per overlapping 70x70 patch.
+
+    Conditioned on the generator's input: it sees ``cat([condition, image])``.
+    """
+
+    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3, norm: str = "batch"):
+        super().__init__()
+        make_norm = NORM_LAYERS[norm]
+        use_bias = norm != "batch"
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2)]
+        mult = 1
+        for n in range(1, n_layers + 1):
+            prev, mult = mult, min(2**n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [
+                nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=use_bias),
+                make_norm(ndf * mult),
+                nn.LeakyReLU(0.2),
+            ]
+        layers.append(nn.Conv2d(ndf * mult, 1, 4, 1, 1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, condition: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        return self.model(torch.cat([condition, image], 1))
+
+
+def init_weights(module: nn.Module, gain: float = 0.02) -> None:
+    """pix2pix's 'normal' init: N(0, 0.02) convolutions, N(1, 0.02) BatchNorm scales."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)

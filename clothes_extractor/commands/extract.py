@@ -1,0 +1,179 @@
+"""``clothes-extractor extract``: a folder of photos -> garment images."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import OutputError
+from .common import EXIT_INTERRUPTED, reports_errors
+
+PROVIDER_CHOICES = ("auto", "tensorrt", "cuda", "cpu")  # runtime.session.PROVIDER_CHOICES
+FORMATS = ("png", "jpg", "webp")
+MAX_FAILURES_SHOWN = 20
+
+
+def _check_output_dir(out_dir: Path) -> None:
+    """Fail before any work if results cannot be written to ``out_dir``."""
+    import tempfile
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write to the output folder {out_dir}: {exc.strerror or exc}; "
+            "choose another -o folder or fix its permissions"
+        ) from None
+
+
+def _open_report(path: Path | None):
+    if path is None:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "w", encoding="utf-8", buffering=1)
+    except OSError as exc:
+        raise OutputError(f"cannot write the report file {path}: {exc.strerror or exc}") from None
+
+
+def _resolve_model(model: Path | None) -> Path:
+    if model is not None:
+        return model
+    from ..models import default_generator
+
+    bundled = default_generator()
+    if bundled is None:
+        raise click.UsageError(
+            "no --model given, and this install bundles no default model yet. Export one "
+            "with `clothes-extractor export CHECKPOINT -o model.onnx` and pass --model model.onnx"
+        )
+    return bundled
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for the garment images (created if missing).",
+)
+@click.option(
+    "--model",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Served ONNX model (default: the model bundled with the package).",
+)
+@click.option(
+    "--provider",
+    type=click.Choice(PROVIDER_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Execution provider; auto tries tensorrt, cuda, cpu. A named one must start.",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Reader and writer threads each  [default: CPU count, at most 8]",
+)
+@click.option(
+    "--masks",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder of garment masks named like the photos (any image format and size).",
+)
+@click.option("-r", "--recursive", is_flag=True, help="Also take photos in subfolders.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="png", show_default=True)
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
+@click.option("--overwrite", is_flag=True, help="Redo photos whose output already exists.")
+@click.option(
+    "--report", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON Lines report, one object per input."
+)
+@reports_errors
+def extract(
+    inputs: tuple[Path, ...],
+    out_dir: Path,
+    model: Path | None,
+    provider: str,
+    batch_size: int,
+    workers: int | None,
+    masks: Path | None,
+    recursive: bool,
+    fmt: str,
+    quality: int,
+    overwrite: bool,
+    report: Path | None,
+) -> None:
+    """Extract the garment of every photo in INPUTS (files, folders, dataset folders).
+
+    Each photo needs a garment mask, looked up in this order: --masks DIR (same name,
+    any format), the parse map of a VITON-HD (image/ + image-parse-v3/) or CP-VTON
+    (image/ + image-parse/) dataset folder, the photo's alpha channel. Finished outputs
+    are skipped on a rerun; the exit code is 0 only if every photo succeeded.
+    """
+    from tqdm import tqdm
+
+    from ..runtime import ExtractOptions, MaskIndex, ModelSession, find_jobs, run_extraction
+    from ..runtime.pipeline import default_workers
+
+    options = ExtractOptions(
+        batch_size=batch_size, workers=workers or default_workers(), fmt=fmt, quality=quality, overwrite=overwrite
+    )
+    _check_output_dir(out_dir)
+    model_path = _resolve_model(model)
+    mask_index = MaskIndex(masks) if masks is not None else None
+    jobs = find_jobs(inputs, out_dir, fmt, mask_index, recursive)
+    if not jobs:
+        hint = "" if recursive else " (add --recursive to look in subfolders)"
+        raise click.ClickException(f"no photos found in {', '.join(map(str, inputs))}{hint}")
+    session = ModelSession(model_path, provider).require_task("generator")
+    report_file = _open_report(report)
+    click.echo(
+        f"extracting {len(jobs)} photo(s) with {model_path.name} on {session.provider} "
+        f"(batch {options.batch_size}, {options.workers} workers) -> {out_dir}",
+        err=True,
+    )
+    failures: list[Any] = []
+    progress = tqdm(total=len(jobs), unit="photo", disable=None, file=sys.stderr)
+
+    def on_result(result: Any) -> None:
+        if result.status == "error" and len(failures) < MAX_FAILURES_SHOWN:
+            failures.append(result)
+        if report_file is not None:
+            report_file.write(json.dumps(result.to_json()) + "\n")
+        progress.update(1)
+
+    try:
+        summary = run_extraction(session, jobs, options, on_result)
+    except KeyboardInterrupt:
+        progress.close()
+        click.echo("interrupted: finished outputs are complete; run the same command again to resume", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        progress.close()
+        if report_file is not None:
+            report_file.close()
+    for failure in failures:
+        click.echo(f"error: {failure.input}: {failure.error}", err=True)
+    if summary.failed > len(failures):
+        click.echo(
+            f"... and {summary.failed - len(failures)} more errors"
+            + (f", all in {report}" if report else "; --report FILE lists them all"),
+            err=True,
+        )
+    rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
+    click.echo(
+        f"done in {summary.seconds:.1f} s: {summary.ok} extracted ({rate:.1f} photos/s), "
+        f"{summary.skipped} skipped (already done), {summary.failed} failed",
+        err=True,
+    )
+    if summary.failed:
+        sys.exit(1)
