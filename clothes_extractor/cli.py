@@ -13,9 +13,12 @@ import warnings
 import click
 
 from . import __version__
+from .commands.data import data
+from .commands.evaluate import evaluate
 from .commands.export import export
 from .commands.extract import extract
 from .commands.info import info
+from .commands.train import train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,7 +30,7 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-for command in (extract, info, export):
+for command in (extract, info, export, train, evaluate, data):
     cli.add_command(command)
 
 

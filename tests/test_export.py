@@ -7,7 +7,6 @@ import torch
 
 from clothes_extractor.errors import CheckpointError, ExportError
 from clothes_extractor.export.onnx_export import (
-    ServedGenerator,
     export_model,
     fold_batchnorm,
     seeded_inputs,
@@ -15,7 +14,7 @@ from clothes_extractor.export.onnx_export import (
 )
 from clothes_extractor.runtime import ModelSession
 from clothes_extractor.train.checkpoint import load_model, save_checkpoint
-from clothes_extractor.train.networks import UNet, UNetConfig
+from clothes_extractor.train.networks import ServedGenerator, UNet, UNetConfig
 from conftest import TINY_SIZE, tiny_generator
 
 

@@ -30,7 +30,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .. import __version__
 from ..errors import ExportError, MissingDependencyError
 from ..runtime.contract import TASK_FIT, TASK_IO, FitSettings, ModelContract
-from ..train.networks import UNet, generator_input
+from ..train.networks import UNet, served
 
 log = logging.getLogger(__name__)
 
@@ -74,43 +74,6 @@ DOC_STRINGS = {
     "generator": "clothes-extractor garment generator: photo + garment mask -> catalog garment",
     "segmenter": "clothes-extractor garment segmenter: photo -> garment mask",
 }
-
-
-class ServedGenerator(nn.Module):
-    """uint8 image [N,H,W,3] + uint8 mask [N,H,W,1] -> uint8 garment [N,H,W,3], all in-graph."""
-
-    def __init__(self, generator: nn.Module):
-        super().__init__()
-        self.generator = generator
-
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        photo = image.permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        weight = mask.permute(0, 3, 1, 2).float() / 255.0
-        out = self.generator(generator_input(photo, weight))
-        out = ((out + 1.0) * 127.5).round().clamp(0.0, 255.0)
-        return out.to(torch.uint8).permute(0, 2, 3, 1)
-
-
-class ServedSegmenter(nn.Module):
-    """uint8 image [N,H,W,3] -> uint8 garment mask [N,H,W,1] (sigmoid x 255), all in-graph."""
-
-    def __init__(self, segmenter: nn.Module):
-        super().__init__()
-        self.segmenter = segmenter
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        photo = image.permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        probability = torch.sigmoid(self.segmenter(photo))
-        out = (probability * 255.0).round().clamp(0.0, 255.0)
-        return out.to(torch.uint8).permute(0, 2, 3, 1)
-
-
-SERVED = {"generator": ServedGenerator, "segmenter": ServedSegmenter}
-
-
-def served(model: UNet) -> nn.Module:
-    """``model`` wrapped with the uint8 NHWC pre/post-processing of its task, in eval mode."""
-    return SERVED[model.config.task](model).eval()
 
 
 def build_contract(

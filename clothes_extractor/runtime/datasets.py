@@ -24,6 +24,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError
+from .contract import ModelContract
+from .fitting import fit_to_model, letterbox
 from .images import IMAGE_SUFFIXES, load_mask, load_parse_mask, load_photo
 from .jobs import PARSE_FOLDERS, dataset_parse_folder
 
@@ -163,3 +165,27 @@ def load_sample(sample: Sample) -> tuple[Image.Image, Image.Image, Image.Image |
     mask = load_parse_mask(sample.mask) if sample.mask_kind == "parse" else load_mask(sample.mask)
     garment = load_photo(sample.garment)[0] if sample.garment is not None else None
     return photo, mask, garment
+
+
+def fit_sample(
+    photo: Image.Image,
+    mask: Image.Image,
+    garment: Image.Image | None,
+    contract: ModelContract,
+) -> dict[str, np.ndarray]:
+    """A sample's model input and target, uint8 NHWC-ready, exactly as serving fits them.
+
+    generator: ``image`` [H, W, 3] and ``mask`` [H, W, 1] fitted around the garment,
+    ``target`` the catalog garment letterboxed on the background colour. segmenter: the
+    whole photo as ``image`` and its mask, letterboxed, as ``target`` [H, W, 1].
+    """
+    size, fit = contract.size, contract.fit
+    if contract.task == "generator":
+        if garment is None:
+            raise InputError("a generator sample needs its catalog garment image")
+        fitted = fit_to_model(photo, mask, size, fit)
+        target, _ = letterbox(garment, size, contract.background_rgb)
+        return {"image": fitted.image, "mask": fitted.mask, "target": target}
+    image, _ = letterbox(photo, size, fit.pad_rgb)
+    target, _ = letterbox(mask, size, 0)
+    return {"image": image, "target": target[:, :, None]}

@@ -86,19 +86,27 @@ def _avg_pool2(x: np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0], x.shape[1], h, 2, w, 2).mean(axis=(3, 5))
 
 
+MS_SSIM_MIN_SIDE = (WINDOW_SIZE - 1) * 2 ** (len(MS_SSIM_WEIGHTS) - 1) + 1  # 161: the window fits 4 halvings on
+
+
 def ms_ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> np.ndarray:
     """Multi-scale SSIM (5 scales) of each image pair, averaged over channels: [N].
 
-    Needs a smaller side > 160 pixels (the window still fits after four halvings).
+    Needs a smaller side of at least 161 pixels (the window still fits after four halvings).
     """
-    return _ssim_and_ms_ssim(a, b, data_range)[1]
+    _, multi = _ssim_and_ms_ssim(a, b, data_range)
+    if multi is None:
+        raise ValueError(f"MS-SSIM needs images of at least {MS_SSIM_MIN_SIDE} px on each side, got {np.shape(a)}")
+    return multi
 
 
-def _ssim_and_ms_ssim(a: np.ndarray, b: np.ndarray, data_range: float) -> tuple[np.ndarray, np.ndarray]:
+def _ssim_and_ms_ssim(a: np.ndarray, b: np.ndarray, data_range: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """SSIM and MS-SSIM (None for images too small for it) of each pair."""
     _check_pair(a, b)
     x, y = _as_nchw(a), _as_nchw(b)
-    if min(x.shape[2:]) <= (WINDOW_SIZE - 1) * 2 ** (len(MS_SSIM_WEIGHTS) - 1):
-        raise ValueError(f"MS-SSIM needs images larger than 160 px on each side, got {x.shape[2]}x{x.shape[3]}")
+    if min(x.shape[2:]) < MS_SSIM_MIN_SIDE:
+        s, _ = _ssim_and_cs(x, y, data_range)
+        return s.mean(axis=1), None
     factors = []
     for level in range(len(MS_SSIM_WEIGHTS)):
         s, cs = _ssim_and_cs(x, y, data_range)
@@ -124,9 +132,15 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> np.ndarray:
 
 
 def image_metrics(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> dict[str, np.ndarray]:
-    """SSIM, MS-SSIM and PSNR of each image pair in one pass (SSIM is MS-SSIM's first scale)."""
+    """SSIM, MS-SSIM and PSNR of each image pair in one pass (SSIM is MS-SSIM's first scale).
+
+    MS-SSIM is left out for images under ``MS_SSIM_MIN_SIDE`` pixels.
+    """
     single, multi = _ssim_and_ms_ssim(a, b, data_range)
-    return {"ssim": single, "ms_ssim": multi, "psnr": psnr(a, b, data_range)}
+    values = {"ssim": single, "psnr": psnr(a, b, data_range)}
+    if multi is not None:
+        values["ms_ssim"] = multi
+    return values
 
 
 def iou(predicted: np.ndarray, target: np.ndarray, threshold: int = 128) -> np.ndarray:

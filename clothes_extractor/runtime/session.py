@@ -186,7 +186,7 @@ class ModelSession:
             [(o.name, o.type, o.shape) for o in self.session.get_outputs()],
             source=str(self.path),
         )
-        self._inputs = list(TASK_IO[self.contract.task][0])
+        self.input_names = list(TASK_IO[self.contract.task][0])
         self._output = next(iter(TASK_IO[self.contract.task][1]))
         log.info("loaded %s on %s", self.path, self.provider)
 

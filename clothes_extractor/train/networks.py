@@ -95,6 +95,26 @@ def generator_input(photo: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([masked, mask * 2.0 - 1.0], dim=1)
 
 
+def photo_to_unit(image: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, H, W, C] -> float [N, C, H, W] in [-1, 1]."""
+    return image.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def mask_to_weight(mask: torch.Tensor) -> torch.Tensor:
+    """uint8 mask [N, H, W, 1] -> float [N, 1, H, W] in [0, 1]."""
+    return mask.permute(0, 3, 1, 2).float() / 255.0
+
+
+def unit_to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float [N, C, H, W] in [-1, 1] -> uint8 [N, H, W, C], rounded as the served model does."""
+    return ((x + 1.0) * 127.5).round().clamp(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def weight_to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float [N, 1, H, W] in [0, 1] -> uint8 [N, H, W, 1]."""
+    return (x * 255.0).round().clamp(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)
+
+
 class SCSE(nn.Module):
     """Concurrent spatial and channel squeeze & excitation (Roy et al. 2018)."""
 
@@ -236,3 +256,34 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
+
+
+class ServedGenerator(nn.Module):
+    """uint8 image [N,H,W,3] + uint8 mask [N,H,W,1] -> uint8 garment [N,H,W,3], all in-graph."""
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out = self.generator(generator_input(photo_to_unit(image), mask_to_weight(mask)))
+        return unit_to_uint8(out)
+
+
+class ServedSegmenter(nn.Module):
+    """uint8 image [N,H,W,3] -> uint8 garment mask [N,H,W,1] (sigmoid x 255), all in-graph."""
+
+    def __init__(self, segmenter: nn.Module):
+        super().__init__()
+        self.segmenter = segmenter
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return weight_to_uint8(torch.sigmoid(self.segmenter(photo_to_unit(image))))
+
+
+SERVED = {"generator": ServedGenerator, "segmenter": ServedSegmenter}
+
+
+def served(model: UNet) -> nn.Module:
+    """``model`` wrapped with the uint8 NHWC pre/post-processing of its task, in eval mode."""
+    return SERVED[model.config.task](model).eval()

@@ -1,0 +1,90 @@
+"""``clothes-extractor train``: train a generator or a segmenter (needs the [train] extra)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from .common import parse_size, reports_errors, require_torch
+
+
+@click.command()
+@click.option("--task", type=click.Choice(["generator", "segmenter"]), default="generator", show_default=True)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Dataset: VITON-HD, CP-VTON/VITON or triplet layout; a root with splits or one split.",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="Run folder.")
+@click.option(
+    "--resume",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Continue a run exactly from its last.pt (its settings are used).",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in all.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Per process.")
+@click.option("--size", default="256x192", show_default=True, help="Model input HEIGHTxWIDTH.")
+@click.option("--ngf", type=click.IntRange(min=1), default=16, show_default=True, help="U-Net width.")
+@click.option("--depth", type=click.IntRange(min=2), default=6, show_default=True, help="U-Net levels.")
+@click.option("--attention", type=click.Choice(["none", "scse"]), default="none", show_default=True)
+@click.option("--dropout/--no-dropout", default=True, show_default=True, help="Generator dropout (pix2pix).")
+@click.option("--ndf", type=click.IntRange(min=1), default=64, show_default=True, help="PatchGAN width.")
+@click.option("--lr-g", type=float, default=2e-4, show_default=True, help="Generator/segmenter learning rate.")
+@click.option("--lr-d", type=float, default=2e-5, show_default=True, help="Discriminator learning rate.")
+@click.option("--l1-weight", type=float, default=100.0, show_default=True)
+@click.option("--gan-mode", type=click.Choice(["lsgan", "vanilla"]), default="lsgan", show_default=True)
+@click.option("--gan-weight", type=float, default=1.0, show_default=True)
+@click.option("--ssim-weight", type=float, default=0.0, show_default=True, help="Add (1 - SSIM) x this to the loss.")
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 0.5, min_open=True),
+    default=0.05,
+    show_default=True,
+    help="Seeded validation share when the data has no validation split.",
+)
+@click.option("--val-limit", type=click.IntRange(min=1), default=None, help="Validate on the first N samples only.")
+@click.option("--augment/--no-augment", default=True, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (CUDA only).")
+@click.option("--channels-last/--no-channels-last", default=True, show_default=True, help="CUDA only.")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Data loader processes.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--log-every", type=click.IntRange(min=1), default=50, show_default=True)
+@reports_errors
+def train(resume: Path | None, size: str, **options) -> None:
+    """Train a generator (pix2pix: U-Net + PatchGAN) or a garment segmenter (U-Net, BCE + Dice).
+
+    Writes RUN/last.pt, best.pt, metrics.jsonl/.csv and contact sheets. For several GPUs:
+    torchrun --nproc_per_node N -m clothes_extractor train ...
+    """
+    require_torch("train")
+    import dataclasses
+
+    from ..train.checkpoint import load_checkpoint
+    from ..train.loop import TrainConfig
+    from ..train.loop import train as run
+
+    height, width = parse_size(size)
+    values = {**options, "height": height, "width": width, "data": str(options["data"]), "out": str(options["out"])}
+    try:
+        config = TrainConfig.from_dict(values)
+        if resume is not None:
+            # A resumed run keeps its own settings; only the stopping point may change.
+            saved = TrainConfig.from_dict(load_checkpoint(resume)["train_config"])
+            config = dataclasses.replace(
+                saved,
+                epochs=config.epochs,
+                max_steps=config.max_steps,
+                out=config.out,
+                data=config.data,
+                workers=config.workers,
+            )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    out = run(config, resume)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, only the first process reports
+        click.echo(f"run folder: {out} (last.pt, best.pt, metrics.csv, sheets/)")

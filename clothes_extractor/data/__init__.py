@@ -1,0 +1,1 @@
+"""Dataset tools without PyTorch: synthetic triplets and downsampled copies."""

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from clothes_extractor.data.downsample import downsample_dataset
+from clothes_extractor.data.synth import synth_sample, write_synthetic
+from clothes_extractor.errors import InputError
+from clothes_extractor.runtime.contract import FitSettings, ModelContract
+from clothes_extractor.runtime.datasets import fit_sample, layout_of, load_sample, load_samples
+from conftest import SHARED_DATA, VITON_HD_SAMPLE
+
+VITON_VAL = SHARED_DATA / "viton" / "val.tar"
+
+
+def cp_vton_subset(root, count=6):
+    """A few real VITON validation pairs, unpacked in the CP-VTON layout with a pairs file."""
+    import tarfile
+
+    with tarfile.open(VITON_VAL) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith("val/") and m.isfile()]
+        names = sorted({m.name.split("/")[-1].split("_")[0] for m in members if "/image/" in m.name})[:count]
+        chosen = [m for m in members if m.name.split("/")[-1].split("_")[0] in names]
+        tar.extractall(root, members=chosen, filter="data")
+    (root / "val_pairs.txt").write_text("".join(f"{n}_0.jpg {n}_1.jpg\n" for n in names))
+    return root
+
+
+@pytest.fixture
+def synthetic(tmp_path):
+    write_synthetic(tmp_path / "syn", 20, seed=3, size=(64, 48))
+    return tmp_path / "syn"
+
+
+def test_synthetic_triplets_are_deterministic_and_consistent(synthetic):
+    assert layout_of(synthetic) == "triplets"
+    a, b = synth_sample(5, seed=3, size=(64, 48)), synth_sample(5, seed=3, size=(64, 48))
+    for x, y in zip(a, b, strict=True):
+        assert np.array_equal(np.asarray(x), np.asarray(y))
+    photo, mask, garment = (np.asarray(i) for i in a)
+    assert mask.max() == 255 and 0.05 < (mask > 127).mean() < 0.5
+    # The garment is painted with the photo's fabric: its colours appear inside the mask.
+    assert np.asarray(garment)[32, 24].tolist() != [255, 255, 255]
+
+
+def test_triplets_get_a_seeded_validation_split_without_overlap(synthetic):
+    train = load_samples(synthetic, "train", val_fraction=0.2, seed=1)
+    val = load_samples(synthetic, "val", val_fraction=0.2, seed=1)
+    assert len(val) == 4 and len(train) == 16
+    assert not {s.name for s in train} & {s.name for s in val}
+    assert [s.name for s in val] == [s.name for s in load_samples(synthetic, "val", val_fraction=0.2, seed=1)]
+    assert len(load_samples(synthetic, "all")) == 20
+
+
+@pytest.mark.skipif(not VITON_HD_SAMPLE.is_dir(), reason=f"{VITON_HD_SAMPLE} is absent")
+def test_viton_hd_layout():
+    samples = load_samples(VITON_HD_SAMPLE, "all")
+    assert len(samples) == 10 and layout_of(VITON_HD_SAMPLE / "train") == "viton-hd"
+    assert all(s.mask_kind == "parse" and s.garment.name == s.photo.name for s in samples)
+    photo, mask, garment = load_sample(samples[0])
+    assert photo.size == mask.size == (768, 1024) and garment.mode == "RGB"
+
+
+@pytest.mark.skipif(not VITON_VAL.is_file(), reason=f"{VITON_VAL} is absent")
+def test_cp_vton_layout_uses_the_pairs_file(tmp_path):
+    root = cp_vton_subset(tmp_path)
+    samples = load_samples(root, "val")
+    assert len(samples) == 6 and layout_of(root / "val") == "cp-vton"
+    assert all(s.garment.name == s.photo.name.replace("_0", "_1") for s in samples)
+    arrays = fit_sample(*load_sample(samples[0]), ModelContract("generator", 256, 192))
+    assert arrays["image"].shape == (256, 192, 3) and arrays["mask"].shape == (256, 192, 1)
+    assert arrays["mask"].max() == 255 and arrays["target"].shape == (256, 192, 3)
+
+
+def test_segmenter_samples_are_the_whole_photo_and_its_mask(synthetic):
+    sample = load_samples(synthetic, "all")[0]
+    photo, mask, garment = load_sample(sample)
+    contract = ModelContract("segmenter", 64, 48, fit=FitSettings(method="letterbox"))
+    arrays = fit_sample(photo, mask, garment, contract)
+    assert set(arrays) == {"image", "target"}
+    assert np.array_equal(arrays["image"], np.asarray(photo))  # same size: letterbox is the identity
+    assert np.array_equal(arrays["target"][:, :, 0], np.asarray(mask))
+
+
+def test_no_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(InputError, match="no dataset in"):
+        load_samples(tmp_path, "train")
+
+
+def test_downsample_keeps_layout_labels_and_pairs(tmp_path, synthetic):
+    written = downsample_dataset(synthetic, tmp_path / "small", 32, files=5)
+    assert written == 5 and layout_of(tmp_path / "small") == "triplets"
+    with Image.open(next((tmp_path / "small" / "photo").iterdir())) as image:
+        assert image.size == (24, 32)
+
+
+@pytest.mark.skipif(not VITON_HD_SAMPLE.is_dir(), reason=f"{VITON_HD_SAMPLE} is absent")
+def test_downsample_viton_hd_keeps_the_parse_palette(tmp_path):
+    assert downsample_dataset(VITON_HD_SAMPLE, tmp_path / "hd", 256, files=3) == 3
+    with Image.open(tmp_path / "hd" / "train" / "image-parse-v3" / "00000_00.png") as parse:
+        assert parse.mode == "P" and parse.size == (192, 256)
+        assert set(np.unique(np.asarray(parse))) <= set(range(20))
+    assert len((tmp_path / "hd" / "train_pairs.txt").read_text().splitlines()) == 3
+    assert len(load_samples(tmp_path / "hd", "all")) == 3
