@@ -11,8 +11,8 @@ from PIL import Image
 
 from clothes_extractor.data.synth import write_synthetic
 from clothes_extractor.train.data import Augmentation, EpochSampler, augment
-from clothes_extractor.train.losses import GANLoss, dice_loss, ssim
 from clothes_extractor.train.loop import TrainConfig, train
+from clothes_extractor.train.losses import GANLoss, dice_loss, ssim
 from clothes_extractor.train.networks import PatchDiscriminator, UNet, UNetConfig
 from conftest import run_cli
 
