@@ -92,3 +92,35 @@ def run_cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProc
         env=cli_env(),
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_segmenter_path(tmp_path_factory) -> Path:
+    """A small segmenter really trained (a few seconds) on synthetic photos, exported."""
+    from clothes_extractor.data.synth import write_synthetic
+    from clothes_extractor.export.onnx_export import export_model
+    from clothes_extractor.train.checkpoint import load_model
+    from clothes_extractor.train.loop import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("segmenter")
+    write_synthetic(root / "data", 96, seed=7, size=TINY_SIZE)
+    config = TrainConfig(
+        task="segmenter",
+        data=str(root / "data"),
+        out=str(root / "run"),
+        height=TINY_SIZE[0],
+        width=TINY_SIZE[1],
+        depth=3,
+        ngf=8,
+        batch_size=8,
+        epochs=25,
+        lr_g=2e-3,
+        workers=0,
+        augment=False,
+        sheet_rows=0,
+        val_limit=16,
+    )
+    run = train(config)
+    model, _ = load_model(run / "best.pt")
+    export_model(model, root / "segmenter.onnx")
+    return root / "segmenter.onnx"

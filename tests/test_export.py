@@ -114,3 +114,16 @@ def test_export_from_checkpoint_uses_its_config(tmp_path):
     export_model(model, tmp_path / "m.onnx", training={"epochs": 2})
     contract = ModelSession(tmp_path / "m.onnx", "cpu").contract
     assert contract.size == (32, 32) and contract.training["epochs"] == 2
+
+
+def test_fp16_export_keeps_uint8_io_and_matches_fp32_pytorch(tmp_path):
+    model = tiny_generator()
+    contract = export_model(model, tmp_path / "m16.onnx", precision="fp16")
+    assert contract.precision == "fp16"
+    graph = onnx.load(str(tmp_path / "m16.onnx")).graph
+    assert {i.type.tensor_type.elem_type for i in graph.input} == {onnx.TensorProto.UINT8}
+    assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in graph.initializer)
+    result = validate_export(model, tmp_path / "m16.onnx")
+    assert result.passed and (result.max_abs_tolerance, result.mean_abs_tolerance) == (16, 1.0)
+    with pytest.raises(ExportError, match="precision"):
+        export_model(model, tmp_path / "x.onnx", precision="int8")

@@ -147,3 +147,59 @@ def test_same_photo_gives_same_garment_whatever_the_batch(model, photo_folder, t
     run(model, [photos], tmp_path / "b", masks, batch_size=4)
     for path in (tmp_path / "a").iterdir():
         assert np.array_equal(np.asarray(Image.open(path)), np.asarray(Image.open(tmp_path / "b" / path.name)))
+
+
+def test_segmenter_output_maps_back_onto_the_photo():
+    from clothes_extractor.runtime.fitting import letterbox
+    from clothes_extractor.runtime.pipeline import mask_from_segmenter
+
+    # A wide photo letterboxed into a tall 64x48 input: bands above and below.
+    photo = Image.new("RGB", (100, 50))
+    _, window = letterbox(photo, (64, 48), (255, 255, 255))
+    output = np.zeros((64, 48, 1), np.uint8)
+    # The photo occupies rows 20..44 of the 48-wide input (scale 0.48); mark its left half.
+    output[20:44, :24] = 255
+    mask = np.asarray(mask_from_segmenter(output, window, photo.size))
+    assert mask.shape[1] / mask.shape[0] == pytest.approx(2, rel=0.1)  # covers the photo, no bands
+    left, right = mask[:, : mask.shape[1] // 2 - 2], mask[:, mask.shape[1] // 2 + 2 :]
+    assert left.mean() > 240 and right.mean() < 15
+
+
+def test_photos_without_masks_go_through_the_segmenter(model, tiny_segmenter_path, tmp_path):
+    from clothes_extractor.data.synth import synth_sample
+    from clothes_extractor.runtime.fitting import letterbox
+    from clothes_extractor.runtime.metrics import iou
+    from clothes_extractor.runtime.pipeline import mask_from_segmenter
+
+    segmenter = ModelSession(tiny_segmenter_path, "cpu")
+    (tmp_path / "in").mkdir()
+    truth = {}
+    for i in range(5):
+        photo, mask, _ = synth_sample(100 + i, seed=7, size=(128, 96))  # unseen, twice the model size
+        photo.save(tmp_path / "in" / f"s{i}.jpg", quality=95)
+        truth[f"s{i}"] = np.asarray(mask)
+    (tmp_path / "in" / "bad.jpg").write_bytes(b"")
+    jobs = find_jobs([tmp_path / "in"], tmp_path / "out", "png", save_masks=tmp_path / "masks")
+    results = []
+    summary = run_extraction(model, jobs, ExtractOptions(batch_size=2, workers=2), results.append, segmenter)
+    assert (summary.ok, summary.failed) == (5, 1)
+    assert {r.mask for r in results if r.status == "ok"} == {"segmenter"}
+    assert len(list((tmp_path / "out").iterdir())) == 5
+    scores = []
+    for name, expected in truth.items():
+        saved = np.asarray(Image.open(tmp_path / "masks" / f"{name}.png"))
+        # The saved mask is the segmenter's own answer on the letterboxed photo, mapped back...
+        photo = Image.open(tmp_path / "in" / f"{name}.jpg").convert("RGB")
+        image, window = letterbox(photo, segmenter.contract.size, segmenter.contract.fit.pad_rgb)
+        direct = mask_from_segmenter(segmenter.run(image=image[None])[0], window, photo.size)
+        assert np.array_equal(saved, np.asarray(direct)), name
+        # ... and that answer is about the garment (a small model trained for seconds).
+        scores.append(iou(np.asarray(Image.fromarray(saved).resize((96, 128)))[None], expected[None])[0])
+    assert np.mean(scores) > 0.5, scores
+
+
+def test_without_a_segmenter_a_photo_without_mask_is_an_error(model, tmp_path):
+    (tmp_path / "in").mkdir()
+    person_photo(0)[0].save(tmp_path / "in" / "a.jpg")
+    summary, results = run(model, [tmp_path / "in"], tmp_path / "out")
+    assert summary.failed == 1 and "--segmenter" in results["a.jpg"].error

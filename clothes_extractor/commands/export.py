@@ -28,6 +28,18 @@ from .common import parse_size, reports_errors, require_torch
 @click.option("--ngf", type=click.IntRange(min=1), default=16, show_default=True, help="Width, with --untrained.")
 @click.option("--depth", type=click.IntRange(min=2), default=6, show_default=True, help="Depth, with --untrained.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Weights seed, with --untrained.")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "fp16"]),
+    default="fp32",
+    show_default=True,
+    help="Arithmetic inside the graph; inputs and outputs stay uint8.",
+)
+@click.option(
+    "--validate-on",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Also compare with PyTorch on up to 16 real photos of this dataset.",
+)
 @click.option("--opset", type=click.IntRange(min=13), default=17, show_default=True)
 @reports_errors
 def export(
@@ -39,6 +51,8 @@ def export(
     ngf: int,
     depth: int,
     seed: int,
+    precision: str,
+    validate_on: Path | None,
     opset: int,
 ) -> None:
     """Export a generator or segmenter CHECKPOINT to a served ONNX model.
@@ -51,7 +65,7 @@ def export(
     require_torch("export", "export")
     import torch
 
-    from ..export.onnx_export import export_model, validate_export
+    from ..export.onnx_export import dataset_inputs, export_model, validate_export
     from ..train.checkpoint import load_model
     from ..train.networks import UNet, UNetConfig
 
@@ -67,10 +81,19 @@ def export(
     else:
         model, payload = load_model(checkpoint)
         training = payload.get("summary", {})
-    contract = export_model(model, output, opset=opset, training=training)
-    result = validate_export(model, output)
-    click.echo(
-        f"wrote {contract.task} {output} ({contract.height}x{contract.width}, {output.stat().st_size / 1e6:.1f} MB); "
-        f"onnxruntime vs PyTorch on {result.samples} inputs: max |error| {result.max_abs}, "
-        f"mean {result.mean_abs:.4f} (tolerance {result.max_abs_tolerance} / {result.mean_abs_tolerance})"
-    )
+    contract = export_model(model, output, precision=precision, opset=opset, training=training)
+    size_mb = output.stat().st_size / 1e6
+    click.echo(f"wrote {contract.task} {output} ({contract.height}x{contract.width}, {precision}, {size_mb:.1f} MB)")
+    checks = [("seeded inputs", None)]
+    if validate_on is not None:
+        checks.append((f"photos of {validate_on}", dataset_inputs(validate_on, contract)))
+    for label, inputs in checks:
+        try:
+            result = validate_export(model, output, inputs=inputs)
+        except Exception:
+            output.unlink(missing_ok=True)  # a model that fails its check is not left behind
+            raise
+        click.echo(
+            f"onnxruntime vs PyTorch fp32 on {result.samples} {label}: max |error| {result.max_abs}, "
+            f"mean {result.mean_abs:.4f} (tolerance {result.max_abs_tolerance} / {result.mean_abs_tolerance})"
+        )

@@ -42,18 +42,22 @@ def _open_report(path: Path | None):
         raise OutputError(f"cannot write the report file {path}: {exc.strerror or exc}") from None
 
 
-def _resolve_model(model: Path | None) -> Path:
-    if model is not None:
-        return model
-    from ..models import default_generator
+def open_model(path: Path | None, task: str, provider: str):
+    """A session on ``path``, or on the bundled ``task`` model of the precision that suits
+    the provider it gets (fp16 on a GPU, fp32 on the CPU); None if there is neither."""
+    from ..models import bundled_model, default_model
+    from ..runtime import ModelSession
 
-    bundled = default_generator()
-    if bundled is None:
-        raise click.UsageError(
-            "no --model given, and this install bundles no default model yet. Export one "
-            "with `clothes-extractor export CHECKPOINT -o model.onnx` and pass --model model.onnx"
-        )
-    return bundled
+    if path is not None:
+        return ModelSession(path, provider).require_task(task)
+    chosen = default_model(task, provider)
+    if chosen is None:
+        return None
+    session = ModelSession(chosen, provider)
+    fp32 = bundled_model(task, "fp32")
+    if session.provider == "cpu" and fp32 is not None and chosen != fp32:
+        session = ModelSession(fp32, "cpu")  # auto found no working GPU after all
+    return session
 
 
 @click.command()
@@ -86,6 +90,17 @@ def _resolve_model(model: Path | None) -> Path:
     help="Reader and writer threads each  [default: CPU count, at most 8]",
 )
 @click.option(
+    "--segmenter",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Segmenter model for photos without a mask (default: the bundled one).",
+)
+@click.option("--no-segmenter", is_flag=True, help="Never segment: a photo without a mask is an error.")
+@click.option(
+    "--save-masks",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Save the mask used for each photo here (<name>.png; reusable with --masks).",
+)
+@click.option(
     "--masks",
     type=click.Path(path_type=Path, file_okay=False),
     help="Folder of garment masks named like the photos (any image format and size).",
@@ -105,6 +120,9 @@ def extract(
     provider: str,
     batch_size: int,
     workers: int | None,
+    segmenter: Path | None,
+    no_segmenter: bool,
+    save_masks: Path | None,
     masks: Path | None,
     recursive: bool,
     fmt: str,
@@ -114,30 +132,41 @@ def extract(
 ) -> None:
     """Extract the garment of every photo in INPUTS (files, folders, dataset folders).
 
-    Each photo needs a garment mask, looked up in this order: --masks DIR (same name,
-    any format), the parse map of a VITON-HD (image/ + image-parse-v3/) or CP-VTON
-    (image/ + image-parse/) dataset folder, the photo's alpha channel. Finished outputs
-    are skipped on a rerun; the exit code is 0 only if every photo succeeded.
+    Each photo's garment mask comes from, in this order: --masks DIR (same name, any
+    format), the parse map of a VITON-HD (image/ + image-parse-v3/) or CP-VTON (image/ +
+    image-parse/) dataset folder, the photo's alpha channel, and last the segmenter.
+    Finished outputs are skipped on a rerun; the exit code is 0 only if every photo
+    succeeded.
     """
     from tqdm import tqdm
 
-    from ..runtime import ExtractOptions, MaskIndex, ModelSession, find_jobs, run_extraction
+    from ..runtime import ExtractOptions, MaskIndex, find_jobs, run_extraction
     from ..runtime.pipeline import default_workers
 
+    if no_segmenter and segmenter is not None:
+        raise click.UsageError("--segmenter and --no-segmenter exclude each other")
     options = ExtractOptions(
         batch_size=batch_size, workers=workers or default_workers(), fmt=fmt, quality=quality, overwrite=overwrite
     )
     _check_output_dir(out_dir)
-    model_path = _resolve_model(model)
+    if save_masks is not None:
+        _check_output_dir(save_masks)
     mask_index = MaskIndex(masks) if masks is not None else None
-    jobs = find_jobs(inputs, out_dir, fmt, mask_index, recursive)
+    jobs = find_jobs(inputs, out_dir, fmt, mask_index, recursive, save_masks)
     if not jobs:
         hint = "" if recursive else " (add --recursive to look in subfolders)"
         raise click.ClickException(f"no photos found in {', '.join(map(str, inputs))}{hint}")
-    session = ModelSession(model_path, provider).require_task("generator")
+    session = open_model(model, "generator", provider)
+    if session is None:
+        raise click.UsageError(
+            "no --model given, and this install bundles no default model. Export one with "
+            "`clothes-extractor export CHECKPOINT -o model.onnx` and pass --model model.onnx"
+        )
+    segmenter_session = None if no_segmenter else open_model(segmenter, "segmenter", provider)
     report_file = _open_report(report)
+    using = f"{session.path.name}" + (f" + {segmenter_session.path.name}" if segmenter_session else "")
     click.echo(
-        f"extracting {len(jobs)} photo(s) with {model_path.name} on {session.provider} "
+        f"extracting {len(jobs)} photo(s) with {using} on {session.provider} "
         f"(batch {options.batch_size}, {options.workers} workers) -> {out_dir}",
         err=True,
     )
@@ -152,7 +181,7 @@ def extract(
         progress.update(1)
 
     try:
-        summary = run_extraction(session, jobs, options, on_result)
+        summary = run_extraction(session, jobs, options, on_result, segmenter_session)
     except KeyboardInterrupt:
         progress.close()
         click.echo("interrupted: finished outputs are complete; run the same command again to resume", err=True)

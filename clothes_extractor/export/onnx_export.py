@@ -36,11 +36,15 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
 
-# uint8 outputs of the exported fp32 graph against eager PyTorch fp32. Folding BatchNorm
-# and onnxruntime's kernels change float results in the last bits; after the x127.5
-# mapping that flips rounding of a value sitting at .5, i.e. off by one, rarely two.
-FP32_MAX_ABS_TOLERANCE = 2
-FP32_MEAN_ABS_TOLERANCE = 0.05
+# Tolerances on the uint8 outputs of the exported graph against eager PyTorch fp32, as
+# (max |error|, mean |error|) in output levels. fp32: folding BatchNorm and onnxruntime's
+# kernels change the last bits, which flips the rounding of a value sitting at .5: off by
+# one, rarely two. fp16: 11-bit mantissas through a dozen conv layers can move a pixel by
+# a few levels; the bound leaves room for that (measured on 256x192 ngf-16 generators on
+# onnxruntime's CPU provider: max 1, mean 0.04).
+TOLERANCES = {"fp32": (2, 0.05), "fp16": (16, 1.0)}
+FP32_MAX_ABS_TOLERANCE, FP32_MEAN_ABS_TOLERANCE = TOLERANCES["fp32"]
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
 
 def _import_onnx() -> Any:
@@ -99,15 +103,23 @@ def export_model(
     model: UNet,
     path: str | Path,
     *,
+    precision: str = "fp32",
     opset: int = DEFAULT_OPSET,
     fit: FitSettings | None = None,
     training: dict[str, Any] | None = None,
 ) -> ModelContract:
-    """Write ``model`` (generator or segmenter) as a served ONNX model at ``path``; its contract."""
+    """Write ``model`` (generator or segmenter) as a served ONNX model at ``path``; its contract.
+
+    ``fp16`` computes in half precision inside the graph (BatchNorm is folded in fp32
+    first); the inputs and output stay uint8 either way.
+    """
     onnx = _import_onnx()
     path = Path(path)
-    contract = build_contract(model, fit=fit, training=training)
-    wrapped = served(fold_batchnorm(copy.deepcopy(model).eval()))
+    if precision not in DTYPES:
+        raise ExportError(f"precision must be one of {', '.join(DTYPES)}, got {precision!r}")
+    contract = build_contract(model, precision=precision, fit=fit, training=training)
+    folded = fold_batchnorm(copy.deepcopy(model).eval()).to(DTYPES[precision])
+    wrapped = served(folded, DTYPES[precision])
     h, w = contract.size
     inputs, outputs = TASK_IO[contract.task]
     example = tuple(torch.zeros(2, h, w, channels, dtype=torch.uint8) for channels in inputs.values())
@@ -181,6 +193,17 @@ def seeded_inputs(size: tuple[int, int], count: int, seed: int = 0) -> tuple[np.
     return images, masks
 
 
+def dataset_inputs(data_dir: Path, contract: ModelContract, count: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``count`` real photos and masks of a dataset, fitted as serving fits them."""
+    from ..runtime.datasets import fit_sample, load_sample, load_samples
+
+    samples = load_samples(Path(data_dir), "all", require_garment=contract.task == "generator")[:count]
+    arrays = [fit_sample(*load_sample(s), contract) for s in samples]
+    images = np.stack([a["image"] for a in arrays])
+    masks = np.stack([a["mask"] if "mask" in a else np.zeros((*contract.size, 1), np.uint8) for a in arrays])
+    return images, masks
+
+
 def validate_export(
     model: UNet,
     path: str | Path,
@@ -188,23 +211,27 @@ def validate_export(
     samples: int = 4,
     seed: int = 0,
     inputs: tuple[np.ndarray, np.ndarray] | None = None,
-    max_abs_tolerance: int = FP32_MAX_ABS_TOLERANCE,
-    mean_abs_tolerance: float = FP32_MEAN_ABS_TOLERANCE,
+    max_abs_tolerance: int | None = None,
+    mean_abs_tolerance: float | None = None,
 ) -> ValidationResult:
     """Compare the ONNX file at ``path`` (onnxruntime, CPU) with ``model`` (PyTorch fp32).
 
     Uses ``inputs`` (uint8 images, masks) when given, else ``samples`` seeded ones; a
-    segmenter takes only the images. Raises ``ExportError`` listing every failed check.
+    segmenter takes only the images. Tolerances default to those of the file's precision
+    (``TOLERANCES``). Raises ``ExportError`` listing every failed check.
     """
     from ..runtime.session import ModelSession
 
     session = ModelSession(path, provider="cpu")
+    default_max, default_mean = TOLERANCES[session.contract.precision]
+    max_abs_tolerance = default_max if max_abs_tolerance is None else max_abs_tolerance
+    mean_abs_tolerance = default_mean if mean_abs_tolerance is None else mean_abs_tolerance
     if inputs is None:
         inputs = seeded_inputs(session.contract.size, samples, seed)
     images, masks = inputs
     feeds = {"image": images, "mask": masks}
     feeds = {name: feeds[name] for name in TASK_IO[session.contract.task][0]}
-    reference_model = served(copy.deepcopy(model))
+    reference_model = served(copy.deepcopy(model).float())
     with torch.no_grad():
         expected = reference_model(*(torch.from_numpy(a) for a in feeds.values())).numpy()
     got = session.run(**feeds)

@@ -181,10 +181,10 @@ def load_parse_mask(path: Path) -> Image.Image:
 
 
 def encode_image(array: np.ndarray, fmt: str, quality: int = 95) -> bytes:
-    """Encode a uint8 [H, W, 3] array; ``fmt`` is png, jpg or webp."""
+    """Encode a uint8 [H, W, 3] (RGB) or [H, W] (grey) array; ``fmt`` is png, jpg or webp."""
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
-    image = Image.fromarray(array, "RGB")
+    image = Image.fromarray(array, "RGB" if array.ndim == 3 else "L")
     buffer = io.BytesIO()
     if fmt == "png":
         # Level 1 encodes several times faster than Pillow's default 6 for ~10% more bytes;

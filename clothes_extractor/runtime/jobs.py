@@ -24,7 +24,7 @@ PARSE_FOLDERS = ("image-parse-v3", "image-parse")
 
 @dataclass(frozen=True)
 class MaskSource:
-    kind: str  # "file" (--masks), "parse" (dataset parse map) or "alpha" (the photo's own)
+    kind: str  # "file" (--masks), "parse" (dataset parse map), "alpha" (the photo's own), "segmenter"
     path: Path | None = None
 
     def describe(self) -> str:
@@ -35,8 +35,9 @@ class MaskSource:
 class ExtractJob:
     photo: Path
     output: Path
-    mask: MaskSource  # kind "alpha" means: no mask file, use the photo's alpha if it has one
+    mask: MaskSource  # kind "alpha" means: no mask file, use the photo's alpha or the segmenter
     error: str | None = None  # set when the job is known to fail before any decoding
+    mask_output: Path | None = None  # where to save the mask used (--save-masks)
 
 
 def dataset_parse_folder(folder: Path) -> Path | None:
@@ -119,8 +120,12 @@ def find_jobs(
     fmt: str,
     masks: MaskIndex | None = None,
     recursive: bool = False,
+    save_masks: Path | None = None,
 ) -> list[ExtractJob]:
-    """Every photo under ``inputs`` as a job; problems known up front are jobs with ``error``."""
+    """Every photo under ``inputs`` as a job; problems known up front are jobs with ``error``.
+
+    With ``save_masks``, each job also saves the mask it used there, as ``<name>.png``.
+    """
     out_resolved = out_dir.resolve()
     jobs: list[ExtractJob] = []
     claimed: dict[Path, Path] = {}
@@ -149,5 +154,6 @@ def find_jobs(
             first = claimed.setdefault(output, photo)
             if first != photo and error is None:
                 error = f"{photo} and {first} would both be written to {output}; extract them separately"
-            jobs.append(ExtractJob(photo, output, source, error))
+            mask_output = save_masks / f"{rel}.png" if save_masks is not None else None
+            jobs.append(ExtractJob(photo, output, source, error, mask_output))
     return jobs

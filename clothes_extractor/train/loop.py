@@ -387,9 +387,10 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
                 "samples_per_s": seen / seconds if seconds else 0.0,
                 "seconds": seconds,
             }
-            log.info("epoch %.2f: %s", row["epoch"], _fmt(row))
-            if progress is not None:
+            if progress is not None and not progress.disable:
                 progress.write(f"epoch {row['epoch']:.2f}: {_fmt(row)}")
+            else:
+                log.info("epoch %.2f: %s", row["epoch"], _fmt(row))
             _append_metrics(jsonl_path, csv_path, row)
             if sheet is not None:
                 (out / "sheets").mkdir(exist_ok=True)

@@ -95,14 +95,14 @@ def generator_input(photo: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([masked, mask * 2.0 - 1.0], dim=1)
 
 
-def photo_to_unit(image: torch.Tensor) -> torch.Tensor:
+def photo_to_unit(image: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 [N, H, W, C] -> float [N, C, H, W] in [-1, 1]."""
-    return image.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return image.permute(0, 3, 1, 2).to(dtype) / 127.5 - 1.0
 
 
-def mask_to_weight(mask: torch.Tensor) -> torch.Tensor:
+def mask_to_weight(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 mask [N, H, W, 1] -> float [N, 1, H, W] in [0, 1]."""
-    return mask.permute(0, 3, 1, 2).float() / 255.0
+    return mask.permute(0, 3, 1, 2).to(dtype) / 255.0
 
 
 def unit_to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -259,31 +259,34 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
 
 
 class ServedGenerator(nn.Module):
-    """uint8 image [N,H,W,3] + uint8 mask [N,H,W,1] -> uint8 garment [N,H,W,3], all in-graph."""
+    """uint8 image [N,H,W,3] + uint8 mask [N,H,W,1] -> uint8 garment [N,H,W,3], all in-graph.
 
-    def __init__(self, generator: nn.Module):
+    ``dtype`` is the precision the network computes in (float16 for fp16 exports).
+    """
+
+    def __init__(self, generator: nn.Module, dtype: torch.dtype = torch.float32):
         super().__init__()
-        self.generator = generator
+        self.generator, self.dtype = generator, dtype
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        out = self.generator(generator_input(photo_to_unit(image), mask_to_weight(mask)))
-        return unit_to_uint8(out)
+        condition = generator_input(photo_to_unit(image, self.dtype), mask_to_weight(mask, self.dtype))
+        return unit_to_uint8(self.generator(condition))
 
 
 class ServedSegmenter(nn.Module):
     """uint8 image [N,H,W,3] -> uint8 garment mask [N,H,W,1] (sigmoid x 255), all in-graph."""
 
-    def __init__(self, segmenter: nn.Module):
+    def __init__(self, segmenter: nn.Module, dtype: torch.dtype = torch.float32):
         super().__init__()
-        self.segmenter = segmenter
+        self.segmenter, self.dtype = segmenter, dtype
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return weight_to_uint8(torch.sigmoid(self.segmenter(photo_to_unit(image))))
+        return weight_to_uint8(torch.sigmoid(self.segmenter(photo_to_unit(image, self.dtype))))
 
 
 SERVED = {"generator": ServedGenerator, "segmenter": ServedSegmenter}
 
 
-def served(model: UNet) -> nn.Module:
+def served(model: UNet, dtype: torch.dtype = torch.float32) -> nn.Module:
     """``model`` wrapped with the uint8 NHWC pre/post-processing of its task, in eval mode."""
-    return SERVED[model.config.task](model).eval()
+    return SERVED[model.config.task](model, dtype).eval()
