@@ -13,6 +13,7 @@ import warnings
 import click
 
 from . import __version__
+from .commands.bench import bench
 from .commands.data import data
 from .commands.evaluate import evaluate
 from .commands.export import export
@@ -30,7 +31,7 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-for command in (extract, info, export, train, evaluate, data):
+for command in (extract, info, export, train, evaluate, data, bench):
     cli.add_command(command)
 
 

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from PIL import Image
@@ -207,13 +207,15 @@ def run_extraction(
     options: ExtractOptions,
     on_result: Callable[[FileResult], None] | None = None,
     segmenter: ModelSession | None = None,
+    clock: Any = None,
 ) -> ExtractionSummary:
     """Extract every job's garment; ``on_result`` sees each file's result as it is final.
 
     Photos without a mask go through ``segmenter`` when there is one. ``on_result`` is
     always called from the calling thread. On ``KeyboardInterrupt`` the photos in flight
     are dropped, the writes in progress finish (each output is either complete or
-    absent), and the interrupt propagates.
+    absent), and the interrupt propagates. ``clock`` (``bench.runner.StageClock``), when
+    given, adds up the seconds of each stage: read, segment, infer, write.
     """
     model.require_task("generator")
     if segmenter is not None:
@@ -232,6 +234,9 @@ def run_extraction(
         if not isinstance(exc, ClothesExtractorError):
             log.debug("preparing %s failed", job.photo, exc_info=True)
         emit(FileResult(str(job.photo), "error", None, _describe(exc), source))
+
+    def timed(stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        return clock.timed(stage, function) if clock is not None else function
 
     # Photos decoded ahead, and results waiting to be written: each bounded by this.
     in_flight = options.batch_size * 2 + options.workers
@@ -254,7 +259,7 @@ def run_extraction(
             elif not options.overwrite and job.output.exists():
                 emit(FileResult(str(job.photo), "skipped", str(job.output), None, None))
             else:
-                reads.append((job, readers.submit(read_photo, job, contract, segmenter_contract)))
+                reads.append((job, readers.submit(timed("read", read_photo), job, contract, segmenter_contract)))
 
     def drain_writes(block_above: int) -> None:
         while writes and (writes[0].done() or len(writes) > block_above):
@@ -262,7 +267,7 @@ def run_extraction(
 
     def segment() -> None:
         try:
-            masks = segmenter.run(image=np.stack([item.image for item in unmasked]))
+            masks = timed("segment", segmenter.run)(image=np.stack([item.image for item in unmasked]))
         except Exception as exc:  # noqa: BLE001 - reported per photo; the next batch may work
             log.debug("segmentation failed", exc_info=True)
             for item in unmasked:
@@ -270,7 +275,7 @@ def run_extraction(
                 emit(FileResult(str(item.job.photo), "error", None, message, "segmenter"))
         else:
             for item, mask in zip(unmasked, masks, strict=True):
-                segmented.append((item.job, readers.submit(finish_segmented, item, mask, contract)))
+                segmented.append((item.job, readers.submit(timed("read", finish_segmented), item, mask, contract)))
         unmasked.clear()
 
     def collect_segmented(block: bool) -> None:
@@ -292,7 +297,8 @@ def run_extraction(
         current = batch[:]
         batch.clear()
         try:
-            garments = model.run(image=np.stack([p.image for p in current]), mask=np.stack([p.mask for p in current]))
+            images, masks = np.stack([p.image for p in current]), np.stack([p.mask for p in current])
+            garments = timed("infer", model.run)(image=images, mask=masks)
         except Exception as exc:  # noqa: BLE001 - reported per photo; the next batch may work
             log.debug("inference failed", exc_info=True)
             for p in current:
@@ -300,7 +306,7 @@ def run_extraction(
                 emit(FileResult(str(p.job.photo), "error", None, message, p.mask_source.describe()))
             return
         for p, garment in zip(current, garments, strict=True):
-            writes.append(writers.submit(_write_result, p.job, garment, p.mask_source, options))
+            writes.append(writers.submit(timed("write", _write_result), p.job, garment, p.mask_source, options))
         drain_writes(in_flight)
 
     try:

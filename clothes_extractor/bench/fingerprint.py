@@ -1,0 +1,101 @@
+"""What a result was measured on: CPU, GPU, driver, CUDA, library versions, the model, the date."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib.metadata
+import os
+import platform
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _nvidia_smi(*query: str) -> list[str]:
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        out = subprocess.run([smi, *query], capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def gpu_info() -> dict[str, Any] | None:
+    """Name, driver, memory and CUDA version of the first NVIDIA GPU, or None."""
+    rows = _nvidia_smi("--query-gpu=name,driver_version,memory.total,compute_cap", "--format=csv,noheader")
+    if not rows:
+        return None
+    name, driver, memory, *cap = [part.strip() for part in rows[0].split(",")]
+    cuda = None
+    header = _nvidia_smi()
+    for line in header[:6]:
+        match = re.search(r"CUDA Version:\s*([\d.]+)", line)
+        if match:
+            cuda = match.group(1)
+    return {
+        "name": name,
+        "driver": driver,
+        "memory": memory,
+        "compute_capability": cap[0] if cap else None,
+        "cuda": cuda,
+        "count": len(rows),
+    }
+
+
+def model_fingerprint(path: Path, contract: Any) -> dict[str, Any]:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {
+        "file": path.name,
+        "sha256": digest,
+        "bytes": path.stat().st_size,
+        "task": contract.task,
+        "precision": contract.precision,
+        "input": [contract.height, contract.width],
+        "architecture": contract.training.get("architecture"),
+    }
+
+
+def machine_fingerprint(label: str | None = None) -> dict[str, Any]:
+    """Everything about this machine and its software that a benchmark number depends on."""
+    gpu = gpu_info()
+    cpu = cpu_name()
+    return {
+        "label": label or (gpu["name"] if gpu else cpu),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "gpu": gpu,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {
+            "clothes-extractor": _version("clothes-extractor"),
+            "onnxruntime": _version("onnxruntime") or _version("onnxruntime-gpu"),
+            "onnxruntime-distribution": "onnxruntime-gpu" if _version("onnxruntime-gpu") else "onnxruntime",
+            "tensorrt": _version("tensorrt"),
+            "torch": _version("torch"),
+            "numpy": _version("numpy"),
+            "Pillow": _version("Pillow"),
+        },
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,248 @@
+"""Timing served models in onnxruntime, and the end-to-end ``extract`` pipeline. No PyTorch.
+
+Every measurement warms up first (``warmup_s``; the first run of each batch size, which
+includes cuDNN's algorithm search or TensorRT's engine build, is reported on its own),
+then times runs until both ``min_runs`` and ``min_time_s`` are reached. GPU work is timed
+with synchronisation: IO binding's copies and runs return only when the device is done.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..runtime.contract import TASK_IO
+from ..runtime.session import PROVIDERS, ModelSession, probe_provider
+from .stats import latency_stats, throughput
+
+log = logging.getLogger(__name__)
+
+IO_MODES = ("host", "device")
+ORT_DEVICE = {"cpu": "cpu", "cuda": "cuda", "tensorrt": "cuda"}
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    batch_sizes: tuple[int, ...] = (1, 8, 32)
+    warmup_s: float = 2.0
+    min_runs: int = 20
+    min_time_s: float = 3.0
+    io: str = "host"  # host: numpy in and out; device: inputs and outputs stay on the device
+
+    def __post_init__(self) -> None:
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise ValueError(f"batch sizes must be >= 1, got {self.batch_sizes}")
+        if self.io not in IO_MODES:
+            raise ValueError(f"io must be one of {', '.join(IO_MODES)}, got {self.io!r}")
+        if self.min_runs < 1 or self.min_time_s < 0 or self.warmup_s < 0:
+            raise ValueError("min_runs must be >= 1 and the times >= 0")
+
+
+def timed_runs(run_once: Callable[[], dict[str, float]], settings: BenchSettings) -> list[dict[str, float]]:
+    """Warm up, then call ``run_once`` until both minimums are met; its per-run timings.
+
+    ``run_once`` returns seconds per stage (at least ``total``).
+    """
+    start = time.perf_counter()
+    while time.perf_counter() - start < settings.warmup_s:
+        run_once()
+    runs: list[dict[str, float]] = []
+    start = time.perf_counter()
+    while len(runs) < settings.min_runs or time.perf_counter() - start < settings.min_time_s:
+        runs.append(run_once())
+    return runs
+
+
+def synthetic_feeds(session: ModelSession, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded uint8 inputs of the model's shapes: noise photos, a centred garment mask."""
+    rng = np.random.default_rng(seed)
+    h, w = session.contract.size
+    feeds = {}
+    for name, channels in TASK_IO[session.contract.task][0].items():
+        if name == "mask":
+            mask = np.zeros((batch, h, w, 1), np.uint8)
+            mask[:, h // 5 : 4 * h // 5, w // 5 : 4 * w // 5] = 255
+            feeds[name] = mask
+        else:
+            feeds[name] = rng.integers(0, 256, (batch, h, w, channels), dtype=np.uint8)
+    return feeds
+
+
+def _host_runner(session: ModelSession, feeds: dict[str, np.ndarray]) -> Callable[[], dict[str, float]]:
+    def run_once() -> dict[str, float]:
+        t0 = time.perf_counter()
+        session.run(**feeds)
+        return {"total": time.perf_counter() - t0}
+
+    return run_once
+
+
+def _gpu_runner(session: ModelSession, feeds: dict[str, np.ndarray], io: str) -> Callable[[], dict[str, float]]:
+    """IO binding on the GPU: upload, compute and download timed apart (host), or compute only (device)."""
+    import onnxruntime as ort
+
+    ort_session = session.session
+    output = ort_session.get_outputs()[0].name
+    binding = ort_session.io_binding()
+    device_inputs = {name: ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0) for name, array in feeds.items()}
+    for name, value in device_inputs.items():
+        binding.bind_ortvalue_input(name, value)
+    binding.bind_output(output, "cuda")
+
+    def run_once() -> dict[str, float]:
+        t0 = time.perf_counter()
+        if io == "host":
+            for name, array in feeds.items():
+                device_inputs[name].update_inplace(array)
+        t1 = time.perf_counter()
+        ort_session.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+        t2 = time.perf_counter()
+        if io == "host":
+            binding.get_outputs()[0].numpy()
+        t3 = time.perf_counter()
+        if io == "host":
+            return {"total": t3 - t0, "upload": t1 - t0, "compute": t2 - t1, "download": t3 - t2}
+        return {"total": t2 - t1, "compute": t2 - t1}
+
+    return run_once
+
+
+def _summarise(runs: list[dict[str, float]], batch: int) -> dict[str, Any]:
+    totals = [r["total"] for r in runs]
+    result: dict[str, Any] = {
+        "runs": len(runs),
+        "latency_ms": latency_stats(totals),
+        "images_per_s": throughput(batch, totals),
+    }
+    stages = [k for k in runs[0] if k != "total"]
+    result["split_ms"] = {k: latency_stats([r[k] for r in runs]) for k in stages} if stages else None
+    return result
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def gpu_memory_mb() -> float | None:
+    """GPU memory this process holds, as nvidia-smi reports it; None without a driver."""
+    import os
+
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        out = subprocess.run(
+            [smi, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        pid, _, used = line.partition(",")
+        if pid.strip() == str(os.getpid()):
+            return float(used)
+    return None
+
+
+def available_providers() -> list[str]:
+    """The providers that really start here, fastest first."""
+    return [p for p in ("tensorrt", "cuda", "cpu") if probe_provider(p)[0]]
+
+
+def bench_provider(model_path: Path, provider: str, settings: BenchSettings) -> list[dict[str, Any]]:
+    """One result per batch size for ``provider``: session time, first run, timed runs."""
+    t0 = time.perf_counter()
+    session = ModelSession(model_path, provider)
+    session_ms = (time.perf_counter() - t0) * 1000
+    results = []
+    for batch in settings.batch_sizes:
+        feeds = synthetic_feeds(session, batch)
+        if ORT_DEVICE[provider] == "cuda":
+            run_once = _gpu_runner(session, feeds, settings.io)
+        else:
+            run_once = _host_runner(session, feeds)  # on the CPU, host and device memory are one
+        first = run_once()["total"] * 1000
+        runs = timed_runs(run_once, settings)
+        results.append(
+            {
+                "engine": "onnxruntime",
+                "provider": session.provider,
+                "ort_provider": PROVIDERS[session.provider],
+                "io": settings.io if ORT_DEVICE[provider] == "cuda" else "host",
+                "batch": batch,
+                "session_ms": session_ms,
+                "first_run_ms": first,
+                **_summarise(runs, batch),
+                "gpu_memory_mb": gpu_memory_mb(),
+            }
+        )
+        log.info("%s batch %d: %.1f images/s", provider, batch, results[-1]["images_per_s"])
+    return results
+
+
+class StageClock:
+    """Seconds spent per pipeline stage, summed over threads (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.seconds: dict[str, float] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    def timed(self, stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.add(stage, time.perf_counter() - t0)
+
+        return wrapper
+
+
+def bench_extract(
+    model_path: Path, photo_dir: Path, provider: str, batch_size: int, workers: int, segmenter: Path | None = None
+) -> dict[str, Any]:
+    """Time ``extract`` on a folder of real photos, with each stage's share of the work."""
+    from ..runtime import ExtractOptions, find_jobs, run_extraction
+
+    model = ModelSession(model_path, provider)
+    seg_session = ModelSession(segmenter, provider) if segmenter is not None else None
+    clock = StageClock()
+    with tempfile.TemporaryDirectory(prefix="ce-bench-") as out:
+        jobs = find_jobs([photo_dir], Path(out), "png", recursive=True)
+        if not jobs:
+            raise ValueError(f"no photos in {photo_dir}")
+        summary = run_extraction(
+            model, jobs, ExtractOptions(batch_size=batch_size, workers=workers), segmenter=seg_session, clock=clock
+        )
+    stage_total = sum(clock.seconds.values()) or 1.0
+    return {
+        "photos": len(jobs),
+        "ok": summary.ok,
+        "failed": summary.failed,
+        "provider": model.provider,
+        "batch": batch_size,
+        "workers": workers,
+        "seconds": summary.seconds,
+        "images_per_s": summary.ok / summary.seconds if summary.seconds else 0.0,
+        "stage_seconds": clock.seconds,
+        "stage_share": {k: v / stage_total for k, v in clock.seconds.items()},
+    }

@@ -1,0 +1,173 @@
+"""``clothes-extractor bench``: latency/throughput per provider and batch size; ``bench compare``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .common import reports_errors, require_torch
+
+
+def _batch_sizes(_ctx, _param, value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers") from None
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter("batch sizes must be positive integers")
+    return sizes
+
+
+@click.group(invoke_without_command=True)
+@click.option("--model", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Served ONNX model.")
+@click.option(
+    "--provider",
+    type=click.Choice(["cpu", "cuda", "tensorrt", "all"]),
+    default="cpu",
+    show_default=True,
+    help="all: every provider that starts here.",
+)
+@click.option("--batch-sizes", default="1,8,32", show_default=True, callback=_batch_sizes)
+@click.option("--warmup-s", type=click.FloatRange(min=0), default=2.0, show_default=True)
+@click.option("--min-runs", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--min-time-s", type=click.FloatRange(min=0), default=3.0, show_default=True)
+@click.option(
+    "--io",
+    type=click.Choice(["host", "device"]),
+    default="host",
+    show_default=True,
+    help="GPU: numpy in/out (host) or device-resident tensors (device).",
+)
+@click.option(
+    "--torch-baseline",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Checkpoint of the same network: time it in PyTorch in the same run.",
+)
+@click.option("--torch-compile", is_flag=True, help="Also time torch.compile (slow to compile).")
+@click.option(
+    "--e2e",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Also time `extract` end to end on this folder of photos.",
+)
+@click.option("--e2e-batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="extract's threads for --e2e.")
+@click.option("--label", help="Name of this machine in comparisons (default: GPU or CPU name).")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Write the result file (JSON).")
+@click.pass_context
+@reports_errors
+def bench(
+    ctx: click.Context,
+    model: Path | None,
+    provider: str,
+    batch_sizes: tuple[int, ...],
+    warmup_s: float,
+    min_runs: int,
+    min_time_s: float,
+    io: str,
+    torch_baseline: Path | None,
+    torch_compile: bool,
+    e2e: Path | None,
+    e2e_batch_size: int,
+    workers: int | None,
+    label: str | None,
+    out: Path | None,
+) -> None:
+    """Time a served model per provider and batch size (p50..p99, images/s, GPU copy split).
+
+    With --torch-baseline the same network runs in PyTorch in the same process, so the
+    table shows onnxruntime as a ratio to PyTorch measured side by side.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if model is None:
+        raise click.UsageError("--model is required (or use `bench compare FILES`)")
+    from ..bench.compare import SCHEMA, markdown_table
+    from ..bench.fingerprint import machine_fingerprint, model_fingerprint
+    from ..bench.runner import BenchSettings, available_providers, bench_extract, bench_provider, peak_rss_mb
+    from ..runtime.pipeline import default_workers
+    from ..runtime.session import ModelSession
+
+    settings = BenchSettings(
+        batch_sizes=batch_sizes, warmup_s=warmup_s, min_runs=min_runs, min_time_s=min_time_s, io=io
+    )
+    providers = available_providers() if provider == "all" else [provider]
+    contract = ModelSession(model, "cpu").contract
+    results = []
+    for name in providers:
+        click.echo(f"timing onnxruntime {name} ...", err=True)
+        results += bench_provider(model, name, settings)
+    if torch_baseline is not None:
+        require_torch("--torch-baseline")
+        import torch
+
+        from ..bench.baseline import bench_torch
+
+        device = "cuda" if any(p != "cpu" for p in providers) and torch.cuda.is_available() else "cpu"
+        click.echo(f"timing PyTorch on {device} ...", err=True)
+        architecture = contract.training.get("architecture") or {}
+        architecture = {**architecture, "task": contract.task}
+        architecture.pop("name", None)
+        results += bench_torch(torch_baseline, settings, device, torch_compile, architecture)
+    record = {
+        "schema": SCHEMA,
+        "fingerprint": machine_fingerprint(label),
+        "model": model_fingerprint(model, contract),
+        "settings": {
+            "batch_sizes": list(batch_sizes),
+            "warmup_s": warmup_s,
+            "min_runs": min_runs,
+            "min_time_s": min_time_s,
+            "io": io,
+        },
+        "results": results,
+        "e2e": None,
+    }
+    if e2e is not None:
+        click.echo(f"timing extract end to end on {e2e} ...", err=True)
+        e2e_result = bench_extract(model, e2e, providers[0], e2e_batch_size, workers or default_workers())
+        model_only = next(
+            (
+                r["images_per_s"]
+                for r in results
+                if r["engine"] == "onnxruntime"
+                and r["batch"] == e2e_batch_size
+                and r["provider"] == e2e_result["provider"]
+            ),
+            None,
+        )
+        e2e_result["vs_model_only"] = e2e_result["images_per_s"] / model_only if model_only else None
+        record["e2e"] = e2e_result
+    record["peak_rss_mb"] = peak_rss_mb()
+    click.echo(markdown_table([record]))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(record, indent=2) + "\n")
+        click.echo(f"wrote {out}", err=True)
+
+
+@bench.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--markdown", type=click.Path(path_type=Path, dir_okay=False), help="Write the table here.")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write a PNG of throughput and p99 latency against batch size.",
+)
+@reports_errors
+def compare(files: tuple[Path, ...], markdown: Path | None, plot_path: Path | None) -> None:
+    """Merge benchmark result FILES from several machines into one table (and plot)."""
+    from ..bench.compare import load_results, markdown_table, plot
+
+    results = load_results(list(files))
+    table = markdown_table(results)
+    if markdown is not None:
+        markdown.write_text(table)
+    else:
+        sys.stdout.write(table)
+    if plot_path is not None:
+        plot(results, plot_path)
+        click.echo(f"wrote {plot_path}", err=True)

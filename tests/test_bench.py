@@ -1,0 +1,195 @@
+"""Benchmark suite: statistics, the result file, compare; timing itself is not asserted."""
+
+import json
+
+import numpy as np
+import pytest
+
+from clothes_extractor.bench.compare import SCHEMA, load_results, markdown_table, torch_ratios
+from clothes_extractor.bench.stats import latency_stats, throughput
+from clothes_extractor.errors import InputError
+from conftest import VITON_HD_SAMPLE, run_cli
+
+
+def test_percentiles_on_known_samples():
+    stats = latency_stats([i / 1000 for i in range(1, 101)])  # 1..100 ms
+    assert stats["p50"] == pytest.approx(50.5)
+    assert stats["p90"] == pytest.approx(90.1)
+    assert stats["p99"] == pytest.approx(99.01)
+    assert (stats["min"], stats["max"], stats["mean"]) == pytest.approx((1, 100, 50.5))
+    assert stats["std"] == pytest.approx(np.std(np.arange(1, 101), ddof=1))
+    assert throughput(8, [0.5, 0.5]) == pytest.approx(16.0)
+    with pytest.raises(ValueError):
+        latency_stats([])
+
+
+def result_file(path, label, rows, e2e=None):
+    record = {
+        "schema": SCHEMA,
+        "fingerprint": {
+            "label": label,
+            "cpu": "Test CPU",
+            "cores": 2,
+            "gpu": None,
+            "versions": {"onnxruntime": "1"},
+            "date": "2026-11-27T00:00:00+00:00",
+        },
+        "model": {"file": "m.onnx", "sha256": "ab" * 32, "precision": "fp32", "input": [256, 192]},
+        "settings": {},
+        "results": [
+            {
+                "engine": e,
+                "provider": "cpu",
+                "io": "host",
+                "batch": b,
+                "images_per_s": ips,
+                "latency_ms": {"p99": b / ips * 1000},
+            }
+            for e, b, ips in rows
+        ],
+        "e2e": e2e,
+    }
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_compare_merges_machines_and_never_mixes_ratios(tmp_path):
+    a = result_file(tmp_path / "a.json", "machine-a", [("onnxruntime", 1, 30.0), ("torch-eager-fp32", 1, 10.0)])
+    b = result_file(tmp_path / "b.json", "machine-b", [("onnxruntime", 1, 60.0), ("onnxruntime", 8, 100.0)])
+    results = load_results([a, b])
+    assert torch_ratios(results[0]) == {("cpu", "host", 1): pytest.approx(3.0)}
+    assert torch_ratios(results[1]) == {}  # no PyTorch row on machine b: no ratio, not a's
+    table = markdown_table(results)
+    assert "machine-a: images/s (p99 ms)" in table and "machine-b: images/s (p99 ms)" in table
+    row = next(line for line in table.splitlines() if line.startswith("| onnxruntime | cpu | host | 1 |"))
+    assert "30.0" in row and "60.0" in row and "3.00x" in row
+    assert "| onnxruntime | cpu | host | 8 | - | 100.0" in table
+
+
+def test_compare_refuses_other_files(tmp_path):
+    (tmp_path / "x.json").write_text('{"schema": "other"}')
+    with pytest.raises(InputError, match="not a clothes-extractor benchmark result"):
+        load_results([tmp_path / "x.json"])
+
+
+def test_bench_writes_a_result_file_without_torch(tiny_model_path, tmp_path, photo_folder):
+    out = tmp_path / "results" / "cpu.json"
+    photos, masks = photo_folder
+    # extract's e2e timing needs masks: give the photos alpha channels from their masks.
+    from PIL import Image
+
+    e2e = tmp_path / "e2e"
+    e2e.mkdir()
+    for photo in photos.iterdir():
+        image = Image.open(photo).convert("RGB")
+        image.putalpha(Image.open(masks / f"{photo.stem}.png"))
+        image.save(e2e / f"{photo.stem}.png")
+    done = run_cli(
+        "bench",
+        "--model",
+        tiny_model_path,
+        "--batch-sizes",
+        "1,4",
+        "--warmup-s",
+        "0",
+        "--min-runs",
+        "3",
+        "--min-time-s",
+        "0",
+        "--e2e",
+        e2e,
+        "--e2e-batch-size",
+        "4",
+        "--label",
+        "ci",
+        "--out",
+        out,
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads(out.read_text())
+    assert record["schema"] == SCHEMA and record["fingerprint"]["label"] == "ci"
+    assert record["fingerprint"]["cores"] >= 1 and record["fingerprint"]["versions"]["onnxruntime"]
+    assert record["model"]["input"] == [64, 48] and len(record["model"]["sha256"]) == 64
+    assert [(r["provider"], r["batch"]) for r in record["results"]] == [("cpu", 1), ("cpu", 4)]
+    for row in record["results"]:
+        assert row["runs"] >= 3 and row["images_per_s"] > 0
+        assert set(row["latency_ms"]) == {"min", "mean", "std", "p50", "p90", "p95", "p99", "max"}
+        assert row["session_ms"] > 0 and row["first_run_ms"] > 0
+    assert record["e2e"]["ok"] == 5 and set(record["e2e"]["stage_share"]) == {"read", "infer", "write"}
+    assert record["peak_rss_mb"] > 0
+    assert "| onnxruntime | cpu | host | 4 |" in done.stdout
+
+
+def test_bench_torch_baseline_and_compare_plot(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib (bench extra) is not installed")
+    from click.testing import CliRunner
+
+    from clothes_extractor.cli import cli
+    from clothes_extractor.train.checkpoint import save_checkpoint
+    from conftest import tiny_generator
+
+    model = tiny_generator()
+    save_checkpoint(tmp_path / "g.pt", model)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["export", str(tmp_path / "g.pt"), "-o", str(tmp_path / "g.onnx")]).exit_code == 0
+    args = [
+        "bench",
+        "--model",
+        str(tmp_path / "g.onnx"),
+        "--batch-sizes",
+        "1,2",
+        "--warmup-s",
+        "0",
+        "--min-runs",
+        "2",
+        "--min-time-s",
+        "0",
+        "--torch-baseline",
+        str(tmp_path / "g.pt"),
+    ]
+    for label in ("one", "two"):
+        done = runner.invoke(cli, [*args, "--label", label, "--out", str(tmp_path / f"{label}.json")])
+        assert done.exit_code == 0, done.output
+    engines = {r["engine"] for r in json.loads((tmp_path / "one.json").read_text())["results"]}
+    assert engines == {"onnxruntime", "torch-eager-fp32"}
+    done = runner.invoke(
+        cli,
+        [
+            "bench",
+            "compare",
+            str(tmp_path / "one.json"),
+            str(tmp_path / "two.json"),
+            "--markdown",
+            str(tmp_path / "table.md"),
+            "--plot",
+            str(tmp_path / "plot.png"),
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    table = (tmp_path / "table.md").read_text()
+    assert "one: vs PyTorch" in table and "two: vs PyTorch" in table
+    assert (tmp_path / "plot.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(not VITON_HD_SAMPLE.is_dir(), reason=f"{VITON_HD_SAMPLE} is absent")
+def test_bench_e2e_on_viton_hd_sample(tiny_model_path, tmp_path):
+    done = run_cli(
+        "bench",
+        "--model",
+        tiny_model_path,
+        "--batch-sizes",
+        "8",
+        "--warmup-s",
+        "0",
+        "--min-runs",
+        "2",
+        "--min-time-s",
+        "0",
+        "--e2e",
+        VITON_HD_SAMPLE,
+        "--out",
+        tmp_path / "r.json",
+    )
+    assert done.returncode == 0, done.stderr
+    e2e = json.loads((tmp_path / "r.json").read_text())["e2e"]
+    assert e2e["photos"] == 10 and e2e["ok"] == 10 and e2e["vs_model_only"] > 0
