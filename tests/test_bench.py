@@ -57,7 +57,7 @@ def test_compare_merges_machines_and_never_mixes_ratios(tmp_path):
     a = result_file(tmp_path / "a.json", "machine-a", [("onnxruntime", 1, 30.0), ("torch-eager-fp32", 1, 10.0)])
     b = result_file(tmp_path / "b.json", "machine-b", [("onnxruntime", 1, 60.0), ("onnxruntime", 8, 100.0)])
     results = load_results([a, b])
-    assert torch_ratios(results[0]) == {("cpu", "host", 1): pytest.approx(3.0)}
+    assert torch_ratios(results[0]) == {("onnxruntime", "cpu", "host", 1): pytest.approx(3.0)}
     assert torch_ratios(results[1]) == {}  # no PyTorch row on machine b: no ratio, not a's
     table = markdown_table(results)
     assert "machine-a: images/s (p99 ms)" in table and "machine-b: images/s (p99 ms)" in table

@@ -127,3 +127,46 @@ def test_fp16_export_keeps_uint8_io_and_matches_fp32_pytorch(tmp_path):
     assert result.passed and (result.max_abs_tolerance, result.mean_abs_tolerance) == (16, 1.0)
     with pytest.raises(ExportError, match="precision"):
         export_model(model, tmp_path / "x.onnx", precision="int8")
+
+
+def test_tensorrt_engine_sidecar_refuses_another_gpu_or_version():
+    from clothes_extractor.errors import ModelError
+    from clothes_extractor.export.tensorrt import check_engine
+
+    sidecar = {"gpu": {"name": "NVIDIA H200", "compute_capability": "9.0"}, "tensorrt": "10.13.0"}
+    check_engine(sidecar, {"name": "NVIDIA H200", "compute_capability": "9.0"}, "10.13.0")
+    with pytest.raises(ModelError, match="built on a NVIDIA H200, this GPU is a NVIDIA L4.*compute capability"):
+        check_engine(sidecar, {"name": "NVIDIA L4", "compute_capability": "8.9"}, "10.13.0")
+    with pytest.raises(ModelError, match="TensorRT 10.13.0 built it, this is TensorRT 11.0.0"):
+        check_engine(sidecar, {"name": "NVIDIA H200", "compute_capability": "9.0"}, "11.0.0")
+
+
+def test_export_tensorrt_without_tensorrt_says_what_to_install(tmp_path):
+    try:
+        import tensorrt  # noqa: F401
+
+        pytest.skip("tensorrt is installed: building is checked by benchmarks/gpu_check.sh")
+    except ImportError:
+        pass
+    from click.testing import CliRunner
+
+    from clothes_extractor.cli import cli
+
+    done = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            "--untrained",
+            "--size",
+            "32x24",
+            "--depth",
+            "3",
+            "--ngf",
+            "2",
+            "-o",
+            str(tmp_path / "m.onnx"),
+            "--tensorrt",
+        ],
+    )
+    assert done.exit_code == 1 and 'pip install "clothes-extractor[tensorrt]"' in done.output
+    assert not (tmp_path / "m.onnx").exists()  # failed before any work

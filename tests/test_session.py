@@ -107,3 +107,35 @@ def test_auto_skips_tensorrt_without_its_library(monkeypatch):
     monkeypatch.setattr(session, "tensorrt_runtime_loads", lambda: True)
     assert session._requested_providers(FakeOrt, "auto")[0] == "TensorrtExecutionProvider"
     assert session._requested_providers(FakeOrt, "cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_bound_runner_pads_to_allocated_batch_sizes(tiny_model_path):
+    """The IO-binding runner behind CUDA graphs, on the CPU provider: same buffers, same results."""
+    from clothes_extractor.runtime.gpu import BoundRunner
+
+    model = ModelSession(tiny_model_path, "cpu")
+    runner = BoundRunner(model, cuda_graph=False, device="cpu", pad=True)
+    runner.warm_up([4, 8])
+    rng = np.random.default_rng(0)
+    for n in (1, 3, 4, 6, 8, 9):
+        image = rng.integers(0, 256, (n, *TINY_SIZE, 3), dtype=np.uint8)
+        mask = np.full((n, *TINY_SIZE, 1), 255, np.uint8)
+        expected = model.run(image=image, mask=mask)
+        assert np.array_equal(runner.run(image=image, mask=mask), expected)
+    assert sorted(runner._buffers) == [4, 8, 9]  # 1 and 3 padded to 4, 6 to 8; 9 got its own
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" not in onnxruntime.get_available_providers(), reason="needs onnxruntime-gpu and a GPU"
+)
+def test_cuda_graph_session_matches_cpu(tiny_model_path):
+    from clothes_extractor.runtime.session import SessionSettings
+
+    cpu = ModelSession(tiny_model_path, "cpu")
+    gpu = ModelSession(tiny_model_path, "cuda", settings=SessionSettings(cuda_graph=True))
+    image = np.random.default_rng(0).integers(0, 256, (3, *TINY_SIZE, 3), dtype=np.uint8)
+    mask = np.full((3, *TINY_SIZE, 1), 255, np.uint8)
+    for _ in range(3):  # capture, then replay
+        diff = np.abs(gpu.run(image=image, mask=mask).astype(int) - cpu.run(image=image, mask=mask).astype(int))
+        assert diff.max() <= 2

@@ -35,8 +35,8 @@ def machine_name(result: dict[str, Any]) -> str:
     return fp.get("label") or (fp["gpu"]["name"] if fp.get("gpu") else fp["cpu"])
 
 
-def torch_ratios(result: dict[str, Any]) -> dict[tuple[str, str, int], float]:
-    """onnxruntime images/s over the best PyTorch images/s, per (provider, io, batch), same file."""
+def torch_ratios(result: dict[str, Any]) -> dict[tuple[str, str, str, int], float]:
+    """onnxruntime images/s over the best PyTorch images/s, per (engine, provider, io, batch), same file."""
     best_torch: dict[tuple[str, int], float] = {}
     for row in result["results"]:
         if row["engine"].startswith("torch"):
@@ -44,10 +44,12 @@ def torch_ratios(result: dict[str, Any]) -> dict[tuple[str, str, int], float]:
             best_torch[key] = max(best_torch.get(key, 0.0), row["images_per_s"])
     ratios = {}
     for row in result["results"]:
-        if row["engine"] == "onnxruntime":
+        if row["engine"].startswith("onnxruntime"):
             key = ("cpu" if row["provider"] == "cpu" else "gpu", row["batch"])
             if best_torch.get(key):
-                ratios[(row["provider"], row["io"], row["batch"])] = row["images_per_s"] / best_torch[key]
+                ratios[(row["engine"], row["provider"], row["io"], row["batch"])] = (
+                    row["images_per_s"] / best_torch[key]
+                )
     return ratios
 
 
@@ -62,7 +64,7 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
             key = (row["engine"], row["provider"], row["io"], row["batch"])
             cells = rows.setdefault(key, ["-"] * (2 * len(results)))
             cells[column] = f"{row['images_per_s']:,.1f} ({row['latency_ms']['p99']:.2f})"
-            ratio = ratios.get((row["provider"], row["io"], row["batch"])) if row["engine"] == "onnxruntime" else None
+            ratio = ratios.get(key)
             cells[len(results) + column] = f"{ratio:.2f}x" if ratio else "-"
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key in sorted(rows, key=lambda k: (k[0] != "onnxruntime", k[0], k[1], k[2], k[3])):

@@ -87,11 +87,19 @@ def _host_runner(session: ModelSession, feeds: dict[str, np.ndarray]) -> Callabl
     return run_once
 
 
-def _gpu_runner(session: ModelSession, feeds: dict[str, np.ndarray], io: str) -> Callable[[], dict[str, float]]:
-    """IO binding on the GPU: upload, compute and download timed apart (host), or compute only (device)."""
+def _gpu_runner(
+    session: ModelSession, feeds: dict[str, np.ndarray], io: str, graph_id: int | None = None
+) -> Callable[[], dict[str, float]]:
+    """IO binding on the GPU: upload, compute and download timed apart (host), or compute only (device).
+
+    With ``graph_id`` (a session made with CUDA graphs), runs replay that batch size's graph.
+    """
     import onnxruntime as ort
 
     ort_session = session.session
+    run_options = ort.RunOptions()
+    if graph_id is not None:
+        run_options.add_run_config_entry("gpu_graph_id", str(graph_id))
     output = ort_session.get_outputs()[0].name
     binding = ort_session.io_binding()
     device_inputs = {name: ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0) for name, array in feeds.items()}
@@ -105,7 +113,7 @@ def _gpu_runner(session: ModelSession, feeds: dict[str, np.ndarray], io: str) ->
             for name, array in feeds.items():
                 device_inputs[name].update_inplace(array)
         t1 = time.perf_counter()
-        ort_session.run_with_iobinding(binding)
+        ort_session.run_with_iobinding(binding, run_options)
         binding.synchronize_outputs()
         t2 = time.perf_counter()
         if io == "host":
@@ -164,23 +172,28 @@ def available_providers() -> list[str]:
     return [p for p in ("tensorrt", "cuda", "cpu") if probe_provider(p)[0]]
 
 
-def bench_provider(model_path: Path, provider: str, settings: BenchSettings) -> list[dict[str, Any]]:
+def bench_provider(
+    model_path: Path, provider: str, settings: BenchSettings, cuda_graph: bool = False
+) -> list[dict[str, Any]]:
     """One result per batch size for ``provider``: session time, first run, timed runs."""
+    from ..runtime.session import SessionSettings
+
+    cuda_graph = cuda_graph and ORT_DEVICE[provider] == "cuda"
     t0 = time.perf_counter()
-    session = ModelSession(model_path, provider)
+    session = ModelSession(model_path, provider, settings=SessionSettings(cuda_graph=cuda_graph))
     session_ms = (time.perf_counter() - t0) * 1000
     results = []
-    for batch in settings.batch_sizes:
+    for index, batch in enumerate(settings.batch_sizes):
         feeds = synthetic_feeds(session, batch)
         if ORT_DEVICE[provider] == "cuda":
-            run_once = _gpu_runner(session, feeds, settings.io)
+            run_once = _gpu_runner(session, feeds, settings.io, index if cuda_graph else None)
         else:
             run_once = _host_runner(session, feeds)  # on the CPU, host and device memory are one
         first = run_once()["total"] * 1000
         runs = timed_runs(run_once, settings)
         results.append(
             {
-                "engine": "onnxruntime",
+                "engine": "onnxruntime-cuda-graph" if cuda_graph else "onnxruntime",
                 "provider": session.provider,
                 "ort_provider": PROVIDERS[session.provider],
                 "io": settings.io if ORT_DEVICE[provider] == "cuda" else "host",

@@ -41,6 +41,7 @@ def _batch_sizes(_ctx, _param, value: str) -> tuple[int, ...]:
     show_default=True,
     help="GPU: numpy in/out (host) or device-resident tensors (device).",
 )
+@click.option("--cuda-graph", is_flag=True, help="GPU: IO binding with one CUDA graph per batch size.")
 @click.option(
     "--torch-baseline",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -67,6 +68,7 @@ def bench(
     min_runs: int,
     min_time_s: float,
     io: str,
+    cuda_graph: bool,
     torch_baseline: Path | None,
     torch_compile: bool,
     e2e: Path | None,
@@ -98,7 +100,7 @@ def bench(
     results = []
     for name in providers:
         click.echo(f"timing onnxruntime {name} ...", err=True)
-        results += bench_provider(model, name, settings)
+        results += bench_provider(model, name, settings, cuda_graph)
     if torch_baseline is not None:
         require_torch("--torch-baseline")
         import torch

@@ -41,6 +41,8 @@ from .common import parse_size, reports_errors, require_torch
     help="Also compare with PyTorch on up to 16 real photos of this dataset.",
 )
 @click.option("--opset", type=click.IntRange(min=13), default=17, show_default=True)
+@click.option("--tensorrt", is_flag=True, help="Also build a TensorRT engine (MODEL.engine + MODEL.engine.json).")
+@click.option("--trt-batch", default="1,32,128", show_default=True, help="Engine batch profile MIN,OPT,MAX.")
 @reports_errors
 def export(
     checkpoint: Path | None,
@@ -54,6 +56,8 @@ def export(
     precision: str,
     validate_on: Path | None,
     opset: int,
+    tensorrt: bool,
+    trt_batch: str,
 ) -> None:
     """Export a generator or segmenter CHECKPOINT to a served ONNX model.
 
@@ -62,6 +66,15 @@ def export(
     """
     if (checkpoint is None) == (not untrained):
         raise click.UsageError("give either a CHECKPOINT or --untrained (not both)")
+    try:
+        profile = tuple(int(v) for v in trt_batch.split(","))
+        assert len(profile) == 3
+    except (ValueError, AssertionError):
+        raise click.BadParameter(f"{trt_batch!r} is not MIN,OPT,MAX", param_hint="--trt-batch") from None
+    if tensorrt:
+        from ..export.tensorrt import import_tensorrt
+
+        import_tensorrt()  # before any work: a missing TensorRT fails fast
     require_torch("export", "export")
     import torch
 
@@ -97,3 +110,17 @@ def export(
             f"onnxruntime vs PyTorch fp32 on {result.samples} {label}: max |error| {result.max_abs}, "
             f"mean {result.mean_abs:.4f} (tolerance {result.max_abs_tolerance} / {result.mean_abs_tolerance})"
         )
+    if tensorrt:
+        from ..export.tensorrt import build_engine
+
+        engine = output.with_suffix(".engine")
+        sidecar = build_engine(
+            output,
+            engine,
+            min_batch=profile[0],
+            opt_batch=profile[1],
+            max_batch=profile[2],
+            fp16=precision == "fp16",
+            timing_cache=output.with_suffix(".timing-cache"),
+        )
+        click.echo(f"wrote {engine} for {sidecar['gpu']['name']} (TensorRT {sidecar['tensorrt']})")

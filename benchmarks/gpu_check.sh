@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# GPU check: parity of every GPU path against the CPU, and timings against PyTorch
+# (eager fp32, eager fp16 channels_last, torch.compile) on the same models. Installs
+# nothing: the machine must already have torch, onnx and onnxruntime-gpu importable
+# (../shared/gpu/README.md says how to get onnxruntime-gpu onto a lent device machine).
+#
+#   bash benchmarks/gpu_check.sh [OUT_DIR]        (default: benchmarks/results)
+#
+# Writes OUT_DIR/gpu-<label>-*.json, the parity report and a markdown table; takes
+# about 5 minutes on an H100/H200 (most of it torch.compile and engine builds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-benchmarks/results}
+mkdir -p "$out"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+py=${PYTHON:-python3}
+label=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '-')
+quick=(--warmup-s 1 --min-runs 20 --min-time-s 1)
+
+$py -m clothes_extractor info --json > "$out/gpu-$label-info.json"
+
+# The two models the targets name: the 256x256 ngf-64 pix2pix generator (GPU README's
+# anchor) and the shipped default size (256x192, ngf 16), seeded random weights: speed
+# and parity do not depend on training.
+$py - "$work" <<'PY'
+import sys, torch
+from clothes_extractor.train.checkpoint import save_checkpoint
+from clothes_extractor.train.networks import UNet, UNetConfig
+work = sys.argv[1]
+for name, cfg in {"g64": UNetConfig(height=256, width=256, ngf=64, depth=8),
+                  "g16": UNetConfig(height=256, width=192, ngf=16, depth=6)}.items():
+    torch.manual_seed(0)
+    save_checkpoint(f"{work}/{name}.pt", UNet(cfg).eval())
+PY
+for m in g64 g16; do
+  for p in fp32 fp16; do
+    $py -m clothes_extractor export "$work/$m.pt" -o "$work/$m-$p.onnx" --precision $p
+  done
+done
+
+status=0
+$py benchmarks/gpu_parity.py "$work"/g64-fp32.onnx "$work"/g64-fp16.onnx "$work"/g16-fp16.onnx \
+  --out "$out/gpu-$label-parity.json" || status=$?
+
+for m in g64 g16; do
+  $py -m clothes_extractor bench --model "$work/$m-fp16.onnx" --provider all --batch-sizes 1,8,32,128 \
+    "${quick[@]}" --io host --torch-baseline "$work/$m.pt" --torch-compile --label "$label" \
+    --out "$out/gpu-$label-$m-host.json"
+  $py -m clothes_extractor bench --model "$work/$m-fp16.onnx" --provider cuda --batch-sizes 1,8,32,128 \
+    "${quick[@]}" --io device --cuda-graph --label "$label-device" --out "$out/gpu-$label-$m-device.json"
+done
+$py -m clothes_extractor bench compare "$out"/gpu-"$label"-*-host.json "$out"/gpu-"$label"-*-device.json \
+  --markdown "$out/gpu-$label.md"
+echo "results in $out (parity status $status)"
+exit $status
