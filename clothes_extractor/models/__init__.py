@@ -1,9 +1,10 @@
 """The models embedded in the package, and how the runtime picks one.
 
 Each default model ships in two precisions: ``fp16`` for GPU providers (half the bytes,
-tensor cores) and ``fp32`` for the CPU, where onnxruntime's fp16 kernels run several
-times slower than fp32 (measured: 3x at batch 8 on a 2-core x86 machine). Files are
-``<task>-<precision>.onnx``; each has a model card, ``<task>.md``.
+tensor cores) and ``fp32`` for the CPU, where onnxruntime's fp16 path is slower than
+fp32 (measured on the 256x192 ngf-16 generator, 2-core AMD EPYC, onnxruntime 1.32:
+129 vs 170 images/s at batch 1, 143 vs 198 at batch 8; benchmarks/results/cpu-2core.md).
+Files are ``<task>-<precision>.onnx``; each task has a model card, ``<task>.md``.
 """
 
 from __future__ import annotations
