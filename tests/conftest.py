@@ -15,9 +15,23 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 VITON_HD_SAMPLE = SHARED_DATA / "viton-hd-sample"
+VITON_VAL = SHARED_DATA / "viton" / "val.tar"
 
 # Small enough that export and inference take milliseconds; depth 3 needs multiples of 8.
 TINY_SIZE = (64, 48)
+
+
+def cp_vton_subset(root: Path, count: int = 6) -> Path:
+    """The first ``count`` VITON validation pairs (by name), unpacked in the CP-VTON layout."""
+    import tarfile
+
+    with tarfile.open(VITON_VAL) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith("val/") and m.isfile()]
+        names = sorted({m.name.split("/")[-1].split("_")[0] for m in members if "/image/" in m.name})[:count]
+        chosen = [m for m in members if m.name.split("/")[-1].split("_")[0] in names]
+        tar.extractall(root, members=chosen, filter="data")
+    (root / "val_pairs.txt").write_text("".join(f"{n}_0.jpg {n}_1.jpg\n" for n in names))
+    return root
 
 
 def tiny_generator(seed: int = 0):

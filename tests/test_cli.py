@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import SHARED_DATA, VITON_HD_SAMPLE, cli_env, person_photo, run_cli
+from conftest import VITON_HD_SAMPLE, VITON_VAL, cli_env, cp_vton_subset, person_photo, run_cli
 
 COMMANDS = ["extract", "info", "export"]
 
@@ -174,18 +174,9 @@ def test_extract_viton_hd_sample_with_parse_maps(tiny_model_path, tmp_path):
     assert all(r["mask"].startswith("parse:") for r in read_report(report).values())
 
 
-VITON_VAL = SHARED_DATA / "viton" / "val.tar"
-
-
 @pytest.mark.skipif(not VITON_VAL.is_file(), reason=f"{VITON_VAL} is absent")
 def test_extract_cp_vton_layout_from_the_viton_shard(tiny_model_path, tmp_path):
-    import tarfile
-
-    split = tmp_path / "val"
-    with tarfile.open(VITON_VAL) as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith(("val/image/", "val/image-parse/"))][:6]
-        tar.extractall(tmp_path, members=members, filter="data")
-    assert (split / "image-parse").is_dir()
+    split = cp_vton_subset(tmp_path) / "val"
     done = run_cli("extract", split, "-o", tmp_path / "out", "--model", tiny_model_path)
     assert done.returncode == 0, done.stderr
     assert sorted(p.stem for p in (tmp_path / "out").iterdir()) == sorted(p.stem for p in (split / "image").iterdir())

@@ -7,22 +7,7 @@ from clothes_extractor.data.synth import synth_sample, write_synthetic
 from clothes_extractor.errors import InputError
 from clothes_extractor.runtime.contract import FitSettings, ModelContract
 from clothes_extractor.runtime.datasets import fit_sample, layout_of, load_sample, load_samples
-from conftest import SHARED_DATA, VITON_HD_SAMPLE
-
-VITON_VAL = SHARED_DATA / "viton" / "val.tar"
-
-
-def cp_vton_subset(root, count=6):
-    """A few real VITON validation pairs, unpacked in the CP-VTON layout with a pairs file."""
-    import tarfile
-
-    with tarfile.open(VITON_VAL) as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith("val/") and m.isfile()]
-        names = sorted({m.name.split("/")[-1].split("_")[0] for m in members if "/image/" in m.name})[:count]
-        chosen = [m for m in members if m.name.split("/")[-1].split("_")[0] in names]
-        tar.extractall(root, members=chosen, filter="data")
-    (root / "val_pairs.txt").write_text("".join(f"{n}_0.jpg {n}_1.jpg\n" for n in names))
-    return root
+from conftest import VITON_HD_SAMPLE, VITON_VAL, cp_vton_subset
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from .common import EXIT_INTERRUPTED, reports_errors
 PROVIDER_CHOICES = ("auto", "tensorrt", "cuda", "cpu")  # runtime.session.PROVIDER_CHOICES
 FORMATS = ("png", "jpg", "webp")
 MAX_FAILURES_SHOWN = 20
+SHEET_ROWS = 8
 
 
 def _check_output_dir(out_dir: Path) -> None:
@@ -101,6 +102,11 @@ def open_model(path: Path | None, task: str, provider: str):
     help="Save the mask used for each photo here (<name>.png; reusable with --masks).",
 )
 @click.option(
+    "--sheet",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write a contact sheet PNG (photo | mask | garment) of the first photos extracted.",
+)
+@click.option(
     "--masks",
     type=click.Path(path_type=Path, file_okay=False),
     help="Folder of garment masks named like the photos (any image format and size).",
@@ -123,6 +129,7 @@ def extract(
     segmenter: Path | None,
     no_segmenter: bool,
     save_masks: Path | None,
+    sheet: Path | None,
     masks: Path | None,
     recursive: bool,
     fmt: str,
@@ -171,11 +178,14 @@ def extract(
         err=True,
     )
     failures: list[Any] = []
+    finished: list[Any] = []  # the first results, for --sheet
     progress = tqdm(total=len(jobs), unit="photo", disable=None, file=sys.stderr)
 
     def on_result(result: Any) -> None:
         if result.status == "error" and len(failures) < MAX_FAILURES_SHOWN:
             failures.append(result)
+        if result.status == "ok" and sheet is not None and len(finished) < SHEET_ROWS:
+            finished.append(result)
         if report_file is not None:
             report_file.write(json.dumps(result.to_json()) + "\n")
         progress.update(1)
@@ -198,6 +208,11 @@ def extract(
             + (f", all in {report}" if report else "; --report FILE lists them all"),
             err=True,
         )
+    if sheet is not None and finished:
+        from ..runtime.evaluate import extraction_sheet
+
+        extraction_sheet(finished, session.contract.size).save(sheet)
+        click.echo(f"contact sheet: {sheet}", err=True)
     rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
     click.echo(
         f"done in {summary.seconds:.1f} s: {summary.ok} extracted ({rate:.1f} photos/s), "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -73,6 +74,24 @@ def contact_sheet(rows: Sequence[Sequence[np.ndarray]], gap: int = 4) -> Image.I
             y, x = gap + r * (h + gap), gap + c * (w + gap)
             sheet[y : y + h, x : x + w] = tile
     return Image.fromarray(sheet)
+
+
+def extraction_sheet(results: Sequence, size: tuple[int, int]) -> Image.Image:
+    """Rows of photo | mask used (if saved) | garment for finished ``extract`` results."""
+    from .fitting import letterbox
+    from .images import load_mask, load_photo
+
+    rows = []
+    for result in results:
+        photo, _ = load_photo(Path(result.input))
+        row = [letterbox(photo, size, (255, 255, 255))[0]]
+        if result.saved_mask:
+            mask = load_mask(Path(result.saved_mask)).resize(photo.size)
+            row.append(np.repeat(letterbox(mask, size, 0)[0][:, :, None], 3, axis=-1))
+        with Image.open(result.output) as garment:
+            row.append(np.asarray(garment.convert("RGB").resize((size[1], size[0]))))
+        rows.append(row)
+    return contact_sheet(rows)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,7 @@ class FileResult:
     output: str | None = None
     error: str | None = None
     mask: str | None = None  # which mask source was used
+    saved_mask: str | None = None  # where the mask was saved (--save-masks)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -198,7 +199,8 @@ def _write_result(job: ExtractJob, garment: np.ndarray, source: MaskSource, opti
     except Exception as exc:  # noqa: BLE001 - one bad output must not stop the folder
         log.debug("writing %s failed", job.output, exc_info=True)
         return FileResult(str(job.photo), "error", str(job.output), _describe(exc), source.describe())
-    return FileResult(str(job.photo), "ok", str(job.output), None, source.describe())
+    saved = str(job.mask_output) if job.mask_output is not None else None
+    return FileResult(str(job.photo), "ok", str(job.output), None, source.describe(), saved)
 
 
 def run_extraction(

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Evaluate every bundled model on the VITON validation split and record the numbers the
+# model cards quote and tests/test_models.py checks: the whole split (1,528 pairs) and
+# its first 16 pairs by name, into clothes_extractor/models/metrics.json.
+#
+#   bash scripts/record_model_metrics.sh VITON_DIR [MODEL.onnx ...]
+#
+# VITON_DIR is what ../shared/data/unpack.sh writes; without MODEL arguments every bundled
+# model is evaluated. Entries of models not evaluated this time are kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${1:?usage: record_model_metrics.sh VITON_DIR [MODEL.onnx ...]}
+shift
+models=("$@")
+[ ${#models[@]} -gt 0 ] || models=(clothes_extractor/models/*.onnx)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+ce=${CE:-clothes-extractor}
+for model in "${models[@]}"; do
+  name=$(basename "$model" .onnx)
+  $ce evaluate --model "$model" --data "$data" --split val --limit 16 --provider cpu --json "$work/$name-16.json"
+  sheet=()
+  [[ $name == *-fp32 ]] && sheet=(--sheet "clothes_extractor/models/${name%-fp32}-val-sheet.png" --sheet-rows 8)
+  $ce evaluate --model "$model" --data "$data" --split val --provider cpu --json "$work/$name-all.json" "${sheet[@]}"
+done
+python3 - "$work" <<'PY'
+import json, pathlib, sys
+work = pathlib.Path(sys.argv[1])
+path = pathlib.Path("clothes_extractor/models/metrics.json")
+record = json.loads(path.read_text()) if path.is_file() else {}
+for first in sorted(work.glob("*-16.json")):
+    name = first.name[: -len("-16.json")]
+    whole = json.loads((work / f"{name}-all.json").read_text())
+    record[name] = {
+        "first_16_val_pairs": json.loads(first.read_text())["metrics"],
+        "val": whole["metrics"],
+        "val_pairs": whole["samples"],
+    }
+path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+print(f"wrote {path}")
+PY

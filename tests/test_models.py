@@ -1,0 +1,60 @@
+"""The models shipped in the package: they load, follow the contract, and reproduce the
+metrics recorded in models/metrics.json on the first VITON validation pairs."""
+
+import json
+
+import pytest
+
+from clothes_extractor.models import MODELS_DIR, TASKS, bundled_model, default_model
+from clothes_extractor.runtime import ModelSession
+from clothes_extractor.runtime.datasets import load_samples
+from clothes_extractor.runtime.evaluate import evaluate_model
+from conftest import ROOT, VITON_VAL, cp_vton_subset, run_cli
+
+RECORDED = json.loads((MODELS_DIR / "metrics.json").read_text()) if (MODELS_DIR / "metrics.json").is_file() else {}
+SHIPPED = [(task, precision) for task in TASKS for precision in ("fp32", "fp16") if bundled_model(task, precision)]
+# ORT kernels may differ in the last bits between machines; uint8 outputs then move by one level.
+TOLERANCE = {"ssim": 0.005, "ms_ssim": 0.005, "psnr": 0.1, "iou": 0.005}
+
+
+def test_both_tasks_ship_in_both_precisions():
+    assert sorted(SHIPPED) == sorted((t, p) for t in TASKS for p in ("fp32", "fp16"))
+    for task in TASKS:
+        assert default_model(task, "cpu") == bundled_model(task, "fp32")
+        assert default_model(task, "cuda") == bundled_model(task, "fp16")
+        assert (MODELS_DIR / f"{task}.md").is_file(), f"model card for the {task} is missing"
+
+
+@pytest.mark.parametrize(("task", "precision"), SHIPPED)
+def test_shipped_model_follows_its_contract(task, precision):
+    path = bundled_model(task, precision)
+    assert path.stat().st_size < 20e6
+    model = ModelSession(path, "cpu")
+    assert (model.contract.task, model.contract.precision, model.contract.size) == (task, precision, (256, 192))
+    training = model.contract.training
+    assert training["data"]["name"] == "viton" and training["data"]["train_samples"] == 7000
+    assert set(training["validation"]) >= ({"ssim", "psnr", "ms_ssim"} if task == "generator" else {"iou"})
+
+
+@pytest.mark.skipif(not VITON_VAL.is_file(), reason=f"{VITON_VAL} is absent")
+@pytest.mark.parametrize(("task", "precision"), SHIPPED)
+def test_shipped_model_reproduces_its_recorded_metrics(task, precision, tmp_path):
+    recorded = RECORDED[f"{task}-{precision}"]["first_16_val_pairs"]
+    root = cp_vton_subset(tmp_path, count=16)
+    samples = load_samples(root, "val", require_garment=task == "generator")
+    assert len(samples) == 16
+    result = evaluate_model(ModelSession(bundled_model(task, precision), "cpu"), samples)
+    for name, value in recorded.items():
+        assert result.metrics[name] == pytest.approx(value, abs=TOLERANCE[name]), name
+
+
+def test_extract_examples_without_masks_with_the_default_models(tmp_path):
+    out = tmp_path / "out"
+    done = run_cli("extract", ROOT / "examples" / "photos", "-o", out, "--save-masks", tmp_path / "masks",
+                   "--sheet", tmp_path / "sheet.png", "--report", tmp_path / "r.jsonl")
+    assert done.returncode == 0, done.stderr
+    photos = sorted(p.stem for p in (ROOT / "examples" / "photos").iterdir())
+    assert sorted(p.stem for p in out.iterdir()) == photos
+    reports = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert {r["mask"] for r in reports} == {"segmenter"}
+    assert (tmp_path / "sheet.png").is_file() and len(list((tmp_path / "masks").iterdir())) == len(photos)
