@@ -8,10 +8,10 @@ import importlib.metadata
 import os
 import platform
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
+
+from ..runtime.environment import nvidia_smi
 
 
 def _version(dist: str) -> str | None:
@@ -31,25 +31,14 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _nvidia_smi(*query: str) -> list[str]:
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return []
-    try:
-        out = subprocess.run([smi, *query], capture_output=True, text=True, timeout=10, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.strip() for line in out.splitlines() if line.strip()]
-
-
 def gpu_info() -> dict[str, Any] | None:
     """Name, driver, memory and CUDA version of the first NVIDIA GPU, or None."""
-    rows = _nvidia_smi("--query-gpu=name,driver_version,memory.total,compute_cap", "--format=csv,noheader")
+    rows = nvidia_smi("--query-gpu=name,driver_version,memory.total,compute_cap", "--format=csv,noheader")
     if not rows:
         return None
     name, driver, memory, *cap = [part.strip() for part in rows[0].split(",")]
     cuda = None
-    header = _nvidia_smi()
+    header = nvidia_smi()
     for line in header[:6]:
         match = re.search(r"CUDA Version:\s*([\d.]+)", line)
         if match:

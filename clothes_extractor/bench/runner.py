@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import resource
-import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -147,20 +145,9 @@ def gpu_memory_mb() -> float | None:
     """GPU memory this process holds, as nvidia-smi reports it; None without a driver."""
     import os
 
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return None
-    try:
-        out = subprocess.run(
-            [smi, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for line in out.splitlines():
+    from ..runtime.environment import nvidia_smi
+
+    for line in nvidia_smi("--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"):
         pid, _, used = line.partition(",")
         if pid.strip() == str(os.getpid()):
             return float(used)

@@ -10,12 +10,12 @@ thing and does another is refused before any photo is read.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from ..errors import ContractError
+from ..settings import unknown_key
 
 FORMAT_VERSION = 1
 METADATA_KEY = "clothes_extractor.contract"
@@ -43,12 +43,10 @@ def _rgb(value: Any, what: str) -> tuple[int, int, int]:
     return tuple(value)  # type: ignore[return-value]
 
 
-def _reject_unknown(data: Mapping[str, Any], known: Sequence[str], where: str) -> None:
-    for key in data:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ContractError(f"unknown field {key!r} in {where}{hint}")
+def _reject_unknown(data: Mapping[str, Any], cls: type, where: str) -> None:
+    problem = unknown_key(data, cls)
+    if problem is not None:
+        raise ContractError(f"unknown field {problem} in {where}")
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,7 @@ class FitSettings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "FitSettings":
-        _reject_unknown(data, [f.name for f in dataclasses.fields(cls)], "the fit settings")
+        _reject_unknown(data, cls, "the fit settings")
         return cls(**data)
 
 
@@ -142,7 +140,7 @@ class ModelContract:
         if not isinstance(data, dict):
             raise ContractError(f"{source}: the contract must be a JSON object, got {raw[:80]!r}")
         try:
-            _reject_unknown(data, [f.name for f in dataclasses.fields(cls)], "the contract")
+            _reject_unknown(data, cls, "the contract")
             if "format_version" not in data:
                 raise ContractError("the contract has no format_version")
             fit = data.get("fit", {})

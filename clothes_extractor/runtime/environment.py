@@ -49,22 +49,21 @@ def conflicting_onnxruntime_warning(dists: dict[str, str]) -> str | None:
     )
 
 
-def gpu_names() -> list[str]:
-    """Names of the NVIDIA GPUs nvidia-smi sees; empty without a driver."""
+def nvidia_smi(*args: str) -> list[str]:
+    """The non-empty output lines of ``nvidia-smi ARGS``; empty without a driver or on failure."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return []
     try:
-        out = subprocess.run(
-            [smi, "--query-gpu=name,driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
+        out = subprocess.run([smi, *args], capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def gpu_names() -> list[str]:
+    """ "name, driver" of each NVIDIA GPU nvidia-smi sees; empty without a driver."""
+    return nvidia_smi("--query-gpu=name,driver_version", "--format=csv,noheader")
 
 
 def environment_info(probe: bool = True) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import difflib
 import json
 import logging
 import math
@@ -33,6 +32,7 @@ from ..errors import CheckpointError, ClothesExtractorError
 from ..runtime.contract import TASK_FIT, FitSettings, ModelContract
 from ..runtime.datasets import layout_of, load_samples
 from ..runtime.evaluate import MAIN_METRIC, MetricTotals, contact_sheet, score_batch, sheet_row
+from ..settings import unknown_key
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Augmentation, EpochSampler, GarmentDataset
 from .losses import GANLoss, dice_loss, ssim
@@ -98,12 +98,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in data:
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"unknown training setting {key!r}{hint}")
+        problem = unknown_key(data, cls)
+        if problem is not None:
+            raise ValueError(f"unknown training setting {problem}")
         return cls(**data)
 
     def network(self) -> UNetConfig:

@@ -13,13 +13,13 @@ Tasks:
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
+
+from ..settings import unknown_key
 
 NORM_LAYERS: dict[str, Callable[[int], nn.Module]] = {
     "batch": lambda channels: nn.BatchNorm2d(channels),
@@ -32,15 +32,6 @@ TASKS: dict[str, tuple[int, int, str]] = {
     "generator": (4, 3, "tanh"),
     "segmenter": (3, 1, "logits"),
 }
-
-
-def _reject_unknown(cls: type, data: Mapping[str, Any], what: str) -> None:
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown {what} setting {key!r}{hint}")
 
 
 @dataclass(frozen=True)
@@ -81,7 +72,9 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "UNetConfig":
-        _reject_unknown(cls, data, "network")
+        problem = unknown_key(data, cls)
+        if problem is not None:
+            raise ValueError(f"unknown network setting {problem}")
         return cls(**data)
 
 
