@@ -102,8 +102,18 @@ def test_bad_model_files(photo_folder, tmp_path):
     (tmp_path / "m.onnx").write_text("not onnx")
     done = run_cli("extract", photos, "-o", tmp_path / "out", "--model", tmp_path / "m.onnx", "--masks", masks)
     assert done.returncode == 1 and "not a loadable ONNX model" in done.stderr
-    done = run_cli("extract", photos, "-o", tmp_path / "out", "--masks", masks)
-    assert done.returncode == 2 and "no --model given" in done.stderr
+
+
+def test_without_model_or_bundled_model_says_how_to_get_one(photo_folder, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import clothes_extractor.models as models
+    from clothes_extractor.cli import cli
+
+    monkeypatch.setattr(models, "MODELS_DIR", tmp_path / "no-models")  # an install without models
+    photos, masks = photo_folder
+    done = CliRunner().invoke(cli, ["extract", str(photos), "-o", str(tmp_path / "out"), "--masks", str(masks)])
+    assert done.exit_code == 2 and "no --model given" in done.output and "clothes-extractor export" in done.output
 
 
 def test_explicit_provider_never_falls_back_silently(tiny_model_path, photo_folder, tmp_path):

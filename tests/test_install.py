@@ -50,3 +50,20 @@ def test_runtime_only_install_extracts_without_torch(tmp_path, tiny_model_path, 
     )
     assert done.returncode == 0, done.stderr
     assert len(list(out.iterdir())) == 5
+    # The bundled models are in the wheel: no --model, no masks (the segmenter finds them).
+    defaults = subprocess.run(
+        [
+            str(env_dir / "bin" / "clothes-extractor"),
+            "extract",
+            str(ROOT / "examples" / "photos"),
+            "-o",
+            str(tmp_path / "defaults"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert defaults.returncode == 0, defaults.stderr
+    assert "generator-fp32.onnx + segmenter-fp32.onnx on cpu" in defaults.stderr
+    assert len(list((tmp_path / "defaults").iterdir())) == len(list((ROOT / "examples" / "photos").iterdir()))

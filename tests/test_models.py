@@ -50,8 +50,18 @@ def test_shipped_model_reproduces_its_recorded_metrics(task, precision, tmp_path
 
 def test_extract_examples_without_masks_with_the_default_models(tmp_path):
     out = tmp_path / "out"
-    done = run_cli("extract", ROOT / "examples" / "photos", "-o", out, "--save-masks", tmp_path / "masks",
-                   "--sheet", tmp_path / "sheet.png", "--report", tmp_path / "r.jsonl")
+    done = run_cli(
+        "extract",
+        ROOT / "examples" / "photos",
+        "-o",
+        out,
+        "--save-masks",
+        tmp_path / "masks",
+        "--sheet",
+        tmp_path / "sheet.png",
+        "--report",
+        tmp_path / "r.jsonl",
+    )
     assert done.returncode == 0, done.stderr
     photos = sorted(p.stem for p in (ROOT / "examples" / "photos").iterdir())
     assert sorted(p.stem for p in out.iterdir()) == photos

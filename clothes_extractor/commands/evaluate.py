@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..runtime.session import PROVIDER_CHOICES
 from .common import reports_errors
 
 
@@ -24,7 +25,7 @@ from .common import reports_errors
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="As in training, for the seeded split.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N samples.")
-@click.option("--provider", type=click.Choice(["auto", "tensorrt", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Also write the result.")
 @click.option("--sheet", type=click.Path(path_type=Path, dir_okay=False), help="Write a contact sheet PNG.")

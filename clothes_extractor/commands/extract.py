@@ -10,9 +10,9 @@ from typing import Any
 import click
 
 from ..errors import OutputError
+from ..runtime.session import PROVIDER_CHOICES
 from .common import EXIT_INTERRUPTED, reports_errors
 
-PROVIDER_CHOICES = ("auto", "tensorrt", "cuda", "cpu")  # runtime.session.PROVIDER_CHOICES
 FORMATS = ("png", "jpg", "webp")
 MAX_FAILURES_SHOWN = 20
 SHEET_ROWS = 8
@@ -41,24 +41,6 @@ def _open_report(path: Path | None):
         return open(path, "w", encoding="utf-8", buffering=1)
     except OSError as exc:
         raise OutputError(f"cannot write the report file {path}: {exc.strerror or exc}") from None
-
-
-def open_model(path: Path | None, task: str, provider: str):
-    """A session on ``path``, or on the bundled ``task`` model of the precision that suits
-    the provider it gets (fp16 on a GPU, fp32 on the CPU); None if there is neither."""
-    from ..models import bundled_model, default_model
-    from ..runtime import ModelSession
-
-    if path is not None:
-        return ModelSession(path, provider).require_task(task)
-    chosen = default_model(task, provider)
-    if chosen is None:
-        return None
-    session = ModelSession(chosen, provider)
-    fp32 = bundled_model(task, "fp32")
-    if session.provider == "cpu" and fp32 is not None and chosen != fp32:
-        session = ModelSession(fp32, "cpu")  # auto found no working GPU after all
-    return session
 
 
 @click.command()
@@ -147,6 +129,7 @@ def extract(
     """
     from tqdm import tqdm
 
+    from ..models import open_model
     from ..runtime import ExtractOptions, MaskIndex, find_jobs, run_extraction
     from ..runtime.pipeline import default_workers
 

@@ -10,6 +10,10 @@ Files are ``<task>-<precision>.onnx``; each task has a model card, ``<task>.md``
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..runtime.session import ModelSession
 
 MODELS_DIR = Path(__file__).resolve().parent
 TASKS = ("generator", "segmenter")
@@ -42,3 +46,20 @@ def default_model(task: str, provider: str) -> Path | None:
         if path is not None:
             return path
     return None
+
+
+def open_model(path: Path | None, task: str, provider: str) -> "ModelSession | None":
+    """A session on ``path``, or on the bundled ``task`` model of the precision that suits
+    the provider it gets (fp16 on a GPU, fp32 on the CPU); None if there is neither."""
+    from ..runtime.session import ModelSession
+
+    if path is not None:
+        return ModelSession(path, provider).require_task(task)
+    chosen = default_model(task, provider)
+    if chosen is None:
+        return None
+    session = ModelSession(chosen, provider)
+    fp32 = bundled_model(task, "fp32")
+    if session.provider == "cpu" and fp32 is not None and chosen != fp32:
+        session = ModelSession(fp32, "cpu")  # auto found no working GPU after all
+    return session
