@@ -223,3 +223,19 @@ def test_generator_end_to_end_train_export_evaluate(synthetic, tmp_path):
     assert '"train_samples": 23' in info.stdout or "train_samples" in info.stdout
     with Image.open(tmp_path / "sheet.png") as sheet:
         assert sheet.width > 4 * 48
+
+
+def test_init_from_a_checkpoint_and_training_without_discriminator(synthetic, tmp_path):
+    first = train(tiny_config(synthetic, tmp_path / "first", max_steps=2))
+    # lr 0: the parameters must stay exactly those of --init; gan_weight 0: no discriminator.
+    second = train(
+        tiny_config(synthetic, tmp_path / "second", max_steps=2, init=str(first / "last.pt"), gan_weight=0.0, lr_g=0.0)
+    )
+    a = torch.load(first / "last.pt", weights_only=True)
+    b = torch.load(second / "last.pt", weights_only=True)
+    assert "discriminator" not in b and set(b["optimizers"]) == {"g"}
+    params = {name for name, _ in UNet(UNetConfig(height=64, width=48, depth=3, ngf=4)).named_parameters()}
+    for name in params:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+    row = json.loads((second / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "train_g_l1" in row and "train_d" not in row

@@ -24,6 +24,11 @@ from .common import parse_size, reports_errors, require_torch
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="Continue a run exactly from its last.pt (its settings are used).",
 )
+@click.option(
+    "--init",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Start from this checkpoint's network weights (same architecture), fresh optimizers.",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in all.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Per process.")
@@ -37,7 +42,7 @@ from .common import parse_size, reports_errors, require_torch
 @click.option("--lr-d", type=float, default=2e-5, show_default=True, help="Discriminator learning rate.")
 @click.option("--l1-weight", type=float, default=100.0, show_default=True)
 @click.option("--gan-mode", type=click.Choice(["lsgan", "vanilla"]), default="lsgan", show_default=True)
-@click.option("--gan-weight", type=float, default=1.0, show_default=True)
+@click.option("--gan-weight", type=float, default=1.0, show_default=True, help="0: L1 (+ SSIM) only, no discriminator.")
 @click.option("--ssim-weight", type=float, default=0.0, show_default=True, help="Add (1 - SSIM) x this to the loss.")
 @click.option(
     "--val-fraction",

@@ -84,6 +84,7 @@ class TrainConfig:
     seed: int = 0
     sheet_rows: int = 8
     log_every: int = 50
+    init: str | None = None  # start from this checkpoint's network weights
 
     def __post_init__(self) -> None:
         if self.task not in TASK_FIT:
@@ -256,8 +257,15 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
     init_weights(model)
     model.to(device, memory_format=memory_format)
     opt_g = torch.optim.Adam(model.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
+    if cfg.init is not None:
+        # Start from another run's weights (same architecture); optimizers start fresh.
+        try:
+            model.load_state_dict(load_checkpoint(cfg.init)["model"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"--init {cfg.init} is another architecture than this run's: {exc}") from None
     discriminator = opt_d = None
-    if cfg.task == "generator":
+    adversarial = cfg.task == "generator" and cfg.gan_weight > 0  # gan_weight 0: L1 (+ SSIM) only, no D
+    if adversarial:
         discriminator = PatchDiscriminator(model.in_channels + model.out_channels, ndf=cfg.ndf)
         init_weights(discriminator)
         discriminator.to(device, memory_format=memory_format)
@@ -320,19 +328,25 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
                 target = photo_to_unit(batch["target"].to(device, non_blocking=True))
                 condition = generator_input(photo, weight)
                 fake = ddp_model(condition)
-                # Discriminator: real and fake in one forward (one DDP forward per backward).
-                both = ddp_disc(torch.cat([condition, condition]), torch.cat([target, fake.detach()]))
-                real_logits, fake_logits = both.chunk(2)
-                loss_d = 0.5 * (gan_loss(real_logits.float(), True) + gan_loss(fake_logits.float(), False))
+                losses = {}
+                if adversarial:
+                    # Discriminator: real and fake in one forward (one DDP forward per backward).
+                    both = ddp_disc(torch.cat([condition, condition]), torch.cat([target, fake.detach()]))
+                    real_logits, fake_logits = both.chunk(2)
+                    loss_d = 0.5 * (gan_loss(real_logits.float(), True) + gan_loss(fake_logits.float(), False))
         if cfg.task == "generator":
-            opt_d.zero_grad(set_to_none=True)
-            scaler.scale(loss_d).backward()
-            scaler.step(opt_d)
+            if adversarial:
+                opt_d.zero_grad(set_to_none=True)
+                scaler.scale(loss_d).backward()
+                scaler.step(opt_d)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                loss_gan = gan_loss(ddp_disc(condition, fake).float(), True)
                 loss_l1 = F.l1_loss(fake.float(), target)
-                loss = cfg.gan_weight * loss_gan + cfg.l1_weight * loss_l1
-                losses = {"d": loss_d, "g_gan": loss_gan, "g_l1": loss_l1}
+                loss = cfg.l1_weight * loss_l1
+                losses["g_l1"] = loss_l1
+                if adversarial:
+                    loss_gan = gan_loss(ddp_disc(condition, fake).float(), True)
+                    loss = loss + cfg.gan_weight * loss_gan
+                    losses.update(d=loss_d, g_gan=loss_gan)
                 if cfg.ssim_weight:
                     loss_ssim = 1 - ssim(fake.float(), target)
                     loss = loss + cfg.ssim_weight * loss_ssim
