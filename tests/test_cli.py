@@ -53,6 +53,7 @@ def test_info_shows_versions_and_providers(tiny_model_path):
     done = run_cli("info", "--model", tiny_model_path)
     assert done.returncode == 0, done.stderr
     assert "onnxruntime:" in done.stdout and "cpu: started (cpu)" in done.stdout
+    assert "bundled models: generator-fp16.onnx, generator-fp32.onnx, segmenter-fp16.onnx" in done.stdout
     assert "task: generator" in done.stdout and "height: 64" in done.stdout
     as_json = json.loads(run_cli("info", "--json", "--no-probe").stdout)
     assert as_json["providers"]["cpu"] == "available (not probed)"

@@ -69,6 +69,7 @@ def gpu_names() -> list[str]:
 def environment_info(probe: bool = True) -> dict[str, Any]:
     """Everything ``clothes-extractor info`` prints, as data."""
     from .. import __version__
+    from ..models import MODELS_DIR
     from .session import PROVIDERS, import_onnxruntime, probe_provider, short_provider_name
 
     info: dict[str, Any] = {
@@ -79,6 +80,7 @@ def environment_info(probe: bool = True) -> dict[str, Any]:
         "Pillow": _version("Pillow"),
         "onnxruntime distributions": onnxruntime_distributions(),
         "gpus": gpu_names(),
+        "bundled models": sorted(p.name for p in MODELS_DIR.glob("*.onnx")),
     }
     info["warning"] = conflicting_onnxruntime_warning(info["onnxruntime distributions"])
     try:
