@@ -257,7 +257,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
     init_weights(model)
     model.to(device, memory_format=memory_format)
     opt_g = torch.optim.Adam(model.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
-    if cfg.init is not None:
+    if cfg.init is not None and resume is None:
         # Start from another run's weights (same architecture); optimizers start fresh.
         try:
             model.load_state_dict(load_checkpoint(cfg.init)["model"])
