@@ -14,7 +14,7 @@ from clothes_extractor.train.data import Augmentation, EpochSampler, augment
 from clothes_extractor.train.loop import TrainConfig, train
 from clothes_extractor.train.losses import GANLoss, dice_loss, ssim
 from clothes_extractor.train.networks import PatchDiscriminator, UNet, UNetConfig
-from conftest import run_cli
+from conftest import VITON_VAL, cp_vton_subset, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -239,3 +239,54 @@ def test_init_from_a_checkpoint_and_training_without_discriminator(synthetic, tm
         assert torch.equal(a["model"][name], b["model"][name]), name
     row = json.loads((second / "metrics.jsonl").read_text().splitlines()[-1])
     assert "train_g_l1" in row and "train_d" not in row
+
+
+@pytest.mark.skipif(not VITON_VAL.is_file(), reason=f"{VITON_VAL} is absent")
+@pytest.mark.parametrize("task", ["generator", "segmenter"])
+def test_short_run_on_real_viton_pairs_trains_resumes_exports_evaluates(task, tmp_path):
+    from click.testing import CliRunner
+
+    from clothes_extractor.cli import cli
+
+    split = cp_vton_subset(tmp_path / "viton", count=12) / "val"
+    common = [
+        "train",
+        "--task",
+        task,
+        "--data",
+        str(split),
+        "--out",
+        str(tmp_path / "run"),
+        "--ngf",
+        "4",
+        "--ndf",
+        "8",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--val-fraction",
+        "0.2",
+    ]
+    runner = CliRunner()
+    done = runner.invoke(cli, [*common, "--max-steps", "1"])
+    assert done.exit_code == 0, done.output
+    done = runner.invoke(cli, [*common, "--max-steps", "2", "--resume", str(tmp_path / "run" / "last.pt")])
+    assert done.exit_code == 0, done.output
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"] == 2
+    done = runner.invoke(cli, ["export", str(tmp_path / "run" / "last.pt"), "-o", str(tmp_path / "m.onnx")])
+    assert done.exit_code == 0, done.output
+    result = run_cli(
+        "evaluate",
+        "--model",
+        tmp_path / "m.onnx",
+        "--data",
+        split,
+        "--val-fraction",
+        "0.2",
+        "--json",
+        tmp_path / "e.json",
+    )
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "e.json").read_text())["metrics"]
+    assert set(metrics) == ({"ssim", "ms_ssim", "psnr"} if task == "generator" else {"iou"})
