@@ -12,7 +12,8 @@ from PIL import Image
 
 from conftest import VITON_HD_SAMPLE, VITON_VAL, cli_env, cp_vton_subset, person_photo, run_cli
 
-COMMANDS = ["extract", "info", "export"]
+COMMANDS = [["extract"], ["info"], ["export"], ["train"], ["evaluate"], ["data"], ["data", "synth"],
+            ["data", "downsample"], ["bench"], ["bench", "compare"]]
 
 
 def read_report(path: Path) -> dict[str, dict]:
@@ -42,9 +43,9 @@ def test_runtime_sources_never_import_torch():
             )
 
 
-@pytest.mark.parametrize("command", [None, *COMMANDS])
+@pytest.mark.parametrize("command", [[], *COMMANDS], ids=lambda c: " ".join(c) or "group")
 def test_every_command_has_help(command):
-    done = run_cli(*([command] if command else []), "--help")
+    done = run_cli(*command, "--help")
     assert done.returncode == 0, done.stderr
     assert "Usage:" in done.stdout and len(done.stdout) > 200
 
@@ -209,3 +210,9 @@ def test_export_command(tmp_path):
     assert done.exit_code == 2 and "either a CHECKPOINT or --untrained" in done.output
     done = runner.invoke(cli, ["export", "--untrained", "--size", "100x24", "-o", str(tmp_path / "x.onnx")])
     assert done.exit_code == 2 and "multiples of 64" in done.output
+
+
+def test_the_help_test_covers_every_command():
+    from clothes_extractor.cli import cli
+
+    assert set(cli.commands) == {c[0] for c in COMMANDS}
