@@ -180,9 +180,10 @@ def mask_from_segmenter(output: np.ndarray, window: Box, photo_size: tuple[int, 
 def finish_segmented(item: NeedsMask, output: np.ndarray, contract: ModelContract) -> PreparedPhoto:
     """Fit a segmented photo and its predicted mask to the generator (in a reader thread)."""
     mask = mask_from_segmenter(output, item.window, item.photo.size)
-    if mask_box(np.asarray(mask), contract.fit.mask_threshold) is None:
+    box = mask_box(np.asarray(mask), contract.fit.mask_threshold)
+    if box is None:
         raise InputError("the segmenter found no garment in this photo; give it a mask with --masks DIR")
-    fitted = fit_to_model(item.photo, mask, contract.size, contract.fit)
+    fitted = fit_to_model(item.photo, mask, contract.size, contract.fit, box)
     _save_mask(item.job, mask)
     return PreparedPhoto(item.job, fitted.image, fitted.mask, MaskSource("segmenter"))
 
