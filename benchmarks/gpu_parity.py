@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from clothes_extractor.bench.runner import synthetic_feeds
+from clothes_extractor.export.onnx_export import TOLERANCES  # the export check's bounds
 from clothes_extractor.runtime.session import ModelSession, SessionSettings, probe_provider
-
-TOLERANCES = {"fp32": (2, 0.05), "fp16": (16, 1.0)}  # as clothes_extractor.export.onnx_export
 
 
 def check(model_path: Path) -> list[dict]:

@@ -12,8 +12,18 @@ from PIL import Image
 
 from conftest import VITON_HD_SAMPLE, VITON_VAL, cli_env, cp_vton_subset, person_photo, run_cli
 
-COMMANDS = [["extract"], ["info"], ["export"], ["train"], ["evaluate"], ["data"], ["data", "synth"],
-            ["data", "downsample"], ["bench"], ["bench", "compare"]]
+COMMANDS = [
+    ["extract"],
+    ["info"],
+    ["export"],
+    ["train"],
+    ["evaluate"],
+    ["data"],
+    ["data", "synth"],
+    ["data", "downsample"],
+    ["bench"],
+    ["bench", "compare"],
+]
 
 
 def read_report(path: Path) -> dict[str, dict]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .runner import BenchSettings, _summarise, timed_runs
+from .runner import BenchSettings, summarise, timed_runs
 
 
 def torch_variants(device: str, compile_: bool) -> list[tuple[str, str, bool, bool]]:
@@ -87,7 +87,7 @@ def bench_torch(
                     "batch": batch,
                     "session_ms": None,
                     "first_run_ms": first,
-                    **_summarise(runs, batch),
+                    **summarise(runs, batch),
                     "gpu_memory_mb": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
                 }
             )

@@ -124,7 +124,7 @@ def _gpu_runner(
     return run_once
 
 
-def _summarise(runs: list[dict[str, float]], batch: int) -> dict[str, Any]:
+def summarise(runs: list[dict[str, float]], batch: int) -> dict[str, Any]:
     totals = [r["total"] for r in runs]
     result: dict[str, Any] = {
         "runs": len(runs),
@@ -187,7 +187,7 @@ def bench_provider(
                 "batch": batch,
                 "session_ms": session_ms,
                 "first_run_ms": first,
-                **_summarise(runs, batch),
+                **summarise(runs, batch),
                 "gpu_memory_mb": gpu_memory_mb(),
             }
         )

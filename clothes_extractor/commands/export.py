@@ -68,9 +68,10 @@ def export(
         raise click.UsageError("give either a CHECKPOINT or --untrained (not both)")
     try:
         profile = tuple(int(v) for v in trt_batch.split(","))
-        assert len(profile) == 3
-    except (ValueError, AssertionError):
-        raise click.BadParameter(f"{trt_batch!r} is not MIN,OPT,MAX", param_hint="--trt-batch") from None
+    except ValueError:
+        profile = ()
+    if len(profile) != 3:
+        raise click.BadParameter(f"{trt_batch!r} is not MIN,OPT,MAX", param_hint="--trt-batch")
     if tensorrt:
         from ..export.tensorrt import import_tensorrt
 

@@ -43,7 +43,6 @@ DEFAULT_OPSET = 17
 # a few levels; the bound leaves room for that (measured on 256x192 ngf-16 generators on
 # onnxruntime's CPU provider: max 1, mean 0.04).
 TOLERANCES = {"fp32": (2, 0.05), "fp16": (16, 1.0)}
-FP32_MAX_ABS_TOLERANCE, FP32_MEAN_ABS_TOLERANCE = TOLERANCES["fp32"]
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
 

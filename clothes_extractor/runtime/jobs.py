@@ -95,23 +95,18 @@ def _walk_photos(folder: Path, recursive: bool, exclude: Path | None) -> Iterato
             if _is_image_name(name):
                 yield folder / "image" / name, Path(name).stem, parse_dir
         return
-    for root, dirs, files in os.walk(folder):
-        root_path = Path(root)
-        if exclude is not None and root_path.resolve() == exclude:
-            dirs[:] = []
-            continue
-        for name in sorted(files):
-            if _is_image_name(name):
-                photo = root_path / name
-                yield photo, photo.relative_to(folder).with_suffix("").as_posix(), None
-        if not recursive:
-            break
-        subdirs = sorted(d for d in dirs if not d.startswith("."))
-        dirs[:] = []
-        for sub in subdirs:
-            # A dataset split below a folder keeps its own layout (photos in image/).
-            for photo, rel, parse in _walk_photos(root_path / sub, recursive, exclude):
-                yield photo, f"{(root_path / sub).relative_to(folder).as_posix()}/{rel}", parse
+    if exclude is not None and folder.resolve() == exclude:
+        return  # the output folder inside an input folder: never read results back as photos
+    entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    for entry in entries:
+        if entry.is_file() and _is_image_name(entry.name):
+            yield Path(entry.path), Path(entry.name).stem, None
+    if recursive:
+        for entry in entries:
+            if entry.is_dir() and not entry.name.startswith("."):
+                # A dataset split below a folder keeps its own layout (photos in image/).
+                for photo, rel, parse in _walk_photos(Path(entry.path), recursive, exclude):
+                    yield photo, f"{entry.name}/{rel}", parse
 
 
 def find_jobs(

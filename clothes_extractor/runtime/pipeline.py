@@ -85,10 +85,6 @@ class ExtractionSummary:
     failed: int = 0
     seconds: float = 0.0
 
-    @property
-    def total(self) -> int:
-        return self.ok + self.skipped + self.failed
-
     def add(self, result: FileResult) -> None:
         if result.status == "ok":
             self.ok += 1
