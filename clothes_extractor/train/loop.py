@@ -31,11 +31,12 @@ from .. import __version__
 from ..errors import CheckpointError, ClothesExtractorError
 from ..runtime.contract import TASK_FIT, FitSettings, ModelContract
 from ..runtime.datasets import layout_of, load_samples
-from ..runtime.evaluate import MAIN_METRIC, MetricTotals, contact_sheet, score_batch, sheet_row
+from ..runtime.evaluate import MAIN_METRIC, MetricTotals, contact_sheet, sheet_row
 from ..settings import unknown_key
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import Augmentation, EpochSampler, GarmentDataset
+from .data import Augmentation, DeviceLoader, EpochSampler, GarmentDataset, preload
 from .losses import GANLoss, dice_loss, ssim
+from .metrics import score_batch
 from .networks import (
     PatchDiscriminator,
     UNet,
@@ -48,6 +49,8 @@ from .networks import (
 )
 
 log = logging.getLogger(__name__)
+
+LR_SCHEDULES = ("constant", "linear")
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,10 @@ class TrainConfig:
     ssim_weight: float = 0.0
     val_fraction: float = 0.05
     val_limit: int | None = None  # validate on the first N samples only (quick runs)
+    val_every: int = 1  # validate and checkpoint every N epochs (and at the end)
+    lr_schedule: str = "constant"  # or "linear": constant for the first half, then linearly to 0 (pix2pix)
+    time_limit_min: float | None = None  # stop (validate, checkpoint) after this many minutes
+    data_on_device: bool = False  # decode the data once, keep it on the device, augment there
     augment: bool = True
     device: str = "auto"
     amp: bool = True  # CUDA only
@@ -91,11 +98,15 @@ class TrainConfig:
             raise ValueError(f"task must be one of {', '.join(TASK_FIT)}, got {self.task!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        for name in ("epochs", "batch_size"):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        for name in ("epochs", "batch_size", "val_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError("max_steps must be >= 1")
+        if self.time_limit_min is not None and self.time_limit_min <= 0:
+            raise ValueError("time_limit_min must be > 0")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
@@ -194,12 +205,13 @@ def validate(model: UNet, loader, device: torch.device, sheet_rows: int) -> tupl
     rows: list[list[np.ndarray]] = []
     for batch in loader:
         inputs = [batch[name].to(device) for name in ("image", "mask") if name in batch]
-        outputs = wrapped(*inputs).cpu().numpy()
-        arrays = {name: tensor.numpy() for name, tensor in batch.items()}
-        totals.add(score_batch(task, outputs, arrays["target"]))
-        for i in range(len(outputs)):
-            if len(rows) < sheet_rows:
-                rows.append(sheet_row(task, {k: v[i] for k, v in arrays.items()}, outputs[i]))
+        outputs = wrapped(*inputs)
+        totals.add(score_batch(task, outputs, batch["target"]))  # on the device, runtime.metrics' numbers
+        wanted = sheet_rows - len(rows)
+        if wanted > 0:
+            arrays = {name: tensor[:wanted].cpu().numpy() for name, tensor in batch.items()}
+            for i, output in enumerate(outputs[:wanted].cpu().numpy()):
+                rows.append(sheet_row(task, {k: v[i] for k, v in arrays.items()}, output))
     model.train(was_training)
     return totals.means(), (contact_sheet(rows) if rows else None)
 
@@ -208,6 +220,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
     """Run training as ``cfg`` says; returns the run folder."""
     dist_info = _start_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     device = _device(cfg.device, dist_info.local_rank)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
     use_amp = cfg.amp and device.type == "cuda"
     memory_format = torch.channels_last if cfg.channels_last and device.type == "cuda" else torch.contiguous_format
     out = Path(cfg.out)
@@ -230,23 +244,41 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
     augmentation = Augmentation() if cfg.augment else None
     train_set = GarmentDataset(train_samples, contract, augmentation, cfg.seed)
     sampler = EpochSampler(len(train_set), cfg.seed, rank=dist_info.rank, world=dist_info.world)
-    # Own generators keep the loaders from drawing on (and so shifting) the global RNG.
-    loader = torch.utils.data.DataLoader(
-        train_set,
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        num_workers=cfg.workers,
-        drop_last=True,
-        pin_memory=device.type == "cuda",
-        generator=torch.Generator().manual_seed(cfg.seed),
-        persistent_workers=False,
-    )
-    val_loader = torch.utils.data.DataLoader(
-        GarmentDataset(val_samples, contract),
-        batch_size=max(cfg.batch_size, 16),
-        num_workers=cfg.workers,
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
+    val_set = GarmentDataset(val_samples, contract)
+    val_batch = max(cfg.batch_size, 16)
+    if cfg.data_on_device:
+        started = time.perf_counter()
+        train_arrays = preload(GarmentDataset(train_samples, contract), device, cfg.workers)
+        val_arrays = preload(val_set, device, cfg.workers)
+        fill = contract.fit.pad_rgb
+        loader = DeviceLoader(train_arrays, cfg.batch_size, sampler, augmentation, cfg.seed, fill, drop_last=True)
+        val_loader = DeviceLoader(val_arrays, val_batch)
+        log.info(
+            "data on %s: %d + %d samples, %.2f GB, decoded in %.1f s",
+            device,
+            len(train_samples),
+            len(val_samples),
+            sum(t.numel() for t in (*train_arrays.values(), *val_arrays.values())) / 1e9,
+            time.perf_counter() - started,
+        )
+    else:
+        # Own generators keep the loaders from drawing on (and so shifting) the global RNG.
+        loader = torch.utils.data.DataLoader(
+            train_set,
+            batch_size=cfg.batch_size,
+            sampler=sampler,
+            num_workers=cfg.workers,
+            drop_last=True,
+            pin_memory=device.type == "cuda",
+            generator=torch.Generator().manual_seed(cfg.seed),
+            persistent_workers=False,
+        )
+        val_loader = torch.utils.data.DataLoader(
+            val_set,
+            batch_size=val_batch,
+            num_workers=cfg.workers,
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
     steps_per_epoch = len(train_set) // (cfg.batch_size * dist_info.world)
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.max_steps is not None:
@@ -366,12 +398,24 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
     model.train()
     if discriminator is not None:
         discriminator.train()
-    while step < total_steps:
+    # Base rates from the settings: a resumed optimizer's own lr is already scheduled.
+    base_lr = [(opt, rate) for opt, rate in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d)) if opt is not None]
+    run_started = time.perf_counter()
+    time_up = False
+    while step < total_steps and not time_up:
         epoch, start = divmod(step, steps_per_epoch)
         sampler.set_epoch(epoch, start * cfg.batch_size)
         sums: dict[str, float] = {}
         count, started, seen = 0, time.perf_counter(), 0
         for batch in loader:
+            progress_share = _progress(cfg, step, total_steps, time.perf_counter() - run_started, dist_info, device)
+            time_up = progress_share >= 1.0
+            if time_up:
+                break
+            factor = _lr_factor(cfg.lr_schedule, progress_share)
+            for opt, rate in base_lr:
+                for group in opt.param_groups:
+                    group["lr"] = rate * factor
             losses = train_step(batch)
             step += 1
             count += 1
@@ -388,7 +432,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
                 break
         # Here at the end of an epoch, or of the run: validate and checkpoint.
         seconds = time.perf_counter() - started
-        if dist_info.main:
+        finished = step >= total_steps or time_up
+        if dist_info.main and (finished or math.ceil(step / steps_per_epoch) % cfg.val_every == 0):
             metrics, sheet = validate(model, val_loader, device, cfg.sheet_rows)
             row = {
                 "epoch": round(step / steps_per_epoch, 3),
@@ -432,6 +477,32 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
         dist.barrier()
         dist.destroy_process_group()
     return out
+
+
+def _progress(
+    cfg: TrainConfig, step: int, total_steps: int, elapsed_s: float, dist_info: Distributed, device: torch.device
+) -> float:
+    """How far the run is, 0..1: by steps, or by the clock where that is further on.
+
+    Under DDP the ranks agree on the furthest value, so all stop together and use the same rate.
+    """
+    share = step / total_steps
+    if cfg.time_limit_min is not None:
+        share = max(share, elapsed_s / (60 * cfg.time_limit_min))
+    if dist_info.world > 1 and cfg.time_limit_min is not None:
+        import torch.distributed as dist
+
+        value = torch.tensor([share], dtype=torch.float64, device=device)  # NCCL reduces CUDA tensors
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        share = float(value)
+    return share
+
+
+def _lr_factor(schedule: str, progress: float) -> float:
+    """Learning-rate multiplier at ``progress`` (0..1) of the run."""
+    if schedule == "linear":
+        return min(1.0, 2.0 * (1.0 - progress))  # pix2pix: constant, then linearly to 0 over the second half
+    return 1.0
 
 
 def _fmt(values: Mapping[str, float]) -> str:
