@@ -125,6 +125,30 @@ def test_bound_runner_pads_to_allocated_batch_sizes(tiny_model_path):
     assert sorted(runner._buffers) == [4, 8, 9]  # 1 and 3 padded to 4, 6 to 8; 9 got its own
 
 
+@pytest.mark.parametrize("batches", [0, 1, 2, 3, 7])
+def test_pipelined_runner_returns_every_batch_in_order(tiny_model_path, batches):
+    """Three buffer slots cycling through upload/compute/download threads, on the CPU provider:
+    each output is its own batch's, whatever the number of batches and a ragged tail."""
+    from clothes_extractor.runtime.gpu import PipelinedRunner
+
+    model = ModelSession(tiny_model_path, "cpu")
+    rng = np.random.default_rng(batches)
+    sizes = [4] * max(batches - 1, 0) + [3] * (batches > 0)
+    feeds = [
+        {
+            "image": rng.integers(0, 256, (n, *TINY_SIZE, 3), dtype=np.uint8),
+            "mask": rng.integers(0, 256, (n, *TINY_SIZE, 1), dtype=np.uint8),
+        }
+        for n in sizes
+    ]
+    with PipelinedRunner(model, cuda_graph=False, device="cpu") as runner:
+        runner.warm_up([4])
+        outputs = list(runner.map(iter(feeds)))
+    assert len(outputs) == batches
+    for feed, output in zip(feeds, outputs, strict=True):
+        assert np.array_equal(output, model.run(**feed))
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(
     "CUDAExecutionProvider" not in onnxruntime.get_available_providers(), reason="needs onnxruntime-gpu and a GPU"

@@ -36,10 +36,11 @@ def _batch_sizes(_ctx, _param, value: str) -> tuple[int, ...]:
 @click.option("--min-time-s", type=click.FloatRange(min=0), default=3.0, show_default=True)
 @click.option(
     "--io",
-    type=click.Choice(["host", "device"]),
+    type=click.Choice(["host", "device", "pipelined"]),
     default="host",
     show_default=True,
-    help="GPU: numpy in/out (host) or device-resident tensors (device).",
+    help="GPU: numpy in/out one batch at a time (host), device-resident tensors (device), or numpy in/out "
+    "as a stream with copies overlapping compute (pipelined).",
 )
 @click.option("--cuda-graph", is_flag=True, help="GPU: IO binding with one CUDA graph per batch size.")
 @click.option(

@@ -6,13 +6,19 @@ them in place, and with CUDA graphs the whole launch sequence of that batch size
 replayed from one graph (onnxruntime's ``gpu_graph_id`` run option; a graph needs fixed
 shapes and addresses, which the per-size buffers give). A batch of a size with no graph
 yet is padded up to the next captured size, so a short tail batch reuses a graph.
+
+``PipelinedRunner`` keeps several such buffer sets and overlaps the upload of the next
+batch and the download of the previous one with the compute of the current one.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -30,9 +36,18 @@ class _Buffers:
 class BoundRunner:
     """Batches through preallocated CUDA buffers; ``run`` takes and returns numpy arrays."""
 
-    def __init__(self, model: Any, cuda_graph: bool, device: str = "cuda", device_id: int = 0, pad: bool | None = None):
+    def __init__(
+        self,
+        model: Any,
+        cuda_graph: bool,
+        device: str = "cuda",
+        device_id: int = 0,
+        pad: bool | None = None,
+        graph_ids: Iterator[int] | None = None,
+    ):
         """``device`` "cpu" runs the same buffer logic on the CPU provider (used by tests);
-        ``pad`` (default: with CUDA graphs) pads batches up to an allocated size."""
+        ``pad`` (default: with CUDA graphs) pads batches up to an allocated size;
+        ``graph_ids``: where graph numbers come from when several runners share a session."""
         import onnxruntime as ort
 
         self._ort = ort
@@ -42,6 +57,7 @@ class BoundRunner:
         self.pad = cuda_graph if pad is None else pad
         self._buffers: dict[int, _Buffers] = {}
         self._sizes: list[int] = []
+        self._graph_ids = graph_ids if graph_ids is not None else itertools.count()
 
     def _allocate(self, batch: int) -> _Buffers:
         ort, session = self._ort, self.model.session
@@ -59,7 +75,7 @@ class BoundRunner:
         for name, value in inputs.items():
             binding.bind_ortvalue_input(name, value)
         binding.bind_ortvalue_output(out_name, output)
-        buffers = _Buffers(inputs, output, binding, graph_id=len(self._buffers))
+        buffers = _Buffers(inputs, output, binding, graph_id=next(self._graph_ids))
         self._buffers[batch] = buffers
         bisect.insort(self._sizes, batch)
         return buffers
@@ -79,7 +95,8 @@ class BoundRunner:
             }
             self.run(**feeds)
 
-    def run(self, **arrays: np.ndarray) -> np.ndarray:
+    def upload(self, arrays: dict[str, np.ndarray]) -> tuple[_Buffers, int]:
+        """Copy one batch into its size's device buffers (padded where that size is larger)."""
         batch = len(next(iter(arrays.values())))
         size = self._size_for(batch)
         buffers = self._buffers.get(size) or self._allocate(size)
@@ -89,8 +106,92 @@ class BoundRunner:
                 padded[:batch] = array
                 array = padded
             buffers.inputs[name].update_inplace(np.ascontiguousarray(array))
+        return buffers, batch
+
+    def compute(self, buffers: _Buffers) -> None:
+        """Run the model on uploaded buffers (replaying the size's CUDA graph if enabled)."""
         run_options = self._ort.RunOptions()
         if self.cuda_graph:
             run_options.add_run_config_entry("gpu_graph_id", str(buffers.graph_id))
         self.model.session.run_with_iobinding(buffers.binding, run_options)
-        return buffers.output.numpy()[:batch]
+
+    def download(self, buffers: _Buffers, batch: int) -> np.ndarray:
+        """The output of the last compute on ``buffers`` as a new numpy array."""
+        output = buffers.output.numpy()[:batch]
+        # A GPU buffer's numpy() is a copy; a CPU buffer's is a view the next batch overwrites.
+        return output.copy() if self.device == "cpu" else output
+
+    def run(self, **arrays: np.ndarray) -> np.ndarray:
+        buffers, batch = self.upload(arrays)
+        self.compute(buffers)
+        return self.download(buffers, batch)
+
+
+class PipelinedRunner:
+    """Batches through ``slots`` sets of device buffers, three stages in flight.
+
+    While batch k computes, batch k+1 is copied to the device on one thread and batch k-1's
+    output is copied back on another (onnxruntime releases the GIL in all three), so a
+    numpy-in/numpy-out stream hides most copy time behind compute. Results come back in
+    order. Three slots are needed: a slot is reused for upload only after its previous
+    output has been downloaded. Every batch size is warmed up (with CUDA graphs: captured)
+    one slot at a time before streaming, since a capture must not see copies from other
+    threads.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        cuda_graph: bool,
+        device: str = "cuda",
+        device_id: int = 0,
+        slots: int = 3,
+        graph_ids: Iterator[int] | None = None,
+    ):
+        if slots < 3:
+            raise ValueError("a pipeline of upload, compute and download needs at least 3 buffer slots")
+        ids = graph_ids if graph_ids is not None else itertools.count()
+        self._slots = [BoundRunner(model, cuda_graph, device, device_id, graph_ids=ids) for _ in range(slots)]
+        self._copies = ThreadPoolExecutor(2, thread_name_prefix="ce-copy")
+
+    def warm_up(self, batch_sizes: list[int]) -> None:
+        for runner in self._slots:
+            runner.warm_up(batch_sizes)
+
+    def close(self) -> None:
+        self._copies.shutdown(wait=True)
+
+    def __enter__(self) -> "PipelinedRunner":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, **arrays: np.ndarray) -> np.ndarray:
+        """One batch, no overlap (as ``BoundRunner.run``)."""
+        return self._slots[0].run(**arrays)
+
+    def map(self, batches: Iterable[dict[str, np.ndarray]]) -> Iterator[np.ndarray]:
+        """Outputs of ``batches`` (dicts of input arrays), in order, copies overlapped with compute."""
+        slots = len(self._slots)
+        source = iter(batches)
+        downloads: deque[Future] = deque()
+        first = next(source, None)
+        if first is None:
+            return
+        upload = self._copies.submit(self._slots[0].upload, first)
+        for k in itertools.count():
+            runner = self._slots[k % slots]
+            buffers, batch = upload.result()
+            following = next(source, None)
+            if following is not None:
+                # Slot (k+1) % slots last held batch k+1-slots: its output must be home first.
+                while len(downloads) > slots - 2:
+                    yield downloads.popleft().result()
+                upload = self._copies.submit(self._slots[(k + 1) % slots].upload, following)
+            runner.compute(buffers)
+            downloads.append(self._copies.submit(runner.download, buffers, batch))
+            if following is None:
+                break
+        while downloads:
+            yield downloads.popleft().result()
