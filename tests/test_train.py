@@ -10,7 +10,15 @@ import torch
 from PIL import Image
 
 from clothes_extractor.data.synth import write_synthetic
-from clothes_extractor.train.data import Augmentation, EpochSampler, augment
+from clothes_extractor.train.data import (
+    Augmentation,
+    DeviceLoader,
+    EpochSampler,
+    GarmentDataset,
+    augment,
+    augment_batch,
+    preload,
+)
 from clothes_extractor.train.loop import TrainConfig, train
 from clothes_extractor.train.losses import GANLoss, dice_loss, ssim
 from clothes_extractor.train.networks import PatchDiscriminator, UNet, UNetConfig
@@ -70,6 +78,136 @@ def test_torch_ssim_matches_the_runtime_metric():
     b = np.clip(a + rng.normal(0, 20, a.shape), 0, 255).astype(np.uint8)
     ta, tb = (torch.from_numpy(x).permute(0, 3, 1, 2).double() / 127.5 - 1 for x in (a, b))
     assert ssim(ta, tb).item() == pytest.approx(float(numpy_ssim(a, b).mean()), abs=1e-6)
+
+
+def test_ssim_loss_ignores_autocast():
+    # Under autocast the blurs would run in half precision and the variance terms drown in
+    # rounding error (a GPU run's SSIM loss was noise until this held).
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 48, 40) * 2 - 1
+    y = (x + 0.3 * torch.randn_like(x)).clamp(-1, 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = ssim(x, y)
+    assert under_autocast.dtype == torch.float32
+    assert under_autocast.item() == pytest.approx(ssim(x, y).item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("size", [(256, 192), (255, 191), (40, 30)])
+def test_device_metrics_match_the_runtime_metrics(size):
+    from clothes_extractor.runtime.evaluate import score_batch as numpy_scores
+    from clothes_extractor.train.metrics import score_batch as torch_scores
+
+    rng = np.random.default_rng(0)
+    b = rng.integers(0, 256, (3, *size, 3), dtype=np.uint8)
+    a = np.clip(b + rng.normal(0, 25, b.shape), 0, 255).astype(np.uint8)
+    expected = numpy_scores("generator", a, b)
+    got = torch_scores("generator", torch.from_numpy(a), torch.from_numpy(b))
+    assert set(got) == set(expected)  # MS-SSIM only where the sides reach 161 px
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name], atol=1e-5)
+    masks = rng.integers(0, 256, (4, 16, 12, 1), dtype=np.uint8)
+    masks[0] = 0
+    other = masks[::-1].copy()
+    other[3] = 0  # two empty masks: IoU 1
+    np.testing.assert_allclose(
+        torch_scores("segmenter", torch.from_numpy(masks), torch.from_numpy(other))["iou"],
+        numpy_scores("segmenter", masks, other)["iou"],
+    )
+
+
+def _fitted_batch(n=6, size=(64, 48)):
+    """Fitted-input-like tensors: white photo with a red garment where the mask is set."""
+    image = torch.full((n, *size, 3), 255, dtype=torch.uint8)
+    mask = torch.zeros((n, *size, 1), dtype=torch.uint8)
+    image[:, 16:48, 8:30] = torch.tensor([255, 0, 0], dtype=torch.uint8)
+    mask[:, 16:48, 8:30] = 255
+    target = torch.full((n, *size, 3), 255, dtype=torch.uint8)
+    target[:, 10:54, 4:24] = torch.tensor([0, 0, 255], dtype=torch.uint8)  # off-centre: shows a flip
+    return {"image": image, "mask": mask, "target": target}
+
+
+def test_batch_augmentation_keeps_photo_mask_and_garment_together():
+    batch = _fitted_batch()
+    settings = Augmentation(flip=0.5, rotate_degrees=10, scale=0.1, jitter=0.0)
+    out = augment_batch(batch, np.random.default_rng(1), settings)
+    assert all(out[k].dtype == torch.uint8 and out[k].shape == batch[k].shape for k in batch)
+    flips = 0
+    for i in range(len(batch["image"])):
+        p, m, t = (out[k][i].numpy().astype(int) for k in ("image", "mask", "target"))
+        red = (p[..., 0] > 200) & (p[..., 1] < 60)
+        inside = m[..., 0] > 200
+        assert (red & inside).sum() / max(inside.sum(), 1) > 0.95
+        assert (red & ~(m[..., 0] > 40)).sum() <= 0.03 * red.sum()
+        blue_columns = np.nonzero((t[..., 2] > 200) & (t[..., 0] < 60))[1]
+        flipped = blue_columns.mean() > 24  # the catalog image flips with the photo, never moves otherwise
+        assert flipped == (np.nonzero(red)[1].mean() > 24)
+        flips += flipped
+        assert p[0, 0].tolist() == [255, 255, 255]  # uncovered corners: the background colour
+    assert 0 < flips < len(batch["image"])
+    again = augment_batch(batch, np.random.default_rng(1), settings)
+    assert all(torch.equal(out[k], again[k]) for k in out)  # a pure function of the generator
+
+
+def test_batch_jitter_is_pillows_and_applies_to_photo_and_garment_alike():
+    from PIL import ImageEnhance
+
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (1, 16, 12, 3), dtype=np.uint8)
+    batch = {
+        "image": torch.from_numpy(photo),
+        "mask": torch.full((1, 16, 12, 1), 255, dtype=torch.uint8),
+        "target": torch.from_numpy(photo.copy()),
+    }
+    settings = Augmentation(flip=0, rotate_degrees=0, scale=0, jitter=0.2)
+    out = augment_batch(batch, np.random.default_rng(5), settings)
+    assert torch.equal(out["image"], out["target"])
+    factors = np.random.default_rng(5)
+    factors.random(1), factors.uniform(0, 0, 1), factors.uniform(1, 1, 1)  # flip, angle, zoom draws
+    f = factors.uniform(0.8, 1.2, (1, 3))[0]
+    expected = Image.fromarray(photo[0])
+    for enhancer, factor in zip((ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color), f, strict=True):
+        expected = enhancer(expected).enhance(factor)
+    diff = np.abs(out["image"][0].numpy().astype(int) - np.asarray(expected).astype(int))
+    assert diff.max() <= 1 and diff.mean() < 0.05  # float vs Pillow's integer arithmetic at the edges
+
+
+def test_device_loader_follows_the_sampler_and_resumes_mid_epoch(synthetic):
+    config = tiny_config(synthetic, "unused")
+    from clothes_extractor.runtime.datasets import load_samples
+
+    samples = load_samples(synthetic, "train", val_fraction=0.05, seed=0, require_garment=True)
+    dataset = GarmentDataset(samples, config.contract())
+    arrays = preload(dataset, torch.device("cpu"), workers=0, batch_size=5)
+    assert len(arrays["image"]) == len(samples)
+    assert np.array_equal(arrays["target"][3].numpy(), dataset[3]["target"].numpy())
+    sampler = EpochSampler(len(samples), seed=0)
+    loader = DeviceLoader(arrays, 4, sampler, Augmentation(), seed=0, drop_last=True)
+    sampler.set_epoch(2)
+    full = [b["image"].clone() for b in loader]
+    assert len(full) == len(loader) == len(samples) // 4
+    sampler.set_epoch(2, start=8)  # two batches in
+    resumed = [b["image"] for b in loader]
+    assert len(resumed) == len(full) - 2 and all(torch.equal(a, b) for a, b in zip(full[2:], resumed, strict=True))
+    plain = list(DeviceLoader(arrays, 5))
+    assert [len(b["image"]) for b in plain][-1] == len(samples) % 5 or len(samples) % 5 == 0
+    assert torch.equal(torch.cat([b["mask"] for b in plain]), arrays["mask"])
+
+
+def test_data_on_device_time_limit_schedule_and_val_every(synthetic, tmp_path):
+    out = train(
+        tiny_config(synthetic, tmp_path / "run", epochs=4, data_on_device=True, val_every=2, lr_schedule="linear")
+    )
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [2.0, 4.0]
+    state = torch.load(out / "last.pt", weights_only=True)
+    # linear: constant for the first half, then down towards 0 (the last step runs at 1/steps of the rate)
+    assert 0 < state["optimizers"]["g"]["param_groups"][0]["lr"] < 0.2 * 2e-4
+    timed = train(tiny_config(synthetic, tmp_path / "timed", epochs=1000, time_limit_min=0.05, data_on_device=True))
+    rows = [json.loads(line) for line in (timed / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) >= 1 and rows[-1]["epoch"] < 1000  # stopped by the clock, validated and saved
+    assert (timed / "last.pt").is_file() and (timed / "best.pt").is_file()
+    with pytest.raises(ValueError, match="lr_schedule"):
+        tiny_config(synthetic, tmp_path, lr_schedule="cosine")
 
 
 def test_patch_discriminator_is_the_70px_patchgan():

@@ -155,16 +155,20 @@ def _gray(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def _jitter(rgb: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """Pillow's Brightness, Contrast and Color enhancers in turn, each rounded to uint8 levels.
+    """Pillow's Brightness, Contrast and Color enhancers in turn, each back to uint8 levels.
 
-    ``rgb``: float [N, 3, H, W] in 0..255; ``factors``: [N, 3].
+    ``rgb``: float [N, 3, H, W] in 0..255; ``factors``: [N, 3]. Each enhancer is a blend
+    with a degenerate image, which Pillow truncates to uint8.
     """
     f = factors[:, :, None, None, None]
-    out = (rgb * f[:, 0]).round().clamp(0, 255)  # brightness: blend with black
+
+    def blend(degenerate: torch.Tensor, image: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        return (degenerate + factor * (image - degenerate)).clamp(0, 255).floor()
+
+    out = blend(torch.zeros_like(rgb), rgb, f[:, 0])  # brightness: with black
     mean = _gray(out).round().mean(dim=(1, 2, 3), keepdim=True).add(0.5).floor()  # contrast: with the mean gray
-    out = (mean + f[:, 1] * (out - mean)).round().clamp(0, 255)
-    gray = _gray(out).round()  # color: with the image's own gray version
-    return (gray + f[:, 2] * (out - gray)).round().clamp(0, 255)
+    out = blend(mean, out, f[:, 1])
+    return blend(_gray(out).round(), out, f[:, 2])  # color: with the image's own gray version
 
 
 def augment_batch(

@@ -38,20 +38,25 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     The same number as ``runtime.metrics.ssim`` on the uint8 images: SSIM's luminance term
     is not shift-invariant, so the images are mapped to [0, 1] first, as uint8 / 255 is.
     """
-    x, y = (x + 1) / 2, (y + 1) / 2
-    channels = x.shape[1]
-    kernel = _gaussian_kernel(channels, device=x.device, dtype=x.dtype)
-    c1, c2 = 0.01**2, 0.03**2
+    # The variances are differences of nearly equal blurred terms: under autocast (fp16
+    # convolutions) or TF32 (CUDA's default for float32 convolutions) they drown in rounding
+    # error and SSIM turns into noise. So: no autocast, and float64 on a GPU.
+    dtype = torch.float64 if x.is_cuda else torch.float32
+    with torch.autocast(x.device.type, enabled=False):
+        x, y = (x.to(dtype) + 1) / 2, (y.to(dtype) + 1) / 2
+        channels = x.shape[1]
+        kernel = _gaussian_kernel(channels, device=x.device, dtype=dtype)
+        c1, c2 = 0.01**2, 0.03**2
 
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, kernel, groups=channels)
+        def blur(t: torch.Tensor) -> torch.Tensor:
+            return F.conv2d(t, kernel, groups=channels)
 
-    mu_x, mu_y = blur(x), blur(y)
-    sigma_xx = blur(x * x) - mu_x**2
-    sigma_yy = blur(y * y) - mu_y**2
-    sigma_xy = blur(x * y) - mu_x * mu_y
-    cs = (2 * sigma_xy + c2) / (sigma_xx + sigma_yy + c2)
-    return (((2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)) * cs).mean()
+        mu_x, mu_y = blur(x), blur(y)
+        sigma_xx = blur(x * x) - mu_x**2
+        sigma_yy = blur(y * y) - mu_y**2
+        sigma_xy = blur(x * y) - mu_x * mu_y
+        cs = (2 * sigma_xy + c2) / (sigma_xx + sigma_yy + c2)
+        return (((2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)) * cs).mean().float()
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from ..runtime.metrics import MS_SSIM_MIN_SIDE, MS_SSIM_WEIGHTS, PSNR_CAP_DB, WINDOW_SIGMA, WINDOW_SIZE
 
 
-def _gaussian(device: torch.device) -> torch.Tensor:
+def _gaussian(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     coords = torch.arange(WINDOW_SIZE, dtype=torch.float64) - WINDOW_SIZE // 2
     g = torch.exp(-(coords**2) / (2 * WINDOW_SIGMA**2))
-    return (g / g.sum()).float().to(device)
+    return (g / g.sum()).to(device=device, dtype=torch.float32).to(dtype)
 
 
 def _ssim_and_cs(x: torch.Tensor, y: torch.Tensor, gaussian: torch.Tensor, data_range: float):
@@ -57,11 +57,14 @@ def image_metrics(outputs: torch.Tensor, targets: torch.Tensor, data_range: floa
     """SSIM, MS-SSIM (sides >= 161 px) and PSNR of each pair of uint8 NHWC images: [N] each."""
     if outputs.shape != targets.shape:
         raise ValueError(f"images differ in shape: {list(outputs.shape)} and {list(targets.shape)}")
-    x = outputs.permute(0, 3, 1, 2).float()
-    y = targets.to(outputs.device).permute(0, 3, 1, 2).float()
+    # float64 on a GPU: CUDA runs float32 convolutions in TF32 by default, too coarse for
+    # the variance terms (differences of nearly equal blurred values).
+    dtype = torch.float64 if outputs.is_cuda else torch.float32
+    x = outputs.permute(0, 3, 1, 2).to(dtype)
+    y = targets.to(outputs.device).permute(0, 3, 1, 2).to(dtype)
     mse = ((x - y) ** 2).mean(dim=(1, 2, 3)).double()
     psnr = torch.clamp(10 * torch.log10(data_range**2 / mse), max=PSNR_CAP_DB)
-    gaussian = _gaussian(x.device)
+    gaussian = _gaussian(x.device, dtype)
     levels = len(MS_SSIM_WEIGHTS) if min(x.shape[2:]) >= MS_SSIM_MIN_SIDE else 1
     factors = []
     for level in range(levels):
