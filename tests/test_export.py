@@ -15,7 +15,7 @@ from clothes_extractor.export.onnx_export import (
 from clothes_extractor.runtime import ModelSession
 from clothes_extractor.train.checkpoint import load_model, save_checkpoint
 from clothes_extractor.train.networks import ServedGenerator, UNet, UNetConfig
-from conftest import TINY_SIZE, tiny_generator
+from conftest import TINY_SIZE, run_cli, tiny_generator
 
 
 @pytest.mark.parametrize(
@@ -170,3 +170,61 @@ def test_export_tensorrt_without_tensorrt_says_what_to_install(tmp_path):
     )
     assert done.exit_code == 1 and 'pip install "clothes-extractor[tensorrt]"' in done.output
     assert not (tmp_path / "m.onnx").exists()  # failed before any work
+
+
+def _tensorrt_missing() -> bool:
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return True
+    return False
+
+
+@pytest.mark.skipif(not _tensorrt_missing(), reason="tensorrt is installed: the engine runs in the GPU test")
+def test_running_an_engine_without_tensorrt_says_what_to_install(tmp_path, photo_folder):
+    from clothes_extractor.errors import MissingDependencyError, ProviderError
+    from clothes_extractor.runtime.engine import EngineSession
+    from clothes_extractor.runtime.session import open_session
+
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"not checked before TensorRT imports")
+    with pytest.raises(MissingDependencyError, match=r'pip install "clothes-extractor\[tensorrt\]"'):
+        EngineSession(engine)
+    with pytest.raises(ProviderError, match="TensorRT engine: it runs with --provider tensorrt"):
+        open_session(engine, "cpu")
+    photos, _ = photo_folder
+    done = run_cli("extract", photos, "-o", tmp_path / "out", "--model", engine, "--no-segmenter")
+    assert done.returncode != 0 and 'pip install "clothes-extractor[tensorrt]"' in done.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_engine_sidecar_is_required_and_checked(tmp_path):
+    from clothes_extractor.errors import ModelError
+    from clothes_extractor.runtime.engine import load_engine_sidecar
+
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"")
+    with pytest.raises(ModelError, match="has no sidecar m.engine.json: build it with `export --tensorrt`"):
+        load_engine_sidecar(engine, "10.13.0")
+    (tmp_path / "m.engine.json").write_text("{not json")
+    with pytest.raises(ModelError, match="not a readable engine sidecar"):
+        load_engine_sidecar(engine, "10.13.0")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(_tensorrt_missing(), reason="needs TensorRT (pip install tensorrt) and an NVIDIA GPU")
+def test_engine_runs_like_the_onnx_model_on_the_cpu(tiny_model_path, tmp_path):
+    from clothes_extractor.export.tensorrt import build_engine
+    from clothes_extractor.runtime.session import ModelSession, open_session
+
+    engine_path = tmp_path / "tiny.engine"
+    build_engine(tiny_model_path, engine_path, min_batch=2, opt_batch=4, max_batch=4, fp16=False)
+    engine = open_session(engine_path, "auto")
+    cpu = ModelSession(tiny_model_path, "cpu")
+    h, w = cpu.contract.size
+    rng = np.random.default_rng(0)
+    for n in (1, 3, 9):  # padded to the minimum, within the profile, split above the maximum
+        image = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+        mask = rng.integers(0, 256, (n, h, w, 1), dtype=np.uint8)
+        diff = np.abs(engine.run(image=image, mask=mask).astype(int) - cpu.run(image=image, mask=mask).astype(int))
+        assert diff.shape[0] == n and diff.max() <= 2 and diff.mean() <= 0.05

@@ -129,14 +129,12 @@ def _gpu_runner(
 
 
 def _pipelined_runner(
-    session: ModelSession, feeds: dict[str, np.ndarray], device: str, cuda_graph: bool, graph_ids
+    session: ModelSession, feeds: dict[str, np.ndarray], device: str, cuda_graph: bool
 ) -> Callable[[], dict[str, float]]:
     """A stream of ``PIPELINE_BATCHES`` batches through ``PipelinedRunner``; seconds per batch."""
-    import itertools
-
     from ..runtime.gpu import PipelinedRunner
 
-    runner = PipelinedRunner(session, cuda_graph, device=device, graph_ids=graph_ids)
+    runner = PipelinedRunner(session, cuda_graph, device=device)
     runner.warm_up([len(next(iter(feeds.values())))])
 
     def run_once() -> dict[str, float]:
@@ -190,27 +188,34 @@ def bench_provider(
     from ..runtime.session import SessionSettings
 
     cuda_graph = cuda_graph and ORT_DEVICE[provider] == "cuda"
+    engine = model_path.suffix == ".engine"
     t0 = time.perf_counter()
-    session = ModelSession(model_path, provider, settings=SessionSettings(cuda_graph=cuda_graph))
+    if engine:
+        from ..runtime.session import open_session
+
+        session = open_session(model_path, "tensorrt")
+    else:
+        session = ModelSession(model_path, provider, settings=SessionSettings(cuda_graph=cuda_graph))
     session_ms = (time.perf_counter() - t0) * 1000
     results = []
-    graph_ids = itertools.count(len(settings.batch_sizes))  # pipelined runners' graphs after the plain ones
-    for index, batch in enumerate(settings.batch_sizes):
+    for batch in settings.batch_sizes:
         feeds = synthetic_feeds(session, batch)
-        if settings.io == "pipelined" and ORT_DEVICE[provider] == "cuda":
-            run_once = _pipelined_runner(session, feeds, "cuda", cuda_graph, graph_ids)
+        if engine:
+            run_once = _host_runner(session, feeds)  # EngineSession.run: upload, execute, download
+        elif settings.io == "pipelined" and ORT_DEVICE[provider] == "cuda":
+            run_once = _pipelined_runner(session, feeds, "cuda", cuda_graph)
         elif ORT_DEVICE[provider] == "cuda":
-            run_once = _gpu_runner(session, feeds, settings.io, index if cuda_graph else None)
+            run_once = _gpu_runner(session, feeds, settings.io, next(session.graph_ids) if cuda_graph else None)
         else:
             run_once = _host_runner(session, feeds)  # on the CPU, host and device memory are one
         first = run_once()["total"] * 1000
         runs = timed_runs(run_once, settings)
         results.append(
             {
-                "engine": "onnxruntime-cuda-graph" if cuda_graph else "onnxruntime",
+                "engine": "tensorrt" if engine else "onnxruntime-cuda-graph" if cuda_graph else "onnxruntime",
                 "provider": session.provider,
-                "ort_provider": PROVIDERS[session.provider],
-                "io": settings.io if ORT_DEVICE[provider] == "cuda" else "host",
+                "ort_provider": None if engine else PROVIDERS[session.provider],
+                "io": "host" if engine or ORT_DEVICE[provider] != "cuda" else settings.io,
                 "batch": batch,
                 "session_ms": session_ms,
                 "first_run_ms": first,

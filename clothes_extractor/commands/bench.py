@@ -91,13 +91,18 @@ def bench(
     from ..bench.fingerprint import machine_fingerprint, model_fingerprint
     from ..bench.runner import BenchSettings, available_providers, bench_extract, bench_provider, peak_rss_mb
     from ..runtime.pipeline import default_workers
-    from ..runtime.session import ModelSession
+    from ..runtime.session import open_session
 
     settings = BenchSettings(
         batch_sizes=batch_sizes, warmup_s=warmup_s, min_runs=min_runs, min_time_s=min_time_s, io=io
     )
-    providers = available_providers() if provider == "all" else [provider]
-    contract = ModelSession(model, "cpu").contract
+    engine = model.suffix == ".engine"
+    if engine:  # a TensorRT engine runs on TensorRT alone, numpy in and out
+        providers = ["tensorrt"]
+        contract = open_session(model, "tensorrt").contract
+    else:
+        providers = available_providers() if provider == "all" else [provider]
+        contract = open_session(model, "cpu").contract
     results = []
     for name in providers:
         click.echo(f"timing onnxruntime {name} ...", err=True)

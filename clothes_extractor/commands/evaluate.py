@@ -49,9 +49,9 @@ def evaluate(
 
     from ..runtime.datasets import load_samples
     from ..runtime.evaluate import evaluate_model
-    from ..runtime.session import ModelSession
+    from ..runtime.session import open_session
 
-    session = ModelSession(model, provider)
+    session = open_session(model, provider)
     task = session.contract.task
     samples = load_samples(data, split, val_fraction=val_fraction, seed=seed, require_garment=task == "generator")
     samples = samples[:limit]

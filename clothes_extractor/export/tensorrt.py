@@ -3,8 +3,8 @@
 Written to TensorRT's documented Python API (``tensorrt`` >= 10). An engine only runs on
 the GPU model and TensorRT version it was built with, so ``MODEL.engine`` gets
 ``MODEL.engine.json`` beside it: the model contract, the optimisation profile, the GPU
-name and compute capability and the TensorRT version; ``check_engine`` refuses an engine
-whose sidecar does not match the machine, with the reason.
+name and compute capability and the TensorRT version; ``runtime.engine.EngineSession``
+runs it and refuses an engine whose sidecar does not match the machine, with the reason.
 
 Precision: TensorRT 10 takes fp16 as a builder flag on an fp32 network; TensorRT 11
 removed that flag and takes precision from the ONNX types, so there an fp16 engine needs
@@ -19,41 +19,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import ExportError, MissingDependencyError, ModelError
+from ..errors import ExportError
 from ..runtime.contract import TASK_IO, ModelContract
+from ..runtime.engine import check_engine, current_gpu, import_tensorrt
+
+__all__ = ["build_engine", "check_engine", "import_tensorrt"]
 
 log = logging.getLogger(__name__)
-
-
-def import_tensorrt() -> Any:
-    try:
-        import tensorrt
-    except ImportError:
-        raise MissingDependencyError("tensorrt", "tensorrt", "Building a TensorRT engine") from None
-    return tensorrt
-
-
-def current_gpu() -> dict[str, Any]:
-    from ..bench.fingerprint import gpu_info
-
-    gpu = gpu_info()
-    if gpu is None:
-        raise ExportError("TensorRT needs an NVIDIA GPU, and nvidia-smi finds none here")
-    return gpu
-
-
-def check_engine(sidecar: dict[str, Any], gpu: dict[str, Any], tensorrt_version: str) -> None:
-    """Refuse an engine built for another GPU or TensorRT version, saying which differs."""
-    problems = []
-    built = sidecar.get("gpu", {})
-    if built.get("name") != gpu.get("name"):
-        problems.append(f"it was built on a {built.get('name')}, this GPU is a {gpu.get('name')}")
-    if built.get("compute_capability") != gpu.get("compute_capability"):
-        problems.append(f"compute capability {built.get('compute_capability')} vs {gpu.get('compute_capability')} here")
-    if sidecar.get("tensorrt") != tensorrt_version:
-        problems.append(f"TensorRT {sidecar.get('tensorrt')} built it, this is TensorRT {tensorrt_version}")
-    if problems:
-        raise ModelError("this TensorRT engine cannot run here: " + "; ".join(problems) + ". Build it again here")
 
 
 def build_engine(
@@ -121,15 +93,4 @@ def build_engine(
     }
     Path(f"{engine_path}.json").write_text(json.dumps(sidecar, indent=2) + "\n")
     log.info("built %s for %s (TensorRT %s)", engine_path, gpu["name"], trt.__version__)
-    return sidecar
-
-
-def load_engine_sidecar(engine_path: Path) -> dict[str, Any]:
-    """The sidecar of ``engine_path``, checked against this machine's GPU and TensorRT."""
-    trt = import_tensorrt()
-    sidecar_path = Path(f"{engine_path}.json")
-    if not sidecar_path.is_file():
-        raise ModelError(f"{engine_path} has no sidecar {sidecar_path.name}: build it with `export --tensorrt`")
-    sidecar = json.loads(sidecar_path.read_text())
-    check_engine(sidecar, current_gpu(), trt.__version__)
     return sidecar

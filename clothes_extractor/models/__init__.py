@@ -51,10 +51,10 @@ def default_model(task: str, provider: str) -> Path | None:
 def open_model(path: Path | None, task: str, provider: str) -> "ModelSession | None":
     """A session on ``path``, or on the bundled ``task`` model of the precision that suits
     the provider it gets (fp16 on a GPU, fp32 on the CPU); None if there is neither."""
-    from ..runtime.session import ModelSession
+    from ..runtime.session import ModelSession, open_session
 
     if path is not None:
-        return ModelSession(path, provider).require_task(task)
+        return open_session(path, provider).require_task(task)
     chosen = default_model(task, provider)
     if chosen is None:
         return None

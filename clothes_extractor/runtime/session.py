@@ -9,6 +9,7 @@ the session really got are checked after it is created.
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,6 +227,49 @@ def probe_provider(provider: str) -> tuple[bool, str]:
     return True, f"started ({got})"
 
 
+def open_session(path: str | Path, provider: str = "auto", settings: "SessionSettings | None" = None):
+    """A ``ModelSession`` on an ONNX model, or an ``EngineSession`` on a TensorRT engine (``*.engine``)."""
+    path = Path(path)
+    if path.suffix == ".engine":
+        if provider not in ("auto", "tensorrt"):
+            raise ProviderError(
+                f"{path} is a TensorRT engine: it runs with --provider tensorrt (or auto), not {provider}; "
+                "for another provider pass the ONNX model it was built from"
+            )
+        from .engine import EngineSession
+
+        return EngineSession(path)
+    return ModelSession(path, provider, settings=settings)
+
+
+def check_feeds(contract: ModelContract, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The inputs of one batch, checked against the contract (names, dtype, shape, batch), C-contiguous."""
+    want = TASK_IO[contract.task][0]
+    if set(arrays) != set(want):
+        raise ValueError(f"this {contract.task} takes {sorted(want)}, got {sorted(arrays)}")
+    batch = None
+    feeds = {}
+    for name, channels in want.items():
+        array = arrays[name]
+        shape = (contract.height, contract.width, channels)
+        if array.dtype != np.uint8 or array.ndim != 4 or array.shape[1:] != shape:
+            raise ValueError(
+                f"{name} must be uint8 [N, {shape[0]}, {shape[1]}, {shape[2]}], got {array.dtype} {list(array.shape)}"
+            )
+        if batch is None:
+            batch = array.shape[0]
+        elif array.shape[0] != batch:
+            raise ValueError(f"batch sizes differ: {batch} and {array.shape[0]} ({name})")
+        feeds[name] = np.ascontiguousarray(array)
+    return feeds
+
+
+def empty_output(contract: ModelContract) -> np.ndarray:
+    """The output of a batch of 0."""
+    ((_, channels),) = TASK_IO[contract.task][1].items()
+    return np.zeros((0, *contract.size, channels), np.uint8)
+
+
 class ModelSession:
     """A served model, loaded and checked against its contract, ready for batches."""
 
@@ -253,6 +297,8 @@ class ModelSession:
         )
         self.input_names = list(TASK_IO[self.contract.task][0])
         self._output = next(iter(TASK_IO[self.contract.task][1]))
+        # CUDA graph numbers of this session: every runner that captures graphs on it draws here.
+        self.graph_ids = itertools.count()
         self._bound = None
         if self.settings.cuda_graph and self.provider in ("cuda", "tensorrt"):
             from .gpu import BoundRunner  # CUDA graphs need IO binding with fixed buffers
@@ -268,27 +314,9 @@ class ModelSession:
 
     def run(self, **arrays: np.ndarray) -> np.ndarray:
         """Run one batch: ``run(image=[N,H,W,3] uint8, mask=[N,H,W,1] uint8)``."""
-        want = TASK_IO[self.contract.task][0]
-        if set(arrays) != set(want):
-            raise ValueError(f"this {self.contract.task} takes {sorted(want)}, got {sorted(arrays)}")
-        batch = None
-        feeds = {}
-        for name, channels in want.items():
-            array = arrays[name]
-            shape = (self.contract.height, self.contract.width, channels)
-            if array.dtype != np.uint8 or array.ndim != 4 or array.shape[1:] != shape:
-                raise ValueError(
-                    f"{name} must be uint8 [N, {shape[0]}, {shape[1]}, {shape[2]}], "
-                    f"got {array.dtype} {list(array.shape)}"
-                )
-            if batch is None:
-                batch = array.shape[0]
-            elif array.shape[0] != batch:
-                raise ValueError(f"batch sizes differ: {batch} and {array.shape[0]} ({name})")
-            feeds[name] = np.ascontiguousarray(array)
-        if batch == 0:
-            out_channels = TASK_IO[self.contract.task][1][self._output]
-            return np.zeros((0, *self.contract.size, out_channels), np.uint8)
+        feeds = check_feeds(self.contract, arrays)
+        if len(next(iter(feeds.values()))) == 0:
+            return empty_output(self.contract)
         if self._bound is not None:
             return self._bound.run(**feeds)
         return self.session.run([self._output], feeds)[0]
