@@ -2,16 +2,20 @@
 
     python3 benchmarks/gpu_parity.py MODEL.onnx [MODEL.onnx ...] --out results/parity.json
 
-Paths: the CUDA provider with numpy in/out, CUDA with IO binding and CUDA graphs, and
-TensorRT (provider, engine cache) where it starts. Exits non-zero if any path differs
-from the CPU by more than the export tolerance of the model's precision.
+Paths: the CUDA provider with numpy in/out, CUDA with IO binding and CUDA graphs, the
+pipelined runner (three buffer slots, copies overlapping compute), and TensorRT where it
+is installed: onnxruntime's TensorRT provider and an engine built here, run directly.
+Exits non-zero if any path differs from the CPU by more than the export tolerance of the
+model's precision.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,24 +25,66 @@ from clothes_extractor.export.onnx_export import TOLERANCES  # the export check'
 from clothes_extractor.runtime.session import ModelSession, SessionSettings, probe_provider
 
 
+def _engine(model_path: Path, folder: Path, fp16: bool):
+    """A TensorRT engine of the model (built here), or None without the tensorrt package."""
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return None
+    from clothes_extractor.export.tensorrt import build_engine
+    from clothes_extractor.runtime.engine import EngineSession
+
+    engine = folder / f"{model_path.stem}.engine"
+    build_engine(model_path, engine, min_batch=1, opt_batch=8, max_batch=32, fp16=fp16)
+    return EngineSession(engine)
+
+
+def _pipelined(model_path: Path):
+    from clothes_extractor.runtime.gpu import PipelinedRunner
+
+    session = ModelSession(model_path, "cuda", settings=SessionSettings(cuda_graph=True))
+    runner = PipelinedRunner(session, cuda_graph=True)
+    runner.warm_up([1, 8, 32])  # 7 is padded onto 8's graph
+    # a stream of two batches through the three-slot upload/compute/download pipeline
+    return lambda **feeds: list(runner.map([feeds, feeds]))[-1]
+
+
+def _graphs(model_path: Path):
+    session = ModelSession(model_path, "cuda", settings=SessionSettings(cuda_graph=True))
+    session._bound.warm_up([8, 32])
+    return session.run  # the second run of a size replays its captured graph
+
+
 def check(model_path: Path) -> list[dict]:
     reference = ModelSession(model_path, "cpu")
     tolerance = TOLERANCES[reference.contract.precision]
-    paths = [("cuda", SessionSettings()), ("cuda-graph", SessionSettings(cuda_graph=True))]
+    factories = {
+        "cuda": lambda: ModelSession(model_path, "cuda").run,
+        "cuda-graph": lambda: _graphs(model_path),
+        "pipelined": lambda: _pipelined(model_path),
+    }
     if probe_provider("tensorrt")[0]:
-        paths.append(("tensorrt", SessionSettings()))
+        factories["tensorrt"] = lambda: ModelSession(model_path, "tensorrt").run
+    folder = Path(tempfile.mkdtemp())
+    factories["tensorrt-engine"] = lambda: _engine(model_path, folder, reference.contract.precision == "fp16")
+    paths = {}
+    for name, factory in factories.items():
+        try:
+            paths[name] = factory()
+        except Exception as exc:  # noqa: BLE001 - reported as a failed path below
+            paths[name] = exc
+    if paths["tensorrt-engine"] is None:  # no tensorrt package: nothing to check
+        del paths["tensorrt-engine"]
     rows = []
     for batch in (1, 7, 32):  # 7: a tail batch, padded onto a captured graph
         feeds = synthetic_feeds(reference, batch, seed=batch)
         expected = reference.run(**feeds).astype(np.int16)
-        for name, settings in paths:
-            provider = "tensorrt" if name == "tensorrt" else "cuda"
+        for name, run in paths.items():
             try:
-                session = ModelSession(model_path, provider, settings=settings)
-                if settings.cuda_graph and session._bound is not None:
-                    session._bound.warm_up([8, 32])
-                for _ in range(2):  # the second run replays the captured graph
-                    got = session.run(**feeds).astype(np.int16)
+                if isinstance(run, Exception):
+                    raise run
+                for _ in range(2):
+                    got = run(**feeds).astype(np.int16)
                 diff = np.abs(got - expected)
                 row = {"path": name, "batch": batch, "max_abs": int(diff.max()), "mean_abs": float(diff.mean())}
                 row["ok"] = row["max_abs"] <= tolerance[0] and row["mean_abs"] <= tolerance[1]
@@ -47,6 +93,7 @@ def check(model_path: Path) -> list[dict]:
             row["model"] = model_path.name
             rows.append(row)
             print(json.dumps(row), flush=True)
+    shutil.rmtree(folder, ignore_errors=True)
     return rows
 
 

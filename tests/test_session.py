@@ -163,3 +163,29 @@ def test_cuda_graph_session_matches_cpu(tiny_model_path):
     for _ in range(3):  # capture, then replay
         diff = np.abs(gpu.run(image=image, mask=mask).astype(int) - cpu.run(image=image, mask=mask).astype(int))
         assert diff.max() <= 2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" not in onnxruntime.get_available_providers(), reason="needs onnxruntime-gpu and a GPU"
+)
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_pipelined_runner_on_cuda_matches_cpu(tiny_model_path, cuda_graph):
+    from clothes_extractor.runtime.gpu import PipelinedRunner
+    from clothes_extractor.runtime.session import SessionSettings
+
+    cpu = ModelSession(tiny_model_path, "cpu")
+    gpu = ModelSession(tiny_model_path, "cuda", settings=SessionSettings(cuda_graph=cuda_graph))
+    rng = np.random.default_rng(1)
+    feeds = [
+        {
+            "image": rng.integers(0, 256, (n, *TINY_SIZE, 3), dtype=np.uint8),
+            "mask": rng.integers(0, 256, (n, *TINY_SIZE, 1), dtype=np.uint8),
+        }
+        for n in (4, 4, 4, 4, 4, 3)
+    ]
+    with PipelinedRunner(gpu, cuda_graph=cuda_graph) as runner:
+        runner.warm_up([4])
+        outputs = list(runner.map(feeds))
+    for feed, output in zip(feeds, outputs, strict=True):
+        assert np.abs(output.astype(int) - cpu.run(**feed).astype(int)).max() <= 2

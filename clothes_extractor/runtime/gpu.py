@@ -47,7 +47,8 @@ class BoundRunner:
     ):
         """``device`` "cpu" runs the same buffer logic on the CPU provider (used by tests);
         ``pad`` (default: with CUDA graphs) pads batches up to an allocated size;
-        ``graph_ids``: where graph numbers come from when several runners share a session."""
+        ``graph_ids``: where graph numbers come from (default: the session's own counter, so
+        runners sharing a session never reuse a number)."""
         import onnxruntime as ort
 
         self._ort = ort
@@ -57,7 +58,7 @@ class BoundRunner:
         self.pad = cuda_graph if pad is None else pad
         self._buffers: dict[int, _Buffers] = {}
         self._sizes: list[int] = []
-        self._graph_ids = graph_ids if graph_ids is not None else itertools.count()
+        self._graph_ids = graph_ids if graph_ids is not None else getattr(model, "graph_ids", itertools.count())
 
     def _allocate(self, batch: int) -> _Buffers:
         ort, session = self._ort, self.model.session
@@ -150,7 +151,7 @@ class PipelinedRunner:
     ):
         if slots < 3:
             raise ValueError("a pipeline of upload, compute and download needs at least 3 buffer slots")
-        ids = graph_ids if graph_ids is not None else itertools.count()
+        ids = graph_ids if graph_ids is not None else getattr(model, "graph_ids", itertools.count())
         self._slots = [BoundRunner(model, cuda_graph, device, device_id, graph_ids=ids) for _ in range(slots)]
         self._copies = ThreadPoolExecutor(2, thread_name_prefix="ce-copy")
 
