@@ -9,6 +9,7 @@
 # to 0 over the second half (--lr-schedule linear with --time-limit).
 #
 #   bash scripts/train_generators_gpu.sh DATA RUNS [MINUTES]    (default 5 minutes)
+#   CANDIDATES="g32" bash scripts/train_generators_gpu.sh ...     (one candidate only)
 #
 # DATA: VITON in the CP-VTON layout (../shared/data/unpack.sh DEST makes it). Each run
 # folder gets best.pt/last.pt, metrics.csv and contact sheets; RUNS/NAME.log the log.
@@ -26,7 +27,8 @@ declare -A extra=(
   [g32]="--ngf 32 --gan-weight 0 --no-dropout"
 )
 pids=()
-for name in g16 g32; do
+for name in ${CANDIDATES:-g16 g32}; do
+  [ -n "${extra[$name]:-}" ] || { echo "unknown candidate $name (g16, g32)" >&2; exit 2; }
   # shellcheck disable=SC2086  # the extra options are meant to split
   $py -m clothes_extractor -v train "${common[@]}" ${extra[$name]} --out "$runs/$name" > "$runs/$name.log" 2>&1 &
   pids+=($!)

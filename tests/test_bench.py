@@ -193,3 +193,22 @@ def test_bench_e2e_on_viton_hd_sample(tiny_model_path, tmp_path):
     assert done.returncode == 0, done.stderr
     e2e = json.loads((tmp_path / "r.json").read_text())["e2e"]
     assert e2e["photos"] == 10 and e2e["ok"] == 10 and e2e["vs_model_only"] > 0
+
+
+def test_bench_pipelined_io_on_the_cpu_and_an_engine_without_tensorrt(tiny_model_path, tmp_path):
+    out = tmp_path / "p.json"
+    quick = ("--batch-sizes", "2", "--warmup-s", "0", "--min-runs", "2", "--min-time-s", "0")
+    done = run_cli("bench", "--model", tiny_model_path, "--io", "pipelined", *quick, "--out", out)
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["io"] == "host" and row["provider"] == "cpu"  # one memory on the CPU: nothing to pipeline
+    try:
+        import tensorrt  # noqa: F401
+
+        return  # the engine path itself is checked by benchmarks/gpu_check.sh on a GPU
+    except ImportError:
+        pass
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"")
+    done = run_cli("bench", "--model", engine, *quick)
+    assert done.returncode == 1 and 'pip install "clothes-extractor[tensorrt]"' in done.stderr
