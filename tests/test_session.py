@@ -189,3 +189,18 @@ def test_pipelined_runner_on_cuda_matches_cpu(tiny_model_path, cuda_graph):
         outputs = list(runner.map(feeds))
     for feed, output in zip(feeds, outputs, strict=True):
         assert np.abs(output.astype(int) - cpu.run(**feed).astype(int)).max() <= 2
+
+
+def test_onnxruntime_prints_stay_off_stdout(tiny_model_path, monkeypatch, capsys):
+    # onnxruntime print()s "EP Error ... Falling back" when a GPU provider fails; stdout
+    # may carry `info --json` (a lent H200 run's JSON started with that message once).
+    real = onnxruntime.InferenceSession
+
+    def noisy(*args, **kwargs):
+        print("EP Error: TensorRT libraries missing. Falling back to ['CPUExecutionProvider'] and retrying.")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", noisy)
+    ModelSession(tiny_model_path, "cpu")
+    captured = capsys.readouterr()
+    assert captured.out == "" and "EP Error" in captured.err

@@ -9,8 +9,10 @@ the session really got are checked after it is created.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,7 +203,10 @@ def create_session(
     source = model if isinstance(model, bytes) else str(model)
     with_options = [(name, settings.provider_options(name)) for name in providers]
     try:
-        session = ort.InferenceSession(source, sess_options=options, providers=with_options)
+        # onnxruntime prints its provider fallbacks ("EP Error ...") with print(): keep them
+        # off stdout, which may be carrying JSON (`info --json`, `bench`).
+        with contextlib.redirect_stdout(sys.stderr):
+            session = ort.InferenceSession(source, sess_options=options, providers=with_options)
     except Exception as exc:  # onnxruntime raises its own untyped exceptions
         where = "the model" if isinstance(model, bytes) else str(model)
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
