@@ -107,6 +107,9 @@ def test_auto_skips_tensorrt_without_its_library(monkeypatch):
     monkeypatch.setattr(session, "tensorrt_runtime_loads", lambda: True)
     assert session._requested_providers(FakeOrt, "auto")[0] == "TensorrtExecutionProvider"
     assert session._requested_providers(FakeOrt, "cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(session, "tensorrt_runtime_loads", lambda: False)
+    with pytest.raises(ProviderError, match="needs TensorRT's runtime library .*--provider cuda"):
+        session._requested_providers(FakeOrt, "tensorrt")  # asked for by name: a clear refusal, no EP noise
 
 
 def test_bound_runner_pads_to_allocated_batch_sizes(tiny_model_path):

@@ -85,6 +85,12 @@ def _requested_providers(ort: Any, provider: str) -> list[str]:
                 else ""
             )
         )
+    if provider == "tensorrt" and not tensorrt_runtime_loads():
+        raise ProviderError(
+            "the tensorrt provider needs TensorRT's runtime library (libnvinfer 10), which does not "
+            'load here: pip install "clothes-extractor[tensorrt]" (or put TensorRT on LD_LIBRARY_PATH), '
+            "or use --provider cuda"
+        )
     # The CPU provider stays in the list because onnxruntime places a few shape
     # computations there on purpose; the check after creation catches a real fallback.
     return [wanted] if wanted == PROVIDERS["cpu"] else [wanted, PROVIDERS["cpu"]]
