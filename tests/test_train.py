@@ -146,6 +146,9 @@ def test_batch_augmentation_keeps_photo_mask_and_garment_together():
     assert 0 < flips < len(batch["image"])
     again = augment_batch(batch, np.random.default_rng(1), settings)
     assert all(torch.equal(out[k], again[k]) for k in out)  # a pure function of the generator
+    # Segmenter batches: the target is the mask and moves with the photo.
+    seg = augment_batch({"image": batch["image"], "target": batch["mask"]}, np.random.default_rng(1), settings)
+    assert torch.equal(seg["target"], out["mask"]) and torch.equal(seg["image"], out["image"])
 
 
 def test_batch_jitter_is_pillows_and_applies_to_photo_and_garment_alike():
