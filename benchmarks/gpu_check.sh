@@ -36,10 +36,11 @@ for name, cfg in {"g64": UNetConfig(height=256, width=256, ngf=64, depth=8),
     save_checkpoint(f"{work}/{name}.pt", UNet(cfg).eval())
 PY
 models=(${MODELS:-g64 g16})
+trt=()  # where TensorRT is installed, the fp16 export also builds an engine (MODEL.engine)
+$py -c 'import tensorrt' 2>/dev/null && trt=(--tensorrt --trt-batch 1,32,128)
 for m in "${models[@]}"; do
-  for p in fp32 fp16; do
-    $py -m clothes_extractor export "$work/$m.pt" -o "$work/$m-$p.onnx" --precision $p
-  done
+  $py -m clothes_extractor export "$work/$m.pt" -o "$work/$m-fp32.onnx" --precision fp32
+  $py -m clothes_extractor export "$work/$m.pt" -o "$work/$m-fp16.onnx" --precision fp16 "${trt[@]}"
 done
 
 status=0
@@ -59,6 +60,11 @@ for m in "${models[@]}"; do
     $py -m clothes_extractor bench --model "$work/$m-fp16.onnx" --provider "$p" "${batches[@]}" "${quick[@]}" \
       --io host "${torch[@]}" --label "$label" --out "$out/gpu-$label-$m-$p-host.json" || status=1
   done
+  # the TensorRT engine run directly (numpy in/out)
+  if [ -f "$work/$m-fp16.engine" ]; then
+    $py -m clothes_extractor bench --model "$work/$m-fp16.engine" "${batches[@]}" "${quick[@]}" \
+      --label "$label-engine" --out "$out/gpu-$label-$m-engine.json" || status=1
+  fi
   # device-resident (the ceiling), and numpy in/out streamed with copies overlapping compute
   for io in device pipelined; do
     $py -m clothes_extractor bench --model "$work/$m-fp16.onnx" --provider cuda "${batches[@]}" "${quick[@]}" \
