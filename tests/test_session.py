@@ -207,3 +207,28 @@ def test_onnxruntime_prints_stay_off_stdout(tiny_model_path, monkeypatch, capsys
     ModelSession(tiny_model_path, "cpu")
     captured = capsys.readouterr()
     assert captured.out == "" and "EP Error" in captured.err
+
+
+def test_padded_batches_reuse_the_largest_shape(tiny_model_path):
+    # On GPU providers (forced here on the CPU) a smaller batch runs padded to the largest
+    # seen: no new input shape, so no new cuDNN algorithm search or TensorRT engine.
+    from clothes_extractor.runtime.session import SessionSettings
+
+    plain = ModelSession(tiny_model_path, "cpu")
+    assert not plain._pad  # the CPU has no per-shape cost worth the padding
+    padded = ModelSession(tiny_model_path, "cpu", settings=SessionSettings(pad_batches=True))
+    shapes = []
+    run = padded.session.run
+
+    def recording(names, feeds):
+        shapes.append(len(feeds["image"]))
+        return run(names, feeds)
+
+    padded.session.run = recording
+    rng = np.random.default_rng(0)
+    for n in (4, 3, 1, 6, 2):
+        image = rng.integers(0, 256, (n, *TINY_SIZE, 3), dtype=np.uint8)
+        mask = rng.integers(0, 256, (n, *TINY_SIZE, 1), dtype=np.uint8)
+        out = padded.run(image=image, mask=mask)
+        assert out.shape[0] == n and np.array_equal(out, plain.run(image=image, mask=mask))
+    assert shapes == [4, 4, 4, 6, 6]

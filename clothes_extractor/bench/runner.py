@@ -195,7 +195,9 @@ def bench_provider(
 
         session = open_session(model_path, "tensorrt")
     else:
-        session = ModelSession(model_path, provider, settings=SessionSettings(cuda_graph=cuda_graph))
+        # no padding: every batch size is timed at its own shape
+        session_settings = SessionSettings(cuda_graph=cuda_graph, pad_batches=False)
+        session = ModelSession(model_path, provider, settings=session_settings)
     session_ms = (time.perf_counter() - t0) * 1000
     results = []
     for batch in settings.batch_sizes:

@@ -139,9 +139,14 @@ class SessionSettings:
     search (done once per input shape: warm up every batch size you serve), optionally
     CUDA graphs (``cuda_graph``: fixed shapes, IO binding, one graph per batch size).
     TensorRT: engines and timing caches on disk, keyed by GPU, fp16 where asked.
+    ``pad_batches`` (default: on GPU providers) runs a batch smaller than the largest seen
+    so far padded up to it, so a folder job's short tail batch (or the segmenter's odd
+    sizes) reuses the searched algorithms / built engine instead of paying for a new
+    input shape.
     """
 
     intra_op_threads: int | None = None
+    pad_batches: bool | None = None
     spin: bool = True
     cuda_graph: bool = False
     cudnn_conv_algo_search: str = "EXHAUSTIVE"
@@ -308,6 +313,9 @@ class ModelSession:
         )
         self.input_names = list(TASK_IO[self.contract.task][0])
         self._output = next(iter(TASK_IO[self.contract.task][1]))
+        pad = self.settings.pad_batches
+        self._pad = self.provider in ("cuda", "tensorrt") if pad is None else pad
+        self._largest_batch = 0
         # CUDA graph numbers of this session: every runner that captures graphs on it draws here.
         self.graph_ids = itertools.count()
         self._bound = None
@@ -330,4 +338,12 @@ class ModelSession:
             return empty_output(self.contract)
         if self._bound is not None:
             return self._bound.run(**feeds)
+        batch = len(next(iter(feeds.values())))
+        if self._pad and batch < self._largest_batch:
+            padded = {}
+            for name, array in feeds.items():
+                padded[name] = np.zeros((self._largest_batch, *array.shape[1:]), np.uint8)
+                padded[name][:batch] = array
+            return self.session.run([self._output], padded)[0][:batch]
+        self._largest_batch = max(self._largest_batch, batch)
         return self.session.run([self._output], feeds)[0]
