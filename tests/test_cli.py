@@ -69,6 +69,7 @@ def test_info_shows_versions_and_providers(tiny_model_path):
     as_json = json.loads(run_cli("info", "--json", "--no-probe").stdout)
     assert as_json["providers"]["cpu"] == "available (not probed)"
     assert as_json["onnxruntime distributions"] and "model" not in as_json
+    assert as_json["tensorrt engines"].startswith(("tensorrt ", "not installed: pip install"))
 
 
 def test_extract_folder_with_masks(tiny_model_path, photo_folder, tmp_path):

@@ -83,6 +83,13 @@ def environment_info(probe: bool = True) -> dict[str, Any]:
         "bundled models": sorted(p.name for p in MODELS_DIR.glob("*.onnx")),
     }
     info["warning"] = conflicting_onnxruntime_warning(info["onnxruntime distributions"])
+    # Running TensorRT engines directly (`--model MODEL.engine`) needs both of these.
+    trt, cuda = _version("tensorrt"), _version("cuda-bindings") or _version("cuda-python")
+    info["tensorrt engines"] = (
+        f"tensorrt {trt}, cuda-python {cuda}"
+        if trt and cuda
+        else 'not installed: pip install "clothes-extractor[tensorrt]"'
+    )
     try:
         ort = import_onnxruntime()
     except Exception as exc:  # noqa: BLE001 - reported, not raised: info must always print
