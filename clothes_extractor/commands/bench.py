@@ -105,7 +105,7 @@ def bench(
         contract = open_session(model, "cpu").contract
     results = []
     for name in providers:
-        click.echo(f"timing onnxruntime {name} ...", err=True)
+        click.echo(f"timing {'the TensorRT engine' if engine else f'onnxruntime {name}'} ...", err=True)
         results += bench_provider(model, name, settings, cuda_graph)
     if torch_baseline is not None:
         require_torch("--torch-baseline")
