@@ -212,3 +212,23 @@ def test_bench_pipelined_io_on_the_cpu_and_an_engine_without_tensorrt(tiny_model
     engine.write_bytes(b"")
     done = run_cli("bench", "--model", engine, *quick)
     assert done.returncode == 1 and 'pip install "clothes-extractor[tensorrt]"' in done.stderr
+
+
+def test_interleaved_timing_alternates_engines_until_each_has_its_runs():
+    from clothes_extractor.bench.runner import BenchSettings, Timer, time_interleaved
+
+    order: list[str] = []
+
+    def runner(name: str, seconds: float):
+        def run_once() -> dict[str, float]:
+            order.append(name)
+            return {"total": seconds}
+
+        return run_once
+
+    timers = [Timer({"engine": n, "batch": 2}, runner(n, s), lambda: None) for n, s in (("a", 0.01), ("b", 0.2))]
+    rows = time_interleaved(timers, BenchSettings(batch_sizes=(2,), warmup_s=0, min_runs=3, min_time_s=0.5))
+    assert order[:6] == ["a", "b"] * 3  # one run of each per round
+    # a's 0.5 s of runs take 50 rounds; b rides along (drift hits both alike)
+    assert [r["runs"] for r in rows] == [50, 50]
+    assert rows[0]["images_per_s"] == pytest.approx(200) and rows[1]["images_per_s"] == pytest.approx(10)

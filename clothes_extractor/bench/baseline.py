@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .runner import BenchSettings, summarise, timed_runs
+from .runner import BenchSettings, Timer
 
 
 def torch_variants(device: str, compile_: bool) -> list[tuple[str, str, bool, bool]]:
@@ -28,14 +28,14 @@ def torch_variants(device: str, compile_: bool) -> list[tuple[str, str, bool, bo
     return variants
 
 
-def bench_torch(
+def torch_timers(
     checkpoint: Path,
     settings: BenchSettings,
     device: str = "cpu",
     compile_: bool = False,
     architecture: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    """Time ``checkpoint`` in PyTorch; ``architecture`` (the ONNX model's) must match it."""
+) -> list[Timer]:
+    """A timer per variant x batch size of ``checkpoint`` in PyTorch, first run done."""
     import dataclasses
 
     import torch
@@ -54,7 +54,7 @@ def bench_torch(
                 "a baseline must time the same network"
             )
     h, w = model.config.size
-    results = []
+    timers = []
     for name, precision, channels_last, compiled in torch_variants(device, compile_):
         dtype = torch.float16 if precision == "fp16" else torch.float32
         net = load_model(checkpoint)[0].to(device=device, dtype=dtype)
@@ -78,17 +78,14 @@ def bench_torch(
                 return {"total": time.perf_counter() - t0}
 
             first = run_once()["total"] * 1000
-            runs = timed_runs(run_once, settings)
-            results.append(
-                {
-                    "engine": name,
-                    "provider": device,
-                    "io": "host",
-                    "batch": batch,
-                    "session_ms": None,
-                    "first_run_ms": first,
-                    **summarise(runs, batch),
-                    "gpu_memory_mb": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
-                }
-            )
-    return results
+            row = {
+                "engine": name,
+                "provider": device,
+                "io": "host",
+                "batch": batch,
+                "session_ms": None,
+                "first_run_ms": first,
+            }
+            memory = (lambda: torch.cuda.max_memory_allocated() / 2**20) if device == "cuda" else (lambda: None)
+            timers.append(Timer(row, run_once, memory))
+    return timers

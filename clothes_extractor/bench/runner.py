@@ -181,10 +181,45 @@ def available_providers() -> list[str]:
     return [p for p in ("tensorrt", "cuda", "cpu") if probe_provider(p)[0]]
 
 
-def bench_provider(
-    model_path: Path, provider: str, settings: BenchSettings, cuda_graph: bool = False
-) -> list[dict[str, Any]]:
-    """One result per batch size for ``provider``: session time, first run, timed runs."""
+@dataclass
+class Timer:
+    """One engine x batch size, ready to time: its result row so far and one run of it."""
+
+    row: dict[str, Any]
+    run_once: Callable[[], dict[str, float]]
+    memory_mb: Callable[[], float | None] = gpu_memory_mb  # GPU memory to report once timed
+
+    def result(self, runs: list[dict[str, float]]) -> dict[str, Any]:
+        return {**self.row, **summarise(runs, self.row["batch"]), "gpu_memory_mb": self.memory_mb()}
+
+
+def time_sequential(timers: list[Timer], settings: BenchSettings) -> list[dict[str, Any]]:
+    """Each timer warmed up and timed in turn."""
+    return [timer.result(timed_runs(timer.run_once, settings)) for timer in timers]
+
+
+def time_interleaved(timers: list[Timer], settings: BenchSettings) -> list[dict[str, Any]]:
+    """Round-robin: one run of every timer per round, until each has ``min_runs`` runs and
+    ``min_time_s`` seconds of them, so drift on a shared machine (other jobs, clocks,
+    thermals) falls on every engine alike and their ratios hold."""
+    if not timers:
+        return []
+    deadline = time.perf_counter() + settings.warmup_s
+    while time.perf_counter() < deadline:
+        for timer in timers:
+            timer.run_once()
+    runs: list[list[dict[str, float]]] = [[] for _ in timers]
+    spent = [0.0] * len(timers)
+    while any(len(r) < settings.min_runs or s < settings.min_time_s for r, s in zip(runs, spent, strict=True)):
+        for i, timer in enumerate(timers):
+            run = timer.run_once()
+            runs[i].append(run)
+            spent[i] += run["total"]
+    return [timer.result(r) for timer, r in zip(timers, runs, strict=True)]
+
+
+def provider_timers(model_path: Path, provider: str, settings: BenchSettings, cuda_graph: bool = False) -> list[Timer]:
+    """A timer per batch size for ``provider``, its session created and first run done."""
     from ..runtime.session import SessionSettings
 
     cuda_graph = cuda_graph and ORT_DEVICE[provider] == "cuda"
@@ -199,7 +234,7 @@ def bench_provider(
         session_settings = SessionSettings(cuda_graph=cuda_graph, pad_batches=False)
         session = ModelSession(model_path, provider, settings=session_settings)
     session_ms = (time.perf_counter() - t0) * 1000
-    results = []
+    timers = []
     for batch in settings.batch_sizes:
         feeds = synthetic_feeds(session, batch)
         if engine:
@@ -211,22 +246,17 @@ def bench_provider(
         else:
             run_once = _host_runner(session, feeds)  # on the CPU, host and device memory are one
         first = run_once()["total"] * 1000
-        runs = timed_runs(run_once, settings)
-        results.append(
-            {
-                "engine": "tensorrt" if engine else "onnxruntime-cuda-graph" if cuda_graph else "onnxruntime",
-                "provider": session.provider,
-                "ort_provider": None if engine else PROVIDERS[session.provider],
-                "io": "host" if engine or ORT_DEVICE[provider] != "cuda" else settings.io,
-                "batch": batch,
-                "session_ms": session_ms,
-                "first_run_ms": first,
-                **summarise(runs, batch),
-                "gpu_memory_mb": gpu_memory_mb(),
-            }
-        )
-        log.info("%s batch %d: %.1f images/s", provider, batch, results[-1]["images_per_s"])
-    return results
+        row = {
+            "engine": "tensorrt" if engine else "onnxruntime-cuda-graph" if cuda_graph else "onnxruntime",
+            "provider": session.provider,
+            "ort_provider": None if engine else PROVIDERS[session.provider],
+            "io": "host" if engine or ORT_DEVICE[provider] != "cuda" else settings.io,
+            "batch": batch,
+            "session_ms": session_ms,
+            "first_run_ms": first,
+        }
+        timers.append(Timer(row, run_once))
+    return timers
 
 
 class StageClock:

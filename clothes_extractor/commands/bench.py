@@ -50,6 +50,13 @@ def _batch_sizes(_ctx, _param, value: str) -> tuple[int, ...]:
 )
 @click.option("--torch-compile", is_flag=True, help="Also time torch.compile (slow to compile).")
 @click.option(
+    "--interleave/--sequential",
+    default=True,
+    show_default=True,
+    help="Time every engine and batch size round-robin, one run each per round, so drift on a shared "
+    "machine hits all alike (ratios hold); --sequential times each in turn.",
+)
+@click.option(
     "--e2e",
     type=click.Path(path_type=Path, exists=True, file_okay=False),
     help="Also time `extract` end to end on this folder of photos.",
@@ -72,6 +79,7 @@ def bench(
     cuda_graph: bool,
     torch_baseline: Path | None,
     torch_compile: bool,
+    interleave: bool,
     e2e: Path | None,
     e2e_batch_size: int,
     workers: int | None,
@@ -89,7 +97,15 @@ def bench(
         raise click.UsageError("--model is required (or use `bench compare FILES`)")
     from ..bench.compare import SCHEMA, markdown_table
     from ..bench.fingerprint import machine_fingerprint, model_fingerprint
-    from ..bench.runner import BenchSettings, available_providers, bench_extract, bench_provider, peak_rss_mb
+    from ..bench.runner import (
+        BenchSettings,
+        available_providers,
+        bench_extract,
+        peak_rss_mb,
+        provider_timers,
+        time_interleaved,
+        time_sequential,
+    )
     from ..runtime.pipeline import default_workers
     from ..runtime.session import open_session
 
@@ -103,22 +119,27 @@ def bench(
     else:
         providers = available_providers() if provider == "all" else [provider]
         contract = open_session(model, "cpu").contract
-    results = []
+    timers = []
     for name in providers:
-        click.echo(f"timing {'the TensorRT engine' if engine else f'onnxruntime {name}'} ...", err=True)
-        results += bench_provider(model, name, settings, cuda_graph)
+        click.echo(f"preparing {'the TensorRT engine' if engine else f'onnxruntime {name}'} ...", err=True)
+        timers += provider_timers(model, name, settings, cuda_graph)
     if torch_baseline is not None:
         require_torch("--torch-baseline")
         import torch
 
-        from ..bench.baseline import bench_torch
+        from ..bench.baseline import torch_timers
 
         device = "cuda" if any(p != "cpu" for p in providers) and torch.cuda.is_available() else "cpu"
-        click.echo(f"timing PyTorch on {device} ...", err=True)
+        click.echo(f"preparing PyTorch on {device} ...", err=True)
         architecture = contract.training.get("architecture") or {}
         architecture = {**architecture, "task": contract.task}
         architecture.pop("name", None)
-        results += bench_torch(torch_baseline, settings, device, torch_compile, architecture)
+        timers += torch_timers(torch_baseline, settings, device, torch_compile, architecture)
+    click.echo(
+        f"timing {len(timers)} engine x batch size combinations {'interleaved' if interleave else 'in turn'} ...",
+        err=True,
+    )
+    results = (time_interleaved if interleave else time_sequential)(timers, settings)
     record = {
         "schema": SCHEMA,
         "fingerprint": machine_fingerprint(label),
