@@ -214,8 +214,8 @@ def test_bench_pipelined_io_on_the_cpu_and_an_engine_without_tensorrt(tiny_model
     assert done.returncode == 1 and 'pip install "clothes-extractor[tensorrt]"' in done.stderr
 
 
-def test_interleaved_timing_alternates_engines_until_each_has_its_runs():
-    from clothes_extractor.bench.runner import BenchSettings, Timer, time_interleaved
+def test_interleaved_timing_gives_each_engine_turns_until_each_has_its_runs():
+    from clothes_extractor.bench.runner import INTERLEAVE_SLICE_S, BenchSettings, Timer, time_interleaved
 
     order: list[str] = []
 
@@ -226,9 +226,12 @@ def test_interleaved_timing_alternates_engines_until_each_has_its_runs():
 
         return run_once
 
-    timers = [Timer({"engine": n, "batch": 2}, runner(n, s), lambda: None) for n, s in (("a", 0.01), ("b", 0.2))]
-    rows = time_interleaved(timers, BenchSettings(batch_sizes=(2,), warmup_s=0, min_runs=3, min_time_s=0.5))
-    assert order[:6] == ["a", "b"] * 3  # one run of each per round
-    # a's 0.5 s of runs take 50 rounds; b rides along (drift hits both alike)
-    assert [r["runs"] for r in rows] == [50, 50]
-    assert rows[0]["images_per_s"] == pytest.approx(200) and rows[1]["images_per_s"] == pytest.approx(10)
+    slow = INTERLEAVE_SLICE_S * 2  # one run fills a turn
+    timers = [Timer({"engine": n, "batch": 2}, runner(n, s), lambda: None) for n, s in (("a", 0.05), ("b", slow))]
+    settings = BenchSettings(batch_sizes=(2,), warmup_s=0, min_runs=3, min_time_s=0)
+    rows = time_interleaved(timers, settings)
+    # a turn: one settling run (not recorded), then runs until the slice is full
+    turn_a = ["a"] * (1 + round(INTERLEAVE_SLICE_S / 0.05))
+    assert order[: len(turn_a) + 2] == [*turn_a, "b", "b"]
+    assert order.count("b") == 6 and [r["runs"] for r in rows] == [3 * (len(turn_a) - 1), 3]  # 3 rounds
+    assert rows[0]["images_per_s"] == pytest.approx(40) and rows[1]["images_per_s"] == pytest.approx(2 / slow)

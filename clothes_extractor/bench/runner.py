@@ -198,10 +198,16 @@ def time_sequential(timers: list[Timer], settings: BenchSettings) -> list[dict[s
     return [timer.result(timed_runs(timer.run_once, settings)) for timer in timers]
 
 
+INTERLEAVE_SLICE_S = 0.25  # each engine's turn in a round
+
+
 def time_interleaved(timers: list[Timer], settings: BenchSettings) -> list[dict[str, Any]]:
-    """Round-robin: one run of every timer per round, until each has ``min_runs`` runs and
-    ``min_time_s`` seconds of them, so drift on a shared machine (other jobs, clocks,
-    thermals) falls on every engine alike and their ratios hold."""
+    """Round-robin: every timer gets a turn of ``INTERLEAVE_SLICE_S`` seconds of runs per
+    round, until each has ``min_runs`` runs and ``min_time_s`` seconds of them, so drift on
+    a shared machine (other jobs, clocks, thermals) falls on every engine alike and their
+    ratios hold. The first run of each turn is not recorded: after a switch, the previous
+    engine's threads may still be spinning (onnxruntime's do), which would charge it to
+    whichever engine runs next."""
     if not timers:
         return []
     deadline = time.perf_counter() + settings.warmup_s
@@ -212,9 +218,13 @@ def time_interleaved(timers: list[Timer], settings: BenchSettings) -> list[dict[
     spent = [0.0] * len(timers)
     while any(len(r) < settings.min_runs or s < settings.min_time_s for r, s in zip(runs, spent, strict=True)):
         for i, timer in enumerate(timers):
-            run = timer.run_once()
-            runs[i].append(run)
-            spent[i] += run["total"]
+            timer.run_once()  # settles the switch
+            turn = 0.0
+            while turn < INTERLEAVE_SLICE_S or not runs[i]:
+                run = timer.run_once()
+                runs[i].append(run)
+                turn += run["total"]
+            spent[i] += turn
     return [timer.result(r) for timer, r in zip(timers, runs, strict=True)]
 
 
