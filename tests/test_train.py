@@ -271,7 +271,13 @@ def test_train_resume_continues_exactly(synthetic, tmp_path):
     assert (resumed / "sheets" / "epoch_001.png").is_file() and (resumed / "best.pt").is_file()
 
 
-def test_ddp_with_two_gloo_processes(synthetic, tmp_path):
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--data-on-device", "--time-limit", "10", "--lr-schedule", "linear"]],
+    ids=["loader", "data-on-device-timed"],
+)
+def test_ddp_with_two_gloo_processes(synthetic, tmp_path, extra):
+    # The second case also runs the ranks' agreement on the clock (an all_reduce per step).
     out = tmp_path / "ddp"
     done = subprocess.run(
         [
@@ -307,6 +313,7 @@ def test_ddp_with_two_gloo_processes(synthetic, tmp_path):
             "2",
             "--device",
             "cpu",
+            *extra,
         ],
         capture_output=True,
         text=True,
