@@ -22,9 +22,19 @@ def _gaussian(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return (g / g.sum()).to(device=device, dtype=torch.float32).to(dtype)
 
 
-def _ssim_and_cs(x: torch.Tensor, y: torch.Tensor, gaussian: torch.Tensor, data_range: float):
-    """Per image and channel SSIM and contrast-structure terms, [N, C] each."""
+def ssim_dtype(t: torch.Tensor) -> torch.dtype:
+    """Where SSIM is computed: float64 on a GPU, whose float32 convolutions run in TF32 by
+    default, too coarse for the variance terms (differences of nearly equal blurred values)."""
+    return torch.float64 if t.is_cuda else torch.float32
+
+
+def ssim_and_cs(x: torch.Tensor, y: torch.Tensor, data_range: float):
+    """Per image and channel SSIM and contrast-structure terms of NCHW images, [N, C] each.
+
+    Differentiable (the training loss uses it too); the caller picks the precision.
+    """
     channels = x.shape[1]
+    gaussian = _gaussian(x.device, x.dtype)
     along_h = gaussian.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
     along_w = gaussian.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
 
@@ -57,18 +67,15 @@ def image_metrics(outputs: torch.Tensor, targets: torch.Tensor, data_range: floa
     """SSIM, MS-SSIM (sides >= 161 px) and PSNR of each pair of uint8 NHWC images: [N] each."""
     if outputs.shape != targets.shape:
         raise ValueError(f"images differ in shape: {list(outputs.shape)} and {list(targets.shape)}")
-    # float64 on a GPU: CUDA runs float32 convolutions in TF32 by default, too coarse for
-    # the variance terms (differences of nearly equal blurred values).
-    dtype = torch.float64 if outputs.is_cuda else torch.float32
+    dtype = ssim_dtype(outputs)
     x = outputs.permute(0, 3, 1, 2).to(dtype)
     y = targets.to(outputs.device).permute(0, 3, 1, 2).to(dtype)
     mse = ((x - y) ** 2).mean(dim=(1, 2, 3)).double()
     psnr = torch.clamp(10 * torch.log10(data_range**2 / mse), max=PSNR_CAP_DB)
-    gaussian = _gaussian(x.device, dtype)
     levels = len(MS_SSIM_WEIGHTS) if min(x.shape[2:]) >= MS_SSIM_MIN_SIDE else 1
     factors = []
     for level in range(levels):
-        s, cs = _ssim_and_cs(x, y, gaussian, data_range)
+        s, cs = ssim_and_cs(x, y, data_range)
         if level == 0:
             single = s.mean(dim=1)
         if level < levels - 1:
