@@ -235,3 +235,17 @@ def test_interleaved_timing_gives_each_engine_turns_until_each_has_its_runs():
     assert order[: len(turn_a) + 2] == [*turn_a, "b", "b"]
     assert order.count("b") == 6 and [r["runs"] for r in rows] == [3 * (len(turn_a) - 1), 3]  # 3 rounds
     assert rows[0]["images_per_s"] == pytest.approx(40) and rows[1]["images_per_s"] == pytest.approx(2 / slow)
+
+
+def test_bench_times_each_cpu_stream_count(tiny_model_path, tmp_path):
+    out = tmp_path / "s.json"
+    quick = ("--batch-sizes", "1,4", "--warmup-s", "0", "--min-runs", "2", "--min-time-s", "0")
+    done = run_cli("bench", "--model", tiny_model_path, "--cpu-streams", "1,2,auto", *quick, "--out", out)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(out.read_text())
+    assert record["settings"]["cpu_streams"] == [1, 2, "auto"]
+    rows = {(r["engine"], r["batch"]): r["cpu_streams"] for r in record["results"]}
+    assert rows[("onnxruntime-1-stream", 4)] == 1 and rows[("onnxruntime-2-streams", 4)] == 2
+    assert rows[("onnxruntime", 4)] >= 1  # auto: what SessionSettings picks on this machine
+    done = run_cli("bench", "--model", tiny_model_path, "--cpu-streams", "0", *quick)
+    assert done.returncode == 2 and "'0' is neither 'auto' nor a positive integer" in done.stderr

@@ -86,6 +86,21 @@ def test_extract_folder_with_masks(tiny_model_path, photo_folder, tmp_path):
     assert {r["status"] for r in read_report(report).values()} == {"skipped"}
 
 
+def test_extract_cpu_streams_change_nothing_but_speed(tiny_model_path, photo_folder, tmp_path):
+    photos, masks = photo_folder
+    outputs = {}
+    for streams in ("1", "3"):
+        out = tmp_path / f"s{streams}"
+        args = ["extract", photos, "-o", out, "--model", tiny_model_path, "--masks", masks, "--batch-size", "4"]
+        done = run_cli(*args, "--cpu-streams", streams)
+        assert done.returncode == 0, done.stderr
+        assert ("in 3 streams" in done.stderr) == (streams == "3")
+        outputs[streams] = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert len(outputs["1"]) == 5 and outputs["1"] == outputs["3"]
+    done = run_cli("extract", photos, "-o", tmp_path / "x", "--model", tiny_model_path, "--cpu-streams", "0")
+    assert done.returncode == 2 and "--cpu-streams" in done.stderr
+
+
 def test_folder_with_bad_files_finishes_reports_and_fails(tiny_model_path, photo_folder, tmp_path):
     photos, masks = photo_folder
     (photos / "zero.jpg").write_bytes(b"")

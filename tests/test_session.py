@@ -216,7 +216,7 @@ def test_padded_batches_reuse_the_largest_shape(tiny_model_path):
 
     plain = ModelSession(tiny_model_path, "cpu")
     assert not plain._pad  # the CPU has no per-shape cost worth the padding
-    padded = ModelSession(tiny_model_path, "cpu", settings=SessionSettings(pad_batches=True))
+    padded = ModelSession(tiny_model_path, "cpu", settings=SessionSettings(pad_batches=True, cpu_streams=1))
     shapes = []
     run = padded.session.run
 
@@ -232,3 +232,45 @@ def test_padded_batches_reuse_the_largest_shape(tiny_model_path):
         out = padded.run(image=image, mask=mask)
         assert out.shape[0] == n and np.array_equal(out, plain.run(image=image, mask=mask))
     assert shapes == [4, 4, 4, 6, 6]
+
+
+def test_cpu_streams_split_a_batch_in_order(tiny_model_path):
+    # A CPU batch runs as cpu_streams parts at once, one session each; the parts come back
+    # in order and equal the whole batch run by one session. A batch of 1 is not split.
+    from clothes_extractor.runtime.session import SessionSettings
+
+    whole = ModelSession(tiny_model_path, "cpu", settings=SessionSettings(cpu_streams=1))
+    split = ModelSession(tiny_model_path, "cpu", settings=SessionSettings(cpu_streams=3))
+    assert (whole.cpu_streams, split.cpu_streams) == (1, 3)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (1, *TINY_SIZE, 3), dtype=np.uint8)
+    mask = rng.integers(0, 256, (1, *TINY_SIZE, 1), dtype=np.uint8)
+    assert np.array_equal(split.run(image=image, mask=mask), whole.run(image=image, mask=mask))
+    assert split._lanes == []  # batch 1 ran on the session with every thread
+    parts = []
+    for n in (7, 2, 5):
+        image = rng.integers(0, 256, (n, *TINY_SIZE, 3), dtype=np.uint8)
+        mask = rng.integers(0, 256, (n, *TINY_SIZE, 1), dtype=np.uint8)
+        if not parts:
+            split.run(image=image[:2], mask=mask[:2])  # opens the streams' sessions
+            assert len(split._lanes) == 3
+            for lane in split._lanes:
+                run = lane.run
+                lane.run = lambda names, feeds, run=run: parts.append(len(feeds["image"])) or run(names, feeds)
+        parts.clear()
+        out = split.run(image=image, mask=mask)
+        assert out.shape == (n, *TINY_SIZE, 3)
+        assert np.array_equal(out, whole.run(image=image, mask=mask))
+        assert sorted(parts) == sorted({7: [2, 3, 2], 2: [1, 1], 5: [2, 1, 2]}[n])
+
+
+def test_cpu_stream_plan():
+    from clothes_extractor.runtime.session import SessionSettings, cpu_stream_plan, physical_cores
+
+    assert physical_cores() >= 1
+    assert cpu_stream_plan(SessionSettings(intra_op_threads=8)) == (2, 4)  # auto: 2 streams
+    assert cpu_stream_plan(SessionSettings(intra_op_threads=1)) == (1, 1)  # one core: no split
+    assert cpu_stream_plan(SessionSettings(intra_op_threads=2, cpu_streams=4)) == (4, 1)
+    assert cpu_stream_plan(SessionSettings(intra_op_threads=6, cpu_streams=1)) == (1, 6)
+    with pytest.raises(ValueError, match="cpu_streams must be >= 1"):
+        cpu_stream_plan(SessionSettings(cpu_streams=0))

@@ -86,7 +86,8 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
             shares = ", ".join(f"{k} {v:.0%}" for k, v in e2e["stage_share"].items())
             notes.append(
                 f"  - end-to-end `extract` on {e2e['photos']} photos: {e2e['images_per_s']:.1f} images/s "
-                f"({e2e['provider']}, batch {e2e['batch']}, {e2e['workers']} workers; "
+                f"({e2e['provider']}, batch {e2e['batch']}, {e2e.get('cpu_streams') or 1} stream(s), "
+                f"{e2e['workers']} workers; "
                 f"{e2e.get('vs_model_only', 0):.2f}x the model-only rate); stage shares: {shares}"
             )
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"

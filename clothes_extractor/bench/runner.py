@@ -228,8 +228,11 @@ def time_interleaved(timers: list[Timer], settings: BenchSettings) -> list[dict[
     return [timer.result(r) for timer, r in zip(timers, runs, strict=True)]
 
 
-def provider_timers(model_path: Path, provider: str, settings: BenchSettings, cuda_graph: bool = False) -> list[Timer]:
-    """A timer per batch size for ``provider``, its session created and first run done."""
+def provider_timers(
+    model_path: Path, provider: str, settings: BenchSettings, cuda_graph: bool = False, cpu_streams: int | None = None
+) -> list[Timer]:
+    """A timer per batch size for ``provider``, its session created and first run done
+    (``cpu_streams``: see ``SessionSettings``; None is its default)."""
     from ..runtime.session import SessionSettings
 
     cuda_graph = cuda_graph and ORT_DEVICE[provider] == "cuda"
@@ -241,7 +244,7 @@ def provider_timers(model_path: Path, provider: str, settings: BenchSettings, cu
         session = open_session(model_path, "tensorrt")
     else:
         # no padding: every batch size is timed at its own shape
-        session_settings = SessionSettings(cuda_graph=cuda_graph, pad_batches=False)
+        session_settings = SessionSettings(cuda_graph=cuda_graph, pad_batches=False, cpu_streams=cpu_streams)
         session = ModelSession(model_path, provider, settings=session_settings)
     session_ms = (time.perf_counter() - t0) * 1000
     timers = []
@@ -261,6 +264,7 @@ def provider_timers(model_path: Path, provider: str, settings: BenchSettings, cu
             "provider": session.provider,
             "ort_provider": None if engine else PROVIDERS[session.provider],
             "io": "host" if engine or ORT_DEVICE[provider] != "cuda" else settings.io,
+            "cpu_streams": None if engine else session.cpu_streams,
             "batch": batch,
             "session_ms": session_ms,
             "first_run_ms": first,
@@ -292,13 +296,21 @@ class StageClock:
 
 
 def bench_extract(
-    model_path: Path, photo_dir: Path, provider: str, batch_size: int, workers: int, segmenter: Path | None = None
+    model_path: Path,
+    photo_dir: Path,
+    provider: str,
+    batch_size: int,
+    workers: int,
+    segmenter: Path | None = None,
+    cpu_streams: int | None = None,
 ) -> dict[str, Any]:
     """Time ``extract`` on a folder of real photos, with each stage's share of the work."""
     from ..runtime import ExtractOptions, find_jobs, run_extraction
+    from ..runtime.session import SessionSettings
 
-    model = ModelSession(model_path, provider)
-    seg_session = ModelSession(segmenter, provider) if segmenter is not None else None
+    session_settings = SessionSettings(cpu_streams=cpu_streams)
+    model = ModelSession(model_path, provider, settings=session_settings)
+    seg_session = ModelSession(segmenter, provider, settings=session_settings) if segmenter is not None else None
     clock = StageClock()
     with tempfile.TemporaryDirectory(prefix="ce-bench-") as out:
         jobs = find_jobs([photo_dir], Path(out), "png", recursive=True)
@@ -315,6 +327,8 @@ def bench_extract(
         "provider": model.provider,
         "batch": batch_size,
         "workers": workers,
+        "cpu_streams": model.cpu_streams,
+        "segmenter": segmenter.name if segmenter is not None else None,
         "seconds": summary.seconds,
         "images_per_s": summary.ok / summary.seconds if summary.seconds else 0.0,
         "stage_seconds": clock.seconds,

@@ -21,6 +21,18 @@ def _batch_sizes(_ctx, _param, value: str) -> tuple[int, ...]:
     return sizes
 
 
+def _cpu_streams(_ctx, _param, value: str) -> tuple[int | None, ...]:
+    streams: list[int | None] = []
+    for v in (v.strip() for v in value.split(",")):
+        if v == "auto":
+            streams.append(None)
+        elif v.isdigit() and int(v) >= 1:
+            streams.append(int(v))
+        else:
+            raise click.BadParameter(f"{v!r} is neither 'auto' nor a positive integer (e.g. --cpu-streams 1,2)")
+    return tuple(dict.fromkeys(streams))
+
+
 @click.group(invoke_without_command=True)
 @click.option("--model", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Served ONNX model.")
 @click.option(
@@ -43,6 +55,13 @@ def _batch_sizes(_ctx, _param, value: str) -> tuple[int, ...]:
     "as a stream with copies overlapping compute (pipelined).",
 )
 @click.option("--cuda-graph", is_flag=True, help="GPU: IO binding with one CUDA graph per batch size.")
+@click.option(
+    "--cpu-streams",
+    default="auto",
+    show_default=True,
+    callback=_cpu_streams,
+    help="CPU: parts each batch runs as at once ('auto' or a number); a list such as 1,2 times each.",
+)
 @click.option(
     "--torch-baseline",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -77,6 +96,7 @@ def bench(
     min_time_s: float,
     io: str,
     cuda_graph: bool,
+    cpu_streams: tuple[int | None, ...],
     torch_baseline: Path | None,
     torch_compile: bool,
     interleave: bool,
@@ -122,7 +142,12 @@ def bench(
     timers = []
     for name in providers:
         click.echo(f"preparing {'the TensorRT engine' if engine else f'onnxruntime {name}'} ...", err=True)
-        timers += provider_timers(model, name, settings, cuda_graph)
+        for streams in cpu_streams if name == "cpu" and not engine else (None,):
+            timed = provider_timers(model, name, settings, cuda_graph, cpu_streams=streams)
+            if len(cpu_streams) > 1 and streams is not None:  # tell the explicit counts apart from auto
+                for timer in timed:
+                    timer.row["engine"] += f"-{streams}-stream" + ("s" if streams > 1 else "")
+            timers += timed
     if torch_baseline is not None:
         require_torch("--torch-baseline")
         import torch
@@ -150,13 +175,20 @@ def bench(
             "min_runs": min_runs,
             "min_time_s": min_time_s,
             "io": io,
+            "cpu_streams": ["auto" if n is None else n for n in cpu_streams],
         },
         "results": results,
         "e2e": None,
     }
     if e2e is not None:
         click.echo(f"timing extract end to end on {e2e} ...", err=True)
-        e2e_result = bench_extract(model, e2e, providers[0], e2e_batch_size, workers or default_workers())
+        from ..models import default_model
+
+        e2e_streams = cpu_streams[0] if len(cpu_streams) == 1 else None
+        segmenter = default_model("segmenter", providers[0])  # as extract: photos without a mask get one
+        e2e_result = bench_extract(
+            model, e2e, providers[0], e2e_batch_size, workers or default_workers(), segmenter, e2e_streams
+        )
         model_only = next(
             (
                 r["images_per_s"]

@@ -73,6 +73,13 @@ def _open_report(path: Path | None):
     help="Reader and writer threads each  [default: CPU count, at most 8]",
 )
 @click.option(
+    "--cpu-streams",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU: run each batch as this many parts at once, each on its share of the cores; "
+    "1 runs it whole  [default: 2 on 2+ cores]",
+)
+@click.option(
     "--segmenter",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Segmenter model for photos without a mask (default: the bundled one).",
@@ -108,6 +115,7 @@ def extract(
     provider: str,
     batch_size: int,
     workers: int | None,
+    cpu_streams: int | None,
     segmenter: Path | None,
     no_segmenter: bool,
     save_masks: Path | None,
@@ -132,6 +140,7 @@ def extract(
     from ..models import open_model
     from ..runtime import ExtractOptions, MaskIndex, find_jobs, run_extraction
     from ..runtime.pipeline import default_workers
+    from ..runtime.session import SessionSettings
 
     if no_segmenter and segmenter is not None:
         raise click.UsageError("--segmenter and --no-segmenter exclude each other")
@@ -146,18 +155,20 @@ def extract(
     if not jobs:
         hint = "" if recursive else " (add --recursive to look in subfolders)"
         raise click.ClickException(f"no photos found in {', '.join(map(str, inputs))}{hint}")
-    session = open_model(model, "generator", provider)
+    settings = SessionSettings(cpu_streams=cpu_streams)
+    session = open_model(model, "generator", provider, settings)
     if session is None:
         raise click.UsageError(
             "no --model given, and this install bundles no default model. Export one with "
             "`clothes-extractor export CHECKPOINT -o model.onnx` and pass --model model.onnx"
         )
-    segmenter_session = None if no_segmenter else open_model(segmenter, "segmenter", provider)
+    segmenter_session = None if no_segmenter else open_model(segmenter, "segmenter", provider, settings)
     report_file = _open_report(report)
     using = f"{session.path.name}" + (f" + {segmenter_session.path.name}" if segmenter_session else "")
+    streams = f" in {session.cpu_streams} streams" if session.cpu_streams > 1 else ""
     click.echo(
         f"extracting {len(jobs)} photo(s) with {using} on {session.provider} "
-        f"(batch {options.batch_size}, {options.workers} workers) -> {out_dir}",
+        f"(batch {options.batch_size}{streams}, {options.workers} workers) -> {out_dir}",
         err=True,
     )
     failures: list[Any] = []

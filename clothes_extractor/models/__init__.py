@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..runtime.session import ModelSession
+    from ..runtime.session import ModelSession, SessionSettings
 
 MODELS_DIR = Path(__file__).resolve().parent
 TASKS = ("generator", "segmenter")
@@ -48,18 +48,20 @@ def default_model(task: str, provider: str) -> Path | None:
     return None
 
 
-def open_model(path: Path | None, task: str, provider: str) -> "ModelSession | None":
+def open_model(
+    path: Path | None, task: str, provider: str, settings: SessionSettings | None = None
+) -> ModelSession | None:
     """A session on ``path``, or on the bundled ``task`` model of the precision that suits
     the provider it gets (fp16 on a GPU, fp32 on the CPU); None if there is neither."""
     from ..runtime.session import ModelSession, open_session
 
     if path is not None:
-        return open_session(path, provider).require_task(task)
+        return open_session(path, provider, settings).require_task(task)
     chosen = default_model(task, provider)
     if chosen is None:
         return None
-    session = ModelSession(chosen, provider)
+    session = ModelSession(chosen, provider, settings=settings)
     fp32 = bundled_model(task, "fp32")
     if session.provider == "cpu" and fp32 is not None and chosen != fp32:
-        session = ModelSession(fp32, "cpu")  # auto found no working GPU after all
+        session = ModelSession(fp32, "cpu", settings=settings)  # auto found no working GPU after all
     return session

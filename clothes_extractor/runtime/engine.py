@@ -91,6 +91,7 @@ class EngineSession:
     """A TensorRT engine served like ``ModelSession``: ``run(image=..., mask=...)`` -> uint8 array."""
 
     provider = PROVIDER
+    cpu_streams = 1  # a batch runs whole on the GPU
 
     def __init__(self, path: str | Path, device_id: int = 0):
         self.path = Path(path)

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import itertools
 import logging
+import os
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,7 +139,12 @@ class SessionSettings:
 
     CPU: ``intra_op_threads`` None lets onnxruntime use every core; ``spin`` False stops
     its idle threads from spinning, which steals the cores from extract's readers and
-    writers. CUDA: NHWC kernels, the largest cuDNN workspace, an exhaustive algorithm
+    writers. ``cpu_streams`` (None: 2 where the machine has 2 or more cores) splits a batch
+    of 2 or more into that many parts run at once, each by its own session with an equal
+    share of the threads: onnxruntime's CPU ConvTranspose scatters its columns back on one
+    thread (col2im), so a single run leaves cores idle that a second run fills (+11-14%
+    images/s at batch 8 and 32 on the 2-core EPYC). A batch of 1 runs on the session with
+    every thread, for latency. CUDA: NHWC kernels, the largest cuDNN workspace, an exhaustive algorithm
     search (done once per input shape: warm up every batch size you serve), optionally
     CUDA graphs (``cuda_graph``: fixed shapes, IO binding, one graph per batch size).
     TensorRT: engines and timing caches on disk, keyed by GPU, fp16 where asked.
@@ -146,6 +155,7 @@ class SessionSettings:
     """
 
     intra_op_threads: int | None = None
+    cpu_streams: int | None = None
     pad_batches: bool | None = None
     spin: bool = True
     cuda_graph: bool = False
@@ -175,6 +185,31 @@ class SessionSettings:
                 "trt_cuda_graph_enable": "True" if self.cuda_graph else "False",
             }
         return {}
+
+
+def physical_cores() -> int:
+    """Cores this process may run on, counting SMT siblings once (as onnxruntime does)."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return max(1, (os.cpu_count() or 2) // 2)
+    cores = set()
+    for cpu in cpus:
+        try:
+            siblings = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list").read_text().strip()
+        except OSError:
+            siblings = str(cpu)
+        cores.add(siblings)
+    return max(1, len(cores))
+
+
+def cpu_stream_plan(settings: SessionSettings) -> tuple[int, int | None]:
+    """(streams, intra-op threads per stream) for the CPU provider under ``settings``."""
+    cores = settings.intra_op_threads or physical_cores()
+    streams = settings.cpu_streams if settings.cpu_streams is not None else min(2, cores)
+    if streams < 1:
+        raise ValueError(f"cpu_streams must be >= 1, got {streams}")
+    return streams, max(1, cores // streams)
 
 
 def tensorrt_cache_dir() -> Path:
@@ -318,6 +353,10 @@ class ModelSession:
         self._largest_batch = 0
         # CUDA graph numbers of this session: every runner that captures graphs on it draws here.
         self.graph_ids = itertools.count()
+        self._streams = cpu_stream_plan(self.settings)[0] if self.provider == "cpu" else 1
+        self._lanes: list[Any] = []  # the streams' sessions, opened at the first batch that splits
+        self._lanes_lock = threading.Lock()
+        self._lane_pool: ThreadPoolExecutor | None = None
         self._bound = None
         if self.settings.cuda_graph and self.provider in ("cuda", "tensorrt"):
             from .gpu import BoundRunner  # CUDA graphs need IO binding with fixed buffers
@@ -346,4 +385,27 @@ class ModelSession:
                 padded[name][:batch] = array
             return self.session.run([self._output], padded)[0][:batch]
         self._largest_batch = max(self._largest_batch, batch)
+        if self._streams > 1 and batch > 1:
+            return self._run_streams(feeds, batch)
         return self.session.run([self._output], feeds)[0]
+
+    @property
+    def cpu_streams(self) -> int:
+        """How many parts a CPU batch is split into (1 on GPU providers)."""
+        return self._streams
+
+    def _run_streams(self, feeds: dict[str, np.ndarray], batch: int) -> np.ndarray:
+        """The batch split into ``cpu_streams`` parts, run at once on the streams' sessions."""
+        with self._lanes_lock:
+            if not self._lanes:
+                streams, threads = cpu_stream_plan(self.settings)
+                lane_settings = dataclasses.replace(self.settings, intra_op_threads=threads, cpu_streams=1)
+                self._lanes = [create_session(self.path, "cpu", settings=lane_settings)[0] for _ in range(streams)]
+                self._lane_pool = ThreadPoolExecutor(streams, thread_name_prefix="cpu-stream")
+        assert self._lane_pool is not None
+        bounds = np.linspace(0, batch, min(len(self._lanes), batch) + 1).round().astype(int)
+        parts = [
+            self._lane_pool.submit(lane.run, [self._output], {k: v[a:b] for k, v in feeds.items()})
+            for lane, a, b in zip(self._lanes, bounds[:-1], bounds[1:], strict=False)
+        ]
+        return np.concatenate([part.result()[0] for part in parts])
