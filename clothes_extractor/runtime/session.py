@@ -144,8 +144,10 @@ class SessionSettings:
     share of the threads: one run synchronises its threads at every operator and leaves
     cores idle while its ConvTranspose scatters columns back (col2im) on one thread; runs
     side by side fill the gaps (2-core EPYC, batch 8: 145 -> 230 images/s; extract 50 ->
-    84). A batch of 1 runs on the session with every thread, for latency. CUDA: NHWC kernels, the largest cuDNN workspace, an exhaustive algorithm
-    search (done once per input shape: warm up every batch size you serve), optionally
+    84). A batch of 1 runs on the session with every thread, for latency.
+
+    CUDA: NHWC kernels, the largest cuDNN workspace, an exhaustive algorithm search (done
+    once per input shape: warm up every batch size you serve), optionally
     CUDA graphs (``cuda_graph``: fixed shapes, IO binding, one graph per batch size).
     TensorRT: engines and timing caches on disk, keyed by GPU, fp16 where asked.
     ``pad_batches`` (default: on GPU providers) runs a batch smaller than the largest seen
