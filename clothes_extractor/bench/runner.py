@@ -199,15 +199,18 @@ def time_sequential(timers: list[Timer], settings: BenchSettings) -> list[dict[s
 
 
 INTERLEAVE_SLICE_S = 0.25  # each engine's turn in a round
+INTERLEAVE_SETTLE_S = 0.05  # pause between turns
 
 
 def time_interleaved(timers: list[Timer], settings: BenchSettings) -> list[dict[str, Any]]:
     """Round-robin: every timer gets a turn of ``INTERLEAVE_SLICE_S`` seconds of runs per
     round, until each has ``min_runs`` runs and ``min_time_s`` seconds of them, so drift on
     a shared machine (other jobs, clocks, thermals) falls on every engine alike and their
-    ratios hold. The first run of each turn is not recorded: after a switch, the previous
-    engine's threads may still be spinning (onnxruntime's do), which would charge it to
-    whichever engine runs next."""
+    ratios hold. Each turn starts with a pause of ``INTERLEAVE_SETTLE_S`` and a run that is
+    not recorded: the previous engine's idle threads go on spinning for 10-50 ms
+    (onnxruntime's do), which slows whichever engine runs next. Without the pause, of three
+    identical onnxruntime sessions timed with PyTorch at batch 1 on 2 cores, the one after
+    PyTorch ran 10% faster than the two after another session; with it they agree within 3%."""
     if not timers:
         return []
     deadline = time.perf_counter() + settings.warmup_s
@@ -218,7 +221,8 @@ def time_interleaved(timers: list[Timer], settings: BenchSettings) -> list[dict[
     spent = [0.0] * len(timers)
     while any(len(r) < settings.min_runs or s < settings.min_time_s for r, s in zip(runs, spent, strict=True)):
         for i, timer in enumerate(timers):
-            timer.run_once()  # settles the switch
+            time.sleep(INTERLEAVE_SETTLE_S)  # the previous engine's idle threads stop spinning
+            timer.run_once()  # not recorded: the first run after a switch
             turn = 0.0
             while turn < INTERLEAVE_SLICE_S or not runs[i]:
                 run = timer.run_once()
