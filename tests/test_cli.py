@@ -1,6 +1,7 @@
 """The command line, run as a user runs it: a fresh process where torch cannot be imported."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -70,6 +71,9 @@ def test_info_shows_versions_and_providers(tiny_model_path):
     assert as_json["providers"]["cpu"] == "available (not probed)"
     assert as_json["onnxruntime distributions"] and "model" not in as_json
     assert as_json["tensorrt engines"].startswith(("tensorrt ", "not installed: pip install"))
+    assert re.fullmatch(
+        r"\d+ cores; a CPU batch runs as \d+ streams of \d+ thread\(s\) \(--cpu-streams\)", as_json["cpu"]
+    )
 
 
 def test_extract_folder_with_masks(tiny_model_path, photo_folder, tmp_path):

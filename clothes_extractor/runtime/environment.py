@@ -70,7 +70,15 @@ def environment_info(probe: bool = True) -> dict[str, Any]:
     """Everything ``clothes-extractor info`` prints, as data."""
     from .. import __version__
     from ..models import MODELS_DIR
-    from .session import PROVIDERS, import_onnxruntime, probe_provider, short_provider_name
+    from .session import (
+        PROVIDERS,
+        SessionSettings,
+        cpu_stream_plan,
+        import_onnxruntime,
+        physical_cores,
+        probe_provider,
+        short_provider_name,
+    )
 
     info: dict[str, Any] = {
         "clothes-extractor": __version__,
@@ -80,6 +88,9 @@ def environment_info(probe: bool = True) -> dict[str, Any]:
         "Pillow": _version("Pillow"),
         "onnxruntime distributions": onnxruntime_distributions(),
         "gpus": gpu_names(),
+        "cpu": "{} cores; a CPU batch runs as {} streams of {} thread(s) (--cpu-streams)".format(
+            physical_cores(), *cpu_stream_plan(SessionSettings())
+        ),
         "bundled models": sorted(p.name for p in MODELS_DIR.glob("*.onnx")),
     }
     info["warning"] = conflicting_onnxruntime_warning(info["onnxruntime distributions"])
