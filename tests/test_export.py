@@ -129,6 +129,54 @@ def test_fp16_export_keeps_uint8_io_and_matches_fp32_pytorch(tmp_path):
         export_model(model, tmp_path / "x.onnx", precision="int8")
 
 
+def test_fp16_weights_halve_an_fp32_file_and_compute_in_fp32(tmp_path):
+    # The weights are stored as fp16 behind Casts; onnxruntime folds the Casts at load,
+    # so the graph it runs is the fp32 one (no fp16 arithmetic) on rounded weights.
+    import onnxruntime
+
+    model = tiny_generator()
+    export_model(model, tmp_path / "m32.onnx")
+    contract = export_model(model, tmp_path / "w16.onnx", weights="fp16")
+    assert contract.precision == "fp32"
+    proto = onnx.load(str(tmp_path / "w16.onnx"))
+    initializer_bytes = [
+        sum(len(init.raw_data) for init in onnx.load(str(path)).graph.initializer)
+        for path in (tmp_path / "m32.onnx", tmp_path / "w16.onnx")
+    ]
+    assert initializer_bytes[1] < 0.55 * initializer_bytes[0]
+    stored = {init.data_type for init in proto.graph.initializer if init.name.endswith(".fp16")}
+    casts = [node for node in proto.graph.node if node.op_type == "Cast" and node.name.endswith(".to_fp32")]
+    assert stored == {onnx.TensorProto.FLOAT16} and len(casts) == sum(
+        len(node.input) - 1 for node in proto.graph.node if node.op_type in ("Conv", "ConvTranspose")
+    )
+    assert {p.key: p.value for p in proto.metadata_props}["clothes_extractor.weights"] == "fp16"
+    options = onnxruntime.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "loaded.onnx")
+    onnxruntime.InferenceSession(str(tmp_path / "w16.onnx"), options, providers=["CPUExecutionProvider"])
+    loaded = onnx.load(str(tmp_path / "loaded.onnx")).graph
+    assert not any(init.data_type == onnx.TensorProto.FLOAT16 for init in loaded.initializer)
+    assert not any(n.name.endswith(".to_fp32") for n in loaded.node)  # folded away at load
+    result = validate_export(model, tmp_path / "w16.onnx")
+    assert result.passed and (result.max_abs_tolerance, result.mean_abs_tolerance) == (4, 0.1)
+    with pytest.raises(ExportError, match="fp32 weights go with --precision fp32"):
+        export_model(model, tmp_path / "x.onnx", precision="fp16", weights="fp32")
+    with pytest.raises(ExportError, match="weights must be stored as one of"):
+        export_model(model, tmp_path / "x.onnx", weights="int8")
+
+
+def test_export_command_stores_fp16_weights(tmp_path):
+    from click.testing import CliRunner
+
+    from clothes_extractor.cli import cli
+
+    args = ["export", "--untrained", "--size", "32x24", "--depth", "3", "--ngf", "4", "-o", str(tmp_path / "m.onnx")]
+    done = CliRunner().invoke(cli, [*args, "--weights", "fp16"])
+    assert done.exit_code == 0, done.output
+    assert "(32x24, fp32, fp16 weights," in done.output and "(tolerance 4 / 0.1)" in done.output
+    done = CliRunner().invoke(cli, [*args, "--precision", "fp16", "--weights", "fp32"])
+    assert done.exit_code == 2 and "--weights fp32 needs --precision fp32" in done.output
+
+
 def test_tensorrt_engine_sidecar_refuses_another_gpu_or_version():
     from clothes_extractor.errors import ModelError
     from clothes_extractor.export.tensorrt import check_engine
