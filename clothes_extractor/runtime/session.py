@@ -193,8 +193,8 @@ def physical_cores() -> int:
     """Cores this process may run on, counting SMT siblings once (as onnxruntime does)."""
     try:
         cpus = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return max(1, (os.cpu_count() or 2) // 2)
+    except AttributeError:  # not Linux: logical CPUs (SMT or not, the threads then cover every core)
+        return max(1, os.cpu_count() or 1)
     cores = set()
     for cpu in cpus:
         try:
@@ -205,7 +205,7 @@ def physical_cores() -> int:
     return max(1, len(cores))
 
 
-def cpu_stream_plan(settings: SessionSettings) -> tuple[int, int | None]:
+def cpu_stream_plan(settings: SessionSettings) -> tuple[int, int]:
     """(streams, intra-op threads per stream) for the CPU provider under ``settings``."""
     cores = settings.intra_op_threads or physical_cores()
     streams = settings.cpu_streams if settings.cpu_streams is not None else min(2, cores)
