@@ -233,10 +233,16 @@ def time_interleaved(timers: list[Timer], settings: BenchSettings) -> list[dict[
 
 
 def provider_timers(
-    model_path: Path, provider: str, settings: BenchSettings, cuda_graph: bool = False, cpu_streams: int | None = None
+    model_path: Path,
+    provider: str,
+    settings: BenchSettings,
+    cuda_graph: bool = False,
+    cpu_streams: int | None = None,
+    engine_session: Any = None,
 ) -> list[Timer]:
     """A timer per batch size for ``provider``, its session created and first run done
-    (``cpu_streams``: see ``SessionSettings``; None is its default)."""
+    (``cpu_streams``: see ``SessionSettings``; None is its default). A TensorRT engine
+    already opened may come as ``engine_session`` (deserializing one takes a while)."""
     from ..runtime.session import SessionSettings
 
     cuda_graph = cuda_graph and ORT_DEVICE[provider] == "cuda"
@@ -245,12 +251,12 @@ def provider_timers(
     if engine:
         from ..runtime.session import open_session
 
-        session = open_session(model_path, "tensorrt")
+        session = engine_session or open_session(model_path, "tensorrt")
     else:
         # no padding: every batch size is timed at its own shape
         session_settings = SessionSettings(cuda_graph=cuda_graph, pad_batches=False, cpu_streams=cpu_streams)
         session = ModelSession(model_path, provider, settings=session_settings)
-    session_ms = (time.perf_counter() - t0) * 1000
+    session_ms = session.load_ms if engine else (time.perf_counter() - t0) * 1000
     timers = []
     for batch in settings.batch_sizes:
         feeds = synthetic_feeds(session, batch)

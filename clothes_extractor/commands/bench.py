@@ -133,9 +133,11 @@ def bench(
         batch_sizes=batch_sizes, warmup_s=warmup_s, min_runs=min_runs, min_time_s=min_time_s, io=io
     )
     engine = model.suffix == ".engine"
+    engine_session = None
     if engine:  # a TensorRT engine runs on TensorRT alone, numpy in and out
         providers = ["tensorrt"]
-        contract = open_session(model, "tensorrt").contract
+        engine_session = open_session(model, "tensorrt")
+        contract = engine_session.contract
     else:
         providers = available_providers() if provider == "all" else [provider]
         contract = open_session(model, "cpu").contract
@@ -143,7 +145,7 @@ def bench(
     for name in providers:
         click.echo(f"preparing {'the TensorRT engine' if engine else f'onnxruntime {name}'} ...", err=True)
         for streams in cpu_streams if name == "cpu" and not engine else (None,):
-            timed = provider_timers(model, name, settings, cuda_graph, cpu_streams=streams)
+            timed = provider_timers(model, name, settings, cuda_graph, streams, engine_session)
             if len(cpu_streams) > 1 and streams is not None:  # tell the explicit counts apart from auto
                 for timer in timed:
                     timer.row["engine"] += f"-{streams}-stream" + ("s" if streams > 1 else "")

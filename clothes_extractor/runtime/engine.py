@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,7 @@ class EngineSession:
     cpu_streams = 1  # a batch runs whole on the GPU
 
     def __init__(self, path: str | Path, device_id: int = 0):
+        started = time.perf_counter()
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"engine not found: {self.path}")
@@ -121,6 +123,7 @@ class EngineSession:
         self._output = next(iter(outputs))
         self._stream = self._call(cudart.cudaStreamCreate(), "cudaStreamCreate")
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
+        self.load_ms = (time.perf_counter() - started) * 1000  # deserializing + the execution context
 
     def _call(self, result: Any, what: str) -> Any:
         """cuda-python returns (error, *values): raise on an error, return the value(s)."""
