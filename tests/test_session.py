@@ -247,16 +247,15 @@ def test_cpu_streams_split_a_batch_in_order(tiny_model_path):
     mask = rng.integers(0, 256, (1, *TINY_SIZE, 1), dtype=np.uint8)
     assert np.array_equal(split.run(image=image, mask=mask), whole.run(image=image, mask=mask))
     assert split._lanes == []  # batch 1 ran on the session with every thread
+    split.run(image=np.repeat(image, 2, axis=0), mask=np.repeat(mask, 2, axis=0))  # opens the streams' sessions
+    assert len(split._lanes) == 3
     parts = []
+    for lane in split._lanes:
+        run = lane.run
+        lane.run = lambda names, feeds, run=run: parts.append(len(feeds["image"])) or run(names, feeds)
     for n in (7, 2, 5):
         image = rng.integers(0, 256, (n, *TINY_SIZE, 3), dtype=np.uint8)
         mask = rng.integers(0, 256, (n, *TINY_SIZE, 1), dtype=np.uint8)
-        if not parts:
-            split.run(image=image[:2], mask=mask[:2])  # opens the streams' sessions
-            assert len(split._lanes) == 3
-            for lane in split._lanes:
-                run = lane.run
-                lane.run = lambda names, feeds, run=run: parts.append(len(feeds["image"])) or run(names, feeds)
         parts.clear()
         out = split.run(image=image, mask=mask)
         assert out.shape == (n, *TINY_SIZE, 3)
