@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import functools
 import itertools
 import logging
 import os
@@ -189,6 +190,7 @@ class SessionSettings:
         return {}
 
 
+@functools.lru_cache(maxsize=1)
 def physical_cores() -> int:
     """Cores this process may run on, counting SMT siblings once (as onnxruntime does)."""
     try:
@@ -355,7 +357,8 @@ class ModelSession:
         self._largest_batch = 0
         # CUDA graph numbers of this session: every runner that captures graphs on it draws here.
         self.graph_ids = itertools.count()
-        self._streams = cpu_stream_plan(self.settings)[0] if self.provider == "cpu" else 1
+        # (parts a CPU batch runs as, threads of each part's session)
+        self._stream_plan = cpu_stream_plan(self.settings) if self.provider == "cpu" else (1, None)
         self._lanes: list[Any] = []  # the streams' sessions, opened at the first batch that splits
         self._lanes_lock = threading.Lock()
         self._lane_pool: ThreadPoolExecutor | None = None
@@ -387,20 +390,20 @@ class ModelSession:
                 padded[name][:batch] = array
             return self.session.run([self._output], padded)[0][:batch]
         self._largest_batch = max(self._largest_batch, batch)
-        if self._streams > 1 and batch > 1:
+        if self.cpu_streams > 1 and batch > 1:
             return self._run_streams(feeds, batch)
         return self.session.run([self._output], feeds)[0]
 
     @property
     def cpu_streams(self) -> int:
         """How many parts a CPU batch is split into (1 on GPU providers)."""
-        return self._streams
+        return self._stream_plan[0]
 
     def _run_streams(self, feeds: dict[str, np.ndarray], batch: int) -> np.ndarray:
         """The batch split into ``cpu_streams`` parts, run at once on the streams' sessions."""
         with self._lanes_lock:
             if not self._lanes:
-                streams, threads = cpu_stream_plan(self.settings)
+                streams, threads = self._stream_plan
                 lane_settings = dataclasses.replace(self.settings, intra_op_threads=threads, cpu_streams=1)
                 self._lanes = [create_session(self.path, "cpu", settings=lane_settings)[0] for _ in range(streams)]
                 self._lane_pool = ThreadPoolExecutor(streams, thread_name_prefix="cpu-stream")
