@@ -198,10 +198,12 @@ def test_bench_e2e_on_viton_hd_sample(tiny_model_path, tmp_path):
 def test_bench_pipelined_io_on_the_cpu_and_an_engine_without_tensorrt(tiny_model_path, tmp_path):
     out = tmp_path / "p.json"
     quick = ("--batch-sizes", "2", "--warmup-s", "0", "--min-runs", "2", "--min-time-s", "0")
-    done = run_cli("bench", "--model", tiny_model_path, "--io", "pipelined", *quick, "--out", out)
+    done = run_cli("bench", "--model", tiny_model_path, "--io", "pipelined,device", *quick, "--out", out)
     assert done.returncode == 0, done.stderr
     (row,) = json.loads(out.read_text())["results"]
     assert row["io"] == "host" and row["provider"] == "cpu"  # one memory on the CPU: nothing to pipeline
+    done = run_cli("bench", "--model", tiny_model_path, "--io", "host,disk", *quick)
+    assert done.returncode == 2 and "host, device, pipelined" in done.stderr
     try:
         import tensorrt  # noqa: F401
 

@@ -1,31 +1,71 @@
 """The same network in PyTorch, timed like the runtime: uint8 NHWC numpy in and out.
 
-Variants: eager fp32 everywhere; on CUDA also eager fp16 with channels_last and, with
-``compile``, ``torch.compile`` of that. The served wrapper (normalisation, masking, the
-uint8 mapping) is part of every variant, as it is part of the exported graph.
+Variants: eager fp32 everywhere (the network as trained); on CUDA also the tuned fp16
+paths: BatchNorm folded into the convolutions (as the exported model has it), channels_last,
+cuDNN's autotuner on, run eagerly, replayed as a CUDA graph per batch size (PyTorch's
+fastest path on an H200, see ../shared/gpu/README.md; timed with numpy in/out and
+device-resident, io "device") and, with ``compile``, ``torch.compile`` of it. The served
+wrapper (normalisation, masking, the uint8 mapping) is part of every variant, as it is part
+of the exported graph.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from .runner import BenchSettings, Timer
 
+log = logging.getLogger(__name__)
 
-def torch_variants(device: str, compile_: bool) -> list[tuple[str, str, bool, bool]]:
-    """(name, dtype, channels_last, compiled) of each variant worth timing on ``device``."""
-    variants = [("torch-eager-fp32", "fp32", False, False)]
+
+def torch_variants(device: str, compile_: bool) -> list[tuple[str, str, bool, str]]:
+    """(name, dtype, channels_last, how: eager, graph or compile) of each variant worth timing on ``device``."""
+    variants = [("torch-eager-fp32", "fp32", False, "eager")]
     if device == "cuda":
-        variants.append(("torch-eager-fp16-cl", "fp16", True, False))
+        variants.append(("torch-eager-fp16-cl", "fp16", True, "eager"))
+        variants.append(("torch-graph-fp16-cl", "fp16", True, "graph"))
         if compile_:
-            variants.append(("torch-compile-fp16-cl", "fp16", True, True))
+            variants.append(("torch-compile-fp16-cl", "fp16", True, "compile"))
     elif compile_:
-        variants.append(("torch-compile-fp32", "fp32", False, True))
+        variants.append(("torch-compile-fp32", "fp32", False, "compile"))
     return variants
+
+
+def _graph_runners(wrapped, inputs: list[np.ndarray], device: str) -> dict[str, Callable[[], dict[str, float]]]:
+    """``wrapped`` captured as a CUDA graph on static device inputs: a run per io ("host", "device")."""
+    import torch
+
+    static = [torch.from_numpy(a).to(device) for a in inputs]
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.inference_mode(), torch.cuda.stream(side):
+        for _ in range(3):  # warm-up on a side stream before capture, as torch.cuda.graphs asks
+            wrapped(*static)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.inference_mode(), torch.cuda.graph(graph):
+        out = wrapped(*static)
+
+    def host() -> dict[str, float]:
+        t0 = time.perf_counter()
+        for tensor, array in zip(static, inputs, strict=True):
+            tensor.copy_(torch.from_numpy(array))
+        graph.replay()
+        out.cpu().numpy()  # .cpu() synchronises the device
+        return {"total": time.perf_counter() - t0}
+
+    def resident() -> dict[str, float]:
+        t0 = time.perf_counter()
+        graph.replay()
+        torch.cuda.synchronize()
+        return {"total": time.perf_counter() - t0}
+
+    return {"host": host, "device": resident}
 
 
 def torch_timers(
@@ -41,6 +81,7 @@ def torch_timers(
     import torch
 
     from ..errors import CheckpointError
+    from ..export.onnx_export import fold_batchnorm
     from ..train.checkpoint import load_model
     from ..train.networks import served
 
@@ -54,14 +95,19 @@ def torch_timers(
                 "a baseline must time the same network"
             )
     h, w = model.config.size
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = True  # what ORT's exhaustive cuDNN search does for its side
     timers = []
-    for name, precision, channels_last, compiled in torch_variants(device, compile_):
+    for name, precision, channels_last, how in torch_variants(device, compile_):
         dtype = torch.float16 if precision == "fp16" else torch.float32
-        net = load_model(checkpoint)[0].to(device=device, dtype=dtype)
+        net = load_model(checkpoint)[0]
+        if precision == "fp16":
+            net = fold_batchnorm(net)  # folded in fp32, then halved, as the fp16 export does
+        net = net.to(device=device, dtype=dtype)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
         wrapped = served(net, dtype)
-        if compiled:
+        if how == "compile":
             wrapped = torch.compile(wrapped)
         for batch in settings.batch_sizes:
             rng = np.random.default_rng(0)
@@ -77,15 +123,23 @@ def torch_timers(
                     out.cpu().numpy()  # .cpu() synchronises the device
                 return {"total": time.perf_counter() - t0}
 
-            first = run_once()["total"] * 1000
-            row = {
-                "engine": name,
-                "provider": device,
-                "io": "host",
-                "batch": batch,
-                "session_ms": None,
-                "first_run_ms": first,
-            }
-            memory = (lambda: torch.cuda.max_memory_allocated() / 2**20) if device == "cuda" else (lambda: None)
-            timers.append(Timer(row, run_once, memory))
+            t0 = time.perf_counter()
+            try:
+                runs = _graph_runners(wrapped, inputs, device) if how == "graph" else {"host": run_once}
+            except RuntimeError as exc:  # a failed capture leaves the other variants' timings standing
+                log.warning("%s at batch %d not timed: CUDA graph capture failed: %s", name, batch, exc)
+                continue
+            capture_ms = (time.perf_counter() - t0) * 1000
+            for io, run in runs.items():
+                first = capture_ms if how == "graph" else run()["total"] * 1000
+                row = {
+                    "engine": name,
+                    "provider": device,
+                    "io": io,
+                    "batch": batch,
+                    "session_ms": None,
+                    "first_run_ms": first,  # graphs: the capture, warm-up included
+                }
+                memory = (lambda: torch.cuda.max_memory_allocated() / 2**20) if device == "cuda" else (lambda: None)
+                timers.append(Timer(row, run, memory))
     return timers

@@ -21,6 +21,17 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def _onnxruntime() -> tuple[str | None, str | None]:
+    """Version and build (CPU or GPU) of the onnxruntime that imports here: the module's own
+    word, as a wheel unpacked onto PYTHONPATH can shadow another distribution's metadata."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None, None
+    gpu = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    return onnxruntime.__version__, "onnxruntime-gpu" if gpu else "onnxruntime"
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -70,6 +81,7 @@ def machine_fingerprint(label: str | None = None) -> dict[str, Any]:
     """Everything about this machine and its software that a benchmark number depends on."""
     gpu = gpu_info()
     cpu = cpu_name()
+    ort_version, ort_build = _onnxruntime()
     return {
         "label": label or (gpu["name"] if gpu else cpu),
         "cpu": cpu,
@@ -79,8 +91,8 @@ def machine_fingerprint(label: str | None = None) -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": {
             "clothes-extractor": _version("clothes-extractor"),
-            "onnxruntime": _version("onnxruntime") or _version("onnxruntime-gpu"),
-            "onnxruntime-distribution": "onnxruntime-gpu" if _version("onnxruntime-gpu") else "onnxruntime",
+            "onnxruntime": ort_version,
+            "onnxruntime-distribution": ort_build,
             "tensorrt": _version("tensorrt"),
             "torch": _version("torch"),
             "numpy": _version("numpy"),

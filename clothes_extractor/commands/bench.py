@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -33,6 +35,16 @@ def _cpu_streams(_ctx, _param, value: str) -> tuple[int | None, ...]:
     return tuple(dict.fromkeys(streams))
 
 
+def _io_modes(_ctx, _param, value: str) -> tuple[str, ...]:
+    from ..bench.runner import IO_MODES
+
+    modes = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    wrong = [m for m in modes if m not in IO_MODES]
+    if wrong or not modes:
+        raise click.BadParameter(f"{value!r}: give one or more of {', '.join(IO_MODES)}, comma-separated")
+    return modes
+
+
 @click.group(invoke_without_command=True)
 @click.option("--model", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Served ONNX model.")
 @click.option(
@@ -48,11 +60,12 @@ def _cpu_streams(_ctx, _param, value: str) -> tuple[int | None, ...]:
 @click.option("--min-time-s", type=click.FloatRange(min=0), default=3.0, show_default=True)
 @click.option(
     "--io",
-    type=click.Choice(["host", "device", "pipelined"]),
     default="host",
     show_default=True,
+    callback=_io_modes,
     help="GPU: numpy in/out one batch at a time (host), device-resident tensors (device), or numpy in/out "
-    "as a stream with copies overlapping compute (pipelined).",
+    "as a stream with copies overlapping compute (pipelined); a list such as host,device,pipelined times "
+    "each in the same run.",
 )
 @click.option("--cuda-graph", is_flag=True, help="GPU: IO binding with one CUDA graph per batch size.")
 @click.option(
@@ -94,7 +107,7 @@ def bench(
     warmup_s: float,
     min_runs: int,
     min_time_s: float,
-    io: str,
+    io: tuple[str, ...],
     cuda_graph: bool,
     cpu_streams: tuple[int | None, ...],
     torch_baseline: Path | None,
@@ -130,7 +143,7 @@ def bench(
     from ..runtime.session import open_session
 
     settings = BenchSettings(
-        batch_sizes=batch_sizes, warmup_s=warmup_s, min_runs=min_runs, min_time_s=min_time_s, io=io
+        batch_sizes=batch_sizes, warmup_s=warmup_s, min_runs=min_runs, min_time_s=min_time_s, io=io[0]
     )
     engine = model.suffix == ".engine"
     engine_session = None
@@ -144,8 +157,12 @@ def bench(
     timers = []
     for name in providers:
         click.echo(f"preparing {'the TensorRT engine' if engine else f'onnxruntime {name}'} ...", err=True)
-        for streams in cpu_streams if name == "cpu" and not engine else (None,):
-            timed = provider_timers(model, name, settings, cuda_graph, streams, engine_session)
+        # on the CPU (and for an engine) host and device memory are one: each io mode is the same run
+        modes = io if name != "cpu" and not engine else io[:1]
+        for streams, mode in itertools.product(cpu_streams if name == "cpu" and not engine else (None,), modes):
+            timed = provider_timers(
+                model, name, dataclasses.replace(settings, io=mode), cuda_graph, streams, engine_session
+            )
             if len(cpu_streams) > 1 and streams is not None:  # tell the explicit counts apart from auto
                 for timer in timed:
                     timer.row["engine"] += f"-{streams}-stream" + ("s" if streams > 1 else "")
@@ -176,7 +193,7 @@ def bench(
             "warmup_s": warmup_s,
             "min_runs": min_runs,
             "min_time_s": min_time_s,
-            "io": io,
+            "io": list(io),
             "cpu_streams": ["auto" if n is None else n for n in cpu_streams],
         },
         "results": results,
