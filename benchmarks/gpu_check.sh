@@ -6,10 +6,11 @@
 #
 #   bash benchmarks/gpu_check.sh [OUT_DIR]        (default: benchmarks/results)
 #
-# Writes OUT_DIR/gpu-<label>-*.json, the parity report and a markdown table; takes
-# about 3 minutes on an H100/H200 (plus torch.compile and TensorRT engine builds where
-# they run). TORCH_COMPILE=0 leaves torch.compile out; MODELS="g64" and BATCHES=1,32,128
-# narrow it to fit a short lease.
+# Writes OUT_DIR/gpu-<label>-<model>.json, the parity report and a markdown table per
+# model. With BATCHES=1,32,128 TORCH_COMPILE=0 the two models took ~4.5 minutes on an H200
+# (2026-11-27); torch.compile and TensorRT engine builds add to that where they run.
+# TORCH_COMPILE=0 leaves torch.compile out; MODELS="g64" and BATCHES=1,32,128 narrow it to
+# fit a short lease.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-benchmarks/results}
@@ -23,7 +24,7 @@ quick=(--warmup-s 1 --min-runs 20 --min-time-s 1)
 $py -m clothes_extractor info --json > "$out/gpu-$label-info.json" || echo "info failed" >&2
 
 # The two models the targets name: the 256x256 ngf-64 pix2pix generator (GPU README's
-# anchor) and the shipped default size (256x192, ngf 16), seeded random weights: speed
+# anchor) and the shipped default size (256x192, ngf 32), seeded random weights: speed
 # and parity do not depend on training.
 $py - "$work" <<'PY'
 import sys, torch
@@ -31,11 +32,11 @@ from clothes_extractor.train.checkpoint import save_checkpoint
 from clothes_extractor.train.networks import UNet, UNetConfig
 work = sys.argv[1]
 for name, cfg in {"g64": UNetConfig(height=256, width=256, ngf=64, depth=8),
-                  "g16": UNetConfig(height=256, width=192, ngf=16, depth=6)}.items():
+                  "g32": UNetConfig(height=256, width=192, ngf=32, depth=6)}.items():
     torch.manual_seed(0)
     save_checkpoint(f"{work}/{name}.pt", UNet(cfg).eval())
 PY
-models=(${MODELS:-g64 g16})
+models=(${MODELS:-g64 g32})
 trt=()  # where TensorRT is installed, the fp16 export also builds an engine (MODEL.engine)
 $py -c 'import tensorrt' 2>/dev/null && trt=(--tensorrt --trt-batch 1,32,128)
 for m in "${models[@]}"; do
@@ -53,24 +54,24 @@ $py -c 'from clothes_extractor.runtime.session import probe_provider as p; exit(
   && providers+=(tensorrt)
 batches=(--batch-sizes "${BATCHES:-1,8,32,128}")
 for m in "${models[@]}"; do
-  # numpy in/out one batch at a time, with PyTorch timed in the same process
-  for p in "${providers[@]}"; do
-    torch=()
-    [ "$p" = cuda ] && torch=(--torch-baseline "$work/$m.pt" "${compile[@]}")
-    $py -m clothes_extractor bench --model "$work/$m-fp16.onnx" --provider "$p" "${batches[@]}" "${quick[@]}" \
-      --io host "${torch[@]}" --label "$label" --out "$out/gpu-$label-$m-$p-host.json" || status=1
-  done
-  # the TensorRT engine run directly (numpy in/out)
+  # onnxruntime with CUDA graphs (numpy in/out one batch at a time, device-resident, and numpy
+  # in/out streamed with copies overlapping compute) and PyTorch, interleaved in one run so
+  # every ratio is measured side by side
+  $py -m clothes_extractor bench --model "$work/$m-fp16.onnx" --provider cuda "${batches[@]}" "${quick[@]}" \
+    --io host,device,pipelined --cuda-graph --torch-baseline "$work/$m.pt" "${compile[@]}" \
+    --label "$label" --out "$out/gpu-$label-$m.json" || status=1
+  # onnxruntime's TensorRT provider and the TensorRT engine run directly, where TensorRT is installed
+  if [[ " ${providers[*]} " == *" tensorrt "* ]]; then
+    $py -m clothes_extractor bench --model "$work/$m-fp16.onnx" --provider tensorrt "${batches[@]}" "${quick[@]}" \
+      --label "$label-trt-provider" --out "$out/gpu-$label-$m-trt-provider.json" || status=1
+  fi
   if [ -f "$work/$m-fp16.engine" ]; then
     $py -m clothes_extractor bench --model "$work/$m-fp16.engine" "${batches[@]}" "${quick[@]}" \
       --label "$label-engine" --out "$out/gpu-$label-$m-engine.json" || status=1
   fi
-  # device-resident (the ceiling), and numpy in/out streamed with copies overlapping compute
-  for io in device pipelined; do
-    $py -m clothes_extractor bench --model "$work/$m-fp16.onnx" --provider cuda "${batches[@]}" "${quick[@]}" \
-      --io $io --cuda-graph --label "$label-$io" --out "$out/gpu-$label-$m-$io.json" || status=1
-  done
 done
-$py -m clothes_extractor bench compare "$out"/gpu-"$label"-g*.json --markdown "$out/gpu-$label.md"
+for m in "${models[@]}"; do
+  $py -m clothes_extractor bench compare "$out"/gpu-"$label"-"$m"*.json --markdown "$out/gpu-$label-$m.md"
+done
 echo "results in $out (parity status $status)"
 exit $status

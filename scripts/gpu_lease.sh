@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # Use a lent GPU machine that has PyTorch but no package index and takes at most 64 MiB
-# per call (see ../shared/gpu/README.md): train the generator candidates and run the GPU
-# checks there in one command. Two halves:
+# per call (see ../shared/gpu/README.md): run the GPU checks and train the generator
+# candidates there in one command. Two halves:
 #
-#   here:  bash scripts/gpu_lease.sh prepare [VITON_DIR]
+#   here:  [INIT=CHECKPOINT] bash scripts/gpu_lease.sh prepare [VITON_DIR]
 #          -> .lease/p1 .. .lease/pN (ignored by git): onnxruntime-gpu without its TensorRT
-#             provider (xz), the VITON training shards and the first 500 validation pairs,
-#             split into pieces of at most 62 MiB; prints the device calls to make.
+#             provider (xz), the VITON training shards, the first 500 validation pairs and,
+#             with INIT, that checkpoint's weights as fp16 (a warm start), split into
+#             pieces of at most 62 MiB; prints the device calls to make.
 #   there: each piece call copies its piece to /tmp/lease; the last call runs
-#          TRAIN_MIN=7 DEADLINE_S=585 bash scripts/gpu_lease.sh run
-#          -> $OUT: the slim best checkpoints (fp16 weights, no optimizer), results.tar
-#             (metrics, logs, last contact sheets, gpu_check results), session.log
+#          DEADLINE_S=585 bash scripts/gpu_lease.sh run
+#          -> $OUT: gpures.tar (gpu_check results; a gpures/ folder as they come if the run
+#             is cut short), the slim best checkpoints (fp16 weights, no optimizer),
+#             results.tar (metrics, logs, last contact sheets, GPU utilisation), session.log
+#             (at most 8 files come back from $OUT, and $OUT starts empty on every call)
 #
-# Measured on an H200 lease (2026-11-27): start ~35 s, each piece call ~5 s of lease time,
-# data decoded onto the GPU in 8 s, two ngf-16/32 runs side by side at ~1,500 samples/s
-# each. Move the bundled models out of the working tree during the calls (they travel
-# with it and count against the 64 MiB); keep clothes_extractor/models/__init__.py.
+# The run checks first (CHECK_S seconds at most, default 280: gpu_check.sh, timings
+# undisturbed), then trains for what is left of DEADLINE_S (the command's limit less the
+# packing time), so a lease cut short still brings the timings back. With INIT, name one
+# candidate (CANDIDATES=g32) and pass its rate (TRAIN_ARGS="--lr-g 1e-4").
+# Measured on H200 leases (2026-11-27): start 30-35 s, each piece call ~5 s of lease time,
+# onnxruntime-gpu unpacked in 6 s, gpu_check (g64 + ngf-16 size, batches 1/32/128, no
+# torch.compile) 255 s, data decoded onto the GPU in 7 s; one ngf-32 run alone ~2,200
+# samples/s, two side by side ~1,500 each. Move the bundled models out of the working
+# tree during the calls (they travel with it and count against the 64 MiB); keep
+# clothes_extractor/models/__init__.py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:?usage: gpu_lease.sh prepare [VITON_DIR] | run}
@@ -27,10 +36,21 @@ if [ "$mode" = prepare ]; then
   grep -qx '/.lease/' .git/info/exclude 2>/dev/null || echo '/.lease/' >> .git/info/exclude
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
+  cache=${LEASE_CACHE:-$HOME/.cache/clothes-extractor/lease}  # the 255 MB wheel, downloaded once
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d "$work" "onnxruntime-gpu==$ver"
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d "$cache" "onnxruntime-gpu==$ver"
   mkdir -p "$work/ort" "$work/pl/viton"
-  (cd "$work/ort" && python3 -m zipfile -e "$work"/onnxruntime_gpu-*.whl . \
+  if [ -n "${INIT:-}" ]; then  # network weights only, as fp16: a few MB instead of ~90 with the optimizers
+    ${PYTHON:-python3} - "$INIT" "$work/pl/init.pt" <<'PY'
+import sys, torch
+from clothes_extractor.train.checkpoint import load_checkpoint
+c = load_checkpoint(sys.argv[1])
+keep = {k: c[k] for k in ("format", "version", "task", "config", "train_config", "step", "epoch", "best_metric", "summary") if k in c}
+keep["model"] = {k: (v.half() if v.is_floating_point() else v) for k, v in c["model"].items()}
+torch.save(keep, sys.argv[2])
+PY
+  fi
+  (cd "$work/ort" && python3 -m zipfile -e "$cache/onnxruntime_gpu-$ver-"*.whl . \
     && rm -rf onnxruntime/transformers onnxruntime/quantization onnxruntime/tools \
       onnxruntime/capi/libonnxruntime_providers_tensorrt.so)
   tar cf - -C "$work/ort" . | xz -9 -T0 > "$work/pl/ortgpu.tar.xz"
@@ -56,7 +76,7 @@ if [ "$mode" = prepare ]; then
   for i in $(seq 1 $((n - 1))); do
     echo "  command 'mkdir -p /tmp/lease && cp .lease/p$i/* /tmp/lease/'  carry ['.lease/p$i']"
   done
-  echo "  command 'mkdir -p /tmp/lease && cp .lease/p$n/* /tmp/lease/ && TRAIN_MIN=7 DEADLINE_S=585 bash scripts/gpu_lease.sh run'"
+  echo "  command 'mkdir -p /tmp/lease && cp .lease/p$n/* /tmp/lease/ && DEADLINE_S=585 bash scripts/gpu_lease.sh run'"
   echo "          carry ['.lease/p$n', '.lease/payload.sha'], timeout_s 600"
   exit 0
 fi
@@ -66,28 +86,44 @@ fi
 T0=$(date +%s)
 el() { echo "[$(($(date +%s) - T0))s] $*"; }
 exec > >(tee -a "$OUT/session.log") 2>&1
-TRAIN_MIN=${TRAIN_MIN:-5}
 DEADLINE_S=${DEADLINE_S:-585} # the command's limit, less the packing time
+CHECK_S=${CHECK_S:-280}
 el start
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 cat /tmp/lease/part* > /tmp/payload.tar
 (cd /tmp && sha256sum -c "$OLDPWD/.lease/payload.sha") || { el "payload broken"; exit 3; }
 mkdir -p /tmp/pl /tmp/ortgpu /tmp/viton && tar xf /tmp/payload.tar -C /tmp/pl && rm /tmp/payload.tar
-(xz -dc -T0 /tmp/pl/ortgpu.tar.xz | tar xf - -C /tmp/ortgpu) &
-xzpid=$!
-for t in /tmp/pl/viton/train-*.tar; do tar xf "$t" -C /tmp/viton; done
-tar xf /tmp/pl/viton/val500.tar -C /tmp/viton
-cat /tmp/viton/train/pairs-train-*.txt > /tmp/viton/train_pairs.txt && rm /tmp/viton/train/pairs-train-*.txt
-el "data: $(wc -l < /tmp/viton/train_pairs.txt) train, $(wc -l < /tmp/viton/val_pairs.txt) val pairs"
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-
-# 1. training (PyTorch only; onnxruntime-gpu unpacks meanwhile)
-nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 20 > /tmp/util.csv &
+xz -dc -T0 /tmp/pl/ortgpu.tar.xz | tar xf - -C /tmp/ortgpu
+el "onnxruntime-gpu unpacked"
+nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 10 > /tmp/util.csv &
 utilpid=$!
-timeout $(( ${TRAIN_MIN%.*} * 60 + 150 )) bash scripts/train_generators_gpu.sh /tmp/viton /tmp/runs "$TRAIN_MIN"
-el "training rc=$?"
-kill $utilpid
-python3 - <<'PY'
+
+# 1. GPU checks with onnxruntime-gpu, alone on the GPU (the data unpacks meanwhile)
+(for t in /tmp/pl/viton/train-*.tar; do tar xf "$t" -C /tmp/viton; done
+  tar xf /tmp/pl/viton/val500.tar -C /tmp/viton
+  cat /tmp/viton/train/pairs-train-*.txt > /tmp/viton/train_pairs.txt && rm /tmp/viton/train/pairs-train-*.txt) &
+datapid=$!
+export PYTHONPATH=/tmp/ortgpu:$PWD PYTHONUNBUFFERED=1
+python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())"
+timeout 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_session.py tests/test_export.py 2>&1 | tail -n 8
+el "gpu tests done; gpu_check gets ${CHECK_S}s"
+mkdir -p "$OUT/gpures"
+MODELS=${MODELS:-g64 g32} BATCHES=${BATCHES:-1,32,128} TORCH_COMPILE=${TORCH_COMPILE:-0} \
+  timeout "$CHECK_S" bash benchmarks/gpu_check.sh "$OUT/gpures"
+el "gpu_check rc=$?"
+(cd "$OUT" && tar cf gpures.tar gpures && rm -rf gpures)
+
+# 2. training (PyTorch only) for what is left, less ~75 s for start-up, the last validation and packing
+wait $datapid
+el "data: $(wc -l < /tmp/viton/train_pairs.txt) train, $(wc -l < /tmp/viton/val_pairs.txt) val pairs"
+export PYTHONPATH=$PWD
+[ -f /tmp/pl/init.pt ] && export TRAIN_ARGS="--init /tmp/pl/init.pt ${TRAIN_ARGS:-}"
+TRAIN_MIN=$(python3 -c "print(round(($DEADLINE_S - $(($(date +%s) - T0)) - 75) / 60, 2))")
+el "training for $TRAIN_MIN min (${TRAIN_ARGS:-no extra arguments})"
+if python3 -c "exit(not $TRAIN_MIN >= 1)"; then
+  timeout "$(python3 -c "print(int($TRAIN_MIN * 60 + 60))")" bash scripts/train_generators_gpu.sh /tmp/viton /tmp/runs "$TRAIN_MIN"
+  el "training rc=$?"
+  python3 - <<'PY'
 import os, pathlib, torch
 from clothes_extractor.train.checkpoint import load_checkpoint
 for best in sorted(pathlib.Path("/tmp/runs").glob("*/best.pt")):
@@ -97,21 +133,12 @@ for best in sorted(pathlib.Path("/tmp/runs").glob("*/best.pt")):
     torch.save(keep, os.path.join(os.environ["OUT"], f"{best.parent.name}.pt"))
     print(best.parent.name, "epoch", c["epoch"], c["summary"]["validation"])
 PY
-el "checkpoints saved"
-
-# 2. GPU checks with onnxruntime-gpu
-wait $xzpid
-export PYTHONPATH=/tmp/ortgpu:$PWD
-python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())"
-timeout 90 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_session.py tests/test_export.py 2>&1 | tail -n 8
-mkdir -p /tmp/gpures
-CHECK_S=$((DEADLINE_S - ($(date +%s) - T0) - 10))
-el "gpu_check gets ${CHECK_S}s"
-[ "$CHECK_S" -gt 20 ] && MODELS=${MODELS:-g64} BATCHES=${BATCHES:-1,32,128} TORCH_COMPILE=0 \
-  timeout "$CHECK_S" bash benchmarks/gpu_check.sh /tmp/gpures
-el "gpu_check rc=$?"
-keep=(util.csv gpures)
+  el "checkpoints saved"
+fi
+kill $utilpid
+keep=(util.csv)
 for run in /tmp/runs/*/; do
+  [ -d "$run" ] || continue
   name=$(basename "$run")
   keep+=("runs/$name/metrics.csv" "runs/$name.log")
   last=$(cd /tmp && ls "runs/$name"/sheets/*.png 2>/dev/null | sort | tail -n 1)

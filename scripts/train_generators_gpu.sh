@@ -10,6 +10,7 @@
 #
 #   bash scripts/train_generators_gpu.sh DATA RUNS [MINUTES]    (default 5 minutes)
 #   CANDIDATES="g32" bash scripts/train_generators_gpu.sh ...     (one candidate only)
+#   TRAIN_ARGS="--init CKPT --lr-g 1e-4" bash ...                 (more train options, every run)
 #
 # DATA: VITON in the CP-VTON layout (../shared/data/unpack.sh DEST makes it). Each run
 # folder gets best.pt/last.pt, metrics.csv and contact sheets; RUNS/NAME.log the log.
@@ -30,7 +31,7 @@ pids=()
 for name in ${CANDIDATES:-g16 g32}; do
   [ -n "${extra[$name]:-}" ] || { echo "unknown candidate $name (g16, g32)" >&2; exit 2; }
   # shellcheck disable=SC2086  # the extra options are meant to split
-  $py -m clothes_extractor -v train "${common[@]}" ${extra[$name]} --out "$runs/$name" > "$runs/$name.log" 2>&1 &
+  $py -m clothes_extractor -v train "${common[@]}" ${extra[$name]} ${TRAIN_ARGS:-} --out "$runs/$name" > "$runs/$name.log" 2>&1 &
   pids+=($!)
 done
 status=0
