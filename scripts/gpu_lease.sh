@@ -29,6 +29,20 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:?usage: gpu_lease.sh prepare [VITON_DIR] | run}
 
+# A checkpoint's network weights as fp16, without optimizers (a quarter of the bytes):
+# what travels to and from a lease. Prints the run's epoch and validation metrics.
+slim_checkpoint() {
+  ${PYTHON:-python3} - "$1" "$2" <<'PY'
+import sys, torch
+from clothes_extractor.train.checkpoint import load_checkpoint
+c = load_checkpoint(sys.argv[1])
+keep = {k: c[k] for k in ("format", "version", "task", "config", "train_config", "step", "epoch", "best_metric", "summary") if k in c}
+keep["model"] = {k: (v.half() if v.is_floating_point() else v) for k, v in c["model"].items()}
+torch.save(keep, sys.argv[2])
+print(sys.argv[1], "epoch", c.get("epoch"), (c.get("summary") or {}).get("validation"))
+PY
+}
+
 if [ "$mode" = prepare ]; then
   set -e
   viton=${2:-../shared/data/viton}
@@ -41,14 +55,7 @@ if [ "$mode" = prepare ]; then
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d "$cache" "onnxruntime-gpu==$ver"
   mkdir -p "$work/ort" "$work/pl/viton"
   if [ -n "${INIT:-}" ]; then  # network weights only, as fp16: a few MB instead of ~90 with the optimizers
-    ${PYTHON:-python3} - "$INIT" "$work/pl/init.pt" <<'PY'
-import sys, torch
-from clothes_extractor.train.checkpoint import load_checkpoint
-c = load_checkpoint(sys.argv[1])
-keep = {k: c[k] for k in ("format", "version", "task", "config", "train_config", "step", "epoch", "best_metric", "summary") if k in c}
-keep["model"] = {k: (v.half() if v.is_floating_point() else v) for k, v in c["model"].items()}
-torch.save(keep, sys.argv[2])
-PY
+    slim_checkpoint "$INIT" "$work/pl/init.pt"
   fi
   (cd "$work/ort" && python3 -m zipfile -e "$cache/onnxruntime_gpu-$ver-"*.whl . \
     && rm -rf onnxruntime/transformers onnxruntime/quantization onnxruntime/tools \
@@ -123,16 +130,9 @@ el "training for $TRAIN_MIN min (${TRAIN_ARGS:-no extra arguments})"
 if python3 -c "exit(not $TRAIN_MIN >= 1)"; then
   timeout "$(python3 -c "print(int($TRAIN_MIN * 60 + 60))")" bash scripts/train_generators_gpu.sh /tmp/viton /tmp/runs "$TRAIN_MIN"
   el "training rc=$?"
-  python3 - <<'PY'
-import os, pathlib, torch
-from clothes_extractor.train.checkpoint import load_checkpoint
-for best in sorted(pathlib.Path("/tmp/runs").glob("*/best.pt")):
-    c = load_checkpoint(best)
-    keep = {k: c[k] for k in ("format", "version", "task", "config", "train_config", "step", "epoch", "best_metric", "summary")}
-    keep["model"] = {k: (v.half() if v.is_floating_point() else v) for k, v in c["model"].items()}
-    torch.save(keep, os.path.join(os.environ["OUT"], f"{best.parent.name}.pt"))
-    print(best.parent.name, "epoch", c["epoch"], c["summary"]["validation"])
-PY
+  for best in /tmp/runs/*/best.pt; do
+    [ -f "$best" ] && slim_checkpoint "$best" "$OUT/$(basename "$(dirname "$best")").pt"
+  done
   el "checkpoints saved"
 fi
 kill $utilpid
