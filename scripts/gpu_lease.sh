@@ -112,7 +112,7 @@ utilpid=$!
 datapid=$!
 export PYTHONPATH=/tmp/ortgpu:$PWD PYTHONUNBUFFERED=1
 python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())"
-timeout 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_session.py tests/test_export.py 2>&1 | tail -n 8
+timeout 90 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_session.py tests/test_export.py tests/test_bench.py 2>&1 | tail -n 8
 el "gpu tests done; gpu_check gets ${CHECK_S}s"
 mkdir -p "$OUT/gpures"
 MODELS=${MODELS:-g64 g32} BATCHES=${BATCHES:-1,32,128} TORCH_COMPILE=${TORCH_COMPILE:-0} \

@@ -11,6 +11,15 @@ from clothes_extractor.errors import InputError
 from conftest import VITON_HD_SAMPLE, run_cli
 
 
+def _cuda_everywhere() -> bool:
+    try:
+        import onnxruntime
+        import torch
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers() and torch.cuda.is_available()
+
+
 def test_percentiles_on_known_samples():
     stats = latency_stats([i / 1000 for i in range(1, 101)])  # 1..100 ms
     assert stats["p50"] == pytest.approx(50.5)
@@ -251,3 +260,26 @@ def test_bench_times_each_cpu_stream_count(tiny_model_path, tmp_path):
     assert rows[("onnxruntime", 4)] >= 1  # auto: what SessionSettings picks on this machine
     done = run_cli("bench", "--model", tiny_model_path, "--cpu-streams", "0", *quick)
     assert done.returncode == 2 and "'0' is neither 'auto' nor a positive integer" in done.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _cuda_everywhere(), reason="needs onnxruntime-gpu, a CUDA build of PyTorch and an NVIDIA GPU")
+def test_bench_times_every_gpu_path_with_pytorch_in_one_run(tmp_path):
+    from clothes_extractor.train.checkpoint import save_checkpoint
+    from conftest import tiny_generator
+
+    save_checkpoint(tmp_path / "g.pt", tiny_generator())
+    assert run_cli("export", tmp_path / "g.pt", "-o", tmp_path / "g.onnx", "--precision", "fp16").returncode == 0
+    quick = ("--batch-sizes", "1,3", "--warmup-s", "0", "--min-runs", "2", "--min-time-s", "0")
+    done = run_cli(
+        "bench", "--model", tmp_path / "g.onnx", "--provider", "cuda", "--io", "host,device,pipelined",
+        "--cuda-graph", "--torch-baseline", tmp_path / "g.pt", *quick, "--out", tmp_path / "r.json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = {(r["engine"], r["io"], r["batch"]) for r in json.loads((tmp_path / "r.json").read_text())["results"]}
+    for batch in (1, 3):
+        for io in ("host", "device", "pipelined"):
+            assert ("onnxruntime-cuda-graph", io, batch) in rows
+        for io in ("host", "device"):
+            assert ("torch-graph-fp16-cl", io, batch) in rows
+        assert {("torch-eager-fp32", "host", batch), ("torch-eager-fp16-cl", "host", batch)} <= rows
