@@ -218,7 +218,6 @@ def cpu_stream_plan(settings: SessionSettings) -> tuple[int, int]:
 
 def tensorrt_cache_dir() -> Path:
     """Where TensorRT engines are cached: engines only run on the GPU model they were built for."""
-    import os
     import re
 
     from .environment import gpu_names
