@@ -5,9 +5,9 @@ from PIL import Image
 from clothes_extractor.data.downsample import downsample_dataset
 from clothes_extractor.data.synth import synth_sample, write_synthetic
 from clothes_extractor.errors import InputError
+from clothes_extractor.eval.datasets import fit_sample, layout_of, load_sample, load_samples
 from clothes_extractor.runtime.contract import FitSettings, ModelContract
-from clothes_extractor.runtime.datasets import fit_sample, layout_of, load_sample, load_samples
-from conftest import VITON_HD_SAMPLE, VITON_VAL, cp_vton_subset
+from conftest import DRESSCODE_SAMPLE, VITON_HD_SAMPLE, VITON_VAL, cp_vton_subset
 
 
 @pytest.fixture
@@ -67,8 +67,47 @@ def test_segmenter_samples_are_the_whole_photo_and_its_mask(synthetic):
 
 
 def test_no_dataset_is_a_clear_error(tmp_path):
-    with pytest.raises(InputError, match="no dataset in"):
+    with pytest.raises(InputError, match="no train split in"):
         load_samples(tmp_path, "train")
+
+
+def test_split_names_and_roots_with_only_a_test_folder(tmp_path, synthetic):
+    import shutil
+
+    from clothes_extractor.eval.datasets import default_split
+
+    shutil.copytree(synthetic, tmp_path / "root" / "test")
+    for name in ("val", "validation", "test"):
+        assert len(load_samples(tmp_path / "root", name)) == 20
+    with pytest.raises(InputError, match=r"has test/: use --split val"):
+        load_samples(tmp_path / "root", "train")
+    assert default_split(tmp_path / "root") == "val" and default_split(synthetic) == "all"
+    with pytest.raises(InputError, match="unknown split"):
+        load_samples(synthetic, "dev")
+
+
+@pytest.mark.skipif(not (DRESSCODE_SAMPLE / "upper_body").is_dir(), reason=f"{DRESSCODE_SAMPLE} is absent")
+def test_dress_code_layout():
+    for data in (DRESSCODE_SAMPLE, DRESSCODE_SAMPLE / "upper_body"):
+        samples = load_samples(data, "all")
+        assert len(samples) == 10 and all(s.mask_kind == "labels" for s in samples)
+        assert all(s.garment.name == s.photo.name.replace("_0.", "_1.") for s in samples)
+    photo, mask, garment = load_sample(samples[0])
+    on = np.asarray(mask) > 127
+    assert photo.size == mask.size == (768, 1024) and 0.03 < on.mean() < 0.3
+    assert layout_of(DRESSCODE_SAMPLE / "upper_body") == "dresscode"
+
+
+def test_a_missing_catalog_image_or_mask_names_the_file(tmp_path, synthetic):
+    from clothes_extractor.eval.datasets import Sample
+
+    sample = load_samples(synthetic, "all")[0]
+    broken = Sample(sample.photo, tmp_path / "nope.png", "file", sample.garment)
+    with pytest.raises(InputError, match="the garment mask of 000000.jpg is missing: .*nope.png"):
+        load_sample(broken)
+    (tmp_path / "bad.jpg").write_bytes(b"")
+    with pytest.raises(InputError, match="catalog image is an empty file"):
+        load_sample(Sample(sample.photo, sample.mask, "file", tmp_path / "bad.jpg"))
 
 
 def test_downsample_keeps_layout_labels_and_pairs(tmp_path, synthetic):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from clothes_extractor.runtime.metrics import PSNR_CAP_DB, image_metrics, iou, ms_ssim, psnr, ssim
+from clothes_extractor.eval.metrics import PSNR_CAP_DB, image_metrics, iou, ms_ssim, psnr, ssim
 
 
 def noisy_pair(n=2, shape=(256, 192, 3), sigma=25, seed=0):
@@ -43,7 +43,7 @@ def test_agrees_with_pytorch_msssim():
 
 def test_small_images_have_no_ms_ssim():
     a, b = noisy_pair(shape=(64, 48, 3))
-    assert set(image_metrics(a, b)) == {"ssim", "psnr"}
+    assert set(image_metrics(a, b)) == {"ssim", "psnr", "gmsd", "sharpness"}
     with pytest.raises(ValueError, match="at least 161"):
         ms_ssim(a, b)
 
@@ -54,3 +54,57 @@ def test_iou_of_known_masks():
     a[0, :5] = 255  # 50 px
     b[0, 2:7] = 255  # 50 px, 30 shared -> 30 / 70
     assert iou(a, b).tolist() == pytest.approx([30 / 70, 1.0])  # second pair: both empty
+
+
+def test_gmsd_matches_a_hand_computed_case():
+    from clothes_extractor.eval.metrics import gmsd
+
+    # a: black. b: its left half at v = 3 sqrt(T). After the 2x2 average, b is [[v, 0], [v, 0]];
+    # with conv2's zero padding its Prewitt magnitudes are v/3 (left) and v sqrt(5)/3 (right),
+    # so the similarity map is T / (m^2 + T) = [1/2, 1/6, 1/2, 1/6] and its deviation is 1/6.
+    v = 3 * np.sqrt(170.0)
+    a = np.zeros((1, 4, 4, 3))
+    b = np.zeros((1, 4, 4, 3))
+    b[:, :, :2] = v
+    assert gmsd(a, b)[0] == pytest.approx(1 / 6, abs=1e-9)
+    assert gmsd(b, a)[0] == pytest.approx(1 / 6, abs=1e-9)  # symmetric
+
+
+def test_gmsd_is_zero_for_identical_images_and_grows_with_blur():
+    from PIL import Image, ImageFilter
+
+    from clothes_extractor.eval.metrics import gmsd, sharpness_ratio
+
+    rng = np.random.default_rng(0)
+    # a striped, printed garment: sharp edges at several scales
+    truth = np.full((128, 96, 3), 250, np.uint8)
+    truth[::8] = (20, 40, 200)
+    truth[40:80, 20:70] = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    assert gmsd(truth, truth)[0] == 0.0 and sharpness_ratio(truth, truth)[0] == 1.0
+    blurred = [np.asarray(Image.fromarray(truth).filter(ImageFilter.GaussianBlur(r))) for r in (0.6, 1.2, 2.4)]
+    scores = [gmsd(b, truth)[0] for b in blurred]
+    assert 0 < scores[0] < scores[1] < scores[2]
+    sharp = [sharpness_ratio(b, truth)[0] for b in blurred]
+    assert 1 > sharp[0] > sharp[1] > sharp[2] > 0  # blur loses edge energy
+    noisy = np.clip(truth + rng.normal(0, 20, truth.shape), 0, 255).astype(np.uint8)
+    assert sharpness_ratio(noisy, truth)[0] > 1.05  # noise adds some
+    flat = np.full_like(truth, 128)
+    assert sharpness_ratio(flat, flat)[0] == 1.0 and sharpness_ratio(truth, flat)[0] > 1e3
+
+
+def test_image_metrics_reports_texture_scores_too():
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (2, 64, 48, 3), dtype=np.uint8)
+    values = image_metrics(a, a)
+    assert set(values) == {"ssim", "psnr", "gmsd", "sharpness"}  # MS-SSIM needs 161 px sides
+    assert values["gmsd"].tolist() == [0.0, 0.0] and values["sharpness"].tolist() == [1.0, 1.0]
+
+
+def test_class_iou_skips_classes_in_neither_map():
+    from clothes_extractor.eval.metrics import class_iou
+
+    predicted = np.array([[[0, 1], [1, 2]]])
+    target = np.array([[[0, 1], [2, 2]]])
+    scores = class_iou(predicted, target, 4)[0]
+    assert scores[0] == 1.0 and scores[1] == pytest.approx(0.5) and scores[2] == pytest.approx(0.5)
+    assert np.isnan(scores[3])

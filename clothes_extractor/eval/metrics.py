@@ -1,10 +1,16 @@
-"""Image quality metrics in numpy: SSIM, MS-SSIM, PSNR (generator) and IoU (segmenter).
+"""Image quality metrics in numpy: SSIM, MS-SSIM, PSNR, GMSD, sharpness (generator), IoU.
 
 Training validation and ``evaluate`` both use these on the uint8 images the served model
 produces, so the numbers in a checkpoint, a model card and an evaluation agree.
 SSIM and MS-SSIM follow ``pytorch_msssim`` (Gaussian window 11, sigma 1.5, valid
 filtering, K = (0.01, 0.03), the five MS-SSIM weights of Wang et al. 2003), the
 implementation most pix2pix-style papers report; a test checks the two agree.
+
+SSIM forgives blur: a smeared garment and a sharp one score alike. Two gradient-based
+scores see texture: GMSD (gradient magnitude similarity deviation, Xue et al. 2014,
+following the authors' MATLAB code; 0 for identical images, larger is worse) and the
+sharpness ratio (mean gradient magnitude of the output over the target's; 1.0 is as
+sharp as the truth, a blurred output scores below 1).
 """
 
 from __future__ import annotations
@@ -132,15 +138,94 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> np.ndarray:
 
 
 def image_metrics(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> dict[str, np.ndarray]:
-    """SSIM, MS-SSIM and PSNR of each image pair in one pass (SSIM is MS-SSIM's first scale).
+    """SSIM, MS-SSIM, PSNR, GMSD and sharpness of each output ``a`` against its target ``b``.
 
-    MS-SSIM is left out for images under ``MS_SSIM_MIN_SIDE`` pixels.
+    SSIM is MS-SSIM's first scale (one pass); MS-SSIM is left out for images under
+    ``MS_SSIM_MIN_SIDE`` pixels.
     """
     single, multi = _ssim_and_ms_ssim(a, b, data_range)
     values = {"ssim": single, "psnr": psnr(a, b, data_range)}
     if multi is not None:
         values["ms_ssim"] = multi
+    values["gmsd"] = gmsd(a, b)
+    values["sharpness"] = sharpness_ratio(a, b)
     return values
+
+
+GMSD_T = 170.0  # the authors' stability constant for 0..255 images
+# Prewitt kernels as the GMSD code uses them (its conv2 flips them; the magnitude is the same).
+_PREWITT_X = np.array([[1.0, 0.0, -1.0]] * 3) / 3.0
+
+
+def _luma(images: np.ndarray) -> np.ndarray:
+    """[N, H, W, 3] (or one [H, W, 3]) -> float64 [N, H, W], MATLAB's rgb2gray weights."""
+    x = np.asarray(images, dtype=np.float64)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise ValueError(f"expected [N, H, W, 3] images, got shape {list(np.shape(images))}")
+    if x.shape[-1] == 1:
+        return x[..., 0]
+    return x[..., 0] * 0.298936021293775 + x[..., 1] * 0.587043074451121 + x[..., 2] * 0.114020904255103
+
+
+def _filter_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """2-D correlation of [N, H, W] with a 3x3 kernel, 'same' size, zero padding (conv2's)."""
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    h, w = x.shape[1:]
+    out = np.zeros_like(x)
+    for dy in range(3):
+        for dx in range(3):
+            if kernel[dy, dx]:
+                out += kernel[dy, dx] * padded[:, dy : dy + h, dx : dx + w]
+    return out
+
+
+def gradient_magnitude(luma: np.ndarray) -> np.ndarray:
+    """Prewitt gradient magnitude of [N, H, W] grey images, zero padding: [N, H, W]."""
+    return np.hypot(_filter_same(luma, _PREWITT_X), _filter_same(luma, _PREWITT_X.T))
+
+
+def gmsd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """GMSD of each pair of uint8 RGB images ([N, H, W, 3] or one [H, W, 3]): [N]; lower is better.
+
+    As the authors' code: grey (rgb2gray), 2x2 average and every second pixel, Prewitt
+    gradient magnitudes with zero padding, similarity map (2 m_a m_b + T) / (m_a^2 + m_b^2
+    + T) with T = 170, and its standard deviation (population). 0 for identical images.
+    """
+    _check_pair(a, b)
+    maps = []
+    for images in (a, b):
+        y = _luma(images)
+        h, w = y.shape[1] // 2 * 2, y.shape[2] // 2 * 2
+        if h == 0 or w == 0:
+            raise ValueError(f"GMSD needs images of at least 2x2 pixels, got {np.shape(images)}")
+        # conv2(Y, ones(2)/4, 'same') sampled at odd (1-based) pixels: the mean of each 2x2 block
+        # (the last row/column of an odd side averages with conv2's zero padding)
+        y = np.pad(y, ((0, 0), (0, y.shape[1] % 2), (0, y.shape[2] % 2)))
+        down = y.reshape(y.shape[0], y.shape[1] // 2, 2, y.shape[2] // 2, 2).mean(axis=(2, 4))
+        maps.append(gradient_magnitude(down))
+    m_a, m_b = maps
+    similarity = (2 * m_a * m_b + GMSD_T) / (m_a**2 + m_b**2 + GMSD_T)
+    return similarity.reshape(len(similarity), -1).std(axis=1)
+
+
+def sharpness_ratio(output: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Mean gradient magnitude of each output over its target's ([N, H, W, 3] uint8): [N].
+
+    1.0: as much edge energy as the truth; a blurred output scores below 1, added noise or
+    ringing above. Gradients are taken on the grey image at full resolution, inside the
+    frame (no padding), so the border does not count. A flat target gives 1.0 if the
+    output is flat too, else the output's mean gradient over a tiny floor.
+    """
+    _check_pair(output, target)
+    means = []
+    for images in (output, target):
+        magnitude = gradient_magnitude(_luma(images))[:, 1:-1, 1:-1]
+        means.append(magnitude.reshape(len(magnitude), -1).mean(axis=1) if magnitude.size else np.zeros(len(magnitude)))
+    out, truth = means
+    floor = 1e-6
+    return np.where((out <= floor) & (truth <= floor), 1.0, out / np.maximum(truth, floor))
 
 
 def iou(predicted: np.ndarray, target: np.ndarray, threshold: int = 128) -> np.ndarray:
@@ -157,3 +242,20 @@ def iou(predicted: np.ndarray, target: np.ndarray, threshold: int = 128) -> np.n
     inter = (p & t).sum(axis=axes)
     union = (p | t).sum(axis=axes)
     return np.where(union == 0, 1.0, inter / np.maximum(union, 1))
+
+
+def class_iou(predicted: np.ndarray, target: np.ndarray, classes: int) -> np.ndarray:
+    """IoU of each class in each pair of label maps ([N, H, W(, 1)] class indices): [N, classes].
+
+    NaN where a class is in neither map (nothing to score); averages skip those.
+    """
+    _check_pair(predicted, target)
+    p = np.asarray(predicted).reshape(len(predicted), -1)
+    t = np.asarray(target).reshape(len(target), -1)
+    scores = np.full((len(p), classes), np.nan)
+    for c in range(classes):
+        pc, tc = p == c, t == c
+        union = (pc | tc).sum(axis=1)
+        inter = (pc & tc).sum(axis=1)
+        scores[:, c] = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+    return scores

@@ -1,0 +1,310 @@
+"""Finding (photo, garment mask, catalog garment) samples in the supported dataset layouts.
+
+Torch-free, so that ``evaluate`` runs on a runtime-only install; training builds its
+PyTorch datasets on these records. Four layouts, each a folder per split:
+
+- VITON-HD: ``image/00000_00.jpg``, ``cloth/00000_00.jpg`` (same name),
+  ``image-parse-v3/00000_00.png``; pairs in ``<split>_pairs.txt`` beside the split folder.
+- CP-VTON / VITON: ``image/000010_0.jpg``, ``cloth/000010_1.jpg``,
+  ``image-parse/000010_0.png``; pairs in ``<split>_pairs.txt`` beside the split folder.
+- Dress Code (a category folder such as ``upper_body/``): ``images/000000_0.jpg`` (the
+  person) and ``images/000000_1.jpg`` (the garment), ``label_maps/000000_4.png`` (its own
+  labels: 4 = upper clothes), ``pairs.txt`` (or ``<split>_pairs*.txt``) in the folder.
+- triplets (your own data): ``photo/``, ``mask/`` and ``garment/`` files sharing a stem,
+  any image format; the mask is white (255) on the garment.
+
+``DIR`` may be a split folder itself (all of it is the split) or a dataset root holding
+split folders (``train``, ``val`` / ``validation`` / ``test``). A root without a
+validation split gets a seeded one carved from train.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import InputError
+from ..runtime.contract import ModelContract
+from ..runtime.fitting import fit_to_model, letterbox
+from ..runtime.images import IMAGE_SUFFIXES, load_label_mask, load_mask, load_photo
+from ..runtime.jobs import DRESSCODE_LABELS, PARSE_FOLDERS, dataset_parse_folder, dresscode_folder, dresscode_label_map
+
+TRIPLET_FOLDERS = ("photo", "mask", "garment")
+VALIDATION_SPLITS = ("val", "validation", "test")
+SPLITS = ("train", "all", *VALIDATION_SPLITS)
+DRESSCODE_CATEGORIES = ("upper_body", "dresses", "lower_body")
+DEFAULT_VAL_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class Sample:
+    photo: Path
+    mask: Path  # a label map (mask_kind "parse" / "labels") or a mask image (mask_kind "file")
+    mask_kind: str
+    garment: Path | None  # the catalog image; None where a layout has none
+
+    @property
+    def name(self) -> str:
+        return self.photo.stem
+
+
+def _images(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        return {}
+    return {
+        Path(n).stem: folder / n
+        for n in sorted(os.listdir(folder))
+        if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES
+    }
+
+
+def layout_of(split_dir: Path) -> str | None:
+    """``viton-hd``, ``cp-vton``, ``dresscode``, ``triplets`` or None for a split folder."""
+    parse_dir = dataset_parse_folder(split_dir)
+    if parse_dir is not None:
+        return "viton-hd" if parse_dir.name == PARSE_FOLDERS[0] else "cp-vton"
+    if dresscode_folder(split_dir):
+        return "dresscode"
+    if all((split_dir / name).is_dir() for name in TRIPLET_FOLDERS):
+        return "triplets"
+    return None
+
+
+def _read_pairs(path: Path) -> dict[str, str]:
+    pairs = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) not in (2, 3):  # Dress Code's pairs files add the category
+            raise InputError(f"{path}:{number}: expected 'person.jpg garment.jpg', got {line!r}")
+        pairs[parts[0]] = parts[1]
+    return pairs
+
+
+def _pairs(split_dir: Path) -> dict[str, str] | None:
+    """person file name -> garment file name from the split's pairs file, if there is one."""
+    for candidate in (split_dir.parent / f"{split_dir.name}_pairs.txt", split_dir / "pairs.txt"):
+        if candidate.is_file():
+            return _read_pairs(candidate)
+    return None
+
+
+def _dresscode_samples(split_dir: Path) -> list[Sample]:
+    pairs = _pairs(split_dir) or {}
+    images = split_dir / "images"
+    samples = []
+    for stem, photo in _images(images).items():
+        if not stem.endswith("_0"):
+            continue
+        garment = images / pairs.get(photo.name, f"{stem[:-2]}_1{photo.suffix}")
+        samples.append(Sample(photo, dresscode_label_map(photo), "labels", garment if garment.is_file() else None))
+    return samples
+
+
+def split_samples(split_dir: Path) -> list[Sample]:
+    """Every sample of one split folder, sorted by photo name. A sample whose mask or catalog
+    file is missing is kept: loading it fails with the file's name (``load_sample``)."""
+    layout = layout_of(split_dir)
+    if layout is None:
+        raise InputError(
+            f"{split_dir} is not a dataset split: expected image/ + image-parse-v3/ (VITON-HD), "
+            f"image/ + image-parse/ (CP-VTON), images/ + {DRESSCODE_LABELS}/ (Dress Code) or "
+            "photo/ + mask/ + garment/ (triplets)"
+        )
+    if layout == "triplets":
+        photos, masks, garments = (_images(split_dir / name) for name in TRIPLET_FOLDERS)
+        return [
+            Sample(photos[stem], masks[stem], "file", garments.get(stem)) for stem in sorted(photos) if stem in masks
+        ]
+    if layout == "dresscode":
+        return _dresscode_samples(split_dir)
+    parse_dir = dataset_parse_folder(split_dir)
+    pairs = _pairs(split_dir)
+    samples = []
+    for stem, photo in _images(split_dir / "image").items():
+        if pairs is not None and photo.name in pairs:
+            garment_name = pairs[photo.name]
+        elif layout == "cp-vton" and stem.endswith("_0"):
+            garment_name = f"{stem[:-2]}_1{photo.suffix}"
+        else:
+            garment_name = photo.name
+        garment = split_dir / "cloth" / garment_name
+        samples.append(Sample(photo, parse_dir / f"{stem}.png", "parse", garment if garment.is_file() else None))
+    return samples
+
+
+def find_split(data_dir: Path, split: str) -> Path | None:
+    """The folder of ``split`` under ``data_dir`` (a Dress Code root: its upper_body folder)."""
+    names = VALIDATION_SPLITS if split in VALIDATION_SPLITS else (split,)
+    for name in names:
+        if layout_of(data_dir / name) is not None:
+            return data_dir / name
+    return None
+
+
+def _root_split(data_dir: Path) -> Path | None:
+    """``data_dir`` if it is a split folder itself, or the Dress Code category folder of a root."""
+    if layout_of(data_dir) is not None:
+        return data_dir
+    for category in DRESSCODE_CATEGORIES:
+        if layout_of(data_dir / category) == "dresscode":
+            return data_dir / category
+    return None
+
+
+def load_samples(
+    data_dir: Path,
+    split: str,
+    *,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    seed: int = 0,
+    require_garment: bool = True,
+) -> list[Sample]:
+    """The samples of ``split`` (``train``, ``val`` / ``validation`` / ``test``, or ``all``).
+
+    A root: ``val`` takes its val/, validation/ or test/ folder, ``train`` its train/,
+    ``all`` its train/. A data folder without a validation folder (a root with only train/,
+    or a split folder given directly) has a seeded ``val_fraction`` of its samples as its
+    validation split and the rest as its training split, so the two never overlap; ``all``
+    is every sample of it (what ``evaluate`` scores when given a split folder).
+    """
+    data_dir = Path(data_dir)
+    if split not in SPLITS:
+        raise InputError(f"unknown split {split!r}; use {', '.join(SPLITS)}")
+    train_dir = find_split(data_dir, "train") or _root_split(data_dir)
+    val_dir = find_split(data_dir, "val")
+    if split in VALIDATION_SPLITS and val_dir is not None:
+        samples = split_samples(val_dir)
+    elif train_dir is None:
+        folders = f" (it has {val_dir.name}/: use --split val)" if val_dir is not None else ""
+        raise InputError(
+            f"no {split} split in {data_dir}: give a split folder or a root with train/ (and val/ or test/){folders}"
+        )
+    else:
+        samples = split_samples(train_dir)
+        if split != "all" and val_dir is None:
+            order = np.random.default_rng(seed).permutation(len(samples))
+            n_val = max(1, round(len(samples) * val_fraction)) if len(samples) > 1 else 0
+            chosen = order[:n_val] if split in VALIDATION_SPLITS else order[n_val:]
+            samples = [samples[i] for i in sorted(chosen)]
+    if require_garment:
+        samples = [s for s in samples if s.garment is not None]
+    if not samples:
+        raise InputError(f"no usable {split} samples in {data_dir}")
+    return samples
+
+
+def default_split(data_dir: Path) -> str:
+    """What ``evaluate`` scores by default: a root's validation folder (``val``), or all of a
+    split folder given directly (``all``), never a seeded share of it."""
+    return "val" if find_split(Path(data_dir), "val") is not None else "all"
+
+
+def load_sample(sample: Sample) -> tuple[Image.Image, Image.Image, Image.Image | None]:
+    """(RGB photo, L garment mask, RGB catalog garment or None), decoded as the runtime does.
+
+    ``InputError`` naming the file and its role if one is missing or unreadable.
+    """
+    photo, _ = load_photo(sample.photo)
+    if not sample.mask.is_file():
+        raise InputError(f"the garment mask of {sample.photo.name} is missing: {sample.mask}")
+    mask = load_label_mask(sample.mask_kind, sample.mask) if sample.mask_kind != "file" else load_mask(sample.mask)
+    garment = None
+    if sample.garment is not None:
+        garment = load_photo(sample.garment, role="catalog image")[0]
+    return photo, mask, garment
+
+
+# A catalog pixel counts as background when every channel is within this of the background
+# colour (JPEG noise around a white background stays within ~8 levels).
+SILHOUETTE_TOLERANCE = 12
+
+
+def _runs_touching(seed: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Every ``free`` pixel in a row run of ``free`` pixels that holds a ``seed`` pixel."""
+    starts = free & ~np.pad(free, ((0, 0), (1, 0)))[:, :-1]
+    labels = np.cumsum(starts.ravel()).reshape(free.shape) * free
+    hit = np.zeros(int(labels.max()) + 1, bool)
+    hit[labels[seed & free]] = True
+    hit[0] = False
+    return hit[labels]
+
+
+def garment_silhouette(garment: np.ndarray, background=(255, 255, 255), tolerance: int = SILHOUETTE_TOLERANCE):
+    """The garment's silhouette in a catalog image (uint8 [H, W, 3]): bool [H, W].
+
+    Background is every near-background pixel connected to the image's border (through
+    row and column runs, repeated until nothing changes); everything else, white prints
+    and a white garment's inside included, is the garment. Training learns the generator's
+    alpha from it, and ``evaluate`` scores that alpha against it.
+    """
+    rgb = np.asarray(garment, dtype=np.int16)
+    free = np.all(np.abs(rgb - np.asarray(background, np.int16)) <= tolerance, axis=-1)
+    reached = np.zeros_like(free)
+    reached[0], reached[-1], reached[:, 0], reached[:, -1] = free[0], free[-1], free[:, 0], free[:, -1]
+    while True:
+        grown = _runs_touching(reached, free)
+        grown = _runs_touching(grown.T, free.T).T
+        if np.array_equal(grown, reached):
+            return ~reached
+        reached = grown
+
+
+def load_labels(sample: Sample) -> Image.Image | None:
+    """A VITON parse map's labels remapped to the parser's classes (mode L), or None where
+    the sample has no LIP parse map."""
+    from ..tasks import LIP_TO_CLASS
+
+    if sample.mask_kind != "parse":
+        return None
+    from ..runtime.images import open_image
+
+    with open_image(sample.mask, "parse map") as image:
+        if image.mode not in ("P", "L"):
+            return None  # a colour map: the LIP labels are not recoverable exactly
+        return Image.fromarray(LIP_TO_CLASS[np.asarray(image)], "L")
+
+
+def fit_sample(
+    photo: Image.Image,
+    mask: Image.Image,
+    garment: Image.Image | None,
+    contract: ModelContract,
+    output_size: tuple[int, int] | None = None,
+    labels: Image.Image | None = None,
+) -> dict[str, np.ndarray]:
+    """A sample's model input and target, uint8 NHWC-ready, exactly as serving fits them.
+
+    generator: ``image`` [H, W, 3] and ``mask`` [H, W, 1] fitted around the garment,
+    ``target`` the catalog garment letterboxed on the background colour and ``alpha``
+    [H, W, 1] its silhouette (255 = garment). A catalog-resolution model also gets
+    ``photo``, the same window of the photo at ``output_size`` (default: the model size),
+    and then the target and its silhouette are at that size too. segmenter: the whole
+    photo as ``image`` and its mask, letterboxed, as ``target`` [H, W, 1].
+    """
+    size, fit = contract.size, contract.fit
+    if contract.task == "generator":
+        if garment is None:
+            raise InputError("a generator sample needs its catalog garment image")
+        catalog = contract.catalog_resolution
+        out_size = (output_size or size) if catalog else size
+        fitted = fit_to_model(photo, mask, size, fit, output_size=out_size if catalog else None)
+        target, _ = letterbox(garment, out_size, contract.background_rgb)
+        alpha = garment_silhouette(target, contract.background_rgb).astype(np.uint8)[:, :, None] * 255
+        found = {"image": fitted.image, "mask": fitted.mask, "target": target, "alpha": alpha}
+        if fitted.photo is not None:
+            found["photo"] = fitted.photo
+        return found
+    image, _ = letterbox(photo, size, fit.pad_rgb)
+    target, _ = letterbox(mask, size, 0)
+    found = {"image": image, "target": target[:, :, None]}
+    if labels is not None:
+        found["labels"] = letterbox(
+            labels.resize(photo.size, Image.Resampling.NEAREST), size, 0, Image.Resampling.NEAREST
+        )[0][:, :, None]
+    return found

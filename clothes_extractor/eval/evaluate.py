@@ -1,0 +1,192 @@
+"""Scoring a served model on a dataset split, without PyTorch.
+
+Generator: SSIM, MS-SSIM, PSNR, GMSD and the sharpness ratio (RGB, data range 255) of the
+output against the catalog garment, at the model's resolution or, for a catalog-resolution
+model, at the catalog image's own (``resolution="native"``); with a silhouette output,
+its IoU against the catalog image's non-background region (``alpha_iou``). Segmenter: IoU
+of the predicted mask against the label map's. Means over every pair, per-pair scores, the
+pairs that could not be scored (with the reason), and a sheet of the first and the worst.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..errors import ClothesExtractorError
+from ..tasks import task_of
+from .datasets import Sample, fit_sample, load_labels, load_sample
+from .metrics import class_iou, image_metrics, iou
+from .sheets import contact_sheet, sheet_row
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MetricTotals:
+    """Running sums of per-sample metrics; ``means`` gives the averages. A NaN (a class in
+    neither label map) is left out of its metric's average."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    count: int = 0
+
+    def add(self, values: dict[str, np.ndarray]) -> None:
+        for name, batch in values.items():
+            batch = np.asarray(batch, dtype=np.float64)
+            self.sums[name] = self.sums.get(name, 0.0) + float(np.nansum(batch))
+            self.counts[name] = self.counts.get(name, 0) + int(np.count_nonzero(~np.isnan(batch)))
+        self.count += len(next(iter(values.values())))
+
+    def means(self) -> dict[str, float]:
+        return {name: total / max(self.counts[name], 1) for name, total in self.sums.items()}
+
+
+def score_batch(task: str, outputs: np.ndarray, references: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-sample metrics of one batch of uint8 outputs against ``references["target"]``.
+
+    A generator that also gave its silhouette (``references["output_alpha"]``) is scored
+    on it against the catalog image's (``references["alpha"]``): ``alpha_iou``.
+    """
+    if task != "generator":
+        values = {"iou": iou(outputs, references["target"])}
+        if "output_labels" in references and "labels" in references:
+            values.update(parser_scores(references["output_labels"], references["labels"]))
+        return values
+    values = image_metrics(outputs, references["target"])
+    if "output_alpha" in references and "alpha" in references:
+        values["alpha_iou"] = iou(references["output_alpha"], references["alpha"])
+    return values
+
+
+def parser_scores(predicted: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-class IoU of a parser's label maps (``iou_<class>``) and their mean over the classes
+    that matter (``parser_miou``), per sample."""
+    from ..tasks import PARSER_CLASSES, PARSER_SCORED
+
+    scores = class_iou(predicted, target, len(PARSER_CLASSES))
+    values = {f"iou_{name}": scores[:, i] for i, name in enumerate(PARSER_CLASSES)}
+    scored = scores[:, [PARSER_CLASSES.index(n) for n in PARSER_SCORED]]
+    present = ~np.isnan(scored)
+    totals = np.where(present, scored, 0.0).sum(axis=1)
+    values["parser_miou"] = np.where(present.any(axis=1), totals / np.maximum(present.sum(axis=1), 1), np.nan)
+    return values
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    task: str
+    samples: int
+    metrics: dict[str, float]
+    per_sample: list[dict[str, Any]]
+    failures: list[dict[str, str]]
+    sheet: Image.Image | None
+
+    def to_json(self) -> dict:
+        return {
+            "task": self.task,
+            "samples": self.samples,
+            "metrics": self.metrics,
+            "failed": len(self.failures),
+            "failures": self.failures,
+            "per_sample": self.per_sample,
+        }
+
+
+def evaluate_model(
+    model: Any,
+    samples: Sequence[Sample],
+    *,
+    batch_size: int = 8,
+    workers: int = 4,
+    sheet_rows: int = 0,
+    worst: int = 0,
+    resolution: str = "model",
+    progress: Callable[[int], None] | None = None,
+) -> Evaluation:
+    """Run ``model`` (a ``ModelSession``) over ``samples``; metrics, per-pair scores, failures.
+
+    A pair that cannot be loaded is listed in ``failures`` with its reason and the rest is
+    scored. ``sheet_rows``: the first N pairs on a contact sheet, then ``worst`` more rows of
+    the worst-scored pairs. ``resolution="native"``: a catalog-resolution generator answers
+    at each catalog image's own size and is scored there.
+    """
+    contract = model.contract
+    task = contract.task
+    native = resolution == "native" and contract.catalog_resolution
+    totals = MetricTotals()
+    per_sample: list[dict[str, Any]] = []
+    failures: list[dict[str, str]] = []
+    rows: list[list[np.ndarray]] = []
+    kept: list[tuple[float, list[np.ndarray]]] = []  # (badness, row) of the worst so far
+
+    def prepare(sample: Sample) -> dict[str, np.ndarray] | str:
+        try:
+            photo, mask, garment = load_sample(sample)
+            size = (garment.height, garment.width) if native and garment is not None else None
+            labels = load_labels(sample) if contract.labels else None
+            return fit_sample(photo, mask, garment, contract, output_size=size, labels=labels)
+        except ClothesExtractorError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(workers) as pool:
+        for start in range(0, len(samples), batch_size):
+            chunk = samples[start : start + batch_size]
+            good = []
+            for sample, item in zip(chunk, pool.map(prepare, chunk), strict=True):
+                if isinstance(item, str):
+                    failures.append({"sample": str(sample.photo), "error": item})
+                    log.warning("%s: %s", sample.photo, item)
+                else:
+                    good.append((sample, item))
+            for group in _by_shape(good):
+                scores = _score_group(model, group)
+                totals.add(scores)
+                for i, (sample, item) in enumerate(group):
+                    values = {name: float(v[i]) for name, v in scores.items()}
+                    per_sample.append({"sample": sample.name, **values})
+                    row = sheet_row(task, item, item["output"])
+                    if len(rows) < sheet_rows:
+                        rows.append(row)
+                    elif worst:
+                        metric, higher_is_worse = task_of(task).worst_by
+                        badness = values[metric] if higher_is_worse else -values[metric]
+                        kept.append((badness, row))
+                        kept.sort(key=lambda k: -k[0])
+                        del kept[worst:]
+            if progress is not None:
+                progress(len(chunk))
+    rows += [row for _, row in kept]
+    return Evaluation(task, totals.count, totals.means(), per_sample, failures, contact_sheet(rows) if rows else None)
+
+
+def _by_shape(items: list[tuple[Sample, dict[str, np.ndarray]]]) -> list[list[tuple[Sample, dict[str, np.ndarray]]]]:
+    """Pairs grouped so that each group can run as one batch (same input and target shapes)."""
+    groups: dict[tuple, list] = {}
+    for sample, item in items:
+        key = tuple(sorted((name, array.shape) for name, array in item.items()))
+        groups.setdefault(key, []).append((sample, item))
+    return list(groups.values())
+
+
+def _score_group(model: Any, group: list[tuple[Sample, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+    """Run one batch and score it; each item gets its ``output`` for the sheet."""
+    contract = model.contract
+    items = [item for _, item in group]
+    feeds = {spec.name: np.stack([item[spec.name] for item in items]) for spec in contract.inputs}
+    outputs = model.run(**feeds)
+    main = outputs[contract.outputs[0].name]
+    references = {
+        name: np.stack([item[name] for item in items]) for name in ("target", "alpha", "labels") if name in items[0]
+    }
+    for name in ("alpha", "labels"):
+        if name in outputs:
+            references[f"output_{name}"] = outputs[name]
+    for item, output in zip(items, main, strict=True):
+        item["output"] = output
+    return score_batch(contract.task, main, references)

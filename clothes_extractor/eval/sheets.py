@@ -1,0 +1,60 @@
+"""Contact sheets: rows of equally sized tiles, for validation, evaluation and ``extract``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..runtime.fitting import letterbox
+from ..runtime.images import load_mask, load_photo
+
+
+def _rgb(tile: np.ndarray) -> np.ndarray:
+    return np.repeat(tile, 3, axis=-1) if tile.ndim == 3 and tile.shape[-1] == 1 else tile
+
+
+def contact_sheet(
+    rows: Sequence[Sequence[np.ndarray]], gap: int = 4, tile: tuple[int, int] | None = None
+) -> Image.Image:
+    """Tile rows of uint8 [H, W, 3] (or [H, W, 1]) images on a grey background; every tile is
+    resized to ``tile`` (h, w; default: the first tile's size)."""
+    if not rows:
+        raise ValueError("a contact sheet needs at least one row")
+    h, w = tile or rows[0][0].shape[:2]
+    cols = max(len(r) for r in rows)
+    sheet = np.full((len(rows) * (h + gap) + gap, cols * (w + gap) + gap, 3), 128, np.uint8)
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            image = _rgb(np.asarray(image))
+            if image.shape[:2] != (h, w):
+                image = np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
+            y, x = gap + r * (h + gap), gap + c * (w + gap)
+            sheet[y : y + h, x : x + w] = image
+    return Image.fromarray(sheet)
+
+
+def sheet_row(task: str, inputs: dict[str, np.ndarray], output: np.ndarray) -> list[np.ndarray]:
+    """One row: generator input | mask | output | target; segmenter photo | output | target."""
+    if task == "generator":
+        return [inputs["image"], inputs["mask"], output, inputs["target"]]
+    return [inputs["image"], output, inputs["target"]]
+
+
+def extraction_sheet(results: Sequence, size: tuple[int, int]) -> Image.Image:
+    """Rows of photo | mask used (if saved) | garment for finished ``extract`` results."""
+    rows = []
+    for result in results:
+        photo, _ = load_photo(Path(result.input))
+        row = [letterbox(photo, size, (255, 255, 255))[0]]
+        if result.saved_mask:
+            mask = load_mask(Path(result.saved_mask)).resize(photo.size)
+            row.append(letterbox(mask, size, 0)[0][:, :, None])
+        with Image.open(result.output) as garment:
+            shown = garment.convert("RGBA")
+            white = Image.new("RGBA", shown.size, (255, 255, 255, 255))
+            row.append(np.asarray(Image.alpha_composite(white, shown).convert("RGB").resize((size[1], size[0]))))
+        rows.append(row)
+    return contact_sheet(rows)

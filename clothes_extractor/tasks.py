@@ -1,0 +1,102 @@
+"""What each model task is: one description that networks, export, evaluate, training and
+the bundled models all ask.
+
+The serving side of a task (the uint8 tensors its graph takes and gives, how photos are
+fitted to it) is the runtime's protocol, ``runtime.contract``; the runtime may import
+nothing outside itself, so it keeps that part and this module refers to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .runtime.contract import TASK_FIT, TASK_INPUTS, TASK_OUTPUTS, TensorSpec
+
+# The human parser's classes (a segmenter trained with ``--parser``): what the try-on stage
+# needs from a person photo, merged from the LIP labels of VITON's parse maps so that a
+# horizontal flip keeps every label (left and right arms are one class).
+PARSER_CLASSES = ("background", "hair", "face", "upper", "other-upper", "lower", "arms", "legs")
+UPPER_CLASS = PARSER_CLASSES.index("upper")
+# Classes whose IoU the parser is judged by (its "labels that matter").
+PARSER_SCORED = ("hair", "face", "upper", "lower", "arms")
+_LIP = {
+    1: "hair",  # hat
+    2: "hair",
+    3: "other-upper",  # glove
+    4: "face",  # sunglasses
+    5: "upper",
+    6: "other-upper",  # dress
+    7: "other-upper",  # coat
+    8: "legs",  # socks
+    9: "lower",  # pants
+    10: "other-upper",  # jumpsuit
+    11: "other-upper",  # scarf
+    12: "lower",  # skirt
+    13: "face",
+    14: "arms",
+    15: "arms",
+    16: "legs",
+    17: "legs",
+    18: "legs",  # shoes
+    19: "legs",
+}
+LIP_TO_CLASS = np.zeros(256, np.uint8)  # any label outside LIP's twenty is background
+for _label, _name in _LIP.items():
+    LIP_TO_CLASS[_label] = PARSER_CLASSES.index(_name)
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    in_channels: int  # of the network (the generator sees the masked photo and the mask)
+    out_channels: int
+    activation: str  # "tanh" (an image in [-1, 1]) or "logits" (a mask, sigmoid in the served graph)
+    description: str  # the exported model's doc string
+    main_metric: str  # training keeps the best checkpoint by it (higher is better)
+    worst_by: tuple[str, bool]  # (metric, higher is worse): evaluate's worst pairs
+    needs_garment: bool  # its samples need the catalog garment image
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return TASK_INPUTS[self.name]
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return TASK_OUTPUTS[self.name]
+
+    @property
+    def fit(self) -> str:
+        return TASK_FIT[self.name]
+
+
+TASKS = {
+    "generator": Task(
+        "generator",
+        4,
+        3,
+        "tanh",
+        "clothes-extractor garment generator: photo + garment mask -> catalog garment",
+        "ssim",
+        ("gmsd", True),
+        True,
+    ),
+    "segmenter": Task(
+        "segmenter",
+        3,
+        1,
+        "logits",
+        "clothes-extractor garment segmenter: photo -> garment mask",
+        "iou",
+        ("iou", False),
+        False,
+    ),
+}
+
+
+def task_of(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}") from None
