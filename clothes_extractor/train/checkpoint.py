@@ -1,8 +1,9 @@
 """Checkpoints: the network, its full config, and (for training runs) everything to resume.
 
 A checkpoint is a dict saved with ``torch.save`` and loaded with ``weights_only=True``:
-data, never code. Keys: ``format``, ``version``, ``task``, ``config`` (the network's
-``UNetConfig``), ``model`` (state dict) and, from training, ``train_config``,
+data, never code. Keys: ``format``, ``version``, ``task``, ``arch`` (``unet`` where
+absent: checkpoints from before the warping generator), ``config`` (the network's
+settings), ``model`` (state dict) and, from training, ``train_config``,
 ``discriminator``, ``optimizers``, ``scaler``, ``step``, ``epoch``, ``best_metric``,
 ``rng`` and ``summary``.
 """
@@ -14,32 +15,29 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..errors import CheckpointError
-from .networks import UNet, UNetConfig
+from ..runtime.files import write_atomic
+from .architectures import architecture_of, build
 
 CHECKPOINT_FORMAT = "clothes-extractor-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-def save_checkpoint(path: str | Path, model: UNet, **extra: Any) -> None:
+def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> None:
     """Save ``model`` with its config, atomically; ``extra`` rides along."""
     path = Path(path)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "task": model.config.task,
+        "arch": architecture_of(model),
         "config": dataclasses.asdict(model.config),
         "model": model.state_dict(),
         **extra,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.partial")
-    try:
-        torch.save(payload, temp)
-        temp.replace(path)
-    finally:
-        temp.unlink(missing_ok=True)
+    write_atomic(path, lambda handle: torch.save(payload, handle))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -58,13 +56,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
-def load_model(path: str | Path, task: str | None = None) -> tuple[UNet, dict[str, Any]]:
+def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """The network of a checkpoint, in eval mode, and the whole checkpoint dictionary."""
     payload = load_checkpoint(path)
     if task is not None and payload.get("task") != task:
         raise CheckpointError(f"{path} holds a {payload.get('task')!r} model, not a {task}")
     try:
-        model = UNet(UNetConfig.from_dict(payload["config"]))
+        model = build(payload.get("arch", "unet"), payload["config"])
         model.load_state_dict(payload["model"])
     except (KeyError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: the checkpoint does not build its network ({exc})") from None

@@ -11,63 +11,16 @@ batches whatever the number of loader workers, and a resumed run continues exact
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image, ImageEnhance
+from PIL import Image
 
+from ..errors import InputError
+from ..eval.datasets import Sample, fit_sample, load_labels, load_sample
 from ..runtime.contract import ModelContract
-from ..runtime.datasets import Sample, fit_sample, load_sample
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """Random changes applied to the photo and its mask together (and the garment where it matters)."""
-
-    flip: float = 0.5  # probability of a horizontal flip (photo, mask and catalog garment)
-    rotate_degrees: float = 5.0  # +- rotation of photo and mask
-    scale: float = 0.08  # +- relative zoom of photo and mask
-    jitter: float = 0.1  # +- brightness / contrast / saturation, photo and garment alike
-
-
-def augment(
-    photo: Image.Image,
-    mask: Image.Image,
-    garment: Image.Image | None,
-    rng: np.random.Generator,
-    settings: Augmentation,
-    fill_rgb: tuple[int, int, int] = (255, 255, 255),
-) -> tuple[Image.Image, Image.Image, Image.Image | None]:
-    """Augment one sample; photo and mask always move together."""
-    if rng.random() < settings.flip:
-        photo, mask = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT), mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        if garment is not None:
-            garment = garment.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    angle = math.radians(rng.uniform(-settings.rotate_degrees, settings.rotate_degrees))
-    zoom = rng.uniform(1 - settings.scale, 1 + settings.scale)
-    if angle or zoom != 1:
-        # Inverse affine map (output -> input pixel) of a rotation + zoom about the centre.
-        # The mask's own centre is used for the mask, so masks of another resolution stay aligned.
-        def warp(image: Image.Image, fill, resample) -> Image.Image:
-            cx, cy = image.width / 2, image.height / 2
-            cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
-            matrix = (cos, sin, cx - cos * cx - sin * cy, -sin, cos, cy + sin * cx - cos * cy)
-            return image.transform(image.size, Image.Transform.AFFINE, matrix, resample=resample, fillcolor=fill)
-
-        photo = warp(photo, fill_rgb, Image.Resampling.BILINEAR)
-        mask = warp(mask, 0, Image.Resampling.BILINEAR)
-    if settings.jitter:
-        factors = rng.uniform(1 - settings.jitter, 1 + settings.jitter, 3)
-        enhancers = (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color)
-        for enhancer, factor in zip(enhancers, factors, strict=True):
-            photo = enhancer(photo).enhance(factor)
-            if garment is not None:
-                garment = enhancer(garment).enhance(factor)
-    return photo, mask, garment
+from .augment import Augmentation, augment, augment_batch, degrade, framing_draws, resolution_for
 
 
 class GarmentDataset(torch.utils.data.Dataset):
@@ -94,11 +47,26 @@ class GarmentDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, key: tuple[int, int] | int) -> dict[str, torch.Tensor]:
         epoch, index = key if isinstance(key, tuple) else (0, key)
-        photo, mask, garment = load_sample(self.samples[index])
+        sample = self.samples[index]
+        photo, mask, garment = load_sample(sample)
+        labels = None
+        if self.contract.labels:
+            labels = load_labels(sample)
+            if labels is None:
+                raise InputError(f"{sample.photo}: a parser trains on LIP parse maps (VITON's); this sample has none")
+            labels = labels.resize(photo.size, Image.Resampling.NEAREST)
+        keep = None
         if self.augmentation is not None:
             rng = np.random.default_rng([self.seed, epoch, index])
-            photo, mask, garment = augment(photo, mask, garment, rng, self.augmentation, self.contract.fit.pad_rgb)
-        arrays = fit_sample(photo, mask, garment, self.contract)
+            segmenter = self.contract.task == "segmenter"
+            photo, mask, garment, labels = augment(
+                photo, mask, garment, rng, self.augmentation, self.contract.fit.pad_rgb, segmenter, labels
+            )
+            keep = None if segmenter else resolution_for(framing_draws(rng, 1, self.augmentation)[0], self.augmentation)
+        arrays = fit_sample(photo, mask, garment, self.contract, labels=labels)
+        arrays.pop("photo", None)  # training feeds the model-size photo itself (it is ``image``)
+        if keep is not None and keep[0] < 1.0:
+            arrays["image"] = degrade(torch.from_numpy(arrays["image"].copy())[None], keep)[0].numpy()
         return {name: torch.from_numpy(np.require(a, requirements=["C", "W"])) for name, a in arrays.items()}
 
 
@@ -147,86 +115,6 @@ def preload(
         for name, tensor in batch.items():
             parts.setdefault(name, []).append(tensor.to(device))
     return {name: torch.cat(tensors) for name, tensors in parts.items()}
-
-
-def _gray(rgb: torch.Tensor) -> torch.Tensor:
-    """Pillow's RGB -> L conversion (ITU-R 601-2 luma) of float [N, 3, H, W]: [N, 1, H, W]."""
-    return (rgb[:, 0:1] * 299 + rgb[:, 1:2] * 587 + rgb[:, 2:3] * 114) / 1000
-
-
-def _jitter(rgb: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
-    """Pillow's Brightness, Contrast and Color enhancers in turn, each back to uint8 levels.
-
-    ``rgb``: float [N, 3, H, W] in 0..255; ``factors``: [N, 3]. Each enhancer is a blend
-    with a degenerate image, which Pillow truncates to uint8.
-    """
-    f = factors[:, :, None, None, None]
-
-    def blend(degenerate: torch.Tensor, image: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-        return (degenerate + factor * (image - degenerate)).clamp(0, 255).floor()
-
-    out = blend(torch.zeros_like(rgb), rgb, f[:, 0])  # brightness: with black
-    mean = _gray(out).round().mean(dim=(1, 2, 3), keepdim=True).add(0.5).floor()  # contrast: with the mean gray
-    out = blend(mean, out, f[:, 1])
-    return blend(_gray(out).round(), out, f[:, 2])  # color: with the image's own gray version
-
-
-def augment_batch(
-    batch: dict[str, torch.Tensor],
-    rng: np.random.Generator,
-    settings: Augmentation,
-    fill_rgb: tuple[int, int, int] = (255, 255, 255),
-) -> dict[str, torch.Tensor]:
-    """``augment`` for a batch of fitted uint8 NHWC tensors, on their device.
-
-    The same changes with the same ranges as the per-photo augmentation of the loader
-    path, applied to the fitted model input instead of the full photo: a flip of photo,
-    mask and catalog image; a rotation and zoom of photo and mask about the input's
-    centre, uncovered pixels filled with the background colour (photo) or 0 (mask);
-    brightness/contrast/saturation jitter of photo and catalog image alike.
-    """
-    image, mask = batch["image"], batch.get("mask")
-    n, height, width = image.shape[:3]
-    device = image.device
-    flip = torch.from_numpy(rng.random(n) < settings.flip).to(device)
-    angle = np.radians(rng.uniform(-settings.rotate_degrees, settings.rotate_degrees, n))
-    zoom = rng.uniform(1 - settings.scale, 1 + settings.scale, n)
-    factors = rng.uniform(1 - settings.jitter, 1 + settings.jitter, (n, 3)) if settings.jitter else None
-
-    def nchw(t: torch.Tensor) -> torch.Tensor:
-        t = t.permute(0, 3, 1, 2).float()
-        return torch.where(flip[:, None, None, None], t.flip(-1), t)
-
-    photo = nchw(image)
-    # Inverse map (output -> input) of rotation + zoom about the centre, in the normalised
-    # coordinates of affine_grid; the aspect ratio enters because x and y scale differently.
-    cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
-    theta = np.zeros((n, 2, 3), dtype=np.float32)
-    theta[:, 0, 0], theta[:, 0, 1] = cos, sin * height / width
-    theta[:, 1, 0], theta[:, 1, 1] = -sin * width / height, cos
-    grid = F.affine_grid(torch.from_numpy(theta).to(device), [n, 1, height, width], align_corners=False)
-    planes = [photo, torch.ones_like(photo[:, :1])]
-    if mask is not None:
-        planes.append(nchw(mask))
-    warped = F.grid_sample(torch.cat(planes, 1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    coverage = warped[:, 3:4]
-    fill = torch.tensor(fill_rgb, dtype=photo.dtype, device=device)[None, :, None, None]
-    photo = warped[:, :3] + (1 - coverage) * fill
-    out = dict(batch)
-    if mask is not None:
-        out["mask"] = warped[:, 4:5].round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-    target = nchw(batch["target"]) if "target" in batch else None
-    if target is not None and "mask" not in batch:
-        # Segmenter: the target is the mask and moves with the photo.
-        target = F.grid_sample(target, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    elif factors is not None and target is not None:
-        target = _jitter(target, torch.from_numpy(factors).float().to(device))
-    if factors is not None:
-        photo = _jitter(photo.round().clamp(0, 255), torch.from_numpy(factors).float().to(device))
-    out["image"] = photo.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-    if target is not None:
-        out["target"] = target.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-    return out
 
 
 class DeviceLoader:

@@ -1,4 +1,5 @@
-"""Losses: the GAN objectives of pix2pix, a differentiable SSIM, and Dice for the segmenter."""
+"""Losses that need no pretrained network: pix2pix's GAN objectives with discriminator
+feature matching, SSIM, Dice, and the warping generator's flow and composition terms."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .metrics import ssim_and_cs, ssim_dtype
+from .flow import identity_grid, warp
 
 GAN_MODES = ("lsgan", "vanilla")
 
@@ -27,24 +28,81 @@ class GANLoss(nn.Module):
         return F.binary_cross_entropy_with_logits(prediction, target)
 
 
+def feature_matching(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torch.Tensor:
+    """Mean L1 between the discriminator's intermediate features of fake and real images
+    (pix2pixHD): the generator matches the statistics the discriminator looks at."""
+    return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake, real, strict=True)) / len(fake)
+
+
 def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean SSIM of NCHW batches in [-1, 1]: the validation metric's own computation
-    (``train.metrics.ssim_and_cs``), so the loss and the metric cannot drift apart.
+    """Mean SSIM of NCHW batches in [-1, 1], as ``pytorch_msssim`` computes it (the oracle
+    that ``eval.metrics`` is tested against, so loss and metric agree).
 
     SSIM's luminance term is not shift-invariant, so the images are mapped to [0, 1] first,
     as uint8 / 255 is. The variances are differences of nearly equal blurred terms: under
-    autocast (fp16 convolutions) they drown in rounding error, so autocast is off here and
-    the precision is the metric's (float64 on a GPU).
+    autocast (fp16 convolutions) or TF32 they drown in rounding error, so autocast is off
+    here and a GPU computes in float64.
     """
-    dtype = ssim_dtype(x)
+    from pytorch_msssim import ssim as msssim_ssim
+
+    dtype = torch.float64 if x.is_cuda else torch.float32
     with torch.autocast(x.device.type, enabled=False):
-        s, _ = ssim_and_cs((x.to(dtype) + 1) / 2, (y.to(dtype) + 1) / 2, data_range=1.0)
-        return s.mean().float()
+        value = msssim_ssim((x.to(dtype) + 1) / 2, (y.to(dtype) + 1) / 2, data_range=1.0, size_average=True)
+        return value.float()
+
+
+def soft_dice(probability: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 - soft Dice of a probability map against a [0, 1] target, per image, averaged.
+    An image with no garment scores 0 only where the prediction is empty too."""
+    probability, target = probability.flatten(1), target.flatten(1)
+    overlap = (probability * target).sum(1)
+    return (1 - (2 * overlap + eps) / (probability.sum(1) + target.sum(1) + eps)).mean()
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """1 - soft Dice of sigmoid(logits) against a [0, 1] target, per image, averaged."""
-    probability = torch.sigmoid(logits).flatten(1)
-    target = target.flatten(1)
-    overlap = (probability * target).sum(1)
-    return (1 - (2 * overlap + eps) / (probability.sum(1) + target.sum(1) + eps)).mean()
+    """``soft_dice`` of sigmoid(logits)."""
+    return soft_dice(torch.sigmoid(logits), target, eps)
+
+
+def grid_offsets_px(grid: torch.Tensor) -> torch.Tensor:
+    """A sampling grid [N, 2, H, W] (x, y in [-1, 1]) as offsets from the identity, in pixels."""
+    n, _, h, w = grid.shape
+    scale = torch.tensor([w / 2.0, h / 2.0], device=grid.device, dtype=grid.dtype).view(1, 2, 1, 1)
+    return (grid - identity_grid(n, h, w, grid)) * scale
+
+
+def flow_smoothness(grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(total variation, second-order variation) of a grid's offsets, in pixels per pixel.
+
+    TV keeps neighbouring pixels sampling neighbouring places; the second-order term lets
+    the grid scale and shear freely (an affine offset has none) but not crumple.
+    """
+    offsets = grid_offsets_px(grid)
+    dx = offsets[..., :, 1:] - offsets[..., :, :-1]
+    dy = offsets[..., 1:, :] - offsets[..., :-1, :]
+    tv = dx.abs().mean() + dy.abs().mean()
+    second = (dx[..., :, 1:] - dx[..., :, :-1]).abs().mean() + (dy[..., 1:, :] - dy[..., :-1, :]).abs().mean()
+    return tv, second
+
+
+def masked_l1(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean |x - y| where ``weight`` [N, 1, H, W] is on (0 if it is off everywhere)."""
+    return ((x - y).abs() * weight).sum() / (weight.sum() * x.shape[1]).clamp(min=1.0)
+
+
+def pyramid_warp_loss(grids: list[torch.Tensor], source: torch.Tensor, target: torch.Tensor, alpha: torch.Tensor):
+    """Mean over the grids (coarse to fine) of the L1 between the source sampled by the grid
+    and the target, inside the target's silhouette, at each grid's own resolution.
+
+    Source, target and silhouette are area-averaged to each level first, so a coarse grid
+    gets a gradient from the garment's large shapes long before the fine texture lines up.
+    """
+    total = source.new_zeros(())
+    for grid in grids:
+        size = tuple(grid.shape[-2:])
+        if size == tuple(source.shape[-2:]):
+            s, t, a = source, target, alpha
+        else:
+            s, t, a = (F.adaptive_avg_pool2d(x, size) for x in (source, target, alpha))
+        total = total + masked_l1(warp(s, grid), t, a)
+    return total / len(grids)

@@ -19,7 +19,8 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from ..settings import unknown_key
+from ..runtime.settings import unknown_key
+from ..tasks import TASKS, UPPER_CLASS, task_of
 
 NORM_LAYERS: dict[str, Callable[[int], nn.Module]] = {
     "batch": lambda channels: nn.BatchNorm2d(channels),
@@ -27,11 +28,6 @@ NORM_LAYERS: dict[str, Callable[[int], nn.Module]] = {
     "none": lambda channels: nn.Identity(),
 }
 ATTENTION = ("none", "scse")
-# task -> (input channels, output channels, output activation)
-TASKS: dict[str, tuple[int, int, str]] = {
-    "generator": (4, 3, "tanh"),
-    "segmenter": (3, 1, "logits"),
-}
 
 
 @dataclass(frozen=True)
@@ -46,6 +42,7 @@ class UNetConfig:
     norm: str = "batch"
     dropout: bool = True
     attention: str = "none"
+    classes: int = 0  # segmenter: 0 = one garment logit; N = a human parser's N class logits
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -58,6 +55,8 @@ class UNetConfig:
             raise ValueError(f"depth must be >= 2, got {self.depth}")
         if self.ngf < 1:
             raise ValueError(f"ngf must be >= 1, got {self.ngf}")
+        if self.classes and (self.task != "segmenter" or self.classes < 2):
+            raise ValueError(f"classes: a segmenter's parser classes (>= 2), got {self.classes} for a {self.task}")
         step = 2**self.depth
         if self.height % step or self.width % step:
             raise ValueError(
@@ -179,7 +178,10 @@ class UNet(nn.Module):
     def __init__(self, config: UNetConfig):
         super().__init__()
         self.config = config
-        self.in_channels, self.out_channels, final = TASKS[config.task]
+        described = task_of(config.task)
+        self.in_channels, self.out_channels, final = described.in_channels, described.out_channels, described.activation
+        if config.classes:
+            self.out_channels = config.classes
         attention = config.attention == "scse"
         # Channels after each down-sampling: the level-L block maps widths[L-1] <-> widths[L].
         widths = [config.ngf * min(2**level, 8) for level in range(config.depth)]
@@ -238,6 +240,16 @@ class PatchDiscriminator(nn.Module):
     def forward(self, condition: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         return self.model(torch.cat([condition, image], 1))
 
+    def features(self, condition: torch.Tensor, image: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """(the activations after each LeakyReLU, the logits): feature matching compares the first."""
+        x = torch.cat([condition, image], 1)
+        found = []
+        for layer in self.model:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                found.append(x)
+        return found, x
+
 
 def init_weights(module: nn.Module, gain: float = 0.02) -> None:
     """pix2pix's 'normal' init: N(0, 0.02) convolutions, N(1, 0.02) BatchNorm scales."""
@@ -267,19 +279,23 @@ class ServedGenerator(nn.Module):
 
 
 class ServedSegmenter(nn.Module):
-    """uint8 image [N,H,W,3] -> uint8 garment mask [N,H,W,1] (sigmoid x 255), all in-graph."""
+    """uint8 image [N,H,W,3] -> uint8 garment mask [N,H,W,1] (probability x 255), all in-graph.
+
+    A parser (``classes``) also gives ``labels`` [N,H,W,1], the class of each pixel; its
+    garment mask is the softmax probability of the upper-clothes class.
+    """
 
     def __init__(self, segmenter: nn.Module, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.segmenter, self.dtype = segmenter, dtype
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return weight_to_uint8(torch.sigmoid(self.segmenter(photo_to_unit(image, self.dtype))))
+    def forward(self, image: torch.Tensor):
+        logits = self.segmenter(photo_to_unit(image, self.dtype))
+        if not self.segmenter.config.classes:
+            return weight_to_uint8(torch.sigmoid(logits))
+        probability = torch.softmax(logits.float(), dim=1)
+        labels = logits.argmax(dim=1, keepdim=True).to(torch.uint8).permute(0, 2, 3, 1)
+        return weight_to_uint8(probability[:, UPPER_CLASS : UPPER_CLASS + 1]), labels
 
 
 SERVED = {"generator": ServedGenerator, "segmenter": ServedSegmenter}
-
-
-def served(model: UNet, dtype: torch.dtype = torch.float32) -> nn.Module:
-    """``model`` wrapped with the uint8 NHWC pre/post-processing of its task, in eval mode."""
-    return SERVED[model.config.task](model, dtype).eval()

@@ -1,0 +1,43 @@
+"""Which networks exist: one table from an architecture's name to its config and module.
+
+``unet``: the pix2pix U-Net (generator or segmenter, ``networks``). ``flow``: the warping
+generator (``flow``). Checkpoints store the name beside the config, so every tool that
+builds a network from a checkpoint goes through ``build``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from .flow import FlowConfig, FlowGenerator, ServedFlowGenerator
+from .networks import SERVED, UNet, UNetConfig
+
+ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {
+    "unet": (UNetConfig, UNet),
+    "flow": (FlowConfig, FlowGenerator),
+}
+
+
+def architecture_of(model: nn.Module) -> str:
+    for name, (_, cls) in ARCHITECTURES.items():
+        if isinstance(model, cls):
+            return name
+    raise TypeError(f"{type(model).__name__} is not one of the networks ({', '.join(ARCHITECTURES)})")
+
+
+def build(arch: str, config: Mapping[str, Any]) -> nn.Module:
+    """The network ``arch`` with the settings ``config`` (checked: unknown keys are refused)."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; this version has {', '.join(ARCHITECTURES)}")
+    config_cls, cls = ARCHITECTURES[arch]
+    return cls(config_cls.from_dict(config))
+
+
+def served(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """``model`` wrapped with the uint8 NHWC pre/post-processing of its task, in eval mode."""
+    if isinstance(model, FlowGenerator):
+        return ServedFlowGenerator(model, dtype).eval()
+    return SERVED[model.config.task](model, dtype).eval()

@@ -1,0 +1,284 @@
+"""Train-time augmentation: the same random changes on photos (Pillow, per sample) and on
+batches of fitted inputs on the training device (PyTorch), from the same ranges.
+
+Photo, mask, label map and catalog garment always move together; the catalog garment
+takes the photo's colour changes inside its silhouette only (its background stays white).
+Framing changes teach the models photos of any framing: the segmenter sees whole photos
+zoomed out and shifted, the generator fitted inputs resampled from fewer pixels. A
+segmenter batch can also take garment-free photos (negatives), so that "no garment" is an
+answer it knows. Randomness comes only from the generator passed in, so a run is
+reproducible and resumable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageEnhance
+
+from ..eval.datasets import garment_silhouette
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random changes applied to the photo and its mask together (and the garment where it matters).
+
+    Framing (catalog photos come in every framing, from close-up to full-body studio
+    shots): ``zoom_out`` shrinks the whole photo to as little as that fraction of the frame
+    (padded with the background colour, shifted anywhere inside) with probability
+    ``framing``, for the segmenter, which sees the whole photo; ``degrade`` resamples the
+    generator's fitted input from as few as that fraction of its pixels with probability
+    ``framing``, as a garment that fills a fifth of a full-body photo arrives.
+    """
+
+    flip: float = 0.5  # probability of a horizontal flip (photo, mask and catalog garment)
+    rotate_degrees: float = 5.0  # +- rotation of photo and mask
+    scale: float = 0.08  # +- relative zoom of photo and mask
+    jitter: float = (
+        0.1  # +- brightness / contrast / saturation, photo and garment alike (the garment, not its background)
+    )
+    framing: float = 0.0  # probability of a framing change (zoom_out for the segmenter, degrade for the generator)
+    zoom_out: float = 0.35  # smallest scale of a zoomed-out photo
+    degrade: float = 0.4  # smallest share of the fitted input's resolution kept
+    negatives: float = 0.0  # segmenter: share of samples replaced by photos with no garment at all
+
+
+def framing_draws(rng: np.random.Generator, n: int, settings: Augmentation) -> tuple[np.ndarray, np.ndarray]:
+    """(amount 0..1, [n, 2] shift -1..1 as a share of the room a zoomed-out photo leaves) per
+    sample; 0 where no framing change is drawn. Drawn after the other augmentations, so runs
+    without framing changes see the random streams they always saw."""
+    changed = rng.random(n) < settings.framing
+    amount = np.where(changed, rng.uniform(0.0, 1.0, n), 0.0)
+    shift = np.where(changed[:, None], rng.uniform(-1, 1, (n, 2)), 0.0)
+    return amount, shift
+
+
+def zoom_for(amount: np.ndarray, settings: Augmentation) -> np.ndarray:
+    """The segmenter's zoom-out factor for a framing ``amount``."""
+    return 1.0 - amount * (1.0 - settings.zoom_out)
+
+
+def resolution_for(amount: np.ndarray, settings: Augmentation) -> np.ndarray:
+    """The share of the generator input's resolution kept for a framing ``amount``."""
+    return 1.0 - amount * (1.0 - settings.degrade)
+
+
+def degrade(images: torch.Tensor, keep: np.ndarray) -> torch.Tensor:
+    """Each uint8 NHWC image resampled through ``keep`` (<= 1) of its resolution and back."""
+    out = images.clone()
+    h, w = images.shape[1:3]
+    for i in np.flatnonzero(keep < 0.999):
+        small = (max(2, round(h * keep[i])), max(2, round(w * keep[i])))
+        x = images[i : i + 1].permute(0, 3, 1, 2).float()
+        x = F.interpolate(x, size=small, mode="bilinear", antialias=True, align_corners=False)
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        out[i] = x.round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0)
+    return out
+
+
+def augment(
+    photo: Image.Image,
+    mask: Image.Image,
+    garment: Image.Image | None,
+    rng: np.random.Generator,
+    settings: Augmentation,
+    fill_rgb: tuple[int, int, int] = (255, 255, 255),
+    zoom_out: bool = False,
+    labels: Image.Image | None = None,
+) -> tuple[Image.Image, Image.Image, Image.Image | None, Image.Image | None]:
+    """Augment one sample; photo, mask and ``labels`` (a parser's class map, moved with
+    nearest neighbours) always move together. ``zoom_out``: framing changes of the whole
+    photo (the segmenter's input)."""
+    flip = Image.Transpose.FLIP_LEFT_RIGHT
+    if rng.random() < settings.flip:
+        photo, mask = photo.transpose(flip), mask.transpose(flip)
+        garment = garment.transpose(flip) if garment is not None else None
+        labels = labels.transpose(flip) if labels is not None else None
+    angle = math.radians(rng.uniform(-settings.rotate_degrees, settings.rotate_degrees))
+    zoom = rng.uniform(1 - settings.scale, 1 + settings.scale)
+    jitter = rng.uniform(1 - settings.jitter, 1 + settings.jitter, 3) if settings.jitter else None
+    amount, (shift,) = framing_draws(rng, 1, settings) if zoom_out else (np.zeros(1), np.zeros((1, 2)))
+    zoom *= float(zoom_for(amount, settings)[0])
+    if angle or zoom != 1:
+        # Inverse affine map (output -> input pixel) of a rotation + zoom about the centre,
+        # then a shift of the zoomed-out photo within the room it leaves (a share of the size).
+        # The mask's own centre is used for the mask, so masks of another resolution stay aligned.
+        room = max(0.0, 1.0 - zoom) / 2
+
+        def warp(image: Image.Image, fill, resample) -> Image.Image:
+            cx, cy = image.width / 2, image.height / 2
+            tx, ty = shift[0] * room * image.width, shift[1] * room * image.height
+            cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
+            matrix = (
+                cos,
+                sin,
+                cx - cos * (cx + tx) - sin * (cy + ty),
+                -sin,
+                cos,
+                cy + sin * (cx + tx) - cos * (cy + ty),
+            )
+            return image.transform(image.size, Image.Transform.AFFINE, matrix, resample=resample, fillcolor=fill)
+
+        photo = warp(photo, fill_rgb, Image.Resampling.BILINEAR)
+        mask = warp(mask, 0, Image.Resampling.BILINEAR)
+        labels = warp(labels, 0, Image.Resampling.NEAREST) if labels is not None else None
+    if jitter is not None:
+        factors = jitter
+        enhancers = (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color)
+        original = garment
+        for enhancer, factor in zip(enhancers, factors, strict=True):
+            photo = enhancer(photo).enhance(factor)
+            if garment is not None:
+                garment = enhancer(garment).enhance(factor)
+        if garment is not None:
+            # The garment changes with the photo; the catalog background stays the background.
+            inside = garment_silhouette(np.asarray(original), fill_rgb)
+            garment = Image.composite(garment, original, Image.fromarray(inside.astype(np.uint8) * 255, "L"))
+    return photo, mask, garment, labels
+
+
+def _gray(rgb: torch.Tensor) -> torch.Tensor:
+    """Pillow's RGB -> L conversion (ITU-R 601-2 luma) of float [N, 3, H, W]: [N, 1, H, W]."""
+    return (rgb[:, 0:1] * 299 + rgb[:, 1:2] * 587 + rgb[:, 2:3] * 114) / 1000
+
+
+def _jitter(rgb: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Pillow's Brightness, Contrast and Color enhancers in turn, each back to uint8 levels.
+
+    ``rgb``: float [N, 3, H, W] in 0..255; ``factors``: [N, 3]. Each enhancer is a blend
+    with a degenerate image, which Pillow truncates to uint8.
+    """
+    f = factors[:, :, None, None, None]
+
+    def blend(degenerate: torch.Tensor, image: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        return (degenerate + factor * (image - degenerate)).clamp(0, 255).floor()
+
+    out = blend(torch.zeros_like(rgb), rgb, f[:, 0])  # brightness: with black
+    mean = _gray(out).round().mean(dim=(1, 2, 3), keepdim=True).add(0.5).floor()  # contrast: with the mean gray
+    out = blend(mean, out, f[:, 1])
+    return blend(_gray(out).round(), out, f[:, 2])  # color: with the image's own gray version
+
+
+def augment_batch(
+    batch: dict[str, torch.Tensor],
+    rng: np.random.Generator,
+    settings: Augmentation,
+    fill_rgb: tuple[int, int, int] = (255, 255, 255),
+) -> dict[str, torch.Tensor]:
+    """``augment`` for a batch of fitted uint8 NHWC tensors, on their device.
+
+    The same changes with the same ranges as the per-photo augmentation of the loader
+    path, applied to the fitted model input instead of the full photo: a flip of photo,
+    mask, catalog image and its silhouette (``alpha``); a rotation and zoom of photo and
+    mask about the input's centre, uncovered pixels filled with the background colour
+    (photo) or 0 (mask); brightness/contrast/saturation jitter of the photo and of the
+    catalog garment inside its silhouette alike; framing changes (zoom-out and shift for a
+    segmenter batch, whose target is the mask; a resolution loss for a generator batch).
+    """
+    image, mask = batch["image"], batch.get("mask")
+    segmenter = mask is None
+    n, height, width = image.shape[:3]
+    device = image.device
+    flip = torch.from_numpy(rng.random(n) < settings.flip).to(device)
+    angle = np.radians(rng.uniform(-settings.rotate_degrees, settings.rotate_degrees, n))
+    zoom = rng.uniform(1 - settings.scale, 1 + settings.scale, n)
+    factors = rng.uniform(1 - settings.jitter, 1 + settings.jitter, (n, 3)) if settings.jitter else None
+    amount, shift = framing_draws(rng, n, settings)
+    if segmenter:
+        zoom = zoom * zoom_for(amount, settings)
+    room = np.clip(1.0 - zoom, 0.0, None)[:, None] * shift if segmenter else np.zeros((n, 2))
+
+    def nchw(t: torch.Tensor) -> torch.Tensor:
+        t = t.permute(0, 3, 1, 2).float()
+        return torch.where(flip[:, None, None, None], t.flip(-1), t)
+
+    photo = nchw(image)
+    # Inverse map (output -> input) of rotation + zoom about the centre and a shift, in the
+    # normalised coordinates of affine_grid; the aspect ratio enters because x and y scale
+    # differently. The shift moves a zoomed-out photo within the room it leaves.
+    cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
+    theta = np.zeros((n, 2, 3), dtype=np.float32)
+    theta[:, 0, 0], theta[:, 0, 1] = cos, sin * height / width
+    theta[:, 1, 0], theta[:, 1, 1] = -sin * width / height, cos
+    theta[:, 0, 2] = -(theta[:, 0, 0] * room[:, 0] + theta[:, 0, 1] * room[:, 1])
+    theta[:, 1, 2] = -(theta[:, 1, 0] * room[:, 0] + theta[:, 1, 1] * room[:, 1])
+    grid = F.affine_grid(torch.from_numpy(theta).to(device), [n, 1, height, width], align_corners=False)
+    planes = [photo, torch.ones_like(photo[:, :1])]
+    if mask is not None:
+        planes.append(nchw(mask))
+    warped = F.grid_sample(torch.cat(planes, 1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    coverage = warped[:, 3:4]
+    fill = torch.tensor(fill_rgb, dtype=photo.dtype, device=device)[None, :, None, None]
+    if segmenter:  # a zoomed-out photo continues in its own backdrop's colour, not in a white frame
+        border = torch.cat([photo[:, :, 0], photo[:, :, -1], photo[:, :, :, 0], photo[:, :, :, -1]], dim=2)
+        fill = border.median(dim=2).values[:, :, None, None]
+    photo = warped[:, :3] + (1 - coverage) * fill
+    out = dict(batch)
+    if mask is not None:
+        out["mask"] = warped[:, 4:5].round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    target = nchw(batch["target"]) if "target" in batch else None
+    alpha = nchw(batch["alpha"]) if "alpha" in batch else None
+    if target is not None and segmenter:
+        # Segmenter: the target is the mask and moves with the photo.
+        target = F.grid_sample(target, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    elif factors is not None and target is not None:
+        jittered = _jitter(target, torch.from_numpy(factors).float().to(device))
+        # The garment changes with the photo; the catalog background stays the background.
+        target = jittered if alpha is None else torch.where(alpha > 127, jittered, target)
+    if factors is not None:
+        photo = _jitter(photo.round().clamp(0, 255), torch.from_numpy(factors).float().to(device))
+    out["image"] = photo.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    if not segmenter:
+        out["image"] = degrade(out["image"], resolution_for(amount, settings))
+    if target is not None:
+        out["target"] = target.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    if alpha is not None:
+        out["alpha"] = alpha.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    if "labels" in batch:
+        labels = F.grid_sample(nchw(batch["labels"]), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+        out["labels"] = labels.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    if segmenter and settings.negatives:
+        out = with_negatives(out, rng, settings.negatives)
+    return out
+
+
+def negative_photos(n: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` photos with no person and no garment, uint8 [n, H, W, 3]: plain colours, gradients,
+    pixel noise and smooth blotches, what a folder job meets among real photos."""
+    out = np.empty((n, height, width, 3), np.uint8)
+    for i in range(n):
+        kind = rng.integers(4)
+        a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        if kind == 0:
+            out[i] = a
+        elif kind == 1:
+            ramp = np.linspace(0, 1, height if rng.random() < 0.5 else width, dtype=np.float32)
+            ramp = ramp[:, None, None] if len(ramp) == height else ramp[None, :, None]
+            out[i] = np.broadcast_to(a + (b - a) * ramp, (height, width, 3)).astype(np.uint8)
+        elif kind == 2:
+            out[i] = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        else:
+            small = rng.integers(0, 256, (int(rng.integers(2, 9)), int(rng.integers(2, 9)), 3), dtype=np.uint8)
+            out[i] = np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.BICUBIC))
+    return out
+
+
+def with_negatives(batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float) -> dict[str, torch.Tensor]:
+    """A segmenter batch where about ``share`` of the samples became garment-free photos
+    (target mask and labels empty): the model learns to say "no garment"."""
+    chosen = np.flatnonzero(rng.random(len(batch["image"])) < share)
+    if not len(chosen):
+        return batch
+    out = dict(batch)
+    _, height, width, _ = batch["image"].shape
+    index = torch.from_numpy(chosen).to(batch["image"].device)
+    photos = torch.from_numpy(negative_photos(len(chosen), height, width, rng)).to(batch["image"].device)
+    out["image"] = batch["image"].index_copy(0, index, photos)
+    for name in ("target", "labels"):
+        if name in batch:
+            out[name] = batch[name].index_fill(0, index, 0)
+    return out

@@ -1,0 +1,125 @@
+"""Every setting of a training run: the ``train`` command's options, one field each.
+
+Stored in every checkpoint (``train_config``), so a run resumes with its own settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ..runtime.contract import FitSettings, ModelContract
+from ..runtime.settings import unknown_key
+from ..tasks import PARSER_CLASSES, TASKS, task_of
+from .flow import FlowConfig
+from .networks import UNetConfig
+
+LR_SCHEDULES = ("constant", "linear")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a run; the fields are the ``train`` command's options."""
+
+    task: str = "generator"
+    arch: str = "unet"  # generator: unet (pix2pix) or flow (warping); the segmenter is a U-Net
+    data: str = ""
+    out: str = ""
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 8
+    height: int = 256
+    width: int = 192
+    ngf: int = 16
+    depth: int = 6  # unet: levels; flow: grid levels (the coarsest grid at 1/2**depth)
+    top: int = 12  # flow: decoder channels at the full model size
+    attention: str = "none"
+    dropout: bool = True
+    ndf: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-5  # the seed project found D must learn ~10x slower than G
+    beta1: float = 0.5
+    l1_weight: float = 100.0
+    gan_mode: str = "lsgan"
+    gan_weight: float = 1.0
+    fm_weight: float = 0.0  # discriminator feature matching (pix2pixHD)
+    ssim_weight: float = 0.0
+    warp_weight: float = 50.0  # flow: L1 of the sampled photo against the target, every grid level
+    tv_weight: float = 0.02  # flow: total variation of the grid offsets (pixels)
+    tv2_weight: float = 0.2  # flow: second-order variation of the grid offsets (pixels)
+    composition_weight: float = 2.0  # flow: keep the composition mask on the photo inside the garment
+    alpha_weight: float = 2.0  # flow: silhouette BCE + Dice
+    val_fraction: float = 0.05
+    val_limit: int | None = None  # validate on the first N samples only (quick runs)
+    val_every: int = 1  # validate and checkpoint every N epochs (and at the end)
+    lr_schedule: str = "constant"  # or "linear": constant for the first half, then linearly to 0 (pix2pix)
+    time_limit_min: float | None = None  # stop (validate, checkpoint) after this many minutes
+    data_on_device: bool = False  # decode the data once, keep it on the device, augment there
+    augment: bool = True
+    framing: float = 0.0  # probability of a framing change per sample (zoom-out / resolution loss)
+    negatives: float = 0.0  # segmenter: share of samples replaced by garment-free photos
+    parser: bool = (
+        False  # segmenter: a human parser (the classes of tasks.PARSER_CLASSES) whose upper class is the mask
+    )
+    device: str = "auto"
+    amp: bool = True  # CUDA only
+    channels_last: bool = True  # CUDA only
+    workers: int = 2
+    seed: int = 0
+    sheet_rows: int = 8
+    log_every: int = 50
+    init: str | None = None  # start from this checkpoint's network weights
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.arch not in ("unet", "flow"):
+            raise ValueError(f"arch must be unet or flow, got {self.arch!r}")
+        if self.arch == "flow" and self.task != "generator":
+            raise ValueError("the flow architecture is a generator; a segmenter is a unet")
+        if (self.parser or self.negatives) and self.task != "segmenter":
+            raise ValueError("parser and negatives are segmenter settings")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        for name in ("epochs", "batch_size", "val_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError("max_steps must be >= 1")
+        if self.time_limit_min is not None and self.time_limit_min <= 0:
+            raise ValueError("time_limit_min must be > 0")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        problem = unknown_key(data, cls)
+        if problem is not None:
+            raise ValueError(f"unknown training setting {problem}")
+        return cls(**data)
+
+    def network(self) -> UNetConfig | FlowConfig:
+        if self.arch == "flow":
+            return FlowConfig(height=self.height, width=self.width, ngf=self.ngf, levels=self.depth, top=self.top)
+        return UNetConfig(
+            task=self.task,
+            height=self.height,
+            width=self.width,
+            ngf=self.ngf,
+            depth=self.depth,
+            dropout=self.dropout and self.task == "generator",
+            attention=self.attention,
+            classes=len(PARSER_CLASSES) if self.parser else 0,
+        )
+
+    def contract(self) -> ModelContract:
+        """The contract the exported model will carry: training fits data by it."""
+        return ModelContract(
+            task=self.task,
+            height=self.height,
+            width=self.width,
+            fit=FitSettings(method=task_of(self.task).fit),
+            catalog_resolution=self.arch == "flow",
+            alpha=self.arch == "flow",
+            labels=PARSER_CLASSES if self.parser else (),
+        )

@@ -1,0 +1,261 @@
+"""The warping generator: it moves the photo's own pixels instead of drawing new ones.
+
+A U-Net regenerates every pixel from a bottleneck and blurs whatever its skip connections
+do not line up (prints, logos, stripes): the garment on the body and the flat garment are
+not aligned. This network inverts the appearance-flow idea of try-on (PF-AFN, GP-VTON) for
+try-off. From the fitted photo and its garment mask it predicts, in the catalog frame:
+
+- a sampling grid into the photo, coarse to fine: an identity grid plus an offset at 1/32
+  of the input size, refined at every finer level. Each decoder level sees the encoder's
+  features *warped by the current grid* (skip connections that are aligned with the
+  catalog frame, which plain U-Net skips are not) and adds a residual offset;
+- a composition mask ``m``: where the sampled photo is used, and where
+- a rendered image takes over (what the photo does not show: the inside of the collar,
+  parts under arms or hair);
+- the garment's silhouette ``alpha`` in the catalog frame (transparent backgrounds).
+
+``garment = alpha * (m * sample(photo, grid) + (1 - m) * rendered) + (1 - alpha) * white``.
+
+The grid is a smooth field, so it can be computed at the model size and upsampled to the
+photo crop's own resolution: ``ServedFlowGenerator`` samples a 1024x768 crop directly,
+inside the exported graph, and the texture keeps the photo's real resolution.
+Coordinates follow ``grid_sample(align_corners=False)`` everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..runtime.settings import unknown_key
+from .networks import generator_input, mask_to_weight, photo_to_unit, unit_to_uint8, weight_to_uint8
+
+ALIGN_CORNERS = False  # one convention for every grid_sample and interpolate here
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Shape of a warping generator; stored in every checkpoint and exported model."""
+
+    task: str = "generator"
+    height: int = 256
+    width: int = 192
+    ngf: int = 32  # encoder channels at 1/2 of the input; 2x at 1/4, 4x from 1/8 on
+    levels: int = 5  # the coarsest grid is at 1/2**levels of the input
+    top: int = 12  # decoder channels at the full model size (heads for mask, alpha, rendered)
+
+    def __post_init__(self) -> None:
+        if self.task != "generator":
+            raise ValueError(f"the warping network is a generator, not a {self.task!r}")
+        if self.ngf < 2 or self.top < 1:
+            raise ValueError(f"ngf must be >= 2 and top >= 1, got {self.ngf} and {self.top}")
+        if not 2 <= self.levels <= 7:
+            raise ValueError(f"levels must be 2-7, got {self.levels}")
+        step = 2**self.levels
+        if self.height % step or self.width % step:
+            raise ValueError(
+                f"{self.levels} levels halve the input {self.levels} times, so height and width must be "
+                f"multiples of {step}; {self.height}x{self.width} is not (use fewer levels)"
+            )
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def widths(self) -> list[int]:
+        """Channels of the encoder at 1/2, 1/4, ... 1/2**levels."""
+        return [self.ngf * min(2**level, 4) for level in range(self.levels)]
+
+    @property
+    def decoder_widths(self) -> list[int]:
+        """Channels of the decoder at the same levels: half the encoder's. The decoder runs at
+        the fine levels, where convolutions cost the most, so it is kept lean."""
+        return [max(8, width // 2) for width in self.widths]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "FlowConfig":
+        problem = unknown_key(data, cls)
+        if problem is not None:
+            raise ValueError(f"unknown network setting {problem}")
+        return cls(**data)
+
+
+def identity_grid(n: int, height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """The grid that samples every pixel from itself: [n, 2, H, W], (x, y) in [-1, 1], float32."""
+    ys = (torch.arange(height, device=like.device, dtype=torch.float32) * 2 + 1) / height - 1
+    xs = (torch.arange(width, device=like.device, dtype=torch.float32) * 2 + 1) / width - 1
+    grid = torch.stack([xs.view(1, -1).expand(height, width), ys.view(-1, 1).expand(height, width)])
+    return grid.unsqueeze(0).expand(n, -1, -1, -1)
+
+
+def warp(source: torch.Tensor, grid: torch.Tensor, padding: str = "border") -> torch.Tensor:
+    """Sample ``source`` [N, C, h, w] at ``grid`` [N, 2, H, W] (x, y in [-1, 1]): [N, C, H, W]."""
+    return F.grid_sample(
+        source, grid.permute(0, 2, 3, 1), mode="bilinear", padding_mode=padding, align_corners=ALIGN_CORNERS
+    )
+
+
+def resize(x: torch.Tensor, size) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=ALIGN_CORNERS)
+
+
+def resize_grid(grid: torch.Tensor, size) -> torch.Tensor:
+    """A sampling grid at another size: its offsets from the identity are resized, then added
+    to the identity of the new size. (Resizing the grid itself would clamp at the frame's
+    edge and pull the border half a pixel inwards at every level.)"""
+    n, _, h, w = grid.shape
+    offsets = grid - identity_grid(n, h, w, grid)
+    return identity_grid(n, size[0], size[1], grid) + resize(offsets, size)
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.LeakyReLU(0.2),
+    )
+
+
+def _zero_head(cin: int, cout: int) -> nn.Conv2d:
+    """A 3x3 output convolution that starts at zero: the flow starts as the identity."""
+    head = nn.Conv2d(cin, cout, 3, 1, 1)
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)
+    return head
+
+
+class FlowLevel(nn.Module):
+    """One decoder level: bring the coarser state up, look at the features the current grid
+    samples from the encoder (a skip connection aligned with the catalog frame), and refine
+    the grid by a residual offset."""
+
+    def __init__(self, coarse: int, skip: int, width: int):
+        super().__init__()
+        # 1x1 at the coarse size, then upsampled: cheaper than a convolution after upsampling.
+        self.up = nn.Sequential(nn.Conv2d(coarse, width, 1, bias=False), nn.BatchNorm2d(width), nn.LeakyReLU(0.2))
+        self.fuse = nn.Sequential(_conv(width + skip, width), _conv(width, width))
+        self.flow = _zero_head(width, 2)
+
+    def forward(self, state: torch.Tensor, grid: torch.Tensor, skip: torch.Tensor):
+        size = skip.shape[-2:]
+        state = resize(self.up(state), size)
+        grid = resize_grid(grid, size)  # the grid stays float32 when the network runs in fp16
+        state = self.fuse(torch.cat([state, warp(skip, grid.to(skip.dtype))], 1))
+        return state, grid + self.flow(state).float()
+
+
+class FlowGenerator(nn.Module):
+    """Photo + mask (the U-Net's 4-channel condition) -> grid, composition mask, rendered
+    image and silhouette at the model size; ``forward`` composes the garment."""
+
+    def __init__(self, config: FlowConfig):
+        super().__init__()
+        self.config = config
+        self.in_channels, self.out_channels = 4, 3
+        widths, decoder = config.widths, config.decoder_widths
+        self.encoder = nn.ModuleList()
+        previous = self.in_channels
+        for width in widths:
+            self.encoder.append(nn.Sequential(_conv(previous, width, stride=2), _conv(width, width)))
+            previous = width
+        deepest = widths[-1]
+        # At the coarsest level a global summary joins every position, so the first grid
+        # can place the garment wherever the photo has it.
+        self.bottom = nn.Sequential(_conv(2 * deepest, decoder[-1]), _conv(decoder[-1], decoder[-1]))
+        self.bottom_flow = _zero_head(decoder[-1], 2)
+        self.levels = nn.ModuleList(
+            FlowLevel(decoder[level + 1], widths[level], decoder[level]) for level in range(config.levels - 2, -1, -1)
+        )
+        # The full model size: the warped condition itself is the skip.
+        self.top = FlowLevel(decoder[0], self.in_channels, config.top)
+        # composition mask logit, silhouette logit, rendered RGB
+        self.heads = nn.Conv2d(config.top, 5, 3, 1, 1)
+        nn.init.normal_(self.heads.weight, 0.0, 0.02)
+        with torch.no_grad():
+            self.heads.bias.copy_(torch.tensor([2.0, 0.0, 0.0, 0.0, 0.0]))  # start by using the photo
+
+    def predict(self, condition: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The network's fields at the model size (grids coarse to fine, logits, rendered)."""
+        features = []
+        x = condition
+        for block in self.encoder:
+            x = block(x)
+            features.append(x)
+        summary = x.mean(dim=(2, 3), keepdim=True).expand_as(x)
+        state = self.bottom(torch.cat([x, summary], 1))
+        n, _, h, w = x.shape
+        grid = identity_grid(n, h, w, x) + self.bottom_flow(state).float()
+        grids = [grid]
+        for level, skip in zip(self.levels, reversed(features[:-1]), strict=True):
+            state, grid = level(state, grid, skip)
+            grids.append(grid)
+        state, grid = self.top(state, grid, condition)
+        grids.append(grid)
+        heads = self.heads(state)
+        return {
+            "grids": grids,
+            "grid": grid,
+            "mask_logit": heads[:, 0:1],
+            "alpha_logit": heads[:, 1:2],
+            "rendered": torch.tanh(heads[:, 2:5]),
+        }
+
+    def forward(self, condition: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The fields and the garment composed from them, at the model size: ``garment`` in
+        [-1, 1] on white, ``alpha``, ``mask``, ``sampled`` (see ``compose``) and the fields."""
+        fields = self.predict(condition)
+        return {**fields, **compose(fields, condition[:, :3], resize_fields=False)}
+
+
+def compose(
+    fields: dict[str, torch.Tensor], source: torch.Tensor, resize_fields: bool = True
+) -> dict[str, torch.Tensor]:
+    """The garment from the network's fields and the masked photo ``source``.
+
+    With ``resize_fields`` the fields are resized to the source's size first, so the same
+    code composes at the model size (training, ``resize_fields=False``) and at the photo
+    crop's resolution (served: always resized, so the exported graph takes any size).
+    """
+    size = source.shape[-2:]
+
+    def at_size(x: torch.Tensor) -> torch.Tensor:
+        return resize(x, size) if resize_fields else x
+
+    grid = resize_grid(fields["grid"], size) if resize_fields else fields["grid"]
+    sampled = warp(source, grid)
+    m = torch.sigmoid(at_size(fields["mask_logit"]))
+    alpha = torch.sigmoid(at_size(fields["alpha_logit"]))
+    foreground = m * sampled + (1 - m) * at_size(fields["rendered"])
+    garment = alpha * foreground + (1 - alpha)  # white is 1 in [-1, 1]
+    return {"garment": garment, "alpha": alpha, "sampled": sampled, "mask": m}
+
+
+class ServedFlowGenerator(nn.Module):
+    """uint8 image + mask [N, h, w, *] (model size) and the same window of the photo at any
+    resolution, ``photo`` [N, H, W, 3] -> uint8 garment [N, H, W, 3] and alpha [N, H, W, 1].
+
+    The fields are predicted at the model size and applied to ``photo`` at its own size:
+    the garment keeps the photo's pixels. ``photo`` equal to ``image`` gives the model-size
+    output, exactly the training network's.
+    """
+
+    def __init__(self, generator: FlowGenerator, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.generator, self.dtype = generator, dtype
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor, photo: torch.Tensor):
+        weight = mask_to_weight(mask, self.dtype)
+        condition = generator_input(photo_to_unit(image, self.dtype), weight)
+        # The network may run in fp16; the grid and the sampling stay fp32, where a
+        # coordinate still resolves a pixel of a 1024-pixel photo.
+        fields = {k: v.float() for k, v in self.generator.predict(condition).items() if k != "grids"}
+        big = photo_to_unit(photo)
+        big_weight = resize(weight.float(), big.shape[-2:])
+        masked = big * big_weight + (1.0 - big_weight)  # as generator_input paints the model-size photo
+        out = compose(fields, masked)
+        return unit_to_uint8(out["garment"]), weight_to_uint8(out["alpha"])

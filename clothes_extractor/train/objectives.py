@@ -1,0 +1,128 @@
+"""What each network is trained to do: the losses of one batch, per task and architecture.
+
+- segmenter (U-Net): BCE + Dice against the garment mask.
+- generator, ``unet`` (pix2pix): L1 (+ SSIM) against the catalog image, PatchGAN.
+- generator, ``flow`` (warping): the same image terms on the composed garment, plus the
+  sampled photo against the catalog image at every level of the grid pyramid, flow
+  smoothness (total variation and second order), a term that keeps the composition mask
+  on the photo where the garment is, and the silhouette (BCE + Dice) for transparency.
+
+Both generators can add a PatchGAN with discriminator feature matching. The loop owns
+the optimizers; an objective only turns a batch into losses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..tasks import UPPER_CLASS
+from .flow import FlowGenerator
+from .losses import (
+    GANLoss,
+    dice_loss,
+    feature_matching,
+    flow_smoothness,
+    masked_l1,
+    pyramid_warp_loss,
+    soft_dice,
+    ssim,
+)
+from .networks import generator_input, mask_to_weight, photo_to_unit
+
+
+class Objective:
+    """Losses of one batch for ``model`` under the weights of the training config ``cfg``."""
+
+    def __init__(self, cfg: Any, model: torch.nn.Module, device: torch.device, memory_format: torch.memory_format):
+        self.cfg, self.device, self.memory_format = cfg, device, memory_format
+        self.segmenter = cfg.task == "segmenter"
+        self.flow = isinstance(model, FlowGenerator)
+        self.adversarial = not self.segmenter and cfg.gan_weight > 0
+        self.gan = GANLoss(cfg.gan_mode)
+
+    def inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The batch's uint8 NHWC tensors as the network's float NCHW inputs and targets."""
+        photo = photo_to_unit(batch["image"].to(self.device, non_blocking=True))
+        photo = photo.contiguous(memory_format=self.memory_format)
+        if self.segmenter:
+            found = {"photo": photo, "target": mask_to_weight(batch["target"].to(self.device, non_blocking=True))}
+            if "labels" in batch:
+                found["labels"] = batch["labels"].to(self.device, non_blocking=True)[..., 0].long()
+            return found
+        weight = mask_to_weight(batch["mask"].to(self.device, non_blocking=True))
+        found = {
+            "condition": generator_input(photo, weight),
+            "target": photo_to_unit(batch["target"].to(self.device, non_blocking=True)),
+        }
+        if "alpha" in batch:
+            found["alpha"] = mask_to_weight(batch["alpha"].to(self.device, non_blocking=True))
+        return found
+
+    def forward(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.segmenter:
+            return {"logits": model(inputs["photo"])}
+        out = model(inputs["condition"])
+        return out if isinstance(out, dict) else {"garment": out}
+
+    def discriminator_loss(self, discriminator, inputs, out) -> torch.Tensor:
+        """PatchGAN loss on real and (detached) fake in one forward."""
+        condition = inputs["condition"]
+        both = discriminator(torch.cat([condition, condition]), torch.cat([inputs["target"], out["garment"].detach()]))
+        real, fake = both.chunk(2)
+        return 0.5 * (self.gan(real.float(), True) + self.gan(fake.float(), False))
+
+    def losses(self, inputs, out, discriminator=None) -> dict[str, torch.Tensor]:
+        """Every loss term of the batch, weighted sum under ``total``."""
+        if self.segmenter:
+            target, logits = inputs["target"], out["logits"].float()
+            if "labels" in inputs:  # a parser: every class, and Dice on the garment's probability
+                upper = torch.softmax(logits, dim=1)[:, UPPER_CLASS : UPPER_CLASS + 1]
+                terms = {"ce": F.cross_entropy(logits, inputs["labels"]), "dice": soft_dice(upper, target)}
+                return {**terms, "total": terms["ce"] + terms["dice"]}
+            terms = {"bce": F.binary_cross_entropy_with_logits(logits, target), "dice": dice_loss(logits, target)}
+            return {**terms, "total": terms["bce"] + terms["dice"]}
+        cfg = self.cfg
+        garment, target = out["garment"].float(), inputs["target"]
+        terms = {"g_l1": (cfg.l1_weight, F.l1_loss(garment, target))}
+        if cfg.ssim_weight:
+            terms["g_ssim"] = (cfg.ssim_weight, 1 - ssim(garment, target))
+        if self.flow:
+            terms.update(self._flow_terms(inputs, out))
+        if self.adversarial and discriminator is not None:
+            terms.update(self._adversarial_terms(discriminator, inputs, garment))
+        total = sum(weight * value for weight, value in terms.values())
+        return {**{name: value for name, (_, value) in terms.items()}, "total": total}
+
+    def _flow_terms(self, inputs, out) -> dict[str, tuple[float, torch.Tensor]]:
+        cfg = self.cfg
+        alpha = inputs.get("alpha")
+        if alpha is None:  # data without catalog images has no silhouette: the catalog frame is all garment
+            alpha = torch.ones_like(inputs["target"][:, :1])
+        source = inputs["condition"][:, :3]
+        grids = [g.float() for g in out["grids"]]
+        smooth = [flow_smoothness(g) for g in grids]
+        alpha_logit = out["alpha_logit"].float()
+        return {
+            "warp": (cfg.warp_weight, pyramid_warp_loss(grids, source.float(), inputs["target"], alpha)),
+            "tv": (cfg.tv_weight, sum(tv for tv, _ in smooth) / len(smooth)),
+            "tv2": (cfg.tv2_weight, sum(second for _, second in smooth) / len(smooth)),
+            # the photo where the garment is: the rendered image only fills in what the photo lacks
+            "composition": (cfg.composition_weight, masked_l1(out["mask"].float(), torch.ones_like(alpha), alpha)),
+            "alpha": (
+                cfg.alpha_weight,
+                F.binary_cross_entropy_with_logits(alpha_logit, alpha) + dice_loss(alpha_logit, alpha),
+            ),
+        }
+
+    def _adversarial_terms(self, discriminator, inputs, garment) -> dict[str, tuple[float, torch.Tensor]]:
+        cfg = self.cfg
+        fake_features, fake_logits = discriminator.features(inputs["condition"], garment)
+        terms = {"g_gan": (cfg.gan_weight, self.gan(fake_logits.float(), True))}
+        if cfg.fm_weight:
+            with torch.no_grad():
+                real_features, _ = discriminator.features(inputs["condition"], inputs["target"])
+            terms["g_fm"] = (cfg.fm_weight, feature_matching(fake_features, real_features))
+        return terms
