@@ -28,6 +28,8 @@ def test_missing_contract_says_how_to_fix():
     ("change", "message"),
     [
         ({"format_version": 99}, "contract format 99"),
+        ({"max_output": [1024]}, "max_output"),
+        ({"catalog_resolution": True, "task": "segmenter", "fit": {"method": "letterbox"}}, "generator features"),
         ({"task": "segmentor"}, "unknown task 'segmentor'"),
         ({"height": 0}, "input height"),
         ({"precision": "int4"}, "precision"),
@@ -68,3 +70,26 @@ def test_graph_mismatches_are_all_listed():
 def test_graph_with_other_tensor_names_is_refused():
     with pytest.raises(ContractError, match=r"inputs are \['input'\]"):
         contract().check_graph([("input", "tensor(uint8)", ["n", 64, 48, 3])], GOOD_OUTPUTS)
+
+
+def test_a_version_1_contract_still_reads():
+    data = json.loads(contract().to_metadata()[METADATA_KEY])
+    for key in ("catalog_resolution", "alpha", "max_output", "weights_sha256"):
+        del data[key]
+    data["format_version"] = 1
+    old = ModelContract.from_metadata({METADATA_KEY: json.dumps(data)})
+    assert old.format_version == 1 and not old.catalog_resolution and old.weights_sha256 == ""
+
+
+def test_a_catalog_resolution_generator_takes_the_photo_at_any_size():
+    warping = contract(catalog_resolution=True, alpha=True, max_output=(1024, 768))
+    assert [s.name for s in warping.inputs] == ["image", "mask", "photo"]
+    assert [(s.name, s.resolution) for s in warping.outputs] == [("garment", "photo"), ("alpha", "photo")]
+    photo_in = ("photo", "tensor(uint8)", ["batch", "height", "width", 3])
+    outputs = [("garment", "tensor(uint8)", ["batch", "h", "w", 3]), ("alpha", "tensor(uint8)", ["batch", "h", "w", 1])]
+    warping.check_graph([*GOOD_INPUTS, photo_in], outputs)
+    fixed = [("garment", "tensor(uint8)", ["batch", 64, 48, 3]), outputs[1]]
+    with pytest.raises(ContractError, match="'garment' has a fixed size \\[64, 48\\]; it must take any size"):
+        warping.check_graph([*GOOD_INPUTS, photo_in], fixed)
+    with pytest.raises(ContractError, match=r"inputs are \['image', 'mask'\], the generator contract needs"):
+        warping.check_graph(GOOD_INPUTS, outputs)

@@ -3,8 +3,15 @@ import pytest
 from PIL import Image
 
 from clothes_extractor.errors import InputError
-from clothes_extractor.runtime.contract import FitSettings
-from clothes_extractor.runtime.fitting import decode_scale_for, fit_to_model, fit_window, mask_box
+from clothes_extractor.runtime.contract import FitSettings, ModelContract
+from clothes_extractor.runtime.fitting import (
+    decode_scale_for,
+    fit_to_model,
+    fit_window,
+    mask_box,
+    output_size_for,
+    photo_window,
+)
 
 
 def test_mask_box_uses_the_threshold():
@@ -62,10 +69,12 @@ def test_empty_mask_is_an_input_error():
 def test_decode_scale_keeps_enough_pixels_for_the_model():
     # Garment box 100x100 of a 1000x1000 mask, photo 4000x4000: the window is 480 px of
     # the photo across (1.2 x 400), 48 model pixels: a tenth suffices.
-    scale = decode_scale_for((450, 450, 550, 550), (1000, 1000), (4000, 4000), (64, 48), FitSettings())
-    assert scale == pytest.approx(48 / 480)
+    window = photo_window((450, 450, 550, 550), (1000, 1000), (4000, 4000), (64, 48), FitSettings())
+    assert decode_scale_for(window, (64, 48)) == pytest.approx(48 / 480)
+    assert decode_scale_for(window, (256, 192)) == pytest.approx(192 / 480)  # a larger output needs more
     # A small photo is never enlarged.
-    assert decode_scale_for((0, 0, 10, 10), (10, 10), (10, 10), (64, 48), FitSettings()) == 1.0
+    small = photo_window((0, 0, 10, 10), (10, 10), (10, 10), (64, 48), FitSettings())
+    assert decode_scale_for(small, (64, 48)) == 1.0
 
 
 def test_mask_at_another_resolution_covers_the_same_scene():
@@ -80,3 +89,29 @@ def test_mask_at_another_resolution_covers_the_same_scene():
     assert np.array_equal(a.image, b.image)
     assert np.abs(a.mask.astype(int) - b.mask.astype(int)).max() <= 64  # only edge pixels differ
     assert ((a.mask > 127) == (b.mask > 127)).mean() > 0.98
+
+
+def test_output_size_follows_the_crop_up_to_the_cap_on_a_grid():
+    warping = ModelContract(task="generator", height=256, width=192, catalog_resolution=True, alpha=True)
+    assert output_size_for(700.0, warping) == (640, 480)  # the crop's own resolution, down to 64-row steps
+    assert output_size_for(3000.0, warping) == (1024, 768)  # never above the cap
+    assert output_size_for(100.0, warping) == (256, 192)  # never below the model size
+    assert output_size_for(700.0, warping, "model") == (256, 192)
+    assert output_size_for(700.0, warping, (512, 384)) == (512, 384)
+    capped = ModelContract(task="generator", height=256, width=192, catalog_resolution=True, max_output=(512, 384))
+    assert output_size_for(3000.0, capped) == (512, 384)
+    unet = ModelContract(task="generator", height=256, width=192)
+    assert output_size_for(3000.0, unet, "auto") == (256, 192)  # a U-Net answers at its size
+
+
+def test_the_photo_crop_at_output_size_is_the_same_window():
+    photo = np.zeros((400, 300, 3), np.uint8)
+    photo[100:300, 75:225] = (200, 30, 30)
+    mask = np.zeros((400, 300), np.uint8)
+    mask[100:300, 75:225] = 255
+    fitted = fit_to_model(
+        Image.fromarray(photo), Image.fromarray(mask), (64, 48), FitSettings(), output_size=(256, 192)
+    )
+    assert fitted.photo.shape == (256, 192, 3) and fitted.image.shape == (64, 48, 3)
+    small = np.asarray(Image.fromarray(fitted.photo).resize((48, 64), Image.Resampling.BILINEAR)).astype(int)
+    assert np.abs(small - fitted.image.astype(int)).mean() < 8  # the same window, at two sizes

@@ -8,10 +8,11 @@ from PIL import Image
 from clothes_extractor.errors import InputError
 from clothes_extractor.runtime.images import (
     encode_image,
+    load_label_mask,
     load_mask,
     load_parse_mask,
     load_photo,
-    write_atomic,
+    read_signature,
 )
 
 
@@ -80,9 +81,13 @@ def test_alpha_channel_is_returned_only_when_it_says_something(tmp_path):
     rgba.save(tmp_path / "opaque.png")
     assert load_photo(tmp_path / "opaque.png")[1] is None
     rgba.putpixel((0, 0), (1, 2, 3, 0))
+    rgba.putpixel((1, 0), (200, 0, 0, 128))
     rgba.save(tmp_path / "cutout.png")
     photo, alpha = load_photo(tmp_path / "cutout.png")
     assert alpha is not None and alpha.getpixel((0, 0)) == 0 and alpha.getpixel((5, 5)) == 255
+    # The photo is composited on white: a cut-out's hidden pixels never reach the models.
+    assert photo.getpixel((0, 0)) == (255, 255, 255) and photo.getpixel((5, 5)) == (1, 2, 3)
+    assert photo.getpixel((1, 0)) == (227, 127, 127)
 
 
 def test_palette_png_with_transparency_gives_alpha(tmp_path):
@@ -149,6 +154,12 @@ def test_parse_maps_label_and_colour(tmp_path):
     for name in ("p.png", "c.png"):
         mask = np.asarray(load_parse_mask(tmp_path / name))
         assert (mask == np.where(labels == 5, 255, 0)).all()
+    # Dress Code's own labels: 4 is its upper clothes, and it has no colour maps.
+    labels[0, 0] = 4
+    Image.fromarray(labels, "L").save(tmp_path / "dc.png")
+    assert (np.asarray(load_label_mask("labels", tmp_path / "dc.png")) == np.where(labels == 4, 255, 0)).all()
+    with pytest.raises(InputError, match="label 4"):
+        load_label_mask("labels", tmp_path / "c.png")
 
 
 def test_encode_formats_round_trip():
@@ -163,8 +174,33 @@ def test_encode_formats_round_trip():
         encode_image(array, "gif")
 
 
-def test_write_atomic_leaves_no_partial_file(tmp_path):
-    target = tmp_path / "sub" / "out.png"
-    write_atomic(target, b"data")
-    assert target.read_bytes() == b"data"
-    assert [p.name for p in target.parent.iterdir()] == ["out.png"]
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp"])
+def test_outputs_carry_a_signature_that_only_whole_files_give_back(tmp_path, fmt):
+    array = np.random.default_rng(0).integers(0, 256, (32, 24, 3), dtype=np.uint8)
+    path = tmp_path / f"g.{fmt}"
+    path.write_bytes(encode_image(array, fmt, signature="model=abc size=auto"))
+    assert read_signature(path, fmt) == "model=abc size=auto"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 7])  # a truncated output
+    assert read_signature(path, fmt) is None
+    path.write_bytes(b"")
+    assert read_signature(path, fmt) is None
+    path.write_bytes(encode_image(array, fmt))  # complete, but written without a signature
+    assert read_signature(path, fmt) is None
+    path.unlink()
+    path.mkdir()  # a folder of the output's name
+    assert read_signature(path, fmt) is None
+    other = "jpg" if fmt != "jpg" else "png"
+    (tmp_path / "x").write_bytes(encode_image(array, other, signature="s"))
+    assert read_signature(tmp_path / "x", fmt) is None  # the wrong format for its name
+
+
+def test_rgba_outputs_and_no_alpha_in_jpeg():
+    import io
+
+    array = np.zeros((8, 6, 3), np.uint8)
+    alpha = np.full((8, 6), 7, np.uint8)
+    decoded = Image.open(io.BytesIO(encode_image(array, "png", alpha=alpha)))
+    assert decoded.mode == "RGBA" and decoded.getpixel((0, 0))[3] == 7
+    with pytest.raises(ValueError, match="JPEG has no alpha"):
+        encode_image(array, "jpg", alpha=alpha)

@@ -1,10 +1,13 @@
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from clothes_extractor.errors import InputError
-from clothes_extractor.runtime.jobs import MaskIndex, dataset_parse_folder, find_jobs
+from clothes_extractor.errors import InputError, OutputError
+from clothes_extractor.runtime.jobs import MaskIndex, check_output_folders, dataset_parse_folder, find_jobs
 
 
 def touch_image(path: Path) -> Path:
@@ -20,7 +23,7 @@ def test_folder_jobs_skip_non_images_hidden_files_and_subfolders(tmp_path):
     jobs = find_jobs([tmp_path / "in"], tmp_path / "out", "png")
     assert [j.photo.name for j in jobs] == ["a.PNG", "b.jpg"]
     assert [j.output for j in jobs] == [tmp_path / "out" / "a.png", tmp_path / "out" / "b.png"]
-    assert all(j.mask.kind == "alpha" and j.error is None for j in jobs)
+    assert all(j.mask.kind == "auto" and j.error is None for j in jobs)
 
 
 def test_recursive_keeps_the_folder_structure_and_skips_the_output_folder(tmp_path):
@@ -84,3 +87,90 @@ def test_two_inputs_with_one_output_name_collide(tmp_path):
     assert jobs[0].error is None
     assert "would both be written to" in jobs[1].error
     assert jobs[2].error.startswith("input not found")
+
+
+def test_a_nested_masks_folder_never_lends_another_folders_mask(tmp_path):
+    # in/a/x.jpg and in/b/x.jpg, only masks/a/x.png: b/x.jpg must not take a's mask.
+    touch_image(tmp_path / "in" / "a" / "x.jpg")
+    touch_image(tmp_path / "in" / "b" / "x.jpg")
+    touch_image(tmp_path / "masks" / "a" / "x.png")
+    jobs = find_jobs([tmp_path / "in"], tmp_path / "out", "png", MaskIndex(tmp_path / "masks"), recursive=True)
+    by_rel = {j.output.relative_to(tmp_path / "out").as_posix(): j.mask for j in jobs}
+    assert by_rel["a/x.png"].kind == "file" and by_rel["b/x.png"].kind == "auto"
+    # A flat masks folder still matches by name.
+    touch_image(tmp_path / "flat" / "x.png")
+    jobs = find_jobs([tmp_path / "in"], tmp_path / "out", "png", MaskIndex(tmp_path / "flat"), recursive=True)
+    assert {j.mask.kind for j in jobs} == {"file"}
+
+
+def test_symlink_loops_are_reported_not_fatal(tmp_path):
+    touch_image(tmp_path / "in" / "good.jpg")
+    os.symlink(tmp_path / "in" / "b.jpg", tmp_path / "in" / "a.jpg")  # a.jpg -> b.jpg -> a.jpg
+    os.symlink(tmp_path / "in" / "a.jpg", tmp_path / "in" / "b.jpg")
+    (tmp_path / "in" / "sub").mkdir()
+    touch_image(tmp_path / "in" / "sub" / "c.jpg")
+    os.symlink(tmp_path / "in", tmp_path / "in" / "sub" / "up")  # a folder loop
+    jobs = find_jobs([tmp_path / "in"], tmp_path / "out", "png", recursive=True)
+    errors = {j.photo.name: j.error for j in jobs if j.error}
+    assert [j.photo.name for j in jobs if not j.error] == ["good.jpg", "c.jpg"]
+    assert "symbolic link loop" in errors["a.jpg"] and "symbolic link loop" in errors["b.jpg"]
+    assert "folder loop" in errors["up"]
+    # Without --recursive too: the flat scan meets the file loop.
+    assert sum(1 for j in find_jobs([tmp_path / "in"], tmp_path / "out", "png") if j.error) == 2
+
+
+def test_an_unreadable_subfolder_is_reported_not_fatal(tmp_path):
+    setpriv = shutil.which("setpriv")
+    touch_image(tmp_path / "in" / "ok.jpg")
+    touch_image(tmp_path / "in" / "locked" / "hidden.jpg")
+    (tmp_path / "in" / "locked").chmod(0)
+    try:
+        if os.geteuid() == 0:
+            # root reads everything: run the scan without the capabilities that allow it
+            if setpriv is None:
+                pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
+            code = (
+                "from pathlib import Path; from clothes_extractor.runtime.jobs import find_jobs;"
+                f"jobs = find_jobs([Path({str(tmp_path / 'in')!r})], Path('/nonexistent'), 'png', recursive=True);"
+                "print([(j.photo.name, j.error) for j in jobs])"
+            )
+            drop = "-dac_override,-dac_read_search"
+            import sys
+
+            done = subprocess.run(
+                [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", sys.executable, "-c", code],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            )
+            assert done.returncode == 0, done.stderr
+            found = eval(done.stdout)  # noqa: S307 - our own repr of a list of tuples
+        else:
+            found = [
+                (j.photo.name, j.error) for j in find_jobs([tmp_path / "in"], tmp_path / "out", "png", recursive=True)
+            ]
+    finally:
+        (tmp_path / "in" / "locked").chmod(0o755)
+    assert ("ok.jpg", None) in found
+    ((name, error),) = [f for f in found if f[1]]
+    assert name == "locked" and "Permission denied" in error
+
+
+def test_output_folders_that_would_overwrite_inputs_are_refused(tmp_path):
+    touch_image(tmp_path / "in" / "a.jpg")
+    with pytest.raises(OutputError, match="is the input folder"):
+        check_output_folders([tmp_path / "in"], tmp_path / "in", None)
+    check_output_folders([tmp_path / "in"], tmp_path / "in" / "out", None)  # a subfolder is fine
+    with pytest.raises(OutputError, match="masks would overwrite garments"):
+        check_output_folders([tmp_path / "in"], tmp_path / "out", tmp_path / "out")
+
+
+def test_dress_code_folders_use_their_label_maps(tmp_path):
+    category = tmp_path / "upper_body"
+    touch_image(category / "images" / "000001_0.jpg")
+    touch_image(category / "images" / "000001_1.jpg")  # the catalog image is not an input
+    touch_image(category / "label_maps" / "000001_4.png")
+    jobs = find_jobs([category], tmp_path / "out", "png")
+    assert [(j.photo.name, j.mask.kind, j.mask.path.name) for j in jobs] == [("000001_0.jpg", "labels", "000001_4.png")]
+    (single,) = find_jobs([category / "images" / "000001_0.jpg"], tmp_path / "out", "png")
+    assert single.mask.kind == "labels"

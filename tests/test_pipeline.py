@@ -1,10 +1,16 @@
+"""The folder job through the library: stages, masks, sizes, backgrounds, resume, bad input."""
+
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from clothes_extractor.runtime import ExtractOptions, MaskIndex, ModelSession, find_jobs, run_extraction
+from clothes_extractor.errors import ClothesExtractorError
+from clothes_extractor.runtime.jobs import ExtractJob, MaskIndex, find_jobs
+from clothes_extractor.runtime.pipeline import ExtractOptions, run_extraction
+from clothes_extractor.runtime.session import ModelSession
+from clothes_extractor.runtime.stages import apply_background, mask_from_segmenter
 from conftest import TINY_SIZE, person_photo
 
 
@@ -13,10 +19,21 @@ def model(tiny_model_path):
     return ModelSession(tiny_model_path, "cpu")
 
 
-def run(model, inputs, out, masks=None, **options):
-    jobs = find_jobs(inputs, out, options.get("fmt", "png"), MaskIndex(masks) if masks else None)
+@pytest.fixture(scope="module")
+def flow(tiny_flow_path):
+    return ModelSession(tiny_flow_path, "cpu")
+
+
+@pytest.fixture(scope="module")
+def segmenter(segmenter_path):
+    return ModelSession(segmenter_path, "cpu")
+
+
+def run(model, inputs, out, masks=None, segmenter=None, fmt="png", **options):
+    jobs = find_jobs(inputs, out, fmt, MaskIndex(masks) if masks else None)
     results = []
-    summary = run_extraction(model, jobs, ExtractOptions(**{"batch_size": 2, "workers": 2, **options}), results.append)
+    settings = {"batch_size": 2, "workers": 2, "processes": False, **options}
+    summary = run_extraction(model, jobs, ExtractOptions(**settings), results.append, segmenter)
     return summary, {Path(r.input).name: r for r in results}
 
 
@@ -27,21 +44,42 @@ def no_partial_files(folder: Path) -> bool:
 def test_extracts_every_photo(model, photo_folder, tmp_path):
     photos, masks = photo_folder
     summary, results = run(model, [photos], tmp_path / "out", masks)
-    assert (summary.ok, summary.failed, summary.skipped) == (5, 0, 0)
+    assert (summary.ok, summary.failed, summary.skipped) == (5, 0, 0) and summary.masks == {"file": 5}
     for result in results.values():
-        assert result.status == "ok" and result.mask.startswith("file:")
+        assert result.status == "ok" and result.mask.startswith("file:") and result.size == TINY_SIZE
         with Image.open(result.output) as image:
             assert image.size == (TINY_SIZE[1], TINY_SIZE[0]) and image.mode == "RGB"
 
 
-def test_rerun_skips_finished_outputs_unless_overwrite(model, photo_folder, tmp_path):
+def test_rerun_skips_outputs_of_this_model_and_settings_only(model, tiny_flow_path, photo_folder, tmp_path):
     photos, masks = photo_folder
-    run(model, [photos], tmp_path / "out", masks)
-    (tmp_path / "out" / "p3.png").unlink()
-    summary, results = run(model, [photos], tmp_path / "out", masks)
-    assert (summary.ok, summary.skipped) == (1, 4) and results["p3.jpg"].status == "ok"
-    summary, _ = run(model, [photos], tmp_path / "out", masks, overwrite=True)
+    out = tmp_path / "out"
+    run(model, [photos], out, masks)
+    (out / "p3.png").unlink()
+    data = (out / "p2.png").read_bytes()
+    (out / "p2.png").write_bytes(data[: len(data) // 2])  # truncated by a crash
+    (out / "p1.png").write_bytes(b"")  # a 0-byte file
+    summary, results = run(model, [photos], out, masks)
+    assert (summary.ok, summary.skipped) == (3, 2)
+    assert {n for n, r in results.items() if r.status == "ok"} == {"p1.jpg", "p2.jpg", "p3.jpg"}
+    summary, _ = run(model, [photos], out, masks, overwrite=True)
     assert (summary.ok, summary.skipped) == (5, 0)
+    # Another model's outputs (or other settings) are not this run's: redone, not skipped.
+    other = ModelSession(tiny_flow_path, "cpu")
+    summary, _ = run(other, [photos], out, masks)
+    assert (summary.ok, summary.skipped) == (5, 0)
+    summary, _ = run(other, [photos], out, masks, output_size="model")
+    assert (summary.ok, summary.skipped) == (5, 0)
+    summary, _ = run(other, [photos], out, masks, output_size="model")
+    assert (summary.ok, summary.skipped) == (0, 5)
+
+
+def test_a_folder_in_place_of_an_output_is_an_error_not_a_skip(model, photo_folder, tmp_path):
+    photos, masks = photo_folder
+    (tmp_path / "out" / "p0.png").mkdir(parents=True)
+    summary, results = run(model, [photos], tmp_path / "out", masks)
+    assert (summary.ok, summary.failed) == (4, 1)
+    assert "a folder of that name is in the way" in results["p0.jpg"].error
 
 
 def test_bad_files_are_reported_and_the_rest_is_written(model, photo_folder, tmp_path):
@@ -72,31 +110,39 @@ def test_bad_files_are_reported_and_the_rest_is_written(model, photo_folder, tmp
     assert no_partial_files(out)
 
 
-def test_alpha_channel_is_the_last_mask_source(model, tmp_path):
-    photo, mask = person_photo(1)
-    rgba = photo.copy()
-    rgba.putalpha(mask)
+def test_alpha_is_a_mask_only_when_asked_for(model, segmenter, figures, tmp_path):
+    # A cut-out PNG (what rembg writes): by default composited on white and segmented.
+    photo = Image.open(figures / "figure-1.jpg").convert("RGB")
+    cutout = photo.copy()
+    cutout.putalpha(Image.new("L", photo.size, 0))
+    cutout.paste(
+        photo, (0, 0), Image.fromarray(np.pad(np.full((photo.height - 40, photo.width - 40), 255, np.uint8), 20))
+    )
     (tmp_path / "in").mkdir()
-    rgba.save(tmp_path / "in" / "cut.png")
-    summary, results = run(model, [tmp_path / "in"], tmp_path / "out", fmt="webp")
+    cutout.save(tmp_path / "in" / "cut.png")
+    summary, results = run(model, [tmp_path / "in"], tmp_path / "a", segmenter=segmenter)
+    assert summary.ok == 1 and results["cut.png"].mask.startswith("segmenter")
+    summary, results = run(model, [tmp_path / "in"], tmp_path / "b", segmenter=segmenter, alpha_mask=True)
     assert summary.ok == 1 and results["cut.png"].mask == "alpha"
-    assert (tmp_path / "out" / "cut.webp").is_file()
 
 
 def test_memory_stays_bounded_on_a_long_job(model, tmp_path):
     photo, mask = person_photo(0)
     (tmp_path / "in").mkdir()
-    photo.putalpha(mask)
     photo.save(tmp_path / "in" / "src.png")
+    mask.save(tmp_path / "mask.png")
     count = 80
     pulled = 0
 
     def jobs():
         nonlocal pulled
-        template = find_jobs([tmp_path / "in" / "src.png"], tmp_path / "out", "png")[0]
+        from clothes_extractor.runtime.jobs import MaskSource
+
         for i in range(count):
             pulled += 1
-            yield type(template)(template.photo, tmp_path / "out" / f"{i}.png", template.mask)
+            yield ExtractJob(
+                tmp_path / "in" / "src.png", tmp_path / "out" / f"{i}.png", MaskSource("file", tmp_path / "mask.png")
+            )
 
     emitted = 0
     worst = 0
@@ -106,12 +152,11 @@ def test_memory_stays_bounded_on_a_long_job(model, tmp_path):
         emitted += 1
         worst = max(worst, pulled - emitted)
 
-    options = ExtractOptions(batch_size=2, workers=1)
+    options = ExtractOptions(batch_size=2, workers=1, processes=False)
     summary = run_extraction(model, jobs(), options, on_result)
     assert summary.ok == count
-    # Photos in flight: at most prefetch reads + one batch + pending writes + one batch.
-    prefetch = options.batch_size * 2 + options.workers
-    assert worst <= 2 * prefetch + 2 * options.batch_size < count
+    # Photos in flight: admitted only while fewer than batch * 2 + workers are anywhere.
+    assert worst <= options.batch_size * 2 + options.workers + 1 < count
 
 
 def test_interrupt_leaves_only_complete_outputs(model, photo_folder, tmp_path):
@@ -130,7 +175,7 @@ def test_interrupt_leaves_only_complete_outputs(model, photo_folder, tmp_path):
 
     jobs = find_jobs([photos], out, "png", MaskIndex(masks))
     with pytest.raises(KeyboardInterrupt):
-        run_extraction(model, jobs, ExtractOptions(batch_size=2, workers=2), stop_after_three)
+        run_extraction(model, jobs, ExtractOptions(batch_size=2, workers=2, processes=False), stop_after_three)
     written = sorted(out.iterdir())
     assert 3 <= len(written) < 30 and no_partial_files(out)
     for path in written:
@@ -141,61 +186,93 @@ def test_interrupt_leaves_only_complete_outputs(model, photo_folder, tmp_path):
     assert summary.skipped == len(written) and summary.ok == 30 - len(written)
 
 
-def test_same_photo_gives_same_garment_whatever_the_batch(model, photo_folder, tmp_path):
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_same_photo_gives_same_bytes_whatever_the_batch_or_workers(model, photo_folder, tmp_path, processes):
     photos, masks = photo_folder
     run(model, [photos], tmp_path / "a", masks, batch_size=1)
-    run(model, [photos], tmp_path / "b", masks, batch_size=4)
+    run(model, [photos], tmp_path / "b", masks, batch_size=4, processes=processes, workers=2)
     for path in (tmp_path / "a").iterdir():
-        assert np.array_equal(np.asarray(Image.open(path)), np.asarray(Image.open(tmp_path / "b" / path.name)))
+        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes()
 
 
 def test_segmenter_output_maps_back_onto_the_photo():
     from clothes_extractor.runtime.fitting import letterbox
-    from clothes_extractor.runtime.pipeline import mask_from_segmenter
 
     # A wide photo letterboxed into a tall 64x48 input: bands above and below.
     photo = Image.new("RGB", (100, 50))
     _, window = letterbox(photo, (64, 48), (255, 255, 255))
-    output = np.zeros((64, 48, 1), np.uint8)
+    plane = np.zeros((64, 48), np.uint8)
     # The photo occupies rows 20..44 of the 48-wide input (scale 0.48); mark its left half.
-    output[20:44, :24] = 255
-    mask = np.asarray(mask_from_segmenter(output, window, photo.size))
+    plane[20:44, :24] = 255
+    mask = np.asarray(mask_from_segmenter(plane, window, photo.size))
     assert mask.shape[1] / mask.shape[0] == pytest.approx(2, rel=0.1)  # covers the photo, no bands
     left, right = mask[:, : mask.shape[1] // 2 - 2], mask[:, mask.shape[1] // 2 + 2 :]
     assert left.mean() > 240 and right.mean() < 15
 
 
-def test_photos_without_masks_go_through_the_segmenter(model, tiny_segmenter_path, tmp_path):
+def test_photos_without_masks_go_through_the_segmenter(model, segmenter, tmp_path):
     from clothes_extractor.data.synth import synth_sample
-    from clothes_extractor.runtime.fitting import letterbox
-    from clothes_extractor.runtime.metrics import iou
-    from clothes_extractor.runtime.pipeline import mask_from_segmenter
+    from clothes_extractor.eval.metrics import iou
 
-    segmenter = ModelSession(tiny_segmenter_path, "cpu")
     (tmp_path / "in").mkdir()
     truth = {}
-    for i in range(5):
-        photo, mask, _ = synth_sample(100 + i, seed=7, size=(128, 96))  # unseen, twice the model size
+    for i in range(4):
+        photo, mask, _ = synth_sample(100 + i, seed=7, size=(384, 288))
         photo.save(tmp_path / "in" / f"s{i}.jpg", quality=95)
         truth[f"s{i}"] = np.asarray(mask)
     (tmp_path / "in" / "bad.jpg").write_bytes(b"")
     jobs = find_jobs([tmp_path / "in"], tmp_path / "out", "png", save_masks=tmp_path / "masks")
     results = []
-    summary = run_extraction(model, jobs, ExtractOptions(batch_size=2, workers=2), results.append, segmenter)
-    assert (summary.ok, summary.failed) == (5, 1)
-    assert {r.mask for r in results if r.status == "ok"} == {"segmenter"}
-    assert len(list((tmp_path / "out").iterdir())) == 5
-    scores = []
-    for name, expected in truth.items():
-        saved = np.asarray(Image.open(tmp_path / "masks" / f"{name}.png"))
-        # The saved mask is the segmenter's own answer on the letterboxed photo, mapped back...
-        photo = Image.open(tmp_path / "in" / f"{name}.jpg").convert("RGB")
-        image, window = letterbox(photo, segmenter.contract.size, segmenter.contract.fit.pad_rgb)
-        direct = mask_from_segmenter(segmenter.run(image=image[None])[0], window, photo.size)
-        assert np.array_equal(saved, np.asarray(direct)), name
-        # ... and that answer is about the garment (a small model trained for seconds).
-        scores.append(iou(np.asarray(Image.fromarray(saved).resize((96, 128)))[None], expected[None])[0])
-    assert np.mean(scores) > 0.5, scores
+    options = ExtractOptions(batch_size=2, workers=2, processes=False)
+    summary = run_extraction(model, jobs, options, results.append, segmenter)
+    assert (summary.ok, summary.failed) == (4, 1)
+    assert {r.mask for r in results if r.status == "ok"} <= {"segmenter", "segmenter+zoom"}
+    scores = [
+        iou(np.asarray(Image.open(tmp_path / "masks" / f"{name}.png").resize((288, 384)))[None], expected[None])[0]
+        for name, expected in truth.items()
+    ]
+    assert np.mean(scores) > 0.75, scores
+
+
+def test_a_small_garment_gets_a_zoomed_second_look(model, segmenter, tmp_path):
+    from clothes_extractor.data.synth import synth_sample
+    from clothes_extractor.eval.metrics import iou
+
+    # The figure in a quarter of a big empty frame: a full-body framing.
+    photo, mask, _ = synth_sample(3, seed=7, size=(256, 192))
+    frame = Image.new("RGB", (768, 1024), photo.getpixel((2, 2)))
+    frame.paste(photo, (300, 380))
+    full_mask = Image.new("L", frame.size, 0)
+    full_mask.paste(mask, (300, 380))
+    (tmp_path / "in").mkdir()
+    frame.save(tmp_path / "in" / "far.jpg", quality=95)
+    jobs = find_jobs([tmp_path / "in"], tmp_path / "out", "png", save_masks=tmp_path / "masks")
+    results = []
+    run_extraction(model, jobs, ExtractOptions(processes=False), results.append, segmenter)
+    (result,) = results
+    assert result.status == "ok" and result.mask == "segmenter+zoom"
+    saved = np.asarray(Image.open(tmp_path / "masks" / "far.png").resize(frame.size))
+    assert iou(saved[None], np.asarray(full_mask)[None])[0] > 0.7
+
+
+@pytest.mark.parametrize("kind", ["white", "black", "grey", "noise", "tiny", "strip"])
+def test_photos_without_a_garment_are_reported_not_invented(model, segmenter, tmp_path, kind):
+    rng = np.random.default_rng(0)
+    photos = {
+        "white": np.full((256, 192, 3), 255, np.uint8),
+        "black": np.zeros((256, 192, 3), np.uint8),
+        "grey": np.full((256, 192, 3), 128, np.uint8),
+        "noise": rng.integers(0, 256, (256, 192, 3), dtype=np.uint8),
+        "tiny": np.array([[[255, 0, 0]]], np.uint8),
+        "strip": np.full((1, 300, 3), 90, np.uint8),
+    }
+    (tmp_path / "in").mkdir()
+    Image.fromarray(photos[kind]).save(tmp_path / "in" / f"{kind}.png")
+    summary, results = run(model, [tmp_path / "in"], tmp_path / "out", segmenter=segmenter)
+    assert (summary.ok, summary.failed) == (0, 1)
+    error = results[f"{kind}.png"].error
+    assert ("no garment found" in error) if kind not in ("tiny", "strip") else ("too small to show a garment" in error)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
 def test_without_a_segmenter_a_photo_without_mask_is_an_error(model, tmp_path):
@@ -203,3 +280,51 @@ def test_without_a_segmenter_a_photo_without_mask_is_an_error(model, tmp_path):
     person_photo(0)[0].save(tmp_path / "in" / "a.jpg")
     summary, results = run(model, [tmp_path / "in"], tmp_path / "out")
     assert summary.failed == 1 and "--segmenter" in results["a.jpg"].error
+
+
+def test_a_catalog_resolution_model_writes_the_crop_at_its_own_resolution(flow, photo_folder, tmp_path):
+    photos, masks = photo_folder
+    big = tmp_path / "big"
+    big.mkdir()
+    for name in ("p0", "p1"):  # 4x the photos: a garment window of ~300 rows
+        Image.open(photos / f"{name}.jpg").resize((480, 640), Image.Resampling.BICUBIC).save(big / f"{name}.jpg")
+        Image.open(masks / f"{name}.png").resize((480, 640)).save(masks / f"{name}.png")
+    summary, results = run(flow, [big], tmp_path / "auto", masks)
+    assert summary.ok == 2
+    sizes = {r.size for r in results.values()}
+    assert len(sizes) == 1 and (h := next(iter(sizes))[0]) % 64 == 0 and 256 <= h <= 448
+    with Image.open(tmp_path / "auto" / "p0.png") as image:
+        assert image.size == (next(iter(sizes))[1], h)
+    _, results = run(flow, [big], tmp_path / "model", masks, output_size="model")
+    assert {r.size for r in results.values()} == {TINY_SIZE}
+    _, results = run(flow, [big], tmp_path / "fixed", masks, output_size=(128, 96))
+    assert {r.size for r in results.values()} == {(128, 96)}
+
+
+def test_backgrounds_need_a_silhouette_and_compose_exactly(model, flow, photo_folder, tmp_path):
+    photos, masks = photo_folder
+    with pytest.raises(ClothesExtractorError, match="no silhouette output"):
+        run(model, [photos], tmp_path / "x", masks, background="transparent")
+    summary, _ = run(flow, [photos], tmp_path / "t", masks, background="transparent")
+    assert summary.ok == 5
+    with Image.open(tmp_path / "t" / "p0.png") as image:
+        assert image.mode == "RGBA"
+    summary, _ = run(flow, [photos], tmp_path / "c", masks, background=(0, 128, 255))
+    white, _ = run(flow, [photos], tmp_path / "w", masks)
+    on_white = np.asarray(Image.open(tmp_path / "w" / "p0.png")).astype(int)
+    on_colour = np.asarray(Image.open(tmp_path / "c" / "p0.png")).astype(int)
+    rgba = np.asarray(Image.open(tmp_path / "t" / "p0.png")).astype(int)
+    a = rgba[..., 3:] / 255.0
+    # The three outputs are one garment: composing the transparent one gives the others back.
+    assert np.abs(rgba[..., :3] * a + (1 - a) * 255 - on_white).max() <= 2
+    assert np.abs(rgba[..., :3] * a + (1 - a) * np.array([0, 128, 255]) - on_colour).max() <= 2
+
+
+def test_apply_background_is_exact_where_the_garment_is_opaque():
+    garment = np.array([[[10, 20, 30], [255, 255, 255], [133, 133, 133]]], np.uint8)
+    alpha = np.array([[[255], [0], [128]]], np.uint8)
+    rgb, a = apply_background(garment, alpha, "transparent")
+    assert rgb[0, 0].tolist() == [10, 20, 30] and a[0].tolist() == [255, 0, 128]
+    coloured, none = apply_background(garment, alpha, (0, 0, 0))
+    assert none is None and coloured[0, 1].tolist() == [0, 0, 0] and coloured[0, 0].tolist() == [10, 20, 30]
+    assert apply_background(garment, None, "white")[0] is garment

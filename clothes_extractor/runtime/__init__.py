@@ -1,27 +1,21 @@
-"""The torch-free runtime: numpy, Pillow and onnxruntime only (a test enforces it).
+"""The serving runtime: numpy, Pillow and onnxruntime only, and nothing of the package but
+itself and ``errors`` (tests enforce both).
 
-from clothes_extractor.runtime import ModelSession, find_jobs, run_extraction
+    from clothes_extractor.runtime import ModelSession, fit_to_model
 """
 
-from .contract import FitSettings, ModelContract
+from .contract import FitSettings, ModelContract, TensorSpec
 from .fitting import FittedInput, fit_to_model
-from .jobs import ExtractJob, MaskIndex, MaskSource, find_jobs
-from .pipeline import ExtractionSummary, ExtractOptions, FileResult, run_extraction
-from .session import PROVIDER_CHOICES, ModelSession
+from .providers import PROVIDER_CHOICES, SessionSettings
+from .session import ModelSession
 
 __all__ = [
     "PROVIDER_CHOICES",
-    "ExtractJob",
-    "ExtractOptions",
-    "ExtractionSummary",
-    "FileResult",
     "FitSettings",
     "FittedInput",
-    "MaskIndex",
-    "MaskSource",
     "ModelContract",
     "ModelSession",
-    "find_jobs",
+    "SessionSettings",
+    "TensorSpec",
     "fit_to_model",
-    "run_extraction",
 ]

@@ -15,19 +15,40 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from ..errors import ContractError
-from ..settings import unknown_key
+from .settings import unknown_key
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: before catalog resolution, alpha and the weights checksum
 METADATA_KEY = "clothes_extractor.contract"
 
-# name -> channel count of the uint8 [N, H, W, C] tensors each task's graph takes and gives.
-TASK_IO: dict[str, tuple[dict[str, int], dict[str, int]]] = {
-    "generator": ({"image": 3, "mask": 1}, {"garment": 3}),
-    "segmenter": ({"image": 3}, {"mask": 1}),
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One uint8 [N, H, W, channels] tensor of a served graph.
+
+    ``resolution`` "model": H x W is the contract's size; "photo": any size, the photo crop's
+    own (catalog-resolution generators take the crop at its resolution and answer at it).
+    """
+
+    name: str
+    channels: int
+    resolution: str = "model"
+
+
+# The serving protocol of each task: the tensors its graph takes and gives, and how photos
+# are fitted to it. Optional features (a contract flag each) add tensors; see ``io_of``.
+TASK_INPUTS = {
+    "generator": (TensorSpec("image", 3), TensorSpec("mask", 1)),
+    "segmenter": (TensorSpec("image", 3),),
+}
+TASK_OUTPUTS = {
+    "generator": (TensorSpec("garment", 3),),
+    "segmenter": (TensorSpec("mask", 1),),
 }
 # How each task's inputs are fitted to the model size: the generator crops to the
 # garment's mask; the segmenter, which has no mask yet, sees the whole photo.
 TASK_FIT = {"generator": "mask_box_letterbox", "segmenter": "letterbox"}
+TASKS = tuple(TASK_INPUTS)
 
 FIT_METHODS = ("mask_box_letterbox", "letterbox")
 PRECISIONS = ("fp32", "fp16")
@@ -81,7 +102,16 @@ class FitSettings:
 
 @dataclass(frozen=True)
 class ModelContract:
-    """What a served model promises: its task, input size, fitting, colours, provenance."""
+    """What a served model promises: its task, input size, fitting, colours, provenance.
+
+    ``catalog_resolution`` (generators): the graph also takes ``photo``, the fitted window of
+    the photo at any resolution, and gives the garment at that resolution (up to
+    ``max_output``, height x width, by default). ``alpha``: it also gives the garment's
+    silhouette (``alpha``, 255 = garment), for transparent or coloured backgrounds.
+    ``labels`` (segmenters that parse the whole person): the class names of its ``labels``
+    output, a class index per pixel. ``weights_sha256``: SHA-256 of the serialized graph
+    (weights and nodes), checked at load.
+    """
 
     task: str
     height: int
@@ -92,17 +122,22 @@ class ModelContract:
     category: str = "upper"
     package_version: str = ""
     training: dict[str, Any] = field(default_factory=dict)
+    catalog_resolution: bool = False
+    alpha: bool = False
+    max_output: tuple[int, int] | None = None
+    labels: tuple[str, ...] = ()
+    weights_sha256: str = ""
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        if self.format_version != FORMAT_VERSION:
+        if self.format_version not in READABLE_VERSIONS:
             raise ContractError(
-                f"contract format {self.format_version!r} is not the one this clothes-extractor "
-                f"reads ({FORMAT_VERSION}); install the clothes-extractor version that exported "
-                "the model, or export it again with this one"
+                f"contract format {self.format_version!r} is not one this clothes-extractor "
+                f"reads ({', '.join(map(str, READABLE_VERSIONS))}); install the clothes-extractor version "
+                "that exported the model, or export it again with this one"
             )
-        if self.task not in TASK_IO:
-            raise ContractError(f"unknown task {self.task!r}; this version serves {', '.join(TASK_IO)}")
+        if self.task not in TASK_INPUTS:
+            raise ContractError(f"unknown task {self.task!r}; this version serves {', '.join(TASK_INPUTS)}")
         for name in ("height", "width"):
             value = getattr(self, name)
             if not (isinstance(value, int) and 8 <= value <= 8192):
@@ -114,15 +149,52 @@ class ModelContract:
         object.__setattr__(self, "background_rgb", _rgb(self.background_rgb, "background_rgb"))
         if not isinstance(self.training, dict):
             raise ContractError(f"training summary must be an object, got {self.training!r}")
+        if (self.catalog_resolution or self.alpha) and self.task != "generator":
+            raise ContractError("catalog_resolution and alpha are generator features")
+        if not (isinstance(self.labels, (list, tuple)) and all(isinstance(n, str) for n in self.labels)):
+            raise ContractError(f"labels must be a list of class names, got {self.labels!r}")
+        if self.labels and self.task != "segmenter":
+            raise ContractError("labels are a segmenter feature (a human parser)")
+        object.__setattr__(self, "labels", tuple(self.labels))
+        if self.max_output is not None:
+            if not (
+                isinstance(self.max_output, (list, tuple))
+                and len(self.max_output) == 2
+                and all(isinstance(v, int) and v >= 8 for v in self.max_output)
+            ):
+                raise ContractError(f"max_output must be [height, width] (integers >= 8), got {self.max_output!r}")
+            object.__setattr__(self, "max_output", tuple(self.max_output))
+        if not isinstance(self.weights_sha256, str):
+            raise ContractError(f"weights_sha256 must be a string, got {self.weights_sha256!r}")
 
     @property
     def size(self) -> tuple[int, int]:
-        """(height, width) of every input and output tensor."""
+        """(height, width) of every model-size input and output tensor."""
         return self.height, self.width
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        """The tensors the graph takes, in order."""
+        extra = (TensorSpec("photo", 3, "photo"),) if self.catalog_resolution else ()
+        return (*TASK_INPUTS[self.task], *extra)
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        """The tensors the graph gives, in order: the task's main output first."""
+        resolution = "photo" if self.catalog_resolution else "model"
+        found = tuple(dataclasses.replace(spec, resolution=resolution) for spec in TASK_OUTPUTS[self.task])
+        if self.alpha:
+            found += (TensorSpec("alpha", 1, resolution),)
+        if self.labels:
+            found += (TensorSpec("labels", 1),)
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
     def to_metadata(self) -> dict[str, str]:
         """The ``metadata_props`` entries that carry this contract."""
-        return {METADATA_KEY: json.dumps(dataclasses.asdict(self), sort_keys=True)}
+        return {METADATA_KEY: json.dumps(self.to_json(), sort_keys=True)}
 
     @classmethod
     def from_metadata(cls, props: Mapping[str, str], source: str = "the model") -> "ModelContract":
@@ -158,28 +230,33 @@ class ModelContract:
         outputs: Sequence[tuple[str, str, Sequence[Any]]],
         source: str = "the model",
     ) -> None:
-        """Check the graph's (name, onnx type, shape) inputs and outputs against the task.
+        """Check the graph's (name, onnx type, shape) inputs and outputs against the contract.
 
         Collects every mismatch and raises one ``ContractError`` listing them all.
         """
-        want_in, want_out = TASK_IO[self.task]
         problems: list[str] = []
-        for kind, got, want in (("input", inputs, want_in), ("output", outputs, want_out)):
+        for kind, got, want in (("input", inputs, self.inputs), ("output", outputs, self.outputs)):
             got_by_name = {name: (dtype, shape) for name, dtype, shape in got}
-            if set(got_by_name) != set(want):
-                problems.append(f"{kind}s are {sorted(got_by_name)}, the {self.task} contract needs {sorted(want)}")
+            if set(got_by_name) != {spec.name for spec in want}:
+                names = sorted(spec.name for spec in want)
+                problems.append(f"{kind}s are {sorted(got_by_name)}, the {self.task} contract needs {names}")
                 continue
-            for name, channels in want.items():
-                dtype, shape = got_by_name[name]
-                if dtype != "tensor(uint8)":
-                    problems.append(f"{kind} {name!r} is {dtype}, must be tensor(uint8)")
-                expected = [None, self.height, self.width, channels]
-                if len(shape) != 4 or any(e is not None and s != e for s, e in zip(shape, expected, strict=True)):
-                    problems.append(
-                        f"{kind} {name!r} has shape {list(shape)}, must be "
-                        f"[batch, {self.height}, {self.width}, {channels}]"
-                    )
-                elif isinstance(shape[0], int) and shape[0] > 0:
-                    problems.append(f"{kind} {name!r} has a fixed batch of {shape[0]}; the batch axis must be dynamic")
+            for spec in want:
+                dtype, shape = got_by_name[spec.name]
+                problems += self._tensor_problems(kind, spec, dtype, shape)
         if problems:
             raise ContractError(f"{source} does not match its {self.task} contract: " + "; ".join(problems))
+
+    def _tensor_problems(self, kind: str, spec: TensorSpec, dtype: str, shape: Sequence[Any]) -> list[str]:
+        problems = []
+        if dtype != "tensor(uint8)":
+            problems.append(f"{kind} {spec.name!r} is {dtype}, must be tensor(uint8)")
+        h, w = (self.height, self.width) if spec.resolution == "model" else ("height", "width")
+        expected = [None, *((self.height, self.width) if spec.resolution == "model" else (None, None)), spec.channels]
+        if len(shape) != 4 or any(e is not None and s != e for s, e in zip(shape, expected, strict=True)):
+            problems.append(f"{kind} {spec.name!r} has shape {list(shape)}, must be [batch, {h}, {w}, {spec.channels}]")
+        elif isinstance(shape[0], int) and shape[0] > 0:
+            problems.append(f"{kind} {spec.name!r} has a fixed batch of {shape[0]}; the batch axis must be dynamic")
+        elif spec.resolution == "photo" and any(isinstance(v, int) and v > 0 for v in shape[1:3]):
+            problems.append(f"{kind} {spec.name!r} has a fixed size {list(shape[1:3])}; it must take any size")
+        return problems

@@ -19,11 +19,37 @@ from .contract import FitSettings
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1; x1/y1 exclusive
 
 
+# Catalog-resolution outputs ("auto"): the crop's own resolution, at most this (height,
+# width) unless the model says otherwise, rounded down to a multiple of OUTPUT_STEP rows so a
+# folder of photos falls into a few output sizes that batch together.
+DEFAULT_MAX_OUTPUT = (1024, 768)
+OUTPUT_STEP = 64
+
+
 @dataclass(frozen=True)
 class FittedInput:
     image: np.ndarray  # uint8 [H, W, 3]
     mask: np.ndarray  # uint8 [H, W, 1]
     box: Box  # the window of the photo that was resized to the model size, photo pixels
+    photo: np.ndarray | None = None  # the same window at the output size, uint8 [h, w, 3] (catalog resolution)
+
+
+def output_size_for(window_height: float, contract, requested: str | tuple[int, int] = "auto") -> tuple[int, int]:
+    """(height, width) of the garment for a photo window ``window_height`` photo pixels tall.
+
+    ``requested``: "model" (the model size: the fast path), "auto" (the window's own
+    resolution, never more than the photo has, at most ``contract.max_output``, on a
+    64-row grid; never less than the model size) or an explicit (height, width).
+    A model without catalog resolution always answers at its own size.
+    """
+    if not contract.catalog_resolution or requested == "model":
+        return contract.size
+    if isinstance(requested, tuple):
+        return requested
+    max_h = (contract.max_output or DEFAULT_MAX_OUTPUT)[0]
+    height = min(max_h, int(window_height))
+    height = max(contract.height, height - height % OUTPUT_STEP)
+    return height, round(height * contract.width / contract.height)
 
 
 def mask_box(mask: np.ndarray, threshold: int) -> tuple[int, int, int, int] | None:
@@ -55,8 +81,11 @@ def fit_window(box: Box, size: tuple[int, int], margin: float) -> Box:
     return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
 
 
-def _crop_resize(image: Image.Image, window: Box, size: tuple[int, int], fill) -> Image.Image:
-    """Resize ``window`` of ``image`` to ``size`` (h, w); outside the image becomes ``fill``."""
+def _crop_resize(
+    image: Image.Image, window: Box, size: tuple[int, int], fill, resample=Image.Resampling.BILINEAR
+) -> Image.Image:
+    """Resize ``window`` of ``image`` to ``size`` (h, w); outside the image becomes ``fill``.
+    Label maps take ``resample=NEAREST``, so that no pixel gets a label between two."""
     target_h, target_w = size
     x0, y0, x1, y1 = window
     scale_x, scale_y = target_w / (x1 - x0), target_h / (y1 - y0)
@@ -74,9 +103,9 @@ def _crop_resize(image: Image.Image, window: Box, size: tuple[int, int], fill) -
         return canvas
     part = image.resize(
         (dx1 - dx0, dy1 - dy0),
-        resample=Image.Resampling.BILINEAR,
+        resample=resample,
         box=(ix0, iy0, ix1, iy1),
-        reducing_gap=3.0,  # large downscales: integer reduction first, same look, much faster
+        reducing_gap=3.0 if resample != Image.Resampling.NEAREST else None,  # integer reduction first: faster
     )
     canvas.paste(part, (dx0, dy0))
     return canvas
@@ -88,12 +117,15 @@ def fit_to_model(
     size: tuple[int, int],
     fit: FitSettings,
     box: tuple[int, int, int, int] | None = None,
+    output_size: tuple[int, int] | None = None,
 ) -> FittedInput:
     """Fit an RGB ``photo`` and its ``L`` garment ``mask`` to ``size`` (h, w).
 
     The mask may have another resolution than the photo (a full-size mask for a photo
     decoded smaller, say): it covers the same scene and is cropped at its own resolution,
     never resized on its own first. ``box`` is ``mask_box(mask)`` if the caller has it.
+    ``output_size``: also crop the same window of the photo at that size (``photo``), for
+    a catalog-resolution model.
     """
     if photo.mode != "RGB" or mask.mode != "L":
         raise ValueError(f"fit_to_model takes an RGB photo and an L mask, got {photo.mode}/{mask.mode}")
@@ -109,37 +141,45 @@ def fit_to_model(
     image = _crop_resize(photo, window, size, fit.pad_rgb)
     mask_window = (window[0] / sx, window[1] / sy, window[2] / sx, window[3] / sy)
     fitted_mask = _crop_resize(mask, mask_window, size, 0)
+    big = None
+    if output_size is not None:
+        big = image if tuple(output_size) == tuple(size) else _crop_resize(photo, window, output_size, fit.pad_rgb)
     return FittedInput(
         image=np.asarray(image, dtype=np.uint8),
         mask=np.asarray(fitted_mask, dtype=np.uint8)[:, :, None],
         box=window,
+        photo=None if big is None else np.asarray(big, dtype=np.uint8),
     )
 
 
-def letterbox(image: Image.Image, size: tuple[int, int], fill) -> tuple[np.ndarray, Box]:
+def letterbox(
+    image: Image.Image, size: tuple[int, int], fill, resample=Image.Resampling.BILINEAR
+) -> tuple[np.ndarray, Box]:
     """The whole ``image`` resized into ``size`` (h, w) keeping its aspect, centred, padded.
 
     Returns the array and the window of the image that fills the output (image pixels),
     which maps a result back onto the image.
     """
     window = fit_window((0.0, 0.0, float(image.width), float(image.height)), size, 0.0)
-    return np.asarray(_crop_resize(image, window, size, fill)), window
+    return np.asarray(_crop_resize(image, window, size, fill, resample)), window
 
 
-def decode_scale_for(
-    mask_box_px: tuple[int, int, int, int],
+def photo_window(
+    mask_box_px: tuple[float, float, float, float],
     mask_size: tuple[int, int],
     photo_size: tuple[int, int],
     size: tuple[int, int],
     fit: FitSettings,
-) -> float:
-    """How far the photo can be shrunk while decoding without losing model-input detail.
-
-    ``mask_size`` and ``photo_size`` are (width, height) in the photo's displayed
-    orientation; the result is <= 1 and applies to both axes.
-    """
+) -> Box:
+    """The window ``fit_to_model`` will crop, in the photo's displayed pixels, from a mask box
+    in the mask's pixels (``mask_size`` and ``photo_size`` are (width, height))."""
     sx = photo_size[0] / mask_size[0]
     sy = photo_size[1] / mask_size[1]
     x0, y0, x1, y1 = mask_box_px
-    window = fit_window((x0 * sx, y0 * sy, x1 * sx, y1 * sy), size, fit.margin)
+    return fit_window((x0 * sx, y0 * sy, x1 * sx, y1 * sy), size, fit.margin)
+
+
+def decode_scale_for(window: Box, size: tuple[int, int]) -> float:
+    """How far the photo can be shrunk while decoding and still give ``window`` (photo pixels)
+    at ``size`` (h, w) without under-sampling: <= 1, for both axes."""
     return min(1.0, size[1] / (window[2] - window[0]))

@@ -8,15 +8,13 @@ image over it rather than only past twice the limit, where Pillow itself stops.
 from __future__ import annotations
 
 import io
-import os
-import threading
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from ..errors import InputError, OutputError
+from ..errors import InputError
 
 # Suffixes a folder walk picks up. A file named explicitly is tried whatever its suffix.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
@@ -24,6 +22,7 @@ OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 
 PARSE_UPPER_LABEL = 5  # upper clothes in the LIP-style parse maps of VITON and VITON-HD
 PARSE_UPPER_RGB = (254, 85, 0)  # the same label as VITON-HD draws it in colour
+DRESSCODE_UPPER_LABEL = 4  # upper clothes in Dress Code's own label maps
 
 _EXIF_ORIENTATION = 0x0112
 _ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # these swap width and height
@@ -97,15 +96,23 @@ def _to_8bit(image: Image.Image) -> Image.Image:
 
 
 def split_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
-    """(RGB image, alpha channel or None), from an image of any mode."""
+    """(RGB image, alpha channel or None), from an image of any mode.
+
+    Where there is an alpha channel the RGB image is composited on white: a cut-out's
+    hidden pixels (often black, or garbage) never reach the models.
+    """
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     elif image.mode == "PA":
         image = image.convert("RGBA")
     alpha = None
     if image.mode in ("RGBA", "LA", "RGBa", "La"):
+        if image.mode in ("RGBa", "La"):
+            image = image.convert("RGBA" if image.mode == "RGBa" else "LA")
         alpha = image.getchannel("A")
-        image = image.convert("RGB" if image.mode.startswith("RGB") else "L")
+        image = image.convert("RGBA" if image.mode == "RGBA" else "LA").convert("RGBA")
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image).convert("RGB")
     if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
         image = _to_8bit(image)
     if image.mode != "RGB":
@@ -114,22 +121,23 @@ def split_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
 
 
 def load_photo(
-    path: Path, decode_scale: Callable[[tuple[int, int]], float] | None = None
+    path: Path, decode_scale: Callable[[tuple[int, int]], float] | None = None, role: str = "photo"
 ) -> tuple[Image.Image, Image.Image | None]:
     """Decode a photo upright as RGB, with its alpha channel if it has a non-opaque one.
 
     ``decode_scale`` maps the photo's displayed (width, height) to how far it may be
     shrunk (<= 1). For JPEGs that shrink happens while decoding (draft mode, by a power
-    of two), which is far faster than decoding full size and resizing.
+    of two), which is far faster than decoding full size and resizing. ``role`` names
+    the image in error messages.
     """
-    image = open_image(path, "photo")
+    image = open_image(path, role)
     with image:
-        if decode_scale is not None and image.format == "JPEG":
-            scale = decode_scale(displayed_size(image))
-            if scale < 1.0:
+        if decode_scale is not None:
+            scale = decode_scale(displayed_size(image))  # called for every format: it learns the size
+            if scale < 1.0 and image.format == "JPEG":
                 w, h = image.size
                 image.draft(None, (max(1, int(w * scale)), max(1, int(h * scale))))
-        _decode(image, path, "photo")
+        _decode(image, path, role)
         image = _upright(image)
         rgb, alpha = split_alpha(image)
     if alpha is not None and alpha.getextrema()[0] == 255:
@@ -157,60 +165,104 @@ def load_mask(path: Path) -> Image.Image:
     return rgb.convert("L")
 
 
-def load_parse_mask(path: Path) -> Image.Image:
-    """The upper-clothes mask (0/255, mode L) from a VITON / VITON-HD human-parsing map.
+def load_parse_mask(path: Path, label: int = PARSE_UPPER_LABEL, rgb: tuple[int, int, int] | None = PARSE_UPPER_RGB):
+    """The upper-clothes mask (0/255, mode L) from a human-parsing label map.
 
-    Palette and grey maps store labels (5 = upper clothes); RGB maps store VITON-HD's
-    colour for that label, (254, 85, 0).
+    Palette and grey maps store labels: VITON and VITON-HD's LIP labels (5 = upper clothes,
+    the default) or Dress Code's own (``label=DRESSCODE_UPPER_LABEL``); RGB maps store
+    VITON-HD's colour for the label, ``rgb``.
     """
     image = open_image(path, "parse map")
     with image:
         _decode(image, path, "parse map")
         if image.mode in ("P", "L"):
-            labels = np.asarray(image)
-            on = labels == PARSE_UPPER_LABEL
-        elif image.mode in ("RGB", "RGBA"):
-            rgb = np.asarray(image.convert("RGB"))
-            on = np.all(rgb == np.array(PARSE_UPPER_RGB, np.uint8), axis=-1)
+            on = np.asarray(image) == label
+        elif image.mode in ("RGB", "RGBA") and rgb is not None:
+            on = np.all(np.asarray(image.convert("RGB")) == np.array(rgb, np.uint8), axis=-1)
         else:
             raise InputError(
                 f"parse map {path} has mode {image.mode}; expected a palette or grey label map "
-                f"(label {PARSE_UPPER_LABEL} = upper clothes) or an RGB map drawing it as {PARSE_UPPER_RGB}"
+                f"(label {label} = upper clothes)" + (f" or an RGB map drawing it as {rgb}" if rgb else "")
             )
     return Image.fromarray(on.astype(np.uint8) * 255, "L")
 
 
-def encode_image(array: np.ndarray, fmt: str, quality: int = 95) -> bytes:
-    """Encode a uint8 [H, W, 3] (RGB) or [H, W] (grey) array; ``fmt`` is png, jpg or webp."""
+def load_label_mask(kind: str, path: Path) -> Image.Image:
+    """The garment mask of a dataset's label map: ``parse`` (VITON / VITON-HD) or ``labels`` (Dress Code)."""
+    if kind == "labels":
+        return load_parse_mask(path, DRESSCODE_UPPER_LABEL, None)
+    return load_parse_mask(path)
+
+
+SIGNATURE_KEY = "clothes-extractor"  # PNG text chunk / JPEG comment / WebP XMP holding the output's signature
+
+
+def encode_image(
+    array: np.ndarray, fmt: str, quality: int = 95, *, alpha: np.ndarray | None = None, signature: str | None = None
+) -> bytes:
+    """Encode a uint8 [H, W, 3] (RGB) or [H, W] (grey) array; ``fmt`` is png, jpg or webp.
+
+    ``alpha`` [H, W] makes an RGBA image (png and webp only). ``signature`` is stored in the
+    file (PNG text chunk, JPEG comment, WebP XMP) so a later run can tell which model and
+    settings wrote it (see ``read_signature``).
+    """
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
-    image = Image.fromarray(array, "RGB" if array.ndim == 3 else "L")
+    if alpha is not None:
+        if fmt == "jpg":
+            raise ValueError("JPEG has no alpha channel: use png or webp for a transparent background")
+        image = Image.fromarray(np.dstack([array, alpha.reshape(array.shape[:2])]), "RGBA")
+    else:
+        image = Image.fromarray(array, "RGB" if array.ndim == 3 else "L")
     buffer = io.BytesIO()
     if fmt == "png":
+        info = None
+        if signature is not None:
+            info = PngImagePlugin.PngInfo()
+            info.add_text(SIGNATURE_KEY, signature)
         # Level 1 encodes several times faster than Pillow's default 6 for ~10% more bytes;
         # in a folder job the encoder, not the model, is the bottleneck.
-        image.save(buffer, "PNG", compress_level=1)
+        image.save(buffer, "PNG", compress_level=1, pnginfo=info)
+    elif fmt == "jpg":
+        extra = {"comment": f"{SIGNATURE_KEY}:{signature}".encode()} if signature is not None else {}
+        image.save(buffer, "JPEG", quality=quality, **extra)
     else:
-        image.save(buffer, OUTPUT_FORMATS[fmt], quality=quality)
+        extra = {"xmp": f"{SIGNATURE_KEY}:{signature}".encode()} if signature is not None else {}
+        image.save(buffer, "WEBP", quality=quality, **extra)
     return buffer.getvalue()
 
 
-def partial_name(path: Path) -> Path:
-    """The temporary name a file is written under before it is renamed into place."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+def _ends_whole(path: Path, fmt: str) -> bool:
+    """Whether the file's last bytes are those of a complete ``fmt`` file (a cheap truncation check)."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        if fmt == "webp":
+            header = handle.read(12)
+            return (
+                header[:4] == b"RIFF" and header[8:12] == b"WEBP" and int.from_bytes(header[4:8], "little") + 8 == size
+            )
+        handle.seek(max(0, size - 12))
+        tail = handle.read()
+    if fmt == "png":
+        return tail.endswith(b"IEND\xaeB`\x82")
+    return tail.rstrip(b"\x00").endswith(b"\xff\xd9")  # jpg
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either absent or complete."""
-    temp = partial_name(path)
+def read_signature(path: Path, fmt: str) -> str | None:
+    """The signature stored in a complete output file, or None if it is missing, not a regular
+    non-empty file, truncated, of another format or unreadable."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temp, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+        if not path.is_file() or path.stat().st_size == 0 or not _ends_whole(path, fmt):
+            return None
+        with Image.open(path) as image:
+            if image.format != OUTPUT_FORMATS[fmt]:
+                return None
+            if fmt == "png":
+                value = image.info.get(SIGNATURE_KEY)
+                return value if isinstance(value, str) else None
+            raw = image.info.get("comment" if fmt == "jpg" else "xmp", b"")
+    except (OSError, SyntaxError, ValueError):
+        return None
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    prefix = f"{SIGNATURE_KEY}:"
+    return text[len(prefix) :] if text.startswith(prefix) else None

@@ -1,81 +1,125 @@
-"""The folder job: reader threads -> batches -> sessions -> writer threads.
+"""The folder job: the stages of ``stages`` for every photo, bounded in flight.
 
-Readers decode photos and masks and fit them to the generator; the calling thread
-gathers batches and runs the model while the readers already work on the next photos;
-writers encode and write each result atomically. A photo with no mask from any source
-goes through the segmenter first: batched like the generator, then fitted by a reader.
-Only a bounded number of photos is in flight at any time, so memory stays flat however
-large the folder. A bad photo becomes an ``error`` result and the job goes on.
+    prepare (workers) -> [segment (model) -> finish (workers)] -> infer (model) -> write (workers)
+
+Workers are threads or processes (``ExtractOptions.processes``; processes where there are
+enough cores for the Python work between decodes to matter, since threads share one GIL);
+the calling process holds the model sessions and forms the batches. Photos are admitted
+only while fewer than ``batch_size * 2 + workers`` are anywhere in flight, so memory stays
+flat however large the folder. A bad photo becomes an ``error`` result and the job goes on;
+an output that carries this run's signature is ``skipped`` (resume).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter, deque
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import numpy as np
-from PIL import Image
 
 from ..errors import ClothesExtractorError, InputError
-from .contract import ModelContract
-from .fitting import Box, decode_scale_for, fit_to_model, letterbox, mask_box
-from .images import OUTPUT_FORMATS, encode_image, load_mask, load_parse_mask, load_photo, write_atomic
-from .jobs import ExtractJob, MaskSource
+from .hardware import physical_cores
+from .images import read_signature
+from .jobs import ExtractJob
 from .session import ModelSession
+from .stages import (
+    FileResult,
+    NeedsMask,
+    Plan,
+    Prepared,
+    SegmentedMask,
+    describe_error,
+    finish,
+    output_format,
+    prepare,
+    segment,
+    write,
+)
 
 log = logging.getLogger(__name__)
 
-# A photo that will be segmented is decoded at this many times the segmenter's input
-# size (JPEG draft mode), so that a garment spanning a third of the photo still reaches
-# the generator at full resolution.
-SEGMENTED_DECODE_FACTOR = 3.0
-NO_MASK_HELP = (
-    "no garment mask: pass --masks DIR with a mask of the same name, use a VITON-HD/CP-VTON "
-    "dataset folder with parse maps, give the photo an alpha channel that cuts out the "
-    "garment, or use a segmenter model (--segmenter)"
-)
+PROCESS_MIN_CORES = 4  # below this, threads: process start-up and pickling cost more than the GIL
 
 
 def default_workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+    return max(1, min(16, os.cpu_count() or 1))
+
+
+def parse_background(value: str) -> str | tuple[int, int, int]:
+    """``white``, ``transparent`` or ``#RRGGBB`` -> the ``Plan.background`` value."""
+    value = value.strip().lower()
+    if value in ("white", "transparent"):
+        return value
+    if len(value) == 7 and value.startswith("#"):
+        try:
+            return tuple(int(value[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+        except ValueError:
+            pass
+    raise ValueError(f"background must be white, transparent or #RRGGBB, got {value!r}")
 
 
 @dataclass(frozen=True)
 class ExtractOptions:
     batch_size: int = 8
     workers: int = field(default_factory=default_workers)
-    fmt: str = "png"
     quality: int = 95
     overwrite: bool = False
+    output_size: str | tuple[int, int] = "auto"  # auto | model | (height, width)
+    background: str | tuple[int, int, int] = "white"  # white | transparent | (r, g, b)
+    alpha_mask: bool = False  # use a photo's alpha channel as its garment mask
+    processes: bool | None = None  # worker processes instead of threads (None: on 4+ cores)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
-        if self.fmt not in OUTPUT_FORMATS:
-            raise ValueError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, got {self.fmt!r}")
         if not 1 <= self.quality <= 100:
             raise ValueError(f"quality must be 1-100, got {self.quality}")
+        if isinstance(self.background, str) and self.background not in ("white", "transparent"):
+            raise ValueError(f"background must be white, transparent or an (r, g, b) colour, got {self.background!r}")
+
+    @property
+    def use_processes(self) -> bool:
+        return self.processes if self.processes is not None else physical_cores() >= PROCESS_MIN_CORES
 
 
-@dataclass(frozen=True)
-class FileResult:
-    input: str
-    status: str  # ok | error | skipped
-    output: str | None = None
-    error: str | None = None
-    mask: str | None = None  # which mask source was used
-    saved_mask: str | None = None  # where the mask was saved (--save-masks)
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+def make_plan(generator: ModelSession, segmenter: ModelSession | None, options: ExtractOptions) -> Plan:
+    """The workers' view of a run; refuses settings the model cannot serve, before any work."""
+    contract = generator.contract
+    if options.background != "white" and not contract.alpha:
+        raise ClothesExtractorError(
+            f"{generator.path} has no silhouette output, so it cannot give a transparent or coloured "
+            "background; use --background white or a model exported with one (the bundled generator has it)"
+        )
+    if isinstance(options.output_size, tuple):
+        h, w = options.output_size
+        if not contract.catalog_resolution and (h, w) != contract.size:
+            raise ClothesExtractorError(
+                f"{generator.path} answers at {contract.height}x{contract.width} only; drop --output-size "
+                "or use a catalog-resolution model (the bundled generator is one)"
+            )
+        if abs(h * contract.width - w * contract.height) > contract.height:
+            raise ClothesExtractorError(
+                f"--output-size {h}x{w} is not the model's aspect ratio ({contract.height}:{contract.width}); "
+                f"give a height and the width that goes with it, e.g. {h}x{round(h * contract.width / contract.height)}"
+            )
+    background = options.background if isinstance(options.background, str) else "#%02x%02x%02x" % options.background
+    size = options.output_size if isinstance(options.output_size, str) else "%dx%d" % options.output_size
+    return Plan(
+        generator=contract,
+        segmenter=segmenter.contract if segmenter is not None else None,
+        output_size=options.output_size,
+        background=options.background,
+        quality=options.quality,
+        alpha_mask=options.alpha_mask,
+        signature=f"model={generator.digest[:16]} size={size} background={background}",
+    )
 
 
 @dataclass
@@ -84,124 +128,211 @@ class ExtractionSummary:
     skipped: int = 0
     failed: int = 0
     seconds: float = 0.0
+    masks: Counter = field(default_factory=Counter)  # where the masks of the written garments came from
 
     def add(self, result: FileResult) -> None:
         if result.status == "ok":
             self.ok += 1
+            self.masks[(result.mask or "?").split(":")[0]] += 1
         elif result.status == "skipped":
             self.skipped += 1
         else:
             self.failed += 1
 
 
-@dataclass(frozen=True)
-class PreparedPhoto:
-    job: ExtractJob
-    image: np.ndarray  # uint8 [H, W, 3]
-    mask: np.ndarray  # uint8 [H, W, 1]
-    mask_source: MaskSource
+def make_pool(options: ExtractOptions) -> Executor:
+    """The workers: threads, or processes started by a fork server (forking a process that
+    runs onnxruntime's threads is not safe)."""
+    if not options.use_processes:
+        return ThreadPoolExecutor(options.workers, thread_name_prefix="ce-worker")
+    import multiprocessing
+
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return ProcessPoolExecutor(options.workers, mp_context=multiprocessing.get_context(method))
 
 
 @dataclass(frozen=True)
-class NeedsMask:
-    """A decoded photo with no mask, waiting for its turn in a segmenter batch."""
-
+class Skipped:
     job: ExtractJob
-    photo: Image.Image
-    image: np.ndarray  # the whole photo letterboxed to the segmenter's input, uint8 [h, w, 3]
-    window: Box  # the part of the photo's plane that ``image`` shows
 
 
-def _save_mask(job: ExtractJob, mask: Image.Image) -> None:
-    if job.mask_output is not None:
-        write_atomic(job.mask_output, encode_image(np.asarray(mask), "png"))
+def prepare_or_skip(job: ExtractJob, plan: Plan, overwrite: bool) -> Prepared | NeedsMask | Skipped:
+    """``prepare``, unless the output is already there, complete and written by this model
+    with these settings (an output of another model, or a truncated one, is redone)."""
+    if not overwrite and job.output.exists():
+        if read_signature(job.output, output_format(job.output)) == plan.signature:
+            return Skipped(job)
+        log.info("redoing %s: incomplete, or written by another model or settings", job.output)
+    return prepare(job, plan)
 
 
-def read_photo(
-    job: ExtractJob, contract: ModelContract, segmenter: ModelContract | None = None
-) -> PreparedPhoto | NeedsMask:
-    """Decode one photo and its mask and fit both to the generator (in a reader thread).
+class Extraction:
+    """One run of the folder job; ``run`` reads top to bottom, each step is a method."""
 
-    Without a mask from a file, a parse map or the photo's alpha channel, the photo is
-    returned letterboxed for the ``segmenter`` (or an ``InputError`` if there is none).
-    """
-    source = job.mask
-    mask = None
-    if source.kind == "file":
-        mask = load_mask(source.path)
-    elif source.kind == "parse":
-        if not source.path.is_file():
-            raise InputError(f"no parse map for this photo: {source.path} is missing")
-        mask = load_parse_mask(source.path)
-    decode_scale = None
-    box = mask_box(np.asarray(mask), contract.fit.mask_threshold) if mask is not None else None
-    if box is not None:
-        # Decode no larger than the model input needs (JPEG draft mode).
-        def decode_scale(shown: tuple[int, int]) -> float:
-            return decode_scale_for(box, mask.size, shown, contract.size, contract.fit)
+    def __init__(
+        self,
+        generator: ModelSession,
+        segmenter: ModelSession | None,
+        options: ExtractOptions,
+        emit: Callable[[FileResult], None],
+        clock: Any = None,
+    ):
+        self.generator, self.segmenter, self.options, self.emit = generator, segmenter, options, emit
+        self.plan = make_plan(generator, segmenter, options)
+        self.clock = clock
+        self.limit = options.batch_size * 2 + options.workers
+        self.reading: deque[tuple[ExtractJob, Future]] = deque()
+        self.unmasked: list[NeedsMask] = []
+        self.fitting: deque[tuple[ExtractJob, Future]] = deque()
+        self.batches: dict[tuple, list[Prepared]] = {}
+        self.writing: deque[Future] = deque()
+        self.pool: Executor = make_pool(options)
 
-    elif mask is None and segmenter is not None:
+    # -- the run ---------------------------------------------------------------------------
 
-        def decode_scale(shown: tuple[int, int]) -> float:
-            fits = max(segmenter.height / shown[1], segmenter.width / shown[0])
-            return min(1.0, SEGMENTED_DECODE_FACTOR * fits)
+    def run(self, jobs: Iterable[ExtractJob]) -> None:
+        try:
+            for job in jobs:
+                while self.in_flight() >= self.limit:
+                    self.step(block=True)
+                self.admit(job)
+                self.step(block=False)
+            while self.in_flight():
+                self.step(block=True, finishing=True)
+        except BaseException:
+            self.abandon()
+            raise
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
-    photo, alpha = load_photo(job.photo, decode_scale)
-    if mask is None:
-        if alpha is None:
-            if segmenter is None:
-                raise InputError(NO_MASK_HELP)
-            image, window = letterbox(photo, segmenter.size, segmenter.fit.pad_rgb)
-            return NeedsMask(job, photo, image, window)
-        mask, source = alpha, MaskSource("alpha")
-        box = None
-    fitted = fit_to_model(photo, mask, contract.size, contract.fit, box)
-    _save_mask(job, mask)
-    return PreparedPhoto(job, fitted.image, fitted.mask, source)
+    def in_flight(self) -> int:
+        waiting = sum(len(batch) for batch in self.batches.values())
+        return len(self.reading) + len(self.unmasked) + len(self.fitting) + waiting + len(self.writing)
 
+    def admit(self, job: ExtractJob) -> None:
+        if job.error is not None:
+            self.emit(FileResult(str(job.photo), "error", None, job.error, None))
+            return
+        future = self.pool.submit(self.timed("read", prepare_or_skip), job, self.plan, self.options.overwrite)
+        self.reading.append((job, future))
 
-def mask_from_segmenter(output: np.ndarray, window: Box, photo_size: tuple[int, int]) -> Image.Image:
-    """The part of a letterboxed segmenter output [h, w, 1] that covers the photo, as an L image.
+    def step(self, block: bool, finishing: bool = False) -> None:
+        """Move every finished piece of work one stage on. ``block``: first wait until some
+        work finishes; ``finishing``: no more jobs come, so partial batches run too."""
+        if block:
+            pending = [f for _, f in self.reading] + [f for _, f in self.fitting] + list(self.writing)
+            if self._ready_batch(finishing) or any(f.done() for f in pending):
+                pass
+            elif pending:
+                wait(pending, return_when=FIRST_COMPLETED)
+            elif self.batches and not self.unmasked:
+                # Only partial batches of different output sizes hold the room: run the largest.
+                key = max(self.batches, key=lambda k: len(self.batches[k]))
+                self.infer(self.batches.pop(key))
+        self.collect_reads()
+        if self.unmasked and (len(self.unmasked) >= self.options.batch_size or not self.reading):
+            self.segment()
+        self.collect_fits()
+        self.run_batches(finishing and not self.reading and not self.fitting and not self.unmasked)
+        self.collect_writes()
 
-    It keeps the segmenter's resolution; ``fit_to_model`` maps it onto the photo.
-    """
-    h, w = output.shape[:2]
-    x0, y0, x1, y1 = window
-    sx, sy = w / (x1 - x0), h / (y1 - y0)
-    box = (-x0 * sx, -y0 * sy, (photo_size[0] - x0) * sx, (photo_size[1] - y0) * sy)
-    size = (max(1, round(box[2] - box[0])), max(1, round(box[3] - box[1])))
-    return Image.fromarray(output[:, :, 0], "L").resize(size, Image.Resampling.BILINEAR, box=box)
+    # -- the stages --------------------------------------------------------------------------
 
+    def collect_reads(self) -> None:
+        while self.reading and self.reading[0][1].done():
+            job, future = self.reading.popleft()
+            try:
+                item = future.result()
+            except Exception as exc:  # noqa: BLE001 - a bad photo is reported, the job goes on
+                self.fail(job, exc, job.mask.describe() if job.mask.kind != "auto" else None)
+                continue
+            if isinstance(item, Skipped):
+                self.emit(FileResult(str(job.photo), "skipped", str(job.output), None, None))
+            elif isinstance(item, NeedsMask):
+                self.unmasked.append(item)
+            else:
+                self.batches.setdefault(item.batch_key, []).append(item)
 
-def finish_segmented(item: NeedsMask, output: np.ndarray, contract: ModelContract) -> PreparedPhoto:
-    """Fit a segmented photo and its predicted mask to the generator (in a reader thread)."""
-    mask = mask_from_segmenter(output, item.window, item.photo.size)
-    box = mask_box(np.asarray(mask), contract.fit.mask_threshold)
-    if box is None:
-        raise InputError("the segmenter found no garment in this photo; give it a mask with --masks DIR")
-    fitted = fit_to_model(item.photo, mask, contract.size, contract.fit, box)
-    _save_mask(item.job, mask)
-    return PreparedPhoto(item.job, fitted.image, fitted.mask, MaskSource("segmenter"))
+    def segment(self) -> None:
+        items, self.unmasked = self.unmasked, []
+        try:
+            masks = self.timed("segment", segment)(items, self.segmenter)
+        except Exception as exc:  # noqa: BLE001 - reported per photo; the next batch may work
+            log.debug("segmentation failed", exc_info=True)
+            masks = [InputError(f"segmentation failed: {describe_error(exc)}")] * len(items)
+        for item, mask in zip(items, masks, strict=True):
+            if isinstance(mask, SegmentedMask):
+                self.fitting.append((item.job, self.pool.submit(self.timed("read", finish), item, mask, self.plan)))
+            else:
+                self.fail(item.job, mask, "segmenter")
 
+    def collect_fits(self) -> None:
+        while self.fitting and self.fitting[0][1].done():
+            job, future = self.fitting.popleft()
+            try:
+                item = future.result()
+            except Exception as exc:  # noqa: BLE001 - a bad photo is reported, the job goes on
+                self.fail(job, exc, "segmenter")
+                continue
+            self.batches.setdefault(item.batch_key, []).append(item)
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ClothesExtractorError):
-        return str(exc)
-    return f"unexpected {type(exc).__name__}: {exc}"
+    def _ready_batch(self, finishing: bool) -> bool:
+        return any(len(b) >= self.options.batch_size or (finishing and b) for b in self.batches.values())
 
+    def run_batches(self, partial_too: bool) -> None:
+        for key in list(self.batches):
+            batch = self.batches[key]
+            while len(batch) >= self.options.batch_size or (partial_too and batch):
+                current, batch[:] = batch[: self.options.batch_size], batch[self.options.batch_size :]
+                self.infer(current)
+            if not batch:
+                del self.batches[key]
 
-def _write_result(job: ExtractJob, garment: np.ndarray, source: MaskSource, options: ExtractOptions) -> FileResult:
-    try:
-        write_atomic(job.output, encode_image(garment, options.fmt, options.quality))
-    except Exception as exc:  # noqa: BLE001 - one bad output must not stop the folder
-        log.debug("writing %s failed", job.output, exc_info=True)
-        return FileResult(str(job.photo), "error", str(job.output), _describe(exc), source.describe())
-    saved = str(job.mask_output) if job.mask_output is not None else None
-    return FileResult(str(job.photo), "ok", str(job.output), None, source.describe(), saved)
+    def infer(self, batch: list[Prepared]) -> None:
+        try:
+            feeds = {name: np.stack([p.inputs[name] for p in batch]) for name in batch[0].inputs}
+            outputs = self.timed("infer", self.generator.run)(**feeds)
+        except Exception as exc:  # noqa: BLE001 - reported per photo; the next batch may work
+            log.debug("inference failed", exc_info=True)
+            for p in batch:
+                self.fail(p.job, InputError(f"inference failed: {describe_error(exc)}"), p.mask_source)
+            return
+        for i, p in enumerate(batch):
+            mine = {name: array[i] for name, array in outputs.items()}
+            self.writing.append(self.pool.submit(self.timed("write", write), p, mine, self.plan))
+
+    def collect_writes(self) -> None:
+        while self.writing and self.writing[0].done():
+            self.emit(self.writing.popleft().result())
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def fail(self, job: ExtractJob, exc: BaseException, source: str | None) -> None:
+        if not isinstance(exc, ClothesExtractorError):
+            log.debug("%s failed", job.photo, exc_info=exc)
+        self.emit(FileResult(str(job.photo), "error", None, describe_error(exc), source))
+
+    def abandon(self) -> None:
+        """On an interrupt: drop the photos in flight, let the writes in progress finish
+        (each output is complete or absent) and report them."""
+        for _, future in (*self.reading, *self.fitting):
+            future.cancel()
+        for future in self.writing:
+            if not future.cancel():
+                try:
+                    self.emit(future.result())
+                except BaseException:  # noqa: BLE001 - a second interrupt: the write's own cleanup ran
+                    pass
+        self.writing.clear()
+
+    def timed(self, stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        if self.clock is None or self.options.use_processes:
+            return function  # a process pool pickles the function: only plain module functions
+        return self.clock.timed(stage, function)
 
 
 def run_extraction(
-    model: ModelSession,
+    generator: ModelSession,
     jobs: Iterable[ExtractJob],
     options: ExtractOptions,
     on_result: Callable[[FileResult], None] | None = None,
@@ -216,128 +347,19 @@ def run_extraction(
     absent), and the interrupt propagates. ``clock`` (``bench.runner.StageClock``), when
     given, adds up the seconds of each stage: read, segment, infer, write.
     """
-    model.require_task("generator")
+    generator.require_task("generator")
     if segmenter is not None:
         segmenter.require_task("segmenter")
     summary = ExtractionSummary()
     started = time.perf_counter()
-    contract = model.contract
-    segmenter_contract = segmenter.contract if segmenter is not None else None
 
     def emit(result: FileResult) -> None:
         summary.add(result)
         if on_result is not None:
             on_result(result)
 
-    def fail(job: ExtractJob, exc: BaseException, source: str | None) -> None:
-        if not isinstance(exc, ClothesExtractorError):
-            log.debug("preparing %s failed", job.photo, exc_info=True)
-        emit(FileResult(str(job.photo), "error", None, _describe(exc), source))
-
-    def timed(stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        return clock.timed(stage, function) if clock is not None else function
-
-    # Photos decoded ahead, and results waiting to be written: each bounded by this.
-    in_flight = options.batch_size * 2 + options.workers
-    readers = ThreadPoolExecutor(options.workers, thread_name_prefix="ce-read")
-    writers = ThreadPoolExecutor(options.workers, thread_name_prefix="ce-write")
-    reads: deque[tuple[ExtractJob, Future]] = deque()
-    unmasked: list[NeedsMask] = []  # waiting for a segmenter batch
-    segmented: deque[tuple[ExtractJob, Future]] = deque()  # being fitted after segmentation
-    writes: deque[Future] = deque()
-    batch: list[PreparedPhoto] = []
-    pending = iter(jobs)
-
-    def refill() -> None:
-        while len(reads) < in_flight:
-            job = next(pending, None)
-            if job is None:
-                return
-            if job.error is not None:
-                emit(FileResult(str(job.photo), "error", None, job.error, None))
-            elif not options.overwrite and job.output.exists():
-                emit(FileResult(str(job.photo), "skipped", str(job.output), None, None))
-            else:
-                reads.append((job, readers.submit(timed("read", read_photo), job, contract, segmenter_contract)))
-
-    def drain_writes(block_above: int) -> None:
-        while writes and (writes[0].done() or len(writes) > block_above):
-            emit(writes.popleft().result())
-
-    def segment() -> None:
-        try:
-            masks = timed("segment", segmenter.run)(image=np.stack([item.image for item in unmasked]))
-        except Exception as exc:  # noqa: BLE001 - reported per photo; the next batch may work
-            log.debug("segmentation failed", exc_info=True)
-            for item in unmasked:
-                message = f"segmentation failed: {_describe(exc)}"
-                emit(FileResult(str(item.job.photo), "error", None, message, "segmenter"))
-        else:
-            for item, mask in zip(unmasked, masks, strict=True):
-                segmented.append((item.job, readers.submit(timed("read", finish_segmented), item, mask, contract)))
-        unmasked.clear()
-
-    def collect_segmented(block: bool) -> None:
-        while segmented and (block or segmented[0][1].done()):
-            job, future = segmented.popleft()
-            try:
-                batch.append(future.result())
-            except Exception as exc:  # noqa: BLE001 - a bad photo is reported, the job goes on
-                fail(job, exc, "segmenter")
-            flush_full()
-
-    def flush_full() -> None:
-        if len(batch) >= options.batch_size:
-            flush()
-
-    def flush() -> None:
-        if not batch:
-            return
-        current = batch[:]
-        batch.clear()
-        try:
-            images, masks = np.stack([p.image for p in current]), np.stack([p.mask for p in current])
-            garments = timed("infer", model.run)(image=images, mask=masks)
-        except Exception as exc:  # noqa: BLE001 - reported per photo; the next batch may work
-            log.debug("inference failed", exc_info=True)
-            for p in current:
-                message = f"inference failed: {_describe(exc)}"
-                emit(FileResult(str(p.job.photo), "error", None, message, p.mask_source.describe()))
-            return
-        for p, garment in zip(current, garments, strict=True):
-            writes.append(writers.submit(timed("write", _write_result), p.job, garment, p.mask_source, options))
-        drain_writes(in_flight)
-
     try:
-        refill()
-        while reads or unmasked or segmented:
-            if reads:
-                job, future = reads.popleft()
-                refill()
-                try:
-                    item = future.result()
-                except Exception as exc:  # noqa: BLE001 - a bad photo is reported, the job goes on
-                    fail(job, exc, job.mask.describe() if job.mask.kind != "alpha" else None)
-                else:
-                    (unmasked if isinstance(item, NeedsMask) else batch).append(item)
-            if unmasked and (len(unmasked) >= options.batch_size or not reads):
-                segment()
-            collect_segmented(block=not reads)
-            flush_full()
-            drain_writes(in_flight)
-        flush()
-        drain_writes(0)
-    except BaseException:
-        for _, future in (*reads, *segmented):
-            future.cancel()
-        readers.shutdown(wait=True, cancel_futures=True)
-        writers.shutdown(wait=True)  # writes in progress complete; none is left half-done
-        for future in writes:
-            if not future.cancelled():
-                emit(future.result())
-        raise
+        Extraction(generator, segmenter, options, emit, clock).run(jobs)
     finally:
-        readers.shutdown(wait=True)
-        writers.shutdown(wait=True)
         summary.seconds = time.perf_counter() - started
     return summary

@@ -1,0 +1,110 @@
+"""Writing files so that they are either complete or absent: the one atomic write.
+
+Every file the package writes (garments, masks, reports' sheets, exported models,
+checkpoints, benchmark results) goes through ``write_atomic``: the bytes go to a
+temporary file in the same folder, are flushed to disk (fsync), and the file is renamed
+into place. The temporary name is short (``.ce-PID-RANDOM.partial``) whatever the target's
+name, so a legal 255-byte output name stays legal, and it carries the writer's process
+id: a process killed mid-write (SIGKILL, power loss) leaves a partial file that the next
+run in that folder recognises as stale and removes (``remove_stale_partials``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import IO, Callable
+
+from ..errors import OutputError
+
+PARTIAL_PATTERN = re.compile(r"^\.ce-(\d+)-[0-9a-f]{8}\.partial$")
+
+
+def partial_name(path: Path) -> Path:
+    """A fresh temporary name beside ``path`` for writing it."""
+    return path.with_name(f".ce-{os.getpid()}-{secrets.token_hex(4)}.partial")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def remove_stale_partials(folder: Path, recursive: bool = False) -> int:
+    """Remove the temporary files of writers that no longer run; how many were removed."""
+    removed = 0
+    try:
+        candidates = folder.rglob(".ce-*.partial") if recursive else folder.glob(".ce-*.partial")
+        for path in candidates:
+            match = PARTIAL_PATTERN.match(path.name)
+            if match and not _pid_alive(int(match.group(1))):
+                try:
+                    path.unlink()
+                    removed += 1
+                except OSError:
+                    pass
+    except OSError:
+        pass  # an unreadable folder: the job reports what it cannot read
+    return removed
+
+
+def write_atomic(path: Path, data: bytes | Callable[[IO[bytes]], None], *, sync: bool = True) -> None:
+    """Write ``data`` (bytes, or a function writing to a binary file) to ``path`` atomically.
+
+    ``OutputError`` (with the reason) if it cannot be written; nothing is left behind.
+    """
+    path = Path(path)
+    temp = partial_name(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temp, "wb") as handle:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                handle.write(data)
+            else:
+                data(handle)
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        if path.is_dir():
+            raise IsADirectoryError(21, "a folder of that name is in the way")
+        os.replace(temp, path)
+    except OSError as exc:
+        _remove(temp)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        _remove(temp)
+        raise
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass  # its folder is not there or not a folder: nothing was created
+
+
+def check_writable_file(path: Path, what: str, suffixes: tuple[str, ...] = ()) -> None:
+    """Fail before any work if ``path`` cannot be written as ``what`` (an output named by an option).
+
+    Checks the suffix, that the folder exists or can be made, and that a file can be
+    created there; nothing is left behind.
+    """
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise OutputError(f"{what} {path} must end in {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a folder; give a file name")
+    try:
+        write_atomic(path.with_name(f".ce-write-test-{os.getpid()}"), b"", sync=False)
+        path.with_name(f".ce-write-test-{os.getpid()}").unlink()
+    except OutputError as exc:
+        raise OutputError(f"{what} cannot be written: {exc}") from None

@@ -1,0 +1,364 @@
+"""The stages of ``extract``, one function each, on picklable data.
+
+    prepare  (worker)  decode the photo and its mask, fit both to the generator; a photo
+                       with no mask is letterboxed for the segmenter instead
+    segment  (model)   a batch of photos -> garment masks, with a zoomed second look at
+                       garments that fill little of the frame; "no garment found" is an answer
+    finish   (worker)  decode the segmented photo again at the scale its crop needs, fit
+    infer    (model)   a batch of fitted photos -> garments (and silhouettes)
+    write    (worker)  background, encode, atomic write
+
+``pipeline.run_extraction`` runs them for a folder, the single-photo API and ``serve`` call
+them for one photo, the Ray job calls them inside Ray tasks: one implementation. Workers get
+a ``Plan`` (the models' contracts and the output settings), never a model session.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..errors import ClothesExtractorError, InputError
+from .contract import ModelContract
+from .files import write_atomic
+from .fitting import (
+    Box,
+    _crop_resize,
+    decode_scale_for,
+    fit_to_model,
+    fit_window,
+    letterbox,
+    mask_box,
+    output_size_for,
+    photo_window,
+)
+from .images import OUTPUT_FORMATS, encode_image, load_label_mask, load_mask, load_photo
+from .jobs import ExtractJob
+
+log = logging.getLogger(__name__)
+
+NO_MASK_HELP = (
+    "no garment mask: pass --masks DIR with a mask of the same name, use a dataset folder with "
+    "parse maps, use --alpha-mask for a cut-out whose alpha is the garment, or use a segmenter "
+    "model (--segmenter)"
+)
+NO_GARMENT = "no garment found in this photo (the segmenter sees none); give it a mask with --masks DIR if there is one"
+MIN_PHOTO_SIDE = 16  # pixels; smaller photos cannot show a garment
+# A photo that goes to the segmenter is also kept letterboxed at DETAIL_FACTOR x its input
+# size: a garment that fills little of the frame (a full-body shot) gets a second, zoomed
+# look from it, without decoding the photo again.
+DETAIL_FACTOR = 3
+ZOOM_BELOW = 0.5  # a garment box under this share of the frame's height and width gets the zoomed look
+ZOOM_MARGIN = 0.25
+# A segmentation counts as a garment when enough of the photo is confidently garment:
+MIN_GARMENT_SHARE = 0.004  # of the photo's area at >= the mask threshold
+MIN_GARMENT_CONFIDENCE = 0.8  # mean probability over those pixels
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the workers need to prepare and write photos: contracts and output settings.
+
+    ``output_size``: "auto", "model" or (height, width), see ``fitting.output_size_for``.
+    ``background``: "white", "transparent" or an (r, g, b) colour (the last two need a
+    model with a silhouette output). ``signature`` is stored in every output; a rerun
+    skips an output only if it carries the same one (same model, same settings).
+    """
+
+    generator: ModelContract
+    segmenter: ModelContract | None = None
+    output_size: str | tuple[int, int] = "auto"
+    background: str | tuple[int, int, int] = "white"
+    quality: int = 95
+    alpha_mask: bool = False
+    signature: str = ""
+
+
+@dataclass
+class Prepared:
+    """A photo fitted to the generator, waiting for its batch."""
+
+    job: ExtractJob
+    inputs: dict[str, np.ndarray]  # image, mask (model size) and, catalog resolution, photo
+    mask_source: str
+    saved_mask: str | None = None
+
+    @property
+    def batch_key(self) -> tuple:
+        """Photos with the same key can share a batch (the same output size)."""
+        return tuple(self.inputs["photo"].shape) if "photo" in self.inputs else ()
+
+
+@dataclass
+class NeedsMask:
+    """A decoded photo with no mask, letterboxed for the segmenter."""
+
+    job: ExtractJob
+    image: np.ndarray  # uint8 [h, w, 3] at the segmenter's size
+    detail: np.ndarray  # the same letterbox at DETAIL_FACTOR x that size
+    window: Box  # the photo's plane the letterboxes show, in displayed photo pixels
+    photo_size: tuple[int, int]  # displayed (width, height)
+
+
+@dataclass
+class SegmentedMask:
+    """A segmenter's mask over a letterbox plane that covers ``window`` of the photo."""
+
+    plane: np.ndarray  # uint8 [h, w], 255 = garment
+    window: Box
+    zoomed: bool = False
+
+
+@dataclass(frozen=True)
+class FileResult:
+    input: str
+    status: str  # ok | error | skipped
+    output: str | None = None
+    error: str | None = None
+    mask: str | None = None  # which mask source was used
+    saved_mask: str | None = None  # where the mask was saved (--save-masks)
+    size: tuple[int, int] | None = None  # (height, width) written
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, ClothesExtractorError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+def output_format(path: Path) -> str:
+    """The output format a path's suffix names (the one place the format is decided)."""
+    suffix = path.suffix.lower().lstrip(".")
+    fmt = {"jpeg": "jpg", "jpe": "jpg"}.get(suffix, suffix)
+    if fmt not in OUTPUT_FORMATS:
+        raise InputError(f"{path}: the output must end in .png, .jpg or .webp")
+    return fmt
+
+
+def _save_mask(job: ExtractJob, mask: Image.Image) -> str | None:
+    if job.mask_output is None:
+        return None
+    write_atomic(job.mask_output, encode_image(np.asarray(mask), "png"))
+    return str(job.mask_output)
+
+
+def known_mask(job: ExtractJob) -> Image.Image | None:
+    """The garment mask a job's files give (``--masks`` file, parse or label map), or None."""
+    source = job.mask
+    if source.kind == "file":
+        return load_mask(source.path)
+    if source.kind in ("parse", "labels"):
+        if not source.path.is_file():
+            raise InputError(f"no parse map for this photo: {source.path} is missing")
+        return load_label_mask(source.kind, source.path)
+    return None
+
+
+def _check_size(shown: tuple[int, int], path: Path) -> None:
+    if min(shown) < MIN_PHOTO_SIDE:
+        raise InputError(
+            f"photo {path} is {shown[0]}x{shown[1]} pixels: too small to show a garment "
+            f"(at least {MIN_PHOTO_SIDE}x{MIN_PHOTO_SIDE})"
+        )
+
+
+def fit_photo(
+    job: ExtractJob, mask: Image.Image, source: str, plan: Plan, photo: Image.Image | None = None
+) -> Prepared:
+    """Decode ``job``'s photo at the scale its garment window needs and fit it with ``mask``.
+
+    ``mask`` covers the whole photo at any resolution. ``photo``: already decoded at full size.
+    """
+    contract = plan.generator
+    box = mask_box(np.asarray(mask), contract.fit.mask_threshold)
+    if box is None:
+        raise InputError(
+            f"the garment mask is empty: no pixel is >= {contract.fit.mask_threshold}. Masks must be "
+            "white (255) on the garment and black (0) elsewhere"
+        )
+    sizes: dict[str, tuple[int, int]] = {}
+
+    def decode_scale(shown: tuple[int, int]) -> float:
+        _check_size(shown, job.photo)
+        window = photo_window(box, mask.size, shown, contract.size, contract.fit)
+        sizes["output"] = output_size_for(window[3] - window[1], contract, plan.output_size)
+        return decode_scale_for(window, sizes["output"])
+
+    if photo is None:
+        photo, _ = load_photo(job.photo, decode_scale)
+    else:
+        decode_scale(photo.size)
+    fitted = fit_to_model(
+        photo, mask, contract.size, contract.fit, output_size=sizes["output"] if contract.catalog_resolution else None
+    )
+    inputs = {"image": fitted.image, "mask": fitted.mask}
+    if fitted.photo is not None:
+        inputs["photo"] = fitted.photo
+    return Prepared(job, inputs, source, _save_mask(job, mask))
+
+
+def prepare(job: ExtractJob, plan: Plan) -> Prepared | NeedsMask:
+    """Decode one photo and its mask and fit both to the generator (in a worker).
+
+    Without a mask from a file or a label map (or the photo's alpha, with ``alpha_mask``),
+    the photo comes back letterboxed for the segmenter, or as an ``InputError`` if there is none.
+    """
+    mask = known_mask(job)
+    if mask is not None:
+        return fit_photo(job, mask, job.mask.describe(), plan)
+    segmenter = plan.segmenter
+    if plan.alpha_mask:
+        photo, alpha = load_photo(job.photo)
+        if alpha is not None:
+            return fit_photo(job, alpha, "alpha", plan, photo)
+    if segmenter is None:
+        load_photo(job.photo)  # a broken photo is reported as such, before the missing mask
+        raise InputError(NO_MASK_HELP)
+    detail_size = (segmenter.height * DETAIL_FACTOR, segmenter.width * DETAIL_FACTOR)
+
+    seen: dict[str, tuple[int, int]] = {}
+
+    def decode_scale(shown: tuple[int, int]) -> float:
+        _check_size(shown, job.photo)
+        seen["size"] = shown
+        return min(1.0, max(detail_size[0] / shown[1], detail_size[1] / shown[0]))
+
+    photo, _ = load_photo(job.photo, decode_scale)  # an alpha channel is composited on white
+    shown = seen["size"]
+    image, window = letterbox(photo, segmenter.size, segmenter.fit.pad_rgb)
+    detail, _ = letterbox(photo, detail_size, segmenter.fit.pad_rgb)
+    sx, sy = shown[0] / photo.width, shown[1] / photo.height
+    window = (window[0] * sx, window[1] * sy, window[2] * sx, window[3] * sy)
+    return NeedsMask(job, image, detail, window, shown)
+
+
+def _garment_found(mask: np.ndarray, threshold: int) -> bool:
+    on = mask >= threshold
+    if on.mean() < MIN_GARMENT_SHARE:
+        return False
+    return float(mask[on].mean()) >= MIN_GARMENT_CONFIDENCE * 255
+
+
+def _plane_box(window: Box, plane_size: tuple[int, int], photo_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The part of a letterbox plane (h, w) that shows the photo, in plane pixels."""
+    h, w = plane_size
+    sx, sy = w / (window[2] - window[0]), h / (window[3] - window[1])
+    x0, y0 = max(0, round(-window[0] * sx)), max(0, round(-window[1] * sy))
+    x1 = min(w, round((photo_size[0] - window[0]) * sx))
+    y1 = min(h, round((photo_size[1] - window[1]) * sy))
+    return x0, y0, x1, y1
+
+
+def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exception]:
+    """Garment masks of a batch of letterboxed photos (in the process that holds the model).
+
+    A garment that fills less than ``ZOOM_BELOW`` of the frame gets a second look: its
+    region, cut from the detail letterbox, is segmented again at the segmenter's full
+    resolution and replaces the first mask there.
+    """
+    contract = segmenter.contract
+    threshold = contract.fit.mask_threshold
+    first = segmenter.run(image=np.stack([item.image for item in items]))["mask"][..., 0]
+    results: list[SegmentedMask | Exception] = []
+    zooms: list[tuple[int, Box]] = []
+    for index, (item, mask) in enumerate(zip(items, first, strict=True)):
+        x0, y0, x1, y1 = _plane_box(item.window, mask.shape, item.photo_size)
+        shown = mask[y0:y1, x0:x1]
+        box = mask_box(shown, threshold)
+        if box is None or not _garment_found(shown, threshold):
+            results.append(InputError(NO_GARMENT))
+            continue
+        results.append(SegmentedMask(mask, item.window))
+        bh, bw = (box[3] - box[1]) / mask.shape[0], (box[2] - box[0]) / mask.shape[1]
+        if bh < ZOOM_BELOW and bw < ZOOM_BELOW:
+            f = DETAIL_FACTOR
+            detail_box = ((box[0] + x0) * f, (box[1] + y0) * f, (box[2] + x0) * f, (box[3] + y0) * f)
+            zooms.append((index, fit_window(detail_box, contract.size, ZOOM_MARGIN)))
+    if zooms:
+        crops = np.stack(
+            [
+                np.asarray(_crop_resize(Image.fromarray(items[i].detail), zoom, contract.size, contract.fit.pad_rgb))
+                for i, zoom in zooms
+            ]
+        )
+        second = segmenter.run(image=crops)["mask"][..., 0]
+        for (index, zoom), mask in zip(zooms, second, strict=True):
+            results[index] = SegmentedMask(_paste(mask, zoom, items[index].detail.shape[:2]), items[index].window, True)
+    return results
+
+
+def _paste(mask: np.ndarray, zoom: Box, plane_size: tuple[int, int]) -> np.ndarray:
+    """A plane of ``plane_size`` (h, w), 0 but for ``mask`` resized into the box ``zoom``."""
+    plane = Image.new("L", (plane_size[1], plane_size[0]), 0)
+    x0, y0, x1, y1 = zoom
+    scale_x, scale_y = mask.shape[1] / (x1 - x0), mask.shape[0] / (y1 - y0)
+    # the part of the zoom box inside the plane, in plane pixels and in mask pixels
+    px0, py0 = max(0, round(x0)), max(0, round(y0))
+    px1, py1 = min(plane_size[1], round(x1)), min(plane_size[0], round(y1))
+    if px1 <= px0 or py1 <= py0:
+        return np.asarray(plane)
+    source = ((px0 - x0) * scale_x, (py0 - y0) * scale_y, (px1 - x0) * scale_x, (py1 - y0) * scale_y)
+    part = Image.fromarray(mask, "L").resize((px1 - px0, py1 - py0), Image.Resampling.BILINEAR, box=source)
+    plane.paste(part, (px0, py0))
+    return np.asarray(plane)
+
+
+def mask_from_segmenter(plane: np.ndarray, window: Box, photo_size: tuple[int, int]) -> Image.Image:
+    """The part of a letterbox-plane mask [h, w] that covers the photo, as an L image.
+
+    It keeps the plane's resolution; ``fit_to_model`` maps it onto the photo.
+    """
+    h, w = plane.shape[:2]
+    x0, y0, x1, y1 = window
+    sx, sy = w / (x1 - x0), h / (y1 - y0)
+    box = (-x0 * sx, -y0 * sy, (photo_size[0] - x0) * sx, (photo_size[1] - y0) * sy)
+    size = (max(1, round(box[2] - box[0])), max(1, round(box[3] - box[1])))
+    return Image.fromarray(plane, "L").resize(size, Image.Resampling.BILINEAR, box=box)
+
+
+def finish(item: NeedsMask, segmented: SegmentedMask, plan: Plan) -> Prepared:
+    """Fit a segmented photo with its predicted mask (in a worker; the photo is decoded again,
+    at the scale its garment window needs)."""
+    mask = mask_from_segmenter(segmented.plane, segmented.window, item.photo_size)
+    return fit_photo(item.job, mask, "segmenter+zoom" if segmented.zoomed else "segmenter", plan)
+
+
+def apply_background(garment: np.ndarray, alpha: np.ndarray | None, background) -> tuple[np.ndarray, np.ndarray | None]:
+    """(RGB, alpha or None) to encode: ``garment`` is on white; ``alpha`` its silhouette.
+
+    white: as it is. (r, g, b): the garment composed on that colour (exact: garment = a*F +
+    (1-a)*255, so a*F + (1-a)*c needs no division). transparent: the garment's own colours
+    (un-composed from white) with the silhouette as alpha.
+    """
+    if background == "white" or alpha is None:
+        return garment, None
+    a = alpha.astype(np.float32).reshape(*garment.shape[:2], 1) / 255.0
+    g = garment.astype(np.float32)
+    if background == "transparent":
+        colour = (g - (1.0 - a) * 255.0) / np.maximum(a, 1.0 / 255.0)
+        return np.clip(np.rint(colour), 0, 255).astype(np.uint8), alpha.reshape(garment.shape[:2])
+    out = g + (1.0 - a) * (np.asarray(background, np.float32) - 255.0)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8), None
+
+
+def write(item: Prepared, outputs: dict[str, np.ndarray], plan: Plan) -> FileResult:
+    """Background, encode and write one garment atomically (in a worker); never raises."""
+    job = item.job
+    try:
+        fmt = output_format(job.output)
+        rgb, alpha = apply_background(outputs["garment"], outputs.get("alpha"), plan.background)
+        write_atomic(job.output, encode_image(rgb, fmt, plan.quality, alpha=alpha, signature=plan.signature))
+    except Exception as exc:  # noqa: BLE001 - one bad output must not stop the folder
+        log.debug("writing %s failed", job.output, exc_info=True)
+        return FileResult(str(job.photo), "error", str(job.output), describe_error(exc), item.mask_source)
+    size = tuple(outputs["garment"].shape[:2])
+    return FileResult(str(job.photo), "ok", str(job.output), None, item.mask_source, item.saved_mask, size)
