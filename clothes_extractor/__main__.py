@@ -1,3 +1,20 @@
-from .cli import main
+"""``python -m clothes_extractor`` and the ``clothes-extractor`` script.
 
-main()
+Ctrl-C at any moment, even while the interpreter is still importing, exits 130 without a
+traceback (SIGTERM: 143), as the commands' own handling does once they run.
+"""
+
+import sys
+
+
+def run() -> None:
+    try:
+        from .cli import main
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    main()
+
+
+if __name__ == "__main__":
+    run()

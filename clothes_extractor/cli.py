@@ -7,13 +7,14 @@ runtime commands work on an install without PyTorch.
 
 from __future__ import annotations
 
-import logging
+import sys
 import warnings
 
 import click
 
 from . import __version__
 from .commands.bench import bench
+from .commands.common import set_verbosity
 from .commands.data import data
 from .commands.evaluate import evaluate
 from .commands.export import export
@@ -27,8 +28,7 @@ from .commands.train import train
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def cli(verbose: int) -> None:
     """Turn photos of people wearing a garment into flat catalog images of the garment."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    set_verbosity(verbose)
 
 
 for command in (extract, info, export, train, evaluate, data, bench):
@@ -36,11 +36,27 @@ for command in (extract, info, export, train, evaluate, data, bench):
 
 
 def main() -> None:
+    """Run the CLI; exit codes: 0 ok, 1 failed (with the reason), 2 bad command line, 130
+    interrupted (Ctrl-C, also while starting up), 143 terminated (SIGTERM)."""
     # Images over Pillow's limit are refused with our own message; its warning is noise.
     from PIL import Image
 
+    from .commands.common import EXIT_INTERRUPTED
+
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-    cli()
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:  # click's name for a Ctrl-C outside a command's own handling
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""Shared fixtures: a tiny exported generator, generated photos and masks, CLI runners."""
+"""Shared fixtures: tiny exported models (a U-Net and a warping generator), generated photos
+and masks, the bundled segmenter, CLI runners."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ ROOT = TESTS.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 VITON_HD_SAMPLE = SHARED_DATA / "viton-hd-sample"
 VITON_VAL = SHARED_DATA / "viton" / "val.tar"
+DRESSCODE_SAMPLE = SHARED_DATA / "dresscode-sample"
 
 # Small enough that export and inference take milliseconds; depth 3 needs multiples of 8.
 TINY_SIZE = (64, 48)
@@ -49,12 +52,51 @@ def tiny_generator(seed: int = 0):
     return model.eval()
 
 
+def tiny_flow(seed: int = 0):
+    """A small warping generator whose grid really moves (its flow heads get weights)."""
+    import torch
+
+    from clothes_extractor.train.flow import FlowConfig, FlowGenerator
+
+    torch.manual_seed(seed)
+    model = FlowGenerator(FlowConfig(height=TINY_SIZE[0], width=TINY_SIZE[1], ngf=4, levels=3, top=4))
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(4, 4, *TINY_SIZE))
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d) and module.out_channels == 2:
+                module.weight.normal_(0, 0.01)
+    return model.eval()
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     from clothes_extractor.export.onnx_export import export_model
 
     path = tmp_path_factory.mktemp("model") / "tiny.onnx"
     export_model(tiny_generator(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_flow_path(tmp_path_factory) -> Path:
+    """A tiny warping generator: catalog resolution and a silhouette output."""
+    from clothes_extractor.export.onnx_export import export_model
+
+    path = tmp_path_factory.mktemp("flow") / "flow.onnx"
+    export_model(tiny_flow(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def segmenter_path() -> Path:
+    """The bundled segmenter (fp32): it finds the tops of synthetic figures in milliseconds."""
+    from clothes_extractor.models import model_for
+
+    path = model_for("segmenter", gpu=False)
+    if path is None:
+        pytest.skip("this install bundles no segmenter")
     return path
 
 
@@ -90,6 +132,14 @@ def photo_folder(tmp_path) -> tuple[Path, Path]:
     return photos, masks
 
 
+@pytest.fixture
+def figures(tmp_path) -> Path:
+    """The bundled example photos (synthetic figures the bundled segmenter finds), copied."""
+    target = tmp_path / "figures"
+    shutil.copytree(ROOT / "examples" / "photos", target)
+    return target
+
+
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS / "no_torch"), str(ROOT), env.get("PYTHONPATH", "")])
@@ -97,44 +147,13 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_cli(*args: str | Path, timeout: float = 120, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     """Run the CLI in a fresh interpreter where torch and onnx cannot be imported."""
     return subprocess.run(
         [sys.executable, "-m", "clothes_extractor", *map(str, args)],
         capture_output=True,
-        text=True,
+        text=stdin is None,
+        input=stdin,
         env=cli_env(),
         timeout=timeout,
     )
-
-
-@pytest.fixture(scope="session")
-def tiny_segmenter_path(tmp_path_factory) -> Path:
-    """A small segmenter really trained (a few seconds) on synthetic photos, exported."""
-    from clothes_extractor.data.synth import write_synthetic
-    from clothes_extractor.export.onnx_export import export_model
-    from clothes_extractor.train.checkpoint import load_model
-    from clothes_extractor.train.loop import TrainConfig, train
-
-    root = tmp_path_factory.mktemp("segmenter")
-    write_synthetic(root / "data", 96, seed=7, size=TINY_SIZE)
-    config = TrainConfig(
-        task="segmenter",
-        data=str(root / "data"),
-        out=str(root / "run"),
-        height=TINY_SIZE[0],
-        width=TINY_SIZE[1],
-        depth=3,
-        ngf=8,
-        batch_size=8,
-        epochs=25,
-        lr_g=2e-3,
-        workers=0,
-        augment=False,
-        sheet_rows=0,
-        val_limit=16,
-    )
-    run = train(config)
-    model, _ = load_model(run / "best.pt")
-    export_model(model, root / "segmenter.onnx")
-    return root / "segmenter.onnx"

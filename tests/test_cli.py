@@ -8,10 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import VITON_HD_SAMPLE, VITON_VAL, cli_env, cp_vton_subset, person_photo, run_cli
+from conftest import TINY_SIZE, VITON_HD_SAMPLE, VITON_VAL, cli_env, cp_vton_subset, person_photo, run_cli
 
 COMMANDS = [
     ["extract"],
@@ -66,14 +67,28 @@ def test_info_shows_versions_and_providers(tiny_model_path):
     assert done.returncode == 0, done.stderr
     assert "onnxruntime:" in done.stdout and "cpu: started (cpu)" in done.stdout
     assert "bundled models: generator-fp16.onnx, generator-fp32.onnx, segmenter-fp16.onnx" in done.stdout
-    assert "task: generator" in done.stdout and "height: 64" in done.stdout
-    as_json = json.loads(run_cli("info", "--json", "--no-probe").stdout)
+    assert "task: generator" in done.stdout and "height: 64" in done.stdout and "weights_sha256" in done.stdout
+    as_json = json.loads(run_cli("info", "--json", "--no-probe").stdout)  # the whole stdout is JSON
     assert as_json["providers"]["cpu"] == "available (not probed)"
-    assert as_json["onnxruntime distributions"] and "model" not in as_json
-    assert as_json["tensorrt engines"].startswith(("tensorrt ", "not installed: pip install"))
+    assert as_json["onnxruntime distributions"] and "model" not in as_json and as_json["problems"] == []
     assert re.fullmatch(
         r"\d+ cores; a CPU batch runs as \d+ streams of \d+ thread\(s\) \(--cpu-streams\)", as_json["cpu"]
     )
+    if not Path("/proc/driver/nvidia/version").exists():
+        assert as_json["gpus"] == "none (no NVIDIA GPU found)"
+
+
+def test_info_fails_when_onnxruntime_cannot_import(tmp_path):
+    # a stand-in "onnxruntime" that breaks on import, first on the path
+    (tmp_path / "onnxruntime").mkdir()
+    (tmp_path / "onnxruntime" / "__init__.py").write_text("raise ImportError('libonnxruntime.so: cannot open')")
+    env = {**cli_env()}
+    env["PYTHONPATH"] = f"{tmp_path}:{env['PYTHONPATH']}"
+    done = subprocess.run(
+        [sys.executable, "-m", "clothes_extractor", "info", "--json"], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 1 and "onnxruntime does not import" in done.stderr
+    assert json.loads(done.stdout)["onnxruntime"] is None
 
 
 def test_extract_folder_with_masks(tiny_model_path, photo_folder, tmp_path):
@@ -133,7 +148,7 @@ def test_bad_model_files(photo_folder, tmp_path):
     photos, masks = photo_folder
     (tmp_path / "m.onnx").write_text("not onnx")
     done = run_cli("extract", photos, "-o", tmp_path / "out", "--model", tmp_path / "m.onnx", "--masks", masks)
-    assert done.returncode == 1 and "not a loadable ONNX model" in done.stderr
+    assert done.returncode == 1 and "is not an ONNX model" in done.stderr
 
 
 def test_without_model_or_bundled_model_says_how_to_get_one(photo_folder, tmp_path, monkeypatch):
@@ -145,7 +160,11 @@ def test_without_model_or_bundled_model_says_how_to_get_one(photo_folder, tmp_pa
     monkeypatch.setattr(models, "MODELS_DIR", tmp_path / "no-models")  # an install without models
     photos, masks = photo_folder
     done = CliRunner().invoke(cli, ["extract", str(photos), "-o", str(tmp_path / "out"), "--masks", str(masks)])
-    assert done.exit_code == 2 and "no --model given" in done.output and "clothes-extractor export" in done.output
+    assert (
+        done.exit_code == 1
+        and "bundles no generator model" in done.output
+        and "clothes-extractor export" in done.output
+    )
 
 
 def test_explicit_provider_never_falls_back_silently(tiny_model_path, photo_folder, tmp_path):
@@ -167,16 +186,18 @@ def test_no_photos_found(tiny_model_path, tmp_path):
     assert done.returncode == 1 and "no photos found" in done.stderr and "--recursive" in done.stderr
 
 
-def test_resume_after_an_interrupted_run(tiny_model_path, tmp_path):
-    photos = tmp_path / "photos"
+def _slow_folder(tmp_path, count=150):
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
     photos.mkdir()
-    count = 150
+    masks.mkdir()
     for i in range(count):
         photo, mask = person_photo(i % 7)
-        photo.putalpha(mask)
         photo.save(photos / f"{i:03d}.png", compress_level=0)
-    out = tmp_path / "out"
-    args = ["extract", photos, "-o", out, "--model", tiny_model_path, "--batch-size", "1", "--workers", "1"]
+        mask.save(masks / f"{i:03d}.png")
+    return photos, masks
+
+
+def _start_and_signal(args, out, signals):
     process = subprocess.Popen(
         [sys.executable, "-m", "clothes_extractor", *map(str, args)],
         env=cli_env(),
@@ -187,23 +208,112 @@ def test_resume_after_an_interrupted_run(tiny_model_path, tmp_path):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
         if out.is_dir() and any(p.suffix == ".png" for p in out.iterdir()):
-            process.send_signal(signal.SIGINT)
+            for sig in signals:
+                process.send_signal(sig)
+                time.sleep(0.02)
             break
         time.sleep(0.01)
     _, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr
+
+
+@pytest.mark.parametrize(
+    ("signals", "code"),
+    [([signal.SIGINT], 130), ([signal.SIGTERM], 143), ([signal.SIGINT, signal.SIGINT, signal.SIGINT], 130)],
+    ids=["ctrl-c", "sigterm", "ctrl-c-thrice"],
+)
+def test_resume_after_an_interrupted_run(tiny_model_path, tmp_path, signals, code):
+    photos, masks = _slow_folder(tmp_path)
+    out, report = tmp_path / "out", tmp_path / "r.jsonl"
+    args = ["extract", photos, "-o", out, "--model", tiny_model_path, "--masks", masks, "--batch-size", "1"]
+    args += ["--workers", "1", "--threads"]
+    returncode, stderr = _start_and_signal([*args, "--report", report], out, signals)
     finished = sorted(p for p in out.iterdir() if p.suffix == ".png")
-    if process.returncode == 0:
-        pytest.skip("the run finished before it could be interrupted")
-    assert process.returncode == 130, stderr
-    assert "run the same command again to resume" in stderr
-    assert 1 <= len(finished) < count
+    assert returncode == code, stderr
+    assert "Traceback" not in stderr and "run the same command again to resume" in stderr
+    assert 1 <= len(finished) < 150
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files
     for path in finished:
         Image.open(path).load()
+    written = {json.loads(line)["output"] for line in report.read_text().splitlines()}
+    assert {str(p) for p in finished} <= written  # every finished output is in the report
     done = run_cli(*args)
     assert done.returncode == 0, done.stderr
-    assert f"{count - len(finished)} extracted" in done.stderr and f"{len(finished)} skipped" in done.stderr
-    assert len(list(out.iterdir())) == count
+    assert f"{150 - len(finished)} extracted" in done.stderr and f"{len(finished)} skipped" in done.stderr
+
+
+def test_a_kill_leaves_a_partial_file_that_the_next_run_removes(tiny_model_path, tmp_path):
+    photos, masks = _slow_folder(tmp_path, 20)
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (out / f".ce-{int(dead.stdout)}-deadbeef.partial").write_bytes(b"half a garment")  # what SIGKILL leaves
+    done = run_cli("extract", photos, "-o", out, "--model", tiny_model_path, "--masks", masks)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [f"{i:03d}.png" for i in range(20)]
+
+
+def test_ctrl_c_during_start_up_exits_130(tiny_model_path, tmp_path):
+    # SIGINT while the command starts (imports, models loading): the interrupted exit code,
+    # no traceback and no "Aborted!", nothing written. The interpreter's own start (site,
+    # sitecustomize) is timed first and left alone: no program runs there yet.
+    photos, masks = _slow_folder(tmp_path, 3)
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-c", "pass"], env=cli_env(), check=True)
+    interpreter = time.monotonic() - t0
+    for extra in (0.05, 0.3):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "clothes_extractor", "extract", str(photos), "-o", str(tmp_path / "o"),
+             "--model", str(tiny_model_path), "--masks", str(masks), "--overwrite"],
+            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(interpreter * 1.5 + extra)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        # 0 only if it had already finished; -2 (the SIGINT status) in the instant Python is
+        # still handing over to the program
+        assert process.returncode in (130, 0, -2), stderr
+        assert "Traceback" not in stderr and "Aborted!" not in stderr
+
+
+def test_a_report_that_cannot_be_written_stops_the_report_not_the_job(tiny_model_path, photo_folder, tmp_path):
+    photos, masks = photo_folder
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full to simulate a full disk")
+    done = run_cli("extract", photos, "-o", tmp_path / "out", "--model", tiny_model_path, "--masks", masks,
+                   "--report", "/dev/full")  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "could not be written on (No space left on device)" in done.stderr and "5 extracted" in done.stderr
+    assert len(list((tmp_path / "out").iterdir())) == 5
+
+
+def test_a_full_disk_fails_the_photos_it_hits_and_leaves_nothing_half_written(tiny_model_path, tmp_path):
+    import shutil
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs CAP_SYS_ADMIN) to fill a disk")
+    try:
+        photos = tmp_path / "photos"
+        photos.mkdir()
+        for i in range(12):  # noise photos: incompressible outputs, ~9 KB each at 64x48
+            noise = np.random.default_rng(i).integers(0, 256, (160, 120, 3), dtype=np.uint8)
+            Image.fromarray(noise).save(photos / f"n{i:02d}.png")
+        Image.new("L", (120, 160), 255).save(tmp_path / "mask.png")
+        masks = tmp_path / "masks"
+        masks.mkdir()
+        for i in range(12):
+            shutil.copy(tmp_path / "mask.png", masks / f"n{i:02d}.png")
+        done = run_cli("extract", photos, "-o", mount, "--model", tiny_model_path, "--masks", masks)
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert "No space left on device" in done.stderr
+        assert not [p for p in mount.iterdir() if p.name.startswith(".")]
+        for path in mount.iterdir():
+            Image.open(path).load()  # what is there is whole
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
 
 
 @pytest.mark.skipif(not (VITON_HD_SAMPLE / "train").is_dir(), reason=f"{VITON_HD_SAMPLE} is absent")
@@ -240,9 +350,88 @@ def test_export_command(tmp_path):
     assert done.exit_code == 2 and "either a CHECKPOINT or --untrained" in done.output
     done = runner.invoke(cli, ["export", "--untrained", "--size", "100x24", "-o", str(tmp_path / "x.onnx")])
     assert done.exit_code == 2 and "multiples of 64" in done.output
+    done = runner.invoke(cli, ["export", "--untrained", "--arch", "flow", "--size", "64x48", "--depth", "3",
+                               "--ngf", "4", "-o", str(tmp_path / "f.onnx")])  # fmt: skip
+    assert done.exit_code == 0 and "photo at 128x96" in done.output
 
 
 def test_the_help_test_covers_every_command():
     from clothes_extractor.cli import cli
 
     assert set(cli.commands) == {c[0] for c in COMMANDS}
+
+
+def test_one_photo_to_one_file_and_through_pipes(tiny_model_path, photo_folder, tmp_path):
+    photos, masks = photo_folder
+    target = tmp_path / "garment.png"
+    done = run_cli("extract", photos / "p0.jpg", "-o", target, "--model", tiny_model_path, "--masks", masks)
+    assert done.returncode == 0, done.stderr
+    assert target.is_file() and not target.is_dir() and f"wrote {target}" in done.stderr
+    with Image.open(target) as image:
+        assert image.format == "PNG" and image.size == (TINY_SIZE[1], TINY_SIZE[0])
+    done = run_cli("extract", photos / "p0.jpg", "-o", tmp_path / "g.jpg", "--model", tiny_model_path, "--masks", masks)
+    assert done.returncode == 0 and Image.open(tmp_path / "g.jpg").format == "JPEG"  # the suffix decides
+    # - is standard input and output; the bytes are those of the file written above
+    piped = run_cli("extract", "-", "-o", "-", "--model", tiny_model_path, "--masks", masks, "--no-segmenter",
+                    stdin=(photos / "p0.jpg").read_bytes())  # fmt: skip
+    assert piped.returncode != 0 and b"no garment mask" in piped.stderr  # stdin has no name to match a mask by
+    (tmp_path / "cut.png").write_bytes(b"")
+    rgba = Image.open(photos / "p0.jpg").convert("RGBA")
+    rgba.putalpha(Image.open(masks / "p0.png"))
+    rgba.save(tmp_path / "cut.png")
+    piped = run_cli("extract", "-", "-o", "-", "--model", tiny_model_path, "--alpha-mask", "--no-segmenter",
+                    stdin=(tmp_path / "cut.png").read_bytes())  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    import io
+
+    assert Image.open(io.BytesIO(piped.stdout)).size == (TINY_SIZE[1], TINY_SIZE[0])
+    done = run_cli("extract", photos, photos / "p0.jpg", "-o", "-", "--model", tiny_model_path)
+    assert done.returncode == 2 and "takes exactly one photo" in done.stderr
+
+
+def test_a_url_is_fetched_or_refused_clearly_never_mangled(tiny_model_path, tmp_path):
+    done = run_cli("extract", "http://127.0.0.1:9/photo.jpg", "-o", tmp_path / "out", "--model", tiny_model_path)
+    assert done.returncode == 1 and "cannot fetch http://127.0.0.1:9/photo.jpg" in done.stderr
+    assert not (tmp_path / "http:").exists()
+
+
+def test_outputs_that_would_overwrite_inputs_and_bad_option_files_fail_first(tiny_model_path, photo_folder, tmp_path):
+    photos, masks = photo_folder
+    done = run_cli("extract", photos, "-o", photos, "--model", tiny_model_path, "--masks", masks)
+    assert done.returncode == 1 and "is the input folder" in done.stderr
+    done = run_cli("extract", photos, "-o", tmp_path / "o", "--save-masks", tmp_path / "o", "--model", tiny_model_path)
+    assert done.returncode == 1 and "masks would overwrite garments" in done.stderr
+    done = run_cli("extract", photos, "-o", tmp_path / "o", "--sheet", tmp_path / "sheet", "--model", tiny_model_path)
+    assert done.returncode == 1 and "--sheet" in done.stderr and "must end in" in done.stderr
+    done = run_cli("extract", photos, "-o", tmp_path / "o", "--model", tiny_model_path, "--background", "transparent",
+                   "--format", "jpg")  # fmt: skip
+    assert done.returncode == 2 and "JPEG has no transparency" in done.stderr
+    done = run_cli("extract", photos, "-o", tmp_path / "o", "--model", tiny_model_path, "--background", "pink")
+    assert done.returncode == 2 and "#RRGGBB" in done.stderr
+    done = run_cli("extract", photos, "-o", tmp_path / "o", "--model", tiny_model_path, "--masks", masks,
+                   "--output-size", "512x384")  # fmt: skip
+    assert done.returncode == 1 and "answers at 64x48 only" in done.stderr
+    done = run_cli("evaluate", "--model", tiny_model_path, "--data", tmp_path, "--json", tmp_path / "r.txt")
+    assert done.returncode == 1 and "must end in .json" in done.stderr
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+def test_verbose_goes_after_the_subcommand_too(tiny_model_path, photo_folder, tmp_path):
+    photos, masks = photo_folder
+    done = run_cli("extract", photos, "-o", tmp_path / "o", "--model", tiny_model_path, "--masks", masks, "-vv")
+    assert done.returncode == 0 and "DEBUG" in done.stderr
+
+
+def test_progress_lines_without_a_terminal(tiny_model_path, photo_folder, tmp_path, monkeypatch):
+    from clothes_extractor.commands import common
+
+    monkeypatch.setattr(common.Progress.__init__, "__defaults__", (0.0,))  # a line for every photo
+    from click.testing import CliRunner
+
+    from clothes_extractor.cli import cli
+
+    photos, masks = photo_folder
+    done = CliRunner().invoke(cli, ["extract", str(photos), "-o", str(tmp_path / "o"), "--model", str(tiny_model_path),
+                                    "--masks", str(masks)])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "extract: 5/5 photos (100%)" in done.output

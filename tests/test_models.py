@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from clothes_extractor.models import MODELS_DIR, TASKS, bundled_model, default_model
+from clothes_extractor.eval.datasets import load_samples
+from clothes_extractor.eval.evaluate import evaluate_model
+from clothes_extractor.models import MODELS_DIR, TASKS, bundled_model, model_for
 from clothes_extractor.runtime import ModelSession
-from clothes_extractor.runtime.datasets import load_samples
-from clothes_extractor.runtime.evaluate import evaluate_model
 from conftest import ROOT, VITON_VAL, cp_vton_subset, run_cli
 
 RECORDED = json.loads((MODELS_DIR / "metrics.json").read_text()) if (MODELS_DIR / "metrics.json").is_file() else {}
@@ -20,8 +20,8 @@ TOLERANCE = {"ssim": 0.005, "ms_ssim": 0.005, "psnr": 0.1, "iou": 0.005}
 def test_both_tasks_ship_in_both_precisions():
     assert sorted(SHIPPED) == sorted((t, p) for t in TASKS for p in ("fp32", "fp16"))
     for task in TASKS:
-        assert default_model(task, "cpu") == bundled_model(task, "fp32")
-        assert default_model(task, "cuda") == bundled_model(task, "fp16")
+        assert model_for(task, gpu=False) == bundled_model(task, "fp32")
+        assert model_for(task, gpu=True) == bundled_model(task, "fp16")
         assert (MODELS_DIR / f"{task}.md").is_file(), f"model card for the {task} is missing"
 
 
@@ -66,5 +66,5 @@ def test_extract_examples_without_masks_with_the_default_models(tmp_path):
     photos = sorted(p.stem for p in (ROOT / "examples" / "photos").iterdir())
     assert sorted(p.stem for p in out.iterdir()) == photos
     reports = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
-    assert {r["mask"] for r in reports} == {"segmenter"}
+    assert {r["mask"] for r in reports} <= {"segmenter", "segmenter+zoom"}
     assert (tmp_path / "sheet.png").is_file() and len(list((tmp_path / "masks").iterdir())) == len(photos)

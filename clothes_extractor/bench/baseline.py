@@ -50,13 +50,15 @@ def _graph_runners(wrapped, inputs: list[np.ndarray], device: str) -> dict[str, 
     graph = torch.cuda.CUDAGraph()
     with torch.inference_mode(), torch.cuda.graph(graph):
         out = wrapped(*static)
+    outs = out if isinstance(out, tuple) else (out,)
 
     def host() -> dict[str, float]:
         t0 = time.perf_counter()
         for tensor, array in zip(static, inputs, strict=True):
             tensor.copy_(torch.from_numpy(array))
         graph.replay()
-        out.cpu().numpy()  # .cpu() synchronises the device
+        for tensor in outs:
+            tensor.cpu().numpy()  # .cpu() synchronises the device
         return {"total": time.perf_counter() - t0}
 
     def resident() -> dict[str, float]:
@@ -74,16 +76,20 @@ def torch_timers(
     device: str = "cpu",
     compile_: bool = False,
     architecture: dict[str, Any] | None = None,
+    contract: Any = None,
+    photo_size: tuple[int, int] | None = None,
 ) -> list[Timer]:
-    """A timer per variant x batch size of ``checkpoint`` in PyTorch, first run done."""
+    """A timer per variant x batch size of ``checkpoint`` in PyTorch, first run done, on the
+    same seeded inputs as the onnxruntime timers (``contract``: the benchmarked model's)."""
     import dataclasses
 
     import torch
 
     from ..errors import CheckpointError
-    from ..export.onnx_export import fold_batchnorm
+    from ..eval.synthetic import synthetic_feeds
+    from ..export.onnx_export import build_contract, fold_batchnorm
+    from ..train.architectures import served
     from ..train.checkpoint import load_model
-    from ..train.networks import served
 
     model, _ = load_model(checkpoint)
     if architecture is not None:
@@ -94,7 +100,7 @@ def torch_timers(
                 f"{checkpoint} is not the benchmarked model's network (model vs checkpoint: {differ}); "
                 "a baseline must time the same network"
             )
-    h, w = model.config.size
+    contract = contract or build_contract(model)
     if device == "cuda":
         torch.backends.cudnn.benchmark = True  # what ORT's exhaustive cuDNN search does for its side
     timers = []
@@ -110,17 +116,15 @@ def torch_timers(
         if how == "compile":
             wrapped = torch.compile(wrapped)
         for batch in settings.batch_sizes:
-            rng = np.random.default_rng(0)
-            image = rng.integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
-            mask = np.zeros((batch, h, w, 1), np.uint8)
-            mask[:, h // 5 : 4 * h // 5, w // 5 : 4 * w // 5] = 255
-            inputs = [image, mask] if model.config.task == "generator" else [image]
+            feeds = synthetic_feeds(contract, batch, photo_size=photo_size)
+            inputs = [feeds[spec.name] for spec in contract.inputs]
 
             def run_once(wrapped=wrapped, inputs=inputs) -> dict[str, float]:
                 t0 = time.perf_counter()
                 with torch.inference_mode():
                     out = wrapped(*(torch.from_numpy(a).to(device, non_blocking=True) for a in inputs))
-                    out.cpu().numpy()  # .cpu() synchronises the device
+                    for tensor in out if isinstance(out, tuple) else (out,):
+                        tensor.cpu().numpy()  # .cpu() synchronises the device
                 return {"total": time.perf_counter() - t0}
 
             t0 = time.perf_counter()

@@ -16,18 +16,37 @@ from ..errors import InputError
 SCHEMA = "clothes-extractor-bench/1"
 
 
-def load_results(paths: list[Path]) -> list[dict[str, Any]]:
+def load_results(paths: list[Path], skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """The benchmark results among ``paths``. A file that is not one (another JSON in the
+    results folder, a broken file) is left out and named in ``skipped`` with the reason;
+    ``InputError`` if none is left."""
     loaded = []
     for path in paths:
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"cannot read benchmark result {path}: {exc}") from None
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-            raise InputError(f"{path} is not a clothes-extractor benchmark result ({SCHEMA})")
-        data["_path"] = str(path)
-        loaded.append(data)
+            reason = f"{path}: not readable JSON ({exc})"
+        else:
+            if isinstance(data, dict) and data.get("schema") == SCHEMA:
+                data["_path"] = str(path)
+                loaded.append(data)
+                continue
+            reason = f"{path}: not a clothes-extractor benchmark result ({SCHEMA})"
+        if skipped is None:
+            raise InputError(reason)
+        skipped.append(reason)
+    if not loaded:
+        raise InputError("none of the files is a clothes-extractor benchmark result: " + "; ".join(skipped or []))
     return loaded
+
+
+def models_differ(results: list[dict[str, Any]]) -> str | None:
+    """A warning when the results time different models (their rows do not compare)."""
+    models = {(r["model"]["sha256"], r["model"]["file"]) for r in results}
+    if len(models) < 2:
+        return None
+    names = ", ".join(sorted(f"{name} ({digest[:12]})" for digest, name in models))
+    return f"these results time different models: {names}; their rows do not compare like for like"
 
 
 def machine_name(result: dict[str, Any]) -> str:
@@ -83,14 +102,28 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
         )
         e2e = result.get("e2e")
         if e2e:
-            shares = ", ".join(f"{k} {v:.0%}" for k, v in e2e["stage_share"].items())
-            notes.append(
-                f"  - end-to-end `extract` on {e2e['photos']} photos: {e2e['images_per_s']:.1f} images/s "
-                f"({e2e['provider']}, batch {e2e['batch']}, {e2e.get('cpu_streams') or 1} stream(s), "
-                f"{e2e['workers']} workers; "
-                f"{e2e.get('vs_model_only', 0):.2f}x the model-only rate); stage shares: {shares}"
-            )
+            notes.append(_e2e_note(e2e))
+    warning = models_differ(results)
+    if warning:
+        notes.append(f"- **warning**: {warning}")
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
+
+
+def _e2e_note(e2e: dict[str, Any]) -> str:
+    shares = ", ".join(f"{k} {v:.0%}" for k, v in e2e["stage_share"].items()) or "not timed (worker processes)"
+    vs_model = f"{e2e['vs_model_only']:.2f}x the model-only rate" if e2e.get("vs_model_only") else "no model-only row"
+    ceiling = e2e.get("ceiling")
+    vs_ceiling = (
+        f"; host ceiling (decode + fit + encode, no model, {ceiling['workers']} processes) "
+        f"{ceiling['images_per_s']:.1f} images/s, extract at {e2e['vs_ceiling']:.2f}x it"
+        if ceiling
+        else ""
+    )
+    return (
+        f"  - end-to-end `extract` on {e2e['photos']} photos: {e2e['images_per_s']:.1f} images/s "
+        f"({e2e['provider']}, batch {e2e['batch']}, {e2e.get('cpu_streams') or 1} stream(s), "
+        f"{e2e['workers']} {e2e.get('worker_kind', 'workers')}; {vs_model}{vs_ceiling}); stage shares: {shares}"
+    )
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..runtime.environment import nvidia_smi
+from ..runtime.hardware import nvidia_smi
 
 
 def _version(dist: str) -> str | None:

@@ -1,4 +1,8 @@
-"""IO binding on CUDA: device buffers allocated once per batch size, optional CUDA graphs.
+"""IO binding on CUDA: device buffers allocated once per input shape, optional CUDA graphs.
+
+Benchmark-only: ``bench --io device|pipelined`` and ``--cuda-graph`` time what a
+device-resident or copy-overlapping caller of the runtime would see; ``extract`` is
+host-bound and runs ``ModelSession.run``.
 
 ``session.run`` with numpy arrays allocates device memory and copies on every call; here
 each batch size gets input and output buffers on the GPU once, inputs are copied into
@@ -22,13 +26,20 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from .contract import TASK_IO
+from ..runtime.session import check_feeds, pad_batch
+
+_GRAPH_NUMBERS: dict[int, Iterator[int]] = {}
+
+
+def graph_numbers(model: Any) -> Iterator[int]:
+    """The CUDA graph numbers of ``model``'s session: runners sharing a session never reuse one."""
+    return _GRAPH_NUMBERS.setdefault(id(model.session), itertools.count())
 
 
 @dataclass
 class _Buffers:
     inputs: dict[str, Any]  # name -> OrtValue on the GPU
-    output: Any
+    outputs: dict[str, Any]
     binding: Any
     graph_id: int
 
@@ -56,73 +67,87 @@ class BoundRunner:
         self.cuda_graph = cuda_graph
         self.device, self.device_id = device, device_id
         self.pad = cuda_graph if pad is None else pad
-        self._buffers: dict[int, _Buffers] = {}
-        self._sizes: list[int] = []
-        self._graph_ids = graph_ids if graph_ids is not None else getattr(model, "graph_ids", itertools.count())
+        self._buffers: dict[tuple, _Buffers] = {}
+        self._sizes: dict[tuple, list[int]] = {}  # allocated batch sizes per input shapes
+        self._graph_ids = graph_ids if graph_ids is not None else graph_numbers(model)
 
-    def _allocate(self, batch: int) -> _Buffers:
-        ort, session = self._ort, self.model.session
-        h, w = self.model.contract.size
-        inputs_spec, outputs_spec = TASK_IO[self.model.contract.task]
+    def _allocate(self, batch: int, shapes: dict[str, tuple[int, ...]]) -> _Buffers:
+        ort, session, contract = self._ort, self.model.session, self.model.contract
         inputs = {
-            name: ort.OrtValue.ortvalue_from_shape_and_type([batch, h, w, c], np.uint8, self.device, self.device_id)
-            for name, c in inputs_spec.items()
+            name: ort.OrtValue.ortvalue_from_shape_and_type([batch, *shape], np.uint8, self.device, self.device_id)
+            for name, shape in shapes.items()
         }
-        ((out_name, out_channels),) = outputs_spec.items()
-        output = ort.OrtValue.ortvalue_from_shape_and_type(
-            [batch, h, w, out_channels], np.uint8, self.device, self.device_id
-        )
         binding = session.io_binding()
         for name, value in inputs.items():
             binding.bind_ortvalue_input(name, value)
-        binding.bind_ortvalue_output(out_name, output)
-        buffers = _Buffers(inputs, output, binding, graph_id=next(self._graph_ids))
-        self._buffers[batch] = buffers
-        bisect.insort(self._sizes, batch)
+        outputs = {}
+        for spec in contract.outputs:
+            size = shapes["photo"][:2] if spec.resolution == "photo" else contract.size
+            outputs[spec.name] = ort.OrtValue.ortvalue_from_shape_and_type(
+                [batch, *size, spec.channels], np.uint8, self.device, self.device_id
+            )
+            binding.bind_ortvalue_output(spec.name, outputs[spec.name])
+        buffers = _Buffers(inputs, outputs, binding, graph_id=next(self._graph_ids))
+        key = self._key(batch, shapes)
+        self._buffers[key] = buffers
+        bisect.insort(self._sizes.setdefault(key[1], []), batch)
         return buffers
 
-    def _size_for(self, batch: int) -> int:
-        if not self.pad or batch in self._buffers:
-            return batch
-        index = bisect.bisect_left(self._sizes, batch)
-        return self._sizes[index] if index < len(self._sizes) else batch
+    @staticmethod
+    def _key(batch: int, shapes: dict[str, tuple[int, ...]]) -> tuple[int, tuple]:
+        return batch, tuple(sorted(shapes.items()))
 
-    def warm_up(self, batch_sizes: list[int]) -> None:
+    def _size_for(self, batch: int, shapes: dict[str, tuple[int, ...]]) -> int:
+        key = self._key(batch, shapes)
+        if not self.pad or key in self._buffers:
+            return batch
+        sizes = self._sizes.get(key[1], [])
+        index = bisect.bisect_left(sizes, batch)
+        return sizes[index] if index < len(sizes) else batch
+
+    def warm_up(self, batch_sizes: list[int], photo: tuple[int, int] | None = None) -> None:
         """Allocate (and with CUDA graphs, capture) every batch size before serving."""
+        contract = self.model.contract
         for batch in batch_sizes:
-            h, w = self.model.contract.size
             feeds = {
-                name: np.zeros((batch, h, w, c), np.uint8) for name, c in TASK_IO[self.model.contract.task][0].items()
+                spec.name: np.zeros((batch, *(photo or contract.size), spec.channels), np.uint8)
+                if spec.resolution == "photo"
+                else np.zeros((batch, *contract.size, spec.channels), np.uint8)
+                for spec in contract.inputs
             }
             self.run(**feeds)
 
     def upload(self, arrays: dict[str, np.ndarray]) -> tuple[_Buffers, int]:
-        """Copy one batch into its size's device buffers (padded where that size is larger)."""
+        """Copy one batch into its shape's device buffers (padded where that size is larger)."""
+        arrays = check_feeds(self.model.contract, arrays)
         batch = len(next(iter(arrays.values())))
-        size = self._size_for(batch)
-        buffers = self._buffers.get(size) or self._allocate(size)
+        shapes = {name: tuple(array.shape[1:]) for name, array in arrays.items()}
+        size = self._size_for(batch, shapes)
+        buffers = self._buffers.get(self._key(size, shapes)) or self._allocate(size, shapes)
+        if size != batch:
+            arrays = pad_batch(arrays, size)
         for name, array in arrays.items():
-            if size != batch:
-                padded = np.zeros((size, *array.shape[1:]), np.uint8)
-                padded[:batch] = array
-                array = padded
-            buffers.inputs[name].update_inplace(np.ascontiguousarray(array))
+            buffers.inputs[name].update_inplace(array)
         return buffers, batch
 
     def compute(self, buffers: _Buffers) -> None:
-        """Run the model on uploaded buffers (replaying the size's CUDA graph if enabled)."""
+        """Run the model on uploaded buffers (replaying the shape's CUDA graph if enabled)."""
         run_options = self._ort.RunOptions()
         if self.cuda_graph:
             run_options.add_run_config_entry("gpu_graph_id", str(buffers.graph_id))
         self.model.session.run_with_iobinding(buffers.binding, run_options)
+        buffers.binding.synchronize_outputs()
 
-    def download(self, buffers: _Buffers, batch: int) -> np.ndarray:
-        """The output of the last compute on ``buffers`` as a new numpy array."""
-        output = buffers.output.numpy()[:batch]
+    def download(self, buffers: _Buffers, batch: int) -> dict[str, np.ndarray]:
+        """The outputs of the last compute on ``buffers`` as new numpy arrays."""
         # A GPU buffer's numpy() is a copy; a CPU buffer's is a view the next batch overwrites.
-        return output.copy() if self.device == "cpu" else output
+        copy = self.device == "cpu"
+        return {
+            name: (value.numpy()[:batch].copy() if copy else value.numpy()[:batch])
+            for name, value in buffers.outputs.items()
+        }
 
-    def run(self, **arrays: np.ndarray) -> np.ndarray:
+    def run(self, **arrays: np.ndarray) -> dict[str, np.ndarray]:
         buffers, batch = self.upload(arrays)
         self.compute(buffers)
         return self.download(buffers, batch)
@@ -151,7 +176,7 @@ class PipelinedRunner:
     ):
         if slots < 3:
             raise ValueError("a pipeline of upload, compute and download needs at least 3 buffer slots")
-        ids = graph_ids if graph_ids is not None else getattr(model, "graph_ids", itertools.count())
+        ids = graph_ids if graph_ids is not None else graph_numbers(model)
         self._slots = [BoundRunner(model, cuda_graph, device, device_id, graph_ids=ids) for _ in range(slots)]
         self._copies = ThreadPoolExecutor(2, thread_name_prefix="ce-copy")
 
@@ -168,11 +193,11 @@ class PipelinedRunner:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def run(self, **arrays: np.ndarray) -> np.ndarray:
+    def run(self, **arrays: np.ndarray) -> dict[str, np.ndarray]:
         """One batch, no overlap (as ``BoundRunner.run``)."""
         return self._slots[0].run(**arrays)
 
-    def map(self, batches: Iterable[dict[str, np.ndarray]]) -> Iterator[np.ndarray]:
+    def map(self, batches: Iterable[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
         """Outputs of ``batches`` (dicts of input arrays), in order, copies overlapped with compute."""
         slots = len(self._slots)
         source = iter(batches)

@@ -20,15 +20,17 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..runtime.contract import TASK_IO
-from ..runtime.session import PROVIDERS, ModelSession, probe_provider
+from ..eval.synthetic import synthetic_feeds
+from ..runtime.hardware import nvidia_smi
+from ..runtime.providers import PROVIDERS, SessionSettings, probe_provider
+from ..runtime.session import ModelSession
 from .stats import latency_stats, throughput
 
 log = logging.getLogger(__name__)
 
 IO_MODES = ("host", "device", "pipelined")
 PIPELINE_BATCHES = 16  # batches per timed stream in "pipelined" mode
-ORT_DEVICE = {"cpu": "cpu", "cuda": "cuda", "tensorrt": "cuda"}
+ORT_DEVICE = {"cpu": "cpu", "cuda": "cuda", "tensorrt": "cuda", "rtx": "cuda"}
 
 
 @dataclass(frozen=True)
@@ -65,21 +67,6 @@ def timed_runs(run_once: Callable[[], dict[str, float]], settings: BenchSettings
     return runs
 
 
-def synthetic_feeds(session: ModelSession, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded uint8 inputs of the model's shapes: noise photos, a centred garment mask."""
-    rng = np.random.default_rng(seed)
-    h, w = session.contract.size
-    feeds = {}
-    for name, channels in TASK_IO[session.contract.task][0].items():
-        if name == "mask":
-            mask = np.zeros((batch, h, w, 1), np.uint8)
-            mask[:, h // 5 : 4 * h // 5, w // 5 : 4 * w // 5] = 255
-            feeds[name] = mask
-        else:
-            feeds[name] = rng.integers(0, 256, (batch, h, w, channels), dtype=np.uint8)
-    return feeds
-
-
 def _host_runner(session: ModelSession, feeds: dict[str, np.ndarray]) -> Callable[[], dict[str, float]]:
     def run_once() -> dict[str, float]:
         t0 = time.perf_counter()
@@ -90,36 +77,27 @@ def _host_runner(session: ModelSession, feeds: dict[str, np.ndarray]) -> Callabl
 
 
 def _gpu_runner(
-    session: ModelSession, feeds: dict[str, np.ndarray], io: str, graph_id: int | None = None
+    session: ModelSession, feeds: dict[str, np.ndarray], io: str, cuda_graph: bool
 ) -> Callable[[], dict[str, float]]:
     """IO binding on the GPU: upload, compute and download timed apart (host), or compute only (device).
 
-    With ``graph_id`` (a session made with CUDA graphs), runs replay that batch size's graph.
+    With ``cuda_graph`` (a session made with CUDA graphs), runs replay that batch size's graph.
     """
-    import onnxruntime as ort
+    from .iobinding import BoundRunner
 
-    ort_session = session.session
-    run_options = ort.RunOptions()
-    if graph_id is not None:
-        run_options.add_run_config_entry("gpu_graph_id", str(graph_id))
-    output = ort_session.get_outputs()[0].name
-    binding = ort_session.io_binding()
-    device_inputs = {name: ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0) for name, array in feeds.items()}
-    for name, value in device_inputs.items():
-        binding.bind_ortvalue_input(name, value)
-    binding.bind_output(output, "cuda")
+    runner = BoundRunner(session, cuda_graph=cuda_graph)
+    buffers, batch = runner.upload(feeds)
+    runner.compute(buffers)  # the first run (a graph's capture)
 
     def run_once() -> dict[str, float]:
         t0 = time.perf_counter()
         if io == "host":
-            for name, array in feeds.items():
-                device_inputs[name].update_inplace(array)
+            runner.upload(feeds)
         t1 = time.perf_counter()
-        ort_session.run_with_iobinding(binding, run_options)
-        binding.synchronize_outputs()
+        runner.compute(buffers)
         t2 = time.perf_counter()
         if io == "host":
-            binding.get_outputs()[0].numpy()
+            runner.download(buffers, batch)
         t3 = time.perf_counter()
         if io == "host":
             return {"total": t3 - t0, "upload": t1 - t0, "compute": t2 - t1, "download": t3 - t2}
@@ -132,7 +110,7 @@ def _pipelined_runner(
     session: ModelSession, feeds: dict[str, np.ndarray], device: str, cuda_graph: bool
 ) -> Callable[[], dict[str, float]]:
     """A stream of ``PIPELINE_BATCHES`` batches through ``PipelinedRunner``; seconds per batch."""
-    from ..runtime.gpu import PipelinedRunner
+    from .iobinding import PipelinedRunner
 
     runner = PipelinedRunner(session, cuda_graph, device=device)
     runner.warm_up([len(next(iter(feeds.values())))])
@@ -166,8 +144,6 @@ def peak_rss_mb() -> float:
 def gpu_memory_mb() -> float | None:
     """GPU memory this process holds, as nvidia-smi reports it; None without a driver."""
     import os
-
-    from ..runtime.environment import nvidia_smi
 
     for line in nvidia_smi("--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"):
         pid, _, used = line.partition(",")
@@ -238,44 +214,35 @@ def provider_timers(
     settings: BenchSettings,
     cuda_graph: bool = False,
     cpu_streams: int | None = None,
-    engine_session: Any = None,
+    photo_size: tuple[int, int] | None = None,
 ) -> list[Timer]:
     """A timer per batch size for ``provider``, its session created and first run done
-    (``cpu_streams``: see ``SessionSettings``; None is its default). A TensorRT engine
-    already opened may come as ``engine_session`` (deserializing one takes a while)."""
-    from ..runtime.session import SessionSettings
-
+    (``cpu_streams``: see ``SessionSettings``; None is its default). A catalog-resolution
+    generator gets its photo at ``photo_size`` (default: the model size)."""
     cuda_graph = cuda_graph and ORT_DEVICE[provider] == "cuda"
-    engine = model_path.suffix == ".engine"
     t0 = time.perf_counter()
-    if engine:
-        from ..runtime.session import open_session
-
-        session = engine_session or open_session(model_path, "tensorrt")
-    else:
-        # no padding: every batch size is timed at its own shape
-        session_settings = SessionSettings(cuda_graph=cuda_graph, pad_batches=False, cpu_streams=cpu_streams)
-        session = ModelSession(model_path, provider, settings=session_settings)
-    session_ms = session.load_ms if engine else (time.perf_counter() - t0) * 1000
+    # no padding: every batch size is timed at its own shape
+    session_settings = SessionSettings(cuda_graph=cuda_graph, pad_batches=False, cpu_streams=cpu_streams)
+    session = ModelSession(model_path, provider, settings=session_settings)
+    session_ms = (time.perf_counter() - t0) * 1000
     timers = []
     for batch in settings.batch_sizes:
-        feeds = synthetic_feeds(session, batch)
-        if engine:
-            run_once = _host_runner(session, feeds)  # EngineSession.run: upload, execute, download
-        elif settings.io == "pipelined" and ORT_DEVICE[provider] == "cuda":
+        feeds = synthetic_feeds(session.contract, batch, photo_size=photo_size)
+        if settings.io == "pipelined" and ORT_DEVICE[provider] == "cuda":
             run_once = _pipelined_runner(session, feeds, "cuda", cuda_graph)
         elif ORT_DEVICE[provider] == "cuda":
-            run_once = _gpu_runner(session, feeds, settings.io, next(session.graph_ids) if cuda_graph else None)
+            run_once = _gpu_runner(session, feeds, settings.io, cuda_graph)
         else:
             run_once = _host_runner(session, feeds)  # on the CPU, host and device memory are one
         first = run_once()["total"] * 1000
         row = {
-            "engine": "tensorrt" if engine else "onnxruntime-cuda-graph" if cuda_graph else "onnxruntime",
+            "engine": "onnxruntime-cuda-graph" if cuda_graph else "onnxruntime",
             "provider": session.provider,
-            "ort_provider": None if engine else PROVIDERS[session.provider],
-            "io": "host" if engine or ORT_DEVICE[provider] != "cuda" else settings.io,
-            "cpu_streams": None if engine else session.cpu_streams,
+            "ort_provider": PROVIDERS[session.provider],
+            "io": settings.io if ORT_DEVICE[provider] == "cuda" else "host",
+            "cpu_streams": session.cpu_streams,
             "batch": batch,
+            "output": list(feeds["photo"].shape[1:3]) if "photo" in feeds else list(session.contract.size),
             "session_ms": session_ms,
             "first_run_ms": first,
         }
@@ -305,6 +272,37 @@ class StageClock:
         return wrapper
 
 
+def _ceiling_one(path: Path, size: tuple[int, int], detail: tuple[int, int]) -> bool:
+    """What ``extract`` must do for a photo besides running models: decode (draft), fit, encode."""
+    from ..runtime.fitting import letterbox
+    from ..runtime.images import encode_image, load_photo
+
+    try:
+        photo, _ = load_photo(path, lambda shown: min(1.0, max(detail[0] / shown[1], detail[1] / shown[0])))
+    except Exception:  # noqa: BLE001 - a bad photo costs what it costs; extract reports it
+        return False
+    image, _ = letterbox(photo, size, (255, 255, 255))
+    encode_image(image, "png")
+    return True
+
+
+def host_ceiling(photos: list[Path], size: tuple[int, int], detail: tuple[int, int], workers: int) -> dict[str, Any]:
+    """Photos/s of decode (JPEG draft) + fit + PNG encode on ``workers`` processes, no model:
+    what the host can feed, against which ``extract``'s rate is read."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context(
+        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    )
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        list(pool.map(_ceiling_one, photos[: workers * 2], [size] * workers * 2, [detail] * workers * 2))  # start-up
+        t0 = time.perf_counter()
+        done = sum(pool.map(_ceiling_one, photos, [size] * len(photos), [detail] * len(photos), chunksize=8))
+        seconds = time.perf_counter() - t0
+    return {"photos": done, "workers": workers, "seconds": seconds, "images_per_s": done / seconds if seconds else 0.0}
+
+
 def bench_extract(
     model_path: Path,
     photo_dir: Path,
@@ -313,34 +311,47 @@ def bench_extract(
     workers: int,
     segmenter: Path | None = None,
     cpu_streams: int | None = None,
+    processes: bool | None = None,
+    ceiling: bool = True,
 ) -> dict[str, Any]:
-    """Time ``extract`` on a folder of real photos, with each stage's share of the work."""
-    from ..runtime import ExtractOptions, find_jobs, run_extraction
-    from ..runtime.session import SessionSettings
+    """Time ``extract`` on a folder of real photos, with each stage's share of the work (threads
+    only) and, in the same run, the host ceiling it is read against."""
+    from ..runtime.jobs import find_jobs
+    from ..runtime.pipeline import ExtractOptions, run_extraction
+    from ..runtime.stages import DETAIL_FACTOR
 
     session_settings = SessionSettings(cpu_streams=cpu_streams)
     model = ModelSession(model_path, provider, settings=session_settings)
     seg_session = ModelSession(segmenter, provider, settings=session_settings) if segmenter is not None else None
+    options = ExtractOptions(batch_size=batch_size, workers=workers, processes=processes)
     clock = StageClock()
     with tempfile.TemporaryDirectory(prefix="ce-bench-") as out:
         jobs = find_jobs([photo_dir], Path(out), "png", recursive=True)
         if not jobs:
             raise ValueError(f"no photos in {photo_dir}")
-        summary = run_extraction(
-            model, jobs, ExtractOptions(batch_size=batch_size, workers=workers), segmenter=seg_session, clock=clock
-        )
+        summary = run_extraction(model, jobs, options, segmenter=seg_session, clock=clock)
     stage_total = sum(clock.seconds.values()) or 1.0
-    return {
+    result = {
         "photos": len(jobs),
         "ok": summary.ok,
         "failed": summary.failed,
         "provider": model.provider,
         "batch": batch_size,
         "workers": workers,
+        "worker_kind": "processes" if options.use_processes else "threads",
         "cpu_streams": model.cpu_streams,
         "segmenter": segmenter.name if segmenter is not None else None,
         "seconds": summary.seconds,
         "images_per_s": summary.ok / summary.seconds if summary.seconds else 0.0,
         "stage_seconds": clock.seconds,
         "stage_share": {k: v / stage_total for k, v in clock.seconds.items()},
+        "ceiling": None,
+        "vs_ceiling": None,
     }
+    if ceiling:
+        seg = seg_session.contract if seg_session is not None else model.contract
+        detail = (seg.height * DETAIL_FACTOR, seg.width * DETAIL_FACTOR)
+        result["ceiling"] = host_ceiling([job.photo for job in jobs], model.contract.size, detail, workers)
+        if result["ceiling"]["images_per_s"]:
+            result["vs_ceiling"] = result["images_per_s"] / result["ceiling"]["images_per_s"]
+    return result

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import json
 import sys
 from pathlib import Path
 
 import click
 
-from .common import reports_errors, require_torch
+from .common import parse_size, reports_errors, require_torch, verbose_option
 
 
 def _batch_sizes(_ctx, _param, value: str) -> tuple[int, ...]:
@@ -46,15 +44,25 @@ def _io_modes(_ctx, _param, value: str) -> tuple[str, ...]:
 
 
 @click.group(invoke_without_command=True)
-@click.option("--model", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="Served ONNX model.")
+@click.option(
+    "--model",
+    default="generator",
+    show_default=True,
+    help="Served ONNX model, or a bundled one by task (generator, segmenter).",
+)
 @click.option(
     "--provider",
-    type=click.Choice(["cpu", "cuda", "tensorrt", "all"]),
-    default="cpu",
+    type=click.Choice(["auto", "cpu", "cuda", "tensorrt", "rtx", "all"]),
+    default="auto",
     show_default=True,
-    help="all: every provider that starts here.",
+    help="auto: the best that starts here; all: every provider that starts here.",
 )
 @click.option("--batch-sizes", default="1,8,32", show_default=True, callback=_batch_sizes)
+@click.option(
+    "--photo-size",
+    default=None,
+    help="Catalog-resolution generators: the photo (and output) size, HEIGHTxWIDTH [default: the model size].",
+)
 @click.option("--warmup-s", type=click.FloatRange(min=0), default=2.0, show_default=True)
 @click.option("--min-runs", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--min-time-s", type=click.FloatRange(min=0), default=3.0, show_default=True)
@@ -91,34 +99,24 @@ def _io_modes(_ctx, _param, value: str) -> tuple[str, ...]:
 @click.option(
     "--e2e",
     type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="Also time `extract` end to end on this folder of photos.",
+    help="Also time `extract` end to end on this folder of photos, and the host's ceiling in the same run.",
 )
 @click.option("--e2e-batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="extract's threads for --e2e.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="extract's workers for --e2e.")
+@click.option("--processes/--threads", default=None, help="extract's worker kind for --e2e [default: as extract].")
 @click.option("--label", help="Name of this machine in comparisons (default: GPU or CPU name).")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Write the result file (JSON).")
+@click.option(
+    "-o",
+    "--output",
+    "--out",
+    "out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the result file (JSON).",
+)
+@verbose_option
 @click.pass_context
 @reports_errors
-def bench(
-    ctx: click.Context,
-    model: Path | None,
-    provider: str,
-    batch_sizes: tuple[int, ...],
-    warmup_s: float,
-    min_runs: int,
-    min_time_s: float,
-    io: tuple[str, ...],
-    cuda_graph: bool,
-    cpu_streams: tuple[int | None, ...],
-    torch_baseline: Path | None,
-    torch_compile: bool,
-    interleave: bool,
-    e2e: Path | None,
-    e2e_batch_size: int,
-    workers: int | None,
-    label: str | None,
-    out: Path | None,
-) -> None:
+def bench(ctx: click.Context, model: str, batch_sizes: tuple[int, ...], out: Path | None, **options) -> None:
     """Time a served model per provider and batch size (p50..p99, images/s, GPU copy split).
 
     With --torch-baseline the same network runs in PyTorch in the same process, so the
@@ -126,106 +124,48 @@ def bench(
     """
     if ctx.invoked_subcommand is not None:
         return
-    if model is None:
-        raise click.UsageError("--model is required (or use `bench compare FILES`)")
-    from ..bench.compare import SCHEMA, markdown_table
-    from ..bench.fingerprint import machine_fingerprint, model_fingerprint
-    from ..bench.runner import (
-        BenchSettings,
-        available_providers,
-        bench_extract,
-        peak_rss_mb,
-        provider_timers,
-        time_interleaved,
-        time_sequential,
-    )
+    from ..bench.compare import markdown_table
+    from ..bench.runner import BenchSettings
+    from ..bench.suite import BenchRequest, run_bench
+    from ..models import TASKS, model_for
+    from ..runtime.files import check_writable_file, write_atomic
     from ..runtime.pipeline import default_workers
-    from ..runtime.session import open_session
 
-    settings = BenchSettings(
-        batch_sizes=batch_sizes, warmup_s=warmup_s, min_runs=min_runs, min_time_s=min_time_s, io=io[0]
-    )
-    engine = model.suffix == ".engine"
-    engine_session = None
-    if engine:  # a TensorRT engine runs on TensorRT alone, numpy in and out
-        providers = ["tensorrt"]
-        engine_session = open_session(model, "tensorrt")
-        contract = engine_session.contract
-    else:
-        providers = available_providers() if provider == "all" else [provider]
-        contract = open_session(model, "cpu").contract
-    timers = []
-    for name in providers:
-        click.echo(f"preparing {'the TensorRT engine' if engine else f'onnxruntime {name}'} ...", err=True)
-        # on the CPU (and for an engine) host and device memory are one: each io mode is the same run
-        modes = io if name != "cpu" and not engine else io[:1]
-        for streams, mode in itertools.product(cpu_streams if name == "cpu" and not engine else (None,), modes):
-            timed = provider_timers(
-                model, name, dataclasses.replace(settings, io=mode), cuda_graph, streams, engine_session
-            )
-            if len(cpu_streams) > 1 and streams is not None:  # tell the explicit counts apart from auto
-                for timer in timed:
-                    timer.row["engine"] += f"-{streams}-stream" + ("s" if streams > 1 else "")
-            timers += timed
-    if torch_baseline is not None:
-        require_torch("--torch-baseline")
-        import torch
-
-        from ..bench.baseline import torch_timers
-
-        device = "cuda" if any(p != "cpu" for p in providers) and torch.cuda.is_available() else "cpu"
-        click.echo(f"preparing PyTorch on {device} ...", err=True)
-        architecture = contract.training.get("architecture") or {}
-        architecture = {**architecture, "task": contract.task}
-        architecture.pop("name", None)
-        timers += torch_timers(torch_baseline, settings, device, torch_compile, architecture)
-    click.echo(
-        f"timing {len(timers)} engine x batch size combinations {'interleaved' if interleave else 'in turn'} ...",
-        err=True,
-    )
-    results = (time_interleaved if interleave else time_sequential)(timers, settings)
-    record = {
-        "schema": SCHEMA,
-        "fingerprint": machine_fingerprint(label),
-        "model": model_fingerprint(model, contract),
-        "settings": {
-            "batch_sizes": list(batch_sizes),
-            "warmup_s": warmup_s,
-            "min_runs": min_runs,
-            "min_time_s": min_time_s,
-            "io": list(io),
-            "cpu_streams": ["auto" if n is None else n for n in cpu_streams],
-        },
-        "results": results,
-        "e2e": None,
-    }
-    if e2e is not None:
-        click.echo(f"timing extract end to end on {e2e} ...", err=True)
-        from ..models import default_model
-
-        e2e_streams = cpu_streams[0] if len(cpu_streams) == 1 else None
-        segmenter = default_model("segmenter", providers[0])  # as extract: photos without a mask get one
-        e2e_result = bench_extract(
-            model, e2e, providers[0], e2e_batch_size, workers or default_workers(), segmenter, e2e_streams
-        )
-        model_only = next(
-            (
-                r["images_per_s"]
-                for r in results
-                if r["engine"] == "onnxruntime"
-                and r["batch"] == e2e_batch_size
-                and r["provider"] == e2e_result["provider"]
-            ),
-            None,
-        )
-        e2e_result["vs_model_only"] = e2e_result["images_per_s"] / model_only if model_only else None
-        record["e2e"] = e2e_result
-    record["peak_rss_mb"] = peak_rss_mb()
-    click.echo(markdown_table([record]))
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(record, indent=2) + "\n")
+        check_writable_file(out, "--output", (".json",))
+    if options["torch_baseline"] is not None:
+        require_torch("--torch-baseline")
+    path = model_for(model, gpu=options["provider"] not in ("cpu", "auto")) if model in TASKS else Path(model)
+    if path is None or not path.is_file():
+        raise click.BadParameter(f"{model}: no such model file (or bundled model)", param_hint="--model")
+    request = BenchRequest(
+        model=path,
+        provider=options["provider"],
+        settings=BenchSettings(
+            batch_sizes=batch_sizes,
+            warmup_s=options["warmup_s"],
+            min_runs=options["min_runs"],
+            min_time_s=options["min_time_s"],
+            io=options["io"][0],
+        ),
+        io=options["io"],
+        cuda_graph=options["cuda_graph"],
+        cpu_streams=options["cpu_streams"],
+        photo_size=parse_size(options["photo_size"], "--photo-size") if options["photo_size"] else None,
+        torch_baseline=options["torch_baseline"],
+        torch_compile=options["torch_compile"],
+        interleave=options["interleave"],
+        e2e=options["e2e"],
+        e2e_batch_size=options["e2e_batch_size"],
+        workers=options["workers"] or default_workers(),
+        processes=options["processes"],
+        label=options["label"],
+    )
+    record = run_bench(request, say=lambda line: click.echo(line, err=True))
+    if out is not None:  # the result first: a table that fails to print must not lose it
+        write_atomic(out, (json.dumps(record, indent=2) + "\n").encode())
         click.echo(f"wrote {out}", err=True)
+    click.echo(markdown_table([record]))
 
 
 @bench.command()
@@ -239,10 +179,19 @@ def bench(
 )
 @reports_errors
 def compare(files: tuple[Path, ...], markdown: Path | None, plot_path: Path | None) -> None:
-    """Merge benchmark result FILES from several machines into one table (and plot)."""
-    from ..bench.compare import load_results, markdown_table, plot
+    """Merge benchmark result FILES from several machines into one table (and plot).
 
-    results = load_results(list(files))
+    Files that are not benchmark results (another JSON in the folder) are skipped with a
+    note; results of different models are merged with a warning."""
+    from ..bench.compare import load_results, markdown_table, models_differ, plot
+
+    skipped: list[str] = []
+    results = load_results(list(files), skipped)
+    for reason in skipped:
+        click.echo(f"skipped {reason}", err=True)
+    warning = models_differ(results)
+    if warning:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
     table = markdown_table(results)
     if markdown is not None:
         markdown.write_text(table)

@@ -1,8 +1,12 @@
-"""Helpers shared by the commands: error reporting, option parsing, optional imports."""
+"""Helpers shared by the commands: error reporting, interrupts, shared options, progress."""
 
 from __future__ import annotations
 
 import functools
+import logging
+import signal
+import sys
+import time
 from typing import Any, Callable
 
 import click
@@ -10,19 +14,69 @@ import click
 from ..errors import ClothesExtractorError
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered like Ctrl-C so that the same cleanup runs (exit code 143)."""
+
+
+def _on_sigterm(_signum, _frame) -> None:
+    raise Terminated()
+
+
+def set_verbosity(verbose: int) -> None:
+    logging.basicConfig(format=LOG_FORMAT)
+    logging.getLogger().setLevel(logging.WARNING - 10 * min(verbose, 2))
+
+
+def verbose_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``-v/--verbose`` after the subcommand too (``clothes-extractor extract -v ...``)."""
+
+    def callback(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
+        if value:
+            set_verbosity(value)
+        return value
+
+    return click.option(
+        "-v", "--verbose", count=True, expose_value=False, is_eager=True, callback=callback, help="More log output."
+    )(command)
 
 
 def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the library's typed errors into one-line messages and exit code 1."""
+    """Library errors -> one-line messages and exit 1; Ctrl-C -> exit 130, SIGTERM -> 143,
+    at any point of the command (start-up included), without a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
         try:
             return command(*args, **kwargs)
         except ClothesExtractorError as exc:
             raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt as exc:
+            _ignore_further_interrupts()
+            click.echo("interrupted" if not isinstance(exc, Terminated) else "terminated", err=True)
+            sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _ignore_further_interrupts() -> None:
+    """A second Ctrl-C while the first one's cleanup runs must not leave a traceback."""
+    if _main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def parse_size(value: str, option: str = "--size") -> tuple[int, int]:
@@ -37,8 +91,40 @@ def parse_size(value: str, option: str = "--size") -> tuple[int, int]:
 
 
 def require_torch(purpose: str, extra: str = "train") -> None:
-    """Fail with the pip command to run when PyTorch is not installed."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise click.ClickException(f'{purpose} needs PyTorch: pip install "clothes-extractor[{extra}]"') from None
+    """Fail with the pip command to run when PyTorch is not installed (without importing it)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise click.ClickException(f'{purpose} needs PyTorch: pip install "clothes-extractor[{extra}]"')
+
+
+class Progress:
+    """A progress bar on a terminal; without one (cron, Kubernetes logs), a line every
+    ``every_s`` seconds, so a long job is never silent until the end."""
+
+    def __init__(self, total: int, unit: str, what: str, every_s: float = 30.0):
+        from tqdm import tqdm
+
+        self.total, self.unit, self.what, self.every_s = total, unit, what, every_s
+        self.bar = tqdm(total=total, unit=unit, disable=None, file=sys.stderr, dynamic_ncols=True)
+        self.lines = self.bar.disable
+        self.done = self.failed = 0
+        self.started = self.last = time.monotonic()
+
+    def update(self, count: int = 1, failed: bool = False) -> None:
+        self.done += count
+        self.failed += failed
+        self.bar.update(count)
+        now = time.monotonic()
+        if self.lines and now - self.last >= self.every_s:
+            self.last = now
+            rate = self.done / max(now - self.started, 1e-9)
+            left = (self.total - self.done) / rate if rate > 0 else 0
+            click.echo(
+                f"{self.what}: {self.done}/{self.total} {self.unit}s ({100 * self.done / max(self.total, 1):.0f}%), "
+                f"{rate:.1f}/s, {self.failed} failed, about {left / 60:.0f} min left",
+                err=True,
+            )
+
+    def close(self) -> None:
+        self.bar.close()

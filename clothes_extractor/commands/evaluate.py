@@ -1,4 +1,4 @@
-"""``clothes-extractor evaluate``: score an exported model on a dataset split (no torch)."""
+"""``clothes-extractor evaluate``: score a served model on a dataset split (no torch)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,27 @@ from pathlib import Path
 
 import click
 
-from ..runtime.session import PROVIDER_CHOICES
-from .common import reports_errors
+from ..runtime.providers import PROVIDER_CHOICES
+from .common import Progress, reports_errors, verbose_option
+
+SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
 
 
 @click.command()
-@click.option("--model", required=True, type=click.Path(path_type=Path, dir_okay=False), help="Served ONNX model.")
+@click.option(
+    "--model",
+    default="generator",
+    show_default=True,
+    help="Served ONNX model, or a bundled one by task: generator, segmenter.",
+)
 @click.option("--data", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--split", type=click.Choice(["val", "train", "all"]), default="val", show_default=True)
+@click.option(
+    "--split",
+    type=click.Choice(SPLIT_CHOICES),
+    default=None,
+    help="val/validation/test: a root's validation folder (or a seeded share, as in training, of data "
+    "without one); all: every sample  [default: val for a root with one, else all]",
+)
 @click.option(
     "--val-fraction",
     type=float,
@@ -26,44 +39,94 @@ from .common import reports_errors
 @click.option("--seed", type=int, default=0, show_default=True, help="As in training, for the seeded split.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N samples.")
 @click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Also write the result.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--resolution",
+    type=click.Choice(["model", "native"]),
+    default="model",
+    show_default=True,
+    help="native: a catalog-resolution generator is scored at each catalog image's own size.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the result, per-pair scores included, as JSON.",
+)
 @click.option("--sheet", type=click.Path(path_type=Path, dir_okay=False), help="Write a contact sheet PNG.")
-@click.option("--sheet-rows", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--sheet-rows", type=click.IntRange(min=0), default=8, show_default=True, help="First pairs on it.")
+@click.option(
+    "--worst", type=click.IntRange(min=0), default=0, show_default=True, help="Then the N worst-scored pairs."
+)
+@verbose_option
 @reports_errors
 def evaluate(
-    model: Path,
+    model: str,
     data: Path,
-    split: str,
+    split: str | None,
     val_fraction: float,
     seed: int,
     limit: int | None,
     provider: str,
     batch_size: int,
+    resolution: str,
     json_path: Path | None,
     sheet: Path | None,
     sheet_rows: int,
+    worst: int,
 ) -> None:
-    """Mean SSIM / MS-SSIM / PSNR (generator) or IoU (segmenter) of MODEL over a dataset split."""
-    from tqdm import tqdm
+    """Mean SSIM / MS-SSIM / PSNR / GMSD / sharpness (generator) or IoU (segmenter) of MODEL
+    over a dataset split. Pairs that cannot be read are reported and the rest is scored;
+    the exit code is 1 if any failed."""
+    from ..api import new_session
+    from ..eval.datasets import default_split, load_samples
+    from ..eval.evaluate import evaluate_model
+    from ..runtime.files import check_writable_file, write_atomic
 
-    from ..runtime.datasets import load_samples
-    from ..runtime.evaluate import evaluate_model
-    from ..runtime.session import open_session
-
-    session = open_session(model, provider)
+    for path, what, suffixes in ((json_path, "--output", (".json",)), (sheet, "--sheet", (".png", ".jpg", ".webp"))):
+        if path is not None:
+            check_writable_file(path, what, suffixes)
+    session = new_session(model, provider)
     task = session.contract.task
+    split = split or default_split(data)
     samples = load_samples(data, split, val_fraction=val_fraction, seed=seed, require_garment=task == "generator")
     samples = samples[:limit]
-    with tqdm(total=len(samples), unit="pair", disable=None, file=sys.stderr) as bar:
+    progress = Progress(len(samples), "pair", "evaluate")
+    try:
         result = evaluate_model(
-            session, samples, batch_size=batch_size, sheet_rows=sheet_rows if sheet else 0, progress=bar.update
+            session,
+            samples,
+            batch_size=batch_size,
+            sheet_rows=sheet_rows if sheet else 0,
+            worst=worst if sheet else 0,
+            resolution=resolution,
+            progress=progress.update,
         )
-    click.echo(f"{task} {model.name} on {data} ({split}, {result.samples} pairs, {session.provider}):")
+    finally:
+        progress.close()
+    click.echo(
+        f"{task} {session.path.name} on {data} ({split}, {result.samples} pairs, {session.provider}, {resolution}):"
+    )
     for name, value in result.metrics.items():
-        click.echo(f"  {name:8s} {value:.4f}")
+        click.echo(f"  {name:10s} {value:.4f}")
     if json_path is not None:
-        payload = {**result.to_json(), "model": str(model), "data": str(data), "split": split}
-        json_path.write_text(json.dumps(payload, indent=2) + "\n")
+        payload = {
+            **result.to_json(),
+            "model": str(session.path),
+            "data": str(data),
+            "split": split,
+            "resolution": resolution,
+        }
+        write_atomic(json_path, (json.dumps(payload, indent=2) + "\n").encode())
     if sheet is not None and result.sheet is not None:
-        result.sheet.save(sheet)
+        write_atomic(
+            sheet,
+            lambda handle: result.sheet.save(handle, format=sheet.suffix.lstrip(".").upper().replace("JPG", "JPEG")),
+        )
+    for failure in result.failures[:20]:
+        click.echo(f"error: {failure['sample']}: {failure['error']}", err=True)
+    if result.failures:
+        click.echo(f"{len(result.failures)} pair(s) could not be scored", err=True)
+        sys.exit(1)

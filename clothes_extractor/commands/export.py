@@ -6,7 +6,17 @@ from pathlib import Path
 
 import click
 
-from .common import parse_size, reports_errors, require_torch
+from .common import parse_size, reports_errors, require_torch, verbose_option
+
+
+def _batch_profile(_ctx, _param, value: str) -> tuple[int, int, int]:
+    try:
+        profile = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        profile = ()
+    if len(profile) != 3 or not 1 <= profile[0] <= profile[1] <= profile[2]:
+        raise click.BadParameter(f"{value!r} is not MIN,OPT,MAX with 1 <= MIN <= OPT <= MAX")
+    return profile  # type: ignore[return-value]
 
 
 @click.command()
@@ -24,8 +34,11 @@ from .common import parse_size, reports_errors, require_torch
     show_default=True,
     help="With --untrained: which network.",
 )
+@click.option(
+    "--arch", type=click.Choice(["unet", "flow"]), default="unet", show_default=True, help="With --untrained."
+)
 @click.option("--size", default="256x192", show_default=True, help="HEIGHTxWIDTH, with --untrained.")
-@click.option("--ngf", type=click.IntRange(min=1), default=16, show_default=True, help="Width, with --untrained.")
+@click.option("--ngf", type=click.IntRange(min=2), default=16, show_default=True, help="Width, with --untrained.")
 @click.option("--depth", type=click.IntRange(min=2), default=6, show_default=True, help="Depth, with --untrained.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Weights seed, with --untrained.")
 @click.option(
@@ -48,14 +61,26 @@ from .common import parse_size, reports_errors, require_torch
     help="Also compare with PyTorch on up to 16 real photos of this dataset.",
 )
 @click.option("--opset", type=click.IntRange(min=13), default=17, show_default=True)
-@click.option("--tensorrt", is_flag=True, help="Also build a TensorRT engine (MODEL.engine + MODEL.engine.json).")
-@click.option("--trt-batch", default="1,32,128", show_default=True, help="Engine batch profile MIN,OPT,MAX.")
+@click.option(
+    "--tensorrt",
+    is_flag=True,
+    help="Also build the TensorRT engine for this GPU (onnxruntime's TensorRT provider caches it).",
+)
+@click.option(
+    "--trt-batch",
+    default="1,32,128",
+    show_default=True,
+    callback=_batch_profile,
+    help="Engine batch profile MIN,OPT,MAX.",
+)
+@verbose_option
 @reports_errors
 def export(
     checkpoint: Path | None,
     output: Path,
     untrained: bool,
     task: str,
+    arch: str,
     size: str,
     ngf: int,
     depth: int,
@@ -65,76 +90,53 @@ def export(
     validate_on: Path | None,
     opset: int,
     tensorrt: bool,
-    trt_batch: str,
+    trt_batch: tuple[int, int, int],
 ) -> None:
     """Export a generator or segmenter CHECKPOINT to a served ONNX model.
 
-    BatchNorm is folded, the pre/post-processing goes into the graph, the contract into
-    the metadata, and the result is compared with PyTorch on seeded inputs.
+    BatchNorm is folded, the pre/post-processing goes into the graph, the contract (with
+    the graph's checksum) into the metadata, and the result is compared with PyTorch on
+    seeded inputs; a model that fails the comparison is deleted.
     """
     if (checkpoint is None) == (not untrained):
         raise click.UsageError("give either a CHECKPOINT or --untrained (not both)")
     if precision == "fp16" and weights == "fp32":
         raise click.UsageError("--precision fp16 computes on fp16 weights: --weights fp32 needs --precision fp32")
-    try:
-        profile = tuple(int(v) for v in trt_batch.split(","))
-    except ValueError:
-        profile = ()
-    if len(profile) != 3:
-        raise click.BadParameter(f"{trt_batch!r} is not MIN,OPT,MAX", param_hint="--trt-batch")
-    if tensorrt:
-        from ..export.tensorrt import import_tensorrt
-
-        import_tensorrt()  # before any work: a missing TensorRT fails fast
     require_torch("export", "export")
-    import torch
-
-    from ..export.onnx_export import dataset_inputs, export_model, validate_export
+    from ..export.onnx_export import export_checked
     from ..train.checkpoint import load_model
-    from ..train.networks import UNet, UNetConfig
 
     if untrained:
-        height, width = parse_size(size)
-        try:
-            config = UNetConfig(task=task, height=height, width=width, ngf=ngf, depth=depth)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--size/--depth") from None
-        torch.manual_seed(seed)
-        model = UNet(config).eval()
-        training = {"data": None, "note": f"untrained: random weights, seed {seed}"}
+        model, training = _untrained(task, arch, size, ngf, depth, seed)
     else:
         model, payload = load_model(checkpoint)
         training = payload.get("summary", {})
-    contract = export_model(model, output, precision=precision, weights=weights, opset=opset, training=training)
+    contract, results = export_checked(
+        model, output, validate_on=validate_on, precision=precision, weights=weights, opset=opset, training=training
+    )
     size_mb = output.stat().st_size / 1e6
     stored = f", {weights} weights" if weights and weights != precision else ""
     click.echo(
         f"wrote {contract.task} {output} ({contract.height}x{contract.width}, {precision}{stored}, {size_mb:.1f} MB)"
     )
-    checks = [("seeded inputs", None)]
-    if validate_on is not None:
-        checks.append((f"photos of {validate_on}", dataset_inputs(validate_on, contract)))
-    for label, inputs in checks:
-        try:
-            result = validate_export(model, output, inputs=inputs)
-        except Exception:
-            output.unlink(missing_ok=True)  # a model that fails its check is not left behind
-            raise
+    for result in results:
         click.echo(
-            f"onnxruntime vs PyTorch fp32 on {result.samples} {label}: max |error| {result.max_abs}, "
+            f"onnxruntime vs PyTorch fp32 on {result.samples} {result.label}: max |error| {result.max_abs}, "
             f"mean {result.mean_abs:.4f} (tolerance {result.max_abs_tolerance} / {result.mean_abs_tolerance})"
         )
     if tensorrt:
-        from ..export.tensorrt import build_engine
+        from ..export.tensorrt import build_tensorrt_cache
 
-        engine = output.with_suffix(".engine")
-        sidecar = build_engine(
-            output,
-            engine,
-            min_batch=profile[0],
-            opt_batch=profile[1],
-            max_batch=profile[2],
-            fp16=precision == "fp16",
-            timing_cache=output.with_suffix(".timing-cache"),
-        )
-        click.echo(f"wrote {engine} for {sidecar['gpu']['name']} (TensorRT {sidecar['tensorrt']})")
+        cache = build_tensorrt_cache(output, trt_batch, fp16=precision == "fp16")
+        click.echo(f"TensorRT engine built and cached in {cache}")
+
+
+def _untrained(task: str, arch: str, size: str, ngf: int, depth: int, seed: int):
+    from ..export.onnx_export import untrained_model
+
+    height, width = parse_size(size)
+    try:
+        model = untrained_model(task, arch, (height, width), ngf, depth, seed)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--size/--depth/--arch") from None
+    return model, {"data": None, "note": f"untrained: random weights, seed {seed}"}

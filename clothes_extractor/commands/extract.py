@@ -1,27 +1,28 @@
-"""``clothes-extractor extract``: a folder of photos -> garment images."""
+"""``clothes-extractor extract``: photos -> garment images (a folder, or one file)."""
 
 from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..errors import OutputError
-from ..runtime.session import PROVIDER_CHOICES
-from .common import EXIT_INTERRUPTED, reports_errors
+from ..errors import InputError, OutputError
+from ..runtime.providers import PROVIDER_CHOICES
+from .common import Progress, reports_errors, verbose_option
 
 FORMATS = ("png", "jpg", "webp")
+IMAGE_OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MAX_FAILURES_SHOWN = 20
 SHEET_ROWS = 8
+MAX_DOWNLOAD_BYTES = 50 * 2**20
 
 
 def _check_output_dir(out_dir: Path) -> None:
     """Fail before any work if results cannot be written to ``out_dir``."""
-    import tempfile
-
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-"):
@@ -33,30 +34,97 @@ def _check_output_dir(out_dir: Path) -> None:
         ) from None
 
 
-def _open_report(path: Path | None):
-    if path is None:
-        return None
+class Report:
+    """The JSON Lines report. A failing write (a full disk) stops the report, not the job:
+    the problem is printed once and the exit code becomes 1."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.handle, self.failed = path, None, None
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = open(path, "w", encoding="utf-8", buffering=1)
+        except OSError as exc:
+            raise OutputError(f"cannot write the report file {path}: {exc.strerror or exc}") from None
+
+    def write(self, record: dict) -> None:
+        if self.handle is None:
+            return
+        try:
+            self.handle.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            self.failed = f"the report {self.path} could not be written on ({exc.strerror or exc}); it is incomplete"
+            click.echo(f"warning: {self.failed}", err=True)
+            self.close()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            try:
+                self.handle.close()
+            except OSError:
+                pass
+            self.handle = None
+
+
+def _fetch(url: str, folder: Path) -> Path:
+    """An http(s) photo downloaded into ``folder`` (50 MB at most, 30 s timeout)."""
+    import urllib.error
+    import urllib.request
+
+    name = Path(url.split("?")[0].rstrip("/")).name or "photo"
+    target = folder / name
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return open(path, "w", encoding="utf-8", buffering=1)
-    except OSError as exc:
-        raise OutputError(f"cannot write the report file {path}: {exc.strerror or exc}") from None
+        with urllib.request.urlopen(url, timeout=30) as response, open(target, "wb") as handle:  # noqa: S310
+            data = response.read(MAX_DOWNLOAD_BYTES + 1)
+            if len(data) > MAX_DOWNLOAD_BYTES:
+                raise InputError(f"{url} is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB; download it yourself")
+            handle.write(data)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise InputError(f"cannot fetch {url}: {getattr(exc, 'reason', exc)}") from None
+    return target
+
+
+def _resolve_inputs(inputs: tuple[str, ...], folder: Path) -> list[Path]:
+    """Paths for the inputs: ``-`` (stdin) and http(s) URLs become files in ``folder``."""
+    paths = []
+    for item in inputs:
+        if item == "-":
+            data = sys.stdin.buffer.read()
+            if not data:
+                raise InputError("no photo on standard input (-)")
+            target = folder / "stdin"
+            target.write_bytes(data)
+            paths.append(target)
+        elif item.startswith(("http://", "https://")):
+            paths.append(_fetch(item, folder))
+        else:
+            paths.append(Path(item))
+    return paths
+
+
+def _single_output(paths: list[Path], output: str) -> bool:
+    """One photo in and an image file (or ``-``) out: write that file, not a folder."""
+    if output == "-":
+        if len(paths) != 1 or paths[0].is_dir():
+            raise click.UsageError("-o - (standard output) takes exactly one photo")
+        return True
+    return len(paths) == 1 and paths[0].is_file() and Path(output).suffix.lower() in IMAGE_OUTPUT_SUFFIXES
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
 @click.option(
     "-o",
     "--output",
-    "out_dir",
     required=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Folder for the garment images (created if missing).",
+    help="Folder for the garment images (created if missing); for one photo also a file "
+    "(garment.png / .jpg / .webp) or - for standard output.",
 )
 @click.option(
     "--model",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Served ONNX model (default: the model bundled with the package).",
+    help="Served ONNX model (default: the generator bundled with the package).",
 )
 @click.option(
     "--provider",
@@ -70,7 +138,12 @@ def _open_report(path: Path | None):
     "--workers",
     type=click.IntRange(min=1),
     default=None,
-    help="Reader and writer threads each  [default: CPU count, at most 8]",
+    help="Decode/encode workers  [default: CPU count, at most 16]",
+)
+@click.option(
+    "--processes/--threads",
+    default=None,
+    help="Workers as processes (scale with cores) or threads  [default: processes on 4+ cores]",
 )
 @click.option(
     "--cpu-streams",
@@ -86,6 +159,14 @@ def _open_report(path: Path | None):
 )
 @click.option("--no-segmenter", is_flag=True, help="Never segment: a photo without a mask is an error.")
 @click.option(
+    "--masks",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder of garment masks named like the photos (any image format and size).",
+)
+@click.option(
+    "--alpha-mask", is_flag=True, help="Use a photo's alpha channel as its garment mask (a cut-out of the garment)."
+)
+@click.option(
     "--save-masks",
     type=click.Path(path_type=Path, file_okay=False),
     help="Save the mask used for each photo here (<name>.png; reusable with --masks).",
@@ -93,125 +174,218 @@ def _open_report(path: Path | None):
 @click.option(
     "--sheet",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Write a contact sheet PNG (photo | mask | garment) of the first photos extracted.",
-)
-@click.option(
-    "--masks",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Folder of garment masks named like the photos (any image format and size).",
+    help="Write a contact sheet (photo | mask | garment) of the first photos extracted (.png/.jpg/.webp).",
 )
 @click.option("-r", "--recursive", is_flag=True, help="Also take photos in subfolders.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="png", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="png", show_default=True, help="Folder outputs.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
+@click.option(
+    "--output-size",
+    default="auto",
+    show_default=True,
+    help="Garment size: auto (the photo crop's own resolution, up to 1024x768), model (the model's, "
+    "fastest), or HEIGHTxWIDTH / HEIGHT.",
+)
+@click.option(
+    "--background",
+    default="white",
+    show_default=True,
+    help="white, transparent (PNG/WebP with alpha) or #RRGGBB.",
+)
 @click.option("--overwrite", is_flag=True, help="Redo photos whose output already exists.")
 @click.option(
     "--report", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON Lines report, one object per input."
 )
+@verbose_option
 @reports_errors
-def extract(
-    inputs: tuple[Path, ...],
-    out_dir: Path,
-    model: Path | None,
-    provider: str,
-    batch_size: int,
-    workers: int | None,
-    cpu_streams: int | None,
-    segmenter: Path | None,
-    no_segmenter: bool,
-    save_masks: Path | None,
-    sheet: Path | None,
-    masks: Path | None,
-    recursive: bool,
-    fmt: str,
-    quality: int,
-    overwrite: bool,
-    report: Path | None,
-) -> None:
-    """Extract the garment of every photo in INPUTS (files, folders, dataset folders).
+def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
+    """Extract the garment of every photo in INPUTS (files, folders, dataset folders, an
+    http(s) URL, or - for standard input).
 
     Each photo's garment mask comes from, in this order: --masks DIR (same name, any
-    format), the parse map of a VITON-HD (image/ + image-parse-v3/) or CP-VTON (image/ +
-    image-parse/) dataset folder, the photo's alpha channel, and last the segmenter.
-    Finished outputs are skipped on a rerun; the exit code is 0 only if every photo
-    succeeded.
+    format), the parse map of a VITON-HD / CP-VTON / Dress Code dataset folder, the photo's
+    alpha channel with --alpha-mask, and last the segmenter. Finished outputs are skipped
+    on a rerun; the exit code is 0 only if every photo succeeded.
     """
-    from tqdm import tqdm
+    with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
+        paths = _resolve_inputs(inputs, Path(tmp))
+        if _single_output(paths, output):
+            _extract_one(paths[0], output, Path(tmp), options)
+        else:
+            _extract_folder(paths, Path(output), options)
 
-    from ..models import open_model
-    from ..runtime import ExtractOptions, MaskIndex, find_jobs, run_extraction
-    from ..runtime.pipeline import default_workers
-    from ..runtime.session import SessionSettings
 
-    if no_segmenter and segmenter is not None:
-        raise click.UsageError("--segmenter and --no-segmenter exclude each other")
-    options = ExtractOptions(
-        batch_size=batch_size, workers=workers or default_workers(), fmt=fmt, quality=quality, overwrite=overwrite
+def _extract_options(options: dict[str, Any], fmt: str) -> Any:
+    from ..runtime.pipeline import ExtractOptions, default_workers, parse_background
+
+    size = options["output_size"].strip().lower()
+    if size not in ("auto", "model"):
+        if "x" in size:
+            from .common import parse_size
+
+            size = parse_size(size, "--output-size")
+        elif size.isdigit():
+            size = int(size)  # a height: the width follows from the model
+        else:
+            raise click.BadParameter(f"{size!r} is not auto, model, HEIGHTxWIDTH or HEIGHT", param_hint="--output-size")
+    try:
+        background = parse_background(options["background"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--background") from None
+    if background == "transparent" and fmt == "jpg":
+        raise click.UsageError("JPEG has no transparency: use --format png or webp with --background transparent")
+    return ExtractOptions(
+        batch_size=options["batch_size"],
+        workers=options["workers"] or default_workers(),
+        quality=options["quality"],
+        overwrite=options["overwrite"],
+        output_size=size,
+        background=background,
+        alpha_mask=options["alpha_mask"],
+        processes=options["processes"],
     )
+
+
+def _open_models(options: dict[str, Any]):
+    from ..api import new_session
+    from ..runtime.providers import SessionSettings
+
+    if options["no_segmenter"] and options["segmenter"] is not None:
+        raise click.UsageError("--segmenter and --no-segmenter exclude each other")
+    settings = SessionSettings(cpu_streams=options["cpu_streams"])
+    generator = new_session(options["model"] or "generator", options["provider"], settings=settings)
+    generator.require_task("generator")
+    segmenter = None
+    if not options["no_segmenter"]:
+        segmenter = new_session(options["segmenter"] or "segmenter", options["provider"], settings=settings)
+        segmenter.require_task("segmenter")
+    return generator, segmenter
+
+
+def _height_to_size(extract_options: Any, generator: Any) -> Any:
+    import dataclasses
+
+    size = extract_options.output_size
+    if isinstance(size, int):
+        contract = generator.contract
+        size = (size, round(size * contract.width / contract.height))
+        return dataclasses.replace(extract_options, output_size=size)
+    return extract_options
+
+
+def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -> None:
+    """One photo to one file (or standard output): the folder job's guarantees, one job."""
+    from ..runtime.jobs import MaskIndex, find_jobs
+    from ..runtime.pipeline import run_extraction
+    from ..runtime.stages import output_format
+
+    to_stdout = output == "-"
+    target = tmp / "garment.png" if to_stdout else Path(output)
+    fmt = output_format(target)
+    extract_options = _extract_options(options, fmt)
+    masks = MaskIndex(options["masks"]) if options["masks"] is not None else None
+    (job,) = find_jobs([photo], target.parent, fmt, masks)
+    job = type(job)(
+        job.photo,
+        target,
+        job.mask,
+        job.error,
+        Path(options["save_masks"]) / f"{photo.stem}.png" if options["save_masks"] else None,
+    )
+    generator, segmenter = _open_models(options)
+    extract_options = _height_to_size(extract_options, generator)
+    results = []
+    run_extraction(generator, [job], extract_options, results.append, segmenter)
+    (result,) = results
+    if result.status == "error":
+        raise InputError(f"{photo}: {result.error}")
+    if to_stdout:
+        sys.stdout.buffer.write(target.read_bytes())
+        sys.stdout.buffer.flush()
+    else:
+        click.echo(f"{'skipped (already done)' if result.status == 'skipped' else 'wrote'} {target}", err=True)
+
+
+def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) -> None:
+    from ..runtime.files import check_writable_file, remove_stale_partials
+    from ..runtime.jobs import MaskIndex, check_output_folders, find_jobs
+    from ..runtime.pipeline import run_extraction
+
+    fmt = options["fmt"]
+    extract_options = _extract_options(options, fmt)
+    save_masks, sheet = options["save_masks"], options["sheet"]
+    check_output_folders(inputs, out_dir, save_masks)
     _check_output_dir(out_dir)
     if save_masks is not None:
         _check_output_dir(save_masks)
-    mask_index = MaskIndex(masks) if masks is not None else None
-    jobs = find_jobs(inputs, out_dir, fmt, mask_index, recursive, save_masks)
+    if sheet is not None:
+        check_writable_file(sheet, "--sheet", (".png", ".jpg", ".jpeg", ".webp"))
+    mask_index = MaskIndex(options["masks"]) if options["masks"] is not None else None
+    jobs = find_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks)
     if not jobs:
-        hint = "" if recursive else " (add --recursive to look in subfolders)"
+        hint = "" if options["recursive"] else " (add --recursive to look in subfolders)"
         raise click.ClickException(f"no photos found in {', '.join(map(str, inputs))}{hint}")
-    settings = SessionSettings(cpu_streams=cpu_streams)
-    session = open_model(model, "generator", provider, settings)
-    if session is None:
-        raise click.UsageError(
-            "no --model given, and this install bundles no default model. Export one with "
-            "`clothes-extractor export CHECKPOINT -o model.onnx` and pass --model model.onnx"
-        )
-    segmenter_session = None if no_segmenter else open_model(segmenter, "segmenter", provider, settings)
-    report_file = _open_report(report)
-    using = f"{session.path.name}" + (f" + {segmenter_session.path.name}" if segmenter_session else "")
-    streams = f" in {session.cpu_streams} streams" if session.cpu_streams > 1 else ""
+    generator, segmenter = _open_models(options)
+    extract_options = _height_to_size(extract_options, generator)
+    for folder in {job.output.parent for job in jobs if job.error is None}:
+        remove_stale_partials(folder)  # what killed runs left behind
+    report = Report(options["report"])
+    using = generator.path.name + (f" + {segmenter.path.name}" if segmenter else "")
+    streams = f" in {generator.cpu_streams} streams" if generator.cpu_streams > 1 else ""
+    workers = f"{extract_options.workers} {'processes' if extract_options.use_processes else 'threads'}"
     click.echo(
-        f"extracting {len(jobs)} photo(s) with {using} on {session.provider} "
-        f"(batch {options.batch_size}{streams}, {options.workers} workers) -> {out_dir}",
+        f"extracting {len(jobs)} photo(s) with {using} on {generator.provider} "
+        f"(batch {extract_options.batch_size}{streams}, {workers}) -> {out_dir}",
         err=True,
     )
     failures: list[Any] = []
     finished: list[Any] = []  # the first results, for --sheet
-    progress = tqdm(total=len(jobs), unit="photo", disable=None, file=sys.stderr)
+    progress = Progress(len(jobs), "photo", "extract")
 
     def on_result(result: Any) -> None:
         if result.status == "error" and len(failures) < MAX_FAILURES_SHOWN:
             failures.append(result)
         if result.status == "ok" and sheet is not None and len(finished) < SHEET_ROWS:
             finished.append(result)
-        if report_file is not None:
-            report_file.write(json.dumps(result.to_json()) + "\n")
-        progress.update(1)
+        report.write(result.to_json())
+        progress.update(failed=result.status == "error")
 
     try:
-        summary = run_extraction(session, jobs, options, on_result, segmenter_session)
+        summary = run_extraction(generator, jobs, extract_options, on_result, segmenter)
     except KeyboardInterrupt:
         progress.close()
-        click.echo("interrupted: finished outputs are complete; run the same command again to resume", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        report.close()
+        click.echo("finished outputs are complete; run the same command again to resume", err=True)
+        raise
     finally:
         progress.close()
-        if report_file is not None:
-            report_file.close()
+        report.close()
+    _summarise(summary, failures, options["report"], report, sheet, finished, generator)
+
+
+def _summarise(summary, failures, report_path, report, sheet, finished, generator) -> None:
     for failure in failures:
         click.echo(f"error: {failure.input}: {failure.error}", err=True)
     if summary.failed > len(failures):
         click.echo(
             f"... and {summary.failed - len(failures)} more errors"
-            + (f", all in {report}" if report else "; --report FILE lists them all"),
+            + (f", all in {report_path}" if report_path and not report.failed else "; --report FILE lists them all"),
             err=True,
         )
     if sheet is not None and finished:
-        from ..runtime.evaluate import extraction_sheet
+        from ..eval.sheets import extraction_sheet
 
-        extraction_sheet(finished, session.contract.size).save(sheet)
+        extraction_sheet(finished, generator.contract.size).save(sheet)
         click.echo(f"contact sheet: {sheet}", err=True)
     rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
+    masks = ", ".join(f"{count} {source}" for source, count in summary.masks.most_common())
     click.echo(
         f"done in {summary.seconds:.1f} s: {summary.ok} extracted ({rate:.1f} photos/s), "
-        f"{summary.skipped} skipped (already done), {summary.failed} failed",
+        f"{summary.skipped} skipped (already done), {summary.failed} failed"
+        + (f"; masks from: {masks}" if masks else ""),
         err=True,
     )
-    if summary.failed:
+    if report.failed:
+        click.echo(f"error: {report.failed}", err=True)
+    if summary.failed or report.failed:
         sys.exit(1)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 
-from .common import reports_errors
+from .common import reports_errors, verbose_option
 
 
 @click.command()
@@ -16,39 +17,52 @@ from .common import reports_errors
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--no-probe", is_flag=True, help="Do not start each provider to check that it works.")
+@verbose_option
 @reports_errors
 def info(model: Path | None, as_json: bool, no_probe: bool) -> None:
-    """Versions, onnxruntime build, which providers start here, GPU, and a model's contract."""
+    """Versions, onnxruntime build, which providers start here, GPU, and a model's contract.
+
+    Exits 1 when the runtime cannot work here at all (onnxruntime missing or broken).
+    """
+    from .. import __version__
+    from ..models import bundled_models
     from ..runtime.environment import environment_info
 
-    data = environment_info(probe=not no_probe)
+    data = {
+        "clothes-extractor": __version__,
+        **environment_info(probe=not no_probe),
+        "bundled models": bundled_models(),
+    }
     if model is not None:
-        from ..runtime import ModelSession
+        from ..runtime.session import contract_of
 
-        session = ModelSession(model, "cpu")
-        data["model"] = {
-            "path": str(model),
-            "contract": json.loads(next(iter(session.contract.to_metadata().values()))),
-            "metadata": {k: v for k, v in session.metadata.items()},
-        }
+        contract = contract_of(model)
+        data["model"] = {"path": str(model), "contract": contract.to_json()}
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
-        for key, value in data.items():
-            if key in ("warning", "model", "providers"):
-                continue
-            if isinstance(value, dict):
-                value = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
-            elif isinstance(value, list):
-                value = ", ".join(value) or "none"
-            click.echo(f"{key}: {value}")
-        click.echo("providers:")
-        for name, state in data["providers"].items():
-            click.echo(f"  {name}: {state}")
-        if model is not None:
-            contract = data["model"]["contract"]
-            click.echo(f"model: {model}")
-            for key, value in contract.items():
-                click.echo(f"  {key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+        _print(data, model)
     if data.get("warning"):
         click.secho(f"WARNING: {data['warning']}", fg="red", bold=True, err=True)
+    for problem in data["problems"]:
+        click.secho(f"ERROR: {problem}", fg="red", bold=True, err=True)
+    if data["problems"]:
+        sys.exit(1)
+
+
+def _print(data: dict, model: Path | None) -> None:
+    for key, value in data.items():
+        if key in ("warning", "model", "providers", "problems"):
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
+        elif isinstance(value, list):
+            value = ", ".join(value) or "none"
+        click.echo(f"{key}: {value}")
+    click.echo("providers:")
+    for name, state in data["providers"].items():
+        click.echo(f"  {name}: {state}")
+    if model is not None:
+        click.echo(f"model: {model}")
+        for key, value in data["model"]["contract"].items():
+            click.echo(f"  {key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")

@@ -7,18 +7,26 @@ from pathlib import Path
 
 import click
 
-from .common import parse_size, reports_errors, require_torch
+from .common import parse_size, reports_errors, require_torch, verbose_option
 
 
 @click.command()
 @click.option("--task", type=click.Choice(["generator", "segmenter"]), default="generator", show_default=True)
+@click.option(
+    "--arch",
+    type=click.Choice(["unet", "flow"]),
+    default="unet",
+    show_default=True,
+    help="Generator: unet (pix2pix, regenerates every pixel) or flow (warps the photo's own pixels).",
+)
 @click.option(
     "--data",
     required=True,
     type=click.Path(path_type=Path, exists=True, file_okay=False),
     help="Dataset: VITON-HD, CP-VTON/VITON or triplet layout; a root with splits or one split.",
 )
-@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="Run folder.")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path, file_okay=False), help="Run folder.  [required]")
+@click.option("--out", "out_alias", type=click.Path(path_type=Path, file_okay=False), hidden=True)
 @click.option(
     "--resume",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -33,8 +41,11 @@ from .common import parse_size, reports_errors, require_torch
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in all.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Per process.")
 @click.option("--size", default="256x192", show_default=True, help="Model input HEIGHTxWIDTH.")
-@click.option("--ngf", type=click.IntRange(min=1), default=16, show_default=True, help="U-Net width.")
-@click.option("--depth", type=click.IntRange(min=2), default=6, show_default=True, help="U-Net levels.")
+@click.option("--ngf", type=click.IntRange(min=2), default=16, show_default=True, help="Network width (channels).")
+@click.option(
+    "--depth", type=click.IntRange(min=2), default=6, show_default=True, help="U-Net levels; flow: grid levels."
+)
+@click.option("--top", type=click.IntRange(min=1), default=12, show_default=True, help="Flow: channels at full size.")
 @click.option("--attention", type=click.Choice(["none", "scse"]), default="none", show_default=True)
 @click.option("--dropout/--no-dropout", default=True, show_default=True, help="Generator dropout (pix2pix).")
 @click.option("--ndf", type=click.IntRange(min=1), default=64, show_default=True, help="PatchGAN width.")
@@ -44,6 +55,14 @@ from .common import parse_size, reports_errors, require_torch
 @click.option("--gan-mode", type=click.Choice(["lsgan", "vanilla"]), default="lsgan", show_default=True)
 @click.option("--gan-weight", type=float, default=1.0, show_default=True, help="0: L1 (+ SSIM) only, no discriminator.")
 @click.option("--ssim-weight", type=float, default=0.0, show_default=True, help="Add (1 - SSIM) x this to the loss.")
+@click.option("--fm-weight", type=float, default=0.0, show_default=True, help="Discriminator feature matching.")
+@click.option("--warp-weight", type=float, default=50.0, show_default=True, help="Flow: sampled photo vs target.")
+@click.option("--tv-weight", type=float, default=0.02, show_default=True, help="Flow: grid total variation.")
+@click.option("--tv2-weight", type=float, default=0.2, show_default=True, help="Flow: grid second-order variation.")
+@click.option(
+    "--composition-weight", type=float, default=2.0, show_default=True, help="Flow: use the photo inside the garment."
+)
+@click.option("--alpha-weight", type=float, default=2.0, show_default=True, help="Flow: silhouette BCE + Dice.")
 @click.option(
     "--val-fraction",
     type=click.FloatRange(0, 0.5, min_open=True),
@@ -80,19 +99,43 @@ from .common import parse_size, reports_errors, require_torch
     "(needs H x W x 7 bytes per sample of device memory, 2.4 GB for VITON at 256x192).",
 )
 @click.option("--augment/--no-augment", default=True, show_default=True)
+@click.option(
+    "--parser",
+    is_flag=True,
+    help="Segmenter: a human parser (hair, face, upper, other upper, lower, arms, legs) from LIP parse maps; "
+    "its upper-clothes probability is the garment mask.",
+)
+@click.option(
+    "--negatives",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Segmenter: share of samples replaced by photos with no garment (plain, gradients, noise).",
+)
+@click.option(
+    "--framing",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of samples given a framing change: zoomed out (segmenter) or resampled smaller (generator).",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (CUDA only).")
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True, help="CUDA only.")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Data loader processes.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--log-every", type=click.IntRange(min=1), default=50, show_default=True)
+@verbose_option
 @reports_errors
-def train(resume: Path | None, size: str, **options) -> None:
+def train(resume: Path | None, size: str, out_alias: Path | None, **options) -> None:
     """Train a generator (pix2pix: U-Net + PatchGAN) or a garment segmenter (U-Net, BCE + Dice).
 
     Writes RUN/last.pt, best.pt, metrics.jsonl/.csv and contact sheets. For several GPUs:
     torchrun --nproc_per_node N -m clothes_extractor train ...
     """
+    options["out"] = options["out"] or out_alias
+    if options["out"] is None:
+        raise click.UsageError("Missing option '-o' / '--output' (the run folder).")
     require_torch("train")
     import dataclasses
 

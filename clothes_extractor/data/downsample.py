@@ -8,13 +8,14 @@ parse maps with nearest-neighbour so labels and palettes survive, masks smoothly
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 
 from PIL import Image
 
 from ..errors import InputError
-from ..runtime.datasets import Sample, layout_of, split_samples
+from ..eval.datasets import Sample, layout_of, split_samples
+from ..runtime.files import write_atomic
 from ..runtime.images import open_image
 
 SPLIT_NAMES = ("train", "val", "validation", "test")
@@ -39,10 +40,10 @@ def _resize(src: Path, dst: Path, height: int, nearest: bool) -> None:
             if image.mode not in ("RGB", "L"):
                 image = image.convert("RGB")
             small = image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        temp = dst.with_name(f".{dst.name}.partial")
-        small.save(temp, format=image.format or None, **({"quality": 95} if image.format == "JPEG" else {}))
-        os.replace(temp, dst)
+        buffer = io.BytesIO()
+        fmt = image.format or ("PNG" if dst.suffix.lower() == ".png" else "JPEG")
+        small.save(buffer, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+        write_atomic(dst, buffer.getvalue(), sync=False)
 
 
 def downsample_dataset(src: Path, dst: Path, height: int, files: int | None = None) -> int:
@@ -56,7 +57,7 @@ def downsample_dataset(src: Path, dst: Path, height: int, files: int | None = No
         samples: list[Sample] = split_samples(split)[:files]
         for sample in samples:
             _resize(sample.photo, dst / sample.photo.relative_to(src), height, nearest=False)
-            _resize(sample.mask, dst / sample.mask.relative_to(src), height, nearest=sample.mask_kind == "parse")
+            _resize(sample.mask, dst / sample.mask.relative_to(src), height, nearest=sample.mask_kind != "file")
             if sample.garment is not None:
                 _resize(sample.garment, dst / sample.garment.relative_to(src), height, nearest=False)
             written += 1

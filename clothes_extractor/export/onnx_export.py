@@ -1,15 +1,17 @@
-"""PyTorch U-Net -> served ONNX model (the contract in ``runtime.contract``), and its check.
+"""PyTorch network -> served ONNX model (the contract in ``runtime.contract``), and its check.
 
-Three small steps, each usable alone:
+Small steps, each usable alone:
 
 - ``fold_batchnorm``: BatchNorm folded into the Conv/ConvTranspose before it
   (onnxruntime fuses Conv+BN itself but never ConvTranspose+BN);
 - ``export_model``: wrap the network with the uint8 NHWC pre/post-processing of its task
-  (``ServedGenerator``, ``ServedSegmenter``), export with a dynamic batch axis, write the
-  contract into ``metadata_props``, optionally store an fp32 graph's weights as fp16
-  (``store_weights_fp16``), run the checker;
+  (``architectures.served``), export with a dynamic batch axis (and, for a warping
+  generator, dynamic photo and output sizes: GridSample, opset 16+), write the contract
+  (with the graph's SHA-256) into ``metadata_props``, optionally store an fp32 graph's
+  weights as fp16 (``store_weights_fp16``), run the checker, write atomically;
 - ``validate_export``: run the file in onnxruntime (CPU) and the unfolded PyTorch model
-  on the same seeded inputs, compare the uint8 outputs, raise if over tolerance.
+  on the same inputs, compare every uint8 output, raise listing every failed check;
+- ``export_checked``: both, and a model that fails its check is not left behind.
 """
 
 from __future__ import annotations
@@ -30,12 +32,18 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .. import __version__
 from ..errors import ExportError, MissingDependencyError
-from ..runtime.contract import TASK_FIT, TASK_IO, FitSettings, ModelContract
-from ..train.networks import UNet, served
+from ..eval.synthetic import synthetic_feeds
+from ..runtime.contract import FitSettings, ModelContract
+from ..runtime.files import write_atomic
+from ..runtime.fitting import DEFAULT_MAX_OUTPUT
+from ..runtime.onnxfile import graph_digest
+from ..tasks import PARSER_CLASSES, task_of
+from ..train.architectures import architecture_of, served
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
+ARCHITECTURE_NAMES = {"unet": "pix2pix-unet", "flow": "warping-flow"}
 
 # Tolerances on the uint8 outputs of the exported graph against eager PyTorch fp32, as
 # (max |error|, mean |error|) in output levels. fp32: folding BatchNorm and onnxruntime's
@@ -46,7 +54,11 @@ DEFAULT_OPSET = 17
 # fp32 arithmetic on weights stored as fp16 ("fp32/fp16-weights"): each weight rounded to
 # 11 bits once (measured on the trained 256x192 ngf-16 and ngf-32 generators against PyTorch
 # fp32: max 1, mean 0.009-0.016 on seeded inputs and 16 VITON photos).
+# A warping generator samples the photo where its grid points: a grid that moves by a
+# fraction of a pixel moves a sharp edge's value by many levels at that one pixel, so its
+# max bound is loose and its mean bound is what catches a broken export.
 TOLERANCES = {"fp32": (2, 0.05), "fp16": (16, 1.0), "fp32/fp16-weights": (4, 0.1)}
+FLOW_TOLERANCES = {"fp32": (16, 0.1), "fp16": (96, 1.5), "fp32/fp16-weights": (48, 0.3)}
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 WEIGHTS_KEY = "clothes_extractor.weights"  # metadata: how the weights are stored, when not as computed
 
@@ -78,28 +90,28 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
-DOC_STRINGS = {
-    "generator": "clothes-extractor garment generator: photo + garment mask -> catalog garment",
-    "segmenter": "clothes-extractor garment segmenter: photo -> garment mask",
-}
-
-
 def build_contract(
-    model: UNet,
+    model: nn.Module,
     *,
     precision: str = "fp32",
     fit: FitSettings | None = None,
     training: dict[str, Any] | None = None,
 ) -> ModelContract:
     config = model.config
+    arch = architecture_of(model)
+    warping = arch == "flow"
     return ModelContract(
         task=config.task,
         height=config.height,
         width=config.width,
-        fit=fit or FitSettings(method=TASK_FIT[config.task]),
+        fit=fit or FitSettings(method=task_of(config.task).fit),
         precision=precision,
         package_version=__version__,
-        training={"architecture": {"name": "pix2pix-unet", **dataclasses.asdict(config)}, **(training or {})},
+        training={"architecture": {"name": ARCHITECTURE_NAMES[arch], **dataclasses.asdict(config)}, **(training or {})},
+        catalog_resolution=warping,
+        alpha=warping,
+        max_output=DEFAULT_MAX_OUTPUT if warping else None,
+        labels=PARSER_CLASSES if getattr(config, "classes", 0) else (),
     )
 
 
@@ -133,8 +145,56 @@ def store_weights_fp16(proto: Any) -> int:
     return len(casts)
 
 
+def _trace_to_onnx(wrapped: nn.Module, contract: ModelContract, opset: int) -> bytes:
+    h, w = contract.size
+    examples, axes = [], {}
+    for spec in contract.inputs:
+        if spec.resolution == "photo":
+            # another size than the model's, so that nothing of the photo path is traced as "the same size"
+            examples.append(torch.zeros(2, h + h // 2, w + w // 2, spec.channels, dtype=torch.uint8))
+            axes[spec.name] = {0: "batch", 1: "height", 2: "width"}
+        else:
+            examples.append(torch.zeros(2, h, w, spec.channels, dtype=torch.uint8))
+            axes[spec.name] = {0: "batch"}
+    for spec in contract.outputs:
+        axes[spec.name] = {0: "batch", 1: "height", 2: "width"} if spec.resolution == "photo" else {0: "batch"}
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter: one fast trace, exact for these networks (no data-dependent control flow).
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapped,
+            tuple(examples),
+            buffer,
+            input_names=[spec.name for spec in contract.inputs],
+            output_names=[spec.name for spec in contract.outputs],
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )
+    return buffer.getvalue()
+
+
+def _declare_shapes(proto: Any, contract: ModelContract) -> None:
+    """Write the contract's shapes onto the graph's inputs and outputs: the tracer leaves some
+    axes it could not infer (a channel count behind a transpose) as anonymous symbols."""
+    specs = {spec.name: spec for spec in (*contract.inputs, *contract.outputs)}
+    for value in (*proto.graph.input, *proto.graph.output):
+        spec = specs.get(value.name)
+        if spec is None:
+            continue
+        sizes = contract.size if spec.resolution == "model" else ("height", "width")
+        dims = value.type.tensor_type.shape.dim
+        for dim, size in zip(dims, ("batch", *sizes, spec.channels), strict=True):
+            dim.Clear()
+            if isinstance(size, int):
+                dim.dim_value = size
+            else:
+                dim.dim_param = size
+
+
 def export_model(
-    model: UNet,
+    model: nn.Module,
     path: str | Path,
     *,
     precision: str = "fp32",
@@ -143,10 +203,11 @@ def export_model(
     fit: FitSettings | None = None,
     training: dict[str, Any] | None = None,
 ) -> ModelContract:
-    """Write ``model`` (generator or segmenter) as a served ONNX model at ``path``; its contract.
+    """Write ``model`` (a U-Net generator or segmenter, or a warping generator) as a served
+    ONNX model at ``path``; its contract.
 
     ``fp16`` computes in half precision inside the graph (BatchNorm is folded in fp32
-    first); the inputs and output stay uint8 either way. ``weights`` is how the weights
+    first); the inputs and outputs stay uint8 either way. ``weights`` is how the weights
     are stored (default: as computed); ``fp32`` arithmetic on ``fp16`` weights gives a
     file half the size that runs at fp32 speed (see ``store_weights_fp16``).
     """
@@ -159,49 +220,29 @@ def export_model(
         raise ExportError(f"weights must be stored as one of {', '.join(DTYPES)}, got {weights!r}")
     if precision == "fp16" and weights == "fp32":
         raise ExportError("an fp16 graph computes on fp16 weights: fp32 weights go with --precision fp32")
+    if architecture_of(model) == "flow" and opset < 16:
+        raise ExportError(f"a warping generator needs GridSample, opset 16 or later (got {opset})")
     contract = build_contract(model, precision=precision, fit=fit, training=training)
     folded = fold_batchnorm(copy.deepcopy(model).eval()).to(DTYPES[precision])
-    wrapped = served(folded, DTYPES[precision])
-    h, w = contract.size
-    inputs, outputs = TASK_IO[contract.task]
-    example = tuple(torch.zeros(2, h, w, channels, dtype=torch.uint8) for channels in inputs.values())
-    buffer = io.BytesIO()
-    batch_axis = {0: "batch"}
-    with warnings.catch_warnings(), torch.no_grad():
-        # The TorchScript exporter: one fast trace, and it is exact for this plain CNN.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            wrapped,
-            example,
-            buffer,
-            input_names=list(inputs),
-            output_names=list(outputs),
-            dynamic_axes={name: batch_axis for name in (*inputs, *outputs)},
-            opset_version=opset,
-            dynamo=False,
-        )
-    proto = onnx.load_from_string(buffer.getvalue())
+    proto = onnx.load_from_string(_trace_to_onnx(served(folded, DTYPES[precision]), contract, opset))
+    _declare_shapes(proto, contract)
     proto.producer_name = "clothes-extractor"
     proto.producer_version = __version__
-    proto.doc_string = DOC_STRINGS[contract.task]
-    metadata = contract.to_metadata()
+    proto.doc_string = task_of(contract.task).description
+    extra = {}
     if weights != precision and store_weights_fp16(proto):
-        metadata[WEIGHTS_KEY] = weights
-    for key, value in metadata.items():
+        extra[WEIGHTS_KEY] = weights
+    # The contract records the digest of the graph as it is now; metadata lives outside the graph.
+    contract = dataclasses.replace(contract, weights_sha256=graph_digest(proto.SerializeToString()))
+    for key, value in {**contract.to_metadata(), **extra}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"the exported graph fails the ONNX checker: {exc}") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.partial")
-    try:
-        temp.write_bytes(proto.SerializeToString())
-        temp.replace(path)
-    finally:
-        temp.unlink(missing_ok=True)
-    log.info("exported %s %s (%dx%d, opset %d)", contract.task, path, h, w, opset)
+    write_atomic(path, proto.SerializeToString())
+    log.info("exported %s %s (%dx%d, opset %d)", contract.task, path, *contract.size, opset)
     return contract
 
 
@@ -212,41 +253,24 @@ class ValidationResult:
     samples: int
     max_abs_tolerance: int
     mean_abs_tolerance: float
+    label: str = "seeded inputs"
 
     @property
     def passed(self) -> bool:
         return self.max_abs <= self.max_abs_tolerance and self.mean_abs <= self.mean_abs_tolerance
 
 
-def seeded_inputs(size: tuple[int, int], count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic photos (smooth colour fields + noise) and soft rectangular masks."""
-    rng = np.random.default_rng(seed)
-    h, w = size
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    images = np.empty((count, h, w, 3), np.uint8)
-    masks = np.zeros((count, h, w, 1), np.uint8)
-    for i in range(count):
-        phase = rng.uniform(0, 2 * np.pi, 3)
-        freq = rng.uniform(0.02, 0.2, 3)
-        field = np.stack([np.sin(xx * freq[c] + yy * freq[(c + 1) % 3] + phase[c]) for c in range(3)], -1)
-        noisy = 127.5 + 100 * field + rng.normal(0, 12, (h, w, 3))
-        images[i] = np.clip(noisy, 0, 255).astype(np.uint8)
-        y0, x0 = rng.integers(0, h // 3), rng.integers(0, w // 3)
-        y1, x1 = rng.integers(2 * h // 3, h + 1), rng.integers(2 * w // 3, w + 1)
-        masks[i, y0:y1, x0:x1, 0] = 255
-        masks[i, y0:y1, x0, 0] = 128  # a soft edge
-    return images, masks
+def seeded_inputs(contract: ModelContract, count: int, seed: int = 0, photo_size=None) -> dict[str, np.ndarray]:
+    return synthetic_feeds(contract, count, seed, photo_size)
 
 
-def dataset_inputs(data_dir: Path, contract: ModelContract, count: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def dataset_inputs(data_dir: Path, contract: ModelContract, count: int = 16) -> dict[str, np.ndarray]:
     """Up to ``count`` real photos and masks of a dataset, fitted as serving fits them."""
-    from ..runtime.datasets import fit_sample, load_sample, load_samples
+    from ..eval.datasets import fit_sample, load_sample, load_samples
 
-    samples = load_samples(Path(data_dir), "all", require_garment=contract.task == "generator")[:count]
+    samples = load_samples(Path(data_dir), "all", require_garment=task_of(contract.task).needs_garment)[:count]
     arrays = [fit_sample(*load_sample(s), contract) for s in samples]
-    images = np.stack([a["image"] for a in arrays])
-    masks = np.stack([a["mask"] if "mask" in a else np.zeros((*contract.size, 1), np.uint8) for a in arrays])
-    return images, masks
+    return {spec.name: np.stack([a[spec.name] for a in arrays]) for spec in contract.inputs}
 
 
 def tolerance_key(precision: str, metadata: dict[str, str]) -> str:
@@ -256,56 +280,96 @@ def tolerance_key(precision: str, metadata: dict[str, str]) -> str:
 
 
 def validate_export(
-    model: UNet,
+    model: nn.Module,
     path: str | Path,
     *,
     samples: int = 4,
     seed: int = 0,
-    inputs: tuple[np.ndarray, np.ndarray] | None = None,
+    inputs: dict[str, np.ndarray] | None = None,
+    label: str = "seeded inputs",
     max_abs_tolerance: int | None = None,
     mean_abs_tolerance: float | None = None,
 ) -> ValidationResult:
     """Compare the ONNX file at ``path`` (onnxruntime, CPU) with ``model`` (PyTorch fp32).
 
-    Uses ``inputs`` (uint8 images, masks) when given, else ``samples`` seeded ones; a
-    segmenter takes only the images. Tolerances default to those of the file's precision
-    and weight storage (``TOLERANCES``). Raises ``ExportError`` listing every failed check.
+    Uses ``inputs`` (uint8 arrays by input name) when given, else ``samples`` seeded ones.
+    Tolerances default to those of the file's precision and weight storage. Every output
+    is compared; raises ``ExportError`` listing every failed check.
     """
     from ..runtime.session import ModelSession
 
-    session = ModelSession(path, provider="cpu")
-    default_max, default_mean = TOLERANCES[tolerance_key(session.contract.precision, session.metadata)]
-    max_abs_tolerance = default_max if max_abs_tolerance is None else max_abs_tolerance
-    mean_abs_tolerance = default_mean if mean_abs_tolerance is None else mean_abs_tolerance
-    if inputs is None:
-        inputs = seeded_inputs(session.contract.size, samples, seed)
-    images, masks = inputs
-    feeds = {"image": images, "mask": masks}
-    feeds = {name: feeds[name] for name in TASK_IO[session.contract.task][0]}
+    with ModelSession(path, provider="cpu") as session:
+        contract = session.contract
+        table = FLOW_TOLERANCES if contract.catalog_resolution else TOLERANCES
+        default_max, default_mean = table[tolerance_key(contract.precision, session.metadata)]
+        max_tol = default_max if max_abs_tolerance is None else max_abs_tolerance
+        mean_tol = default_mean if mean_abs_tolerance is None else mean_abs_tolerance
+        feeds = inputs if inputs is not None else seeded_inputs(contract, samples, seed)
+        got = session.run(**feeds)
     reference_model = served(copy.deepcopy(model).float())
     with torch.no_grad():
-        expected = reference_model(*(torch.from_numpy(a) for a in feeds.values())).numpy()
-    got = session.run(**feeds)
-    if got.shape != expected.shape or got.dtype != expected.dtype:
-        raise ExportError(
-            f"{path} does not match PyTorch: it gives {got.dtype} {list(got.shape)}, "
-            f"PyTorch gives {expected.dtype} {list(expected.shape)}"
-        )
-    problems = []
-    diff = np.abs(got.astype(np.int16) - expected.astype(np.int16))
+        expected = reference_model(*(torch.from_numpy(feeds[spec.name]) for spec in contract.inputs))
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    problems, worst_max, means = [], 0, []
+    for spec, want in zip(contract.outputs, expected, strict=True):
+        want = want.numpy()
+        have = got[spec.name]
+        if have.shape != want.shape or have.dtype != want.dtype:
+            problems.append(
+                f"{spec.name} is {have.dtype} {list(have.shape)}, PyTorch gives {want.dtype} {list(want.shape)}"
+            )
+            continue
+        diff = np.abs(have.astype(np.int16) - want.astype(np.int16))
+        worst_max = max(worst_max, int(diff.max()))
+        means.append(float(diff.mean()))
     result = ValidationResult(
-        max_abs=int(diff.max()),
-        mean_abs=float(diff.mean()),
-        samples=len(images),
-        max_abs_tolerance=max_abs_tolerance,
-        mean_abs_tolerance=mean_abs_tolerance,
+        worst_max, max(means, default=0.0), len(next(iter(feeds.values()))), max_tol, mean_tol, label
     )
-    if result.max_abs > max_abs_tolerance:
-        problems.append(f"max |error| {result.max_abs} > {max_abs_tolerance}")
-    if result.mean_abs > mean_abs_tolerance:
-        problems.append(f"mean |error| {result.mean_abs:.4f} > {mean_abs_tolerance}")
+    if result.max_abs > max_tol:
+        problems.append(f"max |error| {result.max_abs} > {max_tol}")
+    if result.mean_abs > mean_tol:
+        problems.append(f"mean |error| {result.mean_abs:.4f} > {mean_tol}")
     if problems:
         raise ExportError(
-            f"{path} does not match PyTorch on {result.samples} inputs (uint8 outputs): " + "; ".join(problems)
+            f"{path} does not match PyTorch on {result.samples} {label} (uint8 outputs): " + "; ".join(problems)
         )
     return result
+
+
+def export_checked(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    validate_on: Path | None = None,
+    **export_options: Any,
+) -> tuple[ModelContract, list[ValidationResult]]:
+    """``export_model``, then ``validate_export`` on seeded inputs (for a warping generator
+    also with the photo at twice the model size) and, with ``validate_on``, on up to 16 real
+    photos of that dataset. A model that fails is deleted; the error lists the failures."""
+    path = Path(path)
+    contract = export_model(model, path, **export_options)
+    checks: list[tuple[str, dict[str, np.ndarray] | None]] = [("seeded inputs", None)]
+    if contract.catalog_resolution:
+        big = (contract.height * 2, contract.width * 2)
+        checks.append((f"seeded inputs, photo at {big[0]}x{big[1]}", seeded_inputs(contract, 2, 1, big)))
+    if validate_on is not None:
+        checks.append((f"photos of {validate_on}", dataset_inputs(validate_on, contract)))
+    results = []
+    try:
+        for label, inputs in checks:
+            results.append(validate_export(model, path, inputs=inputs, label=label))
+    except BaseException:
+        path.unlink(missing_ok=True)  # a model that fails its check is not left behind
+        raise
+    return contract, results
+
+
+def untrained_model(task: str, arch: str, size: tuple[int, int], ngf: int, depth: int, seed: int = 0) -> nn.Module:
+    """A randomly initialised network (to try the pipeline without training): ``depth`` is the
+    U-Net's levels or the warping generator's grid levels. ``ValueError`` for impossible shapes."""
+    from ..train.architectures import build
+
+    config = {"task": task, "height": size[0], "width": size[1], "ngf": ngf}
+    config.update({"depth": depth} if arch == "unet" else {"levels": depth})
+    torch.manual_seed(seed)
+    return build(arch, config).eval()

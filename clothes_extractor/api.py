@@ -1,0 +1,160 @@
+"""The Python API: open a model, turn one photo (or a list) into one garment image.
+
+    from clothes_extractor import extract_garment, new_session
+
+    garment = extract_garment("photo.jpg")                       # bundled models, best provider
+    with new_session("generator", provider="cpu") as generator:
+        garments = extract_garment([photo_a, photo_b], generator=generator)
+
+A photo or mask is a path, bytes (an encoded image) or a PIL image. The fitting, the mask
+rules and the models are those of ``extract``: the same photo gives the same pixels.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+from PIL import Image
+
+from .errors import InputError, ModelError
+from .models import GPU_PROVIDERS, TASKS, model_for
+from .runtime.hardware import has_nvidia_gpu
+from .runtime.jobs import ExtractJob, MaskSource
+from .runtime.providers import SessionSettings, import_onnxruntime, provider_name
+from .runtime.session import ModelSession
+from .runtime.stages import NeedsMask, Plan, Prepared, SegmentedMask, apply_background, finish, prepare, segment
+
+PhotoLike = Union[str, Path, bytes, Image.Image]
+
+
+def _gpu_likely(provider: str) -> bool:
+    if provider in GPU_PROVIDERS:
+        return True
+    if provider != "auto":
+        return False
+    try:
+        available = import_onnxruntime().get_available_providers()
+    except Exception:  # noqa: BLE001 - no onnxruntime: the session itself will say so
+        return False
+    return has_nvidia_gpu() and any(provider_name(p) in available for p in ("cuda", "tensorrt"))
+
+
+def new_session(model: str | Path, provider: str = "auto", *, settings: SessionSettings | None = None) -> ModelSession:
+    """A session on a bundled model by task name (``"generator"``, ``"segmenter"``) or on a
+    model file. A bundled model comes in the precision that suits the provider it gets
+    (fp16 on a GPU, fp32 on the CPU). Close it (or use ``with``) to release the provider."""
+    if isinstance(model, str) and model in TASKS:
+        chosen = model_for(model, _gpu_likely(provider))
+        if chosen is None:
+            raise ModelError(
+                f"this install bundles no {model} model; export one with `clothes-extractor export` and pass its path"
+            )
+        session = ModelSession(chosen, provider, settings=settings)
+        cpu_file = model_for(model, gpu=False)
+        if session.provider == "cpu" and cpu_file is not None and cpu_file != chosen:
+            session.close()
+            session = ModelSession(cpu_file, "cpu", settings=settings)  # auto found no working GPU after all
+        return session
+    return ModelSession(Path(model), provider, settings=settings)
+
+
+def _as_file(photo: PhotoLike, folder: Path, name: str) -> Path:
+    """A photo given as a path, bytes or a PIL image, as a file the stages can read."""
+    if isinstance(photo, (str, Path)):
+        path = Path(photo)
+        if not path.exists():
+            raise InputError(f"photo not found: {path}")
+        return path
+    target = folder / name
+    if isinstance(photo, (bytes, bytearray, memoryview)):
+        target.write_bytes(bytes(photo))
+    elif isinstance(photo, Image.Image):
+        photo.save(target.with_suffix(".png"))
+        target = target.with_suffix(".png")
+    else:
+        raise TypeError(f"a photo is a path, bytes or a PIL image, not {type(photo).__name__}")
+    return target
+
+
+def extract_garment(
+    photo: PhotoLike | Sequence[PhotoLike],
+    mask: PhotoLike | Sequence[PhotoLike | None] | None = None,
+    *,
+    generator: ModelSession | None = None,
+    segmenter: ModelSession | None = None,
+    output_size: str | tuple[int, int] = "auto",
+    background: str | tuple[int, int, int] = "white",
+    alpha_mask: bool = False,
+) -> Image.Image | list[Image.Image]:
+    """The garment of one photo as a PIL image (RGB, or RGBA with ``background="transparent"``),
+    or a list for a list of photos (run as one batch).
+
+    ``mask``: the garment mask (white on the garment); without one the photo's alpha
+    (``alpha_mask=True``) or the segmenter finds it. ``output_size`` and ``background`` as in
+    ``extract``. Sessions default to the bundled models (opened for this call and closed).
+    Raises ``InputError`` for a bad photo or one with no garment.
+    """
+    many = isinstance(photo, (list, tuple))
+    photos = list(photo) if many else [photo]
+    masks = list(mask) if isinstance(mask, (list, tuple)) else [mask] * len(photos)
+    if len(masks) != len(photos):
+        raise ValueError(f"{len(photos)} photos but {len(masks)} masks")
+    own = [s for s in (generator is None and "generator", segmenter is None and "segmenter") if s]
+    opened = {task: new_session(task) for task in own}
+    generator, segmenter = generator or opened.get("generator"), segmenter or opened.get("segmenter")
+    try:
+        from .runtime.pipeline import ExtractOptions, make_plan
+
+        plan = make_plan(
+            generator, segmenter, ExtractOptions(output_size=output_size, background=background, alpha_mask=alpha_mask)
+        )
+        with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
+            prepared = _prepare_all(photos, masks, Path(tmp), plan, segmenter)
+            garments = _run_batches(generator, prepared, plan)
+    finally:
+        for session in opened.values():
+            session.close()
+    return garments if many else garments[0]
+
+
+def _prepare_all(photos, masks, folder: Path, plan: Plan, segmenter: ModelSession | None) -> list[Prepared]:
+    prepared: list[Prepared | NeedsMask] = []
+    for index, (photo, mask) in enumerate(zip(photos, masks, strict=True)):
+        path = _as_file(photo, folder, f"photo-{index}")
+        source = MaskSource("file", _as_file(mask, folder, f"mask-{index}")) if mask is not None else MaskSource("auto")
+        prepared.append(prepare(ExtractJob(path, folder / f"out-{index}.png", source), plan))
+    waiting = [item for item in prepared if isinstance(item, NeedsMask)]
+    if waiting:
+        masks_found = segment(waiting, segmenter)
+        done = iter(masks_found)
+        for i, item in enumerate(prepared):
+            if isinstance(item, NeedsMask):
+                found = next(done)
+                if not isinstance(found, SegmentedMask):
+                    raise found
+                prepared[i] = finish(item, found, plan)
+    return prepared  # type: ignore[return-value]
+
+
+def _run_batches(generator: ModelSession, prepared: list[Prepared], plan: Plan) -> list[Image.Image]:
+    """The garments of ``prepared``, in order; photos of one output size run as one batch."""
+    garments: list[Image.Image | None] = [None] * len(prepared)
+    groups: dict[tuple, list[int]] = {}
+    for index, item in enumerate(prepared):
+        groups.setdefault(item.batch_key, []).append(index)
+    for indices in groups.values():
+        feeds = {name: np.stack([prepared[i].inputs[name] for i in indices]) for name in prepared[indices[0]].inputs}
+        outputs = generator.run(**feeds)
+        for row, index in enumerate(indices):
+            alpha = outputs["alpha"][row] if "alpha" in outputs else None
+            rgb, alpha = apply_background(outputs["garment"][row], alpha, plan.background)
+            garments[index] = (
+                Image.fromarray(np.dstack([rgb, alpha]), "RGBA") if alpha is not None else Image.fromarray(rgb)
+            )
+    return garments  # type: ignore[return-value]
+
+
+__all__ = ["PhotoLike", "extract_garment", "new_session"]

@@ -1,0 +1,100 @@
+"""The Python API as an app developer uses it: one photo in, one garment out, the CLI's pixels."""
+
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clothes_extractor import extract_garment, new_session
+from clothes_extractor.errors import InputError, ModelError
+from conftest import ROOT, TINY_SIZE, cli_env, person_photo, run_cli
+
+
+def test_new_session_by_task_name_or_path(tiny_model_path):
+    with new_session("segmenter", provider="cpu") as segmenter:
+        assert segmenter.task == "segmenter" and segmenter.path.name == "segmenter-fp32.onnx"
+    assert segmenter.session is None  # released
+    with new_session(tiny_model_path, provider="cpu") as generator:
+        assert generator.contract.size == TINY_SIZE
+    with pytest.raises(ModelError, match="model file not found"):
+        new_session("no-such-model.onnx")
+
+
+def test_one_photo_gives_the_pixels_the_cli_writes(figures, tmp_path):
+    photo = figures / "figure-2.jpg"
+    done = run_cli("extract", photo, "-o", tmp_path / "cli.png", "--provider", "cpu")
+    assert done.returncode == 0, done.stderr
+    expected = np.asarray(Image.open(tmp_path / "cli.png"))
+    with new_session("generator", "cpu") as generator, new_session("segmenter", "cpu") as segmenter:
+        for given in (photo, str(photo), photo.read_bytes(), Image.open(photo)):
+            garment = extract_garment(given, generator=generator, segmenter=segmenter)
+            assert isinstance(garment, Image.Image) and garment.mode == "RGB"
+            assert np.array_equal(np.asarray(garment), expected)
+
+
+def test_a_list_runs_as_batches_and_keeps_its_order(tiny_flow_path, photo_folder):
+    photos, masks = photo_folder
+    paths = sorted(photos.iterdir())
+    with new_session(tiny_flow_path, "cpu") as generator:
+        one_by_one = [extract_garment(p, masks / f"{p.stem}.png", generator=generator) for p in paths]
+        together = extract_garment(paths, [masks / f"{p.stem}.png" for p in paths], generator=generator)
+        transparent = extract_garment(paths[0], masks / "p0.png", generator=generator, background="transparent")
+        fixed = extract_garment(paths[0], masks / "p0.png", generator=generator, output_size=(128, 96))
+    assert len(together) == len(paths)
+    for a, b in zip(one_by_one, together, strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert transparent.mode == "RGBA" and fixed.size == (96, 128)
+
+
+def test_bad_photos_raise_with_the_reason(tiny_model_path, tmp_path):
+    with new_session(tiny_model_path, "cpu") as generator:
+        with pytest.raises(InputError, match="photo not found"):
+            extract_garment(tmp_path / "nope.jpg", generator=generator)
+        with pytest.raises(InputError, match="not an image"):
+            extract_garment(b"hello", Image.new("L", (4, 4), 255), generator=generator)
+    with new_session("segmenter", "cpu") as segmenter, new_session(tiny_model_path, "cpu") as generator:
+        with pytest.raises(InputError, match="no garment found"):
+            extract_garment(Image.new("RGB", (192, 256), (128, 128, 128)), generator=generator, segmenter=segmenter)
+
+
+def test_a_mask_given_as_an_image(tiny_model_path):
+    photo, mask = person_photo(3)
+    with new_session(tiny_model_path, "cpu") as generator:
+        garment = extract_garment(photo, mask, generator=generator)
+    assert garment.size == (TINY_SIZE[1], TINY_SIZE[0])
+
+
+def readme_python_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Python API") :]
+    section = section[: section.index("\n## ", 5)]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_the_readme_python_snippet_runs_as_written(tmp_path):
+    blocks = readme_python_blocks()
+    assert blocks, "the README has no Python API example"
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    for block in blocks:
+        done = subprocess.run(
+            [sys.executable, "-c", block], cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, f"{block}\n{done.stderr[-2000:]}"
+    assert (tmp_path / "garment.png").is_file()
+    with Image.open(tmp_path / "garment.png") as image:
+        assert image.size[0] >= 192
+
+
+def test_extract_garment_needs_no_torch():
+    code = (
+        "import sys; from clothes_extractor import extract_garment;"
+        "g = extract_garment('examples/photos/figure-1.jpg', output_size='model');"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx')]; print(g.size)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(192, 256)"
