@@ -20,6 +20,7 @@ from .commands.evaluate import evaluate
 from .commands.export import export
 from .commands.extract import extract
 from .commands.info import info
+from .commands.serve import serve
 from .commands.train import train
 
 
@@ -31,7 +32,7 @@ def cli(verbose: int) -> None:
     set_verbosity(verbose)
 
 
-for command in (extract, info, export, train, evaluate, data, bench):
+for command in (extract, serve, info, export, train, evaluate, data, bench):
     cli.add_command(command)
 
 

@@ -45,8 +45,12 @@ def open_image(path: Path, what: str = "image") -> Image.Image:
             f"{what} {path} is not an image in a format Pillow can read "
             "(JPEG, PNG, WebP, BMP, TIFF, GIF); the file may be corrupt"
         ) from None
-    except Image.DecompressionBombError as exc:
-        raise InputError(f"{what} {path} is too large to decode safely: {exc}") from None
+    except Image.DecompressionBombError:
+        limit = Image.MAX_IMAGE_PIXELS or 0
+        raise InputError(
+            f"{what} {path} is too large to decode safely: over twice the decompression-bomb limit of "
+            f"{limit / 1e6:.0f} Mpx; downscale it before extracting"
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{what} {path} cannot be opened: {exc}") from None
     limit = Image.MAX_IMAGE_PIXELS

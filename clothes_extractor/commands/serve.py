@@ -1,0 +1,68 @@
+"""``clothes-extractor serve``: the HTTP API and its page (the [serve] extra)."""
+
+from __future__ import annotations
+
+import click
+
+from ..runtime.providers import PROVIDER_CHOICES
+from .common import reports_errors, verbose_option
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: all).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--model", default="generator", show_default=True, help="Generator: a model file or the bundled one.")
+@click.option("--segmenter", default="segmenter", show_default=True, help="Segmenter for photos without a mask.")
+@click.option("--no-segmenter", is_flag=True, help="Every request must bring its mask.")
+@click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True)
+@click.option(
+    "--max-batch",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Concurrent requests batched into one model run, at most this many (1: no batching).",
+)
+@click.option(
+    "--max-wait-ms",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="How long a batch waits for more requests.",
+)
+@click.option("--max-upload-mb", type=click.FloatRange(min=0.01), default=20.0, show_default=True)
+@click.option("--timeout-s", type=click.FloatRange(min=0.1), default=60.0, show_default=True, help="Per request.")
+@verbose_option
+@reports_errors
+def serve(
+    host: str,
+    port: int,
+    model: str,
+    segmenter: str,
+    no_segmenter: bool,
+    provider: str,
+    max_batch: int,
+    max_wait_ms: float,
+    max_upload_mb: float,
+    timeout_s: float,
+) -> None:
+    """Serve POST /extract (multipart photo, optional mask), a page at / to try photos in a
+    browser, GET /health and GET /info. Concurrent requests are batched into one model run."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise click.ClickException('serve needs FastAPI and uvicorn: pip install "clothes-extractor[serve]"') from None
+    from ..api import new_session
+    from ..serve.app import ServeSettings, create_app
+
+    generator = new_session(model, provider).require_task("generator")
+    seg = None if no_segmenter else new_session(segmenter, provider).require_task("segmenter")
+    settings = ServeSettings(
+        max_batch=max_batch, max_wait_ms=max_wait_ms, max_upload_mb=max_upload_mb, timeout_s=timeout_s
+    )
+    app = create_app(generator, seg, settings)
+    using = generator.path.name + (f" + {seg.path.name}" if seg else "")
+    click.echo(
+        f"serving {using} on {generator.provider} at http://{host}:{port}/ (batches of up to {max_batch})", err=True
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,229 @@
+"""``serve`` as users meet it: a real server on a loopback port, real requests, a real browser."""
+
+import base64
+import io
+import json
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, TINY_SIZE, cli_env, person_photo
+
+pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
+pytest.importorskip("uvicorn", reason="the [serve] extra is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(*args) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "clothes_extractor", "serve", "--port", str(port), *map(str, args)],
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(process.stderr.read())
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=1) as answer:
+                if json.load(answer) == {"status": "ok"}:
+                    return process, url
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError("the server did not come up")
+
+
+def stop(process: subprocess.Popen) -> str:
+    process.terminate()
+    try:
+        _, stderr = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, stderr = process.communicate()
+    return stderr
+
+
+def multipart(fields: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+    boundary = "ce-test-boundary"
+    body = b""
+    for name, (filename, data) in fields.items():
+        body += (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + data
+            + b"\r\n"
+        )
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def post(url: str, fields: dict[str, tuple[str, bytes]], query: str = "") -> tuple[int, bytes, dict]:
+    body, content_type = multipart(fields)
+    request = urllib.request.Request(f"{url}/extract{query}", data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, answer.read(), dict(answer.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(), dict(error.headers)
+
+
+def encoded(image: Image.Image, fmt: str = "JPEG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def server(tiny_flow_path):
+    process, url = start("--model", tiny_flow_path, "--no-segmenter", "--max-upload-mb", "2", "--max-wait-ms", "30")
+    yield url
+    stop(process)
+
+
+def test_extract_returns_the_garment_and_json_with_the_mask(server):
+    photo, mask = person_photo(1)
+    status, body, headers = post(server, {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))})
+    assert status == 200 and headers["content-type"] == "image/png" and headers["x-mask-source"] == "file"
+    assert Image.open(io.BytesIO(body)).size == (TINY_SIZE[1], TINY_SIZE[0])
+    status, body, _ = post(
+        server,
+        {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))},
+        "?response=json&format=webp&background=transparent&output_size=128x96",
+    )
+    assert status == 200, body
+    data = json.loads(body)
+    assert data["mask"] == "file" and data["size"] == [128, 96] and data["timings_ms"]["total_ms"] > 0
+    garment = Image.open(io.BytesIO(base64.b64decode(data["garment"].split(",", 1)[1])))
+    assert garment.format == "WEBP" and garment.mode == "RGBA" and garment.size == (96, 128)
+    assert data["mask_image"].startswith("data:image/png;base64,")
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "query", "status", "message"),
+    [
+        ({"photo": ("big.jpg", b"\xff" * (50 * 2**20))}, "", 413, "larger than"),
+        ({"photo": ("bomb.png", png_header_only(30000, 30000))}, "", 400, "decompression-bomb"),
+        ({"photo": ("notes.txt", b"hello, I am text")}, "", 400, "not an image"),
+        ({"photo": ("empty.jpg", b"")}, "", 400, "empty"),
+        ({}, "", 400, "no photo in the request"),
+        ({"photo": ("p.jpg", b"x")}, "?format=gif", 400, "format must be"),
+        ({"photo": ("p.jpg", b"x")}, "?background=pink", 400, "#RRGGBB"),
+    ],
+    ids=["50MB", "bomb", "text", "empty", "no-photo", "format", "background"],
+)
+def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(server, fields, query, status, message):
+    got, body, _ = post(server, fields, query)
+    assert got == status, body
+    assert message in json.loads(body)["error"]
+    photo, mask = person_photo(2)
+    ok, _, _ = post(server, {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))})
+    assert ok == 200
+
+
+def test_concurrent_requests_are_batched_and_none_is_lost(server):
+    photo, mask = person_photo(3)
+    fields = {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))}
+    with urllib.request.urlopen(f"{server}/info") as answer:
+        before = json.load(answer)["batches"]
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: post(server, fields), range(32)))
+    assert [status for status, _, _ in answers] == [200] * 32
+    bodies = {body for _, body, _ in answers}
+    assert len(bodies) == 1  # the same photo, the same garment, whatever batch it ran in
+    with urllib.request.urlopen(f"{server}/info") as answer:
+        after = json.load(answer)["batches"]
+    runs, requests = after["generator"] - before["generator"], after["requests"] - before["requests"]
+    assert requests == 32 and runs < 32  # several requests shared a model run
+
+
+def test_no_garment_is_a_422_with_the_bundled_segmenter(tiny_model_path):
+    process, url = start("--model", tiny_model_path)
+    try:
+        status, body, _ = post(url, {"photo": ("grey.png", encoded(Image.new("RGB", (192, 256), (128,) * 3), "PNG"))})
+        assert status == 422 and "no garment found" in json.loads(body)["error"]
+        figure = (ROOT / "examples" / "photos" / "figure-1.jpg").read_bytes()
+        status, body, headers = post(url, {"photo": ("figure.jpg", figure)})
+        assert status == 200 and headers["x-mask-source"].startswith("segmenter")
+    finally:
+        stop(process)
+
+
+def _browser():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    if chromium is None or driver is None:
+        pytest.skip("no headless browser here (apt install chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (dev extra) is not installed")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,900",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def test_the_page_in_a_real_browser(tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    process, url = start()  # the bundled models, as a user starts it
+    browser = _browser()
+    try:
+        browser.get(url)
+        upload = browser.find_element(By.ID, "file")
+        upload.send_keys(str(ROOT / "examples" / "photos" / "figure-3.jpg"))
+        garment = WebDriverWait(browser, 120).until(
+            expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, ".result[data-status=ok] img.garment"))
+        )
+        WebDriverWait(browser, 30).until(lambda b: b.execute_script("return arguments[0].naturalWidth", garment) > 0)
+        assert browser.execute_script("return arguments[0].naturalWidth", garment) >= 192
+        links = browser.find_elements(By.CSS_SELECTOR, ".result a.download")
+        assert len(links) == 2 and links[1].get_attribute("download") == "figure-3-garment.png"
+        screenshot = tmp_path / "serve-page.png"
+        browser.save_screenshot(str(screenshot))
+        shot = np.asarray(Image.open(screenshot).convert("RGB"))
+        assert shot.shape[0] > 400 and shot.std() > 10  # a page with content, not a blank one
+    finally:
+        browser.quit()
+        stop(process)
