@@ -52,7 +52,7 @@ def start(args: list[str]) -> tuple[subprocess.Popen, str]:
                 return process, url
         except OSError:
             if process.poll() is not None:
-                raise SystemExit(process.stderr.read())
+                raise SystemExit(process.stderr.read()) from None
             time.sleep(0.1)
     process.kill()
     raise SystemExit("the server did not start")
