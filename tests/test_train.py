@@ -558,3 +558,30 @@ def test_negatives_and_framing_in_a_segmenter_batch():
     )
     shares = (zoomed["target"] > 127).float().flatten(1).mean(1)
     assert (shares < 0.999).all() and (shares > 0.3**2 * 0.9).all()  # every photo shrank, within the range
+
+
+def test_a_trained_unet_renders_for_the_warping_generator(synthetic, tmp_path, tiny_model_path):
+    """The U-Net comes back from its ONNX file (BatchNorm folded) as the renderer; frozen, it
+    stays as it was; the warping generator starts as good as it and exports whole."""
+    from click.testing import CliRunner
+
+    from clothes_extractor.cli import cli
+    from clothes_extractor.train.renderer import unet_from_onnx
+
+    net = unet_from_onnx(tiny_model_path)
+    assert net.config.norm == "none" and net.config.ngf == 4
+    flow = dict(arch="flow", depth=3, ngf=4, top=4, target_ngf=4, residual_px=2.0, renderer=str(tiny_model_path))
+    run = train(tiny_config(synthetic, tmp_path / "hybrid", max_steps=3, gan_weight=0.0, **flow))
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["config"]["renderer_ngf"] == 4 and state["config"]["residual_px"] == 2.0
+    for name, value in net.state_dict().items():
+        assert torch.equal(state["model"][f"renderer.{name}"], value), name  # frozen: untouched
+    from clothes_extractor.train.architectures import build
+
+    model = build("flow", state["config"])
+    own = sum(1 for name, _ in model.named_parameters() if not name.startswith("renderer."))
+    assert len(state["optimizers"]["g"]["param_groups"][0]["params"]) == own  # the renderer is not optimised
+    done = CliRunner().invoke(cli, ["export", str(run / "last.pt"), "-o", str(tmp_path / "h.onnx")])
+    assert done.exit_code == 0, done.output
+    with pytest.raises(Exception, match="not a pix2pix U-Net"):
+        unet_from_onnx(tmp_path / "h.onnx")

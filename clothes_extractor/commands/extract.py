@@ -193,6 +193,16 @@ def _single_output(paths: list[Path], output: str) -> bool:
     help="white, transparent (PNG/WebP with alpha) or #RRGGBB.",
 )
 @click.option("--overwrite", is_flag=True, help="Redo photos whose output already exists.")
+@click.option("--ray", is_flag=True, help="Run on Ray (a local Ray on this machine unless --ray-address).")
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Join this Ray cluster (auto, or ray://HEAD:10001); implies --ray. Inputs and -o may then be "
+    "s3:// or gs:// URIs too.",
+)
+@click.option(
+    "--actors", type=click.IntRange(min=1), default=None, help="Ray: model actors [default: one per GPU, else 1]."
+)
 @click.option(
     "--report", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON Lines report, one object per input."
 )
@@ -207,6 +217,9 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
     alpha channel with --alpha-mask, and last the segmenter. Finished outputs are skipped
     on a rerun; the exit code is 0 only if every photo succeeded.
     """
+    if options["ray"] or options["ray_address"]:
+        _extract_on_ray(inputs, output, options)
+        return
     with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
         paths = _resolve_inputs(inputs, Path(tmp))
         if _single_output(paths, output):
@@ -389,3 +402,53 @@ def _summarise(summary, failures, report_path, report, sheet, finished, generato
         click.echo(f"error: {report.failed}", err=True)
     if summary.failed or report.failed:
         sys.exit(1)
+
+
+def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any]) -> None:
+    """The folder job on Ray: the same stages, models in actor pools, outputs from the workers."""
+    from ..distributed.ray_job import RayOptions, find_remote_jobs, is_remote, run_on_ray
+    from ..runtime.jobs import MaskIndex, check_output_folders, find_jobs
+
+    fmt = options["fmt"]
+    extract_options = _extract_options(options, fmt)
+    if options["no_segmenter"] and options["segmenter"] is not None:
+        raise click.UsageError("--segmenter and --no-segmenter exclude each other")
+    remote = [i for i in inputs if is_remote(i)]
+    local = [Path(i) for i in inputs if not is_remote(i)]
+    if not is_remote(output):
+        check_output_folders(local, Path(output), options["save_masks"])
+        _check_output_dir(Path(output))
+    masks = MaskIndex(options["masks"]) if options["masks"] is not None else None
+    out_dir: Any = output if is_remote(output) else Path(output)
+    jobs = find_jobs(local, Path(output), fmt, masks, options["recursive"], options["save_masks"]) if local else []
+    if is_remote(output):
+        base = Path(output)  # folded like the jobs' own paths ("s3:/..."): the URI is rebuilt as a string
+        jobs = [
+            type(j)(j.photo, f"{output.rstrip('/')}/{Path(j.output).relative_to(base).as_posix()}", j.mask, j.error)
+            for j in jobs
+        ]
+    jobs += find_remote_jobs(remote, str(out_dir), fmt, options["recursive"])
+    if not jobs:
+        raise click.ClickException(f"no photos found in {', '.join(inputs)}")
+    address = options["ray_address"]
+    ray_options = RayOptions(
+        address=address, actors=options["actors"], provider=options["provider"], extract=extract_options
+    )
+    segmenter = None if options["no_segmenter"] else str(options["segmenter"] or "segmenter")
+    report = Report(options["report"])
+    click.echo(f"extracting {len(jobs)} photo(s) on Ray ({address or 'a local Ray'}) -> {output}", err=True)
+    failures: list[Any] = []
+    progress = Progress(len(jobs), "photo", "extract")
+
+    def on_result(result: Any) -> None:
+        if result.status == "error" and len(failures) < MAX_FAILURES_SHOWN:
+            failures.append(result)
+        report.write(result.to_json())
+        progress.update(failed=result.status == "error")
+
+    try:
+        summary = run_on_ray(str(options["model"] or "generator"), segmenter, jobs, ray_options, on_result)
+    finally:
+        progress.close()
+        report.close()
+    _summarise(summary, failures, options["report"], report, None, [], None)

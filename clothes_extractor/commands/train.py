@@ -46,6 +46,22 @@ from .common import parse_size, reports_errors, require_torch, verbose_option
     "--depth", type=click.IntRange(min=2), default=6, show_default=True, help="U-Net levels; flow: grid levels."
 )
 @click.option("--top", type=click.IntRange(min=1), default=12, show_default=True, help="Flow: channels at full size.")
+@click.option(
+    "--residual-px",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Flow: bound each finer grid level's residual offset to this many of its pixels (0: unbounded).",
+)
+@click.option(
+    "--renderer",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Flow: a served U-Net generator (ONNX) whose network renders the garment; the grid aligns the photo to it.",
+)
+@click.option("--renderer-trainable", is_flag=True, help="Flow: fine-tune the renderer too (default: frozen).")
+@click.option(
+    "--target-ngf", type=click.IntRange(min=1), default=16, show_default=True, help="Flow: renderer encoder width."
+)
 @click.option("--attention", type=click.Choice(["none", "scse"]), default="none", show_default=True)
 @click.option("--dropout/--no-dropout", default=True, show_default=True, help="Generator dropout (pix2pix).")
 @click.option("--ndf", type=click.IntRange(min=1), default=64, show_default=True, help="PatchGAN width.")

@@ -17,6 +17,16 @@ from .networks import UNetConfig
 LR_SCHEDULES = ("constant", "linear")
 
 
+def renderer_shape(path: str) -> tuple[int, int]:
+    """(ngf, depth) of the U-Net generator in a served ONNX file, read from its contract."""
+    from ..runtime.session import contract_of
+
+    arch = contract_of(path).training.get("architecture") or {}
+    if arch.get("name") != "pix2pix-unet":
+        raise ValueError(f"--renderer {path} is not a pix2pix U-Net generator")
+    return int(arch["ngf"]), int(arch["depth"])
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Every setting of a run; the fields are the ``train`` command's options."""
@@ -33,6 +43,10 @@ class TrainConfig:
     ngf: int = 16
     depth: int = 6  # unet: levels; flow: grid levels (the coarsest grid at 1/2**depth)
     top: int = 12  # flow: decoder channels at the full model size
+    residual_px: float = 0.0  # flow: bound of each finer grid level's residual offset, in its pixels (0: none)
+    renderer: str | None = None  # flow: a served U-Net generator (ONNX) whose network renders the garment
+    renderer_trainable: bool = False  # flow: fine-tune the renderer too (default: frozen)
+    target_ngf: int = 16  # flow: channels of the encoder over the rendered garment
     attention: str = "none"
     dropout: bool = True
     ndf: int = 64
@@ -100,7 +114,18 @@ class TrainConfig:
 
     def network(self) -> UNetConfig | FlowConfig:
         if self.arch == "flow":
-            return FlowConfig(height=self.height, width=self.width, ngf=self.ngf, levels=self.depth, top=self.top)
+            renderer = renderer_shape(self.renderer) if self.renderer else (0, 6)
+            return FlowConfig(
+                height=self.height,
+                width=self.width,
+                ngf=self.ngf,
+                levels=self.depth,
+                top=self.top,
+                residual_px=self.residual_px,
+                renderer_ngf=renderer[0],
+                renderer_depth=renderer[1],
+                target_ngf=self.target_ngf,
+            )
         return UNetConfig(
             task=self.task,
             height=self.height,

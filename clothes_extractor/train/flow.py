@@ -47,6 +47,10 @@ class FlowConfig:
     ngf: int = 32  # encoder channels at 1/2 of the input; 2x at 1/4, 4x from 1/8 on
     levels: int = 5  # the coarsest grid is at 1/2**levels of the input
     top: int = 12  # decoder channels at the full model size (heads for mask, alpha, rendered)
+    residual_px: float = 0.0  # bound of each finer level's residual offset, in its own pixels (0: none)
+    renderer_ngf: int = 0  # >0: a pix2pix U-Net (this width) renders the garment; the grid aligns the photo to it
+    renderer_depth: int = 6
+    target_ngf: int = 16  # with a renderer: channels of the encoder over its rendered garment
 
     def __post_init__(self) -> None:
         if self.task != "generator":
@@ -55,6 +59,8 @@ class FlowConfig:
             raise ValueError(f"ngf must be >= 2 and top >= 1, got {self.ngf} and {self.top}")
         if not 2 <= self.levels <= 7:
             raise ValueError(f"levels must be 2-7, got {self.levels}")
+        if self.renderer_ngf < 0 or self.target_ngf < 1 or self.residual_px < 0:
+            raise ValueError("renderer_ngf and residual_px must be >= 0, target_ngf >= 1")
         step = 2**self.levels
         if self.height % step or self.width % step:
             raise ValueError(
@@ -70,6 +76,11 @@ class FlowConfig:
     def widths(self) -> list[int]:
         """Channels of the encoder at 1/2, 1/4, ... 1/2**levels."""
         return [self.ngf * min(2**level, 4) for level in range(self.levels)]
+
+    @property
+    def target_widths(self) -> list[int]:
+        """Channels of the encoder over the rendered garment (with a renderer), per level."""
+        return [self.target_ngf * min(2**level, 4) for level in range(self.levels)]
 
     @property
     def decoder_widths(self) -> list[int]:
@@ -131,70 +142,126 @@ def _zero_head(cin: int, cout: int) -> nn.Conv2d:
 
 class FlowLevel(nn.Module):
     """One decoder level: bring the coarser state up, look at the features the current grid
-    samples from the encoder (a skip connection aligned with the catalog frame), and refine
-    the grid by a residual offset."""
+    samples from the photo's encoder (a skip connection aligned with the catalog frame) and,
+    with a renderer, at the rendered garment's features there, and refine the grid by a
+    residual offset (bounded to ``bound_px`` of this level's pixels, if given)."""
 
-    def __init__(self, coarse: int, skip: int, width: int):
+    def __init__(self, coarse: int, skip: int, width: int, target: int = 0, bound_px: float = 0.0):
         super().__init__()
         # 1x1 at the coarse size, then upsampled: cheaper than a convolution after upsampling.
         self.up = nn.Sequential(nn.Conv2d(coarse, width, 1, bias=False), nn.BatchNorm2d(width), nn.LeakyReLU(0.2))
-        self.fuse = nn.Sequential(_conv(width + skip, width), _conv(width, width))
+        self.fuse = nn.Sequential(_conv(width + skip + target, width), _conv(width, width))
         self.flow = _zero_head(width, 2)
+        self.bound_px = bound_px
 
-    def forward(self, state: torch.Tensor, grid: torch.Tensor, skip: torch.Tensor):
+    def forward(self, state: torch.Tensor, grid: torch.Tensor, skip: torch.Tensor, target=None):
         size = skip.shape[-2:]
         state = resize(self.up(state), size)
         grid = resize_grid(grid, size)  # the grid stays float32 when the network runs in fp16
-        state = self.fuse(torch.cat([state, warp(skip, grid.to(skip.dtype))], 1))
-        return state, grid + self.flow(state).float()
+        parts = [state, warp(skip, grid.to(skip.dtype))] + ([target] if target is not None else [])
+        state = self.fuse(torch.cat(parts, 1))
+        residual = self.flow(state).float()
+        if self.bound_px:
+            h, w = size
+            scale = torch.tensor([2.0 * self.bound_px / w, 2.0 * self.bound_px / h], device=residual.device)
+            residual = torch.tanh(residual) * scale.view(1, 2, 1, 1)
+        return state, grid + residual
+
+
+def _encoder(in_channels: int, widths: list[int]) -> nn.ModuleList:
+    blocks, previous = nn.ModuleList(), in_channels
+    for width in widths:
+        blocks.append(nn.Sequential(_conv(previous, width, stride=2), _conv(width, width)))
+        previous = width
+    return blocks
 
 
 class FlowGenerator(nn.Module):
     """Photo + mask (the U-Net's 4-channel condition) -> grid, composition mask, rendered
-    image and silhouette at the model size; ``forward`` composes the garment."""
+    image and silhouette at the model size; ``forward`` composes the garment.
+
+    With a renderer (``renderer_ngf``), a pix2pix U-Net renders the garment first (its
+    shape and colours, blurred where it cannot align a print); a second encoder reads that
+    rendering, and each grid level matches the photo's features to it: the grid becomes a
+    correspondence between the photo and a rough catalog image, as in try-on's appearance
+    flow. The garment is the rendering, with the photo's own pixels composed in where the
+    grid found them (``compose``). The renderer can start from a trained U-Net and stay frozen.
+    """
 
     def __init__(self, config: FlowConfig):
         super().__init__()
         self.config = config
         self.in_channels, self.out_channels = 4, 3
         widths, decoder = config.widths, config.decoder_widths
-        self.encoder = nn.ModuleList()
-        previous = self.in_channels
-        for width in widths:
-            self.encoder.append(nn.Sequential(_conv(previous, width, stride=2), _conv(width, width)))
-            previous = width
+        self.encoder = _encoder(self.in_channels, widths)
+        self.renderer = None
+        targets = [0] * config.levels
+        if config.renderer_ngf:
+            from .networks import UNet, UNetConfig
+
+            self.renderer = UNet(
+                UNetConfig(
+                    task="generator",
+                    height=config.height,
+                    width=config.width,
+                    ngf=config.renderer_ngf,
+                    depth=config.renderer_depth,
+                    norm="none",
+                    dropout=False,
+                )
+            )
+            targets = config.target_widths
+            self.target_encoder = _encoder(self.out_channels, targets)
         deepest = widths[-1]
         # At the coarsest level a global summary joins every position, so the first grid
         # can place the garment wherever the photo has it.
-        self.bottom = nn.Sequential(_conv(2 * deepest, decoder[-1]), _conv(decoder[-1], decoder[-1]))
+        self.bottom = nn.Sequential(_conv(2 * deepest + targets[-1], decoder[-1]), _conv(decoder[-1], decoder[-1]))
         self.bottom_flow = _zero_head(decoder[-1], 2)
         self.levels = nn.ModuleList(
-            FlowLevel(decoder[level + 1], widths[level], decoder[level]) for level in range(config.levels - 2, -1, -1)
+            FlowLevel(decoder[level + 1], widths[level], decoder[level], targets[level], config.residual_px)
+            for level in range(config.levels - 2, -1, -1)
         )
-        # The full model size: the warped condition itself is the skip.
-        self.top = FlowLevel(decoder[0], self.in_channels, config.top)
-        # composition mask logit, silhouette logit, rendered RGB
+        # The full model size: the warped condition itself is the skip (and the rendering the target).
+        rendered = self.out_channels if self.renderer is not None else 0
+        self.top = FlowLevel(decoder[0], self.in_channels, config.top, rendered, config.residual_px)
+        # composition mask logit, silhouette logit, rendered RGB (the last unused with a renderer)
         self.heads = nn.Conv2d(config.top, 5, 3, 1, 1)
         nn.init.normal_(self.heads.weight, 0.0, 0.02)
         with torch.no_grad():
-            self.heads.bias.copy_(torch.tensor([2.0, 0.0, 0.0, 0.0, 0.0]))  # start by using the photo
+            # without a renderer: start by using the photo; with one, by trusting the rendering
+            start = -2.0 if self.renderer is not None else 2.0
+            self.heads.bias.copy_(torch.tensor([start, 0.0, 0.0, 0.0, 0.0]))
+
+    def render(self, condition: torch.Tensor) -> torch.Tensor | None:
+        if self.renderer is None:
+            return None
+        frozen = not any(p.requires_grad for p in self.renderer.parameters())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+            return self.renderer(condition)
 
     def predict(self, condition: torch.Tensor) -> dict[str, torch.Tensor]:
         """The network's fields at the model size (grids coarse to fine, logits, rendered)."""
+        rendered = self.render(condition)
         features = []
         x = condition
         for block in self.encoder:
             x = block(x)
             features.append(x)
+        targets: list[torch.Tensor | None] = [None] * len(features)
+        if rendered is not None:
+            t, targets = rendered, []
+            for block in self.target_encoder:
+                t = block(t)
+                targets.append(t)
         summary = x.mean(dim=(2, 3), keepdim=True).expand_as(x)
-        state = self.bottom(torch.cat([x, summary], 1))
+        state = self.bottom(torch.cat([x, summary] + ([targets[-1]] if rendered is not None else []), 1))
         n, _, h, w = x.shape
         grid = identity_grid(n, h, w, x) + self.bottom_flow(state).float()
         grids = [grid]
-        for level, skip in zip(self.levels, reversed(features[:-1]), strict=True):
-            state, grid = level(state, grid, skip)
+        for level, skip, target in zip(self.levels, reversed(features[:-1]), reversed(targets[:-1]), strict=True):
+            state, grid = level(state, grid, skip, target)
             grids.append(grid)
-        state, grid = self.top(state, grid, condition)
+        state, grid = self.top(state, grid, condition, rendered)
         grids.append(grid)
         heads = self.heads(state)
         return {
@@ -202,18 +269,19 @@ class FlowGenerator(nn.Module):
             "grid": grid,
             "mask_logit": heads[:, 0:1],
             "alpha_logit": heads[:, 1:2],
-            "rendered": torch.tanh(heads[:, 2:5]),
+            "rendered": rendered if rendered is not None else torch.tanh(heads[:, 2:5]),
         }
 
     def forward(self, condition: torch.Tensor) -> dict[str, torch.Tensor]:
         """The fields and the garment composed from them, at the model size: ``garment`` in
         [-1, 1] on white, ``alpha``, ``mask``, ``sampled`` (see ``compose``) and the fields."""
         fields = self.predict(condition)
-        return {**fields, **compose(fields, condition[:, :3], resize_fields=False)}
+        on_white = self.renderer is not None
+        return {**fields, **compose(fields, condition[:, :3], resize_fields=False, rendered_on_white=on_white)}
 
 
 def compose(
-    fields: dict[str, torch.Tensor], source: torch.Tensor, resize_fields: bool = True
+    fields: dict[str, torch.Tensor], source: torch.Tensor, resize_fields: bool = True, rendered_on_white: bool = False
 ) -> dict[str, torch.Tensor]:
     """The garment from the network's fields and the masked photo ``source``.
 
@@ -230,8 +298,14 @@ def compose(
     sampled = warp(source, grid)
     m = torch.sigmoid(at_size(fields["mask_logit"]))
     alpha = torch.sigmoid(at_size(fields["alpha_logit"]))
-    foreground = m * sampled + (1 - m) * at_size(fields["rendered"])
-    garment = alpha * foreground + (1 - alpha)  # white is 1 in [-1, 1]
+    rendered = at_size(fields["rendered"])
+    if rendered_on_white:
+        # A renderer's garment is already on white: the photo goes in where the grid found the
+        # garment (m) inside the silhouette; a wrong silhouette cannot cut the rendering's shape.
+        used = m * alpha
+        garment = used * sampled + (1 - used) * rendered
+    else:
+        garment = alpha * (m * sampled + (1 - m) * rendered) + (1 - alpha)  # white is 1 in [-1, 1]
     return {"garment": garment, "alpha": alpha, "sampled": sampled, "mask": m}
 
 
@@ -257,5 +331,5 @@ class ServedFlowGenerator(nn.Module):
         big = photo_to_unit(photo)
         big_weight = resize(weight.float(), big.shape[-2:])
         masked = big * big_weight + (1.0 - big_weight)  # as generator_input paints the model-size photo
-        out = compose(fields, masked)
+        out = compose(fields, masked, rendered_on_white=self.generator.renderer is not None)
         return unit_to_uint8(out["garment"]), weight_to_uint8(out["alpha"])

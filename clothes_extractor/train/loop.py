@@ -191,8 +191,15 @@ class Run:
         self.model = model = build(cfg.arch, dataclasses.asdict(cfg.network()))
         if cfg.arch == "unet":
             init_weights(model)  # pix2pix's init; the flow network starts at the identity grid by its own init
+        if getattr(model, "renderer", None) is not None and cfg.renderer and resume is None and cfg.init is None:
+            from .renderer import unet_from_onnx
+
+            model.renderer.load_state_dict(unet_from_onnx(cfg.renderer).state_dict())
+        if getattr(model, "renderer", None) is not None and not cfg.renderer_trainable:
+            model.renderer.requires_grad_(False)  # frozen: no gradients, no optimizer state
         model.to(self.device, memory_format=self.memory_format)
-        self.opt_g = torch.optim.Adam(model.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        self.opt_g = torch.optim.Adam(trainable, lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
         if cfg.init is not None and resume is None:
             # Start from another run's weights (same architecture); optimizers start fresh.
             try:

@@ -1,0 +1,349 @@
+"""Catalog scale: the folder job on a Ray cluster, built from the runtime's own stages.
+
+    prepare (Ray tasks, CPUs)  ->  segment + finish + generate (actor pool: the models, loaded
+        once per actor; one actor per GPU with num_gpus=1)  ->  write (Ray tasks)
+
+Ray Data streams the photos through these operators with backpressure; its actor pools
+restart a dead actor and retry its batch (``max_restarts`` / ``max_task_retries`` default
+to unlimited for Ray Data actors). The stages are ``runtime.stages``': the same photo gives
+the same bytes as local ``extract`` on the CPU provider. Photos and outputs can live on any
+filesystem pyarrow reaches (``s3://``, ``gs://``, ``file://``) as well as local paths: a
+remote photo is fetched by the task that prepares it; an output is uploaded in one PUT
+(object stores have no rename; a PUT is complete or absent).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from ..errors import MissingDependencyError
+from ..runtime.images import encode_image, read_signature
+from ..runtime.jobs import ExtractJob, MaskSource
+from ..runtime.pipeline import ExtractionSummary, ExtractOptions, make_plan
+from ..runtime.stages import (
+    FileResult,
+    NeedsMask,
+    Plan,
+    Prepared,
+    SegmentedMask,
+    apply_background,
+    describe_error,
+    finish,
+    output_format,
+    prepare,
+    segment,
+    write,
+)
+
+log = logging.getLogger(__name__)
+
+REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "file://")
+
+
+def is_remote(path: str) -> bool:
+    return str(path).startswith(REMOTE_SCHEMES)
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("ray[data]", "ray", "Running extract on Ray") from None
+    return ray
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """How the job uses the cluster. ``actors``: model actors per model (default: one per GPU,
+    else one); ``gpus_per_actor``: 1 on GPU nodes (None: 1 when the cluster has GPUs)."""
+
+    address: str | None = None  # None: a local Ray on this machine
+    actors: int | None = None
+    gpus_per_actor: float | None = None
+    cpus_per_actor: float = 1.0
+    provider: str = "auto"
+    num_cpus: int | None = None  # for the local Ray only
+    extract: ExtractOptions = field(default_factory=ExtractOptions)
+
+
+def _pack(value: Any) -> dict[str, bytes]:
+    return {"payload": pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)}
+
+
+def _unpack(row: dict[str, Any]) -> Any:
+    return pickle.loads(row["payload"])
+
+
+def _fetch(job: ExtractJob, folder: Path) -> ExtractJob:
+    """A job whose remote photo (and mask) are local files in ``folder``."""
+    import pyarrow.fs as pafs
+
+    def local(uri: str, name: str) -> Path:
+        fs, path = pafs.FileSystem.from_uri(uri)
+        target = folder / f"{name}{Path(path).suffix}"
+        with fs.open_input_stream(path) as stream:
+            target.write_bytes(stream.read())
+        return target
+
+    photo = local(str(job.photo), "photo") if is_remote(str(job.photo)) else job.photo
+    mask = job.mask
+    if mask.path is not None and is_remote(str(mask.path)):
+        mask = MaskSource(mask.kind, local(str(mask.path), "mask"))
+    return ExtractJob(photo, job.output, mask, job.error, job.mask_output)
+
+
+def _remote_signature(uri: str) -> str | None:
+    import pyarrow.fs as pafs
+
+    fs, path = pafs.FileSystem.from_uri(uri)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / Path(path).name
+        with fs.open_input_stream(path) as stream:
+            local.write_bytes(stream.read())
+        return read_signature(local, output_format(local))
+
+
+def prepare_row(row: dict[str, Any], plan: Plan, overwrite: bool) -> dict[str, bytes]:
+    """Ray task: a job -> a fitted photo, a photo for the segmenter, a skip or an error."""
+    job: ExtractJob = _unpack(row)
+    try:
+        output = str(job.output)
+        if not overwrite:
+            done = _remote_signature(output) if is_remote(output) else None
+            if not is_remote(output) and Path(output).exists():
+                done = read_signature(Path(output), output_format(Path(output)))
+            if done == plan.signature:
+                return _pack(FileResult(str(job.photo), "skipped", output, None, None))
+        if is_remote(str(job.photo)) or (job.mask.path is not None and is_remote(str(job.mask.path))):
+            with tempfile.TemporaryDirectory(prefix="ce-ray-") as tmp:
+                item = prepare(_fetch(job, Path(tmp)), plan)
+                if isinstance(item, NeedsMask):  # finish decodes the photo again: it must stay reachable
+                    item.job = job
+        else:
+            item = prepare(job, plan)
+    except Exception as exc:  # noqa: BLE001 - reported per photo, the job goes on
+        source = job.mask.describe() if job.mask.kind != "auto" else None
+        return _pack(FileResult(str(job.photo), "error", None, describe_error(exc), source))
+    return _pack(item)
+
+
+class ModelStage:
+    """Actor: the models, loaded once. A batch's photos that need a mask are segmented (with
+    the zoomed second look) and fitted; then every fitted photo goes through the generator,
+    grouped by output size. One actor class for both models: one actor start per actor."""
+
+    def __init__(self, generator: str, segmenter: str | None, provider: str, plan: Plan):
+        from ..api import new_session
+
+        self.generator = new_session(generator, provider)
+        self.segmenter = new_session(segmenter, provider) if segmenter else None
+        self.plan = plan
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        items = [pickle.loads(payload) for payload in batch["payload"]]
+        waiting = [i for i, item in enumerate(items) if isinstance(item, NeedsMask)]
+        if waiting:
+            found = segment([items[i] for i in waiting], self.segmenter)
+            for i, mask in zip(waiting, found, strict=True):
+                items[i] = self._finish(items[i], mask)
+        self._generate(items)
+        return {"payload": [pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL) for item in items]}
+
+    def _finish(self, item: NeedsMask, mask: SegmentedMask | Exception) -> Prepared | FileResult:
+        job = item.job
+        try:
+            if not isinstance(mask, SegmentedMask):
+                raise mask
+            if is_remote(str(job.photo)):
+                with tempfile.TemporaryDirectory(prefix="ce-ray-") as tmp:
+                    item.job = _fetch(job, Path(tmp))
+                    prepared = finish(item, mask, self.plan)
+                prepared.job = job
+                return prepared
+            return finish(item, mask, self.plan)
+        except Exception as exc:  # noqa: BLE001 - reported per photo, the job goes on
+            return FileResult(str(job.photo), "error", None, describe_error(exc), "segmenter")
+
+    def _generate(self, items: list) -> None:
+        groups: dict[tuple, list[int]] = {}
+        for i, item in enumerate(items):
+            if isinstance(item, Prepared):
+                groups.setdefault(item.batch_key, []).append(i)
+        for indices in groups.values():
+            try:
+                names = items[indices[0]].inputs
+                outputs = self.generator.run(**{n: np.stack([items[i].inputs[n] for i in indices]) for n in names})
+            except Exception as exc:  # noqa: BLE001 - reported per photo
+                for i in indices:
+                    job = items[i].job
+                    message = f"inference failed: {describe_error(exc)}"
+                    items[i] = FileResult(str(job.photo), "error", None, message, items[i].mask_source)
+                continue
+            for row, i in enumerate(indices):
+                items[i] = (items[i], {name: array[row] for name, array in outputs.items()})
+
+
+def write_row(row: dict[str, Any], plan: Plan) -> dict[str, Any]:
+    """Ray task: encode and write one garment (or pass a result through); the result record."""
+    item = _unpack(row)
+    if isinstance(item, FileResult):
+        return {"result": item.to_json()}
+    prepared, outputs = item
+    if not is_remote(str(prepared.job.output)):
+        return {"result": write(prepared, outputs, plan).to_json()}
+    job = prepared.job
+    try:
+        import pyarrow.fs as pafs
+
+        rgb, alpha = apply_background(outputs["garment"], outputs.get("alpha"), plan.background)
+        data = encode_image(
+            rgb, output_format(Path(str(job.output))), plan.quality, alpha=alpha, signature=plan.signature
+        )
+        fs, path = pafs.FileSystem.from_uri(str(job.output))
+        fs.create_dir(str(Path(path).parent), recursive=True)
+        with fs.open_output_stream(path) as stream:  # one PUT: complete or absent
+            stream.write(data)
+    except Exception as exc:  # noqa: BLE001 - one bad output must not stop the folder
+        return {"result": FileResult(str(job.photo), "error", str(job.output), describe_error(exc)).to_json()}
+    size = tuple(outputs["garment"].shape[:2])
+    return {
+        "result": FileResult(str(job.photo), "ok", str(job.output), None, prepared.mask_source, None, size).to_json()
+    }
+
+
+def find_remote_jobs(inputs: Iterable[str], out_dir: str, fmt: str, recursive: bool) -> list[ExtractJob]:
+    """Jobs for photos under pyarrow-reachable URIs (``s3://bucket/prefix``); outputs under ``out_dir``."""
+    import pyarrow.fs as pafs
+
+    from ..runtime.images import IMAGE_SUFFIXES
+
+    jobs = []
+    for uri in inputs:
+        fs, root = pafs.FileSystem.from_uri(uri)
+        prefix = uri[: len(uri) - len(root)] if uri.endswith(root) else uri.split(root)[0]
+        info = fs.get_file_info(root)
+        if info.type == pafs.FileType.File:
+            entries = [info]
+            base = str(Path(root).parent)
+        elif info.type == pafs.FileType.Directory:
+            entries = fs.get_file_info(pafs.FileSelector(root, recursive=recursive))
+            base = root
+        else:
+            jobs.append(ExtractJob(uri, out_dir, MaskSource("auto"), error=f"input not found: {uri}"))
+            continue
+        for entry in sorted(entries, key=lambda e: e.path):
+            name = Path(entry.path).name
+            if (
+                entry.type != pafs.FileType.File
+                or name.startswith(".")
+                or Path(name).suffix.lower() not in IMAGE_SUFFIXES
+            ):
+                continue
+            rel = str(Path(entry.path).relative_to(base).with_suffix(""))
+            output = f"{out_dir.rstrip('/')}/{rel}.{fmt}"
+            # URIs stay strings: Path would fold "s3://" into "s3:/"
+            jobs.append(
+                ExtractJob(prefix + entry.path, output if is_remote(out_dir) else Path(output), MaskSource("auto"))
+            )
+    return jobs
+
+
+def run_on_ray(
+    generator: str | Path,
+    segmenter: str | Path | None,
+    jobs: list[ExtractJob],
+    options: RayOptions,
+    on_result: Callable[[FileResult], None] | None = None,
+) -> ExtractionSummary:
+    """Extract every job's garment on Ray; ``on_result`` sees each file's result (driver side).
+
+    ``generator`` / ``segmenter``: a model file or a bundled model's task name, opened in the
+    actors (and once on the driver, for the contracts).
+    """
+    import time
+
+    from ..api import new_session
+
+    ray = import_ray()
+    summary = ExtractionSummary()
+    started = time.perf_counter()
+
+    def emit(result: FileResult) -> None:
+        summary.add(result)
+        if on_result is not None:
+            on_result(result)
+
+    with (
+        new_session(str(generator), "cpu") as gen,
+        new_session(str(segmenter), "cpu") if segmenter else _Nothing() as seg,
+    ):
+        plan = make_plan(gen, seg if segmenter else None, options.extract)
+    for job in jobs:
+        if job.error is not None:
+            emit(FileResult(str(job.photo), "error", None, job.error, None))
+    todo = [job for job in jobs if job.error is None]
+    if todo:
+        _init(ray, options)
+        dataset = _dataset(ray, todo, str(generator), str(segmenter) if segmenter else None, plan, options)
+        for row in dataset.iter_rows():
+            record = row["result"]
+            record["size"] = tuple(record["size"]) if record.get("size") is not None else None
+            emit(FileResult(**record))
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+class _Nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _init(ray: Any, options: RayOptions) -> None:
+    if ray.is_initialized():
+        return
+    if options.address:
+        ray.init(address=options.address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=options.num_cpus, include_dashboard=False, log_to_driver=False)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # the job prints its own progress
+
+
+def _dataset(ray: Any, jobs: list[ExtractJob], generator: str, segmenter: str | None, plan: Plan, options: RayOptions):
+    gpus = ray.cluster_resources().get("GPU", 0)
+    per_actor = options.gpus_per_actor if options.gpus_per_actor is not None else (1.0 if gpus else 0.0)
+    actors = options.actors or (max(1, int(gpus // per_actor)) if per_actor else 1)
+    provider = options.provider if options.provider != "auto" or per_actor else "cpu"
+    batch = options.extract.batch_size
+    blocks = max(1, min(len(jobs), 4 * int(ray.cluster_resources().get("CPU", 1))))
+    data = ray.data.from_items([_pack(job) for job in jobs], override_num_blocks=blocks)
+    data = data.map(prepare_row, fn_kwargs={"plan": plan, "overwrite": options.extract.overwrite})
+    actor_args = {
+        "compute": ray.data.ActorPoolStrategy(size=actors),
+        "num_cpus": options.cpus_per_actor,
+        "batch_format": "numpy",
+        "batch_size": batch,
+    }
+    if per_actor:
+        actor_args["num_gpus"] = per_actor
+    arguments = {"generator": generator, "segmenter": segmenter, "provider": provider, "plan": plan}
+    data = data.map_batches(ModelStage, fn_constructor_kwargs=arguments, **actor_args)
+    return data.map(write_row, fn_kwargs={"plan": plan})
+
+
+__all__ = ["RayOptions", "find_remote_jobs", "is_remote", "run_on_ray"]

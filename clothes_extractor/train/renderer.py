@@ -1,0 +1,84 @@
+"""A trained pix2pix U-Net, read back from its served ONNX file, as the warping generator's renderer.
+
+The U-Net the project shipped before the warping generator renders shape and colour well
+and blurs prints; the warping generator keeps it as its renderer and learns where to put
+the photo's own pixels instead. Its export folded BatchNorm into the convolutions, so it
+comes back as a U-Net without normalisation (``norm="none"``: a bias on every convolution;
+a convolution the export left without one gets zeros), checked against onnxruntime on
+seeded inputs before use.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError
+from ..runtime.contract import METADATA_KEY
+from .networks import ServedGenerator, UNet, UNetConfig
+
+
+def unet_from_onnx(path: str | Path) -> UNet:
+    """The U-Net generator of a served ONNX model (``export`` of a pix2pix U-Net), in eval mode."""
+    import onnx
+    from onnx import numpy_helper
+
+    path = Path(path)
+    proto = onnx.load(str(path))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    try:
+        contract = json.loads(meta[METADATA_KEY])
+        arch = contract["training"]["architecture"]
+    except (KeyError, json.JSONDecodeError):
+        raise CheckpointError(f"{path} has no clothes-extractor contract naming its architecture") from None
+    if contract.get("task") != "generator" or arch.get("name") != "pix2pix-unet":
+        raise CheckpointError(f"{path} is not a pix2pix U-Net generator ({contract.get('task')}, {arch.get('name')})")
+    config = UNetConfig(
+        task="generator",
+        height=contract["height"],
+        width=contract["width"],
+        ngf=arch["ngf"],
+        depth=arch["depth"],
+        norm="none",
+        dropout=False,
+        attention=arch.get("attention", "none"),
+    )
+    net = UNet(config)
+    stored = {}
+    for tensor in proto.graph.initializer:
+        name = tensor.name.removesuffix(".fp16")
+        if name.startswith("generator."):
+            stored[name[len("generator.") :]] = numpy_helper.to_array(tensor).astype(np.float32)
+    state = net.state_dict()
+    missing = []
+    for name, value in state.items():
+        if name in stored:
+            state[name] = torch.from_numpy(stored.pop(name)).reshape(value.shape)
+        elif name.endswith(".bias"):
+            state[name] = torch.zeros_like(value)
+        else:
+            missing.append(name)
+    if missing or stored:
+        raise CheckpointError(
+            f"{path}: weights do not map onto the U-Net (missing {missing[:3]}, extra {list(stored)[:3]})"
+        )
+    net.load_state_dict(state)
+    net.eval()
+    _check(net, path)
+    return net
+
+
+def _check(net: UNet, path: Path) -> None:
+    """The rebuilt network must give the file's own outputs (within a level)."""
+    from ..eval.synthetic import seeded_photos
+    from ..runtime.session import ModelSession
+
+    images, masks = seeded_photos(net.config.size, 2, seed=5)
+    with ModelSession(path, "cpu") as session, torch.no_grad():
+        expected = session.run(image=images, mask=masks)["garment"].astype(np.int16)
+        got = ServedGenerator(net).eval()(torch.from_numpy(images), torch.from_numpy(masks)).numpy().astype(np.int16)
+    if np.abs(got - expected).max() > 2:
+        raise CheckpointError(f"{path}: the U-Net rebuilt from the file does not reproduce it")

@@ -1,0 +1,123 @@
+"""The folder job on a real local Ray cluster: the same bytes as local extract, bad files
+reported, a resume, a killed actor retried, pyarrow filesystem URIs."""
+
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
+
+from clothes_extractor.distributed.ray_job import RayOptions, find_remote_jobs, run_on_ray  # noqa: E402
+from clothes_extractor.runtime.jobs import MaskIndex, find_jobs  # noqa: E402
+from clothes_extractor.runtime.pipeline import ExtractOptions, run_extraction  # noqa: E402
+from clothes_extractor.runtime.session import ModelSession  # noqa: E402
+from conftest import person_photo  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def mixed(tmp_path, figures):
+    """Photos with masks, photos for the segmenter, and bad files, in one folder."""
+    folder, masks = tmp_path / "in", tmp_path / "masks"
+    shutil.copytree(figures, folder)
+    masks.mkdir()
+    for i in range(8):
+        photo, mask = person_photo(i)
+        photo.save(folder / f"p{i}.jpg", quality=90)
+        mask.save(masks / f"p{i}.png")
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.png").write_text("not an image")
+    return folder, masks
+
+
+def options(**changes):
+    settings = {"batch_size": 4, "workers": 2, "processes": False, **changes}
+    return RayOptions(extract=ExtractOptions(**settings), provider="cpu")
+
+
+def results_by_name(results):
+    return {Path(r.input).name: r for r in results}
+
+
+def test_the_same_bytes_as_local_extract_and_bad_files_reported(
+    cluster, mixed, tiny_model_path, segmenter_path, tmp_path
+):
+    folder, masks = mixed
+    local_out, ray_out = tmp_path / "local", tmp_path / "ray"
+    generator, segmenter = ModelSession(tiny_model_path, "cpu"), ModelSession(segmenter_path, "cpu")
+    local = []
+    jobs = find_jobs([folder], local_out, "png", MaskIndex(masks))
+    run_extraction(generator, jobs, ExtractOptions(batch_size=4, workers=2, processes=False), local.append, segmenter)
+    got = []
+    jobs = find_jobs([folder], ray_out, "png", MaskIndex(masks))
+    summary = run_on_ray(tiny_model_path, segmenter_path, jobs, options(), got.append)
+    assert (summary.ok, summary.failed) == (14, 2)
+    mine, theirs = results_by_name(got), results_by_name(local)
+    assert "empty file" in mine["empty.jpg"].error and "not an image" in mine["text.png"].error
+    assert {n: r.status for n, r in mine.items()} == {n: r.status for n, r in theirs.items()}
+    assert {r.mask.split(":")[0] for r in got if r.status == "ok"} >= {"file", "segmenter"}
+    for path in local_out.iterdir():
+        assert (ray_out / path.name).read_bytes() == path.read_bytes(), path.name
+    # A rerun skips what is done: the job resumes.
+    again = run_on_ray(
+        tiny_model_path, segmenter_path, find_jobs([folder], ray_out, "png", MaskIndex(masks)), options()
+    )
+    assert (again.ok, again.skipped, again.failed) == (0, 14, 2)
+
+
+def _kill_one_generator_actor(done: threading.Event, killed: list[int]) -> None:
+    """SIGKILL the first generator actor process seen (Ray titles it after the actor's class)."""
+    while not done.is_set():
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                title = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"ModelStage" in title and b"ray::" in title:
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed.append(int(proc.name))
+                return
+        time.sleep(0.05)
+
+
+def test_uris_in_and_out_and_a_killed_actor_restarted_with_nothing_lost(cluster, tiny_model_path, tmp_path):
+    """file:// URIs take the object-store code path (fetch in the task, one PUT per output);
+    a generator actor killed mid-job is restarted by Ray and its batch retried."""
+    folder = tmp_path / "bucket" / "photos"
+    folder.mkdir(parents=True)
+    for i in range(24):
+        photo, mask = person_photo(i % 9)
+        rgba = photo.resize((360, 480)).convert("RGBA")
+        rgba.putalpha(mask.resize((360, 480)))
+        rgba.save(folder / f"c{i:02d}.png")
+    out_uri = f"file://{tmp_path}/bucket/garments"
+    jobs = find_remote_jobs([f"file://{folder}"], out_uri, "webp", recursive=False)
+    assert [str(j.photo) for j in jobs] == [f"file://{folder}/c{i:02d}.png" for i in range(24)]
+    done, killed = threading.Event(), []
+    killer = threading.Thread(target=_kill_one_generator_actor, args=(done, killed))
+    killer.start()
+    try:
+        summary = run_on_ray(tiny_model_path, None, jobs, options(alpha_mask=True, batch_size=2))
+    finally:
+        done.set()
+        killer.join()
+    assert killed, "no generator actor was found to kill"
+    assert (summary.ok, summary.failed) == (24, 0), summary
+    written = sorted((tmp_path / "bucket" / "garments").iterdir())
+    assert [p.name for p in written] == [f"c{i:02d}.webp" for i in range(24)]  # no stray or partial file
+    for path in written:
+        Image.open(path).load()
