@@ -1,77 +1,82 @@
 #!/usr/bin/env bash
-# GPU check: parity of every GPU path against the CPU, and timings against PyTorch
-# (eager fp32, eager fp16 channels_last, torch.compile) on the same models. Installs
-# nothing: the machine must already have torch, onnx and onnxruntime-gpu importable
-# (../shared/gpu/README.md says how to get onnxruntime-gpu onto a lent device machine).
+# GPU check: the GPU tests, parity of every GPU path against the CPU, model-only timings
+# (the bundled warping generator at the model size and at 1024x768 output; the ngf-32
+# U-Net against PyTorch), and `extract` end to end against the host's ceiling, all on one
+# lent machine. Installs nothing: torch, onnx and onnxruntime-gpu must import already
+# (../shared/gpu/README.md says how to get onnxruntime-gpu onto a device machine).
 #
-#   bash benchmarks/gpu_check.sh [OUT_DIR]        (default: benchmarks/results)
+#   bash benchmarks/gpu_check.sh [OUT_DIR] [PHOTOS_DIR]   (default: benchmarks/results, the VITON-HD sample)
 #
-# Writes OUT_DIR/gpu-<label>-<model>.json, the parity report and a markdown table per
-# model. With BATCHES=1,32,128 TORCH_COMPILE=0 the two models took ~4.5 minutes on an H200
-# (2026-11-27); torch.compile and TensorRT engine builds add to that where they run.
-# TORCH_COMPILE=0 leaves torch.compile out; MODELS="g64" and BATCHES=1,32,128 narrow it to
-# fit a short lease.
-set -euo pipefail
+# Writes OUT_DIR/gpu-<label>-*.json and .md. Exits non-zero if the GPU tests or a parity
+# check fail. BATCHES narrows the batch sizes, E2E_COPIES the size of the extract folder
+# (the photos are repeated to that many files), TORCH_BASELINE=0 leaves PyTorch out.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-benchmarks/results}
+photos=${2:-../shared/data/viton-hd-sample/train/image}
 mkdir -p "$out"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 py=${PYTHON:-python3}
 label=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '-')
 quick=(--warmup-s 1 --min-runs 20 --min-time-s 1)
+batches=(--batch-sizes "${BATCHES:-1,8,32,128}")
+status=0
+step() { echo "[$(date +%T)] $*"; }
 
+step "info"
 $py -m clothes_extractor info --json > "$out/gpu-$label-info.json" || echo "info failed" >&2
 
-# The two models the targets name: the 256x256 ngf-64 pix2pix generator (GPU README's
-# anchor) and the shipped default size (256x192, ngf 32), seeded random weights: speed
-# and parity do not depend on training.
-$py - "$work" <<'PY'
+step "GPU tests"
+$py -m pytest -q -m gpu -p no:cacheprovider tests/ 2>&1 | tail -n 12
+test_status=${PIPESTATUS[0]}
+[ "$test_status" -eq 0 ] || [ "$test_status" -eq 5 ] || status=1  # 5: none collected
+
+step "parity"
+generator16=clothes_extractor/models/generator-fp16.onnx
+generator32=clothes_extractor/models/generator-fp32.onnx
+$py benchmarks/gpu_parity.py "$generator16" "$generator32" clothes_extractor/models/segmenter-fp16.onnx \
+  --out "$out/gpu-$label-parity.json" || status=1
+
+step "the warping generator, model only (256x192 and 1024x768 outputs)"
+for size in 256x192 1024x768; do
+  $py -m clothes_extractor bench --model "$generator16" --provider cuda "${batches[@]}" "${quick[@]}" \
+    --io host,device,pipelined --cuda-graph --photo-size "$size" --label "$label-$size" \
+    -o "$out/gpu-$label-generator-$size.json" || status=1
+done
+
+if [ "${TORCH_BASELINE:-1}" = 1 ]; then
+  step "the ngf-32 U-Net against PyTorch"
+  $py - "$work" <<'PY'
 import sys, torch
 from clothes_extractor.train.checkpoint import save_checkpoint
 from clothes_extractor.train.networks import UNet, UNetConfig
-work = sys.argv[1]
-for name, cfg in {"g64": UNetConfig(height=256, width=256, ngf=64, depth=8),
-                  "g32": UNetConfig(height=256, width=192, ngf=32, depth=6)}.items():
-    torch.manual_seed(0)
-    save_checkpoint(f"{work}/{name}.pt", UNet(cfg).eval())
+torch.manual_seed(0)
+save_checkpoint(f"{sys.argv[1]}/g32.pt", UNet(UNetConfig(height=256, width=192, ngf=32, depth=6)).eval())
 PY
-models=(${MODELS:-g64 g32})
-trt=()  # where TensorRT is installed, the fp16 export also builds an engine (MODEL.engine)
-$py -c 'import tensorrt' 2>/dev/null && trt=(--tensorrt --trt-batch 1,32,128)
-for m in "${models[@]}"; do
-  $py -m clothes_extractor export "$work/$m.pt" -o "$work/$m-fp32.onnx" --precision fp32
-  $py -m clothes_extractor export "$work/$m.pt" -o "$work/$m-fp16.onnx" --precision fp16 "${trt[@]}"
-done
+  $py -m clothes_extractor export "$work/g32.pt" -o "$work/g32-fp16.onnx" --precision fp16 || status=1
+  $py -m clothes_extractor bench --model "$work/g32-fp16.onnx" --provider cuda "${batches[@]}" "${quick[@]}" \
+    --io host,device --cuda-graph --torch-baseline "$work/g32.pt" --label "$label" \
+    -o "$out/gpu-$label-g32.json" || status=1
+fi
 
-status=0
-$py benchmarks/gpu_parity.py "$work"/g*-fp*.onnx --out "$out/gpu-$label-parity.json" || status=$?
+step "extract end to end against the host ceiling"
+mkdir -p "$work/e2e"
+copies=${E2E_COPIES:-2000}
+mapfile -t sources < <(find "$photos" -maxdepth 1 -name '*.jpg' | sort)
+if [ ${#sources[@]} -gt 0 ]; then
+  for i in $(seq 0 $((copies - 1))); do
+    ln -s "$(realpath "${sources[$((i % ${#sources[@]}))]}")" "$work/e2e/$(printf %06d "$i").jpg"
+  done
+  # model-size PNG outputs, as the host ceiling is measured (decode + fit + encode)
+  $py -m clothes_extractor bench --model "$generator16" --provider cuda --batch-sizes 32 "${quick[@]}" \
+    --e2e "$work/e2e" --e2e-batch-size 32 --processes --label "$label-e2e" -o "$out/gpu-$label-e2e.json" || status=1
+else
+  echo "no photos in $photos: e2e skipped" >&2
+fi
 
-compile=()
-[ "${TORCH_COMPILE:-1}" = 1 ] && compile=(--torch-compile)
-providers=(cuda)
-$py -c 'from clothes_extractor.runtime.session import probe_provider as p; exit(not p("tensorrt")[0])' 2>/dev/null \
-  && providers+=(tensorrt)
-batches=(--batch-sizes "${BATCHES:-1,8,32,128}")
-for m in "${models[@]}"; do
-  # onnxruntime with CUDA graphs (numpy in/out one batch at a time, device-resident, and numpy
-  # in/out streamed with copies overlapping compute) and PyTorch, interleaved in one run so
-  # every ratio is measured side by side
-  $py -m clothes_extractor bench --model "$work/$m-fp16.onnx" --provider cuda "${batches[@]}" "${quick[@]}" \
-    --io host,device,pipelined --cuda-graph --torch-baseline "$work/$m.pt" "${compile[@]}" \
-    --label "$label" --out "$out/gpu-$label-$m.json" || status=1
-  # onnxruntime's TensorRT provider and the TensorRT engine run directly, where TensorRT is installed
-  if [[ " ${providers[*]} " == *" tensorrt "* ]]; then
-    $py -m clothes_extractor bench --model "$work/$m-fp16.onnx" --provider tensorrt "${batches[@]}" "${quick[@]}" \
-      --label "$label-trt-provider" --out "$out/gpu-$label-$m-trt-provider.json" || status=1
-  fi
-  if [ -f "$work/$m-fp16.engine" ]; then
-    $py -m clothes_extractor bench --model "$work/$m-fp16.engine" "${batches[@]}" "${quick[@]}" \
-      --label "$label-engine" --out "$out/gpu-$label-$m-engine.json" || status=1
-  fi
+for f in "$out"/gpu-"$label"-generator-*.json "$out/gpu-$label-g32.json" "$out/gpu-$label-e2e.json"; do
+  [ -f "$f" ] && $py -m clothes_extractor bench compare "$f" --markdown "${f%.json}.md"
 done
-for m in "${models[@]}"; do
-  $py -m clothes_extractor bench compare "$out"/gpu-"$label"-"$m"*.json --markdown "$out/gpu-$label-$m.md"
-done
-echo "results in $out (parity status $status)"
+step "done (status $status)"
 exit $status

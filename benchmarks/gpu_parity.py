@@ -2,62 +2,47 @@
 
     python3 benchmarks/gpu_parity.py MODEL.onnx [MODEL.onnx ...] --out results/parity.json
 
-Paths: the CUDA provider with numpy in/out, CUDA with IO binding and CUDA graphs, the
-pipelined runner (three buffer slots, copies overlapping compute), and TensorRT where it
-is installed: onnxruntime's TensorRT provider and an engine built here, run directly.
-Exits non-zero if any path differs from the CPU by more than the export tolerance of the
-model's precision.
+Paths: the CUDA provider with numpy in/out (``ModelSession.run``), IO binding with CUDA
+graphs and the pipelined runner (``bench.iobinding``: three buffer slots, copies
+overlapping compute), and onnxruntime's TensorRT provider where libnvinfer loads. A
+catalog-resolution generator is also checked with its photo at 1024x768. Exits non-zero
+if any path differs from the CPU by more than the export tolerance of the model's precision.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from clothes_extractor.bench.runner import synthetic_feeds
-from clothes_extractor.export.onnx_export import TOLERANCES  # the export check's bounds
-from clothes_extractor.runtime.session import ModelSession, SessionSettings, probe_provider
-
-
-def _engine(model_path: Path, folder: Path, fp16: bool):
-    """A TensorRT engine of the model (built here), or None without the tensorrt package."""
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
-        return None
-    from clothes_extractor.export.tensorrt import build_engine
-    from clothes_extractor.runtime.engine import EngineSession
-
-    engine = folder / f"{model_path.stem}.engine"
-    build_engine(model_path, engine, min_batch=1, opt_batch=8, max_batch=32, fp16=fp16)
-    return EngineSession(engine)
-
-
-def _pipelined(model_path: Path):
-    from clothes_extractor.runtime.gpu import PipelinedRunner
-
-    session = ModelSession(model_path, "cuda", settings=SessionSettings(cuda_graph=True))
-    runner = PipelinedRunner(session, cuda_graph=True)
-    runner.warm_up([1, 8, 32])  # 7 is padded onto 8's graph
-    # a stream of two batches through the three-slot upload/compute/download pipeline
-    return lambda **feeds: list(runner.map([feeds, feeds]))[-1]
+from clothes_extractor.bench.iobinding import BoundRunner, PipelinedRunner
+from clothes_extractor.eval.synthetic import synthetic_feeds
+from clothes_extractor.export.onnx_export import FLOW_TOLERANCES, TOLERANCES, tolerance_key
+from clothes_extractor.runtime.providers import SessionSettings, probe_provider
+from clothes_extractor.runtime.session import ModelSession
 
 
 def _graphs(model_path: Path):
     session = ModelSession(model_path, "cuda", settings=SessionSettings(cuda_graph=True))
-    session._bound.warm_up([8, 32])
-    return session.run  # the second run of a size replays its captured graph
+    runner = BoundRunner(session, cuda_graph=True)
+    return lambda **feeds: runner.run(**feeds)  # the second run of a shape replays its captured graph
+
+
+def _pipelined(model_path: Path):
+    session = ModelSession(model_path, "cuda", settings=SessionSettings(cuda_graph=True))
+    runner = PipelinedRunner(session, cuda_graph=True)
+    # a stream of two batches through the three-slot upload/compute/download pipeline
+    return lambda **feeds: list(runner.map([feeds, feeds]))[-1]
 
 
 def check(model_path: Path) -> list[dict]:
     reference = ModelSession(model_path, "cpu")
-    tolerance = TOLERANCES[reference.contract.precision]
+    contract = reference.contract
+    table = FLOW_TOLERANCES if contract.catalog_resolution else TOLERANCES
+    tolerance = table[tolerance_key(contract.precision, reference.metadata)]
     factories = {
         "cuda": lambda: ModelSession(model_path, "cuda").run,
         "cuda-graph": lambda: _graphs(model_path),
@@ -65,36 +50,37 @@ def check(model_path: Path) -> list[dict]:
     }
     if probe_provider("tensorrt")[0]:
         factories["tensorrt"] = lambda: ModelSession(model_path, "tensorrt").run
-    folder = Path(tempfile.mkdtemp())
-    factories["tensorrt-engine"] = lambda: _engine(model_path, folder, reference.contract.precision == "fp16")
     paths = {}
     for name, factory in factories.items():
         try:
             paths[name] = factory()
         except Exception as exc:  # noqa: BLE001 - reported as a failed path below
             paths[name] = exc
-    if paths["tensorrt-engine"] is None:  # no tensorrt package: nothing to check
-        del paths["tensorrt-engine"]
+    sizes = [None] + ([(1024, 768)] if contract.catalog_resolution else [])
     rows = []
-    for batch in (1, 7, 32):  # 7: a tail batch, padded onto a captured graph
-        feeds = synthetic_feeds(reference, batch, seed=batch)
-        expected = reference.run(**feeds).astype(np.int16)
-        for name, run in paths.items():
-            try:
-                if isinstance(run, Exception):
-                    raise run
-                for _ in range(2):
-                    got = run(**feeds).astype(np.int16)
-                diff = np.abs(got - expected)
-                row = {"path": name, "batch": batch, "max_abs": int(diff.max()), "mean_abs": float(diff.mean())}
-                row["ok"] = row["max_abs"] <= tolerance[0] and row["mean_abs"] <= tolerance[1]
-            except Exception as exc:  # noqa: BLE001 - every path is reported, failures included
-                row = {"path": name, "batch": batch, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            row["model"] = model_path.name
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    shutil.rmtree(folder, ignore_errors=True)
+    for photo_size in sizes:
+        for batch in (1, 7, 32):  # 7: a tail batch
+            feeds = synthetic_feeds(contract, batch, seed=batch, photo_size=photo_size)
+            expected = {k: v.astype(np.int16) for k, v in reference.run(**feeds).items()}
+            for name, run in paths.items():
+                rows.append(_compare(name, run, feeds, expected, tolerance, batch, photo_size, model_path))
     return rows
+
+
+def _compare(name, run, feeds, expected, tolerance, batch, photo_size, model_path) -> dict:
+    row = {"model": model_path.name, "path": name, "batch": batch, "photo": list(photo_size) if photo_size else None}
+    try:
+        if isinstance(run, Exception):
+            raise run
+        for _ in range(2):
+            got = run(**feeds)
+        worst = [np.abs(got[k].astype(np.int16) - v) for k, v in expected.items()]
+        row.update(max_abs=int(max(d.max() for d in worst)), mean_abs=float(max(d.mean() for d in worst)))
+        row["ok"] = row["max_abs"] <= tolerance[0] and row["mean_abs"] <= tolerance[1]
+    except Exception as exc:  # noqa: BLE001 - every path is reported, failures included
+        row.update(ok=False, error=f"{type(exc).__name__}: {exc}")
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def main() -> int:

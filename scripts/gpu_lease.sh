@@ -3,11 +3,13 @@
 # per call (see ../shared/gpu/README.md): run the GPU checks and train the generator
 # candidates there in one command. Two halves:
 #
-#   here:  [INIT=CHECKPOINT] bash scripts/gpu_lease.sh prepare [VITON_DIR]
+#   here:  [INIT=CHECKPOINT] [RENDERER=U-NET.onnx] bash scripts/gpu_lease.sh prepare [VITON_DIR]
 #          -> .lease/p1 .. .lease/pN (ignored by git): onnxruntime-gpu without its TensorRT
-#             provider (xz), the VITON training shards, the first 500 validation pairs and,
-#             with INIT, that checkpoint's weights as fp16 (a warm start), split into
-#             pieces of at most 62 MiB; prints the device calls to make.
+#             provider (xz), the VITON training shards, the first 500 validation pairs, the
+#             VITON-HD sample photos (extract's end-to-end check), the warping generator's
+#             renderer (RENDERER: the ngf-32 U-Net's ONNX file) and, with INIT, that
+#             checkpoint's weights as fp16 (a warm start), split into pieces of at most
+#             62 MiB; prints the device calls to make.
 #   there: each piece call copies its piece to /tmp/lease; the last call runs
 #          DEADLINE_S=585 bash scripts/gpu_lease.sh run
 #          -> $OUT: gpures.tar (gpu_check results; a gpures/ folder as they come if the run
@@ -57,6 +59,8 @@ if [ "$mode" = prepare ]; then
   if [ -n "${INIT:-}" ]; then  # network weights only, as fp16: a few MB instead of ~90 with the optimizers
     slim_checkpoint "$INIT" "$work/pl/init.pt"
   fi
+  [ -n "${RENDERER:-}" ] && cp "$RENDERER" "$work/pl/renderer.onnx"
+  mkdir -p "$work/pl/photos" && cp "$(dirname "$viton")"/viton-hd-sample/train/image/*.jpg "$work/pl/photos/" 2>/dev/null || true
   (cd "$work/ort" && python3 -m zipfile -e "$cache/onnxruntime_gpu-$ver-"*.whl . \
     && rm -rf onnxruntime/transformers onnxruntime/quantization onnxruntime/tools \
       onnxruntime/capi/libonnxruntime_providers_tensorrt.so)
@@ -112,12 +116,12 @@ utilpid=$!
 datapid=$!
 export PYTHONPATH=/tmp/ortgpu:$PWD PYTHONUNBUFFERED=1
 python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())"
-timeout 90 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_session.py tests/test_export.py tests/test_bench.py 2>&1 | tail -n 8
-el "gpu tests done; gpu_check gets ${CHECK_S}s"
+el "gpu_check gets ${CHECK_S}s (the GPU tests first: their failure fails this run)"
 mkdir -p "$OUT/gpures"
-MODELS=${MODELS:-g64 g32} BATCHES=${BATCHES:-1,32,128} TORCH_COMPILE=${TORCH_COMPILE:-0} \
-  timeout "$CHECK_S" bash benchmarks/gpu_check.sh "$OUT/gpures"
-el "gpu_check rc=$?"
+BATCHES=${BATCHES:-1,32,128} E2E_COPIES=${E2E_COPIES:-2000} \
+  timeout "$CHECK_S" bash benchmarks/gpu_check.sh "$OUT/gpures" /tmp/pl/photos
+check_rc=$?
+el "gpu_check rc=$check_rc"
 (cd "$OUT" && tar cf gpures.tar gpures && rm -rf gpures)
 
 # 2. training (PyTorch only) for what is left, less ~75 s for start-up, the last validation and packing
@@ -125,6 +129,7 @@ wait $datapid
 el "data: $(wc -l < /tmp/viton/train_pairs.txt) train, $(wc -l < /tmp/viton/val_pairs.txt) val pairs"
 export PYTHONPATH=$PWD
 [ -f /tmp/pl/init.pt ] && export TRAIN_ARGS="--init /tmp/pl/init.pt ${TRAIN_ARGS:-}"
+[ -f /tmp/pl/renderer.onnx ] && export RENDERER=/tmp/pl/renderer.onnx
 TRAIN_MIN=$(python3 -c "print(round(($DEADLINE_S - $(($(date +%s) - T0)) - 75) / 60, 2))")
 el "training for $TRAIN_MIN min (${TRAIN_ARGS:-no extra arguments})"
 if python3 -c "exit(not $TRAIN_MIN >= 1)"; then
@@ -146,4 +151,5 @@ for run in /tmp/runs/*/; do
 done
 (cd /tmp && tar cf "$OUT/results.tar" --ignore-failed-read "${keep[@]}")
 ls -la "$OUT"
-el done
+el "done (gpu checks rc=$check_rc)"
+exit "$check_rc"

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Train the default-generator candidates side by side on one GPU, each for the same wall
 # time, with the data decoded once and held on the GPU (--data-on-device):
-#   g16     ngf 16, L1 + SSIM, no discriminator   (1.8 M parameters, 3.7 MB as fp16 ONNX)
-#   g32     ngf 32, L1 + SSIM, no discriminator   (7.3 M parameters, 14.6 MB as fp16 ONNX)
+#   flow    the warping generator (the default since round 2): ngf 24, grid levels 5, residual
+#           offsets bounded to 2 px, the ngf-32 U-Net as its frozen renderer (RENDERER=its ONNX
+#           file, required), L1 + SSIM + the warp pyramid, no discriminator
+#   g16     U-Net ngf 16, L1 + SSIM, no discriminator   (1.8 M parameters, 3.7 MB as fp16 ONNX)
+#   g32     U-Net ngf 32, L1 + SSIM, no discriminator   (7.3 M parameters, 14.6 MB as fp16 ONNX)
 # (no PatchGAN: on the CPU runs an adversarial loss cost SSIM and PSNR, which are what the
 # default model is judged by; `train` keeps it, --gan-weight.) Small U-Nets leave much of
 # an H100/H200 idle, so two runs at once cost little more than one. The learning rate is constant for the first half of the time and decays linearly
 # to 0 over the second half (--lr-schedule linear with --time-limit).
 #
 #   bash scripts/train_generators_gpu.sh DATA RUNS [MINUTES]    (default 5 minutes)
-#   CANDIDATES="g32" bash scripts/train_generators_gpu.sh ...     (one candidate only)
+#   CANDIDATES="g32" bash scripts/train_generators_gpu.sh ...     (one candidate only; default: flow)
 #   TRAIN_ARGS="--init CKPT --lr-g 1e-4" bash ...                 (more train options, every run)
 #
 # DATA: VITON in the CP-VTON layout (../shared/data/unpack.sh DEST makes it). Each run
@@ -20,16 +23,18 @@ runs=${2:?usage: train_generators_gpu.sh DATA RUNS [MINUTES]}
 minutes=${3:-5}
 py=${PYTHON:-python3}
 mkdir -p "$runs"
-common=(--task generator --data "$data" --depth 6 --batch-size 32 --epochs 1000 --time-limit "$minutes"
-  --lr-schedule linear --l1-weight 100 --ssim-weight 10 --val-every 2 --data-on-device --workers 4
-  --log-every 200)
+common=(--task generator --data "$data" --batch-size 32 --epochs 1000 --time-limit "$minutes"
+  --lr-schedule linear --val-every 2 --data-on-device --workers 4 --log-every 200 --gan-weight 0)
 declare -A extra=(
-  [g16]="--ngf 16 --gan-weight 0 --no-dropout"
-  [g32]="--ngf 32 --gan-weight 0 --no-dropout"
+  [flow]="--arch flow --ngf 24 --top 8 --target-ngf 12 --depth 5 --residual-px 2 --renderer ${RENDERER:-missing.onnx}
+    --l1-weight 10 --ssim-weight 10 --warp-weight 20 --tv-weight 0.2 --tv2-weight 1 --composition-weight 0.5
+    --alpha-weight 2 --framing 0.25"
+  [g16]="--depth 6 --ngf 16 --no-dropout --l1-weight 100 --ssim-weight 10"
+  [g32]="--depth 6 --ngf 32 --no-dropout --l1-weight 100 --ssim-weight 10"
 )
 pids=()
-for name in ${CANDIDATES:-g16 g32}; do
-  [ -n "${extra[$name]:-}" ] || { echo "unknown candidate $name (g16, g32)" >&2; exit 2; }
+for name in ${CANDIDATES:-flow}; do
+  [ -n "${extra[$name]:-}" ] || { echo "unknown candidate $name (flow, g16, g32)" >&2; exit 2; }
   # shellcheck disable=SC2086  # the extra options are meant to split
   $py -m clothes_extractor -v train "${common[@]}" ${extra[$name]} ${TRAIN_ARGS:-} --out "$runs/$name" > "$runs/$name.log" 2>&1 &
   pids+=($!)

@@ -313,6 +313,7 @@ def bench_extract(
     cpu_streams: int | None = None,
     processes: bool | None = None,
     ceiling: bool = True,
+    output_size: str = "model",
 ) -> dict[str, Any]:
     """Time ``extract`` on a folder of real photos, with each stage's share of the work (threads
     only) and, in the same run, the host ceiling it is read against."""
@@ -323,7 +324,8 @@ def bench_extract(
     session_settings = SessionSettings(cpu_streams=cpu_streams)
     model = ModelSession(model_path, provider, settings=session_settings)
     seg_session = ModelSession(segmenter, provider, settings=session_settings) if segmenter is not None else None
-    options = ExtractOptions(batch_size=batch_size, workers=workers, processes=processes)
+    # model-size outputs by default: what the host ceiling encodes, so the two compare
+    options = ExtractOptions(batch_size=batch_size, workers=workers, processes=processes, output_size=output_size)
     clock = StageClock()
     with tempfile.TemporaryDirectory(prefix="ce-bench-") as out:
         jobs = find_jobs([photo_dir], Path(out), "png", recursive=True)
@@ -341,6 +343,7 @@ def bench_extract(
         "worker_kind": "processes" if options.use_processes else "threads",
         "cpu_streams": model.cpu_streams,
         "segmenter": segmenter.name if segmenter is not None else None,
+        "output_size": output_size,
         "seconds": summary.seconds,
         "images_per_s": summary.ok / summary.seconds if summary.seconds else 0.0,
         "stage_seconds": clock.seconds,
