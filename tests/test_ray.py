@@ -19,6 +19,9 @@ from clothes_extractor.runtime.pipeline import ExtractOptions, run_extraction  #
 from clothes_extractor.runtime.session import ModelSession  # noqa: E402
 from conftest import person_photo  # noqa: E402
 
+pytestmark = pytest.mark.xdist_group("ray")
+
+
 
 @pytest.fixture(scope="module")
 def cluster():

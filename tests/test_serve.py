@@ -23,6 +23,9 @@ from conftest import ROOT, TINY_SIZE, cli_env, person_photo
 pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
 pytest.importorskip("uvicorn", reason="the [serve] extra is not installed")
 
+pytestmark = pytest.mark.xdist_group("serve")
+
+
 
 def free_port() -> int:
     with socket.socket() as sock:

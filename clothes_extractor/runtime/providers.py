@@ -98,7 +98,8 @@ def _distributions_hint() -> str:
 def register_rtx_plugin(ort: Any) -> list[Any]:
     """Register the TensorRT-RTX plugin library with onnxruntime; its devices (maybe none).
 
-    ``ProviderError`` with the install command when the wheel is missing.
+    ``ProviderError`` with the install command when the wheel is missing, or with the
+    loader's reason when its library cannot load here (no NVIDIA driver, say).
     """
     try:
         plugin = __import__(RTX_PLUGIN)
@@ -106,10 +107,14 @@ def register_rtx_plugin(ort: Any) -> list[Any]:
         raise ProviderError(
             'the rtx provider (TensorRT for RTX) needs its plugin wheel: pip install "clothes-extractor[rtx]"'
         ) from None
-    library = plugin.get_library_path()
-    if PROVIDERS["rtx"] not in {d.ep_name for d in ort.get_ep_devices()}:
-        ort.register_execution_provider_library(PROVIDERS["rtx"], library)
-    return [d for d in ort.get_ep_devices() if d.ep_name == PROVIDERS["rtx"]]
+    name = plugin.get_ep_name()
+    if name not in {d.ep_name for d in ort.get_ep_devices()}:
+        try:
+            ort.register_execution_provider_library(name, plugin.get_library_path())
+        except Exception as exc:  # onnxruntime's own untyped error
+            reason = str(exc).split("with error:")[-1].strip() or type(exc).__name__
+            raise ProviderError(f"the rtx provider's plugin (TensorRT for RTX) does not load here: {reason}") from None
+    return [d for d in ort.get_ep_devices() if d.ep_name == name]
 
 
 def _requested_providers(ort: Any, provider: str) -> list[str]:
