@@ -22,7 +22,6 @@ from conftest import person_photo  # noqa: E402
 pytestmark = pytest.mark.xdist_group("ray")
 
 
-
 @pytest.fixture(scope="module")
 def cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)

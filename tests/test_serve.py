@@ -26,7 +26,6 @@ pytest.importorskip("uvicorn", reason="the [serve] extra is not installed")
 pytestmark = pytest.mark.xdist_group("serve")
 
 
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

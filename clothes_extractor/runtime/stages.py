@@ -221,7 +221,8 @@ def prepare(job: ExtractJob, plan: Plan) -> Prepared | NeedsMask:
         if alpha is not None:
             return fit_photo(job, alpha, "alpha", plan, photo)
     if segmenter is None:
-        load_photo(job.photo)  # a broken photo is reported as such, before the missing mask
+        # a broken or tiny photo is reported as such, before the missing mask
+        load_photo(job.photo, lambda shown: _check_size(shown, job.photo) or 1.0)
         raise InputError(NO_MASK_HELP)
     detail_size = (segmenter.height * DETAIL_FACTOR, segmenter.width * DETAIL_FACTOR)
 

@@ -1,0 +1,131 @@
+"""The audit's hostile folder, small: odd files of every kind, symlink loops, an unreadable
+subfolder, SIGKILLs and reruns. Every good photo is written, every bad one reported with a
+reason, the exit code is 1, nothing half-written or stray survives, and no traceback."""
+
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import cli_env, person_photo
+
+
+def _png_header_only(path: Path, side: int) -> None:
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IEND", b""))
+
+
+def hostile_folder(root: Path, good: int = 40) -> tuple[Path, Path, dict[str, str]]:
+    """(photos, masks, bad file name -> a word its reason must contain)."""
+    photos, masks = root / "in", root / "masks"
+    (photos / "sub").mkdir(parents=True)
+    masks.mkdir()
+    for i in range(good):
+        photo, mask = person_photo(i % 11, size=(240, 320))
+        folder = photos / "sub" if i % 5 == 0 else photos
+        photo.save(folder / f"g{i:03d}.jpg", quality=92)
+        mask.save(masks / f"g{i:03d}.png")
+    bad = {}
+    (photos / "empty.jpg").write_bytes(b"")
+    bad["empty.jpg"] = "empty file"
+    data = (photos / "g001.jpg").read_bytes()
+    (photos / "cut.jpg").write_bytes(data[: len(data) // 3])
+    bad["cut.jpg"] = "truncated"
+    (photos / "notes.png").write_text("hello")
+    bad["notes.png"] = "not an image"
+    _png_header_only(photos / "bomb.png", 20000)
+    bad["bomb.png"] = "decompression-bomb"
+    Image.new("RGB", (1, 1), (255, 0, 0)).save(photos / "dot.png")
+    bad["dot.png"] = "too small"
+    Image.new("RGB", (300, 400), (200, 200, 200)).save(photos / "nomask.png")
+    bad["nomask.png"] = "no garment mask"
+    person_photo(3)[0].save(photos / "emptymask.jpg")
+    Image.new("L", (120, 160), 0).save(masks / "emptymask.png")
+    bad["emptymask.jpg"] = "mask is empty"
+    os.symlink(photos / "loop-b.jpg", photos / "loop-a.jpg")
+    os.symlink(photos / "loop-a.jpg", photos / "loop-b.jpg")
+    bad["loop-a.jpg"] = "symbolic link loop"
+    bad["loop-b.jpg"] = "symbolic link loop"
+    os.symlink(photos, photos / "sub" / "up")
+    bad["up"] = "folder loop"
+    (photos / ".hidden.jpg").write_bytes(data)  # skipped, not reported
+    (photos / "readme.txt").write_text("not a photo name")  # skipped, not reported
+    # odd but good: CMYK, 16-bit grey, a palette PNG
+    rgb, mask = person_photo(4, size=(240, 320))
+    rgb.convert("CMYK").save(photos / "cmyk.jpg")
+    Image.fromarray((np.asarray(rgb.convert("L")).astype(np.uint16) * 257)).save(photos / "grey16.png")
+    rgb.convert("P").save(photos / "palette.png")
+    for name in ("cmyk", "grey16", "palette"):
+        mask.save(masks / f"{name}.png")
+    return photos, masks, bad
+
+
+def extract(args, kill_after: float | None = None) -> subprocess.CompletedProcess | None:
+    command = [sys.executable, "-m", "clothes_extractor", *map(str, args)]
+    if kill_after is None:
+        return subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=300)
+    process = subprocess.Popen(command, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(kill_after)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    return None
+
+
+def test_a_hostile_folder_with_kills_and_reruns(tiny_model_path, tmp_path):
+    photos, masks, bad = hostile_folder(tmp_path)
+    out, report = tmp_path / "out", tmp_path / "report.jsonl"
+    args = ["extract", photos, "-o", out, "-r", "--model", tiny_model_path, "--masks", masks, "--no-segmenter"]
+    args += ["--batch-size", "2", "--workers", "2", "--report", report]
+    for delay in (0.6, 0.9, 1.2, 1.5):  # SIGKILL at several moments: start-up, mid-batch, writing
+        extract(args, kill_after=delay)
+    done = extract(args)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    results = {Path(r["input"]).name: r for r in map(json.loads, report.read_text().splitlines())}
+    good = {p.stem for p in photos.rglob("g*.jpg")} | {"cmyk", "grey16", "palette"}
+    for name, word in bad.items():
+        assert results[name]["status"] == "error" and word in results[name]["error"], (name, results[name])
+    assert {Path(r["input"]).stem for r in results.values() if r["status"] in ("ok", "skipped")} == good
+    written = {p.relative_to(out).with_suffix("").as_posix() for p in out.rglob("*") if p.is_file()}
+    assert {Path(w).name for w in written} == good  # every good photo, nothing else
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no partial file left by the kills
+    for path in out.rglob("*.png"):
+        Image.open(path).load()
+    assert ".hidden.jpg" not in results and "readme.txt" not in results
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv to drop root's read-everything capability")
+def test_an_unreadable_subfolder_is_reported_by_extract(tiny_model_path, tmp_path):
+    photos, masks = tmp_path / "in", tmp_path / "masks"
+    (photos / "locked").mkdir(parents=True)
+    masks.mkdir()
+    photo, mask = person_photo(0)
+    photo.save(photos / "ok.jpg")
+    photo.save(photos / "locked" / "hidden.jpg")
+    mask.save(masks / "ok.png")
+    (photos / "locked").chmod(0)
+    drop = "-dac_override,-dac_read_search"
+    try:
+        done = subprocess.run(
+            ["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}", sys.executable, "-m", "clothes_extractor",
+             "extract", str(photos), "-o", str(tmp_path / "out"), "-r", "--model", str(tiny_model_path),
+             "--masks", str(masks)],
+            env=cli_env(), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        (photos / "locked").chmod(0o755)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "locked: Permission denied" in done.stderr and "1 extracted" in done.stderr
