@@ -1,17 +1,21 @@
-"""Helpers shared by the commands: error reporting, interrupts, shared options, progress."""
+"""Helpers shared by the commands: error reporting, interrupts, shared options, progress,
+the output folder check and the JSON Lines report of folder jobs."""
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import signal
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import click
 
-from ..errors import ClothesExtractorError
+from ..errors import ClothesExtractorError, OutputError
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -128,3 +132,49 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """Fail before any work if results cannot be written to ``out_dir``."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write to the output folder {out_dir}: {exc.strerror or exc}; "
+            "choose another -o folder or fix its permissions"
+        ) from None
+
+
+class Report:
+    """The JSON Lines report. A failing write (a full disk) stops the report, not the job:
+    the problem is printed once and the exit code becomes 1."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.handle, self.failed = path, None, None
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = open(path, "w", encoding="utf-8", buffering=1)
+        except OSError as exc:
+            raise OutputError(f"cannot write the report file {path}: {exc.strerror or exc}") from None
+
+    def write(self, record: dict) -> None:
+        if self.handle is None:
+            return
+        try:
+            self.handle.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            self.failed = f"the report {self.path} could not be written on ({exc.strerror or exc}); it is incomplete"
+            click.echo(f"warning: {self.failed}", err=True)
+            self.close()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            try:
+                self.handle.close()
+            except OSError:
+                pass
+            self.handle = None

@@ -1,8 +1,11 @@
-"""``clothes-extractor extract``: photos -> garment images (a folder, or one file)."""
+"""``clothes-extractor extract``: photos -> garment images (a folder, or one file).
+
+It is long because its option table (some thirty options, each with its help) is half of it;
+the work itself is in ``runtime.pipeline`` and, with ``--ray``, ``distributed.ray_job``.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -10,61 +13,15 @@ from typing import Any
 
 import click
 
-from ..errors import InputError, OutputError
+from ..errors import InputError
 from ..runtime.providers import PROVIDER_CHOICES
-from .common import Progress, reports_errors, verbose_option
+from .common import Progress, Report, check_output_dir, reports_errors, verbose_option
 
 FORMATS = ("png", "jpg", "webp")
 IMAGE_OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MAX_FAILURES_SHOWN = 20
 SHEET_ROWS = 8
 MAX_DOWNLOAD_BYTES = 50 * 2**20
-
-
-def _check_output_dir(out_dir: Path) -> None:
-    """Fail before any work if results cannot be written to ``out_dir``."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise OutputError(
-            f"cannot write to the output folder {out_dir}: {exc.strerror or exc}; "
-            "choose another -o folder or fix its permissions"
-        ) from None
-
-
-class Report:
-    """The JSON Lines report. A failing write (a full disk) stops the report, not the job:
-    the problem is printed once and the exit code becomes 1."""
-
-    def __init__(self, path: Path | None):
-        self.path, self.handle, self.failed = path, None, None
-        if path is None:
-            return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.handle = open(path, "w", encoding="utf-8", buffering=1)
-        except OSError as exc:
-            raise OutputError(f"cannot write the report file {path}: {exc.strerror or exc}") from None
-
-    def write(self, record: dict) -> None:
-        if self.handle is None:
-            return
-        try:
-            self.handle.write(json.dumps(record) + "\n")
-        except OSError as exc:
-            self.failed = f"the report {self.path} could not be written on ({exc.strerror or exc}); it is incomplete"
-            click.echo(f"warning: {self.failed}", err=True)
-            self.close()
-
-    def close(self) -> None:
-        if self.handle is not None:
-            try:
-                self.handle.close()
-            except OSError:
-                pass
-            self.handle = None
 
 
 def _fetch(url: str, folder: Path) -> Path:
@@ -328,9 +285,9 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     extract_options = _extract_options(options, fmt)
     save_masks, sheet = options["save_masks"], options["sheet"]
     check_output_folders(inputs, out_dir, save_masks)
-    _check_output_dir(out_dir)
+    check_output_dir(out_dir)
     if save_masks is not None:
-        _check_output_dir(save_masks)
+        check_output_dir(save_masks)
     if sheet is not None:
         check_writable_file(sheet, "--sheet", (".png", ".jpg", ".jpeg", ".webp"))
     mask_index = MaskIndex(options["masks"]) if options["masks"] is not None else None
@@ -406,7 +363,7 @@ def _summarise(summary, failures, report_path, report, sheet, finished, generato
 
 def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any]) -> None:
     """The folder job on Ray: the same stages, models in actor pools, outputs from the workers."""
-    from ..distributed.ray_job import RayOptions, find_remote_jobs, is_remote, run_on_ray
+    from ..distributed.ray_job import RayOptions, find_remote_jobs, is_remote, run_on_ray, to_remote_output
     from ..runtime.jobs import MaskIndex, check_output_folders, find_jobs
 
     fmt = options["fmt"]
@@ -417,16 +374,12 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
     local = [Path(i) for i in inputs if not is_remote(i)]
     if not is_remote(output):
         check_output_folders(local, Path(output), options["save_masks"])
-        _check_output_dir(Path(output))
+        check_output_dir(Path(output))
     masks = MaskIndex(options["masks"]) if options["masks"] is not None else None
     out_dir: Any = output if is_remote(output) else Path(output)
     jobs = find_jobs(local, Path(output), fmt, masks, options["recursive"], options["save_masks"]) if local else []
     if is_remote(output):
-        base = Path(output)  # folded like the jobs' own paths ("s3:/..."): the URI is rebuilt as a string
-        jobs = [
-            type(j)(j.photo, f"{output.rstrip('/')}/{Path(j.output).relative_to(base).as_posix()}", j.mask, j.error)
-            for j in jobs
-        ]
+        jobs = to_remote_output(jobs, Path(output), output)
     jobs += find_remote_jobs(remote, str(out_dir), fmt, options["recursive"])
     if not jobs:
         raise click.ClickException(f"no photos found in {', '.join(inputs)}")

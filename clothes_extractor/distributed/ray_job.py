@@ -14,6 +14,7 @@ remote photo is fetched by the task that prepares it; an output is uploaded in o
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pickle
 import tempfile
@@ -256,6 +257,20 @@ def find_remote_jobs(inputs: Iterable[str], out_dir: str, fmt: str, recursive: b
                 ExtractJob(prefix + entry.path, output if is_remote(out_dir) else Path(output), MaskSource("auto"))
             )
     return jobs
+
+
+def to_remote_output(jobs: list[ExtractJob], local_base: Path, output: str) -> list[ExtractJob]:
+    """Jobs found with ``local_base`` as their output folder, writing under the URI ``output``
+    instead (``local_base`` is the URI folded into a path, "s3:/...": the URI is rebuilt).
+    Masks are not saved beside remote outputs."""
+    return [
+        dataclasses.replace(
+            job,
+            output=f"{output.rstrip('/')}/{Path(job.output).relative_to(local_base).as_posix()}",
+            mask_output=None,
+        )
+        for job in jobs
+    ]
 
 
 def run_on_ray(

@@ -303,7 +303,10 @@ class Extraction:
 
     def collect_writes(self) -> None:
         while self.writing and self.writing[0].done():
-            self.emit(self.writing.popleft().result())
+            # Emitted before it leaves ``writing``: an interrupt in between makes ``abandon``
+            # report it (once more at worst), never drops a written file from the report.
+            self.emit(self.writing[0].result())
+            self.writing.popleft()
 
     # -- bookkeeping -------------------------------------------------------------------------
 
