@@ -1,10 +1,12 @@
-"""The Python API: open a model, turn one photo (or a list) into one garment image.
+"""The Python API: open a model, turn one photo (or a list) into one garment image, dress a
+person in a garment.
 
-    from clothes_extractor import extract_garment, new_session
+    from clothes_extractor import dress, extract_garment, new_session
 
     garment = extract_garment("photo.jpg")                       # bundled models, best provider
     with new_session("generator", provider="cpu") as generator:
         garments = extract_garment([photo_a, photo_b], generator=generator)
+    dressed = dress("person.jpg", garment)                       # stage two: try it on
 
 A photo or mask is a path, bytes (an encoded image) or a PIL image. The fitting, the mask
 rules and the models are those of ``extract``: the same photo gives the same pixels.
@@ -157,4 +159,63 @@ def _run_batches(generator: ModelSession, prepared: list[Prepared], plan: Plan) 
     return garments  # type: ignore[return-value]
 
 
-__all__ = ["PhotoLike", "extract_garment", "new_session"]
+def dress(
+    person: PhotoLike | Sequence[PhotoLike],
+    garment: PhotoLike | Sequence[PhotoLike],
+    *,
+    garment_from_photo: bool = False,
+    tryon: ModelSession | None = None,
+    parser: ModelSession | None = None,
+    generator: ModelSession | None = None,
+) -> Image.Image | list[Image.Image]:
+    """The person of ``person`` wearing ``garment`` (a catalog image on white or transparent),
+    as an RGB image of the person photo's size; a list for lists (pairwise, as one batch).
+
+    ``garment_from_photo``: ``garment`` is a photo of someone wearing it; stage one
+    (``extract_garment``) makes its catalog image first. Sessions default to the bundled
+    models (opened for this call and closed); the bundled segmenter is the parser. Raises
+    ``InputError`` for a bad image, a person with no upper body to dress or no garment.
+    """
+    from .runtime.dressing import Dresser, DressJob, run_dressing
+
+    many = isinstance(person, (list, tuple))
+    persons = list(person) if many else [person]
+    garments = list(garment) if isinstance(garment, (list, tuple)) else [garment] * len(persons)
+    if len(garments) != len(persons):
+        raise ValueError(f"{len(persons)} persons but {len(garments)} garments")
+    wanted = {"tryon": tryon, "segmenter": parser, "generator": generator if garment_from_photo else True}
+    opened = {task: new_session(task) for task, given in wanted.items() if given is None}
+    tryon, parser = tryon or opened.get("tryon"), parser or opened.get("segmenter")
+    try:
+        if garment_from_photo:
+            garments = extract_garment(garments, generator=generator or opened["generator"], segmenter=parser)
+        dresser = Dresser(tryon, parser)
+        with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
+            folder = Path(tmp)
+            jobs = [
+                DressJob(
+                    _as_file(p, folder, f"person-{i}"), _as_file(g, folder, f"garment-{i}"), folder / f"out-{i}.png"
+                )
+                for i, (p, g) in enumerate(zip(persons, garments, strict=True))
+            ]
+            results = {}
+            run_dressing(
+                dresser, jobs, batch_size=len(jobs), overwrite=True, on_result=lambda r: results.update({r.output: r})
+            )
+            for job in jobs:
+                result = results[str(job.output)]
+                if result.status != "ok":
+                    raise InputError(result.error)
+            dressed = [_read_back(job.output) for job in jobs]
+    finally:
+        for session in opened.values():
+            session.close()
+    return dressed if many else dressed[0]
+
+
+def _read_back(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+__all__ = ["PhotoLike", "dress", "extract_garment", "new_session"]

@@ -22,6 +22,7 @@ from .commands.extract import extract
 from .commands.info import info
 from .commands.serve import serve
 from .commands.train import train
+from .commands.tryon import tryon
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +33,7 @@ def cli(verbose: int) -> None:
     set_verbosity(verbose)
 
 
-for command in (extract, serve, info, export, train, evaluate, data, bench):
+for command in (extract, tryon, serve, info, export, train, evaluate, data, bench):
     cli.add_command(command)
 
 

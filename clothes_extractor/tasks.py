@@ -92,7 +92,19 @@ TASKS = {
         ("iou", False),
         False,
     ),
+    "tryon": Task(
+        "tryon",
+        4,  # each side: RGB and a mask (the person painted grey where it is dressed anew; the garment)
+        3,
+        "tanh",
+        "clothes-extractor try-on: person + catalog garment -> the person wearing it",
+        "ssim",
+        ("gmsd", True),
+        True,
+    ),
 }
+# The parser's classes a try-on dresses anew: the old top and the arms it shaped.
+TRYON_REGION_CLASSES = ("upper", "arms")
 
 
 def task_of(name: str) -> Task:

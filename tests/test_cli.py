@@ -16,6 +16,7 @@ from conftest import TINY_SIZE, VITON_HD_SAMPLE, VITON_VAL, cli_env, cp_vton_sub
 
 COMMANDS = [
     ["extract"],
+    ["tryon"],
     ["serve"],
     ["info"],
     ["export"],

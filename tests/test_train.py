@@ -585,3 +585,93 @@ def test_a_trained_unet_renders_for_the_warping_generator(synthetic, tmp_path, t
     assert done.exit_code == 0, done.output
     with pytest.raises(Exception, match="not a pix2pix U-Net"):
         unet_from_onnx(tmp_path / "h.onnx")
+
+
+def test_tryon_network_keeps_the_person_outside_the_region_and_starts_at_the_identity():
+    from clothes_extractor.train.tryon import ServedTryOn, TryOnConfig, TryOnGenerator, tryon_inputs
+
+    torch.manual_seed(0)
+    model = TryOnGenerator(TryOnConfig(height=64, width=48, ngf=4, levels=3, top=4)).eval()
+    person = torch.rand(2, 3, 64, 48) * 2 - 1
+    region = torch.zeros(2, 1, 64, 48)
+    region[:, :, 16:48, 8:40] = 1
+    garment, garment_mask = torch.rand(2, 3, 64, 48) * 2 - 1, torch.ones(2, 1, 64, 48)
+    person_side, garment_side = tryon_inputs(person, region, garment, garment_mask)
+    assert torch.all(person_side[:, :3][region.expand(-1, 3, -1, -1) > 0] == 0)  # the old top is painted out
+    with torch.no_grad():
+        out = model(person_side, garment_side)
+    outside = region.expand(-1, 3, -1, -1) == 0
+    assert torch.equal(out["image"][outside], person[outside])
+    n, _, h, w = out["grid"].shape
+    from clothes_extractor.train.flow import identity_grid
+
+    assert torch.allclose(out["grid"], identity_grid(n, h, w, out["grid"]), atol=1e-6)  # zero flow heads
+    assert torch.allclose(out["warped"], garment, atol=1e-5)
+    served = ServedTryOn(model)
+    uint8 = torch.randint(0, 256, (2, 64, 48, 3), dtype=torch.uint8)
+    masks = torch.zeros(2, 64, 48, 1, dtype=torch.uint8)
+    with torch.no_grad():
+        dressed = served(uint8, masks, uint8, masks + 255)
+    assert dressed.dtype == torch.uint8 and torch.equal(dressed, uint8)  # empty region: the photo itself
+    with pytest.raises(ValueError, match="--arch flow"):
+        TrainConfig(task="tryon", arch="unet")
+
+
+@pytest.mark.skipif(not VITON_VAL.is_file(), reason=f"{VITON_VAL} is absent")
+def test_tryon_trains_on_viton_pairs_exports_and_evaluates(tmp_path):
+    """Try-on end to end on real pairs and their parse maps: the warp, smoothness and
+    composition terms train, the export matches PyTorch, evaluate scores it paired and
+    draws the unpaired sheet."""
+    from clothes_extractor.export.onnx_export import export_checked
+    from clothes_extractor.train.checkpoint import load_model
+
+    split = cp_vton_subset(tmp_path / "viton", count=8) / "val"
+    config = TrainConfig(
+        task="tryon",
+        arch="flow",
+        data=str(split),
+        out=str(tmp_path / "run"),
+        depth=5,
+        ngf=4,
+        top=4,
+        residual_px=2.0,
+        batch_size=2,
+        max_steps=2,
+        workers=0,
+        val_fraction=0.25,
+        gan_weight=0,
+        ssim_weight=1,
+        data_on_device=True,
+        sheet_rows=2,
+    )
+    run = train(config)
+    row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"train_g_l1", "train_warp", "train_tv", "train_composition", "val_ssim", "val_gmsd"} <= set(row)
+    assert "train_alpha" not in row  # a try-on has no silhouette to learn
+    model, _ = load_model(run / "last.pt")
+    contract, checks = export_checked(model, tmp_path / "tryon.onnx", validate_on=split)
+    assert contract.task == "tryon" and [spec.name for spec in contract.inputs] == [
+        "person",
+        "region",
+        "garment",
+        "garment_mask",
+    ]
+    assert len(checks) == 2 and all(check.passed for check in checks)
+    result = run_cli(
+        "evaluate",
+        "--model",
+        tmp_path / "tryon.onnx",
+        "--data",
+        split,
+        "--split",
+        "all",
+        "--json",
+        tmp_path / "e.json",
+        "--unpaired-sheet",
+        tmp_path / "unpaired.png",
+    )
+    assert result.returncode == 0, result.stderr
+    scored = json.loads((tmp_path / "e.json").read_text())
+    assert scored["samples"] == 8 and set(scored["metrics"]) == {"ssim", "ms_ssim", "psnr", "gmsd", "sharpness"}
+    sheet = Image.open(tmp_path / "unpaired.png")
+    assert sheet.size[0] > 4 * sheet.size[1] / 6  # six rows of person + four (garment, output) pairs

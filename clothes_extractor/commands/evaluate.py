@@ -19,7 +19,7 @@ SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
     "--model",
     default="generator",
     show_default=True,
-    help="Served ONNX model, or a bundled one by task: generator, segmenter.",
+    help="Served ONNX model, or a bundled one by task: generator, segmenter, tryon.",
 )
 @click.option("--data", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option(
@@ -60,6 +60,11 @@ SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
 @click.option(
     "--worst", type=click.IntRange(min=0), default=0, show_default=True, help="Then the N worst-scored pairs."
 )
+@click.option(
+    "--unpaired-sheet",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Try-on: a sheet of persons each in four other pairs' garments (.png/.jpg/.webp).",
+)
 @verbose_option
 @reports_errors
 def evaluate(
@@ -76,22 +81,34 @@ def evaluate(
     sheet: Path | None,
     sheet_rows: int,
     worst: int,
+    unpaired_sheet: Path | None,
 ) -> None:
-    """Mean SSIM / MS-SSIM / PSNR / GMSD / sharpness (generator) or IoU (segmenter) of MODEL
-    over a dataset split. Pairs that cannot be read are reported and the rest is scored;
-    the exit code is 1 if any failed."""
+    """Mean SSIM / MS-SSIM / PSNR / GMSD / sharpness (generator; try-on, paired: each person
+    in their own garment) or IoU (segmenter; per class for a parser) of MODEL over a dataset
+    split. Pairs that cannot be read are reported and the rest is scored; the exit code is
+    1 if any failed."""
     from ..api import new_session
     from ..eval.datasets import default_split, load_samples
     from ..eval.evaluate import evaluate_model
     from ..runtime.files import check_writable_file, write_atomic
+    from ..tasks import task_of
 
-    for path, what, suffixes in ((json_path, "--output", (".json",)), (sheet, "--sheet", (".png", ".jpg", ".webp"))):
+    images = (".png", ".jpg", ".webp")
+    for path, what, suffixes in (
+        (json_path, "--output", (".json",)),
+        (sheet, "--sheet", images),
+        (unpaired_sheet, "--unpaired-sheet", images),
+    ):
         if path is not None:
             check_writable_file(path, what, suffixes)
     session = new_session(model, provider)
     task = session.contract.task
+    if unpaired_sheet is not None and task != "tryon":
+        raise click.UsageError(f"--unpaired-sheet is for try-on models; {session.path.name} is a {task}")
     split = split or default_split(data)
-    samples = load_samples(data, split, val_fraction=val_fraction, seed=seed, require_garment=task == "generator")
+    samples = load_samples(
+        data, split, val_fraction=val_fraction, seed=seed, require_garment=task_of(task).needs_garment
+    )
     samples = samples[:limit]
     progress = Progress(len(samples), "pair", "evaluate")
     try:
@@ -121,12 +138,20 @@ def evaluate(
         }
         write_atomic(json_path, (json.dumps(payload, indent=2) + "\n").encode())
     if sheet is not None and result.sheet is not None:
-        write_atomic(
-            sheet,
-            lambda handle: result.sheet.save(handle, format=sheet.suffix.lstrip(".").upper().replace("JPG", "JPEG")),
-        )
+        _save(sheet, result.sheet)
+    if unpaired_sheet is not None:
+        from ..eval.evaluate import unpaired_sheet as make_unpaired
+
+        _save(unpaired_sheet, make_unpaired(session, samples))
     for failure in result.failures[:20]:
         click.echo(f"error: {failure['sample']}: {failure['error']}", err=True)
     if result.failures:
         click.echo(f"{len(result.failures)} pair(s) could not be scored", err=True)
         sys.exit(1)
+
+
+def _save(path: Path, image) -> None:
+    from ..runtime.files import write_atomic
+
+    fmt = path.suffix.lstrip(".").upper().replace("JPG", "JPEG")
+    write_atomic(path, lambda handle: image.save(handle, format=fmt))

@@ -29,10 +29,10 @@ def _batch_profile(_ctx, _param, value: str) -> tuple[int, int, int]:
 )
 @click.option(
     "--task",
-    type=click.Choice(["generator", "segmenter"]),
+    type=click.Choice(["generator", "segmenter", "tryon"]),
     default="generator",
     show_default=True,
-    help="With --untrained: which network.",
+    help="With --untrained: which network (tryon: with --arch flow).",
 )
 @click.option(
     "--arch", type=click.Choice(["unet", "flow"]), default="unet", show_default=True, help="With --untrained."

@@ -1,4 +1,5 @@
-"""``clothes-extractor train``: train a generator or a segmenter (needs the [train] extra)."""
+"""``clothes-extractor train``: train a generator, a segmenter or a try-on network (needs the
+[train] extra)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ from .common import parse_size, reports_errors, require_torch, verbose_option
 
 
 @click.command()
-@click.option("--task", type=click.Choice(["generator", "segmenter"]), default="generator", show_default=True)
+@click.option(
+    "--task",
+    type=click.Choice(["generator", "segmenter", "tryon"]),
+    default="generator",
+    show_default=True,
+    help="tryon: dress a person in a catalog garment (--arch flow; VITON's parse maps).",
+)
 @click.option(
     "--arch",
     type=click.Choice(["unet", "flow"]),
@@ -144,7 +151,8 @@ from .common import parse_size, reports_errors, require_torch, verbose_option
 @verbose_option
 @reports_errors
 def train(resume: Path | None, size: str, out_alias: Path | None, **options) -> None:
-    """Train a generator (pix2pix: U-Net + PatchGAN) or a garment segmenter (U-Net, BCE + Dice).
+    """Train a generator (pix2pix U-Net or warping), a garment segmenter or parser (U-Net), or
+    a try-on network (the warping generator's modules).
 
     Writes RUN/last.pt, best.pt, metrics.jsonl/.csv and contact sheets. For several GPUs:
     torchrun --nproc_per_node N -m clothes_extractor train ...

@@ -32,6 +32,7 @@ from ..runtime.contract import ModelContract
 from ..runtime.fitting import fit_to_model, letterbox
 from ..runtime.images import IMAGE_SUFFIXES, load_label_mask, load_mask, load_photo
 from ..runtime.jobs import DRESSCODE_LABELS, PARSE_FOLDERS, dataset_parse_folder, dresscode_folder, dresscode_label_map
+from ..runtime.silhouette import garment_silhouette
 
 TRIPLET_FOLDERS = ("photo", "mask", "garment")
 VALIDATION_SPLITS = ("val", "validation", "test")
@@ -220,41 +221,6 @@ def load_sample(sample: Sample) -> tuple[Image.Image, Image.Image, Image.Image |
     return photo, mask, garment
 
 
-# A catalog pixel counts as background when every channel is within this of the background
-# colour (JPEG noise around a white background stays within ~8 levels).
-SILHOUETTE_TOLERANCE = 12
-
-
-def _runs_touching(seed: np.ndarray, free: np.ndarray) -> np.ndarray:
-    """Every ``free`` pixel in a row run of ``free`` pixels that holds a ``seed`` pixel."""
-    starts = free & ~np.pad(free, ((0, 0), (1, 0)))[:, :-1]
-    labels = np.cumsum(starts.ravel()).reshape(free.shape) * free
-    hit = np.zeros(int(labels.max()) + 1, bool)
-    hit[labels[seed & free]] = True
-    hit[0] = False
-    return hit[labels]
-
-
-def garment_silhouette(garment: np.ndarray, background=(255, 255, 255), tolerance: int = SILHOUETTE_TOLERANCE):
-    """The garment's silhouette in a catalog image (uint8 [H, W, 3]): bool [H, W].
-
-    Background is every near-background pixel connected to the image's border (through
-    row and column runs, repeated until nothing changes); everything else, white prints
-    and a white garment's inside included, is the garment. Training learns the generator's
-    alpha from it, and ``evaluate`` scores that alpha against it.
-    """
-    rgb = np.asarray(garment, dtype=np.int16)
-    free = np.all(np.abs(rgb - np.asarray(background, np.int16)) <= tolerance, axis=-1)
-    reached = np.zeros_like(free)
-    reached[0], reached[-1], reached[:, 0], reached[:, -1] = free[0], free[-1], free[:, 0], free[:, -1]
-    while True:
-        grown = _runs_touching(reached, free)
-        grown = _runs_touching(grown.T, free.T).T
-        if np.array_equal(grown, reached):
-            return ~reached
-        reached = grown
-
-
 def load_labels(sample: Sample) -> Image.Image | None:
     """A VITON parse map's labels remapped to the parser's classes (mode L), or None where
     the sample has no LIP parse map."""
@@ -268,6 +234,29 @@ def load_labels(sample: Sample) -> Image.Image | None:
         if image.mode not in ("P", "L"):
             return None  # a colour map: the LIP labels are not recoverable exactly
         return Image.fromarray(LIP_TO_CLASS[np.asarray(image)], "L")
+
+
+def _fit_tryon(photo: Image.Image, garment: Image.Image | None, labels: Image.Image | None, size) -> dict:
+    """A person wearing their own garment: the try-on's inputs; the person photo is also the
+    target (paired reconstruction), so it is not stored twice.
+
+    ``worn`` [H, W, 1] is where the person's top is (the warp losses compare the warped
+    catalog garment with it)."""
+    from ..runtime.tryon import fit_garment, fit_labels, fit_person, region_from_labels
+    from ..tasks import PARSER_CLASSES, UPPER_CLASS
+
+    if garment is None or labels is None:
+        raise InputError("a try-on sample needs its catalog garment and a LIP parse map of the person")
+    person, _ = fit_person(photo, size)
+    classes = fit_labels(labels, photo.size, size)
+    garment_image, garment_mask = fit_garment(garment, size)
+    return {
+        "person": person,
+        "region": region_from_labels(classes, PARSER_CLASSES),
+        "garment": garment_image,
+        "garment_mask": garment_mask,
+        "worn": (classes == UPPER_CLASS).astype(np.uint8)[:, :, None] * 255,
+    }
 
 
 def fit_sample(
@@ -288,6 +277,8 @@ def fit_sample(
     photo as ``image`` and its mask, letterboxed, as ``target`` [H, W, 1].
     """
     size, fit = contract.size, contract.fit
+    if contract.task == "tryon":
+        return _fit_tryon(photo, garment, labels, size)
     if contract.task == "generator":
         if garment is None:
             raise InputError("a generator sample needs its catalog garment image")
@@ -308,3 +299,13 @@ def fit_sample(
             labels.resize(photo.size, Image.Resampling.NEAREST), size, 0, Image.Resampling.NEAREST
         )[0][:, :, None]
     return found
+
+
+def load_fitted(sample: Sample, contract: ModelContract, native: bool = False) -> dict[str, np.ndarray]:
+    """A stored sample read and fitted for ``contract`` (``fit_sample``), with the parse map's
+    labels where the model needs them (a parser, a try-on). ``native``: the output at the
+    catalog image's own size."""
+    photo, mask, garment = load_sample(sample)
+    labels = load_labels(sample) if contract.labels or contract.task == "tryon" else None
+    size = (garment.height, garment.width) if native and garment is not None else None
+    return fit_sample(photo, mask, garment, contract, output_size=size, labels=labels)

@@ -18,9 +18,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from ..errors import ClothesExtractorError
+from ..errors import ClothesExtractorError, InputError
 from ..tasks import task_of
-from .datasets import Sample, fit_sample, load_labels, load_sample
+from .datasets import Sample, load_fitted
 from .metrics import class_iou, image_metrics, iou
 from .sheets import contact_sheet, sheet_row
 
@@ -53,6 +53,8 @@ def score_batch(task: str, outputs: np.ndarray, references: dict[str, np.ndarray
     A generator that also gave its silhouette (``references["output_alpha"]``) is scored
     on it against the catalog image's (``references["alpha"]``): ``alpha_iou``.
     """
+    if task == "tryon":
+        return image_metrics(outputs, references["person"])  # paired: the person wearing this garment
     if task != "generator":
         values = {"iou": iou(outputs, references["target"])}
         if "output_labels" in references and "labels" in references:
@@ -127,10 +129,7 @@ def evaluate_model(
 
     def prepare(sample: Sample) -> dict[str, np.ndarray] | str:
         try:
-            photo, mask, garment = load_sample(sample)
-            size = (garment.height, garment.width) if native and garment is not None else None
-            labels = load_labels(sample) if contract.labels else None
-            return fit_sample(photo, mask, garment, contract, output_size=size, labels=labels)
+            return load_fitted(sample, contract, native)
         except ClothesExtractorError as exc:
             return str(exc)
 
@@ -165,6 +164,26 @@ def evaluate_model(
     return Evaluation(task, totals.count, totals.means(), per_sample, failures, contact_sheet(rows) if rows else None)
 
 
+def unpaired_sheet(model: Any, samples: Sequence[Sample], rows: int = 6, garments: int = 4) -> Image.Image:
+    """Try-on, unpaired: each of the first ``rows`` persons in the garments of the next
+    ``garments`` pairs; a row is person | garment, output | garment, output ..."""
+    if model.contract.task != "tryon":
+        raise InputError(f"an unpaired sheet is a try-on's; this model is a {model.contract.task}")
+    items = [load_fitted(sample, model.contract) for sample in samples[: rows + garments]]
+    if len(items) < 2:
+        raise InputError("an unpaired sheet needs at least two pairs")
+    lines = []
+    for i, person in enumerate(items[:rows]):
+        others = [items[(i + k + 1) % len(items)] for k in range(min(garments, len(items) - 1))]
+        feeds = {name: np.stack([person[name]] * len(others)) for name in ("person", "region")}
+        feeds.update({name: np.stack([o[name] for o in others]) for name in ("garment", "garment_mask")})
+        dressed = model.run(**feeds)["image"]
+        lines.append(
+            [person["person"]] + [tile for o, d in zip(others, dressed, strict=True) for tile in (o["garment"], d)]
+        )
+    return contact_sheet(lines)
+
+
 def _by_shape(items: list[tuple[Sample, dict[str, np.ndarray]]]) -> list[list[tuple[Sample, dict[str, np.ndarray]]]]:
     """Pairs grouped so that each group can run as one batch (same input and target shapes)."""
     groups: dict[tuple, list] = {}
@@ -182,7 +201,9 @@ def _score_group(model: Any, group: list[tuple[Sample, dict[str, np.ndarray]]]) 
     outputs = model.run(**feeds)
     main = outputs[contract.outputs[0].name]
     references = {
-        name: np.stack([item[name] for item in items]) for name in ("target", "alpha", "labels") if name in items[0]
+        name: np.stack([item[name] for item in items])
+        for name in ("target", "alpha", "labels", "person")
+        if name in items[0]
     }
     for name in ("alpha", "labels"):
         if name in outputs:

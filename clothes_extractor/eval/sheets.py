@@ -37,9 +37,12 @@ def contact_sheet(
 
 
 def sheet_row(task: str, inputs: dict[str, np.ndarray], output: np.ndarray) -> list[np.ndarray]:
-    """One row: generator input | mask | output | target; segmenter photo | output | target."""
+    """One row: generator input | mask | output | target; try-on person | garment | output |
+    target; segmenter photo | output | target."""
     if task == "generator":
         return [inputs["image"], inputs["mask"], output, inputs["target"]]
+    if task == "tryon":
+        return [inputs["person"], inputs["garment"], output, inputs.get("target", inputs["person"])]
     return [inputs["image"], output, inputs["target"]]
 
 

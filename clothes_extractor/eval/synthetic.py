@@ -32,9 +32,13 @@ def synthetic_feeds(
     contract: ModelContract, batch: int, seed: int = 0, photo_size: tuple[int, int] | None = None
 ) -> dict[str, np.ndarray]:
     """A batch of seeded inputs for every input the contract names. ``photo`` (catalog
-    resolution) is the same window as ``image`` at ``photo_size`` (default: the model size)."""
+    resolution) is the same window as ``image`` at ``photo_size`` (default: the model size);
+    a try-on's garment is a second seeded photo."""
     images, masks = seeded_photos(contract.size, batch, seed)
     feeds = {"image": images, "mask": masks}
+    if contract.task == "tryon":  # a person with the region to dress, and a second photo as the garment
+        garments, garment_masks = seeded_photos(contract.size, batch, seed + 1)
+        feeds = {"person": images, "region": masks, "garment": garments, "garment_mask": garment_masks}
     if contract.catalog_resolution:
         if photo_size is None or tuple(photo_size) == contract.size:
             feeds["photo"] = images.copy()

@@ -43,7 +43,7 @@ from ..train.architectures import architecture_of, served
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
-ARCHITECTURE_NAMES = {"unet": "pix2pix-unet", "flow": "warping-flow"}
+ARCHITECTURE_NAMES = {"unet": "pix2pix-unet", "flow": "warping-flow", "tryon-flow": "tryon-warping-flow"}
 
 # Tolerances on the uint8 outputs of the exported graph against eager PyTorch fp32, as
 # (max |error|, mean |error|) in output levels. fp32: folding BatchNorm and onnxruntime's
@@ -266,10 +266,10 @@ def seeded_inputs(contract: ModelContract, count: int, seed: int = 0, photo_size
 
 def dataset_inputs(data_dir: Path, contract: ModelContract, count: int = 16) -> dict[str, np.ndarray]:
     """Up to ``count`` real photos and masks of a dataset, fitted as serving fits them."""
-    from ..eval.datasets import fit_sample, load_sample, load_samples
+    from ..eval.datasets import load_fitted, load_samples
 
     samples = load_samples(Path(data_dir), "all", require_garment=task_of(contract.task).needs_garment)[:count]
-    arrays = [fit_sample(*load_sample(s), contract) for s in samples]
+    arrays = [load_fitted(s, contract) for s in samples]
     return {spec.name: np.stack([a[spec.name] for a in arrays]) for spec in contract.inputs}
 
 
@@ -369,6 +369,10 @@ def untrained_model(task: str, arch: str, size: tuple[int, int], ngf: int, depth
     U-Net's levels or the warping generator's grid levels. ``ValueError`` for impossible shapes."""
     from ..train.architectures import build
 
+    if task == "tryon":
+        if arch != "flow":
+            raise ValueError("a try-on network is built from the warping generator's modules: use --arch flow")
+        arch = "tryon-flow"
     config = {"task": task, "height": size[0], "width": size[1], "ngf": ngf}
     config.update({"depth": depth} if arch == "unet" else {"levels": depth})
     torch.manual_seed(seed)

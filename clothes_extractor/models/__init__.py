@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parent
-TASKS = ("generator", "segmenter")
+TASKS = ("generator", "segmenter", "tryon")
 GPU_PROVIDERS = ("cuda", "tensorrt", "rtx")
 
 

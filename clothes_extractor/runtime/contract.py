@@ -40,14 +40,23 @@ class TensorSpec:
 TASK_INPUTS = {
     "generator": (TensorSpec("image", 3), TensorSpec("mask", 1)),
     "segmenter": (TensorSpec("image", 3),),
+    # try-on: the person, the region to dress anew (upper clothes and arms), the catalog
+    # garment and its silhouette
+    "tryon": (
+        TensorSpec("person", 3),
+        TensorSpec("region", 1),
+        TensorSpec("garment", 3),
+        TensorSpec("garment_mask", 1),
+    ),
 }
 TASK_OUTPUTS = {
     "generator": (TensorSpec("garment", 3),),
     "segmenter": (TensorSpec("mask", 1),),
+    "tryon": (TensorSpec("image", 3),),
 }
 # How each task's inputs are fitted to the model size: the generator crops to the
-# garment's mask; the segmenter, which has no mask yet, sees the whole photo.
-TASK_FIT = {"generator": "mask_box_letterbox", "segmenter": "letterbox"}
+# garment's mask; the segmenter, which has no mask yet, and try-on see whole photos.
+TASK_FIT = {"generator": "mask_box_letterbox", "segmenter": "letterbox", "tryon": "letterbox"}
 TASKS = tuple(TASK_INPUTS)
 
 FIT_METHODS = ("mask_box_letterbox", "letterbox")

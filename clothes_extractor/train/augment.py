@@ -282,3 +282,30 @@ def with_negatives(batch: dict[str, torch.Tensor], rng: np.random.Generator, sha
         if name in batch:
             out[name] = batch[name].index_fill(0, index, 0)
     return out
+
+
+def augment_tryon_batch(
+    batch: dict[str, torch.Tensor], rng: np.random.Generator, settings: Augmentation
+) -> dict[str, torch.Tensor]:
+    """A try-on batch augmented on its device: person, region, worn mask, garment and its mask
+    flipped together; the person and the garment take the same colour change, the garment
+    inside its silhouette only."""
+    n = len(batch["person"])
+    device = batch["person"].device
+    flip = torch.from_numpy(rng.random(n) < settings.flip).to(device)
+    factors = rng.uniform(1 - settings.jitter, 1 + settings.jitter, (n, 3)) if settings.jitter else None
+    out = {}
+    for name, tensor in batch.items():
+        flipped = torch.where(flip[:, None, None, None], tensor.flip(2), tensor)
+        out[name] = flipped.contiguous()
+    if factors is not None:
+        jitter = torch.from_numpy(factors).float().to(device)
+        for name in ("person",):
+            x = out[name].permute(0, 3, 1, 2).float()
+            out[name] = _jitter(x, jitter).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+        garment = out["garment"].permute(0, 3, 1, 2).float()
+        changed = _jitter(garment, jitter)
+        inside = out["garment_mask"].permute(0, 3, 1, 2) > 127
+        garment = torch.where(inside, changed, garment)
+        out["garment"] = garment.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    return out

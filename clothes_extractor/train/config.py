@@ -13,6 +13,7 @@ from ..runtime.settings import unknown_key
 from ..tasks import PARSER_CLASSES, TASKS, task_of
 from .flow import FlowConfig
 from .networks import UNetConfig
+from .tryon import TryOnConfig
 
 LR_SCHEDULES = ("constant", "linear")
 
@@ -89,8 +90,10 @@ class TrainConfig:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.arch not in ("unet", "flow"):
             raise ValueError(f"arch must be unet or flow, got {self.arch!r}")
-        if self.arch == "flow" and self.task != "generator":
-            raise ValueError("the flow architecture is a generator; a segmenter is a unet")
+        if self.arch == "flow" and self.task == "segmenter":
+            raise ValueError("the flow architecture is a generator or a try-on; a segmenter is a unet")
+        if self.task == "tryon" and self.arch != "flow":
+            raise ValueError("try-on is built from the warping generator's modules: --arch flow")
         if (self.parser or self.negatives) and self.task != "segmenter":
             raise ValueError("parser and negatives are segmenter settings")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -112,7 +115,17 @@ class TrainConfig:
             raise ValueError(f"unknown training setting {problem}")
         return cls(**data)
 
-    def network(self) -> UNetConfig | FlowConfig:
+    @property
+    def architecture(self) -> str:
+        """The registry name of the network (``train.architectures``)."""
+        return "tryon-flow" if self.task == "tryon" else self.arch
+
+    def network(self) -> UNetConfig | FlowConfig | TryOnConfig:
+        if self.task == "tryon":
+            return TryOnConfig(
+                height=self.height, width=self.width, ngf=self.ngf, levels=self.depth, top=self.top,
+                residual_px=self.residual_px,
+            )  # fmt: skip
         if self.arch == "flow":
             renderer = renderer_shape(self.renderer) if self.renderer else (0, 6)
             return FlowConfig(
@@ -144,7 +157,7 @@ class TrainConfig:
             height=self.height,
             width=self.width,
             fit=FitSettings(method=task_of(self.task).fit),
-            catalog_resolution=self.arch == "flow",
-            alpha=self.arch == "flow",
+            catalog_resolution=self.architecture == "flow",
+            alpha=self.architecture == "flow",
             labels=PARSER_CLASSES if self.parser else (),
         )

@@ -20,7 +20,15 @@ from PIL import Image
 from ..errors import InputError
 from ..eval.datasets import Sample, fit_sample, load_labels, load_sample
 from ..runtime.contract import ModelContract
-from .augment import Augmentation, augment, augment_batch, degrade, framing_draws, resolution_for
+from .augment import (
+    Augmentation,
+    augment,
+    augment_batch,
+    augment_tryon_batch,
+    degrade,
+    framing_draws,
+    resolution_for,
+)
 
 
 class GarmentDataset(torch.utils.data.Dataset):
@@ -50,11 +58,13 @@ class GarmentDataset(torch.utils.data.Dataset):
         sample = self.samples[index]
         photo, mask, garment = load_sample(sample)
         labels = None
-        if self.contract.labels:
+        if self.contract.labels or self.contract.task == "tryon":
             labels = load_labels(sample)
             if labels is None:
-                raise InputError(f"{sample.photo}: a parser trains on LIP parse maps (VITON's); this sample has none")
+                raise InputError(f"{sample.photo}: training needs a LIP parse map (VITON's); this sample has none")
             labels = labels.resize(photo.size, Image.Resampling.NEAREST)
+        if self.contract.task == "tryon":
+            return self._tryon_item(photo, garment, labels, epoch, index)
         keep = None
         if self.augmentation is not None:
             rng = np.random.default_rng([self.seed, epoch, index])
@@ -68,6 +78,15 @@ class GarmentDataset(torch.utils.data.Dataset):
         if keep is not None and keep[0] < 1.0:
             arrays["image"] = degrade(torch.from_numpy(arrays["image"].copy())[None], keep)[0].numpy()
         return {name: torch.from_numpy(np.require(a, requirements=["C", "W"])) for name, a in arrays.items()}
+
+    def _tryon_item(self, photo, garment, labels, epoch: int, index: int) -> dict[str, torch.Tensor]:
+        """A try-on item: fitted whole (person, region and garment must stay aligned), then
+        flipped and colour-changed as one, as the device loader does a batch."""
+        arrays = fit_sample(photo, photo, garment, self.contract, labels=labels)
+        item = {name: torch.from_numpy(np.require(a, requirements=["C", "W"]))[None] for name, a in arrays.items()}
+        if self.augmentation is not None:
+            item = augment_tryon_batch(item, np.random.default_rng([self.seed, epoch, index]), self.augmentation)
+        return {name: tensor[0] for name, tensor in item.items()}
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -156,5 +175,8 @@ class DeviceLoader:
             batch = {name: tensor.index_select(0, index) for name, tensor in self.arrays.items()}
             if self.augmentation is not None:
                 rng = np.random.default_rng([self.seed, epoch, first + number])
-                batch = augment_batch(batch, rng, self.augmentation, self.fill_rgb)
+                if "person" in batch:
+                    batch = augment_tryon_batch(batch, rng, self.augmentation)
+                else:
+                    batch = augment_batch(batch, rng, self.augmentation, self.fill_rgb)
             yield batch

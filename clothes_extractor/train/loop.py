@@ -1,4 +1,4 @@
-"""The training loop, generator (U-Net or warping) or segmenter, top to bottom in one class.
+"""The training loop (generator, segmenter or parser, try-on), top to bottom in one class.
 
     clothes-extractor train --task generator --data DATA -o RUN [options]
     torchrun --nproc_per_node N -m clothes_extractor train ...      (DDP, one process per GPU)
@@ -72,7 +72,7 @@ def validate(model: torch.nn.Module, loader, device: torch.device, sheet_rows: i
     totals = MetricTotals()
     rows: list[list[np.ndarray]] = []
     for batch in loader:
-        inputs = [batch[name].to(device) for name in ("image", "mask") if name in batch]
+        inputs = [batch[spec.name].to(device) for spec in task_of(task).inputs]
         if task == "generator" and isinstance(model.config, FlowConfig):
             inputs.append(inputs[0])  # the photo at the model size: the model-size output
         outputs = wrapped(*inputs)
@@ -106,8 +106,9 @@ class Run:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
         self.use_amp = cfg.amp and device.type == "cuda"
-        cuda_layout = cfg.channels_last and device.type == "cuda"
-        self.memory_format = torch.channels_last if cuda_layout else torch.contiguous_format
+        self.memory_format = (
+            torch.channels_last if cfg.channels_last and device.type == "cuda" else torch.contiguous_format
+        )
         self.out = Path(cfg.out)
         torch.manual_seed(cfg.seed)
         self._data()
@@ -131,8 +132,6 @@ class Run:
                 cfg.task, len(self.train_samples), len(self.val_samples), self.total_steps, self.steps_per_epoch,
                 cfg.batch_size, self.dist.world, device, " + AMP" if self.use_amp else "",
             )  # fmt: skip
-
-    # -- set-up ------------------------------------------------------------------------------
 
     def _data(self) -> None:
         """The runtime's records and fitting; a seeded validation split if the data has none."""
@@ -188,7 +187,7 @@ class Run:
 
     def _networks(self, resume: str | Path | None) -> None:
         cfg = self.cfg
-        self.model = model = build(cfg.arch, dataclasses.asdict(cfg.network()))
+        self.model = model = build(cfg.architecture, dataclasses.asdict(cfg.network()))
         if cfg.arch == "unet":
             init_weights(model)  # pix2pix's init; the flow network starts at the identity grid by its own init
         if getattr(model, "renderer", None) is not None and cfg.renderer and resume is None and cfg.init is None:
@@ -281,7 +280,7 @@ class Run:
             losses = self._step(batch)
             self.step += 1
             count += 1
-            seen += len(batch["image"]) * self.dist.world
+            seen += len(next(iter(batch.values()))) * self.dist.world
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + value
             self._report(losses, seen / (time.perf_counter() - started))

@@ -6,8 +6,13 @@
   sampled photo against the catalog image at every level of the grid pyramid, flow
   smoothness (total variation and second order), a term that keeps the composition mask
   on the photo where the garment is, and the silhouette (BCE + Dice) for transparency.
+- try-on (``tryon-flow``): the person wearing their own garment is the target; the image
+  terms on the dressed person, the warped catalog garment against the worn top at every
+  level of the pyramid, the same smoothness, and the composition mask on the warped
+  garment where the top is.
 
-Both generators can add a PatchGAN with discriminator feature matching. The loop owns
+Generators and try-on can add a PatchGAN with discriminator feature matching (try-on's
+discriminator is conditioned on the painted person). The loop owns
 the optimizers; an objective only turns a batch into losses.
 """
 
@@ -31,6 +36,7 @@ from .losses import (
     ssim,
 )
 from .networks import generator_input, mask_to_weight, photo_to_unit
+from .tryon import tryon_inputs
 
 
 class Objective:
@@ -40,11 +46,14 @@ class Objective:
         self.cfg, self.device, self.memory_format = cfg, device, memory_format
         self.segmenter = cfg.task == "segmenter"
         self.flow = isinstance(model, FlowGenerator)
+        self.tryon = cfg.task == "tryon"
         self.adversarial = not self.segmenter and cfg.gan_weight > 0
         self.gan = GANLoss(cfg.gan_mode)
 
     def inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The batch's uint8 NHWC tensors as the network's float NCHW inputs and targets."""
+        if self.tryon:
+            return self._tryon_inputs(batch)
         photo = photo_to_unit(batch["image"].to(self.device, non_blocking=True))
         photo = photo.contiguous(memory_format=self.memory_format)
         if self.segmenter:
@@ -61,16 +70,37 @@ class Objective:
             found["alpha"] = mask_to_weight(batch["alpha"].to(self.device, non_blocking=True))
         return found
 
+    def _tryon_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        def unit(name):
+            return photo_to_unit(batch[name].to(self.device, non_blocking=True))
+
+        def weight(name):
+            return mask_to_weight(batch[name].to(self.device, non_blocking=True))
+
+        person_side, garment_side = tryon_inputs(
+            unit("person"), weight("region"), unit("garment"), weight("garment_mask")
+        )
+        return {
+            "condition": person_side.contiguous(memory_format=self.memory_format),
+            "garment_side": garment_side.contiguous(memory_format=self.memory_format),
+            "target": unit("person"),  # paired: the person wearing this very garment
+            "worn": weight("worn"),
+        }
+
     def forward(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The network's outputs; ``output`` is the image the image losses compare."""
         if self.segmenter:
             return {"logits": model(inputs["photo"])}
+        if self.tryon:
+            out = model(inputs["condition"], inputs["garment_side"])
+            return {**out, "output": out["image"]}
         out = model(inputs["condition"])
-        return out if isinstance(out, dict) else {"garment": out}
+        return {**out, "output": out["garment"]} if isinstance(out, dict) else {"output": out}
 
     def discriminator_loss(self, discriminator, inputs, out) -> torch.Tensor:
         """PatchGAN loss on real and (detached) fake in one forward."""
         condition = inputs["condition"]
-        both = discriminator(torch.cat([condition, condition]), torch.cat([inputs["target"], out["garment"].detach()]))
+        both = discriminator(torch.cat([condition, condition]), torch.cat([inputs["target"], out["output"].detach()]))
         real, fake = both.chunk(2)
         return 0.5 * (self.gan(real.float(), True) + self.gan(fake.float(), False))
 
@@ -85,14 +115,16 @@ class Objective:
             terms = {"bce": F.binary_cross_entropy_with_logits(logits, target), "dice": dice_loss(logits, target)}
             return {**terms, "total": terms["bce"] + terms["dice"]}
         cfg = self.cfg
-        garment, target = out["garment"].float(), inputs["target"]
-        terms = {"g_l1": (cfg.l1_weight, F.l1_loss(garment, target))}
+        output, target = out["output"].float(), inputs["target"]
+        terms = {"g_l1": (cfg.l1_weight, F.l1_loss(output, target))}
         if cfg.ssim_weight:
-            terms["g_ssim"] = (cfg.ssim_weight, 1 - ssim(garment, target))
-        if self.flow:
+            terms["g_ssim"] = (cfg.ssim_weight, 1 - ssim(output, target))
+        if self.tryon:
+            terms.update(self._tryon_terms(inputs, out))
+        elif self.flow:
             terms.update(self._flow_terms(inputs, out))
         if self.adversarial and discriminator is not None:
-            terms.update(self._adversarial_terms(discriminator, inputs, garment))
+            terms.update(self._adversarial_terms(discriminator, inputs, output))
         total = sum(weight * value for weight, value in terms.values())
         return {**{name: value for name, (_, value) in terms.items()}, "total": total}
 
@@ -101,14 +133,9 @@ class Objective:
         alpha = inputs.get("alpha")
         if alpha is None:  # data without catalog images has no silhouette: the catalog frame is all garment
             alpha = torch.ones_like(inputs["target"][:, :1])
-        source = inputs["condition"][:, :3]
-        grids = [g.float() for g in out["grids"]]
-        smooth = [flow_smoothness(g) for g in grids]
         alpha_logit = out["alpha_logit"].float()
         return {
-            "warp": (cfg.warp_weight, pyramid_warp_loss(grids, source.float(), inputs["target"], alpha)),
-            "tv": (cfg.tv_weight, sum(tv for tv, _ in smooth) / len(smooth)),
-            "tv2": (cfg.tv2_weight, sum(second for _, second in smooth) / len(smooth)),
+            **self._warp_terms(out["grids"], inputs["condition"][:, :3], inputs["target"], alpha),
             # the photo where the garment is: the rendered image only fills in what the photo lacks
             "composition": (cfg.composition_weight, masked_l1(out["mask"].float(), torch.ones_like(alpha), alpha)),
             "alpha": (
@@ -116,6 +143,26 @@ class Objective:
                 F.binary_cross_entropy_with_logits(alpha_logit, alpha) + dice_loss(alpha_logit, alpha),
             ),
         }
+
+    def _warp_terms(self, grids, source, target, where) -> dict[str, tuple[float, torch.Tensor]]:
+        cfg = self.cfg
+        grids = [g.float() for g in grids]
+        smooth = [flow_smoothness(g) for g in grids]
+        return {
+            "warp": (cfg.warp_weight, pyramid_warp_loss(grids, source.float(), target, where)),
+            "tv": (cfg.tv_weight, sum(tv for tv, _ in smooth) / len(smooth)),
+            "tv2": (cfg.tv2_weight, sum(second for _, second in smooth) / len(smooth)),
+        }
+
+    def _tryon_terms(self, inputs, out) -> dict[str, tuple[float, torch.Tensor]]:
+        worn = inputs["worn"]
+        terms = self._warp_terms(out["grids"], inputs["garment_side"][:, :3], inputs["target"], worn)
+        # the catalog garment where the top is: the rendered image fills in skin and arms
+        terms["composition"] = (
+            self.cfg.composition_weight,
+            masked_l1(out["mask"].float(), torch.ones_like(worn), worn),
+        )
+        return terms
 
     def _adversarial_terms(self, discriminator, inputs, garment) -> dict[str, tuple[float, torch.Tensor]]:
         cfg = self.cfg

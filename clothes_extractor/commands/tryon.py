@@ -1,0 +1,246 @@
+"""``clothes-extractor tryon``: dress persons in garments (one pair, a pairs file, folders)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import InputError
+from ..runtime.providers import PROVIDER_CHOICES
+from .common import Progress, Report, check_output_dir, reports_errors, verbose_option
+
+FORMATS = ("png", "jpg", "webp")
+MAX_FAILURES_SHOWN = 20
+
+
+@click.command()
+@click.option(
+    "--person",
+    required=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="A person photo, or a folder of them.",
+)
+@click.option(
+    "--garment",
+    type=click.Path(path_type=Path, exists=True),
+    help="A catalog garment image (on white or transparent), or a folder of them.",
+)
+@click.option(
+    "--garment-from",
+    "garment_from",
+    type=click.Path(path_type=Path, exists=True),
+    help="A photo of someone wearing the garment, or a folder of them: stage one (extract) "
+    "makes the catalog image first.",
+)
+@click.option(
+    "--pairs",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Who wears what: lines 'PERSON GARMENT' (file names in the --person and --garment folders, "
+    "as VITON's test_pairs.txt).",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The image to write for one pair (.png/.jpg/.webp), else a folder: PERSON__GARMENT.FORMAT.",
+)
+@click.option("--model", type=click.Path(path_type=Path, dir_okay=False), help="Try-on model (default: bundled).")
+@click.option(
+    "--parser",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Parser model that finds what to dress anew (default: the bundled segmenter, a parser).",
+)
+@click.option(
+    "--generator",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="With --garment-from: the generator model (default: bundled).",
+)
+@click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="png", show_default=True, help="Folder outputs.")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
+@click.option("--overwrite", is_flag=True, help="Redo pairs whose output already exists.")
+@click.option(
+    "--report", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON Lines report, one object per pair."
+)
+@verbose_option
+@reports_errors
+def tryon(output: Path, **options: Any) -> None:
+    """Dress the person of each --person photo in a garment: the garment image of --garment,
+    or the garment worn in a --garment-from photo (stage one, then stage two).
+
+    The output is the whole person photo at its own resolution: only the upper clothes and
+    arms are redrawn. Finished outputs are skipped on a rerun; the exit code is 0 only if
+    every pair succeeded.
+    """
+    if (options["garment"] is None) == (options["garment_from"] is None):
+        raise click.UsageError("give the garment: --garment IMAGE|FOLDER or --garment-from PHOTO|FOLDER")
+    garments = options["garment"] or options["garment_from"]
+    single = output.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")
+    pairs = _pairs(options["person"], garments, options["pairs"])
+    if single and len(pairs) != 1:
+        raise click.UsageError(f"{len(pairs)} pairs to dress: -o must be a folder, not an image file")
+    with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
+        _run(pairs, output, single, Path(tmp), options)
+
+
+def _images(folder: Path) -> list[Path]:
+    from ..runtime.jobs import walk_photos
+
+    found = list(walk_photos(folder, False, set()))
+    problems = [entry.error for entry in found if entry.error is not None]
+    if problems:
+        raise InputError(problems[0])
+    return [entry.path for entry in found]
+
+
+def _pairs(person: Path, garment: Path, pairs_file: Path | None) -> list[tuple[Path, Path]]:
+    """(person, garment) paths: from a pairs file, or every person x the one garment (or the
+    one person x every garment)."""
+    if pairs_file is not None:
+        if not (person.is_dir() and garment.is_dir()):
+            raise click.UsageError("--pairs names files in folders: --person and the garment must be folders")
+        return _read_pairs(pairs_file, person, garment)
+    if person.is_dir() and garment.is_dir():
+        raise click.UsageError("--person and the garment are both folders: give --pairs FILE to say who wears what")
+    persons = _images(person) if person.is_dir() else [person]
+    garments = _images(garment) if garment.is_dir() else [garment]
+    if not persons or not garments:
+        raise click.ClickException(f"no images found in {person if not persons else garment}")
+    return [(p, g) for p in persons for g in garments]
+
+
+def _read_pairs(pairs_file: Path, person_dir: Path, garment_dir: Path) -> list[tuple[Path, Path]]:
+    pairs, seen = [], set()
+    try:
+        lines = pairs_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the pairs file {pairs_file}: {exc}") from None
+    for number, line in enumerate(lines, 1):
+        fields = line.split()
+        if not fields or line.lstrip().startswith("#"):
+            continue
+        if len(fields) != 2:
+            raise InputError(f"{pairs_file}, line {number}: expected 'PERSON GARMENT', got {line.strip()!r}")
+        pair = (person_dir / fields[0], garment_dir / fields[1])
+        if pair not in seen:
+            seen.add(pair)
+            pairs.append(pair)
+    if not pairs:
+        raise InputError(f"the pairs file {pairs_file} names no pairs")
+    return pairs
+
+
+def _open(options: dict[str, Any]):
+    from ..api import new_session
+    from ..runtime.dressing import Dresser
+
+    tryon_model = new_session(options["model"] or "tryon", options["provider"])
+    parser = new_session(options["parser"] or "segmenter", options["provider"])
+    return Dresser(tryon_model, parser)
+
+
+def _run(pairs: list[tuple[Path, Path]], output: Path, single: bool, tmp: Path, options: dict[str, Any]) -> None:
+    from ..runtime.dressing import DressJob, DressResult, run_dressing
+    from ..runtime.files import remove_stale_partials
+
+    fmt = options["fmt"]
+    out_dir = output.parent if single else output
+    check_output_dir(out_dir)
+    remove_stale_partials(out_dir)
+    dresser = _open(options)
+    failed: list[DressResult] = []
+    catalog: dict[Path, Path | str] = {}
+    if options["garment_from"] is not None:
+        catalog = _extract_garments(sorted({g for _, g in pairs}), tmp, dresser.parser, options)
+
+    def target(person: Path, garment: Path) -> Path:
+        return output if single else out_dir / f"{person.stem}__{garment.stem}.{fmt}"
+
+    jobs = []
+    for person, garment in pairs:
+        made = catalog.get(garment, garment)
+        if isinstance(made, str):
+            failed.append(DressResult(str(person), str(garment), "error", str(target(person, garment)), made))
+            continue
+        jobs.append(DressJob(person, made, target(person, garment)))
+    report = Report(options["report"])
+    progress = Progress(len(pairs), "pair", "tryon")
+    for result in failed:
+        report.write(result.to_json())
+        progress.update(failed=True)
+
+    def on_result(result: DressResult) -> None:
+        if result.status == "error":
+            failed.append(result)
+        report.write(result.to_json())
+        progress.update(failed=result.status == "error")
+
+    if not single:
+        click.echo(
+            f"dressing {len(pairs)} pair(s) with {dresser.tryon.path.name} + {dresser.parser.path.name} "
+            f"on {dresser.tryon.provider} -> {out_dir}",
+            err=True,
+        )
+    try:
+        summary = run_dressing(
+            dresser,
+            jobs,
+            batch_size=options["batch_size"],
+            overwrite=options["overwrite"],
+            quality=options["quality"],
+            on_result=on_result,
+        )
+    finally:
+        progress.close()
+        report.close()
+    _summarise(summary, failed, single, output, report)
+
+
+def _summarise(summary: Any, failed: list[Any], single: bool, output: Path, report: Any) -> None:
+    import sys
+
+    if single:
+        if failed:
+            raise InputError(f"{failed[0].person} + {failed[0].garment}: {failed[0].error}")
+        click.echo(f"{'skipped (already done)' if summary.skipped else 'wrote'} {output}", err=True)
+        return
+    for result in failed[:MAX_FAILURES_SHOWN]:
+        click.echo(f"error: {result.person} + {result.garment}: {result.error}", err=True)
+    if len(failed) > MAX_FAILURES_SHOWN:
+        click.echo(f"... and {len(failed) - MAX_FAILURES_SHOWN} more errors (--report FILE lists them all)", err=True)
+    rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
+    click.echo(
+        f"done in {summary.seconds:.1f} s: {summary.ok} dressed ({rate:.1f} pairs/s), "
+        f"{summary.skipped} skipped (already done), {len(failed)} failed",
+        err=True,
+    )
+    if report.failed:
+        click.echo(f"error: {report.failed}", err=True)
+    if failed or report.failed:
+        sys.exit(1)
+
+
+def _extract_garments(photos: list[Path], tmp: Path, parser: Any, options: dict[str, Any]) -> dict[Path, Path | str]:
+    """Stage one on every garment photo: photo -> its catalog image in ``tmp``, or the error."""
+    from ..api import new_session
+    from ..runtime.jobs import find_jobs
+    from ..runtime.pipeline import ExtractOptions, run_extraction
+
+    generator = new_session(options["generator"] or "generator", options["provider"])
+    jobs = [find_jobs([photo], tmp / str(index), "png")[0] for index, photo in enumerate(photos)]
+    made: dict[Path, Path | str] = {}
+
+    def on_result(result: Any) -> None:
+        photo = Path(result.input)
+        made[photo] = Path(result.output) if result.status == "ok" else f"garment photo: {result.error}"
+
+    click.echo(f"extracting the garments of {len(photos)} photo(s) with {generator.path.name}", err=True)
+    options = ExtractOptions(batch_size=options["batch_size"], output_size="model", background="white")
+    run_extraction(generator, jobs, options, on_result, parser)
+    generator.close()
+    return made

@@ -1,0 +1,291 @@
+"""Try-on serving: dress persons in catalog garments (numpy, Pillow, onnxruntime only).
+
+    parse    (parser)  each person photo, letterboxed -> a class per pixel; the region to
+                       dress anew is its upper clothes and arms
+    fit      (numpy)   the person letterboxed to the try-on model, the region, the catalog
+                       garment letterboxed on white and its silhouette
+    dress    (model)   a batch of fitted pairs -> dressed persons at the model size
+    paste    (Pillow)  the dressed region scaled back into the full-resolution photo: the
+                       face, hair, legs and background keep every original pixel
+
+``run_dressing`` runs them for a list of pairs with the folder job's guarantees (every
+output complete or absent, skipped when already done, each bad pair reported and the rest
+carried on); ``api.dress`` and ``clothes-extractor tryon`` call it. A person on whom the
+parser finds no top and no arms, or a garment image with nothing on its white background,
+is an error for that pair: nothing is invented.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..errors import InputError, ModelError
+from .files import write_atomic
+from .fitting import Box, letterbox
+from .images import encode_image, load_photo, read_signature
+from .session import ModelSession
+from .stages import describe_error, output_format
+from .tryon import REGION_NAMES, fit_garment, fit_labels, fit_person, region_from_labels
+
+# Less than this share of the person frame in the region: no top to replace on this photo.
+MIN_REGION_SHARE = 0.01
+# Less than this share of the garment frame off-white: the garment image shows no garment.
+MIN_GARMENT_SHARE = 0.01
+NO_PERSON = (
+    "found no upper-body clothing or arms on the person (the parser sees {share:.1%} of the frame); "
+    "use a photo of a person facing the camera, upper body visible"
+)
+NO_GARMENT = (
+    "found no garment in the garment image ({share:.1%} of it is not background): it must be a "
+    "catalog image, the garment on a white or transparent background (for a photo of someone wearing it: "
+    "--garment-from, or garment_from_photo=True)"
+)
+
+
+@dataclass(frozen=True)
+class DressJob:
+    """Dress the person of ``person`` in the catalog garment of ``garment``; write ``output``."""
+
+    person: Path
+    garment: Path
+    output: Path
+
+
+@dataclass(frozen=True)
+class DressResult:
+    person: str
+    garment: str
+    status: str  # ok | error | skipped
+    output: str
+    error: str | None = None
+    size: tuple[int, int] | None = None  # (height, width) written
+
+    @classmethod
+    def of(cls, job: DressJob, status: str, error: str | None = None, size=None) -> "DressResult":
+        return cls(str(job.person), str(job.garment), status, str(job.output), error, size)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Fitted:
+    """One pair, ready for the model, and what pasting its result back needs."""
+
+    job: DressJob
+    photo: Image.Image
+    window: Box  # the person photo's window that fills the model frame (photo pixels)
+    inputs: dict[str, np.ndarray]
+
+
+@dataclass
+class DressingSummary:
+    ok: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+    def add(self, result: DressResult) -> None:
+        if result.status == "ok":
+            self.ok += 1
+        elif result.status == "skipped":
+            self.skipped += 1
+        else:
+            self.failed += 1
+
+
+def _opaque(image: Image.Image, alpha: Image.Image | None) -> Image.Image:
+    """A photo with an alpha channel, composited on white (a cut-out's background is white)."""
+    if alpha is None:
+        return image
+    white = Image.new("RGB", image.size, (255, 255, 255))
+    white.paste(image, mask=alpha)
+    return white
+
+
+def load_person(path: Path) -> Image.Image:
+    photo, alpha = load_photo(path, role="person photo")
+    return _opaque(photo, alpha)
+
+
+def load_garment(path: Path) -> Image.Image:
+    garment, alpha = load_photo(path, role="garment image")
+    return _opaque(garment, alpha)
+
+
+class Dresser:
+    """A try-on model and the parser that finds what it dresses anew, with the fitting of both."""
+
+    def __init__(self, tryon: ModelSession, parser: ModelSession):
+        tryon.require_task("tryon")
+        parser.require_task("segmenter")
+        names = parser.contract.labels
+        if not all(name in names for name in REGION_NAMES):
+            raise ModelError(
+                f"{parser.path.name} is a garment segmenter without the parser's classes; try-on needs a "
+                f"parser (classes {', '.join(REGION_NAMES)}): the bundled segmenter is one"
+            )
+        self.tryon, self.parser = tryon, parser
+        self.size = tryon.contract.size
+        self.signature = f"tryon={tryon.digest[:16]} parser={parser.digest[:16]}"
+
+    def parse(self, photos: Sequence[Image.Image]) -> list[Image.Image]:
+        """Each photo's class map at the photo's own size (mode L, the parser's class indices)."""
+        contract = self.parser.contract
+        fitted = [letterbox(photo, contract.size, contract.fit.pad_rgb) for photo in photos]
+        labels = self.parser.run(image=np.stack([array for array, _ in fitted]))["labels"]
+        return [
+            _window_to_photo(Image.fromarray(labels[i, :, :, 0], "L"), window, photo.size, Image.Resampling.NEAREST)
+            for i, ((_, window), photo) in enumerate(zip(fitted, photos, strict=True))
+        ]
+
+    def fit(self, job: DressJob, photo: Image.Image, classes: Image.Image, garment: Image.Image) -> Fitted:
+        """The model inputs of one pair; ``InputError`` when there is nothing to dress or no garment."""
+        person, window = fit_person(photo, self.size)
+        labels = fit_labels(classes, photo.size, self.size)
+        names = self.parser.contract.labels
+        found = np.isin(labels, [names.index(name) for name in REGION_NAMES])
+        share = _share_inside(found, window, photo.size, self.size)
+        if share < MIN_REGION_SHARE:
+            raise InputError(NO_PERSON.format(share=share))
+        garment_image, garment_mask = fit_garment(garment, self.size)
+        garment_share = float(np.mean(garment_mask > 127))
+        if garment_share < MIN_GARMENT_SHARE:
+            raise InputError(NO_GARMENT.format(share=garment_share))
+        inputs = {
+            "person": person,
+            "region": region_from_labels(labels, names),
+            "garment": garment_image,
+            "garment_mask": garment_mask,
+        }
+        return Fitted(job, photo, window, inputs)
+
+    def dress(self, batch: Sequence[Fitted]) -> list[Image.Image]:
+        """The dressed persons of a batch of fitted pairs, each at its photo's size."""
+        feeds = {name: np.stack([item.inputs[name] for item in batch]) for name in batch[0].inputs}
+        images = self.tryon.run(**feeds)["image"]
+        return [paste(item, images[i]) for i, item in enumerate(batch)]
+
+
+def _window_to_photo(image: Image.Image, window: Box, photo_size: tuple[int, int], resample) -> Image.Image:
+    """A model-frame image (``window`` of the photo fills it) cropped and scaled to the photo."""
+    x0, y0, x1, y1 = window
+    sx, sy = image.width / (x1 - x0), image.height / (y1 - y0)
+    box = (-x0 * sx, -y0 * sy, (photo_size[0] - x0) * sx, (photo_size[1] - y0) * sy)
+    return image.resize(photo_size, resample, box=box)
+
+
+def _share_inside(found: np.ndarray, window: Box, photo_size: tuple[int, int], size: tuple[int, int]) -> float:
+    """``found``'s share of the part of the model frame the photo covers (not its padding)."""
+    x0, y0, x1, y1 = window
+    h, w = size
+    left, top = max(0, round(-x0 * w / (x1 - x0))), max(0, round(-y0 * h / (y1 - y0)))
+    right = min(w, round((photo_size[0] - x0) * w / (x1 - x0)))
+    bottom = min(h, round((photo_size[1] - y0) * h / (y1 - y0)))
+    inside = found[top:bottom, left:right]
+    return float(inside.mean()) if inside.size else 0.0
+
+
+def paste(item: Fitted, image: np.ndarray) -> Image.Image:
+    """The model's dressed person pasted into the original photo through the (soft) region."""
+    photo = item.photo
+    dressed = _window_to_photo(Image.fromarray(image), item.window, photo.size, Image.Resampling.BICUBIC)
+    region = Image.fromarray(item.inputs["region"][:, :, 0], "L")
+    alpha = _window_to_photo(region, item.window, photo.size, Image.Resampling.BILINEAR)
+    return Image.composite(dressed, photo, alpha)
+
+
+def _finished(job: DressJob, signature: str, fmt: str) -> bool:
+    return job.output.is_file() and read_signature(job.output, fmt) == signature
+
+
+def run_dressing(
+    dresser: Dresser,
+    jobs: Iterable[DressJob],
+    *,
+    batch_size: int = 8,
+    overwrite: bool = False,
+    quality: int = 95,
+    on_result: Callable[[DressResult], None] | None = None,
+) -> DressingSummary:
+    """Dress every job's person; ``on_result`` sees each pair's result as it is final.
+
+    An output this model pair already wrote (its signature) is skipped unless ``overwrite``.
+    A garment used by many pairs is decoded once per batch. On ``KeyboardInterrupt`` the
+    batch in flight is dropped (every written file is complete) and the interrupt propagates.
+    """
+    summary = DressingSummary()
+    started = time.perf_counter()
+
+    def emit(result: DressResult) -> None:
+        summary.add(result)
+        if on_result is not None:
+            on_result(result)
+
+    pending: list[DressJob] = []
+    try:
+        for job in jobs:
+            try:
+                fmt = output_format(job.output)
+            except InputError as exc:
+                emit(DressResult.of(job, "error", describe_error(exc)))
+                continue
+            if not overwrite and _finished(job, dresser.signature, fmt):
+                emit(DressResult.of(job, "skipped"))
+                continue
+            pending.append(job)
+            if len(pending) == batch_size:
+                _run_batch(dresser, pending, quality, emit)
+                pending = []
+        if pending:
+            _run_batch(dresser, pending, quality, emit)
+    finally:
+        summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run_batch(dresser: Dresser, jobs: list[DressJob], quality: int, emit: Callable[[DressResult], None]) -> None:
+    persons: list[tuple[DressJob, Image.Image]] = []
+    garments: dict[Path, Image.Image | BaseException] = {}
+    for job in jobs:
+        try:
+            if job.garment not in garments:
+                try:
+                    garments[job.garment] = load_garment(job.garment)
+                except Exception as exc:  # noqa: BLE001 - reported for every pair that uses it
+                    garments[job.garment] = exc
+            garment = garments[job.garment]
+            if isinstance(garment, BaseException):
+                raise garment
+            persons.append((job, load_person(job.person)))
+        except Exception as exc:  # noqa: BLE001 - one bad pair never stops the job
+            emit(DressResult.of(job, "error", describe_error(exc)))
+    if not persons:
+        return
+    classes = dresser.parse([photo for _, photo in persons])
+    fitted: list[Fitted] = []
+    for (job, photo), labels in zip(persons, classes, strict=True):
+        try:
+            fitted.append(dresser.fit(job, photo, labels, garments[job.garment]))  # type: ignore[arg-type]
+        except InputError as exc:
+            emit(DressResult.of(job, "error", describe_error(exc)))
+    if not fitted:
+        return
+    for item, dressed in zip(fitted, dresser.dress(fitted), strict=True):
+        job = item.job
+        try:
+            fmt = output_format(job.output)
+            data = encode_image(np.asarray(dressed), fmt, quality, signature=dresser.signature)
+            job.output.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(job.output, data)
+        except Exception as exc:  # noqa: BLE001 - a full disk fails this pair, the job reports it
+            emit(DressResult.of(job, "error", describe_error(exc)))
+            continue
+        emit(DressResult.of(job, "ok", size=(dressed.height, dressed.width)))

@@ -1,0 +1,138 @@
+"""The try-on network: the warping generator's modules, turned around.
+
+Try-off moves the photo's pixels into the catalog frame; try-on moves the catalog
+garment's pixels onto the person. The same pieces do it (``flow``): an encoder per side,
+coarse-to-fine grid levels that sample the garment's features where the current grid points
+and compare them with the person's (``FlowLevel``), bounded residual offsets, a composition
+mask between the warped garment and a rendered image (skin, arms, what the garment does not
+cover), and the same losses (``losses``). The person is painted grey in the region to dress
+anew (the parser's upper clothes and arms) inside the graph; outside it the output is the
+person's own pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..runtime.settings import unknown_key
+from .flow import FlowLevel, _encoder, _zero_head, identity_grid, warp
+from .networks import mask_to_weight, photo_to_unit, unit_to_uint8
+
+GREY = 0.0  # the painted region, in [-1, 1]
+
+
+@dataclass(frozen=True)
+class TryOnConfig:
+    task: str = "tryon"
+    height: int = 256
+    width: int = 192
+    ngf: int = 24
+    levels: int = 5
+    top: int = 12
+    residual_px: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.task != "tryon":
+            raise ValueError(f"the try-on network serves try-on, not {self.task!r}")
+        step = 2**self.levels
+        if self.height % step or self.width % step:
+            raise ValueError(f"height and width must be multiples of {step} for {self.levels} levels")
+        if self.ngf < 2 or self.top < 1:
+            raise ValueError("ngf must be >= 2 and top >= 1")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def widths(self) -> list[int]:
+        return [self.ngf * min(2**level, 4) for level in range(self.levels)]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TryOnConfig":
+        problem = unknown_key(data, cls)
+        if problem is not None:
+            raise ValueError(f"unknown network setting {problem}")
+        return cls(**data)
+
+
+def tryon_inputs(person: torch.Tensor, region: torch.Tensor, garment: torch.Tensor, garment_mask: torch.Tensor):
+    """(person side, garment side), 4 channels each, from NCHW tensors in [-1, 1] / [0, 1]:
+    the person painted grey in the region, with the region; the garment on white, with its mask."""
+    painted = person * (1 - region) + GREY * region
+    on_white = garment * garment_mask + (1 - garment_mask)
+    return torch.cat([painted, region * 2 - 1], 1), torch.cat([on_white, garment_mask * 2 - 1], 1)
+
+
+class TryOnGenerator(nn.Module):
+    def __init__(self, config: TryOnConfig):
+        super().__init__()
+        self.config = config
+        self.in_channels, self.out_channels = 4, 3
+        widths = config.widths
+        decoder = [max(8, w // 2) for w in widths]
+        self.garment_encoder = _encoder(4, widths)
+        self.person_encoder = _encoder(4, widths)
+        deepest = widths[-1]
+        self.bottom = nn.Sequential(
+            nn.Conv2d(3 * deepest, decoder[-1], 3, 1, 1, bias=False), nn.BatchNorm2d(decoder[-1]), nn.LeakyReLU(0.2)
+        )
+        self.bottom_flow = _zero_head(decoder[-1], 2)
+        self.levels = nn.ModuleList(
+            FlowLevel(decoder[level + 1], widths[level], decoder[level], widths[level], config.residual_px)
+            for level in range(config.levels - 2, -1, -1)
+        )
+        self.top = FlowLevel(decoder[0], 4, config.top, 4, config.residual_px)
+        self.heads = nn.Conv2d(config.top, 4, 3, 1, 1)  # composition mask logit, rendered RGB
+        nn.init.normal_(self.heads.weight, 0.0, 0.02)
+        nn.init.zeros_(self.heads.bias)
+
+    def forward(self, person_side: torch.Tensor, garment_side: torch.Tensor) -> dict[str, Any]:
+        garments, persons = [], []
+        g, p = garment_side, person_side
+        for g_block, p_block in zip(self.garment_encoder, self.person_encoder, strict=True):
+            g, p = g_block(g), p_block(p)
+            garments.append(g)
+            persons.append(p)
+        summary = g.mean(dim=(2, 3), keepdim=True).expand_as(g)
+        state = self.bottom(torch.cat([g, p, summary], 1))
+        n, _, h, w = g.shape
+        grid = identity_grid(n, h, w, g) + self.bottom_flow(state).float()
+        grids = [grid]
+        for level, skip, target in zip(self.levels, reversed(garments[:-1]), reversed(persons[:-1]), strict=True):
+            state, grid = level(state, grid, skip, target)
+            grids.append(grid)
+        state, grid = self.top(state, grid, garment_side, person_side)
+        grids.append(grid)
+        heads = self.heads(state)
+        warped = warp(garment_side[:, :3], grid.to(garment_side.dtype))
+        m = torch.sigmoid(heads[:, 0:1])
+        rendered = torch.tanh(heads[:, 1:4])
+        region = (person_side[:, 3:4] + 1) / 2
+        painted = person_side[:, :3]
+        image = region * (m * warped + (1 - m) * rendered) + (1 - region) * painted
+        return {"image": image, "grids": grids, "grid": grid, "warped": warped, "mask": m, "rendered": rendered}
+
+
+class ServedTryOn(nn.Module):
+    """uint8 person, region, garment, garment_mask [N, H, W, *] -> uint8 image [N, H, W, 3]."""
+
+    def __init__(self, generator: TryOnGenerator, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.generator, self.dtype = generator, dtype
+
+    def forward(self, person, region, garment, garment_mask):
+        person_side, garment_side = tryon_inputs(
+            photo_to_unit(person, self.dtype),
+            mask_to_weight(region, self.dtype),
+            photo_to_unit(garment, self.dtype),
+            mask_to_weight(garment_mask, self.dtype),
+        )
+        return unit_to_uint8(self.generator(person_side, garment_side)["image"])
+
+
+__all__ = ["ServedTryOn", "TryOnConfig", "TryOnGenerator", "tryon_inputs"]

@@ -1,0 +1,221 @@
+"""Try-on serving as its users run it: one pair, a folder, a pairs file, a garment taken from
+another photo, the Python function; the person's own pixels outside what is dressed anew,
+and every bad pair reported without stopping the others or inventing anything.
+
+The parser is the bundled segmenter (a real trained model); the try-on network is a tiny
+random one (what it draws is noise, where it draws is what these tests check).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clothes_extractor import dress, new_session
+from clothes_extractor.data.synth import synth_sample
+from clothes_extractor.errors import InputError, ModelError
+from clothes_extractor.runtime.dressing import Dresser, DressJob, _window_to_photo, run_dressing
+from clothes_extractor.runtime.tryon import grow, region_from_labels
+from conftest import ROOT, TINY_SIZE, run_cli
+
+PERSONS = ("figure-2.jpg", "figure-3.jpg", "figure-6.jpg")  # figures on which the parser finds the top
+
+
+@pytest.fixture(scope="module")
+def tiny_tryon_path(tmp_path_factory) -> Path:
+    """A tiny random try-on network whose grid moves, exported (64x48)."""
+    torch = pytest.importorskip("torch")
+    from clothes_extractor.export.onnx_export import export_model
+    from clothes_extractor.train.tryon import TryOnConfig, TryOnGenerator
+
+    torch.manual_seed(0)
+    model = TryOnGenerator(TryOnConfig(height=TINY_SIZE[0], width=TINY_SIZE[1], ngf=4, levels=3, top=4))
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.randn(2, 4, *TINY_SIZE), torch.randn(2, 4, *TINY_SIZE))
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d) and module.out_channels == 2:
+                module.weight.normal_(0, 0.01)
+    path = tmp_path_factory.mktemp("tryon") / "tryon.onnx"
+    export_model(model.eval(), path)
+    return path
+
+
+@pytest.fixture
+def parser():
+    with new_session("segmenter", "cpu") as session:
+        if not session.contract.labels:
+            pytest.skip("the bundled segmenter is not a parser")
+        yield session
+
+
+@pytest.fixture
+def pairs(tmp_path) -> tuple[Path, Path]:
+    """A persons folder (three figures) and a garments folder (two catalog images on white)."""
+    persons, garments = tmp_path / "persons", tmp_path / "garments"
+    persons.mkdir()
+    garments.mkdir()
+    for name in PERSONS:
+        shutil.copy(ROOT / "examples" / "photos" / name, persons / name)
+    for index in range(2):
+        _, _, garment = synth_sample(index, seed=5, size=(256, 192))
+        garment.save(garments / f"g{index}.png")
+    return persons, garments
+
+
+def test_region_is_the_parsers_top_and_arms_grown():
+    names = ("background", "hair", "face", "upper", "other-upper", "lower", "arms", "legs")
+    labels = np.zeros((20, 20), np.uint8)
+    labels[5:10, 5:10] = names.index("upper")
+    labels[12, 3] = names.index("arms")
+    labels[15:18, 15:18] = names.index("lower")
+    region = region_from_labels(labels, names, grow_px=1)
+    assert region.shape == (20, 20, 1) and region.dtype == np.uint8
+    expected = grow(np.isin(labels, [3, 6]), 1)
+    assert np.array_equal(region[..., 0] == 255, expected)
+    assert region[4, 7, 0] == 255 and region[3, 7, 0] == 0  # one pixel of growth, not two
+    assert region[16, 16, 0] == 0  # the lower body is never dressed anew
+    with pytest.raises(ValueError, match="needs a parser"):
+        region_from_labels(labels, ("background", "garment"))
+
+
+def test_only_the_region_changes_and_the_photo_keeps_its_size(tiny_tryon_path, parser, pairs):
+    persons, garments = pairs
+    big = persons / "big.png"
+    Image.open(persons / PERSONS[0]).resize((300, 400), Image.Resampling.BICUBIC).save(big)
+    with new_session(tiny_tryon_path, "cpu") as tryon:
+        dresser = Dresser(tryon, parser)
+        photo = Image.open(big).convert("RGB")
+        (classes,) = dresser.parse([photo])
+        fitted = dresser.fit(DressJob(big, garments / "g0.png", persons / "out.png"), photo, classes, photo)
+        (dressed,) = dresser.dress([fitted])
+    assert dressed.size == photo.size
+    region = Image.fromarray(fitted.inputs["region"][:, :, 0], "L")
+    alpha = np.asarray(_window_to_photo(region, fitted.window, photo.size, Image.Resampling.BILINEAR))
+    outside, inside = alpha == 0, alpha == 255
+    assert 0.3 < outside.mean() < 0.95 and inside.mean() > 0.05
+    original, result = np.asarray(photo), np.asarray(dressed)
+    assert np.array_equal(result[outside], original[outside])  # face, legs, background: untouched pixels
+    assert np.abs(result[inside].astype(int) - original[inside]).mean() > 5  # the top is redrawn
+
+
+def test_one_pair_a_folder_and_a_rerun(tiny_tryon_path, pairs, tmp_path):
+    persons, garments = pairs
+    model = ["--model", tiny_tryon_path, "--provider", "cpu"]
+    one = tmp_path / "one.jpg"
+    done = run_cli("tryon", "--person", persons / PERSONS[0], "--garment", garments / "g0.png", "-o", one, *model)
+    assert done.returncode == 0, done.stderr
+    assert Image.open(one).size == Image.open(persons / PERSONS[0]).size and "wrote" in done.stderr
+
+    Image.new("RGB", (192, 256), (240, 240, 240)).save(persons / "empty-room.png")  # nobody to dress
+    (persons / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    out = tmp_path / "out"
+    done = run_cli("tryon", "--person", persons, "--garment", garments / "g1.png", "-o", out, *model)
+    assert done.returncode == 1
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted(f"{Path(name).stem}__g1.png" for name in PERSONS)  # and nothing else
+    assert "empty-room.png" in done.stderr and "found no upper-body clothing" in done.stderr
+    assert "broken.jpg" in done.stderr and "3 dressed" in done.stderr and "2 failed" in done.stderr
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    again = run_cli("tryon", "--person", persons, "--garment", garments / "g1.png", "-o", out, *model)
+    assert again.returncode == 1 and "3 skipped" in again.stderr
+    assert stamps == {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+
+
+def test_a_pairs_file_and_the_garment_checks(tiny_tryon_path, pairs, tmp_path):
+    persons, garments = pairs
+    model = ["--model", tiny_tryon_path, "--provider", "cpu"]
+    Image.new("RGB", (192, 256), (255, 255, 255)).save(garments / "blank.png")  # a catalog image of nothing
+    listing = tmp_path / "pairs.txt"
+    listing.write_text(f"# person garment\n{PERSONS[0]} g0.png\n{PERSONS[1]} g1.png\n{PERSONS[2]} blank.png\n")
+    out = tmp_path / "out"
+    report = tmp_path / "report.jsonl"
+    done = run_cli(
+        "tryon", "--person", persons, "--garment", garments, "--pairs", listing, "-o", out, "--report", report, *model
+    )
+    assert done.returncode == 1
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"{Path(PERSONS[0]).stem}__g0.png",
+        f"{Path(PERSONS[1]).stem}__g1.png",
+    ]
+    assert "found no garment in the garment image" in done.stderr
+    lines = report.read_text().splitlines()
+    assert len(lines) == 3 and sum('"status": "error"' in line for line in lines) == 1
+
+    both = run_cli("tryon", "--person", persons, "--garment", garments, "-o", out, *model)
+    assert both.returncode == 2 and "--pairs" in both.stderr
+    listing.write_text(f"{PERSONS[0]}\n")
+    bad = run_cli("tryon", "--person", persons, "--garment", garments, "--pairs", listing, "-o", out, *model)
+    assert bad.returncode == 1 and "line 1" in bad.stderr
+    many = run_cli("tryon", "--person", persons, "--garment", garments / "g0.png", "-o", tmp_path / "x.png", *model)
+    assert many.returncode == 2 and "must be a folder" in many.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_garment_from_another_photo_in_one_command(tiny_tryon_path, pairs, tmp_path):
+    persons, _ = pairs
+    out = tmp_path / "b-in-a.png"
+    done = run_cli(
+        "tryon",
+        "--person",
+        persons / PERSONS[0],
+        "--garment-from",
+        persons / PERSONS[1],
+        "-o",
+        out,
+        "--model",
+        tiny_tryon_path,
+        "--provider",
+        "cpu",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "extracting the garments of 1 photo" in done.stderr and Image.open(out).size == (192, 256)
+
+
+def test_the_python_function(tiny_tryon_path, parser, pairs):
+    persons, garments = pairs
+    people = [persons / name for name in PERSONS]
+    with new_session(tiny_tryon_path, "cpu") as tryon:
+        one = dress(people[0], garments / "g0.png", tryon=tryon, parser=parser)
+        batch = dress(
+            people, [garments / "g0.png", garments / "g1.png", garments / "g0.png"], tryon=tryon, parser=parser
+        )
+        from_photo = dress(people[0], people[1], garment_from_photo=True, tryon=tryon, parser=parser)
+        with pytest.raises(InputError, match="no upper-body clothing"):
+            dress(Image.new("RGB", (96, 128), "white"), garments / "g0.png", tryon=tryon, parser=parser)
+        with pytest.raises(ValueError, match="3 persons but 2 garments"):
+            dress(people, [garments / "g0.png"] * 2, tryon=tryon, parser=parser)
+    assert one.mode == "RGB" and one.size == (192, 256) and from_photo.size == (192, 256)
+    assert len(batch) == 3 and np.array_equal(np.asarray(batch[0]), np.asarray(one))  # a batch changes nothing
+
+
+def test_a_segmenter_without_classes_is_refused(tiny_tryon_path, tmp_path, tiny_model_path):
+    torch = pytest.importorskip("torch")
+    from clothes_extractor.export.onnx_export import export_model
+    from clothes_extractor.train.networks import UNet, UNetConfig
+
+    torch.manual_seed(0)
+    path = tmp_path / "binary-segmenter.onnx"
+    export_model(UNet(UNetConfig(task="segmenter", height=64, width=48, ngf=4, depth=3)).eval(), path)
+    with new_session(tiny_tryon_path, "cpu") as tryon, new_session(path, "cpu") as segmenter:
+        with pytest.raises(ModelError, match="without the parser's classes"):
+            Dresser(tryon, segmenter)
+    with new_session(tiny_model_path, "cpu") as generator, new_session(path, "cpu") as segmenter:
+        with pytest.raises(ModelError, match="tryon"):
+            Dresser(generator, segmenter)
+
+
+def test_nothing_is_left_behind_when_writing_fails(tiny_tryon_path, parser, pairs, tmp_path):
+    persons, garments = pairs
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the output folder should be")
+    jobs = [DressJob(persons / PERSONS[0], garments / "g0.png", blocked / "out.png")]
+    results = []
+    with new_session(tiny_tryon_path, "cpu") as tryon:
+        summary = run_dressing(Dresser(tryon, parser), jobs, on_result=results.append)
+    assert summary.failed == 1 and results[0].status == "error" and blocked.read_text().startswith("a file")
