@@ -37,8 +37,50 @@ from .networks import generator_input, mask_to_weight, photo_to_unit, unit_to_ui
 ALIGN_CORNERS = False  # one convention for every grid_sample and interpolate here
 
 
+class GridPyramid:
+    """What the warping generator's and the try-on network's settings share: ``levels`` grid
+    levels over encoders ``ngf`` wide at 1/2 of the input (mixed into their dataclasses)."""
+
+    height: int
+    width: int
+    ngf: int
+    levels: int
+
+    def check_levels(self) -> None:
+        if not 2 <= self.levels <= 7:
+            raise ValueError(f"levels must be 2-7, got {self.levels}")
+        step = 2**self.levels
+        if self.height % step or self.width % step:
+            raise ValueError(
+                f"{self.levels} levels halve the input {self.levels} times, so height and width must be "
+                f"multiples of {step}; {self.height}x{self.width} is not (use fewer levels)"
+            )
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def widths(self) -> list[int]:
+        """Channels of the encoder at 1/2, 1/4, ... 1/2**levels."""
+        return [self.ngf * min(2**level, 4) for level in range(self.levels)]
+
+    @property
+    def decoder_widths(self) -> list[int]:
+        """Channels of the decoder at the same levels: half the encoder's. The decoder runs at
+        the fine levels, where convolutions cost the most, so it is kept lean."""
+        return [max(8, width // 2) for width in self.widths]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]):
+        problem = unknown_key(data, cls)
+        if problem is not None:
+            raise ValueError(f"unknown network setting {problem}")
+        return cls(**data)
+
+
 @dataclass(frozen=True)
-class FlowConfig:
+class FlowConfig(GridPyramid):
     """Shape of a warping generator; stored in every checkpoint and exported model."""
 
     task: str = "generator"
@@ -57,43 +99,14 @@ class FlowConfig:
             raise ValueError(f"the warping network is a generator, not a {self.task!r}")
         if self.ngf < 2 or self.top < 1:
             raise ValueError(f"ngf must be >= 2 and top >= 1, got {self.ngf} and {self.top}")
-        if not 2 <= self.levels <= 7:
-            raise ValueError(f"levels must be 2-7, got {self.levels}")
         if self.renderer_ngf < 0 or self.target_ngf < 1 or self.residual_px < 0:
             raise ValueError("renderer_ngf and residual_px must be >= 0, target_ngf >= 1")
-        step = 2**self.levels
-        if self.height % step or self.width % step:
-            raise ValueError(
-                f"{self.levels} levels halve the input {self.levels} times, so height and width must be "
-                f"multiples of {step}; {self.height}x{self.width} is not (use fewer levels)"
-            )
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.height, self.width
-
-    @property
-    def widths(self) -> list[int]:
-        """Channels of the encoder at 1/2, 1/4, ... 1/2**levels."""
-        return [self.ngf * min(2**level, 4) for level in range(self.levels)]
+        self.check_levels()
 
     @property
     def target_widths(self) -> list[int]:
         """Channels of the encoder over the rendered garment (with a renderer), per level."""
         return [self.target_ngf * min(2**level, 4) for level in range(self.levels)]
-
-    @property
-    def decoder_widths(self) -> list[int]:
-        """Channels of the decoder at the same levels: half the encoder's. The decoder runs at
-        the fine levels, where convolutions cost the most, so it is kept lean."""
-        return [max(8, width // 2) for width in self.widths]
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "FlowConfig":
-        problem = unknown_key(data, cls)
-        if problem is not None:
-            raise ValueError(f"unknown network setting {problem}")
-        return cls(**data)
 
 
 def identity_grid(n: int, height: int, width: int, like: torch.Tensor) -> torch.Tensor:

@@ -13,20 +13,19 @@ person's own pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..runtime.settings import unknown_key
-from .flow import FlowLevel, _encoder, _zero_head, identity_grid, warp
+from .flow import FlowLevel, GridPyramid, _encoder, _zero_head, identity_grid, warp
 from .networks import mask_to_weight, photo_to_unit, unit_to_uint8
 
 GREY = 0.0  # the painted region, in [-1, 1]
 
 
 @dataclass(frozen=True)
-class TryOnConfig:
+class TryOnConfig(GridPyramid):
     task: str = "tryon"
     height: int = 256
     width: int = 192
@@ -38,26 +37,9 @@ class TryOnConfig:
     def __post_init__(self) -> None:
         if self.task != "tryon":
             raise ValueError(f"the try-on network serves try-on, not {self.task!r}")
-        step = 2**self.levels
-        if self.height % step or self.width % step:
-            raise ValueError(f"height and width must be multiples of {step} for {self.levels} levels")
-        if self.ngf < 2 or self.top < 1:
-            raise ValueError("ngf must be >= 2 and top >= 1")
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.height, self.width
-
-    @property
-    def widths(self) -> list[int]:
-        return [self.ngf * min(2**level, 4) for level in range(self.levels)]
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TryOnConfig":
-        problem = unknown_key(data, cls)
-        if problem is not None:
-            raise ValueError(f"unknown network setting {problem}")
-        return cls(**data)
+        if self.ngf < 2 or self.top < 1 or self.residual_px < 0:
+            raise ValueError("ngf must be >= 2, top >= 1 and residual_px >= 0")
+        self.check_levels()
 
 
 def tryon_inputs(person: torch.Tensor, region: torch.Tensor, garment: torch.Tensor, garment_mask: torch.Tensor):
@@ -74,7 +56,7 @@ class TryOnGenerator(nn.Module):
         self.config = config
         self.in_channels, self.out_channels = 4, 3
         widths = config.widths
-        decoder = [max(8, w // 2) for w in widths]
+        decoder = config.decoder_widths
         self.garment_encoder = _encoder(4, widths)
         self.person_encoder = _encoder(4, widths)
         deepest = widths[-1]
