@@ -210,6 +210,21 @@ def test_segmenter_output_maps_back_onto_the_photo():
     assert left.mean() > 240 and right.mean() < 15
 
 
+@pytest.mark.parametrize("start", [-3.3, 0.0, 0.4, 0.6, 10.45])
+def test_a_zoomed_mask_is_pasted_back_where_it_was_cut(start):
+    """The zoom box has fractional corners (rounding may land outside it) and may pass the
+    plane's edge; the pasted mask covers exactly the box's part of the plane."""
+    from clothes_extractor.runtime.stages import _paste
+
+    mask = np.full((64, 48), 255, np.uint8)
+    zoom = (start, start + 1.3, start + 24.2, start + 33.7)
+    plane = _paste(mask, zoom, (40, 30))
+    assert plane.shape == (40, 30)
+    on = np.argwhere(plane > 127)
+    assert on[:, 1].min() == max(0, round(zoom[0])) and on[:, 0].min() == max(0, round(zoom[1]))
+    assert on[:, 1].max() == min(29, round(zoom[2]) - 1) and on[:, 0].max() == min(39, round(zoom[3]) - 1)
+
+
 def test_photos_without_masks_go_through_the_segmenter(model, segmenter, tmp_path):
     from clothes_extractor.data.synth import synth_sample
     from clothes_extractor.eval.metrics import iou

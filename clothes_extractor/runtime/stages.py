@@ -307,7 +307,14 @@ def _paste(mask: np.ndarray, zoom: Box, plane_size: tuple[int, int]) -> np.ndarr
     px1, py1 = min(plane_size[1], round(x1)), min(plane_size[0], round(y1))
     if px1 <= px0 or py1 <= py0:
         return np.asarray(plane)
-    source = ((px0 - x0) * scale_x, (py0 - y0) * scale_y, (px1 - x0) * scale_x, (py1 - y0) * scale_y)
+    # rounding may put a plane pixel edge a fraction outside the zoom box: clamp to the mask
+    h, w = mask.shape
+    source = (
+        min(w, max(0.0, (px0 - x0) * scale_x)),
+        min(h, max(0.0, (py0 - y0) * scale_y)),
+        min(w, max(0.0, (px1 - x0) * scale_x)),
+        min(h, max(0.0, (py1 - y0) * scale_y)),
+    )
     part = Image.fromarray(mask, "L").resize((px1 - px0, py1 - py0), Image.Resampling.BILINEAR, box=source)
     plane.paste(part, (px0, py0))
     return np.asarray(plane)
