@@ -87,6 +87,9 @@ def test_the_readme_python_snippet_runs_as_written(tmp_path):
     assert (tmp_path / "garment.png").is_file()
     with Image.open(tmp_path / "garment.png") as image:
         assert image.size[0] >= 192
+    for name in ("dressed.png", "dressed-3.png"):  # stage two, on figure-2's own 192x256
+        with Image.open(tmp_path / name) as image:
+            assert image.size == (192, 256)
 
 
 def test_extract_garment_needs_no_torch():
