@@ -343,3 +343,30 @@ def test_apply_background_is_exact_where_the_garment_is_opaque():
     coloured, none = apply_background(garment, alpha, (0, 0, 0))
     assert none is None and coloured[0, 1].tolist() == [0, 0, 0] and coloured[0, 0].tolist() == [10, 20, 30]
     assert apply_background(garment, None, "white")[0] is garment
+
+
+def test_evaluate_native_scores_the_masks_extract_uses(model, segmenter, tmp_path):
+    """``evaluate --resolution native`` on a segmenter scores exactly the mask ``extract``
+    fits the photo with (first look or zoomed), at the photo's own size."""
+    from clothes_extractor.data.synth import write_synthetic
+    from clothes_extractor.eval.datasets import load_samples
+    from clothes_extractor.eval.evaluate import evaluate_model
+    from clothes_extractor.eval.metrics import iou
+
+    write_synthetic(tmp_path / "syn", 6, seed=11, size=(384, 288))
+    samples = load_samples(tmp_path / "syn", "all")
+    result = evaluate_model(segmenter, samples, resolution="native", batch_size=4, sheet_rows=2)
+    assert result.samples == 6 and result.sheet is not None and set(result.metrics) == {"iou", "zoomed"}
+    jobs = find_jobs([tmp_path / "syn" / "photo"], tmp_path / "out", "png", save_masks=tmp_path / "masks")
+    run_extraction(model, jobs, ExtractOptions(processes=False), lambda r: None, segmenter)
+    compared = 0
+    for sample, scored in zip(samples, result.per_sample, strict=True):
+        truth = np.asarray(Image.open(sample.mask))
+        saved = tmp_path / "masks" / f"{sample.photo.stem}.png"
+        if not saved.is_file():  # no garment found: evaluate scores it 0
+            assert scored["iou"] == 0.0
+            continue
+        used = np.asarray(Image.open(saved).resize(truth.shape[::-1], Image.Resampling.BILINEAR))
+        assert scored["iou"] == pytest.approx(float(iou(used[None], truth[None])[0]), abs=1e-9)
+        compared += 1
+    assert compared >= 4

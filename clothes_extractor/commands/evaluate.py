@@ -45,7 +45,8 @@ SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
     type=click.Choice(["model", "native"]),
     default="model",
     show_default=True,
-    help="native: a catalog-resolution generator is scored at each catalog image's own size.",
+    help="native: a catalog-resolution generator is scored at each catalog image's own size; a segmenter "
+    "runs as extract runs it (zoomed second look included) and is scored at the photo's own size.",
 )
 @click.option(
     "-o",

@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..errors import ClothesExtractorError, InputError
 from ..tasks import task_of
-from .datasets import Sample, load_fitted
+from .datasets import Sample, load_fitted, load_sample
 from .metrics import class_iou, image_metrics, iou
 from .sheets import contact_sheet, sheet_row
 
@@ -116,10 +116,13 @@ def evaluate_model(
     A pair that cannot be loaded is listed in ``failures`` with its reason and the rest is
     scored. ``sheet_rows``: the first N pairs on a contact sheet, then ``worst`` more rows of
     the worst-scored pairs. ``resolution="native"``: a catalog-resolution generator answers
-    at each catalog image's own size and is scored there.
+    at each catalog image's own size and is scored there; a segmenter runs as ``extract``
+    runs it (with its zoomed second look) and its mask is scored at the photo's own size.
     """
     contract = model.contract
     task = contract.task
+    if resolution == "native" and task == "segmenter":
+        return _segmenter_as_extract_runs_it(model, samples, batch_size, sheet_rows, progress)
     native = resolution == "native" and contract.catalog_resolution
     totals = MetricTotals()
     per_sample: list[dict[str, Any]] = []
@@ -162,6 +165,56 @@ def evaluate_model(
                 progress(len(chunk))
     rows += [row for _, row in kept]
     return Evaluation(task, totals.count, totals.means(), per_sample, failures, contact_sheet(rows) if rows else None)
+
+
+def _segmenter_as_extract_runs_it(
+    model: Any, samples: Sequence[Sample], batch_size: int, sheet_rows: int, progress
+) -> Evaluation:
+    """IoU of the masks ``extract`` would use (``stages.segment``: the first look and, for a
+    small garment, the zoomed one), mapped back onto each photo at its own size. A photo in
+    which it finds no garment scores 0."""
+    from ..runtime.jobs import ExtractJob, MaskSource
+    from ..runtime.stages import for_segmenter, mask_from_segmenter, segment
+
+    totals, per_sample, failures, rows = MetricTotals(), [], [], []
+    for start in range(0, len(samples), batch_size):
+        chunk, truths, items = samples[start : start + batch_size], [], []
+        for sample in chunk:
+            try:
+                photo, truth, _ = load_sample(sample)
+                item = for_segmenter(ExtractJob(sample.photo, sample.photo, MaskSource("auto")), model.contract)
+            except ClothesExtractorError as exc:
+                failures.append({"sample": str(sample.photo), "error": str(exc)})
+                continue
+            truths.append((sample, photo, truth.resize(item.photo_size, Image.Resampling.NEAREST)))
+            items.append(item)
+        for (sample, photo, truth), item, found in zip(
+            truths, items, segment(items, model) if items else [], strict=True
+        ):
+            predicted = np.zeros((truth.height, truth.width), np.uint8)
+            if not isinstance(found, Exception):
+                plane = mask_from_segmenter(found.plane, found.window, item.photo_size)
+                predicted = np.asarray(plane.resize(item.photo_size, Image.Resampling.BILINEAR))
+            scores = {
+                "iou": iou(predicted[None], np.asarray(truth)[None]),
+                "zoomed": np.array([getattr(found, "zoomed", False)], float),
+            }
+            totals.add(scores)
+            per_sample.append({"sample": sample.name, **{k: float(v[0]) for k, v in scores.items()}})
+            if len(rows) < sheet_rows:
+                size = (model.contract.width, model.contract.height)
+                rows.append(
+                    [
+                        np.asarray(photo.resize(size)),
+                        np.asarray(Image.fromarray(predicted).resize(size))[..., None],
+                        np.asarray(truth.resize(size))[..., None],
+                    ]
+                )
+        if progress is not None:
+            progress(len(chunk))
+    return Evaluation(
+        "segmenter", totals.count, totals.means(), per_sample, failures, contact_sheet(rows) if rows else None
+    )
 
 
 def unpaired_sheet(model: Any, samples: Sequence[Sample], rows: int = 6, garments: int = 4) -> Image.Image:

@@ -224,6 +224,12 @@ def prepare(job: ExtractJob, plan: Plan) -> Prepared | NeedsMask:
         # a broken or tiny photo is reported as such, before the missing mask
         load_photo(job.photo, lambda shown: _check_size(shown, job.photo) or 1.0)
         raise InputError(NO_MASK_HELP)
+    return for_segmenter(job, segmenter)
+
+
+def for_segmenter(job: ExtractJob, segmenter: ModelContract) -> NeedsMask:
+    """Decode ``job``'s photo (no larger than its detail letterbox needs) and letterbox it
+    for ``segment``: at the segmenter's size, and at ``DETAIL_FACTOR`` x that for a zoom."""
     detail_size = (segmenter.height * DETAIL_FACTOR, segmenter.width * DETAIL_FACTOR)
 
     seen: dict[str, tuple[int, int]] = {}
