@@ -1,6 +1,8 @@
 """The audit's hostile folder, small: odd files of every kind, symlink loops, an unreadable
 subfolder, SIGKILLs and reruns. Every good photo is written, every bad one reported with a
-reason, the exit code is 1, nothing half-written or stray survives, and no traceback."""
+reason, the exit code is 1, nothing half-written or stray survives, and no traceback.
+
+``HOSTILE_GOOD=1000 pytest tests/test_hostile.py`` runs it at the audit's size."""
 
 import json
 import os
@@ -85,7 +87,7 @@ def extract(args, kill_after: float | None = None) -> subprocess.CompletedProces
 
 
 def test_a_hostile_folder_with_kills_and_reruns(tiny_model_path, tmp_path):
-    photos, masks, bad = hostile_folder(tmp_path)
+    photos, masks, bad = hostile_folder(tmp_path, good=int(os.environ.get("HOSTILE_GOOD", "40")))
     out, report = tmp_path / "out", tmp_path / "report.jsonl"
     args = ["extract", photos, "-o", out, "-r", "--model", tiny_model_path, "--masks", masks, "--no-segmenter"]
     args += ["--batch-size", "2", "--workers", "2", "--report", report]
