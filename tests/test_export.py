@@ -240,3 +240,10 @@ def test_a_parser_exports_its_labels():
         out = session.run(image=seeded_photos(TINY_SIZE, 2)[0])
     assert contract.labels == PARSER_CLASSES and [s.name for s in contract.outputs] == ["mask", "labels"]
     assert out["labels"].max() < len(PARSER_CLASSES) and results[0].passed
+    assert results[0].labels_changed is not None and results[0].labels_changed <= 0.001
+    torch.manual_seed(1)  # another parser: its labels are checked as classes, and differ
+    other = UNet(UNetConfig(task="segmenter", height=64, width=48, ngf=4, depth=3, classes=len(PARSER_CLASSES))).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        export_model(parser, f"{tmp}/p.onnx")
+        with pytest.raises(ExportError, match=r"labels: .*% of the pixels change class"):
+            validate_export(other, f"{tmp}/p.onnx")

@@ -120,9 +120,14 @@ def export(
         f"wrote {contract.task} {output} ({contract.height}x{contract.width}, {precision}{stored}, {size_mb:.1f} MB)"
     )
     for result in results:
+        labels = ""
+        if result.labels_changed is not None:
+            labels = (
+                f"; labels changed on {result.labels_changed:.3%} of pixels (tolerance {result.labels_tolerance:.1%})"
+            )
         click.echo(
             f"onnxruntime vs PyTorch fp32 on {result.samples} {result.label}: max |error| {result.max_abs}, "
-            f"mean {result.mean_abs:.4f} (tolerance {result.max_abs_tolerance} / {result.mean_abs_tolerance})"
+            f"mean {result.mean_abs:.4f} (tolerance {result.max_abs_tolerance} / {result.mean_abs_tolerance}){labels}"
         )
     if tensorrt:
         from ..export.tensorrt import build_tensorrt_cache

@@ -56,9 +56,12 @@ MIN_PHOTO_SIDE = 16  # pixels; smaller photos cannot show a garment
 DETAIL_FACTOR = 3
 ZOOM_BELOW = 0.5  # a garment box under this share of the frame's height and width gets the zoomed look
 ZOOM_MARGIN = 0.25
-# A segmentation counts as a garment when enough of the photo is confidently garment:
+# A segmentation counts as a garment when enough of the photo is confidently garment.
+# Measured with the bundled parser (trained with garment-free photos): 200 plain, gradient,
+# noise and blotch photos all stay under the share; of 60 synthetic figures 58 pass it, with
+# a mean probability of 0.70-0.99 (VITON photos: 0.91-0.99), so the confidence bar is 0.6.
 MIN_GARMENT_SHARE = 0.004  # of the photo's area at >= the mask threshold
-MIN_GARMENT_CONFIDENCE = 0.8  # mean probability over those pixels
+MIN_GARMENT_CONFIDENCE = 0.6  # mean probability over those pixels
 
 
 @dataclass(frozen=True)
