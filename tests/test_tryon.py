@@ -91,8 +91,8 @@ def test_only_the_region_changes_and_the_photo_keeps_its_size(tiny_tryon_path, p
     with new_session(tiny_tryon_path, "cpu") as tryon:
         dresser = Dresser(tryon, parser)
         photo = Image.open(big).convert("RGB")
-        (classes,) = dresser.parse([photo])
-        fitted = dresser.fit(DressJob(big, garments / "g0.png", persons / "out.png"), photo, classes, photo)
+        (parsed,) = dresser.parse([photo])
+        fitted = dresser.fit(DressJob(big, garments / "g0.png", persons / "out.png"), photo, parsed, photo)
         (dressed,) = dresser.dress([fitted])
     assert dressed.size == photo.size
     region = Image.fromarray(fitted.inputs["region"][:, :, 0], "L")
@@ -125,6 +125,32 @@ def test_one_pair_a_folder_and_a_rerun(tiny_tryon_path, pairs, tmp_path):
     again = run_cli("tryon", "--person", persons, "--garment", garments / "g1.png", "-o", out, *model)
     assert again.returncode == 1 and "3 skipped" in again.stderr
     assert stamps == {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+
+
+def test_labels_move_between_frames_of_any_aspect(tiny_tryon_path, parser, pairs):
+    """A try-on frame of the parser's aspect rescales the class map; one of another aspect
+    maps it through the photo. Both put the classes where the photo's pixels land."""
+    from clothes_extractor.runtime.dressing import _window_to_photo, labels_in_frame
+    from clothes_extractor.runtime.fitting import letterbox
+    from clothes_extractor.runtime.tryon import fit_labels
+
+    persons, _ = pairs
+    photo = Image.open(persons / PERSONS[0]).convert("RGB").resize((300, 400))
+    with new_session(tiny_tryon_path, "cpu") as tryon:
+        ((classes, parsed_window),) = Dresser(tryon, parser).parse([photo])
+    upper = parser.contract.labels.index("upper")
+    size = (128, 96)  # the parser's aspect: the fast path
+    window = letterbox(photo, size, (255, 255, 255))[1]
+    fast = labels_in_frame((classes, parsed_window), photo.size, window, size)
+    on_photo = _window_to_photo(classes, parsed_window, photo.size, Image.Resampling.NEAREST)
+    assert (fast == fit_labels(on_photo, photo.size, size)).mean() > 0.95  # nearest twice vs once: edges differ
+    square = (96, 96)  # another aspect: through the photo
+    window = letterbox(photo, square, (255, 255, 255))[1]
+    labels = labels_in_frame((classes, parsed_window), photo.size, window, square)
+    pad = round(-window[0] * square[1] / (window[2] - window[0]))
+    assert labels.shape == square and pad > 5 and (labels[:, : pad - 1] == 0).all()  # padding: background
+    shown = labels[:, pad:-pad]
+    assert (shown == upper).mean() == pytest.approx((fast == upper).mean(), abs=0.03)
 
 
 def test_a_pairs_file_and_the_garment_checks(tiny_tryon_path, pairs, tmp_path):

@@ -136,20 +136,18 @@ class Dresser:
         self.size = tryon.contract.size
         self.signature = f"tryon={tryon.digest[:16]} parser={parser.digest[:16]}"
 
-    def parse(self, photos: Sequence[Image.Image]) -> list[Image.Image]:
-        """Each photo's class map at the photo's own size (mode L, the parser's class indices)."""
+    def parse(self, photos: Sequence[Image.Image]) -> list[tuple[Image.Image, Box]]:
+        """Each photo's class map (mode L, the parser's class indices) over the letterbox
+        plane the parser saw, and the window of the photo that plane shows."""
         contract = self.parser.contract
         fitted = [letterbox(photo, contract.size, contract.fit.pad_rgb) for photo in photos]
         labels = self.parser.run(image=np.stack([array for array, _ in fitted]))["labels"]
-        return [
-            _window_to_photo(Image.fromarray(labels[i, :, :, 0], "L"), window, photo.size, Image.Resampling.NEAREST)
-            for i, ((_, window), photo) in enumerate(zip(fitted, photos, strict=True))
-        ]
+        return [(Image.fromarray(labels[i, :, :, 0], "L"), window) for i, (_, window) in enumerate(fitted)]
 
-    def fit(self, job: DressJob, photo: Image.Image, classes: Image.Image, garment: Image.Image) -> Fitted:
+    def fit(self, job: DressJob, photo: Image.Image, parsed: tuple[Image.Image, Box], garment: Image.Image) -> Fitted:
         """The model inputs of one pair; ``InputError`` when there is nothing to dress or no garment."""
         person, window = fit_person(photo, self.size)
-        labels = fit_labels(classes, photo.size, self.size)
+        labels = labels_in_frame(parsed, photo.size, window, self.size)
         names = self.parser.contract.labels
         found = np.isin(labels, [names.index(name) for name in REGION_NAMES])
         share = _share_inside(found, window, photo.size, self.size)
@@ -172,6 +170,18 @@ class Dresser:
         feeds = {name: np.stack([item.inputs[name] for item in batch]) for name in batch[0].inputs}
         images = self.tryon.run(**feeds)["image"]
         return [paste(item, images[i]) for i, item in enumerate(batch)]
+
+
+def labels_in_frame(
+    parsed: tuple[Image.Image, Box], photo_size: tuple[int, int], window: Box, size: tuple[int, int]
+) -> np.ndarray:
+    """A parser's class map (over the plane showing ``parsed[1]`` of the photo) in the frame
+    that shows ``window`` at ``size`` (h, w): [h, w] class indices."""
+    classes, parsed_window = parsed
+    if np.allclose(parsed_window, window, atol=1e-6):  # the same plane (the same aspect): rescale it
+        return np.asarray(classes.resize(size[::-1], Image.Resampling.NEAREST))
+    on_photo = _window_to_photo(classes, parsed_window, photo_size, Image.Resampling.NEAREST)
+    return fit_labels(on_photo, photo_size, size)
 
 
 def _window_to_photo(image: Image.Image, window: Box, photo_size: tuple[int, int], resample) -> Image.Image:
