@@ -279,9 +279,9 @@ def _run_batch(dresser: Dresser, jobs: list[DressJob], quality: int, emit: Calla
             emit(DressResult.of(job, "error", describe_error(exc)))
     if not persons:
         return
-    classes = dresser.parse([photo for _, photo in persons])
+    parsed = dresser.parse([photo for _, photo in persons])
     fitted: list[Fitted] = []
-    for (job, photo), labels in zip(persons, classes, strict=True):
+    for (job, photo), labels in zip(persons, parsed, strict=True):
         try:
             fitted.append(dresser.fit(job, photo, labels, garments[job.garment]))  # type: ignore[arg-type]
         except InputError as exc:
