@@ -268,14 +268,8 @@ class FlowGenerator(nn.Module):
                 targets.append(t)
         summary = x.mean(dim=(2, 3), keepdim=True).expand_as(x)
         state = self.bottom(torch.cat([x, summary] + ([targets[-1]] if rendered is not None else []), 1))
-        n, _, h, w = x.shape
-        grid = identity_grid(n, h, w, x) + self.bottom_flow(state).float()
-        grids = [grid]
-        for level, skip, target in zip(self.levels, reversed(features[:-1]), reversed(targets[:-1]), strict=True):
-            state, grid = level(state, grid, skip, target)
-            grids.append(grid)
-        state, grid = self.top(state, grid, condition, rendered)
-        grids.append(grid)
+        state, grids = coarse_to_fine(self, state, features, targets, condition, rendered)
+        grid = grids[-1]
         heads = self.heads(state)
         return {
             "grids": grids,
@@ -291,6 +285,29 @@ class FlowGenerator(nn.Module):
         fields = self.predict(condition)
         on_white = self.renderer is not None
         return {**fields, **compose(fields, condition[:, :3], resize_fields=False, rendered_on_white=on_white)}
+
+
+def coarse_to_fine(
+    network: nn.Module,
+    state: torch.Tensor,
+    skips: list[torch.Tensor],
+    targets: list[torch.Tensor | None],
+    source: torch.Tensor,
+    target: torch.Tensor | None,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The grid pyramid of a warping network (``bottom_flow``, ``levels``, ``top``): the
+    identity plus the bottom offset at the coarsest level, each finer ``FlowLevel`` fed the
+    encoder features ``skips`` (and ``targets``) of its own level, then the full-size level
+    over ``source`` (and ``target``). Returns the full-size state and the grids, coarse to fine."""
+    n, _, h, w = state.shape
+    grid = identity_grid(n, h, w, state) + network.bottom_flow(state).float()
+    grids = [grid]
+    for level, skip, level_target in zip(network.levels, reversed(skips[:-1]), reversed(targets[:-1]), strict=True):
+        state, grid = level(state, grid, skip, level_target)
+        grids.append(grid)
+    state, grid = network.top(state, grid, source, target)
+    grids.append(grid)
+    return state, grids
 
 
 def compose(

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .flow import FlowLevel, GridPyramid, _encoder, _zero_head, identity_grid, warp
+from .flow import FlowLevel, GridPyramid, _encoder, _zero_head, coarse_to_fine, warp
 from .networks import mask_to_weight, photo_to_unit, unit_to_uint8
 
 GREY = 0.0  # the painted region, in [-1, 1]
@@ -82,14 +82,8 @@ class TryOnGenerator(nn.Module):
             persons.append(p)
         summary = g.mean(dim=(2, 3), keepdim=True).expand_as(g)
         state = self.bottom(torch.cat([g, p, summary], 1))
-        n, _, h, w = g.shape
-        grid = identity_grid(n, h, w, g) + self.bottom_flow(state).float()
-        grids = [grid]
-        for level, skip, target in zip(self.levels, reversed(garments[:-1]), reversed(persons[:-1]), strict=True):
-            state, grid = level(state, grid, skip, target)
-            grids.append(grid)
-        state, grid = self.top(state, grid, garment_side, person_side)
-        grids.append(grid)
+        state, grids = coarse_to_fine(self, state, garments, persons, garment_side, person_side)
+        grid = grids[-1]
         heads = self.heads(state)
         warped = warp(garment_side[:, :3], grid.to(garment_side.dtype))
         m = torch.sigmoid(heads[:, 0:1])
