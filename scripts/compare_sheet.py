@@ -53,7 +53,9 @@ def main() -> None:
         size = truth.shape[:2] if args.native else new.contract.size
         photo = np.asarray(Image.open(sample.photo).convert("RGB"))
         rows.append(
-            [_tile(photo, size)] + [_tile(_answer(m, sample, args.native), size) for m in (old, new)] + [_tile(truth, size)]
+            [_tile(photo, size)]
+            + [_tile(_answer(m, sample, args.native), size) for m in (old, new)]
+            + [_tile(truth, size)]
         )
     contact_sheet(rows).save(args.out)
     print(f"wrote {args.out}: {len(rows)} rows of photo | {args.old.name} | {args.new.name} | truth")
