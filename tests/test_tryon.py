@@ -114,13 +114,15 @@ def test_one_pair_a_folder_and_a_rerun(tiny_tryon_path, pairs, tmp_path):
 
     Image.new("RGB", (192, 256), (240, 240, 240)).save(persons / "empty-room.png")  # nobody to dress
     (persons / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (persons / "loop.jpg").symlink_to(persons / "loop.jpg")  # a link to itself: reported, not fatal
     out = tmp_path / "out"
     done = run_cli("tryon", "--person", persons, "--garment", garments / "g1.png", "-o", out, *model)
     assert done.returncode == 1
     written = sorted(p.name for p in out.iterdir())
     assert written == sorted(f"{Path(name).stem}__g1.png" for name in PERSONS)  # and nothing else
     assert "empty-room.png" in done.stderr and "found no upper-body clothing" in done.stderr
-    assert "broken.jpg" in done.stderr and "3 dressed" in done.stderr and "2 failed" in done.stderr
+    assert "broken.jpg" in done.stderr and "3 dressed" in done.stderr and "3 failed" in done.stderr
+    assert "loop.jpg" in done.stderr and "Traceback" not in done.stderr
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     again = run_cli("tryon", "--person", persons, "--garment", garments / "g1.png", "-o", out, *model)
     assert again.returncode == 1 and "3 skipped" in again.stderr

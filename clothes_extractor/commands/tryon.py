@@ -81,37 +81,44 @@ def tryon(output: Path, **options: Any) -> None:
         raise click.UsageError("give the garment: --garment IMAGE|FOLDER or --garment-from PHOTO|FOLDER")
     garments = options["garment"] or options["garment_from"]
     single = output.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")
-    pairs = _pairs(options["person"], garments, options["pairs"])
+    pairs, unreadable = _pairs(options["person"], garments, options["pairs"])
     if single and len(pairs) != 1:
         raise click.UsageError(f"{len(pairs)} pairs to dress: -o must be a folder, not an image file")
     with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
-        _run(pairs, output, single, Path(tmp), options)
+        _run(pairs, unreadable, output, single, Path(tmp), options)
 
 
-def _images(folder: Path) -> list[Path]:
+def _images(folder: Path, unreadable: list[tuple[Path, str]]) -> list[Path]:
+    """The images in ``folder``; entries that cannot be read (symbolic link loops, unreadable
+    files) go to ``unreadable`` with the reason, to be reported while the rest is dressed."""
     from ..runtime.jobs import walk_photos
 
-    found = list(walk_photos(folder, False, set()))
-    problems = [entry.error for entry in found if entry.error is not None]
-    if problems:
-        raise InputError(problems[0])
-    return [entry.path for entry in found]
+    found = []
+    for entry in walk_photos(folder, False, set()):
+        if entry.error is None:
+            found.append(entry.path)
+        else:
+            unreadable.append((entry.path, entry.error))
+    return found
 
 
-def _pairs(person: Path, garment: Path, pairs_file: Path | None) -> list[tuple[Path, Path]]:
+def _pairs(
+    person: Path, garment: Path, pairs_file: Path | None
+) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
     """(person, garment) paths: from a pairs file, or every person x the one garment (or the
-    one person x every garment)."""
+    one person x every garment); and the folder entries that could not be read."""
     if pairs_file is not None:
         if not (person.is_dir() and garment.is_dir()):
             raise click.UsageError("--pairs names files in folders: --person and the garment must be folders")
-        return _read_pairs(pairs_file, person, garment)
+        return _read_pairs(pairs_file, person, garment), []
     if person.is_dir() and garment.is_dir():
         raise click.UsageError("--person and the garment are both folders: give --pairs FILE to say who wears what")
-    persons = _images(person) if person.is_dir() else [person]
-    garments = _images(garment) if garment.is_dir() else [garment]
+    unreadable: list[tuple[Path, str]] = []
+    persons = _images(person, unreadable) if person.is_dir() else [person]
+    garments = _images(garment, unreadable) if garment.is_dir() else [garment]
     if not persons or not garments:
         raise click.ClickException(f"no images found in {person if not persons else garment}")
-    return [(p, g) for p in persons for g in garments]
+    return [(p, g) for p in persons for g in garments], unreadable
 
 
 def _read_pairs(pairs_file: Path, person_dir: Path, garment_dir: Path) -> list[tuple[Path, Path]]:
@@ -144,7 +151,14 @@ def _open(options: dict[str, Any]):
     return Dresser(tryon_model, parser)
 
 
-def _run(pairs: list[tuple[Path, Path]], output: Path, single: bool, tmp: Path, options: dict[str, Any]) -> None:
+def _run(
+    pairs: list[tuple[Path, Path]],
+    unreadable: list[tuple[Path, str]],
+    output: Path,
+    single: bool,
+    tmp: Path,
+    options: dict[str, Any],
+) -> None:
     from ..runtime.dressing import DressJob, DressResult, run_dressing
     from ..runtime.files import remove_stale_partials
 
@@ -153,7 +167,7 @@ def _run(pairs: list[tuple[Path, Path]], output: Path, single: bool, tmp: Path, 
     check_output_dir(out_dir)
     remove_stale_partials(out_dir)
     dresser = _open(options)
-    failed: list[DressResult] = []
+    failed = [DressResult(str(path), "", "error", "", error) for path, error in unreadable]
     catalog: dict[Path, Path | str] = {}
     if options["garment_from"] is not None:
         catalog = _extract_garments(sorted({g for _, g in pairs}), tmp, dresser.parser, options)
@@ -169,7 +183,7 @@ def _run(pairs: list[tuple[Path, Path]], output: Path, single: bool, tmp: Path, 
             continue
         jobs.append(DressJob(person, made, target(person, garment)))
     report = Report(options["report"])
-    progress = Progress(len(pairs), "pair", "tryon")
+    progress = Progress(len(pairs) + len(unreadable), "pair", "tryon")
     for result in failed:
         report.write(result.to_json())
         progress.update(failed=True)
@@ -210,7 +224,8 @@ def _summarise(summary: Any, failed: list[Any], single: bool, output: Path, repo
         click.echo(f"{'skipped (already done)' if summary.skipped else 'wrote'} {output}", err=True)
         return
     for result in failed[:MAX_FAILURES_SHOWN]:
-        click.echo(f"error: {result.person} + {result.garment}: {result.error}", err=True)
+        pair = f"{result.person} + {result.garment}" if result.garment else result.person
+        click.echo(f"error: {pair}: {result.error}", err=True)
     if len(failed) > MAX_FAILURES_SHOWN:
         click.echo(f"... and {len(failed) - MAX_FAILURES_SHOWN} more errors (--report FILE lists them all)", err=True)
     rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
