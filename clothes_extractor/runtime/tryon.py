@@ -20,7 +20,7 @@ REGION_GROW_PX = 3  # at the model size
 
 
 def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """A boolean mask grown by ``pixels`` in every direction (a square structuring element)."""
+    """A boolean mask grown by ``pixels`` steps to the 4 neighbours (a diamond of that radius)."""
     grown = mask.copy()
     for _ in range(pixels):
         padded = np.pad(grown, 1)
