@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train the default-generator candidates side by side on one GPU, each for the same wall
 # time, with the data decoded once and held on the GPU (--data-on-device):
-#   flow    the warping generator (the default since round 2): ngf 24, grid levels 5, residual
+#   flow    the warping generator (the candidate to replace the U-Net): ngf 24, grid levels 5, residual
 #           offsets bounded to 2 px, the ngf-32 U-Net as its frozen renderer (RENDERER=its ONNX
 #           file, required), L1 + SSIM + the warp pyramid, no discriminator
 #   g16     U-Net ngf 16, L1 + SSIM, no discriminator   (1.8 M parameters, 3.7 MB as fp16 ONNX)

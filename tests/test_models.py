@@ -15,8 +15,11 @@ RECORDED = json.loads((MODELS_DIR / "metrics.json").read_text()) if (MODELS_DIR 
 SHIPPED = [(task, precision) for task in TASKS for precision in ("fp32", "fp16") if bundled_model(task, precision)]
 # ORT kernels may differ in the last bits between machines; uint8 outputs then move by one level.
 TOLERANCE = {"psnr": 0.1, "sharpness": 0.01}  # every other metric (SSIM, GMSD, IoUs) within 0.005
+# The bundled generator is the U-Net of the previous round (7,000 pairs, validated before GMSD
+# existed; its GMSD and sharpness are in metrics.json): the warping generator did not beat it.
+TRAIN_SAMPLES = {"generator": 7000}
 VALIDATED = {
-    "generator": {"ssim", "psnr", "ms_ssim", "gmsd", "sharpness"},
+    "generator": {"ssim", "psnr", "ms_ssim"},
     "segmenter": {"iou", "parser_miou", "iou_upper"},
     "tryon": {"ssim", "psnr", "gmsd"},
 }
@@ -37,7 +40,7 @@ def test_shipped_model_follows_its_contract(task, precision):
     model = ModelSession(path, "cpu")
     assert (model.contract.task, model.contract.precision, model.contract.size) == (task, precision, (256, 192))
     training = model.contract.training
-    assert training["data"]["name"] == "viton" and training["data"]["train_samples"] == 14221
+    assert training["data"]["name"] == "viton" and training["data"]["train_samples"] == TRAIN_SAMPLES.get(task, 14221)
     assert set(training["validation"]) >= VALIDATED[task]
 
 

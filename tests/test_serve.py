@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clothes_extractor.models import model_for
+from clothes_extractor.runtime.session import contract_of
 from conftest import ROOT, TINY_SIZE, cli_env, person_photo
 
 pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
@@ -222,6 +224,9 @@ def test_the_page_in_a_real_browser(tmp_path):
         assert browser.execute_script("return arguments[0].naturalWidth", garment) >= 192
         links = browser.find_elements(By.CSS_SELECTOR, ".result a.download")
         assert len(links) == 2 and links[1].get_attribute("download") == "figure-3-garment.png"
+        backgrounds = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#background option")]
+        has_alpha = contract_of(model_for("generator", gpu=False)).alpha
+        assert (backgrounds == ["white"]) != has_alpha  # the page offers only what the model can do
         screenshot = tmp_path / "serve-page.png"
         browser.save_screenshot(str(screenshot))
         shot = np.asarray(Image.open(screenshot).convert("RGB"))

@@ -95,14 +95,14 @@ def make_plan(generator: ModelSession, segmenter: ModelSession | None, options: 
     if options.background != "white" and not contract.alpha:
         raise ClothesExtractorError(
             f"{generator.path} has no silhouette output, so it cannot give a transparent or coloured "
-            "background; use --background white or a model exported with one (the bundled generator has it)"
+            "background; use --background white or a warping generator (train --arch flow), which predicts one"
         )
     if isinstance(options.output_size, tuple):
         h, w = options.output_size
         if not contract.catalog_resolution and (h, w) != contract.size:
             raise ClothesExtractorError(
                 f"{generator.path} answers at {contract.height}x{contract.width} only; drop --output-size "
-                "or use a catalog-resolution model (the bundled generator is one)"
+                "or use a catalog-resolution model (a warping generator, train --arch flow)"
             )
         if abs(h * contract.width - w * contract.height) > contract.height:
             raise ClothesExtractorError(
