@@ -220,11 +220,14 @@ class Extraction:
         """Move every finished piece of work one stage on. ``block``: first wait until some
         work finishes; ``finishing``: no more jobs come, so partial batches run too."""
         if block:
-            pending = [f for _, f in self.reading] + [f for _, f in self.fitting] + list(self.writing)
-            if self._ready_batch(finishing) or any(f.done() for f in pending):
+            # Results are collected in order, so only the oldest of each queue can move the job
+            # on: waiting on any future would spin while a later one is done and the head is not.
+            heads = [queue[0][1] for queue in (self.reading, self.fitting) if queue]
+            heads += [self.writing[0]] if self.writing else []
+            if self._ready_batch(finishing) or any(f.done() for f in heads):
                 pass
-            elif pending:
-                wait(pending, return_when=FIRST_COMPLETED)
+            elif heads:
+                wait(heads, return_when=FIRST_COMPLETED)
             elif self.batches and not self.unmasked:
                 # Only partial batches of different output sizes hold the room: run the largest.
                 key = max(self.batches, key=lambda k: len(self.batches[k]))

@@ -104,9 +104,15 @@ class NeedsMask:
 
     job: ExtractJob
     image: np.ndarray  # uint8 [h, w, 3] at the segmenter's size
-    detail: np.ndarray  # the same letterbox at DETAIL_FACTOR x that size
+    photo: Image.Image  # the photo as decoded (no larger than the detail letterbox needs)
     window: Box  # the photo's plane the letterboxes show, in displayed photo pixels
     photo_size: tuple[int, int]  # displayed (width, height)
+
+    def detail(self, segmenter: ModelContract) -> np.ndarray:
+        """The same letterbox at ``DETAIL_FACTOR`` x the segmenter's size, for a zoom (made
+        only for the few photos that get one: it is the largest image of the stage)."""
+        size = (segmenter.height * DETAIL_FACTOR, segmenter.width * DETAIL_FACTOR)
+        return letterbox(self.photo, size, segmenter.fit.pad_rgb)[0]
 
 
 @dataclass
@@ -232,7 +238,7 @@ def prepare(job: ExtractJob, plan: Plan) -> Prepared | NeedsMask:
 
 def for_segmenter(job: ExtractJob, segmenter: ModelContract) -> NeedsMask:
     """Decode ``job``'s photo (no larger than its detail letterbox needs) and letterbox it
-    for ``segment``: at the segmenter's size, and at ``DETAIL_FACTOR`` x that for a zoom."""
+    for ``segment`` at the segmenter's size; the photo is kept for a zoom's detail letterbox."""
     detail_size = (segmenter.height * DETAIL_FACTOR, segmenter.width * DETAIL_FACTOR)
 
     seen: dict[str, tuple[int, int]] = {}
@@ -245,10 +251,9 @@ def for_segmenter(job: ExtractJob, segmenter: ModelContract) -> NeedsMask:
     photo, _ = load_photo(job.photo, decode_scale)  # an alpha channel is composited on white
     shown = seen["size"]
     image, window = letterbox(photo, segmenter.size, segmenter.fit.pad_rgb)
-    detail, _ = letterbox(photo, detail_size, segmenter.fit.pad_rgb)
     sx, sy = shown[0] / photo.width, shown[1] / photo.height
     window = (window[0] * sx, window[1] * sy, window[2] * sx, window[3] * sy)
-    return NeedsMask(job, image, detail, window, shown)
+    return NeedsMask(job, image, photo, window, shown)
 
 
 def _garment_found(mask: np.ndarray, threshold: int) -> bool:
@@ -294,15 +299,16 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
             detail_box = ((box[0] + x0) * f, (box[1] + y0) * f, (box[2] + x0) * f, (box[3] + y0) * f)
             zooms.append((index, fit_window(detail_box, contract.size, ZOOM_MARGIN)))
     if zooms:
+        details = {index: items[index].detail(contract) for index, _ in zooms}
         crops = np.stack(
             [
-                np.asarray(_crop_resize(Image.fromarray(items[i].detail), zoom, contract.size, contract.fit.pad_rgb))
+                np.asarray(_crop_resize(Image.fromarray(details[i]), zoom, contract.size, contract.fit.pad_rgb))
                 for i, zoom in zooms
             ]
         )
         second = segmenter.run(image=crops)["mask"][..., 0]
         for (index, zoom), mask in zip(zooms, second, strict=True):
-            results[index] = SegmentedMask(_paste(mask, zoom, items[index].detail.shape[:2]), items[index].window, True)
+            results[index] = SegmentedMask(_paste(mask, zoom, details[index].shape[:2]), items[index].window, True)
     return results
 
 
