@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check: the GPU tests, parity of every GPU path against the CPU, model-only timings
-# (the bundled warping generator at the model size and at 1024x768 output; the ngf-32
-# U-Net against PyTorch), and `extract` end to end against the host's ceiling, all on one
+# (the bundled generator; with WARPING=FILE.onnx, a warping generator at the model size and
+# at 1024x768 output; the ngf-32 U-Net against PyTorch), and `extract` end to end against
+# the host's ceiling, all on one
 # lent machine. Installs nothing: torch, onnx and onnxruntime-gpu must import already
 # (../shared/gpu/README.md says how to get onnxruntime-gpu onto a device machine).
 #
@@ -38,12 +39,18 @@ generator32=clothes_extractor/models/generator-fp32.onnx
 $py benchmarks/gpu_parity.py "$generator16" "$generator32" clothes_extractor/models/segmenter-fp16.onnx \
   --out "$out/gpu-$label-parity.json" || status=1
 
-step "the warping generator, model only (256x192 and 1024x768 outputs)"
-for size in 256x192 1024x768; do
-  $py -m clothes_extractor bench --model "$generator16" --provider cuda "${batches[@]}" "${quick[@]}" \
-    --io host,device,pipelined --cuda-graph --photo-size "$size" --label "$label-$size" \
-    -o "$out/gpu-$label-generator-$size.json" || status=1
-done
+step "the bundled generator, model only (256x192)"
+$py -m clothes_extractor bench --model "$generator16" --provider cuda "${batches[@]}" "${quick[@]}" \
+  --io host,device,pipelined --cuda-graph --label "$label" -o "$out/gpu-$label-generator.json" || status=1
+if [ -n "${WARPING:-}" ]; then
+  step "the warping generator $WARPING, model only (256x192 and 1024x768 outputs)"
+  $py benchmarks/gpu_parity.py "$WARPING" --out "$out/gpu-$label-parity-warping.json" || status=1
+  for size in 256x192 1024x768; do
+    $py -m clothes_extractor bench --model "$WARPING" --provider cuda "${batches[@]}" "${quick[@]}" \
+      --io host,device,pipelined --cuda-graph --photo-size "$size" --label "$label-$size" \
+      -o "$out/gpu-$label-warping-$size.json" || status=1
+  done
+fi
 
 if [ "${TORCH_BASELINE:-1}" = 1 ]; then
   step "the ngf-32 U-Net against PyTorch"
@@ -75,7 +82,7 @@ else
   echo "no photos in $photos: e2e skipped" >&2
 fi
 
-for f in "$out"/gpu-"$label"-generator-*.json "$out/gpu-$label-g32.json" "$out/gpu-$label-e2e.json"; do
+for f in "$out/gpu-$label-generator.json" "$out"/gpu-"$label"-warping-*.json "$out/gpu-$label-g32.json" "$out/gpu-$label-e2e.json"; do
   [ -f "$f" ] && $py -m clothes_extractor bench compare "$f" --markdown "${f%.json}.md"
 done
 step "done (status $status)"
