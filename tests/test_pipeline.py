@@ -371,3 +371,43 @@ def test_evaluate_native_scores_the_masks_extract_uses(model, segmenter, tmp_pat
         assert scored["iou"] == pytest.approx(float(iou(used[None], truth[None])[0]), abs=1e-9)
         compared += 1
     assert compared >= 4
+
+
+def test_signals_inside_the_job_loop_wait_for_a_safe_point():
+    """Ctrl-C and SIGTERM are only noted inside ``deferred_signals``; ``check`` delivers the
+    first to the handler installed before (raising there), and the handlers come back."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from clothes_extractor.runtime.signals import deferred_signals
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers can only be set in the main thread")
+
+    seen = []
+
+    def on_term(signum, _frame):
+        seen.append(signum)
+        raise RuntimeError("terminated")
+
+    before = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with deferred_signals() as signals:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C before the check: one delivery
+            with pytest.raises(KeyboardInterrupt):
+                signals.check()
+            signals.check()  # delivered once: nothing left
+            os.kill(os.getpid(), signal.SIGTERM)
+            with pytest.raises(RuntimeError, match="terminated"):
+                signals.check()
+        assert seen == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is on_term
+        with pytest.raises(KeyboardInterrupt):  # outside, Ctrl-C raises where it lands again
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+    finally:
+        signal.signal(signal.SIGTERM, before)

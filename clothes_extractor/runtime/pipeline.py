@@ -27,6 +27,7 @@ from .hardware import physical_cores
 from .images import read_signature
 from .jobs import ExtractJob
 from .session import ModelSession
+from .signals import deferred_signals
 from .stages import (
     FileResult,
     NeedsMask,
@@ -43,6 +44,7 @@ from .stages import (
 
 log = logging.getLogger(__name__)
 
+WAIT_S = 0.1  # the longest a pending Ctrl-C waits for its check while the workers are busy
 PROCESS_MIN_CORES = 4  # below this, threads: process start-up and pickling cost more than the GIL
 
 
@@ -191,19 +193,25 @@ class Extraction:
     # -- the run ---------------------------------------------------------------------------
 
     def run(self, jobs: Iterable[ExtractJob]) -> None:
-        try:
-            for job in jobs:
-                while self.in_flight() >= self.limit:
-                    self.step(block=True)
-                self.admit(job)
-                self.step(block=False)
-            while self.in_flight():
-                self.step(block=True, finishing=True)
-        except BaseException:
-            self.abandon()
-            raise
-        finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+        # Ctrl-C / SIGTERM land at the checks, never inside a wait that holds futures' locks.
+        with deferred_signals() as signals:
+            try:
+                for job in jobs:
+                    while self.in_flight() >= self.limit:
+                        self.step(block=True)
+                        signals.check()
+                    self.admit(job)
+                    self.step(block=False)
+                    signals.check()
+                while self.in_flight():
+                    self.step(block=True, finishing=True)
+                    signals.check()
+            except BaseException:
+                self.abandon()
+                raise
+            finally:
+                self.pool.shutdown(wait=True, cancel_futures=True)
+            signals.check()  # one that came while the last work finished
 
     def in_flight(self) -> int:
         waiting = sum(len(batch) for batch in self.batches.values())
@@ -227,7 +235,7 @@ class Extraction:
             if self._ready_batch(finishing) or any(f.done() for f in heads):
                 pass
             elif heads:
-                wait(heads, return_when=FIRST_COMPLETED)
+                wait(heads, timeout=WAIT_S, return_when=FIRST_COMPLETED)
             elif self.batches and not self.unmasked:
                 # Only partial batches of different output sizes hold the room: run the largest.
                 key = max(self.batches, key=lambda k: len(self.batches[k]))
