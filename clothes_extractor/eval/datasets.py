@@ -212,13 +212,18 @@ def load_sample(sample: Sample) -> tuple[Image.Image, Image.Image, Image.Image |
     ``InputError`` naming the file and its role if one is missing or unreadable.
     """
     photo, _ = load_photo(sample.photo)
-    if not sample.mask.is_file():
-        raise InputError(f"the garment mask of {sample.photo.name} is missing: {sample.mask}")
-    mask = load_label_mask(sample.mask_kind, sample.mask) if sample.mask_kind != "file" else load_mask(sample.mask)
+    mask = load_sample_mask(sample)
     garment = None
     if sample.garment is not None:
         garment = load_photo(sample.garment, role="catalog image")[0]
     return photo, mask, garment
+
+
+def load_sample_mask(sample: Sample) -> Image.Image:
+    """The sample's garment mask alone (L, 255 = garment), from its mask file or label map."""
+    if not sample.mask.is_file():
+        raise InputError(f"the garment mask of {sample.photo.name} is missing: {sample.mask}")
+    return load_label_mask(sample.mask_kind, sample.mask) if sample.mask_kind != "file" else load_mask(sample.mask)
 
 
 def load_labels(sample: Sample) -> Image.Image | None:

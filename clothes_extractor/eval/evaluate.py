@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..errors import ClothesExtractorError, InputError
 from ..tasks import task_of
-from .datasets import Sample, load_fitted, load_sample
+from .datasets import Sample, load_fitted, load_sample_mask
 from .metrics import class_iou, image_metrics, iou
 from .sheets import contact_sheet, sheet_row
 
@@ -180,13 +180,13 @@ def _segmenter_as_extract_runs_it(
     for start in range(0, len(samples), batch_size):
         chunk, truths, items = samples[start : start + batch_size], [], []
         for sample in chunk:
-            try:
-                photo, truth, _ = load_sample(sample)
+            try:  # the photo is decoded once, as extract decodes it for the segmenter
                 item = for_segmenter(ExtractJob(sample.photo, sample.photo, MaskSource("auto")), model.contract)
+                truth = load_sample_mask(sample)
             except ClothesExtractorError as exc:
                 failures.append({"sample": str(sample.photo), "error": str(exc)})
                 continue
-            truths.append((sample, photo, truth.resize(item.photo_size, Image.Resampling.NEAREST)))
+            truths.append((sample, item.photo, truth.resize(item.photo_size, Image.Resampling.NEAREST)))
             items.append(item)
         for (sample, photo, truth), item, found in zip(
             truths, items, segment(items, model) if items else [], strict=True

@@ -101,23 +101,12 @@ class DressingSummary:
             self.failed += 1
 
 
-def _opaque(image: Image.Image, alpha: Image.Image | None) -> Image.Image:
-    """A photo with an alpha channel, composited on white (a cut-out's background is white)."""
-    if alpha is None:
-        return image
-    white = Image.new("RGB", image.size, (255, 255, 255))
-    white.paste(image, mask=alpha)
-    return white
-
-
 def load_person(path: Path) -> Image.Image:
-    photo, alpha = load_photo(path, role="person photo")
-    return _opaque(photo, alpha)
+    return load_photo(path, role="person photo")[0]  # a cut-out comes composited on white
 
 
 def load_garment(path: Path) -> Image.Image:
-    garment, alpha = load_photo(path, role="garment image")
-    return _opaque(garment, alpha)
+    return load_photo(path, role="garment image")[0]
 
 
 class Dresser:

@@ -111,8 +111,12 @@ class NeedsMask:
     def detail(self, segmenter: ModelContract) -> np.ndarray:
         """The same letterbox at ``DETAIL_FACTOR`` x the segmenter's size, for a zoom (made
         only for the few photos that get one: it is the largest image of the stage)."""
-        size = (segmenter.height * DETAIL_FACTOR, segmenter.width * DETAIL_FACTOR)
-        return letterbox(self.photo, size, segmenter.fit.pad_rgb)[0]
+        return letterbox(self.photo, detail_size(segmenter), segmenter.fit.pad_rgb)[0]
+
+
+def detail_size(segmenter: ModelContract) -> tuple[int, int]:
+    """(h, w) of the letterbox a zoomed second look cuts its region from."""
+    return segmenter.height * DETAIL_FACTOR, segmenter.width * DETAIL_FACTOR
 
 
 @dataclass
@@ -239,14 +243,13 @@ def prepare(job: ExtractJob, plan: Plan) -> Prepared | NeedsMask:
 def for_segmenter(job: ExtractJob, segmenter: ModelContract) -> NeedsMask:
     """Decode ``job``'s photo (no larger than its detail letterbox needs) and letterbox it
     for ``segment`` at the segmenter's size; the photo is kept for a zoom's detail letterbox."""
-    detail_size = (segmenter.height * DETAIL_FACTOR, segmenter.width * DETAIL_FACTOR)
-
+    detail = detail_size(segmenter)
     seen: dict[str, tuple[int, int]] = {}
 
     def decode_scale(shown: tuple[int, int]) -> float:
         _check_size(shown, job.photo)
         seen["size"] = shown
-        return min(1.0, max(detail_size[0] / shown[1], detail_size[1] / shown[0]))
+        return min(1.0, max(detail[0] / shown[1], detail[1] / shown[0]))
 
     photo, _ = load_photo(job.photo, decode_scale)  # an alpha channel is composited on white
     shown = seen["size"]
