@@ -587,6 +587,51 @@ def test_a_trained_unet_renders_for_the_warping_generator(synthetic, tmp_path, t
         unet_from_onnx(tmp_path / "h.onnx")
 
 
+def test_a_silhouette_head_learns_the_alpha_and_keeps_the_unets_garment(synthetic, tmp_path, tiny_model_path):
+    """``--arch silhouette``: the U-Net (frozen) gives the garment, byte for byte as its own
+    file does; only the head is trained (no discriminator), and the exported model has an
+    alpha output that beats the all-garment guess after training; the U-Net can be read
+    back from it as a renderer."""
+    from clothes_extractor.eval.synthetic import seeded_photos
+    from clothes_extractor.export.onnx_export import export_model
+    from clothes_extractor.runtime.session import ModelSession
+    from clothes_extractor.train.architectures import build
+    from clothes_extractor.train.renderer import unet_from_onnx
+
+    head = dict(arch="silhouette", depth=2, ngf=4, renderer=str(tiny_model_path), lr_g=3e-3, val_limit=None)
+    run = train(tiny_config(synthetic, tmp_path / "s", max_steps=40, epochs=100, val_every=100, **head))
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["arch"] == "silhouette" and state["config"]["renderer_ngf"] == 4
+    for name, value in unet_from_onnx(tiny_model_path).state_dict().items():
+        assert torch.equal(state["model"][f"renderer.{name}"], value), name  # frozen: untouched
+    model = build("silhouette", state["config"])
+    own = sum(1 for name, _ in model.named_parameters() if not name.startswith("renderer."))
+    assert len(state["optimizers"]["g"]["param_groups"][0]["params"]) == own
+    row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "train_alpha" in row and "train_d" not in row and "train_g_l1" not in row
+    model.load_state_dict(state["model"])
+    contract = export_model(model, tmp_path / "s.onnx")
+    assert contract.alpha and not contract.catalog_resolution
+    images, masks = seeded_photos(contract.size, 3, seed=2)
+    with ModelSession(tiny_model_path, "cpu") as unet, ModelSession(tmp_path / "s.onnx", "cpu") as with_head:
+        assert with_head.contract.alpha
+        plain = unet.run(image=images, mask=masks)["garment"]
+        both = with_head.run(image=images, mask=masks)
+    assert np.array_equal(both["garment"], plain)
+    assert both["alpha"].shape == (3, *contract.size, 1)
+    # learned: better than calling the whole frame garment (the trivial guess)
+    from clothes_extractor.eval.datasets import load_fitted, load_samples
+
+    truths = [load_fitted(s, contract)["alpha"] > 127 for s in load_samples(synthetic, "val")]
+    all_garment = float(np.mean([truth.mean() for truth in truths]))
+    assert row["val_alpha_iou"] > all_garment + 0.1, (row["val_alpha_iou"], all_garment)
+    renderer = unet_from_onnx(tmp_path / "s.onnx")
+    assert renderer.config.ngf == 4
+    for wrong in (dict(renderer=None), dict(task="segmenter")):
+        with pytest.raises(ValueError, match="--task generator and --renderer"):
+            tiny_config(synthetic, tmp_path, **{**head, **wrong})
+
+
 def test_tryon_network_keeps_the_person_outside_the_region_and_starts_at_the_identity():
     from clothes_extractor.train.tryon import ServedTryOn, TryOnConfig, TryOnGenerator, tryon_inputs
 

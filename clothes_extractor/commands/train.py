@@ -21,10 +21,11 @@ from .common import parse_size, reports_errors, require_torch, verbose_option
 )
 @click.option(
     "--arch",
-    type=click.Choice(["unet", "flow"]),
+    type=click.Choice(["unet", "flow", "silhouette"]),
     default="unet",
     show_default=True,
-    help="Generator: unet (pix2pix, regenerates every pixel) or flow (warps the photo's own pixels).",
+    help="Generator: unet (pix2pix, regenerates every pixel), flow (warps the photo's own pixels) or "
+    "silhouette (a trained U-Net, --renderer, with a silhouette head for transparent backgrounds).",
 )
 @click.option(
     "--data",
@@ -63,7 +64,8 @@ from .common import parse_size, reports_errors, require_torch, verbose_option
 @click.option(
     "--renderer",
     type=click.Path(exists=True, dir_okay=False),
-    help="Flow: a served U-Net generator (ONNX) whose network renders the garment; the grid aligns the photo to it.",
+    help="Flow, silhouette: a served U-Net generator (ONNX) whose network renders the garment (flow: the grid "
+    "aligns the photo to it; silhouette: the garment is its own).",
 )
 @click.option("--renderer-trainable", is_flag=True, help="Flow: fine-tune the renderer too (default: frozen).")
 @click.option(

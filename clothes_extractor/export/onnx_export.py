@@ -43,7 +43,12 @@ from ..train.architectures import architecture_of, served
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
-ARCHITECTURE_NAMES = {"unet": "pix2pix-unet", "flow": "warping-flow", "tryon-flow": "tryon-warping-flow"}
+ARCHITECTURE_NAMES = {
+    "unet": "pix2pix-unet",
+    "flow": "warping-flow",
+    "silhouette": "pix2pix-unet-silhouette",
+    "tryon-flow": "tryon-warping-flow",
+}
 
 # Tolerances on the uint8 outputs of the exported graph against eager PyTorch fp32, as
 # (max |error|, mean |error|) in output levels. fp32: folding BatchNorm and onnxruntime's
@@ -113,7 +118,7 @@ def build_contract(
         package_version=__version__,
         training={"architecture": {"name": ARCHITECTURE_NAMES[arch], **dataclasses.asdict(config)}, **(training or {})},
         catalog_resolution=warping,
-        alpha=warping,
+        alpha=warping or arch == "silhouette",
         max_output=DEFAULT_MAX_OUTPUT if warping else None,
         labels=PARSER_CLASSES if getattr(config, "classes", 0) else (),
     )

@@ -1,7 +1,8 @@
 """Which networks exist: one table from an architecture's name to its config and module.
 
 ``unet``: the pix2pix U-Net (generator or segmenter, ``networks``). ``flow``: the warping
-generator (``flow``). ``tryon-flow``: the try-on network built from its modules (``tryon``).
+generator (``flow``). ``silhouette``: a trained U-Net generator with a silhouette head
+(``silhouette``). ``tryon-flow``: the try-on network built from its modules (``tryon``).
 Checkpoints store the name beside the config, so every tool that builds a network from a
 checkpoint goes through ``build``.
 """
@@ -15,11 +16,13 @@ from torch import nn
 
 from .flow import FlowConfig, FlowGenerator, ServedFlowGenerator
 from .networks import SERVED, UNet, UNetConfig
+from .silhouette import ServedSilhouetteGenerator, SilhouetteConfig, SilhouetteGenerator
 from .tryon import ServedTryOn, TryOnConfig, TryOnGenerator
 
 ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {
     "unet": (UNetConfig, UNet),
     "flow": (FlowConfig, FlowGenerator),
+    "silhouette": (SilhouetteConfig, SilhouetteGenerator),
     "tryon-flow": (TryOnConfig, TryOnGenerator),
 }
 
@@ -43,6 +46,8 @@ def served(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
     """``model`` wrapped with the uint8 NHWC pre/post-processing of its task, in eval mode."""
     if isinstance(model, FlowGenerator):
         return ServedFlowGenerator(model, dtype).eval()
+    if isinstance(model, SilhouetteGenerator):
+        return ServedSilhouetteGenerator(model, dtype).eval()
     if isinstance(model, TryOnGenerator):
         return ServedTryOn(model, dtype).eval()
     return SERVED[model.config.task](model, dtype).eval()

@@ -13,6 +13,7 @@ from ..runtime.settings import unknown_key
 from ..tasks import PARSER_CLASSES, TASKS, task_of
 from .flow import FlowConfig
 from .networks import UNetConfig
+from .silhouette import SilhouetteConfig
 from .tryon import TryOnConfig
 
 LR_SCHEDULES = ("constant", "linear")
@@ -21,11 +22,13 @@ LR_SCHEDULES = ("constant", "linear")
 def renderer_shape(path: str) -> tuple[int, int]:
     """(ngf, depth) of the U-Net generator in a served ONNX file, read from its contract."""
     from ..runtime.session import contract_of
+    from .renderer import unet_of
 
-    arch = contract_of(path).training.get("architecture") or {}
-    if arch.get("name") != "pix2pix-unet":
-        raise ValueError(f"--renderer {path} is not a pix2pix U-Net generator")
-    return int(arch["ngf"]), int(arch["depth"])
+    try:
+        ngf, depth, _ = unet_of(contract_of(path).training.get("architecture") or {})
+    except ValueError:
+        raise ValueError(f"--renderer {path} is not a pix2pix U-Net generator") from None
+    return ngf, depth
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class TrainConfig:
     """Every setting of a run; the fields are the ``train`` command's options."""
 
     task: str = "generator"
-    arch: str = "unet"  # generator: unet (pix2pix) or flow (warping); the segmenter is a U-Net
+    arch: str = "unet"  # generator: unet (pix2pix), flow (warping) or silhouette; the segmenter is a U-Net
     data: str = ""
     out: str = ""
     epochs: int = 10
@@ -45,7 +48,7 @@ class TrainConfig:
     depth: int = 6  # unet: levels; flow: grid levels (the coarsest grid at 1/2**depth)
     top: int = 12  # flow: decoder channels at the full model size
     residual_px: float = 0.0  # flow: bound of each finer grid level's residual offset, in its pixels (0: none)
-    renderer: str | None = None  # flow: a served U-Net generator (ONNX) whose network renders the garment
+    renderer: str | None = None  # flow, silhouette: a served U-Net generator (ONNX) whose network renders the garment
     renderer_trainable: bool = False  # flow: fine-tune the renderer too (default: frozen)
     target_ngf: int = 16  # flow: channels of the encoder over the rendered garment
     attention: str = "none"
@@ -88,10 +91,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
-        if self.arch not in ("unet", "flow"):
-            raise ValueError(f"arch must be unet or flow, got {self.arch!r}")
+        if self.arch not in ("unet", "flow", "silhouette"):
+            raise ValueError(f"arch must be unet, flow or silhouette, got {self.arch!r}")
         if self.arch == "flow" and self.task == "segmenter":
             raise ValueError("the flow architecture is a generator or a try-on; a segmenter is a unet")
+        if self.arch == "silhouette" and (self.task != "generator" or not self.renderer):
+            raise ValueError(
+                "the silhouette architecture is a generator's head: --task generator and --renderer U-NET.onnx"
+            )
         if self.task == "tryon" and self.arch != "flow":
             raise ValueError("try-on is built from the warping generator's modules: --arch flow")
         if (self.parser or self.negatives) and self.task != "segmenter":
@@ -120,11 +127,17 @@ class TrainConfig:
         """The registry name of the network (``train.architectures``)."""
         return "tryon-flow" if self.task == "tryon" else self.arch
 
-    def network(self) -> UNetConfig | FlowConfig | TryOnConfig:
+    def network(self) -> UNetConfig | FlowConfig | TryOnConfig | SilhouetteConfig:
         if self.task == "tryon":
             return TryOnConfig(
                 height=self.height, width=self.width, ngf=self.ngf, levels=self.depth, top=self.top,
                 residual_px=self.residual_px,
+            )  # fmt: skip
+        if self.arch == "silhouette":
+            ngf, depth = renderer_shape(self.renderer)
+            return SilhouetteConfig(
+                height=self.height, width=self.width, ngf=self.ngf, levels=self.depth,
+                renderer_ngf=ngf, renderer_depth=depth,
             )  # fmt: skip
         if self.arch == "flow":
             renderer = renderer_shape(self.renderer) if self.renderer else (0, 6)
@@ -158,6 +171,6 @@ class TrainConfig:
             width=self.width,
             fit=FitSettings(method=task_of(self.task).fit),
             catalog_resolution=self.architecture == "flow",
-            alpha=self.architecture == "flow",
+            alpha=self.architecture in ("flow", "silhouette"),
             labels=PARSER_CLASSES if self.parser else (),
         )

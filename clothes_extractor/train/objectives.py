@@ -6,6 +6,7 @@
   sampled photo against the catalog image at every level of the grid pyramid, flow
   smoothness (total variation and second order), a term that keeps the composition mask
   on the photo where the garment is, and the silhouette (BCE + Dice) for transparency.
+- generator, ``silhouette`` (a frozen U-Net with a silhouette head): the silhouette only.
 - try-on (``tryon-flow``): the person wearing their own garment is the target; the image
   terms on the dressed person, the warped catalog garment against the worn top at every
   level of the pyramid, the same smoothness, and the composition mask on the warped
@@ -36,6 +37,7 @@ from .losses import (
     ssim,
 )
 from .networks import generator_input, mask_to_weight, photo_to_unit
+from .silhouette import SilhouetteGenerator
 from .tryon import tryon_inputs
 
 
@@ -46,8 +48,9 @@ class Objective:
         self.cfg, self.device, self.memory_format = cfg, device, memory_format
         self.segmenter = cfg.task == "segmenter"
         self.flow = isinstance(model, FlowGenerator)
+        self.silhouette = isinstance(model, SilhouetteGenerator)
         self.tryon = cfg.task == "tryon"
-        self.adversarial = not self.segmenter and cfg.gan_weight > 0
+        self.adversarial = not (self.segmenter or self.silhouette) and cfg.gan_weight > 0
         self.gan = GANLoss(cfg.gan_mode)
 
     def inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -115,6 +118,9 @@ class Objective:
             terms = {"bce": F.binary_cross_entropy_with_logits(logits, target), "dice": dice_loss(logits, target)}
             return {**terms, "total": terms["bce"] + terms["dice"]}
         cfg = self.cfg
+        if self.silhouette:  # the garment is the frozen U-Net's: only the silhouette learns
+            alpha = self._alpha(inputs)
+            return {"alpha": (loss := self._silhouette_loss(out, alpha)), "total": loss}
         output, target = out["output"].float(), inputs["target"]
         terms = {"g_l1": (cfg.l1_weight, F.l1_loss(output, target))}
         if cfg.ssim_weight:
@@ -128,20 +134,26 @@ class Objective:
         total = sum(weight * value for weight, value in terms.values())
         return {**{name: value for name, (_, value) in terms.items()}, "total": total}
 
-    def _flow_terms(self, inputs, out) -> dict[str, tuple[float, torch.Tensor]]:
-        cfg = self.cfg
+    @staticmethod
+    def _alpha(inputs) -> torch.Tensor:
         alpha = inputs.get("alpha")
         if alpha is None:  # data without catalog images has no silhouette: the catalog frame is all garment
             alpha = torch.ones_like(inputs["target"][:, :1])
+        return alpha
+
+    @staticmethod
+    def _silhouette_loss(out, alpha) -> torch.Tensor:
         alpha_logit = out["alpha_logit"].float()
+        return F.binary_cross_entropy_with_logits(alpha_logit, alpha) + dice_loss(alpha_logit, alpha)
+
+    def _flow_terms(self, inputs, out) -> dict[str, tuple[float, torch.Tensor]]:
+        cfg = self.cfg
+        alpha = self._alpha(inputs)
         return {
             **self._warp_terms(out["grids"], inputs["condition"][:, :3], inputs["target"], alpha),
             # the photo where the garment is: the rendered image only fills in what the photo lacks
             "composition": (cfg.composition_weight, masked_l1(out["mask"].float(), torch.ones_like(alpha), alpha)),
-            "alpha": (
-                cfg.alpha_weight,
-                F.binary_cross_entropy_with_logits(alpha_logit, alpha) + dice_loss(alpha_logit, alpha),
-            ),
+            "alpha": (cfg.alpha_weight, self._silhouette_loss(out, alpha)),
         }
 
     def _warp_terms(self, grids, source, target, where) -> dict[str, tuple[float, torch.Tensor]]:

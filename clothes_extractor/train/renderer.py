@@ -20,6 +20,22 @@ from ..errors import CheckpointError
 from ..runtime.contract import METADATA_KEY
 from .networks import ServedGenerator, UNet, UNetConfig
 
+# The served architectures that hold a pix2pix U-Net generator: where its width and depth
+# are in the contract, and the prefix of its weights in the graph.
+UNET_HOLDERS = {
+    "pix2pix-unet": ("ngf", "depth", "generator."),
+    "pix2pix-unet-silhouette": ("renderer_ngf", "renderer_depth", "generator.renderer."),
+}
+
+
+def unet_of(architecture: dict) -> tuple[int, int, str]:
+    """(ngf, depth, weight prefix) of the U-Net generator in a served model's architecture record."""
+    holder = UNET_HOLDERS.get(architecture.get("name"))
+    if holder is None or architecture.get("task", "generator") != "generator":
+        raise ValueError(f"{architecture.get('name')} holds no pix2pix U-Net generator")
+    ngf, depth, prefix = holder
+    return int(architecture[ngf]), int(architecture[depth]), prefix
+
 
 def unet_from_onnx(path: str | Path) -> UNet:
     """The U-Net generator of a served ONNX model (``export`` of a pix2pix U-Net), in eval mode."""
@@ -34,14 +50,20 @@ def unet_from_onnx(path: str | Path) -> UNet:
         arch = contract["training"]["architecture"]
     except (KeyError, json.JSONDecodeError):
         raise CheckpointError(f"{path} has no clothes-extractor contract naming its architecture") from None
-    if contract.get("task") != "generator" or arch.get("name") != "pix2pix-unet":
-        raise CheckpointError(f"{path} is not a pix2pix U-Net generator ({contract.get('task')}, {arch.get('name')})")
+    try:
+        if contract.get("task") != "generator":
+            raise ValueError
+        ngf, depth, prefix = unet_of(arch)
+    except ValueError:
+        raise CheckpointError(
+            f"{path} is not a pix2pix U-Net generator ({contract.get('task')}, {arch.get('name')})"
+        ) from None
     config = UNetConfig(
         task="generator",
         height=contract["height"],
         width=contract["width"],
-        ngf=arch["ngf"],
-        depth=arch["depth"],
+        ngf=ngf,
+        depth=depth,
         norm="none",
         dropout=False,
         attention=arch.get("attention", "none"),
@@ -50,8 +72,8 @@ def unet_from_onnx(path: str | Path) -> UNet:
     stored = {}
     for tensor in proto.graph.initializer:
         name = tensor.name.removesuffix(".fp16")
-        if name.startswith("generator."):
-            stored[name[len("generator.") :]] = numpy_helper.to_array(tensor).astype(np.float32)
+        if name.startswith(prefix):
+            stored[name[len(prefix) :]] = numpy_helper.to_array(tensor).astype(np.float32)
     state = net.state_dict()
     missing = []
     for name, value in state.items():

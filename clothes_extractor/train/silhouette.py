@@ -1,0 +1,139 @@
+"""A trained U-Net generator with a silhouette head: transparent backgrounds, the same pixels.
+
+The pix2pix U-Net renders the garment on white and says nothing of where the garment ends:
+a white garment on white is invisible, and a shop that wants its own background needs the
+garment's alpha. Read back from the U-Net's flood fill (``runtime.silhouette`` on its own
+output) the alpha is poor (IoU 0.79 on VITON validation pairs: the U-Net's background is
+not quite white, and a pale garment leaks into it), so a small network learns it.
+
+``SilhouetteGenerator`` keeps a trained U-Net (``--renderer``, frozen: its garment is the
+U-Net's, byte for byte) and adds a light encoder-decoder that reads the photo, its mask
+and the U-Net's rendering and predicts the garment's silhouette in the catalog frame,
+trained with BCE + Dice against the catalog image's non-background region
+(``garment_silhouette``). A global summary at the coarsest level lets it see the whole
+garment (how long the sleeves are, where the hem is) wherever the photo has it. It works at
+half the model size, and its logit is brought up to the model size: a silhouette is smooth,
+and at full size the head cost most of the U-Net's own time again (189 vs 107 ms for a batch
+of 8 on two CPU cores; at half size it adds about a fifth).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..runtime.settings import unknown_key
+from .flow import _conv, _encoder
+from .networks import UNet, UNetConfig, generator_input, mask_to_weight, photo_to_unit, unit_to_uint8, weight_to_uint8
+
+
+@dataclass(frozen=True)
+class SilhouetteConfig:
+    """Shape of a U-Net generator with a silhouette head; stored in checkpoints and models."""
+
+    task: str = "generator"
+    height: int = 256
+    width: int = 192
+    ngf: int = 16  # silhouette encoder channels at 1/4 of the input; 2x at 1/8, 4x from 1/16 on
+    levels: int = 5  # the head reads the input at 1/2; its coarsest level is at 1/2**(levels + 1)
+    renderer_ngf: int = 64  # the U-Net generator's width and depth (its served file's contract)
+    renderer_depth: int = 6
+
+    def __post_init__(self) -> None:
+        if self.task != "generator":
+            raise ValueError(f"a silhouette head belongs to a generator, not a {self.task!r}")
+        if self.ngf < 2 or self.renderer_ngf < 2:
+            raise ValueError(f"ngf and renderer_ngf must be >= 2, got {self.ngf} and {self.renderer_ngf}")
+        step = 2 ** (self.levels + 1)
+        if not 2 <= self.levels <= 7 or self.height % step or self.width % step:
+            raise ValueError(
+                f"{self.levels} levels need 2-7 levels and a size that is a multiple of {step}, "
+                f"got {self.height}x{self.width}"
+            )
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def widths(self) -> list[int]:
+        return [self.ngf * min(2**level, 4) for level in range(self.levels)]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SilhouetteConfig":
+        problem = unknown_key(data, cls)
+        if problem is not None:
+            raise ValueError(f"unknown network setting {problem}")
+        return cls(**data)
+
+
+class SilhouetteGenerator(nn.Module):
+    """Photo + mask (the U-Net's 4-channel condition) -> the U-Net's garment in [-1, 1] and the
+    silhouette's logit and probability (``garment``, ``alpha_logit``, ``alpha``)."""
+
+    def __init__(self, config: SilhouetteConfig):
+        super().__init__()
+        self.config = config
+        self.in_channels, self.out_channels = 4, 3
+        self.renderer = UNet(
+            UNetConfig(
+                task="generator",
+                height=config.height,
+                width=config.width,
+                ngf=config.renderer_ngf,
+                depth=config.renderer_depth,
+                norm="none",
+                dropout=False,
+            )
+        )
+        reads = self.in_channels + self.out_channels  # the condition and the rendering
+        widths = config.widths
+        self.encoder = _encoder(reads, widths)
+        self.bottom = nn.Sequential(_conv(2 * widths[-1], widths[-1]), _conv(widths[-1], widths[-1]))
+        # decoder level i: the state from level i+1, brought up, beside the encoder's level i
+        self.decoder = nn.ModuleList(
+            nn.Sequential(_conv(widths[i + 1] + widths[i], widths[i]), _conv(widths[i], widths[i]))
+            for i in range(len(widths) - 2, -1, -1)
+        )
+        self.top = nn.Sequential(_conv(widths[0] + reads, widths[0]), nn.Conv2d(widths[0], 1, 3, 1, 1))
+
+    def render(self, condition: torch.Tensor) -> torch.Tensor:
+        frozen = not any(p.requires_grad for p in self.renderer.parameters())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+            return self.renderer(condition)
+
+    def forward(self, condition: torch.Tensor) -> dict[str, torch.Tensor]:
+        rendered = self.render(condition)
+        x = reads = F.avg_pool2d(torch.cat([condition, rendered.to(condition.dtype)], 1), 2)
+        skips = []
+        for block in self.encoder:
+            x = block(x)
+            skips.append(x)
+        summary = x.mean(dim=(2, 3), keepdim=True).expand_as(x)
+        x = self.bottom(torch.cat([x, summary], 1))
+        for block, skip in zip(self.decoder, reversed(skips[:-1]), strict=True):
+            x = block(torch.cat([_up(x, skip.shape[-2:]), skip], 1))
+        logit = _up(self.top(torch.cat([_up(x, reads.shape[-2:]), reads], 1)), condition.shape[-2:])
+        return {"garment": rendered, "alpha_logit": logit, "alpha": torch.sigmoid(logit)}
+
+
+def _up(x: torch.Tensor, size) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class ServedSilhouetteGenerator(nn.Module):
+    """uint8 image [N,H,W,3] + mask [N,H,W,1] -> uint8 garment [N,H,W,3] (the U-Net's own) and
+    alpha [N,H,W,1] (255 = garment), all in-graph."""
+
+    def __init__(self, generator: SilhouetteGenerator, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.generator, self.dtype = generator, dtype
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor):
+        condition = generator_input(photo_to_unit(image, self.dtype), mask_to_weight(mask, self.dtype))
+        out = self.generator(condition)
+        return unit_to_uint8(out["garment"]), weight_to_uint8(out["alpha"])
