@@ -38,17 +38,11 @@ from ..runtime.files import write_atomic
 from ..runtime.fitting import DEFAULT_MAX_OUTPUT
 from ..runtime.onnxfile import graph_digest
 from ..tasks import PARSER_CLASSES, task_of
-from ..train.architectures import architecture_of, served
+from ..train.architectures import SERVED_NAMES, architecture_of, served
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
-ARCHITECTURE_NAMES = {
-    "unet": "pix2pix-unet",
-    "flow": "warping-flow",
-    "silhouette": "pix2pix-unet-silhouette",
-    "tryon-flow": "tryon-warping-flow",
-}
 
 # Tolerances on the uint8 outputs of the exported graph against eager PyTorch fp32, as
 # (max |error|, mean |error|) in output levels. fp32: folding BatchNorm and onnxruntime's
@@ -116,7 +110,7 @@ def build_contract(
         fit=fit or FitSettings(method=task_of(config.task).fit),
         precision=precision,
         package_version=__version__,
-        training={"architecture": {"name": ARCHITECTURE_NAMES[arch], **dataclasses.asdict(config)}, **(training or {})},
+        training={"architecture": {"name": SERVED_NAMES[arch], **dataclasses.asdict(config)}, **(training or {})},
         catalog_resolution=warping,
         alpha=warping or arch == "silhouette",
         max_output=DEFAULT_MAX_OUTPUT if warping else None,

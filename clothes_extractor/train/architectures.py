@@ -25,6 +25,13 @@ ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {
     "silhouette": (SilhouetteConfig, SilhouetteGenerator),
     "tryon-flow": (TryOnConfig, TryOnGenerator),
 }
+# The name an exported model's contract gives its architecture (``training.architecture.name``).
+SERVED_NAMES = {
+    "unet": "pix2pix-unet",
+    "flow": "warping-flow",
+    "silhouette": "pix2pix-unet-silhouette",
+    "tryon-flow": "tryon-warping-flow",
+}
 
 
 def architecture_of(model: nn.Module) -> str:
