@@ -38,6 +38,7 @@ from .distributed import Distributed, pick_device, rng_state, set_rng_state, sta
 from .flow import FlowConfig
 from .networks import PatchDiscriminator, init_weights
 from .objectives import Objective
+from .renderer import renderer_record, unet_from_onnx
 
 __all__ = ["LR_SCHEDULES", "TrainConfig", "train", "validate"]
 
@@ -58,6 +59,7 @@ def _summary(cfg: TrainConfig, train_n: int, val_n: int, step: int, steps_per_ep
         "epochs": round(step / steps_per_epoch, 3),
         "batch_size": cfg.batch_size,
         "validation": metrics,
+        **({"renderer": renderer_record(cfg.renderer)} if cfg.renderer else {}),  # the U-Net's own provenance
         "package_version": __version__,
     }
 
@@ -191,8 +193,6 @@ class Run:
         if cfg.arch == "unet":
             init_weights(model)  # pix2pix's init; the flow network starts at the identity grid by its own init
         if getattr(model, "renderer", None) is not None and cfg.renderer and resume is None and cfg.init is None:
-            from .renderer import unet_from_onnx
-
             model.renderer.load_state_dict(unet_from_onnx(cfg.renderer).state_dict())
         if getattr(model, "renderer", None) is not None and not cfg.renderer_trainable:
             model.renderer.requires_grad_(False)  # frozen: no gradients, no optimizer state

@@ -18,7 +18,16 @@ import torch
 
 from ..errors import CheckpointError
 from ..runtime.contract import METADATA_KEY
+from ..runtime.session import contract_of
 from .networks import ServedGenerator, UNet, UNetConfig
+
+
+def renderer_record(path: str | Path) -> dict:
+    """What a model built on a trained U-Net (``--renderer``) records of it: the file's name
+    and the U-Net's own training data and validation, from its contract."""
+    training = contract_of(path).training
+    return {"file": Path(path).name, **{k: training[k] for k in ("data", "steps", "validation") if k in training}}
+
 
 # The served architectures that hold a pix2pix U-Net generator: where its width and depth
 # are in the contract, and the prefix of its weights in the graph.
