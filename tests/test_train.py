@@ -626,6 +626,18 @@ def test_a_silhouette_head_learns_the_alpha_and_keeps_the_unets_garment(syntheti
     truths = [load_fitted(s, contract)["alpha"] > 127 for s in load_samples(synthetic, "val")]
     all_garment = float(np.mean([truth.mean() for truth in truths]))
     assert row["val_alpha_iou"] > all_garment + 0.1, (row["val_alpha_iou"], all_garment)
+    # evaluate scores the file as training validated it, and its sheet shows the silhouettes
+    from clothes_extractor.eval.evaluate import evaluate_model
+    from clothes_extractor.eval.sheets import SILHOUETTE_BACKDROP
+
+    with ModelSession(tmp_path / "s.onnx", "cpu") as session:
+        result = evaluate_model(session, load_samples(synthetic, "val"), sheet_rows=1)
+    assert result.metrics["alpha_iou"] == pytest.approx(row["val_alpha_iou"], abs=2e-3)
+    h, w = contract.size
+    sheet = np.asarray(result.sheet)
+    assert sheet.shape[:2] == (h + 8, 6 * (w + 4) + 4)  # photo | mask | output | truth | cut-outs of both
+    truth_cut = sheet[4 : 4 + h, 4 + 5 * (w + 4) : 4 + 5 * (w + 4) + w]
+    assert (truth_cut[~truths[0][..., 0]] == SILHOUETTE_BACKDROP).all()  # outside the truth: the backdrop
     renderer = unet_from_onnx(tmp_path / "s.onnx")
     assert renderer.config.ngf == 4
     for wrong in (dict(renderer=None), dict(task="segmenter")):

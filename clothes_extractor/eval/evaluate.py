@@ -261,6 +261,8 @@ def _score_group(model: Any, group: list[tuple[Sample, dict[str, np.ndarray]]]) 
     for name in ("alpha", "labels"):
         if name in outputs:
             references[f"output_{name}"] = outputs[name]
-    for item, output in zip(items, main, strict=True):
+    for index, (item, output) in enumerate(zip(items, main, strict=True)):
         item["output"] = output
+        if "output_alpha" in references:
+            item["output_alpha"] = references["output_alpha"][index]
     return score_batch(contract.task, main, references)

@@ -36,11 +36,27 @@ def contact_sheet(
     return Image.fromarray(sheet)
 
 
+# What a garment is shown on to see its silhouette: a mid-grey no garment colour hides in.
+SILHOUETTE_BACKDROP = (96, 128, 160)
+
+
+def on_backdrop(garment: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``garment`` (uint8 [H, W, 3] on white) cut out by ``alpha`` (uint8 [H, W, 1]) and laid
+    on ``SILHOUETTE_BACKDROP``: what a transparent output looks like on a coloured page."""
+    a = alpha.astype(np.float32) / 255.0
+    shown = garment.astype(np.float32) * a + np.asarray(SILHOUETTE_BACKDROP, np.float32) * (1 - a)
+    return np.clip(np.rint(shown), 0, 255).astype(np.uint8)
+
+
 def sheet_row(task: str, inputs: dict[str, np.ndarray], output: np.ndarray) -> list[np.ndarray]:
-    """One row: generator input | mask | output | target; try-on person | garment | output |
-    target; segmenter photo | output | target."""
+    """One row: generator input | mask | output | target (and, for a generator that gives its
+    silhouette, the output and the target cut out by their silhouettes, on a coloured
+    backdrop); try-on person | garment | output | target; segmenter photo | output | target."""
     if task == "generator":
-        return [inputs["image"], inputs["mask"], output, inputs["target"]]
+        row = [inputs["image"], inputs["mask"], output, inputs["target"]]
+        if "output_alpha" in inputs and "alpha" in inputs:
+            row += [on_backdrop(output, inputs["output_alpha"]), on_backdrop(inputs["target"], inputs["alpha"])]
+        return row
     if task == "tryon":
         return [inputs["person"], inputs["garment"], output, inputs.get("target", inputs["person"])]
     return [inputs["image"], output, inputs["target"]]
