@@ -7,8 +7,9 @@ output) the alpha is poor (IoU 0.79 on VITON validation pairs: the U-Net's backg
 not quite white, and a pale garment leaks into it), so a small network learns it.
 
 ``SilhouetteGenerator`` keeps a trained U-Net (``--renderer``, frozen: its garment is the
-U-Net's, byte for byte) and adds a light encoder-decoder that reads the photo, its mask
-and the U-Net's rendering and predicts the garment's silhouette in the catalog frame,
+U-Net's, byte for byte) and adds a light encoder-decoder that reads the photo, its mask,
+the U-Net's rendering and (``unet_features``) the U-Net's own last decoder features, which
+already know the garment's shape, and predicts the garment's silhouette in the catalog frame,
 trained with BCE + Dice against the catalog image's non-background region
 (``garment_silhouette``). A global summary at the coarsest level lets it see the whole
 garment (how long the sleeves are, where the hem is) wherever the photo has it. It works at
@@ -42,6 +43,7 @@ class SilhouetteConfig:
     levels: int = 5  # the head reads the input at 1/2; its coarsest level is at 1/2**(levels + 1)
     renderer_ngf: int = 64  # the U-Net generator's width and depth (its served file's contract)
     renderer_depth: int = 6
+    unet_features: bool = True  # also read the U-Net's last decoder features (2 x renderer_ngf, at 1/2)
 
     def __post_init__(self) -> None:
         if self.task != "generator":
@@ -91,6 +93,8 @@ class SilhouetteGenerator(nn.Module):
             )
         )
         reads = self.in_channels + self.out_channels  # the condition and the rendering
+        if config.unet_features:
+            reads += 2 * config.renderer_ngf
         widths = config.widths
         self.encoder = _encoder(reads, widths)
         self.bottom = nn.Sequential(_conv(2 * widths[-1], widths[-1]), _conv(widths[-1], widths[-1]))
@@ -101,14 +105,20 @@ class SilhouetteGenerator(nn.Module):
         )
         self.top = nn.Sequential(_conv(widths[0] + reads, widths[0]), nn.Conv2d(widths[0], 1, 3, 1, 1))
 
-    def render(self, condition: torch.Tensor) -> torch.Tensor:
+    def render(self, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The U-Net's garment, and its features before the last up-sampling (at 1/2): the
+        outermost level is down-conv, the inner levels, ReLU, up-conv, tanh, in sequence."""
         frozen = not any(p.requires_grad for p in self.renderer.parameters())
+        outermost = self.renderer.model.model
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-            return self.renderer(condition)
+            features = outermost[1](outermost[0](condition))
+            return outermost[2:](features), features
 
     def forward(self, condition: torch.Tensor) -> dict[str, torch.Tensor]:
-        rendered = self.render(condition)
+        rendered, features = self.render(condition)
         x = reads = F.avg_pool2d(torch.cat([condition, rendered.to(condition.dtype)], 1), 2)
+        if self.config.unet_features:
+            x = reads = torch.cat([reads, F.relu(features)], 1)
         skips = []
         for block in self.encoder:
             x = block(x)
