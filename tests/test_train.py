@@ -601,7 +601,7 @@ def test_a_silhouette_head_learns_the_alpha_and_keeps_the_unets_garment(syntheti
     head = dict(arch="silhouette", depth=2, ngf=4, renderer=str(tiny_model_path), lr_g=3e-3, val_limit=None)
     run = train(tiny_config(synthetic, tmp_path / "s", max_steps=40, epochs=100, val_every=100, **head))
     state = torch.load(run / "last.pt", weights_only=True)
-    assert state["arch"] == "silhouette" and state["config"]["renderer_ngf"] == 4
+    assert state["arch"] == "silhouette" and state["config"]["renderer_ngf"] == 4 and state["config"]["unet_features"]
     assert state["summary"]["renderer"]["file"] == tiny_model_path.name  # the U-Net's own provenance
     for name, value in unet_from_onnx(tiny_model_path).state_dict().items():
         assert torch.equal(state["model"][f"renderer.{name}"], value), name  # frozen: untouched

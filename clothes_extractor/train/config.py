@@ -137,7 +137,7 @@ class TrainConfig:
             ngf, depth = renderer_shape(self.renderer)
             return SilhouetteConfig(
                 height=self.height, width=self.width, ngf=self.ngf, levels=self.depth,
-                renderer_ngf=ngf, renderer_depth=depth,
+                renderer_ngf=ngf, renderer_depth=depth, unet_features=True,
             )  # fmt: skip
         if self.arch == "flow":
             renderer = renderer_shape(self.renderer) if self.renderer else (0, 6)

@@ -43,7 +43,9 @@ class SilhouetteConfig:
     levels: int = 5  # the head reads the input at 1/2; its coarsest level is at 1/2**(levels + 1)
     renderer_ngf: int = 64  # the U-Net generator's width and depth (its served file's contract)
     renderer_depth: int = 6
-    unet_features: bool = True  # also read the U-Net's last decoder features (2 x renderer_ngf, at 1/2)
+    # also read the U-Net's last decoder features (2 x renderer_ngf, at 1/2); ``train`` sets it,
+    # False is how a checkpoint from before the option reads
+    unet_features: bool = False
 
     def __post_init__(self) -> None:
         if self.task != "generator":
