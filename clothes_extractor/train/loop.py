@@ -4,8 +4,8 @@
     torchrun --nproc_per_node N -m clothes_extractor train ...      (DDP, one process per GPU)
 
 A run folder holds ``config.json``, ``last.pt`` (every epoch and at the end), ``best.pt``
-(best validation SSIM for the generator, IoU for the segmenter), ``metrics.jsonl`` and
-``metrics.csv`` (one row per epoch) and ``sheets/epoch_NNN.png`` contact sheets.
+(best validation SSIM for the generator, alpha IoU for a silhouette head, IoU for the
+segmenter), ``metrics.jsonl``, ``metrics.csv`` (a row per epoch) and ``sheets/epoch_NNN.png``.
 ``--resume RUN/last.pt`` continues exactly where the run stopped: weights, optimizers,
 scaler, step, the data order and the random state.
 """
@@ -335,7 +335,7 @@ class Run:
         if sheet is not None:
             (out / "sheets").mkdir(exist_ok=True)
             sheet.save(out / "sheets" / f"epoch_{math.ceil(row['epoch']):03d}.png")
-        value = metrics[task_of(cfg.task).main_metric]
+        value = metrics["alpha_iou" if cfg.arch == "silhouette" else task_of(cfg.task).main_metric]
         improved = value > self.best
         self.best = max(self.best, value)
         optimizers = {"g": self.opt_g.state_dict(), **({"d": self.opt_d.state_dict()} if self.opt_d else {})}
