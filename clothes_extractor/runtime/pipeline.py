@@ -97,7 +97,8 @@ def make_plan(generator: ModelSession, segmenter: ModelSession | None, options: 
     if options.background != "white" and not contract.alpha:
         raise ClothesExtractorError(
             f"{generator.path} has no silhouette output, so it cannot give a transparent or coloured "
-            "background; use --background white or a warping generator (train --arch flow), which predicts one"
+            "background; use --background white, the bundled generator, or a generator trained with a "
+            "silhouette (train --arch silhouette or flow)"
         )
     if isinstance(options.output_size, tuple):
         h, w = options.output_size
