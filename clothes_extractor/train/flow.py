@@ -32,27 +32,29 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..runtime.settings import unknown_key
-from .networks import generator_input, mask_to_weight, photo_to_unit, unit_to_uint8, weight_to_uint8
+from .networks import folded_unet, generator_input, mask_to_weight, photo_to_unit, unit_to_uint8, weight_to_uint8
 
 ALIGN_CORNERS = False  # one convention for every grid_sample and interpolate here
 
 
 class GridPyramid:
-    """What the warping generator's and the try-on network's settings share: ``levels`` grid
-    levels over encoders ``ngf`` wide at 1/2 of the input (mixed into their dataclasses)."""
+    """What the warping generator's, the try-on network's and the silhouette head's settings
+    share: ``levels`` levels over encoders ``ngf`` wide at 1/2 of what they read (mixed into
+    their dataclasses)."""
 
     height: int
     width: int
     ngf: int
     levels: int
 
-    def check_levels(self) -> None:
+    def check_levels(self, reads_at: int = 1) -> None:
+        """``reads_at``: the network reads its input at 1/reads_at of its size (a power of 2)."""
         if not 2 <= self.levels <= 7:
             raise ValueError(f"levels must be 2-7, got {self.levels}")
-        step = 2**self.levels
+        step = 2**self.levels * reads_at
         if self.height % step or self.width % step:
             raise ValueError(
-                f"{self.levels} levels halve the input {self.levels} times, so height and width must be "
+                f"{self.levels} levels halve the input {step.bit_length() - 1} times, so height and width must be "
                 f"multiples of {step}; {self.height}x{self.width} is not (use fewer levels)"
             )
 
@@ -62,7 +64,7 @@ class GridPyramid:
 
     @property
     def widths(self) -> list[int]:
-        """Channels of the encoder at 1/2, 1/4, ... 1/2**levels."""
+        """Channels of the encoder at 1/2, 1/4, ... 1/2**levels of what it reads."""
         return [self.ngf * min(2**level, 4) for level in range(self.levels)]
 
     @property
@@ -210,19 +212,7 @@ class FlowGenerator(nn.Module):
         self.renderer = None
         targets = [0] * config.levels
         if config.renderer_ngf:
-            from .networks import UNet, UNetConfig
-
-            self.renderer = UNet(
-                UNetConfig(
-                    task="generator",
-                    height=config.height,
-                    width=config.width,
-                    ngf=config.renderer_ngf,
-                    depth=config.renderer_depth,
-                    norm="none",
-                    dropout=False,
-                )
-            )
+            self.renderer = folded_unet(config.height, config.width, config.renderer_ngf, config.renderer_depth)
             targets = config.target_widths
             self.target_encoder = _encoder(self.out_channels, targets)
         deepest = widths[-1]

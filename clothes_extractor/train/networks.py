@@ -263,6 +263,17 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
             nn.init.zeros_(m.bias)
 
 
+def folded_unet(height: int, width: int, ngf: int, depth: int, attention: str = "none") -> UNet:
+    """A pix2pix U-Net generator as its served file holds it (BatchNorm folded into the
+    convolutions: no normalisation, no dropout): what the warping generator and the
+    silhouette head render with, and what ``renderer.unet_from_onnx`` reads back."""
+    config = UNetConfig(
+        task="generator", height=height, width=width, ngf=ngf, depth=depth, norm="none", dropout=False,
+        attention=attention,
+    )  # fmt: skip
+    return UNet(config)
+
+
 class ServedGenerator(nn.Module):
     """uint8 image [N,H,W,3] + uint8 mask [N,H,W,1] -> uint8 garment [N,H,W,3], all in-graph.
 

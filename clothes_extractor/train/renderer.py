@@ -19,7 +19,7 @@ import torch
 from ..errors import CheckpointError
 from ..runtime.contract import METADATA_KEY
 from ..runtime.session import contract_of
-from .networks import ServedGenerator, UNet, UNetConfig
+from .networks import ServedGenerator, UNet, folded_unet
 
 
 def renderer_record(path: str | Path) -> dict:
@@ -65,17 +65,7 @@ def unet_from_onnx(path: str | Path) -> UNet:
         raise CheckpointError(
             f"{path} is not a pix2pix U-Net generator ({contract.get('task')}, {arch.get('name')})"
         ) from None
-    config = UNetConfig(
-        task="generator",
-        height=contract["height"],
-        width=contract["width"],
-        ngf=ngf,
-        depth=depth,
-        norm="none",
-        dropout=False,
-        attention=arch.get("attention", "none"),
-    )
-    net = UNet(config)
+    net = folded_unet(contract["height"], contract["width"], ngf, depth, arch.get("attention", "none"))
     stored = {}
     for tensor in proto.graph.initializer:
         name = tensor.name.removesuffix(".fp16")

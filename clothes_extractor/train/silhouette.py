@@ -22,19 +22,17 @@ With the features, as shipped, it runs in 1.45x the U-Net's time (the model card
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..runtime.settings import unknown_key
-from .flow import _conv, _encoder
-from .networks import UNet, UNetConfig, generator_input, mask_to_weight, photo_to_unit, unit_to_uint8, weight_to_uint8
+from .flow import GridPyramid, _conv, _encoder
+from .networks import folded_unet, generator_input, mask_to_weight, photo_to_unit, unit_to_uint8, weight_to_uint8
 
 
 @dataclass(frozen=True)
-class SilhouetteConfig:
+class SilhouetteConfig(GridPyramid):
     """Shape of a U-Net generator with a silhouette head; stored in checkpoints and models."""
 
     task: str = "generator"
@@ -53,27 +51,7 @@ class SilhouetteConfig:
             raise ValueError(f"a silhouette head belongs to a generator, not a {self.task!r}")
         if self.ngf < 2 or self.renderer_ngf < 2:
             raise ValueError(f"ngf and renderer_ngf must be >= 2, got {self.ngf} and {self.renderer_ngf}")
-        step = 2 ** (self.levels + 1)
-        if not 2 <= self.levels <= 7 or self.height % step or self.width % step:
-            raise ValueError(
-                f"{self.levels} levels need 2-7 levels and a size that is a multiple of {step}, "
-                f"got {self.height}x{self.width}"
-            )
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.height, self.width
-
-    @property
-    def widths(self) -> list[int]:
-        return [self.ngf * min(2**level, 4) for level in range(self.levels)]
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "SilhouetteConfig":
-        problem = unknown_key(data, cls)
-        if problem is not None:
-            raise ValueError(f"unknown network setting {problem}")
-        return cls(**data)
+        self.check_levels(reads_at=2)
 
 
 class SilhouetteGenerator(nn.Module):
@@ -84,17 +62,7 @@ class SilhouetteGenerator(nn.Module):
         super().__init__()
         self.config = config
         self.in_channels, self.out_channels = 4, 3
-        self.renderer = UNet(
-            UNetConfig(
-                task="generator",
-                height=config.height,
-                width=config.width,
-                ngf=config.renderer_ngf,
-                depth=config.renderer_depth,
-                norm="none",
-                dropout=False,
-            )
-        )
+        self.renderer = folded_unet(config.height, config.width, config.renderer_ngf, config.renderer_depth)
         reads = self.in_channels + self.out_channels  # the condition and the rendering
         if config.unet_features:
             reads += 2 * config.renderer_ngf
