@@ -644,7 +644,7 @@ def test_a_silhouette_head_learns_the_alpha_and_keeps_the_unets_garment(syntheti
     assert (truth_cut[~truths[0][..., 0]] == SILHOUETTE_BACKDROP).all()  # outside the truth: the backdrop
     renderer = unet_from_onnx(tmp_path / "s.onnx")
     assert renderer.config.ngf == 4
-    for wrong in (dict(renderer=None), dict(task="segmenter")):
+    for wrong in (dict(renderer=None), dict(task="segmenter"), dict(renderer_trainable=True)):
         with pytest.raises(ValueError, match="--task generator and --renderer"):
             tiny_config(synthetic, tmp_path, **{**head, **wrong})
 

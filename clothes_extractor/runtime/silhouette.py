@@ -13,7 +13,7 @@ import numpy as np
 SILHOUETTE_TOLERANCE = 12
 # ...but only within HALO_PX of background that is within STRICT_TOLERANCE of it. A white
 # garment's inside sits 3-12 levels off white, so the loose fill alone runs into it through
-# any gap in its outline (a third of VITON's white tops came out as scraps); the strict
+# any gap in its outline (a tenth of VITON's white tops kept under 13% of the frame); the strict
 # fill stops at the garment, and the halo keeps the JPEG ringing around a dark garment's
 # edge, which only the loose tolerance takes in, out of the silhouette.
 STRICT_TOLERANCE = 3

@@ -95,9 +95,10 @@ class TrainConfig:
             raise ValueError(f"arch must be unet, flow or silhouette, got {self.arch!r}")
         if self.arch == "flow" and self.task == "segmenter":
             raise ValueError("the flow architecture is a generator or a try-on; a segmenter is a unet")
-        if self.arch == "silhouette" and (self.task != "generator" or not self.renderer):
+        if self.arch == "silhouette" and (self.task != "generator" or not self.renderer or self.renderer_trainable):
             raise ValueError(
-                "the silhouette architecture is a generator's head: --task generator and --renderer U-NET.onnx"
+                "the silhouette architecture is a generator's head: --task generator and --renderer U-NET.onnx, "
+                "which stays frozen (it learns only the alpha: a trainable U-Net would drift from its garment)"
             )
         if self.task == "tryon" and self.arch != "flow":
             raise ValueError("try-on is built from the warping generator's modules: --arch flow")
