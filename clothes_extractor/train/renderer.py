@@ -1,8 +1,10 @@
-"""A trained pix2pix U-Net, read back from its served ONNX file, as the warping generator's renderer.
+"""A trained pix2pix U-Net, read back from its served ONNX file, as another network's renderer.
 
 The U-Net the project shipped before the warping generator renders shape and colour well
 and blurs prints; the warping generator keeps it as its renderer and learns where to put
-the photo's own pixels instead. Its export folded BatchNorm into the convolutions, so it
+the photo's own pixels instead, and the silhouette head keeps it whole and learns its alpha.
+It is read from a plain U-Net's file or from the one inside a silhouette model's file
+(``UNET_HOLDERS``). Its export folded BatchNorm into the convolutions, so it
 comes back as a U-Net without normalisation (``norm="none"``: a bias on every convolution;
 a convolution the export left without one gets zeros), checked against onnxruntime on
 seeded inputs before use.
