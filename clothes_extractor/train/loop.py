@@ -45,25 +45,6 @@ __all__ = ["LR_SCHEDULES", "TrainConfig", "train", "validate"]
 log = logging.getLogger(__name__)
 
 
-def _summary(cfg: TrainConfig, train_n: int, val_n: int, step: int, steps_per_epoch: int, metrics: dict) -> dict:
-    data = Path(cfg.data)
-    return {
-        "task": cfg.task,
-        "data": {
-            "name": data.name,
-            "layout": layout_of(data / "train") or layout_of(data),
-            "train_samples": train_n,
-            "val_samples": val_n,
-        },
-        "steps": step,
-        "epochs": round(step / steps_per_epoch, 3),
-        "batch_size": cfg.batch_size,
-        "validation": metrics,
-        **({"renderer": renderer_record(cfg.renderer)} if cfg.renderer else {}),  # the U-Net's own provenance
-        "package_version": __version__,
-    }
-
-
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader, device: torch.device, sheet_rows: int) -> tuple[dict[str, float], Any]:
     """Metrics of the served model (uint8 in and out, as exported) over the whole loader,
@@ -192,17 +173,19 @@ class Run:
         self.model = model = build(cfg.architecture, dataclasses.asdict(cfg.network()))
         if cfg.arch == "unet":
             init_weights(model)  # pix2pix's init; the flow network starts at the identity grid by its own init
-        if getattr(model, "renderer", None) is not None and cfg.renderer and resume is None and cfg.init is None:
+        renders = getattr(model, "renderer", None) is not None and cfg.renderer
+        self.renderer_record = renderer_record(cfg.renderer) if renders else None  # once; --init/--resume: theirs
+        if renders and resume is None and cfg.init is None:
             model.renderer.load_state_dict(unet_from_onnx(cfg.renderer).state_dict())
         if getattr(model, "renderer", None) is not None and not cfg.renderer_trainable:
             model.renderer.requires_grad_(False)  # frozen: no gradients, no optimizer state
         model.to(self.device, memory_format=self.memory_format)
         trainable = [p for p in model.parameters() if p.requires_grad]
         self.opt_g = torch.optim.Adam(trainable, lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
-        if cfg.init is not None and resume is None:
-            # Start from another run's weights (same architecture); optimizers start fresh.
+        if cfg.init is not None and resume is None:  # another run's weights (same architecture), fresh optimizers
             try:
-                model.load_state_dict(load_checkpoint(cfg.init)["model"])
+                model.load_state_dict((init := load_checkpoint(cfg.init))["model"])
+                self.renderer_record = init.get("summary", {}).get("renderer", self.renderer_record)
             except RuntimeError as exc:
                 raise CheckpointError(f"--init {cfg.init} is another architecture than this run's: {exc}") from None
         self.objective = Objective(cfg, model, self.device, self.memory_format)
@@ -226,8 +209,27 @@ class Run:
             self.opt_d.load_state_dict(state["optimizers"]["d"])
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.best = state["step"], state["best_metric"]
+        self.renderer_record = state.get("summary", {}).get("renderer", self.renderer_record)
         set_rng_state(state["rng"], self.device)
         log.info("resumed %s at step %d", resume, self.step)
+
+    def _summary(self, metrics: dict) -> dict:  # what a checkpoint, and a model exported from it, record
+        cfg, data = self.cfg, Path(self.cfg.data)
+        return {
+            "task": cfg.task,
+            "data": {
+                "name": data.name,
+                "layout": layout_of(data / "train") or layout_of(data),
+                "train_samples": len(self.train_samples),
+                "val_samples": len(self.val_samples),
+            },
+            "steps": self.step,
+            "epochs": round(self.step / self.steps_per_epoch, 3),
+            "batch_size": cfg.batch_size,
+            "validation": metrics,
+            **({"renderer": self.renderer_record} if self.renderer_record else {}),  # the U-Net's provenance
+            "package_version": __version__,
+        }
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -339,9 +341,7 @@ class Run:
         improved = value > self.best
         self.best = max(self.best, value)
         optimizers = {"g": self.opt_g.state_dict(), **({"d": self.opt_d.state_dict()} if self.opt_d else {})}
-        summary = _summary(
-            cfg, len(self.train_samples), len(self.val_samples), self.step, self.steps_per_epoch, metrics
-        )
+        summary = self._summary(metrics)
         state = {
             "train_config": dataclasses.asdict(cfg),
             "optimizers": optimizers,

@@ -21,6 +21,7 @@ import torch
 from ..errors import CheckpointError
 from ..runtime.contract import METADATA_KEY
 from ..runtime.session import contract_of
+from .architectures import SERVED_NAMES
 from .networks import ServedGenerator, UNet, folded_unet
 
 
@@ -34,8 +35,8 @@ def renderer_record(path: str | Path) -> dict:
 # The served architectures that hold a pix2pix U-Net generator: where its width and depth
 # are in the contract, and the prefix of its weights in the graph.
 UNET_HOLDERS = {
-    "pix2pix-unet": ("ngf", "depth", "generator."),
-    "pix2pix-unet-silhouette": ("renderer_ngf", "renderer_depth", "generator.renderer."),
+    SERVED_NAMES["unet"]: ("ngf", "depth", "generator."),
+    SERVED_NAMES["silhouette"]: ("renderer_ngf", "renderer_depth", "generator.renderer."),
 }
 
 
