@@ -9,6 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+# pytest runs one worker per core (pyproject: -n auto). Each worker's torch and numpy would
+# start an OpenMP thread per core as well, and OpenMP's idle threads spin: on two cores, two
+# workers' spinning threads cost the suite a fifth of its wall time. One OpenMP thread per
+# worker, set before numpy or torch loads and inherited by the processes a test starts
+# (torchrun sets the same). onnxruntime's threads are its own and stay as the runtime sets them.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import numpy as np
 import pytest
 from PIL import Image
