@@ -1,5 +1,6 @@
 """Benchmark suite: statistics, the result file, compare; timing itself is not asserted."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -265,13 +266,17 @@ def test_interleaved_timing_gives_each_engine_turns_until_each_has_its_runs():
 
     slow = INTERLEAVE_SLICE_S * 2  # one run fills a turn
     timers = [Timer({"engine": n, "batch": 2}, runner(n, s), lambda: None) for n, s in (("a", 0.05), ("b", slow))]
-    settings = BenchSettings(batch_sizes=(2,), warmup_s=0, min_runs=3, min_time_s=0)
+    settings = BenchSettings(batch_sizes=(2,), warmup_s=0, min_runs=3, min_time_s=2 * INTERLEAVE_SLICE_S)
     rows = time_interleaved(timers, settings)
     # a turn: one settling run (not recorded), then runs until the slice is full
     turn_a = ["a"] * (1 + round(INTERLEAVE_SLICE_S / 0.05))
     assert order[: len(turn_a) + 2] == [*turn_a, "b", "b"]
     assert order.count("b") == 6 and [r["runs"] for r in rows] == [3 * (len(turn_a) - 1), 3]  # 3 rounds
     assert rows[0]["images_per_s"] == pytest.approx(40) and rows[1]["images_per_s"] == pytest.approx(2 / slow)
+    # no minimum time: a turn is one run (after its settling run), in strict alternation
+    order.clear()
+    rows = time_interleaved(timers, dataclasses.replace(settings, min_time_s=0))
+    assert order == ["a", "a", "b", "b"] * 3 and [r["runs"] for r in rows] == [3, 3]
 
 
 def test_bench_times_each_cpu_stream_count(tiny_model_path, tmp_path):

@@ -180,9 +180,10 @@ INTERLEAVE_SETTLE_S = 0.05  # pause between turns
 
 def time_interleaved(timers: list[Timer], settings: BenchSettings) -> list[dict[str, Any]]:
     """Round-robin: every timer gets a turn of ``INTERLEAVE_SLICE_S`` seconds of runs per
-    round, until each has ``min_runs`` runs and ``min_time_s`` seconds of them, so drift on
-    a shared machine (other jobs, clocks, thermals) falls on every engine alike and their
-    ratios hold. Each turn starts with a pause of ``INTERLEAVE_SETTLE_S`` and a run that is
+    round (or ``min_time_s``, if that is shorter: at 0, a turn is one run), until each has
+    ``min_runs`` runs and ``min_time_s`` seconds of them, so drift on a shared machine
+    (other jobs, clocks, thermals) falls on every engine alike and their ratios hold. Each
+    turn starts with a pause of ``INTERLEAVE_SETTLE_S`` and a run that is
     not recorded: the previous engine's idle threads go on spinning for 10-50 ms
     (onnxruntime's do), which slows whichever engine runs next. Without the pause, of three
     identical onnxruntime sessions timed with PyTorch at batch 1 on 2 cores, the one after
@@ -195,12 +196,13 @@ def time_interleaved(timers: list[Timer], settings: BenchSettings) -> list[dict[
             timer.run_once()
     runs: list[list[dict[str, float]]] = [[] for _ in timers]
     spent = [0.0] * len(timers)
+    turn_s = min(INTERLEAVE_SLICE_S, settings.min_time_s)
     while any(len(r) < settings.min_runs or s < settings.min_time_s for r, s in zip(runs, spent, strict=True)):
         for i, timer in enumerate(timers):
             time.sleep(INTERLEAVE_SETTLE_S)  # the previous engine's idle threads stop spinning
             timer.run_once()  # not recorded: the first run after a switch
-            turn = 0.0
-            while turn < INTERLEAVE_SLICE_S or not runs[i]:
+            turn, start = 0.0, len(runs[i])
+            while len(runs[i]) == start or turn < turn_s:  # at least one run per turn
                 run = timer.run_once()
                 runs[i].append(run)
                 turn += run["total"]
