@@ -182,7 +182,7 @@ def test_data_on_device_time_limit_schedule_and_val_every(synthetic, tmp_path):
     state = torch.load(out / "last.pt", weights_only=True)
     # linear: constant for the first half, then down towards 0 (the last step runs at 1/steps of the rate)
     assert 0 < state["optimizers"]["g"]["param_groups"][0]["lr"] < 0.2 * 2e-4
-    timed = train(tiny_config(synthetic, tmp_path / "timed", epochs=1000, time_limit_min=0.05, data_on_device=True))
+    timed = train(tiny_config(synthetic, tmp_path / "timed", epochs=1000, time_limit_min=0.01, data_on_device=True))
     rows = [json.loads(line) for line in (timed / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) >= 1 and rows[-1]["epoch"] < 1000  # stopped by the clock, validated and saved
     assert (timed / "last.pt").is_file() and (timed / "best.pt").is_file()
