@@ -8,9 +8,10 @@ import onnxruntime
 import pytest
 
 from clothes_extractor.errors import ContractError, ModelError, ProviderError
+from clothes_extractor.models import bundled_model
 from clothes_extractor.runtime.contract import METADATA_KEY
 from clothes_extractor.runtime.hardware import cpu_stream_plan
-from clothes_extractor.runtime.onnxfile import fields, read_onnx
+from clothes_extractor.runtime.onnxfile import encode, fields, keep_outputs, read_onnx
 from clothes_extractor.runtime.providers import PROBE_MODEL, SessionSettings, probe_provider
 from clothes_extractor.runtime.session import ModelSession, contract_of, pad_batch
 from conftest import TINY_SIZE
@@ -113,6 +114,58 @@ def test_the_file_reader_agrees_with_onnx(tiny_model_path):
     assert contract_of(tiny_model_path).weights_sha256 == found.graph_sha256 != ""
     with pytest.raises(ValueError):
         fields(b"\x0a\xff\xff\xff\x0f")  # a length past the end
+
+
+def test_keep_outputs_drops_the_nodes_and_weights_only_the_other_outputs_need():
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    w = numpy_helper.from_array(np.array([3.0, 4.0], np.float32), "w")
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Mul", ["x", "w"], ["t"])]
+    nodes.append(helper.make_node("Neg", ["t"], ["b"]))
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in ("a", "b")]
+    graph = helper.make_graph(nodes, "g", [x], outputs, [w], value_info=[helper.make_tensor_value_info("t", 1, [2])])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    assert encode(fields(data)) == data  # the writer is the reader's inverse
+    cut = onnx.load_from_string(keep_outputs(data, frozenset({"a"})))
+    onnx.checker.check_model(cut, full_check=True)
+    assert [n.op_type for n in cut.graph.node] == ["Relu"] and [o.name for o in cut.graph.output] == ["a"]
+    assert not cut.graph.initializer and not cut.graph.value_info
+    other = onnx.load_from_string(keep_outputs(data, frozenset({"b"})))
+    assert [n.op_type for n in other.graph.node] == ["Mul", "Neg"] and [i.name for i in other.graph.initializer] == [
+        "w"
+    ]
+    assert keep_outputs(data, frozenset({"a", "b"})) == data
+    with pytest.raises(ValueError, match="not a superset"):
+        keep_outputs(data, frozenset({"c"}))
+    # a subgraph reads outer names that are not node inputs: such a graph is kept whole
+    branch = helper.make_graph([helper.make_node("Identity", ["t"], ["y"])], "then", [], [outputs[0]])
+    nodes.append(helper.make_node("If", ["c"], ["z"], then_branch=branch, else_branch=branch))
+    graph = helper.make_graph(nodes, "g", [x, helper.make_tensor_value_info("c", TensorProto.BOOL, [])], outputs, [w])
+    data = helper.make_model(graph).SerializeToString()
+    assert keep_outputs(data, frozenset({"a"})) == data
+
+
+def test_a_session_opened_for_some_outputs_computes_only_those():
+    full = ModelSession(bundled_model("generator", "fp32"), "cpu")
+    garment_only = ModelSession(bundled_model("generator", "fp32"), "cpu", outputs=["garment"])
+    assert full.output_names == ["garment", "alpha"] and garment_only.output_names == ["garment"]
+    assert [o.name for o in garment_only.session.get_outputs()] == ["garment"]
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (3, *full.contract.size, 3), dtype=np.uint8)
+    mask = np.zeros((3, *full.contract.size, 1), np.uint8)
+    mask[:, 60:200, 40:150] = 255
+    got = garment_only.run(image=image, mask=mask)
+    assert list(got) == ["garment"] and np.array_equal(got["garment"], full.run(image=image, mask=mask)["garment"])
+    assert list(garment_only.run(image=image[:0], mask=mask[:0])) == ["garment"]
+    assert [o["name"] for o in garment_only.describe()["outputs"]] == ["garment"]
+    # the silhouette head's nodes and weights are gone, not merely unread
+    data = bundled_model("generator", "fp32").read_bytes()
+    cut = onnx.load_from_string(keep_outputs(data, frozenset({"garment"})))
+    whole = onnx.load_from_string(data)
+    assert len(cut.graph.node) < len(whole.graph.node) / 2 and len(cut.graph.initializer) < len(whole.graph.initializer)
+    with pytest.raises(ModelError, match="cannot serve outputs"):
+        ModelSession(bundled_model("generator", "fp32"), "cpu", outputs=["labels"])
 
 
 def test_a_model_with_damaged_weights_is_refused(tiny_model_path, tmp_path):

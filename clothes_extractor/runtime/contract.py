@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from ..errors import ContractError
 from .settings import unknown_key
@@ -238,13 +238,16 @@ class ModelContract:
         inputs: Sequence[tuple[str, str, Sequence[Any]]],
         outputs: Sequence[tuple[str, str, Sequence[Any]]],
         source: str = "the model",
+        serving: Collection[str] | None = None,
     ) -> None:
-        """Check the graph's (name, onnx type, shape) inputs and outputs against the contract.
+        """Check the graph's (name, onnx type, shape) inputs and outputs against the contract
+        (``serving``: of its outputs, only these, the graph having been cut to them).
 
         Collects every mismatch and raises one ``ContractError`` listing them all.
         """
         problems: list[str] = []
-        for kind, got, want in (("input", inputs, self.inputs), ("output", outputs, self.outputs)):
+        served = tuple(spec for spec in self.outputs if serving is None or spec.name in serving)
+        for kind, got, want in (("input", inputs, self.inputs), ("output", outputs, served)):
             got_by_name = {name: (dtype, shape) for name, dtype, shape in got}
             if set(got_by_name) != {spec.name for spec in want}:
                 names = sorted(spec.name for spec in want)

