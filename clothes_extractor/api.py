@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Collection, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -44,23 +44,30 @@ def _gpu_likely(provider: str) -> bool:
     return has_nvidia_gpu() and any(provider_name(p) in available for p in ("cuda", "tensorrt"))
 
 
-def new_session(model: str | Path, provider: str = "auto", *, settings: SessionSettings | None = None) -> ModelSession:
+def new_session(
+    model: str | Path,
+    provider: str = "auto",
+    *,
+    settings: SessionSettings | None = None,
+    outputs: Collection[str] | None = None,
+) -> ModelSession:
     """A session on a bundled model by task name (``"generator"``, ``"segmenter"``) or on a
     model file. A bundled model comes in the precision that suits the provider it gets
-    (fp16 on a GPU, fp32 on the CPU). Close it (or use ``with``) to release the provider."""
+    (fp16 on a GPU, fp32 on the CPU). ``outputs``: only these (see ``ModelSession``). Close
+    it (or use ``with``) to release the provider."""
     if isinstance(model, str) and model in TASKS:
         chosen = model_for(model, _gpu_likely(provider))
         if chosen is None:
             raise ModelError(
                 f"this install bundles no {model} model; export one with `clothes-extractor export` and pass its path"
             )
-        session = ModelSession(chosen, provider, settings=settings)
+        session = ModelSession(chosen, provider, settings=settings, outputs=outputs)
         cpu_file = model_for(model, gpu=False)
         if session.provider == "cpu" and cpu_file is not None and cpu_file != chosen:
             session.close()
-            session = ModelSession(cpu_file, "cpu", settings=settings)  # auto found no working GPU after all
+            session = ModelSession(cpu_file, "cpu", settings=settings, outputs=outputs)  # no working GPU after all
         return session
-    return ModelSession(Path(model), provider, settings=settings)
+    return ModelSession(Path(model), provider, settings=settings, outputs=outputs)
 
 
 def _as_file(photo: PhotoLike, folder: Path, name: str) -> Path:
@@ -104,12 +111,14 @@ def extract_garment(
     masks = list(mask) if isinstance(mask, (list, tuple)) else [mask] * len(photos)
     if len(masks) != len(photos):
         raise ValueError(f"{len(photos)} photos but {len(masks)} masks")
+    from .runtime.pipeline import ExtractOptions, generator_outputs, make_plan
+
     own = [s for s in (generator is None and "generator", segmenter is None and "segmenter") if s]
-    opened = {task: new_session(task) for task in own}
+    opened = {
+        task: new_session(task, outputs=generator_outputs(background) if task == "generator" else None) for task in own
+    }
     generator, segmenter = generator or opened.get("generator"), segmenter or opened.get("segmenter")
     try:
-        from .runtime.pipeline import ExtractOptions, make_plan
-
         plan = make_plan(
             generator, segmenter, ExtractOptions(output_size=output_size, background=background, alpha_mask=alpha_mask)
         )

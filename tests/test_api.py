@@ -50,6 +50,18 @@ def test_a_list_runs_as_batches_and_keeps_its_order(tiny_flow_path, photo_folder
     assert transparent.mode == "RGBA" and fixed.size == (96, 128)
 
 
+def test_a_session_opened_for_the_garment_alone_serves_white_and_refuses_other_backgrounds(photo_folder):
+    from clothes_extractor.runtime.pipeline import generator_outputs
+
+    photos, masks = photo_folder
+    photo, mask = photos / "p0.jpg", masks / "p0.png"
+    with new_session("generator", "cpu", outputs=generator_outputs("white")) as generator:
+        assert extract_garment(photo, mask, generator=generator).mode == "RGB"
+        with pytest.raises(ValueError, match="opened without its alpha output"):
+            extract_garment(photo, mask, generator=generator, background="transparent")
+    assert generator_outputs("transparent") is None and generator_outputs((0, 0, 0)) is None
+
+
 def test_bad_photos_raise_with_the_reason(tiny_model_path, tmp_path):
     with new_session(tiny_model_path, "cpu") as generator:
         with pytest.raises(InputError, match="photo not found"):

@@ -320,14 +320,14 @@ def bench_extract(
     """Time ``extract`` on a folder of real photos, with each stage's share of the work (threads
     only) and, in the same run, the host ceiling it is read against."""
     from ..runtime.jobs import find_jobs
-    from ..runtime.pipeline import ExtractOptions, run_extraction
+    from ..runtime.pipeline import ExtractOptions, generator_outputs, run_extraction
     from ..runtime.stages import DETAIL_FACTOR
 
     session_settings = SessionSettings(cpu_streams=cpu_streams)
-    model = ModelSession(model_path, provider, settings=session_settings)
-    seg_session = ModelSession(segmenter, provider, settings=session_settings) if segmenter is not None else None
     # model-size outputs by default: what the host ceiling encodes, so the two compare
     options = ExtractOptions(batch_size=batch_size, workers=workers, processes=processes, output_size=output_size)
+    model = ModelSession(model_path, provider, settings=session_settings, outputs=generator_outputs(options.background))
+    seg_session = ModelSession(segmenter, provider, settings=session_settings) if segmenter is not None else None
     clock = StageClock()
     with tempfile.TemporaryDirectory(prefix="ce-bench-") as out:
         jobs = find_jobs([photo_dir], Path(out), "png", recursive=True)

@@ -216,14 +216,16 @@ def _extract_options(options: dict[str, Any], fmt: str) -> Any:
     )
 
 
-def _open_models(options: dict[str, Any]):
+def _open_models(options: dict[str, Any], background: Any):
     from ..api import new_session
+    from ..runtime.pipeline import generator_outputs
     from ..runtime.providers import SessionSettings
 
     if options["no_segmenter"] and options["segmenter"] is not None:
         raise click.UsageError("--segmenter and --no-segmenter exclude each other")
     settings = SessionSettings(cpu_streams=options["cpu_streams"])
-    generator = new_session(options["model"] or "generator", options["provider"], settings=settings)
+    outputs = generator_outputs(background)  # on white, the silhouette is not computed
+    generator = new_session(options["model"] or "generator", options["provider"], settings=settings, outputs=outputs)
     generator.require_task("generator")
     segmenter = None
     if not options["no_segmenter"]:
@@ -262,7 +264,7 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
         job.error,
         Path(options["save_masks"]) / f"{photo.stem}.png" if options["save_masks"] else None,
     )
-    generator, segmenter = _open_models(options)
+    generator, segmenter = _open_models(options, extract_options.background)
     extract_options = _height_to_size(extract_options, generator)
     results = []
     run_extraction(generator, [job], extract_options, results.append, segmenter)
@@ -295,7 +297,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     if not jobs:
         hint = "" if options["recursive"] else " (add --recursive to look in subfolders)"
         raise click.ClickException(f"no photos found in {', '.join(map(str, inputs))}{hint}")
-    generator, segmenter = _open_models(options)
+    generator, segmenter = _open_models(options, extract_options.background)
     extract_options = _height_to_size(extract_options, generator)
     for folder in {job.output.parent for job in jobs if job.error is None}:
         remove_stale_partials(folder)  # what killed runs left behind

@@ -145,8 +145,9 @@ class ModelStage:
 
     def __init__(self, generator: str, segmenter: str | None, provider: str, plan: Plan):
         from ..api import new_session
+        from ..runtime.pipeline import generator_outputs
 
-        self.generator = new_session(generator, provider)
+        self.generator = new_session(generator, provider, outputs=generator_outputs(plan.background))
         self.segmenter = new_session(segmenter, provider) if segmenter else None
         self.plan = plan
 

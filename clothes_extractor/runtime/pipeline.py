@@ -91,9 +91,20 @@ class ExtractOptions:
         return self.processes if self.processes is not None else physical_cores() >= PROCESS_MIN_CORES
 
 
+def generator_outputs(background: str | tuple[int, int, int]) -> tuple[str, ...] | None:
+    """The generator outputs an extraction on ``background`` reads (None: all): on white, the
+    garment alone, so that a generator's silhouette is not computed for nothing."""
+    return ("garment",) if background == "white" else None
+
+
 def make_plan(generator: ModelSession, segmenter: ModelSession | None, options: ExtractOptions) -> Plan:
     """The workers' view of a run; refuses settings the model cannot serve, before any work."""
     contract = generator.contract
+    if options.background != "white" and contract.alpha and "alpha" not in generator.output_names:
+        raise ValueError(
+            f"the session on {generator.path} was opened without its alpha output, which a background "
+            "other than white needs; open it with outputs=generator_outputs(background)"
+        )
     if options.background != "white" and not contract.alpha:
         raise ClothesExtractorError(
             f"{generator.path} has no silhouette output, so it cannot give a transparent or coloured "
