@@ -125,6 +125,20 @@ def test_bench_defaults_to_the_bundled_generator_and_the_best_provider(tmp_path)
     assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "r.json").read_text())
     assert record["model"]["task"] == "generator" and record["results"][0]["provider"] in ("cpu", "cuda", "tensorrt")
+    assert record["results"][0]["outputs"] == ["garment", "alpha"] and record["settings"]["outputs"] is None
+
+
+def test_bench_times_the_model_cut_to_the_outputs_asked_for(tmp_path):
+    done = run_cli(
+        "bench", "--provider", "cpu", "--batch-sizes", "1", *QUICK, "--outputs", "garment", "-o", tmp_path / "r.json"
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["results"][0]["outputs"] == ["garment"] and record["settings"]["outputs"] == ["garment"]
+    wrong = run_cli("bench", "--provider", "cpu", "--batch-sizes", "1", *QUICK, "--outputs", "labels")
+    assert wrong.returncode != 0 and "cannot serve outputs ['labels']" in wrong.stderr
+    both = run_cli("bench", "--outputs", "garment", "--torch-baseline", tmp_path / "r.json")
+    assert both.returncode != 0 and "exclude each other" in both.stderr
 
 
 def test_bench_torch_baseline_and_compare_plot(tmp_path):

@@ -81,7 +81,7 @@ class BoundRunner:
         for name, value in inputs.items():
             binding.bind_ortvalue_input(name, value)
         outputs = {}
-        for spec in contract.outputs:
+        for spec in self.model.output_specs:
             size = shapes["photo"][:2] if spec.resolution == "photo" else contract.size
             outputs[spec.name] = ort.OrtValue.ortvalue_from_shape_and_type(
                 [batch, *size, spec.channels], np.uint8, self.device, self.device_id

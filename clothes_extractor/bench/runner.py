@@ -217,15 +217,17 @@ def provider_timers(
     cuda_graph: bool = False,
     cpu_streams: int | None = None,
     photo_size: tuple[int, int] | None = None,
+    outputs: tuple[str, ...] | None = None,
 ) -> list[Timer]:
     """A timer per batch size for ``provider``, its session created and first run done
     (``cpu_streams``: see ``SessionSettings``; None is its default). A catalog-resolution
-    generator gets its photo at ``photo_size`` (default: the model size)."""
+    generator gets its photo at ``photo_size`` (default: the model size); ``outputs``: the
+    model cut to these (see ``ModelSession``)."""
     cuda_graph = cuda_graph and ORT_DEVICE[provider] == "cuda"
     t0 = time.perf_counter()
     # no padding: every batch size is timed at its own shape
     session_settings = SessionSettings(cuda_graph=cuda_graph, pad_batches=False, cpu_streams=cpu_streams)
-    session = ModelSession(model_path, provider, settings=session_settings)
+    session = ModelSession(model_path, provider, settings=session_settings, outputs=outputs)
     session_ms = (time.perf_counter() - t0) * 1000
     timers = []
     for batch in settings.batch_sizes:
@@ -244,6 +246,7 @@ def provider_timers(
             "io": settings.io if ORT_DEVICE[provider] == "cuda" else "host",
             "cpu_streams": session.cpu_streams,
             "batch": batch,
+            "outputs": session.output_names,
             "output": list(feeds["photo"].shape[1:3]) if "photo" in feeds else list(session.contract.size),
             "session_ms": session_ms,
             "first_run_ms": first,

@@ -33,6 +33,7 @@ class BenchRequest:
     cuda_graph: bool = False
     cpu_streams: tuple[int | None, ...] = (None,)
     photo_size: tuple[int, int] | None = None  # catalog-resolution generators: the photo (output) size
+    outputs: tuple[str, ...] | None = None  # the model cut to these outputs (None: all)
     torch_baseline: Path | None = None
     torch_compile: bool = False
     interleave: bool = True
@@ -70,6 +71,7 @@ def run_bench(request: BenchRequest, say: Callable[[str], None] = log.info) -> d
                 request.cuda_graph,
                 streams,
                 request.photo_size,
+                request.outputs,
             )
             if len(request.cpu_streams) > 1 and streams is not None:  # tell the explicit counts apart from auto
                 for timer in timed:
@@ -89,6 +91,7 @@ def run_bench(request: BenchRequest, say: Callable[[str], None] = log.info) -> d
             "io": list(request.io),
             "cpu_streams": ["auto" if n is None else n for n in request.cpu_streams],
             "photo_size": list(request.photo_size) if request.photo_size else None,
+            "outputs": list(request.outputs) if request.outputs else None,
         },
         "results": results,
         "e2e": None,

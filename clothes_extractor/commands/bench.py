@@ -63,6 +63,12 @@ def _io_modes(_ctx, _param, value: str) -> tuple[str, ...]:
     default=None,
     help="Catalog-resolution generators: the photo (and output) size, HEIGHTxWIDTH [default: the model size].",
 )
+@click.option(
+    "--outputs",
+    default=None,
+    help="Time the model cut to these outputs, comma-separated (garment: what extract runs on a white "
+    "background) [default: all of them].",
+)
 @click.option("--warmup-s", type=click.FloatRange(min=0), default=2.0, show_default=True)
 @click.option("--min-runs", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--min-time-s", type=click.FloatRange(min=0), default=3.0, show_default=True)
@@ -133,6 +139,9 @@ def bench(ctx: click.Context, model: str, batch_sizes: tuple[int, ...], out: Pat
 
     if out is not None:
         check_writable_file(out, "--output", (".json",))
+    outputs = tuple(name.strip() for name in options["outputs"].split(",")) if options["outputs"] else None
+    if outputs is not None and options["torch_baseline"] is not None:
+        raise click.UsageError("--outputs and --torch-baseline exclude each other: PyTorch computes every output")
     if options["torch_baseline"] is not None:
         require_torch("--torch-baseline")
     path = model_for(model, gpu=options["provider"] not in ("cpu", "auto")) if model in TASKS else Path(model)
@@ -152,6 +161,7 @@ def bench(ctx: click.Context, model: str, batch_sizes: tuple[int, ...], out: Pat
         cuda_graph=options["cuda_graph"],
         cpu_streams=options["cpu_streams"],
         photo_size=parse_size(options["photo_size"], "--photo-size") if options["photo_size"] else None,
+        outputs=outputs,
         torch_baseline=options["torch_baseline"],
         torch_compile=options["torch_compile"],
         interleave=options["interleave"],

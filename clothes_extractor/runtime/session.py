@@ -144,6 +144,11 @@ class ModelSession:
     def task(self) -> str:
         return self.contract.task
 
+    @property
+    def output_specs(self) -> tuple[TensorSpec, ...]:
+        """The contract's outputs this session gives (all, unless it was opened for fewer)."""
+        return tuple(spec for spec in self.contract.outputs if spec.name in self.output_names)
+
     def require_task(self, task: str) -> "ModelSession":
         """This session, or ``ModelError`` if its model serves another task."""
         if self.contract.task != task:
@@ -162,8 +167,7 @@ class ModelSession:
         if batch == 0:
             return {
                 spec.name: np.zeros((0, *_output_shape(spec, self.contract, feeds)), np.uint8)
-                for spec in self.contract.outputs
-                if spec.name in self.output_names
+                for spec in self.output_specs
             }
         shapes = tuple(a.shape[1:] for a in feeds.values())
         largest = self._largest.get(shapes, 0)
@@ -221,7 +225,7 @@ class ModelSession:
             "provider": self.provider,
             "contract": self.contract.to_json(),
             "inputs": [dataclasses.asdict(spec) for spec in self.contract.inputs],
-            "outputs": [dataclasses.asdict(spec) for spec in self.contract.outputs if spec.name in self.output_names],
+            "outputs": [dataclasses.asdict(spec) for spec in self.output_specs],
         }
 
 
