@@ -42,6 +42,9 @@ $py benchmarks/gpu_parity.py "$generator16" "$generator32" clothes_extractor/mod
 step "the bundled generator, model only (256x192)"
 $py -m clothes_extractor bench --model "$generator16" --provider cuda "${batches[@]}" "${quick[@]}" \
   --io host,device,pipelined --cuda-graph --label "$label" -o "$out/gpu-$label-generator.json" || status=1
+step "the bundled generator cut to its garment (what extract runs on white), model only"
+$py -m clothes_extractor bench --model "$generator16" --provider cuda "${batches[@]}" "${quick[@]}" \
+  --io device --outputs garment --label "$label-garment" -o "$out/gpu-$label-generator-garment.json" || status=1
 if [ -n "${WARPING:-}" ]; then
   step "the warping generator $WARPING, model only (256x192 and 1024x768 outputs)"
   $py benchmarks/gpu_parity.py "$WARPING" --out "$out/gpu-$label-parity-warping.json" || status=1
