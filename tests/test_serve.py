@@ -111,12 +111,16 @@ def test_extract_returns_the_garment_and_json_with_the_mask(server):
     status, body, headers = post(server, {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))})
     assert status == 200 and headers["content-type"] == "image/png" and headers["x-mask-source"] == "file"
     assert Image.open(io.BytesIO(body)).size == (TINY_SIZE[1], TINY_SIZE[0])
+    with urllib.request.urlopen(f"{server}/info") as answer:
+        assert json.load(answer)["generator_sessions"][0] == ["garment"]  # white: no silhouette computed
     status, body, _ = post(
         server,
         {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))},
         "?response=json&format=webp&background=transparent&output_size=128x96",
     )
     assert status == 200, body
+    with urllib.request.urlopen(f"{server}/info") as answer:
+        assert json.load(answer)["generator_sessions"] == [["garment"], ["garment", "alpha"]]
     data = json.loads(body)
     assert data["mask"] == "file" and data["size"] == [128, 96] and data["timings_ms"]["total_ms"] > 0
     garment = Image.open(io.BytesIO(base64.b64decode(data["garment"].split(",", 1)[1])))

@@ -53,9 +53,12 @@ def serve(
     except ImportError:
         raise click.ClickException('serve needs FastAPI and uvicorn: pip install "clothes-extractor[serve]"') from None
     from ..api import new_session
+    from ..runtime.pipeline import generator_outputs
     from ..serve.app import ServeSettings, create_app
 
-    generator = new_session(model, provider).require_task("generator")
+    # cut to its garment: requests on white (the default) skip the silhouette; the app opens
+    # the whole model at the first request on another background
+    generator = new_session(model, provider, outputs=generator_outputs("white")).require_task("generator")
     seg = None if no_segmenter else new_session(segmenter, provider).require_task("segmenter")
     settings = ServeSettings(
         max_batch=max_batch, max_wait_ms=max_wait_ms, max_upload_mb=max_upload_mb, timeout_s=timeout_s

@@ -113,7 +113,10 @@ class ModelSession:
         self.settings = settings or SessionSettings()
         given = [spec.name for spec in self.contract.outputs]
         if outputs is not None and (not outputs or not set(outputs) <= set(given)):
-            raise ModelError(f"{self.path} gives {', '.join(given)}; it cannot serve outputs {sorted(outputs)}")
+            raise ModelError(
+                f"{self.path} is a {self.contract.task} model giving {', '.join(given)}; "
+                f"it cannot serve outputs {sorted(outputs)}"
+            )
         self.output_names = [name for name in given if outputs is None or name in outputs]
         data = onnx_file.data
         if len(self.output_names) < len(given):

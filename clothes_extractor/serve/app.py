@@ -18,6 +18,7 @@ import base64
 import dataclasses
 import logging
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,10 +52,17 @@ class ServeSettings:
 
 
 class Extractor:
-    """The models and their batchers; ``extract`` runs one request through the stages."""
+    """The models and their batchers; ``extract`` runs one request through the stages.
+
+    A ``generator`` session opened cut to its garment (``serve`` opens it so: white is the
+    default and the silhouette costs a third of the model) serves white requests; the first
+    request on another background opens the whole model beside it, for those requests.
+    """
 
     def __init__(self, generator: ModelSession, segmenter: ModelSession | None, settings: ServeSettings):
         self.generator, self.segmenter, self.settings = generator, segmenter, settings
+        self._whole: ModelSession | None = None  # the generator with its silhouette, once needed
+        self._whole_lock = threading.Lock()
         common = {"max_batch": settings.max_batch, "max_wait_ms": settings.max_wait_ms, "max_queue": settings.max_queue}
         self.generate = Batcher(self._run_generator, name="generator-batcher", **common)
         self.segments = Batcher(self._run_segmenter, name="segmenter-batcher", **common) if segmenter else None
@@ -63,15 +71,31 @@ class Extractor:
         self.generate.close()
         if self.segments is not None:
             self.segments.close()
+        if self._whole is not None:
+            self._whole.close()
 
-    def _run_generator(self, items: Sequence[Prepared]) -> list[dict[str, np.ndarray]]:
+    def generator_for(self, background: Any) -> ModelSession:
+        """The generator session for requests on ``background``."""
+        given = self.generator
+        if background == "white" or "alpha" in given.output_names or not given.contract.alpha:
+            return given  # (a model without a silhouette: make_plan says so)
+        with self._whole_lock:
+            if self._whole is None:
+                self._whole = ModelSession(given.path, given.provider, settings=given.settings)
+            return self._whole
+
+    def generator_sessions(self) -> list[ModelSession]:
+        return [self.generator] + ([self._whole] if self._whole is not None else [])
+
+    def _run_generator(self, items: Sequence[tuple[Prepared, ModelSession]]) -> list[dict[str, np.ndarray]]:
         results: list[dict[str, np.ndarray] | None] = [None] * len(items)
         groups: dict[tuple, list[int]] = {}
-        for index, item in enumerate(items):
-            groups.setdefault(item.batch_key, []).append(index)
+        for index, (item, session) in enumerate(items):
+            groups.setdefault((item.batch_key, id(session)), []).append(index)
         for indices in groups.values():
-            feeds = {name: np.stack([items[i].inputs[name] for i in indices]) for name in items[indices[0]].inputs}
-            outputs = self.generator.run(**feeds)
+            prepared = [items[i][0] for i in indices]
+            feeds = {name: np.stack([item.inputs[name] for item in prepared]) for name in prepared[0].inputs}
+            outputs = items[indices[0]][1].run(**feeds)
             for row, index in enumerate(indices):
                 results[index] = {name: array[row] for name, array in outputs.items()}
         return results  # type: ignore[return-value]
@@ -83,7 +107,8 @@ class Extractor:
         """One request: the garment (encoded), the mask used (PNG), where it came from, timings."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        plan = make_plan(self.generator, self.segmenter, ExtractOptions(**options["extract"]))
+        generator = await asyncio.to_thread(self.generator_for, options["extract"]["background"])
+        plan = make_plan(generator, self.segmenter, ExtractOptions(**options["extract"]))
         with tempfile.TemporaryDirectory(prefix="ce-serve-") as tmp:
             folder = Path(tmp)
             (folder / "photo").write_bytes(photo)
@@ -103,7 +128,7 @@ class Extractor:
                 item = await asyncio.to_thread(finish, item, found, plan)
                 timings["segment_ms"] = (time.perf_counter() - started) * 1000 - timings["prepare_ms"]
             t0 = time.perf_counter()
-            outputs = await asyncio.wrap_future(self.generate.submit(item))
+            outputs = await asyncio.wrap_future(self.generate.submit((item, generator)))
             timings["generate_ms"] = (time.perf_counter() - t0) * 1000
             fmt = options["format"]
             encoded = await asyncio.to_thread(_encode, outputs, plan.background, fmt, plan.quality)
@@ -168,6 +193,7 @@ def create_app(generator: ModelSession, segmenter: "ModelSession | None", settin
     async def info():
         return {
             "generator": generator.describe(),
+            "generator_sessions": [session.output_names for session in extractor.generator_sessions()],
             "segmenter": segmenter.describe() if segmenter else None,
             "settings": dataclasses.asdict(settings),
             "batches": {"generator": extractor.generate.batches, "requests": extractor.generate.items},
