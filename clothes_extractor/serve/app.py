@@ -107,7 +107,9 @@ class Extractor:
         """One request: the garment (encoded), the mask used (PNG), where it came from, timings."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        generator = await asyncio.to_thread(self.generator_for, options["extract"]["background"])
+        background = options["extract"]["background"]
+        # (another background may open the whole model first: off the event loop)
+        generator = self.generator if background == "white" else await asyncio.to_thread(self.generator_for, background)
         plan = make_plan(generator, self.segmenter, ExtractOptions(**options["extract"]))
         with tempfile.TemporaryDirectory(prefix="ce-serve-") as tmp:
             folder = Path(tmp)
