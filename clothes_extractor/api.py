@@ -193,7 +193,12 @@ def dress(
     if len(garments) != len(persons):
         raise ValueError(f"{len(persons)} persons but {len(garments)} garments")
     wanted = {"tryon": tryon, "segmenter": parser, "generator": generator if garment_from_photo else True}
-    opened = {task: new_session(task) for task, given in wanted.items() if given is None}
+    # stage one is on white: a generator opened here leaves its silhouette out
+    opened = {
+        task: new_session(task, outputs=["garment"] if task == "generator" else None)
+        for task, given in wanted.items()
+        if given is None
+    }
     tryon, parser = tryon or opened.get("tryon"), parser or opened.get("segmenter")
     try:
         if garment_from_photo:

@@ -246,7 +246,8 @@ def _extract_garments(photos: list[Path], tmp: Path, parser: Any, options: dict[
     from ..runtime.jobs import find_jobs
     from ..runtime.pipeline import ExtractOptions, run_extraction
 
-    generator = new_session(options["generator"] or "generator", options["provider"])
+    # stage one writes catalog images on white: the generator's silhouette is not computed
+    generator = new_session(options["generator"] or "generator", options["provider"], outputs=["garment"])
     jobs = [find_jobs([photo], tmp / str(index), "png")[0] for index, photo in enumerate(photos)]
     made: dict[Path, Path | str] = {}
 
