@@ -186,6 +186,7 @@ def dress(
     ``InputError`` for a bad image, a person with no upper body to dress or no garment.
     """
     from .runtime.dressing import Dresser, DressJob, run_dressing
+    from .runtime.pipeline import generator_outputs
 
     many = isinstance(person, (list, tuple))
     persons = list(person) if many else [person]
@@ -195,7 +196,7 @@ def dress(
     wanted = {"tryon": tryon, "segmenter": parser, "generator": generator if garment_from_photo else True}
     # stage one is on white: a generator opened here leaves its silhouette out
     opened = {
-        task: new_session(task, outputs=["garment"] if task == "generator" else None)
+        task: new_session(task, outputs=generator_outputs("white") if task == "generator" else None)
         for task, given in wanted.items()
         if given is None
     }

@@ -244,10 +244,11 @@ def _extract_garments(photos: list[Path], tmp: Path, parser: Any, options: dict[
     """Stage one on every garment photo: photo -> its catalog image in ``tmp``, or the error."""
     from ..api import new_session
     from ..runtime.jobs import find_jobs
-    from ..runtime.pipeline import ExtractOptions, run_extraction
+    from ..runtime.pipeline import ExtractOptions, generator_outputs, run_extraction
 
     # stage one writes catalog images on white: the generator's silhouette is not computed
-    generator = new_session(options["generator"] or "generator", options["provider"], outputs=["garment"])
+    outputs = generator_outputs("white")
+    generator = new_session(options["generator"] or "generator", options["provider"], outputs=outputs)
     jobs = [find_jobs([photo], tmp / str(index), "png")[0] for index, photo in enumerate(photos)]
     made: dict[Path, Path | str] = {}
 

@@ -31,7 +31,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from ..errors import ClothesExtractorError, InputError
 from ..runtime.images import encode_image
 from ..runtime.jobs import ExtractJob, MaskSource
-from ..runtime.pipeline import ExtractOptions, make_plan, parse_background
+from ..runtime.pipeline import ExtractOptions, generator_outputs, make_plan, parse_background
 from ..runtime.session import ModelSession
 from ..runtime.stages import NO_GARMENT, NeedsMask, Prepared, SegmentedMask, apply_background, finish, prepare, segment
 from .batcher import Batcher, QueueFull
@@ -74,11 +74,18 @@ class Extractor:
         if self._whole is not None:
             self._whole.close()
 
+    def _serves(self, background: Any) -> bool:
+        """Whether the given generator session gives what a request on ``background`` reads
+        (or its model has no silhouette to give: ``make_plan`` says so)."""
+        given = self.generator
+        needed = generator_outputs(background) or [spec.name for spec in given.contract.outputs]
+        return set(needed) <= set(given.output_names) or not given.contract.alpha
+
     def generator_for(self, background: Any) -> ModelSession:
         """The generator session for requests on ``background``."""
         given = self.generator
-        if background == "white" or "alpha" in given.output_names or not given.contract.alpha:
-            return given  # (a model without a silhouette: make_plan says so)
+        if self._serves(background):
+            return given
         with self._whole_lock:
             if self._whole is None:
                 self._whole = ModelSession(given.path, given.provider, settings=given.settings)
@@ -108,8 +115,10 @@ class Extractor:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         background = options["extract"]["background"]
-        # (another background may open the whole model first: off the event loop)
-        generator = self.generator if background == "white" else await asyncio.to_thread(self.generator_for, background)
+        # (opening the whole model for another background: off the event loop)
+        generator = (
+            self.generator if self._serves(background) else await asyncio.to_thread(self.generator_for, background)
+        )
         plan = make_plan(generator, self.segmenter, ExtractOptions(**options["extract"]))
         with tempfile.TemporaryDirectory(prefix="ce-serve-") as tmp:
             folder = Path(tmp)
