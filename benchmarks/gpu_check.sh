@@ -79,13 +79,20 @@ if [ ${#sources[@]} -gt 0 ]; then
     ln -s "$(realpath "${sources[$((i % ${#sources[@]}))]}")" "$work/e2e/$(printf %06d "$i").jpg"
   done
   # model-size PNG outputs, as the host ceiling is measured (decode + fit + encode)
+  # host decode (Pillow in worker processes), then GPU decode (nvImageCodec; the result's
+  # "decoded" says how many photos it took and why the others went to the host)
   $py -m clothes_extractor bench --model "$generator16" --provider cuda --batch-sizes 32 "${quick[@]}" \
-    --e2e "$work/e2e" --e2e-batch-size 32 --processes --label "$label-e2e" -o "$out/gpu-$label-e2e.json" || status=1
+    --e2e "$work/e2e" --e2e-batch-size 32 --processes --decode host --label "$label-e2e" \
+    -o "$out/gpu-$label-e2e.json" || status=1
+  $py -m clothes_extractor bench --model "$generator16" --provider cuda --batch-sizes 32 "${quick[@]}" \
+    --e2e "$work/e2e" --e2e-batch-size 32 --processes --decode gpu --label "$label-e2e-gpu-decode" \
+    -o "$out/gpu-$label-e2e-gpu-decode.json" || status=1
 else
   echo "no photos in $photos: e2e skipped" >&2
 fi
 
-for f in "$out/gpu-$label-generator.json" "$out"/gpu-"$label"-warping-*.json "$out/gpu-$label-g32.json" "$out/gpu-$label-e2e.json"; do
+for f in "$out/gpu-$label-generator.json" "$out"/gpu-"$label"-warping-*.json "$out/gpu-$label-g32.json" "$out/gpu-$label-e2e.json" \
+  "$out/gpu-$label-e2e-gpu-decode.json"; do
   [ -f "$f" ] && $py -m clothes_extractor bench compare "$f" --markdown "${f%.json}.md"
 done
 step "done (status $status)"

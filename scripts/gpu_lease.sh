@@ -5,7 +5,7 @@
 #
 #   here:  [INIT=CHECKPOINT] [RENDERER=U-NET.onnx] bash scripts/gpu_lease.sh prepare [VITON_DIR]
 #          -> .lease/p1 .. .lease/pN (ignored by git): onnxruntime-gpu without its TensorRT
-#             provider (xz), the VITON training shards, the first 500 validation pairs, the
+#             provider and nvImageCodec + nvJPEG for GPU decode (xz), the VITON training shards, the first 500 validation pairs, the
 #             VITON-HD sample photos (extract's end-to-end check), the warping generator's
 #             renderer (RENDERER: the ngf-32 U-Net's ONNX file) and, with INIT, that
 #             checkpoint's weights as fp16 (a warm start), split into pieces of at most
@@ -55,6 +55,10 @@ if [ "$mode" = prepare ]; then
   cache=${LEASE_CACHE:-$HOME/.cache/clothes-extractor/lease}  # the 255 MB wheel, downloaded once
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d "$cache" "onnxruntime-gpu==$ver"
+  # GPU decode (extract --decode gpu): nvImageCodec and nvJPEG for CUDA 13, unpacked beside onnxruntime
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_27_x86_64 \
+    -d "$cache" "nvidia-nvimgcodec-cu13==${NVIMGCODEC_VERSION:-0.9.0.20}" "nvidia-nvjpeg>=13,<14"
   mkdir -p "$work/ort" "$work/pl/viton"
   if [ -n "${INIT:-}" ]; then  # network weights only, as fp16: a few MB instead of ~90 with the optimizers
     slim_checkpoint "$INIT" "$work/pl/init.pt"
@@ -63,7 +67,9 @@ if [ "$mode" = prepare ]; then
   mkdir -p "$work/pl/photos" && cp "$(dirname "$viton")"/viton-hd-sample/train/image/*.jpg "$work/pl/photos/" 2>/dev/null || true
   (cd "$work/ort" && python3 -m zipfile -e "$cache/onnxruntime_gpu-$ver-"*.whl . \
     && rm -rf onnxruntime/transformers onnxruntime/quantization onnxruntime/tools \
-      onnxruntime/capi/libonnxruntime_providers_tensorrt.so)
+      onnxruntime/capi/libonnxruntime_providers_tensorrt.so \
+    && for w in "$cache"/nvidia_nvimgcodec_cu13-*.whl "$cache"/nvidia_nvjpeg-13*.whl; do python3 -m zipfile -e "$w" .; done \
+    && rm -f nvidia/nvimgcodec/nvimgcodec_impl.cpython-3{9,10,11,13,13t,14,14t}-*.so)
   tar cf - -C "$work/ort" . | xz -9 -T0 > "$work/pl/ortgpu.tar.xz"
   cp "$viton"/train-*.tar "$work/pl/viton/"
   # 500 validation pairs in the unpacked layout, to choose the epoch by (the whole split

@@ -15,7 +15,8 @@ import pytest
 from conftest import ROOT
 
 PACKAGE = ROOT / "clothes_extractor"
-RUNTIME_THIRD_PARTY = {"numpy", "PIL", "onnxruntime", "onnxruntime_ep_nv_tensorrt_rtx"}
+# and two optional GPU libraries: the TensorRT-RTX plugin, nvImageCodec (nvidia.nvimgcodec)
+RUNTIME_THIRD_PARTY = {"numpy", "PIL", "onnxruntime", "onnxruntime_ep_nv_tensorrt_rtx", "nvidia"}
 MAX_LINES = 400
 
 

@@ -319,9 +319,12 @@ def bench_extract(
     processes: bool | None = None,
     ceiling: bool = True,
     output_size: str = "model",
+    decode: str = "host",
 ) -> dict[str, Any]:
     """Time ``extract`` on a folder of real photos, with each stage's share of the work (threads
-    only) and, in the same run, the host ceiling it is read against."""
+    only) and, in the same run, the host ceiling it is read against. ``decode``: as extract's
+    ``--decode`` (the result says where the photos were decoded, and why not on the GPU)."""
+    from ..runtime.gpudecode import open_decoder
     from ..runtime.jobs import find_jobs
     from ..runtime.pipeline import ExtractOptions, generator_outputs, run_extraction
     from ..runtime.stages import DETAIL_FACTOR
@@ -331,12 +334,13 @@ def bench_extract(
     options = ExtractOptions(batch_size=batch_size, workers=workers, processes=processes, output_size=output_size)
     model = ModelSession(model_path, provider, settings=session_settings, outputs=generator_outputs(options.background))
     seg_session = ModelSession(segmenter, provider, settings=session_settings) if segmenter is not None else None
+    decoder, decode_note = open_decoder(decode, model.provider)
     clock = StageClock()
     with tempfile.TemporaryDirectory(prefix="ce-bench-") as out:
         jobs = find_jobs([photo_dir], Path(out), "png", recursive=True)
         if not jobs:
             raise ValueError(f"no photos in {photo_dir}")
-        summary = run_extraction(model, jobs, options, segmenter=seg_session, clock=clock)
+        summary = run_extraction(model, jobs, options, segmenter=seg_session, clock=clock, decoder=decoder)
     stage_total = sum(clock.seconds.values()) or 1.0
     result = {
         "photos": len(jobs),
@@ -349,6 +353,9 @@ def bench_extract(
         "cpu_streams": model.cpu_streams,
         "segmenter": segmenter.name if segmenter is not None else None,
         "output_size": output_size,
+        "decode": "gpu" if decoder is not None else "host",
+        "decoded": dict(summary.decoded),
+        "decode_note": decode_note or None,
         "seconds": summary.seconds,
         "images_per_s": summary.ok / summary.seconds if summary.seconds else 0.0,
         "stage_seconds": clock.seconds,

@@ -39,6 +39,7 @@ class BenchRequest:
     interleave: bool = True
     e2e: Path | None = None
     e2e_batch_size: int = 8
+    e2e_decode: str = "host"  # as extract's --decode
     workers: int = 8
     processes: bool | None = None
     label: str | None = None
@@ -138,6 +139,7 @@ def _e2e(request: BenchRequest, provider: str, results: list[dict], say: Callabl
         segmenter,
         streams,
         request.processes,
+        decode=request.e2e_decode,
     )
     model_only = next(
         (

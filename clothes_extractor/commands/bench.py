@@ -108,6 +108,13 @@ def _io_modes(_ctx, _param, value: str) -> tuple[str, ...]:
     help="Also time `extract` end to end on this folder of photos, and the host's ceiling in the same run.",
 )
 @click.option("--e2e-batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--decode",
+    type=click.Choice(("auto", "host", "gpu")),
+    default="auto",
+    show_default=True,
+    help="extract's --decode for --e2e (the host ceiling always decodes on the host).",
+)
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="extract's workers for --e2e.")
 @click.option("--processes/--threads", default=None, help="extract's worker kind for --e2e [default: as extract].")
 @click.option("--label", help="Name of this machine in comparisons (default: GPU or CPU name).")
@@ -167,6 +174,7 @@ def bench(ctx: click.Context, model: str, batch_sizes: tuple[int, ...], out: Pat
         interleave=options["interleave"],
         e2e=options["e2e"],
         e2e_batch_size=options["e2e_batch_size"],
+        e2e_decode=options["decode"],
         workers=options["workers"] or default_workers(),
         processes=options["processes"],
         label=options["label"],

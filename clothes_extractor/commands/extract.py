@@ -103,6 +103,15 @@ def _single_output(paths: list[Path], output: str) -> bool:
     help="Workers as processes (scale with cores) or threads  [default: processes on 4+ cores]",
 )
 @click.option(
+    "--decode",
+    type=click.Choice(("auto", "host", "gpu")),
+    default="auto",
+    show_default=True,
+    help="Where JPEGs are decoded and fitted: gpu (nvImageCodec, the [gpu] extra; other photos fall "
+    "back to the host, counted in the summary), host (Pillow), auto (gpu when the models run on CUDA "
+    "and it starts).",
+)
+@click.option(
     "--cpu-streams",
     type=click.IntRange(min=1),
     default=None,
@@ -299,15 +308,17 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         raise click.ClickException(f"no photos found in {', '.join(map(str, inputs))}{hint}")
     generator, segmenter = _open_models(options, extract_options.background)
     extract_options = _height_to_size(extract_options, generator)
+    decoder = _open_decoder(options["decode"], generator)
     for folder in {job.output.parent for job in jobs if job.error is None}:
         remove_stale_partials(folder)  # what killed runs left behind
     report = Report(options["report"])
     using = generator.path.name + (f" + {segmenter.path.name}" if segmenter else "")
     streams = f" in {generator.cpu_streams} streams" if generator.cpu_streams > 1 else ""
     workers = f"{extract_options.workers} {'processes' if extract_options.use_processes else 'threads'}"
+    decoding = ", GPU decode" if decoder is not None else ""
     click.echo(
         f"extracting {len(jobs)} photo(s) with {using} on {generator.provider} "
-        f"(batch {extract_options.batch_size}{streams}, {workers}) -> {out_dir}",
+        f"(batch {extract_options.batch_size}{streams}, {workers}{decoding}) -> {out_dir}",
         err=True,
     )
     failures: list[Any] = []
@@ -323,7 +334,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         progress.update(failed=result.status == "error")
 
     try:
-        summary = run_extraction(generator, jobs, extract_options, on_result, segmenter)
+        summary = run_extraction(generator, jobs, extract_options, on_result, segmenter, decoder=decoder)
     except KeyboardInterrupt:
         progress.close()
         report.close()
@@ -333,6 +344,27 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         progress.close()
         report.close()
     _summarise(summary, failures, options["report"], report, sheet, finished, generator)
+
+
+def _open_decoder(choice: str, generator: Any) -> Any:
+    """The GPU decoder ``--decode`` asks for, or None (host decode) with one line saying why."""
+    from ..runtime.gpudecode import open_decoder
+
+    decoder, why = open_decoder(choice, generator.provider)
+    if why:
+        click.echo(f"warning: {why}", err=True)
+    return decoder
+
+
+def _decode_summary(decoded: Any) -> str:
+    """'; decoded: 480 on the GPU, 24 on the host (20 not a JPEG (PNG), 4 EXIF rotation)'."""
+    if not decoded:
+        return ""
+    host = {how.removeprefix("host: "): n for how, n in decoded.items() if how != "gpu"}
+    why = ", ".join(f"{n} {reason}" for reason, n in sorted(host.items(), key=lambda kv: -kv[1]))
+    return f"; decoded: {decoded.get('gpu', 0)} on the GPU, {sum(host.values())} on the host" + (
+        f" ({why})" if why else ""
+    )
 
 
 def _summarise(summary, failures, report_path, report, sheet, finished, generator) -> None:
@@ -354,7 +386,8 @@ def _summarise(summary, failures, report_path, report, sheet, finished, generato
     click.echo(
         f"done in {summary.seconds:.1f} s: {summary.ok} extracted ({rate:.1f} photos/s), "
         f"{summary.skipped} skipped (already done), {summary.failed} failed"
-        + (f"; masks from: {masks}" if masks else ""),
+        + (f"; masks from: {masks}" if masks else "")
+        + _decode_summary(summary.decoded),
         err=True,
     )
     if report.failed:

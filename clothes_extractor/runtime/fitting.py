@@ -111,6 +111,14 @@ def _crop_resize(
     return canvas
 
 
+def crop_photo(photo, window: Box, size: tuple[int, int], fill) -> np.ndarray:
+    """``_crop_resize`` of a Pillow photo, or of a photo that lies on a device (anything else
+    with ``crop_resize``, ``resample.DevicePhoto``), as uint8 [h, w, 3]."""
+    if isinstance(photo, Image.Image):
+        return np.asarray(_crop_resize(photo, window, size, fill), dtype=np.uint8)
+    return photo.crop_resize(window, size, fill)
+
+
 def fit_to_model(
     photo: Image.Image,
     mask: Image.Image,
@@ -119,7 +127,8 @@ def fit_to_model(
     box: tuple[int, int, int, int] | None = None,
     output_size: tuple[int, int] | None = None,
 ) -> FittedInput:
-    """Fit an RGB ``photo`` and its ``L`` garment ``mask`` to ``size`` (h, w).
+    """Fit an RGB ``photo`` (Pillow, or on a device: ``crop_photo``) and its ``L`` garment
+    ``mask`` to ``size`` (h, w).
 
     The mask may have another resolution than the photo (a full-size mask for a photo
     decoded smaller, say): it covers the same scene and is cropped at its own resolution,
@@ -138,29 +147,32 @@ def fit_to_model(
         )
     sx, sy = photo.width / mask.width, photo.height / mask.height
     window = fit_window((box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy), size, fit.margin)
-    image = _crop_resize(photo, window, size, fit.pad_rgb)
+    image = crop_photo(photo, window, size, fit.pad_rgb)
     mask_window = (window[0] / sx, window[1] / sy, window[2] / sx, window[3] / sy)
     fitted_mask = _crop_resize(mask, mask_window, size, 0)
     big = None
     if output_size is not None:
-        big = image if tuple(output_size) == tuple(size) else _crop_resize(photo, window, output_size, fit.pad_rgb)
+        big = image if tuple(output_size) == tuple(size) else crop_photo(photo, window, output_size, fit.pad_rgb)
     return FittedInput(
-        image=np.asarray(image, dtype=np.uint8),
+        image=image,
         mask=np.asarray(fitted_mask, dtype=np.uint8)[:, :, None],
         box=window,
-        photo=None if big is None else np.asarray(big, dtype=np.uint8),
+        photo=big,
     )
 
 
 def letterbox(
     image: Image.Image, size: tuple[int, int], fill, resample=Image.Resampling.BILINEAR
 ) -> tuple[np.ndarray, Box]:
-    """The whole ``image`` resized into ``size`` (h, w) keeping its aspect, centred, padded.
+    """The whole ``image`` resized into ``size`` (h, w) keeping its aspect, centred, padded
+    (``image``: Pillow, or an RGB photo on a device, see ``crop_photo``).
 
     Returns the array and the window of the image that fills the output (image pixels),
     which maps a result back onto the image.
     """
     window = fit_window((0.0, 0.0, float(image.width), float(image.height)), size, 0.0)
+    if not isinstance(image, Image.Image):
+        return crop_photo(image, window, size, fill), window
     return np.asarray(_crop_resize(image, window, size, fill, resample)), window
 
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from ..errors import ClothesExtractorError, InputError
 from .hardware import physical_cores
-from .images import read_signature
 from .jobs import ExtractJob
+from .resume import Skipped, prepare_or_skip
 from .session import ModelSession
 from .signals import deferred_signals
 from .stages import (
@@ -36,8 +36,6 @@ from .stages import (
     SegmentedMask,
     describe_error,
     finish,
-    output_format,
-    prepare,
     segment,
     write,
 )
@@ -143,6 +141,7 @@ class ExtractionSummary:
     failed: int = 0
     seconds: float = 0.0
     masks: Counter = field(default_factory=Counter)  # where the masks of the written garments came from
+    decoded: Counter = field(default_factory=Counter)  # with a GPU decoder: "gpu" or "host: why"
 
     def add(self, result: FileResult) -> None:
         if result.status == "ok":
@@ -165,23 +164,11 @@ def make_pool(options: ExtractOptions) -> Executor:
     return ProcessPoolExecutor(options.workers, mp_context=multiprocessing.get_context(method))
 
 
-@dataclass(frozen=True)
-class Skipped:
-    job: ExtractJob
-
-
-def prepare_or_skip(job: ExtractJob, plan: Plan, overwrite: bool) -> Prepared | NeedsMask | Skipped:
-    """``prepare``, unless the output is already there, complete and written by this model
-    with these settings (an output of another model, or a truncated one, is redone)."""
-    if not overwrite and job.output.exists():
-        if read_signature(job.output, output_format(job.output)) == plan.signature:
-            return Skipped(job)
-        log.info("redoing %s: incomplete, or written by another model or settings", job.output)
-    return prepare(job, plan)
-
-
 class Extraction:
-    """One run of the folder job; ``run`` reads top to bottom, each step is a method."""
+    """One run of the folder job; ``run`` reads top to bottom, each step is a method.
+    (``gpudecode.GpuExtraction`` reads and decodes the photos its own way, then the same.)"""
+
+    read = staticmethod(prepare_or_skip)  # the worker's first stage
 
     def __init__(
         self,
@@ -201,6 +188,7 @@ class Extraction:
         self.batches: dict[tuple, list[Prepared]] = {}
         self.writing: deque[Future] = deque()
         self.pool: Executor = make_pool(options)
+        self.device_pool: Executor = self.pool
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -233,7 +221,7 @@ class Extraction:
         if job.error is not None:
             self.emit(FileResult(str(job.photo), "error", None, job.error, None))
             return
-        future = self.pool.submit(self.timed("read", prepare_or_skip), job, self.plan, self.options.overwrite)
+        future = self.pool.submit(self.timed("read", self.read), job, self.plan, self.options.overwrite)
         self.reading.append((job, future))
 
     def step(self, block: bool, finishing: bool = False) -> None:
@@ -269,12 +257,15 @@ class Extraction:
             except Exception as exc:  # noqa: BLE001 - a bad photo is reported, the job goes on
                 self.fail(job, exc, job.mask.describe() if job.mask.kind != "auto" else None)
                 continue
-            if isinstance(item, Skipped):
-                self.emit(FileResult(str(job.photo), "skipped", str(job.output), None, None))
-            elif isinstance(item, NeedsMask):
-                self.unmasked.append(item)
-            else:
-                self.batches.setdefault(item.batch_key, []).append(item)
+            self.route(job, item)
+
+    def route(self, job: ExtractJob, item: Any) -> None:
+        if isinstance(item, Skipped):
+            self.emit(FileResult(str(job.photo), "skipped", str(job.output), None, None))
+        elif isinstance(item, NeedsMask):
+            self.unmasked.append(item)
+        else:
+            self.batches.setdefault(item.batch_key, []).append(item)
 
     def segment(self) -> None:
         items, self.unmasked = self.unmasked, []
@@ -285,7 +276,8 @@ class Extraction:
             masks = [InputError(f"segmentation failed: {describe_error(exc)}")] * len(items)
         for item, mask in zip(items, masks, strict=True):
             if isinstance(mask, SegmentedMask):
-                self.fitting.append((item.job, self.pool.submit(self.timed("read", finish), item, mask, self.plan)))
+                pool = self.pool if item.on_host else self.device_pool  # a photo on a GPU is cut there
+                self.fitting.append((item.job, pool.submit(self.timed("read", finish), item, mask, self.plan)))
             else:
                 self.fail(item.job, mask, "segmenter")
 
@@ -364,6 +356,7 @@ def run_extraction(
     on_result: Callable[[FileResult], None] | None = None,
     segmenter: ModelSession | None = None,
     clock: Any = None,
+    decoder: Any = None,
 ) -> ExtractionSummary:
     """Extract every job's garment; ``on_result`` sees each file's result as it is final.
 
@@ -371,7 +364,8 @@ def run_extraction(
     always called from the calling thread. On ``KeyboardInterrupt`` the photos in flight
     are dropped, the writes in progress finish (each output is either complete or
     absent), and the interrupt propagates. ``clock`` (``bench.runner.StageClock``), when
-    given, adds up the seconds of each stage: read, segment, infer, write.
+    given, adds up the seconds of each stage: read, segment, infer, write. ``decoder``
+    (``gpudecode.GpuDecoder``): photos decoded on the GPU; ``summary.decoded`` says how many.
     """
     generator.require_task("generator")
     if segmenter is not None:
@@ -384,8 +378,11 @@ def run_extraction(
         if on_result is not None:
             on_result(result)
 
+    make = Extraction if decoder is None else decoder.extraction
+    extraction = make(generator, segmenter, options, emit, clock)
     try:
-        Extraction(generator, segmenter, options, emit, clock).run(jobs)
+        extraction.run(jobs)
     finally:
         summary.seconds = time.perf_counter() - started
+        summary.decoded = getattr(extraction, "routes", Counter())
     return summary

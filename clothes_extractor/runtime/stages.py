@@ -104,9 +104,14 @@ class NeedsMask:
 
     job: ExtractJob
     image: np.ndarray  # uint8 [h, w, 3] at the segmenter's size
-    photo: Image.Image  # the photo as decoded (no larger than the detail letterbox needs)
+    photo: Any  # as decoded (Pillow: no larger than the detail letterbox needs; or on a device)
     window: Box  # the photo's plane the letterboxes show, in displayed photo pixels
     photo_size: tuple[int, int]  # displayed (width, height)
+
+    @property
+    def on_host(self) -> bool:
+        """False for a photo decoded on a device: it is fitted where it lies, not in a worker."""
+        return isinstance(self.photo, Image.Image)
 
     def detail(self, segmenter: ModelContract) -> np.ndarray:
         """The same letterbox at ``DETAIL_FACTOR`` x the segmenter's size, for a zoom (made
@@ -240,9 +245,10 @@ def prepare(job: ExtractJob, plan: Plan) -> Prepared | NeedsMask:
     return for_segmenter(job, segmenter)
 
 
-def for_segmenter(job: ExtractJob, segmenter: ModelContract) -> NeedsMask:
+def for_segmenter(job: ExtractJob, segmenter: ModelContract, photo: Any = None) -> NeedsMask:
     """Decode ``job``'s photo (no larger than its detail letterbox needs) and letterbox it
-    for ``segment`` at the segmenter's size; the photo is kept for a zoom's detail letterbox."""
+    for ``segment`` at the segmenter's size; the photo is kept for a zoom's detail letterbox.
+    ``photo``: already decoded at full size (on a device: ``gpudecode``)."""
     detail = detail_size(segmenter)
     seen: dict[str, tuple[int, int]] = {}
 
@@ -251,7 +257,10 @@ def for_segmenter(job: ExtractJob, segmenter: ModelContract) -> NeedsMask:
         seen["size"] = shown
         return min(1.0, max(detail[0] / shown[1], detail[1] / shown[0]))
 
-    photo, _ = load_photo(job.photo, decode_scale)  # an alpha channel is composited on white
+    if photo is None:
+        photo, _ = load_photo(job.photo, decode_scale)  # an alpha channel is composited on white
+    else:
+        decode_scale(photo.size)
     shown = seen["size"]
     image, window = letterbox(photo, segmenter.size, segmenter.fit.pad_rgb)
     sx, sy = shown[0] / photo.width, shown[1] / photo.height
@@ -353,9 +362,10 @@ def mask_from_segmenter(plane: np.ndarray, window: Box, photo_size: tuple[int, i
 
 def finish(item: NeedsMask, segmented: SegmentedMask, plan: Plan) -> Prepared:
     """Fit a segmented photo with its predicted mask (in a worker; the photo is decoded again,
-    at the scale its garment window needs)."""
+    at the scale its garment window needs; one on a device is cut from where it lies)."""
     mask = mask_from_segmenter(segmented.plane, segmented.window, item.photo_size)
-    return fit_photo(item.job, mask, "segmenter+zoom" if segmented.zoomed else "segmenter", plan)
+    source = "segmenter+zoom" if segmented.zoomed else "segmenter"
+    return fit_photo(item.job, mask, source, plan, None if item.on_host else item.photo)
 
 
 def apply_background(garment: np.ndarray, alpha: np.ndarray | None, background) -> tuple[np.ndarray, np.ndarray | None]:

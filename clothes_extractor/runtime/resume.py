@@ -1,0 +1,36 @@
+"""Resume: a job whose output this model already wrote, with these settings, is skipped.
+
+Every output carries the run's signature (``Plan.signature``: the model's digest, the size
+and the background); an output without it, or with another one, or cut short, is redone.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .images import read_signature
+from .jobs import ExtractJob
+from .stages import NeedsMask, Plan, Prepared, output_format, prepare
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    job: ExtractJob
+
+
+def already_done(job: ExtractJob, plan: Plan, overwrite: bool) -> bool:
+    """Whether the output is already there, complete and written by this model with these
+    settings (an output of another model, or a truncated one, is redone)."""
+    if not overwrite and job.output.exists():
+        if read_signature(job.output, output_format(job.output)) == plan.signature:
+            return True
+        log.info("redoing %s: incomplete, or written by another model or settings", job.output)
+    return False
+
+
+def prepare_or_skip(job: ExtractJob, plan: Plan, overwrite: bool) -> Prepared | NeedsMask | Skipped:
+    """``prepare``, unless the output is ``already_done``."""
+    return Skipped(job) if already_done(job, plan, overwrite) else prepare(job, plan)
