@@ -122,6 +122,7 @@ utilpid=$!
 datapid=$!
 export PYTHONPATH=/tmp/ortgpu:$PWD PYTHONUNBUFFERED=1
 python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())"
+python3 -c "from clothes_extractor.runtime.gpudecode import open_decoder as o; print(o('gpu', 'cuda')[1] or 'GPU decode starts')"
 el "gpu_check gets ${CHECK_S}s (the GPU tests first: their failure fails this run)"
 mkdir -p "$OUT/gpures"
 BATCHES=${BATCHES:-1,32,128} E2E_COPIES=${E2E_COPIES:-2000} \
