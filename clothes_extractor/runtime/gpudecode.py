@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable
 from PIL import Image
 
 from ..errors import ClothesExtractorError, InputError, MissingDependencyError, ProviderError
-from .images import displayed_size, open_image
+from .images import displayed_size, exif_orientation, open_image
 from .jobs import ExtractJob
 from .pipeline import Extraction
 from .providers import _first_error_line, native_output_captured
@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 DECODE_CHOICES = ("auto", "host", "gpu")
 MAX_GPU_PIXELS = 50_000_000  # larger photos decode on the host (draft mode shrinks them there)
 CUDA_RUNTIMES = ("libcudart.so.13", "libcudart.so.12", "libcudart.so", "cudart64_13.dll", "cudart64_12.dll")
-GPU_DECODE_INSTALL = 'pip install "clothes-extractor[gpu]" (nvidia-nvimgcodec-cu13 / -cu12 and nvidia-nvjpeg)'
+GPU_DECODE_INSTALL = 'pip install "clothes-extractor[gpu]" (it brings nvidia-nvimgcodec-cu13 with nvJPEG)'
+DEVICE_ID = 0  # the GPU the providers open sessions on (providers.SessionSettings)
 
 
 class DecodeUnavailable(ClothesExtractorError):
@@ -63,9 +64,8 @@ class Encoded:
 
     job: ExtractJob
     data: bytes
-    shown: tuple[int, int]  # (width, height)
     mask: Image.Image | None = None  # from a file or label map
-    mask_source: str | None = None
+    mask_source: str = ""  # how the mask was found (``MaskSource.describe``), with a mask
 
 
 def host_reason(image: Image.Image) -> str | None:
@@ -74,7 +74,7 @@ def host_reason(image: Image.Image) -> str | None:
         return f"not a JPEG ({image.format or 'unknown format'})"
     if image.mode != "RGB":
         return {"CMYK": "CMYK JPEG", "L": "greyscale JPEG"}.get(image.mode, f"{image.mode} JPEG")
-    if displayed_size(image) != image.size or image.getexif().get(0x0112, 1) not in (1, None):
+    if exif_orientation(image) != 1:
         return "EXIF rotation"
     if image.width * image.height > MAX_GPU_PIXELS:
         return f"over {MAX_GPU_PIXELS // 1_000_000} Mpx"
@@ -91,8 +91,7 @@ def read_for_gpu(job: ExtractJob, plan: Plan, overwrite: bool) -> tuple[Any, str
         return prepare(job, plan), "host: no mask and no segmenter"  # prepare says what is missing
     image = open_image(job.photo, "photo")
     try:
-        shown = displayed_size(image)
-        _check_size(shown, job.photo)
+        _check_size(displayed_size(image), job.photo)
         reason = host_reason(image)
     finally:
         image.close()
@@ -102,14 +101,14 @@ def read_for_gpu(job: ExtractJob, plan: Plan, overwrite: bool) -> tuple[Any, str
         data = job.photo.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read photo {job.photo}: {exc.strerror or exc}") from None
-    return Encoded(job, data, shown, mask, job.mask.describe() if mask is not None else None), "gpu"
+    return Encoded(job, data, mask, job.mask.describe() if mask is not None else ""), "gpu"
 
 
 def fit_decoded(item: Encoded, photo: DevicePhoto, plan: Plan) -> Prepared | NeedsMask:
     """A photo decoded on the GPU, fitted there: to the generator with its mask, or
     letterboxed for the segmenter (which then fits it from the same frame)."""
     if item.mask is not None:
-        return fit_photo(item.job, item.mask, item.mask_source or "mask", plan, photo)
+        return fit_photo(item.job, item.mask, item.mask_source, plan, photo)
     assert plan.segmenter is not None  # read_for_gpu sends maskless photos without one to the host
     return for_segmenter(item.job, plan.segmenter, photo)
 
@@ -138,9 +137,9 @@ class GpuDecoder:
     ``DecodeUnavailable`` (or the provider's own error) when either cannot start; what the
     libraries print while they start is captured, never shown (``-vv`` logs it)."""
 
-    def __init__(self, provider: str = "cuda", device_id: int = 0):
-        self.device_id = device_id
-        self.resampler = Resampler(provider, device_id)
+    def __init__(self, provider: str = "cuda"):
+        self.device_id = DEVICE_ID
+        self.resampler = Resampler(provider)
         if self.resampler.device != "cuda":
             raise DecodeUnavailable(f"the crop-resize graph runs on {self.resampler.device}, not on a CUDA GPU")
         with native_output_captured() as said:
@@ -151,7 +150,7 @@ class GpuDecoder:
             try:
                 kinds = (nvimgcodec.HW_GPU_ONLY, nvimgcodec.GPU_ONLY, nvimgcodec.HYBRID_CPU_GPU)
                 self._decoder = nvimgcodec.Decoder(
-                    device_id=device_id, backends=[nvimgcodec.Backend(kind) for kind in kinds]
+                    device_id=DEVICE_ID, backends=[nvimgcodec.Backend(kind) for kind in kinds]
                 )
                 self._params = nvimgcodec.DecodeParams(
                     apply_exif_orientation=False, color_spec=nvimgcodec.SRGB, sample_format=nvimgcodec.I_RGB
@@ -193,17 +192,18 @@ class GpuDecoder:
         return DeviceFrame(int(face["data"][0]), width, height, int(strides[0]), "cuda", self.device_id, image)
 
 
-def open_decoder(choice: str, provider: str, device_id: int = 0) -> tuple[GpuDecoder | None, str]:
+def open_decoder(choice: str, provider: str) -> tuple[GpuDecoder | None, str]:
     """The GPU decoder ``--decode choice`` asks for on models running on ``provider``, or None
     and why not (empty where nothing needs saying: ``host``, or ``auto`` off the GPU)."""
     if choice not in DECODE_CHOICES:
         raise ValueError(f"decode must be one of {', '.join(DECODE_CHOICES)}, got {choice!r}")
-    if choice == "host" or (choice == "auto" and provider not in ("cuda", "tensorrt")):
+    on_cuda = provider in ("cuda", "tensorrt")
+    if choice == "host" or (choice == "auto" and not on_cuda):
         return None, ""
-    if provider not in ("cuda", "tensorrt"):
+    if not on_cuda:
         return None, f"photos decode on the host: the models run on {provider}, and GPU decode needs CUDA"
     try:
-        return GpuDecoder("cuda", device_id), ""
+        return GpuDecoder("cuda"), ""
     except (DecodeUnavailable, ProviderError, MissingDependencyError) as exc:
         return None, f"photos decode on the host: {exc}"
 

@@ -71,14 +71,18 @@ def _decode(image: Image.Image, path: Path, what: str) -> None:
         raise InputError(f"{what} {path} cannot be decoded ({exc}); is the file truncated or corrupt?") from None
 
 
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1: as stored; 2-8: mirrored and/or rotated)."""
+    try:
+        return int(image.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block only loses the rotation
+        return 1
+
+
 def displayed_size(image: Image.Image) -> tuple[int, int]:
     """(width, height) after the EXIF orientation is applied."""
-    try:
-        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-    except Exception:  # noqa: BLE001 - a broken EXIF block only loses the rotation
-        orientation = 1
     w, h = image.size
-    return (h, w) if orientation in _ROTATED_ORIENTATIONS else (w, h)
+    return (h, w) if exif_orientation(image) in _ROTATED_ORIENTATIONS else (w, h)
 
 
 def _upright(image: Image.Image) -> Image.Image:

@@ -22,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from .fitting import Box
 from .onnxfile import encode
-
-Box = tuple[float, float, float, float]
 
 _FLOAT, _UINT8, _INT64 = 1, 2, 7  # TensorProto data types
 _OPSET = 17
@@ -211,12 +210,11 @@ class Resampler:
     """Crops of device frames: one onnxruntime session of the graph above, on the device the
     frames are on. ``crop_resize`` returns host arrays (what the models' batches take)."""
 
-    def __init__(self, provider: str = "cpu", device_id: int = 0):
+    def __init__(self, provider: str = "cpu"):
         from .providers import create_session
 
         self.session, got = create_session(crop_resize_model(), provider, source="the crop-resize graph")
         self.device = "cpu" if got == "cpu" else "cuda"
-        self.device_id = device_id
 
     def crop_resize(self, frame: DeviceFrame, window: Box, size: tuple[int, int], fill) -> np.ndarray:
         """uint8 [h, w, 3]: ``window`` (x0, y0, x1, y1, frame pixels) of ``frame`` at ``size``
