@@ -427,6 +427,7 @@ def test_flow_generator_trains_resumes_exports_and_evaluates(synthetic, tmp_path
     from clothes_extractor.cli import cli
 
     flow = dict(arch="flow", depth=3, ngf=4, top=4, ssim_weight=1.0, gan_weight=1.0, fm_weight=1.0, val_limit=None)
+    flow.update(warp_edge_weight=1.0)
     straight = train(tiny_config(synthetic, tmp_path / "a", max_steps=6, **flow))
     train(tiny_config(synthetic, tmp_path / "b", max_steps=3, **flow))
     resumed = train(tiny_config(synthetic, tmp_path / "b", max_steps=6, **flow), resume=tmp_path / "b" / "last.pt")
@@ -436,7 +437,7 @@ def test_flow_generator_trains_resumes_exports_and_evaluates(synthetic, tmp_path
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     row = json.loads((straight / "metrics.jsonl").read_text().splitlines()[-1])
-    terms = {"g_l1", "g_ssim", "warp", "tv", "tv2", "composition", "alpha", "g_gan", "g_fm", "d"}
+    terms = {"g_l1", "g_ssim", "warp", "warp_edge", "tv", "tv2", "composition", "alpha", "g_gan", "g_fm", "d"}
     assert {f"train_{t}" for t in terms} <= set(row)
     assert {"val_gmsd", "val_sharpness", "val_alpha_iou"} <= set(row)
     done = CliRunner().invoke(cli, ["export", str(straight / "best.pt"), "-o", str(tmp_path / "flow.onnx")])
@@ -480,9 +481,56 @@ def test_flow_losses_on_known_inputs():
     target, alpha = x.clone(), torch.ones(1, 1, 16, 12)
     assert pyramid_warp_loss([grid], x, target, alpha).item() == pytest.approx(0.0, abs=1e-6)
     assert pyramid_warp_loss([shifted], x, target, alpha).item() > 0.01
+    # the edge term: 0 for the same image and for a brightness shift (same edges), > 0 for a
+    # shifted edge, and only where the weight covers both pixels of a difference
+    from clothes_extractor.train.losses import gradient_l1
+
+    assert gradient_l1(x, target, alpha).item() == pytest.approx(0.0, abs=1e-6)
+    assert gradient_l1(x + 0.3, target, alpha).item() == pytest.approx(0.0, abs=1e-6)
+    step = torch.zeros(1, 1, 4, 6)
+    step[..., 3:] = 1.0  # an edge between columns 2 and 3
+    moved = torch.zeros(1, 1, 4, 6)
+    moved[..., 4:] = 1.0  # the same edge a pixel to the right
+    everywhere = torch.ones(1, 1, 4, 6)
+    # 8 of the 20 horizontal differences (2 a row) are off by 1, the vertical ones agree: (8/20 + 0) / 2
+    assert gradient_l1(moved, step, everywhere).item() == pytest.approx(0.2)
+    left = torch.zeros(1, 1, 4, 6)
+    left[..., :3] = 1.0  # both edges lie outside the pixel pairs this covers
+    assert gradient_l1(moved, step, left).item() == pytest.approx(0.0, abs=1e-6)
     features = [torch.ones(1, 2, 3, 3)]
     assert feature_matching(features, features).item() == 0.0
     assert feature_matching([f * 3 for f in features], features).item() == pytest.approx(2.0)
+
+
+def test_better_source_loss_targets_whichever_source_is_nearer_the_truth():
+    """``--composition better``: the composition mask's target is 1 where the sampled photo
+    is nearer the catalog image (over a box), 0 where the rendering is, and 0 on ties."""
+    from clothes_extractor.train.losses import better_source_loss
+
+    target = torch.zeros(1, 3, 16, 12)
+    sampled, rendered = target.clone(), target.clone()
+    sampled[..., :, 6:] = 0.8  # the photo is wrong on the right half ...
+    rendered[..., :, :6] = 0.5  # ... the rendering on the left half
+    rendered[..., 12:, :] = target[..., 12:, :]  # and both are right at the bottom: a tie
+    sampled[..., 12:, :] = target[..., 12:, :]
+    right = torch.zeros(1, 1, 16, 12)
+    right[..., :12, :6] = 1.0  # the photo where it is the better source, the rendering elsewhere
+
+    def loss(logit, block=1):
+        out = {"sampled": sampled, "rendered": rendered, "mask_logit": logit}
+        return better_source_loss(out, target, block).item()
+
+    confident = (right * 2 - 1) * 20  # logits that say exactly that
+    assert loss(confident) == pytest.approx(0.0, abs=1e-6)
+    assert loss(-confident) > 10  # the opposite choice
+    assert loss(torch.zeros_like(right)) == pytest.approx(np.log(2), abs=1e-6)  # undecided
+    # over a 3-pixel box the comparison is local: the left/right border stays where it is
+    # (each side's error is the larger there), but the row of ties next to the photo's
+    # lead now sees the lead (its box reaches into it), and goes to the photo
+    spread = right.clone()
+    spread[..., 12, :6] = 1.0
+    assert loss((spread * 2 - 1) * 20, block=3) == pytest.approx(0.0, abs=1e-6)
+    assert loss(confident, block=3) > 0.5
 
 
 def test_flow_network_starts_as_the_identity_and_serves_any_size():
@@ -571,6 +619,7 @@ def test_a_trained_unet_renders_for_the_warping_generator(synthetic, tmp_path, t
     net = unet_from_onnx(tiny_model_path)
     assert net.config.norm == "none" and net.config.ngf == 4
     flow = dict(arch="flow", depth=3, ngf=4, top=4, target_ngf=4, residual_px=2.0, renderer=str(tiny_model_path))
+    flow.update(composition="better", composition_block=4)  # the mask learns where the photo beats the U-Net
     run = train(tiny_config(synthetic, tmp_path / "hybrid", max_steps=3, gan_weight=0.0, **flow))
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["config"]["renderer_ngf"] == 4 and state["config"]["residual_px"] == 2.0

@@ -82,10 +82,24 @@ from .common import parse_size, reports_errors, require_torch, verbose_option
 @click.option("--ssim-weight", type=float, default=0.0, show_default=True, help="Add (1 - SSIM) x this to the loss.")
 @click.option("--fm-weight", type=float, default=0.0, show_default=True, help="Discriminator feature matching.")
 @click.option("--warp-weight", type=float, default=50.0, show_default=True, help="Flow: sampled photo vs target.")
+@click.option(
+    "--warp-edge-weight", type=float, default=0.0, show_default=True, help="Flow: sampled photo's edges vs target's."
+)
 @click.option("--tv-weight", type=float, default=0.02, show_default=True, help="Flow: grid total variation.")
 @click.option("--tv2-weight", type=float, default=0.2, show_default=True, help="Flow: grid second-order variation.")
 @click.option(
-    "--composition-weight", type=float, default=2.0, show_default=True, help="Flow: use the photo inside the garment."
+    "--composition-weight", type=float, default=2.0, show_default=True, help="Flow: weight of the composition term."
+)
+@click.option(
+    "--composition",
+    type=click.Choice(["photo", "better"]),
+    default="photo",
+    show_default=True,
+    help="Flow: the composition mask's target: the photo inside the garment, or whichever of the sampled "
+    "photo and the rendering is nearer the catalog image (over --composition-block pixels).",
+)
+@click.option(
+    "--composition-block", type=click.IntRange(min=1), default=8, show_default=True, help="Flow: see --composition."
 )
 @click.option("--alpha-weight", type=float, default=2.0, show_default=True, help="Flow: silhouette BCE + Dice.")
 @click.option(

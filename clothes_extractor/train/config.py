@@ -17,6 +17,7 @@ from .silhouette import SilhouetteConfig
 from .tryon import TryOnConfig
 
 LR_SCHEDULES = ("constant", "linear")
+COMPOSITION_TARGETS = ("photo", "better")
 
 
 def renderer_shape(path: str) -> tuple[int, int]:
@@ -63,9 +64,12 @@ class TrainConfig:
     fm_weight: float = 0.0  # discriminator feature matching (pix2pixHD)
     ssim_weight: float = 0.0
     warp_weight: float = 50.0  # flow: L1 of the sampled photo against the target, every grid level
+    warp_edge_weight: float = 0.0  # flow: L1 of the sampled photo's gradients against the target's (finest grid)
     tv_weight: float = 0.02  # flow: total variation of the grid offsets (pixels)
     tv2_weight: float = 0.2  # flow: second-order variation of the grid offsets (pixels)
-    composition_weight: float = 2.0  # flow: keep the composition mask on the photo inside the garment
+    composition_weight: float = 2.0  # flow: weight of the composition mask's own term
+    composition: str = "photo"  # flow: "photo" (the mask on the photo inside the garment) or "better" (see objectives)
+    composition_block: int = 8  # flow, "better": side of the box (pixels) over which the two sources are compared
     alpha_weight: float = 2.0  # flow: silhouette BCE + Dice
     val_fraction: float = 0.05
     val_limit: int | None = None  # validate on the first N samples only (quick runs)
@@ -104,6 +108,10 @@ class TrainConfig:
             raise ValueError("try-on is built from the warping generator's modules: --arch flow")
         if (self.parser or self.negatives) and self.task != "segmenter":
             raise ValueError("parser and negatives are segmenter settings")
+        if self.composition not in COMPOSITION_TARGETS:
+            raise ValueError(f"composition must be one of {', '.join(COMPOSITION_TARGETS)}, got {self.composition!r}")
+        if self.composition_block < 1:
+            raise ValueError("composition_block must be >= 1")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.lr_schedule not in LR_SCHEDULES:

@@ -90,6 +90,20 @@ def masked_l1(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.T
     return ((x - y).abs() * weight).sum() / (weight.sum() * x.shape[1]).clamp(min=1.0)
 
 
+def gradient_l1(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean |horizontal and vertical differences of x - those of y| where ``weight`` is on
+    (both pixels of a difference): L1 on the images' edges. A flat region gives a warp no
+    gradient under plain L1; an edge in the wrong place costs here on both of its sides."""
+
+    def differences(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return z[..., :, 1:] - z[..., :, :-1], z[..., 1:, :] - z[..., :-1, :]
+
+    (x_dx, x_dy), (y_dx, y_dy) = differences(x), differences(y)
+    w_dx = weight[..., :, 1:] * weight[..., :, :-1]
+    w_dy = weight[..., 1:, :] * weight[..., :-1, :]
+    return 0.5 * (masked_l1(x_dx, y_dx, w_dx) + masked_l1(x_dy, y_dy, w_dy))
+
+
 def pyramid_warp_loss(grids: list[torch.Tensor], source: torch.Tensor, target: torch.Tensor, alpha: torch.Tensor):
     """Mean over the grids (coarse to fine) of the L1 between the source sampled by the grid
     and the target, inside the target's silhouette, at each grid's own resolution.
@@ -106,3 +120,25 @@ def pyramid_warp_loss(grids: list[torch.Tensor], source: torch.Tensor, target: t
             s, t, a = (F.adaptive_avg_pool2d(x, size) for x in (source, target, alpha))
         total = total + masked_l1(warp(s, grid), t, a)
     return total / len(grids)
+
+
+def better_source_loss(out: dict[str, torch.Tensor], target: torch.Tensor, block: int) -> torch.Tensor:
+    """BCE of the composition mask against where the sampled photo is the better source.
+
+    Over a ``block``-pixel box around each pixel, the mean L1 of the sampled photo and of the
+    rendered image against the catalog image are compared (both detached): the mask's target
+    is 1 where the photo's own pixels are nearer the truth, 0 where the rendering is (and on
+    ties: the white around the garment, the rendering's). Unlike a term that pulls the mask
+    towards the photo everywhere on the garment, it neither copies a misplaced print nor
+    falls back onto the rendering where the grid did find the print: the mask learns where
+    the grid can be trusted (a learned confidence).
+    """
+    with torch.no_grad():
+        height, width = target.shape[-2:]
+        errors = []
+        for source in (out["sampled"], out["rendered"]):
+            error = (source.float() - target).abs().mean(1, keepdim=True)
+            box = F.avg_pool2d(error, block, 1, block // 2, count_include_pad=False)
+            errors.append(box[..., :height, :width])  # an even box pads one pixel more
+        better = (errors[0] < errors[1]).float()
+    return F.binary_cross_entropy_with_logits(out["mask_logit"].float(), better)

@@ -4,8 +4,10 @@
 - generator, ``unet`` (pix2pix): L1 (+ SSIM) against the catalog image, PatchGAN.
 - generator, ``flow`` (warping): the same image terms on the composed garment, plus the
   sampled photo against the catalog image at every level of the grid pyramid, flow
-  smoothness (total variation and second order), a term that keeps the composition mask
-  on the photo where the garment is, and the silhouette (BCE + Dice) for transparency.
+  smoothness (total variation and second order), a term for the composition mask (on the
+  photo where the garment is, or, with ``--composition better``, on whichever of the
+  sampled photo and the rendering is nearer the catalog image there), and the silhouette
+  (BCE + Dice) for transparency.
 - generator, ``silhouette`` (a frozen U-Net with a silhouette head): the silhouette only.
 - try-on (``tryon-flow``): the person wearing their own garment is the target; the image
   terms on the dressed person, the warped catalog garment against the worn top at every
@@ -25,12 +27,14 @@ import torch
 import torch.nn.functional as F
 
 from ..tasks import UPPER_CLASS
-from .flow import FlowGenerator
+from .flow import FlowGenerator, warp
 from .losses import (
     GANLoss,
+    better_source_loss,
     dice_loss,
     feature_matching,
     flow_smoothness,
+    gradient_l1,
     masked_l1,
     pyramid_warp_loss,
     soft_dice,
@@ -149,10 +153,13 @@ class Objective:
     def _flow_terms(self, inputs, out) -> dict[str, tuple[float, torch.Tensor]]:
         cfg = self.cfg
         alpha = self._alpha(inputs)
+        if cfg.composition == "better":
+            composition = better_source_loss(out, inputs["target"], cfg.composition_block)
+        else:  # the photo where the garment is: the rendered image only fills in what the photo lacks
+            composition = masked_l1(out["mask"].float(), torch.ones_like(alpha), alpha)
         return {
             **self._warp_terms(out["grids"], inputs["condition"][:, :3], inputs["target"], alpha),
-            # the photo where the garment is: the rendered image only fills in what the photo lacks
-            "composition": (cfg.composition_weight, masked_l1(out["mask"].float(), torch.ones_like(alpha), alpha)),
+            "composition": (cfg.composition_weight, composition),
             "alpha": (cfg.alpha_weight, self._silhouette_loss(out, alpha)),
         }
 
@@ -160,7 +167,12 @@ class Objective:
         cfg = self.cfg
         grids = [g.float() for g in grids]
         smooth = [flow_smoothness(g) for g in grids]
+        terms = {}
+        if cfg.warp_edge_weight:
+            sampled = warp(source.float(), grids[-1])
+            terms["warp_edge"] = (cfg.warp_edge_weight, gradient_l1(sampled, target, where))
         return {
+            **terms,
             "warp": (cfg.warp_weight, pyramid_warp_loss(grids, source.float(), target, where)),
             "tv": (cfg.tv_weight, sum(tv for tv, _ in smooth) / len(smooth)),
             "tv2": (cfg.tv2_weight, sum(second for _, second in smooth) / len(smooth)),
