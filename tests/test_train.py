@@ -531,6 +531,8 @@ def test_better_source_loss_targets_whichever_source_is_nearer_the_truth():
     spread[..., 12, :6] = 1.0
     assert loss((spread * 2 - 1) * 20, block=3) == pytest.approx(0.0, abs=1e-6)
     assert loss(confident, block=3) > 0.5
+    with pytest.raises(ValueError, match="warping generator"):
+        TrainConfig(task="tryon", arch="flow", composition="better")  # try-on has its own composition term
 
 
 def test_flow_network_starts_as_the_identity_and_serves_any_size():

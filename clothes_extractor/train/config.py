@@ -108,10 +108,7 @@ class TrainConfig:
             raise ValueError("try-on is built from the warping generator's modules: --arch flow")
         if (self.parser or self.negatives) and self.task != "segmenter":
             raise ValueError("parser and negatives are segmenter settings")
-        if self.composition not in COMPOSITION_TARGETS:
-            raise ValueError(f"composition must be one of {', '.join(COMPOSITION_TARGETS)}, got {self.composition!r}")
-        if self.composition_block < 1:
-            raise ValueError("composition_block must be >= 1")
+        self._check_composition()
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -123,6 +120,14 @@ class TrainConfig:
             raise ValueError("max_steps must be >= 1")
         if self.time_limit_min is not None and self.time_limit_min <= 0:
             raise ValueError("time_limit_min must be > 0")
+
+    def _check_composition(self) -> None:
+        if self.composition not in COMPOSITION_TARGETS:
+            raise ValueError(f"composition must be one of {', '.join(COMPOSITION_TARGETS)}, got {self.composition!r}")
+        if self.composition != "photo" and (self.task, self.arch) != ("generator", "flow"):
+            raise ValueError("--composition better is the warping generator's (--task generator --arch flow)")
+        if self.composition_block < 1:
+            raise ValueError("composition_block must be >= 1")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":

@@ -128,10 +128,12 @@ def better_source_loss(out: dict[str, torch.Tensor], target: torch.Tensor, block
     Over a ``block``-pixel box around each pixel, the mean L1 of the sampled photo and of the
     rendered image against the catalog image are compared (both detached): the mask's target
     is 1 where the photo's own pixels are nearer the truth, 0 where the rendering is (and on
-    ties: the white around the garment, the rendering's). Unlike a term that pulls the mask
-    towards the photo everywhere on the garment, it neither copies a misplaced print nor
-    falls back onto the rendering where the grid did find the print: the mask learns where
-    the grid can be trusted (a learned confidence).
+    ties: the white around the garment, the rendering's). A term that pulls the mask towards
+    the photo everywhere on the garment copies misplaced prints, or, weighted low, gives way
+    to the rendering everywhere; this one asks the mask where the grid can be trusted (a
+    learned confidence). On the model card's CPU runs it never became confident (the grid
+    was not yet better than the rendering): measure a new grid with
+    ``scripts/warp_diagnosis.py`` first.
     """
     with torch.no_grad():
         height, width = target.shape[-2:]
