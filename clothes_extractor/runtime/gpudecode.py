@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -219,7 +218,6 @@ class GpuExtraction(Extraction):
         super().__init__(*args, **kwargs)
         self.decoder = decoder
         self.encoded: list[Encoded] = []
-        self.routes: Counter = Counter()
         # segmented frames are fitted on the GPU by this thread, beside the main one
         self.device_pool = ThreadPoolExecutor(1, thread_name_prefix="ce-gpu-fit")
 

@@ -189,6 +189,7 @@ class Extraction:
         self.writing: deque[Future] = deque()
         self.pool: Executor = make_pool(options)
         self.device_pool: Executor = self.pool
+        self.routes: Counter = Counter()  # where photos were decoded, and why (a GPU extraction's)
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -384,5 +385,5 @@ def run_extraction(
         extraction.run(jobs)
     finally:
         summary.seconds = time.perf_counter() - started
-        summary.decoded = getattr(extraction, "routes", Counter())
+        summary.decoded = extraction.routes
     return summary
