@@ -5,7 +5,7 @@
 #
 #   here:  [INIT=CHECKPOINT] [RENDERER=U-NET.onnx] bash scripts/gpu_lease.sh prepare [VITON_DIR]
 #          -> .lease/p1 .. .lease/pN (ignored by git): onnxruntime-gpu without its TensorRT
-#             provider and nvImageCodec + nvJPEG for GPU decode (xz), the VITON training shards, the first 500 validation pairs, the
+#             provider and nvImageCodec + nvJPEG for GPU decode (xz), the VITON training shards, the validation split, the
 #             VITON-HD sample photos (extract's end-to-end check), the warping generator's
 #             renderer (RENDERER: the ngf-32 U-Net's ONNX file) and, with INIT, that
 #             checkpoint's weights as fp16 (a warm start), split into pieces of at most
@@ -72,13 +72,14 @@ if [ "$mode" = prepare ]; then
     && rm -f nvidia/nvimgcodec/nvimgcodec_impl.cpython-3{9,10,11,13,13t,14,14t}-*.so)
   tar cf - -C "$work/ort" . | xz -9 -T0 > "$work/pl/ortgpu.tar.xz"
   cp "$viton"/train-*.tar "$work/pl/viton/"
-  # 500 validation pairs in the unpacked layout, to choose the epoch by (the whole split
-  # is evaluated here afterwards, with `evaluate`)
+  # the whole validation split in the unpacked layout (no keypoints): training leaves out
+  # the training pairs that are copies of its pairs (1,187 of its 1,528: eval/overlap.py) and
+  # chooses the epoch by its first 500 (--val-limit in train_generators_gpu.sh)
   tar xf "$viton/val.tar" -C "$work"
-  head -n 500 "$work/val/pairs-val.txt" > "$work/val_pairs.txt"
+  mv "$work/val/pairs-val.txt" "$work/val_pairs.txt"
   awk '{print "val/image/"$1; print "val/cloth/"$2; sub(/\.jpg$/,".png",$1); print "val/image-parse/"$1}' \
     "$work/val_pairs.txt" > "$work/val.list"
-  tar cf "$work/pl/viton/val500.tar" -C "$work" -T "$work/val.list" val_pairs.txt
+  tar cf "$work/pl/viton/val.tar" -C "$work" -T "$work/val.list" val_pairs.txt
   tar cf "$work/payload.tar" -C "$work/pl" .
   rm -rf .lease && mkdir -p .lease
   (cd "$work/pl" && sha256sum "$work/payload.tar" | sed "s#$work/##" > "$OLDPWD/.lease/payload.sha")
@@ -117,7 +118,7 @@ utilpid=$!
 
 # 1. GPU checks with onnxruntime-gpu, alone on the GPU (the data unpacks meanwhile)
 (for t in /tmp/pl/viton/train-*.tar; do tar xf "$t" -C /tmp/viton; done
-  tar xf /tmp/pl/viton/val500.tar -C /tmp/viton
+  tar xf /tmp/pl/viton/val.tar -C /tmp/viton
   cat /tmp/viton/train/pairs-train-*.txt > /tmp/viton/train_pairs.txt && rm /tmp/viton/train/pairs-train-*.txt) &
 datapid=$!
 export PYTHONPATH=/tmp/ortgpu:$PWD PYTHONUNBUFFERED=1

@@ -91,6 +91,7 @@ def evaluate(
     from ..api import new_session
     from ..eval.datasets import default_split, load_samples
     from ..eval.evaluate import evaluate_model
+    from ..eval.overlap import held_out, seen_in_training
     from ..runtime.files import check_writable_file, write_atomic
     from ..tasks import task_of
 
@@ -111,6 +112,7 @@ def evaluate(
         data, split, val_fraction=val_fraction, seed=seed, require_garment=task_of(task).needs_garment
     )
     samples = samples[:limit]
+    seen = seen_in_training(data, split, samples, val_fraction, seed, task_of(task).needs_garment)
     progress = Progress(len(samples), "pair", "evaluate")
     try:
         result = evaluate_model(
@@ -127,16 +129,22 @@ def evaluate(
     click.echo(
         f"{task} {session.path.name} on {data} ({split}, {result.samples} pairs, {session.provider}, {resolution}):"
     )
+    kept = held_out(result.per_sample, seen) if seen is not None else None
+    if seen:  # the held-out means beside the split's
+        click.echo(
+            f"  {result.samples - kept['samples']} of these pairs are copies of training pairs (photo or catalog "
+            f"image, byte for byte); held out: the other {kept['samples']}"
+        )
     for name, value in result.metrics.items():
-        click.echo(f"  {name:10s} {value:.4f}")
+        other = kept["metrics"].get(name) if seen else None
+        click.echo(f"  {name:10s} {value:.4f}" + (f"   held out {other:.4f}" if other is not None else ""))
     if json_path is not None:
-        payload = {
-            **result.to_json(),
-            "model": str(session.path),
-            "data": str(data),
-            "split": split,
-            "resolution": resolution,
-        }
+        payload = result.to_json()
+        if kept is not None:
+            for row in payload["per_sample"]:
+                row["seen_in_training"] = row["sample"] in seen
+            payload.update(seen_in_training=result.samples - kept["samples"], held_out=kept)
+        payload.update(model=str(session.path), data=str(data), split=split, resolution=resolution)
         write_atomic(json_path, (json.dumps(payload, indent=2) + "\n").encode())
     if sheet is not None and result.sheet is not None:
         _save(sheet, result.sheet)

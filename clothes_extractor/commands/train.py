@@ -111,6 +111,12 @@ from .common import parse_size, reports_errors, require_torch, verbose_option
 )
 @click.option("--val-limit", type=click.IntRange(min=1), default=None, help="Validate on the first N samples only.")
 @click.option(
+    "--keep-val-copies",
+    is_flag=True,
+    help="Also train on training samples whose photo or catalog image is a copy of a validation sample's "
+    "(left out by default: VITON's validation split is mostly copies of training pairs).",
+)
+@click.option(
     "--val-every",
     type=click.IntRange(min=1),
     default=1,
@@ -189,7 +195,8 @@ def train(resume: Path | None, size: str, out_alias: Path | None, **options) -> 
         config = TrainConfig.from_dict(values)
         if resume is not None:
             # A resumed run keeps its own settings; only the stopping point may change.
-            saved = TrainConfig.from_dict(load_checkpoint(resume)["train_config"])
+            # (a run from before --keep-val-copies trained on the copies)
+            saved = TrainConfig.from_dict({"keep_val_copies": True, **load_checkpoint(resume)["train_config"]})
             config = dataclasses.replace(
                 saved,
                 epochs=config.epochs,

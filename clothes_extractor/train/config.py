@@ -73,6 +73,7 @@ class TrainConfig:
     alpha_weight: float = 2.0  # flow: silhouette BCE + Dice
     val_fraction: float = 0.05
     val_limit: int | None = None  # validate on the first N samples only (quick runs)
+    keep_val_copies: bool = False  # train on samples that are copies of validation samples (eval.overlap)
     val_every: int = 1  # validate and checkpoint every N epochs (and at the end)
     lr_schedule: str = "constant"  # or "linear": constant for the first half, then linearly to 0 (pix2pix)
     time_limit_min: float | None = None  # stop (validate, checkpoint) after this many minutes

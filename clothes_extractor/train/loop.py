@@ -26,8 +26,9 @@ import torch
 
 from .. import __version__
 from ..errors import CheckpointError, ClothesExtractorError
-from ..eval.datasets import layout_of, load_samples
+from ..eval.datasets import layout_of
 from ..eval.evaluate import MetricTotals, score_batch
+from ..eval.overlap import training_split
 from ..eval.sheets import contact_sheet, sheet_row
 from ..tasks import task_of
 from .architectures import build, served
@@ -121,9 +122,8 @@ class Run:
         cfg, device = self.cfg, self.device
         contract = cfg.contract()
         needs_garment = task_of(cfg.task).needs_garment
-        common = {"val_fraction": cfg.val_fraction, "seed": cfg.seed, "require_garment": needs_garment}
-        self.train_samples = load_samples(Path(cfg.data), "train", **common)
-        self.val_samples = load_samples(Path(cfg.data), "val", **common)[: cfg.val_limit]
+        train, val = training_split(Path(cfg.data), cfg.val_fraction, cfg.seed, needs_garment, cfg.keep_val_copies)
+        self.train_samples, self.val_samples = train, val[: cfg.val_limit]  # copies of validation samples left out
         if len(self.train_samples) < cfg.batch_size * self.dist.world:
             raise ClothesExtractorError(
                 f"{len(self.train_samples)} training samples cannot fill one batch of {cfg.batch_size} "

@@ -1,0 +1,91 @@
+"""Validation pairs that are copies of training pairs: found by content, left out of
+training, reported apart by ``evaluate``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from clothes_extractor.data.synth import write_synthetic
+from clothes_extractor.eval.datasets import load_samples
+from clothes_extractor.eval.overlap import copies, held_out, training_split
+from conftest import run_cli
+
+FOLDERS = {"photo": "jpg", "mask": "png", "garment": "jpg"}
+
+
+@pytest.fixture(scope="module")
+def leaky(tmp_path_factory):
+    """A root with train/ (8 triplets) and val/ (4): val 000000 is train 000003 under another
+    name, val 000001 has train 000005's catalog image, val 000002 train 000006's photo with
+    one byte more (not the same file), val 000003 is its own."""
+    root = tmp_path_factory.mktemp("leaky")
+    write_synthetic(root / "train", 8, seed=0, size=(64, 48))
+    write_synthetic(root / "val", 4, seed=1, size=(64, 48))
+    for folder, suffix in FOLDERS.items():
+        shutil.copy(root / "train" / folder / f"000003.{suffix}", root / "val" / folder / f"000000.{suffix}")
+    shutil.copy(root / "train/garment/000005.jpg", root / "val/garment/000001.jpg")
+    (root / "val/photo/000002.jpg").write_bytes((root / "train/photo/000006.jpg").read_bytes() + b"\0")
+    return root
+
+
+def test_copies_are_found_by_content_whatever_their_names(leaky):
+    train, val = load_samples(leaky, "train"), load_samples(leaky, "val")
+    assert [s.name for s in val] == ["000000", "000001", "000002", "000003"]
+    assert copies(val, train) == [True, True, False, False]
+    assert [s.name for s, c in zip(train, copies(train, val), strict=True) if c] == ["000003", "000005"]
+    assert copies(val, []) == [False] * 4
+
+
+def test_training_leaves_out_the_copies_of_validation_samples(leaky, caplog):
+    with caplog.at_level(logging.INFO, logger="clothes_extractor.eval.overlap"):
+        train, val = training_split(leaky, 0.05, 0, True)
+    assert len(val) == 4
+    assert [s.name for s in train] == ["000000", "000001", "000002", "000004", "000006", "000007"]
+    assert "left out 2 of 8 training samples" in caplog.text
+    kept, _ = training_split(leaky, 0.05, 0, True, keep_copies=True)
+    assert len(kept) == 8
+
+
+def test_a_training_run_records_what_it_trained_on(leaky, tmp_path):
+    from test_train import tiny_config
+
+    from clothes_extractor.train.loop import train
+
+    run = train(tiny_config(leaky, tmp_path / "run", epochs=1, batch_size=2, max_steps=1))
+    summary = torch.load(run / "last.pt", weights_only=True)["summary"]
+    assert summary["data"]["train_samples"] == 6
+    config = json.loads((run / "config.json").read_text())
+    assert config["keep_val_copies"] is False
+
+
+def test_evaluate_reports_the_held_out_pairs_beside_the_split(leaky, tiny_model_path, tmp_path):
+    report = tmp_path / "eval.json"
+    done = run_cli("evaluate", "--model", tiny_model_path, "--data", leaky, "--provider", "cpu", "--json", report)
+    assert done.returncode == 0, done.stderr
+    assert "2 of these pairs are copies of training pairs" in done.stdout and "held out" in done.stdout
+    result = json.loads(report.read_text())
+    assert result["seen_in_training"] == 2 and result["held_out"]["samples"] == 2
+    seen = {row["sample"]: row["seen_in_training"] for row in result["per_sample"]}
+    assert seen == {"000000": True, "000001": True, "000002": False, "000003": False}
+    others = [row["ssim"] for row in result["per_sample"] if not row["seen_in_training"]]
+    assert result["held_out"]["metrics"]["ssim"] == pytest.approx(np.mean(others))
+    # a split folder given directly has no training split to compare with
+    alone = run_cli("evaluate", "--model", tiny_model_path, "--data", leaky / "val", "--json", tmp_path / "a.json")
+    assert alone.returncode == 0, alone.stderr
+    assert "held_out" not in json.loads((tmp_path / "a.json").read_text()) and "held out" not in alone.stdout
+
+
+def test_held_out_means_skip_what_a_pair_does_not_have():
+    rows = [
+        {"sample": "a", "iou": 0.5, "iou_legs": float("nan")},
+        {"sample": "b", "iou": 0.7, "iou_legs": 0.2},
+        {"sample": "c", "iou": 0.1, "iou_legs": 0.9},
+    ]
+    assert held_out(rows, {"c"}) == {"samples": 2, "metrics": {"iou": pytest.approx(0.6), "iou_legs": 0.2}}
+    assert held_out(rows, {"a", "b", "c"}) == {"samples": 0, "metrics": {}}
