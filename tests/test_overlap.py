@@ -75,10 +75,19 @@ def test_evaluate_reports_the_held_out_pairs_beside_the_split(leaky, tiny_model_
     assert seen == {"000000": True, "000001": True, "000002": False, "000003": False}
     others = [row["ssim"] for row in result["per_sample"] if not row["seen_in_training"]]
     assert result["held_out"]["metrics"]["ssim"] == pytest.approx(np.mean(others))
+    # --held-out scores those two alone, with the same scores
+    only = run_cli("evaluate", "--model", tiny_model_path, "--data", leaky, "--held-out", "--json", tmp_path / "h.json")
+    assert only.returncode == 0, only.stderr
+    assert "(val, 2 held-out pairs" in only.stdout
+    scored = json.loads((tmp_path / "h.json").read_text())
+    assert [row["sample"] for row in scored["per_sample"]] == ["000002", "000003"]
+    assert scored["metrics"]["ssim"] == pytest.approx(result["held_out"]["metrics"]["ssim"])
     # a split folder given directly has no training split to compare with
     alone = run_cli("evaluate", "--model", tiny_model_path, "--data", leaky / "val", "--json", tmp_path / "a.json")
     assert alone.returncode == 0, alone.stderr
     assert "held_out" not in json.loads((tmp_path / "a.json").read_text()) and "held out" not in alone.stdout
+    refused = run_cli("evaluate", "--model", tiny_model_path, "--data", leaky / "val", "--held-out")
+    assert refused.returncode == 2 and "--held-out needs a validation split and a training split" in refused.stderr
 
 
 def test_held_out_means_skip_what_a_pair_does_not_have():

@@ -38,6 +38,13 @@ SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="As in training, for the seeded split.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N samples.")
+@click.option(
+    "--held-out",
+    "held_out_only",
+    is_flag=True,
+    help="Score only the validation pairs whose photo and catalog image are not copies of a training "
+    "pair's (the held-out means are printed beside the split's anyway).",
+)
 @click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option(
@@ -75,6 +82,7 @@ def evaluate(
     val_fraction: float,
     seed: int,
     limit: int | None,
+    held_out_only: bool,
     provider: str,
     batch_size: int,
     resolution: str,
@@ -111,8 +119,14 @@ def evaluate(
     samples = load_samples(
         data, split, val_fraction=val_fraction, seed=seed, require_garment=task_of(task).needs_garment
     )
-    samples = samples[:limit]
     seen = seen_in_training(data, split, samples, val_fraction, seed, task_of(task).needs_garment)
+    if held_out_only:
+        if seen is None:
+            raise click.UsageError(
+                f"--held-out needs a validation split and a training split to compare with in {data}"
+            )
+        samples, seen = [s for s in samples if s.name not in seen], set()
+    samples = samples[:limit]
     progress = Progress(len(samples), "pair", "evaluate")
     try:
         result = evaluate_model(
@@ -126,9 +140,8 @@ def evaluate(
         )
     finally:
         progress.close()
-    click.echo(
-        f"{task} {session.path.name} on {data} ({split}, {result.samples} pairs, {session.provider}, {resolution}):"
-    )
+    pairs = f"{result.samples} held-out pairs" if held_out_only else f"{result.samples} pairs"
+    click.echo(f"{task} {session.path.name} on {data} ({split}, {pairs}, {session.provider}, {resolution}):")
     kept = held_out(result.per_sample, seen) if seen is not None else None
     if seen:  # the held-out means beside the split's
         click.echo(
@@ -145,6 +158,7 @@ def evaluate(
                 row["seen_in_training"] = row["sample"] in seen
             payload.update(seen_in_training=result.samples - kept["samples"], held_out=kept)
         payload.update(model=str(session.path), data=str(data), split=split, resolution=resolution)
+        payload["held_out_only"] = held_out_only
         write_atomic(json_path, (json.dumps(payload, indent=2) + "\n").encode())
     if sheet is not None and result.sheet is not None:
         _save(sheet, result.sheet)
