@@ -5,11 +5,12 @@
 #
 #   here:  [INIT=CHECKPOINT] [RENDERER=U-NET.onnx] bash scripts/gpu_lease.sh prepare [VITON_DIR]
 #          -> .lease/p1 .. .lease/pN (ignored by git): onnxruntime-gpu without its TensorRT
-#             provider and nvImageCodec + nvJPEG for GPU decode (xz), the VITON training shards, the validation split, the
+#             provider and nvImageCodec + nvJPEG for GPU decode (xz), the VITON training shards, the held-out validation pairs, the
 #             VITON-HD sample photos (extract's end-to-end check), the warping generator's
 #             renderer (RENDERER: the ngf-32 U-Net's ONNX file) and, with INIT, that
 #             checkpoint's weights as fp16 (a warm start), split into pieces of at most
-#             62 MiB; prints the device calls to make.
+#             62 MiB; prints the device calls to make. Run it in the project's environment
+#             (PYTHON, default python3, imports clothes_extractor: numpy, Pillow; torch with INIT).
 #   there: each piece call copies its piece to /tmp/lease; the last call runs
 #          DEADLINE_S=585 bash scripts/gpu_lease.sh run
 #          -> $OUT: gpures.tar (gpu_check results; a gpures/ folder as they come if the run
@@ -72,11 +73,25 @@ if [ "$mode" = prepare ]; then
     && rm -f nvidia/nvimgcodec/nvimgcodec_impl.cpython-3{9,10,11,13,13t,14,14t}-*.so)
   tar cf - -C "$work/ort" . | xz -9 -T0 > "$work/pl/ortgpu.tar.xz"
   cp "$viton"/train-*.tar "$work/pl/viton/"
-  # the whole validation split in the unpacked layout (no keypoints): training leaves out
-  # the training pairs that are copies of its pairs (1,187 of its 1,528: eval/overlap.py) and
-  # chooses the epoch by its first 500 (--val-limit in train_generators_gpu.sh)
+  # the validation pairs held out from training (no copy of their photo or catalog image in
+  # any training shard: 341 of 1,528, eval/overlap.py), in the unpacked layout: the runs
+  # choose their epoch by them. The rest are copies of training pairs, and the frozen
+  # renderer of the flow candidate learned most of those by heart (models/generator.md).
   tar xf "$viton/val.tar" -C "$work"
-  mv "$work/val/pairs-val.txt" "$work/val_pairs.txt"
+  for t in "$viton"/train-*.tar; do tar xf "$t" -C "$work" --wildcards 'train/image/*' 'train/cloth/*'; done
+  PYTHONPATH=$PWD ${PYTHON:-python3} - "$work" <<'PY'
+import sys
+from pathlib import Path
+from clothes_extractor.eval.datasets import Sample
+from clothes_extractor.eval.overlap import copies
+work = Path(sys.argv[1])
+def pair(split, photo, cloth): return Sample(work / split / "image" / photo, Path(), "parse", work / split / "cloth" / cloth)
+train = [pair("train", p.name, p.name.replace("_0.", "_1.")) for p in (work / "train/image").glob("*.jpg")]
+lines = (work / "val/pairs-val.txt").read_text().splitlines(keepends=True)
+seen = copies([pair("val", *line.split()) for line in lines], train)
+(work / "val_pairs.txt").write_text("".join(line for line, copy in zip(lines, seen) if not copy))
+print(f"validation: {seen.count(False)} held-out pairs of {len(lines)}")
+PY
   awk '{print "val/image/"$1; print "val/cloth/"$2; sub(/\.jpg$/,".png",$1); print "val/image-parse/"$1}' \
     "$work/val_pairs.txt" > "$work/val.list"
   tar cf "$work/pl/viton/val.tar" -C "$work" -T "$work/val.list" val_pairs.txt
