@@ -86,6 +86,12 @@ def test_evaluate_reports_the_held_out_pairs_beside_the_split(leaky, tiny_model_
     alone = run_cli("evaluate", "--model", tiny_model_path, "--data", leaky / "val", "--json", tmp_path / "a.json")
     assert alone.returncode == 0, alone.stderr
     assert "held_out" not in json.loads((tmp_path / "a.json").read_text()) and "held out" not in alone.stdout
+    clean = run_cli("evaluate", "--model", tiny_model_path, "--data", leaky, "--split", "train")
+    assert clean.returncode == 0 and "copies" not in clean.stdout  # nothing to compare a training split with
+    write_synthetic(tmp_path / "clean/train", 4, seed=0, size=(64, 48))
+    write_synthetic(tmp_path / "clean/val", 2, seed=1, size=(64, 48))
+    none = run_cli("evaluate", "--model", tiny_model_path, "--data", tmp_path / "clean")
+    assert none.returncode == 0 and "none of these pairs is a copy of a training pair" in none.stdout
     refused = run_cli("evaluate", "--model", tiny_model_path, "--data", leaky / "val", "--held-out")
     assert refused.returncode == 2 and "--held-out needs a validation split and a training split" in refused.stderr
 

@@ -99,7 +99,7 @@ def evaluate(
     from ..api import new_session
     from ..eval.datasets import default_split, load_samples
     from ..eval.evaluate import evaluate_model
-    from ..eval.overlap import held_out, seen_in_training
+    from ..eval.overlap import seen_in_training
     from ..runtime.files import check_writable_file, write_atomic
     from ..tasks import task_of
 
@@ -142,23 +142,16 @@ def evaluate(
         progress.close()
     pairs = f"{result.samples} held-out pairs" if held_out_only else f"{result.samples} pairs"
     click.echo(f"{task} {session.path.name} on {data} ({split}, {pairs}, {session.provider}, {resolution}):")
-    kept = held_out(result.per_sample, seen) if seen is not None else None
-    if seen:  # the held-out means beside the split's
-        click.echo(
-            f"  {result.samples - kept['samples']} of these pairs are copies of training pairs (photo or catalog "
-            f"image, byte for byte); held out: the other {kept['samples']}"
-        )
-    for name, value in result.metrics.items():
-        other = kept["metrics"].get(name) if seen else None
-        click.echo(f"  {name:10s} {value:.4f}" + (f"   held out {other:.4f}" if other is not None else ""))
+    kept = _echo_means(result, seen, held_out_only)
     if json_path is not None:
         payload = result.to_json()
         if kept is not None:
             for row in payload["per_sample"]:
                 row["seen_in_training"] = row["sample"] in seen
             payload.update(seen_in_training=result.samples - kept["samples"], held_out=kept)
-        payload.update(model=str(session.path), data=str(data), split=split, resolution=resolution)
-        payload["held_out_only"] = held_out_only
+        payload.update(
+            model=str(session.path), data=str(data), split=split, resolution=resolution, held_out_only=held_out_only
+        )
         write_atomic(json_path, (json.dumps(payload, indent=2) + "\n").encode())
     if sheet is not None and result.sheet is not None:
         _save(sheet, result.sheet)
@@ -171,6 +164,25 @@ def evaluate(
     if result.failures:
         click.echo(f"{len(result.failures)} pair(s) could not be scored", err=True)
         sys.exit(1)
+
+
+def _echo_means(result, seen: set[str] | None, held_out_only: bool) -> dict | None:
+    """Print the means, with those over the held-out pairs beside them where some pairs are
+    copies of training pairs (``seen``: their names); the held-out block for ``-o``."""
+    from ..eval.overlap import held_out
+
+    kept = held_out(result.per_sample, seen) if seen is not None else None
+    if seen:
+        click.echo(
+            f"  {result.samples - kept['samples']} of these pairs are copies of training pairs (photo or catalog "
+            f"image, byte for byte); held out: the other {kept['samples']}"
+        )
+    elif seen is not None and not held_out_only:
+        click.echo("  none of these pairs is a copy of a training pair")
+    for name, value in result.metrics.items():
+        other = kept["metrics"].get(name) if seen else None
+        click.echo(f"  {name:10s} {value:.4f}" + (f"   held out {other:.4f}" if other is not None else ""))
+    return kept
 
 
 def _save(path: Path, image) -> None:
