@@ -74,27 +74,18 @@ if [ "$mode" = prepare ]; then
   tar cf - -C "$work/ort" . | xz -9 -T0 > "$work/pl/ortgpu.tar.xz"
   cp "$viton"/train-*.tar "$work/pl/viton/"
   # the validation pairs held out from training (no copy of their photo or catalog image in
-  # any training shard: 341 of 1,528, eval/overlap.py), in the unpacked layout: the runs
+  # any training shard: 341 of 1,528, `data overlap`), in the unpacked layout: the runs
   # choose their epoch by them. The rest are copies of training pairs, and the frozen
   # renderer of the flow candidate learned most of those by heart (models/generator.md).
-  tar xf "$viton/val.tar" -C "$work"
-  for t in "$viton"/train-*.tar; do tar xf "$t" -C "$work" --wildcards 'train/image/*' 'train/cloth/*'; done
-  PYTHONPATH=$PWD ${PYTHON:-python3} - "$work" <<'PY'
-import sys
-from pathlib import Path
-from clothes_extractor.eval.datasets import Sample
-from clothes_extractor.eval.overlap import copies
-work = Path(sys.argv[1])
-def pair(split, photo, cloth): return Sample(work / split / "image" / photo, Path(), "parse", work / split / "cloth" / cloth)
-train = [pair("train", p.name, p.name.replace("_0.", "_1.")) for p in (work / "train/image").glob("*.jpg")]
-lines = (work / "val/pairs-val.txt").read_text().splitlines(keepends=True)
-seen = copies([pair("val", *line.split()) for line in lines], train)
-(work / "val_pairs.txt").write_text("".join(line for line, copy in zip(lines, seen) if not copy))
-print(f"validation: {seen.count(False)} held-out pairs of {len(lines)}")
-PY
+  mkdir -p "$work/viton" && tar xf "$viton/val.tar" -C "$work/viton"
+  mv "$work/viton/val/pairs-val.txt" "$work/viton/val_pairs.txt"
+  for t in "$viton"/train-*.tar; do
+    tar xf "$t" -C "$work/viton" --wildcards 'train/image/*' 'train/cloth/*' 'train/image-parse/*'
+  done
+  PYTHONPATH=$PWD ${PYTHON:-python3} -m clothes_extractor data overlap "$work/viton" --held-out-pairs "$work/val_pairs.txt"
   awk '{print "val/image/"$1; print "val/cloth/"$2; sub(/\.jpg$/,".png",$1); print "val/image-parse/"$1}' \
     "$work/val_pairs.txt" > "$work/val.list"
-  tar cf "$work/pl/viton/val.tar" -C "$work" -T "$work/val.list" val_pairs.txt
+  tar cf "$work/pl/viton/val.tar" -C "$work/viton" -T "$work/val.list" -C "$work" val_pairs.txt
   tar cf "$work/payload.tar" -C "$work/pl" .
   rm -rf .lease && mkdir -p .lease
   (cd "$work/pl" && sha256sum "$work/payload.tar" | sed "s#$work/##" > "$OLDPWD/.lease/payload.sha")

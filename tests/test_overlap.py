@@ -13,7 +13,7 @@ import torch
 
 from clothes_extractor.data.synth import write_synthetic
 from clothes_extractor.eval.datasets import load_samples
-from clothes_extractor.eval.overlap import copies, held_out, training_split
+from clothes_extractor.eval.overlap import copies, held_out, repeats, training_split
 from conftest import run_cli
 
 FOLDERS = {"photo": "jpg", "mask": "png", "garment": "jpg"}
@@ -104,3 +104,14 @@ def test_held_out_means_skip_what_a_pair_does_not_have():
     ]
     assert held_out(rows, {"c"}) == {"samples": 2, "metrics": {"iou": pytest.approx(0.6), "iou_legs": 0.2}}
     assert held_out(rows, {"a", "b", "c"}) == {"samples": 0, "metrics": {}}
+
+
+def test_data_overlap_reports_the_splits_and_writes_the_held_out_pairs(leaky, tmp_path):
+    train = load_samples(leaky, "train")
+    assert repeats(train) == 0 and repeats(train + train[:3]) == 3  # the same files again
+    pairs = tmp_path / "held-out.txt"
+    done = run_cli("data", "overlap", leaky, "--held-out-pairs", pairs)
+    assert done.returncode == 0, done.stderr
+    assert "train: 8 samples, 8 distinct photos" in done.stdout and "val: 4 samples, 4 distinct photos" in done.stdout
+    assert "2 of the 4 validation samples are copies of training samples" in done.stdout
+    assert pairs.read_text() == "000002.jpg 000002.jpg\n000003.jpg 000003.jpg\n"

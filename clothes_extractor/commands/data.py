@@ -1,4 +1,5 @@
-"""``clothes-extractor data``: synthetic triplets and downsampled dataset copies."""
+"""``clothes-extractor data``: synthetic triplets, downsampled dataset copies, and the copies
+between a dataset's splits."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from .common import parse_size, reports_errors, verbose_option
 
 @click.group()
 def data() -> None:
-    """Make datasets: synthetic triplets, smaller copies of real ones."""
+    """Make datasets (synthetic triplets, smaller copies of real ones) and check them."""
 
 
 @data.command()
@@ -49,3 +50,42 @@ def downsample(src: Path, dst: Path, size: str, files: int | None) -> None:
 
     written = downsample_dataset(src, dst, height, files)
     click.echo(f"wrote {written} samples to {dst} at height {height}")
+
+
+@data.command()
+@click.argument("dataset", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option(
+    "--held-out-pairs",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the validation pairs that are not copies of training pairs, PHOTO GARMENT per line "
+    "(the pairs-file format of VITON and VITON-HD).",
+)
+@click.option(
+    "--val-fraction", type=float, default=0.05, show_default=True, help="As in training, without a val split."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="As in training, for the seeded split.")
+@verbose_option
+@reports_errors
+def overlap(dataset: Path, held_out_pairs: Path | None, val_fraction: float, seed: int) -> None:
+    """Copies between DATASET's training and validation splits (the same photo or catalog
+    image, byte for byte, under any name) and repeats inside each: what train leaves out of
+    training and evaluate reports apart."""
+    from ..eval.datasets import load_samples
+    from ..eval.overlap import copies, repeats
+    from ..runtime.files import check_writable_file, write_atomic
+
+    if held_out_pairs is not None:
+        check_writable_file(held_out_pairs, "--held-out-pairs", (".txt",))
+    common = {"val_fraction": val_fraction, "seed": seed, "require_garment": False}
+    train, val = load_samples(dataset, "train", **common), load_samples(dataset, "val", **common)
+    for name, samples in (("train", train), ("val", val)):
+        click.echo(f"{name}: {len(samples)} samples, {len(samples) - repeats(samples)} distinct photos")
+    seen = copies(val, train)
+    click.echo(
+        f"{sum(seen)} of the {len(val)} validation samples are copies of training samples (photo or catalog "
+        f"image, byte for byte); {len(val) - sum(seen)} held out"
+    )
+    if held_out_pairs is not None:
+        kept = [s for s, copy in zip(val, seen, strict=True) if not copy and s.garment is not None]
+        write_atomic(held_out_pairs, "".join(f"{s.photo.name} {s.garment.name}\n" for s in kept).encode())
+        click.echo(f"wrote {len(kept)} held-out pairs to {held_out_pairs}")

@@ -67,6 +67,19 @@ def copies(samples: Sequence[Sample], others: Sequence[Sample]) -> list[bool]:
     return [any(digests.get(path) in theirs for path in _files([sample])) for sample in samples]
 
 
+def repeats(samples: Sequence[Sample]) -> int:
+    """How many of ``samples`` repeat the photo (the same bytes) of another one before them."""
+    by_size: dict[int, list[Path]] = defaultdict(list)
+    for sample in samples:
+        by_size[_size(sample.photo)].append(sample.photo)
+    found = 0
+    for size, paths in by_size.items():
+        if size >= 0 and len(paths) > 1:
+            digests = [_digest(path) for path in paths]
+            found += len(digests) - len(set(digests))
+    return found
+
+
 def training_split(
     data: Path, val_fraction: float, seed: int, require_garment: bool, keep_copies: bool = False
 ) -> tuple[list[Sample], list[Sample]]:
