@@ -53,8 +53,10 @@ def test_training_leaves_out_the_copies_of_validation_samples(leaky, caplog):
 
 
 def test_a_training_run_records_what_it_trained_on(leaky, tmp_path):
+    from click.testing import CliRunner
     from test_train import tiny_config
 
+    from clothes_extractor.cli import cli
     from clothes_extractor.train.loop import train
 
     run = train(tiny_config(leaky, tmp_path / "run", epochs=1, batch_size=2, max_steps=1))
@@ -62,6 +64,14 @@ def test_a_training_run_records_what_it_trained_on(leaky, tmp_path):
     assert summary["data"]["train_samples"] == 6
     config = json.loads((run / "config.json").read_text())
     assert config["keep_val_copies"] is False
+    # a checkpoint from before the option trained on the copies, and resumes on them
+    state = torch.load(run / "last.pt", weights_only=True)
+    del state["train_config"]["keep_val_copies"]
+    torch.save(state, tmp_path / "old.pt")
+    args = ["train", "--resume", str(tmp_path / "old.pt"), "--data", str(leaky), "-o", str(tmp_path / "resumed")]
+    done = CliRunner().invoke(cli, [*args, "--max-steps", "2"])
+    assert done.exit_code == 0, done.output
+    assert torch.load(tmp_path / "resumed/last.pt", weights_only=True)["summary"]["data"]["train_samples"] == 8
 
 
 def test_evaluate_reports_the_held_out_pairs_beside_the_split(leaky, tiny_model_path, tmp_path):
