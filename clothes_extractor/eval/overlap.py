@@ -90,10 +90,11 @@ def training_split(
     if keep_copies:
         return train, val
     seen = copies(train, val)
-    if any(seen):
-        log.info(
+    if any(seen):  # a fault of the dataset the user should see without -v
+        log.warning(
             "left out %d of %d training samples: copies of validation samples (the same photo or catalog "
-            "image, byte for byte; --keep-val-copies trains on them)", sum(seen), len(train),
+            "image, byte for byte), so that validation scores pairs the run never trains on; "
+            "--keep-val-copies trains on them", sum(seen), len(train),
         )  # fmt: skip
     return [s for s, c in zip(train, seen, strict=True) if not c], val
 
