@@ -1,6 +1,6 @@
 """Side-by-side sheet of two generators: photo | old | new | truth, one row per pair.
 
-    python scripts/compare_sheet.py OLD.onnx NEW.onnx DATA_DIR OUT.png [--split val] [--rows 8] [--native]
+    python scripts/compare_sheet.py OLD.onnx NEW.onnx DATA_DIR OUT.png [--split val] [--rows 8] [--native] [--held-out]
 
 DATA_DIR is any layout ``evaluate`` reads (VITON, VITON-HD, Dress Code). Both models get the
 pair's own mask (its parse or label map), as in ``evaluate``. ``--native``: each model
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clothes_extractor.eval.datasets import load_fitted, load_samples
+from clothes_extractor.eval.datasets import DEFAULT_VAL_FRACTION, load_fitted, load_samples
+from clothes_extractor.eval.overlap import seen_in_training
 from clothes_extractor.eval.sheets import contact_sheet
 from clothes_extractor.runtime import ModelSession
 
@@ -45,10 +46,17 @@ def main() -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--rows", type=int, default=8)
     parser.add_argument("--native", action="store_true")
+    parser.add_argument("--held-out", action="store_true", help="only pairs with no copy among the training pairs")
     args = parser.parse_args()
     old, new = ModelSession(args.old, "cpu"), ModelSession(args.new, "cpu")
     rows = []
-    for sample in load_samples(args.data, args.split)[: args.rows]:
+    samples = load_samples(args.data, args.split)
+    if args.held_out:
+        seen = seen_in_training(args.data, args.split, samples, DEFAULT_VAL_FRACTION, 0, True)
+        if seen is None:
+            parser.error(f"--held-out: {args.data} has no training split to compare its {args.split} split with")
+        samples = [s for s in samples if s.name not in seen]
+    for sample in samples[: args.rows]:
         truth = np.asarray(Image.open(sample.garment).convert("RGB"))
         size = truth.shape[:2] if args.native else new.contract.size
         photo = np.asarray(Image.open(sample.photo).convert("RGB"))

@@ -17,8 +17,9 @@
 #
 # DATA: VITON in the CP-VTON layout (../shared/data/unpack.sh DEST makes it). Each run
 # folder gets best.pt/last.pt, metrics.csv and contact sheets; RUNS/NAME.log the log.
-# For the flow candidate, `python scripts/warp_diagnosis.py RUNS/flow/best.pt DATA` says
-# whether the grid got better than its renderer inside the garment (see models/generator.md).
+# For the flow candidate, `python scripts/warp_diagnosis.py RUNS/flow/best.pt DATA --held-out`
+# says whether the grid got better than its renderer inside the garment, on pairs neither
+# saw (see models/generator.md).
 set -euo pipefail
 data=${1:?usage: train_generators_gpu.sh DATA RUNS [MINUTES]}
 runs=${2:?usage: train_generators_gpu.sh DATA RUNS [MINUTES]}

@@ -1,6 +1,6 @@
 """What limits a warping generator: its fields recombined by hand against the catalog image.
 
-    python scripts/warp_diagnosis.py RUN/last.pt DATA_DIR [--pairs 160] [--split val]
+    python scripts/warp_diagnosis.py RUN/last.pt DATA_DIR [--pairs 160] [--split val] [--held-out]
 
 Needs the ``[train]`` extra (the checkpoint's PyTorch network; the served model gives only
 the composed garment). Scores (SSIM / PSNR / GMSD / sharpness, as ``evaluate``) at the model
@@ -27,8 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clothes_extractor.eval.datasets import load_samples
+from clothes_extractor.eval.datasets import DEFAULT_VAL_FRACTION, load_samples
 from clothes_extractor.eval.metrics import image_metrics
+from clothes_extractor.eval.overlap import seen_in_training
 from clothes_extractor.train.checkpoint import load_model
 from clothes_extractor.train.config import TrainConfig
 from clothes_extractor.train.data import GarmentDataset
@@ -61,12 +62,19 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     parser.add_argument("--pairs", type=int, default=160)
     parser.add_argument("--split", default="val")
+    parser.add_argument("--held-out", action="store_true", help="only pairs with no copy among the training pairs")
     args = parser.parse_args()
     model, payload = load_model(args.checkpoint, task="generator")
     if payload.get("arch") != "flow":
         parser.error(f"{args.checkpoint} is not a warping generator (arch {payload.get('arch')!r})")
     contract = TrainConfig.from_dict(payload["train_config"]).contract()
-    samples = load_samples(args.data, args.split, require_garment=True)[: args.pairs]
+    samples = load_samples(args.data, args.split, require_garment=True)
+    if args.held_out:  # what the model card's held-out rows use: pairs neither it nor its renderer saw
+        seen = seen_in_training(args.data, args.split, samples, DEFAULT_VAL_FRACTION, 0, True)
+        if seen is None:
+            parser.error(f"--held-out: {args.data} has no training split to compare its {args.split} split with")
+        samples = [s for s in samples if s.name not in seen]
+    samples = samples[: args.pairs]
     loader = torch.utils.data.DataLoader(GarmentDataset(samples, contract), batch_size=16)
     scores: dict[str, dict[str, list[np.ndarray]]] = {}
     used, inside = 0.0, 0.0
