@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from clothes_extractor.eval.datasets import DEFAULT_VAL_FRACTION, load_fitted, load_samples
-from clothes_extractor.eval.overlap import seen_in_training
+from clothes_extractor.eval.overlap import held_out_samples
 from clothes_extractor.eval.sheets import contact_sheet
 from clothes_extractor.runtime import ModelSession
 
@@ -52,10 +52,9 @@ def main() -> None:
     rows = []
     samples = load_samples(args.data, args.split)
     if args.held_out:
-        seen = seen_in_training(args.data, args.split, samples, DEFAULT_VAL_FRACTION, 0, True)
-        if seen is None:
+        samples = held_out_samples(args.data, args.split, samples, DEFAULT_VAL_FRACTION, 0, True)
+        if samples is None:
             parser.error(f"--held-out: {args.data} has no training split to compare its {args.split} split with")
-        samples = [s for s in samples if s.name not in seen]
     for sample in samples[: args.rows]:
         truth = np.asarray(Image.open(sample.garment).convert("RGB"))
         size = truth.shape[:2] if args.native else new.contract.size

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from clothes_extractor.eval.datasets import DEFAULT_VAL_FRACTION, load_samples
 from clothes_extractor.eval.metrics import image_metrics
-from clothes_extractor.eval.overlap import seen_in_training
+from clothes_extractor.eval.overlap import held_out_samples
 from clothes_extractor.train.checkpoint import load_model
 from clothes_extractor.train.config import TrainConfig
 from clothes_extractor.train.data import GarmentDataset
@@ -70,10 +70,9 @@ def main() -> None:
     contract = TrainConfig.from_dict(payload["train_config"]).contract()
     samples = load_samples(args.data, args.split, require_garment=True)
     if args.held_out:  # what the model card's held-out rows use: pairs neither it nor its renderer saw
-        seen = seen_in_training(args.data, args.split, samples, DEFAULT_VAL_FRACTION, 0, True)
-        if seen is None:
+        samples = held_out_samples(args.data, args.split, samples, DEFAULT_VAL_FRACTION, 0, True)
+        if samples is None:
             parser.error(f"--held-out: {args.data} has no training split to compare its {args.split} split with")
-        samples = [s for s in samples if s.name not in seen]
     samples = samples[: args.pairs]
     loader = torch.utils.data.DataLoader(GarmentDataset(samples, contract), batch_size=16)
     scores: dict[str, dict[str, list[np.ndarray]]] = {}

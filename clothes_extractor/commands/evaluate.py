@@ -99,7 +99,7 @@ def evaluate(
     from ..api import new_session
     from ..eval.datasets import default_split, load_samples
     from ..eval.evaluate import evaluate_model
-    from ..eval.overlap import seen_in_training
+    from ..eval.overlap import held_out_samples, seen_in_training
     from ..runtime.files import check_writable_file, write_atomic
     from ..tasks import task_of
 
@@ -119,13 +119,14 @@ def evaluate(
     samples = load_samples(
         data, split, val_fraction=val_fraction, seed=seed, require_garment=task_of(task).needs_garment
     )
-    seen = seen_in_training(data, split, samples, val_fraction, seed, task_of(task).needs_garment)
+    compared = (data, split, samples, val_fraction, seed, task_of(task).needs_garment)
+    seen = set() if held_out_only else seen_in_training(*compared)
     if held_out_only:
-        if seen is None:
+        samples = held_out_samples(*compared)
+        if samples is None:
             raise click.UsageError(
                 f"--held-out needs a validation split and a training split to compare with in {data}"
             )
-        samples, seen = [s for s in samples if s.name not in seen], set()
     samples = samples[:limit]
     progress = Progress(len(samples), "pair", "evaluate")
     try:

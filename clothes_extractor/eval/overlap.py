@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import InputError
 from .datasets import VALIDATION_SPLITS, Sample, load_samples
+from .evaluate import MetricTotals
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +115,22 @@ def seen_in_training(
     return {sample.name for sample, copy in zip(samples, copies(samples, train), strict=True) if copy}
 
 
+def held_out_samples(
+    data: Path, split: str, samples: Sequence[Sample], val_fraction: float, seed: int, require_garment: bool
+) -> list[Sample] | None:
+    """``samples`` less the copies of training samples (``seen_in_training``); None where
+    there is nothing to compare with."""
+    seen = seen_in_training(data, split, samples, val_fraction, seed, require_garment)
+    return None if seen is None else [sample for sample in samples if sample.name not in seen]
+
+
 def held_out(per_sample: Sequence[dict[str, Any]], seen: set[str]) -> dict[str, Any]:
     """The means of ``per_sample`` scores (``evaluate``'s, keyed by ``sample``) over the
-    pairs whose names are not in ``seen``: {"samples": N, "metrics": {...}}. A NaN (a
-    class in neither label map) is left out of its metric's mean, as in the split's."""
+    pairs whose names are not in ``seen``, averaged as the split's are (``MetricTotals``):
+    {"samples": N, "metrics": {...}}."""
     rows = [row for row in per_sample if row["sample"] not in seen]
-    names = [k for k in (rows[0] if rows else {}) if k != "sample" and isinstance(rows[0][k], float)]
-    metrics = {}
-    for name in names:
-        values = np.array([row[name] for row in rows], dtype=np.float64)
-        if np.any(~np.isnan(values)):
-            metrics[name] = float(np.nanmean(values))
-    return {"samples": len(rows), "metrics": metrics}
+    totals = MetricTotals()
+    if rows:
+        names = [name for name, value in rows[0].items() if isinstance(value, float)]
+        totals.add({name: np.array([row[name] for row in rows], dtype=np.float64) for name in names})
+    return {"samples": len(rows), "metrics": totals.means()}
