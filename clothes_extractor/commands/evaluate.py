@@ -52,8 +52,9 @@ SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
     type=click.Choice(["model", "native"]),
     default="model",
     show_default=True,
-    help="native: a catalog-resolution generator is scored at each catalog image's own size; a segmenter "
-    "runs as extract runs it (zoomed second look included) and is scored at the photo's own size.",
+    help="native: a generator is scored at each catalog image's own size (a model-size one's output "
+    "upsampled, bicubic); a segmenter runs as extract runs it (zoomed second look included) and is scored "
+    "at the photo's own size.",
 )
 @click.option(
     "-o",
@@ -142,7 +143,10 @@ def evaluate(
     finally:
         progress.close()
     pairs = f"{result.samples} held-out pairs" if held_out_only else f"{result.samples} pairs"
-    click.echo(f"{task} {session.path.name} on {data} ({split}, {pairs}, {session.provider}, {resolution}):")
+    scale = resolution
+    if resolution == "native" and task == "generator" and not session.contract.catalog_resolution:
+        scale = f"native: the {session.contract.height}x{session.contract.width} output upsampled"
+    click.echo(f"{task} {session.path.name} on {data} ({split}, {pairs}, {session.provider}, {scale}):")
     kept = _echo_means(result, seen, held_out_only)
     if json_path is not None:
         payload = result.to_json()

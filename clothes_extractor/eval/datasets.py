@@ -276,9 +276,10 @@ def fit_sample(
 
     generator: ``image`` [H, W, 3] and ``mask`` [H, W, 1] fitted around the garment,
     ``target`` the catalog garment letterboxed on the background colour and ``alpha``
-    [H, W, 1] its silhouette (255 = garment). A catalog-resolution model also gets
-    ``photo``, the same window of the photo at ``output_size`` (default: the model size),
-    and then the target and its silhouette are at that size too. segmenter: the whole
+    [H, W, 1] its silhouette (255 = garment), at ``output_size`` (default: the model size).
+    A catalog-resolution model also gets ``photo``, the same window of the photo at that
+    size; a model-size one's output is to be upsampled to it (``evaluate``'s native
+    resolution). segmenter: the whole
     photo as ``image`` and its mask, letterboxed, as ``target`` [H, W, 1].
     """
     size, fit = contract.size, contract.fit
@@ -287,9 +288,8 @@ def fit_sample(
     if contract.task == "generator":
         if garment is None:
             raise InputError("a generator sample needs its catalog garment image")
-        catalog = contract.catalog_resolution
-        out_size = (output_size or size) if catalog else size
-        fitted = fit_to_model(photo, mask, size, fit, output_size=out_size if catalog else None)
+        out_size = output_size or size
+        fitted = fit_to_model(photo, mask, size, fit, output_size=out_size if contract.catalog_resolution else None)
         target, _ = letterbox(garment, out_size, contract.background_rgb)
         alpha = garment_silhouette(target, contract.background_rgb).astype(np.uint8)[:, :, None] * 255
         found = {"image": fitted.image, "mask": fitted.mask, "target": target, "alpha": alpha}

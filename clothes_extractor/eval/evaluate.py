@@ -115,15 +115,16 @@ def evaluate_model(
 
     A pair that cannot be loaded is listed in ``failures`` with its reason and the rest is
     scored. ``sheet_rows``: the first N pairs on a contact sheet, then ``worst`` more rows of
-    the worst-scored pairs. ``resolution="native"``: a catalog-resolution generator answers
-    at each catalog image's own size and is scored there; a segmenter runs as ``extract``
+    the worst-scored pairs. ``resolution="native"``: a generator is scored at each catalog
+    image's own size (a catalog-resolution one answers there; a model-size one's output is
+    upsampled, bicubic, what its user gets at that size); a segmenter runs as ``extract``
     runs it (with its zoomed second look) and its mask is scored at the photo's own size.
     """
     contract = model.contract
     task = contract.task
     if resolution == "native" and task == "segmenter":
         return _segmenter_as_extract_runs_it(model, samples, batch_size, sheet_rows, progress)
-    native = resolution == "native" and contract.catalog_resolution
+    native = resolution == "native" and task == "generator"
     totals = MetricTotals()
     per_sample: list[dict[str, Any]] = []
     failures: list[dict[str, str]] = []
@@ -251,8 +252,11 @@ def _score_group(model: Any, group: list[tuple[Sample, dict[str, np.ndarray]]]) 
     contract = model.contract
     items = [item for _, item in group]
     feeds = {spec.name: np.stack([item[spec.name] for item in items]) for spec in contract.inputs}
+    main_name = contract.outputs[0].name
     outputs = model.run(**feeds)
-    main = outputs[contract.outputs[0].name]
+    if contract.task == "generator":
+        outputs = _to_target_size(outputs, main_name, items[0]["target"].shape[:2])
+    main = outputs[main_name]
     references = {
         name: np.stack([item[name] for item in items])
         for name in ("target", "alpha", "labels", "person")
@@ -266,3 +270,18 @@ def _score_group(model: Any, group: list[tuple[Sample, dict[str, np.ndarray]]]) 
         if "output_alpha" in references:
             item["output_alpha"] = references["output_alpha"][index]
     return score_batch(contract.task, main, references)
+
+
+def _to_target_size(outputs: dict[str, np.ndarray], main: str, size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """A model-size generator's garment (bicubic) and silhouette (bilinear) upsampled to the
+    (height, width) of the catalog images it is scored against (``--resolution native``)."""
+    if outputs[main].shape[1:3] == size:
+        return outputs
+    resized = dict(outputs)
+    for name, method in ((main, Image.Resampling.BICUBIC), ("alpha", Image.Resampling.BILINEAR)):
+        if name in outputs:
+            batch = outputs[name]
+            planes = [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in batch]
+            stacked = np.stack([np.asarray(p.resize((size[1], size[0]), method)) for p in planes])
+            resized[name] = stacked.reshape(stacked.shape[:3] + batch.shape[3:])
+    return resized

@@ -1,0 +1,81 @@
+"""``evaluate --resolution native``: every generator scored at the catalog image's own size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clothes_extractor.data.synth import write_synthetic
+from clothes_extractor.eval.datasets import load_fitted, load_samples
+from clothes_extractor.eval.evaluate import evaluate_model
+from clothes_extractor.eval.metrics import image_metrics, iou
+from clothes_extractor.models import model_for
+from clothes_extractor.runtime import ModelSession
+from conftest import TINY_SIZE
+
+CATALOG = (256, 192)  # the synthetic catalog images' size: 4x the tiny models'
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory):
+    root = tmp_path_factory.mktemp("syn")
+    write_synthetic(root, 4, seed=5, size=CATALOG)
+    return load_samples(root, "all")
+
+
+def _upsampled(array: np.ndarray, method) -> np.ndarray:
+    plane = array[..., 0] if array.shape[-1] == 1 else array
+    out = np.asarray(Image.fromarray(plane).resize(CATALOG[::-1], method))
+    return out.reshape(CATALOG + array.shape[2:])
+
+
+def test_a_model_size_generator_is_scored_on_its_output_upsampled_to_the_catalog_size(tiny_model_path, samples):
+    """A 64x48 U-Net at native resolution: its output brought up (bicubic) to the catalog
+    image's 256x192 and scored there, as a user who wants catalog size would get it; at model
+    resolution, against the catalog image brought down to 64x48 instead."""
+    model = ModelSession(tiny_model_path, "cpu")
+    native = evaluate_model(model, samples, resolution="native", batch_size=3)
+    small = evaluate_model(model, samples, batch_size=3)
+    assert native.samples == small.samples == 4 and not native.failures
+    for sample, scored in zip(samples, native.per_sample, strict=True):
+        item = load_fitted(sample, model.contract, native=True)
+        assert item["image"].shape[:2] == TINY_SIZE and item["target"].shape[:2] == CATALOG
+        output = model.run(image=item["image"][None], mask=item["mask"][None])["garment"][0]
+        expected = image_metrics(_upsampled(output, Image.Resampling.BICUBIC)[None], item["target"][None])
+        for name, value in expected.items():
+            assert scored[name] == pytest.approx(float(value[0]), abs=1e-9), name
+    assert native.metrics["ssim"] != pytest.approx(small.metrics["ssim"], abs=1e-4)
+
+
+def test_a_catalog_resolution_generator_answers_at_the_catalog_size(tiny_flow_path, samples):
+    """The warping generator needs no upsampling: it answers at 256x192 itself, garment and
+    silhouette, and is scored on exactly that."""
+    model = ModelSession(tiny_flow_path, "cpu")
+    result = evaluate_model(model, samples[:2], resolution="native")
+    for sample, scored in zip(samples[:2], result.per_sample, strict=True):
+        item = load_fitted(sample, model.contract, native=True)
+        outputs = model.run(**{spec.name: item[spec.name][None] for spec in model.contract.inputs})
+        assert outputs["garment"].shape[1:3] == outputs["alpha"].shape[1:3] == CATALOG
+        expected = image_metrics(outputs["garment"], item["target"][None])
+        assert scored["ssim"] == pytest.approx(float(expected["ssim"][0]))
+        assert scored["alpha_iou"] == pytest.approx(float(iou(outputs["alpha"], item["alpha"][None])[0]))
+
+
+def test_a_model_size_silhouette_is_upsampled_with_its_garment(samples):
+    """The bundled U-Net's 256x192 silhouette, scored against a 512x384 catalog silhouette,
+    is brought up with its garment (bilinear)."""
+    path = model_for("generator", gpu=False)
+    if path is None:
+        pytest.skip("this install bundles no generator")
+    root = samples[0].photo.parent.parent.parent / "big"
+    write_synthetic(root, 2, seed=6, size=(512, 384))
+    big = load_samples(root, "all")
+    model = ModelSession(path, "cpu")
+    result = evaluate_model(model, big, resolution="native")
+    for sample, scored in zip(big, result.per_sample, strict=True):
+        item = load_fitted(sample, model.contract, native=True)
+        alpha = model.run(image=item["image"][None], mask=item["mask"][None])["alpha"][0]
+        assert alpha.shape[:2] == (256, 192) and item["alpha"].shape[:2] == (512, 384)
+        up = np.asarray(Image.fromarray(alpha[..., 0]).resize((384, 512), Image.Resampling.BILINEAR))[..., None]
+        assert scored["alpha_iou"] == pytest.approx(float(iou(up[None], item["alpha"][None])[0]), abs=1e-9)
