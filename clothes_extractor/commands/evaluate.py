@@ -74,6 +74,14 @@ SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
     type=click.Path(path_type=Path, dir_okay=False),
     help="Try-on: a sheet of persons each in four other pairs' garments (.png/.jpg/.webp).",
 )
+@click.option(
+    "--perceptual",
+    "perceptual_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A learned distance (LPIPS, DISTS) exported to ONNX, scored beside the others and named by its "
+    "file's stem; repeatable. None is bundled: README, Perceptual metrics.",
+)
 @verbose_option
 @reports_errors
 def evaluate(
@@ -92,6 +100,7 @@ def evaluate(
     sheet_rows: int,
     worst: int,
     unpaired_sheet: Path | None,
+    perceptual_files: tuple[Path, ...],
 ) -> None:
     """Mean SSIM / MS-SSIM / PSNR / GMSD / sharpness (generator; try-on, paired: each person
     in their own garment) or IoU (segmenter; per class for a parser) of MODEL over a dataset
@@ -116,6 +125,7 @@ def evaluate(
     task = session.contract.task
     if unpaired_sheet is not None and task != "tryon":
         raise click.UsageError(f"--unpaired-sheet is for try-on models; {session.path.name} is a {task}")
+    perceptual = _open_perceptual(perceptual_files, session)
     split = split or default_split(data)
     samples = load_samples(
         data, split, val_fraction=val_fraction, seed=seed, require_garment=task_of(task).needs_garment
@@ -138,6 +148,7 @@ def evaluate(
             sheet_rows=sheet_rows if sheet else 0,
             worst=worst if sheet else 0,
             resolution=resolution,
+            perceptual=perceptual,
             progress=progress.update,
         )
     finally:
@@ -195,3 +206,21 @@ def _save(path: Path, image) -> None:
 
     fmt = path.suffix.lstrip(".").upper().replace("JPG", "JPEG")
     write_atomic(path, lambda handle: image.save(handle, format=fmt))
+
+
+def _open_perceptual(files: tuple[Path, ...], session) -> list:
+    """The ``--perceptual`` metrics, open on the model's provider; each named by its file's
+    stem, which may not repeat or shadow a built-in metric."""
+    if not files:
+        return []
+    task = session.contract.task
+    if task not in ("generator", "tryon"):
+        raise click.UsageError(f"--perceptual scores images: a generator's or a try-on's, not a {task}'s")
+    from ..eval.perceptual import PerceptualMetric
+
+    built_in = {"ssim", "psnr", "ms_ssim", "gmsd", "sharpness", "alpha_iou"}
+    names = [path.stem for path in files]
+    clash = sorted({n for n in names if n in built_in or names.count(n) > 1})
+    if clash:
+        raise click.UsageError(f"--perceptual: rename {', '.join(clash)}: a metric is named by its file's stem")
+    return [PerceptualMetric.open(path, session.provider) for path in files]

@@ -109,6 +109,7 @@ def evaluate_model(
     sheet_rows: int = 0,
     worst: int = 0,
     resolution: str = "model",
+    perceptual: Sequence[Any] = (),
     progress: Callable[[int], None] | None = None,
 ) -> Evaluation:
     """Run ``model`` (a ``ModelSession``) over ``samples``; metrics, per-pair scores, failures.
@@ -119,9 +120,13 @@ def evaluate_model(
     image's own size (a catalog-resolution one answers there; a model-size one's output is
     upsampled, bicubic, what its user gets at that size); a segmenter runs as ``extract``
     runs it (with its zoomed second look) and its mask is scored at the photo's own size.
+    ``perceptual``: ``PerceptualMetric``s (``eval.perceptual``) scored beside the others, on
+    the same pixels (a generator's or a try-on's images).
     """
     contract = model.contract
     task = contract.task
+    if perceptual and task not in ("generator", "tryon"):
+        raise InputError(f"perceptual metrics score images: a generator's or a try-on's, not a {task}'s")
     if resolution == "native" and task == "segmenter":
         return _segmenter_as_extract_runs_it(model, samples, batch_size, sheet_rows, progress)
     native = resolution == "native" and task == "generator"
@@ -148,7 +153,7 @@ def evaluate_model(
                 else:
                     good.append((sample, item))
             for group in _by_shape(good):
-                scores = _score_group(model, group)
+                scores = _score_group(model, group, perceptual)
                 totals.add(scores)
                 for i, (sample, item) in enumerate(group):
                     values = {name: float(v[i]) for name, v in scores.items()}
@@ -247,7 +252,9 @@ def _by_shape(items: list[tuple[Sample, dict[str, np.ndarray]]]) -> list[list[tu
     return list(groups.values())
 
 
-def _score_group(model: Any, group: list[tuple[Sample, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+def _score_group(
+    model: Any, group: list[tuple[Sample, dict[str, np.ndarray]]], perceptual: Sequence[Any] = ()
+) -> dict[str, np.ndarray]:
     """Run one batch and score it; each item gets its ``output`` for the sheet."""
     contract = model.contract
     items = [item for _, item in group]
@@ -269,7 +276,10 @@ def _score_group(model: Any, group: list[tuple[Sample, dict[str, np.ndarray]]]) 
         item["output"] = output
         if "output_alpha" in references:
             item["output_alpha"] = references["output_alpha"][index]
-    return score_batch(contract.task, main, references)
+    scores = score_batch(contract.task, main, references)
+    for metric in perceptual:  # against what the image metrics compare with
+        scores[metric.name] = metric(main, references["person" if contract.task == "tryon" else "target"])
+    return scores
 
 
 def _to_target_size(outputs: dict[str, np.ndarray], main: str, size: tuple[int, int]) -> dict[str, np.ndarray]:
