@@ -147,7 +147,9 @@ export PYTHONPATH=$PWD
 TRAIN_MIN=$(python3 -c "print(round(($DEADLINE_S - $(($(date +%s) - T0)) - 75) / 60, 2))")
 el "training for $TRAIN_MIN min (${TRAIN_ARGS:-no extra arguments})"
 if python3 -c "exit(not $TRAIN_MIN >= 1)"; then
-  timeout "$(python3 -c "print(int($TRAIN_MIN * 60 + 60))")" bash scripts/train_generators_gpu.sh /tmp/viton /tmp/runs "$TRAIN_MIN"
+  # the runs stop on their own clock (which starts after their data is loaded); if start-up ran
+  # long, SIGTERM stops them at the next step, validated and saved, and 25 s later SIGKILL
+  timeout -k 25 "$(python3 -c "print(int($TRAIN_MIN * 60 + 40))")" bash scripts/train_generators_gpu.sh /tmp/viton /tmp/runs "$TRAIN_MIN"
   el "training rc=$?"
   for best in /tmp/runs/*/best.pt; do
     [ -f "$best" ] && slim_checkpoint "$best" "$OUT/$(basename "$(dirname "$best")").pt"

@@ -42,6 +42,15 @@ for name in ${CANDIDATES:-flow}; do
   $py -m clothes_extractor -v train "${common[@]}" ${extra[$name]} ${TRAIN_ARGS:-} --out "$runs/$name" > "$runs/$name.log" 2>&1 &
   pids+=($!)
 done
+# Ctrl-C or `timeout` signal the whole process group: each run stops at its next step,
+# validates and saves (train's own handling); this script waits for them to finish that.
+trap ':' TERM INT
 status=0
-for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+for pid in "${pids[@]}"; do
+  while :; do
+    wait "$pid" && rc=0 || rc=$?
+    kill -0 "$pid" 2>/dev/null || break # still running: the wait was cut short by a signal
+  done
+  [ "$rc" = 0 ] || status=1
+done
 exit $status

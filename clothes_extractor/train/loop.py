@@ -7,7 +7,8 @@ A run folder holds ``config.json``, ``last.pt`` (every epoch and at the end), ``
 (best validation SSIM for the generator, alpha IoU for a silhouette head, IoU for the
 segmenter), ``metrics.jsonl``, ``metrics.csv`` (a row per epoch) and ``sheets/epoch_NNN.png``.
 ``--resume RUN/last.pt`` continues exactly where the run stopped: weights, optimizers,
-scaler, step, the data order and the random state.
+scaler, step, the data order and the random state. Ctrl-C or SIGTERM ends a run as its clock
+does, validated and saved at the next step (``schedule.stop_requests``).
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ from .architectures import build, served
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import LR_SCHEDULES, TrainConfig
 from .data import Augmentation, DeviceLoader, EpochSampler, GarmentDataset, preload
-from .distributed import Distributed, pick_device, rng_state, set_rng_state, start_distributed
+from .distributed import pick_device, rng_state, set_rng_state, start_distributed
 from .flow import FlowConfig
 from .networks import PatchDiscriminator, init_weights
 from .objectives import Objective
 from .renderer import renderer_record, unet_from_onnx
+from .schedule import lr_factor, progress, stop_requests
 
 __all__ = ["LR_SCHEDULES", "TrainConfig", "train", "validate"]
 
@@ -247,21 +249,26 @@ class Run:
         self.base_lr = [(opt, rate) for opt, rate in ((self.opt_g, cfg.lr_g), (self.opt_d, cfg.lr_d)) if opt]
         self.run_started = time.perf_counter()
         time_up = False
-        while self.step < self.total_steps and not time_up:
-            started = time.perf_counter()
-            sums, count, seen, time_up = self._epoch()
-            # Here at the end of an epoch, or of the run: validate and checkpoint.
-            finished = self.step >= self.total_steps or time_up
-            epoch_done = math.ceil(self.step / self.steps_per_epoch) % cfg.val_every == 0
-            if self.dist.main and (finished or epoch_done):
-                self._validate_and_save(sums, count, seen, time.perf_counter() - started)
+        with stop_requests() as self.stop:
+            while self.step < self.total_steps and not time_up:
+                started = time.perf_counter()
+                sums, count, seen, time_up = self._epoch()
+                # Here at the end of an epoch, or of the run (steps, clock or a signal): validate and checkpoint.
+                finished = self.step >= self.total_steps or time_up
+                epoch_done = math.ceil(self.step / self.steps_per_epoch) % cfg.val_every == 0
+                if self.dist.main and (finished or epoch_done):
+                    self._validate_and_save(sums, count, seen, time.perf_counter() - started)
         if self.progress is not None:
             self.progress.close()
+        if self.stop.requested:
+            out_last = self.out / "last.pt"
+            log.warning("stopped at step %d of %d: --resume %s goes on", self.step, self.total_steps, out_last)
         if self.dist.world > 1:
             import torch.distributed as dist
 
             dist.barrier()
             dist.destroy_process_group()
+        self.stop.deliver()  # saved: now the signal's usual effect
 
     def _epoch(self) -> tuple[dict[str, float], int, int, bool]:
         """Steps until the epoch, the run or the clock ends: (loss sums, steps, samples, time up)."""
@@ -272,10 +279,12 @@ class Run:
         count, seen, started = 0, 0, time.perf_counter()
         for batch in self.loader:
             elapsed = time.perf_counter() - self.run_started
-            share = _progress(cfg, self.step, self.total_steps, elapsed, self.dist, self.device)
+            share = progress(
+                self.step, self.total_steps, elapsed, cfg.time_limit_min, self.dist, self.device, self.stop.requested
+            )
             if share >= 1.0:
                 return sums, count, seen, True
-            factor = _lr_factor(cfg.lr_schedule, share)
+            factor = lr_factor(cfg.lr_schedule, share)
             for opt, rate in self.base_lr:
                 for group in opt.param_groups:
                     group["lr"] = rate * factor
@@ -357,32 +366,6 @@ class Run:
         save_checkpoint(out / "last.pt", self.model, **state)
         if improved:
             save_checkpoint(out / "best.pt", self.model, **state)
-
-
-def _progress(
-    cfg: TrainConfig, step: int, total_steps: int, elapsed_s: float, dist_info: Distributed, device: torch.device
-) -> float:
-    """How far the run is, 0..1: by steps, or by the clock where that is further on.
-
-    Under DDP the ranks agree on the furthest value, so all stop together and use the same rate.
-    """
-    share = step / total_steps
-    if cfg.time_limit_min is not None:
-        share = max(share, elapsed_s / (60 * cfg.time_limit_min))
-    if dist_info.world > 1 and cfg.time_limit_min is not None:
-        import torch.distributed as dist
-
-        value = torch.tensor([share], dtype=torch.float64, device=device)  # NCCL reduces CUDA tensors
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
-        share = float(value)
-    return share
-
-
-def _lr_factor(schedule: str, progress: float) -> float:
-    """Learning-rate multiplier at ``progress`` (0..1) of the run."""
-    if schedule == "linear":
-        return min(1.0, 2.0 * (1.0 - progress))  # pix2pix: constant, then linearly to 0 over the second half
-    return 1.0
 
 
 def _fmt(values: Mapping[str, float]) -> str:
