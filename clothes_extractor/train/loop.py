@@ -329,6 +329,8 @@ class Run:
 
     def _validate_and_save(self, sums: dict[str, float], count: int, seen: int, seconds: float) -> None:
         cfg, out = self.cfg, self.out
+        if self.stop.requested:  # saved before validating too: a machine being taken away may not wait
+            self._save({}, improved=False)
         metrics, sheet = validate(self.model, self.val_loader, self.device, cfg.sheet_rows)
         row = {
             "epoch": round(self.step / self.steps_per_epoch, 3),
@@ -349,23 +351,26 @@ class Run:
         value = metrics["alpha_iou" if cfg.arch == "silhouette" else task_of(cfg.task).main_metric]
         improved = value > self.best
         self.best = max(self.best, value)
+        self._save(metrics, improved)
+
+    def _save(self, metrics: dict[str, float], improved: bool) -> None:
+        """``last.pt`` (and ``best.pt`` if ``improved``): everything ``--resume`` needs."""
         optimizers = {"g": self.opt_g.state_dict(), **({"d": self.opt_d.state_dict()} if self.opt_d else {})}
-        summary = self._summary(metrics)
         state = {
-            "train_config": dataclasses.asdict(cfg),
+            "train_config": dataclasses.asdict(self.cfg),
             "optimizers": optimizers,
             "scaler": self.scaler.state_dict(),
             "step": self.step,
-            "epoch": row["epoch"],
+            "epoch": round(self.step / self.steps_per_epoch, 3),
             "best_metric": self.best,
             "rng": rng_state(self.device),
-            "summary": summary,
+            "summary": self._summary(metrics),
         }
         if self.discriminator is not None:
             state["discriminator"] = self.discriminator.state_dict()
-        save_checkpoint(out / "last.pt", self.model, **state)
+        save_checkpoint(self.out / "last.pt", self.model, **state)
         if improved:
-            save_checkpoint(out / "best.pt", self.model, **state)
+            save_checkpoint(self.out / "best.pt", self.model, **state)
 
 
 def _fmt(values: Mapping[str, float]) -> str:
