@@ -31,21 +31,31 @@ def start_training(data, out, *extra):
     )
 
 
-def wait_for_line(process, needle: str, timeout: float = 120) -> list[str]:
-    """The process's stderr lines up to the first holding ``needle`` (read on a thread)."""
-    lines: list[str] = []
-    found = threading.Event()
+class StderrReader:
+    """A process's stderr lines, read on a thread as they come."""
 
-    def read():
+    def __init__(self, process):
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self.thread.start()
+
+    def _read(self, process):
         for line in process.stderr:
-            lines.append(line)
-            if needle in line:
-                found.set()
-        found.set()
+            self.lines.append(line)
 
-    threading.Thread(target=read, daemon=True).start()
-    assert found.wait(timeout), f"no {needle!r} within {timeout} s:\n{''.join(lines)}"
-    return lines
+    def until(self, needle: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(needle in line for line in self.lines):
+            assert self.thread.is_alive() and time.monotonic() < deadline, f"no {needle!r}:\n{self.text()}"
+            time.sleep(0.05)
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def all(self, timeout: float = 120) -> str:
+        """Every line, once the process has closed its stderr."""
+        self.thread.join(timeout)
+        return "".join(self.lines)
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -54,11 +64,11 @@ def test_a_signal_stops_the_run_at_the_next_step_saved_and_resumable(tmp_path, s
     write_synthetic(data, 12, seed=1, size=(64, 48))
     # no checkpoint at the ends of epochs: only the stop writes one
     process = start_training(data, tmp_path / "run", "--max-steps", "100000", "--val-every", "1000")
-    lines = wait_for_line(process, "step 3:")
+    reader = StderrReader(process)
+    reader.until("step 3:")
     process.send_signal(signum)
     assert process.wait(120) == status  # the signal's own effect, once the run is saved
-    time.sleep(0.2)  # the reader thread drains the last lines
-    log = "".join(lines)
+    log = reader.all()
     assert "the run stops after this step" in log and "--resume" in log
     saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert 3 <= saved["step"] < 100000
@@ -67,6 +77,6 @@ def test_a_signal_stops_the_run_at_the_next_step_saved_and_resumable(tmp_path, s
     resumed = start_training(
         data, tmp_path / "run", "--max-steps", str(saved["step"] + 2), "--resume", str(tmp_path / "run" / "last.pt")
     )
-    wait_for_line(resumed, "never printed", timeout=120)  # reads to the end
+    StderrReader(resumed).all()  # to the end (a full pipe would block the run)
     assert resumed.wait(60) == 0
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"] == saved["step"] + 2
