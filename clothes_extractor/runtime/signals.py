@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from contextlib import contextmanager
-from typing import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Callable, Iterator, TypeVar
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+T = TypeVar("T")
 
 
 class Pending:
@@ -42,19 +43,30 @@ class Pending:
             os.kill(os.getpid(), signum)
 
 
+def restore(previous: dict[int, object]) -> None:
+    """Put back the handlers ``previous`` maps each signal to."""
+    for signum, handler in previous.items():
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
 @contextmanager
-def deferred_signals() -> Iterator[Pending]:
-    """SIGINT and SIGTERM noted instead of raised until ``check()``; outside the main thread
-    (where handlers cannot be set) nothing changes and ``check`` never raises."""
+def handled_signals(factory: Callable[[dict[int, object]], T]) -> Iterator[T]:
+    """SIGINT and SIGTERM go to ``factory(previous).note`` while inside (``previous``: the
+    handlers from before, put back on leaving); outside the main thread, where handlers
+    cannot be set, nothing changes (``factory({})``, never called)."""
     if threading.current_thread() is not threading.main_thread():
-        yield Pending({})
+        yield factory({})
         return
     previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
-    pending = Pending(previous)
+    handler = factory(previous)
     for signum in SIGNALS:
-        signal.signal(signum, pending.note)
+        signal.signal(signum, handler.note)
     try:
-        yield pending
+        yield handler
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        restore(previous)
+
+
+def deferred_signals() -> AbstractContextManager[Pending]:
+    """SIGINT and SIGTERM noted instead of raised until ``check()``."""
+    return handled_signals(Pending)

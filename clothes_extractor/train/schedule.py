@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
-from contextlib import contextmanager
-from typing import Iterator
+from contextlib import AbstractContextManager
 
 import torch
 
-from ..runtime.signals import SIGNALS, Pending
+from ..runtime.signals import Pending, handled_signals, restore
 from .distributed import Distributed
 
 log = logging.getLogger(__name__)
@@ -35,8 +33,7 @@ class StopRequest:
 
     def note(self, signum: int, _frame: object) -> None:
         self.signum = signum
-        for number, handler in self.previous.items():
-            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+        restore(self.previous)
         log.warning(
             "%s: the run stops after this step (validate, save last.pt); send it again to stop at once",
             signal.Signals(signum).name,
@@ -50,23 +47,9 @@ class StopRequest:
             pending.check()
 
 
-@contextmanager
-def stop_requests() -> Iterator[StopRequest]:
-    """SIGINT and SIGTERM ask the run to stop (``StopRequest``) while inside; outside the
-    main thread, where handlers cannot be set, nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield StopRequest({})
-        return
-    previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
-    request = StopRequest(previous)
-    for signum in SIGNALS:
-        signal.signal(signum, request.note)
-    try:
-        yield request
-    finally:
-        if not request.requested:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+def stop_requests() -> AbstractContextManager[StopRequest]:
+    """SIGINT and SIGTERM ask the run to stop (``StopRequest``) while inside."""
+    return handled_signals(StopRequest)
 
 
 def progress(
