@@ -3,11 +3,13 @@
 # per call (see ../shared/gpu/README.md): run the GPU checks and train the generator
 # candidates there in one command. Two halves:
 #
-#   here:  [INIT=CHECKPOINT] [RENDERER=U-NET.onnx] bash scripts/gpu_lease.sh prepare [VITON_DIR]
+#   here:  [INIT=CHECKPOINT] [RENDERER=U-NET.onnx] [WARPING=W.onnx] bash scripts/gpu_lease.sh prepare [VITON_DIR]
 #          -> .lease/p1 .. .lease/pN (ignored by git): onnxruntime-gpu without its TensorRT
 #             provider and nvImageCodec + nvJPEG for GPU decode (xz), the VITON training shards, the held-out validation pairs, the
 #             VITON-HD sample photos (extract's end-to-end check), the warping generator's
-#             renderer (RENDERER: the ngf-32 U-Net's ONNX file) and, with INIT, that
+#             renderer (RENDERER: the ngf-32 U-Net's ONNX file), an exported warping
+#             generator for gpu_check to time at 256x192 and 1024x768 (WARPING; the issue's
+#             >= 2,000 images/s at 1024x768; ~60 s more of checks: CHECK_S=330) and, with INIT, that
 #             checkpoint's weights as fp16 (a warm start), split into pieces of at most
 #             62 MiB; prints the device calls to make. Run it in the project's environment
 #             (PYTHON, default python3, imports clothes_extractor: numpy, Pillow; torch with INIT).
@@ -65,6 +67,7 @@ if [ "$mode" = prepare ]; then
     slim_checkpoint "$INIT" "$work/pl/init.pt"
   fi
   [ -n "${RENDERER:-}" ] && cp "$RENDERER" "$work/pl/renderer.onnx"
+  [ -n "${WARPING:-}" ] && cp "$WARPING" "$work/pl/warping.onnx"
   mkdir -p "$work/pl/photos" && cp "$(dirname "$viton")"/viton-hd-sample/train/image/*.jpg "$work/pl/photos/" 2>/dev/null || true
   (cd "$work/ort" && python3 -m zipfile -e "$cache/onnxruntime_gpu-$ver-"*.whl . \
     && rm -rf onnxruntime/transformers onnxruntime/quantization onnxruntime/tools \
@@ -132,6 +135,7 @@ python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.ge
 python3 -c "from clothes_extractor.runtime.gpudecode import open_decoder as o; print(o('gpu', 'cuda')[1] or 'GPU decode starts')"
 el "gpu_check gets ${CHECK_S}s (the GPU tests first: their failure fails this run)"
 mkdir -p "$OUT/gpures"
+[ -f /tmp/pl/warping.onnx ] && export WARPING=/tmp/pl/warping.onnx
 BATCHES=${BATCHES:-1,32,128} E2E_COPIES=${E2E_COPIES:-2000} \
   timeout "$CHECK_S" bash benchmarks/gpu_check.sh "$OUT/gpures" /tmp/pl/photos
 check_rc=$?
