@@ -3,13 +3,17 @@
 # per call (see ../shared/gpu/README.md): run the GPU checks and train the generator
 # candidates there in one command. Two halves:
 #
-#   here:  [INIT=CHECKPOINT] [RENDERER=U-NET.onnx] [WARPING=W.onnx] bash scripts/gpu_lease.sh prepare [VITON_DIR]
+#   here:  [INIT=CHECKPOINT] [RENDERER=U-NET.onnx] [WARPING=W.onnx] [UNSEEN_BY="0 1 2"]
+#          bash scripts/gpu_lease.sh prepare [VITON_DIR]
 #          -> .lease/p1 .. .lease/pN (ignored by git): onnxruntime-gpu without its TensorRT
 #             provider and nvImageCodec + nvJPEG for GPU decode (xz), the VITON training shards, the held-out validation pairs, the
 #             VITON-HD sample photos (extract's end-to-end check), the warping generator's
 #             renderer (RENDERER: the ngf-32 U-Net's ONNX file), an exported warping
 #             generator for gpu_check to time at 256x192 and 1024x768 (WARPING; the issue's
-#             >= 2,000 images/s at 1024x768; ~60 s more of checks: CHECK_S=330) and, with INIT, that
+#             >= 2,000 images/s at 1024x768; ~60 s more of checks: CHECK_S=330), with
+#             UNSEEN_BY="0 1 2" only the training pairs that the renderer, trained on those
+#             shards, has not seen in any form (`data overlap --unseen-by`: 3,076 pairs,
+#             2,212 distinct photos, instead of 14,221) and, with INIT, that
 #             checkpoint's weights as fp16 (a warm start), split into pieces of at most
 #             62 MiB; prints the device calls to make. Run it in the project's environment
 #             (PYTHON, default python3, imports clothes_extractor: numpy, Pillow; torch with INIT).
@@ -75,7 +79,6 @@ if [ "$mode" = prepare ]; then
     && for w in "$cache"/nvidia_nvimgcodec_cu13-*.whl "$cache"/nvidia_nvjpeg-13*.whl; do python3 -m zipfile -e "$w" .; done \
     && rm -f nvidia/nvimgcodec/nvimgcodec_impl.cpython-3{9,10,11,13,13t,14,14t}-*.so)
   tar cf - -C "$work/ort" . | xz -9 -T0 > "$work/pl/ortgpu.tar.xz"
-  cp "$viton"/train-*.tar "$work/pl/viton/"
   # the validation pairs held out from training (no copy of their photo or catalog image in
   # any training shard: 341 of 1,528, `data overlap`), in the unpacked layout: the runs
   # choose their epoch by them. The rest are copies of training pairs, and the frozen
@@ -85,7 +88,21 @@ if [ "$mode" = prepare ]; then
   for t in "$viton"/train-*.tar; do
     tar xf "$t" -C "$work/viton" --wildcards 'train/image/*' 'train/cloth/*' 'train/image-parse/*'
   done
-  PYTHONPATH=$PWD ${PYTHON:-python3} -m clothes_extractor data overlap "$work/viton" --held-out-pairs "$work/val_pairs.txt"
+  unseen=()
+  if [ -n "${UNSEEN_BY:-}" ]; then # the shards the renderer learned from: their pairs file
+    for n in $UNSEEN_BY; do tar -xOf "$viton/train-$n.tar" "train/pairs-train-$n.txt"; done > "$work/learned.txt"
+    unseen=(--unseen-by "$work/learned.txt" --unseen-pairs "$work/unseen.txt")
+  fi
+  PYTHONPATH=$PWD ${PYTHON:-python3} -m clothes_extractor data overlap "$work/viton" \
+    --held-out-pairs "$work/val_pairs.txt" "${unseen[@]}"
+  if [ -n "${UNSEEN_BY:-}" ]; then # only the training pairs the renderer has not seen in any form
+    mkdir -p "$work/viton/train" && cp "$work/unseen.txt" "$work/viton/train/pairs-train-unseen.txt"
+    awk '{print "train/image/"$1; print "train/cloth/"$2; sub(/\.jpg$/,".png",$1); print "train/image-parse/"$1}' \
+      "$work/unseen.txt" > "$work/train.list"
+    tar cf "$work/pl/viton/train-unseen.tar" -C "$work/viton" -T "$work/train.list" train/pairs-train-unseen.txt
+  else
+    cp "$viton"/train-*.tar "$work/pl/viton/"
+  fi
   awk '{print "val/image/"$1; print "val/cloth/"$2; sub(/\.jpg$/,".png",$1); print "val/image-parse/"$1}' \
     "$work/val_pairs.txt" > "$work/val.list"
   tar cf "$work/pl/viton/val.tar" -C "$work/viton" -T "$work/val.list" -C "$work" val_pairs.txt

@@ -125,3 +125,25 @@ def test_data_overlap_reports_the_splits_and_writes_the_held_out_pairs(leaky, tm
     assert "train: 8 samples, 8 distinct photos" in done.stdout and "val: 4 samples, 4 distinct photos" in done.stdout
     assert "2 of the 4 validation samples are copies of training samples" in done.stdout
     assert pairs.read_text() == "000002.jpg 000002.jpg\n000003.jpg 000003.jpg\n"
+
+
+def test_data_overlap_writes_the_training_pairs_a_model_has_not_seen(tmp_path):
+    """--unseen-by lists what a first model (a renderer) learned from: 000000 and 000001;
+    000004 has 000001's catalog image under its own name, so only 000002, 000003 and 000005
+    are new to it."""
+    root = tmp_path / "data"
+    write_synthetic(root / "train", 6, seed=4, size=(64, 48))
+    write_synthetic(root / "val", 2, seed=5, size=(64, 48))
+    shutil.copy(root / "train/garment/000001.jpg", root / "train/garment/000004.jpg")
+    learned = tmp_path / "learned.txt"
+    learned.write_text("000000.jpg 000000.jpg\n000001.jpg 000001.jpg\n")
+    out = tmp_path / "unseen.txt"
+    done = run_cli("data", "overlap", root, "--unseen-by", learned, "--unseen-pairs", out)
+    assert done.returncode == 0, done.stderr
+    assert "2 training pairs learned" in done.stdout and "of the other 4, 1 are copies of them" in done.stdout
+    assert out.read_text() == "000002.jpg 000002.jpg\n000003.jpg 000003.jpg\n000005.jpg 000005.jpg\n"
+    alone = run_cli("data", "overlap", root, "--unseen-by", learned)
+    assert alone.returncode == 2 and "go together" in alone.stderr
+    learned.write_text("999999.jpg 999999.jpg\n")
+    wrong = run_cli("data", "overlap", root, "--unseen-by", learned, "--unseen-pairs", out)
+    assert wrong.returncode == 2 and "none of its photos" in wrong.stderr

@@ -61,21 +61,44 @@ def downsample(src: Path, dst: Path, size: str, files: int | None) -> None:
     "(the pairs-file format of VITON and VITON-HD).",
 )
 @click.option(
+    "--unseen-by",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Pairs file of the training pairs a model learned from (PHOTO GARMENT per line); with --unseen-pairs.",
+)
+@click.option(
+    "--unseen-pairs",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the training pairs that are not in --unseen-by and not copies of them (photo or catalog "
+    "image): what a model built on that one (the warping generator on its renderer) can learn from "
+    "without the first one's memory.",
+)
+@click.option(
     "--val-fraction", type=float, default=0.05, show_default=True, help="As in training, without a val split."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="As in training, for the seeded split.")
 @verbose_option
 @reports_errors
-def overlap(dataset: Path, held_out_pairs: Path | None, val_fraction: float, seed: int) -> None:
+def overlap(
+    dataset: Path,
+    held_out_pairs: Path | None,
+    unseen_by: Path | None,
+    unseen_pairs: Path | None,
+    val_fraction: float,
+    seed: int,
+) -> None:
     """Copies between DATASET's training and validation splits (the same photo or catalog
     image, byte for byte, under any name) and repeats inside each: what train leaves out of
-    training and evaluate reports apart."""
+    training and evaluate reports apart. With --unseen-by, also the training pairs that a
+    model trained on those pairs has not seen in any form."""
     from ..eval.datasets import load_samples
     from ..eval.overlap import copies, repeats
     from ..runtime.files import check_writable_file, write_atomic
 
-    if held_out_pairs is not None:
-        check_writable_file(held_out_pairs, "--held-out-pairs", (".txt",))
+    if (unseen_by is None) != (unseen_pairs is None):
+        raise click.UsageError("--unseen-by and --unseen-pairs go together")
+    for path, option in ((held_out_pairs, "--held-out-pairs"), (unseen_pairs, "--unseen-pairs")):
+        if path is not None:
+            check_writable_file(path, option, (".txt",))
     common = {"val_fraction": val_fraction, "seed": seed, "require_garment": False}
     train, val = load_samples(dataset, "train", **common), load_samples(dataset, "val", **common)
     for name, samples in (("train", train), ("val", val)):
@@ -87,5 +110,31 @@ def overlap(dataset: Path, held_out_pairs: Path | None, val_fraction: float, see
     )
     if held_out_pairs is not None:
         kept = [s for s, copy in zip(val, seen, strict=True) if not copy and s.garment is not None]
-        write_atomic(held_out_pairs, "".join(f"{s.photo.name} {s.garment.name}\n" for s in kept).encode())
+        write_atomic(held_out_pairs, _pairs_text(kept))
         click.echo(f"wrote {len(kept)} held-out pairs to {held_out_pairs}")
+    if unseen_by is not None:
+        _write_unseen(dataset, train, unseen_by, unseen_pairs)
+
+
+def _write_unseen(dataset: Path, train, unseen_by: Path, out: Path) -> None:
+    """``--unseen-pairs``: the training pairs neither in ``unseen_by`` nor copies of them."""
+    from ..eval.overlap import copies, repeats
+    from ..runtime.files import write_atomic
+
+    learned = {line.split()[0] for line in unseen_by.read_text().splitlines() if line.strip()}
+    known = [s for s in train if s.photo.name in learned]
+    if not known:
+        raise click.UsageError(f"--unseen-by: none of its photos is in {dataset}'s training split")
+    rest = [s for s in train if s.photo.name not in learned]
+    kept = [s for s, copy in zip(rest, copies(rest, known), strict=True) if not copy and s.garment is not None]
+    write_atomic(out, _pairs_text(kept))
+    click.echo(
+        f"{len(known)} training pairs learned ({unseen_by.name}); of the other {len(rest)}, "
+        f"{len(rest) - len(kept)} are copies of them; wrote {len(kept)} pairs "
+        f"({len(kept) - repeats(kept)} distinct photos) to {out}"
+    )
+
+
+def _pairs_text(samples) -> bytes:
+    """The pairs-file format of VITON and VITON-HD: PHOTO GARMENT per line."""
+    return "".join(f"{s.photo.name} {s.garment.name}\n" for s in samples).encode()
