@@ -78,10 +78,11 @@ class PerceptualMetric:
         found = []
         for part in steps:
             (value,) = self.session.run([self.output], {self.inputs[0]: a[part], self.inputs[1]: b[part]})
-            value = np.asarray(value, dtype=np.float64).reshape(part.stop - part.start, -1)
-            if value.shape[1] != 1:
+            value, n = np.asarray(value, dtype=np.float64), part.stop - part.start
+            if value.size != n:
                 raise ModelError(
-                    f"{self.name}: its output has {value.shape[1]} values per image; a perceptual metric gives one"
+                    f"{self.name}: its output holds {value.size} value(s) for {n} image(s); a perceptual metric "
+                    "gives one per image (export it without averaging over the batch)"
                 )
-            found.append(value[:, 0])
+            found.append(value.reshape(n))
         return np.concatenate(found)

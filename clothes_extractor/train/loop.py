@@ -100,6 +100,7 @@ class Run:
         self._data()
         self._networks(resume)
         self.step, self.best = 0, -math.inf
+        self.saved_step: int | None = None  # the step last.pt was last saved at, by this run
         if resume is not None:
             self._resume(resume)
         self.ddp_model, self.ddp_disc = self.model, self.discriminator
@@ -256,7 +257,7 @@ class Run:
                 # Here at the end of an epoch, or of the run (steps, clock or a signal): validate and checkpoint.
                 finished = self.step >= self.total_steps or time_up
                 epoch_done = math.ceil(self.step / self.steps_per_epoch) % cfg.val_every == 0
-                if self.dist.main and (finished or epoch_done):
+                if self.dist.main and (finished or epoch_done) and self.step != self.saved_step:
                     self._validate_and_save(sums, count, seen, time.perf_counter() - started)
         if self.progress is not None:
             self.progress.close()
@@ -369,6 +370,7 @@ class Run:
         if self.discriminator is not None:
             state["discriminator"] = self.discriminator.state_dict()
         save_checkpoint(self.out / "last.pt", self.model, **state)
+        self.saved_step = self.step if metrics else None  # validated: nothing more to do at this step
         if improved:
             save_checkpoint(self.out / "best.pt", self.model, **state)
 
