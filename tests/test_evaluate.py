@@ -62,15 +62,14 @@ def test_a_catalog_resolution_generator_answers_at_the_catalog_size(tiny_flow_pa
         assert scored["alpha_iou"] == pytest.approx(float(iou(outputs["alpha"], item["alpha"][None])[0]))
 
 
-def test_a_model_size_silhouette_is_upsampled_with_its_garment(samples):
+def test_a_model_size_silhouette_is_upsampled_with_its_garment(tmp_path):
     """The bundled U-Net's 256x192 silhouette, scored against a 512x384 catalog silhouette,
     is brought up with its garment (bilinear)."""
     path = model_for("generator", gpu=False)
     if path is None:
         pytest.skip("this install bundles no generator")
-    root = samples[0].photo.parent.parent.parent / "big"
-    write_synthetic(root, 2, seed=6, size=(512, 384))
-    big = load_samples(root, "all")
+    write_synthetic(tmp_path, 2, seed=6, size=(512, 384))
+    big = load_samples(tmp_path, "all")
     model = ModelSession(path, "cpu")
     result = evaluate_model(model, big, resolution="native")
     for sample, scored in zip(big, result.per_sample, strict=True):
