@@ -24,9 +24,10 @@
 #             results.tar (metrics, logs, last contact sheets, GPU utilisation), session.log
 #             (at most 8 files come back from $OUT, and $OUT starts empty on every call)
 #
-# The run checks first (CHECK_S seconds at most, default 280: gpu_check.sh, timings
-# undisturbed), then trains for what is left of DEADLINE_S (the command's limit less the
-# packing time), so a lease cut short still brings the timings back. With INIT, name one
+# The run trains first, for DEADLINE_S (the command's limit less the packing time) less
+# CHECK_S, then checks for CHECK_S seconds at most (default 280: gpu_check.sh, alone on the
+# GPU); ORDER=check checks first, so that a lease cut short still brings the timings back.
+# The training's checkpoints are in $OUT before the checks start. With INIT, name one
 # candidate (CANDIDATES=g32) and pass its rate (TRAIN_ARGS="--lr-g 1e-4").
 # Measured on H200 leases (2026-11-27): start 30-35 s, each piece call ~5 s of lease time,
 # onnxruntime-gpu unpacked in 6 s, gpu_check (g64 + ngf-16 size, batches 1/32/128, no
@@ -142,40 +143,60 @@ el "onnxruntime-gpu unpacked"
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 10 > /tmp/util.csv &
 utilpid=$!
 
-# 1. GPU checks with onnxruntime-gpu, alone on the GPU (the data unpacks meanwhile)
+# the data unpacks in the background (the training waits for it)
 (for t in /tmp/pl/viton/train-*.tar; do tar xf "$t" -C /tmp/viton; done
   tar xf /tmp/pl/viton/val.tar -C /tmp/viton
   cat /tmp/viton/train/pairs-train-*.txt > /tmp/viton/train_pairs.txt && rm /tmp/viton/train/pairs-train-*.txt) &
 datapid=$!
-export PYTHONPATH=/tmp/ortgpu:$PWD PYTHONUNBUFFERED=1
-python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())"
-python3 -c "from clothes_extractor.runtime.gpudecode import open_decoder as o; print(o('gpu', 'cuda')[1] or 'GPU decode starts')"
-el "gpu_check gets ${CHECK_S}s (the GPU tests first: their failure fails this run)"
-mkdir -p "$OUT/gpures"
-[ -f /tmp/pl/warping.onnx ] && export WARPING=/tmp/pl/warping.onnx
-BATCHES=${BATCHES:-1,32,128} E2E_COPIES=${E2E_COPIES:-2000} \
-  timeout "$CHECK_S" bash benchmarks/gpu_check.sh "$OUT/gpures" /tmp/pl/photos
-check_rc=$?
-el "gpu_check rc=$check_rc"
-(cd "$OUT" && tar cf gpures.tar gpures && rm -rf gpures)
+export PYTHONUNBUFFERED=1
+left() { echo $((DEADLINE_S - ($(date +%s) - T0))); } # seconds left of DEADLINE_S
 
-# 2. training (PyTorch only) for what is left, less ~75 s for start-up, the last validation and packing
-wait $datapid
-el "data: $(wc -l < /tmp/viton/train_pairs.txt) train, $(wc -l < /tmp/viton/val_pairs.txt) val pairs"
-export PYTHONPATH=$PWD
-[ -f /tmp/pl/init.pt ] && export TRAIN_ARGS="--init /tmp/pl/init.pt ${TRAIN_ARGS:-}"
-[ -f /tmp/pl/renderer.onnx ] && export RENDERER=/tmp/pl/renderer.onnx
-TRAIN_MIN=$(python3 -c "print(round(($DEADLINE_S - $(($(date +%s) - T0)) - 75) / 60, 2))")
-el "training for $TRAIN_MIN min (${TRAIN_ARGS:-no extra arguments})"
-if python3 -c "exit(not $TRAIN_MIN >= 1)"; then
+# GPU checks with onnxruntime-gpu, alone on the GPU, for at most $1 seconds
+check_rc=
+checks() {
+  [ "$1" -ge 30 ] || { el "no time left for gpu_check (${1}s)"; return 0; }
+  el "gpu_check gets ${1}s (the GPU tests first: their failure fails this run)"
+  mkdir -p "$OUT/gpures"
+  (
+    export PYTHONPATH=/tmp/ortgpu:$PWD
+    [ -f /tmp/pl/warping.onnx ] && export WARPING=/tmp/pl/warping.onnx
+    python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())"
+    python3 -c "from clothes_extractor.runtime.gpudecode import open_decoder as o; print(o('gpu', 'cuda')[1] or 'GPU decode starts')"
+    BATCHES=${BATCHES:-1,32,128} E2E_COPIES=${E2E_COPIES:-2000} \
+      timeout "$1" bash benchmarks/gpu_check.sh "$OUT/gpures" /tmp/pl/photos
+  )
+  check_rc=$?
+  el "gpu_check rc=$check_rc"
+  (cd "$OUT" && tar cf gpures.tar gpures && rm -rf gpures)
+}
+
+# training (PyTorch only) for $1 seconds less ~75 s for start-up, the last validation and packing
+training() {
+  wait $datapid
+  el "data: $(wc -l < /tmp/viton/train_pairs.txt) train, $(wc -l < /tmp/viton/val_pairs.txt) val pairs"
+  [ -f /tmp/pl/init.pt ] && export TRAIN_ARGS="--init /tmp/pl/init.pt ${TRAIN_ARGS:-}"
+  [ -f /tmp/pl/renderer.onnx ] && export RENDERER=/tmp/pl/renderer.onnx
+  local minutes
+  minutes=$(python3 -c "print(round(($1 - 75) / 60, 2))")
+  el "training for $minutes min (${TRAIN_ARGS:-no extra arguments})"
+  python3 -c "exit(not $minutes >= 1)" || return 0
   # the runs stop on their own clock (which starts after their data is loaded); if start-up ran
   # long, SIGTERM stops them at the next step, validated and saved, and 25 s later SIGKILL
-  timeout -k 25 "$(python3 -c "print(int($TRAIN_MIN * 60 + 40))")" bash scripts/train_generators_gpu.sh /tmp/viton /tmp/runs "$TRAIN_MIN"
+  PYTHONPATH=$PWD timeout -k 25 "$(python3 -c "print(int($minutes * 60 + 40))")" \
+    bash scripts/train_generators_gpu.sh /tmp/viton /tmp/runs "$minutes"
   el "training rc=$?"
   for best in /tmp/runs/*/best.pt; do
-    [ -f "$best" ] && slim_checkpoint "$best" "$OUT/$(basename "$(dirname "$best")").pt"
+    [ -f "$best" ] && PYTHONPATH=$PWD slim_checkpoint "$best" "$OUT/$(basename "$(dirname "$best")").pt"
   done
   el "checkpoints saved"
+}
+
+if [ "${ORDER:-train}" = train ]; then # the developers' guide: the warping generator's training first
+  training $(($(left) - CHECK_S))
+  checks $(($(left) < CHECK_S ? $(left) : CHECK_S))
+else # ORDER=check: the timings first, so a lease cut short still brings them back
+  checks "$CHECK_S"
+  training "$(left)"
 fi
 kill $utilpid
 keep=(util.csv)
@@ -188,5 +209,5 @@ for run in /tmp/runs/*/; do
 done
 (cd /tmp && tar cf "$OUT/results.tar" --ignore-failed-read "${keep[@]}")
 ls -la "$OUT"
-el "done (gpu checks rc=$check_rc)"
-exit "$check_rc"
+el "done (gpu checks rc=${check_rc:-not run})"
+exit "${check_rc:-0}"
