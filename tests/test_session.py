@@ -1,11 +1,15 @@
 """The one session type: loading, the contract and checksum checks, providers, batches."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import onnx
 import onnxruntime
 import pytest
+from PIL import Image
 
 from clothes_extractor.errors import ContractError, ModelError, ProviderError
 from clothes_extractor.models import bundled_model
@@ -14,7 +18,7 @@ from clothes_extractor.runtime.hardware import cpu_stream_plan
 from clothes_extractor.runtime.onnxfile import encode, fields, keep_outputs, read_onnx
 from clothes_extractor.runtime.providers import PROBE_MODEL, SessionSettings, probe_provider
 from clothes_extractor.runtime.session import ModelSession, contract_of, pad_batch
-from conftest import TINY_SIZE
+from conftest import TINY_SIZE, cli_env
 
 NO_CUDA = "CUDAExecutionProvider" not in onnxruntime.get_available_providers()
 
@@ -84,6 +88,38 @@ def test_the_rtx_provider_without_its_plugin_says_what_to_install():
         assert not ok and 'pip install "clothes-extractor[rtx]"' in reason
     else:  # without a driver its library does not load; on a GPU it does not support it lists no device
         assert ok or "does not load here" in reason or "lists no device" in reason
+
+
+@pytest.mark.parametrize(
+    "failure, exit_code, message",
+    [
+        # what Python raises where onnxruntime is not installed
+        ("raise ModuleNotFoundError(\"No module named 'onnxruntime'\", name='onnxruntime')", 1,
+         'needs onnxruntime, which is not installed: pip install "clothes-extractor[cpu]"'),
+        # its C module against another numpy (what onnxruntime itself says then)
+        ("raise ImportError('import numpy failed')", 1,
+         "onnxruntime is installed but does not import (import numpy failed); a package it needs"),
+        # Ctrl-C while its C module starts: pybind11 raises ImportError from the KeyboardInterrupt
+        ("raise ImportError('initialization failed') from KeyboardInterrupt()", 130, None),
+    ],
+)  # fmt: skip
+def test_an_onnxruntime_that_does_not_import_is_named_as_such(tmp_path, tiny_model_path, failure, exit_code, message):
+    # A package named onnxruntime ahead of the real one on the path, failing as the real one does.
+    (tmp_path / "shadow" / "onnxruntime").mkdir(parents=True)
+    (tmp_path / "shadow" / "onnxruntime" / "__init__.py").write_text(failure + "\n")
+    Image.new("RGB", (48, 64), (200, 30, 30)).save(tmp_path / "photo.png")
+    env = cli_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "shadow"), env["PYTHONPATH"]])
+    photo, out = tmp_path / "photo.png", tmp_path / "g.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "clothes_extractor", "extract", str(photo), "-o", str(out),
+         "--model", str(tiny_model_path), "--no-segmenter"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == exit_code, done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()
+    if message:
+        assert message in done.stderr
 
 
 def test_probe_model_runs_on_cpu():

@@ -53,11 +53,23 @@ RTX_PLUGIN = "onnxruntime_ep_nv_tensorrt_rtx"  # import name of the TensorRT-RTX
 
 def import_onnxruntime() -> Any:
     """onnxruntime, quietened (errors only), or an error that says which extra to install."""
+    # numpy first, from Python: onnxruntime's C module imports it while it starts, where a
+    # Ctrl-C becomes "import numpy failed" and a traceback printed from C, not an interrupt
+    import numpy  # noqa: F401
+
     try:
         import onnxruntime
-    except ImportError:
-        raise MissingDependencyError(
-            "onnxruntime", "cpu", "Running a model (use the [gpu] extra on an NVIDIA machine)"
+    except ImportError as exc:
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None  # Ctrl-C while the C module started (pybind11 wraps it)
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "onnxruntime":
+            raise MissingDependencyError(
+                "onnxruntime", "cpu", "Running a model (use the [gpu] extra on an NVIDIA machine)"
+            ) from None
+        raise ProviderError(
+            f"onnxruntime is installed but does not import ({exc}); a package it needs is missing or of "
+            'another version: reinstall it, pip install --force-reinstall "clothes-extractor[cpu]" '
+            "(or [gpu])"
         ) from None
     onnxruntime.set_default_logger_severity(3)
     return onnxruntime
