@@ -1,13 +1,23 @@
 import os
 import shutil
 import subprocess
+import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from clothes_extractor.errors import InputError, OutputError
-from clothes_extractor.runtime.jobs import MaskIndex, check_output_folders, dataset_parse_folder, find_jobs
+from clothes_extractor.runtime.jobs import (
+    MaskIndex,
+    check_output_folders,
+    count_jobs,
+    dataset_parse_folder,
+    find_jobs,
+    iter_jobs,
+    removing_stale_partials,
+)
 
 
 def touch_image(path: Path) -> Path:
@@ -174,3 +184,87 @@ def test_dress_code_folders_use_their_label_maps(tmp_path):
     assert [(j.photo.name, j.mask.kind, j.mask.path.name) for j in jobs] == [("000001_0.jpg", "labels", "000001_4.png")]
     (single,) = find_jobs([category / "images" / "000001_0.jpg"], tmp_path / "out", "png")
     assert single.mask.kind == "labels"
+
+
+def _layout(tmp_path: Path) -> list[Path]:
+    """Inputs with every kind of job: photos in nested folders, a dataset split, a file that
+    is not there, a folder loop, and one output name claimed twice."""
+    for name in ("b.jpg", "a.png", "a.k.jpg", "a.jpg", "sub/c.jpg", "sub/a.jpg", "sub/deeper/d.webp"):
+        touch_image(tmp_path / "in" / name)
+    split = tmp_path / "in" / "split"
+    touch_image(split / "image" / "00001_00.jpg")
+    (split / "image-parse").mkdir()
+    os.symlink(tmp_path / "in", tmp_path / "in" / "sub" / "up")
+    touch_image(tmp_path / "other" / "b.jpg")
+    return [tmp_path / "in", tmp_path / "other" / "b.jpg", tmp_path / "missing.jpg"]
+
+
+def test_jobs_are_counted_as_they_are_found(tmp_path):
+    inputs = _layout(tmp_path)
+    for recursive in (False, True):
+        for several in (inputs, inputs[:1]):
+            jobs = find_jobs(several, tmp_path / "out", "png", recursive=recursive)
+            assert count_jobs(several, tmp_path / "out", recursive) == len(jobs)
+    jobs = find_jobs(inputs, tmp_path / "out", "png", recursive=True)
+    assert len(jobs) == 11
+    errors = {j.photo.relative_to(tmp_path).as_posix(): j.error for j in jobs if j.error}
+    assert set(errors) == {"in/a.png", "in/sub/up", "other/b.jpg", "missing.jpg"}
+    assert f"and {tmp_path / 'in' / 'a.jpg'} would both" in errors["in/a.png"]  # a.jpg comes first (sorted)
+    assert "would both be written to" in errors["other/b.jpg"]  # two inputs, one output name
+    # one input: a.k.jpg sorts between a.jpg and a.png by name, and does not hide the collision
+    alone = find_jobs(inputs[:1], tmp_path / "out", "png")
+    assert [(j.photo.name, j.error is None) for j in alone] == [
+        ("a.jpg", True),
+        ("a.png", False),
+        ("a.k.jpg", True),
+        ("b.jpg", True),
+    ]
+    # the same stem in two folders is two outputs, not a collision
+    outputs = [j.output.relative_to(tmp_path / "out").as_posix() for j in jobs if not j.error]
+    assert {"a.png", "sub/a.png", "split/00001_00.png"} <= set(outputs)
+    assert count_jobs([tmp_path / "empty"], tmp_path / "out") == 1  # a missing input is a job (an error)
+
+
+def test_the_walk_holds_one_folder_not_the_tree(tmp_path):
+    # A tree of 3,000 photos in 60 folders, with a --masks tree beside it: walking it and
+    # finding the masks must hold about one folder's names, not every job or mask; the
+    # list of jobs (what find_jobs keeps) grows with the tree.
+    root, masks = tmp_path / "tree", tmp_path / "masks"
+    for folder in range(60):
+        for base, suffix in ((root, "jpg"), (masks, "png")):
+            (base / f"f{folder:02d}").mkdir(parents=True)
+            for photo in range(50):
+                (base / f"f{folder:02d}" / f"p{photo:03d}.{suffix}").touch()  # the walk never opens them
+
+    def peak(consume) -> int:
+        tracemalloc.start()
+        try:
+            consume()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    def stream() -> None:
+        jobs = iter_jobs([root], tmp_path / "out", "png", MaskIndex(masks), recursive=True)
+        assert sum(1 for job in jobs if job.mask.kind == "file") == 3000
+
+    def listed() -> None:
+        assert len(find_jobs([root], tmp_path / "out", "png", MaskIndex(masks), recursive=True)) == 3000
+
+    streamed, kept = peak(stream), peak(listed)
+    assert streamed * 10 < kept, (streamed, kept)
+
+
+def test_stale_partials_are_removed_from_each_output_folder_before_its_first_job(tmp_path):
+    touch_image(tmp_path / "in" / "a.jpg")
+    touch_image(tmp_path / "in" / "sub" / "b.jpg")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = [tmp_path / "out" / f".ce-{int(dead.stdout)}-deadbeef.partial"]
+    stale.append(tmp_path / "out" / "sub" / f".ce-{int(dead.stdout)}-0badcafe.partial")
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a garment")
+    jobs = removing_stale_partials(iter_jobs([tmp_path / "in"], tmp_path / "out", "png", recursive=True))
+    first = next(jobs)
+    assert first.output.parent == tmp_path / "out" and not stale[0].exists() and stale[1].exists()
+    assert next(jobs).output.parent == tmp_path / "out" / "sub" and not stale[1].exists()

@@ -288,8 +288,8 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
 
 
 def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) -> None:
-    from ..runtime.files import check_writable_file, remove_stale_partials
-    from ..runtime.jobs import MaskIndex, check_output_folders, find_jobs
+    from ..runtime.files import check_writable_file
+    from ..runtime.jobs import MaskIndex, check_output_folders, count_jobs, iter_jobs, removing_stale_partials
     from ..runtime.pipeline import run_extraction
 
     fmt = options["fmt"]
@@ -302,28 +302,28 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     if sheet is not None:
         check_writable_file(sheet, "--sheet", (".png", ".jpg", ".jpeg", ".webp"))
     mask_index = MaskIndex(options["masks"]) if options["masks"] is not None else None
-    jobs = find_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks)
-    if not jobs:
+    # counted first (for the progress bar), then streamed: memory does not grow with the folder
+    total = count_jobs(inputs, out_dir, options["recursive"], save_masks)
+    if not total:
         hint = "" if options["recursive"] else " (add --recursive to look in subfolders)"
         raise click.ClickException(f"no photos found in {', '.join(map(str, inputs))}{hint}")
     generator, segmenter = _open_models(options, extract_options.background)
     extract_options = _height_to_size(extract_options, generator)
     decoder = _open_decoder(options["decode"], generator)
-    for folder in {job.output.parent for job in jobs if job.error is None}:
-        remove_stale_partials(folder)  # what killed runs left behind
+    jobs = removing_stale_partials(iter_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks))
     report = Report(options["report"])
     using = generator.path.name + (f" + {segmenter.path.name}" if segmenter else "")
     streams = f" in {generator.cpu_streams} streams" if generator.cpu_streams > 1 else ""
     workers = f"{extract_options.workers} {'processes' if extract_options.use_processes else 'threads'}"
     decoding = ", GPU decode" if decoder is not None else ""
     click.echo(
-        f"extracting {len(jobs)} photo(s) with {using} on {generator.provider} "
+        f"extracting {total} photo(s) with {using} on {generator.provider} "
         f"(batch {extract_options.batch_size}{streams}, {workers}{decoding}) -> {out_dir}",
         err=True,
     )
     failures: list[Any] = []
     finished: list[Any] = []  # the first results, for --sheet
-    progress = Progress(len(jobs), "photo", "extract")
+    progress = Progress(total, "photo", "extract")
 
     def on_result(result: Any) -> None:
         if result.status == "error" and len(failures) < MAX_FAILURES_SHOWN:

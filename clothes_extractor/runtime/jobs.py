@@ -14,12 +14,14 @@ examined becomes a job with an error: the scan never stops the whole folder.
 from __future__ import annotations
 
 import os
+import posixpath
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..errors import InputError, OutputError
+from .files import remove_stale_partials
 from .images import IMAGE_SUFFIXES
 
 # Parse-map folder names, most specific first: VITON-HD, then CP-VTON / VITON.
@@ -66,51 +68,65 @@ def dresscode_label_map(photo: Path) -> Path:
     return photo.parent.parent / DRESSCODE_LABELS / f"{stem}_4.png"
 
 
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a link loop, say: not a folder to look in
+        return False
+
+
 def _is_image_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
 class MaskIndex:
     """The files of a ``--masks`` folder. A folder with subfolders is matched by relative path
-    only (``in/b/x.jpg`` never takes ``masks/a/x.png``); a flat folder also by stem."""
+    only (``in/b/x.jpg`` never takes ``masks/a/x.png``); a flat folder also by stem.
+
+    Read one folder at a time, as the photos ask (they come folder by folder), and only the
+    last folder read is kept: a masks folder of any size costs one folder's names.
+    """
 
     def __init__(self, folder: Path):
         if not folder.is_dir():
             raise InputError(f"--masks folder not found or not a folder: {folder}")
         self.folder = folder
-        self._by_rel: dict[str, list[Path]] = defaultdict(list)
-        self._by_stem: dict[str, list[Path]] = defaultdict(list)
-        self.nested = False
+        self.nested = any(not name.startswith(".") for name in self._listing(folder)[1])
+        self._last: tuple[Path, dict[str, list[str]]] | None = None
 
-        def unreadable(error: OSError) -> None:
-            raise InputError(f"cannot read the --masks folder: {error.filename}: {error.strerror}")
-
-        for root, dirs, files in os.walk(folder, onerror=unreadable):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            self.nested = self.nested or bool(dirs)
-            for name in sorted(files):
-                if _is_image_name(name):
-                    path = Path(root) / name
-                    rel = path.relative_to(folder).with_suffix("").as_posix()
-                    self._by_rel[rel].append(path)
-                    self._by_stem[path.stem].append(path)
-
-    def __len__(self) -> int:
-        return sum(len(paths) for paths in self._by_rel.values())
+    @staticmethod
+    def _listing(folder: Path) -> tuple[dict[str, list[str]], list[str]]:
+        """A masks folder's image files by stem (sorted), and its subfolders."""
+        stems: dict[str, list[str]] = defaultdict(list)
+        subfolders: list[str] = []
+        try:
+            with os.scandir(folder) as listing:
+                for entry in listing:
+                    if _is_dir(entry):
+                        subfolders.append(entry.name)
+                    elif _is_image_name(entry.name):
+                        stems[os.path.splitext(entry.name)[0]].append(entry.name)
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # no such folder among the masks: no mask for the photos of that folder
+        except OSError as exc:
+            raise InputError(f"cannot read the --masks folder: {folder}: {exc.strerror or exc}") from None
+        for names in stems.values():
+            names.sort()
+        return stems, subfolders
 
     def find(self, rel_without_suffix: str) -> Path | None:
         """The mask for a photo; ``InputError`` if several files could be it."""
-        tables = [(self._by_rel, rel_without_suffix)]
-        if not self.nested:
-            tables.append((self._by_stem, Path(rel_without_suffix).name))
-        for table, key in tables:
-            paths = table.get(key, [])
-            if len(paths) == 1:
-                return paths[0]
-            if len(paths) > 1:
-                names = ", ".join(str(p) for p in paths)
-                raise InputError(f"several masks match {key!r}: {names}; keep one")
-        return None
+        where, stem = posixpath.split(rel_without_suffix)
+        if where and not self.nested:
+            where = ""  # a flat folder: by stem
+        folder = self.folder / where
+        if self._last is None or self._last[0] != folder:
+            self._last = (folder, self._listing(folder)[0])
+        names = self._last[1].get(stem, [])
+        if len(names) > 1:
+            found = ", ".join(str(folder / name) for name in names)
+            raise InputError(f"several masks match {rel_without_suffix if where else stem!r}: {found}; keep one")
+        return folder / names[0] if names else None
 
 
 @dataclass(frozen=True)
@@ -133,14 +149,17 @@ def _dataset_photos(folder: Path, prefix: str) -> Iterator[Found] | None:
     """The photos of a dataset split folder with their parse / label maps, or None if it is not one."""
     parse_dir = dataset_parse_folder(folder)
     if parse_dir is not None:
-        names = sorted(os.listdir(folder / "image"))
+        names = sorted(os.listdir(folder / "image"), key=_by_output)
         return (
             Found(folder / "image" / n, prefix + Path(n).stem, MaskSource("parse", parse_dir / f"{Path(n).stem}.png"))
             for n in names
             if _is_image_name(n)
         )
     if dresscode_folder(folder):
-        names = sorted(n for n in os.listdir(folder / "images") if _is_image_name(n) and Path(n).stem.endswith("_0"))
+        names = sorted(
+            (n for n in os.listdir(folder / "images") if _is_image_name(n) and Path(n).stem.endswith("_0")),
+            key=_by_output,
+        )
         return (
             Found(
                 folder / "images" / n,
@@ -153,7 +172,13 @@ def _dataset_photos(folder: Path, prefix: str) -> Iterator[Found] | None:
 
 
 def walk_photos(folder: Path, recursive: bool, exclude: set[Path], prefix: str = "", seen=None) -> Iterator[Found]:
-    """Every photo under ``folder`` (sorted), and every entry that could not be read as an error."""
+    """Every photo under ``folder``, and every entry that could not be read as an error: a
+    folder's photos sorted by stem, then name (``a.jpg``, ``a.png``, ``a-1.jpg``), then its
+    subfolders, sorted.
+
+    One folder's names are held while it is walked (its photos and subfolders, as strings),
+    never the entries of the whole tree: the walk of a million photos stays small.
+    """
     seen = set() if seen is None else seen
     try:
         stat = folder.stat()
@@ -167,25 +192,45 @@ def walk_photos(folder: Path, recursive: bool, exclude: set[Path], prefix: str =
             return
         if folder.resolve() in exclude:
             return  # the output folder inside an input folder: never read results back as photos
-        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        photos, subfolders, problems = _list_folder(folder)
     except OSError as exc:
         yield Found(folder, prefix.rstrip("/"), error=_scan_error(folder, exc))
         return
-    subfolders = []
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        try:
-            if entry.is_dir():
-                subfolders.append(entry)
-            elif _is_image_name(entry.name) and entry.is_file():
-                yield Found(Path(entry.path), prefix + Path(entry.name).stem)
-        except OSError as exc:
-            if _is_image_name(entry.name):
-                yield Found(Path(entry.path), prefix + Path(entry.name).stem, error=_scan_error(Path(entry.path), exc))
+    for name in photos:
+        yield Found(folder / name, prefix + os.path.splitext(name)[0], error=problems.get(name))
     if recursive:
-        for entry in subfolders:
-            yield from walk_photos(Path(entry.path), recursive, exclude, f"{prefix}{entry.name}/", seen)
+        for name in subfolders:
+            yield from walk_photos(folder / name, recursive, exclude, f"{prefix}{name}/", seen)
+
+
+def _list_folder(folder: Path) -> tuple[list[str], list[str], dict[str, str]]:
+    """A folder's photo names and subfolder names (sorted, hidden ones left out), and the
+    photo names that could not be examined, with why."""
+    photos: list[str] = []
+    subfolders: list[str] = []
+    problems: dict[str, str] = {}
+    with os.scandir(folder) as listing:
+        for entry in listing:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir():
+                    subfolders.append(entry.name)
+                elif _is_image_name(entry.name) and entry.is_file():
+                    photos.append(entry.name)
+            except OSError as exc:
+                if _is_image_name(entry.name):
+                    photos.append(entry.name)
+                    problems[entry.name] = _scan_error(Path(entry.path), exc)
+    photos.sort(key=_by_output)
+    subfolders.sort()
+    return photos, subfolders, problems
+
+
+def _by_output(name: str) -> tuple[str, str]:
+    """Sorting key of a folder's photos: by output name (the stem), then by name, so that
+    photos that would be written to one output (``a.jpg``, ``a.png``) come one after the other."""
+    return os.path.splitext(name)[0], name
 
 
 def _single(item: Path) -> Found:
@@ -219,22 +264,39 @@ def find_jobs(
     recursive: bool = False,
     save_masks: Path | None = None,
 ) -> list[ExtractJob]:
-    """Every photo under ``inputs`` as a job; problems known up front are jobs with ``error``.
+    """Every photo under ``inputs`` as a job (``iter_jobs``, as a list)."""
+    return list(iter_jobs(inputs, out_dir, fmt, masks, recursive, save_masks))
 
-    Outputs are ``out_dir/<relative path>.<fmt>``; with ``save_masks``, each job also saves
-    the mask it used there, as ``<relative path>.png``.
+
+def iter_jobs(
+    inputs: Iterable[Path],
+    out_dir: Path,
+    fmt: str,
+    masks: MaskIndex | None = None,
+    recursive: bool = False,
+    save_masks: Path | None = None,
+) -> Iterator[ExtractJob]:
+    """Every photo under ``inputs`` as a job, one at a time; problems known up front are jobs
+    with ``error``. Outputs are ``out_dir/<relative path>.<fmt>``; with ``save_masks``, each
+    job also saves the mask it used there, as ``<relative path>.png``.
+
+    Two photos that would be written to one output (``a.jpg`` and ``a.png``): the first in
+    the walk's order gets it, the other an error. One input folder's photos can only collide
+    with their neighbours in the walk (one folder, one stem: ``walk_photos``'s order), so only
+    the last output is remembered; several inputs share the output folder, so then every
+    output is.
     """
     inputs = list(inputs)
     exclude = {p.resolve() for p in (out_dir, save_masks) if p is not None}
-    jobs: list[ExtractJob] = []
     claimed: dict[Path, Path] = {}
+    remember_all = len(inputs) > 1
     for item in inputs:
         if item.is_dir():
             found: Iterable[Found] = walk_photos(item, recursive, exclude)
         elif item.exists():
             found = [_single(item)]
         else:
-            jobs.append(ExtractJob(item, out_dir, MaskSource("auto"), error=f"input not found: {item}"))
+            yield ExtractJob(item, out_dir, MaskSource("auto"), error=f"input not found: {item}")
             continue
         for entry in found:
             output = out_dir / f"{entry.rel}.{fmt}"
@@ -246,9 +308,27 @@ def find_jobs(
                     error = str(exc)
                 else:
                     source = MaskSource("file", mask_file) if mask_file is not None else source
+            if not remember_all and output not in claimed:
+                claimed.clear()  # a new output: no photo before it can share it
             first = claimed.setdefault(output, entry.path)
             if first != entry.path and error is None:
                 error = f"{entry.path} and {first} would both be written to {output}; extract them separately"
             mask_output = save_masks / f"{entry.rel}.png" if save_masks is not None else None
-            jobs.append(ExtractJob(entry.path, output, source, error, mask_output))
-    return jobs
+            yield ExtractJob(entry.path, output, source, error, mask_output)
+
+
+def count_jobs(inputs: Iterable[Path], out_dir: Path, recursive: bool = False, save_masks: Path | None = None) -> int:
+    """How many jobs ``iter_jobs`` gives for these inputs (a walk that keeps nothing)."""
+    exclude = {p.resolve() for p in (out_dir, save_masks) if p is not None}
+    return sum(sum(1 for _ in walk_photos(item, recursive, exclude)) if item.is_dir() else 1 for item in inputs)
+
+
+def removing_stale_partials(jobs: Iterable[ExtractJob]) -> Iterator[ExtractJob]:
+    """``jobs``, each output folder cleared of what killed runs left there (``.partial``
+    files of dead processes) before its first job: the folders are remembered, not the jobs."""
+    cleared: set[Path] = set()
+    for job in jobs:
+        if job.error is None and job.output.parent not in cleared:
+            cleared.add(job.output.parent)
+            remove_stale_partials(job.output.parent)
+        yield job
