@@ -1,3 +1,4 @@
+import os
 import struct
 import zlib
 
@@ -193,6 +194,22 @@ def test_outputs_carry_a_signature_that_only_whole_files_give_back(tmp_path, fmt
     other = "jpg" if fmt != "jpg" else "png"
     (tmp_path / "x").write_bytes(encode_image(array, other, signature="s"))
     assert read_signature(tmp_path / "x", fmt) is None  # the wrong format for its name
+    path.rmdir()
+    os.mkfifo(path)  # a pipe of the output's name: not an output, and no hang waiting on it
+    assert read_signature(path, fmt) is None
+
+
+def test_a_damaged_png_signature_is_no_signature(tmp_path):
+    array = np.random.default_rng(0).integers(0, 256, (32, 24, 3), dtype=np.uint8)
+    data = encode_image(array, "png", signature="model=abc size=auto")
+    at = data.index(b"model=abc")
+    length = data.index(b"tEXt") - 4  # the text chunk's length field, made larger than the file
+    huge = data[:length] + b"\xff\xff\xff\xf0" + data[length + 4 :]
+    for damaged in (data[:at] + b"M" + data[at + 1 :], data[:12] + b"\0" + data[13:], huge):  # text, IHDR, length
+        (tmp_path / "g.png").write_bytes(damaged)
+        assert read_signature(tmp_path / "g.png", "png") is None
+        with pytest.raises((SyntaxError, OSError)):  # Pillow, which read it before, refuses it too
+            Image.open(tmp_path / "g.png")
 
 
 def test_rgba_outputs_and_no_alpha_in_jpeg():

@@ -161,11 +161,12 @@ class Report:
         except OSError as exc:
             raise OutputError(f"cannot write the report file {path}: {exc.strerror or exc}") from None
 
-    def write(self, record: dict) -> None:
+    def write(self, result: Any) -> None:
+        """One file's result (anything with ``to_json()``), made into JSON only if there is a report."""
         if self.handle is None:
             return
         try:
-            self.handle.write(json.dumps(record) + "\n")
+            self.handle.write(json.dumps(result.to_json()) + "\n")
         except OSError as exc:
             self.failed = f"the report {self.path} could not be written on ({exc.strerror or exc}); it is incomplete"
             click.echo(f"warning: {self.failed}", err=True)

@@ -330,7 +330,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
             failures.append(result)
         if result.status == "ok" and sheet is not None and len(finished) < SHEET_ROWS:
             finished.append(result)
-        report.write(result.to_json())
+        report.write(result)
         progress.update(failed=result.status == "error")
 
     try:
@@ -431,7 +431,7 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
     def on_result(result: Any) -> None:
         if result.status == "error" and len(failures) < MAX_FAILURES_SHOWN:
             failures.append(result)
-        report.write(result.to_json())
+        report.write(result)
         progress.update(failed=result.status == "error")
 
     try:

@@ -185,13 +185,13 @@ def _run(
     report = Report(options["report"])
     progress = Progress(len(pairs) + len(unreadable), "pair", "tryon")
     for result in failed:
-        report.write(result.to_json())
+        report.write(result)
         progress.update(failed=True)
 
     def on_result(result: DressResult) -> None:
         if result.status == "error":
             failed.append(result)
-        report.write(result.to_json())
+        report.write(result)
         progress.update(failed=result.status == "error")
 
     if not single:

@@ -8,6 +8,9 @@ image over it rather than only past twice the limit, where Pillow itself stops.
 from __future__ import annotations
 
 import io
+import os
+import stat
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -240,37 +243,65 @@ def encode_image(
     return buffer.getvalue()
 
 
-def _ends_whole(path: Path, fmt: str) -> bool:
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _ends_whole(fd: int, size: int, fmt: str) -> bool:
     """Whether the file's last bytes are those of a complete ``fmt`` file (a cheap truncation check)."""
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        if fmt == "webp":
-            header = handle.read(12)
-            return (
-                header[:4] == b"RIFF" and header[8:12] == b"WEBP" and int.from_bytes(header[4:8], "little") + 8 == size
-            )
-        handle.seek(max(0, size - 12))
-        tail = handle.read()
+    if fmt == "webp":
+        header = os.pread(fd, 12, 0)
+        return header[:4] == b"RIFF" and header[8:12] == b"WEBP" and int.from_bytes(header[4:8], "little") + 8 == size
+    tail = os.pread(fd, 12, max(0, size - 12))
     if fmt == "png":
         return tail.endswith(b"IEND\xaeB`\x82")
     return tail.rstrip(b"\x00").endswith(b"\xff\xd9")  # jpg
 
 
+def _png_text(fd: int, size: int, key: str) -> str | None:
+    """The PNG text chunk ``key`` among the chunks before the image data (where ``encode_image``
+    writes it), each chunk's CRC checked as Pillow checks them; None if absent or not a PNG."""
+    data = os.pread(fd, 4096, 0)  # the magic, IHDR and the text chunks of our outputs
+    if data[:8] != PNG_MAGIC:
+        return None
+    wanted, at = key.encode("latin-1") + b"\0", 8
+    while True:
+        if len(data) < at + 8:
+            data += os.pread(fd, at + 8 - len(data), len(data))
+        kind, end = data[at + 4 : at + 8], at + 12 + int.from_bytes(data[at : at + 4], "big")
+        if len(kind) < 4 or kind in (b"IDAT", b"IEND") or end > size:
+            return None  # the image data reached, or a chunk longer than the file
+        if len(data) < end:
+            data += os.pread(fd, end - len(data), len(data))
+        if len(data) < end or zlib.crc32(data[at + 4 : end - 4]).to_bytes(4, "big") != data[end - 4 : end]:
+            return None  # cut short or damaged
+        if kind == b"tEXt" and data[at + 8 : end - 4].startswith(wanted):
+            return data[at + 8 + len(wanted) : end - 4].decode("latin-1")
+        at = end
+
+
 def read_signature(path: Path, fmt: str) -> str | None:
     """The signature stored in a complete output file, or None if it is missing, not a regular
-    non-empty file, truncated, of another format or unreadable."""
+    non-empty file, truncated, of another format or unreadable. (One open and a few reads; a
+    PNG's chunks are read directly: resuming a folder job reads one of these per photo.)"""
     try:
-        if not path.is_file() or path.stat().st_size == 0 or not _ends_whole(path, fmt):
+        # O_NONBLOCK: a FIFO of the output's name must not hang the job (it is not regular: None)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size == 0 or not _ends_whole(fd, info.st_size, fmt):
             return None
-        with Image.open(path) as image:
+        if fmt == "png":
+            return _png_text(fd, info.st_size, SIGNATURE_KEY)
+        with os.fdopen(fd, "rb", closefd=False) as handle, Image.open(handle) as image:
             if image.format != OUTPUT_FORMATS[fmt]:
                 return None
-            if fmt == "png":
-                value = image.info.get(SIGNATURE_KEY)
-                return value if isinstance(value, str) else None
             raw = image.info.get("comment" if fmt == "jpg" else "xmp", b"")
     except (OSError, SyntaxError, ValueError):
         return None
+    finally:
+        os.close(fd)
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     prefix = f"{SIGNATURE_KEY}:"
     return text[len(prefix) :] if text.startswith(prefix) else None

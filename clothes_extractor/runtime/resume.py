@@ -24,9 +24,11 @@ class Skipped:
 def already_done(job: ExtractJob, plan: Plan, overwrite: bool) -> bool:
     """Whether the output is already there, complete and written by this model with these
     settings (an output of another model, or a truncated one, is redone)."""
-    if not overwrite and job.output.exists():
-        if read_signature(job.output, output_format(job.output)) == plan.signature:
-            return True
+    if overwrite:
+        return False
+    if read_signature(job.output, output_format(job.output)) == plan.signature:
+        return True
+    if job.output.exists():
         log.info("redoing %s: incomplete, or written by another model or settings", job.output)
     return False
 
