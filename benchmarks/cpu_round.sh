@@ -12,6 +12,8 @@
 #   serve.json           serve_load.py: 16 clients, batched vs one request per model run
 #   ray.txt              extract vs extract --ray on 1,008 photos, same machine, same run
 #   tryon.txt            tryon on 100 pairs
+#   folder-memory-nested.json  extract's peak RSS and time on folders of 504 / 65,536 /
+#                        262,144 photos (links; all but 504 already done), 1,000 per subfolder
 set -euo pipefail
 data=${1:?usage: cpu_round.sh VITON_DIR OLD_MODELS_DIR OUT_DIR}
 old=${2:?usage: cpu_round.sh VITON_DIR OLD_MODELS_DIR OUT_DIR}
@@ -67,3 +69,6 @@ if [ -f "$models/tryon-fp32.onnx" ]; then
   $ce tryon --person "$data/val/image" --garment "$data/val/cloth" --pairs "$work/pairs.txt" -o "$work/dressed" \
     --provider cpu 2>&1 | tail -1 | tee "$out/tryon.txt"
 fi
+
+python benchmarks/folder_memory.py "$data/val/image" --sizes 504,65536,262144 --per-folder 1000 \
+  --work "$work" --out "$out/folder-memory-nested.json"
