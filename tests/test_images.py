@@ -221,3 +221,16 @@ def test_rgba_outputs_and_no_alpha_in_jpeg():
     assert decoded.mode == "RGBA" and decoded.getpixel((0, 0))[3] == 7
     with pytest.raises(ValueError, match="JPEG has no alpha"):
         encode_image(array, "jpg", alpha=alpha)
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp"])
+def test_signatures_read_without_pread(tmp_path, monkeypatch, fmt):
+    # where os.pread is missing (Windows), the same answers through seek and read
+    array = np.random.default_rng(1).integers(0, 256, (32, 24, 3), dtype=np.uint8)
+    path = tmp_path / f"g.{fmt}"
+    data = encode_image(array, fmt, signature="model=abc")
+    monkeypatch.delattr(os, "pread")
+    path.write_bytes(data)
+    assert read_signature(path, fmt) == "model=abc"
+    path.write_bytes(data[:-5])
+    assert read_signature(path, fmt) is None
