@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gc
 import json
 import logging
 import math
@@ -268,6 +269,10 @@ class Run:
             import torch.distributed as dist
 
             dist.barrier()
+            # DDP holds the process group: let it go while the interpreter is whole, or gloo's
+            # threads die at exit, now and then with an abort ("terminate called ...", exit -6)
+            self.ddp_model, self.ddp_disc = self.model, self.discriminator
+            gc.collect()
             dist.destroy_process_group()
         self.stop.deliver()  # saved: now the signal's usual effect
 
