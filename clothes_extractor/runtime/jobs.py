@@ -149,24 +149,17 @@ def _dataset_photos(folder: Path, prefix: str) -> Iterator[Found] | None:
     """The photos of a dataset split folder with their parse / label maps, or None if it is not one."""
     parse_dir = dataset_parse_folder(folder)
     if parse_dir is not None:
-        names = sorted(os.listdir(folder / "image"), key=_by_output)
+        keys = _output_order(n for n in os.listdir(folder / "image") if _is_image_name(n))
         return (
-            Found(folder / "image" / n, prefix + Path(n).stem, MaskSource("parse", parse_dir / f"{Path(n).stem}.png"))
-            for n in names
-            if _is_image_name(n)
+            Found(folder / "image" / name, prefix + stem, MaskSource("parse", parse_dir / f"{stem}.png"))
+            for name, stem in map(_from_key, keys)
         )
     if dresscode_folder(folder):
-        names = sorted(
-            (n for n in os.listdir(folder / "images") if _is_image_name(n) and Path(n).stem.endswith("_0")),
-            key=_by_output,
-        )
+        images = folder / "images"
+        keys = _output_order(n for n in os.listdir(images) if _is_image_name(n) and Path(n).stem.endswith("_0"))
         return (
-            Found(
-                folder / "images" / n,
-                prefix + Path(n).stem,
-                MaskSource("labels", dresscode_label_map(folder / "images" / n)),
-            )
-            for n in names
+            Found(images / name, prefix + stem, MaskSource("labels", dresscode_label_map(images / name)))
+            for name, stem in map(_from_key, keys)
         )
     return None
 
@@ -196,16 +189,16 @@ def walk_photos(folder: Path, recursive: bool, exclude: set[Path], prefix: str =
     except OSError as exc:
         yield Found(folder, prefix.rstrip("/"), error=_scan_error(folder, exc))
         return
-    for name in photos:
-        yield Found(folder / name, prefix + os.path.splitext(name)[0], error=problems.get(name))
+    for name, stem in map(_from_key, photos):
+        yield Found(folder / name, prefix + stem, error=problems.get(name))
     if recursive:
         for name in subfolders:
             yield from walk_photos(folder / name, recursive, exclude, f"{prefix}{name}/", seen)
 
 
 def _list_folder(folder: Path) -> tuple[list[str], list[str], dict[str, str]]:
-    """A folder's photo names and subfolder names (sorted, hidden ones left out), and the
-    photo names that could not be examined, with why."""
+    """A folder's photos (as ``_output_order`` keys) and subfolder names, sorted, hidden ones
+    left out, and the names of the photos that could not be examined, with why."""
     photos: list[str] = []
     subfolders: list[str] = []
     problems: dict[str, str] = {}
@@ -217,20 +210,32 @@ def _list_folder(folder: Path) -> tuple[list[str], list[str], dict[str, str]]:
                 if entry.is_dir():
                     subfolders.append(entry.name)
                 elif _is_image_name(entry.name) and entry.is_file():
-                    photos.append(entry.name)
+                    photos.append(_key(entry.name))
             except OSError as exc:
                 if _is_image_name(entry.name):
-                    photos.append(entry.name)
+                    photos.append(_key(entry.name))
                     problems[entry.name] = _scan_error(Path(entry.path), exc)
-    photos.sort(key=_by_output)
+    photos.sort()
     subfolders.sort()
     return photos, subfolders, problems
 
 
-def _by_output(name: str) -> tuple[str, str]:
-    """Sorting key of a folder's photos: by output name (the stem), then by name, so that
-    photos that would be written to one output (``a.jpg``, ``a.png``) come one after the other."""
-    return os.path.splitext(name)[0], name
+def _key(name: str) -> str:
+    return "\0".join(os.path.splitext(name))  # a.jpg -> "a\0.jpg"
+
+
+def _output_order(names: Iterable[str]) -> list[str]:
+    """``names`` in output order: by stem, then name (``a.jpg``, ``a.png``, ``a-1.jpg``), so
+    that photos that would be written to one output come one after the other. Each is held
+    as its stem and suffix joined by a NUL, which sorts so by itself: no sort key beside
+    each of a flat folder's million names."""
+    return sorted(map(_key, names))
+
+
+def _from_key(key: str) -> tuple[str, str]:
+    """(name, stem) of an ``_output_order`` key."""
+    stem, _, suffix = key.partition("\0")
+    return stem + suffix, stem
 
 
 def _single(item: Path) -> Found:
