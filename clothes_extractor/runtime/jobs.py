@@ -91,8 +91,9 @@ class MaskIndex:
         if not folder.is_dir():
             raise InputError(f"--masks folder not found or not a folder: {folder}")
         self.folder = folder
-        self.nested = any(not name.startswith(".") for name in self._listing(folder)[1])
-        self._last: tuple[Path, dict[str, list[str]]] | None = None
+        stems, subfolders = self._listing(folder)
+        self.nested = any(not name.startswith(".") for name in subfolders)
+        self._last: tuple[Path, dict[str, list[str]]] = (folder, stems)  # the top folder, read once
 
     @staticmethod
     def _listing(folder: Path) -> tuple[dict[str, list[str]], list[str]]:
@@ -120,7 +121,7 @@ class MaskIndex:
         if where and not self.nested:
             where = ""  # a flat folder: by stem
         folder = self.folder / where
-        if self._last is None or self._last[0] != folder:
+        if self._last[0] != folder:
             self._last = (folder, self._listing(folder)[0])
         names = self._last[1].get(stem, [])
         if len(names) > 1:
