@@ -73,8 +73,10 @@ def main() -> None:
     parser.add_argument("--real", type=int, default=504, help="photos that go through the models in each run")
     parser.add_argument("--work", type=Path, default=None, help="where to make the folders (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=None, help="write the results here as JSON")
-    parser.add_argument("extract_args", nargs="*", help="more extract options, after --")
-    args = parser.parse_args()
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)  # extract's options: all after --
+    args = parser.parse_args(argv[:split])
+    args.extract_args = argv[split + 1 :]
     photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[: args.real]
     if len(photos) < args.real:
         raise SystemExit(f"{args.photos} has {len(photos)} photos, --real asks for {args.real}")
