@@ -1,7 +1,10 @@
 """The folder job on a real local Ray cluster: the same bytes as local extract, bad files
-reported, a resume, a killed actor retried, pyarrow filesystem URIs."""
+reported, a resume, a killed actor retried, pyarrow filesystem URIs, the folder walked in
+the cluster (the driver holds no list of jobs), and the command line's --ray."""
 
+import json
 import os
+import pickle
 import shutil
 import signal
 import threading
@@ -13,11 +16,12 @@ from PIL import Image
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 
-from clothes_extractor.distributed.ray_job import RayOptions, find_remote_jobs, run_on_ray  # noqa: E402
+from clothes_extractor.distributed.jobsource import read_jobs, unpack  # noqa: E402
+from clothes_extractor.distributed.ray_job import JobWalk, RayOptions, find_remote_jobs, run_on_ray  # noqa: E402
 from clothes_extractor.runtime.jobs import MaskIndex, find_jobs  # noqa: E402
 from clothes_extractor.runtime.pipeline import ExtractOptions, run_extraction  # noqa: E402
 from clothes_extractor.runtime.session import ModelSession  # noqa: E402
-from conftest import person_photo  # noqa: E402
+from conftest import person_photo, run_cli  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("ray")
 
@@ -123,3 +127,74 @@ def test_uris_in_and_out_and_a_killed_actor_restarted_with_nothing_lost(cluster,
     assert [p.name for p in written] == [f"c{i:02d}.webp" for i in range(24)]  # no stray or partial file
     for path in written:
         Image.open(path).load()
+
+
+def _named_tree(root: Path) -> Path:
+    """Two subfolders of empty .jpg files (the walk reads names only) and a colliding pair."""
+    for sub in ("s1", "s2"):
+        (root / sub).mkdir(parents=True)
+        for i in range(5):
+            (root / sub / f"p{i}.jpg").write_bytes(b"")
+    (root / "a.jpg").write_bytes(b"")
+    (root / "a.png").write_bytes(b"")
+    return root
+
+
+def test_the_walk_runs_in_the_cluster_in_small_blocks(cluster, tmp_path):
+    """The driver holds a walk, not its jobs: it pickles small, counts what it gives, and its
+    jobs reach the prepare step in blocks of the asked size, from a task of their own (a
+    walk fused into one prepare task would do the whole folder's work in one process)."""
+    root = _named_tree(tmp_path / "in")
+    walk = JobWalk((root, tmp_path / "missing.jpg"), (), str(tmp_path / "out"), "png", recursive=True)
+    jobs = list(walk)
+    mine = [(str(j.photo), str(j.output), j.error) for j in jobs]
+    theirs = find_jobs([root, tmp_path / "missing.jpg"], tmp_path / "out", "png", recursive=True)
+    assert mine == [(str(j.photo), str(j.output), j.error) for j in theirs]
+    assert walk.count() == len(jobs) == 13
+    assert sum(j.error is not None for j in jobs) == 2  # the collision and the missing photo
+    assert len(pickle.dumps(walk)) < 1000
+
+    dataset = read_jobs(ray, walk, 4).materialize()
+    assert dataset.num_blocks() >= 3  # cut to about 4 rows a block (Ray 2.60: 4, 4, 4, 1; 2.50: 3 blocks)
+    got = [unpack(row) for row in dataset.iter_rows()]
+    assert sorted((str(j.photo), str(j.output), j.error) for j in got) == sorted(mine)
+
+    def slow_pid(row):  # nested: Ray pickles it by value (the workers cannot import this module)
+        time.sleep(0.25)
+        return {"pid": os.getpid()}
+
+    pids = {row["pid"] for row in read_jobs(ray, walk, 2).map(slow_pid).iter_rows()}
+    assert len(pids) > 1, "the jobs were prepared in one process"
+
+
+def test_extract_ray_on_the_command_line(tmp_path, tiny_model_path):
+    """``extract --ray``: a local Ray started by the command, masks looked up in the cluster,
+    outputs under a URI, a bad file and a missing input reported, exit 1, a rerun skips."""
+    folder, masks = tmp_path / "in" / "shop", tmp_path / "masks" / "shop"
+    folder.mkdir(parents=True)
+    masks.mkdir(parents=True)
+    for i in range(6):
+        photo, mask = person_photo(i)
+        photo.save(folder / f"p{i}.jpg", quality=90)
+        mask.save(masks / f"p{i}.png")
+    (folder / "text.jpg").write_text("not an image")
+    out_uri = f"file://{tmp_path}/out"
+    report = tmp_path / "report.jsonl"
+    args = ["extract", tmp_path / "in", tmp_path / "gone.jpg", "-o", out_uri, "--ray", "--recursive"]
+    args += ["--model", tiny_model_path, "--masks", tmp_path / "masks", "--report", report]
+    first = run_cli(*args, timeout=300)
+    assert first.returncode == 1, first.stderr
+    assert "extracting 8 photo(s) on Ray" in first.stderr
+    rows = {Path(r["input"]).name: r for r in map(json.loads, report.read_text().splitlines())}
+    assert {n: r["status"] for n, r in rows.items()} == {
+        **{f"p{i}.jpg": "ok" for i in range(6)},
+        "text.jpg": "error",
+        "gone.jpg": "error",
+    }
+    assert rows["p0.jpg"]["mask"].startswith("file") and "input not found" in rows["gone.jpg"]["error"]
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*"))
+    assert written == ["shop"] + [f"shop/p{i}.png" for i in range(6)]
+    again = run_cli(*args, timeout=300)
+    assert again.returncode == 1, again.stderr
+    statuses = [json.loads(line)["status"] for line in report.read_text().splitlines()]
+    assert sorted(statuses) == ["error"] * 2 + ["skipped"] * 6

@@ -398,35 +398,42 @@ def _summarise(summary, failures, report_path, report, sheet, finished, generato
 
 def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any]) -> None:
     """The folder job on Ray: the same stages, models in actor pools, outputs from the workers."""
-    from ..distributed.ray_job import RayOptions, find_remote_jobs, is_remote, run_on_ray, to_remote_output
-    from ..runtime.jobs import MaskIndex, check_output_folders, find_jobs
+    from ..distributed.ray_job import JobWalk, RayOptions, is_remote, run_on_ray
+    from ..runtime.jobs import MaskIndex, check_output_folders
 
     fmt = options["fmt"]
     extract_options = _extract_options(options, fmt)
     if options["no_segmenter"] and options["segmenter"] is not None:
         raise click.UsageError("--segmenter and --no-segmenter exclude each other")
-    remote = [i for i in inputs if is_remote(i)]
-    local = [Path(i) for i in inputs if not is_remote(i)]
+    local = tuple(Path(i) for i in inputs if not is_remote(i))
     if not is_remote(output):
         check_output_folders(local, Path(output), options["save_masks"])
         check_output_dir(Path(output))
-    masks = MaskIndex(options["masks"]) if options["masks"] is not None else None
-    out_dir: Any = output if is_remote(output) else Path(output)
-    jobs = find_jobs(local, Path(output), fmt, masks, options["recursive"], options["save_masks"]) if local else []
-    if is_remote(output):
-        jobs = to_remote_output(jobs, Path(output), output)
-    jobs += find_remote_jobs(remote, str(out_dir), fmt, options["recursive"])
-    if not jobs:
-        raise click.ClickException(f"no photos found in {', '.join(inputs)}")
+    if options["masks"] is not None:
+        MaskIndex.check(options["masks"])
+    # walked in the cluster as the job goes; counted here first, for the progress bar
+    jobs = JobWalk(
+        local,
+        tuple(i for i in inputs if is_remote(i)),
+        output,
+        fmt,
+        options["masks"],
+        options["recursive"],
+        options["save_masks"],
+    )
+    total = jobs.count()
+    if not total:
+        hint = "" if options["recursive"] else " (add --recursive to look in subfolders)"
+        raise click.ClickException(f"no photos found in {', '.join(inputs)}{hint}")
     address = options["ray_address"]
     ray_options = RayOptions(
         address=address, actors=options["actors"], provider=options["provider"], extract=extract_options
     )
     segmenter = None if options["no_segmenter"] else str(options["segmenter"] or "segmenter")
     report = Report(options["report"])
-    click.echo(f"extracting {len(jobs)} photo(s) on Ray ({address or 'a local Ray'}) -> {output}", err=True)
+    click.echo(f"extracting {total} photo(s) on Ray ({address or 'a local Ray'}) -> {output}", err=True)
     failures: list[Any] = []
-    progress = Progress(len(jobs), "photo", "extract")
+    progress = Progress(total, "photo", "extract")
 
     def on_result(result: Any) -> None:
         if result.status == "error" and len(failures) < MAX_FAILURES_SHOWN:
@@ -435,7 +442,7 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
         progress.update(failed=result.status == "error")
 
     try:
-        summary = run_on_ray(str(options["model"] or "generator"), segmenter, jobs, ray_options, on_result)
+        summary = run_on_ray(str(options["model"] or "generator"), segmenter, jobs, ray_options, on_result, total)
     finally:
         progress.close()
         report.close()

@@ -1,7 +1,8 @@
 """Catalog scale: the folder job on a Ray cluster, built from the runtime's own stages.
 
-    prepare (Ray tasks, CPUs)  ->  segment + finish + generate (actor pool: the models, loaded
-        once per actor; one actor per GPU with num_gpus=1)  ->  write (Ray tasks)
+    walk (one read task, ``jobsource``)  ->  prepare (Ray tasks, CPUs)  ->  segment + finish +
+        generate (actor pool: the models, loaded once per actor; one actor per GPU with
+        num_gpus=1)  ->  write (Ray tasks)
 
 Ray Data streams the photos through these operators with backpressure; its actor pools
 restart a dead actor and retry its batch (``max_restarts`` / ``max_task_retries`` default
@@ -14,7 +15,6 @@ remote photo is fetched by the task that prepares it; an output is uploaded in o
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import pickle
 import tempfile
@@ -42,14 +42,9 @@ from ..runtime.stages import (
     segment,
     write,
 )
+from .jobsource import JobWalk, find_remote_jobs, is_remote, pack, read_jobs, rows_per_block, unpack
 
 log = logging.getLogger(__name__)
-
-REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "file://")
-
-
-def is_remote(path: str) -> bool:
-    return str(path).startswith(REMOTE_SCHEMES)
 
 
 def import_ray() -> Any:
@@ -73,14 +68,6 @@ class RayOptions:
     provider: str = "auto"
     num_cpus: int | None = None  # for the local Ray only
     extract: ExtractOptions = field(default_factory=ExtractOptions)
-
-
-def _pack(value: Any) -> dict[str, bytes]:
-    return {"payload": pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)}
-
-
-def _unpack(row: dict[str, Any]) -> Any:
-    return pickle.loads(row["payload"])
 
 
 def _fetch(job: ExtractJob, folder: Path) -> ExtractJob:
@@ -116,7 +103,9 @@ def _remote_signature(uri: str) -> str | None:
 
 def prepare_row(row: dict[str, Any], plan: Plan, overwrite: bool) -> dict[str, bytes]:
     """Ray task: a job -> a fitted photo, a photo for the segmenter, a skip or an error."""
-    job: ExtractJob = _unpack(row)
+    job: ExtractJob = unpack(row)
+    if job.error is not None:  # known when the folder was walked
+        return pack(FileResult(str(job.photo), "error", None, job.error, None))
     try:
         output = str(job.output)
         if not overwrite:
@@ -124,7 +113,7 @@ def prepare_row(row: dict[str, Any], plan: Plan, overwrite: bool) -> dict[str, b
             if not is_remote(output) and Path(output).exists():
                 done = read_signature(Path(output), output_format(Path(output)))
             if done == plan.signature:
-                return _pack(FileResult(str(job.photo), "skipped", output, None, None))
+                return pack(FileResult(str(job.photo), "skipped", output, None, None))
         if is_remote(str(job.photo)) or (job.mask.path is not None and is_remote(str(job.mask.path))):
             with tempfile.TemporaryDirectory(prefix="ce-ray-") as tmp:
                 item = prepare(_fetch(job, Path(tmp)), plan)
@@ -134,8 +123,8 @@ def prepare_row(row: dict[str, Any], plan: Plan, overwrite: bool) -> dict[str, b
             item = prepare(job, plan)
     except Exception as exc:  # noqa: BLE001 - reported per photo, the job goes on
         source = job.mask.describe() if job.mask.kind != "auto" else None
-        return _pack(FileResult(str(job.photo), "error", None, describe_error(exc), source))
-    return _pack(item)
+        return pack(FileResult(str(job.photo), "error", None, describe_error(exc), source))
+    return pack(item)
 
 
 class ModelStage:
@@ -197,7 +186,7 @@ class ModelStage:
 
 def write_row(row: dict[str, Any], plan: Plan) -> dict[str, Any]:
     """Ray task: encode and write one garment (or pass a result through); the result record."""
-    item = _unpack(row)
+    item = unpack(row)
     if isinstance(item, FileResult):
         return {"result": item.to_json()}
     prepared, outputs = item
@@ -223,68 +212,20 @@ def write_row(row: dict[str, Any], plan: Plan) -> dict[str, Any]:
     }
 
 
-def find_remote_jobs(inputs: Iterable[str], out_dir: str, fmt: str, recursive: bool) -> list[ExtractJob]:
-    """Jobs for photos under pyarrow-reachable URIs (``s3://bucket/prefix``); outputs under ``out_dir``."""
-    import pyarrow.fs as pafs
-
-    from ..runtime.images import IMAGE_SUFFIXES
-
-    jobs = []
-    for uri in inputs:
-        fs, root = pafs.FileSystem.from_uri(uri)
-        prefix = uri[: len(uri) - len(root)] if uri.endswith(root) else uri.split(root)[0]
-        info = fs.get_file_info(root)
-        if info.type == pafs.FileType.File:
-            entries = [info]
-            base = str(Path(root).parent)
-        elif info.type == pafs.FileType.Directory:
-            entries = fs.get_file_info(pafs.FileSelector(root, recursive=recursive))
-            base = root
-        else:
-            jobs.append(ExtractJob(uri, out_dir, MaskSource("auto"), error=f"input not found: {uri}"))
-            continue
-        for entry in sorted(entries, key=lambda e: e.path):
-            name = Path(entry.path).name
-            if (
-                entry.type != pafs.FileType.File
-                or name.startswith(".")
-                or Path(name).suffix.lower() not in IMAGE_SUFFIXES
-            ):
-                continue
-            rel = str(Path(entry.path).relative_to(base).with_suffix(""))
-            output = f"{out_dir.rstrip('/')}/{rel}.{fmt}"
-            # URIs stay strings: Path would fold "s3://" into "s3:/"
-            jobs.append(
-                ExtractJob(prefix + entry.path, output if is_remote(out_dir) else Path(output), MaskSource("auto"))
-            )
-    return jobs
-
-
-def to_remote_output(jobs: list[ExtractJob], local_base: Path, output: str) -> list[ExtractJob]:
-    """Jobs found with ``local_base`` as their output folder, writing under the URI ``output``
-    instead (``local_base`` is the URI folded into a path, "s3:/...": the URI is rebuilt).
-    Masks are not saved beside remote outputs."""
-    return [
-        dataclasses.replace(
-            job,
-            output=f"{output.rstrip('/')}/{Path(job.output).relative_to(local_base).as_posix()}",
-            mask_output=None,
-        )
-        for job in jobs
-    ]
-
-
 def run_on_ray(
     generator: str | Path,
     segmenter: str | Path | None,
-    jobs: list[ExtractJob],
+    jobs: Iterable[ExtractJob],
     options: RayOptions,
     on_result: Callable[[FileResult], None] | None = None,
+    total: int | None = None,
 ) -> ExtractionSummary:
     """Extract every job's garment on Ray; ``on_result`` sees each file's result (driver side).
 
     ``generator`` / ``segmenter``: a model file or a bundled model's task name, opened in the
-    actors (and once on the driver, for the contracts).
+    actors (and once on the driver, for the contracts). ``jobs``: a ``JobWalk`` (walked in
+    the cluster: the driver never holds the list) or a list; ``total``: how many there are
+    (a walk's ``count()``; a list's length by default), which sizes the prepare tasks.
     """
     import time
 
@@ -293,28 +234,22 @@ def run_on_ray(
     ray = import_ray()
     summary = ExtractionSummary()
     started = time.perf_counter()
-
-    def emit(result: FileResult) -> None:
-        summary.add(result)
-        if on_result is not None:
-            on_result(result)
-
+    total = len(jobs) if total is None else total  # type: ignore[arg-type]
     with (
         new_session(str(generator), "cpu") as gen,
         new_session(str(segmenter), "cpu") if segmenter else _Nothing() as seg,
     ):
         plan = make_plan(gen, seg if segmenter else None, options.extract)
-    for job in jobs:
-        if job.error is not None:
-            emit(FileResult(str(job.photo), "error", None, job.error, None))
-    todo = [job for job in jobs if job.error is None]
-    if todo:
+    if total:
         _init(ray, options)
-        dataset = _dataset(ray, todo, str(generator), str(segmenter) if segmenter else None, plan, options)
+        dataset = _dataset(ray, jobs, total, str(generator), str(segmenter) if segmenter else None, plan, options)
         for row in dataset.iter_rows():
             record = row["result"]
             record["size"] = tuple(record["size"]) if record.get("size") is not None else None
-            emit(FileResult(**record))
+            result = FileResult(**record)
+            summary.add(result)
+            if on_result is not None:
+                on_result(result)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -340,14 +275,21 @@ def _init(ray: Any, options: RayOptions) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # the job prints its own progress
 
 
-def _dataset(ray: Any, jobs: list[ExtractJob], generator: str, segmenter: str | None, plan: Plan, options: RayOptions):
+def _dataset(
+    ray: Any,
+    jobs: Iterable[ExtractJob],
+    total: int,
+    generator: str,
+    segmenter: str | None,
+    plan: Plan,
+    options: RayOptions,
+):
     gpus = ray.cluster_resources().get("GPU", 0)
     per_actor = options.gpus_per_actor if options.gpus_per_actor is not None else (1.0 if gpus else 0.0)
     actors = options.actors or (max(1, int(gpus // per_actor)) if per_actor else 1)
     provider = options.provider if options.provider != "auto" or per_actor else "cpu"
     batch = options.extract.batch_size
-    blocks = max(1, min(len(jobs), 4 * int(ray.cluster_resources().get("CPU", 1))))
-    data = ray.data.from_items([_pack(job) for job in jobs], override_num_blocks=blocks)
+    data = read_jobs(ray, jobs, rows_per_block(total, ray.cluster_resources().get("CPU", 1)))
     data = data.map(prepare_row, fn_kwargs={"plan": plan, "overwrite": options.extract.overwrite})
     actor_args = {
         "compute": ray.data.ActorPoolStrategy(size=actors),
@@ -362,4 +304,4 @@ def _dataset(ray: Any, jobs: list[ExtractJob], generator: str, segmenter: str | 
     return data.map(write_row, fn_kwargs={"plan": plan})
 
 
-__all__ = ["RayOptions", "find_remote_jobs", "is_remote", "run_on_ray"]
+__all__ = ["JobWalk", "RayOptions", "find_remote_jobs", "is_remote", "run_on_ray"]

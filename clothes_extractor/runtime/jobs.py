@@ -88,12 +88,17 @@ class MaskIndex:
     """
 
     def __init__(self, folder: Path):
-        if not folder.is_dir():
-            raise InputError(f"--masks folder not found or not a folder: {folder}")
+        self.check(folder)
         self.folder = folder
         stems, subfolders = self._listing(folder)
         self.nested = any(not name.startswith(".") for name in subfolders)
         self._last: tuple[Path, dict[str, list[str]]] = (folder, stems)  # the top folder, read once
+
+    @staticmethod
+    def check(folder: Path) -> None:
+        """``InputError`` unless ``folder`` can be a masks folder (what the index is built from)."""
+        if not folder.is_dir():
+            raise InputError(f"--masks folder not found or not a folder: {folder}")
 
     @staticmethod
     def _listing(folder: Path) -> tuple[dict[str, list[str]], list[str]]:
