@@ -167,6 +167,32 @@ def test_the_walk_runs_in_the_cluster_in_small_blocks(cluster, tmp_path):
     assert len(pids) > 1, "the jobs were prepared in one process"
 
 
+def test_photos_are_prepared_in_tasks_of_their_own(cluster, tiny_model_path, tmp_path):
+    """Decoding and fitting run in Ray tasks, not inside the model actors: fused into an
+    actor (what Ray does when their resources match, as on a CPU-only cluster), one process
+    per model actor would decode every photo of the job."""
+    from clothes_extractor.api import new_session
+    from clothes_extractor.distributed.ray_job import _dataset, _init
+    from clothes_extractor.runtime.pipeline import make_plan
+
+    folder, masks = tmp_path / "in", tmp_path / "masks"
+    folder.mkdir()
+    masks.mkdir()
+    for i in range(4):
+        photo, mask = person_photo(i)
+        photo.save(folder / f"p{i}.jpg")
+        mask.save(masks / f"p{i}.png")
+    jobs = find_jobs([folder], tmp_path / "out", "png", MaskIndex(masks))
+    with new_session(str(tiny_model_path), "cpu") as generator:
+        plan = make_plan(generator, None, ExtractOptions())
+    _init(ray, options())
+    dataset = _dataset(ray, jobs, len(jobs), str(tiny_model_path), None, plan, options())
+    assert [row["result"]["status"] for row in dataset.iter_rows()] == ["ok"] * 4
+    operators = [line.split(":")[0] for line in dataset.stats().splitlines() if line.startswith("Operator ")]
+    assert any(name.endswith(" Map(prepare_row)") for name in operators), operators
+    assert any(name.endswith(" MapBatches(ModelStage)") for name in operators), operators
+
+
 def test_extract_ray_on_the_command_line(tmp_path, tiny_model_path):
     """``extract --ray``: a local Ray started by the command, masks looked up in the cluster,
     outputs under a URI, a bad file and a missing input reported, exit 1, a rerun skips."""

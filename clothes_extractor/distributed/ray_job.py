@@ -275,6 +275,10 @@ def _init(ray: Any, options: RayOptions) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # the job prints its own progress
 
 
+def _one_cpu() -> dict[str, Any]:
+    return {"num_cpus": 1}
+
+
 def _dataset(
     ray: Any,
     jobs: Iterable[ExtractJob],
@@ -290,7 +294,15 @@ def _dataset(
     provider = options.provider if options.provider != "auto" or per_actor else "cpu"
     batch = options.extract.batch_size
     data = read_jobs(ray, jobs, rows_per_block(total, ray.cluster_resources().get("CPU", 1)))
-    data = data.map(prepare_row, fn_kwargs={"plan": plan, "overwrite": options.extract.overwrite})
+    # Prepare (decode, fit) in tasks of its own, one CPU each. Ray fuses a map into the actor
+    # pool after it when their resources match (CPU-only runs), and one actor would then
+    # decode every photo of its batches in turn; Ray never fuses a map whose resources come
+    # from a function (``ray_remote_args_fn``), so they do.
+    data = data.map(
+        prepare_row,
+        fn_kwargs={"plan": plan, "overwrite": options.extract.overwrite},
+        ray_remote_args_fn=_one_cpu,
+    )
     actor_args = {
         "compute": ray.data.ActorPoolStrategy(size=actors),
         "num_cpus": options.cpus_per_actor,
