@@ -195,7 +195,8 @@ def test_photos_are_prepared_in_tasks_of_their_own(cluster, tiny_model_path, tmp
 
 def test_extract_ray_on_the_command_line(tmp_path, tiny_model_path):
     """``extract --ray``: a local Ray started by the command, masks looked up in the cluster,
-    outputs under a URI, a bad file and a missing input reported, exit 1, a rerun skips."""
+    outputs under a URI, a bad file and a missing input reported, exit 1, a rerun skips;
+    ``--sheet`` as local extract makes it."""
     folder, masks = tmp_path / "in" / "shop", tmp_path / "masks" / "shop"
     folder.mkdir(parents=True)
     masks.mkdir(parents=True)
@@ -224,3 +225,15 @@ def test_extract_ray_on_the_command_line(tmp_path, tiny_model_path):
     assert again.returncode == 1, again.stderr
     statuses = [json.loads(line)["status"] for line in report.read_text().splitlines()]
     assert sorted(statuses) == ["error"] * 2 + ["skipped"] * 6
+
+    # --sheet: made from local outputs as local extract makes it; refused with URIs
+    refused = run_cli(*args, "--sheet", tmp_path / "sheet.png")
+    assert refused.returncode == 2 and "--sheet" in refused.stderr and not (tmp_path / "sheet.png").exists()
+    common = ["extract", folder, "--model", tiny_model_path, "--masks", masks]
+    sheets = {}
+    for how in ("ray", "local"):
+        sheets[how] = tmp_path / f"sheet-{how}.png"
+        done = run_cli(*common, "-o", tmp_path / how, "--sheet", sheets[how], *(["--ray"] if how == "ray" else []))
+        assert done.returncode == 1 and f"contact sheet: {sheets[how]}" in done.stderr, done.stderr  # text.jpg
+    with Image.open(sheets["ray"]) as ray_sheet, Image.open(sheets["local"]) as local_sheet:
+        assert ray_sheet.size == local_sheet.size  # six rows of photo | garment

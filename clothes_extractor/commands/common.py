@@ -147,6 +147,14 @@ def check_output_dir(out_dir: Path) -> None:
         ) from None
 
 
+def save_image(path: Path, image: Any) -> None:
+    """A PIL image (a contact sheet) written atomically, in the format its suffix names."""
+    from ..runtime.files import write_atomic
+
+    fmt = path.suffix.lstrip(".").upper().replace("JPG", "JPEG")
+    write_atomic(path, lambda handle: image.save(handle, format=fmt))
+
+
 class Report:
     """The JSON Lines report. A failing write (a full disk) stops the report, not the job:
     the problem is printed once and the exit code becomes 1."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..runtime.providers import PROVIDER_CHOICES
-from .common import Progress, reports_errors, verbose_option
+from .common import Progress, reports_errors, save_image, verbose_option
 
 SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
 
@@ -170,11 +170,11 @@ def evaluate(
         )
         write_atomic(json_path, (json.dumps(payload, indent=2) + "\n").encode())
     if sheet is not None and result.sheet is not None:
-        _save(sheet, result.sheet)
+        save_image(sheet, result.sheet)
     if unpaired_sheet is not None:
         from ..eval.evaluate import unpaired_sheet as make_unpaired
 
-        _save(unpaired_sheet, make_unpaired(session, samples))
+        save_image(unpaired_sheet, make_unpaired(session, samples))
     for failure in result.failures[:20]:
         click.echo(f"error: {failure['sample']}: {failure['error']}", err=True)
     if result.failures:
@@ -199,13 +199,6 @@ def _echo_means(result, seen: set[str] | None, held_out_only: bool) -> dict | No
         other = kept["metrics"].get(name) if seen else None
         click.echo(f"  {name:10s} {value:.4f}" + (f"   held out {other:.4f}" if other is not None else ""))
     return kept
-
-
-def _save(path: Path, image) -> None:
-    from ..runtime.files import write_atomic
-
-    fmt = path.suffix.lstrip(".").upper().replace("JPG", "JPEG")
-    write_atomic(path, lambda handle: image.save(handle, format=fmt))
 
 
 def _open_perceptual(files: tuple[Path, ...], session) -> list:

@@ -15,7 +15,7 @@ import click
 
 from ..errors import InputError
 from ..runtime.providers import PROVIDER_CHOICES
-from .common import Progress, Report, check_output_dir, reports_errors, verbose_option
+from .common import Progress, Report, check_output_dir, reports_errors, save_image, verbose_option
 
 FORMATS = ("png", "jpg", "webp")
 IMAGE_OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -343,7 +343,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     finally:
         progress.close()
         report.close()
-    _summarise(summary, failures, options["report"], report, sheet, finished, generator)
+    _summarise(summary, failures, options["report"], report, sheet, finished, generator.contract.size)
 
 
 def _open_decoder(choice: str, generator: Any) -> Any:
@@ -367,7 +367,7 @@ def _decode_summary(decoded: Any) -> str:
     )
 
 
-def _summarise(summary, failures, report_path, report, sheet, finished, generator) -> None:
+def _summarise(summary, failures, report_path, report, sheet, finished, size) -> None:
     for failure in failures:
         click.echo(f"error: {failure.input}: {failure.error}", err=True)
     if summary.failed > len(failures):
@@ -379,7 +379,7 @@ def _summarise(summary, failures, report_path, report, sheet, finished, generato
     if sheet is not None and finished:
         from ..eval.sheets import extraction_sheet
 
-        extraction_sheet(finished, generator.contract.size).save(sheet)
+        save_image(sheet, extraction_sheet(finished, size))
         click.echo(f"contact sheet: {sheet}", err=True)
     rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
     masks = ", ".join(f"{count} {source}" for source, count in summary.masks.most_common())
@@ -399,6 +399,7 @@ def _summarise(summary, failures, report_path, report, sheet, finished, generato
 def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any]) -> None:
     """The folder job on Ray: the same stages, models in actor pools, outputs from the workers."""
     from ..distributed.ray_job import JobWalk, RayOptions, is_remote, run_on_ray
+    from ..runtime.files import check_writable_file
     from ..runtime.jobs import MaskIndex, check_output_folders
 
     fmt = options["fmt"]
@@ -406,9 +407,14 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
     if options["no_segmenter"] and options["segmenter"] is not None:
         raise click.UsageError("--segmenter and --no-segmenter exclude each other")
     local = tuple(Path(i) for i in inputs if not is_remote(i))
+    sheet = options["sheet"]
     if not is_remote(output):
         check_output_folders(local, Path(output), options["save_masks"])
         check_output_dir(Path(output))
+    if sheet is not None:
+        if is_remote(output) or any(is_remote(i) for i in inputs):
+            raise click.UsageError("--sheet is made from local photos and outputs; on Ray with URIs, leave it out")
+        check_writable_file(sheet, "--sheet", (".png", ".jpg", ".jpeg", ".webp"))
     if options["masks"] is not None:
         MaskIndex.check(options["masks"])
     # walked in the cluster as the job goes; counted here first, for the progress bar
@@ -433,11 +439,14 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
     report = Report(options["report"])
     click.echo(f"extracting {total} photo(s) on Ray ({address or 'a local Ray'}) -> {output}", err=True)
     failures: list[Any] = []
+    finished: list[Any] = []  # the first results, for --sheet
     progress = Progress(total, "photo", "extract")
 
     def on_result(result: Any) -> None:
         if result.status == "error" and len(failures) < MAX_FAILURES_SHOWN:
             failures.append(result)
+        if result.status == "ok" and sheet is not None and len(finished) < SHEET_ROWS:
+            finished.append(result)
         report.write(result)
         progress.update(failed=result.status == "error")
 
@@ -446,4 +455,10 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
     finally:
         progress.close()
         report.close()
-    _summarise(summary, failures, options["report"], report, None, [], None)
+    size = None
+    if finished:  # the sheet's cells at the model's size, as local extract makes them
+        from ..api import new_session
+
+        with new_session(str(options["model"] or "generator"), "cpu") as generator:
+            size = generator.contract.size
+    _summarise(summary, failures, options["report"], report, sheet, finished, size)
