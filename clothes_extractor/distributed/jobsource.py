@@ -19,7 +19,10 @@ from typing import Any, Iterable, Iterator
 from ..runtime.jobs import ExtractJob, MaskIndex, MaskSource, count_jobs, iter_jobs
 
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "file://")
-ROWS_PER_BLOCK = 256  # at most, per prepare task: small enough to spread, large enough to amortise a task
+# Jobs per prepare task, at most: every Ray task costs tens of milliseconds to schedule, which a
+# resume run (mostly skips) feels: 65,536 done photos on 2 cores took 74 s in blocks of 256, 31 s in
+# blocks of 1,024. A small job gets four tasks per CPU instead.
+ROWS_PER_BLOCK = 1024
 ROWS_PER_READ = 1024  # pickled jobs per block the walk yields (Ray merges them up to its block size)
 
 

@@ -288,21 +288,22 @@ def _dataset(
     plan: Plan,
     options: RayOptions,
 ):
-    gpus = ray.cluster_resources().get("GPU", 0)
+    gpus, cpus = ray.cluster_resources().get("GPU", 0), int(ray.cluster_resources().get("CPU", 1))
     per_actor = options.gpus_per_actor if options.gpus_per_actor is not None else (1.0 if gpus else 0.0)
     actors = options.actors or (max(1, int(gpus // per_actor)) if per_actor else 1)
     provider = options.provider if options.provider != "auto" or per_actor else "cpu"
     batch = options.extract.batch_size
-    data = read_jobs(ray, jobs, rows_per_block(total, ray.cluster_resources().get("CPU", 1)))
+    data = read_jobs(ray, jobs, rows_per_block(total, cpus))
     # Prepare (decode, fit) in tasks of its own, one CPU each. Ray fuses a map into the actor
-    # pool after it when their resources match (CPU-only runs), and one actor would then
-    # decode every photo of its batches in turn; Ray never fuses a map whose resources come
-    # from a function (``ray_remote_args_fn``), so they do.
-    data = data.map(
-        prepare_row,
-        fn_kwargs={"plan": plan, "overwrite": options.extract.overwrite},
-        ray_remote_args_fn=_one_cpu,
-    )
+    # pool after it when their resources match (CPU actors), and one actor would then decode
+    # every photo of its batches in turn. A task pool whose size differs from the actor
+    # pool's is never fused: at most one prepare task per CPU of the cluster. (GPU actors'
+    # resources differ anyway; their prepare tasks are left unbounded, for autoscaling.)
+    bound: dict[str, Any] = {}
+    if not per_actor and cpus != actors:
+        pool = getattr(ray.data, "TaskPoolStrategy", None)  # Ray 2.51+; before, concurrency=N said it
+        bound = {"compute": pool(size=cpus)} if pool is not None else {"concurrency": cpus}
+    data = data.map(prepare_row, fn_kwargs={"plan": plan, "overwrite": options.extract.overwrite}, **bound)
     actor_args = {
         "compute": ray.data.ActorPoolStrategy(size=actors),
         "num_cpus": options.cpus_per_actor,
