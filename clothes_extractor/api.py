@@ -94,7 +94,7 @@ def extract_garment(
     *,
     generator: ModelSession | None = None,
     segmenter: ModelSession | None = None,
-    output_size: str | tuple[int, int] = "auto",
+    output_size: str | int | tuple[int, int] = "auto",
     background: str | tuple[int, int, int] = "white",
     alpha_mask: bool = False,
 ) -> Image.Image | list[Image.Image]:

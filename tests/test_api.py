@@ -44,10 +44,12 @@ def test_a_list_runs_as_batches_and_keeps_its_order(tiny_flow_path, photo_folder
         together = extract_garment(paths, [masks / f"{p.stem}.png" for p in paths], generator=generator)
         transparent = extract_garment(paths[0], masks / "p0.png", generator=generator, background="transparent")
         fixed = extract_garment(paths[0], masks / "p0.png", generator=generator, output_size=(128, 96))
+        height = extract_garment(paths[0], masks / "p0.png", generator=generator, output_size=128)
     assert len(together) == len(paths)
     for a, b in zip(one_by_one, together, strict=True):
         assert np.array_equal(np.asarray(a), np.asarray(b))
     assert transparent.mode == "RGBA" and fixed.size == (96, 128)
+    assert np.array_equal(np.asarray(height), np.asarray(fixed))  # a height: the model's aspect
 
 
 def test_a_session_opened_for_the_garment_alone_serves_white_and_refuses_other_backgrounds(photo_folder):

@@ -315,6 +315,9 @@ def test_a_catalog_resolution_model_writes_the_crop_at_its_own_resolution(flow, 
     assert {r.size for r in results.values()} == {TINY_SIZE}
     _, results = run(flow, [big], tmp_path / "fixed", masks, output_size=(128, 96))
     assert {r.size for r in results.values()} == {(128, 96)}
+    _, results = run(flow, [big], tmp_path / "height", masks, output_size=128)  # the model's aspect
+    assert {r.size for r in results.values()} == {(128, 96)}
+    assert (tmp_path / "height" / "p0.png").read_bytes() == (tmp_path / "fixed" / "p0.png").read_bytes()
 
 
 def test_backgrounds_need_a_silhouette_and_compose_exactly(model, flow, photo_folder, tmp_path):

@@ -243,17 +243,6 @@ def _open_models(options: dict[str, Any], background: Any):
     return generator, segmenter
 
 
-def _height_to_size(extract_options: Any, generator: Any) -> Any:
-    import dataclasses
-
-    size = extract_options.output_size
-    if isinstance(size, int):
-        contract = generator.contract
-        size = (size, round(size * contract.width / contract.height))
-        return dataclasses.replace(extract_options, output_size=size)
-    return extract_options
-
-
 def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -> None:
     """One photo to one file (or standard output): the folder job's guarantees, one job."""
     from ..runtime.jobs import MaskIndex, find_jobs
@@ -274,7 +263,6 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
         Path(options["save_masks"]) / f"{photo.stem}.png" if options["save_masks"] else None,
     )
     generator, segmenter = _open_models(options, extract_options.background)
-    extract_options = _height_to_size(extract_options, generator)
     results = []
     run_extraction(generator, [job], extract_options, results.append, segmenter)
     (result,) = results
@@ -308,7 +296,6 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         hint = "" if options["recursive"] else " (add --recursive to look in subfolders)"
         raise click.ClickException(f"no photos found in {', '.join(map(str, inputs))}{hint}")
     generator, segmenter = _open_models(options, extract_options.background)
-    extract_options = _height_to_size(extract_options, generator)
     decoder = _open_decoder(options["decode"], generator)
     jobs = removing_stale_partials(iter_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks))
     report = Report(options["report"])

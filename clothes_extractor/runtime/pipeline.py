@@ -69,7 +69,7 @@ class ExtractOptions:
     workers: int = field(default_factory=default_workers)
     quality: int = 95
     overwrite: bool = False
-    output_size: str | tuple[int, int] = "auto"  # auto | model | (height, width)
+    output_size: str | int | tuple[int, int] = "auto"  # auto | model | height (the model's aspect) | (height, width)
     background: str | tuple[int, int, int] = "white"  # white | transparent | (r, g, b)
     alpha_mask: bool = False  # use a photo's alpha channel as its garment mask
     processes: bool | None = None  # worker processes instead of threads (None: on 4+ cores)
@@ -109,8 +109,11 @@ def make_plan(generator: ModelSession, segmenter: ModelSession | None, options: 
             "background; use --background white, the bundled generator, or a generator trained with a "
             "silhouette (train --arch silhouette or flow)"
         )
-    if isinstance(options.output_size, tuple):
-        h, w = options.output_size
+    output_size = options.output_size
+    if isinstance(output_size, int):  # a height: the width that keeps the model's aspect
+        output_size = (output_size, round(output_size * contract.width / contract.height))
+    if isinstance(output_size, tuple):
+        h, w = output_size
         if not contract.catalog_resolution and (h, w) != contract.size:
             raise ClothesExtractorError(
                 f"{generator.path} answers at {contract.height}x{contract.width} only; drop --output-size "
@@ -122,11 +125,11 @@ def make_plan(generator: ModelSession, segmenter: ModelSession | None, options: 
                 f"give a height and the width that goes with it, e.g. {h}x{round(h * contract.width / contract.height)}"
             )
     background = options.background if isinstance(options.background, str) else "#%02x%02x%02x" % options.background
-    size = options.output_size if isinstance(options.output_size, str) else "%dx%d" % options.output_size
+    size = output_size if isinstance(output_size, str) else "%dx%d" % output_size
     return Plan(
         generator=contract,
         segmenter=segmenter.contract if segmenter is not None else None,
-        output_size=options.output_size,
+        output_size=output_size,
         background=options.background,
         quality=options.quality,
         alpha_mask=options.alpha_mask,
