@@ -235,7 +235,9 @@ def test_extract_ray_on_the_command_line(tmp_path, tiny_model_path):
     sheets = {}
     for how in ("ray", "local"):
         sheets[how] = tmp_path / f"sheet-{how}.png"
-        done = run_cli(*common, "-o", tmp_path / how, "--sheet", sheets[how], *(["--ray"] if how == "ray" else []))
+        ray_only = ["--ray", "--decode", "gpu"] if how == "ray" else []
+        done = run_cli(*common, "-o", tmp_path / how, "--sheet", sheets[how], *ray_only)
         assert done.returncode == 1 and f"contact sheet: {sheets[how]}" in done.stderr, done.stderr  # text.jpg
+        assert ("--decode gpu is not used on Ray" in done.stderr) == (how == "ray")
     with Image.open(sheets["ray"]) as ray_sheet, Image.open(sheets["local"]) as local_sheet:
         assert ray_sheet.size == local_sheet.size  # six rows of photo | garment

@@ -395,6 +395,8 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
         raise click.UsageError("--segmenter and --no-segmenter exclude each other")
     local = tuple(Path(i) for i in inputs if not is_remote(i))
     sheet = options["sheet"]
+    if options["decode"] == "gpu":
+        click.echo("warning: --decode gpu is not used on Ray: its prepare tasks decode on the host", err=True)
     if not is_remote(output):
         check_output_folders(local, Path(output), options["save_masks"])
         check_output_dir(Path(output))
