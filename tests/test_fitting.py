@@ -115,3 +115,14 @@ def test_the_photo_crop_at_output_size_is_the_same_window():
     assert fitted.photo.shape == (256, 192, 3) and fitted.image.shape == (64, 48, 3)
     small = np.asarray(Image.fromarray(fitted.photo).resize((48, 64), Image.Resampling.BILINEAR)).astype(int)
     assert np.abs(small - fitted.image.astype(int)).mean() < 8  # the same window, at two sizes
+
+
+def test_output_sizes_are_parsed_in_one_place():
+    from clothes_extractor.runtime.fitting import parse_output_size
+
+    assert parse_output_size(" Auto ") == "auto" and parse_output_size("model") == "model"
+    assert parse_output_size("512x384") == (512, 384) and parse_output_size("512X384") == (512, 384)
+    assert parse_output_size("512") == 512
+    for bad in ("", "big", "512x", "0", "512x0", "-5", "1x2x3", "12.5"):
+        with pytest.raises(ValueError, match="auto, model, HEIGHTxWIDTH or HEIGHT"):
+            parse_output_size(bad)

@@ -116,7 +116,7 @@ def test_extract_returns_the_garment_and_json_with_the_mask(server):
     status, body, _ = post(
         server,
         {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))},
-        "?response=json&format=webp&background=transparent&output_size=128x96",
+        "?response=json&format=webp&background=transparent&output_size=128",  # a height: the model's aspect
     )
     assert status == 200, body
     with urllib.request.urlopen(f"{server}/info") as answer:

@@ -195,18 +195,13 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
 
 
 def _extract_options(options: dict[str, Any], fmt: str) -> Any:
+    from ..runtime.fitting import parse_output_size
     from ..runtime.pipeline import ExtractOptions, default_workers, parse_background
 
-    size = options["output_size"].strip().lower()
-    if size not in ("auto", "model"):
-        if "x" in size:
-            from .common import parse_size
-
-            size = parse_size(size, "--output-size")
-        elif size.isdigit():
-            size = int(size)  # a height: the width follows from the model
-        else:
-            raise click.BadParameter(f"{size!r} is not auto, model, HEIGHTxWIDTH or HEIGHT", param_hint="--output-size")
+    try:
+        size = parse_output_size(options["output_size"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--output-size") from None
     try:
         background = parse_background(options["background"])
     except ValueError as exc:

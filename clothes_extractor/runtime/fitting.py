@@ -34,6 +34,21 @@ class FittedInput:
     photo: np.ndarray | None = None  # the same window at the output size, uint8 [h, w, 3] (catalog resolution)
 
 
+def parse_output_size(value: str) -> str | int | tuple[int, int]:
+    """``auto``, ``model``, ``HEIGHTxWIDTH`` or ``HEIGHT`` (the model's aspect) -> the value
+    ``ExtractOptions.output_size`` takes; ``ValueError`` with what is accepted otherwise."""
+    text = value.strip().lower()
+    if text in ("auto", "model"):
+        return text
+    try:
+        sides = tuple(int(v) for v in text.split("x"))
+    except ValueError:
+        sides = ()
+    if len(sides) in (1, 2) and min(sides) >= 1:
+        return sides[0] if len(sides) == 1 else (sides[0], sides[1])
+    raise ValueError(f"output size must be auto, model, HEIGHTxWIDTH or HEIGHT (positive), got {value!r}")
+
+
 def output_size_for(window_height: float, contract, requested: str | tuple[int, int] = "auto") -> tuple[int, int]:
     """(height, width) of the garment for a photo window ``window_height`` photo pixels tall.
 

@@ -1,7 +1,7 @@
 """The HTTP API and its page. Routes call the runtime's stages, as ``extract`` does.
 
     POST /extract   multipart ``photo`` (and optional ``mask``); query ``format`` (png, jpg,
-                    webp), ``output_size`` (auto, model, HxW), ``background`` (white,
+                    webp), ``output_size`` (auto, model, HxW or a height), ``background`` (white,
                     transparent, #RRGGBB), ``response`` (image, or json: the garment and the
                     mask as data URLs, the mask's source, the size, timings)
     GET  /          a page: drop photos, see photo | mask | garment, download
@@ -29,6 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from ..errors import ClothesExtractorError, InputError
+from ..runtime.fitting import parse_output_size
 from ..runtime.images import encode_image
 from ..runtime.jobs import ExtractJob, MaskSource
 from ..runtime.pipeline import ExtractOptions, generator_outputs, make_plan, parse_background
@@ -170,13 +171,10 @@ def request_options(fmt: str, output_size: str, background: str) -> dict[str, An
         raise InputError(str(exc)) from None
     if parsed_background == "transparent" and fmt == "jpg":
         raise InputError("JPEG has no transparency: use format=png or webp with background=transparent")
-    size: Any = output_size
-    if output_size not in ("auto", "model"):
-        try:
-            height, width = (int(v) for v in output_size.lower().split("x"))
-        except ValueError:
-            raise InputError(f"output_size must be auto, model or HEIGHTxWIDTH, got {output_size!r}") from None
-        size = (height, width)
+    try:
+        size = parse_output_size(output_size)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     return {"format": fmt, "extract": {"output_size": size, "background": parsed_background, "workers": 1}}
 
 
