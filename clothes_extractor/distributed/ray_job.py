@@ -263,21 +263,23 @@ class _Nothing:
 
 
 def _init(ray: Any, options: RayOptions) -> None:
-    """Join or start Ray. Its start-up notes (which instance, token authentication, that Ray
-    Data's progress bars are off: the job prints its own) stay off the user's terminal
-    unless ``-vv``, as onnxruntime's do; its errors still reach it."""
+    """Join or start Ray. The notes of a local Ray this job starts (which instance, token
+    authentication) and Ray Data's note that its progress bars are off (the job prints its
+    own) stay off the user's terminal unless ``-vv``, as onnxruntime's do; Ray Data's
+    warnings (a job that cannot get its resources, say) and a cluster's still reach it."""
     if ray.is_initialized():
         return
     chatty = logging.getLogger().isEnabledFor(logging.DEBUG)
-    level = logging.INFO if chatty else logging.ERROR
     if options.address:
-        ray.init(address=options.address, log_to_driver=False, logging_level=level)
+        ray.init(address=options.address, log_to_driver=False)
     else:
+        level = logging.INFO if chatty else logging.ERROR
         ray.init(num_cpus=options.num_cpus, include_dashboard=False, log_to_driver=False, logging_level=level)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.INFO if chatty else logging.ERROR)
+    logging.getLogger("ray.data").setLevel(logging.INFO if chatty else logging.WARNING)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.INFO if chatty else logging.ERROR)
 
 
 def _dataset(
