@@ -4,7 +4,7 @@ The driver holds a ``JobWalk`` (the inputs, the output, the settings) and a coun
 list of the jobs: one Ray read task walks the folders (``runtime.jobs.iter_jobs``, or a
 pyarrow listing for ``s3://``-style URIs) and streams the jobs out, pickled, a block of
 rows at a time; a streaming repartition cuts them into small blocks, so the photos are
-prepared by many tasks at once. A million photos cost the driver what ten do.
+prepared by many tasks at once. The driver's memory barely moves with the folder's size.
 """
 
 from __future__ import annotations
