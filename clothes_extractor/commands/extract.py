@@ -389,6 +389,7 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
     if options["no_segmenter"] and options["segmenter"] is not None:
         raise click.UsageError("--segmenter and --no-segmenter exclude each other")
     local = tuple(Path(i) for i in inputs if not is_remote(i))
+    remote = tuple(i for i in inputs if is_remote(i))
     sheet = options["sheet"]
     if options["decode"] == "gpu":
         click.echo("warning: --decode gpu is not used on Ray: its prepare tasks decode on the host", err=True)
@@ -396,21 +397,13 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
         check_output_folders(local, Path(output), options["save_masks"])
         check_output_dir(Path(output))
     if sheet is not None:
-        if is_remote(output) or any(is_remote(i) for i in inputs):
+        if is_remote(output) or remote:
             raise click.UsageError("--sheet is made from local photos and outputs; on Ray with URIs, leave it out")
         check_writable_file(sheet, "--sheet", (".png", ".jpg", ".jpeg", ".webp"))
     if options["masks"] is not None:
         MaskIndex.check(options["masks"])
     # walked in the cluster as the job goes; counted here first, for the progress bar
-    jobs = JobWalk(
-        local,
-        tuple(i for i in inputs if is_remote(i)),
-        output,
-        fmt,
-        options["masks"],
-        options["recursive"],
-        options["save_masks"],
-    )
+    jobs = JobWalk(local, remote, output, fmt, options["masks"], options["recursive"], options["save_masks"])
     total = jobs.count()
     if not total:
         hint = "" if options["recursive"] else " (add --recursive to look in subfolders)"
