@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -416,6 +417,26 @@ def test_outputs_that_would_overwrite_inputs_and_bad_option_files_fail_first(tin
     done = run_cli("evaluate", "--model", tiny_model_path, "--data", tmp_path, "--json", tmp_path / "r.txt")
     assert done.returncode == 1 and "must end in .json" in done.stderr
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+def test_a_photo_is_never_written_over(tiny_model_path, photo_folder, tmp_path):
+    photos, masks = photo_folder
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    Image.open(photos / "p0.jpg").save(shots / "p0.png")
+    shutil.copy(photos / "p1.jpg", shots / "p1.jpg")
+    before = {p.name: p.read_bytes() for p in shots.iterdir()}
+    model = ["--model", tiny_model_path, "--masks", masks]
+    done = run_cli("extract", shots / "p0.png", "-o", shots / "p0.png", *model)
+    assert done.returncode == 2 and "is the photo itself" in done.stderr
+    done = run_cli("extract", shots / "p0.png", "-o", tmp_path / "g.png", "--save-masks", shots, *model)
+    assert done.returncode == 2 and "--save-masks would write" in done.stderr and not (tmp_path / "g.png").exists()
+    done = run_cli("extract", shots, "-o", tmp_path / "o", "--save-masks", shots, *model)
+    assert done.returncode == 1 and "is the input folder" in done.stderr
+    assert {p.name: p.read_bytes() for p in shots.iterdir()} == before
+    done = run_cli("extract", shots / "p0.png", shots / "p1.jpg", "-o", shots, *model)  # into their own folder
+    assert done.returncode == 1 and "p0.png is the photo itself" in done.stderr and "1 extracted" in done.stderr
+    assert {p.name: p.read_bytes() for p in shots.iterdir() if p.name != "p1.png"} == before
 
 
 def test_verbose_goes_after_the_subcommand_too(tiny_model_path, photo_folder, tmp_path):

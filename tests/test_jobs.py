@@ -173,6 +173,21 @@ def test_output_folders_that_would_overwrite_inputs_are_refused(tmp_path):
     check_output_folders([tmp_path / "in"], tmp_path / "in" / "out", None)  # a subfolder is fine
     with pytest.raises(OutputError, match="masks would overwrite garments"):
         check_output_folders([tmp_path / "in"], tmp_path / "out", tmp_path / "out")
+    with pytest.raises(OutputError, match="masks would mix with the photos"):
+        check_output_folders([tmp_path / "in"], tmp_path / "out", tmp_path / "in")
+
+
+def test_a_photo_named_in_its_own_output_folder_is_never_written_over(tmp_path):
+    a, b = touch_image(tmp_path / "in" / "a.png"), touch_image(tmp_path / "in" / "b.jpg")
+    jobs = find_jobs([a, b], tmp_path / "in", "png")
+    assert [(j.photo.name, j.error) for j in jobs][1] == ("b.jpg", None)  # b.png beside it is fine
+    assert "a.png is the photo itself" in jobs[0].error and "choose another -o" in jobs[0].error
+    (same,) = find_jobs([b], tmp_path / "in", "jpg")  # b.jpg -> b.jpg
+    assert "is the photo itself" in same.error
+    (masked,) = find_jobs([a], tmp_path / "out", "png", save_masks=tmp_path / "in")
+    assert "--save-masks would write" in masked.error
+    (fine,) = find_jobs([a], tmp_path / "out", "png", save_masks=tmp_path / "masks")
+    assert fine.error is None
 
 
 def test_dress_code_folders_use_their_label_maps(tmp_path):

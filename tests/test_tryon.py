@@ -129,6 +129,17 @@ def test_one_pair_a_folder_and_a_rerun(tiny_tryon_path, pairs, tmp_path):
     assert stamps == {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
 
 
+def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, pairs, tmp_path):
+    persons, garments = pairs
+    person, garment = persons / PERSONS[0], garments / "g0.png"
+    before = person.read_bytes(), garment.read_bytes()
+    model = ["--model", tiny_tryon_path, "--provider", "cpu"]
+    for output, what in ((person, "person photo"), (garment, "garment")):
+        done = run_cli("tryon", "--person", person, "--garment", garment, "-o", output, *model)
+        assert done.returncode == 1 and f"is the {what} itself" in done.stderr
+    assert (person.read_bytes(), garment.read_bytes()) == before
+
+
 def test_labels_move_between_frames_of_any_aspect(tiny_tryon_path, parser, pairs):
     """A try-on frame of the parser's aspect rescales the class map; one of another aspect
     maps it through the photo. Both put the classes where the photo's pixels land."""

@@ -240,7 +240,7 @@ def _open_models(options: dict[str, Any], background: Any):
 
 def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -> None:
     """One photo to one file (or standard output): the folder job's guarantees, one job."""
-    from ..runtime.jobs import MaskIndex, find_jobs
+    from ..runtime.jobs import MaskIndex, find_jobs, overwrite_error
     from ..runtime.pipeline import run_extraction
     from ..runtime.stages import output_format
 
@@ -257,6 +257,9 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
         job.error,
         Path(options["save_masks"]) / f"{photo.stem}.png" if options["save_masks"] else None,
     )
+    refused = overwrite_error(job.photo, job.output, job.mask_output)
+    if refused is not None:
+        raise click.UsageError(refused)
     generator, segmenter = _open_models(options, extract_options.background)
     results = []
     run_extraction(generator, [job], extract_options, results.append, segmenter)

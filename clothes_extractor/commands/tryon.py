@@ -160,7 +160,7 @@ def _run(
     options: dict[str, Any],
 ) -> None:
     from ..runtime.dressing import DressJob, DressResult, run_dressing
-    from ..runtime.files import remove_stale_partials
+    from ..runtime.files import remove_stale_partials, same_file
 
     fmt = options["fmt"]
     out_dir = output.parent if single else output
@@ -177,11 +177,15 @@ def _run(
 
     jobs = []
     for person, garment in pairs:
-        made = catalog.get(garment, garment)
+        made, path = catalog.get(garment, garment), target(person, garment)
+        inputs = {"person photo": person, "garment": garment}
+        replaced = next((what for what, item in inputs.items() if same_file(path, item)), None)
+        if replaced is not None:
+            made = f"the output {path} is the {replaced} itself: the result would replace it; choose another -o"
         if isinstance(made, str):
-            failed.append(DressResult(str(person), str(garment), "error", str(target(person, garment)), made))
+            failed.append(DressResult(str(person), str(garment), "error", str(path), made))
             continue
-        jobs.append(DressJob(person, made, target(person, garment)))
+        jobs.append(DressJob(person, made, path))
     report = Report(options["report"])
     progress = Progress(len(pairs) + len(unreadable), "pair", "tryon")
     for result in failed:

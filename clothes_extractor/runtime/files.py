@@ -92,6 +92,15 @@ def _remove(path: Path) -> None:
         pass  # its folder is not there or not a folder: nothing was created
 
 
+def same_file(path: Path, other: Path) -> bool:
+    """Whether ``path`` names the existing file ``other`` (through a link, too): writing
+    ``path`` would replace it. False when either does not exist."""
+    try:
+        return os.path.samefile(path, other)
+    except OSError:
+        return False
+
+
 def check_writable_file(path: Path, what: str, suffixes: tuple[str, ...] = ()) -> None:
     """Fail before any work if ``path`` cannot be written as ``what`` (an output named by an option).
 

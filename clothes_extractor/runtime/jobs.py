@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..errors import InputError, OutputError
-from .files import remove_stale_partials
+from .files import remove_stale_partials, same_file
 from .images import IMAGE_SUFFIXES
 
 # Parse-map folder names, most specific first: VITON-HD, then CP-VTON / VITON.
@@ -263,8 +263,25 @@ def check_output_folders(inputs: Iterable[Path], out_dir: Path, save_masks: Path
                 f"the output folder {out_dir} is the input folder: garments would mix with the photos; "
                 "choose another -o (a subfolder is fine)"
             )
-    if save_masks is not None and save_masks.resolve() == out:
+    if save_masks is None:
+        return
+    if save_masks.resolve() == out:
         raise OutputError(f"--save-masks {save_masks} is the output folder: masks would overwrite garments")
+    for item in inputs:
+        if item.is_dir() and item.resolve() == save_masks.resolve():
+            raise OutputError(
+                f"--save-masks {save_masks} is the input folder: masks would mix with the photos (and replace "
+                "PNG photos); choose another folder (a subfolder is fine)"
+            )
+
+
+def overwrite_error(photo: Path, output: Path, mask_output: Path | None = None) -> str | None:
+    """Why this job's garment or saved mask would replace its own photo, or None."""
+    if same_file(output, photo):
+        return f"the output {output} is the photo itself: the garment would replace it; choose another -o"
+    if mask_output is not None and same_file(mask_output, photo):
+        return f"--save-masks would write {mask_output}, the photo itself; choose another --save-masks folder"
+    return None
 
 
 def find_jobs(
@@ -295,17 +312,19 @@ def iter_jobs(
     the walk's order gets it, the other an error. One input folder's photos can only collide
     with their neighbours in the walk (one folder, one stem: ``walk_photos``'s order), so only
     the last output is remembered; several inputs share the output folder, so then every
-    output is.
+    output is. A photo named directly whose garment or mask would be written over it (``-o``
+    its own folder) is an error too.
     """
     inputs = list(inputs)
     exclude = {p.resolve() for p in (out_dir, save_masks) if p is not None}
     claimed: dict[Path, Path] = {}
     remember_all = len(inputs) > 1
     for item in inputs:
+        named = False  # a photo given by name may sit where its outputs go; a walked folder never does
         if item.is_dir():
             found: Iterable[Found] = walk_photos(item, recursive, exclude)
         elif item.exists():
-            found = [_single(item)]
+            found, named = [_single(item)], True
         else:
             yield ExtractJob(item, out_dir, MaskSource("auto"), error=f"input not found: {item}")
             continue
@@ -325,6 +344,8 @@ def iter_jobs(
             if first != entry.path and error is None:
                 error = f"{entry.path} and {first} would both be written to {output}; extract them separately"
             mask_output = save_masks / f"{entry.rel}.png" if save_masks is not None else None
+            if error is None and named:
+                error = overwrite_error(entry.path, output, mask_output)
             yield ExtractJob(entry.path, output, source, error, mask_output)
 
 
