@@ -180,13 +180,14 @@ def test_explicit_provider_never_falls_back_silently(tiny_model_path, photo_fold
         "extract", photos, "-o", tmp_path / "o", "--model", tiny_model_path, "--masks", masks, "--provider", "cuda"
     )
     assert done.returncode == 1 and "cuda provider is not in this onnxruntime build" in done.stderr
-    assert not list((tmp_path / "o").iterdir())
+    assert not (tmp_path / "o").exists()  # not even an empty folder
 
 
 def test_no_photos_found(tiny_model_path, tmp_path):
     (tmp_path / "empty").mkdir()
-    done = run_cli("extract", tmp_path / "empty", "-o", tmp_path / "o", "--model", tiny_model_path)
+    done = run_cli("extract", tmp_path / "empty", "-o", tmp_path / "o" / "deep", "--model", tiny_model_path)
     assert done.returncode == 1 and "no photos found" in done.stderr and "--recursive" in done.stderr
+    assert not (tmp_path / "o").exists()  # the folders made to check -o are gone again
 
 
 def _slow_folder(tmp_path, count=150):

@@ -135,7 +135,10 @@ class Progress:
 
 
 def check_output_dir(out_dir: Path) -> None:
-    """Fail before any work if results cannot be written to ``out_dir``."""
+    """Fail before any work if results cannot be written to ``out_dir``. Folders made for the
+    check are removed again (the first result makes them), so a command that fails later, or
+    writes nothing, leaves no empty folder behind."""
+    made = [folder for folder in (out_dir, *out_dir.parents) if not folder.exists()]  # deepest first
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-"):
@@ -145,6 +148,12 @@ def check_output_dir(out_dir: Path) -> None:
             f"cannot write to the output folder {out_dir}: {exc.strerror or exc}; "
             "choose another -o folder or fix its permissions"
         ) from None
+    finally:
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not made by this check after all, or no longer empty
 
 
 def save_image(path: Path, image: Any) -> None:
