@@ -21,7 +21,7 @@ from typing import Collection, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from .errors import InputError, ModelError
+from .errors import InputError, ModelError, NoGarmentError
 from .models import GPU_PROVIDERS, TASKS, model_for
 from .runtime.hardware import has_nvidia_gpu
 from .runtime.jobs import ExtractJob, MaskSource
@@ -144,6 +144,8 @@ def _prepare_all(photos, masks, folder: Path, plan: Plan, segmenter: ModelSessio
         for i, item in enumerate(prepared):
             if isinstance(item, NeedsMask):
                 found = next(done)
+                if isinstance(found, NoGarmentError):
+                    raise NoGarmentError("extract_garment(photo, mask=...)") from None
                 if not isinstance(found, SegmentedMask):
                     raise found
                 prepared[i] = finish(item, found, plan)

@@ -31,6 +31,16 @@ class InputError(ClothesExtractorError):
     """One input (photo or mask) cannot be used. Folder jobs report it and go on."""
 
 
+class NoGarmentError(InputError):
+    """The segmenter finds no garment in the photo: reported, never invented. ``how`` says how
+    the caller gives a mask instead (an option, a form field, an argument)."""
+
+    SUMMARY = "no garment found in this photo (the segmenter sees none)"  # how a folder job's report begins
+
+    def __init__(self, how: str = "--masks DIR"):
+        super().__init__(f"{self.SUMMARY}; if there is one, give its mask: {how}")
+
+
 class OutputError(ClothesExtractorError):
     """The output cannot be written (folder missing, not writable, name collision)."""
 

@@ -214,6 +214,13 @@ def test_garment_from_another_photo_in_one_command(tiny_tryon_path, pairs, tmp_p
     )
     assert done.returncode == 0, done.stderr
     assert "extracting the garments of 1 photo" in done.stderr and Image.open(out).size == (192, 256)
+    Image.new("RGB", (192, 256), (128, 128, 128)).save(tmp_path / "grey.png")  # no garment to take
+    model = ["--model", tiny_tryon_path, "--provider", "cpu"]
+    done = run_cli(
+        "tryon", "--person", persons / PERSONS[0], "--garment-from", tmp_path / "grey.png", "-o", out, *model
+    )
+    assert done.returncode == 1 and "garment photo: no garment found" in done.stderr
+    assert "extract PHOTO --masks DIR, then tryon --garment" in done.stderr  # tryon itself takes no masks
 
 
 def test_the_python_function(tiny_tryon_path, parser, pairs):

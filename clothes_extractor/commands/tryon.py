@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..errors import InputError
+from ..errors import InputError, NoGarmentError
 from ..runtime.providers import PROVIDER_CHOICES
 from .common import Progress, Report, check_output_dir, reports_errors, verbose_option
 
@@ -258,7 +258,10 @@ def _extract_garments(photos: list[Path], tmp: Path, parser: Any, options: dict[
 
     def on_result(result: Any) -> None:
         photo = Path(result.input)
-        made[photo] = Path(result.output) if result.status == "ok" else f"garment photo: {result.error}"
+        error = result.error
+        if error is not None and error.startswith(NoGarmentError.SUMMARY):  # tryon takes no masks: extract first
+            error = str(NoGarmentError("clothes-extractor extract PHOTO --masks DIR, then tryon --garment GARMENT"))
+        made[photo] = Path(result.output) if result.status == "ok" else f"garment photo: {error}"
 
     click.echo(f"extracting the garments of {len(photos)} photo(s) with {generator.path.name}", err=True)
     options = ExtractOptions(batch_size=options["batch_size"], output_size="model", background="white")

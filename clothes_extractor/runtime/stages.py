@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import ClothesExtractorError, InputError
+from ..errors import ClothesExtractorError, InputError, NoGarmentError
 from .contract import ModelContract
 from .files import write_atomic
 from .fitting import (
@@ -48,7 +48,6 @@ NO_MASK_HELP = (
     "parse maps, use --alpha-mask for a cut-out whose alpha is the garment, or use a segmenter "
     "model (--segmenter)"
 )
-NO_GARMENT = "no garment found in this photo (the segmenter sees none); give it a mask with --masks DIR if there is one"
 MIN_PHOTO_SIDE = 16  # pixels; smaller photos cannot show a garment
 # A photo that goes to the segmenter is also kept letterboxed at DETAIL_FACTOR x its input
 # size: a garment that fills little of the frame (a full-body shot) gets a second, zoomed
@@ -302,7 +301,7 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
         shown = mask[y0:y1, x0:x1]
         box = mask_box(shown, threshold)
         if box is None or not _garment_found(shown, threshold):
-            results.append(InputError(NO_GARMENT))
+            results.append(NoGarmentError())
             continue
         results.append(SegmentedMask(mask, item.window))
         bh, bw = (box[3] - box[1]) / mask.shape[0], (box[2] - box[0]) / mask.shape[1]

@@ -28,13 +28,13 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from ..errors import ClothesExtractorError, InputError
+from ..errors import ClothesExtractorError, InputError, NoGarmentError
 from ..runtime.fitting import parse_output_size
 from ..runtime.images import encode_image
 from ..runtime.jobs import ExtractJob, MaskSource
 from ..runtime.pipeline import ExtractOptions, generator_outputs, make_plan, parse_background
 from ..runtime.session import ModelSession
-from ..runtime.stages import NO_GARMENT, NeedsMask, Prepared, SegmentedMask, apply_background, finish, prepare, segment
+from ..runtime.stages import NeedsMask, Prepared, SegmentedMask, apply_background, finish, prepare, segment
 from .batcher import Batcher, QueueFull
 
 log = logging.getLogger(__name__)
@@ -264,8 +264,10 @@ async def handle_extract(request: Request, extractor: Extractor, settings: Serve
         return _error(503, f"the server is busy: {exc}; retry shortly")
     except asyncio.TimeoutError:
         return _error(504, f"the photo took longer than {settings.timeout_s:g} s")
+    except NoGarmentError:
+        return _error(422, str(NoGarmentError("send it as the multipart field 'mask'")))
     except ClothesExtractorError as exc:
-        return _error(422 if str(exc).startswith(NO_GARMENT[:24]) else 400, str(exc))
+        return _error(400, str(exc))
     except Exception as exc:  # noqa: BLE001 - one bad request must not take the server down
         if "maximum" in str(exc).lower() and "size" in str(exc).lower():  # the multipart parser's own limit
             return _error(413, f"the photo is larger than {settings.max_upload_mb:g} MB")
