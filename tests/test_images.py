@@ -39,6 +39,48 @@ def test_not_an_image(tmp_path):
         load_photo(tmp_path / "a.jpg")
 
 
+def test_phone_and_web_formats_are_read_and_walked(tmp_path):
+    from PIL import features
+
+    from clothes_extractor.runtime.jobs import find_jobs
+
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIC needs pillow-heif (the [heif] extra)")
+    pillow_heif.register_heif_opener()  # to write one; the reader registers it itself
+    source = Image.fromarray(np.tile(np.linspace(0, 255, 96, dtype=np.uint8), (128, 1))).convert("RGB")
+    names = ["phone.heic", "web.jfif"] + (["shop.avif"] if features.check("avif") else [])
+    for name in names:
+        source.save(tmp_path / name, format={"jfif": "JPEG"}.get(name.split(".")[1]), quality=95)
+    assert sorted(job.photo.name for job in find_jobs([tmp_path], tmp_path / "out", "png")) == sorted(names)
+    for name in names:
+        rgb, alpha = load_photo(tmp_path / name)
+        diff = np.abs(np.asarray(rgb, np.int16) - np.asarray(source, np.int16))
+        assert rgb.size == source.size and alpha is None and diff.mean() < 3, name
+    (tmp_path / "broken.heic").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    with pytest.raises(InputError, match="HEIC/HEIF file that pillow-heif cannot read; the file may be corrupt"):
+        load_photo(tmp_path / "broken.heic")
+
+
+def test_heic_without_pillow_heif_says_how_to_read_it(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "phone.heic").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    (tmp_path / "shop.avif").write_bytes(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + bytes(64))
+    code = (
+        "import sys; sys.modules['pillow_heif'] = None\n"  # as if not installed
+        "from PIL import Image; Image.OPEN.pop('AVIF', None)\n"  # as a Pillow without AVIF
+        "from pathlib import Path\nfrom clothes_extractor.runtime.images import load_photo\n"
+        "for name in sys.argv[1:]:\n"
+        "    try: load_photo(Path(name))\n"
+        "    except Exception as exc: print(type(exc).__name__, exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, tmp_path / "phone.heic", tmp_path / "shop.avif"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    heic, avif = done.stdout.splitlines()
+    assert heic.startswith("InputError") and 'pip install "clothes-extractor[heif]"' in heic
+    assert avif.startswith("InputError") and "AVIF image" in avif and "Pillow>=11.3" in avif
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="photo not found"):
         load_photo(tmp_path / "nope.jpg")

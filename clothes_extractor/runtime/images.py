@@ -7,6 +7,7 @@ image over it rather than only past twice the limit, where Pillow itself stops.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
@@ -20,7 +21,12 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 from ..errors import InputError
 
 # Suffixes a folder walk picks up. A file named explicitly is tried whatever its suffix.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+# HEIC/HEIF (phone photos) open with pillow-heif installed (the [heif] extra), and are reported
+# with that fix without it; AVIF needs Pillow 11.3+.
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".avif", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif"}
+)
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
 OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 
 PARSE_UPPER_LABEL = 5  # upper clothes in the LIP-style parse maps of VITON and VITON-HD
@@ -42,12 +48,14 @@ def open_image(path: Path, what: str = "image") -> Image.Image:
     if size == 0:
         raise InputError(f"{what} is an empty file (0 bytes): {path}")
     try:
-        image = Image.open(path)
+        try:
+            image = Image.open(path)
+        except UnidentifiedImageError:
+            if not _heif_opener():  # the first HEIC photo of a process registers the plugin, if installed
+                raise
+            image = Image.open(path)
     except UnidentifiedImageError:
-        raise InputError(
-            f"{what} {path} is not an image in a format Pillow can read "
-            "(JPEG, PNG, WebP, BMP, TIFF, GIF); the file may be corrupt"
-        ) from None
+        raise InputError(_unreadable(path, what)) from None
     except Image.DecompressionBombError:
         limit = Image.MAX_IMAGE_PIXELS or 0
         raise InputError(
@@ -65,6 +73,40 @@ def open_image(path: Path, what: str = "image") -> Image.Image:
             f"of {limit / 1e6:.0f} Mpx; downscale it before extracting"
         )
     return image
+
+
+@functools.cache
+def _heif_opener() -> bool:
+    """Let Pillow open HEIC/HEIF photos, if pillow-heif is installed (once per process)."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+def _unreadable(path: Path, what: str) -> str:
+    """Why Pillow cannot open ``path``, with the fix for formats it reads only with help."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        head = b""
+    brands = head[8:64] if head[4:8] == b"ftyp" else b""  # ISO media: major and compatible brands
+    if b"avif" in brands or b"avis" in brands:
+        return f"{what} {path} is an AVIF image, which this Pillow cannot read: pip install -U 'Pillow>=11.3'"
+    if any(brand in brands for brand in _HEIF_BRANDS):
+        if _heif_opener():
+            return f"{what} {path} is a HEIC/HEIF file that pillow-heif cannot read; the file may be corrupt"
+        return (
+            f"{what} {path} is a HEIC/HEIF photo, which Pillow reads only with pillow-heif: "
+            'pip install "clothes-extractor[heif]" (or convert it to JPEG)'
+        )
+    return (
+        f"{what} {path} is not an image in a format Pillow can read "
+        "(JPEG, PNG, WebP, AVIF, BMP, TIFF, GIF; HEIC with pillow-heif); the file may be corrupt"
+    )
 
 
 def _decode(image: Image.Image, path: Path, what: str) -> None:
