@@ -15,8 +15,8 @@ import pytest
 from conftest import ROOT
 
 PACKAGE = ROOT / "clothes_extractor"
-# and two optional GPU libraries: the TensorRT-RTX plugin, nvImageCodec (nvidia.nvimgcodec)
-RUNTIME_THIRD_PARTY = {"numpy", "PIL", "onnxruntime", "onnxruntime_ep_nv_tensorrt_rtx", "nvidia"}
+# numpy, Pillow, onnxruntime; optional plugins of the last two (TensorRT for RTX, nvImageCodec, pillow-heif)
+RUNTIME_THIRD_PARTY = {"numpy", "PIL", "onnxruntime", "onnxruntime_ep_nv_tensorrt_rtx", "nvidia", "pillow_heif"}
 MAX_LINES = 400
 
 
