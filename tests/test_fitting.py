@@ -5,6 +5,7 @@ from PIL import Image
 from clothes_extractor.errors import InputError
 from clothes_extractor.runtime.contract import FitSettings, ModelContract
 from clothes_extractor.runtime.fitting import (
+    check_mask_shape,
     decode_scale_for,
     fit_to_model,
     fit_window,
@@ -126,3 +127,13 @@ def test_output_sizes_are_parsed_in_one_place():
     for bad in ("", "big", "512x", "0", "512x0", "-5", "1x2x3", "12.5"):
         with pytest.raises(ValueError, match="auto, model, HEIGHTxWIDTH or HEIGHT"):
             parse_output_size(bad)
+
+
+def test_a_mask_has_its_photos_shape_at_any_resolution():
+    for mask in ((768, 1024), (96, 128), (97, 129), (10, 13), (11, 13), (1536, 2048)):  # rounding is fine
+        check_mask_shape(mask, (768, 1024))
+    for mask in ((12, 13), (768, 1000), (800, 1024), (1024, 1024)):
+        with pytest.raises(InputError, match="a mask must cover the whole photo"):
+            check_mask_shape(mask, (768, 1024))
+    with pytest.raises(InputError, match="this one is turned"):
+        check_mask_shape((1024, 768), (768, 1024))

@@ -91,13 +91,22 @@ def test_bad_files_are_reported_and_the_rest_is_written(model, photo_folder, tmp
     person_photo(9)[0].save(photos / "nomask.jpg")
     person_photo(10)[0].save(photos / "emptymask.jpg")
     Image.new("L", (120, 160), 0).save(masks / "emptymask.png")
-    # A mask of another size is resized to its photo.
+    # A mask of another size is resized to its photo; one of another shape is someone else's.
     photo, mask = person_photo(11)
     photo.save(photos / "bigmask.jpg")
     mask.resize((360, 480)).save(masks / "bigmask.png")
+    photo.save(photos / "squaremask.jpg")
+    mask.resize((160, 160)).save(masks / "squaremask.png")
+    exif = photo.getexif()
+    exif[0x0112] = 6  # shown turned by 90 degrees: 160x120
+    photo.save(photos / "turned.jpg", exif=exif)
+    mask.save(masks / "turned.png")  # 120x160: the stored orientation, not the shown one
     out = tmp_path / "out"
     summary, results = run(model, [photos], out, masks)
-    assert (summary.ok, summary.failed) == (6, 5)
+    assert (summary.ok, summary.failed) == (6, 7)
+    assert "the mask is 160x160 and the photo 120x160" in results["squaremask.jpg"].error
+    assert "the mask is 120x160 and the photo 160x120" in results["turned.jpg"].error
+    assert "this one is turned" in results["turned.jpg"].error
     assert "empty file (0 bytes)" in results["empty.jpg"].error
     assert "not an image" in results["text.png"].error
     assert "truncated or corrupt" in results["truncated.jpg"].error

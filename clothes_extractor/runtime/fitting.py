@@ -17,6 +17,7 @@ from ..errors import InputError
 from .contract import FitSettings
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1; x1/y1 exclusive
+MIN_PHOTO_SIDE = 16  # pixels; smaller photos cannot show a garment
 
 
 # Catalog-resolution outputs ("auto"): the crop's own resolution, at most this (height,
@@ -75,6 +76,31 @@ def mask_box(mask: np.ndarray, threshold: int) -> tuple[int, int, int, int] | No
         return None
     cols = np.flatnonzero(on.any(axis=0))
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def check_photo_size(shown: tuple[int, int], path) -> None:
+    """``InputError`` for a photo too small to show a garment (``shown``: (width, height))."""
+    if min(shown) < MIN_PHOTO_SIDE:
+        raise InputError(
+            f"photo {path} is {shown[0]}x{shown[1]} pixels: too small to show a garment "
+            f"(at least {MIN_PHOTO_SIDE}x{MIN_PHOTO_SIDE})"
+        )
+
+
+def check_mask_shape(mask_size: tuple[int, int], shown: tuple[int, int]) -> None:
+    """A mask file covers its whole photo at any resolution, so it has the photo's aspect
+    ratio (to a pixel of rounding, or 2%); ``InputError`` otherwise (sizes are (width, height),
+    the photo's as it is shown, after its EXIF orientation)."""
+    (mw, mh), (pw, ph) = mask_size, shown
+    expected = mh * pw / ph
+    if abs(mw - expected) <= max(1.5, 0.02 * expected):
+        return
+    turned = " (this one is turned: a mask is upright, as the photo is shown after its EXIF rotation)"
+    turned = turned if (mw, mh) == (ph, pw) else ""
+    raise InputError(
+        f"the mask is {mw}x{mh} and the photo {pw}x{ph}: a mask must cover the whole photo, "
+        f"at any resolution but the same shape{turned}; is it another photo's mask?"
+    )
 
 
 def fit_window(box: Box, size: tuple[int, int], margin: float) -> Box:

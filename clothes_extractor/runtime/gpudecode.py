@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable
 from PIL import Image
 
 from ..errors import ClothesExtractorError, InputError, MissingDependencyError, ProviderError
+from .fitting import check_photo_size
 from .images import displayed_size, exif_orientation, open_image
 from .jobs import ExtractJob
 from .pipeline import Extraction
@@ -36,7 +37,6 @@ from .stages import (
     NeedsMask,
     Plan,
     Prepared,
-    _check_size,
     describe_error,
     fit_photo,
     for_segmenter,
@@ -90,7 +90,7 @@ def read_for_gpu(job: ExtractJob, plan: Plan, overwrite: bool) -> tuple[Any, str
         return prepare(job, plan), "host: no mask and no segmenter"  # prepare says what is missing
     image = open_image(job.photo, "photo")
     try:
-        _check_size(displayed_size(image), job.photo)
+        check_photo_size(displayed_size(image), job.photo)
         reason = host_reason(image)
     finally:
         image.close()

@@ -30,6 +30,8 @@ from .files import write_atomic
 from .fitting import (
     Box,
     _crop_resize,
+    check_mask_shape,
+    check_photo_size,
     decode_scale_for,
     fit_to_model,
     fit_window,
@@ -48,7 +50,6 @@ NO_MASK_HELP = (
     "parse maps, use --alpha-mask for a cut-out whose alpha is the garment, or use a segmenter "
     "model (--segmenter)"
 )
-MIN_PHOTO_SIDE = 16  # pixels; smaller photos cannot show a garment
 # A photo that goes to the segmenter is also kept letterboxed at DETAIL_FACTOR x its input
 # size: a garment that fills little of the frame (a full-body shot) gets a second, zoomed
 # look from it, without decoding the photo again.
@@ -180,14 +181,6 @@ def known_mask(job: ExtractJob) -> Image.Image | None:
     return None
 
 
-def _check_size(shown: tuple[int, int], path: Path) -> None:
-    if min(shown) < MIN_PHOTO_SIDE:
-        raise InputError(
-            f"photo {path} is {shown[0]}x{shown[1]} pixels: too small to show a garment "
-            f"(at least {MIN_PHOTO_SIDE}x{MIN_PHOTO_SIDE})"
-        )
-
-
 def fit_photo(
     job: ExtractJob, mask: Image.Image, source: str, plan: Plan, photo: Image.Image | None = None
 ) -> Prepared:
@@ -205,7 +198,9 @@ def fit_photo(
     sizes: dict[str, tuple[int, int]] = {}
 
     def decode_scale(shown: tuple[int, int]) -> float:
-        _check_size(shown, job.photo)
+        check_photo_size(shown, job.photo)
+        if job.mask.kind != "auto":  # a file's mask; the segmenter's and the alpha fit by making
+            check_mask_shape(mask.size, shown)
         window = photo_window(box, mask.size, shown, contract.size, contract.fit)
         sizes["output"] = output_size_for(window[3] - window[1], contract, plan.output_size)
         return decode_scale_for(window, sizes["output"])
@@ -239,7 +234,7 @@ def prepare(job: ExtractJob, plan: Plan) -> Prepared | NeedsMask:
             return fit_photo(job, alpha, "alpha", plan, photo)
     if segmenter is None:
         # a broken or tiny photo is reported as such, before the missing mask
-        load_photo(job.photo, lambda shown: _check_size(shown, job.photo) or 1.0)
+        load_photo(job.photo, lambda shown: check_photo_size(shown, job.photo) or 1.0)
         raise InputError(NO_MASK_HELP)
     return for_segmenter(job, segmenter)
 
@@ -252,7 +247,7 @@ def for_segmenter(job: ExtractJob, segmenter: ModelContract, photo: Any = None) 
     seen: dict[str, tuple[int, int]] = {}
 
     def decode_scale(shown: tuple[int, int]) -> float:
-        _check_size(shown, job.photo)
+        check_photo_size(shown, job.photo)
         seen["size"] = shown
         return min(1.0, max(detail[0] / shown[1], detail[1] / shown[0]))
 
