@@ -13,8 +13,8 @@ from clothes_extractor.runtime.images import (
     load_mask,
     load_parse_mask,
     load_photo,
-    read_signature,
 )
+from clothes_extractor.runtime.signature import check_replaceable, read_signature
 
 
 def png_header_only(path, width, height):
@@ -276,3 +276,22 @@ def test_signatures_read_without_pread(tmp_path, monkeypatch, fmt):
     assert read_signature(path, fmt) == "model=abc"
     path.write_bytes(data[:-5])
     assert read_signature(path, fmt) is None
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp"])
+def test_only_files_this_tool_wrote_are_replaceable(tmp_path, fmt):
+    from clothes_extractor.errors import OutputError
+
+    array = np.random.default_rng(2).integers(0, 256, (300, 200, 3), dtype=np.uint8)  # over 64 KB as PNG
+    path = tmp_path / f"g.{fmt}"
+    ours = encode_image(array, fmt, signature="model=other")
+    cut = [ours[: len(ours) // 2]] if fmt != "webp" else []  # WebP's XMP comes last: a cut one is nobody's
+    for data in (ours, *cut, b""):  # another run's, cut short, empty: redone
+        path.write_bytes(data)
+        check_replaceable(path)
+    path.write_bytes(encode_image(array, fmt))  # the shop's own image: no signature
+    with pytest.raises(OutputError, match="was not written by clothes-extractor: it is kept.*--overwrite"):
+        check_replaceable(path)
+    check_replaceable(tmp_path / "missing.png")
+    (tmp_path / "folder.png").mkdir()
+    check_replaceable(tmp_path / "folder.png")  # the write reports a folder in the way

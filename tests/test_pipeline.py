@@ -74,6 +74,19 @@ def test_rerun_skips_outputs_of_this_model_and_settings_only(model, tiny_flow_pa
     assert (summary.ok, summary.skipped) == (0, 5)
 
 
+def test_a_file_this_tool_did_not_write_is_kept_unless_overwrite(model, photo_folder, tmp_path):
+    photos, masks = photo_folder
+    out = tmp_path / "out"
+    out.mkdir()
+    Image.new("RGB", (30, 40), (200, 10, 10)).save(out / "p1.png")  # the shop's own catalog image
+    shop = (out / "p1.png").read_bytes()
+    summary, results = run(model, [photos], out, masks)
+    assert (summary.ok, summary.failed) == (4, 1) and (out / "p1.png").read_bytes() == shop
+    assert "was not written by clothes-extractor: it is kept" in results["p1.jpg"].error
+    summary, results = run(model, [photos], out, masks, overwrite=True)
+    assert summary.ok == 5 and (out / "p1.png").read_bytes() != shop
+
+
 def test_a_folder_in_place_of_an_output_is_an_error_not_a_skip(model, photo_folder, tmp_path):
     photos, masks = photo_folder
     (tmp_path / "out" / "p0.png").mkdir(parents=True)

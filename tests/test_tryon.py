@@ -138,6 +138,13 @@ def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, pairs, tmp_path)
         done = run_cli("tryon", "--person", person, "--garment", garment, "-o", output, *model)
         assert done.returncode == 1 and f"is the {what} itself" in done.stderr
     assert (person.read_bytes(), garment.read_bytes()) == before
+    mine = tmp_path / "mine.png"
+    Image.new("RGB", (30, 40), (200, 10, 10)).save(mine)  # not this tool's: kept
+    done = run_cli("tryon", "--person", person, "--garment", garment, "-o", mine, *model)
+    assert done.returncode == 1 and "was not written by clothes-extractor" in done.stderr
+    assert Image.open(mine).size == (30, 40)
+    done = run_cli("tryon", "--person", person, "--garment", garment, "-o", mine, "--overwrite", *model)
+    assert done.returncode == 0 and Image.open(mine).size == Image.open(person).size
 
 
 def test_labels_move_between_frames_of_any_aspect(tiny_tryon_path, parser, pairs):

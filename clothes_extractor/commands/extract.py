@@ -158,7 +158,11 @@ def _single_output(paths: list[Path], output: str) -> bool:
     show_default=True,
     help="white, transparent (PNG/WebP with alpha) or #RRGGBB.",
 )
-@click.option("--overwrite", is_flag=True, help="Redo photos whose output already exists.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Redo photos whose output already exists, and replace files there that this tool did not write.",
+)
 @click.option("--ray", is_flag=True, help="Run on Ray (a local Ray on this machine unless --ray-address).")
 @click.option(
     "--ray-address",

@@ -63,7 +63,11 @@ MAX_FAILURES_SHOWN = 20
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="png", show_default=True, help="Folder outputs.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
-@click.option("--overwrite", is_flag=True, help="Redo pairs whose output already exists.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Redo pairs whose output already exists, and replace files there that this tool did not write.",
+)
 @click.option(
     "--report", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON Lines report, one object per pair."
 )

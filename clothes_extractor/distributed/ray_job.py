@@ -25,9 +25,11 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import MissingDependencyError
-from ..runtime.images import encode_image, read_signature
+from ..runtime.images import encode_image
 from ..runtime.jobs import ExtractJob, MaskSource
 from ..runtime.pipeline import ExtractionSummary, ExtractOptions, make_plan
+from ..runtime.resume import already_done
+from ..runtime.signature import read_signature
 from ..runtime.stages import (
     FileResult,
     NeedsMask,
@@ -108,12 +110,12 @@ def prepare_row(row: dict[str, Any], plan: Plan, overwrite: bool) -> dict[str, b
         return pack(FileResult(str(job.photo), "error", None, job.error, None))
     try:
         output = str(job.output)
-        if not overwrite:
-            done = _remote_signature(output) if is_remote(output) else None
-            if not is_remote(output) and Path(output).exists():
-                done = read_signature(Path(output), output_format(Path(output)))
-            if done == plan.signature:
-                return pack(FileResult(str(job.photo), "skipped", output, None, None))
+        if is_remote(output):
+            done = not overwrite and _remote_signature(output) == plan.signature
+        else:
+            done = already_done(job, plan, overwrite)  # someone else's file there: this job's error
+        if done:
+            return pack(FileResult(str(job.photo), "skipped", output, None, None))
         if is_remote(str(job.photo)) or (job.mask.path is not None and is_remote(str(job.mask.path))):
             with tempfile.TemporaryDirectory(prefix="ce-ray-") as tmp:
                 item = prepare(_fetch(job, Path(tmp)), plan)

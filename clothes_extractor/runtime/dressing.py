@@ -26,11 +26,12 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError, ModelError
+from ..errors import InputError, ModelError, OutputError
 from .files import write_atomic
 from .fitting import Box, letterbox
-from .images import encode_image, load_photo, read_signature
+from .images import encode_image, load_photo
 from .session import ModelSession
+from .signature import check_replaceable, read_signature
 from .stages import describe_error, output_format
 from .tryon import REGION_NAMES, fit_garment, fit_labels, fit_person, region_from_labels
 
@@ -202,7 +203,13 @@ def paste(item: Fitted, image: np.ndarray) -> Image.Image:
 
 
 def _finished(job: DressJob, signature: str, fmt: str) -> bool:
-    return job.output.is_file() and read_signature(job.output, fmt) == signature
+    """Whether this model pair already wrote the output; ``OutputError`` for someone else's file there."""
+    if not job.output.exists():
+        return False
+    if read_signature(job.output, fmt) == signature:
+        return True
+    check_replaceable(job.output)
+    return False
 
 
 def run_dressing(
@@ -232,11 +239,11 @@ def run_dressing(
     try:
         for job in jobs:
             try:
-                fmt = output_format(job.output)
-            except InputError as exc:
+                done = not overwrite and _finished(job, dresser.signature, output_format(job.output))
+            except (InputError, OutputError) as exc:  # no output format; someone else's file there
                 emit(DressResult.of(job, "error", describe_error(exc)))
                 continue
-            if not overwrite and _finished(job, dresser.signature, fmt):
+            if done:
                 emit(DressResult.of(job, "skipped"))
                 continue
             pending.append(job)

@@ -1,7 +1,9 @@
 """Resume: a job whose output this model already wrote, with these settings, is skipped.
 
 Every output carries the run's signature (``Plan.signature``: the model's digest, the size
-and the background); an output without it, or with another one, or cut short, is redone.
+and the background); an output with another one, or cut short, is redone; a file this tool
+did not write is kept and the job reported (``signature.check_replaceable``), unless
+``overwrite``.
 """
 
 from __future__ import annotations
@@ -9,8 +11,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from .images import read_signature
 from .jobs import ExtractJob
+from .signature import check_replaceable, read_signature
 from .stages import NeedsMask, Plan, Prepared, output_format, prepare
 
 log = logging.getLogger(__name__)
@@ -23,12 +25,14 @@ class Skipped:
 
 def already_done(job: ExtractJob, plan: Plan, overwrite: bool) -> bool:
     """Whether the output is already there, complete and written by this model with these
-    settings (an output of another model, or a truncated one, is redone)."""
+    settings (an output of another model, or a truncated one, is redone). ``OutputError`` for
+    a file there that this tool did not write (kept unless ``overwrite``)."""
     if overwrite:
         return False
     if read_signature(job.output, output_format(job.output)) == plan.signature:
         return True
     if job.output.exists():
+        check_replaceable(job.output)
         log.info("redoing %s: incomplete, or written by another model or settings", job.output)
     return False
 
