@@ -1,5 +1,6 @@
 """The folder job through the library: stages, masks, sizes, backgrounds, resume, bad input."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,43 @@ def test_a_file_this_tool_did_not_write_is_kept_unless_overwrite(model, photo_fo
     assert "was not written by clothes-extractor: it is kept" in results["p1.jpg"].error
     summary, results = run(model, [photos], out, masks, overwrite=True)
     assert summary.ok == 5 and (out / "p1.png").read_bytes() != shop
+
+
+def test_saved_masks_keep_hand_made_ones(model, photo_folder, tmp_path):
+    photos, masks = photo_folder
+    hand = {p.name: p.read_bytes() for p in masks.iterdir()}  # drawn by hand: no signature
+
+    def run_saving(save_to, masks_from, **options):
+        jobs = find_jobs([photos], tmp_path / "out", "png", MaskIndex(masks_from), save_masks=save_to)
+        results = []
+        settings = {"batch_size": 2, "workers": 2, "processes": False, **options}
+        summary = run_extraction(model, jobs, ExtractOptions(**settings), results.append)
+        return summary, {Path(r.input).name: r for r in results}
+
+    # --masks DIR --save-masks DIR (after a manual fix): each mask is its own saved copy, left alone
+    summary, results = run_saving(masks, masks)
+    assert summary.ok == 5 and {p.name: p.read_bytes() for p in masks.iterdir()} == hand
+    assert results["p0.jpg"].saved_mask == str(masks / "p0.png")
+    # saving into a folder of someone's masks from other masks: theirs are kept, the job reported
+    copies = tmp_path / "copies"
+    shutil.copytree(masks, copies)
+    summary, results = run_saving(masks, copies, overwrite=True)
+    assert summary.ok == 5 and {p.name: p.read_bytes() for p in masks.iterdir()} != hand  # replaced, as told
+    shutil.rmtree(masks)
+    shutil.copytree(copies, masks)
+    (tmp_path / "out" / "p0.png").unlink()  # one photo left to do
+    summary, results = run_saving(masks, copies)
+    assert (summary.ok, summary.skipped, summary.failed) == (0, 4, 1)
+    assert (
+        "not written by clothes-extractor" in results["p0.jpg"].error
+        and "--save-masks folder" in results["p0.jpg"].error
+    )
+    assert {p.name: p.read_bytes() for p in masks.iterdir()} == hand
+    saved = tmp_path / "saved"  # masks this tool saved carry its mark: a rerun may replace them
+    run_saving(saved, copies, overwrite=True)
+    (tmp_path / "out" / "p1.png").unlink()
+    summary, _ = run_saving(saved, copies)
+    assert (summary.ok, summary.skipped) == (1, 4)
 
 
 def test_a_folder_in_place_of_an_output_is_an_error_not_a_skip(model, photo_folder, tmp_path):

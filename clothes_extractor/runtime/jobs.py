@@ -46,6 +46,14 @@ class ExtractJob:
     error: str | None = None  # set when the job is known to fail before any decoding
     mask_output: Path | None = None  # where to save the mask used (--save-masks)
 
+    @property
+    def mask_saved_already(self) -> bool:
+        """Whether the mask is read from the file it would be saved to (``--masks DIR
+        --save-masks DIR``, after a manual fix): that file is left as it is."""
+        return (
+            self.mask_output is not None and self.mask.path is not None and same_file(self.mask_output, self.mask.path)
+        )
+
 
 def dataset_parse_folder(folder: Path) -> Path | None:
     """The parse-map folder if ``folder`` is a VITON-HD or CP-VTON dataset split."""

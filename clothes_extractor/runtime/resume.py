@@ -26,7 +26,8 @@ class Skipped:
 def already_done(job: ExtractJob, plan: Plan, overwrite: bool) -> bool:
     """Whether the output is already there, complete and written by this model with these
     settings (an output of another model, or a truncated one, is redone). ``OutputError`` for
-    a file there that this tool did not write (kept unless ``overwrite``)."""
+    a file there, or at its ``--save-masks`` name, that this tool did not write (kept unless
+    ``overwrite``)."""
     if overwrite:
         return False
     if read_signature(job.output, output_format(job.output)) == plan.signature:
@@ -34,6 +35,8 @@ def already_done(job: ExtractJob, plan: Plan, overwrite: bool) -> bool:
     if job.output.exists():
         check_replaceable(job.output)
         log.info("redoing %s: incomplete, or written by another model or settings", job.output)
+    if job.mask_output is not None and not job.mask_saved_already:
+        check_replaceable(job.mask_output, "--save-masks folder")
     return False
 
 

@@ -93,12 +93,13 @@ def read_signature(path: Path, fmt: str) -> str | None:
 MARK_WINDOW = 65536  # bytes at each end of a file where this tool's signature key sits
 
 
-def check_replaceable(path: Path) -> None:
+def check_replaceable(path: Path, option: str = "-o") -> None:
     """``OutputError`` if ``path`` is a non-empty file with no mark of this tool (its signature
     key in its first or last ``MARK_WINDOW`` bytes): someone's own image, which a job keeps
-    unless told to ``--overwrite``. This tool's outputs of other models or settings carry the
-    mark and are redone, and so do PNGs and JPEGs cut short (a WebP's XMP comes last; outputs
-    are written atomically, so only damage cuts one); a missing path, an empty file or a folder pass."""
+    unless told to ``--overwrite`` (``option``, where the path came from, for the message).
+    This tool's outputs of other models or settings carry the mark and are redone, and so do
+    PNGs and JPEGs cut short (a WebP's XMP comes last; outputs are written atomically, so only
+    damage cuts one); a missing path, an empty file or a folder pass."""
     try:
         with open(path, "rb", buffering=0, opener=_open_nonblocking) as handle:
             info = os.fstat(handle.fileno())
@@ -112,5 +113,5 @@ def check_replaceable(path: Path) -> None:
     if mark not in head and mark not in tail:
         raise OutputError(
             f"{path} exists and was not written by clothes-extractor: it is kept; "
-            "choose another -o, or pass --overwrite to replace it"
+            f"choose another {option}, or pass --overwrite to replace it"
         )

@@ -165,7 +165,8 @@ def output_format(path: Path) -> str:
 def _save_mask(job: ExtractJob, mask: Image.Image) -> str | None:
     if job.mask_output is None:
         return None
-    write_atomic(job.mask_output, encode_image(np.asarray(mask), "png"))
+    if not job.mask_saved_already:  # the mark lets a rerun replace it (signature.check_replaceable)
+        write_atomic(job.mask_output, encode_image(np.asarray(mask), "png", signature="mask"))
     return str(job.mask_output)
 
 
