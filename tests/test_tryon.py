@@ -138,6 +138,13 @@ def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, pairs, tmp_path)
         done = run_cli("tryon", "--person", person, "--garment", garment, "-o", output, *model)
         assert done.returncode == 1 and f"is the {what} itself" in done.stderr
     assert (person.read_bytes(), garment.read_bytes()) == before
+    twins = tmp_path / "twins"
+    twins.mkdir()
+    shutil.copy(person, twins / "a.jpg")
+    Image.open(persons / PERSONS[1]).save(twins / "a.png")  # another person, one output name
+    done = run_cli("tryon", "--person", twins, "--garment", garment, "-o", tmp_path / "out", *model)
+    assert done.returncode == 1 and "1 dressed" in done.stderr and "1 failed" in done.stderr
+    assert "a__g0.png is already the output of" in done.stderr and "a.jpg" in done.stderr
     mine = tmp_path / "mine.png"
     Image.new("RGB", (30, 40), (200, 10, 10)).save(mine)  # not this tool's: kept
     done = run_cli("tryon", "--person", person, "--garment", garment, "-o", mine, *model)

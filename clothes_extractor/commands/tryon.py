@@ -179,13 +179,16 @@ def _run(
     def target(person: Path, garment: Path) -> Path:
         return output if single else out_dir / f"{person.stem}__{garment.stem}.{fmt}"
 
-    jobs = []
+    jobs, claimed = [], {}
     for person, garment in pairs:
         made, path = catalog.get(garment, garment), target(person, garment)
         inputs = {"person photo": person, "garment": garment}
         replaced = next((what for what, item in inputs.items() if same_file(path, item)), None)
+        first = claimed.setdefault(path, (person, garment))
         if replaced is not None:
             made = f"the output {path} is the {replaced} itself: the result would replace it; choose another -o"
+        elif first != (person, garment):  # a.jpg and a.png, say: one name for two results
+            made = f"{path} is already the output of {first[0]} + {first[1]}; dress this pair separately"
         if isinstance(made, str):
             failed.append(DressResult(str(person), str(garment), "error", str(path), made))
             continue
