@@ -45,6 +45,11 @@ def test_recursive_keeps_the_folder_structure_and_skips_the_output_folder(tmp_pa
         "a.webp",
         "sub/deeper/b.webp",
     ]
+    touch_image(tmp_path / "in" / "masks" / "a.png")  # the --masks folder, inside: masks, not photos
+    masks = MaskIndex(tmp_path / "in" / "masks")
+    jobs = find_jobs([tmp_path / "in"], tmp_path / "in" / "out", "png", masks, recursive=True)
+    assert [(j.photo.name, j.mask.kind) for j in jobs] == [("a.jpg", "file"), ("b.jpg", "auto")]
+    assert count_jobs([tmp_path / "in"], tmp_path / "in" / "out", True, None, tmp_path / "in" / "masks") == 2
 
 
 @pytest.mark.parametrize("parse_name", ["image-parse-v3", "image-parse"])

@@ -293,7 +293,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         check_writable_file(sheet, "--sheet", (".png", ".jpg", ".jpeg", ".webp"))
     mask_index = MaskIndex(options["masks"]) if options["masks"] is not None else None
     # counted first (for the progress bar), then streamed: memory does not grow with the folder
-    total = count_jobs(inputs, out_dir, options["recursive"], save_masks)
+    total = count_jobs(inputs, out_dir, options["recursive"], save_masks, options["masks"])
     if not total:
         hint = "" if options["recursive"] else " (add --recursive to look in subfolders)"
         raise click.ClickException(f"no photos found in {', '.join(map(str, inputs))}{hint}")

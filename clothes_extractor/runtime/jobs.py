@@ -324,7 +324,7 @@ def iter_jobs(
     its own folder) is an error too.
     """
     inputs = list(inputs)
-    exclude = {p.resolve() for p in (out_dir, save_masks) if p is not None}
+    exclude = _not_walked(out_dir, save_masks, masks.folder if masks is not None else None)
     claimed: dict[Path, Path] = {}
     remember_all = len(inputs) > 1
     for item in inputs:
@@ -357,9 +357,21 @@ def iter_jobs(
             yield ExtractJob(entry.path, output, source, error, mask_output)
 
 
-def count_jobs(inputs: Iterable[Path], out_dir: Path, recursive: bool = False, save_masks: Path | None = None) -> int:
+def _not_walked(*folders: Path | None) -> set[Path]:
+    """The folders a walk leaves out: the outputs, the saved masks and the ``--masks`` folder
+    (inside an input folder with ``--recursive``, their images are not photos)."""
+    return {folder.resolve() for folder in folders if folder is not None}
+
+
+def count_jobs(
+    inputs: Iterable[Path],
+    out_dir: Path,
+    recursive: bool = False,
+    save_masks: Path | None = None,
+    masks: Path | None = None,
+) -> int:
     """How many jobs ``iter_jobs`` gives for these inputs (a walk that keeps nothing)."""
-    exclude = {p.resolve() for p in (out_dir, save_masks) if p is not None}
+    exclude = _not_walked(out_dir, save_masks, masks)
     return sum(sum(1 for _ in walk_photos(item, recursive, exclude)) if item.is_dir() else 1 for item in inputs)
 
 
