@@ -391,6 +391,8 @@ def test_one_photo_to_one_file_and_through_pipes(tiny_model_path, photo_folder, 
     assert Image.open(io.BytesIO(piped.stdout)).size == (TINY_SIZE[1], TINY_SIZE[0])
     done = run_cli("extract", photos, photos / "p0.jpg", "-o", "-", "--model", tiny_model_path)
     assert done.returncode == 2 and "takes exactly one photo" in done.stderr
+    done = run_cli("extract", photos / "p0.jpg", "-o", tmp_path / "p0.gif", "--model", tiny_model_path)
+    assert done.returncode == 2 and ".png, .jpg or .webp" in done.stderr and not (tmp_path / "p0.gif").exists()
 
 
 def test_a_url_is_fetched_or_refused_clearly_never_mangled(tiny_model_path, tmp_path):

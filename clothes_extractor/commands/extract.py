@@ -66,7 +66,13 @@ def _single_output(paths: list[Path], output: str) -> bool:
         if len(paths) != 1 or paths[0].is_dir():
             raise click.UsageError("-o - (standard output) takes exactly one photo")
         return True
-    return len(paths) == 1 and paths[0].is_file() and Path(output).suffix.lower() in IMAGE_OUTPUT_SUFFIXES
+    from ..runtime.images import IMAGE_SUFFIXES
+
+    suffix = Path(output).suffix.lower()
+    one_photo = len(paths) == 1 and paths[0].is_file()
+    if one_photo and suffix in IMAGE_SUFFIXES and suffix not in IMAGE_OUTPUT_SUFFIXES and not Path(output).is_dir():
+        raise click.UsageError(f"-o {output}: garments are written as .png, .jpg or .webp files (or into a folder)")
+    return one_photo and suffix in IMAGE_OUTPUT_SUFFIXES
 
 
 @click.command()
