@@ -145,6 +145,8 @@ def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, pairs, tmp_path)
     done = run_cli("tryon", "--person", twins, "--garment", garment, "-o", tmp_path / "out", *model)
     assert done.returncode == 1 and "1 dressed" in done.stderr and "1 failed" in done.stderr
     assert "a__g0.png is already the output of" in done.stderr and "a.jpg" in done.stderr
+    done = run_cli("tryon", "--person", person, "--garment", garment, "-o", tmp_path / "x.gif", *model)
+    assert done.returncode == 2 and ".png, .jpg or .webp" in done.stderr and not (tmp_path / "x.gif").exists()
     mine = tmp_path / "mine.png"
     Image.new("RGB", (30, 40), (200, 10, 10)).save(mine)  # not this tool's: kept
     done = run_cli("tryon", "--person", person, "--garment", garment, "-o", mine, *model)
