@@ -84,7 +84,10 @@ def _as_file(photo: PhotoLike, folder: Path, name: str) -> Path:
         photo.save(target.with_suffix(".png"))
         target = target.with_suffix(".png")
     else:
-        raise TypeError(f"a photo is a path, bytes or a PIL image, not {type(photo).__name__}")
+        hint = ""
+        if type(photo).__name__ == "ndarray":  # numpy's channel order is the caller's to say: RGB, or OpenCV's BGR
+            hint = "; for an array: PIL.Image.fromarray(rgb) (from OpenCV, cv2.cvtColor(a, cv2.COLOR_BGR2RGB) first)"
+        raise TypeError(f"a photo is a path, bytes or a PIL image, not {type(photo).__name__}{hint}")
     return target
 
 

@@ -70,6 +70,8 @@ def test_bad_photos_raise_with_the_reason(tiny_model_path, tmp_path):
             extract_garment(tmp_path / "nope.jpg", generator=generator)
         with pytest.raises(InputError, match="not an image"):
             extract_garment(b"hello", Image.new("L", (4, 4), 255), generator=generator)
+        with pytest.raises(TypeError, match=r"not ndarray; for an array: PIL.Image.fromarray.*COLOR_BGR2RGB"):
+            extract_garment(np.zeros((256, 192, 3), np.uint8), generator=generator)
     with new_session("segmenter", "cpu") as segmenter, new_session(tiny_model_path, "cpu") as generator:
         with pytest.raises(InputError, match=r"no garment found .* extract_garment\(photo, mask=\.\.\.\)"):
             extract_garment(Image.new("RGB", (192, 256), (128, 128, 128)), generator=generator, segmenter=segmenter)
