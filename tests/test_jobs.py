@@ -125,11 +125,14 @@ def test_symlink_loops_are_reported_not_fatal(tmp_path):
     (tmp_path / "in" / "sub").mkdir()
     touch_image(tmp_path / "in" / "sub" / "c.jpg")
     os.symlink(tmp_path / "in", tmp_path / "in" / "sub" / "up")  # a folder loop
+    os.symlink(tmp_path / "gone.jpg", tmp_path / "in" / "sub" / "moved.jpg")  # a link whose photo is gone
     jobs = find_jobs([tmp_path / "in"], tmp_path / "out", "png", recursive=True)
     errors = {j.photo.name: j.error for j in jobs if j.error}
     assert [j.photo.name for j in jobs if not j.error] == ["good.jpg", "c.jpg"]
     assert "symbolic link loop" in errors["a.jpg"] and "symbolic link loop" in errors["b.jpg"]
     assert "folder loop" in errors["up"]
+    assert "is a link to a missing file" in errors["moved.jpg"] and "gone.jpg" in errors["moved.jpg"]
+    assert count_jobs([tmp_path / "in"], tmp_path / "out", recursive=True) == len(jobs) == 6
     # Without --recursive too: the flat scan meets the file loop.
     assert sum(1 for j in find_jobs([tmp_path / "in"], tmp_path / "out", "png") if j.error) == 2
 

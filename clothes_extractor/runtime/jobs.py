@@ -225,6 +225,9 @@ def _list_folder(folder: Path) -> tuple[list[str], list[str], dict[str, str]]:
                     subfolders.append(entry.name)
                 elif _is_image_name(entry.name) and entry.is_file():
                     photos.append(_key(entry.name))
+                elif _is_image_name(entry.name) and entry.is_symlink():  # its target is gone
+                    problems[entry.name] = f"{entry.path} is a link to a missing file ({os.readlink(entry.path)})"
+                    photos.append(_key(entry.name))
             except OSError as exc:
                 if _is_image_name(entry.name):
                     photos.append(_key(entry.name))
