@@ -360,3 +360,20 @@ def test_cuda_session_matches_cpu(tiny_model_path, tiny_flow_path):
             given["photo"] = np.random.default_rng(2).integers(0, 256, (3, 128, 96, 3), dtype=np.uint8)
         for name, expected in cpu.run(**given).items():
             assert np.abs(gpu.run(**given)[name].astype(int) - expected.astype(int)).mean() < 0.5
+
+
+def test_a_large_cpu_batch_runs_a_few_rows_at_a_time(tiny_flow_path, monkeypatch):
+    # Activations grow with the rows a run takes and onnxruntime's arena keeps their peak:
+    # a CPU batch runs CPU_ROWS_PER_RUN rows at a time, in order, with the same outputs.
+    from clothes_extractor.runtime import session as session_module
+
+    whole = ModelSession(tiny_flow_path, "cpu", settings=SessionSettings(cpu_streams=1))
+    given = {**feeds(7, 3), "photo": np.random.default_rng(3).integers(0, 256, (7, 96, 72, 3), np.uint8)}
+    expected = whole.run(**given)  # 7 rows: one run at the default of 16
+    rows = []
+    run = whole.session.run
+    whole.session.run = lambda names, fed: rows.append(len(fed["image"])) or run(names, fed)
+    monkeypatch.setattr(session_module, "CPU_ROWS_PER_RUN", 3)
+    out = whole.run(**given)
+    assert rows == [3, 3, 1]
+    assert all(np.array_equal(out[k], expected[k]) for k in ("garment", "alpha"))
