@@ -67,7 +67,11 @@ def test_segmenter_samples_are_the_whole_photo_and_its_mask(synthetic):
 
 
 def test_no_dataset_is_a_clear_error(tmp_path):
-    with pytest.raises(InputError, match="no train split in"):
+    with pytest.raises(InputError, match="is not a dataset: a split folder holds image/"):
+        load_samples(tmp_path, "train")
+    (tmp_path / "val" / "image").mkdir(parents=True)
+    (tmp_path / "val" / "image-parse").mkdir()
+    with pytest.raises(InputError, match="no train split in .* use --split val"):
         load_samples(tmp_path, "train")
 
 

@@ -181,10 +181,12 @@ def load_samples(
     val_dir = find_split(data_dir, "val")
     if split in VALIDATION_SPLITS and val_dir is not None:
         samples = split_samples(val_dir)
+    elif train_dir is None and val_dir is not None:
+        raise InputError(f"no {split} split in {data_dir} (it has {val_dir.name}/: use --split val)")
     elif train_dir is None:
-        folders = f" (it has {val_dir.name}/: use --split val)" if val_dir is not None else ""
         raise InputError(
-            f"no {split} split in {data_dir}: give a split folder or a root with train/ (and val/ or test/){folders}"
+            f"{data_dir} is not a dataset: a split folder holds image/ + image-parse-v3/ (VITON-HD), image/ + "
+            "image-parse/ (CP-VTON) or images/ + label_maps/ (Dress Code); a root holds train/ (and val/ or test/)"
         )
     else:
         samples = split_samples(train_dir)
