@@ -354,6 +354,8 @@ def test_export_command(tmp_path):
     assert done.exit_code == 2 and "either a CHECKPOINT or --untrained" in done.output
     done = runner.invoke(cli, ["export", "--untrained", "--size", "100x24", "-o", str(tmp_path / "x.onnx")])
     assert done.exit_code == 2 and "multiples of 64" in done.output
+    done = runner.invoke(cli, ["export", "--untrained", "-o", str(tmp_path / "model.txt")])
+    assert done.exit_code == 2 and "an .onnx file" in done.output and not (tmp_path / "model.txt").exists()
     done = runner.invoke(cli, ["export", "--untrained", "--arch", "flow", "--size", "64x48", "--depth", "3",
                                "--ngf", "4", "-o", str(tmp_path / "f.onnx")])  # fmt: skip
     assert done.exit_code == 0 and "photo at 128x96" in done.output

@@ -102,6 +102,8 @@ def export(
         raise click.UsageError("give either a CHECKPOINT or --untrained (not both)")
     if precision == "fp16" and weights == "fp32":
         raise click.UsageError("--precision fp16 computes on fp16 weights: --weights fp32 needs --precision fp32")
+    if output.suffix.lower() != ".onnx":
+        raise click.UsageError(f"-o {output}: an exported model is an .onnx file")
     require_torch("export", "export")
     from ..export.onnx_export import export_checked
     from ..train.checkpoint import load_model
