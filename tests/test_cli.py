@@ -132,7 +132,9 @@ def test_folder_with_bad_files_finishes_reports_and_fails(tiny_model_path, photo
     done = run_cli("extract", photos, "-o", out, "--model", tiny_model_path, "--masks", masks, "--report", report)
     assert done.returncode == 1
     assert "5 extracted" in done.stderr and "2 failed" in done.stderr
-    assert "zero.jpg: photo is an empty file" in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert f"error: photo is an empty file (0 bytes): {photos / 'zero.jpg'}" in lines  # the photo named once
+    assert any(line.startswith(f"error: photo {photos / 'garbage.jpg'} ") for line in lines)
     results = read_report(report)
     assert len(results) == 7
     assert results["garbage.jpg"]["status"] == "error" and results["garbage.jpg"]["output"] is None

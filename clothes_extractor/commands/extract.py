@@ -364,7 +364,8 @@ def _decode_summary(decoded: Any) -> str:
 
 def _summarise(summary, failures, report_path, report, sheet, finished, size) -> None:
     for failure in failures:
-        click.echo(f"error: {failure.input}: {failure.error}", err=True)
+        named = failure.input in failure.error  # most reasons name the photo already
+        click.echo(f"error: {failure.error}" if named else f"error: {failure.input}: {failure.error}", err=True)
     if summary.failed > len(failures):
         click.echo(
             f"... and {summary.failed - len(failures)} more errors"
