@@ -76,11 +76,16 @@ def test_the_same_bytes_as_local_extract_and_bad_files_reported(
     assert {r.mask.split(":")[0] for r in got if r.status == "ok"} >= {"file", "segmenter"}
     for path in local_out.iterdir():
         assert (ray_out / path.name).read_bytes() == path.read_bytes(), path.name
-    # A rerun skips what is done: the job resumes.
-    again = run_on_ray(
-        tiny_model_path, segmenter_path, find_jobs([folder], ray_out, "png", MaskIndex(masks)), options()
+    # A rerun skips what is done: the job resumes; a file someone else put there is kept.
+    shop = next(ray_out.iterdir())
+    Image.new("RGB", (30, 40), (200, 10, 10)).save(shop, format="PNG")  # the shop's own image
+    kept = shop.read_bytes()
+    again = []
+    summary = run_on_ray(
+        tiny_model_path, segmenter_path, find_jobs([folder], ray_out, "png", MaskIndex(masks)), options(), again.append
     )
-    assert (again.ok, again.skipped, again.failed) == (0, 14, 2)
+    assert (summary.ok, summary.skipped, summary.failed) == (0, 13, 3) and shop.read_bytes() == kept
+    assert any(r.error and "was not written by clothes-extractor" in r.error for r in again)
 
 
 def _kill_one_generator_actor(done: threading.Event, killed: list[int]) -> None:
