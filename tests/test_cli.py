@@ -1,6 +1,7 @@
 """The command line, run as a user runs it: a fresh process where torch cannot be imported."""
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -395,6 +396,17 @@ def test_one_photo_to_one_file_and_through_pipes(tiny_model_path, photo_folder, 
     assert Image.open(io.BytesIO(piped.stdout)).size == (TINY_SIZE[1], TINY_SIZE[0])
     done = run_cli("extract", photos, photos / "p0.jpg", "-o", "-", "--model", tiny_model_path)
     assert done.returncode == 2 and "takes exactly one photo" in done.stderr
+    import pty
+
+    terminal, screen = pty.openpty()  # standard output a terminal: no image bytes written to it
+    try:
+        done = subprocess.run([sys.executable, "-m", "clothes_extractor", "extract", str(photos / "p0.jpg"), "-o", "-",
+                               "--model", str(tiny_model_path)], stdout=screen, stderr=subprocess.PIPE, text=True,
+                              env=cli_env(), timeout=120)  # fmt: skip
+    finally:
+        os.close(screen)
+        os.close(terminal)
+    assert done.returncode == 2 and "a terminal here: redirect or pipe it" in done.stderr
     done = run_cli("extract", photos / "p0.jpg", "-o", tmp_path / "p0.gif", "--model", tiny_model_path)
     assert done.returncode == 2 and ".png, .jpg or .webp" in done.stderr and not (tmp_path / "p0.gif").exists()
 

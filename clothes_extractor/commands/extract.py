@@ -65,6 +65,8 @@ def _single_output(paths: list[Path], output: str) -> bool:
     if output == "-":
         if len(paths) != 1 or paths[0].is_dir():
             raise click.UsageError("-o - (standard output) takes exactly one photo")
+        if sys.stdout.isatty():  # image bytes would garble the terminal
+            raise click.UsageError("-o - writes the image to standard output, a terminal here: redirect or pipe it")
         return True
     from ..runtime.images import IMAGE_SUFFIXES
 
