@@ -20,7 +20,7 @@ from PIL import Image
 
 from clothes_extractor.models import model_for
 from clothes_extractor.runtime.session import contract_of
-from conftest import ROOT, TINY_SIZE, cli_env, person_photo
+from conftest import ROOT, TINY_SIZE, cli_env, person_photo, run_cli
 
 pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
 pytest.importorskip("uvicorn", reason="the [serve] extra is not installed")
@@ -239,3 +239,13 @@ def test_the_page_in_a_real_browser(tmp_path):
     finally:
         browser.quit()
         stop(process)
+
+
+def test_a_port_in_use_is_refused_before_the_models_load():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli("serve", "--port", port, "--model", "/nowhere/generator.onnx")  # never opened
+    assert done.returncode == 1 and f"cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "choose another --port" in done.stderr and "Traceback" not in done.stderr

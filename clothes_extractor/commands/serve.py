@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import click
 
 from ..runtime.providers import PROVIDER_CHOICES
@@ -56,6 +58,9 @@ def serve(
     from ..runtime.pipeline import generator_outputs
     from ..serve.app import ServeSettings, create_app
 
+    sock = _listen(host, port)  # before the models load: a port in use fails at once
+    port = sock.getsockname()[1]  # --port 0: the one the system chose
+
     # cut to its garment: requests on white (the default) skip the silhouette; the app opens
     # the whole model at the first request on another background
     generator = new_session(model, provider, outputs=generator_outputs("white")).require_task("generator")
@@ -68,4 +73,18 @@ def serve(
     click.echo(
         f"serving {using} on {generator.provider} at http://{host}:{port}/ (batches of up to {max_batch})", err=True
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` for the server (``ClickException`` with the reason)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port (or --host)"
+        ) from None
+    return sock
