@@ -81,11 +81,11 @@ def tryon(output: Path, **options: Any) -> None:
     arms are redrawn. Finished outputs are skipped on a rerun; the exit code is 0 only if
     every pair succeeded.
     """
+    from ..runtime.images import IMAGE_SUFFIXES
+
     if (options["garment"] is None) == (options["garment_from"] is None):
         raise click.UsageError("give the garment: --garment IMAGE|FOLDER or --garment-from PHOTO|FOLDER")
     garments = options["garment"] or options["garment_from"]
-    from ..runtime.images import IMAGE_SUFFIXES
-
     single = output.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")
     if not single and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
         raise click.UsageError(f"-o {output}: results are written as .png, .jpg or .webp files (or into a folder)")

@@ -96,12 +96,12 @@ class JobWalk:
 
     def count(self) -> int:
         """How many jobs the walk gives (local folders walked keeping nothing; URIs listed)."""
-        local = (
-            count_jobs(self.inputs, Path(self.output), self.recursive, self.save_masks, self.masks)
-            if self.inputs
-            else 0
-        )
-        return local + (len(find_remote_jobs(self.remote, self.output, self.fmt, self.recursive)) if self.remote else 0)
+        total = 0
+        if self.inputs:
+            total += count_jobs(self.inputs, Path(self.output), self.recursive, self.save_masks, self.masks)
+        if self.remote:
+            total += len(find_remote_jobs(self.remote, self.output, self.fmt, self.recursive))
+        return total
 
 
 def pack(value: Any) -> dict[str, bytes]:
