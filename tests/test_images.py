@@ -154,6 +154,26 @@ def test_exif_orientation_is_applied(tmp_path):
     assert np.asarray(photo)[5, 10].mean() > 200  # the white half is on top now
 
 
+def test_a_photo_shown_as_stored_is_not_copied_to_turn_it(tmp_path, monkeypatch):
+    # exif_transpose returns a whole copy even when there is nothing to turn: a 75 Mpx PNG
+    # held 1.07 GB in extract with it, 0.76 GB without.
+    from PIL import ImageOps
+
+    turned = []
+    transpose = ImageOps.exif_transpose
+    monkeypatch.setattr(ImageOps, "exif_transpose", lambda image, **kw: turned.append(1) or transpose(image, **kw))
+    exif = Image.Exif()
+    exif[0x0112] = 1  # stored as shown
+    Image.new("RGB", (40, 20)).save(tmp_path / "plain.jpg", exif=exif)
+    Image.new("RGB", (40, 20)).save(tmp_path / "plain.png")
+    for name in ("plain.jpg", "plain.png"):
+        assert load_photo(tmp_path / name)[0].size == (40, 20)
+    assert turned == []
+    exif[0x0112] = 6
+    Image.new("RGB", (40, 20)).save(tmp_path / "rot.jpg", exif=exif)
+    assert load_photo(tmp_path / "rot.jpg")[0].size == (20, 40) and turned == [1]
+
+
 def test_jpeg_draft_decodes_smaller(tmp_path):
     Image.new("RGB", (1600, 1200), (10, 200, 30)).save(tmp_path / "big.jpg")
     photo, _ = load_photo(tmp_path / "big.jpg", decode_scale=lambda shown: 0.2)

@@ -128,6 +128,8 @@ def displayed_size(image: Image.Image) -> tuple[int, int]:
 
 
 def _upright(image: Image.Image) -> Image.Image:
+    if exif_orientation(image) == 1:
+        return image  # as stored (exif_transpose would return a whole copy of the photo)
     try:
         return ImageOps.exif_transpose(image)
     except Exception:  # noqa: BLE001 - a broken EXIF block: keep the stored orientation
