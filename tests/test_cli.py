@@ -75,6 +75,10 @@ def test_info_shows_versions_and_providers(tiny_model_path):
     as_json = json.loads(run_cli("info", "--json", "--no-probe").stdout)  # the whole stdout is JSON
     assert as_json["providers"]["cpu"] == "available (not probed)"
     assert as_json["onnxruntime distributions"] and "model" not in as_json and as_json["problems"] == []
+    from importlib.util import find_spec
+
+    heif = "pillow-heif " if find_spec("pillow_heif") else 'not read (pip install "clothes-extractor[heif]")'
+    assert as_json["heic photos"].startswith(heif)
     assert re.fullmatch(
         r"\d+ cores; a CPU batch runs as \d+ streams of \d+ thread\(s\) \(--cpu-streams\)", as_json["cpu"]
     )

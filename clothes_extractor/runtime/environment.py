@@ -35,6 +35,11 @@ def environment_info(probe: bool = True) -> dict[str, Any]:
             physical_cores(), *cpu_stream_plan(SessionSettings())
         ),
         "rtx plugin": distribution_version(RTX_PLUGIN.replace("_", "-")) or "not installed",
+        "heic photos": (
+            f"pillow-heif {distribution_version('pillow-heif')}"
+            if distribution_version("pillow-heif")
+            else 'not read (pip install "clothes-extractor[heif]")'
+        ),
         "problems": [],
     }
     info["warning"] = conflicting_onnxruntime_warning(dists)
