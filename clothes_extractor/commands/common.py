@@ -134,6 +134,22 @@ class Progress:
         self.bar.close()
 
 
+IMAGE_OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def names_an_image_file(output: Path, what: str) -> bool:
+    """Whether ``-o`` names one image file (else a folder); ``UsageError`` for an image name in
+    a format ``what`` is not written in (``x.gif`` would otherwise become a folder)."""
+    from ..runtime.images import IMAGE_SUFFIXES
+
+    suffix = output.suffix.lower()
+    if suffix in IMAGE_OUTPUT_SUFFIXES:
+        return True
+    if suffix in IMAGE_SUFFIXES and not output.is_dir():
+        raise click.UsageError(f"-o {output}: {what} are written as .png, .jpg or .webp files (or into a folder)")
+    return False
+
+
 def check_output_dir(out_dir: Path) -> None:
     """Fail before any work if results cannot be written to ``out_dir``. Folders made for the
     check are removed again (the first result makes them), so a command that fails later, or

@@ -15,10 +15,17 @@ import click
 
 from ..errors import InputError
 from ..runtime.providers import PROVIDER_CHOICES
-from .common import Progress, Report, check_output_dir, reports_errors, save_image, verbose_option
+from .common import (
+    Progress,
+    Report,
+    check_output_dir,
+    names_an_image_file,
+    reports_errors,
+    save_image,
+    verbose_option,
+)
 
 FORMATS = ("png", "jpg", "webp")
-IMAGE_OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MAX_FAILURES_SHOWN = 20
 SHEET_ROWS = 8
 MAX_DOWNLOAD_BYTES = 50 * 2**20
@@ -68,13 +75,7 @@ def _single_output(paths: list[Path], output: str) -> bool:
         if sys.stdout.isatty():  # image bytes would garble the terminal
             raise click.UsageError("-o - writes the image to standard output, a terminal here: redirect or pipe it")
         return True
-    from ..runtime.images import IMAGE_SUFFIXES
-
-    suffix = Path(output).suffix.lower()
-    one_photo = len(paths) == 1 and paths[0].is_file()
-    if one_photo and suffix in IMAGE_SUFFIXES and suffix not in IMAGE_OUTPUT_SUFFIXES and not Path(output).is_dir():
-        raise click.UsageError(f"-o {output}: garments are written as .png, .jpg or .webp files (or into a folder)")
-    return one_photo and suffix in IMAGE_OUTPUT_SUFFIXES
+    return len(paths) == 1 and paths[0].is_file() and names_an_image_file(Path(output), "garments")
 
 
 @click.command()

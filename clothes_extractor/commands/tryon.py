@@ -10,7 +10,7 @@ import click
 
 from ..errors import InputError, NoGarmentError
 from ..runtime.providers import PROVIDER_CHOICES
-from .common import Progress, Report, check_output_dir, reports_errors, verbose_option
+from .common import Progress, Report, check_output_dir, names_an_image_file, reports_errors, verbose_option
 
 FORMATS = ("png", "jpg", "webp")
 MAX_FAILURES_SHOWN = 20
@@ -81,14 +81,10 @@ def tryon(output: Path, **options: Any) -> None:
     arms are redrawn. Finished outputs are skipped on a rerun; the exit code is 0 only if
     every pair succeeded.
     """
-    from ..runtime.images import IMAGE_SUFFIXES
-
     if (options["garment"] is None) == (options["garment_from"] is None):
         raise click.UsageError("give the garment: --garment IMAGE|FOLDER or --garment-from PHOTO|FOLDER")
     garments = options["garment"] or options["garment_from"]
-    single = output.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")
-    if not single and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
-        raise click.UsageError(f"-o {output}: results are written as .png, .jpg or .webp files (or into a folder)")
+    single = names_an_image_file(output, "results")
     pairs, unreadable = _pairs(options["person"], garments, options["pairs"])
     if single and len(pairs) != 1:
         raise click.UsageError(f"{len(pairs)} pairs to dress: -o must be a folder, not an image file")

@@ -23,6 +23,7 @@ def environment_info(probe: bool = True) -> dict[str, Any]:
     onnxruntime); ``info`` exits non-zero when it is not empty.
     """
     dists = onnxruntime_distributions()
+    heif = distribution_version("pillow-heif")
     gpus = list(gpu_names())
     info: dict[str, Any] = {
         "python": platform.python_version(),
@@ -35,11 +36,7 @@ def environment_info(probe: bool = True) -> dict[str, Any]:
             physical_cores(), *cpu_stream_plan(SessionSettings())
         ),
         "rtx plugin": distribution_version(RTX_PLUGIN.replace("_", "-")) or "not installed",
-        "heic photos": (
-            f"pillow-heif {distribution_version('pillow-heif')}"
-            if distribution_version("pillow-heif")
-            else 'not read (pip install "clothes-extractor[heif]")'
-        ),
+        "heic photos": f"pillow-heif {heif}" if heif else 'not read (pip install "clothes-extractor[heif]")',
         "problems": [],
     }
     info["warning"] = conflicting_onnxruntime_warning(dists)
