@@ -21,7 +21,7 @@ from typing import Collection, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from .errors import InputError, ModelError, NoGarmentError
+from .errors import InputError, ModelError, NoGarmentError, files_named
 from .models import GPU_PROVIDERS, TASKS, model_for
 from .runtime.hardware import has_nvidia_gpu
 from .runtime.jobs import ExtractJob, MaskSource
@@ -122,9 +122,8 @@ def extract_garment(
     }
     generator, segmenter = generator or opened.get("generator"), segmenter or opened.get("segmenter")
     try:
-        plan = make_plan(
-            generator, segmenter, ExtractOptions(output_size=output_size, background=background, alpha_mask=alpha_mask)
-        )
+        options = ExtractOptions(output_size=output_size, background=background, alpha_mask=alpha_mask)
+        plan = make_plan(generator, segmenter, options, spelling="api")
         with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
             prepared = _prepare_all(photos, masks, Path(tmp), plan, segmenter)
             garments = _run_batches(generator, prepared, plan)
@@ -135,11 +134,17 @@ def extract_garment(
 
 
 def _prepare_all(photos, masks, folder: Path, plan: Plan, segmenter: ModelSession | None) -> list[Prepared]:
+    """The photos fitted to the model; an error names a photo given as bytes or an image by its
+    place in the list ("photo [3] is ...", or just "photo is ..." for one), not by its temporary file."""
     prepared: list[Prepared | NeedsMask] = []
+    names: dict[Path, str] = {}  # temporary file -> how the caller knows it
     for index, (photo, mask) in enumerate(zip(photos, masks, strict=True)):
+        place = f"[{index}]" if len(photos) > 1 else ""
         path = _as_file(photo, folder, f"photo-{index}")
         source = MaskSource("file", _as_file(mask, folder, f"mask-{index}")) if mask is not None else MaskSource("auto")
-        prepared.append(prepare(ExtractJob(path, folder / f"out-{index}.png", source), plan))
+        names |= {file: place for file in (path, source.path) if file is not None and file.parent == folder}
+        with files_named(names):
+            prepared.append(prepare(ExtractJob(path, folder / f"out-{index}.png", source), plan))
     waiting = [item for item in prepared if isinstance(item, NeedsMask)]
     if waiting:
         masks_found = segment(waiting, segmenter)
@@ -148,10 +153,12 @@ def _prepare_all(photos, masks, folder: Path, plan: Plan, segmenter: ModelSessio
             if isinstance(item, NeedsMask):
                 found = next(done)
                 if isinstance(found, NoGarmentError):
-                    raise NoGarmentError("extract_garment(photo, mask=...)") from None
+                    which = f", with a mask for photo [{i}]" if len(photos) > 1 else ""
+                    raise NoGarmentError(f"extract_garment(photo, mask=...){which}") from None
                 if not isinstance(found, SegmentedMask):
                     raise found
-                prepared[i] = finish(item, found, plan)
+                with files_named(names):
+                    prepared[i] = finish(item, found, plan)
     return prepared  # type: ignore[return-value]
 
 

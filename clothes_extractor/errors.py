@@ -3,6 +3,10 @@
 Every message says what is wrong and, where there is one, how to fix it.
 """
 
+import contextlib
+from pathlib import Path
+from typing import Iterator, Mapping
+
 
 class ClothesExtractorError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -51,3 +55,20 @@ class ExportError(ClothesExtractorError):
 
 class CheckpointError(ClothesExtractorError):
     """A training checkpoint is missing, unreadable or of another kind."""
+
+
+@contextlib.contextmanager
+def files_named(names: Mapping[Path, str]) -> Iterator[None]:
+    """Errors raised inside name each temporary file as the caller knows it (``names[path]``;
+    "" for no name): "photo /tmp/ce-x/photo is not an image" -> "photo is not an image". An
+    upload's or an in-memory photo's temporary path means nothing to its sender (and a server
+    should not tell clients its paths). The error keeps its type."""
+    try:
+        yield
+    except ClothesExtractorError as exc:
+        text = str(exc)
+        for path, name in sorted(names.items(), key=lambda item: -len(str(item[0]))):  # photo-10 before photo-1
+            for before, after in ((f": {path}", f": {name}"), (f" {path}", f" {name}"), (str(path), name)):
+                text = text.replace(before, after if name else "")
+        exc.args = (text,)
+        raise

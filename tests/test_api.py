@@ -1,5 +1,6 @@
 """The Python API as an app developer uses it: one photo in, one garment out, the CLI's pixels."""
 
+import io
 import re
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ import pytest
 from PIL import Image
 
 from clothes_extractor import extract_garment, new_session
-from clothes_extractor.errors import InputError, ModelError
+from clothes_extractor.errors import ClothesExtractorError, InputError, ModelError
 from conftest import ROOT, TINY_SIZE, cli_env, person_photo, run_cli
 
 
@@ -64,12 +65,27 @@ def test_a_session_opened_for_the_garment_alone_serves_white_and_refuses_other_b
     assert generator_outputs("transparent") is None and generator_outputs((0, 0, 0)) is None
 
 
+def encoded_jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
 def test_bad_photos_raise_with_the_reason(tiny_model_path, tmp_path):
     with new_session(tiny_model_path, "cpu") as generator:
         with pytest.raises(InputError, match="photo not found"):
             extract_garment(tmp_path / "nope.jpg", generator=generator)
-        with pytest.raises(InputError, match="not an image"):
+        with pytest.raises(InputError, match="^photo is not an image"):  # not its temporary file's path
             extract_garment(b"hello", Image.new("L", (4, 4), 255), generator=generator)
+        good, mask = person_photo(1)
+        with pytest.raises(InputError, match=r"^photo \[1\] is not an image"):  # its place in the list
+            extract_garment([good, b"hello"], [mask, mask], generator=generator)
+        with pytest.raises(InputError, match=r"^photo \[10\] is not an image"):  # (photo-10's file, not photo-1's)
+            extract_garment([encoded_jpeg(good)] * 10 + [b"hello"], [mask] * 11, generator=generator)
+        with pytest.raises(InputError, match=r"^the mask is 40x40 and the photo"):
+            extract_garment(good, Image.new("L", (40, 40), 255), generator=generator)
+        with pytest.raises(ClothesExtractorError, match="only; leave output_size at 'auto' or use"):
+            extract_garment(good, mask, generator=generator, output_size=512)
         with pytest.raises(TypeError, match=r"not ndarray; for an array: PIL.Image.fromarray.*COLOR_BGR2RGB"):
             extract_garment(np.zeros((256, 192, 3), np.uint8), generator=generator)
     with new_session("segmenter", "cpu") as segmenter, new_session(tiny_model_path, "cpu") as generator:

@@ -8,11 +8,13 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,19 +145,22 @@ def png_header_only(width: int, height: int) -> bytes:
     ("fields", "query", "status", "message"),
     [
         ({"photo": ("big.jpg", b"\xff" * (50 * 2**20))}, "", 413, "larger than"),
-        ({"photo": ("bomb.png", png_header_only(30000, 30000))}, "", 400, "decompression-bomb"),
-        ({"photo": ("notes.txt", b"hello, I am text")}, "", 400, "not an image"),
+        ({"photo": ("bomb.png", png_header_only(30000, 30000))}, "", 400, "photo is too large to decode"),
+        ({"photo": ("notes.txt", b"hello, I am text")}, "", 400, "photo is not an image"),
+        ({"photo": ("p.jpg", encoded(person_photo(1)[0])), "mask": ("m.txt", b"text")}, "", 400, "mask is not an"),
         ({"photo": ("empty.jpg", b"")}, "", 400, "empty"),
         ({}, "", 400, "no photo in the request"),
         ({"photo": ("p.jpg", b"x")}, "?format=gif", 400, "format must be"),
         ({"photo": ("p.jpg", b"x")}, "?background=pink", 400, "#RRGGBB"),
+        ({"photo": ("p.jpg", b"x")}, "?response=xml", 400, "response must be image or json, got 'xml'"),
     ],
-    ids=["50MB", "bomb", "text", "empty", "no-photo", "format", "background"],
+    ids=["50MB", "bomb", "text", "text-mask", "empty", "no-photo", "format", "background", "response"],
 )
 def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(server, fields, query, status, message):
     got, body, _ = post(server, fields, query)
     assert got == status, body
-    assert message in json.loads(body)["error"]
+    error = json.loads(body)["error"]
+    assert message in error and tempfile.gettempdir() not in error  # the upload's temporary file is not named
     photo, mask = person_photo(2)
     ok, _, _ = post(server, {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))})
     assert ok == 200
@@ -186,6 +191,10 @@ def test_no_garment_is_a_422_with_the_bundled_segmenter(tiny_model_path):
         figure = (ROOT / "examples" / "photos" / "figure-1.jpg").read_bytes()
         status, body, headers = post(url, {"photo": ("figure.jpg", figure)})
         assert status == 200 and headers["x-mask-source"].startswith("segmenter")
+        status, body, _ = post(url, {"photo": ("figure.jpg", figure)}, "?output_size=512")  # a U-Net's size is fixed
+        error = json.loads(body)["error"]
+        assert status == 400 and error.startswith(f"{Path(tiny_model_path).name} answers at ")  # not its server path
+        assert "only; leave out output_size or use" in error
     finally:
         stop(process)
 

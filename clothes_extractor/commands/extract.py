@@ -208,8 +208,8 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
 
 
 def _extract_options(options: dict[str, Any], fmt: str) -> Any:
-    from ..runtime.fitting import parse_output_size
-    from ..runtime.pipeline import ExtractOptions, default_workers, parse_background
+    from ..runtime.fitting import parse_background, parse_output_size
+    from ..runtime.pipeline import ExtractOptions, default_workers
 
     try:
         size = parse_output_size(options["output_size"])

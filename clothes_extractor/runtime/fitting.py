@@ -50,6 +50,19 @@ def parse_output_size(value: str) -> str | int | tuple[int, int]:
     raise ValueError(f"output size must be auto, model, HEIGHTxWIDTH or HEIGHT (positive), got {value!r}")
 
 
+def parse_background(value: str) -> str | tuple[int, int, int]:
+    """``white``, ``transparent`` or ``#RRGGBB`` -> the ``Plan.background`` value."""
+    value = value.strip().lower()
+    if value in ("white", "transparent"):
+        return value
+    if len(value) == 7 and value.startswith("#"):
+        try:
+            return tuple(int(value[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+        except ValueError:
+            pass
+    raise ValueError(f"background must be white, transparent or #RRGGBB, got {value!r}")
+
+
 def output_size_for(window_height: float, contract, requested: str | tuple[int, int] = "auto") -> tuple[int, int]:
     """(height, width) of the garment for a photo window ``window_height`` photo pixels tall.
 

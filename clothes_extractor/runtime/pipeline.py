@@ -50,19 +50,6 @@ def default_workers() -> int:
     return max(1, min(16, os.cpu_count() or 1))
 
 
-def parse_background(value: str) -> str | tuple[int, int, int]:
-    """``white``, ``transparent`` or ``#RRGGBB`` -> the ``Plan.background`` value."""
-    value = value.strip().lower()
-    if value in ("white", "transparent"):
-        return value
-    if len(value) == 7 and value.startswith("#"):
-        try:
-            return tuple(int(value[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
-        except ValueError:
-            pass
-    raise ValueError(f"background must be white, transparent or #RRGGBB, got {value!r}")
-
-
 @dataclass(frozen=True)
 class ExtractOptions:
     batch_size: int = 8
@@ -95,9 +82,22 @@ def generator_outputs(background: str | tuple[int, int, int]) -> tuple[str, ...]
     return ("garment",) if background == "white" else None
 
 
-def make_plan(generator: ModelSession, segmenter: ModelSession | None, options: ExtractOptions) -> Plan:
-    """The workers' view of a run; refuses settings the model cannot serve, before any work."""
+# How each front end spells what make_plan refuses: the size setting, leaving it at its default, white.
+SPELLINGS = {
+    "cli": ("--output-size", "drop --output-size", "--background white"),
+    "api": ("output_size", "leave output_size at 'auto'", "background='white'"),
+    "http": ("output_size", "leave out output_size", "background=white"),  # (and no server paths)
+}
+
+
+def make_plan(
+    generator: ModelSession, segmenter: ModelSession | None, options: ExtractOptions, spelling: str = "cli"
+) -> Plan:
+    """The workers' view of a run; refuses settings the model cannot serve, before any work,
+    in the words of the front end (``SPELLINGS``)."""
     contract = generator.contract
+    size_option, default_size, white = SPELLINGS[spelling]
+    model = generator.path.name if spelling == "http" else generator.path
     if options.background != "white" and contract.alpha and "alpha" not in generator.output_names:
         raise ValueError(
             f"the session on {generator.path} was opened without its alpha output, which a background "
@@ -105,9 +105,9 @@ def make_plan(generator: ModelSession, segmenter: ModelSession | None, options: 
         )
     if options.background != "white" and not contract.alpha:
         raise ClothesExtractorError(
-            f"{generator.path} has no silhouette output, so it cannot give a transparent or coloured "
-            "background; use --background white, the bundled generator, or a generator trained with a "
-            "silhouette (train --arch silhouette or flow)"
+            f"{model} has no silhouette output, so it cannot give a transparent or coloured background; "
+            f"use {white}, the bundled generator, or a generator trained with a silhouette (train --arch "
+            "silhouette or flow)"
         )
     output_size = options.output_size
     if isinstance(output_size, int):  # a height: the width that keeps the model's aspect
@@ -116,12 +116,12 @@ def make_plan(generator: ModelSession, segmenter: ModelSession | None, options: 
         h, w = output_size
         if not contract.catalog_resolution and (h, w) != contract.size:
             raise ClothesExtractorError(
-                f"{generator.path} answers at {contract.height}x{contract.width} only; drop --output-size "
-                "or use a catalog-resolution model (a warping generator, train --arch flow)"
+                f"{model} answers at {contract.height}x{contract.width} only; {default_size} or use a "
+                "catalog-resolution model (a warping generator, train --arch flow)"
             )
         if abs(h * contract.width - w * contract.height) > contract.height:
             raise ClothesExtractorError(
-                f"--output-size {h}x{w} is not the model's aspect ratio ({contract.height}:{contract.width}); "
+                f"{size_option} {h}x{w} is not the model's aspect ratio ({contract.height}:{contract.width}); "
                 f"give a height and the width that goes with it, e.g. {h}x{round(h * contract.width / contract.height)}"
             )
     background = options.background if isinstance(options.background, str) else "#%02x%02x%02x" % options.background

@@ -28,11 +28,11 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from ..errors import ClothesExtractorError, InputError, NoGarmentError
-from ..runtime.fitting import parse_output_size
+from ..errors import ClothesExtractorError, InputError, NoGarmentError, files_named
+from ..runtime.fitting import parse_background, parse_output_size
 from ..runtime.images import encode_image
 from ..runtime.jobs import ExtractJob, MaskSource
-from ..runtime.pipeline import ExtractOptions, generator_outputs, make_plan, parse_background
+from ..runtime.pipeline import ExtractOptions, generator_outputs, make_plan
 from ..runtime.session import ModelSession
 from ..runtime.stages import NeedsMask, Prepared, SegmentedMask, apply_background, finish, prepare, segment
 from .batcher import Batcher, QueueFull
@@ -120,7 +120,7 @@ class Extractor:
         generator = (
             self.generator if self._serves(background) else await asyncio.to_thread(self.generator_for, background)
         )
-        plan = make_plan(generator, self.segmenter, ExtractOptions(**options["extract"]))
+        plan = make_plan(generator, self.segmenter, ExtractOptions(**options["extract"]), spelling="http")
         with tempfile.TemporaryDirectory(prefix="ce-serve-") as tmp:
             folder = Path(tmp)
             (folder / "photo").write_bytes(photo)
@@ -129,16 +129,17 @@ class Extractor:
                 (folder / "mask").write_bytes(mask)
                 source = MaskSource("file", folder / "mask")
             job = ExtractJob(folder / "photo", folder / "garment.png", source, mask_output=folder / "mask-used.png")
-            item = await asyncio.to_thread(prepare, job, plan)
-            timings["prepare_ms"] = (time.perf_counter() - started) * 1000
-            if isinstance(item, NeedsMask):
-                if self.segments is None:
-                    raise InputError("no mask given and the server runs without a segmenter")
-                found = await asyncio.wrap_future(self.segments.submit(item))
-                if not isinstance(found, SegmentedMask):
-                    raise found
-                item = await asyncio.to_thread(finish, item, found, plan)
-                timings["segment_ms"] = (time.perf_counter() - started) * 1000 - timings["prepare_ms"]
+            with files_named({folder / "photo": "", folder / "mask": ""}):  # no server paths in answers
+                item = await asyncio.to_thread(prepare, job, plan)
+                timings["prepare_ms"] = (time.perf_counter() - started) * 1000
+                if isinstance(item, NeedsMask):
+                    if self.segments is None:
+                        raise InputError("no mask given and the server runs without a segmenter")
+                    found = await asyncio.wrap_future(self.segments.submit(item))
+                    if not isinstance(found, SegmentedMask):
+                        raise found
+                    item = await asyncio.to_thread(finish, item, found, plan)
+                    timings["segment_ms"] = (time.perf_counter() - started) * 1000 - timings["prepare_ms"]
             t0 = time.perf_counter()
             outputs = await asyncio.wrap_future(self.generate.submit((item, generator)))
             timings["generate_ms"] = (time.perf_counter() - t0) * 1000
@@ -161,10 +162,12 @@ def _encode(outputs: dict[str, np.ndarray], background, fmt: str, quality: int) 
     return encode_image(rgb, fmt, quality, alpha=alpha)
 
 
-def request_options(fmt: str, output_size: str, background: str) -> dict[str, Any]:
+def request_options(fmt: str, output_size: str, background: str, response: str = "image") -> dict[str, Any]:
     """The query parameters as extract options; ``InputError`` (a 400) for a bad value."""
     if fmt not in MEDIA:
         raise InputError(f"format must be png, jpg or webp, got {fmt!r}")
+    if response not in ("image", "json"):
+        raise InputError(f"response must be image or json, got {response!r}")
     try:
         parsed_background = parse_background(background)
     except ValueError as exc:
@@ -248,7 +251,10 @@ async def handle_extract(request: Request, extractor: Extractor, settings: Serve
     query = request.query_params
     try:
         options = request_options(
-            query.get("format", "png"), query.get("output_size", "auto"), query.get("background", "white")
+            query.get("format", "png"),
+            query.get("output_size", "auto"),
+            query.get("background", "white"),
+            query.get("response", "image"),
         )
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise InputError("no photo in the request: send it as the multipart field 'photo'")
