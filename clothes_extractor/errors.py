@@ -45,6 +45,11 @@ class NoGarmentError(InputError):
         super().__init__(f"{self.SUMMARY}; if there is one, give its mask: {how}")
 
 
+class NoMaskError(InputError):
+    """A photo comes with no garment mask and there is no segmenter to find one; the message
+    says how to give one."""
+
+
 class OutputError(ClothesExtractorError):
     """The output cannot be written (folder missing, not writable, name collision)."""
 

@@ -85,8 +85,9 @@ def multipart(fields: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
     return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-def post(url: str, fields: dict[str, tuple[str, bytes]], query: str = "") -> tuple[int, bytes, dict]:
-    body, content_type = multipart(fields)
+def post(url: str, fields: "dict[str, tuple[str, bytes]] | bytes", query: str = "", raw_type: str = "image/jpeg"):
+    """POST /extract: ``fields`` as a multipart form, or bytes as the whole body (``raw_type``)."""
+    body, content_type = (fields, raw_type) if isinstance(fields, bytes) else multipart(fields)
     request = urllib.request.Request(f"{url}/extract{query}", data=body, headers={"Content-Type": content_type})
     try:
         with urllib.request.urlopen(request, timeout=60) as answer:
@@ -153,8 +154,12 @@ def png_header_only(width: int, height: int) -> bytes:
         ({"photo": ("p.jpg", b"x")}, "?format=gif", 400, "format must be"),
         ({"photo": ("p.jpg", b"x")}, "?background=pink", 400, "#RRGGBB"),
         ({"photo": ("p.jpg", b"x")}, "?response=xml", 400, "response must be image or json, got 'xml'"),
+        (b"\xff" * (3 * 2**20), "", 413, "the photo is larger than 2 MB"),  # the photo as the body
+        (b"", "", 400, "the photo is empty"),
+        (encoded(person_photo(1)[0]), "", 400, "no mask given and the server runs without a segmenter"),
     ],
-    ids=["50MB", "bomb", "text", "text-mask", "empty", "no-photo", "format", "background", "response"],
+    ids=["50MB", "bomb", "text", "text-mask", "empty", "no-photo", "format", "background", "response"]
+    + ["body-3MB", "body-empty", "body-no-mask"],
 )
 def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(server, fields, query, status, message):
     got, body, _ = post(server, fields, query)
@@ -191,6 +196,10 @@ def test_no_garment_is_a_422_with_the_bundled_segmenter(tiny_model_path):
         figure = (ROOT / "examples" / "photos" / "figure-1.jpg").read_bytes()
         status, body, headers = post(url, {"photo": ("figure.jpg", figure)})
         assert status == 200 and headers["x-mask-source"].startswith("segmenter")
+        raw_status, raw_body, raw_headers = post(url, figure)  # the photo as the whole body: the same garment
+        assert (raw_status, raw_body, raw_headers["x-mask-source"]) == (200, body, headers["x-mask-source"])
+        status, jpeg, headers = post(url, figure, "?format=JPEG", raw_type="application/octet-stream")
+        assert status == 200 and headers["content-type"] == "image/jpeg" and jpeg[:2] == b"\xff\xd8"
         status, body, _ = post(url, {"photo": ("figure.jpg", figure)}, "?output_size=512")  # a U-Net's size is fixed
         error = json.loads(body)["error"]
         assert status == 400 and error.startswith(f"{Path(tiny_model_path).name} answers at ")  # not its server path

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import ClothesExtractorError, InputError, NoGarmentError
+from ..errors import ClothesExtractorError, InputError, NoGarmentError, NoMaskError
 from .contract import ModelContract
 from .files import write_atomic
 from .fitting import (
@@ -236,7 +236,7 @@ def prepare(job: ExtractJob, plan: Plan) -> Prepared | NeedsMask:
     if segmenter is None:
         # a broken or tiny photo is reported as such, before the missing mask
         load_photo(job.photo, lambda shown: check_photo_size(shown, job.photo) or 1.0)
-        raise InputError(NO_MASK_HELP)
+        raise NoMaskError(NO_MASK_HELP)
     return for_segmenter(job, segmenter)
 
 

@@ -1,7 +1,8 @@
 """The HTTP API and its page. Routes call the runtime's stages, as ``extract`` does.
 
-    POST /extract   multipart ``photo`` (and optional ``mask``); query ``format`` (png, jpg,
-                    webp), ``output_size`` (auto, model, HxW or a height), ``background`` (white,
+    POST /extract   multipart ``photo`` (and optional ``mask``), or the photo as the body
+                    (``Content-Type: image/...``); query ``format`` (png, jpg, webp),
+                    ``output_size`` (auto, model, HxW or a height), ``background`` (white,
                     transparent, #RRGGBB), ``response`` (image, or json: the garment and the
                     mask as data URLs, the mask's source, the size, timings)
     GET  /          a page: drop photos, see photo | mask | garment, download
@@ -28,7 +29,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from ..errors import ClothesExtractorError, InputError, NoGarmentError, files_named
+from ..errors import ClothesExtractorError, InputError, NoGarmentError, NoMaskError, files_named
 from ..runtime.fitting import parse_background, parse_output_size
 from ..runtime.images import encode_image
 from ..runtime.jobs import ExtractJob, MaskSource
@@ -130,12 +131,16 @@ class Extractor:
                 source = MaskSource("file", folder / "mask")
             job = ExtractJob(folder / "photo", folder / "garment.png", source, mask_output=folder / "mask-used.png")
             with files_named({folder / "photo": "", folder / "mask": ""}):  # no server paths in answers
-                item = await asyncio.to_thread(prepare, job, plan)
+                try:
+                    item = await asyncio.to_thread(prepare, job, plan)
+                except NoMaskError:  # (a broken photo is reported as such first)
+                    raise InputError(
+                        "no mask given and the server runs without a segmenter (serve --no-segmenter): "
+                        "send the garment's mask as the multipart field 'mask'"
+                    ) from None
                 timings["prepare_ms"] = (time.perf_counter() - started) * 1000
                 if isinstance(item, NeedsMask):
-                    if self.segments is None:
-                        raise InputError("no mask given and the server runs without a segmenter")
-                    found = await asyncio.wrap_future(self.segments.submit(item))
+                    found = await asyncio.wrap_future(self.segments.submit(item))  # type: ignore[union-attr]
                     if not isinstance(found, SegmentedMask):
                         raise found
                     item = await asyncio.to_thread(finish, item, found, plan)
@@ -164,6 +169,7 @@ def _encode(outputs: dict[str, np.ndarray], background, fmt: str, quality: int) 
 
 def request_options(fmt: str, output_size: str, background: str, response: str = "image") -> dict[str, Any]:
     """The query parameters as extract options; ``InputError`` (a 400) for a bad value."""
+    fmt = {"jpeg": "jpg"}.get(fmt.lower(), fmt.lower())
     if fmt not in MEDIA:
         raise InputError(f"format must be png, jpg or webp, got {fmt!r}")
     if response not in ("image", "json"):
@@ -232,6 +238,36 @@ async def _read_upload(form, name: str, limit: int, megabytes: float) -> "bytes 
     return data
 
 
+async def _read_photo_and_mask(request: Request, limit: int, megabytes: float) -> tuple[bytes, "bytes | None"]:
+    """The photo and its mask from a multipart form, or the photo alone as the whole body
+    (``Content-Type: image/...``, as ``curl --data-binary @photo.jpg`` sends it)."""
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith(("image/", "application/octet-stream")):
+        photo, size = bytearray(), 0
+        async for chunk in request.stream():  # (all of it, up to a cap, so that the client reads the answer)
+            size += len(chunk)
+            if size <= limit:
+                photo += chunk
+            elif size > 64 * limit:
+                break
+        if size > limit:
+            raise UploadTooLarge(f"the photo is larger than {megabytes:g} MB")
+        if not photo:
+            raise InputError("the photo is empty (0 bytes)")
+        return bytes(photo), None
+    photo = mask = None
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_part_size=limit + 1)
+        photo = await _read_upload(form, "photo", limit, megabytes)
+        mask = await _read_upload(form, "mask", limit, megabytes)
+    if photo is None:
+        raise InputError(
+            "no photo in the request: send it as the multipart field 'photo' (and its mask as 'mask'), "
+            "or as the whole body with Content-Type image/jpeg (or image/png, ...)"
+        )
+    return photo, mask
+
+
 async def _drain(request: Request, cap: int) -> None:
     """Read and drop up to ``cap`` bytes of a body that will not be used."""
     seen = 0
@@ -256,13 +292,7 @@ async def handle_extract(request: Request, extractor: Extractor, settings: Serve
             query.get("background", "white"),
             query.get("response", "image"),
         )
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            raise InputError("no photo in the request: send it as the multipart field 'photo'")
-        form = await request.form(max_part_size=limit + 1)
-        photo = await _read_upload(form, "photo", limit, settings.max_upload_mb)
-        if photo is None:
-            raise InputError("no photo in the request: send it as the multipart field 'photo'")
-        mask = await _read_upload(form, "mask", limit, settings.max_upload_mb)
+        photo, mask = await _read_photo_and_mask(request, limit, settings.max_upload_mb)
         result = await asyncio.wait_for(extractor.extract(photo, mask, options), settings.timeout_s)
     except UploadTooLarge as exc:
         return _error(413, str(exc))
