@@ -71,9 +71,13 @@ def files_named(names: Mapping[Path, str]) -> Iterator[None]:
     try:
         yield
     except ClothesExtractorError as exc:
-        text = str(exc)
-        for path, name in sorted(names.items(), key=lambda item: -len(str(item[0]))):  # photo-10 before photo-1
-            for before, after in ((f": {path}", f": {name}"), (f" {path}", f" {name}"), (str(path), name)):
-                text = text.replace(before, after if name else "")
-        exc.args = (text,)
+        exc.args = (renamed(str(exc), names),)
         raise
+
+
+def renamed(text: str, names: "Mapping[Path, str] | Mapping[str, str]") -> str:
+    """``text`` (a message) with each path of ``names`` named ``names[path]`` ("": not named)."""
+    for path, name in sorted(names.items(), key=lambda item: -len(str(item[0]))):  # photo-10 before photo-1
+        for before, after in ((f": {path}", f": {name}"), (f" {path}", f" {name}"), (str(path), name)):
+            text = text.replace(before, after if name else "")
+    return text

@@ -122,6 +122,12 @@ def test_one_pair_a_folder_and_a_rerun(tiny_tryon_path, pairs, tmp_path):
     assert written == sorted(f"{Path(name).stem}__g1.png" for name in PERSONS)  # and nothing else
     assert "empty-room.png" in done.stderr and "found no upper-body clothing" in done.stderr
     assert "broken.jpg" in done.stderr and "3 dressed" in done.stderr and "3 failed" in done.stderr
+    broken = [line for line in done.stderr.splitlines() if "broken.jpg" in line]
+    assert broken == [
+        f"error: {persons / 'broken.jpg'} + {garments / 'g1.png'}: person photo is not an image"
+        " in a format Pillow can read (JPEG, PNG, WebP, AVIF, BMP, TIFF, GIF; HEIC with pillow-heif);"
+        " the file may be corrupt"
+    ]  # the pair named once
     assert "loop.jpg" in done.stderr and "Traceback" not in done.stderr
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     again = run_cli("tryon", "--person", persons, "--garment", garments / "g1.png", "-o", out, *model)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..errors import InputError, NoGarmentError
+from ..errors import InputError, NoGarmentError, renamed
 from ..runtime.providers import PROVIDER_CHOICES
 from .common import Progress, Report, check_output_dir, names_an_image_file, reports_errors, verbose_option
 
@@ -236,7 +236,8 @@ def _summarise(summary: Any, failed: list[Any], single: bool, output: Path, repo
         return
     for result in failed[:MAX_FAILURES_SHOWN]:
         pair = f"{result.person} + {result.garment}" if result.garment else result.person
-        click.echo(f"error: {pair}: {result.error}", err=True)
+        reason = renamed(result.error, {result.person: "", **({result.garment: ""} if result.garment else {})})
+        click.echo(f"error: {pair}: {reason}", err=True)  # (the pair named once)
     if len(failed) > MAX_FAILURES_SHOWN:
         click.echo(f"... and {len(failed) - MAX_FAILURES_SHOWN} more errors (--report FILE lists them all)", err=True)
     rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
