@@ -462,6 +462,29 @@ def test_a_photo_is_never_written_over(tiny_model_path, photo_folder, tmp_path):
     assert {p.name: p.read_bytes() for p in shots.iterdir() if p.name != "p1.png"} == before
 
 
+def test_a_report_or_a_sheet_never_replaces_a_photo_or_a_garment(tiny_model_path, photo_folder, tmp_path):
+    photos, masks = photo_folder
+    model = ["--model", tiny_model_path, "--masks", masks]
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    before = {p: p.read_bytes() for p in [*photos.iterdir(), tmp_path / "notes.txt"]}
+    for inputs, option, path, message in [
+        ([photos / "p0.jpg", photos / "p1.jpg"], "--report", photos / "p1.jpg", "is one of the photos"),
+        ([photos], "--report", photos / "p1.jpg", "is in the input folder"),
+        ([photos], "--sheet", photos / "sheet.png", "is in the input folder"),  # the next run's photo
+        ([photos], "--report", tmp_path / "notes.txt", "exists and is not a JSON Lines report: it is kept"),
+        ([photos], "--report", tmp_path / "r.png", "names an image; the report is JSON Lines"),
+    ]:
+        done = run_cli("extract", *inputs, "-o", tmp_path / "o", option, path, *model)
+        assert done.returncode == 2 and f"{option} {path} {message}" in done.stderr, done.stderr
+    assert {p: p.read_bytes() for p in before} == before and not (photos / "sheet.png").exists()
+    done = run_cli("extract", photos, "-o", tmp_path / "o", "--report", tmp_path / "o" / "r.jsonl", *model)
+    assert done.returncode == 0 and len(read_report(tmp_path / "o" / "r.jsonl")) == 5
+    garment = (tmp_path / "o" / "p0.png").read_bytes()
+    done = run_cli("extract", photos, "-o", tmp_path / "o", "--sheet", tmp_path / "o" / "p0.png", "--overwrite", *model)
+    assert done.returncode == 1 and "is a garment this tool wrote: it is kept, and no sheet was written" in done.stderr
+    assert (tmp_path / "o" / "p0.png").read_bytes() == garment  # (redone with the same pixels and signature)
+
+
 def test_verbose_goes_after_the_subcommand_too(tiny_model_path, photo_folder, tmp_path):
     photos, masks = photo_folder
     done = run_cli("extract", photos, "-o", tmp_path / "o", "--model", tiny_model_path, "--masks", masks, "-vv")

@@ -143,6 +143,8 @@ def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, pairs, tmp_path)
     for output, what in ((person, "person photo"), (garment, "garment")):
         done = run_cli("tryon", "--person", person, "--garment", garment, "-o", output, *model)
         assert done.returncode == 1 and f"is the {what} itself" in done.stderr
+    done = run_cli("tryon", "--person", persons, "--garment", garment, "-o", tmp_path / "o", "--report", person, *model)
+    assert done.returncode == 2 and f"--report {person} is in the input folder" in done.stderr
     assert (person.read_bytes(), garment.read_bytes()) == before
     twins = tmp_path / "twins"
     twins.mkdir()

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import click
 
@@ -170,6 +170,56 @@ def check_output_dir(out_dir: Path) -> None:
                 folder.rmdir()
             except OSError:
                 break  # not made by this check after all, or no longer empty
+
+
+def check_side_files(
+    inputs: Iterable[Any], out_dir: Path | None = None, report: Path | None = None, **sheets: Path | None
+) -> None:
+    """Refuse, before any work, a ``--report`` or a sheet (``sheets``: option name -> path, as
+    ``sheet=...``) that would replace one of the run's photos (named, or in an input folder
+    outside ``out_dir``), and a report that would replace a file that is not a report."""
+    from ..runtime.files import same_file
+    from ..runtime.images import IMAGE_SUFFIXES
+
+    sides = {f"--{name.replace('_', '-')}": path for name, path in sheets.items() if path is not None}
+    if report is not None:
+        sides["--report"] = report
+    folders = [Path(item) for item in inputs if isinstance(item, Path) or (str(item) != "-" and "://" not in str(item))]
+    for option, path in sides.items():
+        place = path.resolve().parent
+        for item in folders:
+            if same_file(path, item):
+                raise click.UsageError(f"{option} {path} is one of the photos: it would be replaced; choose another")
+            inside = item.is_dir() and (place == item.resolve() or item.resolve() in place.parents)
+            if inside and path.suffix.lower() in IMAGE_SUFFIXES and not _under(place, out_dir):
+                raise click.UsageError(
+                    f"{option} {path} is in the input folder {item}: it could replace a photo, and the next run "
+                    "would take it for one; write it elsewhere (the -o folder is fine)"
+                )
+    if report is not None and report.suffix.lower() in IMAGE_SUFFIXES:
+        raise click.UsageError(f"--report {report} names an image; the report is JSON Lines: name it e.g. report.jsonl")
+    if report is not None and not _is_report(report):
+        raise click.UsageError(f"--report {report} exists and is not a JSON Lines report: it is kept; choose another")
+
+
+def _under(place: Path, folder: Path | None) -> bool:
+    if folder is None:
+        return False
+    root = folder.resolve()
+    return place == root or root in place.parents
+
+
+def _is_report(path: Path) -> bool:
+    """Whether ``path`` is missing, empty, not a regular file (``/dev/stdout``, a pipe) or a JSON
+    Lines report (its first line an object)."""
+    try:
+        if not path.is_file():
+            return True
+        with open(path, "rb") as handle:
+            head = handle.read(4096).lstrip()
+    except OSError:
+        return True  # unreadable: opening it for writing says what is wrong
+    return not head or head.startswith(b"{")
 
 
 def save_image(path: Path, image: Any) -> None:

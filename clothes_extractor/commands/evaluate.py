@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..runtime.providers import PROVIDER_CHOICES
-from .common import Progress, reports_errors, save_image, verbose_option
+from .common import Progress, check_side_files, reports_errors, save_image, verbose_option
 
 SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
 
@@ -121,6 +121,7 @@ def evaluate(
     ):
         if path is not None:
             check_writable_file(path, what, suffixes)
+    check_side_files([data], sheet=sheet, unpaired_sheet=unpaired_sheet)
     session = new_session(model, provider)
     task = session.contract.task
     if unpaired_sheet is not None and task != "tryon":

@@ -19,6 +19,7 @@ from .common import (
     Progress,
     Report,
     check_output_dir,
+    check_side_files,
     names_an_image_file,
     reports_errors,
     save_image,
@@ -295,6 +296,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     extract_options = _extract_options(options, fmt)
     save_masks, sheet = options["save_masks"], options["sheet"]
     check_output_folders(inputs, out_dir, save_masks)
+    check_side_files(inputs, out_dir, options["report"], sheet=sheet)
     check_output_dir(out_dir)
     if save_masks is not None:
         check_output_dir(save_masks)
@@ -375,11 +377,16 @@ def _summarise(summary, failures, report_path, report, sheet, finished, size) ->
             + (f", all in {report_path}" if report_path and not report.failed else "; --report FILE lists them all"),
             err=True,
         )
+    refused = None
     if sheet is not None and finished:
         from ..eval.sheets import extraction_sheet
+        from ..runtime.signature import carries_mark
 
-        save_image(sheet, extraction_sheet(finished, size))
-        click.echo(f"contact sheet: {sheet}", err=True)
+        if carries_mark(sheet):  # a garment of this run (or an earlier one) has that name
+            refused = f"--sheet {sheet} is a garment this tool wrote: it is kept, and no sheet was written"
+        else:
+            save_image(sheet, extraction_sheet(finished, size))
+            click.echo(f"contact sheet: {sheet}", err=True)
     rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
     masks = ", ".join(f"{count} {source}" for source, count in summary.masks.most_common())
     click.echo(
@@ -389,9 +396,10 @@ def _summarise(summary, failures, report_path, report, sheet, finished, size) ->
         + _decode_summary(summary.decoded),
         err=True,
     )
-    if report.failed:
-        click.echo(f"error: {report.failed}", err=True)
-    if summary.failed or report.failed:
+    for problem in (report.failed, refused):
+        if problem:
+            click.echo(f"error: {problem}", err=True)
+    if summary.failed or report.failed or refused:
         sys.exit(1)
 
 
@@ -412,6 +420,8 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
         click.echo("warning: --decode gpu is not used on Ray: its prepare tasks decode on the host", err=True)
     if not is_remote(output):
         check_output_folders(local, Path(output), options["save_masks"])
+    check_side_files(local, None if is_remote(output) else Path(output), options["report"], sheet=sheet)
+    if not is_remote(output):
         check_output_dir(Path(output))
     if sheet is not None:
         if is_remote(output) or remote:

@@ -10,7 +10,15 @@ import click
 
 from ..errors import InputError, NoGarmentError, renamed
 from ..runtime.providers import PROVIDER_CHOICES
-from .common import Progress, Report, check_output_dir, names_an_image_file, reports_errors, verbose_option
+from .common import (
+    Progress,
+    Report,
+    check_output_dir,
+    check_side_files,
+    names_an_image_file,
+    reports_errors,
+    verbose_option,
+)
 
 FORMATS = ("png", "jpg", "webp")
 MAX_FAILURES_SHOWN = 20
@@ -168,6 +176,7 @@ def _run(
 
     fmt = options["fmt"]
     out_dir = output.parent if single else output
+    check_side_files([options["person"], options["garment"] or options["garment_from"]], out_dir, options["report"])
     check_output_dir(out_dir)
     remove_stale_partials(out_dir)
     dresser = _open(options)

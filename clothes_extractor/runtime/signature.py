@@ -100,18 +100,25 @@ def check_replaceable(path: Path, option: str = "-o") -> None:
     This tool's outputs of other models or settings carry the mark and are redone, and so do
     PNGs and JPEGs cut short (a WebP's XMP comes last; outputs are written atomically, so only
     damage cuts one); a missing path, an empty file or a folder pass."""
-    try:
-        with open(path, "rb", buffering=0, opener=_open_nonblocking) as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
-                return
-            head = _read_at(handle, MARK_WINDOW, 0)
-            tail = _read_at(handle, MARK_WINDOW, max(0, info.st_size - MARK_WINDOW))
-    except OSError:
-        return  # missing or unreadable: writing it says what is wrong
-    mark = SIGNATURE_KEY.encode()
-    if mark not in head and mark not in tail:
+    if carries_mark(path) is False:
         raise OutputError(
             f"{path} exists and was not written by clothes-extractor: it is kept; "
             f"choose another {option}, or pass --overwrite to replace it"
         )
+
+
+def carries_mark(path: Path) -> bool | None:
+    """Whether the regular, non-empty file ``path`` has this tool's signature key in its first
+    or last ``MARK_WINDOW`` bytes (an output of this tool); None for a missing path, an empty
+    file, a folder or anything unreadable."""
+    try:
+        with open(path, "rb", buffering=0, opener=_open_nonblocking) as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
+                return None
+            head = _read_at(handle, MARK_WINDOW, 0)
+            tail = _read_at(handle, MARK_WINDOW, max(0, info.st_size - MARK_WINDOW))
+    except OSError:
+        return None  # missing or unreadable: writing it says what is wrong
+    mark = SIGNATURE_KEY.encode()
+    return mark in head or mark in tail
