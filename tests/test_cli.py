@@ -377,9 +377,17 @@ def test_the_help_test_covers_every_command():
 def test_one_photo_to_one_file_and_through_pipes(tiny_model_path, photo_folder, tmp_path):
     photos, masks = photo_folder
     target = tmp_path / "garment.png"
-    done = run_cli("extract", photos / "p0.jpg", "-o", target, "--model", tiny_model_path, "--masks", masks)
+    report, sheet = tmp_path / "one.jsonl", tmp_path / "one-sheet.png"
+    done = run_cli("extract", photos / "p0.jpg", "-o", target, "--model", tiny_model_path, "--masks", masks,
+                   "--report", report, "--sheet", sheet)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert target.is_file() and not target.is_dir() and f"wrote {target}" in done.stderr
+    assert read_report(report)["p0.jpg"]["output"] == str(target) and Image.open(sheet).height > TINY_SIZE[0]
+    (photos / "broken.jpg").write_bytes(b"not a photo")
+    done = run_cli("extract", photos / "broken.jpg", "-o", tmp_path / "b.png", "--model", tiny_model_path,
+                   "--masks", masks, "--report", report)  # fmt: skip
+    assert done.returncode == 1 and f"Error: photo {photos / 'broken.jpg'} is not an image" in done.stderr
+    assert read_report(report)["broken.jpg"]["status"] == "error"  # (the report of this run)
     with Image.open(target) as image:
         assert image.format == "PNG" and image.size == (TINY_SIZE[1], TINY_SIZE[0])
     done = run_cli("extract", photos / "p0.jpg", "-o", tmp_path / "g.jpg", "--model", tiny_model_path, "--masks", masks)

@@ -6,6 +6,7 @@ the work itself is in ``runtime.pipeline`` and, with ``--ray``, ``distributed.ra
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +30,7 @@ from .common import (
 FORMATS = ("png", "jpg", "webp")
 MAX_FAILURES_SHOWN = 20
 SHEET_ROWS = 8
+SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MAX_DOWNLOAD_BYTES = 50 * 2**20
 
 
@@ -254,6 +256,7 @@ def _open_models(options: dict[str, Any], background: Any):
 
 def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -> None:
     """One photo to one file (or standard output): the folder job's guarantees, one job."""
+    from ..runtime.files import check_writable_file
     from ..runtime.jobs import MaskIndex, find_jobs, overwrite_error
     from ..runtime.pipeline import run_extraction
     from ..runtime.stages import output_format
@@ -274,17 +277,31 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
     refused = overwrite_error(job.photo, job.output, job.mask_output)
     if refused is not None:
         raise click.UsageError(refused)
+    check_side_files([photo], None if to_stdout else target.parent, options["report"], sheet=options["sheet"])
+    if options["sheet"] is not None:
+        check_writable_file(options["sheet"], "--sheet", SHEET_SUFFIXES)
     generator, segmenter = _open_models(options, extract_options.background)
-    results = []
-    run_extraction(generator, [job], extract_options, results.append, segmenter)
-    (result,) = results
+    report, results = Report(options["report"]), []
+    try:
+        run_extraction(generator, [job], extract_options, results.append, segmenter)
+        (result,) = results
+        report.write(dataclasses.replace(result, output="-") if to_stdout and result.output else result)
+    finally:
+        report.close()
     if result.status == "error":
-        raise InputError(f"{photo}: {result.error}")
+        raise InputError(result.error if result.input in result.error else f"{photo}: {result.error}")  # named once
     if to_stdout:
         sys.stdout.buffer.write(target.read_bytes())
         sys.stdout.buffer.flush()
     else:
         click.echo(f"{'skipped (already done)' if result.status == 'skipped' else 'wrote'} {target}", err=True)
+    for problem in (
+        report.failed,
+        _write_sheet(options["sheet"], [result] if result.status == "ok" else [], generator.contract.size),
+    ):
+        if problem:
+            click.echo(f"error: {problem}", err=True)
+            sys.exit(1)
 
 
 def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) -> None:
@@ -301,7 +318,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     if save_masks is not None:
         check_output_dir(save_masks)
     if sheet is not None:
-        check_writable_file(sheet, "--sheet", (".png", ".jpg", ".jpeg", ".webp"))
+        check_writable_file(sheet, "--sheet", SHEET_SUFFIXES)
     mask_index = MaskIndex(options["masks"]) if options["masks"] is not None else None
     # counted first (for the progress bar), then streamed: memory does not grow with the folder
     total = count_jobs(inputs, out_dir, options["recursive"], save_masks, options["masks"])
@@ -367,6 +384,20 @@ def _decode_summary(decoded: Any) -> str:
     )
 
 
+def _write_sheet(sheet: Path | None, finished: list[Any], size: tuple[int, int]) -> str | None:
+    """The contact sheet of ``finished`` results, unless its name is a garment: why not, then."""
+    if sheet is None or not finished:
+        return None
+    from ..eval.sheets import extraction_sheet
+    from ..runtime.signature import carries_mark
+
+    if carries_mark(sheet):  # a garment of this run (or an earlier one) has that name
+        return f"--sheet {sheet} is a garment this tool wrote: it is kept, and no sheet was written"
+    save_image(sheet, extraction_sheet(finished, size))
+    click.echo(f"contact sheet: {sheet}", err=True)
+    return None
+
+
 def _summarise(summary, failures, report_path, report, sheet, finished, size) -> None:
     for failure in failures:
         named = failure.input in failure.error  # most reasons name the photo already
@@ -377,16 +408,7 @@ def _summarise(summary, failures, report_path, report, sheet, finished, size) ->
             + (f", all in {report_path}" if report_path and not report.failed else "; --report FILE lists them all"),
             err=True,
         )
-    refused = None
-    if sheet is not None and finished:
-        from ..eval.sheets import extraction_sheet
-        from ..runtime.signature import carries_mark
-
-        if carries_mark(sheet):  # a garment of this run (or an earlier one) has that name
-            refused = f"--sheet {sheet} is a garment this tool wrote: it is kept, and no sheet was written"
-        else:
-            save_image(sheet, extraction_sheet(finished, size))
-            click.echo(f"contact sheet: {sheet}", err=True)
+    refused = _write_sheet(sheet, finished, size)
     rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
     masks = ", ".join(f"{count} {source}" for source, count in summary.masks.most_common())
     click.echo(
@@ -426,7 +448,7 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
     if sheet is not None:
         if is_remote(output) or remote:
             raise click.UsageError("--sheet is made from local photos and outputs; on Ray with URIs, leave it out")
-        check_writable_file(sheet, "--sheet", (".png", ".jpg", ".jpeg", ".webp"))
+        check_writable_file(sheet, "--sheet", SHEET_SUFFIXES)
     if options["masks"] is not None:
         MaskIndex.check(options["masks"])
     # walked in the cluster as the job goes; counted here first, for the progress bar
