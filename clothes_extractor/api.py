@@ -21,7 +21,7 @@ from typing import Collection, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from .errors import InputError, ModelError, NoGarmentError, files_named
+from .errors import InputError, ModelError, NoGarmentError, files_named, renamed
 from .models import GPU_PROVIDERS, TASKS, model_for
 from .runtime.hardware import has_nvidia_gpu
 from .runtime.jobs import ExtractJob, MaskSource
@@ -229,10 +229,13 @@ def dress(
             run_dressing(
                 dresser, jobs, batch_size=len(jobs), overwrite=True, on_result=lambda r: results.update({r.output: r})
             )
-            for job in jobs:
+            for index, job in enumerate(jobs):
                 result = results[str(job.output)]
-                if result.status != "ok":
-                    raise InputError(result.error)
+                if result.status != "ok":  # named by its place in the list, not by its temporary file
+                    place = f"[{index}]" if many else ""
+                    raise InputError(
+                        renamed(result.error, {f: place for f in (job.person, job.garment) if f.parent == folder})
+                    )
             dressed = [_read_back(job.output) for job in jobs]
     finally:
         for session in opened.values():

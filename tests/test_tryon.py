@@ -260,6 +260,8 @@ def test_the_python_function(tiny_tryon_path, parser, pairs):
             dress(Image.new("RGB", (96, 128), "white"), garments / "g0.png", tryon=tryon, parser=parser)
         with pytest.raises(ValueError, match="3 persons but 2 garments"):
             dress(people, [garments / "g0.png"] * 2, tryon=tryon, parser=parser)
+        with pytest.raises(InputError, match=r"^garment image \[1\] is not an image"):  # its place, not a temp file
+            dress(people[:2], [garments / "g0.png", b"junk"], tryon=tryon, parser=parser)
     assert one.mode == "RGB" and one.size == (192, 256) and from_photo.size == (192, 256)
     assert len(batch) == 3 and np.array_equal(np.asarray(batch[0]), np.asarray(one))  # a batch changes nothing
 
