@@ -447,6 +447,11 @@ def test_outputs_that_would_overwrite_inputs_and_bad_option_files_fail_first(tin
     assert done.returncode == 1 and "answers at 64x48 only" in done.stderr
     done = run_cli("evaluate", "--model", tiny_model_path, "--data", tmp_path, "--json", tmp_path / "r.txt")
     assert done.returncode == 1 and "must end in .json" in done.stderr
+    done = run_cli("evaluate", "--model", tiny_model_path, "--data", photos, "--sheet", tmp_path / "s.png",
+                   "--sheet-rows", "0")  # fmt: skip
+    assert done.returncode == 2 and "--sheet-rows 0 and no --worst N would show nothing" in done.stderr
+    done = run_cli("evaluate", "--model", tiny_model_path, "--data", photos, "--sheet", photos / "s.png")
+    assert done.returncode == 2 and f"--sheet {photos / 's.png'} is in the input folder" in done.stderr
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
 
 

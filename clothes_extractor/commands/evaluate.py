@@ -122,6 +122,8 @@ def evaluate(
         if path is not None:
             check_writable_file(path, what, suffixes)
     check_side_files([data], sheet=sheet, unpaired_sheet=unpaired_sheet)
+    if sheet is not None and sheet_rows == 0 and worst == 0:
+        raise click.UsageError("--sheet with --sheet-rows 0 and no --worst N would show nothing")
     session = new_session(model, provider)
     task = session.contract.task
     if unpaired_sheet is not None and task != "tryon":
