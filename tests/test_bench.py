@@ -218,7 +218,9 @@ def test_bench_pipelined_io_on_the_cpu_is_the_host_run(tiny_model_path, tmp_path
     assert done.returncode == 2 and "host, device, pipelined" in done.stderr
 
 
-def test_a_catalog_resolution_model_is_timed_at_the_photo_size(tiny_flow_path, tmp_path):
+def test_a_catalog_resolution_model_is_timed_at_the_photo_size(tiny_flow_path, tiny_model_path, tmp_path):
+    done = run_cli("bench", "--model", tiny_model_path, "--photo-size", "128x96", *QUICK)
+    assert done.returncode == 2 and "tiny.onnx answers at 64x48 only: it has no photo input to size" in done.stderr
     done = run_cli(
         "bench", "--model", tiny_flow_path, "--provider", "cpu", "--batch-sizes", "2", "--photo-size", "128x96",
         *QUICK, "-o", tmp_path / "f.json",

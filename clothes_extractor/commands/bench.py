@@ -154,6 +154,16 @@ def bench(ctx: click.Context, model: str, batch_sizes: tuple[int, ...], out: Pat
     path = model_for(model, gpu=options["provider"] not in ("cpu", "auto")) if model in TASKS else Path(model)
     if path is None or not path.is_file():
         raise click.BadParameter(f"{model}: no such model file (or bundled model)", param_hint="--model")
+    if options["photo_size"]:
+        from ..runtime.session import contract_of
+
+        contract = contract_of(path)
+        if not contract.catalog_resolution:  # (its feeds have no photo: the size would be ignored)
+            raise click.BadParameter(
+                f"{path.name} answers at {contract.height}x{contract.width} only: it has no photo input to size; "
+                "--photo-size is for catalog-resolution generators (a warping generator)",
+                param_hint="--photo-size",
+            )
     request = BenchRequest(
         model=path,
         provider=options["provider"],
