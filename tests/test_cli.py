@@ -465,6 +465,9 @@ def test_a_photo_is_never_written_over(tiny_model_path, photo_folder, tmp_path):
     model = ["--model", tiny_model_path, "--masks", masks]
     done = run_cli("extract", shots / "p0.png", "-o", shots / "p0.png", *model)
     assert done.returncode == 2 and "is the photo itself" in done.stderr
+    done = run_cli("extract", shots / "p0.png", "-o", shots / "p0-garment.png", *model)  # beside it: fine
+    assert done.returncode == 0, done.stderr
+    (shots / "p0-garment.png").unlink()
     done = run_cli("extract", shots / "p0.png", "-o", tmp_path / "g.png", "--save-masks", shots, *model)
     assert done.returncode == 2 and "--save-masks would write" in done.stderr and not (tmp_path / "g.png").exists()
     done = run_cli("extract", shots, "-o", tmp_path / "o", "--save-masks", shots, *model)

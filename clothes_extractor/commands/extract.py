@@ -266,7 +266,7 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
     fmt = output_format(target)
     extract_options = _extract_options(options, fmt)
     masks = MaskIndex(options["masks"]) if options["masks"] is not None else None
-    (job,) = find_jobs([photo], target.parent, fmt, masks)
+    (job,) = find_jobs([photo], tmp / "unused", fmt, masks)  # (its mask and errors; the output is target)
     job = type(job)(
         job.photo,
         target,
