@@ -133,6 +133,20 @@ def test_alpha_channel_is_returned_only_when_it_says_something(tmp_path):
     assert photo.getpixel((1, 0)) == (227, 127, 127)
 
 
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_compositing_on_white_is_exact_for_every_value_and_alpha(mode):
+    from clothes_extractor.runtime.images import split_alpha
+
+    value, alpha = (a.astype(np.uint8) for a in np.meshgrid(np.arange(256), np.arange(256)))
+    bands = [value, 255 - value, value // 2] if mode == "RGBA" else [value]
+    image = Image.fromarray(np.dstack([*bands, alpha]), mode)
+    rgb, got_alpha = split_alpha(image)
+    white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+    expected = Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")  # Pillow's own, in RGBA copies
+    assert rgb.mode == "RGB" and np.array_equal(np.asarray(rgb), np.asarray(expected))
+    assert np.array_equal(np.asarray(got_alpha), alpha)
+
+
 def test_palette_png_with_transparency_gives_alpha(tmp_path):
     image = Image.new("P", (10, 10), 1)
     image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
