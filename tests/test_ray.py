@@ -134,6 +134,32 @@ def test_uris_in_and_out_and_a_killed_actor_restarted_with_nothing_lost(cluster,
         Image.open(path).load()
 
 
+def test_a_remote_file_this_tool_did_not_write_is_kept(tiny_model_path, tmp_path):
+    """As local outputs: a file at an output URI without this tool's mark is this photo's error
+    (no cluster needed: the prepare task itself), and replaced only with --overwrite."""
+    from clothes_extractor.distributed.jobsource import pack
+    from clothes_extractor.distributed.ray_job import prepare_row
+    from clothes_extractor.runtime.pipeline import make_plan
+
+    folder, masks = tmp_path / "in", tmp_path / "masks"
+    folder.mkdir()
+    masks.mkdir()
+    photo, mask = person_photo(0)
+    photo.save(folder / "p0.jpg")
+    mask.save(masks / "p0.png")
+    (tmp_path / "out").mkdir()
+    Image.new("RGB", (30, 40), (200, 10, 10)).save(tmp_path / "out" / "p0.png")  # the shop's own image
+    (job,) = find_remote_jobs([f"file://{folder}"], f"file://{tmp_path}/out", "png", recursive=False)
+    job = type(job)(job.photo, job.output, type(job.mask)("file", masks / "p0.png"), job.error, job.mask_output)
+    with ModelSession(tiny_model_path, "cpu") as generator:
+        plan = make_plan(generator, None, ExtractOptions())
+    kept = unpack(prepare_row(pack(job), plan, overwrite=False))
+    assert kept.status == "error" and kept.error.startswith(f"file://{tmp_path}/out/p0.png exists and was not written")
+    assert Image.open(tmp_path / "out" / "p0.png").size == (30, 40)
+    redone = unpack(prepare_row(pack(job), plan, overwrite=True))
+    assert type(redone).__name__ == "Prepared"  # fitted, to be written over it
+
+
 def _named_tree(root: Path) -> Path:
     """Two subfolders of empty .jpg files (the walk reads names only) and a colliding pair."""
     for sub in ("s1", "s2"):

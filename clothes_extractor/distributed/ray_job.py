@@ -29,7 +29,7 @@ from ..runtime.images import encode_image
 from ..runtime.jobs import ExtractJob, MaskSource
 from ..runtime.pipeline import ExtractionSummary, ExtractOptions, make_plan
 from ..runtime.resume import already_done
-from ..runtime.signature import read_signature
+from ..runtime.signature import check_replaceable, read_signature
 from ..runtime.stages import (
     FileResult,
     NeedsMask,
@@ -90,17 +90,22 @@ def _fetch(job: ExtractJob, folder: Path) -> ExtractJob:
     return ExtractJob(photo, job.output, mask, job.error, job.mask_output)
 
 
-def _remote_signature(uri: str) -> str | None:
+def _remote_already_done(uri: str, plan: Plan, overwrite: bool) -> bool:
+    """``resume.already_done`` for an output at a URI: whether it holds this run's result; an
+    ``OutputError`` for a file there that this tool did not write (kept unless ``overwrite``)."""
     import pyarrow.fs as pafs
 
+    if overwrite:
+        return False
     fs, path = pafs.FileSystem.from_uri(uri)
     if fs.get_file_info(path).type != pafs.FileType.File:
-        return None
+        return False
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / Path(path).name
         with fs.open_input_stream(path) as stream:
             local.write_bytes(stream.read())
-        return read_signature(local, output_format(local))
+        check_replaceable(local, shown_as=uri)
+        return read_signature(local, output_format(local)) == plan.signature
 
 
 def prepare_row(row: dict[str, Any], plan: Plan, overwrite: bool) -> dict[str, bytes]:
@@ -111,9 +116,9 @@ def prepare_row(row: dict[str, Any], plan: Plan, overwrite: bool) -> dict[str, b
     try:
         output = str(job.output)
         if is_remote(output):
-            done = not overwrite and _remote_signature(output) == plan.signature
+            done = _remote_already_done(output, plan, overwrite)  # someone else's file there: this job's error
         else:
-            done = already_done(job, plan, overwrite)  # someone else's file there: this job's error
+            done = already_done(job, plan, overwrite)
         if done:
             return pack(FileResult(str(job.photo), "skipped", output, None, None))
         if is_remote(str(job.photo)) or (job.mask.path is not None and is_remote(str(job.mask.path))):

@@ -93,16 +93,17 @@ def read_signature(path: Path, fmt: str) -> str | None:
 MARK_WINDOW = 65536  # bytes at each end of a file where this tool's signature key sits
 
 
-def check_replaceable(path: Path, option: str = "-o") -> None:
+def check_replaceable(path: Path, option: str = "-o", shown_as: str | None = None) -> None:
     """``OutputError`` if ``path`` is a non-empty file with no mark of this tool (its signature
     key in its first or last ``MARK_WINDOW`` bytes): someone's own image, which a job keeps
     unless told to ``--overwrite`` (``option``, where the path came from, for the message).
     This tool's outputs of other models or settings carry the mark and are redone, and so do
     PNGs and JPEGs cut short (a WebP's XMP comes last; outputs are written atomically, so only
-    damage cuts one); a missing path, an empty file or a folder pass."""
+    damage cuts one); a missing path, an empty file or a folder pass. ``shown_as``: the name
+    in the message, for a local copy of a remote file."""
     if carries_mark(path) is False:
         raise OutputError(
-            f"{path} exists and was not written by clothes-extractor: it is kept; "
+            f"{shown_as or path} exists and was not written by clothes-extractor: it is kept; "
             f"choose another {option}, or pass --overwrite to replace it"
         )
 
