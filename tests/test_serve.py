@@ -154,11 +154,12 @@ def png_header_only(width: int, height: int) -> bytes:
         ({"photo": ("p.jpg", b"x")}, "?format=gif", 400, "format must be"),
         ({"photo": ("p.jpg", b"x")}, "?background=pink", 400, "#RRGGBB"),
         ({"photo": ("p.jpg", b"x")}, "?response=xml", 400, "response must be image or json, got 'xml'"),
+        ({"photo": ("p.jpg", b"x")}, "?output_size=100000", 400, "output_size 100000x75000: each side must be 1 to"),
         (b"\xff" * (3 * 2**20), "", 413, "the photo is larger than 2 MB"),  # the photo as the body
         (b"", "", 400, "the photo is empty"),
         (encoded(person_photo(1)[0]), "", 400, "no mask given and the server runs without a segmenter"),
     ],
-    ids=["50MB", "bomb", "text", "text-mask", "empty", "no-photo", "format", "background", "response"]
+    ids=["50MB", "bomb", "text", "text-mask", "empty", "no-photo", "format", "background", "response", "gigapixel"]
     + ["body-3MB", "body-empty", "body-no-mask"],
 )
 def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(server, fields, query, status, message):

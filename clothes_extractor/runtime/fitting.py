@@ -24,6 +24,7 @@ MIN_PHOTO_SIDE = 16  # pixels; smaller photos cannot show a garment
 # width) unless the model says otherwise, rounded down to a multiple of OUTPUT_STEP rows so a
 # folder of photos falls into a few output sizes that batch together.
 DEFAULT_MAX_OUTPUT = (1024, 768)
+MAX_OUTPUT_SIDE = 4096  # an --output-size past this on a side is refused (memory grows with its square)
 OUTPUT_STEP = 64
 
 

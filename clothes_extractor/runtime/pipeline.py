@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import ClothesExtractorError, InputError
+from .fitting import MAX_OUTPUT_SIDE
 from .hardware import physical_cores
 from .jobs import ExtractJob
 from .resume import Skipped, prepare_or_skip
@@ -114,6 +115,11 @@ def make_plan(
         output_size = (output_size, round(output_size * contract.width / contract.height))
     if isinstance(output_size, tuple):
         h, w = output_size
+        if min(h, w) < 1 or max(h, w) > MAX_OUTPUT_SIDE:  # (a server's clients must not ask for gigapixels)
+            raise ClothesExtractorError(
+                f"{size_option} {h}x{w}: each side must be 1 to {MAX_OUTPUT_SIDE} pixels (past the photo's own "
+                "resolution a garment is only upsampled: resize it afterwards)"
+            )
         if not contract.catalog_resolution and (h, w) != contract.size:
             raise ClothesExtractorError(
                 f"{model} answers at {contract.height}x{contract.width} only; {default_size} or use a "
