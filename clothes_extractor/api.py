@@ -114,7 +114,7 @@ def extract_garment(
     masks = list(mask) if isinstance(mask, (list, tuple)) else [mask] * len(photos)
     if len(masks) != len(photos):
         raise ValueError(f"{len(photos)} photos but {len(masks)} masks")
-    from .runtime.pipeline import ExtractOptions, generator_outputs, make_plan
+    from .runtime.options import ExtractOptions, generator_outputs, make_plan
 
     own = [s for s in (generator is None and "generator", segmenter is None and "segmenter") if s]
     opened = {
@@ -198,7 +198,7 @@ def dress(
     ``InputError`` for a bad image, a person with no upper body to dress or no garment.
     """
     from .runtime.dressing import Dresser, DressJob, run_dressing
-    from .runtime.pipeline import generator_outputs
+    from .runtime.options import generator_outputs
 
     many = isinstance(person, (list, tuple))
     persons = list(person) if many else [person]

@@ -54,7 +54,7 @@ def test_a_list_runs_as_batches_and_keeps_its_order(tiny_flow_path, photo_folder
 
 
 def test_a_session_opened_for_the_garment_alone_serves_white_and_refuses_other_backgrounds(photo_folder):
-    from clothes_extractor.runtime.pipeline import generator_outputs
+    from clothes_extractor.runtime.options import generator_outputs
 
     photos, masks = photo_folder
     photo, mask = photos / "p0.jpg", masks / "p0.png"

@@ -20,7 +20,8 @@ from PIL import Image
 from clothes_extractor.runtime.fitting import _crop_resize
 from clothes_extractor.runtime.gpudecode import GpuDecoder, host_reason, open_decoder
 from clothes_extractor.runtime.jobs import MaskIndex, find_jobs
-from clothes_extractor.runtime.pipeline import ExtractOptions, run_extraction
+from clothes_extractor.runtime.options import ExtractOptions
+from clothes_extractor.runtime.pipeline import run_extraction
 from clothes_extractor.runtime.resample import DeviceFrame, Resampler, pillow_taps
 from clothes_extractor.runtime.session import ModelSession
 from conftest import person_photo

@@ -19,7 +19,8 @@ ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 from clothes_extractor.distributed.jobsource import read_jobs, unpack  # noqa: E402
 from clothes_extractor.distributed.ray_job import JobWalk, RayOptions, find_remote_jobs, run_on_ray  # noqa: E402
 from clothes_extractor.runtime.jobs import MaskIndex, find_jobs  # noqa: E402
-from clothes_extractor.runtime.pipeline import ExtractOptions, run_extraction  # noqa: E402
+from clothes_extractor.runtime.options import ExtractOptions  # noqa: E402
+from clothes_extractor.runtime.pipeline import run_extraction  # noqa: E402
 from clothes_extractor.runtime.session import ModelSession  # noqa: E402
 from conftest import person_photo, run_cli  # noqa: E402
 
@@ -139,7 +140,7 @@ def test_a_remote_file_this_tool_did_not_write_is_kept(tiny_model_path, tmp_path
     (no cluster needed: the prepare task itself), and replaced only with --overwrite."""
     from clothes_extractor.distributed.jobsource import pack
     from clothes_extractor.distributed.ray_job import prepare_row
-    from clothes_extractor.runtime.pipeline import make_plan
+    from clothes_extractor.runtime.options import make_plan
 
     folder, masks = tmp_path / "in", tmp_path / "masks"
     folder.mkdir()
@@ -207,7 +208,7 @@ def test_photos_are_prepared_in_tasks_of_their_own(cluster, tiny_model_path, tmp
     per model actor would decode every photo of the job."""
     from clothes_extractor.api import new_session
     from clothes_extractor.distributed.ray_job import _dataset, _init
-    from clothes_extractor.runtime.pipeline import make_plan
+    from clothes_extractor.runtime.options import make_plan
 
     folder, masks = tmp_path / "in", tmp_path / "masks"
     folder.mkdir()

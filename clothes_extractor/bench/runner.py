@@ -326,7 +326,8 @@ def bench_extract(
     ``--decode`` (the result says where the photos were decoded, and why not on the GPU)."""
     from ..runtime.gpudecode import open_decoder
     from ..runtime.jobs import find_jobs
-    from ..runtime.pipeline import ExtractOptions, generator_outputs, run_extraction
+    from ..runtime.options import ExtractOptions, generator_outputs
+    from ..runtime.pipeline import run_extraction
     from ..runtime.stages import DETAIL_FACTOR
 
     session_settings = SessionSettings(cpu_streams=cpu_streams)

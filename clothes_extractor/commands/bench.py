@@ -142,7 +142,7 @@ def bench(ctx: click.Context, model: str, batch_sizes: tuple[int, ...], out: Pat
     from ..bench.suite import BenchRequest, run_bench
     from ..models import TASKS, model_for
     from ..runtime.files import check_writable_file, write_atomic
-    from ..runtime.pipeline import default_workers
+    from ..runtime.options import default_workers
 
     if out is not None:
         check_writable_file(out, "--output", (".json",))

@@ -212,7 +212,7 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
 
 def _extract_options(options: dict[str, Any], fmt: str) -> Any:
     from ..runtime.fitting import parse_background, parse_output_size
-    from ..runtime.pipeline import ExtractOptions, default_workers
+    from ..runtime.options import ExtractOptions, default_workers
 
     try:
         size = parse_output_size(options["output_size"])
@@ -238,7 +238,7 @@ def _extract_options(options: dict[str, Any], fmt: str) -> Any:
 
 def _open_models(options: dict[str, Any], background: Any):
     from ..api import new_session
-    from ..runtime.pipeline import generator_outputs
+    from ..runtime.options import generator_outputs
     from ..runtime.providers import SessionSettings
 
     if options["no_segmenter"] and options["segmenter"] is not None:

@@ -55,7 +55,7 @@ def serve(
     except ImportError:
         raise click.ClickException('serve needs FastAPI and uvicorn: pip install "clothes-extractor[serve]"') from None
     from ..api import new_session
-    from ..runtime.pipeline import generator_outputs
+    from ..runtime.options import generator_outputs
     from ..serve.app import ServeSettings, create_app
 
     sock = _listen(host, port)  # before the models load: a port in use fails at once

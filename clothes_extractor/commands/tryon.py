@@ -265,7 +265,8 @@ def _extract_garments(photos: list[Path], tmp: Path, parser: Any, options: dict[
     """Stage one on every garment photo: photo -> its catalog image in ``tmp``, or the error."""
     from ..api import new_session
     from ..runtime.jobs import find_jobs
-    from ..runtime.pipeline import ExtractOptions, generator_outputs, run_extraction
+    from ..runtime.options import ExtractOptions, generator_outputs
+    from ..runtime.pipeline import run_extraction
 
     # stage one writes catalog images on white: the generator's silhouette is not computed
     outputs = generator_outputs("white")

@@ -27,7 +27,8 @@ import numpy as np
 from ..errors import MissingDependencyError
 from ..runtime.images import encode_image
 from ..runtime.jobs import ExtractJob, MaskSource
-from ..runtime.pipeline import ExtractionSummary, ExtractOptions, make_plan
+from ..runtime.options import ExtractOptions, make_plan
+from ..runtime.pipeline import ExtractionSummary
 from ..runtime.resume import already_done
 from ..runtime.signature import check_replaceable, read_signature
 from ..runtime.stages import (
@@ -141,7 +142,7 @@ class ModelStage:
 
     def __init__(self, generator: str, segmenter: str | None, provider: str, plan: Plan):
         from ..api import new_session
-        from ..runtime.pipeline import generator_outputs
+        from ..runtime.options import generator_outputs
 
         self.generator = new_session(generator, provider, outputs=generator_outputs(plan.background))
         self.segmenter = new_session(segmenter, provider) if segmenter else None

@@ -33,7 +33,7 @@ from ..errors import ClothesExtractorError, InputError, NoGarmentError, NoMaskEr
 from ..runtime.fitting import parse_background, parse_output_size
 from ..runtime.images import encode_image
 from ..runtime.jobs import ExtractJob, MaskSource
-from ..runtime.pipeline import ExtractOptions, generator_outputs, make_plan
+from ..runtime.options import ExtractOptions, generator_outputs, make_plan
 from ..runtime.session import ModelSession
 from ..runtime.stages import NeedsMask, Prepared, SegmentedMask, apply_background, finish, prepare, segment
 from .batcher import Batcher, QueueFull

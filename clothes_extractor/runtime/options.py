@@ -1,0 +1,112 @@
+"""What an extraction is asked to do (``ExtractOptions``, from the command line, the Python
+API or a request) and what its workers get from it (``make_plan``: the settings checked
+against the model, before any work)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ..errors import ClothesExtractorError
+from .fitting import MAX_OUTPUT_SIDE
+from .hardware import physical_cores
+from .session import ModelSession
+from .stages import Plan
+
+PROCESS_MIN_CORES = 4  # below this, threads: process start-up and pickling cost more than the GIL
+
+
+def default_workers() -> int:
+    return max(1, min(16, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    batch_size: int = 8
+    workers: int = field(default_factory=default_workers)
+    quality: int = 95
+    overwrite: bool = False
+    output_size: str | int | tuple[int, int] = "auto"  # auto | model | height (the model's aspect) | (height, width)
+    background: str | tuple[int, int, int] = "white"  # white | transparent | (r, g, b)
+    alpha_mask: bool = False  # use a photo's alpha channel as its garment mask
+    processes: bool | None = None  # worker processes instead of threads (None: on 4+ cores)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if not 1 <= self.quality <= 100:
+            raise ValueError(f"quality must be 1-100, got {self.quality}")
+        if isinstance(self.background, str) and self.background not in ("white", "transparent"):
+            raise ValueError(f"background must be white, transparent or an (r, g, b) colour, got {self.background!r}")
+
+    @property
+    def use_processes(self) -> bool:
+        return self.processes if self.processes is not None else physical_cores() >= PROCESS_MIN_CORES
+
+
+def generator_outputs(background: str | tuple[int, int, int]) -> tuple[str, ...] | None:
+    """The generator outputs an extraction on ``background`` reads (None: all): on white, the
+    garment alone, so that a generator's silhouette is not computed for nothing."""
+    return ("garment",) if background == "white" else None
+
+
+# How each front end spells what make_plan refuses: the size setting, leaving it at its default, white.
+SPELLINGS = {
+    "cli": ("--output-size", "drop --output-size", "--background white"),
+    "api": ("output_size", "leave output_size at 'auto'", "background='white'"),
+    "http": ("output_size", "leave out output_size", "background=white"),  # (and no server paths)
+}
+
+
+def make_plan(
+    generator: ModelSession, segmenter: ModelSession | None, options: ExtractOptions, spelling: str = "cli"
+) -> Plan:
+    """The workers' view of a run; refuses settings the model cannot serve, before any work,
+    in the words of the front end (``SPELLINGS``)."""
+    contract = generator.contract
+    size_option, default_size, white = SPELLINGS[spelling]
+    model = generator.path.name if spelling == "http" else generator.path
+    if options.background != "white" and contract.alpha and "alpha" not in generator.output_names:
+        raise ValueError(
+            f"the session on {generator.path} was opened without its alpha output, which a background "
+            "other than white needs; open it with outputs=generator_outputs(background)"
+        )
+    if options.background != "white" and not contract.alpha:
+        raise ClothesExtractorError(
+            f"{model} has no silhouette output, so it cannot give a transparent or coloured background; "
+            f"use {white}, the bundled generator, or a generator trained with a silhouette (train --arch "
+            "silhouette or flow)"
+        )
+    output_size = options.output_size
+    if isinstance(output_size, int):  # a height: the width that keeps the model's aspect
+        output_size = (output_size, round(output_size * contract.width / contract.height))
+    if isinstance(output_size, tuple):
+        h, w = output_size
+        if min(h, w) < 1 or max(h, w) > MAX_OUTPUT_SIDE:  # (a server's clients must not ask for gigapixels)
+            raise ClothesExtractorError(
+                f"{size_option} {h}x{w}: each side must be 1 to {MAX_OUTPUT_SIDE} pixels (past the photo's own "
+                "resolution a garment is only upsampled: resize it afterwards)"
+            )
+        if not contract.catalog_resolution and (h, w) != contract.size:
+            raise ClothesExtractorError(
+                f"{model} answers at {contract.height}x{contract.width} only; {default_size} or use a "
+                "catalog-resolution model (a warping generator, train --arch flow)"
+            )
+        if abs(h * contract.width - w * contract.height) > contract.height:
+            raise ClothesExtractorError(
+                f"{size_option} {h}x{w} is not the model's aspect ratio ({contract.height}:{contract.width}); "
+                f"give a height and the width that goes with it, e.g. {h}x{round(h * contract.width / contract.height)}"
+            )
+    background = options.background if isinstance(options.background, str) else "#%02x%02x%02x" % options.background
+    size = output_size if isinstance(output_size, str) else "%dx%d" % output_size
+    return Plan(
+        generator=contract,
+        segmenter=segmenter.contract if segmenter is not None else None,
+        output_size=output_size,
+        background=options.background,
+        quality=options.quality,
+        alpha_mask=options.alpha_mask,
+        signature=f"model={generator.digest[:16]} size={size} background={background}",
+    )
