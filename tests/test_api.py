@@ -46,6 +46,18 @@ def test_a_list_runs_as_batches_and_keeps_its_order(tiny_flow_path, photo_folder
         transparent = extract_garment(paths[0], masks / "p0.png", generator=generator, background="transparent")
         fixed = extract_garment(paths[0], masks / "p0.png", generator=generator, output_size=(128, 96))
         height = extract_garment(paths[0], masks / "p0.png", generator=generator, output_size=128)
+        # extract's words: a size and a colour as text
+        words = extract_garment(
+            paths[0], masks / "p0.png", generator=generator, output_size="128x96", background="#FF0000"
+        )
+        red = extract_garment(
+            paths[0], masks / "p0.png", generator=generator, output_size=(128, 96), background=(255, 0, 0)
+        )
+        with pytest.raises(ValueError, match=r"output size must be auto, model, HEIGHTxWIDTH or HEIGHT"):
+            extract_garment(paths[0], masks / "p0.png", generator=generator, output_size="big")
+        with pytest.raises(ValueError, match=r"each 0-255, got \(300, 0, 0\)"):
+            extract_garment(paths[0], masks / "p0.png", generator=generator, background=(300, 0, 0))
+    assert words.size == (96, 128) and np.array_equal(np.asarray(words), np.asarray(red))
     assert len(together) == len(paths)
     for a, b in zip(one_by_one, together, strict=True):
         assert np.array_equal(np.asarray(a), np.asarray(b))

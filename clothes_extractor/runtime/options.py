@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import ClothesExtractorError
-from .fitting import MAX_OUTPUT_SIDE
+from .fitting import MAX_OUTPUT_SIDE, parse_background, parse_output_size
 from .hardware import physical_cores
 from .session import ModelSession
 from .stages import Plan
@@ -38,8 +38,14 @@ class ExtractOptions:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if not 1 <= self.quality <= 100:
             raise ValueError(f"quality must be 1-100, got {self.quality}")
-        if isinstance(self.background, str) and self.background not in ("white", "transparent"):
-            raise ValueError(f"background must be white, transparent or an (r, g, b) colour, got {self.background!r}")
+        # the words extract takes ("512x384", "#RRGGBB") are parsed here too, for the Python API
+        if isinstance(self.background, str):
+            object.__setattr__(self, "background", parse_background(self.background))
+        if isinstance(self.output_size, str):
+            object.__setattr__(self, "output_size", parse_output_size(self.output_size))
+        colour = self.background
+        if not isinstance(colour, str) and (len(colour) != 3 or not all(0 <= int(c) <= 255 for c in colour)):
+            raise ValueError(f"a background colour is (r, g, b), each 0-255, got {colour!r}")
 
     @property
     def use_processes(self) -> bool:
