@@ -339,6 +339,9 @@ def test_cpu_streams_split_a_batch_in_order(tiny_flow_path):
         out, expected = split.run(**given), whole.run(**given)
         assert all(np.array_equal(out[k], expected[k]) for k in ("garment", "alpha"))
         assert sorted(parts) == sorted({7: [2, 3, 2], 2: [1, 1], 5: [2, 1, 2]}[n])
+    split.close()  # a closed session says so (it reopened its streams' sessions, or failed on None)
+    with pytest.raises(ModelError, match=r"the session on .*flow.onnx is closed; open a new one"):
+        split.run(**batch(4, 0))
 
 
 def test_cpu_stream_plan():

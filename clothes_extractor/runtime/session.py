@@ -172,6 +172,8 @@ class ModelSession:
 
     def run(self, **arrays: np.ndarray) -> Outputs:
         """Run one batch: ``run(image=[N,H,W,3] uint8, mask=[N,H,W,1] uint8)`` -> outputs by name."""
+        if self.session is None:
+            raise ModelError(f"the session on {self.path} is closed; open a new one (new_session) to run it")
         feeds = check_feeds(self.contract, arrays)
         batch = len(next(iter(feeds.values())))
         if batch == 0:
