@@ -67,6 +67,8 @@ def new_session(
             session.close()
             session = ModelSession(cpu_file, "cpu", settings=settings, outputs=outputs)  # no working GPU after all
         return session
+    if isinstance(model, str) and not Path(model).exists() and Path(model).suffix.lower() != ".onnx":
+        raise ModelError(f"no model file {model!r}, and no task of that name: give a path or one of {', '.join(TASKS)}")
     return ModelSession(Path(model), provider, settings=settings, outputs=outputs)
 
 

@@ -23,6 +23,8 @@ def test_new_session_by_task_name_or_path(tiny_model_path):
         assert generator.contract.size == TINY_SIZE
     with pytest.raises(ModelError, match="model file not found"):
         new_session("no-such-model.onnx")
+    with pytest.raises(ModelError, match="no model file 'generater', and no task of that name: .*generator"):
+        new_session("generater")  # a task name mistyped
 
 
 def test_one_photo_gives_the_pixels_the_cli_writes(figures, tmp_path):
