@@ -1,5 +1,6 @@
 """The command line, run as a user runs it: a fresh process where torch cannot be imported."""
 
+import functools
 import json
 import os
 import re
@@ -421,6 +422,40 @@ def test_one_photo_to_one_file_and_through_pipes(tiny_model_path, photo_folder, 
     assert done.returncode == 2 and "a terminal here: redirect or pipe it" in done.stderr
     done = run_cli("extract", photos / "p0.jpg", "-o", tmp_path / "p0.gif", "--model", tiny_model_path)
     assert done.returncode == 2 and ".png, .jpg or .webp" in done.stderr and not (tmp_path / "p0.gif").exists()
+
+
+def test_standard_input_and_urls_are_named_as_given_and_stdin_is_never_already_done(tiny_model_path, tmp_path):
+    import http.server
+    import threading
+
+    cuts = tmp_path / "site"
+    for i, folder in enumerate(("a", "b")):
+        photo, mask = person_photo(i)
+        photo = photo.convert("RGBA")
+        photo.putalpha(mask)
+        (cuts / folder).mkdir(parents=True)
+        photo.save(cuts / folder / "photo.png")
+    model = ["--model", tiny_model_path, "--alpha-mask", "--no-segmenter"]
+    out, report = tmp_path / "g.png", tmp_path / "r.jsonl"
+    first = run_cli("extract", "-", "-o", out, *model, stdin=(cuts / "a" / "photo.png").read_bytes())
+    garment_a = out.read_bytes()
+    second = run_cli("extract", "-", "-o", out, *model, stdin=(cuts / "b" / "photo.png").read_bytes())
+    assert first.returncode == second.returncode == 0 and out.read_bytes() != garment_a  # not "already done"
+    bad = run_cli("extract", "-", "-o", out, *model, "--report", report, stdin=b"not a photo")
+    assert bad.returncode == 1 and b"Error: photo (standard input) is not an image" in bad.stderr  # (bytes: stdin)
+    assert read_report(report)["-"]["error"].startswith("photo (standard input) is not an image")
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(cuts))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        done = run_cli("extract", f"{url}/a/photo.png", f"{url}/b/photo.png", "-o", tmp_path / "o", *model)
+    finally:
+        server.shutdown()
+    assert done.returncode == 1, done.stderr  # two photos, one output name: the second is reported
+    assert f"error: {url}/b/photo.png and {url}/a/photo.png would both be written to" in done.stderr
+    assert (tmp_path / "o" / "photo.png").read_bytes() == garment_a  # a's garment (b's download did not replace a)
 
 
 def test_a_url_is_fetched_or_refused_clearly_never_mangled(tiny_model_path, tmp_path):

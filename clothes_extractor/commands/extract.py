@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ..errors import InputError
+from ..errors import InputError, files_named, renamed
 from ..runtime.providers import PROVIDER_CHOICES
 from .common import (
     Progress,
@@ -52,10 +52,12 @@ def _fetch(url: str, folder: Path) -> Path:
     return target
 
 
-def _resolve_inputs(inputs: tuple[str, ...], folder: Path) -> list[Path]:
-    """Paths for the inputs: ``-`` (stdin) and http(s) URLs become files in ``folder``."""
-    paths = []
-    for item in inputs:
+def _resolve_inputs(inputs: tuple[str, ...], folder: Path) -> tuple[list[Path], dict[Path, str]]:
+    """Paths for the inputs: ``-`` (stdin) and http(s) URLs become files in ``folder``
+    (each URL in a folder of its own: two URLs may end in the same name); and those files
+    with the input they came from, to name them so in messages and the report."""
+    paths, given = [], {}
+    for index, item in enumerate(inputs):
         if item == "-":
             data = sys.stdin.buffer.read()
             if not data:
@@ -63,11 +65,28 @@ def _resolve_inputs(inputs: tuple[str, ...], folder: Path) -> list[Path]:
             target = folder / "stdin"
             target.write_bytes(data)
             paths.append(target)
+            given[target] = item
         elif item.startswith(("http://", "https://")):
-            paths.append(_fetch(item, folder))
+            (folder / f"url-{index}").mkdir()
+            paths.append(_fetch(item, folder / f"url-{index}"))
+            given[paths[-1]] = item
         else:
             paths.append(Path(item))
-    return paths
+    return paths, given
+
+
+def _in_words(given: dict[Path, str]) -> dict[Path, str]:
+    """How messages name the temporary files of ``given``: the URL, or "(standard input)"."""
+    return {path: "(standard input)" if item == "-" else item for path, item in given.items()}
+
+
+def _as_given(result: Any, given: dict[Path, str]) -> Any:
+    """``result`` of a photo that came from standard input or a URL, named as it was given."""
+    item = given.get(Path(result.input))
+    if item is None:
+        return result
+    error = renamed(result.error, _in_words(given)) if result.error else None
+    return dataclasses.replace(result, input=item, error=error)
 
 
 def _single_output(paths: list[Path], output: str) -> bool:
@@ -203,11 +222,12 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
         _extract_on_ray(inputs, output, options)
         return
     with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
-        paths = _resolve_inputs(inputs, Path(tmp))
-        if _single_output(paths, output):
-            _extract_one(paths[0], output, Path(tmp), options)
-        else:
-            _extract_folder(paths, Path(output), options)
+        paths, options["given"] = _resolve_inputs(inputs, Path(tmp))
+        with files_named(_in_words(options["given"])):
+            if _single_output(paths, output):
+                _extract_one(paths[0], output, Path(tmp), options)
+            else:
+                _extract_folder(paths, Path(output), options)
 
 
 def _extract_options(options: dict[str, Any], fmt: str) -> Any:
@@ -273,6 +293,7 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
         job.mask,
         job.error,
         Path(options["save_masks"]) / f"{photo.stem}.png" if options["save_masks"] else None,
+        redo=options["given"].get(photo) == "-",  # another photo each time: never "already done"
     )
     refused = overwrite_error(job.photo, job.output, job.mask_output)
     if refused is not None:
@@ -285,11 +306,12 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
     try:
         run_extraction(generator, [job], extract_options, results.append, segmenter)
         (result,) = results
-        report.write(dataclasses.replace(result, output="-") if to_stdout and result.output else result)
+        shown = _as_given(result, options["given"])
+        report.write(dataclasses.replace(shown, output="-") if to_stdout and shown.output else shown)
     finally:
         report.close()
     if result.status == "error":
-        raise InputError(result.error if result.input in result.error else f"{photo}: {result.error}")  # named once
+        raise InputError(shown.error if shown.input in shown.error else f"{shown.input}: {shown.error}")  # named once
     if to_stdout:
         sys.stdout.buffer.write(target.read_bytes())
         sys.stdout.buffer.flush()
@@ -328,6 +350,8 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     generator, segmenter = _open_models(options, extract_options.background)
     decoder = _open_decoder(options["decode"], generator)
     jobs = removing_stale_partials(iter_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks))
+    piped = {path for path, item in options["given"].items() if item == "-"}
+    jobs = (dataclasses.replace(job, redo=True) if job.photo in piped else job for job in jobs)  # (see _extract_one)
     report = Report(options["report"])
     using = generator.path.name + (f" + {segmenter.path.name}" if segmenter else "")
     streams = f" in {generator.cpu_streams} streams" if generator.cpu_streams > 1 else ""
@@ -343,10 +367,11 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     progress = Progress(total, "photo", "extract")
 
     def on_result(result: Any) -> None:
-        if result.status == "error" and len(failures) < MAX_FAILURES_SHOWN:
-            failures.append(result)
         if result.status == "ok" and sheet is not None and len(finished) < SHEET_ROWS:
             finished.append(result)
+        result = _as_given(result, options["given"])
+        if result.status == "error" and len(failures) < MAX_FAILURES_SHOWN:
+            failures.append(result)
         report.write(result)
         progress.update(failed=result.status == "error")
 

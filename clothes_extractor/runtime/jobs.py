@@ -45,6 +45,7 @@ class ExtractJob:
     mask: MaskSource  # kind "auto": no mask file; the photo's alpha (if asked for) or the segmenter
     error: str | None = None  # set when the job is known to fail before any decoding
     mask_output: Path | None = None  # where to save the mask used (--save-masks)
+    redo: bool = False  # never skipped as done (a photo from standard input: its name says nothing)
 
     @property
     def mask_saved_already(self) -> bool:

@@ -25,12 +25,13 @@ class Skipped:
 
 def already_done(job: ExtractJob, plan: Plan, overwrite: bool) -> bool:
     """Whether the output is already there, complete and written by this model with these
-    settings (an output of another model, or a truncated one, is redone). ``OutputError`` for
+    settings (an output of another model, or a truncated one, is redone; a ``redo`` job's
+    always is). ``OutputError`` for
     a file there, or at its ``--save-masks`` name, that this tool did not write (kept unless
     ``overwrite``)."""
     if overwrite:
         return False
-    if read_signature(job.output, output_format(job.output)) == plan.signature:
+    if not job.redo and read_signature(job.output, output_format(job.output)) == plan.signature:
         return True
     if job.output.exists():
         check_replaceable(job.output)
