@@ -1,6 +1,7 @@
 """The command line, run as a user runs it: a fresh process where torch cannot be imported."""
 
 import functools
+import io
 import json
 import os
 import re
@@ -444,6 +445,10 @@ def test_standard_input_and_urls_are_named_as_given_and_stdin_is_never_already_d
     bad = run_cli("extract", "-", "-o", out, *model, "--report", report, stdin=b"not a photo")
     assert bad.returncode == 1 and b"Error: photo (standard input) is not an image" in bad.stderr  # (bytes: stdin)
     assert read_report(report)["-"]["error"].startswith("photo (standard input) is not an image")
+    grey = io.BytesIO()
+    Image.new("RGB", (48, 64), (128, 128, 128)).save(grey, "PNG")  # no alpha to take the garment from
+    bare = run_cli("extract", "-", "-o", out, *model, stdin=grey.getvalue())
+    assert bare.returncode == 1 and b"Error: (standard input): no garment mask" in bare.stderr  # named once, as given
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(cuts))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

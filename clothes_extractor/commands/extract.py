@@ -89,6 +89,12 @@ def _as_given(result: Any, given: dict[Path, str]) -> Any:
     return dataclasses.replace(result, input=item, error=error)
 
 
+def _error_line(result: Any) -> str:
+    """A failed photo's reason, with the photo named once (most reasons name it already)."""
+    name = "(standard input)" if result.input == "-" else result.input
+    return result.error if name in result.error else f"{name}: {result.error}"
+
+
 def _single_output(paths: list[Path], output: str) -> bool:
     """One photo in and an image file (or ``-``) out: write that file, not a folder."""
     if output == "-":
@@ -311,7 +317,7 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
     finally:
         report.close()
     if result.status == "error":
-        raise InputError(shown.error if shown.input in shown.error else f"{shown.input}: {shown.error}")  # named once
+        raise InputError(_error_line(shown))
     if to_stdout:
         sys.stdout.buffer.write(target.read_bytes())
         sys.stdout.buffer.flush()
@@ -425,8 +431,7 @@ def _write_sheet(sheet: Path | None, finished: list[Any], size: tuple[int, int])
 
 def _summarise(summary, failures, report_path, report, sheet, finished, size) -> None:
     for failure in failures:
-        named = failure.input in failure.error  # most reasons name the photo already
-        click.echo(f"error: {failure.error}" if named else f"error: {failure.input}: {failure.error}", err=True)
+        click.echo(f"error: {_error_line(failure)}", err=True)
     if summary.failed > len(failures):
         click.echo(
             f"... and {summary.failed - len(failures)} more errors"
