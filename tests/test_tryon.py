@@ -8,6 +8,8 @@ random one (what it draws is noise, where it draws is what these tests check).
 
 from __future__ import annotations
 
+import io
+import json
 import shutil
 from pathlib import Path
 
@@ -153,6 +155,13 @@ def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, pairs, tmp_path)
     done = run_cli("tryon", "--person", twins, "--garment", garment, "-o", tmp_path / "out", *model)
     assert done.returncode == 1 and "1 dressed" in done.stderr and "1 failed" in done.stderr
     assert "a__g0.png is already the output of" in done.stderr and "a.jpg" in done.stderr
+    piped = run_cli("tryon", "--person", person, "--garment", garment, "-o", "-", "--report", tmp_path / "r.jsonl",
+                    *model, stdin=b"")  # fmt: skip
+    assert piped.returncode == 0 and Image.open(io.BytesIO(piped.stdout)).size == Image.open(person).size
+    assert json.loads((tmp_path / "r.jsonl").read_text())["output"] == "-" and not Path("-").exists()
+    (tmp_path / "junk.jpg").write_bytes(b"junk")
+    done = run_cli("tryon", "--person", tmp_path / "junk.jpg", "--garment", garment, "-o", tmp_path / "n.png", *model)
+    assert done.returncode == 1 and f"Error: {tmp_path / 'junk.jpg'} + {garment}: person photo is not" in done.stderr
     done = run_cli("tryon", "--person", person, "--garment", garment, "-o", tmp_path / "x.gif", *model)
     assert done.returncode == 2 and ".png, .jpg or .webp" in done.stderr and not (tmp_path / "x.gif").exists()
     mine = tmp_path / "mine.png"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -92,12 +94,20 @@ def tryon(output: Path, **options: Any) -> None:
     if (options["garment"] is None) == (options["garment_from"] is None):
         raise click.UsageError("give the garment: --garment IMAGE|FOLDER or --garment-from PHOTO|FOLDER")
     garments = options["garment"] or options["garment_from"]
-    single = names_an_image_file(output, "results")
+    to_stdout = options["to_stdout"] = str(output) == "-"
+    if to_stdout and sys.stdout.isatty():  # image bytes would garble the terminal
+        raise click.UsageError("-o - writes the image to standard output, a terminal here: redirect or pipe it")
+    single = to_stdout or names_an_image_file(output, "results")
     pairs, unreadable = _pairs(options["person"], garments, options["pairs"])
     if single and len(pairs) != 1:
-        raise click.UsageError(f"{len(pairs)} pairs to dress: -o must be a folder, not an image file")
+        where = "-o - (standard output) takes one pair" if to_stdout else "-o must be a folder, not an image file"
+        raise click.UsageError(f"{len(pairs)} pairs to dress: {where}")
     with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
-        _run(pairs, unreadable, output, single, Path(tmp), options)
+        target = Path(tmp) / "dressed" / "result.png" if to_stdout else output
+        _run(pairs, unreadable, target, single, Path(tmp), options)
+        if to_stdout:
+            sys.stdout.buffer.write(target.read_bytes())
+            sys.stdout.buffer.flush()
 
 
 def _images(folder: Path, unreadable: list[tuple[Path, str]]) -> list[Path]:
@@ -211,7 +221,7 @@ def _run(
     def on_result(result: DressResult) -> None:
         if result.status == "error":
             failed.append(result)
-        report.write(result)
+        report.write(dataclasses.replace(result, output="-") if options["to_stdout"] else result)
         progress.update(failed=result.status == "error")
 
     if not single:
@@ -232,21 +242,24 @@ def _run(
     finally:
         progress.close()
         report.close()
-    _summarise(summary, failed, single, output, report)
+    _summarise(summary, failed, single, Path("-") if options["to_stdout"] else output, report)
+
+
+def _error_line(result: Any) -> str:
+    """A failed pair and its reason, the pair named once (the reason may name one of them)."""
+    pair = f"{result.person} + {result.garment}" if result.garment else result.person
+    return f"{pair}: {renamed(result.error, {result.person: '', **({result.garment: ''} if result.garment else {})})}"
 
 
 def _summarise(summary: Any, failed: list[Any], single: bool, output: Path, report: Any) -> None:
-    import sys
-
     if single:
         if failed:
-            raise InputError(f"{failed[0].person} + {failed[0].garment}: {failed[0].error}")
-        click.echo(f"{'skipped (already done)' if summary.skipped else 'wrote'} {output}", err=True)
+            raise InputError(_error_line(failed[0]))
+        if str(output) != "-":
+            click.echo(f"{'skipped (already done)' if summary.skipped else 'wrote'} {output}", err=True)
         return
     for result in failed[:MAX_FAILURES_SHOWN]:
-        pair = f"{result.person} + {result.garment}" if result.garment else result.person
-        reason = renamed(result.error, {result.person: "", **({result.garment: ""} if result.garment else {})})
-        click.echo(f"error: {pair}: {reason}", err=True)  # (the pair named once)
+        click.echo(f"error: {_error_line(result)}", err=True)
     if len(failed) > MAX_FAILURES_SHOWN:
         click.echo(f"... and {len(failed) - MAX_FAILURES_SHOWN} more errors (--report FILE lists them all)", err=True)
     rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
