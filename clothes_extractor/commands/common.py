@@ -222,6 +222,18 @@ def _is_report(path: Path) -> bool:
     return not head or head.startswith(b"{")
 
 
+def check_stdout_takes_an_image() -> None:
+    """``-o -``: refused on a terminal, which the image's bytes would garble."""
+    if sys.stdout.isatty():
+        raise click.UsageError("-o - writes the image to standard output, a terminal here: redirect or pipe it")
+
+
+def write_to_stdout(path: Path) -> None:
+    """The bytes of ``path`` (a finished image) on standard output."""
+    sys.stdout.buffer.write(path.read_bytes())
+    sys.stdout.buffer.flush()
+
+
 def save_image(path: Path, image: Any) -> None:
     """A PIL image (a contact sheet) written atomically, in the format its suffix names."""
     from ..runtime.files import write_atomic

@@ -21,10 +21,12 @@ from .common import (
     Report,
     check_output_dir,
     check_side_files,
+    check_stdout_takes_an_image,
     names_an_image_file,
     reports_errors,
     save_image,
     verbose_option,
+    write_to_stdout,
 )
 
 FORMATS = ("png", "jpg", "webp")
@@ -100,8 +102,7 @@ def _single_output(paths: list[Path], output: str) -> bool:
     if output == "-":
         if len(paths) != 1 or paths[0].is_dir():
             raise click.UsageError("-o - (standard output) takes exactly one photo")
-        if sys.stdout.isatty():  # image bytes would garble the terminal
-            raise click.UsageError("-o - writes the image to standard output, a terminal here: redirect or pipe it")
+        check_stdout_takes_an_image()
         return True
     return len(paths) == 1 and paths[0].is_file() and names_an_image_file(Path(output), "garments")
 
@@ -319,8 +320,7 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
     if result.status == "error":
         raise InputError(_error_line(shown))
     if to_stdout:
-        sys.stdout.buffer.write(target.read_bytes())
-        sys.stdout.buffer.flush()
+        write_to_stdout(target)
     else:
         click.echo(f"{'skipped (already done)' if result.status == 'skipped' else 'wrote'} {target}", err=True)
     for problem in (

@@ -17,9 +17,11 @@ from .common import (
     Report,
     check_output_dir,
     check_side_files,
+    check_stdout_takes_an_image,
     names_an_image_file,
     reports_errors,
     verbose_option,
+    write_to_stdout,
 )
 
 FORMATS = ("png", "jpg", "webp")
@@ -95,8 +97,8 @@ def tryon(output: Path, **options: Any) -> None:
         raise click.UsageError("give the garment: --garment IMAGE|FOLDER or --garment-from PHOTO|FOLDER")
     garments = options["garment"] or options["garment_from"]
     to_stdout = options["to_stdout"] = str(output) == "-"
-    if to_stdout and sys.stdout.isatty():  # image bytes would garble the terminal
-        raise click.UsageError("-o - writes the image to standard output, a terminal here: redirect or pipe it")
+    if to_stdout:
+        check_stdout_takes_an_image()
     single = to_stdout or names_an_image_file(output, "results")
     pairs, unreadable = _pairs(options["person"], garments, options["pairs"])
     if single and len(pairs) != 1:
@@ -106,8 +108,7 @@ def tryon(output: Path, **options: Any) -> None:
         target = Path(tmp) / "dressed" / "result.png" if to_stdout else output
         _run(pairs, unreadable, target, single, Path(tmp), options)
         if to_stdout:
-            sys.stdout.buffer.write(target.read_bytes())
-            sys.stdout.buffer.flush()
+            write_to_stdout(target)
 
 
 def _images(folder: Path, unreadable: list[tuple[Path, str]]) -> list[Path]:
