@@ -120,6 +120,15 @@ def test_bench_writes_its_result_before_the_table_and_times_extract_against_the_
     assert "| onnxruntime | cpu | host | 2 |" in done.stdout and "host ceiling" in done.stdout
 
 
+def test_the_e2e_note_says_how_many_photos_failed():
+    from clothes_extractor.bench.compare import _e2e_note
+
+    e2e = {"photos": 16, "ok": 10, "failed": 6, "images_per_s": 19.5, "provider": "cpu", "batch": 8, "workers": 2}
+    note = _e2e_note({**e2e, "stage_share": {"read": 0.5}})
+    assert "on 16 photos (6 failed: the rate counts the 10 extracted; `extract` on the folder says why)" in note
+    assert "failed" not in _e2e_note({**e2e, "ok": 16, "failed": 0, "stage_share": {}})
+
+
 def test_bench_defaults_to_the_bundled_generator_and_the_best_provider(tmp_path):
     done = run_cli("bench", "--batch-sizes", "1", *QUICK, "-o", tmp_path / "r.json")
     assert done.returncode == 0, done.stderr

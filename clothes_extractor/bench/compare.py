@@ -119,8 +119,13 @@ def _e2e_note(e2e: dict[str, Any]) -> str:
         if ceiling
         else ""
     )
+    failed = (
+        f" ({e2e['failed']} failed: the rate counts the {e2e['ok']} extracted; `extract` on the folder says why)"
+        if e2e.get("failed")
+        else ""
+    )
     return (
-        f"  - end-to-end `extract` on {e2e['photos']} photos: {e2e['images_per_s']:.1f} images/s "
+        f"  - end-to-end `extract` on {e2e['photos']} photos{failed}: {e2e['images_per_s']:.1f} images/s "
         f"({e2e['provider']}, batch {e2e['batch']}, {e2e.get('cpu_streams') or 1} stream(s), "
         f"{e2e['workers']} {e2e.get('worker_kind', 'workers')}; {vs_model}{vs_ceiling}); stage shares: {shares}"
     )
