@@ -115,7 +115,9 @@ def test_extract_returns_the_garment_and_json_with_the_mask(server):
     assert status == 200 and headers["content-type"] == "image/png" and headers["x-mask-source"] == "file"
     assert Image.open(io.BytesIO(body)).size == (TINY_SIZE[1], TINY_SIZE[0])
     with urllib.request.urlopen(f"{server}/info") as answer:
-        assert json.load(answer)["generator_sessions"][0] == ["garment"]  # white: no silhouette computed
+        info = json.load(answer)
+    assert info["generator_sessions"][0] == ["garment"]  # white: no silhouette computed
+    assert info["generator"]["path"] == "flow.onnx" and tempfile.gettempdir() not in json.dumps(info)  # no paths
     status, body, _ = post(
         server,
         {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))},

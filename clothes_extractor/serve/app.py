@@ -210,14 +210,19 @@ def create_app(generator: ModelSession, segmenter: "ModelSession | None", settin
     @app.get("/info")
     async def info():
         return {
-            "generator": generator.describe(),
+            "generator": _public(generator.describe()),
             "generator_sessions": [session.output_names for session in extractor.generator_sessions()],
-            "segmenter": segmenter.describe() if segmenter else None,
+            "segmenter": _public(segmenter.describe()) if segmenter else None,
             "settings": dataclasses.asdict(settings),
             "batches": {"generator": extractor.generate.batches, "requests": extractor.generate.items},
         }
 
     return app
+
+
+def _public(description: dict[str, Any]) -> dict[str, Any]:
+    """A model's description for clients: its file's name, not where the server keeps it."""
+    return {**description, "path": Path(description["path"]).name}
 
 
 def _error(status: int, message: str) -> JSONResponse:
