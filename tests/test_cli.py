@@ -337,6 +337,12 @@ def test_extract_viton_hd_sample_with_parse_maps(tiny_model_path, tmp_path):
     photos = sorted(p.stem for p in (VITON_HD_SAMPLE / "train" / "image").iterdir())
     assert sorted(p.stem for p in out.iterdir()) == photos
     assert all(r["mask"].startswith("parse:") for r in read_report(report).values())
+    copy = tmp_path / "copy"
+    shutil.copytree(VITON_HD_SAMPLE / "train", copy)
+    maps = {p.name: p.read_bytes() for p in (copy / "image-parse-v3").iterdir()}
+    done = run_cli("extract", copy, "-o", copy / "image-parse-v3", "--model", tiny_model_path, "--overwrite")
+    assert done.returncode == 1 and done.stderr.count("is the photo's mask: the garment would replace it") == 10
+    assert {p.name: p.read_bytes() for p in (copy / "image-parse-v3").iterdir()} == maps  # the parse maps kept
 
 
 @pytest.mark.skipif(not VITON_VAL.is_file(), reason=f"{VITON_VAL} is absent")
@@ -512,6 +518,12 @@ def test_a_photo_is_never_written_over(tiny_model_path, photo_folder, tmp_path):
     assert done.returncode == 2 and "--save-masks would write" in done.stderr and not (tmp_path / "g.png").exists()
     done = run_cli("extract", shots, "-o", tmp_path / "o", "--save-masks", shots, *model)
     assert done.returncode == 1 and "is the input folder" in done.stderr
+    kept = {p.name: p.read_bytes() for p in masks.iterdir()}
+    done = run_cli("extract", shots / "p0.png", "-o", masks / "p0.png", "--overwrite", *model)
+    assert done.returncode == 2 and "is the photo's mask: the garment would replace it" in done.stderr
+    done = run_cli("extract", shots, "-o", masks, "--overwrite", *model)
+    assert done.returncode == 1 and "is the --masks folder: garments would replace the masks" in done.stderr
+    assert {p.name: p.read_bytes() for p in masks.iterdir()} == kept
     assert {p.name: p.read_bytes() for p in shots.iterdir()} == before
     done = run_cli("extract", shots / "p0.png", shots / "p1.jpg", "-o", shots, *model)  # into their own folder
     assert done.returncode == 1 and "p0.png is the photo itself" in done.stderr and "1 extracted" in done.stderr

@@ -183,6 +183,9 @@ def test_output_folders_that_would_overwrite_inputs_are_refused(tmp_path):
         check_output_folders([tmp_path / "in"], tmp_path / "out", tmp_path / "out")
     with pytest.raises(OutputError, match="masks would mix with the photos"):
         check_output_folders([tmp_path / "in"], tmp_path / "out", tmp_path / "in")
+    with pytest.raises(OutputError, match="is the --masks folder: garments would replace the masks"):
+        check_output_folders([tmp_path / "in"], tmp_path / "masks", None, tmp_path / "masks")
+    check_output_folders([tmp_path / "in"], tmp_path / "out", tmp_path / "masks", tmp_path / "masks")  # a fixed mask
 
 
 def test_a_photo_named_in_its_own_output_folder_is_never_written_over(tmp_path):

@@ -302,7 +302,7 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
         Path(options["save_masks"]) / f"{photo.stem}.png" if options["save_masks"] else None,
         redo=options["given"].get(photo) == "-",  # another photo each time: never "already done"
     )
-    refused = overwrite_error(job.photo, job.output, job.mask_output)
+    refused = overwrite_error(job.photo, job.output, job.mask_output, job.mask.path)
     if refused is not None:
         raise click.UsageError(refused)
     check_side_files([photo], None if to_stdout else target.parent, options["report"], sheet=options["sheet"])
@@ -340,7 +340,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     fmt = options["fmt"]
     extract_options = _extract_options(options, fmt)
     save_masks, sheet = options["save_masks"], options["sheet"]
-    check_output_folders(inputs, out_dir, save_masks)
+    check_output_folders(inputs, out_dir, save_masks, options["masks"])
     check_side_files(inputs, out_dir, options["report"], sheet=sheet)
     check_output_dir(out_dir)
     if save_masks is not None:
@@ -471,7 +471,7 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
     if options["decode"] == "gpu":
         click.echo("warning: --decode gpu is not used on Ray: its prepare tasks decode on the host", err=True)
     if not is_remote(output):
-        check_output_folders(local, Path(output), options["save_masks"])
+        check_output_folders(local, Path(output), options["save_masks"], options["masks"])
     check_side_files(local, None if is_remote(output) else Path(output), options["report"], sheet=sheet)
     if not is_remote(output):
         check_output_dir(Path(output))

@@ -266,9 +266,14 @@ def _single(item: Path) -> Found:
     return Found(item, item.stem)
 
 
-def check_output_folders(inputs: Iterable[Path], out_dir: Path, save_masks: Path | None) -> None:
-    """Refuse output folders that would overwrite inputs or each other, before any work."""
+def check_output_folders(
+    inputs: Iterable[Path], out_dir: Path, save_masks: Path | None, masks: Path | None = None
+) -> None:
+    """Refuse output folders that would overwrite inputs (the photos, the ``--masks``) or
+    each other, before any work."""
     out = out_dir.resolve()
+    if masks is not None and masks.resolve() == out:
+        raise OutputError(f"the output folder {out_dir} is the --masks folder: garments would replace the masks")
     for item in inputs:
         if item.is_dir() and item.resolve() == out:
             raise OutputError(
@@ -287,10 +292,12 @@ def check_output_folders(inputs: Iterable[Path], out_dir: Path, save_masks: Path
             )
 
 
-def overwrite_error(photo: Path, output: Path, mask_output: Path | None = None) -> str | None:
-    """Why this job's garment or saved mask would replace its own photo, or None."""
+def overwrite_error(photo: Path, output: Path, mask_output: Path | None = None, mask: Path | None = None) -> str | None:
+    """Why this job's garment or saved mask would replace its own photo (or its mask file), or None."""
     if same_file(output, photo):
         return f"the output {output} is the photo itself: the garment would replace it; choose another -o"
+    if mask is not None and same_file(output, mask):
+        return f"the output {output} is the photo's mask: the garment would replace it; choose another -o"
     if mask_output is not None and same_file(mask_output, photo):
         return f"--save-masks would write {mask_output}, the photo itself; choose another --save-masks folder"
     return None
@@ -356,8 +363,8 @@ def iter_jobs(
             if first != entry.path and error is None:
                 error = f"{entry.path} and {first} would both be written to {output}; extract them separately"
             mask_output = save_masks / f"{entry.rel}.png" if save_masks is not None else None
-            if error is None and named:
-                error = overwrite_error(entry.path, output, mask_output)
+            if error is None and (named or source.path is not None):  # (a dataset's parse maps, --masks files)
+                error = overwrite_error(entry.path, output, mask_output, source.path)
             yield ExtractJob(entry.path, output, source, error, mask_output)
 
 
