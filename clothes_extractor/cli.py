@@ -43,7 +43,7 @@ def main() -> None:
     # Images over Pillow's limit are refused with our own message; its warning is noise.
     from PIL import Image
 
-    from .commands.common import EXIT_INTERRUPTED
+    from .commands.common import EXIT_INTERRUPTED, ignore_further_interrupts
 
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     try:
@@ -59,6 +59,8 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    finally:  # the command is over: a Ctrl-C while Python shuts down (logging, atexit) has nothing to stop
+        ignore_further_interrupts()
 
 
 if __name__ == "__main__":

@@ -289,6 +289,19 @@ def test_ctrl_c_during_start_up_exits_130(tiny_model_path, tmp_path):
         assert "Traceback" not in stderr and "Aborted!" not in stderr
 
 
+def test_ctrl_c_after_the_command_while_python_shuts_down_leaves_no_traceback():
+    # The race test_ctrl_c_during_start_up_exits_130 met now and then: the command done, a
+    # SIGINT lands in logging's or another exit handler. Sent from an exit handler here.
+    code = (
+        "import atexit, os, signal, sys, time; sys.argv = ['clothes-extractor', '--version']; "
+        "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.3))); "
+        "from clothes_extractor.cli import main; main()"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "clothes-extractor, version" in done.stdout
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
+
+
 def test_a_report_that_cannot_be_written_stops_the_report_not_the_job(tiny_model_path, photo_folder, tmp_path):
     photos, masks = photo_folder
     if not Path("/dev/full").exists():

@@ -60,7 +60,7 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except ClothesExtractorError as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt as exc:
-            _ignore_further_interrupts()
+            ignore_further_interrupts()
             click.echo("interrupted" if not isinstance(exc, Terminated) else "terminated", err=True)
             sys.exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
         finally:
@@ -76,7 +76,7 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _ignore_further_interrupts() -> None:
+def ignore_further_interrupts() -> None:
     """A second Ctrl-C while the first one's cleanup runs must not leave a traceback."""
     if _main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
