@@ -465,6 +465,12 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
     extract_options = _extract_options(options, fmt)
     if options["no_segmenter"] and options["segmenter"] is not None:
         raise click.UsageError("--segmenter and --no-segmenter exclude each other")
+    piped = [i for i in inputs if i == "-" or i.startswith(("http://", "https://"))]
+    if piped:
+        raise click.UsageError(
+            f"--ray reads photos from paths and URIs its nodes reach (s3://, gs://, a shared folder), not {piped[0]}: "
+            "save the photo to a file first, or extract it without --ray"
+        )
     local = tuple(Path(i) for i in inputs if not is_remote(i))
     remote = tuple(i for i in inputs if is_remote(i))
     sheet = options["sheet"]

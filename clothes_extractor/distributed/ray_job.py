@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import pickle
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -288,6 +289,8 @@ def _init(ray: Any, options: RayOptions) -> None:
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.INFO if chatty else logging.WARNING)
     logging.getLogger("ray.data._internal.progress").setLevel(logging.INFO if chatty else logging.ERROR)
+    if not chatty:  # a small job has fewer blocks than prepare tasks: a tuning note, not the user's concern
+        warnings.filterwarnings("ignore", message="The maximum number of concurrent tasks for", category=UserWarning)
 
 
 def _dataset(
