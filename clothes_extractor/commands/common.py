@@ -184,10 +184,10 @@ def check_side_files(
     sides = {f"--{name.replace('_', '-')}": path for name, path in sheets.items() if path is not None}
     if report is not None:
         sides["--report"] = report
-    folders = [Path(item) for item in inputs if isinstance(item, Path) or (str(item) != "-" and "://" not in str(item))]
+    local = [Path(item) for item in inputs if isinstance(item, Path) or (str(item) != "-" and "://" not in str(item))]
     for option, path in sides.items():
         place = path.resolve().parent
-        for item in folders:
+        for item in local:
             if same_file(path, item):
                 raise click.UsageError(f"{option} {path} is one of the photos: it would be replaced; choose another")
             inside = item.is_dir() and (place == item.resolve() or item.resolve() in place.parents)

@@ -78,8 +78,13 @@ def _resolve_inputs(inputs: tuple[str, ...], folder: Path) -> tuple[list[Path], 
 
 
 def _in_words(given: dict[Path, str]) -> dict[Path, str]:
-    """How messages name the temporary files of ``given``: the URL, or "(standard input)"."""
-    return {path: "(standard input)" if item == "-" else item for path, item in given.items()}
+    """How messages name the temporary files of ``given``: the URL, or standard input's name."""
+    return {path: _in_messages(item) for path, item in given.items()}
+
+
+def _in_messages(item: str) -> str:
+    """An input as messages name it: "-" is "(standard input)"."""
+    return "(standard input)" if item == "-" else item
 
 
 def _as_given(result: Any, given: dict[Path, str]) -> Any:
@@ -93,7 +98,7 @@ def _as_given(result: Any, given: dict[Path, str]) -> Any:
 
 def _error_line(result: Any) -> str:
     """A failed photo's reason, with the photo named once (most reasons name it already)."""
-    name = "(standard input)" if result.input == "-" else result.input
+    name = _in_messages(result.input)
     return result.error if name in result.error else f"{name}: {result.error}"
 
 
