@@ -43,8 +43,9 @@ def main() -> None:
     # Images over Pillow's limit are refused with our own message; its warning is noise.
     from PIL import Image
 
-    from .commands.common import EXIT_INTERRUPTED, ignore_further_interrupts
+    from .commands.common import EXIT_INTERRUPTED, ignore_further_interrupts, redeliver_interrupts_from_finalizers
 
+    redeliver_interrupts_from_finalizers()
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     try:
         cli.main(standalone_mode=False)

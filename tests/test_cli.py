@@ -302,6 +302,34 @@ def test_ctrl_c_after_the_command_while_python_shuts_down_leaves_no_traceback():
     assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
 
 
+def test_ctrl_c_inside_a_finalizer_is_not_lost(tiny_model_path, photo_folder, tmp_path):
+    # The other race of test_ctrl_c_during_start_up_exits_130: a SIGINT that lands while the
+    # progress bar's __del__ runs, as the job ends. Python "ignores" it (a traceback, the job
+    # goes on); the command stops as for any Ctrl-C. Sent from a finalizer here.
+    photos, masks = photo_folder
+    code = (
+        "import os, signal, sys, time\n"
+        "from clothes_extractor.commands import common\n"
+        "class Finalized:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        sum(range(10**6))\n"
+        "close = common.Progress.close\n"
+        "def closing(self):\n"
+        "    close(self)\n"
+        "    Finalized()\n"
+        "    time.sleep(2)\n"
+        "common.Progress.close = closing\n"
+        "from clothes_extractor.cli import main\n"
+        "main()\n"
+    )
+    args = ["extract", photos, "-o", tmp_path / "out", "--model", tiny_model_path, "--masks", masks]
+    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=cli_env(), capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 130 and "interrupted" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
+
+
 def test_a_report_that_cannot_be_written_stops_the_report_not_the_job(tiny_model_path, photo_folder, tmp_path):
     photos, masks = photo_folder
     if not Path("/dev/full").exists():

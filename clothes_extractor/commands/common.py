@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -81,6 +82,24 @@ def ignore_further_interrupts() -> None:
     if _main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def redeliver_interrupts_from_finalizers() -> None:
+    """A Ctrl-C (or SIGTERM) that lands while an object's ``__del__`` runs (the progress bar's,
+    as a job ends) is "ignored" by Python: printed as a traceback and lost, and the job went on.
+    Sent again here, a moment later, once the finalizer is over."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous(unraisable)
+            return
+        import threading
+
+        sent = signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT
+        threading.Timer(0.01, os.kill, (os.getpid(), sent)).start()
+
+    sys.unraisablehook = hook
 
 
 def parse_size(value: str, option: str = "--size") -> tuple[int, int]:
