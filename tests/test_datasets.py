@@ -129,3 +129,49 @@ def test_downsample_viton_hd_keeps_the_parse_palette(tmp_path):
         assert set(np.unique(np.asarray(parse))) <= set(range(20))
     assert len((tmp_path / "hd" / "train_pairs.txt").read_text().splitlines()) == 3
     assert len(load_samples(tmp_path / "hd", "all")) == 3
+
+
+def _dress_code_root(root, count):
+    """A Dress Code root made of synthetic samples: upper_body/images/NNNNNN_0.jpg (person),
+    _1.jpg (garment), label_maps/NNNNNN_4.png (4 = upper clothes) and a pairs.txt."""
+    images, labels = root / "upper_body" / "images", root / "upper_body" / "label_maps"
+    images.mkdir(parents=True)
+    labels.mkdir()
+    for i in range(count):
+        photo, mask, garment = synth_sample(i, seed=2, size=(64, 48))
+        photo.save(images / f"{i:06d}_0.jpg")
+        garment.save(images / f"{i:06d}_1.jpg")
+        Image.fromarray(np.where(np.asarray(mask) > 127, 4, 0).astype(np.uint8), "L").save(labels / f"{i:06d}_4.png")
+    (root / "upper_body" / "pairs.txt").write_text("".join(f"{i:06d}_0.jpg {i:06d}_1.jpg\n" for i in range(count)))
+    return root
+
+
+def test_downsample_a_dress_code_root_with_its_pairs_file(tmp_path):
+    root = _dress_code_root(tmp_path / "dresscode", 6)
+    assert downsample_dataset(root, tmp_path / "small", 32, files=4) == 4
+    assert (tmp_path / "small/upper_body/pairs.txt").read_text().splitlines() == [
+        f"{i:06d}_0.jpg {i:06d}_1.jpg" for i in range(4)
+    ]
+    assert len(load_samples(tmp_path / "small", "all")) == 4
+    with Image.open(tmp_path / "small/upper_body/label_maps/000000_4.png") as labels:
+        assert labels.size == (24, 32) and set(np.unique(np.asarray(labels))) == {0, 4}
+
+
+def test_dataset_folders_are_new_and_whole(tmp_path, synthetic):
+    # synth and downsample write a new (or empty) folder, never into an existing dataset, and
+    # leave nothing when they fail part way (a broken image in the source here).
+    from clothes_extractor.errors import OutputError
+
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in (synthetic / "photo").iterdir())
+    with pytest.raises(OutputError, match="syn already holds files; give a new or empty folder"):
+        write_synthetic(synthetic, 3, seed=9, size=(64, 48))
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in (synthetic / "photo").iterdir()) == before
+    (tmp_path / "empty").mkdir()
+    assert write_synthetic(tmp_path / "empty", 2, size=(64, 48)) == 2 and layout_of(tmp_path / "empty") == "triplets"
+    with pytest.raises(OutputError, match="already holds files"):
+        downsample_dataset(synthetic, tmp_path / "empty", 32, files=1)
+    assert len(list((tmp_path / "empty" / "photo").iterdir())) == 2
+    (synthetic / "photo" / "000007.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(InputError, match="000007.jpg"):
+        downsample_dataset(synthetic, tmp_path / "out" / "small", 32)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "syn"]  # no partial folder, no out/

@@ -147,3 +147,35 @@ def test_data_overlap_writes_the_training_pairs_a_model_has_not_seen(tmp_path):
     learned.write_text("999999.jpg 999999.jpg\n")
     wrong = run_cli("data", "overlap", root, "--unseen-by", learned, "--unseen-pairs", out)
     assert wrong.returncode == 2 and "none of its photos" in wrong.stderr
+
+
+def test_data_overlap_never_writes_over_its_inputs(tmp_path):
+    # Each refused before any work, the inputs unchanged: the --unseen-by file as
+    # --unseen-pairs, one file for both outputs, a pairs file the dataset reads.
+    root = tmp_path / "data"
+    write_synthetic(root / "train", 4, seed=4, size=(64, 48))
+    write_synthetic(root / "val", 2, seed=5, size=(64, 48))
+    learned = tmp_path / "learned.txt"
+    learned.write_text("000000.jpg 000000.jpg\n")
+    (root / "val_pairs.txt").write_text("000000.jpg 000001.jpg\n")
+    cases = {
+        "is the --unseen-by file": ["--unseen-by", learned, "--unseen-pairs", tmp_path / "." / "learned.txt"],
+        "name the same file": [
+            "--unseen-by",
+            learned,
+            "--unseen-pairs",
+            tmp_path / "a.txt",
+            "--held-out-pairs",
+            tmp_path / "a.txt",
+        ],  # fmt: skip
+        "is a pairs file of": ["--held-out-pairs", root / "val_pairs.txt"],
+    }
+    for message, options in cases.items():
+        done = run_cli("data", "overlap", root, *options)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert learned.read_text() == "000000.jpg 000000.jpg\n"
+    assert (root / "val_pairs.txt").read_text() == "000000.jpg 000001.jpg\n"
+    assert not (tmp_path / "a.txt").exists()
+    # a new pairs file inside a split folder would change the dataset too (Dress Code reads pairs.txt)
+    new = run_cli("data", "overlap", root / "train", "--held-out-pairs", root / "train" / "pairs.txt")
+    assert new.returncode == 2 and "is a pairs file of" in new.stderr and not (root / "train/pairs.txt").exists()

@@ -23,7 +23,8 @@ def data() -> None:
 @verbose_option
 @reports_errors
 def synth(dest: Path, count: int, size: str, seed: int) -> None:
-    """Write N deterministic synthetic triplets (photo/, mask/, garment/) to DEST."""
+    """Write N deterministic synthetic triplets (photo/, mask/, garment/) to DEST, a new or
+    empty folder."""
     from ..data.synth import write_synthetic
 
     written = write_synthetic(dest, count, seed, parse_size(size))
@@ -38,7 +39,8 @@ def synth(dest: Path, count: int, size: str, seed: int) -> None:
 @verbose_option
 @reports_errors
 def downsample(src: Path, dst: Path, size: str, files: int | None) -> None:
-    """Copy the dataset SRC (any supported layout) to DST at a smaller height."""
+    """Copy the dataset SRC (any supported layout) to DST, a new or empty folder, at a smaller
+    height; its pairs files come along."""
     from ..data.downsample import downsample_dataset
 
     if size.isdigit():
@@ -96,7 +98,9 @@ def overlap(
 
     if (unseen_by is None) != (unseen_pairs is None):
         raise click.UsageError("--unseen-by and --unseen-pairs go together")
-    for path, option in ((held_out_pairs, "--held-out-pairs"), (unseen_pairs, "--unseen-pairs")):
+    outputs = {"--held-out-pairs": held_out_pairs, "--unseen-pairs": unseen_pairs}
+    _check_pairs_outputs(dataset, outputs, unseen_by)
+    for option, path in outputs.items():
         if path is not None:
             check_writable_file(path, option, (".txt",))
     common = {"val_fraction": val_fraction, "seed": seed, "require_garment": False}
@@ -114,6 +118,27 @@ def overlap(
         click.echo(f"wrote {len(kept)} held-out pairs to {held_out_pairs}")
     if unseen_by is not None:
         _write_unseen(dataset, train, unseen_by, unseen_pairs)
+
+
+def _check_pairs_outputs(dataset: Path, outputs: dict[str, Path | None], unseen_by: Path | None) -> None:
+    """Refuse a pairs file to write that would replace an input: the --unseen-by file, the
+    other output, or a pairs file DATASET reads (which catalog image each photo wears)."""
+    from ..eval.datasets import pairs_files, split_folders
+    from ..runtime.files import same_file
+
+    read = [path for split in split_folders(dataset) for path in pairs_files(split)]
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        if unseen_by is not None and same_file(path, unseen_by):
+            raise click.UsageError(f"{option} {path} is the --unseen-by file; write the pairs to another file")
+        if any(path.resolve() == pairs.resolve() for pairs in read):
+            raise click.UsageError(
+                f"{option} {path} is a pairs file of {dataset} (which catalog image each photo wears); "
+                "write the pairs to another file"
+            )
+    if None not in outputs.values() and len({path.resolve() for path in outputs.values()}) == 1:
+        raise click.UsageError("--held-out-pairs and --unseen-pairs name the same file; give each its own")
 
 
 def _write_unseen(dataset: Path, train, unseen_by: Path, out: Path) -> None:

@@ -2,8 +2,9 @@
 
 Every split folder is copied sample by sample at a new height (width by the photos'
 aspect), keeping the layout and the file names: photos and garments resized smoothly,
-parse maps with nearest-neighbour so labels and palettes survive, masks smoothly. With
-``files``, only the first N samples of each split are kept, and pairs files follow.
+parse maps with nearest-neighbour so labels and palettes survive, masks smoothly. Pairs
+files come along; with ``files``, only the first N samples of each split are kept, and
+the pairs files name only those.
 """
 
 from __future__ import annotations
@@ -14,19 +15,18 @@ from pathlib import Path
 from PIL import Image
 
 from ..errors import InputError
-from ..eval.datasets import Sample, layout_of, split_samples
-from ..runtime.files import write_atomic
+from ..eval.datasets import Sample, pairs_files, split_folders, split_samples
+from ..runtime.files import filled_folder, write_atomic
 from ..runtime.images import open_image
-
-SPLIT_NAMES = ("train", "val", "validation", "test")
 
 
 def _splits(src: Path) -> list[Path]:
-    if layout_of(src) is not None:
-        return [src]
-    found = [src / name for name in SPLIT_NAMES if layout_of(src / name) is not None]
+    found = split_folders(src)
     if not found:
-        raise InputError(f"no dataset split in {src}: expected a split folder or train/ val/ test/ below it")
+        raise InputError(
+            f"no dataset split in {src}: expected a split folder, train/ val/ test/ below it, "
+            "or a Dress Code category folder (upper_body/, dresses/, lower_body/)"
+        )
     return found
 
 
@@ -47,23 +47,28 @@ def _resize(src: Path, dst: Path, height: int, nearest: bool) -> None:
 
 
 def downsample_dataset(src: Path, dst: Path, height: int, files: int | None = None) -> int:
-    """Copy ``src`` to ``dst`` at ``height`` pixels; returns the number of samples written."""
+    """Copy ``src`` to ``dst`` (a new or empty folder, made whole or not at all) at ``height``
+    pixels; returns the number of samples written."""
     if height < 8:
         raise InputError(f"--size must be at least 8 pixels, got {height}")
     if dst.resolve() == src.resolve():
         raise InputError("the destination must differ from the source")
+    splits = _splits(src)
     written = 0
-    for split in _splits(src):
-        samples: list[Sample] = split_samples(split)[:files]
-        for sample in samples:
-            _resize(sample.photo, dst / sample.photo.relative_to(src), height, nearest=False)
-            _resize(sample.mask, dst / sample.mask.relative_to(src), height, nearest=sample.mask_kind != "file")
-            if sample.garment is not None:
-                _resize(sample.garment, dst / sample.garment.relative_to(src), height, nearest=False)
-            written += 1
-        pairs = split.parent / f"{split.name}_pairs.txt"
-        if pairs.is_file() and split != src:
+    with filled_folder(dst, "the destination") as temp:
+        for split in splits:
+            samples: list[Sample] = split_samples(split)[:files]
+            for sample in samples:
+                _resize(sample.photo, temp / sample.photo.relative_to(src), height, nearest=False)
+                _resize(sample.mask, temp / sample.mask.relative_to(src), height, nearest=sample.mask_kind != "file")
+                if sample.garment is not None:
+                    _resize(sample.garment, temp / sample.garment.relative_to(src), height, nearest=False)
+                written += 1
             kept = {s.photo.name for s in samples}
-            lines = [line for line in pairs.read_text().splitlines() if line.split()[:1] and line.split()[0] in kept]
-            (dst / pairs.name).write_text("\n".join(lines) + "\n")
+            for pairs in pairs_files(split):
+                if pairs.is_file() and pairs.is_relative_to(src):  # (beside a split folder given as SRC: not in it)
+                    lines = [
+                        line for line in pairs.read_text().splitlines() if line.split()[:1] and line.split()[0] in kept
+                    ]
+                    write_atomic(temp / pairs.relative_to(src), ("\n".join(lines) + "\n").encode(), sync=False)
     return written

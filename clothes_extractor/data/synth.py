@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..runtime.files import filled_folder
+
 PATTERNS = ("solid", "stripes", "checks", "dots")
 
 
@@ -103,14 +105,16 @@ def synth_sample(
 
 
 def write_synthetic(dest: Path, count: int, seed: int = 0, size: tuple[int, int] = (256, 192)) -> int:
-    """Write ``count`` triplets to ``dest/{photo,mask,garment}/NNNNNN.png``; returns the count."""
-    folders = [dest / name for name in ("photo", "mask", "garment")]
-    for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
-    for index in range(count):
-        name = f"{index:06d}"
-        photo, mask, garment = synth_sample(index, seed, size)
-        photo.save(folders[0] / f"{name}.jpg", quality=92)
-        mask.save(folders[1] / f"{name}.png")
-        garment.save(folders[2] / f"{name}.jpg", quality=92)
+    """Write ``count`` triplets to ``dest/{photo,mask,garment}/NNNNNN.*``, a new (or empty)
+    folder made whole or not at all; returns the count."""
+    with filled_folder(dest, "the dataset folder") as temp:
+        folders = [temp / name for name in ("photo", "mask", "garment")]
+        for folder in folders:
+            folder.mkdir()
+        for index in range(count):
+            name = f"{index:06d}"
+            photo, mask, garment = synth_sample(index, seed, size)
+            photo.save(folders[0] / f"{name}.jpg", quality=92)
+            mask.save(folders[1] / f"{name}.png")
+            garment.save(folders[2] / f"{name}.jpg", quality=92)
     return count

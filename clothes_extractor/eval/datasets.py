@@ -9,7 +9,7 @@ PyTorch datasets on these records. Four layouts, each a folder per split:
   ``image-parse/000010_0.png``; pairs in ``<split>_pairs.txt`` beside the split folder.
 - Dress Code (a category folder such as ``upper_body/``): ``images/000000_0.jpg`` (the
   person) and ``images/000000_1.jpg`` (the garment), ``label_maps/000000_4.png`` (its own
-  labels: 4 = upper clothes), ``pairs.txt`` (or ``<split>_pairs*.txt``) in the folder.
+  labels: 4 = upper clothes), ``pairs.txt`` in the folder (else each photo's ``_1`` image).
 - triplets (your own data): ``photo/``, ``mask/`` and ``garment/`` files sharing a stem,
   any image format; the mask is white (255) on the garment.
 
@@ -89,7 +89,7 @@ def _read_pairs(path: Path) -> dict[str, str]:
 
 def _pairs(split_dir: Path) -> dict[str, str] | None:
     """person file name -> garment file name from the split's pairs file, if there is one."""
-    for candidate in (split_dir.parent / f"{split_dir.name}_pairs.txt", split_dir / "pairs.txt"):
+    for candidate in pairs_files(split_dir):
         if candidate.is_file():
             return _read_pairs(candidate)
     return None
@@ -146,6 +146,22 @@ def find_split(data_dir: Path, split: str) -> Path | None:
         if layout_of(data_dir / name) is not None:
             return data_dir / name
     return None
+
+
+def split_folders(data_dir: Path) -> list[Path]:
+    """Every split folder of ``data_dir``: itself if it is one, else its train/, val/,
+    validation/ and test/ folders and its Dress Code category folders."""
+    data_dir = Path(data_dir)
+    if layout_of(data_dir) is not None:
+        return [data_dir]
+    found = [data_dir / name for name in ("train", *VALIDATION_SPLITS) if layout_of(data_dir / name) is not None]
+    return found + [data_dir / c for c in DRESSCODE_CATEGORIES if layout_of(data_dir / c) == "dresscode"]
+
+
+def pairs_files(split_dir: Path) -> tuple[Path, ...]:
+    """Where a split folder's pairs file is read from (``_pairs``), in that order: writing
+    one there changes which catalog image each photo of the split wears."""
+    return (split_dir.parent / f"{split_dir.name}_pairs.txt", split_dir / "pairs.txt")
 
 
 def _root_split(data_dir: Path) -> Path | None:

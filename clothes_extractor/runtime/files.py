@@ -6,16 +6,20 @@ temporary file in the same folder, are flushed to disk (fsync), and the file is 
 into place. The temporary name is short (``.ce-PID-RANDOM.partial``) whatever the target's
 name, so a legal 255-byte output name stays legal, and it carries the writer's process
 id: a process killed mid-write (SIGKILL, power loss) leaves a partial file that the next
-run in that folder recognises as stale and removes (``remove_stale_partials``).
+run in that folder recognises as stale and removes (``remove_stale_partials``). A folder
+made whole (a dataset ``data synth`` or ``data downsample`` writes) is filled the same way:
+under a temporary name beside it, renamed into place when complete (``filled_folder``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
+import shutil
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Callable, Iterator
 
 from ..errors import OutputError
 
@@ -48,7 +52,7 @@ def remove_stale_partials(folder: Path, recursive: bool = False) -> int:
             match = PARTIAL_PATTERN.match(path.name)
             if match and not _pid_alive(int(match.group(1))):
                 try:
-                    path.unlink()
+                    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
                     removed += 1
                 except OSError:
                     pass
@@ -82,6 +86,38 @@ def write_atomic(path: Path, data: bytes | Callable[[IO[bytes]], None], *, sync:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         _remove(temp)
+        raise
+
+
+@contextlib.contextmanager
+def filled_folder(folder: Path, what: str) -> Iterator[Path]:
+    """A new folder, complete or absent: yields a temporary folder beside ``folder`` to write
+    into, renamed to ``folder`` when the block ends; removed if the block fails (Ctrl-C
+    included). ``OutputError`` before any work if ``folder`` exists and holds anything, so
+    nothing there is replaced or mixed into."""
+    folder = Path(folder)
+    if folder.is_file():
+        raise OutputError(f"{what} {folder} is a file; give a new folder")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise OutputError(f"{what} {folder} already holds files; give a new or empty folder (or remove that one)")
+    made = [parent for parent in folder.absolute().parents if not parent.exists()]  # deepest first
+    temp = partial_name(folder)
+    try:
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_partials(folder.parent)
+            temp.mkdir()
+            yield temp
+            if folder.is_dir():
+                folder.rmdir()  # empty, as checked
+            os.rename(temp, folder)
+        except OSError as exc:
+            raise OutputError(f"cannot write {what} {folder}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        for parent in made:  # the folders made for it, so a failed run leaves nothing
+            with contextlib.suppress(OSError):
+                parent.rmdir()
         raise
 
 
