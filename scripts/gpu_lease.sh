@@ -181,7 +181,9 @@ training() {
   el "training for $minutes min (${TRAIN_ARGS:-no extra arguments})"
   python3 -c "exit(not $minutes >= 1)" || return 0
   # the runs stop on their own clock (which starts after their data is loaded); if start-up ran
-  # long, SIGTERM stops them at the next step, validated and saved, and 25 s later SIGKILL
+  # long, SIGTERM stops them at the next step, validated and saved, and 25 s later SIGKILL.
+  # A warm machine may hold an earlier call's runs (their results went back with that call).
+  rm -rf /tmp/runs
   PYTHONPATH=$PWD timeout -k 25 "$(python3 -c "print(int($minutes * 60 + 40))")" \
     bash scripts/train_generators_gpu.sh /tmp/viton /tmp/runs "$minutes"
   el "training rc=$?"

@@ -352,6 +352,34 @@ def test_generator_end_to_end_train_export_evaluate(synthetic, tmp_path):
         assert sheet.width > 4 * 48
 
 
+def test_a_run_folder_holds_one_run(synthetic, tmp_path):
+    # A second train into a folder holding a run replaced its checkpoints and appended to its
+    # metrics: refused unless --resume continues that run or --overwrite replaces it. A size
+    # the depth cannot halve is refused before any work, without a traceback.
+    from click.testing import CliRunner
+
+    from clothes_extractor.cli import cli
+
+    run = tmp_path / "run"
+    common = ["train", "--data", str(synthetic), "-o", str(run), "--size", "64x48", "--depth", "3", "--ngf", "4"]
+    common += ["--batch-size", "4", "--workers", "0", "--val-limit", "2"]
+    runner = CliRunner()
+    assert runner.invoke(cli, [*common, "--max-steps", "2"]).exit_code == 0
+    first = (run / "last.pt").read_bytes()
+    again = runner.invoke(cli, [*common, "--max-steps", "1"])
+    assert again.exit_code == 2 and f"-o {run} already holds a run (last.pt, best.pt" in again.output
+    assert (run / "last.pt").read_bytes() == first and len((run / "metrics.jsonl").read_text().splitlines()) == 1
+    resumed = runner.invoke(cli, [*common, "--max-steps", "3", "--resume", str(run / "last.pt")])
+    assert resumed.exit_code == 0, resumed.output
+    assert [json.loads(r)["step"] for r in (run / "metrics.jsonl").read_text().splitlines()] == [2, 3]
+    replaced = runner.invoke(cli, [*common, "--max-steps", "1", "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert [json.loads(r)["step"] for r in (run / "metrics.jsonl").read_text().splitlines()] == [1]
+    assert torch.load(run / "best.pt", weights_only=True)["step"] == 1
+    odd = runner.invoke(cli, ["train", "--data", str(synthetic), "-o", str(tmp_path / "odd"), "--size", "64x48"])
+    assert odd.exit_code == 2 and "multiples of 64; 64x48 is not" in odd.output and not (tmp_path / "odd").exists()
+
+
 def test_init_from_a_checkpoint_and_training_without_discriminator(synthetic, tmp_path):
     first = train(tiny_config(synthetic, tmp_path / "first", max_steps=2))
     # lr 0: the parameters must stay exactly those of --init; gan_weight 0: no discriminator.

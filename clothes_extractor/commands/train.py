@@ -41,6 +41,11 @@ from .common import parse_size, reports_errors, require_torch, verbose_option
     help="Continue a run exactly from its last.pt (its settings are used).",
 )
 @click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the run already in the -o folder (its checkpoints, metrics and sheets) with a new one.",
+)
+@click.option(
     "--init",
     type=click.Path(exists=True, dir_okay=False),
     help="Start from this checkpoint's network weights (same architecture), fresh optimizers.",
@@ -172,7 +177,7 @@ from .common import parse_size, reports_errors, require_torch, verbose_option
 @click.option("--log-every", type=click.IntRange(min=1), default=50, show_default=True)
 @verbose_option
 @reports_errors
-def train(resume: Path | None, size: str, out_alias: Path | None, **options) -> None:
+def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | None, **options) -> None:
     """Train a generator (pix2pix U-Net or warping), a garment segmenter or parser (U-Net), or
     a try-on network (the warping generator's modules).
 
@@ -206,8 +211,30 @@ def train(resume: Path | None, size: str, out_alias: Path | None, **options) -> 
                 workers=config.workers,
                 time_limit_min=config.time_limit_min,
             )
+        config.network()  # the network's own checks (--size against --depth) before any work
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    if os.environ.get("RANK", "0") == "0":  # (under torchrun, the first process)
+        _check_run_folder(options["out"], resume, overwrite)
     out = run(config, resume)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, only the first process reports
         click.echo(f"run folder: {out} (last.pt, best.pt, metrics.csv, sheets/)")
+
+
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "metrics.csv", "config.json")
+
+
+def _check_run_folder(out: Path, resume: Path | None, overwrite: bool) -> None:
+    """One run per folder: a folder that holds another run is refused (its checkpoints would be
+    replaced, its metrics mixed with the new run's) unless --resume continues that run, or
+    --overwrite removes its files first."""
+    found = [name for name in RUN_FILES if (out / name).is_file()]
+    if not found or (resume is not None and resume.resolve().parent == out.resolve()):
+        return
+    if not overwrite:
+        raise click.UsageError(
+            f"-o {out} already holds a run ({', '.join(found)}): continue it with --resume {out / 'last.pt'}, "
+            "give a new folder, or --overwrite to replace it"
+        )
+    for path in [out / name for name in found] + sorted((out / "sheets").glob("epoch_*.png")):
+        path.unlink()
