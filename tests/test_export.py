@@ -107,8 +107,11 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     with pytest.raises(CheckpointError, match="not a clothes-extractor checkpoint"):
         load_model(tmp_path / "other.pt")
     (tmp_path / "junk.pt").write_text("junk")
-    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match="junk.pt is not a checkpoint that train wrote .*: it is no PyTorch file"):
         load_model(tmp_path / "junk.pt")
+    torch.save({"model": torch.nn.Linear(2, 2)}, tmp_path / "pickled.pt")  # a whole module: code, never loaded
+    with pytest.raises(CheckpointError, match="it holds Python objects, not only tensors and settings$"):
+        load_model(tmp_path / "pickled.pt")
 
 
 def test_export_from_checkpoint_uses_its_config(tmp_path):

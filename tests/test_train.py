@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from clothes_extractor.data.synth import write_synthetic
+from clothes_extractor.errors import CheckpointError
 from clothes_extractor.train.data import (
     Augmentation,
     DeviceLoader,
@@ -394,6 +395,13 @@ def test_init_from_a_checkpoint_and_training_without_discriminator(synthetic, tm
         assert torch.equal(a["model"][name], b["model"][name]), name
     row = json.loads((second / "metrics.jsonl").read_text().splitlines()[-1])
     assert "train_g_l1" in row and "train_d" not in row
+    # another kind or other settings: said in a line (the state dict's key lists were pages long)
+    with pytest.raises(
+        CheckpointError, match=r"last.pt holds a generator \(unet\); this run trains a generator \(flow\)"
+    ):
+        train(tiny_config(synthetic, tmp_path / "third", max_steps=1, init=str(first / "last.pt"), arch="flow"))
+    with pytest.raises(CheckpointError, match=r"other settings than this run's: ngf 4 \(this run: 8\)$"):
+        train(tiny_config(synthetic, tmp_path / "fourth", max_steps=1, init=str(first / "last.pt"), ngf=8))
 
 
 @pytest.mark.skipif(not VITON_VAL.is_file(), reason=f"{VITON_VAL} is absent")

@@ -45,10 +45,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    not_ours = f"{path} is not a checkpoint that train wrote (RUN/last.pt or best.pt)"
+    with open(path, "rb") as handle:
+        if handle.read(2) != b"PK":  # torch.save's zip archive
+            raise CheckpointError(f"{not_ours}: it is no PyTorch file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {exc}") from None
+        if "Weights only load failed" in str(exc):  # pickled code, which is never loaded
+            raise CheckpointError(f"{not_ours}: it holds Python objects, not only tensors and settings") from None
+        raise CheckpointError(f"{not_ours}: torch.load cannot read it ({str(exc).splitlines()[0][:200]})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a clothes-extractor checkpoint (no {CHECKPOINT_FORMAT!r} marker)")
     if payload.get("version") != CHECKPOINT_VERSION:
@@ -67,3 +73,27 @@ def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, di
     except (KeyError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: the checkpoint does not build its network ({exc})") from None
     return model.eval(), payload
+
+
+def load_weights(path: str | Path, model: nn.Module, option: str) -> dict[str, Any]:
+    """Load the network weights of the checkpoint at ``path`` into ``model`` (same architecture
+    and settings), saying which differ if they do; the whole checkpoint dictionary."""
+    payload = load_checkpoint(path)
+    kind = (payload.get("task"), payload.get("arch", "unet"))
+    if kind != (model.config.task, architecture_of(model)):
+        raise CheckpointError(
+            f"{option} {path} holds a {kind[0]} ({kind[1]}); this run trains a {model.config.task} "
+            f"({architecture_of(model)}): give a checkpoint of the same kind"
+        )
+    config, theirs = dataclasses.asdict(model.config), payload.get("config", {})
+    differ = [
+        f"{key} {theirs[key]} (this run: {config[key]})"
+        for key in config
+        if theirs.get(key, config[key]) != config[key]
+    ]
+    try:
+        model.load_state_dict(payload["model"])
+    except (KeyError, RuntimeError) as exc:
+        why = "; ".join(differ) if differ else str(exc).splitlines()[0]
+        raise CheckpointError(f"{option} {path} is a network of other settings than this run's: {why}") from None
+    return payload

@@ -50,7 +50,7 @@ class GridPyramid:
     def check_levels(self, reads_at: int = 1) -> None:
         """``reads_at``: the network reads its input at 1/reads_at of its size (a power of 2)."""
         if not 2 <= self.levels <= 7:
-            raise ValueError(f"levels must be 2-7, got {self.levels}")
+            raise ValueError(f"a warping network has 2-7 grid levels (train --depth), got {self.levels}")
         step = 2**self.levels * reads_at
         if self.height % step or self.width % step:
             raise ValueError(

@@ -34,7 +34,7 @@ from ..eval.overlap import training_split
 from ..eval.sheets import contact_sheet, sheet_row
 from ..tasks import task_of
 from .architectures import build, served
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, load_weights, save_checkpoint
 from .config import LR_SCHEDULES, TrainConfig
 from .data import Augmentation, DeviceLoader, EpochSampler, GarmentDataset, preload
 from .distributed import pick_device, rng_state, set_rng_state, start_distributed
@@ -187,11 +187,8 @@ class Run:
         trainable = [p for p in model.parameters() if p.requires_grad]
         self.opt_g = torch.optim.Adam(trainable, lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
         if cfg.init is not None and resume is None:  # another run's weights (same architecture), fresh optimizers
-            try:
-                model.load_state_dict((init := load_checkpoint(cfg.init))["model"])
-                self.renderer_record = init.get("summary", {}).get("renderer", self.renderer_record)
-            except RuntimeError as exc:
-                raise CheckpointError(f"--init {cfg.init} is another architecture than this run's: {exc}") from None
+            init = load_weights(cfg.init, model, "--init")
+            self.renderer_record = init.get("summary", {}).get("renderer", self.renderer_record)
         self.objective = Objective(cfg, model, self.device, self.memory_format)
         self.discriminator = self.opt_d = None
         if self.objective.adversarial:  # gan_weight 0: no discriminator
