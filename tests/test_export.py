@@ -182,6 +182,21 @@ def test_export_command_stores_fp16_weights(tmp_path):
     assert done.exit_code == 2 and "--weights fp32 needs --precision fp32" in done.output
 
 
+def test_network_options_with_a_checkpoint_are_refused(tmp_path):
+    # --size and the other --untrained options were ignored with a CHECKPOINT: the model
+    # came out at the checkpoint's size, not the one asked for.
+    from click.testing import CliRunner
+
+    from clothes_extractor.cli import cli
+
+    save_checkpoint(tmp_path / "g.pt", tiny_generator())
+    done = CliRunner().invoke(
+        cli, ["export", str(tmp_path / "g.pt"), "-o", str(tmp_path / "m.onnx"), "--size", "64x48"]
+    )
+    assert done.exit_code == 2 and "--size: for an --untrained network" in done.output
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_export_tensorrt_without_tensorrt_says_why(tmp_path):
     from click.testing import CliRunner
 

@@ -100,6 +100,7 @@ def export(
     """
     if (checkpoint is None) == (not untrained):
         raise click.UsageError("give either a CHECKPOINT or --untrained (not both)")
+    _check_untrained_only(checkpoint)
     if precision == "fp16" and weights == "fp32":
         raise click.UsageError("--precision fp16 computes on fp16 weights: --weights fp32 needs --precision fp32")
     if output.suffix.lower() != ".onnx":
@@ -147,3 +148,23 @@ def _untrained(task: str, arch: str, size: str, ngf: int, depth: int, seed: int)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--size/--depth/--arch") from None
     return model, {"data": None, "note": f"untrained: random weights, seed {seed}"}
+
+
+UNTRAINED_ONLY = ("task", "arch", "size", "ngf", "depth", "seed")
+
+
+def _check_untrained_only(checkpoint: Path | None) -> None:
+    """A checkpoint carries its own network: --size and the others describe an --untrained one,
+    and were ignored with a CHECKPOINT."""
+    if checkpoint is None:
+        return
+    ctx = click.get_current_context()
+    given = [
+        name for name in UNTRAINED_ONLY if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+    ]
+    if given:
+        options = ", ".join(f"--{name}" for name in given)
+        raise click.UsageError(
+            f"{options}: for an --untrained network; {checkpoint} is exported as it was trained "
+            "(a model of another size: train one at that size)"
+        )
