@@ -365,14 +365,17 @@ def test_a_run_folder_holds_one_run(synthetic, tmp_path):
     common = ["train", "--data", str(synthetic), "-o", str(run), "--size", "64x48", "--depth", "3", "--ngf", "4"]
     common += ["--batch-size", "4", "--workers", "0", "--val-limit", "2"]
     runner = CliRunner()
-    assert runner.invoke(cli, [*common, "--max-steps", "2"]).exit_code == 0
+    assert runner.invoke(cli, [*common, "--max-steps", "2", "--epochs", "7"]).exit_code == 0
     first = (run / "last.pt").read_bytes()
     again = runner.invoke(cli, [*common, "--max-steps", "1"])
     assert again.exit_code == 2 and f"-o {run} already holds a run (last.pt, best.pt" in again.output
     assert (run / "last.pt").read_bytes() == first and len((run / "metrics.jsonl").read_text().splitlines()) == 1
-    resumed = runner.invoke(cli, [*common, "--max-steps", "3", "--resume", str(run / "last.pt")])
+    ignored = runner.invoke(cli, [*common, "--max-steps", "3", "--lr-g", "1e-5", "--resume", str(run / "last.pt")])
+    assert ignored.exit_code == 2 and "Error: --lr-g: a resumed run keeps its own settings" in ignored.output
+    resumed = runner.invoke(cli, [*common, "--max-steps", "3", "--resume", str(run / "last.pt")])  # the same ones: fine
     assert resumed.exit_code == 0, resumed.output
     assert [json.loads(r)["step"] for r in (run / "metrics.jsonl").read_text().splitlines()] == [2, 3]
+    assert torch.load(run / "last.pt", weights_only=True)["train_config"]["epochs"] == 7  # its own, not the default
     replaced = runner.invoke(cli, [*common, "--max-steps", "1", "--overwrite"])
     assert replaced.exit_code == 0, replaced.output
     assert [json.loads(r)["step"] for r in (run / "metrics.jsonl").read_text().splitlines()] == [1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -38,7 +39,8 @@ from .common import parse_size, reports_errors, require_torch, verbose_option
 @click.option(
     "--resume",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="Continue a run exactly from its last.pt (its settings are used).",
+    help="Continue a run exactly from its last.pt: its settings, where --epochs, --max-steps and --time-limit "
+    "may change where it stops.",
 )
 @click.option(
     "--overwrite",
@@ -202,15 +204,8 @@ def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | Non
             # A resumed run keeps its own settings; only the stopping point may change.
             # (a run from before --keep-val-copies trained on the copies)
             saved = TrainConfig.from_dict({"keep_val_copies": True, **load_checkpoint(resume)["train_config"]})
-            config = dataclasses.replace(
-                saved,
-                epochs=config.epochs,
-                max_steps=config.max_steps,
-                out=config.out,
-                data=config.data,
-                workers=config.workers,
-                time_limit_min=config.time_limit_min,
-            )
+            changed = {name: getattr(config, name) for name in _resume_changes(config, saved)}
+            config = dataclasses.replace(saved, out=config.out, data=config.data, workers=config.workers, **changed)
         config.network()  # the network's own checks (--size against --depth) before any work
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -219,6 +214,35 @@ def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | Non
     out = run(config, resume)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, only the first process reports
         click.echo(f"run folder: {out} (last.pt, best.pt, metrics.csv, sheets/)")
+
+
+RESUME_MAY_CHANGE = ("epochs", "max_steps", "time_limit_min", "log_every")  # else the run's own
+RESUME_GIVES = ("resume", "overwrite", "out", "out_alias", "data", "workers", "verbose")
+
+
+def _resume_changes(config: Any, saved: Any) -> list[str]:
+    """The settings a --resume command line changes: only where the run stops (and how often it
+    logs). Another setting given with a value other than the run's own is refused (it would be
+    ignored); the same command line again plus --resume is fine."""
+    ctx = click.get_current_context()
+    given = [
+        p for p in ctx.command.params if ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE
+    ]
+    fields = {"size": ("height", "width")}
+    differ = [
+        p
+        for p in given
+        if p.name not in (*RESUME_MAY_CHANGE, *RESUME_GIVES)
+        and any(getattr(config, f, None) != getattr(saved, f, None) for f in fields.get(p.name, (p.name,)))
+    ]
+    if differ:
+        options = ", ".join(max(p.opts, key=len) for p in differ)
+        raise click.UsageError(
+            f"{options}: a resumed run keeps its own settings (it may change --epochs, --max-steps, "
+            "--time-limit, --log-every, --data, --workers); to change them, start from its weights: "
+            f"--init {ctx.params['resume']}"
+        )
+    return [p.name for p in given if p.name in RESUME_MAY_CHANGE]
 
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "metrics.csv", "config.json")
