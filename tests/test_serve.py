@@ -257,6 +257,16 @@ def test_the_page_in_a_real_browser(tmp_path):
         browser.save_screenshot(str(screenshot))
         shot = np.asarray(Image.open(screenshot).convert("RGB"))
         assert shot.shape[0] > 400 and shot.std() > 10  # a page with content, not a blank one
+        # the same photo again once the server has gone: a row that says so (the input was
+        # not cleared, so choosing the same file again did nothing; a failed fetch said
+        # only "Failed to fetch")
+        stop(process)
+        upload.send_keys(str(ROOT / "examples" / "photos" / "figure-3.jpg"))
+        failed = WebDriverWait(browser, 30).until(
+            expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, ".result[data-status=error] .error"))
+        )
+        assert failed.text == "no answer from the server: is clothes-extractor serve still running?"
+        assert len(browser.find_elements(By.CSS_SELECTOR, ".result")) == 2
     finally:
         browser.quit()
         stop(process)
