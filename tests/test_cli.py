@@ -161,6 +161,13 @@ def test_bad_model_files(photo_folder, tmp_path):
     (tmp_path / "m.onnx").write_text("not onnx")
     done = run_cli("extract", photos, "-o", tmp_path / "out", "--model", tmp_path / "m.onnx", "--masks", masks)
     assert done.returncode == 1 and "is not an ONNX model" in done.stderr
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "last.pt", "w") as archive:  # the container torch.save writes
+        archive.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+    done = run_cli("extract", photos, "-o", tmp_path / "out", "--model", tmp_path / "last.pt", "--masks", masks)
+    assert done.returncode == 1 and "last.pt is not an ONNX model but a zip archive, as PyTorch saves" in done.stderr
+    assert "clothes-extractor export CHECKPOINT -o MODEL.onnx makes the served model" in done.stderr
 
 
 def test_without_model_or_bundled_model_says_how_to_get_one(photo_folder, tmp_path, monkeypatch):

@@ -156,6 +156,11 @@ def read_onnx(data: bytes, source: str) -> OnnxFile:
                 entry = {n: bytes(v).decode("utf-8") for n, w, v in fields(value) if w == 2}
                 metadata[entry.get(1, "")] = entry.get(2, "")
     except (ValueError, UnicodeDecodeError) as exc:
+        if bytes(data[:2]) == b"PK":  # a zip: what torch.save writes
+            raise ModelError(
+                f"{source} is not an ONNX model but a zip archive, as PyTorch saves (a training checkpoint?): "
+                f"clothes-extractor export CHECKPOINT -o MODEL.onnx makes the served model"
+            ) from None
         raise ModelError(f"{source} is not an ONNX model (its protobuf does not parse: {exc})") from None
     if len(graphs) != 1:
         raise ModelError(f"{source} is not an ONNX model (it has {len(graphs)} graphs)")
