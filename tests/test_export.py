@@ -109,6 +109,9 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     (tmp_path / "junk.pt").write_text("junk")
     with pytest.raises(CheckpointError, match="junk.pt is not a checkpoint that train wrote .*: it is no PyTorch file"):
         load_model(tmp_path / "junk.pt")
+    (tmp_path / "m.onnx").write_bytes(b"\x08\x07")
+    with pytest.raises(CheckpointError, match="m.onnx is not a checkpoint .*: it is no PyTorch file but a served ONNX"):
+        load_model(tmp_path / "m.onnx")
     torch.save({"model": torch.nn.Linear(2, 2)}, tmp_path / "pickled.pt")  # a whole module: code, never loaded
     with pytest.raises(CheckpointError, match="it holds Python objects, not only tensors and settings$"):
         load_model(tmp_path / "pickled.pt")

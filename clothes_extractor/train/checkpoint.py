@@ -48,7 +48,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     not_ours = f"{path} is not a checkpoint that train wrote (RUN/last.pt or best.pt)"
     with open(path, "rb") as handle:
         if handle.read(2) != b"PK":  # torch.save's zip archive
-            raise CheckpointError(f"{not_ours}: it is no PyTorch file")
+            served = " but a served ONNX model" if path.suffix.lower() == ".onnx" else ""
+            raise CheckpointError(f"{not_ours}: it is no PyTorch file{served}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
