@@ -503,6 +503,9 @@ def test_standard_input_and_urls_are_named_as_given_and_stdin_is_never_already_d
     Image.new("RGB", (48, 64), (128, 128, 128)).save(grey, "PNG")  # no alpha to take the garment from
     bare = run_cli("extract", "-", "-o", out, *model, stdin=grey.getvalue())
     assert bare.returncode == 1 and b"Error: (standard input): no garment mask" in bare.stderr  # named once, as given
+    plain = run_cli("extract", "-", "-o", out, stdin=grey.getvalue())  # the bundled segmenter sees no garment
+    # (--masks DIR finds masks by the photo's name: standard input has none)
+    assert plain.returncode == 1 and b"save the photo as a file and give its mask: --masks DIR" in plain.stderr
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(cuts))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ..errors import InputError, files_named, renamed
+from ..errors import InputError, NoGarmentError, files_named, renamed
 from ..runtime.providers import PROVIDER_CHOICES
 from .common import (
     Progress,
@@ -98,8 +98,10 @@ def _as_given(result: Any, given: dict[Path, str]) -> Any:
 
 def _error_line(result: Any) -> str:
     """A failed photo's reason, with the photo named once (most reasons name it already)."""
-    name = _in_messages(result.input)
-    return result.error if name in result.error else f"{name}: {result.error}"
+    name, error = _in_messages(result.input), result.error
+    if result.input == "-" and error.startswith(NoGarmentError.SUMMARY):  # --masks DIR pairs files by name
+        error = f"{NoGarmentError.SUMMARY}; if there is one, save the photo as a file and give its mask: --masks DIR"
+    return error if name in error else f"{name}: {error}"
 
 
 def _single_output(paths: list[Path], output: str) -> bool:
