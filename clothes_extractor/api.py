@@ -30,6 +30,7 @@ from .runtime.session import ModelSession
 from .runtime.stages import NeedsMask, Plan, Prepared, SegmentedMask, apply_background, finish, prepare, segment
 
 PhotoLike = Union[str, Path, bytes, Image.Image]
+PNG_MODES = ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA")  # the modes a PNG file stores
 
 
 def _gpu_likely(provider: str) -> bool:
@@ -78,11 +79,17 @@ def _as_file(photo: PhotoLike, folder: Path, name: str) -> Path:
         path = Path(photo)
         if not path.exists():
             raise InputError(f"photo not found: {path}")
+        if path.is_dir():
+            raise InputError(
+                f"photo {path} is a folder: give its photos' paths as a list (or: clothes-extractor extract)"
+            )
         return path
     target = folder / name
     if isinstance(photo, (bytes, bytearray, memoryview)):
         target.write_bytes(bytes(photo))
     elif isinstance(photo, Image.Image):
+        if photo.mode not in PNG_MODES:  # CMYK (print JPEGs), YCbCr, LAB, HSV, F: as the photo files are read
+            photo = photo.convert("RGB")
         photo.save(target.with_suffix(".png"))
         target = target.with_suffix(".png")
     else:

@@ -89,6 +89,8 @@ def test_bad_photos_raise_with_the_reason(tiny_model_path, tmp_path):
     with new_session(tiny_model_path, "cpu") as generator:
         with pytest.raises(InputError, match="photo not found"):
             extract_garment(tmp_path / "nope.jpg", generator=generator)
+        with pytest.raises(InputError, match="is a folder: give its photos' paths as a list"):  # ("Errno 21")
+            extract_garment(tmp_path, generator=generator)
         with pytest.raises(InputError, match="^photo is not an image"):  # not its temporary file's path
             extract_garment(b"hello", Image.new("L", (4, 4), 255), generator=generator)
         good, mask = person_photo(1)
@@ -111,7 +113,14 @@ def test_a_mask_given_as_an_image(tiny_model_path):
     photo, mask = person_photo(3)
     with new_session(tiny_model_path, "cpu") as generator:
         garment = extract_garment(photo, mask, generator=generator)
+        # images in modes a PNG cannot hold (a print shop's CMYK JPEG, opened with Pillow) are
+        # taken as their files are: "cannot write mode CMYK as PNG" (an OSError) before
+        cmyk = io.BytesIO()
+        photo.convert("CMYK").save(cmyk, "JPEG", quality=100)
+        from_cmyk = extract_garment(Image.open(cmyk), mask.convert("F"), generator=generator)
+        from_file = extract_garment(cmyk.getvalue(), mask, generator=generator)
     assert garment.size == (TINY_SIZE[1], TINY_SIZE[0])
+    assert np.array_equal(np.asarray(from_cmyk), np.asarray(from_file))
 
 
 def readme_python_blocks() -> list[str]:
