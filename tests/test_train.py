@@ -380,6 +380,10 @@ def test_a_run_folder_holds_one_run(synthetic, tmp_path):
     assert replaced.exit_code == 0, replaced.output
     assert [json.loads(r)["step"] for r in (run / "metrics.jsonl").read_text().splitlines()] == [1]
     assert torch.load(run / "best.pt", weights_only=True)["step"] == 1
+    (tmp_path / "no-data").mkdir()  # an --init of another kind is said before the data loads (minutes on VITON)
+    other = runner.invoke(cli, ["train", "--data", str(tmp_path / "no-data"), "-o", str(tmp_path / "flow"), "--arch",
+                                "flow", "--size", "64x48", "--depth", "3", "--init", str(run / "best.pt")])  # fmt: skip
+    assert other.exit_code == 1 and "holds a generator (unet); this run trains a generator (flow)" in other.output
     odd = runner.invoke(cli, ["train", "--data", str(synthetic), "-o", str(tmp_path / "odd"), "--size", "64x48"])
     assert odd.exit_code == 2 and "multiples of 64; 64x48 is not" in odd.output and not (tmp_path / "odd").exists()
 

@@ -76,16 +76,22 @@ def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, di
     return model.eval(), payload
 
 
+def check_kind(path: str | Path, task: str, arch: str, option: str) -> dict[str, Any]:
+    """The checkpoint at ``path``, if it holds a ``task`` network of architecture ``arch``."""
+    payload = load_checkpoint(path)
+    kind = (payload.get("task"), payload.get("arch", "unet"))
+    if kind != (task, arch):
+        raise CheckpointError(
+            f"{option} {path} holds a {kind[0]} ({kind[1]}); this run trains a {task} ({arch}): "
+            "give a checkpoint of the same kind"
+        )
+    return payload
+
+
 def load_weights(path: str | Path, model: nn.Module, option: str) -> dict[str, Any]:
     """Load the network weights of the checkpoint at ``path`` into ``model`` (same architecture
     and settings), saying which differ if they do; the whole checkpoint dictionary."""
-    payload = load_checkpoint(path)
-    kind = (payload.get("task"), payload.get("arch", "unet"))
-    if kind != (model.config.task, architecture_of(model)):
-        raise CheckpointError(
-            f"{option} {path} holds a {kind[0]} ({kind[1]}); this run trains a {model.config.task} "
-            f"({architecture_of(model)}): give a checkpoint of the same kind"
-        )
+    payload = check_kind(path, model.config.task, architecture_of(model), option)
     config, theirs = dataclasses.asdict(model.config), payload.get("config", {})
     differ = [
         f"{key} {theirs[key]} (this run: {config[key]})"
