@@ -102,6 +102,13 @@ def redeliver_interrupts_from_finalizers() -> None:
     sys.unraisablehook = hook
 
 
+def given_options() -> list[click.Parameter]:
+    """The current command's options that its command line gives (not defaults)."""
+    ctx = click.get_current_context()
+    source = click.core.ParameterSource.COMMANDLINE
+    return [param for param in ctx.command.params if ctx.get_parameter_source(param.name) == source]
+
+
 def parse_size(value: str, option: str = "--size") -> tuple[int, int]:
     """``HEIGHTxWIDTH`` -> (height, width)."""
     try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_size, reports_errors, require_torch, verbose_option
+from .common import given_options, parse_size, reports_errors, require_torch, verbose_option
 
 
 def _batch_profile(_ctx, _param, value: str) -> tuple[int, int, int]:
@@ -158,10 +158,7 @@ def _check_untrained_only(checkpoint: Path | None) -> None:
     and were ignored with a CHECKPOINT."""
     if checkpoint is None:
         return
-    ctx = click.get_current_context()
-    given = [
-        name for name in UNTRAINED_ONLY if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
-    ]
+    given = [param.name for param in given_options() if param.name in UNTRAINED_ONLY]
     if given:
         options = ", ".join(f"--{name}" for name in given)
         raise click.UsageError(

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .common import parse_size, reports_errors, require_torch, verbose_option
+from .common import given_options, parse_size, reports_errors, require_torch, verbose_option
 
 
 @click.command()
@@ -204,7 +204,7 @@ def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | Non
             # A resumed run keeps its own settings; only the stopping point may change.
             # (a run from before --keep-val-copies trained on the copies)
             saved = TrainConfig.from_dict({"keep_val_copies": True, **load_checkpoint(resume)["train_config"]})
-            changed = {name: getattr(config, name) for name in _resume_changes(config, saved)}
+            changed = {name: getattr(config, name) for name in _resume_changes(config, saved, resume)}
             config = dataclasses.replace(saved, out=config.out, data=config.data, workers=config.workers, **changed)
         config.network()  # the network's own checks (--size against --depth) before any work
     except ValueError as exc:
@@ -222,14 +222,11 @@ RESUME_MAY_CHANGE = ("epochs", "max_steps", "time_limit_min", "log_every")  # el
 RESUME_GIVES = ("resume", "overwrite", "out", "out_alias", "data", "workers", "verbose")
 
 
-def _resume_changes(config: Any, saved: Any) -> list[str]:
+def _resume_changes(config: Any, saved: Any, resume: Path) -> list[str]:
     """The settings a --resume command line changes: only where the run stops (and how often it
     logs). Another setting given with a value other than the run's own is refused (it would be
     ignored); the same command line again plus --resume is fine."""
-    ctx = click.get_current_context()
-    given = [
-        p for p in ctx.command.params if ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE
-    ]
+    given = given_options()
     fields = {"size": ("height", "width")}
     differ = [
         p
@@ -242,7 +239,7 @@ def _resume_changes(config: Any, saved: Any) -> list[str]:
         raise click.UsageError(
             f"{options}: a resumed run keeps its own settings (it may change --epochs, --max-steps, "
             "--time-limit, --log-every, --data, --workers); to change them, start from its weights: "
-            f"--init {ctx.params['resume']}"
+            f"--init {resume}"
         )
     return [p.name for p in given if p.name in RESUME_MAY_CHANGE]
 
