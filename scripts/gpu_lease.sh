@@ -10,7 +10,8 @@
 #             VITON-HD sample photos (extract's end-to-end check), the warping generator's
 #             renderer (RENDERER: the ngf-32 U-Net's ONNX file), an exported warping
 #             generator for gpu_check to time at 256x192 and 1024x768 (WARPING; the issue's
-#             >= 2,000 images/s at 1024x768; ~60 s more of checks: CHECK_S=330), with
+#             >= 2,000 images/s at 1024x768; ~60 s more of checks: CHECK_S=330; without it,
+#             the run exports the flow candidate it trained, with the same effect), with
 #             UNSEEN_BY="0 1 2" only the training pairs that the renderer, trained on those
 #             shards, has not seen in any form (`data overlap --unseen-by`: 3,076 pairs,
 #             2,212 distinct photos, instead of 14,221) and, with INIT, that
@@ -28,7 +29,10 @@
 # CHECK_S, then checks for CHECK_S seconds at most (default 280: gpu_check.sh, alone on the
 # GPU); ORDER=check checks first, so that a lease cut short still brings the timings back.
 # The training's checkpoints are in $OUT before the checks start. With INIT, name one
-# candidate (CANDIDATES=g32) and pass its rate (TRAIN_ARGS="--lr-g 1e-4").
+# candidate (CANDIDATES=g32) and pass its rate (TRAIN_ARGS="--lr-g 1e-4"). From a fresh
+# checkout (no earlier run to start from): RENDERER=clothes_extractor/models/generator-fp32.onnx
+# UNSEEN_BY="0 1 2" CHECK_S=330 CANDIDATES="flow flowb" (the two warping candidates side by side;
+# CANDIDATES, TRAIN_ARGS, CHECK_S and ORDER given to prepare go into the run call it prints).
 # Measured on H200 leases (2026-11-27): start 30-35 s, each piece call ~5 s of lease time,
 # onnxruntime-gpu unpacked in 6 s, gpu_check (g64 + ngf-16 size, batches 1/32/128, no
 # torch.compile) 255 s, data decoded onto the GPU in 7 s; one ngf-32 run alone ~2,200
@@ -121,7 +125,12 @@ if [ "$mode" = prepare ]; then
   for i in $(seq 1 $((n - 1))); do
     echo "  command 'mkdir -p /tmp/lease && cp .lease/p$i/* /tmp/lease/'  carry ['.lease/p$i']"
   done
-  echo "  command 'mkdir -p /tmp/lease && cp .lease/p$n/* /tmp/lease/ && DEADLINE_S=585 bash scripts/gpu_lease.sh run'"
+  # the run's own settings, given to prepare, go into the printed call
+  runenv=""
+  for v in CANDIDATES TRAIN_ARGS CHECK_S ORDER; do
+    [ -n "${!v:-}" ] && runenv+="$v=\"${!v}\" "
+  done
+  echo "  command 'mkdir -p /tmp/lease && cp .lease/p$n/* /tmp/lease/ && ${runenv}DEADLINE_S=585 bash scripts/gpu_lease.sh run'"
   echo "          carry ['.lease/p$n', '.lease/payload.sha'], timeout_s 600"
   exit 0
 fi
@@ -170,14 +179,15 @@ checks() {
   (cd "$OUT" && tar cf gpures.tar gpures && rm -rf gpures)
 }
 
-# training (PyTorch only) for $1 seconds less ~75 s for start-up, the last validation and packing
+# training (PyTorch only) for $1 seconds less ~85 s for start-up, the last validation, packing
+# and the export of the flow run (9 s on two CPU cores)
 training() {
   wait $datapid
   el "data: $(wc -l < /tmp/viton/train_pairs.txt) train, $(wc -l < /tmp/viton/val_pairs.txt) val pairs"
   [ -f /tmp/pl/init.pt ] && export TRAIN_ARGS="--init /tmp/pl/init.pt ${TRAIN_ARGS:-}"
   [ -f /tmp/pl/renderer.onnx ] && export RENDERER=/tmp/pl/renderer.onnx
   local minutes
-  minutes=$(python3 -c "print(round(($1 - 75) / 60, 2))")
+  minutes=$(python3 -c "print(round(($1 - 85) / 60, 2))")
   el "training for $minutes min (${TRAIN_ARGS:-no extra arguments})"
   python3 -c "exit(not $minutes >= 1)" || return 0
   # the runs stop on their own clock (which starts after their data is loaded); if start-up ran
@@ -191,6 +201,16 @@ training() {
     [ -f "$best" ] && PYTHONPATH=$PWD slim_checkpoint "$best" "$OUT/$(basename "$(dirname "$best")").pt"
   done
   el "checkpoints saved"
+  # no WARPING carried in: gpu_check times the warping generator this call trained (the
+  # architecture to time, and the model to ship if it wins); its checkpoint went back above
+  local flow
+  flow=$(ls /tmp/runs/flow*/best.pt 2>/dev/null | head -n 1) # the runs share one architecture
+  if [ ! -f /tmp/pl/warping.onnx ] && [ -n "$flow" ]; then
+    PYTHONPATH=$PWD python3 -m clothes_extractor export "$flow" -o /tmp/pl/warping.onnx \
+      --precision fp16 > /tmp/runs/flow-export.log 2>&1
+    local rc=$?
+    el "$flow exported for gpu_check: rc=$rc ($(tail -n 1 /tmp/runs/flow-export.log))"
+  fi
 }
 
 if [ "${ORDER:-train}" = train ]; then # the developers' guide: the warping generator's training first

@@ -3,7 +3,10 @@
 # time, with the data decoded once and held on the GPU (--data-on-device):
 #   flow    the warping generator (the candidate to replace the U-Net): ngf 24, grid levels 5, residual
 #           offsets bounded to 2 px, the ngf-32 U-Net as its frozen renderer (RENDERER=its ONNX
-#           file, required), L1 + SSIM + the warp pyramid, no discriminator
+#           file, required), L1 + SSIM + the warp pyramid, no discriminator; the composition
+#           mask's target is the photo inside the garment (weight 0.5)
+#   flowb   the same, the mask's target whichever of the sampled photo and the rendering is nearer
+#           the catalog image over 8 px (weight 1): the best of the CPU runs on held-out pairs
 #   g16     U-Net ngf 16, L1 + SSIM, no discriminator   (1.8 M parameters, 3.7 MB as fp16 ONNX)
 #   g32     U-Net ngf 32, L1 + SSIM, no discriminator   (7.3 M parameters, 14.6 MB as fp16 ONNX)
 # (no PatchGAN: on the CPU runs an adversarial loss cost SSIM and PSNR, which are what the
@@ -32,12 +35,15 @@ declare -A extra=(
   [flow]="--arch flow --ngf 24 --top 8 --target-ngf 12 --depth 5 --residual-px 2 --renderer ${RENDERER:-missing.onnx}
     --l1-weight 10 --ssim-weight 10 --warp-weight 20 --tv-weight 0.2 --tv2-weight 1 --composition-weight 0.5
     --alpha-weight 2 --framing 0.25"
+  [flowb]="--arch flow --ngf 24 --top 8 --target-ngf 12 --depth 5 --residual-px 2 --renderer ${RENDERER:-missing.onnx}
+    --l1-weight 10 --ssim-weight 10 --warp-weight 20 --tv-weight 0.2 --tv2-weight 1 --composition better
+    --composition-weight 1 --alpha-weight 2 --framing 0.25"
   [g16]="--depth 6 --ngf 16 --no-dropout --l1-weight 100 --ssim-weight 10"
   [g32]="--depth 6 --ngf 32 --no-dropout --l1-weight 100 --ssim-weight 10"
 )
 pids=()
 for name in ${CANDIDATES:-flow}; do
-  [ -n "${extra[$name]:-}" ] || { echo "unknown candidate $name (flow, g16, g32)" >&2; exit 2; }
+  [ -n "${extra[$name]:-}" ] || { echo "unknown candidate $name (flow, flowb, g16, g32)" >&2; exit 2; }
   # shellcheck disable=SC2086  # the extra options are meant to split
   $py -m clothes_extractor -v train "${common[@]}" ${extra[$name]} ${TRAIN_ARGS:-} --out "$runs/$name" > "$runs/$name.log" 2>&1 &
   pids+=($!)
