@@ -43,18 +43,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:?usage: gpu_lease.sh prepare [VITON_DIR] | run}
 
-# A checkpoint's network weights as fp16, without optimizers (a quarter of the bytes):
-# what travels to and from a lease. Prints the run's epoch and validation metrics.
+# A checkpoint's network weights as fp16, without what only --resume reads (a quarter of
+# the bytes): what travels to and from a lease. Prints the run's epoch and validation metrics.
 slim_checkpoint() {
-  ${PYTHON:-python3} - "$1" "$2" <<'PY'
-import sys, torch
-from clothes_extractor.train.checkpoint import load_checkpoint
-c = load_checkpoint(sys.argv[1])
-keep = {k: c[k] for k in ("format", "version", "task", "config", "train_config", "step", "epoch", "best_metric", "summary") if k in c}
-keep["model"] = {k: (v.half() if v.is_floating_point() else v) for k, v in c["model"].items()}
-torch.save(keep, sys.argv[2])
-print(sys.argv[1], "epoch", c.get("epoch"), (c.get("summary") or {}).get("validation"))
-PY
+  ${PYTHON:-python3} -c 'import sys
+from clothes_extractor.train.checkpoint import slim_checkpoint
+c = slim_checkpoint(sys.argv[1], sys.argv[2])
+print(sys.argv[1], "epoch", c.get("epoch"), (c.get("summary") or {}).get("validation"))' "$1" "$2"
 }
 
 if [ "$mode" = prepare ]; then

@@ -681,6 +681,39 @@ def test_a_trained_unet_renders_for_the_warping_generator(synthetic, tmp_path, t
         unet_from_onnx(tmp_path / "h.onnx")
 
 
+def test_a_slim_checkpoint_builds_exports_and_starts_runs_but_does_not_resume(synthetic, tmp_path, tiny_model_path):
+    """What a GPU lease brings back (scripts/gpu_lease.sh): the warping generator's weights as
+    fp16 without the optimizers. It must build the same network (flow, not the U-Net that a
+    checkpoint without its architecture means), export, and start a run; --resume says why not."""
+    from click.testing import CliRunner
+
+    from clothes_extractor.cli import cli
+    from clothes_extractor.train.checkpoint import load_model, slim_checkpoint
+
+    flow = dict(arch="flow", depth=3, ngf=4, top=4, target_ngf=4, residual_px=2.0, renderer=str(tiny_model_path))
+    run = train(tiny_config(synthetic, tmp_path / "run", max_steps=2, gan_weight=1.0, **flow))
+    slim = slim_checkpoint(run / "last.pt", tmp_path / "slim.pt")
+    assert not {"optimizers", "discriminator", "scaler", "rng"} & set(slim)
+    assert (tmp_path / "slim.pt").stat().st_size < 0.6 * (run / "last.pt").stat().st_size
+    original, _ = load_model(run / "last.pt")
+    copy, payload = load_model(tmp_path / "slim.pt", task="generator")
+    assert payload["arch"] == "flow" and type(copy) is type(original)
+    inputs = torch.rand(2, 4, 64, 48)
+    with torch.no_grad():
+        ours, theirs = original(inputs), copy(inputs)
+    for name in ("garment", "alpha"):
+        assert torch.allclose(ours[name], theirs[name], atol=0.02), name  # fp16 weights
+    done = CliRunner().invoke(cli, ["export", str(tmp_path / "slim.pt"), "-o", str(tmp_path / "slim.onnx")])
+    assert done.exit_code == 0, done.output
+    started = train(tiny_config(synthetic, tmp_path / "next", max_steps=1, init=str(tmp_path / "slim.pt"), **flow))
+    assert torch.load(started / "last.pt", weights_only=True)["step"] == 1
+    resumed = CliRunner().invoke(
+        cli, ["train", "--data", str(synthetic), "-o", str(tmp_path / "run"), "--resume", str(tmp_path / "slim.pt")]
+    )
+    assert resumed.exit_code == 1, resumed.output
+    assert "without the training state" in resumed.output and f"--init {tmp_path / 'slim.pt'}" in resumed.output
+
+
 def test_a_silhouette_head_learns_the_alpha_and_keeps_the_unets_garment(synthetic, tmp_path, tiny_model_path):
     """``--arch silhouette``: the U-Net (frozen) gives the garment, byte for byte as its own
     file does; only the head is trained (no discriminator), and the exported model has an

@@ -192,7 +192,7 @@ def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | Non
     require_torch("train")
     import dataclasses
 
-    from ..train.checkpoint import check_kind, load_checkpoint
+    from ..train.checkpoint import check_kind, load_resumable
     from ..train.loop import TrainConfig
     from ..train.loop import train as run
 
@@ -203,7 +203,7 @@ def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | Non
         if resume is not None:
             # A resumed run keeps its own settings; only the stopping point may change.
             # (a run from before --keep-val-copies trained on the copies)
-            saved = TrainConfig.from_dict({"keep_val_copies": True, **load_checkpoint(resume)["train_config"]})
+            saved = TrainConfig.from_dict({"keep_val_copies": True, **load_resumable(resume)["train_config"]})
             changed = {name: getattr(config, name) for name in _resume_changes(config, saved, resume)}
             config = dataclasses.replace(saved, out=config.out, data=config.data, workers=config.workers, **changed)
         config.network()  # the network's own checks (--size against --depth) before any work

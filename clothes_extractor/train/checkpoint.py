@@ -63,6 +63,33 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
+RESUME_ONLY = ("discriminator", "optimizers", "scaler", "rng")  # what only --resume reads
+
+
+def load_resumable(path: str | Path) -> dict[str, Any]:
+    """The checkpoint at ``path``, if it holds what ``--resume`` continues a run from."""
+    payload = load_checkpoint(path)
+    if "optimizers" not in payload or "train_config" not in payload:
+        raise CheckpointError(
+            f"--resume {path} holds a network without the training state a run continues from (its "
+            f"optimizers: a slimmed copy, as a GPU lease brings back): start a new run from its weights "
+            f"with --init {path}"
+        )
+    return payload
+
+
+def slim_checkpoint(path: str | Path, dest: str | Path) -> dict[str, Any]:
+    """Write a copy of the checkpoint at ``path`` to ``dest`` with its floating-point weights as
+    fp16 and without what only ``--resume`` reads (discriminator, optimizers, scaler, RNG): about a
+    quarter of the bytes, what travels to and from a lent GPU. It exports, evaluates and starts
+    runs (``--init``) like the original. Returns the copy."""
+    payload = load_checkpoint(path)
+    slim = {key: value for key, value in payload.items() if key not in RESUME_ONLY}
+    slim["model"] = {key: v.half() if v.is_floating_point() else v for key, v in payload["model"].items()}
+    write_atomic(Path(dest), lambda handle: torch.save(slim, handle))
+    return slim
+
+
 def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """The network of a checkpoint, in eval mode, and the whole checkpoint dictionary."""
     payload = load_checkpoint(path)

@@ -34,7 +34,7 @@ from ..eval.overlap import training_split
 from ..eval.sheets import contact_sheet, sheet_row
 from ..tasks import task_of
 from .architectures import build, served
-from .checkpoint import load_checkpoint, load_weights, save_checkpoint
+from .checkpoint import load_resumable, load_weights, save_checkpoint
 from .config import LR_SCHEDULES, TrainConfig
 from .data import Augmentation, DeviceLoader, EpochSampler, GarmentDataset, preload
 from .distributed import pick_device, rng_state, set_rng_state, start_distributed
@@ -200,7 +200,7 @@ class Run:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp)
 
     def _resume(self, resume: str | Path) -> None:
-        state = load_checkpoint(resume)
+        state = load_resumable(resume)
         if state.get("train_config", {}).get("task") != self.cfg.task:
             raise CheckpointError(f"{resume} is not a {self.cfg.task} training checkpoint")
         self.model.load_state_dict(state["model"])
