@@ -75,6 +75,40 @@ def test_no_dataset_is_a_clear_error(tmp_path):
         load_samples(tmp_path, "train")
 
 
+def test_a_folder_that_is_almost_a_dataset_is_told_what_it_lacks(tmp_path, synthetic):
+    import shutil
+
+    shutil.copytree(synthetic, tmp_path / "t")
+    shutil.rmtree(tmp_path / "t" / "garment")  # photos and masks, no catalog images
+    with pytest.raises(InputError, match=r"; it has photo/, mask/ but no garment/ \(triplets\)$"):
+        load_samples(tmp_path / "t", "train")
+    (tmp_path / "root" / "train" / "image").mkdir(parents=True)
+    with pytest.raises(InputError, match=r"its train/ has image/ but no image-parse-v3/ \(VITON-HD\) or image-parse/"):
+        load_samples(tmp_path / "root", "train")
+    with pytest.raises(InputError, match=r"\(triplets\); a root holds such a train/ folder \(and val/ or test/\)$"):
+        load_samples(tmp_path, "train")  # nothing near: no hint
+
+
+def test_too_few_or_unpaired_samples_say_why(tmp_path, synthetic):
+    import shutil
+
+    one = tmp_path / "one"
+    write_synthetic(one, 1, seed=3, size=(64, 48))
+    for split in ("train", "val"):  # no share to hold out: a clear error, not an empty split
+        with pytest.raises(InputError, match="holds a single sample: too few to hold out a validation share"):
+            load_samples(one, split)
+    assert len(load_samples(one, "all")) == 1
+    cloth = tmp_path / "cp"  # CP-VTON photos and parse maps, no cloth/ beside them
+    (cloth / "image").mkdir(parents=True)
+    (cloth / "image-parse").mkdir()
+    for i in range(3):
+        shutil.copy(sorted((synthetic / "photo").iterdir())[i], cloth / "image" / f"{i}.png")
+        Image.new("P", (48, 64), 5).save(cloth / "image-parse" / f"{i}.png")
+    with pytest.raises(InputError, match=r"\(train split\): none of its 2 photos has a catalog image beside it"):
+        load_samples(cloth, "train")
+    assert len(load_samples(cloth, "train", require_garment=False)) == 2
+
+
 def test_split_names_and_roots_with_only_a_test_folder(tmp_path, synthetic):
     import shutil
 

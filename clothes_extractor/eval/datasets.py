@@ -75,6 +75,32 @@ def layout_of(split_dir: Path) -> str | None:
     return None
 
 
+LAYOUTS = (  # what a split folder of each layout holds (the first folder names the photos)
+    ("VITON-HD", ("image", PARSE_FOLDERS[0])),
+    ("CP-VTON", ("image", PARSE_FOLDERS[1])),
+    ("Dress Code", ("images", DRESSCODE_LABELS)),
+    ("triplets", TRIPLET_FOLDERS),
+)
+
+
+def layouts_expected(folder: Path, root: bool = False) -> str:
+    """What a split folder (with ``root``, a dataset) holds, for an error about ``folder``;
+    where ``folder`` (or its train/) has some of a layout's folders, which it lacks."""
+    listed = ", ".join(" + ".join(f"{f}/" for f in folders) + f" ({name})" for name, folders in LAYOUTS)
+    if root:
+        listed += "; a root holds such a train/ folder (and val/ or test/)"
+    where, folder = ("its train/", folder / "train") if (folder / "train").is_dir() else ("it", folder)
+    have, lacks = [], []
+    for name, folders in LAYOUTS:
+        present = [f for f in folders if (folder / f).is_dir()]
+        if present and len(present) < len(folders) and present == (have or present):
+            have = present
+            lacks.append(", ".join(f"{f}/" for f in folders if f not in present) + f" ({name})")
+    if have:
+        listed += f"; {where} has {', '.join(f'{f}/' for f in have)} but no {' or '.join(lacks)}"
+    return f"a split folder holds {listed}"
+
+
 def _read_pairs(path: Path) -> dict[str, str]:
     pairs = {}
     for number, line in enumerate(path.read_text().splitlines(), 1):
@@ -112,11 +138,7 @@ def split_samples(split_dir: Path) -> list[Sample]:
     file is missing is kept: loading it fails with the file's name (``load_sample``)."""
     layout = layout_of(split_dir)
     if layout is None:
-        raise InputError(
-            f"{split_dir} is not a dataset split: expected image/ + image-parse-v3/ (VITON-HD), "
-            f"image/ + image-parse/ (CP-VTON), images/ + {DRESSCODE_LABELS}/ (Dress Code) or "
-            "photo/ + mask/ + garment/ (triplets)"
-        )
+        raise InputError(f"{split_dir} is not a dataset split: {layouts_expected(split_dir)}")
     if layout == "triplets":
         photos, masks, garments = (_images(split_dir / name) for name in TRIPLET_FOLDERS)
         return [
@@ -200,21 +222,31 @@ def load_samples(
     elif train_dir is None and val_dir is not None:
         raise InputError(f"no {split} split in {data_dir} (it has {val_dir.name}/: use --split val)")
     elif train_dir is None:
-        raise InputError(
-            f"{data_dir} is not a dataset: a split folder holds image/ + image-parse-v3/ (VITON-HD), image/ + "
-            "image-parse/ (CP-VTON) or images/ + label_maps/ (Dress Code); a root holds train/ (and val/ or test/)"
-        )
+        raise InputError(f"{data_dir} is not a dataset: {layouts_expected(data_dir, root=True)}")
     else:
         samples = split_samples(train_dir)
         if split != "all" and val_dir is None:
+            if len(samples) == 1:
+                raise InputError(
+                    f"{train_dir} holds a single sample: too few to hold out a validation share and train on "
+                    f"the rest; add samples, or give the validation samples a folder of their own (val/ beside train/)"
+                )
             order = np.random.default_rng(seed).permutation(len(samples))
-            n_val = max(1, round(len(samples) * val_fraction)) if len(samples) > 1 else 0
+            n_val = max(1, round(len(samples) * val_fraction))
             chosen = order[:n_val] if split in VALIDATION_SPLITS else order[n_val:]
             samples = [samples[i] for i in sorted(chosen)]
+    found = len(samples)
     if require_garment:
         samples = [s for s in samples if s.garment is not None]
     if not samples:
-        raise InputError(f"no usable {split} samples in {data_dir}")
+        where = "" if split == "all" else f" ({split} split)"
+        why = (
+            f": none of its {found} photos has a catalog image beside it (cloth/ in VITON and VITON-HD, "
+            "garment/ in triplets, images/NNNNNN_1.jpg in Dress Code)"
+            if found
+            else ""
+        )
+        raise InputError(f"no usable samples in {data_dir}{where}{why}")
     return samples
 
 
