@@ -384,6 +384,11 @@ def test_a_run_folder_holds_one_run(synthetic, tmp_path):
     other = runner.invoke(cli, ["train", "--data", str(tmp_path / "no-data"), "-o", str(tmp_path / "flow"), "--arch",
                                 "flow", "--size", "64x48", "--depth", "3", "--init", str(run / "best.pt")])  # fmt: skip
     assert other.exit_code == 1 and "holds a generator (unet); this run trains a generator (flow)" in other.output
+    wider = runner.invoke(cli, ["train", "--data", str(tmp_path / "no-data"), "-o", str(tmp_path / "wide"), "--size",
+                                "64x48", "--depth", "3", "--ngf", "8", "--init", str(run / "best.pt")])  # fmt: skip
+    assert wider.exit_code == 1 and wider.output.rstrip().endswith(
+        "other settings than this run's: --ngf 4 (this run: 8)"
+    )
     odd = runner.invoke(cli, ["train", "--data", str(synthetic), "-o", str(tmp_path / "odd"), "--size", "64x48"])
     assert odd.exit_code == 2 and "multiples of 64; 64x48 is not" in odd.output and not (tmp_path / "odd").exists()
 
@@ -407,7 +412,7 @@ def test_init_from_a_checkpoint_and_training_without_discriminator(synthetic, tm
         CheckpointError, match=r"last.pt holds a generator \(unet\); this run trains a generator \(flow\)"
     ):
         train(tiny_config(synthetic, tmp_path / "third", max_steps=1, init=str(first / "last.pt"), arch="flow"))
-    with pytest.raises(CheckpointError, match=r"other settings than this run's: ngf 4 \(this run: 8\)$"):
+    with pytest.raises(CheckpointError, match=r"other settings than this run's: --ngf 4 \(this run: 8\)$"):
         train(tiny_config(synthetic, tmp_path / "fourth", max_steps=1, init=str(first / "last.pt"), ngf=8))
 
 

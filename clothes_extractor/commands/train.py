@@ -192,7 +192,8 @@ def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | Non
     require_torch("train")
     import dataclasses
 
-    from ..train.checkpoint import check_kind, load_resumable
+    from ..train.architectures import build
+    from ..train.checkpoint import load_resumable, load_weights
     from ..train.loop import TrainConfig
     from ..train.loop import train as run
 
@@ -209,8 +210,8 @@ def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | Non
         config.network()  # the network's own checks (--size against --depth) before any work
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    if config.init is not None and resume is None:  # (its settings are compared once the network is built)
-        check_kind(config.init, config.task, config.architecture, "--init")
+    if config.init is not None and resume is None:  # its kind and settings, before the data loads (minutes)
+        load_weights(config.init, build(config.architecture, dataclasses.asdict(config.network())), "--init")
     if os.environ.get("RANK", "0") == "0":  # (under torchrun, the first process)
         _check_run_folder(options["out"], resume, overwrite)
     out = run(config, resume)

@@ -115,13 +115,25 @@ def check_kind(path: str | Path, task: str, arch: str, option: str) -> dict[str,
     return payload
 
 
+# the train option behind each network setting, where its name is not the setting's
+SETTING_OPTIONS = {
+    "height": "--size height",
+    "width": "--size width",
+    "levels": "--depth",
+    "renderer_ngf": "--renderer ngf",
+    "renderer_depth": "--renderer depth",
+    "classes": "--parser classes",
+    "dropout": "--dropout",
+}
+
+
 def load_weights(path: str | Path, model: nn.Module, option: str) -> dict[str, Any]:
     """Load the network weights of the checkpoint at ``path`` into ``model`` (same architecture
     and settings), saying which differ if they do; the whole checkpoint dictionary."""
     payload = check_kind(path, model.config.task, architecture_of(model), option)
     config, theirs = dataclasses.asdict(model.config), payload.get("config", {})
     differ = [
-        f"{key} {theirs[key]} (this run: {config[key]})"
+        f"{SETTING_OPTIONS.get(key, '--' + key.replace('_', '-'))} {theirs[key]} (this run: {config[key]})"
         for key in config
         if theirs.get(key, config[key]) != config[key]
     ]
