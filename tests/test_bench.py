@@ -130,10 +130,11 @@ def test_the_e2e_note_says_how_many_photos_failed():
 
 
 def test_bench_defaults_to_the_bundled_generator_and_the_best_provider(tmp_path):
-    done = run_cli("bench", "--batch-sizes", "1", *QUICK, "-o", tmp_path / "r.json")
+    done = run_cli("bench", "--batch-sizes", "1,1", *QUICK, "-o", tmp_path / "r.json")  # a size given twice: once
     assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "r.json").read_text())
     assert record["model"]["task"] == "generator" and record["results"][0]["provider"] in ("cpu", "cuda", "tensorrt")
+    assert [r["batch"] for r in record["results"]] == [1]
     assert record["results"][0]["outputs"] == ["garment", "alpha"] and record["settings"]["outputs"] is None
 
 

@@ -18,7 +18,7 @@ def _batch_sizes(_ctx, _param, value: str) -> tuple[int, ...]:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of integers") from None
     if not sizes or min(sizes) < 1:
         raise click.BadParameter("batch sizes must be positive integers")
-    return sizes
+    return tuple(dict.fromkeys(sizes))  # each once, in the order given
 
 
 def _cpu_streams(_ctx, _param, value: str) -> tuple[int | None, ...]:
