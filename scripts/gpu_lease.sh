@@ -127,6 +127,10 @@ if [ "$mode" = prepare ]; then
   done
   echo "  command 'mkdir -p /tmp/lease && cp .lease/p$n/* /tmp/lease/ && ${runenv}DEADLINE_S=585 bash scripts/gpu_lease.sh run'"
   echo "          carry ['.lease/p$n', '.lease/payload.sha'], timeout_s 600"
+  echo "If device time is left after it (status; the machine stays warm 30 s), continue the better run"
+  echo "(RUN: flow or flowb, by the held-out scores session.log prints) on the data already there:"
+  echo "  command 'cp /tmp/runs/RUN/best.pt /tmp/pl/init.pt && CANDIDATES=RUN CHECK_S=0 TRAIN_ARGS=\"--lr-g 1e-4\" DEADLINE_S=SECONDS bash scripts/gpu_lease.sh run'"
+  echo "          carry ['.lease/payload.sha'], timeout_s SECONDS + 15 (the copied pieces are still in /tmp/lease)"
   exit 0
 fi
 
@@ -210,7 +214,7 @@ training() {
 
 if [ "${ORDER:-train}" = train ]; then # the developers' guide: the warping generator's training first
   training $(($(left) - CHECK_S))
-  checks "$(left)" # CHECK_S, or more where the training stopped early
+  [ "$CHECK_S" -gt 0 ] && checks "$(left)" # CHECK_S, or more where the training stopped early
 else # ORDER=check: the timings first, so a lease cut short still brings them back
   checks "$CHECK_S"
   training "$(left)"
