@@ -193,15 +193,25 @@ def test_bench_torch_baseline_and_compare_plot(tmp_path):
             str(tmp_path / "one.json"),
             str(tmp_path / "two.json"),
             "--markdown",
-            str(tmp_path / "table.md"),
+            str(tmp_path / "new" / "table.md"),  # a folder that is not there yet is made
             "--plot",
-            str(tmp_path / "plot.png"),
+            str(tmp_path / "new" / "plot.png"),
         ],
     )
     assert done.exit_code == 0, done.output
-    table = (tmp_path / "table.md").read_text()
+    table = (tmp_path / "new" / "table.md").read_text()
     assert "one: vs PyTorch" in table and "two: vs PyTorch" in table
-    assert (tmp_path / "plot.png").stat().st_size > 10_000
+    assert (tmp_path / "new" / "plot.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "new" / "plot.png").stat().st_size > 10_000
+    # a suffix matplotlib cannot write is refused before any work; an unwritable place is said
+    text = runner.invoke(cli, ["bench", "compare", str(tmp_path / "one.json"), "--plot", str(tmp_path / "p.txt")])
+    assert text.exit_code == 2 and "p.txt: name a .png, .svg, .pdf" in text.output, text.output
+    (tmp_path / "file").write_text("")
+    blocked = runner.invoke(
+        cli, ["bench", "compare", str(tmp_path / "one.json"), "--plot", str(tmp_path / "file/p.svg")]
+    )
+    assert blocked.exit_code == 1 and f"cannot write {tmp_path / 'file' / 'p.svg'}" in blocked.output, blocked.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "g.onnx", "g.pt", "new", "one.json", "two.json"]
 
 
 @pytest.mark.skipif(not VITON_HD_SAMPLE.is_dir(), reason=f"{VITON_HD_SAMPLE} is absent")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..runtime.files import write_atomic
 
 SCHEMA = "clothes-extractor-bench/1"
 
@@ -131,6 +132,9 @@ def _e2e_note(e2e: dict[str, Any]) -> str:
     )
 
 
+PLOT_FORMATS = ("png", "svg", "pdf", "jpg", "jpeg", "webp")  # what --plot writes, by its suffix
+
+
 def plot(results: list[dict[str, Any]], path: Path) -> None:
     """Throughput and p99 latency against batch size, a line per machine x engine x provider."""
     try:
@@ -160,5 +164,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
     ax_tp.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda handle: fig.savefig(handle, format=path.suffix.lower().lstrip("."), dpi=120))
+    finally:
+        plt.close(fig)

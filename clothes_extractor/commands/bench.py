@@ -21,6 +21,14 @@ def _batch_sizes(_ctx, _param, value: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(sizes))  # each once, in the order given
 
 
+def _plot_path(_ctx, _param, value: Path | None) -> Path | None:
+    from ..bench.compare import PLOT_FORMATS
+
+    if value is not None and value.suffix.lower().lstrip(".") not in PLOT_FORMATS:
+        raise click.BadParameter(f"{value}: name a {', '.join('.' + f for f in PLOT_FORMATS)} file")
+    return value
+
+
 def _cpu_streams(_ctx, _param, value: str) -> tuple[int | None, ...]:
     streams: list[int | None] = []
     for v in (v.strip() for v in value.split(",")):
@@ -203,7 +211,8 @@ def bench(ctx: click.Context, model: str, batch_sizes: tuple[int, ...], out: Pat
     "--plot",
     "plot_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Write a PNG of throughput and p99 latency against batch size.",
+    callback=_plot_path,
+    help="Write a plot of throughput and p99 latency against batch size (.png, .svg, .pdf, .jpg, .webp).",
 )
 @reports_errors
 def compare(files: tuple[Path, ...], markdown: Path | None, plot_path: Path | None) -> None:
@@ -212,6 +221,7 @@ def compare(files: tuple[Path, ...], markdown: Path | None, plot_path: Path | No
     Files that are not benchmark results (another JSON in the folder) are skipped with a
     note; results of different models are merged with a warning."""
     from ..bench.compare import load_results, markdown_table, models_differ, plot
+    from ..runtime.files import write_atomic
 
     skipped: list[str] = []
     results = load_results(list(files), skipped)
@@ -222,7 +232,7 @@ def compare(files: tuple[Path, ...], markdown: Path | None, plot_path: Path | No
         click.secho(f"warning: {warning}", fg="yellow", err=True)
     table = markdown_table(results)
     if markdown is not None:
-        markdown.write_text(table)
+        write_atomic(markdown, table.encode())
     else:
         sys.stdout.write(table)
     if plot_path is not None:
