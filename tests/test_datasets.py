@@ -153,6 +153,11 @@ def test_downsample_keeps_layout_labels_and_pairs(tmp_path, synthetic):
     assert written == 5 and layout_of(tmp_path / "small") == "triplets"
     with Image.open(next((tmp_path / "small" / "photo").iterdir())) as image:
         assert image.size == (24, 32)
+    # HEIGHTxWIDTH: the width must be the photos' aspect (it was ignored: 32x32 wrote 32x24)
+    assert downsample_dataset(synthetic, tmp_path / "wide", 32, files=1, width=24) == 1
+    with pytest.raises(InputError, match=r"--size 32x32: .* is 64x48, and the copy keeps each image's aspect \(32x24"):
+        downsample_dataset(synthetic, tmp_path / "square", 32, files=1, width=32)
+    assert not (tmp_path / "square").exists()
 
 
 @pytest.mark.skipif(not VITON_HD_SAMPLE.is_dir(), reason=f"{VITON_HD_SAMPLE} is absent")

@@ -34,7 +34,11 @@ def synth(dest: Path, count: int, size: str, seed: int) -> None:
 @data.command()
 @click.argument("src", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.argument("dst", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--size", required=True, help="Output HEIGHTxWIDTH, or HEIGHT (the width keeps each image's aspect).")
+@click.option(
+    "--size",
+    required=True,
+    help="Output HEIGHT (the width keeps each image's aspect), or HEIGHTxWIDTH where that is the photos' aspect.",
+)
 @click.option("--files", type=click.IntRange(min=1), default=None, help="Keep only the first N samples per split.")
 @verbose_option
 @reports_errors
@@ -43,14 +47,11 @@ def downsample(src: Path, dst: Path, size: str, files: int | None) -> None:
     height; its pairs files come along."""
     from ..data.downsample import downsample_dataset
 
-    if size.isdigit():
-        height = int(size)
-    else:
-        height, _ = parse_size(size)  # the width follows the images' own aspect
+    height, width = (int(size), None) if size.isdigit() else parse_size(size)  # (the width: a check of the aspect)
     if height < 8:
         raise click.BadParameter(f"{size!r}: the height must be at least 8", param_hint="--size")
 
-    written = downsample_dataset(src, dst, height, files)
+    written = downsample_dataset(src, dst, height, files, width)
     click.echo(f"wrote {written} samples to {dst} at height {height}")
 
 

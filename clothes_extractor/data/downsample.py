@@ -30,10 +30,15 @@ def _splits(src: Path) -> list[Path]:
     return found
 
 
-def _resize(src: Path, dst: Path, height: int, nearest: bool) -> None:
+def _resize(src: Path, dst: Path, height: int, nearest: bool, width_given: int | None = None) -> None:
     with open_image(src, "image") as image:
         image.load()
         width = max(1, round(image.width * height / image.height))
+        if width_given is not None and abs(width - width_given) > 1:
+            raise InputError(
+                f"--size {height}x{width_given}: {src} is {image.height}x{image.width}, and the copy keeps each "
+                f"image's aspect ({height}x{width} for it); give --size {height}"
+            )
         if nearest:
             small = image.resize((width, height), Image.Resampling.NEAREST)
         else:
@@ -46,9 +51,10 @@ def _resize(src: Path, dst: Path, height: int, nearest: bool) -> None:
         write_atomic(dst, buffer.getvalue(), sync=False)
 
 
-def downsample_dataset(src: Path, dst: Path, height: int, files: int | None = None) -> int:
+def downsample_dataset(src: Path, dst: Path, height: int, files: int | None = None, width: int | None = None) -> int:
     """Copy ``src`` to ``dst`` (a new or empty folder, made whole or not at all) at ``height``
-    pixels; returns the number of samples written."""
+    pixels, each image keeping its aspect (``width``, if given, must be what that gives, within
+    a pixel); returns the number of samples written."""
     if height < 8:
         raise InputError(f"--size must be at least 8 pixels, got {height}")
     if dst.resolve() == src.resolve():
@@ -59,7 +65,7 @@ def downsample_dataset(src: Path, dst: Path, height: int, files: int | None = No
         for split in splits:
             samples: list[Sample] = split_samples(split)[:files]
             for sample in samples:
-                _resize(sample.photo, temp / sample.photo.relative_to(src), height, nearest=False)
+                _resize(sample.photo, temp / sample.photo.relative_to(src), height, nearest=False, width_given=width)
                 _resize(sample.mask, temp / sample.mask.relative_to(src), height, nearest=sample.mask_kind != "file")
                 if sample.garment is not None:
                     _resize(sample.garment, temp / sample.garment.relative_to(src), height, nearest=False)
