@@ -393,6 +393,37 @@ def test_a_run_folder_holds_one_run(synthetic, tmp_path):
     assert odd.exit_code == 2 and "multiples of 64; 64x48 is not" in odd.output and not (tmp_path / "odd").exists()
 
 
+def test_data_a_run_cannot_use_is_said_in_a_line_and_the_folder_stays_usable(tmp_path):
+    """A parser or try-on run on data without LIP parse maps is refused before any work (it
+    failed in the first batch, in a DataLoader worker, its traceback in the message); an
+    unreadable photo found by a worker is said in one line; a folder left holding only the
+    settings of a run that never saved a checkpoint takes the next run."""
+    from click.testing import CliRunner
+
+    from clothes_extractor.cli import cli
+
+    data = tmp_path / "data"
+    write_synthetic(data, 6, seed=0, size=(64, 48))
+    runner = CliRunner()
+    common = ["train", "--data", str(data), "--size", "64x48", "--depth", "3", "--ngf", "4", "--batch-size", "2"]
+    common += ["--max-steps", "1", "--val-limit", "1"]
+    for extra, what in ((["--task", "segmenter", "--parser"], "a parser (--parser)"),
+                        (["--task", "tryon", "--arch", "flow"], "try-on")):  # fmt: skip
+        done = runner.invoke(cli, [*common, *extra, "-o", str(tmp_path / "run"), "--workers", "0"])
+        assert done.exit_code == 1, done.output
+        assert f"training {what} needs VITON's LIP parse maps (image-parse/, image-parse-v3/): 5 of 5" in done.output
+    (data / "photo" / "000002.jpg").write_bytes(b"not a photo")
+    done = runner.invoke(cli, [*common, "-o", str(tmp_path / "run"), "--workers", "1"])
+    assert done.exit_code == 1 and "000002.jpg is not an image in a format Pillow can read" in done.output
+    assert "Traceback" not in done.output and len(done.output.strip().splitlines()) == 1, done.output
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json"]
+    write_synthetic(tmp_path / "good", 6, seed=0, size=(64, 48))
+    common[2] = str(tmp_path / "good")
+    done = runner.invoke(cli, [*common, "-o", str(tmp_path / "run"), "--workers", "0"])
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "run" / "last.pt").is_file()
+
+
 def test_init_from_a_checkpoint_and_training_without_discriminator(synthetic, tmp_path):
     first = train(tiny_config(synthetic, tmp_path / "first", max_steps=2))
     # lr 0: the parameters must stay exactly those of --init; gan_weight 0: no discriminator.

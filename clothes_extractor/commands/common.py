@@ -59,7 +59,7 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except ClothesExtractorError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(error_message(exc)) from None
         except KeyboardInterrupt as exc:
             ignore_further_interrupts()
             click.echo("interrupted" if not isinstance(exc, Terminated) else "terminated", err=True)
@@ -69,6 +69,16 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                 signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+def error_message(exc: BaseException) -> str:
+    """The message of a library error, also of one raised in a worker process: PyTorch's
+    DataLoader re-raises it with the worker's traceback written into the message."""
+    text = str(exc)
+    if text.startswith("Caught ") and "\nOriginal Traceback" in text:
+        last = text.rstrip().splitlines()[-1]  # "clothes_extractor.errors.InputError: the message"
+        text = last.split(": ", 1)[-1]
+    return text
 
 
 def _main_thread() -> bool:

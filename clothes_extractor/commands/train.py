@@ -253,12 +253,13 @@ def _check_run_folder(out: Path, resume: Path | None, overwrite: bool) -> None:
     replaced, its metrics mixed with the new run's) unless --resume continues that run, or
     --overwrite removes its files first."""
     found = [name for name in RUN_FILES if (out / name).is_file()]
-    if not found or (resume is not None and resume.resolve().parent == out.resolve()):
-        return
+    if found in ([], ["config.json"]) or (resume is not None and resume.resolve().parent == out.resolve()):
+        return  # (only the settings of a run that stopped before its first checkpoint: nothing to lose)
     if not overwrite:
+        resume_it = f"continue it with --resume {out / 'last.pt'}, " if "last.pt" in found else ""
         raise click.UsageError(
-            f"-o {out} already holds a run ({', '.join(found)}): continue it with --resume {out / 'last.pt'}, "
-            "give a new folder, or --overwrite to replace it"
+            f"-o {out} already holds a run ({', '.join(found)}): {resume_it}give a new folder, or --overwrite "
+            "to replace it"
         )
     for path in [out / name for name in found] + sorted((out / "sheets").glob("epoch_*.png")):
         path.unlink()

@@ -49,6 +49,18 @@ class GarmentDataset(torch.utils.data.Dataset):
         self.contract = contract
         self.augmentation = augmentation
         self.seed = seed
+        unlabelled = [s for s in self.samples if s.mask_kind != "parse"] if self._needs_labels else []
+        if unlabelled:  # said before any work, not by the first batch (from a worker, with its traceback)
+            what = "try-on" if contract.task == "tryon" else "a parser (--parser)"
+            raise InputError(
+                f"training {what} needs VITON's LIP parse maps (image-parse/, image-parse-v3/): "
+                f"{len(unlabelled)} of {len(self.samples)} samples have none, e.g. {unlabelled[0].photo} "
+                "(Dress Code label maps and mask files carry other labels)"
+            )
+
+    @property
+    def _needs_labels(self) -> bool:
+        return bool(self.contract.labels) or self.contract.task == "tryon"
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -58,7 +70,7 @@ class GarmentDataset(torch.utils.data.Dataset):
         sample = self.samples[index]
         photo, mask, garment = load_sample(sample)
         labels = None
-        if self.contract.labels or self.contract.task == "tryon":
+        if self._needs_labels:
             labels = load_labels(sample)
             if labels is None:
                 raise InputError(f"{sample.photo}: training needs a LIP parse map (VITON's); this sample has none")
