@@ -300,3 +300,17 @@ def test_nothing_is_left_behind_when_writing_fails(tiny_tryon_path, parser, pair
     with new_session(tiny_tryon_path, "cpu") as tryon:
         summary = run_dressing(Dresser(tryon, parser), jobs, on_result=results.append)
     assert summary.failed == 1 and results[0].status == "error" and blocked.read_text().startswith("a file")
+
+
+def test_evaluate_says_at_once_when_no_pair_has_a_parse_map(tiny_tryon_path, tmp_path):
+    """Triplets and Dress Code pairs carry no LIP parse map: each pair failed on its own, a
+    line per pair, before the run said why."""
+    from clothes_extractor.data.synth import write_synthetic
+
+    write_synthetic(tmp_path / "triplets", 3, seed=0, size=TINY_SIZE)
+    done = run_cli("evaluate", "--model", tiny_tryon_path, "--data", tmp_path / "triplets")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "Error: a try-on model is scored on pairs with VITON's LIP parse maps (image-parse/, image-parse-v3/), "
+        "the region to dress: none of these 3 pairs has one"
+    ]

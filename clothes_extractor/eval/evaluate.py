@@ -127,6 +127,11 @@ def evaluate_model(
     task = contract.task
     if perceptual and task not in ("generator", "tryon"):
         raise InputError(f"perceptual metrics score images: a generator's or a try-on's, not a {task}'s")
+    if task == "tryon" and samples and not any(s.mask_kind == "parse" for s in samples):  # (not pair by pair)
+        raise InputError(
+            "a try-on model is scored on pairs with VITON's LIP parse maps (image-parse/, image-parse-v3/), "
+            f"the region to dress: none of these {len(samples)} pairs has one"
+        )
     if resolution == "native" and task == "segmenter":
         return _segmenter_as_extract_runs_it(model, samples, batch_size, sheet_rows, progress)
     native = resolution == "native" and task == "generator"
