@@ -42,9 +42,37 @@ _LIP = {
     18: "legs",  # shoes
     19: "legs",
 }
-LIP_TO_CLASS = np.zeros(256, np.uint8)  # any label outside LIP's twenty is background
-for _label, _name in _LIP.items():
-    LIP_TO_CLASS[_label] = PARSER_CLASSES.index(_name)
+# Dress Code's label maps (label_maps/NNNNNN_4.png) use the ATR labels: the same classes
+# from another numbering (its full-body photos are what teach a parser that framing)
+_DRESSCODE = {
+    1: "hair",  # hat
+    2: "hair",
+    3: "face",  # sunglasses
+    4: "upper",
+    5: "lower",  # skirt
+    6: "lower",  # pants
+    7: "other-upper",  # dress
+    8: "lower",  # belt
+    9: "legs",  # shoes
+    10: "legs",
+    11: "face",  # the head
+    12: "legs",
+    13: "legs",
+    14: "arms",
+    15: "arms",
+    17: "other-upper",  # scarf (16, a bag, is background)
+}
+
+
+def _lookup(labels: dict[int, str]) -> np.ndarray:
+    table = np.zeros(256, np.uint8)  # any other label is background
+    for label, name in labels.items():
+        table[label] = PARSER_CLASSES.index(name)
+    return table
+
+
+LIP_TO_CLASS = _lookup(_LIP)
+DRESSCODE_TO_CLASS = _lookup(_DRESSCODE)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,29 @@ def cp_vton_subset(root: Path, count: int = 6) -> Path:
     return root
 
 
+def dress_code_folder(root: Path, count: int = 2, size: tuple[int, int] = TINY_SIZE) -> Path:
+    """A tiny Dress Code category folder: photos, catalog images and ATR-numbered label maps
+    (a band per label, top to bottom, as ``LABEL_BANDS``)."""
+    from clothes_extractor.data.synth import synth_sample
+
+    folder = root / "upper_body"
+    (folder / "images").mkdir(parents=True)
+    (folder / "label_maps").mkdir()
+    labels = np.repeat(np.array(LABEL_BANDS, np.uint8), size[0] // len(LABEL_BANDS))[:, None].repeat(size[1], 1)
+    for i in range(count):
+        photo, _, garment = synth_sample(i, 0, size)
+        photo.save(folder / "images" / f"{i:06d}_0.jpg")
+        garment.save(folder / "images" / f"{i:06d}_1.jpg")
+        label_map = Image.fromarray(labels, "P")
+        label_map.putpalette([v for label in range(256) for v in (label, 255 - label, label * 7 % 256)])
+        label_map.save(folder / "label_maps" / f"{i:06d}_4.png")
+    return folder
+
+
+# ATR labels (Dress Code's numbering), one band each: hair, head, upper, bag, pants, belt, arm, shoe
+LABEL_BANDS = (2, 11, 4, 16, 6, 8, 14, 9)
+
+
 def tiny_generator(seed: int = 0):
     import torch
 

@@ -7,7 +7,7 @@ from clothes_extractor.data.synth import synth_sample, write_synthetic
 from clothes_extractor.errors import InputError
 from clothes_extractor.eval.datasets import fit_sample, layout_of, load_sample, load_samples
 from clothes_extractor.runtime.contract import FitSettings, ModelContract
-from conftest import DRESSCODE_SAMPLE, VITON_HD_SAMPLE, VITON_VAL, cp_vton_subset
+from conftest import DRESSCODE_SAMPLE, VITON_HD_SAMPLE, VITON_VAL, cp_vton_subset, dress_code_folder
 
 
 @pytest.fixture
@@ -134,6 +134,22 @@ def test_dress_code_layout():
     on = np.asarray(mask) > 127
     assert photo.size == mask.size == (768, 1024) and 0.03 < on.mean() < 0.3
     assert layout_of(DRESSCODE_SAMPLE / "upper_body") == "dresscode"
+
+
+def test_dress_code_label_maps_are_human_parsings_in_the_parsers_classes(tmp_path):
+    """Dress Code's label maps number the classes their own way (ATR): read as the parser's
+    classes they make its full-body photos training and scoring data for a parser and try-on."""
+    from clothes_extractor.eval.datasets import load_labels
+    from clothes_extractor.tasks import PARSER_CLASSES
+
+    folder = dress_code_folder(tmp_path)
+    sample = load_samples(tmp_path, "all")[0]
+    bands = np.asarray(load_labels(sample))[::8, 0]  # a band is 8 rows
+    expected = ("hair", "face", "upper", "background", "lower", "lower", "arms", "legs")
+    assert [PARSER_CLASSES[c] for c in bands] == list(expected)
+    mask = np.asarray(load_sample(sample)[1]) > 127  # the garment mask is the upper-clothes band
+    assert np.array_equal(np.nonzero(mask.any(axis=1))[0], np.arange(16, 24))
+    assert folder.is_dir()
 
 
 def test_a_missing_catalog_image_or_mask_names_the_file(tmp_path, synthetic):

@@ -23,7 +23,7 @@ from clothes_extractor.train.data import (
 from clothes_extractor.train.loop import TrainConfig, train
 from clothes_extractor.train.losses import GANLoss, dice_loss, ssim
 from clothes_extractor.train.networks import PatchDiscriminator, UNet, UNetConfig
-from conftest import VITON_VAL, cp_vton_subset, run_cli
+from conftest import VITON_VAL, cp_vton_subset, dress_code_folder, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -394,7 +394,7 @@ def test_a_run_folder_holds_one_run(synthetic, tmp_path):
 
 
 def test_data_a_run_cannot_use_is_said_in_a_line_and_the_folder_stays_usable(tmp_path):
-    """A parser or try-on run on data without LIP parse maps is refused before any work (it
+    """A parser or try-on run on data without human parsings is refused before any work (it
     failed in the first batch, in a DataLoader worker, its traceback in the message); an
     unreadable photo found by a worker is said in one line; a folder left holding only the
     settings of a run that never saved a checkpoint takes the next run."""
@@ -411,7 +411,10 @@ def test_data_a_run_cannot_use_is_said_in_a_line_and_the_folder_stays_usable(tmp
                         (["--task", "tryon", "--arch", "flow"], "try-on")):  # fmt: skip
         done = runner.invoke(cli, [*common, *extra, "-o", str(tmp_path / "run"), "--workers", "0"])
         assert done.exit_code == 1, done.output
-        assert f"training {what} needs VITON's LIP parse maps (image-parse/, image-parse-v3/): 5 of 5" in done.output
+        assert (
+            f"training {what} needs a human parsing of each photo (VITON's image-parse/ or image-parse-v3/, "
+            "Dress Code's label_maps/): 5 of 5 samples have none" in done.output
+        )
     (data / "photo" / "000002.jpg").write_bytes(b"not a photo")
     done = runner.invoke(cli, [*common, "-o", str(tmp_path / "run"), "--workers", "1"])
     assert done.exit_code == 1 and "000002.jpg is not an image in a format Pillow can read" in done.output
@@ -665,6 +668,19 @@ def test_a_parser_trains_on_parse_maps_with_negatives_and_framing(tmp_path):
     assert torch.load(run / "last.pt", weights_only=True)["config"]["classes"] == 8
     with pytest.raises(ValueError, match="segmenter settings"):
         TrainConfig(task="generator", parser=True)
+
+
+def test_a_parser_and_try_on_train_on_dress_code_label_maps(tmp_path):
+    """Dress Code's full-body photos are parser and try-on data: its label maps, read as the
+    parser's classes, are the targets and the region to dress (they were refused as having no
+    LIP parse map)."""
+    data = dress_code_folder(tmp_path / "dc", count=6).parent
+    common = dict(max_steps=1, batch_size=2, val_limit=2, sheet_rows=0)
+    parser = train(tiny_config(data, tmp_path / "parser", task="segmenter", parser=True, **common))
+    row = json.loads((parser / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"val_parser_miou", "val_iou_upper", "val_iou_lower", "val_iou_arms"} <= set(row)
+    tryon = train(tiny_config(data, tmp_path / "tryon", task="tryon", arch="flow", top=4, **common))
+    assert torch.load(tryon / "last.pt", weights_only=True)["task"] == "tryon"
 
 
 def test_negatives_and_framing_in_a_segmenter_batch():

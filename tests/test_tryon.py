@@ -303,14 +303,14 @@ def test_nothing_is_left_behind_when_writing_fails(tiny_tryon_path, parser, pair
 
 
 def test_evaluate_says_at_once_when_no_pair_has_a_parse_map(tiny_tryon_path, tmp_path):
-    """Triplets and Dress Code pairs carry no LIP parse map: each pair failed on its own, a
-    line per pair, before the run said why."""
+    """Triplets carry no human parsing: each pair failed on its own, a line per pair, before
+    the run said why."""
     from clothes_extractor.data.synth import write_synthetic
 
     write_synthetic(tmp_path / "triplets", 3, seed=0, size=TINY_SIZE)
     done = run_cli("evaluate", "--model", tiny_tryon_path, "--data", tmp_path / "triplets")
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        "Error: a try-on model is scored on pairs with VITON's LIP parse maps (image-parse/, image-parse-v3/), "
-        "the region to dress: none of these 3 pairs has one"
+        "Error: a try-on model is scored on pairs with a human parsing, the region to dress (VITON's image-parse/ "
+        "or image-parse-v3/, Dress Code's label_maps/): none of these 3 pairs has one"
     ]

@@ -154,8 +154,8 @@ from .common import given_options, parse_size, reports_errors, require_torch, ve
 @click.option(
     "--parser",
     is_flag=True,
-    help="Segmenter: a human parser (hair, face, upper, other upper, lower, arms, legs) from LIP parse maps; "
-    "its upper-clothes probability is the garment mask.",
+    help="Segmenter: a human parser (hair, face, upper, other upper, lower, arms, legs) from human parsings "
+    "(VITON's LIP parse maps, Dress Code's label maps); its upper-clothes probability is the garment mask.",
 )
 @click.option(
     "--negatives",

@@ -276,19 +276,23 @@ def load_sample_mask(sample: Sample) -> Image.Image:
     return load_label_mask(sample.mask_kind, sample.mask) if sample.mask_kind != "file" else load_mask(sample.mask)
 
 
-def load_labels(sample: Sample) -> Image.Image | None:
-    """A VITON parse map's labels remapped to the parser's classes (mode L), or None where
-    the sample has no LIP parse map."""
-    from ..tasks import LIP_TO_CLASS
+LABELLED = ("parse", "labels")  # mask kinds that are human parsings: VITON's LIP maps, Dress Code's
 
-    if sample.mask_kind != "parse":
+
+def load_labels(sample: Sample) -> Image.Image | None:
+    """A VITON parse map's or a Dress Code label map's labels remapped to the parser's classes
+    (mode L), or None where the sample has no human parsing (a mask file)."""
+    from ..tasks import DRESSCODE_TO_CLASS, LIP_TO_CLASS
+
+    if sample.mask_kind not in LABELLED:
         return None
     from ..runtime.images import open_image
 
+    table = LIP_TO_CLASS if sample.mask_kind == "parse" else DRESSCODE_TO_CLASS
     with open_image(sample.mask, "parse map") as image:
         if image.mode not in ("P", "L"):
-            return None  # a colour map: the LIP labels are not recoverable exactly
-        return Image.fromarray(LIP_TO_CLASS[np.asarray(image)], "L")
+            return None  # a colour map: the labels are not recoverable exactly
+        return Image.fromarray(table[np.asarray(image)], "L")
 
 
 def _fit_tryon(photo: Image.Image, garment: Image.Image | None, labels: Image.Image | None, size) -> dict:
@@ -301,7 +305,7 @@ def _fit_tryon(photo: Image.Image, garment: Image.Image | None, labels: Image.Im
     from ..tasks import PARSER_CLASSES, UPPER_CLASS
 
     if garment is None or labels is None:
-        raise InputError("a try-on sample needs its catalog garment and a LIP parse map of the person")
+        raise InputError("a try-on sample needs its catalog garment and a human parsing of the person")
     person, _ = fit_person(photo, size)
     classes = fit_labels(labels, photo.size, size)
     garment_image, garment_mask = fit_garment(garment, size)

@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..errors import ClothesExtractorError, InputError
 from ..tasks import task_of
-from .datasets import Sample, load_fitted, load_sample_mask
+from .datasets import LABELLED, Sample, load_fitted, load_sample_mask
 from .metrics import class_iou, image_metrics, iou
 from .sheets import contact_sheet, sheet_row
 
@@ -127,10 +127,10 @@ def evaluate_model(
     task = contract.task
     if perceptual and task not in ("generator", "tryon"):
         raise InputError(f"perceptual metrics score images: a generator's or a try-on's, not a {task}'s")
-    if task == "tryon" and samples and not any(s.mask_kind == "parse" for s in samples):  # (not pair by pair)
+    if task == "tryon" and samples and not any(s.mask_kind in LABELLED for s in samples):  # (not pair by pair)
         raise InputError(
-            "a try-on model is scored on pairs with VITON's LIP parse maps (image-parse/, image-parse-v3/), "
-            f"the region to dress: none of these {len(samples)} pairs has one"
+            "a try-on model is scored on pairs with a human parsing, the region to dress (VITON's image-parse/ or "
+            f"image-parse-v3/, Dress Code's label_maps/): none of these {len(samples)} pairs has one"
         )
     if resolution == "native" and task == "segmenter":
         return _segmenter_as_extract_runs_it(model, samples, batch_size, sheet_rows, progress)

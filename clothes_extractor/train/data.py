@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from ..errors import InputError
-from ..eval.datasets import Sample, fit_sample, load_labels, load_sample
+from ..eval.datasets import LABELLED, Sample, fit_sample, load_labels, load_sample
 from ..runtime.contract import ModelContract
 from .augment import (
     Augmentation,
@@ -49,13 +49,13 @@ class GarmentDataset(torch.utils.data.Dataset):
         self.contract = contract
         self.augmentation = augmentation
         self.seed = seed
-        unlabelled = [s for s in self.samples if s.mask_kind != "parse"] if self._needs_labels else []
+        unlabelled = [s for s in self.samples if s.mask_kind not in LABELLED] if self._needs_labels else []
         if unlabelled:  # said before any work, not by the first batch (from a worker, with its traceback)
             what = "try-on" if contract.task == "tryon" else "a parser (--parser)"
             raise InputError(
-                f"training {what} needs VITON's LIP parse maps (image-parse/, image-parse-v3/): "
-                f"{len(unlabelled)} of {len(self.samples)} samples have none, e.g. {unlabelled[0].photo} "
-                "(Dress Code label maps and mask files carry other labels)"
+                f"training {what} needs a human parsing of each photo (VITON's image-parse/ or image-parse-v3/, "
+                f"Dress Code's label_maps/): {len(unlabelled)} of {len(self.samples)} samples have none, e.g. "
+                f"{unlabelled[0].photo} (a mask file says only where the garment is)"
             )
 
     @property
@@ -73,7 +73,7 @@ class GarmentDataset(torch.utils.data.Dataset):
         if self._needs_labels:
             labels = load_labels(sample)
             if labels is None:
-                raise InputError(f"{sample.photo}: training needs a LIP parse map (VITON's); this sample has none")
+                raise InputError(f"{sample.photo}: its parse map is a colour image; the labels need a palette map")
             labels = labels.resize(photo.size, Image.Resampling.NEAREST)
         if self.contract.task == "tryon":
             return self._tryon_item(photo, garment, labels, epoch, index)
