@@ -7,7 +7,7 @@
 #          bash scripts/gpu_lease.sh prepare [VITON_DIR]
 #          -> .lease/p1 .. .lease/pN (ignored by git): onnxruntime-gpu without its TensorRT
 #             provider and nvImageCodec + nvJPEG for GPU decode (xz), the VITON training shards, the held-out validation pairs, the
-#             VITON-HD sample photos (extract's end-to-end check), the warping generator's
+#             VITON-HD sample photos (extract's end-to-end check), the bundled models, the warping generator's
 #             renderer (RENDERER: the ngf-32 U-Net's ONNX file), an exported warping
 #             generator for gpu_check to time at 256x192 and 1024x768 (WARPING; the issue's
 #             >= 2,000 images/s at 1024x768; ~60 s more of checks: CHECK_S=330; without it,
@@ -15,8 +15,8 @@
 #             UNSEEN_BY="0 1 2" only the training pairs that the renderer, trained on those
 #             shards, has not seen in any form (`data overlap --unseen-by`: 3,076 pairs,
 #             2,212 distinct photos, instead of 14,221) and, with INIT, that
-#             checkpoint's weights as fp16 (a warm start), split into pieces of at most
-#             62 MiB; prints the device calls to make. Run it in the project's environment
+#             checkpoint's weights as fp16 (a warm start), split into pieces that fit a
+#             call beside the working tree; prints the device calls to make. Run it in the project's environment
 #             (PYTHON, default python3, imports clothes_extractor: numpy, Pillow; torch with INIT).
 #   there: each piece call copies its piece to /tmp/lease; the last call runs
 #          DEADLINE_S=585 bash scripts/gpu_lease.sh run
@@ -37,8 +37,8 @@
 # onnxruntime-gpu unpacked in 6 s, gpu_check (g64 + ngf-16 size, batches 1/32/128, no
 # torch.compile) 255 s, data decoded onto the GPU in 7 s; one ngf-32 run alone ~2,200
 # samples/s, two side by side ~1,500 each. Move the bundled models out of the working
-# tree during the calls (they travel with it and count against the 64 MiB); keep
-# clothes_extractor/models/__init__.py.
+# tree during the calls (they would travel with it and count against the 64 MiB; the
+# payload carries them and the run puts them back there); keep clothes_extractor/models/__init__.py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:?usage: gpu_lease.sh prepare [VITON_DIR] | run}
@@ -70,7 +70,17 @@ if [ "$mode" = prepare ]; then
   if [ -n "${INIT:-}" ]; then  # network weights only, as fp16: a few MB instead of ~90 with the optimizers
     slim_checkpoint "$INIT" "$work/pl/init.pt"
   fi
-  [ -n "${RENDERER:-}" ] && cp "$RENDERER" "$work/pl/renderer.onnx"
+  # the bundled models (gpu_check and extract's end-to-end check run them): they travel in
+  # the payload, and the run puts them back into the tree, which goes without them
+  mkdir -p "$work/pl/models" && cp clothes_extractor/models/*.onnx "$work/pl/models/"
+  if [ -n "${RENDERER:-}" ]; then # a bundled model is carried once
+    bundled="clothes_extractor/models/$(basename "$RENDERER")"
+    if [ -f "$bundled" ] && cmp -s "$RENDERER" "$bundled"; then
+      ln -s "models/$(basename "$RENDERER")" "$work/pl/renderer.onnx"
+    else
+      cp "$RENDERER" "$work/pl/renderer.onnx"
+    fi
+  fi
   [ -n "${WARPING:-}" ] && cp "$WARPING" "$work/pl/warping.onnx"
   mkdir -p "$work/pl/photos" && cp "$(dirname "$viton")"/viton-hd-sample/train/image/*.jpg "$work/pl/photos/" 2>/dev/null || true
   (cd "$work/ort" && python3 -m zipfile -e "$cache/onnxruntime_gpu-$ver-"*.whl . \
@@ -109,14 +119,20 @@ if [ "$mode" = prepare ]; then
   tar cf "$work/payload.tar" -C "$work/pl" .
   rm -rf .lease && mkdir -p .lease
   (cd "$work/pl" && sha256sum "$work/payload.tar" | sed "s#$work/##" > "$OLDPWD/.lease/payload.sha")
-  # as few pieces as fit 62 MiB each (a call carries 64 MiB with the working tree)
-  pieces=$(( ($(stat -c %s "$work/payload.tar") + 62 * 1048576 - 1) / (62 * 1048576) ))
+  # as few pieces as fit beside the working tree (without the bundled models) in a call's 64 MiB
+  tree=$(git ls-files -co --exclude-standard | grep -v '^clothes_extractor/models/.*\.onnx$' \
+    | while read -r f; do [ -f "$f" ] && stat -c %s "$f"; done | awk '{s += $1} END {print s + 0}')
+  cap=$((64 * 1048576 - tree - 1048576)) # and a MiB to spare
+  pieces=$(( ($(stat -c %s "$work/payload.tar") + cap - 1) / cap ))
   split -n "$pieces" -d -a 1 "$work/payload.tar" "$work/part"
   n=0
   for part in "$work"/part*; do
     n=$((n + 1)); mkdir -p ".lease/p$n"; mv "$part" ".lease/p$n/"
   done
-  echo "payload: $n pieces under .lease/. Device calls, back to back:"
+  echo "payload: $n pieces under .lease/ (of at most $((cap / 1048576)) MiB: the tree, without its bundled models, takes $((tree / 1048576)) MiB)."
+  echo "First move the bundled models out of the tree, which goes with every call (the payload has them):"
+  echo "  mkdir -p ../bundled-models && mv clothes_extractor/models/*.onnx ../bundled-models/   (back after: mv ../bundled-models/*.onnx clothes_extractor/models/)"
+  echo "Device calls, back to back:"
   for i in $(seq 1 $((n - 1))); do
     echo "  command 'mkdir -p /tmp/lease && cp .lease/p$i/* /tmp/lease/'  carry ['.lease/p$i']"
   done
@@ -148,6 +164,9 @@ cat /tmp/lease/part* > /tmp/payload.tar
 mkdir -p /tmp/pl /tmp/ortgpu /tmp/viton && tar xf /tmp/payload.tar -C /tmp/pl && rm /tmp/payload.tar
 xz -dc -T0 /tmp/pl/ortgpu.tar.xz | tar xf - -C /tmp/ortgpu
 el "onnxruntime-gpu unpacked"
+for m in /tmp/pl/models/*.onnx; do # the bundled models, back where the package finds them
+  [ -f "clothes_extractor/models/$(basename "$m")" ] || cp "$m" clothes_extractor/models/
+done
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 10 > /tmp/util.csv &
 utilpid=$!
 
