@@ -204,7 +204,9 @@ def test_a_pairs_file_and_the_garment_checks(tiny_tryon_path, pairs, tmp_path):
     model = ["--model", tiny_tryon_path, "--provider", "cpu"]
     Image.new("RGB", (192, 256), (255, 255, 255)).save(garments / "blank.png")  # a catalog image of nothing
     listing = tmp_path / "pairs.txt"
-    listing.write_text(f"# person garment\n{PERSONS[0]} g0.png\n{PERSONS[1]} g1.png\n{PERSONS[2]} blank.png\n")
+    listing.write_text(  # a pair named twice is dressed once, and said
+        f"# person garment\n{PERSONS[0]} g0.png\n{PERSONS[1]} g1.png\n{PERSONS[2]} blank.png\n{PERSONS[0]} g0.png\n"
+    )
     out = tmp_path / "out"
     report = tmp_path / "report.jsonl"
     done = run_cli(
@@ -216,6 +218,7 @@ def test_a_pairs_file_and_the_garment_checks(tiny_tryon_path, pairs, tmp_path):
         f"{Path(PERSONS[1]).stem}__g1.png",
     ]
     assert "found no garment in the garment image" in done.stderr
+    assert f"note: {listing} names 1 pair(s) again; each pair is dressed once" in done.stderr
     lines = report.read_text().splitlines()
     assert len(lines) == 3 and sum('"status": "error"' in line for line in lines) == 1
 

@@ -145,7 +145,7 @@ def _pairs(
 
 
 def _read_pairs(pairs_file: Path, person_dir: Path, garment_dir: Path) -> list[tuple[Path, Path]]:
-    pairs, seen = [], set()
+    pairs, seen, repeats = [], set(), 0
     try:
         lines = pairs_file.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -160,8 +160,12 @@ def _read_pairs(pairs_file: Path, person_dir: Path, garment_dir: Path) -> list[t
         if pair not in seen:
             seen.add(pair)
             pairs.append(pair)
+        else:
+            repeats += 1
     if not pairs:
         raise InputError(f"the pairs file {pairs_file} names no pairs")
+    if repeats:
+        click.echo(f"note: {pairs_file} names {repeats} pair(s) again; each pair is dressed once", err=True)
     return pairs
 
 
