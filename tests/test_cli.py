@@ -108,11 +108,20 @@ def test_extract_folder_with_masks(tiny_model_path, photo_folder, tmp_path):
     done = run_cli(*args, "--batch-size", "2", "--format", "jpg")
     assert done.returncode == 0, done.stderr
     assert "5 extracted" in done.stderr and "on cpu" in done.stderr
+    assert "no photo found its mask" not in done.stderr
     assert sorted(p.name for p in out.iterdir()) == [f"p{i}.jpg" for i in range(5)]
     assert {r["status"] for r in read_report(report).values()} == {"ok"}
     again = run_cli(*args, "--format", "jpg")
     assert again.returncode == 0 and "5 skipped" in again.stderr
     assert {r["status"] for r in read_report(report).values()} == {"skipped"}
+    misnamed = tmp_path / "misnamed"  # masks named otherwise than the photos: none is used, and that is said
+    misnamed.mkdir()
+    for mask in masks.iterdir():
+        (misnamed / f"mask-{mask.name}").write_bytes(mask.read_bytes())
+    slip = run_cli("extract", photos, "-o", tmp_path / "slip", "--model", tiny_model_path, "--masks", misnamed)
+    done_line = next(line for line in slip.stderr.splitlines() if line.startswith("done in"))
+    assert slip.returncode == 0 and "5 extracted" in done_line and " file" not in done_line, slip.stderr
+    assert f"warning: no photo found its mask in --masks {misnamed}" in slip.stderr
 
 
 def test_extract_cpu_streams_change_nothing_but_speed(tiny_model_path, photo_folder, tmp_path):

@@ -398,7 +398,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     finally:
         progress.close()
         report.close()
-    _summarise(summary, failures, options["report"], report, sheet, finished, generator.contract.size)
+    _summarise(summary, failures, options["report"], report, sheet, finished, generator.contract.size, options["masks"])
 
 
 def _open_decoder(choice: str, generator: Any) -> Any:
@@ -436,7 +436,7 @@ def _write_sheet(sheet: Path | None, finished: list[Any], size: tuple[int, int])
     return None
 
 
-def _summarise(summary, failures, report_path, report, sheet, finished, size) -> None:
+def _summarise(summary, failures, report_path, report, sheet, finished, size, masks_dir=None) -> None:
     for failure in failures:
         click.echo(f"error: {_error_line(failure)}", err=True)
     if summary.failed > len(failures):
@@ -455,6 +455,14 @@ def _summarise(summary, failures, report_path, report, sheet, finished, size) ->
         + _decode_summary(summary.decoded),
         err=True,
     )
+    sources = {source for source, count in summary.masks.items() if count and source != "?"}
+    if masks_dir is not None and sources and "file" not in sources:
+        click.secho(  # a naming slip (photo.jpg wants masks/photo.png) should not pass for a choice
+            f"warning: no photo found its mask in --masks {masks_dir} (a mask is named like its photo: "
+            "photo.jpg takes photo.png); the masks above came from elsewhere",
+            fg="yellow",
+            err=True,
+        )
     for problem in (report.failed, refused):
         if problem:
             click.echo(f"error: {problem}", err=True)
@@ -530,4 +538,4 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
 
         with new_session(str(options["model"] or "generator"), "cpu") as generator:
             size = generator.contract.size
-    _summarise(summary, failures, options["report"], report, sheet, finished, size)
+    _summarise(summary, failures, options["report"], report, sheet, finished, size, options["masks"])
