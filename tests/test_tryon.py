@@ -317,3 +317,68 @@ def test_evaluate_says_at_once_when_no_pair_has_a_parse_map(tiny_tryon_path, tmp
         "Error: a try-on model is scored on pairs with a human parsing, the region to dress (VITON's image-parse/ "
         "or image-parse-v3/, Dress Code's label_maps/): none of these 3 pairs has one"
     ]
+
+
+NAMES = ("background", "hair", "face", "upper", "other-upper", "lower", "arms", "legs")
+
+
+def _classes(rows: dict[str, tuple[int, int]], shape=(256, 192)) -> np.ndarray:
+    """A class map with each named class over a band of rows [start, stop), columns 60-132."""
+    classes = np.zeros(shape, np.uint8)
+    for name, (start, stop) in rows.items():
+        classes[start:stop, 60:132] = NAMES.index(name)
+    return classes
+
+
+def test_a_small_upper_body_gets_a_window_framed_as_the_training_photos():
+    """A full-body shot (head to waist in the top third): a window from above the head to
+    below the waist, at the model's aspect, in photo pixels; a half-body photo: none. A
+    stray patch the parser calls upper clothes at the ankles, or bare legs it calls arms,
+    does not stretch the window to the feet."""
+    from clothes_extractor.runtime.fitting import fit_window
+    from clothes_extractor.runtime.tryon import upper_body_window
+
+    photo, size = (768, 1024), (256, 192)
+    plane = fit_window((0, 0, *photo), size, 0.0)  # the whole photo, as the first look sees it: 4 photo px a row
+    body = {"hair": (10, 16), "face": (16, 30), "upper": (30, 80), "lower": (80, 200)}
+    window = upper_body_window(_classes(body), plane, photo, size, NAMES)
+    x0, y0, x1, y1 = window
+    assert (x1 - x0) / (y1 - y0) == pytest.approx(192 / 256)
+    assert y0 < 10 * 4 and 80 * 4 + 0.35 * 70 * 4 <= y1 < 0.7 * 1024  # above the hair, past the waist
+    assert x0 < 60 * 4 and x1 > 132 * 4
+    strays = _classes(body)
+    strays[240:250, 70:80] = NAMES.index("upper")  # the ankles
+    strays[80:250, 100:104] = NAMES.index("arms")  # bare legs taken for arms
+    assert upper_body_window(strays, plane, photo, size, NAMES) == window
+    half = {"hair": (5, 30), "face": (30, 70), "upper": (70, 220), "lower": (220, 256)}
+    assert upper_body_window(_classes(half), plane, photo, size, NAMES) is None
+    assert upper_body_window(_classes({"lower": (80, 200)}), plane, photo, size, NAMES) is None
+
+
+def test_a_full_body_shot_is_dressed_in_a_zoomed_window_and_a_framed_one_as_before(
+    tiny_tryon_path, parser, monkeypatch
+):
+    """The same figure framed as VITON's photos are, and small in a larger photo: framed,
+    it is dressed exactly as without the second look; small, the parser looks again at a
+    window around its upper body, and only that window of the photo changes."""
+    from clothes_extractor import dress
+    from clothes_extractor.runtime import dressing
+    from clothes_extractor.runtime.fitting import fit_window
+
+    figure = Image.open(ROOT / "examples" / "photos" / PERSONS[0]).convert("RGB")
+    small = Image.new("RGB", (figure.width * 2, figure.height * 2), (240, 240, 240))
+    small.paste(figure, (figure.width // 2, figure.height // 2))
+    _, _, garment = synth_sample(0, seed=5, size=(256, 192))
+    with new_session(tiny_tryon_path, "cpu") as tryon:
+        dresser = Dresser(tryon, parser)
+        (_, framed_plane), (_, small_plane) = dresser.parse([figure, small])
+        assert framed_plane == pytest.approx(fit_window((0, 0, *figure.size), parser.contract.size, 0.0))
+        x0, y0, x1, y1 = small_plane
+        assert 0 <= x0 and x1 <= small.width and y1 - y0 < 0.7 * small.height  # a window inside the photo
+        framed, zoomed = dress([figure, small], [garment, garment], tryon=tryon, parser=parser)
+        monkeypatch.setattr(dressing, "upper_body_window", lambda *args: None)
+        before = dress(figure, garment, tryon=tryon, parser=parser)
+    assert np.array_equal(np.asarray(framed), np.asarray(before))
+    changed = np.any(np.asarray(zoomed) != np.asarray(small), axis=2)
+    ys, xs = np.nonzero(changed)
+    assert changed.sum() > 500 and x0 - 1 <= xs.min() and xs.max() <= x1 and y0 - 1 <= ys.min() and ys.max() <= y1

@@ -1,9 +1,11 @@
 """Try-on serving: dress persons in catalog garments (numpy, Pillow, onnxruntime only).
 
     parse    (parser)  each person photo, letterboxed -> a class per pixel; the region to
-                       dress anew is its upper clothes and arms
-    fit      (numpy)   the person letterboxed to the try-on model, the region, the catalog
-                       garment letterboxed on white and its silhouette
+                       dress anew is its upper clothes and arms. Where the person's upper
+                       body is small in the photo (a full-body shot), a second look at a
+                       window framed as the try-on's training photos are (head to thigh)
+    fit      (numpy)   the person letterboxed (or that window) to the try-on model, the
+                       region, the catalog garment letterboxed on white and its silhouette
     dress    (model)   a batch of fitted pairs -> dressed persons at the model size
     paste    (Pillow)  the dressed region scaled back into the full-resolution photo: the
                        face, hair, legs and background keep every original pixel
@@ -18,6 +20,7 @@ is an error for that pair: nothing is invented.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +31,12 @@ from PIL import Image
 
 from ..errors import InputError, ModelError, OutputError
 from .files import write_atomic
-from .fitting import Box, letterbox
+from .fitting import Box, crop_photo, fit_window, letterbox
 from .images import encode_image, load_photo
 from .session import ModelSession
 from .signature import check_replaceable, read_signature
 from .stages import describe_error, output_format
-from .tryon import REGION_NAMES, fit_garment, fit_labels, fit_person, region_from_labels
+from .tryon import REGION_NAMES, fit_garment, fit_labels, fit_person, region_from_labels, upper_body_window
 
 # Less than this share of the person frame in the region: no top to replace on this photo.
 MIN_REGION_SHARE = 0.01
@@ -127,16 +130,38 @@ class Dresser:
         self.signature = f"tryon={tryon.digest[:16]} parser={parser.digest[:16]}"
 
     def parse(self, photos: Sequence[Image.Image]) -> list[tuple[Image.Image, Box]]:
-        """Each photo's class map (mode L, the parser's class indices) over the letterbox
-        plane the parser saw, and the window of the photo that plane shows."""
+        """Each photo's class map (mode L, the parser's class indices) over the plane the
+        parser saw, and the window of the photo that plane shows: the whole photo,
+        letterboxed, or where its person's upper body is small in it (a full-body shot), a
+        second look at a window framed as the try-on's training photos are."""
         contract = self.parser.contract
-        fitted = [letterbox(photo, contract.size, contract.fit.pad_rgb) for photo in photos]
+        parsed = self._parse([letterbox(photo, contract.size, contract.fit.pad_rgb) for photo in photos])
+        zoom = {}
+        for i, (photo, (classes, plane)) in enumerate(zip(photos, parsed, strict=True)):
+            window = upper_body_window(np.asarray(classes), plane, photo.size, contract.size, contract.labels)
+            if window is not None:
+                zoom[i] = window
+        if zoom:
+            crops = [
+                (crop_photo(photos[i], window, contract.size, contract.fit.pad_rgb), window)
+                for i, window in zoom.items()
+            ]
+            for i, again in zip(zoom, self._parse(crops), strict=True):
+                parsed[i] = again
+        return parsed
+
+    def _parse(self, fitted: list[tuple[np.ndarray, Box]]) -> list[tuple[Image.Image, Box]]:
         labels = self.parser.run(image=np.stack([array for array, _ in fitted]))["labels"]
         return [(Image.fromarray(labels[i, :, :, 0], "L"), window) for i, (_, window) in enumerate(fitted)]
 
     def fit(self, job: DressJob, photo: Image.Image, parsed: tuple[Image.Image, Box], garment: Image.Image) -> Fitted:
         """The model inputs of one pair; ``InputError`` when there is nothing to dress or no garment."""
-        person, window = fit_person(photo, self.size)
+        whole = fit_window((0.0, 0.0, float(photo.width), float(photo.height)), self.parser.contract.size, 0.0)
+        if np.allclose(parsed[1], whole, atol=1e-6):
+            person, window = fit_person(photo, self.size)
+        else:  # the parser's second look: the try-on sees that window (at its own aspect)
+            window = fit_window(parsed[1], self.size, 0.0)
+            person = crop_photo(photo, window, self.size, (255, 255, 255))
         labels = labels_in_frame(parsed, photo.size, window, self.size)
         names = self.parser.contract.labels
         found = np.isin(labels, [names.index(name) for name in REGION_NAMES])
@@ -175,11 +200,20 @@ def labels_in_frame(
 
 
 def _window_to_photo(image: Image.Image, window: Box, photo_size: tuple[int, int], resample) -> Image.Image:
-    """A model-frame image (``window`` of the photo fills it) cropped and scaled to the photo."""
+    """A model-frame image (``window`` of the photo fills it) cropped and scaled to the photo;
+    where the window is inside the photo (a zoomed look), the rest of the photo is 0."""
     x0, y0, x1, y1 = window
     sx, sy = image.width / (x1 - x0), image.height / (y1 - y0)
-    box = (-x0 * sx, -y0 * sy, (photo_size[0] - x0) * sx, (photo_size[1] - y0) * sy)
-    return image.resize(photo_size, resample, box=box)
+    # the photo pixels the window covers whole (all of them for a letterboxed photo)
+    left, top = max(0, math.ceil(x0)), max(0, math.ceil(y0))
+    right, bottom = min(photo_size[0], math.floor(x1)), min(photo_size[1], math.floor(y1))
+    box = ((left - x0) * sx, (top - y0) * sy, (right - x0) * sx, (bottom - y0) * sy)
+    part = image.resize((right - left, bottom - top), resample, box=box)
+    if (left, top, right, bottom) == (0, 0, *photo_size):
+        return part
+    canvas = Image.new(image.mode, photo_size, 0)
+    canvas.paste(part, (left, top))
+    return canvas
 
 
 def _share_inside(found: np.ndarray, window: Box, photo_size: tuple[int, int], size: tuple[int, int]) -> float:

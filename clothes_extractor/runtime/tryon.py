@@ -12,11 +12,19 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .fitting import Box, letterbox
+from .fitting import Box, fit_window, letterbox
 from .silhouette import garment_silhouette
 
 REGION_NAMES = ("upper", "arms")  # the parser's classes a try-on dresses anew
 REGION_GROW_PX = 3  # at the model size
+# A try-on model learned on VITON's half-body photos: head to mid-thigh, filling the frame.
+# Where a person's upper body takes less of the photo (a full-body or distant shot), the
+# parser looks again and the model dresses a window framed like that.
+UPPER_BODY = ("hair", "face", "upper", "other-upper", "arms")
+BELOW_UPPER_BODY = 0.35  # the frame goes on below the upper body by this share of its height
+ZOOM_BELOW = 0.7  # ... zoomed only where that window is less than this share of the photo's height
+WINDOW_MARGIN = 0.05
+GAP_ROWS = 0.03  # of the frame's height: rows without upper body that still join it
 
 
 def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
@@ -38,6 +46,46 @@ def region_from_labels(labels: np.ndarray, names: tuple[str, ...], grow_px: int 
         raise ValueError(f"a try-on needs a parser with the classes {REGION_NAMES}, this one has {names}")
     region = grow(np.isin(labels, wanted), grow_px)
     return (region.astype(np.uint8) * 255)[:, :, None]
+
+
+def upper_body_window(
+    classes: np.ndarray, plane: Box, photo_size: tuple[int, int], size: tuple[int, int], names: tuple[str, ...]
+) -> Box | None:
+    """The window of the photo (photo pixels, aspect of ``size`` (h, w)) framed as a try-on
+    model's training photos are, from a parser's class map [H, W] over ``plane`` (the
+    window of the photo it saw); None where the whole photo is framed so already."""
+    classes = np.asarray(classes)
+    body = np.isin(classes, [names.index(name) for name in UPPER_BODY if name in names])
+    trunk = np.isin(classes, [names.index(name) for name in UPPER_BODY if name in names and name != "arms"])
+    rows = _body_rows(trunk.sum(axis=1))  # (arms are left out here: a parser takes bare legs for them)
+    if rows is None:
+        return None
+    cols = np.nonzero(body[rows[0] : rows[1]].any(axis=0))[0]
+    x0, y0, x1, y1 = plane
+    sx, sy = (x1 - x0) / body.shape[1], (y1 - y0) / body.shape[0]
+    top, bottom = y0 + rows[0] * sy, y0 + rows[1] * sy
+    box = (x0 + cols[0] * sx, top, x0 + (cols[-1] + 1) * sx, bottom + BELOW_UPPER_BODY * (bottom - top))
+    window = fit_window(box, size, WINDOW_MARGIN)
+    return window if window[3] - window[1] < ZOOM_BELOW * photo_size[1] else None
+
+
+def _body_rows(counts: np.ndarray) -> tuple[int, int] | None:
+    """The rows [start, stop) of the upper body: the rows around the fullest one that hold
+    more than stray pixels, across gaps of a few rows (a neck the parser leaves out), and not
+    on across a wider gap (a parser's stray patch at the ankles is no part of it)."""
+    if counts.max() == 0:
+        return None
+    present = counts >= max(1, 0.05 * counts.max())
+    gap = max(2, round(GAP_ROWS * counts.size))
+    peak = int(np.argmax(counts))
+    ends = []
+    for step in (-1, 1):
+        end, row, missed = peak, peak, 0
+        while 0 <= row + step < counts.size and missed <= gap:
+            row += step
+            end, missed = (row, 0) if present[row] else (end, missed + 1)
+        ends.append(end)
+    return ends[0], ends[1] + 1
 
 
 def fit_person(photo: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray, Box]:
