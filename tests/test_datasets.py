@@ -152,6 +152,41 @@ def test_dress_code_label_maps_are_human_parsings_in_the_parsers_classes(tmp_pat
     assert folder.is_dir()
 
 
+def test_a_full_body_try_on_pair_is_fitted_as_serving_fits_it(tmp_path):
+    """Training and evaluate fit a try-on pair by the same window serving dresses: where the
+    upper body is small in the photo, the window around it (the top then fills much more of
+    the frame); the rest as before."""
+    from clothes_extractor.eval.datasets import load_labels
+    from clothes_extractor.runtime.fitting import crop_photo
+    from clothes_extractor.runtime.tryon import fit_person, upper_body_window
+    from clothes_extractor.tasks import PARSER_CLASSES, UPPER_CLASS
+
+    folder = dress_code_folder(tmp_path, count=1, size=(128, 96))
+    with Image.open(folder / "label_maps" / "000000_4.png") as image:  # a person a third of the width
+        narrow = np.asarray(image).copy()
+        palette = image.getpalette()
+    narrow[:, :32] = narrow[:, 64:] = 0
+    label_map = Image.fromarray(narrow, "P")
+    label_map.putpalette(palette)
+    label_map.save(folder / "label_maps" / "000000_4.png")  # head to waist in the top 3/8 of the photo
+    sample = load_samples(tmp_path, "all")[0]
+    photo, mask, garment = load_sample(sample)
+    labels = load_labels(sample)
+    contract = ModelContract("tryon", 64, 48, fit=FitSettings(method="letterbox"))
+    arrays = fit_sample(photo, mask, garment, contract, labels=labels)
+    window = upper_body_window(np.asarray(labels), (0, 0, 96, 128), (96, 128), (64, 48), PARSER_CLASSES)
+    assert window is not None and window[3] - window[1] < 0.7 * 128
+    assert np.array_equal(arrays["person"], crop_photo(photo, window, (64, 48), (255, 255, 255)))
+    whole, _ = fit_person(photo, (64, 48))
+    assert not np.array_equal(arrays["person"], whole)
+    worn = (arrays["worn"][..., 0] > 0).mean()
+    assert worn > 1.8 * (np.asarray(labels) == 4).mean()  # the top fills more of the frame
+    assert np.array_equal(
+        arrays["worn"][..., 0] > 0, np.isin(arrays["region"][..., 0], 255) & (arrays["worn"][..., 0] > 0)
+    )
+    assert UPPER_CLASS == PARSER_CLASSES.index("upper")
+
+
 def test_a_missing_catalog_image_or_mask_names_the_file(tmp_path, synthetic):
     from clothes_extractor.eval.datasets import Sample
 

@@ -301,13 +301,12 @@ def _fit_tryon(photo: Image.Image, garment: Image.Image | None, labels: Image.Im
 
     ``worn`` [H, W, 1] is where the person's top is (the warp losses compare the warped
     catalog garment with it)."""
-    from ..runtime.tryon import fit_garment, fit_labels, fit_person, region_from_labels
+    from ..runtime.tryon import fit_garment, fit_person_and_labels, region_from_labels
     from ..tasks import PARSER_CLASSES, UPPER_CLASS
 
     if garment is None or labels is None:
         raise InputError("a try-on sample needs its catalog garment and a human parsing of the person")
-    person, _ = fit_person(photo, size)
-    classes = fit_labels(labels, photo.size, size)
+    person, classes, _ = fit_person_and_labels(photo, labels, size, PARSER_CLASSES)
     garment_image, garment_mask = fit_garment(garment, size)
     return {
         "person": person,

@@ -174,6 +174,12 @@ def crop_photo(photo, window: Box, size: tuple[int, int], fill) -> np.ndarray:
     return photo.crop_resize(window, size, fill)
 
 
+def crop_labels(labels: Image.Image, window: Box, size: tuple[int, int]) -> np.ndarray:
+    """``window`` of a class map (mode L or P) at ``size`` (h, w), nearest neighbours, 0
+    outside the map: uint8 [h, w]."""
+    return np.asarray(_crop_resize(labels, window, size, 0, Image.Resampling.NEAREST), dtype=np.uint8)
+
+
 def fit_to_model(
     photo: Image.Image,
     mask: Image.Image,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .fitting import Box, fit_window, letterbox
+from .fitting import Box, crop_labels, crop_photo, fit_window, letterbox
 from .silhouette import garment_silhouette
 
 REGION_NAMES = ("upper", "arms")  # the parser's classes a try-on dresses anew
@@ -98,6 +98,23 @@ def fit_labels(labels: Image.Image, photo_size: tuple[int, int], size: tuple[int
     if labels.size != photo_size:
         labels = labels.resize(photo_size, Image.Resampling.NEAREST)
     return letterbox(labels, size, 0, Image.Resampling.NEAREST)[0]
+
+
+def fit_person_and_labels(
+    photo: Image.Image, labels: Image.Image, size: tuple[int, int], names: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray, Box]:
+    """A person photo and its class map (mode L, the photo's shape at any resolution) fitted
+    as serving fits a person (``Dresser``): the whole photo letterboxed, or where the upper
+    body is small in it, the window ``upper_body_window`` frames. ([h, w, 3], [h, w], the
+    window.) Training and ``evaluate`` fit their pairs by it."""
+    if labels.size != photo.size:
+        labels = labels.resize(photo.size, Image.Resampling.NEAREST)
+    whole = (0.0, 0.0, float(photo.width), float(photo.height))
+    window = upper_body_window(np.asarray(labels), whole, photo.size, size, names)
+    if window is None:
+        person, window = fit_person(photo, size)
+        return person, fit_labels(labels, photo.size, size), window
+    return crop_photo(photo, window, size, (255, 255, 255)), crop_labels(labels, window, size), window
 
 
 def fit_garment(garment: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
