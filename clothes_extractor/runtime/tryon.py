@@ -24,7 +24,10 @@ UPPER_BODY = ("hair", "face", "upper", "other-upper", "arms")
 BELOW_UPPER_BODY = 0.35  # the frame goes on below the upper body by this share of its height
 ZOOM_BELOW = 0.7  # ... zoomed only where that window is less than this share of the photo's height
 WINDOW_MARGIN = 0.05
-GAP_ROWS = 0.03  # of the frame's height: rows without upper body that still join it
+# Rows without upper body that still join it, as a share of the frame's height: above it, a
+# bare neck and chest the parser leaves out (the head is never far above the top); below,
+# only a few (a stray patch the parser calls a top or arms at the ankles is no part of it).
+GAP_ABOVE, GAP_BELOW = 0.2, 0.03
 
 
 def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
@@ -71,15 +74,14 @@ def upper_body_window(
 
 def _body_rows(counts: np.ndarray) -> tuple[int, int] | None:
     """The rows [start, stop) of the upper body: the rows around the fullest one that hold
-    more than stray pixels, across gaps of a few rows (a neck the parser leaves out), and not
-    on across a wider gap (a parser's stray patch at the ankles is no part of it)."""
+    more than stray pixels, across gaps of ``GAP_ABOVE`` above it and ``GAP_BELOW`` below."""
     if counts.max() == 0:
         return None
     present = counts >= max(1, 0.05 * counts.max())
-    gap = max(2, round(GAP_ROWS * counts.size))
     peak = int(np.argmax(counts))
     ends = []
-    for step in (-1, 1):
+    for step, share in ((-1, GAP_ABOVE), (1, GAP_BELOW)):
+        gap = max(2, round(share * counts.size))
         end, row, missed = peak, peak, 0
         while 0 <= row + step < counts.size and missed <= gap:
             row += step
