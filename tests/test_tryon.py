@@ -350,8 +350,9 @@ def test_a_small_upper_body_gets_a_window_framed_as_the_training_photos():
     strays[240:250, 70:80] = NAMES.index("upper")  # the ankles
     strays[80:250, 100:104] = NAMES.index("arms")  # bare legs taken for arms
     assert upper_body_window(strays, plane, photo, size, NAMES) == window
-    low_neckline = _classes({"hair": (10, 16), "face": (16, 30), "lower": (80, 200)})
-    low_neckline[55:80, 40:150] = NAMES.index("upper")  # a top wider than the head, 25 bare rows below it
+    low_neckline = np.zeros((256, 192), np.uint8)
+    low_neckline[10:16, 86:106], low_neckline[16:30, 86:106] = NAMES.index("hair"), NAMES.index("face")
+    low_neckline[55:80, 70:122] = NAMES.index("upper")  # a top wider than the head, 25 bare rows below it
     assert upper_body_window(low_neckline, plane, photo, size, NAMES)[1] < 10 * 4  # the head stays in
     half = {"hair": (5, 30), "face": (30, 70), "upper": (70, 220), "lower": (220, 256)}
     assert upper_body_window(_classes(half), plane, photo, size, NAMES) is None
