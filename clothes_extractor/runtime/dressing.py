@@ -138,7 +138,7 @@ class Dresser:
         parsed = self._parse([letterbox(photo, contract.size, contract.fit.pad_rgb) for photo in photos])
         zoom = {}
         for i, (photo, (classes, plane)) in enumerate(zip(photos, parsed, strict=True)):
-            window = upper_body_window(np.asarray(classes), plane, photo.size, contract.size, contract.labels)
+            window = upper_body_window(classes, plane, photo.size, contract.size, contract.labels)
             if window is not None:
                 zoom[i] = window
         if zoom:
@@ -157,11 +157,8 @@ class Dresser:
     def fit(self, job: DressJob, photo: Image.Image, parsed: tuple[Image.Image, Box], garment: Image.Image) -> Fitted:
         """The model inputs of one pair; ``InputError`` when there is nothing to dress or no garment."""
         whole = fit_window((0.0, 0.0, float(photo.width), float(photo.height)), self.parser.contract.size, 0.0)
-        if np.allclose(parsed[1], whole, atol=1e-6):
-            person, window = fit_person(photo, self.size)
-        else:  # the parser's second look: the try-on sees that window (at its own aspect)
-            window = fit_window(parsed[1], self.size, 0.0)
-            person = crop_photo(photo, window, self.size, (255, 255, 255))
+        zoomed = not np.allclose(parsed[1], whole, atol=1e-6)  # a second look: that window, at the try-on's aspect
+        person, window = fit_person(photo, self.size, fit_window(parsed[1], self.size, 0.0) if zoomed else None)
         labels = labels_in_frame(parsed, photo.size, window, self.size)
         names = self.parser.contract.labels
         found = np.isin(labels, [names.index(name) for name in REGION_NAMES])

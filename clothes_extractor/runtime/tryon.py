@@ -90,9 +90,12 @@ def _body_rows(counts: np.ndarray) -> tuple[int, int] | None:
     return ends[0], ends[1] + 1
 
 
-def fit_person(photo: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray, Box]:
-    """The whole person photo letterboxed on white to ``size`` (h, w), and its window."""
-    return letterbox(photo, size, (255, 255, 255))
+def fit_person(photo: Image.Image, size: tuple[int, int], window: Box | None = None) -> tuple[np.ndarray, Box]:
+    """The person photo on white at ``size`` (h, w): the whole photo letterboxed, or
+    ``window`` of it (``upper_body_window``); and the window shown."""
+    if window is None:
+        return letterbox(photo, size, (255, 255, 255))
+    return crop_photo(photo, window, size, (255, 255, 255)), window
 
 
 def fit_labels(labels: Image.Image, photo_size: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
@@ -112,11 +115,8 @@ def fit_person_and_labels(
     if labels.size != photo.size:
         labels = labels.resize(photo.size, Image.Resampling.NEAREST)
     whole = (0.0, 0.0, float(photo.width), float(photo.height))
-    window = upper_body_window(np.asarray(labels), whole, photo.size, size, names)
-    if window is None:
-        person, window = fit_person(photo, size)
-        return person, fit_labels(labels, photo.size, size), window
-    return crop_photo(photo, window, size, (255, 255, 255)), crop_labels(labels, window, size), window
+    person, window = fit_person(photo, size, upper_body_window(np.asarray(labels), whole, photo.size, size, names))
+    return person, crop_labels(labels, window, size), window  # (the letterboxed window too: fit_labels')
 
 
 def fit_garment(garment: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
