@@ -224,7 +224,10 @@ def dress(
     tryon, parser = tryon or opened.get("tryon"), parser or opened.get("segmenter")
     try:
         if garment_from_photo:
-            garments = extract_garment(garments, generator=generator or opened["generator"], segmenter=parser)
+            # at the model size, as `tryon --garment-from` and `serve` make it (the try-on fits it smaller)
+            garments = extract_garment(
+                garments, generator=generator or opened["generator"], segmenter=parser, output_size="model"
+            )
         dresser = Dresser(tryon, parser)
         with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
             folder = Path(tmp)

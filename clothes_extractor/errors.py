@@ -45,6 +45,11 @@ class NoGarmentError(InputError):
         super().__init__(f"{self.SUMMARY}; if there is one, give its mask: {how}")
 
 
+class NothingToDressError(InputError):
+    """A try-on pair with nothing to work on: no top or arms on the person, or no garment on
+    the garment image. Reported, never invented."""
+
+
 class NoMaskError(InputError):
     """A photo comes with no garment mask and there is no segmenter to find one; the message
     says how to give one."""

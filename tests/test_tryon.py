@@ -94,7 +94,7 @@ def test_only_the_region_changes_and_the_photo_keeps_its_size(tiny_tryon_path, p
         dresser = Dresser(tryon, parser)
         photo = Image.open(big).convert("RGB")
         (parsed,) = dresser.parse([photo])
-        fitted = dresser.fit(DressJob(big, garments / "g0.png", persons / "out.png"), photo, parsed, photo)
+        fitted = dresser.fit(photo, parsed, photo)
         (dressed,) = dresser.dress([fitted])
     assert dressed.size == photo.size
     region = Image.fromarray(fitted.inputs["region"][:, :, 0], "L")

@@ -29,7 +29,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError, ModelError, OutputError
+from ..errors import InputError, ModelError, NothingToDressError, OutputError
 from .files import write_atomic
 from .fitting import Box, crop_photo, fit_window, letterbox
 from .images import encode_image, load_photo
@@ -48,9 +48,9 @@ NO_PERSON = (
 )
 NO_GARMENT = (
     "found no garment in the garment image ({share:.1%} of it is not background): it must be a "
-    "catalog image, the garment on a white or transparent background (for a photo of someone wearing it: "
-    "--garment-from, or garment_from_photo=True)"
+    "catalog image, the garment on a white or transparent background (for a photo of someone wearing it: {how})"
 )
+FROM_PHOTO = "--garment-from, or garment_from_photo=True"  # how a caller dresses in the garment of a photo
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,6 @@ class DressResult:
 class Fitted:
     """One pair, ready for the model, and what pasting its result back needs."""
 
-    job: DressJob
     photo: Image.Image
     window: Box  # the person photo's window that fills the model frame (photo pixels)
     inputs: dict[str, np.ndarray]
@@ -116,7 +115,7 @@ def load_garment(path: Path) -> Image.Image:
 class Dresser:
     """A try-on model and the parser that finds what it dresses anew, with the fitting of both."""
 
-    def __init__(self, tryon: ModelSession, parser: ModelSession):
+    def __init__(self, tryon: ModelSession, parser: ModelSession, from_photo: str = FROM_PHOTO):
         tryon.require_task("tryon")
         parser.require_task("segmenter")
         names = parser.contract.labels
@@ -126,6 +125,7 @@ class Dresser:
                 f"parser (classes {', '.join(REGION_NAMES)}): the bundled segmenter is one"
             )
         self.tryon, self.parser = tryon, parser
+        self.from_photo = from_photo  # (said where a garment image shows no garment)
         self.size = tryon.contract.size
         self.signature = f"tryon={tryon.digest[:16]} parser={parser.digest[:16]}"
 
@@ -154,7 +154,7 @@ class Dresser:
         labels = self.parser.run(image=np.stack([array for array, _ in fitted]))["labels"]
         return [(Image.fromarray(labels[i, :, :, 0], "L"), window) for i, (_, window) in enumerate(fitted)]
 
-    def fit(self, job: DressJob, photo: Image.Image, parsed: tuple[Image.Image, Box], garment: Image.Image) -> Fitted:
+    def fit(self, photo: Image.Image, parsed: tuple[Image.Image, Box], garment: Image.Image) -> Fitted:
         """The model inputs of one pair; ``InputError`` when there is nothing to dress or no garment."""
         whole = fit_window((0.0, 0.0, float(photo.width), float(photo.height)), self.parser.contract.size, 0.0)
         zoomed = not np.allclose(parsed[1], whole, atol=1e-6)  # a second look: that window, at the try-on's aspect
@@ -164,24 +164,41 @@ class Dresser:
         found = np.isin(labels, [names.index(name) for name in REGION_NAMES])
         share = _share_inside(found, window, photo.size, self.size)
         if share < MIN_REGION_SHARE:
-            raise InputError(NO_PERSON.format(share=share))
+            raise NothingToDressError(NO_PERSON.format(share=share))
         garment_image, garment_mask = fit_garment(garment, self.size)
         garment_share = float(np.mean(garment_mask > 127))
         if garment_share < MIN_GARMENT_SHARE:
-            raise InputError(NO_GARMENT.format(share=garment_share))
+            raise NothingToDressError(NO_GARMENT.format(share=garment_share, how=self.from_photo))
         inputs = {
             "person": person,
             "region": region_from_labels(labels, names),
             "garment": garment_image,
             "garment_mask": garment_mask,
         }
-        return Fitted(job, photo, window, inputs)
+        return Fitted(photo, window, inputs)
 
     def dress(self, batch: Sequence[Fitted]) -> list[Image.Image]:
         """The dressed persons of a batch of fitted pairs, each at its photo's size."""
         feeds = {name: np.stack([item.inputs[name] for item in batch]) for name in batch[0].inputs}
         images = self.tryon.run(**feeds)["image"]
         return [paste(item, images[i]) for i, item in enumerate(batch)]
+
+    def dress_pairs(self, pairs: Sequence[tuple[Image.Image, Image.Image]]) -> list[Image.Image | InputError]:
+        """Each (person photo, catalog garment) pair dressed, at the photo's size, in one
+        parser run (two for second looks) and one try-on run; in place of a pair with nothing
+        to dress anew or no garment, the ``InputError`` that says so."""
+        parsed = self.parse([person for person, _ in pairs])
+        results: list[Image.Image | InputError | None] = [None] * len(pairs)
+        fitted: dict[int, Fitted] = {}
+        for index, ((person, garment), labels) in enumerate(zip(pairs, parsed, strict=True)):
+            try:
+                fitted[index] = self.fit(person, labels, garment)
+            except InputError as exc:
+                results[index] = exc
+        if fitted:
+            for index, dressed in zip(fitted, self.dress(list(fitted.values())), strict=True):
+                results[index] = dressed
+        return results  # type: ignore[return-value]
 
 
 def labels_in_frame(
@@ -306,17 +323,11 @@ def _run_batch(dresser: Dresser, jobs: list[DressJob], quality: int, emit: Calla
             emit(DressResult.of(job, "error", describe_error(exc)))
     if not persons:
         return
-    parsed = dresser.parse([photo for _, photo in persons])
-    fitted: list[Fitted] = []
-    for (job, photo), labels in zip(persons, parsed, strict=True):
-        try:
-            fitted.append(dresser.fit(job, photo, labels, garments[job.garment]))  # type: ignore[arg-type]
-        except InputError as exc:
-            emit(DressResult.of(job, "error", describe_error(exc)))
-    if not fitted:
-        return
-    for item, dressed in zip(fitted, dresser.dress(fitted), strict=True):
-        job = item.job
+    pairs = [(photo, garments[job.garment]) for job, photo in persons]
+    for (job, _), dressed in zip(persons, dresser.dress_pairs(pairs), strict=True):  # type: ignore[arg-type]
+        if isinstance(dressed, InputError):
+            emit(DressResult.of(job, "error", describe_error(dressed)))
+            continue
         try:
             fmt = output_format(job.output)
             data = encode_image(np.asarray(dressed), fmt, quality, signature=dresser.signature)
