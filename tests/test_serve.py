@@ -85,10 +85,16 @@ def multipart(fields: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
     return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-def post(url: str, fields: "dict[str, tuple[str, bytes]] | bytes", query: str = "", raw_type: str = "image/jpeg"):
-    """POST /extract: ``fields`` as a multipart form, or bytes as the whole body (``raw_type``)."""
+def post(
+    url: str,
+    fields: "dict[str, tuple[str, bytes]] | bytes",
+    query: str = "",
+    raw_type: str = "image/jpeg",
+    route: str = "/extract",
+):
+    """POST ``route``: ``fields`` as a multipart form, or bytes as the whole body (``raw_type``)."""
     body, content_type = (fields, raw_type) if isinstance(fields, bytes) else multipart(fields)
-    request = urllib.request.Request(f"{url}/extract{query}", data=body, headers={"Content-Type": content_type})
+    request = urllib.request.Request(f"{url}{route}{query}", data=body, headers={"Content-Type": content_type})
     try:
         with urllib.request.urlopen(request, timeout=60) as answer:
             return answer.status, answer.read(), dict(answer.headers)
@@ -257,6 +263,22 @@ def test_the_page_in_a_real_browser(tmp_path):
         browser.save_screenshot(str(screenshot))
         shot = np.asarray(Image.open(screenshot).convert("RGB"))
         assert shot.shape[0] > 400 and shot.std() > 10  # a page with content, not a blank one
+        # stage two: the garment on another person (the bundled try-on model)
+        browser.find_element(By.CSS_SELECTOR, ".result input.tryon-person").send_keys(
+            str(ROOT / "examples" / "photos" / "figure-2.jpg")
+        )
+        dressed = WebDriverWait(browser, 120).until(
+            expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, ".result[data-status=ok] img.dressed"))
+        )
+        WebDriverWait(browser, 30).until(lambda b: b.execute_script("return arguments[0].naturalWidth", dressed) > 0)
+        person = Image.open(ROOT / "examples" / "photos" / "figure-2.jpg")
+        assert browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", dressed) == [
+            person.width,
+            person.height,
+        ]
+        newest = browser.find_elements(By.CSS_SELECTOR, ".result")[0]  # (rows come in on top)
+        links = newest.find_elements(By.CSS_SELECTOR, "a.download")
+        assert [link.get_attribute("download") for link in links] == ["figure-2-dressed.png"]
         # the same photo again once the server has gone: a row that says so (the input was
         # not cleared, so choosing the same file again did nothing; a failed fetch said
         # only "Failed to fetch")
@@ -266,7 +288,7 @@ def test_the_page_in_a_real_browser(tmp_path):
             expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, ".result[data-status=error] .error"))
         )
         assert failed.text == "no answer from the server: is clothes-extractor serve still running?"
-        assert len(browser.find_elements(By.CSS_SELECTOR, ".result")) == 2
+        assert len(browser.find_elements(By.CSS_SELECTOR, ".result")) == 3
     finally:
         browser.quit()
         stop(process)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import socket
 
 import click
+from click.core import ParameterSource
 
+from ..errors import ModelError
 from ..runtime.providers import PROVIDER_CHOICES
 from .common import reports_errors, verbose_option
 
@@ -15,7 +17,15 @@ from .common import reports_errors, verbose_option
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--model", default="generator", show_default=True, help="Generator: a model file or the bundled one.")
 @click.option("--segmenter", default="segmenter", show_default=True, help="Segmenter for photos without a mask.")
-@click.option("--no-segmenter", is_flag=True, help="Every request must bring its mask.")
+@click.option("--no-segmenter", is_flag=True, help="Every request must bring its mask (and POST /tryon is off).")
+@click.option(
+    "--tryon",
+    "tryon_model",
+    default="tryon",
+    show_default=True,
+    help="Try-on model for POST /tryon: a model file or the bundled one (its parser is the segmenter).",
+)
+@click.option("--no-tryon", is_flag=True, help="Serve no POST /tryon (it answers 501).")
 @click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True)
 @click.option(
     "--max-batch",
@@ -41,14 +51,17 @@ def serve(
     model: str,
     segmenter: str,
     no_segmenter: bool,
+    tryon_model: str,
+    no_tryon: bool,
     provider: str,
     max_batch: int,
     max_wait_ms: float,
     max_upload_mb: float,
     timeout_s: float,
 ) -> None:
-    """Serve POST /extract (multipart photo, optional mask), a page at / to try photos in a
-    browser, GET /health and GET /info. Concurrent requests are batched into one model run."""
+    """Serve POST /extract (multipart photo, optional mask), POST /tryon (multipart person and
+    garment or garment_photo), a page at / to try photos in a browser, GET /health and GET
+    /info. Concurrent requests are batched into one model run."""
     try:
         import fastapi  # noqa: F401
         import uvicorn
@@ -68,12 +81,42 @@ def serve(
     settings = ServeSettings(
         max_batch=max_batch, max_wait_ms=max_wait_ms, max_upload_mb=max_upload_mb, timeout_s=timeout_s
     )
-    app = create_app(generator, seg, settings)
-    using = generator.path.name + (f" + {seg.path.name}" if seg else "")
+    explicit = click.get_current_context().get_parameter_source("tryon_model") != ParameterSource.DEFAULT
+    dresser, tryon_off = _dresser(tryon_model, explicit, no_tryon, seg, provider)
+    app = create_app(generator, seg, settings, dresser=dresser, tryon_off=tryon_off)
+    models = [generator, seg, dresser.tryon if dresser else None]
+    using = " + ".join(session.path.name for session in models if session is not None)
     click.echo(
         f"serving {using} on {generator.provider} at http://{host}:{port}/ (batches of up to {max_batch})", err=True
     )
+    if tryon_off and not no_tryon:
+        click.echo(f"POST /tryon answers 501: {tryon_off}", err=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+
+
+def _dresser(model: str, explicit: bool, off: bool, parser, provider: str):
+    """The try-on model and its parser for POST /tryon, or None and why not. A try-on model
+    asked for by name that cannot serve is an error; the bundled one that cannot (no
+    bundled try-on model, a segmenter without the parser's classes) leaves try-on off."""
+    from ..api import new_session
+    from ..runtime.dressing import Dresser
+
+    if off:
+        return None, "this server runs without try-on (serve --no-tryon)"
+    if parser is None:
+        if explicit:
+            raise click.UsageError("--tryon needs the segmenter as its parser: leave out --no-segmenter")
+        return None, "this server runs without try-on: it needs the segmenter, and runs without one (--no-segmenter)"
+    session = None
+    try:
+        session = new_session(model, provider)
+        return Dresser(session, parser, from_photo="the multipart field 'garment_photo'"), None
+    except ModelError as exc:
+        if session is not None:
+            session.close()
+        if explicit:
+            raise
+        return None, f"this server runs without try-on: {exc}"
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -5,19 +5,21 @@
                     ``output_size`` (auto, model, HxW or a height), ``background`` (white,
                     transparent, #RRGGBB), ``response`` (image, or json: the garment and the
                     mask as data URLs, the mask's source, the size, timings)
-    GET  /          a page: drop photos, see photo | mask | garment, download
+    POST /tryon     multipart ``person`` and ``garment`` (a catalog image) or ``garment_photo``
+                    (``serve/tryon.py``): the person dressed in it, at the photo's size
+    GET  /          a page: drop photos, see photo | mask | garment, download, try it on
     GET  /health    {"status": "ok"}
     GET  /info      models, provider, contracts, batching settings
 
-Bad input is a 4xx with the reason (400 unreadable, 413 too large, 422 no garment); a
-request that takes longer than the timeout is a 504; a full queue a 503. The server
-never dies on a request.
+Bad input is a 4xx with the reason (400 unreadable, 413 too large, 422 no garment, or no
+one to dress; ``serve/uploads.py``); a request that takes longer than the timeout is a 504;
+a full queue a 503; /tryon on a server without a try-on model a 501. The server never dies
+on a request.
 """
 
 import asyncio
 import base64
 import dataclasses
-import logging
 import tempfile
 import threading
 import time
@@ -27,21 +29,20 @@ from typing import Any, Sequence
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 
-from ..errors import ClothesExtractorError, InputError, NoGarmentError, NoMaskError, files_named
-from ..runtime.fitting import parse_background, parse_output_size
+from ..errors import InputError, NoGarmentError, NoMaskError, files_named
+from ..runtime.dressing import Dresser
 from ..runtime.images import encode_image
 from ..runtime.jobs import ExtractJob, MaskSource
 from ..runtime.options import ExtractOptions, generator_outputs, make_plan
 from ..runtime.session import ModelSession
 from ..runtime.stages import NeedsMask, Prepared, SegmentedMask, apply_background, finish, prepare, segment
-from .batcher import Batcher, QueueFull
-
-log = logging.getLogger(__name__)
+from .batcher import Batcher
+from .tryon import TryOn, handle_tryon
+from .uploads import MEDIA, error, failure, read_photo_and_mask, refuse_oversized, request_options
 
 STATIC = Path(__file__).resolve().parent / "static"
-MEDIA = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
 
 
 @dataclass(frozen=True)
@@ -167,37 +168,33 @@ def _encode(outputs: dict[str, np.ndarray], background, fmt: str, quality: int) 
     return encode_image(rgb, fmt, quality, alpha=alpha)
 
 
-def request_options(fmt: str, output_size: str, background: str, response: str = "image") -> dict[str, Any]:
-    """The query parameters as extract options; ``InputError`` (a 400) for a bad value."""
-    fmt = {"jpeg": "jpg"}.get(fmt.lower(), fmt.lower())
-    if fmt not in MEDIA:
-        raise InputError(f"format must be png, jpg or webp, got {fmt!r}")
-    if response not in ("image", "json"):
-        raise InputError(f"response must be image or json, got {response!r}")
-    try:
-        parsed_background = parse_background(background)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    if parsed_background == "transparent" and fmt == "jpg":
-        raise InputError("JPEG has no transparency: use format=png or webp with background=transparent")
-    try:
-        size = parse_output_size(output_size)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    return {"format": fmt, "extract": {"output_size": size, "background": parsed_background, "workers": 1}}
-
-
-def create_app(generator: ModelSession, segmenter: "ModelSession | None", settings: "ServeSettings | None" = None):
-    """The FastAPI application serving ``generator`` (and ``segmenter`` for photos without a mask)."""
+def create_app(
+    generator: ModelSession,
+    segmenter: "ModelSession | None",
+    settings: "ServeSettings | None" = None,
+    *,
+    dresser: "Dresser | None" = None,
+    tryon_off: str = "this server runs without try-on: start it with a try-on model (serve --tryon)",
+):
+    """The FastAPI application serving ``generator`` (and ``segmenter`` for photos without a
+    mask); with ``dresser``, POST /tryon too (without, it answers 501 with ``tryon_off``)."""
     settings = settings or ServeSettings()
     extractor = Extractor(generator, segmenter, settings)
+    common = {"max_batch": settings.max_batch, "max_wait_ms": settings.max_wait_ms, "max_queue": settings.max_queue}
+    tryon = TryOn(dresser, **common) if dresser is not None else None
     app = FastAPI(title="clothes-extractor", version=_version())
     app.state.extractor = extractor
     app.router.add_event_handler("shutdown", extractor.close)
+    if tryon is not None:
+        app.router.add_event_handler("shutdown", tryon.close)
 
     @app.post("/extract")
     async def extract_route(request: Request):
         return await handle_extract(request, extractor, settings)
+
+    @app.post("/tryon")
+    async def tryon_route(request: Request):
+        return await handle_tryon(request, tryon, tryon_off, extractor, settings)
 
     @app.get("/")
     async def page():
@@ -215,6 +212,9 @@ def create_app(generator: ModelSession, segmenter: "ModelSession | None", settin
             "segmenter": _public(segmenter.describe()) if segmenter else None,
             "settings": dataclasses.asdict(settings),
             "batches": {"generator": extractor.generate.batches, "requests": extractor.generate.items},
+            "tryon": _public(dresser.tryon.describe()) if dresser is not None else None,
+            "tryon_off": None if dresser is not None else tryon_off,
+            "tryon_batches": {"tryon": tryon.batcher.batches, "requests": tryon.batcher.items} if tryon else None,
         }
 
     return app
@@ -225,70 +225,11 @@ def _public(description: dict[str, Any]) -> dict[str, Any]:
     return {**description, "path": Path(description["path"]).name}
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-async def _read_upload(form, name: str, limit: int, megabytes: float) -> "bytes | None":
-    upload = form.get(name)
-    if upload is None:
-        return None
-    if isinstance(upload, str):
-        raise InputError(f"'{name}' must be a file in the multipart form, not a text field")
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise UploadTooLarge(f"the {name} is larger than {megabytes:g} MB")
-    if not data:
-        raise InputError(f"the {name} is empty (0 bytes)")
-    return data
-
-
-async def _read_photo_and_mask(request: Request, limit: int, megabytes: float) -> tuple[bytes, "bytes | None"]:
-    """The photo and its mask from a multipart form, or the photo alone as the whole body
-    (``Content-Type: image/...``, as ``curl --data-binary @photo.jpg`` sends it)."""
-    content_type = request.headers.get("content-type", "").lower()
-    if content_type.startswith(("image/", "application/octet-stream")):
-        photo, size = bytearray(), 0
-        async for chunk in request.stream():  # (all of it, up to a cap, so that the client reads the answer)
-            size += len(chunk)
-            if size <= limit:
-                photo += chunk
-            elif size > 64 * limit:
-                break
-        if size > limit:
-            raise UploadTooLarge(f"the photo is larger than {megabytes:g} MB")
-        if not photo:
-            raise InputError("the photo is empty (0 bytes)")
-        return bytes(photo), None
-    photo = mask = None
-    if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_part_size=limit + 1)
-        photo = await _read_upload(form, "photo", limit, megabytes)
-        mask = await _read_upload(form, "mask", limit, megabytes)
-    if photo is None:
-        raise InputError(
-            "no photo in the request: send it as the multipart field 'photo' (and its mask as 'mask'), "
-            "or as the whole body with Content-Type image/jpeg (or image/png, ...)"
-        )
-    return photo, mask
-
-
-async def _drain(request: Request, cap: int) -> None:
-    """Read and drop up to ``cap`` bytes of a body that will not be used."""
-    seen = 0
-    async for chunk in request.stream():
-        seen += len(chunk)
-        if seen > cap:
-            break
-
-
 async def handle_extract(request: Request, extractor: Extractor, settings: ServeSettings):
     """One POST /extract: every failure becomes a status code and a reason."""
-    limit = int(settings.max_upload_mb * 2**20)
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > 2 * limit + 2**20:
-        await _drain(request, 64 * limit)  # let the client finish sending, so it reads the answer
-        return _error(413, f"the request is larger than the {settings.max_upload_mb:g} MB limit")
+    refused = await refuse_oversized(request, settings.max_upload_mb)
+    if refused is not None:
+        return refused
     query = request.query_params
     try:
         options = request_options(
@@ -297,23 +238,12 @@ async def handle_extract(request: Request, extractor: Extractor, settings: Serve
             query.get("background", "white"),
             query.get("response", "image"),
         )
-        photo, mask = await _read_photo_and_mask(request, limit, settings.max_upload_mb)
+        photo, mask = await read_photo_and_mask(request, settings.max_upload_mb)
         result = await asyncio.wait_for(extractor.extract(photo, mask, options), settings.timeout_s)
-    except UploadTooLarge as exc:
-        return _error(413, str(exc))
-    except QueueFull as exc:
-        return _error(503, f"the server is busy: {exc}; retry shortly")
-    except asyncio.TimeoutError:
-        return _error(504, f"the photo took longer than {settings.timeout_s:g} s")
     except NoGarmentError:
-        return _error(422, str(NoGarmentError("send it as the multipart field 'mask'")))
-    except ClothesExtractorError as exc:
-        return _error(400, str(exc))
+        return error(422, str(NoGarmentError("send it as the multipart field 'mask'")))
     except Exception as exc:  # noqa: BLE001 - one bad request must not take the server down
-        if "maximum" in str(exc).lower() and "size" in str(exc).lower():  # the multipart parser's own limit
-            return _error(413, f"the photo is larger than {settings.max_upload_mb:g} MB")
-        log.exception("request failed")
-        return _error(500, f"unexpected {type(exc).__name__}: {exc}")
+        return failure(exc, settings.timeout_s, settings.max_upload_mb, "the photo")
     media = MEDIA[options["format"]]
     if query.get("response") == "json":
         return {
@@ -324,10 +254,6 @@ async def handle_extract(request: Request, extractor: Extractor, settings: Serve
             "timings_ms": result["timings"],
         }
     return Response(result["image"], media_type=media, headers={"X-Mask-Source": result["mask"]})
-
-
-class UploadTooLarge(Exception):
-    pass
 
 
 def _version() -> str:

@@ -1,0 +1,142 @@
+"""POST /tryon: the person of one photo dressed in a garment (stage two), over HTTP.
+
+    POST /tryon   multipart ``person`` (a photo of the person to dress) and either
+                  ``garment`` (a catalog image: the garment on white or transparent) or
+                  ``garment_photo`` (a photo of someone wearing it: stage one, as POST
+                  /extract runs it, makes its catalog image first); query ``format`` (png,
+                  jpg, webp), ``response`` (image, or json: the dressed photo, and the
+                  catalog garment made from ``garment_photo``, as data URLs; the size;
+                  timings).
+
+The answer is the person photo at its own size, its pixels changed only where the garment
+goes (``runtime/dressing``: the same pixels as ``clothes-extractor tryon`` and
+``api.dress``). Concurrent requests are dressed in one parser run and one model run. A
+person with no top or arms to dress, or a garment image with no garment, is a 422: nothing
+is invented.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import Request
+from fastapi.responses import Response
+from PIL import Image
+
+from ..errors import ClothesExtractorError, InputError, NoGarmentError, files_named
+from ..runtime.dressing import Dresser, load_garment, load_person
+from ..runtime.images import encode_image
+from .batcher import Batcher
+from .uploads import MEDIA, error, failure, read_form, refuse_oversized, request_options
+
+FIELDS = ("person", "garment", "garment_photo")
+WANTED = "the fields 'person' (the photo to dress) and 'garment' (a catalog image) or 'garment_photo'"
+QUALITY = 95  # JPEG and WebP answers, as `tryon` writes them
+
+
+class TryOn:
+    """A ``Dresser`` and its batcher; ``dress`` runs one request's pair through it."""
+
+    def __init__(self, dresser: Dresser, max_batch: int, max_wait_ms: float, max_queue: int):
+        self.dresser = dresser
+        self.batcher = Batcher(
+            dresser.dress_pairs, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, name="tryon-batcher"
+        )
+
+    def close(self) -> None:
+        self.batcher.close()
+
+    async def dress(self, person: bytes, garment: bytes, fmt: str) -> dict[str, Any]:
+        """One pair: the dressed person encoded as ``fmt``, its size, timings."""
+        started = time.perf_counter()
+        photo, catalog = await asyncio.to_thread(_decode, person, garment)
+        decoded = time.perf_counter()
+        dressed: Image.Image = await asyncio.wrap_future(self.batcher.submit((photo, catalog)))
+        done = time.perf_counter()
+        image = await asyncio.to_thread(encode_image, np.asarray(dressed), fmt, QUALITY)
+        finished = time.perf_counter()
+        timings = {
+            "decode_ms": (decoded - started) * 1000,
+            "dress_ms": (done - decoded) * 1000,
+            "encode_ms": (finished - done) * 1000,
+            "total_ms": (finished - started) * 1000,
+        }
+        return {"image": image, "size": [dressed.height, dressed.width], "timings": timings}
+
+
+def _decode(person: bytes, garment: bytes) -> tuple[Image.Image, Image.Image]:
+    """The uploads decoded as the folder job decodes files (upright, a cut-out on white)."""
+    with tempfile.TemporaryDirectory(prefix="ce-serve-") as tmp:
+        paths = {"person": Path(tmp) / "person", "garment": Path(tmp) / "garment"}
+        paths["person"].write_bytes(person)
+        paths["garment"].write_bytes(garment)
+        with files_named({path: "" for path in paths.values()}):  # no server paths in answers
+            return load_person(paths["person"]), load_garment(paths["garment"])
+
+
+async def _catalog_from_photo(extractor, photo: bytes, options: dict[str, Any]) -> bytes:
+    """Stage one on ``garment_photo``: its catalog garment on white (PNG), at the model size
+    (the try-on fits it to its own, smaller frame). Errors name the field."""
+    try:
+        result = await extractor.extract(photo, None, options)
+    except NoGarmentError as exc:  # (its hint, a mask, is no field of this route)
+        exc.args = (f"garment_photo: {exc.SUMMARY}; send the garment's catalog image as the field 'garment'",)
+        raise
+    except ClothesExtractorError as exc:
+        exc.args = (f"garment_photo: {exc}",)
+        raise
+    return result["image"]
+
+
+async def handle_tryon(request: Request, tryon: TryOn | None, off: str, extractor, settings) -> Any:
+    """One POST /tryon: every failure becomes a status code and a reason."""
+    refused = await refuse_oversized(request, settings.max_upload_mb)
+    if refused is not None:
+        return refused
+    if tryon is None:
+        return error(501, off)
+    query = request.query_params
+    fmt = query.get("format", "png")
+    started = time.perf_counter()
+    catalog = None
+    try:
+        options = request_options(fmt, "auto", "white", query.get("response", "image"))
+        form = await read_form(request, FIELDS, settings.max_upload_mb, WANTED)
+        person, garment, photo = (form[name] for name in FIELDS)
+        _check_fields(person, garment, photo)
+        if photo is not None:
+            stage_one = request_options("png", "model", "white")
+            catalog = await asyncio.wait_for(_catalog_from_photo(extractor, photo, stage_one), settings.timeout_s)
+        left = settings.timeout_s - (time.perf_counter() - started)
+        result = await asyncio.wait_for(tryon.dress(person, garment or catalog, options["format"]), max(left, 0.001))
+    except Exception as exc:  # noqa: BLE001 - one bad request must not take the server down
+        return failure(exc, settings.timeout_s, settings.max_upload_mb, "the pair")
+    media = MEDIA[options["format"]]
+    if query.get("response") == "json":
+        answer = {
+            "image": f"data:{media};base64," + base64.b64encode(result["image"]).decode(),
+            "size": result["size"],
+            "timings_ms": result["timings"],
+        }
+        if catalog is not None:
+            answer["garment"] = "data:image/png;base64," + base64.b64encode(catalog).decode()
+        return answer
+    return Response(result["image"], media_type=media)
+
+
+def _check_fields(person: bytes | None, garment: bytes | None, photo: bytes | None) -> None:
+    if person is None:
+        raise InputError(f"no person photo in the request: send {WANTED}")
+    if garment is None and photo is None:
+        raise InputError(
+            "no garment in the request: send a catalog image as the field 'garment', or a photo of someone "
+            "wearing it as 'garment_photo'"
+        )
+    if garment is not None and photo is not None:
+        raise InputError("send the garment once: 'garment' (a catalog image) or 'garment_photo', not both")

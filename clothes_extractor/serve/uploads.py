@@ -1,0 +1,145 @@
+"""Reading a request (its options, its images), and every failure as a status code and a reason (JSON).
+
+Both routes that take images (``/extract``, ``/tryon``) read them here, with the same
+upload limit, and answer their failures the same way: 400 unreadable, 413 too large, 422
+nothing to work on (no garment, no one to dress), 503 a full queue, 504 over the timeout,
+500 anything else (logged; the server goes on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Sequence
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from ..errors import ClothesExtractorError, InputError, NoGarmentError, NothingToDressError
+from ..runtime.fitting import parse_background, parse_output_size
+from .batcher import QueueFull
+
+log = logging.getLogger(__name__)
+
+MEDIA = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+
+
+def request_options(fmt: str, output_size: str, background: str, response: str = "image") -> dict[str, Any]:
+    """The query parameters as extract options; ``InputError`` (a 400) for a bad value."""
+    fmt = {"jpeg": "jpg"}.get(fmt.lower(), fmt.lower())
+    if fmt not in MEDIA:
+        raise InputError(f"format must be png, jpg or webp, got {fmt!r}")
+    if response not in ("image", "json"):
+        raise InputError(f"response must be image or json, got {response!r}")
+    try:
+        parsed_background = parse_background(background)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if parsed_background == "transparent" and fmt == "jpg":
+        raise InputError("JPEG has no transparency: use format=png or webp with background=transparent")
+    try:
+        size = parse_output_size(output_size)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return {"format": fmt, "extract": {"output_size": size, "background": parsed_background, "workers": 1}}
+
+
+class UploadTooLarge(Exception):
+    pass
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def failure(exc: Exception, timeout_s: float, megabytes: float, subject: str) -> JSONResponse:
+    """The answer to a request that raised ``exc``; ``subject`` names what took too long."""
+    if isinstance(exc, UploadTooLarge):
+        return error(413, str(exc))
+    if isinstance(exc, QueueFull):
+        return error(503, f"the server is busy: {exc}; retry shortly")
+    if isinstance(exc, asyncio.TimeoutError):
+        return error(504, f"{subject} took longer than {timeout_s:g} s")
+    if isinstance(exc, (NoGarmentError, NothingToDressError)):
+        return error(422, str(exc))
+    if isinstance(exc, ClothesExtractorError):
+        return error(400, str(exc))
+    if "maximum" in str(exc).lower() and "size" in str(exc).lower():  # the multipart parser's own limit
+        return error(413, f"a file of the request is larger than {megabytes:g} MB")
+    log.error("request failed", exc_info=exc)
+    return error(500, f"unexpected {type(exc).__name__}: {exc}")
+
+
+async def refuse_oversized(request: Request, megabytes: float) -> JSONResponse | None:
+    """A 413 for a request whose declared length is far over the limit (read and dropped, so
+    that the client gets to read the answer); None for the others."""
+    limit = int(megabytes * 2**20)
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > 2 * limit + 2**20:
+        await drain(request, 64 * limit)
+        return error(413, f"the request is larger than the {megabytes:g} MB limit")
+    return None
+
+
+async def read_upload(form, name: str, limit: int, megabytes: float) -> bytes | None:
+    upload = form.get(name)
+    if upload is None:
+        return None
+    if isinstance(upload, str):
+        raise InputError(f"'{name}' must be a file in the multipart form, not a text field")
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise UploadTooLarge(f"the {name} is larger than {megabytes:g} MB")
+    if not data:
+        raise InputError(f"the {name} is empty (0 bytes)")
+    return data
+
+
+async def read_form(request: Request, names: Sequence[str], megabytes: float, wanted: str) -> dict[str, bytes | None]:
+    """The files ``names`` of a multipart form (None for those not sent); ``wanted`` says
+    what to send where the request is no multipart form at all."""
+    limit = int(megabytes * 2**20)
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise InputError(f"send a multipart form (Content-Type multipart/form-data) with {wanted}")
+    form = await request.form(max_part_size=limit + 1)
+    return {name: await read_upload(form, name, limit, megabytes) for name in names}
+
+
+async def read_photo_and_mask(request: Request, megabytes: float) -> tuple[bytes, bytes | None]:
+    """The photo and its mask from a multipart form, or the photo alone as the whole body
+    (``Content-Type: image/...``, as ``curl --data-binary @photo.jpg`` sends it)."""
+    limit = int(megabytes * 2**20)
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith(("image/", "application/octet-stream")):
+        photo, size = bytearray(), 0
+        async for chunk in request.stream():  # (all of it, up to a cap, so that the client reads the answer)
+            size += len(chunk)
+            if size <= limit:
+                photo += chunk
+            elif size > 64 * limit:
+                break
+        if size > limit:
+            raise UploadTooLarge(f"the photo is larger than {megabytes:g} MB")
+        if not photo:
+            raise InputError("the photo is empty (0 bytes)")
+        return bytes(photo), None
+    photo = mask = None
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_part_size=limit + 1)
+        photo = await read_upload(form, "photo", limit, megabytes)
+        mask = await read_upload(form, "mask", limit, megabytes)
+    if photo is None:
+        raise InputError(
+            "no photo in the request: send it as the multipart field 'photo' (and its mask as 'mask'), "
+            "or as the whole body with Content-Type image/jpeg (or image/png, ...)"
+        )
+    return photo, mask
+
+
+async def drain(request: Request, cap: int) -> None:
+    """Read and drop up to ``cap`` bytes of a body that will not be used."""
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > cap:
+            break

@@ -1,0 +1,161 @@
+"""``serve``'s POST /tryon as app developers call it: a real server on a loopback port with
+the bundled parser and try-on model, real requests, the same pixels as ``api.dress``."""
+
+import base64
+import io
+import json
+import tempfile
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_serve import encoded, post, start, stop
+
+from clothes_extractor import dress, extract_garment, new_session
+from clothes_extractor.data.synth import synth_sample
+from conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.xdist_group("serve")
+
+PERSON = ROOT / "examples" / "photos" / "figure-2.jpg"  # a figure on which the parser finds the top
+WEARER = ROOT / "examples" / "photos" / "figure-3.jpg"
+
+
+@pytest.fixture(scope="module")
+def tryon_server(tiny_flow_path):
+    """The generator a tiny warping one; the parser and the try-on model the bundled ones."""
+    with new_session("tryon", "cpu") as tryon, new_session("segmenter", "cpu") as parser:
+        if tryon.contract.task != "tryon" or not parser.contract.labels:
+            pytest.skip("this install bundles no try-on model and parser")
+    process, url = start("--model", tiny_flow_path, "--max-wait-ms", "50")
+    yield url
+    stop(process)
+
+
+def catalog(index: int = 0) -> bytes:
+    return encoded(synth_sample(index, seed=5, size=(256, 192))[2], "PNG")
+
+
+def post_pair(url: str, fields: dict, query: str = ""):
+    return post(url, fields, query, route="/tryon")
+
+
+def decoded(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def info(url: str) -> dict:
+    with urllib.request.urlopen(f"{url}/info") as answer:
+        return json.load(answer)
+
+
+def test_the_person_is_dressed_as_the_python_function_dresses_them(tryon_server, tiny_flow_path):
+    person, garment = PERSON.read_bytes(), catalog()
+    status, body, headers = post_pair(tryon_server, {"person": ("p.jpg", person), "garment": ("g.png", garment)})
+    assert status == 200 and headers["content-type"] == "image/png", body
+    served = decoded(body)
+    photo = np.asarray(Image.open(PERSON).convert("RGB"))
+    assert served.shape == photo.shape  # the person photo's own size
+    assert np.array_equal(served, np.asarray(dress(person, garment)))  # the same pixels as the API
+    changed = np.any(served != photo, axis=2).mean()
+    assert 0.02 < changed < 0.6  # the top dressed anew, the rest the photo's own pixels
+
+    # the garment taken from a photo of someone wearing it (stage one on the server's generator)
+    status, body, _ = post_pair(
+        tryon_server, {"person": ("p.jpg", person), "garment_photo": ("w.jpg", WEARER.read_bytes())}, "?response=json"
+    )
+    assert status == 200, body
+    data = json.loads(body)
+    assert data["size"] == list(photo.shape[:2]) and data["timings_ms"]["total_ms"] > 0
+    made = decoded(base64.b64decode(data["garment"].split(",", 1)[1]))
+    with new_session(tiny_flow_path, "cpu", outputs=["garment"]) as generator:
+        expected_garment = extract_garment(WEARER, generator=generator, output_size="model")
+        expected = dress(person, WEARER, garment_from_photo=True, generator=generator)
+    assert np.array_equal(made, np.asarray(expected_garment))
+    assert np.array_equal(decoded(base64.b64decode(data["image"].split(",", 1)[1])), np.asarray(expected))
+    assert info(tryon_server)["tryon"]["path"] == "tryon-fp32.onnx"  # its file's name, not where it is kept
+
+
+def blank(color) -> bytes:
+    return encoded(Image.new("RGB", (192, 256), color), "PNG")
+
+
+@pytest.mark.parametrize(
+    ("fields", "query", "status", "message"),
+    [
+        ({"garment": ("g.png", catalog())}, "", 400, "no person photo in the request"),
+        ({"person": ("p.jpg", PERSON.read_bytes())}, "", 400, "no garment in the request"),
+        (
+            {"person": ("p.jpg", PERSON.read_bytes()), "garment": ("g.png", catalog()), "garment_photo": ("w", b"x")},
+            "",
+            400,
+            "send the garment once",
+        ),
+        (PERSON.read_bytes(), "", 400, "send a multipart form"),
+        ({"person": ("p.txt", b"hello"), "garment": ("g.png", catalog())}, "", 400, "person photo is not an image"),
+        ({"person": ("p.jpg", PERSON.read_bytes()), "garment": ("g.png", b"")}, "", 400, "the garment is empty"),
+        ({"person": ("p.jpg", PERSON.read_bytes()), "garment": ("g.png", catalog())}, "?format=gif", 400, "format"),
+        ({"person": ("grey.png", blank((128,) * 3)), "garment": ("g.png", catalog())}, "", 422, "no upper-body"),
+        (
+            {"person": ("p.jpg", PERSON.read_bytes()), "garment": ("white.png", blank("white"))},
+            "",
+            422,
+            "found no garment in the garment image (0.0% of it is not background): it must be a catalog image, "
+            "the garment on a white or transparent background (for a photo of someone wearing it: the multipart "
+            "field 'garment_photo')",
+        ),
+        (
+            {"person": ("p.jpg", PERSON.read_bytes()), "garment_photo": ("grey.png", blank((128,) * 3))},
+            "",
+            422,
+            "garment_photo: no garment found in this photo (the segmenter sees none); send the garment's catalog "
+            "image as the field 'garment'",
+        ),
+        (
+            {"person": ("p.jpg", PERSON.read_bytes()), "garment_photo": ("w.jpg", WEARER.read_bytes()[:3000])},
+            "",
+            400,
+            "garment_photo: photo cannot be decoded",
+        ),
+    ],
+    ids=["no-person", "no-garment", "both-garments", "body", "text-person", "empty-garment", "format"]
+    + ["nobody", "white-garment", "photo-without-garment", "truncated-photo"],
+)
+def test_bad_pairs_get_a_4xx_and_the_server_keeps_serving(tryon_server, fields, query, status, message):
+    got, body, _ = post_pair(tryon_server, fields, query)
+    assert got == status, body
+    error = json.loads(body)["error"]
+    assert message in error and tempfile.gettempdir() not in error  # no server paths
+    ok, _, _ = post_pair(tryon_server, {"person": ("p.jpg", PERSON.read_bytes()), "garment": ("g.png", catalog(1))})
+    assert ok == 200
+
+
+def test_concurrent_pairs_are_dressed_together_and_none_is_lost(tryon_server):
+    fields = {"person": ("p.jpg", PERSON.read_bytes()), "garment": ("g.png", catalog(2))}
+    before = info(tryon_server)["tryon_batches"]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: post_pair(tryon_server, fields), range(12)))
+    assert [status for status, _, _ in answers] == [200] * 12
+    assert len({body for _, body, _ in answers}) == 1  # the same pair, the same pixels, whatever the batch
+    after = info(tryon_server)["tryon_batches"]
+    assert after["requests"] - before["requests"] == 12 and after["tryon"] - before["tryon"] < 12
+
+
+def test_a_server_without_a_parser_says_why_it_cannot_dress(tiny_flow_path):
+    process, url = start("--model", tiny_flow_path, "--no-segmenter")
+    try:
+        status, body, _ = post_pair(url, {"person": ("p.jpg", PERSON.read_bytes()), "garment": ("g.png", catalog())})
+        assert status == 501 and "it needs the segmenter, and runs without one (--no-segmenter)" in body.decode()
+        assert info(url)["tryon"] is None
+    finally:
+        stderr = stop(process)
+    assert "POST /tryon answers 501: this server runs without try-on" in stderr
+
+
+def test_a_try_on_model_asked_for_that_cannot_serve_is_refused_at_start(tiny_flow_path, tmp_path):
+    done = run_cli("serve", "--port", 0, "--model", tiny_flow_path, "--no-segmenter", "--tryon", "tryon")
+    assert done.returncode == 2 and "--tryon needs the segmenter as its parser" in done.stderr
+    done = run_cli("serve", "--port", 0, "--model", tiny_flow_path, "--tryon", tiny_flow_path)  # a generator
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "tryon" in done.stderr
