@@ -15,7 +15,7 @@ from test_serve import encoded, post, start, stop
 
 from clothes_extractor import dress, extract_garment, new_session
 from clothes_extractor.data.synth import synth_sample
-from conftest import ROOT, run_cli
+from conftest import ROOT, person_photo, run_cli
 
 pytestmark = pytest.mark.xdist_group("serve")
 
@@ -77,6 +77,16 @@ def test_the_person_is_dressed_as_the_python_function_dresses_them(tryon_server,
     assert np.array_equal(decoded(base64.b64decode(data["image"].split(",", 1)[1])), np.asarray(expected))
     assert info(tryon_server)["tryon"]["path"] == "tryon-fp32.onnx"  # its file's name, not where it is kept
 
+    # with the garment photo's own mask: the segmenter is not asked, the mask decides the garment
+    wearer, mask = person_photo(4)
+    fields = {"person": ("p.jpg", person), "garment_photo": ("w.png", encoded(wearer, "PNG"))}
+    fields["garment_mask"] = ("m.png", encoded(mask, "PNG"))
+    status, body, _ = post_pair(tryon_server, fields, "?response=json")
+    assert status == 200, body
+    with new_session(tiny_flow_path, "cpu", outputs=["garment"]) as generator:
+        expected_garment = extract_garment(wearer, mask=mask, generator=generator, output_size="model")
+    assert np.array_equal(decoded(base64.b64decode(json.loads(body)["garment"].split(",", 1)[1])), expected_garment)
+
 
 def blank(color) -> bytes:
     return encoded(Image.new("RGB", (192, 256), color), "PNG")
@@ -94,6 +104,12 @@ def blank(color) -> bytes:
             "send the garment once",
         ),
         (PERSON.read_bytes(), "", 400, "send a multipart form"),
+        (
+            {"person": ("p.jpg", PERSON.read_bytes()), "garment": ("g.png", catalog()), "garment_mask": ("m", b"x")},
+            "",
+            400,
+            "'garment_mask' is the mask of a 'garment_photo'",
+        ),
         ({"person": ("p.txt", b"hello"), "garment": ("g.png", catalog())}, "", 400, "person photo is not an image"),
         ({"person": ("p.jpg", PERSON.read_bytes()), "garment": ("g.png", b"")}, "", 400, "the garment is empty"),
         ({"person": ("p.jpg", PERSON.read_bytes()), "garment": ("g.png", catalog())}, "?format=gif", 400, "format"),
@@ -110,8 +126,8 @@ def blank(color) -> bytes:
             {"person": ("p.jpg", PERSON.read_bytes()), "garment_photo": ("grey.png", blank((128,) * 3))},
             "",
             422,
-            "garment_photo: no garment found in this photo (the segmenter sees none); send the garment's catalog "
-            "image as the field 'garment'",
+            "garment_photo: no garment found in this photo (the segmenter sees none); if there is one, send its "
+            "mask as the field 'garment_mask', or the garment's catalog image as 'garment'",
         ),
         (
             {"person": ("p.jpg", PERSON.read_bytes()), "garment_photo": ("w.jpg", WEARER.read_bytes()[:3000])},
@@ -120,7 +136,8 @@ def blank(color) -> bytes:
             "garment_photo: photo cannot be decoded",
         ),
     ],
-    ids=["no-person", "no-garment", "both-garments", "body", "text-person", "empty-garment", "format"]
+    ids=["no-person", "no-garment", "both-garments", "body", "mask-without-photo", "text-person", "empty-garment"]
+    + ["format"]
     + ["nobody", "white-garment", "photo-without-garment", "truncated-photo"],
 )
 def test_bad_pairs_get_a_4xx_and_the_server_keeps_serving(tryon_server, fields, query, status, message):

@@ -3,7 +3,8 @@
     POST /tryon   multipart ``person`` (a photo of the person to dress) and either
                   ``garment`` (a catalog image: the garment on white or transparent) or
                   ``garment_photo`` (a photo of someone wearing it: stage one, as POST
-                  /extract runs it, makes its catalog image first); query ``format`` (png,
+                  /extract runs it, makes its catalog image first; its mask, if the
+                  segmenter is not to find it, as ``garment_mask``); query ``format`` (png,
                   jpg, webp), ``response`` (image, or json: the dressed photo, and the
                   catalog garment made from ``garment_photo``, as data URLs; the size;
                   timings).
@@ -35,7 +36,7 @@ from ..runtime.images import encode_image
 from .batcher import Batcher
 from .uploads import MEDIA, error, failure, read_form, refuse_oversized, request_options
 
-FIELDS = ("person", "garment", "garment_photo")
+FIELDS = ("person", "garment", "garment_photo", "garment_mask")
 WANTED = "the fields 'person' (the photo to dress) and 'garment' (a catalog image) or 'garment_photo'"
 QUALITY = 95  # JPEG and WebP answers, as `tryon` writes them
 
@@ -80,13 +81,16 @@ def _decode(person: bytes, garment: bytes) -> tuple[Image.Image, Image.Image]:
             return load_person(paths["person"]), load_garment(paths["garment"])
 
 
-async def _catalog_from_photo(extractor, photo: bytes, options: dict[str, Any]) -> bytes:
+async def _catalog_from_photo(extractor, photo: bytes, mask: bytes | None, options: dict[str, Any]) -> bytes:
     """Stage one on ``garment_photo``: its catalog garment on white (PNG), at the model size
     (the try-on fits it to its own, smaller frame). Errors name the field."""
     try:
-        result = await extractor.extract(photo, None, options)
+        result = await extractor.extract(photo, mask, options)
     except NoGarmentError as exc:  # (its hint, a mask, is no field of this route)
-        exc.args = (f"garment_photo: {exc.SUMMARY}; send the garment's catalog image as the field 'garment'",)
+        exc.args = (
+            f"garment_photo: {exc.SUMMARY}; if there is one, send its mask as the field 'garment_mask', "
+            "or the garment's catalog image as 'garment'",
+        )
         raise
     except ClothesExtractorError as exc:
         exc.args = (f"garment_photo: {exc}",)
@@ -108,11 +112,12 @@ async def handle_tryon(request: Request, tryon: TryOn | None, off: str, extracto
     try:
         options = request_options(fmt, "auto", "white", query.get("response", "image"))
         form = await read_form(request, FIELDS, settings.max_upload_mb, WANTED)
-        person, garment, photo = (form[name] for name in FIELDS)
-        _check_fields(person, garment, photo)
+        person, garment, photo, mask = (form[name] for name in FIELDS)
+        _check_fields(person, garment, photo, mask)
         if photo is not None:
             stage_one = request_options("png", "model", "white")
-            catalog = await asyncio.wait_for(_catalog_from_photo(extractor, photo, stage_one), settings.timeout_s)
+            made = _catalog_from_photo(extractor, photo, mask, stage_one)
+            catalog = await asyncio.wait_for(made, settings.timeout_s)
         left = settings.timeout_s - (time.perf_counter() - started)
         result = await asyncio.wait_for(tryon.dress(person, garment or catalog, options["format"]), max(left, 0.001))
     except Exception as exc:  # noqa: BLE001 - one bad request must not take the server down
@@ -130,7 +135,7 @@ async def handle_tryon(request: Request, tryon: TryOn | None, off: str, extracto
     return Response(result["image"], media_type=media)
 
 
-def _check_fields(person: bytes | None, garment: bytes | None, photo: bytes | None) -> None:
+def _check_fields(person: bytes | None, garment: bytes | None, photo: bytes | None, mask: bytes | None) -> None:
     if person is None:
         raise InputError(f"no person photo in the request: send {WANTED}")
     if garment is None and photo is None:
@@ -140,3 +145,5 @@ def _check_fields(person: bytes | None, garment: bytes | None, photo: bytes | No
         )
     if garment is not None and photo is not None:
         raise InputError("send the garment once: 'garment' (a catalog image) or 'garment_photo', not both")
+    if mask is not None and photo is None:
+        raise InputError("'garment_mask' is the mask of a 'garment_photo': send that photo with it (or leave it out)")
