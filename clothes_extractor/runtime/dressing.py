@@ -154,8 +154,15 @@ class Dresser:
         labels = self.parser.run(image=np.stack([array for array, _ in fitted]))["labels"]
         return [(Image.fromarray(labels[i, :, :, 0], "L"), window) for i, (_, window) in enumerate(fitted)]
 
-    def fit(self, photo: Image.Image, parsed: tuple[Image.Image, Box], garment: Image.Image) -> Fitted:
-        """The model inputs of one pair; ``InputError`` when there is nothing to dress or no garment."""
+    def fit(
+        self,
+        photo: Image.Image,
+        parsed: tuple[Image.Image, Box],
+        garment: Image.Image,
+        garment_fitted: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> Fitted:
+        """The model inputs of one pair; ``InputError`` when there is nothing to dress or no
+        garment. ``garment_fitted``: ``fit_garment(garment, self.size)``, made already."""
         whole = fit_window((0.0, 0.0, float(photo.width), float(photo.height)), self.parser.contract.size, 0.0)
         zoomed = not np.allclose(parsed[1], whole, atol=1e-6)  # a second look: that window, at the try-on's aspect
         person, window = fit_person(photo, self.size, fit_window(parsed[1], self.size, 0.0) if zoomed else None)
@@ -165,7 +172,7 @@ class Dresser:
         share = _share_inside(found, window, photo.size, self.size)
         if share < MIN_REGION_SHARE:
             raise NothingToDressError(NO_PERSON.format(share=share))
-        garment_image, garment_mask = fit_garment(garment, self.size)
+        garment_image, garment_mask = garment_fitted or fit_garment(garment, self.size)
         garment_share = float(np.mean(garment_mask > 127))
         if garment_share < MIN_GARMENT_SHARE:
             raise NothingToDressError(NO_GARMENT.format(share=garment_share, how=self.from_photo))
@@ -190,9 +197,12 @@ class Dresser:
         parsed = self.parse([person for person, _ in pairs])
         results: list[Image.Image | InputError | None] = [None] * len(pairs)
         fitted: dict[int, Fitted] = {}
+        garments: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # a garment of many pairs is fitted once
         for index, ((person, garment), labels) in enumerate(zip(pairs, parsed, strict=True)):
+            if id(garment) not in garments:
+                garments[id(garment)] = fit_garment(garment, self.size)
             try:
-                fitted[index] = self.fit(person, labels, garment)
+                fitted[index] = self.fit(person, labels, garment, garments[id(garment)])
             except InputError as exc:
                 results[index] = exc
         if fitted:
