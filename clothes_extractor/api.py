@@ -21,7 +21,7 @@ from typing import Collection, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from .errors import InputError, ModelError, NoGarmentError, files_named, renamed
+from .errors import InputError, ModelError, NoGarmentError, files_named
 from .models import GPU_PROVIDERS, TASKS, model_for
 from .runtime.hardware import has_nvidia_gpu
 from .runtime.jobs import ExtractJob, MaskSource
@@ -206,7 +206,7 @@ def dress(
     models (opened for this call and closed); the bundled segmenter is the parser. Raises
     ``InputError`` for a bad image, a person with no upper body to dress or no garment.
     """
-    from .runtime.dressing import Dresser, DressJob, run_dressing
+    from .runtime.dressing import Dresser
     from .runtime.options import generator_outputs
 
     many = isinstance(person, (list, tuple))
@@ -228,36 +228,41 @@ def dress(
             garments = extract_garment(
                 garments, generator=generator or opened["generator"], segmenter=parser, output_size="model"
             )
-        dresser = Dresser(tryon, parser)
+        dresser = Dresser(tryon, parser, from_photo="garment_from_photo=True")
         with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
-            folder = Path(tmp)
-            jobs = [
-                DressJob(
-                    _as_file(p, folder, f"person-{i}"), _as_file(g, folder, f"garment-{i}"), folder / f"out-{i}.png"
-                )
-                for i, (p, g) in enumerate(zip(persons, garments, strict=True))
-            ]
-            results = {}
-            run_dressing(
-                dresser, jobs, batch_size=len(jobs), overwrite=True, on_result=lambda r: results.update({r.output: r})
-            )
-            for index, job in enumerate(jobs):
-                result = results[str(job.output)]
-                if result.status != "ok":  # named by its place in the list, not by its temporary file
-                    place = f"[{index}]" if many else ""
-                    raise InputError(
-                        renamed(result.error, {f: place for f in (job.person, job.garment) if f.parent == folder})
-                    )
-            dressed = [_read_back(job.output) for job in jobs]
+            pairs = _load_pairs(persons, garments, Path(tmp), many)
+        dressed = dresser.dress_pairs(pairs)
     finally:
         for session in opened.values():
             session.close()
+    for index, result in enumerate(dressed):
+        if isinstance(result, InputError):
+            if many:
+                result.args = (f"pair [{index}]: {result}",)
+            raise result
     return dressed if many else dressed[0]
 
 
-def _read_back(path: Path) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB")
+def _load_pairs(
+    persons: list[PhotoLike], garments: list[PhotoLike], folder: Path, many: bool
+) -> list[tuple[Image.Image, Image.Image]]:
+    """The pairs decoded as the folder job decodes them; a garment given once for many
+    persons is decoded once (and fitted once). Errors name an input by its place in the list."""
+    from .runtime.dressing import load_garment, load_person
+
+    decoded: dict[int, Image.Image] = {}
+    pairs = []
+    for index, (person, garment) in enumerate(zip(persons, garments, strict=True)):
+        place = f"[{index}]" if many else ""
+        person_file = _as_file(person, folder, f"person-{index}")
+        with files_named({person_file: place} if person_file.parent == folder else {}):
+            photo = load_person(person_file)
+        if id(garment) not in decoded:
+            garment_file = _as_file(garment, folder, f"garment-{index}")
+            with files_named({garment_file: place} if garment_file.parent == folder else {}):
+                decoded[id(garment)] = load_garment(garment_file)
+        pairs.append((photo, decoded[id(garment)]))
+    return pairs
 
 
 __all__ = ["PhotoLike", "dress", "extract_garment", "new_session"]

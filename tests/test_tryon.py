@@ -19,7 +19,7 @@ from PIL import Image
 
 from clothes_extractor import dress, new_session
 from clothes_extractor.data.synth import synth_sample
-from clothes_extractor.errors import InputError, ModelError
+from clothes_extractor.errors import InputError, ModelError, NothingToDressError
 from clothes_extractor.runtime.dressing import Dresser, DressJob, _window_to_photo, run_dressing
 from clothes_extractor.runtime.tryon import grow, region_from_labels
 from conftest import ROOT, TINY_SIZE, run_cli
@@ -268,8 +268,12 @@ def test_the_python_function(tiny_tryon_path, parser, pairs):
             people, [garments / "g0.png", garments / "g1.png", garments / "g0.png"], tryon=tryon, parser=parser
         )
         from_photo = dress(people[0], people[1], garment_from_photo=True, tryon=tryon, parser=parser)
-        with pytest.raises(InputError, match="no upper-body clothing"):
+        with pytest.raises(NothingToDressError, match="^found no upper-body clothing"):
             dress(Image.new("RGB", (96, 128), "white"), garments / "g0.png", tryon=tryon, parser=parser)
+        with pytest.raises(NothingToDressError, match=r"^pair \[1\]: found no upper-body clothing"):  # which pair
+            dress([people[0], Image.new("RGB", (96, 128))], garments / "g0.png", tryon=tryon, parser=parser)
+        with pytest.raises(NothingToDressError, match=r"someone wearing it: garment_from_photo=True\)$"):  # no CLI
+            dress(people[0], Image.new("RGB", (96, 128), "white"), tryon=tryon, parser=parser)
         with pytest.raises(ValueError, match="3 persons but 2 garments"):
             dress(people, [garments / "g0.png"] * 2, tryon=tryon, parser=parser)
         with pytest.raises(InputError, match=r"^garment image \[1\] is not an image"):  # its place, not a temp file
