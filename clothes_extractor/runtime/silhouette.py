@@ -7,7 +7,6 @@ mask) and by training and ``evaluate`` (a generator's alpha target and its score
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageFilter
 
 # A catalog pixel may count as background when every channel is within this of the
 # background colour (JPEG noise around a garment's edge reaches ~8-12 levels)...
@@ -21,33 +20,48 @@ STRICT_TOLERANCE = 3
 HALO_PX = 2
 
 
-def _runs_touching(seed: np.ndarray, free: np.ndarray) -> np.ndarray:
-    """Every ``free`` pixel in a row run of ``free`` pixels that holds a ``seed`` pixel."""
-    starts = free & ~np.pad(free, ((0, 0), (1, 0)))[:, :-1]
-    labels = np.cumsum(starts.ravel()).reshape(free.shape) * free
-    hit = np.zeros(int(labels.max()) + 1, bool)
-    hit[labels[seed & free]] = True
+def _run_labels(free: np.ndarray) -> np.ndarray:
+    """Each ``free`` pixel's row run, numbered from 1 across the image (0: not free)."""
+    starts = free.copy()
+    starts[:, 1:] &= ~free[:, :-1]
+    return np.cumsum(starts.ravel(), dtype=np.int32).reshape(free.shape) * free
+
+
+def _runs_holding(seed: np.ndarray, labels: np.ndarray, runs: int) -> np.ndarray:
+    """Every pixel of a run (``labels``, numbered 1 to ``runs``) that holds a ``seed`` pixel."""
+    hit = np.zeros(runs + 1, bool)
+    hit[labels[seed]] = True
     hit[0] = False
     return hit[labels]
 
 
 def _reached_from_border(free: np.ndarray) -> np.ndarray:
     """The ``free`` pixels connected to the image's border through ``free`` pixels (row and
-    column runs, repeated until nothing changes)."""
+    column runs, repeated until nothing changes). The runs are numbered once; each round
+    only looks up which runs the pixels reached so far fall in."""
+    rows = _run_labels(free)
+    columns = _run_labels(np.ascontiguousarray(free.T)).T
+    row_runs, column_runs = int(rows.max()), int(columns.max())
     reached = np.zeros_like(free)
     reached[0], reached[-1], reached[:, 0], reached[:, -1] = free[0], free[-1], free[:, 0], free[:, -1]
     while True:
-        grown = _runs_touching(reached, free)
-        grown = _runs_touching(grown.T, free.T).T
+        grown = _runs_holding(_runs_holding(reached, rows, row_runs), columns, column_runs)
         if np.array_equal(grown, reached):
             return reached
         reached = grown
 
 
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """``mask`` grown by ``radius`` pixels each way (a square): Pillow's max filter."""
-    grown = Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(2 * radius + 1))
-    return np.asarray(grown) > 0
+    """``mask`` grown by ``radius`` pixels each way (a square): a max filter, by rows then columns."""
+    wide = mask.copy()
+    for shift in range(1, radius + 1):
+        wide[:, shift:] |= mask[:, :-shift]
+        wide[:, :-shift] |= mask[:, shift:]
+    grown = wide.copy()
+    for shift in range(1, radius + 1):
+        grown[shift:] |= wide[:-shift]
+        grown[:-shift] |= wide[shift:]
+    return grown
 
 
 def _background_colour(rgb: np.ndarray, expected: np.ndarray, tolerance: int) -> np.ndarray:
