@@ -68,3 +68,33 @@ def test_a_studio_grey_background_is_the_background():
 
 def test_nothing_but_background_is_no_garment():
     assert not garment_silhouette(np.full((64, 48, 3), 255, np.uint8)).any()
+
+
+def _flood_from_border(free: np.ndarray) -> np.ndarray:
+    """The reference: a breadth-first fill from every free border pixel, 4-neighbours."""
+    h, w = free.shape
+    reached = np.zeros_like(free)
+    queue = [(y, x) for y in range(h) for x in range(w) if (y in (0, h - 1) or x in (0, w - 1)) and free[y, x]]
+    for y, x in queue:
+        reached[y, x] = True
+    while queue:
+        y, x = queue.pop()
+        for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+            if 0 <= ny < h and 0 <= nx < w and free[ny, nx] and not reached[ny, nx]:
+                reached[ny, nx] = True
+                queue.append((ny, nx))
+    return reached
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_fill_and_the_halo_match_their_plain_definitions(seed):
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(1, 40)), int(rng.integers(1, 40)))
+    free = rng.random(shape) < rng.uniform(0.3, 0.8)  # mazes, islands, spirals of runs
+    assert np.array_equal(_reached_from_border(free), _flood_from_border(free))
+    padded = np.pad(free, 2)
+    square = np.zeros_like(free)
+    for dy in range(5):
+        for dx in range(5):
+            square |= padded[dy : dy + shape[0], dx : dx + shape[1]]
+    assert np.array_equal(_dilate(free, 2), square)
