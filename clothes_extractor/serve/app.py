@@ -227,7 +227,7 @@ def _public(description: dict[str, Any]) -> dict[str, Any]:
 
 async def handle_extract(request: Request, extractor: Extractor, settings: ServeSettings):
     """One POST /extract: every failure becomes a status code and a reason."""
-    refused = await refuse_oversized(request, settings.max_upload_mb)
+    refused = await refuse_oversized(request, settings.max_upload_mb, files=2)  # the photo, its mask
     if refused is not None:
         return refused
     query = request.query_params

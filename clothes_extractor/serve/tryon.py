@@ -100,20 +100,19 @@ async def _catalog_from_photo(extractor, photo: bytes, mask: bytes | None, optio
 
 async def handle_tryon(request: Request, tryon: TryOn | None, off: str, extractor, settings) -> Any:
     """One POST /tryon: every failure becomes a status code and a reason."""
-    refused = await refuse_oversized(request, settings.max_upload_mb)
+    refused = await refuse_oversized(request, settings.max_upload_mb, files=3)  # person, garment photo, its mask
     if refused is not None:
         return refused
     if tryon is None:
         return error(501, off)
     query = request.query_params
-    fmt = query.get("format", "png")
-    started = time.perf_counter()
     catalog = None
     try:
-        options = request_options(fmt, "auto", "white", query.get("response", "image"))
+        options = request_options(query.get("format", "png"), "auto", "white", query.get("response", "image"))
         form = await read_form(request, FIELDS, settings.max_upload_mb, WANTED)
         person, garment, photo, mask = (form[name] for name in FIELDS)
         _check_fields(person, garment, photo, mask)
+        started = time.perf_counter()  # (the timeout is the work's, as for /extract: stage one and two together)
         if photo is not None:
             stage_one = request_options("png", "model", "white")
             made = _catalog_from_photo(extractor, photo, mask, stage_one)

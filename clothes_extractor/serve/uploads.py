@@ -70,12 +70,12 @@ def failure(exc: Exception, timeout_s: float, megabytes: float, subject: str) ->
     return error(500, f"unexpected {type(exc).__name__}: {exc}")
 
 
-async def refuse_oversized(request: Request, megabytes: float) -> JSONResponse | None:
-    """A 413 for a request whose declared length is far over the limit (read and dropped, so
-    that the client gets to read the answer); None for the others."""
+async def refuse_oversized(request: Request, megabytes: float, files: int) -> JSONResponse | None:
+    """A 413 for a request whose declared length is far over the limit of its ``files``
+    uploads (read and dropped, so that the client gets to read the answer); None for the others."""
     limit = int(megabytes * 2**20)
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > 2 * limit + 2**20:
+    if length and length.isdigit() and int(length) > files * limit + 2**20:
         await drain(request, 64 * limit)
         return error(413, f"the request is larger than the {megabytes:g} MB limit")
     return None
