@@ -110,7 +110,10 @@ def encoded(image: Image.Image, fmt: str = "JPEG") -> bytes:
 
 @pytest.fixture(scope="module")
 def server(tiny_flow_path):
-    process, url = start("--model", tiny_flow_path, "--no-segmenter", "--max-upload-mb", "2", "--max-wait-ms", "30")
+    process, url = start(
+        "--model", tiny_flow_path, "--no-segmenter", "--max-upload-mb", "2", "--max-wait-ms", "30",
+        "--allow-origin", "http://shop.example", "--allow-origin", "https://app.example:8443/",
+    )  # fmt: skip
     yield url
     stop(process)
 
@@ -137,6 +140,33 @@ def test_extract_returns_the_garment_and_json_with_the_mask(server):
     garment = Image.open(io.BytesIO(base64.b64decode(data["garment"].split(",", 1)[1])))
     assert garment.format == "WEBP" and garment.mode == "RGBA" and garment.size == (96, 128)
     assert data["mask_image"].startswith("data:image/png;base64,")
+
+
+def test_pages_of_the_allowed_origins_may_call_it_from_a_browser(server):
+    photo, mask = person_photo(5)
+    body, content_type = multipart({"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))})
+    for origin, allowed in (("http://shop.example", True), ("https://app.example:8443", True), ("http://evil", False)):
+        preflight = urllib.request.Request(
+            f"{server}/extract",
+            method="OPTIONS",
+            headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+        )
+        try:
+            with urllib.request.urlopen(preflight) as answer:
+                status, headers = answer.status, answer.headers
+        except urllib.error.HTTPError as error:
+            status, headers = error.code, error.headers
+        assert (status, headers.get("access-control-allow-origin")) == ((200, origin) if allowed else (400, None))
+        request = urllib.request.Request(
+            f"{server}/extract", data=body, headers={"Content-Type": content_type, "Origin": origin}
+        )
+        with urllib.request.urlopen(request) as answer:  # (a browser, not the server, enforces it)
+            assert answer.status == 200
+            assert answer.headers.get("access-control-allow-origin") == (origin if allowed else None)
+            if allowed:  # a page's script may read where the mask came from
+                assert "x-mask-source" in answer.headers["access-control-expose-headers"].lower()
+    done = run_cli("serve", "--port", 0, "--allow-origin", "shop.example/app")
+    assert done.returncode == 2 and "--allow-origin 'shop.example/app' is not an origin" in done.stderr
 
 
 def png_header_only(width: int, height: int) -> bytes:

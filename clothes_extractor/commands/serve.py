@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from urllib.parse import urlsplit
 
 import click
 from click.core import ParameterSource
@@ -43,6 +44,14 @@ from .common import reports_errors, verbose_option
 )
 @click.option("--max-upload-mb", type=click.FloatRange(min=0.01), default=20.0, show_default=True)
 @click.option("--timeout-s", type=click.FloatRange(min=0.1), default=60.0, show_default=True, help="Per request.")
+@click.option(
+    "--allow-origin",
+    "allow_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="A web page origin (https://shop.example, or * for any) allowed to call the API from a browser "
+    "(CORS); repeat for more. Default: none, only the page served here.",
+)
 @verbose_option
 @reports_errors
 def serve(
@@ -58,6 +67,7 @@ def serve(
     max_wait_ms: float,
     max_upload_mb: float,
     timeout_s: float,
+    allow_origins: tuple[str, ...],
 ) -> None:
     """Serve POST /extract (multipart photo, optional mask), POST /tryon (multipart person and
     garment or garment_photo), a page at / to try photos in a browser, GET /health and GET
@@ -71,6 +81,7 @@ def serve(
     from ..runtime.options import generator_outputs
     from ..serve.app import ServeSettings, create_app
 
+    origins = tuple(_origin(value) for value in allow_origins)
     sock = _listen(host, port)  # before the models load: a port in use fails at once
     port = sock.getsockname()[1]  # --port 0: the one the system chose
 
@@ -79,7 +90,11 @@ def serve(
     generator = new_session(model, provider, outputs=generator_outputs("white")).require_task("generator")
     seg = None if no_segmenter else new_session(segmenter, provider).require_task("segmenter")
     settings = ServeSettings(
-        max_batch=max_batch, max_wait_ms=max_wait_ms, max_upload_mb=max_upload_mb, timeout_s=timeout_s
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        max_upload_mb=max_upload_mb,
+        timeout_s=timeout_s,
+        allow_origins=origins,
     )
     explicit = click.get_current_context().get_parameter_source("tryon_model") != ParameterSource.DEFAULT
     dresser, tryon_off = _dresser(tryon_model, explicit, no_tryon, seg, provider)
@@ -117,6 +132,19 @@ def _dresser(model: str, explicit: bool, off: bool, parser, provider: str):
         if explicit:
             raise
         return None, f"this server runs without try-on: {exc}"
+
+
+def _origin(value: str) -> str:
+    """An origin as browsers send it (scheme://host[:port], no path), or "*"; ``UsageError`` else."""
+    if value == "*":
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise click.UsageError(
+            f"--allow-origin {value!r} is not an origin: give scheme://host[:port] (https://shop.example, "
+            "http://localhost:3000), no path, or * for any"
+        )
+    return value.rstrip("/")
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, Response
 
 from ..errors import InputError, NoGarmentError, NoMaskError, files_named
@@ -52,6 +53,9 @@ class ServeSettings:
     max_upload_mb: float = 20.0
     timeout_s: float = 60.0
     max_queue: int = 256
+    # web pages of these origins (scheme://host[:port]; "*": any) may call the API from a
+    # browser (CORS); none by default: only the page this server serves
+    allow_origins: tuple[str, ...] = ()
 
 
 class Extractor:
@@ -183,6 +187,14 @@ def create_app(
     common = {"max_batch": settings.max_batch, "max_wait_ms": settings.max_wait_ms, "max_queue": settings.max_queue}
     tryon = TryOn(dresser, **common) if dresser is not None else None
     app = FastAPI(title="clothes-extractor", version=_version())
+    if settings.allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.allow_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["X-Mask-Source"],
+        )
     app.state.extractor = extractor
     app.router.add_event_handler("shutdown", extractor.close)
     if tryon is not None:
