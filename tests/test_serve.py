@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clothes_extractor.data.synth import synth_sample
 from clothes_extractor.models import model_for
 from clothes_extractor.runtime.session import contract_of
 from conftest import ROOT, TINY_SIZE, cli_env, person_photo, run_cli
@@ -309,6 +310,17 @@ def test_the_page_in_a_real_browser(tmp_path):
         newest = browser.find_elements(By.CSS_SELECTOR, ".result")[0]  # (rows come in on top)
         links = newest.find_elements(By.CSS_SELECTOR, "a.download")
         assert [link.get_attribute("download") for link in links] == ["figure-2-dressed.png"]
+        # a catalog image of the user's own, on another person
+        catalog = tmp_path / "shirt.png"
+        synth_sample(0, seed=5, size=(256, 192))[2].save(catalog)
+        browser.find_element(By.ID, "catalog-person").send_keys(str(ROOT / "examples" / "photos" / "figure-6.jpg"))
+        browser.find_element(By.ID, "catalog-garment").send_keys(str(catalog))
+        browser.find_element(By.ID, "catalog-dress").click()
+        WebDriverWait(browser, 120).until(
+            lambda b: len(b.find_elements(By.CSS_SELECTOR, ".result[data-status=ok] img.dressed")) == 2
+        )
+        newest = browser.find_elements(By.CSS_SELECTOR, ".result")[0]
+        assert newest.find_element(By.CSS_SELECTOR, ".name").text.startswith("figure-6.jpg in the garment of shirt.png")
         # the same photo again once the server has gone: a row that says so (the input was
         # not cleared, so choosing the same file again did nothing; a failed fetch said
         # only "Failed to fetch")
@@ -318,7 +330,7 @@ def test_the_page_in_a_real_browser(tmp_path):
             expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, ".result[data-status=error] .error"))
         )
         assert failed.text == "no answer from the server: is clothes-extractor serve still running?"
-        assert len(browser.find_elements(By.CSS_SELECTOR, ".result")) == 3
+        assert len(browser.find_elements(By.CSS_SELECTOR, ".result")) == 4
     finally:
         browser.quit()
         stop(process)
