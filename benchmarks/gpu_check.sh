@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # GPU check: the GPU tests, parity of every GPU path against the CPU, model-only timings
 # (the bundled generator; with WARPING=FILE.onnx, a warping generator at the model size and
-# at 1024x768 output; the ngf-32 U-Net against PyTorch), and `extract` end to end against
-# the host's ceiling, all on one
+# at 1024x768 output; the ngf-32 U-Net against PyTorch), `extract` end to end against
+# the host's ceiling, then the try-on model and the parser alone, all on one
 # lent machine. Installs nothing: torch, onnx and onnxruntime-gpu must import already
 # (../shared/gpu/README.md says how to get onnxruntime-gpu onto a device machine).
 #
@@ -91,8 +91,14 @@ else
   echo "no photos in $photos: e2e skipped" >&2
 fi
 
+step "the bundled try-on model and parser, model only (what tryon and POST /tryon run)"
+for task in tryon segmenter; do
+  $py -m clothes_extractor bench --model "clothes_extractor/models/$task-fp16.onnx" --provider cuda "${batches[@]}" \
+    "${quick[@]}" --io device --label "$label-$task" -o "$out/gpu-$label-$task.json" || status=1
+done
+
 for f in "$out/gpu-$label-generator.json" "$out"/gpu-"$label"-warping-*.json "$out/gpu-$label-g32.json" "$out/gpu-$label-e2e.json" \
-  "$out/gpu-$label-e2e-gpu-decode.json"; do
+  "$out/gpu-$label-e2e-gpu-decode.json" "$out/gpu-$label-tryon.json" "$out/gpu-$label-segmenter.json"; do
   [ -f "$f" ] && $py -m clothes_extractor bench compare "$f" --markdown "${f%.json}.md"
 done
 step "done (status $status)"
