@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from PIL import Image
-from test_serve import encoded, post, start, stop
+from test_serve import _browser, encoded, post, start, stop
 
 from clothes_extractor import dress, extract_garment, new_session
 from clothes_extractor.data.synth import synth_sample
@@ -166,6 +166,15 @@ def test_a_server_without_a_parser_says_why_it_cannot_dress(tiny_flow_path):
         status, body, _ = post_pair(url, {"person": ("p.jpg", PERSON.read_bytes()), "garment": ("g.png", catalog())})
         assert status == 501 and "it needs the segmenter, and runs without one (--no-segmenter)" in body.decode()
         assert info(url)["tryon"] is None
+        browser = _browser()  # the page offers no try-on either
+        try:
+            from selenium.webdriver.support.ui import WebDriverWait
+
+            browser.get(url)
+            WebDriverWait(browser, 30).until(lambda b: b.execute_script("return tryonServed === false && infoRead"))
+            assert browser.execute_script("return document.getElementById('tryon').hidden") is True
+        finally:
+            browser.quit()
     finally:
         stderr = stop(process)
     assert "POST /tryon answers 501: this server runs without try-on" in stderr
