@@ -57,6 +57,10 @@ class ServeSettings:
     # browser (CORS); none by default: only the page this server serves
     allow_origins: tuple[str, ...] = ()
 
+    def batching(self) -> dict[str, Any]:
+        """A ``Batcher``'s settings."""
+        return {"max_batch": self.max_batch, "max_wait_ms": self.max_wait_ms, "max_queue": self.max_queue}
+
 
 class Extractor:
     """The models and their batchers; ``extract`` runs one request through the stages.
@@ -70,9 +74,10 @@ class Extractor:
         self.generator, self.segmenter, self.settings = generator, segmenter, settings
         self._whole: ModelSession | None = None  # the generator with its silhouette, once needed
         self._whole_lock = threading.Lock()
-        common = {"max_batch": settings.max_batch, "max_wait_ms": settings.max_wait_ms, "max_queue": settings.max_queue}
-        self.generate = Batcher(self._run_generator, name="generator-batcher", **common)
-        self.segments = Batcher(self._run_segmenter, name="segmenter-batcher", **common) if segmenter else None
+        self.generate = Batcher(self._run_generator, name="generator-batcher", **settings.batching())
+        self.segments = (
+            Batcher(self._run_segmenter, name="segmenter-batcher", **settings.batching()) if segmenter else None
+        )
 
     def close(self) -> None:
         self.generate.close()
@@ -184,8 +189,7 @@ def create_app(
     mask); with ``dresser``, POST /tryon too (without, it answers 501 with ``tryon_off``)."""
     settings = settings or ServeSettings()
     extractor = Extractor(generator, segmenter, settings)
-    common = {"max_batch": settings.max_batch, "max_wait_ms": settings.max_wait_ms, "max_queue": settings.max_queue}
-    tryon = TryOn(dresser, **common) if dresser is not None else None
+    tryon = TryOn(dresser, **settings.batching()) if dresser is not None else None
     app = FastAPI(title="clothes-extractor", version=_version())
     if settings.allow_origins:
         app.add_middleware(
