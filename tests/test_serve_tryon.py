@@ -88,6 +88,37 @@ def test_the_person_is_dressed_as_the_python_function_dresses_them(tryon_server,
     assert np.array_equal(decoded(base64.b64decode(json.loads(body)["garment"].split(",", 1)[1])), expected_garment)
 
 
+def test_the_openapi_description_is_valid_and_says_what_the_routes_take(tryon_server):
+    validator = pytest.importorskip("openapi_spec_validator", reason="openapi-spec-validator (dev extra) is missing")
+    with urllib.request.urlopen(f"{tryon_server}/openapi.json") as answer:
+        spec = json.load(answer)
+    validator.validate(spec)
+    assert set(spec["paths"]) == {"/extract", "/tryon", "/health", "/info"}  # the page is no API
+    wearer, mask = person_photo(6)
+    files = {
+        "photo": encoded(wearer, "PNG"),
+        "mask": encoded(mask, "PNG"),
+        "person": PERSON.read_bytes(),
+        "garment": catalog(),
+    }
+    for route, operation in (("/extract", "extract"), ("/tryon", "tryon")):
+        post_spec = spec["paths"][route]["post"]
+        assert post_spec["operationId"] == operation
+        form = post_spec["requestBody"]["content"]["multipart/form-data"]["schema"]
+        fields = {name: (name, files[name]) for name in form["properties"] if name in files}
+        assert set(form["required"]) <= set(fields)
+        parameters = {p["name"]: p["schema"] for p in post_spec["parameters"]}
+        for fmt in parameters["format"]["enum"]:  # every format it names is one it answers in
+            status, body, headers = post(tryon_server, fields, f"?format={fmt}", route=route)
+            assert status == 200 and headers["content-type"] in post_spec["responses"]["200"]["content"], body
+        status, body, _ = post(tryon_server, fields, "?response=json", route=route)
+        documented = set(post_spec["responses"]["200"]["content"]["application/json"]["schema"]["properties"])
+        assert status == 200 and set(json.loads(body)) <= documented
+        assert {"400", "413", "422", "503", "504"} <= set(post_spec["responses"])
+    tryon_form = spec["paths"]["/tryon"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert set(tryon_form["properties"]) == {"person", "garment", "garment_photo", "garment_mask"}
+
+
 def blank(color) -> bytes:
     return encoded(Image.new("RGB", (192, 256), color), "PNG")
 

@@ -39,11 +39,34 @@ from ..runtime.jobs import ExtractJob, MaskSource
 from ..runtime.options import ExtractOptions, generator_outputs, make_plan
 from ..runtime.session import ModelSession
 from ..runtime.stages import NeedsMask, Prepared, SegmentedMask, apply_background, finish, prepare, segment
+from . import openapi
 from .batcher import Batcher
-from .tryon import TryOn, handle_tryon
+from .tryon import TRYON_API, TryOn, handle_tryon
 from .uploads import MEDIA, error, failure, read_photo_and_mask, refuse_oversized, request_options
 
 STATIC = Path(__file__).resolve().parent / "static"
+EXTRACT_API = openapi.operation(
+    [
+        openapi.FORMAT,
+        openapi.query("output_size", "auto (the photo crop's own, up to 1024x768), model, HxW or a height", "auto"),
+        openapi.query("background", "white, transparent (png, webp) or #RRGGBB", "white"),
+        openapi.response_query("the garment and the mask used as data URLs, the mask's source, the size, timings"),
+    ],
+    {
+        "multipart/form-data": openapi.multipart(
+            {"photo": "a photo of a person wearing the garment", "mask": "the garment's mask (white on it); optional"},
+            required=["photo"],
+        ),
+        "image/*": {"type": "string", "format": "binary", "description": "the photo alone, as the whole body"},
+    },
+    {
+        "garment": "data URL",
+        "mask_image": "data URL (PNG)",
+        "mask": "where the mask came from",
+        "size": "[height, width]",
+        "timings_ms": "per stage",
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -204,15 +227,15 @@ def create_app(
     if tryon is not None:
         app.router.add_event_handler("shutdown", tryon.close)
 
-    @app.post("/extract")
+    @app.post("/extract", operation_id="extract", summary="The garment of a photo, as a catalog image", **EXTRACT_API)
     async def extract_route(request: Request):
         return await handle_extract(request, extractor, settings)
 
-    @app.post("/tryon")
+    @app.post("/tryon", operation_id="tryon", summary="A person dressed in a garment (stage two)", **TRYON_API)
     async def tryon_route(request: Request):
         return await handle_tryon(request, tryon, tryon_off, extractor, settings)
 
-    @app.get("/")
+    @app.get("/", include_in_schema=False)
     async def page():
         return FileResponse(STATIC / "index.html", media_type="text/html")
 

@@ -33,12 +33,24 @@ from PIL import Image
 from ..errors import ClothesExtractorError, InputError, NoGarmentError, files_named
 from ..runtime.dressing import Dresser, load_garment, load_person
 from ..runtime.images import encode_image
+from . import openapi
 from .batcher import Batcher
 from .uploads import MEDIA, error, failure, read_form, refuse_oversized, request_options
 
-FIELDS = ("person", "garment", "garment_photo", "garment_mask")
+FIELDS = {
+    "person": "a photo of the person to dress",
+    "garment": "a catalog image: the garment on white or transparent",
+    "garment_photo": "instead of garment: a photo of someone wearing it (stage one makes its catalog image)",
+    "garment_mask": "the mask of garment_photo (white on the garment); optional",
+}
 WANTED = "the fields 'person' (the photo to dress) and 'garment' (a catalog image) or 'garment_photo'"
 QUALITY = 95  # JPEG and WebP answers, as `tryon` writes them
+TRYON_API = openapi.operation(
+    [openapi.FORMAT, openapi.response_query("the dressed photo, and the garment made of garment_photo, as data URLs")],
+    {"multipart/form-data": openapi.multipart(FIELDS, required=["person"])},
+    {"image": "data URL", "garment": "data URL (PNG), with garment_photo", "size": "[height, width]", "timings_ms": ""},
+    {**openapi.ERRORS, "501": "this server runs without try-on (the reason)"},
+)
 
 
 class TryOn:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Sequence
+from typing import Any, Iterable
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -95,7 +95,7 @@ async def read_upload(form, name: str, limit: int, megabytes: float) -> bytes | 
     return data
 
 
-async def read_form(request: Request, names: Sequence[str], megabytes: float, wanted: str) -> dict[str, bytes | None]:
+async def read_form(request: Request, names: Iterable[str], megabytes: float, wanted: str) -> dict[str, bytes | None]:
     """The files ``names`` of a multipart form (None for those not sent); ``wanted`` says
     what to send where the request is no multipart form at all."""
     limit = int(megabytes * 2**20)
