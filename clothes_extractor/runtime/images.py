@@ -57,7 +57,7 @@ def open_image(path: Path, what: str = "image") -> Image.Image:
         limit = Image.MAX_IMAGE_PIXELS or 0
         raise InputError(
             f"{what} {path} is too large to decode safely: over twice the decompression-bomb limit of "
-            f"{limit / 1e6:.0f} Mpx; downscale it before extracting"
+            f"{limit / 1e6:.0f} Mpx; downscale it first"
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{what} {path} cannot be opened: {exc}") from None
@@ -67,7 +67,7 @@ def open_image(path: Path, what: str = "image") -> Image.Image:
         raise InputError(
             f"{what} {path} is {image.width}x{image.height} "
             f"({image.width * image.height / 1e6:.0f} Mpx), over the decompression-bomb limit "
-            f"of {limit / 1e6:.0f} Mpx; downscale it before extracting"
+            f"of {limit / 1e6:.0f} Mpx; downscale it first"
         )
     return image
 
