@@ -10,6 +10,7 @@
     GET  /          a page: drop photos, see photo | mask | garment, download, try it on
     GET  /health    {"status": "ok"}
     GET  /info      models, provider, contracts, batching settings
+    GET  /openapi.json  what the routes take and answer (``serve/openapi.py``)
 
 Bad input is a 4xx with the reason (400 unreadable, 413 too large, 422 no garment, or no
 one to dress; ``serve/uploads.py``); a request that takes longer than the timeout is a 504;
