@@ -15,6 +15,8 @@ from test_serve import _browser, encoded, post, start, stop
 
 from clothes_extractor import dress, extract_garment, new_session
 from clothes_extractor.data.synth import synth_sample
+from clothes_extractor.models import model_for
+from clothes_extractor.runtime.session import contract_of
 from conftest import ROOT, person_photo, run_cli
 
 pytestmark = pytest.mark.xdist_group("serve")
@@ -26,9 +28,8 @@ WEARER = ROOT / "examples" / "photos" / "figure-3.jpg"
 @pytest.fixture(scope="module")
 def tryon_server(tiny_flow_path):
     """The generator a tiny warping one; the parser and the try-on model the bundled ones."""
-    with new_session("tryon", "cpu") as tryon, new_session("segmenter", "cpu") as parser:
-        if tryon.contract.task != "tryon" or not parser.contract.labels:
-            pytest.skip("this install bundles no try-on model and parser")
+    if model_for("tryon", gpu=False) is None or not contract_of(model_for("segmenter", gpu=False)).labels:
+        pytest.skip("this install bundles no try-on model and parser")
     process, url = start("--model", tiny_flow_path, "--max-wait-ms", "50")
     yield url
     stop(process)
