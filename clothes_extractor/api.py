@@ -198,7 +198,7 @@ def dress(
     parser: ModelSession | None = None,
     generator: ModelSession | None = None,
 ) -> Image.Image | list[Image.Image]:
-    """The person of ``person`` wearing ``garment`` (a catalog image on white or transparent),
+    """The person of ``person`` wearing ``garment`` (a catalog image on white, transparent or a plain backdrop),
     as an RGB image of the person photo's size; a list for lists (pairwise, as one batch).
 
     ``garment_from_photo``: ``garment`` is a photo of someone wearing it; stage one

@@ -151,8 +151,8 @@ def blank(color) -> bytes:
             "",
             422,
             "found no garment in the garment image (0.0% of it is not background): it must be a catalog image, "
-            "the garment on a white or transparent background (for a photo of someone wearing it: the multipart "
-            "field 'garment_photo')",
+            "the garment on white, transparent or a plain backdrop (for a photo of someone wearing it: the "
+            "multipart field 'garment_photo')",
         ),
         (
             {"person": ("p.jpg", PERSON.read_bytes()), "garment_photo": ("grey.png", blank((128,) * 3))},

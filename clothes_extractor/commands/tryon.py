@@ -38,7 +38,7 @@ MAX_FAILURES_SHOWN = 20
 @click.option(
     "--garment",
     type=click.Path(path_type=Path, exists=True),
-    help="A catalog garment image (on white or transparent), or a folder of them.",
+    help="A catalog garment image (on white, transparent or a plain backdrop), or a folder of them.",
 )
 @click.option(
     "--garment-from",

@@ -13,7 +13,7 @@
 ``run_dressing`` runs them for a list of pairs with the folder job's guarantees (every
 output complete or absent, skipped when already done, each bad pair reported and the rest
 carried on); ``api.dress`` and ``clothes-extractor tryon`` call it. A person on whom the
-parser finds no top and no arms, or a garment image with nothing on its white background,
+parser finds no top and no arms, or a garment image with nothing on its background,
 is an error for that pair: nothing is invented.
 """
 
@@ -48,7 +48,7 @@ NO_PERSON = (
 )
 NO_GARMENT = (
     "found no garment in the garment image ({share:.1%} of it is not background): it must be a "
-    "catalog image, the garment on a white or transparent background (for a photo of someone wearing it: {how})"
+    "catalog image, the garment on white, transparent or a plain backdrop (for a photo of someone wearing it: {how})"
 )
 FROM_PHOTO = "--garment-from, or garment_from_photo=True"  # how a caller dresses in the garment of a photo
 

@@ -18,6 +18,9 @@ SILHOUETTE_TOLERANCE = 12
 # edge, which only the loose tolerance takes in, out of the silhouette.
 STRICT_TOLERANCE = 3
 HALO_PX = 2
+# A border with no pixel near the expected background is a backdrop of its own colour where
+# at least this share of it is within the tolerance of its median.
+UNIFORM_BORDER = 0.5
 
 
 def _run_labels(free: np.ndarray) -> np.ndarray:
@@ -66,9 +69,17 @@ def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
 
 def _background_colour(rgb: np.ndarray, expected: np.ndarray, tolerance: int) -> np.ndarray:
     """The image's own background colour: the median of its border pixels near ``expected``
-    (a studio's white is often 244-250, not 255), or ``expected`` if none is."""
+    where most of the border is (a studio's white is often 244-250, not 255); else the
+    border's own colour where most of it is one colour (a grey or beige studio, a shop's
+    backdrop: a few whitish pixels of the garment on the border do not make it white); else
+    the median of the few near ``expected``, or ``expected``."""
     border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
     near = border[np.all(np.abs(border - expected) <= tolerance, axis=-1)]
+    if len(near) >= UNIFORM_BORDER * len(border):
+        return np.median(near, axis=0).astype(np.int16)
+    own = np.median(border, axis=0).astype(np.int16)
+    if np.all(np.abs(border - own) <= tolerance, axis=-1).mean() >= UNIFORM_BORDER:
+        return own
     return np.median(near, axis=0).astype(np.int16) if len(near) else expected
 
 

@@ -1,7 +1,7 @@
 """POST /tryon: the person of one photo dressed in a garment (stage two), over HTTP.
 
     POST /tryon   multipart ``person`` (a photo of the person to dress) and either
-                  ``garment`` (a catalog image: the garment on white or transparent) or
+                  ``garment`` (a catalog image: the garment on white, transparent or a plain backdrop) or
                   ``garment_photo`` (a photo of someone wearing it: stage one, as POST
                   /extract runs it, makes its catalog image first; its mask, if the
                   segmenter is not to find it, as ``garment_mask``); query ``format`` (png,
@@ -39,7 +39,7 @@ from .uploads import MEDIA, error, failure, read_form, refuse_oversized, request
 
 FIELDS = {
     "person": "a photo of the person to dress",
-    "garment": "a catalog image: the garment on white or transparent",
+    "garment": "a catalog image: the garment on white, transparent or a plain backdrop of one colour",
     "garment_photo": "instead of garment: a photo of someone wearing it (stage one makes its catalog image)",
     "garment_mask": "the mask of garment_photo (white on the garment); optional",
 }
