@@ -18,8 +18,8 @@ SILHOUETTE_TOLERANCE = 12
 # edge, which only the loose tolerance takes in, out of the silhouette.
 STRICT_TOLERANCE = 3
 HALO_PX = 2
-# A border with no pixel near the expected background is a backdrop of its own colour where
-# at least this share of it is within the tolerance of its median.
+# The background is the expected colour (white) where at least this share of the border is
+# near it; else a backdrop of the border's own colour where this share is near its median.
 UNIFORM_BORDER = 0.5
 
 
@@ -87,7 +87,8 @@ def garment_silhouette(garment: np.ndarray, background=(255, 255, 255), toleranc
     """The garment's silhouette in a catalog image (uint8 [H, W, 3]): bool [H, W].
 
     Background is what is connected to the image's border through pixels within
-    ``tolerance`` of the background colour (the border's own, near ``background``) and lies
+    ``tolerance`` of the background colour (the border's own: near ``background``, or a
+    backdrop of one colour) and lies
     within ``HALO_PX`` of background within ``STRICT_TOLERANCE`` of it; everything else,
     white prints and a white garment's inside included, is the garment. Training learns a
     generator's alpha from it, and ``evaluate`` scores that alpha against it.
