@@ -21,6 +21,10 @@ HALO_PX = 2
 # The background is the expected colour (white) where at least this share of the border is
 # near it; else a backdrop of the border's own colour where this share is near its median.
 UNIFORM_BORDER = 0.5
+# ...and only a light, near-neutral colour is taken for a backdrop (studio greys and beiges,
+# a shop's pale colour): a dark or saturated border is a garment that fills the frame (a
+# close-up of a navy top), which is all garment.
+BACKDROP_MIN, BACKDROP_SPREAD = 160, 48
 
 
 def _run_labels(free: np.ndarray) -> np.ndarray:
@@ -70,15 +74,17 @@ def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
 def _background_colour(rgb: np.ndarray, expected: np.ndarray, tolerance: int) -> np.ndarray:
     """The image's own background colour: the median of its border pixels near ``expected``
     where most of the border is (a studio's white is often 244-250, not 255); else the
-    border's own colour where most of it is one colour (a grey or beige studio, a shop's
-    backdrop: a few whitish pixels of the garment on the border do not make it white); else
+    border's own colour where most of it is one light, near-neutral colour (a grey or beige
+    studio, a shop's pale backdrop: a few whitish pixels of the garment on the border do
+    not make it white); else
     the median of the few near ``expected``, or ``expected``."""
     border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
     near = border[np.all(np.abs(border - expected) <= tolerance, axis=-1)]
     if len(near) >= UNIFORM_BORDER * len(border):
         return np.median(near, axis=0).astype(np.int16)
     own = np.median(border, axis=0).astype(np.int16)
-    if np.all(np.abs(border - own) <= tolerance, axis=-1).mean() >= UNIFORM_BORDER:
+    backdrop = own.min() >= BACKDROP_MIN and int(own.max() - own.min()) <= BACKDROP_SPREAD  # light and greyish
+    if backdrop and np.all(np.abs(border - own) <= tolerance, axis=-1).mean() >= UNIFORM_BORDER:
         return own
     return np.median(near, axis=0).astype(np.int16) if len(near) else expected
 
