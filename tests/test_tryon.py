@@ -21,7 +21,7 @@ from clothes_extractor import dress, new_session
 from clothes_extractor.data.synth import synth_sample
 from clothes_extractor.errors import InputError, ModelError, NothingToDressError
 from clothes_extractor.runtime.dressing import Dresser, DressJob, _window_to_photo, run_dressing
-from clothes_extractor.runtime.tryon import grow, region_from_labels
+from clothes_extractor.runtime.tryon import fit_garment, grow, region_from_labels
 from conftest import ROOT, TINY_SIZE, run_cli
 
 PERSONS = ("figure-2.jpg", "figure-3.jpg", "figure-6.jpg")  # figures on which the parser finds the top
@@ -94,7 +94,7 @@ def test_only_the_region_changes_and_the_photo_keeps_its_size(tiny_tryon_path, p
         dresser = Dresser(tryon, parser)
         photo = Image.open(big).convert("RGB")
         (parsed,) = dresser.parse([photo])
-        fitted = dresser.fit(photo, parsed, photo)
+        fitted = dresser.fit(photo, parsed, fit_garment(photo, dresser.size))
         (dressed,) = dresser.dress([fitted])
     assert dressed.size == photo.size
     region = Image.fromarray(fitted.inputs["region"][:, :, 0], "L")

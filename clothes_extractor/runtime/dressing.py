@@ -155,14 +155,11 @@ class Dresser:
         return [(Image.fromarray(labels[i, :, :, 0], "L"), window) for i, (_, window) in enumerate(fitted)]
 
     def fit(
-        self,
-        photo: Image.Image,
-        parsed: tuple[Image.Image, Box],
-        garment: Image.Image,
-        garment_fitted: tuple[np.ndarray, np.ndarray] | None = None,
+        self, photo: Image.Image, parsed: tuple[Image.Image, Box], garment: tuple[np.ndarray, np.ndarray]
     ) -> Fitted:
-        """The model inputs of one pair; ``InputError`` when there is nothing to dress or no
-        garment. ``garment_fitted``: ``fit_garment(garment, self.size)``, made already."""
+        """The model inputs of one pair, ``garment`` fitted already (``fit_garment(image,
+        self.size)``, once for all the pairs it dresses); ``InputError`` when there is nothing
+        to dress or no garment."""
         whole = fit_window((0.0, 0.0, float(photo.width), float(photo.height)), self.parser.contract.size, 0.0)
         zoomed = not np.allclose(parsed[1], whole, atol=1e-6)  # a second look: that window, at the try-on's aspect
         person, window = fit_person(photo, self.size, fit_window(parsed[1], self.size, 0.0) if zoomed else None)
@@ -172,7 +169,7 @@ class Dresser:
         share = _share_inside(found, window, photo.size, self.size)
         if share < MIN_REGION_SHARE:
             raise NothingToDressError(NO_PERSON.format(share=share))
-        garment_image, garment_mask = garment_fitted or fit_garment(garment, self.size)
+        garment_image, garment_mask = garment
         garment_share = float(np.mean(garment_mask > 127))
         if garment_share < MIN_GARMENT_SHARE:
             raise NothingToDressError(NO_GARMENT.format(share=garment_share, how=self.from_photo))
@@ -202,7 +199,7 @@ class Dresser:
             if id(garment) not in garments:
                 garments[id(garment)] = fit_garment(garment, self.size)
             try:
-                fitted[index] = self.fit(person, labels, garment, garments[id(garment)])
+                fitted[index] = self.fit(person, labels, garments[id(garment)])
             except InputError as exc:
                 results[index] = exc
         if fitted:
