@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from urllib.parse import urlsplit
 
@@ -52,6 +53,13 @@ from .common import reports_errors, verbose_option
     help="A web page origin (https://shop.example, or * for any) allowed to call the API from a browser "
     "(CORS); repeat for more. Default: none, only the page served here.",
 )
+@click.option(
+    "--root-path",
+    default="",
+    metavar="PATH",
+    help="The path a reverse proxy publishes this server under (/garments for https://shop.example/garments/, "
+    "the proxy passing /extract on): /openapi.json and /docs then name it. The page works under any path.",
+)
 @verbose_option
 @reports_errors
 def serve(
@@ -68,6 +76,7 @@ def serve(
     max_upload_mb: float,
     timeout_s: float,
     allow_origins: tuple[str, ...],
+    root_path: str,
 ) -> None:
     """Serve POST /extract (multipart photo, optional mask), POST /tryon (multipart person and
     garment or garment_photo), a page at / to try photos in a browser, GET /health and GET
@@ -82,6 +91,7 @@ def serve(
     from ..serve.app import ServeSettings, create_app
 
     origins = tuple(_origin(value) for value in allow_origins)
+    root_path = _root_path(root_path)
     sock = _listen(host, port)  # before the models load: a port in use fails at once
     port = sock.getsockname()[1]  # --port 0: the one the system chose
 
@@ -101,12 +111,14 @@ def serve(
     app = create_app(generator, seg, settings, dresser=dresser, tryon_off=tryon_off)
     models = [generator, seg, dresser.tryon if dresser else None]
     using = " + ".join(session.path.name for session in models if session is not None)
+    published = f", published under {root_path}/" if root_path else ""
     click.echo(
-        f"serving {using} on {generator.provider} at http://{host}:{port}/ (batches of up to {max_batch})", err=True
+        f"serving {using} on {generator.provider} at http://{host}:{port}/{published} (batches of up to {max_batch})",
+        err=True,
     )
     if tryon_off and not no_tryon:
         click.echo(f"POST /tryon answers 501: {tryon_off}", err=True)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", root_path=root_path)).run(sockets=[sock])
 
 
 def _dresser(model: str, explicit: bool, off: bool, parser, provider: str):
@@ -145,6 +157,18 @@ def _origin(value: str) -> str:
             "http://localhost:3000), no path, or * for any"
         )
     return value.rstrip("/")
+
+
+def _root_path(value: str) -> str:
+    """A URL path as a proxy publishes the server under it (/garments), without its last slash
+    ("" for none, or /); ``UsageError`` for anything else (a whole URL, a query)."""
+    path = value.rstrip("/")
+    if path and not re.fullmatch(r"(/[^/\s?#]+)+", path):
+        raise click.UsageError(
+            f"--root-path {value!r} is not a URL path: give the path the proxy publishes this server under, "
+            "such as /garments (no scheme, host, query or spaces)"
+        )
+    return path
 
 
 def _listen(host: str, port: int) -> socket.socket:
