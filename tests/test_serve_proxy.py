@@ -125,3 +125,23 @@ def test_a_root_path_that_is_no_url_path_is_refused(value):
     done = run_cli("serve", "--port", "0", "--root-path", value, "--model", "/nowhere/generator.onnx")  # never opened
     assert done.returncode == 2 and f"--root-path {value!r} is not a URL path" in done.stderr
     assert "such as /garments" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("proxied", [("--root-path", PREFIX)], indirect=True)
+def test_the_api_docs_render_with_no_internet(proxied):
+    """/docs is Swagger UI served by the server itself (this machine reaches no CDN), through the proxy."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = _browser()
+    try:
+        browser.get(f"{proxied.url}{PREFIX}/docs")
+        for operation in ("extract", "tryon"):  # Swagger UI's element for each operation id
+            WebDriverWait(browser, 60).until(
+                expected_conditions.visibility_of_element_located((By.ID, f"operations-default-{operation}"))
+            )
+        assert "POST" in browser.find_element(By.ID, "operations-default-tryon").text
+    finally:
+        browser.quit()
+    assert any(path.startswith(f"{PREFIX}/docs/") and path.endswith(".js") for path in proxied.seen), proxied.seen

@@ -11,6 +11,7 @@
     GET  /health    {"status": "ok"}
     GET  /info      models, provider, contracts, batching settings
     GET  /openapi.json  what the routes take and answer (``serve/openapi.py``)
+    GET  /docs      Swagger UI on it, served from here (no CDN)
 
 Bad input is a 4xx with the reason (400 unreadable, 413 too large, 422 no garment, or no
 one to dress; ``serve/uploads.py``); a request that takes longer than the timeout is a 504;
@@ -214,7 +215,8 @@ def create_app(
     settings = settings or ServeSettings()
     extractor = Extractor(generator, segmenter, settings)
     tryon = TryOn(dresser, **settings.batching()) if dresser is not None else None
-    app = FastAPI(title="clothes-extractor", version=_version())
+    app = FastAPI(title="clothes-extractor", version=_version(), docs_url=None, redoc_url=None)
+    openapi.add_docs(app)
     if settings.allow_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,5 +1,6 @@
-"""The routes' OpenAPI description (``GET /openapi.json``; ``/docs`` renders it where the
-browser can load Swagger UI from its CDN).
+"""The routes' OpenAPI description (``GET /openapi.json``) and ``/docs``, Swagger UI
+rendering it from files this server serves itself (no CDN: it works where the browser
+reaches nothing but this server).
 
 The routes read their request themselves (streamed, with the upload limit), so FastAPI
 cannot infer what they take: each route states it here, from the same constants its
@@ -8,9 +9,20 @@ handler reads (field names, formats), so the description and the handler agree.
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Any, Iterable, Mapping
 
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import Response
+
 from .uploads import MEDIA
+
+SWAGGER_FILES = {  # the files of Swagger UI in the fastapi-swagger package ([serve] extra)
+    "swagger-ui-bundle.js": "application/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
+}
 
 ERRORS = {
     "400": "unreadable image, missing or doubled field, bad option",
@@ -75,3 +87,36 @@ def operation(
         },
         "responses": responses,
     }
+
+
+def add_docs(app: FastAPI) -> None:
+    """``GET /docs``: Swagger UI on ``/openapi.json``, its script and style served from
+    ``/docs/`` (the app made with ``docs_url=None``). Without the fastapi-swagger package
+    (a server installed without the [serve] extra), Swagger UI from its CDN, as FastAPI has it."""
+    try:
+        bundled = resources.files("fastapi_swagger.resources")
+    except ModuleNotFoundError:
+        bundled = None
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request):
+        root = request.scope.get("root_path", "").rstrip("/")  # a proxy's path (serve --root-path)
+        files = {} if bundled is None else {
+            "swagger_js_url": f"{root}/docs/swagger-ui-bundle.js",
+            "swagger_css_url": f"{root}/docs/swagger-ui.css",
+            "swagger_favicon_url": f"{root}/docs/favicon-32x32.png",
+        }  # fmt: skip
+        return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title}: the API", **files)
+
+    if bundled is None:
+        return
+
+    @app.get("/docs/{name}", include_in_schema=False)
+    async def swagger_file(name: str):
+        if name not in SWAGGER_FILES:
+            return Response(status_code=404)
+        return Response(
+            (bundled / name).read_bytes(),
+            media_type=SWAGGER_FILES[name],
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
