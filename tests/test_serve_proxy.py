@@ -9,7 +9,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from test_serve import _browser, start, stop
+from test_serve import _browser, post, start, stop
 
 from conftest import ROOT, run_cli
 
@@ -145,3 +145,15 @@ def test_the_api_docs_render_with_no_internet(proxied):
     finally:
         browser.quit()
     assert any(path.startswith(f"{PREFIX}/docs/") and path.endswith(".js") for path in proxied.seen), proxied.seen
+
+
+@pytest.mark.parametrize("proxied", [("--root-path", PREFIX)], indirect=True)
+def test_requests_through_the_proxy_are_counted_by_route(proxied):
+    from test_serve_metrics import scrape
+
+    photo = (ROOT / "examples" / "photos" / "figure-3.jpg").read_bytes()
+    assert post(f"{proxied.url}{PREFIX}", photo)[0] == 200  # the photo as the body; the segmenter finds the mask
+    seen = scrape(f"{proxied.url}{PREFIX}")
+    assert seen[("clothes_extractor_requests_total", (("route", "/extract"), ("status", "200")))] == 1
+    assert seen[("clothes_extractor_model_runs_total", (("batcher", "segmenter"),))] == 1
+    assert seen[("clothes_extractor_model_runs_total", (("batcher", "tryon"),))] == 0  # (served, not asked)

@@ -83,9 +83,13 @@ def serve(
     /info. Concurrent requests are batched into one model run."""
     try:
         import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
         import uvicorn
-    except ImportError:
-        raise click.ClickException('serve needs FastAPI and uvicorn: pip install "clothes-extractor[serve]"') from None
+    except ImportError as exc:
+        raise click.ClickException(
+            f"serve needs FastAPI, uvicorn and prometheus-client ({exc.name} is missing): "
+            'pip install "clothes-extractor[serve]"'
+        ) from None
     from ..api import new_session
     from ..runtime.options import generator_outputs
     from ..serve.app import ServeSettings, create_app

@@ -12,6 +12,7 @@
     GET  /info      models, provider, contracts, batching settings
     GET  /openapi.json  what the routes take and answer (``serve/openapi.py``)
     GET  /docs      Swagger UI on it, served from here (no CDN)
+    GET  /metrics   requests, latencies, batches and queues for Prometheus (``serve/metrics.py``)
 
 Bad input is a 4xx with the reason (400 unreadable, 413 too large, 422 no garment, or no
 one to dress; ``serve/uploads.py``); a request that takes longer than the timeout is a 504;
@@ -41,7 +42,7 @@ from ..runtime.jobs import ExtractJob, MaskSource
 from ..runtime.options import ExtractOptions, generator_outputs, make_plan
 from ..runtime.session import ModelSession
 from ..runtime.stages import NeedsMask, Prepared, SegmentedMask, apply_background, finish, prepare, segment
-from . import openapi
+from . import metrics, openapi
 from .batcher import Batcher
 from .tryon import TRYON_API, TryOn, handle_tryon
 from .uploads import MEDIA, error, failure, read_photo_and_mask, refuse_oversized, request_options
@@ -99,10 +100,8 @@ class Extractor:
         self.generator, self.segmenter, self.settings = generator, segmenter, settings
         self._whole: ModelSession | None = None  # the generator with its silhouette, once needed
         self._whole_lock = threading.Lock()
-        self.generate = Batcher(self._run_generator, name="generator-batcher", **settings.batching())
-        self.segments = (
-            Batcher(self._run_segmenter, name="segmenter-batcher", **settings.batching()) if segmenter else None
-        )
+        self.generate = Batcher(self._run_generator, name="generator", **settings.batching())
+        self.segments = Batcher(self._run_segmenter, name="segmenter", **settings.batching()) if segmenter else None
 
     def close(self) -> None:
         self.generate.close()
@@ -226,6 +225,8 @@ def create_app(
             expose_headers=["X-Mask-Source"],
         )
     app.state.extractor = extractor
+    batchers = (extractor.generate, extractor.segments, tryon.batcher if tryon else None)
+    metrics.add_metrics(app, lambda: [batcher for batcher in batchers if batcher is not None])
     app.router.add_event_handler("shutdown", extractor.close)
     if tryon is not None:
         app.router.add_event_handler("shutdown", tryon.close)

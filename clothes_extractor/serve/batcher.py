@@ -32,13 +32,14 @@ class Batcher:
         max_queue: int = 256,
         name: str = "batcher",
     ):
+        """``name``: what ``/metrics`` calls it (its thread is ``<name>-batcher``)."""
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        self.run, self.max_batch, self.max_wait = run, max_batch, max_wait_ms / 1000.0
+        self.run, self.max_batch, self.max_wait, self.name = run, max_batch, max_wait_ms / 1000.0, name
         self._queue: queue.Queue[tuple[Any, Future] | None] = queue.Queue(max_queue)
         self.batches = 0  # how many model runs so far (the batching is observable)
         self.items = 0
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"{name}-batcher", daemon=True)
         self._thread.start()
 
     def submit(self, item: Any) -> Future:
@@ -48,6 +49,11 @@ class Batcher:
         except queue.Full:
             raise QueueFull(f"{self._queue.maxsize} requests are waiting already") from None
         return future
+
+    @property
+    def waiting(self) -> int:
+        """Items waiting for a run now."""
+        return self._queue.qsize()
 
     def close(self) -> None:
         self._queue.put(None)

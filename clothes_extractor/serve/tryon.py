@@ -59,7 +59,7 @@ class TryOn:
     def __init__(self, dresser: Dresser, max_batch: int, max_wait_ms: float, max_queue: int):
         self.dresser = dresser
         self.batcher = Batcher(
-            dresser.dress_pairs, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, name="tryon-batcher"
+            dresser.dress_pairs, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, name="tryon"
         )
 
     def close(self) -> None:

@@ -1,0 +1,96 @@
+"""``GET /metrics``: the server's counters in Prometheus's text format, for whoever runs it
+(a Prometheus scrape, a Kubernetes autoscaler, a dashboard).
+
+    clothes_extractor_requests_total{route, status}      requests answered, by status code
+    clothes_extractor_request_seconds{route}              how long they took (histogram)
+    clothes_extractor_requests_in_flight{route}           being answered now
+    clothes_extractor_model_runs_total{batcher}           model runs (batches) of each batcher
+    clothes_extractor_batched_items_total{batcher}        items those runs took: / runs = mean batch
+    clothes_extractor_queue_items{batcher}                items waiting for a run now
+
+Only the API's own routes are counted by route (POST /extract, POST /tryon); anything else
+(the page, /info, CORS preflights, a scanner's 404s) is ``other``, so a stream of odd paths cannot grow the
+series without bound. Each app has its own registry: two servers in one process do not mix.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from .batcher import Batcher
+
+ROUTES = ("/extract", "/tryon")  # counted by name; the rest as "other"
+SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class _Batchers:
+    """A collector that reads the batchers' counters when scraped (the batchers stay unaware)."""
+
+    def __init__(self, batchers: Callable[[], Iterable[Batcher]]):
+        self.batchers = batchers
+
+    def collect(self):
+        runs = CounterMetricFamily("clothes_extractor_model_runs", "Model runs (batches)", labels=["batcher"])
+        items = CounterMetricFamily("clothes_extractor_batched_items", "Items the model runs took", labels=["batcher"])
+        waiting = GaugeMetricFamily(
+            "clothes_extractor_queue_items", "Items waiting for a model run", labels=["batcher"]
+        )
+        for batcher in self.batchers():
+            runs.add_metric([batcher.name], batcher.batches)
+            items.add_metric([batcher.name], batcher.items)
+            waiting.add_metric([batcher.name], batcher.waiting)
+        return [runs, items, waiting]
+
+
+class _Counting:
+    """ASGI middleware: each HTTP request's route, status and time (a plain ASGI wrapper: the
+    request body streams through untouched, as the routes read it)."""
+
+    def __init__(self, app, answered: Counter, seconds: Histogram, in_flight: Gauge):
+        self.app, self.answered, self.seconds, self.in_flight = app, answered, seconds, in_flight
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path, root = scope["path"], scope.get("root_path", "")
+        path = path[len(root) :] if root and path.startswith(root) else path  # (serve --root-path)
+        route = path if path in ROUTES and scope["method"] == "POST" else "other"
+        status = 500  # (what the client gets if the app raises before answering)
+
+        async def sending(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        self.in_flight.labels(route).inc()
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self.in_flight.labels(route).dec()
+            self.seconds.labels(route).observe(time.perf_counter() - started)
+            self.answered.labels(route, str(status)).inc()
+
+
+def add_metrics(app: FastAPI, batchers: Callable[[], Iterable[Batcher]]) -> None:
+    """Count every request of ``app`` and serve ``GET /metrics``; ``batchers``: the batchers to report."""
+    registry = CollectorRegistry(auto_describe=True)
+    answered = Counter("clothes_extractor_requests", "Requests answered", ["route", "status"], registry=registry)
+    seconds = Histogram(
+        "clothes_extractor_request_seconds", "Time to answer", ["route"], buckets=SECONDS, registry=registry
+    )
+    in_flight = Gauge("clothes_extractor_requests_in_flight", "Requests being answered", ["route"], registry=registry)
+    registry.register(_Batchers(batchers))
+
+    app.add_middleware(_Counting, answered=answered, seconds=seconds, in_flight=in_flight)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics():
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

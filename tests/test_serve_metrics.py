@@ -1,0 +1,63 @@
+"""``GET /metrics`` on a real server: what a Prometheus scrape reads after real requests."""
+
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from test_serve import encoded, post, start, stop
+
+from conftest import person_photo
+
+pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
+parser = pytest.importorskip("prometheus_client.parser", reason="the [serve] extra is not installed")
+
+pytestmark = pytest.mark.xdist_group("serve")
+
+
+def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    """Every sample of ``url``/metrics, parsed by Prometheus's own parser: {(name, labels): value}."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=30) as answer:
+        assert answer.headers["Content-Type"].startswith("text/plain; version=")
+        text = answer.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in parser.text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_requests_batches_and_errors_are_counted(tiny_flow_path):
+    process, url = start("--model", tiny_flow_path, "--no-segmenter", "--max-wait-ms", "50")
+    try:
+        photo, mask = person_photo(2)
+        fields = {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))}
+        with ThreadPoolExecutor(6) as pool:  # concurrent: batched
+            statuses = list(pool.map(lambda _: post(url, fields)[0], range(6)))
+        assert statuses == [200] * 6
+        assert post(url, {"photo": ("p.jpg", b"not an image")})[0] == 400
+        assert post(url, fields, "?format=bmp")[0] == 400
+        assert post(url, fields, route="/tryon")[0] == 501  # (no segmenter: no try-on)
+        before = scrape(url)
+        for _ in range(3):
+            urllib.request.urlopen(f"{url}/health", timeout=10).close()
+        seen = scrape(url)
+    finally:
+        stop(process)
+
+    def value(name, **labels):
+        return seen.get((name, tuple(sorted(labels.items()))))
+
+    assert value("clothes_extractor_requests_total", route="/extract", status="200") == 6
+    assert value("clothes_extractor_requests_total", route="/extract", status="400") == 2
+    assert value("clothes_extractor_requests_total", route="/tryon", status="501") == 1
+    health = ("clothes_extractor_requests_total", (("route", "other"), ("status", "200")))
+    assert seen[health] - before[health] == 3 + 1  # /health, and the scrape before it
+    assert value("clothes_extractor_request_seconds_count", route="/extract") == 8
+    assert value("clothes_extractor_request_seconds_bucket", route="/extract", le="+Inf") == 8
+    assert value("clothes_extractor_request_seconds_sum", route="/extract") > 0
+    assert value("clothes_extractor_requests_in_flight", route="/extract") == 0
+    # the batcher's own counts: six items (the bad ones never reached it), in fewer runs
+    assert value("clothes_extractor_batched_items_total", batcher="generator") == 6
+    assert 1 <= value("clothes_extractor_model_runs_total", batcher="generator") < 6
+    assert value("clothes_extractor_queue_items", batcher="generator") == 0
+    assert not any(labels and dict(labels).get("batcher") in ("segmenter", "tryon") for _, labels in seen)
