@@ -211,6 +211,25 @@ def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(server, fields, que
     assert ok == 200
 
 
+FILES = "".join(
+    f'--b\r\nContent-Disposition: form-data; name="f{i}"; filename="f{i}"\r\n\r\n1\r\n' for i in range(1100)
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        (b"garbage", "multipart/form-data", "the multipart form cannot be read (Missing boundary in multipart.)"),
+        (b"garbage", "multipart/form-data; boundary=b", "the multipart form cannot be read (Invalid multipart data"),
+        ((FILES + "--b--\r\n").encode(), "multipart/form-data; boundary=b", "(Too many files. Maximum number"),
+    ],
+    ids=["no-boundary", "garbage", "1100-files"],
+)
+def test_a_body_that_is_no_multipart_form_is_a_400_not_a_server_error(server, body, content_type, message):
+    status, answer, _ = post(server, body, raw_type=content_type)
+    assert status == 400 and message in json.loads(answer)["error"], answer
+
+
 def test_concurrent_requests_are_batched_and_none_is_lost(server):
     photo, mask = person_photo(3)
     fields = {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))}

@@ -181,6 +181,11 @@ def test_bad_pairs_get_a_4xx_and_the_server_keeps_serving(tryon_server, fields, 
     assert ok == 200
 
 
+def test_a_body_that_is_no_multipart_form_is_a_400(tryon_server):
+    status, body, _ = post(tryon_server, b"garbage", raw_type="multipart/form-data; boundary=b", route="/tryon")
+    assert status == 400 and "the multipart form cannot be read (Invalid multipart data" in json.loads(body)["error"]
+
+
 def test_concurrent_pairs_are_dressed_together_and_none_is_lost(tryon_server):
     fields = {"person": ("p.jpg", PERSON.read_bytes()), "garment": ("g.png", catalog(2))}
     before = info(tryon_server)["tryon_batches"]

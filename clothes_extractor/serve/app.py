@@ -286,7 +286,7 @@ async def handle_extract(request: Request, extractor: Extractor, settings: Serve
     except NoGarmentError:
         return error(422, str(NoGarmentError("send it as the multipart field 'mask'")))
     except Exception as exc:  # noqa: BLE001 - one bad request must not take the server down
-        return failure(exc, settings.timeout_s, settings.max_upload_mb, "the photo")
+        return failure(exc, settings.timeout_s, "the photo")
     media = MEDIA[options["format"]]
     if query.get("response") == "json":
         return {

@@ -132,7 +132,7 @@ async def handle_tryon(request: Request, tryon: TryOn | None, off: str, extracto
         left = settings.timeout_s - (time.perf_counter() - started)
         result = await asyncio.wait_for(tryon.dress(person, garment or catalog, options["format"]), max(left, 0.001))
     except Exception as exc:  # noqa: BLE001 - one bad request must not take the server down
-        return failure(exc, settings.timeout_s, settings.max_upload_mb, "the pair")
+        return failure(exc, settings.timeout_s, "the pair")
     media = MEDIA[options["format"]]
     if query.get("response") == "json":
         answer = {

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from ..errors import ClothesExtractorError, InputError, NoGarmentError, NothingToDressError
 from ..runtime.fitting import parse_background, parse_output_size
@@ -52,7 +53,7 @@ def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def failure(exc: Exception, timeout_s: float, megabytes: float, subject: str) -> JSONResponse:
+def failure(exc: Exception, timeout_s: float, subject: str) -> JSONResponse:
     """The answer to a request that raised ``exc``; ``subject`` names what took too long."""
     if isinstance(exc, UploadTooLarge):
         return error(413, str(exc))
@@ -64,8 +65,6 @@ def failure(exc: Exception, timeout_s: float, megabytes: float, subject: str) ->
         return error(422, str(exc))
     if isinstance(exc, ClothesExtractorError):
         return error(400, str(exc))
-    if "maximum" in str(exc).lower() and "size" in str(exc).lower():  # the multipart parser's own limit
-        return error(413, f"a file of the request is larger than {megabytes:g} MB")
     log.error("request failed", exc_info=exc)
     return error(500, f"unexpected {type(exc).__name__}: {exc}")
 
@@ -79,6 +78,19 @@ async def refuse_oversized(request: Request, megabytes: float, files: int) -> JS
         await drain(request, 64 * limit)
         return error(413, f"the request is larger than the {megabytes:g} MB limit")
     return None
+
+
+async def _form(request: Request, limit: int, megabytes: float):
+    """The request's multipart form: a part over ``limit`` bytes is ``UploadTooLarge`` (a 413),
+    a body that is no readable form an ``InputError`` (a 400) that says so."""
+    try:
+        return await request.form(max_part_size=limit + 1)
+    except HTTPException as exc:  # Starlette's multipart parser answers every failure so
+        if "maximum size" in str(exc.detail).lower():
+            raise UploadTooLarge(f"a part of the form is larger than {megabytes:g} MB") from None
+        raise InputError(
+            f"the multipart form cannot be read ({exc.detail}): send the files as a browser's FormData or curl -F does"
+        ) from None
 
 
 async def read_upload(form, name: str, limit: int, megabytes: float) -> bytes | None:
@@ -101,7 +113,7 @@ async def read_form(request: Request, names: Iterable[str], megabytes: float, wa
     limit = int(megabytes * 2**20)
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise InputError(f"send a multipart form (Content-Type multipart/form-data) with {wanted}")
-    form = await request.form(max_part_size=limit + 1)
+    form = await _form(request, limit, megabytes)
     return {name: await read_upload(form, name, limit, megabytes) for name in names}
 
 
@@ -125,7 +137,7 @@ async def read_photo_and_mask(request: Request, megabytes: float) -> tuple[bytes
         return bytes(photo), None
     photo = mask = None
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_part_size=limit + 1)
+        form = await _form(request, limit, megabytes)
         photo = await read_upload(form, "photo", limit, megabytes)
         mask = await read_upload(form, "mask", limit, megabytes)
     if photo is None:
