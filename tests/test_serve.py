@@ -230,6 +230,19 @@ def test_a_body_that_is_no_multipart_form_is_a_400_not_a_server_error(server, bo
     assert status == 400 and message in json.loads(answer)["error"], answer
 
 
+@pytest.mark.parametrize(
+    ("method", "route", "status", "reason"),
+    [("GET", "/extract", 405, "Method Not Allowed"), ("POST", "/nothing-here", 404, "Not Found")],
+)
+def test_no_such_route_or_method_answers_in_the_api_shape(server, method, route, status, reason):
+    request = urllib.request.Request(f"{server}{route}", method=method, data=b"" if method == "POST" else None)
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(request, timeout=30)
+    assert answer.value.code == status and json.loads(answer.value.read()) == {"error": reason}
+    if status == 405:
+        assert answer.value.headers["Allow"] == "POST"  # (Starlette's headers kept)
+
+
 def test_concurrent_requests_are_batched_and_none_is_lost(server):
     photo, mask = person_photo(3)
     fields = {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))}

@@ -33,7 +33,8 @@ from typing import Any, Sequence
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import InputError, NoGarmentError, NoMaskError, files_named
 from ..runtime.dressing import Dresser
@@ -238,6 +239,11 @@ def create_app(
     @app.post("/tryon", operation_id="tryon", summary="A person dressed in a garment (stage two)", **TRYON_API)
     async def tryon_route(request: Request):
         return await handle_tryon(request, tryon, tryon_off, extractor, settings)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        # Starlette's own answers (404 no such route, 405 wrong method) in this API's shape
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.get("/", include_in_schema=False)
     async def page():
