@@ -1,5 +1,6 @@
 """``GET /metrics`` on a real server: what a Prometheus scrape reads after real requests."""
 
+import re
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -42,7 +43,8 @@ def test_requests_batches_and_errors_are_counted(tiny_flow_path):
             urllib.request.urlopen(f"{url}/health", timeout=10).close()
         seen = scrape(url)
     finally:
-        stop(process)
+        log = stop(process)
+    assert '"POST /extract' not in log  # no access log unless asked for
 
     def value(name, **labels):
         return seen.get((name, tuple(sorted(labels.items()))))
@@ -61,3 +63,19 @@ def test_requests_batches_and_errors_are_counted(tiny_flow_path):
     assert 1 <= value("clothes_extractor_model_runs_total", batcher="generator") < 6
     assert value("clothes_extractor_queue_items", batcher="generator") == 0
     assert not any(labels and dict(labels).get("batcher") in ("segmenter", "tryon") for _, labels in seen)
+
+
+def test_the_access_log_has_a_line_per_request(tiny_flow_path):
+    process, url = start("--model", tiny_flow_path, "--no-segmenter", "--access-log")
+    try:
+        photo, mask = person_photo(2)
+        fields = {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))}
+        status, body, _ = post(url, fields, "?format=webp")
+        assert status == 200
+        assert post(url, {"photo": ("p.jpg", b"not an image")})[0] == 400
+    finally:
+        log = stop(process)
+    line = r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z 127\.0\.0\.1 "POST /extract(\?format=webp)?" (\d{3}) (\d+) [\d.]+ms'
+    requests = [m.groups() for m in re.finditer(line, log)]
+    assert requests == [("?format=webp", "200", str(len(body))), (None, "400", requests[1][2])], log
+    assert re.search(r'"GET /health" 200 ', log)  # (start's wait for it; the page, /info and the rest too)

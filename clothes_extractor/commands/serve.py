@@ -60,6 +60,11 @@ from .common import reports_errors, verbose_option
     help="The path a reverse proxy publishes this server under (/garments for https://shop.example/garments/, "
     "the proxy passing /extract on): /openapi.json and /docs then name it. The page works under any path.",
 )
+@click.option(
+    "--access-log",
+    is_flag=True,
+    help="A line per request on standard error: time (UTC), client, request, status, bytes sent, milliseconds.",
+)
 @verbose_option
 @reports_errors
 def serve(
@@ -77,6 +82,7 @@ def serve(
     timeout_s: float,
     allow_origins: tuple[str, ...],
     root_path: str,
+    access_log: bool,
 ) -> None:
     """Serve POST /extract (multipart photo, optional mask), POST /tryon (multipart person and
     garment or garment_photo), a page at / to try photos in a browser, GET /health and GET
@@ -122,7 +128,23 @@ def serve(
     )
     if tryon_off and not no_tryon:
         click.echo(f"POST /tryon answers 501: {tryon_off}", err=True)
+    if access_log:
+        _log_requests()
     uvicorn.Server(uvicorn.Config(app, log_level="warning", root_path=root_path)).run(sockets=[sock])
+
+
+def _log_requests() -> None:
+    """The access log's lines (``serve/metrics.py``) on standard error, as they are."""
+    import logging
+    import sys
+
+    from ..serve.metrics import ACCESS
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    ACCESS.addHandler(handler)
+    ACCESS.setLevel(logging.INFO)
+    ACCESS.propagate = False
 
 
 def _dresser(model: str, explicit: bool, off: bool, parser, provider: str):

@@ -8,14 +8,18 @@
     clothes_extractor_batched_items_total{batcher}        items those runs took: / runs = mean batch
     clothes_extractor_queue_items{batcher}                items waiting for a run now
 
-Only the API's own routes are counted by route (POST /extract, POST /tryon); anything else
-(the page, /info, CORS preflights, a scanner's 404s) is ``other``, so a stream of odd paths cannot grow the
-series without bound. Each app has its own registry: two servers in one process do not mix.
+Only the API's own routes are counted by route (POST /extract, POST /tryon); anything
+else (the page, /info, CORS preflights, a scanner's 404s) is ``other``, so a stream of odd
+paths cannot grow the series without bound. Each app has its own registry: two servers in
+one process do not mix. ``serve --access-log`` writes a line per request (``_access_line``)
+to standard error, from the same wrapper that counts them.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 from fastapi import FastAPI
@@ -26,6 +30,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from .batcher import Batcher
 
 ROUTES = ("/extract", "/tryon")  # counted by name; the rest as "other"
+# ``serve --access-log``: a line per request, at INFO (off unless that logger is enabled)
+ACCESS = logging.getLogger("clothes_extractor.access")
 SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -48,9 +54,10 @@ class _Batchers:
         return [runs, items, waiting]
 
 
-class _Counting:
-    """ASGI middleware: each HTTP request's route, status and time (a plain ASGI wrapper: the
-    request body streams through untouched, as the routes read it)."""
+class _Observing:
+    """ASGI middleware: each HTTP request's route, status and time into the metrics, and with
+    an access log, a line for it (a plain ASGI wrapper: the request body streams through
+    untouched, as the routes read it)."""
 
     def __init__(self, app, answered: Counter, seconds: Histogram, in_flight: Gauge):
         self.app, self.answered, self.seconds, self.in_flight = app, answered, seconds, in_flight
@@ -61,12 +68,14 @@ class _Counting:
         path, root = scope["path"], scope.get("root_path", "")
         path = path[len(root) :] if root and path.startswith(root) else path  # (serve --root-path)
         route = path if path in ROUTES and scope["method"] == "POST" else "other"
-        status = 500  # (what the client gets if the app raises before answering)
+        status, sent = 500, 0  # (500: what the client gets if the app raises before answering)
 
         async def sending(message):
-            nonlocal status
+            nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
             await send(message)
 
         started = time.perf_counter()
@@ -74,9 +83,21 @@ class _Counting:
         try:
             await self.app(scope, receive, sending)
         finally:
+            took = time.perf_counter() - started
             self.in_flight.labels(route).dec()
-            self.seconds.labels(route).observe(time.perf_counter() - started)
+            self.seconds.labels(route).observe(took)
             self.answered.labels(route, str(status)).inc()
+            if ACCESS.isEnabledFor(logging.INFO):
+                ACCESS.info(_access_line(scope, status, sent, took))
+
+
+def _access_line(scope, status: int, sent: int, took: float) -> str:
+    """``2026-12-01T07:00:00.123Z 127.0.0.1 "POST /extract?format=png" 200 48213 143.2ms``"""
+    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    client = scope["client"][0] if scope.get("client") else "-"
+    query = scope.get("query_string", b"").decode("latin-1")
+    target = scope.get("raw_path", scope["path"].encode()).decode("latin-1") + (f"?{query}" if query else "")
+    return f'{now} {client} "{scope["method"]} {target}" {status} {sent} {took * 1000:.1f}ms'
 
 
 def add_metrics(app: FastAPI, batchers: Callable[[], Iterable[Batcher]]) -> None:
@@ -89,7 +110,7 @@ def add_metrics(app: FastAPI, batchers: Callable[[], Iterable[Batcher]]) -> None
     in_flight = Gauge("clothes_extractor_requests_in_flight", "Requests being answered", ["route"], registry=registry)
     registry.register(_Batchers(batchers))
 
-    app.add_middleware(_Counting, answered=answered, seconds=seconds, in_flight=in_flight)
+    app.add_middleware(_Observing, answered=answered, seconds=seconds, in_flight=in_flight)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics():
