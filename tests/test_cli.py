@@ -157,6 +157,21 @@ def test_folder_with_bad_files_finishes_reports_and_fails(tiny_model_path, photo
     assert len(list(out.iterdir())) == 5
 
 
+def test_the_report_on_standard_output(tiny_model_path, photo_folder, tmp_path):
+    photos, masks = photo_folder
+    (photos / "garbage.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    command = [sys.executable, "-m", "clothes_extractor", "extract", photos, "-o", "out", "--model", tiny_model_path]
+    done = subprocess.run(
+        [*command, "--masks", masks, "--report", "-"], capture_output=True, text=True, env=cli_env(), cwd=tmp_path
+    )
+    assert done.returncode == 1 and "5 extracted" in done.stderr
+    results = {Path(r["input"]).name: r["status"] for r in map(json.loads, done.stdout.splitlines())}
+    assert results == {**{f"p{i}.jpg": "ok" for i in range(5)}, "garbage.jpg": "error"}  # nothing else on stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["masks", "out", "photos"]  # no file named "-"
+    both = run_cli("extract", photos / "p0.jpg", "-o", "-", "--report", "-", "--model", tiny_model_path)
+    assert both.returncode == 2 and "--report - and -o - would both write to standard output" in both.stderr
+
+
 def test_unwritable_output_folder_fails_before_any_work(tiny_model_path, photo_folder, tmp_path):
     photos, masks = photo_folder
     (tmp_path / "file").write_text("a file, not a folder")

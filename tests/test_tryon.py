@@ -159,6 +159,11 @@ def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, pairs, tmp_path)
                     *model, stdin=b"")  # fmt: skip
     assert piped.returncode == 0 and Image.open(io.BytesIO(piped.stdout)).size == Image.open(person).size
     assert json.loads((tmp_path / "r.jsonl").read_text())["output"] == "-" and not Path("-").exists()
+    both = run_cli("tryon", "--person", person, "--garment", garment, "-o", "-", "--report", "-", *model)
+    assert both.returncode == 2 and "--report - and -o - would both write to standard output" in both.stderr
+    listed = run_cli("tryon", "--person", persons, "--garment", garment, "-o", tmp_path / "o", "--report", "-", *model)
+    assert listed.returncode == 0 and not Path("-").exists()
+    assert [json.loads(line)["status"] for line in listed.stdout.splitlines()] == ["ok"] * len(PERSONS)
     (tmp_path / "junk.jpg").write_bytes(b"junk")
     done = run_cli("tryon", "--person", tmp_path / "junk.jpg", "--garment", garment, "-o", tmp_path / "n.png", *model)
     assert done.returncode == 1 and f"Error: {tmp_path / 'junk.jpg'} + {garment}: person photo is not" in done.stderr

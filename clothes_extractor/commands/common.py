@@ -21,6 +21,7 @@ from ..errors import ClothesExtractorError, OutputError
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+STDOUT = Path("-")  # what -o and --report take for standard output
 
 
 class Terminated(KeyboardInterrupt):
@@ -209,14 +210,27 @@ def check_output_dir(out_dir: Path) -> None:
 
 
 def check_side_files(
-    inputs: Iterable[Any], out_dir: Path | None = None, report: Path | None = None, **sheets: Path | None
+    inputs: Iterable[Any],
+    out_dir: Path | None = None,
+    report: Path | None = None,
+    *,
+    stdout_taken: bool = False,
+    **sheets: Path | None,
 ) -> None:
     """Refuse, before any work, a ``--report`` or a sheet (``sheets``: option name -> path, as
     ``sheet=...``) that would replace one of the run's photos (named, or in an input folder
-    outside ``out_dir``), and a report that would replace a file that is not a report."""
+    outside ``out_dir``), a report that would replace a file that is not a report, and
+    ``--report -`` where the output is on standard output already (``stdout_taken``: ``-o -``)."""
     from ..runtime.files import same_file
     from ..runtime.images import IMAGE_SUFFIXES
 
+    if report == STDOUT:
+        if stdout_taken:
+            raise click.UsageError(
+                "--report - and -o - would both write to standard output: write the report to a file "
+                "(--report report.jsonl)"
+            )
+        report = None  # (nothing on disk to check)
     sides = {f"--{name.replace('_', '-')}": path for name, path in sheets.items() if path is not None}
     if report is not None:
         sides["--report"] = report
@@ -279,12 +293,16 @@ def save_image(path: Path, image: Any) -> None:
 
 
 class Report:
-    """The JSON Lines report. A failing write (a full disk) stops the report, not the job:
-    the problem is printed once and the exit code becomes 1."""
+    """The JSON Lines report, to a file or (``--report -``) standard output. A failing write
+    (a full disk, a closed pipe) stops the report, not the job: the problem is printed once
+    and the exit code becomes 1."""
 
     def __init__(self, path: Path | None):
         self.path, self.handle, self.failed = path, None, None
         if path is None:
+            return
+        if path == STDOUT:
+            self.handle = sys.stdout
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -299,14 +317,19 @@ class Report:
         try:
             self.handle.write(json.dumps(result.to_json()) + "\n")
         except OSError as exc:
-            self.failed = f"the report {self.path} could not be written on ({exc.strerror or exc}); it is incomplete"
+            self.failed = f"{self.named} could not be written on ({exc.strerror or exc}); it is incomplete"
             click.echo(f"warning: {self.failed}", err=True)
             self.close()
+
+    @property
+    def named(self) -> str:
+        """Where it goes, as messages say it."""
+        return "the report on standard output" if self.path == STDOUT else f"the report {self.path}"
 
     def close(self) -> None:
         if self.handle is not None:
             try:
-                self.handle.close()
+                self.handle.flush() if self.handle is sys.stdout else self.handle.close()
             except OSError:
                 pass
             self.handle = None

@@ -219,7 +219,9 @@ def _single_output(paths: list[Path], output: str) -> bool:
     "--actors", type=click.IntRange(min=1), default=None, help="Ray: model actors [default: one per GPU, else 1]."
 )
 @click.option(
-    "--report", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON Lines report, one object per input."
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    help="Write a JSON Lines report, one object per input (- for standard output).",
 )
 @verbose_option
 @reports_errors
@@ -312,7 +314,9 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
     refused = overwrite_error(job.photo, job.output, job.mask_output, job.mask.path)
     if refused is not None:
         raise click.UsageError(refused)
-    check_side_files([photo], None if to_stdout else target.parent, options["report"], sheet=options["sheet"])
+    check_side_files(
+        [photo], None if to_stdout else target.parent, options["report"], stdout_taken=to_stdout, sheet=options["sheet"]
+    )
     if options["sheet"] is not None:
         check_writable_file(options["sheet"], "--sheet", SHEET_SUFFIXES)
     generator, segmenter = _open_models(options, extract_options.background)
@@ -442,7 +446,7 @@ def _summarise(summary, failures, report_path, report, sheet, finished, size, ma
     if summary.failed > len(failures):
         click.echo(
             f"... and {summary.failed - len(failures)} more errors"
-            + (f", all in {report_path}" if report_path and not report.failed else "; --report FILE lists them all"),
+            + (f", all in {report.named}" if report_path and not report.failed else "; --report FILE lists them all"),
             err=True,
         )
     refused = _write_sheet(sheet, finished, size)

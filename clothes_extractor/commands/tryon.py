@@ -81,7 +81,9 @@ MAX_FAILURES_SHOWN = 20
     help="Redo pairs whose output already exists, and replace files there that this tool did not write.",
 )
 @click.option(
-    "--report", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON Lines report, one object per pair."
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    help="Write a JSON Lines report, one object per pair (- for standard output).",
 )
 @verbose_option
 @reports_errors
@@ -191,7 +193,12 @@ def _run(
 
     fmt = options["fmt"]
     out_dir = output.parent if single else output
-    check_side_files([options["person"], options["garment"] or options["garment_from"]], out_dir, options["report"])
+    check_side_files(
+        [options["person"], options["garment"] or options["garment_from"]],
+        out_dir,
+        options["report"],
+        stdout_taken=options["to_stdout"],
+    )
     check_output_dir(out_dir)
     remove_stale_partials(out_dir)
     dresser = _open(options)
