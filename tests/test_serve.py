@@ -1,10 +1,12 @@
 """``serve`` as users meet it: a real server on a loopback port, real requests, a real browser."""
 
 import base64
+import http.client
 import io
 import json
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -37,7 +39,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(*args) -> tuple[subprocess.Popen, str]:
+def start(*args, context=None) -> tuple[subprocess.Popen, str]:
+    """``serve`` with ``args`` on a free port, once it answers /health; ``context``: an SSL
+    context that trusts its certificate (it serves HTTPS)."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "clothes_extractor", "serve", "--port", str(port), *map(str, args)],
@@ -46,13 +50,13 @@ def start(*args) -> tuple[subprocess.Popen, str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if context else 'http'}://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(process.stderr.read())
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as answer:
+            with urllib.request.urlopen(f"{url}/health", timeout=1, context=context) as answer:
                 if json.load(answer) == {"status": "ok"}:
                     return process, url
         except OSError:
@@ -366,6 +370,33 @@ def test_the_page_in_a_real_browser(tmp_path):
     finally:
         browser.quit()
         stop(process)
+
+
+def test_https_with_a_certificate_and_its_key(tiny_flow_path, tmp_path):
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl here to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(cafile=str(cert))  # this certificate, verified
+    process, url = start("--model", tiny_flow_path, "--no-segmenter", "--ssl-certfile", cert, "--ssl-keyfile", key,
+                         context=context)  # fmt: skip
+    try:
+        photo, mask = person_photo(1)
+        body, content_type = multipart({"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))})
+        request = urllib.request.Request(f"{url}/extract", data=body, headers={"Content-Type": content_type})
+        with urllib.request.urlopen(request, timeout=60, context=context) as answer:
+            assert answer.status == 200 and Image.open(io.BytesIO(answer.read())).format == "PNG"
+        with pytest.raises((OSError, http.client.HTTPException)):  # plain HTTP on that port gets no answer
+            urllib.request.urlopen(f"{url.replace('https', 'http')}/health", timeout=10)
+    finally:
+        log = stop(process)
+    assert f"at {url}/ (batches" in log
+    done = run_cli("serve", "--port", "0", "--ssl-certfile", key, "--ssl-keyfile", key, "--model", "/nowhere.onnx")
+    assert done.returncode == 1 and f"--ssl-certfile {key} holds no PEM certificate" in done.stderr
 
 
 def test_a_port_in_use_is_refused_before_the_models_load():

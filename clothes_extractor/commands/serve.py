@@ -61,6 +61,14 @@ from .common import reports_errors, verbose_option
     "the proxy passing /extract on): /openapi.json and /docs then name it. The page works under any path.",
 )
 @click.option(
+    "--ssl-certfile",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Serve HTTPS with this certificate (PEM; the chain, if any, after it); needs --ssl-keyfile.",
+)
+@click.option(
+    "--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), help="The certificate's private key (PEM)."
+)
+@click.option(
     "--access-log",
     is_flag=True,
     help="A line per request on standard error: time (UTC), client, request, status, bytes sent, milliseconds.",
@@ -82,6 +90,8 @@ def serve(
     timeout_s: float,
     allow_origins: tuple[str, ...],
     root_path: str,
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
     access_log: bool,
 ) -> None:
     """Serve POST /extract (multipart photo, optional mask), POST /tryon (multipart person and
@@ -102,6 +112,7 @@ def serve(
 
     origins = tuple(_origin(value) for value in allow_origins)
     root_path = _root_path(root_path)
+    _check_certificate(ssl_certfile, ssl_keyfile)  # before the models load, as the port
     sock = _listen(host, port)  # before the models load: a port in use fails at once
     port = sock.getsockname()[1]  # --port 0: the one the system chose
 
@@ -122,15 +133,17 @@ def serve(
     models = [generator, seg, dresser.tryon if dresser else None]
     using = " + ".join(session.path.name for session in models if session is not None)
     published = f", published under {root_path}/" if root_path else ""
-    click.echo(
-        f"serving {using} on {generator.provider} at http://{host}:{port}/{published} (batches of up to {max_batch})",
-        err=True,
-    )
+    scheme = "https" if ssl_certfile else "http"
+    at = f"{scheme}://{host}:{port}/{published}"
+    click.echo(f"serving {using} on {generator.provider} at {at} (batches of up to {max_batch})", err=True)
     if tryon_off and not no_tryon:
         click.echo(f"POST /tryon answers 501: {tryon_off}", err=True)
     if access_log:
         _log_requests()
-    uvicorn.Server(uvicorn.Config(app, log_level="warning", root_path=root_path)).run(sockets=[sock])
+    config = uvicorn.Config(
+        app, log_level="warning", root_path=root_path, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile
+    )
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def _log_requests() -> None:
@@ -183,6 +196,31 @@ def _origin(value: str) -> str:
             "http://localhost:3000), no path, or * for any"
         )
     return value.rstrip("/")
+
+
+def _check_certificate(certfile: str | None, keyfile: str | None) -> None:
+    """``UsageError`` for half an HTTPS setting; ``ClickException`` saying which file is wrong
+    where the certificate and key do not load together."""
+    if (certfile is None) != (keyfile is None):
+        raise click.UsageError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
+    if certfile is None:
+        return
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_verify_locations(cafile=certfile)
+    except (ssl.SSLError, ValueError):
+        raise click.ClickException(f"--ssl-certfile {certfile} holds no PEM certificate") from None
+    try:
+        context.load_cert_chain(certfile, keyfile, password=lambda: b"")
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise click.ClickException(f"--ssl-keyfile {keyfile} is not the key of --ssl-certfile {certfile}") from None
+        raise click.ClickException(
+            f"--ssl-keyfile {keyfile} is no unencrypted PEM private key (a key with a passphrase: "
+            f"openssl pkey -in {keyfile} -out plain-key.pem writes it without one)"
+        ) from None
 
 
 def _root_path(value: str) -> str:
