@@ -78,6 +78,11 @@ def _as_file(photo: PhotoLike, folder: Path, name: str) -> Path:
     if isinstance(photo, (str, Path)):
         path = Path(photo)
         if not path.exists():
+            if isinstance(photo, str) and "://" in photo:  # (a URL: Path would have made it https:/host/...)
+                raise InputError(
+                    f"photo not found: {photo} is a URL, and the API reads files, bytes or PIL images: give it "
+                    "the downloaded bytes (urllib.request.urlopen(url).read()), or use clothes-extractor extract URL"
+                )
             raise InputError(f"photo not found: {path}")
         if path.is_dir():
             raise InputError(
