@@ -69,6 +69,12 @@ from .common import reports_errors, verbose_option
     "--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), help="The certificate's private key (PEM)."
 )
 @click.option(
+    "--api-key-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Require an API key on POST /extract, POST /tryon and GET /metrics: one of this file's keys "
+    "(one a line), sent as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.",
+)
+@click.option(
     "--access-log",
     is_flag=True,
     help="A line per request on standard error: time (UTC), client, request, status, bytes sent, milliseconds.",
@@ -92,6 +98,7 @@ def serve(
     root_path: str,
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
+    api_key_file: str | None,
     access_log: bool,
 ) -> None:
     """Serve POST /extract (multipart photo, optional mask), POST /tryon (multipart person and
@@ -113,6 +120,7 @@ def serve(
     origins = tuple(_origin(value) for value in allow_origins)
     root_path = _root_path(root_path)
     _check_certificate(ssl_certfile, ssl_keyfile)  # before the models load, as the port
+    api_keys = _api_keys(api_key_file)
     sock = _listen(host, port)  # before the models load: a port in use fails at once
     port = sock.getsockname()[1]  # --port 0: the one the system chose
 
@@ -129,13 +137,14 @@ def serve(
     )
     explicit = click.get_current_context().get_parameter_source("tryon_model") != ParameterSource.DEFAULT
     dresser, tryon_off = _dresser(tryon_model, explicit, no_tryon, seg, provider)
-    app = create_app(generator, seg, settings, dresser=dresser, tryon_off=tryon_off)
+    app = create_app(generator, seg, settings, dresser=dresser, tryon_off=tryon_off, api_keys=api_keys)
     models = [generator, seg, dresser.tryon if dresser else None]
     using = " + ".join(session.path.name for session in models if session is not None)
     published = f", published under {root_path}/" if root_path else ""
     scheme = "https" if ssl_certfile else "http"
     at = f"{scheme}://{host}:{port}/{published}"
-    click.echo(f"serving {using} on {generator.provider} at {at} (batches of up to {max_batch})", err=True)
+    keyed = f"; API key required ({len(api_keys)} key(s))" if api_keys else ""
+    click.echo(f"serving {using} on {generator.provider} at {at} (batches of up to {max_batch}{keyed})", err=True)
     if tryon_off and not no_tryon:
         click.echo(f"POST /tryon answers 501: {tryon_off}", err=True)
     if access_log:
@@ -196,6 +205,18 @@ def _origin(value: str) -> str:
             "http://localhost:3000), no path, or * for any"
         )
     return value.rstrip("/")
+
+
+def _api_keys(path: str | None) -> tuple[str, ...]:
+    """The keys of ``--api-key-file`` (none without it); ``ClickException`` with the reason."""
+    if path is None:
+        return ()
+    from ..serve.access import read_keys
+
+    try:
+        return read_keys(path)
+    except ValueError as exc:
+        raise click.ClickException(f"--api-key-file {path}: {exc}") from None
 
 
 def _check_certificate(certfile: str | None, keyfile: str | None) -> None:

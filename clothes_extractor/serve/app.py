@@ -14,6 +14,8 @@
     GET  /docs      Swagger UI on it, served from here (no CDN)
     GET  /metrics   requests, latencies, batches and queues for Prometheus (``serve/metrics.py``)
 
+With API keys (``serve/access.py``), POST /extract, POST /tryon and GET /metrics need one.
+
 Bad input is a 4xx with the reason (400 unreadable, 413 too large, 422 no garment, or no
 one to dress; ``serve/uploads.py``); a request that takes longer than the timeout is a 504;
 a full queue a 503; /tryon on a server without a try-on model a 501. The server never dies
@@ -44,6 +46,7 @@ from ..runtime.options import ExtractOptions, generator_outputs, make_plan
 from ..runtime.session import ModelSession
 from ..runtime.stages import NeedsMask, Prepared, SegmentedMask, apply_background, finish, prepare, segment
 from . import metrics, openapi
+from .access import KeyRequired
 from .batcher import Batcher
 from .tryon import TRYON_API, TryOn, handle_tryon
 from .uploads import MEDIA, error, failure, read_photo_and_mask, refuse_oversized, request_options
@@ -209,14 +212,18 @@ def create_app(
     *,
     dresser: "Dresser | None" = None,
     tryon_off: str = "this server runs without try-on: start it with a try-on model (serve --tryon)",
+    api_keys: Sequence[str] = (),
 ):
     """The FastAPI application serving ``generator`` (and ``segmenter`` for photos without a
-    mask); with ``dresser``, POST /tryon too (without, it answers 501 with ``tryon_off``)."""
+    mask); with ``dresser``, POST /tryon too (without, it answers 501 with ``tryon_off``);
+    with ``api_keys``, the API's routes only for requests that carry one (``serve/access.py``)."""
     settings = settings or ServeSettings()
     extractor = Extractor(generator, segmenter, settings)
     tryon = TryOn(dresser, **settings.batching()) if dresser is not None else None
     app = FastAPI(title="clothes-extractor", version=_version(), docs_url=None, redoc_url=None)
     openapi.add_docs(app)
+    if api_keys:
+        app.add_middleware(KeyRequired, keys=tuple(api_keys))  # (inside CORS: a 401 carries its headers)
     if settings.allow_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -264,6 +271,7 @@ def create_app(
             "tryon": _public(dresser.tryon.describe()) if dresser is not None else None,
             "tryon_off": None if dresser is not None else tryon_off,
             "tryon_batches": {"tryon": tryon.batcher.batches, "requests": tryon.batcher.items} if tryon else None,
+            "api_key_required": bool(api_keys),  # (never the keys)
         }
 
     return app

@@ -27,9 +27,9 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from .access import API_ROUTES, route_of
 from .batcher import Batcher
 
-ROUTES = ("/extract", "/tryon")  # counted by name; the rest as "other"
 # ``serve --access-log``: a line per request, at INFO (off unless that logger is enabled)
 ACCESS = logging.getLogger("clothes_extractor.access")
 SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -65,9 +65,8 @@ class _Observing:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        path, root = scope["path"], scope.get("root_path", "")
-        path = path[len(root) :] if root and path.startswith(root) else path  # (serve --root-path)
-        route = path if path in ROUTES and scope["method"] == "POST" else "other"
+        path = route_of(scope)
+        route = path if path in API_ROUTES and scope["method"] == "POST" else "other"
         status, sent = 500, 0  # (500: what the client gets if the app raises before answering)
 
         async def sending(message):

@@ -26,6 +26,7 @@ SWAGGER_FILES = {  # the files of Swagger UI in the fastapi-swagger package ([se
 
 ERRORS = {
     "400": "unreadable image, missing or doubled field, bad option",
+    "401": "no API key, or not one of the server's (serve --api-key-file)",
     "413": "an upload over --max-upload-mb",
     "422": "nothing to work on: no garment found, no one to dress",
     "503": "the queue is full: retry shortly",
