@@ -9,6 +9,7 @@ from test_serve import _browser, encoded, multipart, start, stop
 from conftest import ROOT, person_photo, run_cli
 
 pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
+validator = pytest.importorskip("openapi_spec_validator", reason="the dev extra is not installed")
 
 pytestmark = pytest.mark.xdist_group("serve")
 
@@ -58,6 +59,10 @@ def test_the_api_takes_requests_with_a_key_only(keyed):
     info = call(keyed, "/info", {})[1].decode()
     assert json.loads(info)["api_key_required"] is True and not any(key in info for key in KEYS)
     assert call(keyed, "/metrics", {})[0] == 401
+    described = json.loads(call(keyed, "/openapi.json", {})[1])
+    validator.validate(described)
+    assert set(described["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    assert [p for p, item in described["paths"].items() if "security" in item.get("post", {})] == ["/extract", "/tryon"]
     status, text, _ = call(keyed, "/metrics", {"X-API-Key": KEYS[0]})
     assert status == 200 and 'clothes_extractor_requests_total{route="/extract",status="401"} 3.0' in text.decode()
 

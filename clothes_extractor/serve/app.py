@@ -46,7 +46,7 @@ from ..runtime.options import ExtractOptions, generator_outputs, make_plan
 from ..runtime.session import ModelSession
 from ..runtime.stages import NeedsMask, Prepared, SegmentedMask, apply_background, finish, prepare, segment
 from . import metrics, openapi
-from .access import KeyRequired
+from .access import API_ROUTES, KeyRequired
 from .batcher import Batcher
 from .tryon import TRYON_API, TryOn, handle_tryon
 from .uploads import MEDIA, error, failure, read_photo_and_mask, refuse_oversized, request_options
@@ -224,6 +224,7 @@ def create_app(
     openapi.add_docs(app)
     if api_keys:
         app.add_middleware(KeyRequired, keys=tuple(api_keys))  # (inside CORS: a 401 carries its headers)
+        openapi.require_keys(app, API_ROUTES)
     if settings.allow_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -121,3 +121,22 @@ def add_docs(app: FastAPI) -> None:
             media_type=SWAGGER_FILES[name],
             headers={"Cache-Control": "public, max-age=86400"},
         )
+
+
+def require_keys(app: FastAPI, routes: Iterable[str]) -> None:
+    """The description says that ``routes`` (POST) need an API key (``serve --api-key-file``),
+    either header: client generators send it, and Swagger UI's Authorize button fills it in."""
+    build = app.openapi
+
+    def described() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()  # (FastAPI keeps it as app.openapi_schema)
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer KEY"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            }
+            for route in routes:
+                schema["paths"][route]["post"]["security"] = [{"bearer": []}, {"apiKey": []}]
+        return app.openapi_schema
+
+    app.openapi = described  # type: ignore[method-assign]
