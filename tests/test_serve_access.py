@@ -71,9 +71,11 @@ def test_the_api_takes_requests_with_a_key_only(keyed):
     ("content", "message"),
     [
         ("# no keys here\n\n", "it holds no key (one a line)"),
-        (f"{KEYS[0]}\nshort\n", "key 2 is shorter than 16 characters or holds a space; make keys with python -c"),
+        (f"{KEYS[0]}\n\nshort\n", "the key on line 3 is shorter than 16 characters, or not printable ASCII"),
+        (f"# keys\n{KEYS[0]} {KEYS[1]}\n", "the key on line 2 is shorter than 16 characters, or not printable"),
+        ("schlüssel-0123456789abcdef\n", "the key on line 1 is shorter than 16 characters, or not printable ASCII"),
     ],
-    ids=["empty", "short"],
+    ids=["empty", "short", "space", "not-ascii"],
 )
 def test_a_key_file_without_good_keys_is_refused_at_start(tmp_path, content, message):
     keys = tmp_path / "keys.txt"

@@ -5,6 +5,7 @@ http://127.0.0.1:8000/; }`` does, in front of a real server and a real browser."
 import http.client
 import json
 import threading
+import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -118,6 +119,9 @@ def test_the_api_description_names_the_proxy_path(proxied):
     with urllib.request.urlopen(f"{proxy.url}{PREFIX}/docs", timeout=30) as answer:
         docs = answer.read().decode()
     assert f"'{PREFIX}/openapi.json'" in docs  # Swagger UI reads the description through the proxy
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{proxy.url}{PREFIX}/docs/swagger-ui.html", timeout=30)
+    assert missing.value.code == 404 and json.load(missing.value) == {"error": "Not Found"}
 
 
 @pytest.mark.parametrize("value", ["garments", "https://shop.example/garments", "/garments?x=1", "/my garments"])

@@ -29,21 +29,22 @@ def route_of(scope) -> str:
 
 def read_keys(path: Path) -> tuple[str, ...]:
     """The keys of an API key file: one a line; blank lines and ``#`` comments are left out.
-    ``ValueError`` with the reason for a file with none, or with a key too short to guess at."""
+    ``ValueError`` with the reason for a file with none, or with a key that is short enough
+    to guess or that a header cannot carry (not printable ASCII, a space)."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read it: {getattr(exc, 'strerror', None) or exc}") from None
-    keys = tuple(line.strip() for line in lines if line.strip() and not line.strip().startswith("#"))
+    keys = {number: line.strip() for number, line in enumerate(lines, 1) if line.strip()[:1] not in ("", "#")}
     if not keys:
         raise ValueError("it holds no key (one a line)")
-    short = [number for number, key in enumerate(keys, 1) if len(key) < MIN_KEY_LENGTH or " " in key]
-    if short:
-        raise ValueError(
-            f"key {short[0]} is shorter than {MIN_KEY_LENGTH} characters or holds a space; make keys with "
-            'python -c "import secrets; print(secrets.token_urlsafe(32))"'
-        )
-    return keys
+    for number, key in keys.items():
+        if len(key) < MIN_KEY_LENGTH or not (key.isascii() and key.isprintable()) or " " in key:
+            raise ValueError(
+                f"the key on line {number} is shorter than {MIN_KEY_LENGTH} characters, or not printable ASCII "
+                'without spaces; make keys with python -c "import secrets; print(secrets.token_urlsafe(32))"'
+            )
+    return tuple(keys.values())
 
 
 class KeyRequired:

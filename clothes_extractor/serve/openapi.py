@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any, Iterable, Mapping
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import Response
 
@@ -115,7 +115,7 @@ def add_docs(app: FastAPI) -> None:
     @app.get("/docs/{name}", include_in_schema=False)
     async def swagger_file(name: str):
         if name not in SWAGGER_FILES:
-            return Response(status_code=404)
+            raise HTTPException(404)  # (answered as every 404 is)
         return Response(
             (bundled / name).read_bytes(),
             media_type=SWAGGER_FILES[name],
