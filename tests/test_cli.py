@@ -172,6 +172,31 @@ def test_the_report_on_standard_output(tiny_model_path, photo_folder, tmp_path):
     assert both.returncode == 2 and "--report - and -o - would both write to standard output" in both.stderr
 
 
+def test_a_dry_run_says_what_a_run_would_do_and_touches_nothing(tiny_model_path, photo_folder, tmp_path):
+    photos, masks = photo_folder
+    out, report = tmp_path / "out", tmp_path / "r.jsonl"
+    command = ["extract", photos, "-o", out, "--model", tiny_model_path, "--masks", masks]
+    first = run_cli(*command, "--dry-run", "--report", report)
+    assert first.returncode == 0 and "dry run of 5 photo(s): 5 to extract, 0 already done, 0 refused" in first.stderr
+    assert {r["status"] for r in read_report(report).values()} == {"pending"} and not out.exists()
+    assert run_cli(*command).returncode == 0
+    stale = out / ".ce-999999999-0123abcd.partial"  # a killed run's: the real run removes it, a dry run not
+    stale.write_bytes(b"partial")
+    Image.open(photos / "p1.jpg").save(photos / "p1.png")  # a second photo for p1's output
+    (out / "p2.png").write_bytes((out / "p2.png").read_bytes()[:100])  # cut short: redone
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    again = run_cli(*command, "--dry-run", "--report", report)
+    assert again.returncode == 1 and "6 photo(s): 1 to extract, 4 already done, 1 refused" in again.stderr
+    assert "error: " in again.stderr and "would both be written to" in again.stderr
+    assert {name: r["status"] for name, r in read_report(report).items()}["p2.jpg"] == "pending"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing written, nothing removed
+    one = run_cli("extract", photos / "p3.jpg", "-o", tmp_path / "one.png", "--model", tiny_model_path,
+                  "--masks", masks, "--dry-run")  # fmt: skip
+    assert one.returncode == 0 and "1 to extract" in one.stderr and not (tmp_path / "one.png").exists()
+    on_ray = run_cli(*command, "--dry-run", "--ray")
+    assert on_ray.returncode == 2 and "--dry-run walks the inputs on this machine: leave out --ray" in on_ray.stderr
+
+
 def test_unwritable_output_folder_fails_before_any_work(tiny_model_path, photo_folder, tmp_path):
     photos, masks = photo_folder
     (tmp_path / "file").write_text("a file, not a folder")

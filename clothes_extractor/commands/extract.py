@@ -223,6 +223,12 @@ def _single_output(paths: list[Path], output: str) -> bool:
     type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
     help="Write a JSON Lines report, one object per input (- for standard output).",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Say what the run would do (photos to extract, already done, refused) without decoding a photo "
+    "or writing anything; --report lists each (status pending, skipped or error).",
+)
 @verbose_option
 @reports_errors
 def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
@@ -235,8 +241,14 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
     on a rerun; the exit code is 0 only if every photo succeeded.
     """
     if options["ray"] or options["ray_address"]:
+        if options["dry_run"]:
+            raise click.UsageError("--dry-run walks the inputs on this machine: leave out --ray")
         _extract_on_ray(inputs, output, options)
         return
+    if options["dry_run"] and any(item == "-" or "://" in item for item in inputs):
+        raise click.UsageError(
+            "--dry-run looks at photo files and folders: a URL or standard input is fetched, not looked at"
+        )
     with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
         paths, options["given"] = _resolve_inputs(inputs, Path(tmp))
         with files_named(_in_words(options["given"])):
@@ -320,6 +332,9 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
     if options["sheet"] is not None:
         check_writable_file(options["sheet"], "--sheet", SHEET_SUFFIXES)
     generator, segmenter = _open_models(options, extract_options.background)
+    if options["dry_run"]:
+        _dry_run(generator, segmenter, [job], extract_options, Report(options["report"]), 1)
+        return
     report, results = Report(options["report"]), []
     try:
         run_extraction(generator, [job], extract_options, results.append, segmenter)
@@ -365,8 +380,12 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         hint = "" if options["recursive"] else " (add --recursive to look in subfolders)"
         raise click.ClickException(f"no photos found in {', '.join(map(str, inputs))}{hint}")
     generator, segmenter = _open_models(options, extract_options.background)
+    jobs = iter_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks)
+    if options["dry_run"]:
+        _dry_run(generator, segmenter, jobs, extract_options, Report(options["report"]), total)
+        return
     decoder = _open_decoder(options["decode"], generator)
-    jobs = removing_stale_partials(iter_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks))
+    jobs = removing_stale_partials(jobs)
     piped = {path for path, item in options["given"].items() if item == "-"}
     jobs = (dataclasses.replace(job, redo=True) if job.photo in piped else job for job in jobs)  # (see _extract_one)
     report = Report(options["report"])
@@ -403,6 +422,28 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         progress.close()
         report.close()
     _summarise(summary, failures, options["report"], report, sheet, finished, generator.contract.size, options["masks"])
+
+
+def _dry_run(generator: Any, segmenter: Any, jobs: Any, extract_options: Any, report: Report, total: int) -> None:
+    """``--dry-run``: each photo's fate without decoding or writing; exit 1 if any is refused."""
+    from ..runtime.pipeline import preview_extraction
+
+    counts = {"pending": 0, "skipped": 0, "error": 0}
+    try:
+        for result in preview_extraction(generator, jobs, extract_options, segmenter):
+            counts[result.status] += 1
+            if result.status == "error" and counts["error"] <= MAX_FAILURES_SHOWN:
+                click.echo(f"error: {_error_line(result)}", err=True)
+            report.write(result)
+    finally:
+        report.close()
+    click.echo(
+        f"dry run of {total} photo(s): {counts['pending']} to extract, {counts['skipped']} already done, "
+        f"{counts['error']} refused; nothing was decoded or written",
+        err=True,
+    )
+    if counts["error"] or report.failed:
+        sys.exit(1)
 
 
 def _open_decoder(choice: str, generator: Any) -> Any:

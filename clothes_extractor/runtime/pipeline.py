@@ -17,14 +17,14 @@ import time
 from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from ..errors import ClothesExtractorError, InputError
 from .jobs import ExtractJob
 from .options import ExtractOptions, make_plan
-from .resume import Skipped, prepare_or_skip
+from .resume import Skipped, already_done, prepare_or_skip
 from .session import ModelSession
 from .signals import deferred_signals
 from .stages import (
@@ -296,3 +296,24 @@ def run_extraction(
         summary.seconds = time.perf_counter() - started
         summary.decoded = extraction.routes
     return summary
+
+
+def preview_extraction(
+    generator: ModelSession, jobs: Iterable[ExtractJob], options: ExtractOptions, segmenter: ModelSession | None = None
+) -> Iterator[FileResult]:
+    """What ``run_extraction`` would do with each job, decoding no photo and writing nothing
+    (``extract --dry-run``): ``pending`` (to extract), ``skipped`` (its output is done, from
+    this model and these settings) or ``error`` (refused before any decoding: a name two
+    photos would write, a file there that this tool did not write). A photo that cannot be
+    decoded, or shows no garment, is found by the run itself."""
+    plan = make_plan(generator, segmenter, options)
+    for job in jobs:
+        if job.error is not None:
+            yield FileResult(str(job.photo), "error", None, job.error, None)
+            continue
+        try:
+            done = already_done(job, plan, options.overwrite)
+        except ClothesExtractorError as exc:
+            yield FileResult(str(job.photo), "error", str(job.output), str(exc), None)
+            continue
+        yield FileResult(str(job.photo), "skipped" if done else "pending", str(job.output), None, job.mask.describe())
