@@ -102,8 +102,9 @@ def serve(
     access_log: bool,
 ) -> None:
     """Serve POST /extract (multipart photo, optional mask), POST /tryon (multipart person and
-    garment or garment_photo), a page at / to try photos in a browser, GET /health and GET
-    /info. Concurrent requests are batched into one model run."""
+    garment or garment_photo), a page at / to try photos in a browser, GET /health, GET /info,
+    GET /metrics (Prometheus) and the API's description (/openapi.json, /docs). Concurrent
+    requests are batched into one model run."""
     try:
         import fastapi  # noqa: F401
         import prometheus_client  # noqa: F401
