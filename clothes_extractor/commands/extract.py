@@ -439,7 +439,7 @@ def _dry_run(generator: Any, segmenter: Any, jobs: Any, extract_options: Any, re
         report.close()
     click.echo(
         f"dry run of {total} photo(s): {counts['pending']} to extract, {counts['skipped']} already done, "
-        f"{counts['error']} refused; nothing was decoded or written",
+        f"{counts['error']} refused; no photo was decoded, no output written",
         err=True,
     )
     if counts["error"] or report.failed:
