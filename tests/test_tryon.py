@@ -135,6 +135,19 @@ def test_one_pair_a_folder_and_a_rerun(tiny_tryon_path, pairs, tmp_path):
     again = run_cli("tryon", "--person", persons, "--garment", garments / "g1.png", "-o", out, *model)
     assert again.returncode == 1 and "3 skipped" in again.stderr
     assert stamps == {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    # a dry run: the three done, the empty room and the broken photo to dress (found by the
+    # run itself), the link loop refused; nothing decoded or written, in a new folder neither
+    report = tmp_path / "dry.jsonl"
+    dry = run_cli("tryon", "--person", persons, "--garment", garments / "g1.png", "-o", out, "--dry-run",
+                  "--report", report, *model)  # fmt: skip
+    assert dry.returncode == 1 and "dry run of 6 pair(s): 2 to dress, 3 already done, 1 refused" in dry.stderr
+    assert "loop.jpg" in dry.stderr and stamps == {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    statuses = {Path(json.loads(line)["person"]).name: json.loads(line)["status"] for line in report.open()}
+    assert statuses == {**{name: "skipped" for name in PERSONS}, "empty-room.png": "pending",
+                        "broken.jpg": "pending", "loop.jpg": "error"}  # fmt: skip
+    fresh = run_cli("tryon", "--person", persons / PERSONS[0], "--garment", garments / "g0.png",
+                    "-o", tmp_path / "new" / "x.png", "--dry-run", *model)  # fmt: skip
+    assert fresh.returncode == 0 and "1 to dress" in fresh.stderr and not (tmp_path / "new").exists()
 
 
 def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, pairs, tmp_path):

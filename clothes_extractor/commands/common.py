@@ -22,6 +22,7 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 STDOUT = Path("-")  # what -o and --report take for standard output
+MAX_FAILURES_SHOWN = 20  # failures said one by one, at most (the report lists them all)
 
 
 class Terminated(KeyboardInterrupt):
@@ -333,3 +334,25 @@ class Report:
             except OSError:
                 pass
             self.handle = None
+
+
+def report_dry_run(results: Iterable[Any], report: Report, unit: str, verb: str, error_line: Any) -> None:
+    """``--dry-run``'s end: each result (``pending``, ``skipped`` or ``error``) to the report,
+    the refusals and a count on standard error; exit 1 if any was refused. ``unit``: "photo"
+    or "pair"; ``verb``: "extract" or "dress"; ``error_line``: a refusal as the command says it."""
+    counts = {"pending": 0, "skipped": 0, "error": 0}
+    try:
+        for result in results:
+            counts[result.status] += 1
+            if result.status == "error" and counts["error"] <= MAX_FAILURES_SHOWN:
+                click.echo(f"error: {error_line(result)}", err=True)
+            report.write(result)
+    finally:
+        report.close()
+    click.echo(
+        f"dry run of {sum(counts.values())} {unit}(s): {counts['pending']} to {verb}, {counts['skipped']} already "
+        f"done, {counts['error']} refused; no image was decoded, no output written",
+        err=True,
+    )
+    if counts["error"] or report.failed:
+        sys.exit(1)

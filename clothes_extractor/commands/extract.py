@@ -17,12 +17,14 @@ import click
 from ..errors import InputError, NoGarmentError, files_named, renamed
 from ..runtime.providers import PROVIDER_CHOICES
 from .common import (
+    MAX_FAILURES_SHOWN,
     Progress,
     Report,
     check_output_dir,
     check_side_files,
     check_stdout_takes_an_image,
     names_an_image_file,
+    report_dry_run,
     reports_errors,
     save_image,
     verbose_option,
@@ -30,7 +32,6 @@ from .common import (
 )
 
 FORMATS = ("png", "jpg", "webp")
-MAX_FAILURES_SHOWN = 20
 SHEET_ROWS = 8
 SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MAX_DOWNLOAD_BYTES = 50 * 2**20
@@ -306,7 +307,7 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
     """One photo to one file (or standard output): the folder job's guarantees, one job."""
     from ..runtime.files import check_writable_file
     from ..runtime.jobs import MaskIndex, find_jobs, overwrite_error
-    from ..runtime.pipeline import run_extraction
+    from ..runtime.pipeline import preview_extraction, run_extraction
     from ..runtime.stages import output_format
 
     to_stdout = output == "-"
@@ -333,7 +334,8 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
         check_writable_file(options["sheet"], "--sheet", SHEET_SUFFIXES)
     generator, segmenter = _open_models(options, extract_options.background)
     if options["dry_run"]:
-        _dry_run(generator, segmenter, [job], extract_options, Report(options["report"]), 1)
+        previewed = preview_extraction(generator, [job], extract_options, segmenter)
+        report_dry_run(previewed, Report(options["report"]), "photo", "extract", _error_line)
         return
     report, results = Report(options["report"]), []
     try:
@@ -361,7 +363,7 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
 def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) -> None:
     from ..runtime.files import check_writable_file
     from ..runtime.jobs import MaskIndex, check_output_folders, count_jobs, iter_jobs, removing_stale_partials
-    from ..runtime.pipeline import run_extraction
+    from ..runtime.pipeline import preview_extraction, run_extraction
 
     fmt = options["fmt"]
     extract_options = _extract_options(options, fmt)
@@ -382,7 +384,8 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     generator, segmenter = _open_models(options, extract_options.background)
     jobs = iter_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks)
     if options["dry_run"]:
-        _dry_run(generator, segmenter, jobs, extract_options, Report(options["report"]), total)
+        previewed = preview_extraction(generator, jobs, extract_options, segmenter)
+        report_dry_run(previewed, Report(options["report"]), "photo", "extract", _error_line)
         return
     decoder = _open_decoder(options["decode"], generator)
     jobs = removing_stale_partials(jobs)
@@ -422,28 +425,6 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         progress.close()
         report.close()
     _summarise(summary, failures, options["report"], report, sheet, finished, generator.contract.size, options["masks"])
-
-
-def _dry_run(generator: Any, segmenter: Any, jobs: Any, extract_options: Any, report: Report, total: int) -> None:
-    """``--dry-run``: each photo's fate without decoding or writing; exit 1 if any is refused."""
-    from ..runtime.pipeline import preview_extraction
-
-    counts = {"pending": 0, "skipped": 0, "error": 0}
-    try:
-        for result in preview_extraction(generator, jobs, extract_options, segmenter):
-            counts[result.status] += 1
-            if result.status == "error" and counts["error"] <= MAX_FAILURES_SHOWN:
-                click.echo(f"error: {_error_line(result)}", err=True)
-            report.write(result)
-    finally:
-        report.close()
-    click.echo(
-        f"dry run of {total} photo(s): {counts['pending']} to extract, {counts['skipped']} already done, "
-        f"{counts['error']} refused; no photo was decoded, no output written",
-        err=True,
-    )
-    if counts["error"] or report.failed:
-        sys.exit(1)
 
 
 def _open_decoder(choice: str, generator: Any) -> Any:

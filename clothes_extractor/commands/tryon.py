@@ -13,19 +13,20 @@ import click
 from ..errors import InputError, NoGarmentError, renamed
 from ..runtime.providers import PROVIDER_CHOICES
 from .common import (
+    MAX_FAILURES_SHOWN,
     Progress,
     Report,
     check_output_dir,
     check_side_files,
     check_stdout_takes_an_image,
     names_an_image_file,
+    report_dry_run,
     reports_errors,
     verbose_option,
     write_to_stdout,
 )
 
 FORMATS = ("png", "jpg", "webp")
-MAX_FAILURES_SHOWN = 20
 
 
 @click.command()
@@ -85,6 +86,12 @@ MAX_FAILURES_SHOWN = 20
     type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
     help="Write a JSON Lines report, one object per pair (- for standard output).",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Say what the run would do (pairs to dress, already done, refused) without decoding an image or "
+    "writing anything; --report lists each (status pending, skipped or error).",
+)
 @verbose_option
 @reports_errors
 def tryon(output: Path, **options: Any) -> None:
@@ -99,6 +106,8 @@ def tryon(output: Path, **options: Any) -> None:
         raise click.UsageError("give the garment: --garment IMAGE|FOLDER or --garment-from PHOTO|FOLDER")
     garments = options["garment"] or options["garment_from"]
     to_stdout = options["to_stdout"] = str(output) == "-"
+    if to_stdout and options["dry_run"]:
+        raise click.UsageError("--dry-run writes no image: leave out -o -")
     if to_stdout:
         check_stdout_takes_an_image()
     single = to_stdout or names_an_image_file(output, "results")
@@ -200,11 +209,12 @@ def _run(
         stdout_taken=options["to_stdout"],
     )
     check_output_dir(out_dir)
-    remove_stale_partials(out_dir)
+    if not options["dry_run"]:
+        remove_stale_partials(out_dir)
     dresser = _open(options)
     failed = [DressResult(str(path), "", "error", "", error) for path, error in unreadable]
     catalog: dict[Path, Path | str] = {}
-    if options["garment_from"] is not None:
+    if options["garment_from"] is not None and not options["dry_run"]:  # (stage one: a dry run names the photos)
         catalog = _extract_garments(sorted({g for _, g in pairs}), tmp, dresser.parser, options)
 
     def target(person: Path, garment: Path) -> Path:
@@ -225,6 +235,12 @@ def _run(
             continue
         jobs.append(DressJob(person, made, path))
     report = Report(options["report"])
+    if options["dry_run"]:
+        from ..runtime.dressing import preview_dressing
+
+        previewed = preview_dressing(dresser, jobs, options["overwrite"])
+        report_dry_run([*failed, *previewed], report, "pair", "dress", _error_line)
+        return
     progress = Progress(len(pairs) + len(unreadable), "pair", "tryon")
     for result in failed:
         report.write(result)

@@ -24,7 +24,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -66,7 +66,7 @@ class DressJob:
 class DressResult:
     person: str
     garment: str
-    status: str  # ok | error | skipped
+    status: str  # ok | error | skipped (| pending: a dry run's, to do)
     output: str
     error: str | None = None
     size: tuple[int, int] | None = None  # (height, width) written
@@ -267,6 +267,23 @@ def _finished(job: DressJob, signature: str, fmt: str) -> bool:
     return False
 
 
+def _decided(job: DressJob, signature: str, overwrite: bool) -> DressResult | None:
+    """A job's result known before any work: ``skipped`` (this model pair wrote its output) or
+    ``error`` (no output format; a file there that this tool did not write); None: to dress."""
+    try:
+        done = not overwrite and _finished(job, signature, output_format(job.output))
+    except (InputError, OutputError) as exc:
+        return DressResult.of(job, "error", describe_error(exc))
+    return DressResult.of(job, "skipped") if done else None
+
+
+def preview_dressing(dresser: Dresser, jobs: Iterable[DressJob], overwrite: bool = False) -> Iterator[DressResult]:
+    """What ``run_dressing`` would do with each job, decoding and writing nothing (``tryon
+    --dry-run``): ``pending`` (to dress), ``skipped`` or ``error``, as ``_decided``."""
+    for job in jobs:
+        yield _decided(job, dresser.signature, overwrite) or DressResult.of(job, "pending")
+
+
 def run_dressing(
     dresser: Dresser,
     jobs: Iterable[DressJob],
@@ -293,13 +310,9 @@ def run_dressing(
     pending: list[DressJob] = []
     try:
         for job in jobs:
-            try:
-                done = not overwrite and _finished(job, dresser.signature, output_format(job.output))
-            except (InputError, OutputError) as exc:  # no output format; someone else's file there
-                emit(DressResult.of(job, "error", describe_error(exc)))
-                continue
-            if done:
-                emit(DressResult.of(job, "skipped"))
+            decided = _decided(job, dresser.signature, overwrite)
+            if decided is not None:
+                emit(decided)
                 continue
             pending.append(job)
             if len(pending) == batch_size:

@@ -136,7 +136,7 @@ class SegmentedMask:
 @dataclass(frozen=True)
 class FileResult:
     input: str
-    status: str  # ok | error | skipped
+    status: str  # ok | error | skipped (| pending: a dry run's, to do)
     output: str | None = None
     error: str | None = None
     mask: str | None = None  # which mask source was used
