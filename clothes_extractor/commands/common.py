@@ -38,6 +38,26 @@ def set_verbosity(verbose: int) -> None:
     logging.getLogger().setLevel(logging.WARNING - 10 * min(verbose, 2))
 
 
+def report_options(unit: str, verb: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--report FILE|-`` and ``--dry-run`` of a folder job over ``unit``s ("photo", "pair")
+    that it would ``verb`` ("extract", "dress")."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option(
+            "--dry-run",
+            is_flag=True,
+            help=f"Say what the run would do ({unit}s to {verb}, already done, refused) without decoding an "
+            "image or writing anything; --report lists each (status pending, skipped or error).",
+        )(command)
+        return click.option(
+            "--report",
+            type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+            help=f"Write a JSON Lines report, one object per {unit} (- for standard output).",
+        )(command)
+
+    return decorate
+
+
 def verbose_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """``-v/--verbose`` after the subcommand too (``clothes-extractor extract -v ...``)."""
 

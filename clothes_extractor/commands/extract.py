@@ -25,6 +25,7 @@ from .common import (
     check_stdout_takes_an_image,
     names_an_image_file,
     report_dry_run,
+    report_options,
     reports_errors,
     save_image,
     verbose_option,
@@ -219,17 +220,7 @@ def _single_output(paths: list[Path], output: str) -> bool:
 @click.option(
     "--actors", type=click.IntRange(min=1), default=None, help="Ray: model actors [default: one per GPU, else 1]."
 )
-@click.option(
-    "--report",
-    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
-    help="Write a JSON Lines report, one object per input (- for standard output).",
-)
-@click.option(
-    "--dry-run",
-    is_flag=True,
-    help="Say what the run would do (photos to extract, already done, refused) without decoding a photo "
-    "or writing anything; --report lists each (status pending, skipped or error).",
-)
+@report_options("photo", "extract")
 @verbose_option
 @reports_errors
 def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:

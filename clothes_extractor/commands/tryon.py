@@ -21,6 +21,7 @@ from .common import (
     check_stdout_takes_an_image,
     names_an_image_file,
     report_dry_run,
+    report_options,
     reports_errors,
     verbose_option,
     write_to_stdout,
@@ -81,17 +82,7 @@ FORMATS = ("png", "jpg", "webp")
     is_flag=True,
     help="Redo pairs whose output already exists, and replace files there that this tool did not write.",
 )
-@click.option(
-    "--report",
-    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
-    help="Write a JSON Lines report, one object per pair (- for standard output).",
-)
-@click.option(
-    "--dry-run",
-    is_flag=True,
-    help="Say what the run would do (pairs to dress, already done, refused) without decoding an image or "
-    "writing anything; --report lists each (status pending, skipped or error).",
-)
+@report_options("pair", "dress")
 @verbose_option
 @reports_errors
 def tryon(output: Path, **options: Any) -> None:
