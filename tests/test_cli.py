@@ -193,6 +193,8 @@ def test_a_dry_run_says_what_a_run_would_do_and_touches_nothing(tiny_model_path,
     one = run_cli("extract", photos / "p3.jpg", "-o", tmp_path / "one.png", "--model", tiny_model_path,
                   "--masks", masks, "--dry-run")  # fmt: skip
     assert one.returncode == 0 and "1 to extract" in one.stderr and not (tmp_path / "one.png").exists()
+    piped = run_cli("extract", photos / "p3.jpg", "-o", "-", "--model", tiny_model_path, "--dry-run")
+    assert piped.returncode == 2 and "--dry-run writes no image: leave out -o -" in piped.stderr
     on_ray = run_cli(*command, "--dry-run", "--ray")
     assert on_ray.returncode == 2 and "--dry-run walks the inputs on this machine: leave out --ray" in on_ray.stderr
 

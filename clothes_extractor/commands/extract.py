@@ -237,6 +237,8 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
             raise click.UsageError("--dry-run walks the inputs on this machine: leave out --ray")
         _extract_on_ray(inputs, output, options)
         return
+    if options["dry_run"] and output == "-":
+        raise click.UsageError("--dry-run writes no image: leave out -o -")
     if options["dry_run"] and any(item == "-" or "://" in item for item in inputs):
         raise click.UsageError(
             "--dry-run looks at photo files and folders: a URL or standard input is fetched, not looked at"
