@@ -417,7 +417,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     finally:
         progress.close()
         report.close()
-    _summarise(summary, failures, options["report"], report, sheet, finished, generator.contract.size, options["masks"])
+    _summarise(summary, failures, report, sheet, finished, generator.contract.size, options["masks"])
 
 
 def _open_decoder(choice: str, generator: Any) -> Any:
@@ -455,13 +455,13 @@ def _write_sheet(sheet: Path | None, finished: list[Any], size: tuple[int, int])
     return None
 
 
-def _summarise(summary, failures, report_path, report, sheet, finished, size, masks_dir=None) -> None:
+def _summarise(summary, failures, report, sheet, finished, size, masks_dir=None) -> None:
     for failure in failures:
         click.echo(f"error: {_error_line(failure)}", err=True)
     if summary.failed > len(failures):
         click.echo(
             f"... and {summary.failed - len(failures)} more errors"
-            + (f", all in {report.named}" if report_path and not report.failed else "; --report FILE lists them all"),
+            + (f", all in {report.named}" if report.path and not report.failed else "; --report FILE lists them all"),
             err=True,
         )
     refused = _write_sheet(sheet, finished, size)
@@ -557,4 +557,4 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
 
         with new_session(str(options["model"] or "generator"), "cpu") as generator:
             size = generator.contract.size
-    _summarise(summary, failures, options["report"], report, sheet, finished, size, options["masks"])
+    _summarise(summary, failures, report, sheet, finished, size, options["masks"])

@@ -112,12 +112,16 @@ def add_docs(app: FastAPI) -> None:
     if bundled is None:
         return
 
+    read: dict[str, bytes] = {}  # each file read from the package once (the bundle is 1.7 MB)
+
     @app.get("/docs/{name}", include_in_schema=False)
     async def swagger_file(name: str):
         if name not in SWAGGER_FILES:
             raise HTTPException(404)  # (answered as every 404 is)
+        if name not in read:
+            read[name] = (bundled / name).read_bytes()
         return Response(
-            (bundled / name).read_bytes(),
+            read[name],
             media_type=SWAGGER_FILES[name],
             headers={"Cache-Control": "public, max-age=86400"},
         )
