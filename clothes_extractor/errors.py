@@ -59,6 +59,12 @@ class OutputError(ClothesExtractorError):
     """The output cannot be written (folder missing, not writable, name collision)."""
 
 
+class DiskFull(OutputError):
+    """The disk (or the user's quota) that holds an output is full: no later write there can
+    succeed, so a folder job stops at it instead of failing every photo that follows (what it
+    wrote is complete, and a rerun resumes)."""
+
+
 class ExportError(ClothesExtractorError):
     """Export failed, or the exported model does not match PyTorch within tolerance."""
 

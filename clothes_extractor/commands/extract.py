@@ -417,7 +417,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     finally:
         progress.close()
         report.close()
-    _summarise(summary, failures, report, sheet, finished, generator.contract.size, options["masks"])
+    _summarise(summary, failures, report, sheet, finished, generator.contract.size, options["masks"], total)
 
 
 def _open_decoder(choice: str, generator: Any) -> Any:
@@ -455,7 +455,7 @@ def _write_sheet(sheet: Path | None, finished: list[Any], size: tuple[int, int])
     return None
 
 
-def _summarise(summary, failures, report, sheet, finished, size, masks_dir=None) -> None:
+def _summarise(summary, failures, report, sheet, finished, size, masks_dir=None, total=None) -> None:
     for failure in failures:
         click.echo(f"error: {_error_line(failure)}", err=True)
     if summary.failed > len(failures):
@@ -467,9 +467,12 @@ def _summarise(summary, failures, report, sheet, finished, size, masks_dir=None)
     refused = _write_sheet(sheet, finished, size)
     rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
     masks = ", ".join(f"{count} {source}" for source, count in summary.masks.most_common())
+    stopped = getattr(summary, "stopped", None)  # (a Ray job's summary has no such thing)
+    untried = total - summary.ok - summary.skipped - summary.failed if stopped and total else 0
     click.echo(
-        f"done in {summary.seconds:.1f} s: {summary.ok} extracted ({rate:.1f} photos/s), "
-        f"{summary.skipped} skipped (already done), {summary.failed} failed"
+        f"{'stopped after' if stopped else 'done in'} {summary.seconds:.1f} s: {summary.ok} extracted "
+        f"({rate:.1f} photos/s), {summary.skipped} skipped (already done), {summary.failed} failed"
+        + (f", {untried} not tried" if untried else "")
         + (f"; masks from: {masks}" if masks else "")
         + _decode_summary(summary.decoded),
         err=True,
@@ -482,10 +485,16 @@ def _summarise(summary, failures, report, sheet, finished, size, masks_dir=None)
             fg="yellow",
             err=True,
         )
+    if stopped:
+        click.echo(
+            f"error: the job stopped: {stopped}. Free some space there and run the same command again: it "
+            "resumes, skipping the finished photos (every file written is complete)",
+            err=True,
+        )
     for problem in (report.failed, refused):
         if problem:
             click.echo(f"error: {problem}", err=True)
-    if summary.failed or report.failed or refused:
+    if summary.failed or report.failed or refused or stopped:
         sys.exit(1)
 
 

@@ -261,7 +261,7 @@ def _run(
     finally:
         progress.close()
         report.close()
-    _summarise(summary, failed, single, Path("-") if options["to_stdout"] else output, report)
+    _summarise(summary, failed, single, Path("-") if options["to_stdout"] else output, report, len(jobs))
 
 
 def _error_line(result: Any) -> str:
@@ -270,7 +270,7 @@ def _error_line(result: Any) -> str:
     return f"{pair}: {renamed(result.error, {result.person: '', **({result.garment: ''} if result.garment else {})})}"
 
 
-def _summarise(summary: Any, failed: list[Any], single: bool, output: Path, report: Any) -> None:
+def _summarise(summary: Any, failed: list[Any], single: bool, output: Path, report: Any, total: int = 0) -> None:
     if single:
         if failed:
             raise InputError(_error_line(failed[0]))
@@ -280,16 +280,25 @@ def _summarise(summary: Any, failed: list[Any], single: bool, output: Path, repo
     for result in failed[:MAX_FAILURES_SHOWN]:
         click.echo(f"error: {_error_line(result)}", err=True)
     if len(failed) > MAX_FAILURES_SHOWN:
-        click.echo(f"... and {len(failed) - MAX_FAILURES_SHOWN} more errors (--report FILE lists them all)", err=True)
+        listed = f", all in {report.named}" if report.path and not report.failed else "; --report FILE lists them all"
+        click.echo(f"... and {len(failed) - MAX_FAILURES_SHOWN} more errors{listed}", err=True)
     rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
+    untried = total - summary.ok - summary.skipped - summary.failed if summary.stopped else 0
     click.echo(
-        f"done in {summary.seconds:.1f} s: {summary.ok} dressed ({rate:.1f} pairs/s), "
-        f"{summary.skipped} skipped (already done), {len(failed)} failed",
+        f"{'stopped after' if summary.stopped else 'done in'} {summary.seconds:.1f} s: {summary.ok} dressed "
+        f"({rate:.1f} pairs/s), {summary.skipped} skipped (already done), {len(failed)} failed"
+        + (f", {untried} not tried" if untried > 0 else ""),
         err=True,
     )
+    if summary.stopped:
+        click.echo(
+            f"error: the job stopped: {summary.stopped}. Free some space there and run the same command again: it "
+            "resumes, skipping the finished pairs (every file written is complete)",
+            err=True,
+        )
     if report.failed:
         click.echo(f"error: {report.failed}", err=True)
-    if failed or report.failed:
+    if failed or report.failed or summary.stopped:
         sys.exit(1)
 
 

@@ -29,7 +29,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError, ModelError, NothingToDressError, OutputError
+from ..errors import DiskFull, InputError, ModelError, NothingToDressError, OutputError
 from .files import write_atomic
 from .fitting import Box, crop_photo, fit_window, letterbox
 from .images import encode_image, load_photo
@@ -94,6 +94,7 @@ class DressingSummary:
     skipped: int = 0
     failed: int = 0
     seconds: float = 0.0
+    stopped: str | None = None  # why the job stopped before its last pair (a full disk)
 
     def add(self, result: DressResult) -> None:
         if result.status == "ok":
@@ -298,6 +299,7 @@ def run_dressing(
     An output this model pair already wrote (its signature) is skipped unless ``overwrite``.
     A garment used by many pairs is decoded once per batch. On ``KeyboardInterrupt`` the
     batch in flight is dropped (every written file is complete) and the interrupt propagates.
+    A full disk stops the job the same way, and ``summary.stopped`` says why.
     """
     summary = DressingSummary()
     started = time.perf_counter()
@@ -320,6 +322,8 @@ def run_dressing(
                 pending = []
         if pending:
             _run_batch(dresser, pending, quality, emit)
+    except DiskFull as exc:  # every pair after it would fail the same way
+        summary.stopped = str(exc)
     finally:
         summary.seconds = time.perf_counter() - started
     return summary
@@ -351,9 +355,10 @@ def _run_batch(dresser: Dresser, jobs: list[DressJob], quality: int, emit: Calla
         try:
             fmt = output_format(job.output)
             data = encode_image(np.asarray(dressed), fmt, quality, signature=dresser.signature)
-            job.output.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(job.output, data)
-        except Exception as exc:  # noqa: BLE001 - a full disk fails this pair, the job reports it
+            write_atomic(job.output, data)  # (its folder made there)
+        except Exception as exc:  # noqa: BLE001 - a bad output fails this pair, the job reports it
             emit(DressResult.of(job, "error", describe_error(exc)))
+            if isinstance(exc, DiskFull):
+                raise
             continue
         emit(DressResult.of(job, "ok", size=(dressed.height, dressed.width)))

@@ -14,6 +14,7 @@ under a temporary name beside it, renamed into place when complete (``filled_fol
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -21,8 +22,9 @@ import shutil
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
-from ..errors import OutputError
+from ..errors import DiskFull, OutputError
 
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # no space left, quota exceeded
 PARTIAL_PATTERN = re.compile(r"^\.ce-(\d+)-[0-9a-f]{8}\.partial$")
 
 
@@ -64,7 +66,8 @@ def remove_stale_partials(folder: Path, recursive: bool = False) -> int:
 def write_atomic(path: Path, data: bytes | Callable[[IO[bytes]], None], *, sync: bool = True) -> None:
     """Write ``data`` (bytes, or a function writing to a binary file) to ``path`` atomically.
 
-    ``OutputError`` (with the reason) if it cannot be written; nothing is left behind.
+    ``OutputError`` (with the reason) if it cannot be written, ``DiskFull`` where the disk or
+    quota is full; nothing is left behind.
     """
     path = Path(path)
     temp = partial_name(path)
@@ -83,7 +86,8 @@ def write_atomic(path: Path, data: bytes | Callable[[IO[bytes]], None], *, sync:
         os.replace(temp, path)
     except OSError as exc:
         _remove(temp)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        error = DiskFull if exc.errno in FULL else OutputError
+        raise error(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         _remove(temp)
         raise

@@ -7,7 +7,8 @@ enough cores for the Python work between decodes to matter, since threads share 
 the calling process holds the model sessions and forms the batches. Photos are admitted
 only while fewer than ``batch_size * 2 + workers`` are anywhere in flight, so memory stays
 flat however large the folder. A bad photo becomes an ``error`` result and the job goes on;
-an output that carries this run's signature is ``skipped`` (resume).
+an output that carries this run's signature is ``skipped`` (resume). A full disk stops the
+job (``ExtractionSummary.stopped``): every photo after it would fail the same way.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..errors import ClothesExtractorError, InputError
+from ..errors import ClothesExtractorError, DiskFull, InputError
 from .jobs import ExtractJob
 from .options import ExtractOptions, make_plan
 from .resume import Skipped, already_done, prepare_or_skip
@@ -51,6 +52,7 @@ class ExtractionSummary:
     seconds: float = 0.0
     masks: Counter = field(default_factory=Counter)  # where the masks of the written garments came from
     decoded: Counter = field(default_factory=Counter)  # with a GPU decoder: "gpu" or "host: why"
+    stopped: str | None = None  # why the job stopped before its last photo (a full disk)
 
     def add(self, result: FileResult) -> None:
         if result.status == "ok":
@@ -230,8 +232,11 @@ class Extraction:
         while self.writing and self.writing[0].done():
             # Emitted before it leaves ``writing``: an interrupt in between makes ``abandon``
             # report it (once more at worst), never drops a written file from the report.
-            self.emit(self.writing[0].result())
+            result = self.writing[0].result()
+            self.emit(result)
             self.writing.popleft()
+            if result.stops_job:
+                raise DiskFull(result.error)
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -239,10 +244,12 @@ class Extraction:
         if not isinstance(exc, ClothesExtractorError):
             log.debug("%s failed", job.photo, exc_info=exc)
         self.emit(FileResult(str(job.photo), "error", None, describe_error(exc), source))
+        if isinstance(exc, DiskFull):  # saving its mask (--save-masks)
+            raise exc
 
     def abandon(self) -> None:
-        """On an interrupt: drop the photos in flight, let the writes in progress finish
-        (each output is complete or absent) and report them."""
+        """On an interrupt or a full disk: drop the photos in flight, let the writes in progress
+        finish (each output is complete or absent) and report them."""
         for _, future in (*self.reading, *self.fitting):
             future.cancel()
         for future in self.writing:
@@ -273,9 +280,11 @@ def run_extraction(
     Photos without a mask go through ``segmenter`` when there is one. ``on_result`` is
     always called from the calling thread. On ``KeyboardInterrupt`` the photos in flight
     are dropped, the writes in progress finish (each output is either complete or
-    absent), and the interrupt propagates. ``clock`` (``bench.runner.StageClock``), when
-    given, adds up the seconds of each stage: read, segment, infer, write. ``decoder``
-    (``gpudecode.GpuDecoder``): photos decoded on the GPU; ``summary.decoded`` says how many.
+    absent), and the interrupt propagates; on a full disk the same, but ``summary.stopped``
+    says why instead (the results so far were reported; the rest were not tried). ``clock``
+    (``bench.runner.StageClock``), when given, adds up the seconds of each stage: read,
+    segment, infer, write. ``decoder`` (``gpudecode.GpuDecoder``): photos decoded on the
+    GPU; ``summary.decoded`` says how many.
     """
     generator.require_task("generator")
     if segmenter is not None:
@@ -292,6 +301,8 @@ def run_extraction(
     extraction = make(generator, segmenter, options, emit, clock)
     try:
         extraction.run(jobs)
+    except DiskFull as exc:
+        summary.stopped = str(exc)
     finally:
         summary.seconds = time.perf_counter() - started
         summary.decoded = extraction.routes

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import ClothesExtractorError, InputError, NoGarmentError, NoMaskError
+from ..errors import ClothesExtractorError, DiskFull, InputError, NoGarmentError, NoMaskError
 from .contract import ModelContract
 from .files import write_atomic
 from .fitting import (
@@ -142,9 +142,12 @@ class FileResult:
     mask: str | None = None  # which mask source was used
     saved_mask: str | None = None  # where the mask was saved (--save-masks)
     size: tuple[int, int] | None = None  # (height, width) written
+    stops_job: bool = False  # the disk is full (``DiskFull``): the folder job cannot go on; not in the report
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        record = dataclasses.asdict(self)
+        del record["stops_job"]
+        return record
 
 
 def describe_error(exc: BaseException) -> str:
@@ -382,14 +385,16 @@ def apply_background(garment: np.ndarray, alpha: np.ndarray | None, background) 
 
 
 def write(item: Prepared, outputs: dict[str, np.ndarray], plan: Plan) -> FileResult:
-    """Background, encode and write one garment atomically (in a worker); never raises."""
+    """Background, encode and write one garment atomically (in a worker); never raises: an
+    error is the result's (``stops_job`` where the disk is full)."""
     job = item.job
     try:
         fmt = output_format(job.output)
         rgb, alpha = apply_background(outputs["garment"], outputs.get("alpha"), plan.background)
         write_atomic(job.output, encode_image(rgb, fmt, plan.quality, alpha=alpha, signature=plan.signature))
-    except Exception as exc:  # noqa: BLE001 - one bad output must not stop the folder
+    except Exception as exc:  # noqa: BLE001 - one bad output must not stop the folder (a full disk does)
         log.debug("writing %s failed", job.output, exc_info=True)
-        return FileResult(str(job.photo), "error", str(job.output), describe_error(exc), item.mask_source)
+        error, full = describe_error(exc), isinstance(exc, DiskFull)
+        return FileResult(str(job.photo), "error", str(job.output), error, item.mask_source, stops_job=full)
     size = tuple(outputs["garment"].shape[:2])
     return FileResult(str(job.photo), "ok", str(job.output), None, item.mask_source, item.saved_mask, size)
