@@ -210,6 +210,14 @@ def _single_output(paths: list[Path], output: str) -> bool:
     is_flag=True,
     help="Redo photos whose output already exists, and replace files there that this tool did not write.",
 )
+@click.option(
+    "--shard",
+    metavar="K/N",
+    callback=lambda ctx, param, value: _shard(value),
+    help="Take only the K-th of N shares of the photos, to split one job across N machines or processes "
+    "without Ray (a SLURM array, a Kubernetes indexed job): run all N with the same inputs and -o, each "
+    "with its own --report. A photo's share follows from its output name.",
+)
 @click.option("--ray", is_flag=True, help="Run on Ray (a local Ray on this machine unless --ray-address).")
 @click.option(
     "--ray-address",
@@ -232,6 +240,8 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
     alpha channel with --alpha-mask, and last the segmenter. Finished outputs are skipped
     on a rerun; the exit code is 0 only if every photo succeeded.
     """
+    if options["shard"] is not None:
+        _check_shard(inputs, output, options)
     if options["ray"] or options["ray_address"]:
         if options["dry_run"]:
             raise click.UsageError("--dry-run walks the inputs on this machine: leave out --ray")
@@ -250,6 +260,27 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
                 _extract_one(paths[0], output, Path(tmp), options)
             else:
                 _extract_folder(paths, Path(output), options)
+
+
+def _shard(value: str | None) -> Any:
+    from ..runtime.shards import Shard
+
+    try:
+        return None if value is None else Shard.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--shard") from None
+
+
+def _check_shard(inputs: tuple[str, ...], output: str, options: dict[str, Any]) -> None:
+    """``UsageError`` where ``--shard`` has nothing to split."""
+    if options["ray"] or options["ray_address"]:
+        raise click.UsageError("Ray spreads the job over its cluster itself: leave out --shard with --ray")
+    if any(item == "-" or "://" in item for item in inputs):
+        raise click.UsageError("--shard splits folders and files of photos, not standard input or a URL")
+    if output == "-" or (
+        len(inputs) == 1 and Path(inputs[0]).is_file() and names_an_image_file(Path(output), "garments")
+    ):
+        raise click.UsageError("--shard splits a folder job: one photo to one file is not split")
 
 
 def _extract_options(options: dict[str, Any], fmt: str) -> Any:
@@ -370,12 +401,16 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         check_writable_file(sheet, "--sheet", SHEET_SUFFIXES)
     mask_index = MaskIndex(options["masks"]) if options["masks"] is not None else None
     # counted first (for the progress bar), then streamed: memory does not grow with the folder
-    total = count_jobs(inputs, out_dir, options["recursive"], save_masks, options["masks"])
+    shard = options["shard"]
+    total = count_jobs(inputs, out_dir, options["recursive"], save_masks, options["masks"], shard)
+    if not total and shard is not None and count_jobs(inputs, out_dir, options["recursive"], save_masks):
+        click.echo(f"shard {shard} holds none of the photos in {', '.join(map(str, inputs))}: nothing to do", err=True)
+        return
     if not total:
         hint = "" if options["recursive"] else " (add --recursive to look in subfolders)"
         raise click.ClickException(f"no photos found in {', '.join(map(str, inputs))}{hint}")
     generator, segmenter = _open_models(options, extract_options.background)
-    jobs = iter_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks)
+    jobs = iter_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks, shard)
     if options["dry_run"]:
         previewed = preview_extraction(generator, jobs, extract_options, segmenter)
         report_dry_run(previewed, Report(options["report"]), "photo", "extract", _error_line)
@@ -390,7 +425,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     workers = f"{extract_options.workers} {'processes' if extract_options.use_processes else 'threads'}"
     decoding = ", GPU decode" if decoder is not None else ""
     click.echo(
-        f"extracting {total} photo(s) with {using} on {generator.provider} "
+        f"extracting {total} photo(s){f' (shard {shard})' if shard else ''} with {using} on {generator.provider} "
         f"(batch {extract_options.batch_size}{streams}, {workers}{decoding}) -> {out_dir}",
         err=True,
     )

@@ -3,9 +3,8 @@
 Each job names one photo, where its result goes, and where its garment mask comes from:
 ``--masks DIR`` (same relative path, or the same stem when DIR is flat, any image format),
 the parse map of a VITON-HD (``image/`` + ``image-parse-v3/``) or CP-VTON (``image/`` +
-``image-parse/``) dataset folder, the Dress Code label map (``images/`` +
-``label_maps/``), then (known only once the photo is decoded) the photo's alpha channel
-if asked for (``--alpha-mask``), and last the segmenter.
+``image-parse/``) dataset folder, the Dress Code label map (``images/`` + ``label_maps/``),
+then (known once the photo is decoded) its alpha channel (``--alpha-mask``), the segmenter.
 
 A folder that cannot be read (permissions, a symlink loop) or an entry that cannot be
 examined becomes a job with an error: the scan never stops the whole folder.
@@ -23,6 +22,7 @@ from typing import Iterable, Iterator
 from ..errors import InputError, OutputError
 from .files import remove_stale_partials, same_file
 from .images import IMAGE_SUFFIXES
+from .shards import Shard
 
 # Parse-map folder names, most specific first: VITON-HD, then CP-VTON / VITON.
 PARSE_FOLDERS = ("image-parse-v3", "image-parse")
@@ -322,17 +322,17 @@ def iter_jobs(
     masks: MaskIndex | None = None,
     recursive: bool = False,
     save_masks: Path | None = None,
+    shard: Shard | None = None,
 ) -> Iterator[ExtractJob]:
-    """Every photo under ``inputs`` as a job, one at a time; problems known up front are jobs
-    with ``error``. Outputs are ``out_dir/<relative path>.<fmt>``; with ``save_masks``, each
-    job also saves the mask it used there, as ``<relative path>.png``.
+    """Every photo under ``inputs`` (of ``shard``'s share) as a job, one at a time; problems
+    known up front are jobs with ``error``. Outputs are ``out_dir/<relative path>.<fmt>``;
+    with ``save_masks``, each job also saves its mask there, as ``<relative path>.png``.
 
-    Two photos that would be written to one output (``a.jpg`` and ``a.png``): the first in
-    the walk's order gets it, the other an error. One input folder's photos can only collide
-    with their neighbours in the walk (one folder, one stem: ``walk_photos``'s order), so only
-    the last output is remembered; several inputs share the output folder, so then every
-    output is. A photo named directly whose garment or mask would be written over it (``-o``
-    its own folder) is an error too.
+    Two photos for one output (``a.jpg``, ``a.png``): the first in the walk's order gets it,
+    the other an error. One input folder's photos can only collide with their neighbours in
+    the walk (``walk_photos``'s order), so only the last output is remembered; with several
+    inputs, every output is. A photo named directly whose garment or mask would be written
+    over it (``-o`` its own folder) is an error too.
     """
     inputs = list(inputs)
     exclude = _not_walked(out_dir, save_masks, masks.folder if masks is not None else None)
@@ -345,9 +345,10 @@ def iter_jobs(
         elif item.exists():
             found, named = [_single(item)], True
         else:
-            yield ExtractJob(item, out_dir, MaskSource("auto"), error=f"input not found: {item}")
-            continue
+            found = [Found(item, item.stem, error=f"input not found: {item}")]
         for entry in found:
+            if shard is not None and not shard.holds(entry.rel):
+                continue
             output = out_dir / f"{entry.rel}.{fmt}"
             error, source = entry.error, entry.mask
             if error is None and masks is not None:
@@ -380,10 +381,12 @@ def count_jobs(
     recursive: bool = False,
     save_masks: Path | None = None,
     masks: Path | None = None,
+    shard: Shard | None = None,
 ) -> int:
     """How many jobs ``iter_jobs`` gives for these inputs (a walk that keeps nothing)."""
     exclude = _not_walked(out_dir, save_masks, masks)
-    return sum(sum(1 for _ in walk_photos(item, recursive, exclude)) if item.is_dir() else 1 for item in inputs)
+    found = (f for i in inputs for f in (walk_photos(i, recursive, exclude) if i.is_dir() else [Found(i, i.stem)]))
+    return sum(1 for f in found if shard is None or shard.holds(f.rel))
 
 
 def removing_stale_partials(jobs: Iterable[ExtractJob]) -> Iterator[ExtractJob]:
