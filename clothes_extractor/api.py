@@ -24,10 +24,11 @@ from PIL import Image
 from .errors import InputError, ModelError, NoGarmentError, files_named
 from .models import GPU_PROVIDERS, TASKS, model_for
 from .runtime.hardware import has_nvidia_gpu
-from .runtime.jobs import ExtractJob, MaskSource
+from .runtime.jobs import ExtractJob
 from .runtime.providers import SessionSettings, import_onnxruntime, provider_name
 from .runtime.session import ModelSession
 from .runtime.stages import NeedsMask, Plan, Prepared, SegmentedMask, apply_background, finish, prepare, segment
+from .runtime.walk import MaskSource
 
 PhotoLike = Union[str, Path, bytes, Image.Image]
 PNG_MODES = ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA")  # the modes a PNG file stores

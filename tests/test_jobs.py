@@ -13,11 +13,11 @@ from clothes_extractor.runtime.jobs import (
     MaskIndex,
     check_output_folders,
     count_jobs,
-    dataset_parse_folder,
     find_jobs,
     iter_jobs,
     removing_stale_partials,
 )
+from clothes_extractor.runtime.walk import dataset_parse_folder
 
 
 def touch_image(path: Path) -> Path:

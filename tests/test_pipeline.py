@@ -197,7 +197,7 @@ def test_memory_stays_bounded_on_a_long_job(model, tmp_path):
 
     def jobs():
         nonlocal pulled
-        from clothes_extractor.runtime.jobs import MaskSource
+        from clothes_extractor.runtime.walk import MaskSource
 
         for i in range(count):
             pulled += 1

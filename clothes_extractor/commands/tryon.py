@@ -116,7 +116,7 @@ def tryon(output: Path, **options: Any) -> None:
 def _images(folder: Path, unreadable: list[tuple[Path, str]]) -> list[Path]:
     """The images in ``folder``; entries that cannot be read (symbolic link loops, unreadable
     files) go to ``unreadable`` with the reason, to be reported while the rest is dressed."""
-    from ..runtime.jobs import walk_photos
+    from ..runtime.walk import walk_photos
 
     found = []
     for entry in walk_photos(folder, False, set()):

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..runtime.jobs import ExtractJob, MaskIndex, MaskSource, count_jobs, iter_jobs
+from ..runtime.jobs import ExtractJob, MaskIndex, count_jobs, iter_jobs
+from ..runtime.walk import MaskSource
 
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "file://")
 # Jobs per prepare task, at most: every Ray task costs tens of milliseconds to schedule, which a

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError
 from ..runtime.images import encode_image
-from ..runtime.jobs import ExtractJob, MaskSource
+from ..runtime.jobs import ExtractJob
 from ..runtime.options import ExtractOptions, make_plan
 from ..runtime.pipeline import ExtractionSummary
 from ..runtime.resume import already_done
@@ -46,6 +46,7 @@ from ..runtime.stages import (
     segment,
     write,
 )
+from ..runtime.walk import MaskSource
 from .jobsource import JobWalk, find_remote_jobs, is_remote, pack, read_jobs, rows_per_block, unpack
 
 log = logging.getLogger(__name__)

@@ -31,8 +31,8 @@ from ..errors import InputError
 from ..runtime.contract import ModelContract
 from ..runtime.fitting import fit_to_model, letterbox
 from ..runtime.images import IMAGE_SUFFIXES, load_label_mask, load_mask, load_photo
-from ..runtime.jobs import DRESSCODE_LABELS, PARSE_FOLDERS, dataset_parse_folder, dresscode_folder, dresscode_label_map
 from ..runtime.silhouette import garment_silhouette
+from ..runtime.walk import DRESSCODE_LABELS, PARSE_FOLDERS, dataset_parse_folder, dresscode_folder, dresscode_label_map
 
 TRIPLET_FOLDERS = ("photo", "mask", "garment")
 VALIDATION_SPLITS = ("val", "validation", "test")

@@ -184,8 +184,9 @@ def _segmenter_as_extract_runs_it(
     """IoU of the masks ``extract`` would use (``stages.segment``: the first look and, for a
     small garment, the zoomed one), mapped back onto each photo at its own size. A photo in
     which it finds no garment scores 0."""
-    from ..runtime.jobs import ExtractJob, MaskSource
+    from ..runtime.jobs import ExtractJob
     from ..runtime.stages import for_segmenter, mask_from_segmenter, segment
+    from ..runtime.walk import MaskSource
 
     totals, per_sample, failures, rows = MetricTotals(), [], [], []
     for start in range(0, len(samples), batch_size):

@@ -6,8 +6,9 @@ the parse map of a VITON-HD (``image/`` + ``image-parse-v3/``) or CP-VTON (``ima
 ``image-parse/``) dataset folder, the Dress Code label map (``images/`` + ``label_maps/``),
 then (known once the photo is decoded) its alpha channel (``--alpha-mask``), the segmenter.
 
-A folder that cannot be read (permissions, a symlink loop) or an entry that cannot be
-examined becomes a job with an error: the scan never stops the whole folder.
+The photos come from ``walk`` (a folder walk, or a list's entries); a folder that cannot be
+read (permissions, a symlink loop) or an entry that cannot be examined becomes a job with an
+error: the scan never stops the whole folder.
 """
 
 from __future__ import annotations
@@ -21,21 +22,8 @@ from typing import Iterable, Iterator
 
 from ..errors import InputError, OutputError
 from .files import remove_stale_partials, same_file
-from .images import IMAGE_SUFFIXES
 from .shards import Shard
-
-# Parse-map folder names, most specific first: VITON-HD, then CP-VTON / VITON.
-PARSE_FOLDERS = ("image-parse-v3", "image-parse")
-DRESSCODE_LABELS = "label_maps"  # Dress Code: images/NNNNNN_0.jpg + label_maps/NNNNNN_4.png
-
-
-@dataclass(frozen=True)
-class MaskSource:
-    kind: str  # "file" (--masks), "parse" (VITON parse map), "labels" (Dress Code), "auto" (alpha or segmenter)
-    path: Path | None = None
-
-    def describe(self) -> str:
-        return self.kind if self.path is None else f"{self.kind}:{self.path}"
+from .walk import Found, MaskSource, is_image_name, named_photo, walk_photos
 
 
 @dataclass(frozen=True)
@@ -56,36 +44,11 @@ class ExtractJob:
         )
 
 
-def dataset_parse_folder(folder: Path) -> Path | None:
-    """The parse-map folder if ``folder`` is a VITON-HD or CP-VTON dataset split."""
-    if not (folder / "image").is_dir():
-        return None
-    for name in PARSE_FOLDERS:
-        if (folder / name).is_dir():
-            return folder / name
-    return None
-
-
-def dresscode_folder(folder: Path) -> bool:
-    """Whether ``folder`` is a Dress Code category folder (``images/`` + ``label_maps/``)."""
-    return (folder / "images").is_dir() and (folder / DRESSCODE_LABELS).is_dir()
-
-
-def dresscode_label_map(photo: Path) -> Path:
-    """The label map of a Dress Code person photo ``images/NNNNNN_0.jpg``."""
-    stem = photo.stem[:-2] if photo.stem.endswith("_0") else photo.stem
-    return photo.parent.parent / DRESSCODE_LABELS / f"{stem}_4.png"
-
-
 def _is_dir(entry: os.DirEntry) -> bool:
     try:
         return entry.is_dir()
     except OSError:  # a link loop, say: not a folder to look in
         return False
-
-
-def _is_image_name(name: str) -> bool:
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
 class MaskIndex:
@@ -119,7 +82,7 @@ class MaskIndex:
                 for entry in listing:
                     if _is_dir(entry):
                         subfolders.append(entry.name)
-                    elif _is_image_name(entry.name):
+                    elif is_image_name(entry.name):
                         stems[os.path.splitext(entry.name)[0]].append(entry.name)
         except (FileNotFoundError, NotADirectoryError):
             pass  # no such folder among the masks: no mask for the photos of that folder
@@ -142,128 +105,6 @@ class MaskIndex:
             found = ", ".join(str(folder / name) for name in names)
             raise InputError(f"several masks match {rel_without_suffix if where else stem!r}: {found}; keep one")
         return folder / names[0] if names else None
-
-
-@dataclass(frozen=True)
-class Found:
-    """One entry of a folder walk: a photo, or a problem where a photo or folder was."""
-
-    path: Path
-    rel: str  # output path relative to the output folder, without suffix
-    mask: MaskSource = MaskSource("auto")
-    error: str | None = None
-
-
-def _scan_error(path: Path, exc: OSError) -> str:
-    if getattr(exc, "errno", None) == 40:  # ELOOP
-        return f"cannot read {path}: a symbolic link loop"
-    return f"cannot read {path}: {exc.strerror or exc}"
-
-
-def _dataset_photos(folder: Path, prefix: str) -> Iterator[Found] | None:
-    """The photos of a dataset split folder with their parse / label maps, or None if it is not one."""
-    parse_dir = dataset_parse_folder(folder)
-    if parse_dir is not None:
-        keys = _output_order(n for n in os.listdir(folder / "image") if _is_image_name(n))
-        return (
-            Found(folder / "image" / name, prefix + stem, MaskSource("parse", parse_dir / f"{stem}.png"))
-            for name, stem in map(_from_key, keys)
-        )
-    if dresscode_folder(folder):
-        images = folder / "images"
-        keys = _output_order(n for n in os.listdir(images) if _is_image_name(n) and Path(n).stem.endswith("_0"))
-        return (
-            Found(images / name, prefix + stem, MaskSource("labels", dresscode_label_map(images / name)))
-            for name, stem in map(_from_key, keys)
-        )
-    return None
-
-
-def walk_photos(folder: Path, recursive: bool, exclude: set[Path], prefix: str = "", seen=None) -> Iterator[Found]:
-    """Every photo under ``folder``, and every entry that could not be read as an error: a
-    folder's photos sorted by stem, then name (``a.jpg``, ``a.png``, ``a-1.jpg``), then its
-    subfolders, sorted.
-
-    One folder's names are held while it is walked (its photos and subfolders, as strings),
-    never the entries of the whole tree: the walk of a million photos stays small.
-    """
-    seen = set() if seen is None else seen
-    try:
-        stat = folder.stat()
-        if (stat.st_dev, stat.st_ino) in seen:
-            yield Found(folder, prefix.rstrip("/"), error=f"{folder} is a folder loop (a symbolic link back up)")
-            return
-        seen.add((stat.st_dev, stat.st_ino))
-        dataset = _dataset_photos(folder, prefix)
-        if dataset is not None:
-            yield from dataset
-            return
-        if folder.resolve() in exclude:
-            return  # the output folder inside an input folder: never read results back as photos
-        photos, subfolders, problems = _list_folder(folder)
-    except OSError as exc:
-        yield Found(folder, prefix.rstrip("/"), error=_scan_error(folder, exc))
-        return
-    for name, stem in map(_from_key, photos):
-        yield Found(folder / name, prefix + stem, error=problems.get(name))
-    if recursive:
-        for name in subfolders:
-            yield from walk_photos(folder / name, recursive, exclude, f"{prefix}{name}/", seen)
-
-
-def _list_folder(folder: Path) -> tuple[list[str], list[str], dict[str, str]]:
-    """A folder's photos (as ``_output_order`` keys) and subfolder names, sorted, hidden ones
-    left out, and the names of the photos that could not be examined, with why."""
-    photos: list[str] = []
-    subfolders: list[str] = []
-    problems: dict[str, str] = {}
-    with os.scandir(folder) as listing:
-        for entry in listing:
-            if entry.name.startswith("."):
-                continue
-            try:
-                if entry.is_dir():
-                    subfolders.append(entry.name)
-                elif _is_image_name(entry.name) and entry.is_file():
-                    photos.append(_key(entry.name))
-                elif _is_image_name(entry.name) and entry.is_symlink():  # its target is gone
-                    problems[entry.name] = f"{entry.path} is a link to a missing file ({os.readlink(entry.path)})"
-                    photos.append(_key(entry.name))
-            except OSError as exc:
-                if _is_image_name(entry.name):
-                    photos.append(_key(entry.name))
-                    problems[entry.name] = _scan_error(Path(entry.path), exc)
-    photos.sort()
-    subfolders.sort()
-    return photos, subfolders, problems
-
-
-def _key(name: str) -> str:
-    return "\0".join(os.path.splitext(name))  # a.jpg -> "a\0.jpg"
-
-
-def _output_order(names: Iterable[str]) -> list[str]:
-    """``names`` in output order: by stem, then name (``a.jpg``, ``a.png``, ``a-1.jpg``), so
-    that photos that would be written to one output come one after the other. Each is held
-    as its stem and suffix joined by a NUL, which sorts so by itself: no sort key beside
-    each of a flat folder's million names."""
-    return sorted(map(_key, names))
-
-
-def _from_key(key: str) -> tuple[str, str]:
-    """(name, stem) of an ``_output_order`` key."""
-    stem, _, suffix = key.partition("\0")
-    return stem + suffix, stem
-
-
-def _single(item: Path) -> Found:
-    """A photo named directly; inside a dataset split it still gets its parse or label map."""
-    if item.parent.name == "image" and dataset_parse_folder(item.parent.parent) is not None:
-        parse_dir = dataset_parse_folder(item.parent.parent)
-        return Found(item, item.stem, MaskSource("parse", parse_dir / f"{item.stem}.png"))
-    if item.parent.name == "images" and dresscode_folder(item.parent.parent):
-        return Found(item, item.stem, MaskSource("labels", dresscode_label_map(item)))
-    return Found(item, item.stem)
 
 
 def check_output_folders(
@@ -343,7 +184,7 @@ def iter_jobs(
         if item.is_dir():
             found: Iterable[Found] = walk_photos(item, recursive, exclude)
         elif item.exists():
-            found, named = [_single(item)], True
+            found, named = [named_photo(item)], True
         else:
             found = [Found(item, item.stem, error=f"input not found: {item}")]
         for entry in found:

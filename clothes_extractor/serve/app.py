@@ -41,10 +41,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import InputError, NoGarmentError, NoMaskError, files_named
 from ..runtime.dressing import Dresser
 from ..runtime.images import encode_image
-from ..runtime.jobs import ExtractJob, MaskSource
+from ..runtime.jobs import ExtractJob
 from ..runtime.options import ExtractOptions, generator_outputs, make_plan
 from ..runtime.session import ModelSession
 from ..runtime.stages import NeedsMask, Prepared, SegmentedMask, apply_background, finish, prepare, segment
+from ..runtime.walk import MaskSource
 from . import metrics, openapi
 from .access import API_ROUTES, KeyRequired
 from .batcher import Batcher
