@@ -7,6 +7,7 @@ the work itself is in ``runtime.pipeline`` and, with ``--ray``, ``distributed.ra
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -211,6 +212,12 @@ def _single_output(paths: list[Path], output: str) -> bool:
     help="Redo photos whose output already exists, and replace files there that this tool did not write.",
 )
 @click.option(
+    "--files-from",
+    metavar="LIST",
+    help="Take only the photos LIST names, one a line, relative to the one INPUT folder (- for standard "
+    "input), not the whole folder; their outputs keep their paths under -o.",
+)
+@click.option(
     "--shard",
     metavar="K/N",
     callback=lambda ctx, param, value: _shard(value),
@@ -242,6 +249,8 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
     """
     if options["shard"] is not None:
         _check_shard(inputs, output, options)
+    if options["files_from"] is not None:
+        _check_listing(inputs, options)
     if options["ray"] or options["ray_address"]:
         if options["dry_run"]:
             raise click.UsageError("--dry-run walks the inputs on this machine: leave out --ray")
@@ -255,6 +264,7 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
         )
     with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
         paths, options["given"] = _resolve_inputs(inputs, Path(tmp))
+        options["listing"] = _listing(options, Path(tmp))
         with files_named(_in_words(options["given"])):
             if _single_output(paths, output):
                 _extract_one(paths[0], output, Path(tmp), options)
@@ -281,6 +291,32 @@ def _check_shard(inputs: tuple[str, ...], output: str, options: dict[str, Any]) 
         len(inputs) == 1 and Path(inputs[0]).is_file() and names_an_image_file(Path(output), "garments")
     ):
         raise click.UsageError("--shard splits a folder job: one photo to one file is not split")
+
+
+def _check_listing(inputs: tuple[str, ...], options: dict[str, Any]) -> None:
+    """``UsageError`` where ``--files-from`` has no folder to read its entries in, or cannot be read."""
+    if len(inputs) != 1 or not Path(inputs[0]).is_dir():
+        raise click.UsageError("--files-from LIST names photos under one folder: give that folder as the only INPUT")
+    listing = options["files_from"]
+    if listing == "-":
+        if options["ray"] or options["ray_address"]:
+            raise click.UsageError("--ray reads the list in the cluster: give --files-from a file on a shared path")
+        return
+    try:
+        with open(listing, "rb"):
+            pass
+    except OSError as exc:
+        raise click.UsageError(f"cannot read --files-from {listing}: {exc.strerror or exc}") from None
+
+
+def _listing(options: dict[str, Any], tmp: Path) -> Path | None:
+    """The ``--files-from`` file; standard input is saved to ``tmp`` first (the list is read twice)."""
+    if options["files_from"] != "-":
+        return None if options["files_from"] is None else Path(options["files_from"])
+    saved = tmp / "files-from.txt"
+    with open(saved, "wb") as copy:
+        shutil.copyfileobj(sys.stdin.buffer, copy)
+    return saved
 
 
 def _extract_options(options: dict[str, Any], fmt: str) -> Any:
@@ -401,16 +437,24 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         check_writable_file(sheet, "--sheet", SHEET_SUFFIXES)
     mask_index = MaskIndex(options["masks"]) if options["masks"] is not None else None
     # counted first (for the progress bar), then streamed: memory does not grow with the folder
-    shard = options["shard"]
-    total = count_jobs(inputs, out_dir, options["recursive"], save_masks, options["masks"], shard)
-    if not total and shard is not None and count_jobs(inputs, out_dir, options["recursive"], save_masks):
+    shard, listing = options["shard"], options["listing"]
+    total = count_jobs(inputs, out_dir, options["recursive"], save_masks, options["masks"], shard, listing)
+    if (
+        not total
+        and shard is not None
+        and count_jobs(inputs, out_dir, options["recursive"], save_masks, None, None, listing)
+    ):
         click.echo(f"shard {shard} holds none of the photos in {', '.join(map(str, inputs))}: nothing to do", err=True)
         return
+    if not total and listing is not None:
+        raise click.ClickException(
+            f"--files-from {options['files_from']} names no photo (blank and # lines are left out)"
+        )
     if not total:
         hint = "" if options["recursive"] else " (add --recursive to look in subfolders)"
         raise click.ClickException(f"no photos found in {', '.join(map(str, inputs))}{hint}")
     generator, segmenter = _open_models(options, extract_options.background)
-    jobs = iter_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks, shard)
+    jobs = iter_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks, shard, listing)
     if options["dry_run"]:
         previewed = preview_extraction(generator, jobs, extract_options, segmenter)
         report_dry_run(previewed, Report(options["report"]), "photo", "extract", _error_line)
@@ -566,7 +610,8 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
     if options["masks"] is not None:
         MaskIndex.check(options["masks"])
     # walked in the cluster as the job goes; counted here first, for the progress bar
-    jobs = JobWalk(local, remote, output, fmt, options["masks"], options["recursive"], options["save_masks"])
+    listing = None if options["files_from"] is None else Path(options["files_from"]).absolute()  # (read in the cluster)
+    jobs = JobWalk(local, remote, output, fmt, options["masks"], options["recursive"], options["save_masks"], listing)
     total = jobs.count()
     if not total:
         hint = "" if options["recursive"] else " (add --recursive to look in subfolders)"

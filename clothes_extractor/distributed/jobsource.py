@@ -82,12 +82,14 @@ class JobWalk:
     masks: Path | None = None
     recursive: bool = False
     save_masks: Path | None = None
+    listing: Path | None = None  # --files-from: the photos it names under the one local input folder
 
     def __iter__(self) -> Iterator[ExtractJob]:
         if self.inputs:
             base = Path(self.output)  # a URI folded into a path ("s3:/..."): rebuilt below
             masks = MaskIndex(self.masks) if self.masks is not None else None
-            for job in iter_jobs(self.inputs, base, self.fmt, masks, self.recursive, self.save_masks):
+            walk = iter_jobs(self.inputs, base, self.fmt, masks, self.recursive, self.save_masks, listing=self.listing)
+            for job in walk:
                 if is_remote(self.output):
                     rel = Path(job.output).relative_to(base).as_posix()
                     job = dataclasses.replace(job, output=f"{self.output.rstrip('/')}/{rel}", mask_output=None)
@@ -99,7 +101,8 @@ class JobWalk:
         """How many jobs the walk gives (local folders walked keeping nothing; URIs listed)."""
         total = 0
         if self.inputs:
-            total += count_jobs(self.inputs, Path(self.output), self.recursive, self.save_masks, self.masks)
+            output = Path(self.output)
+            total += count_jobs(self.inputs, output, self.recursive, self.save_masks, self.masks, listing=self.listing)
         if self.remote:
             total += len(find_remote_jobs(self.remote, self.output, self.fmt, self.recursive))
         return total

@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 from ..errors import InputError, OutputError
 from .files import remove_stale_partials, same_file
 from .shards import Shard
-from .walk import Found, MaskSource, is_image_name, named_photo, walk_photos
+from .walk import Found, MaskSource, is_image_name, listed_photos, named_photo, read_listing, walk_photos
 
 
 @dataclass(frozen=True)
@@ -164,24 +164,28 @@ def iter_jobs(
     recursive: bool = False,
     save_masks: Path | None = None,
     shard: Shard | None = None,
+    listing: Path | None = None,
 ) -> Iterator[ExtractJob]:
-    """Every photo under ``inputs`` (of ``shard``'s share) as a job, one at a time; problems
-    known up front are jobs with ``error``. Outputs are ``out_dir/<relative path>.<fmt>``;
-    with ``save_masks``, each job also saves its mask there, as ``<relative path>.png``.
+    """Every photo under ``inputs`` (of ``shard``'s share; with ``listing``, those it names
+    under the one input folder) as a job, one at a time; problems known up front are jobs
+    with ``error``. Outputs are ``out_dir/<relative path>.<fmt>``; with ``save_masks``, each
+    job also saves its mask there, as ``<relative path>.png``.
 
     Two photos for one output (``a.jpg``, ``a.png``): the first in the walk's order gets it,
     the other an error. One input folder's photos can only collide with their neighbours in
     the walk (``walk_photos``'s order), so only the last output is remembered; with several
-    inputs, every output is. A photo named directly whose garment or mask would be written
-    over it (``-o`` its own folder) is an error too.
+    inputs or a listing, every output is. A photo named directly (or listed) whose garment or
+    mask would be written over it (``-o`` its own folder) is an error too.
     """
     inputs = list(inputs)
     exclude = _not_walked(out_dir, save_masks, masks.folder if masks is not None else None)
-    claimed: dict[Path, Path] = {}
-    remember_all = len(inputs) > 1
+    claimed: dict[str, str] = {}  # output (its relative path) -> its photo; strings: a listing's million are held
+    remember_all = len(inputs) > 1 or listing is not None
     for item in inputs:
         named = False  # a photo given by name may sit where its outputs go; a walked folder never does
-        if item.is_dir():
+        if listing is not None:
+            found, named = listed_photos(item, listing), True
+        elif item.is_dir():
             found: Iterable[Found] = walk_photos(item, recursive, exclude)
         elif item.exists():
             found, named = [named_photo(item)], True
@@ -199,11 +203,17 @@ def iter_jobs(
                     error = str(exc)
                 else:
                     source = MaskSource("file", mask_file) if mask_file is not None else source
-            if not remember_all and output not in claimed:
-                claimed.clear()  # a new output: no photo before it can share it
-            first = claimed.setdefault(output, entry.path)
-            if first != entry.path and error is None:
-                error = f"{entry.path} and {first} would both be written to {output}; extract them separately"
+            if entry.rel not in claimed:
+                if not remember_all:
+                    claimed.clear()  # a new output: no photo before it can share it
+                claimed[entry.rel] = str(entry.path)
+            elif error is None:
+                first = claimed[entry.rel]  # (or the same photo, given or listed again)
+                error = (
+                    f"{entry.path} comes twice: it is extracted once"
+                    if first == str(entry.path)
+                    else f"{entry.path} and {first} would both be written to {output}; extract them separately"
+                )
             mask_output = save_masks / f"{entry.rel}.png" if save_masks is not None else None
             if error is None and (named or source.path is not None):  # (a dataset's parse maps, --masks files)
                 error = overwrite_error(entry.path, output, mask_output, source.path)
@@ -223,10 +233,16 @@ def count_jobs(
     save_masks: Path | None = None,
     masks: Path | None = None,
     shard: Shard | None = None,
+    listing: Path | None = None,
 ) -> int:
     """How many jobs ``iter_jobs`` gives for these inputs (a walk that keeps nothing)."""
     exclude = _not_walked(out_dir, save_masks, masks)
-    found = (f for i in inputs for f in (walk_photos(i, recursive, exclude) if i.is_dir() else [Found(i, i.stem)]))
+    if listing is not None and shard is None:
+        return sum(1 for _ in read_listing(listing))  # (every entry is a job: a photo, or an error)
+    if listing is not None:
+        found: Iterable[Found] = (f for i in inputs for f in listed_photos(i, listing))
+    else:
+        found = (f for i in inputs for f in (walk_photos(i, recursive, exclude) if i.is_dir() else [Found(i, i.stem)]))
     return sum(1 for f in found if shard is None or shard.holds(f.rel))
 
 

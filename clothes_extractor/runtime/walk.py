@@ -10,7 +10,9 @@ where a photo or folder was, which becomes that job's error: the scan never stop
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -176,3 +178,45 @@ def named_photo(item: Path) -> Found:
     if item.parent.name == "images" and dresscode_folder(item.parent.parent):
         return Found(item, item.stem, MaskSource("labels", dresscode_label_map(item)))
     return Found(item, item.stem)
+
+
+def read_listing(listing: Path) -> Iterator[tuple[int, str]]:
+    """A list of photos' entries as (line number, entry): one a line, any bytes a file name
+    may hold (read as ``os.fsdecode`` does), blank lines and lines starting with ``#`` left
+    out. ``OSError`` if the file cannot be read."""
+    with open(listing, "rb") as lines:
+        for number, raw in enumerate(lines, 1):
+            entry = os.fsdecode(raw.rstrip(b"\r\n"))
+            if entry.strip() and not entry.startswith("#"):
+                yield number, entry
+
+
+def listed_photos(folder: Path, listing: Path) -> Iterator[Found]:
+    """The photos ``listing`` names under ``folder`` (``extract FOLDER --files-from LIST``), in
+    the list's order: each entry a path relative to ``folder``, or absolute inside it, and its
+    output the same path under ``-o`` (a photo of a dataset split: its stem, with its map, as
+    the walk gives it). An entry outside ``folder``, missing, a folder or no image file name is
+    a ``Found`` with the error, naming the line."""
+    root = os.path.abspath(folder).rstrip(os.sep) + os.sep
+    for number, entry in read_listing(listing):
+        line = f"(line {number} of {listing})"
+        full = os.path.normpath(os.path.join(root, entry))
+        if not full.startswith(root) or full == root.rstrip(os.sep):
+            yield Found(
+                Path(entry), entry, error=f"{entry} {line} is not inside {folder}: outputs mirror paths under it"
+            )
+            continue
+        rel = full[len(root) :]
+        path, error = folder / rel, None
+        try:
+            is_folder = stat.S_ISDIR(os.stat(full).st_mode)
+        except OSError as exc:
+            is_folder, error = False, f"{path} {line} " + ("not found" if exc.errno == errno.ENOENT else exc.strerror)
+        if is_folder:
+            error = f"{path} {line} is a folder: list photo files"
+        elif not is_image_name(path.name):
+            error = f"{path} {line} is not a photo file's name (.jpg, .png, .webp, .tif, ...)"
+        found = named_photo(path) if error is None else Found(path, "")
+        if found.mask.kind == "auto":  # (not a dataset photo: its output mirrors its path)
+            found = Found(path, os.path.splitext(rel)[0].replace(os.sep, "/"), error=error)
+        yield found
