@@ -15,8 +15,9 @@ rules and the models are those of ``extract``: the same photo gives the same pix
 from __future__ import annotations
 
 import tempfile
+import threading
 from pathlib import Path
-from typing import Collection, Sequence, Union
+from typing import Callable, Collection, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -25,9 +26,20 @@ from .errors import InputError, ModelError, NoGarmentError, files_named
 from .models import GPU_PROVIDERS, TASKS, model_for
 from .runtime.hardware import has_nvidia_gpu
 from .runtime.jobs import ExtractJob
+from .runtime.pipeline import ExtractionSummary
 from .runtime.providers import SessionSettings, import_onnxruntime, provider_name
 from .runtime.session import ModelSession
-from .runtime.stages import NeedsMask, Plan, Prepared, SegmentedMask, apply_background, finish, prepare, segment
+from .runtime.stages import (
+    FileResult,
+    NeedsMask,
+    Plan,
+    Prepared,
+    SegmentedMask,
+    apply_background,
+    finish,
+    prepare,
+    segment,
+)
 from .runtime.walk import MaskSource
 
 PhotoLike = Union[str, Path, bytes, Image.Image]
@@ -87,7 +99,7 @@ def _as_file(photo: PhotoLike, folder: Path, name: str) -> Path:
             raise InputError(f"photo not found: {path}")
         if path.is_dir():
             raise InputError(
-                f"photo {path} is a folder: give its photos' paths as a list (or: clothes-extractor extract)"
+                f"photo {path} is a folder: give its photos' paths as a list, or extract_folder({str(path)!r}, output)"
             )
         return path
     target = folder / name
@@ -195,6 +207,87 @@ def _run_batches(generator: ModelSession, prepared: list[Prepared], plan: Plan) 
     return garments  # type: ignore[return-value]
 
 
+def extract_folder(
+    inputs: str | Path | Sequence[str | Path],
+    output: str | Path,
+    *,
+    generator: ModelSession | None = None,
+    segmenter: ModelSession | None = None,
+    masks: str | Path | None = None,
+    recursive: bool = False,
+    files_from: str | Path | None = None,
+    shard: str | None = None,
+    output_format: str = "png",
+    quality: int = 95,
+    output_size: str | int | tuple[int, int] = "auto",
+    background: str | tuple[int, int, int] = "white",
+    alpha_mask: bool = False,
+    overwrite: bool = False,
+    batch_size: int = 8,
+    workers: int | None = None,
+    processes: bool = False,
+    on_result: Callable[[FileResult], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> ExtractionSummary:
+    """``extract``'s folder job: every photo under ``inputs`` (folders and files) to
+    ``output/<its path>.<output_format>``, with its guarantees (atomic files, finished outputs
+    skipped on a rerun, a bad photo reported and the job going on, a full disk stopping it).
+
+    ``on_result`` sees each photo's ``FileResult`` (``input``, ``status`` ok / skipped / error,
+    ``output``, ``error``, ...) as it is final, in this thread. ``cancel``: set it (from a
+    button's thread, say) to stop within a tenth of a second; the writes in progress finish,
+    and ``summary.stopped`` says ``"cancelled"`` (or why a full disk stopped it). ``masks``,
+    ``recursive``, ``files_from`` (a list of photos under the one input folder) and ``shard``
+    (``"K/N"``) as in ``extract``. Workers are threads unless ``processes`` (which scale with
+    cores; a frozen app must call ``multiprocessing.freeze_support()``). Sessions default to the
+    bundled models (opened for this call and closed). Raises ``OutputError`` / ``InputError`` /
+    ``ValueError`` for settings that cannot work, before any photo is read.
+    """
+    from .runtime.files import check_output_dir
+    from .runtime.images import OUTPUT_FORMATS
+    from .runtime.jobs import MaskIndex, check_output_folders, iter_jobs, removing_stale_partials
+    from .runtime.options import ExtractOptions, generator_outputs
+    from .runtime.pipeline import run_extraction
+    from .runtime.shards import Shard
+
+    paths = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(item) for item in inputs]
+    out_dir, listing = Path(output), Path(files_from) if files_from is not None else None
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"output_format is one of {', '.join(OUTPUT_FORMATS)}, not {output_format!r}")
+    if background == "transparent" and output_format == "jpg":
+        raise ValueError("JPEG has no transparency: output_format='png' or 'webp' with background='transparent'")
+    if listing is not None and (len(paths) != 1 or not paths[0].is_dir()):
+        raise InputError("files_from names photos under one folder: give that folder as the only input")
+    try:
+        share = Shard.parse(shard) if shard is not None else None
+    except ValueError as exc:
+        raise ValueError(f"shard {exc}") from None
+    check_output_folders(paths, out_dir, None, Path(masks) if masks is not None else None)
+    check_output_dir(out_dir)
+    index = MaskIndex(Path(masks)) if masks is not None else None
+    options = ExtractOptions(
+        batch_size=batch_size,
+        workers=workers or ExtractOptions().workers,
+        quality=quality,
+        overwrite=overwrite,
+        output_size=output_size,
+        background=background,
+        alpha_mask=alpha_mask,
+        processes=processes,
+    )
+    own = [s for s in (generator is None and "generator", segmenter is None and "segmenter") if s]
+    opened = {
+        task: new_session(task, outputs=generator_outputs(background) if task == "generator" else None) for task in own
+    }
+    try:
+        jobs = iter_jobs(paths, out_dir, output_format, index, recursive, None, share, listing)
+        generator, segmenter = generator or opened["generator"], segmenter or opened.get("segmenter")
+        return run_extraction(generator, removing_stale_partials(jobs), options, on_result, segmenter, cancel=cancel)
+    finally:
+        for session in opened.values():
+            session.close()
+
+
 def dress(
     person: PhotoLike | Sequence[PhotoLike],
     garment: PhotoLike | Sequence[PhotoLike],
@@ -271,4 +364,4 @@ def _load_pairs(
     return pairs
 
 
-__all__ = ["PhotoLike", "dress", "extract_garment", "new_session"]
+__all__ = ["PhotoLike", "dress", "extract_folder", "extract_garment", "new_session"]

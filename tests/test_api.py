@@ -142,6 +142,7 @@ def test_the_readme_python_snippet_runs_as_written(tmp_path):
         )
         assert done.returncode == 0, f"{block}\n{done.stderr[-2000:]}"
     assert (tmp_path / "garment.png").is_file()
+    assert sorted(p.name for p in (tmp_path / "garments").iterdir()) == [f"figure-{i}.png" for i in range(1, 7)]
     with Image.open(tmp_path / "garment.png") as image:
         assert image.size[0] >= 192
     for name in ("dressed.png", "dressed-3.png"):  # stage two, on figure-2's own 192x256

@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -206,28 +205,6 @@ def names_an_image_file(output: Path, what: str) -> bool:
     if suffix in IMAGE_SUFFIXES and not output.is_dir():
         raise click.UsageError(f"-o {output}: {what} are written as .png, .jpg or .webp files (or into a folder)")
     return False
-
-
-def check_output_dir(out_dir: Path) -> None:
-    """Fail before any work if results cannot be written to ``out_dir``. Folders made for the
-    check are removed again (the first result makes them), so a command that fails later, or
-    writes nothing, leaves no empty folder behind."""
-    made = [folder for folder in (out_dir, *out_dir.parents) if not folder.exists()]  # deepest first
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise OutputError(
-            f"cannot write to the output folder {out_dir}: {exc.strerror or exc}; "
-            "choose another -o folder or fix its permissions"
-        ) from None
-    finally:
-        for folder in made:
-            try:
-                folder.rmdir()
-            except OSError:
-                break  # not made by this check after all, or no longer empty
 
 
 def check_side_files(

@@ -21,7 +21,6 @@ from .common import (
     MAX_FAILURES_SHOWN,
     Progress,
     Report,
-    check_output_dir,
     check_side_files,
     check_stdout_takes_an_image,
     names_an_image_file,
@@ -421,7 +420,7 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
 
 
 def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) -> None:
-    from ..runtime.files import check_writable_file
+    from ..runtime.files import check_output_dir, check_writable_file
     from ..runtime.jobs import MaskIndex, check_output_folders, count_jobs, iter_jobs, removing_stale_partials
     from ..runtime.pipeline import preview_extraction, run_extraction
 
@@ -432,7 +431,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     check_side_files(inputs, out_dir, options["report"], sheet=sheet)
     check_output_dir(out_dir)
     if save_masks is not None:
-        check_output_dir(save_masks)
+        check_output_dir(save_masks, "the --save-masks folder")
     if sheet is not None:
         check_writable_file(sheet, "--sheet", SHEET_SUFFIXES)
     mask_index = MaskIndex(options["masks"]) if options["masks"] is not None else None
@@ -580,7 +579,7 @@ def _summarise(summary, failures, report, sheet, finished, size, masks_dir=None,
 def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any]) -> None:
     """The folder job on Ray: the same stages, models in actor pools, outputs from the workers."""
     from ..distributed.ray_job import JobWalk, RayOptions, is_remote, run_on_ray
-    from ..runtime.files import check_writable_file
+    from ..runtime.files import check_output_dir, check_writable_file
     from ..runtime.jobs import MaskIndex, check_output_folders
 
     fmt = options["fmt"]

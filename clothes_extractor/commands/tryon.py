@@ -16,7 +16,6 @@ from .common import (
     MAX_FAILURES_SHOWN,
     Progress,
     Report,
-    check_output_dir,
     check_side_files,
     check_stdout_takes_an_image,
     names_an_image_file,
@@ -189,7 +188,7 @@ def _run(
     options: dict[str, Any],
 ) -> None:
     from ..runtime.dressing import DressJob, DressResult, run_dressing
-    from ..runtime.files import remove_stale_partials, same_file
+    from ..runtime.files import check_output_dir, remove_stale_partials, same_file
 
     fmt = options["fmt"]
     out_dir = output.parent if single else output

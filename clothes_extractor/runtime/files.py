@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
@@ -157,3 +158,24 @@ def check_writable_file(path: Path, what: str, suffixes: tuple[str, ...] = ()) -
         path.with_name(f".ce-write-test-{os.getpid()}").unlink()
     except OutputError as exc:
         raise OutputError(f"{what} cannot be written: {exc}") from None
+
+
+def check_output_dir(out_dir: Path, what: str = "the output folder") -> None:
+    """``OutputError`` before any work if results cannot be written to ``out_dir``. Folders
+    made for the check are removed again (the first result makes them), so a run that fails
+    later, or writes nothing, leaves no empty folder behind."""
+    made = [folder for folder in (out_dir, *out_dir.parents) if not folder.exists()]  # deepest first
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write to {what} {out_dir}: {exc.strerror or exc}; choose another folder or fix its permissions"
+        ) from None
+    finally:
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not made by this check after all, or no longer empty

@@ -14,6 +14,7 @@ job (``ExtractionSummary.stopped``): every photo after it would fail the same wa
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -41,7 +42,12 @@ from .stages import (
 
 log = logging.getLogger(__name__)
 
-WAIT_S = 0.1  # the longest a pending Ctrl-C waits for its check while the workers are busy
+WAIT_S = 0.1  # the longest a pending Ctrl-C (or a cancel) waits for its check while the workers are busy
+CANCELLED = "cancelled"  # ExtractionSummary.stopped of a run whose ``cancel`` event was set
+
+
+class _Cancelled(Exception):
+    """Raised at a check when the run's ``cancel`` event is set; ends in ``summary.stopped``."""
 
 
 @dataclass
@@ -80,6 +86,7 @@ class Extraction:
     (``gpudecode.GpuExtraction`` reads and decodes the photos its own way, then the same.)"""
 
     read = staticmethod(prepare_or_skip)  # the worker's first stage
+    cancel: threading.Event | None = None  # set (from any thread): stop at the next check
 
     def __init__(
         self,
@@ -111,19 +118,24 @@ class Extraction:
                 for job in jobs:
                     while self.in_flight() >= self.limit:
                         self.step(block=True)
-                        signals.check()
+                        self.check(signals)
                     self.admit(job)
                     self.step(block=False)
-                    signals.check()
+                    self.check(signals)
                 while self.in_flight():
                     self.step(block=True, finishing=True)
-                    signals.check()
+                    self.check(signals)
             except BaseException:
                 self.abandon()
                 raise
             finally:
                 self.pool.shutdown(wait=True, cancel_futures=True)
             signals.check()  # one that came while the last work finished
+
+    def check(self, signals: Any) -> None:
+        signals.check()
+        if self.cancel is not None and self.cancel.is_set():
+            raise _Cancelled
 
     def in_flight(self) -> int:
         waiting = sum(len(batch) for batch in self.batches.values())
@@ -248,7 +260,7 @@ class Extraction:
             raise exc
 
     def abandon(self) -> None:
-        """On an interrupt or a full disk: drop the photos in flight, let the writes in progress
+        """On an interrupt, a full disk or a cancel: drop the photos in flight, let the writes in progress
         finish (each output is complete or absent) and report them."""
         for _, future in (*self.reading, *self.fitting):
             future.cancel()
@@ -274,6 +286,7 @@ def run_extraction(
     segmenter: ModelSession | None = None,
     clock: Any = None,
     decoder: Any = None,
+    cancel: threading.Event | None = None,
 ) -> ExtractionSummary:
     """Extract every job's garment; ``on_result`` sees each file's result as it is final.
 
@@ -284,7 +297,8 @@ def run_extraction(
     says why instead (the results so far were reported; the rest were not tried). ``clock``
     (``bench.runner.StageClock``), when given, adds up the seconds of each stage: read,
     segment, infer, write. ``decoder`` (``gpudecode.GpuDecoder``): photos decoded on the
-    GPU; ``summary.decoded`` says how many.
+    GPU; ``summary.decoded`` says how many. ``cancel``: once it is set (from any thread), the
+    run stops as on a full disk, within about ``WAIT_S``, and ``summary.stopped`` is ``CANCELLED``.
     """
     generator.require_task("generator")
     if segmenter is not None:
@@ -299,10 +313,13 @@ def run_extraction(
 
     make = Extraction if decoder is None else decoder.extraction
     extraction = make(generator, segmenter, options, emit, clock)
+    extraction.cancel = cancel
     try:
         extraction.run(jobs)
     except DiskFull as exc:
         summary.stopped = str(exc)
+    except _Cancelled:
+        summary.stopped = CANCELLED
     finally:
         summary.seconds = time.perf_counter() - started
         summary.decoded = extraction.routes
