@@ -6,13 +6,14 @@ array or a Kubernetes indexed job runs it (the same inputs and ``-o`` everywhere
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 from clothes_extractor.runtime.shards import Shard
-from conftest import cli_env, person_photo, run_cli
+from conftest import ROOT, cli_env, person_photo, run_cli
 
 
 def test_a_shard_is_k_of_n():
@@ -104,3 +105,26 @@ def test_what_a_shard_cannot_split_is_refused(tiny_model_path, nested, tmp_path)
         assert done.returncode == 2 and says in done.stderr.decode(), done.stderr
     empty = run_cli("extract", photo, "-o", tmp_path / "o", *model, "--shard", f"{1 + Shard(0, 97).holds('p00')}/97")
     assert empty.returncode == 0 and "holds none of the photos" in empty.stderr and not (tmp_path / "o").exists()
+
+
+def test_tryon_shards_split_the_pairs(tmp_path):
+    persons = tmp_path / "persons"
+    persons.mkdir()
+    for i in range(4):
+        shutil.copy(ROOT / "examples" / "photos" / ("figure-2.jpg", "figure-3.jpg")[i % 2], persons / f"p{i}.jpg")
+    garment = tmp_path / "garment.png"
+    assert run_cli("extract", ROOT / "examples" / "photos" / "figure-3.jpg", "-o", garment).returncode == 0
+    out = tmp_path / "out"
+    reports = []
+    for k in (1, 2):
+        report = tmp_path / f"r{k}.jsonl"
+        done = run_cli("tryon", "--person", persons, "--garment", garment, "-o", out, "--shard", f"{k}/2",
+                       "--report", report)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        reports.append([json.loads(line)["person"] for line in report.read_text().splitlines()])
+        assert f"dressing 2 pair(s) (shard {k}/2)" in done.stderr and len(reports[-1]) == 2, done.stderr
+    assert sorted(reports[0] + reports[1]) == sorted(str(p) for p in persons.iterdir())
+    assert len(list(out.iterdir())) == 4
+    one = run_cli("tryon", "--person", persons / "p0.jpg", "--garment", garment, "-o", tmp_path / "x.png",
+                  "--shard", "1/2")  # fmt: skip
+    assert one.returncode == 2 and "one pair to one file is not split" in one.stderr, one.stderr

@@ -57,6 +57,27 @@ def report_options(unit: str, verb: str) -> Callable[[Callable[..., Any]], Calla
     return decorate
 
 
+def shard_option(unit: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--shard K/N`` of a folder job over ``unit``s: the option's value is a ``Shard``."""
+
+    def parse(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+        from ..runtime.shards import Shard
+
+        try:
+            return None if value is None else Shard.parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return click.option(
+        "--shard",
+        metavar="K/N",
+        callback=parse,
+        help=f"Take only the K-th of N shares of the {unit}s, to split one job across N machines or processes "
+        "(a SLURM array, a Kubernetes indexed job): run all N with the same inputs and -o, each with its own "
+        f"--report. A {unit}'s share follows from its output name.",
+    )
+
+
 def verbose_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """``-v/--verbose`` after the subcommand too (``clothes-extractor extract -v ...``)."""
 

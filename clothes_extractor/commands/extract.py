@@ -28,6 +28,7 @@ from .common import (
     report_options,
     reports_errors,
     save_image,
+    shard_option,
     verbose_option,
     write_to_stdout,
 )
@@ -216,14 +217,7 @@ def _single_output(paths: list[Path], output: str) -> bool:
     help="Take only the photos LIST names, one a line, relative to the one INPUT folder (- for standard "
     "input), not the whole folder; their outputs keep their paths under -o.",
 )
-@click.option(
-    "--shard",
-    metavar="K/N",
-    callback=lambda ctx, param, value: _shard(value),
-    help="Take only the K-th of N shares of the photos, to split one job across N machines or processes "
-    "without Ray (a SLURM array, a Kubernetes indexed job): run all N with the same inputs and -o, each "
-    "with its own --report. A photo's share follows from its output name.",
-)
+@shard_option("photo")
 @click.option("--ray", is_flag=True, help="Run on Ray (a local Ray on this machine unless --ray-address).")
 @click.option(
     "--ray-address",
@@ -269,15 +263,6 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
                 _extract_one(paths[0], output, Path(tmp), options)
             else:
                 _extract_folder(paths, Path(output), options)
-
-
-def _shard(value: str | None) -> Any:
-    from ..runtime.shards import Shard
-
-    try:
-        return None if value is None else Shard.parse(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--shard") from None
 
 
 def _check_shard(inputs: tuple[str, ...], output: str, options: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from .common import (
     report_dry_run,
     report_options,
     reports_errors,
+    shard_option,
     verbose_option,
     write_to_stdout,
 )
@@ -81,6 +82,7 @@ FORMATS = ("png", "jpg", "webp")
     is_flag=True,
     help="Redo pairs whose output already exists, and replace files there that this tool did not write.",
 )
+@shard_option("pair")
 @report_options("pair", "dress")
 @verbose_option
 @reports_errors
@@ -102,6 +104,16 @@ def tryon(output: Path, **options: Any) -> None:
         check_stdout_takes_an_image()
     single = to_stdout or names_an_image_file(output, "results")
     pairs, unreadable = _pairs(options["person"], garments, options["pairs"])
+    shard = options["shard"]
+    if shard is not None:
+        if single:
+            raise click.UsageError("--shard splits a folder job: one pair to one file is not split")
+        every = len(pairs)
+        pairs = [(person, garment) for person, garment in pairs if shard.holds(f"{person.stem}__{garment.stem}")]
+        unreadable = [(path, error) for path, error in unreadable if shard.holds(path.stem)]
+        if not pairs and not unreadable:
+            click.echo(f"shard {shard} holds none of the {every} pairs: nothing to do", err=True)
+            return
     if single and len(pairs) != 1:
         where = "-o - (standard output) takes one pair" if to_stdout else "-o must be a folder, not an image file"
         raise click.UsageError(f"{len(pairs)} pairs to dress: {where}")
@@ -243,8 +255,9 @@ def _run(
         progress.update(failed=result.status == "error")
 
     if not single:
+        share = f" (shard {options['shard']})" if options["shard"] else ""
         click.echo(
-            f"dressing {len(pairs)} pair(s) with {dresser.tryon.path.name} + {dresser.parser.path.name} "
+            f"dressing {len(pairs)} pair(s){share} with {dresser.tryon.path.name} + {dresser.parser.path.name} "
             f"on {dresser.tryon.provider} -> {out_dir}",
             err=True,
         )
