@@ -61,6 +61,13 @@ def test_a_list_gives_its_photos_and_says_what_each_bad_line_is(tmp_path):
     assert "is not inside" in errors[2] and "is not inside" in errors[3] and "not found" in errors[4]
     assert "is a folder" in errors[5] and "not a photo file's name" in errors[6]
 
+    inside = folder / "garments"  # -o inside the folder: a list made by `find` after a run names its garments
+    (inside / "a").mkdir(parents=True)
+    person_photo(5)[0].save(inside / "a" / "p0.png")
+    (tmp_path / "found.txt").write_text("a/p0.jpg\ngarments/a/p0.png\n")
+    mine = list(iter_jobs([folder], inside, "png", listing=tmp_path / "found.txt"))
+    assert mine[0].error is None and "is in this job's outputs or --masks: not a photo" in mine[1].error
+
     shares = [list(iter_jobs([folder], out, "png", shard=Shard(k, 3), listing=listing)) for k in range(3)]
     assert sorted(str(j.photo) for share in shares for j in share) == sorted(str(j.photo) for j in jobs)
     assert [count_jobs([folder], out, shard=Shard(k, 3), listing=listing) for k in range(3)] == list(map(len, shares))

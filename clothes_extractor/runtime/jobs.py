@@ -184,7 +184,7 @@ def iter_jobs(
     for item in inputs:
         named = False  # a photo given by name may sit where its outputs go; a walked folder never does
         if listing is not None:
-            found, named = listed_photos(item, listing), True
+            found, named = listed_photos(item, listing, exclude), True
         elif item.is_dir():
             found: Iterable[Found] = walk_photos(item, recursive, exclude)
         elif item.exists():
@@ -240,7 +240,7 @@ def count_jobs(
     if listing is not None and shard is None:
         return sum(1 for _ in read_listing(listing))  # (every entry is a job: a photo, or an error)
     if listing is not None:
-        found: Iterable[Found] = (f for i in inputs for f in listed_photos(i, listing))
+        found: Iterable[Found] = (f for i in inputs for f in listed_photos(i, listing, exclude))
     else:
         found = (f for i in inputs for f in (walk_photos(i, recursive, exclude) if i.is_dir() else [Found(i, i.stem)]))
     return sum(1 for f in found if shard is None or shard.holds(f.rel))

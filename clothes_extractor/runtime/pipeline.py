@@ -8,7 +8,8 @@ the calling process holds the model sessions and forms the batches. Photos are a
 only while fewer than ``batch_size * 2 + workers`` are anywhere in flight, so memory stays
 flat however large the folder. A bad photo becomes an ``error`` result and the job goes on;
 an output that carries this run's signature is ``skipped`` (resume). A full disk stops the
-job (``ExtractionSummary.stopped``): every photo after it would fail the same way.
+job (``ExtractionSummary.stopped``): every photo after it would fail the same way; so does
+the caller's ``cancel`` event (``extract_folder``'s cancel button).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class ExtractionSummary:
     seconds: float = 0.0
     masks: Counter = field(default_factory=Counter)  # where the masks of the written garments came from
     decoded: Counter = field(default_factory=Counter)  # with a GPU decoder: "gpu" or "host: why"
-    stopped: str | None = None  # why the job stopped before its last photo (a full disk)
+    stopped: str | None = None  # why the job stopped before its last photo: a full disk's error, or CANCELLED
 
     def add(self, result: FileResult) -> None:
         if result.status == "ok":
@@ -260,8 +261,8 @@ class Extraction:
             raise exc
 
     def abandon(self) -> None:
-        """On an interrupt, a full disk or a cancel: drop the photos in flight, let the writes in progress
-        finish (each output is complete or absent) and report them."""
+        """On an interrupt, a full disk or a cancel: drop the photos in flight, let the writes
+        in progress finish (each output is complete or absent) and report them."""
         for _, future in (*self.reading, *self.fitting):
             future.cancel()
         for future in self.writing:

@@ -191,13 +191,15 @@ def read_listing(listing: Path) -> Iterator[tuple[int, str]]:
                 yield number, entry
 
 
-def listed_photos(folder: Path, listing: Path) -> Iterator[Found]:
+def listed_photos(folder: Path, listing: Path, exclude: Iterable[Path] = ()) -> Iterator[Found]:
     """The photos ``listing`` names under ``folder`` (``extract FOLDER --files-from LIST``), in
     the list's order: each entry a path relative to ``folder``, or absolute inside it, and its
     output the same path under ``-o`` (a photo of a dataset split: its stem, with its map, as
-    the walk gives it). An entry outside ``folder``, missing, a folder or no image file name is
-    a ``Found`` with the error, naming the line."""
+    the walk gives it). An entry outside ``folder``, inside one of the ``exclude`` folders (the
+    job's outputs and masks, which a walk leaves out), missing, a folder or no image file name
+    is a ``Found`` with the error, naming the line."""
     root = os.path.abspath(folder).rstrip(os.sep) + os.sep
+    kept_out = tuple({os.path.join(way(f), "") for f in exclude for way in (os.path.abspath, os.path.realpath)})
     for number, entry in read_listing(listing):
         line = f"(line {number} of {listing})"
         full = os.path.normpath(os.path.join(root, entry))
@@ -205,6 +207,9 @@ def listed_photos(folder: Path, listing: Path) -> Iterator[Found]:
             yield Found(
                 Path(entry), entry, error=f"{entry} {line} is not inside {folder}: outputs mirror paths under it"
             )
+            continue
+        if full.startswith(kept_out):
+            yield Found(Path(full), entry, error=f"{full} {line} is in this job's outputs or --masks: not a photo")
             continue
         rel = full[len(root) :]
         path, error = folder / rel, None
