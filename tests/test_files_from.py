@@ -31,7 +31,7 @@ def test_a_list_gives_its_photos_and_says_what_each_bad_line_is(tmp_path):
     folder = _folder(tmp_path)
     listing = tmp_path / "list.txt"
     listing.write_bytes(
-        b"a/p1.jpg\r\n# a comment\n\n"  # CRLF, comments and blank lines
+        b"\xef\xbb\xbfa/p1.jpg\r\n# a comment\n\n"  # a byte-order mark, CRLF, comments and blank lines
         + os.fsencode(str(folder.absolute() / "b" / "p2.jpg")) + b"\n"  # absolute, inside the folder
         + b"b/caf\xe9.jpg\n./a/../a/p0.jpg\nb/twin.jpg\nb/twin.png\na/p1.jpg\n"
         + b"../photos2/x.jpg\n/etc/hostname\nb/missing.jpg\nb\nnotes.txt\n"

@@ -128,3 +128,25 @@ def test_tryon_shards_split_the_pairs(tmp_path):
     one = run_cli("tryon", "--person", persons / "p0.jpg", "--garment", garment, "-o", tmp_path / "x.png",
                   "--shard", "1/2")  # fmt: skip
     assert one.returncode == 2 and "one pair to one file is not split" in one.stderr, one.stderr
+
+
+def test_two_runs_never_write_one_report(tiny_model_path, nested, tmp_path):
+    from clothes_extractor.commands.common import Report
+    from clothes_extractor.runtime.stages import FileResult
+
+    photos, masks = nested
+    shared = tmp_path / "report.jsonl"
+    report = Report(shared)  # a first shard's, still running
+    try:
+        report.write(FileResult("s0/p00.jpg", "ok", "out/s0/p00.png"))
+        done = run_cli("extract", photos, "-r", "--masks", masks, "-o", tmp_path / "out", "--model", tiny_model_path,
+                       "--shard", "2/3", "--report", shared)  # fmt: skip
+        assert done.returncode == 1 and "is being written by another run right now" in done.stderr, done.stderr
+        assert not (tmp_path / "out").exists()
+    finally:
+        report.close()
+    assert [json.loads(line)["input"] for line in shared.read_text().splitlines()] == ["s0/p00.jpg"]
+    again = run_cli("extract", photos, "-r", "--masks", masks, "-o", tmp_path / "out", "--model", tiny_model_path,
+                    "--shard", "2/3", "--report", shared)  # fmt: skip
+    mine = [json.loads(line)["input"] for line in shared.read_text().splitlines()]  # its own report, from empty
+    assert mine and all(item.startswith(str(photos)) for item in mine) and "extracting" in again.stderr, mine

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import sys
 import time
 from pathlib import Path
@@ -311,6 +312,20 @@ def save_image(path: Path, image: Any) -> None:
     write_atomic(path, lambda handle: image.save(handle, format=fmt))
 
 
+def _locked(descriptor: int) -> bool:
+    """Whether this process now holds the only lock on the open file (POSIX ``flock``; True
+    where there is none): two runs writing one report would interleave or empty each other's."""
+    try:
+        import fcntl
+
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except (ImportError, OSError):  # Windows; a filesystem without locks: as before
+        pass
+    return True
+
+
 class Report:
     """The JSON Lines report, to a file or (``--report -``) standard output. A failing write
     (a full disk, a closed pipe) stops the report, not the job: the problem is printed once
@@ -325,9 +340,18 @@ class Report:
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.handle = open(path, "w", encoding="utf-8", buffering=1)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)  # (not emptied before it is locked)
         except OSError as exc:
             raise OutputError(f"cannot write the report file {path}: {exc.strerror or exc}") from None
+        if not _locked(descriptor):
+            os.close(descriptor)
+            raise OutputError(
+                f"the report {path} is being written by another run right now (shards given one --report?): "
+                "give each run its own report file"
+            )
+        if stat.S_ISREG(os.fstat(descriptor).st_mode):  # (not a device or a pipe: /dev/full, a FIFO)
+            os.ftruncate(descriptor, 0)
+        self.handle = os.fdopen(descriptor, "w", encoding="utf-8", buffering=1)
 
     def write(self, result: Any) -> None:
         """One file's result (anything with ``to_json()``), made into JSON only if there is a report."""

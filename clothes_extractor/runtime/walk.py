@@ -182,11 +182,12 @@ def named_photo(item: Path) -> Found:
 
 def read_listing(listing: Path) -> Iterator[tuple[int, str]]:
     """A list of photos' entries as (line number, entry): one a line, any bytes a file name
-    may hold (read as ``os.fsdecode`` does), blank lines and lines starting with ``#`` left
-    out. ``OSError`` if the file cannot be read."""
+    may hold (read as ``os.fsdecode`` does; a UTF-8 byte-order mark, as Windows editors
+    write, left out), blank lines and lines starting with ``#`` left out. ``OSError`` if the
+    file cannot be read."""
     with open(listing, "rb") as lines:
         for number, raw in enumerate(lines, 1):
-            entry = os.fsdecode(raw.rstrip(b"\r\n"))
+            entry = os.fsdecode(raw.rstrip(b"\r\n").removeprefix(b"\xef\xbb\xbf" if number == 1 else b""))
             if entry.strip() and not entry.startswith("#"):
                 yield number, entry
 
