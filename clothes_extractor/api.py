@@ -14,6 +14,7 @@ rules and the models are those of ``extract``: the same photo gives the same pix
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 from pathlib import Path
@@ -141,12 +142,9 @@ def extract_garment(
     masks = list(mask) if isinstance(mask, (list, tuple)) else [mask] * len(photos)
     if len(masks) != len(photos):
         raise ValueError(f"{len(photos)} photos but {len(masks)} masks")
-    from .runtime.options import ExtractOptions, generator_outputs, make_plan
+    from .runtime.options import ExtractOptions, make_plan
 
-    own = [s for s in (generator is None and "generator", segmenter is None and "segmenter") if s]
-    opened = {
-        task: new_session(task, outputs=generator_outputs(background) if task == "generator" else None) for task in own
-    }
+    opened = _bundled(generator, segmenter, background)
     generator, segmenter = generator or opened.get("generator"), segmenter or opened.get("segmenter")
     try:
         options = ExtractOptions(output_size=output_size, background=background, alpha_mask=alpha_mask)
@@ -158,6 +156,18 @@ def extract_garment(
         for session in opened.values():
             session.close()
     return garments if many else garments[0]
+
+
+def _bundled(generator: ModelSession | None, segmenter: ModelSession | None, background) -> dict[str, ModelSession]:
+    """Sessions on the bundled models for the tasks not given, for one call (the caller closes
+    them); a generator for white backgrounds leaves its silhouette out."""
+    from .runtime.options import generator_outputs
+
+    wanted = [task for task, given in (("generator", generator), ("segmenter", segmenter)) if given is None]
+    return {
+        task: new_session(task, outputs=generator_outputs(background) if task == "generator" else None)
+        for task in wanted
+    }
 
 
 def _prepare_all(photos, masks, folder: Path, plan: Plan, segmenter: ModelSession | None) -> list[Prepared]:
@@ -246,7 +256,7 @@ def extract_folder(
     from .runtime.files import check_output_dir
     from .runtime.images import OUTPUT_FORMATS
     from .runtime.jobs import MaskIndex, check_output_folders, iter_jobs, removing_stale_partials
-    from .runtime.options import ExtractOptions, generator_outputs
+    from .runtime.options import ExtractOptions, default_workers
     from .runtime.pipeline import run_extraction
     from .runtime.shards import Shard
 
@@ -258,6 +268,8 @@ def extract_folder(
         raise ValueError("JPEG has no transparency: output_format='png' or 'webp' with background='transparent'")
     if listing is not None and (len(paths) != 1 or not paths[0].is_dir()):
         raise InputError("files_from names photos under one folder: give that folder as the only input")
+    if listing is not None and not os.access(listing, os.R_OK):
+        raise InputError(f"cannot read the list files_from={str(listing)!r}: not found, or not readable")
     try:
         share = Shard.parse(shard) if shard is not None else None
     except ValueError as exc:
@@ -267,7 +279,7 @@ def extract_folder(
     index = MaskIndex(Path(masks)) if masks is not None else None
     options = ExtractOptions(
         batch_size=batch_size,
-        workers=workers or ExtractOptions().workers,
+        workers=workers or default_workers(),
         quality=quality,
         overwrite=overwrite,
         output_size=output_size,
@@ -275,10 +287,7 @@ def extract_folder(
         alpha_mask=alpha_mask,
         processes=processes,
     )
-    own = [s for s in (generator is None and "generator", segmenter is None and "segmenter") if s]
-    opened = {
-        task: new_session(task, outputs=generator_outputs(background) if task == "generator" else None) for task in own
-    }
+    opened = _bundled(generator, segmenter, background)
     try:
         jobs = iter_jobs(paths, out_dir, output_format, index, recursive, None, share, listing)
         generator, segmenter = generator or opened["generator"], segmenter or opened.get("segmenter")

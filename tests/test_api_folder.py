@@ -86,6 +86,7 @@ def test_settings_that_cannot_work_are_refused_before_any_photo(tiny_model_path,
             (dict(output_format="jpg", background="transparent"), ValueError, "JPEG has no transparency"),
             (dict(shard="3/2"), ValueError, "shard takes K/N"),
             (dict(inputs=[photos, photos / "s0"], files_from=tmp_path / "l.txt"), InputError, "only input"),
+            (dict(files_from=tmp_path / "l.txt"), InputError, "cannot read the list files_from="),
         ]
         for given, error, says in cases:
             arguments = {"inputs": photos, "output": tmp_path / "out", **given}

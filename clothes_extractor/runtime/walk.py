@@ -217,7 +217,8 @@ def listed_photos(folder: Path, listing: Path, exclude: Iterable[Path] = ()) -> 
         try:
             is_folder = stat.S_ISDIR(os.stat(full).st_mode)
         except OSError as exc:
-            is_folder, error = False, f"{path} {line} " + ("not found" if exc.errno == errno.ENOENT else exc.strerror)
+            reason = "not found" if exc.errno == errno.ENOENT else f"cannot be read: {exc.strerror or exc}"
+            is_folder, error = False, f"{path} {line} {reason}"
         if is_folder:
             error = f"{path} {line} is a folder: list photo files"
         elif not is_image_name(path.name):
