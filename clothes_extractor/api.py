@@ -236,6 +236,7 @@ def extract_folder(
     batch_size: int = 8,
     workers: int | None = None,
     processes: bool = False,
+    on_start: Callable[[int], None] | None = None,
     on_result: Callable[[FileResult], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> ExtractionSummary:
@@ -243,8 +244,10 @@ def extract_folder(
     ``output/<its path>.<output_format>``, with its guarantees (atomic files, finished outputs
     skipped on a rerun, a bad photo reported and the job going on, a full disk stopping it).
 
-    ``on_result`` sees each photo's ``FileResult`` (``input``, ``status`` ok / skipped / error,
-    ``output``, ``error``, ...) as it is final, in this thread. ``cancel``: set it (from a
+    ``on_start(total)`` is told how many results will come (for a progress bar; the folders
+    are walked once more to count them, only if it is given); ``on_result`` sees each
+    photo's ``FileResult`` (``input``, ``status`` ok / skipped / error, ``output``,
+    ``error``, ...) as it is final, in this thread. ``cancel``: set it (from a
     button's thread, say) to stop within a tenth of a second; the writes in progress finish,
     and ``summary.stopped`` says ``"cancelled"`` (or why a full disk stopped it). ``masks``,
     ``recursive``, ``files_from`` (a list of photos under the one input folder) and ``shard``
@@ -255,7 +258,7 @@ def extract_folder(
     """
     from .runtime.files import check_output_dir
     from .runtime.images import OUTPUT_FORMATS
-    from .runtime.jobs import MaskIndex, check_output_folders, iter_jobs, removing_stale_partials
+    from .runtime.jobs import MaskIndex, check_output_folders, count_jobs, iter_jobs, removing_stale_partials
     from .runtime.options import ExtractOptions, default_workers
     from .runtime.pipeline import run_extraction
     from .runtime.shards import Shard
@@ -287,6 +290,10 @@ def extract_folder(
         alpha_mask=alpha_mask,
         processes=processes,
     )
+    if on_start is not None:
+        on_start(
+            count_jobs(paths, out_dir, recursive, None, Path(masks) if masks is not None else None, share, listing)
+        )
     opened = _bundled(generator, segmenter, background)
     try:
         jobs = iter_jobs(paths, out_dir, output_format, index, recursive, None, share, listing)

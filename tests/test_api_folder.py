@@ -30,12 +30,13 @@ def folder(tmp_path):
 
 def test_the_files_are_extracts_and_a_bad_photo_is_a_result(tiny_model_path, folder, tmp_path):
     photos, masks = folder
-    results = []
+    results, totals = [], []
     with new_session(tiny_model_path, "cpu") as generator:
         summary = extract_folder(
-            photos, tmp_path / "api", generator=generator, masks=masks, recursive=True, on_result=results.append
-        )
-    assert (summary.ok, summary.failed, summary.stopped) == (12, 1, None)
+            photos, tmp_path / "api", generator=generator, masks=masks, recursive=True,
+            on_start=totals.append, on_result=results.append,
+        )  # fmt: skip
+    assert (summary.ok, summary.failed, summary.stopped) == (12, 1, None) and totals == [len(results)] == [13]
     assert [r.input for r in results if r.status == "error"] == [str(photos / "s0" / "broken.jpg")]
     done = run_cli("extract", photos, "-r", "--masks", masks, "-o", tmp_path / "cli", "--model", tiny_model_path)
     assert done.returncode == 1, done.stderr  # (the broken photo)
