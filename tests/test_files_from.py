@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 from PIL import Image
 
 from clothes_extractor.runtime.jobs import count_jobs, iter_jobs
 from clothes_extractor.runtime.shards import Shard
-from conftest import dress_code_folder, person_photo, run_cli
+from conftest import cli_env, dress_code_folder, person_photo, run_cli
 
 
 def _folder(root: Path) -> Path:
@@ -114,3 +117,20 @@ def test_the_command_reads_the_list_from_a_file_or_standard_input(tiny_model_pat
     (tmp_path / "empty.txt").write_text("# nothing yet\n\n")
     empty = run_cli("extract", folder, "-o", out, "--files-from", tmp_path / "empty.txt", "--model", tiny_model_path)
     assert empty.returncode == 1 and "names no photo" in empty.stderr, empty.stderr
+
+
+def test_standard_input_that_is_a_terminal_is_refused_not_waited_on(tmp_path):
+    folder = _folder(tmp_path)
+    terminal, keyboard = pty.openpty()
+    try:
+        for args, says in (
+            (["-", "-o", str(tmp_path / "g.png")], "extract - -o garment.png < photo.jpg"),
+            ([str(folder), "--files-from", "-", "-o", str(tmp_path / "o")], "--files-from - -o OUT"),
+        ):
+            done = subprocess.run([sys.executable, "-m", "clothes_extractor", "extract", *args], stdin=keyboard,
+                                  capture_output=True, text=True, env=cli_env(), timeout=60)  # fmt: skip
+            assert done.returncode == 2 and "standard input, which is a terminal here" in done.stderr, done.stderr
+            assert says in done.stderr, done.stderr
+    finally:
+        os.close(keyboard)
+        os.close(terminal)

@@ -240,6 +240,8 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
     alpha channel with --alpha-mask, and last the segmenter. Finished outputs are skipped
     on a rerun; the exit code is 0 only if every photo succeeded.
     """
+    if "-" in inputs or options["files_from"] == "-":
+        _check_stdin_piped("-" if "-" in inputs else "--files-from -")
     if options["shard"] is not None:
         _check_shard(inputs, output, options)
     if options["files_from"] is not None:
@@ -263,6 +265,20 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
                 _extract_one(paths[0], output, Path(tmp), options)
             else:
                 _extract_folder(paths, Path(output), options)
+
+
+def _check_stdin_piped(what: str) -> None:
+    """``UsageError`` where standard input is a terminal: reading it would wait, silently, for
+    someone to type an image or a list."""
+    if sys.stdin is None or sys.stdin.isatty():
+        example = (
+            "find photos -name '*.jpg' -printf '%P\\n' | clothes-extractor extract photos --files-from - -o OUT"
+            if what.startswith("--files-from")
+            else "clothes-extractor extract - -o garment.png < photo.jpg"
+        )
+        raise click.UsageError(
+            f"{what} reads standard input, which is a terminal here: pipe or redirect it in ({example})"
+        )
 
 
 def _check_shard(inputs: tuple[str, ...], output: str, options: dict[str, Any]) -> None:
