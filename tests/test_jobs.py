@@ -102,6 +102,10 @@ def test_two_inputs_with_one_output_name_collide(tmp_path):
     assert jobs[0].error is None
     assert "would both be written to" in jobs[1].error
     assert jobs[2].error.startswith("input not found")
+    # a missing input writes nothing, so it takes no output name from a photo that is there
+    missing_first = find_jobs([tmp_path / "c" / "same.jpg", a, a], tmp_path / "out", "png")
+    assert missing_first[0].error.startswith("input not found") and missing_first[1].error is None
+    assert "comes twice: it is extracted once" in missing_first[2].error
 
 
 def test_a_nested_masks_folder_never_lends_another_folders_mask(tmp_path):

@@ -206,7 +206,8 @@ def iter_jobs(
             if entry.rel not in claimed:
                 if not remember_all:
                     claimed.clear()  # a new output: no photo before it can share it
-                claimed[entry.rel] = str(entry.path)
+                if entry.error is None:  # (an input not found, a broken link: writes nothing)
+                    claimed[entry.rel] = str(entry.path)
             elif error is None:
                 first = claimed[entry.rel]  # (or the same photo, given or listed again)
                 error = (
