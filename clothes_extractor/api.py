@@ -14,6 +14,7 @@ rules and the models are those of ``extract``: the same photo gives the same pix
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
@@ -43,6 +44,7 @@ from .runtime.stages import (
 )
 from .runtime.walk import MaskSource
 
+log = logging.getLogger(__name__)
 PhotoLike = Union[str, Path, bytes, Image.Image]
 PNG_MODES = ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA")  # the modes a PNG file stores
 
@@ -224,6 +226,7 @@ def extract_folder(
     generator: ModelSession | None = None,
     segmenter: ModelSession | None = None,
     masks: str | Path | None = None,
+    save_masks: str | Path | None = None,
     recursive: bool = False,
     files_from: str | Path | None = None,
     shard: str | None = None,
@@ -236,6 +239,7 @@ def extract_folder(
     batch_size: int = 8,
     workers: int | None = None,
     processes: bool = False,
+    decode: str = "auto",
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[FileResult], None] | None = None,
     cancel: threading.Event | None = None,
@@ -247,16 +251,19 @@ def extract_folder(
     ``on_start(total)`` is told how many results will come (for a progress bar; the folders
     are walked once more to count them, only if it is given); ``on_result`` sees each
     photo's ``FileResult`` (``input``, ``status`` ok / skipped / error, ``output``,
-    ``error``, ...) as it is final, in this thread. ``cancel``: set it (from a
-    button's thread, say) to stop within a tenth of a second; the writes in progress finish,
-    and ``summary.stopped`` says ``"cancelled"`` (or why a full disk stopped it). ``masks``,
-    ``recursive``, ``files_from`` (a list of photos under the one input folder) and ``shard``
-    (``"K/N"``) as in ``extract``. Workers are threads unless ``processes`` (which scale with
-    cores; a frozen app must call ``multiprocessing.freeze_support()``). Sessions default to the
-    bundled models (opened for this call and closed). Raises ``OutputError`` / ``InputError`` /
+    ``error``, ...) as it is final, in this thread. ``cancel``: set it (from a button's
+    thread, say) to stop within a tenth of a second; the writes in progress finish, and
+    ``summary.stopped`` says ``"cancelled"`` (or why a full disk stopped it). ``masks``,
+    ``save_masks``, ``recursive``, ``files_from`` (a list of photos under the one input
+    folder), ``shard`` (``"K/N"``) and ``decode`` (``auto``: JPEGs on the GPU where the
+    models run on CUDA and nvImageCodec starts, else on the host, said in the log) as in
+    ``extract``. Workers are threads unless ``processes`` (which scale with cores; a frozen
+    app must call ``multiprocessing.freeze_support()``). Sessions default to the bundled
+    models (opened for this call and closed). Raises ``OutputError`` / ``InputError`` /
     ``ValueError`` for settings that cannot work, before any photo is read.
     """
     from .runtime.files import check_output_dir
+    from .runtime.gpudecode import open_decoder
     from .runtime.images import OUTPUT_FORMATS
     from .runtime.jobs import MaskIndex, check_output_folders, count_jobs, iter_jobs, removing_stale_partials
     from .runtime.options import ExtractOptions, default_workers
@@ -277,9 +284,12 @@ def extract_folder(
         share = Shard.parse(shard) if shard is not None else None
     except ValueError as exc:
         raise ValueError(f"shard {exc}") from None
-    check_output_folders(paths, out_dir, None, Path(masks) if masks is not None else None)
+    masks_dir, save_dir = (Path(folder) if folder is not None else None for folder in (masks, save_masks))
+    check_output_folders(paths, out_dir, save_dir, masks_dir)
     check_output_dir(out_dir)
-    index = MaskIndex(Path(masks)) if masks is not None else None
+    if save_dir is not None:
+        check_output_dir(save_dir, "the save_masks folder")
+    index = MaskIndex(masks_dir) if masks_dir is not None else None
     options = ExtractOptions(
         batch_size=batch_size,
         workers=workers or default_workers(),
@@ -291,14 +301,17 @@ def extract_folder(
         processes=processes,
     )
     if on_start is not None:
-        on_start(
-            count_jobs(paths, out_dir, recursive, None, Path(masks) if masks is not None else None, share, listing)
-        )
+        on_start(count_jobs(paths, out_dir, recursive, save_dir, masks_dir, share, listing))
     opened = _bundled(generator, segmenter, background)
     try:
-        jobs = iter_jobs(paths, out_dir, output_format, index, recursive, None, share, listing)
+        jobs = iter_jobs(paths, out_dir, output_format, index, recursive, save_dir, share, listing)
         generator, segmenter = generator or opened["generator"], segmenter or opened.get("segmenter")
-        return run_extraction(generator, removing_stale_partials(jobs), options, on_result, segmenter, cancel=cancel)
+        decoder, why = open_decoder(decode, generator.provider)
+        if why:
+            log.warning("%s", why)
+        return run_extraction(
+            generator, removing_stale_partials(jobs), options, on_result, segmenter, decoder=decoder, cancel=cancel
+        )
     finally:
         for session in opened.values():
             session.close()

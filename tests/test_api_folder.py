@@ -28,22 +28,25 @@ def folder(tmp_path):
     return photos, masks
 
 
-def test_the_files_are_extracts_and_a_bad_photo_is_a_result(tiny_model_path, folder, tmp_path):
+def test_the_files_are_extracts_and_a_bad_photo_is_a_result(tiny_model_path, folder, tmp_path, caplog):
     photos, masks = folder
     results, totals = [], []
     with new_session(tiny_model_path, "cpu") as generator:
         summary = extract_folder(
-            photos, tmp_path / "api", generator=generator, masks=masks, recursive=True,
-            on_start=totals.append, on_result=results.append,
+            photos, tmp_path / "api", generator=generator, masks=masks, save_masks=tmp_path / "api-masks",
+            recursive=True, decode="gpu", on_start=totals.append, on_result=results.append,
         )  # fmt: skip
     assert (summary.ok, summary.failed, summary.stopped) == (12, 1, None) and totals == [len(results)] == [13]
     assert [r.input for r in results if r.status == "error"] == [str(photos / "s0" / "broken.jpg")]
-    done = run_cli("extract", photos, "-r", "--masks", masks, "-o", tmp_path / "cli", "--model", tiny_model_path)
+    assert "photos decode on the host: the models run on cpu" in caplog.text  # decode="gpu" without CUDA
+    done = run_cli("extract", photos, "-r", "--masks", masks, "-o", tmp_path / "cli", "--model", tiny_model_path,
+                   "--save-masks", tmp_path / "cli-masks")  # fmt: skip
     assert done.returncode == 1, done.stderr  # (the broken photo)
-    written = sorted(p.relative_to(tmp_path / "api") for p in (tmp_path / "api").rglob("*.png"))
-    assert written == sorted(p.relative_to(tmp_path / "cli") for p in (tmp_path / "cli").rglob("*.png"))
-    assert len(written) == 12
-    assert all((tmp_path / "api" / p).read_bytes() == (tmp_path / "cli" / p).read_bytes() for p in written)
+    for api, cli in (("api", "cli"), ("api-masks", "cli-masks")):
+        written = sorted(p.relative_to(tmp_path / api) for p in (tmp_path / api).rglob("*.png"))
+        assert written == sorted(p.relative_to(tmp_path / cli) for p in (tmp_path / cli).rglob("*.png"))
+        assert len(written) == 12
+        assert all((tmp_path / api / p).read_bytes() == (tmp_path / cli / p).read_bytes() for p in written)
 
 
 def test_cancel_from_another_thread_stops_and_a_rerun_resumes(tiny_model_path, folder, tmp_path):
