@@ -55,8 +55,10 @@ def test_cancel_from_another_thread_stops_and_a_rerun_resumes(tiny_model_path, f
 
     def on_result(result):
         results.append(result)
-        if len(results) == 3:
-            threading.Thread(target=cancel.set).start()  # the app's cancel button
+        if len(results) == 3:  # the app's cancel button, pressed in its own thread (set before this returns)
+            button = threading.Thread(target=cancel.set)
+            button.start()
+            button.join()
 
     def job():  # a worker thread, as an app runs it (no signal handlers can be set there)
         with new_session(tiny_model_path, "cpu") as generator:
