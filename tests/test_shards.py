@@ -18,7 +18,7 @@ from conftest import ROOT, cli_env, person_photo, run_cli
 
 def test_a_shard_is_k_of_n():
     assert Shard.parse("2/8") == Shard(1, 8) and str(Shard.parse(" 3 / 3 ")) == "3/3"
-    for bad in ("0/3", "4/3", "3", "a/b", "-1/2", "1/0", "", "1/2/3"):
+    for bad in ("0/3", "4/3", "3", "a/b", "-1/2", "1/0", "", "1/2/3", "\u00b2/3"):  # (a superscript two)
         with pytest.raises(ValueError, match="takes K/N"):
             Shard.parse(bad)
     names = [f"sub{i % 3}/IMG_{i:04d}" for i in range(3000)]

@@ -1,4 +1,5 @@
-"""Splitting one folder job across machines or processes without Ray: ``extract --shard K/N``.
+"""Splitting one folder job across machines or processes without Ray: ``--shard K/N`` of
+``extract`` and ``tryon`` (for ``tryon`` a pair's output name, ``PERSON__GARMENT``).
 
 Each of N runs (a SLURM array, a Kubernetes indexed job, N terminals) is given the same
 inputs and ``-o`` and takes the photos of its share. A photo's share comes from a hash of
@@ -23,7 +24,7 @@ class Shard:
     def parse(cls, text: str) -> "Shard":
         """``"K/N"`` (K from 1 to N); ``ValueError`` saying what it takes."""
         number, _, count = text.partition("/")
-        if number.strip().isdigit() and count.strip().isdigit() and 1 <= int(number) <= int(count):
+        if number.strip().isdecimal() and count.strip().isdecimal() and 1 <= int(number) <= int(count):
             return cls(int(number) - 1, int(count))
         raise ValueError(f"takes K/N, the K-th of N shares, 1 <= K <= N (2/8, say), not {text!r}")
 
