@@ -223,7 +223,8 @@ def listed_photos(folder: Path, listing: Path, exclude: Iterable[Path] = ()) -> 
             error = f"{path} {line} is a folder: list photo files"
         elif not is_image_name(path.name):
             error = f"{path} {line} is not a photo file's name (.jpg, .png, .webp, .tif, ...)"
-        found = named_photo(path) if error is None else Found(path, "")
-        if found.mask.kind == "auto":  # (not a dataset photo: its output mirrors its path)
-            found = Found(path, os.path.splitext(rel)[0].replace(os.sep, "/"), error=error)
-        yield found
+        dataset = named_photo(path) if error is None else None
+        if dataset is not None and dataset.mask.kind != "auto":
+            yield dataset  # its stem, with its parse or label map, as the walk gives it
+        else:
+            yield Found(path, os.path.splitext(rel)[0].replace(os.sep, "/"), error=error)  # its path under -o
