@@ -6,11 +6,11 @@ import dataclasses
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import InputError, NoGarmentError, renamed
+from ..errors import InputError, OutputError, renamed
 from ..runtime.providers import PROVIDER_CHOICES
 from .common import (
     MAX_FAILURES_SHOWN,
@@ -26,6 +26,9 @@ from .common import (
     verbose_option,
     write_to_stdout,
 )
+
+if TYPE_CHECKING:
+    from ..runtime.pairs import Pair
 
 FORMATS = ("png", "jpg", "webp")
 
@@ -108,9 +111,10 @@ def tryon(output: Path, **options: Any) -> None:
     if shard is not None:
         if single:
             raise click.UsageError("--shard splits a folder job: one pair to one file is not split")
+        from ..runtime.pairs import in_shard
+
         every = len(pairs)
-        pairs = [(person, garment) for person, garment in pairs if shard.holds(f"{person.stem}__{garment.stem}")]
-        unreadable = [(path, error) for path, error in unreadable if shard.holds(path.stem)]
+        pairs, unreadable = in_shard(pairs, unreadable, shard)
         if not pairs and not unreadable:
             click.echo(f"shard {shard} holds none of the {every} pairs: nothing to do", err=True)
             return
@@ -124,62 +128,21 @@ def tryon(output: Path, **options: Any) -> None:
             write_to_stdout(target)
 
 
-def _images(folder: Path, unreadable: list[tuple[Path, str]]) -> list[Path]:
-    """The images in ``folder``; entries that cannot be read (symbolic link loops, unreadable
-    files) go to ``unreadable`` with the reason, to be reported while the rest is dressed."""
-    from ..runtime.walk import walk_photos
-
-    found = []
-    for entry in walk_photos(folder, False, set()):
-        if entry.error is None:
-            found.append(entry.path)
-        else:
-            unreadable.append((entry.path, entry.error))
-    return found
-
-
-def _pairs(
-    person: Path, garment: Path, pairs_file: Path | None
-) -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]]]:
+def _pairs(person: Path, garment: Path, pairs_file: Path | None) -> tuple[list[Pair], list[tuple[Path, str]]]:
     """(person, garment) paths: from a pairs file, or every person x the one garment (or the
     one person x every garment); and the folder entries that could not be read."""
-    if pairs_file is not None:
-        if not (person.is_dir() and garment.is_dir()):
-            raise click.UsageError("--pairs names files in folders: --person and the garment must be folders")
-        return _read_pairs(pairs_file, person, garment), []
-    if person.is_dir() and garment.is_dir():
-        raise click.UsageError("--person and the garment are both folders: give --pairs FILE to say who wears what")
-    unreadable: list[tuple[Path, str]] = []
-    persons = _images(person, unreadable) if person.is_dir() else [person]
-    garments = _images(garment, unreadable) if garment.is_dir() else [garment]
-    if not persons or not garments:
-        raise click.ClickException(f"no images found in {person if not persons else garment}")
-    return [(p, g) for p in persons for g in garments], unreadable
+    from ..runtime.pairs import every_pair, read_pairs
 
-
-def _read_pairs(pairs_file: Path, person_dir: Path, garment_dir: Path) -> list[tuple[Path, Path]]:
-    pairs, seen, repeats = [], set(), 0
-    try:
-        lines = pairs_file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the pairs file {pairs_file}: {exc}") from None
-    for number, line in enumerate(lines, 1):
-        fields = line.split()
-        if not fields or line.lstrip().startswith("#"):
-            continue
-        if len(fields) != 2:
-            raise InputError(f"{pairs_file}, line {number}: expected 'PERSON GARMENT', got {line.strip()!r}")
-        pair = (person_dir / fields[0], garment_dir / fields[1])
-        if pair not in seen:
-            seen.add(pair)
-            pairs.append(pair)
-        else:
-            repeats += 1
-    if not pairs:
-        raise InputError(f"the pairs file {pairs_file} names no pairs")
+    if pairs_file is None:
+        if person.is_dir() and garment.is_dir():
+            raise click.UsageError("--person and the garment are both folders: give --pairs FILE to say who wears what")
+        return every_pair(person, garment)
+    if not (person.is_dir() and garment.is_dir()):
+        raise click.UsageError("--pairs names files in folders: --person and the garment must be folders")
+    pairs, repeats = read_pairs(pairs_file, person, garment)
     if repeats:
         click.echo(f"note: {pairs_file} names {repeats} pair(s) again; each pair is dressed once", err=True)
-    return pairs
+    return pairs, []
 
 
 def _open(options: dict[str, Any]):
@@ -199,8 +162,9 @@ def _run(
     tmp: Path,
     options: dict[str, Any],
 ) -> None:
-    from ..runtime.dressing import DressJob, DressResult, run_dressing
-    from ..runtime.files import check_output_dir, remove_stale_partials, same_file
+    from ..runtime.dressing import DressResult, run_dressing
+    from ..runtime.files import check_output_dir, remove_stale_partials
+    from ..runtime.pairs import check_output_folder, dress_jobs
 
     fmt = options["fmt"]
     out_dir = output.parent if single else output
@@ -210,32 +174,18 @@ def _run(
         options["report"],
         stdout_taken=options["to_stdout"],
     )
+    if not single:
+        check_output_folder(options["person"], options["garment"] or options["garment_from"], out_dir)
     check_output_dir(out_dir)
     if not options["dry_run"]:
         remove_stale_partials(out_dir)
     dresser = _open(options)
     failed = [DressResult(str(path), "", "error", "", error) for path, error in unreadable]
-    catalog: dict[Path, Path | str] = {}
+    catalog = None
     if options["garment_from"] is not None and not options["dry_run"]:  # (stage one: a dry run names the photos)
         catalog = _extract_garments(sorted({g for _, g in pairs}), tmp, dresser.parser, options)
-
-    def target(person: Path, garment: Path) -> Path:
-        return output if single else out_dir / f"{person.stem}__{garment.stem}.{fmt}"
-
-    jobs, claimed = [], {}
-    for person, garment in pairs:
-        made, path = catalog.get(garment, garment), target(person, garment)
-        inputs = {"person photo": person, "garment": garment}
-        replaced = next((what for what, item in inputs.items() if same_file(path, item)), None)
-        first = claimed.setdefault(path, (person, garment))
-        if replaced is not None:
-            made = f"the output {path} is the {replaced} itself: the result would replace it; choose another -o"
-        elif first != (person, garment):  # a.jpg and a.png, say: one name for two results
-            made = f"{path} is already the output of {first[0]} + {first[1]}; dress this pair separately"
-        if isinstance(made, str):
-            failed.append(DressResult(str(person), str(garment), "error", str(path), made))
-            continue
-        jobs.append(DressJob(person, made, path))
+    jobs, refused = dress_jobs(pairs, out_dir, fmt, catalog, output if single else None)
+    failed += refused
     report = Report(options["report"])
     if options["dry_run"]:
         from ..runtime.dressing import preview_dressing
@@ -317,25 +267,14 @@ def _summarise(summary: Any, failed: list[Any], single: bool, output: Path, repo
 def _extract_garments(photos: list[Path], tmp: Path, parser: Any, options: dict[str, Any]) -> dict[Path, Path | str]:
     """Stage one on every garment photo: photo -> its catalog image in ``tmp``, or the error."""
     from ..api import new_session
-    from ..runtime.jobs import find_jobs
-    from ..runtime.options import ExtractOptions, generator_outputs
-    from ..runtime.pipeline import run_extraction
+    from ..runtime.options import generator_outputs
+    from ..runtime.pairs import extract_garments
 
     # stage one writes catalog images on white: the generator's silhouette is not computed
     outputs = generator_outputs("white")
-    generator = new_session(options["generator"] or "generator", options["provider"], outputs=outputs)
-    jobs = [find_jobs([photo], tmp / str(index), "png")[0] for index, photo in enumerate(photos)]
-    made: dict[Path, Path | str] = {}
-
-    def on_result(result: Any) -> None:
-        photo = Path(result.input)
-        error = result.error
-        if error is not None and error.startswith(NoGarmentError.SUMMARY):  # tryon takes no masks: extract first
-            error = str(NoGarmentError("clothes-extractor extract PHOTO --masks DIR, then tryon --garment GARMENT"))
-        made[photo] = Path(result.output) if result.status == "ok" else f"garment photo: {error}"
-
-    click.echo(f"extracting the garments of {len(photos)} photo(s) with {generator.path.name}", err=True)
-    options = ExtractOptions(batch_size=options["batch_size"], output_size="model", background="white")
-    run_extraction(generator, jobs, options, on_result, parser)
-    generator.close()
+    with new_session(options["generator"] or "generator", options["provider"], outputs=outputs) as generator:
+        click.echo(f"extracting the garments of {len(photos)} photo(s) with {generator.path.name}", err=True)
+        made, stopped = extract_garments(photos, tmp, generator, parser, options["batch_size"])
+    if stopped:  # a full disk where the catalog images go: no pair can be dressed
+        raise OutputError(f"stage one (the garments of the --garment-from photos) stopped: {stopped}")
     return made

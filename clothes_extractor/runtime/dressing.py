@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from ..errors import DiskFull, InputError, ModelError, NothingToDressError, Outp
 from .files import write_atomic
 from .fitting import Box, crop_photo, fit_window, letterbox
 from .images import encode_image, load_photo
+from .pipeline import CANCELLED
 from .session import ModelSession
 from .signature import check_replaceable, read_signature
 from .stages import describe_error, output_format
@@ -94,7 +96,7 @@ class DressingSummary:
     skipped: int = 0
     failed: int = 0
     seconds: float = 0.0
-    stopped: str | None = None  # why the job stopped before its last pair (a full disk)
+    stopped: str | None = None  # why the job stopped before its last pair: a full disk's error, or CANCELLED
 
     def add(self, result: DressResult) -> None:
         if result.status == "ok":
@@ -293,13 +295,16 @@ def run_dressing(
     overwrite: bool = False,
     quality: int = 95,
     on_result: Callable[[DressResult], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> DressingSummary:
     """Dress every job's person; ``on_result`` sees each pair's result as it is final.
 
     An output this model pair already wrote (its signature) is skipped unless ``overwrite``.
     A garment used by many pairs is decoded once per batch. On ``KeyboardInterrupt`` the
     batch in flight is dropped (every written file is complete) and the interrupt propagates.
-    A full disk stops the job the same way, and ``summary.stopped`` says why.
+    A full disk stops the job the same way, and ``summary.stopped`` says why. ``cancel``:
+    once it is set (from any thread), the job stops after the batch in flight, as on a full
+    disk, and ``summary.stopped`` is ``CANCELLED``.
     """
     summary = DressingSummary()
     started = time.perf_counter()
@@ -312,6 +317,9 @@ def run_dressing(
     pending: list[DressJob] = []
     try:
         for job in jobs:
+            if cancel is not None and cancel.is_set():  # the pairs gathered for the next batch are not tried
+                summary.stopped = CANCELLED
+                break
             decided = _decided(job, dresser.signature, overwrite)
             if decided is not None:
                 emit(decided)
@@ -320,8 +328,11 @@ def run_dressing(
             if len(pending) == batch_size:
                 _run_batch(dresser, pending, quality, emit)
                 pending = []
-        if pending:
-            _run_batch(dresser, pending, quality, emit)
+        else:
+            if pending and cancel is not None and cancel.is_set():
+                summary.stopped = CANCELLED
+            elif pending:
+                _run_batch(dresser, pending, quality, emit)
     except DiskFull as exc:  # every pair after it would fail the same way
         summary.stopped = str(exc)
     finally:

@@ -1,0 +1,177 @@
+"""Who wears what in a folder try-on job (``tryon``, ``api.dress_folder``): the pairs, the
+output each one writes, and the catalog images of garment photos (stage one).
+
+    pairs, unreadable = every_pair(persons, garments)     # or read_pairs(listing, ...)
+    catalog, stopped = extract_garments(photos, tmp, generator, parser)   # --garment-from
+    jobs, failed = dress_jobs(pairs, out_dir, "png", catalog)
+    run_dressing(dresser, jobs, ...)                       # runtime.dressing
+
+The front ends check how the inputs combine (two folders need a pairs listing) in their
+own words; what is here raises ``InputError`` for what the files say.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ..errors import InputError, NoGarmentError, OutputError
+from .dressing import DressJob, DressResult
+from .files import same_file
+from .jobs import find_jobs
+from .options import ExtractOptions
+from .pipeline import run_extraction
+from .session import ModelSession
+from .shards import Shard
+from .walk import walk_photos
+
+Pair = tuple[Path, Path]  # (person photo, garment image or photo)
+# A garment photo whose garment the segmenter cannot find: tryon takes no masks, so extract it first.
+EXTRACT_FIRST = "clothes-extractor extract PHOTO --masks DIR, then tryon --garment GARMENT"
+
+
+def output_stem(person: Path, garment: Path) -> str:
+    """PERSON__GARMENT: a pair's output name without its suffix, and its shard key."""
+    return f"{person.stem}__{garment.stem}"
+
+
+def images_in(folder: Path, unreadable: list[tuple[Path, str]]) -> list[Path]:
+    """The images in ``folder`` (not its subfolders); entries that cannot be read (symbolic
+    link loops, unreadable files) go to ``unreadable`` with the reason, to be reported while
+    the rest is dressed."""
+    found = []
+    for entry in walk_photos(folder, False, set()):
+        if entry.error is None:
+            found.append(entry.path)
+        else:
+            unreadable.append((entry.path, entry.error))
+    return found
+
+
+def every_pair(person: Path, garment: Path) -> tuple[list[Pair], list[tuple[Path, str]]]:
+    """Every person x the one garment, or the one person x every garment (at most one of
+    them a folder), and the folder entries that could not be read."""
+    unreadable: list[tuple[Path, str]] = []
+    persons = images_in(person, unreadable) if person.is_dir() else [person]
+    garments = images_in(garment, unreadable) if garment.is_dir() else [garment]
+    if not persons or not garments:
+        raise InputError(f"no images found in {person if not persons else garment}")
+    return [(p, g) for p in persons for g in garments], unreadable
+
+
+def read_pairs(listing: Path | Iterable[Sequence[str]], person_dir: Path, garment_dir: Path) -> tuple[list[Pair], int]:
+    """The pairs a listing names, and how many it named again (each pair is dressed once).
+
+    ``listing``: a pairs file (lines ``PERSON GARMENT``, names in the two folders, as VITON's
+    ``test_pairs.txt``; blank lines and ``#`` comments skipped) or a sequence of (person,
+    garment) names."""
+    if isinstance(listing, (str, Path)):
+        rows, empty = _file_rows(Path(listing)), f"the pairs file {listing} names no pairs"
+    else:
+        rows = [(f"pairs[{index}]: expected (person, garment)", fields, fields) for index, fields in enumerate(listing)]
+        empty = "pairs names no pairs"
+    pairs: list[Pair] = []
+    seen: set[Pair] = set()
+    repeats = 0
+    for expected, fields, shown in rows:
+        if isinstance(fields, (str, bytes)) or len(fields) != 2:
+            raise InputError(f"{expected}, got {shown!r}")
+        pair = (person_dir / fields[0], garment_dir / fields[1])
+        if pair in seen:
+            repeats += 1
+            continue
+        seen.add(pair)
+        pairs.append(pair)
+    if not pairs:
+        raise InputError(empty)
+    return pairs, repeats
+
+
+def _file_rows(path: Path) -> list[tuple[str, list[str], str]]:
+    """A pairs file's lines that name something: (what a line must be, its fields, the line)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the pairs file {path}: {exc}") from None
+    return [
+        (f"{path}, line {number}: expected 'PERSON GARMENT'", line.split(), line.strip())
+        for number, line in enumerate(lines, 1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def check_output_folder(person: Path, garment: Path, out_dir: Path) -> None:
+    """Refuse an output folder that is an input folder, before any work: the dressed photos
+    would mix with the persons (or garments), and the next run would dress them too."""
+    for role, item in (("person", person), ("garment", garment)):
+        if item.is_dir() and item.resolve() == out_dir.resolve():
+            raise OutputError(
+                f"the output folder {out_dir} is the {role} folder: dressed photos would mix with the inputs, and "
+                "the next run would take them for inputs; choose another -o (a subfolder is fine)"
+            )
+
+
+def in_shard(
+    pairs: list[Pair], unreadable: list[tuple[Path, str]], shard: Shard
+) -> tuple[list[Pair], list[tuple[Path, str]]]:
+    """The pairs (and unreadable entries) of ``shard``: a pair's share is its output name's."""
+    return (
+        [(person, garment) for person, garment in pairs if shard.holds(output_stem(person, garment))],
+        [(path, error) for path, error in unreadable if shard.holds(path.stem)],
+    )
+
+
+def extract_garments(
+    photos: Sequence[Path],
+    folder: Path,
+    generator: ModelSession,
+    parser: ModelSession,
+    batch_size: int = 8,
+    cancel: threading.Event | None = None,
+) -> tuple[dict[Path, Path | str], str | None]:
+    """Stage one on every garment photo: {photo: its catalog image (PNG on white, at the
+    model size) in ``folder``, or why there is none}, and why stage one stopped (a full
+    disk, a cancel) or None. A stopped stage one leaves some photos out of the map."""
+    jobs = [find_jobs([photo], folder / str(index), "png")[0] for index, photo in enumerate(photos)]
+    made: dict[Path, Path | str] = {}
+
+    def on_result(result: Any) -> None:
+        error = result.error
+        if error is not None and error.startswith(NoGarmentError.SUMMARY):
+            error = str(NoGarmentError(EXTRACT_FIRST))
+        made[Path(result.input)] = Path(result.output) if result.status == "ok" else f"garment photo: {error}"
+
+    options = ExtractOptions(batch_size=batch_size, output_size="model", background="white")
+    summary = run_extraction(generator, jobs, options, on_result, parser, cancel=cancel)
+    return made, summary.stopped
+
+
+def dress_jobs(
+    pairs: Iterable[Pair],
+    out_dir: Path,
+    fmt: str,
+    catalog: dict[Path, Path | str] | None = None,
+    single: Path | None = None,
+) -> tuple[list[DressJob], list[DressResult]]:
+    """The job of each pair, writing ``out_dir/PERSON__GARMENT.fmt`` (or ``single``, for one
+    pair), and the pairs that fail before any work: an output that would replace one of its
+    inputs, one output name for two pairs (``a.jpg`` and ``a.png``), a garment photo that
+    stage one could not extract. ``catalog``: stage one's map, when the garments are photos."""
+    jobs, failed = [], []
+    claimed: dict[Path, Pair] = {}
+    for person, garment in pairs:
+        path = single or out_dir / f"{output_stem(person, garment)}.{fmt}"
+        made = garment if catalog is None else catalog.get(garment, "garment photo: stage one did not reach it")
+        inputs = {"person photo": person, "garment": garment}
+        replaced = next((what for what, item in inputs.items() if same_file(path, item)), None)
+        first = claimed.setdefault(path, (person, garment))
+        if replaced is not None:
+            made = f"the output {path} is the {replaced} itself: the result would replace it; choose another -o"
+        elif first != (person, garment):
+            made = f"{path} is already the output of {first[0]} + {first[1]}; dress this pair separately"
+        if isinstance(made, str):
+            failed.append(DressResult(str(person), str(garment), "error", str(path), made))
+        else:
+            jobs.append(DressJob(person, made, path))
+    return jobs, failed
