@@ -1,38 +1,26 @@
-"""The Python API: open a model, turn one photo (or a list) into one garment image, dress a
-person in a garment.
-
-    from clothes_extractor import dress, extract_garment, new_session
-
-    garment = extract_garment("photo.jpg")                       # bundled models, best provider
-    with new_session("generator", provider="cpu") as generator:
-        garments = extract_garment([photo_a, photo_b], generator=generator)
-    dressed = dress("person.jpg", garment)                       # stage two: try it on
-
-A photo or mask is a path, bytes (an encoded image) or a PIL image. The fitting, the mask
-rules and the models are those of ``extract``: the same photo gives the same pixels.
+"""The one-photo API: open a model, turn one photo (or a list) into one garment image, dress
+a person in a garment. A photo or mask is a path, bytes (an encoded image) or a PIL image.
+The fitting, the mask rules and the models are those of ``extract``: the same photo gives
+the same pixels.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
-import threading
 from pathlib import Path
-from typing import Callable, Collection, Sequence, Union
+from typing import Collection, Sequence, Union
 
 import numpy as np
 from PIL import Image
 
-from .errors import InputError, ModelError, NoGarmentError, files_named
-from .models import GPU_PROVIDERS, TASKS, model_for
-from .runtime.hardware import has_nvidia_gpu
-from .runtime.jobs import ExtractJob
-from .runtime.pipeline import ExtractionSummary
-from .runtime.providers import SessionSettings, import_onnxruntime, provider_name
-from .runtime.session import ModelSession
-from .runtime.stages import (
-    FileResult,
+from ..errors import InputError, ModelError, NoGarmentError, files_named
+from ..models import GPU_PROVIDERS, TASKS, model_for
+from ..runtime.hardware import has_nvidia_gpu
+from ..runtime.jobs import ExtractJob
+from ..runtime.providers import SessionSettings, import_onnxruntime, provider_name
+from ..runtime.session import ModelSession
+from ..runtime.stages import (
     NeedsMask,
     Plan,
     Prepared,
@@ -42,7 +30,7 @@ from .runtime.stages import (
     prepare,
     segment,
 )
-from .runtime.walk import MaskSource
+from ..runtime.walk import MaskSource
 
 log = logging.getLogger(__name__)
 PhotoLike = Union[str, Path, bytes, Image.Image]
@@ -144,9 +132,9 @@ def extract_garment(
     masks = list(mask) if isinstance(mask, (list, tuple)) else [mask] * len(photos)
     if len(masks) != len(photos):
         raise ValueError(f"{len(photos)} photos but {len(masks)} masks")
-    from .runtime.options import ExtractOptions, make_plan
+    from ..runtime.options import ExtractOptions, make_plan
 
-    opened = _bundled(generator, segmenter, background)
+    opened = _bundled({"generator": generator, "segmenter": segmenter}, background)
     generator, segmenter = generator or opened.get("generator"), segmenter or opened.get("segmenter")
     try:
         options = ExtractOptions(output_size=output_size, background=background, alpha_mask=alpha_mask)
@@ -160,15 +148,16 @@ def extract_garment(
     return garments if many else garments[0]
 
 
-def _bundled(generator: ModelSession | None, segmenter: ModelSession | None, background) -> dict[str, ModelSession]:
-    """Sessions on the bundled models for the tasks not given, for one call (the caller closes
-    them); a generator for white backgrounds leaves its silhouette out."""
-    from .runtime.options import generator_outputs
+def _bundled(given: dict[str, ModelSession | None], background: str | tuple[int, int, int] = "white"):
+    """Sessions on the bundled models for the tasks of ``given`` (task -> session) given as
+    None, for one call (the caller closes them); a generator for white backgrounds leaves its
+    silhouette out."""
+    from ..runtime.options import generator_outputs
 
-    wanted = [task for task, given in (("generator", generator), ("segmenter", segmenter)) if given is None]
     return {
         task: new_session(task, outputs=generator_outputs(background) if task == "generator" else None)
-        for task in wanted
+        for task, session in given.items()
+        if session is None
     }
 
 
@@ -219,104 +208,6 @@ def _run_batches(generator: ModelSession, prepared: list[Prepared], plan: Plan) 
     return garments  # type: ignore[return-value]
 
 
-def extract_folder(
-    inputs: str | Path | Sequence[str | Path],
-    output: str | Path,
-    *,
-    generator: ModelSession | None = None,
-    segmenter: ModelSession | None = None,
-    masks: str | Path | None = None,
-    save_masks: str | Path | None = None,
-    recursive: bool = False,
-    files_from: str | Path | None = None,
-    shard: str | None = None,
-    output_format: str = "png",
-    quality: int = 95,
-    output_size: str | int | tuple[int, int] = "auto",
-    background: str | tuple[int, int, int] = "white",
-    alpha_mask: bool = False,
-    overwrite: bool = False,
-    batch_size: int = 8,
-    workers: int | None = None,
-    processes: bool = False,
-    decode: str = "auto",
-    on_start: Callable[[int], None] | None = None,
-    on_result: Callable[[FileResult], None] | None = None,
-    cancel: threading.Event | None = None,
-) -> ExtractionSummary:
-    """``extract``'s folder job: every photo under ``inputs`` (folders and files) to
-    ``output/<its path>.<output_format>``, with its guarantees (atomic files, finished outputs
-    skipped on a rerun, a bad photo reported and the job going on, a full disk stopping it).
-
-    ``on_start(total)`` is told how many results will come (for a progress bar; the folders
-    are walked once more to count them, only if it is given); ``on_result`` sees each
-    photo's ``FileResult`` (``input``, ``status`` ok / skipped / error, ``output``,
-    ``error``, ...) as it is final, in this thread. ``cancel``: set it (from a button's
-    thread, say) to stop within a tenth of a second; the writes in progress finish, and
-    ``summary.stopped`` says ``"cancelled"`` (or why a full disk stopped it). ``masks``,
-    ``save_masks``, ``recursive``, ``files_from`` (a list of photos under the one input
-    folder), ``shard`` (``"K/N"``) and ``decode`` (``auto``: JPEGs on the GPU where the
-    models run on CUDA and nvImageCodec starts, else on the host, said in the log) as in
-    ``extract``. Workers are threads unless ``processes`` (which scale with cores; a frozen
-    app must call ``multiprocessing.freeze_support()``). Sessions default to the bundled
-    models (opened for this call and closed). Raises ``OutputError`` / ``InputError`` /
-    ``ValueError`` for settings that cannot work, before any photo is read.
-    """
-    from .runtime.files import check_output_dir
-    from .runtime.gpudecode import open_decoder
-    from .runtime.images import OUTPUT_FORMATS
-    from .runtime.jobs import MaskIndex, check_output_folders, count_jobs, iter_jobs, removing_stale_partials
-    from .runtime.options import ExtractOptions, default_workers
-    from .runtime.pipeline import run_extraction
-    from .runtime.shards import Shard
-
-    paths = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(item) for item in inputs]
-    out_dir, listing = Path(output), Path(files_from) if files_from is not None else None
-    if output_format not in OUTPUT_FORMATS:
-        raise ValueError(f"output_format is one of {', '.join(OUTPUT_FORMATS)}, not {output_format!r}")
-    if background == "transparent" and output_format == "jpg":
-        raise ValueError("JPEG has no transparency: output_format='png' or 'webp' with background='transparent'")
-    if listing is not None and (len(paths) != 1 or not paths[0].is_dir()):
-        raise InputError("files_from names photos under one folder: give that folder as the only input")
-    if listing is not None and not os.access(listing, os.R_OK):
-        raise InputError(f"cannot read the list files_from={str(listing)!r}: not found, or not readable")
-    try:
-        share = Shard.parse(shard) if shard is not None else None
-    except ValueError as exc:
-        raise ValueError(f"shard {exc}") from None
-    masks_dir, save_dir = (Path(folder) if folder is not None else None for folder in (masks, save_masks))
-    check_output_folders(paths, out_dir, save_dir, masks_dir)
-    check_output_dir(out_dir)
-    if save_dir is not None:
-        check_output_dir(save_dir, "the save_masks folder")
-    index = MaskIndex(masks_dir) if masks_dir is not None else None
-    options = ExtractOptions(
-        batch_size=batch_size,
-        workers=workers or default_workers(),
-        quality=quality,
-        overwrite=overwrite,
-        output_size=output_size,
-        background=background,
-        alpha_mask=alpha_mask,
-        processes=processes,
-    )
-    if on_start is not None:
-        on_start(count_jobs(paths, out_dir, recursive, save_dir, masks_dir, share, listing))
-    opened = _bundled(generator, segmenter, background)
-    try:
-        jobs = iter_jobs(paths, out_dir, output_format, index, recursive, save_dir, share, listing)
-        generator, segmenter = generator or opened["generator"], segmenter or opened.get("segmenter")
-        decoder, why = open_decoder(decode, generator.provider)
-        if why:
-            log.warning("%s", why)
-        return run_extraction(
-            generator, removing_stale_partials(jobs), options, on_result, segmenter, decoder=decoder, cancel=cancel
-        )
-    finally:
-        for session in opened.values():
-            session.close()
-
-
 def dress(
     person: PhotoLike | Sequence[PhotoLike],
     garment: PhotoLike | Sequence[PhotoLike],
@@ -334,21 +225,15 @@ def dress(
     models (opened for this call and closed); the bundled segmenter is the parser. Raises
     ``InputError`` for a bad image, a person with no upper body to dress or no garment.
     """
-    from .runtime.dressing import Dresser
-    from .runtime.options import generator_outputs
+    from ..runtime.dressing import Dresser
 
     many = isinstance(person, (list, tuple))
     persons = list(person) if many else [person]
     garments = list(garment) if isinstance(garment, (list, tuple)) else [garment] * len(persons)
     if len(garments) != len(persons):
         raise ValueError(f"{len(persons)} persons but {len(garments)} garments")
-    wanted = {"tryon": tryon, "segmenter": parser, "generator": generator if garment_from_photo else True}
-    # stage one is on white: a generator opened here leaves its silhouette out
-    opened = {
-        task: new_session(task, outputs=generator_outputs("white") if task == "generator" else None)
-        for task, given in wanted.items()
-        if given is None
-    }
+    stage_one = {"generator": generator} if garment_from_photo else {}
+    opened = _bundled({"tryon": tryon, "segmenter": parser, **stage_one})
     tryon, parser = tryon or opened.get("tryon"), parser or opened.get("segmenter")
     try:
         if garment_from_photo:
@@ -376,7 +261,7 @@ def _load_pairs(
 ) -> list[tuple[Image.Image, Image.Image]]:
     """The pairs decoded as the folder job decodes them; a garment given once for many
     persons is decoded once (and fitted once). Errors name an input by its place in the list."""
-    from .runtime.dressing import load_garment, load_person
+    from ..runtime.dressing import load_garment, load_person
 
     decoded: dict[int, Image.Image] = {}
     pairs = []
@@ -393,4 +278,4 @@ def _load_pairs(
     return pairs
 
 
-__all__ = ["PhotoLike", "dress", "extract_folder", "extract_garment", "new_session"]
+__all__ = ["PhotoLike", "dress", "extract_garment", "new_session"]

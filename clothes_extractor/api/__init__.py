@@ -1,0 +1,21 @@
+"""The Python API: open a model, turn a photo (or a list) into its garment image, dress a
+person in a garment; and the folder jobs of ``extract`` and ``tryon``.
+
+    from clothes_extractor import dress, dress_folder, extract_folder, extract_garment, new_session
+
+    garment = extract_garment("photo.jpg")                       # bundled models, best provider
+    with new_session("generator", provider="cpu") as generator:
+        garments = extract_garment([photo_a, photo_b], generator=generator)
+    dressed = dress("person.jpg", garment)                       # stage two: try it on
+    summary = extract_folder("photos/", "garments/")             # a folder, as extract does it
+    summary = dress_folder("persons/", "garment.png", "dressed/")  # ... and as tryon does it
+
+A photo or mask is a path, bytes (an encoded image) or a PIL image. The fitting, the mask
+rules and the models are those of ``extract``: the same photo gives the same pixels.
+``photos``: one photo (or a list) at a time; ``folders``: the folder jobs.
+"""
+
+from .folders import dress_folder, extract_folder
+from .photos import PhotoLike, dress, extract_garment, new_session
+
+__all__ = ["PhotoLike", "dress", "dress_folder", "extract_folder", "extract_garment", "new_session"]

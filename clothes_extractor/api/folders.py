@@ -1,0 +1,240 @@
+"""The folder jobs from Python: ``extract``'s (``extract_folder``) and ``tryon``'s
+(``dress_folder``), with the commands' guarantees: atomic files, finished outputs skipped on
+a rerun, a bad photo reported and the job going on, a full disk or a cancel stopping it.
+Their steps are the runtime's own; the commands add reports, progress bars and dry runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..errors import InputError
+from ..runtime.dressing import DressingSummary, DressResult
+from ..runtime.pipeline import ExtractionSummary
+from ..runtime.session import ModelSession
+from ..runtime.stages import FileResult
+from .photos import _bundled
+
+log = logging.getLogger(__name__)
+
+
+def extract_folder(
+    inputs: str | Path | Sequence[str | Path],
+    output: str | Path,
+    *,
+    generator: ModelSession | None = None,
+    segmenter: ModelSession | None = None,
+    masks: str | Path | None = None,
+    save_masks: str | Path | None = None,
+    recursive: bool = False,
+    files_from: str | Path | None = None,
+    shard: str | None = None,
+    output_format: str = "png",
+    quality: int = 95,
+    output_size: str | int | tuple[int, int] = "auto",
+    background: str | tuple[int, int, int] = "white",
+    alpha_mask: bool = False,
+    overwrite: bool = False,
+    batch_size: int = 8,
+    workers: int | None = None,
+    processes: bool = False,
+    decode: str = "auto",
+    on_start: Callable[[int], None] | None = None,
+    on_result: Callable[[FileResult], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> ExtractionSummary:
+    """``extract``'s folder job: every photo under ``inputs`` (folders and files) to
+    ``output/<its path>.<output_format>``, with its guarantees (atomic files, finished outputs
+    skipped on a rerun, a bad photo reported and the job going on, a full disk stopping it).
+
+    ``on_start(total)`` is told how many results will come (for a progress bar; the folders
+    are walked once more to count them, only if it is given); ``on_result`` sees each
+    photo's ``FileResult`` (``input``, ``status`` ok / skipped / error, ``output``,
+    ``error``, ...) as it is final, in this thread. ``cancel``: set it (from a button's
+    thread, say) to stop within a tenth of a second; the writes in progress finish, and
+    ``summary.stopped`` says ``"cancelled"`` (or why a full disk stopped it). ``masks``,
+    ``save_masks``, ``recursive``, ``files_from`` (a list of photos under the one input
+    folder), ``shard`` (``"K/N"``) and ``decode`` (``auto``: JPEGs on the GPU where the
+    models run on CUDA and nvImageCodec starts, else on the host, said in the log) as in
+    ``extract``. Workers are threads unless ``processes`` (which scale with cores; a frozen
+    app must call ``multiprocessing.freeze_support()``). Sessions default to the bundled
+    models (opened for this call and closed). Raises ``OutputError`` / ``InputError`` /
+    ``ValueError`` for settings that cannot work, before any photo is read.
+    """
+    from ..runtime.files import check_output_dir
+    from ..runtime.gpudecode import open_decoder
+    from ..runtime.images import OUTPUT_FORMATS
+    from ..runtime.jobs import MaskIndex, check_output_folders, count_jobs, iter_jobs, removing_stale_partials
+    from ..runtime.options import ExtractOptions, default_workers
+    from ..runtime.pipeline import run_extraction
+    from ..runtime.shards import Shard
+
+    paths = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(item) for item in inputs]
+    out_dir, listing = Path(output), Path(files_from) if files_from is not None else None
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"output_format is one of {', '.join(OUTPUT_FORMATS)}, not {output_format!r}")
+    if background == "transparent" and output_format == "jpg":
+        raise ValueError("JPEG has no transparency: output_format='png' or 'webp' with background='transparent'")
+    if listing is not None and (len(paths) != 1 or not paths[0].is_dir()):
+        raise InputError("files_from names photos under one folder: give that folder as the only input")
+    if listing is not None and not os.access(listing, os.R_OK):
+        raise InputError(f"cannot read the list files_from={str(listing)!r}: not found, or not readable")
+    try:
+        share = Shard.parse(shard) if shard is not None else None
+    except ValueError as exc:
+        raise ValueError(f"shard {exc}") from None
+    masks_dir, save_dir = (Path(folder) if folder is not None else None for folder in (masks, save_masks))
+    check_output_folders(paths, out_dir, save_dir, masks_dir)
+    check_output_dir(out_dir)
+    if save_dir is not None:
+        check_output_dir(save_dir, "the save_masks folder")
+    index = MaskIndex(masks_dir) if masks_dir is not None else None
+    options = ExtractOptions(
+        batch_size=batch_size,
+        workers=workers or default_workers(),
+        quality=quality,
+        overwrite=overwrite,
+        output_size=output_size,
+        background=background,
+        alpha_mask=alpha_mask,
+        processes=processes,
+    )
+    if on_start is not None:
+        on_start(count_jobs(paths, out_dir, recursive, save_dir, masks_dir, share, listing))
+    opened = _bundled({"generator": generator, "segmenter": segmenter}, background)
+    try:
+        jobs = iter_jobs(paths, out_dir, output_format, index, recursive, save_dir, share, listing)
+        generator, segmenter = generator or opened["generator"], segmenter or opened.get("segmenter")
+        decoder, why = open_decoder(decode, generator.provider)
+        if why:
+            log.warning("%s", why)
+        return run_extraction(
+            generator, removing_stale_partials(jobs), options, on_result, segmenter, decoder=decoder, cancel=cancel
+        )
+    finally:
+        for session in opened.values():
+            session.close()
+
+
+def dress_folder(
+    person: str | Path,
+    garment: str | Path,
+    output: str | Path,
+    *,
+    pairs: str | Path | Sequence[tuple[str, str]] | None = None,
+    garment_from_photo: bool = False,
+    tryon: ModelSession | None = None,
+    parser: ModelSession | None = None,
+    generator: ModelSession | None = None,
+    shard: str | None = None,
+    output_format: str = "png",
+    quality: int = 95,
+    overwrite: bool = False,
+    batch_size: int = 8,
+    on_start: Callable[[int], None] | None = None,
+    on_result: Callable[[DressResult], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> DressingSummary:
+    """``tryon``'s folder job: each person of ``person`` dressed in each garment of
+    ``garment`` (a photo or a folder each; at most one a folder), or, with both folders, the
+    ``pairs`` named (a pairs file of ``PERSON GARMENT`` lines, as VITON's
+    ``test_pairs.txt``, or a sequence of (person, garment) names in the two folders); each
+    to ``output/PERSON__GARMENT.<output_format>``.
+
+    ``garment_from_photo``: the garments are photos of someone wearing them; stage one
+    extracts their catalog images first (into a temporary folder). ``on_start(total)`` is
+    told how many results will come; ``on_result`` sees each pair's ``DressResult``
+    (``person``, ``garment``, ``status`` ok / skipped / error, ``output``, ``error``,
+    ``size``) as it is final, in this thread. ``cancel``: set it (from a button's thread) to
+    stop after the batch in flight; ``summary.stopped`` says ``"cancelled"`` (or why a full
+    disk stopped it), and a rerun resumes. ``shard`` (``"K/N"``) as in ``tryon``. Sessions
+    default to the bundled models (opened for this call and closed); the bundled segmenter
+    is the parser. Raises ``InputError`` / ``OutputError`` / ``ValueError`` for inputs and
+    settings that cannot work, before any pair is dressed.
+    """
+    from ..runtime.dressing import Dresser, run_dressing
+    from ..runtime.files import check_output_dir, remove_stale_partials
+    from ..runtime.images import OUTPUT_FORMATS
+    from ..runtime.pairs import check_output_folder, dress_jobs, extract_garments
+
+    started = time.perf_counter()
+    persons, garments, out_dir = Path(person), Path(garment), Path(output)
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"output_format is one of {', '.join(OUTPUT_FORMATS)}, not {output_format!r}")
+    found, unreadable = _find_pairs(persons, garments, pairs, shard)
+    check_output_folder(persons, garments, out_dir)
+    check_output_dir(out_dir)
+    remove_stale_partials(out_dir)
+    stage_one = {"generator": generator} if garment_from_photo else {}
+    opened = _bundled({"tryon": tryon, "segmenter": parser, **stage_one})
+    failed = [DressResult(str(path), "", "error", "", error) for path, error in unreadable]
+
+    def report(results: list[DressResult]) -> None:
+        for result in results:
+            if on_result is not None:
+                on_result(result)
+
+    try:
+        dresser = Dresser(tryon or opened["tryon"], parser or opened["segmenter"], "garment_from_photo=True")
+        if on_start is not None:
+            on_start(len(found) + len(unreadable))
+        with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
+            catalog = None
+            if garment_from_photo:
+                photos = sorted({item for _, item in found})
+                made = generator or opened["generator"]
+                catalog, stopped = extract_garments(photos, Path(tmp), made, dresser.parser, batch_size, cancel)
+                if stopped:  # (a cancel, or no room for the catalog images: no pair can be dressed)
+                    report(failed)
+                    return DressingSummary(failed=len(failed), seconds=time.perf_counter() - started, stopped=stopped)
+            jobs, refused = dress_jobs(found, out_dir, output_format, catalog)
+            report(failed + refused)
+            summary = run_dressing(
+                dresser,
+                jobs,
+                batch_size=batch_size,
+                overwrite=overwrite,
+                quality=quality,
+                on_result=on_result,
+                cancel=cancel,
+            )
+    finally:
+        for session in opened.values():
+            session.close()
+    summary.failed += len(failed) + len(refused)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _find_pairs(persons: Path, garments: Path, pairs, shard: str | None):
+    """``dress_folder``'s pairs (those of ``shard``) and the folder entries it cannot read."""
+    from ..runtime.pairs import every_pair, in_shard, read_pairs
+    from ..runtime.shards import Shard
+
+    for role, path in (("person", persons), ("garment", garments)):
+        if not path.exists():
+            raise InputError(f"{role} not found: {path}")
+    if pairs is None:
+        if persons.is_dir() and garments.is_dir():
+            raise ValueError("person and garment are both folders: give pairs= to say who wears what")
+        found, unreadable = every_pair(persons, garments)
+    else:
+        if not (persons.is_dir() and garments.is_dir()):
+            raise ValueError("pairs= names files in folders: person and garment must be folders")
+        found, repeats = read_pairs(pairs, persons, garments)
+        unreadable = []
+        if repeats:
+            log.info("pairs names %d pair(s) again; each pair is dressed once", repeats)
+    if shard is None:
+        return found, unreadable
+    try:
+        share = Shard.parse(shard)
+    except ValueError as exc:
+        raise ValueError(f"shard {exc}") from None
+    return in_shard(found, unreadable, share)

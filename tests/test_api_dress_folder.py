@@ -1,0 +1,159 @@
+"""``dress_folder``: ``tryon``'s folder job from Python, as an app developer runs it, on the
+bundled try-on model and parser: the pixels of ``dress``, a rerun that skips what is done,
+pairs from a list, a cancel button, shards, garments taken from photos, bad inputs reported
+and the job going on."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clothes_extractor import dress, dress_folder, new_session
+from clothes_extractor.data.synth import synth_sample
+from clothes_extractor.errors import InputError, OutputError
+from conftest import ROOT, run_cli
+
+PERSONS = ("figure-2.jpg", "figure-3.jpg", "figure-6.jpg")  # figures on which the parser finds the top
+
+
+@pytest.fixture(scope="module")
+def models():
+    with new_session("tryon", "cpu") as tryon, new_session("segmenter", "cpu") as parser:
+        yield {"tryon": tryon, "parser": parser}
+
+
+@pytest.fixture
+def inputs(tmp_path) -> tuple[Path, Path]:
+    """A persons folder (three figures) and a garments folder (two catalog images on white)."""
+    persons, garments = tmp_path / "persons", tmp_path / "garments"
+    persons.mkdir()
+    garments.mkdir()
+    for name in PERSONS:
+        shutil.copy(ROOT / "examples" / "photos" / name, persons / name)
+    for index in range(2):
+        synth_sample(index, seed=5, size=(256, 192))[2].save(garments / f"g{index}.png")
+    return persons, garments
+
+
+def files(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
+
+
+def test_every_person_in_one_garment_with_the_pixels_of_dress_and_a_rerun(models, inputs, tmp_path):
+    persons, garments = inputs
+    out, seen, totals = tmp_path / "out", [], []
+    summary = dress_folder(persons, garments / "g0.png", out, **models, on_start=totals.append, on_result=seen.append)
+    assert (summary.ok, summary.skipped, summary.failed, summary.stopped) == (3, 0, 0, None)
+    assert totals == [3] and sorted(result.status for result in seen) == ["ok"] * 3
+    assert files(out) == [f"{Path(name).stem}__g0.png" for name in PERSONS]
+    for name in PERSONS:
+        expected = dress(persons / name, garments / "g0.png", **models)
+        written = Image.open(out / f"{Path(name).stem}__g0.png")
+        assert written.size == Image.open(persons / name).size
+        assert np.array_equal(np.asarray(written.convert("RGB")), np.asarray(expected))
+    again = dress_folder(persons, garments / "g0.png", out, **models)
+    assert (again.ok, again.skipped, again.failed) == (0, 3, 0)
+
+
+def test_pairs_from_a_list_with_a_missing_photo_reported_and_the_rest_dressed(models, inputs, tmp_path):
+    persons, garments = inputs
+    out, seen = tmp_path / "out", []
+    listing = [
+        ("figure-2.jpg", "g0.png"),
+        ("figure-3.jpg", "g1.png"),
+        ("nobody.jpg", "g0.png"),
+        ("figure-2.jpg", "g0.png"),
+    ]
+    summary = dress_folder(persons, garments, out, pairs=listing, **models, output_format="jpg", on_result=seen.append)
+    assert (summary.ok, summary.failed) == (2, 1)
+    assert files(out) == ["figure-2__g0.jpg", "figure-3__g1.jpg"]
+    (error,) = [result for result in seen if result.status == "error"]
+    assert error.person == str(persons / "nobody.jpg") and "not found" in error.error
+    pairs_file = tmp_path / "pairs.txt"
+    pairs_file.write_text("# who wears what\nfigure-6.jpg g1.png\n")
+    summary = dress_folder(persons, garments, out, pairs=pairs_file, **models, output_format="jpg")
+    assert summary.ok == 1 and "figure-6__g1.jpg" in files(out)
+
+
+def test_settings_that_cannot_work_are_refused_before_any_pair(models, inputs, tmp_path):
+    persons, garments = inputs
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="both folders: give pairs="):
+        dress_folder(persons, garments, out, **models)
+    with pytest.raises(ValueError, match="pairs= names files in folders"):
+        dress_folder(persons, garments / "g0.png", out, pairs=[("figure-2.jpg", "g0.png")], **models)
+    with pytest.raises(InputError, match=r"pairs\[1\]: expected \(person, garment\), got 'figure-3.jpg'"):
+        dress_folder(persons, garments, out, pairs=[("figure-2.jpg", "g0.png"), "figure-3.jpg"], **models)
+    with pytest.raises(InputError, match="person not found"):
+        dress_folder(tmp_path / "nobody", garments / "g0.png", out, **models)
+    with pytest.raises(ValueError, match="output_format"):
+        dress_folder(persons, garments / "g0.png", out, output_format="gif", **models)
+    with pytest.raises(OutputError, match="is the person folder"):
+        dress_folder(persons, garments / "g0.png", persons, **models)
+    assert not out.exists() and files(persons) == sorted(PERSONS)
+
+
+def test_tryon_refuses_an_output_folder_that_is_an_input_folder(inputs):
+    persons, garments = inputs
+    result = run_cli("tryon", "--person", str(garments / "g0.png"), "--garment", str(garments), "-o", str(garments))
+    assert result.returncode == 1, result.stderr
+    assert "is the garment folder" in result.stderr and files(garments) == ["g0.png", "g1.png"]
+
+
+def test_a_cancel_stops_after_the_batch_in_flight_and_a_rerun_resumes(models, inputs, tmp_path):
+    persons, garments = inputs
+    out, cancel = tmp_path / "out", threading.Event()
+    done = []
+
+    def on_result(result) -> None:
+        done.append(result)
+        cancel.set()  # the button, pressed while the first pair is written
+
+    summary = dress_folder(
+        persons, garments / "g1.png", out, **models, batch_size=1, on_result=on_result, cancel=cancel
+    )
+    assert summary.stopped == "cancelled" and (summary.ok, summary.failed) == (1, 0)
+    assert len(done) == 1 and files(out) == [Path(done[0].output).name]
+    rest = dress_folder(persons, garments / "g1.png", out, **models)
+    assert (rest.ok, rest.skipped, rest.stopped) == (2, 1, None) and len(files(out)) == 3
+
+
+def test_two_shards_dress_every_pair_once(models, inputs, tmp_path):
+    persons, garments = inputs
+    written = []
+    for share in ("1/2", "2/2"):
+        folder = tmp_path / share.replace("/", "of")
+        summary = dress_folder(persons, garments / "g0.png", folder, **models, shard=share)
+        assert summary.failed == 0 and summary.ok == len(files(folder))
+        written += files(folder)
+    assert sorted(written) == [f"{Path(name).stem}__g0.png" for name in PERSONS]
+    with pytest.raises(ValueError, match="shard"):
+        dress_folder(persons, garments / "g0.png", tmp_path / "x", **models, shard="3/2")
+
+
+def test_garments_from_photos_and_a_bad_photo_reported(models, inputs, tmp_path):
+    persons, _ = inputs
+    (persons / "broken.jpg").write_bytes(b"not a jpeg")
+    person, seen = ROOT / "examples" / "photos" / "figure-3.jpg", []
+    with new_session("generator", "cpu", outputs=["garment"]) as generator:
+        summary = dress_folder(
+            person,
+            persons,
+            tmp_path / "out",
+            garment_from_photo=True,
+            generator=generator,
+            **models,
+            on_result=seen.append,
+        )
+        expected = dress(person, persons / "figure-6.jpg", garment_from_photo=True, generator=generator, **models)
+    assert (summary.ok, summary.failed) == (3, 1)
+    (error,) = [result for result in seen if result.status == "error"]
+    assert error.garment == str(persons / "broken.jpg") and error.error.startswith("garment photo:")
+    assert files(tmp_path / "out") == [f"figure-3__{Path(name).stem}.png" for name in PERSONS]
+    written = Image.open(tmp_path / "out" / "figure-3__figure-6.png")
+    assert np.array_equal(np.asarray(written.convert("RGB")), np.asarray(expected))
