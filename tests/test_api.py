@@ -148,6 +148,8 @@ def test_the_readme_python_snippet_runs_as_written(tmp_path):
     for name in ("dressed.png", "dressed-3.png"):  # stage two, on figure-2's own 192x256
         with Image.open(tmp_path / name) as image:
             assert image.size == (192, 256)
+    dressed = sorted(p.name for p in (tmp_path / "dressed").iterdir())  # dress_folder's pairs
+    assert dressed == ["figure-2__figure-3.png", "figure-6__figure-3.png"]
 
 
 def test_extract_garment_needs_no_torch():
