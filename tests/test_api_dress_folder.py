@@ -157,3 +157,20 @@ def test_garments_from_photos_and_a_bad_photo_reported(models, inputs, tmp_path)
     assert files(tmp_path / "out") == [f"figure-3__{Path(name).stem}.png" for name in PERSONS]
     written = Image.open(tmp_path / "out" / "figure-3__figure-6.png")
     assert np.array_equal(np.asarray(written.convert("RGB")), np.asarray(expected))
+
+
+def test_a_cancel_during_stage_one_dresses_nothing(models, inputs, tmp_path):
+    persons, _ = inputs
+    cancel, seen = threading.Event(), []
+    cancel.set()  # pressed before the garments of the photos were extracted
+    summary = dress_folder(
+        ROOT / "examples" / "photos" / "figure-3.jpg",
+        persons,
+        tmp_path / "out",
+        garment_from_photo=True,
+        on_result=seen.append,
+        cancel=cancel,
+        **models,
+    )
+    assert summary.stopped == "cancelled" and (summary.ok, summary.failed) == (0, 0) and seen == []
+    assert files(tmp_path / "out") == []
