@@ -174,3 +174,20 @@ def test_a_cancel_during_stage_one_dresses_nothing(models, inputs, tmp_path):
     )
     assert summary.stopped == "cancelled" and (summary.ok, summary.failed) == (0, 0) and seen == []
     assert files(tmp_path / "out") == []
+
+
+def test_a_rerun_extracts_only_the_garments_of_the_pairs_left(inputs, tmp_path):
+    persons, _ = inputs
+    garment_photos = tmp_path / "worn"
+    shutil.copytree(persons, garment_photos)
+    person, out = ROOT / "examples" / "photos" / "figure-2.jpg", tmp_path / "out"
+    command = ("tryon", "--person", person, "--garment-from", garment_photos, "-o", out, "--provider", "cpu")
+    first = run_cli(*command)
+    assert first.returncode == 0, first.stderr
+    assert "extracting the garments of 3 photo(s)" in first.stderr and len(files(out)) == 3
+    again = run_cli(*command)
+    assert again.returncode == 0 and "extracting" not in again.stderr and "3 skipped" in again.stderr
+    (out / "figure-2__figure-6.png").unlink()
+    rest = run_cli(*command)
+    assert rest.returncode == 0 and "extracting the garments of 1 photo(s)" in rest.stderr
+    assert "1 dressed" in rest.stderr and "2 skipped" in rest.stderr and len(files(out)) == 3

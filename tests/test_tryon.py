@@ -271,7 +271,14 @@ def test_garment_from_another_photo_in_one_command(tiny_tryon_path, pairs, tmp_p
     Image.new("RGB", (192, 256), (128, 128, 128)).save(tmp_path / "grey.png")  # no garment to take
     model = ["--model", tiny_tryon_path, "--provider", "cpu"]
     done = run_cli(
-        "tryon", "--person", persons / PERSONS[0], "--garment-from", tmp_path / "grey.png", "-o", out, *model
+        "tryon",
+        "--person",
+        persons / PERSONS[0],
+        "--garment-from",
+        tmp_path / "grey.png",
+        "-o",
+        tmp_path / "x.png",
+        *model,
     )
     assert done.returncode == 1 and "garment photo: no garment found" in done.stderr
     assert "extract PHOTO --masks DIR, then tryon --garment" in done.stderr  # tryon itself takes no masks

@@ -158,10 +158,10 @@ def dress_folder(
     is the parser. Raises ``InputError`` / ``OutputError`` / ``ValueError`` for inputs and
     settings that cannot work, before any pair is dressed.
     """
-    from ..runtime.dressing import Dresser, run_dressing
+    from ..runtime.dressing import Dresser, run_dressing, sort_out
     from ..runtime.files import check_output_dir, remove_stale_partials
     from ..runtime.images import OUTPUT_FORMATS
-    from ..runtime.pairs import check_output_folder, dress_jobs, extract_garments
+    from ..runtime.pairs import check_output_folder, dress_jobs, extract_garments, with_catalog
 
     started = time.perf_counter()
     persons, garments, out_dir = Path(person), Path(garment), Path(output)
@@ -173,41 +173,46 @@ def dress_folder(
     remove_stale_partials(out_dir)
     stage_one = {"generator": generator} if garment_from_photo else {}
     opened = _bundled({"tryon": tryon, "segmenter": parser, **stage_one})
-    failed = [DressResult(str(path), "", "error", "", error) for path, error in unreadable]
+    summary = DressingSummary()
 
-    def report(results: list[DressResult]) -> None:
-        for result in results:
-            if on_result is not None:
-                on_result(result)
+    def emit(result: DressResult) -> None:
+        summary.add(result)
+        if on_result is not None:
+            on_result(result)
 
     try:
         dresser = Dresser(tryon or opened["tryon"], parser or opened["segmenter"], "garment_from_photo=True")
         if on_start is not None:
             on_start(len(found) + len(unreadable))
+        for path, error in unreadable:
+            emit(DressResult(str(path), "", "error", "", error))
+        jobs, decided = dress_jobs(found, out_dir, output_format)  # (and the pairs refused)
         with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
-            catalog = None
-            if garment_from_photo:
-                photos = sorted({item for _, item in found})
+            if garment_from_photo:  # stage one, for the garments of the pairs left to dress
+                jobs, known = sort_out(dresser, jobs, overwrite)
+                photos = sorted({job.garment for job in jobs})
                 made = generator or opened["generator"]
-                catalog, stopped = extract_garments(photos, Path(tmp), made, dresser.parser, batch_size, cancel)
-                if stopped:  # (a cancel, or no room for the catalog images: no pair can be dressed)
-                    report(failed)
-                    return DressingSummary(failed=len(failed), seconds=time.perf_counter() - started, stopped=stopped)
-            jobs, refused = dress_jobs(found, out_dir, output_format, catalog)
-            report(failed + refused)
-            summary = run_dressing(
-                dresser,
-                jobs,
-                batch_size=batch_size,
-                overwrite=overwrite,
-                quality=quality,
-                on_result=on_result,
-                cancel=cancel,
-            )
+                catalog, summary.stopped = extract_garments(photos, Path(tmp), made, dresser.parser, batch_size, cancel)
+                decided += known
+                if summary.stopped is None:
+                    jobs, unmade = with_catalog(jobs, catalog)
+                    decided += unmade
+            for result in decided:
+                emit(result)
+            if summary.stopped is None:  # (stage one stopped: a cancel, or no room for the catalog images)
+                run = run_dressing(
+                    dresser,
+                    jobs,
+                    batch_size=batch_size,
+                    overwrite=overwrite,
+                    quality=quality,
+                    on_result=emit,
+                    cancel=cancel,
+                )
+                summary.stopped = run.stopped
     finally:
         for session in opened.values():
             session.close()
-    summary.failed += len(failed) + len(refused)
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -162,9 +162,9 @@ def _run(
     tmp: Path,
     options: dict[str, Any],
 ) -> None:
-    from ..runtime.dressing import DressResult, run_dressing
+    from ..runtime.dressing import DressResult, run_dressing, sort_out
     from ..runtime.files import check_output_dir, remove_stale_partials
-    from ..runtime.pairs import check_output_folder, dress_jobs
+    from ..runtime.pairs import check_output_folder, dress_jobs, with_catalog
 
     fmt = options["fmt"]
     out_dir = output.parent if single else output
@@ -181,11 +181,14 @@ def _run(
         remove_stale_partials(out_dir)
     dresser = _open(options)
     failed = [DressResult(str(path), "", "error", "", error) for path, error in unreadable]
-    catalog = None
-    if options["garment_from"] is not None and not options["dry_run"]:  # (stage one: a dry run names the photos)
-        catalog = _extract_garments(sorted({g for _, g in pairs}), tmp, dresser.parser, options)
-    jobs, refused = dress_jobs(pairs, out_dir, fmt, catalog, output if single else None)
+    jobs, refused = dress_jobs(pairs, out_dir, fmt, output if single else None)
     failed += refused
+    known: list[DressResult] = []
+    if options["garment_from"] is not None and not options["dry_run"]:  # (stage one: a dry run names the photos)
+        jobs, known = sort_out(dresser, jobs, options["overwrite"])  # a rerun extracts only what is left to dress
+        catalog = _extract_garments(sorted({job.garment for job in jobs}), tmp, dresser.parser, options)
+        jobs, unmade = with_catalog(jobs, catalog)
+        failed += unmade
     report = Report(options["report"])
     if options["dry_run"]:
         from ..runtime.dressing import preview_dressing
@@ -219,6 +222,7 @@ def _run(
             overwrite=options["overwrite"],
             quality=options["quality"],
             on_result=on_result,
+            known=known,
         )
     finally:
         progress.close()
@@ -266,6 +270,8 @@ def _summarise(summary: Any, failed: list[Any], single: bool, output: Path, repo
 
 def _extract_garments(photos: list[Path], tmp: Path, parser: Any, options: dict[str, Any]) -> dict[Path, Path | str]:
     """Stage one on every garment photo: photo -> its catalog image in ``tmp``, or the error."""
+    if not photos:  # (every pair done already)
+        return {}
     from ..api import new_session
     from ..runtime.options import generator_outputs
     from ..runtime.pairs import extract_garments

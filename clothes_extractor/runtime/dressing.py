@@ -280,6 +280,22 @@ def _decided(job: DressJob, signature: str, overwrite: bool) -> DressResult | No
     return DressResult.of(job, "skipped") if done else None
 
 
+def sort_out(
+    dresser: Dresser, jobs: Iterable[DressJob], overwrite: bool = False
+) -> tuple[list[DressJob], list[DressResult]]:
+    """The jobs left to dress, and the results of the others, known before any work
+    (``skipped``: done; ``error``: a file there that this tool did not write): a rerun of a
+    job whose garments come from photos extracts only the garments of the pairs left."""
+    todo, known = [], []
+    for job in jobs:
+        decided = _decided(job, dresser.signature, overwrite)
+        if decided is None:
+            todo.append(job)
+        else:
+            known.append(decided)
+    return todo, known
+
+
 def preview_dressing(dresser: Dresser, jobs: Iterable[DressJob], overwrite: bool = False) -> Iterator[DressResult]:
     """What ``run_dressing`` would do with each job, decoding and writing nothing (``tryon
     --dry-run``): ``pending`` (to dress), ``skipped`` or ``error``, as ``_decided``."""
@@ -296,6 +312,7 @@ def run_dressing(
     quality: int = 95,
     on_result: Callable[[DressResult], None] | None = None,
     cancel: threading.Event | None = None,
+    known: Iterable[DressResult] = (),
 ) -> DressingSummary:
     """Dress every job's person; ``on_result`` sees each pair's result as it is final.
 
@@ -304,7 +321,8 @@ def run_dressing(
     batch in flight is dropped (every written file is complete) and the interrupt propagates.
     A full disk stops the job the same way, and ``summary.stopped`` says why. ``cancel``:
     once it is set (from any thread), the job stops after the batch in flight, as on a full
-    disk, and ``summary.stopped`` is ``CANCELLED``.
+    disk, and ``summary.stopped`` is ``CANCELLED``. ``known``: results decided before the
+    run (``sort_out``), reported and counted first.
     """
     summary = DressingSummary()
     started = time.perf_counter()
@@ -314,6 +332,8 @@ def run_dressing(
         if on_result is not None:
             on_result(result)
 
+    for result in known:
+        emit(result)
     pending: list[DressJob] = []
     try:
         for job in jobs:

@@ -133,6 +133,8 @@ def extract_garments(
     """Stage one on every garment photo: {photo: its catalog image (PNG on white, at the
     model size) in ``folder``, or why there is none}, and why stage one stopped (a full
     disk, a cancel) or None. A stopped stage one leaves some photos out of the map."""
+    if not photos:
+        return {}, None
     jobs = [find_jobs([photo], folder / str(index), "png")[0] for index, photo in enumerate(photos)]
     made: dict[Path, Path | str] = {}
 
@@ -148,30 +150,38 @@ def extract_garments(
 
 
 def dress_jobs(
-    pairs: Iterable[Pair],
-    out_dir: Path,
-    fmt: str,
-    catalog: dict[Path, Path | str] | None = None,
-    single: Path | None = None,
+    pairs: Iterable[Pair], out_dir: Path, fmt: str, single: Path | None = None
 ) -> tuple[list[DressJob], list[DressResult]]:
     """The job of each pair, writing ``out_dir/PERSON__GARMENT.fmt`` (or ``single``, for one
     pair), and the pairs that fail before any work: an output that would replace one of its
-    inputs, one output name for two pairs (``a.jpg`` and ``a.png``), a garment photo that
-    stage one could not extract. ``catalog``: stage one's map, when the garments are photos."""
+    inputs, one output name for two pairs (``a.jpg`` and ``a.png``)."""
     jobs, failed = [], []
     claimed: dict[Path, Pair] = {}
     for person, garment in pairs:
         path = single or out_dir / f"{output_stem(person, garment)}.{fmt}"
-        made = garment if catalog is None else catalog.get(garment, "garment photo: stage one did not reach it")
         inputs = {"person photo": person, "garment": garment}
         replaced = next((what for what, item in inputs.items() if same_file(path, item)), None)
         first = claimed.setdefault(path, (person, garment))
+        error = None
         if replaced is not None:
-            made = f"the output {path} is the {replaced} itself: the result would replace it; choose another -o"
+            error = f"the output {path} is the {replaced} itself: the result would replace it; choose another -o"
         elif first != (person, garment):
-            made = f"{path} is already the output of {first[0]} + {first[1]}; dress this pair separately"
-        if isinstance(made, str):
-            failed.append(DressResult(str(person), str(garment), "error", str(path), made))
+            error = f"{path} is already the output of {first[0]} + {first[1]}; dress this pair separately"
+        if error is not None:
+            failed.append(DressResult(str(person), str(garment), "error", str(path), error))
         else:
-            jobs.append(DressJob(person, made, path))
+            jobs.append(DressJob(person, garment, path))
     return jobs, failed
+
+
+def with_catalog(jobs: Iterable[DressJob], catalog: dict[Path, Path | str]) -> tuple[list[DressJob], list[DressResult]]:
+    """The jobs whose garment is a photo, dressed in the catalog image stage one made of it
+    (``extract_garments``' map), and the pairs whose garment photo it could not extract."""
+    ready, failed = [], []
+    for job in jobs:
+        made = catalog.get(job.garment, "garment photo: stage one did not reach it")
+        if isinstance(made, str):
+            failed.append(DressResult.of(job, "error", made))
+        else:
+            ready.append(DressJob(job.person, made, job.output))
+    return ready, failed
