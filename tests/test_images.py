@@ -33,6 +33,12 @@ def test_empty_file(tmp_path):
         load_photo(tmp_path / "a.jpg")
 
 
+def test_a_folder_is_named_as_one(tmp_path):
+    (tmp_path / "a.jpg").mkdir()  # (a pairs file or a list can name one; Pillow's own words were "Errno 21")
+    with pytest.raises(InputError, match=r"photo \S+a.jpg is a folder, not an image$"):
+        load_photo(tmp_path / "a.jpg")
+
+
 def test_not_an_image(tmp_path):
     (tmp_path / "a.jpg").write_text("hello, I am text")
     with pytest.raises(InputError, match="not an image in a format Pillow can read"):

@@ -42,6 +42,8 @@ def open_image(path: Path, what: str = "image") -> Image.Image:
         raise InputError(f"{what} not found: {path}") from None
     except OSError as exc:
         raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a folder, not an image")
     if size == 0:
         raise InputError(f"{what} is an empty file (0 bytes): {path}")
     try:
