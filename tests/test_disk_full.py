@@ -9,6 +9,7 @@ CAP_SYS_ADMIN); elsewhere these tests skip.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -95,17 +96,20 @@ def test_tryon_stops_at_a_full_disk(small_disk, tmp_path):
     disk, resize = small_disk
     persons = tmp_path / "persons"
     persons.mkdir()
-    for i in range(6):
-        shutil.copy(ROOT / "examples" / "photos" / ("figure-2.jpg", "figure-3.jpg")[i % 2], persons / f"p{i}.jpg")
+    for i in range(12):  # the job stops with two batches of two in flight: the last ones are not tried
+        shutil.copy(ROOT / "examples" / "photos" / ("figure-2.jpg", "figure-3.jpg")[i % 2], persons / f"p{i:02}.jpg")
     garment = ROOT / "examples" / "photos" / "figure-2.jpg"
     catalog = tmp_path / "garment.png"
     assert run_cli("extract", garment, "-o", catalog).returncode == 0
     one = tmp_path / "one.jpg"
-    assert run_cli("tryon", "--person", persons / "p0.jpg", "--garment", catalog, "-o", one).returncode == 0
+    assert run_cli("tryon", "--person", persons / "p00.jpg", "--garment", catalog, "-o", one).returncode == 0
     resize(int(one.stat().st_size * 2.5))
-    done = run_cli("tryon", "--person", persons, "--garment", catalog, "-o", disk / "out", "--format", "jpg")
+    done = run_cli(
+        "tryon", "--person", persons, "--garment", catalog, "-o", disk / "out", "--format", "jpg", "--batch-size", "2"
+    )
     assert done.returncode == 1, done.stderr
     assert "the job stopped: cannot write" in done.stderr and "No space left on device" in done.stderr, done.stderr
     summary = next(line for line in done.stderr.splitlines() if line.startswith("stopped after"))
     written = _outputs(disk / "out")
-    assert f"{len(written)} dressed" in summary and "1 failed" in summary and "not tried" in summary, summary
+    failed = int(re.search(r"(\d+) failed", summary).group(1))  # the writes in flight when the disk filled
+    assert f"{len(written)} dressed" in summary and 1 <= failed <= 4 and "not tried" in summary, summary

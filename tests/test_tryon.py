@@ -20,7 +20,8 @@ from PIL import Image
 from clothes_extractor import dress, new_session
 from clothes_extractor.data.synth import synth_sample
 from clothes_extractor.errors import InputError, ModelError, NothingToDressError
-from clothes_extractor.runtime.dressing import Dresser, DressJob, _window_to_photo, run_dressing
+from clothes_extractor.runtime.dress_jobs import DressJob, run_dressing
+from clothes_extractor.runtime.dressing import Dresser, _window_to_photo
 from clothes_extractor.runtime.tryon import fit_garment, grow, region_from_labels
 from conftest import ROOT, TINY_SIZE, run_cli
 

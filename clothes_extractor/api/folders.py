@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import InputError
-from ..runtime.dressing import DressingSummary, DressResult
+from ..runtime.dress_jobs import DressingSummary, DressResult
 from ..runtime.pipeline import ExtractionSummary
 from ..runtime.session import ModelSession
 from ..runtime.stages import FileResult
@@ -152,13 +152,14 @@ def dress_folder(
     told how many results will come; ``on_result`` sees each pair's ``DressResult``
     (``person``, ``garment``, ``status`` ok / skipped / error, ``output``, ``error``,
     ``size``) as it is final, in this thread. ``cancel``: set it (from a button's thread) to
-    stop after the batch in flight; ``summary.stopped`` says ``"cancelled"`` (or why a full
+    stop after the pairs in flight (at most two batches); ``summary.stopped`` says ``"cancelled"`` (or why a full
     disk stopped it), and a rerun resumes. ``shard`` (``"K/N"``) as in ``tryon``. Sessions
     default to the bundled models (opened for this call and closed); the bundled segmenter
     is the parser. Raises ``InputError`` / ``OutputError`` / ``ValueError`` for inputs and
     settings that cannot work, before any pair is dressed.
     """
-    from ..runtime.dressing import Dresser, run_dressing, sort_out
+    from ..runtime.dress_jobs import run_dressing, sort_out
+    from ..runtime.dressing import Dresser
     from ..runtime.files import check_output_dir, remove_stale_partials
     from ..runtime.images import OUTPUT_FORMATS
     from ..runtime.pairs import check_output_folder, dress_jobs, extract_garments, with_catalog

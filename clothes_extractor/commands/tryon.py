@@ -162,7 +162,7 @@ def _run(
     tmp: Path,
     options: dict[str, Any],
 ) -> None:
-    from ..runtime.dressing import DressResult, run_dressing, sort_out
+    from ..runtime.dress_jobs import DressResult, run_dressing, sort_out
     from ..runtime.files import check_output_dir, remove_stale_partials
     from ..runtime.pairs import check_output_folder, dress_jobs, with_catalog
 
@@ -191,7 +191,7 @@ def _run(
         failed += unmade
     report = Report(options["report"])
     if options["dry_run"]:
-        from ..runtime.dressing import preview_dressing
+        from ..runtime.dress_jobs import preview_dressing
 
         previewed = preview_dressing(dresser, jobs, options["overwrite"])
         report_dry_run([*failed, *previewed], report, "pair", "dress", _error_line)

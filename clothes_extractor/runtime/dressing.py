@@ -10,34 +10,26 @@
     paste    (Pillow)  the dressed region scaled back into the full-resolution photo: the
                        face, hair, legs and background keep every original pixel
 
-``run_dressing`` runs them for a list of pairs with the folder job's guarantees (every
-output complete or absent, skipped when already done, each bad pair reported and the rest
-carried on); ``api.dress`` and ``clothes-extractor tryon`` call it. A person on whom the
-parser finds no top and no arms, or a garment image with nothing on its background,
-is an error for that pair: nothing is invented.
+``api.dress`` and ``serve`` run them for a batch of pairs; ``dress_jobs.run_dressing``
+for a folder job (``tryon``, ``api.dress_folder``). A person on whom the parser finds no top
+and no arms, or a garment image with nothing on its background, is an error for that pair:
+nothing is invented.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
-from ..errors import DiskFull, InputError, ModelError, NothingToDressError, OutputError
-from .files import write_atomic
+from ..errors import InputError, ModelError, NothingToDressError
 from .fitting import Box, crop_photo, fit_window, letterbox
-from .images import encode_image, load_photo
-from .pipeline import CANCELLED
+from .images import load_photo
 from .session import ModelSession
-from .signature import check_replaceable, read_signature
-from .stages import describe_error, output_format
 from .tryon import REGION_NAMES, fit_garment, fit_labels, fit_person, region_from_labels, upper_body_window
 
 # Less than this share of the person frame in the region: no top to replace on this photo.
@@ -55,32 +47,6 @@ NO_GARMENT = (
 FROM_PHOTO = "--garment-from, or garment_from_photo=True"  # how a caller dresses in the garment of a photo
 
 
-@dataclass(frozen=True)
-class DressJob:
-    """Dress the person of ``person`` in the catalog garment of ``garment``; write ``output``."""
-
-    person: Path
-    garment: Path
-    output: Path
-
-
-@dataclass(frozen=True)
-class DressResult:
-    person: str
-    garment: str
-    status: str  # ok | error | skipped (| pending: a dry run's, to do)
-    output: str
-    error: str | None = None
-    size: tuple[int, int] | None = None  # (height, width) written
-
-    @classmethod
-    def of(cls, job: DressJob, status: str, error: str | None = None, size=None) -> "DressResult":
-        return cls(str(job.person), str(job.garment), status, str(job.output), error, size)
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-
 @dataclass
 class Fitted:
     """One pair, ready for the model, and what pasting its result back needs."""
@@ -88,23 +54,6 @@ class Fitted:
     photo: Image.Image
     window: Box  # the person photo's window that fills the model frame (photo pixels)
     inputs: dict[str, np.ndarray]
-
-
-@dataclass
-class DressingSummary:
-    ok: int = 0
-    skipped: int = 0
-    failed: int = 0
-    seconds: float = 0.0
-    stopped: str | None = None  # why the job stopped before its last pair: a full disk's error, or CANCELLED
-
-    def add(self, result: DressResult) -> None:
-        if result.status == "ok":
-            self.ok += 1
-        elif result.status == "skipped":
-            self.skipped += 1
-        else:
-            self.failed += 1
 
 
 def load_person(path: Path) -> Image.Image:
@@ -184,18 +133,25 @@ class Dresser:
         }
         return Fitted(photo, window, inputs)
 
+    def draw(self, batch: Sequence[Fitted]) -> np.ndarray:
+        """The try-on model's dressed persons of a batch of fitted pairs, at the model size
+        (``paste`` puts each into its photo)."""
+        feeds = {name: np.stack([item.inputs[name] for item in batch]) for name in batch[0].inputs}
+        return self.tryon.run(**feeds)["image"]
+
     def dress(self, batch: Sequence[Fitted]) -> list[Image.Image]:
         """The dressed persons of a batch of fitted pairs, each at its photo's size."""
-        feeds = {name: np.stack([item.inputs[name] for item in batch]) for name in batch[0].inputs}
-        images = self.tryon.run(**feeds)["image"]
-        return [paste(item, images[i]) for i, item in enumerate(batch)]
+        return [paste(item, image) for item, image in zip(batch, self.draw(batch), strict=True)]
 
-    def dress_pairs(self, pairs: Sequence[tuple[Image.Image, Image.Image]]) -> list[Image.Image | InputError]:
-        """Each (person photo, catalog garment) pair dressed, at the photo's size, in one
-        parser run (two for second looks) and one try-on run; in place of a pair with nothing
-        to dress anew or no garment, the ``InputError`` that says so."""
+    def draw_pairs(
+        self, pairs: Sequence[tuple[Image.Image, Image.Image]]
+    ) -> list[tuple[Fitted, np.ndarray] | InputError]:
+        """Each (person photo, catalog garment) pair fitted and dressed at the model size, in
+        one parser run (two for second looks) and one try-on run: ``paste(*result)`` is the
+        dressed photo. In place of a pair with nothing to dress anew or no garment, the
+        ``InputError`` that says so."""
         parsed = self.parse([person for person, _ in pairs])
-        results: list[Image.Image | InputError | None] = [None] * len(pairs)
+        results: list[tuple[Fitted, np.ndarray] | InputError | None] = [None] * len(pairs)
         fitted: dict[int, Fitted] = {}
         garments: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # a garment of many pairs is fitted once
         for index, ((person, garment), labels) in enumerate(zip(pairs, parsed, strict=True)):
@@ -206,9 +162,15 @@ class Dresser:
             except InputError as exc:
                 results[index] = exc
         if fitted:
-            for index, dressed in zip(fitted, self.dress(list(fitted.values())), strict=True):
-                results[index] = dressed
+            drawn = self.draw(list(fitted.values()))
+            for row, (index, item) in enumerate(fitted.items()):
+                results[index] = (item, drawn[row])
         return results  # type: ignore[return-value]
+
+    def dress_pairs(self, pairs: Sequence[tuple[Image.Image, Image.Image]]) -> list[Image.Image | InputError]:
+        """Each (person photo, catalog garment) pair dressed, at the photo's size (``draw_pairs``,
+        pasted); in place of a pair with nothing to dress anew or no garment, its ``InputError``."""
+        return [found if isinstance(found, InputError) else paste(*found) for found in self.draw_pairs(pairs)]
 
 
 def labels_in_frame(
@@ -258,138 +220,3 @@ def paste(item: Fitted, image: np.ndarray) -> Image.Image:
     region = Image.fromarray(item.inputs["region"][:, :, 0], "L")
     alpha = _window_to_photo(region, item.window, photo.size, Image.Resampling.BILINEAR)
     return Image.composite(dressed, photo, alpha)
-
-
-def _finished(job: DressJob, signature: str, fmt: str) -> bool:
-    """Whether this model pair already wrote the output; ``OutputError`` for someone else's file there."""
-    if not job.output.exists():
-        return False
-    if read_signature(job.output, fmt) == signature:
-        return True
-    check_replaceable(job.output)
-    return False
-
-
-def _decided(job: DressJob, signature: str, overwrite: bool) -> DressResult | None:
-    """A job's result known before any work: ``skipped`` (this model pair wrote its output) or
-    ``error`` (no output format; a file there that this tool did not write); None: to dress."""
-    try:
-        done = not overwrite and _finished(job, signature, output_format(job.output))
-    except (InputError, OutputError) as exc:
-        return DressResult.of(job, "error", describe_error(exc))
-    return DressResult.of(job, "skipped") if done else None
-
-
-def sort_out(
-    dresser: Dresser, jobs: Iterable[DressJob], overwrite: bool = False
-) -> tuple[list[DressJob], list[DressResult]]:
-    """The jobs left to dress, and the results of the others, known before any work
-    (``skipped``: done; ``error``: a file there that this tool did not write): a rerun of a
-    job whose garments come from photos extracts only the garments of the pairs left."""
-    todo, known = [], []
-    for job in jobs:
-        decided = _decided(job, dresser.signature, overwrite)
-        if decided is None:
-            todo.append(job)
-        else:
-            known.append(decided)
-    return todo, known
-
-
-def preview_dressing(dresser: Dresser, jobs: Iterable[DressJob], overwrite: bool = False) -> Iterator[DressResult]:
-    """What ``run_dressing`` would do with each job, decoding and writing nothing (``tryon
-    --dry-run``): ``pending`` (to dress), ``skipped`` or ``error``, as ``_decided``."""
-    for job in jobs:
-        yield _decided(job, dresser.signature, overwrite) or DressResult.of(job, "pending")
-
-
-def run_dressing(
-    dresser: Dresser,
-    jobs: Iterable[DressJob],
-    *,
-    batch_size: int = 8,
-    overwrite: bool = False,
-    quality: int = 95,
-    on_result: Callable[[DressResult], None] | None = None,
-    cancel: threading.Event | None = None,
-    known: Iterable[DressResult] = (),
-) -> DressingSummary:
-    """Dress every job's person; ``on_result`` sees each pair's result as it is final.
-
-    An output this model pair already wrote (its signature) is skipped unless ``overwrite``.
-    A garment used by many pairs is decoded once per batch. On ``KeyboardInterrupt`` the
-    batch in flight is dropped (every written file is complete) and the interrupt propagates.
-    A full disk stops the job the same way, and ``summary.stopped`` says why. ``cancel``:
-    once it is set (from any thread), the job stops after the batch in flight, as on a full
-    disk, and ``summary.stopped`` is ``CANCELLED``. ``known``: results decided before the
-    run (``sort_out``), reported and counted first.
-    """
-    summary = DressingSummary()
-    started = time.perf_counter()
-
-    def emit(result: DressResult) -> None:
-        summary.add(result)
-        if on_result is not None:
-            on_result(result)
-
-    for result in known:
-        emit(result)
-    pending: list[DressJob] = []
-    try:
-        for job in jobs:
-            if cancel is not None and cancel.is_set():  # the pairs gathered for the next batch are not tried
-                summary.stopped = CANCELLED
-                break
-            decided = _decided(job, dresser.signature, overwrite)
-            if decided is not None:
-                emit(decided)
-                continue
-            pending.append(job)
-            if len(pending) == batch_size:
-                _run_batch(dresser, pending, quality, emit)
-                pending = []
-        else:
-            if pending and cancel is not None and cancel.is_set():
-                summary.stopped = CANCELLED
-            elif pending:
-                _run_batch(dresser, pending, quality, emit)
-    except DiskFull as exc:  # every pair after it would fail the same way
-        summary.stopped = str(exc)
-    finally:
-        summary.seconds = time.perf_counter() - started
-    return summary
-
-
-def _run_batch(dresser: Dresser, jobs: list[DressJob], quality: int, emit: Callable[[DressResult], None]) -> None:
-    persons: list[tuple[DressJob, Image.Image]] = []
-    garments: dict[Path, Image.Image | BaseException] = {}
-    for job in jobs:
-        try:
-            if job.garment not in garments:
-                try:
-                    garments[job.garment] = load_garment(job.garment)
-                except Exception as exc:  # noqa: BLE001 - reported for every pair that uses it
-                    garments[job.garment] = exc
-            garment = garments[job.garment]
-            if isinstance(garment, BaseException):
-                raise garment
-            persons.append((job, load_person(job.person)))
-        except Exception as exc:  # noqa: BLE001 - one bad pair never stops the job
-            emit(DressResult.of(job, "error", describe_error(exc)))
-    if not persons:
-        return
-    pairs = [(photo, garments[job.garment]) for job, photo in persons]
-    for (job, _), dressed in zip(persons, dresser.dress_pairs(pairs), strict=True):  # type: ignore[arg-type]
-        if isinstance(dressed, InputError):
-            emit(DressResult.of(job, "error", describe_error(dressed)))
-            continue
-        try:
-            fmt = output_format(job.output)
-            data = encode_image(np.asarray(dressed), fmt, quality, signature=dresser.signature)
-            write_atomic(job.output, data)  # (its folder made there)
-        except Exception as exc:  # noqa: BLE001 - a bad output fails this pair, the job reports it
-            emit(DressResult.of(job, "error", describe_error(exc)))
-            if isinstance(exc, DiskFull):
-                raise
-            continue
-        emit(DressResult.of(job, "ok", size=(dressed.height, dressed.width)))

@@ -4,7 +4,7 @@ output each one writes, and the catalog images of garment photos (stage one).
     pairs, unreadable = every_pair(persons, garments)     # or read_pairs(listing, ...)
     catalog, stopped = extract_garments(photos, tmp, generator, parser)   # --garment-from
     jobs, failed = dress_jobs(pairs, out_dir, "png", catalog)
-    run_dressing(dresser, jobs, ...)                       # runtime.dressing
+    run_dressing(dresser, jobs, ...)                       # runtime.dress_jobs
 
 The front ends check how the inputs combine (two folders need a pairs listing) in their
 own words; what is here raises ``InputError`` for what the files say.
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import InputError, NoGarmentError, OutputError
-from .dressing import DressJob, DressResult
+from .dress_jobs import DressJob, DressResult
 from .files import same_file
 from .jobs import find_jobs
 from .options import ExtractOptions

@@ -1,12 +1,18 @@
-"""``dress_folder``: ``tryon``'s folder job from Python, as an app developer runs it, on the
-bundled try-on model and parser: the pixels of ``dress``, a rerun that skips what is done,
-pairs from a list, a cancel button, shards, garments taken from photos, bad inputs reported
-and the job going on."""
+"""Try-on's folder job as its users run it, on the bundled try-on model and parser:
+``dress_folder`` from Python (the pixels of ``dress``, a rerun that skips what is done, pairs
+from a list, a cancel button, shards, garments taken from photos, bad inputs reported and the
+job going on) and the ``tryon`` command's own (an output folder that is an input, a rerun of
+``--garment-from``, Ctrl-C)."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +22,7 @@ from PIL import Image
 from clothes_extractor import dress, dress_folder, new_session
 from clothes_extractor.data.synth import synth_sample
 from clothes_extractor.errors import InputError, OutputError
-from conftest import ROOT, run_cli
+from conftest import ROOT, cli_env, run_cli
 
 PERSONS = ("figure-2.jpg", "figure-3.jpg", "figure-6.jpg")  # figures on which the parser finds the top
 
@@ -46,8 +52,14 @@ def files(folder: Path) -> list[str]:
 
 def test_every_person_in_one_garment_with_the_pixels_of_dress_and_a_rerun(models, inputs, tmp_path):
     persons, garments = inputs
-    out, seen, totals = tmp_path / "out", [], []
-    summary = dress_folder(persons, garments / "g0.png", out, **models, on_start=totals.append, on_result=seen.append)
+    out, seen, totals, threads = tmp_path / "out", [], [], set()
+
+    def on_result(result) -> None:  # the pairs are written on worker threads, reported in this one
+        threads.add(threading.current_thread())
+        seen.append(result)
+
+    summary = dress_folder(persons, garments / "g0.png", out, **models, on_start=totals.append, on_result=on_result)
+    assert threads == {threading.current_thread()}
     assert (summary.ok, summary.skipped, summary.failed, summary.stopped) == (3, 0, 0, None)
     assert totals == [3] and sorted(result.status for result in seen) == ["ok"] * 3
     assert files(out) == [f"{Path(name).stem}__g0.png" for name in PERSONS]
@@ -105,22 +117,26 @@ def test_tryon_refuses_an_output_folder_that_is_an_input_folder(inputs):
     assert "is the garment folder" in result.stderr and files(garments) == ["g0.png", "g1.png"]
 
 
-def test_a_cancel_stops_after_the_batch_in_flight_and_a_rerun_resumes(models, inputs, tmp_path):
+def test_a_cancel_stops_after_the_pairs_in_flight_and_a_rerun_resumes(models, inputs, tmp_path):
     persons, garments = inputs
+    for copy in range(3):  # 12 persons: more than the two batches in flight
+        for name in PERSONS:
+            shutil.copy(persons / name, persons / f"{copy}-{name}")
     out, cancel = tmp_path / "out", threading.Event()
     done = []
 
     def on_result(result) -> None:
         done.append(result)
-        cancel.set()  # the button, pressed while the first pair is written
+        cancel.set()  # the button, pressed when the first pair is written
 
     summary = dress_folder(
         persons, garments / "g1.png", out, **models, batch_size=1, on_result=on_result, cancel=cancel
     )
-    assert summary.stopped == "cancelled" and (summary.ok, summary.failed) == (1, 0)
-    assert len(done) == 1 and files(out) == [Path(done[0].output).name]
+    assert summary.stopped == "cancelled" and summary.failed == 0
+    assert 1 <= summary.ok <= 3 and len(done) == summary.ok  # the first, and the two in flight after it
+    assert files(out) == sorted(Path(result.output).name for result in done)
     rest = dress_folder(persons, garments / "g1.png", out, **models)
-    assert (rest.ok, rest.skipped, rest.stopped) == (2, 1, None) and len(files(out)) == 3
+    assert (rest.ok, rest.skipped, rest.stopped) == (12 - summary.ok, summary.ok, None) and len(files(out)) == 12
 
 
 def test_two_shards_dress_every_pair_once(models, inputs, tmp_path):
@@ -191,3 +207,34 @@ def test_a_rerun_extracts_only_the_garments_of_the_pairs_left(inputs, tmp_path):
     rest = run_cli(*command)
     assert rest.returncode == 0 and "extracting the garments of 1 photo(s)" in rest.stderr
     assert "1 dressed" in rest.stderr and "2 skipped" in rest.stderr and len(files(out)) == 3
+
+
+def test_ctrl_c_leaves_complete_files_in_the_report_and_a_rerun_does_the_rest(inputs, tmp_path):
+    persons, garments = inputs
+    for copy in range(10):  # 30 persons, a pair at a time: Ctrl-C comes with pairs still to do
+        for name in PERSONS:
+            shutil.copy(persons / name, persons / f"{copy:02}-{name}")
+    for name in PERSONS:
+        (persons / name).unlink()
+    out, report = tmp_path / "out", tmp_path / "r.jsonl"
+    args = ["tryon", "--person", persons, "--garment", garments / "g0.png", "-o", out, "--batch-size", "1"]
+    command = [sys.executable, "-m", "clothes_extractor", *map(str, args), "--provider", "cpu"]
+    process = subprocess.Popen([*command, "--report", str(report)], stderr=subprocess.PIPE, text=True, env=cli_env())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if out.is_dir() and any(path.suffix == ".png" for path in out.iterdir()):
+            process.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.01)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    finished = sorted(path for path in out.iterdir() if path.suffix == ".png")
+    assert 1 <= len(finished) < 30 and not [path for path in out.iterdir() if path.name.startswith(".")]
+    for path in finished:
+        Image.open(path).load()
+    written = {json.loads(line)["output"] for line in report.read_text().splitlines()}
+    assert {str(path) for path in finished} <= written  # every finished output is in the report
+    done = run_cli(*args, "--provider", "cpu")
+    assert done.returncode == 0, done.stderr
+    assert f"{30 - len(finished)} dressed" in done.stderr and f"{len(finished)} skipped" in done.stderr
