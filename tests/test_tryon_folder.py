@@ -105,6 +105,8 @@ def test_settings_that_cannot_work_are_refused_before_any_pair(models, inputs, t
         dress_folder(tmp_path / "nobody", garments / "g0.png", out, **models)
     with pytest.raises(ValueError, match="output_format"):
         dress_folder(persons, garments / "g0.png", out, output_format="gif", **models)
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        dress_folder(persons, garments / "g0.png", out, workers=0, **models)
     with pytest.raises(OutputError, match="is the person folder"):
         dress_folder(persons, garments / "g0.png", persons, **models)
     assert not out.exists() and files(persons) == sorted(PERSONS)
@@ -144,7 +146,7 @@ def test_two_shards_dress_every_pair_once(models, inputs, tmp_path):
     written = []
     for share in ("1/2", "2/2"):
         folder = tmp_path / share.replace("/", "of")
-        summary = dress_folder(persons, garments / "g0.png", folder, **models, shard=share)
+        summary = dress_folder(persons, garments / "g0.png", folder, **models, shard=share, workers=1)
         assert summary.failed == 0 and summary.ok == len(files(folder))
         written += files(folder)
     assert sorted(written) == [f"{Path(name).stem}__g0.png" for name in PERSONS]

@@ -137,6 +137,7 @@ def dress_folder(
     quality: int = 95,
     overwrite: bool = False,
     batch_size: int = 8,
+    workers: int | None = None,
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[DressResult], None] | None = None,
     cancel: threading.Event | None = None,
@@ -153,7 +154,8 @@ def dress_folder(
     (``person``, ``garment``, ``status`` ok / skipped / error, ``output``, ``error``,
     ``size``) as it is final, in this thread. ``cancel``: set it (from a button's thread) to
     stop after the pairs in flight (at most two batches); ``summary.stopped`` says ``"cancelled"`` (or why a full
-    disk stopped it), and a rerun resumes. ``shard`` (``"K/N"``) as in ``tryon``. Sessions
+    disk stopped it), and a rerun resumes. ``shard`` (``"K/N"``) as in ``tryon``; ``workers``
+    threads (default: one per core, at most 16) paste, encode and write the results. Sessions
     default to the bundled models (opened for this call and closed); the bundled segmenter
     is the parser. Raises ``InputError`` / ``OutputError`` / ``ValueError`` for inputs and
     settings that cannot work, before any pair is dressed.
@@ -168,6 +170,8 @@ def dress_folder(
     persons, garments, out_dir = Path(person), Path(garment), Path(output)
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"output_format is one of {', '.join(OUTPUT_FORMATS)}, not {output_format!r}")
+    if batch_size < 1 or (workers is not None and workers < 1):
+        raise ValueError(f"batch_size and workers must be >= 1, got {batch_size} and {workers}")
     found, unreadable = _find_pairs(persons, garments, pairs, shard)
     check_output_folder(persons, garments, out_dir)
     check_output_dir(out_dir)
@@ -209,6 +213,7 @@ def dress_folder(
                     quality=quality,
                     on_result=emit,
                     cancel=cancel,
+                    workers=workers,
                 )
                 summary.stopped = run.stopped
     finally:

@@ -31,7 +31,7 @@ from fastapi.responses import Response
 from PIL import Image
 
 from ..errors import ClothesExtractorError, InputError, NoGarmentError, files_named
-from ..runtime.dressing import Dresser, load_garment, load_person
+from ..runtime.dressing import Dresser, load_garment, load_person, paste
 from ..runtime.images import encode_image
 from . import openapi
 from .batcher import Batcher
@@ -58,8 +58,10 @@ class TryOn:
 
     def __init__(self, dresser: Dresser, max_batch: int, max_wait_ms: float, max_queue: int):
         self.dresser = dresser
+        # the batch thread runs the models; each request pastes its own result back into its
+        # photo (a resize of the whole photo) in a thread of its own, as the folder job does
         self.batcher = Batcher(
-            dresser.dress_pairs, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, name="tryon"
+            dresser.draw_pairs, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, name="tryon"
         )
 
     def close(self) -> None:
@@ -70,7 +72,8 @@ class TryOn:
         started = time.perf_counter()
         photo, catalog = await asyncio.to_thread(_decode, person, garment)
         decoded = time.perf_counter()
-        dressed: Image.Image = await asyncio.wrap_future(self.batcher.submit((photo, catalog)))
+        fitted, drawn = await asyncio.wrap_future(self.batcher.submit((photo, catalog)))
+        dressed: Image.Image = await asyncio.to_thread(paste, fitted, drawn)
         done = time.perf_counter()
         image = await asyncio.to_thread(encode_image, np.asarray(dressed), fmt, QUALITY)
         finished = time.perf_counter()
