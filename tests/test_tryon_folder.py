@@ -200,6 +200,7 @@ def test_a_rerun_extracts_only_the_garments_of_the_pairs_left(inputs, tmp_path):
     shutil.copytree(persons, garment_photos)
     person, out = ROOT / "examples" / "photos" / "figure-2.jpg", tmp_path / "out"
     command = ("tryon", "--person", person, "--garment-from", garment_photos, "-o", out, "--provider", "cpu")
+    command += ("--workers", "1")
     first = run_cli(*command)
     assert first.returncode == 0, first.stderr
     assert "extracting the garments of 3 photo(s)" in first.stderr and len(files(out)) == 3

@@ -78,6 +78,12 @@ FORMATS = ("png", "jpg", "webp")
 )
 @click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads that paste, encode and write the results  [default: CPU count, at most 16]",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="png", show_default=True, help="Folder outputs.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
 @click.option(
@@ -223,6 +229,7 @@ def _run(
             quality=options["quality"],
             on_result=on_result,
             known=known,
+            workers=options["workers"],
         )
     finally:
         progress.close()
