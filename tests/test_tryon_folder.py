@@ -172,6 +172,8 @@ def test_garments_from_photos_and_a_bad_photo_reported(models, inputs, tmp_path)
     assert (summary.ok, summary.failed) == (3, 1)
     (error,) = [result for result in seen if result.status == "error"]
     assert error.garment == str(persons / "broken.jpg") and error.error.startswith("garment photo:")
+    # each result names the garment photo, not stage one's temporary catalog image
+    assert sorted(result.garment for result in seen) == sorted(str(path) for path in persons.iterdir())
     assert files(tmp_path / "out") == [f"figure-3__{Path(name).stem}.png" for name in PERSONS]
     written = Image.open(tmp_path / "out" / "figure-3__figure-6.png")
     assert np.array_equal(np.asarray(written.convert("RGB")), np.asarray(expected))

@@ -38,11 +38,14 @@ from .stages import describe_error, output_format
 
 @dataclass(frozen=True)
 class DressJob:
-    """Dress the person of ``person`` in the catalog garment of ``garment``; write ``output``."""
+    """Dress the person of ``person`` in the catalog garment of ``garment``; write ``output``.
+    ``photo``: the garment photo stage one made ``garment`` of (a temporary file), which the
+    results name instead."""
 
     person: Path
     garment: Path
     output: Path
+    photo: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class DressResult:
 
     @classmethod
     def of(cls, job: DressJob, status: str, error: str | None = None, size=None) -> "DressResult":
-        return cls(str(job.person), str(job.garment), status, str(job.output), error, size)
+        return cls(str(job.person), str(job.photo or job.garment), status, str(job.output), error, size)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

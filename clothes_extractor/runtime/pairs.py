@@ -2,9 +2,12 @@
 output each one writes, and the catalog images of garment photos (stage one).
 
     pairs, unreadable = every_pair(persons, garments)     # or read_pairs(listing, ...)
-    catalog, stopped = extract_garments(photos, tmp, generator, parser)   # --garment-from
-    jobs, failed = dress_jobs(pairs, out_dir, "png", catalog)
-    run_dressing(dresser, jobs, ...)                       # runtime.dress_jobs
+    jobs, refused = dress_jobs(pairs, out_dir, "png")
+    # garments from photos (--garment-from): stage one for the pairs not dressed yet
+    jobs, known = sort_out(dresser, jobs)                  # runtime.dress_jobs
+    catalog, stopped = extract_garments(photos, tmp, generator, parser)
+    jobs, unmade = with_catalog(jobs, catalog)
+    run_dressing(dresser, jobs, known=known, ...)          # runtime.dress_jobs
 
 The front ends check how the inputs combine (two folders need a pairs listing) in their
 own words; what is here raises ``InputError`` for what the files say.
@@ -183,5 +186,5 @@ def with_catalog(jobs: Iterable[DressJob], catalog: dict[Path, Path | str]) -> t
         if isinstance(made, str):
             failed.append(DressResult.of(job, "error", made))
         else:
-            ready.append(DressJob(job.person, made, job.output))
+            ready.append(DressJob(job.person, made, job.output, photo=job.garment))
     return ready, failed
