@@ -137,17 +137,18 @@ def run_dressing(
     known: Iterable[DressResult] = (),
     workers: int | None = None,
 ) -> DressingSummary:
-    """Dress every job's person; ``on_result`` sees each pair's result as it is final.
+    """Dress every job's person; ``on_result`` sees each pair's result as it is final, in
+    this thread.
 
     An output this model pair already wrote (its signature) is skipped unless ``overwrite``.
     A garment used by many pairs is decoded once per batch; ``workers`` threads (default:
-    one per core, at most 16) paste, encode and write. On ``KeyboardInterrupt`` the pairs in
-    flight are dropped, the writes in progress finish (every written file is complete) and
-    the interrupt propagates. A full disk stops the job after the writes in flight, and
-    ``summary.stopped`` says why. ``cancel``:
-    once it is set (from any thread), the job stops after the pairs in flight (at most two batches), as on a full
-    disk, and ``summary.stopped`` is ``CANCELLED``. ``known``: results decided before the
-    run (``sort_out``), reported and counted first.
+    one per core, at most 16) paste, encode and write. On ``KeyboardInterrupt`` the pairs
+    not yet written are dropped, the writes in progress finish and are reported (every
+    written file is complete and in the report), and the interrupt propagates. A full disk
+    stops the job after the writes in flight, and ``summary.stopped`` says why. ``cancel``:
+    once it is set (from any thread), the job stops after the pairs in flight (at most two
+    batches) and ``summary.stopped`` is ``CANCELLED``. ``known``: results decided before
+    the run (``sort_out``), reported and counted first.
     """
     summary = DressingSummary()
     started = time.perf_counter()
