@@ -163,6 +163,24 @@ def photo_folder(tmp_path) -> tuple[Path, Path]:
     return photos, masks
 
 
+TRYON_PERSONS = ("figure-2.jpg", "figure-3.jpg", "figure-6.jpg")  # example figures where the parser finds the top
+
+
+@pytest.fixture
+def tryon_folders(tmp_path) -> tuple[Path, Path]:
+    """A persons folder (three example figures) and a garments folder (two catalog images on white)."""
+    from clothes_extractor.data.synth import synth_sample
+
+    persons, garments = tmp_path / "persons", tmp_path / "garments"
+    persons.mkdir()
+    garments.mkdir()
+    for name in TRYON_PERSONS:
+        shutil.copy(ROOT / "examples" / "photos" / name, persons / name)
+    for index in range(2):
+        synth_sample(index, seed=5, size=(256, 192))[2].save(garments / f"g{index}.png")
+    return persons, garments
+
+
 @pytest.fixture
 def figures(tmp_path) -> Path:
     """The bundled example photos (synthetic figures the bundled segmenter finds), copied."""

@@ -23,9 +23,7 @@ from clothes_extractor.errors import InputError, ModelError, NothingToDressError
 from clothes_extractor.runtime.dress_jobs import DressJob, run_dressing
 from clothes_extractor.runtime.dressing import Dresser, _window_to_photo
 from clothes_extractor.runtime.tryon import fit_garment, grow, region_from_labels
-from conftest import ROOT, TINY_SIZE, run_cli
-
-PERSONS = ("figure-2.jpg", "figure-3.jpg", "figure-6.jpg")  # figures on which the parser finds the top
+from conftest import ROOT, TINY_SIZE, TRYON_PERSONS, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -57,20 +55,6 @@ def parser():
         yield session
 
 
-@pytest.fixture
-def pairs(tmp_path) -> tuple[Path, Path]:
-    """A persons folder (three figures) and a garments folder (two catalog images on white)."""
-    persons, garments = tmp_path / "persons", tmp_path / "garments"
-    persons.mkdir()
-    garments.mkdir()
-    for name in PERSONS:
-        shutil.copy(ROOT / "examples" / "photos" / name, persons / name)
-    for index in range(2):
-        _, _, garment = synth_sample(index, seed=5, size=(256, 192))
-        garment.save(garments / f"g{index}.png")
-    return persons, garments
-
-
 def test_region_is_the_parsers_top_and_arms_grown():
     names = ("background", "hair", "face", "upper", "other-upper", "lower", "arms", "legs")
     labels = np.zeros((20, 20), np.uint8)
@@ -87,10 +71,10 @@ def test_region_is_the_parsers_top_and_arms_grown():
         region_from_labels(labels, ("background", "garment"))
 
 
-def test_only_the_region_changes_and_the_photo_keeps_its_size(tiny_tryon_path, parser, pairs):
-    persons, garments = pairs
+def test_only_the_region_changes_and_the_photo_keeps_its_size(tiny_tryon_path, parser, tryon_folders):
+    persons, garments = tryon_folders
     big = persons / "big.png"
-    Image.open(persons / PERSONS[0]).resize((300, 400), Image.Resampling.BICUBIC).save(big)
+    Image.open(persons / TRYON_PERSONS[0]).resize((300, 400), Image.Resampling.BICUBIC).save(big)
     with new_session(tiny_tryon_path, "cpu") as tryon:
         dresser = Dresser(tryon, parser)
         photo = Image.open(big).convert("RGB")
@@ -107,13 +91,13 @@ def test_only_the_region_changes_and_the_photo_keeps_its_size(tiny_tryon_path, p
     assert np.abs(result[inside].astype(int) - original[inside]).mean() > 5  # the top is redrawn
 
 
-def test_one_pair_a_folder_and_a_rerun(tiny_tryon_path, pairs, tmp_path):
-    persons, garments = pairs
+def test_one_pair_a_folder_and_a_rerun(tiny_tryon_path, tryon_folders, tmp_path):
+    persons, garments = tryon_folders
     model = ["--model", tiny_tryon_path, "--provider", "cpu"]
     one = tmp_path / "one.jpg"
-    done = run_cli("tryon", "--person", persons / PERSONS[0], "--garment", garments / "g0.png", "-o", one, *model)
+    done = run_cli("tryon", "--person", persons / TRYON_PERSONS[0], "--garment", garments / "g0.png", "-o", one, *model)
     assert done.returncode == 0, done.stderr
-    assert Image.open(one).size == Image.open(persons / PERSONS[0]).size and "wrote" in done.stderr
+    assert Image.open(one).size == Image.open(persons / TRYON_PERSONS[0]).size and "wrote" in done.stderr
 
     Image.new("RGB", (192, 256), (240, 240, 240)).save(persons / "empty-room.png")  # nobody to dress
     (persons / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
@@ -122,7 +106,7 @@ def test_one_pair_a_folder_and_a_rerun(tiny_tryon_path, pairs, tmp_path):
     done = run_cli("tryon", "--person", persons, "--garment", garments / "g1.png", "-o", out, *model)
     assert done.returncode == 1
     written = sorted(p.name for p in out.iterdir())
-    assert written == sorted(f"{Path(name).stem}__g1.png" for name in PERSONS)  # and nothing else
+    assert written == sorted(f"{Path(name).stem}__g1.png" for name in TRYON_PERSONS)  # and nothing else
     assert "empty-room.png" in done.stderr and "found no upper-body clothing" in done.stderr
     assert "broken.jpg" in done.stderr and "3 dressed" in done.stderr and "3 failed" in done.stderr
     broken = [line for line in done.stderr.splitlines() if "broken.jpg" in line]
@@ -144,16 +128,16 @@ def test_one_pair_a_folder_and_a_rerun(tiny_tryon_path, pairs, tmp_path):
     assert dry.returncode == 1 and "dry run of 6 pair(s): 2 to dress, 3 already done, 1 refused" in dry.stderr
     assert "loop.jpg" in dry.stderr and stamps == {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     statuses = {Path(json.loads(line)["person"]).name: json.loads(line)["status"] for line in report.open()}
-    assert statuses == {**{name: "skipped" for name in PERSONS}, "empty-room.png": "pending",
+    assert statuses == {**{name: "skipped" for name in TRYON_PERSONS}, "empty-room.png": "pending",
                         "broken.jpg": "pending", "loop.jpg": "error"}  # fmt: skip
-    fresh = run_cli("tryon", "--person", persons / PERSONS[0], "--garment", garments / "g0.png",
+    fresh = run_cli("tryon", "--person", persons / TRYON_PERSONS[0], "--garment", garments / "g0.png",
                     "-o", tmp_path / "new" / "x.png", "--dry-run", *model)  # fmt: skip
     assert fresh.returncode == 0 and "1 to dress" in fresh.stderr and not (tmp_path / "new").exists()
 
 
-def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, pairs, tmp_path):
-    persons, garments = pairs
-    person, garment = persons / PERSONS[0], garments / "g0.png"
+def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, tryon_folders, tmp_path):
+    persons, garments = tryon_folders
+    person, garment = persons / TRYON_PERSONS[0], garments / "g0.png"
     before = person.read_bytes(), garment.read_bytes()
     model = ["--model", tiny_tryon_path, "--provider", "cpu"]
     for output, what in ((person, "person photo"), (garment, "garment")):
@@ -165,7 +149,7 @@ def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, pairs, tmp_path)
     twins = tmp_path / "twins"
     twins.mkdir()
     shutil.copy(person, twins / "a.jpg")
-    Image.open(persons / PERSONS[1]).save(twins / "a.png")  # another person, one output name
+    Image.open(persons / TRYON_PERSONS[1]).save(twins / "a.png")  # another person, one output name
     done = run_cli("tryon", "--person", twins, "--garment", garment, "-o", tmp_path / "out", *model)
     assert done.returncode == 1 and "1 dressed" in done.stderr and "1 failed" in done.stderr
     assert "a__g0.png is already the output of" in done.stderr and "a.jpg" in done.stderr
@@ -177,7 +161,7 @@ def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, pairs, tmp_path)
     assert both.returncode == 2 and "--report - and -o - would both write to standard output" in both.stderr
     listed = run_cli("tryon", "--person", persons, "--garment", garment, "-o", tmp_path / "o", "--report", "-", *model)
     assert listed.returncode == 0 and not Path("-").exists()
-    assert [json.loads(line)["status"] for line in listed.stdout.splitlines()] == ["ok"] * len(PERSONS)
+    assert [json.loads(line)["status"] for line in listed.stdout.splitlines()] == ["ok"] * len(TRYON_PERSONS)
     (tmp_path / "junk.jpg").write_bytes(b"junk")
     done = run_cli("tryon", "--person", tmp_path / "junk.jpg", "--garment", garment, "-o", tmp_path / "n.png", *model)
     assert done.returncode == 1 and f"Error: {tmp_path / 'junk.jpg'} + {garment}: person photo is not" in done.stderr
@@ -192,15 +176,15 @@ def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, pairs, tmp_path)
     assert done.returncode == 0 and Image.open(mine).size == Image.open(person).size
 
 
-def test_labels_move_between_frames_of_any_aspect(tiny_tryon_path, parser, pairs):
+def test_labels_move_between_frames_of_any_aspect(tiny_tryon_path, parser, tryon_folders):
     """A try-on frame of the parser's aspect rescales the class map; one of another aspect
     maps it through the photo. Both put the classes where the photo's pixels land."""
     from clothes_extractor.runtime.dressing import _window_to_photo, labels_in_frame
     from clothes_extractor.runtime.fitting import letterbox
     from clothes_extractor.runtime.tryon import fit_labels
 
-    persons, _ = pairs
-    photo = Image.open(persons / PERSONS[0]).convert("RGB").resize((300, 400))
+    persons, _ = tryon_folders
+    photo = Image.open(persons / TRYON_PERSONS[0]).convert("RGB").resize((300, 400))
     with new_session(tiny_tryon_path, "cpu") as tryon:
         ((classes, parsed_window),) = Dresser(tryon, parser).parse([photo])
     upper = parser.contract.labels.index("upper")
@@ -218,13 +202,14 @@ def test_labels_move_between_frames_of_any_aspect(tiny_tryon_path, parser, pairs
     assert (shown == upper).mean() == pytest.approx((fast == upper).mean(), abs=0.03)
 
 
-def test_a_pairs_file_and_the_garment_checks(tiny_tryon_path, pairs, tmp_path):
-    persons, garments = pairs
+def test_a_pairs_file_and_the_garment_checks(tiny_tryon_path, tryon_folders, tmp_path):
+    persons, garments = tryon_folders
     model = ["--model", tiny_tryon_path, "--provider", "cpu"]
     Image.new("RGB", (192, 256), (255, 255, 255)).save(garments / "blank.png")  # a catalog image of nothing
     listing = tmp_path / "pairs.txt"
+    first, second, third = TRYON_PERSONS
     listing.write_text(  # a pair named twice is dressed once, and said
-        f"# person garment\n{PERSONS[0]} g0.png\n{PERSONS[1]} g1.png\n{PERSONS[2]} blank.png\n{PERSONS[0]} g0.png\n"
+        f"# person garment\n{first} g0.png\n{second} g1.png\n{third} blank.png\n{first} g0.png\n"
     )
     out = tmp_path / "out"
     report = tmp_path / "report.jsonl"
@@ -233,8 +218,8 @@ def test_a_pairs_file_and_the_garment_checks(tiny_tryon_path, pairs, tmp_path):
     )
     assert done.returncode == 1
     assert sorted(p.name for p in out.iterdir()) == [
-        f"{Path(PERSONS[0]).stem}__g0.png",
-        f"{Path(PERSONS[1]).stem}__g1.png",
+        f"{Path(TRYON_PERSONS[0]).stem}__g0.png",
+        f"{Path(TRYON_PERSONS[1]).stem}__g1.png",
     ]
     assert "found no garment in the garment image" in done.stderr
     assert f"note: {listing} names 1 pair(s) again; each pair is dressed once" in done.stderr
@@ -243,7 +228,7 @@ def test_a_pairs_file_and_the_garment_checks(tiny_tryon_path, pairs, tmp_path):
 
     both = run_cli("tryon", "--person", persons, "--garment", garments, "-o", out, *model)
     assert both.returncode == 2 and "--pairs" in both.stderr
-    listing.write_text(f"{PERSONS[0]}\n")
+    listing.write_text(f"{TRYON_PERSONS[0]}\n")
     bad = run_cli("tryon", "--person", persons, "--garment", garments, "--pairs", listing, "-o", out, *model)
     assert bad.returncode == 1 and "line 1" in bad.stderr
     many = run_cli("tryon", "--person", persons, "--garment", garments / "g0.png", "-o", tmp_path / "x.png", *model)
@@ -251,15 +236,15 @@ def test_a_pairs_file_and_the_garment_checks(tiny_tryon_path, pairs, tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
-def test_garment_from_another_photo_in_one_command(tiny_tryon_path, pairs, tmp_path):
-    persons, _ = pairs
+def test_garment_from_another_photo_in_one_command(tiny_tryon_path, tryon_folders, tmp_path):
+    persons, _ = tryon_folders
     out = tmp_path / "b-in-a.png"
     done = run_cli(
         "tryon",
         "--person",
-        persons / PERSONS[0],
+        persons / TRYON_PERSONS[0],
         "--garment-from",
-        persons / PERSONS[1],
+        persons / TRYON_PERSONS[1],
         "-o",
         out,
         "--model",
@@ -274,7 +259,7 @@ def test_garment_from_another_photo_in_one_command(tiny_tryon_path, pairs, tmp_p
     done = run_cli(
         "tryon",
         "--person",
-        persons / PERSONS[0],
+        persons / TRYON_PERSONS[0],
         "--garment-from",
         tmp_path / "grey.png",
         "-o",
@@ -285,9 +270,9 @@ def test_garment_from_another_photo_in_one_command(tiny_tryon_path, pairs, tmp_p
     assert "extract PHOTO --masks DIR, then tryon --garment" in done.stderr  # tryon itself takes no masks
 
 
-def test_the_python_function(tiny_tryon_path, parser, pairs):
-    persons, garments = pairs
-    people = [persons / name for name in PERSONS]
+def test_the_python_function(tiny_tryon_path, parser, tryon_folders):
+    persons, garments = tryon_folders
+    people = [persons / name for name in TRYON_PERSONS]
     with new_session(tiny_tryon_path, "cpu") as tryon:
         one = dress(people[0], garments / "g0.png", tryon=tryon, parser=parser)
         batch = dress(
@@ -324,11 +309,11 @@ def test_a_segmenter_without_classes_is_refused(tiny_tryon_path, tmp_path, tiny_
             Dresser(generator, segmenter)
 
 
-def test_nothing_is_left_behind_when_writing_fails(tiny_tryon_path, parser, pairs, tmp_path):
-    persons, garments = pairs
+def test_nothing_is_left_behind_when_writing_fails(tiny_tryon_path, parser, tryon_folders, tmp_path):
+    persons, garments = tryon_folders
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the output folder should be")
-    jobs = [DressJob(persons / PERSONS[0], garments / "g0.png", blocked / "out.png")]
+    jobs = [DressJob(persons / TRYON_PERSONS[0], garments / "g0.png", blocked / "out.png")]
     results = []
     with new_session(tiny_tryon_path, "cpu") as tryon:
         summary = run_dressing(Dresser(tryon, parser), jobs, on_result=results.append)
@@ -399,7 +384,7 @@ def test_a_full_body_shot_is_dressed_in_a_zoomed_window_and_a_framed_one_as_befo
     from clothes_extractor.runtime import dressing
     from clothes_extractor.runtime.fitting import fit_window
 
-    figure = Image.open(ROOT / "examples" / "photos" / PERSONS[0]).convert("RGB")
+    figure = Image.open(ROOT / "examples" / "photos" / TRYON_PERSONS[0]).convert("RGB")
     small = Image.new("RGB", (figure.width * 2, figure.height * 2), (240, 240, 240))
     small.paste(figure, (figure.width // 2, figure.height // 2))
     _, _, garment = synth_sample(0, seed=5, size=(256, 192))

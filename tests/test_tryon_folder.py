@@ -20,11 +20,8 @@ import pytest
 from PIL import Image
 
 from clothes_extractor import dress, dress_folder, new_session
-from clothes_extractor.data.synth import synth_sample
 from clothes_extractor.errors import InputError, OutputError
-from conftest import ROOT, cli_env, run_cli
-
-PERSONS = ("figure-2.jpg", "figure-3.jpg", "figure-6.jpg")  # figures on which the parser finds the top
+from conftest import ROOT, TRYON_PERSONS, cli_env, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -33,25 +30,12 @@ def models():
         yield {"tryon": tryon, "parser": parser}
 
 
-@pytest.fixture
-def inputs(tmp_path) -> tuple[Path, Path]:
-    """A persons folder (three figures) and a garments folder (two catalog images on white)."""
-    persons, garments = tmp_path / "persons", tmp_path / "garments"
-    persons.mkdir()
-    garments.mkdir()
-    for name in PERSONS:
-        shutil.copy(ROOT / "examples" / "photos" / name, persons / name)
-    for index in range(2):
-        synth_sample(index, seed=5, size=(256, 192))[2].save(garments / f"g{index}.png")
-    return persons, garments
-
-
 def files(folder: Path) -> list[str]:
     return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
 
 
-def test_every_person_in_one_garment_with_the_pixels_of_dress_and_a_rerun(models, inputs, tmp_path):
-    persons, garments = inputs
+def test_every_person_in_one_garment_with_the_pixels_of_dress_and_a_rerun(models, tryon_folders, tmp_path):
+    persons, garments = tryon_folders
     out, seen, totals, threads = tmp_path / "out", [], [], set()
 
     def on_result(result) -> None:  # the pairs are written on worker threads, reported in this one
@@ -62,8 +46,8 @@ def test_every_person_in_one_garment_with_the_pixels_of_dress_and_a_rerun(models
     assert threads == {threading.current_thread()}
     assert (summary.ok, summary.skipped, summary.failed, summary.stopped) == (3, 0, 0, None)
     assert totals == [3] and sorted(result.status for result in seen) == ["ok"] * 3
-    assert files(out) == [f"{Path(name).stem}__g0.png" for name in PERSONS]
-    for name in PERSONS:
+    assert files(out) == [f"{Path(name).stem}__g0.png" for name in TRYON_PERSONS]
+    for name in TRYON_PERSONS:
         expected = dress(persons / name, garments / "g0.png", **models)
         written = Image.open(out / f"{Path(name).stem}__g0.png")
         assert written.size == Image.open(persons / name).size
@@ -72,8 +56,8 @@ def test_every_person_in_one_garment_with_the_pixels_of_dress_and_a_rerun(models
     assert (again.ok, again.skipped, again.failed) == (0, 3, 0)
 
 
-def test_pairs_from_a_list_with_a_missing_photo_reported_and_the_rest_dressed(models, inputs, tmp_path):
-    persons, garments = inputs
+def test_pairs_from_a_list_with_a_missing_photo_reported_and_the_rest_dressed(models, tryon_folders, tmp_path):
+    persons, garments = tryon_folders
     out, seen = tmp_path / "out", []
     listing = [
         ("figure-2.jpg", "g0.png"),
@@ -92,8 +76,8 @@ def test_pairs_from_a_list_with_a_missing_photo_reported_and_the_rest_dressed(mo
     assert summary.ok == 1 and "figure-6__g1.jpg" in files(out)
 
 
-def test_settings_that_cannot_work_are_refused_before_any_pair(models, inputs, tmp_path):
-    persons, garments = inputs
+def test_settings_that_cannot_work_are_refused_before_any_pair(models, tryon_folders, tmp_path):
+    persons, garments = tryon_folders
     out = tmp_path / "out"
     with pytest.raises(ValueError, match="both folders: give pairs="):
         dress_folder(persons, garments, out, **models)
@@ -109,20 +93,20 @@ def test_settings_that_cannot_work_are_refused_before_any_pair(models, inputs, t
         dress_folder(persons, garments / "g0.png", out, workers=0, **models)
     with pytest.raises(OutputError, match="is the person folder"):
         dress_folder(persons, garments / "g0.png", persons, **models)
-    assert not out.exists() and files(persons) == sorted(PERSONS)
+    assert not out.exists() and files(persons) == sorted(TRYON_PERSONS)
 
 
-def test_tryon_refuses_an_output_folder_that_is_an_input_folder(inputs):
-    persons, garments = inputs
+def test_tryon_refuses_an_output_folder_that_is_an_input_folder(tryon_folders):
+    persons, garments = tryon_folders
     result = run_cli("tryon", "--person", str(garments / "g0.png"), "--garment", str(garments), "-o", str(garments))
     assert result.returncode == 1, result.stderr
     assert "is the garment folder" in result.stderr and files(garments) == ["g0.png", "g1.png"]
 
 
-def test_a_cancel_stops_after_the_pairs_in_flight_and_a_rerun_resumes(models, inputs, tmp_path):
-    persons, garments = inputs
+def test_a_cancel_stops_after_the_pairs_in_flight_and_a_rerun_resumes(models, tryon_folders, tmp_path):
+    persons, garments = tryon_folders
     for copy in range(3):  # 12 persons: more than the two batches in flight
-        for name in PERSONS:
+        for name in TRYON_PERSONS:
             shutil.copy(persons / name, persons / f"{copy}-{name}")
     out, cancel = tmp_path / "out", threading.Event()
     done = []
@@ -141,21 +125,21 @@ def test_a_cancel_stops_after_the_pairs_in_flight_and_a_rerun_resumes(models, in
     assert (rest.ok, rest.skipped, rest.stopped) == (12 - summary.ok, summary.ok, None) and len(files(out)) == 12
 
 
-def test_two_shards_dress_every_pair_once(models, inputs, tmp_path):
-    persons, garments = inputs
+def test_two_shards_dress_every_pair_once(models, tryon_folders, tmp_path):
+    persons, garments = tryon_folders
     written = []
     for share in ("1/2", "2/2"):
         folder = tmp_path / share.replace("/", "of")
         summary = dress_folder(persons, garments / "g0.png", folder, **models, shard=share, workers=1)
         assert summary.failed == 0 and summary.ok == len(files(folder))
         written += files(folder)
-    assert sorted(written) == [f"{Path(name).stem}__g0.png" for name in PERSONS]
+    assert sorted(written) == [f"{Path(name).stem}__g0.png" for name in TRYON_PERSONS]
     with pytest.raises(ValueError, match="shard"):
         dress_folder(persons, garments / "g0.png", tmp_path / "x", **models, shard="3/2")
 
 
-def test_garments_from_photos_and_a_bad_photo_reported(models, inputs, tmp_path):
-    persons, _ = inputs
+def test_garments_from_photos_and_a_bad_photo_reported(models, tryon_folders, tmp_path):
+    persons, _ = tryon_folders
     (persons / "broken.jpg").write_bytes(b"not a jpeg")
     person, seen = ROOT / "examples" / "photos" / "figure-3.jpg", []
     with new_session("generator", "cpu", outputs=["garment"]) as generator:
@@ -174,13 +158,13 @@ def test_garments_from_photos_and_a_bad_photo_reported(models, inputs, tmp_path)
     assert error.garment == str(persons / "broken.jpg") and error.error.startswith("garment photo:")
     # each result names the garment photo, not stage one's temporary catalog image
     assert sorted(result.garment for result in seen) == sorted(str(path) for path in persons.iterdir())
-    assert files(tmp_path / "out") == [f"figure-3__{Path(name).stem}.png" for name in PERSONS]
+    assert files(tmp_path / "out") == [f"figure-3__{Path(name).stem}.png" for name in TRYON_PERSONS]
     written = Image.open(tmp_path / "out" / "figure-3__figure-6.png")
     assert np.array_equal(np.asarray(written.convert("RGB")), np.asarray(expected))
 
 
-def test_a_cancel_during_stage_one_dresses_nothing(models, inputs, tmp_path):
-    persons, _ = inputs
+def test_a_cancel_during_stage_one_dresses_nothing(models, tryon_folders, tmp_path):
+    persons, _ = tryon_folders
     cancel, seen = threading.Event(), []
     cancel.set()  # pressed before the garments of the photos were extracted
     summary = dress_folder(
@@ -196,8 +180,8 @@ def test_a_cancel_during_stage_one_dresses_nothing(models, inputs, tmp_path):
     assert files(tmp_path / "out") == []
 
 
-def test_a_rerun_extracts_only_the_garments_of_the_pairs_left(inputs, tmp_path):
-    persons, _ = inputs
+def test_a_rerun_extracts_only_the_garments_of_the_pairs_left(tryon_folders, tmp_path):
+    persons, _ = tryon_folders
     garment_photos = tmp_path / "worn"
     shutil.copytree(persons, garment_photos)
     person, out = ROOT / "examples" / "photos" / "figure-2.jpg", tmp_path / "out"
@@ -214,12 +198,12 @@ def test_a_rerun_extracts_only_the_garments_of_the_pairs_left(inputs, tmp_path):
     assert "1 dressed" in rest.stderr and "2 skipped" in rest.stderr and len(files(out)) == 3
 
 
-def test_ctrl_c_leaves_complete_files_in_the_report_and_a_rerun_does_the_rest(inputs, tmp_path):
-    persons, garments = inputs
+def test_ctrl_c_leaves_complete_files_in_the_report_and_a_rerun_does_the_rest(tryon_folders, tmp_path):
+    persons, garments = tryon_folders
     for copy in range(10):  # 30 persons, a pair at a time: Ctrl-C comes with pairs still to do
-        for name in PERSONS:
+        for name in TRYON_PERSONS:
             shutil.copy(persons / name, persons / f"{copy:02}-{name}")
-    for name in PERSONS:
+    for name in TRYON_PERSONS:
         (persons / name).unlink()
     out, report = tmp_path / "out", tmp_path / "r.jsonl"
     args = ["tryon", "--person", persons, "--garment", garments / "g0.png", "-o", out, "--batch-size", "1"]
