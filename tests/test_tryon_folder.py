@@ -227,3 +227,18 @@ def test_ctrl_c_leaves_complete_files_in_the_report_and_a_rerun_does_the_rest(tr
     done = run_cli(*args, "--provider", "cpu")
     assert done.returncode == 0, done.stderr
     assert f"{30 - len(finished)} dressed" in done.stderr and f"{len(finished)} skipped" in done.stderr
+
+
+def test_a_report_another_run_writes_is_refused_before_stage_one(tryon_folders, tmp_path):
+    from clothes_extractor.commands.common import Report
+
+    persons, _ = tryon_folders
+    shared = tmp_path / "report.jsonl"
+    report = Report(shared)  # another run's, still running
+    try:
+        done = run_cli("tryon", "--person", persons, "--garment-from", ROOT / "examples" / "photos" / "figure-3.jpg",
+                       "-o", tmp_path / "out", "--report", shared, "--provider", "cpu")  # fmt: skip
+    finally:
+        report.close()
+    assert done.returncode == 1 and "is being written by another run right now" in done.stderr, done.stderr
+    assert "extracting" not in done.stderr and files(tmp_path / "out") == []

@@ -190,12 +190,16 @@ def _run(
     jobs, refused = dress_jobs(pairs, out_dir, fmt, output if single else None)
     failed += refused
     known: list[DressResult] = []
+    report = Report(options["report"])  # (refused before stage one if another run writes it)
     if options["garment_from"] is not None and not options["dry_run"]:  # (stage one: a dry run names the photos)
         jobs, known = sort_out(dresser, jobs, options["overwrite"])  # a rerun extracts only what is left to dress
-        catalog = _extract_garments(sorted({job.garment for job in jobs}), tmp, dresser.parser, options)
+        try:
+            catalog = _extract_garments(sorted({job.garment for job in jobs}), tmp, dresser.parser, options)
+        except BaseException:
+            report.close()
+            raise
         jobs, unmade = with_catalog(jobs, catalog)
         failed += unmade
-    report = Report(options["report"])
     if options["dry_run"]:
         from ..runtime.dress_jobs import preview_dressing
 
