@@ -153,9 +153,10 @@ def dress_folder(
     told how many results will come; ``on_result`` sees each pair's ``DressResult``
     (``person``, ``garment``, ``status`` ok / skipped / error, ``output``, ``error``,
     ``size``) as it is final, in this thread. ``cancel``: set it (from a button's thread) to
-    stop after the pairs in flight (at most two batches); ``summary.stopped`` says ``"cancelled"`` (or why a full
-    disk stopped it), and a rerun resumes. ``shard`` (``"K/N"``) as in ``tryon``; ``workers``
-    threads (default: one per core, at most 16) paste, encode and write the results. Sessions
+    stop after the pairs in flight (at most two batches); ``summary.stopped`` says
+    ``"cancelled"`` (or why a full disk stopped it), and a rerun resumes. ``shard``
+    (``"K/N"``) as in ``tryon``; ``workers`` threads (default: one per core, at most 16)
+    paste, encode and write the results. Sessions
     default to the bundled models (opened for this call and closed); the bundled segmenter
     is the parser. Raises ``InputError`` / ``OutputError`` / ``ValueError`` for inputs and
     settings that cannot work, before any pair is dressed.

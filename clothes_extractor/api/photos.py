@@ -6,7 +6,6 @@ the same pixels.
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 from typing import Collection, Sequence, Union
@@ -32,7 +31,6 @@ from ..runtime.stages import (
 )
 from ..runtime.walk import MaskSource
 
-log = logging.getLogger(__name__)
 PhotoLike = Union[str, Path, bytes, Image.Image]
 PNG_MODES = ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA")  # the modes a PNG file stores
 
@@ -148,7 +146,9 @@ def extract_garment(
     return garments if many else garments[0]
 
 
-def _bundled(given: dict[str, ModelSession | None], background: str | tuple[int, int, int] = "white"):
+def _bundled(
+    given: dict[str, ModelSession | None], background: str | tuple[int, int, int] = "white"
+) -> dict[str, ModelSession]:
     """Sessions on the bundled models for the tasks of ``given`` (task -> session) given as
     None, for one call (the caller closes them); a generator for white backgrounds leaves its
     silhouette out."""
