@@ -2,7 +2,8 @@
 # GPU check: the GPU tests, parity of every GPU path against the CPU, model-only timings
 # (the bundled generator; with WARPING=FILE.onnx, a warping generator at the model size and
 # at 1024x768 output; the ngf-32 U-Net against PyTorch), `extract` end to end against
-# the host's ceiling, then the try-on model and the parser alone, all on one
+# the host's ceiling, then the try-on model and the parser alone, and `tryon` end to end
+# (its write stage on one thread and on every core), all on one
 # lent machine. Installs nothing: torch, onnx and onnxruntime-gpu must import already
 # (../shared/gpu/README.md says how to get onnxruntime-gpu onto a device machine).
 #
@@ -10,7 +11,8 @@
 #
 # Writes OUT_DIR/gpu-<label>-*.json and .md. Exits non-zero if the GPU tests or a parity
 # check fail. BATCHES narrows the batch sizes, E2E_COPIES the size of the extract folder
-# (the photos are repeated to that many files), TORCH_BASELINE=0 leaves PyTorch out.
+# (the photos are repeated to that many files), TRYON_PAIRS the size of the tryon folder
+# (200), TORCH_BASELINE=0 leaves PyTorch out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-benchmarks/results}
@@ -101,5 +103,23 @@ for f in "$out/gpu-$label-generator.json" "$out"/gpu-"$label"-warping-*.json "$o
   "$out/gpu-$label-e2e-gpu-decode.json" "$out/gpu-$label-tryon.json" "$out/gpu-$label-segmenter.json"; do
   [ -f "$f" ] && $py -m clothes_extractor bench compare "$f" --markdown "${f%.json}.md"
 done
+# last: a lease that runs out of check time loses only this
+step "tryon end to end: the write stage on one thread, then on every core"
+garment=$(find "$photos/../cloth" -maxdepth 1 -name '*.jpg' 2>/dev/null | sort | head -1)
+if [ ${#sources[@]} -gt 0 ] && [ -n "$garment" ]; then
+  mkdir -p "$work/persons"
+  for i in $(seq 0 $((${TRYON_PAIRS:-200} - 1))); do
+    ln -s "$(realpath "${sources[$((i % ${#sources[@]}))]}")" "$work/persons/$(printf %06d "$i").jpg"
+  done
+  for workers in 1 "$(nproc)"; do
+    $py -m clothes_extractor tryon --person "$work/persons" --garment "$garment" -o "$work/dressed-$workers" \
+      --provider cuda --workers "$workers" 2> "$work/tryon-$workers.log" || status=1
+    echo "workers $workers: $(grep -E '^(done in|stopped after)' "$work/tryon-$workers.log")" \
+      | tee -a "$out/gpu-$label-tryon-e2e.txt"
+  done
+else
+  echo "no photos in $photos or no catalog garment in $photos/../cloth: tryon end to end skipped" >&2
+fi
+
 step "done (status $status)"
 exit $status

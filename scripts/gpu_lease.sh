@@ -35,7 +35,8 @@
 # CANDIDATES, TRAIN_ARGS, CHECK_S and ORDER given to prepare go into the run call it prints).
 # Measured on H200 leases (2026-11-27): start 30-35 s, each piece call ~5 s of lease time,
 # onnxruntime-gpu unpacked in 6 s, gpu_check (g64 + ngf-16 size, batches 1/32/128, no
-# torch.compile) 255 s, data decoded onto the GPU in 7 s; one ngf-32 run alone ~2,200
+# torch.compile) 255 s (since then its last step, tryon end to end on TRYON_PAIRS=100 person
+# photos, runs in what is left of CHECK_S), data decoded onto the GPU in 7 s; one ngf-32 run alone ~2,200
 # samples/s, two side by side ~1,500 each. Move the bundled models out of the working
 # tree during the calls (they would travel with it and count against the 64 MiB; the
 # payload carries them and the run puts them back there); keep clothes_extractor/models/__init__.py.
@@ -83,6 +84,8 @@ if [ "$mode" = prepare ]; then
   fi
   [ -n "${WARPING:-}" ] && cp "$WARPING" "$work/pl/warping.onnx"
   mkdir -p "$work/pl/photos" && cp "$(dirname "$viton")"/viton-hd-sample/train/image/*.jpg "$work/pl/photos/" 2>/dev/null || true
+  # a catalog garment beside them, for gpu_check's tryon end to end ("$photos/../cloth")
+  mkdir -p "$work/pl/cloth" && cp "$(dirname "$viton")"/viton-hd-sample/train/cloth/*.jpg "$work/pl/cloth/" 2>/dev/null || true
   (cd "$work/ort" && python3 -m zipfile -e "$cache/onnxruntime_gpu-$ver-"*.whl . \
     && rm -rf onnxruntime/transformers onnxruntime/quantization onnxruntime/tools \
       onnxruntime/capi/libonnxruntime_providers_tensorrt.so \
@@ -189,7 +192,7 @@ checks() {
     [ -f /tmp/pl/warping.onnx ] && export WARPING=/tmp/pl/warping.onnx
     python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())"
     python3 -c "from clothes_extractor.runtime.gpudecode import open_decoder as o; print(o('gpu', 'cuda')[1] or 'GPU decode starts')"
-    BATCHES=${BATCHES:-1,32,128} E2E_COPIES=${E2E_COPIES:-2000} \
+    BATCHES=${BATCHES:-1,32,128} E2E_COPIES=${E2E_COPIES:-2000} TRYON_PAIRS=${TRYON_PAIRS:-100} \
       timeout "$1" bash benchmarks/gpu_check.sh "$OUT/gpures" /tmp/pl/photos
   )
   check_rc=$?
