@@ -2,7 +2,7 @@
 ``dress_folder`` from Python (the pixels of ``dress``, a rerun that skips what is done, pairs
 from a list, a cancel button, shards, garments taken from photos, bad inputs reported and the
 job going on) and the ``tryon`` command's own (an output folder that is an input, a rerun of
-``--garment-from``, Ctrl-C)."""
+``--garment-from``, a report another run writes, Ctrl-C)."""
 
 from __future__ import annotations
 
