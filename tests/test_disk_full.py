@@ -112,4 +112,6 @@ def test_tryon_stops_at_a_full_disk(small_disk, tmp_path):
     summary = next(line for line in done.stderr.splitlines() if line.startswith("stopped after"))
     written = _outputs(disk / "out")
     failed = int(re.search(r"(\d+) failed", summary).group(1))  # the writes in flight when the disk filled
-    assert f"{len(written)} dressed" in summary and 1 <= failed <= 4 and "not tried" in summary, summary
+    untried = int(re.search(r"(\d+) not tried", summary).group(1))  # at most two batches were in flight
+    assert f"{len(written)} dressed" in summary and failed >= 1 and untried >= 2, summary
+    assert len(written) + failed + untried == 12, summary
