@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import stat
 from pathlib import Path
 from typing import Callable
 
@@ -37,14 +38,14 @@ _ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # these swap width and height
 def open_image(path: Path, what: str = "image") -> Image.Image:
     """Open (not decode) an image, with a clear error for every way that can fail."""
     try:
-        size = path.stat().st_size
+        found = path.stat()
     except FileNotFoundError:
         raise InputError(f"{what} not found: {path}") from None
     except OSError as exc:
         raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if path.is_dir():
+    if stat.S_ISDIR(found.st_mode):  # (the stat above, not a second one: this runs for every photo)
         raise InputError(f"{what} {path} is a folder, not an image")
-    if size == 0:
+    if found.st_size == 0:
         raise InputError(f"{what} is an empty file (0 bytes): {path}")
     try:
         try:
