@@ -1,8 +1,9 @@
 """Try-on's folder job as its users run it, on the bundled try-on model and parser:
 ``dress_folder`` from Python (the pixels of ``dress``, a rerun that skips what is done, pairs
 from a list, a cancel button, shards, garments taken from photos, bad inputs reported and the
-job going on) and the ``tryon`` command's own (an output folder that is an input, a rerun of
-``--garment-from``, a report another run writes, Ctrl-C)."""
+job going on), the stages under it (the next batch read while one is dressed, a photo's first
+look fitted once) and the ``tryon`` command's own (an output folder that is an input, a rerun
+of ``--garment-from``, a report another run writes, Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -123,6 +124,91 @@ def test_a_cancel_stops_after_the_pairs_in_flight_and_a_rerun_resumes(models, tr
     assert files(out) == sorted(Path(result.output).name for result in done)
     rest = dress_folder(persons, garments / "g1.png", out, **models)
     assert (rest.ok, rest.skipped, rest.stopped) == (12 - summary.ok, summary.ok, None) and len(files(out)) == 12
+
+
+def test_the_next_batch_is_read_while_this_one_is_dressed(models, tryon_folders, tmp_path, monkeypatch):
+    from clothes_extractor.runtime import dress_jobs
+    from clothes_extractor.runtime.dress_jobs import DressJob, run_dressing
+    from clothes_extractor.runtime.dressing import Dresser
+
+    persons, garments = tryon_folders
+    read, seen_when_drawn = [], []
+    load_person = dress_jobs.load_person
+    monkeypatch.setattr(dress_jobs, "load_person", lambda path: read.append(path.name) or load_person(path))
+    dresser = Dresser(models["tryon"], models["parser"])
+    draw_pairs = dresser.draw_pairs
+
+    def draw_pairs_seen(pairs):  # (a batch of one): waits a moment for the next photo's read to start
+        deadline = time.monotonic() + 3
+        while len(read) <= len(seen_when_drawn) + 1 < len(TRYON_PERSONS) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen_when_drawn.append(len(read))
+        return draw_pairs(pairs)
+
+    dresser.draw_pairs = draw_pairs_seen
+    jobs = [DressJob(persons / name, garments / "g0.png", tmp_path / f"{name}.png") for name in TRYON_PERSONS]
+    summary = run_dressing(dresser, jobs, batch_size=1, workers=2)
+    assert summary.ok == 3 and sorted(read) == sorted(TRYON_PERSONS)
+    assert seen_when_drawn == [2, 3, 3]  # the first pair drawn with the second being read, and so on
+
+
+def test_ctrl_c_while_waiting_on_a_write_still_reports_it(models, tryon_folders, tmp_path, monkeypatch):
+    """Ctrl-C lands where the job waits for the oldest write to finish: that write completes
+    and is reported (the next batch is read by then, so the wait is where the job spends
+    its time on a fast model)."""
+    from clothes_extractor.runtime import dress_jobs
+    from clothes_extractor.runtime.dress_jobs import DressJob, run_dressing
+    from clothes_extractor.runtime.dressing import Dresser
+
+    persons, garments = tryon_folders
+    go_on, writing, write_atomic = threading.Event(), threading.Event(), dress_jobs.write_atomic
+
+    def held_write(path, data):  # the write in progress when Ctrl-C comes
+        writing.set()
+        go_on.wait(30)
+        write_atomic(path, data)
+
+    monkeypatch.setattr(dress_jobs, "write_atomic", held_write)
+    main = threading.get_ident()
+
+    def press_ctrl_c() -> None:
+        writing.wait(30)
+        time.sleep(0.2)  # the job is waiting on that write by now
+        signal.pthread_kill(main, signal.SIGINT)
+        time.sleep(0.2)
+        go_on.set()
+
+    presser = threading.Thread(target=press_ctrl_c)
+    presser.start()
+    (person,) = TRYON_PERSONS[:1]
+    jobs = [DressJob(persons / person, garments / "g0.png", tmp_path / "out" / "one.png")]
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        run_dressing(Dresser(models["tryon"], models["parser"]), jobs, on_result=seen.append, workers=1)
+    presser.join()
+    assert files(tmp_path / "out") == ["one.png"] and [result.status for result in seen] == ["ok"]
+
+
+def test_a_photos_first_look_is_the_try_on_input_it_would_have_fitted(models, tryon_folders):
+    """The bundled parser and try-on model share their frame: a photo with no second look is
+    fitted to the try-on by its letterbox for the parser, made once (the same array as
+    fitting the photo anew); a full-body photo's second look is fitted anew."""
+    from clothes_extractor.runtime.dressing import Dresser
+
+    persons, garments = tryon_folders
+    dresser = Dresser(models["tryon"], models["parser"])
+    framed = Image.open(persons / TRYON_PERSONS[0]).convert("RGB")
+    small = Image.new("RGB", (framed.width * 3, framed.height * 3), (240, 240, 240))
+    small.paste(framed, (framed.width, framed.height))  # a full-body framing: the parser looks again
+    garment = dresser.garment(Image.open(garments / "g0.png").convert("RGB"))
+    for photo, reused in ((framed, True), (small, False)):
+        person = dresser.person(photo)
+        (parsed,) = dresser.parse([person])
+        prepared, anew = dresser.fit(person, parsed, garment), dresser.fit(photo, parsed, garment)
+        assert (prepared.inputs["person"] is person.plane) == reused
+        for name in anew.inputs:
+            assert np.array_equal(prepared.inputs[name], anew.inputs[name]), name
+        assert prepared.window == pytest.approx(anew.window) and prepared.photo is photo
 
 
 def test_two_shards_dress_every_pair_once(models, tryon_folders, tmp_path):

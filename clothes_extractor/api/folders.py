@@ -156,10 +156,10 @@ def dress_folder(
     stop after the pairs in flight (at most two batches); ``summary.stopped`` says
     ``"cancelled"`` (or why a full disk stopped it), and a rerun resumes. ``shard``
     (``"K/N"``) as in ``tryon``; ``workers`` threads (default: one per core, at most 16)
-    paste, encode and write the results. Sessions
-    default to the bundled models (opened for this call and closed); the bundled segmenter
-    is the parser. Raises ``InputError`` / ``OutputError`` / ``ValueError`` for inputs and
-    settings that cannot work, before any pair is dressed.
+    read the next batch's photos while the models dress one, and as many paste, encode and
+    write the results. Sessions default to the bundled models (opened for this call and
+    closed); the bundled segmenter is the parser. Raises ``InputError`` / ``OutputError`` /
+    ``ValueError`` for inputs and settings that cannot work, before any pair is dressed.
     """
     from ..runtime.dress_jobs import run_dressing, sort_out
     from ..runtime.dressing import Dresser

@@ -82,7 +82,8 @@ FORMATS = ("png", "jpg", "webp")
     "--workers",
     type=click.IntRange(min=1),
     default=None,
-    help="Threads that paste, encode and write the results  [default: CPU count, at most 16]",
+    help="Threads that read the photos (decode, fit), and as many that paste, encode and write the results  "
+    "[default: CPU count, at most 16]",
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="png", show_default=True, help="Folder outputs.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")

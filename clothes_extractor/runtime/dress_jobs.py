@@ -3,7 +3,9 @@ job dressed with the folder job's guarantees: every output complete or absent, s
 this model pair wrote it already, each bad pair reported and the rest carried on, a full
 disk or a cancel stopping the job.
 
-    decode  (this thread)  the batch's person photos and garments, each garment once
+    read    (threads)      the next batch's person photos and garments, each garment once:
+                           decode, the parser's first look (``Dresser.person``), the
+                           garment fitted (``Dresser.garment``), beside this batch's model run
     dress   (this thread)  ``Dresser.draw_pairs``: parse, fit and the try-on model, a batch
                            at a time
     write   (threads)      paste into the full-resolution photo, encode, write: Pillow lets
@@ -24,10 +26,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
-from PIL import Image
 
 from ..errors import DiskFull, InputError, OutputError
-from .dressing import Dresser, Fitted, load_garment, load_person, paste
+from .dressing import Dresser, Fitted, Garment, Person, load_garment, load_person, paste
 from .files import write_atomic
 from .images import encode_image
 from .options import default_workers
@@ -141,14 +142,15 @@ def run_dressing(
     this thread.
 
     An output this model pair already wrote (its signature) is skipped unless ``overwrite``.
-    A garment used by many pairs is decoded once per batch; ``workers`` threads (default:
-    one per core, at most 16) paste, encode and write. On ``KeyboardInterrupt`` the pairs
-    not yet written are dropped, the writes in progress finish and are reported (every
-    written file is complete and in the report), and the interrupt propagates. A full disk
-    stops the job after the writes in flight, and ``summary.stopped`` says why. ``cancel``:
-    once it is set (from any thread), the job stops after the pairs in flight (at most two
-    batches) and ``summary.stopped`` is ``CANCELLED``. ``known``: results decided before
-    the run (``sort_out``), reported and counted first.
+    ``workers`` threads (default: one per core, at most 16) read the next batch (a garment
+    used by many of its pairs decoded and fitted once) while the model dresses this one, and
+    as many paste, encode and write. On ``KeyboardInterrupt`` the pairs not yet written are
+    dropped, the writes in progress finish and are reported (every written file is complete
+    and in the report), and the interrupt propagates. A full disk stops the job after the
+    writes in flight, and ``summary.stopped`` says why. ``cancel``: once it is set (from any
+    thread), the job stops after the pairs in flight (at most two batches being written; the
+    batch being read is not dressed) and ``summary.stopped`` is ``CANCELLED``. ``known``:
+    results decided before the run (``sort_out``), reported and counted first.
     """
     summary = DressingSummary()
     started = time.perf_counter()
@@ -158,57 +160,122 @@ def run_dressing(
         if on_result is not None:
             on_result(result)
 
+    def cancelled() -> bool:
+        return cancel is not None and cancel.is_set()
+
     for result in known:
         emit(result)
-    writers = _Writers(workers or default_workers(), 2 * batch_size, dresser.signature, quality, emit)
-    pending: list[DressJob] = []
+    workers = workers or default_workers()
+    readers = ThreadPoolExecutor(workers, thread_name_prefix="dress-read")
+    writers = _Writers(workers, 2 * batch_size, dresser.signature, quality, emit)
     try:
-        for job in jobs:
-            if cancel is not None and cancel.is_set():  # the pairs gathered for the next batch are not tried
-                summary.stopped = CANCELLED
-                break
-            decided = _decided(job, dresser.signature, overwrite)
-            if decided is not None:
-                emit(decided)
-                continue
-            pending.append(job)
-            if len(pending) == batch_size:
-                _run_batch(dresser, pending, writers, emit)
-                pending = []
-        else:
-            if pending and cancel is not None and cancel.is_set():
-                summary.stopped = CANCELLED
-            elif pending:
-                _run_batch(dresser, pending, writers, emit)
+        batches = _batches(jobs, batch_size, dresser.signature, overwrite, emit, cancelled)
+        if not _dress_all(dresser, batches, readers, writers, emit, cancelled):
+            summary.stopped = CANCELLED
         writers.drain()
     except DiskFull as exc:  # every pair after it would fail the same way
         summary.stopped = str(exc)
     finally:
+        readers.shutdown(wait=True, cancel_futures=True)
         writers.close()
         summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _run_batch(dresser: Dresser, jobs: list[DressJob], writers: _Writers, emit: Callable[[DressResult], None]) -> None:
-    persons: list[tuple[DressJob, Image.Image]] = []
-    garments: dict[Path, Image.Image | BaseException] = {}
+def _dress_all(
+    dresser: Dresser,
+    batches: Iterator[list[DressJob]],
+    readers: ThreadPoolExecutor,
+    writers: _Writers,
+    emit: Callable[[DressResult], None],
+    cancelled: Callable[[], bool],
+) -> bool:
+    """Read each batch while the one before is dressed; False if cancelled with pairs left
+    (the batch being read and the jobs not gathered yet are not tried)."""
+    reading: _Read | None = None
+    try:
+        for batch in batches:
+            ahead = _Read(readers, dresser, batch)
+            if reading is not None:
+                if cancelled():
+                    return False
+                _dress(dresser, reading, writers, emit)
+            reading = ahead
+    except _Cancelled:
+        return False
+    if reading is not None:
+        if cancelled():
+            return False
+        _dress(dresser, reading, writers, emit)
+    return True
+
+
+def _batches(
+    jobs: Iterable[DressJob],
+    batch_size: int,
+    signature: str,
+    overwrite: bool,
+    emit: Callable[[DressResult], None],
+    cancelled: Callable[[], bool],
+) -> Iterator[list[DressJob]]:
+    """The jobs left to dress, ``batch_size`` at a time; the others' results (``_decided``)
+    emitted as they are met. ``_Cancelled`` once ``cancelled()`` with jobs left."""
+    pending: list[DressJob] = []
     for job in jobs:
+        if cancelled():
+            raise _Cancelled
+        decided = _decided(job, signature, overwrite)
+        if decided is not None:
+            emit(decided)
+            continue
+        pending.append(job)
+        if len(pending) == batch_size:
+            yield pending
+            pending = []
+    if pending and cancelled():
+        raise _Cancelled
+    if pending:
+        yield pending
+
+
+class _Cancelled(Exception):
+    """The caller's ``cancel`` was set with pairs left to dress."""
+
+
+class _Read:
+    """One batch's jobs, read on the readers' threads: each person photo decoded with its
+    first look made, each garment decoded and fitted once."""
+
+    def __init__(self, readers: ThreadPoolExecutor, dresser: Dresser, jobs: list[DressJob]):
+        self.jobs = jobs
+        self.garments: dict[Path, Future] = {}
+        for job in jobs:
+            if job.garment not in self.garments:
+                self.garments[job.garment] = readers.submit(_read_garment, dresser, job.garment)
+        self.persons = [readers.submit(_read_person, dresser, job.person) for job in jobs]
+
+
+def _read_person(dresser: Dresser, path: Path) -> Person:
+    return dresser.person(load_person(path))
+
+
+def _read_garment(dresser: Dresser, path: Path) -> Garment:
+    return dresser.garment(load_garment(path))
+
+
+def _dress(dresser: Dresser, read: _Read, writers: _Writers, emit: Callable[[DressResult], None]) -> None:
+    """Dress a batch that was read; its unreadable pairs reported first (a bad garment for
+    every pair that uses it), one bad pair never stopping the job."""
+    ready: list[tuple[DressJob, tuple[Person, Garment]]] = []
+    for job, person in zip(read.jobs, read.persons, strict=True):
         try:
-            if job.garment not in garments:
-                try:
-                    garments[job.garment] = load_garment(job.garment)
-                except Exception as exc:  # noqa: BLE001 - reported for every pair that uses it
-                    garments[job.garment] = exc
-            garment = garments[job.garment]
-            if isinstance(garment, BaseException):
-                raise garment
-            persons.append((job, load_person(job.person)))
+            garment = read.garments[job.garment].result()
+            ready.append((job, (person.result(), garment)))
         except Exception as exc:  # noqa: BLE001 - one bad pair never stops the job
             emit(DressResult.of(job, "error", describe_error(exc)))
-    if not persons:
+    if not ready:
         return
-    pairs = [(photo, garments[job.garment]) for job, photo in persons]
-    for (job, _), drawn in zip(persons, dresser.draw_pairs(pairs), strict=True):  # type: ignore[arg-type]
+    for (job, _), drawn in zip(ready, dresser.draw_pairs([pair for _, pair in ready]), strict=True):
         if isinstance(drawn, InputError):
             emit(DressResult.of(job, "error", describe_error(drawn)))
         else:
@@ -243,8 +310,12 @@ class _Writers:
         already; after a full disk, every one in flight is reported and ``DiskFull`` raised."""
         full = None
         while self.in_flight and (len(self.in_flight) > keep or full is not None or self.in_flight[0].done()):
-            result, disk_full = self.in_flight.popleft().result()
+            # Emitted before it leaves ``in_flight`` (as the extract pipeline's writes): an
+            # interrupt while waiting or in between makes ``close`` report it (once more at
+            # worst), never drops a written file from the report.
+            result, disk_full = self.in_flight[0].result()
             self.emit(result)
+            self.in_flight.popleft()
             full = full or disk_full
         if full is not None:
             raise full

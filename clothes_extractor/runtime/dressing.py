@@ -11,7 +11,9 @@
                        face, hair, legs and background keep every original pixel
 
 ``api.dress`` and ``serve`` run them for a batch of pairs; ``dress_jobs.run_dressing``
-for a folder job (``tryon``, ``api.dress_folder``). A person on whom the parser finds no top
+for a folder job (``tryon``, ``api.dress_folder``), which reads each pair ahead on threads
+(``Dresser.person``, ``Dresser.garment``: the decoded photo letterboxed, the garment
+fitted) while the model dresses the batch before. A person on whom the parser finds no top
 and no arms, or a garment image with nothing on its background, is an error for that pair:
 nothing is invented.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image
@@ -45,6 +47,24 @@ NO_GARMENT = (
     "catalog image, the garment on white, transparent or a plain backdrop (for a photo of someone wearing it: {how})"
 )
 FROM_PHOTO = "--garment-from, or garment_from_photo=True"  # how a caller dresses in the garment of a photo
+
+
+@dataclass(frozen=True)
+class Person:
+    """A person photo and its first look: the whole photo letterboxed to the parser's input.
+    Where the try-on model's frame is the parser's (the bundled pair), a person with no
+    second look is fitted to the try-on model by the same array."""
+
+    photo: Image.Image
+    plane: np.ndarray  # [h, w, 3] uint8, the parser's input
+    window: Box  # the photo's window that fills it (photo pixels)
+
+
+class Garment(NamedTuple):
+    """A catalog garment fitted to the try-on model: letterboxed on white, and its silhouette."""
+
+    image: np.ndarray  # [h, w, 3] uint8
+    mask: np.ndarray  # [h, w, 1] uint8, 255 = garment
 
 
 @dataclass
@@ -80,22 +100,37 @@ class Dresser:
         self.from_photo = from_photo  # (said where a garment image shows no garment)
         self.size = tryon.contract.size
         self.signature = f"tryon={tryon.digest[:16]} parser={parser.digest[:16]}"
+        # fit_person letterboxes a whole photo on white at the try-on's size: the parser's
+        # first look is that array where the parser's frame is the same
+        self._same_frame = parser.contract.size == self.size and tuple(parser.contract.fit.pad_rgb) == (255, 255, 255)
 
-    def parse(self, photos: Sequence[Image.Image]) -> list[tuple[Image.Image, Box]]:
+    def person(self, photo: Image.Image) -> Person:
+        """A person photo with its first look made (thread-safe: Pillow's resize lets go of
+        the GIL, so readers can make them beside a model run)."""
+        contract = self.parser.contract
+        plane, window = letterbox(photo, contract.size, contract.fit.pad_rgb)
+        return Person(photo, plane, window)
+
+    def garment(self, image: Image.Image) -> Garment:
+        """A catalog garment fitted once for every pair it dresses (thread-safe, as ``person``)."""
+        return Garment(*fit_garment(image, self.size))
+
+    def parse(self, photos: Sequence[Image.Image | Person]) -> list[tuple[Image.Image, Box]]:
         """Each photo's class map (mode L, the parser's class indices) over the plane the
         parser saw, and the window of the photo that plane shows: the whole photo,
         letterboxed, or where its person's upper body is small in it (a full-body shot), a
         second look at a window framed as the try-on's training photos are."""
         contract = self.parser.contract
-        parsed = self._parse([letterbox(photo, contract.size, contract.fit.pad_rgb) for photo in photos])
+        persons = [photo if isinstance(photo, Person) else self.person(photo) for photo in photos]
+        parsed = self._parse([(person.plane, person.window) for person in persons])
         zoom = {}
-        for i, (photo, (classes, plane)) in enumerate(zip(photos, parsed, strict=True)):
-            window = upper_body_window(classes, plane, photo.size, contract.size, contract.labels)
+        for i, (person, (classes, plane)) in enumerate(zip(persons, parsed, strict=True)):
+            window = upper_body_window(classes, plane, person.photo.size, contract.size, contract.labels)
             if window is not None:
                 zoom[i] = window
         if zoom:
             crops = [
-                (crop_photo(photos[i], window, contract.size, contract.fit.pad_rgb), window)
+                (crop_photo(persons[i].photo, window, contract.size, contract.fit.pad_rgb), window)
                 for i, window in zoom.items()
             ]
             for i, again in zip(zoom, self._parse(crops), strict=True):
@@ -107,14 +142,22 @@ class Dresser:
         return [(Image.fromarray(labels[i, :, :, 0], "L"), window) for i, (_, window) in enumerate(fitted)]
 
     def fit(
-        self, photo: Image.Image, parsed: tuple[Image.Image, Box], garment: tuple[np.ndarray, np.ndarray]
+        self,
+        photo: Image.Image | Person,
+        parsed: tuple[Image.Image, Box],
+        garment: Garment | tuple[np.ndarray, np.ndarray],
     ) -> Fitted:
-        """The model inputs of one pair, ``garment`` fitted already (``fit_garment(image,
-        self.size)``, once for all the pairs it dresses); ``InputError`` when there is nothing
-        to dress or no garment."""
+        """The model inputs of one pair, ``garment`` fitted already (``garment(image)``, once
+        for all the pairs it dresses); ``InputError`` when there is nothing to dress or no
+        garment."""
+        first = photo if isinstance(photo, Person) else None
+        photo = photo.photo if isinstance(photo, Person) else photo
         whole = fit_window((0.0, 0.0, float(photo.width), float(photo.height)), self.parser.contract.size, 0.0)
         zoomed = not np.allclose(parsed[1], whole, atol=1e-6)  # a second look: that window, at the try-on's aspect
-        person, window = fit_person(photo, self.size, fit_window(parsed[1], self.size, 0.0) if zoomed else None)
+        if first is not None and not zoomed and self._same_frame:  # the parser's first look is the try-on's input
+            person, window = first.plane, first.window
+        else:
+            person, window = fit_person(photo, self.size, fit_window(parsed[1], self.size, 0.0) if zoomed else None)
         labels = labels_in_frame(parsed, photo.size, window, self.size)
         names = self.parser.contract.labels
         found = np.isin(labels, [names.index(name) for name in REGION_NAMES])
@@ -144,21 +187,25 @@ class Dresser:
         return [paste(item, image) for item, image in zip(batch, self.draw(batch), strict=True)]
 
     def draw_pairs(
-        self, pairs: Sequence[tuple[Image.Image, Image.Image]]
+        self, pairs: Sequence[tuple[Image.Image | Person, Image.Image | Garment]]
     ) -> list[tuple[Fitted, np.ndarray] | InputError]:
         """Each (person photo, catalog garment) pair fitted and dressed at the model size, in
         one parser run (two for second looks) and one try-on run: ``paste(*result)`` is the
         dressed photo. In place of a pair with nothing to dress anew or no garment, the
-        ``InputError`` that says so."""
-        parsed = self.parse([person for person, _ in pairs])
+        ``InputError`` that says so. Photos and garments may come prepared (``person``,
+        ``garment``)."""
+        persons = [person if isinstance(person, Person) else self.person(person) for person, _ in pairs]
+        parsed = self.parse(persons)
         results: list[tuple[Fitted, np.ndarray] | InputError | None] = [None] * len(pairs)
         fitted: dict[int, Fitted] = {}
-        garments: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # a garment of many pairs is fitted once
-        for index, ((person, garment), labels) in enumerate(zip(pairs, parsed, strict=True)):
-            if id(garment) not in garments:
-                garments[id(garment)] = fit_garment(garment, self.size)
+        garments: dict[int, Garment] = {}  # a garment image of many pairs is fitted once
+        for index, ((_, garment), person, labels) in enumerate(zip(pairs, persons, parsed, strict=True)):
+            if not isinstance(garment, Garment):
+                if id(garment) not in garments:
+                    garments[id(garment)] = self.garment(garment)
+                garment = garments[id(garment)]
             try:
-                fitted[index] = self.fit(person, labels, garments[id(garment)])
+                fitted[index] = self.fit(person, labels, garment)
             except InputError as exc:
                 results[index] = exc
         if fitted:
@@ -167,7 +214,9 @@ class Dresser:
                 results[index] = (item, drawn[row])
         return results  # type: ignore[return-value]
 
-    def dress_pairs(self, pairs: Sequence[tuple[Image.Image, Image.Image]]) -> list[Image.Image | InputError]:
+    def dress_pairs(
+        self, pairs: Sequence[tuple[Image.Image | Person, Image.Image | Garment]]
+    ) -> list[Image.Image | InputError]:
         """Each (person photo, catalog garment) pair dressed, at the photo's size (``draw_pairs``,
         pasted); in place of a pair with nothing to dress anew or no garment, its ``InputError``."""
         return [found if isinstance(found, InputError) else paste(*found) for found in self.draw_pairs(pairs)]

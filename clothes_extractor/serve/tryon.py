@@ -31,7 +31,7 @@ from fastapi.responses import Response
 from PIL import Image
 
 from ..errors import ClothesExtractorError, InputError, NoGarmentError, files_named
-from ..runtime.dressing import Dresser, load_garment, load_person, paste
+from ..runtime.dressing import Dresser, Garment, Person, load_garment, load_person, paste
 from ..runtime.images import encode_image
 from . import openapi
 from .batcher import Batcher
@@ -58,8 +58,9 @@ class TryOn:
 
     def __init__(self, dresser: Dresser, max_batch: int, max_wait_ms: float, max_queue: int):
         self.dresser = dresser
-        # the batch thread runs the models; each request pastes its own result back into its
-        # photo (a resize of the whole photo) in a thread of its own, as the folder job does
+        # the batch thread runs the models; each request fits its photo and garment before
+        # (``Dresser.person``, ``Dresser.garment``: resizes of the whole photo) and pastes its
+        # own result back into its photo after, in a thread of its own, as the folder job does
         self.batcher = Batcher(
             dresser.draw_pairs, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, name="tryon"
         )
@@ -70,7 +71,7 @@ class TryOn:
     async def dress(self, person: bytes, garment: bytes, fmt: str) -> dict[str, Any]:
         """One pair: the dressed person encoded as ``fmt``, its size, timings."""
         started = time.perf_counter()
-        photo, catalog = await asyncio.to_thread(_decode, person, garment)
+        photo, catalog = await asyncio.to_thread(_decode, self.dresser, person, garment)
         decoded = time.perf_counter()
         fitted, drawn = await asyncio.wrap_future(self.batcher.submit((photo, catalog)))
         dressed: Image.Image = await asyncio.to_thread(paste, fitted, drawn)
@@ -86,14 +87,16 @@ class TryOn:
         return {"image": image, "size": [dressed.height, dressed.width], "timings": timings}
 
 
-def _decode(person: bytes, garment: bytes) -> tuple[Image.Image, Image.Image]:
-    """The uploads decoded as the folder job decodes files (upright, a cut-out on white)."""
+def _decode(dresser: Dresser, person: bytes, garment: bytes) -> tuple[Person, Garment]:
+    """The uploads decoded as the folder job decodes and fits files (upright, a cut-out on
+    white; the photo's first look, the garment fitted)."""
     with tempfile.TemporaryDirectory(prefix="ce-serve-") as tmp:
         paths = {"person": Path(tmp) / "person", "garment": Path(tmp) / "garment"}
         paths["person"].write_bytes(person)
         paths["garment"].write_bytes(garment)
         with files_named({path: "" for path in paths.values()}):  # no server paths in answers
-            return load_person(paths["person"]), load_garment(paths["garment"])
+            photo, catalog = load_person(paths["person"]), load_garment(paths["garment"])
+    return dresser.person(photo), dresser.garment(catalog)
 
 
 async def _catalog_from_photo(extractor, photo: bytes, mask: bytes | None, options: dict[str, Any]) -> bytes:
