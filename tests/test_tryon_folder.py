@@ -211,6 +211,39 @@ def test_a_photos_first_look_is_the_try_on_input_it_would_have_fitted(models, tr
         assert prepared.window == pytest.approx(anew.window) and prepared.photo is photo
 
 
+def test_a_tree_of_persons_with_r_mirrors_its_subfolders_and_never_walks_the_output(models, tryon_folders, tmp_path):
+    persons, garments = tryon_folders
+    for sub in ("a", "b/c"):  # the same names again in subfolders: outputs of their own there
+        (persons / sub).mkdir(parents=True)
+        shutil.copy(persons / TRYON_PERSONS[0], persons / sub / TRYON_PERSONS[0])
+    top = [f"{Path(name).stem}__g0.png" for name in TRYON_PERSONS]
+    expected = sorted(top + [f"{sub}/{Path(TRYON_PERSONS[0]).stem}__g0.png" for sub in ("a", "b/c")])
+
+    def written(folder: Path) -> list[str]:
+        return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*.png"))
+
+    halves = []
+    for share in ("1/2", "2/2"):  # shards split by the output's path: the same name in two folders too
+        command = ("tryon", "--person", persons, "--garment", garments / "g0.png", "-r", "--provider", "cpu")
+        done = run_cli(*command, "-o", tmp_path / "shards", "--shard", share)
+        assert done.returncode == 0, done.stderr
+        halves.append(len(written(tmp_path / "shards")))
+    assert 0 < halves[0] < halves[1] == 5 and written(tmp_path / "shards") == expected
+    flat = dress_folder(persons, garments / "g0.png", tmp_path / "flat", **models)
+    assert flat.ok == 3 and written(tmp_path / "flat") == sorted(top)  # without recursive, the top only
+    out = persons / "dressed"  # inside the tree it walks
+    summary = dress_folder(persons, garments / "g0.png", out, recursive=True, **models)
+    assert (summary.ok, summary.failed) == (5, 0) and written(out) == expected
+    again = dress_folder(persons, garments / "g0.png", out, recursive=True, **models)
+    assert (again.ok, again.skipped) == (0, 5)  # the dressed photos under the tree are not persons
+    refused = run_cli("tryon", "--person", persons, "--garment", garments, "-r", "--pairs", __file__, "-o", out)
+    assert refused.returncode == 2 and "-r walks a folder, --pairs names the files" in refused.stderr
+    with pytest.raises(OutputError, match="is the person folder"):  # the tree's top itself: refused, not walked
+        dress_folder(persons, garments / "g0.png", persons, recursive=True, **models)
+    with pytest.raises(ValueError, match="recursive walks a folder, pairs= names"):
+        dress_folder(persons, garments, out, pairs=[("figure-2.jpg", "g0.png")], recursive=True, **models)
+
+
 def test_two_shards_dress_every_pair_once(models, tryon_folders, tmp_path):
     persons, garments = tryon_folders
     written = []

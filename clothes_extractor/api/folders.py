@@ -128,6 +128,7 @@ def dress_folder(
     output: str | Path,
     *,
     pairs: str | Path | Sequence[tuple[str, str]] | None = None,
+    recursive: bool = False,
     garment_from_photo: bool = False,
     tryon: ModelSession | None = None,
     parser: ModelSession | None = None,
@@ -146,7 +147,8 @@ def dress_folder(
     ``garment`` (a photo or a folder each; at most one a folder), or, with both folders, the
     ``pairs`` named (a pairs file of ``PERSON GARMENT`` lines, as VITON's
     ``test_pairs.txt``, or a sequence of (person, garment) names in the two folders); each
-    to ``output/PERSON__GARMENT.<output_format>``.
+    to ``output/PERSON__GARMENT.<output_format>``. ``recursive``: the photos in the
+    subfolders of the folder too, each output in the same subfolder under ``output``.
 
     ``garment_from_photo``: the garments are photos of someone wearing them; stage one
     extracts their catalog images first (into a temporary folder). ``on_start(total)`` is
@@ -165,7 +167,7 @@ def dress_folder(
     from ..runtime.dressing import Dresser
     from ..runtime.files import check_output_dir, remove_stale_partials
     from ..runtime.images import OUTPUT_FORMATS
-    from ..runtime.pairs import check_output_folder, dress_jobs, extract_garments, with_catalog
+    from ..runtime.pairs import Tree, check_output_folder, dress_jobs, extract_garments, with_catalog
 
     started = time.perf_counter()
     persons, garments, out_dir = Path(person), Path(garment), Path(output)
@@ -173,10 +175,13 @@ def dress_folder(
         raise ValueError(f"output_format is one of {', '.join(OUTPUT_FORMATS)}, not {output_format!r}")
     if batch_size < 1 or (workers is not None and workers < 1):
         raise ValueError(f"batch_size and workers must be >= 1, got {batch_size} and {workers}")
-    found, unreadable = _find_pairs(persons, garments, pairs, shard)
+    if recursive and pairs is not None:
+        raise ValueError("recursive walks a folder, pairs= names the files in it: give one of them")
+    tree = Tree.of(persons, garments, recursive)
+    found, unreadable = _find_pairs(persons, garments, pairs, shard, tree, out_dir)
     check_output_folder(persons, garments, out_dir)
     check_output_dir(out_dir)
-    remove_stale_partials(out_dir)
+    remove_stale_partials(out_dir, recursive=tree is not None)
     stage_one = {"generator": generator} if garment_from_photo else {}
     opened = _bundled({"tryon": tryon, "segmenter": parser, **stage_one})
     summary = DressingSummary()
@@ -192,7 +197,7 @@ def dress_folder(
             on_start(len(found) + len(unreadable))
         for path, error in unreadable:
             emit(DressResult(str(path), "", "error", "", error))
-        jobs, decided = dress_jobs(found, out_dir, output_format)  # (and the pairs refused)
+        jobs, decided = dress_jobs(found, out_dir, output_format, tree=tree)  # (and the pairs refused)
         with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
             if garment_from_photo:  # stage one, for the garments of the pairs left to dress
                 jobs, known = sort_out(dresser, jobs, overwrite)
@@ -224,8 +229,9 @@ def dress_folder(
     return summary
 
 
-def _find_pairs(persons: Path, garments: Path, pairs, shard: str | None):
-    """``dress_folder``'s pairs (those of ``shard``) and the folder entries it cannot read."""
+def _find_pairs(persons: Path, garments: Path, pairs, shard: str | None, tree, out_dir: Path):
+    """``dress_folder``'s pairs (those of ``shard``; in a walked ``tree``, ``out_dir`` left
+    out) and the folder entries it cannot read."""
     from ..runtime.pairs import every_pair, in_shard, read_pairs
     from ..runtime.shards import Shard
 
@@ -235,7 +241,7 @@ def _find_pairs(persons: Path, garments: Path, pairs, shard: str | None):
     if pairs is None:
         if persons.is_dir() and garments.is_dir():
             raise ValueError("person and garment are both folders: give pairs= to say who wears what")
-        found, unreadable = every_pair(persons, garments)
+        found, unreadable = every_pair(persons, garments, tree is not None, [out_dir] if tree is not None else [])
     else:
         if not (persons.is_dir() and garments.is_dir()):
             raise ValueError("pairs= names files in folders: person and garment must be folders")
@@ -249,4 +255,4 @@ def _find_pairs(persons: Path, garments: Path, pairs, shard: str | None):
         share = Shard.parse(shard)
     except ValueError as exc:
         raise ValueError(f"shard {exc}") from None
-    return in_shard(found, unreadable, share)
+    return in_shard(found, unreadable, share, tree)

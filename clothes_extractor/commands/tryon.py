@@ -65,6 +65,12 @@ FORMATS = ("png", "jpg", "webp")
     type=click.Path(path_type=Path),
     help="The image to write for one pair (.png/.jpg/.webp), else a folder: PERSON__GARMENT.FORMAT.",
 )
+@click.option(
+    "-r",
+    "--recursive",
+    is_flag=True,
+    help="Also take the photos in the subfolders of the --person (or garment) folder; the outputs mirror them.",
+)
 @click.option("--model", type=click.Path(path_type=Path, dir_okay=False), help="Try-on model (default: bundled).")
 @click.option(
     "--parser",
@@ -113,7 +119,12 @@ def tryon(output: Path, **options: Any) -> None:
     if to_stdout:
         check_stdout_takes_an_image()
     single = to_stdout or names_an_image_file(output, "results")
-    pairs, unreadable = _pairs(options["person"], garments, options["pairs"])
+    if options["recursive"] and options["pairs"] is not None:
+        raise click.UsageError("-r walks a folder, --pairs names the files in it: give one of them")
+    from ..runtime.pairs import Tree
+
+    tree = options["tree"] = Tree.of(options["person"], garments, options["recursive"])
+    pairs, unreadable = _pairs(options["person"], garments, options["pairs"], tree, output)
     shard = options["shard"]
     if shard is not None:
         if single:
@@ -121,7 +132,7 @@ def tryon(output: Path, **options: Any) -> None:
         from ..runtime.pairs import in_shard
 
         every = len(pairs)
-        pairs, unreadable = in_shard(pairs, unreadable, shard)
+        pairs, unreadable = in_shard(pairs, unreadable, shard, tree)
         if not pairs and not unreadable:
             click.echo(f"shard {shard} holds none of the {every} pairs: nothing to do", err=True)
             return
@@ -135,15 +146,18 @@ def tryon(output: Path, **options: Any) -> None:
             write_to_stdout(target)
 
 
-def _pairs(person: Path, garment: Path, pairs_file: Path | None) -> tuple[list[Pair], list[tuple[Path, str]]]:
+def _pairs(
+    person: Path, garment: Path, pairs_file: Path | None, tree: Any, output: Path
+) -> tuple[list[Pair], list[tuple[Path, str]]]:
     """(person, garment) paths: from a pairs file, or every person x the one garment (or the
-    one person x every garment); and the folder entries that could not be read."""
+    one person x every garment; with ``-r``, in subfolders too, the output folder left out);
+    and the folder entries that could not be read."""
     from ..runtime.pairs import every_pair, read_pairs
 
     if pairs_file is None:
         if person.is_dir() and garment.is_dir():
             raise click.UsageError("--person and the garment are both folders: give --pairs FILE to say who wears what")
-        return every_pair(person, garment)
+        return every_pair(person, garment, tree is not None, [output] if tree is not None else [])
     if not (person.is_dir() and garment.is_dir()):
         raise click.UsageError("--pairs names files in folders: --person and the garment must be folders")
     pairs, repeats = read_pairs(pairs_file, person, garment)
@@ -185,10 +199,10 @@ def _run(
         check_output_folder(options["person"], options["garment"] or options["garment_from"], out_dir)
     check_output_dir(out_dir)
     if not options["dry_run"]:
-        remove_stale_partials(out_dir)
+        remove_stale_partials(out_dir, recursive=options["tree"] is not None)
     dresser = _open(options)
     failed = [DressResult(str(path), "", "error", "", error) for path, error in unreadable]
-    jobs, refused = dress_jobs(pairs, out_dir, fmt, output if single else None)
+    jobs, refused = dress_jobs(pairs, out_dir, fmt, output if single else None, options["tree"])
     failed += refused
     known: list[DressResult] = []
     report = Report(options["report"])  # (refused before stage one if another run writes it)

@@ -2,7 +2,7 @@
 output each one writes, and the catalog images of garment photos (stage one).
 
     pairs, unreadable = every_pair(persons, garments)     # or read_pairs(listing, ...)
-    jobs, refused = dress_jobs(pairs, out_dir, "png")
+    jobs, refused = dress_jobs(pairs, out_dir, "png")      # (tree=Tree.of(...): -r's subfolders)
     # garments from photos (--garment-from): stage one for the pairs not dressed yet
     jobs, known = sort_out(dresser, jobs)                  # runtime.dress_jobs
     catalog, stopped = extract_garments(photos, tmp, generator, parser)
@@ -16,6 +16,7 @@ own words; what is here raises ``InputError`` for what the files say.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -34,17 +35,47 @@ Pair = tuple[Path, Path]  # (person photo, garment image or photo)
 EXTRACT_FIRST = "clothes-extractor extract PHOTO --masks DIR, then tryon --garment GARMENT"
 
 
-def output_stem(person: Path, garment: Path) -> str:
-    """PERSON__GARMENT: a pair's output name without its suffix, and its shard key."""
-    return f"{person.stem}__{garment.stem}"
+@dataclass(frozen=True)
+class Tree:
+    """The folder of a job walked with its subfolders (``-r``): the persons' (``side`` 0) or
+    the garments' (1). Each output goes to the subfolder its walked photo came from."""
+
+    root: Path
+    side: int
+
+    @classmethod
+    def of(cls, person: Path, garment: Path, recursive: bool) -> Tree | None:
+        """The tree of ``every_pair``'s inputs (at most one of them a folder), or None."""
+        if recursive:
+            for side, item in enumerate((person, garment)):
+                if item.is_dir():
+                    return cls(item, side)
+        return None
+
+    def under(self, path: Path) -> str:
+        """``path``'s folder below the root: ``"a/b/"``, or ``""`` at the root."""
+        try:
+            where = path.parent.relative_to(self.root).as_posix()
+        except ValueError:  # the root itself (a folder that cannot be read)
+            return ""
+        return "" if where == "." else f"{where}/"
 
 
-def images_in(folder: Path, unreadable: list[tuple[Path, str]]) -> list[Path]:
-    """The images in ``folder`` (not its subfolders); entries that cannot be read (symbolic
-    link loops, unreadable files) go to ``unreadable`` with the reason, to be reported while
-    the rest is dressed."""
+def output_stem(person: Path, garment: Path, tree: Tree | None = None) -> str:
+    """PERSON__GARMENT, in a walked tree under its photo's subfolder: a pair's output path
+    below ``-o`` without its suffix, and its shard key."""
+    return f"{tree.under((person, garment)[tree.side]) if tree else ''}{person.stem}__{garment.stem}"
+
+
+def images_in(
+    folder: Path, unreadable: list[tuple[Path, str]], recursive: bool = False, exclude: Iterable[Path] = ()
+) -> list[Path]:
+    """The images in ``folder`` (and with ``recursive`` its subfolders, but not the folders
+    ``exclude`` names: the outputs); entries that cannot be read (symbolic link loops,
+    unreadable files) go to ``unreadable`` with the reason, to be reported while the rest
+    is dressed."""
     found = []
-    for entry in walk_photos(folder, False, set()):
+    for entry in walk_photos(folder, recursive, {path.resolve() for path in exclude}):
         if entry.error is None:
             found.append(entry.path)
         else:
@@ -52,12 +83,18 @@ def images_in(folder: Path, unreadable: list[tuple[Path, str]]) -> list[Path]:
     return found
 
 
-def every_pair(person: Path, garment: Path) -> tuple[list[Pair], list[tuple[Path, str]]]:
+def every_pair(
+    person: Path, garment: Path, recursive: bool = False, exclude: Iterable[Path] = ()
+) -> tuple[list[Pair], list[tuple[Path, str]]]:
     """Every person x the one garment, or the one person x every garment (at most one of
-    them a folder), and the folder entries that could not be read."""
+    them a folder; with ``recursive``, its subfolders too, but never the folders of
+    ``exclude``: an output folder inside the tree), and the folder entries that could not
+    be read."""
     unreadable: list[tuple[Path, str]] = []
-    persons = images_in(person, unreadable) if person.is_dir() else [person]
-    garments = images_in(garment, unreadable) if garment.is_dir() else [garment]
+    # (an output folder that is an input folder is refused with its own reason, check_output_folder)
+    exclude = [path for path in exclude if path.resolve() not in (person.resolve(), garment.resolve())]
+    persons = images_in(person, unreadable, recursive, exclude) if person.is_dir() else [person]
+    garments = images_in(garment, unreadable, recursive, exclude) if garment.is_dir() else [garment]
     if not persons or not garments:
         raise InputError(f"no images found in {person if not persons else garment}")
     return [(p, g) for p in persons for g in garments], unreadable
@@ -116,12 +153,12 @@ def check_output_folder(person: Path, garment: Path, out_dir: Path) -> None:
 
 
 def in_shard(
-    pairs: list[Pair], unreadable: list[tuple[Path, str]], shard: Shard
+    pairs: list[Pair], unreadable: list[tuple[Path, str]], shard: Shard, tree: Tree | None = None
 ) -> tuple[list[Pair], list[tuple[Path, str]]]:
     """The pairs (and unreadable entries) of ``shard``: a pair's share is its output name's."""
     return (
-        [(person, garment) for person, garment in pairs if shard.holds(output_stem(person, garment))],
-        [(path, error) for path, error in unreadable if shard.holds(path.stem)],
+        [(person, garment) for person, garment in pairs if shard.holds(output_stem(person, garment, tree))],
+        [(path, error) for path, error in unreadable if shard.holds(f"{tree.under(path) if tree else ''}{path.stem}")],
     )
 
 
@@ -153,15 +190,16 @@ def extract_garments(
 
 
 def dress_jobs(
-    pairs: Iterable[Pair], out_dir: Path, fmt: str, single: Path | None = None
+    pairs: Iterable[Pair], out_dir: Path, fmt: str, single: Path | None = None, tree: Tree | None = None
 ) -> tuple[list[DressJob], list[DressResult]]:
-    """The job of each pair, writing ``out_dir/PERSON__GARMENT.fmt`` (or ``single``, for one
-    pair), and the pairs that fail before any work: an output that would replace one of its
-    inputs, one output name for two pairs (``a.jpg`` and ``a.png``)."""
+    """The job of each pair, writing ``out_dir/PERSON__GARMENT.fmt`` (in a walked ``tree``,
+    under its photo's subfolder; or ``single``, for one pair), and the pairs that fail before
+    any work: an output that would replace one of its inputs, one output name for two pairs
+    (``a.jpg`` and ``a.png``)."""
     jobs, failed = [], []
     claimed: dict[Path, Pair] = {}
     for person, garment in pairs:
-        path = single or out_dir / f"{output_stem(person, garment)}.{fmt}"
+        path = single or out_dir / f"{output_stem(person, garment, tree)}.{fmt}"
         inputs = {"person photo": person, "garment": garment}
         replaced = next((what for what, item in inputs.items() if same_file(path, item)), None)
         first = claimed.setdefault(path, (person, garment))
