@@ -28,7 +28,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..runtime.pairs import Pair
+    from ..runtime.pairs import Pair, Tree
 
 FORMATS = ("png", "jpg", "webp")
 
@@ -147,7 +147,7 @@ def tryon(output: Path, **options: Any) -> None:
 
 
 def _pairs(
-    person: Path, garment: Path, pairs_file: Path | None, tree: Any, output: Path
+    person: Path, garment: Path, pairs_file: Path | None, tree: Tree | None, output: Path
 ) -> tuple[list[Pair], list[tuple[Path, str]]]:
     """(person, garment) paths: from a pairs file, or every person x the one garment (or the
     one person x every garment; with ``-r``, in subfolders too, the output folder left out);

@@ -49,7 +49,7 @@ NO_GARMENT = (
 FROM_PHOTO = "--garment-from, or garment_from_photo=True"  # how a caller dresses in the garment of a photo
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # (compared by identity: it holds an array)
 class Person:
     """A person photo and its first look: the whole photo letterboxed to the parser's input.
     Where the try-on model's frame is the parser's (the bundled pair), a person with no
