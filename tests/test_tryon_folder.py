@@ -244,6 +244,44 @@ def test_a_tree_of_persons_with_r_mirrors_its_subfolders_and_never_walks_the_out
         dress_folder(persons, garments, out, pairs=[("figure-2.jpg", "g0.png")], recursive=True, **models)
 
 
+def test_the_plan_of_a_folder_job_holds_one_folder_not_every_pair(tmp_path):
+    """A tree of persons (3,000 in 60 folders, ``-r``) in one garment is walked as the job
+    goes, as extract's photos are: planning it (the pairs, their outputs, the claims on
+    them) holds about one folder's names; a list of the same jobs grows with the tree."""
+    import tracemalloc
+
+    from clothes_extractor.runtime.pairs import Pairs, Tree, dress_jobs
+
+    persons = tmp_path / "persons"
+    for folder in range(60):
+        (persons / f"f{folder:02d}").mkdir(parents=True)
+        for index in range(50):
+            (persons / f"f{folder:02d}" / f"p{index:02d}.jpg").touch()  # the plan never opens them
+    garment = tmp_path / "g.png"
+    garment.touch()
+    tree = Tree.of(persons, garment, recursive=True)
+
+    def peak(consume) -> int:
+        tracemalloc.start()
+        try:
+            consume()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    def streamed() -> None:
+        pairs = Pairs(persons, garment, tree=tree)
+        assert pairs.count() == (3000, 3000)
+        assert sum(1 for _ in dress_jobs(pairs, tmp_path / "out", "png")) == 3000
+
+    def listed() -> None:
+        assert len(list(dress_jobs(Pairs(persons, garment, tree=tree), tmp_path / "out", "png"))) == 3000
+
+    streamed()  # once untraced (pathlib interns names the first time it meets them)
+    walked, kept = peak(streamed), peak(listed)
+    assert walked * 10 < kept, (walked, kept)
+
+
 def test_two_shards_dress_every_pair_once(models, tryon_folders, tmp_path):
     persons, garments = tryon_folders
     written = []

@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import InputError
 from ..runtime.dress_jobs import DressingSummary, DressResult
@@ -167,7 +167,7 @@ def dress_folder(
     from ..runtime.dressing import Dresser
     from ..runtime.files import check_output_dir, remove_stale_partials
     from ..runtime.images import OUTPUT_FORMATS
-    from ..runtime.pairs import Tree, check_output_folder, dress_jobs, extract_garments, with_catalog
+    from ..runtime.pairs import check_output_folder, dress_jobs, extract_garments, with_catalog
 
     started = time.perf_counter()
     persons, garments, out_dir = Path(person), Path(garment), Path(output)
@@ -177,11 +177,11 @@ def dress_folder(
         raise ValueError(f"batch_size and workers must be >= 1, got {batch_size} and {workers}")
     if recursive and pairs is not None:
         raise ValueError("recursive walks a folder, pairs= names the files in it: give one of them")
-    tree = Tree.of(persons, garments, recursive)
-    found, unreadable = _find_pairs(persons, garments, pairs, shard, tree, out_dir)
+    found = _find_pairs(persons, garments, pairs, recursive, shard, out_dir)
+    total, _ = found.count()  # (a walk that keeps nothing: the folder is walked again as the job goes)
     check_output_folder(persons, garments, out_dir)
     check_output_dir(out_dir)
-    remove_stale_partials(out_dir, recursive=tree is not None)
+    remove_stale_partials(out_dir, recursive=found.tree is not None)
     stage_one = {"generator": generator} if garment_from_photo else {}
     opened = _bundled({"tryon": tryon, "segmenter": parser, **stage_one})
     summary = DressingSummary()
@@ -194,22 +194,20 @@ def dress_folder(
     try:
         dresser = Dresser(tryon or opened["tryon"], parser or opened["segmenter"], "garment_from_photo=True")
         if on_start is not None:
-            on_start(len(found) + len(unreadable))
-        for path, error in unreadable:
-            emit(DressResult(str(path), "", "error", "", error))
-        jobs, decided = dress_jobs(found, out_dir, output_format, tree=tree)  # (and the pairs refused)
+            on_start(total)
+        jobs: Iterable[Any] = dress_jobs(found, out_dir, output_format)  # (and the pairs refused, as they come)
         with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
             if garment_from_photo:  # stage one, for the garments of the pairs left to dress
-                jobs, known = sort_out(dresser, jobs, overwrite)
-                photos = sorted({job.garment for job in jobs})
+                todo, known = sort_out(dresser, jobs, overwrite)
+                photos = sorted({job.garment for job in todo})
                 made = generator or opened["generator"]
                 catalog, summary.stopped = extract_garments(photos, Path(tmp), made, dresser.parser, batch_size, cancel)
-                decided += known
+                for result in known:
+                    emit(result)
                 if summary.stopped is None:
-                    jobs, unmade = with_catalog(jobs, catalog)
-                    decided += unmade
-            for result in decided:
-                emit(result)
+                    jobs, unmade = with_catalog(todo, catalog)
+                    for result in unmade:
+                        emit(result)
             if summary.stopped is None:  # (stage one stopped: a cancel, or no room for the catalog images)
                 run = run_dressing(
                     dresser,
@@ -229,30 +227,27 @@ def dress_folder(
     return summary
 
 
-def _find_pairs(persons: Path, garments: Path, pairs, shard: str | None, tree, out_dir: Path):
-    """``dress_folder``'s pairs (those of ``shard``; in a walked ``tree``, ``out_dir`` left
-    out) and the folder entries it cannot read."""
-    from ..runtime.pairs import every_pair, in_shard, read_pairs
+def _find_pairs(persons: Path, garments: Path, pairs, recursive: bool, shard: str | None, out_dir: Path):
+    """``dress_folder``'s pairs (``runtime.pairs.Pairs``: those of ``shard``; with
+    ``recursive``, a tree walked without ``out_dir``)."""
+    from ..runtime.pairs import Pairs, Tree, read_pairs
     from ..runtime.shards import Shard
 
     for role, path in (("person", persons), ("garment", garments)):
         if not path.exists():
             raise InputError(f"{role} not found: {path}")
+    try:
+        share = Shard.parse(shard) if shard is not None else None
+    except ValueError as exc:
+        raise ValueError(f"shard {exc}") from None
     if pairs is None:
         if persons.is_dir() and garments.is_dir():
             raise ValueError("person and garment are both folders: give pairs= to say who wears what")
-        found, unreadable = every_pair(persons, garments, tree is not None, [out_dir] if tree is not None else [])
-    else:
-        if not (persons.is_dir() and garments.is_dir()):
-            raise ValueError("pairs= names files in folders: person and garment must be folders")
-        found, repeats = read_pairs(pairs, persons, garments)
-        unreadable = []
-        if repeats:
-            log.info("pairs names %d pair(s) again; each pair is dressed once", repeats)
-    if shard is None:
-        return found, unreadable
-    try:
-        share = Shard.parse(shard)
-    except ValueError as exc:
-        raise ValueError(f"shard {exc}") from None
-    return in_shard(found, unreadable, share, tree)
+        tree = Tree.of(persons, garments, recursive)
+        return Pairs(persons, garments, tree=tree, exclude=[out_dir] if tree is not None else [], shard=share)
+    if not (persons.is_dir() and garments.is_dir()):
+        raise ValueError("pairs= names files in folders: person and garment must be folders")
+    listing, repeats = read_pairs(pairs, persons, garments)
+    if repeats:
+        log.info("pairs names %d pair(s) again; each pair is dressed once", repeats)
+    return Pairs(persons, garments, listing=listing, shard=share)

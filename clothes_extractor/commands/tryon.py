@@ -6,7 +6,7 @@ import dataclasses
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import click
 
@@ -28,7 +28,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..runtime.pairs import Pair, Tree
+    from ..runtime.pairs import Pairs
 
 FORMATS = ("png", "jpg", "webp")
 
@@ -121,49 +121,41 @@ def tryon(output: Path, **options: Any) -> None:
     single = to_stdout or names_an_image_file(output, "results")
     if options["recursive"] and options["pairs"] is not None:
         raise click.UsageError("-r walks a folder, --pairs names the files in it: give one of them")
-    from ..runtime.pairs import Tree
-
-    tree = options["tree"] = Tree.of(options["person"], garments, options["recursive"])
-    pairs, unreadable = _pairs(options["person"], garments, options["pairs"], tree, output)
     shard = options["shard"]
-    if shard is not None:
-        if single:
-            raise click.UsageError("--shard splits a folder job: one pair to one file is not split")
-        from ..runtime.pairs import in_shard
-
-        every = len(pairs)
-        pairs, unreadable = in_shard(pairs, unreadable, shard, tree)
-        if not pairs and not unreadable:
-            click.echo(f"shard {shard} holds none of the {every} pairs: nothing to do", err=True)
-            return
-    if single and len(pairs) != 1:
+    if shard is not None and single:
+        raise click.UsageError("--shard splits a folder job: one pair to one file is not split")
+    pairs = _pairs(options["person"], garments, options["pairs"], options["recursive"], output, shard)
+    total, every = pairs.count()
+    if total == 0:
+        click.echo(f"shard {shard} holds none of the {every} pairs: nothing to do", err=True)
+        return
+    if single and total != 1:
         where = "-o - (standard output) takes one pair" if to_stdout else "-o must be a folder, not an image file"
-        raise click.UsageError(f"{len(pairs)} pairs to dress: {where}")
+        raise click.UsageError(f"{total} pairs to dress: {where}")
     with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
         target = Path(tmp) / "dressed" / "result.png" if to_stdout else output
-        _run(pairs, unreadable, target, single, Path(tmp), options)
+        _run(pairs, total, target, single, Path(tmp), options)
         if to_stdout:
             write_to_stdout(target)
 
 
-def _pairs(
-    person: Path, garment: Path, pairs_file: Path | None, tree: Tree | None, output: Path
-) -> tuple[list[Pair], list[tuple[Path, str]]]:
-    """(person, garment) paths: from a pairs file, or every person x the one garment (or the
-    one person x every garment; with ``-r``, in subfolders too, the output folder left out);
-    and the folder entries that could not be read."""
-    from ..runtime.pairs import every_pair, read_pairs
+def _pairs(person: Path, garment: Path, pairs_file: Path | None, recursive: bool, output: Path, shard: Any) -> Pairs:
+    """Who wears what: the pairs of a pairs file, or every person x the one garment (or the
+    one person x every garment; with ``-r``, in subfolders too, the output folder left
+    out), walked as the job goes; those of ``shard``."""
+    from ..runtime.pairs import Pairs, Tree, read_pairs
 
     if pairs_file is None:
         if person.is_dir() and garment.is_dir():
             raise click.UsageError("--person and the garment are both folders: give --pairs FILE to say who wears what")
-        return every_pair(person, garment, tree is not None, [output] if tree is not None else [])
+        tree = Tree.of(person, garment, recursive)
+        return Pairs(person, garment, tree=tree, exclude=[output] if tree is not None else [], shard=shard)
     if not (person.is_dir() and garment.is_dir()):
         raise click.UsageError("--pairs names files in folders: --person and the garment must be folders")
-    pairs, repeats = read_pairs(pairs_file, person, garment)
+    listing, repeats = read_pairs(pairs_file, person, garment)
     if repeats:
         click.echo(f"note: {pairs_file} names {repeats} pair(s) again; each pair is dressed once", err=True)
-    return pairs, []
+    return Pairs(person, garment, listing=listing, shard=shard)
 
 
 def _open(options: dict[str, Any]):
@@ -175,19 +167,11 @@ def _open(options: dict[str, Any]):
     return Dresser(tryon_model, parser)
 
 
-def _run(
-    pairs: list[tuple[Path, Path]],
-    unreadable: list[tuple[Path, str]],
-    output: Path,
-    single: bool,
-    tmp: Path,
-    options: dict[str, Any],
-) -> None:
-    from ..runtime.dress_jobs import DressResult, run_dressing, sort_out
+def _run(pairs: Pairs, total: int, output: Path, single: bool, tmp: Path, options: dict[str, Any]) -> None:
+    from ..runtime.dress_jobs import DressResult, preview_dressing, run_dressing, sort_out
     from ..runtime.files import check_output_dir, remove_stale_partials
     from ..runtime.pairs import check_output_folder, dress_jobs, with_catalog
 
-    fmt = options["fmt"]
     out_dir = output.parent if single else output
     check_side_files(
         [options["person"], options["garment"] or options["garment_from"]],
@@ -199,35 +183,28 @@ def _run(
         check_output_folder(options["person"], options["garment"] or options["garment_from"], out_dir)
     check_output_dir(out_dir)
     if not options["dry_run"]:
-        remove_stale_partials(out_dir, recursive=options["tree"] is not None)
+        remove_stale_partials(out_dir, recursive=pairs.tree is not None)
     dresser = _open(options)
-    failed = [DressResult(str(path), "", "error", "", error) for path, error in unreadable]
-    jobs, refused = dress_jobs(pairs, out_dir, fmt, output if single else None, options["tree"])
-    failed += refused
-    known: list[DressResult] = []
+    jobs: Iterable[Any] = dress_jobs(pairs, out_dir, options["fmt"], output if single else None)  # (walked as it goes)
+    known: list[DressResult] = []  # results before any work: reported first
     report = Report(options["report"])  # (refused before stage one if another run writes it)
     if options["garment_from"] is not None and not options["dry_run"]:  # (stage one: a dry run names the photos)
-        jobs, known = sort_out(dresser, jobs, options["overwrite"])  # a rerun extracts only what is left to dress
+        todo, known = sort_out(dresser, jobs, options["overwrite"])  # a rerun extracts only what is left to dress
         try:
-            catalog = _extract_garments(sorted({job.garment for job in jobs}), tmp, dresser.parser, options)
+            catalog = _extract_garments(sorted({job.garment for job in todo}), tmp, dresser.parser, options)
         except BaseException:
             report.close()
             raise
-        jobs, unmade = with_catalog(jobs, catalog)
-        failed += unmade
+        jobs, unmade = with_catalog(todo, catalog)
+        known += unmade
     if options["dry_run"]:
-        from ..runtime.dress_jobs import preview_dressing
-
-        previewed = preview_dressing(dresser, jobs, options["overwrite"])
-        report_dry_run([*failed, *previewed], report, "pair", "dress", _error_line)
+        report_dry_run(preview_dressing(dresser, jobs, options["overwrite"]), report, "pair", "dress", _error_line)
         return
-    progress = Progress(len(pairs) + len(unreadable), "pair", "tryon")
-    for result in failed:
-        report.write(result)
-        progress.update(failed=True)
+    progress = Progress(total, "pair", "tryon")
+    failed: list[DressResult] = []  # the first errors, to show (summary.failed counts them all)
 
     def on_result(result: DressResult) -> None:
-        if result.status == "error":
+        if result.status == "error" and len(failed) <= MAX_FAILURES_SHOWN:
             failed.append(result)
         report.write(dataclasses.replace(result, output="-") if options["to_stdout"] else result)
         progress.update(failed=result.status == "error")
@@ -235,7 +212,7 @@ def _run(
     if not single:
         share = f" (shard {options['shard']})" if options["shard"] else ""
         click.echo(
-            f"dressing {len(pairs)} pair(s){share} with {dresser.tryon.path.name} + {dresser.parser.path.name} "
+            f"dressing {total} pair(s){share} with {dresser.tryon.path.name} + {dresser.parser.path.name} "
             f"on {dresser.tryon.provider} -> {out_dir}",
             err=True,
         )
@@ -253,7 +230,7 @@ def _run(
     finally:
         progress.close()
         report.close()
-    _summarise(summary, failed, single, Path("-") if options["to_stdout"] else output, report, len(jobs))
+    _summarise(summary, failed, single, Path("-") if options["to_stdout"] else output, report, total)
 
 
 def _error_line(result: Any) -> str:
@@ -271,14 +248,14 @@ def _summarise(summary: Any, failed: list[Any], single: bool, output: Path, repo
         return
     for result in failed[:MAX_FAILURES_SHOWN]:
         click.echo(f"error: {_error_line(result)}", err=True)
-    if len(failed) > MAX_FAILURES_SHOWN:
+    if summary.failed > MAX_FAILURES_SHOWN:
         listed = f", all in {report.named}" if report.path and not report.failed else "; --report FILE lists them all"
-        click.echo(f"... and {len(failed) - MAX_FAILURES_SHOWN} more errors{listed}", err=True)
+        click.echo(f"... and {summary.failed - MAX_FAILURES_SHOWN} more errors{listed}", err=True)
     rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
     untried = total - summary.ok - summary.skipped - summary.failed if summary.stopped else 0
     click.echo(
         f"{'stopped after' if summary.stopped else 'done in'} {summary.seconds:.1f} s: {summary.ok} dressed "
-        f"({rate:.1f} pairs/s), {summary.skipped} skipped (already done), {len(failed)} failed"
+        f"({rate:.1f} pairs/s), {summary.skipped} skipped (already done), {summary.failed} failed"
         + (f", {untried} not tried" if untried > 0 else ""),
         err=True,
     )

@@ -104,14 +104,15 @@ def _decided(job: DressJob, signature: str, overwrite: bool) -> DressResult | No
 
 
 def sort_out(
-    dresser: Dresser, jobs: Iterable[DressJob], overwrite: bool = False
+    dresser: Dresser, jobs: Iterable[DressJob | DressResult], overwrite: bool = False
 ) -> tuple[list[DressJob], list[DressResult]]:
     """The jobs left to dress, and the results of the others, known before any work
-    (``skipped``: done; ``error``: a file there that this tool did not write): a rerun of a
-    job whose garments come from photos extracts only the garments of the pairs left."""
+    (``skipped``: done; ``error``: a file there that this tool did not write, or a result
+    among ``jobs``): a rerun of a job whose garments come from photos extracts only the
+    garments of the pairs left."""
     todo, known = [], []
     for job in jobs:
-        decided = _decided(job, dresser.signature, overwrite)
+        decided = job if isinstance(job, DressResult) else _decided(job, dresser.signature, overwrite)
         if decided is None:
             todo.append(job)
         else:
@@ -119,16 +120,22 @@ def sort_out(
     return todo, known
 
 
-def preview_dressing(dresser: Dresser, jobs: Iterable[DressJob], overwrite: bool = False) -> Iterator[DressResult]:
+def preview_dressing(
+    dresser: Dresser, jobs: Iterable[DressJob | DressResult], overwrite: bool = False
+) -> Iterator[DressResult]:
     """What ``run_dressing`` would do with each job, decoding and writing nothing (``tryon
-    --dry-run``): ``pending`` (to dress), ``skipped`` or ``error``, as ``_decided``."""
+    --dry-run``): ``pending`` (to dress), ``skipped`` or ``error``, as ``_decided``; a result
+    among ``jobs`` as it is."""
     for job in jobs:
-        yield _decided(job, dresser.signature, overwrite) or DressResult.of(job, "pending")
+        if isinstance(job, DressResult):
+            yield job
+        else:
+            yield _decided(job, dresser.signature, overwrite) or DressResult.of(job, "pending")
 
 
 def run_dressing(
     dresser: Dresser,
-    jobs: Iterable[DressJob],
+    jobs: Iterable[DressJob | DressResult],
     *,
     batch_size: int = 8,
     overwrite: bool = False,
@@ -139,7 +146,8 @@ def run_dressing(
     workers: int | None = None,
 ) -> DressingSummary:
     """Dress every job's person; ``on_result`` sees each pair's result as it is final, in
-    this thread.
+    this thread. ``jobs`` is read as the job goes (a generator: ``pairs.dress_jobs``); a
+    result among them (a pair refused before any work) is reported as it comes.
 
     An output this model pair already wrote (its signature) is skipped unless ``overwrite``.
     ``workers`` threads (default: one per core, at most 16) read the next batch (a garment
@@ -195,7 +203,7 @@ def _dress_all(
     reading: _Read | None = None
     try:
         for batch in batches:
-            ahead = _Read(readers, dresser, batch)
+            ahead = _Read(readers, dresser, batch, reading)
             if reading is not None:
                 if cancelled():
                     return False
@@ -211,7 +219,7 @@ def _dress_all(
 
 
 def _batches(
-    jobs: Iterable[DressJob],
+    jobs: Iterable[DressJob | DressResult],
     batch_size: int,
     signature: str,
     overwrite: bool,
@@ -224,7 +232,7 @@ def _batches(
     for job in jobs:
         if cancelled():
             raise _Cancelled
-        decided = _decided(job, signature, overwrite)
+        decided = job if isinstance(job, DressResult) else _decided(job, signature, overwrite)
         if decided is not None:
             emit(decided)
             continue
@@ -244,14 +252,16 @@ class _Cancelled(Exception):
 
 class _Read:
     """One batch's jobs, read on the readers' threads: each person photo decoded with its
-    first look made, each garment decoded and fitted once."""
+    first look made, each garment decoded and fitted once (or taken from the batch before:
+    one garment for a folder of persons is read once for the whole job)."""
 
-    def __init__(self, readers: ThreadPoolExecutor, dresser: Dresser, jobs: list[DressJob]):
+    def __init__(self, readers: ThreadPoolExecutor, dresser: Dresser, jobs: list[DressJob], before: _Read | None):
         self.jobs = jobs
         self.garments: dict[Path, Future] = {}
         for job in jobs:
             if job.garment not in self.garments:
-                self.garments[job.garment] = readers.submit(_read_garment, dresser, job.garment)
+                known = before.garments.get(job.garment) if before is not None else None
+                self.garments[job.garment] = known or readers.submit(_read_garment, dresser, job.garment)
         self.persons = [readers.submit(_read_person, dresser, job.person) for job in jobs]
 
 

@@ -1,16 +1,19 @@
 """Who wears what in a folder try-on job (``tryon``, ``api.dress_folder``): the pairs, the
 output each one writes, and the catalog images of garment photos (stage one).
 
-    pairs, unreadable = every_pair(persons, garments)     # or read_pairs(listing, ...)
-    jobs, refused = dress_jobs(pairs, out_dir, "png")      # (tree=Tree.of(...): -r's subfolders)
+    pairs = Pairs(persons, garments)                       # (listing=read_pairs(...), tree, shard)
+    total = pairs.count()                                  # a walk that keeps nothing
+    run_dressing(dresser, dress_jobs(pairs, out_dir, "png"), ...)    # runtime.dress_jobs
     # garments from photos (--garment-from): stage one for the pairs not dressed yet
-    jobs, known = sort_out(dresser, jobs)                  # runtime.dress_jobs
+    jobs, known = sort_out(dresser, dress_jobs(...))       # runtime.dress_jobs
     catalog, stopped = extract_garments(photos, tmp, generator, parser)
     jobs, unmade = with_catalog(jobs, catalog)
-    run_dressing(dresser, jobs, known=known, ...)          # runtime.dress_jobs
+    run_dressing(dresser, jobs, known=known, ...)
 
-The front ends check how the inputs combine (two folders need a pairs listing) in their
-own words; what is here raises ``InputError`` for what the files say.
+A folder of persons (or garments) is walked, never held: a million persons in one garment
+are planned in the memory of one folder's names, as ``extract``'s photos are. The front
+ends check how the inputs combine (two folders need a pairs listing) in their own words;
+what is here raises ``InputError`` for what the files say.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 from ..errors import InputError, NoGarmentError, OutputError
 from .dress_jobs import DressJob, DressResult
@@ -67,37 +70,65 @@ def output_stem(person: Path, garment: Path, tree: Tree | None = None) -> str:
     return f"{tree.under((person, garment)[tree.side]) if tree else ''}{person.stem}__{garment.stem}"
 
 
-def images_in(
-    folder: Path, unreadable: list[tuple[Path, str]], recursive: bool = False, exclude: Iterable[Path] = ()
-) -> list[Path]:
-    """The images in ``folder`` (and with ``recursive`` its subfolders, but not the folders
-    ``exclude`` names: the outputs); entries that cannot be read (symbolic link loops,
-    unreadable files) go to ``unreadable`` with the reason, to be reported while the rest
-    is dressed."""
-    found = []
-    for entry in walk_photos(folder, recursive, {path.resolve() for path in exclude}):
-        if entry.error is None:
-            found.append(entry.path)
-        else:
-            unreadable.append((entry.path, entry.error))
-    return found
+@dataclass
+class Pairs:
+    """Who wears what: every person of ``person`` (a photo or a folder) x the garment of
+    ``garment`` (a photo or a folder; at most one of the two a folder, walked with its
+    subfolders in a ``tree``, never the folders of ``exclude``: an output folder inside it),
+    or the pairs of a ``listing`` (``read_pairs``); those of ``shard`` (a pair's share is its
+    output path's). Each iteration walks the folder again, yielding a ``Pair`` or, for a
+    folder entry that cannot be read, an ``Unreadable``."""
+
+    person: Path
+    garment: Path
+    listing: list[Pair] | None = None
+    tree: Tree | None = None
+    exclude: Sequence[Path] = ()
+    shard: Shard | None = None
+
+    def __iter__(self) -> Iterator[Pair | Unreadable]:
+        for item in self.listing if self.listing is not None else self._walk():
+            if self.shard is None or self.shard.holds(self._key(item)):
+                yield item
+
+    def count(self) -> tuple[int, int]:
+        """How many pairs and unreadable entries an iteration gives, and how many there are in
+        all shards (a walk that keeps none of them); ``InputError`` for a folder with no
+        images at all."""
+        held = every = 0
+        for item in self.listing if self.listing is not None else self._walk():
+            every += 1
+            held += self.shard is None or self.shard.holds(self._key(item))
+        if every == 0:
+            raise InputError(f"no images found in {self.person if self.person.is_dir() else self.garment}")
+        return held, every
+
+    def _walk(self) -> Iterator[Pair | Unreadable]:
+        person, garment = self.person, self.garment
+        if not (person.is_dir() or garment.is_dir()):
+            yield person, garment
+            return
+        # (an output folder that is an input folder is refused with its own reason, check_output_folder)
+        exclude = {path.resolve() for path in self.exclude} - {person.resolve(), garment.resolve()}
+        folder = person if person.is_dir() else garment
+        for entry in walk_photos(folder, self.tree is not None, exclude):
+            if entry.error is not None:
+                yield Unreadable(entry.path, entry.error)
+            else:
+                yield (entry.path, garment) if folder is person else (person, entry.path)
+
+    def _key(self, item: Pair | Unreadable) -> str:
+        if isinstance(item, Unreadable):
+            return f"{self.tree.under(item.path) if self.tree else ''}{item.path.stem}"
+        return output_stem(*item, self.tree)
 
 
-def every_pair(
-    person: Path, garment: Path, recursive: bool = False, exclude: Iterable[Path] = ()
-) -> tuple[list[Pair], list[tuple[Path, str]]]:
-    """Every person x the one garment, or the one person x every garment (at most one of
-    them a folder; with ``recursive``, its subfolders too, but never the folders of
-    ``exclude``: an output folder inside the tree), and the folder entries that could not
-    be read."""
-    unreadable: list[tuple[Path, str]] = []
-    # (an output folder that is an input folder is refused with its own reason, check_output_folder)
-    exclude = [path for path in exclude if path.resolve() not in (person.resolve(), garment.resolve())]
-    persons = images_in(person, unreadable, recursive, exclude) if person.is_dir() else [person]
-    garments = images_in(garment, unreadable, recursive, exclude) if garment.is_dir() else [garment]
-    if not persons or not garments:
-        raise InputError(f"no images found in {person if not persons else garment}")
-    return [(p, g) for p in persons for g in garments], unreadable
+class Unreadable(NamedTuple):
+    """A folder entry that cannot be read (a symbolic link loop, an unreadable file), to be
+    reported while the rest is dressed."""
+
+    path: Path
+    error: str
 
 
 def read_pairs(listing: Path | Iterable[Sequence[str]], person_dir: Path, garment_dir: Path) -> tuple[list[Pair], int]:
@@ -152,16 +183,6 @@ def check_output_folder(person: Path, garment: Path, out_dir: Path) -> None:
             )
 
 
-def in_shard(
-    pairs: list[Pair], unreadable: list[tuple[Path, str]], shard: Shard, tree: Tree | None = None
-) -> tuple[list[Pair], list[tuple[Path, str]]]:
-    """The pairs (and unreadable entries) of ``shard``: a pair's share is its output name's."""
-    return (
-        [(person, garment) for person, garment in pairs if shard.holds(output_stem(person, garment, tree))],
-        [(path, error) for path, error in unreadable if shard.holds(f"{tree.under(path) if tree else ''}{path.stem}")],
-    )
-
-
 def extract_garments(
     photos: Sequence[Path],
     folder: Path,
@@ -189,19 +210,25 @@ def extract_garments(
     return made, summary.stopped
 
 
-def dress_jobs(
-    pairs: Iterable[Pair], out_dir: Path, fmt: str, single: Path | None = None, tree: Tree | None = None
-) -> tuple[list[DressJob], list[DressResult]]:
+def dress_jobs(pairs: Pairs, out_dir: Path, fmt: str, single: Path | None = None) -> Iterator[DressJob | DressResult]:
     """The job of each pair, writing ``out_dir/PERSON__GARMENT.fmt`` (in a walked ``tree``,
-    under its photo's subfolder; or ``single``, for one pair), and the pairs that fail before
-    any work: an output that would replace one of its inputs, one output name for two pairs
-    (``a.jpg`` and ``a.png``)."""
-    jobs, failed = [], []
+    under its photo's subfolder; or ``single``, for one pair), or the result of a pair that
+    fails before any work: an unreadable folder entry, an output that would replace one of
+    its inputs, one output name for two pairs (``a.jpg`` and ``a.png``). The outputs are
+    remembered for a listing (any order); for a walk, whose outputs come sorted, only the
+    last one."""
+    remember_all = pairs.listing is not None
     claimed: dict[Path, Pair] = {}
-    for person, garment in pairs:
-        path = single or out_dir / f"{output_stem(person, garment, tree)}.{fmt}"
+    for item in pairs:
+        if isinstance(item, Unreadable):
+            yield DressResult(str(item.path), "", "error", "", item.error)
+            continue
+        person, garment = item
+        path = single or out_dir / f"{output_stem(person, garment, pairs.tree)}.{fmt}"
         inputs = {"person photo": person, "garment": garment}
-        replaced = next((what for what, item in inputs.items() if same_file(path, item)), None)
+        replaced = next((what for what, found in inputs.items() if same_file(path, found)), None)
+        if path not in claimed and not remember_all:
+            claimed.clear()  # a new output: no pair before it can share it
         first = claimed.setdefault(path, (person, garment))
         error = None
         if replaced is not None:
@@ -209,10 +236,9 @@ def dress_jobs(
         elif first != (person, garment):
             error = f"{path} is already the output of {first[0]} + {first[1]}; dress this pair separately"
         if error is not None:
-            failed.append(DressResult(str(person), str(garment), "error", str(path), error))
+            yield DressResult(str(person), str(garment), "error", str(path), error)
         else:
-            jobs.append(DressJob(person, garment, path))
-    return jobs, failed
+            yield DressJob(person, garment, path)
 
 
 def with_catalog(jobs: Iterable[DressJob], catalog: dict[Path, Path | str]) -> tuple[list[DressJob], list[DressResult]]:
