@@ -196,6 +196,18 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+def peak_memory(consume) -> int:
+    """The peak of Python's allocations (tracemalloc) while ``consume()`` runs, in bytes."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        consume()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def run_cli(*args: str | Path, timeout: float = 120, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     """Run the CLI in a fresh interpreter where torch and onnx cannot be imported."""
     return subprocess.run(

@@ -2,7 +2,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from clothes_extractor.runtime.jobs import (
     removing_stale_partials,
 )
 from clothes_extractor.runtime.walk import dataset_parse_folder
+from conftest import peak_memory
 
 
 def touch_image(path: Path) -> Path:
@@ -266,14 +266,6 @@ def test_the_walk_holds_one_folder_not_the_tree(tmp_path):
             for photo in range(50):
                 (base / f"f{folder:02d}" / f"p{photo:03d}.{suffix}").touch()  # the walk never opens them
 
-    def peak(consume) -> int:
-        tracemalloc.start()
-        try:
-            consume()
-            return tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-
     def stream() -> None:
         jobs = iter_jobs([root], tmp_path / "out", "png", MaskIndex(masks), recursive=True)
         assert sum(1 for job in jobs if job.mask.kind == "file") == 3000
@@ -283,7 +275,7 @@ def test_the_walk_holds_one_folder_not_the_tree(tmp_path):
 
     stream()  # once untraced: pathlib interns every name, and the interpreter's table of
     # interned strings grows by a megabyte or two once as it meets them: not the walk's memory
-    streamed, kept = peak(stream), peak(listed)
+    streamed, kept = peak_memory(stream), peak_memory(listed)
     assert streamed * 10 < kept, (streamed, kept)
 
 

@@ -22,7 +22,7 @@ from PIL import Image
 
 from clothes_extractor import dress, dress_folder, new_session
 from clothes_extractor.errors import InputError, OutputError
-from conftest import ROOT, TRYON_PERSONS, cli_env, run_cli
+from conftest import ROOT, TRYON_PERSONS, cli_env, peak_memory, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -248,8 +248,6 @@ def test_the_plan_of_a_folder_job_holds_one_folder_not_every_pair(tmp_path):
     """A tree of persons (3,000 in 60 folders, ``-r``) in one garment is walked as the job
     goes, as extract's photos are: planning it (the pairs, their outputs, the claims on
     them) holds about one folder's names; a list of the same jobs grows with the tree."""
-    import tracemalloc
-
     from clothes_extractor.runtime.pairs import Pairs, Tree, dress_jobs
 
     persons = tmp_path / "persons"
@@ -261,14 +259,6 @@ def test_the_plan_of_a_folder_job_holds_one_folder_not_every_pair(tmp_path):
     garment.touch()
     tree = Tree.of(persons, garment, recursive=True)
 
-    def peak(consume) -> int:
-        tracemalloc.start()
-        try:
-            consume()
-            return tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-
     def streamed() -> None:
         pairs = Pairs(persons, garment, tree=tree)
         assert pairs.count() == (3000, 3000)
@@ -278,7 +268,7 @@ def test_the_plan_of_a_folder_job_holds_one_folder_not_every_pair(tmp_path):
         assert len(list(dress_jobs(Pairs(persons, garment, tree=tree), tmp_path / "out", "png"))) == 3000
 
     streamed()  # once untraced (pathlib interns names the first time it meets them)
-    walked, kept = peak(streamed), peak(listed)
+    walked, kept = peak_memory(streamed), peak_memory(listed)
     assert walked * 10 < kept, (walked, kept)
 
 
