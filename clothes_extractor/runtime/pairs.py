@@ -48,7 +48,7 @@ class Tree:
 
     @classmethod
     def of(cls, person: Path, garment: Path, recursive: bool) -> Tree | None:
-        """The tree of ``every_pair``'s inputs (at most one of them a folder), or None."""
+        """The tree of a job's inputs (``Pairs``: at most one of them a folder), or None."""
         if recursive:
             for side, item in enumerate((person, garment)):
                 if item.is_dir():
