@@ -3,7 +3,7 @@
 # (the bundled generator; with WARPING=FILE.onnx, a warping generator at the model size and
 # at 1024x768 output; the ngf-32 U-Net against PyTorch), `extract` end to end against
 # the host's ceiling, then the try-on model and the parser alone, and `tryon` end to end
-# (its write stage on one thread and on every core), all on one
+# (its read and write stages on one thread each, and on every core), all on one
 # lent machine. Installs nothing: torch, onnx and onnxruntime-gpu must import already
 # (../shared/gpu/README.md says how to get onnxruntime-gpu onto a device machine).
 #
@@ -104,7 +104,7 @@ for f in "$out/gpu-$label-generator.json" "$out"/gpu-"$label"-warping-*.json "$o
   [ -f "$f" ] && $py -m clothes_extractor bench compare "$f" --markdown "${f%.json}.md"
 done
 # last: a lease that runs out of check time loses only this
-step "tryon end to end: the write stage on one thread, then on every core"
+step "tryon end to end: read and write stages on one thread each, then on every core"
 garment=$(find "$photos/../cloth" -maxdepth 1 -name '*.jpg' 2>/dev/null | sort | head -1)
 if [ ${#sources[@]} -gt 0 ] && [ -n "$garment" ]; then
   mkdir -p "$work/persons"
