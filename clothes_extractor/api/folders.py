@@ -243,8 +243,7 @@ def _find_pairs(persons: Path, garments: Path, pairs, recursive: bool, shard: st
     if pairs is None:
         if persons.is_dir() and garments.is_dir():
             raise ValueError("person and garment are both folders: give pairs= to say who wears what")
-        tree = Tree.of(persons, garments, recursive)
-        return Pairs(persons, garments, tree=tree, exclude=[out_dir] if tree is not None else [], shard=share)
+        return Pairs(persons, garments, tree=Tree.of(persons, garments, recursive), exclude=[out_dir], shard=share)
     if not (persons.is_dir() and garments.is_dir()):
         raise ValueError("pairs= names files in folders: person and garment must be folders")
     listing, repeats = read_pairs(pairs, persons, garments)

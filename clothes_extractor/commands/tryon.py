@@ -148,8 +148,7 @@ def _pairs(person: Path, garment: Path, pairs_file: Path | None, recursive: bool
     if pairs_file is None:
         if person.is_dir() and garment.is_dir():
             raise click.UsageError("--person and the garment are both folders: give --pairs FILE to say who wears what")
-        tree = Tree.of(person, garment, recursive)
-        return Pairs(person, garment, tree=tree, exclude=[output] if tree is not None else [], shard=shard)
+        return Pairs(person, garment, tree=Tree.of(person, garment, recursive), exclude=[output], shard=shard)
     if not (person.is_dir() and garment.is_dir()):
         raise click.UsageError("--pairs names files in folders: --person and the garment must be folders")
     listing, repeats = read_pairs(pairs_file, person, garment)

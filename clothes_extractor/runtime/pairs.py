@@ -108,7 +108,8 @@ class Pairs:
         if not (person.is_dir() or garment.is_dir()):
             yield person, garment
             return
-        # (an output folder that is an input folder is refused with its own reason, check_output_folder)
+        # (only a tree's subfolders can be left out: an output folder that is an input folder is
+        # refused with its own reason, check_output_folder)
         exclude = {path.resolve() for path in self.exclude} - {person.resolve(), garment.resolve()}
         folder = person if person.is_dir() else garment
         for entry in walk_photos(folder, self.tree is not None, exclude):
