@@ -247,8 +247,11 @@ def test_a_tree_of_persons_with_r_mirrors_its_subfolders_and_never_walks_the_out
 def test_the_plan_of_a_folder_job_holds_one_folder_not_every_pair(tmp_path):
     """A tree of persons (3,000 in 60 folders, ``-r``) in one garment is walked as the job
     goes, as extract's photos are: planning it (the pairs, their outputs, the claims on
-    them) holds about one folder's names; a list of the same jobs grows with the tree."""
-    from clothes_extractor.runtime.pairs import Pairs, Tree, dress_jobs
+    them) holds about one folder's names, and so does stage one's plan for a garment photo
+    (--garment-from: which garments to extract, then the pairs walked again); a list of the
+    same jobs grows with the tree."""
+    from clothes_extractor.runtime.dress_jobs import DressJob, garments_left
+    from clothes_extractor.runtime.pairs import Pairs, Tree, dress_jobs, with_catalog
 
     persons = tmp_path / "persons"
     for folder in range(60):
@@ -267,9 +270,20 @@ def test_the_plan_of_a_folder_job_holds_one_folder_not_every_pair(tmp_path):
     def listed() -> None:
         assert len(list(dress_jobs(Pairs(persons, garment, tree=tree), tmp_path / "out", "png"))) == 3000
 
+    def stage_one() -> None:  # --garment-from: the garments to extract, then the pairs in their catalog images
+        assert garments_left(dress_jobs(Pairs(persons, garment, tree=tree), out, "png"), "model pair") == [garment]
+        jobs = with_catalog(dress_jobs(Pairs(persons, garment, tree=tree), out, "png"), made, "model pair")
+        assert sum(isinstance(job, DressJob) and job.garment == made[garment] for job in jobs) == 3000
+
+    out, made = tmp_path / "out", {garment: tmp_path / "stage-one" / "g.png"}
+    walk = dress_jobs(Pairs(persons, garment, tree=tree), out, "png")  # one garment photo: the first pair left finds it
+    assert garments_left(walk, "model pair", at_most=Pairs(persons, garment).garments()) == [garment]
+    assert sum(1 for _ in walk) == 2999  # (the walk stopped there)
     streamed()  # once untraced (pathlib interns names the first time it meets them)
     walked, kept = peak_memory(streamed), peak_memory(listed)
     assert walked * 10 < kept, (walked, kept)
+    planned = peak_memory(stage_one)
+    assert planned * 10 < kept, (planned, kept)
 
 
 def test_two_shards_dress_every_pair_once(models, tryon_folders, tmp_path):
@@ -300,6 +314,9 @@ def test_garments_from_photos_and_a_bad_photo_reported(models, tryon_folders, tm
             on_result=seen.append,
         )
         expected = dress(person, persons / "figure-6.jpg", garment_from_photo=True, generator=generator, **models)
+        (persons / "figure-6.jpg").write_bytes(b"not a jpeg either")  # a done pair's photo: a rerun never reads it
+        rerun = dress_folder(person, persons, tmp_path / "out", garment_from_photo=True, generator=generator, **models)
+    assert (rerun.ok, rerun.skipped, rerun.failed) == (0, 3, 1)  # (broken.jpg: stage one tried again, and failed)
     assert (summary.ok, summary.failed) == (3, 1)
     (error,) = [result for result in seen if result.status == "error"]
     assert error.garment == str(persons / "broken.jpg") and error.error.startswith("garment photo:")

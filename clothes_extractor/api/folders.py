@@ -163,7 +163,7 @@ def dress_folder(
     closed); the bundled segmenter is the parser. Raises ``InputError`` / ``OutputError`` /
     ``ValueError`` for inputs and settings that cannot work, before any pair is dressed.
     """
-    from ..runtime.dress_jobs import run_dressing, sort_out
+    from ..runtime.dress_jobs import garments_left, run_dressing
     from ..runtime.dressing import Dresser
     from ..runtime.files import check_output_dir, remove_stale_partials
     from ..runtime.images import OUTPUT_FORMATS
@@ -198,16 +198,10 @@ def dress_folder(
         jobs: Iterable[Any] = dress_jobs(found, out_dir, output_format)  # (and the pairs refused, as they come)
         with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
             if garment_from_photo:  # stage one, for the garments of the pairs left to dress
-                todo, known = sort_out(dresser, jobs, overwrite)
-                photos = sorted({job.garment for job in todo})
+                photos = garments_left(jobs, dresser.signature, overwrite, at_most=found.garments())
                 made = generator or opened["generator"]
                 catalog, summary.stopped = extract_garments(photos, Path(tmp), made, dresser.parser, batch_size, cancel)
-                for result in known:
-                    emit(result)
-                if summary.stopped is None:
-                    jobs, unmade = with_catalog(todo, catalog)
-                    for result in unmade:
-                        emit(result)
+                jobs = with_catalog(dress_jobs(found, out_dir, output_format), catalog, dresser.signature, overwrite)
             if summary.stopped is None:  # (stage one stopped: a cancel, or no room for the catalog images)
                 run = run_dressing(
                     dresser,

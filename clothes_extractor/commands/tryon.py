@@ -167,7 +167,7 @@ def _open(options: dict[str, Any]):
 
 
 def _run(pairs: Pairs, total: int, output: Path, single: bool, tmp: Path, options: dict[str, Any]) -> None:
-    from ..runtime.dress_jobs import DressResult, preview_dressing, run_dressing, sort_out
+    from ..runtime.dress_jobs import DressResult, garments_left, preview_dressing, run_dressing
     from ..runtime.files import check_output_dir, remove_stale_partials
     from ..runtime.pairs import check_output_folder, dress_jobs, with_catalog
 
@@ -184,18 +184,17 @@ def _run(pairs: Pairs, total: int, output: Path, single: bool, tmp: Path, option
     if not options["dry_run"]:
         remove_stale_partials(out_dir, recursive=pairs.tree is not None)
     dresser = _open(options)
-    jobs: Iterable[Any] = dress_jobs(pairs, out_dir, options["fmt"], output if single else None)  # (walked as it goes)
-    known: list[DressResult] = []  # results before any work: reported first
+    plan = (pairs, out_dir, options["fmt"], output if single else None)
+    jobs: Iterable[Any] = dress_jobs(*plan)  # (walked as it goes)
     report = Report(options["report"])  # (refused before stage one if another run writes it)
     if options["garment_from"] is not None and not options["dry_run"]:  # (stage one: a dry run names the photos)
-        todo, known = sort_out(dresser, jobs, options["overwrite"])  # a rerun extracts only what is left to dress
-        try:
-            catalog = _extract_garments(sorted({job.garment for job in todo}), tmp, dresser.parser, options)
+        try:  # a rerun extracts only the garments of the pairs left to dress
+            photos = garments_left(jobs, dresser.signature, options["overwrite"], at_most=pairs.garments())
+            catalog = _extract_garments(photos, tmp, dresser.parser, options)
         except BaseException:
             report.close()
             raise
-        jobs, unmade = with_catalog(todo, catalog)
-        known += unmade
+        jobs = with_catalog(dress_jobs(*plan), catalog, dresser.signature, options["overwrite"])  # (walked again)
     if options["dry_run"]:
         report_dry_run(preview_dressing(dresser, jobs, options["overwrite"]), report, "pair", "dress", _error_line)
         return
@@ -223,7 +222,6 @@ def _run(pairs: Pairs, total: int, output: Path, single: bool, tmp: Path, option
             overwrite=options["overwrite"],
             quality=options["quality"],
             on_result=on_result,
-            known=known,
             workers=options["workers"],
         )
     finally:

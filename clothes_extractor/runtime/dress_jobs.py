@@ -93,7 +93,7 @@ def _finished(job: DressJob, signature: str, fmt: str) -> bool:
     return False
 
 
-def _decided(job: DressJob, signature: str, overwrite: bool) -> DressResult | None:
+def decided(job: DressJob, signature: str, overwrite: bool) -> DressResult | None:
     """A job's result known before any work: ``skipped`` (this model pair wrote its output) or
     ``error`` (no output format; a file there that this tool did not write); None: to dress."""
     try:
@@ -103,34 +103,33 @@ def _decided(job: DressJob, signature: str, overwrite: bool) -> DressResult | No
     return DressResult.of(job, "skipped") if done else None
 
 
-def sort_out(
-    dresser: Dresser, jobs: Iterable[DressJob | DressResult], overwrite: bool = False
-) -> tuple[list[DressJob], list[DressResult]]:
-    """The jobs left to dress, and the results of the others, known before any work
-    (``skipped``: done; ``error``: a file there that this tool did not write, or a result
-    among ``jobs``): a rerun of a job whose garments come from photos extracts only the
-    garments of the pairs left."""
-    todo, known = [], []
+def garments_left(
+    jobs: Iterable[DressJob | DressResult], signature: str, overwrite: bool = False, at_most: int | None = None
+) -> list[Path]:
+    """The garments of the jobs left to dress (not ``decided``), each once, sorted: what stage
+    one of a job whose garments come from photos must extract (a rerun: only those of the
+    pairs left). A walk that keeps nothing else; a garment already found costs no check, and
+    the walk stops once it has found ``at_most`` (1: the jobs share one garment photo)."""
+    left: set[Path] = set()
     for job in jobs:
-        decided = job if isinstance(job, DressResult) else _decided(job, dresser.signature, overwrite)
-        if decided is None:
-            todo.append(job)
-        else:
-            known.append(decided)
-    return todo, known
+        if isinstance(job, DressJob) and job.garment not in left and decided(job, signature, overwrite) is None:
+            left.add(job.garment)
+            if len(left) == at_most:
+                break
+    return sorted(left)
 
 
 def preview_dressing(
     dresser: Dresser, jobs: Iterable[DressJob | DressResult], overwrite: bool = False
 ) -> Iterator[DressResult]:
     """What ``run_dressing`` would do with each job, decoding and writing nothing (``tryon
-    --dry-run``): ``pending`` (to dress), ``skipped`` or ``error``, as ``_decided``; a result
+    --dry-run``): ``pending`` (to dress), ``skipped`` or ``error``, as ``decided``; a result
     among ``jobs`` as it is."""
     for job in jobs:
         if isinstance(job, DressResult):
             yield job
         else:
-            yield _decided(job, dresser.signature, overwrite) or DressResult.of(job, "pending")
+            yield decided(job, dresser.signature, overwrite) or DressResult.of(job, "pending")
 
 
 def run_dressing(
@@ -142,7 +141,6 @@ def run_dressing(
     quality: int = 95,
     on_result: Callable[[DressResult], None] | None = None,
     cancel: threading.Event | None = None,
-    known: Iterable[DressResult] = (),
     workers: int | None = None,
 ) -> DressingSummary:
     """Dress every job's person; ``on_result`` sees each pair's result as it is final, in
@@ -157,8 +155,7 @@ def run_dressing(
     and in the report), and the interrupt propagates. A full disk stops the job after the
     writes in flight, and ``summary.stopped`` says why. ``cancel``: once it is set (from any
     thread), the job stops after the pairs in flight (at most two batches being written; the
-    batch being read is not dressed) and ``summary.stopped`` is ``CANCELLED``. ``known``:
-    results decided before the run (``sort_out``), reported and counted first.
+    batch being read is not dressed) and ``summary.stopped`` is ``CANCELLED``.
     """
     summary = DressingSummary()
     started = time.perf_counter()
@@ -171,8 +168,6 @@ def run_dressing(
     def cancelled() -> bool:
         return cancel is not None and cancel.is_set()
 
-    for result in known:
-        emit(result)
     workers = workers or default_workers()
     readers = ThreadPoolExecutor(workers, thread_name_prefix="dress-read")
     writers = _Writers(workers, 2 * batch_size, dresser.signature, quality, emit)
@@ -226,15 +221,15 @@ def _batches(
     emit: Callable[[DressResult], None],
     cancelled: Callable[[], bool],
 ) -> Iterator[list[DressJob]]:
-    """The jobs left to dress, ``batch_size`` at a time; the others' results (``_decided``)
+    """The jobs left to dress, ``batch_size`` at a time; the others' results (``decided``)
     emitted as they are met. ``_Cancelled`` once ``cancelled()`` with jobs left."""
     pending: list[DressJob] = []
     for job in jobs:
         if cancelled():
             raise _Cancelled
-        decided = job if isinstance(job, DressResult) else _decided(job, signature, overwrite)
-        if decided is not None:
-            emit(decided)
+        known = job if isinstance(job, DressResult) else decided(job, signature, overwrite)
+        if known is not None:
+            emit(known)
             continue
         pending.append(job)
         if len(pending) == batch_size:

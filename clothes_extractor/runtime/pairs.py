@@ -4,11 +4,11 @@ output each one writes, and the catalog images of garment photos (stage one).
     pairs = Pairs(persons, garments)                       # (listing=read_pairs(...), tree, shard)
     total = pairs.count()                                  # a walk that keeps nothing
     run_dressing(dresser, dress_jobs(pairs, out_dir, "png"), ...)    # runtime.dress_jobs
-    # garments from photos (--garment-from): stage one for the pairs not dressed yet
-    jobs, known = sort_out(dresser, dress_jobs(...))       # runtime.dress_jobs
+    # garments from photos (--garment-from): stage one for the pairs not dressed yet, then
+    # the pairs walked again, each garment photo replaced by its catalog image
+    photos = garments_left(dress_jobs(...), dresser.signature, at_most=pairs.garments())
     catalog, stopped = extract_garments(photos, tmp, generator, parser)
-    jobs, unmade = with_catalog(jobs, catalog)
-    run_dressing(dresser, jobs, known=known, ...)
+    run_dressing(dresser, with_catalog(dress_jobs(...), catalog, dresser.signature), ...)
 
 A folder of persons (or garments) is walked, never held: a million persons in one garment
 are planned in the memory of one folder's names, as ``extract``'s photos are. The front
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 from ..errors import InputError, NoGarmentError, OutputError
-from .dress_jobs import DressJob, DressResult
+from .dress_jobs import DressJob, DressResult, decided
 from .files import same_file
 from .jobs import find_jobs
 from .options import ExtractOptions
@@ -102,6 +102,11 @@ class Pairs:
         if every == 0:
             raise InputError(f"no images found in {self.person if self.person.is_dir() else self.garment}")
         return held, every
+
+    def garments(self) -> int | None:
+        """How many garments the pairs share, where that is known without a walk: 1 for one
+        garment (a photo, not a folder), else None."""
+        return None if self.garment.is_dir() else 1
 
     def _walk(self) -> Iterator[Pair | Unreadable]:
         person, garment = self.person, self.garment
@@ -242,14 +247,20 @@ def dress_jobs(pairs: Pairs, out_dir: Path, fmt: str, single: Path | None = None
             yield DressJob(person, garment, path)
 
 
-def with_catalog(jobs: Iterable[DressJob], catalog: dict[Path, Path | str]) -> tuple[list[DressJob], list[DressResult]]:
-    """The jobs whose garment is a photo, dressed in the catalog image stage one made of it
-    (``extract_garments``' map), and the pairs whose garment photo it could not extract."""
-    ready, failed = [], []
+def with_catalog(
+    jobs: Iterable[DressJob | DressResult], catalog: dict[Path, Path | str], signature: str, overwrite: bool = False
+) -> Iterator[DressJob | DressResult]:
+    """``jobs`` (``dress_jobs``, walked again after stage one) with each garment photo
+    replaced by the catalog image stage one made of it (``extract_garments``' map); a pair
+    whose photo it could not extract fails with its reason, unless the pair is ``decided``
+    already (done: skipped, as stage one left its photo out)."""
     for job in jobs:
-        made = catalog.get(job.garment, "garment photo: stage one did not reach it")
-        if isinstance(made, str):
-            failed.append(DressResult.of(job, "error", made))
+        if isinstance(job, DressResult):
+            yield job
+            continue
+        made = catalog.get(job.garment)
+        if isinstance(made, Path):
+            yield DressJob(job.person, made, job.output, photo=job.garment)  # (run_dressing skips it if done)
         else:
-            ready.append(DressJob(job.person, made, job.output, photo=job.garment))
-    return ready, failed
+            failed = made or "garment photo: stage one did not reach it"
+            yield decided(job, signature, overwrite) or DressResult.of(job, "error", failed)
