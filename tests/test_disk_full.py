@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from PIL import Image
 
 from clothes_extractor.errors import DiskFull
 from clothes_extractor.runtime.files import write_atomic
-from conftest import ROOT, person_photo, run_cli
+from conftest import ROOT, cli_env, person_photo, run_cli
 
 
 @pytest.fixture
@@ -115,3 +116,24 @@ def test_tryon_stops_at_a_full_disk(small_disk, tmp_path):
     untried = int(re.search(r"(\d+) not tried", summary).group(1))  # at most two batches were in flight
     assert f"{len(written)} dressed" in summary and failed >= 1 and untried >= 2, summary
     assert len(written) + failed + untried == 12, summary
+
+
+def test_tryon_garment_from_stops_when_stage_one_fills_its_disk(small_disk, tmp_path):
+    # --garment-from writes each garment photo's catalog image to a temporary folder (TMPDIR):
+    # a full disk there stops the job before its window is dressed, saying where, and a rerun
+    # with room resumes
+    disk, _ = small_disk
+    worn = tmp_path / "worn"
+    worn.mkdir()
+    for i in range(4):
+        shutil.copy(ROOT / "examples" / "photos" / ("figure-3.jpg", "figure-6.jpg")[i % 2], worn / f"w{i}.jpg")
+    args = ["tryon", "--person", ROOT / "examples" / "photos" / "figure-2.jpg", "--garment-from", worn]
+    args += ["-o", tmp_path / "out", "--provider", "cpu"]
+    command = [sys.executable, "-m", "clothes_extractor", *map(str, args)]
+    done = subprocess.run(command, capture_output=True, text=True, env={**cli_env(), "TMPDIR": str(disk)})
+    assert done.returncode == 1, done.stderr
+    assert "the job stopped: stage one (the garments of the --garment-from photos): cannot write" in done.stderr
+    assert "No space left on device" in done.stderr and "0 dressed" in done.stderr, done.stderr
+    assert _outputs(tmp_path / "out") == [] and not list(disk.glob("clothes-extractor-*"))  # (its temporary folder)
+    again = run_cli(*args)
+    assert again.returncode == 0 and "4 dressed" in again.stderr, again.stderr

@@ -7,6 +7,7 @@ of ``--garment-from``, a report another run writes, Ctrl-C)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import signal
@@ -247,11 +248,8 @@ def test_a_tree_of_persons_with_r_mirrors_its_subfolders_and_never_walks_the_out
 def test_the_plan_of_a_folder_job_holds_one_folder_not_every_pair(tmp_path):
     """A tree of persons (3,000 in 60 folders, ``-r``) in one garment is walked as the job
     goes, as extract's photos are: planning it (the pairs, their outputs, the claims on
-    them) holds about one folder's names, and so does stage one's plan for a garment photo
-    (--garment-from: which garments to extract, then the pairs walked again); a list of the
-    same jobs grows with the tree."""
-    from clothes_extractor.runtime.dress_jobs import DressJob, garments_left
-    from clothes_extractor.runtime.pairs import Pairs, Tree, dress_jobs, with_catalog
+    them) holds about one folder's names; a list of the same jobs grows with the tree."""
+    from clothes_extractor.runtime.pairs import Pairs, Tree, dress_jobs
 
     persons = tmp_path / "persons"
     for folder in range(60):
@@ -270,20 +268,9 @@ def test_the_plan_of_a_folder_job_holds_one_folder_not_every_pair(tmp_path):
     def listed() -> None:
         assert len(list(dress_jobs(Pairs(persons, garment, tree=tree), tmp_path / "out", "png"))) == 3000
 
-    def stage_one() -> None:  # --garment-from: the garments to extract, then the pairs in their catalog images
-        assert garments_left(dress_jobs(Pairs(persons, garment, tree=tree), out, "png"), "model pair") == [garment]
-        jobs = with_catalog(dress_jobs(Pairs(persons, garment, tree=tree), out, "png"), made, "model pair")
-        assert sum(isinstance(job, DressJob) and job.garment == made[garment] for job in jobs) == 3000
-
-    out, made = tmp_path / "out", {garment: tmp_path / "stage-one" / "g.png"}
-    walk = dress_jobs(Pairs(persons, garment, tree=tree), out, "png")  # one garment photo: the first pair left finds it
-    assert garments_left(walk, "model pair", at_most=Pairs(persons, garment).garments()) == [garment]
-    assert sum(1 for _ in walk) == 2999  # (the walk stopped there)
     streamed()  # once untraced (pathlib interns names the first time it meets them)
     walked, kept = peak_memory(streamed), peak_memory(listed)
     assert walked * 10 < kept, (walked, kept)
-    planned = peak_memory(stage_one)
-    assert planned * 10 < kept, (planned, kept)
 
 
 def test_two_shards_dress_every_pair_once(models, tryon_folders, tmp_path):
@@ -325,6 +312,53 @@ def test_garments_from_photos_and_a_bad_photo_reported(models, tryon_folders, tm
     assert files(tmp_path / "out") == [f"figure-3__{Path(name).stem}.png" for name in TRYON_PERSONS]
     written = Image.open(tmp_path / "out" / "figure-3__figure-6.png")
     assert np.array_equal(np.asarray(written.convert("RGB")), np.asarray(expected))
+
+
+def test_stage_one_goes_a_window_of_pairs_at_a_time(models, tryon_folders, tmp_path):
+    """--garment-from on a folder of garment photos: a window of pairs at a time, stage one
+    extracts the window's photos, the window is dressed, and the catalog images no later pair
+    needs are removed. The temporary space holds one window's images, not every photo's, and
+    the first pairs come out after one window's stage one. One garment photo for a folder of
+    persons is extracted once. The same bytes as in one window."""
+    from clothes_extractor.runtime.dress_jobs import run_dressing
+    from clothes_extractor.runtime.dressing import Dresser
+    from clothes_extractor.runtime.pairs import Pairs, dress_from_photos, dress_jobs, extract_garments
+
+    persons, _ = tryon_folders
+    worn = tmp_path / "worn"
+    worn.mkdir()
+    for index in range(5):
+        shutil.copy(persons / TRYON_PERSONS[index % len(TRYON_PERSONS)], worn / f"w{index}.jpg")
+    dresser, events, stage = Dresser(models["tryon"], models["parser"]), [], tmp_path / "stage"
+    with new_session("generator", "cpu", outputs=["garment"]) as generator:
+
+        def extract(photos: list[Path], into: Path):
+            events.append(("extract", len(photos)))
+            return extract_garments(photos, into, generator, dresser.parser)
+
+        def run(person: Path, garment: Path, out: Path, window: int):
+            dress = functools.partial(
+                run_dressing, dresser, workers=1, on_result=lambda _: events.append(("dressed", held()))
+            )
+            jobs = dress_jobs(Pairs(person, garment), out, "png")
+            return dress_from_photos(jobs, stage, extract, dress, dresser.signature, window=window)
+
+        def held() -> int:  # the catalog images in the temporary folder
+            return sum(1 for _ in stage.rglob("*.png"))
+
+        summary = run(ROOT / "examples" / "photos" / "figure-3.jpg", worn, tmp_path / "out", window=2)
+        assert (summary.ok, summary.failed, held()) == (5, 0, 1)
+        assert events == [("extract", 2), ("dressed", 2), ("dressed", 2)] * 2 + [("extract", 1), ("dressed", 1)]
+        events.clear()
+        run(ROOT / "examples" / "photos" / "figure-3.jpg", worn, tmp_path / "whole", window=512)
+        assert events[0] == ("extract", 5)
+        events.clear()
+        stage = tmp_path / "stage-2"
+        summary = run(persons, worn / "w0.jpg", tmp_path / "persons", window=2)  # 3 persons, 1 garment photo
+        assert summary.ok == 3 and events == [("extract", 1)] + [("dressed", 1)] * 3
+    for name in files(tmp_path / "whole"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    assert len(files(tmp_path / "whole")) == 5
 
 
 def test_a_cancel_during_stage_one_dresses_nothing(models, tryon_folders, tmp_path):

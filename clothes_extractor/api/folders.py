@@ -6,13 +6,14 @@ Their steps are the runtime's own; the commands add reports, progress bars and d
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 from ..errors import InputError
 from ..runtime.dress_jobs import DressingSummary, DressResult
@@ -151,7 +152,8 @@ def dress_folder(
     subfolders of the folder too, each output in the same subfolder under ``output``.
 
     ``garment_from_photo``: the garments are photos of someone wearing them; stage one
-    extracts their catalog images first (into a temporary folder). ``on_start(total)`` is
+    extracts their catalog images (into a temporary folder), 4,096 pairs at a time, each
+    window's before its pairs are dressed. ``on_start(total)`` is
     told how many results will come; ``on_result`` sees each pair's ``DressResult``
     (``person``, ``garment``, ``status`` ok / skipped / error, ``output``, ``error``,
     ``size``) as it is final, in this thread. ``cancel``: set it (from a button's thread) to
@@ -163,11 +165,11 @@ def dress_folder(
     closed); the bundled segmenter is the parser. Raises ``InputError`` / ``OutputError`` /
     ``ValueError`` for inputs and settings that cannot work, before any pair is dressed.
     """
-    from ..runtime.dress_jobs import garments_left, run_dressing
+    from ..runtime.dress_jobs import run_dressing
     from ..runtime.dressing import Dresser
     from ..runtime.files import check_output_dir, remove_stale_partials
     from ..runtime.images import OUTPUT_FORMATS
-    from ..runtime.pairs import check_output_folder, dress_jobs, extract_garments, with_catalog
+    from ..runtime.pairs import check_output_folder, dress_from_photos, dress_jobs, extract_garments
 
     started = time.perf_counter()
     persons, garments, out_dir = Path(person), Path(garment), Path(output)
@@ -184,36 +186,30 @@ def dress_folder(
     remove_stale_partials(out_dir, recursive=found.tree is not None)
     stage_one = {"generator": generator} if garment_from_photo else {}
     opened = _bundled({"tryon": tryon, "segmenter": parser, **stage_one})
-    summary = DressingSummary()
-
-    def emit(result: DressResult) -> None:
-        summary.add(result)
-        if on_result is not None:
-            on_result(result)
-
     try:
         dresser = Dresser(tryon or opened["tryon"], parser or opened["segmenter"], "garment_from_photo=True")
         if on_start is not None:
             on_start(total)
-        jobs: Iterable[Any] = dress_jobs(found, out_dir, output_format)  # (and the pairs refused, as they come)
-        with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
-            if garment_from_photo:  # stage one, for the garments of the pairs left to dress
-                photos = garments_left(jobs, dresser.signature, overwrite, at_most=found.garments())
-                made = generator or opened["generator"]
-                catalog, summary.stopped = extract_garments(photos, Path(tmp), made, dresser.parser, batch_size, cancel)
-                jobs = with_catalog(dress_jobs(found, out_dir, output_format), catalog, dresser.signature, overwrite)
-            if summary.stopped is None:  # (stage one stopped: a cancel, or no room for the catalog images)
-                run = run_dressing(
-                    dresser,
-                    jobs,
-                    batch_size=batch_size,
-                    overwrite=overwrite,
-                    quality=quality,
-                    on_result=emit,
-                    cancel=cancel,
-                    workers=workers,
-                )
-                summary.stopped = run.stopped
+        jobs = dress_jobs(found, out_dir, output_format)  # (and the pairs refused, as they come)
+        dress = functools.partial(
+            run_dressing,
+            dresser,
+            batch_size=batch_size,
+            overwrite=overwrite,
+            quality=quality,
+            on_result=on_result,
+            cancel=cancel,
+            workers=workers,
+        )
+        if not garment_from_photo:
+            summary = dress(jobs)
+        else:  # stage one, a window of pairs at a time, for the garments of the pairs left to dress
+            made = generator or opened["generator"]
+            extract = functools.partial(
+                extract_garments, generator=made, parser=dresser.parser, batch_size=batch_size, cancel=cancel
+            )
+            with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
+                summary = dress_from_photos(jobs, Path(tmp), extract, dress, dresser.signature, overwrite)
     finally:
         for session in opened.values():
             session.close()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from ..errors import InputError, OutputError, renamed
+from ..errors import InputError, renamed
 from ..runtime.providers import PROVIDER_CHOICES
 from .common import (
     MAX_FAILURES_SHOWN,
@@ -167,9 +168,9 @@ def _open(options: dict[str, Any]):
 
 
 def _run(pairs: Pairs, total: int, output: Path, single: bool, tmp: Path, options: dict[str, Any]) -> None:
-    from ..runtime.dress_jobs import DressResult, garments_left, preview_dressing, run_dressing
+    from ..runtime.dress_jobs import DressResult, preview_dressing, run_dressing
     from ..runtime.files import check_output_dir, remove_stale_partials
-    from ..runtime.pairs import check_output_folder, dress_jobs, with_catalog
+    from ..runtime.pairs import check_output_folder, dress_from_photos, dress_jobs
 
     out_dir = output.parent if single else output
     check_side_files(
@@ -184,20 +185,18 @@ def _run(pairs: Pairs, total: int, output: Path, single: bool, tmp: Path, option
     if not options["dry_run"]:
         remove_stale_partials(out_dir, recursive=pairs.tree is not None)
     dresser = _open(options)
-    plan = (pairs, out_dir, options["fmt"], output if single else None)
-    jobs: Iterable[Any] = dress_jobs(*plan)  # (walked as it goes)
+    jobs = dress_jobs(pairs, out_dir, options["fmt"], output if single else None)  # (walked as it goes)
     report = Report(options["report"])  # (refused before stage one if another run writes it)
-    if options["garment_from"] is not None and not options["dry_run"]:  # (stage one: a dry run names the photos)
-        try:  # a rerun extracts only the garments of the pairs left to dress
-            photos = garments_left(jobs, dresser.signature, options["overwrite"], at_most=pairs.garments())
-            catalog = _extract_garments(photos, tmp, dresser.parser, options)
-        except BaseException:
-            report.close()
-            raise
-        jobs = with_catalog(dress_jobs(*plan), catalog, dresser.signature, options["overwrite"])  # (walked again)
-    if options["dry_run"]:
+    if options["dry_run"]:  # (with --garment-from, stage one does not run either: the pairs name the photos)
         report_dry_run(preview_dressing(dresser, jobs, options["overwrite"]), report, "pair", "dress", _error_line)
         return
+    if not single:
+        share = f" (shard {options['shard']})" if options["shard"] else ""
+        click.echo(
+            f"dressing {total} pair(s){share} with {dresser.tryon.path.name} + {dresser.parser.path.name} "
+            f"on {dresser.tryon.provider} -> {out_dir}",
+            err=True,
+        )
     progress = Progress(total, "pair", "tryon")
     failed: list[DressResult] = []  # the first errors, to show (summary.failed counts them all)
 
@@ -207,23 +206,21 @@ def _run(pairs: Pairs, total: int, output: Path, single: bool, tmp: Path, option
         report.write(dataclasses.replace(result, output="-") if options["to_stdout"] else result)
         progress.update(failed=result.status == "error")
 
-    if not single:
-        share = f" (shard {options['shard']})" if options["shard"] else ""
-        click.echo(
-            f"dressing {total} pair(s){share} with {dresser.tryon.path.name} + {dresser.parser.path.name} "
-            f"on {dresser.tryon.provider} -> {out_dir}",
-            err=True,
-        )
+    dress = functools.partial(
+        run_dressing,
+        dresser,
+        batch_size=options["batch_size"],
+        overwrite=options["overwrite"],
+        quality=options["quality"],
+        on_result=on_result,
+        workers=options["workers"],
+    )
     try:
-        summary = run_dressing(
-            dresser,
-            jobs,
-            batch_size=options["batch_size"],
-            overwrite=options["overwrite"],
-            quality=options["quality"],
-            on_result=on_result,
-            workers=options["workers"],
-        )
+        if options["garment_from"] is None:
+            summary = dress(jobs)
+        else:  # a window of pairs at a time: a rerun extracts only the garments of the pairs left to dress
+            extract = _stage_one(dresser.parser, options)
+            summary = dress_from_photos(jobs, tmp, extract, dress, dresser.signature, options["overwrite"])
     finally:
         progress.close()
         report.close()
@@ -268,19 +265,26 @@ def _summarise(summary: Any, failed: list[Any], single: bool, output: Path, repo
         sys.exit(1)
 
 
-def _extract_garments(photos: list[Path], tmp: Path, parser: Any, options: dict[str, Any]) -> dict[Path, Path | str]:
-    """Stage one on every garment photo: photo -> its catalog image in ``tmp``, or the error."""
-    if not photos:  # (every pair done already)
-        return {}
-    from ..api import new_session
-    from ..runtime.options import generator_outputs
-    from ..runtime.pairs import extract_garments
+def _stage_one(parser: Any, options: dict[str, Any]) -> Callable[[list[Path], Path], tuple[Any, str | None]]:
+    """``--garment-from``'s stage one, as ``dress_from_photos`` calls it on each window's
+    garment photos: photo -> its catalog image (on white, at the model size) in ``into``, or
+    the error. The generator is opened for each window that has photos to extract (a rerun
+    with every pair done opens none), and closed before the window is dressed: its memory is
+    not held beside the try-on model's."""
 
-    # stage one writes catalog images on white: the generator's silhouette is not computed
-    outputs = generator_outputs("white")
-    with new_session(options["generator"] or "generator", options["provider"], outputs=outputs) as generator:
-        click.echo(f"extracting the garments of {len(photos)} photo(s) with {generator.path.name}", err=True)
-        made, stopped = extract_garments(photos, tmp, generator, parser, options["batch_size"])
-    if stopped:  # a full disk where the catalog images go: no pair can be dressed
-        raise OutputError(f"stage one (the garments of the --garment-from photos) stopped: {stopped}")
-    return made
+    def extract(photos: list[Path], into: Path) -> tuple[Any, str | None]:
+        from tqdm import tqdm
+
+        from ..api import new_session
+        from ..runtime.options import generator_outputs
+        from ..runtime.pairs import extract_garments
+
+        # (catalog images on white: the generator's silhouette is not computed)
+        outputs = generator_outputs("white")
+        with new_session(options["generator"] or "generator", options["provider"], outputs=outputs) as generator:
+            # (above the progress bar, on a terminal)
+            tqdm.write(f"extracting the garments of {len(photos)} photo(s) with {generator.path.name}", sys.stderr)
+            made, stopped = extract_garments(photos, into, generator, parser, options["batch_size"])
+        return made, stopped and f"stage one (the garments of the --garment-from photos): {stopped}"
+
+    return extract

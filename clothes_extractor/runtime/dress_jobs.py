@@ -82,6 +82,11 @@ class DressingSummary:
         else:
             self.failed += 1
 
+    def merge(self, part: DressingSummary) -> None:
+        """Count in a later part of the same job (``pairs.dress_from_photos``' windows), and why it stopped."""
+        self.ok, self.skipped, self.failed = self.ok + part.ok, self.skipped + part.skipped, self.failed + part.failed
+        self.stopped = self.stopped or part.stopped
+
 
 def _finished(job: DressJob, signature: str, fmt: str) -> bool:
     """Whether this model pair already wrote the output; ``OutputError`` for someone else's file there."""
@@ -101,22 +106,6 @@ def decided(job: DressJob, signature: str, overwrite: bool) -> DressResult | Non
     except (InputError, OutputError) as exc:
         return DressResult.of(job, "error", describe_error(exc))
     return DressResult.of(job, "skipped") if done else None
-
-
-def garments_left(
-    jobs: Iterable[DressJob | DressResult], signature: str, overwrite: bool = False, at_most: int | None = None
-) -> list[Path]:
-    """The garments of the jobs left to dress (not ``decided``), each once, sorted: what stage
-    one of a job whose garments come from photos must extract (a rerun: only those of the
-    pairs left). A walk that keeps nothing else; a garment already found costs no check, and
-    the walk stops once it has found ``at_most`` (1: the jobs share one garment photo)."""
-    left: set[Path] = set()
-    for job in jobs:
-        if isinstance(job, DressJob) and job.garment not in left and decided(job, signature, overwrite) is None:
-            left.add(job.garment)
-            if len(left) == at_most:
-                break
-    return sorted(left)
 
 
 def preview_dressing(
