@@ -45,7 +45,8 @@ def main() -> None:
         command = ["/usr/bin/time", "-f", "maxrss %M KB", sys.executable, "-m", "clothes_extractor", "tryon"]
         command += ["--person", str(args.person), "--garment-from", str(args.worn), "-o", str(out), "--provider", "cpu"]
         started, first, peak = time.monotonic(), None, 0
-        process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        # (cwd: not this checkout, which `python -m` would put before --code on the path)
+        process = subprocess.Popen(command, env=env, cwd=work, stderr=subprocess.PIPE, text=True)
         while process.poll() is None:
             peak = max(peak, folder_size(tmp))
             if first is None and out.is_dir() and any(path.suffix == ".png" for path in out.iterdir()):

@@ -380,3 +380,38 @@ def test_a_large_cpu_batch_runs_a_few_rows_at_a_time(tiny_flow_path, monkeypatch
     out = whole.run(**given)
     assert rows == [3, 3, 1]
     assert all(np.array_equal(out[k], expected[k]) for k in ("garment", "alpha"))
+
+
+TRIM_SCRIPT = """
+import json, os, sys
+import numpy as np
+from clothes_extractor.models import bundled_model
+from clothes_extractor.runtime.session import ModelSession, SessionSettings
+
+def resident_mb():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+rng = np.random.default_rng(0)
+with ModelSession(bundled_model("tryon", "fp32"), "cpu", settings=SessionSettings(cpu_streams=1)) as tryon:
+    batch = {s.name: rng.integers(0, 256, (8, *tryon.contract.size, s.channels), dtype=np.uint8)
+             for s in tryon.contract.inputs}
+    first = tryon.run(**batch)["image"]
+    held = resident_mb()
+    tryon.trim()
+    trimmed = resident_mb()
+    same = bool(np.array_equal(tryon.run(**batch)["image"], first))
+print(json.dumps({"held": held, "trimmed": trimmed, "same": same}))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads the process's memory from /proc (Linux)")
+def test_trim_gives_back_the_memory_the_arena_holds_after_a_run():
+    # onnxruntime's CPU arena grows to a run's activations and keeps them for the session's life:
+    # try-on's folder job trims its models before the other stage's model runs (--garment-from).
+    # Measured in a process of its own (a test worker's heap holds other tests' memory).
+    done = subprocess.run([sys.executable, "-c", TRIM_SCRIPT], capture_output=True, text=True, env=cli_env())
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["held"] - found["trimmed"] > 100, found  # (~250 MB for a batch of 8)
+    assert found["same"]  # (and it runs as before)

@@ -152,7 +152,7 @@ def dress_folder(
     subfolders of the folder too, each output in the same subfolder under ``output``.
 
     ``garment_from_photo``: the garments are photos of someone wearing them; stage one
-    extracts their catalog images (into a temporary folder), 4,096 pairs at a time, each
+    extracts their catalog images (into a temporary folder), 1,024 pairs at a time, each
     window's before its pairs are dressed. ``on_start(total)`` is
     told how many results will come; ``on_result`` sees each pair's ``DressResult``
     (``person``, ``garment``, ``status`` ok / skipped / error, ``output``, ``error``,

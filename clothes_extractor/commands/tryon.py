@@ -7,7 +7,7 @@ import functools
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -215,13 +215,14 @@ def _run(pairs: Pairs, total: int, output: Path, single: bool, tmp: Path, option
         on_result=on_result,
         workers=options["workers"],
     )
+    stage_one = _StageOne(dresser.parser, options)
     try:
         if options["garment_from"] is None:
             summary = dress(jobs)
         else:  # a window of pairs at a time: a rerun extracts only the garments of the pairs left to dress
-            extract = _stage_one(dresser.parser, options)
-            summary = dress_from_photos(jobs, tmp, extract, dress, dresser.signature, options["overwrite"])
+            summary = dress_from_photos(jobs, tmp, stage_one, dress, dresser.signature, options["overwrite"])
     finally:
+        stage_one.close()
         progress.close()
         report.close()
     _summarise(summary, failed, single, Path("-") if options["to_stdout"] else output, report, total)
@@ -265,26 +266,31 @@ def _summarise(summary: Any, failed: list[Any], single: bool, output: Path, repo
         sys.exit(1)
 
 
-def _stage_one(parser: Any, options: dict[str, Any]) -> Callable[[list[Path], Path], tuple[Any, str | None]]:
+class _StageOne:
     """``--garment-from``'s stage one, as ``dress_from_photos`` calls it on each window's
     garment photos: photo -> its catalog image (on white, at the model size) in ``into``, or
-    the error. The generator is opened for each window that has photos to extract (a rerun
-    with every pair done opens none), and closed before the window is dressed: its memory is
-    not held beside the try-on model's."""
+    the error. The generator is opened at the first photo to extract (a rerun with every
+    pair done opens none) and kept for the job."""
 
-    def extract(photos: list[Path], into: Path) -> tuple[Any, str | None]:
+    def __init__(self, parser: Any, options: dict[str, Any]):
+        self.parser, self.options = parser, options
+        self.generator: Any = None
+
+    def __call__(self, photos: list[Path], into: Path) -> tuple[dict[Path, Path | str], str | None]:
         from tqdm import tqdm
 
         from ..api import new_session
         from ..runtime.options import generator_outputs
         from ..runtime.pairs import extract_garments
 
-        # (catalog images on white: the generator's silhouette is not computed)
-        outputs = generator_outputs("white")
-        with new_session(options["generator"] or "generator", options["provider"], outputs=outputs) as generator:
-            # (above the progress bar, on a terminal)
-            tqdm.write(f"extracting the garments of {len(photos)} photo(s) with {generator.path.name}", sys.stderr)
-            made, stopped = extract_garments(photos, into, generator, parser, options["batch_size"])
+        if self.generator is None:  # (catalog images on white: the generator's silhouette is not computed)
+            model, provider = self.options["generator"] or "generator", self.options["provider"]
+            self.generator = new_session(model, provider, outputs=generator_outputs("white"))
+        # (above the progress bar, on a terminal)
+        tqdm.write(f"extracting the garments of {len(photos)} photo(s) with {self.generator.path.name}", sys.stderr)
+        made, stopped = extract_garments(photos, into, self.generator, self.parser, self.options["batch_size"])
         return made, stopped and f"stage one (the garments of the --garment-from photos): {stopped}"
 
-    return extract
+    def close(self) -> None:
+        if self.generator is not None:
+            self.generator.close()

@@ -144,7 +144,8 @@ def run_dressing(
     and in the report), and the interrupt propagates. A full disk stops the job after the
     writes in flight, and ``summary.stopped`` says why. ``cancel``: once it is set (from any
     thread), the job stops after the pairs in flight (at most two batches being written; the
-    batch being read is not dressed) and ``summary.stopped`` is ``CANCELLED``.
+    batch being read is not dressed) and ``summary.stopped`` is ``CANCELLED``. A run that
+    ends gives back the CPU memory the two models' arenas hold (``ModelSession.trim``).
     """
     summary = DressingSummary()
     started = time.perf_counter()
@@ -165,6 +166,8 @@ def run_dressing(
         if not _dress_all(dresser, batches, readers, writers, emit, cancelled):
             summary.stopped = CANCELLED
         writers.drain()
+        for session in (dresser.tryon, dresser.parser):  # (what comes next may be another model: stage one)
+            session.trim()
     except DiskFull as exc:  # every pair after it would fail the same way
         summary.stopped = str(exc)
     finally:

@@ -196,7 +196,8 @@ def extract_garments(
 ) -> tuple[Catalog, str | None]:
     """Stage one on every garment photo: {photo: its catalog image (PNG on white, at the
     model size) in ``folder``, or why there is none}, and why stage one stopped (a full
-    disk, a cancel) or None. A stopped stage one leaves some photos out of the map."""
+    disk, a cancel) or None. A stopped stage one leaves some photos out of the map. The two
+    models' CPU memory is given back at the end (``ModelSession.trim``)."""
     if not photos:
         return {}, None
     jobs = [find_jobs([photo], folder / str(index), "png")[0] for index, photo in enumerate(photos)]
@@ -210,6 +211,8 @@ def extract_garments(
 
     options = ExtractOptions(batch_size=batch_size, output_size="model", background="white")
     summary = run_extraction(generator, jobs, options, on_result, parser, cancel=cancel)
+    for session in (generator, parser):  # (the try-on model runs next)
+        session.trim()
     return made, summary.stopped
 
 
@@ -275,10 +278,10 @@ def with_catalog(
 
 
 # Pairs at a time whose garment photos stage one extracts before they are dressed: their catalog
-# images (~50 KB each at 256x192) take ~200 MB of temporary space at most. A job of fewer pairs
-# runs in one window, stage one first; from the second window on, stage one's generator runs
-# beside the try-on model's memory (+270 MB peak RSS measured on the 2-core machine).
-STAGE_ONE_WINDOW = 4096
+# images (~50 KB each at 256x192) take ~50 MB of temporary space at most, and the first pairs
+# are written after 1,024 extractions. Each stage gives back its models' CPU memory at its end
+# (ModelSession.trim), so the next one does not run beside it.
+STAGE_ONE_WINDOW = 1024
 
 
 def dress_from_photos(
