@@ -29,7 +29,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..runtime.pairs import Pairs
+    from ..runtime.pairs import Catalog, Pairs
 
 FORMATS = ("png", "jpg", "webp")
 
@@ -276,7 +276,7 @@ class _StageOne:
         self.parser, self.options = parser, options
         self.generator: Any = None
 
-    def __call__(self, photos: list[Path], into: Path) -> tuple[dict[Path, Path | str], str | None]:
+    def __call__(self, photos: list[Path], into: Path) -> tuple[Catalog, str | None]:
         from tqdm import tqdm
 
         from ..api import new_session

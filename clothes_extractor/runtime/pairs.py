@@ -247,34 +247,19 @@ def dress_jobs(pairs: Pairs, out_dir: Path, fmt: str, single: Path | None = None
             yield DressJob(person, garment, path)
 
 
-def garments_left(jobs: Iterable[DressJob | DressResult], signature: str, overwrite: bool = False) -> list[Path]:
-    """The garments of the jobs left to dress (not ``decided``), each once, sorted: what stage
-    one of a job whose garments come from photos must extract (a rerun: only those of the
-    pairs left). A garment already found costs no check."""
-    left: set[Path] = set()
-    for job in jobs:
-        if isinstance(job, DressJob) and job.garment not in left and decided(job, signature, overwrite) is None:
-            left.add(job.garment)
-    return sorted(left)
-
-
-def with_catalog(
-    jobs: Iterable[DressJob | DressResult], catalog: Catalog, signature: str, overwrite: bool = False
-) -> Iterator[DressJob | DressResult]:
-    """``jobs`` (a window of ``dress_jobs``') with each garment photo replaced by the catalog
-    image stage one made of it (``extract_garments``' map); a pair whose photo it could not
-    extract fails with its reason, unless the pair is ``decided`` already (done: skipped, as
-    stage one left its photo out)."""
+def with_catalog(jobs: Iterable[DressJob | DressResult], catalog: Catalog) -> Iterator[DressJob | DressResult]:
+    """``jobs`` (a window's, those done already ``decided``) with each garment photo replaced
+    by the catalog image stage one made of it (``extract_garments``' map); a pair whose photo
+    it could not extract fails with its reason."""
     for job in jobs:
         if isinstance(job, DressResult):
             yield job
             continue
-        made = catalog.get(job.garment)
+        made = catalog.get(job.garment, "garment photo: stage one did not reach it")
         if isinstance(made, Path):
-            yield DressJob(job.person, made, job.output, photo=job.garment)  # (run_dressing skips it if done)
+            yield DressJob(job.person, made, job.output, photo=job.garment)
         else:
-            failed = made or "garment photo: stage one did not reach it"
-            yield decided(job, signature, overwrite) or DressResult.of(job, "error", failed)
+            yield DressResult.of(job, "error", made)
 
 
 # Pairs at a time whose garment photos stage one extracts before they are dressed: their catalog
@@ -295,7 +280,7 @@ def dress_from_photos(
 ) -> DressingSummary:
     """Both stages for garments that come from photos (``--garment-from``), ``window`` pairs
     (default ``STAGE_ONE_WINDOW``) at a time: the garment photos of the window's pairs left
-    to dress (``garments_left``) extracted into a new subfolder of ``folder``
+    to dress (not ``decided``) extracted into a new subfolder of ``folder``
     (``extract(photos, into)``: ``extract_garments``' map and why it stopped), then the
     window dressed in them (``dress(jobs)``: ``run_dressing``). A catalog image the next
     window needs is kept (one garment photo for a folder of persons is extracted once), the
@@ -304,7 +289,9 @@ def dress_from_photos(
     summary, started = DressingSummary(), time.perf_counter()
     catalog: Catalog = {}
     for number, chunk in enumerate(_windows(jobs, window or STAGE_ONE_WINDOW)):
-        photos = garments_left(chunk, signature, overwrite)
+        # each pair done or refused decided once (a rerun extracts only the garments of the pairs left)
+        chunk = [job if isinstance(job, DressResult) else decided(job, signature, overwrite) or job for job in chunk]
+        photos = sorted({job.garment for job in chunk if isinstance(job, DressJob)})
         for photo in set(catalog) - set(photos):  # (a garment photo's catalog image no pair left here needs)
             _remove(catalog.pop(photo))
         new = [photo for photo in photos if photo not in catalog]
@@ -313,7 +300,7 @@ def dress_from_photos(
             catalog.update(made)
             if summary.stopped is not None:
                 break
-        summary.merge(dress(with_catalog(chunk, catalog, signature, overwrite)))
+        summary.merge(dress(with_catalog(chunk, catalog)))
         if summary.stopped is not None:
             break
     summary.seconds = time.perf_counter() - started  # (both stages)
