@@ -65,8 +65,10 @@ def extract_folder(
     models run on CUDA and nvImageCodec starts, else on the host, said in the log) as in
     ``extract``. Workers are threads unless ``processes`` (which scale with cores; a frozen
     app must call ``multiprocessing.freeze_support()``). Sessions default to the bundled
-    models (opened for this call and closed). Raises ``OutputError`` / ``InputError`` /
-    ``ValueError`` for settings that cannot work, before any photo is read.
+    models (opened for this call and closed); the caller's are trimmed at the end
+    (``runtime.session.trim_memory``: their memory goes back until the next job). Raises
+    ``OutputError`` / ``InputError`` / ``ValueError`` for settings that cannot work, before
+    any photo is read.
     """
     from ..runtime.files import check_output_dir
     from ..runtime.gpudecode import open_decoder
@@ -74,6 +76,7 @@ def extract_folder(
     from ..runtime.jobs import MaskIndex, check_output_folders, count_jobs, iter_jobs, removing_stale_partials
     from ..runtime.options import ExtractOptions, default_workers
     from ..runtime.pipeline import run_extraction
+    from ..runtime.session import trim_memory
     from ..runtime.shards import Shard
 
     paths = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(item) for item in inputs]
@@ -115,12 +118,15 @@ def extract_folder(
         decoder, why = open_decoder(decode, generator.provider)
         if why:
             log.warning("%s", why)
-        return run_extraction(
+        summary = run_extraction(
             generator, removing_stale_partials(jobs), options, on_result, segmenter, decoder=decoder, cancel=cancel
         )
     finally:
         for session in opened.values():
             session.close()
+    # the caller's sessions outlive the job: what their last batches grew goes back for now
+    trim_memory(session for session in (generator, segmenter) if session not in opened.values())
+    return summary
 
 
 def dress_folder(

@@ -33,6 +33,7 @@ from .files import write_atomic
 from .images import encode_image
 from .options import default_workers
 from .pipeline import CANCELLED
+from .session import trim_memory
 from .signature import check_replaceable, read_signature
 from .stages import describe_error, output_format
 
@@ -145,7 +146,7 @@ def run_dressing(
     writes in flight, and ``summary.stopped`` says why. ``cancel``: once it is set (from any
     thread), the job stops after the pairs in flight (at most two batches being written; the
     batch being read is not dressed) and ``summary.stopped`` is ``CANCELLED``. A run that
-    ends gives back the CPU memory the two models' arenas hold (``ModelSession.trim``).
+    ends gives back the CPU memory the two models' arenas and the C heap hold (``trim_memory``).
     """
     summary = DressingSummary()
     started = time.perf_counter()
@@ -166,8 +167,7 @@ def run_dressing(
         if not _dress_all(dresser, batches, readers, writers, emit, cancelled):
             summary.stopped = CANCELLED
         writers.drain()
-        for session in (dresser.tryon, dresser.parser):  # (what comes next may be another model: stage one)
-            session.trim()
+        trim_memory([dresser.tryon, dresser.parser])  # (what comes next may be another model: stage one)
     except DiskFull as exc:  # every pair after it would fail the same way
         summary.stopped = str(exc)
     finally:

@@ -30,7 +30,7 @@ from .files import same_file
 from .jobs import find_jobs
 from .options import ExtractOptions
 from .pipeline import run_extraction
-from .session import ModelSession
+from .session import ModelSession, trim_memory
 from .shards import Shard
 from .walk import walk_photos
 
@@ -197,7 +197,7 @@ def extract_garments(
     """Stage one on every garment photo: {photo: its catalog image (PNG on white, at the
     model size) in ``folder``, or why there is none}, and why stage one stopped (a full
     disk, a cancel) or None. A stopped stage one leaves some photos out of the map. The two
-    models' CPU memory is given back at the end (``ModelSession.trim``)."""
+    models' CPU memory is given back at the end (``trim_memory``)."""
     if not photos:
         return {}, None
     jobs = [find_jobs([photo], folder / str(index), "png")[0] for index, photo in enumerate(photos)]
@@ -211,8 +211,7 @@ def extract_garments(
 
     options = ExtractOptions(batch_size=batch_size, output_size="model", background="white")
     summary = run_extraction(generator, jobs, options, on_result, parser, cancel=cancel)
-    for session in (generator, parser):  # (the try-on model runs next)
-        session.trim()
+    trim_memory([generator, parser])  # (the try-on model runs next)
     return made, summary.stopped
 
 

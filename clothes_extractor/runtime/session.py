@@ -11,12 +11,15 @@ anyway). Providers come from ``providers`` (auto order, explicit-or-error, quiet
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import functools
 import logging
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Collection
+from typing import Any, Callable, Collection, Iterable
 
 import numpy as np
 
@@ -266,6 +269,30 @@ class ModelSession:
             "inputs": [dataclasses.asdict(spec) for spec in self.contract.inputs],
             "outputs": [dataclasses.asdict(spec) for spec in self.output_specs],
         }
+
+
+def trim_memory(sessions: Iterable[ModelSession | None]) -> None:
+    """Give back the CPU memory a finished stage or a quiet server holds: each session's
+    onnxruntime arena (``ModelSession.trim``), then the C heap's free pages (glibc's
+    ``malloc_trim``: the photos, batches and outputs a stage freed stay in the heap, in
+    pieces, otherwise). ``serve`` after a burst from 16 clients on the 2-core CPU: 583 MB
+    kept, 267 MB trimmed (the arenas alone: ~400). The heap's step needs glibc (Linux)."""
+    for session in sessions:
+        if session is not None:
+            session.trim()
+    heap_trim = _heap_trim()
+    if heap_trim is not None:
+        heap_trim(0)
+
+
+@functools.cache
+def _heap_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None).malloc_trim  # (glibc; musl has none)
+    except (OSError, AttributeError):
+        return None
 
 
 def contract_of(path: str | Path) -> ModelContract:
