@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -65,6 +66,7 @@ def test_requests_batches_and_errors_are_counted(tiny_flow_path):
     assert value("clothes_extractor_batched_items_total", batcher="generator") == batches["requests"] == 6
     assert value("clothes_extractor_model_runs_total", batcher="generator") == batches["generator"] >= 1
     assert value("clothes_extractor_queue_items", batcher="generator") == 0
+    assert value("clothes_extractor_memory_trims_total", batcher="generator") == 0  # (after 30 s quiet, by default)
     assert not any(labels and dict(labels).get("batcher") in ("segmenter", "tryon") for _, labels in seen)
 
 
@@ -82,3 +84,35 @@ def test_the_access_log_has_a_line_per_request(tiny_flow_path):
     requests = [m.groups() for m in re.finditer(line, log)]
     assert requests == [("?format=webp", "200", str(len(body))), (None, "400", requests[1][2])], log
     assert re.search(r'"GET /health" 200 ', log)  # (start's wait for it; the page, /info and the rest too)
+
+
+def test_a_quiet_server_gives_its_models_memory_back_and_answers_the_same(tiny_flow_path):
+    # --idle-trim-s: once a batcher has run and then no request came for that long, its
+    # models' memory goes back (ModelSession.trim, malloc_trim), once per quiet spell
+    process, url = start("--model", tiny_flow_path, "--no-segmenter", "--idle-trim-s", "0.5")
+    key = ("clothes_extractor_memory_trims_total", (("batcher", "generator"),))
+
+    def trims_reach(count: int) -> bool:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and scrape(url)[key] < count:
+            time.sleep(0.1)
+        return scrape(url)[key] == count
+
+    try:
+        photo, mask = person_photo(2)
+        fields = {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))}
+        time.sleep(1)
+        assert scrape(url)[key] == 0  # quiet, but nothing ran yet
+        status, before, _ = post(url, fields)
+        assert status == 200
+        assert trims_reach(1)
+        time.sleep(1.5)
+        assert scrape(url)[key] == 1  # still quiet: once, not every half second
+        status, after, _ = post(url, fields)
+        assert status == 200
+        assert trims_reach(2)
+        with urllib.request.urlopen(f"{url}/info", timeout=10) as answer:
+            assert json.load(answer)["settings"]["idle_trim_s"] == 0.5
+    finally:
+        stop(process)
+    assert after == before  # the trimmed model answers as it did

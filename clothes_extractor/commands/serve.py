@@ -43,6 +43,14 @@ from .common import reports_errors, verbose_option
     show_default=True,
     help="How long a batch waits for more requests.",
 )
+@click.option(
+    "--idle-trim-s",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="After this many seconds without a request, give back the CPU memory the models' last batches "
+    "grew (0: keep it for the next burst).",
+)
 @click.option("--max-upload-mb", type=click.FloatRange(min=0.01), default=20.0, show_default=True)
 @click.option("--timeout-s", type=click.FloatRange(min=0.1), default=60.0, show_default=True, help="Per request.")
 @click.option(
@@ -92,6 +100,7 @@ def serve(
     provider: str,
     max_batch: int,
     max_wait_ms: float,
+    idle_trim_s: float,
     max_upload_mb: float,
     timeout_s: float,
     allow_origins: tuple[str, ...],
@@ -116,7 +125,8 @@ def serve(
         ) from None
     from ..api import new_session
     from ..runtime.options import generator_outputs
-    from ..serve.app import ServeSettings, create_app
+    from ..serve.app import create_app
+    from ..serve.settings import ServeSettings
 
     origins = tuple(_origin(value) for value in allow_origins)
     root_path = _root_path(root_path)
@@ -132,6 +142,7 @@ def serve(
     settings = ServeSettings(
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
+        idle_trim_s=idle_trim_s,
         max_upload_mb=max_upload_mb,
         timeout_s=timeout_s,
         allow_origins=origins,

@@ -28,7 +28,6 @@ import dataclasses
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -48,7 +47,7 @@ from ..runtime.stages import NeedsMask, Prepared, SegmentedMask, apply_backgroun
 from ..runtime.walk import MaskSource
 from . import metrics, openapi
 from .access import API_ROUTES, KeyRequired
-from .batcher import Batcher
+from .settings import ServeSettings
 from .tryon import TRYON_API, TryOn, handle_tryon
 from .uploads import MEDIA, error, failure, read_photo_and_mask, refuse_oversized, request_options
 
@@ -77,22 +76,6 @@ EXTRACT_API = openapi.operation(
 )
 
 
-@dataclass(frozen=True)
-class ServeSettings:
-    max_batch: int = 8  # 1: one request per model run (no batching)
-    max_wait_ms: float = 10.0  # how long a batch waits for more requests
-    max_upload_mb: float = 20.0
-    timeout_s: float = 60.0
-    max_queue: int = 256
-    # web pages of these origins (scheme://host[:port]; "*": any) may call the API from a
-    # browser (CORS); none by default: only the page this server serves
-    allow_origins: tuple[str, ...] = ()
-
-    def batching(self) -> dict[str, Any]:
-        """A ``Batcher``'s settings."""
-        return {"max_batch": self.max_batch, "max_wait_ms": self.max_wait_ms, "max_queue": self.max_queue}
-
-
 class Extractor:
     """The models and their batchers; ``extract`` runs one request through the stages.
 
@@ -105,8 +88,8 @@ class Extractor:
         self.generator, self.segmenter, self.settings = generator, segmenter, settings
         self._whole: ModelSession | None = None  # the generator with its silhouette, once needed
         self._whole_lock = threading.Lock()
-        self.generate = Batcher(self._run_generator, name="generator", **settings.batching())
-        self.segments = Batcher(self._run_segmenter, name="segmenter", **settings.batching()) if segmenter else None
+        self.generate = settings.batcher(self._run_generator, "generator", self.generator_sessions)
+        self.segments = settings.batcher(self._run_segmenter, "segmenter", lambda: [segmenter]) if segmenter else None
 
     def close(self) -> None:
         self.generate.close()
@@ -220,7 +203,7 @@ def create_app(
     with ``api_keys``, the API's routes only for requests that carry one (``serve/access.py``)."""
     settings = settings or ServeSettings()
     extractor = Extractor(generator, segmenter, settings)
-    tryon = TryOn(dresser, **settings.batching()) if dresser is not None else None
+    tryon = TryOn(dresser, settings) if dresser is not None else None
     app = FastAPI(title="clothes-extractor", version=_version(), docs_url=None, redoc_url=None)
     openapi.add_docs(app)
     if api_keys:

@@ -7,6 +7,7 @@
     clothes_extractor_model_runs_total{batcher}           model runs (batches) of each batcher
     clothes_extractor_batched_items_total{batcher}        items those runs took: / runs = mean batch
     clothes_extractor_queue_items{batcher}                items waiting for a run now
+    clothes_extractor_memory_trims_total{batcher}         times its models' memory went back after a quiet spell
 
 Only the API's own routes are counted by route (POST /extract, POST /tryon); anything
 else (the page, /info, CORS preflights, a scanner's 404s) is ``other``, so a stream of odd
@@ -47,11 +48,17 @@ class _Batchers:
         waiting = GaugeMetricFamily(
             "clothes_extractor_queue_items", "Items waiting for a model run", labels=["batcher"]
         )
+        trims = CounterMetricFamily(
+            "clothes_extractor_memory_trims",
+            "Times the models' memory went back after a quiet spell",
+            labels=["batcher"],
+        )
         for batcher in self.batchers():
             runs.add_metric([batcher.name], batcher.batches)
             items.add_metric([batcher.name], batcher.items)
             waiting.add_metric([batcher.name], batcher.waiting)
-        return [runs, items, waiting]
+            trims.add_metric([batcher.name], batcher.idles)
+        return [runs, items, waiting, trims]
 
 
 class _Observing:

@@ -34,7 +34,7 @@ from ..errors import ClothesExtractorError, InputError, NoGarmentError, files_na
 from ..runtime.dressing import Dresser, Garment, Person, load_garment, load_person, paste
 from ..runtime.images import encode_image
 from . import openapi
-from .batcher import Batcher
+from .settings import ServeSettings
 from .uploads import MEDIA, error, failure, read_form, refuse_oversized, request_options
 
 FIELDS = {
@@ -56,14 +56,12 @@ TRYON_API = openapi.operation(
 class TryOn:
     """A ``Dresser`` and its batcher; ``dress`` runs one request's pair through it."""
 
-    def __init__(self, dresser: Dresser, max_batch: int, max_wait_ms: float, max_queue: int):
+    def __init__(self, dresser: Dresser, settings: ServeSettings):
         self.dresser = dresser
         # the batch thread runs the models; each request fits its photo and garment before
         # (``Dresser.person``, ``Dresser.garment``: resizes of the whole photo) and pastes its
         # own result back into its photo after, in a thread of its own, as the folder job does
-        self.batcher = Batcher(
-            dresser.draw_pairs, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, name="tryon"
-        )
+        self.batcher = settings.batcher(dresser.draw_pairs, "tryon", lambda: [dresser.tryon, dresser.parser])
 
     def close(self) -> None:
         self.batcher.close()
