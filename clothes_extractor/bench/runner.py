@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-import resource
+import sys
 import tempfile
 import threading
 import time
@@ -136,9 +136,15 @@ def summarise(runs: list[dict[str, float]], batch: int) -> dict[str, Any]:
     return result
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process so far, MB (getrusage: KiB on Linux, bytes on
+    macOS); None where there is no getrusage (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0)
 
 
 def gpu_memory_mb() -> float | None:
