@@ -281,6 +281,25 @@ def test_outputs_carry_a_signature_that_only_whole_files_give_back(tmp_path, fmt
     assert read_signature(path, fmt) is None
 
 
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp"])
+def test_a_garment_extract_wrote_is_refused_as_a_photo_and_read_as_a_garment(tmp_path, fmt):
+    # extract's outputs (signed by their generator) found among the photos, as a later run
+    # with another -o finds the earlier run's: no garment made of a garment, a reason instead
+    array = np.random.default_rng(0).integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    garment = tmp_path / f"garment.{fmt}"
+    garment.write_bytes(encode_image(array, fmt, signature="model=0123456789abcdef size=auto background=white"))
+    with pytest.raises(
+        InputError, match="photo .* is a garment image that extract wrote.*give it to try-on as the garment"
+    ):
+        load_photo(garment)
+    assert load_photo(garment, role="garment image")[0].size == (48, 64)  # tryon --garment reads it
+    assert load_mask(garment).size == (48, 64)  # (and so does anything that is not a photo)
+    # what is not extract's garment stays a photo: tryon's dressed people, unsigned images
+    for name, signature in (("dressed", "tryon=0123456789abcdef parser=fedcba9876543210"), ("plain", None)):
+        (tmp_path / f"{name}.{fmt}").write_bytes(encode_image(array, fmt, signature=signature))
+        assert load_photo(tmp_path / f"{name}.{fmt}")[0].size == (48, 64)
+
+
 def test_a_damaged_png_signature_is_no_signature(tmp_path):
     array = np.random.default_rng(0).integers(0, 256, (32, 24, 3), dtype=np.uint8)
     data = encode_image(array, "png", signature="model=abc size=auto")

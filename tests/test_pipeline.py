@@ -171,6 +171,26 @@ def test_bad_files_are_reported_and_the_rest_is_written(model, photo_folder, tmp
     assert no_partial_files(out)
 
 
+def test_an_earlier_runs_garments_among_the_photos_are_refused_not_extracted_again(model, photo_folder, tmp_path):
+    # extract -r photos -o photos/garments, later -o elsewhere: the walk leaves out only its
+    # own -o, so the first run's garments come as photos (and each has a mask by its stem)
+    photos, masks = photo_folder
+    run(model, [photos], photos / "garments", masks)
+    jobs = find_jobs([photos], tmp_path / "again", "png", MaskIndex(masks), recursive=True)
+    results = []
+    options = ExtractOptions(batch_size=2, workers=2, processes=False)
+    summary = run_extraction(model, jobs, options, results.append, None)
+    assert (summary.ok, summary.failed) == (5, 5)
+    for result in results:
+        if Path(result.input).parent.name == "garments":
+            assert "is a garment image that extract wrote, not a photo" in result.error
+        else:
+            assert result.status == "ok"
+    assert sorted(p.relative_to(tmp_path / "again").as_posix() for p in (tmp_path / "again").rglob("*")) == [
+        f"p{i}.png" for i in range(5)
+    ]  # nothing written for them, no folder made
+
+
 def test_alpha_is_a_mask_only_when_asked_for(model, segmenter, figures, tmp_path):
     # A cut-out PNG (what rembg writes): by default composited on white and segmented.
     photo = Image.open(figures / "figure-1.jpg").convert("RGB")

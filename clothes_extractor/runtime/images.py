@@ -72,7 +72,27 @@ def open_image(path: Path, what: str = "image") -> Image.Image:
             f"({image.width * image.height / 1e6:.0f} Mpx), over the decompression-bomb limit "
             f"of {limit / 1e6:.0f} Mpx; downscale it first"
         )
+    if what == "photo" and extract_wrote(image):
+        image.close()
+        raise InputError(
+            f"{what} {path} is a garment image that extract wrote, not a photo of someone wearing one (an "
+            "earlier run's output among the photos? a walk leaves out only its own run's -o): leave it out, or "
+            "give it to try-on as the garment (tryon --garment)"
+        )
     return image
+
+
+def extract_wrote(image: Image.Image) -> bool:
+    """Whether an opened image is one of ``extract``'s garments: its signature (``encode_image``:
+    a PNG text chunk, a JPEG comment, WebP XMP; read with the header, no decoding) names a
+    generator. ``tryon``'s outputs, photos of people, name a try-on model."""
+    text = image.info.get(SIGNATURE_KEY)
+    tagged = f"{SIGNATURE_KEY}:".encode()
+    for key in ("comment", "xmp"):
+        value = image.info.get(key)
+        if text is None and isinstance(value, bytes) and value.startswith(tagged):
+            text = value[len(tagged) :].decode("latin-1")
+    return isinstance(text, str) and text.startswith("model=")
 
 
 @functools.cache
