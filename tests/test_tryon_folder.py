@@ -273,6 +273,55 @@ def test_the_plan_of_a_folder_job_holds_one_folder_not_every_pair(tmp_path):
     assert walked * 10 < kept, (walked, kept)
 
 
+PAIRS_MEMORY = """
+import json, sys, tracemalloc
+from pathlib import Path
+from clothes_extractor.runtime.pairs import Pairs, read_pairs
+
+listing, persons, garments = Path(sys.argv[1]), Path("persons"), Path("garments")
+list(read_pairs(listing, persons, garments)[0])  # once untraced: pathlib interns the names it meets
+tracemalloc.start()
+pairs, repeats = read_pairs(listing, persons, garments)
+listed = tracemalloc.get_traced_memory()[0]  # what the checked listing holds
+tracemalloc.stop()
+assert repeats == 1 and Pairs(persons, garments, listing=pairs).count() == (10_000, 10_000)
+tracemalloc.start()
+as_list = list(pairs)
+held = tracemalloc.get_traced_memory()[0]
+tracemalloc.stop()
+print(json.dumps({"listing": listed, "list": held, "pairs": len(as_list)}))
+"""
+
+
+def test_a_pairs_file_is_read_again_as_the_job_goes_not_held(tmp_path):
+    """A pairs file (a million lines took 1.1 GB held as a list, and 30 s to read): checked,
+    counted and walked by reading it again each time, each pair once (a pass holds a 16-byte
+    digest of each pair it met); the listing itself holds nothing per pair. Measured in a
+    process of its own (a test worker's other threads allocate meanwhile)."""
+    from clothes_extractor.runtime.pairs import Pairs, dress_jobs, read_pairs
+
+    persons, garments = tmp_path / "persons", tmp_path / "garments"
+    names = [f"person-{index:05d}.jpg garment-{index % 100:03d}.png" for index in range(10_000)]
+    listing = tmp_path / "pairs.txt"
+    listing.write_text("# who wears what\n" + "\n".join(names) + f"\n\n{names[7]}\n")  # (a repeat)
+    done = subprocess.run([sys.executable, "-c", PAIRS_MEMORY, listing], capture_output=True, text=True, env=cli_env())
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["pairs"] == 10_000 and found["listing"] * 50 < found["list"], found
+    jobs = list(
+        dress_jobs(Pairs(persons, garments, listing=read_pairs(listing, persons, garments)[0]), tmp_path, "png")
+    )
+    assert [(job.person.name, job.garment.name) for job in jobs[:2]] == [
+        ("person-00000.jpg", "garment-000.png"),
+        ("person-00001.jpg", "garment-001.png"),
+    ]  # the file's order, the repeat dressed once
+    assert len(jobs) == 10_000
+    # a line that names no pair is refused before any work, naming it, as before
+    listing.write_text("\n".join(names[:5]) + "\nperson-9.jpg\n")
+    with pytest.raises(InputError, match=r"pairs.txt, line 6: expected 'PERSON GARMENT', got 'person-9.jpg'"):
+        read_pairs(listing, persons, garments)
+
+
 def test_two_shards_dress_every_pair_once(models, tryon_folders, tmp_path):
     persons, garments = tryon_folders
     written = []

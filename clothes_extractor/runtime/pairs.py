@@ -18,6 +18,7 @@ what is here raises ``InputError`` for what the files say.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from dataclasses import dataclass
@@ -83,7 +84,7 @@ class Pairs:
 
     person: Path
     garment: Path
-    listing: list[Pair] | None = None
+    listing: PairsListing | None = None
     tree: Tree | None = None
     exclude: Sequence[Path] = ()
     shard: Shard | None = None
@@ -134,45 +135,76 @@ class Unreadable(NamedTuple):
     error: str
 
 
-def read_pairs(listing: Path | Iterable[Sequence[str]], person_dir: Path, garment_dir: Path) -> tuple[list[Pair], int]:
-    """The pairs a listing names, and how many it named again (each pair is dressed once).
+@dataclass(frozen=True)
+class PairsListing:
+    """The pairs a listing names, in its order, each pair once (``read_pairs`` makes one,
+    having checked every line): a pairs file is read again at every iteration, never held
+    (a million pairs held as a list took 1.1 GB); a caller's sequence is the caller's."""
+
+    source: Path | Sequence[Sequence[str]]
+    person_dir: Path
+    garment_dir: Path
+
+    def __iter__(self) -> Iterator[Pair]:
+        for person, garment in _distinct(_rows(self.source)):
+            yield self.person_dir / person, self.garment_dir / garment
+
+
+def read_pairs(
+    listing: Path | Iterable[Sequence[str]], person_dir: Path, garment_dir: Path
+) -> tuple[PairsListing, int]:
+    """The pairs a listing names, and how many it named again (each pair is dressed once);
+    ``InputError`` for a line that names no pair, or a listing that names none, before any work.
 
     ``listing``: a pairs file (lines ``PERSON GARMENT``, names in the two folders, as VITON's
     ``test_pairs.txt``; blank lines and ``#`` comments skipped) or a sequence of (person,
     garment) names."""
-    if isinstance(listing, (str, Path)):
-        rows, empty = _file_rows(Path(listing)), f"the pairs file {listing} names no pairs"
-    else:
-        rows = [(f"pairs[{index}]: expected (person, garment)", fields, fields) for index, fields in enumerate(listing)]
-        empty = "pairs names no pairs"
-    pairs: list[Pair] = []
-    seen: set[Pair] = set()
-    repeats = 0
-    for expected, fields, shown in rows:
-        if isinstance(fields, (str, bytes)) or len(fields) != 2:
-            raise InputError(f"{expected}, got {shown!r}")
-        pair = (person_dir / fields[0], garment_dir / fields[1])
-        if pair in seen:
-            repeats += 1
-            continue
-        seen.add(pair)
-        pairs.append(pair)
-    if not pairs:
-        raise InputError(empty)
-    return pairs, repeats
+    source = Path(listing) if isinstance(listing, (str, Path)) else list(listing)
+    named = 0
+
+    def counted() -> Iterator[Sequence[str]]:
+        nonlocal named
+        for fields in _rows(source):
+            named += 1
+            yield fields
+
+    distinct = sum(1 for _ in _distinct(counted()))
+    if not distinct:
+        raise InputError(
+            f"the pairs file {source} names no pairs" if isinstance(source, Path) else "pairs names no pairs"
+        )
+    return PairsListing(source, person_dir, garment_dir), named - distinct
 
 
-def _file_rows(path: Path) -> list[tuple[str, list[str], str]]:
-    """A pairs file's lines that name something: (what a line must be, its fields, the line)."""
+def _distinct(rows: Iterable[Sequence[str]]) -> Iterator[Sequence[str]]:
+    """Each (person, garment) of ``rows`` the first time it comes (held: 16 bytes of its digest)."""
+    seen: set[bytes] = set()
+    for fields in rows:
+        key = hashlib.blake2b(f"{fields[0]}\0{fields[1]}".encode("utf-8", "surrogateescape"), digest_size=16).digest()
+        if key not in seen:
+            seen.add(key)
+            yield fields
+
+
+def _rows(source: Path | Sequence[Sequence[str]]) -> Iterator[Sequence[str]]:
+    """The (person, garment) names of each line of a pairs file that names something, or of
+    each item of a sequence; ``InputError`` at the first that is no pair."""
+    if not isinstance(source, Path):
+        for index, fields in enumerate(source):
+            if isinstance(fields, (str, bytes)) or len(fields) != 2:
+                raise InputError(f"pairs[{index}]: expected (person, garment), got {fields!r}")
+            yield fields
+        return
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with open(source, encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                if line.strip() and not line.lstrip().startswith("#"):
+                    fields = line.split()
+                    if len(fields) != 2:
+                        raise InputError(f"{source}, line {number}: expected 'PERSON GARMENT', got {line.strip()!r}")
+                    yield fields
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the pairs file {path}: {exc}") from None
-    return [
-        (f"{path}, line {number}: expected 'PERSON GARMENT'", line.split(), line.strip())
-        for number, line in enumerate(lines, 1)
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
+        raise InputError(f"cannot read the pairs file {source}: {exc}") from None
 
 
 def check_output_folder(person: Path, garment: Path, out_dir: Path) -> None:
@@ -223,7 +255,7 @@ def dress_jobs(pairs: Pairs, out_dir: Path, fmt: str, single: Path | None = None
     remembered for a listing (any order); for a walk, whose outputs come sorted, only the
     last one."""
     remember_all = pairs.listing is not None
-    claimed: dict[Path, Pair] = {}
+    claimed: dict[str, str] = {}  # output -> "PERSON + GARMENT"; strings: a listing's million are held
     for item in pairs:
         if isinstance(item, Unreadable):
             yield DressResult(str(item.path), "", "error", "", item.error)
@@ -232,14 +264,14 @@ def dress_jobs(pairs: Pairs, out_dir: Path, fmt: str, single: Path | None = None
         path = single or out_dir / f"{output_stem(person, garment, pairs.tree)}.{fmt}"
         inputs = {"person photo": person, "garment": garment}
         replaced = next((what for what, found in inputs.items() if same_file(path, found)), None)
-        if path not in claimed and not remember_all:
+        if str(path) not in claimed and not remember_all:
             claimed.clear()  # a new output: no pair before it can share it
-        first = claimed.setdefault(path, (person, garment))
+        first = claimed.setdefault(str(path), f"{person} + {garment}")
         error = None
         if replaced is not None:
             error = f"the output {path} is the {replaced} itself: the result would replace it; choose another -o"
-        elif first != (person, garment):
-            error = f"{path} is already the output of {first[0]} + {first[1]}; dress this pair separately"
+        elif first != f"{person} + {garment}":
+            error = f"{path} is already the output of {first}; dress this pair separately"
         if error is not None:
             yield DressResult(str(person), str(garment), "error", str(path), error)
         else:
