@@ -303,7 +303,7 @@ def test_a_pairs_file_is_read_again_as_the_job_goes_not_held(tmp_path):
     persons, garments = tmp_path / "persons", tmp_path / "garments"
     names = [f"person-{index:05d}.jpg garment-{index % 100:03d}.png" for index in range(10_000)]
     listing = tmp_path / "pairs.txt"
-    listing.write_text("# who wears what\n" + "\n".join(names) + f"\n\n{names[7]}\n")  # (a repeat)
+    listing.write_text("# who wears what\n" + "\n".join(names) + f"\n\n./{names[7]}\n")  # (a repeat)
     done = subprocess.run([sys.executable, "-c", PAIRS_MEMORY, listing], capture_output=True, text=True, env=cli_env())
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout.splitlines()[-1])

@@ -19,6 +19,7 @@ what is here raises ``InputError`` for what the files say.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -180,7 +181,8 @@ def _distinct(rows: Iterable[Sequence[str]]) -> Iterator[Sequence[str]]:
     """Each (person, garment) of ``rows`` the first time it comes (held: 16 bytes of its digest)."""
     seen: set[bytes] = set()
     for fields in rows:
-        key = hashlib.blake2b(f"{fields[0]}\0{fields[1]}".encode("utf-8", "surrogateescape"), digest_size=16).digest()
+        named = "\0".join(os.path.normpath(field) for field in fields)  # ./a.jpg is a.jpg, as for a Path
+        key = hashlib.blake2b(named.encode("utf-8", "surrogateescape"), digest_size=16).digest()
         if key not in seen:
             seen.add(key)
             yield fields
