@@ -147,6 +147,19 @@ def test_extract_returns_the_garment_and_json_with_the_mask(server):
     assert data["mask_image"].startswith("data:image/png;base64,")
 
 
+def test_a_garment_the_server_answered_is_refused_as_a_photo(server):
+    # the page's download dropped back on it: signed as extract signs its files, so it is a
+    # 400 that says what it is, not a garment made of a garment
+    photo, mask = person_photo(1)
+    fields = {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))}
+    for fmt in ("png", "jpg", "webp"):
+        status, garment, _ = post(server, fields, f"?format={fmt}")
+        assert status == 200
+        status, body, _ = post(server, {"photo": (f"g.{fmt}", garment), "mask": ("m.png", encoded(mask, "PNG"))})
+        assert status == 400, body
+        assert json.loads(body)["error"].startswith("photo is a garment image that extract wrote, not a photo")
+
+
 def test_pages_of_the_allowed_origins_may_call_it_from_a_browser(server):
     photo, mask = person_photo(5)
     body, content_type = multipart({"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))})

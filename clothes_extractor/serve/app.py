@@ -43,7 +43,7 @@ from ..runtime.images import encode_image
 from ..runtime.jobs import ExtractJob
 from ..runtime.options import ExtractOptions, generator_outputs, make_plan
 from ..runtime.session import ModelSession
-from ..runtime.stages import NeedsMask, Prepared, SegmentedMask, apply_background, finish, prepare, segment
+from ..runtime.stages import NeedsMask, Plan, Prepared, SegmentedMask, apply_background, finish, prepare, segment
 from ..runtime.walk import MaskSource
 from . import metrics, openapi
 from .access import API_ROUTES, KeyRequired
@@ -171,7 +171,7 @@ class Extractor:
             outputs = await asyncio.wrap_future(self.generate.submit((item, generator)))
             timings["generate_ms"] = (time.perf_counter() - t0) * 1000
             fmt = options["format"]
-            encoded = await asyncio.to_thread(_encode, outputs, plan.background, fmt, plan.quality)
+            encoded = await asyncio.to_thread(_encode, outputs, plan, fmt)
             mask_png = (folder / "mask-used.png").read_bytes()
         timings["total_ms"] = (time.perf_counter() - started) * 1000
         size = list(outputs["garment"].shape[:2])
@@ -184,9 +184,11 @@ class Extractor:
         }
 
 
-def _encode(outputs: dict[str, np.ndarray], background, fmt: str, quality: int) -> bytes:
-    rgb, alpha = apply_background(outputs["garment"], outputs.get("alpha"), background)
-    return encode_image(rgb, fmt, quality, alpha=alpha)
+def _encode(outputs: dict[str, np.ndarray], plan: Plan, fmt: str) -> bytes:
+    """The garment as ``extract`` writes it, with its signature (a download dropped back on
+    POST /extract is then refused as what it is: a garment, not a photo)."""
+    rgb, alpha = apply_background(outputs["garment"], outputs.get("alpha"), plan.background)
+    return encode_image(rgb, fmt, plan.quality, alpha=alpha, signature=plan.signature)
 
 
 def create_app(
