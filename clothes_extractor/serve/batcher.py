@@ -39,7 +39,7 @@ class Batcher:
         """``name``: what ``/metrics`` calls it (its thread is ``<name>-batcher``)."""
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        if idle_after_s <= 0:
+        if idle is not None and idle_after_s <= 0:
             raise ValueError(f"idle_after_s must be > 0, got {idle_after_s}")
         self.run, self.max_batch, self.max_wait, self.name = run, max_batch, max_wait_ms / 1000.0, name
         self.idle, self.idle_after = idle, idle_after_s

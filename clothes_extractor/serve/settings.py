@@ -33,5 +33,5 @@ class ServeSettings:
             max_queue=self.max_queue,
             name=name,
             idle=(lambda: trim_memory(sessions())) if self.idle_trim_s > 0 else None,
-            idle_after_s=self.idle_trim_s or 30.0,
+            idle_after_s=self.idle_trim_s,
         )
