@@ -50,7 +50,8 @@ from .common import given_options, parse_size, reports_errors, require_torch, ve
 @click.option(
     "--init",
     type=click.Path(exists=True, dir_okay=False),
-    help="Start from this checkpoint's network weights (same architecture), fresh optimizers.",
+    help="Start from the network weights (same architecture and settings) of this checkpoint, or of this "
+    "served model (.onnx: a bundled model, or one export wrote), with fresh optimizers.",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in all.")
@@ -193,9 +194,10 @@ def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | Non
     import dataclasses
 
     from ..train.architectures import build
-    from ..train.checkpoint import load_resumable, load_weights
+    from ..train.checkpoint import load_resumable
     from ..train.loop import TrainConfig
     from ..train.loop import train as run
+    from ..train.served_init import load_init
 
     height, width = parse_size(size)
     values = {**options, "height": height, "width": width, "data": str(options["data"]), "out": str(options["out"])}
@@ -211,7 +213,7 @@ def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | Non
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if config.init is not None and resume is None:  # its kind and settings, before the data loads (minutes)
-        load_weights(config.init, build(config.architecture, dataclasses.asdict(config.network())), "--init")
+        load_init(config.init, build(config.architecture, dataclasses.asdict(config.network())), "--init")
     if os.environ.get("RANK", "0") == "0":  # (under torchrun, the first process)
         _check_run_folder(options["out"], resume, overwrite)
     out = run(config, resume)

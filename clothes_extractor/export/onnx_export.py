@@ -39,6 +39,7 @@ from ..runtime.fitting import DEFAULT_MAX_OUTPUT
 from ..runtime.onnxfile import graph_digest
 from ..tasks import PARSER_CLASSES, task_of
 from ..train.architectures import SERVED_NAMES, architecture_of, served
+from ..train.networks import conv_bn_pairs
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +82,13 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     """
     if module.training:
         raise ValueError("fold_batchnorm needs a module in eval mode")
-    for child in module.children():
-        fold_batchnorm(child)
-    if isinstance(module, nn.Sequential):
-        layers = list(module)
-        for i in range(len(layers) - 1):
-            conv, norm = layers[i], layers[i + 1]
-            if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(norm, nn.BatchNorm2d):
-                module[i] = fuse_conv_bn_eval(conv, norm, transpose=isinstance(conv, nn.ConvTranspose2d))
-                module[i + 1] = nn.Identity()
+    for conv_name, norm_name in list(conv_bn_pairs(module)):
+        parent_name, _, conv_leaf = conv_name.rpartition(".")
+        parent = module.get_submodule(parent_name)
+        conv, norm = parent.get_submodule(conv_leaf), module.get_submodule(norm_name)
+        transpose = isinstance(conv, nn.ConvTranspose2d)
+        setattr(parent, conv_leaf, fuse_conv_bn_eval(conv, norm, transpose=transpose))
+        setattr(parent, norm_name.rpartition(".")[2], nn.Identity())
     return module
 
 

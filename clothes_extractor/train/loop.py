@@ -34,7 +34,7 @@ from ..eval.overlap import training_split
 from ..eval.sheets import contact_sheet, sheet_row
 from ..tasks import task_of
 from .architectures import build, served
-from .checkpoint import load_resumable, load_weights, save_checkpoint
+from .checkpoint import load_resumable, save_checkpoint
 from .config import LR_SCHEDULES, TrainConfig
 from .data import Augmentation, DeviceLoader, EpochSampler, GarmentDataset, preload
 from .distributed import pick_device, rng_state, set_rng_state, start_distributed
@@ -43,6 +43,7 @@ from .networks import PatchDiscriminator, init_weights
 from .objectives import Objective
 from .renderer import renderer_record, unet_from_onnx
 from .schedule import lr_factor, progress, stop_requests
+from .served_init import calibrate_batchnorm, calibration_batch, load_init
 
 __all__ = ["LR_SCHEDULES", "TrainConfig", "train", "validate"]
 
@@ -186,10 +187,16 @@ class Run:
         model.to(self.device, memory_format=self.memory_format)
         trainable = [p for p in model.parameters() if p.requires_grad]
         self.opt_g = torch.optim.Adam(trainable, lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
+        init = {}
         if cfg.init is not None and resume is None:  # another run's weights (same architecture), fresh optimizers
-            init = load_weights(cfg.init, model, "--init")
+            init = load_init(cfg.init, model, "--init")  # a checkpoint, or a served model (BatchNorm unfolded)
             self.renderer_record = init.get("summary", {}).get("renderer", self.renderer_record)
         self.objective = Objective(cfg, model, self.device, self.memory_format)
+        if init.get("unfolded"):  # its BatchNorms' statistics, measured on this run's training pairs
+            batch = calibration_batch(self.train_samples, cfg.contract())
+            calibrate_batchnorm(
+                model, init["unfolded"], lambda: self.objective.forward(model, self.objective.inputs(batch))
+            )
         self.discriminator = self.opt_d = None
         if self.objective.adversarial:  # gan_weight 0: no discriminator
             self.discriminator = PatchDiscriminator(model.in_channels + model.out_channels, ndf=cfg.ndf)

@@ -251,6 +251,19 @@ class PatchDiscriminator(nn.Module):
         return found, x
 
 
+def conv_bn_pairs(module: nn.Module, prefix: str = ""):
+    """(convolution, BatchNorm) names of each BatchNorm2d that directly follows a Conv2d or
+    ConvTranspose2d in an ``nn.Sequential``: what ``export`` folds, and ``--init`` from a served
+    model unfolds."""
+    for name, child in module.named_children():
+        yield from conv_bn_pairs(child, f"{prefix}{name}.")
+    if isinstance(module, nn.Sequential):
+        layers = list(module.named_children())
+        for (conv_name, conv), (norm_name, norm) in zip(layers, layers[1:], strict=False):
+            if isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(norm, nn.BatchNorm2d):
+                yield f"{prefix}{conv_name}", f"{prefix}{norm_name}"
+
+
 def init_weights(module: nn.Module, gain: float = 0.02) -> None:
     """pix2pix's 'normal' init: N(0, 0.02) convolutions, N(1, 0.02) BatchNorm scales."""
     for m in module.modules():

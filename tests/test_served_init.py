@@ -1,0 +1,133 @@
+"""``train --init MODEL.onnx``: a network read back from its served file, BatchNorm unfolded.
+
+The bundled models themselves come back (their checkpoints are gone), reproduce their
+files, and a run started from one keeps its function in eval mode and, after calibration,
+in train mode too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from test_train import tiny_config
+
+from clothes_extractor.data.synth import write_synthetic
+from clothes_extractor.errors import CheckpointError
+from clothes_extractor.eval.synthetic import synthetic_feeds
+from clothes_extractor.export.onnx_export import export_model, untrained_model
+from clothes_extractor.runtime.session import ModelSession, contract_of
+from clothes_extractor.train.architectures import SERVED_NAMES, build, served
+from clothes_extractor.train.flow import FlowConfig, FlowGenerator
+from clothes_extractor.train.loop import train
+from clothes_extractor.train.networks import UNet, UNetConfig
+from clothes_extractor.train.served_init import calibrate_batchnorm, load_init, load_served
+from conftest import ROOT
+
+ARCH = {served_name: arch for arch, served_name in SERVED_NAMES.items()}
+MODELS = ROOT / "clothes_extractor" / "models"
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    root = tmp_path_factory.mktemp("syn")
+    write_synthetic(root, 24, seed=0, size=(64, 48))
+    return root
+
+
+def network_for(path):
+    """An untrained network of the architecture and settings a served model records."""
+    record = dict(contract_of(path).training["architecture"])
+    return build(ARCH[record.pop("name")], record)
+
+
+def outputs(model, feeds, names):
+    with torch.no_grad():
+        found = served(model)(*(torch.from_numpy(feeds[name]) for name in names))
+    return found if isinstance(found, tuple) else (found,)
+
+
+@pytest.mark.parametrize("name", ["generator", "segmenter", "tryon"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_each_bundled_model_comes_back_from_its_file(name, precision):
+    path = MODELS / f"{name}-{precision}.onnx"
+    model = network_for(path)
+    found = load_served(path, model, "--init")
+    assert model.training  # left as a run uses it
+    assert found["unfolded"], "every bundled network has folded BatchNorms"
+    with ModelSession(path, "cpu") as session:
+        feeds = synthetic_feeds(session.contract, 2, seed=3)
+        want = session.run(**feeds)
+        names = [spec.name for spec in session.contract.inputs]
+        specs = session.contract.outputs
+    for spec, have in zip(specs, outputs(model, feeds, names), strict=True):
+        diff = np.abs(have.numpy().astype(np.int16) - want[spec.name].astype(np.int16))
+        if spec.name == "labels":
+            assert np.mean(diff != 0) < 0.01, spec.name
+        else:
+            assert diff.mean() < 0.5 and diff.max() <= 16, (spec.name, diff.mean(), diff.max())
+
+
+def test_calibration_keeps_the_eval_function_and_train_mode_starts_there(tiny_model_path):
+    model = network_for(tiny_model_path)
+    unfolded = load_served(tiny_model_path, model, "--init")["unfolded"]
+    torch.manual_seed(0)
+    batch = torch.rand(8, 4, 64, 48) * 2 - 1
+    model.eval()
+    with torch.no_grad():
+        before = model(batch)
+    model.train()
+    with torch.no_grad():
+        uncalibrated = model(batch)  # batch statistics against an identity BatchNorm: another function
+    assert (uncalibrated - before).abs().mean() > 0.05
+    for name, module in model.named_modules():  # (the uncalibrated pass moved the running statistics)
+        if name in unfolded:
+            module.reset_running_stats()
+            module.running_var.fill_(1 - module.eps)
+    calibrate_batchnorm(model, unfolded, lambda: model(batch))
+    assert model.training
+    model.eval()
+    with torch.no_grad():
+        after = model(batch)
+    torch.testing.assert_close(after, before, atol=1e-4, rtol=0)
+    model.train()
+    with torch.no_grad():
+        trained_mode = model(batch)
+    torch.testing.assert_close(trained_mode, before, atol=1e-3, rtol=0)
+
+
+def test_a_served_model_of_another_kind_or_settings_is_refused(tiny_model_path, tmp_path):
+    flow = FlowGenerator(FlowConfig(height=64, width=48, ngf=4, levels=3, top=4))
+    with pytest.raises(CheckpointError, match=r"serves a generator \(pix2pix-unet\); this run trains a generator \("):
+        load_init(tiny_model_path, flow, "--init")
+    wider = UNet(UNetConfig(height=64, width=48, ngf=8, depth=3))
+    with pytest.raises(CheckpointError, match=r"other settings than this run's: --ngf 4 \(this run: 8\)$"):
+        load_init(tiny_model_path, wider, "--init")
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_init(tmp_path / "gone.onnx", wider, "--init")
+    # an untrained warping generator's zero flow heads are one tensor in its file: no name to map back
+    untrained = tmp_path / "untrained-flow.onnx"
+    export_model(untrained_model("generator", "flow", (64, 48), 4, 3), untrained)
+    flow = network_for(untrained)
+    with pytest.raises(CheckpointError, match=r"do not map onto this run's network by name \(no levels\.0\.flow"):
+        load_init(untrained, flow, "--init")
+
+
+def test_a_run_starts_from_a_served_model(synthetic, tiny_model_path, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    config = UNetConfig(height=64, width=48, ngf=4, depth=3)
+    # lr 0: the weights stay the file's; the BatchNorms get the training pairs' statistics
+    run = train(tiny_config(synthetic, tmp_path / "run", max_steps=1, init=str(tiny_model_path), lr_g=0.0))
+    state = torch.load(run / "last.pt", weights_only=True)["model"]
+    stored = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tiny_model_path)).graph.initializer}
+    unet = UNet(config)
+    convs = [n for n, m in unet.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert convs and all(np.array_equal(state[f"{n}.weight"].numpy(), stored[f"generator.{n}.weight"]) for n in convs)
+    norms = [n for n, m in unet.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(state[f"{n}.running_mean"].abs().sum() > 0 for n in norms)
+    assert all(not torch.allclose(state[f"{n}.weight"], torch.ones(1)) for n in norms)
+    assert dataclasses.asdict(config).items() <= torch.load(run / "last.pt", weights_only=True)["config"].items()
