@@ -131,3 +131,28 @@ def test_a_run_starts_from_a_served_model(synthetic, tiny_model_path, tmp_path):
     assert norms and all(state[f"{n}.running_mean"].abs().sum() > 0 for n in norms)
     assert all(not torch.allclose(state[f"{n}.weight"], torch.ones(1)) for n in norms)
     assert dataclasses.asdict(config).items() <= torch.load(run / "last.pt", weights_only=True)["config"].items()
+
+
+def test_the_command_says_a_served_model_of_another_kind_before_the_data_loads(tiny_model_path, tmp_path):
+    from click.testing import CliRunner
+
+    from clothes_extractor.cli import cli
+
+    (tmp_path / "no-data").mkdir()  # (loading VITON takes minutes: the mistake is said first)
+    flow = ["--arch", "flow", "--size", "64x48", "--depth", "3"]
+    done = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--data",
+            str(tmp_path / "no-data"),
+            "-o",
+            str(tmp_path / "flow"),
+            *flow,
+            "--init",
+            str(tiny_model_path),
+        ],
+    )
+    assert done.exit_code == 1, done.output
+    assert "serves a generator (pix2pix-unet); this run trains a generator (warping-flow)" in done.output
+    assert not (tmp_path / "flow").exists()
