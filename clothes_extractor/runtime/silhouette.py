@@ -21,6 +21,15 @@ HALO_PX = 2
 # The background is the expected colour (white) where at least this share of the border is
 # near it; else a backdrop of the border's own colour where this share is near its median.
 UNIFORM_BORDER = 0.5
+# A garment whose inside is within STRICT_TOLERANCE of the background (a white T-shirt on a
+# studio's 246 grey: 244-246) is held only by its faint outline, and the strict fill runs in
+# through any gap in it. The fill is made again with the outline's gaps narrower than
+# 2 x min(H, W) / GAP_FRACTION closed (then grown back up to the gaps, never through them),
+# and taken where it gives the garment at least GROWTH times the area: such a garment lost
+# most of its body. Closing also seals the narrow background channel between a sleeve and
+# the body, a few percent of a garment's area: below GROWTH, so other garments stay as the
+# plain fill finds them (1,518 of VITON's 1,528 validation catalog images, unchanged).
+GAP_FRACTION, GROWTH = 64, 1.25
 # ...and only a light, near-neutral colour is taken for a backdrop (studio greys and beiges,
 # a shop's pale colour): a dark or saturated border is a garment that fills the frame (a
 # close-up of a navy top), which is all garment.
@@ -95,13 +104,28 @@ def garment_silhouette(garment: np.ndarray, background=(255, 255, 255), toleranc
     Background is what is connected to the image's border through pixels within
     ``tolerance`` of the background colour (the border's own: near ``background``, or a
     backdrop of one colour) and lies
-    within ``HALO_PX`` of background within ``STRICT_TOLERANCE`` of it; everything else,
-    white prints and a white garment's inside included, is the garment. Training learns a
+    within ``HALO_PX`` of background within ``STRICT_TOLERANCE`` of it (with the gaps of a
+    faint outline closed where that gives the garment ``GROWTH`` times the area); everything
+    else, white prints and a white garment's inside included, is the garment. Training learns a
     generator's alpha from it, and ``evaluate`` scores that alpha against it.
     """
     rgb = np.asarray(garment, dtype=np.int16)
     reference = _background_colour(rgb, np.asarray(background, np.int16), tolerance)
     deviation = np.abs(rgb - reference).max(axis=-1)
     loose = _reached_from_border(deviation <= tolerance)
-    strict = _reached_from_border(deviation <= min(STRICT_TOLERANCE, tolerance))
-    return ~(loose & _dilate(strict, HALO_PX))
+    free = deviation <= min(STRICT_TOLERANCE, tolerance)
+    found = ~(loose & _dilate(_reached_from_border(free), HALO_PX))
+    gap = -(-min(free.shape) // GAP_FRACTION)
+    closed = ~(loose & _dilate(_reached_with_gaps_closed(free, gap), HALO_PX))
+    return closed if closed.sum() >= GROWTH * found.sum() else found
+
+
+def _reached_with_gaps_closed(free: np.ndarray, radius: int) -> np.ndarray:
+    """``_reached_from_border`` where gaps narrower than ``2 * radius`` in what is not ``free``
+    are closed: the fill runs through ``free`` pixels at least ``radius`` from anything not
+    free, then grows back ``radius`` pixels through free ones (up to a closed gap, never
+    through it)."""
+    reached = _reached_from_border(free & ~_dilate(~free, radius))
+    for _ in range(radius):
+        reached = _dilate(reached, 1) & free
+    return reached
