@@ -23,8 +23,8 @@ HALO_PX = 2
 UNIFORM_BORDER = 0.5
 # A garment whose inside is within STRICT_TOLERANCE of the background (a white T-shirt on a
 # studio's 246 grey: 244-246) is held only by its faint outline, and the strict fill runs in
-# through any gap in it. The fill is made again with the outline's gaps narrower than
-# 2 x min(H, W) / GAP_FRACTION closed (then grown back up to the gaps, never through them),
+# through any gap in it. The fill is made again with the outline's gaps up to
+# 2 x ceil(min(H, W) / GAP_FRACTION) px wide closed (grown back up to them, never through),
 # and taken where it gives the garment at least GROWTH times the area: such a garment lost
 # most of its body. Closing also seals the narrow background channel between a sleeve and
 # the body, a few percent of a garment's area: below GROWTH, so other garments stay as the
@@ -121,8 +121,8 @@ def garment_silhouette(garment: np.ndarray, background=(255, 255, 255), toleranc
 
 
 def _reached_with_gaps_closed(free: np.ndarray, radius: int) -> np.ndarray:
-    """``_reached_from_border`` where gaps narrower than ``2 * radius`` in what is not ``free``
-    are closed: the fill runs through ``free`` pixels at least ``radius`` from anything not
+    """``_reached_from_border`` where gaps up to ``2 * radius`` pixels wide in what is not
+    ``free`` are closed: the fill runs through ``free`` pixels at least ``radius`` from anything not
     free, then grows back ``radius`` pixels through free ones (up to a closed gap, never
     through it)."""
     reached = _reached_from_border(free & ~_dilate(~free, radius))

@@ -165,7 +165,7 @@ def calibrate_batchnorm(model: nn.Module, norms: list[str], forward: Callable[[]
         for hook in hooks:
             hook.remove()
         model.train(was_training)
-    for name in norms:
+    for name in (name for name in norms if name in seen):  # (one the forward never ran stays as it is)
         norm, x = modules[name], seen[name].float()
         mean = x.mean(dim=(0, 2, 3))
         deviation = x.var(dim=(0, 2, 3), unbiased=False).clamp_min(norm.eps).sqrt()
