@@ -23,6 +23,7 @@ from ..runtime.contract import METADATA_KEY
 from ..runtime.session import contract_of
 from .architectures import SERVED_NAMES
 from .networks import ServedGenerator, UNet, folded_unet
+from .served_init import served_weights
 
 
 def renderer_record(path: str | Path) -> dict:
@@ -52,7 +53,6 @@ def unet_of(architecture: dict) -> tuple[int, int, str]:
 def unet_from_onnx(path: str | Path) -> UNet:
     """The U-Net generator of a served ONNX model (``export`` of a pix2pix U-Net), in eval mode."""
     import onnx
-    from onnx import numpy_helper
 
     path = Path(path)
     proto = onnx.load(str(path))
@@ -69,11 +69,7 @@ def unet_from_onnx(path: str | Path) -> UNet:
             f"{path} is not a pix2pix U-Net generator ({contract.get('task')}, {arch.get('name')})"
         ) from None
     net = folded_unet(contract["height"], contract["width"], ngf, depth, arch.get("attention", "none"))
-    stored = {}
-    for tensor in proto.graph.initializer:
-        name = tensor.name.removesuffix(".fp16")
-        if name.startswith(prefix):
-            stored[name[len(prefix) :]] = numpy_helper.to_array(tensor).astype(np.float32)
+    stored = served_weights(proto, prefix)
     state = net.state_dict()
     missing = []
     for name, value in state.items():

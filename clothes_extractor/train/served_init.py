@@ -49,7 +49,6 @@ def load_served(path: str | Path, model: nn.Module, option: str) -> dict[str, An
     """Load the served model at ``path`` into ``model`` (the same architecture and settings),
     BatchNorm unfolded as the identity; checked to reproduce the file."""
     import onnx
-    from onnx import numpy_helper
 
     from ..export.onnx_export import validate_export
 
@@ -58,12 +57,8 @@ def load_served(path: str | Path, model: nn.Module, option: str) -> dict[str, An
         raise CheckpointError(f"{option} {path}: no such file")
     contract = contract_of(path)
     _check_same_network(path, contract, model, option)
-    stored = {}
-    for tensor in onnx.load(str(path)).graph.initializer:
-        stored[tensor.name.removesuffix(".fp16")] = numpy_helper.to_array(tensor).astype(np.float32)
-    prefix = _prefix(model)
     pairs = list(conv_bn_pairs(model))
-    state = _unfolded_state(model, pairs, {k[len(prefix) :]: v for k, v in stored.items() if k.startswith(prefix)})
+    state = _unfolded_state(model, pairs, served_weights(onnx.load(str(path)), _prefix(model)))
     missing = [k for k, v in state.items() if v is None]
     if missing:
         raise CheckpointError(
@@ -79,6 +74,20 @@ def load_served(path: str | Path, model: nn.Module, option: str) -> dict[str, An
     training = contract.training
     summary = {"renderer": training["renderer"]} if "renderer" in training else {}
     return {"summary": summary, "unfolded": [norm for _, norm in pairs]}
+
+
+def served_weights(proto: Any, prefix: str) -> dict[str, np.ndarray]:
+    """The weights of a served graph (an ``onnx.ModelProto``) that sit under ``prefix`` (the
+    served wrapper's name for the network), by their names in the network, as fp32 (the fp16
+    storage's suffix taken off)."""
+    from onnx import numpy_helper
+
+    found = {}
+    for tensor in proto.graph.initializer:
+        name = tensor.name.removesuffix(".fp16")
+        if name.startswith(prefix):
+            found[name[len(prefix) :]] = numpy_helper.to_array(tensor).astype(np.float32)
+    return found
 
 
 def _check_same_network(path: Path, contract: Any, model: nn.Module, option: str) -> None:
@@ -116,6 +125,7 @@ def _unfolded_state(
     otherwise the identity (scale 1, mean 0, variance 1 - eps)."""
     state: dict[str, torch.Tensor | None] = {}
     norms = {norm: conv for conv, norm in pairs}
+    convs = set(norms.values())
     modules = dict(model.named_modules())
     for name, value in model.state_dict().items():
         owner, _, leaf = name.rpartition(".")
@@ -127,7 +137,7 @@ def _unfolded_state(
             else:
                 fill = {"weight": 1.0, "running_mean": 0.0, "running_var": 1.0 - norm.eps}.get(leaf)
                 state[name] = value.clone() if fill is None else torch.full_like(value, fill)
-        elif owner in {conv for conv, _ in pairs} and leaf == "bias":
+        elif owner in convs and leaf == "bias":
             state[name] = torch.zeros_like(value)  # a biased convolution's shift is in the BatchNorm now
         elif name in stored:
             state[name] = torch.from_numpy(stored[name]).reshape(value.shape)
