@@ -78,3 +78,31 @@ def test_a_model_size_silhouette_is_upsampled_with_its_garment(tmp_path):
         assert alpha.shape[:2] == (256, 192) and item["alpha"].shape[:2] == (512, 384)
         up = np.asarray(Image.fromarray(alpha[..., 0]).resize((384, 512), Image.Resampling.BILINEAR))[..., None]
         assert scored["alpha_iou"] == pytest.approx(float(iou(up[None], item["alpha"][None])[0]), abs=1e-9)
+
+
+def test_black_and_white_scores_are_those_of_a_black_and_white_copy_of_the_data(tiny_model_path, tmp_path):
+    """``--grayscale`` scores a model as if every photo and catalog image had been a
+    black-and-white file: the same per-pair scores as on such a copy (lossless PNGs), at the
+    model's size (a generator, truths gray too) and as extract runs a segmenter."""
+    root, copy = tmp_path / "data", tmp_path / "gray"
+    write_synthetic(root, 4, seed=5, size=CATALOG)
+    for path in root.rglob("*.*"):
+        out = copy / path.relative_to(root)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent.name in ("photo", "garment"):
+            Image.open(path).convert("L").save(out.with_suffix(".png"))
+        else:
+            out.write_bytes(path.read_bytes())
+    original, gray = load_samples(root, "all"), load_samples(copy, "all")
+    for model, resolution, metric in (
+        (ModelSession(tiny_model_path, "cpu"), "model", "ssim"),
+        (ModelSession(model_for("segmenter", gpu=False), "cpu"), "native", "iou"),
+    ):
+        scored = evaluate_model(model, original, resolution=resolution, grayscale=True)
+        expected = evaluate_model(model, gray, resolution=resolution)
+        colour = evaluate_model(model, original, resolution=resolution)
+        assert scored.samples == 4 and not scored.failures
+        assert [s[metric] for s in scored.per_sample] == pytest.approx([s[metric] for s in expected.per_sample])
+        assert [s[metric] for s in scored.per_sample] != pytest.approx([s[metric] for s in colour.per_sample])
+    item = load_fitted(original[0], model.contract, grayscale=True)
+    assert (item["image"] == item["image"][..., :1]).all()

@@ -92,6 +92,12 @@ def test_evaluate_reports_the_held_out_pairs_beside_the_split(leaky, tiny_model_
     scored = json.loads((tmp_path / "h.json").read_text())
     assert [row["sample"] for row in scored["per_sample"]] == ["000002", "000003"]
     assert scored["metrics"]["ssim"] == pytest.approx(result["held_out"]["metrics"]["ssim"])
+    gray = run_cli("evaluate", "--model", tiny_model_path, "--data", leaky, "--held-out", "--grayscale",
+                   "--json", tmp_path / "g.json")  # fmt: skip
+    assert gray.returncode == 0 and "(val, 2 held-out pairs, cpu, model, black and white)" in gray.stdout
+    scored_gray = json.loads((tmp_path / "g.json").read_text())
+    assert scored_gray["grayscale"] is True and scored["grayscale"] is False
+    assert scored_gray["metrics"]["ssim"] != pytest.approx(scored["metrics"]["ssim"])
     # a split folder given directly has no training split to compare with
     alone = run_cli("evaluate", "--model", tiny_model_path, "--data", leaky / "val", "--json", tmp_path / "a.json")
     assert alone.returncode == 0, alone.stderr

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -150,6 +151,45 @@ def test_batch_jitter_is_pillows_and_applies_to_photo_and_garment_alike():
         expected = enhancer(expected).enhance(factor)
     diff = np.abs(out["image"][0].numpy().astype(int) - np.asarray(expected).astype(int))
     assert diff.max() <= 1 and diff.mean() < 0.05  # float vs Pillow's integer arithmetic at the edges
+
+
+def test_black_and_white_samples_in_batches_and_per_photo():
+    """--grayscale: the drawn samples' photo and garment (inside its silhouette) turn gray,
+    the geometry and the catalog's white background stay; without it nothing is drawn."""
+    rng = np.random.default_rng(3)
+    n = 8
+    batch = _fitted_batch(n)
+    batch["image"] = torch.from_numpy(rng.integers(0, 256, (n, 64, 48, 3), dtype=np.uint8))
+    batch["target"][:, 10:54, 4:24] = torch.from_numpy(rng.integers(0, 200, (n, 44, 20, 3), dtype=np.uint8))
+    batch["alpha"] = torch.zeros((n, 64, 48, 1), dtype=torch.uint8)
+    batch["alpha"][:, 10:54, 4:24] = 255
+
+    def gray(t):
+        return (t[..., 0] == t[..., 1]).all() and (t[..., 1] == t[..., 2]).all()
+
+    plain = Augmentation(flip=0.5, rotate_degrees=10, scale=0.1, jitter=0.1)
+    colour = augment_batch(batch, np.random.default_rng(1), plain)
+    for share, expect_gray in ((1.0, n), (0.5, None)):
+        settings = Augmentation(flip=0.5, rotate_degrees=10, scale=0.1, jitter=0.1, grayscale=share)
+        out = augment_batch(batch, np.random.default_rng(1), settings)
+        assert torch.equal(out["mask"], colour["mask"])  # drawn after the rest: the same geometry
+        grays = [bool(gray(out["image"][i])) for i in range(n)]
+        assert sum(grays) == expect_gray if expect_gray else 0 < sum(grays) < n
+        for i in range(n):
+            assert bool(gray(out["target"][i])) == grays[i]  # the garment with its photo
+            assert (out["target"][i][out["alpha"][i][..., 0] == 0] == 255).all()  # white stays white
+            if not grays[i]:
+                assert torch.equal(out["image"][i], colour["image"][i])
+    assert not any(bool(gray(colour["image"][i])) for i in range(n))
+    # The per-photo path (the loader's) draws the same way: photo and garment gray, mask as without.
+    photo = Image.fromarray(batch["image"][0].numpy())
+    garment = Image.fromarray(batch["target"][0].numpy())
+    mask = Image.fromarray(batch["mask"][0, ..., 0].numpy())
+    p0, m0, g0, _ = augment(photo, mask, garment, np.random.default_rng(2), plain)
+    p1, m1, g1, _ = augment(photo, mask, garment, np.random.default_rng(2), replace(plain, grayscale=1.0))
+    assert np.array_equal(np.asarray(m0), np.asarray(m1)) and not gray(torch.from_numpy(np.array(p0)))
+    assert gray(torch.from_numpy(np.array(p1))) and gray(torch.from_numpy(np.array(g1)))
+    assert (np.asarray(g1)[np.asarray(g0).min(-1) == 255] == 255).all()  # (the garment flips with the photo)
 
 
 def test_device_loader_follows_the_sampler_and_resumes_mid_epoch(synthetic):

@@ -57,6 +57,12 @@ SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
     "at the photo's own size.",
 )
 @click.option(
+    "--grayscale",
+    is_flag=True,
+    help="Turn every photo and catalog image black and white first: how the model does on black-and-white "
+    "photos (the truths in black and white too).",
+)
+@click.option(
     "-o",
     "--output",
     "--json",
@@ -95,6 +101,7 @@ def evaluate(
     provider: str,
     batch_size: int,
     resolution: str,
+    grayscale: bool,
     json_path: Path | None,
     sheet: Path | None,
     sheet_rows: int,
@@ -152,12 +159,13 @@ def evaluate(
             worst=worst if sheet else 0,
             resolution=resolution,
             perceptual=perceptual,
+            grayscale=grayscale,
             progress=progress.update,
         )
     finally:
         progress.close()
     pairs = f"{result.samples} held-out pairs" if held_out_only else f"{result.samples} pairs"
-    scale = resolution
+    scale = resolution + (", black and white" if grayscale else "")
     if resolution == "native" and task == "generator" and not session.contract.catalog_resolution:
         scale = f"native: the {session.contract.height}x{session.contract.width} output upsampled"
     click.echo(f"{task} {session.path.name} on {data} ({split}, {pairs}, {session.provider}, {scale}):")
@@ -169,7 +177,12 @@ def evaluate(
                 row["seen_in_training"] = row["sample"] in seen
             payload.update(seen_in_training=result.samples - kept["samples"], held_out=kept)
         payload.update(
-            model=str(session.path), data=str(data), split=split, resolution=resolution, held_out_only=held_out_only
+            model=str(session.path),
+            data=str(data),
+            split=split,
+            resolution=resolution,
+            grayscale=grayscale,
+            held_out_only=held_out_only,
         )
         write_atomic(json_path, (json.dumps(payload, indent=2) + "\n").encode())
     if sheet is not None and result.sheet is not None:

@@ -166,6 +166,14 @@ from .common import given_options, parse_size, reports_errors, require_torch, ve
     help="Segmenter: share of samples replaced by photos with no garment (plain, gradients, noise).",
 )
 @click.option(
+    "--grayscale",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of samples shown in black and white (the photo, and the catalog garment or try-on garment alike), "
+    "so that a black-and-white photo is not new.",
+)
+@click.option(
     "--framing",
     type=click.FloatRange(0, 1),
     default=0.0,

@@ -359,11 +359,21 @@ def fit_sample(
     return found
 
 
-def load_fitted(sample: Sample, contract: ModelContract, native: bool = False) -> dict[str, np.ndarray]:
+def load_fitted(
+    sample: Sample, contract: ModelContract, native: bool = False, grayscale: bool = False
+) -> dict[str, np.ndarray]:
     """A stored sample read and fitted for ``contract`` (``fit_sample``), with the parse map's
     labels where the model needs them (a parser, a try-on). ``native``: the output at the
-    catalog image's own size."""
+    catalog image's own size. ``grayscale``: the photo and the catalog image in black and white."""
     photo, mask, garment = load_sample(sample)
+    if grayscale:
+        photo = black_and_white(photo)
+        garment = black_and_white(garment) if garment is not None else None
     labels = load_labels(sample) if contract.labels or contract.task == "tryon" else None
     size = (garment.height, garment.width) if native and garment is not None else None
     return fit_sample(photo, mask, garment, contract, output_size=size, labels=labels)
+
+
+def black_and_white(image: Image.Image) -> Image.Image:
+    """``image`` as a black-and-white photo in RGB (Pillow's luma, the three channels equal)."""
+    return image.convert("L").convert("RGB")

@@ -45,6 +45,7 @@ class Augmentation:
     zoom_out: float = 0.35  # smallest scale of a zoomed-out photo
     degrade: float = 0.4  # smallest share of the fitted input's resolution kept
     negatives: float = 0.0  # segmenter: share of samples replaced by photos with no garment at all
+    grayscale: float = 0.0  # probability of a black-and-white photo (and garment: saturation 0, after the jitter)
 
 
 def framing_draws(rng: np.random.Generator, n: int, settings: Augmentation) -> tuple[np.ndarray, np.ndarray]:
@@ -55,6 +56,28 @@ def framing_draws(rng: np.random.Generator, n: int, settings: Augmentation) -> t
     amount = np.where(changed, rng.uniform(0.0, 1.0, n), 0.0)
     shift = np.where(changed[:, None], rng.uniform(-1, 1, (n, 2)), 0.0)
     return amount, shift
+
+
+def color_factors(rng: np.random.Generator, n: int, settings: Augmentation) -> np.ndarray | None:
+    """[n, 3] brightness / contrast / saturation factors, or None for no colour change.
+
+    Only the jitter's draw is made here; ``with_grayscale`` adds the black-and-white draws
+    after every other one, so runs without them see the random streams they always saw."""
+    return rng.uniform(1 - settings.jitter, 1 + settings.jitter, (n, 3)) if settings.jitter else None
+
+
+def with_grayscale(factors: np.ndarray | None, rng: np.random.Generator, n: int, settings: Augmentation):
+    """``factors`` with saturation 0 (Pillow's Color enhancer at 0: the photo's own gray
+    version) for the samples drawn black and white, with probability ``settings.grayscale``;
+    unchanged, and nothing drawn, when that is 0."""
+    if not settings.grayscale:
+        return factors
+    gray = rng.random(n) < settings.grayscale
+    if not gray.any():
+        return factors
+    factors = np.ones((n, 3)) if factors is None else factors.copy()
+    factors[gray, 2] = 0.0
+    return factors
 
 
 def zoom_for(amount: np.ndarray, settings: Augmentation) -> np.ndarray:
@@ -100,8 +123,9 @@ def augment(
         labels = labels.transpose(flip) if labels is not None else None
     angle = math.radians(rng.uniform(-settings.rotate_degrees, settings.rotate_degrees))
     zoom = rng.uniform(1 - settings.scale, 1 + settings.scale)
-    jitter = rng.uniform(1 - settings.jitter, 1 + settings.jitter, 3) if settings.jitter else None
+    jitter = color_factors(rng, 1, settings)
     amount, (shift,) = framing_draws(rng, 1, settings) if zoom_out else (np.zeros(1), np.zeros((1, 2)))
+    jitter = with_grayscale(jitter, rng, 1, settings)
     zoom *= float(zoom_for(amount, settings)[0])
     if angle or zoom != 1:
         # Inverse affine map (output -> input pixel) of a rotation + zoom about the centre,
@@ -127,7 +151,7 @@ def augment(
         mask = warp(mask, 0, Image.Resampling.BILINEAR)
         labels = warp(labels, 0, Image.Resampling.NEAREST) if labels is not None else None
     if jitter is not None:
-        factors = jitter
+        factors = jitter[0]
         enhancers = (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color)
         original = garment
         for enhancer, factor in zip(enhancers, factors, strict=True):
@@ -186,8 +210,9 @@ def augment_batch(
     flip = torch.from_numpy(rng.random(n) < settings.flip).to(device)
     angle = np.radians(rng.uniform(-settings.rotate_degrees, settings.rotate_degrees, n))
     zoom = rng.uniform(1 - settings.scale, 1 + settings.scale, n)
-    factors = rng.uniform(1 - settings.jitter, 1 + settings.jitter, (n, 3)) if settings.jitter else None
+    factors = color_factors(rng, n, settings)
     amount, shift = framing_draws(rng, n, settings)
+    factors = with_grayscale(factors, rng, n, settings)
     if segmenter:
         zoom = zoom * zoom_for(amount, settings)
     room = np.clip(1.0 - zoom, 0.0, None)[:, None] * shift if segmenter else np.zeros((n, 2))
@@ -293,7 +318,7 @@ def augment_tryon_batch(
     n = len(batch["person"])
     device = batch["person"].device
     flip = torch.from_numpy(rng.random(n) < settings.flip).to(device)
-    factors = rng.uniform(1 - settings.jitter, 1 + settings.jitter, (n, 3)) if settings.jitter else None
+    factors = with_grayscale(color_factors(rng, n, settings), rng, n, settings)
     out = {}
     for name, tensor in batch.items():
         flipped = torch.where(flip[:, None, None, None], tensor.flip(2), tensor)

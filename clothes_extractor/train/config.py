@@ -81,6 +81,7 @@ class TrainConfig:
     augment: bool = True
     framing: float = 0.0  # probability of a framing change per sample (zoom-out / resolution loss)
     negatives: float = 0.0  # segmenter: share of samples replaced by garment-free photos
+    grayscale: float = 0.0  # probability of a black-and-white sample (photo, and garment or person alike)
     parser: bool = (
         False  # segmenter: a human parser (the classes of tasks.PARSER_CLASSES) whose upper class is the mask
     )

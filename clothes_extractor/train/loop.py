@@ -134,7 +134,8 @@ class Run:
                 f"{len(self.train_samples)} training samples cannot fill one batch of {cfg.batch_size} "
                 f"x {self.dist.world} process(es); lower --batch-size"
             )
-        augmentation = Augmentation(framing=cfg.framing, negatives=cfg.negatives) if cfg.augment else None
+        changes = {"framing": cfg.framing, "negatives": cfg.negatives, "grayscale": cfg.grayscale}
+        augmentation = Augmentation(**changes) if cfg.augment else None
         train_set = GarmentDataset(self.train_samples, contract, augmentation, cfg.seed)
         self.sampler = EpochSampler(len(train_set), cfg.seed, rank=self.dist.rank, world=self.dist.world)
         val_set = GarmentDataset(self.val_samples, contract)
