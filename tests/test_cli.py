@@ -249,6 +249,19 @@ def test_explicit_provider_never_falls_back_silently(tiny_model_path, photo_fold
     assert not (tmp_path / "o").exists()  # not even an empty folder
 
 
+def test_subfolders_left_without_recursive_are_named(tiny_model_path, photo_folder, tmp_path):
+    photos, masks = photo_folder
+    (photos / "sub").mkdir()
+    (photos / "p4.jpg").rename(photos / "sub" / "p4.jpg")
+    args = ["--model", tiny_model_path, "--masks", masks]
+    done = run_cli("extract", photos, "-o", photos / "out", *args)
+    assert done.returncode == 0, done.stderr
+    assert f"note: photos in subfolders are not taken without --recursive: {photos / 'sub'}\n" in done.stderr
+    assert sorted(p.name for p in (photos / "out").iterdir()) == [f"p{i}.png" for i in range(4)]
+    done = run_cli("extract", photos, "-o", photos / "out", "--recursive", *args)
+    assert done.returncode == 0 and "note:" not in done.stderr and (photos / "out" / "sub" / "p4.png").exists()
+
+
 def test_no_photos_found(tiny_model_path, tmp_path):
     (tmp_path / "empty").mkdir()
     done = run_cli("extract", tmp_path / "empty", "-o", tmp_path / "o" / "deep", "--model", tiny_model_path)

@@ -15,6 +15,7 @@ from clothes_extractor.runtime.jobs import (
     find_jobs,
     iter_jobs,
     removing_stale_partials,
+    unsearched_subfolders,
 )
 from clothes_extractor.runtime.walk import dataset_parse_folder
 from conftest import peak_memory
@@ -50,6 +51,24 @@ def test_recursive_keeps_the_folder_structure_and_skips_the_output_folder(tmp_pa
     jobs = find_jobs([tmp_path / "in"], tmp_path / "in" / "out", "png", masks, recursive=True)
     assert [(j.photo.name, j.mask.kind) for j in jobs] == [("a.jpg", "file"), ("b.jpg", "auto")]
     assert count_jobs([tmp_path / "in"], tmp_path / "in" / "out", True, None, tmp_path / "in" / "masks") == 2
+
+
+def test_the_subfolders_a_walk_without_recursive_leaves_out(tmp_path):
+    """Named for the user who forgot --recursive: not the job's own output and mask folders,
+    not hidden ones, not a dataset split's own folders; a file or a missing input has none."""
+    touch_image(tmp_path / "in" / "a.jpg")
+    for sub in ("sub", "more/deeper", ".cache", "out", "masks", "saved"):
+        touch_image(tmp_path / "in" / sub / "b.jpg")
+    left = unsearched_subfolders([tmp_path / "in"], tmp_path / "in" / "out", tmp_path / "in" / "saved",
+                                 tmp_path / "in" / "masks")  # fmt: skip
+    assert left == [tmp_path / "in" / "more", tmp_path / "in" / "sub"]
+    everything = [tmp_path / "in" / name for name in ("masks", "more", "out", "saved", "sub")]
+    assert unsearched_subfolders([tmp_path / "in"], None) == everything
+    split = tmp_path / "data" / "train"
+    touch_image(split / "image" / "00001_00.jpg")
+    (split / "image-parse").mkdir()
+    inputs = [split, tmp_path / "in" / "a.jpg", tmp_path / "missing"]
+    assert unsearched_subfolders(inputs, tmp_path / "out") == []
 
 
 @pytest.mark.parametrize("parse_name", ["image-parse-v3", "image-parse"])

@@ -345,6 +345,13 @@ def _extract_options(options: dict[str, Any], fmt: str) -> Any:
     )
 
 
+def _note_unsearched(subfolders: list[Path]) -> None:
+    """Say which subfolders of the input folders the job does not look in (without -r)."""
+    if subfolders:
+        more = f" and {len(subfolders) - 1} more" if len(subfolders) > 1 else ""
+        click.echo(f"note: photos in subfolders are not taken without --recursive: {subfolders[0]}{more}", err=True)
+
+
 def _open_models(options: dict[str, Any], background: Any):
     from ..api import new_session
     from ..runtime.options import generator_outputs
@@ -422,7 +429,14 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
 
 def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) -> None:
     from ..runtime.files import check_output_dir, check_writable_file
-    from ..runtime.jobs import MaskIndex, check_output_folders, count_jobs, iter_jobs, removing_stale_partials
+    from ..runtime.jobs import (
+        MaskIndex,
+        check_output_folders,
+        count_jobs,
+        iter_jobs,
+        removing_stale_partials,
+        unsearched_subfolders,
+    )
     from ..runtime.pipeline import preview_extraction, run_extraction
 
     fmt = options["fmt"]
@@ -453,6 +467,8 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     if not total:
         hint = "" if options["recursive"] else " (add --recursive to look in subfolders)"
         raise click.ClickException(f"no photos found in {', '.join(map(str, inputs))}{hint}")
+    if not options["recursive"] and listing is None:
+        _note_unsearched(unsearched_subfolders(inputs, out_dir, save_masks, options["masks"]))
     generator, segmenter = _open_models(options, extract_options.background)
     jobs = iter_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks, shard, listing)
     if options["dry_run"]:
@@ -581,7 +597,7 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
     """The folder job on Ray: the same stages, models in actor pools, outputs from the workers."""
     from ..distributed.ray_job import JobWalk, RayOptions, is_remote, run_on_ray
     from ..runtime.files import check_output_dir, check_writable_file
-    from ..runtime.jobs import MaskIndex, check_output_folders
+    from ..runtime.jobs import MaskIndex, check_output_folders, unsearched_subfolders
 
     fmt = options["fmt"]
     extract_options = _extract_options(options, fmt)
@@ -616,6 +632,9 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
     if not total:
         hint = "" if options["recursive"] else " (add --recursive to look in subfolders)"
         raise click.ClickException(f"no photos found in {', '.join(inputs)}{hint}")
+    if not options["recursive"] and listing is None:  # (local input folders; a bucket has no folders to forget)
+        out_dir = None if is_remote(output) else Path(output)
+        _note_unsearched(unsearched_subfolders(local, out_dir, options["save_masks"], options["masks"]))
     address = options["ray_address"]
     ray_options = RayOptions(
         address=address, actors=options["actors"], provider=options["provider"], extract=extract_options

@@ -23,7 +23,16 @@ from typing import Iterable, Iterator
 from ..errors import InputError, OutputError
 from .files import remove_stale_partials, same_file
 from .shards import Shard
-from .walk import Found, MaskSource, is_image_name, listed_photos, named_photo, read_listing, walk_photos
+from .walk import (
+    Found,
+    MaskSource,
+    is_image_name,
+    listed_photos,
+    named_photo,
+    read_listing,
+    subfolders_left_out,
+    walk_photos,
+)
 
 
 @dataclass(frozen=True)
@@ -282,6 +291,16 @@ def count_jobs(
     else:
         found = (f for i in inputs for f in (walk_photos(i, recursive, exclude) if i.is_dir() else [Found(i, i.stem)]))
     return sum(1 for f in found if shard is None or shard.holds(f.rel))
+
+
+def unsearched_subfolders(
+    inputs: Iterable[Path], out_dir: Path | None, save_masks: Path | None = None, masks: Path | None = None
+) -> list[Path]:
+    """The subfolders of the input folders that a walk without ``recursive`` leaves out (not
+    the job's own output and mask folders): photos there are not taken, which a user who
+    forgot ``--recursive`` should hear about."""
+    exclude = _not_walked(out_dir, save_masks, masks)
+    return [folder / name for folder in inputs for name in subfolders_left_out(folder, exclude)]
 
 
 def removing_stale_partials(jobs: Iterable[ExtractJob]) -> Iterator[ExtractJob]:

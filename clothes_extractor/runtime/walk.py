@@ -125,6 +125,19 @@ def walk_photos(folder: Path, recursive: bool, exclude: set[Path], prefix: str =
             yield from walk_photos(folder / name, recursive, exclude, f"{prefix}{name}/", seen)
 
 
+def subfolders_left_out(folder: Path, exclude: set[Path]) -> list[str]:
+    """The subfolders a walk of ``folder`` without ``recursive`` does not enter, sorted: not
+    a dataset layout's own, hidden ones or ``exclude`` (the job's own folders); none where
+    ``folder`` is no folder or cannot be read (the walk says why)."""
+    if not folder.is_dir() or dataset_parse_folder(folder) is not None or dresscode_folder(folder):
+        return []
+    try:
+        _, subfolders, _ = _list_folder(folder)
+    except OSError:
+        return []
+    return [name for name in subfolders if (folder / name).resolve() not in exclude]
+
+
 def _list_folder(folder: Path) -> tuple[list[str], list[str], dict[str, str]]:
     """A folder's photos (as ``_output_order`` keys) and subfolder names, sorted, hidden ones
     left out, and the names of the photos that could not be examined, with why."""
