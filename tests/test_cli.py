@@ -496,6 +496,14 @@ def test_one_photo_to_one_file_and_through_pipes(tiny_model_path, photo_folder, 
     import io
 
     assert Image.open(io.BytesIO(piped.stdout)).size == (TINY_SIZE[1], TINY_SIZE[0])
+    assert Image.open(io.BytesIO(piped.stdout)).format == "PNG"
+    piped = run_cli("extract", "-", "-o", "-", "--model", tiny_model_path, "--alpha-mask", "--no-segmenter",
+                    "--format", "jpg", stdin=(tmp_path / "cut.png").read_bytes())  # fmt: skip
+    assert piped.returncode == 0 and Image.open(io.BytesIO(piped.stdout)).format == "JPEG"  # --format for stdout
+    done = run_cli("extract", photos / "p0.jpg", "-o", tmp_path / "h.jpg", "--format", "png", "--model",
+                   tiny_model_path, "--masks", masks)  # fmt: skip
+    assert done.returncode == 2 and "-o " in done.stderr and "is written as JPEG" in done.stderr
+    assert "--format png would be ignored" in done.stderr and not (tmp_path / "h.jpg").exists()
     done = run_cli("extract", photos, photos / "p0.jpg", "-o", "-", "--model", tiny_model_path)
     assert done.returncode == 2 and "takes exactly one photo" in done.stderr
     import pty

@@ -156,6 +156,12 @@ def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, tryon_folders, t
     piped = run_cli("tryon", "--person", person, "--garment", garment, "-o", "-", "--report", tmp_path / "r.jsonl",
                     *model, stdin=b"")  # fmt: skip
     assert piped.returncode == 0 and Image.open(io.BytesIO(piped.stdout)).size == Image.open(person).size
+    piped = run_cli("tryon", "--person", person, "--garment", garment, "-o", "-", "--format", "webp", *model,
+                    stdin=b"")  # fmt: skip
+    assert piped.returncode == 0 and Image.open(io.BytesIO(piped.stdout)).format == "WEBP"
+    done = run_cli("tryon", "--person", person, "--garment", garment, "-o", tmp_path / "w.webp", "--format", "jpg",
+                   *model)  # fmt: skip
+    assert done.returncode == 2 and "is written as WEBP" in done.stderr and not (tmp_path / "w.webp").exists()
     assert json.loads((tmp_path / "r.jsonl").read_text())["output"] == "-" and not Path("-").exists()
     both = run_cli("tryon", "--person", person, "--garment", garment, "-o", "-", "--report", "-", *model)
     assert both.returncode == 2 and "--report - and -o - would both write to standard output" in both.stderr

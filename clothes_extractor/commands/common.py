@@ -162,6 +162,27 @@ def given_options() -> list[click.Parameter]:
     return [param for param in ctx.command.params if ctx.get_parameter_source(param.name) == source]
 
 
+def one_output(output: str | Path, fmt: str, stdout_file: Path) -> Path:
+    """Where one photo's (one pair's) output is made: for standard output (``-o -``) the
+    temporary ``stdout_file`` with ``--format``'s suffix; else the file itself, whose suffix
+    decides its format, and a ``--format`` given for another format is refused (it would
+    be ignored)."""
+    if str(output) == "-":
+        return stdout_file.with_suffix(f".{fmt}")
+    from ..runtime.stages import output_format
+
+    try:
+        named = output_format(Path(output))
+    except ClothesExtractorError:
+        return Path(output)  # (its suffix is refused where outputs are checked)
+    if named != fmt and any(param.name == "fmt" for param in given_options()):
+        raise click.UsageError(
+            f"-o {output} is written as {dict(jpg='JPEG').get(named, named.upper())}, the format its suffix names; "
+            f"--format {fmt} would be ignored: leave it out, or name the file .{fmt}"
+        )
+    return Path(output)
+
+
 def parse_size(value: str, option: str = "--size") -> tuple[int, int]:
     """``HEIGHTxWIDTH`` -> (height, width)."""
     try:

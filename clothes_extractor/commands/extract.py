@@ -24,6 +24,7 @@ from .common import (
     check_side_files,
     check_stdout_takes_an_image,
     names_an_image_file,
+    one_output,
     report_dry_run,
     report_options,
     reports_errors,
@@ -191,7 +192,14 @@ def _single_output(paths: list[Path], output: str) -> bool:
     help="Write a contact sheet (photo | mask | garment) of the first photos extracted (.png/.jpg/.webp).",
 )
 @click.option("-r", "--recursive", is_flag=True, help="Also take photos in subfolders.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="png", show_default=True, help="Folder outputs.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="png",
+    show_default=True,
+    help="Folder outputs, and standard output (-o -); a file's suffix names its own.",
+)
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
 @click.option(
     "--output-size",
@@ -378,7 +386,7 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
     from ..runtime.stages import output_format
 
     to_stdout = output == "-"
-    target = tmp / "garment.png" if to_stdout else Path(output)
+    target = one_output(output, options["fmt"], tmp / "garment")
     fmt = output_format(target)
     extract_options = _extract_options(options, fmt)
     masks = MaskIndex(options["masks"]) if options["masks"] is not None else None

@@ -20,6 +20,7 @@ from .common import (
     check_side_files,
     check_stdout_takes_an_image,
     names_an_image_file,
+    one_output,
     report_dry_run,
     report_options,
     reports_errors,
@@ -92,7 +93,14 @@ FORMATS = ("png", "jpg", "webp")
     help="Threads that read the photos (decode, fit), and as many that paste, encode and write the results  "
     "[default: CPU count, at most 16]",
 )
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="png", show_default=True, help="Folder outputs.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="png",
+    show_default=True,
+    help="Folder outputs, and standard output (-o -); a file's suffix names its own.",
+)
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
 @click.option(
     "--overwrite",
@@ -134,7 +142,7 @@ def tryon(output: Path, **options: Any) -> None:
         where = "-o - (standard output) takes one pair" if to_stdout else "-o must be a folder, not an image file"
         raise click.UsageError(f"{total} pairs to dress: {where}")
     with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
-        target = Path(tmp) / "dressed" / "result.png" if to_stdout else output
+        target = one_output(output, options["fmt"], Path(tmp) / "dressed" / "result") if single else output
         _run(pairs, total, target, single, Path(tmp), options)
         if to_stdout:
             write_to_stdout(target)
