@@ -232,6 +232,9 @@ def test_a_tree_of_persons_with_r_mirrors_its_subfolders_and_never_walks_the_out
     assert 0 < halves[0] < halves[1] == 5 and written(tmp_path / "shards") == expected
     flat = dress_folder(persons, garments / "g0.png", tmp_path / "flat", **models)
     assert flat.ok == 3 and written(tmp_path / "flat") == sorted(top)  # without recursive, the top only
+    dry = run_cli("tryon", "--person", persons, "--garment", garments / "g0.png", "-o", tmp_path / "dry", "--dry-run")
+    assert dry.returncode == 0 and "dry run of 3 pair(s)" in dry.stderr  # and the subfolders are named:
+    assert f"note: photos in subfolders are not taken without --recursive: {persons / 'a'} and 1 more\n" in dry.stderr
     out = persons / "dressed"  # inside the tree it walks
     summary = dress_folder(persons, garments / "g0.png", out, recursive=True, **models)
     assert (summary.ok, summary.failed) == (5, 0) and written(out) == expected

@@ -162,6 +162,13 @@ def given_options() -> list[click.Parameter]:
     return [param for param in ctx.command.params if ctx.get_parameter_source(param.name) == source]
 
 
+def note_unsearched(subfolders: list[Path]) -> None:
+    """Say which subfolders of the input folders a job without ``-r`` does not look in."""
+    if subfolders:
+        more = f" and {len(subfolders) - 1} more" if len(subfolders) > 1 else ""
+        click.echo(f"note: photos in subfolders are not taken without --recursive: {subfolders[0]}{more}", err=True)
+
+
 def one_output(output: str | Path, fmt: str, stdout_file: Path) -> Path:
     """Where one photo's (one pair's) output is made: for standard output (``-o -``) the
     temporary ``stdout_file`` with ``--format``'s suffix; else the file itself, whose suffix

@@ -24,6 +24,7 @@ from .common import (
     check_side_files,
     check_stdout_takes_an_image,
     names_an_image_file,
+    note_unsearched,
     one_output,
     report_dry_run,
     report_options,
@@ -353,13 +354,6 @@ def _extract_options(options: dict[str, Any], fmt: str) -> Any:
     )
 
 
-def _note_unsearched(subfolders: list[Path]) -> None:
-    """Say which subfolders of the input folders the job does not look in (without -r)."""
-    if subfolders:
-        more = f" and {len(subfolders) - 1} more" if len(subfolders) > 1 else ""
-        click.echo(f"note: photos in subfolders are not taken without --recursive: {subfolders[0]}{more}", err=True)
-
-
 def _open_models(options: dict[str, Any], background: Any):
     from ..api import new_session
     from ..runtime.options import generator_outputs
@@ -476,7 +470,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         hint = "" if options["recursive"] else " (add --recursive to look in subfolders)"
         raise click.ClickException(f"no photos found in {', '.join(map(str, inputs))}{hint}")
     if not options["recursive"] and listing is None:
-        _note_unsearched(unsearched_subfolders(inputs, out_dir, save_masks, options["masks"]))
+        note_unsearched(unsearched_subfolders(inputs, out_dir, save_masks, options["masks"]))
     generator, segmenter = _open_models(options, extract_options.background)
     jobs = iter_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks, shard, listing)
     if options["dry_run"]:
@@ -642,7 +636,7 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
         raise click.ClickException(f"no photos found in {', '.join(inputs)}{hint}")
     if not options["recursive"] and listing is None:  # (local input folders; a bucket has no folders to forget)
         out_dir = None if is_remote(output) else Path(output)
-        _note_unsearched(unsearched_subfolders(local, out_dir, options["save_masks"], options["masks"]))
+        note_unsearched(unsearched_subfolders(local, out_dir, options["save_masks"], options["masks"]))
     address = options["ray_address"]
     ray_options = RayOptions(
         address=address, actors=options["actors"], provider=options["provider"], extract=extract_options

@@ -20,6 +20,7 @@ from .common import (
     check_side_files,
     check_stdout_takes_an_image,
     names_an_image_file,
+    note_unsearched,
     one_output,
     report_dry_run,
     report_options,
@@ -157,6 +158,10 @@ def _pairs(person: Path, garment: Path, pairs_file: Path | None, recursive: bool
     if pairs_file is None:
         if person.is_dir() and garment.is_dir():
             raise click.UsageError("--person and the garment are both folders: give --pairs FILE to say who wears what")
+        if not recursive:
+            from ..runtime.jobs import unsearched_subfolders
+
+            note_unsearched(unsearched_subfolders([p for p in (person, garment) if p.is_dir()], output))
         return Pairs(person, garment, tree=Tree.of(person, garment, recursive), exclude=[output], shard=shard)
     if not (person.is_dir() and garment.is_dir()):
         raise click.UsageError("--pairs names files in folders: --person and the garment must be folders")
