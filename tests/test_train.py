@@ -192,6 +192,47 @@ def test_black_and_white_samples_in_batches_and_per_photo():
     assert (np.asarray(g1)[np.asarray(g0).min(-1) == 255] == 255).all()  # (the garment flips with the photo)
 
 
+def test_another_light_on_the_photo_alone():
+    """--lighting: the drawn samples' photo takes an exposure x white balance within the
+    ranges (channels apart), the catalog garment and the masks stay what they are without
+    it (drawn after the rest), per batch, per photo and for a try-on person."""
+    from clothes_extractor.train.augment import augment_tryon_batch
+
+    n = 16
+    batch = _fitted_batch(n)
+    batch["image"][:] = 200
+    plain = Augmentation(flip=0.5, rotate_degrees=0, scale=0, jitter=0.1)
+    lit_settings = replace(plain, lighting=0.5)
+    without = augment_batch(batch, np.random.default_rng(4), plain)
+    lit = augment_batch(batch, np.random.default_rng(4), lit_settings)
+    assert torch.equal(lit["target"], without["target"]) and torch.equal(lit["mask"], without["mask"])
+    changed = [not torch.equal(lit["image"][i], without["image"][i]) for i in range(n)]
+    assert 0 < sum(changed) < n
+    unjittered = augment_batch(batch, np.random.default_rng(4), replace(lit_settings, jitter=0.0))
+    levels = unjittered["image"][:, 32, 20].numpy().astype(float)  # one colour: the gains themselves
+    levels = levels[(levels != 200).any(1)]
+    assert 0 < len(levels) < n and (levels >= np.floor(200 * 0.4 * 0.75)).all()
+    assert (levels.max(1) - levels.min(1) > 0).mean() > 0.5  # the white balance moves the channels apart
+    # Per photo: the photo alone.
+    photo = Image.fromarray(batch["image"][0].numpy())
+    garment = Image.fromarray(batch["target"][0].numpy())
+    mask = Image.fromarray(batch["mask"][0, ..., 0].numpy())
+    always = replace(plain, lighting=1.0)
+    p0, m0, g0, _ = augment(photo, mask, garment, np.random.default_rng(2), plain)
+    p1, m1, g1, _ = augment(photo, mask, garment, np.random.default_rng(2), always)
+    assert np.array_equal(np.asarray(m0), np.asarray(m1)) and np.array_equal(np.asarray(g0), np.asarray(g1))
+    assert not np.array_equal(np.asarray(p0), np.asarray(p1))
+    # Try-on: the person (input and truth) takes the light, the catalog garment does not.
+    tryon = {
+        "person": batch["image"][:4].clone(),
+        "garment": batch["target"][:4].clone(),
+        "garment_mask": batch["mask"][:4].clone(),
+    }
+    t0 = augment_tryon_batch(tryon, np.random.default_rng(6), plain)
+    t1 = augment_tryon_batch(tryon, np.random.default_rng(6), always)
+    assert torch.equal(t0["garment"], t1["garment"]) and not torch.equal(t0["person"], t1["person"])
+
+
 def test_device_loader_follows_the_sampler_and_resumes_mid_epoch(synthetic):
     config = tiny_config(synthetic, "unused")
     from clothes_extractor.eval.datasets import load_samples

@@ -174,6 +174,14 @@ from .common import given_options, parse_size, reports_errors, require_torch, ve
     "so that a black-and-white photo is not new.",
 )
 @click.option(
+    "--lighting",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of samples whose photo alone is shown in another light: exposure x0.4 to x1.3 and each colour "
+    "channel x0.75 to x1.25 (a catalog garment keeps its colours; a try-on person takes the light).",
+)
+@click.option(
     "--framing",
     type=click.FloatRange(0, 1),
     default=0.0,

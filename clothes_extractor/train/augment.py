@@ -46,6 +46,9 @@ class Augmentation:
     degrade: float = 0.4  # smallest share of the fitted input's resolution kept
     negatives: float = 0.0  # segmenter: share of samples replaced by photos with no garment at all
     grayscale: float = 0.0  # probability of a black-and-white photo (and garment: saturation 0, after the jitter)
+    lighting: float = 0.0  # probability of another light on the photo alone: exposure x white balance
+    exposure: tuple[float, float] = (0.4, 1.3)  # range of a lighting change's exposure gain
+    white_balance: float = 0.25  # +- gain of each colour channel in a lighting change, on top of the exposure
 
 
 def framing_draws(rng: np.random.Generator, n: int, settings: Augmentation) -> tuple[np.ndarray, np.ndarray]:
@@ -78,6 +81,28 @@ def with_grayscale(factors: np.ndarray | None, rng: np.random.Generator, n: int,
     factors = np.ones((n, 3)) if factors is None else factors.copy()
     factors[gray, 2] = 0.0
     return factors
+
+
+def lighting_gains(rng: np.random.Generator, n: int, settings: Augmentation) -> np.ndarray | None:
+    """[n, 3] gains of each colour channel of the photo (exposure x white balance), 1 where
+    no lighting change is drawn (probability ``settings.lighting``); None, and nothing
+    drawn, when that is 0. Drawn after every other draw, as ``with_grayscale``.
+
+    The light is the photo's alone: a catalog garment keeps its colours (a generator
+    learns to see through the light of the photo), a try-on's catalog garment too, while
+    the person photo, its input and its truth, takes the light."""
+    if not settings.lighting:
+        return None
+    changed = rng.random(n) < settings.lighting
+    exposure = rng.uniform(*settings.exposure, n)
+    balance = rng.uniform(1 - settings.white_balance, 1 + settings.white_balance, (n, 3))
+    return np.where(changed[:, None], exposure[:, None] * balance, 1.0)
+
+
+def relight(rgb: torch.Tensor, gains: np.ndarray) -> torch.Tensor:
+    """float [N, 3, H, W] in 0..255 (rounded first) times ``gains`` [N, 3], back to uint8 levels."""
+    g = torch.from_numpy(gains).float().to(rgb.device)[:, :, None, None]
+    return (rgb.round().clamp(0, 255) * g).clamp(0, 255).floor()
 
 
 def zoom_for(amount: np.ndarray, settings: Augmentation) -> np.ndarray:
@@ -126,6 +151,7 @@ def augment(
     jitter = color_factors(rng, 1, settings)
     amount, (shift,) = framing_draws(rng, 1, settings) if zoom_out else (np.zeros(1), np.zeros((1, 2)))
     jitter = with_grayscale(jitter, rng, 1, settings)
+    gains = lighting_gains(rng, 1, settings)
     zoom *= float(zoom_for(amount, settings)[0])
     if angle or zoom != 1:
         # Inverse affine map (output -> input pixel) of a rotation + zoom about the centre,
@@ -150,6 +176,9 @@ def augment(
         photo = warp(photo, fill_rgb, Image.Resampling.BILINEAR)
         mask = warp(mask, 0, Image.Resampling.BILINEAR)
         labels = warp(labels, 0, Image.Resampling.NEAREST) if labels is not None else None
+    if gains is not None:
+        lit = relight(torch.from_numpy(np.asarray(photo).astype(np.float32)).permute(2, 0, 1)[None], gains)
+        photo = Image.fromarray(lit[0].permute(1, 2, 0).numpy().astype(np.uint8))
     if jitter is not None:
         factors = jitter[0]
         enhancers = (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color)
@@ -213,6 +242,7 @@ def augment_batch(
     factors = color_factors(rng, n, settings)
     amount, shift = framing_draws(rng, n, settings)
     factors = with_grayscale(factors, rng, n, settings)
+    gains = lighting_gains(rng, n, settings)
     if segmenter:
         zoom = zoom * zoom_for(amount, settings)
     room = np.clip(1.0 - zoom, 0.0, None)[:, None] * shift if segmenter else np.zeros((n, 2))
@@ -254,6 +284,8 @@ def augment_batch(
         jittered = _jitter(target, torch.from_numpy(factors).float().to(device))
         # The garment changes with the photo; the catalog background stays the background.
         target = jittered if alpha is None else torch.where(alpha > 127, jittered, target)
+    if gains is not None:
+        photo = relight(photo, gains)
     if factors is not None:
         photo = _jitter(photo.round().clamp(0, 255), torch.from_numpy(factors).float().to(device))
     out["image"] = photo.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
@@ -319,10 +351,14 @@ def augment_tryon_batch(
     device = batch["person"].device
     flip = torch.from_numpy(rng.random(n) < settings.flip).to(device)
     factors = with_grayscale(color_factors(rng, n, settings), rng, n, settings)
+    gains = lighting_gains(rng, n, settings)
     out = {}
     for name, tensor in batch.items():
         flipped = torch.where(flip[:, None, None, None], tensor.flip(2), tensor)
         out[name] = flipped.contiguous()
+    if gains is not None:
+        lit = relight(out["person"].permute(0, 3, 1, 2).float(), gains)
+        out["person"] = lit.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
     if factors is not None:
         jitter = torch.from_numpy(factors).float().to(device)
         for name in ("person",):

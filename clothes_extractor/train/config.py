@@ -82,6 +82,7 @@ class TrainConfig:
     framing: float = 0.0  # probability of a framing change per sample (zoom-out / resolution loss)
     negatives: float = 0.0  # segmenter: share of samples replaced by garment-free photos
     grayscale: float = 0.0  # probability of a black-and-white sample (photo, and garment or person alike)
+    lighting: float = 0.0  # probability of another exposure and white balance of the photo alone
     parser: bool = (
         False  # segmenter: a human parser (the classes of tasks.PARSER_CLASSES) whose upper class is the mask
     )
