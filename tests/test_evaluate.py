@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from clothes_extractor.data.synth import write_synthetic
+from clothes_extractor.eval.changes import PhotoChange
 from clothes_extractor.eval.datasets import load_fitted, load_samples
 from clothes_extractor.eval.evaluate import evaluate_model
 from clothes_extractor.eval.metrics import image_metrics, iou
@@ -80,29 +81,45 @@ def test_a_model_size_silhouette_is_upsampled_with_its_garment(tmp_path):
         assert scored["alpha_iou"] == pytest.approx(float(iou(up[None], item["alpha"][None])[0]), abs=1e-9)
 
 
-def test_black_and_white_scores_are_those_of_a_black_and_white_copy_of_the_data(tiny_model_path, tmp_path):
-    """``--grayscale`` scores a model as if every photo and catalog image had been a
-    black-and-white file: the same per-pair scores as on such a copy (lossless PNGs), at the
-    model's size (a generator, truths gray too) and as extract runs a segmenter."""
-    root, copy = tmp_path / "data", tmp_path / "gray"
+@pytest.mark.parametrize(
+    "change", [PhotoChange(grayscale=True), PhotoChange(light=(1.2, 1.0, 0.6)), PhotoChange(True, (0.5, 0.5, 0.5))]
+)
+def test_changed_photos_score_as_a_changed_copy_of_the_data(tiny_model_path, tmp_path, change):
+    """``--grayscale`` / ``--light`` score a model as if every photo (and, black and white,
+    every catalog image) had been changed in its file: the same per-pair scores as on such a
+    copy (lossless PNGs), at the model's size (a generator) and as extract runs a segmenter."""
+    root, copy = tmp_path / "data", tmp_path / "changed"
     write_synthetic(root, 4, seed=5, size=CATALOG)
     for path in root.rglob("*.*"):
         out = copy / path.relative_to(root)
         out.parent.mkdir(parents=True, exist_ok=True)
-        if path.parent.name in ("photo", "garment"):
+        if path.parent.name == "photo":
+            image = np.asarray(Image.open(path).convert("RGB")).astype(np.float32)
+            if change.light:
+                image = np.floor(np.clip(image * np.float32(change.light), 0, 255))
+            changed = Image.fromarray(image.astype(np.uint8))
+            (changed.convert("L") if change.grayscale else changed).save(out.with_suffix(".png"))
+        elif path.parent.name == "garment" and change.grayscale:
             Image.open(path).convert("L").save(out.with_suffix(".png"))
         else:
             out.write_bytes(path.read_bytes())
-    original, gray = load_samples(root, "all"), load_samples(copy, "all")
+    original, changed = load_samples(root, "all"), load_samples(copy, "all")
     for model, resolution, metric in (
         (ModelSession(tiny_model_path, "cpu"), "model", "ssim"),
         (ModelSession(model_for("segmenter", gpu=False), "cpu"), "native", "iou"),
     ):
-        scored = evaluate_model(model, original, resolution=resolution, grayscale=True)
-        expected = evaluate_model(model, gray, resolution=resolution)
-        colour = evaluate_model(model, original, resolution=resolution)
+        scored = evaluate_model(model, original, resolution=resolution, change=change)
+        expected = evaluate_model(model, changed, resolution=resolution)
+        plain = evaluate_model(model, original, resolution=resolution)
         assert scored.samples == 4 and not scored.failures
         assert [s[metric] for s in scored.per_sample] == pytest.approx([s[metric] for s in expected.per_sample])
-        assert [s[metric] for s in scored.per_sample] != pytest.approx([s[metric] for s in colour.per_sample])
-    item = load_fitted(original[0], model.contract, grayscale=True)
-    assert (item["image"] == item["image"][..., :1]).all()
+        assert [s[metric] for s in scored.per_sample] != pytest.approx([s[metric] for s in plain.per_sample])
+
+
+def test_light_is_parsed_and_described():
+    assert PhotoChange.parse_light("0.5") == (0.5, 0.5, 0.5)
+    assert PhotoChange(True, PhotoChange.parse_light("1.15,1,0.7")).describe() == "light x1.15,1,0.7, black and white"
+    assert PhotoChange(light=(0.5, 0.5, 0.5)).describe() == "light x0.5" and not PhotoChange()
+    for bad in ("1,2", "0", "-1,1,1", "dark", ""):
+        with pytest.raises(ValueError, match="is not GAIN or R,G,B"):
+            PhotoChange.parse_light(bad)

@@ -98,6 +98,12 @@ def test_evaluate_reports_the_held_out_pairs_beside_the_split(leaky, tiny_model_
     scored_gray = json.loads((tmp_path / "g.json").read_text())
     assert scored_gray["grayscale"] is True and scored["grayscale"] is False
     assert scored_gray["metrics"]["ssim"] != pytest.approx(scored["metrics"]["ssim"])
+    dark = run_cli("evaluate", "--model", tiny_model_path, "--data", leaky, "--held-out", "--light", "0.5",
+                   "--json", tmp_path / "d.json")  # fmt: skip
+    assert dark.returncode == 0 and "(val, 2 held-out pairs, cpu, model, light x0.5)" in dark.stdout
+    assert json.loads((tmp_path / "d.json").read_text())["light"] == [0.5, 0.5, 0.5] and scored["light"] is None
+    bad = run_cli("evaluate", "--model", tiny_model_path, "--data", leaky, "--light", "warm")
+    assert bad.returncode == 2 and "'warm' is not GAIN or R,G,B" in bad.stderr
     # a split folder given directly has no training split to compare with
     alone = run_cli("evaluate", "--model", tiny_model_path, "--data", leaky / "val", "--json", tmp_path / "a.json")
     assert alone.returncode == 0, alone.stderr

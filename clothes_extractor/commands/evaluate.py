@@ -63,6 +63,12 @@ SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
     "photos (the truths in black and white too).",
 )
 @click.option(
+    "--light",
+    metavar="GAIN|R,G,B",
+    help="Show every photo in another light first: its channels times GAIN (0.5: a stop darker) or R,G,B "
+    "(1.15,1,0.7: a warm lamp); the catalog images keep their colours (a try-on's truth is its photo).",
+)
+@click.option(
     "-o",
     "--output",
     "--json",
@@ -102,6 +108,7 @@ def evaluate(
     batch_size: int,
     resolution: str,
     grayscale: bool,
+    light: str | None,
     json_path: Path | None,
     sheet: Path | None,
     sheet_rows: int,
@@ -131,6 +138,7 @@ def evaluate(
     check_side_files([data], sheet=sheet, unpaired_sheet=unpaired_sheet)
     if sheet is not None and sheet_rows == 0 and worst == 0:
         raise click.UsageError("--sheet with --sheet-rows 0 and no --worst N would show nothing")
+    change = _photo_change(grayscale, light)
     session = new_session(model, provider)
     task = session.contract.task
     if unpaired_sheet is not None and task != "tryon":
@@ -159,15 +167,16 @@ def evaluate(
             worst=worst if sheet else 0,
             resolution=resolution,
             perceptual=perceptual,
-            grayscale=grayscale,
+            change=change,
             progress=progress.update,
         )
     finally:
         progress.close()
     pairs = f"{result.samples} held-out pairs" if held_out_only else f"{result.samples} pairs"
-    scale = resolution + (", black and white" if grayscale else "")
+    scale = resolution
     if resolution == "native" and task == "generator" and not session.contract.catalog_resolution:
         scale = f"native: the {session.contract.height}x{session.contract.width} output upsampled"
+    scale += f", {change.describe()}" if change else ""
     click.echo(f"{task} {session.path.name} on {data} ({split}, {pairs}, {session.provider}, {scale}):")
     kept = _echo_means(result, seen, held_out_only)
     if json_path is not None:
@@ -182,6 +191,7 @@ def evaluate(
             split=split,
             resolution=resolution,
             grayscale=grayscale,
+            light=list(change.light) if change.light else None,
             held_out_only=held_out_only,
         )
         write_atomic(json_path, (json.dumps(payload, indent=2) + "\n").encode())
@@ -196,6 +206,16 @@ def evaluate(
     if result.failures:
         click.echo(f"{len(result.failures)} pair(s) could not be scored", err=True)
         sys.exit(1)
+
+
+def _photo_change(grayscale: bool, light: str | None):
+    """``--grayscale`` and ``--light`` as a ``PhotoChange``."""
+    from ..eval.changes import PhotoChange
+
+    try:
+        return PhotoChange(grayscale, None if light is None else PhotoChange.parse_light(light))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--light") from None
 
 
 def _echo_means(result, seen: set[str] | None, held_out_only: bool) -> dict | None:

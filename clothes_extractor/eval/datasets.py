@@ -33,6 +33,7 @@ from ..runtime.fitting import fit_to_model, letterbox
 from ..runtime.images import IMAGE_SUFFIXES, load_label_mask, load_mask, load_photo
 from ..runtime.silhouette import garment_silhouette
 from ..runtime.walk import DRESSCODE_LABELS, PARSE_FOLDERS, dataset_parse_folder, dresscode_folder, dresscode_label_map
+from .changes import PhotoChange
 
 TRIPLET_FOLDERS = ("photo", "mask", "garment")
 VALIDATION_SPLITS = ("val", "validation", "test")
@@ -360,20 +361,14 @@ def fit_sample(
 
 
 def load_fitted(
-    sample: Sample, contract: ModelContract, native: bool = False, grayscale: bool = False
+    sample: Sample, contract: ModelContract, native: bool = False, change: PhotoChange | None = None
 ) -> dict[str, np.ndarray]:
     """A stored sample read and fitted for ``contract`` (``fit_sample``), with the parse map's
     labels where the model needs them (a parser, a try-on). ``native``: the output at the
-    catalog image's own size. ``grayscale``: the photo and the catalog image in black and white."""
+    catalog image's own size. ``change``: the photo (and the catalog image) changed first."""
     photo, mask, garment = load_sample(sample)
-    if grayscale:
-        photo = black_and_white(photo)
-        garment = black_and_white(garment) if garment is not None else None
+    if change:
+        photo, garment = change.photo(photo), change.catalog(garment)
     labels = load_labels(sample) if contract.labels or contract.task == "tryon" else None
     size = (garment.height, garment.width) if native and garment is not None else None
     return fit_sample(photo, mask, garment, contract, output_size=size, labels=labels)
-
-
-def black_and_white(image: Image.Image) -> Image.Image:
-    """``image`` as a black-and-white photo in RGB (Pillow's luma, the three channels equal)."""
-    return image.convert("L").convert("RGB")

@@ -20,7 +20,8 @@ from PIL import Image
 
 from ..errors import ClothesExtractorError, InputError
 from ..tasks import task_of
-from .datasets import LABELLED, Sample, black_and_white, load_fitted, load_sample_mask
+from .changes import PhotoChange
+from .datasets import LABELLED, Sample, load_fitted, load_sample_mask
 from .metrics import class_iou, image_metrics, iou
 from .sheets import contact_sheet, sheet_row
 
@@ -110,7 +111,7 @@ def evaluate_model(
     worst: int = 0,
     resolution: str = "model",
     perceptual: Sequence[Any] = (),
-    grayscale: bool = False,
+    change: PhotoChange | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Evaluation:
     """Run ``model`` (a ``ModelSession``) over ``samples``; metrics, per-pair scores, failures.
@@ -122,8 +123,8 @@ def evaluate_model(
     upsampled, bicubic, what its user gets at that size); a segmenter runs as ``extract``
     runs it (with its zoomed second look) and its mask is scored at the photo's own size.
     ``perceptual``: ``PerceptualMetric``s (``eval.perceptual``) scored beside the others, on
-    the same pixels (a generator's or a try-on's images). ``grayscale``: every photo and
-    catalog image in black and white first (``datasets.black_and_white``), truths included.
+    the same pixels (a generator's or a try-on's images). ``change``: every photo (and
+    catalog image) changed first (``changes.PhotoChange``: black and white, another light).
     """
     contract = model.contract
     task = contract.task
@@ -135,7 +136,7 @@ def evaluate_model(
             f"image-parse-v3/, Dress Code's label_maps/): none of these {len(samples)} pairs has one"
         )
     if resolution == "native" and task == "segmenter":
-        return _segmenter_as_extract_runs_it(model, samples, batch_size, sheet_rows, progress, grayscale)
+        return _segmenter_as_extract_runs_it(model, samples, batch_size, sheet_rows, progress, change)
     native = resolution == "native" and task == "generator"
     totals = MetricTotals()
     per_sample: list[dict[str, Any]] = []
@@ -145,7 +146,7 @@ def evaluate_model(
 
     def prepare(sample: Sample) -> dict[str, np.ndarray] | str:
         try:
-            return load_fitted(sample, contract, native, grayscale)
+            return load_fitted(sample, contract, native, change)
         except ClothesExtractorError as exc:
             return str(exc)
 
@@ -181,7 +182,7 @@ def evaluate_model(
 
 
 def _segmenter_as_extract_runs_it(
-    model: Any, samples: Sequence[Sample], batch_size: int, sheet_rows: int, progress, grayscale: bool
+    model: Any, samples: Sequence[Sample], batch_size: int, sheet_rows: int, progress, change: PhotoChange | None
 ) -> Evaluation:
     """IoU of the masks ``extract`` would use (``stages.segment``: the first look and, for a
     small garment, the zoomed one), mapped back onto each photo at its own size. A photo in
@@ -196,7 +197,7 @@ def _segmenter_as_extract_runs_it(
         chunk, truths, items = samples[start : start + batch_size], [], []
         for sample in chunk:
             try:  # the photo is decoded once, as extract decodes it for the segmenter
-                photo = black_and_white(load_photo(sample.photo)[0]) if grayscale else None
+                photo = change.photo(load_photo(sample.photo)[0]) if change else None
                 job = ExtractJob(sample.photo, sample.photo, MaskSource("auto"))
                 item = for_segmenter(job, model.contract, photo)
                 truth = load_sample_mask(sample)
