@@ -194,6 +194,8 @@ def fit_photo(
     """
     contract = plan.generator
     box = mask_box(np.asarray(mask), contract.fit.mask_threshold)
+    if box is None and source.startswith("segmenter"):  # (a mask gone in resizing: not the user's to mend)
+        raise NoGarmentError()
     if box is None:
         raise InputError(
             f"the garment mask is empty: no pixel is >= {contract.fit.mask_threshold}. Masks must be "
@@ -318,7 +320,10 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
         )
         second = segmenter.run(image=crops)["mask"][..., 0]
         for (index, zoom), mask in zip(zooms, second, strict=True):
-            results[index] = SegmentedMask(_paste(mask, zoom, details[index].shape[:2]), items[index].window, True)
+            # A closer look that sees no garment where the first saw a small one: none is there.
+            found = _garment_found(mask, threshold)
+            plane = _paste(mask, zoom, details[index].shape[:2]) if found else None
+            results[index] = SegmentedMask(plane, items[index].window, True) if found else NoGarmentError()
     return results
 
 
