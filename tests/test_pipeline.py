@@ -295,11 +295,11 @@ def test_segmenter_output_maps_back_onto_the_photo():
 def test_a_zoomed_mask_is_pasted_back_where_it_was_cut(start):
     """The zoom box has fractional corners (rounding may land outside it) and may pass the
     plane's edge; the pasted mask covers exactly the box's part of the plane."""
-    from clothes_extractor.runtime.stages import _paste
+    from clothes_extractor.runtime.fitting import paste_box
 
     mask = np.full((64, 48), 255, np.uint8)
     zoom = (start, start + 1.3, start + 24.2, start + 33.7)
-    plane = _paste(mask, zoom, (40, 30))
+    plane = paste_box(mask, zoom, (40, 30))
     assert plane.shape == (40, 30)
     on = np.argwhere(plane > 127)
     assert on[:, 1].min() == max(0, round(zoom[0])) and on[:, 0].min() == max(0, round(zoom[1]))

@@ -256,3 +256,26 @@ def decode_scale_for(window: Box, size: tuple[int, int]) -> float:
     """How far the photo can be shrunk while decoding and still give ``window`` (photo pixels)
     at ``size`` (h, w) without under-sampling: <= 1, for both axes."""
     return min(1.0, size[1] / (window[2] - window[0]))
+
+
+def paste_box(mask: np.ndarray, zoom: Box, plane_size: tuple[int, int]) -> np.ndarray:
+    """A plane of ``plane_size`` (h, w), 0 but for ``mask`` resized into the box ``zoom``."""
+    plane = Image.new("L", (plane_size[1], plane_size[0]), 0)
+    x0, y0, x1, y1 = zoom
+    scale_x, scale_y = mask.shape[1] / (x1 - x0), mask.shape[0] / (y1 - y0)
+    # the part of the zoom box inside the plane, in plane pixels and in mask pixels
+    px0, py0 = max(0, round(x0)), max(0, round(y0))
+    px1, py1 = min(plane_size[1], round(x1)), min(plane_size[0], round(y1))
+    if px1 <= px0 or py1 <= py0:
+        return np.asarray(plane)
+    # rounding may put a plane pixel edge a fraction outside the zoom box: clamp to the mask
+    h, w = mask.shape
+    source = (
+        min(w, max(0.0, (px0 - x0) * scale_x)),
+        min(h, max(0.0, (py0 - y0) * scale_y)),
+        min(w, max(0.0, (px1 - x0) * scale_x)),
+        min(h, max(0.0, (py1 - y0) * scale_y)),
+    )
+    part = Image.fromarray(mask, "L").resize((px1 - px0, py1 - py0), Image.Resampling.BILINEAR, box=source)
+    plane.paste(part, (px0, py0))
+    return np.asarray(plane)

@@ -38,6 +38,7 @@ from .fitting import (
     letterbox,
     mask_box,
     output_size_for,
+    paste_box,
     photo_window,
 )
 from .images import OUTPUT_FORMATS, encode_image, load_label_mask, load_mask, load_photo
@@ -322,32 +323,9 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
         for (index, zoom), mask in zip(zooms, second, strict=True):
             # A closer look that sees no garment where the first saw a small one: none is there.
             found = _garment_found(mask, threshold)
-            plane = _paste(mask, zoom, details[index].shape[:2]) if found else None
+            plane = paste_box(mask, zoom, details[index].shape[:2]) if found else None
             results[index] = SegmentedMask(plane, items[index].window, True) if found else NoGarmentError()
     return results
-
-
-def _paste(mask: np.ndarray, zoom: Box, plane_size: tuple[int, int]) -> np.ndarray:
-    """A plane of ``plane_size`` (h, w), 0 but for ``mask`` resized into the box ``zoom``."""
-    plane = Image.new("L", (plane_size[1], plane_size[0]), 0)
-    x0, y0, x1, y1 = zoom
-    scale_x, scale_y = mask.shape[1] / (x1 - x0), mask.shape[0] / (y1 - y0)
-    # the part of the zoom box inside the plane, in plane pixels and in mask pixels
-    px0, py0 = max(0, round(x0)), max(0, round(y0))
-    px1, py1 = min(plane_size[1], round(x1)), min(plane_size[0], round(y1))
-    if px1 <= px0 or py1 <= py0:
-        return np.asarray(plane)
-    # rounding may put a plane pixel edge a fraction outside the zoom box: clamp to the mask
-    h, w = mask.shape
-    source = (
-        min(w, max(0.0, (px0 - x0) * scale_x)),
-        min(h, max(0.0, (py0 - y0) * scale_y)),
-        min(w, max(0.0, (px1 - x0) * scale_x)),
-        min(h, max(0.0, (py1 - y0) * scale_y)),
-    )
-    part = Image.fromarray(mask, "L").resize((px1 - px0, py1 - py0), Image.Resampling.BILINEAR, box=source)
-    plane.paste(part, (px0, py0))
-    return np.asarray(plane)
 
 
 def mask_from_segmenter(plane: np.ndarray, window: Box, photo_size: tuple[int, int]) -> Image.Image:
