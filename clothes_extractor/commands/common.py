@@ -169,27 +169,6 @@ def note_unsearched(subfolders: list[Path]) -> None:
         click.echo(f"note: photos in subfolders are not taken without --recursive: {subfolders[0]}{more}", err=True)
 
 
-def one_output(output: str | Path, fmt: str, stdout_file: Path) -> Path:
-    """Where one photo's (one pair's) output is made: for standard output (``-o -``) the
-    temporary ``stdout_file`` with ``--format``'s suffix; else the file itself, whose suffix
-    decides its format, and a ``--format`` given for another format is refused (it would
-    be ignored)."""
-    if str(output) == "-":
-        return stdout_file.with_suffix(f".{fmt}")
-    from ..runtime.stages import output_format
-
-    try:
-        named = output_format(Path(output))
-    except ClothesExtractorError:
-        return Path(output)  # (its suffix is refused where outputs are checked)
-    if named != fmt and any(param.name == "fmt" for param in given_options()):
-        raise click.UsageError(
-            f"-o {output} is written as {dict(jpg='JPEG').get(named, named.upper())}, the format its suffix names; "
-            f"--format {fmt} would be ignored: leave it out, or name the file .{fmt}"
-        )
-    return Path(output)
-
-
 def parse_size(value: str, option: str = "--size") -> tuple[int, int]:
     """``HEIGHTxWIDTH`` -> (height, width)."""
     try:
@@ -239,22 +218,6 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
-
-
-IMAGE_OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-
-
-def names_an_image_file(output: Path, what: str) -> bool:
-    """Whether ``-o`` names one image file (else a folder); ``UsageError`` for an image name in
-    a format ``what`` is not written in (``x.gif`` would otherwise become a folder)."""
-    from ..runtime.images import IMAGE_SUFFIXES
-
-    suffix = output.suffix.lower()
-    if suffix in IMAGE_OUTPUT_SUFFIXES:
-        return True
-    if suffix in IMAGE_SUFFIXES and not output.is_dir():
-        raise click.UsageError(f"-o {output}: {what} are written as .png, .jpg or .webp files (or into a folder)")
-    return False
 
 
 def check_side_files(
@@ -318,18 +281,6 @@ def _is_report(path: Path) -> bool:
     except OSError:
         return True  # unreadable: opening it for writing says what is wrong
     return not head or head.startswith(b"{")
-
-
-def check_stdout_takes_an_image() -> None:
-    """``-o -``: refused on a terminal, which the image's bytes would garble."""
-    if sys.stdout.isatty():
-        raise click.UsageError("-o - writes the image to standard output, a terminal here: redirect or pipe it")
-
-
-def write_to_stdout(path: Path) -> None:
-    """The bytes of ``path`` (a finished image) on standard output."""
-    sys.stdout.buffer.write(path.read_bytes())
-    sys.stdout.buffer.flush()
 
 
 def save_image(path: Path, image: Any) -> None:

@@ -18,17 +18,14 @@ from .common import (
     Progress,
     Report,
     check_side_files,
-    check_stdout_takes_an_image,
-    names_an_image_file,
     note_unsearched,
-    one_output,
     report_dry_run,
     report_options,
     reports_errors,
     shard_option,
     verbose_option,
-    write_to_stdout,
 )
+from .one_output import check_stdout_takes_an_image, names_an_image_file, one_output, write_to_stdout
 
 if TYPE_CHECKING:
     from ..runtime.pairs import Catalog, Pairs
