@@ -2,7 +2,8 @@
 # Evaluate every bundled model on the VITON validation split and record the numbers the
 # model cards quote and tests/test_models.py checks: the whole split (1,528 pairs), its
 # pairs held out from training (those with no copy among the training pairs: 341) and its
-# first 16 pairs by name, into clothes_extractor/models/metrics.json.
+# first 16 pairs by name, into clothes_extractor/models/metrics.json; a segmenter also on the
+# same photos changed (evaluate --grayscale, --light): black and white, a stop darker, warm.
 #
 #   bash scripts/record_model_metrics.sh VITON_DIR [MODEL.onnx ...]
 #
@@ -23,6 +24,16 @@ for model in "${models[@]}"; do
   sheet=()
   [[ $name == *-fp32 ]] && sheet=(--sheet "clothes_extractor/models/${name%-fp32}-val-sheet.png" --sheet-rows 8)
   $ce evaluate --model "$model" --data "$data" --split val --provider cpu --json "$work/$name-all.json" "${sheet[@]}"
+  if [[ $name == segmenter-* ]]; then
+    for change in grayscale:--grayscale dark:--light=0.5 warm:--light=1.15,1,0.7; do
+      mkdir -p "$work/${change%%:*}"
+      for limit in 16 all; do
+        args=(); [[ $limit == 16 ]] && args=(--limit 16)
+        $ce evaluate --model "$model" --data "$data" --split val --provider cpu "${change#*:}" "${args[@]}" \
+          --json "$work/${change%%:*}/$name-$limit.json"
+      done
+    done
+  fi
 done
 python3 - "$work" <<'PY'
 import json, pathlib, sys
@@ -40,6 +51,12 @@ for first in sorted(work.glob("*-16.json")):
         "val_held_out": whole["held_out"]["metrics"],
         "val_held_out_pairs": whole["held_out"]["samples"],
     }
+    for change in ("grayscale", "dark", "warm"):  # the same photos changed (a segmenter's)
+        if (work / change / f"{name}-16.json").is_file():
+            changed = json.loads((work / change / f"{name}-all.json").read_text())
+            record[name][f"first_16_val_pairs_{change}"] = json.loads((work / change / f"{name}-16.json").read_text())["metrics"]
+            record[name][f"val_{change}"] = changed["metrics"]
+            record[name][f"val_held_out_{change}"] = changed["held_out"]["metrics"]
 path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 print(f"wrote {path}")
 PY
