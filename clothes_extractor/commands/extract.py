@@ -30,9 +30,8 @@ from .common import (
     shard_option,
     verbose_option,
 )
-from .one_output import check_stdout_takes_an_image, names_an_image_file, one_output, write_to_stdout
+from .one_output import check_stdout_takes_an_image, format_option, names_an_image_file, one_output, write_to_stdout
 
-FORMATS = ("png", "jpg", "webp")
 SHEET_ROWS = 8
 SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MAX_DOWNLOAD_BYTES = 50 * 2**20
@@ -190,14 +189,7 @@ def _single_output(paths: list[Path], output: str) -> bool:
     help="Write a contact sheet (photo | mask | garment) of the first photos extracted (.png/.jpg/.webp).",
 )
 @click.option("-r", "--recursive", is_flag=True, help="Also take photos in subfolders.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="png",
-    show_default=True,
-    help="Folder outputs, and standard output (-o -); a file's suffix names its own.",
-)
+@format_option
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
 @click.option(
     "--output-size",

@@ -12,6 +12,16 @@ from ..errors import ClothesExtractorError
 from .common import given_options
 
 IMAGE_OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+FORMATS = ("png", "jpg", "webp")
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="png",
+    show_default=True,
+    help="Folder outputs, and standard output (-o -); a file's suffix names its own.",
+)
 
 
 def names_an_image_file(output: Path, what: str) -> bool:

@@ -12,6 +12,11 @@ import click
 from .common import given_options, parse_size, reports_errors, require_torch, verbose_option
 
 
+def share_option(flag: str, help: str):
+    """A share of the training samples, 0 to 1 (an augmentation's probability)."""
+    return click.option(flag, type=click.FloatRange(0, 1), default=0.0, show_default=True, help=help)
+
+
 @click.command()
 @click.option(
     "--task",
@@ -158,35 +163,23 @@ from .common import given_options, parse_size, reports_errors, require_torch, ve
     help="Segmenter: a human parser (hair, face, upper, other upper, lower, arms, legs) from human parsings "
     "(VITON's LIP parse maps, Dress Code's label maps); its upper-clothes probability is the garment mask.",
 )
-@click.option(
+@share_option(
     "--negatives",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Segmenter: share of samples replaced by photos with no garment (plain, gradients, noise).",
+    "Segmenter: share of samples replaced by photos with no garment (plain, gradients, noise).",
 )
-@click.option(
+@share_option(
     "--grayscale",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of samples shown in black and white (the photo, and the catalog garment or try-on garment alike), "
+    "Share of samples shown in black and white (the photo, and the catalog garment or try-on garment alike), "
     "so that a black-and-white photo is not new.",
 )
-@click.option(
+@share_option(
     "--lighting",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of samples whose photo alone is shown in another light: exposure x0.4 to x1.3 and each colour "
+    "Share of samples whose photo alone is shown in another light: exposure x0.4 to x1.3 and each colour "
     "channel x0.75 to x1.25 (a catalog garment keeps its colours; a try-on person takes the light).",
 )
-@click.option(
+@share_option(
     "--framing",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of samples given a framing change: zoomed out (segmenter) or resampled smaller (generator).",
+    "Share of samples given a framing change: zoomed out (segmenter) or resampled smaller (generator).",
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (CUDA only).")

@@ -25,12 +25,10 @@ from .common import (
     shard_option,
     verbose_option,
 )
-from .one_output import check_stdout_takes_an_image, names_an_image_file, one_output, write_to_stdout
+from .one_output import check_stdout_takes_an_image, format_option, names_an_image_file, one_output, write_to_stdout
 
 if TYPE_CHECKING:
     from ..runtime.pairs import Catalog, Pairs
-
-FORMATS = ("png", "jpg", "webp")
 
 
 @click.command()
@@ -91,14 +89,7 @@ FORMATS = ("png", "jpg", "webp")
     help="Threads that read the photos (decode, fit), and as many that paste, encode and write the results  "
     "[default: CPU count, at most 16]",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="png",
-    show_default=True,
-    help="Folder outputs, and standard output (-o -); a file's suffix names its own.",
-)
+@format_option
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
 @click.option(
     "--overwrite",
