@@ -1,9 +1,9 @@
 """Photos changed before a model sees them (``evaluate --grayscale`` / ``--light``): how a
 model does on black-and-white photos, or in another light, measured on a dataset's pairs.
 The changes are those training's augmentation makes (``train --grayscale``, ``--lighting``):
-a light changes the photo alone (a catalog garment keeps its
-colours; a try-on's truth is the person photo itself, so it takes the light), black and
-white changes the photo and the catalog image alike.
+a light changes the photo alone (a catalog garment keeps its colours; a try-on's truth is
+the person photo itself, so it takes the light), black and white changes the photo and the
+catalog image alike.
 """
 
 from __future__ import annotations

@@ -321,10 +321,12 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
         )
         second = segmenter.run(image=crops)["mask"][..., 0]
         for (index, zoom), mask in zip(zooms, second, strict=True):
-            # A closer look that sees no garment where the first saw a small one: none is there.
-            found = _garment_found(mask, threshold)
-            plane = paste_box(mask, zoom, details[index].shape[:2]) if found else None
-            results[index] = SegmentedMask(plane, items[index].window, True) if found else NoGarmentError()
+            if _garment_found(mask, threshold):
+                results[index] = SegmentedMask(
+                    paste_box(mask, zoom, details[index].shape[:2]), items[index].window, True
+                )
+            else:  # a closer look that sees no garment where the first saw a small one: none is there
+                results[index] = NoGarmentError()
     return results
 
 

@@ -2,7 +2,8 @@
 batches of fitted inputs on the training device (PyTorch), from the same ranges.
 
 Photo, mask, label map and catalog garment always move together; the catalog garment
-takes the photo's colour changes inside its silhouette only (its background stays white).
+takes the photo's colour changes (jitter, black and white) inside its silhouette only (its
+background stays white), but not another light (``lighting_gains``): that is the photo's.
 Framing changes teach the models photos of any framing: the segmenter sees whole photos
 zoomed out and shifted, the generator fitted inputs resampled from fewer pixels. A
 segmenter batch can also take garment-free photos (negatives), so that "no garment" is an
@@ -228,8 +229,9 @@ def augment_batch(
     path, applied to the fitted model input instead of the full photo: a flip of photo,
     mask, catalog image and its silhouette (``alpha``); a rotation and zoom of photo and
     mask about the input's centre, uncovered pixels filled with the background colour
-    (photo) or 0 (mask); brightness/contrast/saturation jitter of the photo and of the
-    catalog garment inside its silhouette alike; framing changes (zoom-out and shift for a
+    (photo) or 0 (mask); brightness/contrast/saturation jitter (black and white: saturation
+    0) of the photo and of the catalog garment inside its silhouette alike; another light on
+    the photo alone; framing changes (zoom-out and shift for a
     segmenter batch, whose target is the mask; a resolution loss for a generator batch).
     """
     image, mask = batch["image"], batch.get("mask")
