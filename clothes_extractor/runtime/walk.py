@@ -131,8 +131,16 @@ def subfolders_left_out(folder: Path, exclude: set[Path]) -> list[str]:
     ``folder`` is no folder or cannot be read (the walk says why)."""
     if not folder.is_dir() or dataset_parse_folder(folder) is not None or dresscode_folder(folder):
         return []
+
+    def entered(entry: os.DirEntry) -> bool:  # (the walk would enter it; no photo is examined)
+        try:
+            return not entry.name.startswith(".") and entry.is_dir()
+        except OSError:
+            return False
+
     try:
-        _, subfolders, _ = _list_folder(folder)
+        with os.scandir(folder) as listing:
+            subfolders = sorted(entry.name for entry in listing if entered(entry))
     except OSError:
         return []
     return [name for name in subfolders if (folder / name).resolve() not in exclude]
