@@ -75,6 +75,12 @@ def share_option(flag: str, help: str):
     help="Flow: bound each finer grid level's residual offset to this many of its pixels (0: unbounded).",
 )
 @click.option(
+    "--relight",
+    is_flag=True,
+    help="Try-on: a gain on each colour channel of the catalog garment, read from the photo, puts it in the "
+    "person's light (train it with --lighting).",
+)
+@click.option(
     "--renderer",
     type=click.Path(exists=True, dir_okay=False),
     help="Flow, silhouette: a served U-Net generator (ONNX) whose network renders the garment (flow: the grid "

@@ -129,17 +129,39 @@ SETTING_OPTIONS = {
 
 def load_weights(path: str | Path, model: nn.Module, option: str) -> dict[str, Any]:
     """Load the network weights of the checkpoint at ``path`` into ``model`` (same architecture
-    and settings), saying which differ if they do; the whole checkpoint dictionary."""
+    and settings, or settings that add layers, ``added_settings``), saying which differ if they
+    do; the whole checkpoint dictionary."""
     payload = check_kind(path, model.config.task, architecture_of(model), option)
     config, theirs = dataclasses.asdict(model.config), payload.get("config", {})
+    added = added_settings(model, theirs)
     differ = [
         f"{SETTING_OPTIONS.get(key, '--' + key.replace('_', '-'))} {theirs[key]} (this run: {config[key]})"
         for key in config
-        if theirs.get(key, config[key]) != config[key]
+        if key not in added and theirs.get(key, config[key]) != config[key]
     ]
     try:
-        model.load_state_dict(payload["model"])
+        stored = payload["model"]
+        fresh = [name for name in model.state_dict() if name not in stored and name.startswith(added_layers(added))]
+        model.load_state_dict({**{name: model.state_dict()[name] for name in fresh}, **stored})
     except (KeyError, RuntimeError) as exc:
         why = "; ".join(differ) if differ else str(exc).splitlines()[0]
         raise CheckpointError(f"{option} {path} is a network of other settings than this run's: {why}") from None
     return payload
+
+
+def added_settings(model: nn.Module, record: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    """The settings this run's network turns on that a file's settings (``record``) do not, each
+    with the names of the layers it adds (the network's ``ADDED_BY``): the file has no weights
+    for them, and they keep their initialisation, where the network computes what the file's
+    did (the try-on network's ``relight``)."""
+    config = dataclasses.asdict(model.config)
+    return {
+        key: prefixes
+        for key, prefixes in getattr(model, "ADDED_BY", {}).items()
+        if config.get(key) and not record.get(key)
+    }
+
+
+def added_layers(added: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The name prefixes of the layers of ``added_settings``."""
+    return tuple(prefix for prefixes in added.values() for prefix in prefixes)

@@ -49,6 +49,7 @@ class TrainConfig:
     depth: int = 6  # unet: levels; flow: grid levels (the coarsest grid at 1/2**depth)
     top: int = 12  # flow: decoder channels at the full model size
     residual_px: float = 0.0  # flow: bound of each finer grid level's residual offset, in its pixels (0: none)
+    relight: bool = False  # try-on: a gain per colour channel puts the catalog garment in the person's light
     renderer: str | None = None  # flow, silhouette: a served U-Net generator (ONNX) whose network renders the garment
     renderer_trainable: bool = False  # flow: fine-tune the renderer too (default: frozen)
     target_ngf: int = 16  # flow: channels of the encoder over the rendered garment
@@ -109,6 +110,8 @@ class TrainConfig:
             )
         if self.task == "tryon" and self.arch != "flow":
             raise ValueError("try-on is built from the warping generator's modules: --arch flow")
+        if self.relight and self.task != "tryon":
+            raise ValueError("--relight is the try-on network's (--task tryon)")
         if (self.parser or self.negatives) and self.task != "segmenter":
             raise ValueError("parser and negatives are segmenter settings")
         self._check_composition()
@@ -148,7 +151,7 @@ class TrainConfig:
         if self.task == "tryon":
             return TryOnConfig(
                 height=self.height, width=self.width, ngf=self.ngf, levels=self.depth, top=self.top,
-                residual_px=self.residual_px,
+                residual_px=self.residual_px, relight=self.relight,
             )  # fmt: skip
         if self.arch == "silhouette":
             ngf, depth = renderer_shape(self.renderer)

@@ -42,7 +42,7 @@ from .losses import (
 )
 from .networks import generator_input, mask_to_weight, photo_to_unit
 from .silhouette import SilhouetteGenerator
-from .tryon import tryon_inputs
+from .tryon import relit, tryon_inputs
 
 
 class Objective:
@@ -180,7 +180,10 @@ class Objective:
 
     def _tryon_terms(self, inputs, out) -> dict[str, tuple[float, torch.Tensor]]:
         worn = inputs["worn"]
-        terms = self._warp_terms(out["grids"], inputs["garment_side"][:, :3], inputs["target"], worn)
+        garment = inputs["garment_side"][:, :3]
+        if "gain" in out:  # (the garment in the person's light, as the network puts it there)
+            garment = relit(garment.float(), out["gain"].float())
+        terms = self._warp_terms(out["grids"], garment, inputs["target"], worn)
         # the catalog garment where the top is: the rendered image fills in skin and arms
         terms["composition"] = (
             self.cfg.composition_weight,

@@ -29,7 +29,7 @@ from torch import nn
 from ..errors import CheckpointError, ExportError
 from ..runtime.session import contract_of
 from .architectures import SERVED_NAMES, architecture_of, served
-from .checkpoint import SETTING_OPTIONS, load_weights
+from .checkpoint import SETTING_OPTIONS, added_layers, added_settings, load_weights
 from .data import GarmentDataset
 from .networks import conv_bn_pairs
 
@@ -56,9 +56,12 @@ def load_served(path: str | Path, model: nn.Module, option: str) -> dict[str, An
     if not path.is_file():
         raise CheckpointError(f"{option} {path}: no such file")
     contract = contract_of(path)
-    _check_same_network(path, contract, model, option)
+    added = _check_same_network(path, contract, model, option)
     pairs = list(conv_bn_pairs(model))
     state = _unfolded_state(model, pairs, served_weights(onnx.load(str(path)), _prefix(model)))
+    current = model.state_dict()
+    for name in [k for k, v in state.items() if v is None and k.startswith(added_layers(added))]:
+        state[name] = current[name]  # (a layer the file predates: its initialisation)
     missing = [k for k, v in state.items() if v is None]
     if missing:
         raise CheckpointError(
@@ -90,7 +93,8 @@ def served_weights(proto: Any, prefix: str) -> dict[str, np.ndarray]:
     return found
 
 
-def _check_same_network(path: Path, contract: Any, model: nn.Module, option: str) -> None:
+def _check_same_network(path: Path, contract: Any, model: nn.Module, option: str) -> dict[str, tuple[str, ...]]:
+    """Refuses a file of another kind or settings; the settings this run adds (``added_settings``)."""
     record = dict(contract.training.get("architecture") or {})
     theirs, ours = record.pop("name", None), SERVED_NAMES[architecture_of(model)]
     task = model.config.task
@@ -100,13 +104,15 @@ def _check_same_network(path: Path, contract: Any, model: nn.Module, option: str
             f"a {task} ({ours}): give a model of the same kind"
         )
     config = dataclasses.asdict(model.config)
+    added = added_settings(model, record)
     differ = [
         f"{SETTING_OPTIONS.get(key, '--' + key.replace('_', '-'))} {record[key]} (this run: {config[key]})"
         for key in config
-        if record.get(key, config[key]) != config[key]
+        if key not in added and record.get(key, config[key]) != config[key]
     ]
     if differ:
         raise CheckpointError(f"{option} {path} is a network of other settings than this run's: {'; '.join(differ)}")
+    return added
 
 
 def _prefix(model: nn.Module) -> str:

@@ -8,6 +8,12 @@ mask between the warped garment and a rendered image (skin, arms, what the garme
 cover), and the same losses (``losses``). The person is painted grey in the region to dress
 anew (the parser's upper clothes and arms) inside the graph; outside it the output is the
 person's own pixels.
+
+The catalog garment is lit as a studio lights it; the person may not be. With ``relight``
+(``train --relight``) a gain on each colour channel of the warped garment, one per photo,
+read from both sides' deepest features, puts the garment in the person's light (a stop
+darker, a warm lamp: ``train --lighting`` shows it such photos). Its layer starts at zero, a
+gain of 1: a network without it, given it, computes what it computed (``ADDED_BY``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from .flow import FlowLevel, GridPyramid, _encoder, _zero_head, coarse_to_fine, 
 from .networks import mask_to_weight, photo_to_unit, unit_to_uint8
 
 GREY = 0.0  # the painted region, in [-1, 1]
+RELIGHT_RANGE = 1.5  # the relit garment's gains lie within exp(+-1.5): x0.22 to x4.5
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class TryOnConfig(GridPyramid):
     levels: int = 5
     top: int = 12
     residual_px: float = 2.0
+    relight: bool = False  # a gain on the warped garment's colour channels, one per photo
 
     def __post_init__(self) -> None:
         if self.task != "tryon":
@@ -51,6 +59,10 @@ def tryon_inputs(person: torch.Tensor, region: torch.Tensor, garment: torch.Tens
 
 
 class TryOnGenerator(nn.Module):
+    # the layers a setting adds: a file from before the setting (--init) lacks them, and they
+    # keep their initialisation, where the network computes what it did without them
+    ADDED_BY = {"relight": ("relight.",)}
+
     def __init__(self, config: TryOnConfig):
         super().__init__()
         self.config = config
@@ -72,6 +84,10 @@ class TryOnGenerator(nn.Module):
         self.heads = nn.Conv2d(config.top, 4, 3, 1, 1)  # composition mask logit, rendered RGB
         nn.init.normal_(self.heads.weight, 0.0, 0.02)
         nn.init.zeros_(self.heads.bias)
+        if config.relight:
+            self.relight = nn.Conv2d(2 * deepest, 3, 1)  # log-gains of red, green, blue: 0 to start
+            nn.init.zeros_(self.relight.weight)
+            nn.init.zeros_(self.relight.bias)
 
     def forward(self, person_side: torch.Tensor, garment_side: torch.Tensor) -> dict[str, Any]:
         garments, persons = [], []
@@ -86,12 +102,22 @@ class TryOnGenerator(nn.Module):
         grid = grids[-1]
         heads = self.heads(state)
         warped = warp(garment_side[:, :3], grid.to(garment_side.dtype))
+        out = {}
+        if self.config.relight:
+            pooled = torch.cat([g.mean(dim=(2, 3), keepdim=True), p.mean(dim=(2, 3), keepdim=True)], 1)
+            out["gain"] = torch.exp(RELIGHT_RANGE * torch.tanh(self.relight(pooled)))
+            warped = relit(warped, out["gain"])
         m = torch.sigmoid(heads[:, 0:1])
         rendered = torch.tanh(heads[:, 1:4])
         region = (person_side[:, 3:4] + 1) / 2
         painted = person_side[:, :3]
         image = region * (m * warped + (1 - m) * rendered) + (1 - region) * painted
-        return {"image": image, "grids": grids, "grid": grid, "warped": warped, "mask": m, "rendered": rendered}
+        return {"image": image, "grids": grids, "grid": grid, "warped": warped, "mask": m, "rendered": rendered, **out}
+
+
+def relit(garment: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+    """``garment`` ([-1, 1]) with each colour channel's light times ``gain`` ([N, 3, 1, 1])."""
+    return (garment + 1) * gain.to(garment.dtype) - 1
 
 
 class ServedTryOn(nn.Module):
@@ -111,4 +137,4 @@ class ServedTryOn(nn.Module):
         return unit_to_uint8(self.generator(person_side, garment_side)["image"])
 
 
-__all__ = ["ServedTryOn", "TryOnConfig", "TryOnGenerator", "tryon_inputs"]
+__all__ = ["ServedTryOn", "TryOnConfig", "TryOnGenerator", "relit", "tryon_inputs"]
