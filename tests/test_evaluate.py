@@ -123,3 +123,27 @@ def test_light_is_parsed_and_described():
     for bad in ("1,2", "0", "-1,1,1", "dark", ""):
         with pytest.raises(ValueError, match="is not GAIN or R,G,B"):
             PhotoChange.parse_light(bad)
+
+
+def test_the_unpaired_sheet_shows_the_persons_in_the_changed_light(tmp_path):
+    """``evaluate --light 0.5 --unpaired-sheet``: the sheet's persons are in the light the
+    scores were measured in (it drew them as they are); the catalog garments keep theirs."""
+    from clothes_extractor.eval.evaluate import unpaired_sheet
+    from conftest import dress_code_folder
+
+    samples = load_samples(dress_code_folder(tmp_path / "dc", count=3, size=(128, 96)).parent, "all")
+    tryon = ModelSession(model_for("tryon", gpu=False), "cpu")
+    dark = PhotoChange(light=(0.5, 0.5, 0.5))
+    plain = np.asarray(unpaired_sheet(tryon, samples, rows=2, garments=2)).astype(np.float32)
+    changed = np.asarray(unpaired_sheet(tryon, samples, rows=2, garments=2, change=dark)).astype(np.float32)
+    assert plain.shape == changed.shape
+    width = plain.shape[1] // 5  # person | garment, output | garment, output
+    first = [
+        load_fitted(samples[0], tryon.contract)["person"],
+        load_fitted(samples[0], tryon.contract, change=dark)["person"],
+    ]
+    person = (slice(0, first[0].shape[0]), slice(0, width))
+    assert abs(plain[person].mean() - first[0].mean()) < 2 and abs(changed[person].mean() - first[1].mean()) < 2
+    assert changed[person].mean() < 0.6 * plain[person].mean()
+    garment = (slice(None), slice(width, 2 * width))
+    np.testing.assert_array_equal(changed[garment], plain[garment])

@@ -200,7 +200,7 @@ def evaluate(
     if unpaired_sheet is not None:
         from ..eval.evaluate import unpaired_sheet as make_unpaired
 
-        save_image(unpaired_sheet, make_unpaired(session, samples))
+        save_image(unpaired_sheet, make_unpaired(session, samples, change=change))
     for failure in result.failures[:20]:
         click.echo(f"error: {failure['sample']}: {failure['error']}", err=True)
     if result.failures:

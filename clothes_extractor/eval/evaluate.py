@@ -235,12 +235,15 @@ def _segmenter_as_extract_runs_it(
     )
 
 
-def unpaired_sheet(model: Any, samples: Sequence[Sample], rows: int = 6, garments: int = 4) -> Image.Image:
+def unpaired_sheet(
+    model: Any, samples: Sequence[Sample], rows: int = 6, garments: int = 4, change: PhotoChange | None = None
+) -> Image.Image:
     """Try-on, unpaired: each of the first ``rows`` persons in the garments of the next
-    ``garments`` pairs; a row is person | garment, output | garment, output ..."""
+    ``garments`` pairs; a row is person | garment, output | garment, output ... ``change``:
+    the persons' photos (and the garments) changed first, as the scores change them."""
     if model.contract.task != "tryon":
         raise InputError(f"an unpaired sheet is a try-on's; this model is a {model.contract.task}")
-    items = [load_fitted(sample, model.contract) for sample in samples[: rows + garments]]
+    items = [load_fitted(sample, model.contract, change=change) for sample in samples[: rows + garments]]
     if len(items) < 2:
         raise InputError("an unpaired sheet needs at least two pairs")
     lines = []
