@@ -20,7 +20,7 @@ import numpy as np
 
 from clothes_extractor.bench.iobinding import BoundRunner, PipelinedRunner
 from clothes_extractor.eval.synthetic import synthetic_feeds
-from clothes_extractor.export.onnx_export import FLOW_TOLERANCES, TOLERANCES, tolerance_key
+from clothes_extractor.export.onnx_export import tolerance_key, tolerances_for
 from clothes_extractor.runtime.providers import SessionSettings, probe_provider
 from clothes_extractor.runtime.session import ModelSession
 
@@ -41,7 +41,7 @@ def _pipelined(model_path: Path):
 def check(model_path: Path) -> list[dict]:
     reference = ModelSession(model_path, "cpu")
     contract = reference.contract
-    table = FLOW_TOLERANCES if contract.catalog_resolution else TOLERANCES
+    table = tolerances_for(contract)
     tolerance = table[tolerance_key(contract.precision, reference.metadata)]
     factories = {
         "cuda": lambda: ModelSession(model_path, "cuda").run,

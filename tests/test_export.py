@@ -268,3 +268,20 @@ def test_a_parser_exports_its_labels():
         export_model(parser, f"{tmp}/p.onnx")
         with pytest.raises(ExportError, match=r"labels: .*% of the pixels change class"):
             validate_export(other, f"{tmp}/p.onnx")
+
+
+def test_a_try_on_is_checked_as_the_grid_sampler_it_is(tmp_path):
+    """A try-on network samples the catalog garment by a grid, as the warping generator samples
+    the photo: a fraction of a pixel moves a sharp edge's value by many levels at one pixel, so
+    its export is checked by the warping generator's bounds (the mean is what catches a broken
+    one); a U-Net keeps its own (above)."""
+    from clothes_extractor.export.onnx_export import FLOW_TOLERANCES
+    from clothes_extractor.train.tryon import TryOnConfig, TryOnGenerator
+
+    torch.manual_seed(0)
+    model = TryOnGenerator(TryOnConfig(height=64, width=48, ngf=4, levels=3, top=4)).eval()
+    export_model(model, tmp_path / "t.onnx", weights="fp16")
+    result = validate_export(model, tmp_path / "t.onnx")
+    assert result.passed and (result.max_abs_tolerance, result.mean_abs_tolerance) == FLOW_TOLERANCES[
+        "fp32/fp16-weights"
+    ] == (48, 0.3)
