@@ -20,7 +20,8 @@ import numpy as np
 
 from clothes_extractor.bench.iobinding import BoundRunner, PipelinedRunner
 from clothes_extractor.eval.synthetic import synthetic_feeds
-from clothes_extractor.export.onnx_export import tolerance_key, tolerances_for
+from clothes_extractor.export.onnx_export import tolerance_key
+from clothes_extractor.export.tolerances import tolerances_for
 from clothes_extractor.runtime.providers import SessionSettings, probe_provider
 from clothes_extractor.runtime.session import ModelSession
 

@@ -275,7 +275,7 @@ def test_a_try_on_is_checked_as_the_grid_sampler_it_is(tmp_path):
     the photo: a fraction of a pixel moves a sharp edge's value by many levels at one pixel, so
     its export is checked by the warping generator's bounds (the mean is what catches a broken
     one); a U-Net keeps its own (above)."""
-    from clothes_extractor.export.onnx_export import FLOW_TOLERANCES
+    from clothes_extractor.export.tolerances import FLOW_TOLERANCES
     from clothes_extractor.train.tryon import TryOnConfig, TryOnGenerator
 
     torch.manual_seed(0)
