@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 DEFAULT_OPSET = 17
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
-
-
 WEIGHTS_KEY = "clothes_extractor.weights"  # metadata: how the weights are stored, when not as computed
 
 

@@ -140,9 +140,13 @@ def load_weights(path: str | Path, model: nn.Module, option: str) -> dict[str, A
         if key not in added and theirs.get(key, config[key]) != config[key]
     ]
     try:
-        stored = payload["model"]
-        fresh = [name for name in model.state_dict() if name not in stored and name.startswith(added_layers(added))]
-        model.load_state_dict({**{name: model.state_dict()[name] for name in fresh}, **stored})
+        stored, current = payload["model"], model.state_dict()
+        fresh = {
+            name: value
+            for name, value in current.items()
+            if name not in stored and name.startswith(added_layers(added))
+        }
+        model.load_state_dict({**fresh, **stored})  # (a layer the file predates: its initialisation)
     except (KeyError, RuntimeError) as exc:
         why = "; ".join(differ) if differ else str(exc).splitlines()[0]
         raise CheckpointError(f"{option} {path} is a network of other settings than this run's: {why}") from None
