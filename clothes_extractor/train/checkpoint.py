@@ -132,13 +132,7 @@ def load_weights(path: str | Path, model: nn.Module, option: str) -> dict[str, A
     and settings, or settings that add layers, ``added_settings``), saying which differ if they
     do; the whole checkpoint dictionary."""
     payload = check_kind(path, model.config.task, architecture_of(model), option)
-    config, theirs = dataclasses.asdict(model.config), payload.get("config", {})
-    added = added_settings(model, theirs)
-    differ = [
-        f"{SETTING_OPTIONS.get(key, '--' + key.replace('_', '-'))} {theirs[key]} (this run: {config[key]})"
-        for key in config
-        if key not in added and theirs.get(key, config[key]) != config[key]
-    ]
+    differ, added = setting_differences(model, payload.get("config", {}))
     try:
         stored, current = payload["model"], model.state_dict()
         fresh = {
@@ -151,6 +145,19 @@ def load_weights(path: str | Path, model: nn.Module, option: str) -> dict[str, A
         why = "; ".join(differ) if differ else str(exc).splitlines()[0]
         raise CheckpointError(f"{option} {path} is a network of other settings than this run's: {why}") from None
     return payload
+
+
+def setting_differences(model: nn.Module, record: dict[str, Any]) -> tuple[list[str], dict[str, tuple[str, ...]]]:
+    """How a file's network settings (``record``) differ from ``model``'s, as the options that
+    set them (``--ngf 4 (this run: 8)``; a setting the file does not record is taken as the
+    run's), leaving out the settings this run adds layers with; and those (``added_settings``)."""
+    config, added = dataclasses.asdict(model.config), added_settings(model, record)
+    differ = [
+        f"{SETTING_OPTIONS.get(key, '--' + key.replace('_', '-'))} {record[key]} (this run: {config[key]})"
+        for key in config
+        if key not in added and record.get(key, config[key]) != config[key]
+    ]
+    return differ, added
 
 
 def added_settings(model: nn.Module, record: dict[str, Any]) -> dict[str, tuple[str, ...]]:

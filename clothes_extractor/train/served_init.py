@@ -17,7 +17,6 @@ eval-mode function stays the file's, and the train-mode one starts next to it.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from torch import nn
 from ..errors import CheckpointError, ExportError
 from ..runtime.session import contract_of
 from .architectures import SERVED_NAMES, architecture_of, served
-from .checkpoint import SETTING_OPTIONS, added_layers, added_settings, load_weights
+from .checkpoint import added_layers, load_weights, setting_differences
 from .data import GarmentDataset
 from .networks import conv_bn_pairs
 
@@ -103,13 +102,7 @@ def _check_same_network(path: Path, contract: Any, model: nn.Module, option: str
             f"{option} {path} serves a {contract.task} ({theirs or 'no architecture record'}); this run trains "
             f"a {task} ({ours}): give a model of the same kind"
         )
-    config = dataclasses.asdict(model.config)
-    added = added_settings(model, record)
-    differ = [
-        f"{SETTING_OPTIONS.get(key, '--' + key.replace('_', '-'))} {record[key]} (this run: {config[key]})"
-        for key in config
-        if key not in added and record.get(key, config[key]) != config[key]
-    ]
+    differ, added = setting_differences(model, record)
     if differ:
         raise CheckpointError(f"{option} {path} is a network of other settings than this run's: {'; '.join(differ)}")
     return added

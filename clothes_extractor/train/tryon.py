@@ -96,15 +96,15 @@ class TryOnGenerator(nn.Module):
             g, p = g_block(g), p_block(p)
             garments.append(g)
             persons.append(p)
-        summary = g.mean(dim=(2, 3), keepdim=True).expand_as(g)
-        state = self.bottom(torch.cat([g, p, summary], 1))
+        pooled_garment = g.mean(dim=(2, 3), keepdim=True)
+        state = self.bottom(torch.cat([g, p, pooled_garment.expand_as(g)], 1))
         state, grids = coarse_to_fine(self, state, garments, persons, garment_side, person_side)
         grid = grids[-1]
         heads = self.heads(state)
         warped = warp(garment_side[:, :3], grid.to(garment_side.dtype))
         out = {}
         if self.config.relight:
-            pooled = torch.cat([g.mean(dim=(2, 3), keepdim=True), p.mean(dim=(2, 3), keepdim=True)], 1)
+            pooled = torch.cat([pooled_garment, p.mean(dim=(2, 3), keepdim=True)], 1)
             out["gain"] = torch.exp(RELIGHT_RANGE * torch.tanh(self.relight(pooled)))
             warped = relit(warped, out["gain"])
         m = torch.sigmoid(heads[:, 0:1])
