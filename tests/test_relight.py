@@ -24,7 +24,15 @@ from clothes_extractor.train.config import TrainConfig
 from clothes_extractor.train.loop import train
 from clothes_extractor.train.objectives import Objective
 from clothes_extractor.train.served_init import load_init
-from clothes_extractor.train.tryon import RELIGHT_RANGE, TryOnConfig, TryOnGenerator, relit, tryon_inputs
+from clothes_extractor.train.tryon import (
+    LIGHT_STATISTICS_SCALE,
+    RELIGHT_RANGE,
+    TryOnConfig,
+    TryOnGenerator,
+    light_statistics,
+    relit,
+    tryon_inputs,
+)
 from conftest import dress_code_folder
 
 
@@ -40,7 +48,8 @@ def test_the_bundled_tryon_takes_the_relight_layer_at_the_identity():
     assert "relight" not in contract_of(path).training["architecture"]  # a file from before the setting
     model = relit_network(path)
     load_init(path, model, "--init")  # (checked to reproduce the file as export checks one)
-    assert torch.count_nonzero(model.relight.weight) == 0 and torch.count_nonzero(model.relight.bias) == 0
+    for weight in (model.relight.weight, model.relight.bias, model.relight_colour.weight):
+        assert torch.count_nonzero(weight) == 0
     with ModelSession(path, "cpu") as session:
         feeds = synthetic_feeds(session.contract, 2, seed=5)
         want = session.run(**feeds)["image"]
@@ -73,6 +82,43 @@ def test_the_gain_puts_the_warped_garment_in_the_persons_light():
     assert torch.equal(lit["image"][outside], person[outside])  # the person outside the region untouched
     inside = region.expand(-1, 3, -1, -1) > 0
     assert not torch.allclose(lit["image"][inside], plain["image"][inside], atol=1e-3)
+
+
+def test_the_light_statistics_read_the_persons_light_outside_the_region():
+    """A gain on the light adds its log to the geometric means, whatever the photo shows; the
+    bright-weighted means follow it; the region to dress (the old top) does not count."""
+    torch.manual_seed(2)
+    rgb = torch.rand(2, 3, 64, 48) * 0.6 + 0.2  # no pixel near black or clipped
+    region = torch.zeros(2, 1, 64, 48)
+    region[:, :, 16:48, 8:40] = 1
+
+    def statistics(photo):
+        return light_statistics(torch.cat([photo * 2 - 1, region * 2 - 1], 1)).flatten(1) / LIGHT_STATISTICS_SCALE
+
+    warm = torch.tensor([1.15, 1.0, 0.7])
+    shift = statistics(rgb * warm.view(1, 3, 1, 1)) - statistics(rgb)
+    assert torch.allclose(shift[:, :3], torch.log(warm).expand(2, 3), atol=0.02)  # (the log's floor)
+    assert torch.allclose(shift[:, 3:], torch.log(warm).expand(2, 3), atol=0.03)
+    repainted = torch.where(region.bool(), torch.rand_like(rgb), rgb)
+    assert torch.allclose(statistics(repainted), statistics(rgb), atol=1e-6)
+    assert not torch.allclose(statistics(rgb.flip(0)), statistics(rgb), atol=1e-3)
+
+
+def test_the_colour_layer_gives_two_lights_two_gains():
+    torch.manual_seed(3)
+    model = TryOnGenerator(TryOnConfig(height=64, width=48, ngf=4, levels=3, top=4, relight=True)).eval()
+    rgb = torch.rand(1, 3, 64, 48) * 0.6 + 0.2
+    region = torch.zeros(1, 1, 64, 48)
+    region[:, :, 16:48, 8:40] = 1
+    garment = torch.rand(1, 3, 64, 48) * 2 - 1
+    with torch.no_grad():
+        model.relight_colour.weight[:, :3, 0, 0].copy_(torch.eye(3) / (LIGHT_STATISTICS_SCALE * RELIGHT_RANGE))
+        gains = [
+            model(*tryon_inputs(photo * 2 - 1, region, garment, torch.ones(1, 1, 64, 48)))["gain"].flatten()
+            for photo in (rgb, rgb * torch.tensor([1.0, 1.0, 0.6]).view(1, 3, 1, 1))
+        ]
+    ratio = gains[1] / gains[0]  # (tanh bends it away from the light's own 1 / 1 / 0.6)
+    assert torch.allclose(ratio[:2], torch.ones(2), atol=1e-4) and 0.6 < ratio[2] < 0.8
 
 
 def test_the_warp_term_compares_the_relit_garment_with_the_worn_top():
@@ -117,7 +163,8 @@ def test_a_run_adds_the_relight_layer_to_a_run_without_it_and_exports_it(tmp_pat
     )  # fmt: skip
     saved = torch.load(run / "last.pt", weights_only=True)
     assert saved["config"]["relight"] is True
-    assert torch.count_nonzero(saved["model"]["relight.weight"]) > 0  # it learned from the changed light
+    for layer in ("relight.weight", "relight_colour.weight"):
+        assert torch.count_nonzero(saved["model"][layer]) > 0  # it learned from the changed light
     first_state = torch.load(first / "last.pt", weights_only=True)["model"]
     assert "relight.weight" not in first_state
     model, _ = load_model(run / "last.pt")
@@ -131,3 +178,10 @@ def test_a_run_adds_the_relight_layer_to_a_run_without_it_and_exports_it(tmp_pat
         load_weights(run / "last.pt", without, "--init")
     row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert np.isfinite(row["train_warp"])
+    # a --relight checkpoint from before the colour layer (2026-12-01): it loads, the layer at zero
+    saved["model"].pop("relight_colour.weight")
+    torch.save(saved, tmp_path / "earlier.pt")
+    earlier, _ = load_model(tmp_path / "earlier.pt")
+    assert torch.count_nonzero(earlier.relight_colour.weight) == 0
+    assert torch.equal(earlier.relight.weight, model.relight.weight)
+    load_weights(tmp_path / "earlier.pt", relit_network(tmp_path / "relit.onnx"), "--init")

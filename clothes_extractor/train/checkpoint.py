@@ -97,7 +97,7 @@ def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, di
         raise CheckpointError(f"{path} holds a {payload.get('task')!r} model, not a {task}")
     try:
         model = build(payload.get("arch", "unet"), payload["config"])
-        model.load_state_dict(payload["model"])
+        model.load_state_dict(with_added_layers(model, payload["model"]))
     except (KeyError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: the checkpoint does not build its network ({exc})") from None
     return model.eval(), payload
@@ -132,47 +132,47 @@ def load_weights(path: str | Path, model: nn.Module, option: str) -> dict[str, A
     and settings, or settings that add layers, ``added_settings``), saying which differ if they
     do; the whole checkpoint dictionary."""
     payload = check_kind(path, model.config.task, architecture_of(model), option)
-    differ, added = setting_differences(model, payload.get("config", {}))
+    differ = setting_differences(model, payload.get("config", {}))
     try:
-        stored, current = payload["model"], model.state_dict()
-        fresh = {
-            name: value
-            for name, value in current.items()
-            if name not in stored and name.startswith(added_layers(added))
-        }
-        model.load_state_dict({**fresh, **stored})  # (a layer the file predates: its initialisation)
+        model.load_state_dict(with_added_layers(model, payload["model"]))
     except (KeyError, RuntimeError) as exc:
         why = "; ".join(differ) if differ else str(exc).splitlines()[0]
         raise CheckpointError(f"{option} {path} is a network of other settings than this run's: {why}") from None
     return payload
 
 
-def setting_differences(model: nn.Module, record: dict[str, Any]) -> tuple[list[str], dict[str, tuple[str, ...]]]:
+def setting_differences(model: nn.Module, record: dict[str, Any]) -> list[str]:
     """How a file's network settings (``record``) differ from ``model``'s, as the options that
     set them (``--ngf 4 (this run: 8)``; a setting the file does not record is taken as the
-    run's), leaving out the settings this run adds layers with; and those (``added_settings``)."""
+    run's), leaving out the settings this run adds layers with (``added_settings``)."""
     config, added = dataclasses.asdict(model.config), added_settings(model, record)
     differ = [
         f"{SETTING_OPTIONS.get(key, '--' + key.replace('_', '-'))} {record[key]} (this run: {config[key]})"
         for key in config
         if key not in added and record.get(key, config[key]) != config[key]
     ]
-    return differ, added
+    return differ
 
 
-def added_settings(model: nn.Module, record: dict[str, Any]) -> dict[str, tuple[str, ...]]:
-    """The settings this run's network turns on that a file's settings (``record``) do not, each
-    with the names of the layers it adds (the network's ``ADDED_BY``): the file has no weights
-    for them, and they keep their initialisation, where the network computes what the file's
-    did (the try-on network's ``relight``)."""
+def added_settings(model: nn.Module, record: dict[str, Any]) -> set[str]:
+    """The settings this run's network turns on that a file's settings (``record``) do not and
+    that only add layers (the network's ``ADDED_BY``, such as the try-on network's ``relight``):
+    the file has no weights for those layers, which keep their initialisation (``added_layers``)."""
     config = dataclasses.asdict(model.config)
-    return {
-        key: prefixes
-        for key, prefixes in getattr(model, "ADDED_BY", {}).items()
-        if config.get(key) and not record.get(key)
-    }
+    return {key for key in getattr(model, "ADDED_BY", {}) if config.get(key) and not record.get(key)}
 
 
-def added_layers(added: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-    """The name prefixes of the layers of ``added_settings``."""
-    return tuple(prefix for prefixes in added.values() for prefix in prefixes)
+def added_layers(model: nn.Module) -> tuple[str, ...]:
+    """The name prefixes of the layers the settings ``model`` turns on add (its ``ADDED_BY``).
+    Each starts as the identity, so a file that lacks one (from before the setting, or before
+    the setting gained that layer) leaves it at its initialisation and keeps the file's function."""
+    config = dataclasses.asdict(model.config)
+    added_by = getattr(model, "ADDED_BY", {})
+    return tuple(prefix for key, prefixes in added_by.items() if config.get(key) for prefix in prefixes)
+
+
+def with_added_layers(model: nn.Module, stored: dict[str, Any]) -> dict[str, Any]:
+    """A file's weights (``stored``), with ``model``'s own for the ``added_layers`` it lacks."""
+    fresh = added_layers(model)
+    current = model.state_dict()
+    return {**{k: v for k, v in current.items() if k not in stored and k.startswith(fresh)}, **stored}

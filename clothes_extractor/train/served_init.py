@@ -55,11 +55,11 @@ def load_served(path: str | Path, model: nn.Module, option: str) -> dict[str, An
     if not path.is_file():
         raise CheckpointError(f"{option} {path}: no such file")
     contract = contract_of(path)
-    added = _check_same_network(path, contract, model, option)
+    _check_same_network(path, contract, model, option)
     pairs = list(conv_bn_pairs(model))
     state = _unfolded_state(model, pairs, served_weights(onnx.load(str(path)), _prefix(model)))
     current = model.state_dict()
-    for name in [k for k, v in state.items() if v is None and k.startswith(added_layers(added))]:
+    for name in [k for k, v in state.items() if v is None and k.startswith(added_layers(model))]:
         state[name] = current[name]  # (a layer the file predates: its initialisation)
     missing = [k for k, v in state.items() if v is None]
     if missing:
@@ -92,8 +92,8 @@ def served_weights(proto: Any, prefix: str) -> dict[str, np.ndarray]:
     return found
 
 
-def _check_same_network(path: Path, contract: Any, model: nn.Module, option: str) -> dict[str, tuple[str, ...]]:
-    """Refuses a file of another kind or settings; the settings this run adds (``added_settings``)."""
+def _check_same_network(path: Path, contract: Any, model: nn.Module, option: str) -> None:
+    """Refuses a file of another kind or settings (leaving out the settings this run adds)."""
     record = dict(contract.training.get("architecture") or {})
     theirs, ours = record.pop("name", None), SERVED_NAMES[architecture_of(model)]
     task = model.config.task
@@ -102,10 +102,9 @@ def _check_same_network(path: Path, contract: Any, model: nn.Module, option: str
             f"{option} {path} serves a {contract.task} ({theirs or 'no architecture record'}); this run trains "
             f"a {task} ({ours}): give a model of the same kind"
         )
-    differ, added = setting_differences(model, record)
+    differ = setting_differences(model, record)
     if differ:
         raise CheckpointError(f"{option} {path} is a network of other settings than this run's: {'; '.join(differ)}")
-    return added
 
 
 def _prefix(model: nn.Module) -> str:

@@ -11,9 +11,10 @@ person's own pixels.
 
 The catalog garment is lit as a studio lights it; the person may not be. With ``relight``
 (``train --relight``) a gain on each colour channel of the warped garment, one per photo,
-read from both sides' deepest features, puts the garment in the person's light (a stop
-darker, a warm lamp: ``train --lighting`` shows it such photos). Its layer starts at zero, a
-gain of 1: a network without it, given it, computes what it computed (``ADDED_BY``).
+read from both sides' deepest features and from the person photo's own colours
+(``light_statistics``), puts the garment in the person's light (a stop darker, a warm lamp:
+``train --lighting`` shows it such photos). Its layers start at zero, a gain of 1: a network
+without them, given them, computes what it computed (``ADDED_BY``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ from .networks import mask_to_weight, photo_to_unit, unit_to_uint8
 
 GREY = 0.0  # the painted region, in [-1, 1]
 RELIGHT_RANGE = 1.5  # the relit garment's gains lie within exp(+-1.5): x0.22 to x4.5
+# Adam moves a weight by about its learning rate a step; the log-colours, scaled up, let the
+# colour layer reach a gain that follows the light (about 0.7 per unit of log-colour) in a run
+# of a few thousand steps
+LIGHT_STATISTICS_SCALE = 4.0
+LOG_FLOOR = 1.0 / 64  # log(colour + this): a black pixel does not weigh as minus infinity
 
 
 @dataclass(frozen=True)
@@ -59,9 +65,10 @@ def tryon_inputs(person: torch.Tensor, region: torch.Tensor, garment: torch.Tens
 
 
 class TryOnGenerator(nn.Module):
-    # the layers a setting adds: a file from before the setting (--init) lacks them, and they
-    # keep their initialisation, where the network computes what it did without them
-    ADDED_BY = {"relight": ("relight.",)}
+    # the layers a setting adds: a file from before the setting, or before it gained a layer
+    # (relight_colour, 2026-12-02), lacks them, and they keep their initialisation, where the
+    # network computes what it did without them
+    ADDED_BY = {"relight": ("relight.", "relight_colour.")}
 
     def __init__(self, config: TryOnConfig):
         super().__init__()
@@ -86,8 +93,9 @@ class TryOnGenerator(nn.Module):
         nn.init.zeros_(self.heads.bias)
         if config.relight:
             self.relight = nn.Conv2d(2 * deepest, 3, 1)  # log-gains of red, green, blue: 0 to start
-            nn.init.zeros_(self.relight.weight)
-            nn.init.zeros_(self.relight.bias)
+            self.relight_colour = nn.Conv2d(6, 3, 1, bias=False)  # from light_statistics
+            for weight in (self.relight.weight, self.relight.bias, self.relight_colour.weight):
+                nn.init.zeros_(weight)
 
     def forward(self, person_side: torch.Tensor, garment_side: torch.Tensor) -> dict[str, Any]:
         garments, persons = [], []
@@ -105,7 +113,8 @@ class TryOnGenerator(nn.Module):
         out = {}
         if self.config.relight:
             pooled = torch.cat([pooled_garment, p.mean(dim=(2, 3), keepdim=True)], 1)
-            out["gain"] = torch.exp(RELIGHT_RANGE * torch.tanh(self.relight(pooled)))
+            logit = self.relight(pooled) + self.relight_colour(light_statistics(person_side))
+            out["gain"] = torch.exp(RELIGHT_RANGE * torch.tanh(logit))
             warped = relit(warped, out["gain"])
         m = torch.sigmoid(heads[:, 0:1])
         rendered = torch.tanh(heads[:, 1:4])
@@ -113,6 +122,20 @@ class TryOnGenerator(nn.Module):
         painted = person_side[:, :3]
         image = region * (m * warped + (1 - m) * rendered) + (1 - region) * painted
         return {"image": image, "grids": grids, "grid": grid, "warped": warped, "mask": m, "rendered": rendered, **out}
+
+
+def light_statistics(person_side: torch.Tensor) -> torch.Tensor:
+    """[N, 6, 1, 1]: the person photo's colour outside the region to dress, as the log of its
+    geometric mean (a gain on the light adds its log, whatever the photo shows) and the log of
+    its mean weighted toward the brightest pixels (a white wall, a white shirt: the colour of
+    the light itself), scaled by ``LIGHT_STATISTICS_SCALE``."""
+    rgb = (person_side[:, :3] + 1) / 2
+    outside = (1 - person_side[:, 3:4]) / 2
+    log_rgb = torch.log(rgb + LOG_FLOOR)
+    geometric = (outside * log_rgb).sum((2, 3), keepdim=True) / (outside.sum((2, 3), keepdim=True) + 1)
+    bright = outside * rgb.mean(1, keepdim=True) ** 4
+    white = (bright * rgb).sum((2, 3), keepdim=True) / (bright.sum((2, 3), keepdim=True) + 1e-6)
+    return LIGHT_STATISTICS_SCALE * torch.cat([geometric, torch.log(white + LOG_FLOOR)], 1)
 
 
 def relit(garment: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
@@ -137,4 +160,4 @@ class ServedTryOn(nn.Module):
         return unit_to_uint8(self.generator(person_side, garment_side)["image"])
 
 
-__all__ = ["ServedTryOn", "TryOnConfig", "TryOnGenerator", "relit", "tryon_inputs"]
+__all__ = ["ServedTryOn", "TryOnConfig", "TryOnGenerator", "light_statistics", "relit", "tryon_inputs"]
