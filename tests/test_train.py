@@ -937,6 +937,9 @@ def test_tryon_network_keeps_the_person_outside_the_region_and_starts_at_the_ide
     assert dressed.dtype == torch.uint8 and torch.equal(dressed, uint8)  # empty region: the photo itself
     with pytest.raises(ValueError, match="--arch flow"):
         TrainConfig(task="tryon", arch="unet")
+    with pytest.raises(ValueError, match="a try-on sample is fitted whole"):  # (it was silently ignored)
+        TrainConfig(task="tryon", arch="flow", framing=0.3)
+    TrainConfig(task="tryon", arch="flow", lighting=0.3, grayscale=0.1)  # the changes a try-on sample takes
 
 
 @pytest.mark.skipif(not VITON_VAL.is_file(), reason=f"{VITON_VAL} is absent")

@@ -110,6 +110,11 @@ class TrainConfig:
             )
         if self.task == "tryon" and self.arch != "flow":
             raise ValueError("try-on is built from the warping generator's modules: --arch flow")
+        if self.framing and self.task == "tryon":
+            raise ValueError(
+                "--framing is the segmenter's and the generator's: a try-on sample is fitted whole (person, region "
+                "and garment stay aligned) and takes no framing change"
+            )
         if self.relight and self.task != "tryon":
             raise ValueError("--relight is the try-on network's (--task tryon)")
         if (self.parser or self.negatives) and self.task != "segmenter":
