@@ -102,6 +102,11 @@ def test_the_light_statistics_read_the_persons_light_outside_the_region():
     repainted = torch.where(region.bool(), torch.rand_like(rgb), rgb)
     assert torch.allclose(statistics(repainted), statistics(rgb), atol=1e-6)
     assert not torch.allclose(statistics(rgb.flip(0)), statistics(rgb), atol=1e-3)
+    large = torch.cat([torch.rand(1, 3, 512, 384) * 2 - 1, -torch.ones(1, 1, 512, 384)], 1)  # nothing to dress
+    half = light_statistics(large.half())  # (an fp16 export's arithmetic: sums would overflow here)
+    assert torch.isfinite(half).all() and torch.allclose(half.float(), light_statistics(large), atol=0.05)
+    black = light_statistics(-torch.ones(1, 4, 64, 48))  # a black photo, nothing to dress: no weight at all
+    assert torch.isfinite(black).all()
 
 
 def test_the_colour_layer_gives_two_lights_two_gains():

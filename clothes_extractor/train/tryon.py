@@ -132,9 +132,12 @@ def light_statistics(person_side: torch.Tensor) -> torch.Tensor:
     rgb = (person_side[:, :3] + 1) / 2
     outside = (1 - person_side[:, 3:4]) / 2
     log_rgb = torch.log(rgb + LOG_FLOOR)
-    geometric = (outside * log_rgb).sum((2, 3), keepdim=True) / (outside.sum((2, 3), keepdim=True) + 1)
-    bright = outside * rgb.mean(1, keepdim=True) ** 4
-    white = (bright * rgb).sum((2, 3), keepdim=True) / (bright.sum((2, 3), keepdim=True) + 1e-6)
+
+    def weighted_mean(x, weight):  # means, not sums: an fp16 graph's sums overflow at 512x384
+        return (weight * x).mean((2, 3), keepdim=True) / weight.mean((2, 3), keepdim=True).clamp_min(1e-4)
+
+    geometric = weighted_mean(log_rgb, outside)
+    white = weighted_mean(rgb, outside * rgb.mean(1, keepdim=True) ** 4)
     return LIGHT_STATISTICS_SCALE * torch.cat([geometric, torch.log(white + LOG_FLOOR)], 1)
 
 
