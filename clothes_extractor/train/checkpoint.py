@@ -146,12 +146,11 @@ def setting_differences(model: nn.Module, record: dict[str, Any]) -> list[str]:
     set them (``--ngf 4 (this run: 8)``; a setting the file does not record is taken as the
     run's), leaving out the settings this run adds layers with (``added_settings``)."""
     config, added = dataclasses.asdict(model.config), added_settings(model, record)
-    differ = [
+    return [
         f"{SETTING_OPTIONS.get(key, '--' + key.replace('_', '-'))} {record[key]} (this run: {config[key]})"
         for key in config
         if key not in added and record.get(key, config[key]) != config[key]
     ]
-    return differ
 
 
 def added_settings(model: nn.Module, record: dict[str, Any]) -> set[str]:

@@ -28,7 +28,7 @@ from torch import nn
 from ..errors import CheckpointError, ExportError
 from ..runtime.session import contract_of
 from .architectures import SERVED_NAMES, architecture_of, served
-from .checkpoint import added_layers, load_weights, setting_differences
+from .checkpoint import load_weights, setting_differences, with_added_layers
 from .data import GarmentDataset
 from .networks import conv_bn_pairs
 
@@ -57,11 +57,9 @@ def load_served(path: str | Path, model: nn.Module, option: str) -> dict[str, An
     contract = contract_of(path)
     _check_same_network(path, contract, model, option)
     pairs = list(conv_bn_pairs(model))
-    state = _unfolded_state(model, pairs, served_weights(onnx.load(str(path)), _prefix(model)))
-    current = model.state_dict()
-    for name in [k for k, v in state.items() if v is None and k.startswith(added_layers(model))]:
-        state[name] = current[name]  # (a layer the file predates: its initialisation)
-    missing = [k for k, v in state.items() if v is None]
+    unfolded = _unfolded_state(model, pairs, served_weights(onnx.load(str(path)), _prefix(model)))
+    state = with_added_layers(model, {k: v for k, v in unfolded.items() if v is not None})
+    missing = [k for k in unfolded if k not in state]
     if missing:
         raise CheckpointError(
             f"{option} {path}: its weights do not map onto this run's network by name (no {', '.join(missing[:3])}"
