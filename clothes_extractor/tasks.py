@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .runtime.contract import TASK_FIT, TASK_INPUTS, TASK_OUTPUTS, TensorSpec
+from .runtime.contract import TASK_FIT, TASK_INPUTS, TASK_OUTPUTS, TASK_PAD, TensorSpec
 
 # The human parser's classes (a segmenter trained with ``--parser``): what the try-on stage
 # needs from a person photo, merged from the LIP labels of VITON's parse maps so that a
@@ -97,6 +97,10 @@ class Task:
     @property
     def fit(self) -> str:
         return TASK_FIT[self.name]
+
+    @property
+    def pad(self) -> str:
+        return TASK_PAD[self.name]
 
 
 TASKS = {

@@ -38,6 +38,8 @@ def test_missing_contract_says_how_to_fix():
         ({"heigth": 64}, "did you mean 'height'"),
         ({"fit": {"margin": -1}}, "margin"),
         ({"fit": {"method": "stretch"}}, "unknown fit method"),
+        ({"fit": {"pad": "mirror"}}, "fit pad must be one of rgb, border"),
+        ({"fit": {"pad": "border"}}, "'border' is a segmenter's letterbox; a generator pads with pad_rgb"),
     ],
 )
 def test_broken_contracts_are_refused_with_the_reason(change, message):
@@ -79,6 +81,24 @@ def test_a_version_1_contract_still_reads():
     data["format_version"] = 1
     old = ModelContract.from_metadata({METADATA_KEY: json.dumps(data)})
     assert old.format_version == 1 and not old.catalog_resolution and old.weights_sha256 == ""
+
+
+def test_a_version_2_segmenter_pads_with_its_colour_and_a_new_one_with_the_photos_border():
+    segmenter = contract(task="segmenter", fit=FitSettings(method="letterbox", pad="border"), labels=("a", "b"))
+    assert ModelContract.from_metadata(segmenter.to_metadata()) == segmenter
+    data = json.loads(segmenter.to_metadata()[METADATA_KEY])
+    assert data["format_version"] == 3
+    del data["fit"]["pad"]
+    data["format_version"] = 2
+    assert ModelContract.from_metadata({METADATA_KEY: json.dumps(data)}).fit.pad == "rgb"
+
+
+def test_the_bundled_segmenter_letterboxes_with_the_photos_border():
+    from clothes_extractor.models import bundled_model
+    from clothes_extractor.runtime.session import contract_of
+
+    for precision in ("fp32", "fp16"):
+        assert contract_of(bundled_model("segmenter", precision)).fit.pad == "border"
 
 
 def test_a_catalog_resolution_generator_takes_the_photo_at_any_size():

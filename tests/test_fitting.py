@@ -7,8 +7,11 @@ from clothes_extractor.runtime.contract import FitSettings, ModelContract
 from clothes_extractor.runtime.fitting import (
     check_mask_shape,
     decode_scale_for,
+    fills_frame,
     fit_to_model,
     fit_window,
+    letterbox,
+    letterbox_for,
     mask_box,
     output_size_for,
     photo_window,
@@ -137,3 +140,24 @@ def test_a_mask_has_its_photos_shape_at_any_resolution():
             check_mask_shape(mask, (768, 1024))
     with pytest.raises(InputError, match="this one is turned"):
         check_mask_shape((1024, 768), (768, 1024))
+
+
+def test_a_segmenters_letterbox_goes_on_in_the_photos_border_colour():
+    # A landscape photo: green at its edges, a red square inside. The model frame is portrait,
+    # so bars above and below: white by the colour, green (the photo's backdrop) by the border.
+    photo = np.zeros((60, 120, 3), np.uint8)
+    photo[:] = (30, 120, 40)
+    photo[20:40, 50:70] = (200, 0, 0)
+    image = Image.fromarray(photo)
+    plain, window, fill = letterbox_for(image, (64, 48), FitSettings(method="letterbox"))
+    assert fill == (255, 255, 255)
+    assert np.array_equal(plain, letterbox(image, (64, 48), (255, 255, 255))[0])
+    bordered, same, fill = letterbox_for(image, (64, 48), FitSettings(method="letterbox", pad="border"))
+    assert same == window and fill == (30, 120, 40)
+    assert (plain[0] == 255).all() and (bordered[0] == (30, 120, 40)).all() and (bordered[-1] == (30, 120, 40)).all()
+    rows = np.flatnonzero((plain != 255).any(axis=(1, 2)))  # where the photo lands: the same pixels in both
+    assert np.array_equal(bordered[rows], plain[rows]) and 0 < rows[0] and rows[-1] < 63
+    assert not fills_frame(window, image.size, (64, 48))
+    portrait = Image.new("RGB", (96, 128), (10, 20, 30))
+    whole, window, _ = letterbox_for(portrait, (64, 48), FitSettings(method="letterbox", pad="border"))
+    assert fills_frame(window, portrait.size, (64, 48)) and (whole == (10, 20, 30)).all()

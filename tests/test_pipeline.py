@@ -352,7 +352,7 @@ def test_a_small_garment_gets_a_zoomed_second_look(model, segmenter, tmp_path):
     assert iou(saved[None], np.asarray(full_mask)[None])[0] > 0.7
 
 
-@pytest.mark.parametrize("kind", ["white", "black", "grey", "noise", "tiny", "strip"])
+@pytest.mark.parametrize("kind", ["white", "black", "grey", "noise", "tiny", "strip", "wall", "sky", "tall"])
 def test_photos_without_a_garment_are_reported_not_invented(model, segmenter, tmp_path, kind):
     rng = np.random.default_rng(0)
     photos = {
@@ -362,6 +362,11 @@ def test_photos_without_a_garment_are_reported_not_invented(model, segmenter, tm
         "noise": rng.integers(0, 256, (256, 192, 3), dtype=np.uint8),
         "tiny": np.array([[[255, 0, 0]]], np.uint8),
         "strip": np.full((1, 300, 3), 90, np.uint8),
+        # other aspects than the segmenter's, letterboxed: a band of wall between two white
+        # bars looked like a garment on white to it
+        "wall": np.full((400, 600, 3), (30, 120, 40), np.uint8),
+        "sky": np.linspace((40, 60, 140), (250, 200, 150), 360)[:, None].repeat(640, 1).astype(np.uint8),
+        "tall": np.full((600, 300, 3), (20, 30, 80), np.uint8),
     }
     (tmp_path / "in").mkdir()
     Image.fromarray(photos[kind]).save(tmp_path / "in" / f"{kind}.png")

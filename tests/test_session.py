@@ -235,8 +235,8 @@ def test_contract_that_does_not_match_the_graph_is_refused(tiny_model_path, tmp_
 
 
 def test_unknown_contract_is_refused(tiny_model_path, tmp_path):
-    future = _with_contract_change(tiny_model_path, tmp_path / "future.onnx", format_version=3)
-    with pytest.raises(ContractError, match="contract format 3"):
+    future = _with_contract_change(tiny_model_path, tmp_path / "future.onnx", format_version=4)
+    with pytest.raises(ContractError, match="contract format 4"):
         ModelSession(future, "cpu")
 
 

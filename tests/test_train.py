@@ -255,6 +255,25 @@ def test_device_loader_follows_the_sampler_and_resumes_mid_epoch(synthetic):
     assert torch.equal(torch.cat([b["mask"] for b in plain]), arrays["mask"])
 
 
+def test_a_zoomed_out_segmenter_photo_goes_on_in_its_backdrop_on_either_path(synthetic):
+    from clothes_extractor.eval.datasets import load_sample, load_samples
+    from clothes_extractor.runtime.fitting import border_colour
+
+    config = tiny_config(synthetic, "unused", task="segmenter", parser=False)
+    assert config.contract().fit.pad == "border"
+    samples = load_samples(synthetic, "train", val_fraction=0.05, seed=0)[:4]
+    zoom = Augmentation(flip=0, rotate_degrees=0, scale=0, jitter=0, framing=1.0, zoom_out=0.4)
+    dataset = GarmentDataset(samples, config.contract(), zoom, seed=0)
+    for index, sample in enumerate(samples):
+        photo = np.asarray(load_sample(sample)[0])
+        backdrop = border_colour(photo)
+        assert backdrop != (255, 255, 255)  # (else white padding would pass too)
+        corners = dataset[index]["image"].numpy()[[0, 0, -1, -1], [0, -1, 0, -1]]
+        assert (
+            sum(np.abs(corner.astype(int) - backdrop).max() <= 2 for corner in corners) >= 3
+        )  # one may hold the photo
+
+
 def test_data_on_device_time_limit_schedule_and_val_every(synthetic, tmp_path):
     out = train(
         tiny_config(synthetic, tmp_path / "run", epochs=4, data_on_device=True, val_every=2, lr_schedule="linear")

@@ -299,6 +299,42 @@ def test_the_python_function(tiny_tryon_path, parser, tryon_folders):
     assert len(batch) == 3 and np.array_equal(np.asarray(batch[0]), np.asarray(one))  # a batch changes nothing
 
 
+def test_garment_free_photos_of_any_aspect_are_not_dressed(tiny_tryon_path, parser, tryon_folders):
+    # Letterboxed on white, a band of wall or sky looked like a top (or arms) to the parser;
+    # where it still sees a patch of one, less than a top's share is nothing to dress.
+    small = np.random.default_rng(3).integers(0, 256, (3, 4, 3), dtype=np.uint8)
+    photos = {
+        "wall": np.full((400, 600, 3), (30, 120, 40), np.uint8),
+        "sky": np.linspace((40, 60, 140), (250, 200, 150), 360)[:, None].repeat(640, 1).astype(np.uint8),
+        "blotches": np.asarray(Image.fromarray(small).resize((300, 600), Image.Resampling.BICUBIC)),
+    }
+    _, garments = tryon_folders
+    with new_session(tiny_tryon_path, "cpu") as tryon:
+        for name, photo in photos.items():
+            with pytest.raises(NothingToDressError, match="^found no upper-body clothing to replace"):
+                dress(Image.fromarray(photo), garments / "g0.png", tryon=tryon, parser=parser)
+                pytest.fail(f"dressed the {name}")
+
+
+def test_the_parsers_look_is_the_try_ons_input_only_where_they_are_padded_alike(parser, tryon_folders):
+    persons, garments = tryon_folders
+    figure = Image.open(persons / TRYON_PERSONS[0]).convert("RGB")
+    wide = Image.new("RGB", (figure.width * 2, figure.height), (120, 130, 140))  # a wider studio shot
+    wide.paste(figure, (figure.width // 2, 0))
+    with new_session("tryon", "cpu") as tryon:
+        dresser = Dresser(tryon, parser)
+        assert tryon.contract.size == parser.contract.size  # (the bundled pair: one frame)
+        garment = dresser.garment(Image.open(garments / "g0.png"))
+        for photo, reused in ((figure, True), (wide, False)):
+            person = dresser.person(photo)
+            (parsed,) = dresser.parse([person])
+            fitted = dresser.fit(person, parsed, garment)
+            assert (fitted.inputs["person"] is person.plane) == reused
+    # the parser saw the wide photo go on in its backdrop, the try-on sees it on white as it learned
+    assert person.fill == (120, 130, 140) and (person.plane[0] == (120, 130, 140)).all()
+    assert (fitted.inputs["person"][0] == 255).all()
+
+
 def test_a_segmenter_without_classes_is_refused(tiny_tryon_path, tmp_path, tiny_model_path):
     torch = pytest.importorskip("torch")
     from clothes_extractor.export.onnx_export import export_model

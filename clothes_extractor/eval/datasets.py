@@ -29,7 +29,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..runtime.contract import ModelContract
-from ..runtime.fitting import fit_to_model, letterbox
+from ..runtime.fitting import fit_to_model, letterbox, letterbox_for
 from ..runtime.images import IMAGE_SUFFIXES, load_label_mask, load_mask, load_photo
 from ..runtime.silhouette import garment_silhouette
 from ..runtime.walk import DRESSCODE_LABELS, PARSE_FOLDERS, dataset_parse_folder, dresscode_folder, dresscode_label_map
@@ -350,7 +350,7 @@ def fit_sample(
         if fitted.photo is not None:
             found["photo"] = fitted.photo
         return found
-    image, _ = letterbox(photo, size, fit.pad_rgb)
+    image, _, _ = letterbox_for(photo, size, fit)
     target, _ = letterbox(mask, size, 0)
     found = {"image": image, "target": target[:, :, None]}
     if labels is not None:

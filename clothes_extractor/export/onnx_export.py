@@ -89,7 +89,7 @@ def build_contract(
         task=config.task,
         height=config.height,
         width=config.width,
-        fit=fit or FitSettings(method=task_of(config.task).fit),
+        fit=fit or FitSettings(method=task_of(config.task).fit, pad=task_of(config.task).pad),
         precision=precision,
         package_version=__version__,
         training={"architecture": {"name": SERVED_NAMES[arch], **dataclasses.asdict(config)}, **(training or {})},

@@ -17,8 +17,9 @@ from typing import Any, Collection, Mapping, Sequence
 from ..errors import ContractError
 from .settings import unknown_key
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # 1: before catalog resolution, alpha and the weights checksum
+FORMAT_VERSION = 3
+# 1: before catalog resolution, alpha and the weights checksum; 2: before the fit's ``pad``
+READABLE_VERSIONS = (1, 2, 3)
 METADATA_KEY = "clothes_extractor.contract"
 
 
@@ -57,9 +58,14 @@ TASK_OUTPUTS = {
 # How each task's inputs are fitted to the model size: the generator crops to the
 # garment's mask; the segmenter, which has no mask yet, and try-on see whole photos.
 TASK_FIT = {"generator": "mask_box_letterbox", "segmenter": "letterbox", "tryon": "letterbox"}
+# What fills the frame outside the photo: the segmenter learned zoomed-out photos that go on
+# in their own backdrop's colour (``train.augment``), so it sees a photo of another aspect
+# padded so; the others learned (and the generator's crop is filled) with ``pad_rgb``.
+TASK_PAD = {"generator": "rgb", "segmenter": "border", "tryon": "rgb"}
 TASKS = tuple(TASK_INPUTS)
 
 FIT_METHODS = ("mask_box_letterbox", "letterbox")
+PAD_MODES = ("rgb", "border")
 PRECISIONS = ("fp32", "fp16")
 
 
@@ -87,12 +93,17 @@ class FitSettings:
     grow it by ``margin`` (a fraction of the box's size) on every side, widen it to the
     model's aspect ratio, crop, resize, and fill whatever lies outside the photo with
     ``pad_rgb`` (mask: 0). ``letterbox``: the whole photo, resized to fit and padded.
+    ``pad`` "border" (a segmenter's letterbox): the padding is the photo's own border colour
+    instead, the median of its edge pixels (``fitting.letterbox_for``), as if the backdrop
+    went on: a landscape photo of a plain wall stays a plain wall, not a green band between
+    two white ones, which a parser takes for a garment on white.
     """
 
     method: str = "mask_box_letterbox"
     margin: float = 0.1
     pad_rgb: tuple[int, int, int] = (255, 255, 255)
     mask_threshold: int = 128
+    pad: str = "rgb"
 
     def __post_init__(self) -> None:
         if self.method not in FIT_METHODS:
@@ -101,6 +112,8 @@ class FitSettings:
             raise ContractError(f"fit margin must be a number in [0, 2], got {self.margin!r}")
         if not (isinstance(self.mask_threshold, int) and 1 <= self.mask_threshold <= 255):
             raise ContractError(f"fit mask_threshold must be an integer in [1, 255], got {self.mask_threshold!r}")
+        if self.pad not in PAD_MODES:
+            raise ContractError(f"fit pad must be one of {', '.join(PAD_MODES)}, got {self.pad!r}")
         object.__setattr__(self, "pad_rgb", _rgb(self.pad_rgb, "fit pad_rgb"))
 
     @classmethod
@@ -153,6 +166,8 @@ class ModelContract:
                 raise ContractError(f"input {name} must be an integer in [8, 8192], got {value!r}")
         if self.fit.method != TASK_FIT[self.task]:
             raise ContractError(f"a {self.task} is fitted with {TASK_FIT[self.task]!r}, not {self.fit.method!r}")
+        if self.fit.pad == "border" and self.task != "segmenter":
+            raise ContractError(f"fit pad 'border' is a segmenter's letterbox; a {self.task} pads with pad_rgb")
         if self.precision not in PRECISIONS:
             raise ContractError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         object.__setattr__(self, "background_rgb", _rgb(self.background_rgb, "background_rgb"))

@@ -136,30 +136,43 @@ def fit_window(box: Box, size: tuple[int, int], margin: float) -> Box:
     return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
 
 
+def _landing(
+    window: Box, image_size: tuple[int, int], size: tuple[int, int]
+) -> tuple[Box, tuple[int, int, int, int]] | None:
+    """The part of ``window`` that an image of ``image_size`` (w, h) covers, and the canvas
+    pixels (x0, y0, x1, y1) it lands on when the window is resized to ``size`` (h, w); None
+    where it covers none."""
+    target_h, target_w = size
+    x0, y0, x1, y1 = window
+    scale_x, scale_y = target_w / (x1 - x0), target_h / (y1 - y0)
+    ix0, iy0 = max(x0, 0.0), max(y0, 0.0)
+    ix1, iy1 = min(x1, float(image_size[0])), min(y1, float(image_size[1]))
+    if ix1 <= ix0 or iy1 <= iy0:
+        return None
+    dx0 = round((ix0 - x0) * scale_x)
+    dy0 = round((iy0 - y0) * scale_y)
+    dx1 = min(round((ix1 - x0) * scale_x), target_w)
+    dy1 = min(round((iy1 - y0) * scale_y), target_h)
+    if dx1 <= dx0 or dy1 <= dy0:
+        return None
+    return (ix0, iy0, ix1, iy1), (dx0, dy0, dx1, dy1)
+
+
 def _crop_resize(
     image: Image.Image, window: Box, size: tuple[int, int], fill, resample=Image.Resampling.BILINEAR
 ) -> Image.Image:
     """Resize ``window`` of ``image`` to ``size`` (h, w); outside the image becomes ``fill``.
     Label maps take ``resample=NEAREST``, so that no pixel gets a label between two."""
     target_h, target_w = size
-    x0, y0, x1, y1 = window
-    scale_x, scale_y = target_w / (x1 - x0), target_h / (y1 - y0)
     canvas = Image.new(image.mode, (target_w, target_h), fill)
-    # The part of the window that the photo covers, and where it lands on the canvas.
-    ix0, iy0 = max(x0, 0.0), max(y0, 0.0)
-    ix1, iy1 = min(x1, float(image.width)), min(y1, float(image.height))
-    if ix1 <= ix0 or iy1 <= iy0:
+    landed = _landing(window, image.size, size)
+    if landed is None:
         return canvas
-    dx0 = round((ix0 - x0) * scale_x)
-    dy0 = round((iy0 - y0) * scale_y)
-    dx1 = min(round((ix1 - x0) * scale_x), target_w)
-    dy1 = min(round((iy1 - y0) * scale_y), target_h)
-    if dx1 <= dx0 or dy1 <= dy0:
-        return canvas
+    source, (dx0, dy0, dx1, dy1) = landed
     part = image.resize(
         (dx1 - dx0, dy1 - dy0),
         resample=resample,
-        box=(ix0, iy0, ix1, iy1),
+        box=source,
         reducing_gap=3.0 if resample != Image.Resampling.NEAREST else None,  # integer reduction first: faster
     )
     canvas.paste(part, (dx0, dy0))
@@ -235,6 +248,39 @@ def letterbox(
     if not isinstance(image, Image.Image):
         return crop_photo(image, window, size, fill), window
     return np.asarray(_crop_resize(image, window, size, fill, resample)), window
+
+
+def letterbox_for(photo, size: tuple[int, int], fit: FitSettings) -> tuple[np.ndarray, Box, tuple[int, int, int]]:
+    """``letterbox`` padded as ``fit`` says: with its ``pad_rgb``, or (``pad`` "border") with
+    the photo's own border colour, the median of the edge pixels of the photo as it lands in
+    the frame (``train.augment`` fills a zoomed-out photo so). Returns the array, the window
+    and the padding colour, for other crops of the same photo (a segmenter's zoomed look)."""
+    window = fit_window((0.0, 0.0, float(photo.width), float(photo.height)), size, 0.0)
+    if fit.pad != "border":
+        return crop_photo(photo, window, size, fit.pad_rgb), window, fit.pad_rgb
+    plane = np.array(crop_photo(photo, window, size, fit.pad_rgb))
+    landed = _landing(window, (photo.width, photo.height), size)
+    if landed is None:
+        return plane, window, fit.pad_rgb
+    x0, y0, x1, y1 = landed[1]
+    colour = border_colour(plane[y0:y1, x0:x1])
+    plane[:y0], plane[y1:], plane[:, :x0], plane[:, x1:] = colour, colour, colour, colour
+    return plane, window, colour
+
+
+def border_colour(pixels: np.ndarray) -> tuple[int, int, int]:
+    """The median colour (per channel; the lower of two middles, as torch's) of the edge pixels
+    of an RGB array [h, w, 3]: the backdrop a photo of a person shows at its edges."""
+    edges = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    r, g, b = (int(c) for c in np.sort(edges, axis=0)[(len(edges) - 1) // 2])
+    return r, g, b
+
+
+def fills_frame(window: Box, image_size: tuple[int, int], size: tuple[int, int]) -> bool:
+    """Whether an image of ``image_size`` (w, h) covers the whole frame of ``size`` (h, w) that
+    ``window`` is resized to: no padding shows (a letterboxed photo of the frame's aspect)."""
+    landed = _landing(window, image_size, size)
+    return landed is not None and landed[1] == (0, 0, size[1], size[0])
 
 
 def photo_window(

@@ -36,6 +36,7 @@ from .fitting import (
     fit_to_model,
     fit_window,
     letterbox,
+    letterbox_for,
     mask_box,
     output_size_for,
     paste_box,
@@ -108,6 +109,7 @@ class NeedsMask:
     photo: Any  # as decoded (Pillow: no larger than the detail letterbox needs; or on a device)
     window: Box  # the photo's plane the letterboxes show, in displayed photo pixels
     photo_size: tuple[int, int]  # displayed (width, height)
+    fill: tuple[int, int, int]  # the letterbox's padding (``fitting.letterbox_for``), for a zoom's as well
 
     @property
     def on_host(self) -> bool:
@@ -117,7 +119,7 @@ class NeedsMask:
     def detail(self, segmenter: ModelContract) -> np.ndarray:
         """The same letterbox at ``DETAIL_FACTOR`` x the segmenter's size, for a zoom (made
         only for the few photos that get one: it is the largest image of the stage)."""
-        return letterbox(self.photo, detail_size(segmenter), segmenter.fit.pad_rgb)[0]
+        return letterbox(self.photo, detail_size(segmenter), self.fill)[0]
 
 
 def detail_size(segmenter: ModelContract) -> tuple[int, int]:
@@ -263,10 +265,10 @@ def for_segmenter(job: ExtractJob, segmenter: ModelContract, photo: Any = None) 
     else:
         decode_scale(photo.size)
     shown = seen["size"]
-    image, window = letterbox(photo, segmenter.size, segmenter.fit.pad_rgb)
+    image, window, fill = letterbox_for(photo, segmenter.size, segmenter.fit)
     sx, sy = shown[0] / photo.width, shown[1] / photo.height
     window = (window[0] * sx, window[1] * sy, window[2] * sx, window[3] * sy)
-    return NeedsMask(job, image, photo, window, shown)
+    return NeedsMask(job, image, photo, window, shown, fill)
 
 
 def _garment_found(mask: np.ndarray, threshold: int) -> bool:
@@ -315,7 +317,7 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
         details = {index: items[index].detail(contract) for index, _ in zooms}
         crops = np.stack(
             [
-                np.asarray(_crop_resize(Image.fromarray(details[i]), zoom, contract.size, contract.fit.pad_rgb))
+                np.asarray(_crop_resize(Image.fromarray(details[i]), zoom, contract.size, items[i].fill))
                 for i, zoom in zooms
             ]
         )

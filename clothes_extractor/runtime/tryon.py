@@ -16,6 +16,7 @@ from .fitting import Box, crop_labels, crop_photo, fit_window, letterbox
 from .silhouette import garment_silhouette
 
 REGION_NAMES = ("upper", "arms")  # the parser's classes a try-on dresses anew
+TOP = "upper"  # of them, the one a person must wear to be dressed (``dressing.MIN_TOP_SHARE``)
 REGION_GROW_PX = 3  # at the model size
 # A try-on model learned on VITON's half-body photos: head to mid-thigh, filling the frame.
 # Where a person's upper body takes less of the photo (a full-body or distant shot), the

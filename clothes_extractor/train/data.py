@@ -20,6 +20,7 @@ from PIL import Image
 from ..errors import InputError
 from ..eval.datasets import LABELLED, Sample, fit_sample, load_labels, load_sample
 from ..runtime.contract import ModelContract
+from ..runtime.fitting import border_colour
 from .augment import (
     Augmentation,
     augment,
@@ -81,9 +82,11 @@ class GarmentDataset(torch.utils.data.Dataset):
         if self.augmentation is not None:
             rng = np.random.default_rng([self.seed, epoch, index])
             segmenter = self.contract.task == "segmenter"
-            photo, mask, garment, labels = augment(
-                photo, mask, garment, rng, self.augmentation, self.contract.fit.pad_rgb, segmenter, labels
-            )
+            fill = self.contract.fit.pad_rgb
+            if segmenter and self.contract.fit.pad == "border":  # a zoomed-out photo goes on in its backdrop
+                fill = border_colour(np.asarray(photo.convert("RGB")))
+            settings = self.augmentation
+            photo, mask, garment, labels = augment(photo, mask, garment, rng, settings, fill, segmenter, labels)
             keep = None if segmenter else resolution_for(framing_draws(rng, 1, self.augmentation)[0], self.augmentation)
         arrays = fit_sample(photo, mask, garment, self.contract, labels=labels)
         arrays.pop("photo", None)  # training feeds the model-size photo itself (it is ``image``)
