@@ -784,7 +784,7 @@ def test_a_parser_and_try_on_train_on_dress_code_label_maps(tmp_path):
 
 
 def test_negatives_and_framing_in_a_segmenter_batch():
-    from clothes_extractor.train.augment import with_negatives
+    from clothes_extractor.train.scenes import with_negatives
 
     batch = {
         "image": torch.full((8, 32, 24, 3), 200, dtype=torch.uint8),
@@ -803,6 +803,43 @@ def test_negatives_and_framing_in_a_segmenter_batch():
     )
     shares = (zoomed["target"] > 127).float().flatten(1).mean(1)
     assert (shares < 0.999).all() and (shares > 0.3**2 * 0.9).all()  # every photo shrank, within the range
+
+
+def test_letterboxed_samples_are_crops_of_another_aspect_on_their_own_border_colour():
+    from clothes_extractor.runtime.fitting import border_colour
+    from clothes_extractor.train.scenes import with_letterbox
+
+    rng = np.random.default_rng(0)
+    image = torch.from_numpy(rng.integers(0, 256, (16, 32, 24, 3), dtype=np.uint8))
+    target = torch.from_numpy(rng.integers(1, 256, (16, 32, 24, 1), dtype=np.uint8))  # garment everywhere
+    out = with_letterbox({"image": image, "target": target}, np.random.default_rng(1), 1.0, (0.4, 2.4))
+    bars = out["target"][..., 0] == 0
+    wide = bars.all(dim=2).any(dim=1)  # whole rows of bars: a wide crop; else whole columns
+    tall = bars.all(dim=1).any(dim=1)
+    assert wide.any() and tall.any() and bool((wide ^ tall).all())  # every sample one or the other
+    for i in range(16):
+        kept = ~bars[i]
+        rows, cols = kept.any(1).nonzero()[:, 0], kept.any(0).nonzero()[:, 0]
+        crop = out["image"][i, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].numpy()
+        assert kept.sum() == crop.shape[0] * crop.shape[1]  # one centred rectangle, kept at its scale
+        assert abs((rows[0] + rows[-1]) - 31) <= 1 and abs((cols[0] + cols[-1]) - 23) <= 1
+        assert (out["image"][i][bars[i]].numpy() == border_colour(crop)).all()
+        found = [
+            r
+            for r in range(33 - crop.shape[0])
+            for c in range(25 - crop.shape[1])
+            if np.array_equal(image[i, r : r + crop.shape[0], c : c + crop.shape[1]].numpy(), crop)
+        ]
+        assert found  # a crop of the photo itself
+    unchanged = with_letterbox({"image": image, "target": target}, np.random.default_rng(1), 0.0, (0.4, 2.4))
+    assert torch.equal(unchanged["image"], image)
+
+
+def test_batch_changes_of_a_segmenter_need_the_data_on_the_device():
+    with pytest.raises(ValueError, match="--negatives and --letterbox .* add --data-on-device"):
+        TrainConfig(task="segmenter", letterbox=0.2)
+    with pytest.raises(ValueError, match="parser, negatives and letterbox are segmenter settings"):
+        TrainConfig(task="generator", letterbox=0.2, data_on_device=True)
 
 
 def test_a_trained_unet_renders_for_the_warping_generator(synthetic, tmp_path, tiny_model_path):

@@ -174,6 +174,11 @@ def share_option(flag: str, help: str):
     "Segmenter: share of samples replaced by photos with no garment (plain, gradients, noise).",
 )
 @share_option(
+    "--letterbox",
+    "Segmenter: share of samples (garment-free ones too) cropped to another aspect, 0.4 to 2.4 wide per tall, "
+    "and letterboxed as extract letterboxes such a photo (the rest of the frame in the photo's border colour).",
+)
+@share_option(
     "--grayscale",
     "Share of samples shown in black and white (the photo, and the catalog garment or try-on garment alike), "
     "so that a black-and-white photo is not new.",

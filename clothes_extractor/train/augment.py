@@ -6,9 +6,8 @@ takes the photo's colour changes (jitter, black and white) inside its silhouette
 background stays white), but not another light (``lighting_gains``): that is the photo's.
 Framing changes teach the models photos of any framing: the segmenter sees whole photos
 zoomed out and shifted, the generator fitted inputs resampled from fewer pixels. A
-segmenter batch can also take garment-free photos (negatives), so that "no garment" is an
-answer it knows. Randomness comes only from the generator passed in, so a run is
-reproducible and resumable.
+segmenter batch can also take garment-free photos and photos of other aspects (``scenes``).
+Randomness comes only from the generator passed in, so a run is reproducible and resumable.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageEnhance
 
 from ..eval.datasets import garment_silhouette
+from .scenes import with_scenes
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class Augmentation:
     zoom_out: float = 0.35  # smallest scale of a zoomed-out photo
     degrade: float = 0.4  # smallest share of the fitted input's resolution kept
     negatives: float = 0.0  # segmenter: share of samples replaced by photos with no garment at all
+    letterbox: float = 0.0  # segmenter: probability of a sample cropped to another aspect and letterboxed
+    aspects: tuple[float, float] = (0.4, 2.4)  # range of a letterboxed crop's width / height (log-uniform)
     grayscale: float = 0.0  # probability of a black-and-white photo (and garment: saturation 0, after the jitter)
     lighting: float = 0.0  # probability of another light on the photo alone: exposure x white balance
     exposure: tuple[float, float] = (0.4, 1.3)  # range of a lighting change's exposure gain
@@ -300,46 +302,8 @@ def augment_batch(
     if "labels" in batch:
         labels = F.grid_sample(nchw(batch["labels"]), grid, mode="nearest", padding_mode="zeros", align_corners=False)
         out["labels"] = labels.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-    if segmenter and settings.negatives:
-        out = with_negatives(out, rng, settings.negatives)
-    return out
-
-
-def negative_photos(n: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` photos with no person and no garment, uint8 [n, H, W, 3]: plain colours, gradients,
-    pixel noise and smooth blotches, what a folder job meets among real photos."""
-    out = np.empty((n, height, width, 3), np.uint8)
-    for i in range(n):
-        kind = rng.integers(4)
-        a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-        if kind == 0:
-            out[i] = a
-        elif kind == 1:
-            ramp = np.linspace(0, 1, height if rng.random() < 0.5 else width, dtype=np.float32)
-            ramp = ramp[:, None, None] if len(ramp) == height else ramp[None, :, None]
-            out[i] = np.broadcast_to(a + (b - a) * ramp, (height, width, 3)).astype(np.uint8)
-        elif kind == 2:
-            out[i] = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        else:
-            small = rng.integers(0, 256, (int(rng.integers(2, 9)), int(rng.integers(2, 9)), 3), dtype=np.uint8)
-            out[i] = np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.BICUBIC))
-    return out
-
-
-def with_negatives(batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float) -> dict[str, torch.Tensor]:
-    """A segmenter batch where about ``share`` of the samples became garment-free photos
-    (target mask and labels empty): the model learns to say "no garment"."""
-    chosen = np.flatnonzero(rng.random(len(batch["image"])) < share)
-    if not len(chosen):
-        return batch
-    out = dict(batch)
-    _, height, width, _ = batch["image"].shape
-    index = torch.from_numpy(chosen).to(batch["image"].device)
-    photos = torch.from_numpy(negative_photos(len(chosen), height, width, rng)).to(batch["image"].device)
-    out["image"] = batch["image"].index_copy(0, index, photos)
-    for name in ("target", "labels"):
-        if name in batch:
-            out[name] = batch[name].index_fill(0, index, 0)
+    if segmenter:
+        out = with_scenes(out, rng, settings.negatives, settings.letterbox, settings.aspects)
     return out
 
 

@@ -82,6 +82,7 @@ class TrainConfig:
     augment: bool = True
     framing: float = 0.0  # probability of a framing change per sample (zoom-out / resolution loss)
     negatives: float = 0.0  # segmenter: share of samples replaced by garment-free photos
+    letterbox: float = 0.0  # segmenter: share of samples cropped to another aspect and letterboxed
     grayscale: float = 0.0  # probability of a black-and-white sample (photo, and garment or person alike)
     lighting: float = 0.0  # probability of another exposure and white balance of the photo alone
     parser: bool = (
@@ -117,8 +118,13 @@ class TrainConfig:
             )
         if self.relight and self.task != "tryon":
             raise ValueError("--relight is the try-on network's (--task tryon)")
-        if (self.parser or self.negatives) and self.task != "segmenter":
-            raise ValueError("parser and negatives are segmenter settings")
+        if (self.parser or self.negatives or self.letterbox) and self.task != "segmenter":
+            raise ValueError("parser, negatives and letterbox are segmenter settings")
+        if (self.negatives or self.letterbox) and not self.data_on_device:
+            raise ValueError(
+                "--negatives and --letterbox change whole batches where they lie: add --data-on-device "
+                "(the data decoded once, on the training device)"
+            )
         self._check_composition()
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
@@ -194,7 +200,7 @@ class TrainConfig:
             task=self.task,
             height=self.height,
             width=self.width,
-            fit=FitSettings(method=task_of(self.task).fit),
+            fit=FitSettings(method=task_of(self.task).fit, pad=task_of(self.task).pad),
             catalog_resolution=self.architecture == "flow",
             alpha=self.architecture in ("flow", "silhouette"),
             labels=PARSER_CLASSES if self.parser else (),

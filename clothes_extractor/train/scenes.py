@@ -1,0 +1,95 @@
+"""Segmenter samples that VITON does not hold: photos with no garment at all (negatives), so
+that "no garment" is an answer the segmenter knows, and photos of other aspects than its
+frame, letterboxed as the runtime letterboxes them (``fitting.letterbox_for``), so that the
+bars around a landscape photo are nothing new, with or without a garment between them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..runtime.fitting import border_colour
+
+
+def negative_photos(n: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` photos with no person and no garment, uint8 [n, H, W, 3]: plain colours, gradients,
+    pixel noise and smooth blotches, what a folder job meets among real photos."""
+    out = np.empty((n, height, width, 3), np.uint8)
+    for i in range(n):
+        kind = rng.integers(4)
+        a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        if kind == 0:
+            out[i] = a
+        elif kind == 1:
+            ramp = np.linspace(0, 1, height if rng.random() < 0.5 else width, dtype=np.float32)
+            ramp = ramp[:, None, None] if len(ramp) == height else ramp[None, :, None]
+            out[i] = np.broadcast_to(a + (b - a) * ramp, (height, width, 3)).astype(np.uint8)
+        elif kind == 2:
+            out[i] = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        else:
+            small = rng.integers(0, 256, (int(rng.integers(2, 9)), int(rng.integers(2, 9)), 3), dtype=np.uint8)
+            out[i] = np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.BICUBIC))
+    return out
+
+
+def with_negatives(batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float) -> dict[str, torch.Tensor]:
+    """A segmenter batch where about ``share`` of the samples became garment-free photos
+    (target mask and labels empty): the model learns to say "no garment"."""
+    chosen = np.flatnonzero(rng.random(len(batch["image"])) < share)
+    if not len(chosen):
+        return batch
+    out = dict(batch)
+    _, height, width, _ = batch["image"].shape
+    index = torch.from_numpy(chosen).to(batch["image"].device)
+    photos = torch.from_numpy(negative_photos(len(chosen), height, width, rng)).to(batch["image"].device)
+    out["image"] = batch["image"].index_copy(0, index, photos)
+    for name in ("target", "labels"):
+        if name in batch:
+            out[name] = batch[name].index_fill(0, index, 0)
+    return out
+
+
+def with_letterbox(
+    batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float, aspects: tuple[float, float]
+) -> dict[str, torch.Tensor]:
+    """A segmenter batch where about ``share`` of the samples (garment-free ones
+    too) are photos of another aspect, letterboxed as the runtime letterboxes one
+    (``fitting.letterbox_for``): a crop of the photo of that aspect, kept at its scale and
+    centred, the rest in the crop's border colour (target and labels: 0). A band of wall
+    between two bars is then a photo the segmenter has seen, with or without a garment."""
+    n, height, width = batch["image"].shape[:3]
+    chosen = rng.random(n) < share
+    aspect = np.exp(rng.uniform(*np.log(aspects), n))  # the crop's width / height
+    offset = rng.random(n)  # where the crop lies in the photo
+    if not chosen.any():
+        return batch
+    out = {name: tensor.clone() for name, tensor in batch.items()}
+    for i in np.flatnonzero(chosen):
+        rows, cols = height, width
+        if aspect[i] >= width / height:  # wider than the frame: a band of rows, bars above and below
+            rows = min(height, max(2, round(width / aspect[i])))
+        else:  # taller: a band of columns, bars left and right
+            cols = min(width, max(2, round(height * aspect[i])))
+        r0, c0 = round(offset[i] * (height - rows)), round(offset[i] * (width - cols))
+        top, left = (height - rows) // 2, (width - cols) // 2
+        for name, tensor in batch.items():
+            crop = tensor[i, r0 : r0 + rows, c0 : c0 + cols]
+            fill = border_colour(crop.cpu().numpy()) if name == "image" else (0,) * tensor.shape[-1]
+            out[name][i] = torch.tensor(fill, dtype=tensor.dtype, device=tensor.device)
+            out[name][i, top : top + rows, left : left + cols] = crop
+    return out
+
+
+def with_scenes(
+    batch: dict[str, torch.Tensor], rng: np.random.Generator, negatives: float, letterbox: float, aspects
+) -> dict[str, torch.Tensor]:
+    """A segmenter batch with ``negatives`` of its samples garment-free, then ``letterbox`` of
+    them (garment-free ones among them) letterboxed at another aspect in ``aspects``; nothing
+    drawn for a change that is off, so runs without it see the random streams they saw."""
+    if negatives:
+        batch = with_negatives(batch, rng, negatives)
+    if letterbox:
+        batch = with_letterbox(batch, rng, letterbox, aspects)
+    return batch
