@@ -118,13 +118,7 @@ class TrainConfig:
             )
         if self.relight and self.task != "tryon":
             raise ValueError("--relight is the try-on network's (--task tryon)")
-        if (self.parser or self.negatives or self.letterbox) and self.task != "segmenter":
-            raise ValueError("parser, negatives and letterbox are segmenter settings")
-        if (self.negatives or self.letterbox) and not self.data_on_device:
-            raise ValueError(
-                "--negatives and --letterbox change whole batches where they lie: add --data-on-device "
-                "(the data decoded once, on the training device)"
-            )
+        self._check_segmenter_settings()
         self._check_composition()
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
@@ -137,6 +131,15 @@ class TrainConfig:
             raise ValueError("max_steps must be >= 1")
         if self.time_limit_min is not None and self.time_limit_min <= 0:
             raise ValueError("time_limit_min must be > 0")
+
+    def _check_segmenter_settings(self) -> None:
+        if (self.parser or self.negatives or self.letterbox) and self.task != "segmenter":
+            raise ValueError("parser, negatives and letterbox are segmenter settings")
+        if (self.negatives or self.letterbox) and not self.data_on_device:
+            raise ValueError(
+                "--negatives and --letterbox change whole batches where they lie: add --data-on-device "
+                "(the data decoded once, on the training device)"
+            )
 
     def _check_composition(self) -> None:
         if self.composition not in COMPOSITION_TARGETS:
