@@ -1,0 +1,71 @@
+"""How often does a folder job invent a garment where there is none? Garment-free photos
+(``train.scenes.negative_photos``: plain colours, gradients, pixel noise, smooth blotches) at
+the segmenter's own aspect and at four others, each given to ``extract_garment`` and to
+``dress`` (try-on, with a plain red shirt drawn on white as the catalog garment); a
+photo that comes back as a garment or a dressed person, not as an ``InputError``, was
+invented. Prints the count per aspect and per kind of photo.
+
+    python scripts/garment_free.py [COUNT_PER_ASPECT] [SEED] [SEGMENTER.onnx]
+
+Needs the training extra (the photos come from the training code); the models are the
+bundled ones unless a segmenter file is given.
+"""
+
+import sys
+from collections import Counter
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from clothes_extractor import dress, extract_garment, new_session
+from clothes_extractor.errors import InputError
+
+try:
+    from clothes_extractor.train.scenes import negative_photos
+except ImportError:  # a checkout from before 2026-12-02, measured for comparison
+    from clothes_extractor.train.augment import negative_photos
+
+ASPECTS = [(256, 192), (400, 600), (300, 300), (360, 640), (600, 300)]  # (height, width)
+KINDS = ("plain", "gradient", "noise", "blotches")  # negative_photos' kinds, in its order
+
+
+def catalog_shirt() -> Image.Image:
+    garment = Image.new("RGB", (192, 256), "white")
+    ImageDraw.Draw(garment).polygon(
+        [(40, 40), (152, 40), (170, 90), (140, 90), (140, 220), (52, 220), (52, 90), (22, 90)], fill=(200, 30, 40)
+    )
+    return garment
+
+
+def invented(function, *args, **kwargs) -> bool:
+    try:
+        function(*args, **kwargs)
+    except InputError:
+        return False
+    return True
+
+
+def main(count: int, seed: int, segmenter_path: str) -> None:
+    segmenter = new_session(segmenter_path, provider="cpu")
+    generator, tryon = new_session("generator", provider="cpu"), new_session("tryon", provider="cpu")
+    garment = catalog_shirt()
+    for height, width in ASPECTS:
+        # one generator per photo: each photo is the same whatever COUNT is (its first draw is its kind)
+        kinds = [KINDS[int(np.random.default_rng([seed, height, width, i]).integers(4))] for i in range(count)]
+        found: Counter = Counter()
+        for i, kind in enumerate(kinds):
+            pixels = negative_photos(1, height, width, np.random.default_rng([seed, height, width, i]))[0]
+            photo = Image.fromarray(pixels)
+            if invented(extract_garment, photo, generator=generator, segmenter=segmenter):
+                found["extract", kind] += 1
+            if invented(dress, photo, garment, tryon=tryon, parser=segmenter):
+                found["dress", kind] += 1
+        for task in ("extract", "dress"):
+            total = sum(v for (t, _), v in found.items() if t == task)
+            detail = ", ".join(f"{kind} {found[task, kind]}/{kinds.count(kind)}" for kind in KINDS if kinds.count(kind))
+            print(f"{height}x{width} {task:8s} invents {total}/{count} ({detail})", flush=True)
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    main(int(args[0]) if args else 40, int(args[1]) if len(args) > 1 else 0, args[2] if len(args) > 2 else "segmenter")
