@@ -255,10 +255,10 @@ def letterbox_for(photo, size: tuple[int, int], fit: FitSettings) -> tuple[np.nd
     the photo's own border colour, the median of the edge pixels of the photo as it lands in
     the frame (``train.augment`` fills a zoomed-out photo so). Returns the array, the window
     and the padding colour, for other crops of the same photo (a segmenter's zoomed look)."""
-    window = fit_window((0.0, 0.0, float(photo.width), float(photo.height)), size, 0.0)
+    plane, window = letterbox(photo, size, fit.pad_rgb)
     if fit.pad != "border":
-        return crop_photo(photo, window, size, fit.pad_rgb), window, fit.pad_rgb
-    plane = np.array(crop_photo(photo, window, size, fit.pad_rgb))
+        return plane, window, fit.pad_rgb
+    plane = np.array(plane)  # (writable: the bars are painted over)
     landed = _landing(window, (photo.width, photo.height), size)
     if landed is None:
         return plane, window, fit.pad_rgb
