@@ -44,6 +44,7 @@ from .fitting import (
 )
 from .images import OUTPUT_FORMATS, encode_image, load_label_mask, load_mask, load_photo
 from .jobs import ExtractJob
+from .people import keep_columns, main_person
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ class SegmentedMask:
     plane: np.ndarray  # uint8 [h, w], 255 = garment
     window: Box
     zoomed: bool = False
+    people: bool = False  # the photo shows several people apart: the garment of one (``people.main_person``)
 
 
 @dataclass(frozen=True)
@@ -293,21 +295,29 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
 
     A garment that fills less than ``ZOOM_BELOW`` of the frame gets a second look: its
     region, cut from the detail letterbox, is segmented again at the segmenter's full
-    resolution and replaces the first mask there.
+    resolution and replaces the first mask there. A photo of several people apart keeps the
+    garment of the largest who wears one (``people.main_person``), at both looks.
     """
     contract = segmenter.contract
     threshold = contract.fit.mask_threshold
-    first = segmenter.run(image=np.stack([item.image for item in items]))["mask"][..., 0]
+    outputs = segmenter.run(image=np.stack([item.image for item in items]))
+    first, labels = outputs["mask"][..., 0], outputs.get("labels")
     results: list[SegmentedMask | Exception] = []
     zooms: list[tuple[int, Box]] = []
+    kept: dict[int, tuple[int, int]] = {}  # the columns of the person chosen among several, in plane pixels
     for index, (item, mask) in enumerate(zip(items, first, strict=True)):
         x0, y0, x1, y1 = _plane_box(item.window, mask.shape, item.photo_size)
+        if labels is not None:
+            columns = main_person(mask[y0:y1, x0:x1], labels[index, y0:y1, x0:x1, 0], threshold, MIN_GARMENT_SHARE)
+            if columns is not None:
+                kept[index] = (columns[0] + x0, columns[1] + x0)
+                mask = keep_columns(mask, kept[index])
         shown = mask[y0:y1, x0:x1]
         box = mask_box(shown, threshold)
         if box is None or not _garment_found(shown, threshold):
             results.append(NoGarmentError())
             continue
-        results.append(SegmentedMask(mask, item.window))
+        results.append(SegmentedMask(mask, item.window, people=index in kept))
         bh, bw = (box[3] - box[1]) / mask.shape[0], (box[2] - box[0]) / mask.shape[1]
         if bh < ZOOM_BELOW and bw < ZOOM_BELOW:
             f = DETAIL_FACTOR
@@ -324,9 +334,10 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
         second = segmenter.run(image=crops)["mask"][..., 0]
         for (index, zoom), mask in zip(zooms, second, strict=True):
             if _garment_found(mask, threshold):
-                results[index] = SegmentedMask(
-                    paste_box(mask, zoom, details[index].shape[:2]), items[index].window, True
-                )
+                plane = paste_box(mask, zoom, details[index].shape[:2])
+                if index in kept:
+                    plane = keep_columns(plane, (kept[index][0] * DETAIL_FACTOR, kept[index][1] * DETAIL_FACTOR))
+                results[index] = SegmentedMask(plane, items[index].window, True, index in kept)
             else:  # a closer look that sees no garment where the first saw a small one: none is there
                 results[index] = NoGarmentError()
     return results
@@ -349,7 +360,7 @@ def finish(item: NeedsMask, segmented: SegmentedMask, plan: Plan) -> Prepared:
     """Fit a segmented photo with its predicted mask (in a worker; the photo is decoded again,
     at the scale its garment window needs; one on a device is cut from where it lies)."""
     mask = mask_from_segmenter(segmented.plane, segmented.window, item.photo_size)
-    source = "segmenter+zoom" if segmented.zoomed else "segmenter"
+    source = "segmenter" + ("+zoom" if segmented.zoomed else "") + ("+one-person" if segmented.people else "")
     return fit_photo(item.job, mask, source, plan, None if item.on_host else item.photo)
 
 

@@ -1,0 +1,101 @@
+"""A photo of two people apart gives the garment of one of them (``runtime.people``), not a
+blend of both: the rule on label planes made here, then ``extract`` with the bundled parser
+on two example figures side by side."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from clothes_extractor.eval.metrics import ssim
+from clothes_extractor.runtime.people import keep_columns, main_person, person_spans
+from conftest import ROOT, run_cli
+
+UPPER, ARMS = 3, 6  # parser classes (``tasks.PARSER_CLASSES``); 0 is background
+
+
+def plane(*people: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, labels) of a 256x200 frame: each person (c0, c1, g0, g1) fills columns c0:c1
+    with arms, and wears a garment in columns g0:g1, rows 20:60."""
+    labels = np.zeros((256, 200), np.uint8)
+    mask = np.zeros((256, 200), np.uint8)
+    for c0, c1, g0, g1 in people:
+        labels[10:250, c0:c1] = ARMS
+        labels[20:60, g0:g1] = UPPER
+        mask[20:60, g0:g1] = 255
+    return mask, labels
+
+
+def test_people_are_runs_of_person_columns_with_background_between():
+    _, labels = plane((10, 60, 20, 50), (100, 140, 110, 130))
+    assert person_spans(labels) == [(10, 60), (100, 140)]
+    labels[50:52, 60:100] = ARMS  # stray rows of pixels (under 1% of a column) do not join them
+    assert person_spans(labels) == [(10, 60), (100, 140)]
+    labels[50:53, 60:100] = ARMS
+    assert person_spans(labels) == [(10, 140)]
+    _, close = plane((10, 60, 20, 50), (63, 140, 110, 130))  # 3 columns apart: under 2% of 200
+    assert person_spans(close) == [(10, 140)]
+
+
+def test_the_largest_person_is_kept_though_the_other_wears_more_garment():
+    mask, labels = plane((10, 90, 40, 60), (120, 170, 122, 168))  # the larger wears a narrow top
+    assert main_person(mask, labels, 128, 0.004) == (0, 105)  # halfway into the gap 90:120
+    mask, labels = plane((10, 40, 12, 38), (70, 190, 100, 120))
+    assert main_person(mask, labels, 128, 0.004) == (55, 200)
+    kept = keep_columns(mask, (55, 200))
+    assert kept[:, :55].max() == 0 and np.array_equal(kept[:, 55:], mask[:, 55:])
+
+
+def test_one_person_or_one_wearing_a_garment_changes_nothing():
+    one_person_two_pieces = plane((10, 150, 20, 60))
+    one_person_two_pieces[0][20:60, 100:140] = 255  # a top split by an arm across it: one run of columns
+    assert main_person(*one_person_two_pieces, 128, 0.004) is None
+    mask, labels = plane((10, 90, 20, 80), (120, 170, 130, 131))  # the other wears 40 pixels: 0.08%
+    assert main_person(mask, labels, 128, 0.004) is None
+    assert main_person(mask, labels, 128, 0.0005) == (0, 105)
+
+
+def two_figures(folder: Path, big: int, small: int, scale: float, gap: int) -> Path:
+    """Example figure ``big`` with figure ``small`` at ``scale`` beside it, on big's backdrop."""
+    photos = ROOT / "examples" / "photos"
+    a = Image.open(photos / f"figure-{big}.jpg").convert("RGB")
+    b = Image.open(photos / f"figure-{small}.jpg").convert("RGB")
+    b = b.resize((round(192 * scale), round(256 * scale)), Image.Resampling.LANCZOS)
+    pixels = np.asarray(b).astype(int)
+    person = np.abs(pixels - np.median(np.concatenate([pixels[0], pixels[-1]]), axis=0)).sum(-1) > 40
+    backdrop = np.median(np.concatenate([np.asarray(a)[0], np.asarray(a)[-1]]), axis=0)
+    canvas = Image.new("RGB", (192 + gap + b.width, 256), tuple(int(v) for v in backdrop))
+    canvas.paste(a, (0, 0))
+    canvas.paste(b, (192 + gap, 256 - b.height), Image.fromarray(person.astype(np.uint8) * 255))
+    path = folder / f"pair-{big}-{small}.png"
+    canvas.save(path)
+    return path
+
+
+def test_extract_gives_the_garment_of_the_larger_of_two_people(tmp_path):
+    pairs, alone = tmp_path / "pairs", tmp_path / "alone"
+    pairs.mkdir()
+    alone.mkdir()
+    for big, small, scale, gap in ((2, 3, 0.75, 24), (6, 2, 0.7, 30)):
+        two_figures(pairs, big, small, scale, gap)
+        Image.open(ROOT / "examples" / "photos" / f"figure-{big}.jpg").save(alone / f"pair-{big}-{small}.png")
+    for folder in (pairs, alone):
+        done = run_cli(
+            "extract", folder, "-o", f"{folder}-out", "--save-masks", f"{folder}-masks", "--report", f"{folder}.jsonl"
+        )
+        assert done.returncode == 0, done.stderr
+        if folder == pairs:
+            assert "masks from: 2 segmenter+zoom+one-person" in done.stderr  # (small in a wide frame)
+    sources = {p: [json.loads(line)["mask"] for line in open(f"{p}.jsonl")] for p in (pairs, alone)}
+    assert sources[alone] == ["segmenter", "segmenter"]  # one person: the rule does not fire
+    assert sources[pairs] == ["segmenter+zoom+one-person"] * 2
+    for photo in sorted(pairs.iterdir()):
+        size = Image.open(photo).size
+        found = np.asarray(Image.open(tmp_path / "pairs-masks" / photo.name).convert("L").resize(size)) >= 128
+        truth = np.zeros_like(found)  # the big figure's mask, found on it alone, where it stands
+        truth[:, :192] = np.asarray(Image.open(tmp_path / "alone-masks" / photo.name).convert("L")) >= 128
+        assert (found & truth).sum() / (found | truth).sum() > 0.85  # 0.53-0.63 where both garments were taken
+        garment = np.asarray(Image.open(tmp_path / "pairs-out" / photo.name).convert("RGB"))
+        reference = np.asarray(Image.open(tmp_path / "alone-out" / photo.name).convert("RGB"))
+        assert ssim(garment[None], reference[None])[0] > 0.8  # 0.64-0.68: a blend of both tops
