@@ -29,9 +29,14 @@ BACKDROP = (236, 236, 236)
 
 
 def person(parse_map: Path, size: tuple[int, int]) -> Image.Image:
-    """The person's pixels of a VITON photo (parse map not background), grown and feathered."""
-    labels = np.asarray(Image.open(parse_map).resize(size, Image.Resampling.NEAREST))
-    cut = Image.fromarray(((labels != 0) * 255).astype(np.uint8))
+    """The person's pixels of a VITON photo (parse map not background, each row filled from
+    its first to its last: the parse maps leave the neck out), grown and feathered."""
+    found = np.asarray(Image.open(parse_map).resize(size, Image.Resampling.NEAREST)) != 0
+    columns = np.arange(found.shape[1])
+    first = np.where(found.any(1), found.argmax(1), found.shape[1])
+    last = found.shape[1] - 1 - found[:, ::-1].argmax(1)
+    filled = (columns >= first[:, None]) & (columns <= last[:, None])
+    cut = Image.fromarray((filled * 255).astype(np.uint8))
     return cut.filter(ImageFilter.MaxFilter(5)).filter(ImageFilter.GaussianBlur(1.5))
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from clothes_extractor.eval.metrics import ssim
 from clothes_extractor.runtime.people import keep_columns, main_person, person_spans
@@ -99,3 +99,19 @@ def test_extract_gives_the_garment_of_the_larger_of_two_people(tmp_path):
         garment = np.asarray(Image.open(tmp_path / "pairs-out" / photo.name).convert("RGB"))
         reference = np.asarray(Image.open(tmp_path / "alone-out" / photo.name).convert("RGB"))
         assert ssim(garment[None], reference[None])[0] > 0.8  # 0.64-0.68: a blend of both tops
+
+
+def test_tryon_dresses_the_larger_of_two_people_and_leaves_the_other_untouched(tmp_path):
+    photo = two_figures(tmp_path, 2, 3, 0.75, 24)
+    garment = Image.new("RGB", (192, 256), "white")
+    ImageDraw.Draw(garment).polygon(
+        [(40, 40), (152, 40), (170, 90), (140, 90), (140, 220), (52, 220), (52, 90), (22, 90)], fill=(200, 30, 40)
+    )
+    garment.save(tmp_path / "shirt.png")
+    done = run_cli("tryon", "--person", photo, "--garment", tmp_path / "shirt.png", "-o", tmp_path / "dressed.png")
+    assert done.returncode == 0, done.stderr
+    before = np.asarray(Image.open(photo).convert("RGB")).astype(int)
+    after = np.asarray(Image.open(tmp_path / "dressed.png").convert("RGB")).astype(int)
+    assert np.array_equal(after[:, 192 + 12 :], before[:, 192 + 12 :])  # the smaller figure: every pixel kept
+    redrawn = np.abs(after[:, :192] - before[:, :192]).sum(-1) > 30
+    assert redrawn.mean() > 0.1  # the larger figure's top (a quarter of its frame) is redrawn

@@ -437,7 +437,7 @@ def test_a_full_body_shot_is_dressed_in_a_zoomed_window_and_a_framed_one_as_befo
         x0, y0, x1, y1 = small_plane
         assert 0 <= x0 and x1 <= small.width and y1 - y0 < 0.7 * small.height  # a window inside the photo
         framed, zoomed = dress([figure, small], [garment, garment], tryon=tryon, parser=parser)
-        monkeypatch.setattr(dressing, "upper_body_window", lambda *args: None)
+        monkeypatch.setattr(dressing, "upper_body_window", lambda *args, **kwargs: None)
         before = dress(figure, garment, tryon=tryon, parser=parser)
     assert np.array_equal(np.asarray(framed), np.asarray(before))
     changed = np.any(np.asarray(zoomed) != np.asarray(small), axis=2)

@@ -3,7 +3,8 @@
     parse    (parser)  each person photo, letterboxed -> a class per pixel; the region to
                        dress anew is its upper clothes and arms. Where the person's upper
                        body is small in the photo (a full-body shot), a second look at a
-                       window framed as the try-on's training photos are (head to thigh)
+                       window framed as the try-on's training photos are (head to thigh).
+                       Of several people apart, the largest wearing a top (``people``)
     fit      (numpy)   the person letterboxed (or that window) to the try-on model, the
                        region, the catalog garment letterboxed on white and its silhouette
     dress    (model)   a batch of fitted pairs -> dressed persons at the model size
@@ -31,6 +32,7 @@ from PIL import Image
 from ..errors import InputError, ModelError, NothingToDressError
 from .fitting import Box, crop_photo, fills_frame, fit_window, letterbox_for
 from .images import load_photo
+from .people import keep_columns, main_person
 from .session import ModelSession
 from .tryon import REGION_NAMES, TOP, fit_garment, fit_labels, fit_person, region_from_labels, upper_body_window
 
@@ -126,9 +128,14 @@ class Dresser:
         contract = self.parser.contract
         persons = [photo if isinstance(photo, Person) else self.person(photo) for photo in photos]
         parsed = self._parse([(person.plane, person.window) for person in persons])
-        zoom = {}
+        zoom, kept = {}, {}  # kept: the photo's columns (x0, x1) of the one person dressed among several
         for i, (person, (classes, plane)) in enumerate(zip(persons, parsed, strict=True)):
-            window = upper_body_window(classes, plane, person.photo.size, contract.size, contract.labels)
+            columns = self._one_person(np.asarray(classes), plane)
+            if columns is not None:
+                kept[i] = columns
+                parsed[i] = (_other_people_cleared(classes, plane, columns), plane)
+            size, names = person.photo.size, contract.labels
+            window = upper_body_window(parsed[i][0], plane, size, contract.size, names, always=i in kept)
             if window is not None:
                 zoom[i] = window
         if zoom:
@@ -136,9 +143,19 @@ class Dresser:
                 (crop_photo(persons[i].photo, window, contract.size, persons[i].fill), window)
                 for i, window in zoom.items()
             ]
-            for i, again in zip(zoom, self._parse(crops), strict=True):
-                parsed[i] = again
+            for i, (classes, window) in zip(zoom, self._parse(crops), strict=True):
+                parsed[i] = (_other_people_cleared(classes, window, kept[i]) if i in kept else classes, window)
         return parsed
+
+    def _one_person(self, classes: np.ndarray, plane: Box) -> tuple[float, float] | None:
+        """Where the class map shows several people apart wearing a top, the photo's columns
+        (x0, x1) of the largest of them (``people.main_person``): only that one is dressed."""
+        top = (classes == self.parser.contract.labels.index(TOP)).astype(np.uint8) * 255
+        columns = main_person(top, classes, 128)
+        if columns is None:
+            return None
+        scale = (plane[2] - plane[0]) / classes.shape[1]
+        return plane[0] + columns[0] * scale, plane[0] + columns[1] * scale
 
     def _parse(self, fitted: list[tuple[np.ndarray, Box]]) -> list[tuple[Image.Image, Box]]:
         labels = self.parser.run(image=np.stack([array for array, _ in fitted]))["labels"]
@@ -223,6 +240,14 @@ class Dresser:
         """Each (person photo, catalog garment) pair dressed, at the photo's size (``draw_pairs``,
         pasted); in place of a pair with nothing to dress anew or no garment, its ``InputError``."""
         return [found if isinstance(found, InputError) else paste(*found) for found in self.draw_pairs(pairs)]
+
+
+def _other_people_cleared(classes: Image.Image, plane: Box, columns: tuple[float, float]) -> Image.Image:
+    """A class map over ``plane`` (of the photo) that is background outside the photo's ``columns``."""
+    labels = np.asarray(classes)
+    scale = labels.shape[1] / (plane[2] - plane[0])
+    c0, c1 = (max(0, min(labels.shape[1], round((x - plane[0]) * scale))) for x in columns)
+    return Image.fromarray(keep_columns(labels, (c0, c1)), "L")
 
 
 def labels_in_frame(

@@ -6,9 +6,10 @@ into a blend of both garments that neither wears. A human parser tells the peopl
 where columns of background stand between them, each run of person columns is one person
 (``person_spans``). When more than one of them wears a garment of the size ``extract``
 takes for a garment, the one wearing the most is kept and the garment pixels of the others
-are cleared (``main_person``). People who touch or overlap are one run: nothing changes for
-them, and nothing changes for a segmenter without labels (its mask alone cannot tell an
-arm across a garment from a gap between two people).
+are cleared (``main_person``); ``tryon`` dresses only that person, the others keep every
+pixel. People who touch or overlap are one run: nothing changes for them, and nothing
+changes for a segmenter without labels (its mask alone cannot tell an arm across a garment
+from a gap between two people).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import numpy as np
 PERSON_COLUMN_SHARE = 0.01
 # ...and two people are apart where at least this share of the columns between them is background.
 MIN_GAP_SHARE = 0.02
+# A person wears a garment that covers this share of the frame: also the least ``extract``
+# takes for a garment (``stages.MIN_GARMENT_SHARE``).
+WEARING_SHARE = 0.004
 
 
 def person_spans(labels: np.ndarray, background: int = 0) -> list[tuple[int, int]]:
@@ -38,7 +42,7 @@ def person_spans(labels: np.ndarray, background: int = 0) -> list[tuple[int, int
 
 
 def main_person(
-    mask: np.ndarray, labels: np.ndarray, threshold: int, min_share: float, background: int = 0
+    mask: np.ndarray, labels: np.ndarray, threshold: int, min_share: float = WEARING_SHARE, background: int = 0
 ) -> tuple[int, int] | None:
     """The columns [c0, c1) of the person wearing the most garment where two or more people
     apart wear a garment (at least ``min_share`` of the plane's pixels at >= ``threshold`` of

@@ -44,7 +44,7 @@ from .fitting import (
 )
 from .images import OUTPUT_FORMATS, encode_image, load_label_mask, load_mask, load_photo
 from .jobs import ExtractJob
-from .people import keep_columns, main_person
+from .people import WEARING_SHARE, keep_columns, main_person
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ ZOOM_MARGIN = 0.25
 # Measured with the bundled parser (trained with garment-free photos): 200 plain, gradient,
 # noise and blotch photos all stay under the share; of 60 synthetic figures 58 pass it, with
 # a mean probability of 0.70-0.99 (VITON photos: 0.91-0.99), so the confidence bar is 0.6.
-MIN_GARMENT_SHARE = 0.004  # of the photo's area at >= the mask threshold
+MIN_GARMENT_SHARE = WEARING_SHARE  # 0.4% of the photo's area at >= the mask threshold
 MIN_GARMENT_CONFIDENCE = 0.6  # mean probability over those pixels
 
 

@@ -53,11 +53,17 @@ def region_from_labels(labels: np.ndarray, names: tuple[str, ...], grow_px: int 
 
 
 def upper_body_window(
-    classes: np.ndarray, plane: Box, photo_size: tuple[int, int], size: tuple[int, int], names: tuple[str, ...]
+    classes: np.ndarray,
+    plane: Box,
+    photo_size: tuple[int, int],
+    size: tuple[int, int],
+    names: tuple[str, ...],
+    always: bool = False,
 ) -> Box | None:
     """The window of the photo (photo pixels, aspect of ``size`` (h, w)) framed as a try-on
     model's training photos are, from a parser's class map [H, W] over ``plane`` (the
-    window of the photo it saw); None where the whole photo is framed so already."""
+    window of the photo it saw); None where the whole photo is framed so already (unless
+    ``always``: the one person dressed among several) or the map shows no upper body."""
     classes = np.asarray(classes)
     body = np.isin(classes, [names.index(name) for name in UPPER_BODY if name in names])
     trunk = np.isin(classes, [names.index(name) for name in UPPER_BODY if name in names and name != "arms"])
@@ -70,7 +76,7 @@ def upper_body_window(
     top, bottom = y0 + rows[0] * sy, y0 + rows[1] * sy
     box = (x0 + cols[0] * sx, top, x0 + (cols[-1] + 1) * sx, bottom + BELOW_UPPER_BODY * (bottom - top))
     window = fit_window(box, size, WINDOW_MARGIN)
-    return window if window[3] - window[1] < ZOOM_BELOW * photo_size[1] else None
+    return window if always or window[3] - window[1] < ZOOM_BELOW * photo_size[1] else None
 
 
 def _body_rows(counts: np.ndarray) -> tuple[int, int] | None:
