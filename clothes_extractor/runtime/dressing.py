@@ -130,7 +130,7 @@ class Dresser:
         parsed = self._parse([(person.plane, person.window) for person in persons])
         zoom, kept = {}, {}  # kept: the photo's columns (x0, x1) of the one person dressed among several
         for i, (person, (classes, plane)) in enumerate(zip(persons, parsed, strict=True)):
-            columns = self._one_person(np.asarray(classes), plane)
+            columns = self._one_person(np.asarray(classes), plane, person.photo.size)
             if columns is not None:
                 kept[i] = columns
                 parsed[i] = (_other_people_cleared(classes, plane, columns), plane)
@@ -147,15 +147,18 @@ class Dresser:
                 parsed[i] = (_other_people_cleared(classes, window, kept[i]) if i in kept else classes, window)
         return parsed
 
-    def _one_person(self, classes: np.ndarray, plane: Box) -> tuple[float, float] | None:
-        """Where the class map shows several people apart wearing a top, the photo's columns
-        (x0, x1) of the largest of them (``people.main_person``): only that one is dressed."""
-        top = (classes == self.parser.contract.labels.index(TOP)).astype(np.uint8) * 255
-        columns = main_person(top, classes, 128)
+    def _one_person(self, classes: np.ndarray, plane: Box, photo_size: tuple[int, int]) -> tuple[float, float] | None:
+        """Where the class map (over ``plane`` of the photo) shows several people apart wearing
+        a top, the photo's columns (x0, x1) of the largest of them (``people.main_person``, on
+        the part of the map the photo covers, as ``extract`` does): only that one is dressed."""
+        rows, cols = _inside(plane, photo_size, classes.shape)
+        shown = classes[rows, cols]
+        top = (shown == self.parser.contract.labels.index(TOP)).astype(np.uint8) * 255
+        columns = main_person(top, shown, 128)
         if columns is None:
             return None
         scale = (plane[2] - plane[0]) / classes.shape[1]
-        return plane[0] + columns[0] * scale, plane[0] + columns[1] * scale
+        return plane[0] + (columns[0] + cols.start) * scale, plane[0] + (columns[1] + cols.start) * scale
 
     def _parse(self, fitted: list[tuple[np.ndarray, Box]]) -> list[tuple[Image.Image, Box]]:
         labels = self.parser.run(image=np.stack([array for array, _ in fitted]))["labels"]
@@ -285,14 +288,20 @@ def _padded_alike(person: Person) -> bool:
     return person.fill == (255, 255, 255) or fills_frame(person.window, person.photo.size, person.plane.shape[:2])
 
 
-def _share_inside(found: np.ndarray, window: Box, photo_size: tuple[int, int], size: tuple[int, int]) -> float:
-    """``found``'s share of the part of the model frame the photo covers (not its padding)."""
+def _inside(window: Box, photo_size: tuple[int, int], size: tuple[int, int]) -> tuple[slice, slice]:
+    """The rows and columns of a frame of ``size`` (h, w) showing ``window`` that the photo
+    covers (not its padding)."""
     x0, y0, x1, y1 = window
     h, w = size
     left, top = max(0, round(-x0 * w / (x1 - x0))), max(0, round(-y0 * h / (y1 - y0)))
     right = min(w, round((photo_size[0] - x0) * w / (x1 - x0)))
     bottom = min(h, round((photo_size[1] - y0) * h / (y1 - y0)))
-    inside = found[top:bottom, left:right]
+    return slice(top, bottom), slice(left, right)
+
+
+def _share_inside(found: np.ndarray, window: Box, photo_size: tuple[int, int], size: tuple[int, int]) -> float:
+    """``found``'s share of the part of the model frame the photo covers (not its padding)."""
+    inside = found[_inside(window, photo_size, size)]
     return float(inside.mean()) if inside.size else 0.0
 
 
