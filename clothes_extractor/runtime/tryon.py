@@ -23,7 +23,7 @@ REGION_GROW_PX = 3  # at the model size
 # parser looks again and the model dresses a window framed like that.
 UPPER_BODY = ("hair", "face", "upper", "other-upper", "arms")
 BELOW_UPPER_BODY = 0.35  # the frame goes on below the upper body by this share of its height
-ZOOM_BELOW = 0.7  # ... zoomed only where that window is less than this share of the photo's height
+ZOOM_BELOW = 0.7  # ... zoomed only where that window is less than this share of the whole photo's letterbox
 WINDOW_MARGIN = 0.05
 # Rows without upper body that still join it, as a share of the frame's height: above it, a
 # bare neck and chest the parser leaves out (the head is never far above the top); below,
@@ -76,7 +76,9 @@ def upper_body_window(
     top, bottom = y0 + rows[0] * sy, y0 + rows[1] * sy
     box = (x0 + cols[0] * sx, top, x0 + (cols[-1] + 1) * sx, bottom + BELOW_UPPER_BODY * (bottom - top))
     window = fit_window(box, size, WINDOW_MARGIN)
-    return window if always or window[3] - window[1] < ZOOM_BELOW * photo_size[1] else None
+    # the whole photo letterboxed (a photo wider than the frame: taller than the photo)
+    whole = fit_window((0.0, 0.0, float(photo_size[0]), float(photo_size[1])), size, 0.0)
+    return window if always or window[3] - window[1] < ZOOM_BELOW * (whole[3] - whole[1]) else None
 
 
 def _body_rows(counts: np.ndarray) -> tuple[int, int] | None:
