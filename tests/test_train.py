@@ -836,10 +836,36 @@ def test_letterboxed_samples_are_crops_of_another_aspect_on_their_own_border_col
 
 
 def test_batch_changes_of_a_segmenter_need_the_data_on_the_device():
-    with pytest.raises(ValueError, match="--negatives and --letterbox .* add --data-on-device"):
+    with pytest.raises(ValueError, match="--negatives, --letterbox and --backdrops .* add --data-on-device"):
         TrainConfig(task="segmenter", letterbox=0.2)
-    with pytest.raises(ValueError, match="parser, negatives and letterbox are segmenter settings"):
+    with pytest.raises(ValueError, match="--negatives, --letterbox and --backdrops .* add --data-on-device"):
+        TrainConfig(task="segmenter", parser=True, backdrops=0.2)
+    with pytest.raises(ValueError, match="parser, negatives, letterbox and backdrops are segmenter settings"):
         TrainConfig(task="generator", letterbox=0.2, data_on_device=True)
+    with pytest.raises(ValueError, match="--backdrops needs --parser"):
+        TrainConfig(task="segmenter", backdrops=0.2, data_on_device=True)
+
+
+def test_backdrops_replace_what_is_around_the_person_and_keep_neck_and_chest():
+    """VITON's parse maps call neck and chest skin background: a new backdrop goes around the
+    person, not through a gap between chin and collar."""
+    from clothes_extractor.train.scenes import with_backdrops, with_scenes
+
+    labels = torch.zeros((6, 64, 48, 1), dtype=torch.uint8)
+    labels[:, 4:16, 18:30] = 2  # a face
+    labels[:, 24:64, 10:38] = 3  # a top, 8 rows below the chin: the neck between is "background"
+    labels[:, 30:40, 20:28] = 0  # a low neckline: chest skin, "background", inside the top's rows
+    image = torch.full((6, 64, 48, 3), 230, dtype=torch.uint8)
+    out = with_backdrops({"image": image, "labels": labels}, np.random.default_rng(0), 1.0)
+    assert out["labels"] is labels  # the targets stay as they were
+    kept = out["image"] == 230
+    assert kept[:, 5:15, 19:29].all() and kept[:, 25:63, 11:37].all()  # face and top (within a pixel of the edge)
+    assert kept[:, 17:23, 19:29].all() and kept[:, 30:40, 20:28].all()  # neck and chest: skin stays skin
+    around = ~kept[:, :, :8].all(dim=-1)  # left of the top, the whole height
+    assert around.float().mean() > 0.9  # a new backdrop (a backdrop colour of 230 is a rare draw)
+    rng = np.random.default_rng(5)
+    assert with_scenes({"image": image, "labels": labels}, rng, 0.0, 0.0, (0.4, 2.4), 0.0)["image"] is image
+    assert rng.random() == np.random.default_rng(5).random()  # off: nothing drawn, the runs without it as they were
 
 
 def test_a_trained_unet_renders_for_the_warping_generator(synthetic, tmp_path, tiny_model_path):

@@ -179,6 +179,11 @@ def share_option(flag: str, help: str):
     "and letterboxed as extract letterboxes such a photo (the rest of the frame in the photo's border colour).",
 )
 @share_option(
+    "--backdrops",
+    "Parser: share of samples put on another backdrop (a plain colour, a gradient or smooth blotches of any "
+    "colour where the labels say background), so that a person on a coloured or dark studio wall is not new.",
+)
+@share_option(
     "--grayscale",
     "Share of samples shown in black and white (the photo, and the catalog garment or try-on garment alike), "
     "so that a black-and-white photo is not new.",

@@ -23,6 +23,9 @@ from PIL import Image, ImageEnhance
 from ..eval.datasets import garment_silhouette
 from .scenes import with_scenes
 
+# The training settings that are changes of the samples (``TrainConfig`` names, ``Augmentation`` fields)
+CHANGES = ("framing", "negatives", "letterbox", "backdrops", "grayscale", "lighting")
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -47,11 +50,17 @@ class Augmentation:
     degrade: float = 0.4  # smallest share of the fitted input's resolution kept
     negatives: float = 0.0  # segmenter: share of samples replaced by photos with no garment at all
     letterbox: float = 0.0  # segmenter: probability of a sample cropped to another aspect and letterboxed
+    backdrops: float = 0.0  # parser: probability of a sample on another backdrop (its labels say where)
     aspects: tuple[float, float] = (0.4, 2.4)  # range of a letterboxed crop's width / height (log-uniform)
     grayscale: float = 0.0  # probability of a black-and-white photo (and garment: saturation 0, after the jitter)
     lighting: float = 0.0  # probability of another light on the photo alone: exposure x white balance
     exposure: tuple[float, float] = (0.4, 1.3)  # range of a lighting change's exposure gain
     white_balance: float = 0.25  # +- gain of each colour channel in a lighting change, on top of the exposure
+
+    @classmethod
+    def from_config(cls, config) -> Augmentation:
+        """The augmentation of a training run's settings (``TrainConfig``): its ``CHANGES``."""
+        return cls(**{name: getattr(config, name) for name in CHANGES})
 
 
 def framing_draws(rng: np.random.Generator, n: int, settings: Augmentation) -> tuple[np.ndarray, np.ndarray]:
@@ -303,7 +312,7 @@ def augment_batch(
         labels = F.grid_sample(nchw(batch["labels"]), grid, mode="nearest", padding_mode="zeros", align_corners=False)
         out["labels"] = labels.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
     if segmenter:
-        out = with_scenes(out, rng, settings.negatives, settings.letterbox, settings.aspects)
+        out = with_scenes(out, rng, settings.negatives, settings.letterbox, settings.aspects, settings.backdrops)
     return out
 
 

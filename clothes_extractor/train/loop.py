@@ -134,8 +134,7 @@ class Run:
                 f"{len(self.train_samples)} training samples cannot fill one batch of {cfg.batch_size} "
                 f"x {self.dist.world} process(es); lower --batch-size"
             )
-        changes = {name: getattr(cfg, name) for name in ("framing", "negatives", "letterbox", "grayscale", "lighting")}
-        augmentation = Augmentation(**changes) if cfg.augment else None
+        augmentation = Augmentation.from_config(cfg) if cfg.augment else None
         train_set = GarmentDataset(self.train_samples, contract, augmentation, cfg.seed)
         self.sampler = EpochSampler(len(train_set), cfg.seed, rank=self.dist.rank, world=self.dist.world)
         val_set = GarmentDataset(self.val_samples, contract)

@@ -1,24 +1,33 @@
-"""Segmenter samples that VITON does not hold: photos with no garment at all (negatives), so
-that "no garment" is an answer the segmenter knows, and photos of other aspects than its
-frame, letterboxed as the runtime letterboxes them (``fitting.letterbox_for``), so that the
-bars around a landscape photo are nothing new, with or without a garment between them.
+"""Segmenter samples that VITON does not hold: persons on other backdrops than VITON's pale
+studio (a parser's labels say where the person is), photos with no garment at all
+(negatives), so that "no garment" is an answer the segmenter knows, and photos of other
+aspects than its frame, letterboxed as the runtime letterboxes them
+(``fitting.letterbox_for``), so that the bars around a landscape photo are nothing new,
+with or without a garment between them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from ..runtime.fitting import border_colour
 
+BACKDROP_KINDS = (0, 1, 3)  # of ``negative_photos``': plain, a gradient or smooth blotches, no pixel noise
+NECK_GAP = 0.25  # of the height: the most between chin and a low neckline
 
-def negative_photos(n: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+
+def negative_photos(
+    n: int, height: int, width: int, rng: np.random.Generator, kinds: tuple[int, ...] | None = None
+) -> np.ndarray:
     """``n`` photos with no person and no garment, uint8 [n, H, W, 3]: plain colours, gradients,
-    pixel noise and smooth blotches, what a folder job meets among real photos."""
+    pixel noise and smooth blotches (kinds 0 to 3; ``kinds`` picks some), what a folder job
+    meets among real photos."""
     out = np.empty((n, height, width, 3), np.uint8)
     for i in range(n):
-        kind = rng.integers(4)
+        kind = rng.integers(4) if kinds is None else kinds[rng.integers(len(kinds))]
         a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
         if kind == 0:
             out[i] = a
@@ -31,6 +40,34 @@ def negative_photos(n: int, height: int, width: int, rng: np.random.Generator) -
         else:
             small = rng.integers(0, 256, (int(rng.integers(2, 9)), int(rng.integers(2, 9)), 3), dtype=np.uint8)
             out[i] = np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.BICUBIC))
+    return out
+
+
+def with_backdrops(batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float) -> dict[str, torch.Tensor]:
+    """A parser batch where about ``share`` of the samples stand on another backdrop: a plain
+    colour, a gradient or smooth blotches of any colour outside the person, blended over one
+    pixel at the person's edge. The person is each row of the labels from its first
+    non-background pixel to its last, and gaps of up to ``NECK_GAP`` of the height between
+    them in a column: VITON's parse maps call neck and chest skin background, and they stay
+    skin (the backdrop between an arm and the body stays too). Labels and target are
+    unchanged."""
+    n, height, width = batch["image"].shape[:3]
+    chosen = np.flatnonzero(rng.random(n) < share)
+    if not len(chosen):
+        return batch
+    index = torch.from_numpy(chosen).to(batch["image"].device)
+    person = (batch["labels"].index_select(0, index)[..., 0] > 0).float()
+    rows = person.cummax(dim=2).values * person.flip(2).cummax(dim=2).values.flip(2)
+    k = round(NECK_GAP * height) | 1  # a vertical closing: dilated, then eroded, by k rows (outside: background)
+    rows_out = (0, 0, k // 2, k // 2)
+    grown = F.max_pool2d(F.pad(person[:, None], rows_out), (k, 1), 1)
+    neck = -F.max_pool2d(-F.pad(grown, rows_out), (k, 1), 1)
+    keep = F.avg_pool2d(torch.maximum(rows[:, None], neck), 3, 1, 1, count_include_pad=False).permute(0, 2, 3, 1)
+    backdrops = torch.from_numpy(negative_photos(len(chosen), height, width, rng, BACKDROP_KINDS))
+    photos = batch["image"].index_select(0, index).float()
+    moved = keep * photos + (1 - keep) * backdrops.to(photos.device).float()
+    out = dict(batch)
+    out["image"] = batch["image"].index_copy(0, index, moved.round().clamp(0, 255).to(torch.uint8))
     return out
 
 
@@ -83,11 +120,19 @@ def with_letterbox(
 
 
 def with_scenes(
-    batch: dict[str, torch.Tensor], rng: np.random.Generator, negatives: float, letterbox: float, aspects
+    batch: dict[str, torch.Tensor],
+    rng: np.random.Generator,
+    negatives: float,
+    letterbox: float,
+    aspects,
+    backdrops: float = 0.0,
 ) -> dict[str, torch.Tensor]:
-    """A segmenter batch with ``negatives`` of its samples garment-free, then ``letterbox`` of
-    them (garment-free ones among them) letterboxed at another aspect in ``aspects``; nothing
-    drawn for a change that is off, so runs without it see the random streams they saw."""
+    """A segmenter batch with ``backdrops`` of its samples on another backdrop, ``negatives``
+    of them garment-free, then ``letterbox`` of them (garment-free ones among them)
+    letterboxed at another aspect in ``aspects``; nothing drawn for a change that is off, so
+    runs without it see the random streams they saw."""
+    if backdrops:
+        batch = with_backdrops(batch, rng, backdrops)
     if negatives:
         batch = with_negatives(batch, rng, negatives)
     if letterbox:
