@@ -5,11 +5,13 @@ segmenter a garment on each; the box around both is one crop, and the generator 
 into a blend of both garments that neither wears. A human parser tells the people apart:
 where columns of background stand between them, each run of person columns is one person
 (``person_spans``). When more than one of them wears a garment of the size ``extract``
-takes for a garment, the one wearing the most is kept and the garment pixels of the others
-are cleared (``main_person``); ``tryon`` dresses only that person, the others keep every
-pixel. People who touch or overlap are one run: nothing changes for them, and nothing
-changes for a segmenter without labels (its mask alone cannot tell an arm across a garment
-from a gap between two people).
+takes for a garment, the largest of those (the most person pixels: the one the photo is
+of; the one wearing the most garment was tried first, and a tank top on the larger person
+lost to long sleeves on the smaller) is kept and the garment pixels of the others are
+cleared (``main_person``); ``tryon`` dresses only that person, the others keep every pixel.
+People who touch or overlap are one run: nothing changes for them, and nothing changes for
+a segmenter without labels (its mask alone cannot tell an arm across a garment from a gap
+between two people).
 """
 
 from __future__ import annotations
@@ -44,9 +46,10 @@ def person_spans(labels: np.ndarray, background: int = 0) -> list[tuple[int, int
 def main_person(
     mask: np.ndarray, labels: np.ndarray, threshold: int, min_share: float = WEARING_SHARE, background: int = 0
 ) -> tuple[int, int] | None:
-    """The columns [c0, c1) of the person wearing the most garment where two or more people
-    apart wear a garment (at least ``min_share`` of the plane's pixels at >= ``threshold`` of
-    ``mask``), reaching halfway into the gaps beside them; None where there is one such person."""
+    """The columns [c0, c1) of the largest person where two or more people apart wear a
+    garment (at least ``min_share`` of the plane's pixels at >= ``threshold`` of ``mask``),
+    the largest of those, reaching halfway into the gaps beside them; None where there is one
+    such person."""
     spans = person_spans(labels, background)
     if len(spans) < 2:
         return None
