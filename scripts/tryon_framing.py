@@ -41,7 +41,7 @@ def main() -> None:
     tryon, parser = new_session("tryon", "cpu"), new_session("segmenter", "cpu")
     second_look = dressing.upper_body_window
     outputs = {}
-    for mode, window in (("whole photo", lambda *args: None), ("second look", second_look)):
+    for mode, window in (("whole photo", lambda *args, **kwargs: None), ("second look", second_look)):
         dressing.upper_body_window = window
         outputs[mode] = dress([str(p[0]) for p in pairs], [str(p[1]) for p in pairs], tryon=tryon, parser=parser)
         scores = []

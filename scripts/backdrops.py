@@ -1,0 +1,85 @@
+"""``extract`` on persons standing on other studio backdrops than VITON's pale one.
+
+The first COUNT VITON validation persons, cut out by their parse maps (each row filled from
+its first person pixel to its last: the parse maps leave neck and chest skin out; feathered
+over a pixel), put on a plain white, black, red, blue, yellow, pink, green and mid-grey
+wall, and as they are. ``extract`` (the CLI, ``--output-size model``) with the bundled
+models or the given segmenter; printed per backdrop: the saved mask's garment IoU against
+the parse map, the garment's SSIM against the catalog image, photos with no garment found.
+
+    python scripts/backdrops.py VITON_DIR OUT_DIR [COUNT] [SEGMENTER.onnx]
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from clothes_extractor.eval.metrics import iou, ssim
+from clothes_extractor.runtime.images import load_label_mask
+
+BACKDROPS = {
+    "as they are": None,
+    "white": (255, 255, 255),
+    "black": (20, 20, 20),
+    "red": (200, 40, 40),
+    "blue": (40, 70, 180),
+    "yellow": (240, 210, 60),
+    "pink": (245, 190, 200),
+    "green": (60, 150, 80),
+    "mid-grey": (128, 128, 128),
+}
+
+
+def person(parse_map: Path) -> Image.Image:
+    found = np.asarray(Image.open(parse_map)) != 0
+    columns = np.arange(found.shape[1])
+    first = np.where(found.any(1), found.argmax(1), found.shape[1])
+    last = found.shape[1] - 1 - found[:, ::-1].argmax(1)
+    filled = (columns >= first[:, None]) & (columns <= last[:, None])
+    cut = Image.fromarray((filled * 255).astype(np.uint8))
+    return cut.filter(ImageFilter.MaxFilter(3)).filter(ImageFilter.GaussianBlur(1))
+
+
+def main() -> None:
+    viton, out = Path(sys.argv[1]), Path(sys.argv[2])
+    count = int(sys.argv[3]) if len(sys.argv) > 3 else 100
+    segmenter = ["--segmenter", sys.argv[4]] if len(sys.argv) > 4 else []
+    split = viton / "val"
+    pairs = [line.split() for line in open(viton / "val_pairs.txt")][:count]
+    truths = {}
+    for i, (photo, cloth) in enumerate(pairs):
+        parse_map = split / "image-parse" / f"{Path(photo).stem}.png"
+        catalog = np.asarray(Image.open(split / "cloth" / cloth).convert("RGB"))
+        truths[f"{i:03d}"] = (np.asarray(load_label_mask("parse", parse_map)), catalog, photo, parse_map)
+    for name, colour in BACKDROPS.items():
+        folder = out / name.replace(" ", "-")
+        folder.mkdir(parents=True, exist_ok=True)
+        for key, (_, _, photo, parse_map) in truths.items():
+            image = Image.open(split / "image" / photo).convert("RGB")
+            if colour is not None:
+                wall = Image.new("RGB", image.size, colour)
+                wall.paste(image, (0, 0), person(parse_map))
+                image = wall
+            image.save(folder / f"{key}.png")
+        garments, masks = Path(f"{folder}-garments"), Path(f"{folder}-masks")
+        command = [sys.executable, "-m", "clothes_extractor", "extract", str(folder), "-o", str(garments)]
+        command += ["--save-masks", str(masks), "--overwrite", "--output-size", "model", *segmenter]
+        subprocess.run(command, check=False, stderr=subprocess.DEVNULL)
+        ious, ssims, missing = [], [], 0
+        for key, (mask, catalog, _, _) in truths.items():
+            if not (garments / f"{key}.png").exists():
+                missing += 1
+                ious.append(0.0)
+                continue
+            garment = np.asarray(Image.open(garments / f"{key}.png").convert("RGB"))
+            ssims.append(float(ssim(garment[None], catalog[None])[0]))
+            saved = Image.open(masks / f"{key}.png").convert("L").resize(mask.shape[::-1], Image.Resampling.BILINEAR)
+            ious.append(float(iou(np.asarray(saved)[None], mask[None])[0]))
+        print(f"{name:12s} IoU {np.mean(ious):.4f}  SSIM {np.mean(ssims):.4f}  no garment found {missing}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
