@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
+from two_people import person  # (scripts/ is this script's folder)
 
 from clothes_extractor.eval.metrics import iou, ssim
 from clothes_extractor.runtime.images import load_label_mask
@@ -31,16 +32,6 @@ BACKDROPS = {
     "green": (60, 150, 80),
     "mid-grey": (128, 128, 128),
 }
-
-
-def person(parse_map: Path) -> Image.Image:
-    found = np.asarray(Image.open(parse_map)) != 0
-    columns = np.arange(found.shape[1])
-    first = np.where(found.any(1), found.argmax(1), found.shape[1])
-    last = found.shape[1] - 1 - found[:, ::-1].argmax(1)
-    filled = (columns >= first[:, None]) & (columns <= last[:, None])
-    cut = Image.fromarray((filled * 255).astype(np.uint8))
-    return cut.filter(ImageFilter.MaxFilter(3)).filter(ImageFilter.GaussianBlur(1))
 
 
 def main() -> None:
@@ -61,7 +52,7 @@ def main() -> None:
             image = Image.open(split / "image" / photo).convert("RGB")
             if colour is not None:
                 wall = Image.new("RGB", image.size, colour)
-                wall.paste(image, (0, 0), person(parse_map))
+                wall.paste(image, (0, 0), person(parse_map, grow=3, blur=1.0))
                 image = wall
             image.save(folder / f"{key}.png")
         garments, masks = Path(f"{folder}-garments"), Path(f"{folder}-masks")

@@ -28,16 +28,18 @@ from clothes_extractor.runtime.images import load_label_mask
 BACKDROP = (236, 236, 236)
 
 
-def person(parse_map: Path, size: tuple[int, int]) -> Image.Image:
+def person(parse_map: Path, size: tuple[int, int] | None = None, grow: int = 5, blur: float = 1.5) -> Image.Image:
     """The person's pixels of a VITON photo (parse map not background, each row filled from
-    its first to its last: the parse maps leave the neck out), grown and feathered."""
-    found = np.asarray(Image.open(parse_map).resize(size, Image.Resampling.NEAREST)) != 0
+    its first to its last: the parse maps leave the neck out), grown and feathered; at
+    ``size`` (w, h), else the map's own."""
+    labels = Image.open(parse_map)
+    found = np.asarray(labels.resize(size, Image.Resampling.NEAREST) if size else labels) != 0
     columns = np.arange(found.shape[1])
     first = np.where(found.any(1), found.argmax(1), found.shape[1])
     last = found.shape[1] - 1 - found[:, ::-1].argmax(1)
     filled = (columns >= first[:, None]) & (columns <= last[:, None])
     cut = Image.fromarray((filled * 255).astype(np.uint8))
-    return cut.filter(ImageFilter.MaxFilter(5)).filter(ImageFilter.GaussianBlur(1.5))
+    return cut.filter(ImageFilter.MaxFilter(grow)).filter(ImageFilter.GaussianBlur(blur))
 
 
 def make_photos(viton: Path, out: Path, count: int, scale: float, side: str, gap: int) -> dict:
