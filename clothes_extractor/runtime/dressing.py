@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError, ModelError, NothingToDressError
-from .fitting import Box, crop_photo, fills_frame, fit_window, letterbox_for
+from .fitting import Box, crop_photo, fills_frame, fit_window, letterbox_for, shown_box
 from .images import load_photo
 from .people import keep_columns, main_person
 from .session import ModelSession
@@ -151,14 +151,14 @@ class Dresser:
         """Where the class map (over ``plane`` of the photo) shows several people apart wearing
         a top, the photo's columns (x0, x1) of the largest of them (``people.main_person``, on
         the part of the map the photo covers, as ``extract`` does): only that one is dressed."""
-        rows, cols = _inside(plane, photo_size, classes.shape)
-        shown = classes[rows, cols]
+        x0, y0, x1, y1 = shown_box(plane, photo_size, classes.shape)
+        shown = classes[y0:y1, x0:x1]
         top = (shown == self.parser.contract.labels.index(TOP)).astype(np.uint8) * 255
         columns = main_person(top, shown, 128)
         if columns is None:
             return None
         scale = (plane[2] - plane[0]) / classes.shape[1]
-        return plane[0] + (columns[0] + cols.start) * scale, plane[0] + (columns[1] + cols.start) * scale
+        return plane[0] + (columns[0] + x0) * scale, plane[0] + (columns[1] + x0) * scale
 
     def _parse(self, fitted: list[tuple[np.ndarray, Box]]) -> list[tuple[Image.Image, Box]]:
         labels = self.parser.run(image=np.stack([array for array, _ in fitted]))["labels"]
@@ -288,20 +288,10 @@ def _padded_alike(person: Person) -> bool:
     return person.fill == (255, 255, 255) or fills_frame(person.window, person.photo.size, person.plane.shape[:2])
 
 
-def _inside(window: Box, photo_size: tuple[int, int], size: tuple[int, int]) -> tuple[slice, slice]:
-    """The rows and columns of a frame of ``size`` (h, w) showing ``window`` that the photo
-    covers (not its padding)."""
-    x0, y0, x1, y1 = window
-    h, w = size
-    left, top = max(0, round(-x0 * w / (x1 - x0))), max(0, round(-y0 * h / (y1 - y0)))
-    right = min(w, round((photo_size[0] - x0) * w / (x1 - x0)))
-    bottom = min(h, round((photo_size[1] - y0) * h / (y1 - y0)))
-    return slice(top, bottom), slice(left, right)
-
-
 def _share_inside(found: np.ndarray, window: Box, photo_size: tuple[int, int], size: tuple[int, int]) -> float:
     """``found``'s share of the part of the model frame the photo covers (not its padding)."""
-    inside = found[_inside(window, photo_size, size)]
+    x0, y0, x1, y1 = shown_box(window, photo_size, size)
+    inside = found[y0:y1, x0:x1]
     return float(inside.mean()) if inside.size else 0.0
 
 

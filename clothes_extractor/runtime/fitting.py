@@ -276,11 +276,17 @@ def border_colour(pixels: np.ndarray) -> tuple[int, int, int]:
     return r, g, b
 
 
+def shown_box(window: Box, image_size: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The pixels (x0, y0, x1, y1) of a frame of ``size`` (h, w) showing ``window`` that an
+    image of ``image_size`` (w, h) covers (not its padding); empty where it covers none."""
+    landed = _landing(window, image_size, size)
+    return landed[1] if landed is not None else (0, 0, 0, 0)
+
+
 def fills_frame(window: Box, image_size: tuple[int, int], size: tuple[int, int]) -> bool:
     """Whether an image of ``image_size`` (w, h) covers the whole frame of ``size`` (h, w) that
     ``window`` is resized to: no padding shows (a letterboxed photo of the frame's aspect)."""
-    landed = _landing(window, image_size, size)
-    return landed is not None and landed[1] == (0, 0, size[1], size[0])
+    return shown_box(window, image_size, size) == (0, 0, size[1], size[0])
 
 
 def photo_window(

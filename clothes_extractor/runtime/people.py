@@ -31,8 +31,13 @@ WEARING_SHARE = 0.004
 def person_spans(labels: np.ndarray, background: int = 0) -> list[tuple[int, int]]:
     """The runs of person columns [c0, c1) of a label plane [h, w], left to right; runs
     closer than ``MIN_GAP_SHARE`` of the width are one person."""
-    h, w = labels.shape
-    occupied = np.count_nonzero(labels != background, axis=0) >= max(1, PERSON_COLUMN_SHARE * h)
+    return _spans(np.count_nonzero(labels != background, axis=0), labels.shape[0])
+
+
+def _spans(per_column: np.ndarray, height: int) -> list[tuple[int, int]]:
+    """``person_spans`` from the person pixels of each column of a frame ``height`` tall."""
+    w = per_column.size
+    occupied = per_column >= max(1, PERSON_COLUMN_SHARE * height)
     edges = np.flatnonzero(np.diff(np.concatenate(([0], occupied.view(np.int8), [0]))))
     spans: list[tuple[int, int]] = []
     for c0, c1 in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
@@ -46,11 +51,11 @@ def person_spans(labels: np.ndarray, background: int = 0) -> list[tuple[int, int
 def main_person(
     mask: np.ndarray, labels: np.ndarray, threshold: int, min_share: float = WEARING_SHARE, background: int = 0
 ) -> tuple[int, int] | None:
-    """The columns [c0, c1) of the largest person where two or more people apart wear a
-    garment (at least ``min_share`` of the plane's pixels at >= ``threshold`` of ``mask``),
-    the largest of those, reaching halfway into the gaps beside them; None where there is one
-    such person."""
-    spans = person_spans(labels, background)
+    """Where two or more people apart wear a garment (at least ``min_share`` of the plane's
+    pixels at >= ``threshold`` of ``mask``), the columns [c0, c1) of the largest of them,
+    reaching halfway into the gaps beside it; None where one person or none wears one."""
+    size = np.count_nonzero(labels != background, axis=0)  # person pixels of each column
+    spans = _spans(size, labels.shape[0])
     if len(spans) < 2:
         return None
     per_column = np.count_nonzero(mask >= threshold, axis=0)
@@ -58,7 +63,6 @@ def main_person(
     wearing = [i for i, pixels in enumerate(worn) if pixels >= min_share * mask.size]
     if len(wearing) < 2:
         return None
-    size = np.count_nonzero(labels != background, axis=0)
     chosen = max(wearing, key=lambda i: int(size[spans[i][0] : spans[i][1]].sum()))
     left = (spans[chosen - 1][1] + spans[chosen][0]) // 2 if chosen > 0 else 0
     right = (spans[chosen][1] + spans[chosen + 1][0] + 1) // 2 if chosen + 1 < len(spans) else mask.shape[1]

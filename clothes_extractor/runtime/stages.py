@@ -41,6 +41,7 @@ from .fitting import (
     output_size_for,
     paste_box,
     photo_window,
+    shown_box,
 )
 from .images import OUTPUT_FORMATS, encode_image, load_label_mask, load_mask, load_photo
 from .jobs import ExtractJob
@@ -280,16 +281,6 @@ def _garment_found(mask: np.ndarray, threshold: int) -> bool:
     return float(mask[on].mean()) >= MIN_GARMENT_CONFIDENCE * 255
 
 
-def _plane_box(window: Box, plane_size: tuple[int, int], photo_size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """The part of a letterbox plane (h, w) that shows the photo, in plane pixels."""
-    h, w = plane_size
-    sx, sy = w / (window[2] - window[0]), h / (window[3] - window[1])
-    x0, y0 = max(0, round(-window[0] * sx)), max(0, round(-window[1] * sy))
-    x1 = min(w, round((photo_size[0] - window[0]) * sx))
-    y1 = min(h, round((photo_size[1] - window[1]) * sy))
-    return x0, y0, x1, y1
-
-
 def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exception]:
     """Garment masks of a batch of letterboxed photos (in the process that holds the model).
 
@@ -306,7 +297,7 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
     zooms: list[tuple[int, Box]] = []
     kept: dict[int, tuple[int, int]] = {}  # the columns of the person chosen among several, in plane pixels
     for index, (item, mask) in enumerate(zip(items, first, strict=True)):
-        x0, y0, x1, y1 = _plane_box(item.window, mask.shape, item.photo_size)
+        x0, y0, x1, y1 = shown_box(item.window, item.photo_size, mask.shape)
         if labels is not None:
             columns = main_person(mask[y0:y1, x0:x1], labels[index, y0:y1, x0:x1, 0], threshold, MIN_GARMENT_SHARE)
             if columns is not None:
