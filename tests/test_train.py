@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from clothes_extractor.data.synth import write_synthetic
-from clothes_extractor.errors import CheckpointError
+from clothes_extractor.errors import CheckpointError, InputError
 from clothes_extractor.train.data import (
     Augmentation,
     DeviceLoader,
@@ -748,6 +748,7 @@ def test_a_parser_trains_on_parse_maps_with_negatives_and_framing(tmp_path):
         task="segmenter",
         parser=True,
         negatives=0.3,
+        catalogs=0.3,
         framing=0.5,
         data=str(split),
         out=str(tmp_path / "run"),
@@ -836,12 +837,16 @@ def test_letterboxed_samples_are_crops_of_another_aspect_on_their_own_border_col
 
 
 def test_batch_changes_of_a_segmenter_need_the_data_on_the_device():
-    with pytest.raises(ValueError, match="--negatives, --letterbox and --backdrops .* add --data-on-device"):
+    with pytest.raises(ValueError, match="--backdrops and --catalogs change whole batches .* add --data-on-device"):
         TrainConfig(task="segmenter", letterbox=0.2)
-    with pytest.raises(ValueError, match="--negatives, --letterbox and --backdrops .* add --data-on-device"):
+    with pytest.raises(ValueError, match="--backdrops and --catalogs change whole batches .* add --data-on-device"):
         TrainConfig(task="segmenter", parser=True, backdrops=0.2)
-    with pytest.raises(ValueError, match="parser, negatives, letterbox and backdrops are segmenter settings"):
+    with pytest.raises(ValueError, match="--backdrops and --catalogs change whole batches .* add --data-on-device"):
+        TrainConfig(task="segmenter", parser=True, catalogs=0.2)
+    with pytest.raises(ValueError, match="parser, negatives, letterbox, backdrops and catalogs are segmenter settings"):
         TrainConfig(task="generator", letterbox=0.2, data_on_device=True)
+    with pytest.raises(ValueError, match="are segmenter settings"):
+        TrainConfig(task="generator", catalogs=0.2, data_on_device=True)
     with pytest.raises(ValueError, match="--backdrops needs --parser"):
         TrainConfig(task="segmenter", backdrops=0.2, data_on_device=True)
 
@@ -866,6 +871,53 @@ def test_backdrops_replace_what_is_around_the_person_and_keep_neck_and_chest():
     rng = np.random.default_rng(5)
     assert with_scenes({"image": image, "labels": labels}, rng, 0.0, 0.0, (0.4, 2.4), 0.0)["image"] is image
     assert rng.random() == np.random.default_rng(5).random()  # off: nothing drawn, the runs without it as they were
+
+
+def test_catalogs_put_the_garment_alone_in_a_photos_place():
+    """A catalog sample is the garment and nothing of a person: its silhouette is the target
+    and the garment class, the rest is background; the catalog planes leave the batch."""
+    from clothes_extractor.tasks import UPPER_CLASS
+    from clothes_extractor.train.scenes import with_catalogs
+
+    silhouette = torch.zeros((8, 32, 24, 1), dtype=torch.uint8)
+    silhouette[:, 4:28, 4:20] = 255
+    batch = {
+        "image": torch.full((8, 32, 24, 3), 90, dtype=torch.uint8),
+        "target": torch.zeros((8, 32, 24, 1), dtype=torch.uint8),
+        "labels": torch.full((8, 32, 24, 1), 2, dtype=torch.uint8),  # a face everywhere, to tell them apart
+        "catalog": torch.full((8, 32, 24, 3), 250, dtype=torch.uint8),
+        "catalog_mask": silhouette,
+    }
+    out = with_catalogs(batch, np.random.default_rng(0), 0.5)
+    assert set(out) == {"image", "target", "labels"}
+    alone = (out["image"] == 250).flatten(1).all(1)
+    assert 0 < int(alone.sum()) < 8
+    assert torch.equal(out["target"][alone], silhouette[alone])
+    assert set(out["labels"][alone].unique().tolist()) == {0, UPPER_CLASS}
+    assert torch.equal(out["labels"][alone] == UPPER_CLASS, silhouette[alone] == 255)
+    assert (out["labels"][~alone] == 2).all() and (out["image"][~alone] == 90).all()  # the others as they were
+    assert set(with_catalogs(batch, np.random.default_rng(0), 0.0)) == {"image", "target", "labels"}
+
+
+@pytest.mark.skipif(not VITON_VAL.is_file(), reason=f"{VITON_VAL} is absent")
+def test_a_dataset_with_catalogs_holds_each_catalog_image_and_its_silhouette(tmp_path):
+    from clothes_extractor.eval.datasets import load_samples
+    from clothes_extractor.runtime.silhouette import garment_silhouette
+    from clothes_extractor.train.data import GarmentDataset
+
+    split = cp_vton_subset(tmp_path / "viton", count=2) / "val"
+    samples = load_samples(split, "all")
+    contract = TrainConfig(task="segmenter", parser=True, data=str(split)).contract()
+    item = {name: tensor.numpy() for name, tensor in GarmentDataset(samples, contract, catalogs=True)[0].items()}
+    catalog = np.asarray(Image.open(samples[0].garment).convert("RGB").resize(contract.size[::-1]))
+    assert item["catalog"].shape == item["image"].shape and item["catalog_mask"].shape == item["target"].shape
+    assert np.abs(item["catalog"].astype(int) - catalog).mean() < 3  # VITON's cloth/ image (the same frame)
+    assert np.array_equal(item["catalog_mask"][..., 0] > 0, garment_silhouette(item["catalog"]))
+    assert 0.2 < (item["catalog_mask"] > 0).mean() < 0.9
+    assert "catalog" not in GarmentDataset(samples, contract)[0]
+    garmentless = [replace(samples[0], garment=None)]
+    with pytest.raises(InputError, match="--catalogs needs each sample's catalog garment image"):
+        GarmentDataset(garmentless, contract, catalogs=True)
 
 
 def test_a_trained_unet_renders_for_the_warping_generator(synthetic, tmp_path, tiny_model_path):

@@ -184,6 +184,12 @@ def share_option(flag: str, help: str):
     "colour where the labels say background), so that a person on a coloured or dark studio wall is not new.",
 )
 @share_option(
+    "--catalogs",
+    "Segmenter: share of samples replaced by their catalog garment alone (the garment labelled, the rest "
+    "background; before the framing and backdrop changes), so that a garment photographed alone is told apart "
+    "from a person wearing one.",
+)
+@share_option(
     "--grayscale",
     "Share of samples shown in black and white (the photo, and the catalog garment or try-on garment alike), "
     "so that a black-and-white photo is not new.",

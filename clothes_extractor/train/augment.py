@@ -24,7 +24,7 @@ from ..eval.datasets import garment_silhouette
 from .scenes import with_scenes
 
 # The training settings that are changes of the samples (``TrainConfig`` names, ``Augmentation`` fields)
-CHANGES = ("framing", "negatives", "letterbox", "backdrops", "grayscale", "lighting")
+CHANGES = ("framing", "negatives", "letterbox", "backdrops", "catalogs", "grayscale", "lighting")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class Augmentation:
     negatives: float = 0.0  # segmenter: share of samples replaced by photos with no garment at all
     letterbox: float = 0.0  # segmenter: probability of a sample cropped to another aspect and letterboxed
     backdrops: float = 0.0  # parser: probability of a sample on another backdrop (its labels say where)
+    catalogs: float = 0.0  # segmenter: probability of a sample replaced by its catalog garment alone
     aspects: tuple[float, float] = (0.4, 2.4)  # range of a letterboxed crop's width / height (log-uniform)
     grayscale: float = 0.0  # probability of a black-and-white photo (and garment: saturation 0, after the jitter)
     lighting: float = 0.0  # probability of another light on the photo alone: exposure x white balance

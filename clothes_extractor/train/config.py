@@ -84,6 +84,7 @@ class TrainConfig:
     negatives: float = 0.0  # segmenter: share of samples replaced by garment-free photos
     letterbox: float = 0.0  # segmenter: share of samples cropped to another aspect and letterboxed
     backdrops: float = 0.0  # parser: share of samples whose background is replaced (plain, gradient, blotches)
+    catalogs: float = 0.0  # segmenter: share of samples replaced by their catalog garment alone (no person)
     grayscale: float = 0.0  # probability of a black-and-white sample (photo, and garment or person alike)
     lighting: float = 0.0  # probability of another exposure and white balance of the photo alone
     parser: bool = (
@@ -134,12 +135,13 @@ class TrainConfig:
             raise ValueError("time_limit_min must be > 0")
 
     def _check_segmenter_settings(self) -> None:
-        if (self.parser or self.negatives or self.letterbox or self.backdrops) and self.task != "segmenter":
-            raise ValueError("parser, negatives, letterbox and backdrops are segmenter settings")
-        if (self.negatives or self.letterbox or self.backdrops) and not self.data_on_device:
+        scenes = self.negatives or self.letterbox or self.backdrops or self.catalogs
+        if (self.parser or scenes) and self.task != "segmenter":
+            raise ValueError("parser, negatives, letterbox, backdrops and catalogs are segmenter settings")
+        if scenes and not self.data_on_device:
             raise ValueError(
-                "--negatives, --letterbox and --backdrops change whole batches where they lie: add --data-on-device "
-                "(the data decoded once, on the training device)"
+                "--negatives, --letterbox, --backdrops and --catalogs change whole batches where they lie: add "
+                "--data-on-device (the data decoded once, on the training device)"
             )
         if self.backdrops and not self.parser:
             raise ValueError("--backdrops needs --parser: a parser's labels say where the person is")

@@ -20,7 +20,8 @@ from PIL import Image
 from ..errors import InputError
 from ..eval.datasets import LABELLED, Sample, fit_sample, load_labels, load_sample
 from ..runtime.contract import ModelContract
-from ..runtime.fitting import border_colour
+from ..runtime.fitting import border_colour, letterbox_for
+from ..runtime.silhouette import garment_silhouette
 from .augment import (
     Augmentation,
     augment,
@@ -30,13 +31,16 @@ from .augment import (
     framing_draws,
     resolution_for,
 )
+from .scenes import with_catalogs
 
 
 class GarmentDataset(torch.utils.data.Dataset):
     """Items are dicts of uint8 arrays as ``fit_sample`` makes them, keyed by input name.
 
     Indexed by ``(epoch, index)`` pairs (``EpochSampler`` yields them), so augmentation is a
-    pure function of seed, epoch and index.
+    pure function of seed, epoch and index. With ``catalogs`` a segmenter item also holds its
+    catalog garment fitted as the photo is (``catalog``) and its silhouette
+    (``catalog_mask``), for ``--catalogs`` to put in a photo's place.
     """
 
     def __init__(
@@ -45,11 +49,19 @@ class GarmentDataset(torch.utils.data.Dataset):
         contract: ModelContract,
         augmentation: Augmentation | None = None,
         seed: int = 0,
+        catalogs: bool = False,
     ):
         self.samples = list(samples)
         self.contract = contract
         self.augmentation = augmentation
         self.seed = seed
+        self.catalogs = catalogs and contract.task == "segmenter"
+        missing = [s for s in self.samples if s.garment is None] if self.catalogs else []
+        if missing:
+            raise InputError(
+                f"--catalogs needs each sample's catalog garment image (VITON's cloth/): {len(missing)} of "
+                f"{len(self.samples)} samples have none, e.g. {missing[0].photo}"
+            )
         unlabelled = [s for s in self.samples if s.mask_kind not in LABELLED] if self._needs_labels else []
         if unlabelled:  # said before any work, not by the first batch (from a worker, with its traceback)
             what = "try-on" if contract.task == "tryon" else "a parser (--parser)"
@@ -90,6 +102,10 @@ class GarmentDataset(torch.utils.data.Dataset):
             keep = None if segmenter else resolution_for(framing_draws(rng, 1, self.augmentation)[0], self.augmentation)
         arrays = fit_sample(photo, mask, garment, self.contract, labels=labels)
         arrays.pop("photo", None)  # training feeds the model-size photo itself (it is ``image``)
+        if self.catalogs:
+            catalog = letterbox_for(garment, self.contract.size, self.contract.fit)[0]
+            arrays["catalog"] = catalog
+            arrays["catalog_mask"] = garment_silhouette(catalog).astype(np.uint8)[:, :, None] * 255
         if keep is not None and keep[0] < 1.0:
             arrays["image"] = degrade(torch.from_numpy(arrays["image"].copy())[None], keep)[0].numpy()
         return {name: torch.from_numpy(np.require(a, requirements=["C", "W"])) for name, a in arrays.items()}
@@ -193,5 +209,7 @@ class DeviceLoader:
                 if "person" in batch:
                     batch = augment_tryon_batch(batch, rng, self.augmentation)
                 else:
+                    if "catalog" in batch:  # a segmenter's catalog garments (--catalogs) stand in for photos first
+                        batch = with_catalogs(batch, rng, self.augmentation.catalogs)
                     batch = augment_batch(batch, rng, self.augmentation, self.fill_rgb)
             yield batch

@@ -141,7 +141,8 @@ class Run:
         val_batch = max(cfg.batch_size, 16)
         if cfg.data_on_device:
             started = time.perf_counter()
-            train_arrays = preload(GarmentDataset(self.train_samples, contract), device, cfg.workers)
+            stored = GarmentDataset(self.train_samples, contract, catalogs=cfg.catalogs > 0)  # (not augmented)
+            train_arrays = preload(stored, device, cfg.workers)
             val_arrays = preload(val_set, device, cfg.workers)
             fill = contract.fit.pad_rgb
             self.loader = DeviceLoader(

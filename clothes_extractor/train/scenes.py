@@ -1,6 +1,7 @@
 """Segmenter samples that VITON does not hold: persons on other backdrops than VITON's pale
 studio (a parser's labels say where the person is), photos with no garment at all
-(negatives), so that "no garment" is an answer the segmenter knows, and photos of other
+(negatives), so that "no garment" is an answer the segmenter knows, a garment photographed
+alone (its own catalog image: the garment and nothing of a person), and photos of other
 aspects than its frame, letterboxed as the runtime letterboxes them
 (``fitting.letterbox_for``), so that the bars around a landscape photo are nothing new,
 with or without a garment between them.
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..runtime.fitting import border_colour
+from ..tasks import UPPER_CLASS
 
 BACKDROP_KINDS = (0, 1, 3)  # of ``negative_photos``': plain, a gradient or smooth blotches, no pixel noise
 NECK_GAP = 0.25  # of the height: the most between chin and a low neckline
@@ -68,6 +70,27 @@ def with_backdrops(batch: dict[str, torch.Tensor], rng: np.random.Generator, sha
     moved = keep * photos + (1 - keep) * backdrops.to(photos.device).float()
     out = dict(batch)
     out["image"] = batch["image"].index_copy(0, index, moved.round().clamp(0, 255).to(torch.uint8))
+    return out
+
+
+def with_catalogs(batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float) -> dict[str, torch.Tensor]:
+    """A segmenter batch where about ``share`` of the photos became their own catalog garment
+    (``catalog``, letterboxed as the photo is; ``catalog_mask`` its silhouette): the target is
+    the silhouette and the labels the garment class there, background elsewhere, so a
+    garment shown alone is a garment with no person around it. Made before the other
+    changes, so it is zoomed out, moved onto other backdrops and letterboxed as photos are.
+    The catalog planes leave the batch."""
+    out = {name: tensor for name, tensor in batch.items() if name not in ("catalog", "catalog_mask")}
+    chosen = np.flatnonzero(rng.random(len(batch["image"])) < share)
+    if not len(chosen):
+        return out
+    index = torch.from_numpy(chosen).to(batch["image"].device)
+    silhouette = batch["catalog_mask"].index_select(0, index)
+    out["image"] = batch["image"].index_copy(0, index, batch["catalog"].index_select(0, index))
+    out["target"] = batch["target"].index_copy(0, index, silhouette)
+    if "labels" in batch:
+        garment = (silhouette > 127).to(batch["labels"].dtype) * UPPER_CLASS
+        out["labels"] = batch["labels"].index_copy(0, index, garment)
     return out
 
 
