@@ -877,7 +877,7 @@ def test_catalogs_put_the_garment_alone_in_a_photos_place():
     """A catalog sample is the garment and nothing of a person: its silhouette is the target
     and the garment class, the rest is background; the catalog planes leave the batch."""
     from clothes_extractor.tasks import UPPER_CLASS
-    from clothes_extractor.train.scenes import with_catalogs
+    from clothes_extractor.train.scenes import with_catalogs, with_scenes
 
     silhouette = torch.zeros((8, 32, 24, 1), dtype=torch.uint8)
     silhouette[:, 4:28, 4:20] = 255
@@ -897,6 +897,8 @@ def test_catalogs_put_the_garment_alone_in_a_photos_place():
     assert torch.equal(out["labels"][alone] == UPPER_CLASS, silhouette[alone] == 255)
     assert (out["labels"][~alone] == 2).all() and (out["image"][~alone] == 90).all()  # the others as they were
     assert set(with_catalogs(batch, np.random.default_rng(0), 0.0)) == {"image", "target", "labels"}
+    scenes = with_scenes(batch, np.random.default_rng(0), 0.0, 0.0, (0.4, 2.4), 0.0, 0.5)  # the catalogs go in there
+    assert set(scenes) == {"image", "target", "labels"} and torch.equal(scenes["image"], out["image"])
 
 
 @pytest.mark.skipif(not VITON_VAL.is_file(), reason=f"{VITON_VAL} is absent")

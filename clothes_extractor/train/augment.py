@@ -313,7 +313,9 @@ def augment_batch(
         labels = F.grid_sample(nchw(batch["labels"]), grid, mode="nearest", padding_mode="zeros", align_corners=False)
         out["labels"] = labels.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
     if segmenter:
-        out = with_scenes(out, rng, settings.negatives, settings.letterbox, settings.aspects, settings.backdrops)
+        out = with_scenes(
+            out, rng, settings.negatives, settings.letterbox, settings.aspects, settings.backdrops, settings.catalogs
+        )
     return out
 
 

@@ -31,7 +31,6 @@ from .augment import (
     framing_draws,
     resolution_for,
 )
-from .scenes import with_catalogs
 
 
 class GarmentDataset(torch.utils.data.Dataset):
@@ -209,7 +208,5 @@ class DeviceLoader:
                 if "person" in batch:
                     batch = augment_tryon_batch(batch, rng, self.augmentation)
                 else:
-                    if "catalog" in batch:  # a segmenter's catalog garments (--catalogs) stand in for photos first
-                        batch = with_catalogs(batch, rng, self.augmentation.catalogs)
                     batch = augment_batch(batch, rng, self.augmentation, self.fill_rgb)
             yield batch

@@ -77,9 +77,10 @@ def with_catalogs(batch: dict[str, torch.Tensor], rng: np.random.Generator, shar
     """A segmenter batch where about ``share`` of the photos became their own catalog garment
     (``catalog``, letterboxed as the photo is; ``catalog_mask`` its silhouette): the target is
     the silhouette and the labels the garment class there, background elsewhere, so a
-    garment shown alone is a garment with no person around it. Made before the other
-    changes, so it is zoomed out, moved onto other backdrops and letterboxed as photos are.
-    The catalog planes leave the batch."""
+    garment shown alone is a garment with no person around it. Made after the framing
+    changes (a garment as small as a worn one, zoomed out, was taken for trousers in
+    full-body photos) and before the backdrops and letterboxes. The catalog planes leave
+    the batch."""
     out = {name: tensor for name, tensor in batch.items() if name not in ("catalog", "catalog_mask")}
     chosen = np.flatnonzero(rng.random(len(batch["image"])) < share)
     if not len(chosen):
@@ -149,11 +150,16 @@ def with_scenes(
     letterbox: float,
     aspects,
     backdrops: float = 0.0,
+    catalogs: float = 0.0,
 ) -> dict[str, torch.Tensor]:
-    """A segmenter batch with ``backdrops`` of its samples on another backdrop, ``negatives``
-    of them garment-free, then ``letterbox`` of them (garment-free ones among them)
-    letterboxed at another aspect in ``aspects``; nothing drawn for a change that is off, so
-    runs without it see the random streams they saw."""
+    """A segmenter batch with ``catalogs`` of its samples replaced by their catalog garment
+    (where the batch holds them: at the frame's scale, not zoomed out, turned or recoloured),
+    ``backdrops`` of them on another backdrop, ``negatives`` of them garment-free, then
+    ``letterbox`` of them (garment-free ones among them) letterboxed at another aspect in
+    ``aspects``; nothing drawn for a change that is off, so runs without it see the random
+    streams they saw."""
+    if "catalog" in batch:
+        batch = with_catalogs(batch, rng, catalogs)
     if backdrops:
         batch = with_backdrops(batch, rng, backdrops)
     if negatives:
