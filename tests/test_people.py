@@ -9,10 +9,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from clothes_extractor.eval.metrics import ssim
-from clothes_extractor.runtime.people import keep_columns, main_person, person_spans
+from clothes_extractor.runtime.people import keep_columns, main_person, person_pixels, person_spans
+from clothes_extractor.tasks import PARSER_CLASSES
 from conftest import ROOT, run_cli
 
-UPPER, ARMS = 3, 6  # parser classes (``tasks.PARSER_CLASSES``); 0 is background
+UPPER, FACE, ARMS = (PARSER_CLASSES.index(name) for name in ("upper", "face", "arms"))  # 0 is background
 
 
 def plane(*people: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -54,6 +55,29 @@ def test_one_person_or_one_wearing_a_garment_changes_nothing():
     mask, labels = plane((10, 90, 20, 80), (120, 170, 130, 131))  # the other wears 40 pixels: 0.08%
     assert main_person(mask, labels, 128, 0.004) is None
     assert main_person(mask, labels, 128, 0.0005) == (0, 105)
+
+
+def test_a_blob_of_garment_on_the_wall_between_two_people_is_nobodys():
+    """The parser sometimes labels patches of an empty wall as a top: between two people they
+    joined both into one run of columns, and their garments were blended."""
+    mask, labels = plane((10, 70, 20, 60), (130, 170, 135, 165))
+    labels[30:50, 72:128] = UPPER  # a patch of "top" on the wall, 2 columns from each person: touching neither
+    assert person_spans(labels) == [(10, 170)]  # without the class names: one person
+    assert person_spans(labels, PARSER_CLASSES) == [(10, 70), (130, 170)]
+    assert main_person(mask, labels, 128, 0.004, PARSER_CLASSES) == (0, 100)
+    assert person_pixels(labels, PARSER_CLASSES)[20:60, 20:60].all()  # a worn top: joined to the arms
+
+
+def test_a_top_under_the_head_is_worn_though_the_neck_between_is_background():
+    """VITON's parse maps call the neck background: in a torso crop with long sleeves, the top
+    joins no other class but the chin above it, and it is still the person's."""
+    labels = np.zeros((256, 192), np.uint8)
+    labels[0:12, 80:112] = FACE  # the chin, cut by the frame
+    labels[30:256, 20:172] = UPPER  # the top, 18 rows below (7% of the height)
+    labels[30:256, 90:92] = 0  # a seam of background down the top: still one garment
+    assert person_pixels(labels, PARSER_CLASSES)[labels == UPPER].all()
+    labels[0:12] = 0  # no head: a top alone is nobody's (nothing to choose between)
+    assert not person_pixels(labels, PARSER_CLASSES).any() and person_spans(labels, PARSER_CLASSES) == []
 
 
 def two_figures(folder: Path, big: int, small: int, scale: float, gap: int) -> Path:

@@ -154,7 +154,7 @@ class Dresser:
         x0, y0, x1, y1 = shown_box(plane, photo_size, classes.shape)
         shown = classes[y0:y1, x0:x1]
         top = (shown == self.parser.contract.labels.index(TOP)).astype(np.uint8) * 255
-        columns = main_person(top, shown, 128)
+        columns = main_person(top, shown, 128, names=self.parser.contract.labels)
         if columns is None:
             return None
         scale = (plane[2] - plane[0]) / classes.shape[1]

@@ -52,14 +52,20 @@ def _runs_holding(seed: np.ndarray, labels: np.ndarray, runs: int) -> np.ndarray
 
 
 def _reached_from_border(free: np.ndarray) -> np.ndarray:
-    """The ``free`` pixels connected to the image's border through ``free`` pixels (row and
-    column runs, repeated until nothing changes). The runs are numbered once; each round
-    only looks up which runs the pixels reached so far fall in."""
+    """The ``free`` pixels connected to the image's border through ``free`` pixels."""
+    seed = np.zeros_like(free)
+    seed[0], seed[-1], seed[:, 0], seed[:, -1] = free[0], free[-1], free[:, 0], free[:, -1]
+    return reached_from(seed, free)
+
+
+def reached_from(seed: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """The ``free`` pixels connected to a ``seed`` pixel (bool [h, w] both) through ``free``
+    pixels, 4-connected (row and column runs, repeated until nothing changes). The runs are
+    numbered once; each round only looks up which runs the pixels reached so far fall in."""
     rows = _run_labels(free)
     columns = _run_labels(np.ascontiguousarray(free.T)).T
     row_runs, column_runs = int(rows.max()), int(columns.max())
-    reached = np.zeros_like(free)
-    reached[0], reached[-1], reached[:, 0], reached[:, -1] = free[0], free[-1], free[:, 0], free[:, -1]
+    reached = seed & free
     while True:
         grown = _runs_holding(_runs_holding(reached, rows, row_runs), columns, column_runs)
         if np.array_equal(grown, reached):

@@ -299,7 +299,8 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
     for index, (item, mask) in enumerate(zip(items, first, strict=True)):
         x0, y0, x1, y1 = shown_box(item.window, item.photo_size, mask.shape)
         if labels is not None:
-            columns = main_person(mask[y0:y1, x0:x1], labels[index, y0:y1, x0:x1, 0], threshold, MIN_GARMENT_SHARE)
+            shown_labels = labels[index, y0:y1, x0:x1, 0]
+            columns = main_person(mask[y0:y1, x0:x1], shown_labels, threshold, MIN_GARMENT_SHARE, contract.labels)
             if columns is not None:
                 kept[index] = (columns[0] + x0, columns[1] + x0)
                 mask = keep_columns(mask, kept[index])
