@@ -186,8 +186,8 @@ def share_option(flag: str, help: str):
 @share_option(
     "--catalogs",
     "Segmenter: share of samples replaced by their catalog garment alone (the garment labelled, the rest "
-    "background; before the framing and backdrop changes), so that a garment photographed alone is told apart "
-    "from a person wearing one.",
+    "background; at the frame's scale, then on backdrops and letterboxed as photos are), so that a garment "
+    "photographed alone is told apart from a person wearing one. The catalog images are held beside the photos.",
 )
 @share_option(
     "--grayscale",
