@@ -82,7 +82,7 @@ class BoundRunner:
             binding.bind_ortvalue_input(name, value)
         outputs = {}
         for spec in self.model.output_specs:
-            size = shapes["photo"][:2] if spec.resolution == "photo" else contract.size
+            size = spec.plane(contract.size, shapes["photo"][:2] if "photo" in shapes else None)
             outputs[spec.name] = ort.OrtValue.ortvalue_from_shape_and_type(
                 [batch, *size, spec.channels], np.uint8, self.device, self.device_id
             )

@@ -97,6 +97,7 @@ def build_contract(
         alpha=warping or arch == "silhouette",
         max_output=DEFAULT_MAX_OUTPUT if warping else None,
         labels=PARSER_CLASSES if getattr(config, "classes", 0) else (),
+        alone=getattr(config, "alone", False),
     )
 
 
@@ -168,7 +169,7 @@ def _declare_shapes(proto: Any, contract: ModelContract) -> None:
         spec = specs.get(value.name)
         if spec is None:
             continue
-        sizes = contract.size if spec.resolution == "model" else ("height", "width")
+        sizes = spec.plane(contract.size, ("height", "width"))
         dims = value.type.tensor_type.shape.dim
         for dim, size in zip(dims, ("batch", *sizes, spec.channels), strict=True):
             dim.Clear()

@@ -28,12 +28,23 @@ class TensorSpec:
     """One uint8 [N, H, W, channels] tensor of a served graph.
 
     ``resolution`` "model": H x W is the contract's size; "photo": any size, the photo crop's
-    own (catalog-resolution generators take the crop at its resolution and answer at it).
+    own (catalog-resolution generators take the crop at its resolution and answer at it);
+    "image": 1 x 1, one value per image (a parser's ``alone``).
     """
 
     name: str
     channels: int
     resolution: str = "model"
+
+    def plane(self, model_size: tuple[int, int], photo_size: tuple[int, int] | None = None) -> tuple[int, int]:
+        """(H, W) of this tensor for a model of ``model_size`` fed a ``photo`` of ``photo_size``."""
+        if self.resolution == "image":
+            return 1, 1
+        if self.resolution == "photo":
+            if photo_size is None:
+                raise ValueError(f"{self.name} takes the photo's size, and no photo was given")
+            return photo_size
+        return model_size
 
 
 # The serving protocol of each task: the tensors its graph takes and gives, and how photos
@@ -131,7 +142,9 @@ class ModelContract:
     ``max_output``, height x width, by default). ``alpha``: it also gives the garment's
     silhouette (``alpha``, 255 = garment), for transparent or coloured backgrounds.
     ``labels`` (segmenters that parse the whole person): the class names of its ``labels``
-    output, a class index per pixel. ``weights_sha256``: SHA-256 of the serialized graph
+    output, a class index per pixel. ``alone`` (parsers): it also gives ``alone`` [N, 1, 1, 1],
+    how likely (x 255) the photo shows a garment alone (a catalog image, a flat lay) rather
+    than worn. ``weights_sha256``: SHA-256 of the serialized graph
     (weights and nodes), checked at load.
     """
 
@@ -148,6 +161,7 @@ class ModelContract:
     alpha: bool = False
     max_output: tuple[int, int] | None = None
     labels: tuple[str, ...] = ()
+    alone: bool = False
     weights_sha256: str = ""
     format_version: int = FORMAT_VERSION
 
@@ -173,13 +187,7 @@ class ModelContract:
         object.__setattr__(self, "background_rgb", _rgb(self.background_rgb, "background_rgb"))
         if not isinstance(self.training, dict):
             raise ContractError(f"training summary must be an object, got {self.training!r}")
-        if (self.catalog_resolution or self.alpha) and self.task != "generator":
-            raise ContractError("catalog_resolution and alpha are generator features")
-        if not (isinstance(self.labels, (list, tuple)) and all(isinstance(n, str) for n in self.labels)):
-            raise ContractError(f"labels must be a list of class names, got {self.labels!r}")
-        if self.labels and self.task != "segmenter":
-            raise ContractError("labels are a segmenter feature (a human parser)")
-        object.__setattr__(self, "labels", tuple(self.labels))
+        self._check_features()
         if self.max_output is not None:
             if not (
                 isinstance(self.max_output, (list, tuple))
@@ -190,6 +198,18 @@ class ModelContract:
             object.__setattr__(self, "max_output", tuple(self.max_output))
         if not isinstance(self.weights_sha256, str):
             raise ContractError(f"weights_sha256 must be a string, got {self.weights_sha256!r}")
+
+    def _check_features(self) -> None:
+        """The optional features (each adds tensors) belong to their task."""
+        if (self.catalog_resolution or self.alpha) and self.task != "generator":
+            raise ContractError("catalog_resolution and alpha are generator features")
+        if not (isinstance(self.labels, (list, tuple)) and all(isinstance(n, str) for n in self.labels)):
+            raise ContractError(f"labels must be a list of class names, got {self.labels!r}")
+        if self.labels and self.task != "segmenter":
+            raise ContractError("labels are a segmenter feature (a human parser)")
+        object.__setattr__(self, "labels", tuple(self.labels))
+        if self.alone is not False and (self.alone is not True or not self.labels):
+            raise ContractError(f"alone must be true or false, and is a parser's feature (labels), got {self.alone!r}")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -211,6 +231,8 @@ class ModelContract:
             found += (TensorSpec("alpha", 1, resolution),)
         if self.labels:
             found += (TensorSpec("labels", 1),)
+        if self.alone:
+            found += (TensorSpec("alone", 1, "image"),)
         return found
 
     def to_json(self) -> dict[str, Any]:
@@ -278,8 +300,8 @@ class ModelContract:
         problems = []
         if dtype != "tensor(uint8)":
             problems.append(f"{kind} {spec.name!r} is {dtype}, must be tensor(uint8)")
-        h, w = (self.height, self.width) if spec.resolution == "model" else ("height", "width")
-        expected = [None, *((self.height, self.width) if spec.resolution == "model" else (None, None)), spec.channels]
+        h, w = {"model": self.size, "image": (1, 1)}.get(spec.resolution, ("height", "width"))
+        expected = [None, *(None if isinstance(v, str) else v for v in (h, w)), spec.channels]
         if len(shape) != 4 or any(e is not None and s != e for s, e in zip(shape, expected, strict=True)):
             problems.append(f"{kind} {spec.name!r} has shape {list(shape)}, must be [batch, {h}, {w}, {spec.channels}]")
         elif isinstance(shape[0], int) and shape[0] > 0:

@@ -79,9 +79,8 @@ def pad_batch(arrays: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]
 
 
 def _output_shape(spec: TensorSpec, contract: ModelContract, feeds: dict[str, np.ndarray]) -> tuple[int, ...]:
-    if spec.resolution == "photo":
-        return (*feeds["photo"].shape[1:3], spec.channels)
-    return (*contract.size, spec.channels)
+    photo = feeds["photo"].shape[1:3] if "photo" in feeds else None
+    return (*spec.plane(contract.size, photo), spec.channels)
 
 
 class ModelSession:

@@ -43,6 +43,7 @@ class UNetConfig:
     dropout: bool = True
     attention: str = "none"
     classes: int = 0  # segmenter: 0 = one garment logit; N = a human parser's N class logits
+    alone: bool = False  # a parser: with a head that tells a garment shown alone from a worn one (``AloneHead``)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -57,6 +58,8 @@ class UNetConfig:
             raise ValueError(f"ngf must be >= 1, got {self.ngf}")
         if self.classes and (self.task != "segmenter" or self.classes < 2):
             raise ValueError(f"classes: a segmenter's parser classes (>= 2), got {self.classes} for a {self.task}")
+        if self.alone and not self.classes:
+            raise ValueError("alone: the head belongs to a human parser (classes)")
         step = 2**self.depth
         if self.height % step or self.width % step:
             raise ValueError(
@@ -172,8 +175,37 @@ class UnetSkipConnectionBlock(nn.Module):
         return torch.cat([x, self.model(x)], 1)
 
 
+class AloneHead(nn.Module):
+    """Whether a photo shows its garment alone (a catalog image, a flat lay, a ghost mannequin)
+    rather than worn: one logit per image, read from a parser's two deepest down-sampling
+    levels (each channel's mean and maximum over the image) and its mean class probabilities,
+    standardised (``shift``, ``scale``: set from the training features) into a small MLP.
+    Trained on the parser's frozen features (``train.alone``), so the parse stays the parser's."""
+
+    def __init__(self, deep: int, deeper: int, classes: int, hidden: int = 64):
+        super().__init__()
+        features = 2 * (deep + deeper) + classes
+        self.register_buffer("shift", torch.zeros(features))
+        self.register_buffer("scale", torch.ones(features))
+        self.mlp = nn.Sequential(nn.Linear(features, hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, 1))
+
+    @staticmethod
+    def features(deep: torch.Tensor, deeper: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """[N, features]: the pooled levels and the mean class probabilities, unstandardised."""
+        pooled = [level.float().mean((2, 3)) for level in (deeper, deep)] + [
+            level.float().amax((2, 3)) for level in (deeper, deep)
+        ]
+        return torch.cat([*pooled, torch.softmax(logits.float(), 1).mean((2, 3))], 1)
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """[N] logits from ``features`` (as ``features`` gives them)."""
+        return self.mlp((features - self.shift) * self.scale)[:, 0]
+
+
 class UNet(nn.Module):
     """pix2pix U-Net: widths ngf, 2ngf, 4ngf, then 8ngf for every deeper level."""
+
+    ADDED_BY = {"alone": ("alone_head.",)}
 
     def __init__(self, config: UNetConfig):
         super().__init__()
@@ -209,9 +241,36 @@ class UNet(nn.Module):
             norm=config.norm,
             final=final,
         )
+        if config.alone:
+            self.alone_head = AloneHead(widths[-2], widths[-1], config.classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def parse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A parser with an ``alone`` head: its class logits and the features the head reads."""
+        taps: list[torch.Tensor] = []
+        handles = [module.register_forward_hook(lambda _m, _i, out: taps.append(out)) for module in self._taps()]
+        try:
+            logits = self.model(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return logits, AloneHead.features(taps[0], taps[1], logits)
+
+    def _taps(self) -> tuple[nn.Module, nn.Module]:
+        """The two deepest levels' down-sampled features, normalised: the module after the
+        second-deepest level's down-convolution (its BatchNorm, or what folding left there) and
+        the innermost down-convolution (no normalisation follows it), in the order they run."""
+        blocks = []
+        block = self.model
+        while True:
+            inner = [m for m in block.model if isinstance(m, UnetSkipConnectionBlock)]
+            if not inner:
+                break
+            block = inner[0]
+            blocks.append(block)
+        return blocks[-2].model[2], blocks[-1].model[1]
 
 
 class PatchDiscriminator(nn.Module):
@@ -306,22 +365,33 @@ class ServedSegmenter(nn.Module):
     """uint8 image [N,H,W,3] -> uint8 garment mask [N,H,W,1] (probability x 255), all in-graph.
 
     A parser (``classes``) also gives ``labels`` [N,H,W,1], the class of each pixel; its
-    garment mask is the softmax probability of the upper-clothes class.
+    garment mask is the softmax probability of the upper-clothes class. One with an ``alone``
+    head also gives ``alone`` [N,1,1,1], the head's probability x 255.
     """
 
     def __init__(self, segmenter: nn.Module, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.segmenter, self.dtype = segmenter, dtype
+        if segmenter.config.alone:  # in fp32 in any precision: its standardisation's scales overflow fp16
+            segmenter.alone_head.float()
 
     def forward(self, image: torch.Tensor):
-        logits = self.segmenter(photo_to_unit(image, self.dtype))
+        alone = self.segmenter.config.alone
+        if alone:
+            logits, features = self.segmenter.parse(photo_to_unit(image, self.dtype))
+        else:
+            logits = self.segmenter(photo_to_unit(image, self.dtype))
         if not self.segmenter.config.classes:
             return weight_to_uint8(torch.sigmoid(logits))
         # The softmax on the channels-last scores: onnxruntime's softmax over the channel axis
         # of NCHW took a third of the parser's time on the CPU (1.2x faster whole, same bytes).
         probability = torch.softmax(logits.float().permute(0, 2, 3, 1), dim=-1)[..., UPPER_CLASS : UPPER_CLASS + 1]
         labels = logits.argmax(dim=1, keepdim=True).to(torch.uint8).permute(0, 2, 3, 1)
-        return (probability * 255.0).round().clamp(0.0, 255.0).to(torch.uint8), labels
+        mask = (probability * 255.0).round().clamp(0.0, 255.0).to(torch.uint8)
+        if not alone:
+            return mask, labels
+        shown_alone = torch.sigmoid(self.segmenter.alone_head.classify(features)).reshape(-1, 1, 1, 1)
+        return mask, labels, (shown_alone * 255.0).round().clamp(0.0, 255.0).to(torch.uint8)
 
 
 SERVED = {"generator": ServedGenerator, "segmenter": ServedSegmenter}
