@@ -203,6 +203,14 @@ def share_option(flag: str, help: str):
     "--framing",
     "Share of samples given a framing change: zoomed out (segmenter) or resampled smaller (generator).",
 )
+@click.option(
+    "--alone-head",
+    is_flag=True,
+    help="Parser: keep the --init parser as it is (frozen: every mask and class map stays its own) and train a "
+    "head on its features that tells a garment shown alone (a catalog image, a flat lay) from a worn one, on "
+    "scenes made from --data's pairs (--epochs: the head's passes; --val-limit, --seed). Writes best.pt and "
+    "metrics.json; export serves it with the parser (an 'alone' output, read by extract and tryon).",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision (CUDA only).")
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True, help="CUDA only.")
@@ -211,7 +219,7 @@ def share_option(flag: str, help: str):
 @click.option("--log-every", type=click.IntRange(min=1), default=50, show_default=True)
 @verbose_option
 @reports_errors
-def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | None, **options) -> None:
+def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | None, alone_head: bool, **options) -> None:
     """Train a generator (pix2pix U-Net or warping), a garment segmenter or parser (U-Net), or
     a try-on network (the warping generator's modules).
 
@@ -222,6 +230,9 @@ def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | Non
     if options["out"] is None:
         raise click.UsageError("Missing option '-o' / '--output' (the run folder).")
     require_torch("train")
+    if alone_head:
+        _train_alone_head(options, resume, overwrite)
+        return
     import dataclasses
 
     from ..train.architectures import build
@@ -250,6 +261,34 @@ def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | Non
     out = run(config, resume)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, only the first process reports
         click.echo(f"run folder: {out} (last.pt, best.pt, metrics.csv, sheets/)")
+
+
+ALONE_HEAD_TAKES = ("alone_head", "task", "parser", "init", "data", "out", "out_alias", "epochs", "val_limit", "seed")
+ALONE_HEAD_TAKES += ("overwrite", "verbose")
+
+
+def _train_alone_head(options: dict[str, Any], resume: Path | None, overwrite: bool) -> None:
+    """``--alone-head``: a frozen parser's head, fitted in minutes on the CPU (``train.alone``)."""
+    other = [max(p.opts, key=len) for p in given_options() if p.name not in ALONE_HEAD_TAKES]
+    if other or resume is not None or options["task"] != "segmenter" or options["init"] is None:
+        raise click.UsageError(
+            "--alone-head trains a head on a parser: give --task segmenter, --init PARSER (a served .onnx or a "
+            "checkpoint), --data and -o (and --epochs, --val-limit, --seed)"
+            + (f"; it takes no {', '.join(other)}" if other else "")
+        )
+    from ..train.alone import train_alone
+
+    _check_run_folder(options["out"], None, overwrite)
+    metrics = train_alone(
+        options["init"], options["data"], options["out"], epochs=options["epochs"],
+        val_limit=options["val_limit"] or 500, seed=options["seed"],
+    )  # fmt: skip
+    val = metrics["validation"]
+    click.echo(
+        f"validation: {val['catalogs_found']} of {val['catalogs']} garments shown alone found, "
+        f"{val['photos_taken_alone']} of {val['photos']} photos of a worn garment taken for one"
+    )
+    click.echo(f"run folder: {options['out']} (best.pt, metrics.json)")
 
 
 RESUME_MAY_CHANGE = ("epochs", "max_steps", "time_limit_min", "log_every")  # else the run's own

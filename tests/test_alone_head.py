@@ -1,0 +1,102 @@
+"""The parser's ``alone`` head (``train --alone-head``, ``train.alone``): fitted anew on the
+frozen bundled parser with drawn pairs, exported, and served beside the parse it leaves as it
+was; the network, the contract's ``alone`` output and the command's refusals."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner, Result
+
+from clothes_extractor.data.synth import synth_sample, write_synthetic
+from clothes_extractor.errors import ContractError
+from clothes_extractor.runtime.contract import FitSettings, ModelContract
+from clothes_extractor.runtime.fitting import letterbox_for
+from clothes_extractor.runtime.session import ModelSession
+from clothes_extractor.tasks import PARSER_CLASSES
+from clothes_extractor.train.networks import UNet, UNetConfig, photo_to_unit
+
+
+def cli(*args) -> Result:
+    """The command in this process (``run_cli`` blocks torch, which training needs)."""
+    from clothes_extractor.cli import cli as command
+
+    return CliRunner().invoke(command, [str(a) for a in args])
+
+
+def test_the_head_reads_the_parse_without_changing_it():
+    torch.manual_seed(0)
+    config = UNetConfig(task="segmenter", height=64, width=48, ngf=4, depth=3, classes=8, dropout=False)
+    parser = UNet(config).eval()
+    with_head = UNet(dataclasses.replace(config, alone=True)).eval()
+    with_head.load_state_dict(parser.state_dict(), strict=False)
+    x = photo_to_unit(torch.randint(0, 256, (2, 64, 48, 3), dtype=torch.uint8))
+    logits, features = with_head.parse(x)
+    assert torch.equal(logits, parser(x))
+    # the two deepest levels (8 channels at 1/4, 16 at 1/8; mean and max each) and the 8 class shares
+    assert features.shape == (2, 2 * (8 + 16) + 8)
+    assert torch.allclose(features[:, -8:].sum(1), torch.ones(2))
+    assert with_head.alone_head.classify(features).shape == (2,)
+    with pytest.raises(ValueError, match="human parser"):
+        UNetConfig(task="segmenter", alone=True)
+
+
+def test_the_contract_serves_alone_as_one_value_per_image():
+    parse = FitSettings(method="letterbox", pad="border")
+    contract = ModelContract(task="segmenter", height=64, width=48, fit=parse, labels=PARSER_CLASSES, alone=True)
+    assert [(s.name, s.plane(contract.size)) for s in contract.outputs] == [
+        ("mask", (64, 48)), ("labels", (64, 48)), ("alone", (1, 1)),
+    ]  # fmt: skip
+    image = [("image", "tensor(uint8)", ["batch", 64, 48, 3])]
+    planes = [(n, "tensor(uint8)", ["batch", 64, 48, 1]) for n in ("mask", "labels")]
+    contract.check_graph(image, [*planes, ("alone", "tensor(uint8)", ["batch", 1, 1, 1])])
+    with pytest.raises(ContractError, match=r"'alone' has shape \['batch', 64, 48, 1\], must be \[batch, 1, 1, 1\]"):
+        contract.check_graph(image, [*planes, ("alone", "tensor(uint8)", ["batch", 64, 48, 1])])
+    with pytest.raises(ContractError, match="parser's feature"):
+        ModelContract(task="segmenter", height=64, width=48, fit=parse, alone=True)  # a garment segmenter: no classes
+    with pytest.raises(ContractError, match="parser's feature"):
+        ModelContract(task="generator", height=64, width=48, alone=True)
+
+
+def test_a_head_trained_on_the_bundled_parser_serves_beside_its_parse(segmenter_path, tmp_path):
+    data = tmp_path / "synthetic"
+    write_synthetic(data, 40, seed=4)
+    run = tmp_path / "run"
+    done = cli(
+        "train", "--task", "segmenter", "--alone-head", "--init", segmenter_path, "--data", data, "-o", run,
+        "--epochs", "100",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "garments shown alone found" in done.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    # 38 training pairs (2 held out) and 4 drawn ones: a catalog image and a photo of each
+    assert metrics["train"]["catalogs"] == metrics["train"]["photos"] == 38 + 4
+    assert metrics["train"]["accuracy"] > 0.9
+    assert sum(int(v.split()[-1]) for v in metrics["validation"]["said_alone_by_kind"].values()) == 2 * (2 + 1)
+    served = tmp_path / "parser.onnx"
+    done = cli("export", run / "best.pt", "-o", served)
+    assert done.exit_code == 0, done.output
+    bundled, headed = ModelSession(segmenter_path, "cpu"), ModelSession(served, "cpu")
+    assert headed.contract.alone and headed.contract.weights_sha256 != bundled.contract.weights_sha256
+    assert headed.contract.training["alone_head"]["train_pairs"] == 38  # its own head's record, not the bundled's
+    assert headed.contract.training["validation"] == bundled.contract.training["validation"]  # the parser's own
+    photos = [synth_sample(i, seed=9)[j] for i in range(4) for j in (0, 2)]  # worn, then alone
+    planes = np.stack([letterbox_for(p, bundled.contract.size, bundled.contract.fit)[0] for p in photos])
+    before, after = bundled.run(image=planes), headed.run(image=planes)
+    assert set(after) == {"mask", "labels", "alone"} and after["alone"].shape == (8, 1, 1, 1)
+    assert np.array_equal(before["mask"], after["mask"]) and np.array_equal(before["labels"], after["labels"])
+
+
+def test_the_command_refuses_what_a_head_cannot_use(segmenter_path, tiny_model_path, tmp_path):
+    data = tmp_path / "synthetic"
+    write_synthetic(data, 4, seed=4)
+    common = ("train", "--task", "segmenter", "--alone-head", "--data", data, "-o", tmp_path / "run")
+    done = cli(*common)
+    assert done.exit_code == 2 and "--init PARSER" in done.output
+    done = cli(*common, "--init", segmenter_path, "--arch", "flow", "--batch-size", "4")
+    assert done.exit_code == 2 and "it takes no --arch, --batch-size" in done.output
+    done = cli(*common, "--init", tiny_model_path)
+    assert done.exit_code == 1 and "needs a human parser" in done.output
+    assert not (tmp_path / "run" / "best.pt").exists()
