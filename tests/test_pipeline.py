@@ -8,11 +8,12 @@ import pytest
 from PIL import Image
 
 from clothes_extractor.errors import ClothesExtractorError
+from clothes_extractor.runtime.images import apply_background
 from clothes_extractor.runtime.jobs import ExtractJob, MaskIndex, find_jobs
 from clothes_extractor.runtime.options import ExtractOptions
 from clothes_extractor.runtime.pipeline import run_extraction
 from clothes_extractor.runtime.session import ModelSession
-from clothes_extractor.runtime.stages import apply_background, mask_from_segmenter
+from clothes_extractor.runtime.stages import mask_from_segmenter
 from conftest import TINY_SIZE, person_photo
 
 

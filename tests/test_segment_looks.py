@@ -59,8 +59,8 @@ def purple_segmenter(path: Path) -> Path:
     model.ir_version = template.ir_version
     for entry in template.metadata_props:
         value = entry.value
-        if entry.key == "clothes_extractor.contract":  # another graph: no checksum of the bundled one's
-            value = json.dumps({**json.loads(value), "weights_sha256": ""})
+        if entry.key == "clothes_extractor.contract":  # another graph: no checksum of the bundled one's, no head
+            value = json.dumps({**json.loads(value), "weights_sha256": "", "alone": False})
         added = model.metadata_props.add()
         added.key, added.value = entry.key, value
     onnx.save(model, str(path))

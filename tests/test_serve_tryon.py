@@ -155,6 +155,12 @@ def blank(color) -> bytes:
             "multipart field 'garment_photo')",
         ),
         (
+            {"person": ("p.jpg", PERSON.read_bytes()), "garment": ("worn.jpg", PERSON.read_bytes())},
+            "",
+            422,
+            "looks like a photo of someone wearing the garment",
+        ),
+        (
             {"person": ("p.jpg", PERSON.read_bytes()), "garment_photo": ("grey.png", blank((128,) * 3))},
             "",
             422,
@@ -170,7 +176,7 @@ def blank(color) -> bytes:
     ],
     ids=["no-person", "no-garment", "both-garments", "body", "mask-without-photo", "text-person", "empty-garment"]
     + ["format"]
-    + ["nobody", "white-garment", "photo-without-garment", "truncated-photo"],
+    + ["nobody", "white-garment", "person-as-garment", "photo-without-garment", "truncated-photo"],
 )
 def test_bad_pairs_get_a_4xx_and_the_server_keeps_serving(tryon_server, fields, query, status, message):
     got, body, _ = post_pair(tryon_server, fields, query)

@@ -9,9 +9,9 @@ from PIL import Image, ImageDraw
 
 from clothes_extractor.runtime.silhouette import (
     _dilate,
-    _reached_from_border,
     _reached_with_gaps_closed,
     garment_silhouette,
+    reached_from_border,
 )
 
 SIZE = (192, 256)  # width, height
@@ -60,7 +60,7 @@ def test_a_white_garment_on_white_is_found_whole(quality):
     image, truth = catalog((247, 247, 245), outline=(225, 225, 225), quality=quality)
     found = garment_silhouette(image)
     assert iou(found, truth) > 0.92  # within HALO_PX of its edge, a garment this pale is lost
-    loose_only = ~_reached_from_border(np.all(np.abs(image.astype(int) - 255) <= 12, axis=-1))
+    loose_only = ~reached_from_border(np.all(np.abs(image.astype(int) - 255) <= 12, axis=-1))
     assert iou(loose_only, truth) < 0.1  # what the loose fill alone makes of it
 
 
@@ -105,8 +105,8 @@ def test_gaps_up_to_twice_the_radius_are_closed_and_not_passed(gap, sealed):
     if sealed:  # nothing inside
         assert not reached[9:24, 9:24].any()
     else:
-        assert np.array_equal(reached, _reached_from_border(free))
-    assert np.array_equal(_reached_with_gaps_closed(free, 0), _reached_from_border(free))
+        assert np.array_equal(reached, reached_from_border(free))
+    assert np.array_equal(_reached_with_gaps_closed(free, 0), reached_from_border(free))
 
 
 def test_a_studio_grey_background_is_the_background():
@@ -166,7 +166,7 @@ def test_the_fill_and_the_halo_match_their_plain_definitions(seed):
     rng = np.random.default_rng(seed)
     shape = (int(rng.integers(1, 40)), int(rng.integers(1, 40)))
     free = rng.random(shape) < rng.uniform(0.3, 0.8)  # mazes, islands, spirals of runs
-    assert np.array_equal(_reached_from_border(free), _flood_from_border(free))
+    assert np.array_equal(reached_from_border(free), _flood_from_border(free))
     padded = np.pad(free, 2)
     square = np.zeros_like(free)
     for dy in range(5):

@@ -16,6 +16,7 @@ from PIL import Image
 from ..errors import InputError, ModelError, NoGarmentError, files_named
 from ..models import GPU_PROVIDERS, TASKS, model_for
 from ..runtime.hardware import has_nvidia_gpu
+from ..runtime.images import apply_background
 from ..runtime.jobs import ExtractJob
 from ..runtime.providers import SessionSettings, import_onnxruntime, provider_name
 from ..runtime.session import ModelSession
@@ -24,7 +25,6 @@ from ..runtime.stages import (
     Plan,
     Prepared,
     SegmentedMask,
-    apply_background,
     finish,
     prepare,
     segment,
@@ -195,17 +195,22 @@ def _run_batches(generator: ModelSession, prepared: list[Prepared], plan: Plan) 
     garments: list[Image.Image | None] = [None] * len(prepared)
     groups: dict[tuple, list[int]] = {}
     for index, item in enumerate(prepared):
-        groups.setdefault(item.batch_key, []).append(index)
+        if item.ready is not None:  # a garment shown alone, cut out already
+            garments[index] = _with_background(item.ready, plan)
+        else:
+            groups.setdefault(item.batch_key, []).append(index)
     for indices in groups.values():
         feeds = {name: np.stack([prepared[i].inputs[name] for i in indices]) for name in prepared[indices[0]].inputs}
         outputs = generator.run(**feeds)
         for row, index in enumerate(indices):
-            alpha = outputs["alpha"][row] if "alpha" in outputs else None
-            rgb, alpha = apply_background(outputs["garment"][row], alpha, plan.background)
-            garments[index] = (
-                Image.fromarray(np.dstack([rgb, alpha]), "RGBA") if alpha is not None else Image.fromarray(rgb)
-            )
+            garments[index] = _with_background({name: array[row] for name, array in outputs.items()}, plan)
     return garments  # type: ignore[return-value]
+
+
+def _with_background(outputs: dict[str, np.ndarray], plan: Plan) -> Image.Image:
+    """One garment's outputs (``garment`` on white, ``alpha``) on the plan's background."""
+    rgb, alpha = apply_background(outputs["garment"], outputs.get("alpha"), plan.background)
+    return Image.fromarray(np.dstack([rgb, alpha]), "RGBA") if alpha is not None else Image.fromarray(rgb)
 
 
 def dress(

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import MissingDependencyError
-from ..runtime.images import encode_image
+from ..runtime.images import apply_background, encode_image
 from ..runtime.jobs import ExtractJob
 from ..runtime.options import ExtractOptions, make_plan
 from ..runtime.pipeline import ExtractionSummary
@@ -38,7 +38,6 @@ from ..runtime.stages import (
     Plan,
     Prepared,
     SegmentedMask,
-    apply_background,
     describe_error,
     finish,
     output_format,
@@ -178,7 +177,9 @@ class ModelStage:
     def _generate(self, items: list) -> None:
         groups: dict[tuple, list[int]] = {}
         for i, item in enumerate(items):
-            if isinstance(item, Prepared):
+            if isinstance(item, Prepared) and item.ready is not None:  # a garment shown alone, cut out already
+                items[i] = (item, item.ready)
+            elif isinstance(item, Prepared):
                 groups.setdefault(item.batch_key, []).append(i)
         for indices in groups.values():
             try:

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError, ModelError, NothingToDressError
+from .alone import ALONE_AT
 from .fitting import Box, crop_photo, fills_frame, fit_window, letterbox_for, shown_box
 from .images import load_photo
 from .people import keep_columns, main_person
@@ -49,6 +50,11 @@ NO_PERSON = (
 NO_GARMENT = (
     "found no garment in the garment image ({share:.1%} of it is not background): it must be a "
     "catalog image, the garment on white, transparent or a plain backdrop (for a photo of someone wearing it: {how})"
+)
+PERSON_IN_GARMENT = (
+    "the garment image looks like a photo of someone wearing the garment (the parser takes it for a garment "
+    "shown alone at {alone:.0%}): it must be a catalog image, the garment alone (to dress in the garment a photo "
+    "shows someone wearing: {how})"
 )
 FROM_PHOTO = "--garment-from, or garment_from_photo=True"  # how a caller dresses in the garment of a photo
 
@@ -71,6 +77,7 @@ class Garment(NamedTuple):
 
     image: np.ndarray  # [h, w, 3] uint8
     mask: np.ndarray  # [h, w, 1] uint8, 255 = garment
+    alone: int | None = None  # the parser's ``alone`` for the garment image (None: a parser without the head)
 
 
 @dataclass
@@ -117,8 +124,11 @@ class Dresser:
         return Person(photo, *letterbox_for(photo, contract.size, contract.fit))
 
     def garment(self, image: Image.Image) -> Garment:
-        """A catalog garment fitted once for every pair it dresses (thread-safe, as ``person``)."""
-        return Garment(*fit_garment(image, self.size))
+        """A catalog garment fitted once for every pair it dresses (thread-safe, as ``person``),
+        and asked of the parser's ``alone`` head: a photo of someone wearing it is no garment alone."""
+        contract = self.parser.contract
+        alone = self.parser.run(image=letterbox_for(image, contract.size, contract.fit)[0][None]).get("alone")
+        return Garment(*fit_garment(image, self.size), None if alone is None else int(alone.max()))
 
     def parse(self, photos: Sequence[Image.Image | Person]) -> list[tuple[Image.Image, Box]]:
         """Each photo's class map (mode L, the parser's class indices) over the plane the
@@ -187,10 +197,12 @@ class Dresser:
         share = _share_inside(labels == names.index(TOP), window, photo.size, self.size)
         if share < MIN_TOP_SHARE:
             raise NothingToDressError(NO_PERSON.format(share=share))
-        garment_image, garment_mask = garment
+        garment_image, garment_mask = garment[:2]
         garment_share = float(np.mean(garment_mask > 127))
         if garment_share < MIN_GARMENT_SHARE:
             raise NothingToDressError(NO_GARMENT.format(share=garment_share, how=self.from_photo))
+        if isinstance(garment, Garment) and garment.alone is not None and garment.alone < ALONE_AT:
+            raise NothingToDressError(PERSON_IN_GARMENT.format(alone=garment.alone / 255, how=self.from_photo))
         inputs = {
             "person": person,
             "region": region_from_labels(labels, names),

@@ -273,6 +273,24 @@ def load_label_mask(kind: str, path: Path) -> Image.Image:
 SIGNATURE_KEY = "clothes-extractor"  # PNG text chunk / JPEG comment / WebP XMP holding the output's signature
 
 
+def apply_background(garment: np.ndarray, alpha: np.ndarray | None, background) -> tuple[np.ndarray, np.ndarray | None]:
+    """(RGB, alpha or None) to encode: ``garment`` is on white; ``alpha`` its silhouette.
+
+    white: as it is. (r, g, b): the garment composed on that colour (exact: garment = a*F +
+    (1-a)*255, so a*F + (1-a)*c needs no division). transparent: the garment's own colours
+    (un-composed from white) with the silhouette as alpha.
+    """
+    if background == "white" or alpha is None:
+        return garment, None
+    a = alpha.astype(np.float32).reshape(*garment.shape[:2], 1) / 255.0
+    g = garment.astype(np.float32)
+    if background == "transparent":
+        colour = (g - (1.0 - a) * 255.0) / np.maximum(a, 1.0 / 255.0)
+        return np.clip(np.rint(colour), 0, 255).astype(np.uint8), alpha.reshape(garment.shape[:2])
+    out = g + (1.0 - a) * (np.asarray(background, np.float32) - 255.0)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8), None
+
+
 def encode_image(
     array: np.ndarray, fmt: str, quality: int = 95, *, alpha: np.ndarray | None = None, signature: str | None = None
 ) -> bytes:

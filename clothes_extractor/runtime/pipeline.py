@@ -214,7 +214,10 @@ class Extraction:
             except Exception as exc:  # noqa: BLE001 - a bad photo is reported, the job goes on
                 self.fail(job, exc, "segmenter")
                 continue
-            self.batches.setdefault(item.batch_key, []).append(item)
+            if item.ready is not None:  # a garment shown alone, cut out already: nothing to generate
+                self.writing.append(self.pool.submit(self.timed("write", write), item, item.ready, self.plan))
+            else:
+                self.batches.setdefault(item.batch_key, []).append(item)
 
     def _ready_batch(self, finishing: bool) -> bool:
         return any(len(b) >= self.options.batch_size or (finishing and b) for b in self.batches.values())

@@ -51,7 +51,7 @@ def _runs_holding(seed: np.ndarray, labels: np.ndarray, runs: int) -> np.ndarray
     return hit[labels]
 
 
-def _reached_from_border(free: np.ndarray) -> np.ndarray:
+def reached_from_border(free: np.ndarray) -> np.ndarray:
     """The ``free`` pixels connected to the image's border through ``free`` pixels."""
     seed = np.zeros_like(free)
     seed[0], seed[-1], seed[:, 0], seed[:, -1] = free[0], free[-1], free[:, 0], free[:, -1]
@@ -118,20 +118,20 @@ def garment_silhouette(garment: np.ndarray, background=(255, 255, 255), toleranc
     rgb = np.asarray(garment, dtype=np.int16)
     reference = _background_colour(rgb, np.asarray(background, np.int16), tolerance)
     deviation = np.abs(rgb - reference).max(axis=-1)
-    loose = _reached_from_border(deviation <= tolerance)
+    loose = reached_from_border(deviation <= tolerance)
     free = deviation <= min(STRICT_TOLERANCE, tolerance)
-    found = ~(loose & _dilate(_reached_from_border(free), HALO_PX))
+    found = ~(loose & _dilate(reached_from_border(free), HALO_PX))
     gap = -(-min(free.shape) // GAP_FRACTION)
     closed = ~(loose & _dilate(_reached_with_gaps_closed(free, gap), HALO_PX))
     return closed if closed.sum() >= GROWTH * found.sum() else found
 
 
 def _reached_with_gaps_closed(free: np.ndarray, radius: int) -> np.ndarray:
-    """``_reached_from_border`` where gaps up to ``2 * radius`` pixels wide in what is not
+    """``reached_from_border`` where gaps up to ``2 * radius`` pixels wide in what is not
     ``free`` are closed: the fill runs through ``free`` pixels at least ``radius`` from anything not
     free, then grows back ``radius`` pixels through free ones (up to a closed gap, never
     through it)."""
-    reached = _reached_from_border(free & ~_dilate(~free, radius))
+    reached = reached_from_border(free & ~_dilate(~free, radius))
     for _ in range(radius):
         reached = _dilate(reached, 1) & free
     return reached

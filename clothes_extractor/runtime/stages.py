@@ -11,6 +11,10 @@
 ``pipeline.run_extraction`` runs them for a folder, the single-photo API and ``serve`` call
 them for one photo, the Ray job calls them inside Ray tasks: one implementation. Workers get
 a ``Plan`` (the models' contracts and the output settings), never a model session.
+
+The module is long because every stage of the one implementation lives here, and ``segment``
+reads best whole: its two looks, the several-people rule and the garment shown alone
+(``alone``) decide one mask together.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ClothesExtractorError, DiskFull, InputError, NoGarmentError, NoMaskError
+from .alone import ALONE_AT, SILHOUETTE_SCALE, alone_plane, framed, framing, parsed_garment
 from .contract import ModelContract
 from .files import write_atomic
 from .fitting import (
@@ -43,7 +48,7 @@ from .fitting import (
     photo_window,
     shown_box,
 )
-from .images import OUTPUT_FORMATS, encode_image, load_label_mask, load_mask, load_photo
+from .images import OUTPUT_FORMATS, apply_background, encode_image, load_label_mask, load_mask, load_photo
 from .jobs import ExtractJob
 from .people import WEARING_SHARE, keep_columns, main_person
 
@@ -95,6 +100,7 @@ class Prepared:
     inputs: dict[str, np.ndarray]  # image, mask (model size) and, catalog resolution, photo
     mask_source: str
     saved_mask: str | None = None
+    ready: dict[str, np.ndarray] | None = None  # a garment shown alone: cut out (``alone``), for ``write``
 
     @property
     def batch_key(self) -> tuple:
@@ -137,6 +143,7 @@ class SegmentedMask:
     window: Box
     zoomed: bool = False
     people: bool = False  # the photo shows several people apart: the garment of one (``people.main_person``)
+    alone: bool = False  # the garment is shown alone, no person wears it (``alone.shown_alone``)
 
 
 @dataclass(frozen=True)
@@ -192,11 +199,12 @@ def known_mask(job: ExtractJob) -> Image.Image | None:
 
 
 def fit_photo(
-    job: ExtractJob, mask: Image.Image, source: str, plan: Plan, photo: Image.Image | None = None
+    job: ExtractJob, mask: Image.Image, source: str, plan: Plan, photo: Image.Image | None = None, alone=False
 ) -> Prepared:
     """Decode ``job``'s photo at the scale its garment window needs and fit it with ``mask``.
 
     ``mask`` covers the whole photo at any resolution. ``photo``: already decoded at full size.
+    ``alone``: the garment is shown alone, and is cut out and framed, not fitted (``alone.cut_out``).
     """
     contract = plan.generator
     box = mask_box(np.asarray(mask), contract.fit.mask_threshold)
@@ -208,19 +216,23 @@ def fit_photo(
             "white (255) on the garment and black (0) elsewhere"
         )
     sizes: dict[str, tuple[int, int]] = {}
+    fit = framing(contract) if alone else contract.fit
 
     def decode_scale(shown: tuple[int, int]) -> float:
         check_photo_size(shown, job.photo)
         if job.mask.kind != "auto":  # a file's mask; the segmenter's and the alpha fit by making
             check_mask_shape(mask.size, shown)
-        window = photo_window(box, mask.size, shown, contract.size, contract.fit)
+        window = photo_window(box, mask.size, shown, contract.size, fit)
         sizes["output"] = output_size_for(window[3] - window[1], contract, plan.output_size)
-        return decode_scale_for(window, sizes["output"])
+        return min(1.0, decode_scale_for(window, sizes["output"]) * (SILHOUETTE_SCALE if alone else 1))
 
     if photo is None:
         photo, _ = load_photo(job.photo, decode_scale)
     else:
         decode_scale(photo.size)
+    if alone:  # framed as a catalog image frames a garment, in the photo's own pixels (as decoded)
+        mask, ready = framed(photo, mask, box, contract, sizes["output"])
+        return Prepared(job, {}, source, _save_mask(job, mask), ready=ready)
     fitted = fit_to_model(
         photo, mask, contract.size, contract.fit, output_size=sizes["output"] if contract.catalog_resolution else None
     )
@@ -281,35 +293,56 @@ def _garment_found(mask: np.ndarray, threshold: int) -> bool:
     return float(mask[on].mean()) >= MIN_GARMENT_CONFIDENCE * 255
 
 
+def _first_look(item: NeedsMask, mask: np.ndarray, labels, said: int | None, contract: ModelContract):
+    """One photo's garment plane at the first look, the columns of the person kept among several
+    (``people.main_person``) or None, and whether the garment is shown alone (its plane is then
+    the parser's whole garment: ``alone.alone_plane``)."""
+    threshold = contract.fit.mask_threshold
+    x0, y0, x1, y1 = shown_box(item.window, item.photo_size, mask.shape)
+    worn, columns = mask, None
+    if labels is not None:
+        found = main_person(mask[y0:y1, x0:x1], labels[y0:y1, x0:x1], threshold, MIN_GARMENT_SHARE, contract.labels)
+        if found is not None:
+            columns = (found[0] + x0, found[1] + x0)
+            worn = keep_columns(mask, columns)
+    parsed = alone_plane(item.image, (x0, y0, x1, y1), mask, labels, said, threshold)
+    return (worn, columns, False) if parsed is None else (parsed, columns, True)
+
+
 def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exception]:
     """Garment masks of a batch of letterboxed photos (in the process that holds the model).
 
     A garment that fills less than ``ZOOM_BELOW`` of the frame gets a second look: its
     region, cut from the detail letterbox, is segmented again at the segmenter's full
     resolution and replaces the first mask there. A photo of several people apart keeps the
-    garment of the largest who wears one (``people.main_person``), at both looks.
+    garment of the largest who wears one (``people.main_person``), at both looks. A garment
+    the parser's ``alone`` head finds shown alone, on a backdrop it can be told from, is cut
+    out, not generated (``alone.alone_plane``); one that gets a second look is alone only if
+    the head says so again there (a small figure far off in a big frame is not).
     """
     contract = segmenter.contract
     threshold = contract.fit.mask_threshold
     outputs = segmenter.run(image=np.stack([item.image for item in items]))
-    first, labels = outputs["mask"][..., 0], outputs.get("labels")
+    first, labels, says_alone = outputs["mask"][..., 0], outputs.get("labels"), outputs.get("alone")
     results: list[SegmentedMask | Exception] = []
     zooms: list[tuple[int, Box]] = []
     kept: dict[int, tuple[int, int]] = {}  # the columns of the person chosen among several, in plane pixels
+    alone: set[int] = set()  # the garments shown alone
     for index, (item, mask) in enumerate(zip(items, first, strict=True)):
+        said = None if says_alone is None else int(says_alone[index].max())
+        own = None if labels is None else labels[index, ..., 0]
+        mask, columns, is_alone = _first_look(item, mask, own, said, contract)
+        if columns is not None:
+            kept[index] = columns
+        if is_alone:
+            alone.add(index)
         x0, y0, x1, y1 = shown_box(item.window, item.photo_size, mask.shape)
-        if labels is not None:
-            shown_labels = labels[index, y0:y1, x0:x1, 0]
-            columns = main_person(mask[y0:y1, x0:x1], shown_labels, threshold, MIN_GARMENT_SHARE, contract.labels)
-            if columns is not None:
-                kept[index] = (columns[0] + x0, columns[1] + x0)
-                mask = keep_columns(mask, kept[index])
         shown = mask[y0:y1, x0:x1]
         box = mask_box(shown, threshold)
         if box is None or not _garment_found(shown, threshold):
             results.append(NoGarmentError())
             continue
-        results.append(SegmentedMask(mask, item.window, people=index in kept))
+        results.append(SegmentedMask(mask, item.window, people=index in kept and not is_alone, alone=is_alone))
         bh, bw = (box[3] - box[1]) / mask.shape[0], (box[2] - box[0]) / mask.shape[1]
         if bh < ZOOM_BELOW and bw < ZOOM_BELOW:
             f = DETAIL_FACTOR
@@ -323,13 +356,19 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
                 for i, zoom in zooms
             ]
         )
-        second = segmenter.run(image=crops)["mask"][..., 0]
-        for (index, zoom), mask in zip(zooms, second, strict=True):
+        second = segmenter.run(image=crops)
+        for row, (index, zoom) in enumerate(zooms):
+            mask = second["mask"][row, ..., 0]
+            if index in alone and int(second["alone"][row].max()) < ALONE_AT:  # worn after all
+                results[index] = dataclasses.replace(results[index], alone=False, people=index in kept)
+                alone.discard(index)
+            if index in alone:
+                mask = parsed_garment(mask, second["labels"][row, ..., 0] if "labels" in second else None)
             if _garment_found(mask, threshold):
                 plane = paste_box(mask, zoom, details[index].shape[:2])
-                if index in kept:
+                if index in kept and index not in alone:
                     plane = keep_columns(plane, (kept[index][0] * DETAIL_FACTOR, kept[index][1] * DETAIL_FACTOR))
-                results[index] = SegmentedMask(plane, items[index].window, True, index in kept)
+                results[index] = dataclasses.replace(results[index], plane=plane, zoomed=True)
             else:  # a closer look that sees no garment where the first saw a small one: none is there
                 results[index] = NoGarmentError()
     return results
@@ -353,25 +392,8 @@ def finish(item: NeedsMask, segmented: SegmentedMask, plan: Plan) -> Prepared:
     at the scale its garment window needs; one on a device is cut from where it lies)."""
     mask = mask_from_segmenter(segmented.plane, segmented.window, item.photo_size)
     source = "segmenter" + ("+zoom" if segmented.zoomed else "") + ("+one-person" if segmented.people else "")
-    return fit_photo(item.job, mask, source, plan, None if item.on_host else item.photo)
-
-
-def apply_background(garment: np.ndarray, alpha: np.ndarray | None, background) -> tuple[np.ndarray, np.ndarray | None]:
-    """(RGB, alpha or None) to encode: ``garment`` is on white; ``alpha`` its silhouette.
-
-    white: as it is. (r, g, b): the garment composed on that colour (exact: garment = a*F +
-    (1-a)*255, so a*F + (1-a)*c needs no division). transparent: the garment's own colours
-    (un-composed from white) with the silhouette as alpha.
-    """
-    if background == "white" or alpha is None:
-        return garment, None
-    a = alpha.astype(np.float32).reshape(*garment.shape[:2], 1) / 255.0
-    g = garment.astype(np.float32)
-    if background == "transparent":
-        colour = (g - (1.0 - a) * 255.0) / np.maximum(a, 1.0 / 255.0)
-        return np.clip(np.rint(colour), 0, 255).astype(np.uint8), alpha.reshape(garment.shape[:2])
-    out = g + (1.0 - a) * (np.asarray(background, np.float32) - 255.0)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8), None
+    source += "+alone" if segmented.alone else ""
+    return fit_photo(item.job, mask, source, plan, None if item.on_host else item.photo, segmented.alone)
 
 
 def write(item: Prepared, outputs: dict[str, np.ndarray], plan: Plan) -> FileResult:

@@ -39,11 +39,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import InputError, NoGarmentError, NoMaskError, files_named
 from ..runtime.dressing import Dresser
-from ..runtime.images import encode_image
+from ..runtime.images import apply_background, encode_image
 from ..runtime.jobs import ExtractJob
 from ..runtime.options import ExtractOptions, generator_outputs, make_plan
 from ..runtime.session import ModelSession
-from ..runtime.stages import NeedsMask, Plan, Prepared, SegmentedMask, apply_background, finish, prepare, segment
+from ..runtime.stages import NeedsMask, Plan, Prepared, SegmentedMask, finish, prepare, segment
 from ..runtime.walk import MaskSource
 from . import metrics, openapi
 from .access import API_ROUTES, KeyRequired
@@ -168,7 +168,10 @@ class Extractor:
                     item = await asyncio.to_thread(finish, item, found, plan)
                     timings["segment_ms"] = (time.perf_counter() - started) * 1000 - timings["prepare_ms"]
             t0 = time.perf_counter()
-            outputs = await asyncio.wrap_future(self.generate.submit((item, generator)))
+            if item.ready is not None:  # a garment shown alone, cut out already: nothing to generate
+                outputs = item.ready
+            else:
+                outputs = await asyncio.wrap_future(self.generate.submit((item, generator)))
             timings["generate_ms"] = (time.perf_counter() - t0) * 1000
             fmt = options["format"]
             encoded = await asyncio.to_thread(_encode, outputs, plan, fmt)

@@ -1,0 +1,155 @@
+"""A garment photographed alone (a flat lay, a ghost mannequin, a catalog image): cut out of
+the photo and framed as a catalog image frames a garment, not generated.
+
+The generator turns a worn garment into a flat one; handed a garment that is flat already,
+it smears it (prints and all). The bundled parser has a head that tells a garment shown alone
+from a worn one (``train --alone-head``: its ``alone`` output); ``shown_alone`` reads it at the
+first look of ``stages.segment``, and ``cut_out`` makes the output from the photo's own pixels
+at the output size, the garment's mask as its silhouette (``alpha``: the ``--background``
+choices work as they do for a generated garment).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from PIL import Image
+
+from .contract import FitSettings, ModelContract
+from .fitting import Box, _crop_resize, border_colour, crop_photo, mask_box, photo_window
+from .silhouette import SILHOUETTE_TOLERANCE, garment_silhouette, reached_from, reached_from_border
+
+# The parser's ``alone`` output (its head's probability x 255) from which a garment is shown
+# alone, and the most of the frame's edge it may lie on: a photo cut to a worn top's torso
+# shows nothing of a person, but the frame cuts the garment (measured: the segmenter card).
+ALONE_AT = 128
+EDGE_BELOW = 0.02
+# The level a hole filled in the parser's garment takes (its threshold's, 128 for the bundled).
+FILL_AT = 128
+# A garment alone is cut out where its backdrop is one colour, at least BACKDROP_UNIFORM of the
+# frame's border within SILHOUETTE_TOLERANCE of the border's median (VITON's catalog images on
+# white or on a plain colour: a median 1.0, 5% under 0.97; on a wood-like grain 0.52 to 0.59),
+# and its silhouette there (``garment_silhouette``) holds COVERED of the parser's garment and
+# is at most LARGER times its size (the parser misses parts of a garment alone, such as a drawn
+# top's sleeves, more often than it takes in backdrop): measured in the segmenter card.
+BACKDROP_UNIFORM = 0.8
+COVERED, LARGER = 0.8, 4.0
+# The silhouette of a garment alone is looked for in its catalog window grown by this share of
+# the window's size on each side (within the photo): the backdrop all round it, and any part of
+# the garment the parser missed.
+AROUND = 0.25
+# ...at this many times the output's resolution (or the photo's, if less): an edge to
+# anti-alias (``stages.fit_photo`` decodes a garment alone that much larger).
+SILHOUETTE_SCALE = 2
+# The catalog frame's margin around the garment, a share of the garment's size on each side:
+# VITON's catalog images leave a median 2.6% of the width beside the garment.
+CATALOG_MARGIN = 0.03
+
+
+def shown_alone(alone: int | None, garment: np.ndarray) -> bool:
+    """Whether a photo shows its garment alone: the parser's ``alone`` output for it (None: a
+    parser without the head, which never says so) is at least ``ALONE_AT``, and the garment
+    (``garment``: bool [h, w], the mask at its threshold over the part of the frame the photo
+    covers) lies on less than ``EDGE_BELOW`` of the frame's edge."""
+    if alone is None or alone < ALONE_AT or not garment.any():
+        return False
+    edge = np.concatenate([garment[0], garment[-1], garment[1:-1, 0], garment[1:-1, -1]])
+    return bool(edge.mean() < EDGE_BELOW)
+
+
+def parsed_garment(mask: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    """The parser's garment plane for a garment shown alone: its top's probability (``mask``,
+    uint8), and 255 wherever its ``labels`` say anything but background. On a garment alone
+    the parser gives parts of it to other classes (a sleeve to arms, a hem to lower clothes,
+    a print to a face): nothing of a person is there, so all of it is the garment."""
+    plane = mask if labels is None else np.where(labels != 0, np.uint8(255), mask)
+    return np.where(filled(plane >= FILL_AT), np.maximum(plane, np.uint8(FILL_AT)), plane)
+
+
+def filled(garment: np.ndarray) -> np.ndarray:
+    """``garment`` (bool [h, w]) with its holes filled: what no path of non-garment pixels joins
+    to the frame's edge (a print the parser took for something else, a button)."""
+    return ~reached_from_border(~garment)
+
+
+def backdrop_silhouette(rgb: np.ndarray, parser: np.ndarray) -> np.ndarray | None:
+    """The silhouette (bool [h, w]) of a garment shown alone in ``rgb`` [h, w, 3] against its
+    backdrop, where the backdrop is one colour (``BACKDROP_UNIFORM``): what
+    ``garment_silhouette`` finds against that colour, the parts of it that hold the parser's
+    garment (``parser``: bool [h, w]; not a watch laid beside the top), where they hold at
+    least ``COVERED`` of it and are at most ``LARGER`` times its size; else None (a wood
+    grain, a patterned bed: the parser's own silhouette there has holes and takes in bits of
+    the backdrop; a flood that ran into a white garment, or out along a shadow)."""
+    colour = np.asarray(border_colour(rgb), np.int16)
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.int16)
+    if (np.abs(border - colour).max(axis=-1) <= SILHOUETTE_TOLERANCE).mean() < BACKDROP_UNIFORM:
+        return None
+    found = garment_silhouette(rgb, background=tuple(int(c) for c in colour))
+    found = reached_from(found & parser, found)
+    held, size = int((found & parser).sum()), int(parser.sum())
+    return found if held >= COVERED * size and found.sum() <= LARGER * size else None
+
+
+def alone_plane(
+    image: np.ndarray, shown: Box, mask: np.ndarray, labels: np.ndarray | None, said: int | None, threshold: int
+) -> np.ndarray | None:
+    """The parser's garment plane (``parsed_garment``; [h, w] uint8 like ``mask``) of a photo
+    whose garment is shown alone (``shown_alone``: ``said``, the parser's ``alone`` output)
+    on a backdrop its silhouette can be told from (``backdrop_silhouette``, on ``image``, the
+    letterboxed photo); else None. ``shown``: the pixels of the frame the photo covers;
+    ``threshold``: the mask's."""
+    x0, y0, x1, y1 = (int(v) for v in shown)
+    if not shown_alone(said, mask[y0:y1, x0:x1] >= threshold):
+        return None
+    plane = parsed_garment(mask, labels)
+    found = backdrop_silhouette(image[y0:y1, x0:x1], plane[y0:y1, x0:x1] >= threshold)
+    return None if found is None else plane
+
+
+def framing(contract: ModelContract) -> FitSettings:
+    """The generator's fit with a catalog image's margin around the garment (``CATALOG_MARGIN``)."""
+    return dataclasses.replace(contract.fit, margin=CATALOG_MARGIN)
+
+
+def framed(
+    photo, mask: Image.Image, box: Box, contract: ModelContract, size: tuple[int, int]
+) -> tuple[Image.Image, dict[str, np.ndarray]]:
+    """A garment shown alone in ``photo`` (as decoded; Pillow, or on a device), framed as a
+    catalog image frames one at the output ``size`` (h, w): its silhouette and the cut-out
+    (``cut_out``). The silhouette is the photo's own (``backdrop_silhouette``), found in the
+    window around the parser's garment (``mask``, over the whole photo; ``box``, its garment's
+    box there) grown by ``AROUND`` on each side within the photo, at ``SILHOUETTE_SCALE`` times
+    the output's resolution; where it finds none, the parser's."""
+    fit = framing(contract)
+    window = photo_window(box, mask.size, photo.size, contract.size, fit)
+    dx, dy = AROUND * (window[2] - window[0]), AROUND * (window[3] - window[1])
+    x0, y0 = max(0, math.floor(window[0] - dx)), max(0, math.floor(window[1] - dy))
+    x1, y1 = min(photo.width, math.ceil(window[2] + dx)), min(photo.height, math.ceil(window[3] + dy))
+    scale = min(1.0, SILHOUETTE_SCALE * size[0] / (window[3] - window[1]))
+    shape = (max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale)))
+    sx, sy = mask.width / photo.width, mask.height / photo.height
+    theirs = np.asarray(_crop_resize(mask, (x0 * sx, y0 * sy, x1 * sx, y1 * sy), shape, 0))
+    found = backdrop_silhouette(crop_photo(photo, (x0, y0, x1, y1), shape, (255, 255, 255)), theirs >= FILL_AT)
+    if found is not None:
+        mask = Image.new("L", (max(1, round(photo.width * scale)), max(1, round(photo.height * scale))), 0)
+        mask.paste(Image.fromarray(found.astype(np.uint8) * 255), (round(x0 * scale), round(y0 * scale)))
+        box = mask_box(np.asarray(mask), contract.fit.mask_threshold) or box
+        window = photo_window(box, mask.size, photo.size, contract.size, fit)
+    return mask, cut_out(photo, mask, window, size)
+
+
+def cut_out(photo, mask: Image.Image, window: Box, size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """The garment of ``photo`` (RGB; Pillow, or on a device: ``fitting.crop_photo``) where
+    ``mask`` (L, over the whole photo at any resolution, 255 = garment) says, in ``window``
+    (photo pixels) at ``size`` (h, w), as the generator gives one: ``garment`` [h, w, 3] on
+    white and ``alpha`` [h, w, 1]. The mask's edge is narrowed to its inner half: its outer
+    half holds the backdrop's colour, a fringe around the garment."""
+    sx, sy = mask.width / photo.width, mask.height / photo.height
+    rgb = crop_photo(photo, window, size, (255, 255, 255)).astype(np.float32)
+    mask_window = (window[0] * sx, window[1] * sy, window[2] * sx, window[3] * sy)
+    soft = np.asarray(_crop_resize(mask, mask_window, size, 0), np.float32)[:, :, None] / 255.0
+    a = np.clip(2.0 * soft - 1.0, 0.0, 1.0)  # the outer half of the mask's edge, the backdrop's colour in it, goes
+    garment = np.clip(np.rint(rgb * a + 255.0 * (1.0 - a)), 0, 255).astype(np.uint8)
+    return {"garment": garment, "alpha": np.rint(a * 255.0).astype(np.uint8)}

@@ -1,0 +1,112 @@
+"""A garment photographed alone (a flat lay, a catalog image) is cut out of the photo and
+framed, not generated (``runtime.alone``): the rule on the parser head's answer and masks made
+here, the cut-out on a drawn photo, then ``extract`` with the bundled parser on the synthetic
+catalog images and on photos of people, and ``tryon`` given a photo of a person as the garment."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from clothes_extractor.data.synth import write_synthetic
+from clothes_extractor.runtime.alone import ALONE_AT, cut_out, shown_alone
+from clothes_extractor.runtime.silhouette import garment_silhouette
+from conftest import TRYON_PERSONS, run_cli
+
+
+def test_the_parser_head_says_a_garment_is_shown_alone_unless_the_frame_cuts_it():
+    garment = np.zeros((256, 192), bool)
+    garment[40:200, 30:160] = True
+    assert shown_alone(255, garment) and shown_alone(ALONE_AT, garment)
+    assert not shown_alone(ALONE_AT - 1, garment)  # the head says worn
+    assert not shown_alone(None, garment)  # a parser without the head never says so
+    assert not shown_alone(255, np.zeros_like(garment))  # no garment: not a garment alone
+    garment[40:256, 30:160] = True  # down to the frame's foot: a torso crop of a worn top (130 of 892 edge pixels)
+    assert not shown_alone(255, garment)
+    garment[250:256, 30:160], garment[250:256, 30:40] = False, True  # a sleeve on 10 of them (1.1%): inside the frame
+    assert shown_alone(255, garment)
+
+
+def test_the_cut_out_frames_the_garment_as_a_catalog_image_and_keeps_its_pixels():
+    photo = Image.new("RGB", (800, 600), (40, 90, 160))  # a blue table
+    draw = ImageDraw.Draw(photo)
+    for y in range(100, 500, 20):  # a striped garment, 300 x 400, off centre
+        draw.rectangle((300, y, 599, y + 9), fill=(230, 30, 30))
+        draw.rectangle((300, y + 10, 599, y + 19), fill=(250, 250, 250))
+    mask = Image.new("L", (400, 300), 0)  # the mask at half the photo's resolution
+    ImageDraw.Draw(mask).rectangle((150, 50, 299, 249), fill=255)
+    out = cut_out(photo, mask, (291, 88, 609, 512), (424, 318))  # a window of the frame's size: no resizing
+    garment, alpha = out["garment"], out["alpha"][..., 0]
+    assert garment.shape == (424, 318, 3) and alpha.shape == (424, 318)
+    rows, cols = np.flatnonzero(alpha.max(1) > 127), np.flatnonzero(alpha.max(0) > 127)
+    assert abs(rows[0] - 12) <= 1 and abs(rows[-1] - 411) <= 1  # the garment's 400 rows, 12 above and below
+    assert abs(cols[0] - 9) <= 1 and abs(cols[-1] - 308) <= 1  # its 300 columns, centred
+    assert (garment[alpha == 0] == 255).all() and (alpha == 0).mean() > 0.08  # the blue table is gone: white
+    assert np.array_equal(garment[52:62, 100], np.tile([230, 30, 30], (10, 1)))  # its stripes, pixel for pixel
+    assert np.array_equal(garment[62:72, 100], np.full((10, 3), 250))
+    smaller = cut_out(photo.resize((400, 300)), mask, (145.5, 44, 304.5, 256), (424, 318))  # decoded at half size
+    assert np.abs(smaller["alpha"].astype(int) - out["alpha"]).mean() < 3
+
+
+def shown_alone_folder(folder: Path, count: int) -> Path:
+    """The synthetic catalog images (drawn tops laid flat on white), the same tops on a studio's
+    beige, and the synthetic figures wearing them, in one folder; returns the dataset. (On a
+    saturated colour, a blue table, the parser finds little of a drawn top: the garment is
+    then generated as before, or not found: the segmenter card.)"""
+    data = folder.parent / "synthetic"
+    write_synthetic(data, count, seed=3)
+    folder.mkdir()
+    for catalog in sorted((data / "garment").iterdir()):
+        image = np.asarray(Image.open(catalog).convert("RGB"))
+        beige = np.where(garment_silhouette(image)[..., None], image, np.array([236, 226, 208], np.uint8))
+        Image.fromarray(image).save(folder / f"white-{catalog.stem}.png")
+        Image.fromarray(beige.astype(np.uint8)).save(folder / f"beige-{catalog.stem}.png")
+        shutil.copy(data / "photo" / catalog.name, folder / f"worn-{catalog.stem}.jpg")
+    return data
+
+
+def garment_box(alpha: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.flatnonzero(alpha.max(1)), np.flatnonzero(alpha.max(0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def test_extract_cuts_out_a_garment_shown_alone_and_generates_a_worn_one(tmp_path):
+    folder = tmp_path / "photos"
+    data = shown_alone_folder(folder, 4)
+    done = run_cli(
+        "extract", folder, "-o", tmp_path / "out", "--background", "transparent", "--report", tmp_path / "r.jsonl"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "+alone" in done.stderr.splitlines()[-1]  # the summary says where the masks came from
+    sources = {Path(r["input"]).name: r["mask"] for r in map(json.loads, open(tmp_path / "r.jsonl"))}
+    assert len(sources) == 12
+    for name, source in sources.items():
+        assert source.endswith("+alone") != name.startswith("worn-"), (name, source)
+    for catalog in sorted((data / "garment").iterdir()):
+        truth = np.asarray(Image.open(catalog).convert("RGB"))
+        silhouette = garment_silhouette(truth)
+        for backdrop in ("white", "beige"):
+            out = np.asarray(Image.open(tmp_path / "out" / f"{backdrop}-{catalog.stem}.png"))
+            alpha = out[..., 3] >= 128
+            x0, y0, x1, y1 = garment_box(alpha)
+            assert min(x0, y0, out.shape[1] - x1, out.shape[0] - y1) >= 1  # framed with a margin, whole
+            tx0, ty0, tx1, ty1 = garment_box(silhouette)
+            size = (x1 - x0, y1 - y0)
+            same = np.asarray(Image.fromarray(silhouette).crop((tx0, ty0, tx1, ty1)).resize(size)) > 0
+            assert (same & alpha[y0:y1, x0:x1]).sum() / (same | alpha[y0:y1, x0:x1]).sum() > 0.9
+            colours = np.asarray(Image.fromarray(truth).crop((tx0, ty0, tx1, ty1)).resize(size, Image.BICUBIC))
+            inside = same & alpha[y0:y1, x0:x1]
+            error = np.abs(out[y0:y1, x0:x1, :3].astype(int) - colours)[inside].mean()
+            assert error < 12, (catalog.name, backdrop, error)  # its own pixels: stripes, checks and dots kept
+
+
+def test_tryon_refuses_a_photo_of_someone_wearing_it_as_the_garment(tryon_folders, tmp_path):
+    persons, garments = tryon_folders
+    person, worn = persons / TRYON_PERSONS[0], persons / TRYON_PERSONS[1]
+    done = run_cli("tryon", "--person", person, "--garment", worn, "-o", tmp_path / "a.jpg", "--provider", "cpu")
+    assert done.returncode == 1 and "looks like a photo of someone wearing the garment" in done.stderr
+    assert "--garment-from" in done.stderr and not (tmp_path / "a.jpg").exists()
+    done = run_cli("tryon", "--person", person, "--garment", garments / "g0.png", "-o", tmp_path / "b.jpg")
+    assert done.returncode == 0, done.stderr
