@@ -16,7 +16,7 @@ from clothes_extractor.runtime.contract import FitSettings, ModelContract
 from clothes_extractor.runtime.fitting import letterbox_for
 from clothes_extractor.runtime.session import ModelSession
 from clothes_extractor.tasks import PARSER_CLASSES
-from clothes_extractor.train.networks import UNet, UNetConfig, photo_to_unit
+from clothes_extractor.train.networks import AloneHead, UNet, UNetConfig, photo_to_unit
 
 
 def cli(*args) -> Result:
@@ -33,11 +33,11 @@ def test_the_head_reads_the_parse_without_changing_it():
     with_head = UNet(dataclasses.replace(config, alone=True)).eval()
     with_head.load_state_dict(parser.state_dict(), strict=False)
     x = photo_to_unit(torch.randint(0, 256, (2, 64, 48, 3), dtype=torch.uint8))
-    logits, features = with_head.parse(x)
+    logits, pooled = with_head.parse(x)
     assert torch.equal(logits, parser(x))
-    # the two deepest levels (8 channels at 1/4, 16 at 1/8; mean and max each) and the 8 class shares
-    assert features.shape == (2, 2 * (8 + 16) + 8)
-    assert torch.allclose(features[:, -8:].sum(1), torch.ones(2))
+    assert pooled.shape == (2, 2 * (8 + 16))  # the two deepest levels (8 channels at 1/4, 16 at 1/8): mean, max
+    features = AloneHead.features(pooled, torch.softmax(logits, 1).mean((2, 3)))  # and the 8 class shares
+    assert features.shape == (2, 2 * (8 + 16) + 8) and torch.allclose(features[:, -8:].sum(1), torch.ones(2))
     assert with_head.alone_head.classify(features).shape == (2,)
     with pytest.raises(ValueError, match="human parser"):
         UNetConfig(task="segmenter", alone=True)

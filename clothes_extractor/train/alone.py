@@ -39,7 +39,7 @@ from ..runtime.fitting import border_colour, letterbox_for
 from ..runtime.silhouette import garment_silhouette
 from .architectures import build
 from .checkpoint import save_checkpoint
-from .networks import UNet, photo_to_unit
+from .networks import AloneHead, UNet, photo_to_unit
 from .scenes import negative_photos
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,8 @@ def scene_features(model: UNet, contract: ModelContract, makers: list, batch: in
     for start in range(0, len(makers), batch):
         chunk = makers[start : start + batch]
         planes = np.stack([letterbox_for(make(), contract.size, contract.fit)[0] for make in chunk])
-        found.append(model.parse(photo_to_unit(torch.from_numpy(planes)))[1])
+        logits, pooled = model.parse(photo_to_unit(torch.from_numpy(planes)))
+        found.append(AloneHead.features(pooled, torch.softmax(logits.float(), 1).mean((2, 3))))
         if start // batch % 50 == 0:
             log.info("features: %d of %d scenes", start + len(planes), len(makers))
     return torch.cat(found)

@@ -190,12 +190,16 @@ class AloneHead(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(features, hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, 1))
 
     @staticmethod
-    def features(deep: torch.Tensor, deeper: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """[N, features]: the pooled levels and the mean class probabilities, unstandardised."""
-        pooled = [level.float().mean((2, 3)) for level in (deeper, deep)] + [
-            level.float().amax((2, 3)) for level in (deeper, deep)
-        ]
-        return torch.cat([*pooled, torch.softmax(logits.float(), 1).mean((2, 3))], 1)
+    def pooled(deep: torch.Tensor, deeper: torch.Tensor) -> torch.Tensor:
+        """[N, 2 x (deep + deeper channels)]: each level's channels' means, then their maxima."""
+        levels = (deeper.float(), deep.float())
+        return torch.cat([level.mean((2, 3)) for level in levels] + [level.amax((2, 3)) for level in levels], 1)
+
+    @staticmethod
+    def features(pooled: torch.Tensor, shares: torch.Tensor) -> torch.Tensor:
+        """[N, features]: ``pooled`` and the mean class probabilities (``shares``, [N, classes]),
+        unstandardised (``classify`` standardises them)."""
+        return torch.cat([pooled, shares.float()], 1)
 
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         """[N] logits from ``features`` (as ``features`` gives them)."""
@@ -248,7 +252,8 @@ class UNet(nn.Module):
         return self.model(x)
 
     def parse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A parser with an ``alone`` head: its class logits and the features the head reads."""
+        """A parser with an ``alone`` head: its class logits and its pooled deepest levels
+        (``AloneHead.pooled``), which the head reads beside the class shares."""
         taps: list[torch.Tensor] = []
         handles = [module.register_forward_hook(lambda _m, _i, out: taps.append(out)) for module in self._taps()]
         try:
@@ -256,7 +261,7 @@ class UNet(nn.Module):
         finally:
             for handle in handles:
                 handle.remove()
-        return logits, AloneHead.features(taps[0], taps[1], logits)
+        return logits, AloneHead.pooled(taps[0], taps[1])
 
     def _taps(self) -> tuple[nn.Module, nn.Module]:
         """The two deepest levels' down-sampled features, normalised: the module after the
@@ -378,18 +383,20 @@ class ServedSegmenter(nn.Module):
     def forward(self, image: torch.Tensor):
         alone = self.segmenter.config.alone
         if alone:
-            logits, features = self.segmenter.parse(photo_to_unit(image, self.dtype))
+            logits, pooled = self.segmenter.parse(photo_to_unit(image, self.dtype))
         else:
             logits = self.segmenter(photo_to_unit(image, self.dtype))
         if not self.segmenter.config.classes:
             return weight_to_uint8(torch.sigmoid(logits))
         # The softmax on the channels-last scores: onnxruntime's softmax over the channel axis
         # of NCHW took a third of the parser's time on the CPU (1.2x faster whole, same bytes).
-        probability = torch.softmax(logits.float().permute(0, 2, 3, 1), dim=-1)[..., UPPER_CLASS : UPPER_CLASS + 1]
+        probabilities = torch.softmax(logits.float().permute(0, 2, 3, 1), dim=-1)
+        probability = probabilities[..., UPPER_CLASS : UPPER_CLASS + 1]
         labels = logits.argmax(dim=1, keepdim=True).to(torch.uint8).permute(0, 2, 3, 1)
         mask = (probability * 255.0).round().clamp(0.0, 255.0).to(torch.uint8)
         if not alone:
             return mask, labels
+        features = AloneHead.features(pooled, probabilities.mean((1, 2)))
         shown_alone = torch.sigmoid(self.segmenter.alone_head.classify(features)).reshape(-1, 1, 1, 1)
         return mask, labels, (shown_alone * 255.0).round().clamp(0.0, 255.0).to(torch.uint8)
 
