@@ -1,0 +1,172 @@
+"""Garments shown alone: what the parser's ``alone`` head says, and what ``extract`` makes of them.
+
+    python benchmarks/garment_alone.py VITON_DIR [--segmenter FILE] [--count N] [--extract OUT]
+
+VITON_DIR is what ../shared/data/unpack.sh writes (val/cloth, val/image); the Dress Code and
+VITON-HD samples beside it in ../shared/data are read where present. Part one: for each set,
+how many images the head takes for a garment alone, how many of those the frame's edge keeps
+(``alone.shown_alone``) and how many ``extract`` cuts out (``alone.alone_plane``: a backdrop it
+can tell the garment from). Sets: the first N validation catalog images on white, on a plain
+colour and on a wood-like grain (seeded; the grain is no backdrop the head trained on); the
+first N validation photos whole, headless (top 60 rows off) and cut to the torso; Dress Code
+and VITON-HD photos and catalog images. With ``--extract OUT``, part two runs ``extract``
+(``--background transparent``) on the catalog sets and the photos and scores each catalog
+output against its catalog image, boxes aligned: silhouette IoU, mean colour error inside,
+GMSD and sharpness (1.0: the catalog image's edge energy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from clothes_extractor.eval.metrics import gmsd, sharpness_ratio
+from clothes_extractor.models import model_for
+from clothes_extractor.runtime.alone import ALONE_AT, alone_plane, shown_alone
+from clothes_extractor.runtime.fitting import letterbox_for, shown_box
+from clothes_extractor.runtime.session import ModelSession
+from clothes_extractor.runtime.silhouette import garment_silhouette
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def grain(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = rng.integers(60, 230, 3).astype(np.float32)
+    wave = np.sin(x * rng.uniform(0.05, 0.4) + 3 * np.sin(y * 0.02)) * 18 + rng.normal(0, 8, (h, w))
+    return np.clip(base + wave[..., None], 0, 255).astype(np.uint8)
+
+
+def on_backdrop(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:
+    pixels = np.asarray(image)
+    h, w = pixels.shape[:2]
+    plain = np.broadcast_to(rng.integers(0, 256, 3).astype(np.uint8), (h, w, 3))
+    backdrop = plain if kind == "plain" else grain(h, w, rng)
+    return Image.fromarray(np.where(garment_silhouette(pixels)[..., None], pixels, backdrop).astype(np.uint8))
+
+
+def image_sets(viton: Path, count: int) -> dict[str, list[tuple[str, Image.Image]]]:
+    rng = np.random.default_rng(123)
+    cloth = sorted((viton / "val" / "cloth").glob("*.jpg"))[:count]
+    photos = sorted((viton / "val" / "image").glob("*.jpg"))[:count]
+    catalogs = [(p.stem, Image.open(p).convert("RGB")) for p in cloth]
+    worn = [(p.stem, Image.open(p).convert("RGB")) for p in photos]
+    sets = {
+        "catalog white": catalogs,
+        "catalog plain": [(n, on_backdrop(i, "plain", rng)) for n, i in catalogs],
+        "catalog grain": [(n, on_backdrop(i, "grain", rng)) for n, i in catalogs],
+        "photo whole": worn,
+        "photo headless": [(n, i.crop((0, 60, i.width, i.height))) for n, i in worn],
+        "photo torso": [(n, i.crop((24, 64, 168, 192))) for n, i in worn],
+    }
+    for name, pattern in (("dresscode photo", "*_0.jpg"), ("dresscode catalog", "*_1.jpg")):
+        found = sorted((SHARED / "dresscode-sample").glob(f"*/images/{pattern}"))
+        sets[name] = [(p.stem, Image.open(p).convert("RGB")) for p in found]
+    for name, folder in (("viton-hd photo", "image"), ("viton-hd catalog", "cloth")):
+        found = sorted((SHARED / "viton-hd-sample").glob(f"*/{folder}/*.jpg"))
+        sets[name] = [(p.stem, Image.open(p).convert("RGB")) for p in found]
+    return {name: images for name, images in sets.items() if images}
+
+
+def answers(segmenter: ModelSession, images: list[Image.Image]) -> tuple[int, int, int]:
+    """(the head says alone, shown alone, cut out) counts."""
+    contract, threshold = segmenter.contract, segmenter.contract.fit.mask_threshold
+    said = kept = cut = 0
+    for start in range(0, len(images), 32):
+        chunk = images[start : start + 32]
+        planes = [letterbox_for(image, contract.size, contract.fit) for image in chunk]
+        out = segmenter.run(image=np.stack([plane for plane, _, _ in planes]))
+        for row, (image, (plane, window, _)) in enumerate(zip(chunk, planes, strict=True)):
+            shown = shown_box(window, image.size, contract.size)
+            x0, y0, x1, y1 = shown
+            alone = int(out["alone"][row].max()) if "alone" in out else None
+            said += alone is not None and alone >= ALONE_AT
+            kept += shown_alone(alone, out["mask"][row, y0:y1, x0:x1, 0] >= threshold)
+            labels = out["labels"][row, ..., 0] if "labels" in out else None
+            cut += alone_plane(plane, shown, out["mask"][row, ..., 0], labels, alone, threshold) is not None
+    return said, kept, cut
+
+
+def box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1) if len(rows) else None
+
+
+def score(output: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, float]:
+    """(IoU, mean colour error, GMSD, sharpness) of a garment output (RGBA) against its catalog
+    image, the output's garment box resized onto the catalog garment's."""
+    silhouette = garment_silhouette(truth)
+    alpha = output[..., 3] >= 128
+    ours, theirs = box(alpha), box(silhouette)
+    if ours is None:
+        return 0.0, float("nan"), float("nan"), float("nan")
+    size = (ours[2] - ours[0], ours[3] - ours[1])
+    same = np.asarray(Image.fromarray(silhouette).crop(theirs).resize(size)) > 0
+    got = alpha[ours[1] : ours[3], ours[0] : ours[2]]
+    colours = np.asarray(Image.fromarray(truth).crop(theirs).resize(size, Image.Resampling.BICUBIC))
+    rgb = output[ours[1] : ours[3], ours[0] : ours[2], :3]
+    inside = same & got
+    a = np.where(inside[..., None], rgb, 255).astype(np.uint8)[None]
+    b = np.where(inside[..., None], colours, 255).astype(np.uint8)[None]
+    error = float(np.abs(rgb.astype(np.float32) - colours)[inside].mean())
+    return (
+        float(inside.sum() / max(1, (same | got).sum())),
+        error,
+        float(gmsd(a, b)[0]),
+        float(sharpness_ratio(a, b)[0]),
+    )
+
+
+def extract_part(sets: dict, viton: Path, segmenter: Path, out: Path) -> None:
+    folder = out / "in"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("catalog white", "catalog plain", "catalog grain", "photo whole"):
+        for stem, image in sets[name]:
+            image.save(folder / f"{name.split()[1]}-{stem}.png")
+    report = out / "report.jsonl"
+    cmd = [sys.executable, "-m", "clothes_extractor", "extract", str(folder), "-o", str(out / "out")]
+    cmd += ["--segmenter", str(segmenter), "--background", "transparent", "--report", str(report), "--overwrite"]
+    print(subprocess.run(cmd, capture_output=True, text=True).stderr.strip().splitlines()[-1])
+    rows: dict[str, list] = {}
+    for line in report.read_text().splitlines():
+        record = json.loads(line)
+        kind, stem = Path(record["input"]).stem.split("-", 1)
+        found = rows.setdefault(kind, [0, 0, []])
+        found[0] += 1
+        if record["status"] != "ok":
+            continue
+        found[1] += record["mask"].endswith("+alone")
+        if kind != "whole":
+            truth = np.asarray(Image.open(viton / "val" / "cloth" / f"{stem}.jpg").convert("RGB"))
+            found[2].append(score(np.asarray(Image.open(record["output"]).convert("RGBA")), truth))
+    print("\nextract --background transparent | photos | cut out | IoU | colour error | GMSD | sharpness")
+    for kind, (n, cut, scores) in rows.items():
+        means = np.nanmean(np.array(scores), axis=0) if scores else [float("nan")] * 4
+        print(f"{kind} | {n} | {cut} | " + " | ".join(f"{v:.3f}" for v in means))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("viton", type=Path)
+    parser.add_argument("--segmenter", type=Path, default=model_for("segmenter", gpu=False))
+    parser.add_argument("--count", type=int, default=300)
+    parser.add_argument("--extract", type=Path, default=None)
+    args = parser.parse_args()
+    sets = image_sets(args.viton, args.count)
+    segmenter = ModelSession(args.segmenter, "cpu")
+    print(f"{args.segmenter.name}: set | images | the head says alone | shown alone | cut out")
+    for name, images in sets.items():
+        said, kept, cut = answers(segmenter, [image for _, image in images])
+        print(f"{name} | {len(images)} | {said} | {kept} | {cut}")
+    if args.extract is not None:
+        extract_part(sets, args.viton, args.segmenter, args.extract)
+
+
+if __name__ == "__main__":
+    main()
