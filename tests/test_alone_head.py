@@ -16,7 +16,8 @@ from clothes_extractor.runtime.contract import FitSettings, ModelContract
 from clothes_extractor.runtime.fitting import letterbox_for
 from clothes_extractor.runtime.session import ModelSession
 from clothes_extractor.tasks import PARSER_CLASSES
-from clothes_extractor.train.networks import AloneHead, UNet, UNetConfig, photo_to_unit
+from clothes_extractor.train.alone_head import AloneHead
+from clothes_extractor.train.networks import UNet, UNetConfig, photo_to_unit
 
 
 def cli(*args) -> Result:

@@ -6,7 +6,7 @@ smears it, prints and all, and ``tryon --garment`` takes a photo of someone wear
 a catalog image. Taught as pixels (a garment alone labelled a top, or a class of its own), a
 parser learned it and lost garment masks elsewhere (trousers taken for a top in full-body
 photos; parts of worn tops given to the borrowed class: the segmenter card). So the parser
-stays as it is, frozen, and a head reads its features (``networks.AloneHead``): the parse,
+stays as it is, frozen, and a head reads its features (``alone_head.AloneHead``): the parse,
 and every mask, stay the parser's, byte for byte.
 
 Each training pair gives two scenes, made seeded: its catalog image as a user would photograph
@@ -37,9 +37,10 @@ from ..eval.overlap import training_split
 from ..runtime.contract import ModelContract
 from ..runtime.fitting import border_colour, letterbox_for
 from ..runtime.silhouette import garment_silhouette
+from .alone_head import AloneHead
 from .architectures import build
 from .checkpoint import save_checkpoint
-from .networks import AloneHead, UNet, photo_to_unit
+from .networks import UNet, photo_to_unit
 from .scenes import negative_photos
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..runtime.settings import unknown_key
 from ..tasks import TASKS, UPPER_CLASS, task_of
+from .alone_head import AloneHead
 
 NORM_LAYERS: dict[str, Callable[[int], nn.Module]] = {
     "batch": lambda channels: nn.BatchNorm2d(channels),
@@ -43,7 +44,9 @@ class UNetConfig:
     dropout: bool = True
     attention: str = "none"
     classes: int = 0  # segmenter: 0 = one garment logit; N = a human parser's N class logits
-    alone: bool = False  # a parser: with a head that tells a garment shown alone from a worn one (``AloneHead``)
+    alone: bool = (
+        False  # a parser: with a head that tells a garment shown alone from a worn one (``alone_head.AloneHead``)
+    )
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -173,37 +176,6 @@ class UnetSkipConnectionBlock(nn.Module):
         if self.outermost:
             return self.model(x)
         return torch.cat([x, self.model(x)], 1)
-
-
-class AloneHead(nn.Module):
-    """Whether a photo shows its garment alone (a catalog image, a flat lay, a ghost mannequin)
-    rather than worn: one logit per image, read from a parser's two deepest down-sampling
-    levels (each channel's mean and maximum over the image) and its mean class probabilities,
-    standardised (``shift``, ``scale``: set from the training features) into a small MLP.
-    Trained on the parser's frozen features (``train.alone``), so the parse stays the parser's."""
-
-    def __init__(self, deep: int, deeper: int, classes: int, hidden: int = 64):
-        super().__init__()
-        features = 2 * (deep + deeper) + classes
-        self.register_buffer("shift", torch.zeros(features))
-        self.register_buffer("scale", torch.ones(features))
-        self.mlp = nn.Sequential(nn.Linear(features, hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, 1))
-
-    @staticmethod
-    def pooled(deep: torch.Tensor, deeper: torch.Tensor) -> torch.Tensor:
-        """[N, 2 x (deep + deeper channels)]: each level's channels' means, then their maxima."""
-        levels = (deeper.float(), deep.float())
-        return torch.cat([level.mean((2, 3)) for level in levels] + [level.amax((2, 3)) for level in levels], 1)
-
-    @staticmethod
-    def features(pooled: torch.Tensor, shares: torch.Tensor) -> torch.Tensor:
-        """[N, features]: ``pooled`` and the mean class probabilities (``shares``, [N, classes]),
-        unstandardised (``classify`` standardises them)."""
-        return torch.cat([pooled, shares.float()], 1)
-
-    def classify(self, features: torch.Tensor) -> torch.Tensor:
-        """[N] logits from ``features`` (as ``features`` gives them)."""
-        return self.mlp((features - self.shift) * self.scale)[:, 0]
 
 
 class UNet(nn.Module):
