@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from clothes_extractor.data.synth import write_synthetic
+from clothes_extractor import extract_garment, new_session
+from clothes_extractor.data.synth import synth_sample, write_synthetic
 from clothes_extractor.runtime.alone import ALONE_AT, cut_out, shown_alone
+from clothes_extractor.runtime.session import ModelSession
 from clothes_extractor.runtime.silhouette import garment_silhouette
 from conftest import TRYON_PERSONS, run_cli
 
@@ -110,3 +112,17 @@ def test_tryon_refuses_a_photo_of_someone_wearing_it_as_the_garment(tryon_folder
     assert "--garment-from" in done.stderr and not (tmp_path / "a.jpg").exists()
     done = run_cli("tryon", "--person", person, "--garment", garments / "g0.png", "-o", tmp_path / "b.jpg")
     assert done.returncode == 0, done.stderr
+
+
+def test_one_photo_through_the_api_is_cut_out_as_extract_cuts_it(tiny_flow_path, tmp_path):
+    catalog, out = tmp_path / "catalog.png", tmp_path / "cli.png"
+    synth_sample(0, seed=3)[2].save(catalog)
+    done = run_cli("extract", catalog, "-o", out, "--model", tiny_flow_path, "--background", "transparent")
+    assert done.returncode == 0, done.stderr
+    with ModelSession(tiny_flow_path, "cpu") as generator, new_session("segmenter", "cpu") as segmenter:
+        garment = extract_garment(catalog, generator=generator, segmenter=segmenter, background="transparent")
+    assert garment.mode == "RGBA" and np.array_equal(np.asarray(garment), np.asarray(Image.open(out)))
+    # the drawn top's own pixels, opaque (the untrained warping generator gives no opaque pixel): its dots and ground
+    pixels = np.asarray(garment)
+    opaque = pixels[..., 3] == 255
+    assert opaque.mean() > 0.3 and len(np.unique(pixels[..., :3][opaque], axis=0)) < 400

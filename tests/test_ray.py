@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from clothes_extractor.data.synth import synth_sample
+
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 
 from clothes_extractor.distributed.jobsource import read_jobs, unpack  # noqa: E402
@@ -36,7 +38,8 @@ def cluster():
 
 @pytest.fixture
 def mixed(tmp_path, figures):
-    """Photos with masks, photos for the segmenter, and bad files, in one folder."""
+    """Photos with masks, photos for the segmenter, a garment photographed alone (a drawn
+    catalog image: cut out, not generated) and bad files, in one folder."""
     folder, masks = tmp_path / "in", tmp_path / "masks"
     shutil.copytree(figures, folder)
     masks.mkdir()
@@ -44,6 +47,7 @@ def mixed(tmp_path, figures):
         photo, mask = person_photo(i)
         photo.save(folder / f"p{i}.jpg", quality=90)
         mask.save(masks / f"p{i}.png")
+    synth_sample(0, seed=3)[2].save(folder / "catalog.png")
     (folder / "empty.jpg").write_bytes(b"")
     (folder / "text.png").write_text("not an image")
     return folder, masks
@@ -70,11 +74,11 @@ def test_the_same_bytes_as_local_extract_and_bad_files_reported(
     got = []
     jobs = find_jobs([folder], ray_out, "png", MaskIndex(masks))
     summary = run_on_ray(tiny_model_path, segmenter_path, jobs, options(), got.append)
-    assert (summary.ok, summary.failed) == (14, 2)
+    assert (summary.ok, summary.failed) == (15, 2)
     mine, theirs = results_by_name(got), results_by_name(local)
     assert "empty file" in mine["empty.jpg"].error and "not an image" in mine["text.png"].error
     assert {n: r.status for n, r in mine.items()} == {n: r.status for n, r in theirs.items()}
-    assert {r.mask.split(":")[0] for r in got if r.status == "ok"} >= {"file", "segmenter"}
+    assert {r.mask.split(":")[0] for r in got if r.status == "ok"} >= {"file", "segmenter", "segmenter+alone"}
     for path in local_out.iterdir():
         assert (ray_out / path.name).read_bytes() == path.read_bytes(), path.name
     # A rerun skips what is done: the job resumes; a file someone else put there is kept.
@@ -85,7 +89,7 @@ def test_the_same_bytes_as_local_extract_and_bad_files_reported(
     summary = run_on_ray(
         tiny_model_path, segmenter_path, find_jobs([folder], ray_out, "png", MaskIndex(masks)), options(), again.append
     )
-    assert (summary.ok, summary.skipped, summary.failed) == (0, 13, 3) and shop.read_bytes() == kept
+    assert (summary.ok, summary.skipped, summary.failed) == (0, 14, 3) and shop.read_bytes() == kept
     assert any(r.error and "was not written by clothes-extractor" in r.error for r in again)
 
 

@@ -289,6 +289,16 @@ def test_no_garment_is_a_422_with_the_bundled_segmenter(tiny_model_path):
         assert (raw_status, raw_body, raw_headers["x-mask-source"]) == (200, body, headers["x-mask-source"])
         status, jpeg, headers = post(url, figure, "?format=JPEG", raw_type="application/octet-stream")
         assert status == 200 and headers["content-type"] == "image/jpeg" and jpeg[:2] == b"\xff\xd8"
+        catalog = encoded(synth_sample(0, seed=3)[2], "PNG")  # a garment alone: cut out, as extract does
+        status, body, headers = post(url, {"photo": ("catalog.png", catalog)})
+        assert status == 200 and headers["x-mask-source"] == "segmenter+alone"
+        photo = Path(tempfile.mkdtemp()) / "catalog.png"
+        photo.write_bytes(catalog)
+        done = run_cli("extract", photo, "-o", photo.with_name("out.png"), "--model", tiny_model_path)
+        assert done.returncode == 0, done.stderr
+        assert np.array_equal(
+            np.asarray(Image.open(io.BytesIO(body))), np.asarray(Image.open(photo.with_name("out.png")))
+        )
         status, body, _ = post(url, {"photo": ("figure.jpg", figure)}, "?output_size=512")  # a U-Net's size is fixed
         error = json.loads(body)["error"]
         assert status == 400 and error.startswith(f"{Path(tiny_model_path).name} answers at ")  # not its server path
