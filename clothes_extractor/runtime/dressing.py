@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError, ModelError, NothingToDressError
-from .alone import ALONE_AT
+from .alone import WORN_BELOW
 from .fitting import Box, crop_photo, fills_frame, fit_window, letterbox_for, shown_box
 from .images import load_photo
 from .people import keep_columns, main_person
@@ -201,7 +201,7 @@ class Dresser:
         garment_share = float(np.mean(garment_mask > 127))
         if garment_share < MIN_GARMENT_SHARE:
             raise NothingToDressError(NO_GARMENT.format(share=garment_share, how=self.from_photo))
-        if isinstance(garment, Garment) and garment.alone is not None and garment.alone < ALONE_AT:
+        if isinstance(garment, Garment) and garment.alone is not None and garment.alone < WORN_BELOW:
             raise NothingToDressError(PERSON_IN_GARMENT.format(alone=garment.alone / 255, how=self.from_photo))
         inputs = {
             "person": person,
