@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 
 from clothes_extractor import extract_garment, new_session
 from clothes_extractor.data.synth import synth_sample, write_synthetic
-from clothes_extractor.runtime.alone import ALONE_AT, cut_out, shown_alone
+from clothes_extractor.runtime.alone import ALONE_AT, backdrop_silhouette, cut_out, shown_alone
 from clothes_extractor.runtime.session import ModelSession
 from clothes_extractor.runtime.silhouette import garment_silhouette
 from conftest import TRYON_PERSONS, run_cli
@@ -126,3 +126,20 @@ def test_one_photo_through_the_api_is_cut_out_as_extract_cuts_it(tiny_flow_path,
     pixels = np.asarray(garment)
     opaque = pixels[..., 3] == 255
     assert opaque.mean() > 0.3 and len(np.unique(pixels[..., :3][opaque], axis=0)) < 400
+
+
+def test_a_garment_on_a_busy_backdrop_is_told_from_it():
+    rng = np.random.default_rng(0)
+    h, w = 256, 192
+    x = np.arange(w)[None, :, None]
+    grain = np.where((x // 7) % 2 == 0, [150, 105, 60], [120, 80, 45]) + rng.integers(-6, 7, (h, w, 3))  # planks
+    truth = np.zeros((h, w), bool)
+    truth[60:220, 50:142] = True  # the body
+    truth[60:110, 20:172] = True  # and the sleeves
+    photo = np.where(truth[..., None], [30, 60, 150], grain).astype(np.uint8)
+    parser = truth.copy()
+    parser[60:110, 20:50] = False  # the parser missed a sleeve
+    found = backdrop_silhouette(photo, parser)
+    assert found is not None and (found & truth).sum() / (found | truth).sum() > 0.99  # the sleeve back, no plank
+    wooden = np.where(truth[..., None], [135, 92, 52], grain).astype(np.uint8)  # a garment the planks' colour
+    assert backdrop_silhouette(wooden, parser) is None  # the backdrop runs into it: generated, not cut out
