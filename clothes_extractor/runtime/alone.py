@@ -3,10 +3,11 @@ the photo and framed as a catalog image frames a garment, not generated.
 
 The generator turns a worn garment into a flat one; handed a garment that is flat already,
 it smears it (prints and all). The bundled parser has a head that tells a garment shown alone
-from a worn one (``train --alone-head``: its ``alone`` output); ``shown_alone`` reads it at the
-first look of ``stages.segment``, and ``cut_out`` makes the output from the photo's own pixels
-at the output size, the garment's mask as its silhouette (``alpha``: the ``--background``
-choices work as they do for a generated garment).
+from a worn one (``train --alone-head``: its ``alone`` output). ``stages.segment`` asks
+``alone_plane`` at the first look: the head says so (``shown_alone``) and the garment can be
+told from its backdrop (``backdrop_silhouette``); ``stages.fit_photo`` then has ``framed`` find
+its silhouette in the photo's own pixels and ``cut_out`` make the output from them, the
+silhouette as its ``alpha`` (the ``--background`` choices work as for a generated garment).
 """
 
 from __future__ import annotations
@@ -25,14 +26,12 @@ from .silhouette import SILHOUETTE_TOLERANCE, garment_silhouette, reached_from, 
 # alone, and the most of the frame's edge it may lie on: a photo cut to a worn top's torso
 # shows nothing of a person, but the frame cuts the garment (measured: the segmenter card).
 ALONE_AT = 128
+EDGE_BELOW = 0.02
 # ``tryon`` refuses a garment image the head gives less than this: a refusal leaves the user
 # nothing to dress, a catalog image taken as it is only a poorer garment, so only where the head
 # is sure (the first 500 VITON validation catalog images on white: 1 under 64, 3 under 128;
 # every photo of a person: under 64, but for 2 of 500 headless and 13 of 500 torso crops).
 WORN_BELOW = 64
-EDGE_BELOW = 0.02
-# The level a hole filled in the parser's garment takes (its threshold's, 128 for the bundled).
-FILL_AT = 128
 # A garment alone is cut out where its backdrop is one colour, at least BACKDROP_UNIFORM of the
 # frame's border within SILHOUETTE_TOLERANCE of the border's median (VITON's catalog images on
 # white or on a plain colour: a median 1.0, 5% under 0.97; on a wood-like grain 0.52 to 0.59),
@@ -69,13 +68,14 @@ def shown_alone(alone: int | None, garment: np.ndarray) -> bool:
     return bool(edge.mean() < EDGE_BELOW)
 
 
-def parsed_garment(mask: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+def parsed_garment(mask: np.ndarray, labels: np.ndarray | None, threshold: int) -> np.ndarray:
     """The parser's garment plane for a garment shown alone: its top's probability (``mask``,
-    uint8), and 255 wherever its ``labels`` say anything but background. On a garment alone
-    the parser gives parts of it to other classes (a sleeve to arms, a hem to lower clothes,
-    a print to a face): nothing of a person is there, so all of it is the garment."""
+    uint8), 255 wherever its ``labels`` say anything but background, and its holes filled to
+    ``threshold`` (the mask's). On a garment alone the parser gives parts of it to other
+    classes (a sleeve to arms, a hem to lower clothes, a print to a face): nothing of a person
+    is there, so all of it is the garment."""
     plane = mask if labels is None else np.where(labels != 0, np.uint8(255), mask)
-    return np.where(filled(plane >= FILL_AT), np.maximum(plane, np.uint8(FILL_AT)), plane)
+    return np.where(filled(plane >= threshold), np.maximum(plane, np.uint8(threshold)), plane)
 
 
 def filled(garment: np.ndarray) -> np.ndarray:
@@ -134,7 +134,7 @@ def alone_plane(
     x0, y0, x1, y1 = (int(v) for v in shown)
     if not shown_alone(said, mask[y0:y1, x0:x1] >= threshold):
         return None
-    plane = parsed_garment(mask, labels)
+    plane = parsed_garment(mask, labels, threshold)
     found = backdrop_silhouette(image[y0:y1, x0:x1], plane[y0:y1, x0:x1] >= threshold)
     return None if found is None else plane
 
@@ -162,11 +162,12 @@ def framed(
     shape = (max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale)))
     sx, sy = mask.width / photo.width, mask.height / photo.height
     theirs = np.asarray(_crop_resize(mask, (x0 * sx, y0 * sy, x1 * sx, y1 * sy), shape, 0))
-    found = backdrop_silhouette(crop_photo(photo, (x0, y0, x1, y1), shape, (255, 255, 255)), theirs >= FILL_AT)
+    threshold = contract.fit.mask_threshold
+    found = backdrop_silhouette(crop_photo(photo, (x0, y0, x1, y1), shape, (255, 255, 255)), theirs >= threshold)
     if found is not None:
         mask = Image.new("L", (max(1, round(photo.width * scale)), max(1, round(photo.height * scale))), 0)
         mask.paste(Image.fromarray(found.astype(np.uint8) * 255), (round(x0 * scale), round(y0 * scale)))
-        box = mask_box(np.asarray(mask), contract.fit.mask_threshold) or box
+        box = mask_box(np.asarray(mask), threshold) or box
         window = photo_window(box, mask.size, photo.size, contract.size, fit)
     return mask, cut_out(photo, mask, window, size)
 

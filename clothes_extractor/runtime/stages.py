@@ -143,7 +143,7 @@ class SegmentedMask:
     window: Box
     zoomed: bool = False
     people: bool = False  # the photo shows several people apart: the garment of one (``people.main_person``)
-    alone: bool = False  # the garment is shown alone, no person wears it (``alone.shown_alone``)
+    alone: bool = False  # the garment is shown alone, no person wears it: cut out (``alone.alone_plane``)
 
 
 @dataclass(frozen=True)
@@ -199,12 +199,13 @@ def known_mask(job: ExtractJob) -> Image.Image | None:
 
 
 def fit_photo(
-    job: ExtractJob, mask: Image.Image, source: str, plan: Plan, photo: Image.Image | None = None, alone=False
+    job: ExtractJob, mask: Image.Image, source: str, plan: Plan, photo: Image.Image | None = None, alone: bool = False
 ) -> Prepared:
     """Decode ``job``'s photo at the scale its garment window needs and fit it with ``mask``.
 
     ``mask`` covers the whole photo at any resolution. ``photo``: already decoded at full size.
-    ``alone``: the garment is shown alone, and is cut out and framed, not fitted (``alone.cut_out``).
+    ``alone``: the garment is shown alone: decoded at ``alone.SILHOUETTE_SCALE`` times the
+    output's resolution, cut out and framed (``alone.framed``), not fitted.
     """
     contract = plan.generator
     box = mask_box(np.asarray(mask), contract.fit.mask_threshold)
@@ -363,7 +364,7 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
                 results[index] = dataclasses.replace(results[index], alone=False, people=index in kept)
                 alone.discard(index)
             if index in alone:
-                mask = parsed_garment(mask, second["labels"][row, ..., 0] if "labels" in second else None)
+                mask = parsed_garment(mask, second["labels"][row, ..., 0] if "labels" in second else None, threshold)
             if _garment_found(mask, threshold):
                 plane = paste_box(mask, zoom, details[index].shape[:2])
                 if index in kept and index not in alone:
