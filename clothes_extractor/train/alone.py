@@ -11,7 +11,7 @@ and every mask, stay the parser's, byte for byte.
 
 Each training pair gives two scenes, made seeded: its catalog image as a user would photograph
 the garment alone (on white as it is, on a plain colour, on a gradient or blotches, zoomed out
-on its backdrop, in black and white, cut to another aspect) and its photo (whole, headless, cut
+on its backdrop, in black and white, in a landscape frame) and its photo (whole, headless, cut
 to the torso, zoomed out on its border colour, in black and white, cut to another aspect). The
 frozen parser's features of each are computed once (they are exact: nothing under them
 trains), the head is fitted on them, and it is scored on the validation split's scenes, made
@@ -34,6 +34,7 @@ from ..data.synth import synth_sample
 from ..errors import CheckpointError, InputError
 from ..eval.datasets import DEFAULT_VAL_FRACTION
 from ..eval.overlap import training_split
+from ..runtime.alone import ALONE_AT
 from ..runtime.contract import ModelContract
 from ..runtime.fitting import border_colour, letterbox_for
 from ..runtime.silhouette import garment_silhouette
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 
 CATALOG_SCENES = ("white", "plain", "backdrop", "zoomed out", "black and white", "other aspect")
 PHOTO_SCENES = ("whole", "headless", "torso", "zoomed out", "black and white", "other aspect")
-THRESHOLD = 0.5  # the head's probability at which the runtime takes a garment as shown alone
 # Synthetic pairs (``data.synth``) beside the dataset's, a share of its count, in training and
 # validation alike (other seeds there): drawn figures are persons too (without them, the head
 # took 23 of 40 drawn figures for garments alone).
@@ -182,7 +182,7 @@ def fit_head(model: UNet, features: torch.Tensor, targets: torch.Tensor, epochs:
 @torch.no_grad()
 def scored(model: UNet, features: torch.Tensor, targets: np.ndarray, kinds: list[str]) -> dict[str, Any]:
     """How the head answers the scenes: catalog images found alone, photos taken for one, per kind."""
-    alone = torch.sigmoid(model.alone_head.classify(features)).numpy() >= THRESHOLD
+    alone = torch.sigmoid(model.alone_head.classify(features)).numpy() >= ALONE_AT / 255
     right = alone == (targets == 1)
     per_kind = {kind: [int(alone[i]) for i in range(len(kinds)) if kinds[i] == kind] for kind in sorted(set(kinds))}
     return {
@@ -232,7 +232,7 @@ def parser_with_head(init: str | Path) -> tuple[UNet, dict[str, Any]]:
 
 
 def train_alone(
-    init: str | Path, data: Path, out: Path, *, epochs: int = 60, val_limit: int = 500, seed: int = 0
+    init: str | Path, data: Path, out: Path, *, epochs: int = 10, val_limit: int = 500, seed: int = 0
 ) -> dict[str, Any]:
     """Fit an ``alone`` head on the parser ``init`` with ``data``'s training pairs, score it on
     its validation pairs, and write ``out``/best.pt (the parser and its head, for ``export``) and
