@@ -87,6 +87,25 @@ def test_shipped_segmenter_reproduces_its_metrics_in_black_and_white_and_other_l
         assert result.metrics[name] == pytest.approx(value, abs=TOLERANCE.get(name, 0.005), nan_ok=True), name
 
 
+@pytest.mark.skipif(not VITON_VAL.is_file(), reason=f"{VITON_VAL} is absent")
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_shipped_parser_tells_the_first_catalog_images_from_their_photos(precision, tmp_path):
+    """The bundled parser's ``alone`` head on the first 32 validation pairs: each catalog image
+    a garment alone, each photo worn (the model card: 497 and 0 of the first 500; a photo cut
+    to the torso is left to the frame's edge, ``alone.shown_alone``)."""
+    from clothes_extractor.runtime.alone import ALONE_AT
+    from clothes_extractor.runtime.fitting import letterbox_for
+
+    root = cp_vton_subset(tmp_path, count=32)
+    model = ModelSession(bundled_model("segmenter", precision), "cpu")
+    contract = model.contract
+    for folder, worn in (("cloth", False), ("image", True)):
+        images = [Image.open(p).convert("RGB") for p in sorted((root / "val" / folder).glob("*.jpg"))]
+        planes = np.stack([letterbox_for(image, contract.size, contract.fit)[0] for image in images])
+        said = model.run(image=planes)["alone"][:, 0, 0, 0]
+        assert len(said) == 32 and ((said >= ALONE_AT) != worn).all(), (folder, said)
+
+
 def test_extract_examples_without_masks_with_the_default_models(tmp_path):
     out = tmp_path / "out"
     done = run_cli(
