@@ -88,6 +88,8 @@ def test_a_head_trained_on_the_bundled_parser_serves_beside_its_parse(segmenter_
     before, after = bundled.run(image=planes), headed.run(image=planes)
     assert set(after) == {"mask", "labels", "alone"} and after["alone"].shape == (8, 1, 1, 1)
     assert np.array_equal(before["mask"], after["mask"]) and np.array_equal(before["labels"], after["labels"])
+    said = after["alone"][:, 0, 0, 0].astype(int)
+    assert said[1::2].min() > said[0::2].max(), said  # fitted on drawn pairs: their catalog images above their photos
 
 
 def test_the_command_refuses_what_a_head_cannot_use(segmenter_path, tiny_model_path, tmp_path):
