@@ -294,19 +294,20 @@ def _garment_found(mask: np.ndarray, threshold: int) -> bool:
     return float(mask[on].mean()) >= MIN_GARMENT_CONFIDENCE * 255
 
 
-def _first_look(item: NeedsMask, mask: np.ndarray, labels, said: int | None, contract: ModelContract):
-    """One photo's garment plane at the first look, the columns of the person kept among several
-    (``people.main_person``) or None, and whether the garment is shown alone (its plane is then
-    the parser's whole garment: ``alone.alone_plane``)."""
+def _first_look(item: NeedsMask, shown: Box, mask: np.ndarray, labels, said: int | None, contract: ModelContract):
+    """One photo's garment plane at the first look (``shown``: the plane's pixels the photo
+    covers), the columns of the person kept among several (``people.main_person``) or None, and
+    whether the garment is shown alone (its plane is then the parser's whole garment:
+    ``alone.alone_plane``)."""
     threshold = contract.fit.mask_threshold
-    x0, y0, x1, y1 = shown_box(item.window, item.photo_size, mask.shape)
+    x0, y0, x1, y1 = shown
     worn, columns = mask, None
     if labels is not None:
         found = main_person(mask[y0:y1, x0:x1], labels[y0:y1, x0:x1], threshold, MIN_GARMENT_SHARE, contract.labels)
         if found is not None:
             columns = (found[0] + x0, found[1] + x0)
             worn = keep_columns(mask, columns)
-    parsed = alone_plane(item.image, (x0, y0, x1, y1), mask, labels, said, threshold)
+    parsed = alone_plane(item.image, shown, mask, labels, said, threshold)
     return (worn, columns, False) if parsed is None else (parsed, columns, True)
 
 
@@ -332,12 +333,12 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
     for index, (item, mask) in enumerate(zip(items, first, strict=True)):
         said = None if says_alone is None else int(says_alone[index].max())
         own = None if labels is None else labels[index, ..., 0]
-        mask, columns, is_alone = _first_look(item, mask, own, said, contract)
+        x0, y0, x1, y1 = shown_box(item.window, item.photo_size, mask.shape)
+        mask, columns, is_alone = _first_look(item, (x0, y0, x1, y1), mask, own, said, contract)
         if columns is not None:
             kept[index] = columns
         if is_alone:
             alone.add(index)
-        x0, y0, x1, y1 = shown_box(item.window, item.photo_size, mask.shape)
         shown = mask[y0:y1, x0:x1]
         box = mask_box(shown, threshold)
         if box is None or not _garment_found(shown, threshold):
