@@ -20,6 +20,7 @@ from clothes_extractor.eval.synthetic import synthetic_feeds
 from clothes_extractor.export.onnx_export import export_model, untrained_model
 from clothes_extractor.runtime.session import ModelSession, contract_of
 from clothes_extractor.train.architectures import SERVED_NAMES, build, served
+from clothes_extractor.train.checkpoint import save_checkpoint
 from clothes_extractor.train.flow import FlowConfig, FlowGenerator
 from clothes_extractor.train.loop import train
 from clothes_extractor.train.networks import UNet, UNetConfig
@@ -156,3 +157,32 @@ def test_the_command_says_a_served_model_of_another_kind_before_the_data_loads(t
     assert done.exit_code == 1, done.output
     assert "serves a generator (pix2pix-unet); this run trains a generator (warping-flow)" in done.output
     assert not (tmp_path / "flow").exists()
+
+
+def test_a_parser_run_without_the_head_starts_from_a_file_with_one(tmp_path, caplog):
+    """The bundled parser carries its ``alone`` head; training the parser further changes the
+    features the head reads, so a run without the head starts from the rest of the file (a
+    served one or a checkpoint), says so, and parses as the file does."""
+    path = MODELS / "segmenter-fp32.onnx"
+    record = dict(contract_of(path).training["architecture"])
+    record.pop("name")
+    assert record["alone"]
+    whole = network_for(path)
+    load_served(path, whole, "--init")
+    checkpoint = tmp_path / "parser.pt"
+    save_checkpoint(checkpoint, whole)
+    feeds = {"image": np.random.default_rng(0).integers(0, 256, (2, 256, 192, 3), dtype=np.uint8)}
+    want = outputs(whole.eval(), feeds, ["image"])
+    for source in (path, checkpoint):
+        headless = build("unet", {**record, "alone": False})
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            load_init(source, headless, "--init")
+        assert f"--init {source}: left out its alone layers" in caplog.text
+        assert not any(name.startswith("alone_head.") for name in headless.state_dict())
+        have = outputs(headless.eval(), feeds, ["image"])
+        assert len(have) == 2 and len(want) == 3  # mask and labels; no alone
+        for a, b in zip(have, want[:2], strict=True):
+            assert torch.equal(a, b)
+    with pytest.raises(CheckpointError, match=r"other settings than this run's: --ngf 16 \(this run: 8\)$"):
+        load_init(path, build("unet", {**record, "alone": False, "ngf": 8}), "--init")

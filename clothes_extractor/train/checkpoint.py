@@ -11,6 +11,7 @@ settings), ``model`` (state dict) and, from training, ``train_config``,
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from torch import nn
 from ..errors import CheckpointError
 from ..runtime.files import write_atomic
 from .architectures import architecture_of, build
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "clothes-extractor-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -132,9 +135,11 @@ def load_weights(path: str | Path, model: nn.Module, option: str) -> dict[str, A
     and settings, or settings that add layers, ``added_settings``), saying which differ if they
     do; the whole checkpoint dictionary."""
     payload = check_kind(path, model.config.task, architecture_of(model), option)
-    differ = setting_differences(model, payload.get("config", {}))
+    record = payload.get("config", {})
+    differ = setting_differences(model, record)
     try:
-        model.load_state_dict(with_added_layers(model, payload["model"]))
+        kept = without_dropped_layers(model, record, payload["model"], f"{option} {path}")
+        model.load_state_dict(with_added_layers(model, kept))
     except (KeyError, RuntimeError) as exc:
         why = "; ".join(differ) if differ else str(exc).splitlines()[0]
         raise CheckpointError(f"{option} {path} is a network of other settings than this run's: {why}") from None
@@ -145,7 +150,7 @@ def setting_differences(model: nn.Module, record: dict[str, Any]) -> list[str]:
     """How a file's network settings (``record``) differ from ``model``'s, as the options that
     set them (``--ngf 4 (this run: 8)``; a setting the file does not record is taken as the
     run's), leaving out the settings this run adds layers with (``added_settings``)."""
-    config, added = dataclasses.asdict(model.config), added_settings(model, record)
+    config, added = dataclasses.asdict(model.config), added_settings(model, record) | dropped_settings(model, record)
     return [
         f"{SETTING_OPTIONS.get(key, '--' + key.replace('_', '-'))} {record[key]} (this run: {config[key]})"
         for key in config
@@ -159,6 +164,34 @@ def added_settings(model: nn.Module, record: dict[str, Any]) -> set[str]:
     the file has no weights for those layers, which keep their initialisation (``added_layers``)."""
     config = dataclasses.asdict(model.config)
     return {key for key in getattr(model, "ADDED_BY", {}) if config.get(key) and not record.get(key)}
+
+
+def dropped_settings(model: nn.Module, record: dict[str, Any]) -> set[str]:
+    """The settings a file's network (``record``) turns on that this run's does not and that
+    the network lets a run leave out (its ``LEFT_OUT``: a parser's ``alone`` head): the run
+    starts from the rest of the file (a parser trained further changes the features its head
+    reads; ``train --alone-head`` fits a new one)."""
+    config = dataclasses.asdict(model.config)
+    return {key for key in getattr(model, "LEFT_OUT", ()) if record.get(key) and not config.get(key)}
+
+
+def without_dropped_layers(
+    model: nn.Module, record: dict[str, Any], stored: dict[str, Any], source: str
+) -> dict[str, Any]:
+    """A file's weights (``stored``) without the layers of its ``dropped_settings``, saying so
+    (``source``: the option and the file)."""
+    settings = sorted(dropped_settings(model, record))
+    if not settings:
+        return stored
+    log.warning(
+        "%s: left out its %s layers, which this run's network does not have (a parser trained further changes "
+        "the features its alone head reads: fit a new head on the result with train --alone-head --init)",
+        source,
+        " and ".join(settings),
+    )
+    added_by = getattr(model, "ADDED_BY", {})
+    dropped = tuple(prefix for key in settings for prefix in added_by[key])
+    return {k: v for k, v in stored.items() if not k.startswith(dropped)}
 
 
 def added_layers(model: nn.Module) -> tuple[str, ...]:

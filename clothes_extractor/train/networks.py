@@ -182,6 +182,7 @@ class UNet(nn.Module):
     """pix2pix U-Net: widths ngf, 2ngf, 4ngf, then 8ngf for every deeper level."""
 
     ADDED_BY = {"alone": ("alone_head.",)}
+    LEFT_OUT = ("alone",)  # a run without the head starts from a file's parser alone (checkpoint.dropped_settings)
 
     def __init__(self, config: UNetConfig):
         super().__init__()

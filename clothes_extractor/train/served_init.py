@@ -17,6 +17,7 @@ eval-mode function stays the file's, and the train-mode one starts next to it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,8 @@ from torch import nn
 
 from ..errors import CheckpointError, ExportError
 from ..runtime.session import contract_of
-from .architectures import SERVED_NAMES, architecture_of, served
-from .checkpoint import load_weights, setting_differences, with_added_layers
+from .architectures import SERVED_NAMES, architecture_of, build, served
+from .checkpoint import dropped_settings, load_weights, setting_differences, with_added_layers, without_dropped_layers
 from .data import GarmentDataset
 from .networks import conv_bn_pairs
 
@@ -56,6 +57,13 @@ def load_served(path: str | Path, model: nn.Module, option: str) -> dict[str, An
         raise CheckpointError(f"{option} {path}: no such file")
     contract = contract_of(path)
     _check_same_network(path, contract, model, option)
+    record = contract.training.get("architecture") or {}
+    dropped = dropped_settings(model, record)
+    if dropped:  # rebuilt as the file is (checked to reproduce it), then those layers left out
+        whole = build(architecture_of(model), {**dataclasses.asdict(model.config), **{k: record[k] for k in dropped}})
+        found = load_served(path, whole, option)
+        model.load_state_dict(without_dropped_layers(model, record, whole.state_dict(), f"{option} {path}"))
+        return found
     pairs = list(conv_bn_pairs(model))
     unfolded = _unfolded_state(model, pairs, served_weights(onnx.load(str(path)), _prefix(model)))
     state = with_added_layers(model, {k: v for k, v in unfolded.items() if v is not None})
