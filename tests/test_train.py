@@ -837,18 +837,22 @@ def test_letterboxed_samples_are_crops_of_another_aspect_on_their_own_border_col
 
 
 def test_batch_changes_of_a_segmenter_need_the_data_on_the_device():
-    with pytest.raises(ValueError, match="--backdrops and --catalogs change whole batches .* add --data-on-device"):
+    with pytest.raises(ValueError, match="--busy and --catalogs change whole batches .* add --data-on-device"):
         TrainConfig(task="segmenter", letterbox=0.2)
-    with pytest.raises(ValueError, match="--backdrops and --catalogs change whole batches .* add --data-on-device"):
+    with pytest.raises(ValueError, match="--busy and --catalogs change whole batches .* add --data-on-device"):
         TrainConfig(task="segmenter", parser=True, backdrops=0.2)
-    with pytest.raises(ValueError, match="--backdrops and --catalogs change whole batches .* add --data-on-device"):
+    with pytest.raises(ValueError, match="--busy and --catalogs change whole batches .* add --data-on-device"):
         TrainConfig(task="segmenter", parser=True, catalogs=0.2)
-    with pytest.raises(ValueError, match="parser, negatives, letterbox, backdrops and catalogs are segmenter settings"):
+    with pytest.raises(ValueError, match="--busy and --catalogs change whole batches .* add --data-on-device"):
+        TrainConfig(task="segmenter", parser=True, busy=0.2)
+    with pytest.raises(ValueError, match="parser, negatives, letterbox, backdrops, busy and catalogs are segmenter"):
         TrainConfig(task="generator", letterbox=0.2, data_on_device=True)
     with pytest.raises(ValueError, match="are segmenter settings"):
         TrainConfig(task="generator", catalogs=0.2, data_on_device=True)
     with pytest.raises(ValueError, match="--backdrops needs --parser"):
         TrainConfig(task="segmenter", backdrops=0.2, data_on_device=True)
+    with pytest.raises(ValueError, match="--busy needs --parser"):
+        TrainConfig(task="segmenter", busy=0.2, data_on_device=True)
 
 
 def test_backdrops_replace_what_is_around_the_person_and_keep_neck_and_chest():
@@ -871,6 +875,45 @@ def test_backdrops_replace_what_is_around_the_person_and_keep_neck_and_chest():
     rng = np.random.default_rng(5)
     assert with_scenes({"image": image, "labels": labels}, rng, 0.0, 0.0, (0.4, 2.4), 0.0)["image"] is image
     assert rng.random() == np.random.default_rng(5).random()  # off: nothing drawn, the runs without it as they were
+
+
+def _edges(images: np.ndarray) -> np.ndarray:
+    """Each image's mean absolute difference between neighbouring pixels (levels)."""
+    images = images.astype(np.float32)
+    return np.abs(np.diff(images, axis=1)).mean(axis=(1, 2, 3)) + np.abs(np.diff(images, axis=2)).mean(axis=(1, 2, 3))
+
+
+def test_busy_backdrops_are_busy_seeded_and_go_around_the_person():
+    """A busy backdrop has structure everywhere (far more edges than the plain, gradient and
+    blotched ones), differs from one draw to the next, repeats with its seed, and goes around
+    the person as a plain one does; busy negatives are garment-free."""
+    from clothes_extractor.train.busy import busy_photos
+    from clothes_extractor.train.scenes import BACKDROP_KINDS, negative_photos, with_backdrops, with_negatives
+
+    busy = busy_photos(24, 64, 48, np.random.default_rng(0))
+    assert busy.shape == (24, 64, 48, 3) and busy.dtype == np.uint8
+    assert np.array_equal(busy, busy_photos(24, 64, 48, np.random.default_rng(0)))
+    plain = negative_photos(24, 64, 48, np.random.default_rng(0), BACKDROP_KINDS)
+    assert np.median(_edges(busy)) > 4 * max(np.median(_edges(plain)), 0.5)
+    assert len({image.tobytes() for image in busy}) == 24
+    spread = busy.reshape(24, -1, 3).std(axis=1).mean(axis=1)
+    assert (spread > 3).mean() > 0.9  # hardly any one flat colour
+
+    labels = torch.zeros((24, 64, 48, 1), dtype=torch.uint8)
+    labels[:, 4:16, 18:30] = 2  # a face
+    labels[:, 24:64, 10:38] = 3  # a top
+    image = torch.full((24, 64, 48, 3), 230, dtype=torch.uint8)
+    out = with_backdrops({"image": image, "labels": labels}, np.random.default_rng(0), 1.0, busy=True)
+    kept = out["image"] == 230
+    assert kept[:, 5:15, 19:29].all() and kept[:, 25:63, 11:37].all()  # the person as it was
+    walls = with_backdrops({"image": image, "labels": labels}, np.random.default_rng(0), 1.0)["image"]
+    left = _edges(out["image"][:, :, :8].numpy()), _edges(walls[:, :, :8].numpy())  # left of the top
+    assert np.median(left[0]) > 2.5 * max(np.median(left[1]), 0.5)
+
+    batch = {"image": image, "labels": labels, "target": (labels == 3).to(torch.uint8) * 255}
+    out = with_negatives(batch, np.random.default_rng(1), 1.0, busy=1.0)
+    assert (out["labels"] == 0).all() and (out["target"] == 0).all()
+    assert np.median(_edges(out["image"].numpy())) > 4 * max(np.median(_edges(plain)), 0.5)
 
 
 def test_catalogs_put_the_garment_alone_in_a_photos_place():

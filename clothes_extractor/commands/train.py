@@ -184,6 +184,12 @@ def share_option(flag: str, help: str):
     "colour where the labels say background), so that a person on a coloured or dark studio wall is not new.",
 )
 @share_option(
+    "--busy",
+    "Parser: share of samples put in front of a busy scene, drawn (a room with its floor and furniture, shelves, "
+    "bricks or tiles, stripes, wood, foliage, lights out of focus), and that share of the --negatives busy, so "
+    "that a person photographed outside a studio is not new.",
+)
+@share_option(
     "--catalogs",
     "Segmenter: share of samples replaced by their catalog garment alone (the garment labelled, the rest "
     "background; at the frame's scale, then on backdrops and letterboxed as photos are), so that a garment "

@@ -24,7 +24,7 @@ from ..eval.datasets import garment_silhouette
 from .scenes import with_scenes
 
 # The training settings that are changes of the samples (``TrainConfig`` names, ``Augmentation`` fields)
-CHANGES = ("framing", "negatives", "letterbox", "backdrops", "catalogs", "grayscale", "lighting")
+CHANGES = ("framing", "negatives", "letterbox", "backdrops", "busy", "catalogs", "grayscale", "lighting")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class Augmentation:
     negatives: float = 0.0  # segmenter: share of samples replaced by photos with no garment at all
     letterbox: float = 0.0  # segmenter: probability of a sample cropped to another aspect and letterboxed
     backdrops: float = 0.0  # parser: probability of a sample on another backdrop (its labels say where)
+    busy: float = 0.0  # parser: probability of a sample on a busy backdrop (and share of busy negatives)
     catalogs: float = 0.0  # segmenter: probability of a sample replaced by its catalog garment alone
     aspects: tuple[float, float] = (0.4, 2.4)  # range of a letterboxed crop's width / height (log-uniform)
     grayscale: float = 0.0  # probability of a black-and-white photo (and garment: saturation 0, after the jitter)
@@ -314,7 +315,14 @@ def augment_batch(
         out["labels"] = labels.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
     if segmenter:
         out = with_scenes(
-            out, rng, settings.negatives, settings.letterbox, settings.aspects, settings.backdrops, settings.catalogs
+            out,
+            rng,
+            settings.negatives,
+            settings.letterbox,
+            settings.aspects,
+            settings.backdrops,
+            settings.catalogs,
+            settings.busy,
         )
     return out
 

@@ -16,6 +16,7 @@ from PIL import Image
 
 from ..runtime.fitting import border_colour
 from ..tasks import UPPER_CLASS
+from .busy import busy_photos
 
 BACKDROP_KINDS = (0, 1, 3)  # of ``negative_photos``': plain, a gradient or smooth blotches, no pixel noise
 NECK_GAP = 0.25  # of the height: the most between chin and a low neckline
@@ -45,9 +46,12 @@ def negative_photos(
     return out
 
 
-def with_backdrops(batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float) -> dict[str, torch.Tensor]:
+def with_backdrops(
+    batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float, busy: bool = False
+) -> dict[str, torch.Tensor]:
     """A parser batch where about ``share`` of the samples stand on another backdrop: a plain
-    colour, a gradient or smooth blotches of any colour outside the person, blended over one
+    colour, a gradient or smooth blotches of any colour (``busy``: a busy scene,
+    ``busy.busy_photos``) outside the person, blended over one
     pixel at the person's edge. The person is each row of the labels from its first
     non-background pixel to its last, and gaps of up to ``NECK_GAP`` of the height between
     them in a column: VITON's parse maps call neck and chest skin background, and they stay
@@ -65,7 +69,8 @@ def with_backdrops(batch: dict[str, torch.Tensor], rng: np.random.Generator, sha
     grown = F.max_pool2d(F.pad(person[:, None], rows_out), (k, 1), 1)
     neck = -F.max_pool2d(-F.pad(grown, rows_out), (k, 1), 1)
     keep = F.avg_pool2d(torch.maximum(rows[:, None], neck), 3, 1, 1, count_include_pad=False).permute(0, 2, 3, 1)
-    backdrops = torch.from_numpy(negative_photos(len(chosen), height, width, rng, BACKDROP_KINDS))
+    drawn = busy_photos if busy else lambda *size: negative_photos(*size, BACKDROP_KINDS)
+    backdrops = torch.from_numpy(drawn(len(chosen), height, width, rng))
     photos = batch["image"].index_select(0, index).float()
     moved = keep * photos + (1 - keep) * backdrops.to(photos.device).float()
     out = dict(batch)
@@ -95,16 +100,23 @@ def with_catalogs(batch: dict[str, torch.Tensor], rng: np.random.Generator, shar
     return out
 
 
-def with_negatives(batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float) -> dict[str, torch.Tensor]:
+def with_negatives(
+    batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float, busy: float = 0.0
+) -> dict[str, torch.Tensor]:
     """A segmenter batch where about ``share`` of the samples became garment-free photos
-    (target mask and labels empty): the model learns to say "no garment"."""
+    (target mask and labels empty), ``busy`` of those busy scenes: the model learns to say
+    "no garment"."""
     chosen = np.flatnonzero(rng.random(len(batch["image"])) < share)
     if not len(chosen):
         return batch
     out = dict(batch)
     _, height, width, _ = batch["image"].shape
     index = torch.from_numpy(chosen).to(batch["image"].device)
-    photos = torch.from_numpy(negative_photos(len(chosen), height, width, rng)).to(batch["image"].device)
+    photos = negative_photos(len(chosen), height, width, rng)
+    if busy:
+        scenes = np.flatnonzero(rng.random(len(chosen)) < busy)
+        photos[scenes] = busy_photos(len(scenes), height, width, rng)
+    photos = torch.from_numpy(photos).to(batch["image"].device)
     out["image"] = batch["image"].index_copy(0, index, photos)
     for name in ("target", "labels"):
         if name in batch:
@@ -151,10 +163,12 @@ def with_scenes(
     aspects,
     backdrops: float = 0.0,
     catalogs: float = 0.0,
+    busy: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """A segmenter batch with ``catalogs`` of its samples replaced by their catalog garment
     (where the batch holds them: at the frame's scale, not zoomed out, turned or recoloured),
-    ``backdrops`` of them on another backdrop, ``negatives`` of them garment-free, then
+    ``backdrops`` of them on another plain backdrop and ``busy`` of them (chosen apart) on a
+    busy one, ``negatives`` of them garment-free (``busy`` of those busy scenes), then
     ``letterbox`` of them (garment-free ones among them) letterboxed at another aspect in
     ``aspects``; nothing drawn for a change that is off, so runs without it see the random
     streams they saw."""
@@ -162,8 +176,10 @@ def with_scenes(
         batch = with_catalogs(batch, rng, catalogs)
     if backdrops:
         batch = with_backdrops(batch, rng, backdrops)
+    if busy:
+        batch = with_backdrops(batch, rng, busy, busy=True)
     if negatives:
-        batch = with_negatives(batch, rng, negatives)
+        batch = with_negatives(batch, rng, negatives, busy)
     if letterbox:
         batch = with_letterbox(batch, rng, letterbox, aspects)
     return batch
