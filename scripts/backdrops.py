@@ -1,18 +1,20 @@
-"""``extract`` on persons standing on other studio backdrops than VITON's pale one.
+"""``extract`` on persons standing on other backdrops than VITON's pale studio wall.
 
 The first COUNT VITON validation persons, cut out by their parse maps (each row filled from
 its first person pixel to its last: the parse maps leave neck and chest skin out; feathered
 over a pixel), put on a plain white, black, red, blue, yellow, pink, green and mid-grey
 wall, in front of photographed scenes (scikit-image's sample photos, where installed: a
 cluttered garage, a table with a cup, a rocket outdoors, a cat's fur, and its brick, grass
-and gravel textures tinted; each person on a seeded crop of one, at a seeded scale), and as
-they are. ``extract`` (the CLI, ``--output-size model``) with the bundled
-models or the given segmenter; printed per backdrop: the saved mask's garment IoU against
-the parse map, the garment's SSIM against the catalog image, photos with no garment found.
+and gravel textures tinted; each person on a seeded crop of one, at a seeded scale), in
+front of drawn busy scenes as ``train --busy`` draws them (other seeds), and as they are.
+``extract`` (the CLI, ``--output-size model``) with the bundled models or the given
+segmenter; printed per backdrop: the saved mask's garment IoU against the parse map, the
+garment's SSIM against the catalog image, photos with no garment found.
 
-    python scripts/backdrops.py VITON_DIR OUT_DIR [COUNT] [SEGMENTER.onnx]
+    python scripts/backdrops.py VITON_DIR OUT_DIR [COUNT] [SEGMENTER.onnx] [--only NAME ...]
 """
 
+import argparse
 import importlib.util
 import subprocess
 import sys
@@ -24,6 +26,7 @@ from two_people import person  # (scripts/ is this script's folder)
 
 from clothes_extractor.eval.metrics import iou, ssim
 from clothes_extractor.runtime.images import load_label_mask
+from clothes_extractor.train.busy import busy_photos
 
 BACKDROPS = {
     "as they are": None,
@@ -45,6 +48,7 @@ SCENES = {  # scikit-image's sample photos (public domain or CC0): a tint for a 
     "scene: grass": ("grass.png", (90, 160, 70)),
     "scene: gravel": ("gravel.png", (200, 190, 170)),
 }
+DRAWN = "drawn busy"  # train.busy's scenes, seeded apart from any run's stream
 
 
 def scene_folder() -> Path | None:
@@ -69,10 +73,25 @@ def scene_backdrop(name: str, size: tuple[int, int], seed: int) -> Image.Image:
     return scene.crop((left, top, left + w, top + h)).resize(size, Image.Resampling.BICUBIC)
 
 
+def backdrop(name: str, size: tuple[int, int], seed: int) -> Image.Image | None:
+    """Backdrop ``name`` at ``size`` (w, h) for person ``seed``; None: the photo as it is."""
+    if name in SCENES:
+        return scene_backdrop(name, size, seed)
+    if name == DRAWN:
+        return Image.fromarray(busy_photos(1, size[1], size[0], np.random.default_rng(10_000 + seed))[0])
+    return None if BACKDROPS[name] is None else Image.new("RGB", size, BACKDROPS[name])
+
+
 def main() -> None:
-    viton, out = Path(sys.argv[1]), Path(sys.argv[2])
-    count = int(sys.argv[3]) if len(sys.argv) > 3 else 100
-    segmenter = ["--segmenter", sys.argv[4]] if len(sys.argv) > 4 else []
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("viton", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("count", type=int, nargs="?", default=100)
+    parser.add_argument("segmenter", nargs="?")
+    parser.add_argument("--only", nargs="+", help="these backdrops alone (their names as printed)")
+    args = parser.parse_args()
+    viton, out, count = args.viton, args.out, args.count
+    segmenter = ["--segmenter", args.segmenter] if args.segmenter else []
     split = viton / "val"
     pairs = [line.split() for line in open(viton / "val_pairs.txt")][:count]
     truths = {}
@@ -83,17 +102,15 @@ def main() -> None:
     scenes = list(SCENES) if scene_folder() else []
     if not scenes:
         print("scikit-image is not installed: no scenes (pip install scikit-image)", flush=True)
-    for name in [*BACKDROPS, *scenes]:
-        colour = BACKDROPS.get(name)
+    for name in [*BACKDROPS, *scenes, DRAWN]:
+        if args.only and name not in args.only:
+            continue
         folder = out / name.replace(": ", "-").replace(" ", "-")
         folder.mkdir(parents=True, exist_ok=True)
         for key, (_, _, photo, parse_map) in truths.items():
             image = Image.open(split / "image" / photo).convert("RGB")
-            if name in SCENES or colour is not None:
-                if name in SCENES:
-                    wall = scene_backdrop(name, image.size, int(key))
-                else:
-                    wall = Image.new("RGB", image.size, colour)
+            wall = backdrop(name, image.size, int(key))
+            if wall is not None:
                 wall.paste(image, (0, 0), person(parse_map, grow=3, blur=1.0))
                 image = wall
             image.save(folder / f"{key}.png")

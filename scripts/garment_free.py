@@ -1,6 +1,8 @@
 """How often does a folder job invent a garment where there is none? Garment-free photos
-(``train.scenes.negative_photos``: plain colours, gradients, pixel noise, smooth blotches) at
-the segmenter's own aspect and at four others, each given to ``extract_garment`` and to
+(``train.scenes.negative_photos``: plain colours, gradients, pixel noise, smooth blotches;
+as many busy scenes, ``train.busy.busy_photos``, where the checkout has them, and as many
+crops of photographed scenes, ``backdrops.scene_backdrop``, where scikit-image is installed)
+at the segmenter's own aspect and at four others, each given to ``extract_garment`` and to
 ``dress`` (try-on, with a plain red shirt drawn on white as the catalog garment); a
 photo that comes back as a garment or a dressed person, not as an ``InputError``, was
 invented. Prints the count per aspect and per kind of photo.
@@ -15,6 +17,7 @@ import sys
 from collections import Counter
 
 import numpy as np
+from backdrops import SCENES, scene_backdrop, scene_folder  # (scripts/ is this script's folder)
 from PIL import Image, ImageDraw
 
 from clothes_extractor import dress, extract_garment, new_session
@@ -24,6 +27,10 @@ try:
     from clothes_extractor.train.scenes import negative_photos
 except ImportError:  # a checkout from before 2026-12-02, measured for comparison
     from clothes_extractor.train.augment import negative_photos
+try:
+    from clothes_extractor.train.busy import busy_photos
+except ImportError:  # a checkout from before 2026-12-03
+    busy_photos = None
 
 ASPECTS = [(256, 192), (400, 600), (300, 300), (360, 640), (600, 300)]  # (height, width)
 KINDS = ("plain", "gradient", "noise", "blotches")  # negative_photos' kinds, in its order
@@ -35,6 +42,22 @@ def catalog_shirt() -> Image.Image:
         [(40, 40), (152, 40), (170, 90), (140, 90), (140, 220), (52, 220), (52, 90), (22, 90)], fill=(200, 30, 40)
     )
     return garment
+
+
+def garment_free(height: int, width: int, seed: int, count: int):
+    """(kind, photo) for ``count`` photos of ``negative_photos``, ``count`` busy scenes and
+    ``count`` crops of photographed scenes (each scene in turn)."""
+    for i in range(count):
+        # one generator per photo: each photo is the same whatever COUNT is (its first draw is its kind)
+        kind = KINDS[int(np.random.default_rng([seed, height, width, i]).integers(4))]
+        yield kind, negative_photos(1, height, width, np.random.default_rng([seed, height, width, i]))[0]
+    if busy_photos is not None:
+        for i in range(count):
+            yield "busy", busy_photos(1, height, width, np.random.default_rng([seed, height, width, i, 5]))[0]
+    if scene_folder() is not None:
+        for i in range(count):
+            name = list(SCENES)[i % len(SCENES)]
+            yield "scene", np.asarray(scene_backdrop(name, (width, height), seed * 1000 + i))
 
 
 def invented(function, *args, **kwargs) -> bool:
@@ -50,11 +73,10 @@ def main(count: int, seed: int, segmenter_path: str) -> None:
     generator, tryon = new_session("generator", provider="cpu"), new_session("tryon", provider="cpu")
     garment = catalog_shirt()
     for height, width in ASPECTS:
-        # one generator per photo: each photo is the same whatever COUNT is (its first draw is its kind)
-        kinds = [KINDS[int(np.random.default_rng([seed, height, width, i]).integers(4))] for i in range(count)]
         found: Counter = Counter()
-        for i, kind in enumerate(kinds):
-            pixels = negative_photos(1, height, width, np.random.default_rng([seed, height, width, i]))[0]
+        kinds = []
+        for kind, pixels in garment_free(height, width, seed, count):
+            kinds.append(kind)
             photo = Image.fromarray(pixels)
             if invented(extract_garment, photo, generator=generator, segmenter=segmenter):
                 found["extract", kind] += 1
@@ -62,8 +84,12 @@ def main(count: int, seed: int, segmenter_path: str) -> None:
                 found["dress", kind] += 1
         for task in ("extract", "dress"):
             total = sum(v for (t, _), v in found.items() if t == task)
-            detail = ", ".join(f"{kind} {found[task, kind]}/{kinds.count(kind)}" for kind in KINDS if kinds.count(kind))
-            print(f"{height}x{width} {task:8s} invents {total}/{count} ({detail})", flush=True)
+            detail = ", ".join(
+                f"{kind} {found[task, kind]}/{kinds.count(kind)}"
+                for kind in (*KINDS, "busy", "scene")
+                if kinds.count(kind)
+            )
+            print(f"{height}x{width} {task:8s} invents {total}/{len(kinds)} ({detail})", flush=True)
 
 
 if __name__ == "__main__":
