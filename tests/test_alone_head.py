@@ -103,3 +103,36 @@ def test_the_command_refuses_what_a_head_cannot_use(segmenter_path, tiny_model_p
     done = cli(*common, "--init", tiny_model_path)
     assert done.exit_code == 1 and "needs a human parser" in done.output
     assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_busy_scenes_put_a_garment_alone_or_a_person_in_front_of_a_busy_backdrop(tmp_path):
+    """The head's ``busy`` scenes: a catalog garment keeps its pixels and gets a busy backdrop;
+    a photo keeps its person (from its label map) and gets one around it; a photo whose person
+    is not known stays whole, not cut out by a guess."""
+    from PIL import Image
+
+    from clothes_extractor.eval.datasets import Sample
+    from clothes_extractor.train.alone import catalog_scene, dataset_pairs, photo_scene, synthetic_pairs
+
+    catalog = np.full((64, 48, 3), 255, np.uint8)
+    catalog[10:54, 8:40] = (200, 30, 40)
+    scene = np.asarray(catalog_scene(Image.fromarray(catalog), "busy", np.random.default_rng(0)))
+    assert (scene[12:52, 10:38] == (200, 30, 40)).all()
+    assert (scene[:, :6] != 255).any(axis=-1).mean() > 0.9 and scene[:, :6].std() > 5  # busy, not white
+
+    labels = np.zeros((64, 48), np.uint8)
+    labels[4:14, 18:30] = 13  # a face (LIP labels)
+    labels[16:64, 10:38] = 5  # a top
+    Image.fromarray(labels).save(tmp_path / "parse.png")
+    photo = np.full((64, 48, 3), 230, np.uint8)
+    photo[16:64, 10:38] = (20, 90, 160)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    Image.fromarray(catalog).save(tmp_path / "cloth.png")
+    sample = Sample(tmp_path / "photo.png", tmp_path / "parse.png", "parse", tmp_path / "cloth.png")
+    ((_, made, person),) = dataset_pairs([sample])
+    scene = np.asarray(photo_scene(made(), "busy", np.random.default_rng(0), person))
+    assert (scene[17:63, 11:37] == (20, 90, 160)).all() and (scene[5:13, 19:29] == 230).all()
+    assert (scene[:, :8] != 230).any(axis=-1).mean() > 0.9
+    unknown = Sample(tmp_path / "photo.png", tmp_path / "photo.png", "file", tmp_path / "cloth.png")
+    assert dataset_pairs([unknown])[0][2] is None and synthetic_pairs(1, 0, (64, 48))[0][2] is None
+    assert np.array_equal(np.asarray(photo_scene(made(), "busy", np.random.default_rng(0), None)), photo)

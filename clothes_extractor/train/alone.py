@@ -10,9 +10,10 @@ stays as it is, frozen, and a head reads its features (``alone_head.AloneHead``)
 and every mask, stay the parser's, byte for byte.
 
 Each training pair gives two scenes, made seeded: its catalog image as a user would photograph
-the garment alone (on white as it is, on a plain colour, on a gradient or blotches, zoomed out
-on its backdrop, in black and white, in a landscape frame) and its photo (whole, headless, cut
-to the torso, zoomed out on its border colour, in black and white, cut to another aspect). The
+the garment alone (on white as it is, on a plain colour, on a gradient or blotches, on a busy
+scene, zoomed out on its backdrop, in black and white, in a landscape frame) and its photo
+(whole, headless, cut to the torso, in front of a busy scene, zoomed out on its border colour,
+in black and white, cut to another aspect). The
 frozen parser's features of each are computed once (they are exact: nothing under them
 trains), the head is fitted on them, and it is scored on the validation split's scenes, made
 the same way with another seed.
@@ -40,19 +41,22 @@ from ..runtime.fitting import border_colour, letterbox_for
 from ..runtime.silhouette import garment_silhouette
 from .alone_head import AloneHead
 from .architectures import build
+from .busy import busy_photos
 from .checkpoint import save_checkpoint
 from .networks import UNet, photo_to_unit
-from .scenes import negative_photos
+from .scenes import negative_photos, person_keep
 
 log = logging.getLogger(__name__)
 
-CATALOG_SCENES = ("white", "plain", "backdrop", "zoomed out", "black and white", "other aspect")
-PHOTO_SCENES = ("whole", "headless", "torso", "zoomed out", "black and white", "other aspect")
+CATALOG_SCENES = ("white", "plain", "backdrop", "busy", "zoomed out", "black and white", "other aspect")
+PHOTO_SCENES = ("whole", "headless", "torso", "busy", "zoomed out", "black and white", "other aspect")
 # Synthetic pairs (``data.synth``) beside the dataset's, a share of its count, in training and
 # validation alike (other seeds there): drawn figures are persons too (without them, the head
 # took 23 of 40 drawn figures for garments alone).
 SYNTHETIC_SHARE = 0.1
-Pair = tuple[Callable[[], Image.Image], Callable[[], Image.Image]]
+# (catalog image, photo, where the photo's person is: float [H, W] 0..1, or None where that is
+# not known: then the photo is never put on a busy scene, whole instead)
+Pair = tuple[Callable[[], Image.Image], Callable[[], Image.Image], Callable[[], np.ndarray] | None]
 
 
 def _on_backdrop(image: Image.Image, backdrop: np.ndarray) -> Image.Image:
@@ -78,6 +82,8 @@ def catalog_scene(image: Image.Image, kind: str, rng: np.random.Generator) -> Im
         return _on_backdrop(image, negative_photos(1, h, w, rng, kinds=(0,))[0])
     if kind == "backdrop":  # a gradient or smooth blotches (a table, a bed, a floor)
         return _on_backdrop(image, negative_photos(1, h, w, rng, kinds=(1, 3))[0])
+    if kind == "busy":  # a patterned table, a rug, a shelf behind it (``busy.busy_photos``)
+        return _on_backdrop(image, busy_photos(1, h, w, rng)[0])
     if kind == "zoomed out":
         return _zoomed_out(image, rng)
     if kind == "black and white":
@@ -89,10 +95,17 @@ def catalog_scene(image: Image.Image, kind: str, rng: np.random.Generator) -> Im
     return image
 
 
-def photo_scene(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:
+def photo_scene(
+    image: Image.Image, kind: str, rng: np.random.Generator, person: Callable[[], np.ndarray] | None = None
+) -> Image.Image:
     """A photo of someone wearing the garment, framed as ``kind`` (VITON's 192 x 256 framing's
-    shares: the head is the top quarter, the torso the middle half)."""
+    shares: the head is the top quarter, the torso the middle half); ``busy`` puts the person
+    (``person``: where, a ``Pair``'s third maker) in front of a busy scene."""
     w, h = image.size
+    if kind == "busy" and person is not None:
+        backdrop = busy_photos(1, h, w, rng)[0]
+        keep = person()[..., None]
+        return Image.fromarray((keep * np.asarray(image) + (1 - keep) * backdrop).round().astype(np.uint8))
     if kind == "headless":
         return image.crop((0, int(h * rng.uniform(0.15, 0.35)), w, h))
     if kind == "torso":
@@ -111,16 +124,36 @@ def _opened(path: Path) -> Callable[[], Image.Image]:
     return lambda: Image.open(path).convert("RGB")
 
 
+def _person(label_map: Path) -> Callable[[], np.ndarray]:
+    """Where a photo's person is, from its label map (``scenes.person_keep``), when called."""
+
+    def made() -> np.ndarray:
+        labels = torch.from_numpy(np.asarray(Image.open(label_map), np.uint8).copy())[None, ..., None]
+        return person_keep(labels)[0, ..., 0].numpy()
+
+    return made
+
+
 def dataset_pairs(samples: list) -> list[Pair]:
-    """(catalog image, photo) makers of a dataset's samples (decoded when called)."""
-    return [(_opened(sample.garment), _opened(sample.photo)) for sample in samples]
+    """(catalog image, photo, person) makers of a dataset's samples (decoded when called); the
+    person from the label map where the sample has one, else None (then the photo is never put
+    on a busy scene: its kind falls back to the whole photo)."""
+    return [
+        (
+            _opened(sample.garment),
+            _opened(sample.photo),
+            _person(sample.mask) if sample.mask_kind in ("parse", "labels") else None,
+        )
+        for sample in samples
+    ]
 
 
 def synthetic_pairs(count: int, seed: int, size: tuple[int, int]) -> list[Pair]:
-    """(catalog image, photo) makers of ``count`` synthetic samples (``data.synth``: drawn tops,
-    alone and worn by drawn figures), drawn when called."""
+    """(catalog image, photo, None) makers of ``count`` synthetic samples (``data.synth``: drawn
+    tops, alone and worn by drawn figures; no label map says where the figure is), drawn when
+    called."""
     return [
-        (lambda i=index: synth_sample(i, seed, size)[2], lambda i=index: synth_sample(i, seed, size)[0])
+        (lambda i=index: synth_sample(i, seed, size)[2], lambda i=index: synth_sample(i, seed, size)[0], None)
         for index in range(count)
     ]
 
@@ -132,10 +165,10 @@ def scenes(
     made when called), the targets (1 = alone) and each scene's kind (after ``origin``)."""
     rng = np.random.default_rng(seed)
     makers, targets, kinds = [], [], []
-    for pair in pairs:
+    for catalog, photo, person in pairs:
         for alone, image, choices, make in (
-            (1, pair[0], CATALOG_SCENES, catalog_scene),
-            (0, pair[1], PHOTO_SCENES, photo_scene),
+            (1, catalog, CATALOG_SCENES, catalog_scene),
+            (0, photo, PHOTO_SCENES, lambda i, k, r, p=person: photo_scene(i, k, r, p)),
         ):
             kind = choices[int(rng.integers(len(choices)))]
             scene_rng = np.random.default_rng(rng.integers(2**63))

@@ -62,13 +62,7 @@ def with_backdrops(
     if not len(chosen):
         return batch
     index = torch.from_numpy(chosen).to(batch["image"].device)
-    person = (batch["labels"].index_select(0, index)[..., 0] > 0).float()
-    rows = person.cummax(dim=2).values * person.flip(2).cummax(dim=2).values.flip(2)
-    k = round(NECK_GAP * height) | 1  # a vertical closing: dilated, then eroded, by k rows (outside: background)
-    rows_out = (0, 0, k // 2, k // 2)
-    grown = F.max_pool2d(F.pad(person[:, None], rows_out), (k, 1), 1)
-    neck = -F.max_pool2d(-F.pad(grown, rows_out), (k, 1), 1)
-    keep = F.avg_pool2d(torch.maximum(rows[:, None], neck), 3, 1, 1, count_include_pad=False).permute(0, 2, 3, 1)
+    keep = person_keep(batch["labels"].index_select(0, index))
     drawn = busy_photos if busy else lambda *size: negative_photos(*size, BACKDROP_KINDS)
     backdrops = torch.from_numpy(drawn(len(chosen), height, width, rng))
     photos = batch["image"].index_select(0, index).float()
@@ -76,6 +70,21 @@ def with_backdrops(
     out = dict(batch)
     out["image"] = batch["image"].index_copy(0, index, moved.round().clamp(0, 255).to(torch.uint8))
     return out
+
+
+def person_keep(labels: torch.Tensor) -> torch.Tensor:
+    """Where a photo's person is, float [N, H, W, 1] 0..1 (feathered over a pixel), from its
+    parser labels ([N, H, W, 1], 0 = background): each row from its first person pixel to its
+    last, and gaps of up to ``NECK_GAP`` of the height between them in a column (the parse
+    maps' neck and chest skin)."""
+    height = labels.shape[1]
+    person = (labels[..., 0] > 0).float()
+    rows = person.cummax(dim=2).values * person.flip(2).cummax(dim=2).values.flip(2)
+    k = round(NECK_GAP * height) | 1  # a vertical closing: dilated, then eroded, by k rows (outside: background)
+    rows_out = (0, 0, k // 2, k // 2)
+    grown = F.max_pool2d(F.pad(person[:, None], rows_out), (k, 1), 1)
+    neck = -F.max_pool2d(-F.pad(grown, rows_out), (k, 1), 1)
+    return F.avg_pool2d(torch.maximum(rows[:, None], neck), 3, 1, 1, count_include_pad=False).permute(0, 2, 3, 1)
 
 
 def with_catalogs(batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float) -> dict[str, torch.Tensor]:
