@@ -837,15 +837,15 @@ def test_letterboxed_samples_are_crops_of_another_aspect_on_their_own_border_col
 
 
 def test_batch_changes_of_a_segmenter_need_the_data_on_the_device():
-    with pytest.raises(ValueError, match="--busy and --catalogs change whole batches .* add --data-on-device"):
+    with pytest.raises(ValueError, match="--retexture and --catalogs change whole batches .* add --data-on-device"):
         TrainConfig(task="segmenter", letterbox=0.2)
-    with pytest.raises(ValueError, match="--busy and --catalogs change whole batches .* add --data-on-device"):
+    with pytest.raises(ValueError, match="--retexture and --catalogs change whole batches .* add --data-on-device"):
         TrainConfig(task="segmenter", parser=True, backdrops=0.2)
-    with pytest.raises(ValueError, match="--busy and --catalogs change whole batches .* add --data-on-device"):
+    with pytest.raises(ValueError, match="--retexture and --catalogs change whole batches .* add --data-on-device"):
         TrainConfig(task="segmenter", parser=True, catalogs=0.2)
-    with pytest.raises(ValueError, match="--busy and --catalogs change whole batches .* add --data-on-device"):
+    with pytest.raises(ValueError, match="--retexture and --catalogs change whole batches .* add --data-on-device"):
         TrainConfig(task="segmenter", parser=True, busy=0.2)
-    with pytest.raises(ValueError, match="parser, negatives, letterbox, backdrops, busy and catalogs are segmenter"):
+    with pytest.raises(ValueError, match="backdrops, busy, retexture and catalogs are segmenter settings"):
         TrainConfig(task="generator", letterbox=0.2, data_on_device=True)
     with pytest.raises(ValueError, match="are segmenter settings"):
         TrainConfig(task="generator", catalogs=0.2, data_on_device=True)
@@ -853,6 +853,8 @@ def test_batch_changes_of_a_segmenter_need_the_data_on_the_device():
         TrainConfig(task="segmenter", backdrops=0.2, data_on_device=True)
     with pytest.raises(ValueError, match="--busy needs --parser"):
         TrainConfig(task="segmenter", busy=0.2, data_on_device=True)
+    with pytest.raises(ValueError, match="--retexture needs --parser"):
+        TrainConfig(task="segmenter", retexture=0.2, data_on_device=True)
 
 
 def test_backdrops_replace_what_is_around_the_person_and_keep_neck_and_chest():
@@ -914,6 +916,28 @@ def test_busy_backdrops_are_busy_seeded_and_go_around_the_person():
     out = with_negatives(batch, np.random.default_rng(1), 1.0, busy=1.0)
     assert (out["labels"] == 0).all() and (out["target"] == 0).all()
     assert np.median(_edges(out["image"].numpy())) > 4 * max(np.median(_edges(plain)), 0.5)
+
+
+def test_retexture_gives_the_garment_another_fabric_and_leaves_the_rest():
+    """A retextured sample wears a busy pattern on its garment pixels only, shaded by the
+    garment's light; labels stay; nothing is drawn when it is off."""
+    from clothes_extractor.tasks import UPPER_CLASS
+    from clothes_extractor.train.scenes import with_retexture, with_scenes
+
+    labels = torch.zeros((16, 64, 48, 1), dtype=torch.uint8)
+    labels[:, 4:16, 18:30] = 2  # a face
+    labels[:, 24:64, 10:38] = UPPER_CLASS
+    image = torch.full((16, 64, 48, 3), 230, dtype=torch.uint8)
+    image[:, 24:64, 10:38] = 120  # a plain grey top
+    out = with_retexture({"image": image, "labels": labels}, np.random.default_rng(0), 1.0)
+    assert out["labels"] is labels
+    assert torch.equal(out["image"][:, :22], image[:, :22]) and torch.equal(out["image"][:, :, :8], image[:, :, :8])
+    top = out["image"][:, 26:62, 12:36].float()
+    assert (top.flatten(1).std(1) > 3).float().mean() > 0.8  # a pattern where the top was one grey
+    assert (top.mean((1, 2, 3)) - 120).abs().max() > 10  # and other colours
+    rng = np.random.default_rng(5)
+    assert with_scenes({"image": image, "labels": labels}, rng, 0.0, 0.0, (0.4, 2.4))["image"] is image
+    assert rng.random() == np.random.default_rng(5).random()
 
 
 def test_catalogs_put_the_garment_alone_in_a_photos_place():

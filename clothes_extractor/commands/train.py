@@ -190,6 +190,12 @@ def share_option(flag: str, help: str):
     "that a person photographed outside a studio is not new.",
 )
 @share_option(
+    "--retexture",
+    "Parser: share of samples whose garment wears another fabric: a texture as --busy draws them (stripes, "
+    "checks, wood, stone, blurred dots), shaded by the garment's own light, so that a busy pattern is no "
+    "sign of background.",
+)
+@share_option(
     "--catalogs",
     "Segmenter: share of samples replaced by their catalog garment alone (the garment labelled, the rest "
     "background; at the frame's scale, then on backdrops and letterboxed as photos are), so that a garment "

@@ -24,7 +24,7 @@ from ..eval.datasets import garment_silhouette
 from .scenes import with_scenes
 
 # The training settings that are changes of the samples (``TrainConfig`` names, ``Augmentation`` fields)
-CHANGES = ("framing", "negatives", "letterbox", "backdrops", "busy", "catalogs", "grayscale", "lighting")
+CHANGES = ("framing", "negatives", "letterbox", "backdrops", "busy", "retexture", "catalogs", "grayscale", "lighting")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class Augmentation:
     letterbox: float = 0.0  # segmenter: probability of a sample cropped to another aspect and letterboxed
     backdrops: float = 0.0  # parser: probability of a sample on another backdrop (its labels say where)
     busy: float = 0.0  # parser: probability of a sample on a busy backdrop (and share of busy negatives)
+    retexture: float = 0.0  # parser: probability of a sample whose garment gets another fabric (a texture)
     catalogs: float = 0.0  # segmenter: probability of a sample replaced by its catalog garment alone
     aspects: tuple[float, float] = (0.4, 2.4)  # range of a letterboxed crop's width / height (log-uniform)
     grayscale: float = 0.0  # probability of a black-and-white photo (and garment: saturation 0, after the jitter)
@@ -323,6 +324,7 @@ def augment_batch(
             settings.backdrops,
             settings.catalogs,
             settings.busy,
+            settings.retexture,
         )
     return out
 

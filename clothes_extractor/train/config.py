@@ -85,6 +85,7 @@ class TrainConfig:
     letterbox: float = 0.0  # segmenter: share of samples cropped to another aspect and letterboxed
     backdrops: float = 0.0  # parser: share of samples whose background is replaced (plain, gradient, blotches)
     busy: float = 0.0  # parser: share of samples on a busy backdrop (train.busy), and of negatives busy
+    retexture: float = 0.0  # parser: share of samples whose garment wears another fabric (train.busy.texture)
     catalogs: float = 0.0  # segmenter: share of samples replaced by their catalog garment alone (no person)
     grayscale: float = 0.0  # probability of a black-and-white sample (photo, and garment or person alike)
     lighting: float = 0.0  # probability of another exposure and white balance of the photo alone
@@ -136,15 +137,18 @@ class TrainConfig:
             raise ValueError("time_limit_min must be > 0")
 
     def _check_segmenter_settings(self) -> None:
-        scenes = self.negatives or self.letterbox or self.backdrops or self.busy or self.catalogs
+        scenes = self.negatives or self.letterbox or self.backdrops or self.busy or self.retexture or self.catalogs
         if (self.parser or scenes) and self.task != "segmenter":
-            raise ValueError("parser, negatives, letterbox, backdrops, busy and catalogs are segmenter settings")
+            raise ValueError(
+                "parser, negatives, letterbox, backdrops, busy, retexture and catalogs are segmenter settings"
+            )
         if scenes and not self.data_on_device:
             raise ValueError(
-                "--negatives, --letterbox, --backdrops, --busy and --catalogs change whole batches where they lie: "
+                "--negatives, --letterbox, --backdrops, --busy, --retexture and --catalogs change whole batches where "
+                "they lie: "
                 "add --data-on-device (the data decoded once, on the training device)"
             )
-        for name in ("backdrops", "busy"):
+        for name in ("backdrops", "busy", "retexture"):
             if getattr(self, name) and not self.parser:
                 raise ValueError(f"--{name} needs --parser: a parser's labels say where the person is")
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from ..runtime.fitting import border_colour
 from ..tasks import UPPER_CLASS
-from .busy import busy_photos
+from .busy import busy_photos, texture
 
 BACKDROP_KINDS = (0, 1, 3)  # of ``negative_photos``': plain, a gradient or smooth blotches, no pixel noise
 NECK_GAP = 0.25  # of the height: the most between chin and a low neckline
@@ -85,6 +85,32 @@ def person_keep(labels: torch.Tensor) -> torch.Tensor:
     grown = F.max_pool2d(F.pad(person[:, None], rows_out), (k, 1), 1)
     neck = -F.max_pool2d(-F.pad(grown, rows_out), (k, 1), 1)
     return F.avg_pool2d(torch.maximum(rows[:, None], neck), 3, 1, 1, count_include_pad=False).permute(0, 2, 3, 1)
+
+
+def with_retexture(batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float) -> dict[str, torch.Tensor]:
+    """A parser batch where about ``share`` of the samples wear their garment in another
+    fabric: a texture of ``busy.texture`` (stripes, checks, wood, stone, blurred dots) over the
+    upper-clothes pixels, shaded by the garment's own light (each pixel's luminance over the
+    garment's mean), so that a busy pattern is no sign of background. Labels and target are
+    unchanged."""
+    n, height, width = batch["image"].shape[:3]
+    chosen = np.flatnonzero(rng.random(n) < share)
+    if not len(chosen):
+        return batch
+    out = dict(batch)
+    image = batch["image"].clone()
+    for i in chosen.tolist():
+        garment = (batch["labels"][i, ..., 0] == UPPER_CLASS).float()
+        if garment.sum() < 1:
+            continue
+        photo = image[i].float()
+        light = photo.mean(-1, keepdim=True)
+        shade = (light / (light[garment > 0].mean() + 1)).clamp(0.2, 1.8)
+        fabric = torch.from_numpy(texture(height, width, rng)).to(photo.device) * shade
+        keep = F.avg_pool2d(garment[None, None], 3, 1, 1, count_include_pad=False)[0, 0, ..., None]
+        image[i] = (keep * fabric + (1 - keep) * photo).round().clamp(0, 255).to(torch.uint8)
+    out["image"] = image
+    return out
 
 
 def with_catalogs(batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float) -> dict[str, torch.Tensor]:
@@ -173,16 +199,20 @@ def with_scenes(
     backdrops: float = 0.0,
     catalogs: float = 0.0,
     busy: float = 0.0,
+    retexture: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """A segmenter batch with ``catalogs`` of its samples replaced by their catalog garment
     (where the batch holds them: at the frame's scale, not zoomed out, turned or recoloured),
     ``backdrops`` of them on another plain backdrop and ``busy`` of them (chosen apart) on a
-    busy one, ``negatives`` of them garment-free (``busy`` of those busy scenes), then
+    busy one, ``retexture`` of them wearing their garment in another fabric (before the
+    backdrops), ``negatives`` of them garment-free (``busy`` of those busy scenes), then
     ``letterbox`` of them (garment-free ones among them) letterboxed at another aspect in
     ``aspects``; nothing drawn for a change that is off, so runs without it see the random
     streams they saw."""
     if "catalog" in batch:
         batch = with_catalogs(batch, rng, catalogs)
+    if retexture:
+        batch = with_retexture(batch, rng, retexture)
     if backdrops:
         batch = with_backdrops(batch, rng, backdrops)
     if busy:
