@@ -13,10 +13,9 @@ Each training pair gives two scenes, made seeded: its catalog image as a user wo
 the garment alone (on white as it is, on a plain colour, on a gradient or blotches, on a busy
 scene, zoomed out on its backdrop, in black and white, in a landscape frame) and its photo
 (whole, headless, cut to the torso, in front of a busy scene, zoomed out on its border colour,
-in black and white, cut to another aspect). The
-frozen parser's features of each are computed once (they are exact: nothing under them
-trains), the head is fitted on them, and it is scored on the validation split's scenes, made
-the same way with another seed.
+in black and white, cut to another aspect). The frozen parser's features of each are computed
+once (they are exact: nothing under them trains), the head is fitted on them, and it is scored
+on the validation split's scenes, made the same way with another seed.
 """
 
 from __future__ import annotations

@@ -149,7 +149,8 @@ def load_weights(path: str | Path, model: nn.Module, option: str) -> dict[str, A
 def setting_differences(model: nn.Module, record: dict[str, Any]) -> list[str]:
     """How a file's network settings (``record``) differ from ``model``'s, as the options that
     set them (``--ngf 4 (this run: 8)``; a setting the file does not record is taken as the
-    run's), leaving out the settings this run adds layers with (``added_settings``)."""
+    run's), leaving out the settings this run adds layers with (``added_settings``) and those
+    whose layers it leaves out of the file (``dropped_settings``)."""
     config, added = dataclasses.asdict(model.config), added_settings(model, record) | dropped_settings(model, record)
     return [
         f"{SETTING_OPTIONS.get(key, '--' + key.replace('_', '-'))} {record[key]} (this run: {config[key]})"

@@ -144,9 +144,8 @@ class TrainConfig:
             )
         if scenes and not self.data_on_device:
             raise ValueError(
-                "--negatives, --letterbox, --backdrops, --busy, --retexture and --catalogs change whole batches where "
-                "they lie: "
-                "add --data-on-device (the data decoded once, on the training device)"
+                "--negatives, --letterbox, --backdrops, --busy, --retexture and --catalogs change whole batches "
+                "where they lie: add --data-on-device (the data decoded once, on the training device)"
             )
         for name in ("backdrops", "busy", "retexture"):
             if getattr(self, name) and not self.parser:

@@ -1,5 +1,6 @@
 """Segmenter samples that VITON does not hold: persons on other backdrops than VITON's pale
-studio (a parser's labels say where the person is), photos with no garment at all
+studio, plain or busy (a parser's labels say where the person is), garments in other fabrics
+(a busy pattern is no sign of background), photos with no garment at all
 (negatives), so that "no garment" is an answer the segmenter knows, a garment photographed
 alone (its own catalog image: the garment and nothing of a person), and photos of other
 aspects than its frame, letterboxed as the runtime letterboxes them
