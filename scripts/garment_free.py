@@ -29,7 +29,7 @@ except ImportError:  # a checkout from before 2026-12-02, measured for compariso
     from clothes_extractor.train.augment import negative_photos
 try:
     from clothes_extractor.train.busy import busy_photos
-except ImportError:  # a checkout from before 2026-12-03
+except ImportError:  # a checkout from before busy scenes (measured for comparison)
     busy_photos = None
 
 ASPECTS = [(256, 192), (400, 600), (300, 300), (360, 640), (600, 300)]  # (height, width)
