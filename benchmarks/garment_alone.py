@@ -10,8 +10,10 @@ can tell the garment from). Sets: the first N validation catalog images on white
 colour, on a wood-like grain (seeded; the grain is no backdrop the head trained on) and on a
 light colour with the garment's soft drop shadow (a flat lay under a lamp); the
 first N validation photos whole, headless (top 60 rows off) and cut to the torso; Dress Code
-and VITON-HD photos and catalog images. With ``--extract OUT``, part two runs ``extract``
-(``--background transparent``) on the catalog sets and the photos and scores each catalog
+and VITON-HD photos and catalog images; Dress Code's full-length photos cut at the top, padded
+at the sides and mirrored (``full_length``: 24 each). With ``--extract OUT``, part two runs ``extract``
+(``--background transparent``) on the catalog sets, the photos and the full-length ones (there
+a cut-out is a person cut out whole, the second look included) and scores each catalog
 output against its catalog image, boxes aligned: silhouette IoU, mean colour error inside,
 GMSD and sharpness (1.0: the catalog image's edge energy).
 """
@@ -19,13 +21,14 @@ GMSD and sharpness (1.0: the catalog image's edge energy).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageFilter, ImageOps
 
 from clothes_extractor.eval.metrics import gmsd, sharpness_ratio
 from clothes_extractor.models import model_for
@@ -61,6 +64,20 @@ def on_backdrop(image: Image.Image, kind: str, rng: np.random.Generator) -> Imag
     return Image.fromarray(np.where(silhouette[..., None], pixels, backdrop).astype(np.uint8))
 
 
+def full_length(stem: str, photo: Image.Image) -> list[tuple[str, Image.Image]]:
+    """A full-length studio photo as users send them: the top cut off (0, 5, 10 or 15% of its
+    height), padded at the sides in its corner's colour (0, 20 or 40% of its width), mirrored
+    or not (24 photos)."""
+    w, h = photo.size
+    made = []
+    for cut, pad, mirrored in itertools.product((0, 0.05, 0.1, 0.15), (0, 0.2, 0.4), (False, True)):
+        shown = photo.crop((0, int(cut * h), w, h))
+        canvas = Image.new("RGB", (int(w * (1 + pad)), shown.height), shown.getpixel((2, 2)))
+        canvas.paste(shown, (int(w * pad / 2), 0))
+        made.append((f"{stem}-{cut}-{pad}-{mirrored:d}", ImageOps.mirror(canvas) if mirrored else canvas))
+    return made
+
+
 def image_sets(viton: Path, count: int) -> dict[str, list[tuple[str, Image.Image]]]:
     rng = np.random.default_rng(123)
     cloth = sorted((viton / "val" / "cloth").glob("*.jpg"))[:count]
@@ -79,6 +96,7 @@ def image_sets(viton: Path, count: int) -> dict[str, list[tuple[str, Image.Image
     for name, pattern in (("dresscode photo", "*_0.jpg"), ("dresscode catalog", "*_1.jpg")):
         found = sorted((SHARED / "dresscode-sample").glob(f"*/images/{pattern}"))
         sets[name] = [(p.stem, Image.open(p).convert("RGB")) for p in found]
+    sets["dresscode full length"] = [one for stem, photo in sets["dresscode photo"] for one in full_length(stem, photo)]
     for name, folder in (("viton-hd photo", "image"), ("viton-hd catalog", "cloth")):
         found = sorted((SHARED / "viton-hd-sample").glob(f"*/{folder}/*.jpg"))
         sets[name] = [(p.stem, Image.open(p).convert("RGB")) for p in found]
@@ -137,9 +155,11 @@ def score(output: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, f
 def extract_part(sets: dict, viton: Path, segmenter: Path, out: Path) -> None:
     folder = out / "in"
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("catalog white", "catalog plain", "catalog grain", "catalog shadow", "photo whole"):
-        for stem, image in sets[name]:
-            image.save(folder / f"{name.split()[1]}-{stem}.png")
+    kinds = {"catalog white": "white", "catalog plain": "plain", "catalog grain": "grain", "catalog shadow": "shadow"}
+    kinds |= {"photo whole": "whole", "dresscode full length": "fulllength"}  # worn: not scored
+    for name, kind in kinds.items():
+        for stem, image in sets.get(name, []):
+            image.save(folder / f"{kind}-{stem}.png")
     report = out / "report.jsonl"
     cmd = [sys.executable, "-m", "clothes_extractor", "extract", str(folder), "-o", str(out / "out")]
     cmd += ["--segmenter", str(segmenter), "--background", "transparent", "--report", str(report), "--overwrite"]
@@ -153,7 +173,7 @@ def extract_part(sets: dict, viton: Path, segmenter: Path, out: Path) -> None:
         if record["status"] != "ok":
             continue
         found[1] += record["mask"].endswith("+alone")
-        if kind != "whole":
+        if kind not in ("whole", "fulllength"):
             truth = np.asarray(Image.open(viton / "val" / "cloth" / f"{stem}.jpg").convert("RGB"))
             found[2].append(score(np.asarray(Image.open(record["output"]).convert("RGBA")), truth))
     print("\nextract --background transparent | photos | cut out | IoU | colour error | GMSD | sharpness")

@@ -320,7 +320,11 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
     garment of the largest who wears one (``people.main_person``), at both looks. A garment
     the parser's ``alone`` head finds shown alone, on a backdrop it can be told from, is cut
     out, not generated (``alone.alone_plane``); one that gets a second look is alone only if
-    the head says so again there (a small figure far off in a big frame is not).
+    the head says so again there (a small figure far off in a big frame is not; where that
+    look finds no garment, a white top on white, the first look's plane stands). A garment
+    alone gets that look wherever its top, not its whole parse, is under ``ZOOM_BELOW`` of the
+    frame in either direction: a full-length person whose light trousers the parser missed is
+    a narrow top in a tall frame, and worn at a closer look.
     """
     contract = segmenter.contract
     threshold = contract.fit.mask_threshold
@@ -345,8 +349,10 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
             results.append(NoGarmentError())
             continue
         results.append(SegmentedMask(mask, item.window, people=index in kept and not is_alone, alone=is_alone))
+        if is_alone:  # sized by its top, not its whole parse: a full-length person, trousers missed, is a narrow top
+            box = mask_box(first[index][y0:y1, x0:x1], threshold) or box
         bh, bw = (box[3] - box[1]) / mask.shape[0], (box[2] - box[0]) / mask.shape[1]
-        if bh < ZOOM_BELOW and bw < ZOOM_BELOW:
+        if max(bh, bw) < ZOOM_BELOW or (is_alone and min(bh, bw) < ZOOM_BELOW):
             f = DETAIL_FACTOR
             detail_box = ((box[0] + x0) * f, (box[1] + y0) * f, (box[2] + x0) * f, (box[3] + y0) * f)
             zooms.append((index, fit_window(detail_box, contract.size, ZOOM_MARGIN)))
@@ -371,8 +377,9 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
                 if index in kept and index not in alone:
                     plane = keep_columns(plane, (kept[index][0] * DETAIL_FACTOR, kept[index][1] * DETAIL_FACTOR))
                 results[index] = dataclasses.replace(results[index], plane=plane, zoomed=True)
-            else:  # a closer look that sees no garment where the first saw a small one: none is there
+            elif index not in alone:  # a closer look that sees no garment where the first saw one: none is there
                 results[index] = NoGarmentError()
+            # (a garment alone at both looks keeps the first's plane where the closer finds none: a white top on white)
     return results
 
 
