@@ -176,7 +176,7 @@ def test_a_white_top_on_white_the_closer_look_loses_is_still_cut_out(tmp_path):
     """Two narrow white sleeveless tops on white (VITON validation catalog images): their top
     is under half the frame's width, so they get the second look, where the parser finds none
     of them; the head says alone at both looks, so the first look's garment stands and is cut
-    out (it was "no garment found" when a closer look that finds none meant none is there)."""
+    out (with the closer look's plane, tried first, both were "no garment found")."""
     import tarfile
 
     folder = tmp_path / "photos"

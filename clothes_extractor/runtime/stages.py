@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ClothesExtractorError, DiskFull, InputError, NoGarmentError, NoMaskError
-from .alone import ALONE_AT, SILHOUETTE_SCALE, alone_plane, framed, framing, parsed_garment
+from .alone import ALONE_AT, SILHOUETTE_SCALE, alone_plane, framed, framing
 from .contract import ModelContract
 from .files import write_atomic
 from .fitting import (
@@ -320,8 +320,8 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
     garment of the largest who wears one (``people.main_person``), at both looks. A garment
     the parser's ``alone`` head finds shown alone, on a backdrop it can be told from, is cut
     out, not generated (``alone.alone_plane``); one that gets a second look is alone only if
-    the head says so again there (a small figure far off in a big frame is not; where that
-    look finds no garment, a white top on white, the first look's plane stands). A garment
+    the head says so again there (a small figure far off in a big frame is not), and then its
+    first look's plane stands (the cut-out's silhouette, the photo's own, holds it). A garment
     alone gets that look wherever its top, not its whole parse, is under ``ZOOM_BELOW`` of the
     frame in either direction: a full-length person whose light trousers the parser missed is
     a narrow top in a tall frame, and worn at a closer look.
@@ -370,16 +370,15 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
             if index in alone and int(second["alone"][row].max()) < ALONE_AT:  # worn after all
                 results[index] = dataclasses.replace(results[index], alone=False, people=index in kept)
                 alone.discard(index)
-            if index in alone:
-                mask = parsed_garment(mask, second["labels"][row, ..., 0] if "labels" in second else None, threshold)
+            if index in alone:  # alone at both looks: the first look's plane stands (the photo's own silhouette
+                continue  # holds it better than a closer look's, which can lose a white top on white)
             if _garment_found(mask, threshold):
                 plane = paste_box(mask, zoom, details[index].shape[:2])
-                if index in kept and index not in alone:
+                if index in kept:
                     plane = keep_columns(plane, (kept[index][0] * DETAIL_FACTOR, kept[index][1] * DETAIL_FACTOR))
                 results[index] = dataclasses.replace(results[index], plane=plane, zoomed=True)
-            elif index not in alone:  # a closer look that sees no garment where the first saw one: none is there
+            else:  # a closer look that sees no garment where the first saw a small one: none is there
                 results[index] = NoGarmentError()
-            # (a garment alone at both looks keeps the first's plane where the closer finds none: a white top on white)
     return results
 
 
