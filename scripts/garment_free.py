@@ -1,7 +1,8 @@
 """How often does a folder job invent a garment where there is none? Garment-free photos
 (``train.scenes.negative_photos``: plain colours, gradients, pixel noise, smooth blotches;
-as many busy scenes, ``train.busy.busy_photos``, where the checkout has them, and as many
-crops of photographed scenes, ``backdrops.scene_backdrop``, where scikit-image is installed)
+as many busy scenes, ``train.busy.busy_photos``, where the checkout has them, as many
+crops of photographed scenes, ``backdrops.scene_backdrop``, where scikit-image is installed,
+and as many objects on a plain backdrop, ``an_object``: a disc, a box, a bag, a shoe)
 at the segmenter's own aspect and at four others, each given to ``extract_garment`` and to
 ``dress`` (try-on, with a plain red shirt drawn on white as the catalog garment); a
 photo that comes back as a garment or a dressed person, not as an ``InputError``, was
@@ -29,8 +30,9 @@ except ImportError:  # a checkout from before 2026-12-02, measured for compariso
     from clothes_extractor.train.augment import negative_photos
 try:
     from clothes_extractor.train.busy import busy_photos
+    from clothes_extractor.train.busy import texture as busy_texture
 except ImportError:  # a checkout from before busy scenes (measured for comparison)
-    busy_photos = None
+    busy_photos = busy_texture = None
 
 ASPECTS = [(256, 192), (400, 600), (300, 300), (360, 640), (600, 300)]  # (height, width)
 KINDS = ("plain", "gradient", "noise", "blotches")  # negative_photos' kinds, in its order
@@ -45,8 +47,8 @@ def catalog_shirt() -> Image.Image:
 
 
 def garment_free(height: int, width: int, seed: int, count: int):
-    """(kind, photo) for ``count`` photos of ``negative_photos``, ``count`` busy scenes and
-    ``count`` crops of photographed scenes (each scene in turn)."""
+    """(kind, photo) for ``count`` photos of ``negative_photos``, ``count`` busy scenes,
+    ``count`` crops of photographed scenes (each scene in turn) and ``count`` objects."""
     for i in range(count):
         # one generator per photo: each photo is the same whatever COUNT is (its first draw is its kind)
         kind = KINDS[int(np.random.default_rng([seed, height, width, i]).integers(4))]
@@ -58,6 +60,39 @@ def garment_free(height: int, width: int, seed: int, count: int):
         for i in range(count):
             name = list(SCENES)[i % len(SCENES)]
             yield "scene", np.asarray(scene_backdrop(name, (width, height), seed * 1000 + i))
+    for i in range(count):
+        yield "object", an_object(height, width, np.random.default_rng([seed, height, width, i, 7]))
+
+
+def an_object(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """A garment-free object on a plain backdrop, as a product photo shows one (``rng``'s first
+    draw picks it): a disc, a box, a bag with its handle, a shoe; in one colour or, half of
+    them, a texture (``train.busy.texture``, where the checkout has it); a light backdrop
+    mostly, any colour otherwise."""
+    kind = int(rng.integers(4))
+    backdrop = rng.integers(200, 256, 3) if rng.random() < 0.7 else rng.integers(0, 256, 3)
+    image = Image.new("RGB", (width, height), tuple(int(c) for c in backdrop))
+    shape = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(shape)
+    cx, cy = rng.uniform(0.3, 0.7) * width, rng.uniform(0.3, 0.7) * height
+    s = rng.uniform(0.2, 0.45) * min(width, height)
+    if kind == 0:
+        draw.ellipse((cx - s, cy - s * rng.uniform(0.5, 1.2), cx + s, cy + s * rng.uniform(0.5, 1.2)), fill=255)
+    elif kind == 1:
+        draw.rounded_rectangle((cx - s, cy - s * 0.8, cx + s, cy + s * 0.8), radius=int(s * 0.2), fill=255)
+    elif kind == 2:
+        draw.rectangle((cx - s, cy - s * 0.4, cx + s, cy + s * 0.8), fill=255)
+        draw.arc((cx - s * 0.6, cy - s * 1.2, cx + s * 0.6, cy), 180, 360, fill=255, width=max(3, int(s * 0.12)))
+    else:
+        sole = [(cx - s * 1.2, cy + s * 0.3), (cx + s * 1.1, cy + s * 0.3), (cx + s * 1.2, cy)]
+        upper = [(cx + s * 0.2, cy - s * 0.2), (cx - s * 0.5, cy - s * 0.6), (cx - s * 1.2, cy - s * 0.5)]
+        draw.polygon(sole + upper, fill=255)
+    if busy_texture is not None and rng.random() < 0.5:
+        fill = busy_texture(height, width, rng)
+    else:
+        fill = np.broadcast_to(rng.integers(0, 256, 3).astype(np.uint8), (height, width, 3))
+    image.paste(Image.fromarray(np.ascontiguousarray(fill, np.uint8)), (0, 0), shape)
+    return np.asarray(image)
 
 
 def invented(function, *args, **kwargs) -> bool:
@@ -86,7 +121,7 @@ def main(count: int, seed: int, segmenter_path: str) -> None:
             total = sum(v for (t, _), v in found.items() if t == task)
             detail = ", ".join(
                 f"{kind} {found[task, kind]}/{kinds.count(kind)}"
-                for kind in (*KINDS, "busy", "scene")
+                for kind in (*KINDS, "busy", "scene", "object")
                 if kinds.count(kind)
             )
             print(f"{height}x{width} {task:8s} invents {total}/{len(kinds)} ({detail})", flush=True)
