@@ -11,11 +11,11 @@ colour, on a wood-like grain (seeded; the grain is no backdrop the head trained 
 light colour with the garment's soft drop shadow (a flat lay under a lamp); the
 first N validation photos whole, headless (top 60 rows off) and cut to the torso; Dress Code
 and VITON-HD photos and catalog images; Dress Code's full-length photos cut at the top, padded
-at the sides and mirrored (``full_length``: 24 each). With ``--extract OUT``, part two runs ``extract``
-(``--background transparent``) on the catalog sets, the photos and the full-length ones (there
-a cut-out is a person cut out whole, the second look included) and scores each catalog
-output against its catalog image, boxes aligned: silhouette IoU, mean colour error inside,
-GMSD and sharpness (1.0: the catalog image's edge energy).
+at the sides and mirrored (``full_length``: 24 each). With ``--extract OUT``, part two runs
+``extract`` (``--background transparent``) on the catalog sets, the photos and the
+full-length ones (there a cut-out is a person cut out whole, the second look included) and
+scores each catalog output against its catalog image, boxes aligned: silhouette IoU, mean
+colour error inside, GMSD and sharpness (1.0: the catalog image's edge energy).
 """
 
 from __future__ import annotations

@@ -153,7 +153,7 @@ def test_a_full_length_studio_photo_is_not_cut_out_as_a_garment_alone(tmp_path):
     a user's would be (80 photos): the garments are generated as worn, not the person cut out
     whole, but for at most 1 (the head takes a narrow top in a tall frame for a garment alone
     on 95 of 240 such photos; before the second look at a narrow top, ``extract`` cut out 56 of
-    the 240 whole, now 3: the segmenter card, "Garments shown alone")."""
+    the 240 whole, now 3: the segmenter card, "Full-length photos")."""
     folder = tmp_path / "photos"
     folder.mkdir()
     for path in sorted(DRESSCODE_SAMPLE.glob("*/images/*_0.jpg")):
