@@ -3,6 +3,7 @@ frozen bundled parser with drawn pairs, exported, and served beside the parse it
 was; the network, the contract's ``alone`` output and the command's refusals."""
 
 import dataclasses
+import itertools
 import json
 
 import numpy as np
@@ -136,3 +137,41 @@ def test_busy_scenes_put_a_garment_alone_or_a_person_in_front_of_a_busy_backdrop
     unknown = Sample(tmp_path / "photo.png", tmp_path / "photo.png", "file", tmp_path / "cloth.png")
     assert dataset_pairs([unknown])[0][2] is None and synthetic_pairs(1, 0, (64, 48))[0][2] is None
     assert np.array_equal(np.asarray(photo_scene(made(), "busy", np.random.default_rng(0), None)), photo)
+
+
+def test_full_length_scenes_draw_a_thigh_cut_person_down_to_two_feet(monkeypatch):
+    """The head's ``full length`` scenes: a photo cut at the thighs goes on to the feet, two legs
+    in its bottom rows' colours (or, ``LIGHT_LEGS`` of them, light trousers near the wall's
+    colour) on its wall, in a portrait frame the person is narrow in; a photo whose person does
+    not reach its bottom is zoomed out instead."""
+    from PIL import Image
+
+    from clothes_extractor.train import alone
+
+    photo = np.full((64, 48, 3), 230, np.uint8)
+    photo[4:14, 18:30] = (200, 150, 120)  # a face
+    photo[16:48, 10:38] = (20, 90, 160)  # a top
+    photo[48:64, 12:36] = (40, 40, 40)  # trousers, cut by the frame
+    keep = (photo != 230).any(-1).astype(np.float32)
+    for light, seed in itertools.product((0.0, 1.0), range(3)):
+        monkeypatch.setattr(alone, "LIGHT_LEGS", light)
+        made = alone.photo_scene(Image.fromarray(photo), "full length", np.random.default_rng(seed), lambda: keep)
+        scene = np.asarray(made)
+        h, w = scene.shape[:2]
+        assert 64 * (0.85 + 0.45) <= h <= 64 * 1.75 and 0.69 < w / h < 0.81
+        assert ((scene == (20, 90, 160)).all(-1)).sum() == 32 * 28  # the top, every pixel of it
+        assert (scene[:, :3] == 230).all() and (scene[-1] != 230).any()  # the wall around, shoes at the bottom
+        row = scene[int(h * 0.85)].astype(int)  # well below the photo
+        if light:  # light trousers: nothing of the dark ones
+            assert row.min() > 100
+            continue
+        person = (np.abs(scene.astype(int) - 230).max(-1) > 12).any(0).nonzero()[0]
+        assert person[-1] - person[0] < 0.6 * w  # narrow in its frame
+        legs = np.abs(row - 40).max(-1) < 20  # the trousers' colour
+        runs = np.diff(np.concatenate([[0], legs.astype(int), [0]]))
+        assert (runs == 1).sum() == 2  # two legs, apart
+    without = np.full((64, 48, 3), 230, np.uint8)
+    without[10:40, 10:38] = (20, 90, 160)
+    zoomed = np.asarray(alone.photo_scene(Image.fromarray(without), "full length", np.random.default_rng(0), None))
+    assert 64 * 1.2 <= zoomed.shape[0] <= 64 * 2
+    assert zoomed.shape[1] / zoomed.shape[0] == pytest.approx(48 / 64, abs=0.02)

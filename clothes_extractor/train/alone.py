@@ -13,9 +13,10 @@ Each training pair gives two scenes, made seeded: its catalog image as a user wo
 the garment alone (on white as it is, on a plain colour, on a gradient or blotches, on a busy
 scene, zoomed out on its backdrop, in black and white, in a landscape frame) and its photo
 (whole, headless, cut to the torso, in front of a busy scene, zoomed out on its border colour,
-in black and white, cut to another aspect). The frozen parser's features of each are computed
-once (they are exact: nothing under them trains), the head is fitted on them, and it is scored
-on the validation split's scenes, made the same way with another seed.
+drawn full length down to the feet, in black and white, cut to another aspect). The frozen
+parser's features of each are computed once (they are exact: nothing under them trains), the
+head is fitted on them, and it is scored on the validation split's scenes, made the same way
+with another seed.
 """
 
 from __future__ import annotations
@@ -48,11 +49,15 @@ from .scenes import negative_photos, person_keep
 log = logging.getLogger(__name__)
 
 CATALOG_SCENES = ("white", "plain", "backdrop", "busy", "zoomed out", "black and white", "other aspect")
-PHOTO_SCENES = ("whole", "headless", "torso", "busy", "zoomed out", "black and white", "other aspect")
+PHOTO_SCENES = ("whole", "headless", "torso", "busy", "zoomed out", "full length", "black and white", "other aspect")
 # Synthetic pairs (``data.synth``) beside the dataset's, a share of its count, in training and
 # validation alike (other seeds there): drawn figures are persons too (without them, the head
 # took 23 of 40 drawn figures for garments alone).
 SYNTHETIC_SHARE = 0.1
+# The share of ``full length`` scenes whose legs are light trousers near the wall's colour, not
+# the photo's bottom rows' colours: a full-length man in beige chinos on a light wall, his legs
+# parsed as background and arms, was what a head took for a garment alone.
+LIGHT_LEGS = 0.5
 # (catalog image, photo, where the photo's person is: float [H, W] 0..1, or None where that is
 # not known: then the photo is never put on a busy scene, whole instead)
 Pair = tuple[Callable[[], Image.Image], Callable[[], Image.Image], Callable[[], np.ndarray] | None]
@@ -112,11 +117,52 @@ def photo_scene(
         return image.crop((int(x0), int(h * rng.uniform(0.2, 0.3)), int(x1), int(h * rng.uniform(0.65, 0.85))))
     if kind == "zoomed out":
         return _zoomed_out(image, rng)
+    if kind == "full length":
+        return _full_length(image, person() if person is not None else None, rng)
     if kind == "black and white":
         return ImageOps.grayscale(image).convert("RGB")
     if kind == "other aspect":
         return image.crop((0, int(h * rng.uniform(0, 0.15)), w, int(h * rng.uniform(0.6, 0.8))))
     return image
+
+
+def _full_length(image: Image.Image, keep: np.ndarray | None, rng: np.random.Generator) -> Image.Image:
+    """A photo cut at the thighs (VITON's) as a full-length studio shot (Dress Code's): the
+    person (``keep``, float [h, w] 0..1; None: what differs from the border's colour) goes on
+    down to the feet, two legs drawn from the photo's bottom rows (each column's colour, tapering
+    apart, shaded, shoes at the ends), on the photo's border colour, the top cut anywhere from
+    the hair to the mouth, in a portrait frame the person is narrow in. (Without such scenes a
+    head took a full-length man, his light trousers parsed as arms, for a garment alone.)"""
+    pixels = np.asarray(image, np.float32)
+    h, w = pixels.shape[:2]
+    wall = np.asarray(border_colour(np.asarray(image)), np.float32)
+    if keep is None:
+        keep = garment_silhouette(np.asarray(image), background=tuple(int(c) for c in wall)).astype(np.float32)
+    columns = np.nonzero(keep[-4:].mean(0) > 0.5)[0]
+    if len(columns) < 4:  # nothing of the person reaches the frame's bottom
+        return _zoomed_out(image, rng)
+    length, band = int(h * rng.uniform(0.45, 0.75)), max(2, h // 20)
+    t = (np.arange(length, dtype=np.float32) / length)[:, None]
+    x = np.arange(w, dtype=np.float32)[None]
+    centre, half = (columns[0] + columns[-1]) / 2, (columns[-1] - columns[0] + 1) / 2
+    outer, gap = half * (1 - rng.uniform(0.2, 0.45) * t), half * np.clip(rng.uniform(0.3, 0.5) * t - 0.02, 0, None)
+    legs = (np.abs(x - centre) <= outer) & (np.abs(x - centre) >= gap)
+    worn, kept = pixels[h - band :], keep[h - band :] > 0.5  # the bottom rows, the person's pixels in them
+    masked = np.where(kept[..., None], worn, np.nan)
+    colour = np.nanmedian(np.where(kept.any(0)[None, :, None], masked, worn), axis=0)  # each column's, robust to a hand
+    if rng.random() < LIGHT_LEGS:  # light trousers, near the wall's colour: what the parser sees least of
+        colour = np.broadcast_to(wall * rng.uniform(0.72, 0.95) + rng.uniform(-12, 12, 3), colour.shape)
+    fabric = colour[None] * (1 - rng.uniform(0.0, 0.2) * t)[..., None] + rng.normal(0, 4, (length, w, 1))
+    shoes = t >= 1 - rng.uniform(0.05, 0.09)
+    fabric = np.where(shoes[..., None], rng.integers(10, 120, 3).astype(np.float32), fabric)
+    below = np.where(legs[..., None], fabric, wall)
+    person = np.concatenate([keep[..., None] * pixels + (1 - keep[..., None]) * wall, below])
+    person = person[int(h * rng.uniform(0.0, 0.15)) :]  # the top cut off: hair, forehead, down to the mouth
+    width = max(w, int(len(person) * rng.uniform(0.7, 0.8)))
+    canvas = np.broadcast_to(wall, (len(person), width, 3)).copy()
+    x0 = int(rng.integers(0, width - w + 1))
+    canvas[:, x0 : x0 + w] = person
+    return Image.fromarray(np.clip(canvas, 0, 255).round().astype(np.uint8))
 
 
 def _opened(path: Path) -> Callable[[], Image.Image]:
