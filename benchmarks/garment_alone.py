@@ -5,13 +5,15 @@
 VITON_DIR is what ../shared/data/unpack.sh writes (val/cloth, val/image); the Dress Code and
 VITON-HD samples beside it in ../shared/data are read where present. Part one: for each set,
 how many images the head takes for a garment alone, how many of those the frame's edge keeps
-(``alone.shown_alone``) and how many ``extract`` cuts out (``alone.alone_plane``: a backdrop it
-can tell the garment from). Sets: the first N validation catalog images on white, on a plain
-colour, on a wood-like grain (seeded; the grain is no backdrop the head trained on) and on a
-light colour with the garment's soft drop shadow (a flat lay under a lamp); the
-first N validation photos whole, headless (top 60 rows off) and cut to the torso; Dress Code
-and VITON-HD photos and catalog images; Dress Code's full-length photos cut at the top, padded
-at the sides and mirrored (``full_length``: 24 each). With ``--extract OUT``, part two runs
+(``alone.shown_alone``), how many ``extract`` would cut out (``alone.alone_plane``: a backdrop it
+can tell the garment from) and of those how many show no one wearing it (``alone.shows_person``;
+where one does, ``extract`` generates the garment, after a closer look if its top is narrow).
+Sets: the first N validation catalog images on white, on a plain colour, on a wood-like grain
+(seeded; the grain is no backdrop the head trained on) and on a light colour with the
+garment's soft drop shadow (a flat lay under a lamp); the first N validation photos whole,
+headless (top 60 rows off) and cut to the torso; Dress Code and VITON-HD photos and catalog
+images; Dress Code's full-length photos cut at the top, padded at the sides and mirrored
+(``full_length``: 24 each). With ``--extract OUT``, part two runs
 ``extract`` (``--background transparent``) on the catalog sets, the photos and the
 full-length ones (there a cut-out is a person cut out whole, the second look included) and
 scores each catalog output against its catalog image, boxes aligned: silhouette IoU, mean
@@ -32,7 +34,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 from clothes_extractor.eval.metrics import gmsd, sharpness_ratio
 from clothes_extractor.models import model_for
-from clothes_extractor.runtime.alone import ALONE_AT, alone_plane, shown_alone
+from clothes_extractor.runtime.alone import ALONE_AT, alone_plane, shown_alone, shows_person
 from clothes_extractor.runtime.fitting import letterbox_for, shown_box
 from clothes_extractor.runtime.session import ModelSession
 from clothes_extractor.runtime.silhouette import garment_silhouette
@@ -103,10 +105,10 @@ def image_sets(viton: Path, count: int) -> dict[str, list[tuple[str, Image.Image
     return {name: images for name, images in sets.items() if images}
 
 
-def answers(segmenter: ModelSession, images: list[Image.Image]) -> tuple[int, int, int]:
-    """(the head says alone, shown alone, cut out) counts."""
+def answers(segmenter: ModelSession, images: list[Image.Image]) -> tuple[int, int, int, int]:
+    """(the head says alone, shown alone, cut out, of those whose parse shows no one) counts."""
     contract, threshold = segmenter.contract, segmenter.contract.fit.mask_threshold
-    said = kept = cut = 0
+    said = kept = cut = nobody = 0
     for start in range(0, len(images), 32):
         chunk = images[start : start + 32]
         planes = [letterbox_for(image, contract.size, contract.fit) for image in chunk]
@@ -116,10 +118,13 @@ def answers(segmenter: ModelSession, images: list[Image.Image]) -> tuple[int, in
             x0, y0, x1, y1 = shown
             alone = int(out["alone"][row].max()) if "alone" in out else None
             said += alone is not None and alone >= ALONE_AT
-            kept += shown_alone(alone, out["mask"][row, y0:y1, x0:x1, 0] >= threshold)
+            garment = out["mask"][row, y0:y1, x0:x1, 0] >= threshold
+            kept += shown_alone(alone, garment)
             labels = out["labels"][row, ..., 0] if "labels" in out else None
-            cut += alone_plane(plane, shown, out["mask"][row, ..., 0], labels, alone, threshold) is not None
-    return said, kept, cut
+            if alone_plane(plane, shown, out["mask"][row, ..., 0], labels, alone, threshold) is not None:
+                cut += 1
+                nobody += not shows_person(garment, None if labels is None else labels[y0:y1, x0:x1], contract.labels)
+    return said, kept, cut, nobody
 
 
 def box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -191,10 +196,10 @@ def main() -> None:
     args = parser.parse_args()
     sets = image_sets(args.viton, args.count)
     segmenter = ModelSession(args.segmenter, "cpu")
-    print(f"{args.segmenter.name}: set | images | the head says alone | shown alone | cut out")
+    print(f"{args.segmenter.name}: set | images | the head says alone | shown alone | cut out | the parse shows no one")
     for name, images in sets.items():
-        said, kept, cut = answers(segmenter, [image for _, image in images])
-        print(f"{name} | {len(images)} | {said} | {kept} | {cut}")
+        said, kept, cut, nobody = answers(segmenter, [image for _, image in images])
+        print(f"{name} | {len(images)} | {said} | {kept} | {cut} | {nobody}")
     if args.extract is not None:
         extract_part(sets, args.viton, args.segmenter, args.extract)
 

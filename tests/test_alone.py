@@ -14,9 +14,10 @@ from PIL import Image, ImageDraw, ImageOps
 
 from clothes_extractor import extract_garment, new_session
 from clothes_extractor.data.synth import synth_sample, write_synthetic
-from clothes_extractor.runtime.alone import ALONE_AT, backdrop_silhouette, cut_out, shown_alone
+from clothes_extractor.runtime.alone import ALONE_AT, backdrop_silhouette, cut_out, shown_alone, shows_person
 from clothes_extractor.runtime.session import ModelSession
 from clothes_extractor.runtime.silhouette import garment_silhouette
+from clothes_extractor.tasks import PARSER_CLASSES
 from conftest import DRESSCODE_SAMPLE, TRYON_PERSONS, VITON_VAL, run_cli
 
 
@@ -128,6 +129,40 @@ def test_one_photo_through_the_api_is_cut_out_as_extract_cuts_it(tiny_flow_path,
     pixels = np.asarray(garment)
     opaque = pixels[..., 3] == 255
     assert opaque.mean() > 0.3 and len(np.unique(pixels[..., :3][opaque], axis=0)) < 400
+
+
+def test_a_parse_that_shows_the_person_wearing_the_garment_is_no_garment_alone():
+    """A parse of a garment alone gives bits of it to a person's classes (a hem to lower clothes,
+    a collar to hair, a print to a face) at its top or near it; legs below the top, a parse
+    that goes on far below it, or a top drawn head to shoe are a person's."""
+    names = PARSER_CLASSES
+    labels = np.zeros((256, 192), np.uint8)
+    labels[60:180, 40:150] = names.index("upper")  # a top alone, 120 rows
+    labels[100:120, 80:110] = names.index("face")  # a face printed on it: the top is 12,600 pixels
+    labels[50:60, 80:110] = names.index("hair")  # its collar given to hair, above it
+    labels[180:190, 40:150] = names.index("lower")  # its hem given to lower clothes
+    labels[185:190, 40:50] = names.index("legs")  # and a bit of that to legs: 50 pixels, 0.4%
+    garment = labels == names.index("upper")
+    assert not shows_person(garment, labels, names)
+    assert not shows_person(garment, None, names)  # a segmenter with no parse: only the top's shape tells
+    assert not shows_person(garment, labels, ())  # nor one whose classes are not named
+    legs = labels.copy()
+    legs[240:250, 60:90] = names.index("legs")  # shoes below it: 300 pixels, 2.4%
+    assert not shows_person(garment, legs, names)  # under the line: a stray bit
+    legs[240:250, 100:130] = names.index("legs")  # two shoes: 600, 4.8%
+    assert shows_person(garment, legs, names)
+    lower = labels.copy()
+    lower[190:253, 50:140] = names.index("lower")  # trousers: the parse rows 50 to 252, 1.7 times the top's height
+    assert not shows_person(garment, lower, names)
+    lower = np.pad(lower, ((0, 64), (0, 0)))  # a taller frame: trousers on to row 314, 2.2 times the top's height
+    lower[252:315, 50:140] = names.index("lower")
+    assert shows_person(np.pad(garment, ((0, 64), (0, 0))), lower, names)
+    tall = np.zeros_like(labels)
+    tall[10:250, 50:160] = names.index("upper")  # 240 rows by 110 columns: a long top, 2.2 times as tall as wide
+    assert not shows_person(tall == names.index("upper"), tall, names)
+    tall[10:250, 50:70] = 0  # 90 columns: 2.7 times, a person the parser calls a top head to shoe
+    assert shows_person(tall == names.index("upper"), tall, names)
+    assert shows_person(tall == names.index("upper"), None, names)  # the top's own shape tells
 
 
 def test_a_garment_on_a_busy_backdrop_is_told_from_it():

@@ -52,6 +52,19 @@ AROUND = 0.25
 # ...at this many times the output's resolution (or the photo's, if less): an edge to
 # anti-alias (``stages.fit_photo`` decodes a garment alone that much larger).
 SILHOUETTE_SCALE = 2
+# A parse of a garment alone can give parts of it to a person's classes (a sleeve to arms, a
+# hem to lower clothes, a collar to hair, a print to a face), at the edge of its top or near it;
+# a full-length person's parse goes on far below the top. A garment the head calls alone is worn
+# after all where its parse has at least LEGS_BELOW (a share of the top's pixels) of legs (skin,
+# socks, shoes) below the top's box, or spans PARSE_TALLER times the top's height, or where the
+# top's box is PERSON_ASPECT times as tall as wide (a person the parser calls a top head to shoe).
+# Measured at the first look on 2,000 VITON catalog images on white, a plain colour, a grain and
+# a drop shadow and Dress Code's and VITON-HD's catalog images: with the parser bundled since the
+# night of 2026-12-02 none over a line (legs at most 0.006, the parse 1.40 times the top, the box
+# 1.99 times as tall as wide); with the one before it 3 of 1,810 (legs 0.03, 2.04, 2.27 for the
+# rest); on the full-length photos the two cut out whole at the first look, 70 of 99 over a line
+# (benchmarks/results/cpu-2core-round2/e2e-garment-alone.txt).
+LEGS_BELOW, PARSE_TALLER, PERSON_ASPECT = 0.04, 2.2, 2.5
 # The catalog frame's margin around the garment, a share of the garment's size on each side:
 # VITON's catalog images leave a median 2.6% of the width beside the garment.
 CATALOG_MARGIN = 0.03
@@ -66,6 +79,26 @@ def shown_alone(alone: int | None, garment: np.ndarray) -> bool:
         return False
     edge = np.concatenate([garment[0], garment[-1], garment[1:-1, 0], garment[1:-1, -1]])
     return bool(edge.mean() < EDGE_BELOW)
+
+
+def shows_person(garment: np.ndarray, labels: np.ndarray | None, names: tuple[str, ...]) -> bool:
+    """Whether the parse of a photo whose garment the head calls alone shows the person who
+    wears it (``LEGS_BELOW``, ``PARSE_TALLER``, ``PERSON_ASPECT``): ``garment``, bool [h, w],
+    the top at the mask's threshold; ``labels`` [h, w], the parse over the same pixels (None: a
+    segmenter without one: only the top's own shape tells), class names ``names``."""
+    rows, cols = np.flatnonzero(garment.any(1)), np.flatnonzero(garment.any(0))
+    if not len(rows):
+        return False
+    y0, y1 = int(rows[0]), int(rows[-1]) + 1
+    if y1 - y0 >= PERSON_ASPECT * (int(cols[-1]) + 1 - int(cols[0])):
+        return True
+    if labels is None:
+        return False
+    parsed = np.flatnonzero((labels != 0).any(1))
+    if len(parsed) and parsed[-1] + 1 - parsed[0] >= PARSE_TALLER * (y1 - y0):
+        return True
+    legs = names.index("legs") if "legs" in names else None
+    return legs is not None and float((labels[y1:] == legs).sum()) >= LEGS_BELOW * float(garment.sum())
 
 
 def parsed_garment(mask: np.ndarray, labels: np.ndarray | None, threshold: int) -> np.ndarray:
@@ -130,7 +163,8 @@ def alone_plane(
     whose garment is shown alone (``shown_alone``: ``said``, the parser's ``alone`` output)
     on a backdrop its silhouette can be told from (``backdrop_silhouette``, on ``image``, the
     letterboxed photo); else None. ``shown``: the pixels of the frame the photo covers;
-    ``threshold``: the mask's."""
+    ``threshold``: the mask's. Whether its parse shows a person wearing it all the same is
+    ``shows_person``'s to say (``stages.segment`` asks it at both looks)."""
     x0, y0, x1, y1 = (int(v) for v in shown)
     if not shown_alone(said, mask[y0:y1, x0:x1] >= threshold):
         return None

@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ClothesExtractorError, DiskFull, InputError, NoGarmentError, NoMaskError
-from .alone import ALONE_AT, SILHOUETTE_SCALE, alone_plane, framed, framing
+from .alone import ALONE_AT, SILHOUETTE_SCALE, alone_plane, framed, framing, shows_person
 from .contract import ModelContract
 from .files import write_atomic
 from .fitting import (
@@ -295,10 +295,10 @@ def _garment_found(mask: np.ndarray, threshold: int) -> bool:
 
 
 def _first_look(item: NeedsMask, shown: Box, mask: np.ndarray, labels, said: int | None, contract: ModelContract):
-    """One photo's garment plane at the first look (``shown``: the plane's pixels the photo
-    covers), the columns of the person kept among several (``people.main_person``) or None, and
-    whether the garment is shown alone (its plane is then the parser's whole garment:
-    ``alone.alone_plane``)."""
+    """One photo at the first look (``shown``: the plane's pixels the photo covers): its worn
+    garment's plane, the columns of the person kept among several (``people.main_person``) or
+    None, the parser's whole garment where it is shown alone (``alone.alone_plane``) or None,
+    and whether the parse shows the person wearing it all the same (``alone.shows_person``)."""
     threshold = contract.fit.mask_threshold
     x0, y0, x1, y1 = shown
     worn, columns = mask, None
@@ -308,7 +308,29 @@ def _first_look(item: NeedsMask, shown: Box, mask: np.ndarray, labels, said: int
             columns = (found[0] + x0, found[1] + x0)
             worn = keep_columns(mask, columns)
     parsed = alone_plane(item.image, shown, mask, labels, said, threshold)
-    return (worn, columns, False) if parsed is None else (parsed, columns, True)
+    seen = parsed is not None and shows_person(
+        mask[y0:y1, x0:x1] >= threshold, None if labels is None else labels[y0:y1, x0:x1], contract.labels
+    )
+    return worn, columns, parsed, seen
+
+
+def _closer_look(box: Box | None, shape: tuple[int, ...], alone: bool) -> bool:
+    """Whether a garment boxed ``box`` in a plane of ``shape`` gets the second look: it fills
+    less than ``ZOOM_BELOW`` of the frame both ways, or, ``alone`` (shown alone at the first
+    look), either way (a narrow top in a tall frame: a full-length person, or a garment alone)."""
+    if box is None:
+        return False
+    bh, bw = (box[3] - box[1]) / shape[0], (box[2] - box[0]) / shape[1]
+    return max(bh, bw) < ZOOM_BELOW or (alone and min(bh, bw) < ZOOM_BELOW)
+
+
+def _worn_at_second(second: dict[str, np.ndarray], row: int, threshold: int, names: tuple[str, ...]) -> bool:
+    """Whether the second look at a garment the head called alone finds it worn: the head says
+    so there, or the closer parse shows the person wearing it (``alone.shows_person``)."""
+    if int(second["alone"][row].max()) < ALONE_AT:
+        return True
+    labels = second["labels"][row, ..., 0] if "labels" in second else None
+    return shows_person(second["mask"][row, ..., 0] >= threshold, labels, names)
 
 
 def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exception]:
@@ -319,12 +341,13 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
     resolution and replaces the first mask there. A photo of several people apart keeps the
     garment of the largest who wears one (``people.main_person``), at both looks. A garment
     the parser's ``alone`` head finds shown alone, on a backdrop it can be told from, is cut
-    out, not generated (``alone.alone_plane``); one that gets a second look is alone only if
-    the head says so again there (a small figure far off in a big frame is not), and then its
-    first look's plane stands (the cut-out's silhouette, the photo's own, holds it). A garment
-    alone gets that look wherever its top, not its whole parse, is under ``ZOOM_BELOW`` of the
-    frame in either direction: a full-length person whose light trousers the parser missed is
-    a narrow top in a tall frame, and worn at a closer look.
+    out, not generated (``alone.alone_plane``: not where its parse shows the person wearing it,
+    ``alone.shows_person``); one that gets a second look is alone only if the head says so
+    again there and the closer parse shows no one (a small figure far off in a big frame is
+    not), and then its first look's plane stands (the cut-out's silhouette, the photo's own,
+    holds it). A garment the head calls alone gets that look wherever its top, not its whole
+    parse, is under ``ZOOM_BELOW`` of the frame in either direction: a full-length person whose
+    light trousers the parser missed is a narrow top in a tall frame, and worn at a closer look.
     """
     contract = segmenter.contract
     threshold = contract.fit.mask_threshold
@@ -334,25 +357,31 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
     zooms: list[tuple[int, Box]] = []
     kept: dict[int, tuple[int, int]] = {}  # the columns of the person chosen among several, in plane pixels
     alone: set[int] = set()  # the garments shown alone
+    seen: set[int] = set()  # ...whose first parse shows a person wearing it: worn, told at the closer look
     for index, (item, mask) in enumerate(zip(items, first, strict=True)):
         said = None if says_alone is None else int(says_alone[index].max())
         own = None if labels is None else labels[index, ..., 0]
         x0, y0, x1, y1 = shown_box(item.window, item.photo_size, mask.shape)
-        mask, columns, is_alone = _first_look(item, (x0, y0, x1, y1), mask, own, said, contract)
+        worn, columns, parsed, person = _first_look(item, (x0, y0, x1, y1), mask, own, said, contract)
+        top = mask_box(mask[y0:y1, x0:x1], threshold)  # a garment alone is sized by its top, not its whole parse
+        if person and not _closer_look(top, mask.shape, True):  # worn: no closer look to tell, none needed
+            parsed = None
         if columns is not None:
             kept[index] = columns
-        if is_alone:
+        is_alone = parsed is not None
+        if is_alone:  # until the closer look, a person's too: the parse holds more of a small top than its mask
             alone.add(index)
+            if person:
+                seen.add(index)
+        mask = parsed if is_alone else worn
         shown = mask[y0:y1, x0:x1]
         box = mask_box(shown, threshold)
         if box is None or not _garment_found(shown, threshold):
             results.append(NoGarmentError())
             continue
         results.append(SegmentedMask(mask, item.window, people=index in kept and not is_alone, alone=is_alone))
-        if is_alone:  # sized by its top, not its whole parse: a full-length person, trousers missed, is a narrow top
-            box = mask_box(first[index][y0:y1, x0:x1], threshold) or box
-        bh, bw = (box[3] - box[1]) / mask.shape[0], (box[2] - box[0]) / mask.shape[1]
-        if max(bh, bw) < ZOOM_BELOW or (is_alone and min(bh, bw) < ZOOM_BELOW):
+        box = (top or box) if is_alone else box
+        if _closer_look(box, mask.shape, is_alone):
             f = DETAIL_FACTOR
             detail_box = ((box[0] + x0) * f, (box[1] + y0) * f, (box[2] + x0) * f, (box[3] + y0) * f)
             zooms.append((index, fit_window(detail_box, contract.size, ZOOM_MARGIN)))
@@ -367,7 +396,7 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
         second = segmenter.run(image=crops)
         for row, (index, zoom) in enumerate(zooms):
             mask = second["mask"][row, ..., 0]
-            if index in alone and int(second["alone"][row].max()) < ALONE_AT:  # worn after all
+            if index in alone and (index in seen or _worn_at_second(second, row, threshold, contract.labels)):
                 results[index] = dataclasses.replace(results[index], alone=False, people=index in kept)
                 alone.discard(index)
             if index in alone:  # alone at both looks: the first look's plane stands (the photo's own silhouette
