@@ -369,7 +369,7 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
         if columns is not None:
             kept[index] = columns
         is_alone = parsed is not None
-        if is_alone:  # until the closer look, a person's too: the parse holds more of a small top than its mask
+        if is_alone:  # a person's too, until the closer look: the whole parse keeps a small top found till then
             alone.add(index)
             if person:
                 seen.add(index)
