@@ -196,6 +196,12 @@ def share_option(flag: str, help: str):
     "sign of background.",
 )
 @share_option(
+    "--objects",
+    "Segmenter: share of the --negatives that are product photos of things that are no garment (a bag, a shoe, "
+    "a box, a bottle, a mug, a hat, a plate, a watch, drawn alone on a backdrop), so that an object photographed "
+    "as a garment alone is not taken for one.",
+)
+@share_option(
     "--catalogs",
     "Segmenter: share of samples replaced by their catalog garment alone (the garment labelled, the rest "
     "background; at the frame's scale, then on backdrops and letterboxed as photos are), so that a garment "

@@ -24,7 +24,18 @@ from ..eval.datasets import garment_silhouette
 from .scenes import with_scenes
 
 # The training settings that are changes of the samples (``TrainConfig`` names, ``Augmentation`` fields)
-CHANGES = ("framing", "negatives", "letterbox", "backdrops", "busy", "retexture", "catalogs", "grayscale", "lighting")
+CHANGES = (
+    "framing",
+    "negatives",
+    "letterbox",
+    "backdrops",
+    "busy",
+    "retexture",
+    "catalogs",
+    "objects",
+    "grayscale",
+    "lighting",
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,7 @@ class Augmentation:
     busy: float = 0.0  # parser: probability of a sample on a busy backdrop (and share of busy negatives)
     retexture: float = 0.0  # parser: probability of a sample whose garment gets another fabric (a texture)
     catalogs: float = 0.0  # segmenter: probability of a sample replaced by its catalog garment alone
+    objects: float = 0.0  # segmenter: share of the negatives that are objects alone on a backdrop
     aspects: tuple[float, float] = (0.4, 2.4)  # range of a letterboxed crop's width / height (log-uniform)
     grayscale: float = 0.0  # probability of a black-and-white photo (and garment: saturation 0, after the jitter)
     lighting: float = 0.0  # probability of another light on the photo alone: exposure x white balance
@@ -325,6 +337,7 @@ def augment_batch(
             settings.catalogs,
             settings.busy,
             settings.retexture,
+            settings.objects,
         )
     return out
 

@@ -87,6 +87,7 @@ class TrainConfig:
     busy: float = 0.0  # parser: share of samples on a busy backdrop (train.busy), and of negatives busy
     retexture: float = 0.0  # parser: share of samples whose garment wears another fabric (train.busy.texture)
     catalogs: float = 0.0  # segmenter: share of samples replaced by their catalog garment alone (no person)
+    objects: float = 0.0  # segmenter: share of the negatives that are objects alone on a backdrop (train.products)
     grayscale: float = 0.0  # probability of a black-and-white sample (photo, and garment or person alike)
     lighting: float = 0.0  # probability of another exposure and white balance of the photo alone
     parser: bool = (
@@ -138,6 +139,8 @@ class TrainConfig:
 
     def _check_segmenter_settings(self) -> None:
         scenes = self.negatives or self.letterbox or self.backdrops or self.busy or self.retexture or self.catalogs
+        if self.objects and not self.negatives:
+            raise ValueError("--objects is a share of the --negatives: give --negatives too")
         if (self.parser or scenes) and self.task != "segmenter":
             raise ValueError(
                 "parser, negatives, letterbox, backdrops, busy, retexture and catalogs are segmenter settings"

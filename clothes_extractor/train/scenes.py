@@ -18,6 +18,7 @@ from PIL import Image
 from ..runtime.fitting import border_colour
 from ..tasks import UPPER_CLASS
 from .busy import busy_photos, texture
+from .products import product_photos
 
 BACKDROP_KINDS = (0, 1, 3)  # of ``negative_photos``': plain, a gradient or smooth blotches, no pixel noise
 NECK_GAP = 0.25  # of the height: the most between chin and a low neckline
@@ -137,11 +138,12 @@ def with_catalogs(batch: dict[str, torch.Tensor], rng: np.random.Generator, shar
 
 
 def with_negatives(
-    batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float, busy: float = 0.0
+    batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float, busy: float = 0.0, objects: float = 0.0
 ) -> dict[str, torch.Tensor]:
     """A segmenter batch where about ``share`` of the samples became garment-free photos
-    (target mask and labels empty), ``busy`` of those busy scenes: the model learns to say
-    "no garment"."""
+    (target mask and labels empty), ``busy`` of those busy scenes and ``objects`` of them
+    product photos of things that are no garment (``products.product_photos``): the model
+    learns to say "no garment"."""
     chosen = np.flatnonzero(rng.random(len(batch["image"])) < share)
     if not len(chosen):
         return batch
@@ -152,6 +154,9 @@ def with_negatives(
     if busy:
         scenes = np.flatnonzero(rng.random(len(chosen)) < busy)
         photos[scenes] = busy_photos(len(scenes), height, width, rng)
+    if objects:
+        things = np.flatnonzero(rng.random(len(chosen)) < objects)
+        photos[things] = product_photos(len(things), height, width, rng)
     photos = torch.from_numpy(photos).to(batch["image"].device)
     out["image"] = batch["image"].index_copy(0, index, photos)
     for name in ("target", "labels"):
@@ -201,12 +206,14 @@ def with_scenes(
     catalogs: float = 0.0,
     busy: float = 0.0,
     retexture: float = 0.0,
+    objects: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """A segmenter batch with ``catalogs`` of its samples replaced by their catalog garment
     (where the batch holds them: at the frame's scale, not zoomed out, turned or recoloured),
     ``backdrops`` of them on another plain backdrop and ``busy`` of them (chosen apart) on a
     busy one, ``retexture`` of them wearing their garment in another fabric (before the
-    backdrops), ``negatives`` of them garment-free (``busy`` of those busy scenes), then
+    backdrops), ``negatives`` of them garment-free (``busy`` of those busy scenes, ``objects``
+    of them objects alone on a backdrop), then
     ``letterbox`` of them (garment-free ones among them) letterboxed at another aspect in
     ``aspects``; nothing drawn for a change that is off, so runs without it see the random
     streams they saw."""
@@ -219,7 +226,7 @@ def with_scenes(
     if busy:
         batch = with_backdrops(batch, rng, busy, busy=True)
     if negatives:
-        batch = with_negatives(batch, rng, negatives, busy)
+        batch = with_negatives(batch, rng, negatives, busy, objects)
     if letterbox:
         batch = with_letterbox(batch, rng, letterbox, aspects)
     return batch
