@@ -363,7 +363,8 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
         own = None if labels is None else labels[index, ..., 0]
         x0, y0, x1, y1 = shown_box(item.window, item.photo_size, mask.shape)
         worn, columns, parsed, person = _first_look(item, (x0, y0, x1, y1), mask, own, said, contract)
-        top = mask_box(mask[y0:y1, x0:x1], threshold)  # a garment alone is sized by its top, not its whole parse
+        # a garment alone is sized by its top, not its whole parse (the box asked only of one: a hot path)
+        top = None if parsed is None else mask_box(mask[y0:y1, x0:x1], threshold)
         if person and not _closer_look(top, mask.shape, True):  # worn: no closer look to tell, none needed
             parsed = None
         if columns is not None:
