@@ -202,6 +202,13 @@ def share_option(flag: str, help: str):
     "as a garment alone is not taken for one.",
 )
 @share_option(
+    "--full-length",
+    "Parser: share of samples drawn as full-length studio shots: the person, cut at the thighs in VITON's "
+    "photos, drawn on down to the feet (trousers in the photo's bottom colours, half of them light ones near "
+    "the wall's colour, and shoes, labelled lower clothes and legs), the whole figure fitted into the frame, so "
+    "that a full-body photo's small top is not new (nor taken for an object, with --objects).",
+)
+@share_option(
     "--catalogs",
     "Segmenter: share of samples replaced by their catalog garment alone (the garment labelled, the rest "
     "background; at the frame's scale, then on backdrops and letterboxed as photos are), so that a garment "

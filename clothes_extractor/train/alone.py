@@ -43,6 +43,7 @@ from .alone_head import AloneHead
 from .architectures import build
 from .busy import busy_photos
 from .checkpoint import save_checkpoint
+from .full_length import LIGHT_LEGS, draw_full_length
 from .networks import UNet, photo_to_unit
 from .scenes import negative_photos, person_keep
 
@@ -54,10 +55,6 @@ PHOTO_SCENES = ("whole", "headless", "torso", "busy", "zoomed out", "full length
 # validation alike (other seeds there): drawn figures are persons too (without them, the head
 # took 23 of 40 drawn figures for garments alone).
 SYNTHETIC_SHARE = 0.1
-# The share of ``full length`` scenes whose legs are light trousers near the wall's colour, not
-# the photo's bottom rows' colours: a full-length man in beige chinos on a light wall, his legs
-# parsed as background and arms, was what a head took for a garment alone.
-LIGHT_LEGS = 0.5
 # (catalog image, photo, where the photo's person is: float [H, W] 0..1, or None where that is
 # not known: then the photo is never put on a busy scene, whole instead)
 Pair = tuple[Callable[[], Image.Image], Callable[[], Image.Image], Callable[[], np.ndarray] | None]
@@ -127,42 +124,19 @@ def photo_scene(
 
 
 def _full_length(image: Image.Image, keep: np.ndarray | None, rng: np.random.Generator) -> Image.Image:
-    """A photo cut at the thighs (VITON's) as a full-length studio shot (Dress Code's): the
-    person (``keep``, float [h, w] 0..1; None: what differs from the border's colour) goes on
-    down to the feet, two legs drawn from the photo's bottom rows (each column's colour, tapering
-    apart, shaded, shoes at the ends), on the photo's border colour, the top cut anywhere from
-    the hair to the mouth, in a portrait frame the person is narrow in. (Without such scenes a
-    head took a full-length man, his light trousers parsed as arms, for a garment alone.)"""
+    """A photo cut at the thighs (VITON's) as a full-length studio shot (Dress Code's), drawn
+    by ``full_length.draw_full_length``: the person (``keep``, float [h, w] 0..1; None: what differs from
+    the border's colour) on down to the feet; a photo whose person does not reach its bottom is
+    zoomed out instead. (Without such scenes a head took a full-length man, his light trousers
+    parsed as arms, for a garment alone.)"""
     pixels = np.asarray(image, np.float32)
-    h, w = pixels.shape[:2]
     wall = np.asarray(border_colour(np.asarray(image)), np.float32)
     if keep is None:
         keep = garment_silhouette(np.asarray(image), background=tuple(int(c) for c in wall)).astype(np.float32)
-    columns = np.nonzero(keep[-4:].mean(0) > 0.5)[0]
-    if len(columns) < 4:  # nothing of the person reaches the frame's bottom
+    drawn = draw_full_length(pixels, keep, wall, rng, LIGHT_LEGS)
+    if drawn is None:  # nothing of the person reaches the frame's bottom
         return _zoomed_out(image, rng)
-    length, band = int(h * rng.uniform(0.45, 0.75)), max(2, h // 20)
-    t = (np.arange(length, dtype=np.float32) / length)[:, None]
-    x = np.arange(w, dtype=np.float32)[None]
-    centre, half = (columns[0] + columns[-1]) / 2, (columns[-1] - columns[0] + 1) / 2
-    outer, gap = half * (1 - rng.uniform(0.2, 0.45) * t), half * np.clip(rng.uniform(0.3, 0.5) * t - 0.02, 0, None)
-    legs = (np.abs(x - centre) <= outer) & (np.abs(x - centre) >= gap)
-    worn, kept = pixels[h - band :], keep[h - band :] > 0.5  # the bottom rows, the person's pixels in them
-    masked = np.where(kept[..., None], worn, np.nan)
-    colour = np.nanmedian(np.where(kept.any(0)[None, :, None], masked, worn), axis=0)  # each column's, robust to a hand
-    if rng.random() < LIGHT_LEGS:  # light trousers, near the wall's colour: what the parser sees least of
-        colour = np.broadcast_to(wall * rng.uniform(0.72, 0.95) + rng.uniform(-12, 12, 3), colour.shape)
-    fabric = colour[None] * (1 - rng.uniform(0.0, 0.2) * t)[..., None] + rng.normal(0, 4, (length, w, 1))
-    shoes = t >= 1 - rng.uniform(0.05, 0.09)
-    fabric = np.where(shoes[..., None], rng.integers(10, 120, 3).astype(np.float32), fabric)
-    below = np.where(legs[..., None], fabric, wall)
-    person = np.concatenate([keep[..., None] * pixels + (1 - keep[..., None]) * wall, below])
-    person = person[int(h * rng.uniform(0.0, 0.15)) :]  # the top cut off: hair, forehead, down to the mouth
-    width = max(w, int(len(person) * rng.uniform(0.7, 0.8)))
-    canvas = np.broadcast_to(wall, (len(person), width, 3)).copy()
-    x0 = int(rng.integers(0, width - w + 1))
-    canvas[:, x0 : x0 + w] = person
-    return Image.fromarray(np.clip(canvas, 0, 255).round().astype(np.uint8))
+    return Image.fromarray(np.clip(drawn.image, 0, 255).round().astype(np.uint8))
 
 
 def _opened(path: Path) -> Callable[[], Image.Image]:

@@ -33,6 +33,7 @@ CHANGES = (
     "retexture",
     "catalogs",
     "objects",
+    "full_length",
     "grayscale",
     "lighting",
 )
@@ -66,6 +67,7 @@ class Augmentation:
     retexture: float = 0.0  # parser: probability of a sample whose garment gets another fabric (a texture)
     catalogs: float = 0.0  # segmenter: probability of a sample replaced by its catalog garment alone
     objects: float = 0.0  # segmenter: share of the negatives that are objects alone on a backdrop
+    full_length: float = 0.0  # parser: probability of a sample drawn on down to the feet (full_length)
     aspects: tuple[float, float] = (0.4, 2.4)  # range of a letterboxed crop's width / height (log-uniform)
     grayscale: float = 0.0  # probability of a black-and-white photo (and garment: saturation 0, after the jitter)
     lighting: float = 0.0  # probability of another light on the photo alone: exposure x white balance
@@ -338,6 +340,7 @@ def augment_batch(
             settings.busy,
             settings.retexture,
             settings.objects,
+            settings.full_length,
         )
     return out
 

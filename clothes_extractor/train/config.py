@@ -88,6 +88,7 @@ class TrainConfig:
     retexture: float = 0.0  # parser: share of samples whose garment wears another fabric (train.busy.texture)
     catalogs: float = 0.0  # segmenter: share of samples replaced by their catalog garment alone (no person)
     objects: float = 0.0  # segmenter: share of the negatives that are objects alone on a backdrop (train.products)
+    full_length: float = 0.0  # parser: share of samples drawn on down to the feet (train.full_length)
     grayscale: float = 0.0  # probability of a black-and-white sample (photo, and garment or person alike)
     lighting: float = 0.0  # probability of another exposure and white balance of the photo alone
     parser: bool = (
@@ -139,20 +140,23 @@ class TrainConfig:
 
     def _check_segmenter_settings(self) -> None:
         scenes = self.negatives or self.letterbox or self.backdrops or self.busy or self.retexture or self.catalogs
+        scenes = scenes or self.full_length
         if self.objects and not self.negatives:
             raise ValueError("--objects is a share of the --negatives: give --negatives too")
         if (self.parser or scenes) and self.task != "segmenter":
             raise ValueError(
-                "parser, negatives, letterbox, backdrops, busy, retexture and catalogs are segmenter settings"
+                "parser, negatives, letterbox, backdrops, busy, retexture, catalogs and full-length are "
+                "segmenter settings"
             )
         if scenes and not self.data_on_device:
             raise ValueError(
-                "--negatives, --letterbox, --backdrops, --busy, --retexture and --catalogs change whole batches "
-                "where they lie: add --data-on-device (the data decoded once, on the training device)"
+                "--negatives, --letterbox, --backdrops, --busy, --retexture, --catalogs and --full-length change "
+                "whole batches where they lie: add --data-on-device (the data decoded once, on the training device)"
             )
-        for name in ("backdrops", "busy", "retexture"):
+        for name in ("backdrops", "busy", "retexture", "full_length"):
             if getattr(self, name) and not self.parser:
-                raise ValueError(f"--{name} needs --parser: a parser's labels say where the person is")
+                option = name.replace("_", "-")
+                raise ValueError(f"--{option} needs --parser: a parser's labels say where the person is")
 
     def _check_composition(self) -> None:
         if self.composition not in COMPOSITION_TARGETS:

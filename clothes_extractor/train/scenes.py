@@ -16,12 +16,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..runtime.fitting import border_colour
-from ..tasks import UPPER_CLASS
+from ..tasks import PARSER_CLASSES, UPPER_CLASS
 from .busy import busy_photos, texture
+from .full_length import LIGHT_LEGS, draw_full_length
 from .products import product_photos
 
 BACKDROP_KINDS = (0, 1, 3)  # of ``negative_photos``': plain, a gradient or smooth blotches, no pixel noise
 NECK_GAP = 0.25  # of the height: the most between chin and a low neckline
+LOWER_CLASS, LEGS_CLASS = PARSER_CLASSES.index("lower"), PARSER_CLASSES.index("legs")
 
 
 def negative_photos(
@@ -112,6 +114,66 @@ def with_retexture(batch: dict[str, torch.Tensor], rng: np.random.Generator, sha
         keep = F.avg_pool2d(garment[None, None], 3, 1, 1, count_include_pad=False)[0, 0, ..., None]
         image[i] = (keep * fabric + (1 - keep) * photo).round().clamp(0, 255).to(torch.uint8)
     out["image"] = image
+    return out
+
+
+def with_full_length(
+    batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float, light_legs: float = LIGHT_LEGS
+) -> dict[str, torch.Tensor]:
+    """A parser batch where about ``share`` of the photos became full-length studio shots
+    (``full_length.draw_full_length``: the person, cut at the thighs, drawn on down to the feet, ``light_legs``
+    of them in light trousers near the wall's colour, on the photo's border colour), fitted into
+    the frame whole (scaled to fit, the rest wall). The drawn trousers are labelled lower
+    clothes (or legs, where the photo's bottom rows are mostly bare legs), the shoes legs; the
+    garment mask moves with the photo. A photo whose person does not reach its bottom (zoomed
+    out already) stays as it is. Without them a parser taught that objects are no garment took
+    the small tops of full-body photos for objects."""
+    chosen = np.flatnonzero(rng.random(len(batch["image"])) < share)
+    if not len(chosen):
+        return batch
+    out = {name: tensor.clone() for name, tensor in batch.items() if name in ("image", "target", "labels")}
+    keeps = person_keep(batch["labels"][torch.from_numpy(chosen).to(batch["labels"].device)]).cpu().numpy()
+    height, width = batch["image"].shape[1:3]
+    for i, keep in zip(chosen.tolist(), keeps, strict=True):
+        photo, labels = batch["image"][i].cpu().numpy(), batch["labels"][i].cpu().numpy()
+        wall = np.asarray(border_colour(photo), np.float32)
+        drawn = draw_full_length(photo.astype(np.float32), keep[..., 0], wall, rng, light_legs)
+        if drawn is None:
+            continue
+        planes = {"image": np.clip(drawn.image, 0, 255).round().astype(np.uint8), "labels": drawn.laid_out(labels)}
+        planes["labels"][drawn.legs] = _trousers_class(labels, drawn.light)
+        planes["labels"][drawn.shoes] = LEGS_CLASS
+        if "target" in batch:
+            planes["target"] = drawn.laid_out(batch["target"][i].cpu().numpy())
+        fill = {"image": tuple(int(c) for c in wall), "labels": 0, "target": 0}
+        for name, plane in planes.items():
+            fitted = _fitted(plane, height, width, fill[name], nearest=name == "labels")
+            out[name][i] = torch.from_numpy(fitted).to(out[name].device)
+    return {**batch, **out}
+
+
+def _trousers_class(labels: np.ndarray, light: bool) -> int:
+    """What the drawn legs below a photo are: lower clothes, unless the photo's bottom rows
+    (a twentieth of it) are more bare legs than lower clothes (their colour continues)."""
+    band = labels[-max(2, labels.shape[0] // 20) :]
+    if not light and (band == LEGS_CLASS).sum() > (band == LOWER_CLASS).sum():
+        return LEGS_CLASS
+    return LOWER_CLASS
+
+
+def _fitted(plane: np.ndarray, height: int, width: int, fill, nearest: bool) -> np.ndarray:
+    """``plane`` ([H, W, C] uint8) scaled to fit inside ``height`` x ``width``, centred, the
+    rest ``fill``."""
+    scale = min(height / plane.shape[0], width / plane.shape[1])
+    size = (max(1, round(plane.shape[1] * scale)), max(1, round(plane.shape[0] * scale)))
+    channels = plane.shape[2]
+    image = Image.fromarray(plane[..., 0] if channels == 1 else plane)
+    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
+    resized = np.asarray(image.resize(size, resample)).reshape(size[1], size[0], channels)
+    out = np.empty((height, width, channels), np.uint8)
+    out[:] = fill
+    top, left = (height - size[1]) // 2, (width - size[0]) // 2
+    out[top : top + size[1], left : left + size[0]] = resized
     return out
 
 
@@ -207,8 +269,10 @@ def with_scenes(
     busy: float = 0.0,
     retexture: float = 0.0,
     objects: float = 0.0,
+    full_length: float = 0.0,
 ) -> dict[str, torch.Tensor]:
-    """A segmenter batch with ``catalogs`` of its samples replaced by their catalog garment
+    """A segmenter batch with ``full_length`` of its samples drawn as full-length studio shots
+    (parsers: their labels say where the person is), ``catalogs`` of its samples replaced by their catalog garment
     (where the batch holds them: at the frame's scale, not zoomed out, turned or recoloured),
     ``backdrops`` of them on another plain backdrop and ``busy`` of them (chosen apart) on a
     busy one, ``retexture`` of them wearing their garment in another fabric (before the
@@ -217,6 +281,8 @@ def with_scenes(
     ``letterbox`` of them (garment-free ones among them) letterboxed at another aspect in
     ``aspects``; nothing drawn for a change that is off, so runs without it see the random
     streams they saw."""
+    if full_length:
+        batch = with_full_length(batch, rng, full_length)
     if "catalog" in batch:
         batch = with_catalogs(batch, rng, catalogs)
     if retexture:
