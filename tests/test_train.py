@@ -940,6 +940,29 @@ def test_retexture_gives_the_garment_another_fabric_and_leaves_the_rest():
     assert rng.random() == np.random.default_rng(5).random()
 
 
+def test_retexture_lower_gives_the_lower_clothes_another_fabric_and_leaves_the_top():
+    """``--retexture-lower``: the lower clothes' pixels in another fabric, the top's and the
+    rest as they were (a pattern is no sign of a top either); a parser's setting."""
+    from clothes_extractor.tasks import PARSER_CLASSES, UPPER_CLASS
+    from clothes_extractor.train.scenes import with_scenes
+
+    lower = PARSER_CLASSES.index("lower")
+    labels = torch.zeros((16, 64, 48, 1), dtype=torch.uint8)
+    labels[:, 16:40, 10:38] = UPPER_CLASS
+    labels[:, 40:64, 12:36] = lower
+    image = torch.full((16, 64, 48, 3), 230, dtype=torch.uint8)
+    image[:, 16:40, 10:38], image[:, 40:64, 12:36] = 120, 60  # a plain grey top, dark trousers
+    out = with_scenes(
+        {"image": image, "labels": labels}, np.random.default_rng(0), 0.0, 0.0, (0.4, 2.4), retexture_lower=1.0
+    )
+    assert torch.equal(out["image"][:, :39], image[:, :39]) and torch.equal(out["image"][:, :, :11], image[:, :, :11])
+    trousers = out["image"][:, 42:62, 14:34].float()
+    assert (trousers.flatten(1).std(1) > 3).float().mean() > 0.8  # a pattern where they were one grey
+    assert out["labels"] is labels
+    with pytest.raises(ValueError, match="--retexture-lower needs --parser"):
+        TrainConfig(task="segmenter", retexture_lower=0.2, data_on_device=True)
+
+
 def test_catalogs_put_the_garment_alone_in_a_photos_place():
     """A catalog sample is the garment and nothing of a person: its silhouette is the target
     and the garment class, the rest is background; the catalog planes leave the batch."""

@@ -196,6 +196,12 @@ def share_option(flag: str, help: str):
     "sign of background.",
 )
 @share_option(
+    "--retexture-lower",
+    "Parser: share of samples (chosen apart from --retexture's) whose lower clothes wear another fabric, as "
+    "--retexture gives the garment one, so that a patterned fabric is no sign of a top either: retextured tops "
+    "alone taught a parser to take patterned trousers and jeans for tops.",
+)
+@share_option(
     "--objects",
     "Segmenter: share of the --negatives that are product photos of things that are no garment (a bag, a shoe, "
     "a box, a bottle, a mug, a hat, a plate, a watch, drawn alone on a backdrop), so that an object photographed "

@@ -124,11 +124,11 @@ def photo_scene(
 
 
 def _full_length(image: Image.Image, keep: np.ndarray | None, rng: np.random.Generator) -> Image.Image:
-    """A photo cut at the thighs (VITON's) as a full-length studio shot (Dress Code's), drawn
-    by ``full_length.draw_full_length``: the person (``keep``, float [h, w] 0..1; None: what differs from
-    the border's colour) on down to the feet; a photo whose person does not reach its bottom is
-    zoomed out instead. (Without such scenes a head took a full-length man, his light trousers
-    parsed as arms, for a garment alone.)"""
+    """A photo cut at the thighs (VITON's) as a full-length studio shot (Dress Code's), drawn by
+    ``full_length.draw_full_length``: the person (``keep``, float [h, w] 0..1; None: what
+    differs from the border's colour) on down to the feet; a photo whose person does not reach
+    its bottom is zoomed out instead. (Without such scenes a head took a full-length man, his
+    light trousers parsed as arms, for a garment alone.)"""
     pixels = np.asarray(image, np.float32)
     wall = np.asarray(border_colour(np.asarray(image)), np.float32)
     if keep is None:

@@ -34,6 +34,7 @@ CHANGES = (
     "catalogs",
     "objects",
     "full_length",
+    "retexture_lower",
     "grayscale",
     "lighting",
 )
@@ -68,6 +69,7 @@ class Augmentation:
     catalogs: float = 0.0  # segmenter: probability of a sample replaced by its catalog garment alone
     objects: float = 0.0  # segmenter: share of the negatives that are objects alone on a backdrop
     full_length: float = 0.0  # parser: probability of a sample drawn on down to the feet (full_length)
+    retexture_lower: float = 0.0  # parser: probability of a sample whose lower clothes get another fabric
     aspects: tuple[float, float] = (0.4, 2.4)  # range of a letterboxed crop's width / height (log-uniform)
     grayscale: float = 0.0  # probability of a black-and-white photo (and garment: saturation 0, after the jitter)
     lighting: float = 0.0  # probability of another light on the photo alone: exposure x white balance
@@ -341,6 +343,7 @@ def augment_batch(
             settings.retexture,
             settings.objects,
             settings.full_length,
+            settings.retexture_lower,
         )
     return out
 

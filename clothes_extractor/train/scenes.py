@@ -91,12 +91,15 @@ def person_keep(labels: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(torch.maximum(rows[:, None], neck), 3, 1, 1, count_include_pad=False).permute(0, 2, 3, 1)
 
 
-def with_retexture(batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float) -> dict[str, torch.Tensor]:
-    """A parser batch where about ``share`` of the samples wear their garment in another
-    fabric: a texture of ``busy.texture`` (stripes, checks, wood, stone, blurred dots) over the
-    upper-clothes pixels, shaded by the garment's own light (each pixel's luminance over the
-    garment's mean), so that a busy pattern is no sign of background. Labels and target are
-    unchanged."""
+def with_retexture(
+    batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float, garment_class: int = UPPER_CLASS
+) -> dict[str, torch.Tensor]:
+    """A parser batch where about ``share`` of the samples wear their garment (the pixels of
+    ``garment_class``: the upper clothes, or the lower ones) in another fabric: a texture of
+    ``busy.texture`` (stripes, checks, wood, stone, blurred dots) over it, shaded by the
+    garment's own light (each pixel's luminance over the garment's mean), so that a busy
+    pattern is no sign of background (nor, the lower clothes retextured too, of a top). Labels
+    and target are unchanged."""
     n, height, width = batch["image"].shape[:3]
     chosen = np.flatnonzero(rng.random(n) < share)
     if not len(chosen):
@@ -104,7 +107,7 @@ def with_retexture(batch: dict[str, torch.Tensor], rng: np.random.Generator, sha
     out = dict(batch)
     image = batch["image"].clone()
     for i in chosen.tolist():
-        garment = (batch["labels"][i, ..., 0] == UPPER_CLASS).float()
+        garment = (batch["labels"][i, ..., 0] == garment_class).float()
         if garment.sum() < 1:
             continue
         photo = image[i].float()
@@ -121,13 +124,13 @@ def with_full_length(
     batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float, light_legs: float = LIGHT_LEGS
 ) -> dict[str, torch.Tensor]:
     """A parser batch where about ``share`` of the photos became full-length studio shots
-    (``full_length.draw_full_length``: the person, cut at the thighs, drawn on down to the feet, ``light_legs``
-    of them in light trousers near the wall's colour, on the photo's border colour), fitted into
-    the frame whole (scaled to fit, the rest wall). The drawn trousers are labelled lower
-    clothes (or legs, where the photo's bottom rows are mostly bare legs), the shoes legs; the
-    garment mask moves with the photo. A photo whose person does not reach its bottom (zoomed
-    out already) stays as it is. Without them a parser taught that objects are no garment took
-    the small tops of full-body photos for objects."""
+    (``full_length.draw_full_length``: the person, cut at the thighs, drawn on down to the
+    feet, ``light_legs`` of them in light trousers near the wall's colour, on the photo's
+    border colour), fitted into the frame whole (scaled to fit, the rest wall). The drawn
+    trousers are labelled lower clothes (or legs, where the photo's bottom rows are mostly bare
+    legs), the shoes legs; the garment mask moves with the photo. A photo whose person does not
+    reach its bottom (zoomed out already) stays as it is. Without them a parser taught that
+    objects are no garment took the small tops of full-body photos for objects."""
     chosen = np.flatnonzero(rng.random(len(batch["image"])) < share)
     if not len(chosen):
         return batch
@@ -270,23 +273,26 @@ def with_scenes(
     retexture: float = 0.0,
     objects: float = 0.0,
     full_length: float = 0.0,
+    retexture_lower: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """A segmenter batch with ``full_length`` of its samples drawn as full-length studio shots
-    (parsers: their labels say where the person is), ``catalogs`` of its samples replaced by their catalog garment
-    (where the batch holds them: at the frame's scale, not zoomed out, turned or recoloured),
-    ``backdrops`` of them on another plain backdrop and ``busy`` of them (chosen apart) on a
-    busy one, ``retexture`` of them wearing their garment in another fabric (before the
-    backdrops), ``negatives`` of them garment-free (``busy`` of those busy scenes, ``objects``
-    of them objects alone on a backdrop), then
-    ``letterbox`` of them (garment-free ones among them) letterboxed at another aspect in
-    ``aspects``; nothing drawn for a change that is off, so runs without it see the random
-    streams they saw."""
+    (parsers: their labels say where the person is), ``catalogs`` of its samples replaced by
+    their catalog garment (where the batch holds them: at the frame's scale, not zoomed out,
+    turned or recoloured), ``backdrops`` of them on another plain backdrop and ``busy`` of them
+    (chosen apart) on a busy one, ``retexture`` of them wearing their garment in another fabric
+    and ``retexture_lower`` (chosen apart) their lower clothes (before the backdrops),
+    ``negatives`` of them garment-free (``busy`` of those busy scenes, ``objects`` of them
+    objects alone on a backdrop), then ``letterbox`` of them (garment-free ones among them)
+    letterboxed at another aspect in ``aspects``; nothing drawn for a change that is off, so
+    runs without it see the random streams they saw."""
     if full_length:
         batch = with_full_length(batch, rng, full_length)
     if "catalog" in batch:
         batch = with_catalogs(batch, rng, catalogs)
     if retexture:
         batch = with_retexture(batch, rng, retexture)
+    if retexture_lower:
+        batch = with_retexture(batch, rng, retexture_lower, LOWER_CLASS)
     if backdrops:
         batch = with_backdrops(batch, rng, backdrops)
     if busy:
