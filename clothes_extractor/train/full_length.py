@@ -48,11 +48,18 @@ class FullLength:
 
 
 def draw_full_length(
-    pixels: np.ndarray, keep: np.ndarray, wall: np.ndarray, rng: np.random.Generator, light_legs: float
+    pixels: np.ndarray,
+    keep: np.ndarray,
+    wall: np.ndarray,
+    rng: np.random.Generator,
+    light_legs: float,
+    cut: tuple[float, float] = (0.0, 0.15),
 ) -> FullLength | None:
     """The full-length frame of a photo (``pixels``, float [h, w, 3]) whose person is ``keep``
-    (float [h, w] 0..1) on a wall of colour ``wall``; None (and nothing drawn from ``rng``)
-    where nothing of the person reaches the photo's bottom."""
+    (float [h, w] 0..1) on a wall of colour ``wall``, its top cut off by a share of its height
+    in ``cut`` (0.15: from the hair down to the mouth; 0.35: the head and neck gone, as many
+    catalog photos are framed); None (and nothing drawn from ``rng``) where nothing of the
+    person reaches the photo's bottom."""
     h, w = pixels.shape[:2]
     columns = np.nonzero(keep[-4:].mean(0) > 0.5)[0]
     if len(columns) < 4:
@@ -74,7 +81,7 @@ def draw_full_length(
     fabric = np.where(shoes[..., None], rng.integers(10, 120, 3).astype(np.float32), fabric)
     below = np.where(legs[..., None], fabric, wall)
     person = np.concatenate([keep[..., None] * pixels + (1 - keep[..., None]) * wall, below])
-    cut = int(h * rng.uniform(0.0, 0.15))  # the top cut off: hair, forehead, down to the mouth
+    cut = int(h * rng.uniform(*cut))
     person = person[cut:]
     width = max(w, int(len(person) * rng.uniform(0.7, 0.8)))
     canvas = np.broadcast_to(wall, (len(person), width, 3)).copy()
