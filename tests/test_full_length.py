@@ -58,6 +58,15 @@ def test_bare_legs_are_drawn_as_legs_and_light_trousers_as_lower_clothes():
     assert (drawn.min(-1).values > 100).float().mean() > 0.9  # light, near the wall's colour: not the dark ones
 
 
+def test_the_top_cut_can_take_the_head_off():
+    """The share of the photo cut off at the top: none keeps the face, 0.3 of it (the head and
+    neck, as catalog photos are often framed) leaves none; the top stays."""
+    kept = with_full_length(_batch(4), np.random.default_rng(0), 1.0, cut=(0.0, 0.0))["labels"]
+    headless = with_full_length(_batch(4), np.random.default_rng(0), 1.0, cut=(0.3, 0.35))["labels"]
+    assert ((kept == FACE).flatten(1).sum(1) > 20).all() and not (headless == FACE).any()
+    assert ((headless == UPPER_CLASS).flatten(1).sum(1) > 100).all()
+
+
 def test_a_person_not_reaching_the_frames_bottom_stays_and_off_draws_nothing():
     batch = _batch(4)
     batch["image"][:, 48:] = torch.tensor(WALL, dtype=torch.uint8)
