@@ -198,8 +198,8 @@ def share_option(flag: str, help: str):
 @share_option(
     "--retexture-lower",
     "Parser: share of samples (chosen apart from --retexture's) whose lower clothes wear another fabric, as "
-    "--retexture gives the garment one, so that a patterned fabric is no sign of a top either: retextured tops "
-    "alone taught a parser to take patterned trousers and jeans for tops.",
+    "--retexture gives the garment one, so that a patterned fabric is no sign of a top either (a parser "
+    "trained with retextured tops took parts of full-body photos' jeans for a top).",
 )
 @share_option(
     "--objects",
@@ -211,8 +211,9 @@ def share_option(flag: str, help: str):
     "--full-length",
     "Parser: share of samples drawn as full-length studio shots: the person, cut at the thighs in VITON's "
     "photos, drawn on down to the feet (trousers in the photo's bottom colours, half of them light ones near "
-    "the wall's colour, and shoes, labelled lower clothes and legs), the whole figure fitted into the frame, so "
-    "that a full-body photo's small top is not new (nor taken for an object, with --objects).",
+    "the wall's colour, and shoes, labelled lower clothes and legs), its top cut off down to the neck at most, "
+    "the whole figure fitted into the frame, so that a full-body photo's small top is not new (nor taken for an "
+    "object, with --objects).",
 )
 @share_option(
     "--catalogs",

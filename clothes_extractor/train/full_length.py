@@ -5,9 +5,10 @@ parser's ``--full-length`` samples are made of.
 The person goes on below the frame in two legs drawn from the photo's bottom rows (each
 column's colour, tapering apart, shaded, shoes at the ends) or, ``light_legs`` of the time,
 in light trousers near the wall's colour (what a parser sees least of); on the photo's border
-colour, the top cut anywhere from the hair to the mouth, in a portrait frame the person is
-narrow in. ``FullLength.laid_out`` lays another plane of the photo (its labels, its mask) out
-the same way, so a drawn sample keeps its labels.
+colour, its top cut off (anywhere from the hair down to the mouth for the head's scenes, down
+to the neck for a parser's samples), in a portrait frame the person is narrow in.
+``FullLength.laid_out`` lays another plane of the photo (its labels, its mask) out the same
+way, so a drawn sample keeps its labels.
 """
 
 from __future__ import annotations
@@ -26,15 +27,14 @@ LIGHT_LEGS = 0.5
 class FullLength:
     """A drawn full-length frame: ``image`` float [H, W, 3] (0..255), where the drawn trousers
     (``legs``) and shoes (``shoes``) are, bool [H, W], whether the trousers are the light
-    ones (``light``), and where the photo lies in the frame (its top ``cut`` rows cut off,
-    ``length`` rows drawn below it, its columns from ``x0`` in a frame ``width`` wide)."""
+    ones (``light``), and where the photo lies in the frame (its top ``cut`` rows cut off, its
+    columns from ``x0``)."""
 
     image: np.ndarray
     legs: np.ndarray
     shoes: np.ndarray
     light: bool
     cut: int
-    length: int
     x0: int
 
     def laid_out(self, plane: np.ndarray, fill: float = 0) -> np.ndarray:
@@ -91,4 +91,4 @@ def draw_full_length(
     drawn[h - cut :, x0 : x0 + w] = legs & ~shoes
     shod = np.zeros_like(drawn)
     shod[h - cut :, x0 : x0 + w] = legs & shoes
-    return FullLength(canvas, drawn, shod, light, cut, length, x0)
+    return FullLength(canvas, drawn, shod, light, cut, x0)
