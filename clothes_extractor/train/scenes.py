@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..runtime.fitting import border_colour
+from ..runtime.fitting import border_colour, letterbox
 from ..tasks import PARSER_CLASSES, UPPER_CLASS
 from .busy import busy_photos, texture
 from .full_length import LIGHT_LEGS, draw_full_length
@@ -158,9 +158,12 @@ def with_full_length(
         if "target" in batch:
             planes["target"] = drawn.laid_out(batch["target"][i].cpu().numpy())
         fill = {"image": tuple(int(c) for c in wall), "labels": 0, "target": 0}
-        for name, plane in planes.items():
-            fitted = _fitted(plane, height, width, fill[name], nearest=name == "labels")
-            out[name][i] = torch.from_numpy(fitted).to(out[name].device)
+        for name, plane in planes.items():  # the whole frame into the model's, aspect kept, the rest wall
+            resample = Image.Resampling.NEAREST if name == "labels" else Image.Resampling.BILINEAR
+            fitted, _ = letterbox(
+                Image.fromarray(plane.squeeze(-1) if name != "image" else plane), (height, width), fill[name], resample
+            )
+            out[name][i] = torch.from_numpy(np.array(fitted).reshape(out[name].shape[1:])).to(out[name].device)
     return {**batch, **out}
 
 
@@ -171,22 +174,6 @@ def _trousers_class(labels: np.ndarray, light: bool) -> int:
     if not light and (band == LEGS_CLASS).sum() > (band == LOWER_CLASS).sum():
         return LEGS_CLASS
     return LOWER_CLASS
-
-
-def _fitted(plane: np.ndarray, height: int, width: int, fill, nearest: bool) -> np.ndarray:
-    """``plane`` ([H, W, C] uint8) scaled to fit inside ``height`` x ``width``, centred, the
-    rest ``fill``."""
-    scale = min(height / plane.shape[0], width / plane.shape[1])
-    size = (max(1, round(plane.shape[1] * scale)), max(1, round(plane.shape[0] * scale)))
-    channels = plane.shape[2]
-    image = Image.fromarray(plane[..., 0] if channels == 1 else plane)
-    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
-    resized = np.asarray(image.resize(size, resample)).reshape(size[1], size[0], channels)
-    out = np.empty((height, width, channels), np.uint8)
-    out[:] = fill
-    top, left = (height - size[1]) // 2, (width - size[0]) // 2
-    out[top : top + size[1], left : left + size[0]] = resized
-    return out
 
 
 def with_catalogs(batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float) -> dict[str, torch.Tensor]:
