@@ -836,16 +836,19 @@ def test_letterboxed_samples_are_crops_of_another_aspect_on_their_own_border_col
     assert torch.equal(unchanged["image"], image)
 
 
+NEEDS_DATA_ON_DEVICE = "--catalogs, --full-length and --drawn change whole batches .* add --data-on-device"
+
+
 def test_batch_changes_of_a_segmenter_need_the_data_on_the_device():
-    with pytest.raises(ValueError, match="--catalogs and --full-length change whole batches .* add --data-on-device"):
+    with pytest.raises(ValueError, match=NEEDS_DATA_ON_DEVICE):
         TrainConfig(task="segmenter", letterbox=0.2)
-    with pytest.raises(ValueError, match="--catalogs and --full-length change whole batches .* add --data-on-device"):
+    with pytest.raises(ValueError, match=NEEDS_DATA_ON_DEVICE):
         TrainConfig(task="segmenter", parser=True, backdrops=0.2)
-    with pytest.raises(ValueError, match="--catalogs and --full-length change whole batches .* add --data-on-device"):
+    with pytest.raises(ValueError, match=NEEDS_DATA_ON_DEVICE):
         TrainConfig(task="segmenter", parser=True, catalogs=0.2)
-    with pytest.raises(ValueError, match="--catalogs and --full-length change whole batches .* add --data-on-device"):
+    with pytest.raises(ValueError, match=NEEDS_DATA_ON_DEVICE):
         TrainConfig(task="segmenter", parser=True, busy=0.2)
-    with pytest.raises(ValueError, match="retexture, catalogs and full-length are segmenter settings"):
+    with pytest.raises(ValueError, match="retexture, catalogs, full-length and drawn are segmenter settings"):
         TrainConfig(task="generator", letterbox=0.2, data_on_device=True)
     with pytest.raises(ValueError, match="are segmenter settings"):
         TrainConfig(task="generator", catalogs=0.2, data_on_device=True)

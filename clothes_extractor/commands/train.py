@@ -216,6 +216,13 @@ def share_option(flag: str, help: str):
     "object, with --objects).",
 )
 @share_option(
+    "--drawn",
+    "Parser: share of samples drawn in flat colours: each of the person's parts (hair, face, top, lower clothes, "
+    "arms, legs) painted in one colour, its own mean or another, on a plain backdrop, labels unchanged, so that a "
+    "person drawn in flat colours is a person (with --objects alone, two drawn figures in one photo were taken "
+    "for objects).",
+)
+@share_option(
     "--catalogs",
     "Segmenter: share of samples replaced by their catalog garment alone (the garment labelled, the rest "
     "background; at the frame's scale, then on backdrops and letterboxed as photos are), so that a garment "

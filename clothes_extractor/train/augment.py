@@ -35,6 +35,7 @@ CHANGES = (
     "objects",
     "full_length",
     "retexture_lower",
+    "drawn",
     "grayscale",
     "lighting",
 )
@@ -70,6 +71,7 @@ class Augmentation:
     objects: float = 0.0  # segmenter: share of the negatives that are objects alone on a backdrop
     full_length: float = 0.0  # parser: probability of a sample drawn on down to the feet (full_length)
     retexture_lower: float = 0.0  # parser: probability of a sample whose lower clothes get another fabric
+    drawn: float = 0.0  # parser: probability of a sample drawn in flat colours (scenes.with_drawn)
     aspects: tuple[float, float] = (0.4, 2.4)  # range of a letterboxed crop's width / height (log-uniform)
     grayscale: float = 0.0  # probability of a black-and-white photo (and garment: saturation 0, after the jitter)
     lighting: float = 0.0  # probability of another light on the photo alone: exposure x white balance
@@ -344,6 +346,7 @@ def augment_batch(
             settings.objects,
             settings.full_length,
             settings.retexture_lower,
+            settings.drawn,
         )
     return out
 

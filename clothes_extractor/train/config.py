@@ -90,6 +90,7 @@ class TrainConfig:
     objects: float = 0.0  # segmenter: share of the negatives that are objects alone on a backdrop (train.products)
     full_length: float = 0.0  # parser: share of samples drawn on down to the feet (train.full_length)
     retexture_lower: float = 0.0  # parser: share of samples whose lower clothes wear another fabric
+    drawn: float = 0.0  # parser: share of samples drawn in flat colours (train.scenes.with_drawn)
     grayscale: float = 0.0  # probability of a black-and-white sample (photo, and garment or person alike)
     lighting: float = 0.0  # probability of another exposure and white balance of the photo alone
     parser: bool = (
@@ -141,21 +142,21 @@ class TrainConfig:
 
     def _check_segmenter_settings(self) -> None:
         scenes = self.negatives or self.letterbox or self.backdrops or self.busy or self.retexture or self.catalogs
-        scenes = scenes or self.full_length or self.retexture_lower
+        scenes = scenes or self.full_length or self.retexture_lower or self.drawn
         if self.objects and not self.negatives:
             raise ValueError("--objects is a share of the --negatives: give --negatives too")
         if (self.parser or scenes) and self.task != "segmenter":
             raise ValueError(
-                "parser, negatives, letterbox, backdrops, busy, retexture, catalogs and full-length are "
+                "parser, negatives, letterbox, backdrops, busy, retexture, catalogs, full-length and drawn are "
                 "segmenter settings"
             )
         if scenes and not self.data_on_device:
             raise ValueError(
-                "--negatives, --letterbox, --backdrops, --busy, --retexture(-lower), --catalogs and --full-length "
-                "change whole batches where they lie: add --data-on-device (the data decoded once, on the training "
-                "device)"
+                "--negatives, --letterbox, --backdrops, --busy, --retexture(-lower), --catalogs, --full-length and "
+                "--drawn change whole batches where they lie: add --data-on-device (the data decoded once, on the "
+                "training device)"
             )
-        for name in ("backdrops", "busy", "retexture", "full_length", "retexture_lower"):
+        for name in ("backdrops", "busy", "retexture", "full_length", "retexture_lower", "drawn"):
             if getattr(self, name) and not self.parser:
                 option = name.replace("_", "-")
                 raise ValueError(f"--{option} needs --parser: a parser's labels say where the person is")

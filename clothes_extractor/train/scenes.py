@@ -5,7 +5,7 @@ studio, plain or busy (a parser's labels say where the person is), garments in o
 alone (its own catalog image: the garment and nothing of a person), and photos of other
 aspects than its frame, letterboxed as the runtime letterboxes them
 (``fitting.letterbox_for``), so that the bars around a landscape photo are nothing new,
-with or without a garment between them.
+with or without a garment between them, and persons drawn in flat colours.
 """
 
 from __future__ import annotations
@@ -167,6 +167,40 @@ def with_full_length(
     return {**batch, **out}
 
 
+def with_drawn(batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float) -> dict[str, torch.Tensor]:
+    """A parser batch where about ``share`` of the photos became drawings in flat colours:
+    each of the person's parts (each class of its labels: hair, face, top, lower clothes,
+    arms, legs) painted in one colour, its own mean or another (the skin's parts, half the
+    time, in one), on a plain backdrop, light mostly, with a little pixel noise. Labels and
+    target are unchanged. A parser taught that flat shapes on a backdrop are objects
+    (``--objects``) took a person drawn so (the example figures, two in a photo) for
+    objects; drawn from VITON's people, not from the examples' generator (``data.synth``)."""
+    n = len(batch["image"])
+    chosen = np.flatnonzero(rng.random(n) < share)
+    if not len(chosen):
+        return batch
+    out = dict(batch)
+    image = batch["image"].clone()
+    skin_parts = [PARSER_CLASSES.index(name) for name in ("face", "arms", "legs")]
+    for i in chosen.tolist():
+        labels = batch["labels"][i, ..., 0].long()
+        photo = batch["image"][i].float()
+        colours = torch.empty(len(PARSER_CLASSES), 3)
+        for index in range(len(PARSER_CLASSES)):
+            part = labels == index
+            own = rng.random() < 0.5 and index > 0 and bool(part.any())
+            colours[index] = photo[part].mean(0).cpu() if own else torch.from_numpy(rng.uniform(0, 255, 3))
+        if rng.random() < 0.7:
+            colours[0] = torch.from_numpy(rng.uniform(185, 255, 3))  # a light backdrop, as drawings have
+        if rng.random() < 0.5:
+            colours[skin_parts] = colours[skin_parts[0]].clone()
+        noise = torch.from_numpy(rng.normal(0, 3, tuple(photo.shape)).astype(np.float32)).to(photo.device)
+        drawn = colours.to(photo.device)[labels] + noise
+        image[i] = drawn.round().clamp(0, 255).to(torch.uint8)
+    out["image"] = image
+    return out
+
+
 def _trousers_class(labels: np.ndarray, light: bool) -> int:
     """What the drawn legs below a photo are: lower clothes, unless the photo's bottom rows
     (a twentieth of it) are more bare legs than lower clothes (their colour continues)."""
@@ -270,9 +304,11 @@ def with_scenes(
     objects: float = 0.0,
     full_length: float = 0.0,
     retexture_lower: float = 0.0,
+    drawn: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """A segmenter batch with ``full_length`` of its samples drawn as full-length studio shots
-    (parsers: their labels say where the person is), ``catalogs`` of its samples replaced by
+    (parsers: their labels say where the person is) and ``drawn`` of them (after those)
+    drawn in flat colours, ``catalogs`` of its samples replaced by
     their catalog garment (where the batch holds them: at the frame's scale, not zoomed out,
     turned or recoloured), ``backdrops`` of them on another plain backdrop and ``busy`` of them
     (chosen apart) on a busy one, ``retexture`` of them wearing their garment in another fabric
@@ -283,6 +319,8 @@ def with_scenes(
     runs without it see the random streams they saw."""
     if full_length:
         batch = with_full_length(batch, rng, full_length)
+    if drawn:
+        batch = with_drawn(batch, rng, drawn)
     if "catalog" in batch:
         batch = with_catalogs(batch, rng, catalogs)
     if retexture:
