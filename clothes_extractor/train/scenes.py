@@ -24,6 +24,7 @@ from .products import product_photos
 BACKDROP_KINDS = (0, 1, 3)  # of ``negative_photos``': plain, a gradient or smooth blotches, no pixel noise
 NECK_GAP = 0.25  # of the height: the most between chin and a low neckline
 LOWER_CLASS, LEGS_CLASS = PARSER_CLASSES.index("lower"), PARSER_CLASSES.index("legs")
+SKIN_CLASSES = [PARSER_CLASSES.index(name) for name in ("face", "arms", "legs")]  # one colour in some drawings
 # A parser's full-length samples lose their top rows by up to this share of the photo's height:
 # the head and neck too, as catalog photos often crop them (cut down to the mouth only, a
 # parser taught objects took the tops of headless full-length photos for no garment: 26 of 240)
@@ -175,13 +176,11 @@ def with_drawn(batch: dict[str, torch.Tensor], rng: np.random.Generator, share: 
     target are unchanged. A parser taught that flat shapes on a backdrop are objects
     (``--objects``) took a person drawn so (the example figures, two in a photo) for
     objects; drawn from VITON's people, not from the examples' generator (``data.synth``)."""
-    n = len(batch["image"])
-    chosen = np.flatnonzero(rng.random(n) < share)
+    chosen = np.flatnonzero(rng.random(len(batch["image"])) < share)
     if not len(chosen):
         return batch
     out = dict(batch)
     image = batch["image"].clone()
-    skin_parts = [PARSER_CLASSES.index(name) for name in ("face", "arms", "legs")]
     for i in chosen.tolist():
         labels = batch["labels"][i, ..., 0].long()
         photo = batch["image"][i].float()
@@ -193,7 +192,7 @@ def with_drawn(batch: dict[str, torch.Tensor], rng: np.random.Generator, share: 
         if rng.random() < 0.7:
             colours[0] = torch.from_numpy(rng.uniform(185, 255, 3))  # a light backdrop, as drawings have
         if rng.random() < 0.5:
-            colours[skin_parts] = colours[skin_parts[0]].clone()
+            colours[SKIN_CLASSES] = colours[SKIN_CLASSES[0]].clone()
         noise = torch.from_numpy(rng.normal(0, 3, tuple(photo.shape)).astype(np.float32)).to(photo.device)
         drawn = colours.to(photo.device)[labels] + noise
         image[i] = drawn.round().clamp(0, 255).to(torch.uint8)
@@ -308,11 +307,11 @@ def with_scenes(
 ) -> dict[str, torch.Tensor]:
     """A segmenter batch with ``full_length`` of its samples drawn as full-length studio shots
     (parsers: their labels say where the person is) and ``drawn`` of them (after those)
-    drawn in flat colours, ``catalogs`` of its samples replaced by
-    their catalog garment (where the batch holds them: at the frame's scale, not zoomed out,
-    turned or recoloured), ``backdrops`` of them on another plain backdrop and ``busy`` of them
-    (chosen apart) on a busy one, ``retexture`` of them wearing their garment in another fabric
-    and ``retexture_lower`` (chosen apart) their lower clothes (before the backdrops),
+    drawn in flat colours, ``catalogs`` of its samples replaced by their catalog garment
+    (where the batch holds them: at the frame's scale, not zoomed out, turned or recoloured),
+    ``backdrops`` of them on another plain backdrop and ``busy`` of them (chosen apart) on a
+    busy one, ``retexture`` of them wearing their garment in another fabric and
+    ``retexture_lower`` (chosen apart) their lower clothes (before the backdrops),
     ``negatives`` of them garment-free (``busy`` of those busy scenes, ``objects`` of them
     objects alone on a backdrop), then ``letterbox`` of them (garment-free ones among them)
     letterboxed at another aspect in ``aspects``; nothing drawn for a change that is off, so
