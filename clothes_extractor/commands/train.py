@@ -222,6 +222,20 @@ def share_option(flag: str, help: str):
     "person drawn in flat colours is a person (with --objects alone, two drawn figures in one photo were taken "
     "for objects).",
 )
+@click.option(
+    "--scene-photos",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Parser, with --busy and --scene-share: a folder of photos with no one in them (rooms, streets, tables, "
+    "nature; JPEG, PNG, WebP, BMP or TIFF, subfolders too), whose seeded crops stand in for that share of the "
+    "busy scenes, behind persons and among the --negatives, so that a photographed scene is neither new nor a "
+    "garment (a parser taught only drawn scenes finds one in half the crops of real ones).",
+)
+@share_option(
+    "--scene-share",
+    "Parser: share of the --busy scenes (behind persons and among the --negatives) that are crops of the "
+    "--scene-photos, the rest drawn.",
+)
 @share_option(
     "--catalogs",
     "Segmenter: share of samples replaced by their catalog garment alone (the garment labelled, the rest "
@@ -282,6 +296,7 @@ def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | Non
 
     height, width = parse_size(size)
     values = {**options, "height": height, "width": width, "data": str(options["data"]), "out": str(options["out"])}
+    values["scene_photos"] = str(options["scene_photos"]) if options["scene_photos"] else None
     try:
         config = TrainConfig.from_dict(values)
         if resume is not None:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageEnhance
 
 from ..eval.datasets import garment_silhouette
+from .scene_photos import ScenePhotos
 from .scenes import with_scenes
 
 # The training settings that are changes of the samples (``TrainConfig`` names, ``Augmentation`` fields)
@@ -38,6 +39,7 @@ CHANGES = (
     "drawn",
     "grayscale",
     "lighting",
+    "scene_share",
 )
 
 
@@ -77,11 +79,14 @@ class Augmentation:
     lighting: float = 0.0  # probability of another light on the photo alone: exposure x white balance
     exposure: tuple[float, float] = (0.4, 1.3)  # range of a lighting change's exposure gain
     white_balance: float = 0.25  # +- gain of each colour channel in a lighting change, on top of the exposure
+    scene_share: float = 0.0  # parser: share of the busy scenes that are crops of scene_photos
+    scene_photos: ScenePhotos | None = None  # parser: photographed garment-free scenes (train.scene_photos)
 
     @classmethod
     def from_config(cls, config) -> Augmentation:
         """The augmentation of a training run's settings (``TrainConfig``): its ``CHANGES``."""
-        return cls(**{name: getattr(config, name) for name in CHANGES})
+        photos = ScenePhotos.load(config.scene_photos) if config.scene_photos else None
+        return cls(**{name: getattr(config, name) for name in CHANGES}, scene_photos=photos)
 
 
 def framing_draws(rng: np.random.Generator, n: int, settings: Augmentation) -> tuple[np.ndarray, np.ndarray]:
@@ -347,6 +352,8 @@ def augment_batch(
             settings.full_length,
             settings.retexture_lower,
             settings.drawn,
+            settings.scene_photos,
+            settings.scene_share,
         )
     return out
 

@@ -6,6 +6,7 @@ Stored in every checkpoint (``train_config``), so a run resumes with its own set
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 from ..runtime.contract import FitSettings, ModelContract
@@ -91,6 +92,8 @@ class TrainConfig:
     full_length: float = 0.0  # parser: share of samples drawn on down to the feet (train.full_length)
     retexture_lower: float = 0.0  # parser: share of samples whose lower clothes wear another fabric
     drawn: float = 0.0  # parser: share of samples drawn in flat colours (train.scenes.with_drawn)
+    scene_photos: str | None = None  # parser: a folder of photographed garment-free scenes (train.scene_photos)
+    scene_share: float = 0.0  # parser: share of the busy scenes that are crops of scene_photos
     grayscale: float = 0.0  # probability of a black-and-white sample (photo, and garment or person alike)
     lighting: float = 0.0  # probability of another exposure and white balance of the photo alone
     parser: bool = (
@@ -160,6 +163,26 @@ class TrainConfig:
             if getattr(self, name) and not self.parser:
                 option = name.replace("_", "-")
                 raise ValueError(f"--{option} needs --parser: a parser's labels say where the person is")
+        self._check_scene_photos()
+
+    def _check_scene_photos(self) -> None:
+        if not (self.scene_photos or self.scene_share):
+            return
+        if not (self.scene_photos and self.scene_share):
+            given, missing = ("--scene-photos", "--scene-share")[:: 1 if self.scene_photos else -1]
+            raise ValueError(
+                f"{given} needs {missing}: the photos (a folder) stand in for that share of the --busy scenes "
+                "(e.g. --busy 0.3 --scene-photos DIR --scene-share 0.5)"
+            )
+        if not self.busy:
+            raise ValueError(
+                "--scene-photos stand in for a share of the busy scenes: give --busy too (and --parser: a parser's "
+                "labels say where the person stands in front of one)"
+            )
+        if not Path(self.scene_photos).is_dir():
+            raise ValueError(
+                f"--scene-photos {self.scene_photos}: no such folder (give a folder of photos with no one in them)"
+            )
 
     def _check_composition(self) -> None:
         if self.composition not in COMPOSITION_TARGETS:

@@ -20,6 +20,7 @@ from ..tasks import PARSER_CLASSES, UPPER_CLASS
 from .busy import busy_photos, texture
 from .full_length import LIGHT_LEGS, draw_full_length
 from .products import product_photos
+from .scene_photos import ScenePhotos
 
 BACKDROP_KINDS = (0, 1, 3)  # of ``negative_photos``': plain, a gradient or smooth blotches, no pixel noise
 NECK_GAP = 0.25  # of the height: the most between chin and a low neckline
@@ -55,12 +56,32 @@ def negative_photos(
     return out
 
 
+def busy_scenes(
+    n: int, height: int, width: int, rng: np.random.Generator, photos: ScenePhotos | None = None, share: float = 0.0
+) -> np.ndarray:
+    """``n`` busy scenes, uint8 [n, H, W, 3]: drawn (``busy.busy_photos``), and where ``photos``
+    are given about ``share`` of them crops of those photographed scenes (``ScenePhotos.crops``)."""
+    if photos is None or not share:
+        return busy_photos(n, height, width, rng)
+    shot = rng.random(n) < share
+    out = np.empty((n, height, width, 3), np.uint8)
+    out[~shot] = busy_photos(int((~shot).sum()), height, width, rng)
+    out[shot] = photos.crops(int(shot.sum()), height, width, rng)
+    return out
+
+
 def with_backdrops(
-    batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float, busy: bool = False
+    batch: dict[str, torch.Tensor],
+    rng: np.random.Generator,
+    share: float,
+    busy: bool = False,
+    scene_photos: ScenePhotos | None = None,
+    scene_share: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """A parser batch where about ``share`` of the samples stand on another backdrop: a plain
     colour, a gradient or smooth blotches of any colour (``busy``: a busy scene,
-    ``busy.busy_photos``) outside the person, blended over one
+    ``busy_scenes``: ``scene_share`` of them photographed, where ``scene_photos`` are given)
+    outside the person, blended over one
     pixel at the person's edge. The person is each row of the labels from its first
     non-background pixel to its last, and gaps of up to ``NECK_GAP`` of the height between
     them in a column: VITON's parse maps call neck and chest skin background, and they stay
@@ -72,8 +93,11 @@ def with_backdrops(
         return batch
     index = torch.from_numpy(chosen).to(batch["image"].device)
     keep = person_keep(batch["labels"].index_select(0, index))
-    drawn = busy_photos if busy else lambda *size: negative_photos(*size, BACKDROP_KINDS)
-    backdrops = torch.from_numpy(drawn(len(chosen), height, width, rng))
+    if busy:
+        backdrops = busy_scenes(len(chosen), height, width, rng, scene_photos, scene_share)
+    else:
+        backdrops = negative_photos(len(chosen), height, width, rng, BACKDROP_KINDS)
+    backdrops = torch.from_numpy(backdrops)
     photos = batch["image"].index_select(0, index).float()
     moved = keep * photos + (1 - keep) * backdrops.to(photos.device).float()
     out = dict(batch)
@@ -232,10 +256,17 @@ def with_catalogs(batch: dict[str, torch.Tensor], rng: np.random.Generator, shar
 
 
 def with_negatives(
-    batch: dict[str, torch.Tensor], rng: np.random.Generator, share: float, busy: float = 0.0, objects: float = 0.0
+    batch: dict[str, torch.Tensor],
+    rng: np.random.Generator,
+    share: float,
+    busy: float = 0.0,
+    objects: float = 0.0,
+    scene_photos: ScenePhotos | None = None,
+    scene_share: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """A segmenter batch where about ``share`` of the samples became garment-free photos
-    (target mask and labels empty), ``busy`` of those busy scenes and ``objects`` of them
+    (target mask and labels empty), ``busy`` of those busy scenes (``busy_scenes``:
+    ``scene_share`` of them photographed, where ``scene_photos`` are given) and ``objects`` of them
     product photos of things that are no garment (``products.product_photos``): the model
     learns to say "no garment"."""
     chosen = np.flatnonzero(rng.random(len(batch["image"])) < share)
@@ -247,7 +278,7 @@ def with_negatives(
     photos = negative_photos(len(chosen), height, width, rng)
     if busy:
         scenes = np.flatnonzero(rng.random(len(chosen)) < busy)
-        photos[scenes] = busy_photos(len(scenes), height, width, rng)
+        photos[scenes] = busy_scenes(len(scenes), height, width, rng, scene_photos, scene_share)
     if objects:
         things = np.flatnonzero(rng.random(len(chosen)) < objects)
         photos[things] = product_photos(len(things), height, width, rng)
@@ -304,13 +335,16 @@ def with_scenes(
     full_length: float = 0.0,
     retexture_lower: float = 0.0,
     drawn: float = 0.0,
+    scene_photos: ScenePhotos | None = None,
+    scene_share: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """A segmenter batch with ``full_length`` of its samples drawn as full-length studio shots
     (parsers: their labels say where the person is) and ``drawn`` of them (after those)
     drawn in flat colours, ``catalogs`` of its samples replaced by their catalog garment
     (where the batch holds them: at the frame's scale, not zoomed out, turned or recoloured),
     ``backdrops`` of them on another plain backdrop and ``busy`` of them (chosen apart) on a
-    busy one, ``retexture`` of them wearing their garment in another fabric and
+    busy one (``scene_share`` of the busy scenes, there and among the negatives, crops of
+    ``scene_photos`` where given), ``retexture`` of them wearing their garment in another fabric and
     ``retexture_lower`` (chosen apart) their lower clothes (before the backdrops),
     ``negatives`` of them garment-free (``busy`` of those busy scenes, ``objects`` of them
     objects alone on a backdrop), then ``letterbox`` of them (garment-free ones among them)
@@ -329,9 +363,9 @@ def with_scenes(
     if backdrops:
         batch = with_backdrops(batch, rng, backdrops)
     if busy:
-        batch = with_backdrops(batch, rng, busy, busy=True)
+        batch = with_backdrops(batch, rng, busy, busy=True, scene_photos=scene_photos, scene_share=scene_share)
     if negatives:
-        batch = with_negatives(batch, rng, negatives, busy, objects)
+        batch = with_negatives(batch, rng, negatives, busy, objects, scene_photos, scene_share)
     if letterbox:
         batch = with_letterbox(batch, rng, letterbox, aspects)
     return batch
