@@ -20,6 +20,7 @@ from PIL import Image
 from clothes_extractor import dress, new_session
 from clothes_extractor.data.synth import synth_sample
 from clothes_extractor.errors import InputError, ModelError, NothingToDressError
+from clothes_extractor.runtime.alone import WORN_BELOW
 from clothes_extractor.runtime.dress_jobs import DressJob, run_dressing
 from clothes_extractor.runtime.dressing import Dresser, _window_to_photo
 from clothes_extractor.runtime.tryon import fit_garment, grow, region_from_labels
@@ -297,6 +298,30 @@ def test_the_python_function(tiny_tryon_path, parser, tryon_folders):
             dress(people[:2], [garments / "g0.png", b"junk"], tryon=tryon, parser=parser)
     assert one.mode == "RGB" and one.size == (192, 256) and from_photo.size == (192, 256)
     assert len(batch) == 3 and np.array_equal(np.asarray(batch[0]), np.asarray(one))  # a batch changes nothing
+
+
+def test_a_garment_extracted_from_a_photo_is_not_asked_whether_someone_wears_it(tiny_tryon_path, parser):
+    # The worn-photo check is for garment images a user gives; stage one's own catalog image is
+    # one by construction, and the head took those of the example figures 4 and 5 for photos
+    # (it told the user to pass garment_from_photo=True, which they had).
+    worn = Image.open(ROOT / "examples" / "photos" / "figure-2.jpg").convert("RGB")
+    person = ROOT / "examples" / "photos" / "figure-6.jpg"
+    with new_session(tiny_tryon_path, "cpu") as tryon:
+        given = Dresser(tryon, parser).garment(worn)
+        assert given.alone is not None and given.alone < WORN_BELOW  # a worn photo given as a catalog image
+        assert Dresser(tryon, parser).garment(worn, extracted=True).alone is None
+        extracted = Dresser(tryon, parser, extracted=True).garment(worn)
+        assert extracted.alone is None and np.array_equal(extracted.image, given.image)
+        with pytest.raises(NothingToDressError, match="looks like a photo of someone wearing"):
+            dress(person, worn, tryon=tryon, parser=parser)
+        for figure in ("figure-4.jpg", "figure-5.jpg"):  # refused before, as photos of someone wearing it
+            dressed = dress(person, ROOT / "examples" / "photos" / figure, garment_from_photo=True, tryon=tryon)
+            assert dressed.size == Image.open(person).size
+    done = run_cli(
+        "tryon", "--person", person, "--garment-from", ROOT / "examples" / "photos" / "figure-5.jpg",
+        "-o", tiny_tryon_path.parent / "5-on-6.png", "--model", tiny_tryon_path, "--provider", "cpu",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
 
 
 def test_garment_free_photos_of_any_aspect_are_not_dressed(tiny_tryon_path, parser, tryon_folders):

@@ -246,7 +246,7 @@ def dress(
             garments = extract_garment(
                 garments, generator=generator or opened["generator"], segmenter=parser, output_size="model"
             )
-        dresser = Dresser(tryon, parser, from_photo="garment_from_photo=True")
+        dresser = Dresser(tryon, parser, from_photo="garment_from_photo=True", extracted=garment_from_photo)
         with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
             pairs = _load_pairs(persons, garments, Path(tmp), many)
         dressed = dresser.dress_pairs(pairs)

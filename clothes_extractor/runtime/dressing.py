@@ -100,7 +100,9 @@ def load_garment(path: Path) -> Image.Image:
 class Dresser:
     """A try-on model and the parser that finds what it dresses anew, with the fitting of both."""
 
-    def __init__(self, tryon: ModelSession, parser: ModelSession, from_photo: str = FROM_PHOTO):
+    def __init__(
+        self, tryon: ModelSession, parser: ModelSession, from_photo: str = FROM_PHOTO, extracted: bool = False
+    ):
         tryon.require_task("tryon")
         parser.require_task("segmenter")
         names = parser.contract.labels
@@ -111,6 +113,9 @@ class Dresser:
             )
         self.tryon, self.parser = tryon, parser
         self.from_photo = from_photo  # (said where a garment image shows no garment)
+        # the garment images are this tool's own extractions (stage one of a garment-from run): not asked
+        # whether they show someone wearing the garment (the head took some for photos: figures 4 and 5)
+        self.extracted = extracted
         self.size = tryon.contract.size
         self.signature = f"tryon={tryon.digest[:16]} parser={parser.digest[:16]}"
         # fit_person letterboxes a whole photo on white at the try-on's size: the parser's
@@ -123,9 +128,12 @@ class Dresser:
         contract = self.parser.contract
         return Person(photo, *letterbox_for(photo, contract.size, contract.fit))
 
-    def garment(self, image: Image.Image) -> Garment:
+    def garment(self, image: Image.Image, extracted: bool | None = None) -> Garment:
         """A catalog garment fitted once for every pair it dresses (thread-safe, as ``person``),
-        and asked of the parser's ``alone`` head: a photo of someone wearing it is no garment alone."""
+        and asked of the parser's ``alone`` head: a photo of someone wearing it is no garment alone.
+        One ``extracted`` by this tool from a photo (default: the dresser's ``extracted``) is not asked."""
+        if self.extracted if extracted is None else extracted:
+            return Garment(*fit_garment(image, self.size))
         contract = self.parser.contract
         alone = self.parser.run(image=letterbox_for(image, contract.size, contract.fit)[0][None]).get("alone")
         return Garment(*fit_garment(image, self.size), None if alone is None else int(alone.max()))
