@@ -324,6 +324,22 @@ def test_a_garment_extracted_from_a_photo_is_not_asked_whether_someone_wears_it(
     assert done.returncode == 0, done.stderr
 
 
+def test_a_garment_extract_wrote_is_not_asked_whether_someone_wears_it(tiny_tryon_path, parser, tmp_path):
+    # extract, then tryon --garment with what it wrote: the file's signature says it is a catalog
+    # image (a cut-out's too, composited on white), which the head took for a photo on figure 5
+    photo, person = ROOT / "examples" / "photos" / "figure-5.jpg", ROOT / "examples" / "photos" / "figure-6.jpg"
+    for name, background in (("g.png", "white"), ("g.webp", "transparent")):
+        assert run_cli("extract", photo, "-o", tmp_path / name, "--background", background).returncode == 0
+        done = run_cli(
+            "tryon", "--person", person, "--garment", tmp_path / name, "-o", tmp_path / f"on-6-{name}.png",
+            "--model", tiny_tryon_path, "--provider", "cpu",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    Image.open(tmp_path / "g.png").save(tmp_path / "resaved.png")  # its signature gone: asked, and refused
+    with new_session(tiny_tryon_path, "cpu") as tryon:
+        assert Dresser(tryon, parser).garment(Image.open(tmp_path / "resaved.png").convert("RGB")).alone < WORN_BELOW
+
+
 def test_garment_free_photos_of_any_aspect_are_not_dressed(tiny_tryon_path, parser, tryon_folders):
     # Letterboxed on white, a band of wall or sky looked like a top (or arms) to the parser;
     # where it still sees a patch of one, less than a top's share is nothing to dress.

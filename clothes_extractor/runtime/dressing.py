@@ -32,7 +32,7 @@ from PIL import Image
 from ..errors import InputError, ModelError, NothingToDressError
 from .alone import WORN_BELOW
 from .fitting import Box, crop_photo, fills_frame, fit_window, letterbox_for, shown_box
-from .images import load_photo
+from .images import extract_wrote, load_photo
 from .people import keep_columns, main_person
 from .session import ModelSession
 from .tryon import REGION_NAMES, TOP, fit_garment, fit_labels, fit_person, region_from_labels, upper_body_window
@@ -131,8 +131,9 @@ class Dresser:
     def garment(self, image: Image.Image, extracted: bool | None = None) -> Garment:
         """A catalog garment fitted once for every pair it dresses (thread-safe, as ``person``),
         and asked of the parser's ``alone`` head: a photo of someone wearing it is no garment alone.
-        One ``extracted`` by this tool from a photo (default: the dresser's ``extracted``) is not asked."""
-        if self.extracted if extracted is None else extracted:
+        One ``extracted`` by this tool from a photo (default: the dresser's ``extracted``), or a file
+        ``extract`` wrote (its signature names a generator), is not asked."""
+        if (self.extracted if extracted is None else extracted) or extract_wrote(image):
             return Garment(*fit_garment(image, self.size))
         contract = self.parser.contract
         alone = self.parser.run(image=letterbox_for(image, contract.size, contract.fit)[0][None]).get("alone")

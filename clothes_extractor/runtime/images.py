@@ -188,7 +188,8 @@ def split_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
         colour = image if image.mode == "RGBA" else image.convert("RGBA")
         on_white = Image.new("RGB", image.size, (255, 255, 255))
         on_white.paste(colour, mask=alpha)  # = alpha_composite on white, to the byte, in a third of the memory
-        image = on_white
+        on_white.info.update({key: image.info[key] for key in (SIGNATURE_KEY, "xmp") if key in image.info})
+        image = on_white  # (with its file's signature, if it has one: ``extract_wrote`` reads it)
     if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
         image = _to_8bit(image)
     if image.mode != "RGB":
