@@ -54,7 +54,7 @@ class ScenePhotos:
                 continue
             photo.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
             photos.append(np.asarray(photo))
-            names.append(str(path.relative_to(folder)))
+            names.append(path.relative_to(folder).as_posix())
         if not photos:
             raise ValueError(
                 f"--scene-photos {folder}: no photo to use (of {len(files)} image file(s); JPEG, PNG, WebP, BMP or "
