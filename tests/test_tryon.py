@@ -300,7 +300,7 @@ def test_the_python_function(tiny_tryon_path, parser, tryon_folders):
     assert len(batch) == 3 and np.array_equal(np.asarray(batch[0]), np.asarray(one))  # a batch changes nothing
 
 
-def test_a_garment_extracted_from_a_photo_is_not_asked_whether_someone_wears_it(tiny_tryon_path, parser):
+def test_a_garment_extracted_from_a_photo_is_not_asked_whether_someone_wears_it(tiny_tryon_path, parser, tmp_path):
     # The worn-photo check is for garment images a user gives; stage one's own catalog image is
     # one by construction, and the head took those of the example figures 4 and 5 for photos
     # (it told the user to pass garment_from_photo=True, which they had).
@@ -319,7 +319,7 @@ def test_a_garment_extracted_from_a_photo_is_not_asked_whether_someone_wears_it(
             assert dressed.size == Image.open(person).size
     done = run_cli(
         "tryon", "--person", person, "--garment-from", ROOT / "examples" / "photos" / "figure-5.jpg",
-        "-o", tiny_tryon_path.parent / "5-on-6.png", "--model", tiny_tryon_path, "--provider", "cpu",
+        "-o", tmp_path / "5-on-6.png", "--model", tiny_tryon_path, "--provider", "cpu",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
 
@@ -335,7 +335,7 @@ def test_a_garment_extract_wrote_is_not_asked_whether_someone_wears_it(tiny_tryo
             "--model", tiny_tryon_path, "--provider", "cpu",
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
-    Image.open(tmp_path / "g.png").save(tmp_path / "resaved.png")  # its signature gone: asked, and refused
+    Image.open(tmp_path / "g.png").save(tmp_path / "resaved.png")  # its signature gone: asked (the bundled head: worn)
     with new_session(tiny_tryon_path, "cpu") as tryon:
         assert Dresser(tryon, parser).garment(Image.open(tmp_path / "resaved.png").convert("RGB")).alone < WORN_BELOW
 
