@@ -193,9 +193,7 @@ def dress_folder(
     stage_one = {"generator": generator} if garment_from_photo else {}
     opened = _bundled({"tryon": tryon, "segmenter": parser, **stage_one})
     try:
-        dresser = Dresser(
-            tryon or opened["tryon"], parser or opened["segmenter"], "garment_from_photo=True", garment_from_photo
-        )
+        dresser = Dresser(tryon or opened["tryon"], parser or opened["segmenter"], "garment_from_photo=True")
         if on_start is not None:
             on_start(total)
         jobs = dress_jobs(found, out_dir, output_format)  # (and the pairs refused, as they come)

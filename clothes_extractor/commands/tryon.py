@@ -165,7 +165,7 @@ def _open(options: dict[str, Any]):
 
     tryon_model = new_session(options["model"] or "tryon", options["provider"])
     parser = new_session(options["parser"] or "segmenter", options["provider"])
-    return Dresser(tryon_model, parser, extracted=options["garment_from"] is not None)
+    return Dresser(tryon_model, parser)
 
 
 def _run(pairs: Pairs, total: int, output: Path, single: bool, tmp: Path, options: dict[str, Any]) -> None:

@@ -113,8 +113,8 @@ class Dresser:
             )
         self.tryon, self.parser = tryon, parser
         self.from_photo = from_photo  # (said where a garment image shows no garment)
-        # the garment images are this tool's own extractions (stage one of a garment-from run): not asked
-        # whether they show someone wearing the garment (the head took some for photos: figures 4 and 5)
+        # the garment images are this tool's own extractions, as images (``api.dress``'s stage one; files
+        # extract wrote say so by their signature): not asked whether they show someone wearing the garment
         self.extracted = extracted
         self.size = tryon.contract.size
         self.signature = f"tryon={tryon.digest[:16]} parser={parser.digest[:16]}"
@@ -128,12 +128,12 @@ class Dresser:
         contract = self.parser.contract
         return Person(photo, *letterbox_for(photo, contract.size, contract.fit))
 
-    def garment(self, image: Image.Image, extracted: bool | None = None) -> Garment:
+    def garment(self, image: Image.Image) -> Garment:
         """A catalog garment fitted once for every pair it dresses (thread-safe, as ``person``),
         and asked of the parser's ``alone`` head: a photo of someone wearing it is no garment alone.
-        One ``extracted`` by this tool from a photo (default: the dresser's ``extracted``), or a file
-        ``extract`` wrote (its signature names a generator), is not asked."""
-        if (self.extracted if extracted is None else extracted) or extract_wrote(image):
+        One this tool extracted is not asked (the dresser's ``extracted``, or a file ``extract`` wrote:
+        its signature names a generator; the head took those of the example figures 4 and 5 for photos)."""
+        if self.extracted or extract_wrote(image):
             return Garment(*fit_garment(image, self.size))
         contract = self.parser.contract
         alone = self.parser.run(image=letterbox_for(image, contract.size, contract.fit)[0][None]).get("alone")

@@ -66,11 +66,10 @@ class TryOn:
     def close(self) -> None:
         self.batcher.close()
 
-    async def dress(self, person: bytes, garment: bytes, fmt: str, extracted: bool = False) -> dict[str, Any]:
-        """One pair: the dressed person encoded as ``fmt``, its size, timings (``extracted``: the
-        garment is stage one's, from a photo: ``Dresser.garment``)."""
+    async def dress(self, person: bytes, garment: bytes, fmt: str) -> dict[str, Any]:
+        """One pair: the dressed person encoded as ``fmt``, its size, timings."""
         started = time.perf_counter()
-        photo, catalog = await asyncio.to_thread(_decode, self.dresser, person, garment, extracted)
+        photo, catalog = await asyncio.to_thread(_decode, self.dresser, person, garment)
         decoded = time.perf_counter()
         fitted, drawn = await asyncio.wrap_future(self.batcher.submit((photo, catalog)))
         dressed: Image.Image = await asyncio.to_thread(paste, fitted, drawn)
@@ -86,7 +85,7 @@ class TryOn:
         return {"image": image, "size": [dressed.height, dressed.width], "timings": timings}
 
 
-def _decode(dresser: Dresser, person: bytes, garment: bytes, extracted: bool) -> tuple[Person, Garment]:
+def _decode(dresser: Dresser, person: bytes, garment: bytes) -> tuple[Person, Garment]:
     """The uploads decoded as the folder job decodes and fits files (upright, a cut-out on
     white; the photo's first look, the garment fitted)."""
     with tempfile.TemporaryDirectory(prefix="ce-serve-") as tmp:
@@ -95,7 +94,7 @@ def _decode(dresser: Dresser, person: bytes, garment: bytes, extracted: bool) ->
         paths["garment"].write_bytes(garment)
         with files_named({path: "" for path in paths.values()}):  # no server paths in answers
             photo, catalog = load_person(paths["person"]), load_garment(paths["garment"])
-    return dresser.person(photo), dresser.garment(catalog, extracted)
+    return dresser.person(photo), dresser.garment(catalog)
 
 
 async def _catalog_from_photo(extractor, photo: bytes, mask: bytes | None, options: dict[str, Any]) -> bytes:
@@ -135,8 +134,7 @@ async def handle_tryon(request: Request, tryon: TryOn | None, off: str, extracto
             made = _catalog_from_photo(extractor, photo, mask, stage_one)
             catalog = await asyncio.wait_for(made, settings.timeout_s)
         left = settings.timeout_s - (time.perf_counter() - started)
-        dressing = tryon.dress(person, garment or catalog, options["format"], extracted=catalog is not None)
-        result = await asyncio.wait_for(dressing, max(left, 0.001))
+        result = await asyncio.wait_for(tryon.dress(person, garment or catalog, options["format"]), max(left, 0.001))
     except Exception as exc:  # noqa: BLE001 - one bad request must not take the server down
         return failure(exc, settings.timeout_s, "the pair")
     media = MEDIA[options["format"]]

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
+
+from ..errors import InputError
+from ..runtime.images import load_photo
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +47,9 @@ class ScenePhotos:
         photos, names = [], []
         for path in files:
             try:
-                with Image.open(path) as image:
-                    photo = ImageOps.exif_transpose(image).convert("RGB")
-            except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
-                log.warning("--scene-photos: left out %s: %s", path, exc)
+                photo = load_photo(path, role="scene photo")[0]  # upright RGB, as extract decodes photos
+            except InputError as exc:
+                log.warning("--scene-photos: left out %s", exc)
                 continue
             if min(photo.size) < MIN_SIDE:
                 log.warning("--scene-photos: left out %s: %dx%d, smaller than %d px", path, *photo.size, MIN_SIDE)
