@@ -93,6 +93,50 @@ def slim_checkpoint(path: str | Path, dest: str | Path) -> dict[str, Any]:
     return slim
 
 
+def average_checkpoints(
+    paths: list[str | Path], dest: str | Path, weights: list[float] | None = None
+) -> dict[str, Any]:
+    """Write to ``dest`` the (``weights``-weighted) mean of the networks of ``paths``: runs of
+    one recipe started from the same checkpoint (``--init``) under other seeds, and that
+    checkpoint itself (a "model soup": the mean of such runs is a network too, and often
+    steadier than each). Every checkpoint must hold the same kind of network with the same
+    settings; integer buffers (BatchNorm's step counters) and the rest of the dictionary
+    (summary, config) come from the first, without what only ``--resume`` reads. Returns it."""
+    if len(paths) < 2:
+        raise CheckpointError("averaging takes two checkpoints or more")
+    weights = [1.0] * len(paths) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(paths) or min(weights) < 0 or sum(weights) <= 0:
+        raise CheckpointError(f"{len(paths)} checkpoints need as many weights, none negative: got {weights}")
+    payloads = [load_checkpoint(path) for path in paths]
+    first = payloads[0]
+    for path, payload in zip(paths[1:], payloads[1:], strict=True):
+        kind, theirs = (
+            (first["task"], first.get("arch", "unet"), first["config"]),
+            (payload["task"], payload.get("arch", "unet"), payload["config"]),
+        )
+        if theirs != kind or payload["model"].keys() != first["model"].keys():
+            raise CheckpointError(
+                f"{path} holds another network than {paths[0]} ({theirs[0]} {theirs[1]}, {theirs[2]}); only runs "
+                "of the same network, started from one checkpoint, are averaged"
+            )
+    total = sum(weights)
+    model = {}
+    for key, value in first["model"].items():
+        if not value.is_floating_point():
+            model[key] = value
+            continue
+        parts = [(w / total) * payload["model"][key].float() for w, payload in zip(weights, payloads, strict=True)]
+        model[key] = torch.stack(parts).sum(0).to(value.dtype)
+    averaged = {key: value for key, value in first.items() if key not in RESUME_ONLY}
+    averaged["model"] = model
+    averaged["summary"] = {
+        **first.get("summary", {}),
+        "averaged": [{"checkpoint": str(p), "weight": w / total} for p, w in zip(paths, weights, strict=True)],
+    }
+    write_atomic(Path(dest), lambda handle: torch.save(averaged, handle))
+    return averaged
+
+
 def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """The network of a checkpoint, in eval mode, and the whole checkpoint dictionary."""
     payload = load_checkpoint(path)
