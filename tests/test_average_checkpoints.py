@@ -63,6 +63,8 @@ def test_other_networks_and_bad_weights_are_refused(tmp_path):
         average_checkpoints([one, two], tmp_path / "x.pt", weights=[1])
     with pytest.raises(CheckpointError, match="none negative"):
         average_checkpoints([one, two], tmp_path / "x.pt", weights=[1, -1])
+    with pytest.raises(CheckpointError, match="not all 0"):
+        average_checkpoints([one, two], tmp_path / "x.pt", weights=[0, 0])
     assert not (tmp_path / "x.pt").exists()
 
 

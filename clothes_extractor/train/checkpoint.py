@@ -106,7 +106,9 @@ def average_checkpoints(
         raise CheckpointError("averaging takes two checkpoints or more")
     weights = [1.0] * len(paths) if weights is None else [float(w) for w in weights]
     if len(weights) != len(paths) or min(weights) < 0 or sum(weights) <= 0:
-        raise CheckpointError(f"{len(paths)} checkpoints need as many weights, none negative: got {weights}")
+        raise CheckpointError(
+            f"{len(paths)} checkpoints need as many weights, none negative and not all 0: got {weights}"
+        )
     payloads = [load_checkpoint(path) for path in paths]
     first = payloads[0]
     for path, payload in zip(paths[1:], payloads[1:], strict=True):
