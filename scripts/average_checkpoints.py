@@ -3,7 +3,7 @@
 Runs started from the same checkpoint (``train --init``) with other ``--seed``s land in
 different places, and on this project's parser the spread between two seeds was wider than
 between two recipes (the segmenter card, "Busy backgrounds"); their mean is a network too,
-and was steadier than each. The checkpoint they started from can be one of the parts (with
+and there kept what each seed lost. The checkpoint they started from can be one of the parts (with
 its weight, it pulls the mean back towards it). A parser's ``alone`` head is fitted again on
 the mean (``train --alone-head --init OUT.pt``), as on any parser.
 
