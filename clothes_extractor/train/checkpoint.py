@@ -93,6 +93,11 @@ def slim_checkpoint(path: str | Path, dest: str | Path) -> dict[str, Any]:
     return slim
 
 
+def kind_of(payload: dict[str, Any]) -> tuple[str | None, str]:
+    """A checkpoint's (task, architecture); ``unet`` where it names none (from before the warping generator)."""
+    return payload.get("task"), payload.get("arch", "unet")
+
+
 def average_checkpoints(
     paths: list[str | Path], dest: str | Path, weights: list[float] | None = None
 ) -> dict[str, Any]:
@@ -112,13 +117,11 @@ def average_checkpoints(
     payloads = [load_checkpoint(path) for path in paths]
     first = payloads[0]
     for path, payload in zip(paths[1:], payloads[1:], strict=True):
-        kind, theirs = (
-            (first["task"], first.get("arch", "unet"), first["config"]),
-            (payload["task"], payload.get("arch", "unet"), payload["config"]),
-        )
-        if theirs != kind or payload["model"].keys() != first["model"].keys():
+        same = kind_of(payload) == kind_of(first) and payload["config"] == first["config"]
+        if not same or payload["model"].keys() != first["model"].keys():
+            task, arch = kind_of(payload)
             raise CheckpointError(
-                f"{path} holds another network than {paths[0]} ({theirs[0]} {theirs[1]}, {theirs[2]}); only runs "
+                f"{path} holds another network than {paths[0]} ({task} {arch}, {payload['config']}); only runs "
                 "of the same network, started from one checkpoint, are averaged"
             )
     total = sum(weights)
@@ -145,7 +148,7 @@ def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, di
     if task is not None and payload.get("task") != task:
         raise CheckpointError(f"{path} holds a {payload.get('task')!r} model, not a {task}")
     try:
-        model = build(payload.get("arch", "unet"), payload["config"])
+        model = build(kind_of(payload)[1], payload["config"])
         model.load_state_dict(with_added_layers(model, payload["model"]))
     except (KeyError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: the checkpoint does not build its network ({exc})") from None
@@ -155,7 +158,7 @@ def load_model(path: str | Path, task: str | None = None) -> tuple[nn.Module, di
 def check_kind(path: str | Path, task: str, arch: str, option: str) -> dict[str, Any]:
     """The checkpoint at ``path``, if it holds a ``task`` network of architecture ``arch``."""
     payload = load_checkpoint(path)
-    kind = (payload.get("task"), payload.get("arch", "unet"))
+    kind = kind_of(payload)
     if kind != (task, arch):
         raise CheckpointError(
             f"{option} {path} holds a {kind[0]} ({kind[1]}); this run trains a {task} ({arch}): "
