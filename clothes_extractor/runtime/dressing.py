@@ -132,7 +132,8 @@ class Dresser:
         """A catalog garment fitted once for every pair it dresses (thread-safe, as ``person``),
         and asked of the parser's ``alone`` head: a photo of someone wearing it is no garment alone.
         One this tool extracted is not asked (the dresser's ``extracted``, or a file ``extract`` wrote:
-        its signature names a generator; the head took those of the example figures 4 and 5 for photos)."""
+        its signature names a generator; the fifth-stage parser's head took those of the example figures 4
+        and 5 for photos)."""
         if self.extracted or extract_wrote(image):
             return Garment(*fit_garment(image, self.size))
         contract = self.parser.contract
