@@ -15,7 +15,7 @@ Needs the train extra (PyTorch).
 import argparse
 
 from clothes_extractor.errors import CheckpointError
-from clothes_extractor.train.checkpoint import average_checkpoints
+from clothes_extractor.train.checkpoint import average_checkpoints, kind_of
 
 
 def main() -> int:
@@ -33,7 +33,8 @@ def main() -> int:
     except CheckpointError as exc:
         parser.exit(1, f"error: {exc}\n")
     parts = ", ".join(f"{p['weight']:.3f} x {p['checkpoint']}" for p in averaged["summary"]["averaged"])
-    print(f"wrote {args.out}: {averaged['task']} ({averaged.get('arch', 'unet')}), {parts}")
+    task, arch = kind_of(averaged)
+    print(f"wrote {args.out}: {task} ({arch}), {parts}")
     return 0
 
 
