@@ -578,7 +578,10 @@ def test_outputs_that_would_overwrite_inputs_and_bad_option_files_fail_first(tin
     assert done.returncode == 1 and "--sheet" in done.stderr and "must end in" in done.stderr
     done = run_cli("extract", photos, "-o", tmp_path / "o", "--model", tiny_model_path, "--background", "transparent",
                    "--format", "jpg")  # fmt: skip
-    assert done.returncode == 2 and "JPEG has no transparency" in done.stderr
+    assert done.returncode == 2 and "JPEG has no transparency: use --format png or webp" in done.stderr
+    one = sorted(photos.iterdir())[0]  # one photo: the output's suffix decides, so that is what to change
+    done = run_cli("extract", one, "-o", tmp_path / "g.jpg", "--model", tiny_model_path, "--background", "transparent")
+    assert done.returncode == 2 and "name the output g.png or .webp" in done.stderr and "--format" not in done.stderr
     done = run_cli("extract", photos, "-o", tmp_path / "o", "--model", tiny_model_path, "--background", "pink")
     assert done.returncode == 2 and "#RRGGBB" in done.stderr
     done = run_cli("extract", photos, "-o", tmp_path / "o", "--model", tiny_model_path, "--masks", masks,

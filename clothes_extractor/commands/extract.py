@@ -317,7 +317,8 @@ def _listing(options: dict[str, Any], tmp: Path) -> Path | None:
     return saved
 
 
-def _extract_options(options: dict[str, Any], fmt: str) -> Any:
+def _extract_options(options: dict[str, Any], fmt: str, *, fix: str = "use --format png or webp") -> Any:
+    """The run's options; ``fix`` says how to choose another format where the output's format rules one out."""
     from ..runtime.fitting import parse_background, parse_output_size
     from ..runtime.options import ExtractOptions, default_workers
 
@@ -330,7 +331,7 @@ def _extract_options(options: dict[str, Any], fmt: str) -> Any:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--background") from None
     if background == "transparent" and fmt == "jpg":
-        raise click.UsageError("JPEG has no transparency: use --format png or webp with --background transparent")
+        raise click.UsageError(f"JPEG has no transparency: {fix} with --background transparent")
     return ExtractOptions(
         batch_size=options["batch_size"],
         workers=options["workers"] or default_workers(),
@@ -371,7 +372,8 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
     to_stdout = output == "-"
     target = one_output(output, options["fmt"], tmp / "garment")
     fmt = output_format(target)
-    extract_options = _extract_options(options, fmt)
+    fix = "use --format png or webp" if to_stdout else f"name the output {Path(output).stem}.png or .webp"
+    extract_options = _extract_options(options, fmt, fix=fix)
     masks = MaskIndex(options["masks"]) if options["masks"] is not None else None
     (job,) = find_jobs([photo], tmp / "unused", fmt, masks)  # (its mask and errors; the output is target)
     job = type(job)(
