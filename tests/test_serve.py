@@ -337,6 +337,8 @@ def test_the_page_in_a_real_browser(tmp_path):
     browser = _browser()
     try:
         browser.get(url)
+        WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "tryon").is_displayed())  # (the info came)
+        assert not browser.find_element(By.ID, "key-row").is_displayed()  # a server without keys asks for none
         upload = browser.find_element(By.ID, "file")
         upload.send_keys(str(ROOT / "examples" / "photos" / "figure-3.jpg"))
         garment = WebDriverWait(browser, 120).until(
