@@ -29,7 +29,8 @@ def test_missing_contract_says_how_to_fix():
     [
         ({"format_version": 99}, "contract format 99"),
         ({"max_output": [1024]}, "max_output"),
-        ({"catalog_resolution": True, "task": "segmenter", "fit": {"method": "letterbox"}}, "generator features"),
+        ({"catalog_resolution": True, "task": "segmenter", "fit": {"method": "letterbox"}}, "generator and tryon"),
+        ({"alpha": True, "task": "tryon", "fit": {"method": "letterbox"}}, "alpha is a generator feature"),
         ({"task": "segmentor"}, "unknown task 'segmentor'"),
         ({"height": 0}, "input height"),
         ({"precision": "int4"}, "precision"),

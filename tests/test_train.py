@@ -1209,8 +1209,11 @@ def test_tryon_trains_on_viton_pairs_exports_and_evaluates(tmp_path):
         "region",
         "garment",
         "garment_mask",
+        "photo",
+        "garment_photo",
     ]
-    assert len(checks) == 2 and all(check.passed for check in checks)
+    assert contract.catalog_resolution and contract.max_output == (1024, 768)
+    assert len(checks) == 3 and all(check.passed for check in checks)  # seeded, at twice the size, the split
     result = run_cli(
         "evaluate",
         "--model",

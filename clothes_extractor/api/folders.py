@@ -149,6 +149,7 @@ def dress_folder(
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[DressResult], None] | None = None,
     cancel: threading.Event | None = None,
+    resolution: str = "photo",
 ) -> DressingSummary:
     """``tryon``'s folder job: each person of ``person`` dressed in each garment of
     ``garment`` (a photo or a folder each; at most one a folder), or, with both folders, the
@@ -168,8 +169,8 @@ def dress_folder(
     (``"K/N"``) as in ``tryon``; ``workers`` threads (default: one per core, at most 16)
     read the next batch's photos while the models dress one, and as many paste, encode and
     write the results. Sessions default to the bundled models (opened for this call and
-    closed); the bundled segmenter is the parser. Raises ``InputError`` / ``OutputError`` /
-    ``ValueError`` for inputs and settings that cannot work, before any pair is dressed.
+    closed); the bundled segmenter is the parser. ``resolution`` as in ``dress``. Raises ``InputError`` /
+    ``OutputError`` / ``ValueError`` for inputs and settings that cannot work, before any pair is dressed.
     """
     from ..runtime.dress_jobs import run_dressing
     from ..runtime.dressing import Dresser
@@ -193,7 +194,9 @@ def dress_folder(
     stage_one = {"generator": generator} if garment_from_photo else {}
     opened = _bundled({"tryon": tryon, "segmenter": parser, **stage_one})
     try:
-        dresser = Dresser(tryon or opened["tryon"], parser or opened["segmenter"], "garment_from_photo=True")
+        dresser = Dresser(
+            tryon or opened["tryon"], parser or opened["segmenter"], "garment_from_photo=True", resolution=resolution
+        )
         if on_start is not None:
             on_start(total)
         jobs = dress_jobs(found, out_dir, output_format)  # (and the pairs refused, as they come)

@@ -221,9 +221,12 @@ def dress(
     tryon: ModelSession | None = None,
     parser: ModelSession | None = None,
     generator: ModelSession | None = None,
+    resolution: str = "photo",
 ) -> Image.Image | list[Image.Image]:
     """The person of ``person`` wearing ``garment`` (a catalog image on white, transparent or a plain backdrop),
     as an RGB image of the person photo's size; a list for lists (pairwise, as one batch).
+    ``resolution``: "photo" warps the garment onto the person at the person's own resolution (up to
+    1024x768), "model" at the model's size, upsampled (faster on a CPU), as ``tryon --resolution``.
 
     ``garment_from_photo``: ``garment`` is a photo of someone wearing it; stage one
     (``extract_garment``) makes its catalog image first. Sessions default to the bundled
@@ -242,11 +245,13 @@ def dress(
     tryon, parser = tryon or opened.get("tryon"), parser or opened.get("segmenter")
     try:
         if garment_from_photo:
-            # at the model size, as `tryon --garment-from` and `serve` make it (the try-on fits it smaller)
+            # at the generator's model size, as `tryon --garment-from` and `serve` make it (serve.tryon says why)
             garments = extract_garment(
                 garments, generator=generator or opened["generator"], segmenter=parser, output_size="model"
             )
-        dresser = Dresser(tryon, parser, from_photo="garment_from_photo=True", extracted=garment_from_photo)
+        dresser = Dresser(
+            tryon, parser, from_photo="garment_from_photo=True", extracted=garment_from_photo, resolution=resolution
+        )
         with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
             pairs = _load_pairs(persons, garments, Path(tmp), many)
         dressed = dresser.dress_pairs(pairs)

@@ -92,11 +92,13 @@ def export(
     tensorrt: bool,
     trt_batch: tuple[int, int, int],
 ) -> None:
-    """Export a generator or segmenter CHECKPOINT to a served ONNX model.
+    """Export a generator, segmenter or try-on CHECKPOINT to a served ONNX model.
 
     BatchNorm is folded, the pre/post-processing goes into the graph, the contract (with
     the graph's checksum) into the metadata, and the result is compared with PyTorch on
-    seeded inputs; a model that fails the comparison is deleted.
+    seeded inputs; a model that fails the comparison is deleted. A served model (.onnx)
+    as CHECKPOINT is read back and written again with this version's wrapper and contract
+    (an older try-on file gains the photo-resolution inputs).
     """
     if (checkpoint is None) == (not untrained):
         raise click.UsageError("give either a CHECKPOINT or --untrained (not both)")
@@ -108,9 +110,12 @@ def export(
     require_torch("export", "export")
     from ..export.onnx_export import export_checked
     from ..train.checkpoint import load_model
+    from ..train.served_init import is_served, model_from_served
 
     if untrained:
         model, training = _untrained(task, arch, size, ngf, depth, seed)
+    elif is_served(checkpoint):  # a served model again, with this version's wrapper and contract
+        model, training = model_from_served(checkpoint)
     else:
         model, payload = load_model(checkpoint)
         training = payload.get("summary", {})

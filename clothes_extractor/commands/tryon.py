@@ -80,6 +80,14 @@ if TYPE_CHECKING:
     type=click.Path(path_type=Path, dir_okay=False),
     help="With --garment-from: the generator model (default: bundled).",
 )
+@click.option(
+    "--resolution",
+    type=click.Choice(["photo", "model"]),
+    default="photo",
+    show_default=True,
+    help="Where the garment is warped onto the person: at the person's own resolution (up to 1024x768; "
+    "its prints and knit at that resolution), or at the model's 256x192, upsampled (faster on a CPU).",
+)
 @click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option(
@@ -165,7 +173,7 @@ def _open(options: dict[str, Any]):
 
     tryon_model = new_session(options["model"] or "tryon", options["provider"])
     parser = new_session(options["parser"] or "segmenter", options["provider"])
-    return Dresser(tryon_model, parser)
+    return Dresser(tryon_model, parser, resolution=options["resolution"])
 
 
 def _run(pairs: Pairs, total: int, output: Path, single: bool, tmp: Path, options: dict[str, Any]) -> None:

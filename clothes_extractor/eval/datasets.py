@@ -338,7 +338,10 @@ def fit_sample(
     """
     size, fit = contract.size, contract.fit
     if contract.task == "tryon":
-        return _fit_tryon(photo, garment, labels, size)
+        found = _fit_tryon(photo, garment, labels, size)
+        if contract.catalog_resolution:  # scored at the model size: the photo inputs are the model-size ones
+            found.update(photo=found["person"], garment_photo=found["garment"])
+        return found
     if contract.task == "generator":
         if garment is None:
             raise InputError("a generator sample needs its catalog garment image")

@@ -235,6 +235,9 @@ def _segmenter_as_extract_runs_it(
     )
 
 
+PERSON_SIDE = ("person", "region", "photo")  # a try-on's inputs that come from the person (the rest: the garment)
+
+
 def unpaired_sheet(
     model: Any, samples: Sequence[Sample], rows: int = 6, garments: int = 4, change: PhotoChange | None = None
 ) -> Image.Image:
@@ -249,8 +252,12 @@ def unpaired_sheet(
     lines = []
     for i, person in enumerate(items[:rows]):
         others = [items[(i + k + 1) % len(items)] for k in range(min(garments, len(items) - 1))]
-        feeds = {name: np.stack([person[name]] * len(others)) for name in ("person", "region")}
-        feeds.update({name: np.stack([o[name] for o in others]) for name in ("garment", "garment_mask")})
+        feeds = {  # the person's side from this person, the garment's from the others
+            spec.name: np.stack(
+                [person[spec.name]] * len(others) if spec.name in PERSON_SIDE else [o[spec.name] for o in others]
+            )
+            for spec in model.contract.inputs
+        }
         dressed = model.run(**feeds)["image"]
         lines.append(
             [person["person"]] + [tile for o, d in zip(others, dressed, strict=True) for tile in (o["garment"], d)]

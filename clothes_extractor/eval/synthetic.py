@@ -32,21 +32,27 @@ def synthetic_feeds(
     contract: ModelContract, batch: int, seed: int = 0, photo_size: tuple[int, int] | None = None
 ) -> dict[str, np.ndarray]:
     """A batch of seeded inputs for every input the contract names. ``photo`` (catalog
-    resolution) is the same window as ``image`` at ``photo_size`` (default: the model size);
-    a try-on's garment is a second seeded photo."""
+    resolution) is the same window as ``image`` (a try-on's ``person``) at ``photo_size``
+    (default: the model size); a try-on's garment is a second seeded photo, and its
+    ``garment_photo`` that photo at ``photo_size``."""
     images, masks = seeded_photos(contract.size, batch, seed)
     feeds = {"image": images, "mask": masks}
     if contract.task == "tryon":  # a person with the region to dress, and a second photo as the garment
         garments, garment_masks = seeded_photos(contract.size, batch, seed + 1)
         feeds = {"person": images, "region": masks, "garment": garments, "garment_mask": garment_masks}
-    if contract.catalog_resolution:
-        if photo_size is None or tuple(photo_size) == contract.size:
-            feeds["photo"] = images.copy()
-        else:
-            from PIL import Image
-
-            h, w = photo_size
-            feeds["photo"] = np.stack(
-                [np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.BICUBIC)) for a in images]
-            )
+    if contract.catalog_resolution:  # (a try-on's garment too, at the same size)
+        sources = {"photo": feeds.get("person", images), "garment_photo": feeds.get("garment")}
+        for name, source in sources.items():
+            if source is not None:
+                feeds[name] = _at_size(source, photo_size or contract.size)
     return {spec.name: feeds[spec.name] for spec in contract.inputs}
+
+
+def _at_size(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A batch of uint8 images [N, h, w, 3] at ``size`` (h, w): a copy, bicubic where it differs."""
+    if tuple(size) == images.shape[1:3]:
+        return images.copy()
+    from PIL import Image
+
+    h, w = size
+    return np.stack([np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.BICUBIC)) for a in images])

@@ -85,6 +85,7 @@ def build_contract(
     config = model.config
     arch = architecture_of(model)
     warping = arch == "flow"
+    photo_resolution = warping or arch == "tryon-flow"  # (they move pixels: at the photo's own resolution)
     return ModelContract(
         task=config.task,
         height=config.height,
@@ -93,9 +94,9 @@ def build_contract(
         precision=precision,
         package_version=__version__,
         training={"architecture": {"name": SERVED_NAMES[arch], **dataclasses.asdict(config)}, **(training or {})},
-        catalog_resolution=warping,
+        catalog_resolution=photo_resolution,
         alpha=warping or arch == "silhouette",
-        max_output=DEFAULT_MAX_OUTPUT if warping else None,
+        max_output=DEFAULT_MAX_OUTPUT if photo_resolution else None,
         labels=PARSER_CLASSES if getattr(config, "classes", 0) else (),
         alone=getattr(config, "alone", False),
     )
@@ -206,8 +207,8 @@ def export_model(
         raise ExportError(f"weights must be stored as one of {', '.join(DTYPES)}, got {weights!r}")
     if precision == "fp16" and weights == "fp32":
         raise ExportError("an fp16 graph computes on fp16 weights: fp32 weights go with --precision fp32")
-    if architecture_of(model) == "flow" and opset < 16:
-        raise ExportError(f"a warping generator needs GridSample, opset 16 or later (got {opset})")
+    if architecture_of(model) in ("flow", "tryon-flow") and opset < 16:
+        raise ExportError(f"a warping network needs GridSample, opset 16 or later (got {opset})")
     contract = build_contract(model, precision=precision, fit=fit, training=training)
     folded = fold_batchnorm(copy.deepcopy(model).eval()).to(DTYPES[precision])
     proto = onnx.load_from_string(_trace_to_onnx(served(folded, DTYPES[precision]), contract, opset))

@@ -66,6 +66,13 @@ TASK_OUTPUTS = {
     "segmenter": (TensorSpec("mask", 1),),
     "tryon": (TensorSpec("image", 3),),
 }
+# What a photo-resolution model (``catalog_resolution``) also takes, at the photo's resolution:
+# a generator the fitted window of the photo; a try-on model the person's window and the
+# catalog garment letterboxed at that same size (it answers at that size).
+PHOTO_INPUTS = {
+    "generator": (TensorSpec("photo", 3, "photo"),),
+    "tryon": (TensorSpec("photo", 3, "photo"), TensorSpec("garment_photo", 3, "photo")),
+}
 # How each task's inputs are fitted to the model size: the generator crops to the
 # garment's mask; the segmenter, which has no mask yet, and try-on see whole photos.
 TASK_FIT = {"generator": "mask_box_letterbox", "segmenter": "letterbox", "tryon": "letterbox"}
@@ -137,9 +144,10 @@ class FitSettings:
 class ModelContract:
     """What a served model promises: its task, input size, fitting, colours, provenance.
 
-    ``catalog_resolution`` (generators): the graph also takes ``photo``, the fitted window of
-    the photo at any resolution, and gives the garment at that resolution (up to
-    ``max_output``, height x width, by default). ``alpha``: it also gives the garment's
+    ``catalog_resolution`` (generators and try-on models): the graph also takes the photo at
+    any resolution (``PHOTO_INPUTS``: a generator the fitted window of the photo, a try-on
+    model the person's window and the garment letterboxed at that size) and answers at that
+    resolution (up to ``max_output``, height x width, by default). ``alpha``: it also gives the garment's
     silhouette (``alpha``, 255 = garment), for transparent or coloured backgrounds.
     ``labels`` (segmenters that parse the whole person): the class names of its ``labels``
     output, a class index per pixel. ``alone`` (parsers): it also gives ``alone`` [N, 1, 1, 1],
@@ -201,8 +209,10 @@ class ModelContract:
 
     def _check_features(self) -> None:
         """The optional features (each adds tensors) belong to their task."""
-        if (self.catalog_resolution or self.alpha) and self.task != "generator":
-            raise ContractError("catalog_resolution and alpha are generator features")
+        if self.catalog_resolution and self.task not in PHOTO_INPUTS:
+            raise ContractError(f"catalog_resolution is a feature of {' and '.join(PHOTO_INPUTS)} models")
+        if self.alpha and self.task != "generator":
+            raise ContractError("alpha is a generator feature")
         if not (isinstance(self.labels, (list, tuple)) and all(isinstance(n, str) for n in self.labels)):
             raise ContractError(f"labels must be a list of class names, got {self.labels!r}")
         if self.labels and self.task != "segmenter":
@@ -219,7 +229,7 @@ class ModelContract:
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
         """The tensors the graph takes, in order."""
-        extra = (TensorSpec("photo", 3, "photo"),) if self.catalog_resolution else ()
+        extra = PHOTO_INPUTS[self.task] if self.catalog_resolution else ()
         return (*TASK_INPUTS[self.task], *extra)
 
     @property

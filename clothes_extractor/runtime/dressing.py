@@ -31,7 +31,7 @@ from PIL import Image
 
 from ..errors import InputError, ModelError, NothingToDressError
 from .alone import WORN_BELOW
-from .fitting import Box, crop_photo, fills_frame, fit_window, letterbox_for, shown_box
+from .fitting import Box, crop_photo, fills_frame, fit_window, letterbox, letterbox_for, output_size_for, shown_box
 from .images import extract_wrote, load_photo
 from .people import keep_columns, main_person
 from .session import ModelSession
@@ -78,6 +78,7 @@ class Garment(NamedTuple):
     image: np.ndarray  # [h, w, 3] uint8
     mask: np.ndarray  # [h, w, 1] uint8, 255 = garment
     alone: int | None = None  # the parser's ``alone`` for the garment image (None: a parser without the head)
+    source: Image.Image | None = None  # the garment image itself, for a photo-resolution model's ``garment_photo``
 
 
 @dataclass
@@ -101,8 +102,15 @@ class Dresser:
     """A try-on model and the parser that finds what it dresses anew, with the fitting of both."""
 
     def __init__(
-        self, tryon: ModelSession, parser: ModelSession, from_photo: str = FROM_PHOTO, extracted: bool = False
+        self,
+        tryon: ModelSession,
+        parser: ModelSession,
+        from_photo: str = FROM_PHOTO,
+        extracted: bool = False,
+        resolution: str = "photo",
     ):
+        if resolution not in ("photo", "model"):
+            raise ValueError(f"resolution must be 'photo' or 'model', got {resolution!r}")
         tryon.require_task("tryon")
         parser.require_task("segmenter")
         names = parser.contract.labels
@@ -112,12 +120,17 @@ class Dresser:
                 f"parser (classes {', '.join(REGION_NAMES)}): the bundled segmenter is one"
             )
         self.tryon, self.parser = tryon, parser
+        # "photo": a photo-resolution model dresses the person's window at its own resolution
+        # (the garment's prints at that resolution); "model": at the model size, upsampled (faster)
+        self.resolution = resolution
         self.from_photo = from_photo  # (said where a garment image shows no garment)
         # the garment images are this tool's own extractions, as images (``api.dress``'s stage one; files
         # extract wrote say so by their signature): not asked whether they show someone wearing the garment
         self.extracted = extracted
         self.size = tryon.contract.size
         self.signature = f"tryon={tryon.digest[:16]} parser={parser.digest[:16]}"
+        if resolution == "model" and tryon.contract.catalog_resolution:  # (another picture than "photo" makes)
+            self.signature += " resolution=model"
         # fit_person letterboxes a whole photo on white at the try-on's size: the parser's
         # first look is that array where the parser's frame is the same and so is its padding
         self._same_frame = parser.contract.size == self.size
@@ -135,10 +148,10 @@ class Dresser:
         its signature names a generator; the fifth-stage parser's head took those of the example figures 4
         and 5 for photos)."""
         if self.extracted or extract_wrote(image):
-            return Garment(*fit_garment(image, self.size))
+            return Garment(*fit_garment(image, self.size), source=image)
         contract = self.parser.contract
         alone = self.parser.run(image=letterbox_for(image, contract.size, contract.fit)[0][None]).get("alone")
-        return Garment(*fit_garment(image, self.size), None if alone is None else int(alone.max()))
+        return Garment(*fit_garment(image, self.size), None if alone is None else int(alone.max()), image)
 
     def parse(self, photos: Sequence[Image.Image | Person]) -> list[tuple[Image.Image, Box]]:
         """Each photo's class map (mode L, the parser's class indices) over the plane the
@@ -219,13 +232,41 @@ class Dresser:
             "garment": garment_image,
             "garment_mask": garment_mask,
         }
+        if self.tryon.contract.catalog_resolution:
+            source = garment.source if isinstance(garment, Garment) else None
+            inputs.update(self._at_photo_resolution(photo, window, person, garment_image, source))
         return Fitted(photo, window, inputs)
 
-    def draw(self, batch: Sequence[Fitted]) -> np.ndarray:
-        """The try-on model's dressed persons of a batch of fitted pairs, at the model size
-        (``paste`` puts each into its photo)."""
-        feeds = {name: np.stack([item.inputs[name] for item in batch]) for name in batch[0].inputs}
-        return self.tryon.run(**feeds)["image"]
+    def _at_photo_resolution(
+        self, photo: Image.Image, window: Box, person: np.ndarray, garment: np.ndarray, source: Image.Image | None
+    ) -> dict[str, np.ndarray]:
+        """A photo-resolution model's ``photo`` and ``garment_photo``: the person's window at its
+        own resolution (``fitting.output_size_for``: at most the contract's ``max_output``, never
+        under the model size) and the garment letterboxed at that size, from its own image
+        where there is one; the model-size arrays where that is the model size (or the dresser's
+        ``resolution`` is "model")."""
+        size = self.size
+        if self.resolution != "model":
+            size = output_size_for(window[3] - window[1], self.tryon.contract)
+        if size == self.size:
+            return {"photo": person, "garment_photo": garment}
+        white = (255, 255, 255)
+        source = source if source is not None else Image.fromarray(garment)
+        return {"photo": crop_photo(photo, window, size, white), "garment_photo": letterbox(source, size, white)[0]}
+
+    def draw(self, batch: Sequence[Fitted]) -> list[np.ndarray]:
+        """The try-on model's dressed persons of a batch of fitted pairs, each at the size of its
+        ``photo`` input (the model size, or the person's window at its own resolution); pairs of
+        one size run as one batch (``paste`` puts each into its photo)."""
+        groups: dict[tuple, list[int]] = {}
+        for index, item in enumerate(batch):
+            groups.setdefault(item.inputs["photo"].shape if "photo" in item.inputs else (), []).append(index)
+        drawn: list[np.ndarray] = [np.empty(0)] * len(batch)
+        for rows in groups.values():
+            feeds = {name: np.stack([batch[i].inputs[name] for i in rows]) for name in batch[rows[0]].inputs}
+            for index, image in zip(rows, self.tryon.run(**feeds)["image"], strict=True):
+                drawn[index] = image
+        return drawn
 
     def dress(self, batch: Sequence[Fitted]) -> list[Image.Image]:
         """The dressed persons of a batch of fitted pairs, each at its photo's size."""

@@ -98,8 +98,9 @@ def _decode(dresser: Dresser, person: bytes, garment: bytes) -> tuple[Person, Ga
 
 
 async def _catalog_from_photo(extractor, photo: bytes, mask: bytes | None, options: dict[str, Any]) -> bytes:
-    """Stage one on ``garment_photo``: its catalog garment on white (PNG), at the model size
-    (the try-on fits it to its own, smaller frame). Errors name the field."""
+    """Stage one on ``garment_photo``: its catalog garment on white (PNG), at the generator's
+    model size (a catalog-resolution generator's larger garment is not asked for: stage one
+    stays fast, and the bundled generator answers at 256x192 either way). Errors name the field."""
     try:
         result = await extractor.extract(photo, mask, options)
     except NoGarmentError as exc:  # (its hint, a mask, is no field of this route)

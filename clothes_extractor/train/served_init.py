@@ -98,6 +98,27 @@ def served_weights(proto: Any, prefix: str) -> dict[str, np.ndarray]:
     return found
 
 
+def model_from_served(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The network a served model was exported from, read back from the file (``load_served``:
+    checked to reproduce it), in eval mode, and the file's training summary: what ``export``
+    needs to write the same weights again with this version's wrapper and contract."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    contract = contract_of(path)
+    record = dict(contract.training.get("architecture") or {})
+    name = record.pop("name", None)
+    arch = {served_name: arch for arch, served_name in SERVED_NAMES.items()}.get(name)
+    if arch is None:
+        raise CheckpointError(f"{path}: its contract names no network this version builds ({name or 'none'})")
+    try:
+        model = build(arch, record)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: its contract's network settings do not build ({exc})") from None
+    load_served(path, model, "the model")
+    return model.eval(), {k: v for k, v in contract.training.items() if k != "architecture"}
+
+
 def _check_same_network(path: Path, contract: Any, model: nn.Module, option: str) -> None:
     """Refuses a file of another kind or settings (leaving out the settings this run adds)."""
     record = dict(contract.training.get("architecture") or {})

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .flow import FlowLevel, GridPyramid, _encoder, _zero_head, coarse_to_fine, warp
+from .flow import FlowLevel, GridPyramid, _encoder, _zero_head, coarse_to_fine, resize, resize_grid, warp
 from .networks import mask_to_weight, photo_to_unit, unit_to_uint8
 
 GREY = 0.0  # the painted region, in [-1, 1]
@@ -147,20 +147,44 @@ def relit(garment: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
 
 
 class ServedTryOn(nn.Module):
-    """uint8 person, region, garment, garment_mask [N, H, W, *] -> uint8 image [N, H, W, 3]."""
+    """uint8 person, region, garment, garment_mask [N, h, w, *] (model size), and the person's
+    window and the garment at any resolution, ``photo`` and ``garment_photo`` [N, H, W, 3]
+    (the same size) -> uint8 image [N, H, W, 3].
+
+    The grid, the composition mask and the rendered image are predicted at the model size;
+    the grid samples ``garment_photo`` at its own size, so the garment's prints, logos and
+    stripes reach a 1024x768 photo at that resolution (the rendered part, skin and arms, is
+    upsampled). ``photo`` and ``garment_photo`` equal to ``person`` and ``garment`` (the
+    default) give the model-size output, exactly the training network's.
+    """
 
     def __init__(self, generator: TryOnGenerator, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.generator, self.dtype = generator, dtype
 
-    def forward(self, person, region, garment, garment_mask):
+    def forward(self, person, region, garment, garment_mask, photo=None, garment_photo=None):
+        weight = mask_to_weight(region, self.dtype)
+        garment_weight = mask_to_weight(garment_mask, self.dtype)
         person_side, garment_side = tryon_inputs(
-            photo_to_unit(person, self.dtype),
-            mask_to_weight(region, self.dtype),
-            photo_to_unit(garment, self.dtype),
-            mask_to_weight(garment_mask, self.dtype),
+            photo_to_unit(person, self.dtype), weight, photo_to_unit(garment, self.dtype), garment_weight
         )
-        return unit_to_uint8(self.generator(person_side, garment_side)["image"])
+        out = self.generator(person_side, garment_side)
+        if photo is None:
+            return unit_to_uint8(out["image"])
+        # At the photo's size, in fp32 whatever the network computed in: a grid coordinate
+        # still resolves a pixel of a 1024-pixel garment there.
+        size = photo.shape[1:3]
+        big_garment_weight = resize(garment_weight.float(), size)
+        on_white = photo_to_unit(garment_photo) * big_garment_weight + (1 - big_garment_weight)  # as tryon_inputs
+        warped = warp(on_white, resize_grid(out["grid"].float(), size))
+        if "gain" in out:
+            warped = relit(warped, out["gain"].float())
+        m, rendered = resize(out["mask"].float(), size), resize(out["rendered"].float(), size)
+        big_weight = resize(weight.float(), size)
+        # outside the region the person itself (on a binary region, what the network's painted
+        # person is there; the upsampled region's soft edge would blend in the painted grey)
+        image = big_weight * (m * warped + (1 - m) * rendered) + (1 - big_weight) * photo_to_unit(photo)
+        return unit_to_uint8(image)
 
 
 __all__ = ["ServedTryOn", "TryOnConfig", "TryOnGenerator", "light_statistics", "relit", "tryon_inputs"]
