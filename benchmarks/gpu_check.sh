@@ -98,9 +98,14 @@ for task in tryon segmenter; do
   $py -m clothes_extractor bench --model "clothes_extractor/models/$task-fp16.onnx" --provider cuda "${batches[@]}" \
     "${quick[@]}" --io device --label "$label-$task" -o "$out/gpu-$label-$task.json" || status=1
 done
+# the try-on at a 1024x768 photo's resolution (what tryon does with such photos since 2026-12-03)
+$py -m clothes_extractor bench --model clothes_extractor/models/tryon-fp16.onnx --provider cuda "${batches[@]}" \
+  "${quick[@]}" --io device --photo-size 1024x768 --label "$label-tryon-1024x768" \
+  -o "$out/gpu-$label-tryon-1024x768.json" || status=1
 
 for f in "$out/gpu-$label-generator.json" "$out"/gpu-"$label"-warping-*.json "$out/gpu-$label-g32.json" "$out/gpu-$label-e2e.json" \
-  "$out/gpu-$label-e2e-gpu-decode.json" "$out/gpu-$label-tryon.json" "$out/gpu-$label-segmenter.json"; do
+  "$out/gpu-$label-e2e-gpu-decode.json" "$out/gpu-$label-tryon.json" "$out/gpu-$label-tryon-1024x768.json" \
+  "$out/gpu-$label-segmenter.json"; do
   [ -f "$f" ] && $py -m clothes_extractor bench compare "$f" --markdown "${f%.json}.md"
 done
 # last: a lease that runs out of check time loses only this

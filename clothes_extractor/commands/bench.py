@@ -69,7 +69,8 @@ def _io_modes(_ctx, _param, value: str) -> tuple[str, ...]:
 @click.option(
     "--photo-size",
     default=None,
-    help="Catalog-resolution generators: the photo (and output) size, HEIGHTxWIDTH [default: the model size].",
+    help="Photo-resolution models (a warping generator, a try-on network): the photo (and output) size, "
+    "HEIGHTxWIDTH [default: the model size].",
 )
 @click.option(
     "--outputs",
@@ -169,7 +170,7 @@ def bench(ctx: click.Context, model: str, batch_sizes: tuple[int, ...], out: Pat
         if not contract.catalog_resolution:  # (its feeds have no photo: the size would be ignored)
             raise click.BadParameter(
                 f"{path.name} answers at {contract.height}x{contract.width} only: it has no photo input to size; "
-                "--photo-size is for catalog-resolution generators (a warping generator)",
+                "--photo-size is for photo-resolution models (a warping generator, a try-on network)",
                 param_hint="--photo-size",
             )
     request = BenchRequest(
