@@ -224,3 +224,38 @@ def test_a_white_top_on_white_the_closer_look_loses_is_still_cut_out(tmp_path):
     done = run_cli("extract", folder, "-o", tmp_path / "out", "--report", tmp_path / "r.jsonl")
     assert done.returncode == 0, done.stderr
     assert sorted(r["mask"] for r in map(json.loads, open(tmp_path / "r.jsonl"))) == ["segmenter+alone"] * 2
+
+
+def test_a_garment_shown_alone_in_a_large_photo_is_cut_out_at_its_own_resolution(tmp_path):
+    """The bundled generator draws at 256x192; a garment shown alone is not drawn but cut out,
+    so it comes at the photo's own resolution (on extract's 64-row grid, up to 1024x768):
+    a 1024x768 catalog image keeps its print at that size. ``output_size="model"`` gives
+    256x192, as a drawn garment comes."""
+    _, _, catalog = synth_sample(1, seed=3, size=(256, 192))
+    shape = garment_silhouette(np.asarray(catalog.convert("RGB")))
+    shape = Image.fromarray(shape).resize((768, 1024), Image.Resampling.NEAREST)
+    stripes = np.full((1024, 768, 3), 255, np.uint8)
+    stripes[(np.arange(1024) // 3) % 2 == 0] = (200, 40, 60)  # a print finer than 256x192 can hold
+    large = Image.composite(Image.fromarray(stripes), Image.new("RGB", (768, 1024), "white"), shape)
+    with new_session("generator", "cpu") as generator, new_session("segmenter", "cpu") as segmenter:
+        found = extract_garment(large, generator=generator, segmenter=segmenter, background="transparent")
+        small = extract_garment(large, generator=generator, segmenter=segmenter, output_size="model")
+    assert small.size == (192, 256)
+    assert found.width * 4 == found.height * 3 and found.height % 64 == 0 and 768 <= found.height <= 1024
+    truth = np.asarray(large.convert("RGB"))
+    silhouette = garment_silhouette(truth)
+    tx0, ty0, tx1, ty1 = garment_box(silhouette)
+    on_white = Image.alpha_composite(Image.new("RGBA", found.size, "white"), found)
+    out, alpha = np.asarray(on_white.convert("RGB")), np.asarray(found)[..., 3] >= 128
+    x0, y0, x1, y1 = garment_box(alpha)
+    assert abs((x1 - x0) / (tx1 - tx0) - (y1 - y0) / (ty1 - ty0)) < 0.02  # its shape, not stretched
+    ours = out[y0:y1, x0:x1][alpha[y0:y1, x0:x1]].mean(axis=0)
+    theirs = truth[silhouette].mean(axis=0)
+    assert np.abs(ours - theirs).max() < 12  # the photo's own colours (its stripes resampled: not pixel for pixel)
+
+    def detail(image: np.ndarray) -> float:
+        gy, gx = np.gradient(image.astype(float).mean(axis=2))
+        return float(np.hypot(gx, gy).mean())
+
+    upsampled = np.asarray(small.convert("RGB").resize(found.size, Image.Resampling.BICUBIC))
+    assert detail(out) > 1.5 * detail(upsampled)  # the print at the photo's resolution, not 256x192 enlarged

@@ -339,6 +339,8 @@ def test_the_page_in_a_real_browser(tmp_path):
         browser.get(url)
         WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "tryon").is_displayed())  # (the info came)
         assert not browser.find_element(By.ID, "key-row").is_displayed()  # a server without keys asks for none
+        sizes = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#size option")]
+        assert sizes == ["auto", "model"]  # the photo's own size for garments shown alone, whatever the generator
         upload = browser.find_element(By.ID, "file")
         upload.send_keys(str(ROOT / "examples" / "photos" / "figure-3.jpg"))
         garment = WebDriverWait(browser, 120).until(

@@ -64,15 +64,18 @@ def parse_background(value: str) -> str | tuple[int, int, int]:
     raise ValueError(f"background must be white, transparent or #RRGGBB, got {value!r}")
 
 
-def output_size_for(window_height: float, contract, requested: str | tuple[int, int] = "auto") -> tuple[int, int]:
+def output_size_for(
+    window_height: float, contract, requested: str | tuple[int, int] = "auto", own_pixels: bool = False
+) -> tuple[int, int]:
     """(height, width) of the garment for a photo window ``window_height`` photo pixels tall.
 
     ``requested``: "model" (the model size: the fast path), "auto" (the window's own
     resolution, never more than the photo has, at most ``contract.max_output``, on a
     64-row grid; never less than the model size) or an explicit (height, width).
-    A model without catalog resolution always answers at its own size.
+    A model without catalog resolution always answers at its own size, unless the garment
+    is the photo's own pixels (``own_pixels``: a garment shown alone, cut out, not drawn).
     """
-    if not contract.catalog_resolution or requested == "model":
+    if requested == "model" or not (contract.catalog_resolution or own_pixels):
         return contract.size
     if isinstance(requested, tuple):
         return requested

@@ -224,7 +224,7 @@ def fit_photo(
         if job.mask.kind != "auto":  # a file's mask; the segmenter's and the alpha fit by making
             check_mask_shape(mask.size, shown)
         window = photo_window(box, mask.size, shown, contract.size, fit)
-        sizes["output"] = output_size_for(window[3] - window[1], contract, plan.output_size)
+        sizes["output"] = output_size_for(window[3] - window[1], contract, plan.output_size, own_pixels=alone)
         return min(1.0, decode_scale_for(window, sizes["output"]) * (SILHOUETTE_SCALE if alone else 1))
 
     if photo is None:
