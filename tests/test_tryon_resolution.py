@@ -11,6 +11,7 @@ both ways.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from PIL import Image, ImageDraw
 from clothes_extractor import dress, new_session
 from clothes_extractor.eval.synthetic import synthetic_feeds
 from clothes_extractor.runtime.dressing import Dresser
-from conftest import ROOT, TINY_SIZE, TRYON_PERSONS, run_cli
+from conftest import DRESSCODE_SAMPLE, ROOT, TINY_SIZE, TRYON_PERSONS, run_cli
 
 
 def _striped_shirt(size: tuple[int, int]) -> Image.Image:
@@ -174,3 +175,25 @@ def test_tryon_resolution_on_the_command_line_and_a_rerun(tiny_files, tmp_path):
 def test_a_dresser_takes_only_the_resolutions_it_knows():
     with pytest.raises(ValueError, match="resolution must be 'photo' or 'model'"):
         Dresser(None, None, resolution="native")  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not DRESSCODE_SAMPLE.is_dir(), reason=f"{DRESSCODE_SAMPLE} is absent")
+def test_evaluate_scores_a_try_on_at_the_persons_own_resolution(tiny_files, tmp_path):
+    """``evaluate --resolution native``: each pair scored in the person's window at its own
+    resolution (as ``tryon`` dresses it): a photo-resolution file answers there, an older
+    one's output is upsampled and pasted through its region, as ``tryon`` pastes it."""
+    old, new = tiny_files
+    scores = {}
+    for name, path in (("old", old), ("new", new)):
+        for resolution in ("model", "native"):
+            out = tmp_path / f"{name}-{resolution}.json"
+            done = run_cli("evaluate", "--model", path, "--data", DRESSCODE_SAMPLE, "--resolution", resolution,
+                           "--json", out)  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            upsampled = f"native: the {TINY_SIZE[0]}x{TINY_SIZE[1]} output upsampled" in done.stdout
+            assert upsampled == (name == "old" and resolution == "native"), done.stdout
+            scores[name, resolution] = [row["ssim"] for row in json.loads(out.read_text())["per_sample"]]
+    assert scores["old", "model"] == pytest.approx(scores["new", "model"], abs=1e-6)  # the same network
+    assert len(scores["new", "native"]) == 10 and scores["new", "native"] != scores["new", "model"]
+    # (a tiny random network: outside its region both are the photo's own pixels, inside they differ)
+    assert scores["old", "native"] != scores["new", "native"]

@@ -53,8 +53,8 @@ SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
     default="model",
     show_default=True,
     help="native: a generator is scored at each catalog image's own size (a model-size one's output "
-    "upsampled, bicubic); a segmenter runs as extract runs it (zoomed second look included) and is scored "
-    "at the photo's own size.",
+    "upsampled, bicubic), a try-on at the person's window's own size (up to 1024x768, as tryon dresses it); "
+    "a segmenter runs as extract runs it (zoomed second look included) and is scored at the photo's own size.",
 )
 @click.option(
     "--grayscale",
@@ -174,7 +174,7 @@ def evaluate(
         progress.close()
     pairs = f"{result.samples} held-out pairs" if held_out_only else f"{result.samples} pairs"
     scale = resolution
-    if resolution == "native" and task == "generator" and not session.contract.catalog_resolution:
+    if resolution == "native" and task in ("generator", "tryon") and not session.contract.catalog_resolution:
         scale = f"native: the {session.contract.height}x{session.contract.width} output upsampled"
     scale += f", {change.describe()}" if change else ""
     click.echo(f"{task} {session.path.name} on {data} ({split}, {pairs}, {session.provider}, {scale}):")

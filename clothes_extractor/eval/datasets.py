@@ -29,7 +29,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..runtime.contract import ModelContract
-from ..runtime.fitting import fit_to_model, letterbox, letterbox_for
+from ..runtime.fitting import crop_photo, fit_to_model, letterbox, letterbox_for, output_size_for
 from ..runtime.images import IMAGE_SUFFIXES, load_label_mask, load_mask, load_photo
 from ..runtime.silhouette import garment_silhouette
 from ..runtime.walk import DRESSCODE_LABELS, PARSE_FOLDERS, dataset_parse_folder, dresscode_folder, dresscode_label_map
@@ -296,9 +296,15 @@ def load_labels(sample: Sample) -> Image.Image | None:
         return Image.fromarray(table[np.asarray(image)], "L")
 
 
-def _fit_tryon(photo: Image.Image, garment: Image.Image | None, labels: Image.Image | None, size) -> dict:
+def _fit_tryon(
+    photo: Image.Image, garment: Image.Image | None, labels: Image.Image | None, contract: ModelContract, native: bool
+) -> dict:
     """A person wearing their own garment: the try-on's inputs; the person photo is also the
-    target (paired reconstruction), so it is not stored twice.
+    target (paired reconstruction), so it is not stored twice. A photo-resolution model also
+    gets ``photo`` and ``garment_photo``: the model-size ones, or (``native``) the person's
+    window at its own resolution (as ``tryon`` dresses it) and the garment at that size, the
+    window being then the ``target``. (A model-size one's output is upsampled to that
+    ``target``: what its user gets at that size.)
 
     ``worn`` [H, W, 1] is where the person's top is (the warp losses compare the warped
     catalog garment with it)."""
@@ -307,15 +313,26 @@ def _fit_tryon(photo: Image.Image, garment: Image.Image | None, labels: Image.Im
 
     if garment is None or labels is None:
         raise InputError("a try-on sample needs its catalog garment and a human parsing of the person")
-    person, classes, _ = fit_person_and_labels(photo, labels, size, PARSER_CLASSES)
+    size = contract.size
+    person, classes, window = fit_person_and_labels(photo, labels, size, PARSER_CLASSES)
     garment_image, garment_mask = fit_garment(garment, size)
-    return {
+    found = {
         "person": person,
         "region": region_from_labels(classes, PARSER_CLASSES),
         "garment": garment_image,
         "garment_mask": garment_mask,
         "worn": (classes == UPPER_CLASS).astype(np.uint8)[:, :, None] * 255,
     }
+    # native: the window's own resolution, as tryon dresses it (the target is the photo's own pixels)
+    at = output_size_for(window[3] - window[1], contract, own_pixels=True) if native else size
+    if contract.catalog_resolution:
+        found.update(photo=person, garment_photo=garment_image)
+    if at != size:
+        white = (255, 255, 255)
+        found["target"] = crop_photo(photo, window, at, white)
+        if contract.catalog_resolution:
+            found.update(photo=found["target"], garment_photo=letterbox(garment, at, white)[0])
+    return found
 
 
 def fit_sample(
@@ -338,10 +355,7 @@ def fit_sample(
     """
     size, fit = contract.size, contract.fit
     if contract.task == "tryon":
-        found = _fit_tryon(photo, garment, labels, size)
-        if contract.catalog_resolution:  # scored at the model size: the photo inputs are the model-size ones
-            found.update(photo=found["person"], garment_photo=found["garment"])
-        return found
+        return _fit_tryon(photo, garment, labels, contract, native=output_size is not None)
     if contract.task == "generator":
         if garment is None:
             raise InputError("a generator sample needs its catalog garment image")
@@ -373,5 +387,5 @@ def load_fitted(
     if change:
         photo, garment = change.photo(photo), change.catalog(garment)
     labels = load_labels(sample) if contract.labels or contract.task == "tryon" else None
-    size = (garment.height, garment.width) if native and garment is not None else None
+    size = (garment.height, garment.width) if native and garment is not None else None  # (a try-on's: its window's)
     return fit_sample(photo, mask, garment, contract, output_size=size, labels=labels)

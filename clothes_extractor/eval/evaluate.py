@@ -54,8 +54,8 @@ def score_batch(task: str, outputs: np.ndarray, references: dict[str, np.ndarray
     A generator that also gave its silhouette (``references["output_alpha"]``) is scored
     on it against the catalog image's (``references["alpha"]``): ``alpha_iou``.
     """
-    if task == "tryon":
-        return image_metrics(outputs, references["person"])  # paired: the person wearing this garment
+    if task == "tryon":  # paired: the person wearing this garment (native: the window at its own resolution)
+        return image_metrics(outputs, references.get("target", references.get("person")))
     if task != "generator":
         values = {"iou": iou(outputs, references["target"])}
         if "output_labels" in references and "labels" in references:
@@ -120,7 +120,8 @@ def evaluate_model(
     scored. ``sheet_rows``: the first N pairs on a contact sheet, then ``worst`` more rows of
     the worst-scored pairs. ``resolution="native"``: a generator is scored at each catalog
     image's own size (a catalog-resolution one answers there; a model-size one's output is
-    upsampled, bicubic, what its user gets at that size); a segmenter runs as ``extract``
+    upsampled, bicubic, what its user gets at that size), a try-on at the person's window's
+    (as ``tryon`` dresses it, up to 1024x768; the same rule); a segmenter runs as ``extract``
     runs it (with its zoomed second look) and its mask is scored at the photo's own size.
     ``perceptual``: ``PerceptualMetric``s (``eval.perceptual``) scored beside the others, on
     the same pixels (a generator's or a try-on's images). ``change``: every photo (and
@@ -137,7 +138,7 @@ def evaluate_model(
         )
     if resolution == "native" and task == "segmenter":
         return _segmenter_as_extract_runs_it(model, samples, batch_size, sheet_rows, progress, change)
-    native = resolution == "native" and task == "generator"
+    native = resolution == "native" and task in ("generator", "tryon")
     totals = MetricTotals()
     per_sample: list[dict[str, Any]] = []
     failures: list[dict[str, str]] = []
@@ -283,8 +284,10 @@ def _score_group(
     feeds = {spec.name: np.stack([item[spec.name] for item in items]) for spec in contract.inputs}
     main_name = contract.outputs[0].name
     outputs = model.run(**feeds)
-    if contract.task == "generator":
+    if "target" in items[0] and contract.task in ("generator", "tryon"):
         outputs = _to_target_size(outputs, main_name, items[0]["target"].shape[:2])
+        if contract.task == "tryon" and not contract.catalog_resolution:
+            outputs[main_name] = _pasted(outputs[main_name], items)
     main = outputs[main_name]
     references = {
         name: np.stack([item[name] for item in items])
@@ -300,8 +303,18 @@ def _score_group(
             item["output_alpha"] = references["output_alpha"][index]
     scores = score_batch(contract.task, main, references)
     for metric in perceptual:  # against what the image metrics compare with
-        scores[metric.name] = metric(main, references["person" if contract.task == "tryon" else "target"])
+        scores[metric.name] = metric(main, references["target" if "target" in references else "person"])
     return scores
+
+
+def _pasted(upsampled: np.ndarray, items: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """A model-size try-on's output, upsampled to its targets, put into them through its region
+    (bilinear) as ``tryon`` pastes it into the photo: outside the region, the photo's own pixels."""
+    size = upsampled.shape[2:0:-1]
+    regions = np.stack([np.asarray(Image.fromarray(item["region"][..., 0]).resize(size, Image.Resampling.BILINEAR))
+                        for item in items])[..., None] / 255.0  # fmt: skip
+    targets = np.stack([item["target"] for item in items])
+    return np.rint(regions * upsampled + (1 - regions) * targets).astype(np.uint8)
 
 
 def _to_target_size(outputs: dict[str, np.ndarray], main: str, size: tuple[int, int]) -> dict[str, np.ndarray]:
