@@ -155,7 +155,9 @@ class ServedTryOn(nn.Module):
     the grid samples ``garment_photo`` at its own size, so the garment's prints, logos and
     stripes reach a 1024x768 photo at that resolution (the rendered part, skin and arms, is
     upsampled). ``photo`` and ``garment_photo`` equal to ``person`` and ``garment`` (the
-    default) give the model-size output, exactly the training network's.
+    default) give the model-size output, exactly the training network's on a region of 0 and
+    255, as the parser's is (on a soft edge the photo path blends in the person itself, the
+    network its person painted grey).
     """
 
     def __init__(self, generator: TryOnGenerator, dtype: torch.dtype = torch.float32):
