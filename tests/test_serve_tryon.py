@@ -228,3 +228,21 @@ def test_a_try_on_model_asked_for_that_cannot_serve_is_refused_at_start(tiny_flo
     assert done.returncode == 2 and "--tryon needs the segmenter as its parser" in done.stderr
     done = run_cli("serve", "--port", 0, "--model", tiny_flow_path, "--tryon", tiny_flow_path)  # a generator
     assert done.returncode == 1 and "Traceback" not in done.stderr and "tryon" in done.stderr
+
+
+def test_a_server_dresses_at_the_resolution_it_was_started_with(tiny_flow_path):
+    """``serve --tryon-resolution model``: POST /tryon dresses a large photo as ``dress(...,
+    resolution="model")`` does, not as the default (the person's own resolution) does."""
+    person = Image.open(WEARER).convert("RGB").resize((768, 1024), Image.Resampling.NEAREST)
+    sent = encoded(person, "PNG")
+    garment = Image.open(io.BytesIO(catalog())).convert("RGB").resize((768, 1024), Image.Resampling.NEAREST)
+    garment_sent = encoded(garment, "PNG")
+    process, url = start("--model", tiny_flow_path, "--tryon-resolution", "model")
+    try:
+        status, body, _ = post_pair(url, {"person": ("p.png", sent), "garment": ("g.png", garment_sent)})
+    finally:
+        stop(process)
+    assert status == 200, body
+    served = decoded(body)
+    assert np.array_equal(served, np.asarray(dress(person, garment, resolution="model")))
+    assert not np.array_equal(served, np.asarray(dress(person, garment)))

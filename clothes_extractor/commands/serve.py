@@ -28,6 +28,14 @@ from .common import reports_errors, verbose_option
     help="Try-on model for POST /tryon: a model file or the bundled one (its parser is the segmenter).",
 )
 @click.option("--no-tryon", is_flag=True, help="Serve no POST /tryon (it answers 501).")
+@click.option(
+    "--tryon-resolution",
+    type=click.Choice(["photo", "model"]),
+    default="photo",
+    show_default=True,
+    help="POST /tryon warps the garment at the person's own resolution (up to 1024x768), or at the "
+    "model's 256x192, upsampled (faster on a CPU), as tryon --resolution.",
+)
 @click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True)
 @click.option(
     "--max-batch",
@@ -97,6 +105,7 @@ def serve(
     no_segmenter: bool,
     tryon_model: str,
     no_tryon: bool,
+    tryon_resolution: str,
     provider: str,
     max_batch: int,
     max_wait_ms: float,
@@ -148,7 +157,7 @@ def serve(
         allow_origins=origins,
     )
     explicit = click.get_current_context().get_parameter_source("tryon_model") != ParameterSource.DEFAULT
-    dresser, tryon_off = _dresser(tryon_model, explicit, no_tryon, seg, provider)
+    dresser, tryon_off = _dresser(tryon_model, explicit, no_tryon, seg, provider, tryon_resolution)
     app = create_app(generator, seg, settings, dresser=dresser, tryon_off=tryon_off, api_keys=api_keys)
     models = [generator, seg, dresser.tryon if dresser else None]
     using = " + ".join(session.path.name for session in models if session is not None)
@@ -181,7 +190,7 @@ def _log_requests() -> None:
     ACCESS.propagate = False
 
 
-def _dresser(model: str, explicit: bool, off: bool, parser, provider: str):
+def _dresser(model: str, explicit: bool, off: bool, parser, provider: str, resolution: str = "photo"):
     """The try-on model and its parser for POST /tryon, or None and why not. A try-on model
     asked for by name that cannot serve is an error; the bundled one that cannot (no
     bundled try-on model, a segmenter without the parser's classes) leaves try-on off."""
@@ -197,7 +206,7 @@ def _dresser(model: str, explicit: bool, off: bool, parser, provider: str):
     session = None
     try:
         session = new_session(model, provider)
-        return Dresser(session, parser, from_photo="the multipart field 'garment_photo'"), None
+        return Dresser(session, parser, from_photo="the multipart field 'garment_photo'", resolution=resolution), None
     except ModelError as exc:
         if session is not None:
             session.close()
