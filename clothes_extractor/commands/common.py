@@ -58,6 +58,19 @@ def report_options(unit: str, verb: str) -> Callable[[Callable[..., Any]], Calla
     return decorate
 
 
+def tryon_resolution_option(flag: str, dest: str, where: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The try-on's working resolution (``Dresser(resolution=)``) as ``flag``, for ``where``."""
+    return click.option(
+        flag,
+        dest,
+        type=click.Choice(["photo", "model"]),
+        default="photo",
+        show_default=True,
+        help=f"{where} warps the garment onto the person at the person's own resolution (up to 1024x768; its "
+        "prints and knit at that resolution), or at the model's 256x192, upsampled (faster on a CPU).",
+    )
+
+
 def shard_option(unit: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--shard K/N`` of a folder job over ``unit``s: the option's value is a ``Shard``."""
 

@@ -11,7 +11,7 @@ from click.core import ParameterSource
 
 from ..errors import ModelError
 from ..runtime.providers import PROVIDER_CHOICES
-from .common import reports_errors, verbose_option
+from .common import reports_errors, tryon_resolution_option, verbose_option
 
 
 @click.command()
@@ -28,14 +28,7 @@ from .common import reports_errors, verbose_option
     help="Try-on model for POST /tryon: a model file or the bundled one (its parser is the segmenter).",
 )
 @click.option("--no-tryon", is_flag=True, help="Serve no POST /tryon (it answers 501).")
-@click.option(
-    "--tryon-resolution",
-    type=click.Choice(["photo", "model"]),
-    default="photo",
-    show_default=True,
-    help="POST /tryon warps the garment at the person's own resolution (up to 1024x768), or at the "
-    "model's 256x192, upsampled (faster on a CPU), as tryon --resolution.",
-)
+@tryon_resolution_option("--tryon-resolution", "tryon_resolution", "POST /tryon")
 @click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True)
 @click.option(
     "--max-batch",

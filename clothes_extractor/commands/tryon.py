@@ -23,6 +23,7 @@ from .common import (
     report_options,
     reports_errors,
     shard_option,
+    tryon_resolution_option,
     verbose_option,
 )
 from .one_output import check_stdout_takes_an_image, format_option, names_an_image_file, one_output, write_to_stdout
@@ -80,14 +81,7 @@ if TYPE_CHECKING:
     type=click.Path(path_type=Path, dir_okay=False),
     help="With --garment-from: the generator model (default: bundled).",
 )
-@click.option(
-    "--resolution",
-    type=click.Choice(["photo", "model"]),
-    default="photo",
-    show_default=True,
-    help="Where the garment is warped onto the person: at the person's own resolution (up to 1024x768; "
-    "its prints and knit at that resolution), or at the model's 256x192, upsampled (faster on a CPU).",
-)
+@tryon_resolution_option("--resolution", "resolution", "The try-on")
 @click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option(
