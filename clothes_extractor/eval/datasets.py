@@ -29,7 +29,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..runtime.contract import ModelContract
-from ..runtime.fitting import crop_photo, fit_to_model, letterbox, letterbox_for, output_size_for
+from ..runtime.fitting import fit_to_model, letterbox, letterbox_for, output_size_for
 from ..runtime.images import IMAGE_SUFFIXES, load_label_mask, load_mask, load_photo
 from ..runtime.silhouette import garment_silhouette
 from ..runtime.walk import DRESSCODE_LABELS, PARSE_FOLDERS, dataset_parse_folder, dresscode_folder, dresscode_label_map
@@ -308,7 +308,7 @@ def _fit_tryon(
 
     ``worn`` [H, W, 1] is where the person's top is (the warp losses compare the warped
     catalog garment with it)."""
-    from ..runtime.tryon import fit_garment, fit_person_and_labels, region_from_labels
+    from ..runtime.tryon import fit_at_resolution, fit_garment, fit_person_and_labels, region_from_labels
     from ..tasks import PARSER_CLASSES, UPPER_CLASS
 
     if garment is None or labels is None:
@@ -328,10 +328,9 @@ def _fit_tryon(
     if contract.catalog_resolution:
         found.update(photo=person, garment_photo=garment_image)
     if at != size:
-        white = (255, 255, 255)
-        found["target"] = crop_photo(photo, window, at, white)
+        found["target"], garment_photo = fit_at_resolution(photo, window, garment, at)
         if contract.catalog_resolution:
-            found.update(photo=found["target"], garment_photo=letterbox(garment, at, white)[0])
+            found.update(photo=found["target"], garment_photo=garment_photo)
     return found
 
 

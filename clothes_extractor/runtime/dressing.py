@@ -31,11 +31,20 @@ from PIL import Image
 
 from ..errors import InputError, ModelError, NothingToDressError
 from .alone import WORN_BELOW
-from .fitting import Box, crop_photo, fills_frame, fit_window, letterbox, letterbox_for, output_size_for, shown_box
+from .fitting import Box, crop_photo, fills_frame, fit_window, letterbox_for, output_size_for, shown_box
 from .images import extract_wrote, load_photo
 from .people import keep_columns, main_person
 from .session import ModelSession
-from .tryon import REGION_NAMES, TOP, fit_garment, fit_labels, fit_person, region_from_labels, upper_body_window
+from .tryon import (
+    REGION_NAMES,
+    TOP,
+    fit_at_resolution,
+    fit_garment,
+    fit_labels,
+    fit_person,
+    region_from_labels,
+    upper_body_window,
+)
 
 # Less than this share of the person frame in upper clothes: no top to replace on this photo.
 # A top covers 7% or more of that frame on every VITON (1,528 validation), VITON-HD and Dress
@@ -250,9 +259,9 @@ class Dresser:
             size = output_size_for(window[3] - window[1], self.tryon.contract)
         if size == self.size:
             return {"photo": person, "garment_photo": garment}
-        white = (255, 255, 255)
         source = source if source is not None else Image.fromarray(garment)
-        return {"photo": crop_photo(photo, window, size, white), "garment_photo": letterbox(source, size, white)[0]}
+        big, big_garment = fit_at_resolution(photo, window, source, size)
+        return {"photo": big, "garment_photo": big_garment}
 
     def draw(self, batch: Sequence[Fitted]) -> list[np.ndarray]:
         """The try-on model's dressed persons of a batch of fitted pairs, each at the size of its

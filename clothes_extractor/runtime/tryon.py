@@ -128,6 +128,16 @@ def fit_person_and_labels(
     return person, crop_labels(labels, window, size), window  # (the letterboxed window too: fit_labels')
 
 
+def fit_at_resolution(
+    photo: Image.Image, window: Box, garment: Image.Image, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A photo-resolution try-on's ``photo`` and ``garment_photo`` at ``size`` (h, w): the
+    person photo's ``window`` and the catalog garment letterboxed, on white, as ``fit_person``
+    and ``fit_garment`` fit them at the model size."""
+    white = (255, 255, 255)
+    return crop_photo(photo, window, size, white), letterbox(garment, size, white)[0]
+
+
 def fit_garment(garment: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """The catalog garment letterboxed on white, and its silhouette: ([h, w, 3], [h, w, 1])."""
     image, _ = letterbox(garment, size, (255, 255, 255))
