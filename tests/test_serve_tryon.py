@@ -72,9 +72,10 @@ def test_the_person_is_dressed_as_the_python_function_dresses_them(tryon_server,
     assert data["size"] == list(photo.shape[:2]) and data["timings_ms"]["total_ms"] > 0
     made = decoded(base64.b64decode(data["garment"].split(",", 1)[1]))
     with new_session(tiny_flow_path, "cpu", outputs=["garment"]) as generator:
-        expected_garment = extract_garment(WEARER, generator=generator, output_size="model")
+        expected_garment = extract_garment(WEARER, generator=generator)  # at extract's own size, "auto"
         expected = dress(person, WEARER, garment_from_photo=True, generator=generator)
-    assert np.array_equal(made, np.asarray(expected_garment))
+    # (the tiny warping generator has catalog resolution: at the dresser's photo resolution, twice its 64x48 here)
+    assert made.shape == (128, 96, 3) and np.array_equal(made, np.asarray(expected_garment))
     assert np.array_equal(decoded(base64.b64decode(data["image"].split(",", 1)[1])), np.asarray(expected))
     assert info(tryon_server)["tryon"]["path"] == "tryon-fp32.onnx"  # its file's name, not where it is kept
 
@@ -85,7 +86,7 @@ def test_the_person_is_dressed_as_the_python_function_dresses_them(tryon_server,
     status, body, _ = post_pair(tryon_server, fields, "?response=json")
     assert status == 200, body
     with new_session(tiny_flow_path, "cpu", outputs=["garment"]) as generator:
-        expected_garment = extract_garment(wearer, mask=mask, generator=generator, output_size="model")
+        expected_garment = extract_garment(wearer, mask=mask, generator=generator)
     assert np.array_equal(decoded(base64.b64decode(json.loads(body)["garment"].split(",", 1)[1])), expected_garment)
 
 
@@ -232,7 +233,8 @@ def test_a_try_on_model_asked_for_that_cannot_serve_is_refused_at_start(tiny_flo
 
 def test_a_server_dresses_at_the_resolution_it_was_started_with(tiny_flow_path):
     """``serve --tryon-resolution model``: POST /tryon dresses a large photo as ``dress(...,
-    resolution="model")`` does, not as the default (the person's own resolution) does."""
+    resolution="model")`` does, not as the default (the person's own resolution) does, and
+    makes a ``garment_photo``'s garment at the generator's model size, which is all it uses."""
     person = Image.open(WEARER).convert("RGB").resize((768, 1024), Image.Resampling.NEAREST)
     sent = encoded(person, "PNG")
     garment = Image.open(io.BytesIO(catalog())).convert("RGB").resize((768, 1024), Image.Resampling.NEAREST)
@@ -240,9 +242,16 @@ def test_a_server_dresses_at_the_resolution_it_was_started_with(tiny_flow_path):
     process, url = start("--model", tiny_flow_path, "--tryon-resolution", "model")
     try:
         status, body, _ = post_pair(url, {"person": ("p.png", sent), "garment": ("g.png", garment_sent)})
+        worn = {"person": ("p.png", sent), "garment_photo": ("w.jpg", WEARER.read_bytes())}
+        worn_status, worn_body, _ = post_pair(url, worn, "?response=json")
     finally:
         stop(process)
     assert status == 200, body
     served = decoded(body)
     assert np.array_equal(served, np.asarray(dress(person, garment, resolution="model")))
     assert not np.array_equal(served, np.asarray(dress(person, garment)))
+    assert worn_status == 200, worn_body
+    made = decoded(base64.b64decode(json.loads(worn_body)["garment"].split(",", 1)[1]))
+    with new_session(tiny_flow_path, "cpu", outputs=["garment"]) as generator:
+        expected = extract_garment(WEARER, generator=generator, output_size="model")
+    assert made.shape == (64, 48, 3) and np.array_equal(made, np.asarray(expected))

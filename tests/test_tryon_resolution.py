@@ -59,6 +59,40 @@ def test_a_large_photo_gets_the_garments_stripes_at_its_own_resolution():
     assert _detail(at_photo, dressed) > 1.5 * _detail(at_model, dressed)
 
 
+def test_a_garment_photographed_alone_dresses_a_large_photo_at_its_own_resolution(tmp_path):
+    """``--garment-from`` a flat lay (a striped top on a beige table, 1024x768): stage one cuts
+    the garment out at its own resolution for a dresser at the photo's resolution, so the
+    dressed top keeps the stripes the catalog image itself gives (stage one at 256x192 lost
+    them); the command line and the folder job make the same pixels as the function."""
+    from clothes_extractor import dress_folder
+    from clothes_extractor.data.synth import synth_sample
+    from clothes_extractor.runtime.silhouette import garment_silhouette
+
+    catalog = np.asarray(synth_sample(5, seed=3, size=(1024, 768))[2])  # stripes repeating every 11 pixels
+    lay = np.where(garment_silhouette(catalog)[..., None], catalog, np.array([236, 226, 208], np.uint8))
+    person, lay_file = tmp_path / "person.png", tmp_path / "lay.png"
+    Image.open(ROOT / "examples" / "photos" / TRYON_PERSONS[1]).convert("RGB").resize(
+        (768, 1024), Image.Resampling.NEAREST
+    ).save(person)
+    Image.fromarray(lay.astype(np.uint8)).save(lay_file)
+    with new_session("tryon", "cpu") as tryon, new_session("segmenter", "cpu") as parser:
+        models = {"tryon": tryon, "parser": parser}
+        from_lay = np.asarray(dress(person, lay_file, garment_from_photo=True, **models))
+        at_model = np.asarray(dress(person, lay_file, garment_from_photo=True, resolution="model", **models))
+        direct = np.asarray(dress(person, Image.fromarray(catalog), **models))
+        folder = dress_folder(person, lay_file, tmp_path / "folder", garment_from_photo=True, **models)
+    assert folder.ok == 1 and folder.failed == 0
+    photo = np.asarray(Image.open(person))
+    dressed = np.any(from_lay != photo, axis=2) & np.any(at_model != photo, axis=2)
+    assert dressed.mean() > 0.05
+    assert _detail(from_lay, dressed) > 0.8 * _detail(direct, dressed)  # the catalog image's own stripes
+    assert _detail(from_lay, dressed) > 1.5 * _detail(at_model, dressed)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "folder" / "person__lay.png")), from_lay)
+    done = run_cli("tryon", "--person", person, "--garment-from", lay_file, "-o", tmp_path / "cli.png")
+    assert done.returncode == 0, done.stderr
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "cli.png")), from_lay)
+
+
 @pytest.fixture(scope="module")
 def tiny_files(tmp_path_factory):
     """The same tiny random try-on network exported as a file from before the photo-resolution

@@ -215,7 +215,12 @@ def dress_folder(
         else:  # stage one, a window of pairs at a time, for the garments of the pairs left to dress
             made = generator or opened["generator"]
             extract = functools.partial(
-                extract_garments, generator=made, parser=dresser.parser, batch_size=batch_size, cancel=cancel
+                extract_garments,
+                generator=made,
+                parser=dresser.parser,
+                batch_size=batch_size,
+                cancel=cancel,
+                output_size=dresser.garment_size,
             )
             with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
                 summary = dress_from_photos(jobs, Path(tmp), extract, dress, dresser.signature, overwrite)

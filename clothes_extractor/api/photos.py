@@ -244,14 +244,13 @@ def dress(
     opened = _bundled({"tryon": tryon, "segmenter": parser, **stage_one})
     tryon, parser = tryon or opened.get("tryon"), parser or opened.get("segmenter")
     try:
-        if garment_from_photo:
-            # at the generator's model size, as `tryon --garment-from` and `serve` make it (serve.tryon says why)
-            garments = extract_garment(
-                garments, generator=generator or opened["generator"], segmenter=parser, output_size="model"
-            )
         dresser = Dresser(
             tryon, parser, from_photo="garment_from_photo=True", extracted=garment_from_photo, resolution=resolution
         )
+        if garment_from_photo:  # (at the size `tryon --garment-from` and `serve` extract it at)
+            garments = extract_garment(
+                garments, generator=generator or opened["generator"], segmenter=parser, output_size=dresser.garment_size
+            )
         with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
             pairs = _load_pairs(persons, garments, Path(tmp), many)
         dressed = dresser.dress_pairs(pairs)

@@ -218,7 +218,7 @@ def _run(pairs: Pairs, total: int, output: Path, single: bool, tmp: Path, option
         on_result=on_result,
         workers=options["workers"],
     )
-    stage_one = _StageOne(dresser.parser, options)
+    stage_one = _StageOne(dresser, options)
     try:
         if options["garment_from"] is None:
             summary = dress(jobs)
@@ -271,12 +271,12 @@ def _summarise(summary: Any, failed: list[Any], single: bool, output: Path, repo
 
 class _StageOne:
     """``--garment-from``'s stage one, as ``dress_from_photos`` calls it on each window's
-    garment photos: photo -> its catalog image (on white, at the model size) in ``into``, or
-    the error. The generator is opened at the first photo to extract (a rerun with every
-    pair done opens none) and kept for the job."""
+    garment photos: photo -> its catalog image (on white, at the dresser's ``garment_size``)
+    in ``into``, or the error. The generator is opened at the first photo to extract (a rerun
+    with every pair done opens none) and kept for the job."""
 
-    def __init__(self, parser: Any, options: dict[str, Any]):
-        self.parser, self.options = parser, options
+    def __init__(self, dresser: Any, options: dict[str, Any]):
+        self.parser, self.output_size, self.options = dresser.parser, dresser.garment_size, options
         self.generator: Any = None
 
     def __call__(self, photos: list[Path], into: Path) -> tuple[Catalog, str | None]:
@@ -291,7 +291,9 @@ class _StageOne:
             self.generator = new_session(model, provider, outputs=generator_outputs("white"))
         # (above the progress bar, on a terminal)
         tqdm.write(f"extracting the garments of {len(photos)} photo(s) with {self.generator.path.name}", sys.stderr)
-        made, stopped = extract_garments(photos, into, self.generator, self.parser, self.options["batch_size"])
+        made, stopped = extract_garments(
+            photos, into, self.generator, self.parser, self.options["batch_size"], output_size=self.output_size
+        )
         return made, stopped and f"stage one (the garments of the --garment-from photos): {stopped}"
 
     def close(self) -> None:

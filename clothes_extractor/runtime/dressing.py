@@ -144,6 +144,15 @@ class Dresser:
         # first look is that array where the parser's frame is the same and so is its padding
         self._same_frame = parser.contract.size == self.size
 
+    @property
+    def garment_size(self) -> str:
+        """The ``output_size`` stage one extracts a garment photo's garment at for this dresser
+        (``--garment-from``, ``garment_from_photo=True``, serve's ``garment_photo``): "auto" where
+        it dresses at the photo's resolution, so a garment shown alone (a flat lay: the photo's
+        own pixels, cut out) keeps its resolution, up to 1024x768 (a garment drawn by a
+        generator without catalog resolution comes at 256x192 either way); else "model"."""
+        return "auto" if self.resolution == "photo" and self.tryon.contract.catalog_resolution else "model"
+
     def person(self, photo: Image.Image) -> Person:
         """A person photo with its first look made (thread-safe: Pillow's resize lets go of
         the GIL, so readers can make them beside a model run)."""

@@ -7,7 +7,7 @@ output each one writes, and the catalog images of garment photos (stage one).
     # garments from photos (--garment-from): a window of pairs at a time, stage one for the
     # garment photos of its pairs not dressed yet, then stage two (run_dressing) on the window
     dress_from_photos(dress_jobs(...), tmp, extract, dress, dresser.signature)
-    # extract(photos, into) = extract_garments(photos, into, generator, parser)
+    # extract(photos, into) = extract_garments(photos, into, generator, parser, output_size=dresser.garment_size)
     # dress(jobs) = run_dressing(dresser, jobs, ...)
 
 A folder of persons (or garments) is walked, never held: a million persons in one garment
@@ -227,11 +227,12 @@ def extract_garments(
     parser: ModelSession,
     batch_size: int = 8,
     cancel: threading.Event | None = None,
+    output_size: str = "model",
 ) -> tuple[Catalog, str | None]:
-    """Stage one on every garment photo: {photo: its catalog image (PNG on white, at the
-    model size) in ``folder``, or why there is none}, and why stage one stopped (a full
-    disk, a cancel) or None. A stopped stage one leaves some photos out of the map. The two
-    models' CPU memory is given back at the end (``trim_memory``)."""
+    """Stage one on every garment photo: {photo: its catalog image (PNG on white, at
+    ``output_size``: the dresser's ``garment_size``) in ``folder``, or why there is none}, and
+    why stage one stopped (a full disk, a cancel) or None. A stopped stage one leaves some
+    photos out of the map. The two models' CPU memory is given back at the end (``trim_memory``)."""
     if not photos:
         return {}, None
     jobs = [find_jobs([photo], folder / str(index), "png")[0] for index, photo in enumerate(photos)]
@@ -243,7 +244,7 @@ def extract_garments(
             error = str(NoGarmentError(EXTRACT_FIRST))
         made[Path(result.input)] = Path(result.output) if result.status == "ok" else f"garment photo: {error}"
 
-    options = ExtractOptions(batch_size=batch_size, output_size="model", background="white")
+    options = ExtractOptions(batch_size=batch_size, output_size=output_size, background="white")
     summary = run_extraction(generator, jobs, options, on_result, parser, cancel=cancel)
     trim_memory([generator, parser])  # (the try-on model runs next)
     return made, summary.stopped

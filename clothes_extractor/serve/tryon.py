@@ -98,9 +98,9 @@ def _decode(dresser: Dresser, person: bytes, garment: bytes) -> tuple[Person, Ga
 
 
 async def _catalog_from_photo(extractor, photo: bytes, mask: bytes | None, options: dict[str, Any]) -> bytes:
-    """Stage one on ``garment_photo``: its catalog garment on white (PNG), at the generator's
-    model size (a catalog-resolution generator's larger garment is not asked for: stage one
-    stays fast, and the bundled generator answers at 256x192 either way). Errors name the field."""
+    """Stage one on ``garment_photo``: its catalog garment on white (PNG), at the dresser's
+    ``garment_size`` (a garment shown alone keeps its resolution for a server that dresses at
+    the photo's). Errors name the field."""
     try:
         result = await extractor.extract(photo, mask, options)
     except NoGarmentError as exc:  # (its hint, a mask, is no field of this route)
@@ -131,7 +131,7 @@ async def handle_tryon(request: Request, tryon: TryOn | None, off: str, extracto
         _check_fields(person, garment, photo, mask)
         started = time.perf_counter()  # (the timeout is the work's, as for /extract: stage one and two together)
         if photo is not None:
-            stage_one = request_options("png", "model", "white")
+            stage_one = request_options("png", tryon.dresser.garment_size, "white")
             made = _catalog_from_photo(extractor, photo, mask, stage_one)
             catalog = await asyncio.wait_for(made, settings.timeout_s)
         left = settings.timeout_s - (time.perf_counter() - started)
