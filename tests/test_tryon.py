@@ -22,8 +22,8 @@ from clothes_extractor.data.synth import synth_sample
 from clothes_extractor.errors import InputError, ModelError, NothingToDressError
 from clothes_extractor.runtime.alone import WORN_BELOW
 from clothes_extractor.runtime.dress_jobs import DressJob, run_dressing
-from clothes_extractor.runtime.dressing import Dresser, _window_to_photo
-from clothes_extractor.runtime.tryon import fit_garment, grow, region_from_labels
+from clothes_extractor.runtime.dressing import Dresser
+from clothes_extractor.runtime.tryon import fit_garment, grow, region_from_labels, window_to_photo
 from conftest import ROOT, TINY_SIZE, TRYON_PERSONS, run_cli
 
 
@@ -84,7 +84,7 @@ def test_only_the_region_changes_and_the_photo_keeps_its_size(tiny_tryon_path, p
         (dressed,) = dresser.dress([fitted])
     assert dressed.size == photo.size
     region = Image.fromarray(fitted.inputs["region"][:, :, 0], "L")
-    alpha = np.asarray(_window_to_photo(region, fitted.window, photo.size, Image.Resampling.BILINEAR))
+    alpha = np.asarray(window_to_photo(region, fitted.window, photo.size, Image.Resampling.BILINEAR))
     outside, inside = alpha == 0, alpha == 255
     assert 0.3 < outside.mean() < 0.95 and inside.mean() > 0.05
     original, result = np.asarray(photo), np.asarray(dressed)
@@ -186,9 +186,8 @@ def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, tryon_folders, t
 def test_labels_move_between_frames_of_any_aspect(tiny_tryon_path, parser, tryon_folders):
     """A try-on frame of the parser's aspect rescales the class map; one of another aspect
     maps it through the photo. Both put the classes where the photo's pixels land."""
-    from clothes_extractor.runtime.dressing import _window_to_photo, labels_in_frame
     from clothes_extractor.runtime.fitting import letterbox
-    from clothes_extractor.runtime.tryon import fit_labels
+    from clothes_extractor.runtime.tryon import fit_labels, labels_in_frame, window_to_photo
 
     persons, _ = tryon_folders
     photo = Image.open(persons / TRYON_PERSONS[0]).convert("RGB").resize((300, 400))
@@ -198,7 +197,7 @@ def test_labels_move_between_frames_of_any_aspect(tiny_tryon_path, parser, tryon
     size = (128, 96)  # the parser's aspect: the fast path
     window = letterbox(photo, size, (255, 255, 255))[1]
     fast = labels_in_frame((classes, parsed_window), photo.size, window, size)
-    on_photo = _window_to_photo(classes, parsed_window, photo.size, Image.Resampling.NEAREST)
+    on_photo = window_to_photo(classes, parsed_window, photo.size, Image.Resampling.NEAREST)
     assert (fast == fit_labels(on_photo, photo.size, size)).mean() > 0.95  # nearest twice vs once: edges differ
     square = (96, 96)  # another aspect: through the photo
     window = letterbox(photo, square, (255, 255, 255))[1]

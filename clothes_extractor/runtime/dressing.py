@@ -21,7 +21,6 @@ pair: nothing is invented.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -40,10 +39,11 @@ from .tryon import (
     TOP,
     fit_at_resolution,
     fit_garment,
-    fit_labels,
     fit_person,
+    labels_in_frame,
     region_from_labels,
     upper_body_window,
+    window_to_photo,
 )
 
 # Less than this share of the person frame in upper clothes: no top to replace on this photo.
@@ -334,35 +334,6 @@ def _other_people_cleared(classes: Image.Image, plane: Box, columns: tuple[float
     return Image.fromarray(keep_columns(labels, (c0, c1)), "L")
 
 
-def labels_in_frame(
-    parsed: tuple[Image.Image, Box], photo_size: tuple[int, int], window: Box, size: tuple[int, int]
-) -> np.ndarray:
-    """A parser's class map (over the plane showing ``parsed[1]`` of the photo) in the frame
-    that shows ``window`` at ``size`` (h, w): [h, w] class indices."""
-    classes, parsed_window = parsed
-    if np.allclose(parsed_window, window, atol=1e-6):  # the same plane (the same aspect): rescale it
-        return np.asarray(classes.resize(size[::-1], Image.Resampling.NEAREST))
-    on_photo = _window_to_photo(classes, parsed_window, photo_size, Image.Resampling.NEAREST)
-    return fit_labels(on_photo, photo_size, size)
-
-
-def _window_to_photo(image: Image.Image, window: Box, photo_size: tuple[int, int], resample) -> Image.Image:
-    """A model-frame image (``window`` of the photo fills it) cropped and scaled to the photo;
-    where the window is inside the photo (a zoomed look), the rest of the photo is 0."""
-    x0, y0, x1, y1 = window
-    sx, sy = image.width / (x1 - x0), image.height / (y1 - y0)
-    # the photo pixels the window covers whole (all of them for a letterboxed photo)
-    left, top = max(0, math.ceil(x0)), max(0, math.ceil(y0))
-    right, bottom = min(photo_size[0], math.floor(x1)), min(photo_size[1], math.floor(y1))
-    box = ((left - x0) * sx, (top - y0) * sy, (right - x0) * sx, (bottom - y0) * sy)
-    part = image.resize((right - left, bottom - top), resample, box=box)
-    if (left, top, right, bottom) == (0, 0, *photo_size):
-        return part
-    canvas = Image.new(image.mode, photo_size, 0)
-    canvas.paste(part, (left, top))
-    return canvas
-
-
 def _padded_alike(person: Person) -> bool:
     """Whether the parser's first look at ``person`` is padded as ``fit_person`` pads the
     try-on's input (on white), or not padded at all."""
@@ -379,7 +350,7 @@ def _share_inside(found: np.ndarray, window: Box, photo_size: tuple[int, int], s
 def paste(item: Fitted, image: np.ndarray) -> Image.Image:
     """The model's dressed person pasted into the original photo through the (soft) region."""
     photo = item.photo
-    dressed = _window_to_photo(Image.fromarray(image), item.window, photo.size, Image.Resampling.BICUBIC)
+    dressed = window_to_photo(Image.fromarray(image), item.window, photo.size, Image.Resampling.BICUBIC)
     region = Image.fromarray(item.inputs["region"][:, :, 0], "L")
-    alpha = _window_to_photo(region, item.window, photo.size, Image.Resampling.BILINEAR)
+    alpha = window_to_photo(region, item.window, photo.size, Image.Resampling.BILINEAR)
     return Image.composite(dressed, photo, alpha)

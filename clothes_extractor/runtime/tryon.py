@@ -9,6 +9,8 @@ outside it is the person's own pixels in the output.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PIL import Image
 
@@ -112,6 +114,35 @@ def fit_labels(labels: Image.Image, photo_size: tuple[int, int], size: tuple[int
     if labels.size != photo_size:
         labels = labels.resize(photo_size, Image.Resampling.NEAREST)
     return letterbox(labels, size, 0, Image.Resampling.NEAREST)[0]
+
+
+def labels_in_frame(
+    parsed: tuple[Image.Image, Box], photo_size: tuple[int, int], window: Box, size: tuple[int, int]
+) -> np.ndarray:
+    """A parser's class map (over the plane showing ``parsed[1]`` of the photo) in the frame
+    that shows ``window`` at ``size`` (h, w): [h, w] class indices."""
+    classes, parsed_window = parsed
+    if np.allclose(parsed_window, window, atol=1e-6):  # the same plane (the same aspect): rescale it
+        return np.asarray(classes.resize(size[::-1], Image.Resampling.NEAREST))
+    on_photo = window_to_photo(classes, parsed_window, photo_size, Image.Resampling.NEAREST)
+    return fit_labels(on_photo, photo_size, size)
+
+
+def window_to_photo(image: Image.Image, window: Box, photo_size: tuple[int, int], resample) -> Image.Image:
+    """A model-frame image (``window`` of the photo fills it) cropped and scaled to the photo;
+    where the window is inside the photo (a zoomed look), the rest of the photo is 0."""
+    x0, y0, x1, y1 = window
+    sx, sy = image.width / (x1 - x0), image.height / (y1 - y0)
+    # the photo pixels the window covers whole (all of them for a letterboxed photo)
+    left, top = max(0, math.ceil(x0)), max(0, math.ceil(y0))
+    right, bottom = min(photo_size[0], math.floor(x1)), min(photo_size[1], math.floor(y1))
+    box = ((left - x0) * sx, (top - y0) * sy, (right - x0) * sx, (bottom - y0) * sy)
+    part = image.resize((right - left, bottom - top), resample, box=box)
+    if (left, top, right, bottom) == (0, 0, *photo_size):
+        return part
+    canvas = Image.new(image.mode, photo_size, 0)
+    canvas.paste(part, (left, top))
+    return canvas
 
 
 def fit_person_and_labels(
