@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
-from clothes_extractor import extract_garment, new_session
+from clothes_extractor import dress, extract_garment, new_session
 from clothes_extractor.data.synth import synth_sample, write_synthetic
+from clothes_extractor.errors import NothingToDressError
 from clothes_extractor.runtime.alone import ALONE_AT, backdrop_silhouette, cut_out, shown_alone, shows_person
 from clothes_extractor.runtime.session import ModelSession
 from clothes_extractor.runtime.silhouette import garment_silhouette
@@ -115,6 +116,27 @@ def test_tryon_refuses_a_photo_of_someone_wearing_it_as_the_garment(tryon_folder
     assert "--garment-from" in done.stderr and not (tmp_path / "a.jpg").exists()
     done = run_cli("tryon", "--person", person, "--garment", garments / "g0.png", "-o", tmp_path / "b.jpg")
     assert done.returncode == 0, done.stderr
+
+
+def test_tryon_refuses_a_garment_alone_given_as_the_person(tryon_folders, tmp_path):
+    """A catalog image or a flat lay in the persons' folder (the arguments swapped, a stray
+    product shot) is no person to dress: reported for its pair, nothing written for it (it was
+    "dressed": its top repainted in the garment, exit 0), the persons beside it dressed."""
+    persons, garments = tryon_folders
+    catalog = synth_sample(1, seed=3, size=(512, 384))[2]
+    catalog.save(persons / "catalog.png")
+    pixels = np.asarray(catalog)
+    lay = np.where(garment_silhouette(pixels)[..., None], pixels, np.array([236, 226, 208], np.uint8))
+    Image.fromarray(lay.astype(np.uint8)).save(persons / "flat-lay.jpg", quality=95)
+    out = tmp_path / "out"
+    done = run_cli("tryon", "--person", persons, "--garment", garments / "g0.png", "-o", out, "--provider", "cpu")
+    assert done.returncode == 1
+    assert "3 dressed" in done.stderr and "2 failed" in done.stderr, done.stderr
+    for name in ("catalog.png", "flat-lay.jpg"):
+        assert f"{persons / name} + {garments / 'g0.png'}: the person photo shows a garment alone" in done.stderr
+    assert sorted(path.name for path in out.iterdir()) == sorted(f"{Path(n).stem}__g0.png" for n in TRYON_PERSONS)
+    with pytest.raises(NothingToDressError, match="a catalog image or a flat lay is the garment to dress them in"):
+        dress(catalog, garments / "g0.png")
 
 
 def test_one_photo_through_the_api_is_cut_out_as_extract_cuts_it(tiny_flow_path, tmp_path):

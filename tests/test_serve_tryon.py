@@ -162,6 +162,12 @@ def blank(color) -> bytes:
             "looks like a photo of someone wearing the garment",
         ),
         (
+            {"person": ("c.png", catalog(1)), "garment": ("g.png", catalog())},
+            "",
+            422,
+            "the person photo shows a garment alone, no one wearing it",
+        ),
+        (
             {"person": ("p.jpg", PERSON.read_bytes()), "garment_photo": ("grey.png", blank((128,) * 3))},
             "",
             422,
@@ -177,7 +183,8 @@ def blank(color) -> bytes:
     ],
     ids=["no-person", "no-garment", "both-garments", "body", "mask-without-photo", "text-person", "empty-garment"]
     + ["format"]
-    + ["nobody", "white-garment", "person-as-garment", "photo-without-garment", "truncated-photo"],
+    + ["nobody", "white-garment", "person-as-garment", "garment-as-person", "photo-without-garment"]
+    + ["truncated-photo"],
 )
 def test_bad_pairs_get_a_4xx_and_the_server_keeps_serving(tryon_server, fields, query, status, message):
     got, body, _ = post_pair(tryon_server, fields, query)

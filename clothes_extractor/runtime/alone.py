@@ -101,6 +101,15 @@ def shows_person(garment: np.ndarray, labels: np.ndarray | None, names: tuple[st
     return legs is not None and float((labels[y1:] == legs).sum()) >= LEGS_BELOW * float(garment.sum())
 
 
+def no_one_wears(alone: int | None, labels: np.ndarray, names: tuple[str, ...]) -> bool:
+    """Whether a parse shows its top alone with no one wearing it (a catalog image, a flat lay),
+    as ``extract`` tells one (``shown_alone``, ``shows_person``) where its mask is the parse's
+    top: ``alone``, the parser's head for the photo; ``labels`` [h, w], the parse over the
+    photo's pixels; ``names``, its classes. ``tryon`` asks it of a person photo."""
+    top = labels == names.index("upper")
+    return shown_alone(alone, top) and not shows_person(top, labels, names)
+
+
 def parsed_garment(mask: np.ndarray, labels: np.ndarray | None, threshold: int) -> np.ndarray:
     """The parser's garment plane for a garment shown alone: its top's probability (``mask``,
     uint8), 255 wherever its ``labels`` say anything but background, and its holes filled to

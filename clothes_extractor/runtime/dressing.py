@@ -15,8 +15,8 @@
 for a folder job (``tryon``, ``api.dress_folder``), which reads each pair ahead on threads
 (``Dresser.person``, ``Dresser.garment``: the decoded photo letterboxed, the garment
 fitted) while the model dresses the batch before. A person on whom the parser finds no top
-(``MIN_TOP_SHARE``), or a garment image with nothing on its background, is an error for that
-pair: nothing is invented.
+(``MIN_TOP_SHARE``), a person photo that shows a garment alone (``alone.no_one_wears``), or a
+garment image with nothing on its background, is an error for that pair: nothing is invented.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError, ModelError, NothingToDressError
-from .alone import WORN_BELOW
+from .alone import WORN_BELOW, no_one_wears
 from .fitting import Box, crop_photo, fills_frame, fit_window, letterbox_for, output_size_for, shown_box
 from .images import extract_wrote, load_photo
 from .people import keep_columns, main_person
@@ -66,6 +66,11 @@ PERSON_IN_GARMENT = (
     "shows someone wearing: {how})"
 )
 FROM_PHOTO = "--garment-from, or garment_from_photo=True"  # how a caller dresses in the garment of a photo
+GARMENT_AS_PERSON = (
+    "the person photo shows a garment alone, no one wearing it (the parser takes it for a garment shown alone at "
+    "{alone:.0%}): use a photo of a person facing the camera, upper body visible; a catalog image or a flat lay is "
+    "the garment to dress them in"
+)
 
 
 @dataclass(frozen=True, eq=False)  # (compared by identity: it holds an array)
@@ -79,6 +84,16 @@ class Person:
     plane: np.ndarray  # [h, w, 3] uint8, the parser's input
     window: Box  # the photo's window that fills it (photo pixels)
     fill: tuple[int, int, int]  # the padding around the photo in ``plane``, for a second look's as well
+
+
+class Parsed(NamedTuple):
+    """A person photo's parse: its class map (mode L) over the plane the parser saw, the photo's
+    window that plane shows, and the head's ``alone`` where the photo shows a garment alone
+    with no one wearing it (``alone.no_one_wears``; else None): no person to dress."""
+
+    classes: Image.Image
+    window: Box
+    garment_alone: int | None = None
 
 
 class Garment(NamedTuple):
@@ -171,20 +186,25 @@ class Dresser:
         alone = self.parser.run(image=letterbox_for(image, contract.size, contract.fit)[0][None]).get("alone")
         return Garment(*fit_garment(image, self.size), None if alone is None else int(alone.max()), image)
 
-    def parse(self, photos: Sequence[Image.Image | Person]) -> list[tuple[Image.Image, Box]]:
+    def parse(self, photos: Sequence[Image.Image | Person]) -> list[Parsed]:
         """Each photo's class map (mode L, the parser's class indices) over the plane the
         parser saw, and the window of the photo that plane shows: the whole photo,
         letterboxed, or where its person's upper body is small in it (a full-body shot), a
-        second look at a window framed as the try-on's training photos are."""
+        second look at a window framed as the try-on's training photos are. A photo that
+        shows a garment alone (a catalog image or a flat lay given as the person) is marked so."""
         contract = self.parser.contract
         persons = [photo if isinstance(photo, Person) else self.person(photo) for photo in photos]
-        parsed = self._parse([(person.plane, person.window) for person in persons])
+        parsed, said = self._parse([(person.plane, person.window) for person in persons])
         zoom, kept = {}, {}  # kept: the photo's columns (x0, x1) of the one person dressed among several
-        for i, (person, (classes, plane)) in enumerate(zip(persons, parsed, strict=True)):
+        for i, (person, (classes, plane, _)) in enumerate(zip(persons, parsed, strict=True)):
+            x0, y0, x1, y1 = shown_box(plane, person.photo.size, classes.size[::-1])
+            if no_one_wears(said[i], np.asarray(classes)[y0:y1, x0:x1], contract.labels):
+                parsed[i] = Parsed(classes, plane, said[i])
+                continue
             columns = self._one_person(np.asarray(classes), plane, person.photo.size)
             if columns is not None:
                 kept[i] = columns
-                parsed[i] = (_other_people_cleared(classes, plane, columns), plane)
+                parsed[i] = Parsed(_other_people_cleared(classes, plane, columns), plane)
             size, names = person.photo.size, contract.labels
             window = upper_body_window(parsed[i][0], plane, size, contract.size, names, always=i in kept)
             if window is not None:
@@ -194,8 +214,8 @@ class Dresser:
                 (crop_photo(persons[i].photo, window, contract.size, persons[i].fill), window)
                 for i, window in zoom.items()
             ]
-            for i, (classes, window) in zip(zoom, self._parse(crops), strict=True):
-                parsed[i] = (_other_people_cleared(classes, window, kept[i]) if i in kept else classes, window)
+            for i, (classes, window, _) in zip(zoom, self._parse(crops)[0], strict=True):
+                parsed[i] = Parsed(_other_people_cleared(classes, window, kept[i]) if i in kept else classes, window)
         return parsed
 
     def _one_person(self, classes: np.ndarray, plane: Box, photo_size: tuple[int, int]) -> tuple[float, float] | None:
@@ -211,19 +231,24 @@ class Dresser:
         scale = (plane[2] - plane[0]) / classes.shape[1]
         return plane[0] + (columns[0] + x0) * scale, plane[0] + (columns[1] + x0) * scale
 
-    def _parse(self, fitted: list[tuple[np.ndarray, Box]]) -> list[tuple[Image.Image, Box]]:
-        labels = self.parser.run(image=np.stack([array for array, _ in fitted]))["labels"]
-        return [(Image.fromarray(labels[i, :, :, 0], "L"), window) for i, (_, window) in enumerate(fitted)]
+    def _parse(self, fitted: list[tuple[np.ndarray, Box]]) -> tuple[list[Parsed], list[int | None]]:
+        """The parses of the planes, and the head's ``alone`` for each (None: a parser without it)."""
+        found = self.parser.run(image=np.stack([array for array, _ in fitted]))
+        labels, alone = found["labels"], found.get("alone")
+        parsed = [Parsed(Image.fromarray(labels[i, :, :, 0], "L"), window) for i, (_, window) in enumerate(fitted)]
+        return parsed, [None if alone is None else int(alone[i].max()) for i in range(len(fitted))]
 
     def fit(
         self,
         photo: Image.Image | Person,
-        parsed: tuple[Image.Image, Box],
+        parsed: Parsed | tuple[Image.Image, Box],
         garment: Garment | tuple[np.ndarray, np.ndarray],
     ) -> Fitted:
         """The model inputs of one pair, ``garment`` fitted already (``garment(image)``, once
         for all the pairs it dresses); ``InputError`` when there is nothing to dress or no
         garment."""
+        if isinstance(parsed, Parsed) and parsed.garment_alone is not None:
+            raise NothingToDressError(GARMENT_AS_PERSON.format(alone=parsed.garment_alone / 255))
         first = photo if isinstance(photo, Person) else None
         photo = photo.photo if isinstance(photo, Person) else photo
         whole = fit_window((0.0, 0.0, float(photo.width), float(photo.height)), self.parser.contract.size, 0.0)

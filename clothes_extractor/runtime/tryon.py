@@ -121,7 +121,7 @@ def labels_in_frame(
 ) -> np.ndarray:
     """A parser's class map (over the plane showing ``parsed[1]`` of the photo) in the frame
     that shows ``window`` at ``size`` (h, w): [h, w] class indices."""
-    classes, parsed_window = parsed
+    classes, parsed_window = parsed[:2]  # (a dresser's parse also says whether it shows a garment alone)
     if np.allclose(parsed_window, window, atol=1e-6):  # the same plane (the same aspect): rescale it
         return np.asarray(classes.resize(size[::-1], Image.Resampling.NEAREST))
     on_photo = window_to_photo(classes, parsed_window, photo_size, Image.Resampling.NEAREST)
