@@ -192,7 +192,8 @@ def test_labels_move_between_frames_of_any_aspect(tiny_tryon_path, parser, tryon
     persons, _ = tryon_folders
     photo = Image.open(persons / TRYON_PERSONS[0]).convert("RGB").resize((300, 400))
     with new_session(tiny_tryon_path, "cpu") as tryon:
-        ((classes, parsed_window),) = Dresser(tryon, parser).parse([photo])
+        ((classes, parsed_window, alone),) = Dresser(tryon, parser).parse([photo])
+    assert alone is None  # (a person, not a garment alone)
     upper = parser.contract.labels.index("upper")
     size = (128, 96)  # the parser's aspect: the fast path
     window = letterbox(photo, size, (255, 255, 255))[1]
@@ -475,7 +476,7 @@ def test_a_full_body_shot_is_dressed_in_a_zoomed_window_and_a_framed_one_as_befo
     _, _, garment = synth_sample(0, seed=5, size=(256, 192))
     with new_session(tiny_tryon_path, "cpu") as tryon:
         dresser = Dresser(tryon, parser)
-        (_, framed_plane), (_, small_plane) = dresser.parse([figure, small])
+        framed_plane, small_plane = (parsed.window for parsed in dresser.parse([figure, small]))
         assert framed_plane == pytest.approx(fit_window((0, 0, *figure.size), parser.contract.size, 0.0))
         x0, y0, x1, y1 = small_plane
         assert 0 <= x0 and x1 <= small.width and y1 - y0 < 0.7 * small.height  # a window inside the photo
@@ -498,7 +499,7 @@ def test_a_person_in_a_wide_photo_is_dressed_in_a_window_around_them(tiny_tryon_
     wide = Image.new("RGB", (figure.width * 2, figure.height), figure.getpixel((0, 0)))
     wide.paste(figure, (figure.width // 2, 0))
     with new_session(tiny_tryon_path, "cpu") as tryon:
-        ((_, window), (_, framed)) = Dresser(tryon, parser).parse([wide, figure])
+        window, framed = (parsed.window for parsed in Dresser(tryon, parser).parse([wide, figure]))
     whole = fit_window((0, 0, *wide.size), parser.contract.size, 0.0)
     assert framed == pytest.approx(fit_window((0, 0, *figure.size), parser.contract.size, 0.0))  # as before
     x0, y0, x1, y1 = window
