@@ -145,11 +145,11 @@ def test_the_readme_python_snippet_runs_as_written(tmp_path):
     assert sorted(p.name for p in (tmp_path / "garments").iterdir()) == [f"figure-{i}.png" for i in range(1, 7)]
     with Image.open(tmp_path / "garment.png") as image:
         assert image.size[0] >= 192
-    for name in ("dressed.png", "dressed-3.png"):  # stage two, on figure-2's own 192x256
+    for name in ("dressed.png", "dressed-3.png"):  # stage two, on figure-6's own 192x256
         with Image.open(tmp_path / name) as image:
             assert image.size == (192, 256)
     dressed = sorted(p.name for p in (tmp_path / "dressed").iterdir())  # dress_folder's pairs
-    assert dressed == ["figure-2__figure-3.png", "figure-6__figure-3.png"]
+    assert dressed == ["figure-5__figure-3.png", "figure-6__figure-3.png"]
 
 
 def test_extract_garment_needs_no_torch():
