@@ -20,7 +20,13 @@ from PIL import Image
 
 from .contract import FitSettings, ModelContract
 from .fitting import Box, _crop_resize, border_colour, crop_photo, mask_box, photo_window
-from .silhouette import SILHOUETTE_TOLERANCE, garment_silhouette, reached_from, reached_from_border
+from .silhouette import (
+    SILHOUETTE_TOLERANCE,
+    UNIFORM_BORDER,
+    garment_silhouette,
+    reached_from,
+    reached_from_border,
+)
 
 # The parser's ``alone`` output (its head's probability x 255) from which a garment is shown
 # alone, and the most of the frame's edge it may lie on: a photo cut to a worn top's torso
@@ -65,6 +71,11 @@ SILHOUETTE_SCALE = 2
 # rest); on the full-length photos the two cut out whole at the first look, 70 of 99 over a line
 # (benchmarks/results/cpu-2core-round2/e2e-garment-alone.txt).
 LEGS_BELOW, PARSE_TALLER, PERSON_ASPECT = 0.04, 2.2, 2.5
+# A garment image on a backdrop is told from it at most this many rows tall (``on_white``):
+# its silhouette's edge is then brought up to the image's own resolution.
+ON_WHITE_ROWS = 512
+# ...where the catalog silhouette takes at least this share of the image's border for garment.
+BORDER_TAKEN = 0.5
 # The catalog frame's margin around the garment, a share of the garment's size on each side:
 # VITON's catalog images leave a median 2.6% of the width beside the garment.
 CATALOG_MARGIN = 0.03
@@ -163,6 +174,41 @@ def _off_backdrop(rgb: np.ndarray, border: np.ndarray) -> np.ndarray:
     for centre in centres:
         distance = np.minimum(distance, np.sqrt(((pixels - centre) ** 2).sum(-1)))
     return ~reached_from_border(distance <= reach)
+
+
+def on_white(
+    image: Image.Image, mask: np.ndarray, labels: np.ndarray | None, shown: Box, said: int | None, threshold: int
+) -> Image.Image | None:
+    """A garment image shown alone on a backdrop the catalog silhouette takes for garment (a
+    saturated or dark plain colour, a wood grain: ``garment_silhouette`` reads such a border as a
+    garment that fills the frame), cut out onto white at its own resolution; None where its
+    backdrop is white or light and plain (the silhouette finds it as it is), where it is not
+    shown alone (``shown_alone``, ``said``: the parser's ``alone``) or where no silhouette tells
+    it from its backdrop (``backdrop_silhouette``). ``mask`` and ``labels``: the parser's
+    answer [h, w] on the image letterboxed, its pixels ``shown`` (x0, y0, x1, y1);
+    ``threshold``: the mask's. Try-on asks it of a garment image it is given as one."""
+    x0, y0, x1, y1 = (int(v) for v in shown)
+    if not shown_alone(said, mask[y0:y1, x0:x1] >= threshold):
+        return None
+    image = image.convert("RGB")
+    pixels = np.asarray(image)
+    edge = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).astype(np.int16)
+    if (np.abs(edge - 255).max(axis=-1) <= SILHOUETTE_TOLERANCE).mean() >= UNIFORM_BORDER:
+        return None  # (on white, as the catalog silhouette reads it: the common case, decided from the border)
+    scale = min(1.0, ON_WHITE_ROWS / image.height)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    rgb = np.asarray(image.resize(size, Image.Resampling.BILINEAR)) if scale < 1 else pixels
+    found = garment_silhouette(rgb)
+    if np.concatenate([found[0], found[-1], found[:, 0], found[:, -1]]).mean() < BORDER_TAKEN:
+        return None  # (the border is background to the catalog silhouette: the image is fitted as it is)
+    plane = parsed_garment(mask, labels, threshold)[y0:y1, x0:x1]
+    parser = np.asarray(Image.fromarray(plane).resize(size, Image.Resampling.NEAREST)) >= threshold
+    silhouette = backdrop_silhouette(rgb, parser)
+    if silhouette is None:
+        return None
+    soft = Image.fromarray(silhouette.astype(np.uint8) * 255).resize(image.size, Image.Resampling.BILINEAR)
+    a = np.clip(2.0 * np.asarray(soft, np.float32)[:, :, None] / 255.0 - 1.0, 0.0, 1.0)  # as ``cut_out`` narrows it
+    return Image.fromarray(np.clip(np.rint(pixels * a + 255.0 * (1.0 - a)), 0, 255).astype(np.uint8))
 
 
 def alone_plane(

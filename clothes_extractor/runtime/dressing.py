@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError, ModelError, NothingToDressError
-from .alone import WORN_BELOW, no_one_wears
+from .alone import WORN_BELOW, no_one_wears, on_white
 from .fitting import Box, crop_photo, fills_frame, fit_window, letterbox_for, output_size_for, shown_box
 from .images import extract_wrote, load_photo
 from .people import keep_columns, main_person
@@ -179,12 +179,18 @@ class Dresser:
         and asked of the parser's ``alone`` head: a photo of someone wearing it is no garment alone.
         One this tool extracted is not asked (the dresser's ``extracted``, or a file ``extract`` wrote:
         its signature names a generator; the fifth-stage parser's head took those of the example figures 4
-        and 5 for photos)."""
+        and 5 for photos). A garment alone on a backdrop the catalog silhouette takes for garment (a
+        saturated colour, a wood grain) is cut out onto white first (``alone.on_white``)."""
         if self.extracted or extract_wrote(image):
             return Garment(*fit_garment(image, self.size), source=image)
         contract = self.parser.contract
-        alone = self.parser.run(image=letterbox_for(image, contract.size, contract.fit)[0][None]).get("alone")
-        return Garment(*fit_garment(image, self.size), None if alone is None else int(alone.max()), image)
+        plane, window, _ = letterbox_for(image, contract.size, contract.fit)
+        found = self.parser.run(image=plane[None])
+        alone = None if found.get("alone") is None else int(found["alone"].max())
+        shown = shown_box(window, image.size, contract.size)
+        labels = found["labels"][0, :, :, 0] if "labels" in found else None
+        image = on_white(image, found["mask"][0, :, :, 0], labels, shown, alone, contract.fit.mask_threshold) or image
+        return Garment(*fit_garment(image, self.size), alone, image)
 
     def parse(self, photos: Sequence[Image.Image | Person]) -> list[Parsed]:
         """Each photo's class map (mode L, the parser's class indices) over the plane the
