@@ -190,14 +190,15 @@ def on_white(
     x0, y0, x1, y1 = (int(v) for v in shown)
     if not shown_alone(said, mask[y0:y1, x0:x1] >= threshold):
         return None
-    image = image.convert("RGB")
-    pixels = np.asarray(image)
-    edge = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).astype(np.int16)
+    image = image if image.mode == "RGB" else image.convert("RGB")
+    w, h = image.size
+    strips = [image.crop(box) for box in ((0, 0, w, 1), (0, h - 1, w, h), (0, 0, 1, h), (w - 1, 0, w, h))]
+    edge = np.concatenate([np.asarray(strip).reshape(-1, 3) for strip in strips]).astype(np.int16)
     if (np.abs(edge - 255).max(axis=-1) <= SILHOUETTE_TOLERANCE).mean() >= UNIFORM_BORDER:
-        return None  # (on white, as the catalog silhouette reads it: the common case, decided from the border)
-    scale = min(1.0, ON_WHITE_ROWS / image.height)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    rgb = np.asarray(image.resize(size, Image.Resampling.BILINEAR)) if scale < 1 else pixels
+        return None  # (on white, as the catalog silhouette reads it: the common case, decided from its border)
+    scale = min(1.0, ON_WHITE_ROWS / h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    rgb = np.asarray(image.resize(size, Image.Resampling.BILINEAR) if scale < 1 else image)
     found = garment_silhouette(rgb)
     if np.concatenate([found[0], found[-1], found[:, 0], found[:, -1]]).mean() < BORDER_TAKEN:
         return None  # (the border is background to the catalog silhouette: the image is fitted as it is)
@@ -208,6 +209,7 @@ def on_white(
         return None
     soft = Image.fromarray(silhouette.astype(np.uint8) * 255).resize(image.size, Image.Resampling.BILINEAR)
     a = np.clip(2.0 * np.asarray(soft, np.float32)[:, :, None] / 255.0 - 1.0, 0.0, 1.0)  # as ``cut_out`` narrows it
+    pixels = np.asarray(image, np.float32)
     return Image.fromarray(np.clip(np.rint(pixels * a + 255.0 * (1.0 - a)), 0, 255).astype(np.uint8))
 
 
