@@ -139,36 +139,6 @@ def test_tryon_refuses_a_garment_alone_given_as_the_person(tryon_folders, tmp_pa
         dress(catalog, garments / "g0.png")
 
 
-def test_a_catalog_image_on_a_coloured_backdrop_is_cut_out_onto_white_for_the_try_on(tryon_folders):
-    """``tryon --garment`` given a drawn top laid on an orange backdrop or a wood-like grain: the
-    catalog silhouette takes such a border for garment (the whole frame: the person got a
-    balloon of a top), so the dresser cuts the garment out onto white first (``alone.on_white``)
-    and dresses the person as the same top on white dresses them. On white nothing changes."""
-    from clothes_extractor.runtime.dressing import Dresser
-    from clothes_extractor.runtime.tryon import fit_garment
-
-    persons, _ = tryon_folders
-    person = Image.open(persons / TRYON_PERSONS[1]).convert("RGB")
-    y, x = np.mgrid[0:512, 0:384]
-    grain = np.clip(np.array([150, 100, 60]) + (np.sin(x * 0.3 + 3 * np.sin(y * 0.02)) * 18)[..., None], 0, 255)
-    with new_session("tryon", "cpu") as tryon, new_session("segmenter", "cpu") as parser:
-        dresser = Dresser(tryon, parser)
-        for index, backdrop in ((0, np.array([230, 120, 40])), (3, grain)):
-            white = synth_sample(index, seed=3, size=(512, 384))[2]
-            pixels = np.asarray(white)
-            laid = Image.fromarray(np.where(garment_silhouette(pixels)[..., None], pixels, backdrop).astype(np.uint8))
-            on_white = dresser.garment(white)
-            assert np.array_equal(on_white.image, fit_garment(white, dresser.size)[0])  # (on white: as before)
-            truth = on_white.mask[..., 0] > 127
-            as_it_is = fit_garment(laid, dresser.size)[1][..., 0] > 127
-            assert (as_it_is & truth).sum() / (as_it_is | truth).sum() < 0.6  # the backdrop taken for garment
-            garment = dresser.garment(laid)
-            cut = garment.mask[..., 0] > 127
-            assert (cut & truth).sum() / (cut | truth).sum() > 0.95
-            dressed, dressed_white = (np.asarray(dress(person, g, tryon=tryon, parser=parser)) for g in (laid, white))
-            assert np.abs(dressed.astype(int) - dressed_white).mean() < 0.5, index  # (5.3 and 1.3 before)
-
-
 def test_one_photo_through_the_api_is_cut_out_as_extract_cuts_it(tiny_flow_path, tmp_path):
     catalog, out = tmp_path / "catalog.png", tmp_path / "cli.png"
     synth_sample(0, seed=3)[2].save(catalog)

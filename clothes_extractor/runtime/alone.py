@@ -213,6 +213,16 @@ def on_white(
     return Image.fromarray(np.clip(np.rint(pixels * a + 255.0 * (1.0 - a)), 0, 255).astype(np.uint8))
 
 
+def off_colour(image: Image.Image, colour: tuple[int, int, int]) -> Image.Image:
+    """A garment ``extract`` wrote on a backdrop of ``colour`` (``--background #RRGGBB``: the
+    signature says which) with that backdrop made white: the catalog silhouette, which takes a
+    saturated or dark border for garment, read against that colour. Try-on asks it of such a
+    garment image."""
+    pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    garment = garment_silhouette(pixels, background=colour)
+    return Image.fromarray(np.where(garment[..., None], pixels, np.uint8(255)))
+
+
 def alone_plane(
     image: np.ndarray, shown: Box, mask: np.ndarray, labels: np.ndarray | None, said: int | None, threshold: int
 ) -> np.ndarray | None:

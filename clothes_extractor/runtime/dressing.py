@@ -29,9 +29,9 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError, ModelError, NothingToDressError
-from .alone import WORN_BELOW, no_one_wears, on_white
+from .alone import WORN_BELOW, no_one_wears, off_colour, on_white
 from .fitting import Box, crop_photo, fills_frame, fit_window, letterbox_for, output_size_for, shown_box
-from .images import extract_wrote, load_photo
+from .images import extract_wrote, load_photo, written_background
 from .people import keep_columns, main_person
 from .session import ModelSession
 from .tryon import (
@@ -182,6 +182,8 @@ class Dresser:
         and 5 for photos). A garment alone on a backdrop the catalog silhouette takes for garment (a
         saturated colour, a wood grain) is cut out onto white first (``alone.on_white``)."""
         if self.extracted or extract_wrote(image):
+            colour = written_background(image)  # (one written on a colour: that colour made white)
+            image = image if colour is None else off_colour(image, colour)
             return Garment(*fit_garment(image, self.size), source=image)
         contract = self.parser.contract
         plane, window, _ = letterbox_for(image, contract.size, contract.fit)

@@ -86,13 +86,33 @@ def extract_wrote(image: Image.Image) -> bool:
     """Whether an opened image is one of ``extract``'s garments: its signature (``encode_image``:
     a PNG text chunk, a JPEG comment, WebP XMP; read with the header, no decoding) names a
     generator. ``tryon``'s outputs, photos of people, name a try-on model."""
+    text = _signature(image)
+    return text is not None and text.startswith("model=")
+
+
+def written_background(image: Image.Image) -> tuple[int, int, int] | None:
+    """The colour one of ``extract``'s garments was written on, where its signature names one
+    (``--background #RRGGBB``); None for white, transparent, or an image ``extract`` did not write."""
+    text = _signature(image)
+    if text is None or not text.startswith("model="):
+        return None
+    for word in text.split():
+        if word.startswith("background=#") and len(word) == len("background=#RRGGBB"):
+            try:
+                return tuple(bytes.fromhex(word[len("background=#") :]))  # type: ignore[return-value]
+            except ValueError:
+                return None
+    return None
+
+
+def _signature(image: Image.Image) -> str | None:
     text = image.info.get(SIGNATURE_KEY)
     tagged = f"{SIGNATURE_KEY}:".encode()
     for key in ("comment", "xmp"):
         value = image.info.get(key)
         if text is None and isinstance(value, bytes) and value.startswith(tagged):
             text = value[len(tagged) :].decode("latin-1")
-    return isinstance(text, str) and text.startswith("model=")
+    return text if isinstance(text, str) else None
 
 
 @functools.cache

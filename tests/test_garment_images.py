@@ -1,0 +1,80 @@
+"""The garment images ``tryon --garment`` is given, as the dresser fits them: a catalog image
+or a flat lay on a coloured or busy backdrop (cut out onto white: ``alone.on_white``), and a
+garment ``extract`` wrote on a colour (``--background #RRGGBB``: that colour made white,
+``alone.off_colour``). The bundled parser and try-on model are real trained models."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clothes_extractor import dress, new_session
+from clothes_extractor.data.synth import synth_sample
+from clothes_extractor.runtime.dressing import Dresser
+from clothes_extractor.runtime.images import encode_image, written_background
+from clothes_extractor.runtime.silhouette import garment_silhouette
+from clothes_extractor.runtime.tryon import fit_garment
+from conftest import ROOT, TRYON_PERSONS, run_cli
+
+
+def test_a_catalog_image_on_a_coloured_backdrop_is_cut_out_onto_white_for_the_try_on(tryon_folders):
+    """``tryon --garment`` given a drawn top laid on an orange backdrop or a wood-like grain: the
+    catalog silhouette takes such a border for garment (the whole frame: the person got a
+    balloon of a top), so the dresser cuts the garment out onto white first (``alone.on_white``)
+    and dresses the person as the same top on white dresses them. On white nothing changes."""
+    persons, _ = tryon_folders
+    person = Image.open(persons / TRYON_PERSONS[1]).convert("RGB")
+    y, x = np.mgrid[0:512, 0:384]
+    grain = np.clip(np.array([150, 100, 60]) + (np.sin(x * 0.3 + 3 * np.sin(y * 0.02)) * 18)[..., None], 0, 255)
+    with new_session("tryon", "cpu") as tryon, new_session("segmenter", "cpu") as parser:
+        dresser = Dresser(tryon, parser)
+        for index, backdrop in ((0, np.array([230, 120, 40])), (3, grain)):
+            white = synth_sample(index, seed=3, size=(512, 384))[2]
+            pixels = np.asarray(white)
+            laid = Image.fromarray(np.where(garment_silhouette(pixels)[..., None], pixels, backdrop).astype(np.uint8))
+            on_white = dresser.garment(white)
+            assert np.array_equal(on_white.image, fit_garment(white, dresser.size)[0])  # (on white: as before)
+            truth = on_white.mask[..., 0] > 127
+            as_it_is = fit_garment(laid, dresser.size)[1][..., 0] > 127
+            assert (as_it_is & truth).sum() / (as_it_is | truth).sum() < 0.6  # the backdrop taken for garment
+            garment = dresser.garment(laid)
+            cut = garment.mask[..., 0] > 127
+            assert (cut & truth).sum() / (cut | truth).sum() > 0.95
+            dressed, dressed_white = (np.asarray(dress(person, g, tryon=tryon, parser=parser)) for g in (laid, white))
+            assert np.abs(dressed.astype(int) - dressed_white).mean() < 0.5, index  # (5.3 and 1.3 before)
+
+
+@pytest.mark.parametrize(
+    ("signature", "colour"),
+    [
+        ("model=3d6997de1a38f092 size=auto background=#1e3a8a", (30, 58, 138)),
+        ("model=3d6997de1a38f092 size=auto background=white", None),
+        ("model=3d6997de1a38f092 size=model background=transparent", None),
+        ("tryon=0123456789abcdef parser=0123456789abcdef", None),  # a try-on output: a person, no garment
+        ("model=3d6997de1a38f092 size=auto background=#1e3a8g", None),  # not a colour
+        (None, None),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp"])
+def test_the_colour_a_garment_was_written_on_is_read_from_its_signature(signature, colour, fmt):
+    data = encode_image(np.full((8, 6, 3), 200, np.uint8), fmt, signature=signature)
+    assert written_background(Image.open(io.BytesIO(data))) == colour
+
+
+def test_a_garment_extract_wrote_on_a_colour_dresses_as_the_one_it_wrote_on_white(tmp_path):
+    """``extract --background "#1e3a8a"`` then ``tryon --garment`` that file: the navy backdrop
+    is no garment (it was: navy painted on the dressed arms), so it dresses the person as the
+    garment extracted on white does."""
+    photo = ROOT / "examples" / "photos" / "figure-1.jpg"
+    person = ROOT / "examples" / "photos" / "figure-6.jpg"
+    navy, white = tmp_path / "navy.png", tmp_path / "white.png"
+    for out, background in ((navy, "#1e3a8a"), (white, "white")):
+        done = run_cli("extract", photo, "-o", out, "--background", background)
+        assert done.returncode == 0, done.stderr
+    assert written_background(Image.open(navy)) == (30, 58, 138)
+    on_navy, on_white = (np.asarray(dress(person, garment)).astype(int) for garment in (navy, white))
+    dressed = np.any(on_white != np.asarray(Image.open(person).convert("RGB")), axis=2)
+    navy_pixels = (np.abs(on_navy - (30, 58, 138)).max(axis=2) < 40) & dressed
+    assert navy_pixels.sum() == 0  # (390 of its 13,664 dressed pixels were navy)
+    assert np.abs(on_navy - on_white)[dressed].mean() < 6  # (4.0; 7.5 before)
