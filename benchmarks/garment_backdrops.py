@@ -1,5 +1,6 @@
-"""A garment image given to ``tryon --garment`` on a backdrop: fitted as it is, or cut out onto
-white first (``alone.on_white``, which ``Dresser.garment`` asks).
+"""A garment image given to ``tryon --garment`` on a backdrop or framed loosely: fitted as it is,
+or cut out onto white first (``alone.on_white``, which ``Dresser.garment`` asks) and cut from
+its image as VITON frames a catalog garment (``tryon.framed_garment``).
 
     python benchmarks/garment_backdrops.py VITON_DIR [VITON_HD_SPLIT] [--count N]
 
@@ -10,7 +11,9 @@ drop shadow; seeded): how many the dresser cuts out onto white, the fitted garme
 IoU against the white original's with and without that (the mean, the median, how many got
 worse) and the milliseconds ``Dresser.garment`` takes. Part two, with VITON_HD_SPLIT (a
 VITON-HD split: image/, cloth/, image-parse-v3/): its first ten persons dressed in their own
-garments on white and on those backdrops, without and with the cut-out, scored as
+garments on white, on those backdrops and framed loosely (centred in a square image on their
+own backdrop colour, a shop's framing; in a 1.5 times larger image; in the corner of a 2 times
+larger one), as they are and as the dresser fits them now, scored as
 ``scripts/tryon_resolution.py`` scores (the box of the truth's upper clothes and arms).
 """
 
@@ -25,9 +28,11 @@ import numpy as np
 from PIL import Image
 
 import clothes_extractor.runtime.dressing as dressing
+import clothes_extractor.runtime.tryon as fitting
 from clothes_extractor import dress, new_session
 from clothes_extractor.eval.metrics import image_metrics
 from clothes_extractor.runtime.dressing import Dresser
+from clothes_extractor.runtime.fitting import border_colour
 from clothes_extractor.runtime.tryon import fit_garment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,6 +41,7 @@ from garment_alone import on_backdrop  # noqa: E402
 from tryon_resolution import pairs_of, region_box  # noqa: E402
 
 KINDS = ("white", "plain", "grain", "shadow")
+FRAMINGS = ("square", "1.5x centred", "2x in a corner")
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -65,16 +71,34 @@ def silhouettes(dresser: Dresser, catalog: list[Path]) -> None:
         )
 
 
+def framed(image: Image.Image, framing: str) -> Image.Image:
+    """The catalog image framed loosely, on its own border colour."""
+    w, h = image.size
+    size, at = {
+        "square": ((h, h), ((h - w) // 2, 0)),
+        "1.5x centred": ((w * 3 // 2, h * 3 // 2), (w // 4, h // 4)),
+        "2x in a corner": ((2 * w, 2 * h), (0, 0)),
+    }[framing]
+    canvas = Image.new("RGB", size, border_colour(np.asarray(image)))
+    canvas.paste(image, at)
+    return canvas
+
+
 def dressed(tryon, parser, split: Path) -> None:
     pairs = pairs_of(split, 10)
     rng = np.random.default_rng(0)
-    kept = dressing.on_white
-    for kind in KINDS:
+    kept = dressing.on_white, fitting.FRAME_FILL, fitting.backdrop_of
+    for kind in KINDS + FRAMINGS:
         garments = [Image.open(cloth).convert("RGB") for _, cloth, _, _ in pairs]
-        if kind != "white":
+        if kind in FRAMINGS:
+            garments = [framed(garment, kind) for garment in garments]
+        elif kind != "white":
             garments = [on_backdrop(garment, kind, rng) for garment in garments]
-        for mode in ("as it is", "cut out"):
-            dressing.on_white = kept if mode == "cut out" else (lambda *args: None)
+        for mode in ("as it is", "fitted now"):
+            if mode == "as it is":  # (what the dresser did before 2026-12-03)
+                dressing.on_white, fitting.FRAME_FILL, fitting.backdrop_of = lambda *a: None, 0.0, lambda g: (255,) * 3
+            else:
+                dressing.on_white, fitting.FRAME_FILL, fitting.backdrop_of = kept
             outputs = dress([str(pair[0]) for pair in pairs], garments, tryon=tryon, parser=parser)
             scores = []
             for (person, _, parsing, labels), output in zip(pairs, outputs, strict=True):
@@ -84,7 +108,7 @@ def dressed(tryon, parser, split: Path) -> None:
                 scores.append({k: float(np.mean(v)) for k, v in found.items()})
             means = "  ".join(f"{k} {np.mean([s[k] for s in scores]):.4f}" for k in scores[0])
             print(f"{kind}, {mode}: {means}")
-    dressing.on_white = kept
+    dressing.on_white, fitting.FRAME_FILL, fitting.backdrop_of = kept
 
 
 def main() -> None:

@@ -308,14 +308,14 @@ def _fit_tryon(
 
     ``worn`` [H, W, 1] is where the person's top is (the warp losses compare the warped
     catalog garment with it)."""
-    from ..runtime.tryon import fit_at_resolution, fit_garment, fit_person_and_labels, region_from_labels
+    from ..runtime.tryon import fit_at_resolution, fit_person_and_labels, framed_garment, region_from_labels
     from ..tasks import PARSER_CLASSES, UPPER_CLASS
 
     if garment is None or labels is None:
         raise InputError("a try-on sample needs its catalog garment and a human parsing of the person")
     size = contract.size
     person, classes, window = fit_person_and_labels(photo, labels, size, PARSER_CLASSES)
-    garment_image, garment_mask = fit_garment(garment, size)
+    garment, garment_image, garment_mask = framed_garment(garment, size)  # (reframed where framed loosely)
     found = {
         "person": person,
         "region": region_from_labels(classes, PARSER_CLASSES),

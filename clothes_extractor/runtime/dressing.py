@@ -38,8 +38,8 @@ from .tryon import (
     REGION_NAMES,
     TOP,
     fit_at_resolution,
-    fit_garment,
     fit_person,
+    framed_garment,
     labels_in_frame,
     region_from_labels,
     upper_body_window,
@@ -184,7 +184,8 @@ class Dresser:
         if self.extracted or extract_wrote(image):
             colour = written_background(image)  # (one written on a colour: that colour made white)
             image = image if colour is None else off_colour(image, colour)
-            return Garment(*fit_garment(image, self.size), source=image)
+            source, fitted, mask = framed_garment(image, self.size)
+            return Garment(fitted, mask, source=source)
         contract = self.parser.contract
         plane, window, _ = letterbox_for(image, contract.size, contract.fit)
         found = self.parser.run(image=plane[None])
@@ -192,7 +193,8 @@ class Dresser:
         shown = shown_box(window, image.size, contract.size)
         labels = found["labels"][0, :, :, 0] if "labels" in found else None
         image = on_white(image, found["mask"][0, :, :, 0], labels, shown, alone, contract.fit.mask_threshold) or image
-        return Garment(*fit_garment(image, self.size), alone, image)
+        source, fitted, mask = framed_garment(image, self.size)
+        return Garment(fitted, mask, alone, source)
 
     def parse(self, photos: Sequence[Image.Image | Person]) -> list[Parsed]:
         """Each photo's class map (mode L, the parser's class indices) over the plane the

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from .fitting import Box, crop_labels, crop_photo, fit_window, letterbox
-from .silhouette import garment_silhouette
+from .silhouette import SILHOUETTE_TOLERANCE, garment_silhouette
 
 REGION_NAMES = ("upper", "arms")  # the parser's classes a try-on dresses anew
 TOP = "upper"  # of them, the one a person must wear to be dressed (``dressing.MIN_TOP_SHARE``)
@@ -27,6 +27,13 @@ UPPER_BODY = ("hair", "face", "upper", "other-upper", "arms")
 BELOW_UPPER_BODY = 0.35  # the frame goes on below the upper body by this share of its height
 ZOOM_BELOW = 0.7  # ... zoomed only where that window is less than this share of the whole photo's letterbox
 WINDOW_MARGIN = 0.05
+# A try-on network learned VITON's catalog framing: the garment fills FRAME_FILL or more of
+# its frame's width or height (99% of VITON's validation catalog images, a median 0.96; the
+# VITON-HD sample's 0.80-0.89). One framed looser is cut from its image so that it fills
+# GARMENT_WIDTH of the width (VITON's median 0.953) and at most GARMENT_HEIGHT of the height,
+# TOP_SLACK of the rows left over above it (VITON's margins: a median 3.5% above, 7.8% below).
+FRAME_FILL = 0.85
+GARMENT_WIDTH, GARMENT_HEIGHT, TOP_SLACK = 0.953, 0.95, 0.3
 # Rows without upper body that still join it, as a share of the frame's height: above it, a
 # bare neck and chest the parser leaves out (the head is never far above the top); below,
 # only a few (a stray patch the parser calls a top or arms at the ankles is no part of it).
@@ -170,7 +177,44 @@ def fit_at_resolution(
 
 
 def fit_garment(garment: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The catalog garment letterboxed on white, and its silhouette: ([h, w, 3], [h, w, 1])."""
-    image, _ = letterbox(garment, size, (255, 255, 255))
-    mask = garment_silhouette(image).astype(np.uint8)[:, :, None] * 255
-    return image, mask
+    """The catalog garment letterboxed on white, and its silhouette: ([h, w, 3], [h, w, 1]),
+    reframed where it was framed loosely (``framed_garment``)."""
+    return framed_garment(garment, size)[1:]
+
+
+def backdrop_of(garment: Image.Image) -> tuple[int, int, int]:
+    """The colour a catalog garment is letterboxed on: its own border's (the median of its edge
+    pixels) where that is white within ``SILHOUETTE_TOLERANCE`` (a studio's 246 grey: padded
+    with pure white around it, its silhouette took the whole image for the garment), else white."""
+    w, h = garment.size
+    strips = [garment.crop(box) for box in ((0, 0, w, 1), (0, h - 1, w, h), (0, 0, 1, h), (w - 1, 0, w, h))]
+    edge = np.concatenate([np.asarray(strip.convert("RGB")).reshape(-1, 3) for strip in strips])
+    colour = np.median(edge, axis=0).astype(int)
+    return tuple(int(c) for c in colour) if (255 - colour).max() <= SILHOUETTE_TOLERANCE else (255, 255, 255)
+
+
+def framed_garment(garment: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, np.ndarray, np.ndarray]:
+    """The catalog garment as a try-on network sees it: the garment image, the array
+    letterboxed on white at ``size`` (h, w) and its silhouette ([h, w, 3], [h, w, 1]). A garment
+    that fills less than ``FRAME_FILL`` of the frame both ways (a shop's square image, wide
+    margins, a flat lay in a corner) is first cut from its image as VITON frames a catalog
+    garment (``GARMENT_WIDTH``, ``GARMENT_HEIGHT``, ``TOP_SLACK``), at the image's own
+    resolution: the returned image is that crop (what a photo-resolution try-on samples)."""
+    white = backdrop_of(garment)
+    image, window = letterbox(garment, size, white)
+    mask = garment_silhouette(image)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    h, w = size
+    if not len(rows) or max((rows[-1] + 1 - rows[0]) / h, (cols[-1] + 1 - cols[0]) / w) >= FRAME_FILL:
+        return garment, image, mask.astype(np.uint8)[:, :, None] * 255
+    sx, sy = (window[2] - window[0]) / w, (window[3] - window[1]) / h  # frame pixels -> image pixels
+    x0, x1 = window[0] + cols[0] * sx, window[0] + (cols[-1] + 1) * sx
+    y0, y1 = window[1] + rows[0] * sy, window[1] + (rows[-1] + 1) * sy
+    across = max((x1 - x0) / GARMENT_WIDTH, (y1 - y0) / GARMENT_HEIGHT * w / h)
+    down = across * h / w
+    top = y0 - (down - (y1 - y0)) * TOP_SLACK
+    left = (x0 + x1 - across) / 2
+    shape = (max(1, round(down)), max(1, round(across)))
+    framed = Image.fromarray(crop_photo(garment, (left, top, left + across, top + down), shape, white))
+    image = letterbox(framed, size, white)[0]
+    return framed, image, garment_silhouette(image).astype(np.uint8)[:, :, None] * 255
