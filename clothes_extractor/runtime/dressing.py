@@ -97,12 +97,15 @@ class Parsed(NamedTuple):
 
 
 class Garment(NamedTuple):
-    """A catalog garment fitted to the try-on model: letterboxed on white, and its silhouette."""
+    """A catalog garment fitted to the try-on model (``tryon.framed_garment``): letterboxed on
+    white (or its own near-white), and its silhouette."""
 
     image: np.ndarray  # [h, w, 3] uint8
     mask: np.ndarray  # [h, w, 1] uint8, 255 = garment
     alone: int | None = None  # the parser's ``alone`` for the garment image (None: a parser without the head)
-    source: Image.Image | None = None  # the garment image itself, for a photo-resolution model's ``garment_photo``
+    # the garment image as fitted (cut out onto white, reframed: at its own resolution), for a
+    # photo-resolution model's ``garment_photo``
+    source: Image.Image | None = None
 
 
 @dataclass
@@ -180,7 +183,8 @@ class Dresser:
         One this tool extracted is not asked (the dresser's ``extracted``, or a file ``extract`` wrote:
         its signature names a generator; the fifth-stage parser's head took those of the example figures 4
         and 5 for photos). A garment alone on a backdrop the catalog silhouette takes for garment (a
-        saturated colour, a wood grain) is cut out onto white first (``alone.on_white``)."""
+        saturated colour, a wood grain) is cut out onto white first (``alone.on_white``; one ``extract``
+        wrote on a colour: ``alone.off_colour``), and one framed loosely is reframed (``framed_garment``)."""
         if self.extracted or extract_wrote(image):
             colour = written_background(image)  # (one written on a colour: that colour made white)
             image = image if colour is None else off_colour(image, colour)
@@ -192,7 +196,8 @@ class Dresser:
         alone = None if found.get("alone") is None else int(found["alone"].max())
         shown = shown_box(window, image.size, contract.size)
         labels = found["labels"][0, :, :, 0] if "labels" in found else None
-        image = on_white(image, found["mask"][0, :, :, 0], labels, shown, alone, contract.fit.mask_threshold) or image
+        cut = on_white(image, found["mask"][0, :, :, 0], labels, shown, alone, contract.fit.mask_threshold)
+        image = image if cut is None else cut
         source, fitted, mask = framed_garment(image, self.size)
         return Garment(fitted, mask, alone, source)
 

@@ -170,10 +170,9 @@ def fit_at_resolution(
     photo: Image.Image, window: Box, garment: Image.Image, size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """A photo-resolution try-on's ``photo`` and ``garment_photo`` at ``size`` (h, w): the
-    person photo's ``window`` and the catalog garment letterboxed, on white, as ``fit_person``
-    and ``fit_garment`` fit them at the model size."""
-    white = (255, 255, 255)
-    return crop_photo(photo, window, size, white), letterbox(garment, size, white)[0]
+    person photo's ``window`` on white and the catalog garment (as ``framed_garment`` gives it)
+    letterboxed, as ``fit_person`` and ``framed_garment`` fit them at the model size."""
+    return crop_photo(photo, window, size, (255, 255, 255)), letterbox(garment, size, backdrop_of(garment))[0]
 
 
 def fit_garment(garment: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
