@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from .fitting import Box, crop_labels, crop_photo, fit_window, letterbox
-from .silhouette import SILHOUETTE_TOLERANCE, garment_silhouette
+from .silhouette import SILHOUETTE_TOLERANCE, garment_silhouette, reached_from
 
 REGION_NAMES = ("upper", "arms")  # the parser's classes a try-on dresses anew
 TOP = "upper"  # of them, the one a person must wear to be dressed (``dressing.MIN_TOP_SHARE``)
@@ -34,6 +34,10 @@ WINDOW_MARGIN = 0.05
 # TOP_SLACK of the rows left over above it (VITON's margins: a median 3.5% above, 7.8% below).
 FRAME_FILL = 0.85
 GARMENT_WIDTH, GARMENT_HEIGHT, TOP_SLACK = 0.953, 0.95, 0.3
+# Parts of a garment image's silhouette of at least SEVERAL times the largest's area are
+# garments of their own (front and back views side by side); of those within NEAR_TIE of the
+# largest, the first is dressed.
+SEVERAL, NEAR_TIE = 0.5, 0.85
 # Rows without upper body that still join it, as a share of the frame's height: above it, a
 # bare neck and chest the parser leaves out (the head is never far above the top); below,
 # only a few (a stray patch the parser calls a top or arms at the ankles is no part of it).
@@ -181,6 +185,45 @@ def fit_garment(garment: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray
     return framed_garment(garment, size)[1:]
 
 
+def _one_of_several(garment: Image.Image, mask: np.ndarray, window: Box) -> Image.Image | None:
+    """Where the silhouette (``mask``, bool, over the letterboxed ``garment``: ``window`` of it)
+    holds ``SEVERAL`` garments apart, each at least half the largest's area, side by side or one
+    above the other (a product's front and back views), the band of the image holding one of
+    them, cut halfway across the gaps to its neighbours: the largest, or of those within
+    ``NEAR_TIE`` of its area the first (left, or top: where shops put the front view); else None."""
+    left, parts = mask.copy(), []
+    while left.any() and len(parts) < 32:  # (specks beyond the 32nd part: no garment)
+        seed = np.zeros_like(left)
+        seed.flat[int(np.argmax(left))] = True
+        part = reached_from(seed, left)
+        parts.append(part)
+        left &= ~part
+    areas = [int(part.sum()) for part in parts]
+    big = [part for part, area in zip(parts, areas, strict=True) if area >= SEVERAL * max(areas, default=0)]
+    if len(big) < 2:
+        return None
+    for across in (True, False):  # side by side (their columns apart), or one above the other (their rows)
+        spans = []
+        for part in big:
+            on = np.flatnonzero(part.any(axis=0 if across else 1))
+            spans.append((int(on[0]), int(on[-1]) + 1, int(part.sum())))
+        spans.sort()
+        if any(a[1] > b[0] for a, b in zip(spans, spans[1:], strict=False)):
+            continue  # (they overlap this way)
+        largest = max(area for _, _, area in spans)
+        k = next(i for i, (_, _, area) in enumerate(spans) if area >= NEAR_TIE * largest)
+        length = mask.shape[1 if across else 0]
+        start = (spans[k - 1][1] + spans[k][0]) / 2 if k else 0.0
+        stop = (spans[k][1] + spans[k + 1][0]) / 2 if k + 1 < len(spans) else float(length)
+        lo_w, hi_w = (window[0], window[2]) if across else (window[1], window[3])  # the frame in image pixels
+        scale = (hi_w - lo_w) / length
+        lo, hi = max(0, round(lo_w + start * scale)), round(lo_w + stop * scale)
+        if across:
+            return garment.crop((lo, 0, min(garment.width, hi), garment.height))
+        return garment.crop((0, lo, garment.width, min(garment.height, hi)))
+    return None
+
+
 def backdrop_of(garment: Image.Image) -> tuple[int, int, int]:
     """The colour a catalog garment is letterboxed on: its own border's (the median of its edge
     pixels) where that is white within ``SILHOUETTE_TOLERANCE`` (a studio's 246 grey: padded
@@ -198,10 +241,15 @@ def framed_garment(garment: Image.Image, size: tuple[int, int]) -> tuple[Image.I
     that fills less than ``FRAME_FILL`` of the frame both ways (a shop's square image, wide
     margins, a flat lay in a corner) is first cut from its image as VITON frames a catalog
     garment (``GARMENT_WIDTH``, ``GARMENT_HEIGHT``, ``TOP_SLACK``), at the image's own
-    resolution: the returned image is that crop (what a photo-resolution try-on samples)."""
+    resolution: the returned image is that crop (what a photo-resolution try-on samples). An
+    image of several garments apart (``_one_of_several``: a product's front and back views side
+    by side) is cut to one of them first."""
     white = backdrop_of(garment)
     image, window = letterbox(garment, size, white)
     mask = garment_silhouette(image)
+    one = _one_of_several(garment, mask, window)
+    if one is not None:  # (front and back views side by side: the image cut to one of them)
+        return framed_garment(one, size)
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     h, w = size
     if not len(rows) or max((rows[-1] + 1 - rows[0]) / h, (cols[-1] + 1 - cols[0]) / w) >= FRAME_FILL:
