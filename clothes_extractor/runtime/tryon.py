@@ -29,7 +29,7 @@ ZOOM_BELOW = 0.7  # ... zoomed only where that window is less than this share of
 WINDOW_MARGIN = 0.05
 # A try-on network learned VITON's catalog framing: the garment fills FRAME_FILL or more of
 # its frame's width or height (99% of VITON's validation catalog images, a median 0.96; the
-# VITON-HD sample's 0.80-0.89). One framed looser is cut from its image so that it fills
+# VITON-HD sample's 0.78-0.89, Dress Code's 0.59-0.90). One framed looser is cut from its image so that it fills
 # GARMENT_WIDTH of the width (VITON's median 0.953) and at most GARMENT_HEIGHT of the height,
 # TOP_SLACK of the rows left over above it (VITON's margins: a median 3.5% above, 7.8% below).
 FRAME_FILL = 0.85
@@ -191,13 +191,13 @@ def _one_of_several(garment: Image.Image, mask: np.ndarray, window: Box) -> Imag
     above the other (a product's front and back views), the band of the image holding one of
     them, cut halfway across the gaps to its neighbours: the largest, or of those within
     ``NEAR_TIE`` of its area the first (left, or top: where shops put the front view); else None."""
-    left, parts = mask.copy(), []
-    while left.any() and len(parts) < 32:  # (specks beyond the 32nd part: no garment)
-        seed = np.zeros_like(left)
-        seed.flat[int(np.argmax(left))] = True
-        part = reached_from(seed, left)
+    rest, parts = mask.copy(), []
+    while rest.any() and len(parts) < 32:  # (specks beyond the 32nd part: no garment)
+        seed = np.zeros_like(rest)
+        seed.flat[int(np.argmax(rest))] = True
+        part = reached_from(seed, rest)
         parts.append(part)
-        left &= ~part
+        rest &= ~part
     areas = [int(part.sum()) for part in parts]
     big = [part for part, area in zip(parts, areas, strict=True) if area >= SEVERAL * max(areas, default=0)]
     if len(big) < 2:
@@ -237,7 +237,8 @@ def backdrop_of(garment: Image.Image) -> tuple[int, int, int]:
 
 def framed_garment(garment: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, np.ndarray, np.ndarray]:
     """The catalog garment as a try-on network sees it: the garment image, the array
-    letterboxed on white at ``size`` (h, w) and its silhouette ([h, w, 3], [h, w, 1]). A garment
+    letterboxed at ``size`` (h, w) on white (or the image's own near-white: ``backdrop_of``) and
+    its silhouette ([h, w, 3], [h, w, 1]). A garment
     that fills less than ``FRAME_FILL`` of the frame both ways (a shop's square image, wide
     margins, a flat lay in a corner) is first cut from its image as VITON frames a catalog
     garment (``GARMENT_WIDTH``, ``GARMENT_HEIGHT``, ``TOP_SLACK``), at the image's own
@@ -249,7 +250,9 @@ def framed_garment(garment: Image.Image, size: tuple[int, int]) -> tuple[Image.I
     mask = garment_silhouette(image)
     one = _one_of_several(garment, mask, window)
     if one is not None:  # (front and back views side by side: the image cut to one of them)
-        return framed_garment(one, size)
+        garment, white = one, backdrop_of(one)
+        image, window = letterbox(garment, size, white)
+        mask = garment_silhouette(image)
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     h, w = size
     if not len(rows) or max((rows[-1] + 1 - rows[0]) / h, (cols[-1] + 1 - cols[0]) / w) >= FRAME_FILL:
