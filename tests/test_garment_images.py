@@ -1,7 +1,10 @@
 """The garment images ``tryon --garment`` is given, as the dresser fits them: a catalog image
-or a flat lay on a coloured or busy backdrop (cut out onto white: ``alone.on_white``), and a
+or a flat lay on a coloured or busy backdrop (cut out onto white: ``alone.on_white``), a
 garment ``extract`` wrote on a colour (``--background #RRGGBB``: that colour made white,
-``alone.off_colour``). The bundled parser and try-on model are real trained models."""
+``alone.off_colour``), one framed loosely (a shop's square image, a garment in a corner:
+reframed as VITON frames one, ``tryon.framed_garment``) and a product image of the front and
+back views side by side (cut to one). The bundled parser and try-on model are real trained
+models."""
 
 import io
 
