@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .contract import FitSettings, ModelContract
-from .fitting import Box, _crop_resize, border_colour, crop_photo, mask_box, photo_window
+from .fitting import Box, _crop_resize, border_colour, crop_photo, edge_pixels, mask_box, photo_window
 from .silhouette import (
     SILHOUETTE_TOLERANCE,
     UNIFORM_BORDER,
@@ -192,8 +192,7 @@ def on_white(
         return None
     image = image if image.mode == "RGB" else image.convert("RGB")
     w, h = image.size
-    strips = [image.crop(box) for box in ((0, 0, w, 1), (0, h - 1, w, h), (0, 0, 1, h), (w - 1, 0, w, h))]
-    edge = np.concatenate([np.asarray(strip).reshape(-1, 3) for strip in strips]).astype(np.int16)
+    edge = edge_pixels(image).astype(np.int16)
     if (np.abs(edge - 255).max(axis=-1) <= SILHOUETTE_TOLERANCE).mean() >= UNIFORM_BORDER:
         return None  # (on white, as the catalog silhouette reads it: the common case, decided from its border)
     scale = min(1.0, ON_WHITE_ROWS / h)

@@ -271,6 +271,14 @@ def letterbox_for(photo, size: tuple[int, int], fit: FitSettings) -> tuple[np.nd
     return plane, window, colour
 
 
+def edge_pixels(image: Image.Image) -> np.ndarray:
+    """The edge pixels of an RGB Pillow image, [n, 3] uint8, read from four one-pixel strips
+    (no copy of the whole image)."""
+    w, h = image.size
+    strips = [image.crop(box) for box in ((0, 0, w, 1), (0, h - 1, w, h), (0, 0, 1, h), (w - 1, 0, w, h))]
+    return np.concatenate([np.asarray(strip.convert("RGB")).reshape(-1, 3) for strip in strips])
+
+
 def border_colour(pixels: np.ndarray) -> tuple[int, int, int]:
     """The median colour (per channel; the lower of two middles, as torch's) of the edge pixels
     of an RGB array [h, w, 3]: the backdrop a photo of a person shows at its edges."""

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from .fitting import Box, crop_labels, crop_photo, fit_window, letterbox
+from .fitting import Box, crop_labels, crop_photo, edge_pixels, fit_window, letterbox
 from .silhouette import SILHOUETTE_TOLERANCE, garment_silhouette, reached_from
 
 REGION_NAMES = ("upper", "arms")  # the parser's classes a try-on dresses anew
@@ -228,10 +228,7 @@ def backdrop_of(garment: Image.Image) -> tuple[int, int, int]:
     """The colour a catalog garment is letterboxed on: its own border's (the median of its edge
     pixels) where that is white within ``SILHOUETTE_TOLERANCE`` (a studio's 246 grey: padded
     with pure white around it, its silhouette took the whole image for the garment), else white."""
-    w, h = garment.size
-    strips = [garment.crop(box) for box in ((0, 0, w, 1), (0, h - 1, w, h), (0, 0, 1, h), (w - 1, 0, w, h))]
-    edge = np.concatenate([np.asarray(strip.convert("RGB")).reshape(-1, 3) for strip in strips])
-    colour = np.median(edge, axis=0).astype(int)
+    colour = np.median(edge_pixels(garment), axis=0).astype(int)
     return tuple(int(c) for c in colour) if (255 - colour).max() <= SILHOUETTE_TOLERANCE else (255, 255, 255)
 
 
