@@ -8,8 +8,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from clothes_extractor.runtime.silhouette import (
-    _dilate,
     _reached_with_gaps_closed,
+    dilate,
     garment_silhouette,
     reached_from_border,
 )
@@ -50,7 +50,7 @@ def test_a_dark_garment_without_its_jpeg_halo_or_specks(quality, at_least):
     found = garment_silhouette(image)
     assert iou(found, truth) > at_least
     assert found[110:122, 90:102].all()  # a white print inside the garment is garment
-    assert not (found & ~_dilate(truth, 6)).any()  # no speck of ringing away from the garment
+    assert not (found & ~dilate(truth, 6)).any()  # no speck of ringing away from the garment
 
 
 @pytest.mark.parametrize("quality", [None, 90])
@@ -172,4 +172,4 @@ def test_the_fill_and_the_halo_match_their_plain_definitions(seed):
     for dy in range(5):
         for dx in range(5):
             square |= padded[dy : dy + shape[0], dx : dx + shape[1]]
-    assert np.array_equal(_dilate(free, 2), square)
+    assert np.array_equal(dilate(free, 2), square)

@@ -43,14 +43,6 @@ def _run_labels(free: np.ndarray) -> np.ndarray:
     return np.cumsum(starts.ravel(), dtype=np.int32).reshape(free.shape) * free
 
 
-def _runs_holding(seed: np.ndarray, labels: np.ndarray, runs: int) -> np.ndarray:
-    """Every pixel of a run (``labels``, numbered 1 to ``runs``) that holds a ``seed`` pixel."""
-    hit = np.zeros(runs + 1, bool)
-    hit[labels[seed]] = True
-    hit[0] = False
-    return hit[labels]
-
-
 def reached_from_border(free: np.ndarray) -> np.ndarray:
     """The ``free`` pixels connected to the image's border through ``free`` pixels."""
     seed = np.zeros_like(free)
@@ -61,19 +53,28 @@ def reached_from_border(free: np.ndarray) -> np.ndarray:
 def reached_from(seed: np.ndarray, free: np.ndarray) -> np.ndarray:
     """The ``free`` pixels connected to a ``seed`` pixel (bool [h, w] both) through ``free``
     pixels, 4-connected (row and column runs, repeated until nothing changes). The runs are
-    numbered once; each round only looks up which runs the pixels reached so far fall in."""
-    rows = _run_labels(free)
-    columns = _run_labels(np.ascontiguousarray(free.T)).T
-    row_runs, column_runs = int(rows.max()), int(columns.max())
-    reached = seed & free
+    numbered once, and each round looks only at the free pixels (a shadow's thin ring is a few
+    percent of the frame): which runs the pixels reached so far fall in."""
+    where = np.flatnonzero(free)
+    rows = _run_labels(free).ravel()[where]
+    columns = _run_labels(np.ascontiguousarray(free.T)).T.ravel()[where]
+    reached = seed.ravel()[where]
+    count = int(reached.sum())
     while True:
-        grown = _runs_holding(_runs_holding(reached, rows, row_runs), columns, column_runs)
-        if np.array_equal(grown, reached):
-            return reached
-        reached = grown
+        for runs in (rows, columns):
+            hit = np.zeros(int(runs.max(initial=0)) + 1, bool)
+            hit[runs[reached]] = True
+            reached = hit[runs]
+        grown = int(reached.sum())  # (a pixel reached stays reached: equal counts, nothing changed)
+        if grown == count:
+            break
+        count = grown
+    found = np.zeros(free.size, bool)
+    found[where[reached]] = True
+    return found.reshape(free.shape)
 
 
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     """``mask`` grown by ``radius`` pixels each way (a square): a max filter, by rows then columns."""
     wide = mask.copy()
     for shift in range(1, radius + 1):
@@ -120,9 +121,9 @@ def garment_silhouette(garment: np.ndarray, background=(255, 255, 255), toleranc
     deviation = np.abs(rgb - reference).max(axis=-1)
     loose = reached_from_border(deviation <= tolerance)
     free = deviation <= min(STRICT_TOLERANCE, tolerance)
-    found = ~(loose & _dilate(reached_from_border(free), HALO_PX))
+    found = ~(loose & dilate(reached_from_border(free), HALO_PX))
     gap = -(-min(free.shape) // GAP_FRACTION)
-    closed = ~(loose & _dilate(_reached_with_gaps_closed(free, gap), HALO_PX))
+    closed = ~(loose & dilate(_reached_with_gaps_closed(free, gap), HALO_PX))
     return closed if closed.sum() >= GROWTH * found.sum() else found
 
 
@@ -131,7 +132,7 @@ def _reached_with_gaps_closed(free: np.ndarray, radius: int) -> np.ndarray:
     ``free`` are closed: the fill runs through ``free`` pixels at least ``radius`` from anything not
     free, then grows back ``radius`` pixels through free ones (up to a closed gap, never
     through it)."""
-    reached = reached_from_border(free & ~_dilate(~free, radius))
+    reached = reached_from_border(free & ~dilate(~free, radius))
     for _ in range(radius):
-        reached = _dilate(reached, 1) & free
+        reached = dilate(reached, 1) & free
     return reached
