@@ -63,7 +63,8 @@ BACKDROP_COLOURS, BACKDROP_REACH = 8, 3.0
 # only where it darkens to SHADOW_CORE somewhere (a white top's faint edge on white does not).
 # Measured on the first 500 validation catalog images on white, a plain colour, a grain and a
 # light colour under a drop shadow (benchmarks/garment_alone.py; the segmenter card, "Known
-# failure modes"): only the shadow's silhouettes change.
+# failure modes"): the shadow's silhouettes change; the others are as they were but for one white
+# top's hem on white (125 pixels).
 SHADOW_DARKEST, SHADOW_LIGHTEST, SHADOW_CORE = 0.45, 1.0, 0.82
 SHADOW_TOLERANCE, SHADOW_STEP = 14, 6
 # The silhouette of a garment alone is looked for in its catalog window grown by this share of

@@ -60,9 +60,10 @@ def reached_from(seed: np.ndarray, free: np.ndarray) -> np.ndarray:
     columns = _run_labels(np.ascontiguousarray(free.T)).T.ravel()[where]
     reached = seed.ravel()[where]
     count = int(reached.sum())
+    sizes = [int(runs.max(initial=0)) + 1 for runs in (rows, columns)]
     while True:
-        for runs in (rows, columns):
-            hit = np.zeros(int(runs.max(initial=0)) + 1, bool)
+        for runs, size in zip((rows, columns), sizes, strict=True):
+            hit = np.zeros(size, bool)
             hit[runs[reached]] = True
             reached = hit[runs]
         grown = int(reached.sum())  # (a pixel reached stays reached: equal counts, nothing changed)
