@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .contract import FitSettings, ModelContract
-from .fitting import Box, _crop_resize, border_colour, crop_photo, edge_pixels, mask_box, photo_window
+from .fitting import Box, _crop_resize, border_colour, crop_photo, edge_pixels, frame_edge, mask_box, photo_window
 from .silhouette import (
     BACKDROP_MIN,
     SILHOUETTE_TOLERANCE,
@@ -163,7 +163,7 @@ def backdrop_silhouette(rgb: np.ndarray, parser: np.ndarray, parser_px: int = 1)
     a watch laid beside the top), where they hold at least ``COVERED`` of it and are at most
     ``LARGER`` times its size; else None (a flood that ran into the garment, or out along a shadow)."""
     colour = np.asarray(border_colour(rgb), np.int16)
-    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.int16)
+    border = frame_edge(rgb).astype(np.int16)
     if (np.abs(border - colour).max(axis=-1) <= SILHOUETTE_TOLERANCE).mean() >= BACKDROP_UNIFORM:
         found = garment_silhouette(rgb, background=tuple(int(c) for c in colour))
     else:
@@ -256,7 +256,7 @@ def on_white(
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     rgb = np.asarray(image.resize(size, Image.Resampling.BILINEAR) if scale < 1 else image)
     found = garment_silhouette(rgb)
-    if np.concatenate([found[0], found[-1], found[:, 0], found[:, -1]]).mean() < BORDER_TAKEN:
+    if frame_edge(found).mean() < BORDER_TAKEN:
         return None  # (the border is background to the catalog silhouette: the image is fitted as it is)
     plane = parsed_garment(mask, labels, threshold)[y0:y1, x0:x1]
     parser = np.asarray(Image.fromarray(plane).resize(size, Image.Resampling.NEAREST)) >= threshold

@@ -279,10 +279,17 @@ def edge_pixels(image: Image.Image) -> np.ndarray:
     return np.concatenate([np.asarray(strip.convert("RGB")).reshape(-1, 3) for strip in strips])
 
 
+def frame_edge(array: np.ndarray) -> np.ndarray:
+    """The values along an array's frame edge ([h, w, ...] -> [2 (h + w), ...]: the top and
+    bottom rows, then the left and right columns; corners twice). ``edge_pixels`` reads a
+    Pillow image's without converting all of it."""
+    return np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
+
+
 def border_colour(pixels: np.ndarray) -> tuple[int, int, int]:
     """The median colour (per channel; the lower of two middles, as torch's) of the edge pixels
     of an RGB array [h, w, 3]: the backdrop a photo of a person shows at its edges."""
-    edges = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    edges = frame_edge(pixels)
     r, g, b = (int(c) for c in np.sort(edges, axis=0)[(len(edges) - 1) // 2])
     return r, g, b
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .fitting import frame_edge
+
 # A catalog pixel may count as background when every channel is within this of the
 # background colour (JPEG noise around a garment's edge reaches ~8-12 levels)...
 SILHOUETTE_TOLERANCE = 12
@@ -95,7 +97,7 @@ def _background_colour(rgb: np.ndarray, expected: np.ndarray, tolerance: int) ->
     studio, a shop's pale backdrop: a few whitish pixels of the garment on the border do
     not make it white); else
     the median of the few near ``expected``, or ``expected``."""
-    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    border = frame_edge(rgb)
     near = border[np.all(np.abs(border - expected) <= tolerance, axis=-1)]
     if len(near) >= UNIFORM_BORDER * len(border):
         return np.median(near, axis=0).astype(np.int16)
