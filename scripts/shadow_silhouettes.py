@@ -7,7 +7,7 @@ Part one, at the first look (the bundled parser on the letterboxed image, ``alon
 (200) VITON validation catalog images on white, a plain colour, a wood-like grain and a light
 colour with their soft drop shadow (``benchmarks/garment_alone.py``'s ``on_backdrop``, the same
 seed), IoU against the white original's silhouette with the shadow left on the backdrop
-(``alone.without_shadow``) and without that step. Part two, with VITON_HD_SPLIT (cloth/): its
+(``backdrop.without_shadow``) and without that step. Part two, with VITON_HD_SPLIT (cloth/): its
 catalog images at 1024x768 under a shadow four times as wide (32 px down, 24 right, blurred
 24 px, 35% darker; beige and a pale blue in turn), cut out by ``extract --save-masks``: IoU of
 the mask over the photo against the catalog image's silhouette. A checkout from before
@@ -30,6 +30,11 @@ from clothes_extractor import new_session
 from clothes_extractor.runtime.fitting import letterbox_for, shown_box
 from clothes_extractor.runtime.silhouette import garment_silhouette
 
+try:
+    import clothes_extractor.runtime.backdrop as backdrop
+except ImportError:  # a checkout from before runtime/backdrop.py: the silhouette lived in alone
+    backdrop = alone
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from garment_alone import on_backdrop  # noqa: E402
 
@@ -47,7 +52,7 @@ def first_look(parser, image: Image.Image, truth: np.ndarray) -> float | None:
     x0, y0, x1, y1 = shown_box(window, image.size, contract.size)
     threshold = contract.fit.mask_threshold
     garment = alone.parsed_garment(out["mask"][0, ..., 0], out["labels"][0, ..., 0], threshold)
-    found = alone.backdrop_silhouette(plane[y0:y1, x0:x1], garment[y0:y1, x0:x1] >= threshold)
+    found = backdrop.backdrop_silhouette(plane[y0:y1, x0:x1], garment[y0:y1, x0:x1] >= threshold)
     if found is None:
         return None
     fitted = Image.fromarray(truth).resize((x1 - x0, y1 - y0), Image.Resampling.NEAREST)
@@ -56,7 +61,7 @@ def first_look(parser, image: Image.Image, truth: np.ndarray) -> float | None:
 
 def part_one(viton: Path, count: int) -> None:
     cloth = sorted((viton / "val" / "cloth").glob("*.jpg"))[:count]
-    shipped = getattr(alone, "without_shadow", None)
+    shipped = getattr(backdrop, "without_shadow", None)
     steps = (
         {"now": shipped, "without the shadow step": (lambda rgb, found, *rest: found)}
         if shipped
@@ -67,7 +72,7 @@ def part_one(viton: Path, count: int) -> None:
             scores = {}
             for name, step in steps.items():
                 if step is not None:
-                    alone.without_shadow = step
+                    backdrop.without_shadow = step
                 rng = np.random.default_rng(123)
                 found = []
                 for path in cloth:
@@ -76,7 +81,7 @@ def part_one(viton: Path, count: int) -> None:
                     found.append(first_look(parser, image, garment_silhouette(np.asarray(white))))
                 scores[name] = found
             if shipped:
-                alone.without_shadow = shipped
+                backdrop.without_shadow = shipped
             both = [i for i in range(len(cloth)) if all(s[i] is not None for s in scores.values())]
             line = ", ".join(f"{name} {np.mean([s[i] for i in both]):.4f}" for name, s in scores.items())
             if len(scores) == 2:

@@ -15,7 +15,8 @@ from PIL import Image, ImageDraw, ImageOps
 from clothes_extractor import dress, extract_garment, new_session
 from clothes_extractor.data.synth import synth_sample, write_synthetic
 from clothes_extractor.errors import NothingToDressError
-from clothes_extractor.runtime.alone import ALONE_AT, backdrop_silhouette, cut_out, shown_alone, shows_person
+from clothes_extractor.runtime.alone import ALONE_AT, cut_out, shown_alone, shows_person
+from clothes_extractor.runtime.backdrop import backdrop_silhouette
 from clothes_extractor.runtime.session import ModelSession
 from clothes_extractor.runtime.silhouette import garment_silhouette
 from clothes_extractor.tasks import PARSER_CLASSES

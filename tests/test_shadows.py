@@ -1,5 +1,5 @@
 """A garment laid on a light backdrop under a lamp casts a soft shadow beside it: the cut-out
-keeps the garment and leaves the shadow on the backdrop (``alone.without_shadow``). Drawn
+keeps the garment and leaves the shadow on the backdrop (``backdrop.without_shadow``). Drawn
 tops with a drawn shadow and the parser's garment given, then ``extract`` with the bundled
 parser on the synthetic catalog images laid out so."""
 
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from clothes_extractor.data.synth import write_synthetic
-from clothes_extractor.runtime.alone import backdrop_silhouette
+from clothes_extractor.runtime.backdrop import backdrop_silhouette
 from clothes_extractor.runtime.silhouette import garment_silhouette
 from conftest import run_cli
 
