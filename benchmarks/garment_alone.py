@@ -13,11 +13,13 @@ Sets: the first N validation catalog images on white, on a plain colour, on a wo
 garment's soft drop shadow (a flat lay under a lamp); the first N validation photos whole,
 headless (top 60 rows off) and cut to the torso; Dress Code and VITON-HD photos and catalog
 images; Dress Code's full-length photos cut at the top, padded at the sides and mirrored
-(``full_length``: 24 each). With ``--extract OUT``, part two runs
-``extract`` (``--background transparent``) on the catalog sets, the photos and the
+(``full_length``: 24 each); the N catalog images laid out as an outfit on white, with Dress
+Code's trousers under or beside each (``outfit``). With ``--extract OUT``, part two runs
+``extract`` (``--background transparent``) on the catalog sets, the outfits, the photos and the
 full-length ones (there a cut-out is a person cut out whole, the second look included) and
-scores each catalog output against its catalog image, boxes aligned: silhouette IoU, mean
-colour error inside, GMSD and sharpness (1.0: the catalog image's edge energy).
+scores each catalog output against its catalog image, boxes aligned (an outfit's against its
+top's: trousers taken with it cost IoU): silhouette IoU, mean colour error inside, GMSD and
+sharpness (1.0: the catalog image's edge energy).
 """
 
 from __future__ import annotations
@@ -80,6 +82,38 @@ def full_length(stem: str, photo: Image.Image) -> list[tuple[str, Image.Image]]:
     return made
 
 
+def trousers() -> list[Image.Image]:
+    """Dress Code's trousers (label 6 of its label maps), cut out of its full-length photos (RGBA)."""
+    found = []
+    for path in sorted((SHARED / "dresscode-sample").glob("*/images/*_0.jpg")):
+        labels = np.asarray(Image.open(path.parent.parent / "label_maps" / f"{path.stem[:-2]}_4.png"))
+        legs = labels == 6
+        if legs.sum() >= 2000:
+            rgba = np.dstack([np.asarray(Image.open(path).convert("RGB")), legs.astype(np.uint8) * 255])
+            found.append(Image.fromarray(rgba, "RGBA").crop(Image.fromarray(legs).getbbox()))
+    return found
+
+
+def outfit(top: Image.Image, legs: Image.Image, layout: int) -> Image.Image:
+    """A flat lay of an outfit on white: the catalog top (its garment, cut out of its white)
+    with trousers under it overlapping its hem by 12 px, touching it, 16 px below it
+    (``layout`` 0, 1, 2; a 512x384 frame) or beside it (3; 384x512)."""
+    w, h = (384, 512) if layout < 3 else (512, 384)
+    canvas = Image.new("RGB", (w, h), (255, 255, 255))
+    garment = top.resize((170, 227), Image.Resampling.BICUBIC)
+    shape = Image.fromarray(garment_silhouette(np.asarray(garment)))
+    garment, shape = garment.crop(shape.getbbox()), shape.crop(shape.getbbox())
+    tall = int(h * (0.5 if layout < 3 else 0.8))
+    legs = legs.resize((max(1, legs.width * tall // legs.height), tall), Image.Resampling.BICUBIC)
+    if layout < 3:
+        canvas.paste(legs, ((w - legs.width) // 2, min(h - tall - 8, 20 + garment.height + (-12, 0, 16)[layout])), legs)
+        canvas.paste(garment, ((w - garment.width) // 2, 20), shape)
+    else:
+        canvas.paste(garment, (w // 4 - garment.width // 2, (h - garment.height) // 2), shape)
+        canvas.paste(legs, (3 * w // 4 - legs.width // 2, (h - tall) // 2), legs)
+    return canvas
+
+
 def image_sets(viton: Path, count: int) -> dict[str, list[tuple[str, Image.Image]]]:
     rng = np.random.default_rng(123)
     cloth = sorted((viton / "val" / "cloth").glob("*.jpg"))[:count]
@@ -99,6 +133,9 @@ def image_sets(viton: Path, count: int) -> dict[str, list[tuple[str, Image.Image
         found = sorted((SHARED / "dresscode-sample").glob(f"*/images/{pattern}"))
         sets[name] = [(p.stem, Image.open(p).convert("RGB")) for p in found]
     sets["dresscode full length"] = [one for stem, photo in sets["dresscode photo"] for one in full_length(stem, photo)]
+    legs = trousers()
+    if legs:
+        sets["outfit"] = [(n, outfit(i, legs[k // 4 % len(legs)], k % 4)) for k, (n, i) in enumerate(catalogs)]
     for name, folder in (("viton-hd photo", "image"), ("viton-hd catalog", "cloth")):
         found = sorted((SHARED / "viton-hd-sample").glob(f"*/{folder}/*.jpg"))
         sets[name] = [(p.stem, Image.open(p).convert("RGB")) for p in found]
@@ -121,7 +158,7 @@ def answers(segmenter: ModelSession, images: list[Image.Image]) -> tuple[int, in
             garment = out["mask"][row, y0:y1, x0:x1, 0] >= threshold
             kept += shown_alone(alone, garment)
             labels = out["labels"][row, ..., 0] if "labels" in out else None
-            if alone_plane(plane, shown, out["mask"][row, ..., 0], labels, alone, threshold) is not None:
+            if alone_plane(plane, shown, out["mask"][row, ..., 0], labels, alone, threshold, contract.labels):
                 cut += 1
                 nobody += not shows_person(garment, None if labels is None else labels[y0:y1, x0:x1], contract.labels)
     return said, kept, cut, nobody
@@ -161,6 +198,7 @@ def extract_part(sets: dict, viton: Path, segmenter: Path, out: Path) -> None:
     folder = out / "in"
     folder.mkdir(parents=True, exist_ok=True)
     kinds = {"catalog white": "white", "catalog plain": "plain", "catalog grain": "grain", "catalog shadow": "shadow"}
+    kinds |= {"outfit": "outfit"}  # scored against the top's catalog image: the trousers are no part of it
     kinds |= {"photo whole": "whole", "dresscode full length": "fulllength"}  # worn: not scored
     for name, kind in kinds.items():
         for stem, image in sets.get(name, []):

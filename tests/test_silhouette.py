@@ -11,6 +11,7 @@ from clothes_extractor.runtime.silhouette import (
     _reached_with_gaps_closed,
     dilate,
     garment_silhouette,
+    pieces,
     reached_from_border,
 )
 
@@ -173,3 +174,17 @@ def test_the_fill_and_the_halo_match_their_plain_definitions(seed):
         for dx in range(5):
             square |= padded[dy : dy + shape[0], dx : dx + shape[1]]
     assert np.array_equal(dilate(free, 2), square)
+
+
+def test_pieces_are_the_mask_s_4_connected_parts_of_a_size():
+    """``pieces``: each 4-connected part once, top to bottom; a diagonal step parts two; those
+    under ``least`` pixels are left out."""
+    mask = np.zeros((20, 20), bool)
+    mask[2:6, 2:6] = True  # 16 pixels
+    mask[6, 6] = True  # touches the square by a corner only: its own piece
+    mask[10:18, 3:5] = True  # 16 pixels
+    found = list(pieces(mask))
+    assert [int(p.sum()) for p in found] == [16, 1, 16]
+    assert np.array_equal(np.sum(found, axis=0) > 0, mask)
+    assert [int(p.sum()) for p in pieces(mask, least=2)] == [16, 16]
+    assert list(pieces(np.zeros((4, 4), bool))) == []

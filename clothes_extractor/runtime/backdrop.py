@@ -5,7 +5,8 @@ can be cut out at all) and again at the photo's resolution (``alone.framed``, th
 alpha), and of a garment image try-on is given on a coloured backdrop (``alone.on_white``). On a
 backdrop of one colour the silhouette is ``garment_silhouette``'s; on a busy one (a wood grain)
 what no path of the border's own colours joins to the frame's edge; on a light one, less the
-garment's drop shadow (``without_shadow``); the parts that hold the parser's garment.
+garment's drop shadow (``without_shadow``); less the other garments of an outfit laid out with it
+(``apart_side``); the parts that hold the parser's garment.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .silhouette import (
     SILHOUETTE_TOLERANCE,
     dilate,
     garment_silhouette,
+    pieces,
     reached_from,
     reached_from_border,
 )
@@ -49,17 +51,28 @@ BACKDROP_COLOURS, BACKDROP_REACH = 8, 3.0
 # top's hem on white (125 pixels).
 SHADOW_DARKEST, SHADOW_LIGHTEST, SHADOW_CORE = 0.45, 1.0, 0.82
 SHADOW_TOLERANCE, SHADOW_STEP = 14, 6
+# What of the photo's silhouette lies nearer another garment of an outfit (``alone.other_garments``)
+# than the top, within this many of the parser's pixels, is that garment's (``apart_side``): the
+# two parses' edges are that loose.
+APART_REACH = 4
+# ...and a piece of the silhouette left apart from the top holding under this share of the
+# parser's garment is a piece of that garment the parser took for the top's.
+APART_PIECE = 0.1
 
 
-def backdrop_silhouette(rgb: np.ndarray, parser: np.ndarray, parser_px: int = 1) -> np.ndarray | None:
+def backdrop_silhouette(
+    rgb: np.ndarray, parser: np.ndarray, parser_px: int = 1, apart: np.ndarray | None = None
+) -> np.ndarray | None:
     """The silhouette (bool [h, w]) of a garment shown alone in ``rgb`` [h, w, 3] against its
     backdrop: on a backdrop of one colour (``BACKDROP_UNIFORM``) what ``garment_silhouette``
     finds against that colour, else what is not joined to the frame's edge through pixels
     near one of the border's own colours (``_off_backdrop``: a wood grain, a bedsheet); on a
     light backdrop, less its shadow (``without_shadow``); of it, the parts that hold the
     parser's garment (``parser``: bool [h, w], each of its pixels ``parser_px`` pixels here; not
-    a watch laid beside the top), where they hold at least ``COVERED`` of it and are at most
-    ``LARGER`` times its size; else None (a flood that ran into the garment, or out along a shadow)."""
+    a watch laid beside the top), less the other garments of an outfit laid out with it
+    (``apart``: bool [h, w] or None, ``alone.other_garments``; ``apart_side``: trousers the top
+    lies on), where they hold at least ``COVERED`` of it and are at most ``LARGER`` times its
+    size; else None (a flood that ran into the garment, or out along a shadow)."""
     colour = np.asarray(border_colour(rgb), np.int16)
     border = frame_edge(rgb).astype(np.int16)
     if (np.abs(border - colour).max(axis=-1) <= SILHOUETTE_TOLERANCE).mean() >= BACKDROP_UNIFORM:
@@ -68,9 +81,55 @@ def backdrop_silhouette(rgb: np.ndarray, parser: np.ndarray, parser_px: int = 1)
         found = _off_backdrop(rgb, border.astype(np.float32))
     if colour.min() >= BACKDROP_MIN:
         found = without_shadow(rgb, found, parser, colour, parser_px)
+    if apart is not None:
+        found = _without_others(rgb, found, parser, apart, parser_px)
     found = reached_from(found & parser, found)
     held, size = int((found & parser).sum()), int(parser.sum())
     return found if held >= COVERED * size and found.sum() <= LARGER * size else None
+
+
+def _without_others(
+    rgb: np.ndarray, found: np.ndarray, parser: np.ndarray, apart: np.ndarray, parser_px: int
+) -> np.ndarray:
+    """``found`` less the other garments of an outfit (``apart_side``) and the pieces of them that
+    are left apart from the garment: a piece holding under ``APART_PIECE`` of what ``found`` holds
+    of the parser's garment (a patch of trousers the parser took for the top's: it would stretch
+    the cut-out's frame)."""
+    found = found & ~apart_side(rgb, parser, apart, APART_REACH * parser_px)
+    found = reached_from(found & parser, found)
+    least = APART_PIECE * float((found & parser).sum())
+    kept = np.zeros_like(found)
+    for piece in pieces(found):
+        if (piece & parser).sum() >= least:
+            kept |= piece
+    return kept
+
+
+def nearer(these: np.ndarray, those: np.ndarray, reach: int) -> np.ndarray:
+    """``these`` (bool [h, w]) and the pixels within ``reach`` of them (a square's steps) that are
+    nearer them than ``those`` (bool [h, w]), none of ``those``: the side of ``these`` of the line
+    half way between the two."""
+    side, grown_these, grown_those = these & ~those, these, those
+    for _ in range(reach):
+        grown_these, grown_those = dilate(grown_these, 1), dilate(grown_those, 1)
+        side |= grown_these & ~grown_those
+    return side
+
+
+def apart_side(rgb: np.ndarray, parser: np.ndarray, apart: np.ndarray, reach: int) -> np.ndarray:
+    """What of ``rgb`` [h, w, 3] is the other garments' (``apart``, bool [h, w]) rather than the
+    parser's garment's (``parser``): they and the pixels within ``reach`` of them that are nearer
+    them (``nearer``; the two parses' edges are that loose), and of the other pixels within
+    ``reach`` of them, those nearer their median colour than the garment's (the parser's edge runs
+    past the top's onto the trousers it lies on)."""
+    side = nearer(apart, parser, reach)
+    near = dilate(apart, reach)
+    band, own = near & ~side, parser & ~near
+    if band.any() and own.any():
+        pixels = rgb[band].astype(np.float32)
+        theirs, ours = np.median(rgb[apart], axis=0), np.median(rgb[own], axis=0)
+        side[band] = ((pixels - theirs) ** 2).sum(-1) < ((pixels - ours) ** 2).sum(-1)
+    return side
 
 
 def without_shadow(

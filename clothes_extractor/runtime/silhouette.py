@@ -6,6 +6,8 @@ mask) and by training and ``evaluate`` (a generator's alpha target and its score
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from .fitting import frame_edge
@@ -75,6 +77,19 @@ def reached_from(seed: np.ndarray, free: np.ndarray) -> np.ndarray:
     found = np.zeros(free.size, bool)
     found[where[reached]] = True
     return found.reshape(free.shape)
+
+
+def pieces(mask: np.ndarray, least: float = 1) -> Iterator[np.ndarray]:
+    """The 4-connected pieces (bool [h, w] each) of ``mask`` with at least ``least`` pixels, one
+    at a time, top to bottom by their first pixel; it stops where fewer pixels are left than that."""
+    left = mask.copy()
+    while left.sum() >= max(1, least):
+        seed = np.zeros_like(left)
+        seed.flat[int(np.argmax(left))] = True
+        piece = reached_from(seed, left)
+        left &= ~piece
+        if piece.sum() >= least:
+            yield piece
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:

@@ -144,6 +144,7 @@ class SegmentedMask:
     zoomed: bool = False
     people: bool = False  # the photo shows several people apart: the garment of one (``people.main_person``)
     alone: bool = False  # the garment is shown alone, no person wears it: cut out (``alone.alone_plane``)
+    apart: np.ndarray | None = None  # ...and the other garments of an outfit laid out with it (bool), left out
 
 
 @dataclass(frozen=True)
@@ -199,13 +200,20 @@ def known_mask(job: ExtractJob) -> Image.Image | None:
 
 
 def fit_photo(
-    job: ExtractJob, mask: Image.Image, source: str, plan: Plan, photo: Image.Image | None = None, alone: bool = False
+    job: ExtractJob,
+    mask: Image.Image,
+    source: str,
+    plan: Plan,
+    photo: Image.Image | None = None,
+    alone: bool = False,
+    apart: Image.Image | None = None,
 ) -> Prepared:
     """Decode ``job``'s photo at the scale its garment window needs and fit it with ``mask``.
 
     ``mask`` covers the whole photo at any resolution. ``photo``: already decoded at full size.
     ``alone``: the garment is shown alone: decoded at ``alone.SILHOUETTE_SCALE`` times the
-    output's resolution, cut out and framed (``alone.framed``), not fitted.
+    output's resolution, cut out and framed (``alone.framed``), not fitted; ``apart`` (L like
+    ``mask``, or None): the other garments of an outfit laid out with it, left out of the cut-out.
     """
     contract = plan.generator
     box = mask_box(np.asarray(mask), contract.fit.mask_threshold)
@@ -232,7 +240,7 @@ def fit_photo(
     else:
         decode_scale(photo.size)
     if alone:  # framed as a catalog image frames a garment, in the photo's own pixels (as decoded)
-        mask, ready = framed(photo, mask, box, contract, sizes["output"])
+        mask, ready = framed(photo, mask, box, contract, sizes["output"], apart)
         return Prepared(job, {}, source, _save_mask(job, mask), ready=ready)
     fitted = fit_to_model(
         photo, mask, contract.size, contract.fit, output_size=sizes["output"] if contract.catalog_resolution else None
@@ -297,8 +305,9 @@ def _garment_found(mask: np.ndarray, threshold: int) -> bool:
 def _first_look(item: NeedsMask, shown: Box, mask: np.ndarray, labels, said: int | None, contract: ModelContract):
     """One photo at the first look (``shown``: the plane's pixels the photo covers): its worn
     garment's plane, the columns of the person kept among several (``people.main_person``) or
-    None, the parser's whole garment where it is shown alone (``alone.alone_plane``) or None,
-    and whether the parse shows the person wearing it all the same (``alone.shows_person``)."""
+    None, the parser's whole garment where it is shown alone and the other garments of an outfit
+    laid out with it (``alone.alone_plane``) or None, and whether the parse shows the person
+    wearing it all the same (``alone.shows_person``)."""
     threshold = contract.fit.mask_threshold
     x0, y0, x1, y1 = shown
     worn, columns = mask, None
@@ -307,7 +316,7 @@ def _first_look(item: NeedsMask, shown: Box, mask: np.ndarray, labels, said: int
         if found is not None:
             columns = (found[0] + x0, found[1] + x0)
             worn = keep_columns(mask, columns)
-    parsed = alone_plane(item.image, shown, mask, labels, said, threshold)
+    parsed = alone_plane(item.image, shown, mask, labels, said, threshold, contract.labels)
     seen = parsed is not None and shows_person(
         mask[y0:y1, x0:x1] >= threshold, None if labels is None else labels[y0:y1, x0:x1], contract.labels
     )
@@ -374,13 +383,15 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
             alone.add(index)
             if person:
                 seen.add(index)
-        mask = parsed if is_alone else worn
+        mask = parsed[0] if is_alone else worn
         shown = mask[y0:y1, x0:x1]
         box = mask_box(shown, threshold)
         if box is None or not _garment_found(shown, threshold):
             results.append(NoGarmentError())
             continue
-        results.append(SegmentedMask(mask, item.window, people=index in kept and not is_alone, alone=is_alone))
+        apart = parsed[1] if is_alone else None
+        people = index in kept and not is_alone
+        results.append(SegmentedMask(mask, item.window, people=people, alone=is_alone, apart=apart))
         box = (top or box) if is_alone else box
         if _closer_look(box, mask.shape, is_alone):
             f = DETAIL_FACTOR
@@ -398,7 +409,7 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
         for row, (index, zoom) in enumerate(zooms):
             mask = second["mask"][row, ..., 0]
             if index in alone and (index in seen or _worn_at_second(second, row, threshold, contract.labels)):
-                results[index] = dataclasses.replace(results[index], alone=False, people=index in kept)
+                results[index] = dataclasses.replace(results[index], alone=False, apart=None, people=index in kept)
                 alone.discard(index)
             if index in alone:  # alone at both looks: the first look's plane stands (the photo's own silhouette
                 continue  # holds it better than a closer look's, which can lose a white top on white)
@@ -431,7 +442,10 @@ def finish(item: NeedsMask, segmented: SegmentedMask, plan: Plan) -> Prepared:
     mask = mask_from_segmenter(segmented.plane, segmented.window, item.photo_size)
     source = "segmenter" + ("+zoom" if segmented.zoomed else "") + ("+one-person" if segmented.people else "")
     source += "+alone" if segmented.alone else ""
-    return fit_photo(item.job, mask, source, plan, None if item.on_host else item.photo, segmented.alone)
+    apart = segmented.apart
+    if apart is not None:
+        apart = mask_from_segmenter(apart.astype(np.uint8) * 255, segmented.window, item.photo_size)
+    return fit_photo(item.job, mask, source, plan, None if item.on_host else item.photo, segmented.alone, apart)
 
 
 def write(item: Prepared, outputs: dict[str, np.ndarray], plan: Plan) -> FileResult:
