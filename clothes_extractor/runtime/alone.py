@@ -72,8 +72,8 @@ BORDER_TAKEN = 0.5
 # those classes (``OUTFIT_CLASSES``; 4-connected) is another garment, left out of the garment and
 # of its cut-out (``other_garments``), where it is at least OUTFIT_SHARE of the top's size and its
 # median colour is OUTFIT_COLOUR levels from the top's in a channel: a part of one garment given
-# to them is smaller or of its colour. Measured at the first look (the segmenter card, "Garments
-# shown alone"): on 2,000 VITON catalog images (white, a plain colour, a grain, a shadow) such
+# to them is smaller or of its colour. Measured at the first look (the segmenter card, "Known
+# failure modes"): on 2,000 VITON catalog images (white, a plain colour, a grain, a shadow) such
 # parts reach 0.21 of the top where their colour differs, and 0.59 where it does not (a T-shirt
 # dress, its skirt 8 to 14 levels from its top); trousers under or beside a top, 0.69 to 3.8.
 OUTFIT_CLASSES = ("lower", "legs")
