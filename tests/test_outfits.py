@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from clothes_extractor.runtime.alone import alone_garment, other_garments
+from clothes_extractor.runtime.alone import alone_garment, on_white, other_garments
 from clothes_extractor.runtime.backdrop import backdrop_silhouette
 from conftest import run_cli
 
@@ -108,6 +108,20 @@ def test_the_silhouette_of_a_top_on_a_skirt_leaves_the_skirt_out(gap, colours):
     assert found is not None and iou(found, top) > 0.98, iou(found, top)
     whole = backdrop_silhouette(photo, grown)
     assert whole is not None and (gap > 0 or iou(whole, top | skirt) > 0.98)
+
+
+def test_try_on_takes_the_top_of_an_outfit_on_a_coloured_backdrop_onto_white():
+    """A garment image given to try-on on a saturated backdrop is cut out onto white
+    (``on_white``) as ``extract`` cuts one out: an outfit's top, the skirt made white with the
+    backdrop (it kept the skirt before), its own pixels kept."""
+    photo, top, skirt = outfit(NAVY, KHAKI)
+    photo[~(top | skirt)] = (20, 110, 60)
+    mask, labels = parse(top, skirt)
+    cut = on_white(Image.fromarray(photo), photo, mask, labels, NAMES, (0, 0, 384, 512), 255, 128)
+    assert cut is not None
+    kept = np.abs(np.asarray(cut).astype(int) - 255).max(axis=-1) > 12
+    assert iou(kept, top) > 0.98 and (kept & skirt).sum() < 0.01 * skirt.sum()
+    assert (np.asarray(cut)[top & kept] == NAVY).all()
 
 
 def test_extract_cuts_out_the_top_of_an_outfit_laid_flat(tmp_path):

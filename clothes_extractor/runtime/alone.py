@@ -194,16 +194,25 @@ def filled(garment: np.ndarray) -> np.ndarray:
 
 
 def on_white(
-    image: Image.Image, mask: np.ndarray, labels: np.ndarray | None, shown: Box, said: int | None, threshold: int
+    image: Image.Image,
+    letterboxed: np.ndarray,
+    mask: np.ndarray,
+    labels: np.ndarray | None,
+    names: tuple[str, ...],
+    shown: Box,
+    said: int | None,
+    threshold: int,
 ) -> Image.Image | None:
     """A garment image shown alone on a backdrop the catalog silhouette takes for garment (a
     saturated or dark plain colour, a wood grain: ``garment_silhouette`` reads such a border as a
     garment that fills the frame), cut out onto white at its own resolution; None where its
     backdrop is white or light and plain (the silhouette finds it as it is), where it is not
     shown alone (``shown_alone``, ``said``: the parser's ``alone``) or where no silhouette tells
-    it from its backdrop (``backdrop_silhouette``). ``mask`` and ``labels``: the parser's
-    answer [h, w] on the image letterboxed, its pixels ``shown`` (x0, y0, x1, y1);
-    ``threshold``: the mask's. Try-on asks it of a garment image it is given as one."""
+    it from its backdrop (``backdrop_silhouette``); the garment is ``alone_garment``'s (not the
+    other garments of an outfit). ``mask`` and ``labels``: the parser's answer [h, w] on the
+    image ``letterboxed`` ([h, w, 3], the parser's input), its pixels ``shown`` (x0, y0, x1,
+    y1); ``names``: the parse's classes; ``threshold``: the mask's. Try-on asks it of a garment
+    image it is given as one."""
     x0, y0, x1, y1 = (int(v) for v in shown)
     if not shown_alone(said, mask[y0:y1, x0:x1] >= threshold):
         return None
@@ -218,9 +227,11 @@ def on_white(
     found = garment_silhouette(rgb)
     if frame_edge(found).mean() < BORDER_TAKEN:
         return None  # (the border is background to the catalog silhouette: the image is fitted as it is)
-    plane = parsed_garment(mask, labels, threshold)[y0:y1, x0:x1]
-    parser = np.asarray(Image.fromarray(plane).resize(size, Image.Resampling.NEAREST)) >= threshold
-    silhouette = backdrop_silhouette(rgb, parser, math.ceil(size[1] / max(1, y1 - y0)))
+    plane, apart = alone_garment(letterboxed, mask, labels, names, threshold)
+    parser = np.asarray(Image.fromarray(plane[y0:y1, x0:x1]).resize(size, Image.Resampling.NEAREST)) >= threshold
+    if apart is not None:
+        apart = np.asarray(Image.fromarray(apart[y0:y1, x0:x1]).resize(size, Image.Resampling.NEAREST))
+    silhouette = backdrop_silhouette(rgb, parser, math.ceil(size[1] / max(1, y1 - y0)), apart)
     if silhouette is None:
         return None
     soft = Image.fromarray(silhouette.astype(np.uint8) * 255).resize(image.size, Image.Resampling.BILINEAR)

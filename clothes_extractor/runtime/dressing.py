@@ -196,7 +196,8 @@ class Dresser:
         alone = None if found.get("alone") is None else int(found["alone"].max())
         shown = shown_box(window, image.size, contract.size)
         labels = found["labels"][0, :, :, 0] if "labels" in found else None
-        cut = on_white(image, found["mask"][0, :, :, 0], labels, shown, alone, contract.fit.mask_threshold)
+        top, threshold = found["mask"][0, :, :, 0], contract.fit.mask_threshold
+        cut = on_white(image, plane, top, labels, contract.labels, shown, alone, threshold)
         image = image if cut is None else cut
         source, fitted, mask = framed_garment(image, self.size)
         return Garment(fitted, mask, alone, source)
