@@ -442,10 +442,10 @@ def finish(item: NeedsMask, segmented: SegmentedMask, plan: Plan) -> Prepared:
     mask = mask_from_segmenter(segmented.plane, segmented.window, item.photo_size)
     source = "segmenter" + ("+zoom" if segmented.zoomed else "") + ("+one-person" if segmented.people else "")
     source += "+alone" if segmented.alone else ""
-    apart = segmented.apart
-    if apart is not None:
-        apart = mask_from_segmenter(apart.astype(np.uint8) * 255, segmented.window, item.photo_size)
-    return fit_photo(item.job, mask, source, plan, None if item.on_host else item.photo, segmented.alone, apart)
+    others = None  # an outfit's other garments, over the photo as ``mask`` is
+    if segmented.apart is not None:
+        others = mask_from_segmenter(segmented.apart.astype(np.uint8) * 255, segmented.window, item.photo_size)
+    return fit_photo(item.job, mask, source, plan, None if item.on_host else item.photo, segmented.alone, others)
 
 
 def write(item: Prepared, outputs: dict[str, np.ndarray], plan: Plan) -> FileResult:
