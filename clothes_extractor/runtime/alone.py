@@ -5,9 +5,11 @@ The generator turns a worn garment into a flat one; handed a garment that is fla
 it smears it (prints and all). The bundled parser has a head that tells a garment shown alone
 from a worn one (``train --alone-head``: its ``alone`` output). ``stages.segment`` asks
 ``alone_plane`` at the first look: the head says so (``shown_alone``) and the garment can be
-told from its backdrop (``backdrop.backdrop_silhouette``); ``stages.fit_photo`` then has ``framed`` find
-its silhouette in the photo's own pixels and ``cut_out`` make the output from them, the
-silhouette as its ``alpha`` (the ``--background`` choices work as for a generated garment).
+told from its backdrop (``backdrop.backdrop_silhouette``); ``stages.fit_photo`` then has
+``framed`` find its silhouette in the photo's own pixels and ``cut_out`` make the output from
+them, the silhouette as its ``alpha`` (the ``--background`` choices work as for a generated
+garment). The garment is the parse's top and what joins it (``alone_garment``), not the other
+garments of an outfit laid out with it (``other_garments``: trousers or a skirt).
 """
 
 from __future__ import annotations
