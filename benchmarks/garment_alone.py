@@ -87,16 +87,16 @@ def trousers() -> list[Image.Image]:
     found = []
     for path in sorted((SHARED / "dresscode-sample").glob("*/images/*_0.jpg")):
         labels = np.asarray(Image.open(path.parent.parent / "label_maps" / f"{path.stem[:-2]}_4.png"))
-        legs = labels == 6
-        if legs.sum() >= 2000:
-            rgba = np.dstack([np.asarray(Image.open(path).convert("RGB")), legs.astype(np.uint8) * 255])
-            found.append(Image.fromarray(rgba, "RGBA").crop(Image.fromarray(legs).getbbox()))
+        pants = labels == 6
+        if pants.sum() >= 2000:
+            rgba = np.dstack([np.asarray(Image.open(path).convert("RGB")), pants.astype(np.uint8) * 255])
+            found.append(Image.fromarray(rgba, "RGBA").crop(Image.fromarray(pants).getbbox()))
     return found
 
 
-def outfit(top: Image.Image, legs: Image.Image, layout: int) -> Image.Image:
+def outfit(top: Image.Image, pair: Image.Image, layout: int) -> Image.Image:
     """A flat lay of an outfit on white: the catalog top (its garment, cut out of its white)
-    with trousers under it overlapping its hem by 12 px, touching it, 16 px below it
+    with trousers (``pair``, RGBA) under it overlapping its hem by 12 px, touching it, 16 px below it
     (``layout`` 0, 1, 2; a 512x384 frame) or beside it (3; 384x512)."""
     w, h = (384, 512) if layout < 3 else (512, 384)
     canvas = Image.new("RGB", (w, h), (255, 255, 255))
@@ -104,13 +104,13 @@ def outfit(top: Image.Image, legs: Image.Image, layout: int) -> Image.Image:
     shape = Image.fromarray(garment_silhouette(np.asarray(garment)))
     garment, shape = garment.crop(shape.getbbox()), shape.crop(shape.getbbox())
     tall = int(h * (0.5 if layout < 3 else 0.8))
-    legs = legs.resize((max(1, legs.width * tall // legs.height), tall), Image.Resampling.BICUBIC)
+    pair = pair.resize((max(1, pair.width * tall // pair.height), tall), Image.Resampling.BICUBIC)
     if layout < 3:
-        canvas.paste(legs, ((w - legs.width) // 2, min(h - tall - 8, 20 + garment.height + (-12, 0, 16)[layout])), legs)
+        canvas.paste(pair, ((w - pair.width) // 2, min(h - tall - 8, 20 + garment.height + (-12, 0, 16)[layout])), pair)
         canvas.paste(garment, ((w - garment.width) // 2, 20), shape)
     else:
         canvas.paste(garment, (w // 4 - garment.width // 2, (h - garment.height) // 2), shape)
-        canvas.paste(legs, (3 * w // 4 - legs.width // 2, (h - tall) // 2), legs)
+        canvas.paste(pair, (3 * w // 4 - pair.width // 2, (h - tall) // 2), pair)
     return canvas
 
 
@@ -133,9 +133,9 @@ def image_sets(viton: Path, count: int) -> dict[str, list[tuple[str, Image.Image
         found = sorted((SHARED / "dresscode-sample").glob(f"*/images/{pattern}"))
         sets[name] = [(p.stem, Image.open(p).convert("RGB")) for p in found]
     sets["dresscode full length"] = [one for stem, photo in sets["dresscode photo"] for one in full_length(stem, photo)]
-    legs = trousers()
-    if legs:
-        sets["outfit"] = [(n, outfit(i, legs[k // 4 % len(legs)], k % 4)) for k, (n, i) in enumerate(catalogs)]
+    pairs = trousers()
+    if pairs:
+        sets["outfit"] = [(n, outfit(i, pairs[k // 4 % len(pairs)], k % 4)) for k, (n, i) in enumerate(catalogs)]
     for name, folder in (("viton-hd photo", "image"), ("viton-hd catalog", "cloth")):
         found = sorted((SHARED / "viton-hd-sample").glob(f"*/{folder}/*.jpg"))
         sets[name] = [(p.stem, Image.open(p).convert("RGB")) for p in found]
