@@ -1,8 +1,9 @@
 """A flat lay of an outfit: a top laid out with a skirt or trousers under or beside it. The
 cut-out is the top (``alone.other_garments``, ``alone.alone_garment``, ``backdrop_silhouette``'s
 ``apart``); a garment of one colour the parser splits into a top and lower clothes (a T-shirt
-dress) stays whole. Drawn parses and photos first, then ``extract`` with the bundled parser on
-drawn tops laid over skirts."""
+dress) stays whole. Drawn parses and photos first (try-on's garment image on a coloured backdrop,
+``alone.on_white``, among them), then ``extract`` with the bundled parser on drawn tops laid
+over skirts."""
 
 import json
 from pathlib import Path
@@ -13,9 +14,9 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from clothes_extractor.runtime.alone import alone_garment, on_white, other_garments
 from clothes_extractor.runtime.backdrop import backdrop_silhouette
+from clothes_extractor.tasks import PARSER_CLASSES as NAMES
 from conftest import run_cli
 
-NAMES = ("background", "hair", "face", "upper", "other-upper", "lower", "arms", "legs")
 UPPER, FACE, LOWER, ARMS, LEGS = (NAMES.index(n) for n in ("upper", "face", "lower", "arms", "legs"))
 TOP = [(62, 40), (84, 52), (108, 52), (130, 40), (172, 80), (150, 104), (140, 96), (140, 220), (52, 220)]
 TOP += [(52, 96), (42, 104), (20, 80)]
