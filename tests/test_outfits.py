@@ -111,18 +111,23 @@ def test_the_silhouette_of_a_top_on_a_skirt_leaves_the_skirt_out(gap, colours):
     assert whole is not None and (gap > 0 or iou(whole, top | skirt) > 0.98)
 
 
-def test_try_on_takes_the_top_of_an_outfit_on_a_coloured_backdrop_onto_white():
-    """A garment image given to try-on on a saturated backdrop is cut out onto white
-    (``on_white``) as ``extract`` cuts one out: an outfit's top, the skirt made white with the
-    backdrop (it kept the skirt before), its own pixels kept."""
+@pytest.mark.parametrize("backdrop", [(20, 110, 60), (255, 255, 255)])
+def test_try_on_takes_the_top_of_an_outfit_onto_white(backdrop):
+    """A garment image given to try-on is cut out onto white (``on_white``) as ``extract`` cuts
+    one out: an outfit's top, on a saturated backdrop and on white, the skirt made white (it kept
+    the skirt before: on green cut out with the top, on white fitted as it is), its own pixels
+    kept; one garment on white is fitted as it is (None)."""
     photo, top, skirt = outfit(NAVY, KHAKI)
-    photo[~(top | skirt)] = (20, 110, 60)
+    photo[~(top | skirt)] = backdrop
     mask, labels = parse(top, skirt)
     cut = on_white(Image.fromarray(photo), photo, mask, labels, NAMES, (0, 0, 384, 512), 255, 128)
     assert cut is not None
     kept = np.abs(np.asarray(cut).astype(int) - 255).max(axis=-1) > 12
     assert iou(kept, top) > 0.98 and (kept & skirt).sum() < 0.01 * skirt.sum()
     assert (np.asarray(cut)[top & kept] == NAVY).all()
+    alone = np.where(top[..., None], photo, np.uint8(255))
+    labels[skirt] = 0
+    assert on_white(Image.fromarray(alone), alone, mask, labels, NAMES, (0, 0, 384, 512), 255, 128) is None
 
 
 def test_extract_cuts_out_the_top_of_an_outfit_laid_flat(tmp_path):

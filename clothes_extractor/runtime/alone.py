@@ -207,29 +207,29 @@ def on_white(
 ) -> Image.Image | None:
     """A garment image shown alone on a backdrop the catalog silhouette takes for garment (a
     saturated or dark plain colour, a wood grain: ``garment_silhouette`` reads such a border as a
-    garment that fills the frame), cut out onto white at its own resolution; None where its
-    backdrop is white or light and plain (the silhouette finds it as it is), where it is not
-    shown alone (``shown_alone``, ``said``: the parser's ``alone``) or where no silhouette tells
-    it from its backdrop (``backdrop_silhouette``); the garment is ``alone_garment``'s (not the
-    other garments of an outfit). ``mask`` and ``labels``: the parser's answer [h, w] on the
+    garment that fills the frame), or laid out with other garments of an outfit on any backdrop,
+    cut out onto white at its own resolution (the garment ``alone_garment``'s, not the others);
+    None where it is one garment on a white or light plain backdrop (the silhouette finds it as
+    it is), where it is not shown alone (``shown_alone``, ``said``: the parser's ``alone``) or
+    where no silhouette tells it from its backdrop (``backdrop_silhouette``). ``mask`` and
+    ``labels``: the parser's answer [h, w] on the
     image ``letterboxed`` ([h, w, 3], the parser's input), its pixels ``shown`` (x0, y0, x1,
     y1); ``names``: the parse's classes; ``threshold``: the mask's. Try-on asks it of a garment
     image it is given as one."""
     x0, y0, x1, y1 = (int(v) for v in shown)
     if not shown_alone(said, mask[y0:y1, x0:x1] >= threshold):
         return None
+    plane, apart = alone_garment(letterboxed, mask, labels, names, threshold)
     image = image if image.mode == "RGB" else image.convert("RGB")
     w, h = image.size
     edge = edge_pixels(image).astype(np.int16)
-    if (np.abs(edge - 255).max(axis=-1) <= SILHOUETTE_TOLERANCE).mean() >= UNIFORM_BORDER:
-        return None  # (on white, as the catalog silhouette reads it: the common case, decided from its border)
+    if apart is None and (np.abs(edge - 255).max(axis=-1) <= SILHOUETTE_TOLERANCE).mean() >= UNIFORM_BORDER:
+        return None  # (one garment on white, as the catalog silhouette reads it: the common case, told from its border)
     scale = min(1.0, ON_WHITE_ROWS / h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     rgb = np.asarray(image.resize(size, Image.Resampling.BILINEAR) if scale < 1 else image)
-    found = garment_silhouette(rgb)
-    if frame_edge(found).mean() < BORDER_TAKEN:
+    if apart is None and frame_edge(garment_silhouette(rgb)).mean() < BORDER_TAKEN:
         return None  # (the border is background to the catalog silhouette: the image is fitted as it is)
-    plane, apart = alone_garment(letterboxed, mask, labels, names, threshold)
     parser = np.asarray(Image.fromarray(plane[y0:y1, x0:x1]).resize(size, Image.Resampling.NEAREST)) >= threshold
     if apart is not None:
         apart = np.asarray(Image.fromarray(apart[y0:y1, x0:x1]).resize(size, Image.Resampling.NEAREST))
