@@ -7,7 +7,8 @@ its image as VITON frames a catalog garment (``tryon.framed_garment``).
 VITON_DIR is what ../shared/data/unpack.sh writes (val/cloth). Part one: the first N (200)
 validation catalog images on white as they are and laid on the backdrops of
 ``garment_alone.on_backdrop`` (a random plain colour, a wood-like grain, a light colour with a
-drop shadow; seeded): how many the dresser cuts out onto white, the fitted garment's silhouette
+drop shadow; seeded), and laid out as an outfit with Dress Code's trousers (``garment_alone.outfit``,
+where ../shared/data has them): how many the dresser cuts out onto white, the fitted garment's silhouette
 IoU against the white original's with and without that (the mean, the median, how many got
 worse) and the milliseconds ``Dresser.garment`` takes. Part two, with VITON_HD_SPLIT (a
 VITON-HD split: image/, cloth/, image-parse-v3/): its first ten persons dressed in their own
@@ -37,7 +38,7 @@ from clothes_extractor.runtime.tryon import fit_garment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from garment_alone import on_backdrop  # noqa: E402
+from garment_alone import on_backdrop, outfit, trousers  # noqa: E402
 from tryon_resolution import pairs_of, region_box  # noqa: E402
 
 KINDS = ("white", "plain", "grain", "shadow")
@@ -50,12 +51,16 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def silhouettes(dresser: Dresser, catalog: list[Path]) -> None:
     rng = np.random.default_rng(0)
-    for kind in KINDS:
+    pairs = trousers()
+    for kind in KINDS + (("outfit",) if pairs else ()):
         rows, seconds = [], 0.0
-        for path in catalog:
+        for k, path in enumerate(catalog):
             white = Image.open(path).convert("RGB")
             truth = fit_garment(white, dresser.size)[1][..., 0] > 127
-            image = white if kind == "white" else on_backdrop(white, kind, rng)
+            if kind == "outfit":  # the top with trousers on white (garment_alone's outfits): the top is the garment
+                image = outfit(white, pairs[k // 4 % len(pairs)], k % 4)
+            else:
+                image = white if kind == "white" else on_backdrop(white, kind, rng)
             as_it_is = fit_garment(image, dresser.size)
             started = time.perf_counter()
             garment = dresser.garment(image)
