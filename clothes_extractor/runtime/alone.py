@@ -212,10 +212,9 @@ def on_white(
     None where it is one garment on a white or light plain backdrop (the silhouette finds it as
     it is), where it is not shown alone (``shown_alone``, ``said``: the parser's ``alone``) or
     where no silhouette tells it from its backdrop (``backdrop_silhouette``). ``mask`` and
-    ``labels``: the parser's answer [h, w] on the
-    image ``letterboxed`` ([h, w, 3], the parser's input), its pixels ``shown`` (x0, y0, x1,
-    y1); ``names``: the parse's classes; ``threshold``: the mask's. Try-on asks it of a garment
-    image it is given as one."""
+    ``labels``: the parser's answer [h, w] on the image ``letterboxed`` ([h, w, 3], the parser's
+    input), its pixels ``shown`` (x0, y0, x1, y1); ``names``: the parse's classes; ``threshold``:
+    the mask's. Try-on asks it of a garment image it is given as one."""
     x0, y0, x1, y1 = (int(v) for v in shown)
     if not shown_alone(said, mask[y0:y1, x0:x1] >= threshold):
         return None
