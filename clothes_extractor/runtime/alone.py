@@ -143,7 +143,13 @@ def other_garments(
     or a skirt under or beside a top), or None where there are none (the common case, told from
     the classes' pixel count alone). ``image`` [h, w, 3]: the pixels parsed; ``mask``: the top's
     probability (uint8); ``labels``: the parse, classes ``names``; ``threshold``: the mask's."""
-    core = _core(mask, labels, names, threshold)
+    return _other_garments(image, labels, names, _core(mask, labels, names, threshold))
+
+
+def _other_garments(
+    image: np.ndarray, labels: np.ndarray, names: tuple[str, ...], core: np.ndarray
+) -> np.ndarray | None:
+    """``other_garments`` given the top (``_core``)."""
     left = np.isin(labels, [names.index(n) for n in OUTFIT_CLASSES if n in names]) & ~core
     least = OUTFIT_SHARE * float(core.sum())
     if not core.any() or left.sum() < least:
@@ -151,9 +157,14 @@ def other_garments(
     colour = np.median(image[core], axis=0)
     apart = np.zeros_like(left)
     for part in pieces(left, least):
-        if np.abs(np.median(image[part], axis=0) - colour).max() >= OUTFIT_COLOUR:
+        if _unlike(image, part, colour):
             apart |= part
     return apart if apart.any() else None
+
+
+def _unlike(image: np.ndarray, part: np.ndarray, colour: np.ndarray) -> bool:
+    """Whether the median colour of ``image`` over ``part`` is ``OUTFIT_COLOUR`` from ``colour``."""
+    return bool(np.abs(np.median(image[part], axis=0) - colour).max() >= OUTFIT_COLOUR)
 
 
 def alone_garment(
@@ -168,8 +179,8 @@ def alone_garment(
     as ``other_garments``'s; ``labels`` None: a segmenter without a parse (nothing to tell them by)."""
     if labels is None:
         return parsed_garment(mask, labels, threshold), None
-    apart = other_garments(image, mask, labels, names, threshold)
     core = _core(mask, labels, names, threshold)
+    apart = _other_garments(image, labels, names, core)
     rest = (labels != 0) & ~core
     if apart is not None:
         rest &= ~apart
@@ -178,7 +189,7 @@ def alone_garment(
         colour = np.median(image[core], axis=0) if core.any() else np.zeros(3)
         gone = np.zeros_like(away) if apart is None else apart.copy()
         for piece in pieces(away):
-            if np.abs(np.median(image[piece], axis=0) - colour).max() >= OUTFIT_COLOUR:
+            if _unlike(image, piece, colour):
                 gone |= piece
         labels = np.where(gone, 0, labels).astype(labels.dtype)
     return parsed_garment(mask, labels, threshold), apart
@@ -221,9 +232,10 @@ def on_white(
     plane, apart = alone_garment(letterboxed, mask, labels, names, threshold)
     image = image if image.mode == "RGB" else image.convert("RGB")
     w, h = image.size
-    edge = edge_pixels(image).astype(np.int16)
-    if apart is None and (np.abs(edge - 255).max(axis=-1) <= SILHOUETTE_TOLERANCE).mean() >= UNIFORM_BORDER:
-        return None  # (one garment on white, as the catalog silhouette reads it: the common case, told from its border)
+    if apart is None:  # one garment on white, as the catalog silhouette reads it: the common case, told from its border
+        edge = edge_pixels(image).astype(np.int16)
+        if (np.abs(edge - 255).max(axis=-1) <= SILHOUETTE_TOLERANCE).mean() >= UNIFORM_BORDER:
+            return None
     scale = min(1.0, ON_WHITE_ROWS / h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     rgb = np.asarray(image.resize(size, Image.Resampling.BILINEAR) if scale < 1 else image)

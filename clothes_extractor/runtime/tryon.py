@@ -9,13 +9,14 @@ outside it is the person's own pixels in the output.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 from PIL import Image
 
 from .fitting import Box, crop_labels, crop_photo, edge_pixels, fit_window, letterbox
-from .silhouette import SILHOUETTE_TOLERANCE, garment_silhouette, reached_from
+from .silhouette import SILHOUETTE_TOLERANCE, garment_silhouette, pieces
 
 REGION_NAMES = ("upper", "arms")  # the parser's classes a try-on dresses anew
 TOP = "upper"  # of them, the one a person must wear to be dressed (``dressing.MIN_TOP_SHARE``)
@@ -191,13 +192,7 @@ def _one_of_several(garment: Image.Image, mask: np.ndarray, window: Box) -> Imag
     above the other (a product's front and back views), the band of the image holding one of
     them, cut halfway across the gaps to its neighbours: the largest, or of those within
     ``NEAR_TIE`` of its area the first (left, or top: where shops put the front view); else None."""
-    rest, parts = mask.copy(), []
-    while rest.any() and len(parts) < 32:  # (specks beyond the 32nd part: no garment)
-        seed = np.zeros_like(rest)
-        seed.flat[int(np.argmax(rest))] = True
-        part = reached_from(seed, rest)
-        parts.append(part)
-        rest &= ~part
+    parts = list(itertools.islice(pieces(mask), 32))  # (specks beyond the 32nd part: no garment)
     areas = [int(part.sum()) for part in parts]
     big = [part for part, area in zip(parts, areas, strict=True) if area >= SEVERAL * max(areas, default=0)]
     if len(big) < 2:
