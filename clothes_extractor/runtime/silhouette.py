@@ -1,11 +1,13 @@
 """A garment's silhouette in a catalog image: what is not the background around it.
 
 Used where the runtime needs a garment's shape from a catalog image (try-on's garment
-mask) and by training and ``evaluate`` (a generator's alpha target and its score).
+mask; the views of a product image, ``one_of_several``, for try-on and ``extract`` alike) and by
+training and ``evaluate`` (a generator's alpha target and its score).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import numpy as np
@@ -38,6 +40,10 @@ GAP_FRACTION, GROWTH = 64, 1.25
 # a shop's pale colour): a dark or saturated border is a garment that fills the frame (a
 # close-up of a navy top), which is all garment.
 BACKDROP_MIN, BACKDROP_SPREAD = 160, 48
+# Parts of a silhouette of at least SEVERAL times the largest's area, apart side by side or one
+# above the other, are garments of their own (a product's front and back views); of those within
+# NEAR_TIE of the largest, the first is the one taken (left, or top: where shops put the front).
+SEVERAL, NEAR_TIE = 0.5, 0.85
 
 
 def _run_labels(free: np.ndarray) -> np.ndarray:
@@ -90,6 +96,32 @@ def pieces(mask: np.ndarray, least: float = 1) -> Iterator[np.ndarray]:
         left &= ~piece
         if piece.sum() >= least:
             yield piece
+
+
+def one_of_several(mask: np.ndarray) -> tuple[bool, float, float] | None:
+    """Where ``mask`` (bool [h, w]) holds several garments apart (``SEVERAL``, ``NEAR_TIE``: a
+    product's front and back views), the band of it that holds one: (across, start, stop), the
+    columns (``across``: side by side) or rows (one above the other) from ``start`` to ``stop``,
+    cut halfway across the gaps to its neighbours; else None."""
+    parts = list(itertools.islice(pieces(mask), 32))  # (specks beyond the 32nd part: no garment)
+    areas = [int(part.sum()) for part in parts]
+    big = [part for part, area in zip(parts, areas, strict=True) if area >= SEVERAL * max(areas, default=0)]
+    if len(big) < 2:
+        return None
+    for across in (True, False):  # side by side (their columns apart), or one above the other (their rows)
+        spans = []
+        for part in big:
+            on = np.flatnonzero(part.any(axis=0 if across else 1))
+            spans.append((int(on[0]), int(on[-1]) + 1, int(part.sum())))
+        spans.sort()
+        if any(a[1] > b[0] for a, b in zip(spans, spans[1:], strict=False)):
+            continue  # (they overlap this way)
+        largest = max(area for _, _, area in spans)
+        k = next(i for i, (_, _, area) in enumerate(spans) if area >= NEAR_TIE * largest)
+        start = (spans[k - 1][1] + spans[k][0]) / 2 if k else 0.0
+        stop = (spans[k][1] + spans[k + 1][0]) / 2 if k + 1 < len(spans) else float(mask.shape[1 if across else 0])
+        return across, start, stop
+    return None
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:

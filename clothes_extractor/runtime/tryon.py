@@ -9,14 +9,13 @@ outside it is the person's own pixels in the output.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 from PIL import Image
 
 from .fitting import Box, crop_labels, crop_photo, edge_pixels, fit_window, letterbox
-from .silhouette import SILHOUETTE_TOLERANCE, garment_silhouette, pieces
+from .silhouette import SILHOUETTE_TOLERANCE, garment_silhouette, one_of_several
 
 REGION_NAMES = ("upper", "arms")  # the parser's classes a try-on dresses anew
 TOP = "upper"  # of them, the one a person must wear to be dressed (``dressing.MIN_TOP_SHARE``)
@@ -35,10 +34,6 @@ WINDOW_MARGIN = 0.05
 # TOP_SLACK of the rows left over above it (VITON's margins: a median 3.5% above, 7.8% below).
 FRAME_FILL = 0.85
 GARMENT_WIDTH, GARMENT_HEIGHT, TOP_SLACK = 0.953, 0.95, 0.3
-# Parts of a garment image's silhouette of at least SEVERAL times the largest's area are
-# garments of their own (front and back views side by side); of those within NEAR_TIE of the
-# largest, the first is dressed.
-SEVERAL, NEAR_TIE = 0.5, 0.85
 # Rows without upper body that still join it, as a share of the frame's height: above it, a
 # bare neck and chest the parser leaves out (the head is never far above the top); below,
 # only a few (a stray patch the parser calls a top or arms at the ankles is no part of it).
@@ -188,35 +183,19 @@ def fit_garment(garment: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray
 
 def _one_of_several(garment: Image.Image, mask: np.ndarray, window: Box) -> Image.Image | None:
     """Where the silhouette (``mask``, bool, over the letterboxed ``garment``: ``window`` of it)
-    holds ``SEVERAL`` garments apart, each at least half the largest's area, side by side or one
-    above the other (a product's front and back views), the band of the image holding one of
-    them, cut halfway across the gaps to its neighbours: the largest, or of those within
-    ``NEAR_TIE`` of its area the first (left, or top: where shops put the front view); else None."""
-    parts = list(itertools.islice(pieces(mask), 32))  # (specks beyond the 32nd part: no garment)
-    areas = [int(part.sum()) for part in parts]
-    big = [part for part, area in zip(parts, areas, strict=True) if area >= SEVERAL * max(areas, default=0)]
-    if len(big) < 2:
+    holds several garments apart (``silhouette.one_of_several``: a product's front and back
+    views), the band of the image holding the one taken; else None."""
+    one = one_of_several(mask)
+    if one is None:
         return None
-    for across in (True, False):  # side by side (their columns apart), or one above the other (their rows)
-        spans = []
-        for part in big:
-            on = np.flatnonzero(part.any(axis=0 if across else 1))
-            spans.append((int(on[0]), int(on[-1]) + 1, int(part.sum())))
-        spans.sort()
-        if any(a[1] > b[0] for a, b in zip(spans, spans[1:], strict=False)):
-            continue  # (they overlap this way)
-        largest = max(area for _, _, area in spans)
-        k = next(i for i, (_, _, area) in enumerate(spans) if area >= NEAR_TIE * largest)
-        length = mask.shape[1 if across else 0]
-        start = (spans[k - 1][1] + spans[k][0]) / 2 if k else 0.0
-        stop = (spans[k][1] + spans[k + 1][0]) / 2 if k + 1 < len(spans) else float(length)
-        lo_w, hi_w = (window[0], window[2]) if across else (window[1], window[3])  # the frame in image pixels
-        scale = (hi_w - lo_w) / length
-        lo, hi = max(0, round(lo_w + start * scale)), round(lo_w + stop * scale)
-        if across:
-            return garment.crop((lo, 0, min(garment.width, hi), garment.height))
-        return garment.crop((0, lo, garment.width, min(garment.height, hi)))
-    return None
+    across, start, stop = one
+    length = mask.shape[1 if across else 0]
+    lo_w, hi_w = (window[0], window[2]) if across else (window[1], window[3])  # the frame in image pixels
+    scale = (hi_w - lo_w) / length
+    lo, hi = max(0, round(lo_w + start * scale)), round(lo_w + stop * scale)
+    if across:
+        return garment.crop((lo, 0, min(garment.width, hi), garment.height))
+    return garment.crop((0, lo, garment.width, min(garment.height, hi)))
 
 
 def backdrop_of(garment: Image.Image) -> tuple[int, int, int]:
