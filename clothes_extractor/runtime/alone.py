@@ -9,7 +9,8 @@ told from its backdrop (``backdrop.backdrop_silhouette``); ``stages.fit_photo`` 
 ``framed`` find its silhouette in the photo's own pixels and ``cut_out`` make the output from
 them, the silhouette as its ``alpha`` (the ``--background`` choices work as for a generated
 garment). The garment is the parse's top and what joins it (``alone_garment``), not the other
-garments of an outfit laid out with it (``other_garments``: trousers or a skirt).
+garments of an outfit laid out with it (``other_garments``: trousers or a skirt), and of a
+product image of its front and back views, one view (``one_view``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .silhouette import (
     UNIFORM_BORDER,
     dilate,
     garment_silhouette,
+    one_view,
     pieces,
     reached_from,
     reached_from_border,
@@ -271,14 +273,16 @@ def alone_plane(
     said: int | None,
     threshold: int,
     names: tuple[str, ...],
-) -> tuple[np.ndarray, np.ndarray | None] | None:
+) -> tuple[np.ndarray, np.ndarray | None, Box | None] | None:
     """The parser's garment plane (``alone_garment``; [h, w] uint8 like ``mask``) of a photo
     whose garment is shown alone (``shown_alone``: ``said``, the parser's ``alone`` output)
     on a backdrop its silhouette can be told from (``backdrop_silhouette``, on ``image``, the
-    letterboxed photo), and the other garments of an outfit laid out with it (bool [h, w], or
-    None); else None. ``shown``: the pixels of the frame the photo covers; ``threshold``: the
-    mask's; ``names``: the parse's classes. Whether its parse shows a person wearing it all the
-    same is ``shows_person``'s to say (``stages.segment`` asks it at both looks)."""
+    letterboxed photo), the other garments of an outfit laid out with it (bool [h, w], or
+    None), and, where the photo shows several views of it apart, the band of the plane holding
+    the one taken (``one_view``; the plane is cut to it), or None; else None. ``shown``: the
+    pixels of the frame the photo covers; ``threshold``: the mask's; ``names``: the parse's
+    classes. Whether its parse shows a person wearing it all the same is ``shows_person``'s to
+    say (``stages.segment`` asks it at both looks)."""
     x0, y0, x1, y1 = (int(v) for v in shown)
     if not shown_alone(said, mask[y0:y1, x0:x1] >= threshold):
         return None
@@ -286,7 +290,12 @@ def alone_plane(
     found = backdrop_silhouette(
         image[y0:y1, x0:x1], plane[y0:y1, x0:x1] >= threshold, apart=None if apart is None else apart[y0:y1, x0:x1]
     )
-    return None if found is None else (plane, apart)
+    if found is None:
+        return None
+    silhouette = np.zeros(plane.shape, bool)
+    silhouette[y0:y1, x0:x1] = found
+    plane, band = one_view(plane, silhouette, threshold)
+    return plane, apart, band
 
 
 def framing(contract: ModelContract) -> FitSettings:
@@ -295,7 +304,13 @@ def framing(contract: ModelContract) -> FitSettings:
 
 
 def framed(
-    photo, mask: Image.Image, box: Box, contract: ModelContract, size: tuple[int, int], apart: Image.Image | None = None
+    photo,
+    mask: Image.Image,
+    box: Box,
+    contract: ModelContract,
+    size: tuple[int, int],
+    apart: Image.Image | None = None,
+    band: Box | None = None,
 ) -> tuple[Image.Image, dict[str, np.ndarray]]:
     """A garment shown alone in ``photo`` (as decoded; Pillow, or on a device), framed as a
     catalog image frames one at the output ``size`` (h, w): its silhouette and the cut-out
@@ -303,12 +318,16 @@ def framed(
     window around the parser's garment (``mask``, over the whole photo; ``box``, its garment's
     box there) grown by ``AROUND`` on each side within the photo, at ``SILHOUETTE_SCALE`` times
     the output's resolution, less the other garments of an outfit (``apart``: L over the whole
-    photo like ``mask``, 255 = another garment, or None); where it finds none, the parser's."""
+    photo like ``mask``, 255 = another garment, or None), within ``band`` (photo pixels: the part
+    of a product image holding one of its views, ``one_view``; None: the whole photo); where it
+    finds none, the parser's."""
     fit = framing(contract)
     window = photo_window(box, mask.size, photo.size, contract.size, fit)
     dx, dy = AROUND * (window[2] - window[0]), AROUND * (window[3] - window[1])
-    x0, y0 = max(0, math.floor(window[0] - dx)), max(0, math.floor(window[1] - dy))
-    x1, y1 = min(photo.width, math.ceil(window[2] + dx)), min(photo.height, math.ceil(window[3] + dy))
+    bx0, by0, bx1, by1 = band or (0, 0, photo.width, photo.height)
+    x0, y0 = max(0, math.floor(bx0), math.floor(window[0] - dx)), max(0, math.floor(by0), math.floor(window[1] - dy))
+    x1 = min(photo.width, math.ceil(bx1), math.ceil(window[2] + dx))
+    y1 = min(photo.height, math.ceil(by1), math.ceil(window[3] + dy))
     scale = min(1.0, SILHOUETTE_SCALE * size[0] / (window[3] - window[1]))
     shape = (max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale)))
     sx, sy = mask.width / photo.width, mask.height / photo.height

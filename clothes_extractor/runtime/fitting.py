@@ -349,3 +349,24 @@ def paste_box(mask: np.ndarray, zoom: Box, plane_size: tuple[int, int]) -> np.nd
     part = Image.fromarray(mask, "L").resize((px1 - px0, py1 - py0), Image.Resampling.BILINEAR, box=source)
     plane.paste(part, (px0, py0))
     return np.asarray(plane)
+
+
+def within(plane: np.ndarray, box: Box | None) -> np.ndarray:
+    """``plane`` [h, w, ...] with what lies outside ``box`` (its pixels, x0, y0, x1, y1) cleared;
+    itself where ``box`` is None (the whole plane)."""
+    if box is None:
+        return plane
+    x0, y0, x1, y1 = (int(v) for v in box)
+    out = np.zeros_like(plane)
+    out[y0:y1, x0:x1] = plane[y0:y1, x0:x1]
+    return out
+
+
+def box_in(box: Box, window: Box, size: tuple[int, int]) -> Box:
+    """``box`` (a plane's pixels) in the pixels of ``window`` of that plane resized to ``size``
+    (h, w), clipped to them (``paste_box`` the other way)."""
+    h, w = size
+    sx, sy = w / (window[2] - window[0]), h / (window[3] - window[1])
+    x0, y0 = max(0, round((box[0] - window[0]) * sx)), max(0, round((box[1] - window[1]) * sy))
+    x1, y1 = round((box[2] - window[0]) * sx), round((box[3] - window[1]) * sy)
+    return x0, y0, min(w, max(x0, x1)), min(h, max(y0, y1))

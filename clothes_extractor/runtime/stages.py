@@ -35,6 +35,7 @@ from .files import write_atomic
 from .fitting import (
     Box,
     _crop_resize,
+    box_in,
     check_mask_shape,
     check_photo_size,
     decode_scale_for,
@@ -47,6 +48,7 @@ from .fitting import (
     paste_box,
     photo_window,
     shown_box,
+    within,
 )
 from .images import OUTPUT_FORMATS, apply_background, encode_image, load_label_mask, load_mask, load_photo
 from .jobs import ExtractJob
@@ -145,6 +147,7 @@ class SegmentedMask:
     people: bool = False  # the photo shows several people apart: the garment of one (``people.main_person``)
     alone: bool = False  # the garment is shown alone, no person wears it: cut out (``alone.alone_plane``)
     apart: np.ndarray | None = None  # ...and the other garments of an outfit laid out with it (bool), left out
+    band: Box | None = None  # ...and the plane's band holding it, one of several views (``silhouette.one_view``)
 
 
 @dataclass(frozen=True)
@@ -207,13 +210,15 @@ def fit_photo(
     photo: Image.Image | None = None,
     alone: bool = False,
     apart: Image.Image | None = None,
+    band: Box | None = None,
 ) -> Prepared:
     """Decode ``job``'s photo at the scale its garment window needs and fit it with ``mask``.
 
     ``mask`` covers the whole photo at any resolution. ``photo``: already decoded at full size.
     ``alone``: the garment is shown alone: decoded at ``alone.SILHOUETTE_SCALE`` times the
     output's resolution, cut out and framed (``alone.framed``), not fitted; ``apart`` (L like
-    ``mask``, or None): the other garments of an outfit laid out with it, left out of the cut-out.
+    ``mask``, or None): the other garments of an outfit laid out with it, left out of the cut-out;
+    ``band`` (photo pixels, or None): the part of the photo holding it, one of several views.
     """
     contract = plan.generator
     box = mask_box(np.asarray(mask), contract.fit.mask_threshold)
@@ -240,7 +245,7 @@ def fit_photo(
     else:
         decode_scale(photo.size)
     if alone:  # framed as a catalog image frames a garment, in the photo's own pixels (as decoded)
-        mask, ready = framed(photo, mask, box, contract, sizes["output"], apart)
+        mask, ready = framed(photo, mask, box, contract, sizes["output"], apart, band)
         return Prepared(job, {}, source, _save_mask(job, mask), ready=ready)
     fitted = fit_to_model(
         photo, mask, contract.size, contract.fit, output_size=sizes["output"] if contract.catalog_resolution else None
@@ -306,8 +311,10 @@ def _first_look(item: NeedsMask, shown: Box, mask: np.ndarray, labels, said: int
     """One photo at the first look (``shown``: the plane's pixels the photo covers): its worn
     garment's plane, the columns of the person kept among several (``people.main_person``) or
     None, the parser's whole garment where it is shown alone and the other garments of an outfit
-    laid out with it (``alone.alone_plane``) or None, and whether the parse shows the person
-    wearing it all the same (``alone.shows_person``)."""
+    laid out with it (``alone.alone_plane``) or None, whether the parse shows the person wearing
+    it all the same (``alone.shows_person``), and, shown alone, its top's box (within ``shown``)
+    and the band of the plane that holds it (``silhouette.one_view``: one of a product's front and
+    back views), else None and None."""
     threshold = contract.fit.mask_threshold
     x0, y0, x1, y1 = shown
     worn, columns = mask, None
@@ -317,10 +324,14 @@ def _first_look(item: NeedsMask, shown: Box, mask: np.ndarray, labels, said: int
             columns = (found[0] + x0, found[1] + x0)
             worn = keep_columns(mask, columns)
     parsed = alone_plane(item.image, shown, mask, labels, said, threshold, contract.labels)
-    seen = parsed is not None and shows_person(
-        mask[y0:y1, x0:x1] >= threshold, None if labels is None else labels[y0:y1, x0:x1], contract.labels
-    )
-    return worn, columns, parsed, seen
+    if parsed is None:
+        return worn, columns, None, False, None, None
+    plane, apart, band = parsed
+    if band is not None:
+        mask, labels = within(mask, band), None if labels is None else within(labels, band)
+    top = mask[y0:y1, x0:x1]
+    seen = shows_person(top >= threshold, None if labels is None else labels[y0:y1, x0:x1], contract.labels)
+    return worn, columns, (plane, apart), seen, mask_box(top, threshold), band
 
 
 def _closer_look(box: Box | None, shape: tuple[int, ...], alone: bool) -> bool:
@@ -333,13 +344,16 @@ def _closer_look(box: Box | None, shape: tuple[int, ...], alone: bool) -> bool:
     return max(bh, bw) < ZOOM_BELOW or (alone and min(bh, bw) < ZOOM_BELOW)
 
 
-def _worn_at_second(second: dict[str, np.ndarray], row: int, threshold: int, names: tuple[str, ...]) -> bool:
+def _worn_at_second(
+    second: dict[str, np.ndarray], row: int, threshold: int, names: tuple[str, ...], band: Box | None
+) -> bool:
     """Whether the second look at a garment the head called alone finds it worn: the head says
-    so there, or the closer parse shows the person wearing it (``alone.shows_person``)."""
+    so there, or the closer parse (within ``band``, the crop's pixels that hold the garment
+    taken among several: ``silhouette.one_view``) shows the person wearing it (``alone.shows_person``)."""
     if int(second["alone"][row].max()) < ALONE_AT:
         return True
-    labels = second["labels"][row, ..., 0] if "labels" in second else None
-    return shows_person(second["mask"][row, ..., 0] >= threshold, labels, names)
+    labels = within(second["labels"][row, ..., 0], band) if "labels" in second else None
+    return shows_person(within(second["mask"][row, ..., 0], band) >= threshold, labels, names)
 
 
 def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exception]:
@@ -371,9 +385,8 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
         said = None if says_alone is None else int(says_alone[index].max())
         own = None if labels is None else labels[index, ..., 0]
         x0, y0, x1, y1 = shown_box(item.window, item.photo_size, mask.shape)
-        worn, columns, parsed, person = _first_look(item, (x0, y0, x1, y1), mask, own, said, contract)
-        # a garment alone is sized by its top, not its whole parse (the box asked only of one: a hot path)
-        top = None if parsed is None else mask_box(mask[y0:y1, x0:x1], threshold)
+        # a garment alone is sized by its top (of one view among several), not its whole parse
+        worn, columns, parsed, person, top, band = _first_look(item, (x0, y0, x1, y1), mask, own, said, contract)
         if person and not _closer_look(top, mask.shape, True):  # worn: no closer look to tell, none needed
             parsed = None
         if columns is not None:
@@ -391,7 +404,11 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
             continue
         apart = parsed[1] if is_alone else None
         people = index in kept and not is_alone
-        results.append(SegmentedMask(mask, item.window, people=people, alone=is_alone, apart=apart))
+        results.append(
+            SegmentedMask(
+                mask, item.window, people=people, alone=is_alone, apart=apart, band=band if is_alone else None
+            )
+        )
         box = (top or box) if is_alone else box
         if _closer_look(box, mask.shape, is_alone):
             f = DETAIL_FACTOR
@@ -408,14 +425,21 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
         second = segmenter.run(image=crops)
         for row, (index, zoom) in enumerate(zooms):
             mask = second["mask"][row, ..., 0]
-            if index in alone and (index in seen or _worn_at_second(second, row, threshold, contract.labels)):
-                results[index] = dataclasses.replace(results[index], alone=False, apart=None, people=index in kept)
+            view = results[index].band  # (a SegmentedMask: zoomed) one view's band among several, or None
+            view = None if view is None else tuple(v * DETAIL_FACTOR for v in view)  # (in detail pixels)
+            band = None if view is None else box_in(view, zoom, mask.shape)  # (in the crop's)
+            if index in alone and (index in seen or _worn_at_second(second, row, threshold, contract.labels, band)):
+                results[index] = dataclasses.replace(
+                    results[index], alone=False, apart=None, band=None, people=index in kept and view is None
+                )
                 alone.discard(index)
             if index in alone:  # alone at both looks: the first look's plane stands (the photo's own silhouette
                 continue  # holds it better than a closer look's, which can lose a white top on white)
             if _garment_found(mask, threshold):
                 plane = paste_box(mask, zoom, details[index].shape[:2])
-                if index in kept:
+                if view is not None:  # the view taken among several (not the person ``main_person`` chose)
+                    plane = within(plane, view)
+                elif index in kept:
                     plane = keep_columns(plane, (kept[index][0] * DETAIL_FACTOR, kept[index][1] * DETAIL_FACTOR))
                 results[index] = dataclasses.replace(results[index], plane=plane, zoomed=True)
             else:  # a closer look that sees no garment where the first saw a small one: none is there
@@ -445,7 +469,14 @@ def finish(item: NeedsMask, segmented: SegmentedMask, plan: Plan) -> Prepared:
     others = None  # an outfit's other garments, over the photo as ``mask`` is
     if segmented.apart is not None:
         others = mask_from_segmenter(segmented.apart.astype(np.uint8) * 255, segmented.window, item.photo_size)
-    return fit_photo(item.job, mask, source, plan, None if item.on_host else item.photo, segmented.alone, others)
+    band = None  # one of several views: its band, in photo pixels
+    if segmented.band is not None:
+        (h, w), (x0, y0, x1, y1) = segmented.plane.shape[:2], segmented.window
+        sx, sy = (x1 - x0) / w, (y1 - y0) / h
+        b = segmented.band
+        band = (x0 + b[0] * sx, y0 + b[1] * sy, x0 + b[2] * sx, y0 + b[3] * sy)
+    photo = None if item.on_host else item.photo
+    return fit_photo(item.job, mask, source, plan, photo, segmented.alone, others, band)
 
 
 def write(item: Prepared, outputs: dict[str, np.ndarray], plan: Plan) -> FileResult:

@@ -1,0 +1,139 @@
+"""A product image of a garment's front and back views, side by side or one above the other:
+``extract`` cuts out one view (the first: left, or top), as try-on dresses one
+(``silhouette.one_of_several``, ``silhouette.one_view``). Drawn silhouettes and planes first, then
+``extract`` with the bundled parser on drawn catalog tops beside and above their mirror image."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from clothes_extractor.data.synth import synth_sample
+from clothes_extractor.runtime.silhouette import one_of_several, one_view
+from conftest import VITON_VAL, run_cli
+
+
+def blob(shape: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
+    """bool ``shape`` with the rectangle ``box`` (x0, y0, x1, y1) set."""
+    out = np.zeros(shape, bool)
+    out[box[1] : box[3], box[0] : box[2]] = True
+    return out
+
+
+def test_several_garments_apart_give_the_band_of_the_first():
+    """Two parts alike side by side: the columns up to halfway across the gap; one above the
+    other: the rows; a smaller first view (under ``NEAR_TIE`` of the larger): the larger; a part
+    under half the largest (a tag, a speck), parts that overlap both ways, or one part: none."""
+    side = blob((100, 200), (10, 10, 90, 90)) | blob((100, 200), (110, 10, 190, 90))
+    assert one_of_several(side) == (True, 0.0, 100.0)
+    stacked = blob((200, 100), (10, 10, 90, 90)) | blob((200, 100), (10, 110, 90, 190))
+    assert one_of_several(stacked) == (False, 0.0, 100.0)
+    smaller = blob((100, 200), (10, 20, 80, 80)) | blob((100, 200), (110, 10, 190, 90))  # 0.66 of the other
+    assert one_of_several(smaller) == (True, 95.0, 200.0)
+    tag = blob((100, 200), (10, 10, 90, 90)) | blob((100, 200), (120, 40, 150, 70))
+    assert one_of_several(tag) is None
+    crossed = blob((200, 200), (10, 10, 110, 110)) | blob((200, 200), (100, 120, 190, 190))  # overlap in columns
+    crossed |= blob((200, 200), (120, 20, 190, 100))  # ...and one beside the first, overlapping it in rows
+    assert one_of_several(crossed) is None
+    assert one_of_several(blob((100, 100), (10, 10, 90, 90))) is None
+
+
+@pytest.mark.parametrize("joined", ["parse", "silhouette"])
+def test_one_view_is_told_by_the_photo_or_the_parse(joined):
+    """The views are told apart in the photo's silhouette or in the parse, whichever sees the gap:
+    a parse that runs across a narrow gap, or a silhouette that joins two views where their edges
+    touch, still gives the first view's band; the plane is cleared outside it."""
+    left, right = blob((100, 200), (10, 10, 98, 90)), blob((100, 200), (102, 10, 190, 90))
+    bridge = blob((100, 200), (98, 40, 102, 60))
+    plane = ((left | right | (bridge if joined == "parse" else False)) * 230).astype(np.uint8)
+    silhouette = left | right | (bridge if joined == "silhouette" else False)
+    cut, band = one_view(plane, silhouette, 128)
+    assert band == (0, 0, 100, 100)
+    assert np.array_equal(cut >= 128, (plane >= 128) & blob((100, 200), band))  # (the bridge's half: the plane's)
+    single, none = one_view((left * 230).astype(np.uint8), left, 128)
+    assert none is None and np.array_equal(single >= 128, left)
+
+
+def test_a_parse_that_loses_a_garments_middle_is_not_two_views():
+    """A garment the parser finds in two parts, one above the other (its shoulders and its hem,
+    the middle lost on a grain: VITON 011708 on the benchmark's grain), its silhouette whole: the
+    two sides of the cut are unlike (the hem narrower, the parts of other heights), so it is one
+    garment; the same parse over two stacked views alike in the silhouette is cut."""
+    shoulders, hem = blob((240, 200), (10, 20, 190, 100)), blob((240, 200), (60, 118, 150, 210))
+    plane = ((shoulders | hem) * 230).astype(np.uint8)
+    whole = blob((240, 200), (5, 15, 195, 230))
+    cut, band = one_view(plane, whole, 128)
+    assert band is None and np.array_equal(cut, plane)
+    top, bottom = blob((240, 200), (10, 10, 190, 110)), blob((240, 200), (10, 110, 190, 210))
+    plane = ((top | bottom) * 230).astype(np.uint8)
+    plane[108:112] = 0  # (the parse sees the seam between the views; the silhouette does not)
+    assert one_view(plane, top | bottom, 128)[1] == (0, 0, 200, 110)
+
+
+def test_extract_cuts_out_one_view_of_a_front_and_back_product_image(tmp_path):
+    """``extract`` with the bundled parser on drawn catalog tops beside and above their mirror
+    image (a back view's stand-in) on white: the garment is the front's, cut out as the front
+    alone is (saved mask IoU > 0.95 over the front's half, under 1% of it on the back's; both
+    views as one garment before: IoU 0.5 over the whole image)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(4):
+        front = synth_sample(i, seed=3, size=(512, 384))[2]
+        front.save(folder / f"single{i}.png")
+        pair = Image.new("RGB", (768, 512), "white")
+        pair.paste(front, (0, 0))
+        pair.paste(ImageOps.mirror(front), (384, 0))
+        pair.save(folder / f"pair{i}.png")
+        stack = Image.new("RGB", (384, 1024), "white")
+        stack.paste(front, (0, 0))
+        stack.paste(ImageOps.mirror(front), (0, 512))
+        stack.save(folder / f"stack{i}.png")
+    done = run_cli(
+        "extract", folder, "-o", tmp_path / "out", "--save-masks", tmp_path / "masks", "--report", tmp_path / "r.jsonl"
+    )
+    assert done.returncode == 0, done.stderr
+    masks = {}
+    for record in map(json.loads, open(tmp_path / "r.jsonl")):
+        name = Path(record["input"]).stem
+        assert record["mask"] == "segmenter+alone", (name, record["mask"])
+        size = Image.open(record["input"]).size
+        masks[name] = np.asarray(Image.open(record["saved_mask"]).convert("L").resize(size)) >= 128
+    for i in range(4):
+        single = masks[f"single{i}"]
+        for name, front, back in (
+            (f"pair{i}", masks[f"pair{i}"][:, :384], masks[f"pair{i}"][:, 384:]),
+            (f"stack{i}", masks[f"stack{i}"][:512], masks[f"stack{i}"][512:]),
+        ):
+            assert (front & single).sum() / (front | single).sum() > 0.95, name
+            assert back.sum() < 0.01 * single.sum(), name
+
+
+@pytest.mark.skipif(not VITON_VAL.is_file(), reason=f"{VITON_VAL} is absent")
+def test_a_view_the_closer_look_finds_worn_is_generated_from_that_view(tmp_path):
+    """A black top beside its mirror image (VITON 005022): the head calls it alone at the first
+    look and worn at the closer look on the front, so the front is generated from the closer
+    parse, within the front's band (the columns of the "person" the first look chose, the back,
+    had cleared it: "no garment found"). A white top beside its mirror (VITON 000010) is cut
+    out, the front alone (its parse across both was too faint: "no garment found")."""
+    import tarfile
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    with tarfile.open(VITON_VAL) as tar:
+        for name in ("005022_1", "000010_1"):
+            front = Image.open(tar.extractfile(f"val/cloth/{name}.jpg")).convert("RGB")
+            pair = Image.new("RGB", (2 * front.width, front.height), "white")
+            pair.paste(front, (0, 0))
+            pair.paste(ImageOps.mirror(front), (front.width, 0))
+            pair.save(folder / f"{name}.png")
+    done = run_cli(
+        "extract", folder, "-o", tmp_path / "out", "--save-masks", tmp_path / "m", "--report", tmp_path / "r"
+    )
+    assert done.returncode == 0, done.stderr
+    records = {Path(r["input"]).stem: r for r in map(json.loads, open(tmp_path / "r"))}
+    assert records["005022_1"]["mask"] == "segmenter+zoom" and records["000010_1"]["mask"] == "segmenter+alone"
+    for record in records.values():
+        mask = np.asarray(Image.open(record["saved_mask"]).convert("L").resize((384, 256))) >= 128
+        assert mask[:, :192].sum() > 0.2 * 192 * 256 and mask[:, 192:].sum() == 0, record["input"]
