@@ -14,12 +14,13 @@ garment's soft drop shadow (a flat lay under a lamp); the first N validation pho
 headless (top 60 rows off) and cut to the torso; Dress Code and VITON-HD photos and catalog
 images; Dress Code's full-length photos cut at the top, padded at the sides and mirrored
 (``full_length``: 24 each); the N catalog images laid out as an outfit on white, with Dress
-Code's trousers under or beside each (``outfit``). With ``--extract OUT``, part two runs
-``extract`` (``--background transparent``) on the catalog sets, the outfits, the photos and the
+Code's trousers under or beside each (``outfit``); the N catalog images beside or above their
+mirror image, a product image of front and back views (``views``). With ``--extract OUT``, part two runs
+``extract`` (``--background transparent``) on the catalog sets, the outfits, the views, the photos and the
 full-length ones (there a cut-out is a person cut out whole, the second look included) and
 scores each catalog output against its catalog image, boxes aligned (an outfit's against its
-top's: trousers taken with it cost IoU): silhouette IoU, mean colour error inside, GMSD and
-sharpness (1.0: the catalog image's edge energy).
+top's, views' against the front's: trousers or a back taken with it cost IoU): silhouette IoU,
+mean colour error inside, GMSD and sharpness (1.0: the catalog image's edge energy).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from clothes_extractor.runtime.session import ModelSession
 from clothes_extractor.runtime.silhouette import garment_silhouette
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHAPE_OFF = 0.25  # (a garment's own cut-out: its aspect within a few percent of its catalog image's)
 
 
 def grain(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
@@ -114,6 +116,17 @@ def outfit(top: Image.Image, pair: Image.Image, layout: int) -> Image.Image:
     return canvas
 
 
+def views(image: Image.Image, layout: int) -> Image.Image:
+    """A product image of a garment's front and back views on white: the catalog image (the
+    front) and its mirror image (standing in for the back: no back views here) side by side
+    (``layout`` 0) or one above the other (1), as shops show both; the front first."""
+    w, h = image.size
+    canvas = Image.new("RGB", (2 * w, h) if layout == 0 else (w, 2 * h), (255, 255, 255))
+    canvas.paste(image, (0, 0))
+    canvas.paste(ImageOps.mirror(image), (w, 0) if layout == 0 else (0, h))
+    return canvas
+
+
 def image_sets(viton: Path, count: int) -> dict[str, list[tuple[str, Image.Image]]]:
     rng = np.random.default_rng(123)
     cloth = sorted((viton / "val" / "cloth").glob("*.jpg"))[:count]
@@ -133,6 +146,7 @@ def image_sets(viton: Path, count: int) -> dict[str, list[tuple[str, Image.Image
         found = sorted((SHARED / "dresscode-sample").glob(f"*/images/{pattern}"))
         sets[name] = [(p.stem, Image.open(p).convert("RGB")) for p in found]
     sets["dresscode full length"] = [one for stem, photo in sets["dresscode photo"] for one in full_length(stem, photo)]
+    sets["views"] = [(n, views(i, k % 2)) for k, (n, i) in enumerate(catalogs)]
     pairs = trousers()
     if pairs:
         sets["outfit"] = [(n, outfit(i, pairs[k // 4 % len(pairs)], k % 4)) for k, (n, i) in enumerate(catalogs)]
@@ -158,10 +172,22 @@ def answers(segmenter: ModelSession, images: list[Image.Image]) -> tuple[int, in
             garment = out["mask"][row, y0:y1, x0:x1, 0] >= threshold
             kept += shown_alone(alone, garment)
             labels = out["labels"][row, ..., 0] if "labels" in out else None
-            if alone_plane(plane, shown, out["mask"][row, ..., 0], labels, alone, threshold, contract.labels):
+            parsed = alone_plane(plane, shown, out["mask"][row, ..., 0], labels, alone, threshold, contract.labels)
+            if parsed:
                 cut += 1
+                band = parsed[2] if len(parsed) > 2 else None  # (a checkout before views: two answers)
+                if band is not None:  # one of several views: its parse alone is asked
+                    garment = in_band(out["mask"][row, ..., 0], band)[y0:y1, x0:x1] >= threshold
+                    labels = None if labels is None else in_band(labels, band)
                 nobody += not shows_person(garment, None if labels is None else labels[y0:y1, x0:x1], contract.labels)
     return said, kept, cut, nobody
+
+
+def in_band(plane: np.ndarray, band: tuple[int, int, int, int]) -> np.ndarray:
+    """``plane`` cleared outside ``band`` (x0, y0, x1, y1)."""
+    out = np.zeros_like(plane)
+    out[band[1] : band[3], band[0] : band[2]] = plane[band[1] : band[3], band[0] : band[2]]
+    return out
 
 
 def box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -169,14 +195,16 @@ def box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1) if len(rows) else None
 
 
-def score(output: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, float]:
-    """(IoU, mean colour error, GMSD, sharpness) of a garment output (RGBA) against its catalog
-    image, the output's garment box resized onto the catalog garment's."""
+def score(output: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, float, float]:
+    """(IoU, mean colour error, GMSD, sharpness, shape off) of a garment output (RGBA) against its
+    catalog image, the output's garment box resized onto the catalog garment's; shape off: 1.0
+    where the boxes' aspects (width / height) differ by over ``SHAPE_OFF`` (two views taken as one
+    garment: about twice as wide, or half), else 0.0."""
     silhouette = garment_silhouette(truth)
     alpha = output[..., 3] >= 128
     ours, theirs = box(alpha), box(silhouette)
     if ours is None:
-        return 0.0, float("nan"), float("nan"), float("nan")
+        return 0.0, float("nan"), float("nan"), float("nan"), 1.0
     size = (ours[2] - ours[0], ours[3] - ours[1])
     same = np.asarray(Image.fromarray(silhouette).crop(theirs).resize(size)) > 0
     got = alpha[ours[1] : ours[3], ours[0] : ours[2]]
@@ -186,11 +214,13 @@ def score(output: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, f
     a = np.where(inside[..., None], rgb, 255).astype(np.uint8)[None]
     b = np.where(inside[..., None], colours, 255).astype(np.uint8)[None]
     error = float(np.abs(rgb.astype(np.float32) - colours)[inside].mean())
+    aspect = (size[0] / size[1]) / ((theirs[2] - theirs[0]) / (theirs[3] - theirs[1]))
     return (
         float(inside.sum() / max(1, (same | got).sum())),
         error,
         float(gmsd(a, b)[0]),
         float(sharpness_ratio(a, b)[0]),
+        float(abs(np.log(aspect)) > np.log(1 + SHAPE_OFF)),
     )
 
 
@@ -199,6 +229,7 @@ def extract_part(sets: dict, viton: Path, segmenter: Path, out: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     kinds = {"catalog white": "white", "catalog plain": "plain", "catalog grain": "grain", "catalog shadow": "shadow"}
     kinds |= {"outfit": "outfit"}  # scored against the top's catalog image: the trousers are no part of it
+    kinds |= {"views": "views"}  # scored against the front's (the catalog image): the back is no part of it
     kinds |= {"photo whole": "whole", "dresscode full length": "fulllength"}  # worn: not scored
     for name, kind in kinds.items():
         for stem, image in sets.get(name, []):
@@ -207,6 +238,11 @@ def extract_part(sets: dict, viton: Path, segmenter: Path, out: Path) -> None:
     cmd = [sys.executable, "-m", "clothes_extractor", "extract", str(folder), "-o", str(out / "out")]
     cmd += ["--segmenter", str(segmenter), "--background", "transparent", "--report", str(report), "--overwrite"]
     print(subprocess.run(cmd, capture_output=True, text=True).stderr.strip().splitlines()[-1])
+    scored(report, viton)
+
+
+def scored(report: Path, viton: Path) -> None:
+    """Score the outputs an ``extract --report`` of the sets' images lists (``extract_part``)."""
     rows: dict[str, list] = {}
     for line in report.read_text().splitlines():
         record = json.loads(line)
@@ -219,10 +255,11 @@ def extract_part(sets: dict, viton: Path, segmenter: Path, out: Path) -> None:
         if kind not in ("whole", "fulllength"):
             truth = np.asarray(Image.open(viton / "val" / "cloth" / f"{stem}.jpg").convert("RGB"))
             found[2].append(score(np.asarray(Image.open(record["output"]).convert("RGBA")), truth))
-    print("\nextract --background transparent | photos | cut out | IoU | colour error | GMSD | sharpness")
+    print("\nextract --background transparent | photos | cut out | IoU | colour error | GMSD | sharpness | shape off")
     for kind, (n, cut, scores) in rows.items():
-        means = np.nanmean(np.array(scores), axis=0) if scores else [float("nan")] * 4
-        print(f"{kind} | {n} | {cut} | " + " | ".join(f"{v:.3f}" for v in means))
+        means = np.nanmean(np.array(scores), axis=0) if scores else [float("nan")] * 5
+        off = int(round(means[4] * len(scores))) if scores else 0
+        print(f"{kind} | {n} | {cut} | " + " | ".join(f"{v:.3f}" for v in means[:4]) + f" | {off}")
 
 
 def main() -> None:
