@@ -1,7 +1,7 @@
 """A garment's silhouette in a catalog image: what is not the background around it.
 
 Used where the runtime needs a garment's shape from a catalog image (try-on's garment
-mask; the views of a product image, ``one_of_several``, for try-on and ``extract`` alike) and by
+mask; which of a product image's views to take, for try-on and ``extract`` alike) and by
 training and ``evaluate`` (a generator's alpha target and its score).
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .fitting import Box, frame_edge
+from .fitting import Box, frame_edge, within
 
 # A catalog pixel may count as background when every channel is within this of the
 # background colour (JPEG noise around a garment's edge reaches ~8-12 levels)...
@@ -132,23 +132,20 @@ def one_of_several(mask: np.ndarray) -> tuple[bool, float, float] | None:
 
 
 def one_view(plane: np.ndarray, silhouette: np.ndarray, threshold: int) -> tuple[np.ndarray, Box | None]:
-    """A garment plane (``alone.alone_garment``'s, at ``threshold``) that holds several views of a
-    garment apart (``one_of_several``: a product image of its front and back side by side or
+    """A garment plane (``alone.alone_garment``'s, at ``threshold``) that holds several views of
+    a garment apart (``one_of_several``: a product image of its front and back side by side or
     one above the other) cut to the band of the one taken, and the band (plane pixels:
-    ``alone.framed`` looks for its silhouette there only); as it is and None where it holds one. The
-    parts are told apart in the photo's own ``silhouette`` (bool, like ``plane``), else in the
-    plane (views whose edges touch are one piece of the silhouette), by an empty row or column
-    between them (``_gapped``; parts that touch corner to corner are one), and are views where the
-    silhouette's two sides of the cut are alike (``_alike``: a parse that loses a garment's
-    middle is two parts of it, a top laid beside trousers two garments)."""
-    h, w = plane.shape
+    ``alone.framed`` looks for its silhouette there only); as it is and None where it holds
+    one. The parts are told apart in the photo's own ``silhouette`` (bool, like ``plane``), else
+    in the plane (views whose edges touch are one piece of the silhouette), by an empty row or
+    column between them (``_gapped``; parts that touch corner to corner are one), and are views
+    where the silhouette's two sides of the cut are alike (``_alike``: a parse that loses a
+    garment's middle is two parts of it, a top laid beside trousers two garments)."""
     for parts in (silhouette, plane >= threshold):
         one = one_of_several(parts) if _gapped(parts) else None  # (most garments: no row or column free)
-        if one is not None and _alike(silhouette, _band(one, (h, w))):
-            band = _band(one, (h, w))
-            inside = np.zeros(plane.shape, bool)
-            inside[band[1] : band[3], band[0] : band[2]] = True
-            return np.where(inside, plane, np.uint8(0)), band
+        band = None if one is None else _band(one, plane.shape)
+        if band is not None and _alike(silhouette, band):
+            return within(plane, band), band
     return plane, None
 
 
