@@ -3,6 +3,7 @@ and masks, the bundled segmenter, CLI runners."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -224,3 +225,16 @@ def run_cli(*args: str | Path, timeout: float = 120, stdin: bytes | None = None)
         env=cli_env(),
         timeout=timeout,
     )
+
+
+def extracted_masks(folder: Path, tmp_path: Path) -> dict[str, tuple[str, np.ndarray]]:
+    """``extract`` on ``folder`` (the bundled models, ``--save-masks``), asserted to succeed: for
+    each photo (by stem), its mask source and its saved mask read back at the photo's size (bool)."""
+    report = tmp_path / "extracted.jsonl"
+    done = run_cli("extract", folder, "-o", tmp_path / "out", "--save-masks", tmp_path / "masks", "--report", report)
+    assert done.returncode == 0, done.stderr
+    found = {}
+    for record in map(json.loads, open(report)):
+        mask = Image.open(record["saved_mask"]).convert("L").resize(Image.open(record["input"]).size, Image.BILINEAR)
+        found[Path(record["input"]).stem] = (record["mask"], np.asarray(mask) >= 128)
+    return found

@@ -5,9 +5,6 @@ dress) stays whole. Drawn parses and photos first (try-on's garment image on a c
 ``alone.on_white``, among them), then ``extract`` with the bundled parser on drawn tops laid
 over skirts."""
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
@@ -15,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from clothes_extractor.runtime.alone import alone_garment, on_white, other_garments
 from clothes_extractor.runtime.backdrop import backdrop_silhouette
 from clothes_extractor.tasks import PARSER_CLASSES as NAMES
-from conftest import run_cli
+from conftest import extracted_masks
 
 UPPER, FACE, LOWER, ARMS, LEGS = (NAMES.index(n) for n in ("upper", "face", "lower", "arms", "legs"))
 TOP = [(62, 40), (84, 52), (108, 52), (130, 40), (172, 80), (150, 104), (140, 96), (140, 220), (52, 220)]
@@ -147,15 +144,8 @@ def test_extract_cuts_out_the_top_of_an_outfit_laid_flat(tmp_path):
         tops[f"outfit{k:02d}"] = top
     dress, dress_top, dress_skirt = outfit(NAVY, NAVY)
     Image.fromarray(dress).save(folder / "dress.png")
-    done = run_cli(
-        "extract", folder, "-o", tmp_path / "out", "--save-masks", tmp_path / "masks", "--report", tmp_path / "r.jsonl"
-    )
-    assert done.returncode == 0, done.stderr
-    masks = {}
-    for record in map(json.loads, open(tmp_path / "r.jsonl")):
-        name = Path(record["input"]).stem
-        assert record["mask"] == "segmenter+alone", (name, record["mask"])
-        mask = Image.open(record["saved_mask"]).convert("L").resize((384, 512), Image.Resampling.BILINEAR)
-        masks[name] = np.asarray(mask) >= 128
+    found = extracted_masks(folder, tmp_path)
+    assert [name for name, (source, _) in found.items() if source != "segmenter+alone"] == []
+    masks = {name: mask for name, (_, mask) in found.items()}
     assert sum(iou(masks[name], top) > 0.95 for name, top in tops.items()) >= 8
     assert iou(masks["dress"], dress_top | dress_skirt) > 0.95

@@ -3,16 +3,13 @@
 (``silhouette.one_of_several``, ``silhouette.one_view``). Drawn silhouettes and planes first, then
 ``extract`` with the bundled parser on drawn catalog tops beside and above their mirror image."""
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
 from clothes_extractor.data.synth import synth_sample
 from clothes_extractor.runtime.silhouette import one_of_several, one_view
-from conftest import VITON_VAL, run_cli
+from conftest import VITON_VAL, extracted_masks
 
 
 def blob(shape: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
@@ -90,16 +87,9 @@ def test_extract_cuts_out_one_view_of_a_front_and_back_product_image(tmp_path):
         stack.paste(front, (0, 0))
         stack.paste(ImageOps.mirror(front), (0, 512))
         stack.save(folder / f"stack{i}.png")
-    done = run_cli(
-        "extract", folder, "-o", tmp_path / "out", "--save-masks", tmp_path / "masks", "--report", tmp_path / "r.jsonl"
-    )
-    assert done.returncode == 0, done.stderr
-    masks = {}
-    for record in map(json.loads, open(tmp_path / "r.jsonl")):
-        name = Path(record["input"]).stem
-        assert record["mask"] == "segmenter+alone", (name, record["mask"])
-        size = Image.open(record["input"]).size
-        masks[name] = np.asarray(Image.open(record["saved_mask"]).convert("L").resize(size)) >= 128
+    found = extracted_masks(folder, tmp_path)
+    assert [name for name, (source, _) in found.items() if source != "segmenter+alone"] == []
+    masks = {name: mask for name, (_, mask) in found.items()}
     for i in range(4):
         single = masks[f"single{i}"]
         for name, front, back in (
@@ -128,12 +118,8 @@ def test_a_view_the_closer_look_finds_worn_is_generated_from_that_view(tmp_path)
             pair.paste(front, (0, 0))
             pair.paste(ImageOps.mirror(front), (front.width, 0))
             pair.save(folder / f"{name}.png")
-    done = run_cli(
-        "extract", folder, "-o", tmp_path / "out", "--save-masks", tmp_path / "m", "--report", tmp_path / "r"
-    )
-    assert done.returncode == 0, done.stderr
-    records = {Path(r["input"]).stem: r for r in map(json.loads, open(tmp_path / "r"))}
-    assert records["005022_1"]["mask"] == "segmenter+zoom" and records["000010_1"]["mask"] == "segmenter+alone"
-    for record in records.values():
-        mask = np.asarray(Image.open(record["saved_mask"]).convert("L").resize((384, 256))) >= 128
-        assert mask[:, :192].sum() > 0.2 * 192 * 256 and mask[:, 192:].sum() == 0, record["input"]
+    found = extracted_masks(folder, tmp_path)
+    assert found["005022_1"][0] == "segmenter+zoom" and found["000010_1"][0] == "segmenter+alone"
+    for name, (_, mask) in found.items():  # (the front's half: a garment; the back's: nothing)
+        half = mask.shape[1] // 2
+        assert mask[:, :half].mean() > 0.2 and not mask[:, half:].any(), name
