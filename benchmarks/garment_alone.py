@@ -14,12 +14,13 @@ garment's soft drop shadow (a flat lay under a lamp); the first N validation pho
 headless (top 60 rows off) and cut to the torso; Dress Code and VITON-HD photos and catalog
 images; Dress Code's full-length photos cut at the top, padded at the sides and mirrored
 (``full_length``: 24 each); the N catalog images laid out as an outfit on white, with Dress
-Code's trousers under or beside each (``outfit``); the N catalog images beside or above their
-mirror image, a product image of front and back views (``views``). With ``--extract OUT``, part two runs
-``extract`` (``--background transparent``) on the catalog sets, the outfits, the views, the photos and the
-full-length ones (there a cut-out is a person cut out whole, the second look included) and
-scores each catalog output against its catalog image, boxes aligned (an outfit's against its
-top's, views' against the front's: trousers or a back taken with it cost IoU): silhouette IoU,
+Code's trousers under or beside each (``outfit``), beside or above their mirror image (a
+product image of front and back views: ``views``) and with a swatch of their fabric beside them
+(``swatch``). With ``--extract OUT``, part two runs ``extract`` (``--background transparent``)
+on the catalog sets, the outfits, views and swatches, the photos and the full-length ones (there
+a cut-out is a person cut out whole, the second look included) and scores each catalog output
+against its catalog image, boxes aligned (an outfit's against its top's, views' against the
+front's: trousers, a back or a swatch taken with it cost IoU and shape): silhouette IoU,
 mean colour error inside, GMSD and sharpness (1.0: the catalog image's edge energy).
 """
 
@@ -127,6 +128,19 @@ def views(image: Image.Image, layout: int) -> Image.Image:
     return canvas
 
 
+def swatch(image: Image.Image, corner: int) -> Image.Image:
+    """A catalog image with a swatch of its fabric beside the garment, as shops show a colour: a
+    square cut from the garment's middle, a fifth of the image's width, in a bottom corner of a
+    frame widened by a quarter (``corner`` 0: right, 1: left)."""
+    w, h = image.size
+    side = w // 5
+    piece = image.crop((w // 2 - side // 2, h // 2 - side // 2, w // 2 + side // 2, h // 2 + side // 2))
+    canvas = Image.new("RGB", (w + w // 4, h), (255, 255, 255))
+    canvas.paste(image, (0 if corner == 0 else w // 4, 0))
+    canvas.paste(piece, (w + w // 4 - side - 4 if corner == 0 else 4, h - side - 4))
+    return canvas
+
+
 def image_sets(viton: Path, count: int) -> dict[str, list[tuple[str, Image.Image]]]:
     rng = np.random.default_rng(123)
     cloth = sorted((viton / "val" / "cloth").glob("*.jpg"))[:count]
@@ -147,6 +161,7 @@ def image_sets(viton: Path, count: int) -> dict[str, list[tuple[str, Image.Image
         sets[name] = [(p.stem, Image.open(p).convert("RGB")) for p in found]
     sets["dresscode full length"] = [one for stem, photo in sets["dresscode photo"] for one in full_length(stem, photo)]
     sets["views"] = [(n, views(i, k % 2)) for k, (n, i) in enumerate(catalogs)]
+    sets["swatch"] = [(n, swatch(i, k % 2)) for k, (n, i) in enumerate(catalogs)]
     pairs = trousers()
     if pairs:
         sets["outfit"] = [(n, outfit(i, pairs[k // 4 % len(pairs)], k % 4)) for k, (n, i) in enumerate(catalogs)]
@@ -230,6 +245,7 @@ def extract_part(sets: dict, viton: Path, segmenter: Path, out: Path) -> None:
     kinds = {"catalog white": "white", "catalog plain": "plain", "catalog grain": "grain", "catalog shadow": "shadow"}
     kinds |= {"outfit": "outfit"}  # scored against the top's catalog image: the trousers are no part of it
     kinds |= {"views": "views"}  # scored against the front's (the catalog image): the back is no part of it
+    kinds |= {"swatch": "swatch"}  # scored against the catalog image: the swatch is no part of it
     kinds |= {"photo whole": "whole", "dresscode full length": "fulllength"}  # worn: not scored
     for name, kind in kinds.items():
         for stem, image in sets.get(name, []):

@@ -1,14 +1,15 @@
-"""A product image of a garment's front and back views, side by side or one above the other:
-``extract`` cuts out one view (the first: left, or top), as try-on dresses one
-(``silhouette.one_of_several``, ``silhouette.one_view``). Drawn silhouettes and planes first, then
-``extract`` with the bundled parser on drawn catalog tops beside and above their mirror image."""
+"""Product images: a garment's front and back views, side by side or one above the other, give
+one view in ``extract`` (the first: left, or top), as try-on dresses one
+(``silhouette.one_of_several``, ``silhouette.one_view``); a swatch of its fabric beside the garment
+is left out (``silhouette.swatches``). Drawn silhouettes and planes first, then ``extract`` with
+the bundled parser on drawn catalog tops beside and above their mirror image or a swatch."""
 
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
 from clothes_extractor.data.synth import synth_sample
-from clothes_extractor.runtime.silhouette import one_of_several, one_view
+from clothes_extractor.runtime.silhouette import one_of_several, one_view, swatches
 from conftest import VITON_VAL, extracted_masks
 
 
@@ -123,3 +124,42 @@ def test_a_view_the_closer_look_finds_worn_is_generated_from_that_view(tmp_path)
     for name, (_, mask) in found.items():  # (the front's half: a garment; the back's: nothing)
         half = mask.shape[1] // 2
         assert mask[:, :half].mean() > 0.2 and not mask[:, half:].any(), name
+
+
+def test_a_small_filled_rectangle_apart_from_the_garment_is_a_swatch():
+    """A square or a short rectangle apart from the garment, under half its area and filling its
+    box, is a swatch (grown two pixels, never into the garment); a tie's end (long and thin), a
+    second view (as large), a ring or an L (not filled), or no part apart: none."""
+    garment = blob((200, 200), (20, 20, 140, 180))
+    square, bar = blob((200, 200), (150, 150, 180, 180)), blob((200, 200), (150, 40, 190, 50))  # (the bar 4:1)
+    found = swatches(garment | square | bar)
+    assert found is not None and (found & square).sum() == square.sum() and not (found & garment).any()
+    assert not (found & bar).any() and found.sum() == blob((200, 200), (148, 148, 182, 182)).sum()
+    assert swatches(garment | bar) is None
+    assert swatches(garment | blob((200, 200), (142, 20, 200, 170))) is None  # (over half its area: a view)
+    ring = square & ~blob((200, 200), (155, 155, 175, 175))
+    ell = blob((200, 200), (150, 150, 160, 190)) | blob((200, 200), (150, 180, 190, 190))
+    assert swatches(garment | ring) is None and swatches(garment | ell) is None
+    assert swatches(garment) is None
+
+
+def test_extract_leaves_a_fabric_swatch_beside_the_garment_out(tmp_path):
+    """``extract`` on drawn catalog tops with a swatch of their fabric in a bottom corner, beside
+    the garment (a shop's colour swatch): the garment is cut out as it is alone (saved mask IoU >
+    0.95 against the top alone's), the swatch left out (taken with it before: the frame
+    stretched to it)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(4):
+        front = synth_sample(i, seed=3, size=(512, 384))[2]
+        front.save(folder / f"single{i}.png")
+        framed = Image.new("RGB", (480, 512), "white")
+        framed.paste(front, (0, 0))
+        framed.paste(front.crop((152, 216, 232, 296)), (392, 424))
+        framed.save(folder / f"swatch{i}.png")
+    found = extracted_masks(folder, tmp_path)
+    assert [name for name, (source, _) in found.items() if source != "segmenter+alone"] == []
+    for i in range(4):
+        single, mask = found[f"single{i}"][1], found[f"swatch{i}"][1]
+        assert (mask[:, :384] & single).sum() / (mask[:, :384] | single).sum() > 0.95
+        assert not mask[:, 384:].any()

@@ -9,8 +9,9 @@ told from its backdrop (``backdrop.backdrop_silhouette``); ``stages.fit_photo`` 
 ``framed`` find its silhouette in the photo's own pixels and ``cut_out`` make the output from
 them, the silhouette as its ``alpha`` (the ``--background`` choices work as for a generated
 garment). The garment is the parse's top and what joins it (``alone_garment``), not the other
-garments of an outfit laid out with it (``other_garments``: trousers or a skirt), and of a
-product image of its front and back views, one view (``one_view``).
+garments of an outfit laid out with it (``other_garments``: trousers or a skirt) nor a swatch
+of its fabric beside it (``swatches``), and of a product image of its front and back views,
+one view (``one_view``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .silhouette import (
     pieces,
     reached_from,
     reached_from_border,
+    swatches,
 )
 
 # The parser's ``alone`` output (its head's probability x 255) from which a garment is shown
@@ -277,9 +279,10 @@ def alone_plane(
     """The parser's garment plane (``alone_garment``; [h, w] uint8 like ``mask``) of a photo
     whose garment is shown alone (``shown_alone``: ``said``, the parser's ``alone`` output)
     on a backdrop its silhouette can be told from (``backdrop_silhouette``, on ``image``, the
-    letterboxed photo), the other garments of an outfit laid out with it (bool [h, w], or
-    None), and, where the photo shows several views of it apart, the band of the plane holding
-    the one taken (``one_view``; the plane is cut to it), or None; else None. ``shown``: the
+    letterboxed photo), less a swatch of its fabric beside it (``swatches``), the other garments
+    of an outfit laid out with it (bool [h, w], or None), and, where the photo shows several
+    views of it apart, the band of the plane holding the one taken (``one_view``; the plane is
+    cut to it), or None; else None. ``shown``: the
     pixels of the frame the photo covers; ``threshold``: the mask's; ``names``: the parse's
     classes. Whether its parse shows a person wearing it all the same is ``shows_person``'s to
     say (``stages.segment`` asks it at both looks)."""
@@ -294,6 +297,9 @@ def alone_plane(
         return None
     silhouette = np.zeros(plane.shape, bool)
     silhouette[y0:y1, x0:x1] = found
+    swatch = swatches(silhouette)
+    if swatch is not None:  # (a colour swatch beside the garment: no part of it)
+        plane, silhouette = np.where(swatch, np.uint8(0), plane), silhouette & ~swatch
     plane, band = one_view(plane, silhouette, threshold)
     return plane, apart, band
 

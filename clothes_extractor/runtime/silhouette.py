@@ -49,8 +49,14 @@ SEVERAL, NEAR_TIE = 0.5, 0.85
 # Measured at the first look: 500 VITON catalog images beside or above their mirror image, cut
 # at a gap in the silhouette (379) or the parse (27): the least of the three ratios at least
 # 0.946 and 0.842 (one); two catalog images of one garment whose parse lost its middle (of the
-# 1,528 validation ones on four backdrops), cut there: 0.66 and 0.68 (e2e-garment-views.txt).
+# 1,528 validation ones on four backdrops), cut there: 0.66 and 0.68 (e2e-garment-product-images.txt).
 ALIKE = 0.85
+# A part of a product image's silhouette apart from the garment, from SWATCH_LEAST to SEVERAL of
+# its area, that fills at least SWATCH_FILL of its box and is at most SWATCH_ASPECT times as long
+# as wide is a swatch of its fabric (a shop's colour swatch beside the garment), no part of the
+# garment; smaller parts are specks (of a grain, a JPEG's noise), as they were.
+SWATCH_LEAST, SWATCH_FILL, SWATCH_ASPECT = 0.01, 0.9, 2.0
+SWATCH_CORE = 3  # (pixels at the parser's size: a swatch of 1% of a garment there is 15 or more across)
 
 
 def _run_labels(free: np.ndarray) -> np.ndarray:
@@ -147,6 +153,29 @@ def one_view(plane: np.ndarray, silhouette: np.ndarray, threshold: int) -> tuple
         if band is not None and _alike(silhouette, band):
             return within(plane, band), band
     return plane, None
+
+
+def swatches(silhouette: np.ndarray) -> np.ndarray | None:
+    """The parts (bool, like ``silhouette``) of a product image's silhouette that are swatches of
+    its fabric beside the garment (``SWATCH_LEAST``, ``SWATCH_FILL``, ``SWATCH_ASPECT``: small
+    filled rectangles apart from the largest part), grown by two pixels away from it; None where
+    there are none. The parts are found in the silhouette shrunk by ``SWATCH_CORE`` pixels (a
+    swatch's core; specks of a grain or a JPEG's noise are gone there, one flood each spared)."""
+    core = ~dilate(~silhouette, SWATCH_CORE)
+    seeds = list(itertools.islice(pieces(core), 32))
+    if len(seeds) < 2:
+        return None
+    parts = [reached_from(seed, silhouette) for seed in seeds]
+    areas = [int(part.sum()) for part in parts]
+    largest = parts[int(np.argmax(areas))]
+    found = np.zeros_like(silhouette)
+    for part, area in zip(parts, areas, strict=True):
+        rows, cols = np.flatnonzero(part.any(1)), np.flatnonzero(part.any(0))
+        h, w = rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]
+        small = SWATCH_LEAST * max(areas) <= area < SEVERAL * max(areas)
+        if small and area >= SWATCH_FILL * h * w and max(h, w) <= SWATCH_ASPECT * min(h, w):
+            found |= part
+    return dilate(found, 2) & ~largest if found.any() else None
 
 
 def _gapped(parts: np.ndarray) -> bool:
