@@ -4,6 +4,8 @@ one view in ``extract`` (the first: left, or top), as try-on dresses one
 is left out (``silhouette.swatches``). Drawn silhouettes and planes first, then ``extract`` with
 the bundled parser on drawn catalog tops beside and above their mirror image or a swatch."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
@@ -18,6 +20,15 @@ def blob(shape: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
     out = np.zeros(shape, bool)
     out[box[1] : box[3], box[0] : box[2]] = True
     return out
+
+
+def drawn_tops(folder: Path) -> list[Image.Image]:
+    """Four drawn catalog tops at 512x384, each also saved alone in ``folder`` (``single<i>.png``)."""
+    folder.mkdir()
+    tops = [synth_sample(i, seed=3, size=(512, 384))[2] for i in range(4)]
+    for i, top in enumerate(tops):
+        top.save(folder / f"single{i}.png")
+    return tops
 
 
 def test_several_garments_apart_give_the_band_of_the_first():
@@ -76,10 +87,7 @@ def test_extract_cuts_out_one_view_of_a_front_and_back_product_image(tmp_path):
     alone is (saved mask IoU > 0.95 over the front's half, under 1% of it on the back's; both
     views as one garment before: IoU 0.5 over the whole image)."""
     folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(4):
-        front = synth_sample(i, seed=3, size=(512, 384))[2]
-        front.save(folder / f"single{i}.png")
+    for i, front in enumerate(drawn_tops(folder)):
         pair = Image.new("RGB", (768, 512), "white")
         pair.paste(front, (0, 0))
         pair.paste(ImageOps.mirror(front), (384, 0))
@@ -149,10 +157,7 @@ def test_extract_leaves_a_fabric_swatch_beside_the_garment_out(tmp_path):
     0.95 against the top alone's), the swatch left out (taken with it before: the frame
     stretched to it)."""
     folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(4):
-        front = synth_sample(i, seed=3, size=(512, 384))[2]
-        front.save(folder / f"single{i}.png")
+    for i, front in enumerate(drawn_tops(folder)):
         framed = Image.new("RGB", (480, 512), "white")
         framed.paste(front, (0, 0))
         framed.paste(front.crop((152, 216, 232, 296)), (392, 424))
