@@ -10,8 +10,9 @@ told from its backdrop (``backdrop.backdrop_silhouette``); ``stages.fit_photo`` 
 them, the silhouette as its ``alpha`` (the ``--background`` choices work as for a generated
 garment). The garment is the parse's top and what joins it (``alone_garment``), not the other
 garments of an outfit laid out with it (``other_garments``: trousers or a skirt) nor a swatch
-of its fabric beside it (``swatches``), and of a product image of its front and back views,
-one view (``one_view``).
+of its fabric beside it (``swatches``), nor the backdrop it encloses (``enclosed_backdrop``: seen
+between a sleeve and the body, inside straps), and of a product image of its front and back
+views, one view (``one_view``).
 """
 
 from __future__ import annotations
@@ -204,6 +205,12 @@ def _core(mask: np.ndarray, labels: np.ndarray, names: tuple[str, ...], threshol
     return (mask >= threshold) | np.isin(labels, [names.index(n) for n in GARMENT_CLASSES if n in names])
 
 
+def as_parsed(mask: np.ndarray, labels: np.ndarray | None, threshold: int) -> np.ndarray:
+    """What the parse of a garment shown alone calls anything but background (bool [h, w]): the
+    garment as ``parsed_garment`` takes it, its holes as the parse left them."""
+    return (mask >= threshold) if labels is None else (mask >= threshold) | (labels != 0)
+
+
 def filled(garment: np.ndarray) -> np.ndarray:
     """``garment`` (bool [h, w]) with its holes filled: what no path of non-garment pixels joins
     to the frame's edge (a print the parser took for something else, a button)."""
@@ -245,10 +252,13 @@ def on_white(
     rgb = np.asarray(image.resize(size, Image.Resampling.BILINEAR) if scale < 1 else image)
     if apart is None and frame_edge(garment_silhouette(rgb)).mean() < BORDER_TAKEN:
         return None  # (the border is background to the catalog silhouette: the image is fitted as it is)
-    parser = np.asarray(Image.fromarray(plane[y0:y1, x0:x1]).resize(size, Image.Resampling.NEAREST)) >= threshold
+    parser, parsed = (
+        np.asarray(Image.fromarray(part[y0:y1, x0:x1]).resize(size, Image.Resampling.NEAREST)) >= threshold
+        for part in (plane, np.where(as_parsed(mask, labels, threshold), np.uint8(255), np.uint8(0)))
+    )
     if apart is not None:
         apart = np.asarray(Image.fromarray(apart[y0:y1, x0:x1]).resize(size, Image.Resampling.NEAREST))
-    silhouette = backdrop_silhouette(rgb, parser, math.ceil(size[1] / max(1, y1 - y0)), apart)
+    silhouette = backdrop_silhouette(rgb, parser, math.ceil(size[1] / max(1, y1 - y0)), apart, parsed)
     if silhouette is None:
         return None
     soft = Image.fromarray(silhouette.astype(np.uint8) * 255).resize(image.size, Image.Resampling.BILINEAR)
@@ -279,10 +289,11 @@ def alone_plane(
     """The parser's garment plane (``alone_garment``; [h, w] uint8 like ``mask``) of a photo
     whose garment is shown alone (``shown_alone``: ``said``, the parser's ``alone`` output)
     on a backdrop its silhouette can be told from (``backdrop_silhouette``, on ``image``, the
-    letterboxed photo), less a swatch of its fabric beside it (``swatches``), the other garments
-    of an outfit laid out with it (bool [h, w], or None), and, where the photo shows several
-    views of it apart, the band of the plane holding the one taken (``one_view``; the plane is
-    cut to it), or None; else None. ``shown``: the pixels of the frame the photo covers;
+    letterboxed photo), less the backdrop it encloses (``backdrop.enclosed_backdrop``, told by the
+    parse's own holes: a gap between a sleeve and the body) and a swatch of its fabric beside it
+    (``swatches``), the other garments of an outfit laid out with it (bool [h, w], or None), and,
+    where the photo shows several views of it apart, the band of the plane holding the one taken
+    (``one_view``; the plane is cut to it), or None; else None. ``shown``: the pixels of the frame the photo covers;
     ``threshold``: the mask's; ``names``: the parse's classes. Whether its parse shows a person
     wearing it all the same is ``shows_person``'s to say (``stages.segment`` asks it at both
     looks)."""
@@ -291,12 +302,16 @@ def alone_plane(
         return None
     plane, apart = alone_garment(image, mask, labels, names, threshold)
     found = backdrop_silhouette(
-        image[y0:y1, x0:x1], plane[y0:y1, x0:x1] >= threshold, apart=None if apart is None else apart[y0:y1, x0:x1]
+        image[y0:y1, x0:x1],
+        plane[y0:y1, x0:x1] >= threshold,
+        apart=None if apart is None else apart[y0:y1, x0:x1],
+        parsed=as_parsed(mask, labels, threshold)[y0:y1, x0:x1],
     )
     if found is None:
         return None
     silhouette = np.zeros(plane.shape, bool)
     silhouette[y0:y1, x0:x1] = found
+    plane = np.where(filled(silhouette) & ~silhouette, np.uint8(0), plane)  # (the backdrop it encloses: a gap)
     swatch = swatches(silhouette)
     if swatch is not None:  # (a colour swatch beside the garment: no part of it)
         plane, silhouette = np.where(swatch, np.uint8(0), plane), silhouette & ~swatch
