@@ -97,7 +97,8 @@ def backdrop_silhouette(
     border = frame_edge(rgb).astype(np.int16)
     if (np.abs(border - colour).max(axis=-1) <= SILHOUETTE_TOLERANCE).mean() >= BACKDROP_UNIFORM:
         found = garment_silhouette(rgb, background=tuple(int(c) for c in colour))
-        found &= ~enclosed_backdrop(rgb, found, colour, parser if parsed is None else parsed)
+        gaps = enclosed_backdrop(rgb, found, colour, parser if parsed is None else parsed)
+        found, parser = found & ~gaps, parser & ~gaps  # (a gap the parser's plane filled is none of its garment)
     else:
         found = _off_backdrop(rgb, border.astype(np.float32))
     if colour.min() >= BACKDROP_MIN:
