@@ -134,9 +134,10 @@ def test_extract_leaves_a_drawn_tops_gaps_transparent(backdrop, tmp_path):
 @pytest.mark.skipif(not VITON_VAL.is_file(), reason=f"{VITON_VAL} is absent")
 def test_viton_gaps_go_and_white_prints_stay(tmp_path):
     """VITON catalog images on white: a long-sleeved top's gaps (009741, 003069) and a cami's
-    straps' loops (005828) are left out of the mask ``extract`` cut them out with (over 1% of the
+    straps' loops (005828) are left out of the mask ``extract`` cut them out with (over 3% of the
     catalog silhouette, the backdrop's colour: 99% within 20 levels of its border's; the backdrop's
-    shade at a gap's edge goes with it, as a shadow on the backdrop); the white stripes of a
+    shade at a gap's edge goes with it, as a shadow on the backdrop), and so are 009741's at
+    1024x768 (resized four times: its edges blurred over some 8 pixels); the white stripes of a
     striped top (016059) and a white logo (011190), as enclosed and as white, are kept (under 0.2%
     of the silhouette left out)."""
     import tarfile
@@ -150,6 +151,9 @@ def test_viton_gaps_go_and_white_prints_stay(tmp_path):
     with tarfile.open(VITON_VAL) as tar:
         for name in gapped + printed:
             Image.open(tar.extractfile(f"val/cloth/{name}.jpg")).convert("RGB").save(folder / f"{name}.png")
+        large = Image.open(tar.extractfile("val/cloth/009741_1.jpg")).convert("RGB")
+        large.resize((768, 1024), Image.Resampling.BICUBIC).save(folder / "009741_1-large.png")
+    gapped += ("009741_1-large",)
     found = extracted_masks(folder, tmp_path)
     for name, (source, mask) in found.items():
         pixels = np.asarray(Image.open(folder / f"{name}.png"))
@@ -157,7 +161,7 @@ def test_viton_gaps_go_and_white_prints_stay(tmp_path):
         out = silhouette & ~mask
         assert source == "segmenter+alone" and not (mask & ~silhouette).any(), name
         if name in gapped:
-            assert out.sum() > 0.01 * silhouette.sum(), name
+            assert out.sum() > 0.03 * silhouette.sum(), name
             assert (np.abs(pixels[out].astype(int) - border_colour(pixels)).max(-1) <= 20).mean() > 0.99, name
         else:
             assert out.sum() < 0.002 * silhouette.sum(), name

@@ -66,12 +66,14 @@ APART_PIECE = 0.1
 # a wedge of the backdrop's colour where the cut-out should be transparent. A piece of the
 # silhouette is such a gap where it is the backdrop's colour as the silhouette's fill reads it (within
 # SILHOUETTE_TOLERANCE of it and HALO_PX of pixels within STRICT_TOLERANCE), is at least GAP_LEAST of
-# the silhouette's area, at least GAP_RING of the pixels GAP_RING_PX around it (past its own one-pixel
-# edge) are the garment's, at least GAP_CONTRAST levels off the backdrop, and the parse holds under
+# the silhouette's area, at least GAP_RING of the garment's pixels around it, from 1 / GAP_RING_FROM to
+# 1 / GAP_RING_TO of the frame's shorter side out (past its own blurred edge: 2-3 px at VITON's 192
+# columns, 5-12 at 768), are at least GAP_CONTRAST levels off the backdrop, and the parse holds under
 # GAP_PARSED of it. A print of the backdrop's colour (white letters on a navy top) is the parse's
 # garment; a white top's gaps are not ringed by another colour, and stay (measured on VITON's 1,528
 # validation catalog images: the segmenter card, "Known failure modes").
-GAP_LEAST, GAP_RING, GAP_RING_PX, GAP_CONTRAST, GAP_PARSED = 0.002, 0.8, 3, 40, 0.5
+GAP_LEAST, GAP_RING, GAP_CONTRAST, GAP_PARSED = 0.002, 0.8, 40, 0.5
+GAP_RING_FROM, GAP_RING_TO = 192, 64
 
 
 def backdrop_silhouette(
@@ -124,14 +126,14 @@ def enclosed_backdrop(rgb: np.ndarray, found: np.ndarray, colour: np.ndarray, pa
     if missed.sum() < least:
         return gaps  # (specks along the edge, or nothing: the common case)
     rows, cols = np.flatnonzero(missed.any(1)), np.flatnonzero(missed.any(0))
-    reach = GAP_RING_PX + 1
+    edge, reach = (-(-min(found.shape) // part) for part in (GAP_RING_FROM, GAP_RING_TO))
     near = (  # (the pieces and their rings, not the whole frame)
         slice(max(0, rows[0] - reach), rows[-1] + 1 + reach),
         slice(max(0, cols[0] - reach), cols[-1] + 1 + reach),
     )
     garment, off, held = found[near], deviation[near] >= GAP_CONTRAST, parsed[near]
     for piece in pieces(missed[near], least):
-        ring = dilate(piece, GAP_RING_PX) & ~dilate(piece, 1) & garment
+        ring = dilate(piece, reach) & ~dilate(piece, edge) & garment
         if ring.any() and off[ring].mean() >= GAP_RING and (piece & held).sum() < GAP_PARSED * piece.sum():
             gaps[near] |= piece
     return gaps
