@@ -22,6 +22,7 @@ from .silhouette import (
     STRICT_TOLERANCE,
     dilate,
     garment_silhouette,
+    labelled,
     pieces,
     reached_from,
     reached_from_border,
@@ -120,21 +121,24 @@ def enclosed_backdrop(rgb: np.ndarray, found: np.ndarray, colour: np.ndarray, pa
     deviation = _channel_max(np.abs(rgb.astype(np.int16) - colour.astype(np.int16)))
     candidates = found & (deviation <= SILHOUETTE_TOLERANCE)
     candidates &= dilate(candidates & (deviation <= STRICT_TOLERANCE), HALO_PX)
-    missed = reached_from(candidates & ~parsed, candidates)  # (only the pieces the parse misses some of)
+    where, number = labelled(candidates)
+    roots, sizes = np.unique(number, return_counts=True)
+    missed = np.isin(roots, number[~parsed.ravel()[where]])  # (the pieces the parse misses some of)
     gaps = np.zeros_like(found)
-    least = GAP_LEAST * float(found.sum())
-    if missed.sum() < least:
-        return gaps  # (specks along the edge, or nothing: the common case)
-    rows, cols = np.flatnonzero(missed.any(1)), np.flatnonzero(missed.any(0))
     edge, reach = (-(-min(found.shape) // part) for part in (GAP_RING_FROM, GAP_RING_TO))
-    near = (  # (the pieces and their rings, not the whole frame)
-        slice(max(0, rows[0] - reach), rows[-1] + 1 + reach),
-        slice(max(0, cols[0] - reach), cols[-1] + 1 + reach),
-    )
-    garment, off, held = found[near], deviation[near] >= GAP_CONTRAST, parsed[near]
-    for piece in pieces(missed[near], least):
-        ring = dilate(piece, reach) & ~dilate(piece, edge) & garment
-        if ring.any() and off[ring].mean() >= GAP_RING and (piece & held).sum() < GAP_PARSED * piece.sum():
+    for root in roots[missed & (sizes >= GAP_LEAST * float(found.sum()))]:
+        at = where[number == root]
+        ys, xs = at // found.shape[1], at % found.shape[1]
+        y0, x0 = max(0, int(ys.min()) - reach), max(0, int(xs.min()) - reach)
+        near = (slice(y0, int(ys.max()) + 1 + reach), slice(x0, int(xs.max()) + 1 + reach))  # (piece and ring)
+        piece = np.zeros(found[near].shape, bool)
+        piece[ys - y0, xs - x0] = True
+        ring = dilate(piece, reach) & ~dilate(piece, edge) & found[near]
+        if (
+            ring.any()
+            and (deviation[near][ring] >= GAP_CONTRAST).mean() >= GAP_RING
+            and (piece & parsed[near]).sum() < GAP_PARSED * piece.sum()
+        ):
             gaps[near] |= piece
     return gaps
 
