@@ -293,10 +293,10 @@ def alone_plane(
     parse's own holes: a gap between a sleeve and the body) and a swatch of its fabric beside it
     (``swatches``), the other garments of an outfit laid out with it (bool [h, w], or None), and,
     where the photo shows several views of it apart, the band of the plane holding the one taken
-    (``one_view``; the plane is cut to it), or None; else None. ``shown``: the pixels of the frame the photo covers;
-    ``threshold``: the mask's; ``names``: the parse's classes. Whether its parse shows a person
-    wearing it all the same is ``shows_person``'s to say (``stages.segment`` asks it at both
-    looks)."""
+    (``one_view``; the plane is cut to it), or None; else None. ``shown``: the pixels of the frame
+    the photo covers; ``threshold``: the mask's; ``names``: the parse's classes. Whether its parse
+    shows a person wearing it all the same is ``shows_person``'s to say (``stages.segment`` asks it
+    at both looks)."""
     x0, y0, x1, y1 = (int(v) for v in shown)
     if not shown_alone(said, mask[y0:y1, x0:x1] >= threshold):
         return None

@@ -89,13 +89,13 @@ def backdrop_silhouette(
     finds against that colour, less the backdrop the garment encloses (``enclosed_backdrop``, told
     by ``parsed``: the parser's garment with its holes as the parse left them, else ``parser``),
     else what is not joined to the frame's edge through pixels near one of the border's own
-    colours (``_off_backdrop``: a wood grain, a bedsheet); on a
-    light backdrop, less its shadow (``without_shadow``); of it, the parts that hold the
-    parser's garment (``parser``: bool [h, w], each of its pixels ``parser_px`` pixels here; not
-    a watch laid beside the top), less the other garments of an outfit laid out with it
-    (``apart``: bool [h, w] or None, ``alone.other_garments``; ``apart_side``: trousers the top
-    lies on), where they hold at least ``COVERED`` of it and are at most ``LARGER`` times its
-    size; else None (a flood that ran into the garment, or out along a shadow)."""
+    colours (``_off_backdrop``: a wood grain, a bedsheet); on a light backdrop, less its shadow
+    (``without_shadow``); of it, the parts that hold the parser's garment (``parser``: bool
+    [h, w], each of its pixels ``parser_px`` pixels here; not a watch laid beside the top), less
+    the other garments of an outfit laid out with it (``apart``: bool [h, w] or None,
+    ``alone.other_garments``; ``apart_side``: trousers the top lies on), where they hold at least
+    ``COVERED`` of it and are at most ``LARGER`` times its size; else None (a flood that ran into
+    the garment, or out along a shadow)."""
     colour = np.asarray(border_colour(rgb), np.int16)
     border = frame_edge(rgb).astype(np.int16)
     if (np.abs(border - colour).max(axis=-1) <= SILHOUETTE_TOLERANCE).mean() >= BACKDROP_UNIFORM:
