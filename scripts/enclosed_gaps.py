@@ -29,9 +29,9 @@ EDGE = 2  # pixels of the silhouette's edge not counted: the saved mask's resize
 
 
 def left_out(folder: Path, work: Path) -> list[tuple[str, int, int, float]]:
-    """Per catalog image cut out as a garment alone: (name, silhouette pixels, pixels of it left
-    out of the mask, ``EDGE`` pixels or more inside its edge, share of those within 20 levels of
-    the border colour)."""
+    """Per catalog image cut out as a garment alone: (name, its silhouette's pixels, those of them
+    ``EDGE`` or more inside its edge that the mask leaves out, the share of those within 20 levels
+    of the border colour)."""
     report = work / "report.jsonl"
     subprocess.run(
         [sys.executable, "-m", "clothes_extractor", "extract", str(folder), "-o", str(work / "out")]
