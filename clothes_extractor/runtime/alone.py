@@ -130,6 +130,12 @@ def no_one_wears(alone: int | None, labels: np.ndarray, names: tuple[str, ...]) 
     return shown_alone(alone, top) and not shows_person(top, labels, names)
 
 
+def as_parsed(mask: np.ndarray, labels: np.ndarray | None, threshold: int) -> np.ndarray:
+    """What the parse of a garment shown alone calls anything but background (bool [h, w]): the
+    garment as ``parsed_garment`` takes it, its holes as the parse left them."""
+    return (mask >= threshold) if labels is None else (mask >= threshold) | (labels != 0)
+
+
 def parsed_garment(mask: np.ndarray, labels: np.ndarray | None, threshold: int) -> np.ndarray:
     """The parser's garment plane for a garment shown alone: its top's probability (``mask``,
     uint8), 255 wherever its ``labels`` say anything but background, and its holes filled to
@@ -137,7 +143,7 @@ def parsed_garment(mask: np.ndarray, labels: np.ndarray | None, threshold: int) 
     classes (a sleeve to arms, a hem to lower clothes, a print to a face): nothing of a person
     is there, so all of it is the garment."""
     plane = mask if labels is None else np.where(labels != 0, np.uint8(255), mask)
-    return np.where(filled(plane >= threshold), np.maximum(plane, np.uint8(threshold)), plane)
+    return np.where(filled(as_parsed(mask, labels, threshold)), np.maximum(plane, np.uint8(threshold)), plane)
 
 
 def other_garments(
@@ -203,12 +209,6 @@ def alone_garment(
 def _core(mask: np.ndarray, labels: np.ndarray, names: tuple[str, ...], threshold: int) -> np.ndarray:
     """The top of a parse: ``mask`` at ``threshold``, or a garment class (``GARMENT_CLASSES``)."""
     return (mask >= threshold) | np.isin(labels, [names.index(n) for n in GARMENT_CLASSES if n in names])
-
-
-def as_parsed(mask: np.ndarray, labels: np.ndarray | None, threshold: int) -> np.ndarray:
-    """What the parse of a garment shown alone calls anything but background (bool [h, w]): the
-    garment as ``parsed_garment`` takes it, its holes as the parse left them."""
-    return (mask >= threshold) if labels is None else (mask >= threshold) | (labels != 0)
 
 
 def filled(garment: np.ndarray) -> np.ndarray:
