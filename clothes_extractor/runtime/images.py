@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from ..errors import InputError
+from .matte import settled
 
 # Suffixes a folder walk picks up. A file named explicitly is tried whatever its suffix.
 # HEIC/HEIF (phone photos) open with pillow-heif installed (the [heif] extra), and are reported
@@ -297,18 +298,20 @@ SIGNATURE_KEY = "clothes-extractor"  # PNG text chunk / JPEG comment / WebP XMP 
 def apply_background(garment: np.ndarray, alpha: np.ndarray | None, background) -> tuple[np.ndarray, np.ndarray | None]:
     """(RGB, alpha or None) to encode: ``garment`` is on white; ``alpha`` its silhouette.
 
-    white: as it is. (r, g, b): the garment composed on that colour (exact: garment = a*F +
-    (1-a)*255, so a*F + (1-a)*c needs no division). transparent: the garment's own colours
-    (un-composed from white) with the silhouette as alpha.
+    white: as it is. transparent: the garment's own colours (un-composed from white) with the
+    silhouette as alpha. (r, g, b): the transparent garment laid on that colour (so the two
+    agree: where the rendering reaches past the silhouette, neither shows it). Both with the
+    garment's edge settled first (``matte.settled``: no pale glow where the silhouette reaches
+    past the rendering).
     """
     if background == "white" or alpha is None:
         return garment, None
+    garment, alpha = settled(garment, alpha)
     a = alpha.astype(np.float32).reshape(*garment.shape[:2], 1) / 255.0
-    g = garment.astype(np.float32)
+    colour = np.clip((garment.astype(np.float32) - (1.0 - a) * 255.0) / np.maximum(a, 1.0 / 255.0), 0.0, 255.0)
     if background == "transparent":
-        colour = (g - (1.0 - a) * 255.0) / np.maximum(a, 1.0 / 255.0)
-        return np.clip(np.rint(colour), 0, 255).astype(np.uint8), alpha.reshape(garment.shape[:2])
-    out = g + (1.0 - a) * (np.asarray(background, np.float32) - 255.0)
+        return np.rint(colour).astype(np.uint8), alpha.reshape(garment.shape[:2])
+    out = a * colour + (1.0 - a) * np.asarray(background, np.float32)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8), None
 
 
