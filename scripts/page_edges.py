@@ -52,8 +52,8 @@ def scores(on_page, garment, alpha, target, silhouette) -> dict[str, float]:
     for page in PAGES:
         truth = np.where(silhouette[..., None], target.astype(np.float32), np.asarray(page, np.float32))
         error = np.abs(on_page(garment, alpha, page) - truth).mean(-1)
-        errors["ring"] += error[ring].mean() / len(PAGES)
-        errors["core"] += error[core].mean() / len(PAGES)
+        errors["ring"] += (error[ring].mean() if ring.any() else np.nan) / len(PAGES)  # (nan: a frame-filling one)
+        errors["core"] += (error[core].mean() if core.any() else np.nan) / len(PAGES)
         errors["all"] += error.mean() / len(PAGES)
     return errors
 
@@ -95,7 +95,9 @@ def main() -> None:
     count = len(totals["all before"])
     print(f"{count} pairs; colour error on the pages (levels), alpha IoU at 128:")
     for name in ("ring", "core", "all", "iou"):
-        print(f"  {name:5s} before {np.mean(totals[name + ' before']):.4f}  now {np.mean(totals[name + ' now']):.4f}")
+        before_mean, now_mean = np.nanmean(totals[f"{name} before"]), np.nanmean(totals[f"{name} now"])
+        print(f"  {name:5s} before {before_mean:.4f}  now {now_mean:.4f}")
+    print(f"  (ring: over the {int(np.isfinite(totals['ring now']).sum())} pairs whose catalog silhouette leaves one)")
     print(f"settled: {lowered / count:.1f} px a pair with a lower alpha, {painted / count:.1f} px painted")
     if args.sheet:
         _sheet(shown, args.rows, args.sheet)

@@ -32,6 +32,7 @@ SPREAD_PX = 8  # the box whose colour spread says whether the nearby garment is 
 SPREAD_ONE, SPREAD_MANY = 15.0, 35.0  # levels (per channel): one colour up to SPREAD_ONE, patterned past SPREAD_MANY
 WHITE_NEAR, WHITE_FAR = 30.0, 80.0  # the garment's distance from white: no telling it from white up to NEAR
 PEEL_PX, PEEL_STEPS = 2, 4
+FAINT = 8  # alpha below this is left as it is (3% of a glow: a few levels on any page)
 BLOCK_PX = 2  # the colours are summed in blocks of this many pixels a side
 
 
@@ -49,7 +50,7 @@ def settled(garment: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndar
     for _ in range(PEEL_STEPS):  # the soft edge inside, from the outside in
         reach = unsure & dilate(reach, step)
     # and outside, as far from the inside, where anything is left to lower
-    reach = (reach & ~outside) | (outside & (a_all > 0) & dilate(~outside, step * PEEL_STEPS))
+    reach = (reach & ~outside) | (outside & (a_all >= FAINT) & dilate(~outside, step * PEEL_STEPS))
     ys, xs = np.nonzero(reach)
     if ys.size == 0:
         return garment, alpha
@@ -87,15 +88,12 @@ def _garment_colour(garment: np.ndarray, sure: np.ndarray, ys: np.ndarray, xs: n
     sure, garment, ys, xs = sure[top:bottom, left:right], garment[top:bottom, left:right], ys - top, xs - left
     h, w = -(-sure.shape[0] // k), -(-sure.shape[1] // k)
     pad = ((0, h * k - sure.shape[0]), (0, w * k - sure.shape[1]))
-    weight = np.pad(sure, pad)
-    rgb = np.pad(garment, pad + ((0, 0),)).astype(np.float32)
-    pixels = np.empty(weight.shape + (5,), np.float32)
-    pixels[..., 0] = weight
-    pixels[..., 1:4] = rgb * weight[..., None]
-    pixels[..., 4] = (rgb * rgb).sum(-1) * weight
-    blocks = sum(pixels[i::k, j::k] for i in range(k) for j in range(k))
-    table = np.zeros((h + 1, w + 1, 5))
-    table[1:, 1:] = blocks.astype(np.float64).cumsum(0).cumsum(1)
+    held = np.pad(sure, pad)
+    rgb = np.pad(garment, pad + ((0, 0),)) * held[..., None]
+    pixels = np.concatenate([held[..., None], rgb, (rgb.astype(np.int32) ** 2).sum(-1, keepdims=True)], -1)
+    blocks = sum(pixels[i::k, j::k].astype(np.int64) for i in range(k) for j in range(k))  # (exact: integers)
+    table = np.zeros((h + 1, w + 1, 5), np.int64)
+    table[1:, 1:] = blocks.cumsum(0).cumsum(1)
     table = table.reshape(-1, 5)
     ys, xs = ys // k, xs // k
 
