@@ -11,12 +11,15 @@ hangs beside the body, on any page but white.
 white to the colour of the garment the head is sure of nearby: the share of the garment's
 colour it holds. Where the head calls it background (alpha below half), its alpha drops to that
 share (never rises): the glow goes. Where the head calls it garment, its alpha (the shape) stays
-and the white it lacks is painted in the nearby garment's colour. Only the soft edge within
+and the white it shows is painted in the nearby garment's colour. Only the soft edge within
 ``PEEL_STEPS`` steps of ``PEEL_PX`` of the outside is touched (a pale patch deep inside the
-garment is the rendering's, not its edge's), and only where the nearby garment is far from white
-and of one colour: a white or pale garment's edge cannot be told from the white around it, and a
-striped or printed garment's light parts are its own. ``extract --background white`` never calls
-it: the garment on white stays exactly the generator's.
+garment is the rendering's, not its edge's), outside only as far from the inside and where the
+alpha is at least ``FAINT``, and only where the nearby garment is far from white and of one
+colour: a white or pale garment's edge cannot be told from the white around it, and a striped
+or printed garment's light parts are its own. ``apply_background`` runs it for a transparent or
+coloured background, never for white: the garment on white stays exactly the generator's. (A
+garment cut out of a photo, shown alone, goes through it too: its alpha's edge is a pixel or
+two wide, and what it settles there is the backdrop's fringe.)
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ NEAR_PX = (2, 4, 8, 16, 32)  # the garment colour a pixel is read against: the n
 SPREAD_PX = 8  # the box whose colour spread says whether the nearby garment is of one colour
 SPREAD_ONE, SPREAD_MANY = 15.0, 35.0  # levels (per channel): one colour up to SPREAD_ONE, patterned past SPREAD_MANY
 WHITE_NEAR, WHITE_FAR = 30.0, 80.0  # the garment's distance from white: no telling it from white up to NEAR
-PEEL_PX, PEEL_STEPS = 2, 4
+PEEL_PX, PEEL_STEPS = 2, 4  # how far into the garment (and out of it) the edge is read: 8 px
 FAINT = 8  # alpha below this is left as it is (3% of a glow: a few levels on any page)
 BLOCK_PX = 2  # the colours are summed in blocks of this many pixels a side
 
