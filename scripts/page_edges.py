@@ -68,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     model = ModelSession(args.model or model_for("generator", gpu=False), "cpu")
     if not model.contract.alpha:
-        sys.exit(f"{model.contract.name} has no silhouette output")
+        sys.exit(f"{model.path} has no silhouette output: nothing to settle")
     samples = load_samples(args.data, "val")
     samples = samples[: args.limit] if args.limit else samples
     totals: dict[str, list[float]] = {}
