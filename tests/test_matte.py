@@ -13,7 +13,7 @@ from clothes_extractor.runtime.matte import settled
 from clothes_extractor.runtime.silhouette import dilate
 from conftest import VITON_VAL, cp_vton_subset
 
-NAVY, WHITE = (30, 40, 90), (255, 255, 255)
+NAVY = (30, 40, 90)
 
 
 def drawn(size=(192, 256), colour=NAVY, glow: int = 6, blend: int = 0):
