@@ -109,6 +109,18 @@ def test_what_cannot_be_told_from_white_stays(kind):
     assert (new_alpha[keep] == alpha[keep]).all() and (new_garment[keep] == garment[keep]).all()
 
 
+def test_a_crisp_edge_is_left_as_it_is():
+    """A garment cut out of a photo has a crisp alpha (a pixel of soft edge at most): whatever
+    pale fringe it holds is the photo's, and nothing is settled; the same garment with the
+    generator's wide soft edge is."""
+    garment, alpha, _ = drawn(glow=1, blend=1)
+    assert ((alpha > 0) & (alpha < 255)).any()
+    new_garment, new_alpha = settled(garment, alpha)
+    assert new_garment is garment and new_alpha is alpha
+    garment, alpha, _ = drawn(glow=4, blend=1)
+    assert (settled(garment, alpha)[1] != alpha).any()
+
+
 def test_the_same_at_four_times_the_resolution():
     small = drawn(glow=6, blend=2)
     large = drawn(size=(768, 1024), glow=24, blend=8)
