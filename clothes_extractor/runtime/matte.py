@@ -36,7 +36,7 @@ SPREAD_ONE, SPREAD_MANY = 15.0, 35.0  # levels (per channel): one colour up to S
 WHITE_NEAR, WHITE_FAR = 30.0, 80.0  # the garment's distance from white: no telling it from white up to NEAR
 PEEL_PX, PEEL_STEPS = 2, 4  # how far into the garment (and out of it) the edge is read: 8 px
 FAINT = 8  # alpha below this is left as it is (3% of a glow: a few levels on any page)
-BLOCK_PX = 2  # the colours are summed in blocks of this many pixels a side
+BLOCK_PX = 2  # the colours are summed in blocks of this many (reference) pixels a side
 NARROW_PX = 1.5  # a soft edge narrower than this on average is crisp (a cut-out's: 0.1-0.6; the U-Net's: 4-45)
 
 
