@@ -102,8 +102,9 @@ def test_bad_photos_raise_with_the_reason(tiny_model_path, tmp_path):
             extract_garment([encoded_jpeg(good)] * 10 + [b"hello"], [mask] * 11, generator=generator)
         with pytest.raises(InputError, match=r"^the mask is 40x40 and the photo"):
             extract_garment(good, Image.new("L", (40, 40), 255), generator=generator)
-        with pytest.raises(ClothesExtractorError, match="only; leave output_size at 'auto' or use"):
-            extract_garment(good, mask, generator=generator, output_size=512)
+        with pytest.raises(ClothesExtractorError, match="^output_size 512x512 is not the model's aspect ratio"):
+            extract_garment(good, mask, generator=generator, output_size=(512, 512))
+        assert extract_garment(good, mask, generator=generator, output_size=128).size == (96, 128)  # (drawn at 64x48)
         with pytest.raises(TypeError, match=r"not ndarray; for an array: PIL.Image.fromarray.*COLOR_BGR2RGB"):
             extract_garment(np.zeros((256, 192, 3), np.uint8), generator=generator)
     with new_session("segmenter", "cpu") as segmenter, new_session(tiny_model_path, "cpu") as generator:

@@ -585,8 +585,9 @@ def test_outputs_that_would_overwrite_inputs_and_bad_option_files_fail_first(tin
     done = run_cli("extract", photos, "-o", tmp_path / "o", "--model", tiny_model_path, "--background", "pink")
     assert done.returncode == 2 and "#RRGGBB" in done.stderr
     done = run_cli("extract", photos, "-o", tmp_path / "o", "--model", tiny_model_path, "--masks", masks,
-                   "--output-size", "512x384")  # fmt: skip
-    assert done.returncode == 1 and "answers at 64x48 only" in done.stderr
+                   "--output-size", "512x512")  # fmt: skip
+    assert done.returncode == 1 and "--output-size 512x512 is not the model's aspect ratio" in done.stderr
+    assert "e.g. 512x384" in done.stderr
     done = run_cli("evaluate", "--model", tiny_model_path, "--data", tmp_path, "--json", tmp_path / "r.txt")
     assert done.returncode == 1 and "must end in .json" in done.stderr
     done = run_cli("evaluate", "--model", tiny_model_path, "--data", photos, "--sheet", tmp_path / "s.png",
@@ -595,6 +596,20 @@ def test_outputs_that_would_overwrite_inputs_and_bad_option_files_fail_first(tin
     done = run_cli("evaluate", "--model", tiny_model_path, "--data", photos, "--sheet", photos / "s.png")
     assert done.returncode == 2 and f"--sheet {photos / 's.png'} is in the input folder" in done.stderr
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+def test_a_size_the_generator_does_not_draw_at_is_said(tiny_model_path, photo_folder, tmp_path):
+    """``--output-size`` with a generator that draws at 64x48: its garments resized, and one line says so."""
+    photos, masks = photo_folder
+    done = run_cli("extract", photos, "-o", tmp_path / "o", "--model", tiny_model_path, "--masks", masks,
+                   "--output-size", "128")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "draws garments at 64x48: they are resized to 128x96 (bicubic" in done.stderr
+    assert {Image.open(p).size for p in (tmp_path / "o").iterdir()} == {(96, 128)}
+    done = run_cli("extract", photos, "-o", tmp_path / "m", "--model", tiny_model_path, "--masks", masks,
+                   "--output-size", "64x48")  # fmt: skip
+    assert done.returncode == 0 and "resized" not in done.stderr
+    assert {Image.open(p).size for p in (tmp_path / "m").iterdir()} == {(48, 64)}
 
 
 def test_a_photo_is_never_written_over(tiny_model_path, photo_folder, tmp_path):

@@ -7,6 +7,7 @@ the bundled generator on VITON validation pairs."""
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from clothes_extractor.runtime.images import apply_background
 from clothes_extractor.runtime.matte import settled
@@ -142,6 +143,30 @@ def test_a_coloured_page_is_the_transparent_garment_laid_on_it():
     assert none is None and np.abs(laid - on_page).max() <= 1
     assert (on_page[5:10, 5:10] == page).all()
     assert apply_background(garment, alpha, "white")[0] is garment
+
+
+def test_a_garment_drawn_small_is_settled_then_resized():
+    """A size asked for that the generator does not draw at (``--output-size`` with a 256x192
+    generator): settled at the size drawn, then the garment on white and its alpha resized alike,
+    so the transparent garment keeps its colour and no glow comes back; on white, the garment
+    resized."""
+    garment, alpha, (x0, y0, x1, y1) = drawn(glow=6, blend=2)
+    size = (1024, 768)
+    rgba, a = apply_background(garment, alpha, "transparent", size)
+    assert rgba.shape == (1024, 768, 3) and a.shape == (1024, 768)
+    inside = np.zeros(size, bool)
+    inside[4 * y0 + 8 : 4 * y1 - 8, 4 * x0 + 8 : 4 * x1 - 8] = True
+    assert (np.abs(rgba[inside].astype(int) - NAVY).max(-1) <= 1).all()  # the garment's own colour
+    settled_garment, settled_alpha = settled(garment, alpha)
+    glow = (garment == 255).all(-1) & (alpha > 0) & (settled_alpha == 0)  # what the settling left out
+    far = np.kron(glow & ~dilate(settled_alpha > 0, 2), np.ones((4, 4), bool))  # (beyond the resize's reach)
+    assert far.sum() > 1000 and (a[far] == 0).all()  # stays left out
+    on_white = apply_background(settled_garment, None, "white", size)[0]
+    composed = rgba * (a[..., None] / 255) + (1 - a[..., None] / 255) * 255
+    assert np.abs(composed - on_white).max() <= 2  # the garment on white and its alpha resized alike
+    resized = Image.fromarray(garment).resize((768, 1024), Image.Resampling.BICUBIC)
+    assert np.array_equal(apply_background(garment, alpha, "white", size)[0], np.asarray(resized))
+    assert apply_background(garment, alpha, "white", garment.shape[:2])[0] is garment
 
 
 @pytest.mark.skipif(not VITON_VAL.is_file(), reason=f"{VITON_VAL} is absent")

@@ -415,6 +415,24 @@ def test_a_catalog_resolution_model_writes_the_crop_at_its_own_resolution(flow, 
     assert (tmp_path / "height" / "p0.png").read_bytes() == (tmp_path / "fixed" / "p0.png").read_bytes()
 
 
+def test_a_size_a_u_net_does_not_draw_at_is_the_garment_resized(model, photo_folder, tmp_path):
+    """A generator without catalog resolution draws at its model size; a size asked for is its
+    garment resized (bicubic), on every path that writes one: a folder job, one photo."""
+    photos, masks = photo_folder
+    _, drawn = run(model, [photos], tmp_path / "model", masks, output_size="model")
+    summary, results = run(model, [photos], tmp_path / "big", masks, output_size=(128, 96))
+    assert summary.ok == 5 and {r.size for r in results.values()} == {(128, 96)}
+    assert {r.size for r in drawn.values()} == {TINY_SIZE}
+    for name in ("p0", "p3"):
+        small, big = Image.open(tmp_path / "model" / f"{name}.png"), Image.open(tmp_path / "big" / f"{name}.png")
+        assert big.size == (96, 128)
+        assert np.array_equal(np.asarray(big), np.asarray(small.resize((96, 128), Image.Resampling.BICUBIC)))
+    _, results = run(model, [photos], tmp_path / "height", masks, output_size=32)  # a height, smaller: resized down
+    assert {r.size for r in results.values()} == {(32, 24)}
+    with pytest.raises(ClothesExtractorError, match=r"--output-size 128x128 is not the model's aspect ratio"):
+        run(model, [photos], tmp_path / "x", masks, output_size=(128, 128))
+
+
 def test_backgrounds_need_a_silhouette_and_compose_exactly(model, flow, photo_folder, tmp_path):
     photos, masks = photo_folder
     with pytest.raises(ClothesExtractorError, match="no silhouette output"):

@@ -299,10 +299,14 @@ def test_no_garment_is_a_422_with_the_bundled_segmenter(tiny_model_path):
         assert np.array_equal(
             np.asarray(Image.open(io.BytesIO(body))), np.asarray(Image.open(photo.with_name("out.png")))
         )
-        status, body, _ = post(url, {"photo": ("figure.jpg", figure)}, "?output_size=512")  # a U-Net's size is fixed
+        status, body, _ = post(url, {"photo": ("figure.jpg", figure)}, "?output_size=128&response=json")
+        assert status == 200 and json.loads(body)["size"] == [128, 96]  # drawn at 64x48, resized
+        garment = json.loads(body)["garment"].split(",", 1)[1]  # (a data: URL)
+        assert Image.open(io.BytesIO(base64.b64decode(garment))).size == (96, 128)
+        status, body, _ = post(url, {"photo": ("figure.jpg", figure)}, "?background=transparent")
         error = json.loads(body)["error"]
-        assert status == 400 and error.startswith(f"{Path(tiny_model_path).name} answers at ")  # not its server path
-        assert "only; leave out output_size or use" in error
+        assert status == 400 and error.startswith(f"{Path(tiny_model_path).name} has no silhouette")  # not its path
+        assert "use background=white" in error
     finally:
         stop(process)
 

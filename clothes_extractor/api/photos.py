@@ -16,7 +16,6 @@ from PIL import Image
 from ..errors import InputError, ModelError, NoGarmentError, files_named
 from ..models import GPU_PROVIDERS, TASKS, model_for
 from ..runtime.hardware import has_nvidia_gpu
-from ..runtime.images import apply_background
 from ..runtime.jobs import ExtractJob
 from ..runtime.providers import SessionSettings, import_onnxruntime, provider_name
 from ..runtime.session import ModelSession
@@ -209,7 +208,7 @@ def _run_batches(generator: ModelSession, prepared: list[Prepared], plan: Plan) 
 
 def _with_background(outputs: dict[str, np.ndarray], plan: Plan) -> Image.Image:
     """One garment's outputs (``garment`` on white, ``alpha``) on the plan's background."""
-    rgb, alpha = apply_background(outputs["garment"], outputs.get("alpha"), plan.background)
+    rgb, alpha = plan.page(outputs)
     return Image.fromarray(np.dstack([rgb, alpha]), "RGBA") if alpha is not None else Image.fromarray(rgb)
 
 

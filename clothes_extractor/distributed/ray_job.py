@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import MissingDependencyError
-from ..runtime.images import apply_background, encode_image
+from ..runtime.images import encode_image
 from ..runtime.jobs import ExtractJob
 from ..runtime.options import ExtractOptions, make_plan
 from ..runtime.pipeline import ExtractionSummary
@@ -207,7 +207,7 @@ def write_row(row: dict[str, Any], plan: Plan) -> dict[str, Any]:
     try:
         import pyarrow.fs as pafs
 
-        rgb, alpha = apply_background(outputs["garment"], outputs.get("alpha"), plan.background)
+        rgb, alpha = plan.page(outputs)
         data = encode_image(
             rgb, output_format(Path(str(job.output))), plan.quality, alpha=alpha, signature=plan.signature
         )
@@ -217,7 +217,7 @@ def write_row(row: dict[str, Any], plan: Plan) -> dict[str, Any]:
             stream.write(data)
     except Exception as exc:  # noqa: BLE001 - one bad output must not stop the folder
         return {"result": FileResult(str(job.photo), "error", str(job.output), describe_error(exc)).to_json()}
-    size = tuple(outputs["garment"].shape[:2])
+    size = tuple(rgb.shape[:2])
     return {
         "result": FileResult(str(job.photo), "ok", str(job.output), None, prepared.mask_source, None, size).to_json()
     }

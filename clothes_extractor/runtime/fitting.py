@@ -73,7 +73,8 @@ def output_size_for(
     resolution, never more than the photo has, at most ``contract.max_output``, on a
     64-row grid; never less than the model size) or an explicit (height, width).
     A model without catalog resolution always answers at its own size, unless the garment
-    is the photo's own pixels (``own_pixels``: a garment shown alone, cut out, not drawn).
+    is the photo's own pixels (``own_pixels``: a garment shown alone, cut out, not drawn); an
+    explicit size is then its garment resized as it is written (``stages.Plan.page``).
     """
     if requested == "model" or not (contract.catalog_resolution or own_pixels):
         return contract.size

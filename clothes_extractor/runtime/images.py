@@ -295,24 +295,38 @@ def load_label_mask(kind: str, path: Path) -> Image.Image:
 SIGNATURE_KEY = "clothes-extractor"  # PNG text chunk / JPEG comment / WebP XMP holding the output's signature
 
 
-def apply_background(garment: np.ndarray, alpha: np.ndarray | None, background) -> tuple[np.ndarray, np.ndarray | None]:
+def apply_background(
+    garment: np.ndarray, alpha: np.ndarray | None, background, size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(RGB, alpha or None) to encode: ``garment`` is on white; ``alpha`` its silhouette.
 
     white: as it is. transparent: the garment's own colours (un-composed from white) with the
     silhouette as alpha. (r, g, b): the transparent garment laid on that colour (so the two
     agree: where the rendering reaches past the silhouette, neither shows it). Both with the
     garment's edge settled first (``matte.settled``: no pale glow where the silhouette reaches
-    past the rendering).
+    past the rendering). ``size`` (height, width): brought to that size (bicubic) where it is
+    another, after the settling and before the un-composing (the garment on white and its alpha
+    resized alike keep their relation, so the colours are those of the garment resized).
     """
     if background == "white" or alpha is None:
-        return garment, None
+        return resized(garment, size), None
     garment, alpha = settled(garment, alpha)
+    garment, alpha = resized(garment, size), resized(alpha.reshape(garment.shape[:2]), size)
     a = alpha.astype(np.float32).reshape(*garment.shape[:2], 1) / 255.0
     colour = np.clip((garment.astype(np.float32) - (1.0 - a) * 255.0) / np.maximum(a, 1.0 / 255.0), 0.0, 255.0)
     if background == "transparent":
         return np.rint(colour).astype(np.uint8), alpha.reshape(garment.shape[:2])
     out = a * colour + (1.0 - a) * np.asarray(background, np.float32)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8), None
+
+
+def resized(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """uint8 ``image`` ([H, W] or [H, W, 3]) at ``size`` (height, width), bicubic; as it is where
+    ``size`` is None or its own (a garment a generator drew at its model size, brought to the size
+    a user asked for: smoother, no detail added)."""
+    if size is None or tuple(image.shape[:2]) == tuple(size):
+        return image
+    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.Resampling.BICUBIC))
 
 
 def encode_image(

@@ -58,11 +58,11 @@ def generator_outputs(background: str | tuple[int, int, int]) -> tuple[str, ...]
     return ("garment",) if background == "white" else None
 
 
-# How each front end spells what make_plan refuses: the size setting, leaving it at its default, white.
+# How each front end spells what make_plan refuses: the size setting, white.
 SPELLINGS = {
-    "cli": ("--output-size", "drop --output-size", "--background white"),
-    "api": ("output_size", "leave output_size at 'auto'", "background='white'"),
-    "http": ("output_size", "leave out output_size", "background=white"),  # (and no server paths)
+    "cli": ("--output-size", "--background white"),
+    "api": ("output_size", "background='white'"),
+    "http": ("output_size", "background=white"),  # (and no server paths)
 }
 
 
@@ -72,7 +72,7 @@ def make_plan(
     """The workers' view of a run; refuses settings the model cannot serve, before any work,
     in the words of the front end (``SPELLINGS``)."""
     contract = generator.contract
-    size_option, default_size, white = SPELLINGS[spelling]
+    size_option, white = SPELLINGS[spelling]
     model = generator.path.name if spelling == "http" else generator.path
     if options.background != "white" and contract.alpha and "alpha" not in generator.output_names:
         raise ValueError(
@@ -94,11 +94,6 @@ def make_plan(
             raise ClothesExtractorError(
                 f"{size_option} {h}x{w}: each side must be 1 to {MAX_OUTPUT_SIDE} pixels (past the photo's own "
                 "resolution a garment is only upsampled: resize it afterwards)"
-            )
-        if not contract.catalog_resolution and (h, w) != contract.size:
-            raise ClothesExtractorError(
-                f"{model} answers at {contract.height}x{contract.width} only; {default_size} or use a "
-                "catalog-resolution model (a warping generator, train --arch flow)"
             )
         if abs(h * contract.width - w * contract.height) > contract.height:
             raise ClothesExtractorError(

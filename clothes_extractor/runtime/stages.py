@@ -79,7 +79,8 @@ MIN_GARMENT_CONFIDENCE = 0.6  # mean probability over those pixels
 class Plan:
     """What the workers need to prepare and write photos: contracts and output settings.
 
-    ``output_size``: "auto", "model" or (height, width), see ``fitting.output_size_for``.
+    ``output_size``: "auto", "model" or (height, width), see ``fitting.output_size_for`` (and
+    ``page``: a garment drawn at another size is resized to the one asked for).
     ``background``: "white", "transparent" or an (r, g, b) colour (the last two need a
     model with a silhouette output). ``signature`` is stored in every output; a rerun
     skips an output only if it carries the same one (same model, same settings).
@@ -92,6 +93,20 @@ class Plan:
     quality: int = 95
     alpha_mask: bool = False
     signature: str = ""
+
+    @property
+    def resizes_drawn(self) -> bool:
+        """A size was asked for that the generator does not draw at (it has no catalog resolution):
+        the garments it draws are resized to it, those shown alone are cut out at it."""
+        size, contract = self.output_size, self.generator
+        return isinstance(size, tuple) and not contract.catalog_resolution and size != contract.size
+
+    def page(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """One garment's outputs (``garment`` on white, ``alpha``) as they are written: (RGB, alpha or
+        None) on the background, at the size asked for (one a generator drew at its model size brought
+        up to it: ``images.apply_background``)."""
+        size = self.output_size if isinstance(self.output_size, tuple) else None
+        return apply_background(outputs["garment"], outputs.get("alpha"), self.background, size)
 
 
 @dataclass
@@ -485,11 +500,11 @@ def write(item: Prepared, outputs: dict[str, np.ndarray], plan: Plan) -> FileRes
     job = item.job
     try:
         fmt = output_format(job.output)
-        rgb, alpha = apply_background(outputs["garment"], outputs.get("alpha"), plan.background)
+        rgb, alpha = plan.page(outputs)
         write_atomic(job.output, encode_image(rgb, fmt, plan.quality, alpha=alpha, signature=plan.signature))
     except Exception as exc:  # noqa: BLE001 - one bad output must not stop the folder (a full disk does)
         log.debug("writing %s failed", job.output, exc_info=True)
         error, full = describe_error(exc), isinstance(exc, DiskFull)
         return FileResult(str(job.photo), "error", str(job.output), error, item.mask_source, stops_job=full)
-    size = tuple(outputs["garment"].shape[:2])
+    size = tuple(rgb.shape[:2])
     return FileResult(str(job.photo), "ok", str(job.output), None, item.mask_source, item.saved_mask, size)

@@ -39,7 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import InputError, NoGarmentError, NoMaskError, files_named
 from ..runtime.dressing import Dresser
-from ..runtime.images import apply_background, encode_image
+from ..runtime.images import encode_image
 from ..runtime.jobs import ExtractJob
 from ..runtime.options import ExtractOptions, generator_outputs, make_plan
 from ..runtime.session import ModelSession
@@ -174,10 +174,9 @@ class Extractor:
                 outputs = await asyncio.wrap_future(self.generate.submit((item, generator)))
             timings["generate_ms"] = (time.perf_counter() - t0) * 1000
             fmt = options["format"]
-            encoded = await asyncio.to_thread(_encode, outputs, plan, fmt)
+            encoded, size = await asyncio.to_thread(_encode, outputs, plan, fmt)
             mask_png = (folder / "mask-used.png").read_bytes()
         timings["total_ms"] = (time.perf_counter() - started) * 1000
-        size = list(outputs["garment"].shape[:2])
         return {
             "image": encoded,
             "mask_png": mask_png,
@@ -187,11 +186,11 @@ class Extractor:
         }
 
 
-def _encode(outputs: dict[str, np.ndarray], plan: Plan, fmt: str) -> bytes:
+def _encode(outputs: dict[str, np.ndarray], plan: Plan, fmt: str) -> tuple[bytes, list[int]]:
     """The garment as ``extract`` writes it, with its signature (a download dropped back on
-    POST /extract is then refused as what it is: a garment, not a photo)."""
-    rgb, alpha = apply_background(outputs["garment"], outputs.get("alpha"), plan.background)
-    return encode_image(rgb, fmt, plan.quality, alpha=alpha, signature=plan.signature)
+    POST /extract is then refused as what it is: a garment, not a photo), and its [height, width]."""
+    rgb, alpha = plan.page(outputs)
+    return encode_image(rgb, fmt, plan.quality, alpha=alpha, signature=plan.signature), list(rgb.shape[:2])
 
 
 def create_app(
