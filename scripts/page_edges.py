@@ -9,9 +9,11 @@ pages (blue-grey, black, mid grey) both ways, against the catalog image cut out 
 silhouette (``garment_silhouette``) on the same page. Mean colour error (levels, over the three
 pages) in the ring just outside the catalog silhouette (``RING`` px: the page, where a pale glow
 shows), in the silhouette's core (more than ``CORE`` px inside its edge: the catalog image's own
-light rim left out), and over the whole frame; the alpha IoU at 128 (as ``evaluate`` scores it)
-of the alpha written; and how many pixels the settling changes. With ``--sheet FILE``: pairs on
-the blue-grey page, catalog image | before | now (dataset images: look, do not commit).
+light rim left out), on the page itself (more than ``RING`` px outside it, where nothing of the
+garment belongs: a veil of faint alpha shows there), and over the whole frame; the alpha IoU at
+128 (as ``evaluate`` scores it) of the alpha written; and how many pixels the settling changes.
+With ``--sheet FILE``: pairs on the blue-grey page, catalog image | before | now (dataset images:
+look, do not commit).
 
     python scripts/page_edges.py VITON_DIR [--limit N] [--sheet FILE] [--model GENERATOR.onnx]
 """
@@ -48,12 +50,14 @@ def now(garment: np.ndarray, alpha: np.ndarray, page) -> np.ndarray:
 def scores(on_page, garment, alpha, target, silhouette) -> dict[str, float]:
     ring = dilate(silhouette, RING) & ~silhouette
     core = silhouette & ~dilate(~silhouette, CORE)
-    errors = {"ring": 0.0, "core": 0.0, "all": 0.0}
+    away = ~dilate(silhouette, RING)
+    errors = {"ring": 0.0, "core": 0.0, "page": 0.0, "all": 0.0}
     for page in PAGES:
         truth = np.where(silhouette[..., None], target.astype(np.float32), np.asarray(page, np.float32))
         error = np.abs(on_page(garment, alpha, page) - truth).mean(-1)
         errors["ring"] += (error[ring].mean() if ring.any() else np.nan) / len(PAGES)  # (nan: a frame-filling one)
         errors["core"] += (error[core].mean() if core.any() else np.nan) / len(PAGES)
+        errors["page"] += (error[away].mean() if away.any() else np.nan) / len(PAGES)
         errors["all"] += error.mean() / len(PAGES)
     return errors
 
@@ -94,7 +98,7 @@ def main() -> None:
                 shown.append((item["target"], garment, alpha, silhouette))
     count = len(totals["all before"])
     print(f"{count} pairs; colour error on the pages (levels), alpha IoU at 128:")
-    for name in ("ring", "core", "all", "iou"):
+    for name in ("ring", "core", "page", "all", "iou"):
         before_mean, now_mean = np.nanmean(totals[f"{name} before"]), np.nanmean(totals[f"{name} now"])
         print(f"  {name:5s} before {before_mean:.4f}  now {now_mean:.4f}")
     print(f"  (ring: over the {int(np.isfinite(totals['ring now']).sum())} pairs whose catalog silhouette leaves one)")

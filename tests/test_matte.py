@@ -89,6 +89,32 @@ def test_a_pale_pixel_the_silhouette_calls_garment_is_painted():
     assert np.abs(unmixed(new_garment, new_alpha)[notch] - NAVY).max() < 8
 
 
+def test_a_veil_where_the_rendering_is_white_is_cleared():
+    """The head's faint alpha over the page (1 to 60 where the rendering is white or nearly so,
+    more than the settled band from the garment, or under ``FAINT`` in it) is a veil on a dark
+    page: cleared. What the rendering draws there (a grey blob) keeps its alpha."""
+    garment, alpha, (x0, y0, x1, y1) = drawn(glow=6, blend=2)
+    rng = np.random.default_rng(0)
+    far = np.ones(alpha.shape, bool)
+    far[y0 - 12 : y1 + 12, x0 - 12 : x1 + 12] = False  # more than 8 px from the garment's half-way line
+    alpha[far] = rng.integers(1, 61, far.sum())
+    garment[far] = rng.integers(245, 256, (far.sum(), 3))  # white, and a few levels off it
+    blob = (slice(2, 12), slice(2, 12))
+    garment[blob], alpha[blob] = 120, 40
+    faint = (slice(y0 + 20, y0 + 30), slice(x0 - 4, x0 - 2))  # in the band, white, alpha under FAINT
+    alpha[faint] = 5
+    drawn_faint = (slice(y0 + 40, y0 + 50), slice(x0 - 4, x0 - 2))  # in the band, drawn, faint
+    garment[drawn_faint], alpha[drawn_faint] = 200, 5
+    veil = far.copy()
+    veil[blob] = False
+    new_garment, new_alpha = settled(garment, alpha)
+    assert (new_alpha[veil] == 0).all() and (new_alpha[faint] == 0).all()
+    assert (new_alpha[blob] == 40).all() and (new_alpha[drawn_faint] == 5).all()
+    assert (new_alpha[y0:y1, x0:x1] == 255).all() and np.array_equal(new_garment[far], garment[far])
+    _, written = apply_background(garment, alpha, "transparent")
+    assert (written[veil] == 0).all() and (written[blob] == 40).all()
+
+
 @pytest.mark.parametrize("kind", ["white", "striped", "deep"])
 def test_what_cannot_be_told_from_white_stays(kind):
     """A white garment's edge (white on white), a striped one's white stripes (its own), and a

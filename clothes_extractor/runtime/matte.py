@@ -16,7 +16,11 @@ and the white it shows is painted in the nearby garment's colour. Only the soft 
 garment is the rendering's, not its edge's), outside only as far from the inside and where the
 alpha is at least ``FAINT``, and only where the nearby garment is far from white and of one
 colour: a white or pale garment's edge cannot be told from the white around it, and a striped
-or printed garment's light parts are its own. ``apply_background`` runs it for a transparent or
+or printed garment's light parts are its own. The head's alpha also never quite reaches 0 on the
+page: a veil of 1-60 over much of the frame where the rendering is white, a grey haze around the
+garment on a dark page. Where the rendering is white (within ``CLEAR_LEVELS``) and the alpha is
+under half, past that band or under ``FAINT`` in it, the alpha is cleared to 0; whatever the
+rendering draws there keeps its alpha. ``apply_background`` runs it for a transparent or
 coloured background, never for white: the garment on white stays exactly the generator's. (A
 garment cut out of a photo, shown alone, goes through it too: its alpha's edge is crisp, under a
 pixel wide at 256x192 on VITON's and VITON-HD's catalog images, and it is left as it is.)
@@ -35,7 +39,8 @@ SPREAD_PX = 8  # the box whose colour spread says whether the nearby garment is 
 SPREAD_ONE, SPREAD_MANY = 15.0, 35.0  # levels (per channel): one colour up to SPREAD_ONE, patterned past SPREAD_MANY
 WHITE_NEAR, WHITE_FAR = 30.0, 80.0  # the garment's distance from white: no telling it from white up to NEAR
 PEEL_PX, PEEL_STEPS = 2, 4  # how far into the garment (and out of it) the edge is read: 8 px
-FAINT = 8  # alpha below this is left as it is (3% of a glow: a few levels on any page)
+FAINT = 8  # alpha below this is not read against the garment (3% of a glow: a few levels on any page)
+CLEAR_LEVELS = 12  # a rendering within this many levels of white (every channel) shows no garment there
 BLOCK_PX = 2  # the colours are summed in blocks of this many (reference) pixels a side
 NARROW_PX = 1.5  # a soft edge narrower than this on average is crisp (a cut-out's: 0.1-0.6; the U-Net's: 4-45)
 
@@ -57,10 +62,14 @@ def settled(garment: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndar
     for _ in range(PEEL_STEPS):  # the soft edge inside, from the outside in
         reach = unsure & dilate(reach, step)
     # and outside, as far from the inside, where anything is left to lower
-    reach = (reach & ~outside) | (outside & (a_all >= FAINT) & dilate(~outside, step * PEEL_STEPS))
+    band = dilate(~outside, step * PEEL_STEPS)
+    reach = (reach & ~outside) | (outside & (a_all >= FAINT) & band)
+    # Past the band, or faint, an alpha where the rendering is white is a veil: cleared.
+    palest = np.minimum(np.minimum(garment[..., 0], garment[..., 1]), garment[..., 2])
+    clear = outside & (palest >= 255 - CLEAR_LEVELS) & (~band | (a_all < FAINT)) & (a_all > 0)
     ys, xs = np.nonzero(reach)
     if ys.size == 0:
-        return garment, alpha
+        return garment, _cleared(alpha, a_all, clear)
     g = garment[ys, xs].astype(np.float32)
     a = a_all[ys, xs].astype(np.float32)[:, None] / 255.0
     colour, spread, found = _garment_colour(garment, ~unsure, ys, xs, scale)
@@ -79,7 +88,17 @@ def settled(garment: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndar
     garment_out, alpha_out = garment.copy(), a_all.copy()
     garment_out[ys, xs] = np.where(paint > 0, np.rint(painted), g).astype(np.uint8)
     alpha_out[ys, xs] = np.where(lowered < a, np.rint(lowered * 255.0), a_all[ys, xs, None]).astype(np.uint8)[:, 0]
+    alpha_out[clear] = 0
     return garment_out, alpha_out.reshape(alpha.shape)
+
+
+def _cleared(alpha: np.ndarray, a_all: np.ndarray, clear: np.ndarray) -> np.ndarray:
+    """``alpha`` (its own shape) with the pixels ``clear`` holds at 0 (itself where none is set)."""
+    if not clear.any():
+        return alpha
+    out = a_all.copy()
+    out[clear] = 0
+    return out.reshape(alpha.shape)
 
 
 def _garment_colour(garment: np.ndarray, sure: np.ndarray, ys: np.ndarray, xs: np.ndarray, scale: float):
