@@ -47,6 +47,7 @@ from ..runtime.stages import (
 )
 from ..runtime.walk import MaskSource
 from .jobsource import JobWalk, find_remote_jobs, is_remote, pack, read_jobs, rows_per_block, unpack
+from .quiet import RAY_FALSE_ALARM, stderr_without
 
 log = logging.getLogger(__name__)
 
@@ -254,13 +255,15 @@ def run_on_ray(
     if total:
         _init(ray, options)
         dataset = _dataset(ray, jobs, total, str(generator), str(segmenter) if segmenter else None, plan, options)
-        for row in dataset.iter_rows():
-            record = row["result"]
-            record["size"] = tuple(record["size"]) if record.get("size") is not None else None
-            result = FileResult(**record)
-            summary.add(result)
-            if on_result is not None:
-                on_result(result)
+        chatty = logging.getLogger().isEnabledFor(logging.DEBUG)
+        with stderr_without(RAY_FALSE_ALARM, enabled=not chatty):  # (after ray.init: see ``quiet``)
+            for row in dataset.iter_rows():
+                record = row["result"]
+                record["size"] = tuple(record["size"]) if record.get("size") is not None else None
+                result = FileResult(**record)
+                summary.add(result)
+                if on_result is not None:
+                    on_result(result)
     summary.seconds = time.perf_counter() - started
     return summary
 
