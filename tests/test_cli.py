@@ -610,6 +610,10 @@ def test_a_size_the_generator_does_not_draw_at_is_said(tiny_model_path, photo_fo
                    "--output-size", "64x48")  # fmt: skip
     assert done.returncode == 0 and "resized" not in done.stderr
     assert {Image.open(p).size for p in (tmp_path / "m").iterdir()} == {(48, 64)}
+    done = run_cli("extract", photos / "p0.jpg", "--masks", masks, "-o", tmp_path / "one.png",
+                   "--model", tiny_model_path, "--output-size", "128x96")  # fmt: skip
+    assert done.returncode == 0 and "they are resized to 128x96" in done.stderr
+    assert Image.open(tmp_path / "one.png").size == (96, 128)
 
 
 def test_a_photo_is_never_written_over(tiny_model_path, photo_folder, tmp_path):

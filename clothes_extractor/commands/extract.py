@@ -397,6 +397,7 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
         previewed = preview_extraction(generator, [job], extract_options, segmenter)
         report_dry_run(previewed, Report(options["report"]), "photo", "extract", _error_line)
         return
+    _note_size(generator, segmenter, extract_options)
     report, results = Report(options["report"]), []
     try:
         run_extraction(generator, [job], extract_options, results.append, segmenter)
