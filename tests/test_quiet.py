@@ -71,3 +71,15 @@ def test_off_it_passes_everything():
         """
     )
     assert done.stderr.decode() == ALARM + "\n"
+
+
+def test_without_a_stderr_it_stands_aside():
+    """A process started with file descriptor 2 closed (a service) runs the job all the same."""
+    done = run(
+        """
+        os.close(2)
+        with stderr_without():
+            print("ran")
+        """
+    )
+    assert done.returncode == 0 and done.stdout.decode() == "ran\n"
