@@ -417,7 +417,8 @@ def test_a_catalog_resolution_model_writes_the_crop_at_its_own_resolution(flow, 
 
 def test_a_size_a_u_net_does_not_draw_at_is_the_garment_resized(model, photo_folder, tmp_path):
     """A generator without catalog resolution draws at its model size; a size asked for is its
-    garment resized (bicubic), on every path that writes one: a folder job, one photo."""
+    garment resized (bicubic) as it is written (``Plan.page``, which the API, ``serve`` and the Ray
+    job write through too), down as well as up."""
     photos, masks = photo_folder
     _, drawn = run(model, [photos], tmp_path / "model", masks, output_size="model")
     summary, results = run(model, [photos], tmp_path / "big", masks, output_size=(128, 96))
