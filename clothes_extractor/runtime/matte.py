@@ -67,9 +67,11 @@ def settled(garment: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndar
     # Past the band, or faint, an alpha where the rendering is white is a veil: cleared.
     palest = np.minimum(np.minimum(garment[..., 0], garment[..., 1]), garment[..., 2])
     clear = outside & (palest >= 255 - CLEAR_LEVELS) & (~band | (a_all < FAINT)) & (a_all > 0)
+    alpha_out = a_all.copy()
+    alpha_out[clear] = 0  # (no pixel of it is in ``reach``, which needs the band and FAINT outside)
     ys, xs = np.nonzero(reach)
     if ys.size == 0:
-        return garment, _cleared(alpha, a_all, clear)
+        return garment, alpha_out.reshape(alpha.shape)
     g = garment[ys, xs].astype(np.float32)
     a = a_all[ys, xs].astype(np.float32)[:, None] / 255.0
     colour, spread, found = _garment_colour(garment, ~unsure, ys, xs, scale)
@@ -85,20 +87,10 @@ def settled(garment: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndar
     paint = np.where(out, 0.0, trust * np.clip(1.0 - share / np.maximum(a, 1e-3), 0.0, 1.0))
     own = (g - (1.0 - a) * 255.0) / np.maximum(a, 1.0 / 255.0)  # un-composed from white
     painted = a * np.clip(own + paint * (colour - 255.0), 0.0, 255.0) + (1.0 - a) * 255.0  # its white, replaced
-    garment_out, alpha_out = garment.copy(), a_all.copy()
+    garment_out = garment.copy()
     garment_out[ys, xs] = np.where(paint > 0, np.rint(painted), g).astype(np.uint8)
     alpha_out[ys, xs] = np.where(lowered < a, np.rint(lowered * 255.0), a_all[ys, xs, None]).astype(np.uint8)[:, 0]
-    alpha_out[clear] = 0
     return garment_out, alpha_out.reshape(alpha.shape)
-
-
-def _cleared(alpha: np.ndarray, a_all: np.ndarray, clear: np.ndarray) -> np.ndarray:
-    """``alpha`` (its own shape) with the pixels ``clear`` holds at 0 (itself where none is set)."""
-    if not clear.any():
-        return alpha
-    out = a_all.copy()
-    out[clear] = 0
-    return out.reshape(alpha.shape)
 
 
 def _garment_colour(garment: np.ndarray, sure: np.ndarray, ys: np.ndarray, xs: np.ndarray, scale: float):
