@@ -142,6 +142,7 @@ def test_extract_returns_the_garment_and_json_with_the_mask(server):
         assert json.load(answer)["generator_sessions"] == [["garment"], ["garment", "alpha"]]
     data = json.loads(body)
     assert data["mask"] == "file" and data["size"] == [128, 96] and data["timings_ms"]["total_ms"] > 0
+    assert data["resized_from"] is None  # a warping generator applies its flow at the size asked for
     garment = Image.open(io.BytesIO(base64.b64decode(data["garment"].split(",", 1)[1])))
     assert garment.format == "WEBP" and garment.mode == "RGBA" and garment.size == (96, 128)
     assert data["mask_image"].startswith("data:image/png;base64,")
@@ -300,7 +301,8 @@ def test_no_garment_is_a_422_with_the_bundled_segmenter(tiny_model_path):
             np.asarray(Image.open(io.BytesIO(body))), np.asarray(Image.open(photo.with_name("out.png")))
         )
         status, body, _ = post(url, {"photo": ("figure.jpg", figure)}, "?output_size=128&response=json")
-        assert status == 200 and json.loads(body)["size"] == [128, 96]  # drawn at 64x48, resized
+        assert status == 200 and json.loads(body)["size"] == [128, 96]
+        assert json.loads(body)["resized_from"] == [64, 48]  # drawn at 64x48, resized; and it says so
         garment = json.loads(body)["garment"].split(",", 1)[1]  # (a data: URL)
         assert Image.open(io.BytesIO(base64.b64decode(garment))).size == (96, 128)
         status, body, _ = post(url, {"photo": ("figure.jpg", figure)}, "?background=transparent")
@@ -344,14 +346,22 @@ def test_the_page_in_a_real_browser(tmp_path):
         WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "tryon").is_displayed())  # (the info came)
         assert not browser.find_element(By.ID, "key-row").is_displayed()  # a server without keys asks for none
         sizes = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#size option")]
-        assert sizes == ["auto", "model"]  # the photo's own size for garments shown alone, whatever the generator
+        assert sizes == ["auto", "model", "1024x768"]  # photo's own: garments shown alone, any generator
+        browser.find_element(By.CSS_SELECTOR, "#size option[value='1024x768']").click()  # one size for every garment
         upload = browser.find_element(By.ID, "file")
         upload.send_keys(str(ROOT / "examples" / "photos" / "figure-3.jpg"))
         garment = WebDriverWait(browser, 120).until(
             expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, ".result[data-status=ok] img.garment"))
         )
         WebDriverWait(browser, 30).until(lambda b: b.execute_script("return arguments[0].naturalWidth", garment) > 0)
-        assert browser.execute_script("return arguments[0].naturalWidth", garment) >= 192
+        assert browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", garment) == [
+            768,
+            1024,
+        ]
+        caption = browser.find_element(By.CSS_SELECTOR, ".result .name").text
+        generator = contract_of(model_for("generator", gpu=False))
+        drawn = f"1024×768 (drawn at {generator.height}×{generator.width}, resized)"
+        assert (drawn in caption) != generator.catalog_resolution, caption  # the page says what was done
         links = browser.find_elements(By.CSS_SELECTOR, ".result a.download")
         assert len(links) == 2 and links[1].get_attribute("download") == "figure-3-garment.png"
         backgrounds = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#background option")]

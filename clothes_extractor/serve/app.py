@@ -71,6 +71,7 @@ EXTRACT_API = openapi.operation(
         "mask_image": "data URL (PNG)",
         "mask": "where the mask came from",
         "size": "[height, width]",
+        "resized_from": "[height, width] the generator drew the garment at, where it was resized to size; else null",
         "timings_ms": "per stage",
     },
 )
@@ -175,6 +176,7 @@ class Extractor:
             timings["generate_ms"] = (time.perf_counter() - t0) * 1000
             fmt = options["format"]
             encoded, size = await asyncio.to_thread(_encode, outputs, plan, fmt)
+            drawn = list(outputs["garment"].shape[:2])
             mask_png = (folder / "mask-used.png").read_bytes()
         timings["total_ms"] = (time.perf_counter() - started) * 1000
         return {
@@ -182,6 +184,7 @@ class Extractor:
             "mask_png": mask_png,
             "mask": item.mask_source.split(":")[0],
             "size": size,
+            "resized_from": drawn if drawn != size else None,
             "timings": timings,
         }
 
@@ -297,6 +300,7 @@ async def handle_extract(request: Request, extractor: Extractor, settings: Serve
             "mask_image": "data:image/png;base64," + base64.b64encode(result["mask_png"]).decode(),
             "mask": result["mask"],
             "size": result["size"],
+            "resized_from": result["resized_from"],
             "timings_ms": result["timings"],
         }
     return Response(result["image"], media_type=media, headers={"X-Mask-Source": result["mask"]})
