@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from clothes_extractor.errors import ClothesExtractorError
+from clothes_extractor.models import model_for
 from clothes_extractor.runtime.images import apply_background
 from clothes_extractor.runtime.jobs import ExtractJob, MaskIndex, find_jobs
 from clothes_extractor.runtime.options import ExtractOptions
@@ -74,6 +75,30 @@ def test_rerun_skips_outputs_of_this_model_and_settings_only(model, tiny_flow_pa
     summary, _ = run(other, [photos], out, masks, output_size="model")
     assert (summary.ok, summary.skipped) == (5, 0)
     summary, _ = run(other, [photos], out, masks, output_size="model")
+    assert (summary.ok, summary.skipped) == (0, 5)
+
+
+def test_a_new_segmenter_redoes_the_outputs_whose_masks_it_found(model, segmenter, photo_folder, tmp_path):
+    """The segmenter's masks (and which photos show a garment alone) decide the outputs it found
+    the masks of: another segmenter's rerun redoes those, and skips those whose mask is a file."""
+    photos, masks = photo_folder
+    some = tmp_path / "some-masks"
+    some.mkdir()
+    for name in ("p0.png", "p1.png"):
+        shutil.copy(masks / name, some / name)
+    out = tmp_path / "out"
+    summary, results = run(model, [photos], out, some, segmenter=segmenter)
+    assert (summary.ok, summary.skipped, summary.failed) == (5, 0, 0)
+    found = {name for name, result in results.items() if result.mask.startswith("segmenter")}
+    assert found == {"p2.jpg", "p3.jpg", "p4.jpg"}
+    summary, _ = run(model, [photos], out, some, segmenter=segmenter)
+    assert (summary.ok, summary.skipped) == (0, 5)
+    other = ModelSession(model_for("segmenter", gpu=True), "cpu")  # the bundled fp16 file: another digest
+    assert other.digest != segmenter.digest
+    summary, results = run(model, [photos], out, some, segmenter=other)
+    assert (summary.ok, summary.skipped, summary.failed) == (3, 2, 0)
+    assert {name for name, result in results.items() if result.status == "ok"} == found
+    summary, _ = run(model, [photos], out, some, segmenter=other)
     assert (summary.ok, summary.skipped) == (0, 5)
 
 

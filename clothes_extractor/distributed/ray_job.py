@@ -93,7 +93,7 @@ def _fetch(job: ExtractJob, folder: Path) -> ExtractJob:
     return ExtractJob(photo, job.output, mask, job.error, job.mask_output)
 
 
-def _remote_already_done(uri: str, plan: Plan, overwrite: bool) -> bool:
+def _remote_already_done(uri: str, job: ExtractJob, plan: Plan, overwrite: bool) -> bool:
     """``resume.already_done`` for an output at a URI: whether it holds this run's result; an
     ``OutputError`` for a file there that this tool did not write (kept unless ``overwrite``)."""
     import pyarrow.fs as pafs
@@ -108,7 +108,7 @@ def _remote_already_done(uri: str, plan: Plan, overwrite: bool) -> bool:
         with fs.open_input_stream(path) as stream:
             local.write_bytes(stream.read())
         check_replaceable(local, shown_as=uri)
-        return read_signature(local, output_format(local)) == plan.signature
+        return read_signature(local, output_format(local)) == plan.signature_of(job.mask)
 
 
 def prepare_row(row: dict[str, Any], plan: Plan, overwrite: bool) -> dict[str, bytes]:
@@ -119,7 +119,7 @@ def prepare_row(row: dict[str, Any], plan: Plan, overwrite: bool) -> dict[str, b
     try:
         output = str(job.output)
         if is_remote(output):
-            done = _remote_already_done(output, plan, overwrite)  # someone else's file there: this job's error
+            done = _remote_already_done(output, job, plan, overwrite)  # someone else's file there: this job's error
         else:
             done = already_done(job, plan, overwrite)
         if done:
@@ -210,7 +210,7 @@ def write_row(row: dict[str, Any], plan: Plan) -> dict[str, Any]:
 
         rgb, alpha = plan.page(outputs)
         data = encode_image(
-            rgb, output_format(Path(str(job.output))), plan.quality, alpha=alpha, signature=plan.signature
+            rgb, output_format(Path(str(job.output))), plan.quality, alpha=alpha, signature=plan.signature_of(job.mask)
         )
         fs, path = pafs.FileSystem.from_uri(str(job.output))
         fs.create_dir(str(Path(path).parent), recursive=True)

@@ -110,4 +110,5 @@ def make_plan(
         quality=options.quality,
         alpha_mask=options.alpha_mask,
         signature=f"model={generator.digest[:16]} size={size} background={background}",
+        segmenter_digest=segmenter.digest[:16] if segmenter is not None else "",
     )

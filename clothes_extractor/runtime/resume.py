@@ -1,7 +1,8 @@
 """Resume: a job whose output this model already wrote, with these settings, is skipped.
 
-Every output carries the run's signature (``Plan.signature``: the model's digest, the size
-and the background); an output with another one, or cut short, is redone; a file this tool
+Every output carries the run's signature (``Plan.signature_of``: the generator's digest, the
+size and the background, and the segmenter's where it found the mask); an output with another
+one, or cut short, is redone; a file this tool
 did not write is kept and the job reported (``signature.check_replaceable``), unless
 ``overwrite``.
 """
@@ -24,14 +25,14 @@ class Skipped:
 
 
 def already_done(job: ExtractJob, plan: Plan, overwrite: bool) -> bool:
-    """Whether the output is already there, complete and written by this model with these
+    """Whether the output is already there, complete and written by these models with these
     settings (an output of another model, or a truncated one, is redone; a ``redo`` job's
     always is). ``OutputError`` for
     a file there, or at its ``--save-masks`` name, that this tool did not write (kept unless
     ``overwrite``)."""
     if overwrite:
         return False
-    if not job.redo and read_signature(job.output, output_format(job.output)) == plan.signature:
+    if not job.redo and read_signature(job.output, output_format(job.output)) == plan.signature_of(job.mask):
         return True
     if job.output.exists():
         check_replaceable(job.output)

@@ -53,6 +53,7 @@ from .fitting import (
 from .images import OUTPUT_FORMATS, apply_background, encode_image, load_label_mask, load_mask, load_photo
 from .jobs import ExtractJob
 from .people import WEARING_SHARE, keep_columns, main_person
+from .walk import MaskSource
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,8 @@ class Plan:
     ``output_size``: "auto", "model" or (height, width), see ``fitting.output_size_for`` (and
     ``page``: a garment drawn at another size is resized to the one asked for).
     ``background``: "white", "transparent" or an (r, g, b) colour (the last two need a
-    model with a silhouette output). ``signature`` is stored in every output; a rerun
-    skips an output only if it carries the same one (same model, same settings).
+    model with a silhouette output). ``signature_of`` a job's mask is stored in its output; a
+    rerun skips an output only if it carries the same one (the same models, the same settings).
     """
 
     generator: ModelContract
@@ -92,7 +93,16 @@ class Plan:
     background: str | tuple[int, int, int] = "white"
     quality: int = 95
     alpha_mask: bool = False
-    signature: str = ""
+    signature: str = ""  # the generator's digest, the size and the background
+    segmenter_digest: str = ""  # the segmenter's, where the run has one
+
+    def signature_of(self, mask: MaskSource) -> str:
+        """The signature of an output whose mask comes from ``mask``: the run's, and the
+        segmenter's digest where the segmenter finds the mask (kind "auto"; its masks, and which
+        photos show a garment alone, decide the output), so that a new segmenter redoes those."""
+        if mask.kind == "auto" and self.segmenter_digest:
+            return f"{self.signature} segmenter={self.segmenter_digest}"
+        return self.signature
 
     @property
     def resizes_drawn(self) -> bool:
@@ -501,7 +511,9 @@ def write(item: Prepared, outputs: dict[str, np.ndarray], plan: Plan) -> FileRes
     try:
         fmt = output_format(job.output)
         rgb, alpha = plan.page(outputs)
-        write_atomic(job.output, encode_image(rgb, fmt, plan.quality, alpha=alpha, signature=plan.signature))
+        write_atomic(
+            job.output, encode_image(rgb, fmt, plan.quality, alpha=alpha, signature=plan.signature_of(job.mask))
+        )
     except Exception as exc:  # noqa: BLE001 - one bad output must not stop the folder (a full disk does)
         log.debug("writing %s failed", job.output, exc_info=True)
         error, full = describe_error(exc), isinstance(exc, DiskFull)

@@ -175,7 +175,7 @@ class Extractor:
                 outputs = await asyncio.wrap_future(self.generate.submit((item, generator)))
             timings["generate_ms"] = (time.perf_counter() - t0) * 1000
             fmt = options["format"]
-            encoded, size = await asyncio.to_thread(_encode, outputs, plan, fmt)
+            encoded, size = await asyncio.to_thread(_encode, outputs, plan, fmt, source)
             drawn = list(outputs["garment"].shape[:2])
             mask_png = (folder / "mask-used.png").read_bytes()
         timings["total_ms"] = (time.perf_counter() - started) * 1000
@@ -189,11 +189,11 @@ class Extractor:
         }
 
 
-def _encode(outputs: dict[str, np.ndarray], plan: Plan, fmt: str) -> tuple[bytes, list[int]]:
+def _encode(outputs: dict[str, np.ndarray], plan: Plan, fmt: str, mask: MaskSource) -> tuple[bytes, list[int]]:
     """The garment as ``extract`` writes it, with its signature (a download dropped back on
     POST /extract is then refused as what it is: a garment, not a photo), and its [height, width]."""
     rgb, alpha = plan.page(outputs)
-    return encode_image(rgb, fmt, plan.quality, alpha=alpha, signature=plan.signature), list(rgb.shape[:2])
+    return encode_image(rgb, fmt, plan.quality, alpha=alpha, signature=plan.signature_of(mask)), list(rgb.shape[:2])
 
 
 def create_app(
