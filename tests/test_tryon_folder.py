@@ -23,6 +23,8 @@ from PIL import Image
 
 from clothes_extractor import dress, dress_folder, new_session
 from clothes_extractor.errors import InputError, OutputError
+from clothes_extractor.models import model_for
+from clothes_extractor.runtime.images import SIGNATURE_KEY
 from conftest import ROOT, TRYON_PERSONS, cli_env, peak_memory, run_cli
 
 
@@ -364,6 +366,7 @@ def test_garments_from_photos_and_a_bad_photo_reported(models, tryon_folders, tm
     assert files(tmp_path / "out") == [f"figure-3__{Path(name).stem}.png" for name in TRYON_PERSONS]
     written = Image.open(tmp_path / "out" / "figure-3__figure-6.png")
     assert np.array_equal(np.asarray(written.convert("RGB")), np.asarray(expected))
+    assert written.info[SIGNATURE_KEY].endswith(f" generator={generator.digest[:16]}")  # (another one redoes it)
 
 
 def test_stage_one_goes_a_window_of_pairs_at_a_time(models, tryon_folders, tmp_path):
@@ -446,6 +449,14 @@ def test_a_rerun_extracts_only_the_garments_of_the_pairs_left(tryon_folders, tmp
     rest = run_cli(*command)
     assert rest.returncode == 0 and "extracting the garments of 1 photo(s)" in rest.stderr
     assert "1 dressed" in rest.stderr and "2 skipped" in rest.stderr and len(files(out)) == 3
+    # another generator makes other garments of the photos: its rerun redoes every pair, once
+    other = ("--generator", model_for("generator", gpu=True))  # the bundled fp16 file: another digest
+    redone = run_cli(*command, *other)
+    assert redone.returncode == 0, redone.stderr
+    assert "extracting the garments of 3 photo(s) with generator-fp16.onnx" in redone.stderr
+    assert "3 dressed" in redone.stderr and "0 skipped" in redone.stderr
+    again = run_cli(*command, *other)
+    assert again.returncode == 0 and "extracting" not in again.stderr and "3 skipped" in again.stderr
 
 
 def test_ctrl_c_leaves_complete_files_in_the_report_and_a_rerun_does_the_rest(tryon_folders, tmp_path):

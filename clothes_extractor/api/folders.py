@@ -194,8 +194,13 @@ def dress_folder(
     stage_one = {"generator": generator} if garment_from_photo else {}
     opened = _bundled({"tryon": tryon, "segmenter": parser, **stage_one})
     try:
+        made = (generator or opened["generator"]) if garment_from_photo else None  # (its digest: in the signature)
         dresser = Dresser(
-            tryon or opened["tryon"], parser or opened["segmenter"], "garment_from_photo=True", resolution=resolution
+            tryon or opened["tryon"],
+            parser or opened["segmenter"],
+            "garment_from_photo=True",
+            resolution=resolution,
+            garments_by=made.digest if made is not None else "",
         )
         if on_start is not None:
             on_start(total)
@@ -213,7 +218,6 @@ def dress_folder(
         if not garment_from_photo:
             summary = dress(jobs)
         else:  # stage one, a window of pairs at a time, for the garments of the pairs left to dress
-            made = generator or opened["generator"]
             extract = functools.partial(
                 extract_garments,
                 generator=made,

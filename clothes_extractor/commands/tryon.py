@@ -161,13 +161,22 @@ def _pairs(person: Path, garment: Path, pairs_file: Path | None, recursive: bool
     return Pairs(person, garment, listing=listing, shard=shard)
 
 
-def _open(options: dict[str, Any]):
+def _open(options: dict[str, Any]) -> tuple[Any, Any]:
+    """The dresser, and with --garment-from the generator of its stage one (its digest is in the
+    outputs' signature, so it is opened even where every pair is done already)."""
     from ..api import new_session
     from ..runtime.dressing import Dresser
+    from ..runtime.options import generator_outputs
 
     tryon_model = new_session(options["model"] or "tryon", options["provider"])
     parser = new_session(options["parser"] or "segmenter", options["provider"])
-    return Dresser(tryon_model, parser, resolution=options["resolution"])
+    generator = None
+    if options["garment_from"] is not None:  # (catalog images on white: the generator's silhouette is not computed)
+        generator = new_session(
+            options["generator"] or "generator", options["provider"], outputs=generator_outputs("white")
+        )
+    garments_by = generator.digest if generator is not None else ""
+    return Dresser(tryon_model, parser, resolution=options["resolution"], garments_by=garments_by), generator
 
 
 def _run(pairs: Pairs, total: int, output: Path, single: bool, tmp: Path, options: dict[str, Any]) -> None:
@@ -187,7 +196,7 @@ def _run(pairs: Pairs, total: int, output: Path, single: bool, tmp: Path, option
     check_output_dir(out_dir)
     if not options["dry_run"]:
         remove_stale_partials(out_dir, recursive=pairs.tree is not None)
-    dresser = _open(options)
+    dresser, generator = _open(options)
     jobs = dress_jobs(pairs, out_dir, options["fmt"], output if single else None)  # (walked as it goes)
     report = Report(options["report"])  # (refused before stage one if another run writes it)
     if options["dry_run"]:  # (with --garment-from, stage one does not run either: the pairs name the photos)
@@ -218,7 +227,7 @@ def _run(pairs: Pairs, total: int, output: Path, single: bool, tmp: Path, option
         on_result=on_result,
         workers=options["workers"],
     )
-    stage_one = _StageOne(dresser, options)
+    stage_one = _StageOne(dresser, generator, options)
     try:
         if options["garment_from"] is None:
             summary = dress(jobs)
@@ -272,23 +281,18 @@ def _summarise(summary: Any, failed: list[Any], single: bool, output: Path, repo
 class _StageOne:
     """``--garment-from``'s stage one, as ``dress_from_photos`` calls it on each window's
     garment photos: photo -> its catalog image (on white, at the dresser's ``garment_size``)
-    in ``into``, or the error. The generator is opened at the first photo to extract (a rerun
-    with every pair done opens none) and kept for the job."""
+    in ``into`` by ``generator`` (None without --garment-from), or the error; ``close``
+    closes the generator."""
 
-    def __init__(self, dresser: Any, options: dict[str, Any]):
+    def __init__(self, dresser: Any, generator: Any, options: dict[str, Any]):
         self.parser, self.output_size, self.options = dresser.parser, dresser.garment_size, options
-        self.generator: Any = None
+        self.generator = generator
 
     def __call__(self, photos: list[Path], into: Path) -> tuple[Catalog, str | None]:
         from tqdm import tqdm
 
-        from ..api import new_session
-        from ..runtime.options import generator_outputs
         from ..runtime.pairs import extract_garments
 
-        if self.generator is None:  # (catalog images on white: the generator's silhouette is not computed)
-            model, provider = self.options["generator"] or "generator", self.options["provider"]
-            self.generator = new_session(model, provider, outputs=generator_outputs("white"))
         # (above the progress bar, on a terminal)
         tqdm.write(f"extracting the garments of {len(photos)} photo(s) with {self.generator.path.name}", sys.stderr)
         made, stopped = extract_garments(

@@ -1,6 +1,6 @@
 """Try-on's folder job (``tryon``, ``api.dress_folder``): each (person, garment, output)
 job dressed with the folder job's guarantees: every output complete or absent, skipped when
-this model pair wrote it already, each bad pair reported and the rest carried on, a full
+these models wrote it already, each bad pair reported and the rest carried on, a full
 disk or a cancel stopping the job.
 
     read    (threads)      the next batch's person photos and garments, each garment once:
@@ -90,7 +90,7 @@ class DressingSummary:
 
 
 def _finished(job: DressJob, signature: str, fmt: str) -> bool:
-    """Whether this model pair already wrote the output; ``OutputError`` for someone else's file there."""
+    """Whether these models (``signature``) already wrote the output; ``OutputError`` for someone else's file there."""
     if not job.output.exists():
         return False
     if read_signature(job.output, fmt) == signature:
@@ -100,7 +100,7 @@ def _finished(job: DressJob, signature: str, fmt: str) -> bool:
 
 
 def decided(job: DressJob, signature: str, overwrite: bool) -> DressResult | None:
-    """A job's result known before any work: ``skipped`` (this model pair wrote its output) or
+    """A job's result known before any work: ``skipped`` (these models wrote its output) or
     ``error`` (no output format; a file there that this tool did not write); None: to dress."""
     try:
         done = not overwrite and _finished(job, signature, output_format(job.output))
@@ -137,7 +137,7 @@ def run_dressing(
     this thread. ``jobs`` is read as the job goes (a generator: ``pairs.dress_jobs``); a
     result among them (a pair refused before any work) is reported as it comes.
 
-    An output this model pair already wrote (its signature) is skipped unless ``overwrite``.
+    An output these models already wrote (its signature) is skipped unless ``overwrite``.
     ``workers`` threads (default: one per core, at most 16) read the next batch (a garment
     used by many of its pairs decoded and fitted once) while the model dresses this one, and
     as many paste, encode and write. On ``KeyboardInterrupt`` the pairs not yet written are

@@ -135,6 +135,7 @@ class Dresser:
         from_photo: str = FROM_PHOTO,
         extracted: bool = False,
         resolution: str = "photo",
+        garments_by: str = "",
     ):
         if resolution not in ("photo", "model"):
             raise ValueError(f"resolution must be 'photo' or 'model', got {resolution!r}")
@@ -158,6 +159,8 @@ class Dresser:
         self.signature = f"tryon={tryon.digest[:16]} parser={parser.digest[:16]}"
         if resolution == "model" and tryon.contract.catalog_resolution:  # (another picture than "photo" makes)
             self.signature += " resolution=model"
+        if garments_by:  # the digest of the generator that makes the garments of photos (--garment-from): a
+            self.signature += f" generator={garments_by[:16]}"  # rerun with another redoes those pairs
         # fit_person letterboxes a whole photo on white at the try-on's size: the parser's
         # first look is that array where the parser's frame is the same and so is its padding
         self._same_frame = parser.contract.size == self.size
