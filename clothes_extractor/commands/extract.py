@@ -397,7 +397,9 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
         previewed = preview_extraction(generator, [job], extract_options, segmenter)
         report_dry_run(previewed, Report(options["report"]), "photo", "extract", _error_line)
         return
-    _note_size(generator, segmenter, extract_options)
+    note = _size_note(generator, segmenter, extract_options)
+    if note:
+        click.echo(note, err=True)
     report, results = Report(options["report"]), []
     try:
         run_extraction(generator, [job], extract_options, results.append, segmenter)
@@ -469,6 +471,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         previewed = preview_extraction(generator, jobs, extract_options, segmenter)
         report_dry_run(previewed, Report(options["report"]), "photo", "extract", _error_line)
         return
+    note = _size_note(generator, segmenter, extract_options)
     decoder = _open_decoder(options["decode"], generator)
     jobs = removing_stale_partials(jobs)
     piped = {path for path, item in options["given"].items() if item == "-"}
@@ -483,7 +486,8 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         f"(batch {extract_options.batch_size}{streams}, {workers}{decoding}) -> {out_dir}",
         err=True,
     )
-    _note_size(generator, segmenter, extract_options)
+    if note:
+        click.echo(note, err=True)
     failures: list[Any] = []
     finished: list[Any] = []  # the first results, for --sheet
     progress = Progress(total, "photo", "extract")
@@ -510,18 +514,20 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     _summarise(summary, failures, report, sheet, finished, generator.contract.size, options["masks"], total)
 
 
-def _note_size(generator: Any, segmenter: Any, extract_options: Any) -> None:
-    """One line where --output-size asks for a size the generator does not draw at."""
+def _size_note(generator: Any, segmenter: Any, extract_options: Any) -> str:
+    """The line to show where --output-size asks for a size the generator does not draw at, or
+    "". It builds the job's plan: settings that cannot work (a size of another aspect) are
+    refused here, before the job says it starts."""
     from ..runtime.options import make_plan
 
     plan = make_plan(generator, segmenter, extract_options)
-    if plan.resizes_drawn:
-        (h, w), (mh, mw) = plan.output_size, generator.contract.size
-        click.echo(
-            f"note: {generator.path.name} draws garments at {mh}x{mw}: they are resized to {h}x{w} (bicubic: "
-            f"smoother, no detail added); a garment shown alone is cut out of its photo at {h}x{w}",
-            err=True,
-        )
+    if not plan.resizes_drawn:
+        return ""
+    (h, w), (mh, mw) = plan.output_size, generator.contract.size
+    return (
+        f"note: {generator.path.name} draws garments at {mh}x{mw}: they are resized to {h}x{w} (bicubic: "
+        f"smoother, no detail added); a garment shown alone is cut out of its photo at {h}x{w}"
+    )
 
 
 def _open_decoder(choice: str, generator: Any) -> Any:
