@@ -172,6 +172,23 @@ def test_a_coloured_page_is_the_transparent_garment_laid_on_it():
     assert apply_background(garment, alpha, "white")[0] is garment
 
 
+@pytest.mark.parametrize("page", [None, (30, 58, 138), (200, 200, 200), (0, 0, 0), (255, 255, 255)])
+def test_the_tables_un_compose_every_value_at_every_alpha_as_the_arithmetic_does(page):
+    """``uncomposed`` reads each channel from a table: for every (alpha, value) pair, on each page,
+    the bytes of the float32 arithmetic done per pixel (as ``apply_background`` did it before)."""
+    alpha = np.repeat(np.arange(256, dtype=np.uint8), 256).reshape(256, 256)  # each row one alpha
+    value = np.tile(np.arange(256, dtype=np.uint8), 256).reshape(256, 256)  # each column one value
+    garment = np.stack([value, np.flip(value, 1), np.roll(value, 7, 1)], -1)  # every value in every channel
+    a = alpha.astype(np.float32).reshape(256, 256, 1) / 255.0
+    colour = np.clip((garment.astype(np.float32) - (1.0 - a) * 255.0) / np.maximum(a, 1.0 / 255.0), 0.0, 255.0)
+    if page is None:
+        expected = np.rint(colour).astype(np.uint8)
+    else:
+        expected = np.clip(np.rint(a * colour + (1.0 - a) * np.asarray(page, np.float32)), 0, 255).astype(np.uint8)
+    assert np.array_equal(matte.uncomposed(garment, alpha, page), expected)
+    assert np.array_equal(matte.uncomposed(garment, alpha[..., None], page), expected)  # [H, W, 1] alike
+
+
 def test_a_garment_drawn_small_is_settled_then_resized():
     """A size asked for that the generator does not draw at (``--output-size`` with a 256x192
     generator): settled at the size drawn, then the garment on white and its alpha resized alike,

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from ..errors import InputError
-from .matte import settled
+from .matte import settled, uncomposed
 
 # Suffixes a folder walk picks up. A file named explicitly is tried whatever its suffix.
 # HEIC/HEIF (phone photos) open with pillow-heif installed (the [heif] extra), and are reported
@@ -312,12 +312,9 @@ def apply_background(
         return resized(garment, size), None
     garment, alpha = settled(garment, alpha)
     garment, alpha = resized(garment, size), resized(alpha.reshape(garment.shape[:2]), size)
-    a = alpha.astype(np.float32).reshape(*garment.shape[:2], 1) / 255.0
-    colour = np.clip((garment.astype(np.float32) - (1.0 - a) * 255.0) / np.maximum(a, 1.0 / 255.0), 0.0, 255.0)
     if background == "transparent":
-        return np.rint(colour).astype(np.uint8), alpha.reshape(garment.shape[:2])
-    out = a * colour + (1.0 - a) * np.asarray(background, np.float32)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8), None
+        return uncomposed(garment, alpha), alpha.reshape(garment.shape[:2])
+    return uncomposed(garment, alpha, tuple(background)), None
 
 
 def resized(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
