@@ -24,6 +24,7 @@ rendering draws there keeps its alpha. ``apply_background`` runs it for a transp
 coloured background, never for white: the garment on white stays exactly the generator's. (A
 garment cut out of a photo, shown alone, goes through it too: its alpha's edge is crisp, under a
 pixel wide at 256x192 on VITON's and VITON-HD's catalog images, and it is left as it is.)
+``uncomposed`` then takes the settled garment off its white, and lays it on a colour.
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def uncomposed(garment: np.ndarray, alpha: np.ndarray, on: tuple[int, int, int] 
 @functools.lru_cache(maxsize=16)
 def _uncompose_table(on: int | None) -> np.ndarray:
     """uint8 [65,536]: at ``alpha * 256 + value``, a channel's ``value`` on white un-composed by
-    ``alpha`` (0 where the alpha is 0 and the value not white), and with ``on`` laid on that level."""
+    ``alpha`` (0 where the alpha is 0), and with ``on`` laid on that level (``on`` where the alpha is 0)."""
     a = (np.arange(256, dtype=np.float32) / 255.0)[:, None]
     value = np.arange(256, dtype=np.float32)[None, :]
     colour = np.clip((value - (1.0 - a) * 255.0) / np.maximum(a, 1.0 / 255.0), 0.0, 255.0)

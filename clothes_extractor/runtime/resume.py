@@ -1,10 +1,9 @@
-"""Resume: a job whose output this model already wrote, with these settings, is skipped.
+"""Resume: a job whose output these models already wrote, with these settings, is skipped.
 
 Every output carries the run's signature (``Plan.signature_of``: the generator's digest, the
 size and the background, and the segmenter's where it found the mask); an output with another
-one, or cut short, is redone; a file this tool
-did not write is kept and the job reported (``signature.check_replaceable``), unless
-``overwrite``.
+one, or cut short, is redone; a file this tool did not write is kept and the job reported
+(``signature.check_replaceable``), unless ``overwrite``.
 """
 
 from __future__ import annotations
