@@ -62,8 +62,14 @@ def sheet_row(task: str, inputs: dict[str, np.ndarray], output: np.ndarray) -> l
     return [inputs["image"], output, inputs["target"]]
 
 
+CHECKER_PX, CHECKER_GREYS = 8, (255, 214)  # the squares behind a transparent garment, as image editors show them
+
+
 def extraction_sheet(results: Sequence, size: tuple[int, int]) -> Image.Image:
-    """Rows of photo | mask used (if saved) | garment for finished ``extract`` results."""
+    """Rows of photo | mask used (if saved) | garment for finished ``extract`` results. A
+    garment written with a transparent background is shown on a checkerboard of white and
+    light grey squares (``CHECKER_PX`` in the tile), as image editors show transparency: a white
+    garment's outline, and what its alpha keeps, can be seen."""
     rows = []
     for result in results:
         photo, _ = load_photo(Path(result.input))
@@ -72,8 +78,14 @@ def extraction_sheet(results: Sequence, size: tuple[int, int]) -> Image.Image:
             mask = load_mask(Path(result.saved_mask)).resize(photo.size)
             row.append(letterbox(mask, size, 0)[0][:, :, None])
         with Image.open(result.output) as garment:
-            shown = garment.convert("RGBA")
-            white = Image.new("RGBA", shown.size, (255, 255, 255, 255))
-            row.append(np.asarray(Image.alpha_composite(white, shown).convert("RGB").resize((size[1], size[0]))))
+            shown = garment.convert("RGBA").resize((size[1], size[0]))
+        row.append(np.asarray(Image.alpha_composite(_checkerboard(shown.size), shown).convert("RGB")))
         rows.append(row)
     return contact_sheet(rows)
+
+
+def _checkerboard(size: tuple[int, int]) -> Image.Image:
+    """An RGBA image of ``size`` (width, height) in squares of ``CHECKER_GREYS``."""
+    ys, xs = np.indices((size[1], size[0])) // CHECKER_PX
+    grey = np.where((ys + xs) % 2 == 0, *CHECKER_GREYS).astype(np.uint8)
+    return Image.fromarray(np.dstack([grey, grey, grey, np.full_like(grey, 255)]), "RGBA")
