@@ -335,7 +335,7 @@ def preview_extraction(
 ) -> Iterator[FileResult]:
     """What ``run_extraction`` would do with each job, decoding no photo and writing nothing
     (``extract --dry-run``): ``pending`` (to extract), ``skipped`` (its output is done, from
-    this model and these settings) or ``error`` (refused before any decoding: a name two
+    these models and these settings) or ``error`` (refused before any decoding: a name two
     photos would write, a file there that this tool did not write). A photo that cannot be
     decoded, or shows no garment, is found by the run itself."""
     plan = make_plan(generator, segmenter, options)
