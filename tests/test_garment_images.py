@@ -52,6 +52,7 @@ def test_a_catalog_image_on_a_coloured_backdrop_is_cut_out_onto_white_for_the_tr
     ("signature", "colour"),
     [
         ("model=3d6997de1a38f092 size=auto background=#1e3a8a", (30, 58, 138)),
+        ("model=3d6997de1a38f092 size=auto background=#1e3a8a segmenter=c2db8694f85f5b05", (30, 58, 138)),
         ("model=3d6997de1a38f092 size=auto background=white", None),
         ("model=3d6997de1a38f092 size=model background=transparent", None),
         ("tryon=0123456789abcdef parser=0123456789abcdef", None),  # a try-on output: a person, no garment
