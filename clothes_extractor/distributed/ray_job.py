@@ -26,7 +26,6 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import MissingDependencyError
-from ..runtime.images import encode_image
 from ..runtime.jobs import ExtractJob
 from ..runtime.options import ExtractOptions, make_plan
 from ..runtime.pipeline import ExtractionSummary
@@ -208,17 +207,13 @@ def write_row(row: dict[str, Any], plan: Plan) -> dict[str, Any]:
     try:
         import pyarrow.fs as pafs
 
-        rgb, alpha = plan.page(outputs)
-        data = encode_image(
-            rgb, output_format(Path(str(job.output))), plan.quality, alpha=alpha, signature=plan.signature_of(job.mask)
-        )
+        data, size = plan.encoded(outputs, output_format(Path(str(job.output))), job.mask)
         fs, path = pafs.FileSystem.from_uri(str(job.output))
         fs.create_dir(str(Path(path).parent), recursive=True)
         with fs.open_output_stream(path) as stream:  # one PUT: complete or absent
             stream.write(data)
     except Exception as exc:  # noqa: BLE001 - one bad output must not stop the folder
         return {"result": FileResult(str(job.photo), "error", str(job.output), describe_error(exc)).to_json()}
-    size = tuple(rgb.shape[:2])
     return {
         "result": FileResult(str(job.photo), "ok", str(job.output), None, prepared.mask_source, None, size).to_json()
     }

@@ -118,6 +118,13 @@ class Plan:
         size = self.output_size if isinstance(self.output_size, tuple) else None
         return apply_background(outputs["garment"], outputs.get("alpha"), self.background, size)
 
+    def encoded(self, outputs: dict[str, np.ndarray], fmt: str, mask: MaskSource) -> tuple[bytes, tuple[int, int]]:
+        """One garment's file as it is written (``page``, encoded as ``fmt`` with the signature
+        of an output whose mask came from ``mask``), and its (height, width)."""
+        rgb, alpha = self.page(outputs)
+        data = encode_image(rgb, fmt, self.quality, alpha=alpha, signature=self.signature_of(mask))
+        return data, (rgb.shape[0], rgb.shape[1])
+
 
 @dataclass
 class Prepared:
@@ -509,14 +516,10 @@ def write(item: Prepared, outputs: dict[str, np.ndarray], plan: Plan) -> FileRes
     error is the result's (``stops_job`` where the disk is full)."""
     job = item.job
     try:
-        fmt = output_format(job.output)
-        rgb, alpha = plan.page(outputs)
-        write_atomic(
-            job.output, encode_image(rgb, fmt, plan.quality, alpha=alpha, signature=plan.signature_of(job.mask))
-        )
+        data, size = plan.encoded(outputs, output_format(job.output), job.mask)
+        write_atomic(job.output, data)
     except Exception as exc:  # noqa: BLE001 - one bad output must not stop the folder (a full disk does)
         log.debug("writing %s failed", job.output, exc_info=True)
         error, full = describe_error(exc), isinstance(exc, DiskFull)
         return FileResult(str(job.photo), "error", str(job.output), error, item.mask_source, stops_job=full)
-    size = tuple(rgb.shape[:2])
     return FileResult(str(job.photo), "ok", str(job.output), None, item.mask_source, item.saved_mask, size)

@@ -39,11 +39,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import InputError, NoGarmentError, NoMaskError, files_named
 from ..runtime.dressing import Dresser
-from ..runtime.images import encode_image
 from ..runtime.jobs import ExtractJob
 from ..runtime.options import ExtractOptions, generator_outputs, make_plan
 from ..runtime.session import ModelSession
-from ..runtime.stages import NeedsMask, Plan, Prepared, SegmentedMask, finish, prepare, segment
+from ..runtime.stages import NeedsMask, Prepared, SegmentedMask, finish, prepare, segment
 from ..runtime.walk import MaskSource
 from . import metrics, openapi
 from .access import API_ROUTES, KeyRequired
@@ -175,8 +174,9 @@ class Extractor:
                 outputs = await asyncio.wrap_future(self.generate.submit((item, generator)))
             timings["generate_ms"] = (time.perf_counter() - t0) * 1000
             fmt = options["format"]
-            encoded, size = await asyncio.to_thread(_encode, outputs, plan, fmt, source)
-            drawn = list(outputs["garment"].shape[:2])
+            # as extract writes it, signature and all (a download dropped back on POST /extract is refused as a garment)
+            encoded, written = await asyncio.to_thread(plan.encoded, outputs, fmt, source)
+            size, drawn = list(written), list(outputs["garment"].shape[:2])
             mask_png = (folder / "mask-used.png").read_bytes()
         timings["total_ms"] = (time.perf_counter() - started) * 1000
         return {
@@ -187,13 +187,6 @@ class Extractor:
             "resized_from": drawn if drawn != size else None,
             "timings": timings,
         }
-
-
-def _encode(outputs: dict[str, np.ndarray], plan: Plan, fmt: str, mask: MaskSource) -> tuple[bytes, list[int]]:
-    """The garment as ``extract`` writes it, with its signature (a download dropped back on
-    POST /extract is then refused as what it is: a garment, not a photo), and its [height, width]."""
-    rgb, alpha = plan.page(outputs)
-    return encode_image(rgb, fmt, plan.quality, alpha=alpha, signature=plan.signature_of(mask)), list(rgb.shape[:2])
 
 
 def create_app(
