@@ -1,6 +1,7 @@
 """The folder job through the library: stages, masks, sizes, backgrounds, resume, bad input."""
 
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from clothes_extractor.runtime.images import apply_background
 from clothes_extractor.runtime.jobs import ExtractJob, MaskIndex, find_jobs
 from clothes_extractor.runtime.options import ExtractOptions
 from clothes_extractor.runtime.pipeline import run_extraction
+from clothes_extractor.runtime.resume import prepare_or_skip
 from clothes_extractor.runtime.session import ModelSession
 from clothes_extractor.runtime.stages import mask_from_segmenter
 from conftest import TINY_SIZE, person_photo
@@ -264,6 +266,36 @@ def test_memory_stays_bounded_on_a_long_job(model, tmp_path):
     assert summary.ok == count
     # Photos in flight: admitted only while fewer than batch * 2 + workers are anywhere.
     assert worst <= options.batch_size * 2 + options.workers + 1 < count
+
+
+def test_the_jobs_tail_waits_for_its_last_photo_instead_of_spinning(model, photo_folder, tmp_path, monkeypatch):
+    """A partial batch that may not run yet (a photo is still being read) is no reason to step
+    again at once: the loop waits on the read. Spinning held the GIL that a process pool's
+    threads need to hand results over, and slowed the tail of every job."""
+    from clothes_extractor.runtime import pipeline
+
+    photos, masks = photo_folder
+    slow = sorted(photos.iterdir())[-1].name
+
+    def read(job, plan, overwrite):
+        if job.photo.name == slow:
+            time.sleep(0.6)  # the last photo is slow to read: the others wait in a partial batch
+        return prepare_or_skip(job, plan, overwrite)
+
+    steps = 0
+    step = pipeline.Extraction.step
+
+    def counted(self, *args, **kwargs):
+        nonlocal steps
+        steps += 1
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.Extraction, "read", staticmethod(read))
+    monkeypatch.setattr(pipeline.Extraction, "step", counted)
+    summary, _ = run(model, [photos], tmp_path / "out", masks, batch_size=8)
+    assert summary.ok == 5
+    # an admission's step per photo, then a wait of at most WAIT_S each, and the last few moves
+    assert steps <= 5 + 0.6 / pipeline.WAIT_S + 10, steps
 
 
 def test_interrupt_leaves_only_complete_outputs(model, photo_folder, tmp_path):

@@ -157,7 +157,7 @@ class Extraction:
             # on: waiting on any future would spin while a later one is done and the head is not.
             heads = [queue[0][1] for queue in (self.reading, self.fitting) if queue]
             heads += [self.writing[0]] if self.writing else []
-            if self._ready_batch(finishing) or any(f.done() for f in heads):
+            if self._ready_batch(self._partials_run(finishing)) or any(f.done() for f in heads):
                 pass
             elif heads:
                 wait(heads, timeout=WAIT_S, return_when=FIRST_COMPLETED)
@@ -169,7 +169,7 @@ class Extraction:
         if self.unmasked and (len(self.unmasked) >= self.options.batch_size or not self.reading):
             self.segment()
         self.collect_fits()
-        self.run_batches(finishing and not self.reading and not self.fitting and not self.unmasked)
+        self.run_batches(self._partials_run(finishing))
         self.collect_writes()
 
     # -- the stages --------------------------------------------------------------------------
@@ -219,8 +219,14 @@ class Extraction:
             else:
                 self.batches.setdefault(item.batch_key, []).append(item)
 
-    def _ready_batch(self, finishing: bool) -> bool:
-        return any(len(b) >= self.options.batch_size or (finishing and b) for b in self.batches.values())
+    def _partials_run(self, finishing: bool) -> bool:
+        """Whether partial batches run now: no more jobs come and no photo is on its way to one.
+        (A blocking step that took a partial batch for ready while they may not run spun, holding
+        the GIL that the pool's threads need to hand the results over: the tail of every job.)"""
+        return finishing and not self.reading and not self.fitting and not self.unmasked
+
+    def _ready_batch(self, partial_too: bool) -> bool:
+        return any(len(b) >= self.options.batch_size or (partial_too and b) for b in self.batches.values())
 
     def run_batches(self, partial_too: bool) -> None:
         for key in list(self.batches):
