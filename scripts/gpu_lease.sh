@@ -33,6 +33,9 @@
 # checkout (no earlier run to start from): RENDERER=clothes_extractor/models/generator-fp32.onnx
 # UNSEEN_BY="0 1 2" CHECK_S=330 CANDIDATES="flow flowb" (the two warping candidates side by side;
 # CANDIDATES, TRAIN_ARGS, CHECK_S and ORDER given to prepare go into the run call it prints).
+# Lessons of the 2026-12-04 lease: the image has no pytorch-msssim (the [train] extra's), so the
+# payload carries its wheel and the run checks the training's imports before it trains; make the
+# piece calls in one batch of tool calls: a machine idle 30 s goes back with the pieces copied to it.
 # Measured on H200 leases (2026-11-27): start 30-35 s, each piece call ~5 s of lease time,
 # onnxruntime-gpu unpacked in 6 s, gpu_check (g64 + ngf-16 size, batches 1/32/128, no
 # torch.compile) 255 s (since then its last step, tryon end to end on TRYON_PAIRS=100 person
@@ -67,7 +70,10 @@ if [ "$mode" = prepare ]; then
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_27_x86_64 \
     -d "$cache" "nvidia-nvimgcodec-cu13==${NVIMGCODEC_VERSION:-0.9.0.20}" "nvidia-nvjpeg>=13,<14"
-  mkdir -p "$work/ort" "$work/pl/viton"
+  mkdir -p "$work/ort" "$work/pl/viton" "$work/pl/wheels"
+  # the [train] extra beyond the image's PyTorch (pyproject.toml): pytorch-msssim, pure Python.
+  # The image lacks it, and the 2026-12-04 lease's training stopped at its import in 27 s.
+  python3 -m pip download -q --no-deps --only-binary=:all: -d "$work/pl/wheels" "pytorch-msssim>=1.0"
   if [ -n "${INIT:-}" ]; then  # network weights only, as fp16: a few MB instead of ~90 with the optimizers
     slim_checkpoint "$INIT" "$work/pl/init.pt"
   fi
@@ -135,9 +141,10 @@ if [ "$mode" = prepare ]; then
   echo "payload: $n pieces under .lease/ (of at most $((cap / 1048576)) MiB: the tree, without its bundled models, takes $((tree / 1048576)) MiB)."
   echo "First move the bundled models out of the tree, which goes with every call (the payload has them):"
   echo "  mkdir -p ../bundled-models && mv clothes_extractor/models/*.onnx ../bundled-models/   (back after: mv ../bundled-models/*.onnx clothes_extractor/models/)"
-  echo "Device calls, back to back:"
+  echo "Device calls, back to back, all in one batch of tool calls (the machine goes back 30 s after a call;"
+  echo "a call that answers warm: false started a fresh machine, and the pieces copied before it are gone):"
   for i in $(seq 1 $((n - 1))); do
-    echo "  command 'mkdir -p /tmp/lease && cp .lease/p$i/* /tmp/lease/'  carry ['.lease/p$i']"
+    echo "  command 'mkdir -p /tmp/lease && cp .lease/p$i/* /tmp/lease/ && ls /tmp/lease'  carry ['.lease/p$i']"
   done
   # the run's own settings, given to prepare, go into the printed call
   runenv=""
@@ -211,11 +218,16 @@ training() {
   minutes=$(python3 -c "print(round(($1 - 85) / 60, 2))")
   el "training for $minutes min (${TRAIN_ARGS:-no extra arguments})"
   python3 -c "exit(not $minutes >= 1)" || return 0
+  # the carried [train] wheels, ahead of anything installed; a missing import stops here, not in the runs
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/trainsite /tmp/pl/wheels/*.whl
+  PYTHONPATH=/tmp/trainsite:$PWD python3 -c 'import torch, pytorch_msssim
+print("training imports: torch", torch.__version__, "cuda" if torch.cuda.is_available() else "NO CUDA", "|", pytorch_msssim.__file__)' \
+    || { el "training imports failed: no training"; return 0; }
   # the runs stop on their own clock (which starts after their data is loaded); if start-up ran
   # long, SIGTERM stops them at the next step, validated and saved, and 25 s later SIGKILL.
   # A warm machine may hold an earlier call's runs (their results went back with that call).
   rm -rf /tmp/runs
-  PYTHONPATH=$PWD timeout -k 25 "$(python3 -c "print(int($minutes * 60 + 40))")" \
+  PYTHONPATH=/tmp/trainsite:$PWD timeout -k 25 "$(python3 -c "print(int($minutes * 60 + 40))")" \
     bash scripts/train_generators_gpu.sh /tmp/viton /tmp/runs "$minutes"
   el "training rc=$?"
   for best in /tmp/runs/*/best.pt; do
@@ -227,7 +239,7 @@ training() {
   local flow
   flow=$(ls /tmp/runs/flow*/best.pt 2>/dev/null | head -n 1) # the runs share one architecture
   if [ ! -f /tmp/pl/warping.onnx ] && [ -n "$flow" ]; then
-    PYTHONPATH=$PWD python3 -m clothes_extractor export "$flow" -o /tmp/pl/warping.onnx \
+    PYTHONPATH=/tmp/trainsite:$PWD python3 -m clothes_extractor export "$flow" -o /tmp/pl/warping.onnx \
       --precision fp16 > /tmp/runs/flow-export.log 2>&1
     local rc=$?
     el "$flow exported for gpu_check: rc=$rc ($(tail -n 1 /tmp/runs/flow-export.log))"
