@@ -12,6 +12,7 @@ from clothes_extractor.runtime.fitting import (
     fit_window,
     letterbox,
     letterbox_for,
+    letterbox_part,
     mask_box,
     output_size_for,
     photo_window,
@@ -161,3 +162,20 @@ def test_a_segmenters_letterbox_goes_on_in_the_photos_border_colour():
     portrait = Image.new("RGB", (96, 128), (10, 20, 30))
     whole, window, _ = letterbox_for(portrait, (64, 48), FitSettings(method="letterbox", pad="border"))
     assert fills_frame(window, portrait.size, (64, 48)) and (whole == (10, 20, 30)).all()
+
+
+@pytest.mark.parametrize("photo_size", [(768, 1024), (1024, 768), (300, 257), (1536, 2048), (2400, 3200)])
+def test_a_part_of_a_letterbox_is_that_part_of_the_whole_one(photo_size):
+    """What a segmenter's closer look cuts is made alone (``letterbox_part``): Pillow resamples a
+    box at a fractional offset with weights a hair apart, so a pixel may be a level or two off,
+    never more; a photo shrunk 3x or more is letterboxed whole, to the pixel."""
+    rng = np.random.default_rng(sum(photo_size))
+    photo = Image.fromarray(rng.integers(0, 256, (photo_size[1], photo_size[0], 3), dtype=np.uint8))
+    size, fill = (768, 576), (12, 34, 56)
+    whole = letterbox(photo, size, fill)[0].astype(int)
+    for part in [(0, 0, 576, 768), (100, 200, 300, 500), (1, 1, 575, 767), (0, 0, 40, 30), (500, 700, 576, 768)]:
+        x0, y0, x1, y1 = part
+        cut = letterbox_part(photo, size, fill, part).astype(int)
+        assert cut.shape == (y1 - y0, x1 - x0, 3)
+        off = np.abs(cut - whole[y0:y1, x0:x1])
+        assert off.max() <= (0 if max(photo_size) >= 3 * max(size) else 2) and off.mean() < 0.2, (part, off.max())

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,8 @@ from .fitting import (
     decode_scale_for,
     fit_to_model,
     fit_window,
-    letterbox,
     letterbox_for,
+    letterbox_part,
     mask_box,
     output_size_for,
     paste_box,
@@ -158,10 +159,23 @@ class NeedsMask:
         """False for a photo decoded on a device: it is fitted where it lies, not in a worker."""
         return isinstance(self.photo, Image.Image)
 
-    def detail(self, segmenter: ModelContract) -> np.ndarray:
-        """The same letterbox at ``DETAIL_FACTOR`` x the segmenter's size, for a zoom (made
-        only for the few photos that get one: it is the largest image of the stage)."""
-        return letterbox(self.photo, detail_size(segmenter), self.fill)[0]
+    def zoomed(self, zoom: Box, segmenter: ModelContract) -> np.ndarray:
+        """``zoom``, a window of the same letterbox at ``DETAIL_FACTOR`` x the segmenter's size,
+        resized to the segmenter's size: a closer look's input. Only the part of that letterbox
+        the resize reads is made (the whole one, the largest image of the stage, took the
+        calling process 13 ms a photo at 1024x768 where the part takes 2)."""
+        size = detail_size(segmenter)
+        x0, y0, x1, y1 = zoom
+        reach = math.ceil(max((x1 - x0) / segmenter.width, (y1 - y0) / segmenter.height, 1.0)) + 2  # filter's
+        part = (
+            min(max(math.floor(x0) - reach, 0), size[1] - 1),
+            min(max(math.floor(y0) - reach, 0), size[0] - 1),
+            max(min(math.ceil(x1) + reach, size[1]), 1),
+            max(min(math.ceil(y1) + reach, size[0]), 1),
+        )
+        region = Image.fromarray(letterbox_part(self.photo, size, self.fill, part))
+        shifted = (x0 - part[0], y0 - part[1], x1 - part[0], y1 - part[1])
+        return np.asarray(_crop_resize(region, shifted, segmenter.size, self.fill))
 
 
 def detail_size(segmenter: ModelContract) -> tuple[int, int]:
@@ -447,13 +461,7 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
             detail_box = ((box[0] + x0) * f, (box[1] + y0) * f, (box[2] + x0) * f, (box[3] + y0) * f)
             zooms.append((index, fit_window(detail_box, contract.size, ZOOM_MARGIN)))
     if zooms:
-        details = {index: items[index].detail(contract) for index, _ in zooms}
-        crops = np.stack(
-            [
-                np.asarray(_crop_resize(Image.fromarray(details[i]), zoom, contract.size, items[i].fill))
-                for i, zoom in zooms
-            ]
-        )
+        crops = np.stack([items[i].zoomed(zoom, contract) for i, zoom in zooms])
         second = segmenter.run(image=crops)
         for row, (index, zoom) in enumerate(zooms):
             mask = second["mask"][row, ..., 0]
@@ -468,7 +476,7 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
             if index in alone:  # alone at both looks: the first look's plane stands (the photo's own silhouette
                 continue  # holds it better than a closer look's, which can lose a white top on white)
             if _garment_found(mask, threshold):
-                plane = paste_box(mask, zoom, details[index].shape[:2])
+                plane = paste_box(mask, zoom, detail_size(contract))
                 if view is not None:  # the view taken among several (not the person ``main_person`` chose)
                     plane = within(plane, view)
                 elif index in kept:
