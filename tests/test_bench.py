@@ -116,8 +116,11 @@ def test_bench_writes_its_result_before_the_table_and_times_extract_against_the_
     assert e2e["ok"] == 6 and e2e["vs_model_only"] is None
     assert {"read", "segment", "infer", "write"} <= set(e2e["stage_share"])
     assert e2e["ceiling"]["photos"] == 6 and e2e["vs_ceiling"] > 0
+    # the calling process's serial work per photo (its main thread's is a part of it)
+    assert 0 < e2e["calling_cpu_ms"]["main_thread"] <= e2e["calling_cpu_ms"]["process"] * 1.05
     assert record["peak_rss_mb"] > 0
     assert "| onnxruntime | cpu | host | 2 |" in done.stdout and "host ceiling" in done.stdout
+    assert "the calling process's CPU" in done.stdout
 
 
 def test_the_e2e_note_says_how_many_photos_failed():
@@ -127,6 +130,9 @@ def test_the_e2e_note_says_how_many_photos_failed():
     note = _e2e_note({**e2e, "stage_share": {"read": 0.5}})
     assert "on 16 photos (6 failed: the rate counts the 10 extracted; `extract` on the folder says why)" in note
     assert "failed" not in _e2e_note({**e2e, "ok": 16, "failed": 0, "stage_share": {}})
+    assert "calling process" not in note  # a result written before it was measured
+    timed = _e2e_note({**e2e, "stage_share": {}, "calling_cpu_ms": {"process": 11.04, "main_thread": 5.0}})
+    assert "the calling process's CPU 11.0 ms a photo (main thread 5.0)" in timed
 
 
 def test_bench_defaults_to_the_bundled_generator_and_the_best_provider(tmp_path):

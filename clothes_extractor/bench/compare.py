@@ -125,10 +125,17 @@ def _e2e_note(e2e: dict[str, Any]) -> str:
         if e2e.get("failed")
         else ""
     )
+    calling = e2e.get("calling_cpu_ms")  # (results before 2026-12-04 have none)
+    calling = (
+        f"; the calling process's CPU {calling['process']:.1f} ms a photo (main thread {calling['main_thread']:.1f})"
+        if calling
+        else ""
+    )
     return (
         f"  - end-to-end `extract` on {e2e['photos']} photos{failed}: {e2e['images_per_s']:.1f} images/s "
         f"({e2e['provider']}, batch {e2e['batch']}, {e2e.get('cpu_streams') or 1} stream(s), "
         f"{e2e['workers']} {e2e.get('worker_kind', 'workers')}; {vs_model}{vs_ceiling}); stage shares: {shares}"
+        f"{calling}"
     )
 
 
