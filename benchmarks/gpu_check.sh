@@ -9,8 +9,9 @@
 #
 #   bash benchmarks/gpu_check.sh [OUT_DIR] [PHOTOS_DIR]   (default: benchmarks/results, the VITON-HD sample)
 #
-# Writes OUT_DIR/gpu-<label>-*.json and .md. Exits non-zero if the GPU tests or a parity
-# check fail. BATCHES narrows the batch sizes, E2E_COPIES the size of the extract folder
+# Writes OUT_DIR/gpu-<label>-*.json and .md (and gpu-<label>-placement.txt: the generator's
+# nodes onnxruntime puts on the CPU, if any). Exits non-zero if the GPU tests, a parity
+# check or a CUDA graph fail. BATCHES narrows the batch sizes, E2E_COPIES the size of the extract folder
 # (the photos are repeated to that many files), TRYON_PAIRS the size of the tryon folder
 # (200), TORCH_BASELINE=0 leaves PyTorch out.
 set -uo pipefail
@@ -41,9 +42,30 @@ generator32=clothes_extractor/models/generator-fp32.onnx
 $py benchmarks/gpu_parity.py "$generator16" "$generator32" clothes_extractor/models/segmenter-fp16.onnx \
   --out "$out/gpu-$label-parity.json" || status=1
 
+# Which nodes onnxruntime puts on the CPU, and the copies it adds: CUDA graphs need none of those
+# (the 2026-12-04 lease: the bundled generator refused CUDA graphs; this says why).
+step "the generator's node placement on CUDA"
+$py - "$generator16" 2>&1 <<'PLACEMENT' | grep -E "VerifyEachNodeIsAssignedToAnEp|Memcpy" > "$out/gpu-$label-placement.txt"
+import sys, onnxruntime as ort
+ort.preload_dlls()
+options = ort.SessionOptions()
+options.log_severity_level = 0  # verbose: the placement of every node
+ort.InferenceSession(sys.argv[1], options, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+PLACEMENT
+grep -E "placed on|Memcpy nodes" "$out/gpu-$label-placement.txt" | cut -c1-200
+
+# bench with CUDA graphs; where a model refuses them, again without, so its timings still come
+# back (the refusal already counts against this check)
+bench_graphs() {
+  $py -m clothes_extractor bench --cuda-graph "$@" && return 0
+  status=1
+  step "... again without CUDA graphs"
+  $py -m clothes_extractor bench "$@"
+}
+
 step "the bundled generator, model only (256x192)"
-$py -m clothes_extractor bench --model "$generator16" --provider cuda "${batches[@]}" "${quick[@]}" \
-  --io host,device,pipelined --cuda-graph --label "$label" -o "$out/gpu-$label-generator.json" || status=1
+bench_graphs --model "$generator16" --provider cuda "${batches[@]}" "${quick[@]}" \
+  --io host,device,pipelined --label "$label" -o "$out/gpu-$label-generator.json" || status=1
 step "the bundled generator cut to its garment (what extract runs on white), model only"
 $py -m clothes_extractor bench --model "$generator16" --provider cuda "${batches[@]}" "${quick[@]}" \
   --io device --outputs garment --label "$label-garment" -o "$out/gpu-$label-generator-garment.json" || status=1
@@ -51,8 +73,8 @@ if [ -n "${WARPING:-}" ]; then
   step "the warping generator $WARPING, model only (256x192 and 1024x768 outputs)"
   $py benchmarks/gpu_parity.py "$WARPING" --out "$out/gpu-$label-parity-warping.json" || status=1
   for size in 256x192 1024x768; do
-    $py -m clothes_extractor bench --model "$WARPING" --provider cuda "${batches[@]}" "${quick[@]}" \
-      --io host,device,pipelined --cuda-graph --photo-size "$size" --label "$label-$size" \
+    bench_graphs --model "$WARPING" --provider cuda "${batches[@]}" "${quick[@]}" \
+      --io host,device,pipelined --photo-size "$size" --label "$label-$size" \
       -o "$out/gpu-$label-warping-$size.json" || status=1
   done
 fi
