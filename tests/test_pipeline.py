@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from clothes_extractor.errors import ClothesExtractorError
+from clothes_extractor.errors import ClothesExtractorError, InputError
 from clothes_extractor.models import model_for
 from clothes_extractor.runtime.images import apply_background
 from clothes_extractor.runtime.jobs import ExtractJob, MaskIndex, find_jobs
@@ -408,6 +408,66 @@ def test_a_small_garment_gets_a_zoomed_second_look(model, segmenter, tmp_path):
     assert result.status == "ok" and result.mask == "segmenter+zoom"
     saved = np.asarray(Image.open(tmp_path / "masks" / "far.png").resize(frame.size))
     assert iou(saved[None], np.asarray(full_mask)[None])[0] > 0.7
+
+
+def far_figure(folder: Path, name: str = "far.jpg") -> Path:
+    """A synthetic figure in a quarter of a big empty frame: its top gets a closer look."""
+    from clothes_extractor.data.synth import synth_sample
+
+    photo, _, _ = synth_sample(1, seed=7, size=(256, 192))
+    frame = Image.new("RGB", (768, 1024), photo.getpixel((2, 2)))
+    frame.paste(photo, (300, 380))
+    frame.save(folder / name, quality=95)
+    return folder / name
+
+
+def test_worker_processes_send_no_decoded_photo_back_and_write_the_same_files(model, segmenter, figures, tmp_path):
+    """From a worker process, a photo left for the segmenter comes back light (``read_lightly``:
+    without its decoded pixels, a fifth of the bytes here and 2.4 MB less at 1024x768); a
+    closer look decodes it again in the calling process, ``finish`` in a worker: the same
+    files as with threads, which keep the photo."""
+    import pickle
+
+    from clothes_extractor.runtime.options import make_plan
+    from clothes_extractor.runtime.pipeline import read_lightly
+    from clothes_extractor.runtime.stages import NeedsMask
+
+    far_figure(figures)
+    jobs = find_jobs([figures], tmp_path / "out", "png")
+    plan = make_plan(model, segmenter, ExtractOptions())
+    whole = prepare_or_skip(jobs[0], plan, False)
+    light = read_lightly(prepare_or_skip, jobs[0], plan, False)
+    assert isinstance(whole, NeedsMask) and isinstance(light, NeedsMask)
+    assert whole.photo is not None and light.photo is None and light.on_host
+    assert np.array_equal(light.image, whole.image) and light.photo_size == whole.photo_size
+    assert len(pickle.dumps(light)) * 5 < len(pickle.dumps(whole))
+
+    outputs = {}
+    for processes in (False, True):
+        out = tmp_path / f"out-{processes}"
+        results = []
+        options = ExtractOptions(batch_size=4, workers=2, processes=processes)
+        run_extraction(model, find_jobs([figures], out, "png"), options, results.append, segmenter)
+        assert "segmenter+zoom" in {r.mask for r in results}, [r.mask for r in results]
+        outputs[processes] = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert outputs[True] == outputs[False] and len(outputs[True]) >= 4
+
+
+def test_a_photo_that_changed_before_its_closer_look_is_reported_not_mixed_up(segmenter, tmp_path):
+    """A light item's closer look decodes its photo again: a file changed since (another size)
+    is that photo's error, said so, and the rest of the batch goes on."""
+    from clothes_extractor.runtime.stages import NeedsMask, for_segmenter, segment
+
+    (tmp_path / "in").mkdir()
+    far_figure(tmp_path / "in", "a.jpg")
+    far_figure(tmp_path / "in", "b.jpg")
+    jobs = find_jobs([tmp_path / "in"], tmp_path / "out", "png")
+    items: list[NeedsMask] = [for_segmenter(job, segmenter.contract).light() for job in jobs]
+    Image.new("RGB", (600, 800), (200, 200, 200)).save(jobs[0].photo)  # a.jpg replaced, before its closer look
+    changed, kept = segment(items, segmenter)
+    assert isinstance(changed, InputError) and "changed while it was read" in str(changed)
+    assert "600x800 now, 768x1024 before" in str(changed)
+    assert kept.zoomed
 
 
 def test_a_closer_looks_crop_is_cut_from_the_detail_letterbox_without_making_all_of_it(segmenter):

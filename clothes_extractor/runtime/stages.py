@@ -149,15 +149,21 @@ class NeedsMask:
 
     job: ExtractJob
     image: np.ndarray  # uint8 [h, w, 3] at the segmenter's size
-    photo: Any  # as decoded (Pillow: no larger than the detail letterbox needs; or on a device)
+    photo: Any  # as decoded (Pillow: no larger than the detail letterbox needs; or on a device); None: ``light``
     window: Box  # the photo's plane the letterboxes show, in displayed photo pixels
     photo_size: tuple[int, int]  # displayed (width, height)
     fill: tuple[int, int, int]  # the letterbox's padding (``fitting.letterbox_for``), for a zoom's as well
 
+    def light(self) -> NeedsMask:
+        """This item without its decoded photo on the host (2.4 MB at 1024x768), for a trip
+        between processes: ``finish`` decodes the photo again at the scale its garment window
+        needs, a closer look (``zoomed``) as ``for_segmenter`` did. A photo on a device stays."""
+        return dataclasses.replace(self, photo=None) if self.on_host else self
+
     @property
     def on_host(self) -> bool:
         """False for a photo decoded on a device: it is fitted where it lies, not in a worker."""
-        return isinstance(self.photo, Image.Image)
+        return self.photo is None or isinstance(self.photo, Image.Image)
 
     def zoomed(self, zoom: Box, segmenter: ModelContract) -> np.ndarray:
         """``zoom``, a window of the same letterbox at ``DETAIL_FACTOR`` x the segmenter's size,
@@ -173,7 +179,15 @@ class NeedsMask:
             max(min(math.ceil(x1) + reach, size[1]), 1),
             max(min(math.ceil(y1) + reach, size[0]), 1),
         )
-        region = Image.fromarray(letterbox_part(self.photo, size, self.fill, part))
+        photo = self.photo
+        if photo is None:  # left behind by ``light``: decoded again, as it was (or an InputError if it changed)
+            photo, shown = decode_for_segmenter(self.job, segmenter)
+            if shown != self.photo_size:
+                raise InputError(
+                    f"{self.job.photo} changed while it was read ({shown[0]}x{shown[1]} now, "
+                    f"{self.photo_size[0]}x{self.photo_size[1]} before); run the job again for it"
+                )
+        region = Image.fromarray(letterbox_part(photo, size, self.fill, part))
         shifted = (x0 - part[0], y0 - part[1], x1 - part[0], y1 - part[1])
         return np.asarray(_crop_resize(region, shifted, segmenter.size, self.fill))
 
@@ -323,10 +337,9 @@ def prepare(job: ExtractJob, plan: Plan) -> Prepared | NeedsMask:
     return for_segmenter(job, segmenter)
 
 
-def for_segmenter(job: ExtractJob, segmenter: ModelContract, photo: Any = None) -> NeedsMask:
-    """Decode ``job``'s photo (no larger than its detail letterbox needs) and letterbox it
-    for ``segment`` at the segmenter's size; the photo is kept for a zoom's detail letterbox.
-    ``photo``: already decoded at full size (on a device: ``gpudecode``)."""
+def decode_for_segmenter(job: ExtractJob, segmenter: ModelContract) -> tuple[Image.Image, tuple[int, int]]:
+    """``job``'s photo decoded no larger than its detail letterbox needs (an alpha channel
+    composited on white), and its displayed (width, height)."""
     detail = detail_size(segmenter)
     seen: dict[str, tuple[int, int]] = {}
 
@@ -335,11 +348,19 @@ def for_segmenter(job: ExtractJob, segmenter: ModelContract, photo: Any = None) 
         seen["size"] = shown
         return min(1.0, max(detail[0] / shown[1], detail[1] / shown[0]))
 
+    photo, _ = load_photo(job.photo, decode_scale)
+    return photo, seen["size"]
+
+
+def for_segmenter(job: ExtractJob, segmenter: ModelContract, photo: Any = None) -> NeedsMask:
+    """Decode ``job``'s photo (no larger than its detail letterbox needs) and letterbox it
+    for ``segment`` at the segmenter's size; the photo is kept for a zoom's detail letterbox.
+    ``photo``: already decoded at full size (on a device: ``gpudecode``)."""
     if photo is None:
-        photo, _ = load_photo(job.photo, decode_scale)  # an alpha channel is composited on white
+        photo, shown = decode_for_segmenter(job, segmenter)
     else:
-        decode_scale(photo.size)
-    shown = seen["size"]
+        shown = photo.size
+        check_photo_size(shown, job.photo)
     image, window, fill = letterbox_for(photo, segmenter.size, segmenter.fit)
     sx, sy = shown[0] / photo.width, shown[1] / photo.height
     window = (window[0] * sx, window[1] * sy, window[2] * sx, window[3] * sy)
@@ -402,6 +423,22 @@ def _worn_at_second(
     return shows_person(within(second["mask"][row, ..., 0], band) >= threshold, labels, names)
 
 
+def _closer_looks(
+    items: list[NeedsMask], zooms: list[tuple[int, Box]], contract: ModelContract, results: list
+) -> tuple[list[np.ndarray], list[tuple[int, Box]]]:
+    """The crops of ``zooms`` (index, window) and the zooms that have one: a photo decoded
+    again for its crop (``NeedsMask.light``) that changed or went is its result's error."""
+    crops, kept = [], []
+    for index, zoom in zooms:
+        try:
+            crops.append(items[index].zoomed(zoom, contract))
+        except ClothesExtractorError as exc:
+            results[index] = exc
+            continue
+        kept.append((index, zoom))
+    return crops, kept
+
+
 def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exception]:
     """Garment masks of a batch of letterboxed photos (in the process that holds the model).
 
@@ -460,9 +497,9 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
             f = DETAIL_FACTOR
             detail_box = ((box[0] + x0) * f, (box[1] + y0) * f, (box[2] + x0) * f, (box[3] + y0) * f)
             zooms.append((index, fit_window(detail_box, contract.size, ZOOM_MARGIN)))
+    crops, zooms = _closer_looks(items, zooms, contract, results)
     if zooms:
-        crops = np.stack([items[i].zoomed(zoom, contract) for i, zoom in zooms])
-        second = segmenter.run(image=crops)
+        second = segmenter.run(image=np.stack(crops))
         for row, (index, zoom) in enumerate(zooms):
             mask = second["mask"][row, ..., 0]
             view = results[index].band  # (a SegmentedMask: zoomed) one view's band among several, or None
