@@ -11,8 +11,8 @@
 #
 # Writes OUT_DIR/gpu-<label>-*.json and .md (and gpu-<label>-placement.txt: the generator's
 # nodes onnxruntime puts on the CPU, if any). Exits non-zero if the GPU tests, a parity
-# check or a CUDA graph fail. BATCHES narrows the batch sizes, E2E_COPIES the size of the extract folder
-# (the photos are repeated to that many files), TRYON_PAIRS the size of the tryon folder
+# check or a CUDA graph fail. BATCHES narrows the batch sizes, E2E_COPIES the size of the
+# extract folder (the photos are repeated to that many files), TRYON_PAIRS the size of the tryon folder
 # (200), TORCH_BASELINE=0 leaves PyTorch out.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -257,8 +257,9 @@ def letterbox(
 
 def letterbox_part(image, size: tuple[int, int], fill, part: tuple[int, int, int, int]) -> np.ndarray:
     """``letterbox(image, size, fill)[0][y0:y1, x0:x1]`` for ``part`` (x0, y0, x1, y1, inside
-    ``size``), resampling only the photo pixels that part shows: the same pixels (a filter
-    weight may differ in its last bit), at a fraction of the cost when the part is small.
+    ``size``), resampling only the photo pixels that part shows, at a fraction of the cost when
+    the part is small: the same pixels within a level or two (Pillow resamples a box at a
+    fractional offset with weights a hair apart; 10% of the values of a part differ by 1-2).
     A photo on a device, or one the letterbox shrinks ``REDUCING_GAP`` times or more (Pillow
     reduces it in blocks aligned to the box, so a part would not match), is letterboxed whole."""
     x0, y0, x1, y1 = part

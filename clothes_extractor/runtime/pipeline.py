@@ -7,12 +7,13 @@ enough cores for the Python work between decodes to matter, since threads share 
 the calling process holds the model sessions and forms the batches. What crosses between
 processes is pickled by the calling process's threads, which share its GIL with the batching:
 a photo waiting for the segmenter comes back from a worker process without its decoded
-pixels (``read_lightly``), and is decoded again where a closer look or ``finish`` needs it. Photos are admitted
-only while fewer than ``batch_size * 2 + workers`` are anywhere in flight, so memory stays
-flat however large the folder. A bad photo becomes an ``error`` result and the job goes on;
-an output that carries this run's signature is ``skipped`` (resume). A full disk stops the
-job (``ExtractionSummary.stopped``): every photo after it would fail the same way; so does
-the caller's ``cancel`` event (``extract_folder``'s cancel button).
+pixels (``read_lightly``), and is decoded again where a closer look or ``finish`` needs it.
+Photos are admitted only while fewer than ``batch_size * 2 + workers`` are anywhere in
+flight, so memory stays flat however large the folder. A bad photo becomes an ``error``
+result and the job goes on; an output that carries this run's signature is ``skipped``
+(resume). A full disk stops the job (``ExtractionSummary.stopped``): every photo after it
+would fail the same way; so does the caller's ``cancel`` event (``extract_folder``'s cancel
+button).
 """
 
 from __future__ import annotations
