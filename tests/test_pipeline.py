@@ -554,6 +554,33 @@ def test_a_catalog_resolution_model_writes_the_crop_at_its_own_resolution(flow, 
     assert (tmp_path / "height" / "p0.png").read_bytes() == (tmp_path / "fixed" / "p0.png").read_bytes()
 
 
+def test_a_worker_process_is_sent_only_what_it_writes(flow, photo_folder, tmp_path):
+    """``write`` gets its outputs and a Prepared without the model's inputs (``for_write``): a
+    catalog-resolution model's photo crop went to the worker pickled for nothing. The same
+    files from worker processes as from threads."""
+    from clothes_extractor.runtime.stages import Prepared
+
+    photos, masks = photo_folder
+    big = tmp_path / "big"
+    big.mkdir()
+    for name in ("p0", "p1", "p2"):
+        Image.open(photos / f"{name}.jpg").resize((480, 640), Image.Resampling.BICUBIC).save(big / f"{name}.jpg")
+        Image.open(masks / f"{name}.png").resize((480, 640)).save(masks / f"{name}.png")
+    files = {}
+    for processes in (False, True):
+        summary, _ = run(flow, [big], tmp_path / f"out-{processes}", masks, processes=processes)
+        assert summary.ok == 3
+        files[processes] = {p.name: p.read_bytes() for p in (tmp_path / f"out-{processes}").iterdir()}
+    assert files[True] == files[False]
+    job = find_jobs([big], tmp_path / "x", "png", MaskIndex(masks))[0]
+    cut = np.zeros((1024, 768, 4), np.uint8)
+    item = Prepared(job, {"photo": np.zeros((1024, 768, 3), np.uint8)}, "file:p0.png", "m.png", {"garment": cut})
+    light = item.for_write()
+    assert light.inputs == {} and light.ready is None
+    assert (light.job, light.mask_source, light.saved_mask) == (job, "file:p0.png", "m.png")
+    assert "photo" in item.inputs and item.ready is not None  # the item itself unchanged
+
+
 def test_a_size_a_u_net_does_not_draw_at_is_the_garment_resized(model, photo_folder, tmp_path):
     """A generator without catalog resolution draws at its model size; a size asked for is its
     garment resized (bicubic) as it is written (``Plan.page``, which the API, ``serve`` and the Ray

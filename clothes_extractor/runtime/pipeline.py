@@ -225,7 +225,8 @@ class Extraction:
                 self.fail(job, exc, "segmenter")
                 continue
             if item.ready is not None:  # a garment shown alone, cut out already: nothing to generate
-                self.writing.append(self.pool.submit(self.timed("write", write), item, item.ready, self.plan))
+                work = self.pool.submit(self.timed("write", write), item.for_write(), item.ready, self.plan)
+                self.writing.append(work)
             else:
                 self.batches.setdefault(item.batch_key, []).append(item)
 
@@ -258,7 +259,7 @@ class Extraction:
             return
         for i, p in enumerate(batch):
             mine = {name: array[i] for name, array in outputs.items()}
-            self.writing.append(self.pool.submit(self.timed("write", write), p, mine, self.plan))
+            self.writing.append(self.pool.submit(self.timed("write", write), p.for_write(), mine, self.plan))
 
     def collect_writes(self) -> None:
         while self.writing and self.writing[0].done():
