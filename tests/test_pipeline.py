@@ -442,6 +442,9 @@ def test_worker_processes_send_no_decoded_photo_back_and_write_the_same_files(mo
     assert whole.photo is not None and light.photo is None and light.on_host
     assert np.array_equal(light.image, whole.image) and light.photo_size == whole.photo_size
     assert len(pickle.dumps(light)) * 5 < len(pickle.dumps(whole))
+    to_finish = whole.for_finish()  # finish decodes the photo again and never reads the letterbox
+    assert to_finish.photo is None and to_finish.image.size == 0 and to_finish.photo_size == whole.photo_size
+    assert whole.photo is not None and whole.image.size  # the item itself unchanged
 
     outputs = {}
     for processes in (False, True):

@@ -211,7 +211,7 @@ class Extraction:
         for item, mask in zip(items, masks, strict=True):
             if isinstance(mask, SegmentedMask):
                 pool = self.pool if item.on_host else self.device_pool  # a photo on a GPU is cut there
-                work = pool.submit(self.timed("read", finish), item.light(), mask, self.plan)  # finish decodes again
+                work = pool.submit(self.timed("read", finish), item.for_finish(), mask, self.plan)
                 self.fitting.append((item.job, work))
             else:
                 self.fail(item.job, mask, "segmenter")
