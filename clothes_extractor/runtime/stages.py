@@ -154,7 +154,7 @@ class NeedsMask:
     """A decoded photo with no mask, letterboxed for the segmenter."""
 
     job: ExtractJob
-    image: np.ndarray  # uint8 [h, w, 3] at the segmenter's size
+    image: np.ndarray  # uint8 [h, w, 3] at the segmenter's size (empty: ``for_finish``)
     photo: Any  # as decoded (Pillow: no larger than the detail letterbox needs; or on a device); None: ``light``
     window: Box  # the photo's plane the letterboxes show, in displayed photo pixels
     photo_size: tuple[int, int]  # displayed (width, height)
