@@ -132,6 +132,17 @@ def segmenter_path() -> Path:
     return path
 
 
+def far_figure(folder: Path, name: str = "far.jpg") -> Path:
+    """A synthetic figure in a quarter of a big empty frame: its top gets a closer look."""
+    from clothes_extractor.data.synth import synth_sample
+
+    photo, _, _ = synth_sample(1, seed=7, size=(256, 192))
+    frame = Image.new("RGB", (768, 1024), photo.getpixel((2, 2)))
+    frame.paste(photo, (300, 380))
+    frame.save(folder / name, quality=95)
+    return folder / name
+
+
 def person_photo(seed: int, size: tuple[int, int] = (120, 160)) -> tuple[Image.Image, Image.Image]:
     """A light background with a figure wearing a coloured top; returns (RGB photo, L mask)."""
     rng = np.random.default_rng(seed)

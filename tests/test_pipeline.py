@@ -17,7 +17,7 @@ from clothes_extractor.runtime.pipeline import run_extraction
 from clothes_extractor.runtime.resume import prepare_or_skip
 from clothes_extractor.runtime.session import ModelSession
 from clothes_extractor.runtime.stages import mask_from_segmenter
-from conftest import TINY_SIZE, person_photo
+from conftest import TINY_SIZE, far_figure, person_photo
 
 
 @pytest.fixture(scope="module")
@@ -409,17 +409,6 @@ def test_a_small_garment_gets_a_zoomed_second_look(model, segmenter, tmp_path):
     assert result.status == "ok" and result.mask == "segmenter+zoom"
     saved = np.asarray(Image.open(tmp_path / "masks" / "far.png").resize(frame.size))
     assert iou(saved[None], np.asarray(full_mask)[None])[0] > 0.7
-
-
-def far_figure(folder: Path, name: str = "far.jpg") -> Path:
-    """A synthetic figure in a quarter of a big empty frame: its top gets a closer look."""
-    from clothes_extractor.data.synth import synth_sample
-
-    photo, _, _ = synth_sample(1, seed=7, size=(256, 192))
-    frame = Image.new("RGB", (768, 1024), photo.getpixel((2, 2)))
-    frame.paste(photo, (300, 380))
-    frame.save(folder / name, quality=95)
-    return folder / name
 
 
 def test_worker_processes_send_no_decoded_photo_back_and_write_the_same_files(model, segmenter, figures, tmp_path):

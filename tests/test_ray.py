@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -24,7 +25,7 @@ from clothes_extractor.runtime.jobs import MaskIndex, find_jobs  # noqa: E402
 from clothes_extractor.runtime.options import ExtractOptions  # noqa: E402
 from clothes_extractor.runtime.pipeline import run_extraction  # noqa: E402
 from clothes_extractor.runtime.session import ModelSession  # noqa: E402
-from conftest import person_photo, run_cli  # noqa: E402
+from conftest import far_figure, person_photo, run_cli  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("ray")
 
@@ -66,6 +67,7 @@ def test_the_same_bytes_as_local_extract_and_bad_files_reported(
     cluster, mixed, tiny_model_path, segmenter_path, tmp_path
 ):
     folder, masks = mixed
+    far_figure(folder)  # a closer look: the actor decodes the photo again (prepare's item is light)
     local_out, ray_out = tmp_path / "local", tmp_path / "ray"
     generator, segmenter = ModelSession(tiny_model_path, "cpu"), ModelSession(segmenter_path, "cpu")
     local = []
@@ -74,11 +76,13 @@ def test_the_same_bytes_as_local_extract_and_bad_files_reported(
     got = []
     jobs = find_jobs([folder], ray_out, "png", MaskIndex(masks))
     summary = run_on_ray(tiny_model_path, segmenter_path, jobs, options(), got.append)
-    assert (summary.ok, summary.failed) == (15, 2)
+    assert (summary.ok, summary.failed) == (16, 2)
     mine, theirs = results_by_name(got), results_by_name(local)
     assert "empty file" in mine["empty.jpg"].error and "not an image" in mine["text.png"].error
     assert {n: r.status for n, r in mine.items()} == {n: r.status for n, r in theirs.items()}
-    assert {r.mask.split(":")[0] for r in got if r.status == "ok"} >= {"file", "segmenter", "segmenter+alone"}
+    assert {r.mask.split(":")[0] for r in got if r.status == "ok"} >= {
+        "file", "segmenter", "segmenter+alone", "segmenter+zoom"
+    }  # fmt: skip
     for path in local_out.iterdir():
         assert (ray_out / path.name).read_bytes() == path.read_bytes(), path.name
     # A rerun skips what is done: the job resumes; a file someone else put there is kept.
@@ -89,7 +93,7 @@ def test_the_same_bytes_as_local_extract_and_bad_files_reported(
     summary = run_on_ray(
         tiny_model_path, segmenter_path, find_jobs([folder], ray_out, "png", MaskIndex(masks)), options(), again.append
     )
-    assert (summary.ok, summary.skipped, summary.failed) == (0, 14, 3) and shop.read_bytes() == kept
+    assert (summary.ok, summary.skipped, summary.failed) == (0, 15, 3) and shop.read_bytes() == kept
     assert any(r.error and "was not written by clothes-extractor" in r.error for r in again)
 
 
@@ -288,3 +292,22 @@ def test_extract_ray_on_the_command_line(tmp_path, tiny_model_path):
     # standard input and http(s) URLs are local extract's: refused before Ray starts
     piped = run_cli("extract", "-", "-o", tmp_path / "piped", "--ray", stdin=b"")
     assert piped.returncode == 2 and b"--ray reads photos from paths and URIs its nodes reach" in piped.stderr
+
+
+def test_a_local_photo_for_the_segmenter_goes_to_the_model_actor_light(tiny_model_path, segmenter_path, tmp_path):
+    """``prepare_row``: a local photo waiting for the segmenter travels without its decoded
+    pixels (the actor decodes it again for a closer look and ``finish``); the bytes here are
+    the item's, pickled for Ray's object store."""
+    from clothes_extractor.distributed.jobsource import pack, unpack
+    from clothes_extractor.distributed.ray_job import prepare_row
+    from clothes_extractor.runtime.options import make_plan
+    from clothes_extractor.runtime.stages import NeedsMask, prepare
+
+    (tmp_path / "in").mkdir()
+    photo = far_figure(tmp_path / "in")
+    (job,) = find_jobs([photo], tmp_path / "out", "png")
+    plan = make_plan(ModelSession(tiny_model_path, "cpu"), ModelSession(segmenter_path, "cpu"), ExtractOptions())
+    row = prepare_row(pack(job), plan, overwrite=False)
+    item, whole = unpack(row), prepare(job, plan)
+    assert isinstance(item, NeedsMask) and item.photo is None and whole.photo is not None
+    assert np.array_equal(item.image, whole.image) and len(pack(item)["payload"]) * 5 < len(pack(whole)["payload"])

@@ -10,7 +10,9 @@ to unlimited for Ray Data actors). The stages are ``runtime.stages``': the same 
 the same bytes as local ``extract`` on the CPU provider. Photos and outputs can live on any
 filesystem pyarrow reaches (``s3://``, ``gs://``, ``file://``) as well as local paths: a
 remote photo is fetched by the task that prepares it; an output is uploaded in one PUT
-(object stores have no rename; a PUT is complete or absent).
+(object stores have no rename; a PUT is complete or absent). A local photo waiting for the
+segmenter goes to the actor without its decoded pixels (``NeedsMask.light``): the actor
+decodes it again for a closer look and ``finish``, as local ``extract`` does.
 """
 
 from __future__ import annotations
@@ -128,8 +130,9 @@ def prepare_row(row: dict[str, Any], plan: Plan, overwrite: bool) -> dict[str, b
                 item = prepare(_fetch(job, Path(tmp)), plan)
                 if isinstance(item, NeedsMask):  # finish decodes the photo again: it must stay reachable
                     item.job = job
-        else:
+        else:  # light: the model actor decodes the photo again for a closer look and ``finish``
             item = prepare(job, plan)
+            item = item.light() if isinstance(item, NeedsMask) else item
     except Exception as exc:  # noqa: BLE001 - reported per photo, the job goes on
         source = job.mask.describe() if job.mask.kind != "auto" else None
         return pack(FileResult(str(job.photo), "error", None, describe_error(exc), source))
