@@ -285,3 +285,29 @@ def test_a_try_on_is_checked_as_the_grid_sampler_it_is(tmp_path):
     assert result.passed and (result.max_abs_tolerance, result.mean_abs_tolerance) == FLOW_TOLERANCES[
         "fp32/fp16-weights"
     ] == (48, 0.3)
+
+
+def test_a_silhouette_generator_computes_no_shapes(tmp_path):
+    """onnxruntime runs a graph's shape computations (``Shape`` and what reads it) on the CPU, and
+    a CUDA graph refuses a model with any node off the GPU (the bundled generator did, on the
+    12-04 H200): the silhouette head brings its levels up by a factor and spreads its summary over
+    a plane of a fixed size, so its exported graph reads no shape. It still matches PyTorch."""
+    from clothes_extractor.train.architectures import build
+
+    config = {"task": "generator", "height": 64, "width": 48, "ngf": 4, "levels": 2}
+    config.update(renderer_ngf=4, renderer_depth=3, unet_features=True)
+    torch.manual_seed(0)
+    model = build("silhouette", config).eval()
+    for precision in ("fp32", "fp16"):
+        _, results = export_checked(model, tmp_path / f"{precision}.onnx", precision=precision)
+        assert all(r.passed for r in results)
+        ops = {node.op_type for node in onnx.load(str(tmp_path / f"{precision}.onnx")).graph.node}
+        assert "Resize" in ops and not ops & {"Shape", "Size", "ConstantOfShape", "Expand"}, sorted(ops)
+
+
+def test_doubling_and_the_summary_are_the_size_based_operations_they_replace():
+    from clothes_extractor.train.flow import doubled, global_summary, resize
+
+    x = torch.randn(3, 5, 4, 3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(doubled(x), resize(x, (8, 6)))
+    assert torch.equal(global_summary(x), x.mean(dim=(2, 3), keepdim=True).expand_as(x))

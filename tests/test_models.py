@@ -4,6 +4,7 @@ metrics recorded in models/metrics.json on the first VITON validation pairs."""
 import json
 
 import numpy as np
+import onnx
 import pytest
 from PIL import Image
 
@@ -51,6 +52,22 @@ def test_shipped_model_follows_its_contract(task, precision):
     assert set(training["validation"]) >= VALIDATED[task]
     if task in RENDERER_SAMPLES:
         assert training["renderer"]["data"]["train_samples"] == RENDERER_SAMPLES[task]
+
+
+def test_shipped_models_of_one_size_compute_no_shapes():
+    """A model whose inputs are all at its own size has nothing to compute a shape for: a graph
+    that reads one runs that part on the CPU under onnxruntime's CUDA provider, and a CUDA graph
+    (``bench --cuda-graph``, ``--io pipelined``) refuses it. The try-on model reads photos of any
+    size and computes their shapes."""
+    checked = []
+    for task, precision in SHIPPED:
+        path = bundled_model(task, precision)
+        if any(spec.resolution == "photo" for spec in ModelSession(path, "cpu").contract.inputs):
+            continue
+        ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+        assert not ops & {"Shape", "Size"}, f"{path.name} computes shapes"
+        checked.append(task)
+    assert sorted(set(checked)) == ["generator", "segmenter"]
 
 
 @pytest.mark.skipif(not VITON_VAL.is_file(), reason=f"{VITON_VAL} is absent")

@@ -139,6 +139,23 @@ def resize_grid(grid: torch.Tensor, size) -> torch.Tensor:
     return identity_grid(n, size[0], size[1], grid) + resize(offsets, size)
 
 
+def doubled(x: torch.Tensor) -> torch.Tensor:
+    """``x`` at twice its size, for a model-size level whose size is fixed (``check_levels``).
+
+    By a factor, not to a size read off a tensor: an exported graph then computes no shape for
+    it (onnxruntime runs shape computations on the CPU, and a CUDA graph refuses a model with any
+    node off the GPU). The same values as ``resize`` to twice the size."""
+    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=ALIGN_CORNERS)
+
+
+def global_summary(x: torch.Tensor) -> torch.Tensor:
+    """Each channel's mean over the plane, at every position of ``x``'s plane (a model-size
+    level): broadcast over a plane of that size as numbers, so that an exported graph computes no
+    shape for it (an ``Add`` of a constant)."""
+    plane = torch.zeros((1, 1, int(x.shape[-2]), int(x.shape[-1])), dtype=x.dtype, device=x.device)
+    return x.mean(dim=(2, 3), keepdim=True) + plane
+
+
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
@@ -256,8 +273,7 @@ class FlowGenerator(nn.Module):
             for block in self.target_encoder:
                 t = block(t)
                 targets.append(t)
-        summary = x.mean(dim=(2, 3), keepdim=True).expand_as(x)
-        state = self.bottom(torch.cat([x, summary] + ([targets[-1]] if rendered is not None else []), 1))
+        state = self.bottom(torch.cat([x, global_summary(x)] + ([targets[-1]] if rendered is not None else []), 1))
         state, grids = coarse_to_fine(self, state, features, targets, condition, rendered)
         grid = grids[-1]
         heads = self.heads(state)

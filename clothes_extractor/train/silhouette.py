@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .flow import GridPyramid, _conv, _encoder
+from .flow import GridPyramid, _conv, _encoder, doubled, global_summary
 from .networks import folded_unet, generator_input, mask_to_weight, photo_to_unit, unit_to_uint8, weight_to_uint8
 
 
@@ -94,16 +94,12 @@ class SilhouetteGenerator(nn.Module):
         for block in self.encoder:
             x = block(x)
             skips.append(x)
-        summary = x.mean(dim=(2, 3), keepdim=True).expand_as(x)
-        x = self.bottom(torch.cat([x, summary], 1))
+        x = self.bottom(torch.cat([x, global_summary(x)], 1))
+        # every level is twice the one below it (check_levels), up to the condition's own size
         for block, skip in zip(self.decoder, reversed(skips[:-1]), strict=True):
-            x = block(torch.cat([_up(x, skip.shape[-2:]), skip], 1))
-        logit = _up(self.top(torch.cat([_up(x, reads.shape[-2:]), reads], 1)), condition.shape[-2:])
+            x = block(torch.cat([doubled(x), skip], 1))
+        logit = doubled(self.top(torch.cat([doubled(x), reads], 1)))
         return {"garment": rendered, "alpha_logit": logit, "alpha": torch.sigmoid(logit)}
-
-
-def _up(x: torch.Tensor, size) -> torch.Tensor:
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 class ServedSilhouetteGenerator(nn.Module):
