@@ -1,5 +1,6 @@
 """The folder job through the library: stages, masks, sizes, backgrounds, resume, bad input."""
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from clothes_extractor.runtime.pipeline import run_extraction
 from clothes_extractor.runtime.resume import prepare_or_skip
 from clothes_extractor.runtime.session import ModelSession
 from clothes_extractor.runtime.stages import mask_from_segmenter
-from conftest import TINY_SIZE, far_figure, person_photo
+from conftest import ROOT, TINY_SIZE, far_figure, person_photo
 
 
 @pytest.fixture(scope="module")
@@ -419,8 +420,8 @@ def test_worker_processes_send_no_decoded_photo_back_and_write_the_same_files(mo
     import pickle
 
     from clothes_extractor.runtime.options import make_plan
-    from clothes_extractor.runtime.pipeline import read_lightly
     from clothes_extractor.runtime.stages import NeedsMask
+    from clothes_extractor.runtime.workers import read_lightly
 
     far_figure(figures)
     jobs = find_jobs([figures], tmp_path / "out", "png")
@@ -431,7 +432,7 @@ def test_worker_processes_send_no_decoded_photo_back_and_write_the_same_files(mo
     assert whole.photo is not None and light.photo is None and light.on_host
     assert np.array_equal(light.image, whole.image) and light.photo_size == whole.photo_size
     assert len(pickle.dumps(light)) * 5 < len(pickle.dumps(whole))
-    to_finish = whole.for_finish()  # finish decodes the photo again and never reads the letterbox
+    to_finish = whole.for_worker()  # finish decodes the photo again and never reads the letterbox
     assert to_finish.photo is None and to_finish.image.size == 0 and to_finish.photo_size == whole.photo_size
     assert whole.photo is not None and whole.image.size  # the item itself unchanged
 
@@ -444,6 +445,53 @@ def test_worker_processes_send_no_decoded_photo_back_and_write_the_same_files(mo
         assert "segmenter+zoom" in {r.mask for r in results}, [r.mask for r in results]
         outputs[processes] = {p.name: p.read_bytes() for p in out.iterdir()}
     assert outputs[True] == outputs[False] and len(outputs[True]) >= 4
+
+
+def test_a_closer_looks_crop_is_made_in_a_worker_not_the_calling_process(model, segmenter, tmp_path, monkeypatch):
+    """The calling process runs the segmenter on a batch and sends each closer look's crop to a
+    worker (``stages.closer_crop``; 17 ms of decode and resize at 1024x768, half of what the
+    calling process did here); it is never made where the models run. A worker process has its
+    own ``zoomed``: the one patched here is the calling process's."""
+    from clothes_extractor.runtime.stages import NeedsMask
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("a closer look's crop made in the calling process")
+
+    monkeypatch.setattr(NeedsMask, "zoomed", not_here)
+    (tmp_path / "in").mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        far_figure(tmp_path / "in", name)
+    shutil.copy(ROOT / "examples" / "photos" / sorted(os.listdir(ROOT / "examples" / "photos"))[0], tmp_path / "in")
+    results = []
+    options = ExtractOptions(batch_size=4, workers=2, processes=True)
+    run_extraction(model, find_jobs([tmp_path / "in"], tmp_path / "out", "png"), options, results.append, segmenter)
+    assert sorted(r.mask for r in results) == ["segmenter", "segmenter+zoom", "segmenter+zoom", "segmenter+zoom"]
+    assert all(r.status == "ok" for r in results)
+
+
+def test_an_unexpected_error_in_a_closer_look_is_that_photos_not_the_batchs(model, segmenter, tmp_path, monkeypatch):
+    """A crop that fails in its worker for a reason of its own fails its photo, said so; the rest of
+    the batch, closer looks too, goes on (the calling process made the crops and lost the batch)."""
+    from clothes_extractor.runtime.stages import NeedsMask
+
+    zoomed = NeedsMask.zoomed
+
+    def fails_for_b(self, zoom, contract):
+        if self.job.photo.name == "b.jpg":
+            raise RuntimeError("disk went away")
+        return zoomed(self, zoom, contract)
+
+    monkeypatch.setattr(NeedsMask, "zoomed", fails_for_b)
+    (tmp_path / "in").mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        far_figure(tmp_path / "in", name)
+    results = []
+    options = ExtractOptions(batch_size=4, workers=2, processes=False)
+    run_extraction(model, find_jobs([tmp_path / "in"], tmp_path / "out", "png"), options, results.append, segmenter)
+    by_name = {Path(r.input).name: r for r in results}
+    assert by_name["b.jpg"].status == "error" and "unexpected RuntimeError: disk went away" in by_name["b.jpg"].error
+    assert [by_name[n].mask for n in ("a.jpg", "c.jpg")] == ["segmenter+zoom"] * 2
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
 
 
 def test_a_photo_that_changed_before_its_closer_look_is_reported_not_mixed_up(segmenter, tmp_path):

@@ -366,7 +366,8 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
     """One photo to one file (or standard output): the folder job's guarantees, one job."""
     from ..runtime.files import check_writable_file
     from ..runtime.jobs import MaskIndex, find_jobs, overwrite_error
-    from ..runtime.pipeline import preview_extraction, run_extraction
+    from ..runtime.pipeline import run_extraction
+    from ..runtime.resume import preview_extraction
     from ..runtime.stages import output_format
 
     to_stdout = output == "-"
@@ -433,7 +434,8 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         removing_stale_partials,
         unsearched_subfolders,
     )
-    from ..runtime.pipeline import preview_extraction, run_extraction
+    from ..runtime.pipeline import run_extraction
+    from ..runtime.resume import preview_extraction
 
     fmt = options["fmt"]
     extract_options = _extract_options(options, fmt)

@@ -1,13 +1,16 @@
 """The folder job: the stages of ``stages`` for every photo, bounded in flight.
 
     prepare (workers) -> [segment (model) -> finish (workers)] -> infer (model) -> write (workers)
+                              [first look (model) -> closer look's crops (workers) -> second look (model)]
 
 Workers are threads or processes (``ExtractOptions.processes``; processes where there are
 enough cores for the Python work between decodes to matter, since threads share one GIL);
 the calling process holds the model sessions and forms the batches. What crosses between
 processes is pickled by the calling process's threads, which share its GIL with the batching:
 a photo waiting for the segmenter comes back from a worker process without its decoded
-pixels (``read_lightly``), and is decoded again where a closer look or ``finish`` needs it.
+pixels (``read_lightly``), and is decoded again where a closer look or ``finish`` needs it, in a
+worker: a segmented photo that needs no closer look goes on to ``finish`` at once, one that needs
+one waits for its crop (``looking``) while the job goes on.
 Photos are admitted only while fewer than ``batch_size * 2 + workers`` are anywhere in
 flight, so memory stays flat however large the folder. A bad photo becomes an ``error``
 result and the job goes on; an output that carries this run's signature is ``skipped``
@@ -22,28 +25,32 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from ..errors import ClothesExtractorError, DiskFull, InputError
 from .jobs import ExtractJob
 from .options import ExtractOptions, make_plan
-from .resume import Skipped, already_done, prepare_or_skip
+from .resume import Skipped, prepare_or_skip
 from .session import ModelSession
 from .signals import deferred_signals
 from .stages import (
     FileResult,
+    FirstLook,
     NeedsMask,
     Prepared,
     SegmentedMask,
+    closer_crop,
     describe_error,
     finish,
-    segment,
+    first_look,
+    second_look,
     write,
 )
+from .workers import for_closer_look, make_pool, read_lightly
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +82,6 @@ class ExtractionSummary:
             self.failed += 1
 
 
-def make_pool(options: ExtractOptions) -> Executor:
-    """The workers: threads, or processes started by a fork server (forking a process that
-    runs onnxruntime's threads is not safe)."""
-    if not options.use_processes:
-        return ThreadPoolExecutor(options.workers, thread_name_prefix="ce-worker")
-    import multiprocessing
-
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(options.workers, mp_context=multiprocessing.get_context(method))
-
-
 class Extraction:
     """One run of the folder job; ``run`` reads top to bottom, each step is a method.
     (``gpudecode.GpuExtraction`` reads and decodes the photos its own way, then the same.)"""
@@ -107,6 +103,8 @@ class Extraction:
         self.limit = options.batch_size * 2 + options.workers
         self.reading: deque[tuple[ExtractJob, Future]] = deque()
         self.unmasked: list[NeedsMask] = []
+        # batches whose first look asked for closer looks: their photos, the look, the crops' work
+        self.looking: deque[tuple[list[NeedsMask], FirstLook, list[Future]]] = deque()
         self.fitting: deque[tuple[ExtractJob, Future]] = deque()
         self.batches: dict[tuple, list[Prepared]] = {}
         self.writing: deque[Future] = deque()
@@ -144,7 +142,8 @@ class Extraction:
 
     def in_flight(self) -> int:
         waiting = sum(len(batch) for batch in self.batches.values())
-        return len(self.reading) + len(self.unmasked) + len(self.fitting) + waiting + len(self.writing)
+        looking = sum(len(look.zooms) for _, look, _ in self.looking)
+        return len(self.reading) + len(self.unmasked) + looking + len(self.fitting) + waiting + len(self.writing)
 
     def admit(self, job: ExtractJob) -> None:
         if job.error is not None:
@@ -166,6 +165,9 @@ class Extraction:
             # on: waiting on any future would spin while a later one is done and the head is not.
             heads = [queue[0][1] for queue in (self.reading, self.fitting) if queue]
             heads += [self.writing[0]] if self.writing else []
+            if self.looking:  # a crop of the oldest closer looks still being made (all made: one that is)
+                crops = self.looking[0][2]
+                heads.append(next((f for f in crops if not f.done()), crops[0]))
             if self._ready_batch(self._partials_run(finishing)) or any(f.done() for f in heads):
                 pass
             elif heads:
@@ -177,6 +179,7 @@ class Extraction:
         self.collect_reads()
         if self.unmasked and (len(self.unmasked) >= self.options.batch_size or not self.reading):
             self.segment()
+        self.collect_looks()
         self.collect_fits()
         self.run_batches(self._partials_run(finishing))
         self.collect_writes()
@@ -202,19 +205,54 @@ class Extraction:
             self.batches.setdefault(item.batch_key, []).append(item)
 
     def segment(self) -> None:
+        """The first look at a batch of photos: each found garment that needs no closer look goes
+        on to ``finish``; the crops of those that do are made in workers (``collect_looks``)."""
         items, self.unmasked = self.unmasked, []
         try:
-            masks = self.timed("segment", segment)(items, self.segmenter)
+            look = self.timed("segment", first_look)(items, self.segmenter)
         except Exception as exc:  # noqa: BLE001 - reported per photo; the next batch may work
-            log.debug("segmentation failed", exc_info=True)
-            masks = [InputError(f"segmentation failed: {describe_error(exc)}")] * len(items)
-        for item, mask in zip(items, masks, strict=True):
+            self.segmentation_failed(items, range(len(items)), exc)
+            return
+        closer = {index for index, _ in look.zooms}
+        self.finish_segmented(items, look.results, [i for i in range(len(items)) if i not in closer])
+        if closer:
+            crop, contract = self.timed("read", closer_crop), self.segmenter.contract
+            crops = [self.pool_of(items[i]).submit(crop, for_closer_look(items[i], self.options), zoom, contract)
+                     for i, zoom in look.zooms]  # fmt: skip
+            self.looking.append((items, look, crops))
+
+    def collect_looks(self) -> None:
+        """The second look at each batch whose closer looks' crops are all made, in order."""
+        while self.looking and all(f.done() for f in self.looking[0][2]):
+            items, look, futures = self.looking.popleft()
+            crops = [f.exception() or f.result() for f in futures]  # an unexpected error: that photo's
+            closer = [index for index, _ in look.zooms]
+            try:
+                masks = self.timed("segment", second_look)(look, crops, self.segmenter)
+            except Exception as exc:  # noqa: BLE001 - reported per photo; the next batch may work
+                self.segmentation_failed(items, closer, exc)
+                continue
+            self.finish_segmented(items, masks, closer)
+
+    def segmentation_failed(self, items: list[NeedsMask], indices: Iterable[int], exc: Exception) -> None:
+        log.debug("segmentation failed", exc_info=exc)
+        for index in indices:
+            self.fail(items[index].job, InputError(f"segmentation failed: {describe_error(exc)}"), "segmenter")
+
+    def finish_segmented(self, items: list[NeedsMask], masks: list, indices: Iterable[int]) -> None:
+        """``finish`` each of ``items[indices]`` with its mask, in a worker; a photo with an error
+        instead (no garment found, say) fails."""
+        for index in indices:
+            item, mask = items[index], masks[index]
             if isinstance(mask, SegmentedMask):
-                pool = self.pool if item.on_host else self.device_pool  # a photo on a GPU is cut there
-                work = pool.submit(self.timed("read", finish), item.for_finish(), mask, self.plan)
+                work = self.pool_of(item).submit(self.timed("read", finish), item.for_worker(), mask, self.plan)
                 self.fitting.append((item.job, work))
             else:
                 self.fail(item.job, mask, "segmenter")
+
+    def pool_of(self, item: NeedsMask) -> Executor:
+        """Where a segmented photo is worked on: a worker, or, decoded on a GPU, where it lies."""
+        return self.pool if item.on_host else self.device_pool
 
     def collect_fits(self) -> None:
         while self.fitting and self.fitting[0][1].done():
@@ -234,7 +272,7 @@ class Extraction:
         """Whether partial batches run now: no more jobs come and no photo is on its way to one.
         (A blocking step that took a partial batch for ready while they may not run spun, holding
         the GIL that the pool's threads need to hand the results over: the tail of every job.)"""
-        return finishing and not self.reading and not self.fitting and not self.unmasked
+        return finishing and not self.reading and not self.fitting and not self.unmasked and not self.looking
 
     def _ready_batch(self, partial_too: bool) -> bool:
         return any(len(b) >= self.options.batch_size or (partial_too and b) for b in self.batches.values())
@@ -285,6 +323,9 @@ class Extraction:
         in progress finish (each output is complete or absent) and report them."""
         for _, future in (*self.reading, *self.fitting):
             future.cancel()
+        for _, _, futures in self.looking:
+            for future in futures:
+                future.cancel()
         for future in self.writing:
             if not future.cancel():
                 try:
@@ -297,16 +338,6 @@ class Extraction:
         if self.clock is None or self.options.use_processes:
             return function  # a process pool pickles the function: only plain module functions
         return self.clock.timed(stage, function)
-
-
-def read_lightly(read: Callable[..., Any], *args: Any) -> Any:
-    """``read(*args)`` in a worker process, with a photo left for the segmenter returned light
-    (``NeedsMask.light``): the calling process decodes again the few that get a closer look
-    instead of unpickling every decoded photo (2.4 MB at 1024x768) on its way to the GPU."""
-    item = read(*args)
-    if isinstance(item, tuple) and isinstance(item[0], NeedsMask):  # (item, route): gpudecode.read_for_gpu's
-        return (item[0].light(), *item[1:])
-    return item.light() if isinstance(item, NeedsMask) else item
 
 
 def run_extraction(
@@ -355,24 +386,3 @@ def run_extraction(
         summary.seconds = time.perf_counter() - started
         summary.decoded = extraction.routes
     return summary
-
-
-def preview_extraction(
-    generator: ModelSession, jobs: Iterable[ExtractJob], options: ExtractOptions, segmenter: ModelSession | None = None
-) -> Iterator[FileResult]:
-    """What ``run_extraction`` would do with each job, decoding no photo and writing nothing
-    (``extract --dry-run``): ``pending`` (to extract), ``skipped`` (its output is done, from
-    these models and these settings) or ``error`` (refused before any decoding: a name two
-    photos would write, a file there that this tool did not write). A photo that cannot be
-    decoded, or shows no garment, is found by the run itself."""
-    plan = make_plan(generator, segmenter, options)
-    for job in jobs:
-        if job.error is not None:
-            yield FileResult(str(job.photo), "error", None, job.error, None)
-            continue
-        try:
-            done = already_done(job, plan, options.overwrite)
-        except ClothesExtractorError as exc:
-            yield FileResult(str(job.photo), "error", str(job.output), str(exc), None)
-            continue
-        yield FileResult(str(job.photo), "skipped" if done else "pending", str(job.output), None, job.mask.describe())

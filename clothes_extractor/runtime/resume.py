@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Iterator
 
+from ..errors import ClothesExtractorError
 from .jobs import ExtractJob
+from .options import ExtractOptions, make_plan
 from .signature import check_replaceable, read_signature
-from .stages import NeedsMask, Plan, Prepared, output_format, prepare
+from .stages import FileResult, NeedsMask, Plan, Prepared, output_format, prepare
+
+if TYPE_CHECKING:
+    from .session import ModelSession
 
 log = logging.getLogger(__name__)
 
@@ -44,3 +50,24 @@ def already_done(job: ExtractJob, plan: Plan, overwrite: bool) -> bool:
 def prepare_or_skip(job: ExtractJob, plan: Plan, overwrite: bool) -> Prepared | NeedsMask | Skipped:
     """``prepare``, unless the output is ``already_done``."""
     return Skipped(job) if already_done(job, plan, overwrite) else prepare(job, plan)
+
+
+def preview_extraction(
+    generator: ModelSession, jobs: Iterable[ExtractJob], options: ExtractOptions, segmenter: ModelSession | None = None
+) -> Iterator[FileResult]:
+    """What ``run_extraction`` would do with each job, decoding no photo and writing nothing
+    (``extract --dry-run``): ``pending`` (to extract), ``skipped`` (its output is done, from
+    these models and these settings) or ``error`` (refused before any decoding: a name two
+    photos would write, a file there that this tool did not write). A photo that cannot be
+    decoded, or shows no garment, is found by the run itself."""
+    plan = make_plan(generator, segmenter, options)
+    for job in jobs:
+        if job.error is not None:
+            yield FileResult(str(job.photo), "error", None, job.error, None)
+            continue
+        try:
+            done = already_done(job, plan, options.overwrite)
+        except ClothesExtractorError as exc:
+            yield FileResult(str(job.photo), "error", str(job.output), str(exc), None)
+            continue
+        yield FileResult(str(job.photo), "skipped" if done else "pending", str(job.output), None, job.mask.describe())

@@ -154,7 +154,7 @@ class NeedsMask:
     """A decoded photo with no mask, letterboxed for the segmenter."""
 
     job: ExtractJob
-    image: np.ndarray  # uint8 [h, w, 3] at the segmenter's size (empty: ``for_finish``)
+    image: np.ndarray  # uint8 [h, w, 3] at the segmenter's size (empty: ``for_worker``)
     photo: Any  # as decoded (Pillow: no larger than the detail letterbox needs; or on a device); None: ``light``
     window: Box  # the photo's plane the letterboxes show, in displayed photo pixels
     photo_size: tuple[int, int]  # displayed (width, height)
@@ -166,9 +166,10 @@ class NeedsMask:
         needs, a closer look (``zoomed``) as ``for_segmenter`` did. A photo on a device stays."""
         return dataclasses.replace(self, photo=None) if self.on_host else self
 
-    def for_finish(self) -> NeedsMask:
-        """This item as ``finish`` takes it: ``light``, and without the letterbox the segmenter
-        has seen (147 KB more for a worker process, at 256x192)."""
+    def for_worker(self) -> NeedsMask:
+        """This item as a worker takes it for ``finish`` or a closer look's crop (``closer_crop``):
+        ``light``, and without the letterbox the segmenter has seen (147 KB more for a worker
+        process, at 256x192)."""
         return dataclasses.replace(self.light(), image=np.zeros((0, 0, 3), np.uint8))
 
     @property
@@ -386,7 +387,7 @@ def _garment_found(mask: np.ndarray, threshold: int) -> bool:
     return float(mask[on].mean()) >= MIN_GARMENT_CONFIDENCE * 255
 
 
-def _first_look(item: NeedsMask, shown: Box, mask: np.ndarray, labels, said: int | None, contract: ModelContract):
+def _first_look_at(item: NeedsMask, shown: Box, mask: np.ndarray, labels, said: int | None, contract: ModelContract):
     """One photo at the first look (``shown``: the plane's pixels the photo covers): its worn
     garment's plane, the columns of the person kept among several (``people.main_person``) or
     None, the parser's whole garment where it is shown alone and the other garments of an outfit
@@ -435,20 +436,28 @@ def _worn_at_second(
     return shows_person(within(second["mask"][row, ..., 0], band) >= threshold, labels, names)
 
 
-def _closer_looks(
-    items: list[NeedsMask], zooms: list[tuple[int, Box]], contract: ModelContract, results: list
-) -> tuple[list[np.ndarray], list[tuple[int, Box]]]:
-    """The crops of ``zooms`` (index, window) and the zooms that have one: a photo decoded
-    again for its crop (``NeedsMask.light``) that changed or went is its result's error."""
-    crops, kept = [], []
-    for index, zoom in zooms:
-        try:
-            crops.append(items[index].zoomed(zoom, contract))
-        except ClothesExtractorError as exc:
-            results[index] = exc
-            continue
-        kept.append((index, zoom))
-    return crops, kept
+def closer_crop(item: NeedsMask, zoom: Box, contract: ModelContract) -> np.ndarray | ClothesExtractorError:
+    """A closer look's input (``NeedsMask.zoomed``), made where the photo is (a worker, for the
+    folder job): a photo decoded again for it (``NeedsMask.light``) that changed or went gives
+    that photo's error instead, for ``second_look`` to report."""
+    try:
+        return item.zoomed(zoom, contract)
+    except ClothesExtractorError as exc:
+        return exc
+
+
+@dataclass
+class FirstLook:
+    """What the segmenter's first look at a batch decided (``first_look``): each photo's mask or
+    error so far, and the closer looks it asks for (``zooms``: the photo's index and its window
+    of the detail letterbox); ``second_look`` takes their crops and decides the rest. ``kept``,
+    ``alone`` and ``seen`` are what the second look needs of the first (see ``segment``)."""
+
+    results: list[SegmentedMask | Exception]
+    zooms: list[tuple[int, Box]]
+    kept: dict[int, tuple[int, int]]  # the columns of the person chosen among several, in plane pixels
+    alone: set[int]  # the garments shown alone
+    seen: set[int]  # ...whose first parse shows a person wearing it: worn, told at the closer look
 
 
 def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exception]:
@@ -467,21 +476,28 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
     parse, is under ``ZOOM_BELOW`` of the frame in either direction: a full-length person whose
     light trousers the parser missed is a narrow top in a tall frame, and worn at a closer look.
     """
+    look = first_look(items, segmenter)
+    crops = [closer_crop(items[index], zoom, segmenter.contract) for index, zoom in look.zooms]
+    return second_look(look, crops, segmenter)
+
+
+def first_look(items: list[NeedsMask], segmenter: Any) -> FirstLook:
+    """``segment``'s first look at a batch: its masks, and the closer looks they need."""
     contract = segmenter.contract
     threshold = contract.fit.mask_threshold
     outputs = segmenter.run(image=np.stack([item.image for item in items]))
     first, labels, says_alone = outputs["mask"][..., 0], outputs.get("labels"), outputs.get("alone")
     results: list[SegmentedMask | Exception] = []
     zooms: list[tuple[int, Box]] = []
-    kept: dict[int, tuple[int, int]] = {}  # the columns of the person chosen among several, in plane pixels
-    alone: set[int] = set()  # the garments shown alone
-    seen: set[int] = set()  # ...whose first parse shows a person wearing it: worn, told at the closer look
+    kept: dict[int, tuple[int, int]] = {}
+    alone: set[int] = set()
+    seen: set[int] = set()
     for index, (item, mask) in enumerate(zip(items, first, strict=True)):
         said = None if says_alone is None else int(says_alone[index].max())
         own = None if labels is None else labels[index, ..., 0]
         x0, y0, x1, y1 = shown_box(item.window, item.photo_size, mask.shape)
         # a garment alone is sized by its top (of one view among several), not its whole parse
-        worn, columns, parsed, person, top, band = _first_look(item, (x0, y0, x1, y1), mask, own, said, contract)
+        worn, columns, parsed, person, top, band = _first_look_at(item, (x0, y0, x1, y1), mask, own, said, contract)
         if person and not _closer_look(top, mask.shape, True):  # worn: no closer look to tell, none needed
             parsed = None
         if columns is not None:
@@ -509,9 +525,26 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
             f = DETAIL_FACTOR
             detail_box = ((box[0] + x0) * f, (box[1] + y0) * f, (box[2] + x0) * f, (box[3] + y0) * f)
             zooms.append((index, fit_window(detail_box, contract.size, ZOOM_MARGIN)))
-    crops, zooms = _closer_looks(items, zooms, contract, results)
+    return FirstLook(results, zooms, kept, alone, seen)
+
+
+def second_look(
+    look: FirstLook, crops: list[np.ndarray | Exception], segmenter: Any
+) -> list[SegmentedMask | Exception]:
+    """``segment``'s second look: the crops of ``look.zooms`` (in order; an error where a crop
+    could not be made: that photo's result) segmented again, and each photo's mask decided."""
+    contract = segmenter.contract
+    threshold = contract.fit.mask_threshold
+    results, kept, alone, seen = list(look.results), look.kept, set(look.alone), look.seen
+    zooms, images = [], []
+    for (index, zoom), crop in zip(look.zooms, crops, strict=True):
+        if isinstance(crop, Exception):
+            results[index] = crop
+        else:
+            zooms.append((index, zoom))
+            images.append(crop)
     if zooms:
-        second = segmenter.run(image=np.stack(crops))
+        second = segmenter.run(image=np.stack(images))
         for row, (index, zoom) in enumerate(zooms):
             mask = second["mask"][row, ..., 0]
             view = results[index].band  # (a SegmentedMask: zoomed) one view's band among several, or None
