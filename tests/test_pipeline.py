@@ -469,6 +469,27 @@ def test_a_closer_looks_crop_is_made_in_a_worker_not_the_calling_process(model, 
     assert all(r.status == "ok" for r in results)
 
 
+def test_a_closer_looks_mask_goes_to_finish_as_its_crop_not_the_detail_plane(segmenter, tmp_path):
+    """``CloserMask``: the calling process sends ``finish`` the closer look's mask over its window
+    (the segmenter's size), and the worker pastes it into the detail letterbox's plane (nine times
+    the pixels); the garment there, nothing outside the window."""
+    import pickle
+
+    from clothes_extractor.runtime.stages import detail_size, for_segmenter, segment
+
+    far_figure(tmp_path)
+    (job,) = find_jobs([tmp_path / "far.jpg"], tmp_path / "out", "png")
+    (found,) = segment([for_segmenter(job, segmenter.contract).light()], segmenter)
+    assert found.zoomed and found.closer.mask.shape == segmenter.contract.size
+    plane = found.garment_plane()
+    assert plane.shape == detail_size(segmenter.contract)
+    assert len(pickle.dumps(found)) * 4 < plane.nbytes
+    x0, y0, x1, y1 = (round(v) for v in found.closer.zoom)
+    inside = np.zeros(plane.shape, bool)
+    inside[max(y0, 0) : y1, max(x0, 0) : x1] = True
+    assert plane[~inside].max() == 0 and (plane[inside] >= 128).mean() > 0.05
+
+
 def test_an_unexpected_error_in_a_closer_look_is_that_photos_not_the_batchs(model, segmenter, tmp_path, monkeypatch):
     """A crop that fails in its worker for a reason of its own fails its photo, said so; the rest of
     the batch, closer looks too, goes on (the calling process made the crops and lost the batch)."""

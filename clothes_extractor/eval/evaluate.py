@@ -212,7 +212,7 @@ def _segmenter_as_extract_runs_it(
         ):
             predicted = np.zeros((truth.height, truth.width), np.uint8)
             if not isinstance(found, Exception):
-                plane = mask_from_segmenter(found.plane, found.window, item.photo_size)
+                plane = mask_from_segmenter(found.garment_plane(), found.window, item.photo_size)
                 predicted = np.asarray(plane.resize(item.photo_size, Image.Resampling.BILINEAR))
             scores = {
                 "iou": iou(predicted[None], np.asarray(truth)[None]),

@@ -210,17 +210,45 @@ def detail_size(segmenter: ModelContract) -> tuple[int, int]:
     return segmenter.height * DETAIL_FACTOR, segmenter.width * DETAIL_FACTOR
 
 
+@dataclass(frozen=True)
+class CloserMask:
+    """A closer look's mask [h, w] over ``zoom``, a window of the detail letterbox (``detail``:
+    its (h, w)), kept within ``view`` (one view among several) or to ``columns`` (the person
+    chosen among several), in detail pixels both. ``plane`` pastes it into that letterbox where it
+    is used (``finish``, in a worker): the calling process sends a ninth of the plane's bytes."""
+
+    mask: np.ndarray
+    zoom: Box
+    detail: tuple[int, int]
+    view: Box | None = None
+    columns: tuple[int, int] | None = None
+
+    def plane(self) -> np.ndarray:
+        plane = paste_box(self.mask, self.zoom, self.detail)
+        if self.view is not None:
+            return within(plane, self.view)
+        return plane if self.columns is None else keep_columns(plane, self.columns)
+
+
 @dataclass
 class SegmentedMask:
     """A segmenter's mask over a letterbox plane that covers ``window`` of the photo."""
 
-    plane: np.ndarray  # uint8 [h, w], 255 = garment
+    plane: np.ndarray  # uint8 [h, w], 255 = garment, as the first look found it
     window: Box
-    zoomed: bool = False
+    closer: CloserMask | None = None  # a closer look's, which replaces ``plane`` (``garment_plane``)
     people: bool = False  # the photo shows several people apart: the garment of one (``people.main_person``)
     alone: bool = False  # the garment is shown alone, no person wears it: cut out (``alone.alone_plane``)
     apart: np.ndarray | None = None  # ...and the other garments of an outfit laid out with it (bool), left out
     band: Box | None = None  # ...and the plane's band holding it, one of several views (``silhouette.one_view``)
+
+    @property
+    def zoomed(self) -> bool:
+        return self.closer is not None
+
+    def garment_plane(self) -> np.ndarray:
+        """The garment's plane: the closer look's where there was one (pasted now), else ``plane``."""
+        return self.plane if self.closer is None else self.closer.plane()
 
 
 @dataclass(frozen=True)
@@ -558,12 +586,11 @@ def second_look(
             if index in alone:  # alone at both looks: the first look's plane stands (the photo's own silhouette
                 continue  # holds it better than a closer look's, which can lose a white top on white)
             if _garment_found(mask, threshold):
-                plane = paste_box(mask, zoom, detail_size(contract))
-                if view is not None:  # the view taken among several (not the person ``main_person`` chose)
-                    plane = within(plane, view)
-                elif index in kept:
-                    plane = keep_columns(plane, (kept[index][0] * DETAIL_FACTOR, kept[index][1] * DETAIL_FACTOR))
-                results[index] = dataclasses.replace(results[index], plane=plane, zoomed=True)
+                # the view taken among several, else the person ``main_person`` chose, if any
+                columns = kept.get(index) if view is None else None
+                columns = None if columns is None else (columns[0] * DETAIL_FACTOR, columns[1] * DETAIL_FACTOR)
+                closer = CloserMask(mask.copy(), zoom, detail_size(contract), view, columns)
+                results[index] = dataclasses.replace(results[index], closer=closer)
             else:  # a closer look that sees no garment where the first saw a small one: none is there
                 results[index] = NoGarmentError()
     return results
@@ -585,7 +612,7 @@ def mask_from_segmenter(plane: np.ndarray, window: Box, photo_size: tuple[int, i
 def finish(item: NeedsMask, segmented: SegmentedMask, plan: Plan) -> Prepared:
     """Fit a segmented photo with its predicted mask (in a worker; the photo is decoded again,
     at the scale its garment window needs; one on a device is cut from where it lies)."""
-    mask = mask_from_segmenter(segmented.plane, segmented.window, item.photo_size)
+    mask = mask_from_segmenter(segmented.garment_plane(), segmented.window, item.photo_size)
     source = "segmenter" + ("+zoom" if segmented.zoomed else "") + ("+one-person" if segmented.people else "")
     source += "+alone" if segmented.alone else ""
     others = None  # an outfit's other garments, over the photo as ``mask`` is
