@@ -118,6 +118,8 @@ def test_bench_writes_its_result_before_the_table_and_times_extract_against_the_
     assert e2e["ceiling"]["photos"] == 6 and e2e["vs_ceiling"] > 0
     # the calling process's serial work per photo (its main thread's is a part of it)
     assert 0 < e2e["calling_cpu_ms"]["main_thread"] <= e2e["calling_cpu_ms"]["process"] * 1.05
+    # ...and of the main thread's, the models' runs (the CPU provider runs them on its threads too)
+    assert 0 < e2e["calling_cpu_ms"]["main_thread_in_models"] < e2e["calling_cpu_ms"]["main_thread"]
     assert record["peak_rss_mb"] > 0
     assert "| onnxruntime | cpu | host | 2 |" in done.stdout and "host ceiling" in done.stdout
     assert "the calling process's CPU" in done.stdout
@@ -133,6 +135,9 @@ def test_the_e2e_note_says_how_many_photos_failed():
     assert "calling process" not in note  # a result written before it was measured
     timed = _e2e_note({**e2e, "stage_share": {}, "calling_cpu_ms": {"process": 11.04, "main_thread": 5.0}})
     assert "the calling process's CPU 11.0 ms a photo (main thread 5.0)" in timed
+    split = {"process": 11.04, "main_thread": 5.0, "main_thread_in_models": 3.26}
+    split = _e2e_note({**e2e, "stage_share": {}, "calling_cpu_ms": split})
+    assert "(main thread 5.0, 3.3 of it in the models' runs)" in split
 
 
 def test_bench_defaults_to_the_bundled_generator_and_the_best_provider(tmp_path):

@@ -125,12 +125,12 @@ def _e2e_note(e2e: dict[str, Any]) -> str:
         if e2e.get("failed")
         else ""
     )
-    calling = e2e.get("calling_cpu_ms")  # (results before 2026-12-04 have none)
-    calling = (
-        f"; the calling process's CPU {calling['process']:.1f} ms a photo (main thread {calling['main_thread']:.1f})"
-        if calling
-        else ""
-    )
+    cpu, calling = e2e.get("calling_cpu_ms"), ""  # (results before 2026-12-04 have none)
+    if cpu:
+        in_models = cpu.get("main_thread_in_models")  # (nor the first ones of that day)
+        in_models = "" if in_models is None else f", {in_models:.1f} of it in the models' runs"
+        main = f"main thread {cpu['main_thread']:.1f}{in_models}"
+        calling = f"; the calling process's CPU {cpu['process']:.1f} ms a photo ({main})"
     return (
         f"  - end-to-end `extract` on {e2e['photos']} photos{failed}: {e2e['images_per_s']:.1f} images/s "
         f"({e2e['provider']}, batch {e2e['batch']}, {e2e.get('cpu_streams') or 1} stream(s), "

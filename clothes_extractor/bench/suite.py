@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .compare import SCHEMA
+from .e2e import bench_extract
 from .fingerprint import machine_fingerprint, model_fingerprint
 from .runner import (
     BenchSettings,
     available_providers,
-    bench_extract,
     peak_rss_mb,
     provider_timers,
     time_interleaved,

@@ -357,7 +357,7 @@ def run_extraction(
     are dropped, the writes in progress finish (each output is either complete or
     absent), and the interrupt propagates; on a full disk the same, but ``summary.stopped``
     says why instead (the results so far were reported; the rest were not tried). ``clock``
-    (``bench.runner.StageClock``), when given, adds up the seconds of each stage: read,
+    (``bench.e2e.StageClock``), when given, adds up the seconds of each stage: read,
     segment, infer, write. ``decoder`` (``gpudecode.GpuDecoder``): photos decoded on the
     GPU; ``summary.decoded`` says how many. ``cancel``: once it is set (from any thread), the
     run stops as on a full disk, within about ``WAIT_S``, and ``summary.stopped`` is ``CANCELLED``.
