@@ -469,6 +469,37 @@ def test_a_closer_looks_crop_is_made_in_a_worker_not_the_calling_process(model, 
     assert all(r.status == "ok" for r in results)
 
 
+def test_a_cancel_while_closer_looks_are_made_leaves_whole_files_and_a_rerun_does_the_rest(model, segmenter, tmp_path):
+    """Photos waiting for their closer looks' crops are in flight: a cancel drops them with the
+    rest (their crops' work cancelled or let finish), writes only whole files, and a rerun
+    extracts what is left."""
+    import threading
+
+    from clothes_extractor.runtime.pipeline import CANCELLED
+
+    (tmp_path / "in").mkdir()
+    for i in range(16):
+        far_figure(tmp_path / "in", f"far{i:02d}.jpg")
+    cancel, results = threading.Event(), []
+
+    def on_result(result):
+        results.append(result)
+        cancel.set()  # at the first result: the other photos are somewhere in flight
+
+    options = ExtractOptions(batch_size=2, workers=2, processes=True)
+    jobs = find_jobs([tmp_path / "in"], tmp_path / "out", "png")
+    summary = run_extraction(model, jobs, options, on_result, segmenter, cancel=cancel)
+    assert summary.stopped == CANCELLED and 1 <= summary.ok < 16, summary
+    written = sorted((tmp_path / "out").iterdir())
+    assert len(written) == summary.ok and not [p for p in written if p.name.startswith(".")]
+    for path in written:
+        with Image.open(path) as image:
+            image.load()
+    rerun = run_extraction(model, find_jobs([tmp_path / "in"], tmp_path / "out", "png"), options, None, segmenter)
+    assert (rerun.ok, rerun.skipped, rerun.failed) == (16 - summary.ok, summary.ok, 0)
+    assert rerun.masks == {"segmenter+zoom": 16 - summary.ok}
+
+
 def test_a_closer_looks_mask_goes_to_finish_as_its_crop_not_the_detail_plane(segmenter, tmp_path):
     """``CloserMask``: the calling process sends ``finish`` the closer look's mask over its window
     (the segmenter's size), and the worker pastes it into the detail letterbox's plane (nine times
