@@ -3,7 +3,8 @@
 Every output carries the run's signature (``Plan.signature_of``: the generator's digest, the
 size and the background, and the segmenter's where it found the mask); an output with another
 one, or cut short, is redone; a file this tool did not write is kept and the job reported
-(``signature.check_replaceable``), unless ``overwrite``.
+(``signature.check_replaceable``), unless ``overwrite``. ``preview_extraction`` says so of
+every job without decoding a photo (``extract --dry-run``).
 """
 
 from __future__ import annotations
