@@ -127,7 +127,7 @@ def _e2e_note(e2e: dict[str, Any]) -> str:
     )
     cpu, calling = e2e.get("calling_cpu_ms"), ""  # (results before 2026-12-04 have none)
     if cpu:
-        in_models = cpu.get("main_thread_in_models")  # (nor the first ones of that day)
+        in_models = cpu.get("main_thread_in_models")  # (the day's first results have none either)
         in_models = "" if in_models is None else f", {in_models:.1f} of it in the models' runs"
         main = f"main thread {cpu['main_thread']:.1f}{in_models}"
         calling = f"; the calling process's CPU {cpu['process']:.1f} ms a photo ({main})"

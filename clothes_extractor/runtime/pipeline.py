@@ -213,7 +213,7 @@ class Extraction:
         except Exception as exc:  # noqa: BLE001 - reported per photo; the next batch may work
             self.segmentation_failed(items, range(len(items)), exc)
             return
-        closer = {index for index, _ in look.zooms}
+        closer = set(look.closer)
         self.finish_segmented(items, look.results, [i for i in range(len(items)) if i not in closer])
         if closer:
             crop, contract = self.timed("read", closer_crop), self.segmenter.contract
@@ -226,13 +226,12 @@ class Extraction:
         while self.looking and all(f.done() for f in self.looking[0][2]):
             items, look, futures = self.looking.popleft()
             crops = [f.exception() or f.result() for f in futures]  # an unexpected error: that photo's
-            closer = [index for index, _ in look.zooms]
             try:
                 masks = self.timed("segment", second_look)(look, crops, self.segmenter)
             except Exception as exc:  # noqa: BLE001 - reported per photo; the next batch may work
-                self.segmentation_failed(items, closer, exc)
+                self.segmentation_failed(items, look.closer, exc)
                 continue
-            self.finish_segmented(items, masks, closer)
+            self.finish_segmented(items, masks, look.closer)
 
     def segmentation_failed(self, items: list[NeedsMask], indices: Iterable[int], exc: Exception) -> None:
         log.debug("segmentation failed", exc_info=exc)

@@ -487,6 +487,11 @@ class FirstLook:
     alone: set[int]  # the garments shown alone
     seen: set[int]  # ...whose first parse shows a person wearing it: worn, told at the closer look
 
+    @property
+    def closer(self) -> list[int]:
+        """The indices of the photos that get a closer look, in ``zooms``' order."""
+        return [index for index, _ in self.zooms]
+
 
 def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exception]:
     """Garment masks of a batch of letterboxed photos (in the process that holds the model).
