@@ -469,6 +469,46 @@ def test_a_closer_looks_crop_is_made_in_a_worker_not_the_calling_process(model, 
     assert all(r.status == "ok" for r in results)
 
 
+def test_work_crosses_to_worker_processes_a_batch_at_a_time(model, segmenter, tmp_path, monkeypatch):
+    """Each trip to a worker process costs the calling process's threads (pickling, the pipe,
+    the pool's bookkeeping) about what a photo's own crossing does, so each stage sends a
+    batch's work in one task per worker: reads ``batch / workers`` photos to a task, finishes,
+    closer looks' crops and writes a batch's in ``workers`` tasks. Eight photos in one batch of
+    8 with 2 workers: at most 2 tasks per stage (reads, finish, the crops, finish after the
+    closer looks, writes), where a task per photo and stage was 30. The same files as threads."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from clothes_extractor.runtime import pipeline
+
+    tasks = []
+
+    class Counted(ProcessPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            tasks.append(args[0].__name__ if fn.__name__ == "run_each" else fn.__name__)
+            return super().submit(fn, *args, **kwargs)
+
+    (tmp_path / "in").mkdir()
+    for i in range(6):
+        far_figure(tmp_path / "in", f"far{i}.jpg")
+    for name in sorted(os.listdir(ROOT / "examples" / "photos"))[:2]:
+        shutil.copy(ROOT / "examples" / "photos" / name, tmp_path / "in")
+    context = multiprocessing.get_context("forkserver")
+    files = {}
+    for processes in (False, True):
+        if processes:
+            monkeypatch.setattr(pipeline, "make_pool", lambda options: Counted(options.workers, mp_context=context))
+        results = []
+        options = ExtractOptions(batch_size=8, workers=2, processes=processes)
+        out = tmp_path / f"out-{processes}"
+        run_extraction(model, find_jobs([tmp_path / "in"], out, "png"), options, results.append, segmenter)
+        assert [r.status for r in results] == ["ok"] * 8 and "segmenter+zoom" in {r.mask for r in results}
+        files[processes] = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert files[True] == files[False]
+    assert tasks.count("read_lightly") == 2 and tasks.count("write") <= 2, tasks
+    assert tasks.count("closer_crop") <= 2 and tasks.count("finish") <= 4 and len(tasks) <= 10, tasks
+
+
 def test_a_cancel_while_closer_looks_are_made_leaves_whole_files_and_a_rerun_does_the_rest(model, segmenter, tmp_path):
     """Photos waiting for their closer looks' crops are in flight: a cancel drops them with the
     rest (their crops' work cancelled or let finish), writes only whole files, and a rerun

@@ -17,9 +17,8 @@ from typing import Callable, Sequence
 
 from ..errors import InputError
 from ..runtime.dress_jobs import DressingSummary, DressResult
-from ..runtime.pipeline import ExtractionSummary
 from ..runtime.session import ModelSession
-from ..runtime.stages import FileResult
+from ..runtime.stages import ExtractionSummary, FileResult
 from .photos import _bundled
 
 log = logging.getLogger(__name__)

@@ -30,10 +30,10 @@ import numpy as np
 from ..errors import MissingDependencyError
 from ..runtime.jobs import ExtractJob
 from ..runtime.options import ExtractOptions, make_plan
-from ..runtime.pipeline import ExtractionSummary
 from ..runtime.resume import already_done
 from ..runtime.signature import check_replaceable, read_signature
 from ..runtime.stages import (
+    ExtractionSummary,
     FileResult,
     NeedsMask,
     Plan,

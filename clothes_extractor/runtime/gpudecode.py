@@ -255,7 +255,7 @@ class GpuExtraction(Extraction):
         for item, frame in zip(items, frames, strict=True):
             if isinstance(frame, str):
                 self.routes[f"host: {frame}"] += 1
-                self.reading.append((item.job, self.submit_read(prepare, item.job, self.plan)))
+                self.queue_read(item.job, prepare, item.job, self.plan)
                 continue
             self.routes["gpu"] += 1
             try:

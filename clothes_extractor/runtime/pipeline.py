@@ -6,11 +6,12 @@
 Workers are threads or processes (``ExtractOptions.processes``; processes where there are
 enough cores for the Python work between decodes to matter, since threads share one GIL);
 the calling process holds the model sessions and forms the batches. What crosses between
-processes is pickled by the calling process's threads, which share its GIL with the batching:
-a photo waiting for the segmenter comes back from a worker process without its decoded
-pixels (``read_lightly``), and is decoded again where a closer look or ``finish`` needs it, in a
-worker: a segmented photo that needs no closer look goes on to ``finish`` at once, one that needs
-one waits for its crop (``looking``) while the job goes on.
+processes is pickled by the calling process's threads, which share its GIL with the batching,
+so work crosses a batch at a time, in a task per worker (``workers.submit_each``), and a photo
+waiting for the segmenter comes back from a worker process without its decoded pixels
+(``read_lightly``), decoded again in a worker where a closer look or ``finish`` needs it: a
+segmented photo that needs no closer look goes on to ``finish`` at once, one that needs one
+waits for its crop (``looking``) while the job goes on.
 Photos are admitted only while fewer than ``batch_size * 2 + workers`` are anywhere in
 flight, so memory stays flat however large the folder. A bad photo becomes an ``error``
 result and the job goes on; an output that carries this run's signature is ``skipped``
@@ -25,8 +26,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, Executor, wait
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -38,6 +38,7 @@ from .resume import Skipped, prepare_or_skip
 from .session import ModelSession
 from .signals import deferred_signals
 from .stages import (
+    ExtractionSummary,
     FileResult,
     FirstLook,
     NeedsMask,
@@ -50,7 +51,7 @@ from .stages import (
     second_look,
     write,
 )
-from .workers import for_closer_look, make_pool, read_lightly
+from .workers import Share, call, for_closer_look, make_pool, read_lightly, submit_each, submit_spread
 
 log = logging.getLogger(__name__)
 
@@ -60,26 +61,6 @@ CANCELLED = "cancelled"  # ExtractionSummary.stopped of a run whose ``cancel`` e
 
 class _Cancelled(Exception):
     """Raised at a check when the run's ``cancel`` event is set; ends in ``summary.stopped``."""
-
-
-@dataclass
-class ExtractionSummary:
-    ok: int = 0
-    skipped: int = 0
-    failed: int = 0
-    seconds: float = 0.0
-    masks: Counter = field(default_factory=Counter)  # where the masks of the written garments came from
-    decoded: Counter = field(default_factory=Counter)  # with a GPU decoder: "gpu" or "host: why"
-    stopped: str | None = None  # why the job stopped before its last photo: a full disk's error, or CANCELLED
-
-    def add(self, result: FileResult) -> None:
-        if result.status == "ok":
-            self.ok += 1
-            self.masks[(result.mask or "?").split(":")[0]] += 1
-        elif result.status == "skipped":
-            self.skipped += 1
-        else:
-            self.failed += 1
 
 
 class Extraction:
@@ -101,13 +82,16 @@ class Extraction:
         self.plan = make_plan(generator, segmenter, options)
         self.clock = clock
         self.limit = options.batch_size * 2 + options.workers
-        self.reading: deque[tuple[ExtractJob, Future]] = deque()
+        # reads go to the workers a few at a time (``flush_reads``): a batch's in one task per worker
+        self.to_read: list[tuple[ExtractJob, tuple]] = []
+        self.read_chunk = -(-options.batch_size // options.workers)
+        self.reading: deque[tuple[ExtractJob, Share]] = deque()
         self.unmasked: list[NeedsMask] = []
         # batches whose first look asked for closer looks: their photos, the look, the crops' work
-        self.looking: deque[tuple[list[NeedsMask], FirstLook, list[Future]]] = deque()
-        self.fitting: deque[tuple[ExtractJob, Future]] = deque()
+        self.looking: deque[tuple[list[NeedsMask], FirstLook, list[Share]]] = deque()
+        self.fitting: deque[tuple[ExtractJob, Share]] = deque()
         self.batches: dict[tuple, list[Prepared]] = {}
-        self.writing: deque[Future] = deque()
+        self.writing: deque[Share] = deque()
         self.pool: Executor = make_pool(options)
         self.device_pool: Executor = self.pool
         self.routes: Counter = Counter()  # where photos were decoded, and why (a GPU extraction's)
@@ -143,24 +127,33 @@ class Extraction:
     def in_flight(self) -> int:
         waiting = sum(len(batch) for batch in self.batches.values())
         looking = sum(len(look.zooms) for _, look, _ in self.looking)
-        return len(self.reading) + len(self.unmasked) + looking + len(self.fitting) + waiting + len(self.writing)
+        reading = len(self.to_read) + len(self.reading)
+        return reading + len(self.unmasked) + looking + len(self.fitting) + waiting + len(self.writing)
 
     def admit(self, job: ExtractJob) -> None:
         if job.error is not None:
             self.emit(FileResult(str(job.photo), "error", None, job.error, None))
             return
-        self.reading.append((job, self.submit_read(self.read, job, self.plan, self.options.overwrite)))
+        self.queue_read(job, self.read, job, self.plan, self.options.overwrite)
 
-    def submit_read(self, read: Callable[..., Any], *args: Any) -> Future:
-        """``read(*args)`` on a worker; from a worker process, light (``read_lightly``)."""
-        if self.options.use_processes:
-            return self.pool.submit(read_lightly, read, *args)
-        return self.pool.submit(self.timed("read", read), *args)
+    def queue_read(self, job: ExtractJob, read: Callable[..., Any], *args: Any) -> None:
+        """``read(*args)`` on a worker, sent with the next few (``read_chunk``, or at the next wait);
+        from a worker process the photo comes back light (``read_lightly``)."""
+        self.to_read.append((job, (read, *args)))
+        if len(self.to_read) >= self.read_chunk:
+            self.flush_reads()
+
+    def flush_reads(self) -> None:
+        queued, self.to_read = self.to_read, []
+        through = read_lightly if self.options.use_processes else self.timed("read", call)
+        shares = submit_each(self.pool, through, [read for _, read in queued], -(-len(queued) // self.read_chunk))
+        self.reading.extend(zip((job for job, _ in queued), shares, strict=True))
 
     def step(self, block: bool, finishing: bool = False) -> None:
         """Move every finished piece of work one stage on. ``block``: first wait until some
         work finishes; ``finishing``: no more jobs come, so partial batches run too."""
         if block:
+            self.flush_reads()
             # Results are collected in order, so only the oldest of each queue can move the job
             # on: waiting on any future would spin while a later one is done and the head is not.
             heads = [queue[0][1] for queue in (self.reading, self.fitting) if queue]
@@ -171,7 +164,7 @@ class Extraction:
             if self._ready_batch(self._partials_run(finishing)) or any(f.done() for f in heads):
                 pass
             elif heads:
-                wait(heads, timeout=WAIT_S, return_when=FIRST_COMPLETED)
+                wait([share.task for share in heads], timeout=WAIT_S, return_when=FIRST_COMPLETED)
             elif self.batches and not self.unmasked:
                 # Only partial batches of different output sizes hold the room: run the largest.
                 key = max(self.batches, key=lambda k: len(self.batches[k]))
@@ -216,9 +209,10 @@ class Extraction:
         closer = set(look.closer)
         self.finish_segmented(items, look.results, [i for i in range(len(items)) if i not in closer])
         if closer:
-            crop, contract = self.timed("read", closer_crop), self.segmenter.contract
-            crops = [self.pool_of(items[i]).submit(crop, for_closer_look(items[i], self.options), zoom, contract)
-                     for i, zoom in look.zooms]  # fmt: skip
+            contract = self.segmenter.contract
+            calls = [(for_closer_look(items[i], self.options), zoom, contract) for i, zoom in look.zooms]
+            pools = [self.pool_of(items[i]) for i, _ in look.zooms]
+            crops = submit_spread(pools, self.timed("read", closer_crop), calls, self.options.workers)
             self.looking.append((items, look, crops))
 
     def collect_looks(self) -> None:
@@ -241,19 +235,24 @@ class Extraction:
     def finish_segmented(self, items: list[NeedsMask], masks: list, indices: Iterable[int]) -> None:
         """``finish`` each of ``items[indices]`` with its mask, in a worker; a photo with an error
         instead (no garment found, say) fails."""
+        found, calls = [], []
         for index in indices:
             item, mask = items[index], masks[index]
             if isinstance(mask, SegmentedMask):
-                work = self.pool_of(item).submit(self.timed("read", finish), item.for_worker(), mask, self.plan)
-                self.fitting.append((item.job, work))
+                found.append(item)
+                calls.append((item.for_worker(), mask, self.plan))
             else:
                 self.fail(item.job, mask, "segmenter")
+        pools = [self.pool_of(item) for item in found]
+        fits = submit_spread(pools, self.timed("read", finish), calls, self.options.workers)
+        self.fitting.extend(zip((item.job for item in found), fits, strict=True))
 
     def pool_of(self, item: NeedsMask) -> Executor:
         """Where a segmented photo is worked on: a worker, or, decoded on a GPU, where it lies."""
         return self.pool if item.on_host else self.device_pool
 
     def collect_fits(self) -> None:
+        cut_out: list[tuple] = []  # garments shown alone, cut out already: nothing to generate
         while self.fitting and self.fitting[0][1].done():
             job, future = self.fitting.popleft()
             try:
@@ -261,17 +260,17 @@ class Extraction:
             except Exception as exc:  # noqa: BLE001 - a bad photo is reported, the job goes on
                 self.fail(job, exc, "segmenter")
                 continue
-            if item.ready is not None:  # a garment shown alone, cut out already: nothing to generate
-                work = self.pool.submit(self.timed("write", write), item.for_write(), item.ready, self.plan)
-                self.writing.append(work)
+            if item.ready is not None:
+                cut_out.append((item.for_write(), item.ready, self.plan))
             else:
                 self.batches.setdefault(item.batch_key, []).append(item)
+        self.writing.extend(submit_each(self.pool, self.timed("write", write), cut_out, self.options.workers))
 
     def _partials_run(self, finishing: bool) -> bool:
         """Whether partial batches run now: no more jobs come and no photo is on its way to one.
         (A blocking step that took a partial batch for ready while they may not run spun, holding
         the GIL that the pool's threads need to hand the results over: the tail of every job.)"""
-        return finishing and not self.reading and not self.fitting and not self.unmasked and not self.looking
+        return finishing and not (self.to_read or self.reading or self.fitting or self.unmasked or self.looking)
 
     def _ready_batch(self, partial_too: bool) -> bool:
         return any(len(b) >= self.options.batch_size or (partial_too and b) for b in self.batches.values())
@@ -294,9 +293,8 @@ class Extraction:
             for p in batch:
                 self.fail(p.job, InputError(f"inference failed: {describe_error(exc)}"), p.mask_source)
             return
-        for i, p in enumerate(batch):
-            mine = {name: array[i] for name, array in outputs.items()}
-            self.writing.append(self.pool.submit(self.timed("write", write), p.for_write(), mine, self.plan))
+        calls = [(p.for_write(), {k: v[i] for k, v in outputs.items()}, self.plan) for i, p in enumerate(batch)]
+        self.writing.extend(submit_each(self.pool, self.timed("write", write), calls, self.options.workers))
 
     def collect_writes(self) -> None:
         while self.writing and self.writing[0].done():

@@ -22,7 +22,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +267,28 @@ class FileResult:
         record = dataclasses.asdict(self)
         del record["stops_job"]
         return record
+
+
+@dataclass
+class ExtractionSummary:
+    """What a folder job did (``pipeline.run_extraction``, the Ray job), from its ``FileResult``s."""
+
+    ok: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    masks: Counter = field(default_factory=Counter)  # where the masks of the written garments came from
+    decoded: Counter = field(default_factory=Counter)  # with a GPU decoder: "gpu" or "host: why"
+    stopped: str | None = None  # why the job stopped before its last photo: a full disk's error, or pipeline.CANCELLED
+
+    def add(self, result: FileResult) -> None:
+        if result.status == "ok":
+            self.ok += 1
+            self.masks[(result.mask or "?").split(":")[0]] += 1
+        elif result.status == "skipped":
+            self.skipped += 1
+        else:
+            self.failed += 1
 
 
 def describe_error(exc: BaseException) -> str:

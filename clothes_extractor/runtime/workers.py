@@ -8,8 +8,9 @@ the other side can decode the file again.
 
 from __future__ import annotations
 
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Any, Callable
+import pickle
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any, Callable, Sequence
 
 from .options import ExtractOptions
 from .stages import NeedsMask
@@ -37,7 +38,93 @@ def read_lightly(read: Callable[..., Any], *args: Any) -> Any:
     return item.light() if isinstance(item, NeedsMask) else item
 
 
+def call(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)``: for ``run_each``, calls that name their own function."""
+    return function(*args)
+
+
 def for_closer_look(item: NeedsMask, options: ExtractOptions) -> NeedsMask:
     """A photo as it goes to a worker for its closer look's crop (``stages.closer_crop``): to a
     process light (it decodes the file again), to a thread whole (the photo it has)."""
     return item.for_worker() if options.use_processes else item
+
+
+class Raised:
+    """A call's exception, returned in its place among the others of its task (``run_each``)."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+def run_each(function: Callable[..., Any], calls: Sequence[tuple], portable: bool) -> list[Any]:
+    """In a worker: ``function(*call)`` for each of ``calls``, each one's result or its exception
+    (``Raised``), so that one call's error is its own. ``portable``: an exception that cannot be
+    pickled back from a worker process is sent as its description instead (else the task's whole
+    result would fail to cross, the other calls' with it)."""
+    results: list[Any] = []
+    for call in calls:
+        try:
+            results.append(function(*call))
+        except Exception as exc:  # noqa: BLE001 - that call's, handed to its ``Share``
+            if portable:
+                try:
+                    pickle.dumps(exc)
+                except Exception:  # noqa: BLE001 - any failure to pickle
+                    exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+            results.append(Raised(exc))
+    return results
+
+
+class Share:
+    """One call's part of a task that made several calls in one trip to a worker (``submit_each``),
+    with a future's ``done``, ``result``, ``exception`` and ``cancel`` for that call; ``task`` is
+    the future to wait on."""
+
+    __slots__ = ("task", "index")
+
+    def __init__(self, task: Future, index: int):
+        self.task, self.index = task, index
+
+    def done(self) -> bool:
+        return self.task.done()
+
+    def cancel(self) -> bool:
+        return self.task.cancel()
+
+    def result(self) -> Any:
+        outcome = self.task.result()[self.index]
+        if isinstance(outcome, Raised):
+            raise outcome.error
+        return outcome
+
+    def exception(self) -> BaseException | None:
+        try:
+            self.result()
+        except Exception as exc:  # noqa: BLE001 - returned, as Future.exception does
+            return exc
+        return None
+
+
+def submit_each(pool: Executor, function: Callable[..., Any], calls: Sequence[tuple], tasks: int) -> list[Share]:
+    """``function(*call)`` for each of ``calls`` in at most ``tasks`` tasks of ``pool`` (one per
+    worker: each task is a trip to a worker and back, which costs the calling process's threads
+    as much as a photo's work there does), each call's ``Share`` in the order of ``calls``."""
+    portable = isinstance(pool, ProcessPoolExecutor)
+    size = max(1, -(-len(calls) // max(1, tasks)))
+    shares: list[Share] = []
+    for start in range(0, len(calls), size):
+        chunk = list(calls[start : start + size])
+        task = pool.submit(run_each, function, chunk, portable)
+        shares += [Share(task, i) for i in range(len(chunk))]
+    return shares
+
+
+def submit_spread(pools: Sequence[Executor], function: Callable[..., Any], calls: Sequence[tuple], tasks: int) -> list:
+    """``submit_each`` for calls that go to different pools (``pools[i]``: call i's), each call's
+    ``Share`` in the order of ``calls``."""
+    shares: list[Share | None] = [None] * len(calls)
+    for pool in {id(pool): pool for pool in pools}.values():
+        mine = [i for i, other in enumerate(pools) if other is pool]
+        for i, share in zip(mine, submit_each(pool, function, [calls[i] for i in mine], tasks), strict=True):
+            shares[i] = share
+    return shares

@@ -1,0 +1,82 @@
+"""The folder job's trips to its workers (``runtime/workers.py``): several calls in one task,
+each call's own result or error, on real thread and process pools."""
+
+import multiprocessing
+import threading
+from concurrent.futures import CancelledError, ProcessPoolExecutor, ThreadPoolExecutor
+
+import pytest
+
+from clothes_extractor.runtime.workers import Raised, Share, run_each, submit_each, submit_spread
+
+
+class _Unpicklable(Exception):
+    def __init__(self, message):
+        super().__init__(message)
+        self.lock = threading.Lock()  # a lock cannot be pickled
+
+
+def _raise_unpicklable(text):
+    raise _Unpicklable(f"cannot read {text}")
+
+
+@pytest.fixture(scope="module")
+def processes():
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        yield pool
+
+
+def test_each_call_gets_its_own_result_or_error_in_one_task_per_worker(processes):
+    calls = [("1",), ("2",), ("x",), ("4",), ("5",), ("6",), ("7",)]
+    shares = submit_each(processes, int, calls, 2)
+    assert len({id(share.task) for share in shares}) == 2  # seven calls, two trips
+    assert [share.index for share in shares] == [0, 1, 2, 3, 0, 1, 2]
+    assert [share.result() for i, share in enumerate(shares) if i != 2] == [1, 2, 4, 5, 6, 7]
+    with pytest.raises(ValueError, match="invalid literal"):
+        shares[2].result()
+    assert isinstance(shares[2].exception(), ValueError) and shares[3].exception() is None
+    assert all(share.done() for share in shares)
+    assert submit_each(processes, int, [], 2) == []
+    one = submit_each(processes, int, [("9",)], 4)  # fewer calls than tasks: a task each
+    assert [share.result() for share in one] == [9]
+
+
+def test_an_error_that_cannot_cross_from_a_worker_process_is_sent_as_its_description():
+    """An exception that cannot be pickled would fail the whole task's result, and with it the
+    other calls': from a worker process it crosses as its description instead."""
+    results = run_each(_raise_unpicklable, [("a.jpg",)], portable=True) + run_each(int, [("3",)], portable=True)
+    assert isinstance(results[0], Raised) and results[1] == 3
+    assert type(results[0].error) is RuntimeError and str(results[0].error) == "_Unpicklable: cannot read a.jpg"
+    kept = run_each(_raise_unpicklable, [("a.jpg",)], portable=False)[0]  # a thread gets it as it was raised
+    assert isinstance(kept.error, _Unpicklable)
+
+
+def test_an_unpicklable_error_in_a_worker_process_is_that_calls_alone(processes):
+    shares = submit_each(processes, _raise_unpicklable, [("a.jpg",)], 1)
+    shares += submit_each(processes, int, [("3",)], 1)
+    with pytest.raises(RuntimeError, match="_Unpicklable: cannot read a.jpg"):
+        shares[0].result()
+    assert shares[1].result() == 3
+
+
+def test_a_task_not_started_is_cancelled_with_its_calls():
+    gate = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(gate.wait, 10)
+        shares = submit_each(pool, int, [("1",), ("2",)], 1)
+        assert not shares[0].done() and shares[0].cancel() and shares[1].done()
+        gate.set()
+        assert busy.result() is True
+    with pytest.raises(CancelledError):
+        shares[1].result()
+
+
+def test_calls_for_different_pools_go_to_their_own_and_keep_their_order(processes):
+    with ThreadPoolExecutor(1) as device:
+        pools = [processes, device, processes, device, processes]
+        shares = submit_spread(pools, int, [(str(i),) for i in range(5)], 2)
+        assert [share.result() for share in shares] == [0, 1, 2, 3, 4]
+        assert all(isinstance(share, Share) for share in shares)
+        # the process pool's three calls in two tasks, the thread's two in one (2 calls, 2 tasks: one each)
+        by_pool = {id(pool): {id(shares[i].task) for i, p in enumerate(pools) if p is pool} for pool in pools}
+        assert len(by_pool[id(processes)]) == 2 and len(by_pool[id(device)]) == 2
