@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,9 +136,31 @@ def test_the_e2e_note_says_how_many_photos_failed():
     assert "calling process" not in note  # a result written before it was measured
     timed = _e2e_note({**e2e, "stage_share": {}, "calling_cpu_ms": {"process": 11.04, "main_thread": 5.0}})
     assert "the calling process's CPU 11.0 ms a photo (main thread 5.0)" in timed
-    split = {"process": 11.04, "main_thread": 5.0, "main_thread_in_models": 3.26}
-    split = _e2e_note({**e2e, "stage_share": {}, "calling_cpu_ms": split})
+    split_ms = {"process": 11.04, "main_thread": 5.0, "main_thread_in_models": 3.26}
+    split = _e2e_note({**e2e, "stage_share": {}, "calling_cpu_ms": split_ms})
     assert "(main thread 5.0, 3.3 of it in the models' runs)" in split
+    pool = _e2e_note({**e2e, "stage_share": {}, "calling_cpu_ms": {**split_ms, "pool_threads": 0.74}})
+    assert "(main thread 5.0, 3.3 of it in the models' runs; the process pool's threads 0.7)" in pool
+    assert "pool" not in _e2e_note({**e2e, "stage_share": {}, "calling_cpu_ms": {**split_ms, "pool_threads": 0.0}})
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the threads' CPU from /proc (Linux)")
+def test_the_process_pools_own_threads_are_timed_while_the_job_runs():
+    """The pool's manager and feeder threads end with the job: sampled while it runs. Threads'
+    pools have none; 100 results of 2 MB crossing from worker processes cost them some CPU."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    from clothes_extractor.bench.e2e import PoolThreadsCpu
+
+    with PoolThreadsCpu() as threads_only, ThreadPoolExecutor(2) as pool:
+        assert len(b"".join(pool.map(bytes, [2_000_000] * 20))) == 40_000_000
+    assert threads_only.seconds == 0.0
+    context = multiprocessing.get_context("forkserver")
+    with PoolThreadsCpu() as timed:
+        with ProcessPoolExecutor(2, mp_context=context) as pool:
+            assert sum(map(len, pool.map(bytes, [2_000_000] * 100))) == 200_000_000
+    assert timed.seconds >= 0.02
 
 
 def test_bench_defaults_to_the_bundled_generator_and_the_best_provider(tmp_path):

@@ -129,7 +129,9 @@ def _e2e_note(e2e: dict[str, Any]) -> str:
     if cpu:
         in_models = cpu.get("main_thread_in_models")  # (the day's first results have none either)
         in_models = "" if in_models is None else f", {in_models:.1f} of it in the models' runs"
-        main = f"main thread {cpu['main_thread']:.1f}{in_models}"
+        pool = cpu.get("pool_threads")  # (with worker processes, since the 49th stop)
+        pool = f"; the process pool's threads {pool:.1f}" if pool else ""
+        main = f"main thread {cpu['main_thread']:.1f}{in_models}{pool}"
         calling = f"; the calling process's CPU {cpu['process']:.1f} ms a photo ({main})"
     return (
         f"  - end-to-end `extract` on {e2e['photos']} photos{failed}: {e2e['images_per_s']:.1f} images/s "

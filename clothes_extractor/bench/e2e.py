@@ -5,6 +5,7 @@ the calling process's CPU per photo, which bounds the rate where the models are 
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 import time
@@ -54,6 +55,48 @@ class CountedRuns:
             return self._session.run(**arrays)
         finally:
             self.cpu_s += time.thread_time() - t0
+
+
+class PoolThreadsCpu:
+    """CPU seconds of the calling process's process-pool threads while a job runs: the pool's
+    manager thread (it takes the workers' results off their pipe and unpickles them) and its call
+    queue's feeder (it pickles the work to them). They share the GIL with the main thread, so with
+    it they are the serial work that bounds ``extract`` where the models are fast. They end with
+    the job, so they are sampled from ``/proc`` while it runs (``seconds`` is None where there is
+    no ``/proc``; 0.0 for a job with no process pool)."""
+
+    INTERVAL_S = 0.02
+
+    def __init__(self) -> None:
+        self._ticks: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, name="ce-bench-sampler", daemon=True)
+        self.available = os.path.isdir("/proc/self/task")
+
+    def __enter__(self) -> PoolThreadsCpu:
+        if self.available:
+            self._sampler.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.available:
+            self._stop.set()
+            self._sampler.join()
+
+    @property
+    def seconds(self) -> float | None:
+        return sum(self._ticks.values()) / os.sysconf("SC_CLK_TCK") if self.available else None
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.INTERVAL_S):
+            for thread in threading.enumerate():
+                if type(thread).__name__ == "_ExecutorManagerThread" or thread.name == "QueueFeederThread":
+                    try:
+                        with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
+                            fields = stat.read().rsplit(")", 1)[1].split()
+                    except OSError:  # it ended between the two
+                        continue
+                    self._ticks[thread.native_id] = int(fields[11]) + int(fields[12])  # utime + stime
 
 
 def _ceiling_one(path: Path, size: tuple[int, int], detail: tuple[int, int]) -> bool:
@@ -123,7 +166,8 @@ def bench_extract(
         if not jobs:
             raise ValueError(f"no photos in {photo_dir}")
         cpu, main = time.process_time(), time.thread_time()
-        summary = run_extraction(model, jobs, options, segmenter=seg_session, clock=clock, decoder=decoder)
+        with PoolThreadsCpu() as pool_threads:
+            summary = run_extraction(model, jobs, options, segmenter=seg_session, clock=clock, decoder=decoder)
         cpu, main = time.process_time() - cpu, time.thread_time() - main
     in_models = model.cpu_s + (seg_session.cpu_s if seg_session is not None else 0.0)
     stage_total = sum(clock.seconds.values()) or 1.0
@@ -148,11 +192,13 @@ def bench_extract(
         # the calling process's CPU per photo extracted (all its threads; with worker processes, not
         # theirs) and its main thread's, and how much of that went to the models' runs: serial work
         # that bounds the rate at 1000 / ms photos/s where the models are fast (a GPU); on the CPU
-        # provider the models' own threads are in the process's
+        # provider the models' own threads are in the process's; with worker processes, the pool's
+        # own threads (``PoolThreadsCpu``), which share the main thread's GIL
         "calling_cpu_ms": {
             "process": cpu * 1000 / max(summary.ok, 1),
             "main_thread": main * 1000 / max(summary.ok, 1),
             "main_thread_in_models": in_models * 1000 / max(summary.ok, 1),
+            "pool_threads": None if pool_threads.seconds is None else pool_threads.seconds * 1000 / max(summary.ok, 1),
         },
         "ceiling": None,
         "vs_ceiling": None,
