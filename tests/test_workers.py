@@ -3,7 +3,7 @@ each call's own result or error, on real thread and process pools."""
 
 import multiprocessing
 import threading
-from concurrent.futures import CancelledError, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
 
@@ -59,16 +59,21 @@ def test_an_unpicklable_error_in_a_worker_process_is_that_calls_alone(processes)
     assert shares[1].result() == 3
 
 
-def test_a_task_not_started_is_cancelled_with_its_calls():
-    gate = threading.Event()
-    with ThreadPoolExecutor(1) as pool:
-        busy = pool.submit(gate.wait, 10)
-        shares = submit_each(pool, int, [("1",), ("2",)], 1)
-        assert not shares[0].done() and shares[0].cancel() and shares[1].done()
-        gate.set()
-        assert busy.result() is True
+def test_a_task_cancelled_before_it_ran_cancels_each_of_its_calls():
+    task = Future()  # not started yet
+    shares = [Share(task, 0), Share(task, 1)]
+    assert not shares[1].done() and shares[0].cancel() and shares[1].done()
     with pytest.raises(CancelledError):
         shares[1].result()
+
+
+def test_a_thread_pool_gets_a_task_per_call():
+    """Its trips cost next to nothing (nothing pickled), and a task per call keeps its threads
+    evenly busy (batched, the 504 VITON photos ran no faster with threads)."""
+    with ThreadPoolExecutor(2) as pool:
+        shares = submit_each(pool, int, [("1",), ("x",), ("3",)], 1)
+        assert len({id(share.task) for share in shares}) == 3
+        assert shares[0].result() == 1 and isinstance(shares[1].exception(), ValueError) and shares[2].result() == 3
 
 
 def test_calls_for_different_pools_go_to_their_own_and_keep_their_order(processes):
@@ -77,6 +82,6 @@ def test_calls_for_different_pools_go_to_their_own_and_keep_their_order(processe
         shares = submit_spread(pools, int, [(str(i),) for i in range(5)], 2)
         assert [share.result() for share in shares] == [0, 1, 2, 3, 4]
         assert all(isinstance(share, Share) for share in shares)
-        # the process pool's three calls in two tasks, the thread's two in one (2 calls, 2 tasks: one each)
+        # the process pool's three calls in two tasks, the thread pool's two in a task each
         by_pool = {id(pool): {id(shares[i].task) for i, p in enumerate(pools) if p is pool} for pool in pools}
         assert len(by_pool[id(processes)]) == 2 and len(by_pool[id(device)]) == 2

@@ -7,7 +7,7 @@ Workers are threads or processes (``ExtractOptions.processes``; processes where 
 enough cores for the Python work between decodes to matter, since threads share one GIL);
 the calling process holds the model sessions and forms the batches. What crosses between
 processes is pickled by the calling process's threads, which share its GIL with the batching,
-so work crosses a batch at a time, in a task per worker (``workers.submit_each``), and a photo
+so work crosses to them a batch at a time, a task per worker (``workers.submit_each``); a photo
 waiting for the segmenter comes back from a worker process without its decoded pixels
 (``read_lightly``), decoded again in a worker where a closer look or ``finish`` needs it: a
 segmented photo that needs no closer look goes on to ``finish`` at once, one that needs one
@@ -82,9 +82,9 @@ class Extraction:
         self.plan = make_plan(generator, segmenter, options)
         self.clock = clock
         self.limit = options.batch_size * 2 + options.workers
-        # reads go to the workers a few at a time (``flush_reads``): a batch's in one task per worker
+        # reads go to worker processes a few at a time (``flush_reads``): a batch's in a task per worker
         self.to_read: list[tuple[ExtractJob, tuple]] = []
-        self.read_chunk = -(-options.batch_size // options.workers)
+        self.read_chunk = -(-options.batch_size // options.workers) if options.use_processes else 1
         self.reading: deque[tuple[ExtractJob, Share]] = deque()
         self.unmasked: list[NeedsMask] = []
         # batches whose first look asked for closer looks: their photos, the look, the crops' work

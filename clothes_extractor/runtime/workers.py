@@ -106,11 +106,13 @@ class Share:
 
 
 def submit_each(pool: Executor, function: Callable[..., Any], calls: Sequence[tuple], tasks: int) -> list[Share]:
-    """``function(*call)`` for each of ``calls`` in at most ``tasks`` tasks of ``pool`` (one per
-    worker: each task is a trip to a worker and back, which costs the calling process's threads
-    as much as a photo's work there does), each call's ``Share`` in the order of ``calls``."""
+    """``function(*call)`` for each of ``calls`` in at most ``tasks`` tasks of a process pool (one
+    per worker: each task is a trip to a worker process and back, which costs the calling
+    process's threads as much as a photo's own crossing does), in a task each on a thread pool
+    (its trips cost next to nothing, and a task per call keeps its threads evenly busy); each
+    call's ``Share`` in the order of ``calls``."""
     portable = isinstance(pool, ProcessPoolExecutor)
-    size = max(1, -(-len(calls) // max(1, tasks)))
+    size = max(1, -(-len(calls) // max(1, tasks))) if portable else 1
     shares: list[Share] = []
     for start in range(0, len(calls), size):
         chunk = list(calls[start : start + size])
