@@ -65,6 +65,31 @@ class DiskFull(OutputError):
     wrote is complete, and a rerun resumes)."""
 
 
+class WorkerDied(ClothesExtractorError):
+    """A worker process died (killed by the system, out of memory, or crashed on a file) while a
+    photo was in its pool: every photo in that pool fails so, and the job goes on with new ones."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a worker process died while this photo was in its pool (killed by the system, out of memory, "
+            "or crashed on a file); the job went on with new workers: run it again to finish this photo (if its "
+            "garment was written before, the rerun skips it)"
+        )
+
+
+class WorkersKeepDying(ClothesExtractorError):
+    """Worker processes died again and again: the folder job stops instead of failing every photo."""
+
+    SUMMARY = "worker processes kept dying"  # how the stop's message begins
+
+    def __init__(self, times: int) -> None:
+        super().__init__(
+            f"{self.SUMMARY} ({'once' if times == 1 else f'{times} times'}: killed by the system, out of memory, "
+            "or crashed on a file). Fewer "
+            "--workers, a smaller --batch-size or --threads need less memory; the photos that failed are in the report"
+        )
+
+
 class ExportError(ClothesExtractorError):
     """Export failed, or the exported model does not match PyTorch within tolerance."""
 

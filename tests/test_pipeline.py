@@ -479,7 +479,7 @@ def test_work_crosses_to_worker_processes_a_batch_at_a_time(model, segmenter, tm
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from clothes_extractor.runtime import pipeline
+    from clothes_extractor.runtime import workers
 
     tasks = []
 
@@ -497,7 +497,7 @@ def test_work_crosses_to_worker_processes_a_batch_at_a_time(model, segmenter, tm
     files = {}
     for processes in (False, True):
         if processes:
-            monkeypatch.setattr(pipeline, "make_pool", lambda options: Counted(options.workers, mp_context=context))
+            monkeypatch.setattr(workers, "make_pool", lambda options: Counted(options.workers, mp_context=context))
         results = []
         options = ExtractOptions(batch_size=8, workers=2, processes=processes)
         out = tmp_path / f"out-{processes}"
@@ -507,6 +507,85 @@ def test_work_crosses_to_worker_processes_a_batch_at_a_time(model, segmenter, tm
     assert files[True] == files[False]
     assert tasks.count("read_lightly") == 2 and tasks.count("write") <= 2, tasks
     assert tasks.count("closer_crop") <= 2 and tasks.count("finish") <= 4 and len(tasks) <= 10, tasks
+
+
+def _kill_a_worker_at_the_first_result(model, monkeypatch, photos, out, masks, restarts=None):
+    """A folder job with worker processes, one of which is killed (SIGKILL: what the system's
+    out-of-memory killer or a decoder that crashes on a file does) once the first garment is
+    written, leaving a temporary file as if it died mid-write; its summary and results."""
+    import signal
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+
+    from clothes_extractor.runtime import pipeline
+    from clothes_extractor.runtime.workers import Workers
+
+    made = []
+
+    class Watched(Workers):
+        def __init__(self, options):
+            super().__init__(options)
+            made.append(self)
+
+    if restarts is not None:
+        monkeypatch.setattr(Watched, "MAX_RESTARTS", restarts)
+    monkeypatch.setattr(pipeline, "Workers", Watched)
+    results = []
+
+    def on_result(result):
+        if not results:
+            os.kill(next(iter(made[0].pool._processes)), signal.SIGKILL)
+            (out / f".ce-{int(gone.stdout)}-0badf00d.partial").write_bytes(b"half a garment")
+        results.append(result)
+
+    jobs = find_jobs([photos], out, "png", MaskIndex(masks))
+    options = ExtractOptions(batch_size=4, workers=2, processes=True)
+    return run_extraction(model, jobs, options, on_result), results, made[0]
+
+
+def _many_photos(photo_folder, tmp_path, copies=5):
+    photos, masks = photo_folder
+    many, many_masks = tmp_path / "many", tmp_path / "many-masks"
+    many.mkdir()
+    many_masks.mkdir()
+    for i in range(copies):
+        for name in ("p0", "p1", "p2", "p3", "p4"):
+            shutil.copy(photos / f"{name}.jpg", many / f"{name}-{i}.jpg")
+            shutil.copy(masks / f"{name}.png", many_masks / f"{name}-{i}.png")
+    return many, many_masks
+
+
+def test_a_worker_process_that_dies_fails_the_photos_in_its_pool_and_the_job_goes_on(
+    model, photo_folder, tmp_path, monkeypatch
+):
+    """Until the 49th stop a dead worker process (the out-of-memory killer, a decoder crashing on
+    a file) ended the whole job with a traceback: the broken pool refused the next photo. Now the
+    photos that were in that pool fail, reported, new processes take the rest, a rerun finishes
+    the job, and nothing half-written is left."""
+    from clothes_extractor.errors import WorkerDied
+
+    many, many_masks = _many_photos(photo_folder, tmp_path)
+    out = tmp_path / "out"
+    summary, results, workers = _kill_a_worker_at_the_first_result(model, monkeypatch, many, out, many_masks)
+    assert summary.stopped is None and workers.restarts == 1
+    assert summary.ok + summary.failed == len(results) == 25 and summary.failed >= 1
+    assert {r.error for r in results if r.status == "error"} == {str(WorkerDied())}
+    assert no_partial_files(out)
+    again, results = run(model, [many], out, many_masks, processes=True)
+    assert again.failed == 0 and again.ok + again.skipped == 25 and again.ok <= summary.failed
+
+
+def test_worker_processes_that_keep_dying_stop_the_job(model, photo_folder, tmp_path, monkeypatch):
+    from clothes_extractor.errors import WorkersKeepDying
+
+    many, many_masks = _many_photos(photo_folder, tmp_path)
+    out = tmp_path / "out"
+    summary, results, workers = _kill_a_worker_at_the_first_result(model, monkeypatch, many, out, many_masks, 0)
+    assert summary.stopped == str(WorkersKeepDying(1)) and workers.restarts == 1
+    assert summary.stopped.startswith(f"{WorkersKeepDying.SUMMARY} (once:")
+    assert summary.ok + summary.failed == len(results) < 25 and no_partial_files(out)
 
 
 def test_a_cancel_while_closer_looks_are_made_leaves_whole_files_and_a_rerun_does_the_rest(model, segmenter, tmp_path):

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from ..errors import InputError, NoGarmentError, files_named, renamed
+from ..errors import InputError, NoGarmentError, WorkersKeepDying, files_named, renamed
 from ..runtime.providers import PROVIDER_CHOICES
 from .common import (
     MAX_FAILURES_SHOWN,
@@ -598,8 +598,9 @@ def _summarise(summary, failures, report, sheet, finished, size, masks_dir=None,
             err=True,
         )
     if stopped:
+        fix = "Then run" if stopped.startswith(WorkersKeepDying.SUMMARY) else "Free some space there and run"
         click.echo(
-            f"error: the job stopped: {stopped}. Free some space there and run the same command again: it "
+            f"error: the job stopped: {stopped}. {fix} the same command again: it "
             "resumes, skipping the finished photos (every file written is complete)",
             err=True,
         )

@@ -14,10 +14,10 @@ segmented photo that needs no closer look goes on to ``finish`` at once, one tha
 waits for its crop (``looking``) while the job goes on.
 Photos are admitted only while fewer than ``batch_size * 2 + workers`` are anywhere in
 flight, so memory stays flat however large the folder. A bad photo becomes an ``error``
-result and the job goes on; an output that carries this run's signature is ``skipped``
-(resume). A full disk stops the job (``ExtractionSummary.stopped``): every photo after it
-would fail the same way; so does the caller's ``cancel`` event (``extract_folder``'s cancel
-button).
+result and the job goes on, as do the photos in a worker process that dies (``workers.Workers``);
+an output that carries this run's signature is ``skipped`` (resume). A full disk stops the job
+(``ExtractionSummary.stopped``): every photo after it would fail the same way; so does the
+caller's ``cancel`` event (``extract_folder``'s cancel button).
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, Executor, wait
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..errors import ClothesExtractorError, DiskFull, InputError
+from ..errors import ClothesExtractorError, DiskFull, InputError, WorkersKeepDying
+from .files import remove_stale_partials
 from .jobs import ExtractJob
 from .options import ExtractOptions, make_plan
 from .resume import Skipped, prepare_or_skip
@@ -51,7 +53,7 @@ from .stages import (
     second_look,
     write,
 )
-from .workers import Share, call, for_closer_look, make_pool, read_lightly, submit_each, submit_spread
+from .workers import Share, Workers, call, for_closer_look, read_lightly
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +93,10 @@ class Extraction:
         self.looking: deque[tuple[list[NeedsMask], FirstLook, list[Share]]] = deque()
         self.fitting: deque[tuple[ExtractJob, Share]] = deque()
         self.batches: dict[tuple, list[Prepared]] = {}
-        self.writing: deque[Share] = deque()
-        self.pool: Executor = make_pool(options)
-        self.device_pool: Executor = self.pool
+        self.writing: deque[tuple[ExtractJob, Share]] = deque()
+        self.workers = Workers(options)
+        self.folders: set[Path] = set()  # of the outputs: swept if a worker died mid-write (``run``)
+        self.device_pool: Executor | None = None  # photos on a device are worked on there (``gpudecode``)
         self.routes: Counter = Counter()  # where photos were decoded, and why (a GPU extraction's)
 
     # -- the run ---------------------------------------------------------------------------
@@ -116,7 +119,9 @@ class Extraction:
                 self.abandon()
                 raise
             finally:
-                self.pool.shutdown(wait=True, cancel_futures=True)
+                self.workers.shutdown()
+                for folder in self.folders if self.workers.broke else ():  # a worker died: mid-write?
+                    remove_stale_partials(folder)
             signals.check()  # one that came while the last work finished
 
     def check(self, signals: Any) -> None:
@@ -134,11 +139,11 @@ class Extraction:
         if job.error is not None:
             self.emit(FileResult(str(job.photo), "error", None, job.error, None))
             return
+        self.folders.add(job.output.parent)
         self.queue_read(job, self.read, job, self.plan, self.options.overwrite)
 
     def queue_read(self, job: ExtractJob, read: Callable[..., Any], *args: Any) -> None:
-        """``read(*args)`` on a worker, sent with the next few (``read_chunk``, or at the next wait);
-        from a worker process the photo comes back light (``read_lightly``)."""
+        """``read(*args)`` on a worker, sent with the next few (``read_chunk``, or at the next wait)."""
         self.to_read.append((job, (read, *args)))
         if len(self.to_read) >= self.read_chunk:
             self.flush_reads()
@@ -146,7 +151,8 @@ class Extraction:
     def flush_reads(self) -> None:
         queued, self.to_read = self.to_read, []
         through = read_lightly if self.options.use_processes else self.timed("read", call)
-        shares = submit_each(self.pool, through, [read for _, read in queued], -(-len(queued) // self.read_chunk))
+        calls, tasks = [read for _, read in queued], -(-len(queued) // self.read_chunk)
+        shares = self.workers.send(through, calls, [None] * len(calls), tasks)
         self.reading.extend(zip((job for job, _ in queued), shares, strict=True))
 
     def step(self, block: bool, finishing: bool = False) -> None:
@@ -157,7 +163,7 @@ class Extraction:
             # Results are collected in order, so only the oldest of each queue can move the job
             # on: waiting on any future would spin while a later one is done and the head is not.
             heads = [queue[0][1] for queue in (self.reading, self.fitting) if queue]
-            heads += [self.writing[0]] if self.writing else []
+            heads += [self.writing[0][1]] if self.writing else []
             if self.looking:  # a crop of the oldest closer looks still being made (all made: one that is)
                 crops = self.looking[0][2]
                 heads.append(next((f for f in crops if not f.done()), crops[0]))
@@ -211,8 +217,7 @@ class Extraction:
         if closer:
             contract = self.segmenter.contract
             calls = [(for_closer_look(items[i], self.options), zoom, contract) for i, zoom in look.zooms]
-            pools = [self.pool_of(items[i]) for i, _ in look.zooms]
-            crops = submit_spread(pools, self.timed("read", closer_crop), calls, self.options.workers)
+            crops = self.send("read", closer_crop, calls, [items[i] for i, _ in look.zooms])
             self.looking.append((items, look, crops))
 
     def collect_looks(self) -> None:
@@ -243,13 +248,13 @@ class Extraction:
                 calls.append((item.for_worker(), mask, self.plan))
             else:
                 self.fail(item.job, mask, "segmenter")
-        pools = [self.pool_of(item) for item in found]
-        fits = submit_spread(pools, self.timed("read", finish), calls, self.options.workers)
-        self.fitting.extend(zip((item.job for item in found), fits, strict=True))
+        self.fitting.extend(zip((item.job for item in found), self.send("read", finish, calls, found), strict=True))
 
-    def pool_of(self, item: NeedsMask) -> Executor:
-        """Where a segmented photo is worked on: a worker, or, decoded on a GPU, where it lies."""
-        return self.pool if item.on_host else self.device_pool
+    def send(self, stage: str, function: Callable[..., Any], calls: list[tuple], items: list | None = None) -> list:
+        """``function(*call)`` for each call on the workers, a batch's in a task per worker process;
+        given the calls' photos (``items``), a photo decoded on a GPU is worked on where it lies."""
+        pools = [None if item.on_host else self.device_pool for item in items] if items else [None] * len(calls)
+        return self.workers.send(self.timed(stage, function), calls, pools, self.options.workers)
 
     def collect_fits(self) -> None:
         cut_out: list[tuple] = []  # garments shown alone, cut out already: nothing to generate
@@ -264,7 +269,7 @@ class Extraction:
                 cut_out.append((item.for_write(), item.ready, self.plan))
             else:
                 self.batches.setdefault(item.batch_key, []).append(item)
-        self.writing.extend(submit_each(self.pool, self.timed("write", write), cut_out, self.options.workers))
+        self.writing.extend(zip((c[0].job for c in cut_out), self.send("write", write, cut_out), strict=True))
 
     def _partials_run(self, finishing: bool) -> bool:
         """Whether partial batches run now: no more jobs come and no photo is on its way to one.
@@ -294,13 +299,19 @@ class Extraction:
                 self.fail(p.job, InputError(f"inference failed: {describe_error(exc)}"), p.mask_source)
             return
         calls = [(p.for_write(), {k: v[i] for k, v in outputs.items()}, self.plan) for i, p in enumerate(batch)]
-        self.writing.extend(submit_each(self.pool, self.timed("write", write), calls, self.options.workers))
+        self.writing.extend(zip((p.job for p in batch), self.send("write", write, calls), strict=True))
 
     def collect_writes(self) -> None:
-        while self.writing and self.writing[0].done():
+        while self.writing and self.writing[0][1].done():
             # Emitted before it leaves ``writing``: an interrupt in between makes ``abandon``
             # report it (once more at worst), never drops a written file from the report.
-            result = self.writing[0].result()
+            job, work = self.writing[0]
+            try:
+                result = work.result()
+            except Exception as exc:  # noqa: BLE001 - its worker died (``Workers``): that photo's
+                self.writing.popleft()
+                self.fail(job, exc, None)
+                continue
             self.emit(result)
             self.writing.popleft()
             if result.stops_job:
@@ -323,10 +334,12 @@ class Extraction:
         for _, _, futures in self.looking:
             for future in futures:
                 future.cancel()
-        for future in self.writing:
+        for job, future in self.writing:
             if not future.cancel():
                 try:
                     self.emit(future.result())
+                except Exception as exc:  # noqa: BLE001 - its worker died: reported
+                    self.emit(FileResult(str(job.photo), "error", None, describe_error(exc), None))
                 except BaseException:  # noqa: BLE001 - a second interrupt: the write's own cleanup ran
                     pass
         self.writing.clear()
@@ -375,7 +388,7 @@ def run_extraction(
     extraction.cancel = cancel
     try:
         extraction.run(jobs)
-    except DiskFull as exc:
+    except (DiskFull, WorkersKeepDying) as exc:
         summary.stopped = str(exc)
     except _Cancelled:
         summary.stopped = CANCELLED

@@ -9,9 +9,10 @@ the other side can decode the file again.
 from __future__ import annotations
 
 import pickle
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
+from ..errors import WorkerDied, WorkersKeepDying
 from .options import ExtractOptions
 from .stages import NeedsMask
 
@@ -62,9 +63,9 @@ def run_each(function: Callable[..., Any], calls: Sequence[tuple], portable: boo
     pickled back from a worker process is sent as its description instead (else the task's whole
     result would fail to cross, the other calls' with it)."""
     results: list[Any] = []
-    for call in calls:
+    for args in calls:
         try:
-            results.append(function(*call))
+            results.append(function(*args))
         except Exception as exc:  # noqa: BLE001 - that call's, handed to its ``Share``
             if portable:
                 try:
@@ -92,7 +93,11 @@ class Share:
         return self.task.cancel()
 
     def result(self) -> Any:
-        outcome = self.task.result()[self.index]
+        try:
+            results = self.task.result()
+        except BrokenExecutor as exc:  # its pool broke (``Workers.renew``)
+            raise WorkerDied() from exc
+        outcome = results[self.index]
         if isinstance(outcome, Raised):
             raise outcome.error
         return outcome
@@ -130,3 +135,41 @@ def submit_spread(pools: Sequence[Executor], function: Callable[..., Any], calls
         for i, share in zip(mine, submit_each(pool, function, [calls[i] for i in mine], tasks), strict=True):
             shares[i] = share
     return shares
+
+
+class Workers:
+    """The folder job's worker pool (``make_pool``), sent work with ``send``. A process pool breaks
+    when one of its processes dies (killed by the system, out of memory, or crashed on a file):
+    every photo in it then fails (``WorkerDied``, from its ``Share``) and the next work goes to new
+    processes, up to ``MAX_RESTARTS`` times; then the job stops (``WorkersKeepDying``)."""
+
+    MAX_RESTARTS = 3
+
+    def __init__(self, options: ExtractOptions):
+        self.options, self.pool, self.restarts = options, make_pool(options), 0
+
+    def send(
+        self, function: Callable[..., Any], calls: Sequence[tuple], pools: Sequence[Executor | None], tasks: int
+    ) -> list:
+        """``submit_spread`` of ``calls`` to ``pools`` (None: this pool), with new processes if it broke."""
+        try:
+            return submit_spread([pool or self.pool for pool in pools], function, calls, tasks)
+        except BrokenExecutor:
+            self.renew()
+            return submit_spread([pool or self.pool for pool in pools], function, calls, tasks)
+
+    def renew(self) -> None:
+        self.restarts += 1
+        if self.restarts > self.MAX_RESTARTS:
+            raise WorkersKeepDying(self.restarts)
+        broken, self.pool = self.pool, make_pool(self.options)
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def broke(self) -> bool:
+        """Whether a worker process died in this job: its pool was renewed, or is broken now (a
+        process pool's own flag: no later submission found it)."""
+        return bool(self.restarts or getattr(self.pool, "_broken", False))
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
