@@ -84,8 +84,8 @@ class WorkersKeepDying(ClothesExtractorError):
 
     def __init__(self, times: int) -> None:
         super().__init__(
-            f"{self.SUMMARY} ({'once' if times == 1 else f'{times} times'}: killed by the system, out of memory, "
-            "or crashed on a file). Fewer "
+            f"{self.SUMMARY} ({'once' if times == 1 else f'{times} times in a row, no photo written in between'}: "
+            "killed by the system, out of memory, or crashed on a file). Fewer "
             "--workers, a smaller --batch-size or --threads need less memory; the photos that failed are in the report"
         )
 

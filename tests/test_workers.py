@@ -7,7 +7,9 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, Thre
 
 import pytest
 
-from clothes_extractor.runtime.workers import Raised, Share, run_each, submit_each, submit_spread
+from clothes_extractor.errors import WorkersKeepDying
+from clothes_extractor.runtime.options import ExtractOptions
+from clothes_extractor.runtime.workers import Raised, Share, Workers, run_each, submit_each, submit_spread
 
 
 class _Unpicklable(Exception):
@@ -85,3 +87,22 @@ def test_calls_for_different_pools_go_to_their_own_and_keep_their_order(processe
         # the process pool's three calls in two tasks, the thread pool's two in a task each
         by_pool = {id(pool): {id(shares[i].task) for i, p in enumerate(pools) if p is pool} for pool in pools}
         assert len(by_pool[id(processes)]) == 2 and len(by_pool[id(device)]) == 2
+
+
+def test_workers_stop_only_when_they_die_again_and_again_with_no_work_done_in_between():
+    """A worker killed now and then in a long job (the out-of-memory killer) costs the photos in
+    its pool, not the job; deaths one after another with nothing written between them stop it."""
+    workers = Workers(ExtractOptions(workers=1, processes=False))
+    workers.MAX_RESTARTS = 2
+    try:
+        assert not workers.broke
+        workers.renew()
+        workers.renew()
+        workers.worked()
+        workers.renew()
+        workers.renew()
+        assert workers.restarts == 4 and workers.broke
+        with pytest.raises(WorkersKeepDying, match=r"kept dying \(3 times in a row, no photo written in between"):
+            workers.renew()
+    finally:
+        workers.shutdown()

@@ -314,6 +314,7 @@ class Extraction:
                 continue
             self.emit(result)
             self.writing.popleft()
+            self.workers.worked()
             if result.stops_job:
                 raise DiskFull(result.error)
 

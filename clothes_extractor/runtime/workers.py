@@ -141,12 +141,14 @@ class Workers:
     """The folder job's worker pool (``make_pool``), sent work with ``send``. A process pool breaks
     when one of its processes dies (killed by the system, out of memory, or crashed on a file):
     every photo in it then fails (``WorkerDied``, from its ``Share``) and the next work goes to new
-    processes, up to ``MAX_RESTARTS`` times; then the job stops (``WorkersKeepDying``)."""
+    processes; when they die ``MAX_RESTARTS`` times more with no work done in between (``worked``),
+    something is wrong with every photo or with the machine, and the job stops (``WorkersKeepDying``)."""
 
     MAX_RESTARTS = 3
 
     def __init__(self, options: ExtractOptions):
-        self.options, self.pool, self.restarts = options, make_pool(options), 0
+        self.options, self.pool = options, make_pool(options)
+        self.restarts = self.in_a_row = 0
 
     def send(
         self, function: Callable[..., Any], calls: Sequence[tuple], pools: Sequence[Executor | None], tasks: int
@@ -159,11 +161,15 @@ class Workers:
             return submit_spread([pool or self.pool for pool in pools], function, calls, tasks)
 
     def renew(self) -> None:
-        self.restarts += 1
-        if self.restarts > self.MAX_RESTARTS:
-            raise WorkersKeepDying(self.restarts)
+        self.restarts, self.in_a_row = self.restarts + 1, self.in_a_row + 1
+        if self.in_a_row > self.MAX_RESTARTS:
+            raise WorkersKeepDying(self.in_a_row)
         broken, self.pool = self.pool, make_pool(self.options)
         broken.shutdown(wait=False, cancel_futures=True)
+
+    def worked(self) -> None:
+        """A task came back whole: the deaths before it were not one after another."""
+        self.in_a_row = 0
 
     @property
     def broke(self) -> bool:
