@@ -35,7 +35,7 @@ from .options import default_workers
 from .pipeline import CANCELLED
 from .session import trim_memory
 from .signature import check_replaceable, read_signature
-from .stages import describe_error, output_format
+from .stages import JobTally, describe_error, output_format
 
 
 @dataclass(frozen=True)
@@ -68,20 +68,11 @@ class DressResult:
 
 
 @dataclass
-class DressingSummary:
-    ok: int = 0
-    skipped: int = 0
-    failed: int = 0
-    seconds: float = 0.0
-    stopped: str | None = None  # why the job stopped before its last pair: a full disk's error, or CANCELLED
+class DressingSummary(JobTally):
+    """What a try-on folder job did, from its ``DressResult``s (``stopped``: before its last pair)."""
 
     def add(self, result: DressResult) -> None:
-        if result.status == "ok":
-            self.ok += 1
-        elif result.status == "skipped":
-            self.skipped += 1
-        else:
-            self.failed += 1
+        self.count(result.status)
 
     def merge(self, part: DressingSummary) -> None:
         """Count in a later part of the same job (``pairs.dress_from_photos``' windows), and why it stopped."""

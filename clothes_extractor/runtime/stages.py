@@ -270,25 +270,35 @@ class FileResult:
 
 
 @dataclass
-class ExtractionSummary:
-    """What a folder job did (``pipeline.run_extraction``, the Ray job), from its ``FileResult``s."""
+class JobTally:
+    """How a folder job's files ended: ``ExtractionSummary``, and try-on's ``DressingSummary``."""
 
     ok: int = 0
     skipped: int = 0
     failed: int = 0
     seconds: float = 0.0
-    masks: Counter = field(default_factory=Counter)  # where the masks of the written garments came from
-    decoded: Counter = field(default_factory=Counter)  # with a GPU decoder: "gpu" or "host: why"
-    stopped: str | None = None  # why the job stopped before its last photo: a full disk's error, or pipeline.CANCELLED
+    stopped: str | None = None  # why the job stopped before its last file: a full disk's error, or pipeline.CANCELLED
 
-    def add(self, result: FileResult) -> None:
-        if result.status == "ok":
+    def count(self, status: str) -> None:
+        if status == "ok":
             self.ok += 1
-            self.masks[(result.mask or "?").split(":")[0]] += 1
-        elif result.status == "skipped":
+        elif status == "skipped":
             self.skipped += 1
         else:
             self.failed += 1
+
+
+@dataclass
+class ExtractionSummary(JobTally):
+    """What a folder job did (``pipeline.run_extraction``, the Ray job), from its ``FileResult``s."""
+
+    masks: Counter = field(default_factory=Counter)  # where the masks of the written garments came from
+    decoded: Counter = field(default_factory=Counter)  # with a GPU decoder: "gpu" or "host: why"
+
+    def add(self, result: FileResult) -> None:
+        self.count(result.status)
+        if result.status == "ok":
+            self.masks[(result.mask or "?").split(":")[0]] += 1
 
 
 def describe_error(exc: BaseException) -> str:
