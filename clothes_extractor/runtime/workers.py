@@ -140,9 +140,10 @@ def submit_spread(pools: Sequence[Executor], function: Callable[..., Any], calls
 class Workers:
     """The folder job's worker pool (``make_pool``), sent work with ``send``. A process pool breaks
     when one of its processes dies (killed by the system, out of memory, or crashed on a file):
-    every photo in it then fails (``WorkerDied``, from its ``Share``) and the next work goes to new
-    processes; when they die ``MAX_RESTARTS`` times more with no work done in between (``worked``),
-    something is wrong with every photo or with the machine, and the job stops (``WorkersKeepDying``)."""
+    every photo in it then fails (``WorkerDied``, from its ``Share``) and new processes take the next
+    work, up to ``MAX_RESTARTS`` times in a row with no photo written in between (``worked``); a death
+    after that says something is wrong with every photo or with the machine: the job stops
+    (``WorkersKeepDying``)."""
 
     MAX_RESTARTS = 3
 
@@ -154,11 +155,11 @@ class Workers:
         self, function: Callable[..., Any], calls: Sequence[tuple], pools: Sequence[Executor | None], tasks: int
     ) -> list:
         """``submit_spread`` of ``calls`` to ``pools`` (None: this pool), with new processes if it broke."""
-        try:
-            return submit_spread([pool or self.pool for pool in pools], function, calls, tasks)
-        except BrokenExecutor:
-            self.renew()
-            return submit_spread([pool or self.pool for pool in pools], function, calls, tasks)
+        while True:
+            try:
+                return submit_spread([pool or self.pool for pool in pools], function, calls, tasks)
+            except BrokenExecutor:
+                self.renew()  # (or the job stops)
 
     def renew(self) -> None:
         self.restarts, self.in_a_row = self.restarts + 1, self.in_a_row + 1
@@ -168,7 +169,7 @@ class Workers:
         broken.shutdown(wait=False, cancel_futures=True)
 
     def worked(self) -> None:
-        """A task came back whole: the deaths before it were not one after another."""
+        """A photo's write came back: the deaths before it were not one after another."""
         self.in_a_row = 0
 
     @property
