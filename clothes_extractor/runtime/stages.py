@@ -277,7 +277,8 @@ class JobTally:
     skipped: int = 0
     failed: int = 0
     seconds: float = 0.0
-    stopped: str | None = None  # why the job stopped before its last file: a full disk's error, or pipeline.CANCELLED
+    # why the job stopped before its last file: a full disk, workers that kept dying, or pipeline.CANCELLED
+    stopped: str | None = None
 
     def count(self, status: str) -> None:
         if status == "ok":
