@@ -143,16 +143,17 @@ class Extraction:
         self.queue_read(job, self.read, job, self.plan, self.options.overwrite)
 
     def queue_read(self, job: ExtractJob, read: Callable[..., Any], *args: Any) -> None:
-        """``read(*args)`` on a worker, sent with the next few (``read_chunk``, or at the next wait)."""
+        """``read(*args)`` on a worker, sent in one task with the next few (``read_chunk``, or at the next wait)."""
         self.to_read.append((job, (read, *args)))
         if len(self.to_read) >= self.read_chunk:
             self.flush_reads()
 
     def flush_reads(self) -> None:
+        if not self.to_read:
+            return
         queued, self.to_read = self.to_read, []
         through = read_lightly if self.options.use_processes else self.timed("read", call)
-        calls, tasks = [read for _, read in queued], -(-len(queued) // self.read_chunk)
-        shares = self.workers.send(through, calls, [None] * len(calls), tasks)
+        shares = self.workers.send(through, [read for _, read in queued], None, 1)
         self.reading.extend(zip((job for job, _ in queued), shares, strict=True))
 
     def step(self, block: bool, finishing: bool = False) -> None:
@@ -253,7 +254,7 @@ class Extraction:
     def send(self, stage: str, function: Callable[..., Any], calls: list[tuple], items: list | None = None) -> list:
         """``function(*call)`` for each call on the workers, a batch's in a task per worker process;
         given the calls' photos (``items``), a photo decoded on a GPU is worked on where it lies."""
-        pools = [None if item.on_host else self.device_pool for item in items] if items else [None] * len(calls)
+        pools = [None if item.on_host else self.device_pool for item in items] if items else None
         return self.workers.send(self.timed(stage, function), calls, pools, self.options.workers)
 
     def collect_fits(self) -> None:
@@ -340,7 +341,7 @@ class Extraction:
                 try:
                     self.emit(future.result())
                 except Exception as exc:  # noqa: BLE001 - its worker died: reported
-                    self.emit(FileResult(str(job.photo), "error", None, describe_error(exc), None))
+                    self.fail(job, exc, None)
                 except BaseException:  # noqa: BLE001 - a second interrupt: the write's own cleanup ran
                     pass
         self.writing.clear()

@@ -152,12 +152,14 @@ class Workers:
         self.restarts = self.in_a_row = 0
 
     def send(
-        self, function: Callable[..., Any], calls: Sequence[tuple], pools: Sequence[Executor | None], tasks: int
+        self, function: Callable[..., Any], calls: Sequence[tuple], pools: Sequence[Executor | None] | None, tasks: int
     ) -> list:
-        """``submit_spread`` of ``calls`` to ``pools`` (None: this pool), with new processes if it broke."""
+        """``submit_spread`` of ``calls`` to ``pools`` (None, or a None in it: this pool), with new
+        processes if it broke."""
         while True:
             try:
-                return submit_spread([pool or self.pool for pool in pools], function, calls, tasks)
+                chosen = [pool or self.pool for pool in pools] if pools is not None else [self.pool] * len(calls)
+                return submit_spread(chosen, function, calls, tasks)
             except BrokenExecutor:
                 self.renew()  # (or the job stops)
 
