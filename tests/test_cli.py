@@ -85,6 +85,10 @@ def test_info_shows_versions_and_providers(tiny_model_path):
     )
     if not Path("/proc/driver/nvidia/version").exists():
         assert as_json["gpus"] == "none (no NVIDIA GPU found)"
+    if Path("/dev/shm").is_dir():  # where worker processes' arrays cross, and its room
+        stat = os.statvfs("/dev/shm")
+        said = re.fullmatch(r"(\d+\.\d) GiB free in /dev/shm \(.*at most half\)", as_json["shared memory"])
+        assert said and abs(float(said[1]) - stat.f_bavail * stat.f_frsize / 2**30) < 0.5  # (other jobs use it too)
 
 
 def test_info_fails_when_onnxruntime_cannot_import(tmp_path):

@@ -525,8 +525,8 @@ def _kill_a_worker_at_the_first_result(model, monkeypatch, photos, out, masks, r
     made = []
 
     class Watched(Workers):
-        def __init__(self, options):
-            super().__init__(options)
+        def __init__(self, *args):
+            super().__init__(*args)
             made.append(self)
 
     if restarts is not None:

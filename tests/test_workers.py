@@ -9,7 +9,15 @@ import pytest
 
 from clothes_extractor.errors import WorkersKeepDying
 from clothes_extractor.runtime.options import ExtractOptions
-from clothes_extractor.runtime.workers import Raised, Share, Workers, run_each, submit_each, submit_spread
+from clothes_extractor.runtime.workers import (
+    Raised,
+    Share,
+    Trip,
+    Workers,
+    run_each,
+    submit_each,
+    submit_spread,
+)
 
 
 class _Unpicklable(Exception):
@@ -62,8 +70,8 @@ def test_an_unpicklable_error_in_a_worker_process_is_that_calls_alone(processes)
 
 
 def test_a_task_cancelled_before_it_ran_cancels_each_of_its_calls():
-    task = Future()  # not started yet
-    shares = [Share(task, 0), Share(task, 1)]
+    trip = Trip(Future(), None, [])  # not started yet
+    shares = [Share(trip, 0), Share(trip, 1)]
     assert not shares[1].done() and shares[0].cancel() and shares[1].done()
     with pytest.raises(CancelledError):
         shares[1].result()

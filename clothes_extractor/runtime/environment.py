@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 from typing import Any
 
+from .arena import SHM_DIR, shared_memory_free
 from .hardware import (
     conflicting_onnxruntime_warning,
     cpu_stream_plan,
@@ -14,6 +15,14 @@ from .hardware import (
     physical_cores,
 )
 from .providers import PROVIDERS, RTX_PLUGIN, SessionSettings, import_onnxruntime, probe_provider, short_provider_name
+
+
+def shared_memory_line() -> str:
+    """Where worker processes' arrays cross (``arena``), and how much room it has."""
+    free = shared_memory_free()
+    if free is None:
+        return "none found (no /dev/shm): worker processes' arrays cross pickled, slower"
+    return f"{free / 2**30:.1f} GiB free in {SHM_DIR} (worker processes' arrays cross there; a job takes at most half)"
 
 
 def environment_info(probe: bool = True) -> dict[str, Any]:
@@ -35,6 +44,7 @@ def environment_info(probe: bool = True) -> dict[str, Any]:
         "cpu": "{} cores; a CPU batch runs as {} streams of {} thread(s) (--cpu-streams)".format(
             physical_cores(), *cpu_stream_plan(SessionSettings())
         ),
+        "shared memory": shared_memory_line(),
         "rtx plugin": distribution_version(RTX_PLUGIN.replace("_", "-")) or "not installed",
         "heic photos": f"pillow-heif {heif}" if heif else 'not read (pip install "clothes-extractor[heif]")',
         "problems": [],

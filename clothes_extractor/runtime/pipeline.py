@@ -7,8 +7,8 @@ Workers are threads or processes (``ExtractOptions.processes``; processes where 
 enough cores for the Python work between decodes to matter, since threads share one GIL);
 the calling process holds the model sessions and forms the batches. What crosses between
 processes is pickled by the calling process's threads, which share its GIL with the batching,
-so work crosses to them a batch at a time, a task per worker (``workers.submit_each``); a photo
-waiting for the segmenter comes back from a worker process without its decoded pixels
+so work crosses to them a batch at a time, a task per worker (``workers.submit_each``), its
+arrays in shared memory (``arena``); a photo waiting for the segmenter comes back without its pixels
 (``read_lightly``), decoded again in a worker where a closer look or ``finish`` needs it: a
 segmented photo that needs no closer look goes on to ``finish`` at once, one that needs one
 waits for its crop (``looking``) while the job goes on.
@@ -53,7 +53,7 @@ from .stages import (
     second_look,
     write,
 )
-from .workers import Share, Workers, call, for_closer_look, read_lightly
+from .workers import Share, Workers, call, for_closer_look, read_lightly, slot_bytes
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class Extraction:
         self.fitting: deque[tuple[ExtractJob, Share]] = deque()
         self.batches: dict[tuple, list[Prepared]] = {}
         self.writing: deque[tuple[ExtractJob, Share]] = deque()
-        self.workers = Workers(options)
+        self.workers = Workers(options, slot_bytes(generator, segmenter))
         self.folders: set[Path] = set()  # of the outputs: swept if a worker died mid-write (``run``)
         self.device_pool: Executor | None = None  # photos on a device are worked on there (``gpudecode``)
         self.routes: Counter = Counter()  # where photos were decoded, and why (a GPU extraction's)

@@ -13,6 +13,7 @@ from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExec
 from typing import Any, Callable, Sequence
 
 from ..errors import WorkerDied, WorkersKeepDying
+from .arena import Arena, ArenaRef, Packed, opened, pack, unpack
 from .options import ExtractOptions
 from .stages import NeedsMask
 
@@ -26,6 +27,14 @@ def make_pool(options: ExtractOptions) -> Executor:
 
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     return ProcessPoolExecutor(options.workers, mp_context=multiprocessing.get_context(method))
+
+
+def slot_bytes(*sessions: Any) -> int:
+    """Room for a photo's arrays at the models' size (``Workers``' arena), both ways: its model
+    inputs, or its garment and silhouette (4 bytes a pixel), twice, and the rest of a call. (At
+    catalog resolution, a photo's own pixels do not fit: they cross pickled.)"""
+    pixels = max(s.contract.height * s.contract.width for s in sessions if s is not None)
+    return 8 * pixels + (64 << 10)
 
 
 def read_lightly(read: Callable[..., Any], *args: Any) -> Any:
@@ -57,11 +66,22 @@ class Raised:
         self.error = error
 
 
-def run_each(function: Callable[..., Any], calls: Sequence[tuple], portable: bool) -> list[Any]:
+def run_each(
+    function: Callable[..., Any],
+    calls: Sequence[tuple] | Packed,
+    portable: bool,
+    arena: ArenaRef | None = None,
+    slots: Sequence[int] = (),
+) -> list[Any] | Packed:
     """In a worker: ``function(*call)`` for each of ``calls``, each one's result or its exception
     (``Raised``), so that one call's error is its own. ``portable``: an exception that cannot be
     pickled back from a worker process is sent as its description instead (else the task's whole
-    result would fail to cross, the other calls' with it)."""
+    result would fail to cross, the other calls' with it). ``arena``: the calls' arrays may lie
+    in its ``slots`` (``calls`` is then ``Packed``), and the results' go there too, after them."""
+    view = opened(arena) if arena is not None else None
+    packed = calls if isinstance(calls, Packed) else None
+    if packed is not None:
+        calls = unpack(view, packed, copy=False)  # read where they lie: the slots are held till we return
     results: list[Any] = []
     for args in calls:
         try:
@@ -73,31 +93,56 @@ def run_each(function: Callable[..., Any], calls: Sequence[tuple], portable: boo
                 except Exception:  # noqa: BLE001 - any failure to pickle
                     exc = RuntimeError(f"{type(exc).__name__}: {exc}")
             results.append(Raised(exc))
-    return results
+    if view is None or not slots:
+        return results
+    return pack(view, arena.slot_bytes, results, slots, packed.ends if packed else ()) or results
+
+
+class Trip:
+    """One task on the workers: several calls in one trip (``submit_each``), their results read
+    once, for all of them; the job's ``Arena`` slots it holds are given back then (its arrays
+    copied out), never if its pool broke: a worker of a broken pool may still be writing there."""
+
+    __slots__ = ("task", "arena", "slots", "results")
+
+    def __init__(self, task: Future, arena: Arena | None, slots: Sequence[int]):
+        self.task, self.arena, self.slots, self.results = task, arena, slots, None
+
+    def read(self) -> list[Any]:
+        if self.results is None:
+            try:
+                results = self.task.result()
+            except BrokenExecutor as exc:  # its pool broke (``Workers.renew``)
+                raise WorkerDied() from exc
+            if isinstance(results, Packed):
+                results = self.arena.unpack(results)
+            for slot in self.slots:
+                self.arena.give_back(slot)
+            self.results = results
+        return self.results
 
 
 class Share:
-    """One call's part of a task that made several calls in one trip to a worker (``submit_each``),
-    with a future's ``done``, ``result``, ``exception`` and ``cancel`` for that call; ``task`` is
-    the future to wait on."""
+    """One call's part of a ``Trip``, with a future's ``done``, ``result``, ``exception`` and
+    ``cancel`` for that call; ``task`` is the future to wait on."""
 
-    __slots__ = ("task", "index")
+    __slots__ = ("trip", "index")
 
-    def __init__(self, task: Future, index: int):
-        self.task, self.index = task, index
+    def __init__(self, trip: Trip, index: int):
+        self.trip, self.index = trip, index
+
+    @property
+    def task(self) -> Future:
+        return self.trip.task
 
     def done(self) -> bool:
-        return self.task.done()
+        return self.trip.task.done()
 
     def cancel(self) -> bool:
-        return self.task.cancel()
+        return self.trip.task.cancel()
 
     def result(self) -> Any:
-        try:
-            results = self.task.result()
-        except BrokenExecutor as exc:  # its pool broke (``Workers.renew``)
-            raise WorkerDied() from exc
-        outcome = results[self.index]
+        outcome = self.trip.read()[self.index]
         if isinstance(outcome, Raised):
             raise outcome.error
         return outcome
@@ -110,29 +155,47 @@ class Share:
         return None
 
 
-def submit_each(pool: Executor, function: Callable[..., Any], calls: Sequence[tuple], tasks: int) -> list[Share]:
+def submit_each(
+    pool: Executor, function: Callable[..., Any], calls: Sequence[tuple], tasks: int, arena: Arena | None = None
+) -> list[Share]:
     """``function(*call)`` for each of ``calls`` in at most ``tasks`` tasks of a process pool (one
     per worker: each task is a trip to a worker process and back, which costs the calling
     process's threads as much as a photo's own crossing does), in a task each on a thread pool
     (its trips cost next to nothing, and a task per call keeps its threads evenly busy); each
-    call's ``Share`` in the order of ``calls``."""
+    call's ``Share`` in the order of ``calls``. ``arena``: a process pool's task takes a slot of
+    it for each call, where the calls' arrays and their results' cross where they fit."""
     portable = isinstance(pool, ProcessPoolExecutor)
+    arena = arena if portable else None
     size = max(1, -(-len(calls) // max(1, tasks))) if portable else 1
     shares: list[Share] = []
     for start in range(0, len(calls), size):
         chunk = list(calls[start : start + size])
-        task = pool.submit(run_each, function, chunk, portable)
-        shares += [Share(task, i) for i in range(len(chunk))]
+        slots = [slot for slot in (arena.take() for _ in chunk) if slot is not None] if arena is not None else []
+        sent = (arena.pack(chunk, slots) if slots else None) or chunk
+        try:
+            task = pool.submit(run_each, function, sent, portable, arena.ref if slots else None, slots)
+        except BaseException:
+            for slot in slots:
+                arena.give_back(slot)
+            raise
+        trip = Trip(task, arena, slots)
+        shares += [Share(trip, i) for i in range(len(chunk))]
     return shares
 
 
-def submit_spread(pools: Sequence[Executor], function: Callable[..., Any], calls: Sequence[tuple], tasks: int) -> list:
+def submit_spread(
+    pools: Sequence[Executor],
+    function: Callable[..., Any],
+    calls: Sequence[tuple],
+    tasks: int,
+    arena: Arena | None = None,
+) -> list:
     """``submit_each`` for calls that go to different pools (``pools[i]``: call i's), each call's
     ``Share`` in the order of ``calls``."""
     shares: list[Share | None] = [None] * len(calls)
     for pool in {id(pool): pool for pool in pools}.values():
         mine = [i for i, other in enumerate(pools) if other is pool]
-        for i, share in zip(mine, submit_each(pool, function, [calls[i] for i in mine], tasks), strict=True):
+        for i, share in zip(mine, submit_each(pool, function, [calls[i] for i in mine], tasks, arena), strict=True):
             shares[i] = share
     return shares
 
@@ -147,9 +210,13 @@ class Workers:
 
     MAX_RESTARTS = 3
 
-    def __init__(self, options: ExtractOptions):
+    def __init__(self, options: ExtractOptions, slot_bytes: int = 0):
+        """``slot_bytes``: the arrays of a call and its result, at most, that cross to and from a
+        worker process in shared memory (``arena``: a slot for each photo that can be in flight)."""
         self.options, self.pool = options, make_pool(options)
         self.restarts = self.in_a_row = 0
+        slots = options.batch_size * 2 + options.workers * 2  # the job's bound in flight, and room
+        self.arena = Arena.make(slots, slot_bytes) if options.use_processes and slot_bytes else None
 
     def send(
         self, function: Callable[..., Any], calls: Sequence[tuple], pools: Sequence[Executor | None] | None, tasks: int
@@ -159,7 +226,7 @@ class Workers:
         while True:
             try:
                 chosen = [pool or self.pool for pool in pools] if pools is not None else [self.pool] * len(calls)
-                return submit_spread(chosen, function, calls, tasks)
+                return submit_spread(chosen, function, calls, tasks, self.arena)
             except BrokenExecutor:
                 self.renew()  # (or the job stops)
 
@@ -182,3 +249,5 @@ class Workers:
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.arena is not None:
+            self.arena.close()
