@@ -2,14 +2,21 @@
 each call's own result or error, on real thread and process pools."""
 
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from clothes_extractor.errors import WorkersKeepDying
 from clothes_extractor.runtime.options import ExtractOptions
 from clothes_extractor.runtime.workers import (
+    WATCH_S,
     Raised,
     Share,
     Trip,
@@ -114,3 +121,77 @@ def test_workers_stop_only_when_they_die_again_and_again_with_no_work_done_in_be
             workers.renew()
     finally:
         workers.shutdown()
+
+
+def _descendants(pid):
+    """The processes under ``pid`` (its fork server, resource tracker and worker processes), from /proc."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _shared_memory_of(pids):
+    names = set()
+    for pid in pids:
+        try:
+            maps = Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            continue
+        names |= {line.split()[-1] for line in maps.splitlines() if "/dev/shm/psm_" in line}
+    return names
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the job's processes in /proc (Linux)")
+def test_worker_processes_end_when_the_calling_process_is_killed(tiny_model_path, tmp_path):
+    """Killed (the out-of-memory killer, kill -9), the calling process left its worker processes
+    waiting forever for work (they hold the pool's pipes, so they never saw them close), and with
+    them its fork server and the job's shared memory: each now looks for it every second and ends."""
+    from conftest import cli_env, person_photo
+
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    photos.mkdir()
+    masks.mkdir()
+    for i in range(200):
+        photo, mask = person_photo(i % 7)
+        photo.save(photos / f"{i:03d}.png", compress_level=0)
+        mask.save(masks / f"{i:03d}.png")
+    out = tmp_path / "out"
+    args = ["extract", photos, "-o", out, "--model", tiny_model_path, "--masks", masks, "--batch-size", "2"]
+    job = subprocess.Popen(
+        [sys.executable, "-m", "clothes_extractor", *map(str, args), "--workers", "2", "--processes"],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    left = set()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and job.poll() is None:
+            if out.is_dir() and any(p.suffix == ".png" for p in out.iterdir()):
+                break
+            time.sleep(0.01)
+        under = _descendants(job.pid)
+        memory = _shared_memory_of(under)
+        assert job.poll() is None and len(under) >= 3 and memory  # a fork server and two workers, in the arena
+        job.kill()
+        job.wait(timeout=10)
+        deadline = time.monotonic() + 10 * WATCH_S
+        while time.monotonic() < deadline and {pid for pid in under if Path(f"/proc/{pid}").exists()}:
+            time.sleep(0.1)
+        left = {pid for pid in under if Path(f"/proc/{pid}").exists()}
+        assert not left, [Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in left]
+        assert not [name for name in memory if Path(name).exists()]  # the resource tracker unlinked it
+    finally:  # (the resource tracker ends by itself once they have, and unlinks what they left)
+        for pid in left:
+            if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)

@@ -8,7 +8,10 @@ the other side can decode the file again.
 
 from __future__ import annotations
 
+import os
 import pickle
+import threading
+import time
 from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
@@ -20,13 +23,35 @@ from .stages import NeedsMask
 
 def make_pool(options: ExtractOptions) -> Executor:
     """The workers: threads, or processes started by a fork server (forking a process that
-    runs onnxruntime's threads is not safe)."""
+    runs onnxruntime's threads is not safe), each of which ends itself when the calling process
+    is gone (``watch_caller``)."""
     if not options.use_processes:
         return ThreadPoolExecutor(options.workers, thread_name_prefix="ce-worker")
     import multiprocessing
 
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(options.workers, mp_context=multiprocessing.get_context(method))
+    context = multiprocessing.get_context(method)
+    return ProcessPoolExecutor(options.workers, mp_context=context, initializer=watch_caller, initargs=(os.getpid(),))
+
+
+WATCH_S = 1.0  # how often a worker process looks for the calling process
+
+
+def watch_caller(caller: int) -> None:
+    """In a worker process: end it once the calling process ``caller`` is gone. Killed (the
+    out-of-memory killer, ``kill -9``), that process leaves its workers waiting for work that
+    never comes, forever: they hold the pool's pipes, so they never see them close, and the
+    fork server, the shared memory and the semaphores (``/dev/shm``) are kept while they live."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCH_S)
+            try:
+                os.kill(caller, 0)
+            except OSError:  # no such process, or another user's (its pid reused): gone
+                os._exit(1)  # a write in progress leaves its temporary file: the next run sweeps it
+
+    threading.Thread(target=watch, name="ce-watch-caller", daemon=True).start()
 
 
 def slot_bytes(*sessions: Any) -> int:
