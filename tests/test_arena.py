@@ -164,3 +164,13 @@ def test_a_folder_job_s_arrays_cross_in_shared_memory_and_its_files_are_the_same
     assert files["shared"] == files["threads"] == files["pickled"]
     assert bytes_piped["shared"] * 20 < bytes_piped["pickled"], bytes_piped  # 77 KB against 5.6 MB here
     assert set(os.listdir(SHM_DIR)) == before
+
+
+def test_a_task_whose_calls_cannot_be_pickled_fails_its_own_calls_and_gives_its_slots_back(processes, arena):
+    import threading
+
+    shares = submit_each(processes, _double, [(threading.Lock(),), (np.zeros(10),)], 1, arena)  # one task of two
+    for share in shares:
+        with pytest.raises(TypeError, match="pickle"):
+            share.result()
+    assert sorted(arena.free) == [0, 1, 2, 3]  # once each, however often its results are asked for

@@ -120,13 +120,17 @@ def run_each(
             results.append(Raised(exc))
     if view is None or not slots:
         return results
-    return pack(view, arena.slot_bytes, results, slots, packed.ends if packed else ()) or results
+    try:
+        return pack(view, arena.slot_bytes, results, slots, packed.ends if packed else ()) or results
+    except Exception:  # noqa: BLE001 - results that cannot be pickled fail as they did through the pipe
+        return results
 
 
 class Trip:
     """One task on the workers: several calls in one trip (``submit_each``), their results read
-    once, for all of them; the job's ``Arena`` slots it holds are given back then (its arrays
-    copied out), never if its pool broke: a worker of a broken pool may still be writing there."""
+    once, for all of them. The job's ``Arena`` slots it holds are given back then (its arrays
+    copied out), or when it failed whole (cancelled, or its calls could not be pickled); never
+    if its pool broke: a worker of a broken pool may still be writing there."""
 
     __slots__ = ("task", "arena", "slots", "results")
 
@@ -138,13 +142,21 @@ class Trip:
             try:
                 results = self.task.result()
             except BrokenExecutor as exc:  # its pool broke (``Workers.renew``)
+                self.slots = ()  # kept taken
                 raise WorkerDied() from exc
+            except Exception:
+                self._give_back()
+                raise
             if isinstance(results, Packed):
                 results = self.arena.unpack(results)
-            for slot in self.slots:
-                self.arena.give_back(slot)
+            self._give_back()
             self.results = results
         return self.results
+
+    def _give_back(self) -> None:
+        for slot in self.slots:
+            self.arena.give_back(slot)
+        self.slots = ()  # once
 
 
 class Share:
@@ -196,7 +208,7 @@ def submit_each(
     for start in range(0, len(calls), size):
         chunk = list(calls[start : start + size])
         slots = [slot for slot in (arena.take() for _ in chunk) if slot is not None] if arena is not None else []
-        sent = (arena.pack(chunk, slots) if slots else None) or chunk
+        sent = _packed(arena, chunk, slots) or chunk
         try:
             task = pool.submit(run_each, function, sent, portable, arena.ref if slots else None, slots)
         except BaseException:
@@ -206,6 +218,17 @@ def submit_each(
         trip = Trip(task, arena, slots)
         shares += [Share(trip, i) for i in range(len(chunk))]
     return shares
+
+
+def _packed(arena: Arena | None, calls: list[tuple], slots: list[int]) -> Packed | None:
+    """``calls`` packed into ``slots``, or None: no slots, no room, or calls that cannot be pickled
+    (which then fail their task as they did through the pipe, not the caller)."""
+    if not slots:
+        return None
+    try:
+        return arena.pack(calls, slots)
+    except Exception:  # noqa: BLE001 - any failure to pickle
+        return None
 
 
 def submit_spread(
