@@ -472,10 +472,11 @@ def test_a_closer_looks_crop_is_made_in_a_worker_not_the_calling_process(model, 
 def test_work_crosses_to_worker_processes_a_batch_at_a_time(model, segmenter, tmp_path, monkeypatch):
     """Each trip to a worker process costs the calling process's threads (pickling, the pipe,
     the pool's bookkeeping) about what a photo's own crossing does, so each stage sends a
-    batch's work in one task per worker: reads ``batch / workers`` photos to a task, finishes,
-    closer looks' crops and writes a batch's in ``workers`` tasks. Eight photos in one batch of
-    8 with 2 workers: at most 2 tasks per stage (reads, finish, the crops, finish after the
-    closer looks, writes), where a task per photo and stage was 30. The same files as threads."""
+    batch's work in one task per worker: reads ``batch / workers`` photos to a task, the first
+    look's decisions (with the fit or the closer look's crop that follows), finishes and writes a
+    batch's in ``workers`` tasks. Eight photos in one batch of 8 with 2 workers: at most 2 tasks
+    per stage (reads, looks, finish after the closer looks, writes), where a task per photo and
+    stage was 30 (10 when the fits and the crops were tasks of their own). The same files as threads."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -506,7 +507,7 @@ def test_work_crosses_to_worker_processes_a_batch_at_a_time(model, segmenter, tm
         files[processes] = {p.name: p.read_bytes() for p in out.iterdir()}
     assert files[True] == files[False]
     assert tasks.count("read_lightly") == 2 and tasks.count("write") <= 2, tasks
-    assert tasks.count("closer_crop") <= 2 and tasks.count("finish") <= 4 and len(tasks) <= 10, tasks
+    assert tasks.count("look_then") <= 2 and tasks.count("finish") <= 2 and len(tasks) <= 8, tasks
 
 
 def _kill_a_worker_at_the_first_result(model, monkeypatch, photos, out, masks, restarts=None):

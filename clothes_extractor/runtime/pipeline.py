@@ -1,19 +1,17 @@
 """The folder job: the stages of ``stages`` for every photo, bounded in flight.
 
-    prepare (workers) -> [segment (model) -> finish (workers)] -> infer (model) -> write (workers)
-                              [first look (model) -> closer look's crops (workers) -> second look (model)]
+    prepare (workers) -> [segment (model) -> look, then fit (workers)] -> infer (model) -> write (workers)
+                                [... a closer look's crop (workers) -> second look (model) -> fit (workers)]
 
 Workers are threads or processes (``ExtractOptions.processes``; processes where there are
 enough cores for the Python work between decodes to matter, since threads share one GIL);
-the calling process holds the model sessions and forms the batches. What crosses between
-processes is pickled by the calling process's threads, which share its GIL with the batching,
-so work crosses to them a batch at a time, a task per worker (``workers.submit_each``), its
-arrays in shared memory (``arena``); a photo waiting for the segmenter comes back without its pixels
-(``read_lightly``), decoded again in a worker where a closer look or ``finish`` needs it: a
-segmented photo that needs no closer look goes on to ``finish`` at once, one that needs one
-waits for its crop (``looking``) while the job goes on.
-Photos are admitted only while fewer than ``batch_size * 2 + workers`` are anywhere in
-flight, so memory stays flat however large the folder. A bad photo becomes an ``error``
+the calling process holds the model sessions and forms the batches, and every other step is
+a worker's (what the segmenter's look decides of a photo too: ``look_then``). What crosses to
+worker processes is pickled in the calling process, under the GIL its batching needs, so it
+crosses a batch at a time, a task per worker (``workers.submit_each``), its arrays in shared
+memory (``arena``), and a photo without its decoded pixels (``read_lightly``: a worker decodes
+it again). Photos are admitted only while fewer than ``batch_size * 2 + workers`` are anywhere
+in flight, so memory stays flat however large the folder. A bad photo becomes an ``error``
 result and the job goes on, as do the photos in a worker process that dies (``workers.Workers``);
 an output that carries this run's signature is ``skipped`` (resume). A full disk stops the job
 (``ExtractionSummary.stopped``): every photo after it would fail the same way; so does the
@@ -46,14 +44,14 @@ from .stages import (
     NeedsMask,
     Prepared,
     SegmentedMask,
-    closer_crop,
     describe_error,
-    finish,
-    first_look,
+    finished,
+    look_then,
+    parse,
     second_look,
     write,
 )
-from .workers import Share, Workers, call, for_closer_look, read_lightly, slot_bytes
+from .workers import Share, Workers, call, read_lightly, slot_bytes
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +87,8 @@ class Extraction:
         self.read_chunk = -(-options.batch_size // options.workers) if options.use_processes else 1
         self.reading: deque[tuple[ExtractJob, Share]] = deque()
         self.unmasked: list[NeedsMask] = []
-        # batches whose first look asked for closer looks: their photos, the look, the crops' work
-        self.looking: deque[tuple[list[NeedsMask], FirstLook, list[Share]]] = deque()
-        self.fitting: deque[tuple[ExtractJob, Share]] = deque()
+        # batches at their first look, or fitted after their closer looks: their photos, each one's work
+        self.looking: deque[tuple[list[NeedsMask], list[Share]]] = deque()
         self.batches: dict[tuple, list[Prepared]] = {}
         self.writing: deque[tuple[ExtractJob, Share]] = deque()
         self.workers = Workers(options, slot_bytes(generator, segmenter))
@@ -131,9 +128,9 @@ class Extraction:
 
     def in_flight(self) -> int:
         waiting = sum(len(batch) for batch in self.batches.values())
-        looking = sum(len(look.zooms) for _, look, _ in self.looking)
+        looking = sum(len(items) for items, _ in self.looking)
         reading = len(self.to_read) + len(self.reading)
-        return reading + len(self.unmasked) + looking + len(self.fitting) + waiting + len(self.writing)
+        return reading + len(self.unmasked) + looking + waiting + len(self.writing)
 
     def admit(self, job: ExtractJob) -> None:
         if job.error is not None:
@@ -163,11 +160,10 @@ class Extraction:
             self.flush_reads()
             # Results are collected in order, so only the oldest of each queue can move the job
             # on: waiting on any future would spin while a later one is done and the head is not.
-            heads = [queue[0][1] for queue in (self.reading, self.fitting) if queue]
-            heads += [self.writing[0][1]] if self.writing else []
-            if self.looking:  # a crop of the oldest closer looks still being made (all made: one that is)
-                crops = self.looking[0][2]
-                heads.append(next((f for f in crops if not f.done()), crops[0]))
+            heads = [queue[0][1] for queue in (self.reading, self.writing) if queue]
+            if self.looking:  # a look of the oldest batch still being made (all made: one that is)
+                looks = self.looking[0][1]
+                heads.append(next((f for f in looks if not f.done()), looks[0]))
             if self._ready_batch(self._partials_run(finishing)) or any(f.done() for f in heads):
                 pass
             elif heads:
@@ -180,7 +176,6 @@ class Extraction:
         if self.unmasked and (len(self.unmasked) >= self.options.batch_size or not self.reading):
             self.segment()
         self.collect_looks()
-        self.collect_fits()
         self.run_batches(self._partials_run(finishing))
         self.collect_writes()
 
@@ -205,27 +200,36 @@ class Extraction:
             self.batches.setdefault(item.batch_key, []).append(item)
 
     def segment(self) -> None:
-        """The first look at a batch of photos: each found garment that needs no closer look goes
-        on to ``finish``; the crops of those that do are made in workers (``collect_looks``)."""
+        """The segmenter's first look at a batch; what it decides of each photo is a worker's work
+        (``look_then``: fitted there at once, or its closer look's crop made; ``collect_looks``)."""
         items, self.unmasked = self.unmasked, []
         try:
-            look = self.timed("segment", first_look)(items, self.segmenter)
+            parsed = self.timed("segment", parse)(items, self.segmenter)
         except Exception as exc:  # noqa: BLE001 - reported per photo; the next batch may work
             self.segmentation_failed(items, range(len(items)), exc)
             return
-        closer = set(look.closer)
-        self.finish_segmented(items, look.results, [i for i in range(len(items)) if i not in closer])
-        if closer:
-            contract = self.segmenter.contract
-            calls = [(for_closer_look(items[i], self.options), zoom, contract) for i, zoom in look.zooms]
-            crops = self.send("read", closer_crop, calls, [items[i] for i, _ in look.zooms])
-            self.looking.append((items, look, crops))
+        contract = self.segmenter.contract
+        calls = [(item, *planes, contract, self.plan) for item, planes in zip(items, parsed, strict=True)]
+        self.looking.append((items, self.send("read", look_then, calls, items)))
 
     def collect_looks(self) -> None:
-        """The second look at each batch whose closer looks' crops are all made, in order."""
-        while self.looking and all(f.done() for f in self.looking[0][2]):
-            items, look, futures = self.looking.popleft()
-            crops = [f.exception() or f.result() for f in futures]  # an unexpected error: that photo's
+        """Each batch whose looks (or fits: ``finished``) are all back, in order: fitted photos on to
+        their batches (or, cut out, to be written), closer looks' crops through the second look."""
+        while self.looking and all(f.done() for f in self.looking[0][1]):
+            items, shares = self.looking.popleft()
+            looks, crops, cut_out = [], [], []
+            for item, share in zip(items, shares, strict=True):
+                error = share.exception()  # that photo's (its worker died, say); the others go on
+                look, then = (None, error) if error is not None else share.result()
+                if look is None:
+                    cut_out += self.fitted(item.job, then)
+                else:
+                    crops.append(then)
+                looks.append(look)
+            self.writing.extend(zip((c[0].job for c in cut_out), self.send("write", write, cut_out), strict=True))
+            look = FirstLook.of(looks)
+            if not look.zooms:
+                continue
             try:
                 masks = self.timed("segment", second_look)(look, crops, self.segmenter)
             except Exception as exc:  # noqa: BLE001 - reported per photo; the next batch may work
@@ -239,8 +243,7 @@ class Extraction:
             self.fail(items[index].job, InputError(f"segmentation failed: {describe_error(exc)}"), "segmenter")
 
     def finish_segmented(self, items: list[NeedsMask], masks: list, indices: Iterable[int]) -> None:
-        """``finish`` each of ``items[indices]`` with its mask, in a worker; a photo with an error
-        instead (no garment found, say) fails."""
+        """``finished`` for each of ``items[indices]`` with its mask; one with an error instead fails."""
         found, calls = [], []
         for index in indices:
             item, mask = items[index], masks[index]
@@ -249,7 +252,8 @@ class Extraction:
                 calls.append((item.for_worker(), mask, self.plan))
             else:
                 self.fail(item.job, mask, "segmenter")
-        self.fitting.extend(zip((item.job for item in found), self.send("read", finish, calls, found), strict=True))
+        if found:
+            self.looking.append((found, self.send("read", finished, calls, found)))
 
     def send(self, stage: str, function: Callable[..., Any], calls: list[tuple], items: list | None = None) -> list:
         """``function(*call)`` for each call on the workers, a batch's in a task per worker process;
@@ -257,26 +261,22 @@ class Extraction:
         pools = [None if item.on_host else self.device_pool for item in items] if items else None
         return self.workers.send(self.timed(stage, function), calls, pools, self.options.workers)
 
-    def collect_fits(self) -> None:
-        cut_out: list[tuple] = []  # garments shown alone, cut out already: nothing to generate
-        while self.fitting and self.fitting[0][1].done():
-            job, future = self.fitting.popleft()
-            try:
-                item = future.result()
-            except Exception as exc:  # noqa: BLE001 - a bad photo is reported, the job goes on
-                self.fail(job, exc, "segmenter")
-                continue
-            if item.ready is not None:
-                cut_out.append((item.for_write(), item.ready, self.plan))
-            else:
-                self.batches.setdefault(item.batch_key, []).append(item)
-        self.writing.extend(zip((c[0].job for c in cut_out), self.send("write", write, cut_out), strict=True))
+    def fitted(self, job: ExtractJob, item: Prepared | Exception) -> list[tuple]:
+        """A fitted photo on to its batch; a garment shown alone, cut out already, has nothing to
+        generate: its ``write`` call is returned (to be sent with the others)."""
+        if isinstance(item, Exception):
+            self.fail(job, item, "segmenter")
+        elif item.ready is not None:
+            return [(item.for_write(), item.ready, self.plan)]
+        else:
+            self.batches.setdefault(item.batch_key, []).append(item)
+        return []
 
     def _partials_run(self, finishing: bool) -> bool:
         """Whether partial batches run now: no more jobs come and no photo is on its way to one.
         (A blocking step that took a partial batch for ready while they may not run spun, holding
         the GIL that the pool's threads need to hand the results over: the tail of every job.)"""
-        return finishing and not (self.to_read or self.reading or self.fitting or self.unmasked or self.looking)
+        return finishing and not (self.to_read or self.reading or self.unmasked or self.looking)
 
     def _ready_batch(self, partial_too: bool) -> bool:
         return any(len(b) >= self.options.batch_size or (partial_too and b) for b in self.batches.values())
@@ -331,9 +331,9 @@ class Extraction:
     def abandon(self) -> None:
         """On an interrupt, a full disk or a cancel: drop the photos in flight, let the writes
         in progress finish (each output is complete or absent) and report them."""
-        for _, future in (*self.reading, *self.fitting):
+        for _, future in self.reading:
             future.cancel()
-        for _, _, futures in self.looking:
+        for _, futures in self.looking:
             for future in futures:
                 future.cancel()
         for job, future in self.writing:

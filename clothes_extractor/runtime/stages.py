@@ -526,6 +526,18 @@ class FirstLook:
         """The indices of the photos that get a closer look, in ``zooms``' order."""
         return [index for index, _ in self.zooms]
 
+    @classmethod
+    def of(cls, looks: list[PhotoLook | None]) -> FirstLook:
+        """A batch's first look, from each photo's (``look_at``; None: a photo gone on without one)."""
+        had = [(index, look) for index, look in enumerate(looks) if look is not None]
+        return cls(
+            [None if look is None else look.result for look in looks],
+            [(index, look.zoom) for index, look in had if look.zoom is not None],
+            {index: look.columns for index, look in had if look.columns is not None},
+            {index for index, look in had if look.alone},
+            {index for index, look in had if look.seen},
+        )
+
 
 def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exception]:
     """Garment masks of a batch of letterboxed photos (in the process that holds the model).
@@ -548,51 +560,92 @@ def segment(items: list[NeedsMask], segmenter: Any) -> list[SegmentedMask | Exce
     return second_look(look, crops, segmenter)
 
 
-def first_look(items: list[NeedsMask], segmenter: Any) -> FirstLook:
-    """``segment``'s first look at a batch: its masks, and the closer looks they need."""
-    contract = segmenter.contract
-    threshold = contract.fit.mask_threshold
+def parse(items: list[NeedsMask], segmenter: Any) -> list[tuple]:
+    """The segmenter's first look at a batch (in the process that holds the model): for each
+    photo, what ``look_at`` reads of it (its mask plane, label plane or None, and the ``alone``
+    head's value or None)."""
     outputs = segmenter.run(image=np.stack([item.image for item in items]))
     first, labels, says_alone = outputs["mask"][..., 0], outputs.get("labels"), outputs.get("alone")
-    results: list[SegmentedMask | Exception] = []
-    zooms: list[tuple[int, Box]] = []
-    kept: dict[int, tuple[int, int]] = {}
-    alone: set[int] = set()
-    seen: set[int] = set()
-    for index, (item, mask) in enumerate(zip(items, first, strict=True)):
-        said = None if says_alone is None else int(says_alone[index].max())
-        own = None if labels is None else labels[index, ..., 0]
-        x0, y0, x1, y1 = shown_box(item.window, item.photo_size, mask.shape)
-        # a garment alone is sized by its top (of one view among several), not its whole parse
-        worn, columns, parsed, person, top, band = _first_look_at(item, (x0, y0, x1, y1), mask, own, said, contract)
-        if person and not _closer_look(top, mask.shape, True):  # worn: no closer look to tell, none needed
-            parsed = None
-        if columns is not None:
-            kept[index] = columns
-        is_alone = parsed is not None
-        if is_alone:  # a person's too, until the closer look: the whole parse keeps a small top found till then
-            alone.add(index)
-            if person:
-                seen.add(index)
-        mask = parsed[0] if is_alone else worn
-        shown = mask[y0:y1, x0:x1]
-        box = mask_box(shown, threshold)
-        if box is None or not _garment_found(shown, threshold):
-            results.append(NoGarmentError())
-            continue
-        apart = parsed[1] if is_alone else None
-        people = index in kept and not is_alone
-        results.append(
-            SegmentedMask(
-                mask, item.window, people=people, alone=is_alone, apart=apart, band=band if is_alone else None
-            )
+    return [
+        (
+            first[index],
+            None if labels is None else labels[index, ..., 0],
+            None if says_alone is None else int(says_alone[index].max()),
         )
-        box = (top or box) if is_alone else box
-        if _closer_look(box, mask.shape, is_alone):
-            f = DETAIL_FACTOR
-            detail_box = ((box[0] + x0) * f, (box[1] + y0) * f, (box[2] + x0) * f, (box[3] + y0) * f)
-            zooms.append((index, fit_window(detail_box, contract.size, ZOOM_MARGIN)))
-    return FirstLook(results, zooms, kept, alone, seen)
+        for index in range(len(items))
+    ]
+
+
+@dataclass
+class PhotoLook:
+    """One photo's first look (``look_at``): its mask or error so far, and the window of its
+    closer look (None: none). ``columns``, ``alone`` and ``seen``: what the second look needs of
+    the first (``FirstLook``)."""
+
+    result: SegmentedMask | Exception
+    zoom: Box | None
+    columns: tuple[int, int] | None
+    alone: bool
+    seen: bool
+
+
+def look_at(item: NeedsMask, mask: np.ndarray, own: np.ndarray | None, said: int | None, contract: Any) -> PhotoLook:
+    """What the first look (``parse``) at ``item`` decides: a worker's work where workers are
+    (``pipeline``), not the calling process's, which forms the batches."""
+    threshold = contract.fit.mask_threshold
+    x0, y0, x1, y1 = shown_box(item.window, item.photo_size, mask.shape)
+    # a garment alone is sized by its top (of one view among several), not its whole parse
+    worn, columns, parsed, person, top, band = _first_look_at(item, (x0, y0, x1, y1), mask, own, said, contract)
+    if person and not _closer_look(top, mask.shape, True):  # worn: no closer look to tell, none needed
+        parsed = None
+    is_alone = parsed is not None
+    seen = (
+        is_alone and person
+    )  # a person's too, until the closer look: the whole parse keeps a small top found till then
+    mask = parsed[0] if is_alone else worn
+    shown = mask[y0:y1, x0:x1]
+    box = mask_box(shown, threshold)
+    if box is None or not _garment_found(shown, threshold):
+        return PhotoLook(NoGarmentError(), None, columns, is_alone, seen)
+    apart = parsed[1] if is_alone else None
+    people = columns is not None and not is_alone
+    result = SegmentedMask(
+        mask, item.window, people=people, alone=is_alone, apart=apart, band=band if is_alone else None
+    )
+    box = (top or box) if is_alone else box
+    zoom = None
+    if _closer_look(box, mask.shape, is_alone):
+        f = DETAIL_FACTOR
+        detail_box = ((box[0] + x0) * f, (box[1] + y0) * f, (box[2] + x0) * f, (box[3] + y0) * f)
+        zoom = fit_window(detail_box, contract.size, ZOOM_MARGIN)
+    return PhotoLook(result, zoom, columns, is_alone, seen)
+
+
+def first_look(items: list[NeedsMask], segmenter: Any) -> FirstLook:
+    """``segment``'s first look at a batch: its masks, and the closer looks they need."""
+    contract, parsed = segmenter.contract, parse(items, segmenter)
+    return FirstLook.of([look_at(item, *planes, contract) for item, planes in zip(items, parsed, strict=True)])
+
+
+def look_then(item: NeedsMask, mask: np.ndarray, own: Any, said: int | None, contract: Any, plan: Plan) -> tuple:
+    """In a worker: ``look_at`` one photo, then what its look asks for: (the look, its closer
+    look's crop: ``closer_crop``), or ``finished``: (None, its ``Prepared``, or its error: no
+    garment found, or one fitting it raised)."""
+    look = look_at(item, mask, own, said, contract)
+    if look.zoom is not None:
+        return look, closer_crop(item, look.zoom, contract)
+    if not isinstance(look.result, SegmentedMask):
+        return None, look.result
+    return finished(item, look.result, plan)
+
+
+def finished(item: NeedsMask, segmented: SegmentedMask, plan: Plan) -> tuple[None, Prepared | Exception]:
+    """``finish`` (in a worker) as ``look_then`` returns it: (None, its ``Prepared``, or the
+    error fitting it raised)."""
+    try:
+        return None, finish(item, segmented, plan)
+    except Exception as exc:  # noqa: BLE001 - that photo's, reported as its fit's error
+        return None, exc
 
 
 def second_look(

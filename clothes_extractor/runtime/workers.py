@@ -55,11 +55,13 @@ def watch_caller(caller: int) -> None:
 
 
 def slot_bytes(*sessions: Any) -> int:
-    """Room for a photo's arrays at the models' size (``Workers``' arena), both ways: its model
-    inputs, or its garment and silhouette (4 bytes a pixel), twice, and the rest of a call. (At
-    catalog resolution, a photo's own pixels do not fit: they cross pickled.)"""
+    """Room for a photo's arrays at the models' size (``Workers``' arena), both ways, at 1 byte a
+    pixel and plane: the most a call carries (its first look's: the letterbox, the mask and the
+    labels, 5) and then returns (a closer look's crop and its mask, 5, or the model inputs, 4),
+    with room to spare, and the rest of a call. (At catalog resolution, a photo's own pixels do
+    not fit: they cross pickled.)"""
     pixels = max(s.contract.height * s.contract.width for s in sessions if s is not None)
-    return 8 * pixels + (64 << 10)
+    return 12 * pixels + (64 << 10)
 
 
 def read_lightly(read: Callable[..., Any], *args: Any) -> Any:
@@ -76,12 +78,6 @@ def read_lightly(read: Callable[..., Any], *args: Any) -> Any:
 def call(function: Callable[..., Any], *args: Any) -> Any:
     """``function(*args)``: for ``run_each``, calls that name their own function."""
     return function(*args)
-
-
-def for_closer_look(item: NeedsMask, options: ExtractOptions) -> NeedsMask:
-    """A photo as it goes to a worker for its closer look's crop (``stages.closer_crop``): to a
-    process light (it decodes the file again), to a thread whole (the photo it has)."""
-    return item.for_worker() if options.use_processes else item
 
 
 class Raised:
