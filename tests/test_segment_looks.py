@@ -107,3 +107,36 @@ def test_extract_reports_no_garment_where_the_zoomed_look_sees_none(purple, tiny
     assert done.returncode == 1
     assert f"error: {photo}: no garment found in this photo (the segmenter sees none)" in done.stderr
     assert "Masks must be white" not in done.stderr and not list((tmp_path / "out").glob("*"))
+
+
+def test_a_workers_look_decides_as_the_first_look_does_and_then_fits_or_crops(purple, tiny_model_path, tmp_path):
+    """``look_then``, a worker's part of the folder job's first look: what ``first_look`` decides
+    of a photo (made out in the calling process before), then the fit the calling process would
+    have sent a worker next, or the closer look's crop."""
+    from clothes_extractor.runtime.options import ExtractOptions, make_plan
+    from clothes_extractor.runtime.stages import PhotoLook, Prepared, finish, first_look, look_then, parse
+
+    plan = make_plan(ModelSession(tiny_model_path, "cpu"), purple, ExtractOptions())
+    wide = np.full((1024, 768, 3), 255, np.uint8)
+    wide[40:200] = (128, 0, 128)  # the whole width: no closer look
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    Image.fromarray(np.full((1024, 768, 3), 255, np.uint8)).save(tmp_path / "blank.png")
+    photos = [tmp_path / "wide.png", patch_photo(tmp_path / "high.png", slice(120, 220)), tmp_path / "blank.png"]
+    items = [
+        for_segmenter(ExtractJob(p, tmp_path / "out" / p.name, MaskSource("auto")), purple.contract) for p in photos
+    ]
+    before = first_look(items, purple)
+    then = [
+        look_then(item, *planes, purple.contract, plan)
+        for item, planes in zip(items, parse(items, purple), strict=True)
+    ]
+    (none, fitted), (look, crop), (nothing, error) = then
+    assert none is None and isinstance(fitted, Prepared)
+    made = finish(items[0], before.results[0], plan)
+    assert fitted.mask_source == made.mask_source == "segmenter"
+    assert all(np.array_equal(fitted.inputs[k], made.inputs[k]) for k in made.inputs)
+    assert isinstance(look, PhotoLook) and before.zooms == [(1, look.zoom)]  # the same closer look, its crop made
+    assert crop.shape == (*purple.contract.size, 3) and np.array_equal(
+        crop, items[1].zoomed(look.zoom, purple.contract)
+    )
+    assert nothing is None and isinstance(error, NoGarmentError) and isinstance(before.results[2], NoGarmentError)
