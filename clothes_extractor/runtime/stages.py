@@ -599,9 +599,8 @@ def look_at(item: NeedsMask, mask: np.ndarray, own: np.ndarray | None, said: int
     if person and not _closer_look(top, mask.shape, True):  # worn: no closer look to tell, none needed
         parsed = None
     is_alone = parsed is not None
-    seen = (
-        is_alone and person
-    )  # a person's too, until the closer look: the whole parse keeps a small top found till then
+    # a person's too, until the closer look: the whole parse keeps a small top found till then
+    seen = is_alone and person
     mask = parsed[0] if is_alone else worn
     shown = mask[y0:y1, x0:x1]
     box = mask_box(shown, threshold)

@@ -41,7 +41,10 @@ def watch_caller(caller: int) -> None:
     """In a worker process: end it once the calling process ``caller`` is gone. Killed (the
     out-of-memory killer, ``kill -9``), that process leaves its workers waiting for work that
     never comes, forever: they hold the pool's pipes, so they never see them close, and the
-    fork server, the shared memory and the semaphores (``/dev/shm``) are kept while they live."""
+    fork server, the shared memory and the semaphores (``/dev/shm``) are kept while they live.
+    (POSIX only: on Windows ``os.kill`` with signal 0 would end the calling process instead.)"""
+    if os.name == "nt":
+        return
 
     def watch() -> None:
         while True:
