@@ -131,6 +131,7 @@ def test_a_folder_job_s_arrays_cross_in_shared_memory_and_its_files_are_the_same
     the arena is gone from /dev/shm when the job ends."""
     import shutil
 
+    from clothes_extractor.data.synth import synth_sample
     from clothes_extractor.models import model_for
     from clothes_extractor.runtime import pipeline, workers
     from clothes_extractor.runtime.jobs import find_jobs
@@ -153,6 +154,8 @@ def test_a_folder_job_s_arrays_cross_in_shared_memory_and_its_files_are_the_same
         far_figure(tmp_path / "in", f"far{i}.jpg")  # closer looks' crops too
     for name in sorted(os.listdir(ROOT / "examples" / "photos"))[:4]:
         shutil.copy(ROOT / "examples" / "photos" / name, tmp_path / "in")
+    for index in range(2):  # catalog images: garments shown alone (their letterbox goes to the look: ``for_look``)
+        synth_sample(index, seed=3, size=(512, 384))[2].save(tmp_path / "in" / f"alone{index}.png")
     model = ModelSession(model_for("generator", gpu=False), "cpu")  # with its silhouette: alpha crosses too
     segmenter = ModelSession(segmenter_path, "cpu")
     context = multiprocessing.get_context("forkserver")
@@ -175,7 +178,8 @@ def test_a_folder_job_s_arrays_cross_in_shared_memory_and_its_files_are_the_same
         results = []
         out = tmp_path / run
         run_extraction(model, find_jobs([tmp_path / "in"], out, "png"), options, results.append, segmenter)
-        assert [r.status for r in results] == ["ok"] * 8 and "segmenter+zoom" in {r.mask for r in results}
+        assert [r.status for r in results] == ["ok"] * 10 and "segmenter+zoom" in {r.mask for r in results}
+        assert [r.mask for r in results].count("segmenter+alone") == 2, [r.mask for r in results]
         files[run] = {p.name: p.read_bytes() for p in out.iterdir()}
         bytes_piped[run] = sum(piped)
     assert files["shared"] == files["threads"] == files["pickled"]

@@ -46,6 +46,7 @@ from .stages import (
     SegmentedMask,
     describe_error,
     finished,
+    for_look,
     look_then,
     parse,
     second_look,
@@ -127,10 +128,8 @@ class Extraction:
             raise _Cancelled
 
     def in_flight(self) -> int:
-        waiting = sum(len(batch) for batch in self.batches.values())
-        looking = sum(len(items) for items, _ in self.looking)
-        reading = len(self.to_read) + len(self.reading)
-        return reading + len(self.unmasked) + looking + waiting + len(self.writing)
+        waiting = sum(len(batch) for batch in self.batches.values()) + sum(len(items) for items, _ in self.looking)
+        return len(self.to_read) + len(self.reading) + len(self.unmasked) + waiting + len(self.writing)
 
     def admit(self, job: ExtractJob) -> None:
         if job.error is not None:
@@ -208,8 +207,8 @@ class Extraction:
         except Exception as exc:  # noqa: BLE001 - reported per photo; the next batch may work
             self.segmentation_failed(items, range(len(items)), exc)
             return
-        contract = self.segmenter.contract
-        calls = [(item, *planes, contract, self.plan) for item, planes in zip(items, parsed, strict=True)]
+        light, contract = self.options.use_processes, self.segmenter.contract
+        calls = [(for_look(item, p[2], light), *p, contract, self.plan) for item, p in zip(items, parsed, strict=True)]
         self.looking.append((items, self.send("read", look_then, calls, items)))
 
     def collect_looks(self) -> None:

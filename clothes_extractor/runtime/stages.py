@@ -626,6 +626,13 @@ def first_look(items: list[NeedsMask], segmenter: Any) -> FirstLook:
     return FirstLook.of([look_at(item, *planes, contract) for item, planes in zip(items, parsed, strict=True)])
 
 
+def for_look(item: NeedsMask, said: int | None, light: bool) -> NeedsMask:
+    """``item`` as a worker takes it for ``look_then``: to a process (``light``) without its
+    letterbox (147 KB at 256x192) unless the parser's head (``said``) may call its garment shown
+    alone, the one case the look reads it (``alone.alone_plane``); to a thread as it is."""
+    return item if not light or (said is not None and said >= ALONE_AT) else item.for_worker()
+
+
 def look_then(item: NeedsMask, mask: np.ndarray, own: Any, said: int | None, contract: Any, plan: Plan) -> tuple:
     """In a worker: ``look_at`` one photo, then what its look asks for: (the look, its closer
     look's crop: ``closer_crop``), or ``finished``: (None, its ``Prepared``, or its error: no
