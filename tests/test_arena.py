@@ -167,7 +167,7 @@ def test_a_folder_job_s_arrays_cross_in_shared_memory_and_its_files_are_the_same
             arenas.append(self.arena.ref.name.lstrip("/") if self.arena else None)
 
     monkeypatch.setattr(pipeline, "Workers", Watched)
-    files, bytes_piped = {}, {}
+    files, bytes_piped, crossed = {}, {}, {}
     for run in ("threads", "shared", "pickled"):
         if run != "threads":
             monkeypatch.setattr(workers, "make_pool", lambda options: Counted(options.workers, mp_context=context))
@@ -177,12 +177,19 @@ def test_a_folder_job_s_arrays_cross_in_shared_memory_and_its_files_are_the_same
         options = ExtractOptions(batch_size=4, workers=2, processes=run != "threads", background="transparent")
         results = []
         out = tmp_path / run
-        run_extraction(model, find_jobs([tmp_path / "in"], out, "png"), options, results.append, segmenter)
+        summary = run_extraction(model, find_jobs([tmp_path / "in"], out, "png"), options, results.append, segmenter)
+        crossed[run] = dict(summary.crossed)
         assert [r.status for r in results] == ["ok"] * 10 and "segmenter+zoom" in {r.mask for r in results}
         assert [r.mask for r in results].count("segmenter+alone") == 2, [r.mask for r in results]
         files[run] = {p.name: p.read_bytes() for p in out.iterdir()}
         bytes_piped[run] = sum(piped)
     assert files["shared"] == files["threads"] == files["pickled"]
+    assert (
+        crossed["threads"] == {}
+        and set(crossed["shared"]) == {"shared memory"}
+        and crossed["shared"]["shared memory"] >= 4
+    )
+    assert set(crossed["pickled"]) == {"pickled"}  # (the summary says which: ``bench --e2e`` prints it)
     assert bytes_piped["shared"] * 20 < bytes_piped["pickled"], bytes_piped  # 71 KB against 7.5 MB here
     assert arenas[0] is None and arenas[1] and not set(arenas[1:]) & set(os.listdir(SHM_DIR))  # threads: none
 

@@ -142,6 +142,12 @@ def test_the_e2e_note_says_how_many_photos_failed():
     pool = _e2e_note({**e2e, "stage_share": {}, "calling_cpu_ms": {**split_ms, "pool_threads": 0.74}})
     assert "(main thread 5.0, 3.3 of it in the models' runs; the process pool's threads 0.7)" in pool
     assert "pool" not in _e2e_note({**e2e, "stage_share": {}, "calling_cpu_ms": {**split_ms, "pool_threads": 0.0}})
+    # with worker processes: how many tasks' arrays crossed in shared memory, and where to look if not all
+    crossed = _e2e_note({**e2e, "stage_share": {}, "crossed": {"shared memory": 40}})
+    assert crossed.endswith("; 40 of 40 tasks' arrays in shared memory")
+    short = _e2e_note({**e2e, "stage_share": {}, "crossed": {"shared memory": 30, "pickled": 10}})
+    assert short.endswith("; 30 of 40 tasks' arrays in shared memory (see `info`)")
+    assert "shared memory" not in _e2e_note({**e2e, "stage_share": {}, "crossed": {}})  # threads
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the threads' CPU from /proc (Linux)")

@@ -133,6 +133,12 @@ def _e2e_note(e2e: dict[str, Any]) -> str:
         pool = f"; the process pool's threads {pool:.1f}" if pool else ""
         main = f"main thread {cpu['main_thread']:.1f}{in_models}{pool}"
         calling = f"; the calling process's CPU {cpu['process']:.1f} ms a photo ({main})"
+    crossed = e2e.get("crossed")  # (with worker processes, since the 50th stop)
+    if crossed:
+        shared, tasks = crossed.get("shared memory", 0), sum(crossed.values())
+        calling += f"; {shared} of {tasks} tasks' arrays in shared memory" + (
+            "" if shared == tasks else " (see `info`)"
+        )
     return (
         f"  - end-to-end `extract` on {e2e['photos']} photos{failed}: {e2e['images_per_s']:.1f} images/s "
         f"({e2e['provider']}, batch {e2e['batch']}, {e2e.get('cpu_streams') or 1} stream(s), "

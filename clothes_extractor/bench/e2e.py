@@ -184,6 +184,7 @@ def bench_extract(
         "output_size": output_size,
         "decode": "gpu" if decoder is not None else "host",
         "decoded": dict(summary.decoded),
+        "crossed": dict(summary.crossed),  # worker processes' tasks: arrays in shared memory, or pickled
         "decode_note": decode_note or None,
         "seconds": summary.seconds,
         "images_per_s": summary.ok / summary.seconds if summary.seconds else 0.0,

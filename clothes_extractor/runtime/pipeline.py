@@ -395,5 +395,5 @@ def run_extraction(
         summary.stopped = CANCELLED
     finally:
         summary.seconds = time.perf_counter() - started
-        summary.decoded = extraction.routes
+        summary.decoded, summary.crossed = extraction.routes, extraction.workers.crossed
     return summary

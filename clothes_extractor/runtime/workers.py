@@ -12,6 +12,7 @@ import os
 import pickle
 import threading
 import time
+from collections import Counter
 from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
@@ -131,10 +132,11 @@ class Trip:
     copied out), or when it failed whole (cancelled, or its calls could not be pickled); never
     if its pool broke: a worker of a broken pool may still be writing there."""
 
-    __slots__ = ("task", "arena", "slots", "results")
+    __slots__ = ("task", "arena", "slots", "results", "counts", "packed")
 
-    def __init__(self, task: Future, arena: Arena | None, slots: Sequence[int]):
+    def __init__(self, task: Future, arena: Arena | None, slots: Sequence[int], counts: Counter | None = None):
         self.task, self.arena, self.slots, self.results = task, arena, slots, None
+        self.counts, self.packed = counts, False  # (a worker process's: how its arrays crossed, counted)
 
     def read(self) -> list[Any]:
         if self.results is None:
@@ -146,6 +148,8 @@ class Trip:
             except Exception:
                 self._give_back()
                 raise
+            if self.counts is not None:  # both ways in shared memory, or some of it pickled
+                self.counts["shared memory" if self.packed and isinstance(results, Packed) else "pickled"] += 1
             if isinstance(results, Packed):
                 results = self.arena.unpack(results)
             self._give_back()
@@ -192,14 +196,20 @@ class Share:
 
 
 def submit_each(
-    pool: Executor, function: Callable[..., Any], calls: Sequence[tuple], tasks: int, arena: Arena | None = None
+    pool: Executor,
+    function: Callable[..., Any],
+    calls: Sequence[tuple],
+    tasks: int,
+    arena: Arena | None = None,
+    counts: Counter | None = None,
 ) -> list[Share]:
     """``function(*call)`` for each of ``calls`` in at most ``tasks`` tasks of a process pool (one
     per worker: each task is a trip to a worker process and back, which costs the calling
     process's threads as much as a photo's own crossing does), in a task each on a thread pool
     (its trips cost next to nothing, and a task per call keeps its threads evenly busy); each
     call's ``Share`` in the order of ``calls``. ``arena``: a process pool's task takes a slot of
-    it for each call, where the calls' arrays and their results' cross where they fit."""
+    it for each call, where the calls' arrays and their results' cross where they fit; ``counts``:
+    its tasks, by how their arrays crossed (``Trip.read``)."""
     portable = isinstance(pool, ProcessPoolExecutor)
     arena = arena if portable else None
     size = max(1, -(-len(calls) // max(1, tasks))) if portable else 1
@@ -214,7 +224,8 @@ def submit_each(
             for slot in slots:
                 arena.give_back(slot)
             raise
-        trip = Trip(task, arena, slots)
+        trip = Trip(task, arena, slots, counts if portable else None)
+        trip.packed = sent is not chunk
         shares += [Share(trip, i) for i in range(len(chunk))]
     return shares
 
@@ -236,13 +247,16 @@ def submit_spread(
     calls: Sequence[tuple],
     tasks: int,
     arena: Arena | None = None,
+    counts: Counter | None = None,
 ) -> list:
     """``submit_each`` for calls that go to different pools (``pools[i]``: call i's), each call's
     ``Share`` in the order of ``calls``."""
     shares: list[Share | None] = [None] * len(calls)
     for pool in {id(pool): pool for pool in pools}.values():
         mine = [i for i, other in enumerate(pools) if other is pool]
-        for i, share in zip(mine, submit_each(pool, function, [calls[i] for i in mine], tasks, arena), strict=True):
+        for i, share in zip(
+            mine, submit_each(pool, function, [calls[i] for i in mine], tasks, arena, counts), strict=True
+        ):
             shares[i] = share
     return shares
 
@@ -262,6 +276,7 @@ class Workers:
         worker process in shared memory (``arena``: a slot for each photo that can be in flight)."""
         self.options, self.pool = options, make_pool(options)
         self.restarts = self.in_a_row = 0
+        self.crossed: Counter = Counter()  # tasks to worker processes, by how their arrays crossed
         slots = options.batch_size * 2 + options.workers * 2  # the job's bound in flight, and room
         self.arena = Arena.make(slots, slot_bytes) if options.use_processes and slot_bytes else None
 
@@ -273,7 +288,7 @@ class Workers:
         while True:
             try:
                 chosen = [pool or self.pool for pool in pools] if pools is not None else [self.pool] * len(calls)
-                return submit_spread(chosen, function, calls, tasks, self.arena)
+                return submit_spread(chosen, function, calls, tasks, self.arena, self.crossed)
             except BrokenExecutor:
                 self.renew()  # (or the job stops)
 
