@@ -101,7 +101,7 @@ def fitting(slots: int, slot_bytes: int, free: int | None) -> int:
 
 class Arena:
     """A job's block of shared memory, ``slots`` slots of ``slot_bytes``, in the calling process:
-    ``take`` a slot for a call, ``give_back`` once its result has been read out (``Share``)."""
+    ``take`` a slot for a call, ``give_back`` once its result has been read out (``workers.Trip``)."""
 
     def __init__(self, slots: int, slot_bytes: int):
         from multiprocessing import shared_memory
