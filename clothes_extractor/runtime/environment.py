@@ -21,7 +21,7 @@ def shared_memory_line() -> str:
     """Where worker processes' arrays cross (``arena``), and how much room it has."""
     free = shared_memory_free()
     if free is None:
-        return "none found (no /dev/shm): worker processes' arrays cross pickled, slower"
+        return "room not known here (no /dev/shm): worker processes' arrays cross in shared memory if it is made"
     return f"{free / 2**30:.1f} GiB free in {SHM_DIR} (worker processes' arrays cross there; a job takes at most half)"
 
 
