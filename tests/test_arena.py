@@ -114,13 +114,34 @@ def test_a_process_pool_task_takes_a_slot_per_call_and_gives_them_back_once_read
     assert [int(share.result()[0, 0]) for share in more] == [0, 2, 4, 6] * 2 and len(arena.free) == 4
 
 
-def test_the_slots_of_a_task_whose_pool_broke_stay_taken(arena):
-    """A worker of a broken pool may still be writing into them: never reused in that job."""
+def test_the_slots_of_a_task_whose_pool_broke_are_free_again_once_it_is_shut_down(arena):
+    """A worker of a broken pool may still be writing into them: kept till the pool is shut down."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")) as pool:
         shares = submit_each(pool, _kill_myself, [(np.zeros(10),), (np.zeros(10),)], 1, arena)
         with pytest.raises(WorkerDied):
             shares[0].result()
-    assert len(arena.free) == 2
+        assert len(arena.free) == 2 and len(arena.lost) == 2
+    arena.released()  # (shut down: what Workers.renew does)
+    assert sorted(arena.free) == [0, 1, 2, 3] and not arena.lost
+
+
+def test_workers_renewed_after_a_death_have_the_whole_arena_again():
+    """Before, a job lost its arena to its first dead worker (every slot then in flight stayed
+    taken: the rest of the job crossed pickled)."""
+    from clothes_extractor.runtime.options import ExtractOptions
+    from clothes_extractor.runtime.workers import Workers
+
+    workers = Workers(ExtractOptions(batch_size=2, workers=1, processes=True), 64 << 10)
+    try:
+        total = len(workers.arena.free)
+        shares = workers.send(_kill_myself, [(np.zeros(10),), (np.zeros(10),)], None, 1)
+        with pytest.raises(WorkerDied):
+            shares[0].result()
+        again = workers.send(_double, [(np.ones(10),)], None, 1)  # the pool found broken: renewed
+        assert workers.restarts == 1 and again[0].result()[0] == 2
+        assert len(workers.arena.free) == total and workers.crossed["shared memory"] == 1
+    finally:
+        workers.shutdown()
 
 
 def test_a_folder_job_s_arrays_cross_in_shared_memory_and_its_files_are_the_same(segmenter_path, tmp_path, monkeypatch):

@@ -117,6 +117,8 @@ class Arena:
             raise
         self.ref = ArenaRef(self.memory.name, self.slot_bytes)
         self.free = list(range(slots - 1, -1, -1))
+        self.generation = 0  # of the worker pool its slots are lent to (``released`` moves it on)
+        self.lost: list[int] = []  # the slots of tasks whose pool broke, while its processes may live
 
     @classmethod
     def make(cls, slots: int, slot_bytes: int) -> Arena | None:
@@ -137,6 +139,21 @@ class Arena:
 
     def give_back(self, slot: int) -> None:
         self.free.append(slot)
+
+    def lose(self, slots: Sequence[int], generation: int) -> None:
+        """``slots`` of a task whose pool (of ``generation``) broke: a process of it may still write
+        there, so they are given back only once that pool is shut down (``released``)."""
+        if generation < self.generation:
+            self.free.extend(slots)
+        else:
+            self.lost.extend(slots)
+
+    def released(self) -> None:
+        """The pool the slots were lent to is shut down, its processes gone (``Workers.renew``):
+        the slots its broken tasks held are free again, and the next pool's generation begins.
+        (Without it a job lost its arena to its first dead worker: every slot then in flight.)"""
+        self.free.extend(self.lost)
+        self.lost, self.generation = [], self.generation + 1
 
     def pack(self, value: Any, slots: Sequence[int]) -> Packed | None:
         return pack(self.memory.buf, self.slot_bytes, value, slots)

@@ -129,21 +129,25 @@ def run_each(
 class Trip:
     """One task on the workers: several calls in one trip (``submit_each``), their results read
     once, for all of them. The job's ``Arena`` slots it holds are given back then (its arrays
-    copied out), or when it failed whole (cancelled, or its calls could not be pickled); never
-    if its pool broke: a worker of a broken pool may still be writing there."""
+    copied out), or when it failed whole (cancelled, or its calls could not be pickled); if its
+    pool broke, once that pool is shut down (``Arena.lose``): till then a worker of it may still
+    be writing there."""
 
-    __slots__ = ("task", "arena", "slots", "results", "counts", "packed")
+    __slots__ = ("task", "arena", "slots", "results", "counts", "packed", "generation")
 
     def __init__(self, task: Future, arena: Arena | None, slots: Sequence[int], counts: Counter | None = None):
         self.task, self.arena, self.slots, self.results = task, arena, slots, None
         self.counts, self.packed = counts, False  # (a worker process's: how its arrays crossed, counted)
+        self.generation = arena.generation if arena is not None else 0  # of the pool it went to
 
     def read(self) -> list[Any]:
         if self.results is None:
             try:
                 results = self.task.result()
             except BrokenExecutor as exc:  # its pool broke (``Workers.renew``)
-                self.slots = ()  # kept taken
+                if self.slots:
+                    self.arena.lose(self.slots, self.generation)
+                self.slots = ()
                 raise WorkerDied() from exc
             except Exception:
                 self._give_back()
@@ -297,7 +301,9 @@ class Workers:
         if self.in_a_row > self.MAX_RESTARTS:
             raise WorkersKeepDying(self.in_a_row)
         broken, self.pool = self.pool, make_pool(self.options)
-        broken.shutdown(wait=False, cancel_futures=True)
+        broken.shutdown(wait=True, cancel_futures=True)  # (its processes ended already, or end now)
+        if self.arena is not None:  # nothing of it writes in the arena any more
+            self.arena.released()
 
     def worked(self) -> None:
         """A photo's write came back: the deaths before it were not one after another."""
