@@ -227,6 +227,12 @@ def submit_each(
         except BaseException:
             for slot in slots:
                 arena.give_back(slot)
+            # the tasks sent already are dropped with the rest (a pool found broken: ``Workers.send``
+            # sends them all again to new processes), theirs kept till that pool is shut down
+            for trip in {id(share.trip): share.trip for share in shares}.values():
+                if trip.slots:
+                    arena.lose(trip.slots, trip.generation)
+                trip.slots = ()
             raise
         trip = Trip(task, arena, slots, counts if portable else None)
         trip.packed = sent is not chunk
