@@ -153,7 +153,7 @@ def test_workers_renewed_after_a_death_have_the_whole_arena_again():
     from clothes_extractor.runtime.options import ExtractOptions
     from clothes_extractor.runtime.workers import Workers
 
-    workers = Workers(ExtractOptions(batch_size=2, workers=1, processes=True), 64 << 10)
+    workers = Workers(ExtractOptions(batch_size=2, workers=1, processes=True), 64 << 10, 6)
     try:
         total = len(workers.arena.free)
         shares = workers.send(_kill_myself, [(np.zeros(10),), (np.zeros(10),)], None, 1)

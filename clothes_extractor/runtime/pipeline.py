@@ -92,7 +92,7 @@ class Extraction:
         self.looking: deque[tuple[list[NeedsMask], list[Share]]] = deque()
         self.batches: dict[tuple, list[Prepared]] = {}
         self.writing: deque[tuple[ExtractJob, Share]] = deque()
-        self.workers = Workers(options, slot_bytes(generator, segmenter))
+        self.workers = Workers(options, slot_bytes(generator, segmenter), self.limit + options.workers)  # + spare
         self.folders: set[Path] = set()  # of the outputs: swept if a worker died mid-write (``run``)
         self.device_pool: Executor | None = None  # photos on a device are worked on there (``gpudecode``)
         self.routes: Counter = Counter()  # where photos were decoded, and why (a GPU extraction's)

@@ -135,9 +135,16 @@ class Trip:
 
     __slots__ = ("task", "arena", "slots", "results", "counts", "packed", "generation")
 
-    def __init__(self, task: Future, arena: Arena | None, slots: Sequence[int], counts: Counter | None = None):
+    def __init__(
+        self,
+        task: Future,
+        arena: Arena | None,
+        slots: Sequence[int],
+        counts: Counter | None = None,
+        packed: bool = False,
+    ):
         self.task, self.arena, self.slots, self.results = task, arena, slots, None
-        self.counts, self.packed = counts, False  # (a worker process's: how its arrays crossed, counted)
+        self.counts, self.packed = counts, packed  # (a worker process's: how its arrays crossed, counted)
         self.generation = arena.generation if arena is not None else 0  # of the pool it went to
 
     def read(self) -> list[Any]:
@@ -145,9 +152,7 @@ class Trip:
             try:
                 results = self.task.result()
             except BrokenExecutor as exc:  # its pool broke (``Workers.renew``)
-                if self.slots:
-                    self.arena.lose(self.slots, self.generation)
-                self.slots = ()
+                self.lose()
                 raise WorkerDied() from exc
             except Exception:
                 self._give_back()
@@ -164,6 +169,12 @@ class Trip:
         for slot in self.slots:
             self.arena.give_back(slot)
         self.slots = ()  # once
+
+    def lose(self) -> None:
+        """Its pool broke, or it was dropped: its slots free once that pool is shut down (``Arena.lose``)."""
+        if self.slots:
+            self.arena.lose(self.slots, self.generation)
+        self.slots = ()
 
 
 class Share:
@@ -230,12 +241,9 @@ def submit_each(
             # the tasks sent already are dropped with the rest (a pool found broken: ``Workers.send``
             # sends them all again to new processes), theirs kept till that pool is shut down
             for trip in {id(share.trip): share.trip for share in shares}.values():
-                if trip.slots:
-                    arena.lose(trip.slots, trip.generation)
-                trip.slots = ()
+                trip.lose()
             raise
-        trip = Trip(task, arena, slots, counts if portable else None)
-        trip.packed = sent is not chunk
+        trip = Trip(task, arena, slots, counts if portable else None, packed=sent is not chunk)
         shares += [Share(trip, i) for i in range(len(chunk))]
     return shares
 
@@ -281,14 +289,13 @@ class Workers:
 
     MAX_RESTARTS = 3
 
-    def __init__(self, options: ExtractOptions, slot_bytes: int = 0):
+    def __init__(self, options: ExtractOptions, slot_bytes: int = 0, slots: int = 0):
         """``slot_bytes``: the arrays of a call and its result, at most, that cross to and from a
-        worker process in shared memory (``arena``: a slot for each photo that can be in flight)."""
+        worker process in shared memory (``arena``), in one of ``slots`` (a photo in flight's)."""
         self.options, self.pool = options, make_pool(options)
         self.restarts = self.in_a_row = 0
         self.crossed: Counter = Counter()  # tasks to worker processes, by how their arrays crossed
-        slots = options.batch_size * 2 + options.workers * 2  # the job's bound in flight, and room
-        self.arena = Arena.make(slots, slot_bytes) if options.use_processes and slot_bytes else None
+        self.arena = Arena.make(slots, slot_bytes) if options.use_processes and slot_bytes and slots else None
 
     def send(
         self, function: Callable[..., Any], calls: Sequence[tuple], pools: Sequence[Executor | None] | None, tasks: int
