@@ -72,8 +72,7 @@ class WorkerDied(ClothesExtractorError):
     def __init__(self) -> None:
         super().__init__(
             "a worker process died while this photo was in its pool (killed by the system, out of memory, "
-            "or crashed on a file); the job went on with new workers: run it again to finish this photo (if its "
-            "garment was written before, the rerun skips it)"
+            "or crashed on a file); the job went on with new workers: run it again to finish this photo"
         )
 
 

@@ -12,10 +12,10 @@ crosses a batch at a time, a task per worker (``workers.submit_each``), its arra
 memory (``arena``), and a photo without its decoded pixels (``read_lightly``: a worker decodes
 it again). Photos are admitted only while fewer than ``batch_size * 2 + workers`` are anywhere
 in flight, so memory stays flat however large the folder. A bad photo becomes an ``error``
-result and the job goes on, as do the photos in a worker process that dies (``workers.Workers``);
-an output that carries this run's signature is ``skipped`` (resume). A full disk stops the job
-(``ExtractionSummary.stopped``): every photo after it would fail the same way; so does the
-caller's ``cancel`` event (``extract_folder``'s cancel button).
+result and the job goes on, as do the photos in a worker process that dies (``workers.Workers``;
+those it wrote before are written: ``resume.written_anyway``); an output with this run's
+signature is ``skipped`` (resume). A full disk stops the job (``ExtractionSummary.stopped``),
+as does the caller's ``cancel`` event (``extract_folder``'s cancel button).
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..errors import ClothesExtractorError, DiskFull, InputError, WorkersKeepDying
+from ..errors import ClothesExtractorError, DiskFull, InputError, WorkerDied, WorkersKeepDying
 from .files import remove_stale_partials
 from .jobs import ExtractJob
 from .options import ExtractOptions, make_plan
-from .resume import Skipped, prepare_or_skip
+from .resume import Skipped, before_write, prepare_or_skip, written_anyway
 from .session import ModelSession
 from .signals import deferred_signals
 from .stages import (
@@ -80,8 +80,7 @@ class Extraction:
         clock: Any = None,
     ):
         self.generator, self.segmenter, self.options, self.emit = generator, segmenter, options, emit
-        self.plan = make_plan(generator, segmenter, options)
-        self.clock = clock
+        self.plan, self.clock = make_plan(generator, segmenter, options), clock
         self.limit = options.batch_size * 2 + options.workers
         # reads go to worker processes a few at a time (``flush_reads``): a batch's in a task per worker
         self.to_read: list[tuple[ExtractJob, tuple]] = []
@@ -91,7 +90,7 @@ class Extraction:
         # batches at their first look, or fitted after their closer looks: their photos, each one's work
         self.looking: deque[tuple[list[NeedsMask], list[Share]]] = deque()
         self.batches: dict[tuple, list[Prepared]] = {}
-        self.writing: deque[tuple[ExtractJob, Share]] = deque()
+        self.writing: deque[tuple[Prepared, Share, tuple | None]] = deque()  # (its output before it: ``send_writes``)
         self.workers = Workers(options, slot_bytes(generator, segmenter), self.limit + options.workers)  # + spare
         self.folders: set[Path] = set()  # of the outputs: swept if a worker died mid-write (``run``)
         self.device_pool: Executor | None = None  # photos on a device are worked on there (``gpudecode``)
@@ -225,7 +224,7 @@ class Extraction:
                 else:
                     crops.append(then)
                 looks.append(look)
-            self.writing.extend(zip((c[0].job for c in cut_out), self.send("write", write, cut_out), strict=True))
+            self.send_writes(cut_out)
             look = FirstLook.of(looks)
             if not look.zooms:
                 continue
@@ -292,31 +291,40 @@ class Extraction:
     def infer(self, batch: list[Prepared]) -> None:
         try:
             feeds = {name: np.stack([p.inputs[name] for p in batch]) for name in batch[0].inputs}
-            outputs = self.timed("infer", self.generator.run)(**feeds)
+            out = self.timed("infer", self.generator.run)(**feeds)
         except Exception as exc:  # noqa: BLE001 - reported per photo; the next batch may work
             log.debug("inference failed", exc_info=True)
             for p in batch:
                 self.fail(p.job, InputError(f"inference failed: {describe_error(exc)}"), p.mask_source)
             return
-        calls = [(p.for_write(), {k: v[i] for k, v in outputs.items()}, self.plan) for i, p in enumerate(batch)]
-        self.writing.extend(zip((p.job for p in batch), self.send("write", write, calls), strict=True))
+        self.send_writes([(p.for_write(), {k: v[i] for k, v in out.items()}, self.plan) for i, p in enumerate(batch)])
+
+    def send_writes(self, calls: list[tuple]) -> None:
+        befores = [before_write(item.job, self.options.overwrite) for item, *_ in calls]  # before any is done
+        self.writing.extend(zip((c[0] for c in calls), self.send("write", write, calls), befores, strict=True))
 
     def collect_writes(self) -> None:
         while self.writing and self.writing[0][1].done():
-            # Emitted before it leaves ``writing``: an interrupt in between makes ``abandon``
+            # Reported before it leaves ``writing``: an interrupt in between makes ``abandon``
             # report it (once more at worst), never drops a written file from the report.
-            job, work = self.writing[0]
-            try:
-                result = work.result()
-            except Exception as exc:  # noqa: BLE001 - its worker died (``Workers``): that photo's
-                self.writing.popleft()
-                self.fail(job, exc, None)
-                continue
-            self.emit(result)
+            result = self.report_write(*self.writing[0])
             self.writing.popleft()
-            self.workers.worked()
-            if result.stops_job:
-                raise DiskFull(result.error)
+            if result is not None:
+                self.workers.worked()
+                if result.stops_job:
+                    raise DiskFull(result.error)
+
+    def report_write(self, item: Prepared, work: Share, before: tuple | None) -> FileResult | None:
+        """A write's result, reported (``written_anyway``'s if its worker process died); None: the photo failed."""
+        try:
+            result = work.result()
+        except Exception as exc:  # noqa: BLE001 - that photo's (its worker died: ``Workers``)
+            result = written_anyway(item, self.plan, before) if isinstance(exc, WorkerDied) else None
+            if result is None:
+                self.fail(item.job, exc, None)
+                return None
+        self.emit(result)
+        return result
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -330,17 +338,12 @@ class Extraction:
     def abandon(self) -> None:
         """On an interrupt, a full disk or a cancel: drop the photos in flight, let the writes
         in progress finish (each output is complete or absent) and report them."""
-        for _, future in self.reading:
+        for future in [f for _, f in self.reading] + [f for _, shares in self.looking for f in shares]:
             future.cancel()
-        for _, futures in self.looking:
-            for future in futures:
-                future.cancel()
-        for job, future in self.writing:
+        for item, future, before in self.writing:
             if not future.cancel():
                 try:
-                    self.emit(future.result())
-                except Exception as exc:  # noqa: BLE001 - its worker died: reported
-                    self.fail(job, exc, None)
+                    self.report_write(item, future, before)
                 except BaseException:  # noqa: BLE001 - a second interrupt: the write's own cleanup ran
                     pass
         self.writing.clear()
@@ -376,16 +379,14 @@ def run_extraction(
     generator.require_task("generator")
     if segmenter is not None:
         segmenter.require_task("segmenter")
-    summary = ExtractionSummary()
-    started = time.perf_counter()
+    summary, started = ExtractionSummary(), time.perf_counter()
 
     def emit(result: FileResult) -> None:
         summary.add(result)
         if on_result is not None:
             on_result(result)
 
-    make = Extraction if decoder is None else decoder.extraction
-    extraction = make(generator, segmenter, options, emit, clock)
+    extraction = (Extraction if decoder is None else decoder.extraction)(generator, segmenter, options, emit, clock)
     extraction.cancel = cancel
     try:
         extraction.run(jobs)

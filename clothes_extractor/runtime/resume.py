@@ -10,8 +10,12 @@ every job without decoding a photo (``extract --dry-run``).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
+
+from PIL import Image
 
 from ..errors import ClothesExtractorError
 from .jobs import ExtractJob
@@ -51,6 +55,40 @@ def already_done(job: ExtractJob, plan: Plan, overwrite: bool) -> bool:
 def prepare_or_skip(job: ExtractJob, plan: Plan, overwrite: bool) -> Prepared | NeedsMask | Skipped:
     """``prepare``, unless the output is ``already_done``."""
     return Skipped(job) if already_done(job, plan, overwrite) else prepare(job, plan)
+
+
+def stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells the file at ``path`` now from another written there later (its device, inode and
+    modification time: an atomic write puts a new file in its place), or None if there is none."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_mtime_ns
+
+
+def before_write(job: ExtractJob, overwrite: bool) -> tuple[int, int, int] | None:
+    """For ``written_anyway``, taken before a job's write is sent: the output there then, where it may
+    carry this run's signature already (``overwrite``, a ``redo`` job); else None: its read found it
+    did not (``already_done``), so only this write can have put one there."""
+    return stamp(job.output) if overwrite or job.redo else None
+
+
+def written_anyway(item: Prepared, plan: Plan, before: tuple[int, int, int] | None) -> FileResult | None:
+    """The ``ok`` result of a write whose worker process died before its result came back (its pool
+    broke: ``WorkerDied``) where the write was done: the output there is whole, carries this run's
+    signature and is not the file there before it was sent (``before_write``). None: it was not."""
+    job = item.job
+    if read_signature(job.output, output_format(job.output)) != plan.signature_of(job.mask):
+        return None
+    if before is not None and stamp(job.output) == before:
+        return None
+    try:
+        with Image.open(job.output) as image:
+            size = (image.height, image.width)
+    except OSError:
+        return None
+    return FileResult(str(job.photo), "ok", str(job.output), None, item.mask_source, item.saved_mask, size)
 
 
 def preview_extraction(
