@@ -176,6 +176,31 @@ def test_the_fill_and_the_halo_match_their_plain_definitions(seed):
     assert np.array_equal(dilate(free, 2), square)
 
 
+def _maze(h: int, w: int) -> np.ndarray:
+    """Free pixels between nested walls, each wall open on alternate sides: one channel that turns
+    round and round to the middle (a fill that floods a turn at a time needs a round for each)."""
+    free = np.ones((h, w), bool)
+    for k in range(2, min(h, w) // 2 - 2, 3):
+        free[k, k : w - k] = free[h - 1 - k, k : w - k] = False
+        free[k : h - k, k] = free[k : h - k, w - 1 - k] = False
+        free[k if (k // 3) % 2 else h - 1 - k, w // 2 + (k % 5) - 2] = True  # its door, top or bottom
+    return free
+
+
+@pytest.mark.parametrize("shape", [(64, 48), (47, 90)])
+def test_the_fill_reaches_every_turn_of_a_maze(shape):
+    """The fill joins row runs (each in rounds that hook pieces to the least they touch); a maze's
+    channel, its runs joined only one after another, is reached to its middle, as the plain
+    breadth-first fill reaches it, and a wall closed shuts out what lies behind it."""
+    free = _maze(*shape)
+    reached = reached_from_border(free)
+    assert np.array_equal(reached, _flood_from_border(free)) and reached[shape[0] // 2, shape[1] // 2]
+    shut = free.copy()
+    shut[5, 2:-2] = shut[shape[0] - 6, 2:-2] = False  # the second wall's door closed, wherever it was
+    inside = reached_from_border(shut)
+    assert np.array_equal(inside, _flood_from_border(shut)) and not inside[shape[0] // 2, shape[1] // 2]
+
+
 def test_pieces_are_the_mask_s_4_connected_parts_of_a_size():
     """``pieces``: each 4-connected part once, top to bottom; a diagonal step parts two; those
     under ``least`` pixels are left out."""

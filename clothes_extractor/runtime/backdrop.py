@@ -20,6 +20,7 @@ from .silhouette import (
     HALO_PX,
     SILHOUETTE_TOLERANCE,
     STRICT_TOLERANCE,
+    channel_max,
     dilate,
     garment_silhouette,
     labelled,
@@ -118,7 +119,7 @@ def enclosed_backdrop(rgb: np.ndarray, found: np.ndarray, colour: np.ndarray, pa
     ``colour``) encloses: its pieces of the backdrop's colour, ringed by the garment's and held by
     under ``GAP_PARSED`` of them by ``parsed`` (the parser's garment, its holes not filled).
     Nothing where there are none."""
-    deviation = _channel_max(np.abs(rgb.astype(np.int16) - colour.astype(np.int16)))
+    deviation = channel_max(np.abs(rgb.astype(np.int16) - colour.astype(np.int16)))
     candidates = found & (deviation <= SILHOUETTE_TOLERANCE)
     candidates &= dilate(candidates & (deviation <= STRICT_TOLERANCE), HALO_PX)
     where, number = labelled(candidates)
@@ -198,7 +199,7 @@ def without_shadow(
     pixels = rgb[ring].astype(np.float32)
     c = colour.astype(np.float32)
     shade = pixels @ c / max(float(c @ c), 1.0)  # how much of the backdrop's light each pixel has
-    tint = _channel_max(np.abs(pixels - shade[:, None] * c))
+    tint = channel_max(np.abs(pixels - shade[:, None] * c))
     like, core = np.zeros_like(ring), np.zeros_like(ring)
     like[ring] = (shade >= SHADOW_DARKEST) & (shade <= SHADOW_LIGHTEST) & (tint <= SHADOW_TOLERANCE)
     core[ring] = shade <= SHADOW_CORE
@@ -208,7 +209,7 @@ def without_shadow(
     beside = np.zeros_like(ring)  # ...and whether a neighbour is backdrop
     levels = rgb.astype(np.int16)
     for axis in (0, 1):
-        rise = _channel_max(np.abs(np.diff(levels, axis=axis)))
+        rise = channel_max(np.abs(np.diff(levels, axis=axis)))
         gone = np.diff(found.astype(np.int8), axis=axis) != 0
         ahead, behind = [slice(None)] * 2, [slice(None)] * 2
         ahead[axis], behind[axis] = slice(1, None), slice(None, -1)
@@ -218,11 +219,6 @@ def without_shadow(
     free = like & (step <= SHADOW_STEP)
     shadow = reached_from(beside & free, free)
     return found & ~reached_from(shadow & core, shadow)
-
-
-def _channel_max(values: np.ndarray) -> np.ndarray:
-    """The largest of the three channels of ``values`` [h, w, 3] (faster than ``max(axis=-1)``)."""
-    return np.maximum(np.maximum(values[..., 0], values[..., 1]), values[..., 2])
 
 
 def _off_backdrop(rgb: np.ndarray, border: np.ndarray) -> np.ndarray:

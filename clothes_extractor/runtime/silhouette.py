@@ -59,11 +59,41 @@ SWATCH_LEAST, SWATCH_FILL, SWATCH_ASPECT = 0.01, 0.9, 2.0
 SWATCH_CORE = 3  # (pixels at the parser's size: a swatch of 1% of a garment there is 15 or more across)
 
 
-def _run_labels(free: np.ndarray) -> np.ndarray:
-    """Each ``free`` pixel's row run, numbered from 1 across the image (0: not free)."""
+def _row_runs(free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each ``free`` pixel's row run, numbered from 1 in row-major order (int32 [h, w]; 0: not
+    free), and each run's first pixel (flat indices, run 1's first)."""
     starts = free.copy()
     starts[:, 1:] &= ~free[:, :-1]
-    return np.cumsum(starts.ravel(), dtype=np.int32).reshape(free.shape) * free
+    return np.cumsum(starts.ravel(), dtype=np.int32).reshape(free.shape) * free, np.flatnonzero(starts)
+
+
+def _pieces_of_runs(free: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 4-connected pieces of ``free`` (bool [h, w]) as its row runs (``_row_runs``), and each
+    run's piece: its least run number (index 0: no run). Runs in rows next to each other that
+    share a column are joined: each round hooks every piece to the least it touches and then
+    points every run straight at its piece's, until no two joined runs are in two pieces (a few
+    rounds over a few thousand runs, where flooding the pixels takes a round per turn of a
+    channel through them)."""
+    runs, starts = _row_runs(free)
+    both = free[:-1] & free[1:]
+    upper, lower = runs[:-1][both], runs[1:][both]  # (a pair of runs once for each column they share)
+    if len(upper):
+        new = np.ones(len(upper), bool)
+        new[1:] = (upper[1:] != upper[:-1]) | (lower[1:] != lower[:-1])
+        upper, lower = upper[new], lower[new]
+    root = np.arange(len(starts) + 1)
+    while True:
+        a, b = root[upper], root[lower]
+        apart = a != b
+        if not apart.any():
+            return runs, starts, root
+        a, b = a[apart], b[apart]
+        np.minimum.at(root, np.maximum(a, b), np.minimum(a, b))  # (a and b are pieces' own runs)
+        while True:
+            up = root[root]
+            if np.array_equal(up, root):
+                break
+            root = up
 
 
 def reached_from_border(free: np.ndarray) -> np.ndarray:
@@ -75,51 +105,21 @@ def reached_from_border(free: np.ndarray) -> np.ndarray:
 
 def reached_from(seed: np.ndarray, free: np.ndarray) -> np.ndarray:
     """The ``free`` pixels connected to a ``seed`` pixel (bool [h, w] both) through ``free``
-    pixels, 4-connected (row and column runs, repeated until nothing changes). The runs are
-    numbered once, and each round looks only at the free pixels (a shadow's thin ring is a few
-    percent of the frame): which runs the pixels reached so far fall in."""
-    where = np.flatnonzero(free)
-    rows = _run_labels(free).ravel()[where]
-    columns = _run_labels(np.ascontiguousarray(free.T)).T.ravel()[where]
-    reached = seed.ravel()[where]
-    count = int(reached.sum())
-    sizes = [int(runs.max(initial=0)) + 1 for runs in (rows, columns)]
-    while True:
-        for runs, size in zip((rows, columns), sizes, strict=True):
-            hit = np.zeros(size, bool)
-            hit[runs[reached]] = True
-            reached = hit[runs]
-        grown = int(reached.sum())  # (a pixel reached stays reached: equal counts, nothing changed)
-        if grown == count:
-            break
-        count = grown
-    found = np.zeros(free.size, bool)
-    found[where[reached]] = True
-    return found.reshape(free.shape)
+    pixels, 4-connected: the pieces (``_pieces_of_runs``) that hold a seed."""
+    runs, _, root = _pieces_of_runs(free)
+    hit = np.zeros(len(root), bool)
+    hit[root[runs[seed & free]]] = True
+    return hit[root][runs]
 
 
 def labelled(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The 4-connected pieces of ``mask`` (bool [h, w]) all at once: its pixels' flat indices
-    (row-major) and, for each, its piece's number (the least flat index in it). Each piece's
-    least number spreads along its row runs and then its column runs until nothing changes, as
-    ``reached_from`` floods: one labelling where a piece at a time would flood once per piece
-    (a silhouette's edge holds hundreds of specks)."""
+    (row-major) and, for each, its piece's number (the least flat index in it: the first pixel
+    of its least run, ``_pieces_of_runs``)."""
     where = np.flatnonzero(mask)
-    if not len(where):
-        return where, where.copy()
-    rows = _run_labels(mask).ravel()[where] - 1  # (numbered in row-major order: ascending here)
-    columns = _run_labels(np.ascontiguousarray(mask.T)).T.ravel()[where] - 1
-    order = np.argsort(columns, kind="stable")
-    row_starts = np.flatnonzero(np.diff(rows, prepend=-1))
-    column_starts = np.flatnonzero(np.diff(columns[order], prepend=-1))
-    number = where.copy()
-    while True:
-        spread = np.minimum.reduceat(number, row_starts)[rows]
-        ordered = spread[order]
-        spread = np.minimum.reduceat(ordered, column_starts)[columns]
-        if np.array_equal(spread, number):
-            return where, number
-        number = spread
+    runs, starts, root = _pieces_of_runs(mask)
+    first = np.concatenate(([0], starts))
+    return where, first[root[runs.ravel()[where]]]
 
 
 def pieces(mask: np.ndarray, least: float = 1) -> Iterator[np.ndarray]:
@@ -234,6 +234,11 @@ def _alike(silhouette: np.ndarray, band: Box) -> bool:
     return bool((np.minimum(*sizes) >= ALIKE * np.maximum(*sizes)).all())
 
 
+def channel_max(values: np.ndarray) -> np.ndarray:
+    """The largest of the three channels of ``values`` [h, w, 3] (faster than ``max(axis=-1)``)."""
+    return np.maximum(np.maximum(values[..., 0], values[..., 1]), values[..., 2])
+
+
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     """``mask`` grown by ``radius`` pixels each way (a square): a max filter, by rows then columns."""
     wide = mask.copy()
@@ -278,7 +283,7 @@ def garment_silhouette(garment: np.ndarray, background=(255, 255, 255), toleranc
     """
     rgb = np.asarray(garment, dtype=np.int16)
     reference = _background_colour(rgb, np.asarray(background, np.int16), tolerance)
-    deviation = np.abs(rgb - reference).max(axis=-1)
+    deviation = channel_max(np.abs(rgb - reference))
     loose = reached_from_border(deviation <= tolerance)
     free = deviation <= min(STRICT_TOLERANCE, tolerance)
     found = ~(loose & dilate(reached_from_border(free), HALO_PX))
