@@ -167,18 +167,48 @@ def test_viton_gaps_go_and_white_prints_stay(tmp_path):
             assert out.sum() < 0.002 * silhouette.sum(), name
 
 
-def test_labelled_gives_the_pieces_pieces_does():
-    """``silhouette.labelled`` (all pieces at once, numbered by their least flat index) finds the
-    same 4-connected pieces as ``pieces`` (one flood each) on random masks of any density, one
-    pixel wide or tall and empty too; a diagonal step joins nothing."""
+def _plain_pieces(mask: np.ndarray) -> list[tuple[int, ...]]:
+    """The reference: each 4-connected piece's flat indices, by a breadth-first fill from each
+    pixel not yet taken, in row-major order."""
+    h, w = mask.shape
+    taken, found = np.zeros_like(mask), []
+    for start in np.flatnonzero(mask):
+        if taken.flat[start]:
+            continue
+        queue, piece = [divmod(int(start), w)], []
+        taken.flat[start] = True
+        while queue:
+            y, x = queue.pop()
+            piece.append(y * w + x)
+            for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                if 0 <= ny < h and 0 <= nx < w and mask[ny, nx] and not taken[ny, nx]:
+                    taken[ny, nx] = True
+                    queue.append((ny, nx))
+        found.append(tuple(sorted(piece)))
+    return found
+
+
+def test_labelled_and_pieces_give_the_plain_fills_pieces():
+    """``silhouette.labelled`` (all pieces at once, numbered by their least flat index) and
+    ``pieces`` (built on it: in order of their first pixel, those of ``least`` pixels, stopping
+    where fewer are left) find what a plain breadth-first fill finds, on random masks of any
+    density, one pixel wide or tall and empty too; a diagonal step joins nothing."""
     rng = np.random.default_rng(7)
     for _ in range(150):
         h, w = (int(v) for v in rng.integers(1, 30, 2))
         mask = rng.random((h, w)) < rng.uniform(0.0, 0.8)
+        plain = _plain_pieces(mask)
         where, number = labelled(mask)
         assert np.array_equal(where, np.flatnonzero(mask))
-        found = sorted(tuple(where[number == root]) for root in np.unique(number))
-        assert found == sorted(tuple(np.flatnonzero(piece)) for piece in pieces(mask))
-        assert all(min(piece) == root for piece, root in zip(found, sorted(np.unique(number)), strict=True))
+        assert sorted(tuple(where[number == root]) for root in np.unique(number)) == sorted(plain)
+        assert all(min(piece) == root for piece, root in zip(sorted(plain), sorted(np.unique(number)), strict=True))
+        least = int(rng.integers(1, 6))
+        wanted, left = [], int(mask.sum())
+        for piece in plain:  # (in the order of their first pixels, as the fill started them)
+            if left < least:
+                break
+            left -= len(piece)
+            wanted += [piece] if len(piece) >= least else []
+        assert [tuple(np.flatnonzero(p)) for p in pieces(mask, least)] == wanted
     where, number = labelled(np.eye(4, dtype=bool))
     assert len(np.unique(number)) == 4
