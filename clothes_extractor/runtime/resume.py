@@ -4,7 +4,8 @@ Every output carries the run's signature (``Plan.signature_of``: the generator's
 size and the background, and the segmenter's where it found the mask); an output with another
 one, or cut short, is redone; a file this tool did not write is kept and the job reported
 (``signature.check_replaceable``), unless ``overwrite``. ``preview_extraction`` says so of
-every job without decoding a photo (``extract --dry-run``).
+every job without decoding a photo (``extract --dry-run``). ``written_anyway`` reads an output
+back the same way where a worker process died before it could say that it wrote it.
 """
 
 from __future__ import annotations
