@@ -124,16 +124,12 @@ def labelled(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def pieces(mask: np.ndarray, least: float = 1) -> Iterator[np.ndarray]:
     """The 4-connected pieces (bool [h, w] each) of ``mask`` with at least ``least`` pixels, one
-    at a time, top to bottom by their first pixel; it stops where fewer pixels are left than that.
-    (One labelling, ``labelled``: a speckled mask's hundreds of pieces cost no flood each.)"""
+    at a time, top to bottom by their first pixel. (One labelling, ``labelled``: a speckled mask's
+    hundreds of pieces cost no flood each.)"""
     where, number = labelled(mask)
     order = np.argsort(number, kind="stable")
     _, sizes = np.unique(number, return_counts=True)  # (ascending roots: by their first pixel)
-    left, ends = len(where), np.cumsum(sizes)
-    for size, end in zip(sizes.tolist(), ends.tolist(), strict=True):
-        if left < max(1, least):
-            return
-        left -= size
+    for size, end in zip(sizes.tolist(), np.cumsum(sizes).tolist(), strict=True):
         if size >= least:
             piece = np.zeros(mask.shape, bool)
             piece.flat[where[order[end - size : end]]] = True
