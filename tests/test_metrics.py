@@ -108,3 +108,36 @@ def test_class_iou_skips_classes_in_neither_map():
     scores = class_iou(predicted, target, 4)[0]
     assert scores[0] == 1.0 and scores[1] == pytest.approx(0.5) and scores[2] == pytest.approx(0.5)
     assert np.isnan(scores[3])
+
+
+@pytest.mark.parametrize("threads", [0, 3])
+def test_a_batch_is_scored_in_chunks_in_its_order_as_each_sample_alone(threads):
+    """``score_batch`` scores a batch a few samples at a time, on a pool's threads where given:
+    each sample's scores are those it gets alone, in the batch's order (every reference sliced
+    with the outputs: a silhouette's IoU goes with its own garment)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from clothes_extractor.eval.evaluate import SCORE_CHUNK, score_batch
+
+    n = 2 * SCORE_CHUNK + 1  # a last chunk that is not whole
+    rng = np.random.default_rng(3)
+    target, _ = noisy_pair(n, (168, 168, 3))
+    outputs = np.stack([np.clip(t + rng.normal(0, 4 + 6 * i, t.shape), 0, 255) for i, t in enumerate(target)])
+    outputs = outputs.astype(np.uint8)
+    alpha = rng.integers(0, 256, (n, 168, 168), dtype=np.uint8)
+    output_alpha = np.stack([np.where(rng.random((168, 168)) < 0.1 * i, 255 - a, a) for i, a in enumerate(alpha)])
+    references = {"target": target, "alpha": alpha, "output_alpha": output_alpha.astype(np.uint8)}
+    pool = ThreadPoolExecutor(threads) if threads else None
+    try:
+        batch = score_batch("generator", outputs, references, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    alone = [
+        score_batch("generator", outputs[i : i + 1], {k: v[i : i + 1] for k, v in references.items()}) for i in range(n)
+    ]
+    assert set(batch) == {"ssim", "ms_ssim", "psnr", "gmsd", "sharpness", "alpha_iou"}
+    for name, values in batch.items():
+        assert values.tolist() == [float(a[name][0]) for a in alone], name
+    assert sorted(batch["psnr"].tolist(), reverse=True) == batch["psnr"].tolist()  # more noise further on
+    assert batch["alpha_iou"][0] == 1.0 and batch["alpha_iou"][-1] < 0.9

@@ -11,7 +11,7 @@ pairs that could not be scored (with the reason), and a sheet of the first and t
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -48,12 +48,32 @@ class MetricTotals:
         return {name: total / max(self.counts[name], 1) for name, total in self.sums.items()}
 
 
-def score_batch(task: str, outputs: np.ndarray, references: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+SCORE_CHUNK = 2  # images scored at a time: a batch of 32 in one go scores 1.5x slower (its planes leave the caches)
+
+
+def score_batch(
+    task: str, outputs: np.ndarray, references: dict[str, np.ndarray], pool: Executor | None = None
+) -> dict[str, np.ndarray]:
     """Per-sample metrics of one batch of uint8 outputs against ``references["target"]``.
 
     A generator that also gave its silhouette (``references["output_alpha"]``) is scored
-    on it against the catalog image's (``references["alpha"]``): ``alpha_iou``.
+    on it against the catalog image's (``references["alpha"]``): ``alpha_iou``. The batch is
+    scored ``SCORE_CHUNK`` samples at a time (every reference has a sample's row per
+    output), on ``pool``'s threads side by side where one is given (numpy's filters let go
+    of the GIL): the same values, in the batch's order.
     """
+    chunks = [slice(start, start + SCORE_CHUNK) for start in range(0, len(outputs), SCORE_CHUNK)]
+    if len(chunks) <= 1:
+        return _scores(task, outputs, references)
+
+    def scored(chunk: slice) -> dict[str, np.ndarray]:
+        return _scores(task, outputs[chunk], {name: values[chunk] for name, values in references.items()})
+
+    parts = list(pool.map(scored, chunks) if pool is not None else map(scored, chunks))
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def _scores(task: str, outputs: np.ndarray, references: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     if task == "tryon":  # paired: the person wearing this garment (native: the window at its own resolution)
         return image_metrics(outputs, references.get("target", references.get("person")))
     if task != "generator":
@@ -162,7 +182,7 @@ def evaluate_model(
                 else:
                     good.append((sample, item))
             for group in _by_shape(good):
-                scores = _score_group(model, group, perceptual)
+                scores = _score_group(model, group, perceptual, pool)
                 totals.add(scores)
                 for i, (sample, item) in enumerate(group):
                     values = {name: float(v[i]) for name, v in scores.items()}
@@ -276,9 +296,12 @@ def _by_shape(items: list[tuple[Sample, dict[str, np.ndarray]]]) -> list[list[tu
 
 
 def _score_group(
-    model: Any, group: list[tuple[Sample, dict[str, np.ndarray]]], perceptual: Sequence[Any] = ()
+    model: Any,
+    group: list[tuple[Sample, dict[str, np.ndarray]]],
+    perceptual: Sequence[Any] = (),
+    pool: Executor | None = None,
 ) -> dict[str, np.ndarray]:
-    """Run one batch and score it; each item gets its ``output`` for the sheet."""
+    """Run one batch and score it (on ``pool``'s threads); each item gets its ``output`` for the sheet."""
     contract = model.contract
     items = [item for _, item in group]
     feeds = {spec.name: np.stack([item[spec.name] for item in items]) for spec in contract.inputs}
@@ -301,7 +324,7 @@ def _score_group(
         item["output"] = output
         if "output_alpha" in references:
             item["output_alpha"] = references["output_alpha"][index]
-    scores = score_batch(contract.task, main, references)
+    scores = score_batch(contract.task, main, references, pool)
     for metric in perceptual:  # against what the image metrics compare with
         scores[metric.name] = metric(main, references["target" if "target" in references else "person"])
     return scores

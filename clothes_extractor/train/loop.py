@@ -23,58 +23,28 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 import torch
 
 from .. import __version__
 from ..errors import CheckpointError, ClothesExtractorError
 from ..eval.datasets import layout_of
-from ..eval.evaluate import MetricTotals, score_batch
 from ..eval.overlap import training_split
-from ..eval.sheets import contact_sheet, sheet_row
 from ..tasks import task_of
-from .architectures import build, served
+from .architectures import build
 from .checkpoint import load_resumable, save_checkpoint
 from .config import LR_SCHEDULES, TrainConfig
 from .data import Augmentation, DeviceLoader, EpochSampler, GarmentDataset, preload
 from .distributed import pick_device, rng_state, set_rng_state, start_distributed
-from .flow import FlowConfig
 from .networks import PatchDiscriminator, init_weights
 from .objectives import Objective
 from .renderer import renderer_record, unet_from_onnx
 from .schedule import lr_factor, progress, stop_requests
 from .served_init import calibrate_batchnorm, calibration_batch, load_init
+from .validation import validate
 
 __all__ = ["LR_SCHEDULES", "TrainConfig", "train", "validate"]
 
 log = logging.getLogger(__name__)
-
-
-@torch.no_grad()
-def validate(model: torch.nn.Module, loader, device: torch.device, sheet_rows: int) -> tuple[dict[str, float], Any]:
-    """Metrics of the served model (uint8 in and out, as exported) over the whole loader,
-    scored by ``eval`` exactly as ``evaluate`` scores the exported file."""
-    task = model.config.task
-    was_training = model.training
-    wrapped = served(model)
-    totals = MetricTotals()
-    rows: list[list[np.ndarray]] = []
-    for batch in loader:
-        inputs = [batch[spec.name].to(device) for spec in task_of(task).inputs]
-        if task == "generator" and isinstance(model.config, FlowConfig):
-            inputs.append(inputs[0])  # the photo at the model size: the model-size output
-        outputs = wrapped(*inputs)
-        arrays = {name: tensor.cpu().numpy() for name, tensor in batch.items()}
-        if isinstance(outputs, tuple):  # a second output: the silhouette (flow) or the labels (parser)
-            outputs, extra = (o.cpu().numpy() for o in outputs)
-            arrays["output_alpha" if task == "generator" else "output_labels"] = extra
-        else:
-            outputs = outputs.cpu().numpy()
-        totals.add(score_batch(task, outputs, arrays))
-        for i, output in enumerate(outputs[: max(0, sheet_rows - len(rows))]):
-            rows.append(sheet_row(task, {k: v[i] for k, v in arrays.items()}, output))
-    model.train(was_training)
-    return totals.means(), (contact_sheet(rows) if rows else None)
 
 
 def train(cfg: TrainConfig, resume: str | Path | None = None) -> Path:
