@@ -82,6 +82,23 @@ def test_torch_ssim_matches_the_runtime_metric():
     assert ssim(ta, tb).item() == pytest.approx(float(numpy_ssim(a, b).mean()), abs=1e-6)
 
 
+def test_the_ssim_loss_window_is_pytorch_msssims_own():
+    """The loss brings its own window (made once on the device) and scores as ``pytorch_msssim``
+    does with the window it makes itself, to the last bit."""
+    from pytorch_msssim import ssim as msssim_ssim
+
+    from clothes_extractor.train.losses import ssim_window
+
+    torch.manual_seed(1)
+    x = torch.rand(3, 3, 40, 36, dtype=torch.float64) * 2 - 1
+    y = (x + 0.2 * torch.randn_like(x)).clamp(-1, 1)
+    window = ssim_window(3, torch.device("cpu"), torch.float64)
+    assert window.shape == (3, 1, 1, 11) and window.dtype == torch.float64
+    assert ssim_window(3, torch.device("cpu"), torch.float64) is window  # made once
+    own = msssim_ssim(((x + 1) / 2).float(), ((y + 1) / 2).float(), data_range=1.0)
+    assert torch.equal(ssim(x.float(), y.float()), own)
+
+
 def test_ssim_loss_ignores_autocast():
     # Under autocast the blurs would run in half precision and the variance terms drown in
     # rounding error (a GPU run's SSIM loss was noise until this held).
@@ -1232,3 +1249,98 @@ def test_tryon_trains_on_viton_pairs_exports_and_evaluates(tmp_path):
     assert scored["samples"] == 8 and set(scored["metrics"]) == {"ssim", "ms_ssim", "psnr", "gmsd", "sharpness"}
     sheet = Image.open(tmp_path / "unpaired.png")
     assert sheet.size[0] > 4 * sheet.size[1] / 6  # six rows of person + four (garment, output) pairs
+
+
+def steps_watched_for_host_reads(monkeypatch) -> list[str]:
+    """Every read of a tensor's values on the host (``item``, ``float(t)``, ``bool(t)``, ``tolist``,
+    ``numpy``, ``cpu``) made during a run's epochs, outside its validation, with the losses read
+    only when logged (as on a GPU: ``Run.report_every``). On a GPU each such read waits for every
+    kernel queued before it."""
+    import traceback
+
+    from clothes_extractor.train.loop import Run
+
+    reads: list[str] = []
+    watching = [False]
+
+    def watched(name):
+        original = getattr(torch.Tensor, name)
+
+        def read(self, *args, **kwargs):
+            # (Adam's step count lives on the host where it is not fused, as on this CPU: reading it
+            # waits for nothing; on a GPU the run's Adam is fused and keeps it on the device)
+            if watching[0] and not any("torch/optim/" in frame.filename for frame in traceback.extract_stack()):
+                reads.append(name)
+            return original(self, *args, **kwargs)
+
+        return read
+
+    for name in ("item", "tolist", "numpy", "cpu", "__float__", "__int__", "__bool__", "__index__"):
+        monkeypatch.setattr(torch.Tensor, name, watched(name))
+    epoch = Run._epoch
+
+    def watched_epoch(self):
+        self.report_every = 10**6
+        watching[0] = True
+        try:
+            return epoch(self)
+        finally:
+            watching[0] = False
+
+    monkeypatch.setattr(Run, "_epoch", watched_epoch)
+    return reads
+
+
+def test_a_training_step_reads_nothing_back_from_the_device(synthetic, tmp_path, tiny_model_path, monkeypatch):
+    """The warping generator's steps (its data on the device, augmented there, framing, the
+    composition's "better" target) and a U-Net's with a discriminator queue their work and
+    never read a value back: the losses are summed where they are, read at validation."""
+    reads = steps_watched_for_host_reads(monkeypatch)
+    flow = dict(arch="flow", depth=3, ngf=4, top=4, target_ngf=4, residual_px=2.0, renderer=str(tiny_model_path))
+    flow.update(composition="better", composition_block=4, framing=0.5, lighting=0.5, gan_weight=0.0)
+    runs = [
+        train(tiny_config(synthetic, tmp_path / "flow", epochs=1, data_on_device=True, **flow)),
+        train(tiny_config(synthetic, tmp_path / "unet", epochs=1, data_on_device=True, fm_weight=1.0, ssim_weight=1.0)),
+    ]
+    assert reads == []
+    for run in runs:
+        row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+        assert row["step"] == 5 and row["train_g_l1"] > 0 and np.isfinite(row["train_g_l1"]), row
+
+
+def test_host_values_reach_the_device_as_they_were():
+    from clothes_extractor.train.distributed import to_device
+
+    theta = np.array([[0.5, -1.25], [2.0, 3.5]])
+    sent = to_device(theta, torch.device("cpu"), torch.float32)
+    assert sent.dtype == torch.float32 and sent.tolist() == theta.tolist()
+    assert to_device([3, 1, 2], torch.device("cpu")).tolist() == [3, 1, 2]
+    assert to_device(np.array([True, False]), torch.device("cpu")).dtype == torch.bool
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU for PyTorch")
+def test_a_training_step_on_a_gpu_never_waits_for_it(synthetic, tmp_path, tiny_model_path, monkeypatch):
+    """On a GPU, the warping generator's epoch (AMP, fused Adam, data on the device) makes no
+    call that waits for the GPU: PyTorch's sync debug mode raises at the first."""
+    from clothes_extractor.train.loop import Run
+
+    epoch = Run._epoch
+
+    def strict_epoch(self):
+        if self.step == 0:  # the first step: cuDNN's search, the allocators' first blocks
+            self.total_steps, total = 1, self.total_steps
+            epoch(self)
+            self.total_steps = total
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            return epoch(self)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+
+    monkeypatch.setattr(Run, "_epoch", strict_epoch)
+    flow = dict(arch="flow", depth=3, ngf=4, top=4, target_ngf=4, residual_px=2.0, renderer=str(tiny_model_path))
+    flow.update(composition="better", composition_block=4, framing=0.5, lighting=0.5, gan_weight=0.0)
+    run = train(tiny_config(synthetic, tmp_path / "flow", epochs=1, data_on_device=True, device="cuda", **flow))
+    row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["step"] == 5 and np.isfinite(row["train_g_l1"])

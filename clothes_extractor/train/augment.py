@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageEnhance
 
 from ..eval.datasets import garment_silhouette
+from .distributed import to_device
 from .scene_photos import ScenePhotos
 from .scenes import with_scenes
 
@@ -139,7 +140,7 @@ def lighting_gains(rng: np.random.Generator, n: int, settings: Augmentation) -> 
 
 def relight(rgb: torch.Tensor, gains: np.ndarray) -> torch.Tensor:
     """float [N, 3, H, W] in 0..255 (rounded first) times ``gains`` [N, 3], back to uint8 levels."""
-    g = torch.from_numpy(gains).float().to(rgb.device)[:, :, None, None]
+    g = to_device(gains, rgb.device, torch.float32)[:, :, None, None]
     return (rgb.round().clamp(0, 255) * g).clamp(0, 255).floor()
 
 
@@ -275,7 +276,7 @@ def augment_batch(
     segmenter = mask is None
     n, height, width = image.shape[:3]
     device = image.device
-    flip = torch.from_numpy(rng.random(n) < settings.flip).to(device)
+    flip = to_device(rng.random(n) < settings.flip, device)
     angle = np.radians(rng.uniform(-settings.rotate_degrees, settings.rotate_degrees, n))
     zoom = rng.uniform(1 - settings.scale, 1 + settings.scale, n)
     factors = color_factors(rng, n, settings)
@@ -300,13 +301,13 @@ def augment_batch(
     theta[:, 1, 0], theta[:, 1, 1] = -sin * width / height, cos
     theta[:, 0, 2] = -(theta[:, 0, 0] * room[:, 0] + theta[:, 0, 1] * room[:, 1])
     theta[:, 1, 2] = -(theta[:, 1, 0] * room[:, 0] + theta[:, 1, 1] * room[:, 1])
-    grid = F.affine_grid(torch.from_numpy(theta).to(device), [n, 1, height, width], align_corners=False)
+    grid = F.affine_grid(to_device(theta, device), [n, 1, height, width], align_corners=False)
     planes = [photo, torch.ones_like(photo[:, :1])]
     if mask is not None:
         planes.append(nchw(mask))
     warped = F.grid_sample(torch.cat(planes, 1), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     coverage = warped[:, 3:4]
-    fill = torch.tensor(fill_rgb, dtype=photo.dtype, device=device)[None, :, None, None]
+    fill = to_device(fill_rgb, device, photo.dtype)[None, :, None, None]
     if segmenter:  # a zoomed-out photo continues in its own backdrop's colour, not in a white frame
         border = torch.cat([photo[:, :, 0], photo[:, :, -1], photo[:, :, :, 0], photo[:, :, :, -1]], dim=2)
         fill = border.median(dim=2).values[:, :, None, None]
@@ -320,13 +321,13 @@ def augment_batch(
         # Segmenter: the target is the mask and moves with the photo.
         target = F.grid_sample(target, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     elif factors is not None and target is not None:
-        jittered = _jitter(target, torch.from_numpy(factors).float().to(device))
+        jittered = _jitter(target, to_device(factors, device, torch.float32))
         # The garment changes with the photo; the catalog background stays the background.
         target = jittered if alpha is None else torch.where(alpha > 127, jittered, target)
     if gains is not None:
         photo = relight(photo, gains)
     if factors is not None:
-        photo = _jitter(photo.round().clamp(0, 255), torch.from_numpy(factors).float().to(device))
+        photo = _jitter(photo.round().clamp(0, 255), to_device(factors, device, torch.float32))
     out["image"] = photo.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
     if not segmenter:
         out["image"] = degrade(out["image"], resolution_for(amount, settings))
@@ -366,7 +367,7 @@ def augment_tryon_batch(
     inside its silhouette only."""
     n = len(batch["person"])
     device = batch["person"].device
-    flip = torch.from_numpy(rng.random(n) < settings.flip).to(device)
+    flip = to_device(rng.random(n) < settings.flip, device)
     factors = with_grayscale(color_factors(rng, n, settings), rng, n, settings)
     gains = lighting_gains(rng, n, settings)
     out = {}
@@ -377,7 +378,7 @@ def augment_tryon_batch(
         lit = relight(out["person"].permute(0, 3, 1, 2).float(), gains)
         out["person"] = lit.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
     if factors is not None:
-        jitter = torch.from_numpy(factors).float().to(device)
+        jitter = to_device(factors, device, torch.float32)
         for name in ("person",):
             x = out[name].permute(0, 3, 1, 2).float()
             out[name] = _jitter(x, jitter).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()

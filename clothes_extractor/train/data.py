@@ -31,6 +31,7 @@ from .augment import (
     framing_draws,
     resolution_for,
 )
+from .distributed import to_device
 
 
 class GarmentDataset(torch.utils.data.Dataset):
@@ -201,7 +202,7 @@ class DeviceLoader:
         device = next(iter(self.arrays.values())).device
         for number in range(len(self)):
             chosen = order[number * self.batch_size : (number + 1) * self.batch_size]
-            index = torch.tensor(chosen, device=device)
+            index = to_device(chosen, device)
             batch = {name: tensor.index_select(0, index) for name, tensor in self.arrays.items()}
             if self.augmentation is not None:
                 rng = np.random.default_rng([self.seed, epoch, first + number])

@@ -1,4 +1,5 @@
-"""One process per GPU under ``torchrun`` (DDP), or a single process; the device and its RNG state."""
+"""One process per GPU under ``torchrun`` (DDP), or a single process; the device, its RNG state,
+and host values sent to it without waiting for it."""
 
 from __future__ import annotations
 
@@ -40,6 +41,19 @@ def pick_device(requested: str, local_rank: int) -> torch.device:
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
     return torch.device("cpu")
+
+
+def to_device(values: Any, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Host ``values`` (a numpy array, a number or a list of them) as a tensor on ``device``. On a
+    GPU, through pinned memory and without waiting: a plain copy from pageable memory waits
+    for every kernel queued before it, and a training step holding a few of them (its batch's
+    indices, its augmentation's draws, constants of the network and its losses) can queue no
+    kernel ahead of the GPU: the GPU waits for Python at each (``tests/test_train.py``, the
+    GPU test of a step without host syncs)."""
+    tensor = torch.as_tensor(values, dtype=dtype)
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)  # (the pinned copy lives until the copy is done)
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:

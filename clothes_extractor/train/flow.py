@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..runtime.settings import unknown_key
+from .distributed import to_device
 from .networks import folded_unet, generator_input, mask_to_weight, photo_to_unit, unit_to_uint8, weight_to_uint8
 
 ALIGN_CORNERS = False  # one convention for every grid_sample and interpolate here
@@ -195,7 +196,7 @@ class FlowLevel(nn.Module):
         residual = self.flow(state).float()
         if self.bound_px:
             h, w = size
-            scale = torch.tensor([2.0 * self.bound_px / w, 2.0 * self.bound_px / h], device=residual.device)
+            scale = to_device([2.0 * self.bound_px / w, 2.0 * self.bound_px / h], residual.device)
             residual = torch.tanh(residual) * scale.view(1, 2, 1, 1)
         return state, grid + residual
 

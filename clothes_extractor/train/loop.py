@@ -64,6 +64,9 @@ class Run:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
         self.use_amp = cfg.amp and device.type == "cuda"
+        # A step's losses are read (the progress bar's, the log's) every step on the CPU; on a GPU only
+        # when logged: reading one waits for the GPU, which then waits for Python to queue the next step.
+        self.report_every = cfg.log_every if device.type == "cuda" else 1
         self.memory_format = (
             torch.channels_last if cfg.channels_last and device.type == "cuda" else torch.contiguous_format
         )
@@ -157,7 +160,9 @@ class Run:
             model.renderer.requires_grad_(False)  # frozen: no gradients, no optimizer state
         model.to(self.device, memory_format=self.memory_format)
         trainable = [p for p in model.parameters() if p.requires_grad]
-        self.opt_g = torch.optim.Adam(trainable, lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
+        # fused on a GPU: one kernel for all the weights, and the AMP scaler's check for inf needs no wait for the GPU
+        self.fused = True if self.device.type == "cuda" else None
+        self.opt_g = torch.optim.Adam(trainable, lr=cfg.lr_g, betas=(cfg.beta1, 0.999), fused=self.fused)
         init = {}
         if cfg.init is not None and resume is None:  # another run's weights (same architecture), fresh optimizers
             init = load_init(cfg.init, model, "--init")  # a checkpoint, or a served model (BatchNorm unfolded)
@@ -174,7 +179,7 @@ class Run:
             init_weights(self.discriminator)
             self.discriminator.to(self.device, memory_format=self.memory_format)
             betas = (cfg.beta1, 0.999)
-            self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, betas=betas)
+            self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, betas=betas, fused=self.fused)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp)
 
     def _resume(self, resume: str | Path) -> None:
@@ -256,7 +261,7 @@ class Run:
         cfg = self.cfg
         epoch, start = divmod(self.step, self.steps_per_epoch)
         self.sampler.set_epoch(epoch, start * cfg.batch_size)
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}  # on the device: read when the epoch is validated
         count, seen, started = 0, 0, time.perf_counter()
         for batch in self.loader:
             elapsed = time.perf_counter() - self.run_started
@@ -274,13 +279,14 @@ class Run:
             count += 1
             seen += len(next(iter(batch.values()))) * self.dist.world
             for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + value
+                sums[name] = sums.get(name, 0.0) + value.double()
             self._report(losses, seen / (time.perf_counter() - started))
             if self.step >= self.total_steps:
                 break
         return sums, count, seen, False
 
-    def _step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    def _step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One optimisation step; its losses stay on the device (reading them waits for the GPU)."""
         objective, scaler, amp = self.objective, self.scaler, self.use_amp
         inputs = objective.inputs(batch)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=amp):
@@ -298,17 +304,20 @@ class Run:
         scaler.update()
         if d_loss is not None:
             losses["d"] = d_loss
-        return {name: float(value.detach()) for name, value in losses.items()}
+        return {name: value.detach() for name, value in losses.items()}
 
-    def _report(self, losses: dict[str, float], rate: float) -> None:
+    def _report(self, losses: dict[str, torch.Tensor], rate: float) -> None:
         if self.progress is None:
             return
         self.progress.update(1)
-        self.progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+        if self.step % self.report_every:
+            return
+        values = {name: float(value) for name, value in losses.items()}
+        self.progress.set_postfix({k: f"{v:.3f}" for k, v in values.items()})
         if self.step % self.cfg.log_every == 0:
-            log.info("step %d: %s, %.1f samples/s", self.step, _fmt(losses), rate)
+            log.info("step %d: %s, %.1f samples/s", self.step, _fmt(values), rate)
 
-    def _validate_and_save(self, sums: dict[str, float], count: int, seen: int, seconds: float) -> None:
+    def _validate_and_save(self, sums: dict[str, torch.Tensor], count: int, seen: int, seconds: float) -> None:
         cfg, out = self.cfg, self.out
         if self.stop.requested:  # saved before validating too: a machine being taken away may not wait
             self._save({}, improved=False)
@@ -316,7 +325,7 @@ class Run:
         row = {
             "epoch": round(self.step / self.steps_per_epoch, 3),
             "step": self.step,
-            **{f"train_{k}": v / max(count, 1) for k, v in sums.items()},
+            **{f"train_{k}": float(v) / max(count, 1) for k, v in sums.items()},
             **{f"val_{k}": v for k, v in metrics.items()},
             "samples_per_s": seen / seconds if seconds else 0.0,
             "seconds": seconds,

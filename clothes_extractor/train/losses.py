@@ -3,10 +3,13 @@ feature matching, SSIM, Dice, and the warping generator's flow and composition t
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .distributed import to_device
 from .flow import identity_grid, warp
 
 GAN_MODES = ("lsgan", "vanilla")
@@ -46,9 +49,21 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     from pytorch_msssim import ssim as msssim_ssim
 
     dtype = torch.float64 if x.is_cuda else torch.float32
+    window = ssim_window(x.shape[1], x.device, dtype)
     with torch.autocast(x.device.type, enabled=False):
-        value = msssim_ssim((x.to(dtype) + 1) / 2, (y.to(dtype) + 1) / 2, data_range=1.0, size_average=True)
+        value = msssim_ssim((x.to(dtype) + 1) / 2, (y.to(dtype) + 1) / 2, data_range=1.0, win=window)
         return value.float()
+
+
+@functools.lru_cache(maxsize=16)
+def ssim_window(channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``pytorch_msssim``'s own window (Gaussian, 11 taps, sigma 1.5, made as it makes it), one
+    row per channel, made once where it is used: left to it, it is made on the host at every
+    call and its copy to a GPU waits for the GPU (``distributed.to_device``)."""
+    coords = torch.arange(11, dtype=torch.float) - 11 // 2
+    taps = torch.exp(-(coords**2) / (2 * 1.5**2))
+    taps /= taps.sum()
+    return to_device(taps.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), device, dtype)  # [C, 1, 1, 11], as it repeats it
 
 
 def soft_dice(probability: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
@@ -67,7 +82,7 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> t
 def grid_offsets_px(grid: torch.Tensor) -> torch.Tensor:
     """A sampling grid [N, 2, H, W] (x, y in [-1, 1]) as offsets from the identity, in pixels."""
     n, _, h, w = grid.shape
-    scale = torch.tensor([w / 2.0, h / 2.0], device=grid.device, dtype=grid.dtype).view(1, 2, 1, 1)
+    scale = to_device([w / 2.0, h / 2.0], grid.device, grid.dtype).view(1, 2, 1, 1)
     return (grid - identity_grid(n, h, w, grid)) * scale
 
 
