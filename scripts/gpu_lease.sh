@@ -196,6 +196,7 @@ checks() {
   mkdir -p "$OUT/gpures"
   (
     export PYTHONPATH=/tmp/ortgpu:$PWD
+    [ -d /tmp/trainsite ] && PYTHONPATH=$PYTHONPATH:/tmp/trainsite # the training's wheels: a GPU test trains a step
     [ -f /tmp/pl/warping.onnx ] && export WARPING=/tmp/pl/warping.onnx
     python3 -c "import onnxruntime as o; o.preload_dlls(); print(o.__version__, o.get_available_providers())"
     python3 -c "from clothes_extractor.runtime.gpudecode import open_decoder as o; print(o('gpu', 'cuda')[1] or 'GPU decode starts')"

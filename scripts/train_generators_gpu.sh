@@ -29,8 +29,10 @@ runs=${2:?usage: train_generators_gpu.sh DATA RUNS [MINUTES]}
 minutes=${3:-5}
 py=${PYTHON:-python3}
 mkdir -p "$runs"
+# --val-every 8: on the 12-04 H200 an epoch of the 3,076 unseen pairs took 5 s, and three validations
+# two thirds of the run's 91 s; --workers 8: each run decodes its data on 8 cores (two runs side by side)
 common=(--task generator --data "$data" --batch-size 32 --epochs 1000 --time-limit "$minutes"
-  --lr-schedule linear --val-every 2 --val-limit 500 --data-on-device --workers 4 --log-every 200 --gan-weight 0)
+  --lr-schedule linear --val-every 8 --val-limit 500 --data-on-device --workers 8 --log-every 200 --gan-weight 0)
 declare -A extra=(
   [flow]="--arch flow --ngf 24 --top 8 --target-ngf 12 --depth 5 --residual-px 2 --renderer ${RENDERER:-missing.onnx}
     --l1-weight 10 --ssim-weight 10 --warp-weight 20 --tv-weight 0.2 --tv2-weight 1 --composition-weight 0.5

@@ -1323,6 +1323,7 @@ def test_host_values_reach_the_device_as_they_were():
 def test_a_training_step_on_a_gpu_never_waits_for_it(synthetic, tmp_path, tiny_model_path, monkeypatch):
     """On a GPU, the warping generator's epoch (AMP, fused Adam, data on the device) makes no
     call that waits for the GPU: PyTorch's sync debug mode raises at the first."""
+    pytest.importorskip("pytorch_msssim", reason="the SSIM loss needs pytorch-msssim (the [train] extra)")
     from clothes_extractor.train.loop import Run
 
     epoch = Run._epoch
@@ -1340,7 +1341,7 @@ def test_a_training_step_on_a_gpu_never_waits_for_it(synthetic, tmp_path, tiny_m
 
     monkeypatch.setattr(Run, "_epoch", strict_epoch)
     flow = dict(arch="flow", depth=3, ngf=4, top=4, target_ngf=4, residual_px=2.0, renderer=str(tiny_model_path))
-    flow.update(composition="better", composition_block=4, framing=0.5, lighting=0.5, gan_weight=0.0)
+    flow.update(composition="better", composition_block=4, framing=0.5, lighting=0.5, gan_weight=0.0, ssim_weight=1.0)
     run = train(tiny_config(synthetic, tmp_path / "flow", epochs=1, data_on_device=True, device="cuda", **flow))
     row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert row["step"] == 5 and np.isfinite(row["train_g_l1"])
