@@ -13,7 +13,8 @@
 # nodes onnxruntime puts on the CPU, if any). Exits non-zero if the GPU tests, a parity
 # check or a CUDA graph fail. BATCHES narrows the batch sizes, E2E_COPIES the size of the
 # extract folder (the photos are repeated to that many files), TRYON_PAIRS the size of the tryon folder
-# (200), TORCH_BASELINE=0 leaves PyTorch out.
+# (200), TORCH_BASELINE=0 leaves PyTorch out, TRYON=0 the try-on model, the parser and `tryon` (recorded
+# on the 12-04 H200: 3.5 of that check's 6 minutes).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-benchmarks/results}
@@ -120,15 +121,18 @@ else
   echo "no photos in $photos: e2e skipped" >&2
 fi
 
-step "the bundled try-on model and parser, model only (what tryon and POST /tryon run)"
-for task in tryon segmenter; do
-  $py -m clothes_extractor bench --model "clothes_extractor/models/$task-fp16.onnx" --provider cuda "${batches[@]}" \
-    "${quick[@]}" --io device --label "$label-$task" -o "$out/gpu-$label-$task.json" || status=1
-done
-# the try-on at a 1024x768 photo's resolution (what tryon does with such photos since 2026-12-03)
-$py -m clothes_extractor bench --model clothes_extractor/models/tryon-fp16.onnx --provider cuda "${batches[@]}" \
-  "${quick[@]}" --io device --photo-size 1024x768 --label "$label-tryon-1024x768" \
-  -o "$out/gpu-$label-tryon-1024x768.json" || status=1
+tryon=${TRYON:-1}
+if [ "$tryon" = 1 ]; then
+  step "the bundled try-on model and parser, model only (what tryon and POST /tryon run)"
+  for task in tryon segmenter; do
+    $py -m clothes_extractor bench --model "clothes_extractor/models/$task-fp16.onnx" --provider cuda "${batches[@]}" \
+      "${quick[@]}" --io device --label "$label-$task" -o "$out/gpu-$label-$task.json" || status=1
+  done
+  # the try-on at a 1024x768 photo's resolution (what tryon does with such photos since 2026-12-03)
+  $py -m clothes_extractor bench --model clothes_extractor/models/tryon-fp16.onnx --provider cuda "${batches[@]}" \
+    "${quick[@]}" --io device --photo-size 1024x768 --label "$label-tryon-1024x768" \
+    -o "$out/gpu-$label-tryon-1024x768.json" || status=1
+fi
 
 for f in "$out/gpu-$label-generator.json" "$out"/gpu-"$label"-warping-*.json "$out/gpu-$label-g32.json" "$out/gpu-$label-e2e.json" \
   "$out/gpu-$label-e2e-gpu-decode.json" "$out/gpu-$label-e2e-b128.json" "$out/gpu-$label-tryon.json" "$out/gpu-$label-tryon-1024x768.json" \
@@ -138,7 +142,9 @@ done
 # last: a lease that runs out of check time loses only this
 step "tryon end to end: read and write stages on one thread each, then on every core"
 garment=$(find "$photos/../cloth" -maxdepth 1 -name '*.jpg' 2>/dev/null | sort | head -1)
-if [ ${#sources[@]} -gt 0 ] && [ -n "$garment" ]; then
+if [ "$tryon" != 1 ]; then
+  echo "TRYON=$tryon: tryon end to end skipped"
+elif [ ${#sources[@]} -gt 0 ] && [ -n "$garment" ]; then
   mkdir -p "$work/persons"
   for i in $(seq 0 $((${TRYON_PAIRS:-200} - 1))); do
     ln -s "$(realpath "${sources[$((i % ${#sources[@]}))]}")" "$work/persons/$(printf %06d "$i").jpg"

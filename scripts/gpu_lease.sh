@@ -31,8 +31,11 @@
 # The training's checkpoints are in $OUT before the checks start. With INIT, name one
 # candidate (CANDIDATES=g32) and pass its rate (TRAIN_ARGS="--lr-g 1e-4"). From a fresh
 # checkout (no earlier run to start from): RENDERER=clothes_extractor/models/generator-fp32.onnx
-# UNSEEN_BY="0 1 2" CHECK_S=330 CANDIDATES="flow flowb" (the two warping candidates side by side;
-# CANDIDATES, TRAIN_ARGS, CHECK_S and ORDER given to prepare go into the run call it prints).
+# UNSEEN_BY="0 1 2" CHECK_S=270 TORCH_BASELINE=0 TRYON=0 CANDIDATES="flow flowb" (the two warping
+# candidates side by side; gpu_check without what the 12-04 lease recorded: the try-on model, the
+# parser, `tryon` and PyTorch's U-Net, about 4 of its 6 minutes, which go to the training).
+# CANDIDATES, TRAIN_ARGS, CHECK_S, ORDER, TORCH_BASELINE and TRYON given to prepare go into the run
+# call it prints.
 # Lessons of the 2026-12-04 lease: the image has no pytorch-msssim (the [train] extra's), so the
 # payload carries its wheel and the run checks the training's imports before it trains; make the
 # piece calls in one batch of tool calls: a machine idle 30 s goes back with the pieces copied to it.
@@ -148,7 +151,7 @@ if [ "$mode" = prepare ]; then
   done
   # the run's own settings, given to prepare, go into the printed call
   runenv=""
-  for v in CANDIDATES TRAIN_ARGS CHECK_S ORDER; do
+  for v in CANDIDATES TRAIN_ARGS CHECK_S ORDER TORCH_BASELINE TRYON; do # (the last two: gpu_check.sh's)
     [ -n "${!v:-}" ] && runenv+="$v=\"${!v}\" "
   done
   echo "  command 'mkdir -p /tmp/lease && cp .lease/p$n/* /tmp/lease/ && ${runenv}DEADLINE_S=585 bash scripts/gpu_lease.sh run'"
