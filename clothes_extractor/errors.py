@@ -67,12 +67,18 @@ class DiskFull(OutputError):
 
 class WorkerDied(ClothesExtractorError):
     """A worker process died (killed by the system, out of memory, or crashed on a file) while a
-    photo was in its pool: every photo in that pool fails so, and the job goes on with new ones."""
+    photo was in its pool. The folder job tries each photo of that pool again, alone; ``alone``:
+    the photo's worker died that time too. Without it: the job stopped before the photo's turn."""
 
-    def __init__(self) -> None:
+    def __init__(self, alone: bool = False) -> None:
+        self.alone = alone
         super().__init__(
-            "a worker process died while this photo was in its pool (killed by the system, out of memory, "
-            "or crashed on a file); the job went on with new workers: run it again to finish this photo"
+            "a worker process died twice while working on this photo, the second time with no other photo in "
+            "flight: the file crashes its decoder, or it needs more memory than is free (fewer --workers or a "
+            "smaller --batch-size leave more); check that the file opens in an image viewer"
+            if alone
+            else "a worker process died while this photo was in its pool (killed by the system, out of memory, "
+            "or crashed on a file), and the job stopped before trying it again: run it again to finish this photo"
         )
 
 

@@ -581,24 +581,73 @@ def _many_photos(photo_folder, tmp_path, copies=5):
     return many, many_masks
 
 
-def test_a_worker_process_that_dies_fails_the_photos_in_its_pool_and_the_job_goes_on(
-    model, photo_folder, tmp_path, monkeypatch
+@pytest.mark.parametrize("again", [False, True], ids=["once", "again-alone"])
+def test_the_photos_of_a_worker_process_that_dies_are_tried_again_alone(
+    model, photo_folder, tmp_path, monkeypatch, again
 ):
     """Until the 49th stop a dead worker process (the out-of-memory killer, a decoder crashing on
-    a file) ended the whole job with a traceback: the broken pool refused the next photo. Now the
-    photos that were in that pool fail, reported, new processes take the rest, a rerun finishes
-    the job, and nothing half-written is left."""
-    from clothes_extractor.errors import WorkerDied
+    a file) ended the whole job with a traceback; until the 52nd every photo in its pool failed,
+    for a rerun to finish. Now each is tried again alone once the others are done: the job
+    extracts them all, and nothing half-written is left. ``again``: the first photo tried again
+    kills its worker too (a photo that crashes its decoder): it alone fails, and says so."""
+    import signal
 
+    from clothes_extractor.errors import WorkerDied
+    from clothes_extractor.runtime import pipeline
+
+    crashed, company = [], []  # how many photos were in flight beside each photo tried again
+    flush = pipeline.Extraction.flush_reads
+
+    def flush_and_crash(self):
+        alone = [job for job, _ in self.to_read if id(job) in self.retries.tried]
+        flush(self)
+        if alone:
+            company.append(self.in_flight() - 1)
+        if alone and again and not crashed:  # its read is in the pool, alone: the worker dies with it
+            crashed.append(alone[0].photo.name)
+            for pid in list(self.workers.pool._processes):
+                os.kill(pid, signal.SIGKILL)
+
+    monkeypatch.setattr(pipeline.Extraction, "flush_reads", flush_and_crash)
     many, many_masks = _many_photos(photo_folder, tmp_path)
     out = tmp_path / "out"
     summary, results, workers = _kill_a_worker_at_the_first_result(model, monkeypatch, many, out, many_masks)
-    assert summary.stopped is None and workers.restarts == 1
-    assert summary.ok + summary.failed == len(results) == 25 and summary.failed >= 1
-    assert {r.error for r in results if r.status == "error"} == {str(WorkerDied())}
-    assert no_partial_files(out)
-    again, results = run(model, [many], out, many_masks, processes=True)
-    assert again.failed == 0 and again.ok == summary.failed and again.skipped == summary.ok
+    assert summary.stopped is None and workers.restarts == (2 if again else 1)
+    assert 1 <= summary.retried < 25 and summary.skipped == 0 and len(results) == 25
+    assert company == [0] * summary.retried  # each tried again with no other photo in flight
+    failed = {Path(r.input).name: r.error for r in results if r.status == "error"}
+    assert failed == ({crashed[0]: str(WorkerDied(alone=True))} if again else {}), failed
+    assert summary.ok == 25 - len(failed) == len(list(out.iterdir())) and no_partial_files(out)
+    again_run, _ = run(model, [many], out, many_masks, processes=True)
+    assert again_run.failed == 0 and again_run.ok == len(failed) and again_run.skipped == summary.ok
+
+
+def test_extract_says_how_many_photos_it_tried_again(tiny_model_path, photo_folder, tmp_path, monkeypatch):
+    """The folder job's summary line counts the photos tried again after a worker process died."""
+    import re
+    import signal
+
+    from click.testing import CliRunner
+
+    from clothes_extractor.cli import cli
+    from clothes_extractor.runtime import pipeline
+
+    report, killed = pipeline.Extraction.report_write, []
+
+    def kill_then_report(self, *args):
+        if not killed:  # at the first garment's result: the photos still in the pool die with it
+            killed.extend(self.workers.pool._processes)
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+        return report(self, *args)
+
+    monkeypatch.setattr(pipeline.Extraction, "report_write", kill_then_report)
+    many, many_masks = _many_photos(photo_folder, tmp_path)
+    args = ["extract", many, "-o", tmp_path / "out", "--model", tiny_model_path, "--masks", many_masks]
+    done = CliRunner().invoke(cli, [*map(str, args), "--processes", "--workers", "2", "--batch-size", "4"])
+    assert done.exit_code == 0 and killed, done.output
+    assert "25 extracted" in done.output and ", 0 failed" in done.output, done.output
+    assert int(re.search(r"; (\d+) tried again alone after a worker process died", done.output).group(1)) >= 1
 
 
 @pytest.mark.parametrize("overwrite", [False, True])
@@ -607,14 +656,13 @@ def test_a_garment_written_before_its_worker_process_died_is_reported_written(
 ):
     """Until the 51st stop a dead worker process failed every photo of its pool, also those whose
     garment it had written, whole, before it died (their results had not come back yet): the report
-    said failed where the folder held the file. Now a photo is reported written exactly when this
-    run wrote its garment (killed at the first file of a task of four slow writes, so mid-task;
+    said failed where the folder held the file. Now such a photo is reported written, and only the
+    others are tried again (killed at the first file of a task of four slow writes, so mid-task;
     with ``overwrite``, over a folder this run's settings wrote already: a file that was there
-    before, not written again, is not this run's)."""
+    before, not written again, is not this run's). Not one garment is written twice."""
     import signal
     import threading
 
-    from clothes_extractor.errors import WorkerDied
     from clothes_extractor.runtime import pipeline
     from clothes_extractor.runtime.workers import Workers
 
@@ -625,6 +673,7 @@ def test_a_garment_written_before_its_worker_process_died_is_reported_written(
     if overwrite:
         assert run(model, [many], out, many_masks, **settings)[0].ok == 25
     there = {p.name: p.stat().st_ino for p in out.iterdir()}
+    at_death = {}
 
     def new(path):
         return not path.name.startswith(".") and there.get(path.name) != path.stat().st_ino
@@ -640,6 +689,7 @@ def test_a_garment_written_before_its_worker_process_died_is_reported_written(
                 killed.extend(made[0].pool._processes)
                 for pid in killed:
                     os.kill(pid, signal.SIGKILL)
+                at_death.update({p.name: p.stat().st_ino for p in out.iterdir() if new(p)})
 
     monkeypatch.setattr(pipeline, "Workers", Watched)
     watcher = threading.Thread(target=kill_at_the_first_garment)
@@ -649,16 +699,14 @@ def test_a_garment_written_before_its_worker_process_died_is_reported_written(
     finally:
         done.set()
         watcher.join()
-    assert killed and made[0].restarts == 1 and summary.stopped is None
-    failed = {name for name, r in results.items() if r.status == "error"}
-    assert failed and {r.error for name, r in results.items() if name in failed} == {str(WorkerDied())}
-    written = {p.stem for p in out.iterdir() if new(p)}
-    assert written == {Path(name).stem for name, r in results.items() if r.status == "ok"}, failed
-    assert summary.ok == len(written) and summary.failed == len(failed) == 25 - len(written)
-    assert no_partial_files(out) and len(list(out.iterdir())) == (25 if overwrite else len(written))
+    assert killed and made[0].restarts == 1 and summary.stopped is None and at_death
+    assert summary.ok == 25 and summary.failed == summary.skipped == 0, summary  # (one written again: skipped)
+    assert 1 <= summary.retried <= 25 - len(at_death)
+    assert {name: (out / name).stat().st_ino for name in at_death} == at_death  # reported, not written again
+    assert no_partial_files(out) and len(list(out.iterdir())) == 25
     if not overwrite:
         again, _ = run(model, [many], out, many_masks, **settings)
-        assert again.ok == summary.failed and again.skipped == summary.ok and again.failed == 0
+        assert again.skipped == 25 and again.ok == again.failed == 0
 
 
 def test_worker_processes_that_keep_dying_stop_the_job(model, photo_folder, tmp_path, monkeypatch):

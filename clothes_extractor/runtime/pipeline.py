@@ -12,10 +12,14 @@ crosses a batch at a time, a task per worker (``workers.submit_each``), its arra
 memory (``arena``), and a photo without its decoded pixels (``read_lightly``: a worker decodes
 it again). Photos are admitted only while fewer than ``batch_size * 2 + workers`` are anywhere
 in flight, so memory stays flat however large the folder. A bad photo becomes an ``error``
-result and the job goes on, as do the photos in a worker process that dies (``workers.Workers``;
-those it wrote before are written: ``resume.written_anyway``); an output with this run's
-signature is ``skipped`` (resume). A full disk stops the job (``ExtractionSummary.stopped``),
-as does the caller's ``cancel`` event (``extract_folder``'s cancel button).
+result and the job goes on; the photos in a worker process that dies (``workers.Workers``)
+are tried again, each alone (``retry_alone``; one it wrote before is written:
+``resume.written_anyway``); an output with this run's signature is ``skipped`` (resume). A
+full disk stops the job (``ExtractionSummary.stopped``), as does the caller's ``cancel``
+event (``extract_folder``'s cancel button).
+
+It is long because the job reads top to bottom in one class, its interrupts, full disks and
+worker deaths included; what a stage does to a photo lives in ``stages``.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from .stages import (
     second_look,
     write,
 )
-from .workers import Share, Workers, call, read_lightly, slot_bytes
+from .workers import Retries, Share, Workers, call, read_lightly, slot_bytes
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +99,7 @@ class Extraction:
         self.folders: set[Path] = set()  # of the outputs: swept if a worker died mid-write (``run``)
         self.device_pool: Executor | None = None  # photos on a device are worked on there (``gpudecode``)
         self.routes: Counter = Counter()  # where photos were decoded, and why (a GPU extraction's)
+        self.retries = Retries()  # photos of a pool whose worker process died (``retry_alone``)
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -109,9 +114,9 @@ class Extraction:
                     self.admit(job)
                     self.step(block=False)
                     self.check(signals)
-                while self.in_flight():
-                    self.step(block=True, finishing=True)
-                    self.check(signals)
+                    if self.retries:
+                        self.retry_alone(signals)
+                self.retry_alone(signals)  # (the last photos finish first)
             except BaseException:
                 self.abandon()
                 raise
@@ -120,6 +125,21 @@ class Extraction:
                 for folder in self.folders if self.workers.broke else ():  # a worker died: mid-write?
                     remove_stale_partials(folder)
             signals.check()  # one that came while the last work finished
+
+    def finish(self, signals: Any) -> None:
+        """Every photo in flight to its end (partial batches run)."""
+        while self.in_flight():
+            self.step(block=True, finishing=True)
+            self.check(signals)
+
+    def retry_alone(self, signals: Any) -> None:
+        """The photos that were in a worker process's pool when it died, once more, each alone once
+        the others in flight are done: a photo that kills its worker (a decoder that crashes on
+        it, more memory than is free) then fails alone, and the others are extracted."""
+        self.finish(signals)
+        while self.retries:
+            self.admit(self.retries.next())
+            self.finish(signals)
 
     def check(self, signals: Any) -> None:
         signals.check()
@@ -329,6 +349,9 @@ class Extraction:
     # -- bookkeeping -------------------------------------------------------------------------
 
     def fail(self, job: ExtractJob, exc: BaseException, source: str | None) -> None:
+        exc = self.retries.failed(job, exc)
+        if exc is None:  # its worker process died: it is tried again alone (``retry_alone``)
+            return
         if not isinstance(exc, ClothesExtractorError):
             log.debug("%s failed", job.photo, exc_info=exc)
         self.emit(FileResult(str(job.photo), "error", None, describe_error(exc), source))
@@ -340,6 +363,8 @@ class Extraction:
         in progress finish (each output is complete or absent) and report them."""
         for future in [f for _, f in self.reading] + [f for _, shares in self.looking for f in shares]:
             future.cancel()
+        for job in self.retries.abandoned():  # not tried again: reported as they failed
+            self.emit(FileResult(str(job.photo), "error", None, str(WorkerDied()), None))
         for item, future, before in self.writing:
             if not future.cancel():
                 try:
@@ -397,4 +422,5 @@ def run_extraction(
     finally:
         summary.seconds = time.perf_counter() - started
         summary.decoded, summary.crossed = extraction.routes, extraction.workers.crossed
+        summary.retried = extraction.retries.count
     return summary

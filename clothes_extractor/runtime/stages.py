@@ -296,6 +296,7 @@ class ExtractionSummary(JobTally):
     masks: Counter = field(default_factory=Counter)  # where the masks of the written garments came from
     decoded: Counter = field(default_factory=Counter)  # with a GPU decoder: "gpu" or "host: why"
     crossed: Counter = field(default_factory=Counter)  # worker processes' tasks: "shared memory" or "pickled"
+    retried: int = 0  # photos tried again, alone, after a worker process died with them in its pool
 
     def add(self, result: FileResult) -> None:
         self.count(result.status)

@@ -12,7 +12,7 @@ import os
 import pickle
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
@@ -282,10 +282,10 @@ def submit_spread(
 class Workers:
     """The folder job's worker pool (``make_pool``), sent work with ``send``. A process pool breaks
     when one of its processes dies (killed by the system, out of memory, or crashed on a file):
-    every photo in it then fails (``WorkerDied``, from its ``Share``) and new processes take the next
-    work, up to ``MAX_RESTARTS`` times in a row with no photo written in between (``worked``); a death
-    after that says something is wrong with every photo or with the machine: the job stops
-    (``WorkersKeepDying``)."""
+    every photo in it then fails (``WorkerDied``, from its ``Share``; ``Retries``) and new processes
+    take the next work, up to ``MAX_RESTARTS`` times in a row with no photo written in between
+    (``worked``); a death after that says something is wrong with every photo or with the machine:
+    the job stops (``WorkersKeepDying``)."""
 
     MAX_RESTARTS = 3
 
@@ -332,3 +332,38 @@ class Workers:
         self.pool.shutdown(wait=True, cancel_futures=True)
         if self.arena is not None:
             self.arena.close()
+
+
+class Retries:
+    """The photos that were in a process pool when one of its workers died, each to be tried once
+    more, alone (``pipeline.Extraction.retry_alone``): most were only beside the photo or the
+    memory peak that killed it. One that dies again, with no other photo in flight, fails
+    (``WorkerDied(alone=True)``)."""
+
+    def __init__(self) -> None:
+        self.waiting: deque[Any] = deque()
+        self.tried: set[int] = set()  # the ids of the jobs tried again
+        self.count = 0  # jobs tried again (``ExtractionSummary.retried``)
+
+    def __bool__(self) -> bool:
+        return bool(self.waiting)
+
+    def failed(self, job: Any, error: BaseException) -> BaseException | None:
+        """``job``'s ``error`` as it is to be reported; None: it waits to be tried again."""
+        if not isinstance(error, WorkerDied):
+            return error
+        if id(job) in self.tried:
+            return WorkerDied(alone=True)
+        self.waiting.append(job)
+        return None
+
+    def next(self) -> Any:
+        job = self.waiting.popleft()
+        self.tried.add(id(job))
+        self.count += 1
+        return job
+
+    def abandoned(self) -> list[Any]:
+        """The jobs still waiting (the run was stopped), taken from the queue."""
+        jobs, self.waiting = list(self.waiting), deque()
+        return jobs
