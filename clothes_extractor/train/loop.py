@@ -235,6 +235,8 @@ class Run:
             while self.step < self.total_steps and not time_up:
                 started = time.perf_counter()
                 sums, count, seen, time_up = self._epoch()
+                if self.device.type == "cuda":  # its steps were queued: the epoch's time is when they are done
+                    torch.cuda.synchronize(self.device)
                 # Here at the end of an epoch, or of the run (steps, clock or a signal): validate and checkpoint.
                 finished = self.step >= self.total_steps or time_up
                 epoch_done = math.ceil(self.step / self.steps_per_epoch) % cfg.val_every == 0
