@@ -176,7 +176,11 @@ class SessionSettings:
     session with every thread, for latency.
 
     CUDA: NHWC kernels, the largest cuDNN workspace, an exhaustive algorithm search (done
-    once per input shape: warm up every batch size you serve). TensorRT: engines and
+    once per input shape: warm up every batch size you serve); ``tf32`` False: fp32
+    convolutions in fp32, not TF32 (onnxruntime's default; ``ModelSession`` turns it off for
+    a model exported for fp32 arithmetic, whose outputs then stay within its export tolerance
+    of the CPU's: with TF32 the bundled fp32 generator was 5 levels off at batch 32 on an
+    H200, its tolerance 4; the fp16 files, which CUDA runs by default, are fp16 anyway). TensorRT: engines and
     timing caches on disk, keyed by GPU, fp16 where asked, one profile for batches
     ``trt_batch`` (min, opt, max). ``pad_batches`` (default: on GPU providers) runs a batch
     smaller than the largest seen so far padded up to it, so a folder job's short tail
@@ -193,6 +197,7 @@ class SessionSettings:
     trt_batch: tuple[int, int, int] = (1, 32, 128)
     trt_cache_dir: Path | None = None  # default: ~/.cache/clothes-extractor/tensorrt/<GPU>
     cuda_graph: bool = False  # for callers that run through IO binding with fixed buffers (bench)
+    tf32: bool | None = None  # None: onnxruntime's default (on)
 
     def provider_options(self, ort_name: str, shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, str]:
         """onnxruntime options of provider ``ort_name``; ``shapes``: model-size inputs (no batch)
@@ -204,6 +209,7 @@ class SessionSettings:
                 "cudnn_conv_use_max_workspace": "1",
                 "prefer_nhwc": "1" if self.prefer_nhwc else "0",
                 "enable_cuda_graph": "1" if self.cuda_graph else "0",
+                **({"use_tf32": "0"} if self.tf32 is False else {}),
             }
         if ort_name == PROVIDERS["tensorrt"]:
             cache = str(self.trt_cache_dir or tensorrt_cache_dir())

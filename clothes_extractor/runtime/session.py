@@ -120,6 +120,8 @@ class ModelSession:
                 "export (a truncated or corrupted copy?). Copy or download the model again"
             )
         self.settings = settings or SessionSettings()
+        if self.settings.tf32 is None and self.contract.precision == "fp32":  # fp32 arithmetic, as exported
+            self.settings = dataclasses.replace(self.settings, tf32=False)
         given = [spec.name for spec in self.contract.outputs]
         if outputs is not None and (not outputs or not set(outputs) <= set(given)):
             raise ModelError(
