@@ -63,7 +63,9 @@ def extract_folder(
     folder), ``shard`` (``"K/N"``) and ``decode`` (``auto``: JPEGs on the GPU where the
     models run on CUDA and nvImageCodec starts, else on the host, said in the log) as in
     ``extract``. Workers are threads unless ``processes`` (which scale with cores; a frozen
-    app must call ``multiprocessing.freeze_support()``). Sessions default to the bundled
+    app must call ``multiprocessing.freeze_support()``; a worker process that dies takes the
+    photos in its pool with it, and each is tried again alone: ``summary.retried`` counts
+    them). Sessions default to the bundled
     models (opened for this call and closed); the caller's are trimmed at the end
     (``runtime.session.trim_memory``: their memory goes back until the next job). Raises
     ``OutputError`` / ``InputError`` / ``ValueError`` for settings that cannot work, before
