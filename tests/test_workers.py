@@ -195,3 +195,27 @@ def test_worker_processes_end_when_the_calling_process_is_killed(tiny_model_path
         for pid in left:
             if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes():
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_retries_try_a_photo_of_a_dead_pool_once_more_and_remember_whom_they_tried():
+    """A photo whose worker process died waits to be tried again; tried again and dead again, it
+    fails with the message that says so; other errors pass through. The jobs tried again are
+    held, not just their ids: a later photo allocated where a finished one lay (CPython reuses
+    the memory, so the id) is still a first failure."""
+    from clothes_extractor.errors import InputError, WorkerDied
+    from clothes_extractor.runtime.workers import Retries
+
+    class Job:
+        pass
+
+    retries, bad = Retries(), InputError("not an image")
+    assert retries.failed(Job(), bad) is bad and not retries
+    first = Job()
+    assert retries.failed(first, WorkerDied()) is None and retries
+    assert retries.next() is first and not retries and retries.count == 1
+    again = retries.failed(first, WorkerDied())
+    assert isinstance(again, WorkerDied) and again.alone and str(again) == str(WorkerDied(alone=True))
+    del first
+    for _ in range(200):  # new jobs where the tried one's memory would be free
+        assert retries.failed(Job(), WorkerDied()) is None
+    assert len(retries.abandoned()) == 200 and not retries and retries.count == 1

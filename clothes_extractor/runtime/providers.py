@@ -180,11 +180,12 @@ class SessionSettings:
     convolutions in fp32, not TF32 (onnxruntime's default; ``ModelSession`` turns it off for
     a model exported for fp32 arithmetic, whose outputs then stay within its export tolerance
     of the CPU's: with TF32 the bundled fp32 generator was 5 levels off at batch 32 on an
-    H200, its tolerance 4; the fp16 files, which CUDA runs by default, are fp16 anyway). TensorRT: engines and
-    timing caches on disk, keyed by GPU, fp16 where asked, one profile for batches
-    ``trt_batch`` (min, opt, max). ``pad_batches`` (default: on GPU providers) runs a batch
-    smaller than the largest seen so far padded up to it, so a folder job's short tail
-    batch reuses the searched algorithms / built engine instead of paying for a new shape.
+    H200, its tolerance 4; the fp16 files, which CUDA runs by default, are fp16 anyway).
+    TensorRT: engines and timing caches on disk, keyed by GPU, fp16 where asked, one profile
+    for batches ``trt_batch`` (min, opt, max). ``pad_batches`` (default: on GPU providers)
+    runs a batch smaller than the largest seen so far padded up to it, so a folder job's
+    short tail batch reuses the searched algorithms / built engine instead of paying for a
+    new shape.
     """
 
     intra_op_threads: int | None = None

@@ -342,8 +342,7 @@ class Retries:
 
     def __init__(self) -> None:
         self.waiting: deque[Any] = deque()
-        self.tried: set[int] = set()  # the ids of the jobs tried again
-        self.count = 0  # jobs tried again (``ExtractionSummary.retried``)
+        self.tried: dict[int, Any] = {}  # the jobs tried again, by id (held: an id is not reused while they are)
 
     def __bool__(self) -> bool:
         return bool(self.waiting)
@@ -357,10 +356,14 @@ class Retries:
         self.waiting.append(job)
         return None
 
+    @property
+    def count(self) -> int:
+        """Jobs tried again (``ExtractionSummary.retried``)."""
+        return len(self.tried)
+
     def next(self) -> Any:
         job = self.waiting.popleft()
-        self.tried.add(id(job))
-        self.count += 1
+        self.tried[id(job)] = job
         return job
 
     def abandoned(self) -> list[Any]:
