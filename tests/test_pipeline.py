@@ -581,6 +581,40 @@ def _many_photos(photo_folder, tmp_path, copies=5):
     return many, many_masks
 
 
+def read_or_die(job, plan, overwrite):
+    """A worker's first stage (``Extraction.read``) whose process dies on a photo named
+    ``crash*``, as a decoder that crashes on a file does; on ``crash-once*`` only the first
+    time (it leaves a ``.died`` file beside the photo). Module-level: worker processes import it."""
+    name = job.photo.name
+    if name.startswith("crash"):
+        died = job.photo.with_suffix(".died")
+        if not (name.startswith("crash-once") and died.exists()):
+            died.touch()
+            os._exit(70)
+    return prepare_or_skip(job, plan, overwrite)
+
+
+def _with_a_crashing_photo(photo_folder, tmp_path, monkeypatch, name):
+    """``_many_photos`` with one more photo, ``name``, whose worker process dies (``read_or_die``),
+    and how many photos were in flight beside each photo tried again, as it was sent."""
+    from clothes_extractor.runtime import pipeline
+
+    many, many_masks = _many_photos(photo_folder, tmp_path)
+    shutil.copy(many / "p2-2.jpg", many / f"{name}.jpg")
+    shutil.copy(many_masks / "p2-2.png", many_masks / f"{name}.png")
+    company, flush = [], pipeline.Extraction.flush_reads
+
+    def flush_and_count(self):
+        alone = [job for job, _ in self.to_read if id(job) in self.retries.tried]
+        flush(self)
+        if alone:
+            company.append(self.in_flight() - 1)
+
+    monkeypatch.setattr(pipeline.Extraction, "read", staticmethod(read_or_die))
+    monkeypatch.setattr(pipeline.Extraction, "flush_reads", flush_and_count)
+    return many, many_masks, company
+
+
 @pytest.mark.parametrize("again", [False, True], ids=["once", "again-alone"])
 def test_the_photos_of_a_worker_process_that_dies_are_tried_again_alone(
     model, photo_folder, tmp_path, monkeypatch, again
@@ -588,65 +622,48 @@ def test_the_photos_of_a_worker_process_that_dies_are_tried_again_alone(
     """Until the 49th stop a dead worker process (the out-of-memory killer, a decoder crashing on
     a file) ended the whole job with a traceback; until the 52nd every photo in its pool failed,
     for a rerun to finish. Now each is tried again alone once the others are done: the job
-    extracts them all, and nothing half-written is left. ``again``: the first photo tried again
-    kills its worker too (a photo that crashes its decoder): it alone fails, and says so."""
-    import signal
-
+    extracts them all, and nothing half-written is left. ``again``: the photo whose decoding
+    killed the worker kills it again, alone: it alone fails, and says so."""
     from clothes_extractor.errors import WorkerDied
     from clothes_extractor.runtime import pipeline
+    from clothes_extractor.runtime.workers import Workers
 
-    crashed, company = [], []  # how many photos were in flight beside each photo tried again
-    flush = pipeline.Extraction.flush_reads
+    crash = "crash" if again else "crash-once"
+    many, many_masks, company = _with_a_crashing_photo(photo_folder, tmp_path, monkeypatch, crash)
+    made = []
 
-    def flush_and_crash(self):
-        alone = [job for job, _ in self.to_read if id(job) in self.retries.tried]
-        flush(self)
-        if alone:
-            company.append(self.in_flight() - 1)
-        if alone and again and not crashed:  # its read is in the pool, alone: the worker dies with it
-            crashed.append(alone[0].photo.name)
-            for pid in list(self.workers.pool._processes):
-                os.kill(pid, signal.SIGKILL)
+    class Watched(Workers):
+        def __init__(self, *args):
+            super().__init__(*args)
+            made.append(self)
 
-    monkeypatch.setattr(pipeline.Extraction, "flush_reads", flush_and_crash)
-    many, many_masks = _many_photos(photo_folder, tmp_path)
+    monkeypatch.setattr(pipeline, "Workers", Watched)
     out = tmp_path / "out"
-    summary, results, workers = _kill_a_worker_at_the_first_result(model, monkeypatch, many, out, many_masks)
-    assert summary.stopped is None and workers.restarts == (2 if again else 1)
-    assert 1 <= summary.retried < 25 and summary.skipped == 0 and len(results) == 25
+    summary, results = run(model, [many], out, many_masks, processes=True, batch_size=4)
+    assert summary.stopped is None and made[0].restarts == (2 if again else 1)
+    assert 1 <= summary.retried < 26 and summary.skipped == 0 and len(results) == 26
     assert company == [0] * summary.retried  # each tried again with no other photo in flight
-    failed = {Path(r.input).name: r.error for r in results if r.status == "error"}
-    assert failed == ({crashed[0]: str(WorkerDied(alone=True))} if again else {}), failed
-    assert summary.ok == 25 - len(failed) == len(list(out.iterdir())) and no_partial_files(out)
-    again_run, _ = run(model, [many], out, many_masks, processes=True)
-    assert again_run.failed == 0 and again_run.ok == len(failed) and again_run.skipped == summary.ok
+    failed = {name: r.error for name, r in results.items() if r.status == "error"}
+    assert failed == ({f"{crash}.jpg": str(WorkerDied(alone=True))} if again else {}), failed
+    assert summary.ok == 26 - len(failed) == len(list(out.iterdir())) and no_partial_files(out)
+    monkeypatch.undo()  # the reads as they are: the rerun extracts the crashing photo too
+    rerun, _ = run(model, [many], out, many_masks, processes=True)
+    assert rerun.failed == 0 and rerun.ok == len(failed) and rerun.skipped == summary.ok
 
 
 def test_extract_says_how_many_photos_it_tried_again(tiny_model_path, photo_folder, tmp_path, monkeypatch):
     """The folder job's summary line counts the photos tried again after a worker process died."""
     import re
-    import signal
 
     from click.testing import CliRunner
 
     from clothes_extractor.cli import cli
-    from clothes_extractor.runtime import pipeline
 
-    report, killed = pipeline.Extraction.report_write, []
-
-    def kill_then_report(self, *args):
-        if not killed:  # at the first garment's result: the photos still in the pool die with it
-            killed.extend(self.workers.pool._processes)
-            for pid in killed:
-                os.kill(pid, signal.SIGKILL)
-        return report(self, *args)
-
-    monkeypatch.setattr(pipeline.Extraction, "report_write", kill_then_report)
-    many, many_masks = _many_photos(photo_folder, tmp_path)
+    many, many_masks, _ = _with_a_crashing_photo(photo_folder, tmp_path, monkeypatch, "crash-once")
     args = ["extract", many, "-o", tmp_path / "out", "--model", tiny_model_path, "--masks", many_masks]
     done = CliRunner().invoke(cli, [*map(str, args), "--processes", "--workers", "2", "--batch-size", "4"])
-    assert done.exit_code == 0 and killed, done.output
-    assert "25 extracted" in done.output and ", 0 failed" in done.output, done.output
+    assert done.exit_code == 0 and (many / "crash-once.died").exists(), done.output
+    assert "26 extracted" in done.output and ", 0 failed" in done.output, done.output
     assert int(re.search(r"; (\d+) tried again alone after a worker process died", done.output).group(1)) >= 1
 
 
