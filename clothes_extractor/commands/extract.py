@@ -581,12 +581,11 @@ def _summarise(summary, failures, report, sheet, finished, size, masks_dir=None,
     masks = ", ".join(f"{count} {source}" for source, count in summary.masks.most_common())
     stopped = getattr(summary, "stopped", None)  # (a Ray job's summary has no such thing)
     untried = total - summary.ok - summary.skipped - summary.failed if stopped and total else 0
-    retried = getattr(summary, "retried", 0)
     click.echo(
         f"{'stopped after' if stopped else 'done in'} {summary.seconds:.1f} s: {summary.ok} extracted "
         f"({rate:.1f} photos/s), {summary.skipped} skipped (already done), {summary.failed} failed"
         + (f", {untried} not tried" if untried else "")
-        + (f"; {retried} tried again alone after a worker process died" if retried else "")
+        + (f"; {summary.retried} tried again alone after a worker process died" if summary.retried else "")
         + (f"; masks from: {masks}" if masks else "")
         + _decode_summary(summary.decoded),
         err=True,

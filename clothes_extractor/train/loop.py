@@ -161,8 +161,8 @@ class Run:
         model.to(self.device, memory_format=self.memory_format)
         trainable = [p for p in model.parameters() if p.requires_grad]
         # fused on a GPU: one kernel for all the weights, and the AMP scaler's check for inf needs no wait for the GPU
-        self.fused = True if self.device.type == "cuda" else None
-        self.opt_g = torch.optim.Adam(trainable, lr=cfg.lr_g, betas=(cfg.beta1, 0.999), fused=self.fused)
+        fused = True if self.device.type == "cuda" else None
+        self.opt_g = torch.optim.Adam(trainable, lr=cfg.lr_g, betas=(cfg.beta1, 0.999), fused=fused)
         init = {}
         if cfg.init is not None and resume is None:  # another run's weights (same architecture), fresh optimizers
             init = load_init(cfg.init, model, "--init")  # a checkpoint, or a served model (BatchNorm unfolded)
@@ -179,7 +179,7 @@ class Run:
             init_weights(self.discriminator)
             self.discriminator.to(self.device, memory_format=self.memory_format)
             betas = (cfg.beta1, 0.999)
-            self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, betas=betas, fused=self.fused)
+            self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr_d, betas=betas, fused=fused)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp)
 
     def _resume(self, resume: str | Path) -> None:
