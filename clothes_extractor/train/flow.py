@@ -112,19 +112,34 @@ class FlowConfig(GridPyramid):
         return [self.target_ngf * min(2**level, 4) for level in range(self.levels)]
 
 
-def identity_grid(n: int, height: int, width: int, like: torch.Tensor) -> torch.Tensor:
-    """The grid that samples every pixel from itself: [n, 2, H, W], (x, y) in [-1, 1], float32."""
+def identity_plane(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """The grid that samples every pixel from itself: [1, 2, H, W], (x, y) in [-1, 1], float32.
+    One plane for the whole batch (it broadcasts): an exported graph reads no batch size for it."""
     ys = (torch.arange(height, device=like.device, dtype=torch.float32) * 2 + 1) / height - 1
     xs = (torch.arange(width, device=like.device, dtype=torch.float32) * 2 + 1) / width - 1
-    grid = torch.stack([xs.view(1, -1).expand(height, width), ys.view(-1, 1).expand(height, width)])
-    return grid.unsqueeze(0).expand(n, -1, -1, -1)
+    return torch.stack([xs.view(1, -1).expand(height, width), ys.view(-1, 1).expand(height, width)]).unsqueeze(0)
+
+
+def identity_grid(n: int, height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """``identity_plane`` for each of ``n`` samples: [n, 2, H, W]."""
+    return identity_plane(height, width, like).expand(n, -1, -1, -1)
 
 
 def warp(source: torch.Tensor, grid: torch.Tensor, padding: str = "border") -> torch.Tensor:
-    """Sample ``source`` [N, C, h, w] at ``grid`` [N, 2, H, W] (x, y in [-1, 1]): [N, C, H, W]."""
-    return F.grid_sample(
-        source, grid.permute(0, 2, 3, 1), mode="bilinear", padding_mode=padding, align_corners=ALIGN_CORNERS
+    """Sample ``source`` [N, C, h, w] at ``grid`` [N, 2, H, W] (x, y in [-1, 1]): [N, C, H, W].
+
+    Sampled in float32 whatever ``source`` is (and returned as it was): an fp16 graph's
+    ``GridSample`` would run on the CPU under onnxruntime's CUDA provider, whose kernel takes
+    float32 alone (and a CUDA graph refuses a model with a node off the GPU). Under autocast
+    PyTorch samples in float32 anyway."""
+    sampled = F.grid_sample(
+        source.float(),
+        grid.float().permute(0, 2, 3, 1),
+        mode="bilinear",
+        padding_mode=padding,
+        align_corners=ALIGN_CORNERS,
     )
+    return sampled.to(source.dtype)
 
 
 def resize(x: torch.Tensor, size) -> torch.Tensor:
@@ -135,9 +150,15 @@ def resize_grid(grid: torch.Tensor, size) -> torch.Tensor:
     """A sampling grid at another size: its offsets from the identity are resized, then added
     to the identity of the new size. (Resizing the grid itself would clamp at the frame's
     edge and pull the border half a pixel inwards at every level.)"""
-    n, _, h, w = grid.shape
-    offsets = grid - identity_grid(n, h, w, grid)
-    return identity_grid(n, size[0], size[1], grid) + resize(offsets, size)
+    h, w = int(grid.shape[-2]), int(grid.shape[-1])  # the grid's size is the model's: fixed in an exported graph
+    offsets = grid - identity_plane(h, w, grid)
+    return identity_plane(size[0], size[1], grid) + resize(offsets, size)
+
+
+def grid_doubled(grid: torch.Tensor) -> torch.Tensor:
+    """``resize_grid`` to twice the size of a model-size level, by a factor (see ``doubled``)."""
+    h, w = int(grid.shape[-2]), int(grid.shape[-1])
+    return identity_plane(2 * h, 2 * w, grid) + doubled(grid - identity_plane(h, w, grid))
 
 
 def doubled(x: torch.Tensor) -> torch.Tensor:
@@ -188,14 +209,15 @@ class FlowLevel(nn.Module):
         self.bound_px = bound_px
 
     def forward(self, state: torch.Tensor, grid: torch.Tensor, skip: torch.Tensor, target=None):
-        size = skip.shape[-2:]
-        state = resize(self.up(state), size)
-        grid = resize_grid(grid, size)  # the grid stays float32 when the network runs in fp16
-        parts = [state, warp(skip, grid.to(skip.dtype))] + ([target] if target is not None else [])
+        # each level is twice the coarser one (``GridPyramid.check_levels``): by a factor, so
+        # that an exported graph computes no size
+        state = doubled(self.up(state))
+        grid = grid_doubled(grid)  # the grid stays float32 when the network runs in fp16
+        parts = [state, warp(skip, grid)] + ([target] if target is not None else [])
         state = self.fuse(torch.cat(parts, 1))
         residual = self.flow(state).float()
         if self.bound_px:
-            h, w = size
+            h, w = int(skip.shape[-2]), int(skip.shape[-1])
             scale = to_device([2.0 * self.bound_px / w, 2.0 * self.bound_px / h], residual.device)
             residual = torch.tanh(residual) * scale.view(1, 2, 1, 1)
         return state, grid + residual
@@ -306,8 +328,7 @@ def coarse_to_fine(
     identity plus the bottom offset at the coarsest level, each finer ``FlowLevel`` fed the
     encoder features ``skips`` (and ``targets``) of its own level, then the full-size level
     over ``source`` (and ``target``). Returns the full-size state and the grids, coarse to fine."""
-    n, _, h, w = state.shape
-    grid = identity_grid(n, h, w, state) + network.bottom_flow(state).float()
+    grid = identity_plane(int(state.shape[-2]), int(state.shape[-1]), state) + network.bottom_flow(state).float()
     grids = [grid]
     for level, skip, level_target in zip(network.levels, reversed(skips[:-1]), reversed(targets[:-1]), strict=True):
         state, grid = level(state, grid, skip, level_target)

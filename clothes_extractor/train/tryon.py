@@ -109,7 +109,7 @@ class TryOnGenerator(nn.Module):
         state, grids = coarse_to_fine(self, state, garments, persons, garment_side, person_side)
         grid = grids[-1]
         heads = self.heads(state)
-        warped = warp(garment_side[:, :3], grid.to(garment_side.dtype))
+        warped = warp(garment_side[:, :3], grid)
         out = {}
         if self.config.relight:
             pooled = torch.cat([pooled_garment, p.mean(dim=(2, 3), keepdim=True)], 1)
