@@ -102,6 +102,35 @@ def tiny_flow(seed: int = 0):
     return model.eval()
 
 
+def off_the_gpu(path: Path, photos: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """What of an ONNX model onnxruntime's CUDA provider would run on the CPU: its ``GridSample``
+    nodes that do not sample float32 (the only type of the CUDA kernel), and the tensors sized by
+    a shape read off something other than the ``photos`` inputs (a model-size tensor's batch or
+    size: a shape computation, which a graph for any photo size needs only for the photo)."""
+    import onnx
+    from onnx import TensorProto, shape_inference
+
+    graph = shape_inference.infer_shapes(onnx.load(str(path))).graph
+    types = {v.name: v.type.tensor_type.elem_type for v in (*graph.value_info, *graph.input, *graph.output)}
+    samplers = [node for node in graph.node if node.op_type == "GridSample"]
+    assert samplers, f"{path} samples nothing"
+    not_float = [node.name for node in samplers if any(types[name] != TensorProto.FLOAT for name in node.input)]
+    from_photos = set(photos)  # every tensor computed from the photos
+    for node in graph.node:  # (in topological order)
+        if from_photos & set(node.input):
+            from_photos.update(node.output)
+    # where the shapes read go: through integer arithmetic to the tensors they size
+    sized, reached = [], {node.output[0] for node in graph.node if node.op_type in ("Shape", "Size")}
+    for node in graph.node:
+        if reached & set(node.input):
+            if all(types.get(name) in (TensorProto.INT64, TensorProto.BOOL) for name in node.output):
+                reached.update(node.output)
+            else:
+                sized.append(node)
+    assert not reached or sized, "shapes read and used for nothing?"
+    return not_float, [f"{node.op_type} {node.name}" for node in sized if not set(node.output) <= from_photos]
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> Path:
     from clothes_extractor.export.onnx_export import export_model

@@ -14,7 +14,7 @@ from clothes_extractor.eval.evaluate import evaluate_model
 from clothes_extractor.models import MODELS_DIR, TASKS, bundled_model, model_for
 from clothes_extractor.runtime import ModelSession
 from clothes_extractor.runtime.matte import SURE
-from conftest import ROOT, VITON_VAL, cp_vton_subset, run_cli
+from conftest import ROOT, VITON_VAL, cp_vton_subset, off_the_gpu, run_cli
 
 RECORDED = json.loads((MODELS_DIR / "metrics.json").read_text()) if (MODELS_DIR / "metrics.json").is_file() else {}
 SHIPPED = [(task, precision) for task in TASKS for precision in ("fp32", "fp16") if bundled_model(task, precision)]
@@ -68,6 +68,21 @@ def test_shipped_models_of_one_size_compute_no_shapes():
         assert not ops & {"Shape", "Size"}, f"{path.name} computes shapes"
         checked.append(task)
     assert sorted(set(checked)) == ["generator", "segmenter"]
+
+
+def test_shipped_try_on_models_sample_in_float32_and_compute_only_the_photos_size():
+    """The try-on model samples the catalog garment by grids: onnxruntime's CUDA GridSample takes
+    float32 alone, and the fp16 file's five model-size ones ran on the CPU with copies each way
+    (re-exported 2026-12-04 from itself, the same weights: models/tryon.md). It computes the
+    size of its photos, and no other shape."""
+    checked = []
+    for task, precision in SHIPPED:
+        path = bundled_model(task, precision)
+        photos = tuple(s.name for s in ModelSession(path, "cpu").contract.inputs if s.resolution == "photo")
+        if photos:
+            assert off_the_gpu(path, photos) == ([], []), path.name
+            checked.append((task, precision))
+    assert sorted(checked) == [("tryon", "fp16"), ("tryon", "fp32")]
 
 
 @pytest.mark.skipif(not VITON_VAL.is_file(), reason=f"{VITON_VAL} is absent")

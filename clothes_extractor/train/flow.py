@@ -112,17 +112,33 @@ class FlowConfig(GridPyramid):
         return [self.target_ngf * min(2**level, 4) for level in range(self.levels)]
 
 
-def identity_plane(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
-    """The grid that samples every pixel from itself: [1, 2, H, W], (x, y) in [-1, 1], float32.
-    One plane for the whole batch (it broadcasts): an exported graph reads no batch size for it."""
+def identity_axes(height, width, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The identity grid's x of each column, [1, 1, 1, W], and y of each row, [1, 1, H, 1]
+    ((x, y) in [-1, 1], float32): the grid is the two spread over the plane."""
     ys = (torch.arange(height, device=like.device, dtype=torch.float32) * 2 + 1) / height - 1
     xs = (torch.arange(width, device=like.device, dtype=torch.float32) * 2 + 1) / width - 1
-    return torch.stack([xs.view(1, -1).expand(height, width), ys.view(-1, 1).expand(height, width)]).unsqueeze(0)
+    return xs.view(1, 1, 1, -1), ys.view(1, 1, -1, 1)
 
 
 def identity_grid(n: int, height: int, width: int, like: torch.Tensor) -> torch.Tensor:
-    """``identity_plane`` for each of ``n`` samples: [n, 2, H, W]."""
-    return identity_plane(height, width, like).expand(n, -1, -1, -1)
+    """The grid that samples every pixel from itself: [n, 2, H, W], (x, y) in [-1, 1], float32."""
+    xs, ys = identity_axes(height, width, like)
+    return torch.cat([xs.expand(n, 1, height, width), ys.expand(n, 1, height, width)], 1)
+
+
+def plus_identity(offsets: torch.Tensor, size=None) -> torch.Tensor:
+    """``offsets`` [N, 2, H, W] from the identity grid of their size (``size``: (H, W) where it is
+    not the model's, fixed one, e.g. a photo's) back to a grid. Added axis by axis, as
+    broadcasts: an exported graph stores two axes, not a plane, and reads no batch size for them."""
+    height, width = size if size is not None else (int(offsets.shape[-2]), int(offsets.shape[-1]))
+    xs, ys = identity_axes(height, width, offsets)
+    return torch.cat([offsets[:, :1] + xs, offsets[:, 1:] + ys], 1)
+
+
+def minus_identity(grid: torch.Tensor) -> torch.Tensor:
+    """A model-size ``grid`` [N, 2, h, w] as offsets from the identity (``plus_identity`` undone)."""
+    xs, ys = identity_axes(int(grid.shape[-2]), int(grid.shape[-1]), grid)
+    return torch.cat([grid[:, :1] - xs, grid[:, 1:] - ys], 1)
 
 
 def warp(source: torch.Tensor, grid: torch.Tensor, padding: str = "border") -> torch.Tensor:
@@ -147,18 +163,15 @@ def resize(x: torch.Tensor, size) -> torch.Tensor:
 
 
 def resize_grid(grid: torch.Tensor, size) -> torch.Tensor:
-    """A sampling grid at another size: its offsets from the identity are resized, then added
-    to the identity of the new size. (Resizing the grid itself would clamp at the frame's
-    edge and pull the border half a pixel inwards at every level.)"""
-    h, w = int(grid.shape[-2]), int(grid.shape[-1])  # the grid's size is the model's: fixed in an exported graph
-    offsets = grid - identity_plane(h, w, grid)
-    return identity_plane(size[0], size[1], grid) + resize(offsets, size)
+    """A (model-size) sampling grid at another size: its offsets from the identity are resized,
+    then added to the identity of the new size. (Resizing the grid itself would clamp at the
+    frame's edge and pull the border half a pixel inwards at every level.)"""
+    return plus_identity(resize(minus_identity(grid), size), size)
 
 
 def grid_doubled(grid: torch.Tensor) -> torch.Tensor:
     """``resize_grid`` to twice the size of a model-size level, by a factor (see ``doubled``)."""
-    h, w = int(grid.shape[-2]), int(grid.shape[-1])
-    return identity_plane(2 * h, 2 * w, grid) + doubled(grid - identity_plane(h, w, grid))
+    return plus_identity(doubled(minus_identity(grid)))
 
 
 def doubled(x: torch.Tensor) -> torch.Tensor:
@@ -328,7 +341,7 @@ def coarse_to_fine(
     identity plus the bottom offset at the coarsest level, each finer ``FlowLevel`` fed the
     encoder features ``skips`` (and ``targets``) of its own level, then the full-size level
     over ``source`` (and ``target``). Returns the full-size state and the grids, coarse to fine."""
-    grid = identity_plane(int(state.shape[-2]), int(state.shape[-1]), state) + network.bottom_flow(state).float()
+    grid = plus_identity(network.bottom_flow(state).float())
     grids = [grid]
     for level, skip, level_target in zip(network.levels, reversed(skips[:-1]), reversed(targets[:-1]), strict=True):
         state, grid = level(state, grid, skip, level_target)

@@ -25,7 +25,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from .flow import FlowLevel, GridPyramid, _encoder, _zero_head, coarse_to_fine, resize, resize_grid, warp
+from .flow import (
+    FlowLevel,
+    GridPyramid,
+    _encoder,
+    _zero_head,
+    coarse_to_fine,
+    global_summary,
+    resize,
+    resize_grid,
+    warp,
+)
 from .networks import mask_to_weight, photo_to_unit, unit_to_uint8
 
 GREY = 0.0  # the painted region, in [-1, 1]
@@ -105,7 +115,7 @@ class TryOnGenerator(nn.Module):
             garments.append(g)
             persons.append(p)
         pooled_garment = g.mean(dim=(2, 3), keepdim=True)
-        state = self.bottom(torch.cat([g, p, pooled_garment.expand_as(g)], 1))
+        state = self.bottom(torch.cat([g, p, global_summary(g)], 1))  # pooled_garment at every position
         state, grids = coarse_to_fine(self, state, garments, persons, garment_side, person_side)
         grid = grids[-1]
         heads = self.heads(state)
