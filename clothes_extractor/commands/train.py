@@ -87,6 +87,7 @@ def share_option(flag: str, help: str):
     "aligns the photo to it; silhouette: the garment is its own).",
 )
 @click.option("--renderer-trainable", is_flag=True, help="Flow: fine-tune the renderer too (default: frozen).")
+@click.option("--lr-renderer", type=float, default=2e-6, show_default=True, help="--renderer-trainable: its rate.")
 @click.option(
     "--target-ngf", type=click.IntRange(min=1), default=16, show_default=True, help="Flow: renderer encoder width."
 )

@@ -53,6 +53,7 @@ class TrainConfig:
     relight: bool = False  # try-on: a gain per colour channel puts the catalog garment in the person's light
     renderer: str | None = None  # flow, silhouette: a served U-Net generator (ONNX) whose network renders the garment
     renderer_trainable: bool = False  # flow: fine-tune the renderer too (default: frozen)
+    lr_renderer: float = 2e-6  # flow, --renderer-trainable: the renderer's rate (it starts trained)
     target_ngf: int = 16  # flow: channels of the encoder over the rendered garment
     attention: str = "none"
     dropout: bool = True

@@ -159,10 +159,20 @@ class Run:
         if getattr(model, "renderer", None) is not None and not cfg.renderer_trainable:
             model.renderer.requires_grad_(False)  # frozen: no gradients, no optimizer state
         model.to(self.device, memory_format=self.memory_format)
-        trainable = [p for p in model.parameters() if p.requires_grad]
+        # a trainable renderer learns at its own rate: it starts trained (at --lr-g, Adam's first
+        # steps moved its every weight enough to lose a third of its SSIM in one step)
+        rendering = {id(p) for p in model.renderer.parameters()} if cfg.renderer_trainable else set()
+        groups = [[p for p in model.parameters() if p.requires_grad and id(p) not in rendering]]
+        self.rates_g = [cfg.lr_g] + ([cfg.lr_renderer] if rendering else [])
+        if rendering:
+            groups.append([p for p in model.renderer.parameters()])
         # fused on a GPU: one kernel for all the weights, and the AMP scaler's check for inf needs no wait for the GPU
         fused = True if self.device.type == "cuda" else None
-        self.opt_g = torch.optim.Adam(trainable, lr=cfg.lr_g, betas=(cfg.beta1, 0.999), fused=fused)
+        self.opt_g = torch.optim.Adam(
+            [{"params": group, "lr": rate} for group, rate in zip(groups, self.rates_g, strict=True)],
+            betas=(cfg.beta1, 0.999),
+            fused=fused,
+        )
         init = {}
         if cfg.init is not None and resume is None:  # another run's weights (same architecture), fresh optimizers
             init = load_init(cfg.init, model, "--init")  # a checkpoint, or a served model (BatchNorm unfolded)
@@ -228,7 +238,7 @@ class Run:
         if self.discriminator is not None:
             self.discriminator.train()
         # Base rates from the settings: a resumed optimizer's own lr is already scheduled.
-        self.base_lr = [(opt, rate) for opt, rate in ((self.opt_g, cfg.lr_g), (self.opt_d, cfg.lr_d)) if opt]
+        self.base_lr = [(opt, rates) for opt, rates in ((self.opt_g, self.rates_g), (self.opt_d, [cfg.lr_d])) if opt]
         self.run_started = time.perf_counter()
         time_up = False
         with stop_requests() as self.stop:
@@ -273,8 +283,8 @@ class Run:
             if share >= 1.0:
                 return sums, count, seen, True
             factor = lr_factor(cfg.lr_schedule, share)
-            for opt, rate in self.base_lr:
-                for group in opt.param_groups:
+            for opt, rates in self.base_lr:
+                for group, rate in zip(opt.param_groups, rates, strict=True):
                     group["lr"] = rate * factor
             losses = self._step(batch)
             self.step += 1
