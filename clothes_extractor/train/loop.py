@@ -160,7 +160,7 @@ class Run:
             model.renderer.requires_grad_(False)  # frozen: no gradients, no optimizer state
         model.to(self.device, memory_format=self.memory_format)
         # a trainable renderer learns at its own rate: it starts trained (at --lr-g, Adam's first
-        # steps moved its every weight enough to lose a third of its SSIM in one step)
+        # steps moved its every weight enough that one step of the GPU recipe took its SSIM from 0.82 to 0.47)
         rendering = {id(p) for p in model.renderer.parameters()} if cfg.renderer_trainable else set()
         groups = [[p for p in model.parameters() if p.requires_grad and id(p) not in rendering]]
         self.rates_g = [cfg.lr_g] + ([cfg.lr_renderer] if rendering else [])
