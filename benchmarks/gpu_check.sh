@@ -14,7 +14,7 @@
 # check or a CUDA graph fail. BATCHES narrows the batch sizes, E2E_COPIES the size of the
 # extract folder (the photos are repeated to that many files), TRYON_PAIRS the size of the tryon folder
 # (200), TORCH_BASELINE=0 leaves PyTorch out, TRYON=0 the try-on model, the parser and `tryon` (recorded
-# on the 12-04 H200: 3.5 of that check's 6 minutes).
+# on the 12-04 H200: 3.5 of that check's 6 minutes), TRYON=only checks those alone.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-benchmarks/results}
@@ -32,17 +32,6 @@ step() { echo "[$(date +%T)] $*"; }
 step "info"
 $py -m clothes_extractor info --json > "$out/gpu-$label-info.json" || echo "info failed" >&2
 
-step "GPU tests"
-$py -m pytest -q -m gpu -p no:cacheprovider tests/ 2>&1 | tail -n 12
-test_status=${PIPESTATUS[0]}
-[ "$test_status" -eq 0 ] || [ "$test_status" -eq 5 ] || status=1  # 5: none collected
-
-step "parity"
-generator16=clothes_extractor/models/generator-fp16.onnx
-generator32=clothes_extractor/models/generator-fp32.onnx
-$py benchmarks/gpu_parity.py "$generator16" "$generator32" clothes_extractor/models/segmenter-fp16.onnx \
-  --out "$out/gpu-$label-parity.json" || status=1
-
 # Which nodes onnxruntime puts on the CPU, and the copies it adds: CUDA graphs need none of those
 # (the 2026-12-04 lease: the bundled generator refused CUDA graphs; this says why).
 placement() { # MODEL OUT_FILE
@@ -55,6 +44,19 @@ ort.InferenceSession(sys.argv[1], options, providers=["CUDAExecutionProvider", "
 PLACEMENT
   grep -E "placed on|Memcpy nodes" "$2" | cut -c1-200
 }
+tryon=${TRYON:-1}
+if [ "$tryon" != only ]; then # TRYON=only: the try-on's checks alone (below), none of these
+step "GPU tests"
+$py -m pytest -q -m gpu -p no:cacheprovider tests/ 2>&1 | tail -n 12
+test_status=${PIPESTATUS[0]}
+[ "$test_status" -eq 0 ] || [ "$test_status" -eq 5 ] || status=1  # 5: none collected
+
+step "parity"
+generator16=clothes_extractor/models/generator-fp16.onnx
+generator32=clothes_extractor/models/generator-fp32.onnx
+$py benchmarks/gpu_parity.py "$generator16" "$generator32" clothes_extractor/models/segmenter-fp16.onnx \
+  --out "$out/gpu-$label-parity.json" || status=1
+
 step "the generator's node placement on CUDA"
 placement "$generator16" "$out/gpu-$label-placement.txt"
 
@@ -129,8 +131,14 @@ else
   echo "no photos in $photos: e2e skipped" >&2
 fi
 
-tryon=${TRYON:-1}
-if [ "$tryon" = 1 ]; then
+fi # TRYON=only
+
+if [ "$tryon" != 0 ]; then
+  # re-exported 2026-12-04 (models/tryon.md): float32 grids, only the photos' size computed
+  step "the bundled try-on model: parity without CUDA graphs (it computes its photos' size), node placement"
+  $py benchmarks/gpu_parity.py clothes_extractor/models/tryon-fp16.onnx --no-graphs \
+    --out "$out/gpu-$label-parity-tryon.json" || status=1
+  placement clothes_extractor/models/tryon-fp16.onnx "$out/gpu-$label-placement-tryon.txt"
   step "the bundled try-on model and parser, model only (what tryon and POST /tryon run)"
   for task in tryon segmenter; do
     $py -m clothes_extractor bench --model "clothes_extractor/models/$task-fp16.onnx" --provider cuda "${batches[@]}" \
@@ -150,7 +158,8 @@ done
 # last: a lease that runs out of check time loses only this
 step "tryon end to end: read and write stages on one thread each, then on every core"
 garment=$(find "$photos/../cloth" -maxdepth 1 -name '*.jpg' 2>/dev/null | sort | head -1)
-if [ "$tryon" != 1 ]; then
+mapfile -t sources < <(find "$photos" -maxdepth 1 -name '*.jpg' | sort)
+if [ "$tryon" = 0 ]; then
   echo "TRYON=$tryon: tryon end to end skipped"
 elif [ ${#sources[@]} -gt 0 ] && [ -n "$garment" ]; then
   mkdir -p "$work/persons"
