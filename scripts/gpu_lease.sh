@@ -31,9 +31,10 @@
 # The training's checkpoints are in $OUT before the checks start. With INIT, name one
 # candidate (CANDIDATES=g32) and pass its rate (TRAIN_ARGS="--lr-g 1e-4"). From a fresh
 # checkout (no earlier run to start from): RENDERER=clothes_extractor/models/generator-fp32.onnx
-# UNSEEN_BY="0 1 2" CHECK_S=270 TORCH_BASELINE=0 TRYON=0 CANDIDATES="flow flowb" (the two warping
-# candidates side by side; gpu_check without what the 12-04 lease recorded: the try-on model, the
-# parser, `tryon` and PyTorch's U-Net, about 4 of its 6 minutes, which go to the training).
+# UNSEEN_BY="0 1 2" CHECK_S=270 TORCH_BASELINE=0 TRYON=0 CANDIDATES="flowb flowr flowa" (three warping
+# candidates side by side: on the 12-04b H200 two filled the GPU and stopped improving at epoch 8 of
+# 3.7 minutes; gpu_check without what the 12-04 lease recorded: the try-on model, the parser, `tryon`
+# and PyTorch's U-Net, about 4 of its 6 minutes, which go to the training).
 # CANDIDATES, TRAIN_ARGS, CHECK_S, ORDER, TORCH_BASELINE and TRYON given to prepare go into the run
 # call it prints.
 # Lessons of the 2026-12-04 lease: the image has no pytorch-msssim (the [train] extra's), so the
@@ -156,8 +157,11 @@ if [ "$mode" = prepare ]; then
   done
   echo "  command 'mkdir -p /tmp/lease && cp .lease/p$n/* /tmp/lease/ && ${runenv}DEADLINE_S=585 bash scripts/gpu_lease.sh run'"
   echo "          carry ['.lease/p$n', '.lease/payload.sha'], timeout_s 600"
-  echo "If device time is left after it (status; the machine stays warm 30 s), continue the better run"
-  echo "(RUN: flow or flowb, by the held-out scores session.log prints) on the data already there:"
+  echo "If device time is left after it (status; the machine stays warm 30 s), time the try-on model"
+  echo "(re-exported 2026-12-04, not yet timed on a GPU) with what the run unpacked there:"
+  echo "  command 'cp -n /tmp/pl/models/*.onnx clothes_extractor/models/; PYTHONPATH=/tmp/ortgpu:\$PWD TRYON=only TRYON_PAIRS=100 BATCHES=1,32,128 timeout SECONDS bash benchmarks/gpu_check.sh /tmp/tc /tmp/pl/photos; tar cf \$OUT/tryon-check.tar -C /tmp tc'"
+  echo "          timeout_s SECONDS + 15; or continue the better run (RUN, by the held-out scores session.log"
+  echo "          prints; the 12-04b lease's stopped improving at epoch 8, so that rarely pays):"
   echo "  command 'cp /tmp/runs/RUN/best.pt /tmp/pl/init.pt && CANDIDATES=RUN CHECK_S=0 TRAIN_ARGS=\"--lr-g 1e-4\" DEADLINE_S=SECONDS bash scripts/gpu_lease.sh run'"
   echo "          carry ['.lease/payload.sha'], timeout_s SECONDS + 15 (the copied pieces are still in /tmp/lease)"
   exit 0
