@@ -1,5 +1,6 @@
 """Training: losses, augmentation, the loop (resume, DDP), and train -> export -> evaluate."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -1366,3 +1367,25 @@ def test_a_training_step_on_a_gpu_never_waits_for_it(synthetic, tmp_path, tiny_m
     run = train(tiny_config(synthetic, tmp_path / "flow", epochs=1, data_on_device=True, device="cuda", **flow))
     row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert row["step"] == 5 and np.isfinite(row["train_g_l1"])
+
+
+def test_metrics_csv_keeps_every_value_under_its_own_column(tmp_path):
+    """A row validated at a time limit with no steps behind it has no ``train_`` values, and a
+    later one may have more columns than the first: metrics.csv is written from every row, a
+    column for each key, so each value stays under its name (appended under the first row's
+    header, the validation scores of such a row sat under the training losses' names)."""
+    from clothes_extractor.train.loop import _append_metrics
+
+    rows = [
+        {"epoch": 1, "step": 10, "train_g_l1": 0.5, "val_ssim": 0.6},
+        {"epoch": 1.1, "step": 11, "val_ssim": 0.61},
+        {"epoch": 2, "step": 20, "train_g_l1": 0.4, "val_ssim": 0.62, "val_alpha_iou": 0.8},
+    ]
+    for row in rows:
+        _append_metrics(tmp_path / "metrics.jsonl", tmp_path / "metrics.csv", row)
+    with open(tmp_path / "metrics.csv", newline="", encoding="utf-8") as handle:
+        read = list(csv.DictReader(handle))
+    assert [r["val_ssim"] for r in read] == ["0.6", "0.61", "0.62"]
+    assert [r["train_g_l1"] for r in read] == ["0.5", "", "0.4"]
+    assert [r["val_alpha_iou"] for r in read] == ["", "", "0.8"]
+    assert [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == rows

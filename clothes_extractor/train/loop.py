@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import gc
+import io
 import json
 import logging
 import math
@@ -29,6 +30,7 @@ from .. import __version__
 from ..errors import CheckpointError, ClothesExtractorError
 from ..eval.datasets import layout_of
 from ..eval.overlap import training_split
+from ..runtime.files import write_atomic
 from ..tasks import task_of
 from .architectures import build
 from .checkpoint import load_resumable, save_checkpoint
@@ -381,11 +383,16 @@ def _fmt(values: Mapping[str, float]) -> str:
 
 
 def _append_metrics(jsonl_path: Path, csv_path: Path, row: dict[str, Any]) -> None:
+    """``row`` onto ``metrics.jsonl``; ``metrics.csv`` written again from all its rows, with a
+    column for every key any of them has (a row validated with no steps behind it, at a time
+    limit, has no ``train_`` values: appended under the first row's header, its values would
+    sit in the wrong columns)."""
     with open(jsonl_path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(row) + "\n")
-    new = not csv_path.exists()
-    with open(csv_path, "a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    rows = [json.loads(line) for line in jsonl_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    columns = list(dict.fromkeys(key for each in rows for key in each))
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(csv_path, table.getvalue().encode("utf-8"), sync=False)
