@@ -148,14 +148,8 @@ def warp(source: torch.Tensor, grid: torch.Tensor, padding: str = "border") -> t
     ``GridSample`` would run on the CPU under onnxruntime's CUDA provider, whose kernel takes
     float32 alone (and a CUDA graph refuses a model with a node off the GPU). Under autocast
     PyTorch samples in float32 anyway."""
-    sampled = F.grid_sample(
-        source.float(),
-        grid.float().permute(0, 2, 3, 1),
-        mode="bilinear",
-        padding_mode=padding,
-        align_corners=ALIGN_CORNERS,
-    )
-    return sampled.to(source.dtype)
+    options = dict(mode="bilinear", padding_mode=padding, align_corners=ALIGN_CORNERS)
+    return F.grid_sample(source.float(), grid.float().permute(0, 2, 3, 1), **options).to(source.dtype)
 
 
 def resize(x: torch.Tensor, size) -> torch.Tensor:
@@ -222,8 +216,7 @@ class FlowLevel(nn.Module):
         self.bound_px = bound_px
 
     def forward(self, state: torch.Tensor, grid: torch.Tensor, skip: torch.Tensor, target=None):
-        # each level is twice the coarser one (``GridPyramid.check_levels``): by a factor, so
-        # that an exported graph computes no size
+        # each level twice the coarser one (``check_levels``): by a factor, an exported graph computes no size
         state = doubled(self.up(state))
         grid = grid_doubled(grid)  # the grid stays float32 when the network runs in fp16
         parts = [state, warp(skip, grid)] + ([target] if target is not None else [])
