@@ -1080,6 +1080,8 @@ def test_a_trainable_renderer_learns_at_its_own_rate(synthetic, tmp_path, tiny_m
         name for name, value in net.state_dict().items() if not torch.equal(state["model"][f"renderer.{name}"], value)
     ]
     assert moved  # it learns
+    with pytest.raises(ValueError, match="--renderer-trainable fine-tunes a flow network.s --renderer"):
+        TrainConfig(arch="flow", renderer_trainable=True)  # no renderer to fine-tune
 
 
 def test_a_slim_checkpoint_builds_exports_and_starts_runs_but_does_not_resume(synthetic, tmp_path, tiny_model_path):

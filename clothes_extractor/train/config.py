@@ -121,6 +121,8 @@ class TrainConfig:
                 "the silhouette architecture is a generator's head: --task generator and --renderer U-NET.onnx, "
                 "which stays frozen (it learns only the alpha: a trainable U-Net would drift from its garment)"
             )
+        if self.renderer_trainable and not (self.arch == "flow" and self.renderer):
+            raise ValueError("--renderer-trainable fine-tunes a flow network's --renderer U-NET.onnx: give one")
         if self.task == "tryon" and self.arch != "flow":
             raise ValueError("try-on is built from the warping generator's modules: --arch flow")
         if self.framing and self.task == "tryon":
