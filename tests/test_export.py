@@ -235,7 +235,7 @@ def test_a_warping_generator_exports_with_any_photo_size(tmp_path):
 
 
 def test_a_warping_generator_samples_in_float32_and_computes_only_the_photos_size(tmp_path):
-    """onnxruntime's CUDA GridSample takes float32 alone: an fp16 one ran on the CPU (the 12-04b
+    """onnxruntime's CUDA GridSample takes float32 alone: an fp16 one runs on the CPU (the 12-04b
     H200 refused the warping generator a CUDA graph, and timed it slowly without). And a shape
     read off a model-size tensor (the batch, for a grid expanded to it; a level's size) runs on
     the CPU too: only the photo's size, which the exported graph cannot know, is computed."""

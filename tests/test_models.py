@@ -72,7 +72,7 @@ def test_shipped_models_of_one_size_compute_no_shapes():
 
 def test_shipped_try_on_models_sample_in_float32_and_compute_only_the_photos_size():
     """The try-on model samples the catalog garment by grids: onnxruntime's CUDA GridSample takes
-    float32 alone, and the fp16 file's five model-size ones ran on the CPU with copies each way
+    float32 alone, and the fp16 file's five model-size ones run on the CPU with copies each way
     (re-exported 2026-12-04 from itself, the same weights: models/tryon.md). It computes the
     size of its photos, and no other shape."""
     checked = []
