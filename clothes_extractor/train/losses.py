@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .distributed import to_device
-from .flow import identity_grid, warp
+from .flow import minus_identity, warp
 
 GAN_MODES = ("lsgan", "vanilla")
 
@@ -81,9 +81,9 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> t
 
 def grid_offsets_px(grid: torch.Tensor) -> torch.Tensor:
     """A sampling grid [N, 2, H, W] (x, y in [-1, 1]) as offsets from the identity, in pixels."""
-    n, _, h, w = grid.shape
+    h, w = grid.shape[-2:]
     scale = to_device([w / 2.0, h / 2.0], grid.device, grid.dtype).view(1, 2, 1, 1)
-    return (grid - identity_grid(n, h, w, grid)) * scale
+    return minus_identity(grid) * scale
 
 
 def flow_smoothness(grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
