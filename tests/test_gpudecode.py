@@ -10,6 +10,7 @@ decoded by Pillow into host memory (``PillowFrames``), standing in for nvImageCo
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -176,6 +177,37 @@ def test_gpu_route_with_mask_files(tiny_model_path, photo_folder, tmp_path):
     assert (summary.ok, summary.decoded) == (5, {"gpu": 5}) and summary.masks == {"file": 5}
     again = run_extraction(generator, jobs, options, None, None, decoder=PillowFrames())
     assert (again.skipped, again.ok, again.decoded) == (5, 0, {})  # resume: nothing decoded again
+
+
+def write_or_die(item, outputs, plan):
+    """The write stage (``stages.write``), whose worker process dies on the first try of a photo
+    named ``crash-once*`` (it leaves a ``.died`` file beside the photo). Module-level: worker
+    processes import it."""
+    from clothes_extractor.runtime.stages import write
+
+    died = item.job.photo.with_suffix(".died")
+    if item.job.photo.name.startswith("crash-once") and not died.exists():
+        died.touch()
+        os._exit(70)
+    return write(item, outputs, plan)
+
+
+def test_a_photo_tried_again_is_counted_once_where_it_was_decoded(tiny_model_path, photo_folder, tmp_path, monkeypatch):
+    """A photo whose worker process died after its decode (here in its write) is tried again,
+    alone, and decoded again: until the 54th stop the summary counted it twice ("gpu": 7 for
+    6 photos)."""
+    from clothes_extractor.runtime import pipeline
+
+    photos, masks = photo_folder
+    shutil.copy(photos / "p2.jpg", photos / "crash-once.jpg")
+    shutil.copy(masks / "p2.png", masks / "crash-once.png")
+    monkeypatch.setattr(pipeline, "write", write_or_die)
+    generator = ModelSession(tiny_model_path, "cpu")
+    jobs = find_jobs([photos], tmp_path / "out", "png", MaskIndex(masks))
+    options = ExtractOptions(batch_size=2, workers=2, processes=True)
+    summary = run_extraction(generator, jobs, options, None, None, decoder=PillowFrames())
+    assert (photos / "crash-once.died").exists() and summary.retried >= 1
+    assert (summary.ok, summary.failed) == (6, 0) and summary.decoded == {"gpu": 6}
 
 
 @pytest.mark.gpu

@@ -218,6 +218,16 @@ class GpuExtraction(Extraction):
         super().__init__(*args, **kwargs)
         self.decoder = decoder
         self.encoded: list[Encoded] = []
+        # each photo in flight -> its route as counted: a photo tried again (its worker process
+        # died) is counted once, where it was decoded last
+        self.counted: dict[str, str] = {}
+        emit = self.emit
+
+        def emitted(result: Any) -> None:
+            self.counted.pop(result.input, None)
+            emit(result)
+
+        self.emit = emitted
         # segmented frames are fitted on the GPU by this thread, beside the main one
         self.device_pool = ThreadPoolExecutor(1, thread_name_prefix="ce-gpu-fit")
 
@@ -234,11 +244,21 @@ class GpuExtraction(Extraction):
         if isinstance(item, tuple):  # from read_for_gpu
             item, how = item
             if how.startswith("host"):
-                self.routes[how] += 1
+                self.count(job, how)
         if isinstance(item, Encoded):
             self.encoded.append(item)
         else:
             super().route(job, item)
+
+    def count(self, job: ExtractJob, how: str) -> None:
+        """``job``'s photo decoded ``how`` (``routes``), instead of where it was before, if it was."""
+        before = self.counted.get(str(job.photo))
+        if before is not None:
+            self.routes[before] -= 1
+            if not self.routes[before]:
+                del self.routes[before]
+        self.routes[how] += 1
+        self.counted[str(job.photo)] = how
 
     def collect_reads(self) -> None:
         super().collect_reads()
@@ -254,10 +274,10 @@ class GpuExtraction(Extraction):
             frames = [f"the GPU decoder failed ({describe_error(exc)})"] * len(items)
         for item, frame in zip(items, frames, strict=True):
             if isinstance(frame, str):
-                self.routes[f"host: {frame}"] += 1
+                self.count(item.job, f"host: {frame}")
                 self.queue_read(item.job, prepare, item.job, self.plan)
                 continue
-            self.routes["gpu"] += 1
+            self.count(item.job, "gpu")
             try:
                 fitted = self.timed("fit", fit_decoded)(item, DevicePhoto(frame, self.decoder.resampler), self.plan)
             except Exception as exc:  # noqa: BLE001 - a bad photo is reported, the job goes on
