@@ -271,7 +271,7 @@ def _load_pairs(
 ) -> list[tuple[Image.Image, Image.Image]]:
     """The pairs decoded as the folder job decodes them; a garment given once for many
     persons is decoded once (and fitted once). Errors name an input by its place in the list."""
-    from ..runtime.dressing import load_garment, load_person
+    from ..runtime.images import load_garment, load_person
 
     decoded: dict[int, Image.Image] = {}
     pairs = []

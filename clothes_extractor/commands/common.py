@@ -71,6 +71,14 @@ def tryon_resolution_option(flag: str, dest: str, where: str) -> Callable[[Calla
     )
 
 
+def once(_ctx: click.Context, param: click.Parameter, values: tuple[Any, ...]) -> Any:
+    """An option's one value (or None), ``multiple`` to refuse a second that click drops in silence."""
+    if len(values) > 1:
+        given = ", ".join(map(str, values))
+        raise click.BadParameter(f"given {len(values)} times ({given}); give it once: one file, or a folder of them")
+    return values[0] if values else None
+
+
 def shard_option(unit: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--shard K/N`` of a folder job over ``unit``s: the option's value is a ``Shard``."""
 

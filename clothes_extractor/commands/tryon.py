@@ -19,6 +19,7 @@ from .common import (
     Report,
     check_side_files,
     note_unsearched,
+    once,
     report_dry_run,
     report_options,
     reports_errors,
@@ -36,17 +37,23 @@ if TYPE_CHECKING:
 @click.option(
     "--person",
     required=True,
+    multiple=True,
+    callback=once,
     type=click.Path(path_type=Path, exists=True),
     help="A person photo, or a folder of them.",
 )
 @click.option(
     "--garment",
+    multiple=True,
+    callback=once,
     type=click.Path(path_type=Path, exists=True),
     help="A catalog garment image (on white, transparent or a plain backdrop), or a folder of them.",
 )
 @click.option(
     "--garment-from",
     "garment_from",
+    multiple=True,
+    callback=once,
     type=click.Path(path_type=Path, exists=True),
     help="A photo of someone wearing the garment, or a folder of them: stage one (extract) "
     "makes the catalog image first.",

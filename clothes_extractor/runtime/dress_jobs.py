@@ -28,9 +28,9 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from ..errors import DiskFull, InputError, OutputError
-from .dressing import Dresser, Fitted, Garment, Person, load_garment, load_person, paste
+from .dressing import Dresser, Fitted, Garment, Person, paste
 from .files import write_atomic
-from .images import encode_image
+from .images import encode_image, load_garment, load_person
 from .options import default_workers
 from .pipeline import CANCELLED
 from .session import trim_memory

@@ -16,13 +16,13 @@ for a folder job (``tryon``, ``api.dress_folder``), which reads each pair ahead 
 (``Dresser.person``, ``Dresser.garment``: the decoded photo letterboxed, the garment
 fitted) while the model dresses the batch before. A person on whom the parser finds no top
 (``MIN_TOP_SHARE``), a person photo that shows a garment alone (``alone.no_one_wears``), or a
-garment image with nothing on its background, is an error for that pair: nothing is invented.
+garment image with nothing on its background or no garment the parser sees (``people.garment_seen``),
+is an error for that pair: nothing is invented.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -31,8 +31,8 @@ from PIL import Image
 from ..errors import InputError, ModelError, NothingToDressError
 from .alone import WORN_BELOW, no_one_wears, off_colour, on_white
 from .fitting import Box, crop_photo, fills_frame, fit_window, letterbox_for, output_size_for, shown_box
-from .images import extract_wrote, load_photo, written_background
-from .people import keep_columns, main_person
+from .images import extract_wrote, written_background
+from .people import garment_seen, keep_columns, main_person
 from .session import ModelSession
 from .tryon import (
     REGION_NAMES,
@@ -57,8 +57,8 @@ NO_PERSON = (
     f"less than {MIN_TOP_SHARE:.0%}); use a photo of a person facing the camera, upper body visible"
 )
 NO_GARMENT = (
-    "found no garment in the garment image ({share:.1%} of it is not background): it must be a "
-    "catalog image, the garment on white, transparent or a plain backdrop (for a photo of someone wearing it: {how})"
+    "found no garment in the garment image ({why}): it must be a catalog image, the garment on white, "
+    "transparent or a plain backdrop (for a photo of someone wearing it: {how})"
 )
 PERSON_IN_GARMENT = (
     "the garment image looks like a photo of someone wearing the garment (the parser takes it for a garment "
@@ -106,6 +106,7 @@ class Garment(NamedTuple):
     # the garment image as fitted (cut out onto white, reframed: at its own resolution), for a
     # photo-resolution model's ``garment_photo``
     source: Image.Image | None = None
+    seen: bool = True  # whether the parser sees a garment in the garment image (``garment_found``; or it was not asked)
 
 
 @dataclass
@@ -115,14 +116,6 @@ class Fitted:
     photo: Image.Image
     window: Box  # the person photo's window that fills the model frame (photo pixels)
     inputs: dict[str, np.ndarray]
-
-
-def load_person(path: Path) -> Image.Image:
-    return load_photo(path, role="person photo")[0]  # a cut-out comes composited on white
-
-
-def load_garment(path: Path) -> Image.Image:
-    return load_photo(path, role="garment image")[0]
 
 
 class Dresser:
@@ -200,10 +193,11 @@ class Dresser:
         shown = shown_box(window, image.size, contract.size)
         labels = found["labels"][0, :, :, 0] if "labels" in found else None
         top, threshold = found["mask"][0, :, :, 0], contract.fit.mask_threshold
+        seen = garment_seen(top, labels, contract.labels, shown, threshold)
         cut = on_white(image, plane, top, labels, contract.labels, shown, alone, threshold)
         image = image if cut is None else cut
         source, fitted, mask = framed_garment(image, self.size)
-        return Garment(fitted, mask, alone, source)
+        return Garment(fitted, mask, alone, source, seen)
 
     def parse(self, photos: Sequence[Image.Image | Person]) -> list[Parsed]:
         """Each photo's class map (mode L, the parser's class indices) over the plane the
@@ -285,7 +279,10 @@ class Dresser:
         garment_image, garment_mask = garment[:2]
         garment_share = float(np.mean(garment_mask > 127))
         if garment_share < MIN_GARMENT_SHARE:
-            raise NothingToDressError(NO_GARMENT.format(share=garment_share, how=self.from_photo))
+            why = f"{garment_share:.1%} of it is not background"
+            raise NothingToDressError(NO_GARMENT.format(why=why, how=self.from_photo))
+        if isinstance(garment, Garment) and not garment.seen:
+            raise NothingToDressError(NO_GARMENT.format(why="the parser sees none in it", how=self.from_photo))
         if isinstance(garment, Garment) and garment.alone is not None and garment.alone < WORN_BELOW:
             raise NothingToDressError(PERSON_IN_GARMENT.format(alone=garment.alone / 255, how=self.from_photo))
         inputs = {

@@ -97,11 +97,12 @@ def mask_box(mask: np.ndarray, threshold: int) -> tuple[int, int, int, int] | No
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def check_photo_size(shown: tuple[int, int], path) -> None:
-    """``InputError`` for a photo too small to show a garment (``shown``: (width, height))."""
+def check_photo_size(shown: tuple[int, int], path, role: str = "photo") -> None:
+    """``InputError`` for a photo too small to show a garment (``shown``: (width, height));
+    ``role`` names it in the message."""
     if min(shown) < MIN_PHOTO_SIDE:
         raise InputError(
-            f"photo {path} is {shown[0]}x{shown[1]} pixels: too small to show a garment "
+            f"{role} {path} is {shown[0]}x{shown[1]} pixels: too small to show a garment "
             f"(at least {MIN_PHOTO_SIDE}x{MIN_PHOTO_SIDE})"
         )
 

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
+from .fitting import check_photo_size
 from .matte import settled, uncomposed
 from .png import encode_png
 
@@ -242,6 +243,16 @@ def load_photo(
     if alpha is not None and alpha.getextrema()[0] == 255:
         alpha = None  # an opaque alpha channel says nothing about the garment
     return rgb, alpha
+
+
+def load_person(path: Path) -> Image.Image:
+    """A try-on's person photo, upright RGB (a cut-out composited on white); too small: ``InputError``."""
+    return load_photo(path, lambda shown: check_photo_size(shown, path, "person photo") or 1.0, "person photo")[0]
+
+
+def load_garment(path: Path) -> Image.Image:
+    """A try-on's garment image, as ``load_person`` loads a person photo."""
+    return load_photo(path, lambda shown: check_photo_size(shown, path, "garment image") or 1.0, "garment image")[0]
 
 
 def load_mask(path: Path) -> Image.Image:

@@ -54,7 +54,7 @@ from .fitting import (
 )
 from .images import OUTPUT_FORMATS, apply_background, encode_image, load_label_mask, load_mask, load_photo
 from .jobs import ExtractJob
-from .people import WEARING_SHARE, keep_columns, main_person
+from .people import MIN_GARMENT_SHARE, garment_found, keep_columns, main_person
 from .walk import MaskSource
 
 log = logging.getLogger(__name__)
@@ -70,12 +70,6 @@ NO_MASK_HELP = (
 DETAIL_FACTOR = 3
 ZOOM_BELOW = 0.5  # a garment box under this share of the frame's height and width gets the zoomed look
 ZOOM_MARGIN = 0.25
-# A segmentation counts as a garment when enough of the photo is confidently garment.
-# Measured with the bundled parser (trained with garment-free photos): 200 plain, gradient,
-# noise and blotch photos all stay under the share; of 60 synthetic figures 58 pass it, with
-# a mean probability of 0.70-0.99 (VITON photos: 0.91-0.99), so the confidence bar is 0.6.
-MIN_GARMENT_SHARE = WEARING_SHARE  # 0.4% of the photo's area at >= the mask threshold
-MIN_GARMENT_CONFIDENCE = 0.6  # mean probability over those pixels
 
 
 @dataclass(frozen=True)
@@ -444,13 +438,6 @@ def for_segmenter(job: ExtractJob, segmenter: ModelContract, photo: Any = None) 
     return NeedsMask(job, image, photo, window, shown, fill)
 
 
-def _garment_found(mask: np.ndarray, threshold: int) -> bool:
-    on = mask >= threshold
-    if on.mean() < MIN_GARMENT_SHARE:
-        return False
-    return float(mask[on].mean()) >= MIN_GARMENT_CONFIDENCE * 255
-
-
 def _first_look_at(item: NeedsMask, shown: Box, mask: np.ndarray, labels, said: int | None, contract: ModelContract):
     """One photo at the first look (``shown``: the plane's pixels the photo covers): its worn
     garment's plane, the columns of the person kept among several (``people.main_person``) or
@@ -606,7 +593,7 @@ def look_at(item: NeedsMask, mask: np.ndarray, own: np.ndarray | None, said: int
     mask = parsed[0] if is_alone else worn
     shown = mask[y0:y1, x0:x1]
     box = mask_box(shown, threshold)
-    if box is None or not _garment_found(shown, threshold):
+    if box is None or not garment_found(shown, threshold):
         return PhotoLook(NoGarmentError(), None, columns, is_alone, seen)
     apart = parsed[1] if is_alone else None
     people = columns is not None and not is_alone
@@ -685,7 +672,7 @@ def second_look(
                 alone.discard(index)
             if index in alone:  # alone at both looks: the first look's plane stands (the photo's own silhouette
                 continue  # holds it better than a closer look's, which can lose a white top on white)
-            if _garment_found(mask, threshold):
+            if garment_found(mask, threshold):
                 # the view taken among several, else the person ``main_person`` chose, if any
                 columns = kept.get(index) if view is None else None
                 columns = None if columns is None else (columns[0] * DETAIL_FACTOR, columns[1] * DETAIL_FACTOR)

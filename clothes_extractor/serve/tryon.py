@@ -31,8 +31,8 @@ from fastapi.responses import Response
 from PIL import Image
 
 from ..errors import ClothesExtractorError, InputError, NoGarmentError, files_named
-from ..runtime.dressing import Dresser, Garment, Person, load_garment, load_person, paste
-from ..runtime.images import encode_image
+from ..runtime.dressing import Dresser, Garment, Person, paste
+from ..runtime.images import encode_image, load_garment, load_person
 from . import openapi
 from .settings import ServeSettings
 from .uploads import MEDIA, error, failure, read_form, refuse_oversized, request_options
