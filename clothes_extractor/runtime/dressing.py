@@ -106,7 +106,7 @@ class Garment(NamedTuple):
     # the garment image as fitted (cut out onto white, reframed: at its own resolution), for a
     # photo-resolution model's ``garment_photo``
     source: Image.Image | None = None
-    seen: bool = True  # whether the parser sees a garment in the garment image (``garment_found``; or it was not asked)
+    seen: bool = True  # whether the parser sees a garment in the garment image (``people.garment_seen``; or not asked)
 
 
 @dataclass
