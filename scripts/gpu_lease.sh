@@ -31,10 +31,11 @@
 # The training's checkpoints are in $OUT before the checks start. With INIT, name one
 # candidate (CANDIDATES=g32) and pass its rate (TRAIN_ARGS="--lr-g 1e-4"). From a fresh
 # checkout (no earlier run to start from): RENDERER=clothes_extractor/models/generator-fp32.onnx
-# UNSEEN_BY="0 1 2" CHECK_S=270 TORCH_BASELINE=0 TRYON=0 CANDIDATES="flowb flowr flowa" (three warping
+# UNSEEN_BY="0 1 2" CHECK_S=270 TORCH_BASELINE=0 TRYON=0 CANDIDATES="flowg flowa" (two warping
 # candidates side by side: on the 12-04b H200 two filled the GPU and stopped improving at epoch 8 of
-# 3.7 minutes; gpu_check without what the 12-04 lease recorded: the try-on model, the parser, `tryon`
-# and PyTorch's U-Net, about 4 of its 6 minutes, which go to the training).
+# 3.7 minutes; flowr left out since its CPU run drew softer, models/generator.md; gpu_check without what
+# the 12-04 lease recorded: the try-on model, the parser, `tryon` and PyTorch's U-Net, about 4 of its 6
+# minutes, which go to the training).
 # CANDIDATES, TRAIN_ARGS, CHECK_S, ORDER, TORCH_BASELINE and TRYON given to prepare go into the run
 # call it prints.
 # Lessons of the 2026-12-04 lease: the image has no pytorch-msssim (the [train] extra's), so the
