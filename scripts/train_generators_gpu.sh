@@ -15,7 +15,7 @@
 #           (alpha IoU 0.81 held out) cuts the photo's pixels and the transparent background
 #   flowg   flowb with a PatchGAN and its feature matching (--gan-weight 1 --fm-weight 10): every
 #           L1 + SSIM run on held-out pairs gained SSIM by drawing softer (models/generator.md,
-#           "Trained on from the lease's flowb"); the adversarial term is the one that rewards edges
+#           "Trained on from the 12-04b lease's flowb"); the adversarial term is the one that rewards edges
 #   (flowr and flowa, trained on from the 12-04b lease's flowb on the CPU: flowr's renderer drew
 #   softer, sharpness 0.50 -> 0.46 in 3 epochs, and flowa's silhouette moved 0.809 -> 0.811)
 #   g16     U-Net ngf 16, L1 + SSIM, no discriminator   (1.8 M parameters, 3.7 MB as fp16 ONNX)

@@ -57,8 +57,9 @@ def garment_seen(top: np.ndarray, labels: np.ndarray | None, names: tuple[str, .
     """Whether the parser sees a garment where a garment image shows (``shown``: (x0, y0, x1, y1),
     the plane's pixels it covers), by ``extract``'s own bar (``garment_found``): its top's
     probability ``top``, sure wherever ``labels`` call a pixel a top or another upper garment (a
-    dress, a coat). A plain colour filling the frame, a drawn square or trousers is no garment
-    to dress in (``dressing``)."""
+    dress, a coat; not lower clothes: try-on dresses the upper body). A plain colour filling the
+    frame or a square drawn on white (which the parser calls lower clothes) is no garment to
+    dress in (``dressing``)."""
     x0, y0, x1, y1 = (int(v) for v in shown)
     plane = top if labels is None else np.where(_any_of(labels, _classes(names, GARMENT_CLASSES)), np.uint8(255), top)
     return garment_found(plane[y0:y1, x0:x1], threshold)
