@@ -26,7 +26,7 @@ from PIL import Image
 from .backdrop import backdrop_silhouette
 from .contract import FitSettings, ModelContract
 from .fitting import Box, _crop_resize, crop_photo, edge_pixels, frame_edge, mask_box, photo_window
-from .people import GARMENT_CLASSES
+from .people import upper_garment
 from .silhouette import (
     SILHOUETTE_TOLERANCE,
     UNIFORM_BORDER,
@@ -207,8 +207,8 @@ def alone_garment(
 
 
 def _core(mask: np.ndarray, labels: np.ndarray, names: tuple[str, ...], threshold: int) -> np.ndarray:
-    """The top of a parse: ``mask`` at ``threshold``, or a garment class (``GARMENT_CLASSES``)."""
-    return (mask >= threshold) | np.isin(labels, [names.index(n) for n in GARMENT_CLASSES if n in names])
+    """The top of a parse: ``mask`` at ``threshold``, or a garment class (``people.upper_garment``)."""
+    return upper_garment(mask, labels, names) >= threshold
 
 
 def filled(garment: np.ndarray) -> np.ndarray:

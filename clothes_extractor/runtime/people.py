@@ -53,15 +53,20 @@ def garment_found(mask: np.ndarray, threshold: int) -> bool:
     return float(mask[on].mean()) >= MIN_GARMENT_CONFIDENCE * 255
 
 
+def upper_garment(top: np.ndarray, labels: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """A parse's upper garment plane: its top's probability ``top`` (uint8), sure (255) wherever
+    ``labels`` call a pixel a top or another upper garment (a dress, a coat)."""
+    return np.where(_any_of(labels, _classes(names, GARMENT_CLASSES)), np.uint8(255), top)
+
+
 def garment_seen(top: np.ndarray, labels: np.ndarray | None, names: tuple[str, ...], shown, threshold: int) -> bool:
     """Whether the parser sees a garment where a garment image shows (``shown``: (x0, y0, x1, y1),
-    the plane's pixels it covers), by ``extract``'s own bar (``garment_found``): its top's
-    probability ``top``, sure wherever ``labels`` call a pixel a top or another upper garment (a
-    dress, a coat; not lower clothes: try-on dresses the upper body). A plain colour filling the
-    frame or a square drawn on white (which the parser calls lower clothes) is no garment to
-    dress in (``dressing``)."""
+    the plane's pixels it covers), by ``extract``'s own bar (``garment_found``), on its
+    ``upper_garment`` plane (not lower clothes: try-on dresses the upper body). A plain colour
+    filling the frame or a square drawn on white (which the parser calls lower clothes) is no
+    garment to dress in (``dressing``)."""
     x0, y0, x1, y1 = (int(v) for v in shown)
-    plane = top if labels is None else np.where(_any_of(labels, _classes(names, GARMENT_CLASSES)), np.uint8(255), top)
+    plane = top if labels is None else upper_garment(top, labels, names)
     return garment_found(plane[y0:y1, x0:x1], threshold)
 
 
