@@ -186,3 +186,74 @@ def test_a_parser_run_without_the_head_starts_from_a_file_with_one(tmp_path, cap
             assert torch.equal(a, b)
     with pytest.raises(CheckpointError, match=r"other settings than this run's: --ngf 16 \(this run: 8\)$"):
         load_init(path, build("unet", {**record, "alone": False, "ngf": 8}), "--init")
+
+
+@pytest.fixture(scope="module")
+def tiny_silhouette_path(tiny_model_path, tmp_path_factory):
+    """A silhouette model whose U-Net is the tiny generator's (64x48, ngf 4, depth 3)."""
+    from clothes_extractor.train.renderer import unet_from_onnx
+
+    model = build(
+        "silhouette", dict(height=64, width=48, ngf=4, levels=2, renderer_ngf=4, renderer_depth=3, unet_features=True)
+    )
+    model.renderer.load_state_dict(unet_from_onnx(tiny_model_path).state_dict())
+    path = tmp_path_factory.mktemp("silhouette") / "silhouette.onnx"
+    export_model(model, path)
+    return path
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_a_unet_run_starts_from_the_unet_a_silhouette_model_renders_with(precision, caplog):
+    """The bundled generator is a U-Net with a silhouette head: a ``unet`` run from it takes
+    the U-Net (what draws its garment), says it left out the head, and draws its garment."""
+    path = MODELS / f"generator-{precision}.onnx"
+    record = dict(contract_of(path).training["architecture"])
+    assert record["name"] == SERVED_NAMES["silhouette"]
+    unet = build("unet", dict(height=256, width=192, ngf=record["renderer_ngf"], depth=record["renderer_depth"]))
+    with caplog.at_level("WARNING"):
+        found = load_init(path, unet, "--init")
+    assert f"--init {path}: took the U-Net that renders its garment, left out the rest" in caplog.text
+    assert found["unfolded"] and found["summary"] == {}
+    feeds = synthetic_feeds(contract_of(path), 2, seed=4)
+    with ModelSession(path, "cpu", outputs=["garment"]) as session:
+        want = session.run(**feeds)["garment"]
+    (have,) = outputs(unet.eval(), feeds, ["image", "mask"])
+    diff = np.abs(have.numpy().astype(np.int16) - want.astype(np.int16))
+    assert diff.mean() < 0.5 and diff.max() <= 16, (diff.mean(), diff.max())
+
+
+def test_a_unet_of_other_settings_or_task_is_refused_the_silhouette_models_unet(tiny_silhouette_path):
+    wider = UNet(UNetConfig(height=64, width=48, ngf=8, depth=3))
+    with pytest.raises(CheckpointError, match=r"holds a U-Net of other settings than this run's: --ngf 4 \(this run"):
+        load_init(tiny_silhouette_path, wider, "--init")
+    segmenter = UNet(UNetConfig(task="segmenter", height=64, width=48, ngf=4, depth=3))
+    with pytest.raises(CheckpointError, match=r"serves a generator \(pix2pix-unet-silhouette\); this run trains a seg"):
+        load_init(tiny_silhouette_path, segmenter, "--init")
+
+
+def test_the_command_trains_the_unet_of_a_silhouette_model_and_says_so_once(synthetic, tiny_silhouette_path, tmp_path):
+    import logging
+
+    from click.testing import CliRunner
+
+    from clothes_extractor.cli import cli
+
+    said = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: said.append(record.getMessage())
+    logger = logging.getLogger("clothes_extractor")
+    logger.addHandler(handler)
+    tiny = ["--size", "64x48", "--ngf", "4", "--depth", "3", "--batch-size", "4", "--workers", "0"]
+    try:
+        done = CliRunner().invoke(
+            cli,
+            ["train", "--data", str(synthetic), "-o", str(tmp_path / "u"), *tiny, "--max-steps", "1",
+             "--val-limit", "4", "--init", str(tiny_silhouette_path)],
+        )  # fmt: skip
+    finally:
+        logger.removeHandler(handler)
+    assert done.exit_code == 0, done.output
+    assert sum("took the U-Net that renders its garment" in message for message in said) == 1, said
+    state = torch.load(tmp_path / "u" / "last.pt", weights_only=True)
+    assert state["arch"] == "unet" and state["config"]["ngf"] == 4
+    assert not any(name.startswith("renderer.") for name in state["model"])

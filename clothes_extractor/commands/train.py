@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,8 @@ def share_option(flag: str, help: str):
     "--init",
     type=click.Path(exists=True, dir_okay=False),
     help="Start from the network weights (same architecture and settings) of this checkpoint, or of this "
-    "served model (.onnx: a bundled model, or one export wrote), with fresh optimizers.",
+    "served model (.onnx: a bundled model, or one export wrote), with fresh optimizers. --arch unet takes "
+    "the U-Net a silhouette model draws its garment with (the bundled generator's: --ngf 32).",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in all.")
@@ -310,7 +312,12 @@ def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | Non
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if config.init is not None and resume is None:  # its kind and settings, before the data loads (minutes)
-        load_init(config.init, build(config.architecture, dataclasses.asdict(config.network())), "--init")
+        said = logging.getLogger("clothes_extractor.train")  # (what it says of the file, the run says)
+        level, _ = said.level, said.setLevel(logging.ERROR)
+        try:
+            load_init(config.init, build(config.architecture, dataclasses.asdict(config.network())), "--init")
+        finally:
+            said.setLevel(level)
     if os.environ.get("RANK", "0") == "0":  # (under torchrun, the first process)
         _check_run_folder(options["out"], resume, overwrite)
     out = run(config, resume)

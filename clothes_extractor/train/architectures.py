@@ -33,6 +33,22 @@ SERVED_NAMES = {
     "tryon-flow": "tryon-warping-flow",
 }
 
+# The served architectures that hold a pix2pix U-Net generator: where its width and depth
+# are in the contract, and the prefix of its weights in the graph.
+UNET_HOLDERS = {
+    SERVED_NAMES["unet"]: ("ngf", "depth", "generator."),
+    SERVED_NAMES["silhouette"]: ("renderer_ngf", "renderer_depth", "generator.renderer."),
+}
+
+
+def unet_of(architecture: dict) -> tuple[int, int, str]:
+    """(ngf, depth, weight prefix) of the U-Net generator in a served model's architecture record."""
+    holder = UNET_HOLDERS.get(architecture.get("name"))
+    if holder is None or architecture.get("task", "generator") != "generator":
+        raise ValueError(f"{architecture.get('name')} holds no pix2pix U-Net generator")
+    ngf, depth, prefix = holder
+    return int(architecture[ngf]), int(architecture[depth]), prefix
+
 
 def architecture_of(model: nn.Module) -> str:
     for name, (_, cls) in ARCHITECTURES.items():

@@ -24,7 +24,7 @@ COMPOSITION_TARGETS = ("photo", "better")
 def renderer_shape(path: str) -> tuple[int, int]:
     """(ngf, depth) of the U-Net generator in a served ONNX file, read from its contract."""
     from ..runtime.session import contract_of
-    from .renderer import unet_of
+    from .architectures import unet_of
 
     try:
         ngf, depth, _ = unet_of(contract_of(path).training.get("architecture") or {})

@@ -4,7 +4,7 @@ The U-Net the project shipped before the warping generator renders shape and col
 and blurs prints; the warping generator keeps it as its renderer and learns where to put
 the photo's own pixels instead, and the silhouette head keeps it whole and learns its alpha.
 It is read from a plain U-Net's file or from the one inside a silhouette model's file
-(``UNET_HOLDERS``). Its export folded BatchNorm into the convolutions, so it
+(``architectures.UNET_HOLDERS``). Its export folded BatchNorm into the convolutions, so it
 comes back as a U-Net without normalisation (``norm="none"``: a bias on every convolution;
 a convolution the export left without one gets zeros), checked against onnxruntime on
 seeded inputs before use.
@@ -21,7 +21,7 @@ import torch
 from ..errors import CheckpointError
 from ..runtime.contract import METADATA_KEY
 from ..runtime.session import contract_of
-from .architectures import SERVED_NAMES
+from .architectures import unet_of
 from .networks import ServedGenerator, UNet, folded_unet
 from .served_init import served_weights
 
@@ -31,23 +31,6 @@ def renderer_record(path: str | Path) -> dict:
     and the U-Net's own training data and validation, from its contract."""
     training = contract_of(path).training
     return {"file": Path(path).name, **{k: training[k] for k in ("data", "steps", "validation") if k in training}}
-
-
-# The served architectures that hold a pix2pix U-Net generator: where its width and depth
-# are in the contract, and the prefix of its weights in the graph.
-UNET_HOLDERS = {
-    SERVED_NAMES["unet"]: ("ngf", "depth", "generator."),
-    SERVED_NAMES["silhouette"]: ("renderer_ngf", "renderer_depth", "generator.renderer."),
-}
-
-
-def unet_of(architecture: dict) -> tuple[int, int, str]:
-    """(ngf, depth, weight prefix) of the U-Net generator in a served model's architecture record."""
-    holder = UNET_HOLDERS.get(architecture.get("name"))
-    if holder is None or architecture.get("task", "generator") != "generator":
-        raise ValueError(f"{architecture.get('name')} holds no pix2pix U-Net generator")
-    ngf, depth, prefix = holder
-    return int(architecture[ngf]), int(architecture[depth]), prefix
 
 
 def unet_from_onnx(path: str | Path) -> UNet:

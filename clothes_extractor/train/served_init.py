@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,12 @@ from torch import nn
 
 from ..errors import CheckpointError, ExportError
 from ..runtime.session import contract_of
-from .architectures import SERVED_NAMES, architecture_of, build, served
+from .architectures import SERVED_NAMES, UNET_HOLDERS, architecture_of, build, served, unet_of
 from .checkpoint import dropped_settings, load_weights, setting_differences, with_added_layers, without_dropped_layers
 from .data import GarmentDataset
 from .networks import conv_bn_pairs
+
+log = logging.getLogger(__name__)
 
 
 def is_served(path: str | Path) -> bool:
@@ -46,26 +49,61 @@ def load_init(path: str | Path, model: nn.Module, option: str) -> dict[str, Any]
 
 
 def load_served(path: str | Path, model: nn.Module, option: str) -> dict[str, Any]:
-    """Load the served model at ``path`` into ``model`` (the same architecture and settings),
-    BatchNorm unfolded as the identity; checked to reproduce the file."""
-    import onnx
-
-    from ..export.onnx_export import validate_export
-
+    """Load the served model at ``path`` into ``model`` (the same architecture and settings,
+    or a plain U-Net generator from a file whose generator holds one), BatchNorm unfolded as
+    the identity; checked to reproduce the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{option} {path}: no such file")
     contract = contract_of(path)
-    _check_same_network(path, contract, model, option)
     record = contract.training.get("architecture") or {}
+    if architecture_of(model) == "unet" and record.get("name") in UNET_HOLDERS.keys() - {SERVED_NAMES["unet"]}:
+        return _load_held_unet(path, record, model, option)
+    _check_same_network(path, contract, model, option)
     dropped = dropped_settings(model, record)
     if dropped:  # rebuilt as the file is (checked to reproduce it), then those layers left out
         whole = build(architecture_of(model), {**dataclasses.asdict(model.config), **{k: record[k] for k in dropped}})
         found = load_served(path, whole, option)
         model.load_state_dict(without_dropped_layers(model, record, whole.state_dict(), f"{option} {path}"))
         return found
+    training = contract.training
+    summary = {"renderer": training["renderer"]} if "renderer" in training else {}
+    return {"summary": summary, "unfolded": _load_unfolded(path, model, _prefix(model), option)}
+
+
+def _load_held_unet(path: Path, record: dict[str, Any], model: nn.Module, option: str) -> dict[str, Any]:
+    """A U-Net generator run from a file whose generator renders with one (a silhouette model:
+    the U-Net draws the garment, a head adds its alpha): the U-Net's weights, the rest left out
+    (said), checked to give the file's garment. Its training summary is the file's, not the U-Net's."""
+    if model.config.task != "generator":
+        raise CheckpointError(
+            f"{option} {path} serves a generator ({record.get('name')}); this run trains a {model.config.task}: "
+            "give a model of the same kind"
+        )
+    ngf, depth, prefix = unet_of(record)
+    held = {"task": "generator", "height": record.get("height"), "width": record.get("width"), "ngf": ngf}
+    differ = setting_differences(model, {**held, "depth": depth, "attention": "none"})
+    if differ:
+        raise CheckpointError(f"{option} {path} holds a U-Net of other settings than this run's: {'; '.join(differ)}")
+    unfolded = _load_unfolded(path, model, prefix, option, outputs=["garment"])
+    log.warning(
+        "%s %s: took the U-Net that renders its garment, left out the rest (%s: its silhouette head)",
+        option, path, record.get("name"),
+    )  # fmt: skip
+    return {"summary": {}, "unfolded": unfolded}
+
+
+def _load_unfolded(
+    path: Path, model: nn.Module, prefix: str, option: str, outputs: list[str] | None = None
+) -> list[str]:
+    """The file's weights under ``prefix`` loaded into ``model``, each folded BatchNorm unfolded;
+    checked to reproduce the file (its ``outputs``, or all). The BatchNorms unfolded."""
+    import onnx
+
+    from ..export.onnx_export import validate_export
+
     pairs = list(conv_bn_pairs(model))
-    unfolded = _unfolded_state(model, pairs, served_weights(onnx.load(str(path)), _prefix(model)))
+    unfolded = _unfolded_state(model, pairs, served_weights(onnx.load(str(path)), prefix))
     state = with_added_layers(model, {k: v for k, v in unfolded.items() if v is not None})
     missing = [k for k in unfolded if k not in state]
     if missing:
@@ -75,13 +113,11 @@ def load_served(path: str | Path, model: nn.Module, option: str) -> dict[str, An
             "untrained network's zero layers); start from the checkpoint it was exported from"
         )
     model.load_state_dict(state)
-    try:
-        validate_export(copy.deepcopy(model).cpu().eval(), path)  # (the run's model may be on a GPU already)
+    try:  # (the run's model may be on a GPU already)
+        validate_export(copy.deepcopy(model).cpu().eval(), path, outputs=outputs)
     except ExportError as exc:
         raise CheckpointError(f"{option} {path}: the network rebuilt from it does not reproduce it ({exc})") from None
-    training = contract.training
-    summary = {"renderer": training["renderer"]} if "renderer" in training else {}
-    return {"summary": summary, "unfolded": [norm for _, norm in pairs]}
+    return [norm for _, norm in pairs]
 
 
 def served_weights(proto: Any, prefix: str) -> dict[str, np.ndarray]:
