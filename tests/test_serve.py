@@ -212,12 +212,15 @@ def png_header_only(width: int, height: int) -> bytes:
         ({"photo": ("p.jpg", b"x")}, "?background=pink", 400, "#RRGGBB"),
         ({"photo": ("p.jpg", b"x")}, "?response=xml", 400, "response must be image or json, got 'xml'"),
         ({"photo": ("p.jpg", b"x")}, "?output_size=100000", 400, "output_size 100000x75000: each side must be 1 to"),
+        ({"photo": ("p.jpg", b"x")}, "?backround=transparent", 400, "unknown query parameter 'backround': this route"),
+        ({"photo": ("p.jpg", b"x")}, "?format=png&format=jpg", 400, "the query parameter 'format' is given 2 times"),
+        ({"photo": ("p.jpg", b"x"), "maks": ("m.png", b"x")}, "", 400, "a field 'maks' this route does not read"),
         (b"\xff" * (3 * 2**20), "", 413, "the photo is larger than 2 MB"),  # the photo as the body
         (b"", "", 400, "the photo is empty"),
         (encoded(person_photo(1)[0]), "", 400, "no mask given and the server runs without a segmenter"),
     ],
     ids=["50MB", "bomb", "text", "text-mask", "empty", "no-photo", "format", "background", "response", "gigapixel"]
-    + ["body-3MB", "body-empty", "body-no-mask"],
+    + ["misspelt-option", "option-twice", "misspelt-field", "body-3MB", "body-empty", "body-no-mask"],
 )
 def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(server, fields, query, status, message):
     got, body, _ = post(server, fields, query)
@@ -226,6 +229,21 @@ def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(server, fields, que
     assert message in error and tempfile.gettempdir() not in error  # the upload's temporary file is not named
     photo, mask = person_photo(2)
     ok, _, _ = post(server, {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))})
+    assert ok == 200
+
+
+def test_a_photo_sent_twice_in_one_request_is_a_400_not_one_of_them(server):
+    """Two 'photo' parts (two files given to ``curl -F photo=@...``) would get one garment back,
+    of one of them; the client is told to send a request for each."""
+    photo, mask = person_photo(2)
+    body, content_type = multipart({"photo": ("a.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))})
+    part = body[: body.index(b"--ce-test-boundary", 1)]  # the photo's part, sent again
+    status, answer, _ = post(server, part + body, raw_type=content_type)
+    assert status == 400, answer
+    assert json.loads(answer)["error"] == (
+        "the field 'photo' is given 2 times: a request takes one of each (send a request for each photo)"
+    )
+    ok, _, _ = post(server, body, raw_type=content_type)
     assert ok == 200
 
 

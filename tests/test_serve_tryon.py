@@ -180,11 +180,24 @@ def blank(color) -> bytes:
             400,
             "garment_photo: photo cannot be decoded",
         ),
+        (  # /extract's option, which try-on does not read: not answered on white in silence
+            {"person": ("p.jpg", PERSON.read_bytes()), "garment": ("g.png", catalog())},
+            "?background=transparent",
+            400,
+            "unknown query parameter 'background': this route takes format, response",
+        ),
+        (
+            {"person": ("p.jpg", PERSON.read_bytes()), "garmnet": ("g.png", catalog())},
+            "",
+            400,
+            "the form has a field 'garmnet' this route does not read: it reads 'person', 'garment', 'garment_photo', "
+            "'garment_mask'",
+        ),
     ],
     ids=["no-person", "no-garment", "both-garments", "body", "mask-without-photo", "text-person", "empty-garment"]
     + ["format"]
     + ["nobody", "white-garment", "person-as-garment", "garment-as-person", "photo-without-garment"]
-    + ["truncated-photo"],
+    + ["truncated-photo", "extract-option", "misspelt-field"],
 )
 def test_bad_pairs_get_a_4xx_and_the_server_keeps_serving(tryon_server, fields, query, status, message):
     got, body, _ = post_pair(tryon_server, fields, query)

@@ -48,7 +48,7 @@ from . import metrics, openapi
 from .access import API_ROUTES, KeyRequired
 from .settings import ServeSettings
 from .tryon import TRYON_API, TryOn, handle_tryon
-from .uploads import MEDIA, error, failure, read_photo_and_mask, refuse_oversized, request_options
+from .uploads import MEDIA, error, failure, read_photo_and_mask, read_query, refuse_oversized, request_options
 
 STATIC = Path(__file__).resolve().parent / "static"
 EXTRACT_API = openapi.operation(
@@ -272,8 +272,8 @@ async def handle_extract(request: Request, extractor: Extractor, settings: Serve
     refused = await refuse_oversized(request, settings.max_upload_mb, files=2)  # the photo, its mask
     if refused is not None:
         return refused
-    query = request.query_params
     try:
+        query = read_query(request, openapi.query_names(EXTRACT_API))
         options = request_options(
             query.get("format", "png"),
             query.get("output_size", "auto"),

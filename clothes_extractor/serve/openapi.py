@@ -48,6 +48,11 @@ def response_query(json_gives: str) -> dict[str, Any]:
     return query("response", f"image: the image itself; json: {json_gives}", "image", ("image", "json"))
 
 
+def query_names(api: Mapping[str, Any]) -> tuple[str, ...]:
+    """The query parameters an ``operation`` describes: all its route reads (``read_query``)."""
+    return tuple(p["name"] for p in api["openapi_extra"]["parameters"] if p["in"] == "query")
+
+
 def multipart(fields: Mapping[str, str], required: Iterable[str]) -> dict[str, Any]:
     """A multipart form of image files ``fields`` (name: description)."""
     properties = {name: {"type": "string", "format": "binary", "description": text} for name, text in fields.items()}

@@ -35,7 +35,7 @@ from ..runtime.dressing import Dresser, Garment, Person, paste
 from ..runtime.images import encode_image, load_garment, load_person
 from . import openapi
 from .settings import ServeSettings
-from .uploads import MEDIA, error, failure, read_form, refuse_oversized, request_options
+from .uploads import MEDIA, error, failure, read_form, read_query, refuse_oversized, request_options
 
 FIELDS = {
     "person": "a photo of the person to dress",
@@ -122,9 +122,9 @@ async def handle_tryon(request: Request, tryon: TryOn | None, off: str, extracto
         return refused
     if tryon is None:
         return error(501, off)
-    query = request.query_params
     catalog = None
     try:
+        query = read_query(request, openapi.query_names(TRYON_API))
         options = request_options(query.get("format", "png"), "auto", "white", query.get("response", "image"))
         form = await read_form(request, FIELDS, settings.max_upload_mb, WANTED)
         person, garment, photo, mask = (form[name] for name in FIELDS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -43,6 +43,30 @@ def request_options(fmt: str, output_size: str, background: str, response: str =
     except ValueError as exc:
         raise InputError(str(exc)) from None
     return {"format": fmt, "extract": {"output_size": size, "background": parsed_background, "workers": 1}}
+
+
+def read_query(request: Request, known: Iterable[str]) -> Mapping[str, str]:
+    """The request's query parameters, each one of ``known`` (what the route reads) and given
+    once; ``InputError`` (a 400) for another, which would otherwise go unread (a misspelt
+    ``backround=transparent`` answered on white), or one given twice (the answer would follow
+    one of them, and the client could not tell which)."""
+    query, known = request.query_params, tuple(known)
+    unknown = [name for name in query if name not in known]
+    if unknown:
+        raise InputError(
+            f"unknown query parameter{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}: "
+            f"this route takes {', '.join(known)}"
+        )
+    _once(query, "the query parameter", "give it once")
+    return query
+
+
+def _once(items: Any, what: str, fix: str) -> None:
+    """``InputError`` for a name ``items`` (a query or a form) holds more than once."""
+    for name in items:
+        count = len(items.getlist(name))
+        if count > 1:
+            raise InputError(f"{what} {name!r} is given {count} times: {fix}")
 
 
 class UploadTooLarge(Exception):
@@ -80,17 +104,27 @@ async def refuse_oversized(request: Request, megabytes: float, files: int) -> JS
     return None
 
 
-async def _form(request: Request, limit: int, megabytes: float):
-    """The request's multipart form: a part over ``limit`` bytes is ``UploadTooLarge`` (a 413),
-    a body that is no readable form an ``InputError`` (a 400) that says so."""
+async def _form(request: Request, limit: int, megabytes: float, names: Iterable[str]):
+    """The request's multipart form, of the fields ``names`` (what the route reads), each at
+    most once: a part over ``limit`` bytes is ``UploadTooLarge`` (a 413), a body that is no
+    readable form, another field or one sent twice an ``InputError`` (a 400) that says so."""
     try:
-        return await request.form(max_part_size=limit + 1)
+        form = await request.form(max_part_size=limit + 1)
     except HTTPException as exc:  # Starlette's multipart parser answers every failure so
         if "maximum size" in str(exc.detail).lower():
             raise UploadTooLarge(f"a part of the form is larger than {megabytes:g} MB") from None
         raise InputError(
             f"the multipart form cannot be read ({exc.detail}): send the files as a browser's FormData or curl -F does"
         ) from None
+    names = tuple(names)
+    unknown = [name for name in form if name not in names]
+    if unknown:  # (a misspelt 'maks' would leave the mask unread, and the segmenter would draw one)
+        raise InputError(
+            f"the form has {'fields' if len(unknown) > 1 else 'a field'} {', '.join(map(repr, unknown))} this route "
+            f"does not read: it reads {', '.join(map(repr, names))}"
+        )
+    _once(form, "the field", "a request takes one of each (send a request for each photo)")
+    return form
 
 
 async def read_upload(form, name: str, limit: int, megabytes: float) -> bytes | None:
@@ -113,7 +147,8 @@ async def read_form(request: Request, names: Iterable[str], megabytes: float, wa
     limit = int(megabytes * 2**20)
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise InputError(f"send a multipart form (Content-Type multipart/form-data) with {wanted}")
-    form = await _form(request, limit, megabytes)
+    names = tuple(names)
+    form = await _form(request, limit, megabytes, names)
     return {name: await read_upload(form, name, limit, megabytes) for name in names}
 
 
@@ -137,7 +172,7 @@ async def read_photo_and_mask(request: Request, megabytes: float) -> tuple[bytes
         return bytes(photo), None
     photo = mask = None
     if content_type.startswith("multipart/form-data"):
-        form = await _form(request, limit, megabytes)
+        form = await _form(request, limit, megabytes, ("photo", "mask"))
         photo = await read_upload(form, "photo", limit, megabytes)
         mask = await read_upload(form, "mask", limit, megabytes)
     if photo is None:
