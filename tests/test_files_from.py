@@ -110,6 +110,9 @@ def test_the_command_reads_the_list_from_a_file_or_standard_input(tiny_model_pat
         ((folder, folder / "a", "--files-from", listing), "give that folder as the only INPUT"),
         ((folder, "--files-from", tmp_path / "none.txt"), "cannot read --files-from"),
         ((folder, "--files-from", "-", "--ray"), "give --files-from a file on a shared path"),
+        # given twice, a list or a mask folder click would keep the last of, in silence (until the 55th stop)
+        ((folder, "--files-from", listing, "--files-from", "-"), "'--files-from': given 2 times"),
+        ((folder, "--masks", masks, "--masks", masks / "a"), "'--masks': given 2 times"),
     ]
     for extra, says in refusals:
         refused = run_cli("extract", *extra, "-o", out, "--model", tiny_model_path, stdin=b"")

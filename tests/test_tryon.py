@@ -245,6 +245,9 @@ def test_a_pairs_file_and_the_garment_checks(tiny_tryon_path, tryon_folders, tmp
     two = ("--person", persons / first, "--person", persons / second, "--garment", garments / "g0.png")
     twice = run_cli("tryon", *two, "-o", tmp_path / "x.png", *model)
     assert twice.returncode == 2 and "'--person': given 2 times" in twice.stderr and not (tmp_path / "x.png").exists()
+    listing.write_text(f"{first} g0.png\n")
+    lists = run_cli("tryon", "--person", persons, "--garment", garments, *("--pairs", listing) * 2, "-o", out, *model)
+    assert lists.returncode == 2 and "'--pairs': given 2 times" in lists.stderr
 
 
 def test_garment_from_another_photo_in_one_command(tiny_tryon_path, tryon_folders, tmp_path):

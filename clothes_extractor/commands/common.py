@@ -39,8 +39,7 @@ def set_verbosity(verbose: int) -> None:
 
 
 def report_options(unit: str, verb: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``--report FILE|-`` and ``--dry-run`` of a folder job over ``unit``s ("photo", "pair")
-    that it would ``verb`` ("extract", "dress")."""
+    """``--report FILE|-`` and ``--dry-run`` of a folder job over ``unit``s that it would ``verb``."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         command = click.option(
@@ -71,12 +70,16 @@ def tryon_resolution_option(flag: str, dest: str, where: str) -> Callable[[Calla
     )
 
 
-def once(_ctx: click.Context, param: click.Parameter, values: tuple[Any, ...]) -> Any:
-    """An option's one value (or None), ``multiple`` to refuse a second that click drops in silence."""
-    if len(values) > 1:
-        given = ", ".join(map(str, values))
-        raise click.BadParameter(f"given {len(values)} times ({given}); give it once: one file, or a folder of them")
-    return values[0] if values else None
+def once(fix: str) -> Callable[[click.Context, click.Parameter, tuple[Any, ...]], Any]:
+    """The callback of a ``multiple`` option that takes one value (or None): a second, which
+    click would drop in silence, is refused with ``fix`` (what to give instead)."""
+
+    def check(_ctx: click.Context, _param: click.Parameter, values: tuple[Any, ...]) -> Any:
+        if len(values) > 1:
+            raise click.BadParameter(f"given {len(values)} times ({', '.join(map(str, values))}); give it once: {fix}")
+        return values[0] if values else None
+
+    return check
 
 
 def shard_option(unit: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -114,8 +117,7 @@ def verbose_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Library errors -> one-line messages and exit 1; Ctrl-C -> exit 130, SIGTERM -> 143,
-    at any point of the command (start-up included), without a traceback."""
+    """Library errors -> one-line messages, exit 1; Ctrl-C -> 130, SIGTERM -> 143; anywhere, no traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -136,8 +138,7 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def error_message(exc: BaseException) -> str:
-    """The message of a library error, also of one raised in a worker process: PyTorch's
-    DataLoader re-raises it with the worker's traceback written into the message."""
+    """A library error's message, also of one raised in a DataLoader worker (its traceback written into it)."""
     text = str(exc)
     if text.startswith("Caught ") and "\nOriginal Traceback" in text:
         last = text.rstrip().splitlines()[-1]  # "clothes_extractor.errors.InputError: the message"
@@ -210,8 +211,7 @@ def require_torch(purpose: str, extra: str = "train") -> None:
 
 
 class Progress:
-    """A progress bar on a terminal; without one (cron, Kubernetes logs), a line every
-    ``every_s`` seconds, so a long job is never silent until the end."""
+    """A progress bar on a terminal; without one (cron, Kubernetes logs), a line every ``every_s`` s."""
 
     def __init__(self, total: int, unit: str, what: str, every_s: float = 30.0):
         from tqdm import tqdm

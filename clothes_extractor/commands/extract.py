@@ -23,6 +23,7 @@ from .common import (
     Report,
     check_side_files,
     note_unsearched,
+    once,
     report_dry_run,
     report_options,
     reports_errors,
@@ -172,6 +173,8 @@ def _single_output(paths: list[Path], output: str) -> bool:
 @click.option("--no-segmenter", is_flag=True, help="Never segment: a photo without a mask is an error.")
 @click.option(
     "--masks",
+    multiple=True,
+    callback=once("one folder (the masks of all the photos in it)"),
     type=click.Path(path_type=Path, file_okay=False),
     help="Folder of garment masks named like the photos (any image format and size).",
 )
@@ -212,6 +215,8 @@ def _single_output(paths: list[Path], output: str) -> bool:
 @click.option(
     "--files-from",
     metavar="LIST",
+    multiple=True,
+    callback=once("one list (cat A B | clothes-extractor extract ... --files-from -)"),
     help="Take only the photos LIST names, one a line, relative to the one INPUT folder (- for standard "
     "input), not the whole folder; their outputs keep their paths under -o.",
 )

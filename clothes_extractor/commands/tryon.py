@@ -38,14 +38,14 @@ if TYPE_CHECKING:
     "--person",
     required=True,
     multiple=True,
-    callback=once,
+    callback=once("one file, or a folder of them"),
     type=click.Path(path_type=Path, exists=True),
     help="A person photo, or a folder of them.",
 )
 @click.option(
     "--garment",
     multiple=True,
-    callback=once,
+    callback=once("one file, or a folder of them"),
     type=click.Path(path_type=Path, exists=True),
     help="A catalog garment image (on white, transparent or a plain backdrop), or a folder of them.",
 )
@@ -53,13 +53,15 @@ if TYPE_CHECKING:
     "--garment-from",
     "garment_from",
     multiple=True,
-    callback=once,
+    callback=once("one file, or a folder of them"),
     type=click.Path(path_type=Path, exists=True),
     help="A photo of someone wearing the garment, or a folder of them: stage one (extract) "
     "makes the catalog image first.",
 )
 @click.option(
     "--pairs",
+    multiple=True,
+    callback=once("one pairs file (their lines in one)"),
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="Who wears what: lines 'PERSON GARMENT' (file names in the --person and --garment folders, "
     "as VITON's test_pairs.txt).",
