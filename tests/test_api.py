@@ -112,6 +112,34 @@ def test_bad_photos_raise_with_the_reason(tiny_model_path, tmp_path):
             extract_garment(Image.new("RGB", (192, 256), (128, 128, 128)), generator=generator, segmenter=segmenter)
 
 
+def test_sizes_and_sessions_of_another_kind_raise_what_to_give(tiny_model_path):
+    """Until the 55th stop: ``output_size=True`` gave a 1x1 garment (a bool is an int), 256.5 a
+    TypeError from a format string, a model's path as ``generator=`` an AttributeError, a
+    segmenter's session there onnxruntime's input names, and ``dress([], [])`` numpy's."""
+    from clothes_extractor import dress
+
+    good, mask = person_photo(1)
+    with new_session(tiny_model_path, "cpu") as generator:
+        for size in (True, 256.5, (96, 72.0), (96,), "96x72x1"):
+            with pytest.raises(ValueError, match="output size must be"):
+                extract_garment(good, mask, generator=generator, output_size=size)
+        for size in ((np.int64(96), 72), [96, 72], np.int32(96)):  # numpy's integers and a list are whole numbers
+            assert extract_garment(good, mask, generator=generator, output_size=size).size == (72, 96)
+    assert extract_garment(good, mask, generator=str(tiny_model_path)).size == (TINY_SIZE[1], TINY_SIZE[0])
+    with pytest.raises(TypeError, match=r"^generator= takes a session \(new_session\) or a model file's path, not int"):
+        extract_garment(good, mask, generator=5)
+    with new_session("tryon", "cpu") as tryon:
+        with pytest.raises(ModelError, match="is a tryon model; a generator is needed here"):
+            extract_garment(good, mask, generator=tryon)
+        with pytest.raises(ModelError, match="is a tryon model; a segmenter is needed here"):
+            extract_garment(good, generator=tiny_model_path, segmenter=tryon)
+        with pytest.raises(TypeError, match="^parser= takes a session"):
+            dress(good, good, tryon=tryon, parser=object())
+        with pytest.raises(ModelError, match="is a generator model; a tryon is needed here"):
+            dress(good, good, tryon=tiny_model_path, parser=tryon)
+    assert extract_garment([], generator=5) == [] and dress([], []) == []  # nothing to do: no model opened
+
+
 def test_a_mask_given_as_an_image(tiny_model_path):
     photo, mask = person_photo(3)
     with new_session(tiny_model_path, "cpu") as generator:

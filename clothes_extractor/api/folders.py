@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..runtime.dress_jobs import DressingSummary, DressResult
 from ..runtime.session import ModelSession
 from ..runtime.stages import ExtractionSummary, FileResult
-from .photos import _bundled
+from .photos import _opened
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,8 @@ def extract_folder(
     inputs: str | Path | Sequence[str | Path],
     output: str | Path,
     *,
-    generator: ModelSession | None = None,
-    segmenter: ModelSession | None = None,
+    generator: ModelSession | str | Path | None = None,
+    segmenter: ModelSession | str | Path | None = None,
     masks: str | Path | None = None,
     save_masks: str | Path | None = None,
     recursive: bool = False,
@@ -112,10 +112,10 @@ def extract_folder(
     )
     if on_start is not None:
         on_start(count_jobs(paths, out_dir, recursive, save_dir, masks_dir, share, listing))
-    opened = _bundled({"generator": generator, "segmenter": segmenter}, background)
+    opened = _opened({"generator": generator, "segmenter": segmenter}, background)
     try:
         jobs = iter_jobs(paths, out_dir, output_format, index, recursive, save_dir, share, listing)
-        generator, segmenter = generator or opened["generator"], segmenter or opened.get("segmenter")
+        generator, segmenter = opened.get("generator", generator), opened.get("segmenter", segmenter)
         decoder, why = open_decoder(decode, generator.provider)
         if why:
             log.warning("%s", why)
@@ -138,9 +138,9 @@ def dress_folder(
     pairs: str | Path | Sequence[tuple[str, str]] | None = None,
     recursive: bool = False,
     garment_from_photo: bool = False,
-    tryon: ModelSession | None = None,
-    parser: ModelSession | None = None,
-    generator: ModelSession | None = None,
+    tryon: ModelSession | str | Path | None = None,
+    parser: ModelSession | str | Path | None = None,
+    generator: ModelSession | str | Path | None = None,
     shard: str | None = None,
     output_format: str = "png",
     quality: int = 95,
@@ -193,12 +193,14 @@ def dress_folder(
     check_output_dir(out_dir)
     remove_stale_partials(out_dir, recursive=found.tree is not None)
     stage_one = {"generator": generator} if garment_from_photo else {}
-    opened = _bundled({"tryon": tryon, "segmenter": parser, **stage_one})
+    opened = _opened({"tryon": tryon, "segmenter": parser, **stage_one}, names={"segmenter": "parser"})
     try:
-        made = (generator or opened["generator"]) if garment_from_photo else None  # (its digest: in the signature)
+        made = opened.get("generator", generator) if garment_from_photo else None  # (its digest: in the signature)
+        if made is not None:
+            made.require_task("generator")
         dresser = Dresser(
-            tryon or opened["tryon"],
-            parser or opened["segmenter"],
+            opened.get("tryon", tryon),
+            opened.get("segmenter", parser),
             "garment_from_photo=True",
             resolution=resolution,
             garments_by=made.digest if made is not None else "",

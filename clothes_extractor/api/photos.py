@@ -112,8 +112,8 @@ def extract_garment(
     photo: PhotoLike | Sequence[PhotoLike],
     mask: PhotoLike | Sequence[PhotoLike | None] | None = None,
     *,
-    generator: ModelSession | None = None,
-    segmenter: ModelSession | None = None,
+    generator: ModelSession | str | Path | None = None,
+    segmenter: ModelSession | str | Path | None = None,
     output_size: str | int | tuple[int, int] = "auto",
     background: str | tuple[int, int, int] = "white",
     alpha_mask: bool = False,
@@ -123,19 +123,25 @@ def extract_garment(
 
     ``mask``: the garment mask (white on the garment); without one the photo's alpha
     (``alpha_mask=True``) or the segmenter finds it. ``output_size`` and ``background`` as in
-    ``extract``. Sessions default to the bundled models (opened for this call and closed).
-    Raises ``InputError`` for a bad photo or one with no garment.
+    ``extract``. A session is an open one (``new_session``), or a model file's path or None
+    (the bundled model), opened for this call and closed. Raises ``InputError`` for a bad
+    photo or one with no garment, ``ModelError`` for a session of another task.
     """
     many = isinstance(photo, (list, tuple))
     photos = list(photo) if many else [photo]
     masks = list(mask) if isinstance(mask, (list, tuple)) else [mask] * len(photos)
     if len(masks) != len(photos):
         raise ValueError(f"{len(photos)} photos but {len(masks)} masks")
+    if not photos:
+        return []
     from ..runtime.options import ExtractOptions, make_plan
 
-    opened = _bundled({"generator": generator, "segmenter": segmenter}, background)
-    generator, segmenter = generator or opened.get("generator"), segmenter or opened.get("segmenter")
+    opened = _opened({"generator": generator, "segmenter": segmenter}, background)
+    generator, segmenter = opened.get("generator", generator), opened.get("segmenter", segmenter)
     try:
+        generator.require_task("generator")
+        if segmenter is not None:
+            segmenter.require_task("segmenter")
         options = ExtractOptions(output_size=output_size, background=background, alpha_mask=alpha_mask)
         plan = make_plan(generator, segmenter, options, spelling="api")
         with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
@@ -147,19 +153,34 @@ def extract_garment(
     return garments if many else garments[0]
 
 
-def _bundled(
-    given: dict[str, ModelSession | None], background: str | tuple[int, int, int] = "white"
+def _opened(
+    given: dict[str, ModelSession | str | Path | None],
+    background: str | tuple[int, int, int] = "white",
+    names: dict[str, str] | None = None,
 ) -> dict[str, ModelSession]:
-    """Sessions on the bundled models for the tasks of ``given`` (task -> session) given as
-    None, for one call (the caller closes them); a generator for white backgrounds leaves its
-    silhouette out."""
+    """Sessions, for one call (the caller closes them), for the tasks of ``given`` (task -> the
+    argument) not given an open session: the bundled model for None, a model file's path (or a
+    task's name) as ``new_session`` takes it; a generator for white backgrounds leaves its
+    silhouette out. ``TypeError`` for another argument (``names``: how the call names it)."""
     from ..runtime.options import generator_outputs
 
-    return {
-        task: new_session(task, outputs=generator_outputs(background) if task == "generator" else None)
-        for task, session in given.items()
-        if session is None
-    }
+    opened: dict[str, ModelSession] = {}
+    try:
+        for task, session in given.items():
+            if isinstance(session, ModelSession):
+                continue
+            if session is not None and not isinstance(session, (str, Path)):
+                raise TypeError(
+                    f"{(names or {}).get(task, task)}= takes a session (new_session) or a model file's path, not "
+                    f"{type(session).__name__}"
+                )
+            outputs = generator_outputs(background) if task == "generator" else None
+            opened[task] = new_session(task if session is None else session, outputs=outputs)
+    except BaseException:
+        for session in opened.values():
+            session.close()
+        raise
+    return opened
 
 
 def _prepare_all(photos, masks, folder: Path, plan: Plan, segmenter: ModelSession | None) -> list[Prepared]:
@@ -219,9 +240,9 @@ def dress(
     garment: PhotoLike | Sequence[PhotoLike],
     *,
     garment_from_photo: bool = False,
-    tryon: ModelSession | None = None,
-    parser: ModelSession | None = None,
-    generator: ModelSession | None = None,
+    tryon: ModelSession | str | Path | None = None,
+    parser: ModelSession | str | Path | None = None,
+    generator: ModelSession | str | Path | None = None,
     resolution: str = "photo",
 ) -> Image.Image | list[Image.Image]:
     """The person of ``person`` wearing ``garment`` (a catalog image on white, transparent or a plain backdrop),
@@ -230,8 +251,8 @@ def dress(
     1024x768), "model" at the model's size, upsampled (faster on a CPU), as ``tryon --resolution``.
 
     ``garment_from_photo``: ``garment`` is a photo of someone wearing it; stage one
-    (``extract_garment``) makes its catalog image first. Sessions default to the bundled
-    models (opened for this call and closed); the bundled segmenter is the parser. Raises
+    (``extract_garment``) makes its catalog image first. Sessions as ``extract_garment``
+    takes them; the bundled segmenter is the parser. Raises
     ``InputError`` for a bad image, a person with no upper body to dress or no garment.
     """
     from ..runtime.dressing import Dresser
@@ -241,16 +262,19 @@ def dress(
     garments = list(garment) if isinstance(garment, (list, tuple)) else [garment] * len(persons)
     if len(garments) != len(persons):
         raise ValueError(f"{len(persons)} persons but {len(garments)} garments")
+    if not persons:
+        return []
     stage_one = {"generator": generator} if garment_from_photo else {}
-    opened = _bundled({"tryon": tryon, "segmenter": parser, **stage_one})
-    tryon, parser = tryon or opened.get("tryon"), parser or opened.get("segmenter")
+    opened = _opened({"tryon": tryon, "segmenter": parser, **stage_one}, names={"segmenter": "parser"})
+    tryon, parser = opened.get("tryon", tryon), opened.get("segmenter", parser)
+    generator = opened.get("generator", generator)
     try:
         dresser = Dresser(
             tryon, parser, from_photo="garment_from_photo=True", extracted=garment_from_photo, resolution=resolution
         )
         if garment_from_photo:  # (at the size `tryon --garment-from` and `serve` extract it at)
             garments = extract_garment(
-                garments, generator=generator or opened["generator"], segmenter=parser, output_size=dresser.garment_size
+                garments, generator=generator, segmenter=parser, output_size=dresser.garment_size
             )
         with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
             pairs = _load_pairs(persons, garments, Path(tmp), many)

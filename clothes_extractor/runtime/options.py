@@ -4,6 +4,7 @@ against the model, before any work)."""
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, field
 
@@ -41,8 +42,7 @@ class ExtractOptions:
         # the words extract takes ("512x384", "#RRGGBB") are parsed here too, for the Python API
         if isinstance(self.background, str):
             object.__setattr__(self, "background", parse_background(self.background))
-        if isinstance(self.output_size, str):
-            object.__setattr__(self, "output_size", parse_output_size(self.output_size))
+        object.__setattr__(self, "output_size", _output_size(self.output_size))
         colour = self.background
         if not isinstance(colour, str) and (len(colour) != 3 or not all(0 <= int(c) <= 255 for c in colour)):
             raise ValueError(f"a background colour is (r, g, b), each 0-255, got {colour!r}")
@@ -50,6 +50,20 @@ class ExtractOptions:
     @property
     def use_processes(self) -> bool:
         return self.processes if self.processes is not None else physical_cores() >= PROCESS_MIN_CORES
+
+
+def _output_size(value: object) -> str | int | tuple[int, int]:
+    """``ExtractOptions.output_size`` as make_plan reads it: extract's words parsed, a height or
+    (height, width) of whole numbers (a list, numpy integers too); ``ValueError`` for anything
+    else (a float; True, which Python counts as 1: a 1x1 garment)."""
+    if isinstance(value, str):
+        return parse_output_size(value)
+    sequence = isinstance(value, (tuple, list))
+    sides = tuple(value) if sequence else (value,)  # type: ignore[arg-type]
+    whole = all(isinstance(side, numbers.Integral) and not isinstance(side, bool) for side in sides)
+    if whole and len(sides) == (2 if sequence else 1):
+        return (int(sides[0]), int(sides[1])) if sequence else int(sides[0])
+    raise ValueError(f"output size must be 'auto', 'model', a height or (height, width) in whole pixels, got {value!r}")
 
 
 def generator_outputs(background: str | tuple[int, int, int]) -> tuple[str, ...] | None:
