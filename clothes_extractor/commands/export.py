@@ -46,13 +46,14 @@ def _batch_profile(_ctx, _param, value: str) -> tuple[int, int, int]:
     type=click.Choice(["fp32", "fp16"]),
     default="fp32",
     show_default=True,
-    help="Arithmetic inside the graph; inputs and outputs stay uint8.",
+    help="Arithmetic inside the graph; inputs and outputs stay uint8 (a served model written again: its own).",
 )
 @click.option(
     "--weights",
     type=click.Choice(["fp32", "fp16"]),
     default=None,
-    help="How the weights are stored [default: as --precision]. --precision fp32 --weights fp16: "
+    help="How the weights are stored [default: as --precision; a served model written again: as it stores "
+    "them]. --precision fp32 --weights fp16: "
     "half the file, fp32 speed on the CPU (onnxruntime widens them once, at load).",
 )
 @click.option(
@@ -116,6 +117,7 @@ def export(
         model, training = _untrained(task, arch, size, ngf, depth, seed)
     elif is_served(checkpoint):  # a served model again, with this version's wrapper and contract
         model, training = model_from_served(checkpoint)
+        precision, weights = _stored_as(checkpoint, precision, weights)
     else:
         model, payload = load_model(checkpoint)
         training = payload.get("summary", {})
@@ -142,6 +144,23 @@ def export(
 
         cache = build_tensorrt_cache(output, trt_batch, fp16=precision == "fp16")
         click.echo(f"TensorRT engine built and cached in {cache}")
+
+
+def _stored_as(path: Path, precision: str, weights: str | None) -> tuple[str, str | None]:
+    """--precision and --weights of a served model written again: the file's own, where the
+    command line does not give them (an fp16 file stays fp16, one of fp16 weights half size)."""
+    from ..export.onnx_export import WEIGHTS_KEY
+    from ..runtime.onnxfile import read_onnx
+    from ..runtime.session import contract_of
+
+    given = {param.name for param in given_options()}
+    if "precision" not in given:
+        precision = contract_of(path).precision
+    if "weights" not in given and "precision" not in given:
+        weights = read_onnx(path.read_bytes(), str(path)).metadata.get(WEIGHTS_KEY, precision)
+    if precision == "fp16" and weights == "fp32":
+        raise click.UsageError(f"{path} computes in fp16: --weights fp32 needs --precision fp32")
+    return precision, weights
 
 
 def _untrained(task: str, arch: str, size: str, ngf: int, depth: int, seed: int):
