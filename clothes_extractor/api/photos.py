@@ -252,8 +252,8 @@ def dress(
 
     ``garment_from_photo``: ``garment`` is a photo of someone wearing it; stage one
     (``extract_garment``) makes its catalog image first. Sessions as ``extract_garment``
-    takes them; the bundled segmenter is the parser. Raises
-    ``InputError`` for a bad image, a person with no upper body to dress or no garment.
+    takes them; the bundled segmenter is the parser. Raises ``InputError`` for a bad image,
+    a person with no upper body to dress or no garment.
     """
     from ..runtime.dressing import Dresser
 

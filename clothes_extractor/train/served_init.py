@@ -74,15 +74,16 @@ def load_served(path: str | Path, model: nn.Module, option: str) -> dict[str, An
 def _load_held_unet(path: Path, record: dict[str, Any], model: nn.Module, option: str) -> dict[str, Any]:
     """A U-Net generator run from a file whose generator renders with one (a silhouette model:
     the U-Net draws the garment, a head adds its alpha): the U-Net's weights, the rest left out
-    (said), checked to give the file's garment. Its training summary is the file's, not the U-Net's."""
+    (said), checked to give the file's garment. Nothing of the file's training record is the
+    run's (it is the whole model's; the U-Net's own is its ``renderer`` entry)."""
     if model.config.task != "generator":
         raise CheckpointError(
             f"{option} {path} serves a generator ({record.get('name')}); this run trains a {model.config.task}: "
             "give a model of the same kind"
         )
     ngf, depth, prefix = unet_of(record)
-    held = {"task": "generator", "height": record.get("height"), "width": record.get("width"), "ngf": ngf}
-    differ = setting_differences(model, {**held, "depth": depth, "attention": "none"})
+    held = {"height": record.get("height"), "width": record.get("width"), "ngf": ngf, "depth": depth}
+    differ = setting_differences(model, {**held, "attention": "none"})  # (a silhouette model's U-Net has none)
     if differ:
         raise CheckpointError(f"{option} {path} holds a U-Net of other settings than this run's: {'; '.join(differ)}")
     unfolded = _load_unfolded(path, model, prefix, option, outputs=["garment"])
@@ -96,8 +97,8 @@ def _load_held_unet(path: Path, record: dict[str, Any], model: nn.Module, option
 def _load_unfolded(
     path: Path, model: nn.Module, prefix: str, option: str, outputs: list[str] | None = None
 ) -> list[str]:
-    """The file's weights under ``prefix`` loaded into ``model``, each folded BatchNorm unfolded;
-    checked to reproduce the file (its ``outputs``, or all). The BatchNorms unfolded."""
+    """The file's weights under ``prefix`` loaded into ``model``, each folded BatchNorm unfolded,
+    checked to reproduce the file (its ``outputs``, or all); the names of those BatchNorms."""
     import onnx
 
     from ..export.onnx_export import validate_export
