@@ -3,11 +3,21 @@
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
 from clothes_extractor.errors import OutputError
-from clothes_extractor.runtime.files import PARTIAL_PATTERN, check_writable_file, remove_stale_partials, write_atomic
+from clothes_extractor.runtime.files import (
+    FOREIGN_STALE_S,
+    PARTIAL_PATTERN,
+    check_writable_file,
+    partial_name,
+    remove_stale_partials,
+    write_atomic,
+    writer_host,
+)
+from conftest import cli_env
 
 
 def test_write_atomic_leaves_no_partial_file(tmp_path):
@@ -50,6 +60,82 @@ def test_stale_partials_of_dead_writers_are_removed(tmp_path):
     assert PARTIAL_PATTERN.match(stale.name)
     assert remove_stale_partials(tmp_path) == 1
     assert not stale.exists() and alive.exists() and other.exists()
+
+
+def test_partials_of_another_machine_are_judged_by_age_not_by_a_process_id(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    here, elsewhere = writer_host(), "0" * 8 if writer_host() != "0" * 8 else "1" * 8
+    mine = tmp_path / f".ce-{here}-{int(dead.stdout)}-0123abcd.partial"  # this machine's, its writer gone
+    writing = tmp_path / f".ce-{elsewhere}-{int(dead.stdout)}-89abcdef.partial"  # a shard's on another machine
+    left = tmp_path / f".ce-{elsewhere}-{int(dead.stdout)}-deadbeef.partial"  # another machine's, a day old
+    for path in (mine, writing, left):
+        path.write_bytes(b"x")
+    old = time.time() - FOREIGN_STALE_S - 60
+    os.utime(left, (old, old))
+    assert partial_name(tmp_path / "a.png").name.startswith(f".ce-{here}-{os.getpid()}-")
+    assert all(PARTIAL_PATTERN.match(path.name) for path in (mine, writing, left))
+    assert remove_stale_partials(tmp_path) == 2
+    assert not mine.exists() and writing.exists() and not left.exists()
+
+
+WRITER = """
+import sys
+from pathlib import Path
+
+from clothes_extractor.runtime.files import write_atomic
+
+def slowly(handle):
+    handle.write(b"half")
+    handle.flush()
+    print("writing", flush=True)
+    sys.stdin.readline()  # until the other run has looked at the folder
+    handle.write(b" and the rest")
+
+write_atomic(Path(sys.argv[1]), slowly)
+"""
+LAUNCHER = """
+import subprocess, sys
+from pathlib import Path
+
+# the writer's process id: one this machine's own namespace is unlikely to have running
+try:
+    Path("/proc/sys/kernel/ns_last_pid").write_text(str(int(Path("/proc/sys/kernel/pid_max").read_text()) - 1000))
+except OSError:
+    pass  # (a low one then; the test skips if this machine runs a process of that id)
+sys.exit(subprocess.run([sys.executable, *sys.argv[1:]]).returncode)
+"""
+
+
+def test_a_run_in_another_pid_namespace_does_not_remove_a_file_being_written(tmp_path):
+    """A shard in another container (its own process ids) writing the same output folder: a run
+    starting beside it removed its partial file mid-write until the 55th stop, as a dead
+    process's, and its write failed (``cannot write ...: No such file or directory``)."""
+    namespace = ["unshare", "--pid", "--fork", "--mount-proc"]
+    try:
+        usable = subprocess.run([*namespace, "true"], capture_output=True).returncode == 0
+    except FileNotFoundError:
+        usable = False
+    if not usable:
+        pytest.skip("needs unshare and the right to make a PID namespace (root)")
+    (tmp_path / "writer.py").write_text(WRITER)
+    (tmp_path / "launcher.py").write_text(LAUNCHER)
+    out = tmp_path / "out"
+    out.mkdir()
+    command = [*namespace, sys.executable, tmp_path / "launcher.py", tmp_path / "writer.py", out / "a.png"]
+    writer = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=cli_env())
+    try:
+        assert writer.stdout.readline() == "writing\n"
+        (partial,) = out.iterdir()
+        pid = int(PARTIAL_PATTERN.match(partial.name).group(2))
+        if os.path.exists(f"/proc/{pid}"):
+            pytest.skip(f"the writer's process id {pid} is one this machine runs too: nothing to tell apart")
+        assert remove_stale_partials(out) == 0 and partial.exists()
+        writer.stdin.write("go\n")
+        writer.stdin.close()
+        assert writer.wait(timeout=60) == 0
+    finally:
+        writer.kill()
+    assert [p.name for p in out.iterdir()] == ["a.png"] and (out / "a.png").read_bytes() == b"half and the rest"
 
 
 def test_output_files_named_by_options_are_checked_first(tmp_path):

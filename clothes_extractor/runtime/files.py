@@ -3,10 +3,13 @@
 Every file the package writes (garments, masks, reports' sheets, exported models,
 checkpoints, benchmark results) goes through ``write_atomic``: the bytes go to a
 temporary file in the same folder, are flushed to disk (fsync), and the file is renamed
-into place. The temporary name is short (``.ce-PID-RANDOM.partial``) whatever the target's
-name, so a legal 255-byte output name stays legal, and it carries the writer's process
-id: a process killed mid-write (SIGKILL, power loss) leaves a partial file that the next
-run in that folder recognises as stale and removes (``remove_stale_partials``). A folder
+into place. The temporary name is short (``.ce-HOST-PID-RANDOM.partial``) whatever the
+target's name, so a legal 255-byte output name stays legal, and it carries the writer's
+machine (``HOST``: a digest of the host name and PID namespace) and process id: a process
+killed mid-write (SIGKILL, power loss) leaves a partial file that the next run on that
+machine in that folder recognises as stale and removes (``remove_stale_partials``). One of
+another machine or container (shards of a job writing one shared folder) is not its to judge
+by a process id: it is removed once it is a day old. A folder
 made whole (a dataset ``data synth`` or ``data downsample`` writes) is filled the same way:
 under a temporary name beside it, renamed into place when complete (``filled_folder``).
 """
@@ -15,23 +18,52 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import hashlib
 import os
 import re
 import secrets
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
 from ..errors import DiskFull, OutputError
 
 FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # no space left, quota exceeded
-PARTIAL_PATTERN = re.compile(r"^\.ce-(\d+)-[0-9a-f]{8}\.partial$")
+# .ce-HOST-PID-RANDOM.partial; before the 55th stop of round 2, .ce-PID-RANDOM.partial (no HOST)
+PARTIAL_PATTERN = re.compile(r"^\.ce-(?:([0-9a-f]{8})-)?(\d+)-[0-9a-f]{8}\.partial$")
+FOREIGN_STALE_S = 24 * 3600  # another machine's partial file is taken for stale at this age
+
+
+@functools.cache
+def writer_host() -> str:
+    """Eight hex digits naming this machine and PID namespace: where a partial file's process
+    id means this machine's process (a container on one host has its own namespace, and a
+    shard on another machine writing the same folder its own host name)."""
+    namespace = ""
+    with contextlib.suppress(OSError):
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    return hashlib.sha256(f"{socket.gethostname()}/{namespace}".encode()).hexdigest()[:8]
 
 
 def partial_name(path: Path) -> Path:
     """A fresh temporary name beside ``path`` for writing it."""
-    return path.with_name(f".ce-{os.getpid()}-{secrets.token_hex(4)}.partial")
+    return path.with_name(f".ce-{writer_host()}-{os.getpid()}-{secrets.token_hex(4)}.partial")
+
+
+def _stale(path: Path, host: str | None, pid: int) -> bool:
+    """Whether the partial file ``path`` of writer ``host`` / ``pid`` is left by one that no
+    longer runs: one of this machine's by its process; another's by its age (a name without a
+    host, from before, by its process as it was)."""
+    if host is None or host == writer_host():
+        return not _pid_alive(pid)
+    try:
+        return time.time() - path.lstat().st_mtime > FOREIGN_STALE_S
+    except OSError:
+        return False
 
 
 def _pid_alive(pid: int) -> bool:
@@ -47,13 +79,13 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_partials(folder: Path, recursive: bool = False) -> int:
-    """Remove the temporary files of writers that no longer run; how many were removed."""
+    """Remove the temporary files of writers that no longer run (``_stale``); how many were removed."""
     removed = 0
     try:
         candidates = folder.rglob(".ce-*.partial") if recursive else folder.glob(".ce-*.partial")
         for path in candidates:
             match = PARTIAL_PATTERN.match(path.name)
-            if match and not _pid_alive(int(match.group(1))):
+            if match and _stale(path, match.group(1), int(match.group(2))):
                 try:
                     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
                     removed += 1
