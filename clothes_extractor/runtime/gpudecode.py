@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable
 from PIL import Image
 
 from ..errors import ClothesExtractorError, InputError, MissingDependencyError, ProviderError
+from .colour import profile_name
 from .fitting import check_photo_size
 from .images import displayed_size, exif_orientation, open_image
 from .jobs import ExtractJob
@@ -75,6 +76,9 @@ def host_reason(image: Image.Image) -> str | None:
         return {"CMYK": "CMYK JPEG", "L": "greyscale JPEG"}.get(image.mode, f"{image.mode} JPEG")
     if exif_orientation(image) != 1:
         return "EXIF rotation"
+    profile = profile_name(image)
+    if profile is not None:  # (converted to sRGB on the host: colour.py)
+        return f"colour profile {profile}"
     if image.width * image.height > MAX_GPU_PIXELS:
         return f"over {MAX_GPU_PIXELS // 1_000_000} Mpx"
     return None

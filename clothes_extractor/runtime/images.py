@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
+from .colour import to_srgb
 from .fitting import check_photo_size
 from .matte import settled, uncomposed
 from .png import encode_png
@@ -223,7 +224,7 @@ def split_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
 def load_photo(
     path: Path, decode_scale: Callable[[tuple[int, int]], float] | None = None, role: str = "photo"
 ) -> tuple[Image.Image, Image.Image | None]:
-    """Decode a photo upright as RGB, with its alpha channel if it has a non-opaque one.
+    """Decode a photo upright as sRGB, with its alpha channel if it has a non-opaque one.
 
     ``decode_scale`` maps the photo's displayed (width, height) to how far it may be
     shrunk (<= 1). For JPEGs that shrink happens while decoding (draft mode, by a power
@@ -238,7 +239,7 @@ def load_photo(
                 w, h = image.size
                 image.draft(None, (max(1, int(w * scale)), max(1, int(h * scale))))
         _decode(image, path, role)
-        image = _upright(image)
+        image = to_srgb(_upright(image))  # (a phone's Display P3, a studio's Adobe RGB: colour.py)
         rgb, alpha = split_alpha(image)
     if alpha is not None and alpha.getextrema()[0] == 255:
         alpha = None  # an opaque alpha channel says nothing about the garment

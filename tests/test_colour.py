@@ -1,0 +1,123 @@
+"""A photo's embedded colour profile: converted to sRGB before the models see the photo.
+
+The profiles are made here: a matrix-and-curve ICC v2 profile is a header and nine tags, so
+the wide-gamut one (Display P3's primaries, adapted to D50) and an "sRGB" one need no file.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from clothes_extractor import extract_garment
+from clothes_extractor.runtime.colour import profile_name, to_srgb
+from clothes_extractor.runtime.gpudecode import host_reason
+from clothes_extractor.runtime.images import load_photo
+from conftest import person_photo
+
+D50 = (0.9642, 1.0, 0.8249)
+WIDE = ((0.5151, 0.2412, -0.0011), (0.2920, 0.6922, 0.0419), (0.1571, 0.0666, 0.7841))  # Display P3's, in D50
+
+
+def _xyz(x: float, y: float, z: float) -> bytes:
+    return b"XYZ \0\0\0\0" + b"".join(struct.pack(">i", round(v * 65536)) for v in (x, y, z))
+
+
+def icc_profile(description: str, primaries=WIDE, gamma: float = 2.2) -> bytes:
+    """An RGB display profile (ICC v2): ``primaries`` (the red, green and blue colorants' XYZ,
+    D50) and one gamma curve for the three channels."""
+    text = description.encode("ascii") + b"\0"
+    curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
+    tags = [
+        (b"desc", b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 78),
+        (b"wtpt", _xyz(*D50)),
+        *((name, _xyz(*xyz)) for name, xyz in zip((b"rXYZ", b"gXYZ", b"bXYZ"), primaries, strict=True)),
+        *((name, curve) for name in (b"rTRC", b"gTRC", b"bTRC")),
+        (b"cprt", b"text\0\0\0\0none\0\0\0\0"),
+    ]
+    start, table, data = 128 + 4 + 12 * len(tags), b"", b""
+    for name, body in tags:
+        body += b"\0" * (-len(body) % 4)
+        table, data = table + name + struct.pack(">II", start + len(data), len(body)), data + body
+    header = struct.pack(">I", start + len(data)) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+    header += b"\0" * 12 + b"acsp" + b"\0" * 28 + _xyz(*D50)[8:] + b"\0" * 48
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+WIDE_PROFILE = icc_profile("Wide gamut (test)")
+
+
+def patches() -> Image.Image:
+    image = Image.new("RGB", (4, 1))
+    image.putdata([(200, 30, 30), (30, 200, 30), (30, 30, 200), (128, 128, 128)])
+    return image.resize((64, 16), Image.NEAREST)
+
+
+def saved(image: Image.Image, path, **options):
+    image.save(path, **options)
+    return path
+
+
+def test_a_photo_in_a_wide_gamut_profile_is_read_in_srgb(tmp_path):
+    tagged = load_photo(saved(patches(), tmp_path / "wide.png", icc_profile=WIDE_PROFILE))[0]
+    plain = load_photo(saved(patches(), tmp_path / "plain.png"))[0]
+    assert np.array_equal(np.asarray(plain), np.asarray(patches()))  # no profile: as stored
+    red, green, blue, grey = (tuple(int(v) for v in np.asarray(tagged)[0, 16 * i]) for i in range(4))
+    assert red[0] >= 215 and red[1] <= 5 and green[1] >= 200 and green[0] <= 5 and blue[2] >= 205  # more saturated
+    assert abs(grey[0] - 128) <= 2  # (a grey stays grey)
+    srgb = ImageCms.createProfile("sRGB")
+    wide = ImageCms.ImageCmsProfile(io.BytesIO(WIDE_PROFILE))
+    assert np.array_equal(np.asarray(tagged), np.asarray(ImageCms.profileToProfile(patches(), wide, srgb)))
+    # an sRGB profile, a profile that is not one, and a greyscale photo are read as stored
+    named_srgb = icc_profile("sRGB IEC61966-2.1", gamma=2.2)
+    for name, profile in (("srgb.png", named_srgb), ("broken.png", b"not a profile")):
+        as_stored = load_photo(saved(patches(), tmp_path / name, icc_profile=profile))[0]
+        assert np.array_equal(np.asarray(as_stored), np.asarray(patches())), name
+    grey_photo = saved(patches().convert("L"), tmp_path / "grey.png", icc_profile=WIDE_PROFILE)
+    assert np.array_equal(np.asarray(load_photo(grey_photo)[0]), np.asarray(patches().convert("L").convert("RGB")))
+
+
+def test_a_cut_out_keeps_its_alpha_and_its_metadata(tmp_path):
+    cut_out = patches().convert("RGBA")
+    cut_out.putalpha(Image.new("L", cut_out.size, 77))
+    rgb, alpha = load_photo(saved(cut_out, tmp_path / "cut.png", icc_profile=WIDE_PROFILE))
+    assert alpha is not None and alpha.getextrema() == (77, 77)
+    assert rgb.getpixel((0, 0)) != patches().getpixel((0, 0))  # converted (then laid on white)
+    image = patches()
+    image.info.update({"icc_profile": WIDE_PROFILE, "xmp": b"<x/>"})
+    assert to_srgb(image).info == {"xmp": b"<x/>"}  # the profile no longer describes the pixels
+
+
+def test_the_garment_of_a_tagged_photo_is_the_garment_of_its_srgb_copy(tiny_model_path, tmp_path):
+    """Until the 55th stop a Display P3 photo (a phone's) was read as if its numbers were sRGB:
+    its colours, and its garment's, duller."""
+    photo, mask = person_photo(2)
+    tagged = saved(photo, tmp_path / "tagged.png", icc_profile=WIDE_PROFILE)
+    wide = ImageCms.ImageCmsProfile(io.BytesIO(WIDE_PROFILE))
+    srgb_copy = saved(ImageCms.profileToProfile(photo, wide, ImageCms.createProfile("sRGB")), tmp_path / "srgb.png")
+    untagged = saved(photo, tmp_path / "untagged.png")
+    garments = [np.asarray(extract_garment(path, mask, generator=tiny_model_path)) for path in (tagged, srgb_copy)]
+    assert np.array_equal(*garments)
+    assert not np.array_equal(garments[0], np.asarray(extract_garment(untagged, mask, generator=tiny_model_path)))
+
+
+def test_a_tagged_jpeg_is_decoded_on_the_host_where_it_is_converted(tmp_path):
+    with Image.open(saved(patches(), tmp_path / "wide.jpg", icc_profile=WIDE_PROFILE)) as image:
+        assert profile_name(image) == "Wide gamut (test)"
+        assert host_reason(image) == "colour profile Wide gamut (test)"
+    for profile in (icc_profile("sRGB built-in"), None):
+        options = {"icc_profile": profile} if profile else {}
+        with Image.open(saved(patches(), tmp_path / "srgb.jpg", **options)) as image:
+            assert profile_name(image) is None and host_reason(image) is None
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "L", "P"])
+def test_modes_it_does_not_convert_are_left_to_pillow(mode):
+    image = patches().convert(mode)
+    image.info["icc_profile"] = WIDE_PROFILE
+    assert profile_name(image) is None and to_srgb(image) is image
