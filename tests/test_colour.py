@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from clothes_extractor import extract_garment
-from clothes_extractor.runtime.colour import profile_name, to_srgb
+from clothes_extractor.runtime.colour import matrix_profile, profile_name, to_srgb
 from clothes_extractor.runtime.gpudecode import host_reason
 from clothes_extractor.runtime.images import load_photo
 from conftest import person_photo
@@ -121,3 +121,57 @@ def test_modes_it_does_not_convert_are_left_to_pillow(mode):
     image = patches().convert(mode)
     image.info["icc_profile"] = WIDE_PROFILE
     assert profile_name(image) is None and to_srgb(image) is image
+
+
+TAGS = (b"rXYZ", b"gXYZ", b"bXYZ")
+
+
+def colorants(profile: bytes) -> np.ndarray:
+    """The rXYZ, gXYZ and bXYZ tags of a matrix profile, as rows."""
+    count = struct.unpack(">I", profile[128:132])[0]
+    entries = [profile[132 + 12 * i : 144 + 12 * i] for i in range(count)]
+    offsets = {entry[:4]: struct.unpack(">I", entry[4:8])[0] for entry in entries}
+    return np.array([struct.unpack(">3i", profile[offsets[tag] + 8 : offsets[tag] + 20]) for tag in TAGS])
+
+
+def test_a_profile_made_of_chromaticities_has_the_published_colorants():
+    """``matrix_profile`` of Display P3's chromaticities (D65) adapts them to D50 as published
+    profiles do (Apple's Display P3 colorants, ``WIDE``, to within 0.001)."""
+    made = matrix_profile("P3", [(0.680, 0.320), (0.265, 0.690), (0.150, 0.060)], (0.3127, 0.3290), "srgb")
+    assert np.abs(colorants(made) / 65536 - np.array(WIDE)).max() < 1e-3
+    assert ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(made))).strip() == "P3"
+
+
+def srgb_of(pixels: np.ndarray, primaries) -> np.ndarray:
+    """Reference: sRGB-curve pixels of ``primaries`` (D65) as sRGB, by the formulas (no ICC)."""
+
+    def to_xyz(xy):
+        xyz = np.array([[x / y, 1.0, (1 - x - y) / y] for x, y in (*xy, (0.3127, 0.3290))]).T
+        return xyz[:, :3] * np.linalg.solve(xyz[:, :3], xyz[:, 3])
+
+    v = pixels / 255.0
+    linear = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    srgb_from = np.linalg.solve(to_xyz([(0.64, 0.33), (0.30, 0.60), (0.15, 0.06)]), to_xyz(primaries))
+    moved = np.clip(linear @ srgb_from.T, 0, 1)
+    return np.round(255 * np.where(moved <= 0.0031308, 12.92 * moved, 1.055 * moved ** (1 / 2.4) - 0.055))
+
+
+def test_a_heif_photo_that_describes_its_colours_by_nclx_is_converted_by_them(tmp_path):
+    """A HEIF photo may carry no ICC profile, only H.273 codes (primaries 12: Display P3)."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="the [heif] extra is not installed")
+    pillow_heif.register_heif_opener()
+    photo = person_photo(2)[0]
+    codes = {"transfer_characteristics": 13, "matrix_coefficients": 6, "full_range_flag": 1}
+    decoded = {}
+    for name, primaries, transfer in (("p3.heic", 12, 13), ("srgb.heic", 1, 13), ("pq.heic", 12, 16)):
+        nclx = {**codes, "color_primaries": primaries, "transfer_characteristics": transfer}
+        photo.save(tmp_path / name, quality=95, nclx_profile=nclx)
+        decoded[name] = np.asarray(Image.open(tmp_path / name).convert("RGB"))  # as stored
+    with Image.open(tmp_path / "p3.heic") as image:
+        assert image.info["nclx_profile"]["color_primaries"] == 12 and "icc_profile" not in image.info
+        assert profile_name(image) == "nclx primaries 12, transfer 13"
+    read = np.asarray(load_photo(tmp_path / "p3.heic")[0]).astype(int)
+    assert np.abs(read - srgb_of(decoded["p3.heic"], [(0.680, 0.320), (0.265, 0.690), (0.150, 0.060)])).max() <= 2
+    assert np.abs(read - decoded["p3.heic"].astype(int)).mean() > 1  # (and not as stored)
+    for as_stored in ("srgb.heic", "pq.heic"):  # sRGB's primaries; a high-dynamic-range curve: as before
+        assert np.array_equal(np.asarray(load_photo(tmp_path / as_stored)[0]), decoded[as_stored]), as_stored

@@ -5,32 +5,100 @@ The models learned from VITON's photos: sRGB JPEGs without a profile. A phone's 
 as sRGB they come out duller and shifted (a Display P3 red of 200, 30, 30 is sRGB 220, 0, 0),
 the garment with them. ``to_srgb`` converts such a photo by its profile (LittleCMS, through
 Pillow's ``ImageCms``), as a colour-managed browser shows it; the files this tool writes are
-sRGB, as they always were. A photo without a profile or with an sRGB one is left as it is,
-and so is one whose profile cannot be read or is not an RGB profile (as before), and a CMYK
-or greyscale photo (Pillow's own conversion, as before).
+sRGB, as they always were. A HEIF photo may describe its colours by an ``nclx`` box instead
+(its primaries and curve, as pillow-heif reads them): a profile is made of those
+(``matrix_profile``) where they are not sRGB's. A photo without a profile or with an sRGB one
+is left as it is, and so is one whose profile cannot be read or is not an RGB profile, or
+whose curve is a high-dynamic-range one (as before), and a CMYK or greyscale photo (Pillow's
+own conversion, as before).
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import struct
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 CONVERTED_MODES = ("RGB", "RGBA")  # an RGBA photo's alpha is kept as it is
+D50 = (0.9642, 1.0, 0.8249)  # the ICC profile connection space's white
+BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
+# ITU-T H.273 codes in an nclx box: colour primaries that are sRGB's (1: BT.709; 2: unspecified),
+# and the transfer characteristics taken as the sRGB curve (BT.709's, BT.601's, sRGB's,
+# unspecified) or as a gamma; others (PQ, HLG: high dynamic range; linear) are not converted
+SRGB_PRIMARIES = (1, 2)
+NCLX_CURVES: dict[int, str | float] = {1: "srgb", 2: "srgb", 6: "srgb", 13: "srgb", 4: 2.2, 5: 2.8}
+
+
+def _icc(image: Image.Image) -> bytes:
+    """``image``'s embedded ICC profile, or one made of its nclx colour description; b"" for none."""
+    icc = image.info.get("icc_profile")
+    if icc:
+        return icc
+    nclx = image.info.get("nclx_profile")
+    if not isinstance(nclx, dict) or nclx.get("color_primaries") in SRGB_PRIMARIES:
+        return b""
+    curve = NCLX_CURVES.get(nclx.get("transfer_characteristics", 2))
+    try:
+        xy = [(nclx[f"color_primary_{c}_x"], nclx[f"color_primary_{c}_y"]) for c in ("red", "green", "blue", "white")]
+    except KeyError:
+        return b""
+    name = f"nclx primaries {nclx.get('color_primaries')}, transfer {nclx.get('transfer_characteristics')}"
+    return b"" if curve is None else matrix_profile(name, xy[:3], xy[3], curve)
+
+
+def matrix_profile(name: str, primaries: list[tuple[float, float]], white: tuple[float, float], curve) -> bytes:
+    """An RGB display profile (ICC v2, matrix and curves) of the chromaticities ``primaries``
+    (red, green, blue) and ``white`` (x, y), the colorants adapted to D50 (Bradford); ``curve``:
+    "srgb" (IEC 61966-2-1's, as a table) or a gamma."""
+    xyz = np.array([[x / y, 1.0, (1 - x - y) / y] for x, y in (*primaries, white)]).T  # columns: r, g, b, white
+    scale = np.linalg.solve(xyz[:, :3], xyz[:, 3])  # the primaries' shares of the white
+    cone_d50, cone_white = BRADFORD @ np.array(D50), BRADFORD @ xyz[:, 3]
+    adapt = np.linalg.solve(BRADFORD, np.diag(cone_d50 / cone_white) @ BRADFORD)
+    colorants = adapt @ (xyz[:, :3] * scale)
+
+    def number(value: float) -> bytes:  # s15Fixed16
+        return struct.pack(">i", round(float(value) * 65536))
+
+    def tag_xyz(values) -> bytes:
+        return b"XYZ \0\0\0\0" + b"".join(number(v) for v in values)
+
+    if curve == "srgb":
+        v = np.linspace(0.0, 1.0, 1024)
+        table = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+        trc = b"curv\0\0\0\0" + struct.pack(">I", 1024) + np.round(table * 65535).astype(">u2").tobytes()
+    else:
+        trc = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(float(curve) * 256)) + b"\0\0"
+    text = name.encode("ascii", "replace")[:60] + b"\0"
+    tags = [
+        (b"desc", b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 78),
+        (b"wtpt", tag_xyz(D50)),
+        *((tag, tag_xyz(colorants[:, i])) for i, tag in enumerate((b"rXYZ", b"gXYZ", b"bXYZ"))),
+        *((tag, trc) for tag in (b"rTRC", b"gTRC", b"bTRC")),
+        (b"cprt", b"text\0\0\0\0none\0\0\0\0"),
+    ]
+    start, table_bytes, data = 128 + 4 + 12 * len(tags), b"", b""
+    for tag, body in tags:
+        body += b"\0" * (-len(body) % 4)
+        table_bytes, data = table_bytes + tag + struct.pack(">II", start + len(data), len(body)), data + body
+    header = struct.pack(">I", start + len(data)) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+    header += b"\0" * 12 + b"acsp" + b"\0" * 28 + tag_xyz(D50)[8:] + b"\0" * 48
+    return header + struct.pack(">I", len(tags)) + table_bytes + data
 
 
 def profile_name(image: Image.Image) -> str | None:
     """The name of the profile ``to_srgb`` converts ``image`` by, or None where it leaves the image as it is."""
-    found = _transform(image.info.get("icc_profile") or b"", image.mode)
+    found = _transform(_icc(image), image.mode)
     return None if found is None else found[0]
 
 
 def to_srgb(image: Image.Image) -> Image.Image:
     """``image`` (decoded) in sRGB, converted by its embedded profile (``profile_name``); its
     other metadata kept (a written garment's signature, XMP)."""
-    found = _transform(image.info.get("icc_profile") or b"", image.mode)
+    found = _transform(_icc(image), image.mode)
     if found is None:
         return image
     from PIL import ImageCms
@@ -39,7 +107,7 @@ def to_srgb(image: Image.Image) -> Image.Image:
         converted = ImageCms.applyTransform(image, found[1])
     except Exception:  # noqa: BLE001 - a transform that fails on this image: the pixels as stored, as before
         return image
-    converted.info = {key: value for key, value in image.info.items() if key != "icc_profile"}
+    converted.info = {key: value for key, value in image.info.items() if key not in ("icc_profile", "nclx_profile")}
     return converted
 
 
