@@ -1,7 +1,8 @@
 """A photo's embedded colour profile: converted to sRGB before the models see the photo.
 
-The profiles are made here: a matrix-and-curve ICC v2 profile is a header and nine tags, so
-the wide-gamut one (Display P3's primaries, adapted to D50) and an "sRGB" one need no file.
+The profiles are made here (``colour.matrix_profile``, which HEIF photos' nclx descriptions need
+anyway; its colorants checked against a published profile's): a wide-gamut one (Display P3's
+primaries) and an "sRGB" one need no file.
 """
 
 from __future__ import annotations
@@ -19,34 +20,16 @@ from clothes_extractor.runtime.gpudecode import host_reason
 from clothes_extractor.runtime.images import load_photo
 from conftest import person_photo
 
-D50 = (0.9642, 1.0, 0.8249)
 WIDE = ((0.5151, 0.2412, -0.0011), (0.2920, 0.6922, 0.0419), (0.1571, 0.0666, 0.7841))  # Display P3's, in D50
+P3_XY = [(0.680, 0.320), (0.265, 0.690), (0.150, 0.060)]  # chromaticities (x, y): Display P3's primaries
+SRGB_XY = [(0.64, 0.33), (0.30, 0.60), (0.15, 0.06)]  # sRGB's
+D65_XY = (0.3127, 0.3290)  # their white
 
 
-def _xyz(x: float, y: float, z: float) -> bytes:
-    return b"XYZ \0\0\0\0" + b"".join(struct.pack(">i", round(v * 65536)) for v in (x, y, z))
-
-
-def icc_profile(description: str, primaries=WIDE, gamma: float = 2.2) -> bytes:
-    """An RGB display profile (ICC v2): ``primaries`` (the red, green and blue colorants' XYZ,
-    D50) and one gamma curve for the three channels."""
-    text = description.encode("ascii") + b"\0"
-    curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
-    tags = [
-        (b"desc", b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 78),
-        (b"wtpt", _xyz(*D50)),
-        *((name, _xyz(*xyz)) for name, xyz in zip((b"rXYZ", b"gXYZ", b"bXYZ"), primaries, strict=True)),
-        *((name, curve) for name in (b"rTRC", b"gTRC", b"bTRC")),
-        (b"cprt", b"text\0\0\0\0none\0\0\0\0"),
-    ]
-    start, table, data = 128 + 4 + 12 * len(tags), b"", b""
-    for name, body in tags:
-        body += b"\0" * (-len(body) % 4)
-        table, data = table + name + struct.pack(">II", start + len(data), len(body)), data + body
-    header = struct.pack(">I", start + len(data)) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
-    header += b"\0" * 12 + b"acsp" + b"\0" * 28 + _xyz(*D50)[8:] + b"\0" * 48
-    assert len(header) == 128
-    return header + struct.pack(">I", len(tags)) + table + data
+def icc_profile(description: str, primaries=P3_XY, gamma: float = 2.2) -> bytes:
+    """An RGB display profile of ``primaries`` (D65) and one gamma curve (``matrix_profile``,
+    checked against Display P3's published colorants below)."""
+    return matrix_profile(description, primaries, D65_XY, gamma)
 
 
 WIDE_PROFILE = icc_profile("Wide gamut (test)")
@@ -74,7 +57,7 @@ def test_a_photo_in_a_wide_gamut_profile_is_read_in_srgb(tmp_path):
     wide = ImageCms.ImageCmsProfile(io.BytesIO(WIDE_PROFILE))
     assert np.array_equal(np.asarray(tagged), np.asarray(ImageCms.profileToProfile(patches(), wide, srgb)))
     # an sRGB profile, a profile that is not one, and a greyscale photo are read as stored
-    named_srgb = icc_profile("sRGB IEC61966-2.1", gamma=2.2)
+    named_srgb = icc_profile("sRGB IEC61966-2.1", SRGB_XY)
     for name, profile in (("srgb.png", named_srgb), ("broken.png", b"not a profile")):
         as_stored = load_photo(saved(patches(), tmp_path / name, icc_profile=profile))[0]
         assert np.array_equal(np.asarray(as_stored), np.asarray(patches())), name
@@ -137,7 +120,7 @@ def colorants(profile: bytes) -> np.ndarray:
 def test_a_profile_made_of_chromaticities_has_the_published_colorants():
     """``matrix_profile`` of Display P3's chromaticities (D65) adapts them to D50 as published
     profiles do (Apple's Display P3 colorants, ``WIDE``, to within 0.001)."""
-    made = matrix_profile("P3", [(0.680, 0.320), (0.265, 0.690), (0.150, 0.060)], (0.3127, 0.3290), "srgb")
+    made = matrix_profile("P3", P3_XY, D65_XY, "srgb")
     assert np.abs(colorants(made) / 65536 - np.array(WIDE)).max() < 1e-3
     assert ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(made))).strip() == "P3"
 
@@ -146,12 +129,12 @@ def srgb_of(pixels: np.ndarray, primaries) -> np.ndarray:
     """Reference: sRGB-curve pixels of ``primaries`` (D65) as sRGB, by the formulas (no ICC)."""
 
     def to_xyz(xy):
-        xyz = np.array([[x / y, 1.0, (1 - x - y) / y] for x, y in (*xy, (0.3127, 0.3290))]).T
+        xyz = np.array([[x / y, 1.0, (1 - x - y) / y] for x, y in (*xy, D65_XY)]).T
         return xyz[:, :3] * np.linalg.solve(xyz[:, :3], xyz[:, 3])
 
     v = pixels / 255.0
     linear = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
-    srgb_from = np.linalg.solve(to_xyz([(0.64, 0.33), (0.30, 0.60), (0.15, 0.06)]), to_xyz(primaries))
+    srgb_from = np.linalg.solve(to_xyz(SRGB_XY), to_xyz(primaries))
     moved = np.clip(linear @ srgb_from.T, 0, 1)
     return np.round(255 * np.where(moved <= 0.0031308, 12.92 * moved, 1.055 * moved ** (1 / 2.4) - 0.055))
 
@@ -171,7 +154,7 @@ def test_a_heif_photo_that_describes_its_colours_by_nclx_is_converted_by_them(tm
         assert image.info["nclx_profile"]["color_primaries"] == 12 and "icc_profile" not in image.info
         assert profile_name(image) == "nclx primaries 12, transfer 13"
     read = np.asarray(load_photo(tmp_path / "p3.heic")[0]).astype(int)
-    assert np.abs(read - srgb_of(decoded["p3.heic"], [(0.680, 0.320), (0.265, 0.690), (0.150, 0.060)])).max() <= 2
+    assert np.abs(read - srgb_of(decoded["p3.heic"], P3_XY)).max() <= 2
     assert np.abs(read - decoded["p3.heic"].astype(int)).mean() > 1  # (and not as stored)
     for as_stored in ("srgb.heic", "pq.heic"):  # sRGB's primaries; a high-dynamic-range curve: as before
         assert np.array_equal(np.asarray(load_photo(tmp_path / as_stored)[0]), decoded[as_stored]), as_stored

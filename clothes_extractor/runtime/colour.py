@@ -42,12 +42,14 @@ def _icc(image: Image.Image) -> bytes:
     if not isinstance(nclx, dict) or nclx.get("color_primaries") in SRGB_PRIMARIES:
         return b""
     curve = NCLX_CURVES.get(nclx.get("transfer_characteristics", 2))
+    if curve is None:
+        return b""
     try:
         xy = [(nclx[f"color_primary_{c}_x"], nclx[f"color_primary_{c}_y"]) for c in ("red", "green", "blue", "white")]
     except KeyError:
         return b""
     name = f"nclx primaries {nclx.get('color_primaries')}, transfer {nclx.get('transfer_characteristics')}"
-    return b"" if curve is None else matrix_profile(name, xy[:3], xy[3], curve)
+    return matrix_profile(name, xy[:3], xy[3], curve)
 
 
 def matrix_profile(name: str, primaries: list[tuple[float, float]], white: tuple[float, float], curve) -> bytes:
