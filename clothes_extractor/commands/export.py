@@ -150,14 +150,15 @@ def _stored_as(path: Path, precision: str, weights: str | None) -> tuple[str, st
     """--precision and --weights of a served model written again: the file's own, where the
     command line does not give them (an fp16 file stays fp16, one of fp16 weights half size)."""
     from ..export.onnx_export import WEIGHTS_KEY
+    from ..runtime.contract import ModelContract
     from ..runtime.onnxfile import read_onnx
-    from ..runtime.session import contract_of
 
     given = {param.name for param in given_options()}
+    metadata = read_onnx(path.read_bytes(), str(path)).metadata  # (the file read once, for both)
     if "precision" not in given:
-        precision = contract_of(path).precision
+        precision = ModelContract.from_metadata(metadata, source=str(path)).precision
     if "weights" not in given and "precision" not in given:
-        weights = read_onnx(path.read_bytes(), str(path)).metadata.get(WEIGHTS_KEY, precision)
+        weights = metadata.get(WEIGHTS_KEY, precision)
     if precision == "fp16" and weights == "fp32":
         raise click.UsageError(f"{path} computes in fp16: --weights fp32 needs --precision fp32")
     return precision, weights

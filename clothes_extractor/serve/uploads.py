@@ -104,7 +104,7 @@ async def refuse_oversized(request: Request, megabytes: float, files: int) -> JS
     return None
 
 
-async def _form(request: Request, limit: int, megabytes: float, names: Iterable[str]):
+async def _form(request: Request, limit: int, megabytes: float, names: tuple[str, ...]):
     """The request's multipart form, of the fields ``names`` (what the route reads), each at
     most once: a part over ``limit`` bytes is ``UploadTooLarge`` (a 413), a body that is no
     readable form, another field or one sent twice an ``InputError`` (a 400) that says so."""
@@ -116,7 +116,6 @@ async def _form(request: Request, limit: int, megabytes: float, names: Iterable[
         raise InputError(
             f"the multipart form cannot be read ({exc.detail}): send the files as a browser's FormData or curl -F does"
         ) from None
-    names = tuple(names)
     unknown = [name for name in form if name not in names]
     if unknown:  # (a misspelt 'maks' would leave the mask unread, and the segmenter would draw one)
         raise InputError(
