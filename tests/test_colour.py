@@ -2,7 +2,7 @@
 
 The profiles are made here (``colour.matrix_profile``, which HEIF photos' nclx descriptions need
 anyway; its colorants checked against a published profile's): a wide-gamut one (Display P3's
-primaries) and an "sRGB" one need no file.
+primaries) and an "sRGB" one need no file, nor a made-up press's CMYK one or a grey one.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import pytest
 from PIL import Image, ImageCms
 
 from clothes_extractor import extract_garment
-from clothes_extractor.runtime.colour import matrix_profile, profile_name, to_srgb
+from clothes_extractor.data.downsample import downsample_dataset
+from clothes_extractor.data.synth import write_synthetic
+from clothes_extractor.runtime.colour import matrix_profile, profile_file, profile_name, to_srgb
 from clothes_extractor.runtime.gpudecode import host_reason
 from clothes_extractor.runtime.images import load_photo
 from conftest import person_photo
@@ -100,10 +102,90 @@ def test_a_tagged_jpeg_is_decoded_on_the_host_where_it_is_converted(tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["CMYK", "L", "P"])
-def test_modes_it_does_not_convert_are_left_to_pillow(mode):
+def test_a_profile_that_does_not_describe_the_pixels_is_left_to_pillow(mode):
+    """An RGB profile on a CMYK, greyscale or palette photo: the photo as Pillow reads it."""
     image = patches().convert(mode)
     image.info["icc_profile"] = WIDE_PROFILE
     assert profile_name(image) is None and to_srgb(image) is image
+
+
+def press_profile() -> bytes:
+    """A CMYK output profile (ICC lut8, two grid points per ink, Lab): a made-up press whose inks
+    are not Pillow's naive ones (its cyan a mid blue, its black a dark grey on off-white paper)."""
+
+    def lab(c: int, m: int, y: int, k: int) -> tuple[float, float, float]:
+        light = 92 - 35 * c - 40 * m - 6 * y - 70 * k
+        return max(light, 8), -28 * c + 55 * m - 4 * y, -42 * c - 6 * m + 75 * y
+
+    table = b"".join(
+        bytes([round(light / 100 * 255), round(a + 128), round(b + 128)])
+        for light, a, b in (lab(*corner) for corner in np.ndindex(2, 2, 2, 2))
+    )
+    identity = b"".join(struct.pack(">i", v) for v in (65536, 0, 0, 0, 65536, 0, 0, 0, 65536))
+    lut = b"mft1\0\0\0\0" + bytes([4, 3, 2, 0]) + identity + bytes(range(256)) * 4 + table + bytes(range(256)) * 3
+    return profile_file("Made-up press (test)", b"prtr", b"CMYK", b"Lab ", [(b"A2B0", lut)])
+
+
+def inks() -> Image.Image:
+    """Patches of no ink, cyan, magenta, yellow, black and a mix, 16 pixels wide each."""
+    image = Image.new("CMYK", (6, 1))
+    image.putdata([(0, 0, 0, 0), (255, 0, 0, 0), (0, 255, 0, 0), (0, 0, 255, 0), (0, 0, 0, 255), (128, 64, 0, 32)])
+    return image.resize((96, 16), Image.NEAREST)
+
+
+def test_a_print_jpeg_in_cmyk_is_read_by_its_press_profile(tmp_path):
+    """Until the 56th stop a CMYK JPEG (print workflows: Photoshop writes its press profile) was
+    read by Pillow's naive formula whatever its profile said: its cyan 0, 255, 255."""
+    tagged = saved(inks(), tmp_path / "press.jpg", icc_profile=press_profile(), quality=95)
+    with Image.open(tagged) as image:
+        assert image.mode == "CMYK" and profile_name(image) == "Made-up press (test)"
+        naive = np.asarray(image.convert("RGB")).astype(int)
+        press = ImageCms.ImageCmsProfile(io.BytesIO(press_profile()))
+        expected = np.asarray(ImageCms.profileToProfile(image, press, ImageCms.createProfile("sRGB"), outputMode="RGB"))
+    read = np.asarray(load_photo(tagged)[0])
+    assert np.array_equal(read, expected)
+    cyan = read[8, 24].astype(int)
+    assert cyan[0] < 40 and 110 < cyan[1] < 190 and cyan[2] > 150  # the press's cyan, a mid blue ...
+    assert np.abs(naive[8, 24] - (0, 255, 255)).max() < 8  # ... where Pillow's formula says 0, 255, 255
+    assert np.abs(read.astype(int) - naive).mean() > 20
+    untagged = saved(inks(), tmp_path / "plain.jpg", quality=95)  # no profile: the inks are not known
+    with Image.open(untagged) as image:
+        assert np.array_equal(np.asarray(load_photo(untagged)[0]), np.asarray(image.convert("RGB")))
+
+
+def test_a_greyscale_photo_is_read_by_its_grey_profile(tmp_path):
+    """A grey profile of a linear curve: a stored 128 is half the light, sRGB's 188 (by the formula)."""
+    linear = b"curv\0\0\0\0" + struct.pack(">IH", 1, 256) + b"\0\0"  # gamma 1.0
+    grey_profile = profile_file("Linear grey (test)", b"mntr", b"GRAY", b"XYZ ", [(b"kTRC", linear)])
+    grey = Image.new("L", (16, 16), 128)
+    read = np.asarray(load_photo(saved(grey, tmp_path / "grey.png", icc_profile=grey_profile))[0]).astype(int)
+    expected = round(255 * (1.055 * (128 / 255) ** (1 / 2.4) - 0.055))
+    assert expected == 188 and read.shape == (16, 16, 3) and np.abs(read - expected).max() <= 2
+
+
+def test_a_cmyk_pil_image_given_to_the_api_is_read_as_its_file_would_be(tiny_model_path, tmp_path):
+    """The Python API saves a PIL image for the stages to read: its profile applied first (a CMYK
+    image's profile would not have described the RGB copy Pillow's formula made of it)."""
+    photo, mask = person_photo(3)
+    cmyk = photo.convert("CMYK")
+    cmyk.info["icc_profile"] = press_profile()
+    as_file = saved(cmyk, tmp_path / "press.tif", icc_profile=press_profile())
+    garment = np.asarray(extract_garment(cmyk, mask, generator=tiny_model_path))
+    assert np.array_equal(garment, np.asarray(extract_garment(as_file, mask, generator=tiny_model_path)))
+    cmyk.info.pop("icc_profile")
+    assert not np.array_equal(garment, np.asarray(extract_garment(cmyk, mask, generator=tiny_model_path)))
+
+
+def test_a_downsampled_dataset_keeps_its_photos_colours(tmp_path):
+    """``data downsample`` writes its copies without the photos' profiles: their pixels in sRGB
+    (they were copied as stored, and the copy's colours read duller than the original's)."""
+    write_synthetic(tmp_path / "full", 2, seed=3, size=(64, 48))
+    Image.new("RGB", (48, 64), (200, 30, 30)).save(tmp_path / "full/photo/000000.jpg", icc_profile=WIDE_PROFILE)
+    downsample_dataset(tmp_path / "full", tmp_path / "small", 32)
+    with Image.open(tmp_path / "small/photo/000000.jpg") as small:
+        assert small.size == (24, 32) and "icc_profile" not in small.info
+        red, green, _ = np.asarray(small).reshape(-1, 3).mean(axis=0)
+    assert red >= 212 and green <= 8  # the P3 red in sRGB (as stored: 200, 30, 30)
 
 
 TAGS = (b"rXYZ", b"gXYZ", b"bXYZ")

@@ -15,6 +15,7 @@ from PIL import Image
 
 from ..errors import InputError, ModelError, NoGarmentError, files_named
 from ..models import GPU_PROVIDERS, TASKS, model_for
+from ..runtime.colour import to_srgb
 from ..runtime.hardware import has_nvidia_gpu
 from ..runtime.jobs import ExtractJob
 from ..runtime.providers import SessionSettings, import_onnxruntime, provider_name
@@ -94,6 +95,7 @@ def _as_file(photo: PhotoLike, folder: Path, name: str) -> Path:
     if isinstance(photo, (bytes, bytearray, memoryview)):
         target.write_bytes(bytes(photo))
     elif isinstance(photo, Image.Image):
+        photo = to_srgb(photo)  # (a P3 or CMYK image by its profile, as photo files are read: colour.py)
         if photo.mode not in PNG_MODES:  # CMYK (print JPEGs), YCbCr, LAB, HSV, F: as the photo files are read
             photo = photo.convert("RGB")
         # a temporary copy the stages read back at once: stored without compression (a 1024x768

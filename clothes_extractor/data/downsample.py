@@ -16,6 +16,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..eval.datasets import Sample, pairs_files, split_folders, split_samples
+from ..runtime.colour import to_srgb
 from ..runtime.files import filled_folder, write_atomic
 from ..runtime.images import open_image
 
@@ -30,9 +31,12 @@ def _splits(src: Path) -> list[Path]:
     return found
 
 
-def _resize(src: Path, dst: Path, height: int, nearest: bool, width_given: int | None = None) -> None:
+def _resize(src: Path, dst: Path, height: int, nearest: bool, width_given: int | None = None, photo=True) -> None:
     with open_image(src, "image") as image:
         image.load()
+        fmt = image.format or ("PNG" if dst.suffix.lower() == ".png" else "JPEG")
+        if photo:  # a photo or garment in sRGB, as the tool reads it (its profile is not copied: colour.py)
+            image = to_srgb(image)
         width = max(1, round(image.width * height / image.height))
         if width_given is not None and abs(width - width_given) > 1:
             raise InputError(
@@ -46,7 +50,6 @@ def _resize(src: Path, dst: Path, height: int, nearest: bool, width_given: int |
                 image = image.convert("RGB")
             small = image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
         buffer = io.BytesIO()
-        fmt = image.format or ("PNG" if dst.suffix.lower() == ".png" else "JPEG")
         small.save(buffer, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
         write_atomic(dst, buffer.getvalue(), sync=False)
 
@@ -66,7 +69,8 @@ def downsample_dataset(src: Path, dst: Path, height: int, files: int | None = No
             samples: list[Sample] = split_samples(split)[:files]
             for sample in samples:
                 _resize(sample.photo, temp / sample.photo.relative_to(src), height, nearest=False, width_given=width)
-                _resize(sample.mask, temp / sample.mask.relative_to(src), height, nearest=sample.mask_kind != "file")
+                mask_to = temp / sample.mask.relative_to(src)
+                _resize(sample.mask, mask_to, height, nearest=sample.mask_kind != "file", photo=False)
                 if sample.garment is not None:
                     _resize(sample.garment, temp / sample.garment.relative_to(src), height, nearest=False)
                 written += 1

@@ -8,9 +8,12 @@ Pillow's ``ImageCms``), as a colour-managed browser shows it; the files this too
 sRGB, as they always were. A HEIF photo may describe its colours by an ``nclx`` box instead
 (its primaries and curve, as pillow-heif reads them): a profile is made of those
 (``matrix_profile``) where they are not sRGB's. A photo without a profile or with an sRGB one
-is left as it is, and so is one whose profile cannot be read or is not an RGB profile, or
-whose curve is a high-dynamic-range one (as before), and a CMYK or greyscale photo (Pillow's
-own conversion, as before).
+is left as it is, and so is one whose profile cannot be read or does not describe its
+pixels (an RGB profile on a CMYK photo), or whose curve is a high-dynamic-range one (as
+before). A print workflow's CMYK JPEG carries its press profile (Photoshop writes one, e.g.
+"U.S. Web Coated (SWOP) v2"), and a greyscale photo may carry a grey one ("Dot Gain 20%"):
+those are converted by it to sRGB RGB; without one, Pillow's own conversion, as before (a
+CMYK photo without a profile has no one right answer: its inks are not known).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-CONVERTED_MODES = ("RGB", "RGBA")  # an RGBA photo's alpha is kept as it is
+# a photo's mode -> (the colour space its profile must describe, the mode it is converted to);
+# an RGBA photo's alpha is kept as it is
+CONVERTED_MODES = {"RGB": ("RGB", "RGB"), "RGBA": ("RGB", "RGBA"), "CMYK": ("CMYK", "RGB"), "L": ("GRAY", "RGB")}
 D50 = (0.9642, 1.0, 0.8249)  # the ICC profile connection space's white
 BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
 # ITU-T H.273 codes in an nclx box: colour primaries that are sRGB's (1: BT.709; 2: unspecified),
@@ -61,34 +66,43 @@ def matrix_profile(name: str, primaries: list[tuple[float, float]], white: tuple
     cone_d50, cone_white = BRADFORD @ np.array(D50), BRADFORD @ xyz[:, 3]
     adapt = np.linalg.solve(BRADFORD, np.diag(cone_d50 / cone_white) @ BRADFORD)
     colorants = adapt @ (xyz[:, :3] * scale)
-
-    def number(value: float) -> bytes:  # s15Fixed16
-        return struct.pack(">i", round(float(value) * 65536))
-
-    def tag_xyz(values) -> bytes:
-        return b"XYZ \0\0\0\0" + b"".join(number(v) for v in values)
-
     if curve == "srgb":
         v = np.linspace(0.0, 1.0, 1024)
         table = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
         trc = b"curv\0\0\0\0" + struct.pack(">I", 1024) + np.round(table * 65535).astype(">u2").tobytes()
     else:
         trc = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(float(curve) * 256)) + b"\0\0"
+    tags = [
+        *((tag, xyz_tag(colorants[:, i])) for i, tag in enumerate((b"rXYZ", b"gXYZ", b"bXYZ"))),
+        *((tag, trc) for tag in (b"rTRC", b"gTRC", b"bTRC")),
+    ]
+    return profile_file(name, b"mntr", b"RGB ", b"XYZ ", tags)
+
+
+def profile_file(name: str, device_class: bytes, colour_space: bytes, connection_space: bytes, tags) -> bytes:
+    """An ICC v2 profile: its header (``device_class``, e.g. b"mntr" or b"prtr"; ``colour_space``,
+    e.g. b"RGB " or b"CMYK"; ``connection_space``, b"XYZ " or b"Lab "), a description of
+    ``name``, a D50 white point, and ``tags`` (tag signature, tag data) as given."""
     text = name.encode("ascii", "replace")[:60] + b"\0"
     tags = [
         (b"desc", b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 78),
-        (b"wtpt", tag_xyz(D50)),
-        *((tag, tag_xyz(colorants[:, i])) for i, tag in enumerate((b"rXYZ", b"gXYZ", b"bXYZ"))),
-        *((tag, trc) for tag in (b"rTRC", b"gTRC", b"bTRC")),
+        (b"wtpt", xyz_tag(D50)),
+        *tags,
         (b"cprt", b"text\0\0\0\0none\0\0\0\0"),
     ]
     start, table_bytes, data = 128 + 4 + 12 * len(tags), b"", b""
     for tag, body in tags:
         body += b"\0" * (-len(body) % 4)
         table_bytes, data = table_bytes + tag + struct.pack(">II", start + len(data), len(body)), data + body
-    header = struct.pack(">I", start + len(data)) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
-    header += b"\0" * 12 + b"acsp" + b"\0" * 28 + tag_xyz(D50)[8:] + b"\0" * 48
+    header = struct.pack(">I", start + len(data)) + b"\0" * 4 + struct.pack(">I", 0x02100000)  # size, v2.1
+    header += device_class + colour_space + connection_space + b"\0" * 12 + b"acsp" + b"\0" * 28
+    header += xyz_tag(D50)[8:] + b"\0" * 48  # the illuminant
     return header + struct.pack(">I", len(tags)) + table_bytes + data
+
+
+def xyz_tag(values) -> bytes:
+    """An ICC XYZType tag of three numbers (s15Fixed16)."""
+    return b"XYZ \0\0\0\0" + b"".join(struct.pack(">i", round(float(v) * 65536)) for v in values)
 
 
 def profile_name(image: Image.Image) -> str | None:
@@ -98,8 +112,8 @@ def profile_name(image: Image.Image) -> str | None:
 
 
 def to_srgb(image: Image.Image) -> Image.Image:
-    """``image`` (decoded) in sRGB, converted by its embedded profile (``profile_name``); its
-    other metadata kept (a written garment's signature, XMP)."""
+    """``image`` (decoded) in sRGB, converted by its embedded profile (``profile_name``; a CMYK
+    or greyscale photo's to RGB); its other metadata kept (a written garment's signature, XMP)."""
     found = _transform(_icc(image), image.mode)
     if found is None:
         return image
@@ -120,16 +134,17 @@ def _transform(icc: bytes, mode: str) -> tuple[str, Any] | None:
     shares one), without LittleCMS's one-pixel cache, which threads sharing it would race on."""
     if not icc or mode not in CONVERTED_MODES:
         return None
+    space, out_mode = CONVERTED_MODES[mode]
     try:
         from PIL import ImageCms
 
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         name = (ImageCms.getProfileDescription(profile) or "").strip()
-        if "srgb" in name.lower():
+        if profile.profile.xcolor_space.strip() != space or (space == "RGB" and "srgb" in name.lower()):
             return None
         srgb = ImageCms.createProfile("sRGB")
         return name or "an unnamed profile", ImageCms.buildTransform(
-            profile, srgb, mode, mode, flags=ImageCms.Flags.NOCACHE
+            profile, srgb, mode, out_mode, flags=ImageCms.Flags.NOCACHE
         )
     except Exception:  # noqa: BLE001 - no LittleCMS in this Pillow, or a profile it cannot use: as before
         return None
