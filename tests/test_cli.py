@@ -266,11 +266,31 @@ def test_subfolders_left_without_recursive_are_named(tiny_model_path, photo_fold
     assert done.returncode == 0 and "note:" not in done.stderr and (photos / "out" / "sub" / "p4.png").exists()
 
 
-def test_no_photos_found(tiny_model_path, tmp_path):
-    (tmp_path / "empty").mkdir()
-    done = run_cli("extract", tmp_path / "empty", "-o", tmp_path / "o" / "deep", "--model", tiny_model_path)
-    assert done.returncode == 1 and "no photos found" in done.stderr and "--recursive" in done.stderr
+def test_no_photos_found_says_what_is_there(tiny_model_path, tmp_path):
+    """A folder of files not named as photos said only "no photos found (add --recursive ...)",
+    even with no subfolder to add; now it names what it passed over, and where photos could be."""
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    done = run_cli("extract", folder, "-o", tmp_path / "o" / "deep", "--model", tiny_model_path)
+    assert done.returncode == 1 and f"no photos found in {folder}\n" in done.stderr  # (no subfolder, no hint)
     assert not (tmp_path / "o").exists()  # the folders made to check -o are gone again
+    for name in ("a.psd", "b.psd", "c.svg", "README", ".hidden.txt"):
+        (folder / name).write_bytes(b"x")
+    (folder / "sub").mkdir()
+    done = run_cli("extract", folder, "-o", tmp_path / "o", "--model", tiny_model_path)
+    assert done.returncode == 1
+    assert f"no photos found in {folder} (add --recursive to look in subfolders): the files there " in done.stderr
+    assert "(2 .psd, 1 (none), 1 .svg) are not named as photos (.avif .bmp" in done.stderr  # (hidden ones left out)
+    assert "a file of another format Pillow reads can be given by its path" in done.stderr
+
+
+def test_a_folder_of_jpeg_2000_photos_is_taken(tiny_model_path, tmp_path):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    person_photo(1)[0].save(photos / "p.jp2")
+    done = run_cli("extract", photos, "-o", out, "--model", tiny_model_path)
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in out.iterdir()] == ["p.png"]
 
 
 def _slow_folder(tmp_path, count=150):

@@ -503,3 +503,15 @@ def test_a_report_another_run_writes_is_refused_before_stage_one(tryon_folders, 
         report.close()
     assert done.returncode == 1 and "is being written by another run right now" in done.stderr, done.stderr
     assert "extracting" not in done.stderr and files(tmp_path / "out") == []
+
+
+def test_a_folder_with_no_images_says_what_it_holds(tmp_path):
+    from clothes_extractor.runtime.pairs import Pairs
+
+    persons = tmp_path / "persons"
+    persons.mkdir()
+    (persons / "notes.txt").touch()
+    garment = tmp_path / "g.png"
+    garment.touch()
+    with pytest.raises(InputError, match=r"no images found in .*persons: the files there \(1 \.txt\) are not named"):
+        Pairs(persons, garment).count()

@@ -270,6 +270,16 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
                 _extract_folder(paths, Path(output), options)
 
 
+def _no_photos(names: list[str], folders: list[Path], recursive: bool, remote: bool = False) -> str:
+    """Why a job found nothing to do in ``names``: its ``folders``' subfolders left out (or a
+    bucket's, ``remote``), and the other files there, by suffix."""
+    from ..runtime.walk import passed_over_note, subfolders_left_out
+
+    below = remote or any(subfolders_left_out(folder, set()) for folder in folders)
+    hint = " (add --recursive to look in subfolders)" if below and not recursive else ""
+    return f"no photos found in {', '.join(names)}{hint}{passed_over_note(folders, recursive)}"
+
+
 def _check_stdin_piped(what: str) -> None:
     """``UsageError`` where standard input is a terminal: reading it would wait, silently, for
     someone to type an image or a list."""
@@ -468,8 +478,8 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
             f"--files-from {options['files_from']} names no photo (blank and # lines are left out)"
         )
     if not total:
-        hint = "" if options["recursive"] else " (add --recursive to look in subfolders)"
-        raise click.ClickException(f"no photos found in {', '.join(map(str, inputs))}{hint}")
+        folders = [i for i in inputs if i.is_dir()]
+        raise click.ClickException(_no_photos([str(i) for i in inputs], folders, options["recursive"]))
     if not options["recursive"] and listing is None:
         note_unsearched(unsearched_subfolders(inputs, out_dir, save_masks, options["masks"]))
     generator, segmenter = _open_models(options, extract_options.background)
@@ -653,9 +663,9 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
     listing = None if options["files_from"] is None else Path(options["files_from"]).absolute()  # (read in the cluster)
     jobs = JobWalk(local, remote, output, fmt, options["masks"], options["recursive"], options["save_masks"], listing)
     total = jobs.count()
-    if not total:
-        hint = "" if options["recursive"] else " (add --recursive to look in subfolders)"
-        raise click.ClickException(f"no photos found in {', '.join(inputs)}{hint}")
+    if not total:  # (a bucket's other files are not listed again)
+        folders = [i for i in local if i.is_dir()]
+        raise click.ClickException(_no_photos(list(inputs), folders, options["recursive"], bool(remote)))
     if not options["recursive"] and listing is None:  # (local input folders; a bucket has no folders to forget)
         out_dir = None if is_remote(output) else Path(output)
         note_unsearched(unsearched_subfolders(local, out_dir, options["save_masks"], options["masks"]))

@@ -34,7 +34,7 @@ from .options import ExtractOptions
 from .pipeline import run_extraction
 from .session import ModelSession, trim_memory
 from .shards import Shard
-from .walk import walk_photos
+from .walk import passed_over_note, walk_photos
 
 Pair = tuple[Path, Path]  # (person photo, garment image or photo)
 Catalog = dict[Path, Path | str]  # stage one's: garment photo -> its catalog image, or why there is none
@@ -104,7 +104,8 @@ class Pairs:
             every += 1
             held += self.shard is None or self.shard.holds(self._key(item))
         if every == 0:
-            raise InputError(f"no images found in {self.person if self.person.is_dir() else self.garment}")
+            folder = self.person if self.person.is_dir() else self.garment
+            raise InputError(f"no images found in {folder}{passed_over_note([folder], self.tree is not None)}")
         return held, every
 
     def _walk(self) -> Iterator[Pair | Unreadable]:

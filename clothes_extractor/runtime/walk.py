@@ -173,6 +173,42 @@ def _list_folder(folder: Path) -> tuple[list[str], list[str], dict[str, str]]:
     return photos, subfolders, problems
 
 
+def passed_over(folders: Iterable[Path], recursive: bool, limit: int = 10_000) -> dict[str, int]:
+    """The files in ``folders`` (and below, with ``recursive``) a walk passes over, by suffix
+    ("(none)" for a name without one), most common first: what a job that found no photo can
+    name. Hidden names are left out, as the walk leaves them; at most ``limit`` entries are read."""
+    counts: dict[str, int] = {}
+    pending, seen = list(folders), 0
+    while pending and seen < limit:
+        try:
+            with os.scandir(pending.pop()) as listing:
+                for entry in listing:
+                    seen += 1
+                    if seen > limit or entry.name.startswith("."):
+                        continue
+                    if entry.is_dir():
+                        pending.extend([Path(entry.path)] if recursive else [])
+                    elif not is_image_name(entry.name):
+                        suffix = os.path.splitext(entry.name)[1].lower() or "(none)"
+                        counts[suffix] = counts.get(suffix, 0) + 1
+        except OSError:
+            continue  # (a folder the walk could not read either: its own error says so)
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def passed_over_note(folders: Iterable[Path], recursive: bool) -> str:
+    """For a message that no photo was found in ``folders``: ": the files there (...) are not
+    named as photos (...); ..." with the files a walk passed over, by suffix; "" for none."""
+    other = passed_over(folders, recursive)
+    if not other:
+        return ""
+    kinds = ", ".join(f"{count} {suffix}" for suffix, count in list(other.items())[:6])
+    return (
+        f": the files there ({kinds}{', ...' if len(other) > 6 else ''}) are not named as photos "
+        f"({' '.join(sorted(IMAGE_SUFFIXES))}); a file of another format Pillow reads can be given by its path"
+    )
+
+
 def _key(name: str) -> str:
     return "\0".join(os.path.splitext(name))  # a.jpg -> "a\0.jpg"
 
