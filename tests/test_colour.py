@@ -176,6 +176,39 @@ def test_a_cmyk_pil_image_given_to_the_api_is_read_as_its_file_would_be(tiny_mod
     assert not np.array_equal(garment, np.asarray(extract_garment(cmyk, mask, generator=tiny_model_path)))
 
 
+ADOBE_XY = [(0.64, 0.33), (0.21, 0.71), (0.15, 0.06)]  # Adobe RGB (1998)'s primaries (D65)
+
+
+def camera_exif(color_space: int, index: str | None) -> bytes:
+    """EXIF as a camera writes it: ColorSpace (1 sRGB, 0xFFFF uncalibrated) and the DCF InteropIndex."""
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA001] = color_space
+    if index is not None:
+        exif.get_ifd(0x8769)[0xA005] = {0x0001: index}
+    return exif.tobytes()
+
+
+def test_a_camera_jpeg_in_adobe_rgb_is_read_by_its_exif(tmp_path):
+    """A camera set to Adobe RGB embeds no profile: its EXIF says "uncalibrated" and DCF "R03".
+    Until the 56th stop such a studio JPEG was read as sRGB: its greens and reds duller."""
+    photo = patches()
+    adobe = saved(photo, tmp_path / "adobe.jpg", exif=camera_exif(0xFFFF, "R03"), quality=100, subsampling=0)
+    with Image.open(adobe) as image:
+        stored = np.asarray(image.convert("RGB")).astype(int)
+        assert profile_name(image) == "Adobe RGB (1998), from the camera's EXIF"
+        assert host_reason(image) == "colour profile Adobe RGB (1998), from the camera's EXIF"
+    read = np.asarray(load_photo(adobe)[0]).astype(int)
+    expected = srgb_of(stored, ADOBE_XY, gamma=563 / 256)  # Adobe RGB's curve and primaries, by the formulas
+    assert np.abs(read - expected).max() <= 2
+    assert read[8, 16, 0] <= 5 and read[8, 16, 1] >= stored[8, 16, 1]  # the green more saturated (30, 200, 30 stored)
+    for name, exif in (("srgb.jpg", camera_exif(1, "R98")), ("unknown.jpg", camera_exif(0xFFFF, None))):
+        as_stored = saved(photo, tmp_path / name, exif=exif, quality=100, subsampling=0)
+        with Image.open(as_stored) as image:
+            assert profile_name(image) is None and np.array_equal(
+                np.asarray(load_photo(as_stored)[0]), np.asarray(image)
+            )
+
+
 def test_a_downsampled_dataset_keeps_its_photos_colours(tmp_path):
     """``data downsample`` writes its copies without the photos' profiles: their pixels in sRGB
     (they were copied as stored, and the copy's colours read duller than the original's)."""
@@ -207,15 +240,16 @@ def test_a_profile_made_of_chromaticities_has_the_published_colorants():
     assert ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(made))).strip() == "P3"
 
 
-def srgb_of(pixels: np.ndarray, primaries) -> np.ndarray:
-    """Reference: sRGB-curve pixels of ``primaries`` (D65) as sRGB, by the formulas (no ICC)."""
+def srgb_of(pixels: np.ndarray, primaries, gamma: float | None = None) -> np.ndarray:
+    """Reference: pixels of ``primaries`` (D65) and the sRGB curve (or ``gamma``) as sRGB, by the
+    formulas (no ICC)."""
 
     def to_xyz(xy):
         xyz = np.array([[x / y, 1.0, (1 - x - y) / y] for x, y in (*xy, D65_XY)]).T
         return xyz[:, :3] * np.linalg.solve(xyz[:, :3], xyz[:, 3])
 
     v = pixels / 255.0
-    linear = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    linear = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4) if gamma is None else v**gamma
     srgb_from = np.linalg.solve(to_xyz(SRGB_XY), to_xyz(primaries))
     moved = np.clip(linear @ srgb_from.T, 0, 1)
     return np.round(255 * np.where(moved <= 0.0031308, 12.92 * moved, 1.055 * moved ** (1 / 2.4) - 0.055))

@@ -7,7 +7,10 @@ the garment with them. ``to_srgb`` converts such a photo by its profile (LittleC
 Pillow's ``ImageCms``), as a colour-managed browser shows it; the files this tool writes are
 sRGB, as they always were. A HEIF photo may describe its colours by an ``nclx`` box instead
 (its primaries and curve, as pillow-heif reads them): a profile is made of those
-(``matrix_profile``) where they are not sRGB's. A photo without a profile or with an sRGB one
+(``matrix_profile``) where they are not sRGB's. And a camera set to Adobe RGB writes its
+JPEGs without a profile, saying so in EXIF the DCF 2.0 way (ColorSpace "uncalibrated",
+InteropIndex "R03"): an Adobe RGB (1998) profile is made for them, as Photoshop and
+Lightroom read them. A photo without a profile or with an sRGB one
 is left as it is, and so is one whose profile cannot be read or does not describe its
 pixels (an RGB profile on a CMYK photo), or whose curve is a high-dynamic-range one (as
 before). A print workflow's CMYK JPEG carries its press profile (Photoshop writes one, e.g.
@@ -36,6 +39,9 @@ BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.03
 # unspecified) or as a gamma; others (PQ, HLG: high dynamic range; linear) are not converted
 SRGB_PRIMARIES = (1, 2)
 NCLX_CURVES: dict[int, str | float] = {1: "srgb", 2: "srgb", 6: "srgb", 13: "srgb", 4: 2.2, 5: 2.8}
+# Adobe RGB (1998): its primaries (x, y), D65 white and gamma (563/256), for a camera's DCF "R03" JPEG
+ADOBE_RGB = ([(0.64, 0.33), (0.21, 0.71), (0.15, 0.06)], (0.3127, 0.3290), 563 / 256)
+EXIF_IFD, INTEROP_IFD, COLOR_SPACE, INTEROP_INDEX, UNCALIBRATED = 0x8769, 0xA005, 0xA001, 0x0001, 0xFFFF
 
 
 def _icc(image: Image.Image) -> bytes:
@@ -44,6 +50,8 @@ def _icc(image: Image.Image) -> bytes:
     if icc:
         return icc
     nclx = image.info.get("nclx_profile")
+    if nclx is None:
+        return _camera_adobe_rgb() if _dcf_adobe_rgb(image) else b""
     if not isinstance(nclx, dict) or nclx.get("color_primaries") in SRGB_PRIMARIES:
         return b""
     curve = NCLX_CURVES.get(nclx.get("transfer_characteristics", 2))
@@ -55,6 +63,25 @@ def _icc(image: Image.Image) -> bytes:
         return b""
     name = f"nclx primaries {nclx.get('color_primaries')}, transfer {nclx.get('transfer_characteristics')}"
     return matrix_profile(name, xy[:3], xy[3], curve)
+
+
+def _dcf_adobe_rgb(image: Image.Image) -> bool:
+    """Whether ``image``'s EXIF says Adobe RGB the DCF 2.0 way: ColorSpace "uncalibrated" and
+    InteropIndex "R03" (a camera set to Adobe RGB; "R98" is sRGB)."""
+    try:
+        exif = image.getexif()  # (parsed once per image: the orientation reads it too)
+        if exif.get_ifd(EXIF_IFD).get(COLOR_SPACE) != UNCALIBRATED:
+            return False
+        index = exif.get_ifd(INTEROP_IFD).get(INTEROP_INDEX, "")
+        return (index.decode("ascii", "replace") if isinstance(index, bytes) else str(index)).strip("\0 ") == "R03"
+    except Exception:  # noqa: BLE001 - a broken EXIF block says nothing of the colours: as stored
+        return False
+
+
+@functools.cache
+def _camera_adobe_rgb() -> bytes:
+    primaries, white, gamma = ADOBE_RGB
+    return matrix_profile("Adobe RGB (1998), from the camera's EXIF", primaries, white, gamma)
 
 
 def matrix_profile(name: str, primaries: list[tuple[float, float]], white: tuple[float, float], curve) -> bytes:
