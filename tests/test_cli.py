@@ -80,6 +80,9 @@ def test_info_shows_versions_and_providers(tiny_model_path):
 
     heif = "pillow-heif " if find_spec("pillow_heif") else 'not read (pip install "clothes-extractor[heif]")'
     assert as_json["heic photos"].startswith(heif)
+    from PIL import features  # (colour profiles are converted by Pillow's LittleCMS: runtime/colour.py)
+
+    assert as_json["colour profiles"] == f"converted to sRGB (LittleCMS {features.version('littlecms2')})"
     assert re.fullmatch(
         r"\d+ cores; a CPU batch runs as \d+ streams of \d+ thread\(s\) \(--cpu-streams\)", as_json["cpu"]
     )

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 
 import numpy as np
+import PIL
 import pytest
 from PIL import Image, ImageCms
 
@@ -207,6 +209,26 @@ def test_a_camera_jpeg_in_adobe_rgb_is_read_by_its_exif(tmp_path):
             assert profile_name(image) is None and np.array_equal(
                 np.asarray(load_photo(as_stored)[0]), np.asarray(image)
             )
+
+
+def test_a_pillow_without_littlecms_reads_tagged_photos_as_stored_and_says_so(tmp_path, monkeypatch, caplog):
+    """Some distributions build Pillow without LittleCMS (``PIL.ImageCms`` does not import there)."""
+    from clothes_extractor.runtime import colour
+
+    tagged = saved(patches(), tmp_path / "wide.png", icc_profile=WIDE_PROFILE)
+    monkeypatch.setitem(sys.modules, "PIL.ImageCms", None)  # importing it raises ImportError, as there
+    monkeypatch.delattr(PIL, "ImageCms", raising=False)
+    colour._transform.cache_clear()
+    colour._say_unconverted.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="clothes_extractor.runtime.colour"):
+            for _ in range(2):
+                assert np.array_equal(np.asarray(load_photo(tagged)[0]), np.asarray(patches()))
+        said = [r.getMessage() for r in caplog.records if r.name == "clothes_extractor.runtime.colour"]
+        assert said == ["photos with a colour profile are " + colour.UNCONVERTED]  # once
+    finally:
+        colour._transform.cache_clear()
+        colour._say_unconverted.cache_clear()
 
 
 def test_a_downsampled_dataset_keeps_its_photos_colours(tmp_path):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import struct
 from typing import Any
 
@@ -39,6 +40,7 @@ BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.03
 # unspecified) or as a gamma; others (PQ, HLG: high dynamic range; linear) are not converted
 SRGB_PRIMARIES = (1, 2)
 NCLX_CURVES: dict[int, str | float] = {1: "srgb", 2: "srgb", 6: "srgb", 13: "srgb", 4: 2.2, 5: 2.8}
+UNCONVERTED = "read as stored, colours unconverted: this Pillow was built without LittleCMS (PyPI's wheels have it)"
 # Adobe RGB (1998): its primaries (x, y), D65 white and gamma (563/256), for a camera's DCF "R03" JPEG
 ADOBE_RGB = ([(0.64, 0.33), (0.21, 0.71), (0.15, 0.06)], (0.3127, 0.3290), 563 / 256)
 EXIF_IFD, INTEROP_IFD, COLOR_SPACE, INTEROP_INDEX, UNCALIBRATED = 0x8769, 0xA005, 0xA001, 0x0001, 0xFFFF
@@ -132,6 +134,16 @@ def xyz_tag(values) -> bytes:
     return b"XYZ \0\0\0\0" + b"".join(struct.pack(">i", round(float(v) * 65536)) for v in values)
 
 
+def colour_management() -> str:
+    """Whether this Pillow converts colour profiles, for ``info``: its LittleCMS, or why not."""
+    from PIL import features
+
+    version = features.version("littlecms2")
+    if version:
+        return f"converted to sRGB (LittleCMS {version})"
+    return UNCONVERTED
+
+
 def profile_name(image: Image.Image) -> str | None:
     """The name of the profile ``to_srgb`` converts ``image`` by, or None where it leaves the image as it is."""
     found = _transform(_icc(image), image.mode)
@@ -164,7 +176,10 @@ def _transform(icc: bytes, mode: str) -> tuple[str, Any] | None:
     space, out_mode = CONVERTED_MODES[mode]
     try:
         from PIL import ImageCms
-
+    except ImportError:  # a Pillow built without LittleCMS: said once, the photos read as stored
+        _say_unconverted()
+        return None
+    try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         name = (ImageCms.getProfileDescription(profile) or "").strip()
         if profile.profile.xcolor_space.strip() != space or (space == "RGB" and "srgb" in name.lower()):
@@ -173,5 +188,10 @@ def _transform(icc: bytes, mode: str) -> tuple[str, Any] | None:
         return name or "an unnamed profile", ImageCms.buildTransform(
             profile, srgb, mode, out_mode, flags=ImageCms.Flags.NOCACHE
         )
-    except Exception:  # noqa: BLE001 - no LittleCMS in this Pillow, or a profile it cannot use: as before
+    except Exception:  # noqa: BLE001 - a profile LittleCMS cannot use: the photo as stored, as before
         return None
+
+
+@functools.cache
+def _say_unconverted() -> None:
+    logging.getLogger(__name__).warning("photos with a colour profile are %s", UNCONVERTED)

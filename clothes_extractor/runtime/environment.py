@@ -6,6 +6,7 @@ import platform
 from typing import Any
 
 from .arena import SHM_DIR, shared_memory_free
+from .colour import colour_management
 from .hardware import (
     conflicting_onnxruntime_warning,
     cpu_stream_plan,
@@ -47,6 +48,7 @@ def environment_info(probe: bool = True) -> dict[str, Any]:
         "shared memory": shared_memory_line(),
         "rtx plugin": distribution_version(RTX_PLUGIN.replace("_", "-")) or "not installed",
         "heic photos": f"pillow-heif {heif}" if heif else 'not read (pip install "clothes-extractor[heif]")',
+        "colour profiles": colour_management(),
         "problems": [],
     }
     info["warning"] = conflicting_onnxruntime_warning(dists)
