@@ -277,6 +277,10 @@ def test_no_photos_found_says_what_is_there(tiny_model_path, tmp_path):
     done = run_cli("extract", folder, "-o", tmp_path / "o" / "deep", "--model", tiny_model_path)
     assert done.returncode == 1 and f"no photos found in {folder}\n" in done.stderr  # (no subfolder, no hint)
     assert not (tmp_path / "o").exists()  # the folders made to check -o are gone again
+    (folder / "garments").mkdir()  # (a run's output folder, there from before)
+    done = run_cli("extract", folder, "-o", folder / "garments", "--model", tiny_model_path)
+    assert f"no photos found in {folder}\n" in done.stderr  # (the job's own output folder is not one to look in)
+    (folder / "garments").rmdir()
     for name in ("a.psd", "b.psd", "c.svg", "README", ".hidden.txt"):
         (folder / name).write_bytes(b"x")
     (folder / "sub").mkdir()

@@ -270,12 +270,11 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
                 _extract_folder(paths, Path(output), options)
 
 
-def _no_photos(names: list[str], folders: list[Path], recursive: bool, remote: bool = False) -> str:
-    """Why a job found nothing to do in ``names``: its ``folders``' subfolders left out (or a
-    bucket's, ``remote``), and the other files there, by suffix."""
-    from ..runtime.walk import passed_over_note, subfolders_left_out
+def _no_photos(names: list[str], folders: list[Path], recursive: bool, below: bool) -> str:
+    """Why a job found nothing to do in ``names``: where it did not look (subfolders ``below``,
+    without ``recursive``) and the other files in its ``folders``, by suffix."""
+    from ..runtime.walk import passed_over_note
 
-    below = remote or any(subfolders_left_out(folder, set()) for folder in folders)
     hint = " (add --recursive to look in subfolders)" if below and not recursive else ""
     return f"no photos found in {', '.join(names)}{hint}{passed_over_note(folders, recursive)}"
 
@@ -479,7 +478,8 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         )
     if not total:
         folders = [i for i in inputs if i.is_dir()]
-        raise click.ClickException(_no_photos([str(i) for i in inputs], folders, options["recursive"]))
+        below = bool(unsearched_subfolders(inputs, out_dir, save_masks, options["masks"]))
+        raise click.ClickException(_no_photos([str(i) for i in inputs], folders, options["recursive"], below))
     if not options["recursive"] and listing is None:
         note_unsearched(unsearched_subfolders(inputs, out_dir, save_masks, options["masks"]))
     generator, segmenter = _open_models(options, extract_options.background)
@@ -665,7 +665,9 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
     total = jobs.count()
     if not total:  # (a bucket's other files are not listed again)
         folders = [i for i in local if i.is_dir()]
-        raise click.ClickException(_no_photos(list(inputs), folders, options["recursive"], bool(remote)))
+        out_dir = None if is_remote(output) else Path(output)
+        below = bool(remote) or bool(unsearched_subfolders(local, out_dir, options["save_masks"], options["masks"]))
+        raise click.ClickException(_no_photos(list(inputs), folders, options["recursive"], below))
     if not options["recursive"] and listing is None:  # (local input folders; a bucket has no folders to forget)
         out_dir = None if is_remote(output) else Path(output)
         note_unsearched(unsearched_subfolders(local, out_dir, options["save_masks"], options["masks"]))

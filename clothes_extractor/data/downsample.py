@@ -31,7 +31,9 @@ def _splits(src: Path) -> list[Path]:
     return found
 
 
-def _resize(src: Path, dst: Path, height: int, nearest: bool, width_given: int | None = None, photo=True) -> None:
+def _resize(
+    src: Path, dst: Path, height: int, nearest: bool, width_given: int | None = None, photo: bool = True
+) -> None:
     with open_image(src, "image") as image:
         image.load()
         fmt = image.format or ("PNG" if dst.suffix.lower() == ".png" else "JPEG")

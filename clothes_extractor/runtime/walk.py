@@ -184,7 +184,9 @@ def passed_over(folders: Iterable[Path], recursive: bool, limit: int = 10_000) -
             with os.scandir(pending.pop()) as listing:
                 for entry in listing:
                     seen += 1
-                    if seen > limit or entry.name.startswith("."):
+                    if seen > limit:
+                        break
+                    if entry.name.startswith("."):
                         continue
                     if entry.is_dir():
                         pending.extend([Path(entry.path)] if recursive else [])
