@@ -28,7 +28,7 @@ import struct
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image
 
 # a photo's mode -> (the colour space its profile must describe, the mode it is converted to);
 # an RGBA photo's alpha is kept as it is
@@ -43,7 +43,7 @@ NCLX_CURVES: dict[int, str | float] = {1: "srgb", 2: "srgb", 6: "srgb", 13: "srg
 UNCONVERTED = "read as stored, colours unconverted: this Pillow was built without LittleCMS (PyPI's wheels have it)"
 # Adobe RGB (1998): its primaries (x, y), D65 white and gamma (563/256), for a camera's DCF "R03" JPEG
 ADOBE_RGB = ([(0.64, 0.33), (0.21, 0.71), (0.15, 0.06)], (0.3127, 0.3290), 563 / 256)
-EXIF_IFD, INTEROP_IFD, COLOR_SPACE, INTEROP_INDEX, UNCALIBRATED = 0x8769, 0xA005, 0xA001, 0x0001, 0xFFFF
+UNCALIBRATED = 0xFFFF  # EXIF ColorSpace: not sRGB (1)
 
 
 def _icc(image: Image.Image) -> bytes:
@@ -72,9 +72,9 @@ def _dcf_adobe_rgb(image: Image.Image) -> bool:
     InteropIndex "R03" (a camera set to Adobe RGB; "R98" is sRGB)."""
     try:
         exif = image.getexif()  # (parsed once per image: the orientation reads it too)
-        if exif.get_ifd(EXIF_IFD).get(COLOR_SPACE) != UNCALIBRATED:
+        if exif.get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.ColorSpace) != UNCALIBRATED:
             return False
-        index = exif.get_ifd(INTEROP_IFD).get(INTEROP_INDEX, "")
+        index = exif.get_ifd(ExifTags.IFD.Interop).get(ExifTags.Base.InteropIndex, "")
         return (index.decode("ascii", "replace") if isinstance(index, bytes) else str(index)).strip("\0 ") == "R03"
     except Exception:  # noqa: BLE001 - a broken EXIF block says nothing of the colours: as stored
         return False
