@@ -75,15 +75,38 @@ def hostile_folder(root: Path, good: int = 40) -> tuple[Path, Path, dict[str, st
     return photos, masks, bad
 
 
-def extract(args, kill_after: float | None = None) -> subprocess.CompletedProcess | None:
-    command = [sys.executable, "-m", "clothes_extractor", *map(str, args)]
-    if kill_after is None:
-        return subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=300)
-    process = subprocess.Popen(command, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(kill_after)
+def extract(args, temp: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(_command(args), env=_env(temp), capture_output=True, text=True, timeout=300)
+
+
+def extract_killed(args, out: Path, after: int, temp: Path) -> int:
+    """Start ``extract`` and SIGKILL it once ``out`` holds ``after`` finished outputs (0: during
+    its start-up); the number it held then. Fails where the job ended before it was killed: a
+    kill that hit nothing would test nothing."""
+    process = subprocess.Popen(_command(args), env=_env(temp), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while (held := _finished(out)) < after:
+        assert process.poll() is None, f"the job ended (exit {process.returncode}) with {held} of {after} outputs"
+        assert time.monotonic() < deadline, f"no {after} outputs in 2 minutes"
+        time.sleep(0.002)
+    if after == 0:
+        time.sleep(0.3)  # (importing, opening the models)
+    assert process.poll() is None, f"the job ended (exit {process.returncode}) before it was killed"
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
-    return None
+    return held
+
+
+def _command(args) -> list[str]:
+    return [sys.executable, "-m", "clothes_extractor", *map(str, args)]
+
+
+def _env(temp: Path | None) -> dict[str, str]:
+    return {**cli_env(), **({"TMPDIR": str(temp)} if temp else {})}
+
+
+def _finished(out: Path) -> int:
+    return sum(1 for path in out.rglob("*") if path.is_file() and not path.name.startswith(".")) if out.is_dir() else 0
 
 
 def test_a_hostile_folder_with_kills_and_reruns(tiny_model_path, tmp_path):
@@ -91,8 +114,15 @@ def test_a_hostile_folder_with_kills_and_reruns(tiny_model_path, tmp_path):
     out, report = tmp_path / "out", tmp_path / "report.jsonl"
     args = ["extract", photos, "-o", out, "-r", "--model", tiny_model_path, "--masks", masks, "--no-segmenter"]
     args += ["--batch-size", "2", "--workers", "2", "--report", report]
-    for delay in (0.6, 0.9, 1.2, 1.5):  # SIGKILL at several moments: start-up, mid-batch, writing
-        extract(args, kill_after=delay)
+    temp = tmp_path / "temp"  # the system's temporary folder, for these runs
+    temp.mkdir()
+    every = len(list(photos.rglob("g*.jpg"))) + 3
+    # SIGKILL at several moments: start-up, the first outputs, a third and two thirds of the way
+    held = [extract_killed(args, out, after, temp) for after in (0, 1, every // 3, 2 * every // 3)]
+    assert held[-1] < every  # (the last kill, too, left photos to do)
+    # a folder job needs no temporary folder: none left behind by the kills (onnxruntime keeps a
+    # file of its own there, `.ses`, made once and reused)
+    assert not [path.name for path in temp.iterdir() if path.name != ".ses"]
     done = extract(args)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr

@@ -9,9 +9,8 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -31,7 +30,14 @@ from .common import (
     shard_option,
     verbose_option,
 )
-from .one_output import check_stdout_takes_an_image, format_option, names_an_image_file, one_output, write_to_stdout
+from .one_output import (
+    check_stdout_takes_an_image,
+    format_option,
+    names_an_image_file,
+    one_output,
+    scratch_folder,
+    write_to_stdout,
+)
 
 SHEET_ROWS = 8
 SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -56,8 +62,8 @@ def _fetch(url: str, folder: Path) -> Path:
     return target
 
 
-def _resolve_inputs(inputs: tuple[str, ...], folder: Path) -> tuple[list[Path], dict[Path, str]]:
-    """Paths for the inputs: ``-`` (stdin) and http(s) URLs become files in ``folder``
+def _resolve_inputs(inputs: tuple[str, ...], scratch: Callable[[], Path]) -> tuple[list[Path], dict[Path, str]]:
+    """Paths for the inputs: ``-`` (stdin) and http(s) URLs become files in the ``scratch()`` folder
     (each URL in a folder of its own: two URLs may end in the same name); and those files
     with the input they came from, to name them so in messages and the report."""
     paths, given = [], {}
@@ -66,13 +72,13 @@ def _resolve_inputs(inputs: tuple[str, ...], folder: Path) -> tuple[list[Path], 
             data = sys.stdin.buffer.read()
             if not data:
                 raise InputError("no photo on standard input (-)")
-            target = folder / "stdin"
+            target = scratch() / "stdin"
             target.write_bytes(data)
             paths.append(target)
             given[target] = item
         elif item.startswith(("http://", "https://")):
-            (folder / f"url-{index}").mkdir()
-            paths.append(_fetch(item, folder / f"url-{index}"))
+            (folder := scratch() / f"url-{index}").mkdir()
+            paths.append(_fetch(item, folder))
             given[paths[-1]] = item
         else:
             paths.append(Path(item))
@@ -260,12 +266,12 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
         raise click.UsageError(
             "--dry-run looks at photo files and folders: a URL or standard input is fetched, not looked at"
         )
-    with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
-        paths, options["given"] = _resolve_inputs(inputs, Path(tmp))
-        options["listing"] = _listing(options, Path(tmp))
+    with scratch_folder() as scratch:
+        paths, options["given"] = _resolve_inputs(inputs, scratch)
+        options["listing"] = _listing(options, scratch)
         with files_named(_in_words(options["given"])):
             if _single_output(paths, output):
-                _extract_one(paths[0], output, Path(tmp), options)
+                _extract_one(paths[0], output, scratch, options)
             else:
                 _extract_folder(paths, Path(output), options)
 
@@ -321,11 +327,11 @@ def _check_listing(inputs: tuple[str, ...], options: dict[str, Any]) -> None:
         raise click.UsageError(f"cannot read --files-from {listing}: {exc.strerror or exc}") from None
 
 
-def _listing(options: dict[str, Any], tmp: Path) -> Path | None:
-    """The ``--files-from`` file; standard input is saved to ``tmp`` first (the list is read twice)."""
+def _listing(options: dict[str, Any], scratch: Callable[[], Path]) -> Path | None:
+    """The ``--files-from`` file; standard input is saved to ``scratch()`` first (the list is read twice)."""
     if options["files_from"] != "-":
         return None if options["files_from"] is None else Path(options["files_from"])
-    saved = tmp / "files-from.txt"
+    saved = scratch() / "files-from.txt"
     with open(saved, "wb") as copy:
         shutil.copyfileobj(sys.stdin.buffer, copy)
     return saved
@@ -376,7 +382,7 @@ def _open_models(options: dict[str, Any], background: Any):
     return generator, segmenter
 
 
-def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -> None:
+def _extract_one(photo: Path, output: str, scratch: Callable[[], Path], options: dict[str, Any]) -> None:
     """One photo to one file (or standard output): the folder job's guarantees, one job."""
     from ..runtime.files import check_writable_file
     from ..runtime.jobs import MaskIndex, find_jobs, overwrite_error
@@ -385,12 +391,12 @@ def _extract_one(photo: Path, output: str, tmp: Path, options: dict[str, Any]) -
     from ..runtime.stages import output_format
 
     to_stdout = output == "-"
-    target = one_output(output, options["fmt"], tmp / "garment")
+    target = one_output(output, options["fmt"], scratch, "garment")
     fmt = output_format(target)
     fix = "use --format png or webp" if to_stdout else f"name the output {Path(output).stem}.png or .webp"
     extract_options = _extract_options(options, fmt, fix=fix)
     masks = MaskIndex(options["masks"]) if options["masks"] is not None else None
-    (job,) = find_jobs([photo], tmp / "unused", fmt, masks)  # (its mask and errors; the output is target)
+    (job,) = find_jobs([photo], scratch() / "unused", fmt, masks)  # (its mask and errors; the output is target)
     job = type(job)(
         job.photo,
         target,

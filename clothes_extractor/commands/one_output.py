@@ -1,10 +1,15 @@
 """Where one photo's (or one pair's) output goes: an image file, whose suffix names its
-format, or standard output (``-o -``), in ``--format``."""
+format, or standard output (``-o -``), in ``--format``; and the scratch folder such a job
+(standard input, a URL) needs."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sys
+import tempfile
 from pathlib import Path
+from typing import Callable, Iterator
 
 import click
 
@@ -37,13 +42,13 @@ def names_an_image_file(output: Path, what: str) -> bool:
     return False
 
 
-def one_output(output: str | Path, fmt: str, stdout_file: Path) -> Path:
+def one_output(output: str | Path, fmt: str, scratch: Callable[[], Path], name: str | Path) -> Path:
     """Where one photo's (one pair's) output is made: for standard output (``-o -``) the
-    temporary ``stdout_file`` with ``--format``'s suffix; else the file itself, whose suffix
-    decides its format, and a ``--format`` given for another format is refused (it would
-    be ignored)."""
+    temporary file ``name`` (a path) in the ``scratch()`` folder, with ``--format``'s suffix; else the
+    file itself, whose suffix decides its format, and a ``--format`` given for another format
+    is refused (it would be ignored)."""
     if str(output) == "-":
-        return stdout_file.with_suffix(f".{fmt}")
+        return (scratch() / name).with_suffix(f".{fmt}")
     from ..runtime.stages import output_format
 
     try:
@@ -68,3 +73,15 @@ def write_to_stdout(path: Path) -> None:
     """The bytes of ``path`` (a finished image) on standard output."""
     sys.stdout.buffer.write(path.read_bytes())
     sys.stdout.buffer.flush()
+
+
+@contextlib.contextmanager
+def scratch_folder() -> Iterator[Callable[[], Path]]:
+    """A temporary folder, made on the first call of what this yields and removed at the end.
+    What needs one asks for it (a photo from standard input or a URL, a one-photo job, a
+    try-on pair for standard output, garments extracted for try-on); a folder of local photos
+    needs none, so a folder job killed outright (SIGKILL, which skips every cleanup) leaves
+    nothing in the system's temporary folder."""
+    with contextlib.ExitStack() as stack:
+        made = functools.cache(lambda: stack.enter_context(tempfile.TemporaryDirectory(prefix="clothes-extractor-")))
+        yield lambda: Path(made())

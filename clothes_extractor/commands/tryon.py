@@ -5,9 +5,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
@@ -27,7 +26,14 @@ from .common import (
     tryon_resolution_option,
     verbose_option,
 )
-from .one_output import check_stdout_takes_an_image, format_option, names_an_image_file, one_output, write_to_stdout
+from .one_output import (
+    check_stdout_takes_an_image,
+    format_option,
+    names_an_image_file,
+    one_output,
+    scratch_folder,
+    write_to_stdout,
+)
 
 if TYPE_CHECKING:
     from ..runtime.pairs import Catalog, Pairs
@@ -141,9 +147,9 @@ def tryon(output: Path, **options: Any) -> None:
     if single and total != 1:
         where = "-o - (standard output) takes one pair" if to_stdout else "-o must be a folder, not an image file"
         raise click.UsageError(f"{total} pairs to dress: {where}")
-    with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
-        target = one_output(output, options["fmt"], Path(tmp) / "dressed" / "result") if single else output
-        _run(pairs, total, target, single, Path(tmp), options)
+    with scratch_folder() as scratch:
+        target = one_output(output, options["fmt"], scratch, Path("dressed", "result")) if single else output
+        _run(pairs, total, target, single, scratch, options)
         if to_stdout:
             write_to_stdout(target)
 
@@ -188,7 +194,9 @@ def _open(options: dict[str, Any]) -> tuple[Any, Any]:
     return Dresser(tryon_model, parser, resolution=options["resolution"], garments_by=garments_by), generator
 
 
-def _run(pairs: Pairs, total: int, output: Path, single: bool, tmp: Path, options: dict[str, Any]) -> None:
+def _run(
+    pairs: Pairs, total: int, output: Path, single: bool, scratch: Callable[[], Path], options: dict[str, Any]
+) -> None:
     from ..runtime.dress_jobs import DressResult, preview_dressing, run_dressing
     from ..runtime.files import check_output_dir, remove_stale_partials
     from ..runtime.pairs import check_output_folder, dress_from_photos, dress_jobs
@@ -241,7 +249,7 @@ def _run(pairs: Pairs, total: int, output: Path, single: bool, tmp: Path, option
         if options["garment_from"] is None:
             summary = dress(jobs)
         else:  # a window of pairs at a time: a rerun extracts only the garments of the pairs left to dress
-            summary = dress_from_photos(jobs, tmp, stage_one, dress, dresser.signature, options["overwrite"])
+            summary = dress_from_photos(jobs, scratch(), stage_one, dress, dresser.signature, options["overwrite"])
     finally:
         stage_one.close()
         progress.close()
