@@ -17,7 +17,9 @@
 #           L1 + SSIM run on held-out pairs gained SSIM by drawing softer (models/generator.md,
 #           "Trained on from the 12-04b lease's flowb"); the adversarial term is the one that rewards edges
 #   (flowr and flowa, trained on from the 12-04b lease's flowb on the CPU: flowr's renderer drew
-#   softer, sharpness 0.50 -> 0.46 in 3 epochs, and flowa's silhouette moved 0.809 -> 0.811)
+#   softer, sharpness 0.50 -> 0.46 in 3 epochs, and flowa's silhouette moved 0.809 -> 0.811; flowb with
+#   --warp-mask-weight 20 or 80 found the outline and lost the grid's pixels, so it is no candidate:
+#   benchmarks/results/cpu-2core-round2/warping-mask-term.txt)
 #   g16     U-Net ngf 16, L1 + SSIM, no discriminator   (1.8 M parameters, 3.7 MB as fp16 ONNX)
 #   g32     U-Net ngf 32, L1 + SSIM, no discriminator   (7.3 M parameters, 14.6 MB as fp16 ONNX)
 # (no PatchGAN but in flowg: on the CPU runs an adversarial loss cost SSIM and PSNR, which are

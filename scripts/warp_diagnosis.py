@@ -15,6 +15,10 @@ size, for the validation pairs' own masks:
   and the rendering is nearer the truth (it looks at the truth: an upper bound of what a
   composition mask can reach with this grid).
 
+and the silhouette's IoU against the catalog image's: the model's own (``alpha``), and the
+photo's garment mask as the grid samples it (what ``--warp-mask-weight`` trains): whether the
+grid has found the garment's outline.
+
 The model card's diagnosis (``clothes_extractor/models/generator.md``) was made with it.
 """
 
@@ -28,11 +32,12 @@ import torch
 import torch.nn.functional as F
 
 from clothes_extractor.eval.datasets import DEFAULT_VAL_FRACTION, load_samples
-from clothes_extractor.eval.metrics import image_metrics
+from clothes_extractor.eval.metrics import image_metrics, iou
 from clothes_extractor.eval.overlap import held_out_samples
 from clothes_extractor.train.checkpoint import load_model
 from clothes_extractor.train.config import TrainConfig
 from clothes_extractor.train.data import GarmentDataset
+from clothes_extractor.train.flow import warp
 from clothes_extractor.train.networks import generator_input, mask_to_weight, photo_to_unit
 
 
@@ -56,6 +61,10 @@ def _candidates(out: dict[str, torch.Tensor], target: torch.Tensor, alpha: torch
     return found
 
 
+def _mask_uint8(x: torch.Tensor) -> np.ndarray:
+    return (x[:, 0] * 255).round().byte().numpy()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", type=Path)
@@ -77,9 +86,11 @@ def main() -> None:
     loader = torch.utils.data.DataLoader(GarmentDataset(samples, contract), batch_size=16)
     scores: dict[str, dict[str, list[np.ndarray]]] = {}
     used, inside = 0.0, 0.0
+    ious: dict[str, list[np.ndarray]] = {"alpha": [], "the photo's mask as the grid samples it": []}
     with torch.no_grad():
         for batch in loader:
-            condition = generator_input(photo_to_unit(batch["image"]), mask_to_weight(batch["mask"]))
+            mask = mask_to_weight(batch["mask"])
+            condition = generator_input(photo_to_unit(batch["image"]), mask)
             out = model(condition)
             target = photo_to_unit(batch["target"])
             alpha = mask_to_weight(batch["alpha"]) if "alpha" in batch else torch.ones_like(target[:, :1])
@@ -88,8 +99,12 @@ def main() -> None:
                 for metric, values in image_metrics(_uint8(image), truth).items():
                     scores.setdefault(name, {}).setdefault(metric, []).append(values)
             used += (out["mask"] * alpha).sum().item()
+            for name, found in zip(ious, (out["alpha"], warp(mask, out["grid"], "zeros")), strict=True):
+                ious[name].append(iou(_mask_uint8(found), _mask_uint8(alpha)))
             inside += alpha.sum().item()
     print(f"{len(samples)} pairs; mean composition mask inside the true silhouette: {used / max(inside, 1):.3f}")
+    found = ", ".join(f"{name} {np.concatenate(values).mean():.4f}" for name, values in ious.items())
+    print(f"silhouette IoU: {found}")
     for name, metrics in scores.items():
         print(f"{name:32s}", "  ".join(f"{m} {np.concatenate(v).mean():.4f}" for m, v in metrics.items()))
 

@@ -627,7 +627,7 @@ def test_flow_generator_trains_resumes_exports_and_evaluates(synthetic, tmp_path
     from clothes_extractor.cli import cli
 
     flow = dict(arch="flow", depth=3, ngf=4, top=4, ssim_weight=1.0, gan_weight=1.0, fm_weight=1.0, val_limit=None)
-    flow.update(warp_edge_weight=1.0)
+    flow.update(warp_edge_weight=1.0, warp_mask_weight=1.0)
     straight = train(tiny_config(synthetic, tmp_path / "a", max_steps=6, **flow))
     train(tiny_config(synthetic, tmp_path / "b", max_steps=3, **flow))
     resumed = train(tiny_config(synthetic, tmp_path / "b", max_steps=6, **flow), resume=tmp_path / "b" / "last.pt")
@@ -637,7 +637,8 @@ def test_flow_generator_trains_resumes_exports_and_evaluates(synthetic, tmp_path
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     row = json.loads((straight / "metrics.jsonl").read_text().splitlines()[-1])
-    terms = {"g_l1", "g_ssim", "warp", "warp_edge", "tv", "tv2", "composition", "alpha", "g_gan", "g_fm", "d"}
+    terms = {"g_l1", "g_ssim", "warp", "warp_edge", "warp_mask", "tv", "tv2", "composition", "alpha"}
+    terms |= {"g_gan", "g_fm", "d"}
     assert {f"train_{t}" for t in terms} <= set(row)
     assert {"val_gmsd", "val_sharpness", "val_alpha_iou"} <= set(row)
     done = CliRunner().invoke(cli, ["export", str(straight / "best.pt"), "-o", str(tmp_path / "flow.onnx")])
@@ -659,6 +660,48 @@ def test_flow_generator_trains_resumes_exports_and_evaluates(synthetic, tmp_path
     validated = torch.load(straight / "best.pt", weights_only=True)["summary"]["validation"]
     for name in ("ssim", "gmsd", "alpha_iou"):
         assert evaluated[name] == pytest.approx(validated[name], abs=2e-3), name
+
+
+def test_the_mask_term_finds_the_garments_outline_in_the_photo():
+    """--warp-mask-weight: the photo's garment mask as each grid samples it, against the catalog
+    silhouette: nothing to blame where the grid samples the garment inside the silhouette and
+    the rest outside it; the share of wrong pixels where it does not; no garment beyond the photo."""
+    import dataclasses
+
+    from clothes_extractor.train.architectures import build
+    from clothes_extractor.train.flow import identity_grid
+    from clothes_extractor.train.objectives import Objective
+
+    config = tiny_config("unused", "unused", arch="flow", top=4, warp_mask_weight=1.0, gan_weight=0.0)
+    model = build(config.architecture, dataclasses.asdict(config.network())).eval()
+    objective = Objective(config, model, torch.device("cpu"), torch.contiguous_format)
+    photo = torch.rand(1, 3, 64, 48) * 2 - 1
+    garment = torch.zeros(1, 1, 64, 48)
+    garment[..., 16:48, 12:36] = 1.0  # the garment in the photo, a 32x24 box
+
+    def terms(alpha, grid, mask=garment, objective=objective):
+        inputs = {"condition": torch.cat([photo, mask * 2 - 1], 1), "target": photo, "alpha": alpha}
+        with torch.no_grad():
+            out = objective.forward(model, inputs)
+        return objective.losses(inputs, {**out, "grids": [grid]})
+
+    def mask_term(*args, **kwargs):
+        return terms(*args, **kwargs)["warp_mask"].item()
+
+    identity = identity_grid(1, 64, 48, photo)
+    assert mask_term(garment, identity) == pytest.approx(0.0, abs=1e-6)
+    wider = garment.clone()
+    wider[..., 16:48, 6:42] = 1.0  # a silhouette 12 columns wider than the garment the grid samples
+    assert mask_term(wider, identity) == pytest.approx(12 * 32 / (64 * 48), abs=1e-6)
+    zoomed = identity.clone()
+    zoomed[:, 0] *= 24 / 36  # the grid stretches the garment's 24 columns over the silhouette's 36
+    assert mask_term(wider, zoomed) < mask_term(wider, identity) / 5
+    everything = torch.ones(1, 1, 64, 48)
+    outside = identity.clone()
+    outside[:, 0] += 3.0  # every sample to the right of the photo: no garment there
+    assert mask_term(everything, outside, mask=everything) == pytest.approx(1.0, abs=1e-6)
+    without = Objective(replace(config, warp_mask_weight=0.0), model, torch.device("cpu"), torch.contiguous_format)
+    assert "warp_mask" not in terms(wider, identity, objective=without)
 
 
 def test_flow_losses_on_known_inputs():

@@ -1,5 +1,9 @@
 """``clothes-extractor train``: train a generator, a segmenter or a try-on network (needs the
-[train] extra)."""
+[train] extra).
+
+It is long because its option table (some sixty options, one per training setting) is most
+of it; the training itself is in ``clothes_extractor.train``.
+"""
 
 from __future__ import annotations
 
@@ -106,6 +110,13 @@ def share_option(flag: str, help: str):
 @click.option("--warp-weight", type=float, default=50.0, show_default=True, help="Flow: sampled photo vs target.")
 @click.option(
     "--warp-edge-weight", type=float, default=0.0, show_default=True, help="Flow: sampled photo's edges vs target's."
+)
+@click.option(
+    "--warp-mask-weight",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Flow: the photo's garment mask as the grid samples it vs the catalog silhouette (every grid level).",
 )
 @click.option("--tv-weight", type=float, default=0.02, show_default=True, help="Flow: grid total variation.")
 @click.option("--tv2-weight", type=float, default=0.2, show_default=True, help="Flow: grid second-order variation.")

@@ -68,6 +68,7 @@ class TrainConfig:
     ssim_weight: float = 0.0
     warp_weight: float = 50.0  # flow: L1 of the sampled photo against the target, every grid level
     warp_edge_weight: float = 0.0  # flow: L1 of the sampled photo's gradients against the target's (finest grid)
+    warp_mask_weight: float = 0.0  # flow: L1 of the photo's garment mask as each grid samples it vs the silhouette
     tv_weight: float = 0.02  # flow: total variation of the grid offsets (pixels)
     tv2_weight: float = 0.2  # flow: second-order variation of the grid offsets (pixels)
     composition_weight: float = 2.0  # flow: weight of the composition mask's own term

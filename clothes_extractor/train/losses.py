@@ -119,12 +119,16 @@ def gradient_l1(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch
     return 0.5 * (masked_l1(x_dx, y_dx, w_dx) + masked_l1(x_dy, y_dy, w_dy))
 
 
-def pyramid_warp_loss(grids: list[torch.Tensor], source: torch.Tensor, target: torch.Tensor, alpha: torch.Tensor):
+def pyramid_warp_loss(
+    grids: list[torch.Tensor], source: torch.Tensor, target: torch.Tensor, alpha: torch.Tensor, padding: str = "border"
+):
     """Mean over the grids (coarse to fine) of the L1 between the source sampled by the grid
     and the target, inside the target's silhouette, at each grid's own resolution.
 
     Source, target and silhouette are area-averaged to each level first, so a coarse grid
     gets a gradient from the garment's large shapes long before the fine texture lines up.
+    ``padding`` is what a grid reads outside the source (``warp``'s): the edge pixels, or
+    zeros (for a mask: no garment beyond the photo).
     """
     total = source.new_zeros(())
     for grid in grids:
@@ -133,7 +137,7 @@ def pyramid_warp_loss(grids: list[torch.Tensor], source: torch.Tensor, target: t
             s, t, a = source, target, alpha
         else:
             s, t, a = (F.adaptive_avg_pool2d(x, size) for x in (source, target, alpha))
-        total = total + masked_l1(warp(s, grid), t, a)
+        total = total + masked_l1(warp(s, grid, padding), t, a)
     return total / len(grids)
 
 

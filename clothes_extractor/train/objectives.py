@@ -157,8 +157,16 @@ class Objective:
             composition = better_source_loss(out, inputs["target"], cfg.composition_block)
         else:  # the photo where the garment is: the rendered image only fills in what the photo lacks
             composition = masked_l1(out["mask"].float(), torch.ones_like(alpha), alpha)
+        terms = self._warp_terms(out["grids"], inputs["condition"][:, :3], inputs["target"], alpha)
+        if cfg.warp_mask_weight:
+            # the photo's garment mask where the grid samples it: the garment inside the
+            # silhouette and nothing outside it, so every level's grid finds the garment's outline
+            photo_mask = inputs["condition"][:, 3:4].float() * 0.5 + 0.5
+            grids = [g.float() for g in out["grids"]]
+            shape = pyramid_warp_loss(grids, photo_mask, alpha, torch.ones_like(alpha), padding="zeros")
+            terms["warp_mask"] = (cfg.warp_mask_weight, shape)
         return {
-            **self._warp_terms(out["grids"], inputs["condition"][:, :3], inputs["target"], alpha),
+            **terms,
             "composition": (cfg.composition_weight, composition),
             "alpha": (cfg.alpha_weight, self._silhouette_loss(out, alpha)),
         }
