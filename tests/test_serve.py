@@ -75,10 +75,15 @@ def stop(process: subprocess.Popen) -> str:
     return stderr
 
 
-def multipart(fields: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+def multipart(fields: dict[str, tuple[str, bytes] | str]) -> tuple[bytes, str]:
+    """A multipart body of files (name: (file name, bytes)) and text fields (name: text)."""
     boundary = "ce-test-boundary"
     body = b""
-    for name, (filename, data) in fields.items():
+    for name, value in fields.items():
+        if isinstance(value, str):  # a text field, as curl -F name=value sends it
+            body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+            continue
+        filename, data = value
         body += (
             (
                 f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
@@ -215,12 +220,21 @@ def png_header_only(width: int, height: int) -> bytes:
         ({"photo": ("p.jpg", b"x")}, "?backround=transparent", 400, "unknown query parameter 'backround': this route"),
         ({"photo": ("p.jpg", b"x")}, "?format=png&format=jpg", 400, "the query parameter 'format' is given 2 times"),
         ({"photo": ("p.jpg", b"x"), "maks": ("m.png", b"x")}, "", 400, "a field 'maks' this route does not read"),
+        (  # an option sent as a form field (curl -F background=transparent): where it goes
+            {"photo": ("p.jpg", b"x"), "background": "#ff0000", "format": "webp"},
+            "",
+            400,
+            "the form has fields 'background', 'format' this route does not read: it reads 'photo', 'mask'; "
+            "'background', 'format' are query parameters: put them in the URL, "
+            "POST /extract?background=%23ff0000&format=webp",
+        ),
         (b"\xff" * (3 * 2**20), "", 413, "the photo is larger than 2 MB"),  # the photo as the body
         (b"", "", 400, "the photo is empty"),
         (encoded(person_photo(1)[0]), "", 400, "no mask given and the server runs without a segmenter"),
     ],
     ids=["50MB", "bomb", "text", "text-mask", "empty", "no-photo", "format", "background", "response", "gigapixel"]
-    + ["misspelt-option", "option-twice", "misspelt-field", "body-3MB", "body-empty", "body-no-mask"],
+    + ["misspelt-option", "option-twice", "misspelt-field", "option-as-field"]
+    + ["body-3MB", "body-empty", "body-no-mask"],
 )
 def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(server, fields, query, status, message):
     got, body, _ = post(server, fields, query)

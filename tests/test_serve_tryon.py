@@ -193,11 +193,17 @@ def blank(color) -> bytes:
             "the form has a field 'garmnet' this route does not read: it reads 'person', 'garment', 'garment_photo', "
             "'garment_mask'",
         ),
+        (
+            {"person": ("p.jpg", PERSON.read_bytes()), "garment": ("g.png", catalog()), "format": "jpg"},
+            "",
+            400,
+            "'format' is a query parameter: put it in the URL, POST /tryon?format=jpg",
+        ),
     ],
     ids=["no-person", "no-garment", "both-garments", "body", "mask-without-photo", "text-person", "empty-garment"]
     + ["format"]
     + ["nobody", "white-garment", "person-as-garment", "garment-as-person", "photo-without-garment"]
-    + ["truncated-photo", "extract-option", "misspelt-field"],
+    + ["truncated-photo", "extract-option", "misspelt-field", "option-as-field"],
 )
 def test_bad_pairs_get_a_4xx_and_the_server_keeps_serving(tryon_server, fields, query, status, message):
     got, body, _ = post_pair(tryon_server, fields, query)

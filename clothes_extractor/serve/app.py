@@ -273,14 +273,14 @@ async def handle_extract(request: Request, extractor: Extractor, settings: Serve
     if refused is not None:
         return refused
     try:
-        query = read_query(request, openapi.query_names(EXTRACT_API))
+        query = read_query(request, known := openapi.query_names(EXTRACT_API))
         options = request_options(
             query.get("format", "png"),
             query.get("output_size", "auto"),
             query.get("background", "white"),
             query.get("response", "image"),
         )
-        photo, mask = await read_photo_and_mask(request, settings.max_upload_mb)
+        photo, mask = await read_photo_and_mask(request, settings.max_upload_mb, known)
         result = await asyncio.wait_for(extractor.extract(photo, mask, options), settings.timeout_s)
     except NoGarmentError:
         return error(422, str(NoGarmentError("send it as the multipart field 'mask'")))

@@ -124,9 +124,9 @@ async def handle_tryon(request: Request, tryon: TryOn | None, off: str, extracto
         return error(501, off)
     catalog = None
     try:
-        query = read_query(request, openapi.query_names(TRYON_API))
+        query = read_query(request, known := openapi.query_names(TRYON_API))
         options = request_options(query.get("format", "png"), "auto", "white", query.get("response", "image"))
-        form = await read_form(request, FIELDS, settings.max_upload_mb, WANTED)
+        form = await read_form(request, FIELDS, settings.max_upload_mb, WANTED, known)
         person, garment, photo, mask = (form[name] for name in FIELDS)
         _check_fields(person, garment, photo, mask)
         started = time.perf_counter()  # (the timeout is the work's, as for /extract: stage one and two together)

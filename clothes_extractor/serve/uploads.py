@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any, Iterable, Mapping
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -104,10 +105,11 @@ async def refuse_oversized(request: Request, megabytes: float, files: int) -> JS
     return None
 
 
-async def _form(request: Request, limit: int, megabytes: float, names: tuple[str, ...]):
+async def _form(request: Request, limit: int, megabytes: float, names: tuple[str, ...], options: Iterable[str]):
     """The request's multipart form, of the fields ``names`` (what the route reads), each at
     most once: a part over ``limit`` bytes is ``UploadTooLarge`` (a 413), a body that is no
-    readable form, another field or one sent twice an ``InputError`` (a 400) that says so."""
+    readable form, another field or one sent twice an ``InputError`` (a 400) that says so
+    (and, for a field named as one of the route's query ``options``, where it goes)."""
     try:
         form = await request.form(max_part_size=limit + 1)
     except HTTPException as exc:  # Starlette's multipart parser answers every failure so
@@ -120,10 +122,23 @@ async def _form(request: Request, limit: int, megabytes: float, names: tuple[str
     if unknown:  # (a misspelt 'maks' would leave the mask unread, and the segmenter would draw one)
         raise InputError(
             f"the form has {'fields' if len(unknown) > 1 else 'a field'} {', '.join(map(repr, unknown))} this route "
-            f"does not read: it reads {', '.join(map(repr, names))}"
+            f"does not read: it reads {', '.join(map(repr, names))}{_misplaced(request, form, unknown, options)}"
         )
     _once(form, "the field", "a request takes one of each (send a request for each photo)")
     return form
+
+
+def _misplaced(request: Request, form: Any, unknown: list[str], options: Iterable[str]) -> str:
+    """Where the fields of ``unknown`` that are query ``options`` go (the URL), with their values."""
+    moved = [name for name in unknown if name in set(options)]
+    if not moved:
+        return ""
+    sent = {name: form.get(name) for name in moved}
+    query = "&".join(f"{name}={quote(value)}" if isinstance(value, str) else name for name, value in sent.items())
+    what = "are query parameters" if len(moved) > 1 else "is a query parameter"
+    return f"; {', '.join(map(repr, moved))} {what}: put {'them' if len(moved) > 1 else 'it'} in the URL, " + (
+        f"POST {request.url.path}?{query}"
+    )
 
 
 async def read_upload(form, name: str, limit: int, megabytes: float) -> bytes | None:
@@ -140,20 +155,26 @@ async def read_upload(form, name: str, limit: int, megabytes: float) -> bytes | 
     return data
 
 
-async def read_form(request: Request, names: Iterable[str], megabytes: float, wanted: str) -> dict[str, bytes | None]:
+async def read_form(
+    request: Request, names: Iterable[str], megabytes: float, wanted: str, options: Iterable[str] = ()
+) -> dict[str, bytes | None]:
     """The files ``names`` of a multipart form (None for those not sent); ``wanted`` says
-    what to send where the request is no multipart form at all."""
+    what to send where the request is no multipart form at all; ``options``: the route's
+    query parameters (a form field of their name is refused with where it goes)."""
     limit = int(megabytes * 2**20)
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise InputError(f"send a multipart form (Content-Type multipart/form-data) with {wanted}")
     names = tuple(names)
-    form = await _form(request, limit, megabytes, names)
+    form = await _form(request, limit, megabytes, names, options)
     return {name: await read_upload(form, name, limit, megabytes) for name in names}
 
 
-async def read_photo_and_mask(request: Request, megabytes: float) -> tuple[bytes, bytes | None]:
+async def read_photo_and_mask(
+    request: Request, megabytes: float, options: Iterable[str] = ()
+) -> tuple[bytes, bytes | None]:
     """The photo and its mask from a multipart form, or the photo alone as the whole body
-    (``Content-Type: image/...``, as ``curl --data-binary @photo.jpg`` sends it)."""
+    (``Content-Type: image/...``, as ``curl --data-binary @photo.jpg`` sends it); ``options``
+    as ``read_form``'s."""
     limit = int(megabytes * 2**20)
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith(("image/", "application/octet-stream")):
@@ -171,7 +192,7 @@ async def read_photo_and_mask(request: Request, megabytes: float) -> tuple[bytes
         return bytes(photo), None
     photo = mask = None
     if content_type.startswith("multipart/form-data"):
-        form = await _form(request, limit, megabytes, ("photo", "mask"))
+        form = await _form(request, limit, megabytes, ("photo", "mask"), options)
         photo = await read_upload(form, "photo", limit, megabytes)
         mask = await read_upload(form, "mask", limit, megabytes)
     if photo is None:
