@@ -112,6 +112,42 @@ def test_bad_photos_raise_with_the_reason(tiny_model_path, tmp_path):
             extract_garment(Image.new("RGB", (192, 256), (128, 128, 128)), generator=generator, segmenter=segmenter)
 
 
+def test_a_binary_file_object_is_a_photo_and_every_input_is_named_for_what_it_is(tiny_model_path, tmp_path):
+    """An opened file, io.BytesIO or a web framework's upload (Flask's FileStorage reads like a
+    file) gives the garment of its bytes; a text stream, an async upload and a stream already
+    read say so. A missing mask or garment was "photo not found" until the 57th stop."""
+    from clothes_extractor import dress
+
+    good, mask = person_photo(1)
+    (tmp_path / "p.jpg").write_bytes(encoded_jpeg(good))
+    mask.save(tmp_path / "m.png")
+    with new_session(tiny_model_path, "cpu") as generator:
+        expected = np.asarray(extract_garment(tmp_path / "p.jpg", tmp_path / "m.png", generator=generator))
+        with open(tmp_path / "p.jpg", "rb") as photo, open(tmp_path / "m.png", "rb") as mask_file:
+            assert np.array_equal(np.asarray(extract_garment(photo, mask_file, generator=generator)), expected)
+        streams = [io.BytesIO(encoded_jpeg(good)), io.BytesIO((tmp_path / "m.png").read_bytes())]
+        assert np.array_equal(np.asarray(extract_garment(*streams, generator=generator)), expected)
+        with pytest.raises(InputError, match=r"^the photo's file object gave no bytes: .*seek\(0\)"):
+            extract_garment(streams[0], tmp_path / "m.png", generator=generator)  # (read above)
+        with open(tmp_path / "p.jpg", errors="replace") as text, pytest.raises(TypeError, match="opened in text mode"):
+            extract_garment(text, tmp_path / "m.png", generator=generator)
+
+        class Upload:  # Starlette's UploadFile: read() is a coroutine
+            async def read(self):
+                return encoded_jpeg(good)
+
+        with pytest.raises(TypeError, match=r"^the photo's read\(\) is asynchronous .*await x.read\(\)"):
+            extract_garment(Upload(), tmp_path / "m.png", generator=generator)
+        with pytest.raises(InputError, match="^mask not found: "):
+            extract_garment(tmp_path / "p.jpg", tmp_path / "nomask.png", generator=generator)
+        with pytest.raises(InputError, match="^mask .* is a folder: give an image file"):
+            extract_garment(tmp_path / "p.jpg", tmp_path, generator=generator)
+        with pytest.raises(TypeError, match=r"^a mask is a path, .* not ndarray; .*fromarray\(mask\) \(uint8"):
+            extract_garment(tmp_path / "p.jpg", np.zeros((256, 192), np.uint8), generator=generator)
+    with pytest.raises(InputError, match="^garment not found: "):
+        dress(tmp_path / "p.jpg", tmp_path / "no-garment.png")
+
+
 def test_sizes_and_sessions_of_another_kind_raise_what_to_give(tiny_model_path):
     """Until the 55th stop: ``output_size=True`` gave a 1x1 garment (a bool is an int), 256.5 a
     TypeError from a format string, a model's path as ``generator=`` an AttributeError, a

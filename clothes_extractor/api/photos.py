@@ -1,14 +1,16 @@
 """The one-photo API: open a model, turn one photo (or a list) into one garment image, dress
-a person in a garment. A photo or mask is a path, bytes (an encoded image) or a PIL image.
+a person in a garment. A photo or mask is a path, bytes (an encoded image), a binary file
+object (``open(path, "rb")``, ``io.BytesIO``, a web framework's upload) or a PIL image.
 The fitting, the mask rules and the models are those of ``extract``: the same photo gives
 the same pixels.
 """
 
 from __future__ import annotations
 
+import inspect
 import tempfile
 from pathlib import Path
-from typing import Collection, Sequence, Union
+from typing import BinaryIO, Collection, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -31,7 +33,7 @@ from ..runtime.stages import (
 )
 from ..runtime.walk import MaskSource
 
-PhotoLike = Union[str, Path, bytes, Image.Image]
+PhotoLike = Union[str, Path, bytes, BinaryIO, Image.Image]
 PNG_MODES = ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA")  # the modes a PNG file stores
 
 
@@ -75,39 +77,67 @@ def new_session(
     return ModelSession(Path(model), provider, settings=settings, outputs=outputs)
 
 
-def _as_file(photo: PhotoLike, folder: Path, name: str) -> Path:
-    """A photo given as a path, bytes or a PIL image, as a file the stages can read."""
-    if isinstance(photo, (str, Path)):
-        path = Path(photo)
-        if not path.exists():
-            if isinstance(photo, str) and "://" in photo:  # (a URL: Path would have made it https:/host/...)
-                raise InputError(
-                    f"photo not found: {photo} is a URL, and the API reads files, bytes or PIL images: give it "
-                    "the downloaded bytes (urllib.request.urlopen(url).read()), or use clothes-extractor extract URL"
-                )
-            raise InputError(f"photo not found: {path}")
-        if path.is_dir():
-            raise InputError(
-                f"photo {path} is a folder: give its photos' paths as a list, or extract_folder({str(path)!r}, output)"
-            )
-        return path
+def _as_file(image: PhotoLike, folder: Path, name: str) -> Path:
+    """An image given as a path, bytes, a binary file object or a PIL image, as a file the stages
+    can read; ``name`` is its temporary file's, whose first word says what it is in messages
+    (``photo-3``: a photo; ``mask-``, ``person-``, ``garment-``)."""
+    what = name.split("-")[0]
+    if isinstance(image, (str, Path)):
+        return _existing(image, what)
     target = folder / name
-    if isinstance(photo, (bytes, bytearray, memoryview)):
-        target.write_bytes(bytes(photo))
-    elif isinstance(photo, Image.Image):
-        photo = to_srgb(photo)  # (a P3 or CMYK image by its profile, as photo files are read: colour.py)
-        if photo.mode not in PNG_MODES:  # CMYK (print JPEGs), YCbCr, LAB, HSV, F: as the photo files are read
-            photo = photo.convert("RGB")
+    if callable(getattr(image, "read", None)) and not isinstance(image, Image.Image):
+        image = _read(image, what)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        target.write_bytes(bytes(image))
+    elif isinstance(image, Image.Image):
+        image = to_srgb(image)  # (a P3 or CMYK image by its profile, as photo files are read: colour.py)
+        if image.mode not in PNG_MODES:  # CMYK (print JPEGs), YCbCr, LAB, HSV, F: as the photo files are read
+            image = image.convert("RGB")
         # a temporary copy the stages read back at once: stored without compression (a 1024x768
         # photo in 21 ms instead of Pillow's default 103; extract_garment of one such image 185 -> 99 ms)
-        photo.save(target.with_suffix(".png"), compress_level=0)
+        image.save(target.with_suffix(".png"), compress_level=0)
         target = target.with_suffix(".png")
     else:
         hint = ""
-        if type(photo).__name__ == "ndarray":  # numpy's channel order is the caller's to say: RGB, or OpenCV's BGR
+        if type(image).__name__ == "ndarray" and what == "mask":
+            hint = "; for an array: PIL.Image.fromarray(mask) (uint8, 255 on the garment)"
+        elif type(image).__name__ == "ndarray":  # numpy's channel order is the caller's to say: RGB, or OpenCV's BGR
             hint = "; for an array: PIL.Image.fromarray(rgb) (from OpenCV, cv2.cvtColor(a, cv2.COLOR_BGR2RGB) first)"
-        raise TypeError(f"a photo is a path, bytes or a PIL image, not {type(photo).__name__}{hint}")
+        raise TypeError(
+            f"a {what} is a path, bytes, a binary file object or a PIL image, not {type(image).__name__}{hint}"
+        )
     return target
+
+
+def _existing(path_given: str | Path, what: str) -> Path:
+    """The image file a path names; ``InputError`` where there is none."""
+    path = Path(path_given)
+    if not path.exists():
+        if isinstance(path_given, str) and "://" in path_given:  # (a URL: Path would have made it https:/host/...)
+            raise InputError(
+                f"{what} not found: {path_given} is a URL, and the API reads files, bytes or PIL images: give it "
+                "the downloaded bytes (urllib.request.urlopen(url).read()), or use clothes-extractor extract URL"
+            )
+        raise InputError(f"{what} not found: {path}")
+    if path.is_dir():
+        fix = f"give its photos' paths as a list, or extract_folder({str(path)!r}, output)"
+        raise InputError(f"{what} {path} is a folder: {fix if what == 'photo' else 'give an image file'}")
+    return path
+
+
+def _read(stream: BinaryIO, what: str) -> bytes:
+    """The bytes of a file object, from where it stands; ``TypeError`` for a text stream or an
+    asynchronous upload (whose ``read`` must be awaited)."""
+    data = stream.read()
+    if inspect.isawaitable(data):
+        if inspect.iscoroutine(data):
+            data.close()  # (never awaited: no "coroutine was never awaited" warning)
+        raise TypeError(f"the {what}'s read() is asynchronous (an upload of an async framework): pass await x.read()")
+    if isinstance(data, str):
+        raise TypeError(f"the {what} is a file opened in text mode: open it in binary mode, open(path, 'rb')")
+    if not data:
+        raise InputError(f"the {what}'s file object gave no bytes: it is read from where it stands (seek(0) first)")
+    return data
 
 
 def extract_garment(
