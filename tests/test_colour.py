@@ -163,6 +163,16 @@ def test_a_greyscale_photo_is_read_by_its_grey_profile(tmp_path):
     read = np.asarray(load_photo(saved(grey, tmp_path / "grey.png", icc_profile=grey_profile))[0]).astype(int)
     expected = round(255 * (1.055 * (128 / 255) ** (1 / 2.4) - 0.055))
     assert expected == 188 and read.shape == (16, 16, 3) and np.abs(read - expected).max() <= 2
+    # with alpha (LA, which LittleCMS does not take; read as stored until the 57th stop): the
+    # same grey, and its alpha kept, so that --alpha-mask still finds the garment there
+    with_alpha = Image.merge("LA", (grey, Image.new("L", (16, 16), 0)))
+    with_alpha.paste(Image.new("LA", (8, 16), (128, 255)), (0, 0))
+    with Image.open(saved(with_alpha, tmp_path / "grey-alpha.png", icc_profile=grey_profile)) as image:
+        assert profile_name(image) == "Linear grey (test)"
+        image.load()
+        converted = np.asarray(to_srgb(image)).astype(int)
+    assert converted.shape == (16, 16, 4) and np.abs(converted[:, :8, :3] - expected).max() <= 2
+    assert (converted[:, :8, 3] == 255).all() and (converted[:, 8:, 3] == 0).all()
 
 
 def test_a_cmyk_pil_image_given_to_the_api_is_read_as_its_file_would_be(tiny_model_path, tmp_path):

@@ -33,6 +33,8 @@ from PIL import ExifTags, Image
 # a photo's mode -> (the colour space its profile must describe, the mode it is converted to);
 # an RGBA photo's alpha is kept as it is
 CONVERTED_MODES = {"RGB": ("RGB", "RGB"), "RGBA": ("RGB", "RGBA"), "CMYK": ("CMYK", "RGB"), "L": ("GRAY", "RGB")}
+# a grey photo with alpha (LA), which LittleCMS does not take: its grey converted as L is, its alpha kept (RGBA)
+CONVERTED_MODES["LA"] = CONVERTED_MODES["L"]
 D50 = (0.9642, 1.0, 0.8249)  # the ICC profile connection space's white
 BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
 # ITU-T H.273 codes in an nclx box: colour primaries that are sRGB's (1: BT.709; 2: unspecified),
@@ -152,14 +154,19 @@ def profile_name(image: Image.Image) -> str | None:
 
 def to_srgb(image: Image.Image) -> Image.Image:
     """``image`` (decoded) in sRGB, converted by its embedded profile (``profile_name``; a CMYK
-    or greyscale photo's to RGB); its other metadata kept (a written garment's signature, XMP)."""
+    or greyscale photo's to RGB, a greyscale one with alpha to RGBA); its other metadata kept
+    (a written garment's signature, XMP)."""
     found = _transform(_icc(image), image.mode)
     if found is None:
         return image
     from PIL import ImageCms
 
     try:
-        converted = ImageCms.applyTransform(image, found[1])
+        if image.mode == "LA":
+            converted = ImageCms.applyTransform(image.getchannel("L"), found[1]).convert("RGBA")
+            converted.putalpha(image.getchannel("A"))
+        else:
+            converted = ImageCms.applyTransform(image, found[1])
     except Exception:  # noqa: BLE001 - a transform that fails on this image: the pixels as stored, as before
         return image
     converted.info = {key: value for key, value in image.info.items() if key not in ("icc_profile", "nclx_profile")}
@@ -186,7 +193,7 @@ def _transform(icc: bytes, mode: str) -> tuple[str, Any] | None:
             return None
         srgb = ImageCms.createProfile("sRGB")
         return name or "an unnamed profile", ImageCms.buildTransform(
-            profile, srgb, mode, out_mode, flags=ImageCms.Flags.NOCACHE
+            profile, srgb, "L" if mode == "LA" else mode, out_mode, flags=ImageCms.Flags.NOCACHE
         )
     except Exception:  # noqa: BLE001 - a profile LittleCMS cannot use: the photo as stored, as before
         return None
