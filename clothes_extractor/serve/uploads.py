@@ -130,14 +130,16 @@ async def _form(request: Request, limit: int, megabytes: float, names: tuple[str
 
 def _misplaced(request: Request, form: Any, unknown: list[str], options: Iterable[str]) -> str:
     """Where the fields of ``unknown`` that are query ``options`` go (the URL), with their values."""
-    moved = [name for name in unknown if name in set(options)]
+    known = set(options)
+    moved = [name for name in unknown if name in known]
     if not moved:
         return ""
     sent = {name: form.get(name) for name in moved}
     query = "&".join(f"{name}={quote(value)}" if isinstance(value, str) else name for name, value in sent.items())
-    what = "are query parameters" if len(moved) > 1 else "is a query parameter"
-    return f"; {', '.join(map(repr, moved))} {what}: put {'them' if len(moved) > 1 else 'it'} in the URL, " + (
-        f"POST {request.url.path}?{query}"
+    several = len(moved) > 1
+    return (
+        f"; {', '.join(map(repr, moved))} {'are query parameters' if several else 'is a query parameter'}: "
+        f"put {'them' if several else 'it'} in the URL, POST {request.url.path}?{query}"
     )
 
 
