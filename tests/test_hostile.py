@@ -90,7 +90,7 @@ def extract_killed(args, out: Path, after: int, temp: Path) -> int:
         assert time.monotonic() < deadline, f"no {after} outputs in 2 minutes"
         time.sleep(0.002)
     if after == 0:
-        time.sleep(0.3)  # (importing, opening the models)
+        time.sleep(0.15)  # (importing, opening the models)
     assert process.poll() is None, f"the job ended (exit {process.returncode}) before it was killed"
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
