@@ -537,3 +537,21 @@ def test_a_person_in_a_wide_photo_is_dressed_in_a_window_around_them(tiny_tryon_
     x0, y0, x1, y1 = window
     assert y1 - y0 < 0.7 * (whole[3] - whole[1])  # not the whole photo letterboxed: the person's window
     assert figure.width // 2 - 10 < (x0 + x1) / 2 < figure.width * 3 // 2 + 10 and x1 - x0 < 1.2 * figure.width
+
+
+def test_a_person_and_a_garment_typed_as_arguments_are_refused_with_the_command_to_type(tmp_path):
+    """``tryon me.jpg shirt.png -o out.png`` said click's "Missing option '--person'" until the
+    57th stop; options' values (``-o -``, ``--person=X``) and counted flags (``-v``) are no arguments."""
+    from click.testing import CliRunner
+
+    from clothes_extractor.cli import cli
+
+    person, garment = ROOT / "examples" / "photos" / "figure-6.jpg", ROOT / "examples" / "photos" / "figure-3.jpg"
+    done = CliRunner().invoke(cli, ["tryon", str(person), str(garment), "-o", str(tmp_path / "out.png")])
+    assert done.exit_code == 2, done.output
+    assert f"tryon takes its images as options, not as arguments ({person} {garment})" in done.output
+    assert "clothes-extractor tryon --person PERSON --garment GARMENT -o OUT" in done.output
+    assert not (tmp_path / "out.png").exists()
+    args = ["tryon", "-v", "--person", str(person), f"--garment-from={garment}", "-o", "-", "--dry-run"]
+    done = CliRunner().invoke(cli, args)
+    assert done.exit_code == 2 and "--dry-run writes no image: leave out -o -" in done.output  # (parsed past -v, -o -)

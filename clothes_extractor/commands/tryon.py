@@ -39,7 +39,34 @@ if TYPE_CHECKING:
     from ..runtime.pairs import Catalog, Pairs
 
 
-@click.command()
+class _InputsAsOptions(click.Command):
+    """``tryon``: its images are options. A person and a garment typed as arguments
+    (``tryon me.jpg shirt.png -o out.png``) are refused with the command to type, rather
+    than with click's "Missing option '--person'" (which leaves the two words unexplained)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = [p for p in self.params if isinstance(p, click.Option) and not (p.is_flag or p.count)]
+        valued = {name for option in takes_value for name in option.opts}
+        stray, value_next = [], False
+        for token in args:
+            if value_next:
+                value_next = False
+            elif token.startswith("-") and token != "-":
+                value_next = token in valued  # (its value the next token; "--person=x" carries its own)
+            else:
+                stray.append(token)
+        if stray and "--help" not in args:
+            first = " ".join(stray[:2])
+            raise click.UsageError(
+                f"tryon takes its images as options, not as arguments ({first}): "
+                "clothes-extractor tryon --person PERSON --garment GARMENT -o OUT (--garment-from PHOTO for a "
+                "photo of someone wearing it)",
+                ctx,
+            )
+        return super().parse_args(ctx, args)
+
+
+@click.command(cls=_InputsAsOptions)
 @click.option(
     "--person",
     required=True,
