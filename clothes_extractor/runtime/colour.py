@@ -33,8 +33,6 @@ from PIL import ExifTags, Image
 # a photo's mode -> (the colour space its profile must describe, the mode it is converted to);
 # an RGBA photo's alpha is kept as it is
 CONVERTED_MODES = {"RGB": ("RGB", "RGB"), "RGBA": ("RGB", "RGBA"), "CMYK": ("CMYK", "RGB"), "L": ("GRAY", "RGB")}
-# a grey photo with alpha (LA), which LittleCMS does not take: its grey converted as L is, its alpha kept (RGBA)
-CONVERTED_MODES["LA"] = CONVERTED_MODES["L"]
 D50 = (0.9642, 1.0, 0.8249)  # the ICC profile connection space's white
 BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
 # ITU-T H.273 codes in an nclx box: colour primaries that are sRGB's (1: BT.709; 2: unspecified),
@@ -148,7 +146,7 @@ def colour_management() -> str:
 
 def profile_name(image: Image.Image) -> str | None:
     """The name of the profile ``to_srgb`` converts ``image`` by, or None where it leaves the image as it is."""
-    found = _transform(_icc(image), image.mode)
+    found = _transform_of(image)
     return None if found is None else found[0]
 
 
@@ -156,7 +154,7 @@ def to_srgb(image: Image.Image) -> Image.Image:
     """``image`` (decoded) in sRGB, converted by its embedded profile (``profile_name``; a CMYK
     or greyscale photo's to RGB, a greyscale one with alpha to RGBA); its other metadata kept
     (a written garment's signature, XMP)."""
-    found = _transform(_icc(image), image.mode)
+    found = _transform_of(image)
     if found is None:
         return image
     from PIL import ImageCms
@@ -171,6 +169,12 @@ def to_srgb(image: Image.Image) -> Image.Image:
         return image
     converted.info = {key: value for key, value in image.info.items() if key not in ("icc_profile", "nclx_profile")}
     return converted
+
+
+def _transform_of(image: Image.Image) -> tuple[str, Any] | None:
+    """``_transform`` for ``image``; a grey photo with alpha (LA, which LittleCMS does not take)
+    by its grey band's (``to_srgb`` keeps its alpha)."""
+    return _transform(_icc(image), "L" if image.mode == "LA" else image.mode)
 
 
 @functools.lru_cache(maxsize=16)
@@ -193,7 +197,7 @@ def _transform(icc: bytes, mode: str) -> tuple[str, Any] | None:
             return None
         srgb = ImageCms.createProfile("sRGB")
         return name or "an unnamed profile", ImageCms.buildTransform(
-            profile, srgb, "L" if mode == "LA" else mode, out_mode, flags=ImageCms.Flags.NOCACHE
+            profile, srgb, mode, out_mode, flags=ImageCms.Flags.NOCACHE
         )
     except Exception:  # noqa: BLE001 - a profile LittleCMS cannot use: the photo as stored, as before
         return None
