@@ -11,6 +11,7 @@ from clothes_extractor.errors import OutputError
 from clothes_extractor.runtime.files import (
     FOREIGN_STALE_S,
     PARTIAL_PATTERN,
+    check_output_dir,
     check_writable_file,
     partial_name,
     remove_stale_partials,
@@ -149,3 +150,62 @@ def test_output_files_named_by_options_are_checked_first(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match="cannot be written"):
         check_writable_file(tmp_path / "file" / "sheet.png", "--sheet", (".png",))
+
+
+RACE = """
+import sys
+from multiprocessing import Barrier, Process, Queue
+from pathlib import Path
+
+from clothes_extractor.runtime.files import check_output_dir, write_atomic
+
+
+def shard(start, failures, root, name, rounds):
+    failed = []
+    for k in range(rounds):
+        start.wait()  # the three check the same new folder at once, then write into it
+        try:
+            check_output_dir(root / str(k))
+            write_atomic(root / str(k) / name, b"x", sync=False)
+        except Exception as exc:
+            failed.append(str(exc))
+    failures.put(failed)
+
+
+if __name__ == "__main__":
+    root, rounds = Path(sys.argv[1]), int(sys.argv[2])
+    start, failures = Barrier(3), Queue()
+    shards = [Process(target=shard, args=(start, failures, root, f"s{i}", rounds)) for i in range(3)]
+    for process in shards:
+        process.start()
+    failed = [message for _ in shards for message in failures.get(timeout=120)]
+    for process in shards:
+        process.join()
+    print(len(failed), *failed[:3], sep="\\n")
+"""
+
+
+def test_shards_starting_together_into_a_new_folder_do_not_remove_it_from_under_one_another(tmp_path):
+    """The check made the missing output folder, wrote a file there and removed the folder
+    again; a shard started with it, whose own check or first write came in between, found no
+    folder ("cannot write ...: No such file or directory"): a few rounds in a hundred here."""
+    (tmp_path / "race.py").write_text(RACE)
+    rounds = 100
+    done = subprocess.run(
+        [sys.executable, tmp_path / "race.py", tmp_path / "out", str(rounds)],
+        capture_output=True, text=True, env=cli_env(), timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout.splitlines()[0] == "0", done.stdout + done.stderr
+    folders = list((tmp_path / "out").iterdir())
+    assert sorted(folder.name for folder in folders) == sorted(map(str, range(rounds)))
+    assert all(sorted(p.name for p in folder.iterdir()) == ["s0", "s1", "s2"] for folder in folders)
+
+
+def test_the_output_folder_check_makes_nothing_and_says_what_is_in_the_way(tmp_path):
+    check_output_dir(tmp_path / "new" / "deeper")
+    check_output_dir(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing made, no probe left
+    (tmp_path / "file").write_text("x")
+    for where in (tmp_path / "file", tmp_path / "file" / "out"):
+        with pytest.raises(OutputError, match=f"cannot write to the output folder {where}: Not a directory"):
+            check_output_dir(where)

@@ -25,7 +25,6 @@ import re
 import secrets
 import shutil
 import socket
-import tempfile
 import time
 from pathlib import Path
 from typing import IO, Callable, Iterator
@@ -193,21 +192,22 @@ def check_writable_file(path: Path, what: str, suffixes: tuple[str, ...] = ()) -
 
 
 def check_output_dir(out_dir: Path, what: str = "the output folder") -> None:
-    """``OutputError`` before any work if results cannot be written to ``out_dir``. Folders
-    made for the check are removed again (the first result makes them), so a run that fails
-    later, or writes nothing, leaves no empty folder behind."""
-    made = [folder for folder in (out_dir, *out_dir.parents) if not folder.exists()]  # deepest first
+    """``OutputError`` before any work if results cannot be written to ``out_dir``.
+
+    Nothing is made or removed there: a folder under a temporary name is made and removed in
+    ``out_dir``, or where it does not exist yet in the nearest folder above it that does (the
+    first result makes the rest). So a run that fails later, or writes nothing, leaves no empty
+    folder behind, and shards of one job started together into a new folder cannot remove it
+    from under one another (a check that made the folder and removed it again did: another
+    shard's write found no folder). The temporary name is a partial file's, so one left by a
+    killed check is removed like theirs."""
+    out_dir = Path(out_dir)
+    nearest = next(folder for folder in (out_dir, *out_dir.absolute().parents) if os.path.lexists(folder))
+    probe = partial_name(nearest / "probe")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-"):
-            pass
+        probe.mkdir()
+        probe.rmdir()
     except OSError as exc:
         raise OutputError(
             f"cannot write to {what} {out_dir}: {exc.strerror or exc}; choose another folder or fix its permissions"
         ) from None
-    finally:
-        for folder in made:
-            try:
-                folder.rmdir()
-            except OSError:
-                break  # not made by this check after all, or no longer empty
