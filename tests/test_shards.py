@@ -75,11 +75,11 @@ def test_three_shards_at_once_cover_every_photo_once(tiny_model_path, nested, tm
     reports = [_reports(tmp_path / f"r{k}.jsonl") for k in (1, 2, 3)]
     inputs = [{r["input"] for r in report} for report in reports]
     every = {str(p) for p in photos.rglob("*.*")}
-    assert set().union(*inputs) == every and sum(map(len, inputs)) == len(every) == 16
+    assert set().union(*inputs) == every and sum(map(len, inputs)) == len(every) == 16, (codes, stderr)
     for k, (report, err) in enumerate(zip(reports, stderr, strict=True), 1):
         assert f"extracting {len(report)} photo(s) (shard {k}/3)" in err, err
     twins = [report for report in reports if any("twin" in r["input"] for r in report)]
-    assert len(twins) == 1  # one output name, one share: the second is refused there
+    assert len(twins) == 1, (codes, stderr)  # one output name, one share: the second is refused there
     refused = [r for r in twins[0] if r["status"] == "error"]
     assert len(refused) == 1 and "would both be written to" in refused[0]["error"], refused
     assert sorted(codes) == [0, 0, 1] and len(list(out.rglob("*.png"))) == 15, (codes, stderr)
