@@ -113,6 +113,7 @@ def test_the_command_reads_the_list_from_a_file_or_standard_input(tiny_model_pat
         # given twice, a list or a mask folder click would keep the last of, in silence (until the 55th stop)
         ((folder, "--files-from", listing, "--files-from", "-"), "'--files-from': given 2 times"),
         ((folder, "--masks", masks, "--masks", masks / "a"), "'--masks': given 2 times"),
+        (("--files-from", listing), "give the folder too: clothes-extractor extract FOLDER --files-from LIST"),
     ]
     for extra, says in refusals:
         refused = run_cli("extract", *extra, "-o", out, "--model", tiny_model_path, stdin=b"")

@@ -122,7 +122,24 @@ def _single_output(paths: list[Path], output: str) -> bool:
     return len(paths) == 1 and paths[0].is_file() and names_an_image_file(Path(output), "garments")
 
 
-@click.command()
+class _ListNeedsItsFolder(click.Command):
+    """``extract --files-from LIST -o OUT`` without the folder the list is relative to:
+    said so, with the command to type, rather than click's "Missing argument 'INPUTS...'"."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.MissingParameter as exc:
+            if exc.param is None or exc.param.name != "inputs" or ctx.params.get("files_from") is None:
+                raise
+            raise click.UsageError(
+                "--files-from names photos relative to a folder: give the folder too: "
+                "clothes-extractor extract FOLDER --files-from LIST -o OUT",
+                ctx,
+            ) from None
+
+
+@click.command(cls=_ListNeedsItsFolder)
 @click.argument("inputs", nargs=-1, required=True)
 @click.option(
     "-o",
