@@ -213,6 +213,24 @@ def test_unwritable_output_folder_fails_before_any_work(tiny_model_path, photo_f
     assert "cannot write to the output folder" in done.stderr and "extracting" not in done.stderr
 
 
+def test_a_folder_job_refuses_an_image_file_for_its_output_folder(tiny_model_path, photo_folder, tmp_path):
+    """``extract photos -o garments.png`` made a folder named garments.png (tryon refused so)."""
+    photos, masks = photo_folder
+    model = ("--model", tiny_model_path, "--masks", masks)
+    cases = [
+        ((photos, "-o", tmp_path / "g.png"), f"{photos} is a folder: -o must be a folder for their garments"),
+        ((photos / "p0.jpg", photos / "p1.jpg", "-o", tmp_path / "g.jpg"), "2 photos or folders are given: -o must"),
+        ((photos, "-o", tmp_path / "g.gif"), "not an image file"),
+    ]
+    for args, says in cases:
+        done = run_cli("extract", *args, *model)
+        assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["masks", "photos"]  # no folder named g.png
+    (tmp_path / "earlier.png").mkdir()  # a folder of that name: the job's own, as before
+    done = run_cli("extract", photos, "-o", tmp_path / "earlier.png", *model)
+    assert done.returncode == 0 and len(list((tmp_path / "earlier.png").iterdir())) == len(list(photos.iterdir()))
+
+
 def test_bad_model_files(photo_folder, tmp_path):
     photos, masks = photo_folder
     (tmp_path / "m.onnx").write_text("not onnx")

@@ -272,6 +272,7 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
         _check_shard(inputs, output, options)
     if options["files_from"] is not None:
         _check_listing(inputs, options)
+    _check_folder_output(inputs, output, options["files_from"] is not None)
     if options["ray"] or options["ray_address"]:
         if options["dry_run"]:
             raise click.UsageError("--dry-run walks the inputs on this machine: leave out --ray")
@@ -326,6 +327,23 @@ def _check_shard(inputs: tuple[str, ...], output: str, options: dict[str, Any]) 
         len(inputs) == 1 and Path(inputs[0]).is_file() and names_an_image_file(Path(output), "garments")
     ):
         raise click.UsageError("--shard splits a folder job: one photo to one file is not split")
+
+
+def _check_folder_output(inputs: tuple[str, ...], output: str, listing: bool) -> None:
+    """``UsageError`` for a folder job (a folder, several photos, a list) whose ``-o`` names an
+    image file: it made a folder of that name (an existing folder of that name is the job's)."""
+    from ..runtime.images import IMAGE_SUFFIXES
+
+    out = Path(output)
+    if output == "-" or "://" in output or out.suffix.lower() not in IMAGE_SUFFIXES or out.is_dir():
+        return
+    if listing or len(inputs) > 1 or Path(inputs[0]).is_dir():
+        what = "a --files-from list makes a folder job" if listing else (
+            f"{inputs[0]} is a folder" if len(inputs) == 1 else f"{len(inputs)} photos or folders are given"
+        )  # fmt: skip
+        raise click.UsageError(
+            f"{what}: -o must be a folder for their garments, not an image file ({output}): e.g. -o garments"
+        )
 
 
 def _check_listing(inputs: tuple[str, ...], options: dict[str, Any]) -> None:
