@@ -231,6 +231,19 @@ def test_a_folder_job_refuses_an_image_file_for_its_output_folder(tiny_model_pat
     assert done.returncode == 0 and len(list((tmp_path / "earlier.png").iterdir())) == len(list(photos.iterdir()))
 
 
+def test_an_output_name_over_255_bytes_is_reported_as_such_every_run(tiny_model_path, photo_folder, tmp_path):
+    """A photo's legal 255-byte name is one byte too long as .webp: the rerun said "unexpected
+    OSError" (its resume check looked the output up)."""
+    photos, masks = photo_folder
+    (photos / "p0.jpg").rename(photos / ("n" * 251 + ".jpg"))
+    (masks / "p0.png").rename(masks / ("n" * 251 + ".png"))
+    args = ("extract", photos, "-o", tmp_path / "out", "--model", tiny_model_path, "--masks", masks)
+    for tally in ("4 extracted", "4 skipped"):  # the rerun resumes
+        done = run_cli(*args, "--format", "webp")
+        assert done.returncode == 1 and "File name too long (its name is 256 bytes)" in done.stderr, done.stderr
+        assert "unexpected" not in done.stderr and tally in done.stderr and "1 failed" in done.stderr, done.stderr
+
+
 def test_bad_model_files(photo_folder, tmp_path):
     photos, masks = photo_folder
     (tmp_path / "m.onnx").write_text("not onnx")

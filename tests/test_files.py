@@ -35,6 +35,9 @@ def test_a_name_of_255_bytes_can_be_written(tmp_path):
     target = tmp_path / ("n" * 251 + ".png")
     write_atomic(target, b"x")
     assert target.read_bytes() == b"x"
+    with pytest.raises(OutputError, match=r"File name too long \(its name is 256 bytes\): give it a shorter name"):
+        write_atomic(tmp_path / ("n" * 251 + ".webp"), b"x")
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
 
 
 def test_a_failed_write_leaves_nothing_and_says_why(tmp_path):
@@ -209,3 +212,7 @@ def test_the_output_folder_check_makes_nothing_and_says_what_is_in_the_way(tmp_p
     for where in (tmp_path / "file", tmp_path / "file" / "out"):
         with pytest.raises(OutputError, match=f"cannot write to the output folder {where}: Not a directory"):
             check_output_dir(where)
+    with pytest.raises(OutputError, match="File name too long"):  # found before any output is tried
+        check_output_dir(tmp_path / "new" / ("n" * 256) / "deeper")
+    check_output_dir(tmp_path / "new" / ("n" * 255))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]

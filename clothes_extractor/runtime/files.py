@@ -119,7 +119,10 @@ def write_atomic(path: Path, data: bytes | Callable[[IO[bytes]], None], *, sync:
     except OSError as exc:
         _remove(temp)
         error = DiskFull if exc.errno in FULL else OutputError
-        raise error(f"cannot write {path}: {exc.strerror or exc}") from None
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.ENAMETOOLONG:
+            reason += f" (its name is {len(os.fsencode(path.name))} bytes): give it a shorter name"
+        raise error(f"cannot write {path}: {reason}") from None
     except BaseException:
         _remove(temp)
         raise
@@ -195,18 +198,22 @@ def check_output_dir(out_dir: Path, what: str = "the output folder") -> None:
     """``OutputError`` before any work if results cannot be written to ``out_dir``.
 
     Nothing is made or removed there: a folder under a temporary name is made and removed in
-    ``out_dir``, or where it does not exist yet in the nearest folder above it that does (the
-    first result makes the rest). So a run that fails later, or writes nothing, leaves no empty
-    folder behind, and shards of one job started together into a new folder cannot remove it
-    from under one another (a check that made the folder and removed it again did: another
-    shard's write found no folder). The temporary name is a partial file's, so one left by a
-    killed check is removed like theirs."""
+    ``out_dir``, or where it does not exist yet in the nearest folder above it that does, with
+    the folders still to make inside it, by their names (the first result makes them). So a
+    run that fails later, or writes nothing, leaves no empty folder behind, and shards of one
+    job started together into a new folder cannot remove it from under one another (a check
+    that made the folder and removed it again did: another shard's write found no folder).
+    The temporary name is a partial file's, so one left by a killed check is removed like theirs."""
     out_dir = Path(out_dir)
-    nearest = next(folder for folder in (out_dir, *out_dir.absolute().parents) if os.path.lexists(folder))
+    target = out_dir.absolute()
+    nearest = next(folder for folder in (target, *target.parents) if os.path.lexists(folder))
     probe = partial_name(nearest / "probe")
     try:
         probe.mkdir()
-        probe.rmdir()
+        try:  # the folders still to make, by their names, inside the probe: too long, a character refused
+            probe.joinpath(*target.relative_to(nearest).parts).mkdir(parents=True, exist_ok=True)
+        finally:
+            shutil.rmtree(probe, ignore_errors=True)
     except OSError as exc:
         raise OutputError(
             f"cannot write to {what} {out_dir}: {exc.strerror or exc}; choose another folder or fix its permissions"

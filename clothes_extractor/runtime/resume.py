@@ -45,7 +45,7 @@ def already_done(job: ExtractJob, plan: Plan, overwrite: bool) -> bool:
         return False
     if not job.redo and read_signature(job.output, output_format(job.output)) == plan.signature_of(job.mask):
         return True
-    if job.output.exists():
+    if os.path.exists(job.output):  # (False where its name cannot be looked up: too long, say; the write says why)
         check_replaceable(job.output)
         log.info("redoing %s: incomplete, or written by another model or settings", job.output)
     if job.mask_output is not None and not job.mask_saved_already:
