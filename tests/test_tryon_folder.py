@@ -100,6 +100,19 @@ def test_settings_that_cannot_work_are_refused_before_any_pair(models, tryon_fol
     assert not out.exists() and files(persons) == sorted(TRYON_PERSONS)
 
 
+def test_an_output_name_too_long_is_reported_on_every_run(models, tryon_folders, tmp_path):
+    """A person's 254-byte name + ``__g0.png``: the rerun's resume check raised ``OSError: File
+    name too long`` out of the job (a traceback from the command) until the 58th stop."""
+    persons, garments = tryon_folders
+    (persons / TRYON_PERSONS[0]).rename(persons / ("p" * 250 + ".jpg"))
+    seen: list = []
+    for _ in range(2):
+        summary = dress_folder(persons, garments / "g0.png", tmp_path / "out", **models, on_result=seen.append)
+        assert summary.failed == 1 and summary.ok + summary.skipped == 2
+    failed = [result.error for result in seen if result.status == "error"]
+    assert len(failed) == 2 and all("File name too long (its name is 258 bytes)" in error for error in failed), failed
+
+
 def test_tryon_refuses_an_output_folder_that_is_an_input_folder(tryon_folders):
     persons, garments = tryon_folders
     result = run_cli("tryon", "--person", str(garments / "g0.png"), "--garment", str(garments), "-o", str(garments))

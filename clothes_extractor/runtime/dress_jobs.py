@@ -17,6 +17,7 @@ disk or a cancel stopping the job.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from collections import deque
@@ -82,7 +83,7 @@ class DressingSummary(JobTally):
 
 def _finished(job: DressJob, signature: str, fmt: str) -> bool:
     """Whether these models (``signature``) already wrote the output; ``OutputError`` for someone else's file there."""
-    if not job.output.exists():
+    if not os.path.exists(job.output):  # (False where its name cannot be looked up: too long; the write says why)
         return False
     if read_signature(job.output, fmt) == signature:
         return True
