@@ -131,7 +131,7 @@ def test_tryon_shards_split_the_pairs(tmp_path):
 
 
 def test_two_runs_never_write_one_report(tiny_model_path, nested, tmp_path):
-    from clothes_extractor.commands.common import Report
+    from clothes_extractor.commands.reports import Report
     from clothes_extractor.runtime.stages import FileResult
 
     photos, masks = nested

@@ -504,7 +504,7 @@ def test_ctrl_c_leaves_complete_files_in_the_report_and_a_rerun_does_the_rest(tr
 
 
 def test_a_report_another_run_writes_is_refused_before_stage_one(tryon_folders, tmp_path):
-    from clothes_extractor.commands.common import Report
+    from clothes_extractor.commands.reports import Report
 
     persons, _ = tryon_folders
     shared = tmp_path / "report.jsonl"

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from ..runtime.providers import PROVIDER_CHOICES
-from .common import Progress, check_side_files, reports_errors, save_image, verbose_option
+from .common import Progress, reports_errors, verbose_option
+from .reports import check_side_files, save_image
 
 SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
 

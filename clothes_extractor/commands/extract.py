@@ -19,14 +19,10 @@ from ..runtime.providers import PROVIDER_CHOICES
 from .common import (
     MAX_FAILURES_SHOWN,
     Progress,
-    Report,
-    check_side_files,
     note_unsearched,
     once,
-    report_dry_run,
     report_options,
     reports_errors,
-    save_image,
     shard_option,
     verbose_option,
 )
@@ -38,6 +34,7 @@ from .one_output import (
     scratch_folder,
     write_to_stdout,
 )
+from .reports import Report, check_side_files, report_dry_run, save_image
 
 SHEET_ROWS = 8
 SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")

@@ -15,11 +15,8 @@ from ..runtime.providers import PROVIDER_CHOICES
 from .common import (
     MAX_FAILURES_SHOWN,
     Progress,
-    Report,
-    check_side_files,
     note_unsearched,
     once,
-    report_dry_run,
     report_options,
     reports_errors,
     shard_option,
@@ -34,6 +31,7 @@ from .one_output import (
     scratch_folder,
     write_to_stdout,
 )
+from .reports import Report, check_side_files, report_dry_run
 
 if TYPE_CHECKING:
     from ..runtime.pairs import Catalog, Pairs
