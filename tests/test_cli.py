@@ -242,6 +242,12 @@ def test_an_output_name_over_255_bytes_is_reported_as_such_every_run(tiny_model_
         done = run_cli(*args, "--format", "webp")
         assert done.returncode == 1 and "File name too long (its name is 256 bytes)" in done.stderr, done.stderr
         assert "unexpected" not in done.stderr and tally in done.stderr and "1 failed" in done.stderr, done.stderr
+    # a path the system refuses where no check of ours looked first: one line, no traceback
+    long = tmp_path / ("a" * 300)
+    for command in (("extract", photos, f"{long}.jpg"), ("extract", photos, "--masks", long)):
+        done = run_cli(*command, "-o", tmp_path / "o", "--model", tiny_model_path)
+        assert done.returncode == 1 and "File name too long (a name in it is" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and not (tmp_path / "o").exists()
 
 
 def test_bad_model_files(photo_folder, tmp_path):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
@@ -124,6 +125,11 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except ClothesExtractorError as exc:
             raise click.ClickException(error_message(exc)) from None
+        except OSError as exc:
+            if exc.filename is None:
+                raise  # (not about a file the user named: a bug, with its traceback)
+            logging.getLogger(__name__).debug("the error's traceback", exc_info=True)
+            raise click.ClickException(path_error(exc)) from None
         except KeyboardInterrupt as exc:
             ignore_further_interrupts()
             click.echo("interrupted" if not isinstance(exc, Terminated) else "terminated", err=True)
@@ -133,6 +139,17 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                 signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+def path_error(exc: OSError) -> str:
+    """What the system said of a path (one too long, a loop of links, one unreadable) where no
+    check said it first: the path and the reason, as one line."""
+    paths = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENAMETOOLONG:
+        longest = max(len(os.fsencode(part)) for part in Path(os.fsdecode(exc.filename)).parts)
+        reason += f" (a name in it is {longest} bytes): give a shorter one"
+    return f"{paths}: {reason}"
 
 
 def error_message(exc: BaseException) -> str:
