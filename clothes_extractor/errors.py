@@ -4,6 +4,8 @@ Every message says what is wrong and, where there is one, how to fix it.
 """
 
 import contextlib
+import errno
+import os
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -122,3 +124,14 @@ def renamed(text: str, names: "Mapping[Path, str] | Mapping[str, str]") -> str:
         for before, after in ((f": {path}", f": {name}"), (f" {path}", f" {name}"), (str(path), name)):
             text = text.replace(before, after if name else "")
     return text
+
+
+def path_error(exc: OSError) -> str:
+    """What the system said of a path (one too long, a loop of links, one unreadable) where no
+    check said it first: the path and the reason, as one line."""
+    names = [os.fsdecode(n) if isinstance(n, bytes) else str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENAMETOOLONG and names:
+        longest = max(len(os.fsencode(part)) for part in Path(names[0]).parts)
+        reason += f" (a name in it is {longest} bytes): give a shorter one"
+    return f"{' -> '.join(names)}: {reason}"

@@ -1,5 +1,6 @@
 """The one atomic write: complete or absent, short temporary names, stale ones cleaned."""
 
+import errno
 import os
 import subprocess
 import sys
@@ -216,3 +217,15 @@ def test_the_output_folder_check_makes_nothing_and_says_what_is_in_the_way(tmp_p
         check_output_dir(tmp_path / "new" / ("n" * 256) / "deeper")
     check_output_dir(tmp_path / "new" / ("n" * 255))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_what_the_system_says_of_a_path_is_one_line_naming_it():
+    from clothes_extractor.errors import path_error
+    from clothes_extractor.runtime.stages import describe_error
+
+    assert describe_error(OSError(errno.EIO, "Input/output error", "in/a.jpg")) == "in/a.jpg: Input/output error"
+    long = path_error(OSError(errno.ENAMETOOLONG, "File name too long", "in/" + "n" * 300 + "/a.jpg"))
+    assert long == f"in/{'n' * 300}/a.jpg: File name too long (a name in it is 300 bytes): give a shorter one"
+    moved = OSError(errno.EXDEV, "Invalid cross-device link", "a", None, "b")
+    assert path_error(moved) == "a -> b: Invalid cross-device link"
+    assert describe_error(OSError("no path")) == "unexpected OSError: no path"  # (not about a path: said as it is)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import errno
 import functools
 import logging
 import os
@@ -15,7 +14,7 @@ from typing import Any, Callable
 
 import click
 
-from ..errors import ClothesExtractorError
+from ..errors import ClothesExtractorError, path_error
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -139,17 +138,6 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                 signal.signal(signal.SIGTERM, previous)
 
     return wrapper
-
-
-def path_error(exc: OSError) -> str:
-    """What the system said of a path (one too long, a loop of links, one unreadable) where no
-    check said it first: the path and the reason, as one line."""
-    paths = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
-    reason = exc.strerror or str(exc)
-    if exc.errno == errno.ENAMETOOLONG:
-        longest = max(len(os.fsencode(part)) for part in Path(os.fsdecode(exc.filename)).parts)
-        reason += f" (a name in it is {longest} bytes): give a shorter one"
-    return f"{paths}: {reason}"
 
 
 def error_message(exc: BaseException) -> str:

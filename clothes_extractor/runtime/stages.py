@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import ClothesExtractorError, DiskFull, InputError, NoGarmentError, NoMaskError
+from ..errors import ClothesExtractorError, DiskFull, InputError, NoGarmentError, NoMaskError, path_error
 from .alone import ALONE_AT, SILHOUETTE_SCALE, alone_plane, framed, framing, shows_person
 from .contract import ModelContract
 from .files import write_atomic
@@ -301,6 +301,8 @@ class ExtractionSummary(JobTally):
 def describe_error(exc: BaseException) -> str:
     if isinstance(exc, ClothesExtractorError):
         return str(exc)
+    if isinstance(exc, OSError) and exc.filename is not None:  # what the system said of a path (EIO, a stale NFS file)
+        return path_error(exc)
     return f"unexpected {type(exc).__name__}: {exc}"
 
 
