@@ -650,7 +650,7 @@ def test_outputs_that_would_overwrite_inputs_and_bad_option_files_fail_first(tin
     one = sorted(photos.iterdir())[0]  # one photo: the output's suffix decides, so that is what to change
     done = run_cli("extract", one, "-o", tmp_path / "g.jpg", "--model", tiny_model_path, "--background", "transparent")
     assert done.returncode == 2 and "name the output g.png or .webp" in done.stderr and "--format" not in done.stderr
-    done = run_cli("extract", photos, "-o", tmp_path / "o", "--model", tiny_model_path, "--background", "pink")
+    done = run_cli("extract", photos, "-o", tmp_path / "o", "--model", tiny_model_path, "--background", "pinkish")
     assert done.returncode == 2 and "#RRGGBB" in done.stderr
     done = run_cli("extract", photos, "-o", tmp_path / "o", "--model", tiny_model_path, "--masks", masks,
                    "--output-size", "512x512")  # fmt: skip

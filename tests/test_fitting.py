@@ -15,6 +15,7 @@ from clothes_extractor.runtime.fitting import (
     letterbox_part,
     mask_box,
     output_size_for,
+    parse_background,
     photo_window,
 )
 
@@ -179,3 +180,13 @@ def test_a_part_of_a_letterbox_is_that_part_of_the_whole_one(photo_size):
         assert cut.shape == (y1 - y0, x1 - x0, 3)
         off = np.abs(cut - whole[y0:y1, x0:x1])
         assert off.max() <= (0 if max(photo_size) >= 3 * max(size) else 2) and off.mean() < 0.2, (part, off.max())
+
+
+def test_a_background_is_white_transparent_or_a_colour_as_css_writes_it():
+    assert parse_background(" White ") == "white" and parse_background("transparent") == "transparent"
+    assert parse_background("#1E3A8A") == parse_background("rgb(30, 58, 138)") == (30, 58, 138)
+    assert parse_background("#fff") == (255, 255, 255) and parse_background("navy") == (0, 0, 128)
+    with pytest.raises(ValueError, match="a CSS name such as navy\\), got 'pinkish'"):
+        parse_background("pinkish")
+    with pytest.raises(ValueError, match="has an alpha: a page colour is opaque; for a cut-out, use transparent"):
+        parse_background("#ff000080")

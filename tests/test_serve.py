@@ -214,7 +214,7 @@ def png_header_only(width: int, height: int) -> bytes:
         ({"photo": ("empty.jpg", b"")}, "", 400, "empty"),
         ({}, "", 400, "no photo in the request"),
         ({"photo": ("p.jpg", b"x")}, "?format=gif", 400, "format must be"),
-        ({"photo": ("p.jpg", b"x")}, "?background=pink", 400, "#RRGGBB"),
+        ({"photo": ("p.jpg", b"x")}, "?background=pinkish", 400, "#RRGGBB, #RGB, a CSS name"),
         ({"photo": ("p.jpg", b"x")}, "?response=xml", 400, "response must be image or json, got 'xml'"),
         ({"photo": ("p.jpg", b"x")}, "?output_size=100000", 400, "output_size 100000x75000: each side must be 1 to"),
         ({"photo": ("p.jpg", b"x")}, "?backround=transparent", 400, "unknown query parameter 'backround': this route"),

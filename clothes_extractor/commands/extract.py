@@ -225,7 +225,7 @@ class _ListNeedsItsFolder(click.Command):
     "--background",
     default="white",
     show_default=True,
-    help="white, transparent (PNG/WebP with alpha) or #RRGGBB.",
+    help="white, transparent (PNG/WebP with alpha) or a colour: #RRGGBB, #RGB, a CSS name (navy).",
 )
 @click.option(
     "--overwrite",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageColor
 
 from ..errors import InputError
 from .contract import FitSettings
@@ -53,16 +53,20 @@ def parse_output_size(value: str) -> str | int | tuple[int, int]:
 
 
 def parse_background(value: str) -> str | tuple[int, int, int]:
-    """``white``, ``transparent`` or ``#RRGGBB`` -> the ``Plan.background`` value."""
+    """``white``, ``transparent`` or a colour as CSS writes one (``#RRGGBB``, ``#RGB``, a name:
+    ``navy``, ``rgb(30, 58, 138)``) -> the ``Plan.background`` value: the name, or (r, g, b)."""
     value = value.strip().lower()
     if value in ("white", "transparent"):
         return value
-    if len(value) == 7 and value.startswith("#"):
-        try:
-            return tuple(int(value[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
-        except ValueError:
-            pass
-    raise ValueError(f"background must be white, transparent or #RRGGBB, got {value!r}")
+    try:
+        colour = ImageColor.getrgb(value)
+    except ValueError:
+        raise ValueError(
+            f"background must be white, transparent or a colour (#RRGGBB, #RGB, a CSS name such as navy), got {value!r}"
+        ) from None
+    if len(colour) == 4:  # (#RRGGBBAA, rgba(...))
+        raise ValueError(f"background {value!r} has an alpha: a page colour is opaque; for a cut-out, use transparent")
+    return colour
 
 
 def output_size_for(
