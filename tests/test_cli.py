@@ -250,6 +250,29 @@ def test_an_output_name_over_255_bytes_is_reported_as_such_every_run(tiny_model_
         assert "Traceback" not in done.stderr and not (tmp_path / "o").exists()
 
 
+def test_uris_without_ray_are_refused_or_read_as_the_local_paths_they_name(tiny_model_path, photo_folder, tmp_path):
+    """``-o s3://bucket/out`` without --ray wrote a local folder ``s3:/bucket/out`` (the user
+    looked in the bucket); ``s3://``, ``ftp://`` inputs were "input not found"; ``file://`` is local."""
+    photos, masks = photo_folder
+    model = ("--model", tiny_model_path, "--masks", masks)
+
+    def extract(*args):  # (in tmp_path: a relative "s3:" folder would be made there)
+        command = [sys.executable, "-m", "clothes_extractor", "extract", *map(str, (*args, *model))]
+        return subprocess.run(command, capture_output=True, text=True, env=cli_env(), cwd=tmp_path, timeout=120)
+
+    for args, says in [
+        ((photos, "-o", "s3://bucket/out"), "-o s3://bucket/out is a URI: without --ray, extract writes to a local"),
+        (("gs://bucket/p0.jpg", "-o", "out"), "input gs://bucket/p0.jpg is a URI: without --ray, extract reads local"),
+        (("ftp://host/p0.jpg", "-o", "g.png"), "with --ray its nodes read and write s3:// and gs://"),
+        (("file://server/share/p0.jpg", "-o", "g.png"), "is a URI"),  # (another machine's file)
+    ]:
+        done = extract(*args)
+        assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["masks", "photos"]
+    done = extract(f"file://{photos / 'p0.jpg'}", "-o", f"file://localhost{tmp_path / 'g.png'}")
+    assert done.returncode == 0 and (tmp_path / "g.png").is_file(), done.stderr
+
+
 def test_bad_model_files(photo_folder, tmp_path):
     photos, masks = photo_folder
     (tmp_path / "m.onnx").write_text("not onnx")

@@ -7,6 +7,7 @@ the work itself is in ``runtime.pipeline`` and, with ``--ray``, ``distributed.ra
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -275,6 +276,7 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
             raise click.UsageError("--dry-run walks the inputs on this machine: leave out --ray")
         _extract_on_ray(inputs, output, options)
         return
+    inputs, output = _local_uris(inputs, output)
     if options["dry_run"] and output == "-":
         raise click.UsageError("--dry-run writes no image: leave out -o -")
     if options["dry_run"] and any(item == "-" or "://" in item for item in inputs):
@@ -324,6 +326,31 @@ def _check_shard(inputs: tuple[str, ...], output: str, options: dict[str, Any]) 
         len(inputs) == 1 and Path(inputs[0]).is_file() and names_an_image_file(Path(output), "garments")
     ):
         raise click.UsageError("--shard splits a folder job: one photo to one file is not split")
+
+
+URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # scheme://...
+
+
+def _local_uris(inputs: tuple[str, ...], output: str) -> tuple[tuple[str, ...], str]:
+    """Without Ray: ``file://`` inputs and ``-o`` as the local paths they name; ``UsageError``
+    for any other URI but an http(s) photo, which a local run would take for a path (``-o
+    s3://bucket/out`` wrote a local folder ``s3:/bucket/out``)."""
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    def local(item: str, what: str) -> str:
+        if not URI.match(item) or (what != "-o" and item.startswith(("http://", "https://"))):
+            return item
+        parts = urlsplit(item)
+        if parts.scheme.lower() == "file" and parts.netloc in ("", "localhost"):
+            return url2pathname(parts.path)
+        reads = "writes to a local folder or file" if what == "-o" else "reads local files and folders and http(s) URLs"
+        raise click.UsageError(
+            f"{what} {item} is a URI: without --ray, extract {reads}; with --ray its nodes read and write s3:// and "
+            "gs:// (or copy the photos here first, and the garments after)"
+        )
+
+    return tuple(local(item, "input") for item in inputs), local(output, "-o")
 
 
 def _check_folder_output(inputs: tuple[str, ...], output: str, listing: bool) -> None:
