@@ -8,7 +8,7 @@ import threading
 import pytest
 from PIL import Image
 
-from clothes_extractor import extract_folder, new_session
+from clothes_extractor import dress_folder, extract_folder, new_session
 from clothes_extractor.errors import InputError, OutputError
 from conftest import person_photo, run_cli
 
@@ -99,3 +99,18 @@ def test_settings_that_cannot_work_are_refused_before_any_photo(tiny_model_path,
             with pytest.raises(error, match=says):
                 extract_folder(arguments.pop("inputs"), arguments.pop("output"), generator=generator, **arguments)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_uri_is_refused_where_a_local_folder_is_meant(tmp_path, monkeypatch):
+    """As a path, s3://bucket/out is the local folder s3:/bucket/out: the garments went there."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    calls = [
+        (lambda: extract_folder("in", "s3://bucket/out"), "output s3://bucket/out is a URI"),
+        (lambda: extract_folder(["in", "gs://bucket/p.jpg"], "out"), "input gs://bucket/p.jpg is a URI"),
+        (lambda: dress_folder("in", "in", "s3://bucket/dressed"), "output s3://bucket/dressed is a URI"),
+    ]
+    for call, says in calls:
+        with pytest.raises(OutputError, match=f"{says}: this reads and writes local files and folders"):
+            call()
+    assert [p.name for p in tmp_path.iterdir()] == ["in"]

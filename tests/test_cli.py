@@ -268,6 +268,10 @@ def test_uris_without_ray_are_refused_or_read_as_the_local_paths_they_name(tiny_
     ]:
         done = extract(*args)
         assert done.returncode == 2 and says in done.stderr, done.stderr
+    tryon = [sys.executable, "-m", "clothes_extractor", "tryon", "--person", photos, "--garment", photos / "p0.jpg"]
+    done = subprocess.run([*map(str, tryon), "-o", "s3://bucket/out"], capture_output=True, text=True, env=cli_env(),
+                          cwd=tmp_path, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "s3://bucket/out is a URI: this reads and writes local files" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["masks", "photos"]
     done = extract(f"file://{photos / 'p0.jpg'}", "-o", f"file://localhost{tmp_path / 'g.png'}")
     assert done.returncode == 0 and (tmp_path / "g.png").is_file(), done.stderr

@@ -71,7 +71,7 @@ def extract_folder(
     ``OutputError`` / ``InputError`` / ``ValueError`` for settings that cannot work, before
     any photo is read.
     """
-    from ..runtime.files import check_output_dir
+    from ..runtime.files import check_local, check_output_dir
     from ..runtime.gpudecode import open_decoder
     from ..runtime.images import OUTPUT_FORMATS
     from ..runtime.jobs import MaskIndex, check_output_folders, count_jobs, iter_jobs, removing_stale_partials
@@ -80,7 +80,10 @@ def extract_folder(
     from ..runtime.session import trim_memory
     from ..runtime.shards import Shard
 
-    paths = [Path(inputs)] if isinstance(inputs, (str, Path)) else [Path(item) for item in inputs]
+    named = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    for item, what in [(item, "input") for item in named] + [(output, "output")]:
+        check_local(item, what)
+    paths = [Path(item) for item in named]
     out_dir, listing = Path(output), Path(files_from) if files_from is not None else None
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"output_format is one of {', '.join(OUTPUT_FORMATS)}, not {output_format!r}")
@@ -175,11 +178,13 @@ def dress_folder(
     """
     from ..runtime.dress_jobs import run_dressing
     from ..runtime.dressing import Dresser
-    from ..runtime.files import check_output_dir, remove_stale_partials
+    from ..runtime.files import check_local, check_output_dir, remove_stale_partials
     from ..runtime.images import OUTPUT_FORMATS
     from ..runtime.pairs import check_output_folder, dress_from_photos, dress_jobs, extract_garments
 
     started = time.perf_counter()
+    for value, what in ((person, "person"), (garment, "garment"), (output, "output")):
+        check_local(value, what)
     persons, garments, out_dir = Path(person), Path(garment), Path(output)
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"output_format is one of {', '.join(OUTPUT_FORMATS)}, not {output_format!r}")

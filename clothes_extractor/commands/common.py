@@ -68,6 +68,19 @@ def tryon_resolution_option(flag: str, dest: str, where: str) -> Callable[[Calla
     )
 
 
+class LocalPath(click.Path):
+    """A ``click.Path`` that refuses a URI: as a path, ``s3://bucket/out`` is the local folder
+    ``s3:/bucket/out``, and the user would look for the files in the bucket."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ..runtime.files import not_local
+
+        problem = not_local(value)
+        if problem is not None:
+            self.fail(problem, param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def once(fix: str) -> Callable[[click.Context, click.Parameter, tuple[Any, ...]], Any]:
     """The callback of a ``multiple`` option that takes one value (or None): a second, which
     click would drop in silence, is refused with ``fix`` (what to give instead)."""

@@ -7,7 +7,6 @@ the work itself is in ``runtime.pipeline`` and, with ``--ray``, ``distributed.ra
 from __future__ import annotations
 
 import dataclasses
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -328,15 +327,14 @@ def _check_shard(inputs: tuple[str, ...], output: str, options: dict[str, Any]) 
         raise click.UsageError("--shard splits a folder job: one photo to one file is not split")
 
 
-URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # scheme://...
-
-
 def _local_uris(inputs: tuple[str, ...], output: str) -> tuple[tuple[str, ...], str]:
     """Without Ray: ``file://`` inputs and ``-o`` as the local paths they name; ``UsageError``
     for any other URI but an http(s) photo, which a local run would take for a path (``-o
     s3://bucket/out`` wrote a local folder ``s3:/bucket/out``)."""
     from urllib.parse import urlsplit
     from urllib.request import url2pathname
+
+    from ..runtime.files import URI
 
     def local(item: str, what: str) -> str:
         if not URI.match(item) or (what != "-o" and item.startswith(("http://", "https://"))):

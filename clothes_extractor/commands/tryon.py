@@ -14,6 +14,7 @@ from ..errors import InputError, renamed
 from ..runtime.providers import PROVIDER_CHOICES
 from .common import (
     MAX_FAILURES_SHOWN,
+    LocalPath,
     Progress,
     note_unsearched,
     once,
@@ -101,7 +102,7 @@ class _InputsAsOptions(click.Command):
     "-o",
     "--output",
     required=True,
-    type=click.Path(path_type=Path),
+    type=LocalPath(path_type=Path),
     help="The image to write for one pair (.png/.jpg/.webp), else a folder: PERSON__GARMENT.FORMAT.",
 )
 @click.option(

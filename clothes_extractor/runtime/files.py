@@ -35,6 +35,7 @@ FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # no space left, quota exceeded
 # .ce-HOST-PID-RANDOM.partial; before the 55th stop of round 2, .ce-PID-RANDOM.partial (no HOST)
 PARTIAL_PATTERN = re.compile(r"^\.ce-(?:([0-9a-f]{8})-)?(\d+)-[0-9a-f]{8}\.partial$")
 FOREIGN_STALE_S = 24 * 3600  # another machine's partial file is taken for stale at this age
+URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # scheme://...: not a local path (pathlib makes s3://b s3:/b)
 
 
 @functools.cache
@@ -93,6 +94,21 @@ def remove_stale_partials(folder: Path, recursive: bool = False) -> int:
     except OSError:
         pass  # an unreadable folder: the job reports what it cannot read
     return removed
+
+
+def not_local(value: object) -> str | None:
+    """Why ``value`` cannot be a local path: a URI (``s3://bucket/out``; as a path, the local folder
+    ``s3:/bucket/out``, and the user would look for the files in the bucket); else None."""
+    if isinstance(value, str) and URI.match(value) and not value.lower().startswith("file:///"):
+        return f"{value} is a URI: this reads and writes local files and folders; copy them here"
+    return None
+
+
+def check_local(value: object, what: str) -> None:
+    """``OutputError`` where ``value``, given as ``what`` ("output", "input", ...), is ``not_local``."""
+    problem = not_local(value)
+    if problem is not None:
+        raise OutputError(f"{what} {problem}")
 
 
 def write_atomic(path: Path, data: bytes | Callable[[IO[bytes]], None], *, sync: bool = True) -> None:
