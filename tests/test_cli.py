@@ -265,6 +265,8 @@ def test_uris_without_ray_are_refused_or_read_as_the_local_paths_they_name(tiny_
         (("gs://bucket/p0.jpg", "-o", "out"), "input gs://bucket/p0.jpg is a URI: without --ray, extract reads local"),
         (("ftp://host/p0.jpg", "-o", "g.png"), "with --ray its nodes read and write s3:// and gs://"),
         (("file://server/share/p0.jpg", "-o", "g.png"), "is a URI"),  # (another machine's file)
+        ((photos, "-o", "out", "--save-masks", "s3://bucket/masks"), "'--save-masks': s3://bucket/masks is a URI"),
+        ((photos, "-o", "out", "--report", "gs://bucket/r.jsonl"), "'--report': gs://bucket/r.jsonl is a URI"),
     ]:
         done = extract(*args)
         assert done.returncode == 2 and says in done.stderr, done.stderr

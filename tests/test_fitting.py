@@ -15,9 +15,9 @@ from clothes_extractor.runtime.fitting import (
     letterbox_part,
     mask_box,
     output_size_for,
-    parse_background,
     photo_window,
 )
+from clothes_extractor.runtime.options import parse_background
 
 
 def test_mask_box_uses_the_threshold():
@@ -124,7 +124,7 @@ def test_the_photo_crop_at_output_size_is_the_same_window():
 
 
 def test_output_sizes_are_parsed_in_one_place():
-    from clothes_extractor.runtime.fitting import parse_output_size
+    from clothes_extractor.runtime.options import parse_output_size
 
     assert parse_output_size(" Auto ") == "auto" and parse_output_size("model") == "model"
     assert parse_output_size("512x384") == (512, 384) and parse_output_size("512X384") == (512, 384)

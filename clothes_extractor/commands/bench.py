@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_size, reports_errors, require_torch, verbose_option
+from .common import LocalPath, parse_size, reports_errors, require_torch, verbose_option
 
 
 def _batch_sizes(_ctx, _param, value: str) -> tuple[int, ...]:
@@ -100,7 +100,7 @@ def _io_modes(_ctx, _param, value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--torch-baseline",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    type=LocalPath(path_type=Path, exists=True, dir_okay=False),
     help="Checkpoint of the same network: time it in PyTorch in the same run.",
 )
 @click.option("--torch-compile", is_flag=True, help="Also time torch.compile (slow to compile).")
@@ -113,7 +113,7 @@ def _io_modes(_ctx, _param, value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--e2e",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    type=LocalPath(path_type=Path, exists=True, file_okay=False),
     help="Also time `extract` end to end on this folder of photos, and the host's ceiling in the same run.",
 )
 @click.option("--e2e-batch-size", type=click.IntRange(min=1), default=8, show_default=True)
@@ -132,7 +132,7 @@ def _io_modes(_ctx, _param, value: str) -> tuple[str, ...]:
     "--output",
     "--out",
     "out",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=LocalPath(path_type=Path, dir_okay=False),
     help="Write the result file (JSON).",
 )
 @verbose_option
@@ -206,12 +206,12 @@ def bench(ctx: click.Context, model: str, batch_sizes: tuple[int, ...], out: Pat
 
 
 @bench.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--markdown", type=click.Path(path_type=Path, dir_okay=False), help="Write the table here.")
+@click.argument("files", nargs=-1, required=True, type=LocalPath(path_type=Path, exists=True, dir_okay=False))
+@click.option("--markdown", type=LocalPath(path_type=Path, dir_okay=False), help="Write the table here.")
 @click.option(
     "--plot",
     "plot_path",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=LocalPath(path_type=Path, dir_okay=False),
     callback=_plot_path,
     help="Write a plot of throughput and p99 latency against batch size (.png, .svg, .pdf, .jpg, .webp).",
 )

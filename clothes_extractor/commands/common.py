@@ -48,7 +48,7 @@ def report_options(unit: str, verb: str) -> Callable[[Callable[..., Any]], Calla
         )(command)
         return click.option(
             "--report",
-            type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+            type=LocalPath(path_type=Path, dir_okay=False, allow_dash=True),
             help=f"Write a JSON Lines report, one object per {unit} (- for standard output).",
         )(command)
 

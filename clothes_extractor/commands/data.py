@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import parse_size, reports_errors, verbose_option
+from .common import LocalPath, parse_size, reports_errors, verbose_option
 
 
 @click.group()
@@ -16,7 +16,7 @@ def data() -> None:
 
 
 @data.command()
-@click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("dest", type=LocalPath(path_type=Path, file_okay=False))
 @click.option("-n", "count", type=click.IntRange(min=1), required=True, help="How many triplets.")
 @click.option("--size", default="256x192", show_default=True, help="HEIGHTxWIDTH.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -32,8 +32,8 @@ def synth(dest: Path, count: int, size: str, seed: int) -> None:
 
 
 @data.command()
-@click.argument("src", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.argument("dst", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("src", type=LocalPath(path_type=Path, exists=True, file_okay=False))
+@click.argument("dst", type=LocalPath(path_type=Path, file_okay=False))
 @click.option(
     "--size",
     required=True,
@@ -56,21 +56,21 @@ def downsample(src: Path, dst: Path, size: str, files: int | None) -> None:
 
 
 @data.command()
-@click.argument("dataset", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("dataset", type=LocalPath(path_type=Path, exists=True, file_okay=False))
 @click.option(
     "--held-out-pairs",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=LocalPath(path_type=Path, dir_okay=False),
     help="Write the validation pairs that are not copies of training pairs, PHOTO GARMENT per line "
     "(the pairs-file format of VITON and VITON-HD).",
 )
 @click.option(
     "--unseen-by",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    type=LocalPath(path_type=Path, exists=True, dir_okay=False),
     help="Pairs file of the training pairs a model learned from (PHOTO GARMENT per line); with --unseen-pairs.",
 )
 @click.option(
     "--unseen-pairs",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=LocalPath(path_type=Path, dir_okay=False),
     help="Write the training pairs that are not in --unseen-by and not copies of them (photo or catalog "
     "image): what a model built on that one (the warping generator on its renderer) can learn from "
     "without the first one's memory.",

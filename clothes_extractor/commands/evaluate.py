@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..runtime.providers import PROVIDER_CHOICES
-from .common import Progress, reports_errors, verbose_option
+from .common import LocalPath, Progress, reports_errors, verbose_option
 from .reports import check_side_files, save_image
 
 SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
@@ -22,7 +22,7 @@ SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
     show_default=True,
     help="Served ONNX model, or a bundled one by task: generator, segmenter, tryon.",
 )
-@click.option("--data", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--data", required=True, type=LocalPath(path_type=Path, exists=True, file_okay=False))
 @click.option(
     "--split",
     type=click.Choice(SPLIT_CHOICES),
@@ -74,24 +74,24 @@ SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
     "--output",
     "--json",
     "json_path",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=LocalPath(path_type=Path, dir_okay=False),
     help="Also write the result, per-pair scores included, as JSON.",
 )
-@click.option("--sheet", type=click.Path(path_type=Path, dir_okay=False), help="Write a contact sheet PNG.")
+@click.option("--sheet", type=LocalPath(path_type=Path, dir_okay=False), help="Write a contact sheet PNG.")
 @click.option("--sheet-rows", type=click.IntRange(min=0), default=8, show_default=True, help="First pairs on it.")
 @click.option(
     "--worst", type=click.IntRange(min=0), default=0, show_default=True, help="Then the N worst-scored pairs."
 )
 @click.option(
     "--unpaired-sheet",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=LocalPath(path_type=Path, dir_okay=False),
     help="Try-on: a sheet of persons each in four other pairs' garments (.png/.jpg/.webp).",
 )
 @click.option(
     "--perceptual",
     "perceptual_files",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=LocalPath(exists=True, dir_okay=False, path_type=Path),
     help="A learned distance (LPIPS, DISTS) exported to ONNX, scored beside the others and named by its "
     "file's stem; repeatable. None is bundled: README, Perceptual metrics.",
 )

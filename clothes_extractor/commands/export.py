@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import given_options, parse_size, reports_errors, require_torch, verbose_option
+from .common import LocalPath, given_options, parse_size, reports_errors, require_torch, verbose_option
 
 
 def _batch_profile(_ctx, _param, value: str) -> tuple[int, int, int]:
@@ -20,9 +20,9 @@ def _batch_profile(_ctx, _param, value: str) -> tuple[int, int, int]:
 
 
 @click.command()
-@click.argument("checkpoint", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("checkpoint", required=False, type=LocalPath(path_type=Path, dir_okay=False))
 @click.option(
-    "-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False), help="The ONNX model to write."
+    "-o", "--output", required=True, type=LocalPath(path_type=Path, dir_okay=False), help="The ONNX model to write."
 )
 @click.option(
     "--untrained", is_flag=True, help="Export a randomly initialised network instead of a checkpoint (to try things)."
@@ -58,7 +58,7 @@ def _batch_profile(_ctx, _param, value: str) -> tuple[int, int, int]:
 )
 @click.option(
     "--validate-on",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    type=LocalPath(path_type=Path, exists=True, file_okay=False),
     help="Also compare with PyTorch on up to 16 real photos of this dataset.",
 )
 @click.option("--opset", type=click.IntRange(min=13), default=17, show_default=True)

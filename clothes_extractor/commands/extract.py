@@ -18,6 +18,7 @@ from ..errors import InputError, NoGarmentError, WorkersKeepDying, files_named, 
 from ..runtime.providers import PROVIDER_CHOICES
 from .common import (
     MAX_FAILURES_SHOWN,
+    LocalPath,
     Progress,
     note_unsearched,
     once,
@@ -147,7 +148,7 @@ class _ListNeedsItsFolder(click.Command):
 )
 @click.option(
     "--model",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=LocalPath(path_type=Path, dir_okay=False),
     help="Served ONNX model (default: the generator bundled with the package).",
 )
 @click.option(
@@ -187,7 +188,7 @@ class _ListNeedsItsFolder(click.Command):
 )
 @click.option(
     "--segmenter",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=LocalPath(path_type=Path, dir_okay=False),
     help="Segmenter model for photos without a mask (default: the bundled one).",
 )
 @click.option("--no-segmenter", is_flag=True, help="Never segment: a photo without a mask is an error.")
@@ -195,7 +196,7 @@ class _ListNeedsItsFolder(click.Command):
     "--masks",
     multiple=True,
     callback=once("one folder (the masks of all the photos in it)"),
-    type=click.Path(path_type=Path, file_okay=False),
+    type=LocalPath(path_type=Path, file_okay=False),
     help="Folder of garment masks named like the photos (any image format and size).",
 )
 @click.option(
@@ -203,12 +204,12 @@ class _ListNeedsItsFolder(click.Command):
 )
 @click.option(
     "--save-masks",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=LocalPath(path_type=Path, file_okay=False),
     help="Save the mask used for each photo here (<name>.png; reusable with --masks).",
 )
 @click.option(
     "--sheet",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=LocalPath(path_type=Path, dir_okay=False),
     help="Write a contact sheet (photo | mask | garment) of the first photos extracted (.png/.jpg/.webp).",
 )
 @click.option("-r", "--recursive", is_flag=True, help="Also take photos in subfolders.")
@@ -396,8 +397,7 @@ def _listing(options: dict[str, Any], scratch: Callable[[], Path]) -> Path | Non
 
 def _extract_options(options: dict[str, Any], fmt: str, *, fix: str = "use --format png or webp") -> Any:
     """The run's options; ``fix`` says how to choose another format where the output's format rules one out."""
-    from ..runtime.fitting import parse_background, parse_output_size
-    from ..runtime.options import ExtractOptions, default_workers
+    from ..runtime.options import ExtractOptions, default_workers, parse_background, parse_output_size
 
     try:
         size = parse_output_size(options["output_size"])

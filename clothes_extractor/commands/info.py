@@ -8,12 +8,12 @@ from pathlib import Path
 
 import click
 
-from .common import reports_errors, verbose_option
+from .common import LocalPath, reports_errors, verbose_option
 
 
 @click.command()
 @click.option(
-    "--model", type=click.Path(path_type=Path, dir_okay=False), help="Also show this model's contract and metadata."
+    "--model", type=LocalPath(path_type=Path, dir_okay=False), help="Also show this model's contract and metadata."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--no-probe", is_flag=True, help="Do not start each provider to check that it works.")

@@ -11,7 +11,7 @@ from click.core import ParameterSource
 
 from ..errors import ModelError
 from ..runtime.providers import PROVIDER_CHOICES
-from .common import reports_errors, tryon_resolution_option, verbose_option
+from .common import LocalPath, reports_errors, tryon_resolution_option, verbose_option
 
 
 @click.command()
@@ -71,15 +71,13 @@ from .common import reports_errors, tryon_resolution_option, verbose_option
 )
 @click.option(
     "--ssl-certfile",
-    type=click.Path(exists=True, dir_okay=False),
+    type=LocalPath(exists=True, dir_okay=False),
     help="Serve HTTPS with this certificate (PEM; the chain, if any, after it); needs --ssl-keyfile.",
 )
-@click.option(
-    "--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), help="The certificate's private key (PEM)."
-)
+@click.option("--ssl-keyfile", type=LocalPath(exists=True, dir_okay=False), help="The certificate's private key (PEM).")
 @click.option(
     "--api-key-file",
-    type=click.Path(exists=True, dir_okay=False),
+    type=LocalPath(exists=True, dir_okay=False),
     help="Require an API key on POST /extract, POST /tryon and GET /metrics: one of this file's keys "
     "(one a line), sent as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.",
 )

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from .common import given_options, parse_size, reports_errors, require_torch, verbose_option
+from .common import LocalPath, given_options, parse_size, reports_errors, require_torch, verbose_option
 
 
 def share_option(flag: str, help: str):
@@ -41,14 +41,14 @@ def share_option(flag: str, help: str):
 @click.option(
     "--data",
     required=True,
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    type=LocalPath(path_type=Path, exists=True, file_okay=False),
     help="Dataset: VITON-HD, CP-VTON/VITON or triplet layout; a root with splits or one split.",
 )
-@click.option("-o", "--output", "out", type=click.Path(path_type=Path, file_okay=False), help="Run folder.  [required]")
-@click.option("--out", "out_alias", type=click.Path(path_type=Path, file_okay=False), hidden=True)
+@click.option("-o", "--output", "out", type=LocalPath(path_type=Path, file_okay=False), help="Run folder.  [required]")
+@click.option("--out", "out_alias", type=LocalPath(path_type=Path, file_okay=False), hidden=True)
 @click.option(
     "--resume",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    type=LocalPath(path_type=Path, exists=True, dir_okay=False),
     help="Continue a run exactly from its last.pt: its settings, where --epochs, --max-steps and --time-limit "
     "may change where it stops.",
 )
@@ -59,7 +59,7 @@ def share_option(flag: str, help: str):
 )
 @click.option(
     "--init",
-    type=click.Path(exists=True, dir_okay=False),
+    type=LocalPath(exists=True, dir_okay=False),
     help="Start from the network weights (same architecture and settings) of this checkpoint, or of this "
     "served model (.onnx: a bundled model, or one export wrote), with fresh optimizers. --arch unet takes "
     "the U-Net a silhouette model draws its garment with (the bundled generator's: --ngf 32).",
@@ -88,7 +88,7 @@ def share_option(flag: str, help: str):
 )
 @click.option(
     "--renderer",
-    type=click.Path(exists=True, dir_okay=False),
+    type=LocalPath(exists=True, dir_okay=False),
     help="Flow, silhouette: a served U-Net generator (ONNX) whose network renders the garment (flow: the grid "
     "aligns the photo to it; silhouette: the garment is its own).",
 )
@@ -238,7 +238,7 @@ def share_option(flag: str, help: str):
 )
 @click.option(
     "--scene-photos",
-    type=click.Path(path_type=Path),
+    type=LocalPath(path_type=Path),
     default=None,
     help="Parser, with --busy and --scene-share: a folder of photos with no one in them (rooms, streets, tables, "
     "nature; JPEG, PNG, WebP, BMP or TIFF, subfolders too), whose seeded crops stand in for that share of the "

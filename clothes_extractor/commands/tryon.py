@@ -71,14 +71,14 @@ class _InputsAsOptions(click.Command):
     required=True,
     multiple=True,
     callback=once("one file, or a folder of them"),
-    type=click.Path(path_type=Path, exists=True),
+    type=LocalPath(path_type=Path, exists=True),
     help="A person photo, or a folder of them.",
 )
 @click.option(
     "--garment",
     multiple=True,
     callback=once("one file, or a folder of them"),
-    type=click.Path(path_type=Path, exists=True),
+    type=LocalPath(path_type=Path, exists=True),
     help="A catalog garment image (on white, transparent or a plain backdrop), or a folder of them.",
 )
 @click.option(
@@ -86,7 +86,7 @@ class _InputsAsOptions(click.Command):
     "garment_from",
     multiple=True,
     callback=once("one file, or a folder of them"),
-    type=click.Path(path_type=Path, exists=True),
+    type=LocalPath(path_type=Path, exists=True),
     help="A photo of someone wearing the garment, or a folder of them: stage one (extract) "
     "makes the catalog image first.",
 )
@@ -94,7 +94,7 @@ class _InputsAsOptions(click.Command):
     "--pairs",
     multiple=True,
     callback=once("one pairs file (their lines in one)"),
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    type=LocalPath(path_type=Path, exists=True, dir_okay=False),
     help="Who wears what: lines 'PERSON GARMENT' (file names in the --person and --garment folders, "
     "as VITON's test_pairs.txt).",
 )
@@ -111,15 +111,15 @@ class _InputsAsOptions(click.Command):
     is_flag=True,
     help="Also take the photos in the subfolders of the --person (or garment) folder; the outputs mirror them.",
 )
-@click.option("--model", type=click.Path(path_type=Path, dir_okay=False), help="Try-on model (default: bundled).")
+@click.option("--model", type=LocalPath(path_type=Path, dir_okay=False), help="Try-on model (default: bundled).")
 @click.option(
     "--parser",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=LocalPath(path_type=Path, dir_okay=False),
     help="Parser model that finds what to dress anew (default: the bundled segmenter, a parser).",
 )
 @click.option(
     "--generator",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=LocalPath(path_type=Path, dir_okay=False),
     help="With --garment-from: the generator model (default: bundled).",
 )
 @tryon_resolution_option("--resolution", "resolution", "The try-on")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageColor
+from PIL import Image
 
 from ..errors import InputError
 from .contract import FitSettings
@@ -25,7 +25,6 @@ REDUCING_GAP = 3.0  # Pillow's reducing_gap for photos shrunk this much: integer
 # width) unless the model says otherwise, rounded down to a multiple of OUTPUT_STEP rows so a
 # folder of photos falls into a few output sizes that batch together.
 DEFAULT_MAX_OUTPUT = (1024, 768)
-MAX_OUTPUT_SIDE = 4096  # an --output-size past this on a side is refused (memory grows with its square)
 OUTPUT_STEP = 64
 
 
@@ -35,38 +34,6 @@ class FittedInput:
     mask: np.ndarray  # uint8 [H, W, 1]
     box: Box  # the window of the photo that was resized to the model size, photo pixels
     photo: np.ndarray | None = None  # the same window at the output size, uint8 [h, w, 3] (catalog resolution)
-
-
-def parse_output_size(value: str) -> str | int | tuple[int, int]:
-    """``auto``, ``model``, ``HEIGHTxWIDTH`` or ``HEIGHT`` (the model's aspect) -> the value
-    ``ExtractOptions.output_size`` takes; ``ValueError`` with what is accepted otherwise."""
-    text = value.strip().lower()
-    if text in ("auto", "model"):
-        return text
-    try:
-        sides = tuple(int(v) for v in text.split("x"))
-    except ValueError:
-        sides = ()
-    if len(sides) in (1, 2) and min(sides) >= 1:
-        return sides[0] if len(sides) == 1 else (sides[0], sides[1])
-    raise ValueError(f"output size must be auto, model, HEIGHTxWIDTH or HEIGHT (positive), got {value!r}")
-
-
-def parse_background(value: str) -> str | tuple[int, int, int]:
-    """``white``, ``transparent`` or a colour as CSS writes one (``#RRGGBB``, ``#RGB``, a name:
-    ``navy``, ``rgb(30, 58, 138)``) -> the ``Plan.background`` value: the name, or (r, g, b)."""
-    value = value.strip().lower()
-    if value in ("white", "transparent"):
-        return value
-    try:
-        colour = ImageColor.getrgb(value)
-    except ValueError:
-        raise ValueError(
-            f"background must be white, transparent or a colour (#RRGGBB, #RGB, a CSS name such as navy), got {value!r}"
-        ) from None
-    if len(colour) == 4:  # (#RRGGBBAA, rgba(...))
-        raise ValueError(f"background {value!r} has an alpha: a page colour is opaque; for a cut-out, use transparent")
-    return colour
 
 
 def output_size_for(

@@ -8,13 +8,47 @@ import numbers
 import os
 from dataclasses import dataclass, field
 
+from PIL import ImageColor
+
 from ..errors import ClothesExtractorError
-from .fitting import MAX_OUTPUT_SIDE, parse_background, parse_output_size
 from .hardware import physical_cores
 from .session import ModelSession
 from .stages import Plan
 
 PROCESS_MIN_CORES = 4  # below this, threads: process start-up and pickling cost more than the GIL
+MAX_OUTPUT_SIDE = 4096  # an --output-size past this on a side is refused (memory grows with its square)
+
+
+def parse_output_size(value: str) -> str | int | tuple[int, int]:
+    """``auto``, ``model``, ``HEIGHTxWIDTH`` or ``HEIGHT`` (the model's aspect) -> the value
+    ``ExtractOptions.output_size`` takes; ``ValueError`` with what is accepted otherwise."""
+    text = value.strip().lower()
+    if text in ("auto", "model"):
+        return text
+    try:
+        sides = tuple(int(v) for v in text.split("x"))
+    except ValueError:
+        sides = ()
+    if len(sides) in (1, 2) and min(sides) >= 1:
+        return sides[0] if len(sides) == 1 else (sides[0], sides[1])
+    raise ValueError(f"output size must be auto, model, HEIGHTxWIDTH or HEIGHT (positive), got {value!r}")
+
+
+def parse_background(value: str) -> str | tuple[int, int, int]:
+    """``white``, ``transparent`` or a colour as CSS writes one (``#RRGGBB``, ``#RGB``, a name:
+    ``navy``, ``rgb(30, 58, 138)``) -> the ``Plan.background`` value: the name, or (r, g, b)."""
+    value = value.strip().lower()
+    if value in ("white", "transparent"):
+        return value
+    try:
+        colour = ImageColor.getrgb(value)
+    except ValueError:
+        raise ValueError(
+            f"background must be white, transparent or a colour (#RRGGBB, #RGB, a CSS name such as navy), got {value!r}"
+        ) from None
+    if len(colour) == 4:  # (#RRGGBBAA, rgba(...))
+        raise ValueError(f"background {value!r} has an alpha: a page colour is opaque; for a cut-out, use transparent")
+    return colour
 
 
 def default_workers() -> int:

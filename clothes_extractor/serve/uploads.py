@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from ..errors import ClothesExtractorError, InputError, NoGarmentError, NothingToDressError
-from ..runtime.fitting import parse_background, parse_output_size
+from ..runtime.options import parse_background, parse_output_size
 from .batcher import QueueFull
 
 log = logging.getLogger(__name__)
