@@ -37,8 +37,10 @@ def test_generator_output_shape_and_range():
 
 
 def test_config_rejects_sizes_the_depth_cannot_halve_and_unknown_keys():
-    with pytest.raises(ValueError, match="multiples of 256"):
+    with pytest.raises(ValueError, match=r"256x192 is not: give a size such as 256x256, or --depth 6"):
         UNetConfig(height=256, width=192, depth=8)
+    with pytest.raises(ValueError, match=r"multiples of 8; 4x6 is not: give a size such as 8x8$"):  # (no depth fits)
+        UNetConfig(height=4, width=6, depth=3)
     with pytest.raises(ValueError, match="did you mean 'depth'"):
         UNetConfig.from_dict({"dpeth": 3})
 

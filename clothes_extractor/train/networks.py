@@ -65,10 +65,12 @@ class UNetConfig:
             raise ValueError("alone: the head belongs to a human parser (classes)")
         step = 2**self.depth
         if self.height % step or self.width % step:
+            fits = max((d for d in range(2, self.depth) if not (self.height % 2**d or self.width % 2**d)), default=0)
+            near = f"{max(step, round(self.height / step) * step)}x{max(step, round(self.width / step) * step)}"
             raise ValueError(
                 f"a depth-{self.depth} U-Net halves the input {self.depth} times, so height and "
-                f"width must be multiples of {step}; {self.height}x{self.width} is not "
-                f"(use a smaller depth, e.g. 6 for 256x192, 8 for 256x256)"
+                f"width must be multiples of {step}; {self.height}x{self.width} is not: give a size such as {near}"
+                + (f", or --depth {fits} (the most that {self.height}x{self.width} takes)" if fits else "")
             )
 
     @property
