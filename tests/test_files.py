@@ -229,3 +229,21 @@ def test_what_the_system_says_of_a_path_is_one_line_naming_it():
     moved = OSError(errno.EXDEV, "Invalid cross-device link", "a", None, "b")
     assert path_error(moved) == "a -> b: Invalid cross-device link"
     assert describe_error(OSError("no path")) == "unexpected OSError: no path"  # (not about a path: said as it is)
+
+
+def test_a_held_folder_is_one_process_s_and_leaves_nothing_of_its_own(tmp_path):
+    from clothes_extractor.runtime.files import held_folder
+
+    run = tmp_path / "runs" / "a"
+    with pytest.raises(RuntimeError), held_folder(run, "busy"):
+        assert (run / ".ce-lock").is_file()
+        raise RuntimeError("the run failed before writing anything")
+    assert list(tmp_path.iterdir()) == []  # the folders made for it went with it
+    run.mkdir(parents=True)
+    (run / ".ce-lock").write_text("")  # left by a run that was killed: it holds no lock
+    with held_folder(run, "busy"):
+        (run / "last.pt").write_bytes(b"x")
+        with pytest.raises(OutputError, match="^busy$"):  # (flock: another open file of the same process, too)
+            with held_folder(run, "busy"):
+                pass
+    assert [p.name for p in run.iterdir()] == ["last.pt"]

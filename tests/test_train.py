@@ -25,7 +25,7 @@ from clothes_extractor.train.data import (
 from clothes_extractor.train.loop import TrainConfig, train
 from clothes_extractor.train.losses import GANLoss, dice_loss, ssim
 from clothes_extractor.train.networks import PatchDiscriminator, UNet, UNetConfig
-from conftest import VITON_VAL, cp_vton_subset, dress_code_folder, run_cli
+from conftest import VITON_VAL, cli_env, cp_vton_subset, dress_code_folder, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -471,6 +471,18 @@ def test_generator_end_to_end_train_export_evaluate(synthetic, tmp_path):
         assert sheet.width > 4 * 48
 
 
+HOLDER = """
+import sys
+from pathlib import Path
+
+from clothes_extractor.runtime.files import held_folder
+
+with held_folder(Path(sys.argv[1]), "busy"):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
 def test_a_run_folder_holds_one_run(synthetic, tmp_path):
     # A second train into a folder holding a run replaced its checkpoints and appended to its
     # metrics: refused unless --resume continues that run or --overwrite replaces it. A size
@@ -498,6 +510,23 @@ def test_a_run_folder_holds_one_run(synthetic, tmp_path):
     assert replaced.exit_code == 0, replaced.output
     assert [json.loads(r)["step"] for r in (run / "metrics.jsonl").read_text().splitlines()] == [1]
     assert torch.load(run / "best.pt", weights_only=True)["step"] == 1
+    # a run still going (its data loading takes minutes on VITON, before any file is written):
+    # a second train into its folder, even --resume or --overwrite, interleaved its metrics and
+    # replaced its checkpoints until the 58th stop
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(run)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=cli_env(),
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "held\n"
+        for extra in (["--resume", str(run / "last.pt")], ["--overwrite"]):
+            busy = runner.invoke(cli, [*common, "--max-steps", "3", *extra])
+            assert busy.exit_code == 1 and f"-o {run} is being trained right now by another process" in busy.output
+        assert torch.load(run / "best.pt", weights_only=True)["step"] == 1
+    finally:
+        holder.communicate("", timeout=60)
+    assert runner.invoke(cli, [*common, "--max-steps", "1", "--overwrite"]).exit_code == 0  # (its lock went with it)
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []  # the lock file goes with the run
     (tmp_path / "no-data").mkdir()  # an --init of another kind is said before the data loads (minutes on VITON)
     other = runner.invoke(cli, ["train", "--data", str(tmp_path / "no-data"), "-o", str(tmp_path / "flow"), "--arch",
                                 "flow", "--size", "64x48", "--depth", "3", "--init", str(run / "best.pt")])  # fmt: skip

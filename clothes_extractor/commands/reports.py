@@ -13,6 +13,7 @@ from typing import Any, Iterable
 import click
 
 from ..errors import OutputError
+from ..runtime.files import locked
 from .common import MAX_FAILURES_SHOWN, STDOUT
 
 
@@ -87,20 +88,6 @@ def save_image(path: Path, image: Any) -> None:
     write_atomic(path, lambda handle: image.save(handle, format=fmt))
 
 
-def _locked(descriptor: int) -> bool:
-    """Whether this process now holds the only lock on the open file (POSIX ``flock``; True
-    where there is none): two runs writing one report would interleave or empty each other's."""
-    try:
-        import fcntl
-
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    except (ImportError, OSError):  # Windows; a filesystem without locks: as before
-        pass
-    return True
-
-
 class Report:
     """The JSON Lines report, to a file or (``--report -``) standard output. A failing write
     (a full disk, a closed pipe) stops the report, not the job: the problem is printed once
@@ -118,7 +105,7 @@ class Report:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)  # (not emptied before it is locked)
         except OSError as exc:
             raise OutputError(f"cannot write the report file {path}: {exc.strerror or exc}") from None
-        if not _locked(descriptor):
+        if not locked(descriptor):
             os.close(descriptor)
             raise OutputError(
                 f"the report {path} is being written by another run right now (shards given one --report?): "

@@ -7,6 +7,7 @@ of it; the training itself is in ``clothes_extractor.train``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -302,6 +303,7 @@ def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | Non
         return
     import dataclasses
 
+    from ..runtime.files import held_folder
     from ..train.architectures import build
     from ..train.checkpoint import load_resumable
     from ..train.loop import TrainConfig
@@ -329,10 +331,13 @@ def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | Non
             load_init(config.init, build(config.architecture, dataclasses.asdict(config.network())), "--init")
         finally:
             said.setLevel(level)
-    if os.environ.get("RANK", "0") == "0":  # (under torchrun, the first process)
-        _check_run_folder(options["out"], resume, overwrite)
-    out = run(config, resume)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, only the first process reports
+    first = os.environ.get("RANK", "0") == "0"  # (under torchrun, the first process: it writes the run)
+    busy = f"-o {options['out']} is being trained right now by another process: wait for it, or give another folder"
+    with held_folder(options["out"], busy) if first else contextlib.nullcontext():
+        if first:
+            _check_run_folder(options["out"], resume, overwrite)
+        out = run(config, resume)
+    if first:  # under torchrun, only the first process reports
         click.echo(f"run folder: {out} (last.pt, best.pt, metrics.csv, sheets/)")
 
 

@@ -111,6 +111,51 @@ def check_local(value: object, what: str) -> None:
         raise OutputError(f"{what} {problem}")
 
 
+def locked(descriptor: int) -> bool:
+    """Whether this process now holds the only lock on the open file (POSIX ``flock``, released
+    when the process ends, however it ends; True where there is none): two runs writing one
+    report or one training run folder would interleave or replace each other's files."""
+    try:
+        import fcntl
+
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except (ImportError, OSError):  # Windows; a filesystem without locks: as before
+        pass
+    return True
+
+
+@contextlib.contextmanager
+def held_folder(folder: Path, busy: str) -> Iterator[None]:
+    """``folder`` for this process alone while the block runs: the lock (``locked``) of its
+    ``.ce-lock`` file, made with the folder where they are missing; ``OutputError(busy)`` before
+    the block if another process holds it. The file goes when the block ends, and the folders
+    made for it if they stayed empty (a run that failed before writing anything). One a killed
+    process left holds no lock: the next run takes it."""
+    folder = Path(folder)
+    made = [f for f in (folder, *folder.absolute().parents) if not f.exists()]  # deepest first
+    path = folder / ".ce-lock"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise OutputError(f"cannot write {folder}: {exc.strerror or exc}") from None
+    if not locked(descriptor):
+        os.close(descriptor)
+        raise OutputError(busy)
+    try:
+        yield
+    finally:
+        _remove(path)  # (while still held: one that opened it meanwhile is refused, not let in)
+        os.close(descriptor)
+        for parent in made:
+            try:
+                parent.rmdir()
+            except OSError:
+                break  # not empty: the block wrote there
+
+
 def write_atomic(path: Path, data: bytes | Callable[[IO[bytes]], None], *, sync: bool = True) -> None:
     """Write ``data`` (bytes, or a function writing to a binary file) to ``path`` atomically.
 
