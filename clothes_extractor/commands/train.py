@@ -332,8 +332,7 @@ def train(resume: Path | None, overwrite: bool, size: str, out_alias: Path | Non
         finally:
             said.setLevel(level)
     first = os.environ.get("RANK", "0") == "0"  # (under torchrun, the first process: it writes the run)
-    busy = f"-o {options['out']} is being trained right now by another process: wait for it, or give another folder"
-    with held_folder(options["out"], busy) if first else contextlib.nullcontext():
+    with held_folder(options["out"], _busy(options["out"])) if first else contextlib.nullcontext():
         if first:
             _check_run_folder(options["out"], resume, overwrite)
         out = run(config, resume)
@@ -354,19 +353,25 @@ def _train_alone_head(options: dict[str, Any], resume: Path | None, overwrite: b
             "checkpoint), --data and -o (and --epochs, --val-limit, --seed)"
             + (f"; it takes no {', '.join(other)}" if other else "")
         )
+    from ..runtime.files import held_folder
     from ..train.alone import train_alone
 
-    _check_run_folder(options["out"], None, overwrite)
-    metrics = train_alone(
-        options["init"], options["data"], options["out"], epochs=options["epochs"],
-        val_limit=options["val_limit"] or 500, seed=options["seed"],
-    )  # fmt: skip
+    with held_folder(options["out"], _busy(options["out"])):
+        _check_run_folder(options["out"], None, overwrite)
+        metrics = train_alone(
+            options["init"], options["data"], options["out"], epochs=options["epochs"],
+            val_limit=options["val_limit"] or 500, seed=options["seed"],
+        )  # fmt: skip
     val = metrics["validation"]
     click.echo(
         f"validation: {val['catalogs_found']} of {val['catalogs']} garments shown alone found, "
         f"{val['photos_taken_alone']} of {val['photos']} photos of a worn garment taken for one"
     )
     click.echo(f"run folder: {options['out']} (best.pt, metrics.json)")
+
+
+def _busy(out: Path) -> str:
+    return f"-o {out} is being trained right now by another process: wait for it, or give another folder"
 
 
 RESUME_MAY_CHANGE = ("epochs", "max_steps", "time_limit_min", "log_every")  # else the run's own
