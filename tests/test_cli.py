@@ -277,6 +277,10 @@ def test_uris_without_ray_are_refused_or_read_as_the_local_paths_they_name(tiny_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["masks", "photos"]
     done = extract(f"file://{photos / 'p0.jpg'}", "-o", f"file://localhost{tmp_path / 'g.png'}")
     assert done.returncode == 0 and (tmp_path / "g.png").is_file(), done.stderr
+    done = extract(photos, "-o", f"file://{tmp_path / 'out'}", "--save-masks", f"file://{tmp_path / 'saved'}")
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "out").iterdir())) == len(list((tmp_path / "saved").iterdir())) == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png", "masks", "out", "photos", "saved"]  # no "file:"
 
 
 def test_bad_model_files(photo_folder, tmp_path):

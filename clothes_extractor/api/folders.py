@@ -71,7 +71,7 @@ def extract_folder(
     ``OutputError`` / ``InputError`` / ``ValueError`` for settings that cannot work, before
     any photo is read.
     """
-    from ..runtime.files import check_local, check_output_dir
+    from ..runtime.files import check_local, check_output_dir, from_file_uri
     from ..runtime.gpudecode import open_decoder
     from ..runtime.images import OUTPUT_FORMATS
     from ..runtime.jobs import MaskIndex, check_output_folders, count_jobs, iter_jobs, removing_stale_partials
@@ -80,7 +80,8 @@ def extract_folder(
     from ..runtime.session import trim_memory
     from ..runtime.shards import Shard
 
-    named = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    named = [from_file_uri(item) for item in ([inputs] if isinstance(inputs, (str, Path)) else inputs)]
+    output = from_file_uri(output)
     for item, what in [(item, "input") for item in named] + [(output, "output")]:
         check_local(item, what)
     paths = [Path(item) for item in named]
@@ -178,11 +179,12 @@ def dress_folder(
     """
     from ..runtime.dress_jobs import run_dressing
     from ..runtime.dressing import Dresser
-    from ..runtime.files import check_local, check_output_dir, remove_stale_partials
+    from ..runtime.files import check_local, check_output_dir, from_file_uri, remove_stale_partials
     from ..runtime.images import OUTPUT_FORMATS
     from ..runtime.pairs import check_output_folder, dress_from_photos, dress_jobs, extract_garments
 
     started = time.perf_counter()
+    person, garment, output = (from_file_uri(value) for value in (person, garment, output))
     for value, what in ((person, "person"), (garment, "garment"), (output, "output")):
         check_local(value, what)
     persons, garments, out_dir = Path(person), Path(garment), Path(output)

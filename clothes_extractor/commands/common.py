@@ -73,8 +73,9 @@ class LocalPath(click.Path):
     ``s3:/bucket/out``, and the user would look for the files in the bucket."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from ..runtime.files import not_local
+        from ..runtime.files import from_file_uri, not_local
 
+        value = from_file_uri(value)
         problem = not_local(value)
         if problem is not None:
             self.fail(problem, param, ctx)

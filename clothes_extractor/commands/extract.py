@@ -332,17 +332,12 @@ def _local_uris(inputs: tuple[str, ...], output: str) -> tuple[tuple[str, ...], 
     """Without Ray: ``file://`` inputs and ``-o`` as the local paths they name; ``UsageError``
     for any other URI but an http(s) photo, which a local run would take for a path (``-o
     s3://bucket/out`` wrote a local folder ``s3:/bucket/out``)."""
-    from urllib.parse import urlsplit
-    from urllib.request import url2pathname
-
-    from ..runtime.files import URI
+    from ..runtime.files import URI, from_file_uri
 
     def local(item: str, what: str) -> str:
+        item = str(from_file_uri(item))
         if not URI.match(item) or (what != "-o" and item.startswith(("http://", "https://"))):
             return item
-        parts = urlsplit(item)
-        if parts.scheme.lower() == "file" and parts.netloc in ("", "localhost"):
-            return url2pathname(parts.path)
         reads = "writes to a local folder or file" if what == "-o" else "reads local files and folders and http(s) URLs"
         raise click.UsageError(
             f"{what} {item} is a URI: without --ray, extract {reads}; with --ray its nodes read and write s3:// and "

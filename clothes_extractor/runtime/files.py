@@ -96,10 +96,24 @@ def remove_stale_partials(folder: Path, recursive: bool = False) -> int:
     return removed
 
 
+def from_file_uri(value: object) -> object:
+    """A ``file://`` URI of this machine (``file:///data/x.jpg``, ``file://localhost/...``) as the
+    path it names; anything else as it is."""
+    if isinstance(value, str) and value[:7].lower() == "file://":
+        from urllib.parse import urlsplit
+        from urllib.request import url2pathname
+
+        parts = urlsplit(value)
+        if parts.netloc.lower() in ("", "localhost"):
+            return url2pathname(parts.path)
+    return value
+
+
 def not_local(value: object) -> str | None:
     """Why ``value`` cannot be a local path: a URI (``s3://bucket/out``; as a path, the local folder
-    ``s3:/bucket/out``, and the user would look for the files in the bucket); else None."""
-    if isinstance(value, str) and URI.match(value) and not value.lower().startswith("file:///"):
+    ``s3:/bucket/out``, and the user would look for the files in the bucket); else None. (A
+    ``file://`` URI of this machine is ``from_file_uri``'s to turn into its path first.)"""
+    if isinstance(value, str) and URI.match(value):
         return f"{value} is a URI: this reads and writes local files and folders; copy them here"
     return None
 
