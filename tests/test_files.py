@@ -192,7 +192,7 @@ if __name__ == "__main__":
 def test_shards_starting_together_into_a_new_folder_do_not_remove_it_from_under_one_another(tmp_path):
     """The check made the missing output folder, wrote a file there and removed the folder
     again; a shard started with it, whose own check or first write came in between, found no
-    folder ("cannot write ...: No such file or directory"): a few rounds in a hundred here."""
+    folder ("cannot write ...: No such file or directory"): 9 to 36 times in 100 rounds here."""
     (tmp_path / "race.py").write_text(RACE)
     rounds = 100
     done = subprocess.run(
