@@ -247,3 +247,56 @@ def test_a_held_folder_is_one_process_s_and_leaves_nothing_of_its_own(tmp_path):
             with held_folder(run, "busy"):
                 pass
     assert [p.name for p in run.iterdir()] == ["last.pt"]
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(OutputError, match="cannot write .*a-file: File exists"), held_folder(tmp_path / "a-file", ""):
+        pass
+
+
+HELD_RACE = """
+import sys
+from multiprocessing import Barrier, Process, Queue
+from pathlib import Path
+
+from clothes_extractor.errors import OutputError
+from clothes_extractor.runtime.files import held_folder
+
+
+def run(start, failures, root, fails_at_once, rounds):
+    failed = []
+    for k in range(rounds):
+        start.wait()  # three runs into one new folder at once; the first fails before writing anything
+        try:
+            with held_folder(root / str(k) / "run", "busy"):
+                if fails_at_once:
+                    raise RuntimeError
+        except RuntimeError:
+            pass
+        except OutputError as exc:
+            if str(exc) != "busy":
+                failed.append(str(exc))
+    failures.put(failed)
+
+
+if __name__ == "__main__":
+    root, rounds = Path(sys.argv[1]), int(sys.argv[2])
+    start, failures = Barrier(3), Queue()
+    runs = [Process(target=run, args=(start, failures, root, i == 0, rounds)) for i in range(3)]
+    for process in runs:
+        process.start()
+    failed = [message for _ in runs for message in failures.get(timeout=120)]
+    for process in runs:
+        process.join()
+    print(len(failed), *failed[:3], sep="\\n")
+"""
+
+
+def test_runs_into_one_new_folder_are_told_busy_never_that_it_is_gone(tmp_path):
+    """A run that made the folder and failed at once removes it; one started with it, between
+    making the folder and opening its lock file, found no folder (``cannot write ...: No such
+    file or directory``, or ``File exists``: 251 in 4,000 here): it makes the folder again."""
+    (tmp_path / "race.py").write_text(HELD_RACE)
+    done = subprocess.run(
+        [sys.executable, tmp_path / "race.py", tmp_path / "out", "300"],
+        capture_output=True, text=True, env=cli_env(), timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout.splitlines()[0] == "0", done.stdout + done.stderr

@@ -150,11 +150,16 @@ def held_folder(folder: Path, busy: str) -> Iterator[None]:
     folder = Path(folder)
     made = [f for f in (folder, *folder.absolute().parents) if not f.exists()]  # deepest first
     path = folder / ".ce-lock"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as exc:
-        raise OutputError(f"cannot write {folder}: {exc.strerror or exc}") from None
+    for tries_left in reversed(range(3)):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            break
+        except OSError as exc:
+            # (a folder removed meanwhile, by a run that made it and failed at once: made again)
+            gone = isinstance(exc, FileNotFoundError) or (isinstance(exc, FileExistsError) and not _a_file(folder))
+            if not gone or not tries_left:
+                raise OutputError(f"cannot write {folder}: {exc.strerror or exc}") from None
     if not locked(descriptor):
         os.close(descriptor)
         raise OutputError(busy)
@@ -168,6 +173,11 @@ def held_folder(folder: Path, busy: str) -> Iterator[None]:
                 parent.rmdir()
             except OSError:
                 break  # not empty: the block wrote there
+
+
+def _a_file(path: Path) -> bool:
+    """Whether something that is not a folder is at ``path`` (a file, a link to one)."""
+    return os.path.lexists(path) and not os.path.isdir(path)
 
 
 def write_atomic(path: Path, data: bytes | Callable[[IO[bytes]], None], *, sync: bool = True) -> None:
