@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -156,36 +157,50 @@ def test_output_files_named_by_options_are_checked_first(tmp_path):
         check_writable_file(tmp_path / "file" / "sheet.png", "--sheet", (".png",))
 
 
-RACE = """
+RACE_MAIN = """
+if __name__ == "__main__":  # three processes, each round started at once (a barrier); prints the failures
+    root, rounds = Path(sys.argv[1]), int(sys.argv[2])
+    start, failures = Barrier(3), Queue()
+    processes = [Process(target=work, args=(start, failures, root, i, rounds)) for i in range(3)]
+    for process in processes:
+        process.start()
+    failed = [message for _ in processes for message in failures.get(timeout=120)]
+    for process in processes:
+        process.join()
+    print(len(failed), *failed[:3], sep="\\n")
+"""
+RACE_IMPORTS = """
 import sys
 from multiprocessing import Barrier, Process, Queue
 from pathlib import Path
 
-from clothes_extractor.runtime.files import check_output_dir, write_atomic
+from clothes_extractor.errors import OutputError
+from clothes_extractor.runtime.files import check_output_dir, held_folder, write_atomic
+"""
 
 
-def shard(start, failures, root, name, rounds):
+def failures_in_a_race(work: str, root: Path, rounds: int) -> list[str]:
+    """Run ``work`` (a function ``work(start, failures, root, index, rounds)`` in a script) in
+    three processes, each round at once: the messages of what failed, first the count."""
+    script = root.parent / f"{root.name}.py"
+    script.write_text(RACE_IMPORTS + work + RACE_MAIN)
+    done = subprocess.run([sys.executable, script, root, str(rounds)], capture_output=True, text=True,
+                          env=cli_env(), timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+SHARDS_START = """
+def work(start, failures, root, index, rounds):
     failed = []
     for k in range(rounds):
         start.wait()  # the three check the same new folder at once, then write into it
         try:
             check_output_dir(root / str(k))
-            write_atomic(root / str(k) / name, b"x", sync=False)
-        except Exception as exc:
+            write_atomic(root / str(k) / f"s{index}", b"x", sync=False)
+        except OutputError as exc:
             failed.append(str(exc))
     failures.put(failed)
-
-
-if __name__ == "__main__":
-    root, rounds = Path(sys.argv[1]), int(sys.argv[2])
-    start, failures = Barrier(3), Queue()
-    shards = [Process(target=shard, args=(start, failures, root, f"s{i}", rounds)) for i in range(3)]
-    for process in shards:
-        process.start()
-    failed = [message for _ in shards for message in failures.get(timeout=120)]
-    for process in shards:
-        process.join()
-    print(len(failed), *failed[:3], sep="\\n")
 """
 
 
@@ -193,13 +208,9 @@ def test_shards_starting_together_into_a_new_folder_do_not_remove_it_from_under_
     """The check made the missing output folder, wrote a file there and removed the folder
     again; a shard started with it, whose own check or first write came in between, found no
     folder ("cannot write ...: No such file or directory"): 9 to 36 times in 100 rounds here."""
-    (tmp_path / "race.py").write_text(RACE)
     rounds = 100
-    done = subprocess.run(
-        [sys.executable, tmp_path / "race.py", tmp_path / "out", str(rounds)],
-        capture_output=True, text=True, env=cli_env(), timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0 and done.stdout.splitlines()[0] == "0", done.stdout + done.stderr
+    failed = failures_in_a_race(SHARDS_START, tmp_path / "out", rounds)
+    assert failed[0] == "0", failed
     folders = list((tmp_path / "out").iterdir())
     assert sorted(folder.name for folder in folders) == sorted(map(str, range(rounds)))
     assert all(sorted(p.name for p in folder.iterdir()) == ["s0", "s1", "s2"] for folder in folders)
@@ -252,22 +263,14 @@ def test_a_held_folder_is_one_process_s_and_leaves_nothing_of_its_own(tmp_path):
         pass
 
 
-HELD_RACE = """
-import sys
-from multiprocessing import Barrier, Process, Queue
-from pathlib import Path
-
-from clothes_extractor.errors import OutputError
-from clothes_extractor.runtime.files import held_folder
-
-
-def run(start, failures, root, fails_at_once, rounds):
+RUNS_START = """
+def work(start, failures, root, index, rounds):
     failed = []
     for k in range(rounds):
         start.wait()  # three runs into one new folder at once; the first fails before writing anything
         try:
             with held_folder(root / str(k) / "run", "busy"):
-                if fails_at_once:
+                if index == 0:
                     raise RuntimeError
         except RuntimeError:
             pass
@@ -275,18 +278,6 @@ def run(start, failures, root, fails_at_once, rounds):
             if str(exc) != "busy":
                 failed.append(str(exc))
     failures.put(failed)
-
-
-if __name__ == "__main__":
-    root, rounds = Path(sys.argv[1]), int(sys.argv[2])
-    start, failures = Barrier(3), Queue()
-    runs = [Process(target=run, args=(start, failures, root, i == 0, rounds)) for i in range(3)]
-    for process in runs:
-        process.start()
-    failed = [message for _ in runs for message in failures.get(timeout=120)]
-    for process in runs:
-        process.join()
-    print(len(failed), *failed[:3], sep="\\n")
 """
 
 
@@ -294,9 +285,5 @@ def test_runs_into_one_new_folder_are_told_busy_never_that_it_is_gone(tmp_path):
     """A run that made the folder and failed at once removes it; one started with it, between
     making the folder and opening its lock file, found no folder (``cannot write ...: No such
     file or directory``, or ``File exists``: 251 in 4,000 here): it makes the folder again."""
-    (tmp_path / "race.py").write_text(HELD_RACE)
-    done = subprocess.run(
-        [sys.executable, tmp_path / "race.py", tmp_path / "out", "300"],
-        capture_output=True, text=True, env=cli_env(), timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0 and done.stdout.splitlines()[0] == "0", done.stdout + done.stderr
+    failed = failures_in_a_race(RUNS_START, tmp_path / "out", 300)
+    assert failed[0] == "0", failed
