@@ -1,4 +1,5 @@
-"""The typed errors of the library. Only ``cli.py`` turns them into messages and exit codes.
+"""The typed errors of the library. Only ``cli.py`` turns them into messages and exit codes;
+``path_error`` words what the system says of a path, where no check of ours said it first.
 
 Every message says what is wrong and, where there is one, how to fix it.
 """

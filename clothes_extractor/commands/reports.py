@@ -13,7 +13,6 @@ from typing import Any, Iterable
 import click
 
 from ..errors import OutputError
-from ..runtime.files import locked
 from .common import MAX_FAILURES_SHOWN, STDOUT
 
 
@@ -100,6 +99,8 @@ class Report:
         if path == STDOUT:
             self.handle = sys.stdout
             return
+        from ..runtime.files import locked
+
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)  # (not emptied before it is locked)
