@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from clothes_extractor.runtime.images import SIGNATURE_KEY
 from conftest import TINY_SIZE, VITON_HD_SAMPLE, VITON_VAL, cli_env, cp_vton_subset, person_photo, run_cli
 
 COMMANDS = [
@@ -281,6 +282,35 @@ def test_uris_without_ray_are_refused_or_read_as_the_local_paths_they_name(tiny_
     assert done.returncode == 0, done.stderr
     assert len(list((tmp_path / "out").iterdir())) == len(list((tmp_path / "saved").iterdir())) == 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png", "masks", "out", "photos", "saved"]  # no "file:"
+
+
+def test_a_photo_or_mask_changed_after_its_garment_was_written_is_redone(tiny_model_path, photo_folder, tmp_path):
+    """A product shot again under its old name, a mask fixed by hand: the rerun skipped them
+    (their outputs carried this run's signature), and the shop kept the old garment. Outputs now
+    record their inputs' size and modification time; a time in the future is redone once."""
+    from PIL import PngImagePlugin
+
+    photos, masks = photo_folder
+    out = tmp_path / "out"
+    args = ("extract", photos, "-o", out, "--model", tiny_model_path, "--masks", masks)
+    assert "5 extracted" in run_cli(*args).stderr
+    shutil.copy(photos / "p4.jpg", photos / "p1.jpg")  # shot again (a copy: a new modification time)
+    masks.joinpath("p3.png").write_bytes(masks.joinpath("p3.png").read_bytes())  # fixed by hand
+    ahead = time.time() + 3600  # (a zip unpacked across time zones)
+    os.utime(photos / "p2.jpg", (ahead, ahead))
+    with Image.open(out / "p0.png") as before:  # an output from before outputs recorded their inputs
+        text = before.info[SIGNATURE_KEY].split(" inputs=")[0]
+        info = PngImagePlugin.PngInfo()
+        info.add_text(SIGNATURE_KEY, text)
+        before.save(out / "p0.png", pnginfo=info)
+    dry = run_cli(*args, "--dry-run")
+    assert "5 photo(s): 3 to extract, 2 already done" in dry.stderr, dry.stderr
+    again = run_cli(*args, "--report", tmp_path / "r.jsonl")
+    assert again.returncode == 0 and "3 extracted" in again.stderr and "2 skipped" in again.stderr, again.stderr
+    written = {Path(r["input"]).name for r in map(json.loads, (tmp_path / "r.jsonl").read_text().splitlines())
+               if r["status"] == "ok"}  # fmt: skip
+    assert written == {"p1.jpg", "p2.jpg", "p3.jpg"}
+    assert "0 extracted" in run_cli(*args).stderr  # (the time in the future, too: once)
 
 
 def test_bad_model_files(photo_folder, tmp_path):

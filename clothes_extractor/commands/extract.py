@@ -456,6 +456,7 @@ def _extract_one(photo: Path, output: str, scratch: Callable[[], Path], options:
         job.error,
         Path(options["save_masks"]) / f"{photo.stem}.png" if options["save_masks"] else None,
         redo=options["given"].get(photo) == "-",  # another photo each time: never "already done"
+        stamp=None if photo in options["given"] else job.stamp,  # (a download's file is new each run)
     )
     refused = overwrite_error(job.photo, job.output, job.mask_output, job.mask.path)
     if refused is not None:
@@ -549,8 +550,11 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     note = _size_note(generator, segmenter, extract_options)
     decoder = _open_decoder(options["decode"], generator)
     jobs = removing_stale_partials(jobs)
-    piped = {path for path, item in options["given"].items() if item == "-"}
-    jobs = (dataclasses.replace(job, redo=True) if job.photo in piped else job for job in jobs)  # (see _extract_one)
+    given = options["given"]  # standard input and URLs: temporary files, new each run (see _extract_one)
+    jobs = (
+        dataclasses.replace(job, redo=given[job.photo] == "-", stamp=None) if job.photo in given else job
+        for job in jobs
+    )
     report = Report(options["report"])
     using = generator.path.name + (f" + {segmenter.path.name}" if segmenter else "")
     streams = f" in {generator.cpu_streams} streams" if generator.cpu_streams > 1 else ""

@@ -91,7 +91,7 @@ def _fetch(job: ExtractJob, folder: Path) -> ExtractJob:
     mask = job.mask
     if mask.path is not None and is_remote(str(mask.path)):
         mask = MaskSource(mask.kind, local(str(mask.path), "mask"))
-    return ExtractJob(photo, job.output, mask, job.error, job.mask_output)
+    return ExtractJob(photo, job.output, mask, job.error, job.mask_output, stamp=job.stamp)
 
 
 def _remote_already_done(uri: str, job: ExtractJob, plan: Plan, overwrite: bool) -> bool:
@@ -109,7 +109,7 @@ def _remote_already_done(uri: str, job: ExtractJob, plan: Plan, overwrite: bool)
         with fs.open_input_stream(path) as stream:
             local.write_bytes(stream.read())
         check_replaceable(local, shown_as=uri)
-        return read_signature(local, output_format(local)) == plan.signature_of(job.mask)
+        return plan.wrote(read_signature(local, output_format(local)), job.mask, job.stamp)
 
 
 def prepare_row(row: dict[str, Any], plan: Plan, overwrite: bool) -> dict[str, bytes]:

@@ -43,6 +43,7 @@ class ExtractJob:
     error: str | None = None  # set when the job is known to fail before any decoding
     mask_output: Path | None = None  # where to save the mask used (--save-masks)
     redo: bool = False  # never skipped as done (a photo from standard input: its name says nothing)
+    stamp: str | None = None  # the photo's and mask file's size and change time when the job was made
 
     @property
     def mask_saved_already(self) -> bool:
@@ -264,7 +265,19 @@ def iter_jobs(
             mask_output = save_masks / f"{entry.rel}.png" if save_masks is not None else None
             if error is None and (named or source.path is not None):  # (a dataset's parse maps, --masks files)
                 error = overwrite_error(entry.path, output, mask_output, source.path)
-            yield ExtractJob(entry.path, output, source, error, mask_output)
+            yield ExtractJob(entry.path, output, source, error, mask_output, stamp=input_stamp(entry.path, source.path))
+
+
+def input_stamp(*paths: Path | None) -> str | None:
+    """The size and modification time (ns) of each file a job reads (``SIZE:MTIME``, joined by
+    ``,``), as its output's signature stores them: a rerun redoes an output whose photo or mask
+    file changed since (a product shot again under its old name, a mask fixed by hand), whatever
+    the clocks (a time in the future included). None where one cannot be looked up."""
+    try:
+        stats = [os.stat(path) for path in paths if path is not None]
+    except OSError:
+        return None
+    return ",".join(f"{stat.st_size}:{stat.st_mtime_ns}" for stat in stats)
 
 
 def _not_walked(*folders: Path | None) -> set[Path]:

@@ -1,11 +1,13 @@
 """Resume: a job whose output these models already wrote, with these settings, is skipped.
 
 Every output carries the run's signature (``Plan.signature_of``: the generator's digest, the
-size and the background, and the segmenter's where it found the mask); an output with another
-one, or cut short, is redone; a file this tool did not write is kept and the job reported
-(``signature.check_replaceable``), unless ``overwrite``. ``preview_extraction`` says so of
-every job without decoding a photo (``extract --dry-run``). ``written_anyway`` reads an output
-back the same way where a worker process died before it could say that it wrote it.
+size and the background, the segmenter's where it found the mask, and the size and
+modification time of the photo and the mask file it was made from: ``jobs.input_stamp``); an
+output with another one (its photo or mask changed since), or cut short, is redone; a file
+this tool did not write is kept and the job reported (``signature.check_replaceable``),
+unless ``overwrite``. ``preview_extraction`` says so of every job without decoding a photo
+(``extract --dry-run``). ``written_anyway`` reads an output back the same way where a worker
+process died before it could say that it wrote it.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def already_done(job: ExtractJob, plan: Plan, overwrite: bool) -> bool:
     ``overwrite``)."""
     if overwrite:
         return False
-    if not job.redo and read_signature(job.output, output_format(job.output)) == plan.signature_of(job.mask):
+    if not job.redo and plan.wrote(read_signature(job.output, output_format(job.output)), job.mask, job.stamp):
         return True
     if os.path.exists(job.output):  # (False where its name cannot be looked up: too long, say; the write says why)
         check_replaceable(job.output)
@@ -80,7 +82,7 @@ def written_anyway(item: Prepared, plan: Plan, before: tuple[int, int, int] | No
     broke: ``WorkerDied``) where the write was done: the output there is whole, carries this run's
     signature and is not the file there before it was sent (``before_write``). None: it was not."""
     job = item.job
-    if read_signature(job.output, output_format(job.output)) != plan.signature_of(job.mask):
+    if read_signature(job.output, output_format(job.output)) != plan.signature_of(job.mask, job.stamp):
         return None
     if before is not None and stamp(job.output) == before:
         return None

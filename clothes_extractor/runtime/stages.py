@@ -67,6 +67,7 @@ NO_MASK_HELP = (
 # A photo that goes to the segmenter is also kept letterboxed at DETAIL_FACTOR x its input
 # size: a garment that fills little of the frame (a full-body shot) gets a second, zoomed
 # look from it, without decoding the photo again.
+INPUTS = "inputs="  # the signature's word for the inputs an output was made from (``jobs.input_stamp``)
 DETAIL_FACTOR = 3
 ZOOM_BELOW = 0.5  # a garment box under this share of the frame's height and width gets the zoomed look
 ZOOM_MARGIN = 0.25
@@ -92,13 +93,24 @@ class Plan:
     signature: str = ""  # the generator's digest, the size and the background
     segmenter_digest: str = ""  # the segmenter's, where the run has one
 
-    def signature_of(self, mask: MaskSource) -> str:
+    def signature_of(self, mask: MaskSource, stamp: str | None = None) -> str:
         """The signature of an output whose mask comes from ``mask``: the run's, and the
         segmenter's digest where the segmenter finds the mask (kind "auto"; its masks, and which
-        photos show a garment alone, decide the output), so that a new segmenter redoes those."""
+        photos show a garment alone, decide the output), so that a new segmenter redoes those;
+        and ``stamp``, the photo's and mask file's (``jobs.input_stamp``), where there is one."""
+        signature = self.signature
         if mask.kind == "auto" and self.segmenter_digest:
-            return f"{self.signature} segmenter={self.segmenter_digest}"
-        return self.signature
+            signature = f"{signature} segmenter={self.segmenter_digest}"
+        return signature if stamp is None else f"{signature} {INPUTS}{stamp}"
+
+    def wrote(self, signature: str | None, mask: MaskSource, stamp: str | None) -> bool:
+        """Whether an output's ``signature`` is this run's for a job of ``mask`` whose inputs are as
+        ``stamp`` says now. One written before outputs recorded their inputs (2026-12-05), or
+        where the inputs cannot be looked up now, is judged by the models and settings alone."""
+        if signature is None:
+            return False
+        written, _, inputs = signature.partition(f" {INPUTS}")
+        return written == self.signature_of(mask) and (not inputs or stamp is None or inputs == stamp)
 
     @property
     def resizes_drawn(self) -> bool:
@@ -114,11 +126,13 @@ class Plan:
         size = self.output_size if isinstance(self.output_size, tuple) else None
         return apply_background(outputs["garment"], outputs.get("alpha"), self.background, size)
 
-    def encoded(self, outputs: dict[str, np.ndarray], fmt: str, mask: MaskSource) -> tuple[bytes, tuple[int, int]]:
+    def encoded(
+        self, outputs: dict[str, np.ndarray], fmt: str, mask: MaskSource, stamp: str | None = None
+    ) -> tuple[bytes, tuple[int, int]]:
         """One garment's file as it is written (``page``, encoded as ``fmt`` with the signature
-        of an output whose mask came from ``mask``), and its (height, width)."""
+        of an output whose mask came from ``mask``, inputs ``stamp``), and its (height, width)."""
         rgb, alpha = self.page(outputs)
-        data = encode_image(rgb, fmt, self.quality, alpha=alpha, signature=self.signature_of(mask))
+        data = encode_image(rgb, fmt, self.quality, alpha=alpha, signature=self.signature_of(mask, stamp))
         return data, (rgb.shape[0], rgb.shape[1])
 
 
@@ -722,7 +736,7 @@ def write(item: Prepared, outputs: dict[str, np.ndarray], plan: Plan) -> FileRes
     error is the result's (``stops_job`` where the disk is full)."""
     job = item.job
     try:
-        data, size = plan.encoded(outputs, output_format(job.output), job.mask)
+        data, size = plan.encoded(outputs, output_format(job.output), job.mask, job.stamp)
         write_atomic(job.output, data)
     except Exception as exc:  # noqa: BLE001 - one bad output must not stop the folder (a full disk does)
         log.debug("writing %s failed", job.output, exc_info=True)
