@@ -43,7 +43,7 @@ class ExtractJob:
     error: str | None = None  # set when the job is known to fail before any decoding
     mask_output: Path | None = None  # where to save the mask used (--save-masks)
     redo: bool = False  # never skipped as done (a photo from standard input: its name says nothing)
-    stamp: str | None = None  # the photo's and mask file's size and change time when the job was made
+    stamp: str | None = None  # the size and modification time of its photo and mask file when the job was made
 
     @property
     def mask_saved_already(self) -> bool:
