@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -111,6 +112,19 @@ def test_an_output_name_too_long_is_reported_on_every_run(models, tryon_folders,
         assert summary.failed == 1 and summary.ok + summary.skipped == 2
     failed = [result.error for result in seen if result.status == "error"]
     assert len(failed) == 2 and all("File name too long (its name is 258 bytes)" in error for error in failed), failed
+
+
+def test_a_person_photo_changed_since_is_dressed_again(models, tryon_folders, tmp_path):
+    """A person photographed again under the old name: a rerun kept the old result (its
+    signature was this run's) until the 58th stop; outputs record their inputs now."""
+    persons, garments = tryon_folders
+    runs = []
+    for change in (None, None, lambda: shutil.copy(persons / TRYON_PERSONS[2], persons / TRYON_PERSONS[0])):
+        if change is not None:
+            change()
+        summary = dress_folder(persons, garments / "g0.png", tmp_path / "out", **models)
+        runs.append((summary.ok, summary.skipped, summary.failed))
+    assert runs == [(3, 0, 0), (0, 3, 0), (1, 2, 0)]
 
 
 def test_tryon_refuses_an_output_folder_that_is_an_input_folder(tryon_folders):
@@ -368,7 +382,12 @@ def test_garments_from_photos_and_a_bad_photo_reported(models, tryon_folders, tm
             on_result=seen.append,
         )
         expected = dress(person, persons / "figure-6.jpg", garment_from_photo=True, generator=generator, **models)
-        (persons / "figure-6.jpg").write_bytes(b"not a jpeg either")  # a done pair's photo: a rerun never reads it
+        # a done pair's photo, unreadable now but of the same size and time (unchanged, by what a
+        # rerun looks at): a rerun never reads it
+        done_photo = persons / "figure-6.jpg"
+        kept = done_photo.stat()
+        done_photo.write_bytes(b"\0" * kept.st_size)
+        os.utime(done_photo, ns=(kept.st_atime_ns, kept.st_mtime_ns))
         rerun = dress_folder(person, persons, tmp_path / "out", garment_from_photo=True, generator=generator, **models)
     assert (rerun.ok, rerun.skipped, rerun.failed) == (0, 3, 1)  # (broken.jpg: stage one tried again, and failed)
     assert (summary.ok, summary.failed) == (3, 1)
@@ -379,7 +398,9 @@ def test_garments_from_photos_and_a_bad_photo_reported(models, tryon_folders, tm
     assert files(tmp_path / "out") == [f"figure-3__{Path(name).stem}.png" for name in TRYON_PERSONS]
     written = Image.open(tmp_path / "out" / "figure-3__figure-6.png")
     assert np.array_equal(np.asarray(written.convert("RGB")), np.asarray(expected))
-    assert written.info[SIGNATURE_KEY].endswith(f" generator={generator.digest[:16]}")  # (another one redoes it)
+    signature, _, inputs = written.info[SIGNATURE_KEY].partition(" inputs=")
+    assert signature.endswith(f" generator={generator.digest[:16]}")  # (another one redoes it)
+    assert inputs == ",".join(f"{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in (person, done_photo))
 
 
 def test_stage_one_goes_a_window_of_pairs_at_a_time(models, tryon_folders, tmp_path):

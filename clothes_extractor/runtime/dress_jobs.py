@@ -36,7 +36,7 @@ from .options import default_workers
 from .pipeline import CANCELLED
 from .session import trim_memory
 from .signature import check_replaceable, read_signature
-from .stages import JobTally, describe_error, output_format
+from .stages import JobTally, describe_error, output_format, signed_by, with_inputs
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class DressJob:
     garment: Path
     output: Path
     photo: Path | None = None
+    stamp: str | None = None  # the size and modification time of the person and garment files (``jobs.input_stamp``)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def _finished(job: DressJob, signature: str, fmt: str) -> bool:
     """Whether these models (``signature``) already wrote the output; ``OutputError`` for someone else's file there."""
     if not os.path.exists(job.output):  # (False where its name cannot be looked up: too long; the write says why)
         return False
-    if read_signature(job.output, fmt) == signature:
+    if signed_by(read_signature(job.output, fmt), signature, job.stamp):  # (a person or garment changed: redone)
         return True
     check_replaceable(job.output)
     return False
@@ -288,7 +289,8 @@ class _Writers:
     def _write(self, job: DressJob, fitted: Fitted, image: np.ndarray) -> tuple[DressResult, DiskFull | None]:
         try:
             dressed = paste(fitted, image)
-            data = encode_image(np.asarray(dressed), output_format(job.output), self.quality, signature=self.signature)
+            signature = with_inputs(self.signature, job.stamp)
+            data = encode_image(np.asarray(dressed), output_format(job.output), self.quality, signature=signature)
             write_atomic(job.output, data)  # (its folder made there)
         except Exception as exc:  # noqa: BLE001 - a bad output fails this pair, the job reports it
             return DressResult.of(job, "error", describe_error(exc)), exc if isinstance(exc, DiskFull) else None

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 from ..errors import InputError, NoGarmentError, OutputError
 from .dress_jobs import DressingSummary, DressJob, DressResult, decided
 from .files import same_file
-from .jobs import find_jobs
+from .jobs import find_jobs, input_stamp
 from .options import ExtractOptions
 from .pipeline import run_extraction
 from .session import ModelSession, trim_memory
@@ -279,7 +279,7 @@ def dress_jobs(pairs: Pairs, out_dir: Path, fmt: str, single: Path | None = None
         if error is not None:
             yield DressResult(str(person), str(garment), "error", str(path), error)
         else:
-            yield DressJob(person, garment, path)
+            yield DressJob(person, garment, path, stamp=input_stamp(person, garment))
 
 
 def with_catalog(jobs: Iterable[DressJob | DressResult], catalog: Catalog) -> Iterator[DressJob | DressResult]:
@@ -292,7 +292,7 @@ def with_catalog(jobs: Iterable[DressJob | DressResult], catalog: Catalog) -> It
             continue
         made = catalog.get(job.garment, "garment photo: stage one did not reach it")
         if isinstance(made, Path):
-            yield DressJob(job.person, made, job.output, photo=job.garment)
+            yield DressJob(job.person, made, job.output, photo=job.garment, stamp=job.stamp)  # (of the photo)
         else:
             yield DressResult.of(job, "error", made)
 

@@ -101,16 +101,12 @@ class Plan:
         signature = self.signature
         if mask.kind == "auto" and self.segmenter_digest:
             signature = f"{signature} segmenter={self.segmenter_digest}"
-        return signature if stamp is None else f"{signature} {INPUTS}{stamp}"
+        return with_inputs(signature, stamp)
 
     def wrote(self, signature: str | None, mask: MaskSource, stamp: str | None) -> bool:
-        """Whether an output's ``signature`` is this run's for a job of ``mask`` whose inputs are as
-        ``stamp`` says now. One written before outputs recorded their inputs (2026-12-05), or
-        where the inputs cannot be looked up now, is judged by the models and settings alone."""
-        if signature is None:
-            return False
-        written, _, inputs = signature.partition(f" {INPUTS}")
-        return written == self.signature_of(mask) and (not inputs or stamp is None or inputs == stamp)
+        """Whether an output's ``signature`` is this run's for a job of ``mask`` whose inputs are
+        as ``stamp`` says now (``signed_by``)."""
+        return signed_by(signature, self.signature_of(mask), stamp)
 
     @property
     def resizes_drawn(self) -> bool:
@@ -134,6 +130,21 @@ class Plan:
         rgb, alpha = self.page(outputs)
         data = encode_image(rgb, fmt, self.quality, alpha=alpha, signature=self.signature_of(mask, stamp))
         return data, (rgb.shape[0], rgb.shape[1])
+
+
+def with_inputs(signature: str, stamp: str | None) -> str:
+    """``signature`` with the record of the inputs an output is made from (``jobs.input_stamp``)."""
+    return signature if stamp is None else f"{signature} {INPUTS}{stamp}"
+
+
+def signed_by(signature: str | None, expected: str, stamp: str | None) -> bool:
+    """Whether an output's ``signature`` is ``expected`` (these models and settings) for inputs
+    that are as ``stamp`` says now. One written before outputs recorded their inputs
+    (2026-12-05), or where the inputs cannot be looked up now, is judged by ``expected`` alone."""
+    if signature is None:
+        return False
+    written, _, inputs = signature.partition(f" {INPUTS}")
+    return written == expected and (not inputs or stamp is None or inputs == stamp)
 
 
 @dataclass
