@@ -222,6 +222,7 @@ def test_a_folder_job_refuses_an_image_file_for_its_output_folder(tiny_model_pat
         ((photos, "-o", tmp_path / "g.png"), f"{photos} is a folder: -o must be a folder for their garments"),
         ((photos / "p0.jpg", photos / "p1.jpg", "-o", tmp_path / "g.jpg"), "2 photos or folders are given: -o must"),
         ((photos, "-o", tmp_path / "g.gif"), "not an image file"),
+        ((photos, "-o", f"file://{tmp_path / 'g.png'}"), "-o must be a folder for their garments"),
     ]
     for args, says in cases:
         done = run_cli("extract", *args, *model)

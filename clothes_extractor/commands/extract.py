@@ -350,10 +350,12 @@ def _local_uris(inputs: tuple[str, ...], output: str) -> tuple[tuple[str, ...], 
 def _check_folder_output(inputs: tuple[str, ...], output: str, listing: bool) -> None:
     """``UsageError`` for a folder job (a folder, several photos, a list) whose ``-o`` names an
     image file: it made a folder of that name (an existing folder of that name is the job's)."""
+    from ..runtime.files import URI, from_file_uri
     from ..runtime.images import IMAGE_SUFFIXES
 
+    output = str(from_file_uri(output))  # (file:///x.png is the local x.png; s3://... is Ray's)
     out = Path(output)
-    if output == "-" or "://" in output or out.suffix.lower() not in IMAGE_SUFFIXES or out.is_dir():
+    if output == "-" or URI.match(output) or out.suffix.lower() not in IMAGE_SUFFIXES or out.is_dir():
         return
     if listing or len(inputs) > 1 or Path(inputs[0]).is_dir():
         what = "a --files-from list makes a folder job" if listing else (
