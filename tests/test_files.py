@@ -4,6 +4,7 @@ import errno
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -214,6 +215,35 @@ def test_shards_starting_together_into_a_new_folder_do_not_remove_it_from_under_
     folders = list((tmp_path / "out").iterdir())
     assert sorted(folder.name for folder in folders) == sorted(map(str, range(rounds)))
     assert all(sorted(p.name for p in folder.iterdir()) == ["s0", "s1", "s2"] for folder in folders)
+
+
+def test_stale_partials_below_are_all_removed_while_another_job_checks_the_folder(tmp_path):
+    """A recursive clean-up (a folder tree job's) walking the output folder while another job
+    (a shard) checked it: the probe folder, gone as the walk came to it, ended the walk there,
+    and the stale files after it were left (rglob raised: 535 files left over 200 rounds, once here)."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    out, stop = tmp_path / "out", threading.Event()
+
+    def shard():  # makes and removes a probe folder (with new/deeper inside it) in out, again and again
+        while not stop.is_set():
+            check_output_dir(out / "new" / "deeper")
+
+    stale = [out / name / f".ce-{int(dead.stdout)}-0123abcd.partial" for name in "abcdefgh"]
+    left = []
+    for path in stale:
+        path.parent.mkdir(parents=True)
+    checking = threading.Thread(target=shard)
+    checking.start()
+    try:
+        for _ in range(200):
+            for path in stale:
+                path.write_bytes(b"x")
+            remove_stale_partials(out, recursive=True)
+            left += [path for path in stale if path.exists()]
+    finally:
+        stop.set()
+        checking.join()
+    assert left == []
 
 
 def test_the_output_folder_check_makes_nothing_and_says_what_is_in_the_way(tmp_path):

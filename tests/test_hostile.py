@@ -106,7 +106,12 @@ def _env(temp: Path | None) -> dict[str, str]:
 
 
 def _finished(out: Path) -> int:
-    return sum(1 for path in out.rglob("*") if path.is_file() and not path.name.startswith(".")) if out.is_dir() else 0
+    # os.walk, not rglob: the job's probe folder (hidden) may be gone by the time a walk lists it
+    finished = 0
+    for _, folders, names in os.walk(out):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        finished += sum(1 for name in names if not name.startswith("."))
+    return finished
 
 
 def test_a_hostile_folder_with_kills_and_reruns(tiny_model_path, tmp_path):

@@ -81,19 +81,40 @@ def _pid_alive(pid: int) -> bool:
 def remove_stale_partials(folder: Path, recursive: bool = False) -> int:
     """Remove the temporary files of writers that no longer run (``_stale``); how many were removed."""
     removed = 0
-    try:
-        candidates = folder.rglob(".ce-*.partial") if recursive else folder.glob(".ce-*.partial")
-        for path in candidates:
-            match = PARTIAL_PATTERN.match(path.name)
-            if match and _stale(path, match.group(1), int(match.group(2))):
-                try:
-                    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-                    removed += 1
-                except OSError:
-                    pass
-    except OSError:
-        pass  # an unreadable folder: the job reports what it cannot read
+    for path in _partials(Path(folder), recursive):
+        match = PARTIAL_PATTERN.match(path.name)
+        if match and _stale(path, match.group(1), int(match.group(2))):
+            try:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+                removed += 1
+            except OSError:
+                pass
     return removed
+
+
+def _partials(folder: Path, recursive: bool) -> Iterator[Path]:
+    """The temporary names in ``folder`` (and below), not entering them. A folder that cannot be
+    read, or is gone by the time it is listed (another writer's temporary folder, removed as
+    the walk came to it), is passed over: the walk goes on (``rglob`` stopped there)."""
+    pending = [folder]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as listing:
+                entries = list(listing)
+        except OSError:
+            continue  # an unreadable folder: the job reports what it cannot read
+        for entry in entries:
+            if entry.name.startswith(".ce-") and entry.name.endswith(".partial"):
+                yield Path(entry.path)
+            elif recursive and _is_folder(entry):
+                pending.append(Path(entry.path))
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def from_file_uri(value: object) -> object:
