@@ -246,10 +246,15 @@ def test_an_output_name_over_255_bytes_is_reported_as_such_every_run(tiny_model_
         assert "unexpected" not in done.stderr and tally in done.stderr and "1 failed" in done.stderr, done.stderr
     # a path the system refuses where no check of ours looked first: one line, no traceback
     long = tmp_path / ("a" * 300)
-    for command in (("extract", photos, f"{long}.jpg"), ("extract", photos, "--masks", long)):
+    for command in (("extract", photos, "--masks", long), ("tryon", "--person", photos, "--garment", long)):
         done = run_cli(*command, "-o", tmp_path / "o", "--model", tiny_model_path)
-        assert done.returncode == 1 and "File name too long (a name in it is" in done.stderr, done.stderr
-        assert "Traceback" not in done.stderr and not (tmp_path / "o").exists()
+        assert done.returncode in (1, 2) and f"{long}: File name too long (a name in it is 300 bytes)" in done.stderr
+        assert "Traceback" not in done.stderr and not (tmp_path / "o").exists(), done.stderr
+    # an input is that input's failure, as one not found is: the others are extracted (it ended the job)
+    done = run_cli("extract", photos, f"{long}.jpg", "-o", tmp_path / "o", "--model", tiny_model_path, "--masks", masks)
+    assert done.returncode == 1 and f"error: {long}.jpg: File name too long (a name in it is 304" in done.stderr
+    assert "1 failed" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert len(list((tmp_path / "o").iterdir())) == len(list(photos.iterdir()))
 
 
 def test_uris_without_ray_are_refused_or_read_as_the_local_paths_they_name(tiny_model_path, photo_folder, tmp_path):

@@ -70,7 +70,9 @@ def tryon_resolution_option(flag: str, dest: str, where: str) -> Callable[[Calla
 
 class LocalPath(click.Path):
     """A ``click.Path`` that refuses a URI: as a path, ``s3://bucket/out`` is the local folder
-    ``s3:/bucket/out``, and the user would look for the files in the bucket."""
+    ``s3:/bucket/out``, and the user would look for the files in the bucket. A path that must
+    exist and that the system cannot look up (a name too long, a loop of links) says so, where
+    click would say it "does not exist"."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from ..runtime.files import from_file_uri, not_local
@@ -79,6 +81,13 @@ class LocalPath(click.Path):
         problem = not_local(value)
         if problem is not None:
             self.fail(problem, param, ctx)
+        if self.exists and not (self.allow_dash and value == "-"):
+            try:
+                os.stat(value)
+            except (FileNotFoundError, NotADirectoryError):
+                pass  # (click's own message)
+            except OSError as exc:
+                self.fail(path_error(exc), param, ctx)
         return super().convert(value, param, ctx)
 
 

@@ -7,6 +7,7 @@ the work itself is in ``runtime.pipeline`` and, with ``--ray``, ``distributed.ra
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -113,11 +114,11 @@ def _error_line(result: Any) -> str:
 def _single_output(paths: list[Path], output: str) -> bool:
     """One photo in and an image file (or ``-``) out: write that file, not a folder."""
     if output == "-":
-        if len(paths) != 1 or paths[0].is_dir():
+        if len(paths) != 1 or os.path.isdir(paths[0]):
             raise click.UsageError("-o - (standard output) takes exactly one photo")
         check_stdout_takes_an_image()
         return True
-    return len(paths) == 1 and paths[0].is_file() and names_an_image_file(Path(output), "garments")
+    return len(paths) == 1 and os.path.isfile(paths[0]) and names_an_image_file(Path(output), "garments")
 
 
 class _ListNeedsItsFolder(click.Command):
@@ -323,7 +324,7 @@ def _check_shard(inputs: tuple[str, ...], output: str, options: dict[str, Any]) 
     if any(item == "-" or "://" in item for item in inputs):
         raise click.UsageError("--shard splits folders and files of photos, not standard input or a URL")
     if output == "-" or (
-        len(inputs) == 1 and Path(inputs[0]).is_file() and names_an_image_file(Path(output), "garments")
+        len(inputs) == 1 and os.path.isfile(inputs[0]) and names_an_image_file(Path(output), "garments")
     ):
         raise click.UsageError("--shard splits a folder job: one photo to one file is not split")
 
@@ -357,7 +358,7 @@ def _check_folder_output(inputs: tuple[str, ...], output: str, listing: bool) ->
     out = Path(output)
     if output == "-" or URI.match(output) or out.suffix.lower() not in IMAGE_SUFFIXES or out.is_dir():
         return
-    if listing or len(inputs) > 1 or Path(inputs[0]).is_dir():
+    if listing or len(inputs) > 1 or os.path.isdir(inputs[0]):
         what = "a --files-from list makes a folder job" if listing else (
             f"{inputs[0]} is a folder" if len(inputs) == 1 else f"{len(inputs)} photos or folders are given"
         )  # fmt: skip
@@ -368,7 +369,7 @@ def _check_folder_output(inputs: tuple[str, ...], output: str, listing: bool) ->
 
 def _check_listing(inputs: tuple[str, ...], options: dict[str, Any]) -> None:
     """``UsageError`` where ``--files-from`` has no folder to read its entries in, or cannot be read."""
-    if len(inputs) != 1 or not Path(inputs[0]).is_dir():
+    if len(inputs) != 1 or not os.path.isdir(inputs[0]):
         raise click.UsageError("--files-from LIST names photos under one folder: give that folder as the only INPUT")
     listing = options["files_from"]
     if listing == "-":
@@ -538,7 +539,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
             f"--files-from {options['files_from']} names no photo (blank and # lines are left out)"
         )
     if not total:
-        folders = [i for i in inputs if i.is_dir()]
+        folders = [i for i in inputs if os.path.isdir(i)]
         below = bool(unsearched_subfolders(inputs, out_dir, save_masks, options["masks"]))
         raise click.ClickException(_no_photos([str(i) for i in inputs], folders, options["recursive"], below))
     if not options["recursive"] and listing is None:
@@ -728,7 +729,7 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
     jobs = JobWalk(local, remote, output, fmt, options["masks"], options["recursive"], options["save_masks"], listing)
     total = jobs.count()
     if not total:  # (a bucket's other files are not listed again)
-        folders = [i for i in local if i.is_dir()]
+        folders = [i for i in local if os.path.isdir(i)]
         out_dir = None if is_remote(output) else Path(output)
         below = bool(remote) or bool(unsearched_subfolders(local, out_dir, options["save_masks"], options["masks"]))
         raise click.ClickException(_no_photos(list(inputs), folders, options["recursive"], below))

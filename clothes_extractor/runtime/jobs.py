@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..errors import InputError, OutputError
+from ..errors import InputError, OutputError, path_error
 from .files import remove_stale_partials, same_file
 from .shards import Shard
 from .walk import (
@@ -163,7 +163,7 @@ def check_output_folders(
     if masks is not None and masks.resolve() == out:
         raise OutputError(f"the output folder {out_dir} is the --masks folder: garments would replace the masks")
     for item in inputs:
-        if item.is_dir() and item.resolve() == out:
+        if os.path.isdir(item) and item.resolve() == out:
             raise OutputError(
                 f"the output folder {out_dir} is the input folder: garments would mix with the photos; "
                 "choose another -o (a subfolder is fine)"
@@ -173,7 +173,7 @@ def check_output_folders(
     if save_masks.resolve() == out:
         raise OutputError(f"--save-masks {save_masks} is the output folder: masks would overwrite garments")
     for item in inputs:
-        if item.is_dir() and item.resolve() == save_masks.resolve():
+        if os.path.isdir(item) and item.resolve() == save_masks.resolve():
             raise OutputError(
                 f"--save-masks {save_masks} is the input folder: masks would mix with the photos (and replace "
                 "PNG photos); choose another folder (a subfolder is fine)"
@@ -232,12 +232,12 @@ def iter_jobs(
         named = False  # a photo given by name may sit where its outputs go; a walked folder never does
         if listing is not None:
             found, named = listed_photos(item, listing, exclude), True
-        elif item.is_dir():
+        elif os.path.isdir(item):  # (os.path: False, not an exception, for a name too long)
             found: Iterable[Found] = walk_photos(item, recursive, exclude)
-        elif item.exists():
+        elif os.path.exists(item):
             found, named = [named_photo(item)], True
         else:
-            found = [Found(item, item.stem, error=f"input not found: {item}")]
+            found = [Found(item, item.stem, error=_not_found(item))]
         for entry in found:
             if shard is not None and not shard.holds(entry.rel):
                 continue
@@ -266,6 +266,18 @@ def iter_jobs(
             if error is None and (named or source.path is not None):  # (a dataset's parse maps, --masks files)
                 error = overwrite_error(entry.path, output, mask_output, source.path)
             yield ExtractJob(entry.path, output, source, error, mask_output, stamp=input_stamp(entry.path, source.path))
+
+
+def _not_found(item: Path) -> str:
+    """Why an input is not there: not found, or what the system says of its path (a name too
+    long, a loop of links): that input's error, and the other inputs go on."""
+    try:
+        os.stat(item)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError as exc:
+        return path_error(exc)
+    return f"input not found: {item}"
 
 
 def input_stamp(*paths: Path | None) -> str | None:
@@ -302,7 +314,9 @@ def count_jobs(
     if listing is not None:
         found: Iterable[Found] = (f for i in inputs for f in listed_photos(i, listing, exclude))
     else:
-        found = (f for i in inputs for f in (walk_photos(i, recursive, exclude) if i.is_dir() else [Found(i, i.stem)]))
+        found = (
+            f for i in inputs for f in (walk_photos(i, recursive, exclude) if os.path.isdir(i) else [Found(i, i.stem)])
+        )
     return sum(1 for f in found if shard is None or shard.holds(f.rel))
 
 

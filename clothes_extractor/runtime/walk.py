@@ -35,17 +35,17 @@ class MaskSource:
 
 def dataset_parse_folder(folder: Path) -> Path | None:
     """The parse-map folder if ``folder`` is a VITON-HD or CP-VTON dataset split."""
-    if not (folder / "image").is_dir():
+    if not os.path.isdir(folder / "image"):
         return None
     for name in PARSE_FOLDERS:
-        if (folder / name).is_dir():
+        if os.path.isdir(folder / name):
             return folder / name
     return None
 
 
 def dresscode_folder(folder: Path) -> bool:
     """Whether ``folder`` is a Dress Code category folder (``images/`` + ``label_maps/``)."""
-    return (folder / "images").is_dir() and (folder / DRESSCODE_LABELS).is_dir()
+    return os.path.isdir(folder / "images") and os.path.isdir(folder / DRESSCODE_LABELS)
 
 
 def dresscode_label_map(photo: Path) -> Path:
@@ -129,7 +129,7 @@ def subfolders_left_out(folder: Path, exclude: set[Path]) -> list[str]:
     """The subfolders a walk of ``folder`` without ``recursive`` does not enter, sorted: not
     a dataset layout's own, hidden ones or ``exclude`` (the job's own folders); none where
     ``folder`` is no folder or cannot be read (the walk says why)."""
-    if not folder.is_dir() or dataset_parse_folder(folder) is not None or dresscode_folder(folder):
+    if not os.path.isdir(folder) or dataset_parse_folder(folder) is not None or dresscode_folder(folder):
         return []
 
     def entered(entry: os.DirEntry) -> bool:  # (the walk would enter it; no photo is examined)
