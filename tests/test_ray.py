@@ -116,7 +116,8 @@ def _kill_one_generator_actor(done: threading.Event, killed: list[int]) -> None:
 
 def test_uris_in_and_out_and_a_killed_actor_restarted_with_nothing_lost(cluster, tiny_model_path, tmp_path):
     """file:// URIs take the object-store code path (fetch in the task, one PUT per output);
-    a generator actor killed mid-job is restarted by Ray and its batch retried."""
+    a generator actor killed mid-job is restarted by Ray and its batch retried; a photo changed
+    since is redone (the object's size and time in its output's record)."""
     folder = tmp_path / "bucket" / "photos"
     folder.mkdir(parents=True)
     for i in range(24):
@@ -141,6 +142,13 @@ def test_uris_in_and_out_and_a_killed_actor_restarted_with_nothing_lost(cluster,
     assert [p.name for p in written] == [f"c{i:02d}.webp" for i in range(24)]  # no stray or partial file
     for path in written:
         Image.open(path).load()
+    # a rerun after one photo was uploaded again under its name redoes that one (all were skipped)
+    before = (tmp_path / "bucket" / "garments" / "c05.webp").read_bytes()
+    Image.open(folder / "c07.png").save(folder / "c05.png")
+    jobs = find_remote_jobs([f"file://{folder}"], out_uri, "webp", recursive=False)
+    summary = run_on_ray(tiny_model_path, None, jobs, options(alpha_mask=True, batch_size=2))
+    assert (summary.ok, summary.skipped, summary.failed) == (1, 23, 0), summary
+    assert (tmp_path / "bucket" / "garments" / "c05.webp").read_bytes() != before
 
 
 def test_a_remote_file_this_tool_did_not_write_is_kept(tiny_model_path, tmp_path):

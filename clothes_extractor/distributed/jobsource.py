@@ -62,10 +62,18 @@ def find_remote_jobs(inputs: Iterable[str], out_dir: str, fmt: str, recursive: b
             rel = str(Path(entry.path).relative_to(base).with_suffix(""))
             output = f"{out_dir.rstrip('/')}/{rel}.{fmt}"
             # URIs stay strings: Path would fold "s3://" into "s3:/"
-            jobs.append(
-                ExtractJob(prefix + entry.path, output if is_remote(out_dir) else Path(output), MaskSource("auto"))
-            )
+            target = output if is_remote(out_dir) else Path(output)
+            jobs.append(ExtractJob(prefix + entry.path, target, MaskSource("auto"), stamp=object_stamp(entry)))
     return jobs
+
+
+def object_stamp(info: Any) -> str | None:
+    """A listed object's size and modification time (ns), as ``runtime.jobs.input_stamp`` records
+    a local photo's (``SIZE:MTIME``): a rerun redoes the output of a photo uploaded again under
+    its name (its store gives it a new time). None where the store gives no time."""
+    if info.size is None or info.mtime_ns is None:
+        return None
+    return f"{info.size}:{info.mtime_ns}"
 
 
 @dataclass(frozen=True)

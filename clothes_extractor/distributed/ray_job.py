@@ -210,7 +210,7 @@ def write_row(row: dict[str, Any], plan: Plan) -> dict[str, Any]:
     try:
         import pyarrow.fs as pafs
 
-        data, size = plan.encoded(outputs, output_format(Path(str(job.output))), job.mask)
+        data, size = plan.encoded(outputs, output_format(Path(str(job.output))), job.mask, job.stamp)
         fs, path = pafs.FileSystem.from_uri(str(job.output))
         fs.create_dir(str(Path(path).parent), recursive=True)
         with fs.open_output_stream(path) as stream:  # one PUT: complete or absent
