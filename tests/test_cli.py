@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -293,16 +294,20 @@ def test_uris_without_ray_are_refused_or_read_as_the_local_paths_they_name(tiny_
 def test_a_photo_or_mask_changed_after_its_garment_was_written_is_redone(tiny_model_path, photo_folder, tmp_path):
     """A product shot again under its old name, a mask fixed by hand: the rerun skipped them
     (their outputs carried this run's signature), and the shop kept the old garment. Outputs now
-    record their inputs' size and modification time; a time in the future is redone once."""
+    record their inputs' size and modification time, and the digest of their bytes: a photo with
+    a new time and the same bytes (touched; a folder copied without its times) is not redone
+    (until the 59th stop, every photo of a folder copied with ``cp -r`` was)."""
     from PIL import PngImagePlugin
 
     photos, masks = photo_folder
-    out = tmp_path / "out"
+    out = tmp_path / "job" / "out"
     args = ("extract", photos, "-o", out, "--model", tiny_model_path, "--masks", masks)
     assert "5 extracted" in run_cli(*args).stderr
     shutil.copy(photos / "p4.jpg", photos / "p1.jpg")  # shot again (a copy: a new modification time)
-    masks.joinpath("p3.png").write_bytes(masks.joinpath("p3.png").read_bytes())  # fixed by hand
-    ahead = time.time() + 3600  # (a zip unpacked across time zones)
+    fixed = np.array(Image.open(masks / "p3.png"))
+    fixed[0, 0] = 255 - fixed[0, 0]
+    Image.fromarray(fixed).save(masks / "p3.png")  # fixed by hand
+    ahead = time.time() + 3600  # only touched (a zip unpacked across time zones): the same bytes
     os.utime(photos / "p2.jpg", (ahead, ahead))
     with Image.open(out / "p0.png") as before:  # an output from before outputs recorded their inputs
         text = before.info[SIGNATURE_KEY].split(" inputs=")[0]
@@ -310,13 +315,20 @@ def test_a_photo_or_mask_changed_after_its_garment_was_written_is_redone(tiny_mo
         info.add_text(SIGNATURE_KEY, text)
         before.save(out / "p0.png", pnginfo=info)
     dry = run_cli(*args, "--dry-run")
-    assert "5 photo(s): 3 to extract, 2 already done" in dry.stderr, dry.stderr
+    assert "5 photo(s): 2 to extract, 3 already done" in dry.stderr, dry.stderr
     again = run_cli(*args, "--report", tmp_path / "r.jsonl")
-    assert again.returncode == 0 and "3 extracted" in again.stderr and "2 skipped" in again.stderr, again.stderr
+    assert again.returncode == 0 and "2 extracted" in again.stderr and "3 skipped" in again.stderr, again.stderr
     written = {Path(r["input"]).name for r in map(json.loads, (tmp_path / "r.jsonl").read_text().splitlines())
                if r["status"] == "ok"}  # fmt: skip
-    assert written == {"p1.jpg", "p2.jpg", "p3.jpg"}
-    assert "0 extracted" in run_cli(*args).stderr  # (the time in the future, too: once)
+    assert written == {"p1.jpg", "p3.jpg"}
+    # the photos, masks and garments copied elsewhere, every file with a new time: nothing to redo
+    copy = tmp_path / "copy"
+    for folder in (photos, masks, out):
+        shutil.copytree(folder, copy / folder.name, copy_function=shutil.copy)
+    moved = ("extract", copy / "photos", "-o", copy / "out", "--model", tiny_model_path, "--masks", copy / "masks")
+    assert (copy / "photos" / "p4.jpg").stat().st_mtime_ns != (photos / "p4.jpg").stat().st_mtime_ns
+    done = run_cli(*moved)
+    assert "0 extracted" in done.stderr and "5 skipped" in done.stderr, done.stderr
 
 
 def test_bad_model_files(photo_folder, tmp_path):

@@ -26,6 +26,7 @@ from clothes_extractor import dress, dress_folder, new_session
 from clothes_extractor.errors import InputError, OutputError
 from clothes_extractor.models import model_for
 from clothes_extractor.runtime.images import SIGNATURE_KEY
+from clothes_extractor.runtime.jobs import content_digest
 from conftest import ROOT, TRYON_PERSONS, cli_env, peak_memory, run_cli
 
 
@@ -116,15 +117,19 @@ def test_an_output_name_too_long_is_reported_on_every_run(models, tryon_folders,
 
 def test_a_person_photo_changed_since_is_dressed_again(models, tryon_folders, tmp_path):
     """A person photographed again under the old name: a rerun kept the old result (its
-    signature was this run's) until the 58th stop; outputs record their inputs now."""
+    signature was this run's) until the 58th stop; outputs record their inputs now, and the
+    digest of their bytes: one only touched (a new time, the same bytes) is not dressed again."""
     persons, garments = tryon_folders
     runs = []
-    for change in (None, None, lambda: shutil.copy(persons / TRYON_PERSONS[2], persons / TRYON_PERSONS[0])):
+    ahead = time.time() + 60
+    touch = functools.partial(os.utime, persons / TRYON_PERSONS[1], (ahead, ahead))
+    shoot_again = functools.partial(shutil.copy, persons / TRYON_PERSONS[2], persons / TRYON_PERSONS[0])
+    for change in (None, None, touch, shoot_again):
         if change is not None:
             change()
         summary = dress_folder(persons, garments / "g0.png", tmp_path / "out", **models)
         runs.append((summary.ok, summary.skipped, summary.failed))
-    assert runs == [(3, 0, 0), (0, 3, 0), (1, 2, 0)]
+    assert runs == [(3, 0, 0), (0, 3, 0), (0, 3, 0), (1, 2, 0)]
 
 
 def test_tryon_refuses_an_output_folder_that_is_an_input_folder(tryon_folders):
@@ -385,7 +390,7 @@ def test_garments_from_photos_and_a_bad_photo_reported(models, tryon_folders, tm
         # a done pair's photo, unreadable now but of the same size and time (unchanged, by what a
         # rerun looks at): a rerun never reads it
         done_photo = persons / "figure-6.jpg"
-        kept = done_photo.stat()
+        kept, digest = done_photo.stat(), content_digest([person, done_photo])
         done_photo.write_bytes(b"\0" * kept.st_size)
         os.utime(done_photo, ns=(kept.st_atime_ns, kept.st_mtime_ns))
         rerun = dress_folder(person, persons, tmp_path / "out", garment_from_photo=True, generator=generator, **models)
@@ -400,7 +405,8 @@ def test_garments_from_photos_and_a_bad_photo_reported(models, tryon_folders, tm
     assert np.array_equal(np.asarray(written.convert("RGB")), np.asarray(expected))
     signature, _, inputs = written.info[SIGNATURE_KEY].partition(" inputs=")
     assert signature.endswith(f" generator={generator.digest[:16]}")  # (another one redoes it)
-    assert inputs == ",".join(f"{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in (person, done_photo))
+    # the person photo's and the garment photo's sizes, times and bytes (not stage one's catalog image's)
+    assert inputs == ",".join(f"{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in (person, done_photo)) + f"+{digest}"
 
 
 def test_stage_one_goes_a_window_of_pairs_at_a_time(models, tryon_folders, tmp_path):

@@ -21,7 +21,7 @@ import logging
 import pickle
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -129,7 +129,7 @@ def prepare_row(row: dict[str, Any], plan: Plan, overwrite: bool) -> dict[str, b
             with tempfile.TemporaryDirectory(prefix="ce-ray-") as tmp:
                 item = prepare(_fetch(job, Path(tmp)), plan)
                 if isinstance(item, NeedsMask):  # finish decodes the photo again: it must stay reachable
-                    item.job = job
+                    item.job = replace(job, stamp=item.job.stamp)  # (with the digest of the bytes read)
         else:  # light: the model actor decodes the photo again for a closer look and ``finish``
             item = prepare(job, plan)
             item = item.light() if isinstance(item, NeedsMask) else item

@@ -32,6 +32,7 @@ from ..errors import DiskFull, InputError, OutputError
 from .dressing import Dresser, Fitted, Garment, Person, paste
 from .files import write_atomic
 from .images import encode_image, load_garment, load_person
+from .jobs import CONTENT, content_digest
 from .options import default_workers
 from .pipeline import CANCELLED
 from .session import trim_memory
@@ -49,7 +50,22 @@ class DressJob:
     garment: Path
     output: Path
     photo: Path | None = None
-    stamp: str | None = None  # the size and modification time of the person and garment files (``jobs.input_stamp``)
+    # the size and modification time of the person and garment files (``jobs.input_stamp``); once they
+    # are read, with the digest of their bytes (``with_content``)
+    stamp: str | None = None
+
+    @property
+    def inputs(self) -> tuple[Path, Path]:
+        """The files ``stamp`` records: the person photo and the garment (the photo stage one made it of)."""
+        return self.person, self.photo or self.garment
+
+    def with_content(self) -> DressJob:
+        """This job with its ``stamp`` completed by the digest of its inputs' bytes as they are read
+        now (``jobs.content_digest``), for its output's record; as it is without a stamp."""
+        if self.stamp is None or CONTENT in self.stamp:
+            return self
+        digest = content_digest(self.inputs)
+        return self if digest is None else dataclasses.replace(self, stamp=f"{self.stamp}{CONTENT}{digest}")
 
 
 @dataclass(frozen=True)
@@ -86,7 +102,7 @@ def _finished(job: DressJob, signature: str, fmt: str) -> bool:
     """Whether these models (``signature``) already wrote the output; ``OutputError`` for someone else's file there."""
     if not os.path.exists(job.output):  # (False where its name cannot be looked up: too long; the write says why)
         return False
-    if signed_by(read_signature(job.output, fmt), signature, job.stamp):  # (a person or garment changed: redone)
+    if signed_by(read_signature(job.output, fmt), signature, job.stamp, job.inputs):  # (one changed: redone)
         return True
     check_replaceable(job.output)
     return False
@@ -243,6 +259,7 @@ class _Read:
                 known = before.garments.get(job.garment) if before is not None else None
                 self.garments[job.garment] = known or readers.submit(_read_garment, dresser, job.garment)
         self.persons = [readers.submit(_read_person, dresser, job.person) for job in jobs]
+        self.stamped = [readers.submit(job.with_content) for job in jobs]  # (their outputs' records)
 
 
 def _read_person(dresser: Dresser, path: Path) -> Person:
@@ -257,10 +274,10 @@ def _dress(dresser: Dresser, read: _Read, writers: _Writers, emit: Callable[[Dre
     """Dress a batch that was read; its unreadable pairs reported first (a bad garment for
     every pair that uses it), one bad pair never stopping the job."""
     ready: list[tuple[DressJob, tuple[Person, Garment]]] = []
-    for job, person in zip(read.jobs, read.persons, strict=True):
+    for job, person, stamped in zip(read.jobs, read.persons, read.stamped, strict=True):
         try:
             garment = read.garments[job.garment].result()
-            ready.append((job, (person.result(), garment)))
+            ready.append((stamped.result(), (person.result(), garment)))
         except Exception as exc:  # noqa: BLE001 - one bad pair never stops the job
             emit(DressResult.of(job, "error", describe_error(exc)))
     if not ready:

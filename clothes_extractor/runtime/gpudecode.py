@@ -104,7 +104,7 @@ def read_for_gpu(job: ExtractJob, plan: Plan, overwrite: bool) -> tuple[Any, str
         data = job.photo.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read photo {job.photo}: {exc.strerror or exc}") from None
-    return Encoded(job, data, mask, job.mask.describe() if mask is not None else ""), "gpu"
+    return Encoded(job.with_content(data), data, mask, job.mask.describe() if mask is not None else ""), "gpu"
 
 
 def fit_decoded(item: Encoded, photo: DevicePhoto, plan: Plan) -> Prepared | NeedsMask:

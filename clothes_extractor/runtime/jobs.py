@@ -13,12 +13,14 @@ error: the scan never stops the whole folder.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import posixpath
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 from ..errors import InputError, OutputError, path_error
 from .files import remove_stale_partials, same_file
@@ -34,6 +36,8 @@ from .walk import (
     walk_photos,
 )
 
+CONTENT = "+"  # in an input record, between the sizes and times and the digest of the bytes (``with_content``)
+
 
 @dataclass(frozen=True)
 class ExtractJob:
@@ -43,7 +47,23 @@ class ExtractJob:
     error: str | None = None  # set when the job is known to fail before any decoding
     mask_output: Path | None = None  # where to save the mask used (--save-masks)
     redo: bool = False  # never skipped as done (a photo from standard input: its name says nothing)
-    stamp: str | None = None  # the size and modification time of its photo and mask file when the job was made
+    # the size and modification time of its photo and mask file when the job was made (``input_stamp``);
+    # once they are read, with the digest of their bytes after CONTENT (``with_content``)
+    stamp: str | None = None
+
+    @property
+    def inputs(self) -> tuple[Path, ...]:
+        """The files the job reads, as ``stamp`` records them: its photo, and its mask file if it has one."""
+        return tuple(path for path in (self.photo, self.mask.path) if path is not None)
+
+    def with_content(self, data: bytes | None = None) -> ExtractJob:
+        """This job with its ``stamp`` completed by the digest of its inputs' bytes as they are read
+        now (``content_digest``; ``data``: the photo's, read already), for its output's record; as it
+        is where it has no stamp (a photo from standard input, a URL) or they cannot be read."""
+        if self.stamp is None or CONTENT in self.stamp:
+            return self
+        digest = content_digest(self.inputs, data)
+        return self if digest is None else dataclasses.replace(self, stamp=f"{self.stamp}{CONTENT}{digest}")
 
     @property
     def mask_saved_already(self) -> bool:
@@ -284,12 +304,29 @@ def input_stamp(*paths: Path | None) -> str | None:
     """The size and modification time (ns) of each file a job reads (``SIZE:MTIME``, joined by
     ``,``), as its output's signature stores them: a rerun redoes an output whose photo or mask
     file changed since (a product shot again under its old name, a mask fixed by hand), whatever
-    the clocks (a time in the future included). None where one cannot be looked up."""
+    the clocks (a time in the future included); one whose files have new times and the same
+    bytes (copied, restored) is not, by the digest its record also holds (``with_content``).
+    None where one cannot be looked up."""
     try:
         stats = [os.stat(path) for path in paths if path is not None]
     except OSError:
         return None
     return ",".join(f"{stat.st_size}:{stat.st_mtime_ns}" for stat in stats)
+
+
+def content_digest(paths: Sequence[Path], data: bytes | None = None) -> str | None:
+    """The digest of the files' bytes (BLAKE2b, 16 bytes; each file's length first), which tells
+    a photo copied or touched (a new time, the same bytes: ``cp -r``, a restore, a checkout) from
+    one changed; ``data``: the first file's bytes, read already. None where one cannot be read."""
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        for index, path in enumerate(paths):
+            chunk = data if index == 0 and data is not None else Path(path).read_bytes()
+            digest.update(len(chunk).to_bytes(8, "little"))
+            digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _not_walked(*folders: Path | None) -> set[Path]:

@@ -2,8 +2,9 @@
 
 Every output carries the run's signature (``Plan.signature_of``: the generator's digest, the
 size and the background, the segmenter's where it found the mask, and the size and
-modification time of the photo and the mask file it was made from: ``jobs.input_stamp``); an
-output with another one (its photo or mask changed since), or cut short, is redone; a file
+modification time of the photo and the mask file it was made from, with the digest of their
+bytes: ``jobs.input_stamp``, ``ExtractJob.with_content``); an output with another one (its photo
+or mask changed since: other sizes and times, and other bytes), or cut short, is redone; a file
 this tool did not write is kept and the job reported (``signature.check_replaceable``),
 unless ``overwrite``. ``preview_extraction`` says so of every job without decoding a photo
 (``extract --dry-run``). ``written_anyway`` reads an output back the same way where a worker
@@ -45,7 +46,8 @@ def already_done(job: ExtractJob, plan: Plan, overwrite: bool) -> bool:
     ``overwrite``)."""
     if overwrite:
         return False
-    if not job.redo and plan.wrote(read_signature(job.output, output_format(job.output)), job.mask, job.stamp):
+    signature = read_signature(job.output, output_format(job.output))
+    if not job.redo and plan.wrote(signature, job.mask, job.stamp, job.inputs):
         return True
     if os.path.exists(job.output):  # (False where its name cannot be looked up: too long, say; the write says why)
         check_replaceable(job.output)

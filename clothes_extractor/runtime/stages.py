@@ -25,7 +25,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
@@ -53,7 +53,7 @@ from .fitting import (
     within,
 )
 from .images import OUTPUT_FORMATS, apply_background, encode_image, load_label_mask, load_mask, load_photo
-from .jobs import ExtractJob
+from .jobs import CONTENT, ExtractJob, content_digest
 from .people import MIN_GARMENT_SHARE, garment_found, keep_columns, main_person
 from .walk import MaskSource
 
@@ -103,10 +103,10 @@ class Plan:
             signature = f"{signature} segmenter={self.segmenter_digest}"
         return with_inputs(signature, stamp)
 
-    def wrote(self, signature: str | None, mask: MaskSource, stamp: str | None) -> bool:
-        """Whether an output's ``signature`` is this run's for a job of ``mask`` whose inputs are
-        as ``stamp`` says now (``signed_by``)."""
-        return signed_by(signature, self.signature_of(mask), stamp)
+    def wrote(self, signature: str | None, mask: MaskSource, stamp: str | None, inputs: Sequence[Path] = ()) -> bool:
+        """Whether an output's ``signature`` is this run's for a job of ``mask`` whose input files
+        (``inputs``) are as ``stamp`` says now (``signed_by``)."""
+        return signed_by(signature, self.signature_of(mask), stamp, inputs)
 
     @property
     def resizes_drawn(self) -> bool:
@@ -137,14 +137,24 @@ def with_inputs(signature: str, stamp: str | None) -> str:
     return signature if stamp is None else f"{signature} {INPUTS}{stamp}"
 
 
-def signed_by(signature: str | None, expected: str, stamp: str | None) -> bool:
-    """Whether an output's ``signature`` is ``expected`` (these models and settings) for inputs
-    that are as ``stamp`` says now. One written before outputs recorded their inputs
-    (2026-12-05), or where the inputs cannot be looked up now, is judged by ``expected`` alone."""
+def signed_by(signature: str | None, expected: str, stamp: str | None, inputs: Sequence[Path] = ()) -> bool:
+    """Whether an output's ``signature`` is ``expected`` (these models and settings) for input
+    files (``inputs``) that are as ``stamp`` says now: the same sizes and times, or, where their
+    times changed and their bytes did not (copied, touched), the same digest of their bytes. One
+    written before outputs recorded their inputs (2026-12-05), or where the inputs cannot be
+    looked up now, is judged by ``expected`` alone; one recorded without a digest (before the
+    59th stop), by the sizes and times."""
     if signature is None:
         return False
-    written, _, inputs = signature.partition(f" {INPUTS}")
-    return written == expected and (not inputs or stamp is None or inputs == stamp)
+    written, _, recorded = signature.partition(f" {INPUTS}")
+    if written != expected:
+        return False
+    if not recorded or stamp is None:
+        return True
+    recorded, _, digest = recorded.partition(CONTENT)
+    if recorded == stamp.partition(CONTENT)[0]:
+        return True
+    return bool(digest and inputs) and content_digest(inputs) == digest
 
 
 @dataclass
@@ -420,6 +430,7 @@ def prepare(job: ExtractJob, plan: Plan) -> Prepared | NeedsMask:
     Without a mask from a file or a label map (or the photo's alpha, with ``alpha_mask``),
     the photo comes back letterboxed for the segmenter, or as an ``InputError`` if there is none.
     """
+    job = job.with_content()  # (its output's record: the digest of the bytes read here)
     mask = known_mask(job)
     if mask is not None:
         return fit_photo(job, mask, job.mask.describe(), plan)
