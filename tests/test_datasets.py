@@ -205,6 +205,13 @@ def test_downsample_keeps_layout_labels_and_pairs(tmp_path, synthetic):
     with pytest.raises(InputError, match=r"--size 32x32: .* is 64x48, and the copy keeps each image's aspect \(32x24"):
         downsample_dataset(synthetic, tmp_path / "square", 32, files=1, width=32)
     assert not (tmp_path / "square").exists()
+    # a larger size: refused at the first image (it enlarged every image, as slowly as a real copy)
+    with pytest.raises(InputError, match=r"--size 128: .* is 64x48; downsample makes smaller copies, .* 64 or less"):
+        downsample_dataset(synthetic, tmp_path / "large", 128)
+    assert not (tmp_path / "large").exists()
+    seen = []
+    assert downsample_dataset(synthetic, tmp_path / "same", 64, files=3, progress=lambda *at: seen.append(at)) == 3
+    assert seen == [(1, 3), (2, 3), (3, 3)]
 
 
 @pytest.mark.skipif(not VITON_HD_SAMPLE.is_dir(), reason=f"{VITON_HD_SAMPLE} is absent")

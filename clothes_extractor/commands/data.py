@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import LocalPath, parse_size, reports_errors, verbose_option
+from .common import LocalPath, Progress, parse_size, reports_errors, verbose_option
 
 
 @click.group()
@@ -51,7 +51,18 @@ def downsample(src: Path, dst: Path, size: str, files: int | None) -> None:
     if height < 8:
         raise click.BadParameter(f"{size!r}: the height must be at least 8", param_hint="--size")
 
-    written = downsample_dataset(src, dst, height, files, width)
+    shown: list[Progress] = []  # (made at the first sample: the total is counted by then)
+
+    def progress(_done: int, total: int) -> None:
+        if not shown:
+            shown.append(Progress(total, "sample", "downsample"))
+        shown[0].update()
+
+    try:
+        written = downsample_dataset(src, dst, height, files, width, progress)
+    finally:
+        for bar in shown:
+            bar.close()
     click.echo(f"wrote {written} samples to {dst} at height {height}")
 
 

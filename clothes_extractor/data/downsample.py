@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Callable
 
 from PIL import Image
 
 from ..errors import InputError
-from ..eval.datasets import Sample, pairs_files, split_folders, split_samples
+from ..eval.datasets import pairs_files, split_folders, split_samples
 from ..runtime.colour import to_srgb
 from ..runtime.files import filled_folder, write_atomic
 from ..runtime.images import open_image
@@ -39,6 +40,11 @@ def _resize(
         fmt = image.format or ("PNG" if dst.suffix.lower() == ".png" else "JPEG")
         if photo:  # a photo or garment in sRGB, as the tool reads it (its profile is not copied: colour.py)
             image = to_srgb(image)
+        if height > image.height:  # (a larger copy is blurred, and takes as long as the whole dataset)
+            raise InputError(
+                f"--size {height}: {src} is {image.height}x{image.width}; downsample makes smaller copies, "
+                f"not larger ones: give --size {image.height} or less"
+            )
         width = max(1, round(image.width * height / image.height))
         if width_given is not None and abs(width - width_given) > 1:
             raise InputError(
@@ -56,19 +62,26 @@ def _resize(
         write_atomic(dst, buffer.getvalue(), sync=False)
 
 
-def downsample_dataset(src: Path, dst: Path, height: int, files: int | None = None, width: int | None = None) -> int:
+def downsample_dataset(
+    src: Path,
+    dst: Path,
+    height: int,
+    files: int | None = None,
+    width: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
     """Copy ``src`` to ``dst`` (a new or empty folder, made whole or not at all) at ``height``
     pixels, each image keeping its aspect (``width``, if given, must be what that gives, within
-    a pixel); returns the number of samples written."""
+    a pixel; an image lower than ``height`` is an ``InputError``: nothing is enlarged); returns
+    the number of samples written. ``progress(done, total)`` after each sample."""
     if height < 8:
         raise InputError(f"--size must be at least 8 pixels, got {height}")
     if dst.resolve() == src.resolve():
         raise InputError("the destination must differ from the source")
-    splits = _splits(src)
-    written = 0
+    splits = {split: split_samples(split)[:files] for split in _splits(src)}
+    total, written = sum(map(len, splits.values())), 0
     with filled_folder(dst, "the destination") as temp:
-        for split in splits:
-            samples: list[Sample] = split_samples(split)[:files]
+        for split, samples in splits.items():
             for sample in samples:
                 _resize(sample.photo, temp / sample.photo.relative_to(src), height, nearest=False, width_given=width)
                 mask_to = temp / sample.mask.relative_to(src)
@@ -76,6 +89,8 @@ def downsample_dataset(src: Path, dst: Path, height: int, files: int | None = No
                 if sample.garment is not None:
                     _resize(sample.garment, temp / sample.garment.relative_to(src), height, nearest=False)
                 written += 1
+                if progress is not None:
+                    progress(written, total)
             kept = {s.photo.name for s in samples}
             for pairs in pairs_files(split):
                 if pairs.is_file() and pairs.is_relative_to(src):  # (beside a split folder given as SRC: not in it)
