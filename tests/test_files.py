@@ -69,6 +69,24 @@ def test_stale_partials_of_dead_writers_are_removed(tmp_path):
     assert not stale.exists() and alive.exists() and other.exists()
 
 
+def test_asking_whether_a_writer_still_runs_never_ends_it(tmp_path):
+    """The clean-up asks whether the process named in a partial file runs. On Windows
+    ``os.kill(pid, 0)``, which asked it, ends that process (whatever had the pid of a killed
+    run's file: another job writing the same folder, or any program); it asks the Windows API
+    there now. (This machine runs the POSIX way; the test holds on both.)"""
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    partial = tmp_path / f".ce-{writer_host()}-{running.pid}-0123abcd.partial"
+    partial.write_bytes(b"x")
+    try:
+        assert remove_stale_partials(tmp_path) == 0 and partial.exists()
+        time.sleep(0.2)
+        assert running.poll() is None  # asked, not ended
+    finally:
+        running.kill()
+        running.wait()
+    assert remove_stale_partials(tmp_path) == 1 and not partial.exists()  # ended: its file is stale
+
+
 def test_partials_of_another_machine_are_judged_by_age_not_by_a_process_id(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     here, elsewhere = writer_host(), "0" * 8 if writer_host() != "0" * 8 else "1" * 8

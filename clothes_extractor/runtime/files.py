@@ -67,8 +67,13 @@ def _stale(path: Path, host: str | None, pid: int) -> bool:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether this machine's process ``pid`` runs. Never by ``os.kill`` on Windows, which ends
+    the process there whatever the signal (a rerun ended the process that had the pid of a
+    killed run's partial file): asked through the Windows API instead."""
     if pid == os.getpid():
         return True
+    if os.name == "nt":
+        return _windows_pid_alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -76,6 +81,29 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True  # another user's live process
     return True
+
+
+def _windows_pid_alive(pid: int) -> bool:
+    """``_pid_alive`` on Windows (``OpenProcess`` + ``GetExitCodeProcess``, as psutil asks); a
+    process it cannot ask about is taken for alive (its file is kept: the safe side)."""
+    import ctypes
+    from ctypes import wintypes
+
+    query, invalid_parameter, still_active = 0x1000, 87, 259  # PROCESS_QUERY_LIMITED_INFORMATION, ...
+    try:
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+        kernel32.OpenProcess.restype = wintypes.HANDLE
+        kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+        handle = kernel32.OpenProcess(query, False, pid)
+        if not handle:
+            return ctypes.get_last_error() != invalid_parameter  # (no such process; access denied: one runs)
+        try:
+            code = wintypes.DWORD()
+            return not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)) or code.value == still_active
+        finally:
+            kernel32.CloseHandle(handle)
+    except (AttributeError, OSError):
+        return True
 
 
 def remove_stale_partials(folder: Path, recursive: bool = False) -> int:
