@@ -321,9 +321,14 @@ def content_digest(paths: Sequence[Path], data: bytes | None = None) -> str | No
     digest = hashlib.blake2b(digest_size=16)
     try:
         for index, path in enumerate(paths):
-            chunk = data if index == 0 and data is not None else Path(path).read_bytes()
-            digest.update(len(chunk).to_bytes(8, "little"))
-            digest.update(chunk)
+            if index == 0 and data is not None:
+                digest.update(len(data).to_bytes(8, "little"))
+                digest.update(data)
+                continue
+            with open(path, "rb") as file:  # (in pieces: a 200 MB TIFF is not held whole for this)
+                digest.update(os.fstat(file.fileno()).st_size.to_bytes(8, "little"))
+                while piece := file.read(1 << 20):
+                    digest.update(piece)
     except OSError:
         return None
     return digest.hexdigest()
