@@ -89,6 +89,8 @@ def test_bad_photos_raise_with_the_reason(tiny_model_path, tmp_path):
     with new_session(tiny_model_path, "cpu") as generator:
         with pytest.raises(InputError, match="photo not found"):
             extract_garment(tmp_path / "nope.jpg", generator=generator)
+        with pytest.raises(InputError, match=r"^photo .*/a\.jpg: File name too long \(a name in it is 300 bytes\)"):
+            extract_garment(tmp_path / ("n" * 300) / "a.jpg", generator=generator)  # (an OSError out of the call)
         with pytest.raises(InputError, match=r"https://shop\.example/a\.jpg is a URL, .*urlopen\(url\)\.read\(\)"):
             extract_garment("https://shop.example/a.jpg", generator=generator)  # (it said "https:/shop...")
         with pytest.raises(InputError, match="is a folder: give its photos' paths as a list"):  # ("Errno 21")

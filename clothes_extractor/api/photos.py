@@ -8,6 +8,7 @@ the same pixels.
 from __future__ import annotations
 
 import inspect
+import os
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Collection, Sequence, Union
@@ -15,7 +16,7 @@ from typing import BinaryIO, Collection, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError, ModelError, NoGarmentError, files_named
+from ..errors import InputError, ModelError, NoGarmentError, files_named, path_error
 from ..models import GPU_PROVIDERS, TASKS, model_for
 from ..runtime.colour import to_srgb
 from ..runtime.hardware import has_nvidia_gpu
@@ -110,16 +111,23 @@ def _as_file(image: PhotoLike, folder: Path, name: str) -> Path:
 
 
 def _existing(path_given: str | Path, what: str) -> Path:
-    """The image file a path names; ``InputError`` where there is none."""
+    """The image file a path names; ``InputError`` where there is none, or where the system cannot
+    look it up (a name too long, a loop of links: it raised ``OSError`` out of the call)."""
     path = Path(path_given)
-    if not path.exists():
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError as exc:
+        raise InputError(f"{what} {path_error(exc)}") from None
+    if not os.path.exists(path):
         if isinstance(path_given, str) and "://" in path_given:  # (a URL: Path would have made it https:/host/...)
             raise InputError(
                 f"{what} not found: {path_given} is a URL, and the API reads files, bytes or PIL images: give it "
                 "the downloaded bytes (urllib.request.urlopen(url).read()), or use clothes-extractor extract URL"
             )
         raise InputError(f"{what} not found: {path}")
-    if path.is_dir():
+    if os.path.isdir(path):
         fix = f"give its photos' paths as a list, or extract_folder({str(path)!r}, output)"
         raise InputError(f"{what} {path} is a folder: {fix if what == 'photo' else 'give an image file'}")
     return path
