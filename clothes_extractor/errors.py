@@ -136,3 +136,16 @@ def path_error(exc: OSError) -> str:
         longest = max(len(os.fsencode(part)) for part in Path(names[0]).parts)
         reason += f" (a name in it is {longest} bytes): give a shorter one"
     return f"{' -> '.join(names)}: {reason}"
+
+
+def lookup_error(path: str | os.PathLike) -> str | None:
+    """What the system says of a path it cannot look up (a name too long, a loop of links), as
+    ``path_error`` words it; None where it can, or where the path is simply not there (the
+    caller says "not found" its own way)."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        return path_error(exc)
+    return None

@@ -16,7 +16,7 @@ from typing import BinaryIO, Collection, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError, ModelError, NoGarmentError, files_named, path_error
+from ..errors import InputError, ModelError, NoGarmentError, files_named, lookup_error
 from ..models import GPU_PROVIDERS, TASKS, model_for
 from ..runtime.colour import to_srgb
 from ..runtime.hardware import has_nvidia_gpu
@@ -114,12 +114,9 @@ def _existing(path_given: str | Path, what: str) -> Path:
     """The image file a path names; ``InputError`` where there is none, or where the system cannot
     look it up (a name too long, a loop of links: it raised ``OSError`` out of the call)."""
     path = Path(path_given)
-    try:
-        os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        pass
-    except OSError as exc:
-        raise InputError(f"{what} {path_error(exc)}") from None
+    problem = lookup_error(path)
+    if problem is not None:
+        raise InputError(f"{what} {problem}")
     if not os.path.exists(path):
         if isinstance(path_given, str) and "://" in path_given:  # (a URL: Path would have made it https:/host/...)
             raise InputError(

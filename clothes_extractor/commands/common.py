@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import click
 
-from ..errors import ClothesExtractorError, path_error
+from ..errors import ClothesExtractorError, lookup_error, path_error
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -82,12 +82,9 @@ class LocalPath(click.Path):
         if problem is not None:
             self.fail(problem, param, ctx)
         if self.exists and not (self.allow_dash and value == "-"):
-            try:
-                os.stat(value)
-            except (FileNotFoundError, NotADirectoryError):
-                pass  # (click's own message)
-            except OSError as exc:
-                self.fail(path_error(exc), param, ctx)
+            problem = lookup_error(value)  # (None for a path not there: click's own message)
+            if problem is not None:
+                self.fail(problem, param, ctx)
         return super().convert(value, param, ctx)
 
 

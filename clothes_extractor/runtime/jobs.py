@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from ..errors import InputError, OutputError, path_error
+from ..errors import InputError, OutputError, lookup_error
 from .files import remove_stale_partials, same_file
 from .shards import Shard
 from .walk import (
@@ -291,13 +291,7 @@ def iter_jobs(
 def _not_found(item: Path) -> str:
     """Why an input is not there: not found, or what the system says of its path (a name too
     long, a loop of links): that input's error, and the other inputs go on."""
-    try:
-        os.stat(item)
-    except (FileNotFoundError, NotADirectoryError):
-        pass
-    except OSError as exc:
-        return path_error(exc)
-    return f"input not found: {item}"
+    return lookup_error(item) or f"input not found: {item}"
 
 
 def input_stamp(*paths: Path | None) -> str | None:
