@@ -203,6 +203,30 @@ def test_network_options_with_a_checkpoint_are_refused(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_a_run_folder_exports_its_best_checkpoint_else_its_last(tmp_path):
+    """``export RUN`` (the folder ``train -o RUN`` wrote) said "is a directory": a user had to
+    know the file names. Its best.pt, else its last.pt, is exported, and said."""
+    from click.testing import CliRunner
+
+    from clothes_extractor.cli import cli
+
+    run = tmp_path / "run"
+    save_checkpoint(run / "last.pt", tiny_generator())
+    done = CliRunner().invoke(cli, ["export", str(run), "-o", str(tmp_path / "last.onnx")])
+    assert done.exit_code == 0 and f"exporting {run / 'last.pt'}" in done.output, done.output
+    save_checkpoint(run / "best.pt", tiny_generator(seed=1))
+    done = CliRunner().invoke(cli, ["export", str(run), "-o", str(tmp_path / "best.onnx")])
+    assert done.exit_code == 0 and f"exporting {run / 'best.pt'}" in done.output, done.output
+    digests = {
+        name: ModelSession(tmp_path / name, "cpu").contract.weights_sha256 for name in ("last.onnx", "best.onnx")
+    }
+    assert digests["last.onnx"] != digests["best.onnx"]
+    (tmp_path / "empty").mkdir()
+    done = CliRunner().invoke(cli, ["export", str(tmp_path / "empty"), "-o", str(tmp_path / "none.onnx")])
+    assert done.exit_code == 2 and "is a folder with no checkpoint in it" in done.output
+    assert not (tmp_path / "none.onnx").exists()
+
+
 def test_export_tensorrt_without_tensorrt_says_why(tmp_path):
     from click.testing import CliRunner
 
