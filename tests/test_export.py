@@ -213,10 +213,10 @@ def test_a_run_folder_exports_its_best_checkpoint_else_its_last(tmp_path):
     run = tmp_path / "run"
     save_checkpoint(run / "last.pt", tiny_generator())
     done = CliRunner().invoke(cli, ["export", str(run), "-o", str(tmp_path / "last.onnx")])
-    assert done.exit_code == 0 and f"exporting {run / 'last.pt'}" in done.output, done.output
+    assert done.exit_code == 0 and f"CHECKPOINT {run}: {run / 'last.pt'}" in done.output, done.output
     save_checkpoint(run / "best.pt", tiny_generator(seed=1))
     done = CliRunner().invoke(cli, ["export", str(run), "-o", str(tmp_path / "best.onnx")])
-    assert done.exit_code == 0 and f"exporting {run / 'best.pt'}" in done.output, done.output
+    assert done.exit_code == 0 and f"CHECKPOINT {run}: {run / 'best.pt'}" in done.output, done.output
     digests = {
         name: ModelSession(tmp_path / name, "cpu").contract.weights_sha256 for name in ("last.onnx", "best.onnx")
     }
@@ -225,6 +225,13 @@ def test_a_run_folder_exports_its_best_checkpoint_else_its_last(tmp_path):
     done = CliRunner().invoke(cli, ["export", str(tmp_path / "empty"), "-o", str(tmp_path / "none.onnx")])
     assert done.exit_code == 2 and "is a folder with no checkpoint in it" in done.output
     assert not (tmp_path / "none.onnx").exists()
+    # the other options that take a checkpoint take a run folder the same way
+    for option in (
+        ["train", "--data", str(tmp_path), "-o", str(tmp_path / "t"), "--init"],
+        ["bench", "--torch-baseline"],
+    ):
+        done = CliRunner().invoke(cli, [*option, str(tmp_path / "empty")])
+        assert done.exit_code == 2 and "is a folder with no checkpoint in it" in done.output, done.output
 
 
 def test_export_tensorrt_without_tensorrt_says_why(tmp_path):

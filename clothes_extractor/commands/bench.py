@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .common import LocalPath, parse_size, reports_errors, require_torch, verbose_option
+from .common import CheckpointPath, LocalPath, parse_size, reports_errors, require_torch, verbose_option
 
 
 def _batch_sizes(_ctx, _param, value: str) -> tuple[int, ...]:
@@ -100,8 +100,9 @@ def _io_modes(_ctx, _param, value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--torch-baseline",
-    type=LocalPath(path_type=Path, exists=True, dir_okay=False),
-    help="Checkpoint of the same network: time it in PyTorch in the same run.",
+    type=CheckpointPath(path_type=Path, exists=True),
+    help="Checkpoint (or run folder: its best.pt, else last.pt) of the same network: time it in PyTorch in the "
+    "same run.",
 )
 @click.option("--torch-compile", is_flag=True, help="Also time torch.compile (slow to compile).")
 @click.option(

@@ -88,6 +88,28 @@ class LocalPath(click.Path):
         return super().convert(value, param, ctx)
 
 
+class CheckpointPath(LocalPath):
+    """A checkpoint ``train`` wrote (``RUN/best.pt``, ``RUN/last.pt``; a served ``.onnx`` where
+    the command takes one), or the run folder ``RUN`` itself, which stands for its ``best.pt``
+    (the best validation), else its ``last.pt``, said on stderr (a folder said "is a directory")."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = super().convert(value, param, ctx)
+        if not os.path.isdir(path):
+            return path
+        for name in ("best.pt", "last.pt"):
+            if os.path.isfile(os.path.join(path, name)):
+                chosen = os.path.join(path, name)
+                click.echo(f"{param.human_readable_name if param else 'checkpoint'} {path}: {chosen}", err=True)
+                return self.coerce_path_result(chosen)
+        self.fail(
+            f"{path} is a folder with no checkpoint in it: give a run folder that train wrote (RUN/best.pt, "
+            "RUN/last.pt) or one of those files",
+            param,
+            ctx,
+        )
+
+
 def once(fix: str) -> Callable[[click.Context, click.Parameter, tuple[Any, ...]], Any]:
     """The callback of a ``multiple`` option that takes one value (or None): a second, which
     click would drop in silence, is refused with ``fix`` (what to give instead)."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import LocalPath, given_options, parse_size, reports_errors, require_torch, verbose_option
+from .common import CheckpointPath, LocalPath, given_options, parse_size, reports_errors, require_torch, verbose_option
 
 
 def _batch_profile(_ctx, _param, value: str) -> tuple[int, int, int]:
@@ -20,7 +20,7 @@ def _batch_profile(_ctx, _param, value: str) -> tuple[int, int, int]:
 
 
 @click.command()
-@click.argument("checkpoint", required=False, type=LocalPath(path_type=Path))
+@click.argument("checkpoint", required=False, type=CheckpointPath(path_type=Path))
 @click.option(
     "-o", "--output", required=True, type=LocalPath(path_type=Path, dir_okay=False), help="The ONNX model to write."
 )
@@ -104,8 +104,6 @@ def export(
     """
     if (checkpoint is None) == (not untrained):
         raise click.UsageError("give either a CHECKPOINT or --untrained (not both)")
-    if checkpoint is not None and checkpoint.is_dir():
-        checkpoint = _checkpoint_of_run(checkpoint)
     _check_untrained_only(checkpoint)
     if precision == "fp16" and weights == "fp32":
         raise click.UsageError("--precision fp16 computes on fp16 weights: --weights fp32 needs --precision fp32")
@@ -179,20 +177,6 @@ def _untrained(task: str, arch: str, size: str, ngf: int, depth: int, seed: int)
 
 
 UNTRAINED_ONLY = ("task", "arch", "size", "ngf", "depth", "seed")
-
-
-def _checkpoint_of_run(run: Path) -> Path:
-    """A run folder given as CHECKPOINT (``train -o RUN``): its ``best.pt`` (the best validation),
-    else its ``last.pt``, said on stderr; a ``UsageError`` for a folder with neither."""
-    for name in ("best.pt", "last.pt"):
-        if (run / name).is_file():
-            click.echo(f"exporting {run / name}", err=True)
-            return run / name
-    raise click.BadParameter(
-        f"{run} is a folder with no checkpoint in it: give a run folder that train wrote (RUN/best.pt, "
-        "RUN/last.pt), one of those files, or a served .onnx model",
-        param_hint="CHECKPOINT",
-    )
 
 
 def _check_untrained_only(checkpoint: Path | None) -> None:

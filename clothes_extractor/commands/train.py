@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from .common import LocalPath, given_options, parse_size, reports_errors, require_torch, verbose_option
+from .common import CheckpointPath, LocalPath, given_options, parse_size, reports_errors, require_torch, verbose_option
 
 
 def share_option(flag: str, help: str):
@@ -60,8 +60,9 @@ def share_option(flag: str, help: str):
 )
 @click.option(
     "--init",
-    type=LocalPath(exists=True, dir_okay=False),
-    help="Start from the network weights (same architecture and settings) of this checkpoint, or of this "
+    type=CheckpointPath(exists=True),
+    help="Start from the network weights (same architecture and settings) of this checkpoint (or run folder: "
+    "its best.pt, else last.pt), or of this "
     "served model (.onnx: a bundled model, or one export wrote), with fresh optimizers. --arch unet takes "
     "the U-Net a silhouette model draws its garment with (the bundled generator's: --ngf 32).",
 )
