@@ -98,8 +98,8 @@ class CheckpointPath(LocalPath):
         if not os.path.isdir(path):
             return path
         for name in ("best.pt", "last.pt"):
-            if os.path.isfile(os.path.join(path, name)):
-                chosen = os.path.join(path, name)
+            chosen = os.path.join(path, name)
+            if os.path.isfile(chosen):
                 click.echo(f"{param.human_readable_name if param else 'checkpoint'} {path}: {chosen}", err=True)
                 return self.coerce_path_result(chosen)
         self.fail(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..runtime.jobs import ExtractJob, MaskIndex, count_jobs, iter_jobs
+from ..runtime.jobs import ExtractJob, MaskIndex, count_jobs, file_stamp, iter_jobs
 from ..runtime.walk import MaskSource
 
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "file://")
@@ -73,7 +73,7 @@ def object_stamp(info: Any) -> str | None:
     its name (its store gives it a new time). None where the store gives no time."""
     if info.size is None or info.mtime_ns is None:
         return None
-    return f"{info.size}:{info.mtime_ns}"
+    return file_stamp(info.size, info.mtime_ns)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from ..errors import DiskFull, InputError, OutputError
 from .dressing import Dresser, Fitted, Garment, Person, paste
 from .files import write_atomic
 from .images import encode_image, load_garment, load_person
-from .jobs import CONTENT, content_digest
+from .jobs import with_digest
 from .options import default_workers
 from .pipeline import CANCELLED
 from .session import trim_memory
@@ -61,11 +61,8 @@ class DressJob:
 
     def with_content(self) -> DressJob:
         """This job with its ``stamp`` completed by the digest of its inputs' bytes as they are read
-        now (``jobs.content_digest``), for its output's record; as it is without a stamp."""
-        if self.stamp is None or CONTENT in self.stamp:
-            return self
-        digest = content_digest(self.inputs)
-        return self if digest is None else dataclasses.replace(self, stamp=f"{self.stamp}{CONTENT}{digest}")
+        now (``jobs.with_digest``), for its output's record; as it is without a stamp."""
+        return dataclasses.replace(self, stamp=with_digest(self.stamp, self.inputs))
 
 
 @dataclass(frozen=True)

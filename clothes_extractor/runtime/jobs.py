@@ -60,10 +60,7 @@ class ExtractJob:
         """This job with its ``stamp`` completed by the digest of its inputs' bytes as they are read
         now (``content_digest``; ``data``: the photo's, read already), for its output's record; as it
         is where it has no stamp (a photo from standard input, a URL) or they cannot be read."""
-        if self.stamp is None or CONTENT in self.stamp:
-            return self
-        digest = content_digest(self.inputs, data)
-        return self if digest is None else dataclasses.replace(self, stamp=f"{self.stamp}{CONTENT}{digest}")
+        return dataclasses.replace(self, stamp=with_digest(self.stamp, self.inputs, data))
 
     @property
     def mask_saved_already(self) -> bool:
@@ -305,7 +302,22 @@ def input_stamp(*paths: Path | None) -> str | None:
         stats = [os.stat(path) for path in paths if path is not None]
     except OSError:
         return None
-    return ",".join(f"{stat.st_size}:{stat.st_mtime_ns}" for stat in stats)
+    return ",".join(file_stamp(stat.st_size, stat.st_mtime_ns) for stat in stats)
+
+
+def file_stamp(size: int, mtime_ns: int) -> str:
+    """One file's part of an input record (``input_stamp``; a listed object's too): ``SIZE:MTIME``."""
+    return f"{size}:{mtime_ns}"
+
+
+def with_digest(stamp: str | None, paths: Sequence[Path], data: bytes | None = None) -> str | None:
+    """An input record (``input_stamp``) completed by the digest of those files' bytes as they are
+    read now (``content_digest``), after ``CONTENT``; as it is where there is none, it has one
+    already, or the files cannot be read."""
+    if stamp is None or CONTENT in stamp:
+        return stamp
+    digest = content_digest(paths, data)
+    return stamp if digest is None else f"{stamp}{CONTENT}{digest}"
 
 
 def content_digest(paths: Sequence[Path], data: bytes | None = None) -> str | None:
