@@ -187,6 +187,62 @@ def test_the_next_batch_is_read_while_this_one_is_dressed(models, tryon_folders,
     assert seen_when_drawn == [2, 3, 3]  # the first pair drawn with the second being read, and so on
 
 
+@pytest.mark.parametrize("garment", ["blank", "undecodable"])
+def test_a_garment_that_dresses_no_one_is_read_once_not_once_a_person(
+    garment, models, tryon_folders, tmp_path, monkeypatch
+):
+    """One bad garment for a folder of persons: every pair reported with its reason, and the
+    persons after the first two batches neither decoded nor parsed (a million persons in a blank
+    garment decoded and parsed a million photos, to report the same thing a million times)."""
+    from clothes_extractor.runtime import dress_jobs
+    from clothes_extractor.runtime.dressing import Dresser
+
+    persons, _ = tryon_folders
+    for copy in range(1, 6):  # 18 persons
+        for name in TRYON_PERSONS:
+            shutil.copy(persons / name, persons / f"c{copy}-{name}")
+    bad = tmp_path / "garment.png"
+    if garment == "blank":
+        Image.new("RGB", (192, 256), "white").save(bad)
+    else:
+        bad.write_bytes(b"not an image")
+    read, parsed = [], []
+    load_person, parse = dress_jobs.load_person, Dresser.parse
+    monkeypatch.setattr(dress_jobs, "load_person", lambda path: read.append(path.name) or load_person(path))
+    monkeypatch.setattr(Dresser, "parse", lambda self, photos: parsed.extend(photos) or parse(self, photos))
+    results = []
+    summary = dress_folder(persons, bad, tmp_path / "out", **models, batch_size=2, workers=2, on_result=results.append)
+    assert (summary.ok, summary.failed) == (0, 18) and not (tmp_path / "out").exists()
+    why = "0.0% of it is not background" if garment == "blank" else "is not an image in a format Pillow can read"
+    assert all(why in result.error for result in results), results[0].error
+    assert len(read) <= 4 and parsed == []  # (the first two batches are read before the garment is known)
+
+
+def test_one_person_in_a_folder_of_garments_is_read_and_parsed_once_a_batch(
+    models, tryon_folders, tmp_path, monkeypatch
+):
+    from clothes_extractor.data.synth import synth_sample
+    from clothes_extractor.runtime import dress_jobs
+    from clothes_extractor.runtime.dressing import Dresser
+
+    persons, garments = tryon_folders
+    for index in range(2, 6):
+        synth_sample(index, seed=5, size=(256, 192))[2].save(garments / f"g{index}.png")
+    read, parsed = [], []
+    load_person, parse = dress_jobs.load_person, Dresser.parse
+    monkeypatch.setattr(dress_jobs, "load_person", lambda path: read.append(path.name) or load_person(path))
+    monkeypatch.setattr(Dresser, "parse", lambda self, photos: parsed.extend(photos) or parse(self, photos))
+    person, out = persons / TRYON_PERSONS[0], tmp_path / "out"
+    summary = dress_folder(person, garments, out, **models, batch_size=4, workers=2)
+    assert (summary.ok, summary.failed) == (6, 0)
+    assert read == [TRYON_PERSONS[0]] and len(parsed) == 2  # (6 pairs in batches of 4: one parse a batch)
+    monkeypatch.undo()
+    for index in range(6):
+        expected = dress(person, garments / f"g{index}.png", **models)
+        written = Image.open(out / f"{person.stem}__g{index}.png").convert("RGB")
+        assert np.array_equal(np.asarray(written), np.asarray(expected)), index
+
+
 def test_ctrl_c_while_waiting_on_a_write_still_reports_it(models, tryon_folders, tmp_path, monkeypatch):
     """Ctrl-C lands where the job waits for the oldest write to finish: that write completes
     and is reported (the next batch is read by then, so the wait is where the job spends

@@ -3,9 +3,11 @@ job dressed with the folder job's guarantees: every output complete or absent, s
 these models wrote it already, each bad pair reported and the rest carried on, a full
 disk or a cancel stopping the job.
 
-    read    (threads)      the next batch's person photos and garments, each garment once:
+    read    (threads)      the next batch's person photos and garments, each one once:
                            decode, the parser's first look (``Dresser.person``), the
-                           garment fitted (``Dresser.garment``), beside this batch's model run
+                           garment fitted and checked (``Dresser.garment``, ``refusal``),
+                           beside this batch's model run; nothing more for a pair whose
+                           garment or person is known to be unusable
     dress   (this thread)  ``Dresser.draw_pairs``: parse, fit and the try-on model, a batch
                            at a time
     write   (threads)      paste into the full-resolution photo, encode, write: Pillow lets
@@ -245,18 +247,40 @@ class _Cancelled(Exception):
 
 class _Read:
     """One batch's jobs, read on the readers' threads: each person photo decoded with its
-    first look made, each garment decoded and fitted once (or taken from the batch before:
-    one garment for a folder of persons is read once for the whole job)."""
+    first look made and each garment decoded and fitted, once a batch (or taken from the batch
+    before: one garment for a folder of persons, or one person for a folder of garments, is read
+    once for the whole job). A pair whose garment or person is known to be unusable (its read
+    failed in the batch before, or the garment dresses no one: ``Dresser.refusal``) reads nothing
+    more: a bad garment for a million persons decodes two batches of them, not a million."""
 
     def __init__(self, readers: ThreadPoolExecutor, dresser: Dresser, jobs: list[DressJob], before: _Read | None):
         self.jobs = jobs
         self.garments: dict[Path, Future] = {}
+        self.persons: dict[Path, Future] = {}
+        self.reads: list[tuple[Future, ...]] = []  # each job's: (garment, person, its stamp), or the one that failed
         for job in jobs:
-            if job.garment not in self.garments:
-                known = before.garments.get(job.garment) if before is not None else None
-                self.garments[job.garment] = known or readers.submit(_read_garment, dresser, job.garment)
-        self.persons = [readers.submit(_read_person, dresser, job.person) for job in jobs]
-        self.stamped = [readers.submit(job.with_content) for job in jobs]  # (their outputs' records)
+            garment = self._known(self.garments, before and before.garments, job.garment)
+            person = self._known(self.persons, before and before.persons, job.person)
+            failed = next((read for read in (garment, person) if read is not None and _failed(read)), None)
+            if failed is not None:  # (the other side is not read for it)
+                self.reads.append((failed,))
+                continue
+            if garment is None:
+                garment = self.garments[job.garment] = readers.submit(_read_garment, dresser, job.garment)
+            if person is None:
+                person = self.persons[job.person] = readers.submit(_read_person, dresser, job.person)
+            self.reads.append((garment, person, readers.submit(job.with_content)))  # (its output's record)
+
+    @staticmethod
+    def _known(read: dict[Path, Future], before: dict[Path, Future] | None, path: Path) -> Future | None:
+        """``path``'s read made in this batch already, or in the batch before (then kept for this one), or None."""
+        if path not in read and before and path in before:
+            read[path] = before[path]
+        return read.get(path)
+
+
+def _failed(read: Future) -> bool:
+    return read.done() and not read.cancelled() and read.exception() is not None
 
 
 def _read_person(dresser: Dresser, path: Path) -> Person:
@@ -264,17 +288,21 @@ def _read_person(dresser: Dresser, path: Path) -> Person:
 
 
 def _read_garment(dresser: Dresser, path: Path) -> Garment:
-    return dresser.garment(load_garment(path))
+    garment = dresser.garment(load_garment(path))
+    refused = dresser.refusal(garment)  # (said once, not once a pair)
+    if refused is not None:
+        raise refused
+    return garment
 
 
 def _dress(dresser: Dresser, read: _Read, writers: _Writers, emit: Callable[[DressResult], None]) -> None:
     """Dress a batch that was read; its unreadable pairs reported first (a bad garment for
     every pair that uses it), one bad pair never stopping the job."""
     ready: list[tuple[DressJob, tuple[Person, Garment]]] = []
-    for job, person, stamped in zip(read.jobs, read.persons, read.stamped, strict=True):
+    for job, reads in zip(read.jobs, read.reads, strict=True):
         try:
-            garment = read.garments[job.garment].result()
-            ready.append((stamped.result(), (person.result(), garment)))
+            garment, person, stamped = (future.result() for future in reads)  # (the first that failed raises)
+            ready.append((stamped, (person, garment)))
         except Exception as exc:  # noqa: BLE001 - one bad pair never stops the job
             emit(DressResult.of(job, "error", describe_error(exc)))
     if not ready:

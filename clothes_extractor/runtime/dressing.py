@@ -30,7 +30,7 @@ from PIL import Image
 
 from ..errors import InputError, ModelError, NothingToDressError
 from .alone import WORN_BELOW, no_one_wears, off_colour, on_white
-from .fitting import Box, crop_photo, fills_frame, fit_window, letterbox_for, output_size_for, shown_box
+from .fitting import Box, crop_photo, fills_frame, fit_window, letterbox_for, output_size_for, share_shown, shown_box
 from .images import extract_wrote, written_background
 from .people import garment_seen, keep_columns, main_person
 from .session import ModelSession
@@ -199,6 +199,18 @@ class Dresser:
         source, fitted, mask = framed_garment(image, self.size)
         return Garment(fitted, mask, alone, source, seen)
 
+    def refusal(self, garment: Garment | tuple[np.ndarray, np.ndarray]) -> NothingToDressError | None:
+        """Why a fitted garment dresses no one, whoever the person (nothing on its background, no garment
+        the parser sees, a person wearing it), or None: ``fit`` raises it; a folder job asks once a garment."""
+        share, how = float(np.mean(garment[1] > 127)), self.from_photo
+        if share < MIN_GARMENT_SHARE:
+            return NothingToDressError(NO_GARMENT.format(why=f"{share:.1%} of it is not background", how=how))
+        if isinstance(garment, Garment) and not garment.seen:
+            return NothingToDressError(NO_GARMENT.format(why="the parser sees none in it", how=how))
+        if isinstance(garment, Garment) and garment.alone is not None and garment.alone < WORN_BELOW:
+            return NothingToDressError(PERSON_IN_GARMENT.format(alone=garment.alone / 255, how=how))
+        return None
+
     def parse(self, photos: Sequence[Image.Image | Person]) -> list[Parsed]:
         """Each photo's class map (mode L, the parser's class indices) over the plane the
         parser saw, and the window of the photo that plane shows: the whole photo,
@@ -273,18 +285,13 @@ class Dresser:
             person, window = fit_person(photo, self.size, fit_window(parsed[1], self.size, 0.0) if zoomed else None)
         labels = labels_in_frame(parsed, photo.size, window, self.size)
         names = self.parser.contract.labels
-        share = _share_inside(labels == names.index(TOP), window, photo.size, self.size)
+        share = share_shown(labels == names.index(TOP), window, photo.size, self.size)
         if share < MIN_TOP_SHARE:
             raise NothingToDressError(NO_PERSON.format(share=share))
+        refused = self.refusal(garment)
+        if refused is not None:
+            raise refused
         garment_image, garment_mask = garment[:2]
-        garment_share = float(np.mean(garment_mask > 127))
-        if garment_share < MIN_GARMENT_SHARE:
-            why = f"{garment_share:.1%} of it is not background"
-            raise NothingToDressError(NO_GARMENT.format(why=why, how=self.from_photo))
-        if isinstance(garment, Garment) and not garment.seen:
-            raise NothingToDressError(NO_GARMENT.format(why="the parser sees none in it", how=self.from_photo))
-        if isinstance(garment, Garment) and garment.alone is not None and garment.alone < WORN_BELOW:
-            raise NothingToDressError(PERSON_IN_GARMENT.format(alone=garment.alone / 255, how=self.from_photo))
         inputs = {
             "person": person,
             "region": region_from_labels(labels, names),
@@ -338,9 +345,11 @@ class Dresser:
         one parser run (two for second looks) and one try-on run: ``paste(*result)`` is the
         dressed photo. In place of a pair with nothing to dress anew or no garment, the
         ``InputError`` that says so. Photos and garments may come prepared (``person``,
-        ``garment``)."""
+        ``garment``); a prepared person of several pairs (the same object) is parsed once."""
         persons = [person if isinstance(person, Person) else self.person(person) for person, _ in pairs]
-        parsed = self.parse(persons)
+        distinct = list({id(person): person for person in persons}.values())  # (one person in many garments)
+        parses = dict(zip(map(id, distinct), self.parse(distinct), strict=True))
+        parsed = [parses[id(person)] for person in persons]
         results: list[tuple[Fitted, np.ndarray] | InputError | None] = [None] * len(pairs)
         fitted: dict[int, Fitted] = {}
         garments: dict[int, Garment] = {}  # a garment image of many pairs is fitted once
@@ -379,13 +388,6 @@ def _padded_alike(person: Person) -> bool:
     """Whether the parser's first look at ``person`` is padded as ``fit_person`` pads the
     try-on's input (on white), or not padded at all."""
     return person.fill == (255, 255, 255) or fills_frame(person.window, person.photo.size, person.plane.shape[:2])
-
-
-def _share_inside(found: np.ndarray, window: Box, photo_size: tuple[int, int], size: tuple[int, int]) -> float:
-    """``found``'s share of the part of the model frame the photo covers (not its padding)."""
-    x0, y0, x1, y1 = shown_box(window, photo_size, size)
-    inside = found[y0:y1, x0:x1]
-    return float(inside.mean()) if inside.size else 0.0
 
 
 def paste(item: Fitted, image: np.ndarray) -> Image.Image:

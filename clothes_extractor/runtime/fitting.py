@@ -299,6 +299,14 @@ def shown_box(window: Box, image_size: tuple[int, int], size: tuple[int, int]) -
     return landed[1] if landed is not None else (0, 0, 0, 0)
 
 
+def share_shown(found: np.ndarray, window: Box, image_size: tuple[int, int], size: tuple[int, int]) -> float:
+    """``found``'s (a mask over a frame of ``size`` showing ``window``) share of the part of the
+    frame that an image of ``image_size`` (w, h) covers, not its padding (``shown_box``)."""
+    x0, y0, x1, y1 = shown_box(window, image_size, size)
+    inside = found[y0:y1, x0:x1]
+    return float(inside.mean()) if inside.size else 0.0
+
+
 def fills_frame(window: Box, image_size: tuple[int, int], size: tuple[int, int]) -> bool:
     """Whether an image of ``image_size`` (w, h) covers the whole frame of ``size`` (h, w) that
     ``window`` is resized to: no padding shows (a letterboxed photo of the frame's aspect)."""
