@@ -704,11 +704,19 @@ def test_standard_input_and_urls_are_named_as_given_and_stdin_is_never_already_d
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
         done = run_cli("extract", f"{url}/a/photo.png", f"{url}/b/photo.png", "-o", tmp_path / "o", *model)
+        # a URL that cannot be fetched, among several inputs, is that input's failure; the others go on
+        inputs = (f"{url}/gone.png", f"{url}/b/photo.png")
+        some = run_cli("extract", *inputs, "-o", tmp_path / "s", *model, "--report", report)
     finally:
         server.shutdown()
     assert done.returncode == 1, done.stderr  # two photos, one output name: the second is reported
     assert f"error: {url}/b/photo.png and {url}/a/photo.png would both be written to" in done.stderr
     assert (tmp_path / "o" / "photo.png").read_bytes() == garment_a  # a's garment (b's download did not replace a)
+    assert some.returncode == 1 and f"error: cannot fetch {url}/gone.png: File not found" in some.stderr, some.stderr
+    assert "1 extracted" in some.stderr and sorted(path.name for path in (tmp_path / "s").iterdir()) == ["photo.png"]
+    found = read_report(report)  # (by name)
+    assert [found["gone.png"][key] for key in ("input", "status")] == [f"{url}/gone.png", "error"]
+    assert [found["photo.png"][key] for key in ("input", "status")] == [f"{url}/b/photo.png", "ok"]
 
 
 def test_a_url_is_fetched_or_refused_clearly_never_mangled(tiny_model_path, tmp_path):

@@ -61,10 +61,14 @@ def _fetch(url: str, folder: Path) -> Path:
     return target
 
 
-def _resolve_inputs(inputs: tuple[str, ...], scratch: Callable[[], Path]) -> tuple[list[Path], dict[Path, str]]:
+def _resolve_inputs(
+    inputs: tuple[str, ...], scratch: Callable[[], Path], unfetched: dict[Path, str]
+) -> tuple[list[Path], dict[Path, str]]:
     """Paths for the inputs: ``-`` (stdin) and http(s) URLs become files in the ``scratch()`` folder
     (each URL in a folder of its own: two URLs may end in the same name); and those files
-    with the input they came from, to name them so in messages and the report."""
+    with the input they came from, to name them so in messages and the report. A URL that
+    cannot be fetched, one input among several, is that input's failure, the others go on: its
+    file is absent, and ``unfetched`` says why (one input alone: ``InputError``)."""
     paths, given = [], {}
     for index, item in enumerate(inputs):
         if item == "-":
@@ -77,7 +81,13 @@ def _resolve_inputs(inputs: tuple[str, ...], scratch: Callable[[], Path]) -> tup
             given[target] = item
         elif item.startswith(("http://", "https://")):
             (folder := scratch() / f"url-{index}").mkdir()
-            paths.append(_fetch(item, folder))
+            try:
+                paths.append(_fetch(item, folder))
+            except InputError as exc:
+                if len(inputs) == 1:
+                    raise
+                paths.append(folder / "unfetched")
+                unfetched[paths[-1]] = str(exc)
             given[paths[-1]] = item
         else:
             paths.append(Path(item))
@@ -285,7 +295,7 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
             "--dry-run looks at photo files and folders: a URL or standard input is fetched, not looked at"
         )
     with scratch_folder() as scratch:
-        paths, options["given"] = _resolve_inputs(inputs, scratch)
+        paths, options["given"] = _resolve_inputs(inputs, scratch, options.setdefault("unfetched", {}))
         options["listing"] = _listing(options, scratch)
         with files_named(_in_words(options["given"])):
             if _single_output(paths, output):
@@ -553,9 +563,11 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     note = _size_note(generator, segmenter, extract_options)
     decoder = _open_decoder(options["decode"], generator)
     jobs = removing_stale_partials(jobs)
-    given = options["given"]  # standard input and URLs: temporary files, new each run (see _extract_one)
-    jobs = (
-        dataclasses.replace(job, redo=given[job.photo] == "-", stamp=None) if job.photo in given else job
+    given, unfetched = options["given"], options["unfetched"]  # standard input and URLs: temporary files,
+    jobs = (  # new each run (see _extract_one); a URL not fetched: why
+        dataclasses.replace(job, redo=given[job.photo] == "-", stamp=None, error=unfetched.get(job.photo, job.error))
+        if job.photo in given
+        else job
         for job in jobs
     )
     report = Report(options["report"])
