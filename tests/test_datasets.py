@@ -195,6 +195,18 @@ def test_a_missing_catalog_image_or_mask_names_the_file(tmp_path, synthetic):
         load_sample(Sample(sample.photo, sample.mask, "file", tmp_path / "bad.jpg"))
 
 
+def test_photos_without_a_catalog_image_are_left_out_and_said_so(synthetic, caplog):
+    for stem in ("000003", "000011"):
+        next((synthetic / "garment").glob(f"{stem}.*")).unlink()
+    with caplog.at_level("WARNING", logger="clothes_extractor.eval.datasets"):
+        samples = load_samples(synthetic, "all")
+    assert len(samples) == 18 and {"000003", "000011"}.isdisjoint(s.name for s in samples)
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 1 and "2 of the 20 photos of" in said[0] and said[0].endswith("000003.jpg, 000011.jpg"), said
+    caplog.clear()
+    assert len(load_samples(synthetic, "all", require_garment=False)) == 20 and not caplog.records  # (a segmenter's)
+
+
 def test_downsample_keeps_layout_labels_and_pairs(tmp_path, synthetic):
     written = downsample_dataset(synthetic, tmp_path / "small", 32, files=5)
     assert written == 5 and layout_of(tmp_path / "small") == "triplets"

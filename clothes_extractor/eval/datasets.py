@@ -20,6 +20,7 @@ validation split gets a seeded one carved from train.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ from ..runtime.images import IMAGE_SUFFIXES, load_label_mask, load_mask, load_ph
 from ..runtime.silhouette import garment_silhouette
 from ..runtime.walk import DRESSCODE_LABELS, PARSE_FOLDERS, dataset_parse_folder, dresscode_folder, dresscode_label_map
 from .changes import PhotoChange
+
+log = logging.getLogger(__name__)
 
 TRIPLET_FOLDERS = ("photo", "mask", "garment")
 VALIDATION_SPLITS = ("val", "validation", "test")
@@ -238,7 +241,13 @@ def load_samples(
             samples = [samples[i] for i in sorted(chosen)]
     found = len(samples)
     if require_garment:
+        lacking = [s.photo.name for s in samples if s.garment is None]
         samples = [s for s in samples if s.garment is not None]
+        if lacking and samples:  # (said: a score over fewer pairs than the folder holds is not silent)
+            named = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+            where = f"{data_dir}{'' if split == 'all' else f' ({split} split)'}"
+            have = "has no catalog image beside it" if len(lacking) == 1 else "have no catalog image beside them"
+            log.warning("%d of the %d photos of %s %s, left out: %s", len(lacking), found, where, have, named)
     if not samples:
         where = "" if split == "all" else f" ({split} split)"
         why = (
