@@ -273,6 +273,26 @@ def test_device_loader_follows_the_sampler_and_resumes_mid_epoch(synthetic):
     assert torch.equal(torch.cat([b["mask"] for b in plain]), arrays["mask"])
 
 
+def test_preloading_names_every_sample_that_cannot_be_read_at_once(synthetic, tmp_path):
+    import shutil
+
+    from clothes_extractor.errors import InputError
+    from clothes_extractor.eval.datasets import load_samples
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic, data)
+    samples = load_samples(data, "all")
+    samples[2].photo.write_bytes(b"not a photo")
+    samples[7].photo.write_bytes(samples[7].photo.read_bytes()[:300])  # truncated
+    dataset = GarmentDataset(samples, tiny_config(data, "unused").contract())
+    for workers in (0, 2):
+        with pytest.raises(InputError) as refused:
+            preload(dataset, torch.device("cpu"), workers=workers, batch_size=4)
+        said = str(refused.value)
+        assert said.startswith(f"2 of the {len(samples)} samples cannot be read: "), said
+        assert str(samples[2].photo) in said and str(samples[7].photo) in said and "Remove or replace" in said
+
+
 def test_a_zoomed_out_segmenter_photo_goes_on_in_its_backdrop_on_either_path(synthetic):
     from clothes_extractor.eval.datasets import load_sample, load_samples
     from clothes_extractor.runtime.fitting import border_colour

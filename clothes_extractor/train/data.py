@@ -159,12 +159,44 @@ def preload(
     At 256x192 a generator sample is 344 KB (photo, mask, catalog image), so VITON's 7,000
     training pairs take 2.4 GB: nothing for a GPU, and they never cross the bus again.
     """
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    loader = torch.utils.data.DataLoader(
+        _Each(dataset), batch_size=batch_size, num_workers=workers, collate_fn=_gathered
+    )
     parts: dict[str, list[torch.Tensor]] = {}
-    for batch in loader:
-        for name, tensor in batch.items():
+    failed: list[str] = []
+    for batch, unread in loader:
+        failed += unread
+        for name, tensor in (batch or {}).items():
             parts.setdefault(name, []).append(tensor.to(device))
+    if failed:  # every one in one message: not one run to find each
+        shown = "; ".join(failed[:10]) + (f"; and {len(failed) - 10} more" if len(failed) > 10 else "")
+        raise InputError(
+            f"{len(failed)} of the {len(dataset)} samples cannot be read: {shown}. Remove or replace those files "
+            "(a photo taken out of the split's image folder takes its pair out) and run again"
+        )
     return {name: torch.cat(tensors) for name, tensors in parts.items()}
+
+
+class _Each(torch.utils.data.Dataset):
+    """``dataset``'s items, each in place of one that cannot be read why (``preload`` says them all)."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor] | str:
+        try:
+            return self.dataset[index]
+        except InputError as exc:
+            return str(exc)
+
+
+def _gathered(items: list[dict[str, torch.Tensor] | str]) -> tuple[dict[str, torch.Tensor] | None, list[str]]:
+    """A batch of the items read, and why the others could not be."""
+    read = [item for item in items if not isinstance(item, str)]
+    return (torch.utils.data.default_collate(read) if read else None), [item for item in items if isinstance(item, str)]
 
 
 class DeviceLoader:
