@@ -725,6 +725,14 @@ def test_a_url_is_fetched_or_refused_clearly_never_mangled(tiny_model_path, tmp_
     assert not (tmp_path / "http:").exists()
 
 
+def test_a_size_option_has_a_ceiling_not_an_out_of_memory_kill(tmp_path):
+    # (100000x100000 and 20000x15000 ran data synth out of memory: the system killed it, exit 137, nothing said)
+    done = run_cli("data", "synth", tmp_path / "syn", "-n", "1", "--size", "9000x16")
+    assert done.returncode == 2 and "'9000x16': at most 8192 pixels a side" in done.stderr, done.stderr
+    assert not (tmp_path / "syn").exists()
+    assert run_cli("data", "synth", tmp_path / "syn", "-n", "1", "--size", "8192x16").returncode == 0
+
+
 def test_outputs_that_would_overwrite_inputs_and_bad_option_files_fail_first(tiny_model_path, photo_folder, tmp_path):
     photos, masks = photo_folder
     done = run_cli("extract", photos, "-o", photos, "--model", tiny_model_path, "--masks", masks)

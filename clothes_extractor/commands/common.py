@@ -236,14 +236,21 @@ def note_unsearched(subfolders: list[Path]) -> None:
         click.echo(f"note: photos in subfolders are not taken without --recursive: {subfolders[0]}{more}", err=True)
 
 
+# The longest side a size option takes (a model's, a synthetic dataset's, a timed photo's): 100000x100000
+# ran the process out of memory and the system killed it without a word (data synth at 20000x15000 too).
+LARGEST_SIDE = 8192
+
+
 def parse_size(value: str, option: str = "--size") -> tuple[int, int]:
-    """``HEIGHTxWIDTH`` -> (height, width)."""
+    """``HEIGHTxWIDTH`` -> (height, width), each from 1 to ``LARGEST_SIDE``."""
     try:
         height, width = (int(v) for v in value.lower().split("x"))
     except ValueError:
         raise click.BadParameter(f"{value!r} is not HEIGHTxWIDTH (e.g. 256x192)", param_hint=option) from None
     if height < 1 or width < 1:
         raise click.BadParameter(f"{value!r}: both sides must be positive", param_hint=option)
+    if max(height, width) > LARGEST_SIDE:
+        raise click.BadParameter(f"{value!r}: at most {LARGEST_SIDE} pixels a side (e.g. 1024x768)", param_hint=option)
     return height, width
 
 
