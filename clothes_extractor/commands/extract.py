@@ -563,8 +563,9 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     note = _size_note(generator, segmenter, extract_options)
     decoder = _open_decoder(options["decode"], generator)
     jobs = removing_stale_partials(jobs)
-    given, unfetched = options["given"], options["unfetched"]  # standard input and URLs: temporary files,
-    jobs = (  # new each run (see _extract_one); a URL not fetched: why
+    # standard input and URLs: temporary files, new each run (see _extract_one); a URL not fetched: why
+    given, unfetched = options["given"], options["unfetched"]
+    jobs = (
         dataclasses.replace(job, redo=given[job.photo] == "-", stamp=None, error=unfetched.get(job.photo, job.error))
         if job.photo in given
         else job
