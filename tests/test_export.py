@@ -112,6 +112,9 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     (tmp_path / "junk.pt").write_text("junk")
     with pytest.raises(CheckpointError, match="junk.pt is not a checkpoint that train wrote .*: it is no PyTorch file"):
         load_model(tmp_path / "junk.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "g.pt").read_bytes()[:2000])  # a copy that did not finish
+    with pytest.raises(CheckpointError, match="cut.pt is cut short or damaged: .*copy it again, or give the run"):
+        load_model(tmp_path / "cut.pt")
     (tmp_path / "m.onnx").write_bytes(b"\x08\x07")
     with pytest.raises(CheckpointError, match="m.onnx is not a checkpoint .*: it is no PyTorch file but a served ONNX"):
         load_model(tmp_path / "m.onnx")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +54,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         if handle.read(2) != b"PK":  # torch.save's zip archive
             served = " but a served ONNX model" if path.suffix.lower() == ".onnx" else ""
             raise CheckpointError(f"{not_ours}: it is no PyTorch file{served}")
+    if not zipfile.is_zipfile(path):  # (train writes atomically: a copy or a download that did not finish)
+        raise CheckpointError(
+            f"{path} is cut short or damaged: its zip archive has no end (a copy or a download that did not "
+            "finish?); copy it again, or give the run's other checkpoint (last.pt or best.pt)"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
         if "Weights only load failed" in str(exc):  # pickled code, which is never loaded
             raise CheckpointError(f"{not_ours}: it holds Python objects, not only tensors and settings") from None
-        raise CheckpointError(f"{not_ours}: torch.load cannot read it ({str(exc).splitlines()[0][:200]})") from None
+        said = str(exc).splitlines()[0].split(". ")[0][:200]  # (its first sentence: not cut in the middle of one)
+        raise CheckpointError(f"{not_ours}: torch.load cannot read it ({said})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a clothes-extractor checkpoint (no {CHECKPOINT_FORMAT!r} marker)")
     if payload.get("version") != CHECKPOINT_VERSION:
