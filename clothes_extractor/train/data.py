@@ -158,6 +158,7 @@ def preload(
 
     At 256x192 a generator sample is 344 KB (photo, mask, catalog image), so VITON's 7,000
     training pairs take 2.4 GB: nothing for a GPU, and they never cross the bus again.
+    Samples that cannot be read (a corrupt photo) are named together, in one ``InputError``.
     """
     loader = torch.utils.data.DataLoader(
         _Each(dataset), batch_size=batch_size, num_workers=workers, collate_fn=_gathered
@@ -172,13 +173,13 @@ def preload(
         shown = "; ".join(failed[:10]) + (f"; and {len(failed) - 10} more" if len(failed) > 10 else "")
         raise InputError(
             f"{len(failed)} of the {len(dataset)} samples cannot be read: {shown}. Remove or replace those files "
-            "(a photo taken out of the split's image folder takes its pair out) and run again"
+            "(a photo taken out of the dataset takes its sample out) and run again"
         )
     return {name: torch.cat(tensors) for name, tensors in parts.items()}
 
 
 class _Each(torch.utils.data.Dataset):
-    """``dataset``'s items, each in place of one that cannot be read why (``preload`` says them all)."""
+    """``dataset``'s items; in place of one that cannot be read, why (``preload`` says them all at once)."""
 
     def __init__(self, dataset: torch.utils.data.Dataset):
         self.dataset = dataset
