@@ -62,14 +62,14 @@ def _fetch(url: str, folder: Path) -> Path:
 
 
 def _resolve_inputs(
-    inputs: tuple[str, ...], scratch: Callable[[], Path], unfetched: dict[Path, str]
-) -> tuple[list[Path], dict[Path, str]]:
+    inputs: tuple[str, ...], scratch: Callable[[], Path]
+) -> tuple[list[Path], dict[Path, str], dict[Path, str]]:
     """Paths for the inputs: ``-`` (stdin) and http(s) URLs become files in the ``scratch()`` folder
-    (each URL in a folder of its own: two URLs may end in the same name); and those files
-    with the input they came from, to name them so in messages and the report. A URL that
-    cannot be fetched, one input among several, is that input's failure, the others go on: its
-    file is absent, and ``unfetched`` says why (one input alone: ``InputError``)."""
-    paths, given = [], {}
+    (each URL in a folder of its own: two URLs may end in the same name); those files with the
+    input they came from, to name them so in messages and the report; and why each URL not
+    fetched was not. Such a URL, one input among several, is that input's failure, the others go
+    on: its file is absent (one input alone: ``InputError``)."""
+    paths, given, unfetched = [], {}, {}
     for index, item in enumerate(inputs):
         if item == "-":
             data = sys.stdin.buffer.read()
@@ -91,7 +91,7 @@ def _resolve_inputs(
             given[paths[-1]] = item
         else:
             paths.append(Path(item))
-    return paths, given
+    return paths, given, unfetched
 
 
 def _in_words(given: dict[Path, str]) -> dict[Path, str]:
@@ -295,7 +295,7 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
             "--dry-run looks at photo files and folders: a URL or standard input is fetched, not looked at"
         )
     with scratch_folder() as scratch:
-        paths, options["given"] = _resolve_inputs(inputs, scratch, options.setdefault("unfetched", {}))
+        paths, options["given"], options["unfetched"] = _resolve_inputs(inputs, scratch)
         options["listing"] = _listing(options, scratch)
         with files_named(_in_words(options["given"])):
             if _single_output(paths, output):

@@ -239,17 +239,17 @@ def load_samples(
             n_val = max(1, round(len(samples) * val_fraction))
             chosen = order[:n_val] if split in VALIDATION_SPLITS else order[n_val:]
             samples = [samples[i] for i in sorted(chosen)]
-    found = len(samples)
+    found, where = len(samples), "" if split == "all" else f" ({split} split)"
     if require_garment:
         lacking = [s.photo.name for s in samples if s.garment is None]
         samples = [s for s in samples if s.garment is not None]
         if lacking and samples:  # (said: a score over fewer pairs than the folder holds is not silent)
             named = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
-            where = f"{data_dir}{'' if split == 'all' else f' ({split} split)'}"
             have = "has no catalog image beside it" if len(lacking) == 1 else "have no catalog image beside them"
-            log.warning("%d of the %d photos of %s %s, left out: %s", len(lacking), found, where, have, named)
+            log.warning(
+                "%d of the %d photos of %s%s %s, left out: %s", len(lacking), found, data_dir, where, have, named
+            )
     if not samples:
-        where = "" if split == "all" else f" ({split} split)"
         why = (
             f": none of its {found} photos has a catalog image beside it (cloth/ in VITON and VITON-HD, "
             "garment/ in triplets, images/NNNNNN_1.jpg in Dress Code)"
