@@ -719,6 +719,52 @@ def test_standard_input_and_urls_are_named_as_given_and_stdin_is_never_already_d
     assert [found["photo.png"][key] for key in ("input", "status")] == [f"{url}/b/photo.png", "ok"]
 
 
+def test_urls_are_fetched_together_and_a_cut_download_is_that_inputs_failure(tiny_model_path, tmp_path):
+    import http.server
+    import threading
+
+    photos = tmp_path / "site"
+    photos.mkdir()
+    for i in range(3):
+        photo, mask = person_photo(i)
+        photo = photo.convert("RGBA")
+        photo.putalpha(mask)
+        photo.save(photos / f"p{i}.png")
+    together = threading.Barrier(3, timeout=20)  # each answer waits until the three are asked for
+
+    class Site(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(photos), **kwargs)
+
+        def do_GET(self):  # noqa: N802 - http.server's name
+            if self.path == "/cut.png":  # a download that stops short of its length
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                self.wfile.write(b"\x89PNG\r\n")
+                return
+            try:
+                together.wait()
+            except threading.BrokenBarrierError:
+                self.send_error(503, "asked for one at a time")
+                return
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        urls = [f"{url}/p{i}.png" for i in range(3)]
+        model = ["--model", tiny_model_path, "--alpha-mask", "--no-segmenter"]
+        done = run_cli("extract", *urls, f"{url}/cut.png", "-o", tmp_path / "out", *model, "--report", tmp_path / "r")
+    finally:
+        server.shutdown()
+    assert done.returncode == 1 and "fetching 4 URLs" in done.stderr, done.stderr
+    assert f"error: cannot fetch {url}/cut.png: the download stopped after 6 of 100000 bytes; try again" in done.stderr
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png", "p2.png"]
+    assert read_report(tmp_path / "r")["cut.png"]["status"] == "error"
+
+
 def test_a_url_is_fetched_or_refused_clearly_never_mangled(tiny_model_path, tmp_path):
     done = run_cli("extract", "http://127.0.0.1:9/photo.jpg", "-o", tmp_path / "out", "--model", tiny_model_path)
     assert done.returncode == 1 and "cannot fetch http://127.0.0.1:9/photo.jpg" in done.stderr

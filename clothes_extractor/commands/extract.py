@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import click
 
-from ..errors import InputError, NoGarmentError, WorkersKeepDying, files_named, renamed
+from ..errors import InputError, NoGarmentError, WorkersKeepDying, files_named
 from ..runtime.providers import PROVIDER_CHOICES
 from .common import (
     MAX_FAILURES_SHOWN,
@@ -28,6 +28,7 @@ from .common import (
     shard_option,
     verbose_option,
 )
+from .given import as_given, in_messages, in_words, resolve_inputs
 from .one_output import (
     check_stdout_takes_an_image,
     format_option,
@@ -40,82 +41,11 @@ from .reports import Report, check_side_files, report_dry_run, save_image
 
 SHEET_ROWS = 8
 SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-MAX_DOWNLOAD_BYTES = 50 * 2**20
-
-
-def _fetch(url: str, folder: Path) -> Path:
-    """An http(s) photo downloaded into ``folder`` (50 MB at most, 30 s timeout)."""
-    import urllib.error
-    import urllib.request
-
-    name = Path(url.split("?")[0].rstrip("/")).name or "photo"
-    target = folder / name
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response, open(target, "wb") as handle:  # noqa: S310
-            data = response.read(MAX_DOWNLOAD_BYTES + 1)
-            if len(data) > MAX_DOWNLOAD_BYTES:
-                raise InputError(f"{url} is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB; download it yourself")
-            handle.write(data)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise InputError(f"cannot fetch {url}: {getattr(exc, 'reason', exc)}") from None
-    return target
-
-
-def _resolve_inputs(
-    inputs: tuple[str, ...], scratch: Callable[[], Path]
-) -> tuple[list[Path], dict[Path, str], dict[Path, str]]:
-    """Paths for the inputs: ``-`` (stdin) and http(s) URLs become files in the ``scratch()`` folder
-    (each URL in a folder of its own: two URLs may end in the same name); those files with the
-    input they came from, to name them so in messages and the report; and why each URL not
-    fetched was not. Such a URL, one input among several, is that input's failure, the others go
-    on: its file is absent (one input alone: ``InputError``)."""
-    paths, given, unfetched = [], {}, {}
-    for index, item in enumerate(inputs):
-        if item == "-":
-            data = sys.stdin.buffer.read()
-            if not data:
-                raise InputError("no photo on standard input (-)")
-            target = scratch() / "stdin"
-            target.write_bytes(data)
-            paths.append(target)
-            given[target] = item
-        elif item.startswith(("http://", "https://")):
-            (folder := scratch() / f"url-{index}").mkdir()
-            try:
-                paths.append(_fetch(item, folder))
-            except InputError as exc:
-                if len(inputs) == 1:
-                    raise
-                paths.append(folder / "unfetched")
-                unfetched[paths[-1]] = str(exc)
-            given[paths[-1]] = item
-        else:
-            paths.append(Path(item))
-    return paths, given, unfetched
-
-
-def _in_words(given: dict[Path, str]) -> dict[Path, str]:
-    """How messages name the temporary files of ``given``: the URL, or standard input's name."""
-    return {path: _in_messages(item) for path, item in given.items()}
-
-
-def _in_messages(item: str) -> str:
-    """An input as messages name it: "-" is "(standard input)"."""
-    return "(standard input)" if item == "-" else item
-
-
-def _as_given(result: Any, given: dict[Path, str]) -> Any:
-    """``result`` of a photo that came from standard input or a URL, named as it was given."""
-    item = given.get(Path(result.input))
-    if item is None:
-        return result
-    error = renamed(result.error, _in_words(given)) if result.error else None
-    return dataclasses.replace(result, input=item, error=error)
 
 
 def _error_line(result: Any) -> str:
     """A failed photo's reason, with the photo named once (most reasons name it already)."""
-    name, error = _in_messages(result.input), result.error
+    name, error = in_messages(result.input), result.error
     if result.input == "-" and error.startswith(NoGarmentError.SUMMARY):  # --masks DIR pairs files by name
         error = f"{NoGarmentError.SUMMARY}; if there is one, save the photo as a file and give its mask: --masks DIR"
     return error if name in error else f"{name}: {error}"
@@ -295,9 +225,9 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
             "--dry-run looks at photo files and folders: a URL or standard input is fetched, not looked at"
         )
     with scratch_folder() as scratch:
-        paths, options["given"], options["unfetched"] = _resolve_inputs(inputs, scratch)
+        paths, options["given"], options["unfetched"] = resolve_inputs(inputs, scratch)
         options["listing"] = _listing(options, scratch)
-        with files_named(_in_words(options["given"])):
+        with files_named(in_words(options["given"])):
             if _single_output(paths, output):
                 _extract_one(paths[0], output, scratch, options)
             else:
@@ -491,7 +421,7 @@ def _extract_one(photo: Path, output: str, scratch: Callable[[], Path], options:
     try:
         run_extraction(generator, [job], extract_options, results.append, segmenter)
         (result,) = results
-        shown = _as_given(result, options["given"])
+        shown = as_given(result, options["given"])
         report.write(dataclasses.replace(shown, output="-") if to_stdout and shown.output else shown)
     finally:
         report.close()
@@ -590,7 +520,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     def on_result(result: Any) -> None:
         if result.status == "ok" and sheet is not None and len(finished) < SHEET_ROWS:
             finished.append(result)
-        result = _as_given(result, options["given"])
+        result = as_given(result, options["given"])
         if result.status == "error" and len(failures) < MAX_FAILURES_SHOWN:
             failures.append(result)
         report.write(result)

@@ -1,0 +1,125 @@
+"""Photos given as standard input (``-``) or as http(s) URLs: made into files for the job, and
+named in its messages and report as they were given."""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import sys
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from ..errors import InputError, renamed
+
+MAX_DOWNLOAD_BYTES = 50 * 2**20
+URL_FETCHES = 8  # downloads at once
+
+
+def _fetch(url: str, folder: Path) -> Path:
+    """An http(s) photo downloaded into ``folder`` (50 MB at most, 30 s timeout), whole or not at all."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    name = Path(url.split("?")[0].rstrip("/")).name or "photo"
+    target = folder / name
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response, open(target, "wb") as handle:  # noqa: S310
+            data = response.read(MAX_DOWNLOAD_BYTES + 1)
+            if len(data) > MAX_DOWNLOAD_BYTES:
+                raise InputError(f"{url} is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB; download it yourself")
+            if response.length:  # (what its Content-Length promised and did not come: read gives what came)
+                stopped = f"the download stopped after {len(data)} of {len(data) + response.length} bytes"
+                raise InputError(f"cannot fetch {url}: {stopped}; try again")
+            handle.write(data)
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        raise InputError(f"cannot fetch {url}: {getattr(exc, 'reason', exc)}") from None
+    return target
+
+
+def _fetch_all(urls: list[tuple[str, Path]]) -> list[Future]:
+    """Each ``(url, folder)`` fetched into its folder (``_fetch``), ``URL_FETCHES`` at a time, on
+    daemon threads: Ctrl-C is not held up by a download (the folder, removed then, takes the
+    partial file with it; a download that starts after fails to open its file)."""
+    futures: list[Future] = [Future() for _ in urls]
+    work: queue.SimpleQueue = queue.SimpleQueue()
+    for pair in zip(urls, futures, strict=True):
+        work.put(pair)
+
+    def fetcher() -> None:
+        while True:
+            try:
+                (url, folder), future = work.get_nowait()
+            except queue.Empty:
+                return
+            future.set_running_or_notify_cancel()
+            try:
+                future.set_result(_fetch(url, folder))
+            except BaseException as exc:  # noqa: BLE001 - raised again where its input is resolved
+                future.set_exception(exc)
+
+    for _ in range(min(URL_FETCHES, len(urls))):
+        threading.Thread(target=fetcher, name="fetch", daemon=True).start()
+    return futures
+
+
+def resolve_inputs(
+    inputs: tuple[str, ...], scratch: Callable[[], Path]
+) -> tuple[list[Path], dict[Path, str], dict[Path, str]]:
+    """Paths for the inputs: ``-`` (stdin) and http(s) URLs become files in the ``scratch()`` folder
+    (each URL in a folder of its own: two URLs may end in the same name); those files with the
+    input they came from, to name them so in messages and the report; and why each URL not
+    fetched was not. Such a URL, one input among several, is that input's failure, the others go
+    on: its file is absent (one input alone: ``InputError``). The URLs are fetched together
+    (``_fetch_all``) while standard input is read."""
+    folders = {i: scratch() / f"url-{i}" for i, item in enumerate(inputs) if item.startswith(("http://", "https://"))}
+    for folder in folders.values():
+        folder.mkdir()
+    if len(folders) > 1:
+        click.echo(f"fetching {len(folders)} URLs", err=True)
+    fetched = dict(zip(folders, _fetch_all([(inputs[i], folder) for i, folder in folders.items()]), strict=True))
+    paths, given, unfetched = [], {}, {}
+    for index, item in enumerate(inputs):
+        if item == "-":
+            data = sys.stdin.buffer.read()
+            if not data:
+                raise InputError("no photo on standard input (-)")
+            target = scratch() / "stdin"
+            target.write_bytes(data)
+            paths.append(target)
+            given[target] = item
+        elif index in fetched:
+            try:
+                paths.append(fetched[index].result())
+            except InputError as exc:
+                if len(inputs) == 1:
+                    raise
+                paths.append(folders[index] / "unfetched")
+                unfetched[paths[-1]] = str(exc)
+            given[paths[-1]] = item
+        else:
+            paths.append(Path(item))
+    return paths, given, unfetched
+
+
+def in_words(given: dict[Path, str]) -> dict[Path, str]:
+    """How messages name the temporary files of ``given``: the URL, or standard input's name."""
+    return {path: in_messages(item) for path, item in given.items()}
+
+
+def in_messages(item: str) -> str:
+    """An input as messages name it: "-" is "(standard input)"."""
+    return "(standard input)" if item == "-" else item
+
+
+def as_given(result: Any, given: dict[Path, str]) -> Any:
+    """``result`` of a photo that came from standard input or a URL, named as it was given."""
+    item = given.get(Path(result.input))
+    if item is None:
+        return result
+    error = renamed(result.error, in_words(given)) if result.error else None
+    return dataclasses.replace(result, input=item, error=error)
