@@ -250,6 +250,35 @@ def test_a_pairs_file_and_the_garment_checks(tiny_tryon_path, tryon_folders, tmp
     assert lists.returncode == 2 and "'--pairs': given 2 times" in lists.stderr
 
 
+def test_a_garment_that_dresses_no_one_is_said_once_with_its_pairs_counted(tiny_tryon_path, tryon_folders, tmp_path):
+    """The terminal: a bad garment once, with how many pairs it failed, not its reason once a
+    pair (20 lines alike, then "... and N more"); the report: a line a pair, saying which input
+    failed. A bad person is still its pair's line."""
+    persons, garments = tryon_folders
+    (persons / "empty.jpg").write_bytes(b"")
+    blank = garments / "blank.png"
+    Image.new("RGB", (192, 256), "white").save(blank)
+    out, report, model = tmp_path / "out", tmp_path / "r.jsonl", ["--model", tiny_tryon_path]
+    done = run_cli("tryon", "--person", persons, "--garment", blank, "-o", out, "--report", report, *model)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    why = (
+        "found no garment in the garment image (0.0% of it is not background): it must be a catalog image, the "
+        "garment on white, transparent or a plain backdrop (for a photo of someone wearing it: --garment-from, or "
+        "garment_from_photo=True)"
+    )
+    assert done.returncode == 1 and errors == [f"error: {blank} (4 pairs not dressed): {why}"], done.stderr
+    assert "4 failed" in done.stderr and "more errors" not in done.stderr
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert len(lines) == 4 and {line["error_of"] for line in lines} == {"garment"}
+    good = garments / "g0.png"
+    done = run_cli("tryon", "--person", persons, "--garment", good, "-o", out, "--report", report, *model)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    bad_person = f"error: {persons / 'empty.jpg'} + {good}: person photo is an empty file (0 bytes)"
+    assert done.returncode == 1 and errors == [bad_person], done.stderr
+    lines = {Path(line["person"]).name: line for line in map(json.loads, report.read_text().splitlines())}
+    assert lines["empty.jpg"]["error_of"] == "person" and lines[TRYON_PERSONS[0]]["error_of"] is None
+
+
 def test_garment_from_another_photo_in_one_command(tiny_tryon_path, tryon_folders, tmp_path):
     persons, _ = tryon_folders
     out = tmp_path / "b-in-a.png"

@@ -215,6 +215,7 @@ def test_a_garment_that_dresses_no_one_is_read_once_not_once_a_person(
     assert (summary.ok, summary.failed) == (0, 18) and not (tmp_path / "out").exists()
     why = "0.0% of it is not background" if garment == "blank" else "is not an image in a format Pillow can read"
     assert all(why in result.error for result in results), results[0].error
+    assert {result.error_of for result in results} == {"garment"}  # (the garment's fault, whichever person)
     assert len(read) <= 4 and parsed == []  # (the first two batches are read before the garment is known)
 
 

@@ -253,11 +253,11 @@ def _run(
             err=True,
         )
     progress = Progress(total, "pair", "tryon")
-    failed: list[DressResult] = []  # the first errors, to show (summary.failed counts them all)
+    failed = _Failures()
 
     def on_result(result: DressResult) -> None:
-        if result.status == "error" and len(failed) <= MAX_FAILURES_SHOWN:
-            failed.append(result)
+        if result.status == "error":
+            failed.add(result)
         report.write(dataclasses.replace(result, output="-") if options["to_stdout"] else result)
         progress.update(failed=result.status == "error")
 
@@ -289,18 +289,48 @@ def _error_line(result: Any) -> str:
     return f"{pair}: {renamed(result.error, {result.person: '', **({result.garment: ''} if result.garment else {})})}"
 
 
-def _summarise(summary: Any, failed: list[Any], single: bool, output: Path, report: Any, total: int = 0) -> None:
+class _Failures:
+    """The failed pairs a folder job's terminal shows, ``MAX_FAILURES_SHOWN`` lines at most (the
+    report lists them all): a garment that dresses no one (its result's ``error_of``) once, with
+    how many of its pairs it failed, where it would fill the screen with one reason a pair; the
+    first other failures a line each."""
+
+    def __init__(self) -> None:
+        self.first: Any = None  # (one pair to one file: its error)
+        self.garments: dict[str, list] = {}  # garment -> [its first result, how many of its pairs failed]
+        self.pairs: list[Any] = []
+        self.hidden = 0
+
+    def add(self, result: Any) -> None:
+        self.first = self.first or result
+        room = len(self.garments) + len(self.pairs) < MAX_FAILURES_SHOWN
+        if result.error_of == "garment" and (result.garment in self.garments or room):
+            self.garments.setdefault(result.garment, [result, 0])[1] += 1
+        elif room:
+            self.pairs.append(result)
+        else:
+            self.hidden += 1
+
+    def lines(self) -> list[str]:
+        garments = [
+            f"{garment} ({count} pair{'s' if count > 1 else ''} not dressed): {renamed(result.error, {garment: ''})}"
+            for garment, (result, count) in self.garments.items()
+        ]
+        return garments + [_error_line(result) for result in self.pairs]
+
+
+def _summarise(summary: Any, failed: _Failures, single: bool, output: Path, report: Any, total: int = 0) -> None:
     if single:
-        if failed:
-            raise InputError(_error_line(failed[0]))
+        if failed.first is not None:
+            raise InputError(_error_line(failed.first))
         if str(output) != "-":
             click.echo(f"{'skipped (already done)' if summary.skipped else 'wrote'} {output}", err=True)
         return
-    for result in failed[:MAX_FAILURES_SHOWN]:
-        click.echo(f"error: {_error_line(result)}", err=True)
-    if summary.failed > MAX_FAILURES_SHOWN:
+    for line in failed.lines():
+        click.echo(f"error: {line}", err=True)
+    if failed.hidden:
         listed = f", all in {report.named}" if report.path and not report.failed else "; --report FILE lists them all"
-        click.echo(f"... and {summary.failed - MAX_FAILURES_SHOWN} more errors{listed}", err=True)
+        click.echo(f"... and {failed.hidden} more errors{listed}", err=True)
     rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
     untried = total - summary.ok - summary.skipped - summary.failed if summary.stopped else 0
     click.echo(
@@ -317,7 +347,7 @@ def _summarise(summary: Any, failed: list[Any], single: bool, output: Path, repo
         )
     if report.failed:
         click.echo(f"error: {report.failed}", err=True)
-    if failed or report.failed or summary.stopped:
+    if summary.failed or report.failed or summary.stopped:
         sys.exit(1)
 
 

@@ -75,10 +75,11 @@ class DressResult:
     output: str
     error: str | None = None
     size: tuple[int, int] | None = None  # (height, width) written
+    error_of: str | None = None  # "person" or "garment": the one input the error is about, where it is one
 
     @classmethod
-    def of(cls, job: DressJob, status: str, error: str | None = None, size=None) -> "DressResult":
-        return cls(str(job.person), str(job.photo or job.garment), status, str(job.output), error, size)
+    def of(cls, job: DressJob, status: str, error: str | None = None, size=None, error_of=None) -> "DressResult":
+        return cls(str(job.person), str(job.photo or job.garment), status, str(job.output), error, size, error_of)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -271,6 +272,12 @@ class _Read:
                 person = self.persons[job.person] = readers.submit(_read_person, dresser, job.person)
             self.reads.append((garment, person, readers.submit(job.with_content)))  # (its output's record)
 
+    def input_of(self, job: DressJob, read: Future) -> str | None:
+        """Which of ``job``'s inputs ``read`` reads: "garment", "person", or None (its output's record)."""
+        if read is self.garments.get(job.garment):
+            return "garment"
+        return "person" if read is self.persons.get(job.person) else None
+
     @staticmethod
     def _known(read: dict[Path, Future], before: dict[Path, Future] | None, path: Path) -> Future | None:
         """``path``'s read made in this batch already, or in the batch before (then kept for this one), or None."""
@@ -300,16 +307,21 @@ def _dress(dresser: Dresser, read: _Read, writers: _Writers, emit: Callable[[Dre
     every pair that uses it), one bad pair never stopping the job."""
     ready: list[tuple[DressJob, tuple[Person, Garment]]] = []
     for job, reads in zip(read.jobs, read.reads, strict=True):
-        try:
-            garment, person, stamped = (future.result() for future in reads)  # (the first that failed raises)
+        values = []
+        for future in reads:  # (garment, person, stamped job), up to the first that failed
+            try:
+                values.append(future.result())
+            except Exception as exc:  # noqa: BLE001 - one bad pair never stops the job
+                emit(DressResult.of(job, "error", describe_error(exc), error_of=read.input_of(job, future)))
+                break
+        else:
+            garment, person, stamped = values
             ready.append((stamped, (person, garment)))
-        except Exception as exc:  # noqa: BLE001 - one bad pair never stops the job
-            emit(DressResult.of(job, "error", describe_error(exc)))
     if not ready:
         return
     for (job, _), drawn in zip(ready, dresser.draw_pairs([pair for _, pair in ready]), strict=True):
-        if isinstance(drawn, InputError):
-            emit(DressResult.of(job, "error", describe_error(drawn)))
+        if isinstance(drawn, InputError):  # (the person's: its garment passed ``refusal`` when read)
+            emit(DressResult.of(job, "error", describe_error(drawn), error_of="person"))
         else:
             writers.submit(job, *drawn)
     writers.drain(keep=writers.limit)

@@ -294,7 +294,7 @@ def with_catalog(jobs: Iterable[DressJob | DressResult], catalog: Catalog) -> It
         if isinstance(made, Path):
             yield DressJob(job.person, made, job.output, photo=job.garment, stamp=job.stamp)  # (of the photo)
         else:
-            yield DressResult.of(job, "error", made)
+            yield DressResult.of(job, "error", made, error_of="garment")
 
 
 # Pairs at a time whose garment photos stage one extracts before they are dressed: their catalog
