@@ -293,6 +293,54 @@ def test_preloading_names_every_sample_that_cannot_be_read_at_once(synthetic, tm
         assert str(samples[2].photo) in said and str(samples[7].photo) in said and "Remove or replace" in said
 
 
+def test_a_streamed_run_goes_on_past_an_unreadable_sample_and_says_it_once(synthetic, tmp_path, caplog):
+    """Without --data-on-device a corrupt photo was met when its batch came, hours into a run
+    perhaps, and stopped it; now the next sample takes its place, the photo is named once
+    (not once an epoch), and the run's end says how many were left out. A share of them
+    (more than 1%, at least 10) still stops it, naming them."""
+    import shutil
+
+    from clothes_extractor.errors import InputError
+    from clothes_extractor.eval.overlap import training_split
+    from clothes_extractor.train.data import LeftOut, Substituting
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic, data)
+    config = tiny_config(data, tmp_path / "run", epochs=3, workers=1)
+    samples = training_split(data, config.val_fraction, config.seed, True)[0]
+    bad = samples[3].photo
+    bad.write_bytes(bad.read_bytes()[:200])  # truncated
+    dataset = GarmentDataset(samples, config.contract())
+    item = Substituting(dataset)[1, 3]
+    assert str(bad) in item.pop("unread") and all(torch.equal(item[k], v) for k, v in dataset[1, 4].items())
+    assert Substituting(dataset)[1, 4]["unread"] == ""
+    with caplog.at_level("WARNING"):
+        train(config)
+    said = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert (
+        len(said) == 2
+        and said[0].startswith("left out of training, another sample in its place: ")
+        and str(bad) in said[0]
+    ), said
+    assert said[1] == "1 training sample(s) could not be read and were left out"
+    assert (tmp_path / "run" / "last.pt").is_file()
+    validation = training_split(data, config.val_fraction, config.seed, True)[1][0].photo
+    validation.write_bytes(b"not a photo")  # said before training, not at the end of the first epoch
+    with pytest.raises(InputError, match=r"^1 of the \d+ samples cannot be read: photo .*Remove or replace"):
+        train(tiny_config(data, tmp_path / "second", epochs=3, workers=1))
+    assert not (tmp_path / "second").exists() or not any((tmp_path / "second").glob("*.pt"))
+    shutil.copy(samples[0].photo, validation)
+    for n, sample in enumerate(samples):  # no training set at all: said, not trained around
+        sample.photo.write_bytes(b"not a photo %d" % n)
+    with pytest.raises(InputError, match=r"8 training samples in a row cannot be read: photo "):
+        train(tiny_config(data, tmp_path / "third", epochs=3, workers=1))
+    left_out = LeftOut(limit=10)
+    for n in range(10):
+        left_out.take({"unread": [f"photo {n} is truncated", ""]})
+    with pytest.raises(InputError, match=r"^11 training samples cannot be read \(more than 10 of them\): photo 0"):
+        left_out.take({"unread": ["photo 10 is truncated\nphoto 0 is truncated"]})
+
+
 def test_a_zoomed_out_segmenter_photo_goes_on_in_its_backdrop_on_either_path(synthetic):
     from clothes_extractor.eval.datasets import load_sample, load_samples
     from clothes_extractor.runtime.fitting import border_colour
@@ -568,6 +616,7 @@ def test_data_a_run_cannot_use_is_said_in_a_line_and_the_folder_stays_usable(tmp
     from click.testing import CliRunner
 
     from clothes_extractor.cli import cli
+    from clothes_extractor.eval.overlap import training_split
 
     data = tmp_path / "data"
     write_synthetic(data, 6, seed=0, size=(64, 48))
@@ -582,9 +631,12 @@ def test_data_a_run_cannot_use_is_said_in_a_line_and_the_folder_stays_usable(tmp
             f"training {what} needs a human parsing of each photo (VITON's image-parse/ or image-parse-v3/, "
             "Dress Code's label_maps/): 5 of 5 samples have none" in done.output
         )
-    (data / "photo" / "000002.jpg").write_bytes(b"not a photo")
+    defaults = tiny_config(data, "unused")
+    for n, sample in enumerate(training_split(data, defaults.val_fraction, defaults.seed, True)[0]):
+        sample.photo.write_bytes(b"not a photo %d" % n)  # (not alike: copies of a validation photo are left out)
     done = runner.invoke(cli, [*common, "-o", str(tmp_path / "run"), "--workers", "1"])
-    assert done.exit_code == 1 and "000002.jpg is not an image in a format Pillow can read" in done.output
+    assert done.exit_code == 1 and done.output.startswith("Error: 5 training samples in a row cannot be read: photo ")
+    assert "is not an image in a format Pillow can read" in done.output  # (no training set: said, not trained around)
     assert "Traceback" not in done.output and len(done.output.strip().splitlines()) == 1, done.output
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json"]
     write_synthetic(tmp_path / "good", 6, seed=0, size=(64, 48))

@@ -11,6 +11,7 @@ batches whatever the number of loader workers, and a resumed run continues exact
 
 from __future__ import annotations
 
+import logging
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -32,6 +33,8 @@ from .augment import (
     resolution_for,
 )
 from .distributed import to_device
+
+log = logging.getLogger(__name__)
 
 
 class GarmentDataset(torch.utils.data.Dataset):
@@ -160,22 +163,39 @@ def preload(
     training pairs take 2.4 GB: nothing for a GPU, and they never cross the bus again.
     Samples that cannot be read (a corrupt photo) are named together, in one ``InputError``.
     """
+    parts: dict[str, list[torch.Tensor]] = {}
+    for batch in _read_every(dataset, workers, batch_size):
+        for name, tensor in batch.items():
+            parts.setdefault(name, []).append(tensor.to(device))
+    return {name: torch.cat(tensors) for name, tensors in parts.items()}
+
+
+def readable(dataset: GarmentDataset, workers: int) -> GarmentDataset:
+    """``dataset`` once each of its samples was read, or ``InputError`` naming every one that
+    cannot be: a streamed run's validation samples, read before training (one met at the first
+    validation stopped the run, its first epoch lost)."""
+    for _ in _read_every(dataset, workers, 16):
+        pass
+    return dataset
+
+
+def _read_every(dataset: GarmentDataset, workers: int, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches of ``dataset``'s items, read by ``workers`` processes; at the end, every sample
+    that could not be read named in one ``InputError`` (not one run to find each)."""
     loader = torch.utils.data.DataLoader(
         _Each(dataset), batch_size=batch_size, num_workers=workers, collate_fn=_gathered
     )
-    parts: dict[str, list[torch.Tensor]] = {}
     failed: list[str] = []
     for batch, unread in loader:
         failed += unread
-        for name, tensor in (batch or {}).items():
-            parts.setdefault(name, []).append(tensor.to(device))
-    if failed:  # every one in one message: not one run to find each
+        if batch is not None:
+            yield batch
+    if failed:
         shown = "; ".join(failed[:10]) + (f"; and {len(failed) - 10} more" if len(failed) > 10 else "")
         raise InputError(
             f"{len(failed)} of the {len(dataset)} samples cannot be read: {shown}. Remove or replace those files "
             "(a photo taken out of the dataset takes its sample out) and run again"
         )
-    return {name: torch.cat(tensors) for name, tensors in parts.items()}
 
 
 class _Each(torch.utils.data.Dataset):
@@ -198,6 +218,62 @@ def _gathered(items: list[dict[str, torch.Tensor] | str]) -> tuple[dict[str, tor
     """A batch of the items read, and why the others could not be."""
     read = [item for item in items if not isinstance(item, str)]
     return (torch.utils.data.default_collate(read) if read else None), [item for item in items if isinstance(item, str)]
+
+
+class Substituting(torch.utils.data.Dataset):
+    """``dataset``'s items for a streamed training run, in which a sample that cannot be read (a
+    corrupt photo met hours into the run) gives its place to the next one that can, so the run
+    goes on. Each item says which samples it stands in for, ``"unread"``: their reasons, or ""
+    (``LeftOut`` takes it out of the batch, and says each once). ``InputError`` where
+    ``TRIES`` samples in a row cannot be read (a folder of them: no training set)."""
+
+    TRIES = 8
+
+    def __init__(self, dataset: GarmentDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor | str]:
+        epoch, index = key
+        unread: list[str] = []
+        for step in range(min(self.TRIES, len(self.dataset))):
+            try:
+                item: dict[str, torch.Tensor | str] = dict(self.dataset[epoch, (index + step) % len(self.dataset)])
+            except InputError as exc:
+                unread.append(str(exc))
+                continue
+            item["unread"] = "\n".join(unread)
+            return item
+        raise InputError(f"{len(unread)} training samples in a row cannot be read: " + "; ".join(unread))
+
+
+class LeftOut:
+    """The samples a streamed run left out (``Substituting``): ``take`` removes a batch's
+    ``"unread"`` list and logs each sample's reason the first time it is met; past ``limit``
+    of them (a share of the set, not a file or two) the run stops with them all named."""
+
+    def __init__(self, limit: int):
+        self.limit, self.reasons = limit, {}
+
+    def take(self, batch: dict) -> dict[str, torch.Tensor]:
+        for reason in (r for joined in batch.pop("unread", ()) for r in joined.split("\n") if r):
+            if reason not in self.reasons:
+                self.reasons[reason] = None
+                log.warning("left out of training, another sample in its place: %s", reason)
+        if len(self.reasons) > self.limit:
+            shown = "; ".join(list(self.reasons)[:10])
+            raise InputError(
+                f"{len(self.reasons)} training samples cannot be read (more than {self.limit} of them): {shown}. "
+                "Remove or replace those files and run again (--data-on-device names every one before training)"
+            )
+        return batch
+
+    def sum_up(self) -> None:
+        """At the end of the run: how many were left out (each was said when met, perhaps pages of progress ago)."""
+        if self.reasons:
+            log.warning("%d training sample(s) could not be read and were left out", len(self.reasons))
 
 
 class DeviceLoader:

@@ -35,7 +35,7 @@ from ..tasks import task_of
 from .architectures import build
 from .checkpoint import load_resumable, save_checkpoint
 from .config import LR_SCHEDULES, TrainConfig
-from .data import Augmentation, DeviceLoader, EpochSampler, GarmentDataset, preload
+from .data import Augmentation, DeviceLoader, EpochSampler, GarmentDataset, LeftOut, Substituting, preload, readable
 from .distributed import pick_device, rng_state, set_rng_state, start_distributed
 from .networks import PatchDiscriminator, init_weights
 from .objectives import Objective
@@ -129,7 +129,7 @@ class Run:
         else:
             # Own generators keep the loaders from drawing on (and so shifting) the global RNG.
             self.loader = torch.utils.data.DataLoader(
-                train_set,
+                Substituting(train_set),  # (an unreadable sample: the run goes on without it, said)
                 batch_size=cfg.batch_size,
                 sampler=self.sampler,
                 num_workers=cfg.workers,
@@ -139,11 +139,12 @@ class Run:
                 persistent_workers=False,
             )
             self.val_loader = torch.utils.data.DataLoader(
-                val_set,
+                readable(val_set, cfg.workers),  # (each sample read once now: a bad one named before training)
                 batch_size=val_batch,
                 num_workers=cfg.workers,
                 generator=torch.Generator().manual_seed(cfg.seed),
             )
+        self.left_out = LeftOut(limit=max(10, len(train_set) // 100))
         self.steps_per_epoch = len(train_set) // (cfg.batch_size * self.dist.world)
         self.total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.max_steps is not None:
@@ -256,6 +257,7 @@ class Run:
                     self._validate_and_save(sums, count, seen, time.perf_counter() - started)
         if self.progress is not None:
             self.progress.close()
+        self.left_out.sum_up()
         if self.stop.requested:
             out_last = self.out / "last.pt"
             log.warning("stopped at step %d of %d: --resume %s goes on", self.step, self.total_steps, out_last)
@@ -277,7 +279,7 @@ class Run:
         self.sampler.set_epoch(epoch, start * cfg.batch_size)
         sums: dict[str, torch.Tensor] = {}  # on the device: read when the epoch is validated
         count, seen, started = 0, 0, time.perf_counter()
-        for batch in self.loader:
+        for batch in map(self.left_out.take, self.loader):
             elapsed = time.perf_counter() - self.run_started
             share = progress(
                 self.step, self.total_steps, elapsed, cfg.time_limit_min, self.dist, self.device, self.stop.requested
