@@ -6,8 +6,11 @@ traceback (SIGTERM: 143), as the commands' own handling does once they run.
 
 import sys
 
+from .interrupts import redeliver_interrupts_from_finalizers
+
 
 def run() -> None:
+    redeliver_interrupts_from_finalizers()  # (before the command line's modules load)
     try:
         from .cli import main
     except KeyboardInterrupt:

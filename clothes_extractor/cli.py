@@ -43,9 +43,10 @@ def main() -> None:
     # Images over Pillow's limit are refused with our own message; its warning is noise.
     from PIL import Image
 
-    from .commands.common import EXIT_INTERRUPTED, ignore_further_interrupts, redeliver_interrupts_from_finalizers
+    from .commands.common import EXIT_INTERRUPTED, ignore_further_interrupts
+    from .interrupts import redeliver_interrupts_from_finalizers
 
-    redeliver_interrupts_from_finalizers()
+    redeliver_interrupts_from_finalizers()  # (main() called on its own: ``run`` installed it already)
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     try:
         cli.main(standalone_mode=False)

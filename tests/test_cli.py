@@ -549,6 +549,32 @@ def test_ctrl_c_inside_a_finalizer_is_not_lost(tiny_model_path, photo_folder, tm
     assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
 
 
+def test_ctrl_c_inside_a_finalizer_while_the_command_line_loads_is_not_lost():
+    # The race that failed test_ctrl_c_during_start_up_exits_130 on the 61st stop: a SIGINT that
+    # lands in the import system's module-lock callback while the commands' modules load ("Exception
+    # ignored in: ... cb ... KeyboardInterrupt", and the job went on). Sent from a finalizer that
+    # runs as a command module is looked for.
+    code = (
+        "import os, signal, sys\n"
+        "class Finalized:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        sum(range(10**6))\n"
+        "class Finder:\n"
+        "    @staticmethod\n"
+        "    def find_spec(name, path=None, target=None):\n"
+        "        if name == 'clothes_extractor.commands.bench':\n"
+        "            Finalized()\n"
+        "sys.meta_path.insert(0, Finder)\n"
+        "sys.argv = ['clothes-extractor', '--version']\n"
+        "from clothes_extractor.__main__ import run\n"
+        "run()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130 and done.stderr == "interrupted\n", (done.returncode, done.stderr)
+    assert "version" not in done.stdout
+
+
 def test_a_report_that_cannot_be_written_stops_the_report_not_the_job(tiny_model_path, photo_folder, tmp_path):
     photos, masks = photo_folder
     if not Path("/dev/full").exists():

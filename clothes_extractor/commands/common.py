@@ -15,16 +15,13 @@ from typing import Any, Callable
 import click
 
 from ..errors import ClothesExtractorError, lookup_error, path_error
+from ..interrupts import Terminated
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 STDOUT = Path("-")  # what -o and --report take for standard output
 MAX_FAILURES_SHOWN = 20  # failures said one by one, at most (the report lists them all)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, delivered like Ctrl-C so that the same cleanup runs (exit code 143)."""
 
 
 def _on_sigterm(_signum, _frame) -> None:
@@ -202,24 +199,6 @@ def ignore_further_interrupts() -> None:
     if _main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def redeliver_interrupts_from_finalizers() -> None:
-    """A Ctrl-C (or SIGTERM) that lands while an object's ``__del__`` runs (the progress bar's,
-    as a job ends) is "ignored" by Python: printed as a traceback and lost, and the job went on.
-    Sent again here, a moment later, once the finalizer is over."""
-    previous = sys.unraisablehook
-
-    def hook(unraisable: Any) -> None:
-        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
-            previous(unraisable)
-            return
-        import threading
-
-        sent = signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT
-        threading.Timer(0.01, os.kill, (os.getpid(), sent)).start()
-
-    sys.unraisablehook = hook
 
 
 def given_options() -> list[click.Parameter]:
