@@ -803,6 +803,11 @@ def test_a_size_option_has_a_ceiling_not_an_out_of_memory_kill(tmp_path):
     assert done.returncode == 2 and "'9000x16': at most 8192 pixels a side" in done.stderr, done.stderr
     assert not (tmp_path / "syn").exists()
     assert run_cli("data", "synth", tmp_path / "syn", "-n", "1", "--size", "8192x16").returncode == 0
+    # a batch's photos are in memory together: a batch of 100000 over a large folder was killed the same way
+    for command in (["extract", tmp_path / "syn"], ["tryon", "--person", tmp_path / "syn", "--garment", tmp_path]):
+        done = run_cli(*command, "-o", tmp_path / "out", "--batch-size", "100000")
+        assert done.returncode == 2 and "100000 is not in the range 1<=x<=1024" in done.stderr, done.stderr
+        assert not (tmp_path / "out").exists()
 
 
 def test_outputs_that_would_overwrite_inputs_and_bad_option_files_fail_first(tiny_model_path, photo_folder, tmp_path):

@@ -215,6 +215,24 @@ def note_unsearched(subfolders: list[Path]) -> None:
         click.echo(f"note: photos in subfolders are not taken without --recursive: {subfolders[0]}{more}", err=True)
 
 
+# The largest --batch-size of a photo job: a batch's photos are held in memory together (504 VITON
+# photos in one batch: 1.3 GB; a 1024x768 photo takes several MB), and a batch of 100000 over a large
+# folder had the system kill the process without a word. A GPU's throughput levels off by 128-256.
+LARGEST_BATCH = 1024
+
+
+def batch_size_option(unit: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--batch-size``: ``unit``s run through the models together, 8 by default, at most ``LARGEST_BATCH``."""
+    return click.option(
+        "--batch-size",
+        type=click.IntRange(1, LARGEST_BATCH),
+        default=8,
+        show_default=True,
+        help=f"{unit.capitalize()}s run through the models together (at most {LARGEST_BATCH}: they are in memory "
+        "together).",
+    )
+
+
 # The longest side a size option takes (a model's, a synthetic dataset's, a timed photo's): 100000x100000
 # ran the process out of memory and the system killed it without a word (data synth at 20000x15000 too).
 LARGEST_SIDE = 8192

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..runtime.providers import PROVIDER_CHOICES
-from .common import LocalPath, Progress, reports_errors, verbose_option
+from .common import LocalPath, Progress, batch_size_option, reports_errors, verbose_option
 from .reports import check_side_files, save_image
 
 SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
@@ -47,7 +47,7 @@ SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
     "pair's (the held-out means are printed beside the split's anyway).",
 )
 @click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@batch_size_option("pair")
 @click.option(
     "--resolution",
     type=click.Choice(["model", "native"]),

@@ -21,6 +21,7 @@ from .common import (
     MAX_FAILURES_SHOWN,
     LocalPath,
     Progress,
+    batch_size_option,
     note_unsearched,
     once,
     report_options,
@@ -99,7 +100,7 @@ class _ListNeedsItsFolder(click.Command):
     show_default=True,
     help="Execution provider; auto tries tensorrt, cuda, cpu. A named one must start.",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@batch_size_option("photo")
 @click.option(
     "--workers",
     type=click.IntRange(min=1),

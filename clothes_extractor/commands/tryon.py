@@ -16,6 +16,7 @@ from .common import (
     MAX_FAILURES_SHOWN,
     LocalPath,
     Progress,
+    batch_size_option,
     note_unsearched,
     once,
     report_options,
@@ -124,7 +125,7 @@ class _InputsAsOptions(click.Command):
 )
 @tryon_resolution_option("--resolution", "resolution", "The try-on")
 @click.option("--provider", type=click.Choice(PROVIDER_CHOICES), default="auto", show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@batch_size_option("pair")
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
