@@ -745,7 +745,7 @@ def test_standard_input_and_urls_are_named_as_given_and_stdin_is_never_already_d
     assert [found["photo.png"][key] for key in ("input", "status")] == [f"{url}/b/photo.png", "ok"]
 
 
-def test_urls_are_fetched_together_and_a_cut_download_is_that_inputs_failure(tiny_model_path, tmp_path):
+def test_urls_are_fetched_together_and_a_cut_download_or_a_web_page_is_that_inputs_failure(tiny_model_path, tmp_path):
     import http.server
     import threading
 
@@ -756,6 +756,7 @@ def test_urls_are_fetched_together_and_a_cut_download_is_that_inputs_failure(tin
         photo = photo.convert("RGBA")
         photo.putalpha(mask)
         photo.save(photos / f"p{i}.png")
+    (photos / "product.html").write_text("<html><body>the shop's page of the photo</body></html>")
     together = threading.Barrier(3, timeout=20)  # each answer waits until the three are asked for
 
     class Site(http.server.SimpleHTTPRequestHandler):
@@ -763,6 +764,8 @@ def test_urls_are_fetched_together_and_a_cut_download_is_that_inputs_failure(tin
             super().__init__(*args, directory=str(photos), **kwargs)
 
         def do_GET(self):  # noqa: N802 - http.server's name
+            if self.path == "/product.html":
+                return super().do_GET()
             if self.path == "/cut.png":  # a download that stops short of its length
                 self.send_response(200)
                 self.send_header("Content-Length", "100000")
@@ -782,10 +785,14 @@ def test_urls_are_fetched_together_and_a_cut_download_is_that_inputs_failure(tin
         url = f"http://127.0.0.1:{server.server_address[1]}"
         urls = [f"{url}/p{i}.png" for i in range(3)]
         model = ["--model", tiny_model_path, "--alpha-mask", "--no-segmenter"]
-        done = run_cli("extract", *urls, f"{url}/cut.png", "-o", tmp_path / "out", *model, "--report", tmp_path / "r")
+        more = (f"{url}/cut.png", f"{url}/product.html")
+        done = run_cli("extract", *urls, *more, "-o", tmp_path / "out", *model, "--report", tmp_path / "r")
     finally:
         server.shutdown()
-    assert done.returncode == 1 and "fetching 4 URLs" in done.stderr, done.stderr
+    assert done.returncode == 1 and "fetching 5 URLs" in done.stderr, done.stderr
+    assert f"error: cannot fetch {url}/product.html: the server answers a web page (text/html), not an image" in (
+        done.stderr
+    )
     assert f"error: cannot fetch {url}/cut.png: the download stopped after 6 of 100000 bytes; try again" in done.stderr
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png", "p2.png"]
     assert read_report(tmp_path / "r")["cut.png"]["status"] == "error"

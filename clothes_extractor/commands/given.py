@@ -17,6 +17,7 @@ from ..errors import InputError, renamed
 
 MAX_DOWNLOAD_BYTES = 50 * 2**20
 URL_FETCHES = 8  # downloads at once
+WEB_PAGES = ("text/html", "application/xhtml+xml")
 
 
 def _fetch(url: str, folder: Path) -> Path:
@@ -29,6 +30,11 @@ def _fetch(url: str, folder: Path) -> Path:
     target = folder / name
     try:
         with urllib.request.urlopen(url, timeout=30) as response, open(target, "wb") as handle:  # noqa: S310
+            if response.headers.get_content_type() in WEB_PAGES:  # (a shop's product page for its photo)
+                raise InputError(
+                    f"cannot fetch {url}: the server answers a web page ({response.headers.get_content_type()}), "
+                    "not an image; give the address of the image itself (a browser's Copy Image Address)"
+                )
             data = response.read(MAX_DOWNLOAD_BYTES + 1)
             if len(data) > MAX_DOWNLOAD_BYTES:
                 raise InputError(f"{url} is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB; download it yourself")
