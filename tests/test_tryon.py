@@ -153,7 +153,15 @@ def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, tryon_folders, t
     Image.open(persons / TRYON_PERSONS[1]).save(twins / "a.png")  # another person, one output name
     done = run_cli("tryon", "--person", twins, "--garment", garment, "-o", tmp_path / "out", *model)
     assert done.returncode == 1 and "1 dressed" in done.stderr and "1 failed" in done.stderr
-    assert "a__g0.png is already the output of" in done.stderr and "a.jpg" in done.stderr
+    said = f"error: {twins / 'a.png'} + {garment}: {tmp_path / 'out' / 'a__g0.png'} is already the output of "
+    assert f"{said}{twins / 'a.jpg'} in the same garment; dress this pair separately" in done.stderr, done.stderr
+    two = tmp_path / "two"  # one person in two garments of one name
+    two.mkdir()
+    shutil.copy(garment, two / "g.png")
+    Image.open(garment).convert("RGB").save(two / "g.jpg")
+    done = run_cli("tryon", "--person", person, "--garment", two, "-o", tmp_path / "o2", *model)
+    said = f"error: {person} + {two / 'g.png'}: {tmp_path / 'o2' / person.stem}__g.png is already the output of "
+    assert done.returncode == 1 and f"{said}the same person in {two / 'g.jpg'}; dress" in done.stderr, done.stderr
     piped = run_cli("tryon", "--person", person, "--garment", garment, "-o", "-", "--report", tmp_path / "r.jsonl",
                     *model, stdin=b"")  # fmt: skip
     assert piped.returncode == 0 and Image.open(io.BytesIO(piped.stdout)).size == Image.open(person).size
