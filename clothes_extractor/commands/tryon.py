@@ -314,7 +314,9 @@ class _Failures:
 
     def lines(self) -> list[str]:
         garments = [
-            f"{garment} ({count} pair{'s' if count > 1 else ''} not dressed): {renamed(result.error, {garment: ''})}"
+            f"{garment} ({count} pairs not dressed): {renamed(result.error, {garment: ''})}"
+            if count > 1
+            else _error_line(result)  # (a garment of one pair: the pair, as any other failure)
             for garment, (result, count) in self.garments.items()
         ]
         return garments + [_error_line(result) for result in self.pairs]
