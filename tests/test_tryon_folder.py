@@ -162,14 +162,14 @@ def test_a_cancel_stops_after_the_pairs_in_flight_and_a_rerun_resumes(models, tr
 
 
 def test_the_next_batch_is_read_while_this_one_is_dressed(models, tryon_folders, tmp_path, monkeypatch):
-    from clothes_extractor.runtime import dress_jobs
+    from clothes_extractor.runtime import dress_reads
     from clothes_extractor.runtime.dress_jobs import DressJob, run_dressing
     from clothes_extractor.runtime.dressing import Dresser
 
     persons, garments = tryon_folders
     read, seen_when_drawn = [], []
-    load_person = dress_jobs.load_person
-    monkeypatch.setattr(dress_jobs, "load_person", lambda path: read.append(path.name) or load_person(path))
+    load_person = dress_reads.load_person
+    monkeypatch.setattr(dress_reads, "load_person", lambda path: read.append(path.name) or load_person(path))
     dresser = Dresser(models["tryon"], models["parser"])
     draw_pairs = dresser.draw_pairs
 
@@ -194,7 +194,7 @@ def test_a_garment_that_dresses_no_one_is_read_once_not_once_a_person(
     """One bad garment for a folder of persons: every pair reported with its reason, and the
     persons after the first two batches neither decoded nor parsed (a million persons in a blank
     garment decoded and parsed a million photos, to report the same thing a million times)."""
-    from clothes_extractor.runtime import dress_jobs
+    from clothes_extractor.runtime import dress_reads
     from clothes_extractor.runtime.dressing import Dresser
 
     persons, _ = tryon_folders
@@ -207,8 +207,8 @@ def test_a_garment_that_dresses_no_one_is_read_once_not_once_a_person(
     else:
         bad.write_bytes(b"not an image")
     read, parsed = [], []
-    load_person, parse = dress_jobs.load_person, Dresser.parse
-    monkeypatch.setattr(dress_jobs, "load_person", lambda path: read.append(path.name) or load_person(path))
+    load_person, parse = dress_reads.load_person, Dresser.parse
+    monkeypatch.setattr(dress_reads, "load_person", lambda path: read.append(path.name) or load_person(path))
     monkeypatch.setattr(Dresser, "parse", lambda self, photos: parsed.extend(photos) or parse(self, photos))
     results = []
     summary = dress_folder(persons, bad, tmp_path / "out", **models, batch_size=2, workers=2, on_result=results.append)
@@ -223,15 +223,15 @@ def test_one_person_in_a_folder_of_garments_is_read_and_parsed_once_a_batch(
     models, tryon_folders, tmp_path, monkeypatch
 ):
     from clothes_extractor.data.synth import synth_sample
-    from clothes_extractor.runtime import dress_jobs
+    from clothes_extractor.runtime import dress_reads
     from clothes_extractor.runtime.dressing import Dresser
 
     persons, garments = tryon_folders
     for index in range(2, 6):
         synth_sample(index, seed=5, size=(256, 192))[2].save(garments / f"g{index}.png")
     read, parsed = [], []
-    load_person, parse = dress_jobs.load_person, Dresser.parse
-    monkeypatch.setattr(dress_jobs, "load_person", lambda path: read.append(path.name) or load_person(path))
+    load_person, parse = dress_reads.load_person, Dresser.parse
+    monkeypatch.setattr(dress_reads, "load_person", lambda path: read.append(path.name) or load_person(path))
     monkeypatch.setattr(Dresser, "parse", lambda self, photos: parsed.extend(photos) or parse(self, photos))
     person, out = persons / TRYON_PERSONS[0], tmp_path / "out"
     summary = dress_folder(person, garments, out, **models, batch_size=4, workers=2)
@@ -242,6 +242,44 @@ def test_one_person_in_a_folder_of_garments_is_read_and_parsed_once_a_batch(
         expected = dress(person, garments / f"g{index}.png", **models)
         written = Image.open(out / f"{person.stem}__g{index}.png").convert("RGB")
         assert np.array_equal(np.asarray(written), np.asarray(expected)), index
+
+
+def test_a_person_with_nothing_to_dress_reads_two_batches_of_garments_not_all(
+    models, tryon_folders, tmp_path, monkeypatch
+):
+    """The garment side's rule, for a person: one with no top to dress anew (found when its
+    first batch is drawn) for a folder of garments has the garments after two batches neither
+    decoded nor parsed; a bad garment a pairs listing comes back to later is not read again."""
+    from clothes_extractor.data.synth import synth_sample
+    from clothes_extractor.runtime.dress_jobs import DressJob, run_dressing
+    from clothes_extractor.runtime.dressing import Dresser
+
+    _, garments = tryon_folders
+    for index in range(2, 16):
+        synth_sample(index, seed=5, size=(256, 192))[2].save(garments / f"g{index}.png")
+    wall = tmp_path / "wall.png"
+    Image.new("RGB", (192, 256), (90, 120, 150)).save(wall)  # a wall: no one to dress
+    read = []  # the garments fitted: "blank" or "drawn"
+    fit = Dresser.garment
+    seen = lambda image: "blank" if np.asarray(image).min() == 255 else "drawn"  # noqa: E731
+    monkeypatch.setattr(Dresser, "garment", lambda self, image: read.append(seen(image)) or fit(self, image))
+    results = []
+    summary = dress_folder(
+        wall, garments, tmp_path / "out", **models, batch_size=2, workers=2, on_result=results.append
+    )
+    assert (summary.ok, summary.failed) == (0, 16) and {result.error_of for result in results} == {"person"}
+    assert all("found no upper-body clothing to replace" in result.error for result in results)
+    assert len(read) <= 4, read  # (the first two batches are read before the person is known)
+    person = tryon_folders[0] / TRYON_PERSONS[0]
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (192, 256), "white").save(blank)
+    jobs = [
+        DressJob(person, garment, tmp_path / f"l{i}.png")
+        for i, garment in enumerate([blank] + [garments / "g0.png"] * 4 + [blank] * 3)
+    ]
+    read.clear()
+    summary = run_dressing(Dresser(models["tryon"], models["parser"]), jobs, batch_size=2, workers=2)
+    assert (summary.ok, summary.failed) == (4, 4) and read.count("blank") == 1, read  # (batches 1, 3 and 4)
 
 
 def test_ctrl_c_while_waiting_on_a_write_still_reports_it(models, tryon_folders, tmp_path, monkeypatch):

@@ -292,34 +292,36 @@ def _error_line(result: Any) -> str:
 
 class _Failures:
     """The failed pairs a folder job's terminal shows, ``MAX_FAILURES_SHOWN`` lines at most (the
-    report lists them all): a garment that dresses no one (its result's ``error_of``) once, with
-    how many of its pairs it failed, where it would fill the screen with one reason a pair; the
-    first other failures a line each."""
+    report lists them all): an input that failed several pairs (its result's ``error_of``: a
+    garment that dresses no one, for a folder of persons; an unreadable person, for a folder of
+    garments) once, with how many, where it would fill the screen with one reason a pair; the
+    other failures a line each."""
 
     def __init__(self) -> None:
         self.first: Any = None  # (one pair to one file: its error)
-        self.garments: dict[str, list] = {}  # garment -> [its first result, how many of its pairs failed]
+        self.inputs: dict[str, list] = {}  # the input an error is about -> [its first result, how many pairs failed]
         self.pairs: list[Any] = []
         self.hidden = 0
 
     def add(self, result: Any) -> None:
         self.first = self.first or result
-        room = len(self.garments) + len(self.pairs) < MAX_FAILURES_SHOWN
-        if result.error_of == "garment" and (result.garment in self.garments or room):
-            self.garments.setdefault(result.garment, [result, 0])[1] += 1
+        room = len(self.inputs) + len(self.pairs) < MAX_FAILURES_SHOWN
+        about = getattr(result, result.error_of) if result.error_of else None
+        if about is not None and (about in self.inputs or room):
+            self.inputs.setdefault(about, [result, 0])[1] += 1
         elif room:
             self.pairs.append(result)
         else:
             self.hidden += 1
 
     def lines(self) -> list[str]:
-        garments = [
-            f"{garment} ({count} pairs not dressed): {renamed(result.error, {garment: ''})}"
+        inputs = [
+            f"{about} ({count} pairs not dressed): {renamed(result.error, {about: ''})}"
             if count > 1
-            else _error_line(result)  # (a garment of one pair: the pair, as any other failure)
-            for garment, (result, count) in self.garments.items()
+            else _error_line(result)  # (an input of one pair: the pair, as any other failure)
+            for about, (result, count) in self.inputs.items()
         ]
-        return garments + [_error_line(result) for result in self.pairs]
+        return inputs + [_error_line(result) for result in self.pairs]
 
 
 def _summarise(summary: Any, failed: _Failures, single: bool, output: Path, report: Any, total: int = 0) -> None:

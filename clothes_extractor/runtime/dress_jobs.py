@@ -7,7 +7,7 @@ disk or a cancel stopping the job.
                            decode, the parser's first look (``Dresser.person``), the
                            garment fitted and checked (``Dresser.garment``, ``refusal``),
                            beside this batch's model run; nothing more for a pair whose
-                           garment or person is known to be unusable
+                           garment or person is known to be unusable (``dress_reads``)
     dress   (this thread)  ``Dresser.draw_pairs``: parse, fit and the try-on model, a batch
                            at a time
     write   (threads)      paste into the full-resolution photo, encode, write: Pillow lets
@@ -31,9 +31,10 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from ..errors import DiskFull, InputError, OutputError
+from .dress_reads import BatchRead, Unusable
 from .dressing import Dresser, Fitted, Garment, Person, paste
 from .files import write_atomic
-from .images import encode_image, load_garment, load_person
+from .images import encode_image
 from .jobs import with_digest
 from .options import default_workers
 from .pipeline import CANCELLED
@@ -173,7 +174,7 @@ def run_dressing(
     writers = _Writers(workers, 2 * batch_size, dresser.signature, quality, emit)
     try:
         batches = _batches(jobs, batch_size, dresser.signature, overwrite, emit, cancelled)
-        if not _dress_all(dresser, batches, readers, writers, emit, cancelled):
+        if not _dress_all(dresser, batches, readers, writers, emit, cancelled, Unusable()):
             summary.stopped = CANCELLED
         writers.drain()
         trim_memory([dresser.tryon, dresser.parser])  # (what comes next may be another model: stage one)
@@ -193,24 +194,25 @@ def _dress_all(
     writers: _Writers,
     emit: Callable[[DressResult], None],
     cancelled: Callable[[], bool],
+    unusable: Unusable,
 ) -> bool:
     """Read each batch while the one before is dressed; False if cancelled with pairs left
     (the batch being read and the jobs not gathered yet are not tried)."""
-    reading: _Read | None = None
+    reading: BatchRead | None = None
     try:
         for batch in batches:
-            ahead = _Read(readers, dresser, batch, reading)
+            ahead = BatchRead(readers, dresser, batch, reading, unusable)
             if reading is not None:
                 if cancelled():
                     return False
-                _dress(dresser, reading, writers, emit)
+                _dress(dresser, reading, writers, emit, unusable)
             reading = ahead
     except _Cancelled:
         return False
     if reading is not None:
         if cancelled():
             return False
-        _dress(dresser, reading, writers, emit)
+        _dress(dresser, reading, writers, emit, unusable)
     return True
 
 
@@ -246,65 +248,12 @@ class _Cancelled(Exception):
     """The caller's ``cancel`` was set with pairs left to dress."""
 
 
-class _Read:
-    """One batch's jobs, read on the readers' threads: each person photo decoded with its
-    first look made and each garment decoded and fitted, once a batch (or taken from the batch
-    before: one garment for a folder of persons, or one person for a folder of garments, is read
-    once for the whole job). A pair whose garment or person is known to be unusable (its read
-    failed in the batch before, or the garment dresses no one: ``Dresser.refusal``) reads nothing
-    more: a bad garment for a million persons decodes two batches of them, not a million."""
-
-    def __init__(self, readers: ThreadPoolExecutor, dresser: Dresser, jobs: list[DressJob], before: _Read | None):
-        self.jobs = jobs
-        self.garments: dict[Path, Future] = {}
-        self.persons: dict[Path, Future] = {}
-        self.reads: list[tuple[Future, ...]] = []  # each job's: (garment, person, its stamp), or the one that failed
-        for job in jobs:
-            garment = self._known(self.garments, before and before.garments, job.garment)
-            person = self._known(self.persons, before and before.persons, job.person)
-            failed = next((read for read in (garment, person) if read is not None and _failed(read)), None)
-            if failed is not None:  # (the other side is not read for it)
-                self.reads.append((failed,))
-                continue
-            if garment is None:
-                garment = self.garments[job.garment] = readers.submit(_read_garment, dresser, job.garment)
-            if person is None:
-                person = self.persons[job.person] = readers.submit(_read_person, dresser, job.person)
-            self.reads.append((garment, person, readers.submit(job.with_content)))  # (its output's record)
-
-    def input_of(self, job: DressJob, read: Future) -> str | None:
-        """Which of ``job``'s inputs ``read`` reads: "garment", "person", or None (its output's record)."""
-        if read is self.garments.get(job.garment):
-            return "garment"
-        return "person" if read is self.persons.get(job.person) else None
-
-    @staticmethod
-    def _known(read: dict[Path, Future], before: dict[Path, Future] | None, path: Path) -> Future | None:
-        """``path``'s read made in this batch already, or in the batch before (then kept for this one), or None."""
-        if path not in read and before and path in before:
-            read[path] = before[path]
-        return read.get(path)
-
-
-def _failed(read: Future) -> bool:
-    return read.done() and not read.cancelled() and read.exception() is not None
-
-
-def _read_person(dresser: Dresser, path: Path) -> Person:
-    return dresser.person(load_person(path))
-
-
-def _read_garment(dresser: Dresser, path: Path) -> Garment:
-    garment = dresser.garment(load_garment(path))
-    refused = dresser.refusal(garment)  # (said once, not once a pair)
-    if refused is not None:
-        raise refused
-    return garment
-
-
-def _dress(dresser: Dresser, read: _Read, writers: _Writers, emit: Callable[[DressResult], None]) -> None:
+def _dress(
+    dresser: Dresser, read: BatchRead, writers: _Writers, emit: Callable[[DressResult], None], unusable: Unusable
+) -> None:
     """Dress a batch that was read; its unreadable pairs reported first (a bad garment for
-    every pair that uses it), one bad pair never stopping the job."""
+    every pair that uses it), one bad pair never stopping the job; the inputs found unusable
+    noted in ``unusable``."""
     ready: list[tuple[DressJob, tuple[Person, Garment]]] = []
     for job, reads in zip(read.jobs, read.reads, strict=True):
         values = []
@@ -312,7 +261,10 @@ def _dress(dresser: Dresser, read: _Read, writers: _Writers, emit: Callable[[Dre
             try:
                 values.append(future.result())
             except Exception as exc:  # noqa: BLE001 - one bad pair never stops the job
-                emit(DressResult.of(job, "error", describe_error(exc), error_of=read.input_of(job, future)))
+                error_of = read.input_of(job, future)
+                if error_of is not None:
+                    unusable.note(getattr(job, error_of), describe_error(exc))
+                emit(DressResult.of(job, "error", describe_error(exc), error_of=error_of))
                 break
         else:
             garment, person, stamped = values
@@ -321,6 +273,7 @@ def _dress(dresser: Dresser, read: _Read, writers: _Writers, emit: Callable[[Dre
         return
     for (job, _), drawn in zip(ready, dresser.draw_pairs([pair for _, pair in ready]), strict=True):
         if isinstance(drawn, InputError):  # (the person's: its garment passed ``refusal`` when read)
+            unusable.note(job.person, describe_error(drawn))
             emit(DressResult.of(job, "error", describe_error(drawn), error_of="person"))
         else:
             writers.submit(job, *drawn)

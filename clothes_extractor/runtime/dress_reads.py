@@ -1,0 +1,117 @@
+"""The read stage of try-on's folder job (``dress_jobs``): a batch's person photos and garments
+read on threads, each one once, beside the model run of the batch before; nothing read for a
+pair whose garment or person is known to be unusable."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+from ..errors import InputError
+from .dressing import Dresser, Garment, Person
+from .images import load_garment, load_person
+
+
+class Pair(Protocol):
+    """What a read takes of a job (``dress_jobs.DressJob``)."""
+
+    person: Path
+    garment: Path
+
+    def with_content(self) -> Any: ...
+
+
+class Unusable:
+    """The garments and persons a job found unusable (unreadable; a garment that dresses no one,
+    ``Dresser.refusal``; a person with nothing to dress anew), each with why: the ``LIMIT`` last
+    ones, so that a pairs listing that comes back to one later reads it no more."""
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self.why: dict[Path, str] = {}  # (the message: an exception would hold its traceback's frames)
+
+    def note(self, path: Path, why: str) -> None:
+        self.why.pop(path, None)
+        self.why[path] = why
+        if len(self.why) > self.LIMIT:
+            del self.why[next(iter(self.why))]
+
+    def read(self, path: Path) -> Future | None:
+        """A read of ``path`` that failed as it did, or None where it is not known unusable."""
+        if path not in self.why:
+            return None
+        failed: Future = Future()
+        failed.set_exception(InputError(self.why[path]))
+        return failed
+
+
+class BatchRead:
+    """One batch's jobs, read on the readers' threads: each person photo decoded with its
+    first look made and each garment decoded and fitted, once a batch (or taken from the batch
+    before: one garment for a folder of persons, or one person for a folder of garments, is read
+    once for the whole job). A pair whose garment or person is known to be unusable (its read
+    failed in the batch before or earlier, ``unusable``; the garment dresses no one:
+    ``Dresser.refusal``; the person has nothing to dress anew) reads nothing more: a bad garment
+    for a million persons decodes two batches of them, not a million, and so does a bad person
+    for a million garments."""
+
+    def __init__(
+        self,
+        readers: ThreadPoolExecutor,
+        dresser: Dresser,
+        jobs: Sequence[Pair],
+        before: BatchRead | None,
+        unusable: Unusable,
+    ):
+        self.jobs = jobs
+        self.garments: dict[Path, Future] = {}
+        self.persons: dict[Path, Future] = {}
+        self.reads: list[tuple[Future, ...]] = []  # each job's: (garment, person, its stamp), or the one that failed
+        for job in jobs:
+            garment = self._known(self.garments, before and before.garments, job.garment, unusable)
+            person = self._known(self.persons, before and before.persons, job.person, unusable)
+            failed = next((read for read in (garment, person) if read is not None and _failed(read)), None)
+            if failed is not None:  # (the other side is not read for it)
+                self.reads.append((failed,))
+                continue
+            if garment is None:
+                garment = self.garments[job.garment] = readers.submit(_read_garment, dresser, job.garment)
+            if person is None:
+                person = self.persons[job.person] = readers.submit(_read_person, dresser, job.person)
+            self.reads.append((garment, person, readers.submit(job.with_content)))  # (its output's record)
+
+    def input_of(self, job: Pair, read: Future) -> str | None:
+        """Which of ``job``'s inputs ``read`` reads: "garment", "person", or None (its output's record)."""
+        if read is self.garments.get(job.garment):
+            return "garment"
+        return "person" if read is self.persons.get(job.person) else None
+
+    @staticmethod
+    def _known(
+        read: dict[Path, Future], before: dict[Path, Future] | None, path: Path, unusable: Unusable
+    ) -> Future | None:
+        """``path``'s read made in this batch already, or known to fail, or made in the batch before
+        (then kept for this one), or None."""
+        if path not in read:
+            known = unusable.read(path) or (before.get(path) if before else None)
+            if known is not None:
+                read[path] = known
+        return read.get(path)
+
+
+def _failed(read: Future) -> bool:
+    return read.done() and not read.cancelled() and read.exception() is not None
+
+
+def _read_person(dresser: Dresser, path: Path) -> Person:
+    return dresser.person(load_person(path))
+
+
+def _read_garment(dresser: Dresser, path: Path) -> Garment:
+    garment = dresser.garment(load_garment(path))
+    refused = dresser.refusal(garment)  # (said once, not once a pair)
+    if refused is not None:
+        raise refused
+    return garment
