@@ -168,7 +168,8 @@ def dress_folder(
     window's before its pairs are dressed. ``on_start(total)`` is
     told how many results will come; ``on_result`` sees each pair's ``DressResult``
     (``person``, ``garment``, ``status`` ok / skipped / error, ``output``, ``error``,
-    ``size``) as it is final, in this thread. ``cancel``: set it (from a button's thread) to
+    ``size``, ``error_of``: "person" or "garment" where the error is about one of them) as it
+    is final, in this thread. ``cancel``: set it (from a button's thread) to
     stop after the pairs in flight (at most two batches); ``summary.stopped`` says
     ``"cancelled"`` (or why a full disk stopped it), and a rerun resumes. ``shard``
     (``"K/N"``) as in ``tryon``; ``workers`` threads (default: one per core, at most 16)
