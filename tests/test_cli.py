@@ -766,6 +766,14 @@ def test_urls_are_fetched_together_and_a_cut_download_or_a_web_page_is_that_inpu
         def do_GET(self):  # noqa: N802 - http.server's name
             if self.path == "/product.html":
                 return super().do_GET()
+            if self.path == "/chunked.png":  # a chunked answer whose last chunk never comes
+                self.protocol_version = "HTTP/1.1"
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(b"6\r\n\x89PNG\r\n\r\n")
+                self.close_connection = True
+                return
             if self.path == "/cut.png":  # a download that stops short of its length
                 self.send_response(200)
                 self.send_header("Content-Length", "100000")
@@ -785,11 +793,12 @@ def test_urls_are_fetched_together_and_a_cut_download_or_a_web_page_is_that_inpu
         url = f"http://127.0.0.1:{server.server_address[1]}"
         urls = [f"{url}/p{i}.png" for i in range(3)]
         model = ["--model", tiny_model_path, "--alpha-mask", "--no-segmenter"]
-        more = (f"{url}/cut.png", f"{url}/product.html")
+        more = (f"{url}/cut.png", f"{url}/product.html", f"{url}/chunked.png")
         done = run_cli("extract", *urls, *more, "-o", tmp_path / "out", *model, "--report", tmp_path / "r")
     finally:
         server.shutdown()
-    assert done.returncode == 1 and "fetching 5 URLs" in done.stderr, done.stderr
+    assert done.returncode == 1 and "fetching 6 URLs" in done.stderr, done.stderr
+    assert f"error: cannot fetch {url}/chunked.png: the download stopped after 6 bytes; try again" in done.stderr
     assert f"error: cannot fetch {url}/product.html: the server answers a web page (text/html), not an image" in (
         done.stderr
     )

@@ -42,6 +42,9 @@ def _fetch(url: str, folder: Path) -> Path:
                 stopped = f"the download stopped after {len(data)} of {len(data) + response.length} bytes"
                 raise InputError(f"cannot fetch {url}: {stopped}; try again")
             handle.write(data)
+    except http.client.IncompleteRead as exc:  # (a chunked answer cut short: no length to hold it to)
+        stopped = f"the download stopped after {len(exc.partial)} bytes"
+        raise InputError(f"cannot fetch {url}: {stopped}; try again") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         raise InputError(f"cannot fetch {url}: {getattr(exc, 'reason', exc)}") from None
     return target
