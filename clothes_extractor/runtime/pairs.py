@@ -259,7 +259,7 @@ def dress_jobs(pairs: Pairs, out_dir: Path, fmt: str, single: Path | None = None
     remembered for a listing (any order); for a walk, whose outputs come sorted, only the
     last one."""
     remember_all = pairs.listing is not None
-    claimed: dict[str, tuple[str, str]] = {}  # output -> (person, garment); strings: a listing's million are held
+    claimed: dict[str, str] = {}  # output -> "PERSON\0GARMENT" (no path holds a NUL); a listing's million are held
     for item in pairs:
         if isinstance(item, Unreadable):
             yield DressResult(str(item.path), "", "error", "", item.error)
@@ -270,11 +270,11 @@ def dress_jobs(pairs: Pairs, out_dir: Path, fmt: str, single: Path | None = None
         replaced = next((what for what, found in inputs.items() if same_file(path, found)), None)
         if str(path) not in claimed and not remember_all:
             claimed.clear()  # a new output: no pair before it can share it
-        first = claimed.setdefault(str(path), (str(person), str(garment)))
+        first = claimed.setdefault(str(path), f"{person}\0{garment}")
         error = None
         if replaced is not None:
             error = f"the output {path} is the {replaced} itself: the result would replace it; choose another -o"
-        elif first != (str(person), str(garment)):
+        elif first != f"{person}\0{garment}":
             error = f"{path} is already the output of {_other_pair(first, person, garment)}; dress this pair separately"
         if error is not None:
             yield DressResult(str(person), str(garment), "error", str(path), error)
@@ -282,14 +282,16 @@ def dress_jobs(pairs: Pairs, out_dir: Path, fmt: str, single: Path | None = None
             yield DressJob(person, garment, path, stamp=input_stamp(person, garment))
 
 
-def _other_pair(other: tuple[str, str], person: Path, garment: Path) -> str:
-    """The pair ``other`` as a message about the pair (``person``, ``garment``) names it: by what it
-    does not share with it (the message names this pair already, and its line leaves that name out)."""
-    if other[1] == str(garment):
-        return f"{other[0]} in the same garment"
-    if other[0] == str(person):
-        return f"the same person in {other[1]}"
-    return f"{other[0]} + {other[1]}"
+def _other_pair(other: str, person: Path, garment: Path) -> str:
+    """The pair ``other`` ("PERSON\0GARMENT") as a message about the pair (``person``, ``garment``)
+    names it: by what it does not share with it (the message names this pair already, and its
+    line leaves that name out)."""
+    other_person, other_garment = other.split("\0")
+    if other_garment == str(garment):
+        return f"{other_person} in the same garment"
+    if other_person == str(person):
+        return f"the same person in {other_garment}"
+    return f"{other_person} + {other_garment}"
 
 
 def with_catalog(jobs: Iterable[DressJob | DressResult], catalog: Catalog) -> Iterator[DressJob | DressResult]:
