@@ -8,6 +8,7 @@ random one (what it draws is noise, where it draws is what these tests check).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import shutil
@@ -319,6 +320,62 @@ def test_garment_from_another_photo_in_one_command(tiny_tryon_path, tryon_folder
     )
     assert done.returncode == 1 and "garment photo: no garment found" in done.stderr
     assert "extract PHOTO --masks DIR, then tryon --garment" in done.stderr  # tryon itself takes no masks
+
+
+def test_persons_and_garments_given_as_urls_are_fetched_and_named_as_given(tiny_tryon_path, tryon_folders, tmp_path):
+    """A shop's garment image or a person photo online, given by its address: fetched, dressed,
+    named by its URL in the report and the messages (its temporary file never), done already
+    on a rerun; a URL that cannot be fetched is refused with why, nothing written."""
+    import http.server
+    import threading
+
+    persons, garments = tryon_folders
+    (garments / "torn.png").write_bytes((garments / "g0.png").read_bytes()[:100])
+    site = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), site)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    person, garment, torn = (f"{url}/persons/{TRYON_PERSONS[0]}", f"{url}/garments/g1.png", f"{url}/garments/torn.png")
+    model, one, reports = (
+        ["--model", tiny_tryon_path],
+        tmp_path / "one.png",
+        [tmp_path / f"{i}.jsonl" for i in range(3)],
+    )
+    try:
+        done = run_cli("tryon", "--person", person, "--garment", garment, "-o", one, "--report", reports[0], *model)
+        again = run_cli("tryon", "--person", person, "--garment", garment, "-o", one, *model)
+        (garments / "torn.png").rename(tmp_path / "torn.png")  # (not in the folder job below)
+        folder = run_cli("tryon", "--person", person, "--garment", garments, "-o", tmp_path / "out",
+                         "--report", reports[1], *model)  # fmt: skip
+        (tmp_path / "torn.png").rename(garments / "torn.png")
+        bad = run_cli("tryon", "--person", persons, "--garment", torn, "-o", tmp_path / "t", "--report", reports[2],
+                      *model)  # fmt: skip
+        gone = run_cli("tryon", "--person", f"{url}/persons/gone.jpg", "--garment-from", f"{url}/garments/",
+                       "-o", tmp_path / "never.png", *model)  # fmt: skip
+    finally:
+        server.shutdown()
+    assert done.returncode == 0 and "fetching 2 URLs" in done.stderr, done.stderr
+    assert Image.open(one).size == Image.open(persons / TRYON_PERSONS[0]).size
+    (line,) = map(json.loads, reports[0].read_text().splitlines())
+    assert (line["person"], line["garment"], line["status"]) == (person, garment, "ok")
+    assert again.returncode == 0 and f"skipped (already done) {one}" in again.stderr, again.stderr  # (same bytes)
+
+    assert folder.returncode == 0, folder.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{Path(person).stem}__g{i}.png" for i in (0, 1)]
+    assert {json.loads(line)["person"] for line in reports[1].read_text().splitlines()} == {person}
+
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("error: ")]
+    assert bad.returncode == 1 and errors == [
+        f"error: {torn} (3 pairs not dressed): garment image cannot be decoded (image file is truncated); is the "
+        "file truncated or corrupt?"
+    ], bad.stderr
+    lines = [json.loads(line) for line in reports[2].read_text().splitlines()]
+    assert {(line["garment"], line["status"]) for line in lines} == {(torn, "error")} and len(lines) == 3
+    assert all("clothes-extractor-" not in line["error"] for line in lines)  # (the temporary folder's name)
+
+    assert gone.returncode == 1 and not (tmp_path / "never.png").exists()
+    assert f"cannot fetch {url}/persons/gone.jpg: File not found" in gone.stderr, gone.stderr
+    assert f"cannot fetch {url}/garments/: the server answers a web page (text/html)" in gone.stderr
 
 
 def test_the_python_function(tiny_tryon_path, parser, tryon_folders):

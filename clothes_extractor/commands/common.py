@@ -69,11 +69,18 @@ class LocalPath(click.Path):
     """A ``click.Path`` that refuses a URI: as a path, ``s3://bucket/out`` is the local folder
     ``s3:/bucket/out``, and the user would look for the files in the bucket. A path that must
     exist and that the system cannot look up (a name too long, a loop of links) says so, where
-    click would say it "does not exist"."""
+    click would say it "does not exist". With ``urls``, an http(s) URL is taken as it is given
+    (a ``str``, where a path is a ``Path``: the command fetches it, ``given.fetched``)."""
+
+    def __init__(self, *args: Any, urls: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.urls = urls
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from ..runtime.files import from_file_uri, not_local
 
+        if self.urls and isinstance(value, str) and value.startswith(("http://", "https://")):
+            return value
         value = from_file_uri(value)
         problem = not_local(value)
         if problem is not None:

@@ -9,7 +9,7 @@ import sys
 import threading
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import click
 
@@ -125,10 +125,41 @@ def in_messages(item: str) -> str:
     return "(standard input)" if item == "-" else item
 
 
-def as_given(result: Any, given: dict[Path, str]) -> Any:
-    """``result`` of a photo that came from standard input or a URL, named as it was given."""
-    item = given.get(Path(result.input))
-    if item is None:
+def fetched(options: dict[str, Any], names: Sequence[str], scratch: Callable[[], Path]) -> dict[Path, str]:
+    """The options of ``names`` that were given an http(s) URL (a ``str``: ``LocalPath(urls=True)``),
+    fetched together into the ``scratch()`` folder (each in a folder of its own) and replaced in
+    ``options`` by their files; those files with their URLs. Each is the one input of its
+    option: one that cannot be fetched is ``InputError`` (every one that could not, said)."""
+    urls = {name: options[name] for name in names if isinstance(options[name], str)}
+    if not urls:
+        return {}
+    folders = [scratch() / f"url-{name}" for name in urls]
+    for folder in folders:
+        folder.mkdir()
+    if len(urls) > 1:
+        click.echo(f"fetching {len(urls)} URLs", err=True)
+    given, problems = {}, []
+    for (name, url), future in zip(
+        urls.items(), _fetch_all(list(zip(urls.values(), folders, strict=True))), strict=True
+    ):
+        try:
+            options[name] = future.result()
+        except InputError as exc:
+            problems.append(str(exc))
+        else:
+            given[options[name]] = url
+    if problems:
+        raise InputError("; ".join(problems))
+    return given
+
+
+def as_given(result: Any, given: dict[Path, str], fields: Sequence[str] = ("input",)) -> Any:
+    """``result`` of an input that came from standard input or a URL (each of its ``fields`` that
+    names one: ``input``; a try-on's ``person`` and ``garment``), named as it was given."""
+    items = {
+        field: given[Path(value)] for field in fields if (value := getattr(result, field)) and Path(value) in given
+    }
+    if not items:
         return result
     error = renamed(result.error, in_words(given)) if result.error else None
-    return dataclasses.replace(result, input=item, error=error)
+    return dataclasses.replace(result, **items, error=error)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from ..errors import InputError, renamed
+from ..errors import InputError, files_named, renamed
 from ..runtime.providers import PROVIDER_CHOICES
 from .common import (
     MAX_FAILURES_SHOWN,
@@ -25,6 +25,7 @@ from .common import (
     tryon_resolution_option,
     verbose_option,
 )
+from .given import as_given, fetched, in_words
 from .one_output import (
     check_stdout_takes_an_image,
     format_option,
@@ -72,24 +73,28 @@ class _InputsAsOptions(click.Command):
     required=True,
     multiple=True,
     callback=once("one file, or a folder of them"),
-    type=LocalPath(path_type=Path, exists=True),
-    help="A person photo, or a folder of them.",
+    type=LocalPath(path_type=Path, exists=True, urls=True),
+    metavar="PATH|URL",
+    help="A person photo (a file or an http(s) URL), or a folder of them.",
 )
 @click.option(
     "--garment",
     multiple=True,
     callback=once("one file, or a folder of them"),
-    type=LocalPath(path_type=Path, exists=True),
-    help="A catalog garment image (on white, transparent or a plain backdrop), or a folder of them.",
+    type=LocalPath(path_type=Path, exists=True, urls=True),
+    metavar="PATH|URL",
+    help="A catalog garment image (on white, transparent or a plain backdrop; a file or an http(s) URL), or a "
+    "folder of them.",
 )
 @click.option(
     "--garment-from",
     "garment_from",
     multiple=True,
     callback=once("one file, or a folder of them"),
-    type=LocalPath(path_type=Path, exists=True),
-    help="A photo of someone wearing the garment, or a folder of them: stage one (extract) "
-    "makes the catalog image first.",
+    type=LocalPath(path_type=Path, exists=True, urls=True),
+    metavar="PATH|URL",
+    help="A photo of someone wearing the garment (a file or an http(s) URL), or a folder of them: stage one "
+    "(extract) makes the catalog image first.",
 )
 @click.option(
     "--pairs",
@@ -154,7 +159,6 @@ def tryon(output: Path, **options: Any) -> None:
     """
     if (options["garment"] is None) == (options["garment_from"] is None):
         raise click.UsageError("give the garment: --garment IMAGE|FOLDER or --garment-from PHOTO|FOLDER")
-    garments = options["garment"] or options["garment_from"]
     to_stdout = options["to_stdout"] = str(output) == "-"
     if to_stdout and options["dry_run"]:
         raise click.UsageError("--dry-run writes no image: leave out -o -")
@@ -163,9 +167,16 @@ def tryon(output: Path, **options: Any) -> None:
     single = to_stdout or names_an_image_file(output, "results")
     if options["recursive"] and options["pairs"] is not None:
         raise click.UsageError("-r walks a folder, --pairs names the files in it: give one of them")
-    shard = options["shard"]
-    if shard is not None and single:
+    if options["shard"] is not None and single:
         raise click.UsageError("--shard splits a folder job: one pair to one file is not split")
+    with scratch_folder() as scratch:  # (URLs fetched into it: messages and the report name them as given)
+        options["given"] = fetched(options, ("person", "garment", "garment_from"), scratch)
+        with files_named(in_words(options["given"])):
+            _tryon(output, single, scratch, options)
+
+
+def _tryon(output: Path, single: bool, scratch: Callable[[], Path], options: dict[str, Any]) -> None:
+    garments, to_stdout, shard = options["garment"] or options["garment_from"], options["to_stdout"], options["shard"]
     pairs = _pairs(options["person"], garments, options["pairs"], options["recursive"], output, shard)
     total, every = pairs.count()
     if total == 0:
@@ -174,11 +185,10 @@ def tryon(output: Path, **options: Any) -> None:
     if single and total != 1:
         where = "-o - (standard output) takes one pair" if to_stdout else "-o must be a folder, not an image file"
         raise click.UsageError(f"{total} pairs to dress: {where}")
-    with scratch_folder() as scratch:
-        target = one_output(output, options["fmt"], scratch, Path("dressed", "result")) if single else output
-        _run(pairs, total, target, single, scratch, options)
-        if to_stdout:
-            write_to_stdout(target)
+    target = one_output(output, options["fmt"], scratch, Path("dressed", "result")) if single else output
+    _run(pairs, total, target, single, scratch, options)
+    if to_stdout:
+        write_to_stdout(target)
 
 
 def _pairs(person: Path, garment: Path, pairs_file: Path | None, recursive: bool, output: Path, shard: Any) -> Pairs:
@@ -244,7 +254,11 @@ def _run(
     jobs = dress_jobs(pairs, out_dir, options["fmt"], output if single else None)  # (walked as it goes)
     report = Report(options["report"])  # (refused before stage one if another run writes it)
     if options["dry_run"]:  # (with --garment-from, stage one does not run either: the pairs name the photos)
-        report_dry_run(preview_dressing(dresser, jobs, options["overwrite"]), report, "pair", "dress", _error_line)
+        previews = (
+            as_given(result, options["given"], ("person", "garment"))
+            for result in preview_dressing(dresser, jobs, options["overwrite"])
+        )
+        report_dry_run(previews, report, "pair", "dress", _error_line)
         return
     if not single:
         share = f" (shard {options['shard']})" if options["shard"] else ""
@@ -257,6 +271,7 @@ def _run(
     failed = _Failures()
 
     def on_result(result: DressResult) -> None:
+        result = as_given(result, options["given"], ("person", "garment"))
         if result.status == "error":
             failed.add(result)
         report.write(dataclasses.replace(result, output="-") if options["to_stdout"] else result)
