@@ -397,6 +397,8 @@ def test_the_python_function(tiny_tryon_path, parser, tryon_folders):
             dress(people, [garments / "g0.png"] * 2, tryon=tryon, parser=parser)
         with pytest.raises(InputError, match=r"^garment image \[1\] is not an image"):  # its place, not a temp file
             dress(people[:2], [garments / "g0.png", b"junk"], tryon=tryon, parser=parser)
+        with pytest.raises(InputError, match=r"is a URL, .* or use clothes-extractor tryon --person/--garment URL$"):
+            dress(people[0], "https://shop.example/shirt.png", tryon=tryon, parser=parser)
     assert one.mode == "RGB" and one.size == (192, 256) and from_photo.size == (192, 256)
     assert len(batch) == 3 and np.array_equal(np.asarray(batch[0]), np.asarray(one))  # a batch changes nothing
 

@@ -119,9 +119,10 @@ def _existing(path_given: str | Path, what: str) -> Path:
         raise InputError(f"{what} {problem}")
     if not os.path.exists(path):
         if isinstance(path_given, str) and "://" in path_given:  # (a URL: Path would have made it https:/host/...)
+            command = "extract URL" if what in ("photo", "mask") else "tryon --person/--garment URL"
             raise InputError(
                 f"{what} not found: {path_given} is a URL, and the API reads files, bytes or PIL images: give it "
-                "the downloaded bytes (urllib.request.urlopen(url).read()), or use clothes-extractor extract URL"
+                f"the downloaded bytes (urllib.request.urlopen(url).read()), or use clothes-extractor {command}"
             )
         raise InputError(f"{what} not found: {path}")
     if os.path.isdir(path):
