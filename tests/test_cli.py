@@ -710,7 +710,7 @@ def test_standard_input_and_urls_are_named_as_given_and_stdin_is_never_already_d
     model = ["--model", tiny_model_path, "--alpha-mask", "--no-segmenter"]
     out, report = tmp_path / "g.png", tmp_path / "r.jsonl"
     first = run_cli("extract", "-", "-o", out, *model, stdin=(cuts / "a" / "photo.png").read_bytes())
-    garment_a = out.read_bytes()
+    garment_a, pixels_a = out.read_bytes(), np.asarray(Image.open(out))
     second = run_cli("extract", "-", "-o", out, *model, stdin=(cuts / "b" / "photo.png").read_bytes())
     assert first.returncode == second.returncode == 0 and out.read_bytes() != garment_a  # not "already done"
     bad = run_cli("extract", "-", "-o", out, *model, "--report", report, stdin=b"not a photo")
@@ -730,14 +730,22 @@ def test_standard_input_and_urls_are_named_as_given_and_stdin_is_never_already_d
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
         done = run_cli("extract", f"{url}/a/photo.png", f"{url}/b/photo.png", "-o", tmp_path / "o", *model)
+        pixels_done = np.asarray(Image.open(tmp_path / "o" / "photo.png"))
         # a URL that cannot be fetched, among several inputs, is that input's failure; the others go on
         inputs = (f"{url}/gone.png", f"{url}/b/photo.png")
         some = run_cli("extract", *inputs, "-o", tmp_path / "s", *model, "--report", report)
+        # a rerun finds a URL's garment done while the image there is the same, and redoes it once it is not
+        same = run_cli("extract", f"{url}/a/photo.png", "-o", tmp_path / "o" / "photo.png", *model)
+        shutil.copy(cuts / "b" / "photo.png", cuts / "a" / "photo.png")  # (the shop's photo taken again)
+        changed = run_cli("extract", f"{url}/a/photo.png", "-o", tmp_path / "o" / "photo.png", *model)
     finally:
         server.shutdown()
+    assert same.returncode == 0 and "skipped (already done)" in same.stderr, same.stderr
+    assert changed.returncode == 0 and "wrote" in changed.stderr, changed.stderr
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "o" / "photo.png")), pixels_a)
     assert done.returncode == 1, done.stderr  # two photos, one output name: the second is reported
     assert f"error: {url}/b/photo.png and {url}/a/photo.png would both be written to" in done.stderr
-    assert (tmp_path / "o" / "photo.png").read_bytes() == garment_a  # a's garment (b's download did not replace a)
+    assert np.array_equal(pixels_done, pixels_a)  # a's garment (b's download did not replace a)
     assert some.returncode == 1 and f"error: cannot fetch {url}/gone.png: File not found" in some.stderr, some.stderr
     assert "1 extracted" in some.stderr and sorted(path.name for path in (tmp_path / "s").iterdir()) == ["photo.png"]
     found = read_report(report)  # (by name)

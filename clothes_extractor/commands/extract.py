@@ -400,7 +400,7 @@ def _extract_one(photo: Path, output: str, scratch: Callable[[], Path], options:
         job.error,
         Path(options["save_masks"]) / f"{photo.stem}.png" if options["save_masks"] else None,
         redo=options["given"].get(photo) == "-",  # another photo each time: never "already done"
-        stamp=None if photo in options["given"] else job.stamp,  # (a download's file is new each run)
+        stamp=job.stamp,  # (a download's file is new each run: its bytes say whether the image changed)
     )
     refused = overwrite_error(job.photo, job.output, job.mask_output, job.mask.path)
     if refused is not None:
@@ -494,10 +494,11 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     note = _size_note(generator, segmenter, extract_options)
     decoder = _open_decoder(options["decode"], generator)
     jobs = removing_stale_partials(jobs)
-    # standard input and URLs: temporary files, new each run (see _extract_one); a URL not fetched: why
+    # standard input and URLs: temporary files, new each run (their bytes say whether a URL's image changed;
+    # standard input's is never done already: see _extract_one); a URL not fetched: why
     given, unfetched = options["given"], options["unfetched"]
     jobs = (
-        dataclasses.replace(job, redo=given[job.photo] == "-", stamp=None, error=unfetched.get(job.photo, job.error))
+        dataclasses.replace(job, redo=given[job.photo] == "-", error=unfetched.get(job.photo, job.error))
         if job.photo in given
         else job
         for job in jobs
