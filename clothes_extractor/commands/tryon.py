@@ -67,34 +67,30 @@ class _InputsAsOptions(click.Command):
         return super().parse_args(ctx, args)
 
 
+def _input_option(*decls: str, what: str, required: bool = False) -> Callable[[Callable[..., Any]], Any]:
+    """A person or garment input: one file, an http(s) URL (fetched: ``given.fetched``) or a folder."""
+    return click.option(
+        *decls,
+        required=required,
+        multiple=True,
+        callback=once("one file, or a folder of them"),
+        type=LocalPath(path_type=Path, exists=True, urls=True),
+        metavar="PATH|URL",
+        help=what.format(kind="a file or an http(s) URL"),
+    )
+
+
 @click.command(cls=_InputsAsOptions)
-@click.option(
-    "--person",
-    required=True,
-    multiple=True,
-    callback=once("one file, or a folder of them"),
-    type=LocalPath(path_type=Path, exists=True, urls=True),
-    metavar="PATH|URL",
-    help="A person photo (a file or an http(s) URL), or a folder of them.",
-)
-@click.option(
+@_input_option("--person", what="A person photo ({kind}), or a folder of them.", required=True)
+@_input_option(
     "--garment",
-    multiple=True,
-    callback=once("one file, or a folder of them"),
-    type=LocalPath(path_type=Path, exists=True, urls=True),
-    metavar="PATH|URL",
-    help="A catalog garment image (on white, transparent or a plain backdrop; a file or an http(s) URL), or a "
-    "folder of them.",
+    what="A catalog garment image (on white, transparent or a plain backdrop; {kind}), or a folder of them.",
 )
-@click.option(
+@_input_option(
     "--garment-from",
     "garment_from",
-    multiple=True,
-    callback=once("one file, or a folder of them"),
-    type=LocalPath(path_type=Path, exists=True, urls=True),
-    metavar="PATH|URL",
-    help="A photo of someone wearing the garment (a file or an http(s) URL), or a folder of them: stage one "
-    "(extract) makes the catalog image first.",
+    what="A photo of someone wearing the garment ({kind}), or a folder of them: stage one (extract) makes the "
+    "catalog image first.",
 )
 @click.option(
     "--pairs",
