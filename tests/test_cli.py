@@ -821,6 +821,19 @@ def test_a_url_is_fetched_or_refused_clearly_never_mangled(tiny_model_path, tmp_
     assert not (tmp_path / "http:").exists()
 
 
+def test_a_urls_image_is_saved_under_its_decoded_name_never_outside_its_folder():
+    from clothes_extractor.commands.given import MAX_NAME_BYTES, file_name
+
+    assert file_name("https://shop.example/img/Blue%20Shirt.jpg?w=800#top") == "Blue Shirt.jpg"  # (its output's stem)
+    assert file_name("https://shop.example/%E5%A4%96%E5%A5%97.jpg") == "外套.jpg"
+    assert file_name("https://shop.example/a%2F..%2Fb.png") == "a_.._b.png"  # a separator it decodes to
+    assert file_name("https://shop.example/a%5Cb%00.png") == "a_b_.png"
+    for nameless in ("https://shop.example", "https://shop.example/", "https://shop.example/..", "http://x/%2e%2e"):
+        assert file_name(nameless) == "photo", nameless
+    long = file_name("https://shop.example/" + "%C3%A9" * 300 + ".jpeg")  # (600 bytes: no file system takes it)
+    assert long.endswith("é.jpeg") and MAX_NAME_BYTES - 2 < len(long.encode()) <= MAX_NAME_BYTES
+
+
 def test_a_size_option_has_a_ceiling_not_an_out_of_memory_kill(tmp_path):
     # (100000x100000 and 20000x15000 ran data synth out of memory: the system killed it, exit 137, nothing said)
     done = run_cli("data", "synth", tmp_path / "syn", "-n", "1", "--size", "9000x16")

@@ -17,6 +17,7 @@ from ..errors import InputError, renamed
 
 MAX_DOWNLOAD_BYTES = 50 * 2**20
 URL_FETCHES = 8  # downloads at once
+MAX_NAME_BYTES = 200  # a download's file name (file systems take 255; its outputs add a suffix, or PERSON__)
 WEB_PAGES = ("text/html", "application/xhtml+xml")
 
 
@@ -26,8 +27,7 @@ def _fetch(url: str, folder: Path) -> Path:
     import urllib.error
     import urllib.request
 
-    name = Path(url.split("?")[0].rstrip("/")).name or "photo"
-    target = folder / name
+    target = folder / file_name(url)
     try:
         with urllib.request.urlopen(url, timeout=30) as response, open(target, "wb") as handle:  # noqa: S310
             if response.headers.get_content_type() in WEB_PAGES:  # (a shop's product page for its photo)
@@ -48,6 +48,23 @@ def _fetch(url: str, folder: Path) -> Path:
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         raise InputError(f"cannot fetch {url}: {getattr(exc, 'reason', exc)}") from None
     return target
+
+
+def file_name(url: str) -> str:
+    """The name a URL's image is saved under, which its outputs take: the last part of its path,
+    decoded (``Blue%20Shirt.jpg`` -> ``Blue Shirt.jpg``, ``%E5%A4%96%E5%A5%97.jpg`` -> ``外套.jpg``);
+    a separator or NUL it decodes to is ``_``, one too long for a file system is cut (its suffix
+    kept), and a URL whose path names none (``https://shop.example/``, ``/..``) is ``photo``."""
+    from urllib.parse import unquote, urlsplit
+
+    name = unquote(urlsplit(url).path.rstrip("/").rpartition("/")[2], errors="replace")
+    name = name.replace("/", "_").replace("\\", "_").replace("\0", "_")
+    if name in ("", ".", ".."):
+        return "photo"
+    suffix = Path(name).suffix if len(Path(name).suffix) <= 10 else ""
+    while len(name.encode()) > MAX_NAME_BYTES:  # (a character at a time: UTF-8 is not cut inside one)
+        name = name[: len(name) - len(suffix) - 1] + suffix
+    return name
 
 
 def _fetch_all(urls: list[tuple[str, Path]]) -> list[Future]:
