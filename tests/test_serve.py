@@ -445,6 +445,100 @@ def test_the_page_in_a_real_browser(tmp_path):
         stop(process)
 
 
+def test_the_page_takes_a_dropped_folder_and_an_image_dragged_from_another_page(tmp_path):
+    """A folder dropped on the page: its photos, its subfolders' too, extracted, its other files
+    passed over, a folder with none said so (a folder was "no answer from the server"); an image
+    dragged from another page (the page gets its address): fetched where its site allows,
+    else a row that says what to do; a drop that holds no file says so (it did nothing)."""
+    import http.server
+    import threading
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    photos = ROOT / "examples" / "photos"
+    shop, notes, site = tmp_path / "shop", tmp_path / "notes", tmp_path / "site"
+    for folder in (shop / "tops", notes, site / "open", site / "closed"):
+        folder.mkdir(parents=True)
+    shutil.copy(photos / "figure-2.jpg", shop)
+    shutil.copy(photos / "figure-3.jpg", shop / "tops")
+    shutil.copy(photos / "figure-5.jpg", shop / "._figure-5.jpg")  # (macOS's resource file: hidden)
+    (shop / "prices.csv").write_text("sku,price\n")
+    (notes / "todo.txt").write_text("shoot the new tops\n")
+    shutil.copy(photos / "figure-6.jpg", site / "open" / "blue shirt.jpg")
+    shutil.copy(photos / "figure-6.jpg", site / "closed" / "figure-6.jpg")
+    (site / "open" / "product.html").write_text("<html><body>a shop's page</body></html>")
+
+    class Site(http.server.SimpleHTTPRequestHandler):  # /open/ lets pages of other sites read it (CORS)
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(site), **kwargs)
+
+        def end_headers(self):
+            if self.path.startswith("/open/"):
+                self.send_header("Access-Control-Allow-Origin", "*")
+            super().end_headers()
+
+        def log_message(self, *_args):
+            pass
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    elsewhere = f"http://127.0.0.1:{other.server_address[1]}"  # (another origin: another port)
+    process, url = start()
+    browser = _browser()
+
+    def dropped(count: int, **data) -> dict[str, str]:
+        """What the page shows once ``count`` rows are done after a drop of ``data``: each
+        row's name -> its error ("" where its garment came)."""
+        box = browser.find_element(By.ID, "drop").rect
+        at = {"x": box["x"] + box["width"] / 2, "y": box["y"] + box["height"] / 2}
+        drag = {"items": [], "dragOperationsMask": 1, **data}
+        for kind in ("dragEnter", "dragOver", "drop"):
+            browser.execute_cdp_cmd("Input.dispatchDragEvent", {"type": kind, **at, "data": drag})
+        done = ".result[data-status]"
+        WebDriverWait(browser, 120).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, done)) == count)
+        rows = browser.find_elements(By.CSS_SELECTOR, ".result")
+        assert len(rows) == count  # (none still waiting for its answer)
+        shown = {}
+        for row in rows:
+            name = row.find_element(By.CSS_SELECTOR, ".name").text.split(": ")[0]
+            errors = row.find_elements(By.CSS_SELECTOR, ".error")
+            shown[name] = errors[0].text if errors else ""
+            assert (row.get_attribute("data-status") == "error") == bool(errors)
+        return shown
+
+    def address(link: str) -> dict:
+        return {"items": [{"mimeType": "text/uri-list", "data": link}]}
+
+    try:
+        browser.get(url)
+        WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "tryon").is_displayed())  # (the info came)
+        shown = dropped(3, files=[str(shop), str(notes)])
+        none = "no photos in this folder (JPEG, PNG, WebP, AVIF, BMP, TIFF, GIF, HEIC files)"
+        assert shown == {"figure-2.jpg": "", "figure-3.jpg": "", "notes": none}
+        shown = dropped(4, **address(f"{elsewhere}/open/blue%20shirt.jpg"))
+        assert shown["blue shirt.jpg"] == ""  # (its name decoded)
+        closed = f"{elsewhere}/closed/figure-6.jpg"
+        assert dropped(5, **address(closed))[closed] == (
+            "this page was given the image's address, not the image, and its site does not let other pages "
+            "download it: save the image, then drop or choose the file"
+        )
+        page = f"{elsewhere}/open/product.html"
+        assert dropped(6, **address(page))[page] == (
+            "that address is no image (text/html): drag the image itself, or save it and drop the file"
+        )
+        gone = f"{elsewhere}/open/gone.jpg"
+        assert dropped(7, **address(gone))[gone] == "its site answers 404 File not found"
+        shown = dropped(8, items=[{"mimeType": "text/plain", "data": "a blue shirt"}])
+        assert shown["nothing to extract"] == (
+            "what was dropped holds no file: drop photos, a folder of them, or an image from another page"
+        )
+    finally:
+        browser.quit()
+        stop(process)
+        other.shutdown()
+
+
 def test_https_with_a_certificate_and_its_key(tiny_flow_path, tmp_path):
     if shutil.which("openssl") is None:
         pytest.skip("no openssl here to make a certificate")
