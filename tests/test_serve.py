@@ -533,6 +533,24 @@ def test_the_page_takes_a_dropped_folder_and_an_image_dragged_from_another_page(
         assert shown["nothing to extract"] == (
             "what was dropped holds no file: drop photos, a folder of them, or an image from another page"
         )
+        # pasted (Ctrl+V): an image copied elsewhere, an image's address; the API key's field keeps its paste
+        paste = """const [where, photo, text] = arguments;
+            const clipboard = new DataTransfer();
+            if (photo) clipboard.items.add(new File([Uint8Array.from(atob(photo), (c) => c.charCodeAt(0))],
+                                                    "image.png", {type: "image/png"}));
+            if (text) clipboard.setData("text/plain", text);
+            document.querySelector(where).dispatchEvent(
+              new ClipboardEvent("paste", {clipboardData: clipboard, bubbles: true, cancelable: true}));"""
+        png = io.BytesIO()
+        Image.open(photos / "figure-5.jpg").save(png, "PNG")
+        browser.execute_script(paste, "body", base64.b64encode(png.getvalue()).decode(), None)
+        browser.execute_script(paste, "#api-key", None, f"{elsewhere}/open/blue%20shirt.jpg")
+        browser.execute_script(paste, "body", None, f" {elsewhere}/open/blue%20shirt.jpg\n")
+        WebDriverWait(browser, 120).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".result[data-status]")) == 10)
+        rows = browser.find_elements(By.CSS_SELECTOR, ".result")
+        newest = {row.find_element(By.CSS_SELECTOR, ".name").text.split(": ")[0]: row.get_attribute("data-status")
+                  for row in rows[:2]}  # fmt: skip
+        assert newest == {"image.png": "ok", "blue shirt.jpg": "ok"} and len(rows) == 10
     finally:
         browser.quit()
         stop(process)
