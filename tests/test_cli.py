@@ -806,13 +806,70 @@ def test_urls_are_fetched_together_and_a_cut_download_or_a_web_page_is_that_inpu
     finally:
         server.shutdown()
     assert done.returncode == 1 and "fetching 6 URLs" in done.stderr, done.stderr
-    assert f"error: cannot fetch {url}/chunked.png: the download stopped after 6 bytes; try again" in done.stderr
+    again = "tried 3 times: try again later"  # (a cut download may pass: tried again)
+    assert f"error: cannot fetch {url}/chunked.png: the download stopped after 6 bytes; {again}" in done.stderr
     assert f"error: cannot fetch {url}/product.html: the server answers a web page (text/html), not an image" in (
         done.stderr
     )
-    assert f"error: cannot fetch {url}/cut.png: the download stopped after 6 of 100000 bytes; try again" in done.stderr
+    assert f"error: cannot fetch {url}/cut.png: the download stopped after 6 of 100000 bytes; {again}" in done.stderr
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png", "p2.png"]
     assert read_report(tmp_path / "r")["cut.png"]["status"] == "error"
+
+
+def test_a_url_that_answers_not_now_is_tried_again_and_one_that_will_not_is_not(tiny_model_path, tmp_path):
+    """A CDN's 429 or 503 to eight downloads at once passes: tried again (after what its
+    Retry-After asks), up to three times, then said; a 404 is said at once (it was said at once
+    too, both)."""
+    import http.server
+    import threading
+
+    photo, mask = person_photo(0)
+    photo = photo.convert("RGBA")
+    photo.putalpha(mask)
+    image = io.BytesIO()
+    photo.save(image, "PNG")
+    asked: dict[str, list[float]] = {}
+    refusals = {"/busy.png": 1, "/limited.png": 2, "/down.png": 99, "/gone.png": 99}
+
+    class Site(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            asked.setdefault(self.path, []).append(time.monotonic())
+            if len(asked[self.path]) <= refusals[self.path]:
+                code = {"/limited.png": 429, "/gone.png": 404}.get(self.path, 503)
+                self.send_response(code)
+                if self.path == "/busy.png":
+                    self.send_header("Retry-After", "2")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(image.getvalue())))
+            self.end_headers()
+            self.wfile.write(image.getvalue())
+
+        def log_message(self, *_args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        model = ["--model", tiny_model_path, "--alpha-mask", "--no-segmenter"]
+        done = run_cli("extract", *(f"{url}{path}" for path in refusals), "-o", tmp_path / "out", *model)
+    finally:
+        server.shutdown()
+    assert done.returncode == 1, done.stderr
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["busy.png", "limited.png"]
+    assert {path: len(times) for path, times in asked.items()} == {
+        "/busy.png": 2, "/limited.png": 3, "/down.png": 3, "/gone.png": 1
+    }  # fmt: skip
+    busy = asked["/busy.png"]
+    assert busy[1] - busy[0] >= 1.9  # (its Retry-After: 2 s, not the first wait's 1 s)
+    assert f"error: cannot fetch {url}/down.png: Service Unavailable (HTTP 503); tried 3 times: try again later" in (
+        done.stderr
+    )
+    assert f"error: cannot fetch {url}/gone.png: Not Found\n" in done.stderr
 
 
 def test_a_url_is_fetched_or_refused_clearly_never_mangled(tiny_model_path, tmp_path):

@@ -7,6 +7,7 @@ import dataclasses
 import queue
 import sys
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -19,10 +20,38 @@ MAX_DOWNLOAD_BYTES = 50 * 2**20
 URL_FETCHES = 8  # downloads at once
 MAX_NAME_BYTES = 200  # a download's file name (file systems take 255; its outputs add a suffix, or PERSON__)
 WEB_PAGES = ("text/html", "application/xhtml+xml")
+NOT_NOW = {408, 425, 429, 500, 502, 503, 504}  # answers that say "not now": tried again
+RETRY_WAITS_S = (1.0, 2.0)  # the waits before the second and the third try
+MAX_RETRY_AFTER_S = 30.0  # the longest wait an answer's Retry-After gets
+
+
+class _NotNow(InputError):
+    """A fetch's failure that may pass (an answer in ``NOT_NOW``, a download cut short, a connection
+    dropped or timed out): tried again, after ``wait_s`` if the answer asked for it (Retry-After)."""
+
+    def __init__(self, message: str, wait_s: float = 0.0):
+        super().__init__(message)
+        self.wait_s = wait_s
 
 
 def _fetch(url: str, folder: Path) -> Path:
-    """An http(s) photo downloaded into ``folder`` (50 MB at most, 30 s timeout), whole or not at all."""
+    """An http(s) photo downloaded into ``folder`` (``_fetch_once``); a failure that may pass (a
+    CDN's 429 or 503 to eight downloads at once, a cut download) is tried again after each of
+    ``RETRY_WAITS_S`` (longer where the answer's Retry-After asks, up to ``MAX_RETRY_AFTER_S``)."""
+    for wait_s in RETRY_WAITS_S:
+        try:
+            return _fetch_once(url, folder)
+        except _NotNow as exc:
+            time.sleep(max(wait_s, min(exc.wait_s, MAX_RETRY_AFTER_S)))
+    try:
+        return _fetch_once(url, folder)
+    except _NotNow as exc:
+        raise InputError(f"{exc}; tried {len(RETRY_WAITS_S) + 1} times: try again later") from None
+
+
+def _fetch_once(url: str, folder: Path) -> Path:
+    """An http(s) photo downloaded into ``folder`` (50 MB at most, 30 s timeout), whole or not at
+    all; ``_NotNow`` for a failure that may pass, ``InputError`` for one that will not."""
     import http.client
     import urllib.error
     import urllib.request
@@ -40,14 +69,33 @@ def _fetch(url: str, folder: Path) -> Path:
                 raise InputError(f"{url} is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB; download it yourself")
             if response.length:  # (what its Content-Length promised and did not come: read gives what came)
                 stopped = f"the download stopped after {len(data)} of {len(data) + response.length} bytes"
-                raise InputError(f"cannot fetch {url}: {stopped}; try again")
+                raise _NotNow(f"cannot fetch {url}: {stopped}")
             handle.write(data)
+    except urllib.error.HTTPError as exc:
+        if exc.code in NOT_NOW:
+            raise _NotNow(f"cannot fetch {url}: {exc.reason} (HTTP {exc.code})", _retry_after(exc.headers)) from None
+        raise InputError(f"cannot fetch {url}: {exc.reason}") from None
     except http.client.IncompleteRead as exc:  # (a chunked answer cut short: no length to hold it to)
-        stopped = f"the download stopped after {len(exc.partial)} bytes"
-        raise InputError(f"cannot fetch {url}: {stopped}; try again") from None
+        raise _NotNow(f"cannot fetch {url}: the download stopped after {len(exc.partial)} bytes") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-        raise InputError(f"cannot fetch {url}: {getattr(exc, 'reason', exc)}") from None
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, (TimeoutError, ConnectionResetError, http.client.RemoteDisconnected)):
+            raise _NotNow(f"cannot fetch {url}: {reason or 'the connection was dropped'}") from None
+        raise InputError(f"cannot fetch {url}: {reason}") from None
     return target
+
+
+def _retry_after(headers: Any) -> float:
+    """The seconds an answer's ``Retry-After`` asks to wait (a number, or an HTTP date); 0 for none."""
+    import email.utils
+
+    value = (headers.get("Retry-After") if headers else None) or ""
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def file_name(url: str) -> str:
