@@ -551,6 +551,14 @@ def test_the_page_takes_a_dropped_folder_and_an_image_dragged_from_another_page(
         newest = {row.find_element(By.CSS_SELECTOR, ".name").text.split(": ")[0]: row.get_attribute("data-status")
                   for row in rows[:2]}  # fmt: skip
         assert newest == {"image.png": "ok", "blue shirt.jpg": "ok"} and len(rows) == 10
+        # a folder of thousands is the command line's: the page takes 100 (a tab held them all, ~9 MB a row)
+        bulk = tmp_path / "bulk"
+        bulk.mkdir()
+        for i in range(103):
+            (bulk / f"{i:03d}.jpg").write_bytes(b"not really a photo")  # (refused fast: the count is the test)
+        shown = dropped(10 + 101, files=[str(bulk)])
+        assert shown["3 more photos not extracted"].startswith("this page takes 100 photos at a time: for a folder, ")
+        assert sum(name.endswith(".jpg") and name[:3].isdigit() for name in shown) == 100
     finally:
         browser.quit()
         stop(process)
