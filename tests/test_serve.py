@@ -529,7 +529,11 @@ def test_the_page_takes_a_dropped_folder_and_an_image_dragged_from_another_page(
         )
         gone = f"{elsewhere}/open/gone.jpg"
         assert dropped(7, **address(gone))[gone] == "its site answers 404 File not found"
-        shown = dropped(8, items=[{"mimeType": "text/plain", "data": "a blue shirt"}])
+        png = io.BytesIO()
+        Image.open(photos / "figure-5.jpg").save(png, "PNG")
+        drawn = f"data:image/png;base64,{base64.b64encode(png.getvalue()).decode()}"  # (an image a page drew)
+        assert dropped(8, **address(drawn))["photo"] == ""
+        shown = dropped(9, items=[{"mimeType": "text/plain", "data": "a blue shirt"}])
         assert shown["nothing to extract"] == (
             "what was dropped holds no file: drop photos, a folder of them, or an image from another page"
         )
@@ -541,22 +545,20 @@ def test_the_page_takes_a_dropped_folder_and_an_image_dragged_from_another_page(
             if (text) clipboard.setData("text/plain", text);
             document.querySelector(where).dispatchEvent(
               new ClipboardEvent("paste", {clipboardData: clipboard, bubbles: true, cancelable: true}));"""
-        png = io.BytesIO()
-        Image.open(photos / "figure-5.jpg").save(png, "PNG")
         browser.execute_script(paste, "body", base64.b64encode(png.getvalue()).decode(), None)
         browser.execute_script(paste, "#api-key", None, f"{elsewhere}/open/blue%20shirt.jpg")
         browser.execute_script(paste, "body", None, f" {elsewhere}/open/blue%20shirt.jpg\n")
-        WebDriverWait(browser, 120).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".result[data-status]")) == 10)
+        WebDriverWait(browser, 120).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".result[data-status]")) == 11)
         rows = browser.find_elements(By.CSS_SELECTOR, ".result")
         newest = {row.find_element(By.CSS_SELECTOR, ".name").text.split(": ")[0]: row.get_attribute("data-status")
                   for row in rows[:2]}  # fmt: skip
-        assert newest == {"image.png": "ok", "blue shirt.jpg": "ok"} and len(rows) == 10
+        assert newest == {"image.png": "ok", "blue shirt.jpg": "ok"} and len(rows) == 11
         # a folder of thousands is the command line's: the page takes 100 (a tab held them all, ~9 MB a row)
         bulk = tmp_path / "bulk"
         bulk.mkdir()
         for i in range(103):
             (bulk / f"{i:03d}.jpg").write_bytes(b"not really a photo")  # (refused fast: the count is the test)
-        shown = dropped(10 + 101, files=[str(bulk)])
+        shown = dropped(11 + 101, files=[str(bulk)])
         assert shown["3 more photos not extracted"].startswith("this page takes 100 photos at a time: for a folder, ")
         assert sum(name.endswith(".jpg") and name[:3].isdigit() for name in shown) == 100
     finally:
