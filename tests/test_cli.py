@@ -872,6 +872,79 @@ def test_a_url_that_answers_not_now_is_tried_again_and_one_that_will_not_is_not(
     assert f"error: cannot fetch {url}/gone.png: Not Found\n" in done.stderr
 
 
+def test_a_urls_user_and_password_are_sent_as_basic_authentication_and_never_shown(tiny_model_path, tmp_path):
+    """``https://user:pass@host/a.jpg`` (a private image store's): urllib took the user and password
+    for part of the host name ("Name or service not known") and every message showed the
+    password. Now: HTTP basic authentication, not passed on where a redirect leads, and the
+    password is *** in the messages and the report."""
+    import base64
+    import http.server
+    import threading
+
+    photo, mask = person_photo(0)
+    photo = photo.convert("RGBA")
+    photo.putalpha(mask)
+    image = io.BytesIO()
+    photo.save(image, "PNG")
+    seen_elsewhere: list[str | None] = []
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):  # where a redirect leads: another host
+        def do_GET(self):  # noqa: N802 - http.server's name
+            seen_elsewhere.append(self.headers.get("Authorization"))
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args):
+            pass
+
+    elsewhere = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    key = "Basic " + base64.b64encode(b"shop:s3cret pass").decode()
+
+    class Store(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            if self.headers.get("Authorization") != key:
+                self.send_response(401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif self.path == "/moved.png":
+                self.send_response(302)
+                self.send_header("Location", f"http://127.0.0.1:{elsewhere.server_address[1]}/p.png")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            else:
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(image.getvalue())))
+                self.end_headers()
+                self.wfile.write(image.getvalue())
+
+        def log_message(self, *_args):
+            pass
+
+    store = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Store)
+    for server in (store, elsewhere):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{store.server_address[1]}"
+    report, model = tmp_path / "r.jsonl", ["--model", tiny_model_path, "--alpha-mask", "--no-segmenter"]
+    urls = [
+        f"http://shop:s3cret%20pass@{host}/p.png",
+        f"http://shop:wrong@{host}/q.png",
+        f"http://shop:s3cret%20pass@{host}/moved.png",
+    ]
+    try:
+        done = run_cli("extract", *urls, "-o", tmp_path / "out", *model, "--report", report)
+    finally:
+        store.shutdown()
+        elsewhere.shutdown()
+    assert done.returncode == 1 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p.png"], done.stderr
+    assert f"error: cannot fetch http://shop:***@{host}/q.png: Unauthorized" in done.stderr
+    assert seen_elsewhere == [None]  # (the redirect was followed, without the password)
+    found = read_report(report)
+    assert found["p.png"]["input"] == f"http://shop:***@{host}/p.png" and found["p.png"]["status"] == "ok"
+    assert "s3cret" not in done.stderr + report.read_text() and "wrong" not in done.stderr + report.read_text()
+
+
 def test_a_url_is_fetched_or_refused_clearly_never_mangled(tiny_model_path, tmp_path):
     done = run_cli("extract", "http://127.0.0.1:9/photo.jpg", "-o", tmp_path / "out", "--model", tiny_model_path)
     assert done.returncode == 1 and "cannot fetch http://127.0.0.1:9/photo.jpg" in done.stderr

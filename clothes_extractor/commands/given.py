@@ -56,9 +56,9 @@ def _fetch_once(url: str, folder: Path) -> Path:
     import urllib.error
     import urllib.request
 
-    target = folder / file_name(url)
+    target, request, url = folder / file_name(url), _request(url), shown(url)  # (messages: no password)
     try:
-        with urllib.request.urlopen(url, timeout=30) as response, open(target, "wb") as handle:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as response, open(target, "wb") as handle:  # noqa: S310
             if response.headers.get_content_type() in WEB_PAGES:  # (a shop's product page for its photo)
                 raise InputError(
                     f"cannot fetch {url}: the server answers a web page ({response.headers.get_content_type()}), "
@@ -83,6 +83,34 @@ def _fetch_once(url: str, folder: Path) -> Path:
             raise _NotNow(f"cannot fetch {url}: {reason or 'the connection was dropped'}") from None
         raise InputError(f"cannot fetch {url}: {reason}") from None
     return target
+
+
+def _request(url: str) -> Any:
+    """``url`` as a ``urllib`` request. A user and password in it (``https://user:pass@host/a.jpg``,
+    a private image store's), which ``urllib`` takes for part of the host name ("Name or service
+    not known"), are sent as HTTP basic authentication, and not on to where a redirect leads."""
+    import base64
+    import urllib.request
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None:
+        return urllib.request.Request(url)
+    request = urllib.request.Request(urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])))
+    credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    request.add_unredirected_header("Authorization", f"Basic {base64.b64encode(credentials).decode()}")
+    return request
+
+
+def shown(url: str) -> str:
+    """``url`` as messages and reports name it: its password, if it holds one, as ``***``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
 
 
 def _retry_after(headers: Any) -> float:
@@ -174,7 +202,7 @@ def resolve_inputs(
                     raise
                 paths.append(folders[index] / "unfetched")
                 unfetched[paths[-1]] = str(exc)
-            given[paths[-1]] = item
+            given[paths[-1]] = shown(item)
         else:
             paths.append(Path(item))
     return paths, given, unfetched
@@ -212,7 +240,7 @@ def fetched(options: dict[str, Any], names: Sequence[str], scratch: Callable[[],
         except InputError as exc:
             problems.append(str(exc))
         else:
-            given[options[name]] = url
+            given[options[name]] = shown(url)
     if problems:
         raise InputError("; ".join(problems))
     return given
