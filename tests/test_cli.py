@@ -964,6 +964,44 @@ def test_a_urls_image_is_saved_under_its_decoded_name_never_outside_its_folder()
     assert long.endswith("é.jpeg") and MAX_NAME_BYTES - 2 < len(long.encode()) <= MAX_NAME_BYTES
 
 
+def test_a_url_is_sent_as_a_browser_sends_it_spaces_and_all(tiny_model_path, tmp_path):
+    """A URL copied from a spreadsheet or a shop's listing, with a space or non-ASCII letters in it:
+    percent-encoded as a browser does (http.client refused it: "URL can't contain control
+    characters", "ordinal not in range(128)"); messages and outputs name it as it was given."""
+    import functools
+    import http.server
+    import threading
+
+    from clothes_extractor.commands.given import _request
+
+    site = tmp_path / "site"
+    (site / "new in").mkdir(parents=True)
+    for i, name in enumerate(("Blue Shirt.png", "外套.png")):
+        photo, mask = person_photo(i)
+        photo = photo.convert("RGBA")
+        photo.putalpha(mask)
+        photo.save(site / "new in" / name)
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/new in"
+    report, model = tmp_path / "r.jsonl", ["--model", tiny_model_path, "--alpha-mask", "--no-segmenter"]
+    try:
+        done = run_cli("extract", f"{url}/Blue Shirt.png", f"{url}/外套.png", "-o", tmp_path / "out", *model,
+                       "--report", report)  # fmt: skip
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["Blue Shirt.png", "外套.png"]
+    assert sorted(line["input"] for line in read_report(report).values()) == [
+        f"{url}/Blue Shirt.png",
+        f"{url}/外套.png",
+    ]
+    sent = _request("https://user:pw@Bücher.example:8443/a b/%41.jpg?q=x y&s=ü#top")
+    assert sent.full_url == "https://xn--bcher-kva.example:8443/a%20b/%41.jpg?q=x%20y&s=%C3%BC"  # (an escape kept)
+
+
 def test_a_size_option_has_a_ceiling_not_an_out_of_memory_kill(tmp_path):
     # (100000x100000 and 20000x15000 ran data synth out of memory: the system killed it, exit 137, nothing said)
     done = run_cli("data", "synth", tmp_path / "syn", "-n", "1", "--size", "9000x16")

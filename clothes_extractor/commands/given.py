@@ -23,6 +23,7 @@ WEB_PAGES = ("text/html", "application/xhtml+xml")
 NOT_NOW = {408, 425, 429, 500, 502, 503, 504}  # answers that say "not now": tried again
 RETRY_WAITS_S = (1.0, 2.0)  # the waits before the second and the third try
 MAX_RETRY_AFTER_S = 30.0  # the longest wait an answer's Retry-After gets
+URL_SAFE = "!#$%&'()*+,/:;=?@[]~"  # what a URL's path and query keep as it is (a % escape too): requests' choice
 
 
 class _NotNow(InputError):
@@ -56,8 +57,9 @@ def _fetch_once(url: str, folder: Path) -> Path:
     import urllib.error
     import urllib.request
 
-    target, request, url = folder / file_name(url), _request(url), shown(url)  # (messages: no password)
+    target, given, url = folder / file_name(url), url, shown(url)  # (messages: no password)
     try:
+        request = _request(given)
         with urllib.request.urlopen(request, timeout=30) as response, open(target, "wb") as handle:  # noqa: S310
             if response.headers.get_content_type() in WEB_PAGES:  # (a shop's product page for its photo)
                 raise InputError(
@@ -86,19 +88,24 @@ def _fetch_once(url: str, folder: Path) -> Path:
 
 
 def _request(url: str) -> Any:
-    """``url`` as a ``urllib`` request. A user and password in it (``https://user:pass@host/a.jpg``,
-    a private image store's), which ``urllib`` takes for part of the host name ("Name or service
-    not known"), are sent as HTTP basic authentication, and not on to where a redirect leads."""
+    """``url`` as a ``urllib`` request, as a browser sends it: spaces and other characters a URL
+    may not hold percent-encoded (``Blue Shirt.jpg``, ``外套.jpg``: http.client refused them), an
+    international host name in its ASCII form, no fragment. A user and password in it
+    (``https://user:pass@host/a.jpg``, a private image store's), which ``urllib`` takes for part
+    of the host name, are sent as HTTP basic authentication, and not on to where a redirect leads."""
     import base64
     import urllib.request
-    from urllib.parse import unquote, urlsplit, urlunsplit
+    from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
     parts = urlsplit(url)
-    if parts.username is None:
-        return urllib.request.Request(url)
-    request = urllib.request.Request(urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])))
-    credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-    request.add_unredirected_header("Authorization", f"Basic {base64.b64encode(credentials).decode()}")
+    host = parts.hostname or ""
+    host = host if host.isascii() else host.encode("idna").decode("ascii")
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+    path, query = (quote(part, safe=URL_SAFE) for part in (parts.path or "/", parts.query))
+    request = urllib.request.Request(urlunsplit((parts.scheme, netloc, path, query, "")))
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        request.add_unredirected_header("Authorization", f"Basic {base64.b64encode(credentials).decode()}")
     return request
 
 
