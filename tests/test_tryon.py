@@ -376,6 +376,8 @@ def test_persons_and_garments_given_as_urls_are_fetched_and_named_as_given(tiny_
     assert gone.returncode == 1 and not (tmp_path / "never.png").exists()
     assert f"cannot fetch {url}/persons/gone.jpg: File not found" in gone.stderr, gone.stderr
     assert f"cannot fetch {url}/garments/: the server answers a web page (text/html)" in gone.stderr
+    bucket = run_cli("tryon", "--person", "s3://shop/p.jpg", "--garment", garments, "-o", tmp_path / "b")
+    assert bucket.returncode == 2 and "takes local files and folders, and http(s) URLs; copy it here" in bucket.stderr
 
 
 def test_the_python_function(tiny_tryon_path, parser, tryon_folders):

@@ -83,6 +83,9 @@ class LocalPath(click.Path):
             return value
         value = from_file_uri(value)
         problem = not_local(value)
+        if problem is not None and self.urls:  # (s3://, gs://: an object store's address)
+            problem = f"{value} is a URI: this takes local files and folders, and http(s) URLs; copy it here, or give "
+            problem += "an http(s) address of it (a presigned URL)"
         if problem is not None:
             self.fail(problem, param, ctx)
         if self.exists and not (self.allow_dash and value == "-"):
