@@ -1002,6 +1002,52 @@ def test_a_url_is_sent_as_a_browser_sends_it_spaces_and_all(tiny_model_path, tmp
     assert sent.full_url == "https://xn--bcher-kva.example:8443/a%20b/%41.jpg?q=x%20y&s=%C3%BC"  # (an escape kept)
 
 
+def test_an_https_url_whose_certificate_is_not_trusted_says_how_to_trust_it(tiny_model_path, tmp_path):
+    """A network that inspects TLS signs every site with its own authority: the fetch said
+    "certificate verify failed" and no more. Now it says SSL_CERT_FILE, and with it the photo comes."""
+    import functools
+    import http.server
+    import ssl
+    import threading
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl here to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                           "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                          capture_output=True)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    site = tmp_path / "site"
+    site.mkdir()
+    photo, mask = person_photo(0)
+    photo = photo.convert("RGBA")
+    photo.putalpha(mask)
+    photo.save(site / "p.png")
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/p.png"
+    command = [sys.executable, "-m", "clothes_extractor", "extract", url, "--model", tiny_model_path, "--alpha-mask",
+               "--no-segmenter"]  # fmt: skip
+    try:
+        untrusted = subprocess.run([*command, "-o", tmp_path / "a.png"], capture_output=True, text=True,
+                                   env={**cli_env(), "SSL_CERT_FILE": "/nowhere.pem"}, timeout=120)  # fmt: skip
+        trusted = subprocess.run([*command, "-o", tmp_path / "b.png"], capture_output=True, text=True,
+                                 env={**cli_env(), "SSL_CERT_FILE": str(cert)}, timeout=120)  # fmt: skip
+    finally:
+        server.shutdown()
+    assert untrusted.returncode == 1 and not (tmp_path / "a.png").exists()
+    why = (
+        "certificate: if your network has its own certificate authority, point SSL_CERT_FILE at a bundle that holds it"
+    )
+    assert re.search(f"cannot fetch {re.escape(url)}: self.signed {why}", untrusted.stderr), untrusted.stderr
+    assert trusted.returncode == 0 and (tmp_path / "b.png").exists(), trusted.stderr
+
+
 def test_a_size_option_has_a_ceiling_not_an_out_of_memory_kill(tmp_path):
     # (100000x100000 and 20000x15000 ran data synth out of memory: the system killed it, exit 137, nothing said)
     done = run_cli("data", "synth", tmp_path / "syn", "-n", "1", "--size", "9000x16")

@@ -54,6 +54,7 @@ def _fetch_once(url: str, folder: Path) -> Path:
     """An http(s) photo downloaded into ``folder`` (50 MB at most, 30 s timeout), whole or not at
     all; ``_NotNow`` for a failure that may pass, ``InputError`` for one that will not."""
     import http.client
+    import ssl
     import urllib.error
     import urllib.request
 
@@ -83,6 +84,9 @@ def _fetch_once(url: str, folder: Path) -> Path:
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, (TimeoutError, ConnectionResetError, http.client.RemoteDisconnected)):
             raise _NotNow(f"cannot fetch {url}: {reason or 'the connection was dropped'}") from None
+        if isinstance(reason, ssl.SSLCertVerificationError):  # (a network that inspects TLS signs with its own)
+            reason = f"{reason.verify_message}: if your network has its own certificate authority, point "
+            reason += "SSL_CERT_FILE at a bundle that holds it"
         raise InputError(f"cannot fetch {url}: {reason}") from None
     return target
 
