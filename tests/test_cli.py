@@ -943,6 +943,10 @@ def test_a_urls_user_and_password_are_sent_as_basic_authentication_and_never_sho
     found = read_report(report)
     assert found["p.png"]["input"] == f"http://shop:***@{host}/p.png" and found["p.png"]["status"] == "ok"
     assert "s3cret" not in done.stderr + report.read_text() and "wrong" not in done.stderr + report.read_text()
+    from clothes_extractor.commands.given import shown
+
+    assert shown("https://TOKEN@store.example/a.jpg") == "https://***@store.example/a.jpg"  # (a token as the user)
+    assert shown("https://u:p@ss@store.example/a.jpg") == "https://u:***@store.example/a.jpg"
 
 
 def test_a_url_is_fetched_or_refused_clearly_never_mangled(tiny_model_path, tmp_path):

@@ -114,14 +114,16 @@ def _request(url: str) -> Any:
 
 
 def shown(url: str) -> str:
-    """``url`` as messages and reports name it: its password, if it holds one, as ``***``."""
+    """``url`` as messages and reports name it: its password as ``***`` (a user given alone, an
+    access token's place, as ``***`` too)."""
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(url)
-    if parts.password is None:
+    if parts.username is None:
         return url
     user, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
+    hidden = f"{user.partition(':')[0]}:***" if parts.password is not None else "***"
+    return urlunsplit(parts._replace(netloc=f"{hidden}@{host}"))
 
 
 def _retry_after(headers: Any) -> float:
