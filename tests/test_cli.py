@@ -782,6 +782,12 @@ def test_urls_are_fetched_together_and_a_cut_download_or_a_web_page_is_that_inpu
                 self.wfile.write(b"6\r\n\x89PNG\r\n\r\n")
                 self.close_connection = True
                 return
+            if self.path == "/huge.png":  # 60 MB said, 6 bytes sent: refused by its length, not downloaded first
+                self.send_response(200)
+                self.send_header("Content-Length", str(60 * 2**20))
+                self.end_headers()
+                self.wfile.write(b"\x89PNG\r\n")
+                return
             if self.path == "/cut.png":  # a download that stops short of its length
                 self.send_response(200)
                 self.send_header("Content-Length", "100000")
@@ -801,11 +807,12 @@ def test_urls_are_fetched_together_and_a_cut_download_or_a_web_page_is_that_inpu
         url = f"http://127.0.0.1:{server.server_address[1]}"
         urls = [f"{url}/p{i}.png" for i in range(3)]
         model = ["--model", tiny_model_path, "--alpha-mask", "--no-segmenter"]
-        more = (f"{url}/cut.png", f"{url}/product.html", f"{url}/chunked.png")
+        more = (f"{url}/cut.png", f"{url}/product.html", f"{url}/chunked.png", f"{url}/huge.png")
         done = run_cli("extract", *urls, *more, "-o", tmp_path / "out", *model, "--report", tmp_path / "r")
     finally:
         server.shutdown()
-    assert done.returncode == 1 and "fetching 6 URLs" in done.stderr, done.stderr
+    assert done.returncode == 1 and "fetching 7 URLs" in done.stderr, done.stderr
+    assert f"error: cannot fetch {url}/huge.png: it is larger than 50 MB; download it yourself" in done.stderr
     again = "tried 3 times: try again later"  # (a cut download may pass: tried again)
     assert f"error: cannot fetch {url}/chunked.png: the download stopped after 6 bytes; {again}" in done.stderr
     assert f"error: cannot fetch {url}/product.html: the server answers a web page (text/html), not an image" in (

@@ -67,9 +67,12 @@ def _fetch_once(url: str, folder: Path) -> Path:
                     f"cannot fetch {url}: the server answers a web page ({response.headers.get_content_type()}), "
                     "not an image; give the address of the image itself (a browser's Copy Image Address)"
                 )
-            data = response.read(MAX_DOWNLOAD_BYTES + 1)
-            if len(data) > MAX_DOWNLOAD_BYTES:
-                raise InputError(f"{url} is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB; download it yourself")
+            too_large = (response.length or 0) > MAX_DOWNLOAD_BYTES  # (said by its length: not downloaded first)
+            data = b"" if too_large else response.read(MAX_DOWNLOAD_BYTES + 1)
+            if too_large or len(data) > MAX_DOWNLOAD_BYTES:
+                raise InputError(
+                    f"cannot fetch {url}: it is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB; download it yourself"
+                )
             if response.length:  # (what its Content-Length promised and did not come: read gives what came)
                 stopped = f"the download stopped after {len(data)} of {len(data) + response.length} bytes"
                 raise _NotNow(f"cannot fetch {url}: {stopped}")
