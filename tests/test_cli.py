@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -696,17 +697,33 @@ def test_one_photo_to_one_file_and_through_pipes(tiny_model_path, photo_folder, 
     assert done.returncode == 2 and ".png, .jpg or .webp" in done.stderr and not (tmp_path / "p0.gif").exists()
 
 
+def cut_out(index: int) -> Image.Image:
+    """A person photo with its garment as its alpha (what ``--alpha-mask`` takes), as a site serves it."""
+    photo, mask = person_photo(index)
+    photo = photo.convert("RGBA")
+    photo.putalpha(mask)
+    return photo
+
+
+def answer(handler: Any, status: int, body: bytes = b"", **headers: str) -> None:
+    """``handler`` (an ``http.server`` request handler) answers ``status`` with ``body`` and ``headers``
+    (``Content_Type="image/png"`` for Content-Type)."""
+    handler.send_response(status)
+    for name, value in headers.items():
+        handler.send_header(name.replace("_", "-"), value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 def test_standard_input_and_urls_are_named_as_given_and_stdin_is_never_already_done(tiny_model_path, tmp_path):
     import http.server
     import threading
 
     cuts = tmp_path / "site"
     for i, folder in enumerate(("a", "b")):
-        photo, mask = person_photo(i)
-        photo = photo.convert("RGBA")
-        photo.putalpha(mask)
         (cuts / folder).mkdir(parents=True)
-        photo.save(cuts / folder / "photo.png")
+        cut_out(i).save(cuts / folder / "photo.png")
     model = ["--model", tiny_model_path, "--alpha-mask", "--no-segmenter"]
     out, report = tmp_path / "g.png", tmp_path / "r.jsonl"
     first = run_cli("extract", "-", "-o", out, *model, stdin=(cuts / "a" / "photo.png").read_bytes())
@@ -760,10 +777,7 @@ def test_urls_are_fetched_together_and_a_cut_download_or_a_web_page_is_that_inpu
     photos = tmp_path / "site"
     photos.mkdir()
     for i in range(3):
-        photo, mask = person_photo(i)
-        photo = photo.convert("RGBA")
-        photo.putalpha(mask)
-        photo.save(photos / f"p{i}.png")
+        cut_out(i).save(photos / f"p{i}.png")
     (photos / "product.html").write_text("<html><body>the shop's page of the photo</body></html>")
     together = threading.Barrier(3, timeout=20)  # each answer waits until the three are asked for
 
@@ -830,30 +844,20 @@ def test_a_url_that_answers_not_now_is_tried_again_and_one_that_will_not_is_not(
     import http.server
     import threading
 
-    photo, mask = person_photo(0)
-    photo = photo.convert("RGBA")
-    photo.putalpha(mask)
     image = io.BytesIO()
-    photo.save(image, "PNG")
+    cut_out(0).save(image, "PNG")
     asked: dict[str, list[float]] = {}
     refusals = {"/busy.png": 1, "/limited.png": 2, "/down.png": 99, "/gone.png": 99}
 
     class Site(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's name
             asked.setdefault(self.path, []).append(time.monotonic())
-            if len(asked[self.path]) <= refusals[self.path]:
-                code = {"/limited.png": 429, "/gone.png": 404}.get(self.path, 503)
-                self.send_response(code)
-                if self.path == "/busy.png":
-                    self.send_header("Retry-After", "2")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(image.getvalue())))
-            self.end_headers()
-            self.wfile.write(image.getvalue())
+            if len(asked[self.path]) > refusals[self.path]:
+                answer(self, 200, image.getvalue(), Content_Type="image/png")
+            elif self.path == "/busy.png":
+                answer(self, 503, Retry_After="2")
+            else:
+                answer(self, {"/limited.png": 429, "/gone.png": 404}.get(self.path, 503))
 
         def log_message(self, *_args):
             pass
@@ -888,19 +892,14 @@ def test_a_urls_user_and_password_are_sent_as_basic_authentication_and_never_sho
     import http.server
     import threading
 
-    photo, mask = person_photo(0)
-    photo = photo.convert("RGBA")
-    photo.putalpha(mask)
     image = io.BytesIO()
-    photo.save(image, "PNG")
+    cut_out(0).save(image, "PNG")
     seen_elsewhere: list[str | None] = []
 
     class Elsewhere(http.server.BaseHTTPRequestHandler):  # where a redirect leads: another host
         def do_GET(self):  # noqa: N802 - http.server's name
             seen_elsewhere.append(self.headers.get("Authorization"))
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            answer(self, 404)
 
         def log_message(self, *_args):
             pass
@@ -911,20 +910,11 @@ def test_a_urls_user_and_password_are_sent_as_basic_authentication_and_never_sho
     class Store(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's name
             if self.headers.get("Authorization") != key:
-                self.send_response(401)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                answer(self, 401)
             elif self.path == "/moved.png":
-                self.send_response(302)
-                self.send_header("Location", f"http://127.0.0.1:{elsewhere.server_address[1]}/p.png")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                answer(self, 302, Location=f"http://127.0.0.1:{elsewhere.server_address[1]}/p.png")
             else:
-                self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", str(len(image.getvalue())))
-                self.end_headers()
-                self.wfile.write(image.getvalue())
+                answer(self, 200, image.getvalue(), Content_Type="image/png")
 
         def log_message(self, *_args):
             pass
@@ -979,7 +969,6 @@ def test_a_url_is_sent_as_a_browser_sends_it_spaces_and_all(tiny_model_path, tmp
     """A URL copied from a spreadsheet or a shop's listing, with a space or non-ASCII letters in it:
     percent-encoded as a browser does (http.client refused it: "URL can't contain control
     characters", "ordinal not in range(128)"); messages and outputs name it as it was given."""
-    import functools
     import http.server
     import threading
 
@@ -988,10 +977,7 @@ def test_a_url_is_sent_as_a_browser_sends_it_spaces_and_all(tiny_model_path, tmp
     site = tmp_path / "site"
     (site / "new in").mkdir(parents=True)
     for i, name in enumerate(("Blue Shirt.png", "外套.png")):
-        photo, mask = person_photo(i)
-        photo = photo.convert("RGBA")
-        photo.putalpha(mask)
-        photo.save(site / "new in" / name)
+        cut_out(i).save(site / "new in" / name)
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
     )
@@ -1016,7 +1002,6 @@ def test_a_url_is_sent_as_a_browser_sends_it_spaces_and_all(tiny_model_path, tmp
 def test_an_https_url_whose_certificate_is_not_trusted_says_how_to_trust_it(tiny_model_path, tmp_path):
     """A network that inspects TLS signs every site with its own authority: the fetch said
     "certificate verify failed" and no more. Now it says SSL_CERT_FILE, and with it the photo comes."""
-    import functools
     import http.server
     import ssl
     import threading
@@ -1030,10 +1015,7 @@ def test_an_https_url_whose_certificate_is_not_trusted_says_how_to_trust_it(tiny
     assert made.returncode == 0, made.stderr
     site = tmp_path / "site"
     site.mkdir()
-    photo, mask = person_photo(0)
-    photo = photo.convert("RGBA")
-    photo.putalpha(mask)
-    photo.save(site / "p.png")
+    cut_out(0).save(site / "p.png")
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
     )
