@@ -58,39 +58,39 @@ def _fetch_once(url: str, folder: Path) -> Path:
     import urllib.error
     import urllib.request
 
-    target, given, url = folder / file_name(url), url, shown(url)  # (messages: no password)
+    target, named = folder / file_name(url), shown(url)  # (messages name it without its password)
     try:
-        request = _request(given)
+        request = _request(url)
         with urllib.request.urlopen(request, timeout=30) as response, open(target, "wb") as handle:  # noqa: S310
             if response.headers.get_content_type() in WEB_PAGES:  # (a shop's product page for its photo)
                 raise InputError(
-                    f"cannot fetch {url}: the server answers a web page ({response.headers.get_content_type()}), "
+                    f"cannot fetch {named}: the server answers a web page ({response.headers.get_content_type()}), "
                     "not an image; give the address of the image itself (a browser's Copy Image Address)"
                 )
             too_large = (response.length or 0) > MAX_DOWNLOAD_BYTES  # (said by its length: not downloaded first)
             data = b"" if too_large else response.read(MAX_DOWNLOAD_BYTES + 1)
             if too_large or len(data) > MAX_DOWNLOAD_BYTES:
                 raise InputError(
-                    f"cannot fetch {url}: it is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB; download it yourself"
+                    f"cannot fetch {named}: it is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB; download it yourself"
                 )
             if response.length:  # (what its Content-Length promised and did not come: read gives what came)
                 stopped = f"the download stopped after {len(data)} of {len(data) + response.length} bytes"
-                raise _NotNow(f"cannot fetch {url}: {stopped}")
+                raise _NotNow(f"cannot fetch {named}: {stopped}")
             handle.write(data)
     except urllib.error.HTTPError as exc:
         if exc.code in NOT_NOW:
-            raise _NotNow(f"cannot fetch {url}: {exc.reason} (HTTP {exc.code})", _retry_after(exc.headers)) from None
-        raise InputError(f"cannot fetch {url}: {exc.reason}") from None
+            raise _NotNow(f"cannot fetch {named}: {exc.reason} (HTTP {exc.code})", _retry_after(exc.headers)) from None
+        raise InputError(f"cannot fetch {named}: {exc.reason}") from None
     except http.client.IncompleteRead as exc:  # (a chunked answer cut short: no length to hold it to)
-        raise _NotNow(f"cannot fetch {url}: the download stopped after {len(exc.partial)} bytes") from None
+        raise _NotNow(f"cannot fetch {named}: the download stopped after {len(exc.partial)} bytes") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, (TimeoutError, ConnectionResetError, http.client.RemoteDisconnected)):
-            raise _NotNow(f"cannot fetch {url}: {reason or 'the connection was dropped'}") from None
+            raise _NotNow(f"cannot fetch {named}: {reason or 'the connection was dropped'}") from None
         if isinstance(reason, ssl.SSLCertVerificationError):  # (a network that inspects TLS signs with its own)
             reason = f"{reason.verify_message}: if your network has its own certificate authority, point "
             reason += "SSL_CERT_FILE at a bundle that holds it"
-        raise InputError(f"cannot fetch {url}: {reason}") from None
+        raise InputError(f"cannot fetch {named}: {reason}") from None
     return target
 
 
