@@ -78,8 +78,9 @@ class LocalPath(click.Path):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from ..runtime.files import from_file_uri, not_local
+        from .given import is_url
 
-        if self.urls and isinstance(value, str) and value.startswith(("http://", "https://")):
+        if self.urls and is_url(value):
             return value
         value = from_file_uri(value)
         problem = not_local(value)

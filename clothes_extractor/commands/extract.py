@@ -29,7 +29,7 @@ from .common import (
     shard_option,
     verbose_option,
 )
-from .given import as_given, in_messages, in_words, resolve_inputs
+from .given import as_given, in_messages, in_words, is_url, resolve_inputs
 from .one_output import (
     check_stdout_takes_an_image,
     format_option,
@@ -278,7 +278,7 @@ def _local_uris(inputs: tuple[str, ...], output: str) -> tuple[tuple[str, ...], 
 
     def local(item: str, what: str) -> str:
         item = str(from_file_uri(item))
-        if not URI.match(item) or (what != "-o" and item.startswith(("http://", "https://"))):
+        if not URI.match(item) or (what != "-o" and is_url(item)):
             return item
         reads = "writes to a local folder or file" if what == "-o" else "reads local files and folders and http(s) URLs"
         raise click.UsageError(
@@ -647,7 +647,7 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
     extract_options = _extract_options(options, fmt)
     if options["no_segmenter"] and options["segmenter"] is not None:
         raise click.UsageError("--segmenter and --no-segmenter exclude each other")
-    piped = [i for i in inputs if i == "-" or i.startswith(("http://", "https://"))]
+    piped = [i for i in inputs if i == "-" or is_url(i)]
     if piped:
         raise click.UsageError(
             f"--ray reads photos from paths and URIs its nodes reach (s3://, gs://, a shared folder), not {piped[0]}: "

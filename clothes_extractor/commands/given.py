@@ -26,6 +26,11 @@ MAX_RETRY_AFTER_S = 30.0  # the longest wait an answer's Retry-After gets
 URL_SAFE = "!#$%&'()*+,/:;=?@[]~"  # what a URL's path and query keep as it is (a % escape too): requests' choice
 
 
+def is_url(item: object) -> bool:
+    """Whether an input as given is an http(s) URL, which the command fetches."""
+    return isinstance(item, str) and item.startswith(("http://", "https://"))
+
+
 class _NotNow(InputError):
     """A fetch's failure that may pass (an answer in ``NOT_NOW``, a download cut short, a connection
     dropped or timed out): tried again, after ``wait_s`` if the answer asked for it (Retry-After)."""
@@ -194,7 +199,7 @@ def resolve_inputs(
     fetched was not. Such a URL, one input among several, is that input's failure, the others go
     on: its file is absent (one input alone: ``InputError``). The URLs are fetched together
     (``_fetch_all``) while standard input is read."""
-    folders = {i: scratch() / f"url-{i}" for i, item in enumerate(inputs) if item.startswith(("http://", "https://"))}
+    folders = {i: scratch() / f"url-{i}" for i, item in enumerate(inputs) if is_url(item)}
     for folder in folders.values():
         folder.mkdir()
     if len(folders) > 1:
@@ -236,29 +241,16 @@ def in_messages(item: str) -> str:
 
 def fetched(options: dict[str, Any], names: Sequence[str], scratch: Callable[[], Path]) -> dict[Path, str]:
     """The options of ``names`` that were given an http(s) URL (a ``str``: ``LocalPath(urls=True)``),
-    fetched together into the ``scratch()`` folder (each in a folder of its own) and replaced in
-    ``options`` by their files; those files with their URLs. Each is the one input of its
-    option: one that cannot be fetched is ``InputError`` (every one that could not, said)."""
+    fetched together (``resolve_inputs``) and replaced in ``options`` by their files; those files
+    with their URLs. Each is the one input of its option: one that cannot be fetched is
+    ``InputError`` (every one that could not, said)."""
     urls = {name: options[name] for name in names if isinstance(options[name], str)}
     if not urls:
         return {}
-    folders = [scratch() / f"url-{name}" for name in urls]
-    for folder in folders:
-        folder.mkdir()
-    if len(urls) > 1:
-        click.echo(f"fetching {len(urls)} URLs", err=True)
-    given, problems = {}, []
-    for (name, url), future in zip(
-        urls.items(), _fetch_all(list(zip(urls.values(), folders, strict=True))), strict=True
-    ):
-        try:
-            options[name] = future.result()
-        except InputError as exc:
-            problems.append(str(exc))
-        else:
-            given[options[name]] = shown(url)
-    if problems:
-        raise InputError("; ".join(problems))
+    paths, given, unfetched = resolve_inputs(tuple(urls.values()), scratch)
+    if unfetched:
+        raise InputError("; ".join(unfetched.values()))
+    options.update(zip(urls, paths, strict=True))
     return given
 
 
