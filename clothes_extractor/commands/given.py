@@ -3,8 +3,8 @@ named in its messages and report as they were given."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-import queue
 import sys
 import threading
 import time
@@ -40,7 +40,7 @@ class _NotNow(InputError):
         self.wait_s = wait_s
 
 
-def _fetch(url: str, folder: Path) -> Path:
+def fetch(url: str, folder: Path) -> Path:
     """An http(s) photo downloaded into ``folder`` (``_fetch_once``); a failure that may pass (a
     CDN's 429 or 503 to eight downloads at once, a cut download) is tried again after each of
     ``RETRY_WAITS_S`` (longer where the answer's Retry-After asks, up to ``MAX_RETRY_AFTER_S``)."""
@@ -164,30 +164,39 @@ def file_name(url: str) -> str:
     return name
 
 
-def _fetch_all(urls: list[tuple[str, Path]]) -> list[Future]:
-    """Each ``(url, folder)`` fetched into its folder (``_fetch``), ``URL_FETCHES`` at a time, on
-    daemon threads: Ctrl-C is not held up by a download (the folder, removed then, takes the
-    partial file with it; a download that starts after fails to open its file)."""
-    futures: list[Future] = [Future() for _ in urls]
-    work: queue.SimpleQueue = queue.SimpleQueue()
-    for pair in zip(urls, futures, strict=True):
-        work.put(pair)
+class Fetches:
+    """Downloads (``fetch``) on up to ``URL_FETCHES`` daemon threads, each ``submit``-ted one a
+    ``Future`` of its file: Ctrl-C is not held up by a download (the scratch folder, removed then,
+    takes the partial file with it; a download that starts after fails to open its file). A
+    thread ends once nothing is left to fetch; the next ``submit`` starts another."""
 
-    def fetcher() -> None:
+    def __init__(self) -> None:
+        self._work: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self._threads = 0
+
+    def submit(self, url: str, folder: Path) -> Future:
+        """A ``Future`` of ``url`` fetched into ``folder``: its file, or the ``InputError`` saying why not."""
+        future: Future = Future()
+        with self._lock:
+            self._work.append((url, folder, future))
+            if self._threads < URL_FETCHES:
+                self._threads += 1
+                threading.Thread(target=self._fetcher, name="fetch", daemon=True).start()
+        return future
+
+    def _fetcher(self) -> None:
         while True:
-            try:
-                (url, folder), future = work.get_nowait()
-            except queue.Empty:
-                return
+            with self._lock:  # (a thread ends only with nothing left: what ``submit`` adds is taken)
+                if not self._work:
+                    self._threads -= 1
+                    return
+                url, folder, future = self._work.popleft()
             future.set_running_or_notify_cancel()
             try:
-                future.set_result(_fetch(url, folder))
+                future.set_result(fetch(url, folder))
             except BaseException as exc:  # noqa: BLE001 - raised again where its input is resolved
                 future.set_exception(exc)
-
-    for _ in range(min(URL_FETCHES, len(urls))):
-        threading.Thread(target=fetcher, name="fetch", daemon=True).start()
-    return futures
 
 
 def resolve_inputs(
@@ -198,13 +207,14 @@ def resolve_inputs(
     input they came from, to name them so in messages and the report; and why each URL not
     fetched was not. Such a URL, one input among several, is that input's failure, the others go
     on: its file is absent (one input alone: ``InputError``). The URLs are fetched together
-    (``_fetch_all``) while standard input is read."""
+    (``Fetches``) while standard input is read."""
     folders = {i: scratch() / f"url-{i}" for i, item in enumerate(inputs) if is_url(item)}
     for folder in folders.values():
         folder.mkdir()
     if len(folders) > 1:
         click.echo(f"fetching {len(folders)} URLs", err=True)
-    fetched = dict(zip(folders, _fetch_all([(inputs[i], folder) for i, folder in folders.items()]), strict=True))
+    fetches = Fetches()
+    fetched = {i: fetches.submit(inputs[i], folder) for i, folder in folders.items()}
     paths, given, unfetched = [], {}, {}
     for index, item in enumerate(inputs):
         if item == "-":

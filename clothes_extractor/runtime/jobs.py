@@ -258,31 +258,41 @@ def iter_jobs(
         for entry in found:
             if shard is not None and not shard.holds(entry.rel):
                 continue
-            output = out_dir / f"{entry.rel}.{fmt}"
-            error, source = entry.error, entry.mask
-            if error is None and masks is not None:
-                try:
-                    mask_file = masks.find(entry.rel)
-                except InputError as exc:
-                    error = str(exc)
-                else:
-                    source = MaskSource("file", mask_file) if mask_file is not None else source
+            twice = None
             if entry.rel not in claimed:
                 if not remember_all:
                     claimed.clear()  # a new output: no photo before it can share it
                 if entry.error is None:  # (an input not found, a broken link: writes nothing)
                     claimed[entry.rel] = str(entry.path)
-            elif error is None:
-                first = claimed[entry.rel]  # (or the same photo, given or listed again)
-                error = (
+            elif entry.error is None:
+                first, output = claimed[entry.rel], out_dir / f"{entry.rel}.{fmt}"  # (or the same photo, again)
+                twice = (
                     f"{entry.path} comes twice: it is extracted once"
                     if first == str(entry.path)
                     else f"{entry.path} and {first} would both be written to {output}; extract them separately"
                 )
-            mask_output = save_masks / f"{entry.rel}.png" if save_masks is not None else None
-            if error is None and (named or source.path is not None):  # (a dataset's parse maps, --masks files)
-                error = overwrite_error(entry.path, output, mask_output, source.path)
-            yield ExtractJob(entry.path, output, source, error, mask_output, stamp=input_stamp(entry.path, source.path))
+            yield job_of(entry, out_dir, fmt, masks, save_masks, named=named, error=twice)
+
+
+def job_of(entry: Found, out_dir: Path, fmt: str, masks=None, save_masks=None, *, named=True, error=None) -> ExtractJob:
+    """The job of one photo (``entry``, found by a walk, or ``named``: given, listed or fetched):
+    its output ``out_dir/<rel>.<fmt>``, its mask (the entry's, or the ``masks`` file of its name:
+    a ``MaskIndex``), its mask saved as ``save_masks/<rel>.png``, and the error known before any
+    decoding (``error``, else the entry's, a mask's, an output that would be written over the
+    photo or its mask)."""
+    output = out_dir / f"{entry.rel}.{fmt}"
+    error, source = error or entry.error, entry.mask
+    if error is None and masks is not None:
+        try:
+            mask_file = masks.find(entry.rel)
+        except InputError as exc:
+            error = str(exc)
+        else:
+            source = MaskSource("file", mask_file) if mask_file is not None else source
+    mask_output = save_masks / f"{entry.rel}.png" if save_masks is not None else None
+    if error is None and (named or source.path is not None):  # (a dataset's parse maps, --masks files)
+        error = overwrite_error(entry.path, output, mask_output, source.path)
+    return ExtractJob(entry.path, output, source, error, mask_output, stamp=input_stamp(entry.path, source.path))
 
 
 def _not_found(item: Path) -> str:
