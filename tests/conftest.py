@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 # pytest runs one worker per core (pyproject: -n auto). Each worker's torch and numpy would
 # start an OpenMP thread per core as well, and OpenMP's idle threads spin: on two cores, two
@@ -189,6 +190,25 @@ def person_photo(seed: int, size: tuple[int, int] = (120, 160)) -> tuple[Image.I
     photo[stripes] = 255 - colour
     mask = np.where(top, 255, 0).astype(np.uint8)
     return Image.fromarray(photo, "RGB"), Image.fromarray(mask, "L")
+
+
+def cut_out(index: int) -> Image.Image:
+    """A person photo with its garment as its alpha (what ``--alpha-mask`` takes), as a site serves it."""
+    photo, mask = person_photo(index)
+    photo = photo.convert("RGBA")
+    photo.putalpha(mask)
+    return photo
+
+
+def answer(handler: Any, status: int, body: bytes = b"", **headers: str) -> None:
+    """``handler`` (an ``http.server`` request handler) answers ``status`` with ``body`` and ``headers``
+    (``Content_Type="image/png"`` for Content-Type)."""
+    handler.send_response(status)
+    for name, value in headers.items():
+        handler.send_header(name.replace("_", "-"), value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
 
 
 @pytest.fixture

@@ -11,14 +11,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from clothes_extractor.runtime.images import SIGNATURE_KEY
-from conftest import TINY_SIZE, VITON_HD_SAMPLE, VITON_VAL, cli_env, cp_vton_subset, person_photo, run_cli
+from conftest import (
+    TINY_SIZE,
+    VITON_HD_SAMPLE,
+    VITON_VAL,
+    answer,
+    cli_env,
+    cp_vton_subset,
+    cut_out,
+    person_photo,
+    run_cli,
+)
 
 COMMANDS = [
     ["extract"],
@@ -695,25 +704,6 @@ def test_one_photo_to_one_file_and_through_pipes(tiny_model_path, photo_folder, 
     assert done.returncode == 2 and "a terminal here: redirect or pipe it" in done.stderr
     done = run_cli("extract", photos / "p0.jpg", "-o", tmp_path / "p0.gif", "--model", tiny_model_path)
     assert done.returncode == 2 and ".png, .jpg or .webp" in done.stderr and not (tmp_path / "p0.gif").exists()
-
-
-def cut_out(index: int) -> Image.Image:
-    """A person photo with its garment as its alpha (what ``--alpha-mask`` takes), as a site serves it."""
-    photo, mask = person_photo(index)
-    photo = photo.convert("RGBA")
-    photo.putalpha(mask)
-    return photo
-
-
-def answer(handler: Any, status: int, body: bytes = b"", **headers: str) -> None:
-    """``handler`` (an ``http.server`` request handler) answers ``status`` with ``body`` and ``headers``
-    (``Content_Type="image/png"`` for Content-Type)."""
-    handler.send_response(status)
-    for name, value in headers.items():
-        handler.send_header(name.replace("_", "-"), value)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
 
 
 def test_standard_input_and_urls_are_named_as_given_and_stdin_is_never_already_done(tiny_model_path, tmp_path):

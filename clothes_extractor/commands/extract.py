@@ -62,25 +62,8 @@ def _single_output(paths: list[Path], output: str) -> bool:
     return len(paths) == 1 and os.path.isfile(paths[0]) and names_an_image_file(Path(output), "garments")
 
 
-class _ListNeedsItsFolder(click.Command):
-    """``extract --files-from LIST -o OUT`` without the folder the list is relative to:
-    said so, with the command to type, rather than click's "Missing argument 'INPUTS...'"."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.MissingParameter as exc:
-            if exc.param is None or exc.param.name != "inputs" or ctx.params.get("files_from") is None:
-                raise
-            raise click.UsageError(
-                "--files-from names photos relative to a folder: give the folder too: "
-                "clothes-extractor extract FOLDER --files-from LIST -o OUT",
-                ctx,
-            ) from None
-
-
-@click.command(cls=_ListNeedsItsFolder)
-@click.argument("inputs", nargs=-1, required=True)
+@click.command()
+@click.argument("inputs", nargs=-1)
 @click.option(
     "-o",
     "--output",
@@ -183,6 +166,14 @@ class _ListNeedsItsFolder(click.Command):
     help="Take only the photos LIST names, one a line, relative to the one INPUT folder (- for standard "
     "input), not the whole folder; their outputs keep their paths under -o.",
 )
+@click.option(
+    "--urls-from",
+    metavar="LIST",
+    multiple=True,
+    callback=once("one list (cat A B | clothes-extractor extract --urls-from - -o OUT)"),
+    help="Extract the photos at the http(s) URLs LIST names (a product feed's image links), one a line (- for "
+    "standard input), fetched a few at a time as the job goes; a line URL<TAB>NAME writes NAME.png. No INPUTS then.",
+)
 @shard_option("photo")
 @click.option("--ray", is_flag=True, help="Run on Ray (a local Ray on this machine unless --ray-address).")
 @click.option(
@@ -199,20 +190,22 @@ class _ListNeedsItsFolder(click.Command):
 @reports_errors
 def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
     """Extract the garment of every photo in INPUTS (files, folders, dataset folders, an
-    http(s) URL, or - for standard input).
+    http(s) URL, or - for standard input), or of each URL that --urls-from LIST names.
 
     Each photo's garment mask comes from, in this order: --masks DIR (same name, any
     format), the parse map of a VITON-HD / CP-VTON / Dress Code dataset folder, the photo's
     alpha channel with --alpha-mask, and last the segmenter. Finished outputs are skipped
     on a rerun; the exit code is 0 only if every photo succeeded.
     """
-    if "-" in inputs or options["files_from"] == "-":
-        _check_stdin_piped("-" if "-" in inputs else "--files-from -")
+    _check_inputs_given(inputs, output, options)
+    if "-" in inputs or "-" in (options["files_from"], options["urls_from"]):
+        _check_stdin_piped("-" if "-" in inputs else f"--{'files' if options['files_from'] == '-' else 'urls'}-from -")
     if options["shard"] is not None:
         _check_shard(inputs, output, options)
     if options["files_from"] is not None:
         _check_listing(inputs, options)
-    _check_folder_output(inputs, output, options["files_from"] is not None)
+    listing = next((f"--{name}-from" for name in ("files", "urls") if options[f"{name}_from"] is not None), None)
+    _check_folder_output(inputs, output, listing)
     if options["ray"] or options["ray_address"]:
         if options["dry_run"]:
             raise click.UsageError("--dry-run walks the inputs on this machine: leave out --ray")
@@ -227,7 +220,9 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
         )
     with scratch_folder() as scratch:
         paths, options["given"], options["unfetched"] = resolve_inputs(inputs, scratch)
-        options["listing"] = _listing(options, scratch)
+        options["listing"], options["feed"] = _listing(options["files_from"], scratch), _feed(options, scratch)
+        if options["feed"] is not None:
+            options["given"] = options["feed"].given
         with files_named(in_words(options["given"])):
             if _single_output(paths, output):
                 _extract_one(paths[0], output, scratch, options)
@@ -244,15 +239,42 @@ def _no_photos(names: list[str], folders: list[Path], recursive: bool, below: bo
     return f"no photos found in {', '.join(names)}{hint}{passed_over_note(folders, recursive)}"
 
 
+def _check_inputs_given(inputs: tuple[str, ...], output: str, options: dict[str, Any]) -> None:
+    """``UsageError`` where no photo is given (INPUTS, or ``--urls-from``), or a list without what
+    it needs: ``--files-from`` its folder, ``--urls-from`` a folder job of its own."""
+    feed = options["urls_from"]
+    if feed is None and inputs:
+        return
+    if feed is None and options["files_from"] is not None:
+        raise click.UsageError(
+            "--files-from names photos relative to a folder: give the folder too: "
+            "clothes-extractor extract FOLDER --files-from LIST -o OUT"
+        )
+    if feed is None:
+        raise click.UsageError(
+            "give the photos: files, folders or http(s) URLs (clothes-extractor extract photos -o garments), "
+            "or a list of URLs (--urls-from LIST)"
+        )
+    if inputs or options["files_from"] is not None:
+        given = "--files-from" if options["files_from"] is not None else " ".join(inputs)
+        raise click.UsageError(f"--urls-from takes its photos from its list: give {given} in another run")
+    if options["ray"] or options["ray_address"]:
+        raise click.UsageError("--urls-from fetches on this machine: leave out --ray (--shard K/N splits a feed)")
+    if options["dry_run"]:
+        raise click.UsageError("--dry-run looks at photo files and folders: --urls-from's photos are fetched")
+    if output == "-":
+        raise click.UsageError("-o - (standard output) takes exactly one photo: give --urls-from a folder, -o garments")
+
+
 def _check_stdin_piped(what: str) -> None:
     """``UsageError`` where standard input is a terminal: reading it would wait, silently, for
     someone to type an image or a list."""
     if sys.stdin is None or sys.stdin.isatty():
-        example = (
-            "find photos -name '*.jpg' -printf '%P\\n' | clothes-extractor extract photos --files-from - -o OUT"
-            if what.startswith("--files-from")
-            else "clothes-extractor extract - -o garment.png < photo.jpg"
-        )
+        example = {
+            "--files-from -": "find photos -name '*.jpg' -printf '%P\\n' | clothes-extractor extract photos "
+            "--files-from - -o OUT",
+            "--urls-from -": "cut -f3 feed.tsv | clothes-extractor extract --urls-from - -o OUT",
+        }.get(what, "clothes-extractor extract - -o garment.png < photo.jpg")
         raise click.UsageError(
             f"{what} reads standard input, which is a terminal here: pipe or redirect it in ({example})"
         )
@@ -289,9 +311,10 @@ def _local_uris(inputs: tuple[str, ...], output: str) -> tuple[tuple[str, ...], 
     return tuple(local(item, "input") for item in inputs), local(output, "-o")
 
 
-def _check_folder_output(inputs: tuple[str, ...], output: str, listing: bool) -> None:
-    """``UsageError`` for a folder job (a folder, several photos, a list) whose ``-o`` names an
-    image file: it made a folder of that name (an existing folder of that name is the job's)."""
+def _check_folder_output(inputs: tuple[str, ...], output: str, listing: str | None) -> None:
+    """``UsageError`` for a folder job (a folder, several photos, a list: ``listing``, the option
+    that gives it) whose ``-o`` names an image file: it made a folder of that name (an existing
+    folder of that name is the job's)."""
     from ..runtime.files import URI, from_file_uri
     from ..runtime.images import IMAGE_SUFFIXES
 
@@ -300,7 +323,7 @@ def _check_folder_output(inputs: tuple[str, ...], output: str, listing: bool) ->
     if output == "-" or URI.match(output) or out.suffix.lower() not in IMAGE_SUFFIXES or out.is_dir():
         return
     if listing or len(inputs) > 1 or os.path.isdir(inputs[0]):
-        what = "a --files-from list makes a folder job" if listing else (
+        what = f"a {listing} list makes a folder job" if listing else (
             f"{inputs[0]} is a folder" if len(inputs) == 1 else f"{len(inputs)} photos or folders are given"
         )  # fmt: skip
         raise click.UsageError(
@@ -324,14 +347,27 @@ def _check_listing(inputs: tuple[str, ...], options: dict[str, Any]) -> None:
         raise click.UsageError(f"cannot read --files-from {listing}: {exc.strerror or exc}") from None
 
 
-def _listing(options: dict[str, Any], scratch: Callable[[], Path]) -> Path | None:
-    """The ``--files-from`` file; standard input is saved to ``scratch()`` first (the list is read twice)."""
-    if options["files_from"] != "-":
-        return None if options["files_from"] is None else Path(options["files_from"])
-    saved = scratch() / "files-from.txt"
+def _listing(given: str | None, scratch: Callable[[], Path], name: str = "files-from.txt") -> Path | None:
+    """The ``--files-from`` (or ``--urls-from``) file; standard input is saved to ``scratch()`` first
+    (the list is read twice: counted, then taken)."""
+    if given != "-":
+        return None if given is None else Path(given)
+    saved = scratch() / name
     with open(saved, "wb") as copy:
         shutil.copyfileobj(sys.stdin.buffer, copy)
     return saved
+
+
+def _feed(options: dict[str, Any], scratch: Callable[[], Path]) -> Any:
+    """The ``--urls-from`` list as a ``Feed`` fetching into the job's ``scratch()`` folder, or None."""
+    from .feed import Feed
+
+    listing = _listing(options["urls_from"], scratch, "urls-from.txt")
+    if listing is None:
+        return None
+    folder = scratch() / "feed"
+    folder.mkdir()
+    return Feed(listing, "standard input" if options["urls_from"] == "-" else options["urls_from"], folder)
 
 
 def _extract_options(options: dict[str, Any], fmt: str, *, fix: str = "use --format png or webp") -> Any:
@@ -443,14 +479,7 @@ def _extract_one(photo: Path, output: str, scratch: Callable[[], Path], options:
 
 def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) -> None:
     from ..runtime.files import check_output_dir, check_writable_file
-    from ..runtime.jobs import (
-        MaskIndex,
-        check_output_folders,
-        count_jobs,
-        iter_jobs,
-        removing_stale_partials,
-        unsearched_subfolders,
-    )
+    from ..runtime.jobs import MaskIndex, check_output_folders, removing_stale_partials
     from ..runtime.pipeline import run_extraction
     from ..runtime.resume import preview_extraction
 
@@ -465,28 +494,10 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     if sheet is not None:
         check_writable_file(sheet, "--sheet", SHEET_SUFFIXES)
     mask_index = MaskIndex(options["masks"]) if options["masks"] is not None else None
-    # counted first (for the progress bar), then streamed: memory does not grow with the folder
-    shard, listing = options["shard"], options["listing"]
-    total = count_jobs(inputs, out_dir, options["recursive"], save_masks, options["masks"], shard, listing)
-    if (
-        not total
-        and shard is not None
-        and count_jobs(inputs, out_dir, options["recursive"], save_masks, None, None, listing)
-    ):
-        click.echo(f"shard {shard} holds none of the photos in {', '.join(map(str, inputs))}: nothing to do", err=True)
-        return
-    if not total and listing is not None:
-        raise click.ClickException(
-            f"--files-from {options['files_from']} names no photo (blank and # lines are left out)"
-        )
+    total, jobs = _jobs(inputs, out_dir, fmt, mask_index, options)
     if not total:
-        folders = [i for i in inputs if os.path.isdir(i)]
-        below = bool(unsearched_subfolders(inputs, out_dir, save_masks, options["masks"]))
-        raise click.ClickException(_no_photos([str(i) for i in inputs], folders, options["recursive"], below))
-    if not options["recursive"] and listing is None:
-        note_unsearched(unsearched_subfolders(inputs, out_dir, save_masks, options["masks"]))
+        return
     generator, segmenter = _open_models(options, extract_options.background)
-    jobs = iter_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks, shard, listing)
     if options["dry_run"]:
         previewed = preview_extraction(generator, jobs, extract_options, segmenter)
         report_dry_run(previewed, Report(options["report"]), "photo", "extract", _error_line)
@@ -507,7 +518,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     using = generator.path.name + (f" + {segmenter.path.name}" if segmenter else "")
     streams = f" in {generator.cpu_streams} streams" if generator.cpu_streams > 1 else ""
     workers = f"{extract_options.workers} {'processes' if extract_options.use_processes else 'threads'}"
-    decoding = ", GPU decode" if decoder is not None else ""
+    decoding, shard = (", GPU decode" if decoder is not None else ""), options["shard"]
     click.echo(
         f"extracting {total} photo(s){f' (shard {shard})' if shard else ''} with {using} on {generator.provider} "
         f"(batch {extract_options.batch_size}{streams}, {workers}{decoding}) -> {out_dir}",
@@ -517,16 +528,19 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         click.echo(note, err=True)
     failures: list[Any] = []
     finished: list[Any] = []  # the first results, for --sheet
-    progress = Progress(total, "photo", "extract")
+    progress, feed = Progress(total, "photo", "extract"), options["feed"]
 
     def on_result(result: Any) -> None:
-        if result.status == "ok" and sheet is not None and len(finished) < SHEET_ROWS:
+        drawn = result.status == "ok" and sheet is not None and len(finished) < SHEET_ROWS
+        if drawn:
             finished.append(result)
-        result = as_given(result, options["given"])
-        if result.status == "error" and len(failures) < MAX_FAILURES_SHOWN:
-            failures.append(result)
-        report.write(result)
-        progress.update(failed=result.status == "error")
+        shown = as_given(result, options["given"])
+        if feed is not None and not drawn:  # (a feed's photo, fetched for this job: the sheet draws its own)
+            feed.release(result.input)
+        if shown.status == "error" and len(failures) < MAX_FAILURES_SHOWN:
+            failures.append(shown)
+        report.write(shown)
+        progress.update(failed=shown.status == "error")
 
     try:
         summary = run_extraction(generator, jobs, extract_options, on_result, segmenter, decoder=decoder)
@@ -539,6 +553,48 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         progress.close()
         report.close()
     _summarise(summary, failures, report, sheet, finished, generator.contract.size, options["masks"], total)
+
+
+def _jobs(inputs: list[Path], out_dir: Path, fmt: str, mask_index: Any, options: dict[str, Any]) -> tuple[int, Any]:
+    """The job's photos (of ``--shard``'s share): counted first, for the progress bar, then streamed
+    (memory does not grow with the folder, nor with a ``--urls-from`` feed); a total of 0 where the
+    shard holds none (said). ``ClickException`` where there are none to take."""
+    from ..runtime.jobs import count_jobs, iter_jobs, job_of, unsearched_subfolders
+
+    save_masks, shard, listing, feed = options["save_masks"], options["shard"], options["listing"], options["feed"]
+    if feed is not None:
+        total, where = feed.count(shard), f"the URLs of {feed.shown_as}"
+        if not total and (shard is None or not feed.count()):
+            raise click.ClickException(
+                f"--urls-from {options['urls_from']} names no URL (blank and # lines are left out)"
+            )
+        jobs = (job_of(photo, out_dir, fmt, mask_index, save_masks) for photo in feed.photos(out_dir, fmt, shard))
+    else:
+        total = count_jobs(inputs, out_dir, options["recursive"], save_masks, options["masks"], shard, listing)
+        where = f"the photos in {', '.join(map(str, inputs))}"
+        if not total and (
+            shard is None or not count_jobs(inputs, out_dir, options["recursive"], save_masks, None, None, listing)
+        ):
+            _no_jobs(inputs, out_dir, options)
+        jobs = iter_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks, shard, listing)
+        if total and not options["recursive"] and listing is None:
+            note_unsearched(unsearched_subfolders(inputs, out_dir, save_masks, options["masks"]))
+    if not total:
+        click.echo(f"shard {shard} holds none of {where}: nothing to do", err=True)
+    return total, jobs
+
+
+def _no_jobs(inputs: list[Path], out_dir: Path, options: dict[str, Any]) -> None:
+    """``ClickException`` saying why a job's inputs give no photo: an empty list, or the folders'."""
+    from ..runtime.jobs import unsearched_subfolders
+
+    if options["listing"] is not None:
+        raise click.ClickException(
+            f"--files-from {options['files_from']} names no photo (blank and # lines are left out)"
+        )
+    folders = [i for i in inputs if os.path.isdir(i)]
+    below = bool(unsearched_subfolders(inputs, out_dir, options["save_masks"], options["masks"]))
+    raise click.ClickException(_no_photos([str(i) for i in inputs], folders, options["recursive"], below))
 
 
 def _size_note(generator: Any, segmenter: Any, extract_options: Any) -> str:

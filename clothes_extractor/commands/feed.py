@@ -1,0 +1,118 @@
+"""``extract --urls-from LIST``: the photos of a list of http(s) URLs (a product feed's image
+links), fetched a few at a time as the job goes, each removed once its garment is written.
+
+A line is a URL, or a URL, a tab and its output's name (``https://cdn.example/123/image.jpg``
+``<TAB>`` ``SKU123``: ``-o/SKU123.png``; ``tops/SKU123`` makes a subfolder). Without a name the
+output takes the URL's file name (``file_name``). Blank lines and ``#`` lines are left out, as
+in ``--files-from``. A line that is no URL, a name that leads outside ``-o``, two lines for one
+output, a URL that cannot be fetched: each is that line's failure, reported, and the job goes
+on. At most ``AHEAD`` photos are fetched and not yet taken by the job: the scratch folder holds
+those and the photos in flight, never the feed.
+"""
+
+from __future__ import annotations
+
+import collections
+import posixpath
+import shutil
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import InputError
+from .given import URL_FETCHES, Fetches, file_name, is_url, shown
+
+AHEAD = 4 * URL_FETCHES  # photos fetched, or being fetched, ahead of the job
+WITH_NAME = "URL<TAB>NAME"
+
+
+@dataclass(frozen=True)
+class FeedLine:
+    number: int
+    text: str  # the URL as given (or the line, where it is none)
+    rel: str  # the output's path under -o, without its suffix
+    error: str | None = None
+
+
+class Feed:
+    """The URLs of ``listing`` (a file; standard input is saved to one first: it is read twice,
+    to count and to fetch) as the photos of a folder job, fetched into ``folder``."""
+
+    def __init__(self, listing: Path, shown_as: str, folder: Path):
+        self.listing, self.shown_as, self.folder = listing, shown_as, folder
+        self.given: dict[Path, str] = {}  # each photo the job holds -> its URL, as messages name it
+
+    def lines(self, shard=None) -> Iterator[FeedLine]:
+        """The list's lines (of ``shard``'s share, by output name), each with its output's name,
+        or why it has none."""
+        from ..runtime.walk import read_listing
+
+        for number, entry in read_listing(self.listing):
+            url, _, name = (part.strip() for part in entry.partition("\t"))
+            line = f"line {number} of {self.shown_as}"
+            if not is_url(url):
+                error = (
+                    f"{line} is not an http(s) URL: {url!r}; --urls-from takes a URL a line (or {WITH_NAME})"
+                )  # fmt: skip
+                yield FeedLine(number, url, url, error)
+                continue
+            rel, error = output_name(name or file_name(url))
+            if shard is None or shard.holds(rel):
+                yield FeedLine(number, url, rel, error and f"{line}: {error}")
+
+    def count(self, shard=None) -> int:
+        return sum(1 for _ in self.lines(shard))
+
+    def photos(self, out_dir: Path, fmt: str, shard=None) -> Iterator:
+        """Each line of ``shard``'s share as a ``walk.Found``: its photo fetched (``AHEAD`` lines
+        ahead of the one given), or the line's error; two lines for one output: the second's."""
+        fetches, ahead = Fetches(), collections.deque()
+        claimed: dict[str, int] = {}  # output -> its line (numbers, not URLs: a feed's million are held)
+        for line in self.lines(shard):
+            if line.error is None and line.rel in claimed:
+                output = out_dir / f"{line.rel}.{fmt}"
+                twice = f"line {line.number} and line {claimed[line.rel]} of {self.shown_as} would both be written "
+                twice += f"to {output}: give each its output's name after a tab ({WITH_NAME})"
+                line = FeedLine(line.number, line.text, line.rel, twice)
+            elif line.error is None:
+                claimed[line.rel] = line.number
+            folder = self.folder / str(line.number)
+            if line.error is None:
+                folder.mkdir()
+            ahead.append((line, folder, None if line.error else fetches.submit(line.text, folder)))
+            if len(ahead) >= AHEAD:
+                yield self._found(*ahead.popleft())
+        while ahead:
+            yield self._found(*ahead.popleft())
+
+    def _found(self, line: FeedLine, folder: Path, fetched: Future | None):
+        from ..runtime.walk import Found
+
+        error, path = line.error, folder / "unfetched"
+        if fetched is not None:
+            try:
+                path = fetched.result()
+            except InputError as exc:
+                error = str(exc)
+        self.given[path] = shown(line.text) if is_url(line.text) else line.text
+        return Found(path, line.rel, error=error)
+
+    def release(self, photo: str | Path) -> None:
+        """The fetched photo of a finished job removed (with its folder), and forgotten."""
+        path = Path(photo)
+        if self.given.pop(path, None) is not None and path.parent.parent == self.folder:
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def output_name(name: str) -> tuple[str, str | None]:
+    """A feed line's output name (its own, or its URL's file name) as a path under ``-o`` without
+    its suffix (an image suffix given is left out: ``SKU1.jpg`` writes ``SKU1.png``), with why it
+    cannot be one (it leads outside ``-o``), or None."""
+    from ..runtime.images import IMAGE_SUFFIXES
+
+    stem, suffix = posixpath.splitext(name)
+    rel = posixpath.normpath(stem if suffix.lower() in IMAGE_SUFFIXES else name)
+    if rel.startswith(("/", "../")) or rel in ("..", ".", "") or "\0" in rel:
+        return name, f"the output name {name!r} is not a name inside -o: give one such as SKU123 or tops/SKU123"
+    return rel, None

@@ -1,0 +1,190 @@
+"""``extract --urls-from LIST``: a product feed's image URLs, fetched as the job goes, each
+photo's garment named by its line (or its URL's file name); every line that cannot be a
+photo is reported with its line, and the job goes on.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clothes_extractor.commands.feed import AHEAD
+from conftest import cut_out, person_photo, run_cli
+
+MODEL = ("--alpha-mask", "--no-segmenter")
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A web server on loopback serving ``tmp_path/site``; yields (its folder, its address)."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+def _files_under(folder: Path) -> int:
+    """How many files ``folder`` holds, in any subfolder (one removed meanwhile: not counted)."""
+    return sum(len(files) for _, _, files in os.walk(folder))
+
+
+def _report(path: Path) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        found.setdefault(record["input"], []).append(record)
+    return found
+
+
+def test_a_feed_writes_each_photo_under_its_lines_name_and_reports_every_line_that_cannot_be_one(
+    tiny_model_path, tmp_path, site, monkeypatch
+):
+    folder, url = site
+    for rel, index in (("a/image.png", 0), ("b/image.png", 1), ("c.png", 2)):
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        cut_out(index).save(folder / rel)
+    person_photo(3)[0].save(folder / "plain.jpg")  # no alpha: its mask is --masks plain.png, by the line's name
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    person_photo(3)[1].save(masks / "plain.png")
+    feed = tmp_path / "feed.txt"
+    feed.write_text(
+        "# the shop's feed: URL, tab, SKU\n"
+        f"{url}/a/image.png\tSKU-A.jpg\n"  # (an image suffix in the name is left out)
+        f"{url}/b/image.png\n"  # no name: the URL's file name
+        "\n"
+        f"{url}/a/image.png\n"  # line 5: the same output as line 3's
+        "a/image.png\n"  # line 6: not a URL
+        f"{url}/gone.png\tgone\n"
+        f"{url}/c.png\ttops/c\n"  # a subfolder of -o
+        f"{url}/c.png\t../c\n"  # line 9: outside -o
+        f"{url}/plain.jpg\tplain\n"
+    )
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # (the job's scratch folder: empty at the end)
+    (tmp_path / "tmp").mkdir()
+    out, report = tmp_path / "out", tmp_path / "r.jsonl"
+    args = ("--model", tiny_model_path, *MODEL, "--masks", masks, "--report", report)
+    done = run_cli("extract", "--urls-from", feed, "-o", out, *args)
+    assert done.returncode == 1, done.stderr
+    written = sorted(str(path.relative_to(out)) for path in out.rglob("*") if path.is_file())
+    assert written == ["SKU-A.png", "image.png", "plain.png", "tops/c.png"]
+    assert f"line 5 and line 3 of {feed} would both be written to {out / 'image.png'}: give each" in done.stderr
+    assert f"line 6 of {feed} is not an http(s) URL: 'a/image.png'" in done.stderr
+    assert f"error: cannot fetch {url}/gone.png: File not found" in done.stderr
+    assert f"line 9 of {feed}: the output name '../c' is not a name inside -o" in done.stderr
+    assert "extracting 8 photo(s)" in done.stderr and "4 extracted" in done.stderr and "4 failed" in done.stderr
+    found = _report(report)
+    assert sorted(r["output"] for r in found[f"{url}/a/image.png"] if r["output"]) == [str(out / "SKU-A.png")]
+    assert [r["status"] for r in found["a/image.png"]] == ["error"]
+    assert [r["mask"] for r in found[f"{url}/plain.jpg"]] == [f"file:{masks / 'plain.png'}"]
+    assert list((tmp_path / "tmp").glob("clothes-extractor-*")) == []
+
+    again = run_cli("extract", "--urls-from", feed, "-o", out, *args)  # fetched again: the same bytes, all done
+    assert "0 extracted" in again.stderr and "4 skipped (already done)" in again.stderr, again.stderr
+    shutil.copy(folder / "c.png", folder / "b" / "image.png")  # the shop's photo taken again
+    one = f"{url}/b/image.png\n{url}/c.png\ttops/c\n".encode()
+    changed = run_cli("extract", "--urls-from", "-", "-o", out, "--model", tiny_model_path, *MODEL, stdin=one)
+    assert changed.returncode == 0 and b"1 extracted" in changed.stderr and b"1 skipped" in changed.stderr
+    assert np.array_equal(_pixels(out / "image.png"), _pixels(out / "tops" / "c.png"))  # (now c's photo)
+    assert list((tmp_path / "tmp").glob("clothes-extractor-*")) == []
+
+
+def test_a_feed_is_fetched_as_the_job_goes_never_all_first(tiny_model_path, tmp_path, monkeypatch):
+    """A feed of 120 URLs: the scratch folder never holds more than the photos fetched ahead
+    (``AHEAD``) and those in flight (fetched all first, it held 79 at the last request)."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    bodies = []
+    for index in range(3):
+        cut_out(index).save(tmp_path / f"{index}.png")
+        bodies.append((tmp_path / f"{index}.png").read_bytes())
+    held: list[int] = []
+
+    class Site(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            held.append(_files_under(scratch))
+            body = bodies[int(self.path.rsplit("/", 1)[1].removesuffix(".png")) % 3]
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        feed = "".join(f"{url}/p/{i}.png\n" for i in range(120)).encode()
+        out = tmp_path / "out"
+        done = run_cli("extract", "--urls-from", "-", "-o", out, "--model", tiny_model_path, *MODEL,
+                       "--batch-size", "2", "--workers", "2", stdin=feed)  # fmt: skip
+    finally:
+        server.shutdown()
+    assert done.returncode == 0 and b"120 extracted" in done.stderr, done.stderr
+    assert len(list(out.iterdir())) == 120 and len(held) == 120
+    assert max(held) <= AHEAD + 2 * 2 + 2 + 8, max(held)  # fetched ahead + in flight (+ the fetches under way)
+    assert list(scratch.glob("clothes-extractor-*")) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        ((), "give the photos: files, folders or http(s) URLs"),
+        (("photos",), "--urls-from takes its photos from its list: give photos in another run"),
+        (("--ray",), "--urls-from fetches on this machine: leave out --ray"),
+        (("--dry-run",), "--dry-run looks at photo files and folders: --urls-from's photos are fetched"),
+        (("-o", "garment.png"), "a --urls-from list makes a folder job: -o must be a folder"),
+        (("-o", "-"), "-o - (standard output) takes exactly one photo"),
+    ],
+)
+def test_a_feed_is_refused_clearly_where_it_cannot_be_taken(tmp_path, args, said):
+    feed = tmp_path / "feed.txt"
+    feed.write_text("https://shop.example/a.jpg\n")
+    given = ("--urls-from", feed) if args != () else ()
+    output = () if "-o" in args else ("-o", tmp_path / "out")
+    done = run_cli("extract", *args, *given, *output)
+    assert done.returncode == 2 and said in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_feed_of_no_url_and_one_split_into_shards(tmp_path, tiny_model_path, site):
+    folder, url = site
+    for index in range(6):
+        cut_out(index).save(folder / f"p{index}.png")
+    feed = tmp_path / "feed.txt"
+    feed.write_text("".join(f"{url}/p{index}.png\n" for index in range(6)))
+    outs = []
+    for shard in ("1/2", "2/2"):
+        done = run_cli("extract", "--urls-from", feed, "-o", tmp_path / "out", "--shard", shard,
+                       "--model", tiny_model_path, *MODEL)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        outs.append({path.name for path in (tmp_path / "out").iterdir()} - set().union(*outs))
+    assert outs[0] and outs[1] and outs[0] | outs[1] == {f"p{index}.png" for index in range(6)}
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing yet\n\n")
+    done = run_cli("extract", "--urls-from", empty, "-o", tmp_path / "out")
+    assert done.returncode == 1 and f"--urls-from {empty} names no URL" in done.stderr
