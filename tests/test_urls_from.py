@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import functools
 import http.server
+import io
 import json
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ import pytest
 from PIL import Image
 
 from clothes_extractor.commands.feed import AHEAD
-from conftest import cut_out, person_photo, run_cli
+from conftest import answer, cut_out, person_photo, run_cli
 
 MODEL = ("--alpha-mask", "--no-segmenter")
 
@@ -148,6 +150,39 @@ def test_a_feed_is_fetched_as_the_job_goes_never_all_first(tiny_model_path, tmp_
     assert len(list(out.iterdir())) == 120 and len(held) == 120
     assert max(held) <= AHEAD + 2 * 2 + 2 + 8, max(held)  # fetched ahead + in flight (+ the fetches under way)
     assert list(scratch.glob("clothes-extractor-*")) == []
+
+
+def test_a_slow_server_holds_up_its_own_photo_not_the_feed(tiny_model_path, tmp_path):
+    """The first URL of 61 answers only once the eleventh photo's garment is written (or after
+    30 s): the others are fetched and extracted meanwhile, each as its fetch ends (taken in the
+    list's order, all waited for the first). (At the feed's end the last photos wait for it.)"""
+    out, body = tmp_path / "out", io.BytesIO()
+    cut_out(0).save(body, "PNG")
+    seen: list[bool] = []
+
+    class Site(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            if self.path == "/slow.png":
+                waited = time.monotonic() + 30
+                while not (out / "p10.png").exists() and time.monotonic() < waited:
+                    time.sleep(0.05)
+                seen.append((out / "p10.png").exists())
+            answer(self, 200, body.getvalue(), Content_Type="image/png")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        feed = f"{url}/slow.png\n" + "".join(f"{url}/p{i}.png\n" for i in range(60))
+        done = run_cli("extract", "--urls-from", "-", "-o", out, "--model", tiny_model_path, *MODEL,
+                       "--batch-size", "2", stdin=feed.encode())  # fmt: skip
+    finally:
+        server.shutdown()
+    assert done.returncode == 0 and b"61 extracted" in done.stderr, done.stderr
+    assert seen == [True]
 
 
 @pytest.mark.parametrize(

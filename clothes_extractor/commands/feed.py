@@ -6,16 +6,16 @@ A line is a URL, or a URL, a tab and its output's name (``https://cdn.example/12
 output takes the URL's file name (``file_name``). Blank lines and ``#`` lines are left out, as
 in ``--files-from``. A line that is no URL, a name that leads outside ``-o``, two lines for one
 output, a URL that cannot be fetched: each is that line's failure, reported, and the job goes
-on. At most ``AHEAD`` photos are fetched and not yet taken by the job: the scratch folder holds
-those and the photos in flight, never the feed.
+on. At most ``AHEAD`` photos are fetched and not yet taken by the job, which takes each as its
+fetch ends (a slow server's photo waits, not the feed): the scratch folder holds those and the
+photos in flight, never the feed.
 """
 
 from __future__ import annotations
 
-import collections
 import posixpath
 import shutil
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -65,9 +65,10 @@ class Feed:
         return sum(1 for _ in self.lines(shard))
 
     def photos(self, out_dir: Path, fmt: str, shard=None) -> Iterator:
-        """Each line of ``shard``'s share as a ``walk.Found``: its photo fetched (``AHEAD`` lines
-        ahead of the one given), or the line's error; two lines for one output: the second's."""
-        fetches, ahead = Fetches(), collections.deque()
+        """Each line of ``shard``'s share as a ``walk.Found``: its photo fetched, or the line's error
+        (two lines for one output: the second's). Up to ``AHEAD`` are fetched at a time, and each
+        is given once it is fetched: a slow server holds up its own photos, not the feed's."""
+        fetches, fetching = Fetches(), {}
         claimed: dict[str, int] = {}  # output -> its line (numbers, not URLs: a feed's million are held)
         for line in self.lines(shard):
             if line.error is None and line.rel in claimed:
@@ -78,15 +79,22 @@ class Feed:
             elif line.error is None:
                 claimed[line.rel] = line.number
             folder = self.folder / str(line.number)
-            if line.error is None:
-                folder.mkdir()
-            ahead.append((line, folder, None if line.error else fetches.submit(line.text, folder)))
-            if len(ahead) >= AHEAD:
-                yield self._found(*ahead.popleft())
-        while ahead:
-            yield self._found(*ahead.popleft())
+            if line.error is not None:
+                yield self._found(line, folder)
+                continue
+            folder.mkdir()
+            fetching[fetches.submit(line.text, folder)] = line, folder
+            while len(fetching) >= AHEAD:
+                yield from self._fetched(fetching)
+        while fetching:
+            yield from self._fetched(fetching)
 
-    def _found(self, line: FeedLine, folder: Path, fetched: Future | None):
+    def _fetched(self, fetching: dict[Future, tuple[FeedLine, Path]]) -> Iterator:
+        """The photos of ``fetching`` whose fetch has ended (once one has), taken out of it."""
+        for fetched in wait(fetching, return_when=FIRST_COMPLETED).done:
+            yield self._found(*fetching.pop(fetched), fetched)
+
+    def _found(self, line: FeedLine, folder: Path, fetched: Future | None = None):
         from ..runtime.walk import Found
 
         error, path = line.error, folder / "unfetched"
