@@ -111,6 +111,34 @@ def test_a_feed_writes_each_photo_under_its_lines_name_and_reports_every_line_th
     assert list((tmp_path / "tmp").glob("clothes-extractor-*")) == []
 
 
+def test_a_shops_product_table_is_read_by_its_header_and_names_each_garment_by_its_id(tiny_model_path, tmp_path, site):
+    folder, url = site
+    cut_out(0).save(folder / "a.png")
+    cut_out(1).save(folder / "b.png")
+    table = tmp_path / "products.csv"
+    table.write_text(
+        "# exported 2026-12-05\n"
+        "ID,Title,Image Link,Price\n"  # (any case; a space for _)
+        f'SKU-1,"Blue shirt, cotton",{url}/a.png,10\n'
+        f'SKU-2,"Two\nlines",{url}/b.png,12\n'  # a quoted cell over two lines: lines 4 and 5
+        "SKU-3,no photo yet,,5\n"
+    )
+    model = ("--model", tiny_model_path, *MODEL)
+    done = run_cli("extract", "--urls-from", table, "-o", tmp_path / "csv", *model)
+    assert done.returncode == 1, done.stderr
+    assert sorted(path.name for path in (tmp_path / "csv").iterdir()) == ["SKU-1.png", "SKU-2.png"]
+    assert f"error: SKU-3: line 6 of {table} has no http(s) URL in its Image Link column" in done.stderr
+    google = f"id\ttitle\tlink\timage_link\nG-7\tShirt\t{url}/shirt.html\t{url}/b.png\n"  # Merchant Center's TSV
+    done = run_cli("extract", "--urls-from", "-", "-o", tmp_path / "tsv", *model, stdin=google.encode())
+    assert done.returncode == 0 and [path.name for path in (tmp_path / "tsv").iterdir()] == ["G-7.png"], done.stderr
+    shopify = tmp_path / "shopify.csv"
+    shopify.write_text(f"Handle,Title,Image Src\nshirt,Shirt,{url}/a.png\n")
+    done = run_cli("extract", "--urls-from", shopify, "-o", tmp_path / "none", *model)
+    assert done.returncode == 1 and "line 1 is a table's header (Handle, Title, Image Src) with no column of image " \
+        "URLs: name it image_link or image_url or url" in done.stderr, done.stderr  # fmt: skip
+    assert not (tmp_path / "none").exists()
+
+
 def test_a_feed_is_fetched_as_the_job_goes_never_all_first(tiny_model_path, tmp_path, monkeypatch):
     """A feed of 120 URLs: the scratch folder never holds more than the photos fetched ahead
     (``AHEAD``) and those in flight (fetched all first, it held 79 at the last request)."""

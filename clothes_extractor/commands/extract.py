@@ -171,8 +171,9 @@ def _single_output(paths: list[Path], output: str) -> bool:
     metavar="LIST",
     multiple=True,
     callback=once("one list (cat A B | clothes-extractor extract --urls-from - -o OUT)"),
-    help="Extract the photos at the http(s) URLs LIST names (a product feed's image links), one a line (- for "
-    "standard input), fetched a few at a time as the job goes; a line URL<TAB>NAME writes NAME.png. No INPUTS then.",
+    help="Extract the photos at the http(s) URLs LIST names, one a line (- for standard input), fetched a few at a "
+    "time as the job goes; a line URL<TAB>NAME writes NAME.png. A product table (CSV/TSV) is read by its header: "
+    "image_link (or image_url, url) and id (or sku, name). No INPUTS then.",
 )
 @shard_option("photo")
 @click.option("--ray", is_flag=True, help="Run on Ray (a local Ray on this machine unless --ray-address).")
@@ -273,7 +274,7 @@ def _check_stdin_piped(what: str) -> None:
         example = {
             "--files-from -": "find photos -name '*.jpg' -printf '%P\\n' | clothes-extractor extract photos "
             "--files-from - -o OUT",
-            "--urls-from -": "cut -f3 feed.tsv | clothes-extractor extract --urls-from - -o OUT",
+            "--urls-from -": "curl -s https://shop.example/feed.tsv | clothes-extractor extract --urls-from - -o OUT",
         }.get(what, "clothes-extractor extract - -o garment.png < photo.jpg")
         raise click.UsageError(
             f"{what} reads standard input, which is a terminal here: pipe or redirect it in ({example})"

@@ -4,15 +4,18 @@ links), fetched a few at a time as the job goes, each removed once its garment i
 A line is a URL, or a URL, a tab and its output's name (``https://cdn.example/123/image.jpg``
 ``<TAB>`` ``SKU123``: ``-o/SKU123.png``; ``tops/SKU123`` makes a subfolder). Without a name the
 output takes the URL's file name (``file_name``). Blank lines and ``#`` lines are left out, as
-in ``--files-from``. A line that is no URL, a name that leads outside ``-o``, two lines for one
-output, a URL that cannot be fetched: each is that line's failure, reported, and the job goes
-on. At most ``AHEAD`` photos are fetched and not yet taken by the job, which takes each as its
-fetch ends (a slow server's photo waits, not the feed): the scratch folder holds those and the
-photos in flight, never the feed.
+in ``--files-from``. A shop's product table (CSV or TSV: Google Merchant Center's feed, an
+export) is read by its header: its ``image_link`` (or ``image_url``, ``url``) column, its
+``id`` (or ``sku``, ``name``) column for the names. A line that is no URL, a name that leads
+outside ``-o``, two lines for one output, a URL that cannot be fetched: each is that line's
+failure, reported, and the job goes on. At most ``AHEAD`` photos are fetched and not yet taken
+by the job, which takes each as its fetch ends (a slow server's photo waits, not the feed): the
+scratch folder holds those and the photos in flight, never the feed.
 """
 
 from __future__ import annotations
 
+import itertools
 import posixpath
 import shutil
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -25,12 +28,14 @@ from .given import URL_FETCHES, Fetches, file_name, is_url, shown
 
 AHEAD = 4 * URL_FETCHES  # photos fetched, or being fetched, ahead of the job
 WITH_NAME = "URL<TAB>NAME"
+URL_COLUMNS = ("image_link", "image_url", "url")  # a table's column of image URLs (Google Merchant's first)
+NAME_COLUMNS = ("id", "sku", "name")  # its column of output names
 
 
 @dataclass(frozen=True)
 class FeedLine:
     number: int
-    text: str  # the URL as given (or the line, where it is none)
+    text: str  # the URL as given (where it is none, what names the line: the report's input)
     rel: str  # the output's path under -o, without its suffix
     error: str | None = None
 
@@ -42,24 +47,48 @@ class Feed:
     def __init__(self, listing: Path, shown_as: str, folder: Path):
         self.listing, self.shown_as, self.folder = listing, shown_as, folder
         self.given: dict[Path, str] = {}  # each photo the job holds -> its URL, as messages name it
+        self.columns: tuple[int, int | None] | None = None  # a table's: its URLs', its names' (``_columns``)
+        self.url_column = ""  # (as its header names it)
 
     def lines(self, shard=None) -> Iterator[FeedLine]:
         """The list's lines (of ``shard``'s share, by output name), each with its output's name,
         or why it has none."""
-        from ..runtime.walk import read_listing
-
-        for number, entry in read_listing(self.listing):
-            url, _, name = (part.strip() for part in entry.partition("\t"))
+        what = f"--urls-from takes a URL a line (or {WITH_NAME}), or a table with a header"
+        for number, url, name in self._entries():
             line = f"line {number} of {self.shown_as}"
             if not is_url(url):
-                error = (
-                    f"{line} is not an http(s) URL: {url!r}; --urls-from takes a URL a line (or {WITH_NAME})"
-                )  # fmt: skip
-                yield FeedLine(number, url, url, error)
-                continue
-            rel, error = output_name(name or file_name(url))
+                if self.columns is None:
+                    error = f"{line} is not an http(s) URL: {url!r}; {what} ({', '.join(URL_COLUMNS)})"
+                else:  # (a product with no image, or a path where its URL should be)
+                    error = f"{line} has no http(s) URL in its {self.url_column} column" + (f": {url!r}" if url else "")
+                url = rel = url or name or line  # (the report's input; a share's, by it: each line said by one share)
+            else:
+                rel, error = output_name(name or file_name(url))
+                error = error and f"{line}: {error}"
             if shard is None or shard.holds(rel):
-                yield FeedLine(number, url, rel, error and f"{line}: {error}")
+                yield FeedLine(number, url, rel, error)
+
+    def _entries(self) -> Iterator[tuple[int, str, str]]:
+        """Each entry's line number, URL and output name: a line's URL and what follows its tab;
+        in a table (a first line that names ``URL_COLUMNS``: a shop's CSV or TSV product feed),
+        each row's cells of those columns. ``InputError`` for a table whose header names none."""
+        import csv
+
+        from ..runtime.walk import read_listing
+
+        entries = read_listing(self.listing)
+        header, first = next(entries, (0, ""))
+        if first and not is_url(first.strip()) and ("\t" in first or "," in first):
+            self.columns, self.url_column = _columns(first, header, self.shown_as)
+            with open(self.listing, encoding="utf-8-sig", errors="replace", newline="") as table:
+                rows = csv.reader(table, delimiter="\t" if "\t" in first else ",")
+                for row in rows:
+                    if rows.line_num > header and any(cell.strip() for cell in row):
+                        yield rows.line_num, *(_cell(row, at) for at in self.columns)
+            return
+        for number, entry in itertools.chain([(header, first)] if first else [], entries):
+            url, _, name = entry.partition("\t")
+            yield number, url.strip(), name.strip()
 
     def count(self, shard=None) -> int:
         return sum(1 for _ in self.lines(shard))
@@ -111,6 +140,28 @@ class Feed:
         path = Path(photo)
         if self.given.pop(path, None) is not None and path.parent.parent == self.folder:
             shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def _cell(row: list[str], at: int | None) -> str:
+    return row[at].strip() if at is not None and at < len(row) else ""
+
+
+def _columns(header: str, number: int, shown_as: str) -> tuple[tuple[int, int | None], str]:
+    """The places of the image URL's column and the output name's in a table's ``header`` line
+    (the first of ``URL_COLUMNS`` and of ``NAME_COLUMNS`` it names, in any case, spaces as ``_``),
+    and the first's name as given; ``InputError`` where it names no image column."""
+    import csv
+
+    cells = next(csv.reader([header], delimiter="\t" if "\t" in header else ","))
+    names = [cell.strip().lower().replace(" ", "_") for cell in cells]
+    found = [next((names.index(c) for c in columns if c in names), None) for columns in (URL_COLUMNS, NAME_COLUMNS)]
+    if found[0] is None:
+        raise InputError(
+            f"--urls-from {shown_as}: line {number} is a table's header ({', '.join(cells[:6])}) with no column "
+            f"of image URLs: name it {' or '.join(URL_COLUMNS)} (and its names' column {' or '.join(NAME_COLUMNS)}), "
+            f"or give a URL a line"
+        )
+    return (found[0], found[1]), cells[found[0]].strip()
 
 
 def output_name(name: str) -> tuple[str, str | None]:
