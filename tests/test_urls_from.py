@@ -25,17 +25,26 @@ from conftest import answer, cut_out, person_photo, run_cli
 MODEL = ("--alpha-mask", "--no-segmenter")
 
 
+class _Files(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder (with Last-Modified, and 304 Not Modified to If-Modified-Since, as a CDN
+    does); each answer's path and status kept in ``answers``."""
+
+    answers: list[tuple[str, int]] = []
+
+    def log_request(self, code="-", size="-"):
+        self.answers.append((self.path, int(code)))
+
+
 @pytest.fixture
 def site(tmp_path):
-    """A web server on loopback serving ``tmp_path/site``; yields (its folder, its address)."""
+    """A web server on loopback serving ``tmp_path/site``; yields (its folder, its address, its answers)."""
     folder = tmp_path / "site"
     folder.mkdir()
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    )
+    handler = type("Files", (_Files,), {"answers": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}", handler.answers
     finally:
         server.shutdown()
 
@@ -61,7 +70,7 @@ def _report(path: Path) -> dict[str, list[dict]]:
 def test_a_feed_writes_each_photo_under_its_lines_name_and_reports_every_line_that_cannot_be_one(
     tiny_model_path, tmp_path, site, monkeypatch
 ):
-    folder, url = site
+    folder, url, answers = site
     for rel, index in (("a/image.png", 0), ("b/image.png", 1), ("c.png", 2)):
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         cut_out(index).save(folder / rel)
@@ -101,18 +110,27 @@ def test_a_feed_writes_each_photo_under_its_lines_name_and_reports_every_line_th
     assert [r["mask"] for r in found[f"{url}/plain.jpg"]] == [f"file:{masks / 'plain.png'}"]
     assert list((tmp_path / "tmp").glob("clothes-extractor-*")) == []
 
+    answers.clear()
     again = run_cli("extract", "--urls-from", feed, "-o", out, *args)  # fetched again: the same bytes, all done
     assert "0 extracted" in again.stderr and "4 skipped (already done)" in again.stderr, again.stderr
+    assert {code for _, code in answers} == {200, 404}  # (--masks: a mask file may come since: downloaded)
+    answers.clear()
+    done_ones = f"{url}/a/image.png\tSKU-A\n{url}/b/image.png\n{url}/c.png\ttops/c\n".encode()
+    asked = run_cli("extract", "--urls-from", "-", "-o", out, "--model", tiny_model_path, *MODEL, stdin=done_ones)
+    assert asked.returncode == 0 and b"3 skipped (already done)" in asked.stderr, asked.stderr
+    assert sorted(answers) == [("/a/image.png", 304), ("/b/image.png", 304), ("/c.png", 304)]  # not downloaded
+    answers.clear()
     shutil.copy(folder / "c.png", folder / "b" / "image.png")  # the shop's photo taken again
     one = f"{url}/b/image.png\n{url}/c.png\ttops/c\n".encode()
     changed = run_cli("extract", "--urls-from", "-", "-o", out, "--model", tiny_model_path, *MODEL, stdin=one)
     assert changed.returncode == 0 and b"1 extracted" in changed.stderr and b"1 skipped" in changed.stderr
     assert np.array_equal(_pixels(out / "image.png"), _pixels(out / "tops" / "c.png"))  # (now c's photo)
+    assert sorted(answers) == [("/b/image.png", 200), ("/c.png", 304)]
     assert list((tmp_path / "tmp").glob("clothes-extractor-*")) == []
 
 
 def test_a_shops_product_table_is_read_by_its_header_and_names_each_garment_by_its_id(tiny_model_path, tmp_path, site):
-    folder, url = site
+    folder, url, _ = site
     cut_out(0).save(folder / "a.png")
     cut_out(1).save(folder / "b.png")
     table = tmp_path / "products.csv"
@@ -235,7 +253,7 @@ def test_a_feed_is_refused_clearly_where_it_cannot_be_taken(tmp_path, args, said
 
 
 def test_a_feed_of_no_url_and_one_split_into_shards(tmp_path, tiny_model_path, site):
-    folder, url = site
+    folder, url, _ = site
     for index in range(6):
         cut_out(index).save(folder / f"p{index}.png")
     feed = tmp_path / "feed.txt"

@@ -499,6 +499,12 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     if not total:
         return
     generator, segmenter = _open_models(options, extract_options.background)
+    if options["feed"] is not None and not extract_options.overwrite and mask_index is None:
+        from ..runtime.options import make_plan
+        from ..runtime.resume import recorded_time
+
+        plan = make_plan(generator, segmenter, extract_options)  # (a garment of it: asked whether its image changed)
+        options["feed"].since = lambda output: recorded_time(plan, output)
     if options["dry_run"]:
         previewed = preview_extraction(generator, jobs, extract_options, segmenter)
         report_dry_run(previewed, Report(options["report"]), "photo", "extract", _error_line)

@@ -10,7 +10,9 @@ export) is read by its header: its ``image_link`` (or ``image_url``, ``url``) co
 outside ``-o``, two lines for one output, a URL that cannot be fetched: each is that line's
 failure, reported, and the job goes on. At most ``AHEAD`` photos are fetched and not yet taken
 by the job, which takes each as its fetch ends (a slow server's photo waits, not the feed): the
-scratch folder holds those and the photos in flight, never the feed.
+scratch folder holds those and the photos in flight, never the feed. A rerun asks the server
+whether each image changed since its garment was made (If-Modified-Since): one that has not
+(304) is not downloaded again.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import shutil
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..errors import InputError
 from .given import URL_FETCHES, Fetches, file_name, is_url, shown
@@ -49,6 +51,9 @@ class Feed:
         self.given: dict[Path, str] = {}  # each photo the job holds -> its URL, as messages name it
         self.columns: tuple[int, int | None] | None = None  # a table's: its URLs', its names' (``_columns``)
         self.url_column = ""  # (as its header names it)
+        # an output's photo -> the time its signature records (``resume.recorded_time``), where a rerun
+        # would skip it while the image is the same: the server is asked whether it changed since
+        self.since: Callable[[Path], float | None] | None = None
 
     def lines(self, shard=None) -> Iterator[FeedLine]:
         """The list's lines (of ``shard``'s share, by output name), each with its output's name,
@@ -112,7 +117,8 @@ class Feed:
                 yield self._found(line, folder)
                 continue
             folder.mkdir()
-            fetching[fetches.submit(line.text, folder)] = line, folder
+            since = self.since(out_dir / f"{line.rel}.{fmt}") if self.since is not None else None
+            fetching[fetches.submit(line.text, folder, since)] = line, folder
             while len(fetching) >= AHEAD:
                 yield from self._fetched(fetching)
         while fetching:
@@ -128,8 +134,8 @@ class Feed:
 
         error, path = line.error, folder / "unfetched"
         if fetched is not None:
-            try:
-                path = fetched.result()
+            try:  # (None: not changed since its garment was made; no file: its job finds it done)
+                path = fetched.result() or folder / "unchanged"
             except InputError as exc:
                 error = str(exc)
         self.given[path] = shown(line.text) if is_url(line.text) else line.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import sys
 import threading
 import time
@@ -40,24 +41,28 @@ class _NotNow(InputError):
         self.wait_s = wait_s
 
 
-def fetch(url: str, folder: Path) -> Path:
-    """An http(s) photo downloaded into ``folder`` (``_fetch_once``); a failure that may pass (a
+def fetch(url: str, folder: Path, since: float | None = None) -> Path | None:
+    """An http(s) photo downloaded into ``folder`` (``_fetch_once``), or None where it has not
+    changed ``since`` (a time: the server answers 304 Not Modified); a failure that may pass (a
     CDN's 429 or 503 to eight downloads at once, a cut download) is tried again after each of
     ``RETRY_WAITS_S`` (longer where the answer's Retry-After asks, up to ``MAX_RETRY_AFTER_S``)."""
     for wait_s in RETRY_WAITS_S:
         try:
-            return _fetch_once(url, folder)
+            return _fetch_once(url, folder, since)
         except _NotNow as exc:
             time.sleep(max(wait_s, min(exc.wait_s, MAX_RETRY_AFTER_S)))
     try:
-        return _fetch_once(url, folder)
+        return _fetch_once(url, folder, since)
     except _NotNow as exc:
         raise InputError(f"{exc}; tried {len(RETRY_WAITS_S) + 1} times: try again later") from None
 
 
-def _fetch_once(url: str, folder: Path) -> Path:
+def _fetch_once(url: str, folder: Path, since: float | None = None) -> Path | None:
     """An http(s) photo downloaded into ``folder`` (50 MB at most, 30 s timeout), whole or not at
-    all; ``_NotNow`` for a failure that may pass, ``InputError`` for one that will not."""
+    all, its file's time the answer's Last-Modified (the time a rerun asks about: ``since``);
+    None where the server says it has not changed ``since``; ``_NotNow`` for a failure that may
+    pass, ``InputError`` for one that will not."""
+    import email.utils
     import http.client
     import ssl
     import urllib.error
@@ -66,6 +71,8 @@ def _fetch_once(url: str, folder: Path) -> Path:
     target, named = folder / file_name(url), shown(url)  # (messages name it without its password)
     try:
         request = _request(url)
+        if since is not None:
+            request.add_header("If-Modified-Since", email.utils.formatdate(since, usegmt=True))
         with urllib.request.urlopen(request, timeout=30) as response, open(target, "wb") as handle:  # noqa: S310
             if response.headers.get_content_type() in WEB_PAGES:  # (a shop's product page for its photo)
                 raise InputError(
@@ -82,7 +89,12 @@ def _fetch_once(url: str, folder: Path) -> Path:
                 stopped = f"the download stopped after {len(data)} of {len(data) + response.length} bytes"
                 raise _NotNow(f"cannot fetch {named}: {stopped}")
             handle.write(data)
+            modified = _http_time(response.headers.get("Last-Modified"))
+        if modified is not None:
+            os.utime(target, (modified, modified))
     except urllib.error.HTTPError as exc:
+        if exc.code == 304 and since is not None:  # (Not Modified)
+            return None
         if exc.code in NOT_NOW:
             raise _NotNow(f"cannot fetch {named}: {exc.reason} (HTTP {exc.code})", _retry_after(exc.headers)) from None
         raise InputError(f"cannot fetch {named}: {exc.reason}") from None
@@ -136,15 +148,21 @@ def shown(url: str) -> str:
 
 def _retry_after(headers: Any) -> float:
     """The seconds an answer's ``Retry-After`` asks to wait (a number, or an HTTP date); 0 for none."""
-    import email.utils
-
     value = (headers.get("Retry-After") if headers else None) or ""
     if value.strip().isdigit():
         return float(value)
+    when = _http_time(value)
+    return 0.0 if when is None else max(0.0, when - time.time())
+
+
+def _http_time(value: str | None) -> float | None:
+    """An HTTP date (``Wed, 02 Dec 2026 10:00:00 GMT``) as a time, or None for none or another value."""
+    import email.utils
+
     try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+        return email.utils.parsedate_to_datetime(value or "").timestamp()
     except (TypeError, ValueError):
-        return 0.0
+        return None
 
 
 def file_name(url: str) -> str:
@@ -175,11 +193,12 @@ class Fetches:
         self._lock = threading.Lock()
         self._threads = 0
 
-    def submit(self, url: str, folder: Path) -> Future:
-        """A ``Future`` of ``url`` fetched into ``folder``: its file, or the ``InputError`` saying why not."""
+    def submit(self, url: str, folder: Path, since: float | None = None) -> Future:
+        """A ``Future`` of ``url`` fetched into ``folder`` (``fetch``): its file, None where it has not
+        changed ``since``, or the ``InputError`` saying why not."""
         future: Future = Future()
         with self._lock:
-            self._work.append((url, folder, future))
+            self._work.append((url, folder, since, future))
             if self._threads < URL_FETCHES:
                 self._threads += 1
                 threading.Thread(target=self._fetcher, name="fetch", daemon=True).start()
@@ -191,10 +210,10 @@ class Fetches:
                 if not self._work:
                     self._threads -= 1
                     return
-                url, folder, future = self._work.popleft()
+                url, folder, since, future = self._work.popleft()
             future.set_running_or_notify_cancel()
             try:
-                future.set_result(fetch(url, folder))
+                future.set_result(fetch(url, folder, since))
             except BaseException as exc:  # noqa: BLE001 - raised again where its input is resolved
                 future.set_exception(exc)
 

@@ -22,15 +22,17 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 from PIL import Image
 
 from ..errors import ClothesExtractorError
-from .jobs import ExtractJob
+from .jobs import CONTENT, ExtractJob
 from .options import ExtractOptions, make_plan
 from .signature import check_replaceable, read_signature
-from .stages import FileResult, NeedsMask, Plan, Prepared, output_format, prepare
+from .stages import INPUTS, FileResult, NeedsMask, Plan, Prepared, output_format, prepare
+from .walk import MaskSource
 
 if TYPE_CHECKING:
     from .session import ModelSession
 
 log = logging.getLogger(__name__)
+AUTO = MaskSource("auto")  # no mask file: the photo's alpha or the segmenter
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,20 @@ def already_done(job: ExtractJob, plan: Plan, overwrite: bool) -> bool:
     if job.mask_output is not None and not job.mask_saved_already:
         check_replaceable(job.mask_output, "--save-masks folder")
     return False
+
+
+def recorded_time(plan: Plan, output: Path, mask: MaskSource = AUTO) -> float | None:
+    """The modification time of the one file ``output`` was made from, as its signature records
+    it, where the output is this ``plan``'s for a photo whose mask comes from ``mask``: what a
+    rerun skips while that file is as it was (``extract --urls-from`` asks the server whether its
+    image changed since then). None where there is no such output, it records no time, or it was
+    made from a mask file too."""
+    signature = read_signature(output, output_format(output))
+    written, _, recorded = (signature or "").partition(f" {INPUTS}")
+    size_time = recorded.partition(CONTENT)[0]
+    if written != plan.signature_of(mask) or not size_time or "," in size_time:
+        return None
+    return int(size_time.partition(":")[2]) / 1e9
 
 
 def prepare_or_skip(job: ExtractJob, plan: Plan, overwrite: bool) -> Prepared | NeedsMask | Skipped:
