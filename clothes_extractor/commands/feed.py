@@ -4,15 +4,15 @@ links), fetched a few at a time as the job goes, each removed once its garment i
 A line is a URL, or a URL, a tab and its output's name (``https://cdn.example/123/image.jpg``
 ``<TAB>`` ``SKU123``: ``-o/SKU123.png``; ``tops/SKU123`` makes a subfolder). Without a name the
 output takes the URL's file name (``file_name``). Blank lines and ``#`` lines are left out, as
-in ``--files-from``. A shop's product table (CSV or TSV: Google Merchant Center's feed, an
-export) is read by its header: its ``image_link`` (or ``image_url``, ``url``) column, its
-``id`` (or ``sku``, ``name``) column for the names. A line that is no URL, a name that leads
-outside ``-o``, two lines for one output, a URL that cannot be fetched: each is that line's
-failure, reported, and the job goes on. At most ``AHEAD`` photos are fetched and not yet taken
-by the job, which takes each as its fetch ends (a slow server's photo waits, not the feed): the
-scratch folder holds those and the photos in flight, never the feed. A rerun asks the server
-whether each image changed since its garment was made (If-Modified-Since): one that has not
-(304) is not downloaded again.
+in ``--files-from``. A shop's product table (CSV, TSV, or cells between semicolons; Google
+Merchant Center's feed, an export) is read by its header: its ``image_link`` (or ``image_url``,
+``url``) column, its ``id`` (or ``sku``, ``name``) column for the names. A line that is no URL,
+a name that leads outside ``-o``, two lines for one output, a URL that cannot be fetched: each
+is that line's failure, reported, and the job goes on. At most ``AHEAD`` photos are fetched and
+not yet taken by the job, which takes each as its fetch ends (a slow server's photo waits, not
+the feed): the scratch folder holds those and the photos in flight, never the feed. A rerun
+asks the server whether each image changed since its garment was made (If-Modified-Since): one
+that has not (304) is not downloaded again.
 """
 
 from __future__ import annotations
@@ -83,10 +83,10 @@ class Feed:
 
         entries = read_listing(self.listing)
         header, first = next(entries, (0, ""))
-        if first and not is_url(first.strip()) and ("\t" in first or "," in first):
+        if first and not is_url(first.strip()) and _delimiter(first):
             self.columns, self.url_column = _columns(first, header, self.shown_as)
             with open(self.listing, encoding="utf-8-sig", errors="replace", newline="") as table:
-                rows = csv.reader(table, delimiter="\t" if "\t" in first else ",")
+                rows = csv.reader(table, delimiter=_delimiter(first))
                 for row in rows:
                     if rows.line_num > header and any(cell.strip() for cell in row):
                         yield rows.line_num, *(_cell(row, at) for at in self.columns)
@@ -148,6 +148,12 @@ class Feed:
             shutil.rmtree(path.parent, ignore_errors=True)
 
 
+def _delimiter(header: str) -> str:
+    """What a table's ``header`` line separates its cells with: a tab (TSV), a comma (CSV), or a
+    semicolon (a spreadsheet's CSV where a comma is the decimal point); "" for none of them."""
+    return next((mark for mark in ("\t", ",", ";") if mark in header), "")
+
+
 def _cell(row: list[str], at: int | None) -> str:
     return row[at].strip() if at is not None and at < len(row) else ""
 
@@ -158,7 +164,7 @@ def _columns(header: str, number: int, shown_as: str) -> tuple[tuple[int, int | 
     and the first's name as given; ``InputError`` where it names no image column."""
     import csv
 
-    cells = next(csv.reader([header], delimiter="\t" if "\t" in header else ","))
+    cells = next(csv.reader([header], delimiter=_delimiter(header)))
     names = [cell.strip().lower().replace(" ", "_") for cell in cells]
     found = [next((names.index(c) for c in columns if c in names), None) for columns in (URL_COLUMNS, NAME_COLUMNS)]
     if found[0] is None:
