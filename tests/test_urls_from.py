@@ -106,7 +106,7 @@ def test_a_feed_writes_each_photo_under_its_lines_name_and_reports_every_line_th
     assert "extracting 8 photo(s)" in done.stderr and "4 extracted" in done.stderr and "4 failed" in done.stderr
     found = _report(report)
     assert sorted(r["output"] for r in found[f"{url}/a/image.png"] if r["output"]) == [str(out / "SKU-A.png")]
-    assert [r["status"] for r in found["a/image.png"]] == ["error"]
+    assert [r["status"] for r in found[f"line 6 of {feed}"]] == ["error"]
     assert [r["mask"] for r in found[f"{url}/plain.jpg"]] == [f"file:{masks / 'plain.png'}"]
     assert list((tmp_path / "tmp").glob("clothes-extractor-*")) == []
 
@@ -255,7 +255,7 @@ def test_a_feed_is_refused_clearly_where_it_cannot_be_taken(tmp_path, args, said
     assert not (tmp_path / "out").exists()
 
 
-def test_a_feed_of_no_url_and_one_split_into_shards(tmp_path, tiny_model_path, site):
+def test_a_feed_split_into_shards_and_lists_that_name_no_url_or_cannot_be_read(tmp_path, tiny_model_path, site):
     folder, url, _ = site
     for index in range(6):
         cut_out(index).save(folder / f"p{index}.png")
@@ -268,6 +268,10 @@ def test_a_feed_of_no_url_and_one_split_into_shards(tmp_path, tiny_model_path, s
         assert done.returncode == 0, done.stderr
         outs.append({path.name for path in (tmp_path / "out").iterdir()} - set().union(*outs))
     assert outs[0] and outs[1] and outs[0] | outs[1] == {f"p{index}.png" for index in range(6)}
+    for listing, said in ((tmp_path, "Is a directory"), (tmp_path / "no.txt", "No such file"),
+                          (folder / "p0.png", "is no list of URLs: it holds binary data (an image?)")):  # fmt: skip
+        done = run_cli("extract", "--urls-from", listing, "-o", tmp_path / "out")
+        assert done.returncode == 1 and said in done.stderr, done.stderr
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing yet\n\n")
     done = run_cli("extract", "--urls-from", empty, "-o", tmp_path / "out")

@@ -37,7 +37,7 @@ NAME_COLUMNS = ("id", "sku", "name")  # its column of output names
 @dataclass(frozen=True)
 class FeedLine:
     number: int
-    text: str  # the URL as given (where it is none, what names the line: the report's input)
+    text: str  # the URL as given (where it is none, the line's name or number: the report's input)
     rel: str  # the output's path under -o, without its suffix
     error: str | None = None
 
@@ -47,7 +47,18 @@ class Feed:
     to count and to fetch) as the photos of a folder job, fetched into ``folder``."""
 
     def __init__(self, listing: Path, shown_as: str, folder: Path):
+        """``InputError`` where ``listing`` cannot be read, or is no text (an image given for the list)."""
         self.listing, self.shown_as, self.folder = listing, shown_as, folder
+        try:
+            with open(listing, "rb") as text:
+                start = text.read(8192)
+        except OSError as exc:
+            raise InputError(f"cannot read --urls-from {shown_as}: {exc.strerror or exc}") from None
+        if b"\0" in start:
+            raise InputError(
+                f"--urls-from {shown_as} is no list of URLs: it holds binary data (an image?); give a text file, "
+                "a URL a line, or a product table (CSV, TSV)"
+            )
         self.given: dict[Path, str] = {}  # each photo the job holds -> its URL, as messages name it
         self.columns: tuple[int, int | None] | None = None  # a table's: its URLs', its names' (``_columns``)
         self.url_column = ""  # (as its header names it)
@@ -66,7 +77,7 @@ class Feed:
                     error = f"{line} is not an http(s) URL: {url!r}; {what} ({', '.join(URL_COLUMNS)})"
                 else:  # (a product with no image, or a path where its URL should be)
                     error = f"{line} has no http(s) URL in its {self.url_column} column" + (f": {url!r}" if url else "")
-                url = rel = url or name or line  # (the report's input; a share's, by it: each line said by one share)
+                url = rel = name or line  # (the report's input; a share's, by it: each line said by one share)
             else:
                 rel, error = output_name(name or file_name(url))
                 error = error and f"{line}: {error}"
