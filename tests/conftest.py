@@ -3,13 +3,14 @@ and masks, the bundled segmenter, CLI runners."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 # pytest runs one worker per core (pyproject: -n auto). Each worker's torch and numpy would
 # start an OpenMP thread per core as well, and OpenMP's idle threads spin: on two cores, two
@@ -198,6 +199,21 @@ def cut_out(index: int) -> Image.Image:
     photo = photo.convert("RGBA")
     photo.putalpha(mask)
     return photo
+
+
+@contextlib.contextmanager
+def serving(handler: Any) -> Iterator[str]:
+    """``handler`` (an ``http.server`` request handler class) answering on loopback, on threads;
+    yields its address (``http://127.0.0.1:PORT``)."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
 
 
 def answer(handler: Any, status: int, body: bytes = b"", **headers: str) -> None:

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from PIL import Image
 
 from clothes_extractor.commands.feed import AHEAD
-from conftest import answer, cut_out, person_photo, run_cli
+from conftest import answer, cut_out, person_photo, run_cli, serving
 
 MODEL = ("--alpha-mask", "--no-segmenter")
 
@@ -41,12 +40,8 @@ def site(tmp_path):
     folder = tmp_path / "site"
     folder.mkdir()
     handler = type("Files", (_Files,), {"answers": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield folder, f"http://127.0.0.1:{server.server_address[1]}", handler.answers
-    finally:
-        server.shutdown()
+    with serving(functools.partial(handler, directory=str(folder))) as url:
+        yield folder, url, handler.answers
 
 
 def _pixels(path: Path) -> np.ndarray:
@@ -176,25 +171,16 @@ def test_a_feed_is_fetched_as_the_job_goes_never_all_first(tiny_model_path, tmp_
         def do_GET(self):  # noqa: N802 - http.server's name
             held.append(_files_under(scratch))
             body = bodies[int(self.path.rsplit("/", 1)[1].removesuffix(".png")) % 3]
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            answer(self, 200, body, Content_Type="image/png")
 
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with serving(Site) as url:
         feed = "".join(f"{url}/p/{i}.png\n" for i in range(120)).encode()
         out = tmp_path / "out"
         done = run_cli("extract", "--urls-from", "-", "-o", out, "--model", tiny_model_path, *MODEL,
                        "--batch-size", "2", "--workers", "2", stdin=feed)  # fmt: skip
-    finally:
-        server.shutdown()
     assert done.returncode == 0 and b"120 extracted" in done.stderr, done.stderr
     assert len(list(out.iterdir())) == 120 and len(held) == 120
     assert max(held) <= AHEAD + 2 * 2 + 2 + 8, max(held)  # fetched ahead + in flight (+ the fetches under way)
@@ -221,15 +207,10 @@ def test_a_slow_server_holds_up_its_own_photo_not_the_feed(tiny_model_path, tmp_
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with serving(Site) as url:
         feed = f"{url}/slow.png\n" + "".join(f"{url}/p{i}.png\n" for i in range(60))
         done = run_cli("extract", "--urls-from", "-", "-o", out, "--model", tiny_model_path, *MODEL,
                        "--batch-size", "2", stdin=feed.encode())  # fmt: skip
-    finally:
-        server.shutdown()
     assert done.returncode == 0 and b"61 extracted" in done.stderr, done.stderr
     assert seen == [True]
 

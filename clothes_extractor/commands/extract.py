@@ -62,6 +62,17 @@ def _single_output(paths: list[Path], output: str) -> bool:
     return len(paths) == 1 and os.path.isfile(paths[0]) and names_an_image_file(Path(output), "garments")
 
 
+def _list_option(name: str, help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An option that takes one LIST file (or - for standard input); a second is refused."""
+    return click.option(
+        name,
+        metavar="LIST",
+        multiple=True,
+        callback=once(f"one list (cat A B | clothes-extractor extract ... {name} -)"),
+        help=help_text,
+    )
+
+
 @click.command()
 @click.argument("inputs", nargs=-1)
 @click.option(
@@ -158,20 +169,14 @@ def _single_output(paths: list[Path], output: str) -> bool:
     is_flag=True,
     help="Redo photos whose output already exists, and replace files there that this tool did not write.",
 )
-@click.option(
+@_list_option(
     "--files-from",
-    metavar="LIST",
-    multiple=True,
-    callback=once("one list (cat A B | clothes-extractor extract ... --files-from -)"),
-    help="Take only the photos LIST names, one a line, relative to the one INPUT folder (- for standard "
+    "Take only the photos LIST names, one a line, relative to the one INPUT folder (- for standard "
     "input), not the whole folder; their outputs keep their paths under -o.",
 )
-@click.option(
+@_list_option(
     "--urls-from",
-    metavar="LIST",
-    multiple=True,
-    callback=once("one list (cat A B | clothes-extractor extract --urls-from - -o OUT)"),
-    help="Extract the photos at the http(s) URLs LIST names, one a line (- for standard input), fetched a few at a "
+    "Extract the photos at the http(s) URLs LIST names, one a line (- for standard input), fetched a few at a "
     "time as the job goes; a line URL<TAB>NAME writes NAME.png. A product table (CSV/TSV) is read by its header: "
     "image_link (or image_url, url) and id (or sku, name). No INPUTS then.",
 )
