@@ -67,10 +67,10 @@ def recorded_time(plan: Plan, output: Path, mask: MaskSource = AUTO) -> float | 
     made from a mask file too."""
     signature = read_signature(output, output_format(output))
     written, _, recorded = (signature or "").partition(f" {INPUTS}")
-    size_time = recorded.partition(CONTENT)[0]
-    if written != plan.signature_of(mask) or not size_time or "," in size_time:
-        return None
-    return int(size_time.partition(":")[2]) / 1e9
+    size, _, time_ns = recorded.partition(CONTENT)[0].partition(":")
+    if written != plan.signature_of(mask) or not (size.isdigit() and time_ns.lstrip("-").isdigit()):
+        return None  # (also a record of two files, "SIZE:TIME,SIZE:TIME": its mask file's too)
+    return int(time_ns) / 1e9
 
 
 def prepare_or_skip(job: ExtractJob, plan: Plan, overwrite: bool) -> Prepared | NeedsMask | Skipped:
