@@ -62,8 +62,8 @@ class Feed:
         self.given: dict[Path, str] = {}  # each photo the job holds -> its URL, as messages name it
         self.columns: tuple[int, int | None] | None = None  # a table's: its URLs', its names' (``_columns``)
         self.url_column = ""  # (as its header names it)
-        # an output's photo -> the time its signature records (``resume.recorded_time``), where a rerun
-        # would skip it while the image is the same: the server is asked whether it changed since
+        # an output -> the time its signature records (``resume.recorded_time``), where a rerun would
+        # skip it while its image is the same: the server is asked whether the image changed since
         self.since: Callable[[Path], float | None] | None = None
 
     def lines(self, shard=None) -> Iterator[FeedLine]:
@@ -119,7 +119,7 @@ class Feed:
             if line.error is None and line.rel in claimed:
                 output = out_dir / f"{line.rel}.{fmt}"
                 twice = f"line {line.number} and line {claimed[line.rel]} of {self.shown_as} would both be written "
-                twice += f"to {output}: give each its output's name after a tab ({WITH_NAME})"
+                twice += f"to {output}: give each its output's name ({'an id column' if self.columns else WITH_NAME})"
                 line = FeedLine(line.number, line.text, line.rel, twice)
             elif line.error is None:
                 claimed[line.rel] = line.number
