@@ -203,14 +203,14 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
     alpha channel with --alpha-mask, and last the segmenter. Finished outputs are skipped
     on a rerun; the exit code is 0 only if every photo succeeded.
     """
-    _check_inputs_given(inputs, output, options)
+    _check_inputs_given(inputs, output, options)  # (at most one list: --files-from or --urls-from)
+    listing = next((f"--{name}-from" for name in ("files", "urls") if options[f"{name}_from"] is not None), None)
     if "-" in inputs or "-" in (options["files_from"], options["urls_from"]):
-        _check_stdin_piped("-" if "-" in inputs else f"--{'files' if options['files_from'] == '-' else 'urls'}-from -")
+        _check_stdin_piped("-" if "-" in inputs else f"{listing} -")
     if options["shard"] is not None:
         _check_shard(inputs, output, options)
     if options["files_from"] is not None:
         _check_listing(inputs, options)
-    listing = next((f"--{name}-from" for name in ("files", "urls") if options[f"{name}_from"] is not None), None)
     _check_folder_output(inputs, output, listing)
     if options["ray"] or options["ray_address"]:
         if options["dry_run"]:

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 from PIL import Image
 
 from ..errors import ClothesExtractorError
-from .jobs import CONTENT, ExtractJob
+from .jobs import ExtractJob
 from .options import ExtractOptions, make_plan
 from .signature import check_replaceable, read_signature
-from .stages import INPUTS, FileResult, NeedsMask, Plan, Prepared, output_format, prepare
+from .stages import FileResult, NeedsMask, Plan, Prepared, output_format, prepare, signed_parts
 from .walk import MaskSource
 
 if TYPE_CHECKING:
@@ -65,9 +65,8 @@ def recorded_time(plan: Plan, output: Path, mask: MaskSource = AUTO) -> float | 
     rerun skips while that file is as it was (``extract --urls-from`` asks the server whether its
     image changed since then). None where there is no such output, it records no time, or it was
     made from a mask file too."""
-    signature = read_signature(output, output_format(output))
-    written, _, recorded = (signature or "").partition(f" {INPUTS}")
-    size, _, time_ns = recorded.partition(CONTENT)[0].partition(":")
+    written, recorded, _ = signed_parts(read_signature(output, output_format(output)) or "")
+    size, _, time_ns = recorded.partition(":")
     if written != plan.signature_of(mask) or not (size.isdigit() and time_ns.lstrip("-").isdigit()):
         return None  # (also a record of two files, "SIZE:TIME,SIZE:TIME": its mask file's too)
     return int(time_ns) / 1e9

@@ -146,15 +146,23 @@ def signed_by(signature: str | None, expected: str, stamp: str | None, inputs: S
     59th stop), by the sizes and times."""
     if signature is None:
         return False
-    written, _, recorded = signature.partition(f" {INPUTS}")
+    written, recorded, digest = signed_parts(signature)
     if written != expected:
         return False
     if not recorded or stamp is None:
         return True
-    recorded, _, digest = recorded.partition(CONTENT)
     if recorded == stamp.partition(CONTENT)[0]:
         return True
     return bool(digest and inputs) and content_digest(inputs) == digest
+
+
+def signed_parts(signature: str) -> tuple[str, str, str]:
+    """An output's signature (``with_inputs``) in its parts: the models' and settings', the sizes
+    and times of the inputs it was made from (``jobs.input_stamp``; "" for none recorded), and
+    the digest of their bytes (``CONTENT``; "" for none)."""
+    written, _, recorded = signature.partition(f" {INPUTS}")
+    recorded, _, digest = recorded.partition(CONTENT)
+    return written, recorded, digest
 
 
 @dataclass
