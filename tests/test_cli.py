@@ -27,6 +27,7 @@ from conftest import (
     cut_out,
     person_photo,
     run_cli,
+    serving,
 )
 
 COMMANDS = [
@@ -708,7 +709,6 @@ def test_one_photo_to_one_file_and_through_pipes(tiny_model_path, photo_folder, 
 
 def test_standard_input_and_urls_are_named_as_given_and_stdin_is_never_already_done(tiny_model_path, tmp_path):
     import http.server
-    import threading
 
     cuts = tmp_path / "site"
     for i, folder in enumerate(("a", "b")):
@@ -732,10 +732,7 @@ def test_standard_input_and_urls_are_named_as_given_and_stdin_is_never_already_d
     assert plain.returncode == 1 and b"save the photo as a file and give its mask: --masks DIR" in plain.stderr
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(cuts))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with serving(handler) as url:
         done = run_cli("extract", f"{url}/a/photo.png", f"{url}/b/photo.png", "-o", tmp_path / "o", *model)
         pixels_done = np.asarray(Image.open(tmp_path / "o" / "photo.png"))
         # a URL that cannot be fetched, among several inputs, is that input's failure; the others go on
@@ -745,8 +742,6 @@ def test_standard_input_and_urls_are_named_as_given_and_stdin_is_never_already_d
         same = run_cli("extract", f"{url}/a/photo.png", "-o", tmp_path / "o" / "photo.png", *model)
         shutil.copy(cuts / "b" / "photo.png", cuts / "a" / "photo.png")  # (the shop's photo taken again)
         changed = run_cli("extract", f"{url}/a/photo.png", "-o", tmp_path / "o" / "photo.png", *model)
-    finally:
-        server.shutdown()
     assert same.returncode == 0 and "skipped (already done)" in same.stderr, same.stderr
     assert changed.returncode == 0 and "wrote" in changed.stderr, changed.stderr
     assert not np.array_equal(np.asarray(Image.open(tmp_path / "o" / "photo.png")), pixels_a)
@@ -805,16 +800,11 @@ def test_urls_are_fetched_together_and_a_cut_download_or_a_web_page_is_that_inpu
                 return
             super().do_GET()
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with serving(Site) as url:
         urls = [f"{url}/p{i}.png" for i in range(3)]
         model = ["--model", tiny_model_path, "--alpha-mask", "--no-segmenter"]
         more = (f"{url}/cut.png", f"{url}/product.html", f"{url}/chunked.png", f"{url}/huge.png")
         done = run_cli("extract", *urls, *more, "-o", tmp_path / "out", *model, "--report", tmp_path / "r")
-    finally:
-        server.shutdown()
     assert done.returncode == 1 and "fetching 7 URLs" in done.stderr, done.stderr
     assert f"error: cannot fetch {url}/huge.png: it is larger than 50 MB; download it yourself" in done.stderr
     again = "tried 3 times: try again later"  # (a cut download may pass: tried again)
@@ -832,7 +822,6 @@ def test_a_url_that_answers_not_now_is_tried_again_and_one_that_will_not_is_not(
     Retry-After asks), up to three times, then said; a 404 is said at once (it was said at once
     too, both)."""
     import http.server
-    import threading
 
     image = io.BytesIO()
     cut_out(0).save(image, "PNG")
@@ -852,14 +841,9 @@ def test_a_url_that_answers_not_now_is_tried_again_and_one_that_will_not_is_not(
         def log_message(self, *_args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with serving(Site) as url:
         model = ["--model", tiny_model_path, "--alpha-mask", "--no-segmenter"]
         done = run_cli("extract", *(f"{url}{path}" for path in refusals), "-o", tmp_path / "out", *model)
-    finally:
-        server.shutdown()
     assert done.returncode == 1, done.stderr
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["busy.png", "limited.png"]
     assert {path: len(times) for path, times in asked.items()} == {

@@ -25,7 +25,7 @@ from clothes_extractor.runtime.alone import WORN_BELOW
 from clothes_extractor.runtime.dress_jobs import DressJob, run_dressing
 from clothes_extractor.runtime.dressing import Dresser
 from clothes_extractor.runtime.tryon import fit_garment, grow, region_from_labels, window_to_photo
-from conftest import ROOT, TINY_SIZE, TRYON_PERSONS, run_cli
+from conftest import ROOT, TINY_SIZE, TRYON_PERSONS, run_cli, serving
 
 
 @pytest.fixture(scope="module")
@@ -327,21 +327,21 @@ def test_persons_and_garments_given_as_urls_are_fetched_and_named_as_given(tiny_
     named by its URL in the report and the messages (its temporary file never), done already
     on a rerun; a URL that cannot be fetched is refused with why, nothing written."""
     import http.server
-    import threading
 
     persons, garments = tryon_folders
     (garments / "torn.png").write_bytes((garments / "g0.png").read_bytes()[:100])
     site = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), site)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    person, garment, torn = (f"{url}/persons/{TRYON_PERSONS[0]}", f"{url}/garments/g1.png", f"{url}/garments/torn.png")
-    model, one, reports = (
-        ["--model", tiny_tryon_path],
-        tmp_path / "one.png",
-        [tmp_path / f"{i}.jsonl" for i in range(3)],
-    )
-    try:
+    with serving(site) as url:
+        person, garment, torn = (
+            f"{url}/persons/{TRYON_PERSONS[0]}",
+            f"{url}/garments/g1.png",
+            f"{url}/garments/torn.png",
+        )
+        model, one, reports = (
+            ["--model", tiny_tryon_path],
+            tmp_path / "one.png",
+            [tmp_path / f"{i}.jsonl" for i in range(3)],
+        )
         done = run_cli("tryon", "--person", person, "--garment", garment, "-o", one, "--report", reports[0], *model)
         again = run_cli("tryon", "--person", person, "--garment", garment, "-o", one, *model)
         (garments / "torn.png").rename(tmp_path / "torn.png")  # (not in the folder job below)
@@ -352,8 +352,6 @@ def test_persons_and_garments_given_as_urls_are_fetched_and_named_as_given(tiny_
                       *model)  # fmt: skip
         gone = run_cli("tryon", "--person", f"{url}/persons/gone.jpg", "--garment-from", f"{url}/garments/",
                        "-o", tmp_path / "never.png", *model)  # fmt: skip
-    finally:
-        server.shutdown()
     assert done.returncode == 0 and "fetching 2 URLs" in done.stderr, done.stderr
     assert Image.open(one).size == Image.open(persons / TRYON_PERSONS[0]).size
     (line,) = map(json.loads, reports[0].read_text().splitlines())
