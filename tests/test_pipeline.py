@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -298,6 +299,37 @@ def test_the_jobs_tail_waits_for_its_last_photo_instead_of_spinning(model, photo
     # a step per admission, one per WAIT_S of the slow read, one per read and write done, a few
     # more: a few dozen at most (the spin took 189,300 here)
     assert steps <= 5 + 0.6 / pipeline.WAIT_S + 5 + 5 + 30, steps
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_a_job_source_waiting_for_its_next_photo_has_those_it_gave_written_and_hears_a_cancel(
+    model, photo_folder, tmp_path, processes
+):
+    """A job source gives None while it has no photo ready (a feed waiting for a fetch): the
+    photos it gave go on to their outputs meanwhile (a partial batch, once it has had none for
+    ``IDLE_S``; read by worker processes, though fewer than a task's), and a cancel is heard
+    then, not once it has the next."""
+    from clothes_extractor.runtime import pipeline
+
+    photos, masks = photo_folder
+    jobs = find_jobs([photos], tmp_path / "out", "png", MaskIndex(masks))
+    results, cancel, written_meanwhile = [], threading.Event(), []
+
+    def source():
+        yield from jobs[:3]
+        for _ in range(2):  # until the three are written; then, cancelled, until it is heard (30 s at most)
+            waited = time.monotonic() + 30
+            while (len(results) < 3 or cancel.is_set()) and time.monotonic() < waited:
+                yield None
+                time.sleep(0.02)
+            written_meanwhile.append(len(results))
+            cancel.set()  # the app's cancel button, while the source still has none
+        yield from jobs[3:]
+
+    options = ExtractOptions(batch_size=8, workers=2, processes=processes)
+    summary = pipeline.run_extraction(model, source(), options, results.append, cancel=cancel)
+    assert written_meanwhile[0] == 3 and all(r.status == "ok" for r in results), results
+    assert summary.stopped == pipeline.CANCELLED and summary.ok == 3 and len(written_meanwhile) == 1
 
 
 def test_interrupt_leaves_only_complete_outputs(model, photo_folder, tmp_path):

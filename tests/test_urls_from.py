@@ -11,6 +11,10 @@ import io
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +23,7 @@ import pytest
 from PIL import Image
 
 from clothes_extractor.commands.feed import AHEAD
-from conftest import answer, cut_out, person_photo, run_cli, serving
+from conftest import answer, cli_env, cut_out, person_photo, run_cli, serving
 
 MODEL = ("--alpha-mask", "--no-segmenter")
 
@@ -190,7 +194,7 @@ def test_a_feed_is_fetched_as_the_job_goes_never_all_first(tiny_model_path, tmp_
 def test_a_slow_server_holds_up_its_own_photo_not_the_feed(tiny_model_path, tmp_path):
     """The first URL of 61 answers only once the eleventh photo's garment is written (or after
     30 s): the others are fetched and extracted meanwhile, each as its fetch ends (taken in the
-    list's order, all waited for the first). (At the feed's end the last photos wait for it.)"""
+    list's order, all waited for the first)."""
     out, body = tmp_path / "out", io.BytesIO()
     cut_out(0).save(body, "PNG")
     seen: list[bool] = []
@@ -213,6 +217,78 @@ def test_a_slow_server_holds_up_its_own_photo_not_the_feed(tiny_model_path, tmp_
                        "--batch-size", "2", stdin=feed.encode())  # fmt: skip
     assert done.returncode == 0 and b"61 extracted" in done.stderr, done.stderr
     assert seen == [True]
+
+
+class _HeldBack(http.server.BaseHTTPRequestHandler):
+    """Serves ``body`` at every path; ``/slow.png`` only once ``until()`` holds (or after 30 s):
+    whether it held then is kept in ``seen``, and ``arrived`` is set when its request comes."""
+
+    body, seen, arrived = b"", [], None
+    until = staticmethod(lambda: False)
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        if self.path == "/slow.png":
+            self.arrived.set()
+            waited = time.monotonic() + 30
+            while not self.until() and time.monotonic() < waited:
+                time.sleep(0.05)
+            self.seen.append(self.until())
+        try:
+            answer(self, 200, self.body, Content_Type="image/png")
+        except OSError:  # (the job was stopped: nobody listens)
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+def _held_back(until) -> type:
+    body = io.BytesIO()
+    cut_out(0).save(body, "PNG")
+    return type("Site", (_HeldBack,), {"body": body.getvalue(), "seen": [], "arrived": threading.Event(),
+                                       "until": staticmethod(until)})  # fmt: skip
+
+
+def test_the_photos_fetched_are_written_while_the_last_fetch_waits(tiny_model_path, tmp_path):
+    """A feed's last URL answers only once the three photos before it are written (or after 30 s):
+    the partial batch they make runs while the feed waits (it waited for the last photo's fetch,
+    and the user saw nothing written until then)."""
+    out = tmp_path / "out"
+    site = _held_back(lambda: all((out / f"p{i}.png").exists() for i in range(3)))
+    with serving(site) as url:
+        feed = "".join(f"{url}/p{i}.png\n" for i in range(3)) + f"{url}/slow.png\n"
+        done = run_cli("extract", "--urls-from", "-", "-o", out, "--model", tiny_model_path, *MODEL,
+                       "--batch-size", "8", stdin=feed.encode())  # fmt: skip
+    assert done.returncode == 0 and b"4 extracted" in done.stderr, done.stderr
+    assert site.seen == [True]
+
+
+def test_ctrl_c_while_a_fetch_hangs_stops_the_job_at_once_and_leaves_no_scratch(tiny_model_path, tmp_path):
+    """Ctrl-C while the feed waits for a server that does not answer stops the job then (it was
+    heard once the fetch ended: after three 30 s timeouts), with whole outputs only and the
+    scratch folder gone."""
+    scratch, out, stopped = tmp_path / "tmp", tmp_path / "out", threading.Event()
+    scratch.mkdir()
+    site = _held_back(stopped.is_set)
+    with serving(site) as url:
+        (tmp_path / "feed.txt").write_text(f"{url}/p0.png\n{url}/p1.png\n{url}/slow.png\n")
+        command = [sys.executable, "-m", "clothes_extractor", "extract", "--urls-from", str(tmp_path / "feed.txt"),
+                   "-o", str(out), "--model", str(tiny_model_path), *MODEL]  # fmt: skip
+        with subprocess.Popen(command, stderr=subprocess.PIPE, env={**cli_env(), "TMPDIR": str(scratch)}) as job:
+            assert site.arrived.wait(60)  # (asked from inside the job's loop: the feed is fetched as it goes)
+            time.sleep(1)  # p0 and p1 taken by the job meanwhile: it waits for the third
+            job.send_signal(signal.SIGINT)
+            try:
+                said = job.communicate(timeout=60)[1].decode()
+            finally:
+                answered_first = bool(site.seen)
+                stopped.set()
+    assert job.returncode != 0 and "run the same command again to resume" in said, said
+    assert not answered_first  # stopped while the server held its answer back
+    for path in out.iterdir() if out.exists() else ():
+        with Image.open(path) as image:
+            image.load()  # whole files only
+    assert list(scratch.glob("clothes-extractor-*")) == []
 
 
 @pytest.mark.parametrize(

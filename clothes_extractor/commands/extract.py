@@ -522,7 +522,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     given, unfetched = options["given"], options["unfetched"]
     jobs = (
         dataclasses.replace(job, redo=given[job.photo] == "-", error=unfetched.get(job.photo, job.error))
-        if job.photo in given
+        if job is not None and job.photo in given
         else job
         for job in jobs
     )
@@ -580,7 +580,10 @@ def _jobs(inputs: list[Path], out_dir: Path, fmt: str, mask_index: Any, options:
             raise click.ClickException(
                 f"--urls-from {options['urls_from']} names no URL (blank and # lines are left out)"
             )
-        jobs = (job_of(photo, out_dir, fmt, mask_index, save_masks) for photo in feed.photos(out_dir, fmt, shard))
+        jobs = (  # (None: no photo fetched yet; the job goes on with what it has: ``run_extraction``)
+            None if photo is None else job_of(photo, out_dir, fmt, mask_index, save_masks)
+            for photo in feed.photos(out_dir, fmt, shard)
+        )
     else:
         total = count_jobs(inputs, out_dir, options["recursive"], save_masks, options["masks"], shard, listing)
         where = f"the photos in {', '.join(map(str, inputs))}"

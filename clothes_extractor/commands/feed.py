@@ -10,9 +10,9 @@ Merchant Center's feed, an export) is read by its header: its ``image_link`` (or
 a name that leads outside ``-o``, two lines for one output, a URL that cannot be fetched: each
 is that line's failure, reported, and the job goes on. At most ``AHEAD`` photos are fetched and
 not yet taken by the job, which takes each as its fetch ends (a slow server's photo waits, not
-the feed): the scratch folder holds those and the photos in flight, never the feed. A rerun
-asks the server whether each image changed since its garment was made (If-Modified-Since): one
-that has not (304) is not downloaded again.
+the feed; while it waits, the photos it has are written): the scratch folder holds those and
+the photos in flight, never the feed. A rerun asks the server whether each image changed since
+its garment was made (If-Modified-Since): one that has not (304) is not downloaded again.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from ..errors import InputError
 from .given import URL_FETCHES, Fetches, file_name, is_url, shown
 
 AHEAD = 4 * URL_FETCHES  # photos fetched, or being fetched, ahead of the job
+WAITING_S = 0.1  # while no fetch ends, the job hears this often that none is ready (None)
 WITH_NAME = "URL<TAB>NAME"
 URL_COLUMNS = ("image_link", "image_url", "url")  # a table's column of image URLs (Google Merchant's first)
 NAME_COLUMNS = ("id", "sku", "name")  # its column of output names
@@ -112,7 +113,8 @@ class Feed:
     def photos(self, out_dir: Path, fmt: str, shard=None) -> Iterator:
         """Each line of ``shard``'s share as a ``walk.Found``: its photo fetched, or the line's error
         (two lines for one output: the second's). Up to ``AHEAD`` are fetched at a time, and each
-        is given once it is fetched: a slow server holds up its own photos, not the feed's."""
+        is given once it is fetched: a slow server holds up its own photos, not the feed's; while
+        none is, None every ``WAITING_S`` (the job writes the photos it has, and hears Ctrl-C)."""
         fetches, fetching = Fetches(), {}
         claimed: dict[str, int] = {}  # output -> its line (numbers, not URLs: a feed's million are held)
         for line in self.lines(shard):
@@ -136,8 +138,12 @@ class Feed:
             yield from self._fetched(fetching)
 
     def _fetched(self, fetching: dict[Future, tuple[FeedLine, Path]]) -> Iterator:
-        """The photos of ``fetching`` whose fetch has ended (once one has), taken out of it."""
-        for fetched in wait(fetching, return_when=FIRST_COMPLETED).done:
+        """The photos of ``fetching`` whose fetch has ended, taken out of it; None where none has
+        within ``WAITING_S`` (the job moves on what it has: ``pipeline.run_extraction``)."""
+        done = wait(fetching, timeout=WAITING_S, return_when=FIRST_COMPLETED).done
+        if not done:
+            yield None
+        for fetched in done:
             yield self._found(*fetching.pop(fetched), fetched)
 
     def _found(self, line: FeedLine, folder: Path, fetched: Future | None = None):

@@ -235,7 +235,7 @@ class GpuExtraction(Extraction):
         # segmented frames are fitted on the GPU by this thread, beside the main one
         self.device_pool = ThreadPoolExecutor(1, thread_name_prefix="ce-gpu-fit")
 
-    def run(self, jobs: Iterable[ExtractJob]) -> None:
+    def run(self, jobs: Iterable[ExtractJob | None]) -> None:
         try:
             super().run(jobs)
         finally:

@@ -388,12 +388,13 @@ def unsearched_subfolders(
     return [folder / name for folder in inputs for name in subfolders_left_out(folder, exclude)]
 
 
-def removing_stale_partials(jobs: Iterable[ExtractJob]) -> Iterator[ExtractJob]:
+def removing_stale_partials(jobs: Iterable[ExtractJob | None]) -> Iterator[ExtractJob | None]:
     """``jobs``, each output folder cleared of what killed runs left there (``.partial``
-    files of dead processes) before its first job: the folders are remembered, not the jobs."""
+    files of dead processes) before its first job: the folders are remembered, not the jobs.
+    (None, a feed's "none ready yet": ``pipeline.run_extraction``, passed on.)"""
     cleared: set[Path] = set()
     for job in jobs:
-        if job.error is None and job.output.parent not in cleared:
+        if job is not None and job.error is None and job.output.parent not in cleared:
             cleared.add(job.output.parent)
             remove_stale_partials(job.output.parent)
         yield job

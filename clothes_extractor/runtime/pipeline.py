@@ -16,7 +16,10 @@ result and the job goes on; the photos in a worker process that dies (``workers.
 are tried again, each alone (``retry_alone``; one it wrote before is written:
 ``resume.written_anyway``); an output with this run's signature is ``skipped`` (resume). A
 full disk stops the job (``ExtractionSummary.stopped``), as does the caller's ``cancel``
-event (``extract_folder``'s cancel button).
+event (``extract_folder``'s cancel button). A job source that waits for its photos (a feed
+fetching them: ``commands.feed``) gives None while it has none ready: the work in flight moves
+on meanwhile, Ctrl-C and a cancel are heard, and after ``IDLE_S`` its partial batches run, so
+the photos it has are written while a slow server holds up the next.
 
 It is long because the job reads top to bottom in one class, its interrupts, full disks and
 worker deaths included; what a stage does to a photo lives in ``stages``.
@@ -61,6 +64,7 @@ from .workers import Retries, Share, Workers, call, read_lightly, slot_bytes
 log = logging.getLogger(__name__)
 
 WAIT_S = 0.1  # the longest a pending Ctrl-C (or a cancel) waits for its check while the workers are busy
+IDLE_S = 1.0  # a job source with no job ready this long: its partial batches run (it may have more later)
 CANCELLED = "cancelled"  # ExtractionSummary.stopped of a run whose ``cancel`` event was set
 
 
@@ -103,11 +107,19 @@ class Extraction:
 
     # -- the run ---------------------------------------------------------------------------
 
-    def run(self, jobs: Iterable[ExtractJob]) -> None:
+    def run(self, jobs: Iterable[ExtractJob | None]) -> None:
         # Ctrl-C / SIGTERM land at the checks, never inside a wait that holds futures' locks.
         with deferred_signals() as signals:
             try:
+                idle_since = None  # when the job source began to have no job ready (None)
                 for job in jobs:
+                    if job is None:  # none ready yet (a fetch on its way): the work in flight moves on
+                        idle_since = idle_since or time.monotonic()
+                        self.flush_reads()
+                        self.step(block=False, finishing=time.monotonic() - idle_since >= IDLE_S)
+                        self.check(signals)
+                        continue
+                    idle_since = None
                     while self.in_flight() >= self.limit:
                         self.step(block=True)
                         self.check(signals)
@@ -381,7 +393,7 @@ class Extraction:
 
 def run_extraction(
     generator: ModelSession,
-    jobs: Iterable[ExtractJob],
+    jobs: Iterable[ExtractJob | None],
     options: ExtractOptions,
     on_result: Callable[[FileResult], None] | None = None,
     segmenter: ModelSession | None = None,
@@ -400,6 +412,9 @@ def run_extraction(
     segment, infer, write. ``decoder`` (``gpudecode.GpuDecoder``): photos decoded on the
     GPU; ``summary.decoded`` says how many. ``cancel``: once it is set (from any thread), the
     run stops as on a full disk, within about ``WAIT_S``, and ``summary.stopped`` is ``CANCELLED``.
+    ``jobs`` may give None where it has no job ready yet (it waits for one: give None every
+    ``WAIT_S`` or so while it does): the photos in flight go on, and are all written once it has
+    had none for ``IDLE_S``.
     """
     generator.require_task("generator")
     if segmenter is not None:
