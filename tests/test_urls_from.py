@@ -151,12 +151,41 @@ def test_a_shops_product_table_is_read_by_its_header_and_names_each_garment_by_i
     europe = f"sku;name;price;url\nE-1;Hemd;9,90;{url}/a.png\n"  # (a spreadsheet's CSV where , is the decimal point)
     done = run_cli("extract", "--urls-from", "-", "-o", tmp_path / "semi", *model, stdin=europe.encode())
     assert done.returncode == 0 and [path.name for path in (tmp_path / "semi").iterdir()] == ["E-1.png"], done.stderr
-    shopify = tmp_path / "shopify.csv"
-    shopify.write_text(f"Handle,Title,Image Src\nshirt,Shirt,{url}/a.png\n")
-    done = run_cli("extract", "--urls-from", shopify, "-o", tmp_path / "none", *model)
-    assert done.returncode == 1 and "line 1 is a table's header (Handle, Title, Image Src) with no column of image " \
-        "URLs: name it image_link or image_url or url" in done.stderr, done.stderr  # fmt: skip
+    other = tmp_path / "other.csv"
+    other.write_text(f"Handle,Title,Picture\nshirt,Shirt,{url}/a.png\n")
+    done = run_cli("extract", "--urls-from", other, "-o", tmp_path / "none", *model)
+    assert done.returncode == 1 and "line 1 is a table's header (Handle, Title, Picture) with no column of image " \
+        "URLs: name it image_link or image_url or image_src or url" in done.stderr, done.stderr  # fmt: skip
     assert not (tmp_path / "none").exists()
+
+
+def test_a_shopify_export_names_a_products_images_by_its_handle_and_leaves_out_its_variants_rows(
+    tiny_model_path, tmp_path, site
+):
+    """Shopify's product export: a row for each variant and each image of a product, all under
+    its Handle; the image of the first row is the product's main one (Image Position 1)."""
+    folder, url, answers = site
+    for index, name in enumerate(("tee-front", "tee-back", "dress", "tee-1")):
+        cut_out(index).save(folder / f"{name}.png")
+    table = tmp_path / "products_export_1.csv"
+    header = "Handle,Title,Body (HTML),Option1 Name,Option1 Value,Variant SKU,Image Src,Image Position,Variant Image"
+    table.write_text(
+        f"{header}\n"
+        f'tee,Tee,"<p>Soft, cotton</p>",Size,S,TEE-S,{url}/tee-front.png,1,\n'
+        f"tee,,,,M,TEE-M,{url}/tee-back.png,2,{url}/tee-front.png\n"  # its second image (and a variant's)
+        "tee,,,,L,TEE-L,,,\n"  # a variant: no image of its own
+        f"dress,Dress,,Title,Default Title,DR-1,{url}/dress.png,1,\n"
+        "gift-card,Gift card,,Title,Default Title,GC,,,\n"  # no image at all: reported, as a row with no URL is
+        f"tee-1,Another tee,,Title,Default Title,T1,{url}/tee-1.png,,\n"  # (Shopify names a second Tee tee-1)
+    )
+    out = tmp_path / "out"
+    done = run_cli("extract", "--urls-from", table, "-o", out, "--model", tiny_model_path, *MODEL)
+    assert done.returncode == 1, done.stderr
+    assert sorted(path.name for path in out.iterdir()) == ["dress.png", "tee-1.png", "tee.png", "tee_2.png"]
+    assert _pixels(out / "tee.png").tobytes() != _pixels(out / "tee_2.png").tobytes()  # front and back, not one twice
+    assert f"error: gift-card: line 6 of {table} has no http(s) URL in its Image Src column" in done.stderr
+    assert "4 extracted" in done.stderr and "1 failed" in done.stderr and "TEE-L" not in done.stderr, done.stderr
+    assert sorted(path for path, _ in answers) == ["/dress.png", "/tee-1.png", "/tee-back.png", "/tee-front.png"]
 
 
 def test_a_feed_is_fetched_as_the_job_goes_never_all_first(tiny_model_path, tmp_path, monkeypatch):

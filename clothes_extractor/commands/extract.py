@@ -178,7 +178,7 @@ def _list_option(name: str, help_text: str) -> Callable[[Callable[..., Any]], Ca
     "--urls-from",
     "Extract the photos at the http(s) URLs LIST names, one a line (- for standard input), fetched a few at a "
     "time as the job goes; a line URL<TAB>NAME writes NAME.png. A product table (CSV/TSV) is read by its header: "
-    "image_link (or image_url, url) and id (or sku, name). No INPUTS then.",
+    "image_link (or image_url, image_src, url) and id (or sku, name, handle); a Shopify export's. No INPUTS then.",
 )
 @shard_option("photo")
 @click.option("--ray", is_flag=True, help="Run on Ray (a local Ray on this machine unless --ray-address).")

@@ -6,9 +6,10 @@ A line is a URL, or a URL, a tab and its output's name (``https://cdn.example/12
 output takes the URL's file name (``file_name``). Blank lines and ``#`` lines are left out, as
 in ``--files-from``. A shop's product table (CSV, TSV, or cells between semicolons; Google
 Merchant Center's feed, an export) is read by its header: its ``image_link`` (or ``image_url``,
-``url``) column, its ``id`` (or ``sku``, ``name``) column for the names. A line that is no URL,
-a name that leads outside ``-o``, two lines for one output, a URL that cannot be fetched: each
-is that line's failure, reported, and the job goes on. At most ``AHEAD`` photos are fetched and
+``image_src``, ``url``) column, its ``id`` (or ``sku``, ``name``, ``handle``) column for the
+names; a Shopify product export, a row for each image and variant, by ``_products``. A line
+that is no URL, a name that leads outside ``-o``, two lines for one output, a URL that cannot be
+fetched: each is that line's failure, reported, and the job goes on. At most ``AHEAD`` photos are fetched and
 not yet taken by the job, which takes each as its fetch ends (a slow server's photo waits, not
 the feed; while it waits, the photos it has are written): the scratch folder holds those and
 the photos in flight, never the feed. A rerun asks the server whether each image changed since
@@ -31,8 +32,10 @@ from .given import URL_FETCHES, Fetches, file_name, is_url, shown
 AHEAD = 4 * URL_FETCHES  # photos fetched, or being fetched, ahead of the job
 WAITING_S = 0.1  # while no fetch ends, the job hears this often that none is ready (None)
 WITH_NAME = "URL<TAB>NAME"
-URL_COLUMNS = ("image_link", "image_url", "url")  # a table's column of image URLs (Google Merchant's first)
-NAME_COLUMNS = ("id", "sku", "name")  # its column of output names
+# a table's column of image URLs (Google Merchant's image_link, Shopify's Image Src), of output names
+URL_COLUMNS = ("image_link", "image_url", "image_src", "url")
+NAME_COLUMNS = ("id", "sku", "name", "handle")
+POSITION_COLUMN = "image_position"  # a product's several images, a row each (Shopify's export: ``_products``)
 
 
 @dataclass(frozen=True)
@@ -96,12 +99,15 @@ class Feed:
         entries = read_listing(self.listing)
         header, first = next(entries, (0, ""))
         if first and not is_url(first.strip()) and _delimiter(first):
-            self.columns, self.url_column = _columns(first, header, self.shown_as)
+            self.columns, self.url_column, position = _columns(first, header, self.shown_as)
             with open(self.listing, encoding="utf-8-sig", errors="replace", newline="") as table:
                 rows = csv.reader(table, delimiter=_delimiter(first))
-                for row in rows:
-                    if rows.line_num > header and any(cell.strip() for cell in row):
-                        yield rows.line_num, *(_cell(row, at) for at in self.columns)
+                found = (
+                    (rows.line_num, *(_cell(row, at) for at in (*self.columns, position)))
+                    for row in rows
+                    if rows.line_num > header and any(cell.strip() for cell in row)
+                )
+                yield from (entry[:3] for entry in found) if position is None else _products(found)
             return
         for number, entry in itertools.chain([(header, first)] if first else [], entries):
             url, _, name = entry.partition("\t")
@@ -175,10 +181,29 @@ def _cell(row: list[str], at: int | None) -> str:
     return row[at].strip() if at is not None and at < len(row) else ""
 
 
-def _columns(header: str, number: int, shown_as: str) -> tuple[tuple[int, int | None], str]:
+def _products(rows: Iterator[tuple[int, str, str, str]]) -> Iterator[tuple[int, str, str]]:
+    """The entries of a table that lists a product's images a row each, by ``POSITION_COLUMN``
+    (Shopify's export): a product's first image is named by the product (``shirt``), its others
+    by the product and their position (``shirt_2``: a Shopify handle holds no ``_``); a row of
+    a product with no image (another variant of it) is left out, but for its first."""
+    images: dict[str, int] = {}  # a product's name -> its images so far
+    for number, url, name, position in rows:
+        if name and not url and name in images:
+            continue
+        if name and url:
+            images[name] = images.get(name, 0) + 1
+            at = int(position) if position.isdigit() and int(position) > 0 else images[name]
+            name = name if at == 1 else f"{name}_{at}"
+        elif name:
+            images[name] = 0
+        yield number, url, name
+
+
+def _columns(header: str, number: int, shown_as: str) -> tuple[tuple[int, int | None], str, int | None]:
     """The places of the image URL's column and the output name's in a table's ``header`` line
     (the first of ``URL_COLUMNS`` and of ``NAME_COLUMNS`` it names, in any case, spaces as ``_``),
-    and the first's name as given; ``InputError`` where it names no image column."""
+    the first's name as given, and the place of its ``POSITION_COLUMN`` (or None); ``InputError``
+    where it names no image column."""
     import csv
 
     cells = next(csv.reader([header], delimiter=_delimiter(header)))
@@ -190,7 +215,8 @@ def _columns(header: str, number: int, shown_as: str) -> tuple[tuple[int, int | 
             f"of image URLs: name it {' or '.join(URL_COLUMNS)} (and its names' column {' or '.join(NAME_COLUMNS)}), "
             f"or give a URL a line"
         )
-    return (found[0], found[1]), cells[found[0]].strip()
+    position = names.index(POSITION_COLUMN) if POSITION_COLUMN in names else None
+    return (found[0], found[1]), cells[found[0]].strip(), position
 
 
 def output_name(name: str) -> tuple[str, str | None]:
