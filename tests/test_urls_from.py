@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clothes_extractor.commands.feed import AHEAD
+from clothes_extractor.commands.feed import AHEAD_PER_FETCH
+from clothes_extractor.commands.given import URL_FETCHES
 from conftest import answer, cli_env, cut_out, person_photo, run_cli, serving
 
 MODEL = ("--alpha-mask", "--no-segmenter")
@@ -190,7 +191,8 @@ def test_a_shopify_export_names_a_products_images_by_its_handle_and_leaves_out_i
 
 def test_a_feed_is_fetched_as_the_job_goes_never_all_first(tiny_model_path, tmp_path, monkeypatch):
     """A feed of 120 URLs: the scratch folder never holds more than the photos fetched ahead
-    (``AHEAD``) and those in flight (fetched all first, it held 79 at the last request)."""
+    (``AHEAD_PER_FETCH`` for each download at once) and those in flight (fetched all first, it
+    held 79 at the last request)."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setenv("TMPDIR", str(scratch))
@@ -216,7 +218,8 @@ def test_a_feed_is_fetched_as_the_job_goes_never_all_first(tiny_model_path, tmp_
                        "--batch-size", "2", "--workers", "2", stdin=feed)  # fmt: skip
     assert done.returncode == 0 and b"120 extracted" in done.stderr, done.stderr
     assert len(list(out.iterdir())) == 120 and len(held) == 120
-    assert max(held) <= AHEAD + 2 * 2 + 2 + 8, max(held)  # fetched ahead + in flight (+ the fetches under way)
+    ahead = AHEAD_PER_FETCH * URL_FETCHES
+    assert max(held) <= ahead + 2 * 2 + 2 + 8, max(held)  # fetched ahead + in flight (+ the fetches under way)
     assert list(scratch.glob("clothes-extractor-*")) == []
 
 
@@ -246,6 +249,44 @@ def test_a_slow_server_holds_up_its_own_photo_not_the_feed(tiny_model_path, tmp_
                        "--batch-size", "2", stdin=feed.encode())  # fmt: skip
     assert done.returncode == 0 and b"61 extracted" in done.stderr, done.stderr
     assert seen == [True]
+
+
+def test_fetches_sets_how_many_downloads_run_at_once(tiny_model_path, tmp_path):
+    """A feed of 30 URLs, each answered after 0.3 s: with ``--fetches 2`` two are asked at once
+    at most, with ``--fetches 12`` more than the default's eight; the URL inputs too."""
+    body, lock, asked = io.BytesIO(), threading.Lock(), []
+    cut_out(0).save(body, "PNG")
+    at_once = 0
+
+    class Site(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            nonlocal at_once
+            with lock:
+                at_once += 1
+                asked.append(at_once)
+            time.sleep(0.3)
+            with lock:
+                at_once -= 1
+            answer(self, 200, body.getvalue(), Content_Type="image/png")
+
+        def log_message(self, *args):
+            pass
+
+    with serving(Site) as url:
+        feed = "".join(f"{url}/p{i}.png\n" for i in range(30)).encode()
+        most = {}
+        for fetches in (2, 12):
+            asked.clear()
+            done = run_cli("extract", "--urls-from", "-", "-o", tmp_path / f"feed-{fetches}", "--fetches", fetches,
+                           "--model", tiny_model_path, *MODEL, stdin=feed)  # fmt: skip
+            assert done.returncode == 0 and b"30 extracted" in done.stderr, done.stderr
+            most[fetches] = max(asked)
+        asked.clear()
+        urls = [f"{url}/u{i}.png" for i in range(6)]
+        done = run_cli("extract", *urls, "-o", tmp_path / "urls", "--fetches", 3, "--model", tiny_model_path, *MODEL)
+        assert done.returncode == 0 and "6 extracted" in done.stderr, done.stderr
+        most["urls"] = max(asked)
+    assert most[2] == 2 and most[12] > URL_FETCHES and most["urls"] == 3, most
 
 
 class _HeldBack(http.server.BaseHTTPRequestHandler):

@@ -29,7 +29,7 @@ from .common import (
     shard_option,
     verbose_option,
 )
-from .given import as_given, in_messages, in_words, is_url, resolve_inputs
+from .given import MOST_FETCHES, URL_FETCHES, as_given, in_messages, in_words, is_url, resolve_inputs
 from .one_output import (
     check_stdout_takes_an_image,
     format_option,
@@ -180,6 +180,15 @@ def _list_option(name: str, help_text: str) -> Callable[[Callable[..., Any]], Ca
     "time as the job goes; a line URL<TAB>NAME writes NAME.png. A product table (CSV/TSV) is read by its header: "
     "image_link (or image_url, image_src, url) and id (or sku, name, handle); a Shopify export's. No INPUTS then.",
 )
+@click.option(
+    "--fetches",
+    type=click.IntRange(1, MOST_FETCHES),
+    default=URL_FETCHES,
+    show_default=True,
+    metavar="N",
+    help="Downloads at once, of URL inputs and --urls-from: fewer where a server answers 429 Too Many Requests, "
+    "more where it is far and the job waits for it.",
+)
 @shard_option("photo")
 @click.option("--ray", is_flag=True, help="Run on Ray (a local Ray on this machine unless --ray-address).")
 @click.option(
@@ -225,7 +234,7 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
             "--dry-run looks at photo files and folders: a URL or standard input is fetched, not looked at"
         )
     with scratch_folder() as scratch:
-        paths, options["given"], options["unfetched"] = resolve_inputs(inputs, scratch)
+        paths, options["given"], options["unfetched"] = resolve_inputs(inputs, scratch, options["fetches"])
         options["listing"], options["feed"] = _listing(options["files_from"], scratch), _feed(options, scratch)
         if options["feed"] is not None:
             options["given"] = options["feed"].given
@@ -373,7 +382,8 @@ def _feed(options: dict[str, Any], scratch: Callable[[], Path]) -> Any:
         return None
     folder = scratch() / "feed"
     folder.mkdir()
-    return Feed(listing, "standard input" if options["urls_from"] == "-" else options["urls_from"], folder)
+    shown_as = "standard input" if options["urls_from"] == "-" else options["urls_from"]
+    return Feed(listing, shown_as, folder, options["fetches"])
 
 
 def _extract_options(options: dict[str, Any], fmt: str, *, fix: str = "use --format png or webp") -> Any:

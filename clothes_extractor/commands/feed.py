@@ -9,11 +9,13 @@ Merchant Center's feed, an export) is read by its header: its ``image_link`` (or
 ``image_src``, ``url``) column, its ``id`` (or ``sku``, ``name``, ``handle``) column for the
 names; a Shopify product export, a row for each image and variant, by ``_products``. A line
 that is no URL, a name that leads outside ``-o``, two lines for one output, a URL that cannot be
-fetched: each is that line's failure, reported, and the job goes on. At most ``AHEAD`` photos are fetched and
-not yet taken by the job, which takes each as its fetch ends (a slow server's photo waits, not
-the feed; while it waits, the photos it has are written): the scratch folder holds those and
-the photos in flight, never the feed. A rerun asks the server whether each image changed since
-its garment was made (If-Modified-Since): one that has not (304) is not downloaded again.
+fetched: each is that line's failure, reported, and the job goes on. The photos are fetched
+``fetches`` at once (``extract --fetches N``, 8 unless told), and at most ``AHEAD_PER_FETCH``
+times that are fetched and not yet taken by the job, which takes each as its fetch ends (a slow
+server's photo waits, not the feed; while it waits, the photos it has are written): the scratch
+folder holds those and the photos in flight, never the feed. A rerun asks the server whether
+each image changed since its garment was made (If-Modified-Since): one that has not (304) is
+not downloaded again.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Callable, Iterator
 from ..errors import InputError
 from .given import URL_FETCHES, Fetches, file_name, is_url, shown
 
-AHEAD = 4 * URL_FETCHES  # photos fetched, or being fetched, ahead of the job
+AHEAD_PER_FETCH = 4  # photos fetched, or being fetched, ahead of the job: for each download at once
 WAITING_S = 0.1  # while no fetch ends, the job hears this often that none is ready (None)
 WITH_NAME = "URL<TAB>NAME"
 # a table's column of image URLs (Google Merchant's image_link, Shopify's Image Src), of output names
@@ -50,9 +52,9 @@ class Feed:
     """The URLs of ``listing`` (a file; standard input is saved to one first: it is read twice,
     to count and to fetch) as the photos of a folder job, fetched into ``folder``."""
 
-    def __init__(self, listing: Path, shown_as: str, folder: Path):
+    def __init__(self, listing: Path, shown_as: str, folder: Path, fetches: int = URL_FETCHES):
         """``InputError`` where ``listing`` cannot be read, or is no text (an image given for the list)."""
-        self.listing, self.shown_as, self.folder = listing, shown_as, folder
+        self.listing, self.shown_as, self.folder, self.fetches = listing, shown_as, folder, fetches
         try:
             with open(listing, "rb") as text:
                 start = text.read(8192)
@@ -118,10 +120,10 @@ class Feed:
 
     def photos(self, out_dir: Path, fmt: str, shard=None) -> Iterator:
         """Each line of ``shard``'s share as a ``walk.Found``: its photo fetched, or the line's error
-        (two lines for one output: the second's). Up to ``AHEAD`` are fetched at a time, and each
+        (two lines for one output: the second's). Up to ``AHEAD_PER_FETCH * fetches`` are fetched ahead, and each
         is given once it is fetched: a slow server holds up its own photos, not the feed's; while
         none is, None every ``WAITING_S`` (the job writes the photos it has, and hears Ctrl-C)."""
-        fetches, fetching = Fetches(), {}
+        fetches, fetching, ahead = Fetches(self.fetches), {}, AHEAD_PER_FETCH * self.fetches
         claimed: dict[str, int] = {}  # output -> its line (numbers, not URLs: a feed's million are held)
         for line in self.lines(shard):
             if line.error is None and line.rel in claimed:
@@ -138,7 +140,7 @@ class Feed:
             folder.mkdir()
             since = self.since(out_dir / f"{line.rel}.{fmt}") if self.since is not None else None
             fetching[fetches.submit(line.text, folder, since)] = line, folder
-            while len(fetching) >= AHEAD:
+            while len(fetching) >= ahead:
                 yield from self._fetched(fetching)
         while fetching:
             yield from self._fetched(fetching)

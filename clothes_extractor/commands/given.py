@@ -18,7 +18,8 @@ import click
 from ..errors import InputError, renamed
 
 MAX_DOWNLOAD_BYTES = 50 * 2**20
-URL_FETCHES = 8  # downloads at once
+URL_FETCHES = 8  # downloads at once, unless ``extract --fetches N``
+MOST_FETCHES = 64  # --fetches' ceiling (a thread each; a server takes only so many connections from one client)
 MAX_NAME_BYTES = 200  # a download's file name (file systems take 255; its outputs add a suffix, or PERSON__)
 WEB_PAGES = ("text/html", "application/xhtml+xml")
 NOT_NOW = {408, 425, 429, 500, 502, 503, 504}  # answers that say "not now": tried again
@@ -183,15 +184,15 @@ def file_name(url: str) -> str:
 
 
 class Fetches:
-    """Downloads (``fetch``) on up to ``URL_FETCHES`` daemon threads, each ``submit``-ted one a
+    """Downloads (``fetch``) on up to ``at_once`` daemon threads, each ``submit``-ted one a
     ``Future`` of its file: Ctrl-C is not held up by a download (the scratch folder, removed then,
     takes the partial file with it; a download that starts after fails to open its file). A
     thread ends once nothing is left to fetch; the next ``submit`` starts another."""
 
-    def __init__(self) -> None:
+    def __init__(self, at_once: int = URL_FETCHES) -> None:
         self._work: collections.deque = collections.deque()
         self._lock = threading.Lock()
-        self._threads = 0
+        self._threads, self.at_once = 0, at_once
 
     def submit(self, url: str, folder: Path, since: float | None = None) -> Future:
         """A ``Future`` of ``url`` fetched into ``folder`` (``fetch``): its file, None where it has not
@@ -199,7 +200,7 @@ class Fetches:
         future: Future = Future()
         with self._lock:
             self._work.append((url, folder, since, future))
-            if self._threads < URL_FETCHES:
+            if self._threads < self.at_once:
                 self._threads += 1
                 threading.Thread(target=self._fetcher, name="fetch", daemon=True).start()
         return future
@@ -219,21 +220,21 @@ class Fetches:
 
 
 def resolve_inputs(
-    inputs: tuple[str, ...], scratch: Callable[[], Path]
+    inputs: tuple[str, ...], scratch: Callable[[], Path], fetches: int = URL_FETCHES
 ) -> tuple[list[Path], dict[Path, str], dict[Path, str]]:
     """Paths for the inputs: ``-`` (stdin) and http(s) URLs become files in the ``scratch()`` folder
     (each URL in a folder of its own: two URLs may end in the same name); those files with the
     input they came from, to name them so in messages and the report; and why each URL not
     fetched was not. Such a URL, one input among several, is that input's failure, the others go
-    on: its file is absent (one input alone: ``InputError``). The URLs are fetched together
-    (``Fetches``) while standard input is read."""
+    on: its file is absent (one input alone: ``InputError``). The URLs are fetched together,
+    ``fetches`` at once (``Fetches``), while standard input is read."""
     folders = {i: scratch() / f"url-{i}" for i, item in enumerate(inputs) if is_url(item)}
     for folder in folders.values():
         folder.mkdir()
     if len(folders) > 1:
         click.echo(f"fetching {len(folders)} URLs", err=True)
-    fetches = Fetches()
-    fetched = {i: fetches.submit(inputs[i], folder) for i, folder in folders.items()}
+    downloads = Fetches(fetches)
+    fetched = {i: downloads.submit(inputs[i], folder) for i, folder in folders.items()}
     paths, given, unfetched = [], {}, {}
     for index, item in enumerate(inputs):
         if item == "-":
