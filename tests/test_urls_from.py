@@ -10,6 +10,7 @@ import http.server
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -287,6 +288,50 @@ def test_fetches_sets_how_many_downloads_run_at_once(tiny_model_path, tmp_path):
         assert done.returncode == 0 and "6 extracted" in done.stderr, done.stderr
         most["urls"] = max(asked)
     assert most[2] == 2 and most[12] > URL_FETCHES and most["urls"] == 3, most
+
+
+def test_a_server_that_does_not_answer_costs_a_few_timeouts_not_three_for_each_of_its_urls(tmp_path, monkeypatch):
+    """Twelve URLs of a server that takes each request and never answers in time, three of one
+    that answers, two downloads at once: once ``SILENT_AFTER`` fetches in a row from the first
+    have timed out (three tries each), its other URLs are not tried, each said so; the other
+    server's are fetched. (Each URL was tried three times: 3 x 30 s each, hours for a feed.)"""
+    from clothes_extractor.commands import given
+
+    monkeypatch.setattr(given, "TIMEOUT_S", 0.3)
+    monkeypatch.setattr(given, "RETRY_WAITS_S", (0.01, 0.01))
+    body, asked = io.BytesIO(), []
+    cut_out(0).save(body, "PNG")
+
+    class Silent(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            asked.append(self.path)
+            time.sleep(1.2)
+            try:
+                answer(self, 200, body.getvalue(), Content_Type="image/png")
+            except OSError:  # (the client gave up)
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    class Answers(Silent):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            answer(self, 200, body.getvalue(), Content_Type="image/png")
+
+    with serving(Silent) as down, serving(Answers) as up:
+        urls = [f"{down}/d{i}.png" for i in range(12)] + [f"{up}/u{i}.png" for i in range(3)]
+        fetches, futures = given.Fetches(2), []
+        for index, url in enumerate(urls):
+            (tmp_path / str(index)).mkdir()
+            futures.append(fetches.submit(url, tmp_path / str(index)))
+        outcomes = [future.exception(timeout=60) or future.result() for future in futures]
+    timed_out = [str(o) for o in outcomes[:12] if "timed out; tried 3 times: try again later" in str(o)]
+    not_tried = [str(o) for o in outcomes[:12] if ": not tried: 127.0.0.1:" in str(o)]
+    assert given.SILENT_AFTER <= len(timed_out) <= given.SILENT_AFTER + 1 and len(timed_out) + len(not_tried) == 12
+    said = r"not tried: 127\.0\.0\.1:\d+ did not answer [34] fetches in a row \(each timed out 3 times\); run the same "
+    assert all(re.search(said + "command again once it answers", line) for line in not_tried), not_tried
+    assert len(asked) <= 3 * len(timed_out), asked  # (no request for a URL not tried)
+    assert all(isinstance(o, Path) and o.is_file() for o in outcomes[12:]), outcomes[12:]
 
 
 class _HeldBack(http.server.BaseHTTPRequestHandler):

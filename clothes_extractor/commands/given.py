@@ -25,6 +25,8 @@ WEB_PAGES = ("text/html", "application/xhtml+xml")
 NOT_NOW = {408, 425, 429, 500, 502, 503, 504}  # answers that say "not now": tried again
 RETRY_WAITS_S = (1.0, 2.0)  # the waits before the second and the third try
 MAX_RETRY_AFTER_S = 30.0  # the longest wait an answer's Retry-After gets
+TIMEOUT_S = 30.0  # the longest a fetch waits to connect, or for the next bytes of an answer
+SILENT_AFTER = 3  # a server's fetches timed out in a row, after which its other URLs are not tried (``Fetches``)
 URL_SAFE = "!#$%&'()*+,/:;=?@[]~"  # what a URL's path and query keep as it is (a % escape too): requests' choice
 
 
@@ -35,11 +37,15 @@ def is_url(item: object) -> bool:
 
 class _NotNow(InputError):
     """A fetch's failure that may pass (an answer in ``NOT_NOW``, a download cut short, a connection
-    dropped or timed out): tried again, after ``wait_s`` if the answer asked for it (Retry-After)."""
+    dropped or ``timed_out``): tried again, after ``wait_s`` if the answer asked for it (Retry-After)."""
 
-    def __init__(self, message: str, wait_s: float = 0.0):
+    def __init__(self, message: str, wait_s: float = 0.0, timed_out: bool = False):
         super().__init__(message)
-        self.wait_s = wait_s
+        self.wait_s, self.timed_out = wait_s, timed_out
+
+
+class _Silent(InputError):
+    """A fetch whose every try timed out: its server may be down (``Fetches`` counts them)."""
 
 
 def fetch(url: str, folder: Path, since: float | None = None) -> Path | None:
@@ -55,11 +61,12 @@ def fetch(url: str, folder: Path, since: float | None = None) -> Path | None:
     try:
         return _fetch_once(url, folder, since)
     except _NotNow as exc:
-        raise InputError(f"{exc}; tried {len(RETRY_WAITS_S) + 1} times: try again later") from None
+        failed = _Silent if exc.timed_out else InputError
+        raise failed(f"{exc}; tried {len(RETRY_WAITS_S) + 1} times: try again later") from None
 
 
 def _fetch_once(url: str, folder: Path, since: float | None = None) -> Path | None:
-    """An http(s) photo downloaded into ``folder`` (50 MB at most, 30 s timeout), whole or not at
+    """An http(s) photo downloaded into ``folder`` (50 MB at most, ``TIMEOUT_S``), whole or not at
     all, its file's time the answer's Last-Modified (the time a rerun asks about: ``since``);
     None where the server says it has not changed ``since``; ``_NotNow`` for a failure that may
     pass, ``InputError`` for one that will not."""
@@ -74,7 +81,7 @@ def _fetch_once(url: str, folder: Path, since: float | None = None) -> Path | No
         request = _request(url)
         if since is not None:
             request.add_header("If-Modified-Since", email.utils.formatdate(since, usegmt=True))
-        with urllib.request.urlopen(request, timeout=30) as response, open(target, "wb") as handle:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, open(target, "wb") as handle:  # noqa: S310
             if response.headers.get_content_type() in WEB_PAGES:  # (a shop's product page for its photo)
                 raise InputError(
                     f"cannot fetch {named}: the server answers a web page ({response.headers.get_content_type()}), "
@@ -104,7 +111,8 @@ def _fetch_once(url: str, folder: Path, since: float | None = None) -> Path | No
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, (TimeoutError, ConnectionResetError, http.client.RemoteDisconnected)):
-            raise _NotNow(f"cannot fetch {named}: {reason or 'the connection was dropped'}") from None
+            timed_out = isinstance(reason, TimeoutError)
+            raise _NotNow(f"cannot fetch {named}: {reason or 'the connection was dropped'}", 0.0, timed_out) from None
         if isinstance(reason, ssl.SSLCertVerificationError):  # (a network that inspects TLS signs with its own)
             reason = f"{reason.verify_message}: if your network has its own certificate authority, point "
             reason += "SSL_CERT_FILE at a bundle that holds it"
@@ -187,12 +195,17 @@ class Fetches:
     """Downloads (``fetch``) on up to ``at_once`` daemon threads, each ``submit``-ted one a
     ``Future`` of its file: Ctrl-C is not held up by a download (the scratch folder, removed then,
     takes the partial file with it; a download that starts after fails to open its file). A
-    thread ends once nothing is left to fetch; the next ``submit`` starts another."""
+    thread ends once nothing is left to fetch; the next ``submit`` starts another. Once
+    ``SILENT_AFTER`` fetches in a row from one server have timed out (each tried three times), its
+    other URLs are not tried, each a failure that says so: a server that is down costs the job
+    minutes, not ``TIMEOUT_S`` x 3 for each of its URLs (hours for a shop's feed), and the
+    rerun fetches them."""
 
     def __init__(self, at_once: int = URL_FETCHES) -> None:
         self._work: collections.deque = collections.deque()
         self._lock = threading.Lock()
         self._threads, self.at_once = 0, at_once
+        self._silent: collections.Counter = collections.Counter()  # a server -> its fetches timed out in a row
 
     def submit(self, url: str, folder: Path, since: float | None = None) -> Future:
         """A ``Future`` of ``url`` fetched into ``folder`` (``fetch``): its file, None where it has not
@@ -213,10 +226,37 @@ class Fetches:
                     return
                 url, folder, since, future = self._work.popleft()
             future.set_running_or_notify_cancel()
+            server = _server(url)
+            if self._silent[server] >= SILENT_AFTER:
+                future.set_exception(
+                    InputError(
+                        f"cannot fetch {shown(url)}: not tried: {server} did not answer {self._silent[server]} fetches "
+                        f"in a row (each timed out {len(RETRY_WAITS_S) + 1} times); run the same command again once it "
+                        "answers"
+                    )
+                )
+                continue
             try:
                 future.set_result(fetch(url, folder, since))
             except BaseException as exc:  # noqa: BLE001 - raised again where its input is resolved
+                with self._lock:
+                    self._silent[server] = self._silent[server] + 1 if isinstance(exc, _Silent) else 0
                 future.set_exception(exc)
+            else:
+                with self._lock:
+                    self._silent[server] = 0
+
+
+def _server(url: str) -> str:
+    """The server a URL names (its host, and port if given): ``Fetches`` counts its silences."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # (not a port: its fetch says so)
+        port = None
+    return f"{parts.hostname or ''}{f':{port}' if port else ''}"
 
 
 def resolve_inputs(
