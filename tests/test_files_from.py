@@ -128,10 +128,11 @@ def test_standard_input_that_is_a_terminal_is_refused_not_waited_on(tmp_path):
     terminal, keyboard = pty.openpty()
     try:
         for args, says in (
-            (["-", "-o", str(tmp_path / "g.png")], "extract - -o garment.png < photo.jpg"),
-            ([str(folder), "--files-from", "-", "-o", str(tmp_path / "o")], "--files-from - -o OUT"),
+            (["extract", "-", "-o", str(tmp_path / "g.png")], "extract - -o garment.png < photo.jpg"),
+            (["extract", str(folder), "--files-from", "-", "-o", str(tmp_path / "o")], "--files-from - -o OUT"),
+            (["tryon", "--person", str(folder), "--garment", "-", "-o", str(tmp_path / "t")], "tryon --garment - ..."),
         ):
-            done = subprocess.run([sys.executable, "-m", "clothes_extractor", "extract", *args], stdin=keyboard,
+            done = subprocess.run([sys.executable, "-m", "clothes_extractor", *args], stdin=keyboard,
                                   capture_output=True, text=True, env=cli_env(), timeout=60)  # fmt: skip
             assert done.returncode == 2 and "standard input, which is a terminal here" in done.stderr, done.stderr
             assert says in done.stderr, done.stderr

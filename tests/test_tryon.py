@@ -322,6 +322,29 @@ def test_garment_from_another_photo_in_one_command(tiny_tryon_path, tryon_folder
     assert "extract PHOTO --masks DIR, then tryon --garment" in done.stderr  # tryon itself takes no masks
 
 
+def test_a_person_or_a_garment_piped_in_on_standard_input_is_dressed_as_its_file_is(
+    tiny_tryon_path, tryon_folders, tmp_path
+):
+    """``--person -`` (or ``--garment -``): the image piped in, dressed as the file it came from
+    is, named ``-`` in the report; to standard output too (``-o -``). Two images asked of it:
+    refused, saying which."""
+    persons, garments = tryon_folders
+    person, garment, model = persons / TRYON_PERSONS[0], garments / "g0.png", ["--model", tiny_tryon_path]
+    files = run_cli("tryon", "--person", person, "--garment", garment, "-o", tmp_path / "files.png", *model)
+    piped = run_cli("tryon", "--person", "-", "--garment", garment, "-o", tmp_path / "piped.png",
+                    "--report", tmp_path / "piped.jsonl", *model, stdin=person.read_bytes())  # fmt: skip
+    out = run_cli("tryon", "--person", person, "--garment", "-", "-o", "-", *model, stdin=garment.read_bytes())
+    both = run_cli("tryon", "--person", "-", "--garment", "-", "-o", tmp_path / "both.png", *model, stdin=b"x")
+    assert files.returncode == 0 and piped.returncode == 0 and out.returncode == 0, (piped.stderr, out.stderr)
+    made = np.asarray(Image.open(tmp_path / "files.png"))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "piped.png")), made)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(out.stdout))), made)
+    (line,) = map(json.loads, (tmp_path / "piped.jsonl").read_text().splitlines())
+    assert (line["person"], line["garment"], line["status"]) == ("-", str(garment), "ok")
+    assert both.returncode == 2 and b"standard input holds one image: give - to one of --person, --garment only" \
+        in both.stderr and not (tmp_path / "both.png").exists(), both.stderr  # fmt: skip
+
+
 def test_persons_and_garments_given_as_urls_are_fetched_and_named_as_given(tiny_tryon_path, tryon_folders, tmp_path):
     """A shop's garment image or a person photo online, given by its address: fetched, dressed,
     named by its URL in the report and the messages (its temporary file never), done already

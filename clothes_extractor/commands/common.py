@@ -70,7 +70,8 @@ class LocalPath(click.Path):
     ``s3:/bucket/out``, and the user would look for the files in the bucket. A path that must
     exist and that the system cannot look up (a name too long, a loop of links) says so, where
     click would say it "does not exist". With ``urls``, an http(s) URL is taken as it is given
-    (a ``str``, where a path is a ``Path``: the command fetches it, ``given.fetched``)."""
+    (a ``str``, where a path is a ``Path``: the command fetches it, ``given.fetched``); with
+    ``allow_dash`` too, ``-`` for standard input."""
 
     def __init__(self, *args: Any, urls: bool = False, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -80,8 +81,8 @@ class LocalPath(click.Path):
         from ..runtime.files import from_file_uri, not_local
         from .given import is_url
 
-        if self.urls and is_url(value):
-            return value
+        if self.urls and (is_url(value) or (self.allow_dash and value == "-")):
+            return value  # (standard input: read into a file like a URL's, ``given.resolve_inputs``)
         value = from_file_uri(value)
         problem = not_local(value)
         if problem is not None and self.urls:  # (s3://, gs://: an object store's address)
@@ -217,6 +218,15 @@ def given_options() -> list[click.Parameter]:
     ctx = click.get_current_context()
     source = click.core.ParameterSource.COMMANDLINE
     return [param for param in ctx.command.params if ctx.get_parameter_source(param.name) == source]
+
+
+def check_stdin_piped(what: str, example: str) -> None:
+    """``UsageError`` where standard input is a terminal: reading it (for ``what``) would wait,
+    silently, for someone to type an image or a list; ``example`` says how to pipe it in."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise click.UsageError(
+            f"{what} reads standard input, which is a terminal here: pipe or redirect it in ({example})"
+        )
 
 
 def note_unsearched(subfolders: list[Path]) -> None:

@@ -22,6 +22,7 @@ from .common import (
     LocalPath,
     Progress,
     batch_size_option,
+    check_stdin_piped,
     note_unsearched,
     once,
     report_options,
@@ -282,17 +283,13 @@ def _check_inputs_given(inputs: tuple[str, ...], output: str, options: dict[str,
 
 
 def _check_stdin_piped(what: str) -> None:
-    """``UsageError`` where standard input is a terminal: reading it would wait, silently, for
-    someone to type an image or a list."""
-    if sys.stdin is None or sys.stdin.isatty():
-        example = {
-            "--files-from -": "find photos -name '*.jpg' -printf '%P\\n' | clothes-extractor extract photos "
-            "--files-from - -o OUT",
-            "--urls-from -": "curl -s https://shop.example/feed.tsv | clothes-extractor extract --urls-from - -o OUT",
-        }.get(what, "clothes-extractor extract - -o garment.png < photo.jpg")
-        raise click.UsageError(
-            f"{what} reads standard input, which is a terminal here: pipe or redirect it in ({example})"
-        )
+    """``UsageError`` where standard input is a terminal (``common.check_stdin_piped``)."""
+    example = {
+        "--files-from -": "find photos -name '*.jpg' -printf '%P\\n' | clothes-extractor extract photos "
+        "--files-from - -o OUT",
+        "--urls-from -": "curl -s https://shop.example/feed.tsv | clothes-extractor extract --urls-from - -o OUT",
+    }.get(what, "clothes-extractor extract - -o garment.png < photo.jpg")
+    check_stdin_piped(what, example)
 
 
 def _check_shard(inputs: tuple[str, ...], output: str, options: dict[str, Any]) -> None:

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from ..errors import InputError, files_named, renamed
+from ..errors import files_named
 from ..runtime.providers import PROVIDER_CHOICES
 from .common import (
-    MAX_FAILURES_SHOWN,
     LocalPath,
     Progress,
     batch_size_option,
+    check_stdin_piped,
     note_unsearched,
     once,
     report_options,
@@ -35,6 +35,7 @@ from .one_output import (
     write_to_stdout,
 )
 from .reports import Report, check_side_files, report_dry_run
+from .tryon_summary import Failures, error_line, summarise
 
 if TYPE_CHECKING:
     from ..runtime.pairs import Catalog, Pairs
@@ -68,15 +69,16 @@ class _InputsAsOptions(click.Command):
 
 
 def _input_option(*decls: str, what: str, required: bool = False) -> Callable[[Callable[..., Any]], Any]:
-    """A person or garment input: one file, an http(s) URL (fetched: ``given.fetched``) or a folder."""
+    """A person or garment input: one file, an http(s) URL (fetched: ``given.fetched``), ``-`` for
+    standard input (read into a file the same way), or a folder."""
     return click.option(
         *decls,
         required=required,
         multiple=True,
         callback=once("one file, or a folder of them"),
-        type=LocalPath(path_type=Path, exists=True, urls=True),
-        metavar="PATH|URL",
-        help=what.format(kind="a file or an http(s) URL"),
+        type=LocalPath(path_type=Path, exists=True, urls=True, allow_dash=True),
+        metavar="PATH|URL|-",
+        help=what.format(kind="a file, an http(s) URL, or - for standard input"),
     )
 
 
@@ -165,10 +167,21 @@ def tryon(output: Path, **options: Any) -> None:
         raise click.UsageError("-r walks a folder, --pairs names the files in it: give one of them")
     if options["shard"] is not None and single:
         raise click.UsageError("--shard splits a folder job: one pair to one file is not split")
+    _check_stdin(options)
     with scratch_folder() as scratch:  # (URLs fetched into it: messages and the report name them as given)
         options["given"] = fetched(options, ("person", "garment", "garment_from"), scratch)
         with files_named(in_words(options["given"])):
             _tryon(output, single, scratch, options)
+
+
+def _check_stdin(options: dict[str, Any]) -> None:
+    """``UsageError`` where more than one image is to come from standard input, or it is a terminal."""
+    dashes = [f"--{name.replace('_', '-')}" for name in ("person", "garment", "garment_from") if options[name] == "-"]
+    if len(dashes) > 1:
+        raise click.UsageError(f"standard input holds one image: give - to one of {', '.join(dashes)} only")
+    if dashes:
+        example = f"curl -s https://shop.example/photo.jpg | clothes-extractor tryon {dashes[0]} - ... -o OUT.png"
+        check_stdin_piped(f"{dashes[0]} -", example)
 
 
 def _tryon(output: Path, single: bool, scratch: Callable[[], Path], options: dict[str, Any]) -> None:
@@ -254,7 +267,7 @@ def _run(
             as_given(result, options["given"], ("person", "garment"))
             for result in preview_dressing(dresser, jobs, options["overwrite"])
         )
-        report_dry_run(previews, report, "pair", "dress", _error_line)
+        report_dry_run(previews, report, "pair", "dress", error_line)
         return
     if not single:
         share = f" (shard {options['shard']})" if options["shard"] else ""
@@ -264,7 +277,7 @@ def _run(
             err=True,
         )
     progress = Progress(total, "pair", "tryon")
-    failed = _Failures()
+    failed = Failures()
 
     def on_result(result: DressResult) -> None:
         result = as_given(result, options["given"], ("person", "garment"))
@@ -292,79 +305,7 @@ def _run(
         stage_one.close()
         progress.close()
         report.close()
-    _summarise(summary, failed, single, Path("-") if options["to_stdout"] else output, report, total)
-
-
-def _error_line(result: Any) -> str:
-    """A failed pair and its reason, the pair named once (the reason may name one of them)."""
-    pair = f"{result.person} + {result.garment}" if result.garment else result.person
-    return f"{pair}: {renamed(result.error, {result.person: '', **({result.garment: ''} if result.garment else {})})}"
-
-
-class _Failures:
-    """The failed pairs a folder job's terminal shows, ``MAX_FAILURES_SHOWN`` lines at most (the
-    report lists them all): an input that failed several pairs (its result's ``error_of``: a
-    garment that dresses no one, for a folder of persons; an unreadable person, for a folder of
-    garments) once, with how many, where it would fill the screen with one reason a pair; the
-    other failures a line each."""
-
-    def __init__(self) -> None:
-        self.first: Any = None  # (one pair to one file: its error)
-        self.inputs: dict[str, list] = {}  # the input an error is about -> [its first result, how many pairs failed]
-        self.pairs: list[Any] = []
-        self.hidden = 0
-
-    def add(self, result: Any) -> None:
-        self.first = self.first or result
-        room = len(self.inputs) + len(self.pairs) < MAX_FAILURES_SHOWN
-        about = getattr(result, result.error_of) if result.error_of else None
-        if about is not None and (about in self.inputs or room):
-            self.inputs.setdefault(about, [result, 0])[1] += 1
-        elif room:
-            self.pairs.append(result)
-        else:
-            self.hidden += 1
-
-    def lines(self) -> list[str]:
-        inputs = [
-            f"{about} ({count} pairs not dressed): {renamed(result.error, {about: ''})}"
-            if count > 1
-            else _error_line(result)  # (an input of one pair: the pair, as any other failure)
-            for about, (result, count) in self.inputs.items()
-        ]
-        return inputs + [_error_line(result) for result in self.pairs]
-
-
-def _summarise(summary: Any, failed: _Failures, single: bool, output: Path, report: Any, total: int = 0) -> None:
-    if single:
-        if failed.first is not None:
-            raise InputError(_error_line(failed.first))
-        if str(output) != "-":
-            click.echo(f"{'skipped (already done)' if summary.skipped else 'wrote'} {output}", err=True)
-        return
-    for line in failed.lines():
-        click.echo(f"error: {line}", err=True)
-    if failed.hidden:
-        listed = f", all in {report.named}" if report.path and not report.failed else "; --report FILE lists them all"
-        click.echo(f"... and {failed.hidden} more errors{listed}", err=True)
-    rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
-    untried = total - summary.ok - summary.skipped - summary.failed if summary.stopped else 0
-    click.echo(
-        f"{'stopped after' if summary.stopped else 'done in'} {summary.seconds:.1f} s: {summary.ok} dressed "
-        f"({rate:.1f} pairs/s), {summary.skipped} skipped (already done), {summary.failed} failed"
-        + (f", {untried} not tried" if untried > 0 else ""),
-        err=True,
-    )
-    if summary.stopped:
-        click.echo(
-            f"error: the job stopped: {summary.stopped}. Free some space there and run the same command again: it "
-            "resumes, skipping the finished pairs (every file written is complete)",
-            err=True,
-        )
-    if report.failed:
-        click.echo(f"error: {report.failed}", err=True)
-    if summary.failed or report.failed or summary.stopped:
-        sys.exit(1)
+    summarise(summary, failed, single, Path("-") if options["to_stdout"] else output, report, total)
 
 
 class _StageOne:

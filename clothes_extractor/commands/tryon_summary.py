@@ -1,0 +1,85 @@
+"""What a ``tryon`` run tells its terminal: each failed pair (an input that failed many of them
+said once, with how many), and the job's summary line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import InputError, renamed
+from .common import MAX_FAILURES_SHOWN
+
+
+def error_line(result: Any) -> str:
+    """A failed pair and its reason, the pair named once (the reason may name one of them)."""
+    pair = f"{result.person} + {result.garment}" if result.garment else result.person
+    return f"{pair}: {renamed(result.error, {result.person: '', **({result.garment: ''} if result.garment else {})})}"
+
+
+class Failures:
+    """The failed pairs a folder job's terminal shows, ``MAX_FAILURES_SHOWN`` lines at most (the
+    report lists them all): an input that failed several pairs (its result's ``error_of``: a
+    garment that dresses no one, for a folder of persons; an unreadable person, for a folder of
+    garments) once, with how many, where it would fill the screen with one reason a pair; the
+    other failures a line each."""
+
+    def __init__(self) -> None:
+        self.first: Any = None  # (one pair to one file: its error)
+        self.inputs: dict[str, list] = {}  # the input an error is about -> [its first result, how many pairs failed]
+        self.pairs: list[Any] = []
+        self.hidden = 0
+
+    def add(self, result: Any) -> None:
+        self.first = self.first or result
+        room = len(self.inputs) + len(self.pairs) < MAX_FAILURES_SHOWN
+        about = getattr(result, result.error_of) if result.error_of else None
+        if about is not None and (about in self.inputs or room):
+            self.inputs.setdefault(about, [result, 0])[1] += 1
+        elif room:
+            self.pairs.append(result)
+        else:
+            self.hidden += 1
+
+    def lines(self) -> list[str]:
+        inputs = [
+            f"{about} ({count} pairs not dressed): {renamed(result.error, {about: ''})}"
+            if count > 1
+            else error_line(result)  # (an input of one pair: the pair, as any other failure)
+            for about, (result, count) in self.inputs.items()
+        ]
+        return inputs + [error_line(result) for result in self.pairs]
+
+
+def summarise(summary: Any, failed: Failures, single: bool, output: Path, report: Any, total: int = 0) -> None:
+    if single:
+        if failed.first is not None:
+            raise InputError(error_line(failed.first))
+        if str(output) != "-":
+            click.echo(f"{'skipped (already done)' if summary.skipped else 'wrote'} {output}", err=True)
+        return
+    for line in failed.lines():
+        click.echo(f"error: {line}", err=True)
+    if failed.hidden:
+        listed = f", all in {report.named}" if report.path and not report.failed else "; --report FILE lists them all"
+        click.echo(f"... and {failed.hidden} more errors{listed}", err=True)
+    rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
+    untried = total - summary.ok - summary.skipped - summary.failed if summary.stopped else 0
+    click.echo(
+        f"{'stopped after' if summary.stopped else 'done in'} {summary.seconds:.1f} s: {summary.ok} dressed "
+        f"({rate:.1f} pairs/s), {summary.skipped} skipped (already done), {summary.failed} failed"
+        + (f", {untried} not tried" if untried > 0 else ""),
+        err=True,
+    )
+    if summary.stopped:
+        click.echo(
+            f"error: the job stopped: {summary.stopped}. Free some space there and run the same command again: it "
+            "resumes, skipping the finished pairs (every file written is complete)",
+            err=True,
+        )
+    if report.failed:
+        click.echo(f"error: {report.failed}", err=True)
+    if summary.failed or report.failed or summary.stopped:
+        sys.exit(1)
