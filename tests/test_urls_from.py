@@ -406,6 +406,30 @@ def test_ctrl_c_while_a_fetch_hangs_stops_the_job_at_once_and_leaves_no_scratch(
     assert list(scratch.glob("clothes-extractor-*")) == []
 
 
+def test_a_feed_given_by_its_url_is_fetched_whole_first_or_refused_with_why(tiny_model_path, tmp_path, site):
+    """``--urls-from URL``: a shop's feed where it is published (as Merchant Center fetches it),
+    fetched whole before the job (a pipe from curl that breaks gives the job part of a list);
+    one that cannot be fetched, or is a web page, ends the command with why, before any work."""
+    folder, url, answers = site
+    cut_out(0).save(folder / "a.png")
+    cut_out(1).save(folder / "b.png")
+    (folder / "feed.tsv").write_text(f"id\timage_link\nSKU-A\t{url}/a.png\nSKU-B\t{url}/b.png\n")
+    (folder / "shop.html").write_text("<html>the shop</html>")
+    out, model = tmp_path / "out", ("--model", tiny_model_path, *MODEL)
+    done = run_cli("extract", "--urls-from", f"{url}/feed.tsv", "-o", out, *model)
+    assert done.returncode == 0 and "2 extracted" in done.stderr, done.stderr
+    assert sorted(path.name for path in out.iterdir()) == ["SKU-A.png", "SKU-B.png"]
+    assert answers[0] == ("/feed.tsv", 200)
+    for given, said in (
+        ("gone.tsv", f"Error: cannot fetch {url}/gone.tsv: File not found"),
+        ("shop.html", f"Error: cannot fetch {url}/shop.html: the server answers a web page (text/html), not a list; "
+                      "give the address of the list file itself (text, CSV or TSV)"),
+    ):  # fmt: skip
+        refused = run_cli("extract", "--urls-from", f"{url}/{given}", "-o", tmp_path / "never", *model)
+        assert refused.returncode == 1 and said in refused.stderr, refused.stderr
+        assert not (tmp_path / "never").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [

@@ -177,9 +177,10 @@ def _list_option(name: str, help_text: str) -> Callable[[Callable[..., Any]], Ca
 )
 @_list_option(
     "--urls-from",
-    "Extract the photos at the http(s) URLs LIST names, one a line (- for standard input), fetched a few at a "
-    "time as the job goes; a line URL<TAB>NAME writes NAME.png. A product table (CSV/TSV) is read by its header: "
-    "image_link (or image_url, image_src, url) and id (or sku, name, handle); a Shopify export's. No INPUTS then.",
+    "Extract the photos at the http(s) URLs LIST names, one a line (LIST a file, its URL, or - for standard "
+    "input), fetched a few at a time as the job goes; a line URL<TAB>NAME writes NAME.png. A product table "
+    "(CSV/TSV) is read by its header: image_link (or image_url, image_src, url) and id (or sku, name, handle); "
+    "a Shopify export's. No INPUTS then.",
 )
 @click.option(
     "--fetches",
@@ -371,15 +372,23 @@ def _listing(given: str | None, scratch: Callable[[], Path], name: str = "files-
 
 
 def _feed(options: dict[str, Any], scratch: Callable[[], Path]) -> Any:
-    """The ``--urls-from`` list as a ``Feed`` fetching into the job's ``scratch()`` folder, or None."""
+    """The ``--urls-from`` list as a ``Feed`` fetching into the job's ``scratch()`` folder, or None.
+    A list given by its http(s) URL (a shop's feed, as Google Merchant Center fetches it) is
+    fetched first, whole (``InputError`` where it cannot be)."""
     from .feed import Feed
+    from .given import LIST, fetch, shown
 
-    listing = _listing(options["urls_from"], scratch, "urls-from.txt")
+    given = options["urls_from"]
+    if is_url(given):
+        (scratch() / "listing").mkdir()
+        listing = fetch(given, scratch() / "listing", wanted=LIST)
+    else:
+        listing = _listing(given, scratch, "urls-from.txt")
     if listing is None:
         return None
     folder = scratch() / "feed"
     folder.mkdir()
-    shown_as = "standard input" if options["urls_from"] == "-" else options["urls_from"]
+    shown_as = "standard input" if given == "-" else shown(given)
     return Feed(listing, shown_as, folder, options["fetches"])
 
 

@@ -17,7 +17,9 @@ import click
 
 from ..errors import InputError, renamed
 
-MAX_DOWNLOAD_BYTES = 50 * 2**20
+MAX_DOWNLOAD_BYTES = 50 * 2**20  # a photo's
+MAX_LIST_BYTES = 4 * 2**30  # a list's (``extract --urls-from URL``: a shop's feed of millions of lines)
+CHUNK_BYTES = 2**20  # a download is written as it comes, this much at a time
 URL_FETCHES = 8  # downloads at once, unless ``extract --fetches N``
 MOST_FETCHES = 64  # --fetches' ceiling (a thread each; a server takes only so many connections from one client)
 MAX_NAME_BYTES = 200  # a download's file name (file systems take 255; its outputs add a suffix, or PERSON__)
@@ -48,35 +50,59 @@ class _Silent(InputError):
     """A fetch whose every try timed out: its server may be down (``Fetches`` counts them)."""
 
 
-def fetch(url: str, folder: Path, since: float | None = None) -> Path | None:
-    """An http(s) photo downloaded into ``folder`` (``_fetch_once``), or None where it has not
-    changed ``since`` (a time: the server answers 304 Not Modified); a failure that may pass (a
-    CDN's 429 or 503 to eight downloads at once, a cut download) is tried again after each of
-    ``RETRY_WAITS_S`` (longer where the answer's Retry-After asks, up to ``MAX_RETRY_AFTER_S``)."""
+@dataclasses.dataclass(frozen=True)
+class Wanted:
+    """What a fetch is for: ``what`` it must be (a web page is not), how to give it instead, its largest size."""
+
+    what: str
+    fix: str
+    limit: int
+
+
+PHOTO = Wanted("an image", "give the address of the image itself (a browser's Copy Image Address)", MAX_DOWNLOAD_BYTES)
+LIST = Wanted("a list", "give the address of the list file itself (text, CSV or TSV)", MAX_LIST_BYTES)
+
+
+def fetch(url: str, folder: Path, since: float | None = None, wanted: Wanted = PHOTO) -> Path | None:
+    """An http(s) photo (or what else is ``wanted``: a ``LIST``) downloaded into ``folder``
+    (``_fetch_once``), or None where it has not changed ``since`` (a time: the server answers 304
+    Not Modified); a failure that may pass (a CDN's 429 or 503 to eight downloads at once, a cut
+    download) is tried again after each of ``RETRY_WAITS_S`` (longer where the answer's
+    Retry-After asks, up to ``MAX_RETRY_AFTER_S``)."""
     for wait_s in RETRY_WAITS_S:
         try:
-            return _fetch_once(url, folder, since)
+            return _fetch_once(url, folder, since, wanted)
         except _NotNow as exc:
             time.sleep(max(wait_s, min(exc.wait_s, MAX_RETRY_AFTER_S)))
     try:
-        return _fetch_once(url, folder, since)
+        return _fetch_once(url, folder, since, wanted)
     except _NotNow as exc:
         failed = _Silent if exc.timed_out else InputError
         raise failed(f"{exc}; tried {len(RETRY_WAITS_S) + 1} times: try again later") from None
 
 
-def _fetch_once(url: str, folder: Path, since: float | None = None) -> Path | None:
-    """An http(s) photo downloaded into ``folder`` (50 MB at most, ``TIMEOUT_S``), whole or not at
-    all, its file's time the answer's Last-Modified (the time a rerun asks about: ``since``);
-    None where the server says it has not changed ``since``; ``_NotNow`` for a failure that may
-    pass, ``InputError`` for one that will not."""
+def _fetch_once(url: str, folder: Path, since: float | None = None, wanted: Wanted = PHOTO) -> Path | None:
+    """An http(s) photo (what is ``wanted``) downloaded into ``folder`` (``wanted.limit`` at most,
+    ``TIMEOUT_S``), whole or not at all, its file's time the answer's Last-Modified (the time a
+    rerun asks about: ``since``); None where the server says it has not changed ``since``;
+    ``_NotNow`` for a failure that may pass, ``InputError`` for one that will not."""
+    target = folder / file_name(url)
+    try:
+        return _download(url, target, since, wanted)
+    except BaseException:
+        target.unlink(missing_ok=True)  # (written as it came: a part of it)
+        raise
+
+
+def _download(url: str, target: Path, since: float | None, wanted: Wanted) -> Path | None:
+    """``_fetch_once``'s download into ``target``, written as it comes (what failed: a part of it)."""
     import email.utils
     import http.client
     import ssl
     import urllib.error
     import urllib.request
 
-    target, named = folder / file_name(url), shown(url)  # (messages name it without its password)
+    named, got = shown(url), 0  # (messages name it without its password; the bytes written so far)
     try:
         request = _request(url)
         if since is not None:
@@ -85,18 +111,19 @@ def _fetch_once(url: str, folder: Path, since: float | None = None) -> Path | No
             if response.headers.get_content_type() in WEB_PAGES:  # (a shop's product page for its photo)
                 raise InputError(
                     f"cannot fetch {named}: the server answers a web page ({response.headers.get_content_type()}), "
-                    "not an image; give the address of the image itself (a browser's Copy Image Address)"
+                    f"not {wanted.what}; {wanted.fix}"
                 )
-            too_large = (response.length or 0) > MAX_DOWNLOAD_BYTES  # (said by its length: not downloaded first)
-            data = b"" if too_large else response.read(MAX_DOWNLOAD_BYTES + 1)
-            if too_large or len(data) > MAX_DOWNLOAD_BYTES:
-                raise InputError(
-                    f"cannot fetch {named}: it is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB; download it yourself"
-                )
+            too_large = f"cannot fetch {named}: it is larger than {wanted.limit // 2**20} MB; download it yourself"
+            if (response.length or 0) > wanted.limit:  # (said by its length: not downloaded first)
+                raise InputError(too_large)
+            while chunk := response.read(CHUNK_BYTES):
+                got += len(chunk)
+                if got > wanted.limit:
+                    raise InputError(too_large)
+                handle.write(chunk)
             if response.length:  # (what its Content-Length promised and did not come: read gives what came)
-                stopped = f"the download stopped after {len(data)} of {len(data) + response.length} bytes"
+                stopped = f"the download stopped after {got} of {got + response.length} bytes"
                 raise _NotNow(f"cannot fetch {named}: {stopped}")
-            handle.write(data)
             modified = _http_time(response.headers.get("Last-Modified"))
         if modified is not None:
             os.utime(target, (modified, modified))
@@ -107,7 +134,7 @@ def _fetch_once(url: str, folder: Path, since: float | None = None) -> Path | No
             raise _NotNow(f"cannot fetch {named}: {exc.reason} (HTTP {exc.code})", _retry_after(exc.headers)) from None
         raise InputError(f"cannot fetch {named}: {exc.reason}") from None
     except http.client.IncompleteRead as exc:  # (a chunked answer cut short: no length to hold it to)
-        raise _NotNow(f"cannot fetch {named}: the download stopped after {len(exc.partial)} bytes") from None
+        raise _NotNow(f"cannot fetch {named}: the download stopped after {got + len(exc.partial)} bytes") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, (TimeoutError, ConnectionResetError, http.client.RemoteDisconnected)):
