@@ -93,6 +93,9 @@ def test_settings_that_cannot_work_are_refused_before_any_photo(tiny_model_path,
             (dict(shard="3/2"), ValueError, "shard takes K/N"),
             (dict(inputs=[photos, photos / "s0"], files_from=tmp_path / "l.txt"), InputError, "only input"),
             (dict(files_from=tmp_path / "l.txt"), InputError, "cannot read the list files_from="),
+            # (the command line's ceiling: a batch of 100000 had the system kill the process without a word)
+            (dict(batch_size=100_000), ValueError, r"batch size must be a whole number from 1 to 1024 .*got 100000"),
+            (dict(batch_size=2.5), ValueError, "batch size must be a whole number"),
         ]
         for given, error, says in cases:
             arguments = {"inputs": photos, "output": tmp_path / "out", **given}

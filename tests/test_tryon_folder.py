@@ -97,6 +97,8 @@ def test_settings_that_cannot_work_are_refused_before_any_pair(models, tryon_fol
         dress_folder(persons, garments / "g0.png", out, output_format="gif", **models)
     with pytest.raises(ValueError, match="workers must be >= 1"):
         dress_folder(persons, garments / "g0.png", out, workers=0, **models)
+    with pytest.raises(ValueError, match="batch size must be a whole number from 1 to 1024"):
+        dress_folder(persons, garments / "g0.png", out, batch_size=5000, **models)
     with pytest.raises(OutputError, match="is the person folder"):
         dress_folder(persons, garments / "g0.png", persons, **models)
     assert not out.exists() and files(persons) == sorted(TRYON_PERSONS)

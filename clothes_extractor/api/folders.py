@@ -182,6 +182,7 @@ def dress_folder(
     from ..runtime.dressing import Dresser
     from ..runtime.files import check_local, check_output_dir, from_file_uri, remove_stale_partials
     from ..runtime.images import OUTPUT_FORMATS
+    from ..runtime.limits import check_batch_size
     from ..runtime.pairs import check_output_folder, dress_from_photos, dress_jobs, extract_garments
 
     started = time.perf_counter()
@@ -191,8 +192,9 @@ def dress_folder(
     persons, garments, out_dir = Path(person), Path(garment), Path(output)
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"output_format is one of {', '.join(OUTPUT_FORMATS)}, not {output_format!r}")
-    if batch_size < 1 or (workers is not None and workers < 1):
-        raise ValueError(f"batch_size and workers must be >= 1, got {batch_size} and {workers}")
+    check_batch_size(batch_size)  # (extract_folder's is ExtractOptions')
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     if recursive and pairs is not None:
         raise ValueError("recursive walks a folder, pairs= names the files in it: give one of them")
     found = _find_pairs(persons, garments, pairs, recursive, shard, out_dir)

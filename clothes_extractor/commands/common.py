@@ -16,6 +16,7 @@ import click
 
 from ..errors import ClothesExtractorError, lookup_error, path_error
 from ..interrupts import Terminated
+from ..runtime.limits import LARGEST_BATCH
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -236,14 +237,9 @@ def note_unsearched(subfolders: list[Path]) -> None:
         click.echo(f"note: photos in subfolders are not taken without --recursive: {subfolders[0]}{more}", err=True)
 
 
-# The largest --batch-size of a photo job: a batch's photos are held in memory together (504 VITON
-# photos in one batch: 1.3 GB; a 1024x768 photo takes several MB), and a batch of 100000 over a large
-# folder had the system kill the process without a word. A GPU's throughput levels off by 128-256.
-LARGEST_BATCH = 1024
-
-
 def batch_size_option(unit: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``--batch-size``: ``unit``s run through the models together, 8 by default, at most ``LARGEST_BATCH``."""
+    """``--batch-size``: ``unit``s run through the models together, 8 by default, at most ``LARGEST_BATCH``
+    (``runtime.limits``)."""
     return click.option(
         "--batch-size",
         type=click.IntRange(1, LARGEST_BATCH),

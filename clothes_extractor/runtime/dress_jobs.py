@@ -36,6 +36,7 @@ from .dressing import Dresser, Fitted, Garment, Person, paste
 from .files import write_atomic
 from .images import encode_image
 from .jobs import with_digest
+from .limits import check_batch_size
 from .options import default_workers
 from .pipeline import CANCELLED
 from .session import trim_memory
@@ -158,6 +159,7 @@ def run_dressing(
     batch being read is not dressed) and ``summary.stopped`` is ``CANCELLED``. A run that
     ends gives back the CPU memory the two models' arenas and the C heap hold (``trim_memory``).
     """
+    check_batch_size(batch_size)
     summary = DressingSummary()
     started = time.perf_counter()
 

@@ -12,6 +12,7 @@ from PIL import ImageColor
 
 from ..errors import ClothesExtractorError
 from .hardware import physical_cores
+from .limits import check_batch_size
 from .session import ModelSession
 from .stages import Plan
 
@@ -67,8 +68,7 @@ class ExtractOptions:
     processes: bool | None = None  # worker processes instead of threads (None: on 4+ cores)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        check_batch_size(self.batch_size)
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if not 1 <= self.quality <= 100:
