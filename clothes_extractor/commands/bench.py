@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..runtime.limits import LARGEST_BATCH
 from .common import CheckpointPath, LocalPath, parse_size, reports_errors, require_torch, verbose_option
 
 
@@ -117,7 +118,7 @@ def _io_modes(_ctx, _param, value: str) -> tuple[str, ...]:
     type=LocalPath(path_type=Path, exists=True, file_okay=False),
     help="Also time `extract` end to end on this folder of photos, and the host's ceiling in the same run.",
 )
-@click.option("--e2e-batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--e2e-batch-size", type=click.IntRange(1, LARGEST_BATCH), default=8, show_default=True)
 @click.option(
     "--decode",
     type=click.Choice(("auto", "host", "gpu")),
