@@ -150,6 +150,10 @@ def test_a_shops_product_table_is_read_by_its_header_and_names_each_garment_by_i
     google = f"id\ttitle\tlink\timage_link\nG-7\tShirt\t{url}/shirt.html\t{url}/b.png\n"  # Merchant Center's TSV
     done = run_cli("extract", "--urls-from", "-", "-o", tmp_path / "tsv", *model, stdin=google.encode())
     assert done.returncode == 0 and [path.name for path in (tmp_path / "tsv").iterdir()] == ["G-7.png"], done.stderr
+    excel = tmp_path / "unicode.txt"  # Excel's "Unicode Text": a TSV in UTF-16, byte-order mark first
+    excel.write_text(f"SKU\tName\tImage URL\r\nU-1\tJäcke\t{url}/a.png\r\n", encoding="utf-16")
+    done = run_cli("extract", "--urls-from", excel, "-o", tmp_path / "utf16", *model)
+    assert done.returncode == 0 and [path.name for path in (tmp_path / "utf16").iterdir()] == ["U-1.png"], done.stderr
     europe = f"sku;name;price;url\nE-1;Hemd;9,90;{url}/a.png\n"  # (a spreadsheet's CSV where , is the decimal point)
     done = run_cli("extract", "--urls-from", "-", "-o", tmp_path / "semi", *model, stdin=europe.encode())
     assert done.returncode == 0 and [path.name for path in (tmp_path / "semi").iterdir()] == ["E-1.png"], done.stderr

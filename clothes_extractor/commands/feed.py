@@ -20,6 +20,7 @@ not downloaded again.
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import posixpath
 import shutil
@@ -50,7 +51,8 @@ class FeedLine:
 
 class Feed:
     """The URLs of ``listing`` (a file; standard input is saved to one first: it is read twice,
-    to count and to fetch) as the photos of a folder job, fetched into ``folder``."""
+    to count and to fetch; UTF-8, or UTF-16 with its byte-order mark, copied into ``folder`` as
+    UTF-8) as the photos of a folder job, fetched into ``folder``."""
 
     def __init__(self, listing: Path, shown_as: str, folder: Path, fetches: int = URL_FETCHES):
         """``InputError`` where ``listing`` cannot be read, or is no text (an image given for the list)."""
@@ -60,7 +62,9 @@ class Feed:
                 start = text.read(8192)
         except OSError as exc:
             raise InputError(f"cannot read --urls-from {shown_as}: {exc.strerror or exc}") from None
-        if b"\0" in start:
+        if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # (Excel's "Unicode Text", a TSV)
+            self.listing = _in_utf8(listing, folder / "listing.txt")
+        elif b"\0" in start:
             raise InputError(
                 f"--urls-from {shown_as} is no list of URLs: it holds binary data (an image?); give a text file, "
                 "a URL a line, or a product table (CSV, TSV)"
@@ -171,6 +175,15 @@ class Feed:
         path = Path(photo)
         if self.given.pop(path, None) is not None and path.parent.parent == self.folder:
             shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def _in_utf8(listing: Path, copy: Path) -> Path:
+    """A UTF-16 list (with its byte-order mark: what Excel saves as Unicode Text) copied as UTF-8,
+    a piece at a time (a feed of millions of lines is not held)."""
+    with open(listing, encoding="utf-16", errors="replace", newline="") as text:
+        with open(copy, "w", encoding="utf-8", newline="") as out:
+            shutil.copyfileobj(text, out)
+    return copy
 
 
 def _delimiter(header: str) -> str:
