@@ -171,7 +171,7 @@ def test_a_shopify_export_names_a_products_images_by_its_handle_and_leaves_out_i
     """Shopify's product export: a row for each variant and each image of a product, all under
     its Handle; the image of the first row is the product's main one (Image Position 1)."""
     folder, url, answers = site
-    for index, name in enumerate(("tee-front", "tee-back", "dress", "tee-1")):
+    for index, name in enumerate(("tee-front", "tee-back", "dress", "tee-1", "coat")):
         cut_out(index).save(folder / f"{name}.png")
     table = tmp_path / "products_export_1.csv"
     header = "Handle,Title,Body (HTML),Option1 Name,Option1 Value,Variant SKU,Image Src,Image Position,Variant Image"
@@ -183,15 +183,18 @@ def test_a_shopify_export_names_a_products_images_by_its_handle_and_leaves_out_i
         f"dress,Dress,,Title,Default Title,DR-1,{url}/dress.png,1,\n"
         "gift-card,Gift card,,Title,Default Title,GC,,,\n"  # no image at all: reported, as a row with no URL is
         f"tee-1,Another tee,,Title,Default Title,T1,{url}/tee-1.png,,\n"  # (Shopify names a second Tee tee-1)
+        "coat,Coat,,Size,S,C-S,,,\n"  # (its image on its second row: the first is not reported)
+        f"coat,,,,M,C-M,{url}/coat.png,,\n"
     )
     out = tmp_path / "out"
     done = run_cli("extract", "--urls-from", table, "-o", out, "--model", tiny_model_path, *MODEL)
     assert done.returncode == 1, done.stderr
-    assert sorted(path.name for path in out.iterdir()) == ["dress.png", "tee-1.png", "tee.png", "tee_2.png"]
+    assert sorted(path.name for path in out.iterdir()) == ["coat.png", "dress.png", "tee-1.png", "tee.png", "tee_2.png"]
     assert _pixels(out / "tee.png").tobytes() != _pixels(out / "tee_2.png").tobytes()  # front and back, not one twice
     assert f"error: gift-card: line 6 of {table} has no http(s) URL in its Image Src column" in done.stderr
-    assert "4 extracted" in done.stderr and "1 failed" in done.stderr and "TEE-L" not in done.stderr, done.stderr
-    assert sorted(path for path, _ in answers) == ["/dress.png", "/tee-1.png", "/tee-back.png", "/tee-front.png"]
+    assert "5 extracted" in done.stderr and "1 failed" in done.stderr and "TEE-L" not in done.stderr, done.stderr
+    assert sorted(path for path, _ in answers) == ["/coat.png", "/dress.png", "/tee-1.png", "/tee-back.png",
+                                                   "/tee-front.png"]  # fmt: skip
 
 
 def test_a_feed_is_fetched_as_the_job_goes_never_all_first(tiny_model_path, tmp_path, monkeypatch):

@@ -124,9 +124,10 @@ class Feed:
 
     def photos(self, out_dir: Path, fmt: str, shard=None) -> Iterator:
         """Each line of ``shard``'s share as a ``walk.Found``: its photo fetched, or the line's error
-        (two lines for one output: the second's). Up to ``AHEAD_PER_FETCH * fetches`` are fetched ahead, and each
-        is given once it is fetched: a slow server holds up its own photos, not the feed's; while
-        none is, None every ``WAITING_S`` (the job writes the photos it has, and hears Ctrl-C)."""
+        (two lines for one output: the second's). Up to ``AHEAD_PER_FETCH * fetches`` are fetched
+        ahead, and each is given once it is fetched: a slow server holds up its own photos, not
+        the feed's; while none is, None every ``WAITING_S`` (the job writes the photos it has,
+        and hears Ctrl-C)."""
         fetches, fetching, ahead = Fetches(self.fetches), {}, AHEAD_PER_FETCH * self.fetches
         claimed: dict[str, int] = {}  # output -> its line (numbers, not URLs: a feed's million are held)
         for line in self.lines(shard):
@@ -198,20 +199,27 @@ def _cell(row: list[str], at: int | None) -> str:
 
 def _products(rows: Iterator[tuple[int, str, str, str]]) -> Iterator[tuple[int, str, str]]:
     """The entries of a table that lists a product's images a row each, by ``POSITION_COLUMN``
-    (Shopify's export): a product's first image is named by the product (``shirt``), its others
-    by the product and their position (``shirt_2``: a Shopify handle holds no ``_``); a row of
-    a product with no image (another variant of it) is left out, but for its first."""
+    (Shopify's export: a product's rows one after the other): a product's first image is named
+    by the product (``shirt``), its others by the product and their position (``shirt_2``: a
+    Shopify handle holds no ``_``); a row of a product without an image (a variant's) is left
+    out, and a product none of whose rows has one is its first row, which says so."""
     images: dict[str, int] = {}  # a product's name -> its images so far
+    bare = None  # the first row of the product of the rows before, while none of them has an image
     for number, url, name, position in rows:
-        if name and not url and name in images:
-            continue
+        if bare is not None and name != bare[2]:
+            if not images[bare[2]]:
+                yield bare
+            bare = None
         if name and url:
             images[name] = images.get(name, 0) + 1
             at = int(position) if position.isdigit() and int(position) > 0 else images[name]
-            name = name if at == 1 else f"{name}_{at}"
-        elif name:
-            images[name] = 0
-        yield number, url, name
+            yield number, url, name if at == 1 else f"{name}_{at}"
+        elif not name:
+            yield number, url, name
+        elif name not in images:
+            images[name], bare = 0, (number, url, name)
+    if bare is not None and not images[bare[2]]:
+        yield bare
 
 
 def _columns(header: str, number: int, shown_as: str) -> tuple[tuple[int, int | None], str, int | None]:
