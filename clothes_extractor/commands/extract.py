@@ -30,7 +30,7 @@ from .common import (
     shard_option,
     verbose_option,
 )
-from .given import MOST_FETCHES, URL_FETCHES, as_given, in_messages, in_words, is_url, resolve_inputs
+from .given import MOST_FETCHES, URL_FETCHES, as_given, in_messages, in_words, is_url, resolve_inputs, shown
 from .one_output import (
     check_stdout_takes_an_image,
     format_option,
@@ -376,7 +376,7 @@ def _feed(options: dict[str, Any], scratch: Callable[[], Path]) -> Any:
     A list given by its http(s) URL (a shop's feed, as Google Merchant Center fetches it) is
     fetched first, whole (``InputError`` where it cannot be)."""
     from .feed import Feed
-    from .given import LIST, fetch, shown
+    from .given import LIST, fetch
 
     given = options["urls_from"]
     if is_url(given):
@@ -594,7 +594,7 @@ def _jobs(inputs: list[Path], out_dir: Path, fmt: str, mask_index: Any, options:
         total, where = feed.count(shard), f"the URLs of {feed.shown_as}"
         if not total and (shard is None or not feed.count()):
             raise click.ClickException(
-                f"--urls-from {options['urls_from']} names no URL (blank and # lines are left out)"
+                f"--urls-from {shown(options['urls_from'])} names no URL (blank and # lines are left out)"
             )
         jobs = (  # (None: no photo fetched yet; the job goes on with what it has: ``run_extraction``)
             None if photo is None else job_of(photo, out_dir, fmt, mask_index, save_masks)
