@@ -304,7 +304,7 @@ def test_a_server_that_does_not_answer_costs_a_few_timeouts_not_three_for_each_o
     server's are fetched. (Each URL was tried three times: 3 x 30 s each, hours for a feed.)"""
     from clothes_extractor.commands import given
 
-    monkeypatch.setattr(given, "TIMEOUT_S", 0.3)
+    monkeypatch.setattr(given, "TIMEOUT_S", 0.5)
     monkeypatch.setattr(given, "RETRY_WAITS_S", (0.01, 0.01))
     body, asked = io.BytesIO(), []
     cut_out(0).save(body, "PNG")
@@ -312,7 +312,7 @@ def test_a_server_that_does_not_answer_costs_a_few_timeouts_not_three_for_each_o
     class Silent(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's name
             asked.append(self.path)
-            time.sleep(1.2)
+            time.sleep(2)
             try:
                 answer(self, 200, body.getvalue(), Content_Type="image/png")
             except OSError:  # (the client gave up)
