@@ -914,7 +914,7 @@ def test_a_urls_user_and_password_are_sent_as_basic_authentication_and_never_sho
     found = read_report(report)
     assert found["p.png"]["input"] == f"http://shop:***@{host}/p.png" and found["p.png"]["status"] == "ok"
     assert "s3cret" not in done.stderr + report.read_text() and "wrong" not in done.stderr + report.read_text()
-    from clothes_extractor.commands.given import shown
+    from clothes_extractor.api.web import shown
 
     assert shown("https://TOKEN@store.example/a.jpg") == "https://***@store.example/a.jpg"  # (a token as the user)
     assert shown("https://u:p@ss@store.example/a.jpg") == "https://u:***@store.example/a.jpg"
@@ -927,7 +927,7 @@ def test_a_url_is_fetched_or_refused_clearly_never_mangled(tiny_model_path, tmp_
 
 
 def test_a_urls_image_is_saved_under_its_decoded_name_never_outside_its_folder():
-    from clothes_extractor.commands.given import MAX_NAME_BYTES, file_name
+    from clothes_extractor.api.web import MAX_NAME_BYTES, file_name
 
     assert file_name("https://shop.example/img/Blue%20Shirt.jpg?w=800#top") == "Blue Shirt.jpg"  # (its output's stem)
     assert file_name("https://shop.example/%E5%A4%96%E5%A5%97.jpg") == "外套.jpg"
@@ -946,7 +946,7 @@ def test_a_url_is_sent_as_a_browser_sends_it_spaces_and_all(tiny_model_path, tmp
     import http.server
     import threading
 
-    from clothes_extractor.commands.given import _request
+    from clothes_extractor.api.web import _request
 
     site = tmp_path / "site"
     (site / "new in").mkdir(parents=True)

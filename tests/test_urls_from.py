@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clothes_extractor.commands.feed import AHEAD_PER_FETCH
-from clothes_extractor.commands.given import URL_FETCHES
+from clothes_extractor.api.feed import AHEAD_PER_FETCH
+from clothes_extractor.api.web import URL_FETCHES
 from conftest import answer, cli_env, cut_out, person_photo, run_cli, serving
 
 MODEL = ("--alpha-mask", "--no-segmenter")
@@ -302,10 +302,10 @@ def test_a_server_that_does_not_answer_costs_a_few_timeouts_not_three_for_each_o
     that answers, two downloads at once: once ``SILENT_AFTER`` fetches in a row from the first
     have timed out (three tries each), its other URLs are not tried, each said so; the other
     server's are fetched. (Each URL was tried three times: 3 x 30 s each, hours for a feed.)"""
-    from clothes_extractor.commands import given
+    from clothes_extractor.api import web
 
-    monkeypatch.setattr(given, "TIMEOUT_S", 0.5)
-    monkeypatch.setattr(given, "RETRY_WAITS_S", (0.01, 0.01))
+    monkeypatch.setattr(web, "TIMEOUT_S", 0.5)
+    monkeypatch.setattr(web, "RETRY_WAITS_S", (0.01, 0.01))
     body, asked = io.BytesIO(), []
     cut_out(0).save(body, "PNG")
 
@@ -327,14 +327,14 @@ def test_a_server_that_does_not_answer_costs_a_few_timeouts_not_three_for_each_o
 
     with serving(Silent) as down, serving(Answers) as up:
         urls = [f"{down}/d{i}.png" for i in range(12)] + [f"{up}/u{i}.png" for i in range(3)]
-        fetches, futures = given.Fetches(2), []
+        fetches, futures = web.Fetches(2), []
         for index, url in enumerate(urls):
             (tmp_path / str(index)).mkdir()
             futures.append(fetches.submit(url, tmp_path / str(index)))
         outcomes = [future.exception(timeout=60) or future.result() for future in futures]
     timed_out = [str(o) for o in outcomes[:12] if "timed out; tried 3 times: try again later" in str(o)]
     not_tried = [str(o) for o in outcomes[:12] if ": not tried: 127.0.0.1:" in str(o)]
-    assert given.SILENT_AFTER <= len(timed_out) <= given.SILENT_AFTER + 1 and len(timed_out) + len(not_tried) == 12
+    assert web.SILENT_AFTER <= len(timed_out) <= web.SILENT_AFTER + 1 and len(timed_out) + len(not_tried) == 12
     said = r"not tried: 127\.0\.0\.1:\d+ did not answer [34] fetches in a row \(each timed out 3 times\); run the same "
     assert all(re.search(said + "command again once it answers", line) for line in not_tried), not_tried
     assert len(asked) <= 3 * len(timed_out), asked  # (no request for a URL not tried)

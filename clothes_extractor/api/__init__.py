@@ -12,10 +12,22 @@ person in a garment; and the folder jobs of ``extract`` and ``tryon``.
 
 A photo or mask is a path, bytes (an encoded image) or a PIL image. The fitting, the mask
 rules and the models are those of ``extract``: the same photo gives the same pixels.
-``photos``: one photo (or a list) at a time; ``folders``: the folder jobs.
+``photos``: one photo (or a list) at a time; ``folders``: the folder jobs; ``web`` and
+``feed``: photos at http(s) addresses, and a shop's list of them.
 """
 
-from .folders import dress_folder, extract_folder
-from .photos import PhotoLike, dress, extract_garment, new_session
-
 __all__ = ["PhotoLike", "dress", "dress_folder", "extract_folder", "extract_garment", "new_session"]
+
+
+def __getattr__(name: str):
+    """The API's functions, imported on first use: the command line imports ``api.web`` and
+    ``api.feed`` (a feed's fetches) without the models' modules."""
+    if name in ("dress_folder", "extract_folder"):
+        from . import folders
+
+        return getattr(folders, name)
+    if name in __all__:
+        from . import photos
+
+        return getattr(photos, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

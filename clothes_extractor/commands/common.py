@@ -79,8 +79,8 @@ class LocalPath(click.Path):
         self.urls = urls
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ..api.web import is_url
         from ..runtime.files import from_file_uri, not_local
-        from .given import is_url
 
         if self.urls and (is_url(value) or (self.allow_dash and value == "-")):
             return value  # (standard input: read into a file like a URL's, ``given.resolve_inputs``)

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import click
 
+from ..api.web import MOST_FETCHES, URL_FETCHES, is_url, shown
 from ..errors import InputError, NoGarmentError, WorkersKeepDying, files_named
 from ..runtime.providers import PROVIDER_CHOICES
 from .common import (
@@ -30,7 +31,7 @@ from .common import (
     shard_option,
     verbose_option,
 )
-from .given import MOST_FETCHES, URL_FETCHES, as_given, in_messages, in_words, is_url, resolve_inputs, shown
+from .given import as_given, in_messages, in_words, resolve_inputs
 from .one_output import (
     check_stdout_takes_an_image,
     format_option,
@@ -375,8 +376,8 @@ def _feed(options: dict[str, Any], scratch: Callable[[], Path]) -> Any:
     """The ``--urls-from`` list as a ``Feed`` fetching into the job's ``scratch()`` folder, or None.
     A list given by its http(s) URL (a shop's feed, as Google Merchant Center fetches it) is
     fetched first, whole (``InputError`` where it cannot be)."""
-    from .feed import Feed
-    from .given import LIST, fetch
+    from ..api.feed import Feed
+    from ..api.web import LIST, fetch
 
     given = options["urls_from"]
     if is_url(given):

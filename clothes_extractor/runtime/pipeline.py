@@ -17,7 +17,7 @@ are tried again, each alone (``retry_alone``; one it wrote before is written:
 ``resume.written_anyway``); an output with this run's signature is ``skipped`` (resume). A
 full disk stops the job (``ExtractionSummary.stopped``), as does the caller's ``cancel``
 event (``extract_folder``'s cancel button). A job source that waits for its photos (a feed
-fetching them: ``commands.feed``) gives None while it has none ready: the work in flight moves
+fetching them: ``api.feed``) gives None while it has none ready: the work in flight moves
 on meanwhile, Ctrl-C and a cancel are heard, and after ``IDLE_S`` its partial batches run, so
 the photos it has are written while a slow server holds up the next.
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import InputError
-from .given import URL_FETCHES, Fetches, file_name, is_url, shown
+from .web import URL_FETCHES, Fetches, file_name, is_url, shown
 
 AHEAD_PER_FETCH = 4  # photos fetched, or being fetched, ahead of the job: for each download at once
 WAITING_S = 0.1  # while no fetch ends, the job hears this often that none is ready (None)
