@@ -7,7 +7,7 @@ The API is imported on first use, so ``import clothes_extractor`` (and the CLI) 
 """
 
 __version__ = "0.2.0"
-__all__ = ["dress", "dress_folder", "extract_folder", "extract_garment", "new_session"]
+__all__ = ["dress", "dress_folder", "extract_folder", "extract_garment", "extract_urls", "new_session"]
 
 
 def __getattr__(name: str):

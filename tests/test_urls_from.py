@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -23,8 +24,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clothes_extractor import extract_urls
 from clothes_extractor.api.feed import AHEAD_PER_FETCH
 from clothes_extractor.api.web import URL_FETCHES
+from clothes_extractor.errors import InputError
+from clothes_extractor.runtime.session import ModelSession
 from conftest import answer, cli_env, cut_out, person_photo, run_cli, serving
 
 MODEL = ("--alpha-mask", "--no-segmenter")
@@ -435,6 +439,47 @@ def test_a_feed_given_by_its_url_is_fetched_whole_first_or_refused_with_why(tiny
         refused = run_cli("extract", "--urls-from", f"{url}/{given}", "-o", tmp_path / "never", *model)
         assert refused.returncode == 1 and said in refused.stderr, refused.stderr
         assert not (tmp_path / "never").exists()
+
+
+def test_extract_urls_from_python_names_each_result_by_its_url_and_a_rerun_asks_if_each_changed(
+    tiny_model_path, segmenter_path, tmp_path, site, monkeypatch
+):
+    """``extract_urls``: the feed from Python, its URLs in hand (a URL, or a URL and its output's
+    name) or a list's file: each result's input is its URL (a line that is none: the line), no
+    download is left, a rerun asks whether each image changed (304: skipped), and settings or
+    URLs that cannot work are refused before any fetch."""
+    folder, url, answers = site
+    cut_out(0).save(folder / "a.png")
+    cut_out(1).save(folder / "b.png")
+    scratch, out, started, seen = tmp_path / "tmp", tmp_path / "out", [], []
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # (TMPDIR read again)
+    urls = [f"{url}/a.png", (f"{url}/b.png", "tops/SKU-B"), "not a url", f"{url}/gone.png"]
+    models = {"generator": ModelSession(tiny_model_path, "cpu"), "segmenter": ModelSession(segmenter_path, "cpu")}
+    summary = extract_urls(urls, out, **models, alpha_mask=True, on_start=started.append, on_result=seen.append)
+    assert (summary.ok, summary.failed, started) == (2, 2, [4])
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["a.png", "tops/SKU-B.png"]
+    results = {result.input: result for result in seen}
+    assert results[f"{url}/a.png"].status == "ok" and results[f"{url}/b.png"].output == str(out / "tops/SKU-B.png")
+    assert "line 3 of urls is not an http(s) URL: 'not a url'" in results["line 3 of urls"].error
+    assert results[f"{url}/gone.png"].error.startswith(f"cannot fetch {url}/gone.png: File not found")
+    assert list(scratch.glob("clothes-extractor-*")) == []
+    (tmp_path / "feed.txt").write_text(f"{url}/a.png\n{url}/b.png\ttops/SKU-B\n")
+    answers.clear()
+    again = extract_urls(tmp_path / "feed.txt", out, **models, alpha_mask=True)
+    assert (again.ok, again.skipped, again.failed) == (0, 2, 0)
+    assert sorted(answers) == [("/a.png", 304), ("/b.png", 304)]  # (asked whether each changed: not fetched)
+    for given, error, said in (
+        ([(f"{url}/a.png", "a\tb")], ValueError, r"urls\[0\]: a URL or name holds a tab or a line break"),
+        ([(f"{url}/a.png",)], ValueError, r"urls\[0\]: a URL or a \(url, name\) pair"),
+        (f"{url}/gone.tsv", InputError, "cannot fetch .*/gone.tsv: File not found"),
+    ):
+        with pytest.raises(error, match=said):
+            extract_urls(given, tmp_path / "never", **models, alpha_mask=True)
+    with pytest.raises(ValueError, match="fetches is from 1 to 256"):
+        extract_urls(urls, tmp_path / "never", **models, fetches=0)
+    assert not (tmp_path / "never").exists()
 
 
 @pytest.mark.parametrize(

@@ -71,14 +71,8 @@ def extract_folder(
     ``OutputError`` / ``InputError`` / ``ValueError`` for settings that cannot work, before
     any photo is read.
     """
-    from ..runtime.files import check_local, check_output_dir, from_file_uri
-    from ..runtime.gpudecode import open_decoder
-    from ..runtime.images import OUTPUT_FORMATS
-    from ..runtime.jobs import MaskIndex, check_output_folders, count_jobs, iter_jobs, removing_stale_partials
-    from ..runtime.options import ExtractOptions, default_workers
-    from ..runtime.pipeline import run_extraction
-    from ..runtime.session import trim_memory
-    from ..runtime.shards import Shard
+    from ..runtime.files import check_local, from_file_uri
+    from ..runtime.jobs import count_jobs, iter_jobs
 
     named = [from_file_uri(item) for item in ([inputs] if isinstance(inputs, (str, Path)) else inputs)]
     output = from_file_uri(output)
@@ -86,52 +80,84 @@ def extract_folder(
         check_local(item, what)
     paths = [Path(item) for item in named]
     out_dir, listing = Path(output), Path(files_from) if files_from is not None else None
-    if output_format not in OUTPUT_FORMATS:
-        raise ValueError(f"output_format is one of {', '.join(OUTPUT_FORMATS)}, not {output_format!r}")
-    if background == "transparent" and output_format == "jpg":
-        raise ValueError("JPEG has no transparency: output_format='png' or 'webp' with background='transparent'")
     if listing is not None and (len(paths) != 1 or not paths[0].is_dir()):
         raise InputError("files_from names photos under one folder: give that folder as the only input")
     if listing is not None and not os.access(listing, os.R_OK):
         raise InputError(f"cannot read the list files_from={str(listing)!r}: not found, or not readable")
-    try:
-        share = Shard.parse(shard) if shard is not None else None
-    except ValueError as exc:
-        raise ValueError(f"shard {exc}") from None
-    masks_dir, save_dir = (Path(folder) if folder is not None else None for folder in (masks, save_masks))
-    check_output_folders(paths, out_dir, save_dir, masks_dir)
-    check_output_dir(out_dir)
-    if save_dir is not None:
-        check_output_dir(save_dir, "the save_masks folder")
-    index = MaskIndex(masks_dir) if masks_dir is not None else None
-    options = ExtractOptions(
-        batch_size=batch_size,
-        workers=workers or default_workers(),
-        quality=quality,
-        overwrite=overwrite,
-        output_size=output_size,
-        background=background,
-        alpha_mask=alpha_mask,
-        processes=processes,
-    )
+    job = _ExtractJob(paths, out_dir, masks, save_masks, shard, output_format, background)
+    options = job.options(batch_size, workers, quality, overwrite, output_size, alpha_mask, processes)
     if on_start is not None:
-        on_start(count_jobs(paths, out_dir, recursive, save_dir, masks_dir, share, listing))
-    opened = _opened({"generator": generator, "segmenter": segmenter}, background)
-    try:
-        jobs = iter_jobs(paths, out_dir, output_format, index, recursive, save_dir, share, listing)
-        generator, segmenter = opened.get("generator", generator), opened.get("segmenter", segmenter)
-        decoder, why = open_decoder(decode, generator.provider)
-        if why:
-            log.warning("%s", why)
-        summary = run_extraction(
-            generator, removing_stale_partials(jobs), options, on_result, segmenter, decoder=decoder, cancel=cancel
+        on_start(count_jobs(paths, out_dir, recursive, job.save_dir, job.masks_dir, job.share, listing))
+    jobs = iter_jobs(paths, out_dir, output_format, job.index, recursive, job.save_dir, job.share, listing)
+    return job.run(jobs, options, generator, segmenter, decode, on_result, cancel)
+
+
+class _ExtractJob:
+    """What ``extract_folder`` and ``urls.extract_urls`` share: the output's settings checked
+    (``OutputError`` / ``ValueError`` before any photo is read), and the run."""
+
+    def __init__(self, paths, out_dir: Path, masks, save_masks, shard, output_format: str, background) -> None:
+        from ..runtime.files import check_output_dir
+        from ..runtime.images import OUTPUT_FORMATS
+        from ..runtime.jobs import MaskIndex, check_output_folders
+        from ..runtime.shards import Shard
+
+        if output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output_format is one of {', '.join(OUTPUT_FORMATS)}, not {output_format!r}")
+        if background == "transparent" and output_format == "jpg":
+            raise ValueError("JPEG has no transparency: output_format='png' or 'webp' with background='transparent'")
+        try:
+            self.share = Shard.parse(shard) if shard is not None else None
+        except ValueError as exc:
+            raise ValueError(f"shard {exc}") from None
+        self.masks_dir, self.save_dir = (Path(folder) if folder is not None else None for folder in (masks, save_masks))
+        check_output_folders(paths, out_dir, self.save_dir, self.masks_dir)
+        check_output_dir(out_dir)
+        if self.save_dir is not None:
+            check_output_dir(self.save_dir, "the save_masks folder")
+        self.index = MaskIndex(self.masks_dir) if self.masks_dir is not None else None
+        self.background = background
+
+    def options(self, batch_size, workers, quality, overwrite, output_size, alpha_mask, processes):
+        from ..runtime.options import ExtractOptions, default_workers
+
+        return ExtractOptions(
+            batch_size=batch_size,
+            workers=workers or default_workers(),
+            quality=quality,
+            overwrite=overwrite,
+            output_size=output_size,
+            background=self.background,
+            alpha_mask=alpha_mask,
+            processes=processes,
         )
-    finally:
-        for session in opened.values():
-            session.close()
-    # the caller's sessions outlive the job: what their last batches grew goes back for now
-    trim_memory(session for session in (generator, segmenter) if session not in opened.values())
-    return summary
+
+    def run(self, jobs, options, generator, segmenter, decode, on_result, cancel, opening=None) -> ExtractionSummary:
+        """``jobs`` extracted with the sessions (opened here where given as names or None, and
+        closed; the caller's trimmed after); ``opening(generator, segmenter, options)``, if given,
+        is told the sessions first."""
+        from ..runtime.gpudecode import open_decoder
+        from ..runtime.jobs import removing_stale_partials
+        from ..runtime.pipeline import run_extraction
+        from ..runtime.session import trim_memory
+
+        opened = _opened({"generator": generator, "segmenter": segmenter}, self.background)
+        try:
+            generator, segmenter = opened.get("generator", generator), opened.get("segmenter", segmenter)
+            if opening is not None:
+                opening(generator, segmenter, options)
+            decoder, why = open_decoder(decode, generator.provider)
+            if why:
+                log.warning("%s", why)
+            summary = run_extraction(
+                generator, removing_stale_partials(jobs), options, on_result, segmenter, decoder=decoder, cancel=cancel
+            )
+        finally:
+            for session in opened.values():
+                session.close()
+        # the caller's sessions outlive the job: what their last batches grew goes back for now
+        trim_memory(session for session in (generator, segmenter) if session not in opened.values())
+        return summary
 
 
 def dress_folder(
