@@ -219,6 +219,7 @@ def test_the_readme_python_snippet_runs_as_written(tmp_path):
             assert image.size == (192, 256)
     dressed = sorted(p.name for p in (tmp_path / "dressed").iterdir())  # dress_folder's pairs
     assert dressed == ["figure-5__figure-3.png", "figure-6__figure-3.png"]
+    assert sorted(p.name for p in (tmp_path / "feed-garments").iterdir()) == ["SKU-2.png", "figure-1.png"]
 
 
 def test_extract_garment_needs_no_torch():
