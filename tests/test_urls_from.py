@@ -477,8 +477,9 @@ def test_extract_urls_from_python_names_each_result_by_its_url_and_a_rerun_asks_
     ):
         with pytest.raises(error, match=said):
             extract_urls(given, tmp_path / "never", **models, alpha_mask=True)
-    with pytest.raises(ValueError, match="fetches is from 1 to 256"):
-        extract_urls(urls, tmp_path / "never", **models, fetches=0)
+    for fetches in (0, 2.5):
+        with pytest.raises(ValueError, match="fetches is a whole number from 1 to 256"):
+            extract_urls(urls, tmp_path / "never", **models, fetches=fetches)
     assert not (tmp_path / "never").exists()
 
 

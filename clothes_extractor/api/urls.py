@@ -57,8 +57,8 @@ def extract_urls(
     from .feed import Feed
     from .web import LIST, MOST_FETCHES, fetch, is_url, shown
 
-    if not 1 <= fetches <= MOST_FETCHES:
-        raise ValueError(f"fetches is from 1 to {MOST_FETCHES}, got {fetches!r}")
+    if isinstance(fetches, bool) or not isinstance(fetches, int) or not 1 <= fetches <= MOST_FETCHES:
+        raise ValueError(f"fetches is a whole number from 1 to {MOST_FETCHES}, got {fetches!r}")
     output = from_file_uri(output)
     check_local(output, "output")
     out_dir = Path(output)
