@@ -292,6 +292,7 @@ def test_fetches_sets_how_many_downloads_run_at_once(tiny_model_path, tmp_path):
             done = run_cli("extract", "--urls-from", "-", "-o", tmp_path / f"feed-{fetches}", "--fetches", fetches,
                            "--model", tiny_model_path, *MODEL, stdin=feed)  # fmt: skip
             assert done.returncode == 0 and b"30 extracted" in done.stderr, done.stderr
+            assert f", {fetches} downloads at once) -> ".encode() in done.stderr, done.stderr  # (said as it starts)
             most[fetches] = max(asked)
         asked.clear()
         urls = [f"{url}/u{i}.png" for i in range(6)]

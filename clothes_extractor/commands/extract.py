@@ -548,6 +548,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     streams = f" in {generator.cpu_streams} streams" if generator.cpu_streams > 1 else ""
     workers = f"{extract_options.workers} {'processes' if extract_options.use_processes else 'threads'}"
     decoding, shard = (", GPU decode" if decoder is not None else ""), options["shard"]
+    decoding += f", {options['fetches']} downloads at once" if options["feed"] is not None else ""
     click.echo(
         f"extracting {total} photo(s){f' (shard {shard})' if shard else ''} with {using} on {generator.provider} "
         f"(batch {extract_options.batch_size}{streams}, {workers}{decoding}) -> {out_dir}",
