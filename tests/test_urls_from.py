@@ -169,6 +169,38 @@ def test_a_shops_product_table_is_read_by_its_header_and_names_each_garment_by_i
     assert not (tmp_path / "none").exists()
 
 
+def test_a_google_merchant_xml_feed_is_read_by_its_items(tiny_model_path, tmp_path, site):
+    """The XML feed a shop publishes for Google Merchant Center (RSS, or Atom): each item's
+    ``g:image_link`` named by its ``g:id``; an item with no image is reported by its number;
+    XML that cannot be read is refused before any work."""
+    folder, url, _ = site
+    cut_out(0).save(folder / "a.png")
+    cut_out(1).save(folder / "b.png")
+    (folder / "feed.xml").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<rss xmlns:g="http://base.google.com/ns/1.0" version="2.0">'
+        "<channel><title>The shop</title><link>https://shop.example</link>\n"
+        f"<item><title>Shirt</title><g:id>SKU-1</g:id><g:image_link>{url}/a.png</g:image_link></item>\n"
+        "<item><title>Gift card</title><g:id>GC</g:id><g:price>10 EUR</g:price></item>\n"
+        f"<item><g:id>SKU-3</g:id><g:image_link>\n  {url}/b.png\n</g:image_link></item>\n</channel></rss>\n"
+    )
+    (tmp_path / "atom.xml").write_text(
+        '<feed xmlns="http://www.w3.org/2005/Atom" xmlns:g="http://base.google.com/ns/1.0"><title>Shop</title>'
+        f"<entry><id>tag:shop.example,2026:1</id><g:id>A-1</g:id><g:image_link>{url}/b.png</g:image_link></entry>"
+        "</feed>"
+    )
+    (tmp_path / "broken.xml").write_text(f"<rss><channel><item><g:image_link>{url}/a.png</g:image_link>")
+    model = ("--model", tiny_model_path, *MODEL)
+    done = run_cli("extract", "--urls-from", f"{url}/feed.xml", "-o", tmp_path / "rss", *model)
+    assert done.returncode == 1 and "2 extracted" in done.stderr, done.stderr
+    assert sorted(path.name for path in (tmp_path / "rss").iterdir()) == ["SKU-1.png", "SKU-3.png"]
+    assert f"error: GC: item 2 of {url}/feed.xml has no http(s) URL in its g:image_link" in done.stderr
+    atom = run_cli("extract", "--urls-from", tmp_path / "atom.xml", "-o", tmp_path / "atom", *model)
+    assert atom.returncode == 0 and [path.name for path in (tmp_path / "atom").iterdir()] == ["A-1.png"], atom.stderr
+    broken = run_cli("extract", "--urls-from", tmp_path / "broken.xml", "-o", tmp_path / "never", *model)
+    assert broken.returncode == 1 and "broken.xml is XML that cannot be read (" in broken.stderr, broken.stderr
+    assert not (tmp_path / "never").exists()
+
+
 def test_a_shopify_export_names_a_products_images_by_its_handle_and_leaves_out_its_variants_rows(
     tiny_model_path, tmp_path, site
 ):

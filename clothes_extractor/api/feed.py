@@ -7,7 +7,9 @@ output takes the URL's file name (``file_name``). Blank lines and ``#`` lines ar
 in ``--files-from``. A shop's product table (CSV, TSV, or cells between semicolons; Google
 Merchant Center's feed, an export) is read by its header: its ``image_link`` (or ``image_url``,
 ``image_src``, ``url``) column, its ``id`` (or ``sku``, ``name``, ``handle``) column for the
-names; a Shopify product export, a row for each image and variant, by ``_products``. A line
+names; a Shopify product export, a row for each image and variant, by ``_products``; an XML
+feed (RSS or Atom: what a shop publishes for Google Merchant Center) by its items'
+``g:image_link`` and ``g:id`` (``_items``). A line
 that is no URL, a name that leads outside ``-o``, two lines for one output, a URL that cannot be
 fetched: each is that line's failure, reported, and the job goes on. The photos are fetched
 ``fetches`` at once (``extract --fetches N``, 8 unless told), and at most ``AHEAD_PER_FETCH``
@@ -38,6 +40,7 @@ WITH_NAME = "URL<TAB>NAME"
 # a table's column of image URLs (Google Merchant's image_link, Shopify's Image Src), of output names
 URL_COLUMNS = ("image_link", "image_url", "image_src", "url")
 NAME_COLUMNS = ("id", "sku", "name", "handle")
+GOOGLE = "http://base.google.com/ns/1.0"  # the namespace of an XML feed's g:id, g:image_link
 POSITION_COLUMN = "image_position"  # a product's several images, a row each (Shopify's export: ``_products``)
 
 
@@ -70,8 +73,8 @@ class Feed:
                 "a URL a line, or a product table (CSV, TSV)"
             )
         self.given: dict[Path, str] = {}  # each photo the job holds -> its URL, as messages name it
-        self.columns: tuple[int, int | None] | None = None  # a table's: its URLs', its names' (``_columns``)
-        self.url_column = ""  # (as its header names it)
+        # what the list holds: lines of URLs, a table's rows (``_columns``), an XML feed's items (``_items``)
+        self.unit, self.url_field, self.name_fix = "line", "", WITH_NAME
         # an output -> the time its signature records (``resume.recorded_time``), where a rerun would
         # skip it while its image is the same: the server is asked whether the image changed since
         self.since: Callable[[Path], float | None] | None = None
@@ -81,12 +84,12 @@ class Feed:
         or why it has none."""
         what = f"--urls-from takes a URL a line (or {WITH_NAME}), or a table with a header"
         for number, url, name in self._entries():
-            line = f"line {number} of {self.shown_as}"
+            line = f"{self.unit} {number} of {self.shown_as}"
             if not is_url(url):
-                if self.columns is None:
+                if not self.url_field:
                     error = f"{line} is not an http(s) URL: {url!r}; {what} ({', '.join(URL_COLUMNS)})"
                 else:  # (a product with no image, or a path where its URL should be)
-                    error = f"{line} has no http(s) URL in its {self.url_column} column" + (f": {url!r}" if url else "")
+                    error = f"{line} has no http(s) URL in {self.url_field}" + (f": {url!r}" if url else "")
                 url = rel = name or line  # (the report's input; a share's, by it: each line said by one share)
             else:
                 rel, error = output_name(name or file_name(url))
@@ -97,19 +100,25 @@ class Feed:
     def _entries(self) -> Iterator[tuple[int, str, str]]:
         """Each entry's line number, URL and output name: a line's URL and what follows its tab;
         in a table (a first line that names ``URL_COLUMNS``: a shop's CSV or TSV product feed),
-        each row's cells of those columns. ``InputError`` for a table whose header names none."""
+        each row's cells of those columns; in an XML feed, each item's (``_items``).
+        ``InputError`` for a table whose header names none."""
         import csv
 
         from ..runtime.walk import read_listing
 
+        with open(self.listing, "rb") as head:
+            if head.read(1024).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+                yield from self._items()
+                return
         entries = read_listing(self.listing)
         header, first = next(entries, (0, ""))
         if first and not is_url(first.strip()) and _delimiter(first):
-            self.columns, self.url_column, position = _columns(first, header, self.shown_as)
+            columns, url_column, position = _columns(first, header, self.shown_as)
+            self.url_field, self.name_fix = f"its {url_column} column", "an id column"
             with open(self.listing, encoding="utf-8-sig", errors="replace", newline="") as table:
                 rows = csv.reader(table, delimiter=_delimiter(first))
                 found = (
-                    (rows.line_num, *(_cell(row, at) for at in (*self.columns, position)))
+                    (rows.line_num, *(_cell(row, at) for at in (*columns, position)))
                     for row in rows
                     if rows.line_num > header and any(cell.strip() for cell in row)
                 )
@@ -118,6 +127,31 @@ class Feed:
         for number, entry in itertools.chain([(header, first)] if first else [], entries):
             url, _, name = entry.partition("\t")
             yield number, url.strip(), name.strip()
+
+    def _items(self) -> Iterator[tuple[int, str, str]]:
+        """An XML feed's items (RSS ``<item>``, Atom ``<entry>``: Google Merchant Center's feed),
+        each its number, its ``g:image_link`` and its ``g:id``, read as they come (each item let go
+        once read: a feed of millions is not held); ``InputError`` for XML that cannot be read."""
+        import xml.etree.ElementTree as ET
+
+        self.unit, self.url_field, self.name_fix = "item", "its g:image_link", "a g:id each"
+        number, path = 0, []
+        try:
+            for event, element in ET.iterparse(self.listing, events=("start", "end")):
+                if event == "start":
+                    path.append(element)
+                    continue
+                path.pop()
+                if element.tag.rpartition("}")[2] in ("item", "entry"):
+                    number += 1
+                    yield number, _field(element, "image_link"), _field(element, "id")
+                    if path:
+                        path[-1].remove(element)
+        except ET.ParseError as exc:
+            raise InputError(
+                f"--urls-from {self.shown_as} is XML that cannot be read ({exc}): a feed is RSS or Atom "
+                "(Google Merchant Center's), a product table (CSV, TSV), or a URL a line"
+            ) from None
 
     def count(self, shard=None) -> int:
         return sum(1 for _ in self.lines(shard))
@@ -133,8 +167,8 @@ class Feed:
         for line in self.lines(shard):
             if line.error is None and line.rel in claimed:
                 output = out_dir / f"{line.rel}.{fmt}"
-                twice = f"line {line.number} and line {claimed[line.rel]} of {self.shown_as} would both be written "
-                twice += f"to {output}: give each its output's name ({'an id column' if self.columns else WITH_NAME})"
+                twice = f"{self.unit} {line.number} and {self.unit} {claimed[line.rel]} of {self.shown_as} would both "
+                twice += f"be written to {output}: give each its output's name ({self.name_fix})"
                 line = FeedLine(line.number, line.text, line.rel, twice)
             elif line.error is None:
                 claimed[line.rel] = line.number
@@ -185,6 +219,13 @@ def _in_utf8(listing: Path, copy: Path) -> Path:
         with open(copy, "w", encoding="utf-8", newline="") as out:
             shutil.copyfileobj(text, out)
     return copy
+
+
+def _field(item, name: str) -> str:
+    """The text of an XML feed item's ``g:NAME`` (Google's namespace), else its ``NAME``."""
+    found = item.find(f"{{{GOOGLE}}}{name}")
+    found = item.find(name) if found is None else found
+    return (found.text or "").strip() if found is not None else ""
 
 
 def _delimiter(header: str) -> str:

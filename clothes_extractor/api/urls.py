@@ -43,9 +43,9 @@ def extract_urls(
     cancel: threading.Event | None = None,
 ) -> ExtractionSummary:
     """The garment of each photo ``urls`` names, to ``output/<its name>.<output_format>``: a list
-    file (a URL a line, ``URL<TAB>NAME``, or a product table: ``extract --urls-from``'s), the
-    http(s) URL of one (fetched whole first), or the URLs themselves, each a string or a
-    ``(url, name)`` pair. ``fetches`` downloads run at once, each photo removed once its
+    file (a URL a line, ``URL<TAB>NAME``, a product table or an XML feed: ``extract
+    --urls-from``'s), the http(s) URL of one (fetched whole first), or the URLs themselves,
+    each a string or a ``(url, name)`` pair. ``fetches`` downloads run at once, each photo removed once its
     garment is written; a result's ``input`` is its URL (or, for a line that is none, the
     line). The other settings, ``on_start``, ``on_result`` and ``cancel`` as in
     ``extract_folder``; a cancel stops the job within a tenth of a second, the downloads under
