@@ -165,8 +165,28 @@ def test_a_shops_product_table_is_read_by_its_header_and_names_each_garment_by_i
     other.write_text(f"Handle,Title,Picture\nshirt,Shirt,{url}/a.png\n")
     done = run_cli("extract", "--urls-from", other, "-o", tmp_path / "none", *model)
     assert done.returncode == 1 and "line 1 is a table's header (Handle, Title, Picture) with no column of image " \
-        "URLs: name it image_link or image_url or image_src or url" in done.stderr, done.stderr  # fmt: skip
+        "URLs: name it image_link or image_url or image_src or images or url" in done.stderr, done.stderr  # fmt: skip
     assert not (tmp_path / "none").exists()
+
+
+def test_a_woocommerce_export_gives_each_image_of_a_row_its_own_garment(tiny_model_path, tmp_path, site):
+    """WooCommerce's product export: a row's Images cell lists its images (``URL, URL``): the
+    first named by the row's ID, the others by the ID and their place."""
+    folder, url, _ = site
+    cut_out(0).save(folder / "front.png")
+    cut_out(1).save(folder / "back.png")
+    table = tmp_path / "wc-product-export.csv"
+    table.write_text(
+        "ID,Type,SKU,Name,Published,Images,Parent\n"
+        f'101,variable,TEE,Tee,1,"{url}/front.png, {url}/back.png",\n'
+        f"102,variation,TEE-S,Tee - S,1,{url}/front.png,id:101\n"
+        "103,simple,CAP,Cap,1,,\n"
+    )
+    done = run_cli("extract", "--urls-from", table, "-o", tmp_path / "out", "--model", tiny_model_path, *MODEL)
+    assert done.returncode == 1 and "3 extracted" in done.stderr, done.stderr
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["101.png", "101_2.png", "102.png"]
+    assert _pixels(tmp_path / "out" / "101.png").tobytes() != _pixels(tmp_path / "out" / "101_2.png").tobytes()
+    assert f"error: 103: line 4 of {table} has no http(s) URL in its Images column" in done.stderr
 
 
 def test_a_google_merchant_xml_feed_is_read_by_its_items(tiny_model_path, tmp_path, site):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import codecs
 import itertools
 import posixpath
+import re
 import shutil
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
@@ -37,10 +38,11 @@ from .web import URL_FETCHES, Fetches, file_name, is_url, shown
 AHEAD_PER_FETCH = 4  # photos fetched, or being fetched, ahead of the job: for each download at once
 WAITING_S = 0.1  # while no fetch ends, the job hears this often that none is ready (None)
 WITH_NAME = "URL<TAB>NAME"
-# a table's column of image URLs (Google Merchant's image_link, Shopify's Image Src), of output names
-URL_COLUMNS = ("image_link", "image_url", "image_src", "url")
+# a table's column of image URLs (Google Merchant's image_link, Shopify's Image Src, WooCommerce's Images), of names
+URL_COLUMNS = ("image_link", "image_url", "image_src", "images", "url")
 NAME_COLUMNS = ("id", "sku", "name", "handle")
 GOOGLE = "http://base.google.com/ns/1.0"  # the namespace of an XML feed's g:id, g:image_link
+SEVERAL_URLS = re.compile(r",\s*(?=https?://)")  # the commas between a cell's URLs
 POSITION_COLUMN = "image_position"  # a product's several images, a row each (Shopify's export: ``_products``)
 
 
@@ -122,6 +124,7 @@ class Feed:
                     for row in rows
                     if rows.line_num > header and any(cell.strip() for cell in row)
                 )
+                found = _each_image(found)
                 yield from (entry[:3] for entry in found) if position is None else _products(found)
             return
         for number, entry in itertools.chain([(header, first)] if first else [], entries):
@@ -164,7 +167,7 @@ class Feed:
         and hears Ctrl-C)."""
         fetches, fetching, ahead = Fetches(self.fetches), {}, AHEAD_PER_FETCH * self.fetches
         claimed: dict[str, int] = {}  # output -> its line (numbers, not URLs: a feed's million are held)
-        for line in self.lines(shard):
+        for index, line in enumerate(self.lines(shard)):
             if line.error is None and line.rel in claimed:
                 output = out_dir / f"{line.rel}.{fmt}"
                 twice = f"{self.unit} {line.number} and {self.unit} {claimed[line.rel]} of {self.shown_as} would both "
@@ -172,7 +175,7 @@ class Feed:
                 line = FeedLine(line.number, line.text, line.rel, twice)
             elif line.error is None:
                 claimed[line.rel] = line.number
-            folder = self.folder / str(line.number)
+            folder = self.folder / str(index)  # (a line of several images: a folder each)
             if line.error is not None:
                 yield self._found(line, folder)
                 continue
@@ -236,6 +239,15 @@ def _delimiter(header: str) -> str:
 
 def _cell(row: list[str], at: int | None) -> str:
     return row[at].strip() if at is not None and at < len(row) else ""
+
+
+def _each_image(rows: Iterator[tuple[int, str, str, str]]) -> Iterator[tuple[int, str, str, str]]:
+    """A table's rows, one whose URL cell lists several images (WooCommerce's Images: ``URL, URL``)
+    an entry each: its first named by the row's name, the others by the name and their place
+    (``SKU_2``)."""
+    for number, url, name, position in rows:
+        for place, one in enumerate(SEVERAL_URLS.split(url) if "," in url else [url], 1):
+            yield number, one.strip(), name if place == 1 or not name else f"{name}_{place}", position
 
 
 def _products(rows: Iterator[tuple[int, str, str, str]]) -> Iterator[tuple[int, str, str]]:

@@ -180,7 +180,7 @@ def _list_option(name: str, help_text: str) -> Callable[[Callable[..., Any]], Ca
     "--urls-from",
     "Extract the photos at the http(s) URLs LIST names, one a line (LIST a file, its URL, or - for standard "
     "input), fetched a few at a time as the job goes; a line URL<TAB>NAME writes NAME.png. A product table "
-    "(CSV/TSV) is read by its header: image_link (or image_url, image_src, url) and id (or sku, name, handle); "
+    "(CSV/TSV) is read by its header: image_link (or image_url, image_src, images, url) and id (or sku, name, handle); "
     "a Shopify export's; an XML feed (RSS, Atom) by its items' g:image_link and g:id. No INPUTS then.",
 )
 @click.option(
