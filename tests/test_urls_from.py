@@ -54,6 +54,12 @@ def site(tmp_path):
         yield folder, url, handler.answers
 
 
+def _photos(folder: Path, *names: str) -> None:
+    """A photo of another person under each of ``names`` in ``folder`` (a site's), its garment its alpha."""
+    for index, name in enumerate(names):
+        cut_out(index).save(folder / name)
+
+
 def _pixels(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         return np.asarray(image)
@@ -136,8 +142,7 @@ def test_a_feed_writes_each_photo_under_its_lines_name_and_reports_every_line_th
 
 def test_a_shops_product_table_is_read_by_its_header_and_names_each_garment_by_its_id(tiny_model_path, tmp_path, site):
     folder, url, _ = site
-    cut_out(0).save(folder / "a.png")
-    cut_out(1).save(folder / "b.png")
+    _photos(folder, "a.png", "b.png")
     table = tmp_path / "products.csv"
     table.write_text(
         "# exported 2026-12-05\n"
@@ -173,8 +178,7 @@ def test_a_woocommerce_export_gives_each_image_of_a_row_its_own_garment(tiny_mod
     """WooCommerce's product export: a row's Images cell lists its images (``URL, URL``): the
     first named by the row's ID, the others by the ID and their place."""
     folder, url, _ = site
-    cut_out(0).save(folder / "front.png")
-    cut_out(1).save(folder / "back.png")
+    _photos(folder, "front.png", "back.png")
     table = tmp_path / "wc-product-export.csv"
     table.write_text(
         "ID,Type,SKU,Name,Published,Images,Parent\n"
@@ -194,8 +198,7 @@ def test_a_google_merchant_xml_feed_is_read_by_its_items(tiny_model_path, tmp_pa
     ``g:image_link`` named by its ``g:id``; an item with no image is reported by its number;
     XML that cannot be read is refused before any work."""
     folder, url, _ = site
-    cut_out(0).save(folder / "a.png")
-    cut_out(1).save(folder / "b.png")
+    _photos(folder, "a.png", "b.png")
     (folder / "feed.xml").write_text(
         '<?xml version="1.0" encoding="UTF-8"?>\n<rss xmlns:g="http://base.google.com/ns/1.0" version="2.0">'
         "<channel><title>The shop</title><link>https://shop.example</link>\n"
@@ -475,8 +478,7 @@ def test_a_feed_given_by_its_url_is_fetched_whole_first_or_refused_with_why(tiny
     fetched whole before the job (a pipe from curl that breaks gives the job part of a list);
     one that cannot be fetched, or is a web page, ends the command with why, before any work."""
     folder, url, answers = site
-    cut_out(0).save(folder / "a.png")
-    cut_out(1).save(folder / "b.png")
+    _photos(folder, "a.png", "b.png")
     (folder / "feed.tsv").write_text(f"id\timage_link\nSKU-A\t{url}/a.png\nSKU-B\t{url}/b.png\n")
     (folder / "shop.html").write_text("<html>the shop</html>")
     out, model = tmp_path / "out", ("--model", tiny_model_path, *MODEL)
@@ -502,8 +504,7 @@ def test_extract_urls_from_python_names_each_result_by_its_url_and_a_rerun_asks_
     download is left, a rerun asks whether each image changed (304: skipped), and settings or
     URLs that cannot work are refused before any fetch."""
     folder, url, answers = site
-    cut_out(0).save(folder / "a.png")
-    cut_out(1).save(folder / "b.png")
+    _photos(folder, "a.png", "b.png")
     scratch, out, started, seen = tmp_path / "tmp", tmp_path / "out", [], []
     scratch.mkdir()
     monkeypatch.setenv("TMPDIR", str(scratch))
