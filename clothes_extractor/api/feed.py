@@ -6,12 +6,12 @@ A line is a URL, or a URL, a tab and its output's name (``https://cdn.example/12
 output takes the URL's file name (``file_name``). Blank lines and ``#`` lines are left out, as
 in ``--files-from``. A shop's product table (CSV, TSV, or cells between semicolons; Google
 Merchant Center's feed, an export) is read by its header: its ``image_link`` (or ``image_url``,
-``image_src``, ``url``) column, its ``id`` (or ``sku``, ``name``, ``handle``) column for the
-names; a Shopify product export, a row for each image and variant, by ``_products``; an XML
-feed (RSS or Atom: what a shop publishes for Google Merchant Center) by its items'
-``g:image_link`` and ``g:id`` (``_items``). A line
-that is no URL, a name that leads outside ``-o``, two lines for one output, a URL that cannot be
-fetched: each is that line's failure, reported, and the job goes on. The photos are fetched
+``image_src``, ``images``, ``url``) column, its ``id`` (or ``sku``, ``name``, ``handle``) column
+for the names; a cell of several URLs (WooCommerce's) by ``_each_image``; a Shopify product
+export, a row for each image and variant, by ``_products``. An XML feed (RSS or Atom: what a
+shop publishes for Google Merchant Center) is read by its items' ``g:image_link`` and ``g:id``
+(``_items``). A line that is no URL, a name that leads outside ``-o``, two lines for one output,
+a URL that cannot be fetched: each is that line's failure, reported, and the job goes on. The photos are fetched
 ``fetches`` at once (``extract --fetches N``, 8 unless told), and at most ``AHEAD_PER_FETCH``
 times that are fetched and not yet taken by the job, which takes each as its fetch ends (a slow
 server's photo waits, not the feed; while it waits, the photos it has are written): the scratch
