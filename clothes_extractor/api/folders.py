@@ -84,7 +84,7 @@ def extract_folder(
         raise InputError("files_from names photos under one folder: give that folder as the only input")
     if listing is not None and not os.access(listing, os.R_OK):
         raise InputError(f"cannot read the list files_from={str(listing)!r}: not found, or not readable")
-    job = _ExtractJob(paths, out_dir, masks, save_masks, shard, output_format, background)
+    job = ExtractRun(paths, out_dir, masks, save_masks, shard, output_format, background)
     options = job.options(batch_size, workers, quality, overwrite, output_size, alpha_mask, processes)
     if on_start is not None:
         on_start(count_jobs(paths, out_dir, recursive, job.save_dir, job.masks_dir, job.share, listing))
@@ -92,7 +92,7 @@ def extract_folder(
     return job.run(jobs, options, generator, segmenter, decode, on_result, cancel)
 
 
-class _ExtractJob:
+class ExtractRun:
     """What ``extract_folder`` and ``urls.extract_urls`` share: the output's settings checked
     (``OutputError`` / ``ValueError`` before any photo is read), and the run."""
 

@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 from ..errors import renamed
 from ..runtime.session import ModelSession
 from ..runtime.stages import ExtractionSummary, FileResult
-from .folders import _ExtractJob
+from .folders import ExtractRun
 from .web import URL_FETCHES
 
 
@@ -62,7 +62,7 @@ def extract_urls(
     output = from_file_uri(output)
     check_local(output, "output")
     out_dir = Path(output)
-    job = _ExtractJob([], out_dir, masks, save_masks, shard, output_format, background)
+    job = ExtractRun([], out_dir, masks, save_masks, shard, output_format, background)
     options = job.options(batch_size, workers, quality, overwrite, output_size, alpha_mask, processes)
     with tempfile.TemporaryDirectory(prefix="clothes-extractor-", ignore_cleanup_errors=True) as scratch:
         (Path(scratch) / "feed").mkdir()
