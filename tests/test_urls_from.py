@@ -212,6 +212,15 @@ def test_a_google_merchant_xml_feed_is_read_by_its_items(tiny_model_path, tmp_pa
         "</feed>"
     )
     (tmp_path / "broken.xml").write_text(f"<rss><channel><item><g:image_link>{url}/a.png</g:image_link>")
+    # a feed from elsewhere that would blow up (entities of entities: ~3 GB of text) or read a local file
+    laughs = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+    (tmp_path / "laughs.xml").write_text(
+        f'<!DOCTYPE r [<!ENTITY l0 "lol">{laughs}]><rss><item><id>&l9;</id></item></rss>'
+    )
+    (tmp_path / "local.xml").write_text(
+        '<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/hostname">]><rss><item><id>&x;</id>'
+        f"<image_link>{url}/a.png</image_link></item></rss>"
+    )
     model = ("--model", tiny_model_path, *MODEL)
     done = run_cli("extract", "--urls-from", f"{url}/feed.xml", "-o", tmp_path / "rss", *model)
     assert done.returncode == 1 and "2 extracted" in done.stderr, done.stderr
@@ -219,9 +228,10 @@ def test_a_google_merchant_xml_feed_is_read_by_its_items(tiny_model_path, tmp_pa
     assert f"error: GC: item 2 of {url}/feed.xml has no http(s) URL in its g:image_link" in done.stderr
     atom = run_cli("extract", "--urls-from", tmp_path / "atom.xml", "-o", tmp_path / "atom", *model)
     assert atom.returncode == 0 and [path.name for path in (tmp_path / "atom").iterdir()] == ["A-1.png"], atom.stderr
-    broken = run_cli("extract", "--urls-from", tmp_path / "broken.xml", "-o", tmp_path / "never", *model)
-    assert broken.returncode == 1 and "broken.xml is XML that cannot be read (" in broken.stderr, broken.stderr
-    assert not (tmp_path / "never").exists()
+    for name in ("broken.xml", "laughs.xml", "local.xml"):
+        refused = run_cli("extract", "--urls-from", tmp_path / name, "-o", tmp_path / "never", *model)
+        assert refused.returncode == 1 and f"{name} is XML that cannot be read (" in refused.stderr, refused.stderr
+        assert not (tmp_path / "never").exists()
 
 
 def test_a_shopify_export_names_a_products_images_by_its_handle_and_leaves_out_its_variants_rows(
