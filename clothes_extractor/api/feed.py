@@ -187,6 +187,23 @@ class Feed:
         while fetching:
             yield from self._fetched(fetching)
 
+    def jobs(self, out_dir: Path, fmt: str, masks=None, save_masks=None, shard=None) -> Iterator:
+        """``photos`` as the folder job's jobs (``runtime.jobs.job_of``: ``masks``, a ``MaskIndex``,
+        matched by output name), a None passed on (none fetched yet: ``pipeline.run_extraction``)."""
+        from ..runtime.jobs import job_of
+
+        for photo in self.photos(out_dir, fmt, shard):
+            yield None if photo is None else job_of(photo, out_dir, fmt, masks, save_masks)
+
+    def ask_since(self, generator, segmenter, options) -> None:
+        """A rerun with these sessions and ``ExtractOptions`` asks the server whether each image
+        changed since its garment was made (``since``): one that has not is not fetched again."""
+        from ..runtime.options import make_plan
+        from ..runtime.resume import recorded_time
+
+        plan = make_plan(generator, segmenter, options)
+        self.since = lambda output: recorded_time(plan, output)
+
     def _fetched(self, fetching: dict[Future, tuple[FeedLine, Path]]) -> Iterator:
         """The photos of ``fetching`` whose fetch has ended, taken out of it; None where none has
         within ``WAITING_S`` (the job moves on what it has: ``pipeline.run_extraction``)."""

@@ -53,7 +53,6 @@ def extract_urls(
     for a list or settings that cannot work, before any photo is fetched.
     """
     from ..runtime.files import check_local, from_file_uri
-    from ..runtime.jobs import job_of
     from .feed import Feed
     from .web import LIST, MOST_FETCHES, fetch, is_url, shown
 
@@ -79,11 +78,7 @@ def extract_urls(
 
         def opening(generator: ModelSession, segmenter: ModelSession | None, options) -> None:
             if not options.overwrite and job.masks_dir is None:  # a rerun asks whether each image changed
-                from ..runtime.options import make_plan
-                from ..runtime.resume import recorded_time
-
-                plan = make_plan(generator, segmenter, options)
-                feed.since = lambda output: recorded_time(plan, output)
+                feed.ask_since(generator, segmenter, options)
 
         def emitted(result: FileResult) -> None:
             url = feed.given.get(Path(result.input))
@@ -94,10 +89,7 @@ def extract_urls(
             if on_result is not None:
                 on_result(result)
 
-        jobs = (
-            None if photo is None else job_of(photo, out_dir, output_format, job.index, job.save_dir)
-            for photo in feed.photos(out_dir, output_format, job.share)
-        )
+        jobs = feed.jobs(out_dir, output_format, job.index, job.save_dir, job.share)
         return job.run(jobs, options, generator, segmenter, decode, emitted, cancel, opening)
 
 

@@ -522,11 +522,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         return
     generator, segmenter = _open_models(options, extract_options.background)
     if options["feed"] is not None and not extract_options.overwrite and mask_index is None:
-        from ..runtime.options import make_plan
-        from ..runtime.resume import recorded_time
-
-        plan = make_plan(generator, segmenter, extract_options)  # (a garment of it: asked whether its image changed)
-        options["feed"].since = lambda output: recorded_time(plan, output)
+        options["feed"].ask_since(generator, segmenter, extract_options)
     if options["dry_run"]:
         previewed = preview_extraction(generator, jobs, extract_options, segmenter)
         report_dry_run(previewed, Report(options["report"]), "photo", "extract", _error_line)
@@ -589,7 +585,7 @@ def _jobs(inputs: list[Path], out_dir: Path, fmt: str, mask_index: Any, options:
     """The job's photos (of ``--shard``'s share): counted first, for the progress bar, then streamed
     (memory does not grow with the folder, nor with a ``--urls-from`` feed); a total of 0 where the
     shard holds none (said). ``ClickException`` where there are none to take."""
-    from ..runtime.jobs import count_jobs, iter_jobs, job_of, unsearched_subfolders
+    from ..runtime.jobs import count_jobs, iter_jobs, unsearched_subfolders
 
     save_masks, shard, listing, feed = options["save_masks"], options["shard"], options["listing"], options["feed"]
     if feed is not None:
@@ -598,10 +594,7 @@ def _jobs(inputs: list[Path], out_dir: Path, fmt: str, mask_index: Any, options:
             raise click.ClickException(
                 f"--urls-from {shown(options['urls_from'])} names no URL (blank and # lines are left out)"
             )
-        jobs = (  # (None: no photo fetched yet; the job goes on with what it has: ``run_extraction``)
-            None if photo is None else job_of(photo, out_dir, fmt, mask_index, save_masks)
-            for photo in feed.photos(out_dir, fmt, shard)
-        )
+        jobs = feed.jobs(out_dir, fmt, mask_index, save_masks, shard)
     else:
         total = count_jobs(inputs, out_dir, options["recursive"], save_masks, options["masks"], shard, listing)
         where = f"the photos in {', '.join(map(str, inputs))}"
