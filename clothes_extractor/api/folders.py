@@ -48,6 +48,7 @@ def extract_folder(
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[FileResult], None] | None = None,
     cancel: threading.Event | None = None,
+    watch: threading.Event | None = None,
 ) -> ExtractionSummary:
     """``extract``'s folder job: every photo under ``inputs`` (folders and files) to
     ``output/<its path>.<output_format>``, with its guarantees (atomic files, finished outputs
@@ -58,7 +59,10 @@ def extract_folder(
     photo's ``FileResult`` (``input``, ``status`` ok / skipped / error, ``output``,
     ``error``, ...) as it is final, in this thread. ``cancel``: set it (from a button's
     thread, say) to stop within a tenth of a second; the writes in progress finish, and
-    ``summary.stopped`` says ``"cancelled"`` (or why a full disk stopped it). ``masks``,
+    ``summary.stopped`` says ``"cancelled"`` (or why a full disk stopped it). ``watch`` (``extract
+    --watch``; a hot folder): after the photos there now, go on with each photo that comes into the
+    folders or changes, once it is written whole, until ``watch`` is set; then the photos in flight
+    are finished and the summary returned (``on_start`` counts the photos there at the start). ``masks``,
     ``save_masks``, ``recursive``, ``files_from`` (a list of photos under the one input
     folder), ``shard`` (``"K/N"``) and ``decode`` (``auto``: JPEGs on the GPU where the
     models run on CUDA and nvImageCodec starts, else on the host, said in the log) as in
@@ -88,8 +92,27 @@ def extract_folder(
     options = job.options(batch_size, workers, quality, overwrite, output_size, alpha_mask, processes)
     if on_start is not None:
         on_start(count_jobs(paths, out_dir, recursive, job.save_dir, job.masks_dir, job.share, listing))
-    jobs = iter_jobs(paths, out_dir, output_format, job.index, recursive, job.save_dir, job.share, listing)
+    walk = functools.partial(iter_jobs, paths, out_dir, output_format, job.index, recursive, job.save_dir, job.share)
+    jobs = walk(listing)
+    if watch is not None:
+        jobs = _watched(paths, listing, walk, watch)
     return job.run(jobs, options, generator, segmenter, decode, on_result, cancel)
+
+
+def _watched(paths: list[Path], listing: Path | None, walk: Callable, stop: threading.Event):
+    """``extract_folder(watch=stop)``'s jobs (``runtime.watch.Watch``); ``InputError`` where there
+    is no folder to watch."""
+    from ..runtime.watch import Watch
+
+    if listing is not None:
+        raise InputError("watch watches folders for the photos that come: leave out files_from (a list is taken once)")
+    for path in paths:
+        if not path.is_dir():
+            raise InputError(
+                f"watch watches folders: {path} is {'a file' if path.exists() else 'not found'} (give the folder "
+                "its photos come into; create it first if they have not come yet)"
+            )
+    return Watch(walk, stop).jobs()
 
 
 class ExtractRun:

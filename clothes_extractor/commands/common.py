@@ -277,9 +277,10 @@ def require_torch(purpose: str, extra: str = "train") -> None:
 
 
 class Progress:
-    """A progress bar on a terminal; without one (cron, Kubernetes logs), a line every ``every_s`` s."""
+    """A progress bar on a terminal; without one (cron, Kubernetes logs), a line every ``every_s`` s.
+    ``total`` None: a job that does not know how many will come (``extract --watch``): a count."""
 
-    def __init__(self, total: int, unit: str, what: str, every_s: float = 30.0):
+    def __init__(self, total: int | None, unit: str, what: str, every_s: float = 30.0):
         from tqdm import tqdm
 
         self.total, self.unit, self.what, self.every_s = total, unit, what, every_s
@@ -296,12 +297,19 @@ class Progress:
         if self.lines and now - self.last >= self.every_s:
             self.last = now
             rate = self.done / max(now - self.started, 1e-9)
+            if self.total is None:
+                click.echo(f"{self.what}: {self.done} {self.unit}s, {rate:.1f}/s, {self.failed} failed", err=True)
+                return
             left = (self.total - self.done) / rate if rate > 0 else 0
             click.echo(
                 f"{self.what}: {self.done}/{self.total} {self.unit}s ({100 * self.done / max(self.total, 1):.0f}%), "
                 f"{rate:.1f}/s, {self.failed} failed, about {left / 60:.0f} min left",
                 err=True,
             )
+
+    def say(self, line: str) -> None:
+        """A line on standard error, above the bar (on a terminal) rather than through it."""
+        self.bar.write(line, file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()

@@ -6,7 +6,9 @@ the work itself is in ``runtime.pipeline`` and, with ``--ray``, ``distributed.ra
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import os
 import shutil
 import sys
@@ -41,6 +43,7 @@ from .one_output import (
     write_to_stdout,
 )
 from .reports import Report, check_side_files, report_dry_run, save_image
+from .watching import check_watch, stopped_by_signals
 
 SHEET_ROWS = 8
 SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -151,6 +154,13 @@ def _list_option(name: str, help_text: str) -> Callable[[Callable[..., Any]], Ca
     help="Write a contact sheet (photo | mask | garment) of the first photos extracted (.png/.jpg/.webp).",
 )
 @click.option("-r", "--recursive", is_flag=True, help="Also take photos in subfolders.")
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Go on after the photos in the INPUTS folders: extract each photo that comes into them later, or "
+    "changes, once it is written whole (the folders are looked at every 2 s), until Ctrl-C, which finishes "
+    "the photos in flight and ends as a job does.",
+)
 @format_option
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
 @click.option(
@@ -224,6 +234,8 @@ def extract(inputs: tuple[str, ...], output: str, **options: Any) -> None:
     if options["files_from"] is not None:
         _check_listing(inputs, options)
     _check_folder_output(inputs, output, listing)
+    if options["watch"]:
+        check_watch(inputs, output, options)
     if options["ray"] or options["ray_address"]:
         if options["dry_run"]:
             raise click.UsageError("--dry-run walks the inputs on this machine: leave out --ray")
@@ -518,7 +530,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         check_writable_file(sheet, "--sheet", SHEET_SUFFIXES)
     mask_index = MaskIndex(options["masks"]) if options["masks"] is not None else None
     total, jobs = _jobs(inputs, out_dir, fmt, mask_index, options)
-    if not total:
+    if not total and not options["watch"]:
         return
     generator, segmenter = _open_models(options, extract_options.background)
     if options["feed"] is not None and not extract_options.overwrite and mask_index is None:
@@ -545,16 +557,17 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     workers = f"{extract_options.workers} {'processes' if extract_options.use_processes else 'threads'}"
     decoding, shard = (", GPU decode" if decoder is not None else ""), options["shard"]
     decoding += f", {options['fetches']} downloads at once" if options["feed"] is not None else ""
+    watching = ", then each new or changed one as it comes (--watch; Ctrl-C to stop)" if options["watch"] else ""
     click.echo(
-        f"extracting {total} photo(s){f' (shard {shard})' if shard else ''} with {using} on {generator.provider} "
-        f"(batch {extract_options.batch_size}{streams}, {workers}{decoding}) -> {out_dir}",
+        f"extracting {total} photo(s){f' (shard {shard})' if shard else ''}{watching} with {using} on "
+        f"{generator.provider} (batch {extract_options.batch_size}{streams}, {workers}{decoding}) -> {out_dir}",
         err=True,
     )
     if note:
         click.echo(note, err=True)
     failures: list[Any] = []
     finished: list[Any] = []  # the first results, for --sheet
-    progress, feed = Progress(total, "photo", "extract"), options["feed"]
+    progress, feed = Progress(None if options["watch"] else total, "photo", "extract"), options["feed"]
 
     def on_result(result: Any) -> None:
         drawn = result.status == "ok" and sheet is not None and len(finished) < SHEET_ROWS
@@ -563,13 +576,16 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         shown = as_given(result, options["given"])
         if feed is not None and not drawn:  # (a feed's photo, fetched for this job: the sheet draws its own)
             feed.release(result.input)
-        if shown.status == "error" and len(failures) < MAX_FAILURES_SHOWN:
+        if shown.status == "error" and options["watch"]:  # (a watch's errors are said as they come)
+            progress.say(f"error: {_error_line(shown)}")
+        elif shown.status == "error" and len(failures) < MAX_FAILURES_SHOWN:
             failures.append(shown)
         report.write(shown)
         progress.update(failed=shown.status == "error")
 
     try:
-        summary = run_extraction(generator, jobs, extract_options, on_result, segmenter, decoder=decoder)
+        with stopped_by_signals(options["watcher"].stop) if options["watch"] else contextlib.nullcontext():
+            summary = run_extraction(generator, jobs, extract_options, on_result, segmenter, decoder=decoder)
     except KeyboardInterrupt:
         progress.close()
         report.close()
@@ -578,14 +594,18 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     finally:
         progress.close()
         report.close()
-    _summarise(summary, failures, report, sheet, finished, generator.contract.size, options["masks"], total)
+    total = None if options["watch"] else total  # (photos came since they were counted)
+    size = generator.contract.size
+    _summarise(summary, failures, report, sheet, finished, size, options["masks"], total, options["watch"])
 
 
 def _jobs(inputs: list[Path], out_dir: Path, fmt: str, mask_index: Any, options: dict[str, Any]) -> tuple[int, Any]:
     """The job's photos (of ``--shard``'s share): counted first, for the progress bar, then streamed
     (memory does not grow with the folder, nor with a ``--urls-from`` feed); a total of 0 where the
-    shard holds none (said). ``ClickException`` where there are none to take."""
+    shard holds none (said). ``ClickException`` where there are none to take. With ``--watch``, the
+    photos there now and then those that come (``runtime.watch``; none there now is no error)."""
     from ..runtime.jobs import count_jobs, iter_jobs, unsearched_subfolders
+    from ..runtime.watch import Watch
 
     save_masks, shard, listing, feed = options["save_masks"], options["shard"], options["listing"], options["feed"]
     if feed is not None:
@@ -598,14 +618,22 @@ def _jobs(inputs: list[Path], out_dir: Path, fmt: str, mask_index: Any, options:
     else:
         total = count_jobs(inputs, out_dir, options["recursive"], save_masks, options["masks"], shard, listing)
         where = f"the photos in {', '.join(map(str, inputs))}"
-        if not total and (
-            shard is None or not count_jobs(inputs, out_dir, options["recursive"], save_masks, None, None, listing)
+        if (
+            not total
+            and not options["watch"]
+            and (
+                shard is None or not count_jobs(inputs, out_dir, options["recursive"], save_masks, None, None, listing)
+            )
         ):
             _no_jobs(inputs, out_dir, options)
-        jobs = iter_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks, shard, listing)
+        walk = functools.partial(iter_jobs, inputs, out_dir, fmt, mask_index, options["recursive"], save_masks, shard)
+        jobs = walk(listing)
+        if options["watch"]:  # the same walk, again every few seconds (no listing: check_watch)
+            options["watcher"] = Watch(walk)
+            jobs = options["watcher"].jobs()
         if total and not options["recursive"] and listing is None:
             note_unsearched(unsearched_subfolders(inputs, out_dir, save_masks, options["masks"]))
-    if not total:
+    if not total and not options["watch"]:
         click.echo(f"shard {shard} holds none of {where}: nothing to do", err=True)
     return total, jobs
 
@@ -674,10 +702,12 @@ def _write_sheet(sheet: Path | None, finished: list[Any], size: tuple[int, int])
     return None
 
 
-def _summarise(summary, failures, report, sheet, finished, size, masks_dir=None, total=None) -> None:
+def _summarise(summary, failures, report, sheet, finished, size, masks_dir=None, total=None, watched=False) -> None:
+    """The end of a folder job: its errors (``watched``: ``--watch``'s, said as they came), its
+    sheet, the line of what it did, and exit code 1 where a photo failed or the job stopped."""
     for failure in failures:
         click.echo(f"error: {_error_line(failure)}", err=True)
-    if summary.failed > len(failures):
+    if summary.failed > len(failures) and not watched:
         click.echo(
             f"... and {summary.failed - len(failures)} more errors"
             + (f", all in {report.named}" if report.path and not report.failed else "; --report FILE lists them all"),
@@ -688,9 +718,11 @@ def _summarise(summary, failures, report, sheet, finished, size, masks_dir=None,
     masks = ", ".join(f"{count} {source}" for source, count in summary.masks.most_common())
     stopped = getattr(summary, "stopped", None)  # (a Ray job's summary has no such thing)
     untried = total - summary.ok - summary.skipped - summary.failed if stopped and total else 0
+    ended = "stopped after" if stopped else "watched for" if watched else "done in"
     click.echo(
-        f"{'stopped after' if stopped else 'done in'} {summary.seconds:.1f} s: {summary.ok} extracted "
-        f"({rate:.1f} photos/s), {summary.skipped} skipped (already done), {summary.failed} failed"
+        f"{ended} {summary.seconds:.1f} s: {summary.ok} extracted"
+        + ("" if watched else f" ({rate:.1f} photos/s)")
+        + f", {summary.skipped} skipped (already done), {summary.failed} failed"
         + (f", {untried} not tried" if untried else "")
         + (f"; {summary.retried} tried again alone after a worker process died" if summary.retried else "")
         + (f"; masks from: {masks}" if masks else "")

@@ -1,0 +1,63 @@
+"""``extract --watch``: the command line's side of a folder job that goes on (``runtime.watch``):
+what it cannot be combined with, and how Ctrl-C (or SIGTERM: ``docker stop``, ``systemctl stop``)
+ends it. The first stops the watch: the photos in flight are finished, the summary, the report
+and the sheet are written, and the exit code says whether every photo succeeded (0) or not (1),
+as a folder job's does. A second stops it at once, as Ctrl-C stops any job (130; 143)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import click
+
+from ..interrupts import Terminated
+
+
+def check_watch(inputs: tuple[str, ...], output: str, options: dict[str, Any]) -> None:
+    """``UsageError`` where ``--watch`` is given with what has no folder to watch, or no end to wait for."""
+    if options["urls_from"] is not None or options["files_from"] is not None:
+        listing = "--urls-from" if options["urls_from"] is not None else "--files-from"
+        raise click.UsageError(f"--watch watches folders for new photos: {listing}'s list is taken once, leave one out")
+    if options["ray"] or options["ray_address"]:
+        raise click.UsageError("--watch watches folders on this machine: leave out --ray")
+    if options["dry_run"]:
+        raise click.UsageError("--dry-run says what one run would do: leave out --watch")
+    if output == "-":
+        raise click.UsageError("-o - (standard output) takes one photo: --watch writes to a folder, -o garments")
+    for item in inputs:
+        if item == "-" or "://" in item:
+            raise click.UsageError(f"--watch watches folders: {item} is not one (give the folder its photos come into)")
+        if not os.path.isdir(item):
+            raise click.BadParameter(
+                f"{item} is {'a file' if os.path.exists(item) else 'not found'}: --watch watches folders "
+                "(give the folder its photos come into; create it first if they have not come yet)",
+                param_hint="INPUTS",
+            )
+
+
+@contextmanager
+def stopped_by_signals(stop: threading.Event) -> Iterator[None]:
+    """Inside, the first SIGINT or SIGTERM sets ``stop`` (the watch ends, the photos in flight are
+    finished); a second one is Ctrl-C's (or SIGTERM's) as before. Main thread only (handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def first(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        stop.set()
+        click.echo("\nstopping the watch: the photos in flight are finished first (Ctrl-C again: stop now)", err=True)
+
+    for signum in previous:
+        signal.signal(signum, first)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)

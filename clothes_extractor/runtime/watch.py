@@ -1,0 +1,100 @@
+"""A folder job that goes on (``extract --watch``): the photos in the folders now, then each photo
+that comes into them later, or changes, once it has stopped changing, until it is told to stop.
+
+A hot folder: a studio's tethering software, a scanner or an upload writes photos into it, and
+their garments appear in the output folder seconds later. The folders are walked again every
+``POLL_S`` (the same walk as a folder job's, so ``--recursive``, ``--masks`` and ``--shard`` mean
+what they mean there); a photo is given to the job once its file has stopped changing: written
+at least ``SETTLE_S`` ago, or the same size and time at two walks in a row (a copy in progress is
+not a photo yet; one that stalls longer than that fails as a cut-off file and is extracted when
+it is whole, its size and time then new). A photo given once is given again only when its size
+or time (or its mask file's) changes: the job's resume then redoes it if its bytes changed. A
+photo that goes away is forgotten (its garment stays). Each photo given costs a number held for
+the watch's life (about 60 bytes: a million photos, 60 MB); nothing else grows with the folder.
+The standard library only: no watcher package, and it works alike on network folders (NFS,
+SMB), where change notifications do not arrive.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from .jobs import CONTENT, ExtractJob
+
+POLL_S = 2.0  # between one walk of the folders and the next
+SETTLE_S = 2.0  # a photo written more recently than this waits for the next walk (still being written?)
+WAITING_S = 0.1  # while it waits, the job hears this often that no photo is ready (None): see ``pipeline``
+
+
+class Watch:
+    """The photos of ``walk`` (a folder job's walk: ``jobs.iter_jobs``, made again for each pass),
+    and then those that come or change, as a job source (``jobs``) that ends once ``stop`` is set
+    (from any thread, or a signal handler: ``pipeline.run_extraction`` calls those while it waits).
+    ``passes`` counts the walks done; ``given`` the jobs given."""
+
+    def __init__(
+        self,
+        walk: Callable[[], Iterable[ExtractJob]],
+        stop: threading.Event | None = None,
+        poll_s: float = POLL_S,
+        settle_s: float = SETTLE_S,
+    ):
+        self.walk, self.poll_s, self.settle_s = walk, poll_s, settle_s
+        self.stop = stop if stop is not None else threading.Event()
+        self.passes = self.given = 0
+        self._given: set[int] = set()  # each job given: hash of (photo, its files' sizes and times, error)
+        self._changing: dict[Path, str | None] = {}  # photos seen written recently: their stamps then
+
+    def jobs(self) -> Iterator[ExtractJob | None]:
+        """Each photo's job once it has stopped changing, walk after walk; between walks (and
+        during a long one), None every ``WAITING_S`` until the next or ``stop``."""
+        while not self.stop.is_set():
+            yield from self._walk_once()
+            self.passes += 1
+            next_walk = time.monotonic() + self.poll_s
+            while True:  # (one None at least: the photos of this walk move on before the next)
+                yield None
+                if self.stop.is_set() or time.monotonic() >= next_walk:
+                    break
+                self.stop.wait(WAITING_S)
+
+    def _walk_once(self) -> Iterator[ExtractJob | None]:
+        now, heard = time.time(), time.monotonic()
+        changing: dict[Path, str | None] = {}
+        for job in self.walk():
+            if time.monotonic() - heard >= WAITING_S:  # a walk of many photos given before: Ctrl-C is heard
+                yield None
+                heard = time.monotonic()
+            if self.stop.is_set():
+                return
+            if job.error is None and job.stamp is None:
+                continue  # gone since it was listed: found again if it comes back
+            key = hash((str(job.photo), job.stamp, job.error))
+            if key in self._given:
+                continue
+            if job.error is None and not self._settled(job, now):
+                changing[job.photo] = job.stamp
+                continue
+            self._given.add(key)
+            self.given += 1
+            yield job
+        self._changing = changing
+
+    def _settled(self, job: ExtractJob, now: float) -> bool:
+        """Whether ``job``'s files have stopped changing: the same stamp as at the last walk, or
+        their newest modification time at least ``settle_s`` before ``now``."""
+        if job.photo in self._changing and self._changing[job.photo] == job.stamp:
+            return True
+        return newest_time(job.stamp) <= now - self.settle_s
+
+
+def newest_time(stamp: str | None) -> float:
+    """The newest modification time (seconds) an input record holds (``jobs.input_stamp``:
+    ``SIZE:MTIME_NS`` for each file, joined by ``,``); +inf where there is none."""
+    if not stamp:
+        return float("inf")
+    sizes_and_times = stamp.partition(CONTENT)[0]  # (a record completed by its digest: ``with_content``)
+    return max(int(part.split(":", 1)[1]) for part in sizes_and_times.split(",")) / 1e9

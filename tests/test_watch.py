@@ -1,0 +1,242 @@
+"""``extract --watch`` (and ``extract_folder(watch=...)``): a hot folder. Its photos now, then each
+photo that comes or changes once it is written whole, until Ctrl-C or SIGTERM, which finish the
+photos in flight and end as a job ends; a second one stops at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from clothes_extractor import extract_folder, new_session
+from clothes_extractor.cli import cli
+from clothes_extractor.commands.watching import stopped_by_signals
+from clothes_extractor.errors import InputError
+from clothes_extractor.runtime.jobs import iter_jobs
+from clothes_extractor.runtime.watch import Watch, newest_time
+from conftest import ROOT, cli_env, person_photo
+
+FIGURES = ROOT / "examples" / "photos"
+HOUR_AGO = time.time() - 3600
+
+
+def _old(path: Path) -> Path:
+    os.utime(path, (HOUR_AGO, HOUR_AGO))
+    return path
+
+
+def _walk(folder: Path, out: Path):
+    return lambda: iter_jobs([folder], out, "png")
+
+
+def _next_walk(jobs) -> list[str]:
+    """The photos one walk of ``jobs`` (a ``Watch.jobs()``) gives, up to its first None after them."""
+    given = []
+    for job in jobs:
+        if job is None:
+            return given
+        given.append(job.photo.name)
+    return given
+
+
+def test_a_photo_is_given_once_it_stops_changing_and_again_when_it_changes(tmp_path):
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    for i in range(2):
+        person_photo(i)[0].save(hot / f"old{i}.jpg")
+        _old(hot / f"old{i}.jpg")
+    person_photo(2)[0].save(hot / "fresh.jpg")  # written just now: it may still be being written
+    watch = Watch(_walk(hot, tmp_path / "out"), poll_s=0.0, settle_s=60.0)
+    jobs = watch.jobs()
+    assert _next_walk(jobs) == ["old0.jpg", "old1.jpg"]
+    assert _next_walk(jobs) == ["fresh.jpg"]  # the same size and time at the next walk: whole
+    assert _next_walk(jobs) == []  # none given twice
+    with open(hot / "fresh.jpg", "ab") as file:  # a copy in progress: it grows between walks
+        file.write(b"\0" * 100)
+    assert _next_walk(jobs) == []
+    with open(hot / "fresh.jpg", "ab") as file:
+        file.write(b"\0" * 100)
+    assert _next_walk(jobs) == []
+    assert _next_walk(jobs) == ["fresh.jpg"]  # stopped growing: given again (the job's resume decides)
+    os.utime(hot / "old1.jpg", (HOUR_AGO + 60, HOUR_AGO + 60))  # touched, long ago: whole, given again
+    (hot / "old0.jpg").unlink()
+    assert _next_walk(jobs) == ["old1.jpg"]
+    assert watch.given == 5 and watch.passes >= 6
+    watch.stop.set()
+    assert list(jobs) == []  # the job source ends
+
+
+def test_a_stop_ends_the_wait_between_walks_at_once(tmp_path):
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    stop = threading.Event()
+    watch = Watch(_walk(hot, tmp_path / "out"), stop, poll_s=3600.0)
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    assert set(watch.jobs()) == {None}
+    assert time.monotonic() - started < 5  # not an hour
+    assert newest_time("10:2000000000,5:3000000000+abcdef") == 3.0 and newest_time(None) == float("inf")
+
+
+def test_the_first_signal_stops_the_watch_and_the_second_interrupts():
+    stop = threading.Event()
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with stopped_by_signals(stop):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)  # (the handler runs in this thread, between two bytecodes)
+            assert stop.is_set()
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def _start(args: list, stderr_file: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "clothes_extractor", *map(str, args)],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=stderr_file.open("w"),
+    )
+
+
+def _report_lines(report: Path, count: int, process: subprocess.Popen, timeout: float = 90) -> list[dict]:
+    """The report's lines once it has ``count`` (the watch writes each as its photo ends)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        lines = report.read_text().splitlines() if report.exists() else []
+        if len(lines) >= count:
+            return [json.loads(line) for line in lines]
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"the report did not reach {count} lines: {report.read_text() if report.exists() else ''}")
+
+
+def test_extract_watch_takes_the_photos_that_come_and_ends_on_ctrl_c(tiny_model_path, tmp_path):
+    hot, out, report, err = tmp_path / "hot", tmp_path / "out", tmp_path / "r.jsonl", tmp_path / "err.txt"
+    hot.mkdir()
+    shutil.copy(FIGURES / "figure-1.jpg", hot)  # there before the watch
+    process = _start(["extract", hot, "-o", out, "--model", tiny_model_path, "--watch", "--report", report], err)
+    try:
+        assert [r["status"] for r in _report_lines(report, 1, process)] == ["ok"]
+        data = (FIGURES / "figure-2.jpg").read_bytes()
+        with open(hot / "figure-2.jpg", "wb") as file:  # written in two halves, a second apart
+            file.write(data[: len(data) // 2])
+            file.flush()
+            time.sleep(1.0)
+            file.write(data[len(data) // 2 :])
+        (hot / "notes.jpg").write_bytes(b"not a photo")
+        lines = _report_lines(report, 3, process)
+        time.sleep(3)  # (a walk or two more: nothing is given twice)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    stderr = err.read_text()
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert process.returncode == 1, stderr  # a photo failed: as a folder job's
+    assert {(Path(r["input"]).name, r["status"]) for r in lines} == {
+        ("figure-1.jpg", "ok"), ("figure-2.jpg", "ok"), ("notes.jpg", "error")
+    } and len(lines) == 3  # fmt: skip
+    assert "then each new or changed one as it comes" in stderr and "stopping the watch" in stderr
+    assert stderr.count("notes.jpg") == 1  # said as it came, not again at the end
+    assert stderr.index("notes.jpg") < stderr.index("stopping the watch")
+    assert "watched for" in stderr and "2 extracted" in stderr and "1 failed" in stderr
+    assert sorted(p.name for p in out.iterdir()) == ["figure-1.png", "figure-2.png"]  # nothing half-written
+    Image.open(out / "figure-2.png").load()
+
+
+def test_extract_watch_redoes_a_changed_photo_and_ends_cleanly_on_sigterm(tiny_model_path, tmp_path):
+    hot, out, report, err = tmp_path / "hot", tmp_path / "out", tmp_path / "r.jsonl", tmp_path / "err.txt"
+    hot.mkdir()
+    args = ["extract", hot, "-o", out, "--model", tiny_model_path, "--watch", "--report", report]
+    process = _start([*args, "--sheet", tmp_path / "sheet.png"], err)
+    try:
+        time.sleep(1)
+        shutil.copy(FIGURES / "figure-3.jpg", hot / "shot.jpg")
+        _report_lines(report, 1, process)
+        first = (out / "shot.png").read_bytes()
+        os.utime(hot / "shot.jpg")  # touched: the same bytes, a new time
+        _report_lines(report, 2, process)
+        shutil.copy(FIGURES / "figure-5.jpg", hot / "shot.jpg")  # shot again under its old name
+        lines = _report_lines(report, 3, process)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    stderr = err.read_text()
+    assert process.returncode == 0, stderr
+    assert [r["status"] for r in lines] == ["ok", "skipped", "ok"]
+    assert (out / "shot.png").read_bytes() != first
+    assert "watched for" in stderr and "2 extracted, 1 skipped" in stderr and (tmp_path / "sheet.png").exists()
+
+
+def test_extract_folder_watch_goes_on_until_its_event_is_set(tiny_model_path, tmp_path):
+    hot, out = tmp_path / "hot", tmp_path / "out"
+    hot.mkdir()
+    shutil.copy(FIGURES / "figure-1.jpg", hot)
+    stop, results, totals, ended = threading.Event(), [], [], {}
+    with new_session(tiny_model_path, "cpu") as generator:
+
+        def run() -> None:
+            ended["summary"] = extract_folder(
+                hot, out, generator=generator, watch=stop, on_start=totals.append, on_result=results.append
+            )
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        deadline = time.monotonic() + 60
+        while not results and time.monotonic() < deadline:
+            time.sleep(0.05)
+        shutil.copy(FIGURES / "figure-4.jpg", hot)
+        while len(results) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        worker.join(timeout=30)
+    assert not worker.is_alive()
+    summary = ended["summary"]
+    assert (summary.ok, summary.failed, summary.stopped) == (2, 0, None) and totals == [1]
+    assert sorted(p.name for p in out.iterdir()) == ["figure-1.png", "figure-4.png"]
+    with pytest.raises(InputError, match="watch watches folders"):
+        extract_folder(hot / "figure-1.jpg", tmp_path / "o2", generator=tiny_model_path, watch=stop)
+    listing = tmp_path / "list.txt"
+    listing.write_text("figure-1.jpg\n")
+    with pytest.raises(InputError, match="leave out files_from"):
+        extract_folder(hot, tmp_path / "o3", generator=tiny_model_path, files_from=listing, watch=stop)
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--dry-run"], "--dry-run says what one run would do"),
+        (["--ray"], "leave out --ray"),
+        (["-o", "-"], "-o - (standard output) takes"),
+        (["--files-from", "LIST"], "--files-from's list is taken once"),
+    ],
+)
+def test_watch_refuses_what_has_no_folder_to_watch(tmp_path, extra, said):
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    (tmp_path / "LIST").write_text("a.jpg\n")
+    extra = [str(tmp_path / "LIST") if item == "LIST" else item for item in extra]
+    args = ["extract", str(hot), "--watch", *(["-o", str(tmp_path / "out")] if "-o" not in extra else []), *extra]
+    done = CliRunner().invoke(cli, args)
+    assert done.exit_code == 2 and said in done.output, done.output
+
+
+def test_watch_refuses_a_file_or_a_folder_not_there(tmp_path):
+    photo = tmp_path / "p.jpg"
+    person_photo(0)[0].save(photo)
+    for given, said in ((photo, "is a file"), (tmp_path / "later", "is not found")):
+        done = CliRunner().invoke(cli, ["extract", str(given), "-o", str(tmp_path / "out"), "--watch"])
+        assert done.exit_code == 2 and said in done.output and "--watch watches folders" in done.output, done.output
