@@ -39,13 +39,14 @@ def _walk(folder: Path, out: Path):
     return lambda: iter_jobs([folder], out, "png")
 
 
-def _next_walk(jobs) -> list[str]:
-    """The photos one walk of ``jobs`` (a ``Watch.jobs()``) gives, up to its first None after them."""
-    given = []
+def _next_walk(watch: Watch, jobs) -> list[str]:
+    """The photos the next walk of ``jobs`` (``watch.jobs()``) gives."""
+    passes, given = watch.passes, []
     for job in jobs:
-        if job is None:
+        if job is not None:
+            given.append(job.photo.name)
+        elif watch.passes > passes:
             return given
-        given.append(job.photo.name)
     return given
 
 
@@ -58,19 +59,19 @@ def test_a_photo_is_given_once_it_stops_changing_and_again_when_it_changes(tmp_p
     person_photo(2)[0].save(hot / "fresh.jpg")  # written just now: it may still be being written
     watch = Watch(_walk(hot, tmp_path / "out"), poll_s=0.0, settle_s=60.0)
     jobs = watch.jobs()
-    assert _next_walk(jobs) == ["old0.jpg", "old1.jpg"]
-    assert _next_walk(jobs) == ["fresh.jpg"]  # the same size and time at the next walk: whole
-    assert _next_walk(jobs) == []  # none given twice
+    assert _next_walk(watch, jobs) == ["old0.jpg", "old1.jpg"]
+    assert _next_walk(watch, jobs) == ["fresh.jpg"]  # the same size and time at the next walk: whole
+    assert _next_walk(watch, jobs) == []  # none given twice
     with open(hot / "fresh.jpg", "ab") as file:  # a copy in progress: it grows between walks
         file.write(b"\0" * 100)
-    assert _next_walk(jobs) == []
+    assert _next_walk(watch, jobs) == []
     with open(hot / "fresh.jpg", "ab") as file:
         file.write(b"\0" * 100)
-    assert _next_walk(jobs) == []
-    assert _next_walk(jobs) == ["fresh.jpg"]  # stopped growing: given again (the job's resume decides)
+    assert _next_walk(watch, jobs) == []
+    assert _next_walk(watch, jobs) == ["fresh.jpg"]  # stopped growing: given again (the job's resume decides)
     os.utime(hot / "old1.jpg", (HOUR_AGO + 60, HOUR_AGO + 60))  # touched, long ago: whole, given again
     (hot / "old0.jpg").unlink()
-    assert _next_walk(jobs) == ["old1.jpg"]
+    assert _next_walk(watch, jobs) == ["old1.jpg"]
     assert watch.given == 5 and watch.passes >= 6
     watch.stop.set()
     assert list(jobs) == []  # the job source ends
@@ -240,3 +241,19 @@ def test_watch_refuses_a_file_or_a_folder_not_there(tmp_path):
     for given, said in ((photo, "is a file"), (tmp_path / "later", "is not found")):
         done = CliRunner().invoke(cli, ["extract", str(given), "-o", str(tmp_path / "out"), "--watch"])
         assert done.exit_code == 2 and said in done.output and "--watch watches folders" in done.output, done.output
+
+
+def test_a_long_walk_is_followed_by_a_longer_wait(tmp_path):
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    for i in range(3000):  # (empty: walked, never decoded)
+        (hot / f"{i:05d}.jpg").touch()
+    watch = Watch(_walk(hot, tmp_path / "out"), poll_s=0.0, settle_s=0.0)
+    jobs = watch.jobs()
+    assert len(_next_walk(watch, jobs)) == 3000
+    walked, started = watch.walk_s, time.monotonic()
+    assert walked > 0.01 and watch.wait_s == pytest.approx(4 * walked)
+    while watch.passes < 2:
+        next(jobs)
+    between = time.monotonic() - started - watch.walk_s  # (the second walk's own time left out)
+    assert between >= 0.9 * 4 * walked  # a fifth of a core at most, walking

@@ -3,16 +3,17 @@ that comes into them later, or changes, once it has stopped changing, until it i
 
 A hot folder: a studio's tethering software, a scanner or an upload writes photos into it, and
 their garments appear in the output folder seconds later. The folders are walked again every
-``POLL_S`` (the same walk as a folder job's, so ``--recursive``, ``--masks`` and ``--shard`` mean
-what they mean there); a photo is given to the job once its file has stopped changing: written
-at least ``SETTLE_S`` ago, or the same size and time at two walks in a row (a copy in progress is
-not a photo yet; one that stalls longer than that fails as a cut-off file and is extracted when
-it is whole, its size and time then new). A photo given once is given again only when its size
-or time (or its mask file's) changes: the job's resume then redoes it if its bytes changed. A
-photo that goes away is forgotten (its garment stays). Each photo given costs a number held for
-the watch's life (about 60 bytes: a million photos, 60 MB); nothing else grows with the folder.
-The standard library only: no watcher package, and it works alike on network folders (NFS,
-SMB), where change notifications do not arrive.
+``POLL_S``, or ``WALK_WAIT`` times as long as a walk takes where that is longer (a large folder:
+the walk takes a fifth of a core at most), the same walk as a folder job's, so ``--recursive``,
+``--masks`` and ``--shard`` mean what they mean there; a photo is given to the job once its file
+has stopped changing: written at least ``SETTLE_S`` ago, or the same size and time at two walks in
+a row (a copy in progress is not a photo yet; one that stalls longer than that fails as a cut-off
+file and is extracted when it is whole, its size and time then new). A photo given once is given
+again only when its size or time (or its mask file's) changes: the job's resume then redoes it if
+its bytes changed. A photo that goes away is forgotten (its garment stays). Each photo given costs
+a number held for the watch's life (about 60 bytes: a million photos, 60 MB); nothing else grows
+with the folder. The standard library only: no watcher package, and it works alike on network
+folders (NFS, SMB), where change notifications do not arrive.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Callable, Iterable, Iterator
 
 from .jobs import CONTENT, ExtractJob
 
-POLL_S = 2.0  # between one walk of the folders and the next
+POLL_S = 2.0  # between one walk of the folders and the next, at least...
+WALK_WAIT = 4.0  # ...and at least this many times the last walk's own time (a fifth of a core, at most, walking)
 SETTLE_S = 2.0  # a photo written more recently than this waits for the next walk (still being written?)
 WAITING_S = 0.1  # while it waits, the job hears this often that no photo is ready (None): see ``pipeline``
 
@@ -33,7 +35,9 @@ class Watch:
     """The photos of ``walk`` (a folder job's walk: ``jobs.iter_jobs``, made again for each pass),
     and then those that come or change, as a job source (``jobs``) that ends once ``stop`` is set
     (from any thread, or a signal handler: ``pipeline.run_extraction`` calls those while it waits).
-    ``passes`` counts the walks done; ``given`` the jobs given."""
+    ``passes`` counts the walks done; ``given`` the jobs given; ``walk_s`` is the last walk's own
+    time (a folder of 100,000 photos: about 5 s of a core here), and the next walk waits
+    ``WALK_WAIT`` times that where it is longer than ``poll_s`` (``wait_s``)."""
 
     def __init__(
         self,
@@ -45,6 +49,7 @@ class Watch:
         self.walk, self.poll_s, self.settle_s = walk, poll_s, settle_s
         self.stop = stop if stop is not None else threading.Event()
         self.passes = self.given = 0
+        self.walk_s = 0.0
         self._given: set[int] = set()  # each job given: hash of (photo, its files' sizes and times, error)
         self._changing: dict[Path, str | None] = {}  # photos seen written recently: their stamps then
 
@@ -52,19 +57,25 @@ class Watch:
         """Each photo's job once it has stopped changing, walk after walk; between walks (and
         during a long one), None every ``WAITING_S`` until the next or ``stop``."""
         while not self.stop.is_set():
+            self.walk_s = 0.0
             yield from self._walk_once()
             self.passes += 1
-            next_walk = time.monotonic() + self.poll_s
+            next_walk = time.monotonic() + self.wait_s
             while True:  # (one None at least: the photos of this walk move on before the next)
                 yield None
                 if self.stop.is_set() or time.monotonic() >= next_walk:
                     break
                 self.stop.wait(WAITING_S)
 
+    @property
+    def wait_s(self) -> float:
+        """Seconds from the end of one walk to the next."""
+        return max(self.poll_s, WALK_WAIT * self.walk_s)
+
     def _walk_once(self) -> Iterator[ExtractJob | None]:
         now, heard = time.time(), time.monotonic()
         changing: dict[Path, str | None] = {}
-        for job in self.walk():
+        for job in self._timed(self.walk()):
             if time.monotonic() - heard >= WAITING_S:  # a walk of many photos given before: Ctrl-C is heard
                 yield None
                 heard = time.monotonic()
@@ -82,6 +93,19 @@ class Watch:
             self.given += 1
             yield job
         self._changing = changing
+
+    def _timed(self, jobs: Iterable[ExtractJob]) -> Iterator[ExtractJob]:
+        """``jobs``, the time each takes to make added to ``walk_s`` (not the job's time between them)."""
+        walking = iter(jobs)
+        while True:
+            started = time.perf_counter()
+            try:
+                job = next(walking)
+            except StopIteration:
+                return
+            finally:
+                self.walk_s += time.perf_counter() - started
+            yield job
 
     def _settled(self, job: ExtractJob, now: float) -> bool:
         """Whether ``job``'s files have stopped changing: the same stamp as at the last walk, or
