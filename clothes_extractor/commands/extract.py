@@ -158,8 +158,8 @@ def _list_option(name: str, help_text: str) -> Callable[[Callable[..., Any]], Ca
     "--watch",
     is_flag=True,
     help="Go on after the photos in the INPUTS folders: extract each photo that comes into them later, or "
-    "changes, once it is written whole (the folders are looked at every 2 s), until Ctrl-C, which finishes "
-    "the photos in flight and ends as a job does.",
+    "changes, once it is written whole (the folders are walked every 2 s, a large one less often), until "
+    "Ctrl-C or SIGTERM, which finishes the photos in flight and ends as a job does.",
 )
 @format_option
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
