@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import threading
 import time
 from collections import Counter, deque
@@ -25,17 +26,34 @@ from .stages import NeedsMask
 def make_pool(options: ExtractOptions) -> Executor:
     """The workers: threads, or processes started by a fork server (forking a process that
     runs onnxruntime's threads is not safe), each of which ends itself when the calling process
-    is gone (``watch_caller``)."""
+    is gone and leaves Ctrl-C to it (``worker_started``)."""
     if not options.use_processes:
         return ThreadPoolExecutor(options.workers, thread_name_prefix="ce-worker")
     import multiprocessing
 
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    return ProcessPoolExecutor(options.workers, mp_context=context, initializer=watch_caller, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(options.workers, mp_context=context, initializer=worker_started, initargs=(os.getpid(),))
 
 
 WATCH_S = 1.0  # how often a worker process looks for the calling process
+
+
+def worker_started(caller: int) -> None:
+    """A worker process's first step: Ctrl-C and SIGTERM are the calling process's to act on
+    (``ignore_stops``), and it ends once that process is gone (``watch_caller``)."""
+    ignore_stops()
+    watch_caller(caller)
+
+
+def ignore_stops() -> None:
+    """SIGINT and SIGTERM ignored in this (worker) process. A terminal's Ctrl-C reaches every
+    process of the job (its process group), as a systemd stop's SIGTERM does (its control
+    group): a worker stopped by them printed its ``KeyboardInterrupt`` traceback, and those
+    ``extract --watch`` stops after finishing were gone (until the 65th stop). The calling
+    process stops the job; its workers end with their pool, or once it is gone."""
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
 
 
 def watch_caller(caller: int) -> None:
