@@ -257,3 +257,32 @@ def test_a_long_walk_is_followed_by_a_longer_wait(tmp_path):
         next(jobs)
     between = time.monotonic() - started - watch.walk_s  # (the second walk's own time left out)
     assert between >= 0.9 * 4 * walked  # a fifth of a core at most, walking
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="process groups are POSIX's")
+def test_a_terminals_ctrl_c_ends_a_watch_with_worker_processes_after_its_photos_in_flight(tiny_model_path, tmp_path):
+    """Ctrl-C in a terminal reaches the worker processes too (the job's process group): they leave
+    it to the watch, which finishes its photos in flight with them; stopped before the photos there
+    at the start were all taken, it says how many were not."""
+    hot, out, report = tmp_path / "hot", tmp_path / "out", tmp_path / "r.jsonl"
+    hot.mkdir()
+    for i in range(120):
+        person_photo(i % 7)[0].save(hot / f"{i:03d}.png", compress_level=0)
+        _old(hot / f"{i:03d}.png")
+    args = ["extract", hot, "-o", out, "--model", tiny_model_path, "--watch", "--report", report, "--batch-size", "1"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "clothes_extractor", *map(str, args), "--workers", "2", "--processes"],
+        env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _report_lines(report, 1, process)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr and "tried again alone" not in stderr
+    assert {r["status"] for r in lines} == {"ok"} and 1 <= len(lines) < 120
+    assert f"{len(lines)} extracted" in stderr and f"{120 - len(lines)} not tried" in stderr, stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(Path(r["output"]).name for r in lines)

@@ -594,7 +594,8 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     finally:
         progress.close()
         report.close()
-    total = None if options["watch"] else total  # (photos came since they were counted)
+    if options["watch"] and options["watcher"].passes:  # (photos came since they were counted)
+        total = None  # (else: stopped before the first walk's end, the photos there at the start not all tried)
     size = generator.contract.size
     _summarise(summary, failures, report, sheet, finished, size, options["masks"], total, options["watch"])
 
@@ -717,13 +718,14 @@ def _summarise(summary, failures, report, sheet, finished, size, masks_dir=None,
     rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
     masks = ", ".join(f"{count} {source}" for source, count in summary.masks.most_common())
     stopped = getattr(summary, "stopped", None)  # (a Ray job's summary has no such thing)
-    untried = total - summary.ok - summary.skipped - summary.failed if stopped and total else 0
+    untried = total - summary.ok - summary.skipped - summary.failed if (stopped or watched) and total else 0
     ended = "stopped after" if stopped else "watched for" if watched else "done in"
     click.echo(
         f"{ended} {summary.seconds:.1f} s: {summary.ok} extracted"
         + ("" if watched else f" ({rate:.1f} photos/s)")
         + f", {summary.skipped} skipped (already done), {summary.failed} failed"
         + (f", {untried} not tried" if untried else "")
+        + (" (the photos there at the start: run it again for them)" if untried and watched else "")
         + (f"; {summary.retried} tried again alone after a worker process died" if summary.retried else "")
         + (f"; masks from: {masks}" if masks else "")
         + _decode_summary(summary.decoded),

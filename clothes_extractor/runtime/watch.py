@@ -35,7 +35,7 @@ class Watch:
     """The photos of ``walk`` (a folder job's walk: ``jobs.iter_jobs``, made again for each pass),
     and then those that come or change, as a job source (``jobs``) that ends once ``stop`` is set
     (from any thread, or a signal handler: ``pipeline.run_extraction`` calls those while it waits).
-    ``passes`` counts the walks done; ``given`` the jobs given; ``walk_s`` is the last walk's own
+    ``passes`` counts the walks done to their end; ``given`` the jobs given; ``walk_s`` is the last walk's own
     time (a folder of 100,000 photos: about 5 s of a core here), and the next walk waits
     ``WALK_WAIT`` times that where it is longer than ``poll_s`` (``wait_s``)."""
 
@@ -59,7 +59,6 @@ class Watch:
         while not self.stop.is_set():
             self.walk_s = 0.0
             yield from self._walk_once()
-            self.passes += 1
             next_walk = time.monotonic() + self.wait_s
             while True:  # (one None at least: the photos of this walk move on before the next)
                 yield None
@@ -93,6 +92,7 @@ class Watch:
             self.given += 1
             yield job
         self._changing = changing
+        self.passes += 1  # (a walk to its end: one that a stop cut short is not counted)
 
     def _timed(self, jobs: Iterable[ExtractJob]) -> Iterator[ExtractJob]:
         """``jobs``, the time each takes to make added to ``walk_s`` (not the job's time between them)."""
