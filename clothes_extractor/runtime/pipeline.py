@@ -66,7 +66,8 @@ log = logging.getLogger(__name__)
 WAIT_S = 0.1  # the longest a pending Ctrl-C (or a cancel) waits for its check while the workers are busy
 # A job source with no job ready this long: its partial batches run (it may have more later). It is
 # the job's bottleneck then (a slow server, a hot folder between walks): a partial batch costs no
-# photos/s, and each photo waits this long less (1.0 s until the 65th stop: a watch's photo 1.6 s).
+# photos/s, and each photo waits less (1.0 s until the 65th stop: a photo moved into a watched folder
+# took a median 2.4 s to its garment, now 1.5 s: benchmarks/results/cpu-2core-round2/watch-latency.txt).
 IDLE_S = 0.25
 CANCELLED = "cancelled"  # ExtractionSummary.stopped of a run whose ``cancel`` event was set
 

@@ -11,7 +11,7 @@ a row (a copy in progress is not a photo yet; one that stalls longer than that f
 file and is extracted when it is whole, its size and time then new). A photo given once is given
 again only when its size or time (or its mask file's) changes: the job's resume then redoes it if
 its bytes changed. A photo that goes away is forgotten (its garment stays). Each photo given costs
-a number held for the watch's life (about 60 bytes: a million photos, 60 MB); nothing else grows
+a number held for the watch's life (about 70 bytes: a million photos, 69 MB measured); nothing else grows
 with the folder. The standard library only: no watcher package, and it works alike on network
 folders (NFS, SMB), where change notifications do not arrive.
 """
