@@ -286,3 +286,45 @@ def test_a_terminals_ctrl_c_ends_a_watch_with_worker_processes_after_its_photos_
     assert {r["status"] for r in lines} == {"ok"} and 1 <= len(lines) < 120
     assert f"{len(lines)} extracted" in stderr and f"{120 - len(lines)} not tried" in stderr, stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(Path(r["output"]).name for r in lines)
+
+
+def test_a_watch_finds_the_masks_that_come_with_the_photos(tiny_model_path, tmp_path):
+    """A ``--masks`` folder is read again at each walk: a photo that comes with its mask file gets
+    that mask, and a mask that comes (or changes) after its photo redoes it."""
+    hot, masks, out = tmp_path / "hot", tmp_path / "masks", tmp_path / "out"
+    hot.mkdir()
+    masks.mkdir()
+    photo, mask = person_photo(0)
+    photo.save(hot / "first.jpg")
+    mask.save(masks / "first.png")
+    stop, results = threading.Event(), []
+
+    def run() -> None:
+        extract_folder(hot, out, generator=tiny_model_path, masks=masks, watch=stop, on_result=results.append)
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 60
+        while len(results) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(results) >= count, results
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        wait_for(1)
+        photo, mask = person_photo(1)
+        mask.save(masks / "second.png")  # came after the watch read the masks folder first
+        photo.save(hot / "second.jpg")
+        wait_for(2)
+        person_photo(2)[0].save(hot / "third.jpg")  # its mask a moment later
+        wait_for(3)
+        person_photo(2)[1].save(masks / "third.png")
+        wait_for(4)
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+    seen = [(Path(r.input).name, r.status, (r.mask or "").split(":")[0]) for r in results]
+    assert seen == [
+        ("first.jpg", "ok", "file"), ("second.jpg", "ok", "file"), ("third.jpg", "ok", "segmenter"),
+        ("third.jpg", "ok", "file"),
+    ]  # fmt: skip

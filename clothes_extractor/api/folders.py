@@ -92,17 +92,16 @@ def extract_folder(
     options = job.options(batch_size, workers, quality, overwrite, output_size, alpha_mask, processes)
     if on_start is not None:
         on_start(count_jobs(paths, out_dir, recursive, job.save_dir, job.masks_dir, job.share, listing))
-    walk = functools.partial(iter_jobs, paths, out_dir, output_format, job.index, recursive, job.save_dir, job.share)
-    jobs = walk(listing)
+    jobs = iter_jobs(paths, out_dir, output_format, job.index, recursive, job.save_dir, job.share, listing)
     if watch is not None:
-        jobs = _watched(paths, listing, walk, watch)
+        jobs = _watched(paths, listing, job, out_dir, output_format, recursive, watch)
     return job.run(jobs, options, generator, segmenter, decode, on_result, cancel)
 
 
-def _watched(paths: list[Path], listing: Path | None, walk: Callable, stop: threading.Event):
+def _watched(paths, listing, job: ExtractRun, out_dir: Path, fmt: str, recursive: bool, stop: threading.Event):
     """``extract_folder(watch=stop)``'s jobs (``runtime.watch.Watch``); ``InputError`` where there
     is no folder to watch."""
-    from ..runtime.watch import Watch
+    from ..runtime.watch import Watch, watched_walk
 
     if listing is not None:
         raise InputError("watch watches folders for the photos that come: leave out files_from (a list is taken once)")
@@ -112,7 +111,7 @@ def _watched(paths: list[Path], listing: Path | None, walk: Callable, stop: thre
                 f"watch watches folders: {path} is {'a file' if path.exists() else 'not found'} (give the folder "
                 "its photos come into; create it first if they have not come yet)"
             )
-    return Watch(walk, stop).jobs()
+    return Watch(watched_walk(paths, out_dir, fmt, job.masks_dir, recursive, job.save_dir, job.share), stop).jobs()
 
 
 class ExtractRun:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import os
 import shutil
 import sys
@@ -606,7 +605,7 @@ def _jobs(inputs: list[Path], out_dir: Path, fmt: str, mask_index: Any, options:
     shard holds none (said). ``ClickException`` where there are none to take. With ``--watch``, the
     photos there now and then those that come (``runtime.watch``; none there now is no error)."""
     from ..runtime.jobs import count_jobs, iter_jobs, unsearched_subfolders
-    from ..runtime.watch import Watch
+    from ..runtime.watch import Watch, watched_walk
 
     save_masks, shard, listing, feed = options["save_masks"], options["shard"], options["listing"], options["feed"]
     if feed is not None:
@@ -627,9 +626,9 @@ def _jobs(inputs: list[Path], out_dir: Path, fmt: str, mask_index: Any, options:
             )
         ):
             _no_jobs(inputs, out_dir, options)
-        walk = functools.partial(iter_jobs, inputs, out_dir, fmt, mask_index, options["recursive"], save_masks, shard)
-        jobs = walk(listing)
+        jobs = iter_jobs(inputs, out_dir, fmt, mask_index, options["recursive"], save_masks, shard, listing)
         if options["watch"]:  # the same walk, again every few seconds (no listing: check_watch)
+            walk = watched_walk(inputs, out_dir, fmt, options["masks"], options["recursive"], save_masks, shard)
             options["watcher"] = Watch(walk)
             jobs = options["watcher"].jobs()
         if total and not options["recursive"] and listing is None:

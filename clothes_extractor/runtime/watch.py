@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .jobs import CONTENT, ExtractJob
+from .jobs import CONTENT, ExtractJob, MaskIndex, iter_jobs
+from .shards import Shard
 
 POLL_S = 2.0  # between one walk of the folders and the next, at least...
 WALK_WAIT = 4.0  # ...and at least this many times the last walk's own time (a fifth of a core, at most, walking)
@@ -113,6 +114,26 @@ class Watch:
         if job.photo in self._changing and self._changing[job.photo] == job.stamp:
             return True
         return newest_time(job.stamp) <= now - self.settle_s
+
+
+def watched_walk(
+    inputs: list[Path],
+    out_dir: Path,
+    fmt: str,
+    masks: Path | None,
+    recursive: bool,
+    save_masks: Path | None,
+    shard: Shard | None,
+) -> Callable[[], Iterator[ExtractJob]]:
+    """A folder job's walk (``jobs.iter_jobs``) for a ``Watch`` to make again and again: its
+    ``--masks`` folder read anew each time (a ``MaskIndex`` keeps the listing it read, where the
+    mask of a photo that came since would not be found)."""
+
+    def walk() -> Iterator[ExtractJob]:
+        index = MaskIndex(masks) if masks is not None else None
+        return iter_jobs(inputs, out_dir, fmt, index, recursive, save_masks, shard)
+
+    return walk
 
 
 def newest_time(stamp: str | None) -> float:
