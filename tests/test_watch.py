@@ -179,6 +179,7 @@ def test_extract_watch_redoes_a_changed_photo_and_ends_cleanly_on_sigterm(tiny_m
     assert process.returncode == 0, stderr
     assert [r["status"] for r in lines] == ["ok", "skipped", "ok"]
     assert (out / "shot.png").read_bytes() != first
+    assert f"watching {hot}: extracting each new or changed one as it comes" in stderr  # (none there at the start)
     assert "watched for" in stderr and "2 extracted, 1 skipped" in stderr and (tmp_path / "sheet.png").exists()
 
 

@@ -556,10 +556,13 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     workers = f"{extract_options.workers} {'processes' if extract_options.use_processes else 'threads'}"
     decoding, shard = (", GPU decode" if decoder is not None else ""), options["shard"]
     decoding += f", {options['fetches']} downloads at once" if options["feed"] is not None else ""
-    watching = ", then each new or changed one as it comes (--watch; Ctrl-C to stop)" if options["watch"] else ""
+    what = f"extracting {total} photo(s){f' (shard {shard})' if shard else ''}"
+    if options["watch"]:
+        what = f"{what}, then" if total else f"watching {', '.join(map(str, inputs))}: extracting"
+        what += " each new or changed one as it comes (--watch; Ctrl-C to stop)"
     click.echo(
-        f"extracting {total} photo(s){f' (shard {shard})' if shard else ''}{watching} with {using} on "
-        f"{generator.provider} (batch {extract_options.batch_size}{streams}, {workers}{decoding}) -> {out_dir}",
+        f"{what} with {using} on {generator.provider} (batch {extract_options.batch_size}{streams}, "
+        f"{workers}{decoding}) -> {out_dir}",
         err=True,
     )
     if note:
