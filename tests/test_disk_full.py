@@ -82,9 +82,13 @@ def test_extract_stops_at_a_full_disk_and_resumes(small_disk, tmp_path):
     lines = [json.loads(line) for line in report.read_text().splitlines()]
     ok = sorted(Path(r["output"]).name for r in lines if r["status"] == "ok")
     assert 1 <= len(written) and [f.name for f in written] == ok
+    # every photo is in the report: those not tried too (until the 65th stop, only those tried)
+    assert sorted(Path(r["input"]).name for r in lines) == [f"p{i:02d}.jpg" for i in range(14)]
+    not_tried = [r for r in lines if (r["error"] or "").startswith("not tried: the job stopped (cannot write")]
     assert all("No space left" in r["error"] for r in lines if r["status"] == "error")
-    untried = 14 - len(lines)
+    untried = len(not_tried)
     assert untried > 0 and f"{len(ok)} extracted" in summary and f"{untried} not tried" in summary, summary
+    assert {r["status"] for r in not_tried} == {"error"} and "run the same command again" in not_tried[0]["error"]
 
     resize(64 * 2**20)
     again = run_cli(*args)

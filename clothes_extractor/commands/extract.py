@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import shutil
 import sys
@@ -551,20 +552,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         for job in jobs
     )
     report = Report(options["report"])
-    using = generator.path.name + (f" + {segmenter.path.name}" if segmenter else "")
-    streams = f" in {generator.cpu_streams} streams" if generator.cpu_streams > 1 else ""
-    workers = f"{extract_options.workers} {'processes' if extract_options.use_processes else 'threads'}"
-    decoding, shard = (", GPU decode" if decoder is not None else ""), options["shard"]
-    decoding += f", {options['fetches']} downloads at once" if options["feed"] is not None else ""
-    what = f"extracting {total} photo(s){f' (shard {shard})' if shard else ''}"
-    if options["watch"]:
-        what = f"{what}, then" if total else f"watching {', '.join(map(str, inputs))}: extracting"
-        what += " each new or changed one as it comes (--watch; Ctrl-C to stop)"
-    click.echo(
-        f"{what} with {using} on {generator.provider} (batch {extract_options.batch_size}{streams}, "
-        f"{workers}{decoding}) -> {out_dir}",
-        err=True,
-    )
+    click.echo(_start_line(total, inputs, out_dir, generator, segmenter, extract_options, decoder, options), err=True)
     if note:
         click.echo(note, err=True)
     failures: list[Any] = []
@@ -588,6 +576,8 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     try:
         with stopped_by_signals(options["watcher"].stop) if options["watch"] else contextlib.nullcontext():
             summary = run_extraction(generator, jobs, extract_options, on_result, segmenter, decoder=decoder)
+        if summary.stopped and report.handle is not None and feed is None and not options["watch"]:
+            _report_untried(summary, jobs, report, options["given"])  # (a feed's would be fetched)
     except KeyboardInterrupt:
         progress.close()
         report.close()
@@ -600,6 +590,35 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         total = None  # (else: stopped before the first walk's end, the photos there at the start not all tried)
     size = generator.contract.size
     _summarise(summary, failures, report, sheet, finished, size, options["masks"], total, options["watch"])
+
+
+def _start_line(total, inputs, out_dir, generator, segmenter, extract_options, decoder, options) -> str:
+    """What the job does, with what, where: the line it starts with."""
+    using = generator.path.name + (f" + {segmenter.path.name}" if segmenter else "")
+    streams = f" in {generator.cpu_streams} streams" if generator.cpu_streams > 1 else ""
+    workers = f"{extract_options.workers} {'processes' if extract_options.use_processes else 'threads'}"
+    decoding, shard = (", GPU decode" if decoder is not None else ""), options["shard"]
+    decoding += f", {options['fetches']} downloads at once" if options["feed"] is not None else ""
+    what = f"extracting {total} photo(s){f' (shard {shard})' if shard else ''}"
+    if options["watch"]:
+        what = f"{what}, then" if total else f"watching {', '.join(map(str, inputs))}: extracting"
+        what += " each new or changed one as it comes (--watch; Ctrl-C to stop)"
+    return (
+        f"{what} with {using} on {generator.provider} (batch {extract_options.batch_size}{streams}, "
+        f"{workers}{decoding}) -> {out_dir}"
+    )
+
+
+def _report_untried(summary: Any, jobs: Any, report: Report, given: dict[Path, str]) -> None:
+    """Each photo a stopped job (a full disk) did not try, in the report as not tried: those in
+    flight then (``summary.dropped``) and the rest of ``jobs``, where the job left it (a walk of
+    what is left, nothing read)."""
+    from ..runtime.stages import FileResult
+
+    said = f"not tried: the job stopped ({summary.stopped}); run the same command again once it can go on"
+    untried = itertools.chain(summary.dropped, (str(job.photo) for job in jobs if job is not None))
+    for photo in untried:
+        report.write(as_given(FileResult(photo, "error", None, said), given))
 
 
 def _jobs(inputs: list[Path], out_dir: Path, fmt: str, mask_index: Any, options: dict[str, Any]) -> tuple[int, Any]:

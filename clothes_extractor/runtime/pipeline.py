@@ -108,6 +108,8 @@ class Extraction:
         self.device_pool: Executor | None = None  # photos on a device are worked on there (``gpudecode``)
         self.routes: Counter = Counter()  # where photos were decoded, and why (a GPU extraction's)
         self.retries = Retries()  # photos of a pool whose worker process died (``retry_alone``)
+        self.dropped: list[str] = []  # the photos in flight when the job stopped (``abandon``)
+        self.taken: ExtractJob | None = None  # the job taken from the source while room is made for it
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -123,11 +125,12 @@ class Extraction:
                         self.step(block=False, finishing=time.monotonic() - idle_since >= IDLE_S)
                         self.check(signals)
                         continue
-                    idle_since = None
+                    idle_since, self.taken = None, job  # (taken, not yet admitted: ``abandon`` counts it)
                     while self.in_flight() >= self.limit:
                         self.step(block=True)
                         self.check(signals)
                     self.admit(job)
+                    self.taken = None
                     self.step(block=False)
                     self.check(signals)
                     if self.retries:
@@ -375,14 +378,21 @@ class Extraction:
             raise exc
 
     def abandon(self) -> None:
-        """On an interrupt, a full disk or a cancel: drop the photos in flight, let the writes
-        in progress finish (each output is complete or absent) and report them."""
+        """On an interrupt, a full disk or a cancel: drop the photos in flight (``dropped``: their
+        paths), let the writes in progress finish (each output is complete or absent) and report them."""
         for future in [f for _, f in self.reading] + [f for _, shares in self.looking for f in shares]:
             future.cancel()
+        in_flight = [job for job in (self.taken,) if job is not None]
+        in_flight += [job for job, _ in self.to_read] + [job for job, _ in self.reading]
+        in_flight += [item.job for item in self.unmasked] + [item.job for items, _ in self.looking for item in items]
+        in_flight += [item.job for batch in self.batches.values() for item in batch]
+        self.dropped = list(dict.fromkeys(str(job.photo) for job in in_flight))
         for job in self.retries.abandoned():  # not tried again: reported as they failed
             self.emit(FileResult(str(job.photo), "error", None, str(WorkerDied()), None))
         for item, future, before in self.writing:
-            if not future.cancel():
+            if future.cancel():  # (its write had not begun)
+                self.dropped.append(str(item.job.photo))
+            else:
                 try:
                     self.report_write(item, future, before)
                 except BaseException:  # noqa: BLE001 - a second interrupt: the write's own cleanup ran
@@ -441,5 +451,5 @@ def run_extraction(
     finally:
         summary.seconds = time.perf_counter() - started
         summary.decoded, summary.crossed = extraction.routes, extraction.workers.crossed
-        summary.retried = extraction.retries.count
+        summary.retried, summary.dropped = extraction.retries.count, extraction.dropped
     return summary

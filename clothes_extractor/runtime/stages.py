@@ -334,6 +334,7 @@ class ExtractionSummary(JobTally):
     decoded: Counter = field(default_factory=Counter)  # with a GPU decoder: "gpu" or "host: why"
     crossed: Counter = field(default_factory=Counter)  # worker processes' tasks: "shared memory" or "pickled"
     retried: int = 0  # photos tried again, alone, after a worker process died with them in its pool
+    dropped: list = field(default_factory=list)  # a stopped job's photos in flight then: not tried (paths)
 
     def add(self, result: FileResult) -> None:
         self.count(result.status)
