@@ -119,12 +119,12 @@ def host_ceiling(photos: list[Path], size: tuple[int, int], detail: tuple[int, i
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from ..runtime.workers import ignore_stops
+    from ..runtime.workers import ignore_ctrl_c
 
     context = multiprocessing.get_context(
         "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     )
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=ignore_stops) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=ignore_ctrl_c) as pool:
         list(pool.map(_ceiling_one, photos[: workers * 2], [size] * workers * 2, [detail] * workers * 2))  # start-up
         t0 = time.perf_counter()
         done = sum(pool.map(_ceiling_one, photos, [size] * len(photos), [detail] * len(photos), chunksize=8))

@@ -40,20 +40,20 @@ WATCH_S = 1.0  # how often a worker process looks for the calling process
 
 
 def worker_started(caller: int) -> None:
-    """A worker process's first step: Ctrl-C and SIGTERM are the calling process's to act on
-    (``ignore_stops``), and it ends once that process is gone (``watch_caller``)."""
-    ignore_stops()
+    """A worker process's first step: Ctrl-C is the calling process's to act on
+    (``ignore_ctrl_c``), and it ends once that process is gone (``watch_caller``)."""
+    ignore_ctrl_c()
     watch_caller(caller)
 
 
-def ignore_stops() -> None:
-    """SIGINT and SIGTERM ignored in this (worker) process. A terminal's Ctrl-C reaches every
-    process of the job (its process group), as a systemd stop's SIGTERM does (its control
-    group): a worker stopped by them printed its ``KeyboardInterrupt`` traceback, and those
-    ``extract --watch`` stops after finishing were gone (until the 65th stop). The calling
-    process stops the job; its workers end with their pool, or once it is gone."""
-    for stop in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(stop, signal.SIG_IGN)
+def ignore_ctrl_c() -> None:
+    """SIGINT ignored in this (worker) process. A terminal's Ctrl-C reaches every process of the
+    job (its process group): an idle worker printed its ``KeyboardInterrupt`` traceback, and the
+    photos ``extract --watch`` finishes after its first Ctrl-C lost their workers (until the 65th
+    stop). The calling process stops the job; its workers end with their pool, or once it is
+    gone. (SIGTERM stays deadly: it is how the pool ends a worker, ``Process.terminate``; it
+    kills without a traceback.)"""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def watch_caller(caller: int) -> None:
