@@ -36,9 +36,9 @@ class Watch:
     """The photos of ``walk`` (a folder job's walk: ``jobs.iter_jobs``, made again for each pass),
     and then those that come or change, as a job source (``jobs``) that ends once ``stop`` is set
     (from any thread, or a signal handler: ``pipeline.run_extraction`` calls those while it waits).
-    ``passes`` counts the walks done to their end; ``given`` the jobs given; ``walk_s`` is the last walk's own
-    time (a folder of 100,000 photos: about 5 s of a core here), and the next walk waits
-    ``WALK_WAIT`` times that where it is longer than ``poll_s`` (``wait_s``)."""
+    ``passes`` counts the walks done to their end; ``given`` the jobs given; ``walk_s`` is the last
+    walk's own time (a folder of 100,000 photos: about 5 s of a core here), and the next walk
+    waits ``WALK_WAIT`` times that where it is longer than ``poll_s`` (``wait_s``)."""
 
     def __init__(
         self,
@@ -75,7 +75,7 @@ class Watch:
     def _walk_once(self) -> Iterator[ExtractJob | None]:
         now, heard = time.time(), time.monotonic()
         changing: dict[Path, str | None] = {}
-        for job in self._timed(self.walk()):
+        for job in self._timed(self.walk):
             if time.monotonic() - heard >= WAITING_S:  # a walk of many photos given before: Ctrl-C is heard
                 yield None
                 heard = time.monotonic()
@@ -95,9 +95,12 @@ class Watch:
         self._changing = changing
         self.passes += 1  # (a walk to its end: one that a stop cut short is not counted)
 
-    def _timed(self, jobs: Iterable[ExtractJob]) -> Iterator[ExtractJob]:
-        """``jobs``, the time each takes to make added to ``walk_s`` (not the job's time between them)."""
-        walking = iter(jobs)
+    def _timed(self, walk: Callable[[], Iterable[ExtractJob]]) -> Iterator[ExtractJob]:
+        """``walk()``'s jobs, the time it takes to start (a ``--masks`` folder read) and to make each
+        added to ``walk_s`` (not the job's time between them)."""
+        started = time.perf_counter()
+        walking = iter(walk())
+        self.walk_s += time.perf_counter() - started
         while True:
             started = time.perf_counter()
             try:
