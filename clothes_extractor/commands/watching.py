@@ -42,22 +42,22 @@ def check_watch(inputs: tuple[str, ...], output: str, options: dict[str, Any]) -
 @contextmanager
 def stopped_by_signals(stop: threading.Event) -> Iterator[None]:
     """Inside, the first SIGINT or SIGTERM sets ``stop`` (the watch ends, the photos in flight are
-    finished); a second one is Ctrl-C's (or SIGTERM's) as before. Main thread only (handlers)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    finished); a second one is Ctrl-C's (or SIGTERM's) as before. Main thread only (handlers:
+    ``runtime.signals.handled_signals``)."""
+    from ..runtime.signals import handled_signals
 
-    def first(signum: int, _frame: Any) -> None:
-        if stop.is_set():
+    with handled_signals(lambda _previous: _FirstStops(stop)):
+        yield
+
+
+class _FirstStops:
+    """``stopped_by_signals``' handler: the first signal stops the watch, the next interrupts."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+
+    def note(self, signum: int, _frame: Any) -> None:
+        if self.stop.is_set():
             raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-        stop.set()
+        self.stop.set()
         click.echo("\nstopping the watch: the photos in flight are finished first (Ctrl-C again: stop now)", err=True)
-
-    for signum in previous:
-        signal.signal(signum, first)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)

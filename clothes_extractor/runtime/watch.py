@@ -49,7 +49,7 @@ class Watch:
     ):
         self.walk, self.poll_s, self.settle_s = walk, poll_s, settle_s
         self.stop = stop if stop is not None else threading.Event()
-        self.passes = self.given = 0
+        self.passes = 0
         self.walk_s = 0.0
         self._given: set[int] = set()  # each job given: hash of (photo, its files' sizes and times, error)
         self._changing: dict[Path, str | None] = {}  # photos seen written recently: their stamps then
@@ -66,6 +66,11 @@ class Watch:
                 if self.stop.is_set() or time.monotonic() >= next_walk:
                     break
                 self.stop.wait(WAITING_S)
+
+    @property
+    def given(self) -> int:
+        """How many jobs it has given."""
+        return len(self._given)
 
     @property
     def wait_s(self) -> float:
@@ -90,7 +95,6 @@ class Watch:
                 changing[job.photo] = job.stamp
                 continue
             self._given.add(key)
-            self.given += 1
             yield job
         self._changing = changing
         self.passes += 1  # (a walk to its end: one that a stop cut short is not counted)
