@@ -23,6 +23,7 @@ from clothes_extractor.cli import cli
 from clothes_extractor.commands.watching import stopped_by_signals
 from clothes_extractor.errors import InputError
 from clothes_extractor.runtime.jobs import iter_jobs
+from clothes_extractor.runtime.stages import ExtractionSummary, FileResult
 from clothes_extractor.runtime.watch import Watch, newest_time
 from conftest import ROOT, cli_env, person_photo
 
@@ -75,6 +76,32 @@ def test_a_photo_is_given_once_it_stops_changing_and_again_when_it_changes(tmp_p
     assert watch.given == 5 and watch.passes >= 6
     watch.stop.set()
     assert list(jobs) == []  # the job source ends
+
+
+def test_an_empty_file_waits_until_it_is_old_as_a_placeholder_would_be_filled_in(tmp_path, monkeypatch):
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    (hot / "upload.jpg").write_bytes(b"")  # an upload's placeholder: the same at every walk until it is filled in
+    (hot / "stale.jpg").write_bytes(b"")
+    _old(hot / "stale.jpg")  # empty for an hour: not a placeholder
+    watch = Watch(_walk(hot, tmp_path / "out"), poll_s=0.0, settle_s=0.0)
+    jobs = watch.jobs()
+    assert _next_walk(watch, jobs) == ["stale.jpg"]  # (the job reports it: an empty file)
+    assert _next_walk(watch, jobs) == [] and _next_walk(watch, jobs) == []
+    monkeypatch.setattr("clothes_extractor.runtime.watch.EMPTY_SETTLE_S", 0.5)
+    time.sleep(0.6)
+    assert _next_walk(watch, jobs) == ["upload.jpg"]
+    (hot / "upload.jpg").write_bytes(b"\xff\xd8 filled in")  # written: settled as any file
+    assert _next_walk(watch, jobs) == ["upload.jpg"]
+
+
+def test_a_photo_that_fails_then_is_done_counts_as_done():
+    summary = ExtractionSummary()
+    for photo, status in [("a", "error"), ("b", "error"), ("a", "error"), ("c", "ok"), ("a", "ok"), ("b", "error")]:
+        summary.add(FileResult(photo, status))
+    assert (summary.ok, summary.failed, summary.recovered) == (2, 1, 1)  # b failed twice: one photo failing
+    summary.add(FileResult("b", "skipped"))  # written again with the bytes of a garment done before
+    assert (summary.ok, summary.skipped, summary.failed, summary.recovered) == (2, 1, 0, 2)
 
 
 def test_a_stop_ends_the_wait_between_walks_at_once(tmp_path):
@@ -170,17 +197,27 @@ def test_extract_watch_redoes_a_changed_photo_and_ends_cleanly_on_sigterm(tiny_m
         os.utime(hot / "shot.jpg")  # touched: the same bytes, a new time
         _report_lines(report, 2, process)
         shutil.copy(FIGURES / "figure-5.jpg", hot / "shot.jpg")  # shot again under its old name
-        lines = _report_lines(report, 3, process)
+        _report_lines(report, 3, process)
+        data = (FIGURES / "figure-2.jpg").read_bytes()
+        (hot / "upload.jpg").write_bytes(data[: len(data) // 2])  # an upload that stalls: taken cut off
+        _old(hot / "upload.jpg")
+        _report_lines(report, 4, process)
+        (hot / "upload.jpg").write_bytes(data)  # ...and finished
+        lines = _report_lines(report, 5, process)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
     finally:
         process.kill()
     stderr = err.read_text()
-    assert process.returncode == 0, stderr
-    assert [r["status"] for r in lines] == ["ok", "skipped", "ok"]
+    assert process.returncode == 0, stderr  # every photo's last try succeeded
+    assert [r["status"] for r in lines] == ["ok", "skipped", "ok", "error", "ok"]
     assert (out / "shot.png").read_bytes() != first
     assert f"watching {hot}: extracting each new or changed one as it comes" in stderr  # (none there at the start)
-    assert "watched for" in stderr and "2 extracted, 1 skipped" in stderr and (tmp_path / "sheet.png").exists()
+    assert "truncated or corrupt? (--watch tries it again once the file is written again)" in stderr
+    assert f"{hot / 'upload.jpg'}: extracted now, written again since its error" in stderr
+    assert "watched for" in stderr and "3 extracted, 1 skipped (already done), 0 failed" in stderr
+    assert "failed at first, done once written again: 1" in stderr and (tmp_path / "sheet.png").exists()
+    Image.open(out / "upload.png").load()
 
 
 def test_extract_folder_watch_goes_on_until_its_event_is_set(tiny_model_path, tmp_path):
@@ -247,8 +284,8 @@ def test_watch_refuses_a_file_or_a_folder_not_there(tmp_path):
 def test_a_long_walk_is_followed_by_a_longer_wait(tmp_path):
     hot = tmp_path / "hot"
     hot.mkdir()
-    for i in range(3000):  # (empty: walked, never decoded)
-        (hot / f"{i:05d}.jpg").touch()
+    for i in range(3000):  # (walked, never decoded)
+        (hot / f"{i:05d}.jpg").write_bytes(b"x")
     watch = Watch(_walk(hot, tmp_path / "out"), poll_s=0.0, settle_s=0.0)
     jobs = watch.jobs()
     assert len(_next_walk(watch, jobs)) == 3000

@@ -62,7 +62,9 @@ def extract_folder(
     ``summary.stopped`` says ``"cancelled"`` (or why a full disk stopped it). ``watch`` (``extract
     --watch``; a hot folder): after the photos there now, go on with each photo that comes into the
     folders or changes, once it is written whole, until ``watch`` is set; then the photos in flight
-    are finished and the summary returned (``on_start`` counts the photos there at the start). ``masks``,
+    are finished and the summary returned (``on_start`` counts the photos there at the start;
+    ``summary.failed``, the photos whose last try failed; ``summary.recovered``, those that failed,
+    then were written again and done: a cut-off upload, finished). ``masks``,
     ``save_masks``, ``recursive``, ``files_from`` (a list of photos under the one input
     folder), ``shard`` (``"K/N"``) and ``decode`` (``auto``: JPEGs on the GPU where the
     models run on CUDA and nvImageCodec starts, else on the host, said in the log) as in

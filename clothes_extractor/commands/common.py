@@ -289,7 +289,9 @@ class Progress:
         self.done = self.failed = 0
         self.started = self.last = time.monotonic()
 
-    def update(self, count: int = 1, failed: bool = False) -> None:
+    def update(self, count: int = 1, failed: int = 0) -> None:
+        """``count`` more done, and ``failed`` more failed (a watch's photo that failed, written
+        again and done: -1)."""
         self.done += count
         self.failed += failed
         self.bar.update(count)

@@ -558,6 +558,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     failures: list[Any] = []
     finished: list[Any] = []  # the first results, for --sheet
     progress, feed = Progress(None if options["watch"] else total, "photo", "extract"), options["feed"]
+    failing: set[str] = set()  # a watch's photos whose last try failed (said): one written again may come
 
     def on_result(result: Any) -> None:
         drawn = result.status == "ok" and sheet is not None and len(finished) < SHEET_ROWS
@@ -566,12 +567,13 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         shown = as_given(result, options["given"])
         if feed is not None and not drawn:  # (a feed's photo, fetched for this job: the sheet draws its own)
             feed.release(result.input)
-        if shown.status == "error" and options["watch"]:  # (a watch's errors are said as they come)
-            progress.say(f"error: {_error_line(shown)}")
-        elif shown.status == "error" and len(failures) < MAX_FAILURES_SHOWN:
+        failed = int(shown.status == "error")
+        if options["watch"]:  # (a watch's errors are said as they come, and their end)
+            failed = _say_watched(shown, failing, progress)
+        elif failed and len(failures) < MAX_FAILURES_SHOWN:
             failures.append(shown)
         report.write(shown)
-        progress.update(failed=shown.status == "error")
+        progress.update(failed=failed)
 
     try:
         with stopped_by_signals(options["watcher"].stop) if options["watch"] else contextlib.nullcontext():
@@ -590,6 +592,23 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
         total = None  # (else: stopped before the first walk's end, the photos there at the start not all tried)
     size = generator.contract.size
     _summarise(summary, failures, report, sheet, finished, size, options["masks"], total, options["watch"])
+
+
+def _say_watched(result: Any, failing: set[str], progress: Progress) -> int:
+    """A watched photo's error, as it comes, and the end of one: the photo written again and done.
+    How many more photos fail now: 1, 0, or -1 (``failing``: those that do)."""
+    if result.status == "error":
+        if result.input in failing:
+            return 0  # (failed again: said once)
+        failing.add(result.input)
+        progress.say(f"error: {_error_line(result)} (--watch tries it again once the file is written again)")
+        return 1
+    if result.input not in failing:
+        return 0
+    failing.remove(result.input)
+    done = "extracted" if result.status == "ok" else "done already (skipped)"
+    progress.say(f"{in_messages(result.input)}: {done} now, written again since its error")
+    return -1
 
 
 def _start_line(total, inputs, out_dir, generator, segmenter, extract_options, decoder, options) -> str:
@@ -745,6 +764,7 @@ def _summarise(summary, failures, report, sheet, finished, size, masks_dir=None,
         f"{ended} {summary.seconds:.1f} s: {summary.ok} extracted"
         + ("" if watched else f" ({rate:.1f} photos/s)")
         + f", {summary.skipped} skipped (already done), {summary.failed} failed"
+        + (f"; failed at first, done once written again: {summary.recovered}" if summary.recovered else "")
         + (f", {untried} not tried" if untried else "")
         + (" (the photos there at the start: run it again for them)" if untried and watched else "")
         + (f"; {summary.retried} tried again alone after a worker process died" if summary.retried else "")

@@ -335,8 +335,21 @@ class ExtractionSummary(JobTally):
     crossed: Counter = field(default_factory=Counter)  # worker processes' tasks: "shared memory" or "pickled"
     retried: int = 0  # photos tried again, alone, after a worker process died with them in its pool
     dropped: list = field(default_factory=list)  # a stopped job's photos in flight then: not tried (paths)
+    # photos that failed, then were given again (a watch: written again) and done; ``failed`` counts
+    # the photos whose last try failed
+    recovered: int = 0
+    _failing: set = field(default_factory=set, repr=False)  # those photos: their paths' hashes
 
     def add(self, result: FileResult) -> None:
+        photo = hash(result.input)
+        if result.status == "error":
+            if photo in self._failing:
+                return  # (failed again: counted once)
+            self._failing.add(photo)
+        elif photo in self._failing:
+            self._failing.remove(photo)
+            self.failed -= 1
+            self.recovered += 1
         self.count(result.status)
         if result.status == "ok":
             self.masks[(result.mask or "?").split(":")[0]] += 1

@@ -8,7 +8,8 @@ the walk takes a fifth of a core at most), the same walk as a folder job's, so `
 ``--masks`` and ``--shard`` mean what they mean there; a photo is given to the job once its file
 has stopped changing: written at least ``SETTLE_S`` ago, or the same size and time at two walks in
 a row (a copy in progress is not a photo yet; one that stalls longer than that fails as a cut-off
-file and is extracted when it is whole, its size and time then new). A photo given once is given
+file and is extracted when it is whole, its size and time then new); an empty file (an upload's
+placeholder) waits until it is ``EMPTY_SETTLE_S`` old. A photo given once is given
 again only when its size or time (or its mask file's) changes: the job's resume then redoes it if
 its bytes changed. A photo that goes away is forgotten (its garment stays). Each photo given costs
 a number held for the watch's life (about 70 bytes: a million photos, 69 MB measured); nothing else grows
@@ -29,6 +30,7 @@ from .shards import Shard
 POLL_S = 2.0  # between one walk of the folders and the next, at least...
 WALK_WAIT = 4.0  # ...and at least this many times the last walk's own time (a fifth of a core, at most, walking)
 SETTLE_S = 2.0  # a photo written more recently than this waits for the next walk (still being written?)
+EMPTY_SETTLE_S = 30.0  # an empty file (a placeholder that an upload or a copy fills in later) waits this long
 WAITING_S = 0.1  # while it waits, the job hears this often that no photo is ready (None): see ``pipeline``
 
 
@@ -117,10 +119,15 @@ class Watch:
 
     def _settled(self, job: ExtractJob, now: float) -> bool:
         """Whether ``job``'s files have stopped changing: the same stamp as at the last walk, or
-        their newest modification time at least ``settle_s`` before ``now``."""
-        if job.photo in self._changing and self._changing[job.photo] == job.stamp:
+        their newest modification time at least ``settle_s`` before ``now``; where one of them is
+        empty, that time at least ``EMPTY_SETTLE_S`` before (a placeholder stays the same while
+        the upload that fills it in has not begun)."""
+        settle_s = self.settle_s
+        if any(size == 0 for size, _ in _sizes_and_times(job.stamp)):
+            settle_s = max(settle_s, EMPTY_SETTLE_S)
+        elif job.photo in self._changing and self._changing[job.photo] == job.stamp:
             return True
-        return newest_time(job.stamp) <= now - self.settle_s
+        return newest_time(job.stamp) <= now - settle_s
 
 
 def watched_walk(
@@ -146,7 +153,13 @@ def watched_walk(
 def newest_time(stamp: str | None) -> float:
     """The newest modification time (seconds) an input record holds (``jobs.input_stamp``:
     ``SIZE:MTIME_NS`` for each file, joined by ``,``); +inf where there is none."""
+    return max((time for _, time in _sizes_and_times(stamp)), default=float("inf"))
+
+
+def _sizes_and_times(stamp: str | None) -> list[tuple[int, float]]:
+    """The size (bytes) and modification time (seconds) of each file of an input record."""
     if not stamp:
-        return float("inf")
+        return []
     sizes_and_times = stamp.partition(CONTENT)[0]  # (a record completed by its digest: ``with_content``)
-    return max(int(part.split(":", 1)[1]) for part in sizes_and_times.split(",")) / 1e9
+    files = [part.split(":", 1) for part in sizes_and_times.split(",")]
+    return [(int(size), int(mtime_ns) / 1e9) for size, mtime_ns in files]
