@@ -2,9 +2,14 @@
 finds go, whatever writes them (native code writes to file descriptor 2 directly); every other
 byte reaches stderr in order, a progress bar's unended line at once."""
 
+import io
 import subprocess
 import sys
 import textwrap
+
+import pytest
+
+from clothes_extractor.distributed.quiet import DriverPrints
 
 ALARM = (
     "[2026-12-04 04:15:59,596 E 7600 7600] core_worker.cc:2465: Actor with class name: "
@@ -83,3 +88,29 @@ def test_without_a_stderr_it_stands_aside():
         """
     )
     assert done.returncode == 0 and done.stdout.decode() == "ran\n"
+
+
+TEARDOWN = (
+    "Task MapWorker(MapBatches(ModelStage)).submit failed. There are infinite retries remaining, so the task "
+    "will be retried. Error: The actor is dead because it was killed by `ray.kill`."
+)
+
+
+def test_what_rays_driver_prints_goes_to_stderr_less_a_stopped_jobs_teardown():
+    """``DriverPrints`` (``extract --ray``'s ``sys.stdout``) fed by Ray's own printing of its cluster's
+    errors: they reach the target a line at a time, colours and all, and the teardown line does not."""
+    worker = pytest.importorskip("ray._private.worker", reason="the [ray] extra is not installed")
+    target = io.StringIO()
+    prints = DriverPrints(target)
+    for line in (TEARDOWN, "A worker died or was killed while executing a task by an unexpected system error."):
+        worker.print_worker_logs({"lines": [line], "pid": "raylet", "is_err": False}, prints)
+    prints.write("a part of a line ")
+    assert target.getvalue().count("\n") == 1 and "(raylet)" in target.getvalue()
+    assert "A worker died" in target.getvalue() and "retries remaining" not in target.getvalue()
+    prints.write(f"and its end\n{TEARDOWN[:40]}")
+    prints.write(f"{TEARDOWN[40:]}\nan unended line")
+    prints.flush()
+    assert target.getvalue() == (
+        "\x1b[33m(raylet)\x1b[0m A worker died or was killed while executing a task by an unexpected system error.\n"
+        "a part of a line and its end\nan unended line"
+    )

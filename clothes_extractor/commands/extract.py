@@ -796,7 +796,7 @@ def _summarise(summary, failures, report, sheet, finished, size, masks_dir=None,
 
 def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any]) -> None:
     """The folder job on Ray: the same stages, models in actor pools, outputs from the workers."""
-    from ..distributed.ray_job import JobWalk, RayOptions, is_remote, run_on_ray
+    from ..distributed.ray_job import JobWalk, is_remote
     from ..runtime.files import check_output_dir, check_writable_file
     from ..runtime.jobs import MaskIndex, check_output_folders, unsearched_subfolders
 
@@ -838,12 +838,22 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
     if not options["recursive"] and listing is None:  # (local input folders; a bucket has no folders to forget)
         out_dir = None if is_remote(output) else Path(output)
         note_unsearched(unsearched_subfolders(local, out_dir, options["save_masks"], options["masks"]))
-    address = options["ray_address"]
+    _run_ray_job(jobs, total, output, options, extract_options)
+
+
+def _run_ray_job(jobs: Any, total: int, output: str, options: dict[str, Any], extract_options: Any) -> None:
+    """``extract --ray``'s job, its photos counted: its report, progress, sheet and summary."""
+    from ..distributed.quiet import DriverPrints
+    from ..distributed.ray_job import RayOptions, run_on_ray
+
+    address, sheet = options["ray_address"], options["sheet"]
     ray_options = RayOptions(
         address=address, actors=options["actors"], provider=options["provider"], extract=extract_options
     )
     segmenter = None if options["no_segmenter"] else str(options["segmenter"] or "segmenter")
     report = Report(options["report"])
+    # Ray's driver prints its cluster's errors to sys.stdout, up to the process's end: not into --report -
+    sys.stdout = DriverPrints(sys.stderr)
     click.echo(f"extracting {total} photo(s) on Ray ({address or 'a local Ray'}) -> {output}", err=True)
     failures: list[Any] = []
     finished: list[Any] = []  # the first results, for --sheet
@@ -859,6 +869,10 @@ def _extract_on_ray(inputs: tuple[str, ...], output: str, options: dict[str, Any
 
     try:
         summary = run_on_ray(str(options["model"] or "generator"), segmenter, jobs, ray_options, on_result, total)
+    except KeyboardInterrupt:
+        progress.close()
+        click.echo("finished outputs are complete; run the same command again to resume", err=True)
+        raise
     finally:
         progress.close()
         report.close()

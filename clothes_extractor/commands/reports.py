@@ -135,7 +135,7 @@ class Report:
     def close(self) -> None:
         if self.handle is not None:
             try:
-                self.handle.flush() if self.handle is sys.stdout else self.handle.close()
+                self.handle.flush() if self.path == STDOUT else self.handle.close()  # (sys.stdout may be another now)
             except OSError:
                 pass
             self.handle = None

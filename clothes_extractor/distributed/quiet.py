@@ -1,4 +1,5 @@
-"""Ray's false alarm kept off the user's terminal (``stderr_without``).
+"""Ray's false alarm kept off the user's terminal (``stderr_without``), and its driver's prints
+off standard output (``DriverPrints``).
 
 Ray Data (2.5x to at least 2.60) hands every actor it starts object references of its own
 (its data context, its map transformer) and starts them with ``max_restarts`` > 0, and Ray's
@@ -11,21 +12,56 @@ reads as one. The core worker's C++ logger writes to file descriptor 2 directly,
 sits there: a pipe, and a thread that passes everything on to where stderr went, in order, less
 those lines. Start it after ``ray.init``: a process started inside it (a local Ray's own) would
 inherit the pipe.
+
+A Ray driver also prints the errors its cluster publishes (an actor killed, a task retried) from
+a thread of its own to ``sys.stdout``, as it is when each comes, until Ray shuts down at the
+process's end: in the report's JSON Lines where that is standard output (``--report -``). A
+job stopped by Ctrl-C or SIGTERM got one or two such lines, Ray Data killing its own actors
+("Task MapWorker(...).submit failed. There are infinite retries remaining, ... killed by
+`ray.kill`"), 2 runs in 3 (Ray 2.60).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import sys
 import threading
-from typing import Iterator
+from typing import Any, Iterator
 
 RAY_FALSE_ALARM = re.compile(
     rb"core_worker\.cc:\d+: Actor with class name: .* has constructor arguments in the object store"
 )
 HOLD_BYTES = 4096  # a part of a line held back (it may be Ray's) at most this long
+# Ray Data killing its own actors as a stopped job ends: the tasks it had sent them are "retried"
+RAY_TEARDOWN = re.compile(r"submit failed\. There are .* retries remaining.* killed by `ray\.kill`")
+
+
+class DriverPrints(io.TextIOBase):
+    """A ``sys.stdout`` for a command whose standard output is its own (``extract --ray --report
+    -``) while Ray's driver threads print to it: what they print goes to ``target`` (standard
+    error), a line at a time, less the lines of a stopped job's teardown (``RAY_TEARDOWN``)."""
+
+    def __init__(self, target: io.TextIOBase | Any):
+        self.target, self.pending = target, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            if not RAY_TEARDOWN.search(line):
+                self.target.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending and not RAY_TEARDOWN.search(self.pending):
+            self.target.write(self.pending)
+        self.pending = ""
+        self.target.flush()
 
 
 @contextlib.contextmanager

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import logging
 import pickle
+import signal
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +30,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import MissingDependencyError
+from ..runtime.files import remove_stale_partials
 from ..runtime.jobs import ExtractJob
 from ..runtime.options import ExtractOptions, make_plan
 from ..runtime.resume import already_done
@@ -205,6 +208,7 @@ def write_row(row: dict[str, Any], plan: Plan) -> dict[str, Any]:
         return {"result": item.to_json()}
     prepared, outputs = item
     if not is_remote(str(prepared.job.output)):
+        _clear_once(Path(prepared.job.output).parent)
         return {"result": write(prepared, outputs, plan).to_json()}
     job = prepared.job
     try:
@@ -220,6 +224,18 @@ def write_row(row: dict[str, Any], plan: Plan) -> dict[str, Any]:
     return {
         "result": FileResult(str(job.photo), "ok", str(job.output), None, prepared.mask_source, None, size).to_json()
     }
+
+
+_CLEARED: set[Path] = set()  # the output folders this worker process has cleared (``_clear_once``)
+
+
+def _clear_once(folder: Path) -> None:
+    """Remove from ``folder``, the first time this process writes there, the ``.partial`` files
+    of writers that no longer run on this machine: a Ray worker killed in a write, as a stopped
+    job's are (local ``extract`` does the same: ``jobs.removing_stale_partials``)."""
+    if folder not in _CLEARED:
+        _CLEARED.add(folder)
+        remove_stale_partials(folder)
 
 
 def run_on_ray(
@@ -251,19 +267,46 @@ def run_on_ray(
     ):
         plan = make_plan(gen, seg if segmenter else None, options.extract)
     if total:
+        started_here = not ray.is_initialized() and not options.address  # (a local Ray: ended here if stopped)
         _init(ray, options)
         dataset = _dataset(ray, jobs, total, str(generator), str(segmenter) if segmenter else None, plan, options)
         chatty = logging.getLogger().isEnabledFor(logging.DEBUG)
-        with stderr_without(RAY_FALSE_ALARM, enabled=not chatty):  # (after ray.init: see ``quiet``)
-            for row in dataset.iter_rows():
-                record = row["result"]
-                record["size"] = tuple(record["size"]) if record.get("size") is not None else None
-                result = FileResult(**record)
-                summary.add(result)
-                if on_result is not None:
-                    on_result(result)
+        rows, folders = iter(dataset.iter_rows()), _output_folders(jobs)
+        try:
+            with stderr_without(RAY_FALSE_ALARM, enabled=not chatty):  # (after ray.init: see ``quiet``)
+                for row in rows:
+                    record = row["result"]
+                    record["size"] = tuple(record["size"]) if record.get("size") is not None else None
+                    result = FileResult(**record)
+                    summary.add(result)
+                    if result.output is not None and not is_remote(result.output):
+                        folders.add(Path(result.output).parent)
+                    if on_result is not None:
+                        on_result(result)
+        except BaseException:  # Ctrl-C, SIGTERM
+            if started_here:
+                _end_stopped(ray, rows, folders)
+            raise
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _output_folders(jobs: Iterable[ExtractJob]) -> set[Path]:
+    """The local output folder of a ``JobWalk`` (none for a URI, a list of jobs)."""
+    output = getattr(jobs, "output", None)
+    return {Path(output)} if output is not None and not is_remote(output) else set()
+
+
+def _end_stopped(ray: Any, rows: Any, folders: set[Path]) -> None:
+    """A stopped job's own local Ray ended at once, its workers with it; then the ``.partial``
+    files of the workers killed in a write (a terminal's Ctrl-C reaches a local Ray's every
+    process: some die before their write's clean-up) removed from the output ``folders`` written."""
+    close = getattr(rows, "close", None)
+    if close is not None:
+        close()  # (Ray Data's executor stops its tasks and actors)
+    ray.shutdown()
+    for folder in folders:
+        remove_stale_partials(folder)
 
 
 class _Nothing:
@@ -278,15 +321,24 @@ def _init(ray: Any, options: RayOptions) -> None:
     """Join or start Ray. The notes of a local Ray this job starts (which instance, token
     authentication) and Ray Data's note that its progress bars are off (the job prints its
     own) stay off the user's terminal unless ``-vv``, as onnxruntime's do; Ray Data's
-    warnings (a job that cannot get its resources, say) and a cluster's still reach it."""
+    warnings (a job that cannot get its resources, say) and a cluster's still reach it.
+
+    The process's SIGTERM handling is as it was before: ``ray.init`` replaces it (Python's handler by
+    one that exits 15, the C level by Ray's crash handler: a SIGTERM, ``docker stop``, then printed
+    "*** SIGTERM received ..." and a stack of addresses, and the job aborted, exit 134, before the
+    command's own handling: 143, "terminated")."""
     if ray.is_initialized():
         return
     chatty = logging.getLogger().isEnabledFor(logging.DEBUG)
+    main_thread = threading.current_thread() is threading.main_thread()
+    sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
     if options.address:
         ray.init(address=options.address, log_to_driver=False)
     else:
         level = logging.INFO if chatty else logging.ERROR
         ray.init(num_cpus=options.num_cpus, include_dashboard=False, log_to_driver=False, logging_level=level)
+    if sigterm is not None:
+        signal.signal(signal.SIGTERM, sigterm)  # (Python's handler back at the C level too)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
