@@ -95,13 +95,17 @@ def test_an_empty_file_waits_until_it_is_old_as_a_placeholder_would_be_filled_in
     assert _next_walk(watch, jobs) == ["upload.jpg"]
 
 
-def test_a_photo_that_fails_then_is_done_counts_as_done():
-    summary = ExtractionSummary()
+def test_a_watched_photo_that_fails_then_is_done_counts_as_done():
+    summary = ExtractionSummary(by_last_try=True)
     for photo, status in [("a", "error"), ("b", "error"), ("a", "error"), ("c", "ok"), ("a", "ok"), ("b", "error")]:
         summary.add(FileResult(photo, status))
     assert (summary.ok, summary.failed, summary.recovered) == (2, 1, 1)  # b failed twice: one photo failing
     summary.add(FileResult("b", "skipped"))  # written again with the bytes of a garment done before
     assert (summary.ok, summary.skipped, summary.failed, summary.recovered) == (2, 1, 0, 2)
+    once = ExtractionSummary()  # a folder job's: a photo comes once, nothing kept of it (its memory stays flat)
+    for photo in ("x", "y"):
+        once.add(FileResult(photo, "error"))
+    assert (once.failed, once.recovered, once._failing) == (2, 0, set())
 
 
 def test_a_stop_ends_the_wait_between_walks_at_once(tmp_path):
@@ -240,12 +244,21 @@ def test_extract_folder_watch_goes_on_until_its_event_is_set(tiny_model_path, tm
         shutil.copy(FIGURES / "figure-4.jpg", hot)
         while len(results) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
+        data = (FIGURES / "figure-2.jpg").read_bytes()
+        (hot / "upload.jpg").write_bytes(data[: len(data) // 2])  # an upload that stalls: taken cut off
+        _old(hot / "upload.jpg")
+        while len(results) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (hot / "upload.jpg").write_bytes(data)
+        while len(results) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
         stop.set()
         worker.join(timeout=30)
     assert not worker.is_alive()
     summary = ended["summary"]
-    assert (summary.ok, summary.failed, summary.stopped) == (2, 0, None) and totals == [1]
-    assert sorted(p.name for p in out.iterdir()) == ["figure-1.png", "figure-4.png"]
+    assert [r.status for r in results] == ["ok", "ok", "error", "ok"] and totals == [1]
+    assert (summary.ok, summary.failed, summary.recovered, summary.stopped) == (3, 0, 1, None)
+    assert sorted(p.name for p in out.iterdir()) == ["figure-1.png", "figure-4.png", "upload.png"]
     with pytest.raises(InputError, match="watch watches folders"):
         extract_folder(hot / "figure-1.jpg", tmp_path / "o2", generator=tiny_model_path, watch=stop)
     listing = tmp_path / "list.txt"

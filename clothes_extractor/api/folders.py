@@ -97,7 +97,7 @@ def extract_folder(
     jobs = iter_jobs(paths, out_dir, output_format, job.index, recursive, job.save_dir, job.share, listing)
     if watch is not None:
         jobs = _watched(paths, listing, job, out_dir, output_format, recursive, watch)
-    return job.run(jobs, options, generator, segmenter, decode, on_result, cancel)
+    return job.run(jobs, options, generator, segmenter, decode, on_result, cancel, watched=watch is not None)
 
 
 def _watched(paths, listing, job: ExtractRun, out_dir: Path, fmt: str, recursive: bool, stop: threading.Event):
@@ -156,10 +156,12 @@ class ExtractRun:
             processes=processes,
         )
 
-    def run(self, jobs, options, generator, segmenter, decode, on_result, cancel, opening=None) -> ExtractionSummary:
+    def run(
+        self, jobs, options, generator, segmenter, decode, on_result, cancel, opening=None, watched=False
+    ) -> ExtractionSummary:
         """``jobs`` extracted with the sessions (opened here where given as names or None, and
         closed; the caller's trimmed after); ``opening(generator, segmenter, options)``, if given,
-        is told the sessions first."""
+        is told the sessions first. ``watched``: a watch's jobs (``run_extraction``'s)."""
         from ..runtime.gpudecode import open_decoder
         from ..runtime.jobs import removing_stale_partials
         from ..runtime.pipeline import run_extraction
@@ -174,7 +176,14 @@ class ExtractRun:
             if why:
                 log.warning("%s", why)
             summary = run_extraction(
-                generator, removing_stale_partials(jobs), options, on_result, segmenter, decoder=decoder, cancel=cancel
+                generator,
+                removing_stale_partials(jobs),
+                options,
+                on_result,
+                segmenter,
+                decoder=decoder,
+                cancel=cancel,
+                watched=watched,
             )
         finally:
             for session in opened.values():

@@ -577,7 +577,9 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
 
     try:
         with stopped_by_signals(options["watcher"].stop) if options["watch"] else contextlib.nullcontext():
-            summary = run_extraction(generator, jobs, extract_options, on_result, segmenter, decoder=decoder)
+            summary = run_extraction(
+                generator, jobs, extract_options, on_result, segmenter, decoder=decoder, watched=options["watch"]
+            )
         if summary.stopped and report.handle is not None and feed is None and not options["watch"]:
             _report_untried(summary, jobs, report, options["given"])  # (a feed's would be fetched)
     except KeyboardInterrupt:

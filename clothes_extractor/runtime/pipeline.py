@@ -414,6 +414,7 @@ def run_extraction(
     clock: Any = None,
     decoder: Any = None,
     cancel: threading.Event | None = None,
+    watched: bool = False,
 ) -> ExtractionSummary:
     """Extract every job's garment; ``on_result`` sees each file's result as it is final.
 
@@ -428,12 +429,13 @@ def run_extraction(
     run stops as on a full disk, within about ``WAIT_S``, and ``summary.stopped`` is ``CANCELLED``.
     ``jobs`` may give None where it has no job ready yet (it waits for one: give None every
     ``WAIT_S`` or so while it does): the photos in flight go on, and are all written once it has
-    had none for ``IDLE_S``.
+    had none for ``IDLE_S``. ``watched``: ``jobs`` may give a photo again (``runtime.watch``), and
+    the summary counts each by its last try (``ExtractionSummary.by_last_try``).
     """
     generator.require_task("generator")
     if segmenter is not None:
         segmenter.require_task("segmenter")
-    summary, started = ExtractionSummary(), time.perf_counter()
+    summary, started = ExtractionSummary(by_last_try=watched), time.perf_counter()
 
     def emit(result: FileResult) -> None:
         summary.add(result)

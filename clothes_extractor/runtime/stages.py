@@ -335,24 +335,32 @@ class ExtractionSummary(JobTally):
     crossed: Counter = field(default_factory=Counter)  # worker processes' tasks: "shared memory" or "pickled"
     retried: int = 0  # photos tried again, alone, after a worker process died with them in its pool
     dropped: list = field(default_factory=list)  # a stopped job's photos in flight then: not tried (paths)
-    # photos that failed, then were given again (a watch: written again) and done; ``failed`` counts
-    # the photos whose last try failed
+    # a job given a photo again (a watch: written again): each counted by its last try, ``failed``
+    # the photos whose last try failed, ``recovered`` those that failed, then were done
+    by_last_try: bool = False
     recovered: int = 0
-    _failing: set = field(default_factory=set, repr=False)  # those photos: their paths' hashes
+    _failing: set = field(default_factory=set, repr=False)  # by_last_try: the photos failing, their paths' hashes
 
     def add(self, result: FileResult) -> None:
+        if self.by_last_try and not self._counted_by_last_try(result):
+            return
+        self.count(result.status)
+        if result.status == "ok":
+            self.masks[(result.mask or "?").split(":")[0]] += 1
+
+    def _counted_by_last_try(self, result: FileResult) -> bool:
+        """Whether ``result`` is counted (not a failing photo's failure again); one that failed and
+        is done now is no longer failed, but ``recovered``."""
         photo = hash(result.input)
         if result.status == "error":
             if photo in self._failing:
-                return  # (failed again: counted once)
+                return False
             self._failing.add(photo)
         elif photo in self._failing:
             self._failing.remove(photo)
             self.failed -= 1
             self.recovered += 1
-        self.count(result.status)
-        if result.status == "ok":
-            self.masks[(result.mask or "?").split(":")[0]] += 1
+        return True
 
 
 def describe_error(exc: BaseException) -> str:
