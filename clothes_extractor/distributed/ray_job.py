@@ -54,6 +54,7 @@ from .jobsource import JobWalk, find_remote_jobs, is_remote, pack, read_jobs, ro
 from .quiet import RAY_FALSE_ALARM, stderr_without
 
 log = logging.getLogger(__name__)
+RECENT_FOLDERS = 64  # a stopped job's writes in progress were in the output folders it wrote last: so many
 
 
 def import_ray() -> Any:
@@ -271,7 +272,8 @@ def run_on_ray(
         _init(ray, options)
         dataset = _dataset(ray, jobs, total, str(generator), str(segmenter) if segmenter else None, plan, options)
         chatty = logging.getLogger().isEnabledFor(logging.DEBUG)
-        rows, folders = iter(dataset.iter_rows()), _output_folders(jobs)
+        rows = iter(dataset.iter_rows())
+        recent: dict[Path, None] = {}  # the output folders written last
         try:
             with stderr_without(RAY_FALSE_ALARM, enabled=not chatty):  # (after ray.init: see ``quiet``)
                 for row in rows:
@@ -280,31 +282,44 @@ def run_on_ray(
                     result = FileResult(**record)
                     summary.add(result)
                     if result.output is not None and not is_remote(result.output):
-                        folders.add(Path(result.output).parent)
+                        _note_folder(recent, Path(result.output).parent)
                     if on_result is not None:
                         on_result(result)
-        except BaseException:  # Ctrl-C, SIGTERM
+        except BaseException:  # Ctrl-C, SIGTERM (or a failure)
             if started_here:
-                _end_stopped(ray, rows, folders)
+                _end_stopped(ray, rows, [*_output_folders(jobs), *recent])
             raise
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _output_folders(jobs: Iterable[ExtractJob]) -> set[Path]:
+def _output_folders(jobs: Iterable[ExtractJob]) -> list[Path]:
     """The local output folder of a ``JobWalk`` (none for a URI, a list of jobs)."""
     output = getattr(jobs, "output", None)
-    return {Path(output)} if output is not None and not is_remote(output) else set()
+    return [Path(output)] if output is not None and not is_remote(output) else []
 
 
-def _end_stopped(ray: Any, rows: Any, folders: set[Path]) -> None:
+def _note_folder(recent: dict[Path, None], folder: Path) -> None:
+    """``folder`` written last, in ``recent``: the ``RECENT_FOLDERS`` written last, in order."""
+    recent.pop(folder, None)
+    recent[folder] = None
+    if len(recent) > RECENT_FOLDERS:
+        del recent[next(iter(recent))]
+
+
+def _end_stopped(ray: Any, rows: Any, folders: Iterable[Path]) -> None:
     """A stopped job's own local Ray ended at once, its workers with it; then the ``.partial``
     files of the workers killed in a write (a terminal's Ctrl-C reaches a local Ray's every
-    process: some die before their write's clean-up) removed from the output ``folders`` written."""
-    close = getattr(rows, "close", None)
-    if close is not None:
-        close()  # (Ray Data's executor stops its tasks and actors)
-    ray.shutdown()
+    process: some die before their write's clean-up) removed from the output ``folders`` written
+    last (``_note_folder``: where the writes in progress were)."""
+    try:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()  # (Ray Data's executor stops its tasks and actors)
+        ray.shutdown()
+    except Exception:  # noqa: BLE001 - the stop goes on: Ray ends with the process in any case
+        log.debug("ending the local Ray failed", exc_info=True)
+        return  # (its workers may still run: their files in progress are theirs)
     for folder in folders:
         remove_stale_partials(folder)
 
