@@ -320,9 +320,9 @@ def test_a_stopped_ray_job_ends_with_its_report_on_standard_output_whole(
     whole files only, and ``--report -`` is JSON Lines to its end. Before the 66th stop:
     ``ray.init`` had replaced the SIGTERM handling (Ray's crash handler printed "*** SIGTERM
     received" and a stack of addresses; exit 15: ``ray_job._init``); a Ray worker killed in a
-    write left its ``.partial`` file (1 run in 6 of this test's; ``ray_job._end_stopped``); Ray
+    write left its ``.partial`` file (1 run in 6 of this test's; ``stopped.end_stopped``); Ray
     Data killing its own actors printed a yellow "(raylet) Task ... submit failed ... killed by
-    `ray.kill`" line to standard output, into the report (``quiet.DriverPrints``: 4 runs in 7 with
+    `ray.kill`" line to standard output, into the report (``quiet.DriverPrints``: 5 runs in 9 with
     the bundled models on 504 VITON photos, none in 3 of this test's; the line itself:
     ``test_quiet``); the resume's word was not said."""
     folder, out = tmp_path / "in", tmp_path / "out"

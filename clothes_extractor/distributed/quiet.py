@@ -18,7 +18,7 @@ a thread of its own to ``sys.stdout``, as it is when each comes, until Ray shuts
 process's end: in the report's JSON Lines where that is standard output (``--report -``). A
 job stopped by Ctrl-C or SIGTERM got one or two such lines, Ray Data killing its own actors
 ("Task MapWorker(...).submit failed. There are infinite retries remaining, ... killed by
-`ray.kill`"), 2 runs in 3 (Ray 2.60).
+`ray.kill`"), 5 runs in 9 (Ray 2.60, 504 photos).
 """
 
 from __future__ import annotations

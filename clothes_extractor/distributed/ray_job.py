@@ -30,7 +30,6 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import MissingDependencyError
-from ..runtime.files import remove_stale_partials
 from ..runtime.jobs import ExtractJob
 from ..runtime.options import ExtractOptions, make_plan
 from ..runtime.resume import already_done
@@ -52,9 +51,9 @@ from ..runtime.stages import (
 from ..runtime.walk import MaskSource
 from .jobsource import JobWalk, find_remote_jobs, is_remote, pack, read_jobs, rows_per_block, unpack
 from .quiet import RAY_FALSE_ALARM, stderr_without
+from .stopped import clear_once, end_stopped, note_folder, output_folders
 
 log = logging.getLogger(__name__)
-RECENT_FOLDERS = 64  # a stopped job's writes in progress were in the output folders it wrote last: so many
 
 
 def import_ray() -> Any:
@@ -209,7 +208,7 @@ def write_row(row: dict[str, Any], plan: Plan) -> dict[str, Any]:
         return {"result": item.to_json()}
     prepared, outputs = item
     if not is_remote(str(prepared.job.output)):
-        _clear_once(Path(prepared.job.output).parent)
+        clear_once(Path(prepared.job.output).parent)
         return {"result": write(prepared, outputs, plan).to_json()}
     job = prepared.job
     try:
@@ -225,18 +224,6 @@ def write_row(row: dict[str, Any], plan: Plan) -> dict[str, Any]:
     return {
         "result": FileResult(str(job.photo), "ok", str(job.output), None, prepared.mask_source, None, size).to_json()
     }
-
-
-_CLEARED: set[Path] = set()  # the output folders this worker process has cleared (``_clear_once``)
-
-
-def _clear_once(folder: Path) -> None:
-    """Remove from ``folder``, the first time this process writes there, the ``.partial`` files
-    of writers that no longer run on this machine: a Ray worker killed in a write, as a stopped
-    job's are (local ``extract`` does the same: ``jobs.removing_stale_partials``)."""
-    if folder not in _CLEARED:
-        _CLEARED.add(folder)
-        remove_stale_partials(folder)
 
 
 def run_on_ray(
@@ -282,46 +269,15 @@ def run_on_ray(
                     result = FileResult(**record)
                     summary.add(result)
                     if result.output is not None and not is_remote(result.output):
-                        _note_folder(recent, Path(result.output).parent)
+                        note_folder(recent, Path(result.output).parent)
                     if on_result is not None:
                         on_result(result)
         except BaseException:  # Ctrl-C, SIGTERM (or a failure)
             if started_here:
-                _end_stopped(ray, rows, [*_output_folders(jobs), *recent])
+                end_stopped(ray, rows, [*output_folders(jobs), *recent])
             raise
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def _output_folders(jobs: Iterable[ExtractJob]) -> list[Path]:
-    """The local output folder of a ``JobWalk`` (none for a URI, a list of jobs)."""
-    output = getattr(jobs, "output", None)
-    return [Path(output)] if output is not None and not is_remote(output) else []
-
-
-def _note_folder(recent: dict[Path, None], folder: Path) -> None:
-    """``folder`` written last, in ``recent``: the ``RECENT_FOLDERS`` written last, in order."""
-    recent.pop(folder, None)
-    recent[folder] = None
-    if len(recent) > RECENT_FOLDERS:
-        del recent[next(iter(recent))]
-
-
-def _end_stopped(ray: Any, rows: Any, folders: Iterable[Path]) -> None:
-    """A stopped job's own local Ray ended at once, its workers with it; then the ``.partial``
-    files of the workers killed in a write (a terminal's Ctrl-C reaches a local Ray's every
-    process: some die before their write's clean-up) removed from the output ``folders`` written
-    last (``_note_folder``: where the writes in progress were)."""
-    try:
-        close = getattr(rows, "close", None)
-        if close is not None:
-            close()  # (Ray Data's executor stops its tasks and actors)
-        ray.shutdown()
-    except Exception:  # noqa: BLE001 - the stop goes on: Ray ends with the process in any case
-        log.debug("ending the local Ray failed", exc_info=True)
-        return  # (its workers may still run: their files in progress are theirs)
-    for folder in folders:
-        remove_stale_partials(folder)
 
 
 class _Nothing:
@@ -339,9 +295,9 @@ def _init(ray: Any, options: RayOptions) -> None:
     warnings (a job that cannot get its resources, say) and a cluster's still reach it.
 
     The process's SIGTERM handling is as it was before: ``ray.init`` replaces it (Python's handler by
-    one that exits 15, the C level by Ray's crash handler: a SIGTERM, ``docker stop``, then printed
-    "*** SIGTERM received ..." and a stack of addresses, and the job aborted, exit 134, before the
-    command's own handling: 143, "terminated")."""
+    one that exits 15, the C level by Ray's crash handler: a SIGTERM, ``docker stop``, printed
+    "*** SIGTERM received ..." and a stack of addresses, and the job exited 15, or aborted where
+    the whole process group had it; the command's own handling: 143, "terminated")."""
     if ray.is_initialized():
         return
     chatty = logging.getLogger().isEnabledFor(logging.DEBUG)
