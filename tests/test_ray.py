@@ -358,6 +358,34 @@ def test_a_stopped_ray_job_ends_with_its_report_on_standard_output_whole(
         Image.open(garment).load()
 
 
+def test_a_sigterm_as_ray_starts_is_the_commands_own(tmp_path):
+    """``ray.init`` sets a SIGTERM handler of its own first thing (``sys.exit(15)``): a ``docker
+    stop`` as a job's Ray started ended it with exit 15 and no word. ``_init`` gives the signal to
+    the handler from before (the command's: ``Terminated``, 143). The signal is sent from inside
+    Ray's own ``set_sigterm_handler``, just after it."""
+    script = tmp_path / "stop.py"
+    script.write_text(
+        "import os, signal\n"
+        "import ray, ray._private.utils as utils\n"
+        "from clothes_extractor.distributed.ray_job import RayOptions, _init\n"
+        "from clothes_extractor.interrupts import Terminated\n"
+        "rays = utils.set_sigterm_handler\n"
+        "def set_then_stopped(handler):\n"
+        "    rays(handler)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "utils.set_sigterm_handler = set_then_stopped\n"
+        "def ours(signum, frame):\n"
+        "    raise Terminated()\n"
+        "signal.signal(signal.SIGTERM, ours)\n"
+        "try:\n"
+        "    _init(ray, RayOptions(provider='cpu'))\n"
+        "except Terminated:\n"
+        "    print('terminated', signal.getsignal(signal.SIGTERM) is ours)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=cli_env(), timeout=120)
+    assert (done.returncode, done.stdout) == (0, "terminated True\n"), done.stderr
+
+
 def _dead_pid() -> int:
     return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout)
 

@@ -18,6 +18,7 @@ decodes it again for a closer look and ``finish``, as local ``extract`` does.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import signal
 import tempfile
@@ -297,17 +298,26 @@ def _init(ray: Any, options: RayOptions) -> None:
     The process's SIGTERM handling is as it was before: ``ray.init`` replaces it (Python's handler by
     one that exits 15, the C level by Ray's crash handler: a SIGTERM, ``docker stop``, printed
     "*** SIGTERM received ..." and a stack of addresses, and the job exited 15, or aborted where
-    the whole process group had it; the command's own handling: 143, "terminated")."""
+    the whole process group had it; the command's own handling: 143, "terminated"). A SIGTERM
+    while Ray starts is taken as before too, where Ray's Python handler has it; the last seconds
+    of a local Ray's start are its crash handler's still."""
     if ray.is_initialized():
         return
     chatty = logging.getLogger().isEnabledFor(logging.DEBUG)
     main_thread = threading.current_thread() is threading.main_thread()
     sigterm = signal.getsignal(signal.SIGTERM) if main_thread else None
-    if options.address:
-        ray.init(address=options.address, log_to_driver=False)
-    else:
-        level = logging.INFO if chatty else logging.ERROR
-        ray.init(num_cpus=options.num_cpus, include_dashboard=False, log_to_driver=False, logging_level=level)
+    try:
+        if options.address:
+            ray.init(address=options.address, log_to_driver=False)
+        else:
+            level = logging.INFO if chatty else logging.ERROR
+            ray.init(num_cpus=options.num_cpus, include_dashboard=False, log_to_driver=False, logging_level=level)
+    except SystemExit as exc:  # Ray's handler, ``sys.exit(15)``: a SIGTERM while Ray started
+        if sigterm is None or exc.code != signal.SIGTERM:
+            raise
+        signal.signal(signal.SIGTERM, sigterm)
+        os.kill(os.getpid(), signal.SIGTERM)  # taken as it would have been: the command's "terminated", 143
+        raise  # (where that handler lets it pass: Ray's exit)
     if sigterm is not None:
         signal.signal(signal.SIGTERM, sigterm)  # (Python's handler back at the C level too)
     context = ray.data.DataContext.get_current()
