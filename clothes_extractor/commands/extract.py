@@ -517,6 +517,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     from ..runtime.jobs import MaskIndex, check_output_folders, removing_stale_partials
     from ..runtime.pipeline import run_extraction
     from ..runtime.resume import preview_extraction
+    from ..runtime.stages import FailingPhotos
 
     fmt = options["fmt"]
     extract_options = _extract_options(options, fmt)
@@ -558,7 +559,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     failures: list[Any] = []
     finished: list[Any] = []  # the first results, for --sheet
     progress, feed = Progress(None if options["watch"] else total, "photo", "extract"), options["feed"]
-    failing: set[str] = set()  # a watch's photos whose last try failed (said): one written again may come
+    failing = FailingPhotos()  # a watch's photos whose last try failed (said): one written again may come
 
     def on_result(result: Any) -> None:
         drawn = result.status == "ok" and sheet is not None and len(finished) < SHEET_ROWS
@@ -596,21 +597,16 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
     _summarise(summary, failures, report, sheet, finished, size, options["masks"], total, options["watch"])
 
 
-def _say_watched(result: Any, failing: set[str], progress: Progress) -> int:
-    """A watched photo's error, as it comes, and the end of one: the photo written again and done.
-    How many more photos fail now: 1, 0, or -1 (``failing``: those that do)."""
-    if result.status == "error":
-        if result.input in failing:
-            return 0  # (failed again: said once)
-        failing.add(result.input)
+def _say_watched(result: Any, failing: Any, progress: Progress) -> int:
+    """A watched photo's error, as it comes (once), and the end of one: the photo written again
+    and done. How many more photos fail now: 1, 0, or -1 (``failing``: ``stages.FailingPhotos``)."""
+    change = failing.change(result)
+    if change > 0:
         progress.say(f"error: {_error_line(result)} (--watch tries it again once the file is written again)")
-        return 1
-    if result.input not in failing:
-        return 0
-    failing.remove(result.input)
-    done = "extracted" if result.status == "ok" else "done already (skipped)"
-    progress.say(f"{in_messages(result.input)}: {done} now, written again since its error")
-    return -1
+    elif change < 0:
+        done = "extracted" if result.status == "ok" else "done already (skipped)"
+        progress.say(f"{in_messages(result.input)}: {done} now, written again since its error")
+    return change
 
 
 def _start_line(total, inputs, out_dir, generator, segmenter, extract_options, decoder, options) -> str:

@@ -261,7 +261,7 @@ def run_on_ray(
         dataset = _dataset(ray, jobs, total, str(generator), str(segmenter) if segmenter else None, plan, options)
         chatty = logging.getLogger().isEnabledFor(logging.DEBUG)
         rows = iter(dataset.iter_rows())
-        recent: dict[Path, None] = {}  # the output folders written last
+        recent: dict[str, None] = {}  # the output folders written last
         try:
             with stderr_without(RAY_FALSE_ALARM, enabled=not chatty):  # (after ray.init: see ``quiet``)
                 for row in rows:
@@ -270,7 +270,7 @@ def run_on_ray(
                     result = FileResult(**record)
                     summary.add(result)
                     if result.output is not None and not is_remote(result.output):
-                        note_folder(recent, Path(result.output).parent)
+                        note_folder(recent, os.path.dirname(result.output))  # (no Path made a result)
                     if on_result is not None:
                         on_result(result)
         except BaseException:  # Ctrl-C, SIGTERM (or a failure)

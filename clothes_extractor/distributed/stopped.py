@@ -38,7 +38,7 @@ def output_folders(jobs: Iterable[Any]) -> list[Path]:
     return [Path(output)] if output is not None and not is_remote(output) else []
 
 
-def note_folder(recent: dict[Path, None], folder: Path) -> None:
+def note_folder(recent: dict[str, None], folder: str) -> None:
     """``folder`` written last, in ``recent``: the ``RECENT_FOLDERS`` written last, in order."""
     recent.pop(folder, None)
     recent[folder] = None
@@ -46,7 +46,7 @@ def note_folder(recent: dict[Path, None], folder: Path) -> None:
         del recent[next(iter(recent))]
 
 
-def end_stopped(ray: Any, rows: Any, folders: Iterable[Path]) -> None:
+def end_stopped(ray: Any, rows: Any, folders: Iterable[Path | str]) -> None:
     """A stopped job's own local Ray ended at once (``rows``, Ray Data's iterator, closed first),
     its workers with it; then the ``.partial`` files of those killed in a write removed from
     ``folders`` (the output folder and those ``note_folder`` kept: where the writes in progress
@@ -60,4 +60,4 @@ def end_stopped(ray: Any, rows: Any, folders: Iterable[Path]) -> None:
         log.debug("ending the local Ray failed", exc_info=True)
         return  # (its workers may still run: their files in progress are theirs)
     for folder in folders:
-        remove_stale_partials(folder)
+        remove_stale_partials(Path(folder))

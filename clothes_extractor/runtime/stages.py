@@ -326,6 +326,25 @@ class JobTally:
             self.failed += 1
 
 
+class FailingPhotos(set):
+    """The photos whose last try failed (their paths' hashes), of a job that may give a photo again
+    (a watch: written again): ``ExtractionSummary(by_last_try=True)``'s, and the command line's."""
+
+    def change(self, result: FileResult) -> int:
+        """How many more photos fail with ``result``: 1 (a new failure), -1 (one that failed is
+        done now), 0 (a failing photo's failure again; a photo's first success)."""
+        photo = hash(result.input)
+        if result.status == "error":
+            if photo in self:
+                return 0
+            self.add(photo)
+            return 1
+        if photo not in self:
+            return 0
+        self.remove(photo)
+        return -1
+
+
 @dataclass
 class ExtractionSummary(JobTally):
     """What a folder job did (``pipeline.run_extraction``, the Ray job), from its ``FileResult``s."""
@@ -339,28 +358,19 @@ class ExtractionSummary(JobTally):
     # the photos whose last try failed, ``recovered`` those that failed, then were done
     by_last_try: bool = False
     recovered: int = 0
-    _failing: set = field(default_factory=set, repr=False)  # by_last_try: the photos failing, their paths' hashes
+    _failing: FailingPhotos = field(default_factory=FailingPhotos, repr=False)  # by_last_try's
 
     def add(self, result: FileResult) -> None:
-        if self.by_last_try and not self._counted_by_last_try(result):
-            return
+        if self.by_last_try:
+            change = self._failing.change(result)
+            if result.status == "error" and not change:
+                return  # (failed again: counted once)
+            if change < 0:
+                self.failed -= 1
+                self.recovered += 1
         self.count(result.status)
         if result.status == "ok":
             self.masks[(result.mask or "?").split(":")[0]] += 1
-
-    def _counted_by_last_try(self, result: FileResult) -> bool:
-        """Whether ``result`` is counted (not a failing photo's failure again); one that failed and
-        is done now is no longer failed, but ``recovered``."""
-        photo = hash(result.input)
-        if result.status == "error":
-            if photo in self._failing:
-                return False
-            self._failing.add(photo)
-        elif photo in self._failing:
-            self._failing.remove(photo)
-            self.failed -= 1
-            self.recovered += 1
-        return True
 
 
 def describe_error(exc: BaseException) -> str:
