@@ -367,48 +367,191 @@ def test_fetches_sets_how_many_downloads_run_at_once(tiny_model_path, tmp_path):
     assert most[2] == 2 and most[12] > URL_FETCHES and most["urls"] == 3, most
 
 
-def test_a_server_that_does_not_answer_costs_a_few_timeouts_not_three_for_each_of_its_urls(tmp_path, monkeypatch):
-    """Twelve URLs of a server that takes each request and never answers in time, three of one
-    that answers, two downloads at once: once ``SILENT_AFTER`` fetches in a row from the first
-    have timed out (three tries each), its other URLs are not tried, each said so; the other
-    server's are fetched. (Each URL was tried three times: 3 x 30 s each, hours for a feed.)"""
-    from clothes_extractor.api import web
+def _flaky(body: bytes, down: threading.Event, asked: list[str]) -> type:
+    """A request handler that serves ``body`` at every path, and while ``down`` is set takes each
+    request and never answers in time (2 s: beyond the tests' ``TIMEOUT_S``); ``asked`` keeps
+    each request's path, and whether the server was down then."""
 
-    monkeypatch.setattr(web, "TIMEOUT_S", 0.5)
-    monkeypatch.setattr(web, "RETRY_WAITS_S", (0.01, 0.01))
-    body, asked = io.BytesIO(), []
-    cut_out(0).save(body, "PNG")
-
-    class Silent(http.server.BaseHTTPRequestHandler):
+    class Flaky(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's name
-            asked.append(self.path)
-            time.sleep(2)
+            asked.append((self.path, down.is_set()))
+            if down.is_set():
+                time.sleep(2)
             try:
-                answer(self, 200, body.getvalue(), Content_Type="image/png")
+                answer(self, 200, body, Content_Type="image/png")
             except OSError:  # (the client gave up)
                 pass
 
         def log_message(self, *args):
             pass
 
-    class Answers(Silent):
+    return Flaky
+
+
+@pytest.fixture
+def quick_fetches(monkeypatch):
+    """``api.web`` with a fetch timing out after 0.3 s, tried again at once: the module."""
+    from clothes_extractor.api import web
+
+    monkeypatch.setattr(web, "TIMEOUT_S", 0.3)
+    monkeypatch.setattr(web, "RETRY_WAITS_S", (0.01, 0.01))
+    return web
+
+
+def _submitted(fetches, urls: list[str], folder: Path) -> list:
+    futures = []
+    for url in urls:
+        (folder / str(len(list(folder.iterdir())))).mkdir()
+        futures.append(fetches.submit(url, sorted(folder.iterdir(), key=lambda f: int(f.name))[-1]))
+    return futures
+
+
+def _outcomes(futures: list, timeout: float = 60) -> list:
+    return [future.exception(timeout=timeout) or future.result() for future in futures]
+
+
+def test_a_server_that_does_not_answer_costs_a_few_timeouts_not_three_for_each_of_its_urls(tmp_path, quick_fetches):
+    """Twelve URLs of a server that takes each request and never answers in time, three of one
+    that answers, two downloads at once, a server waited for no longer than it takes to find it
+    silent (``OUTAGE_S`` 0): once ``SILENT_AFTER`` fetches in a row from the first have timed out
+    (three tries each), its other URLs are not tried, each said so; the other server's are
+    fetched. (Each URL was tried three times: 3 x 30 s each, hours for a feed.)"""
+    web = quick_fetches
+    web.OUTAGE_S, web.PROBE_EVERY_S = 0.0, 60.0  # (monkeypatched back by ``quick_fetches``' monkeypatch)
+    body, asked, down = io.BytesIO(), [], threading.Event()
+    cut_out(0).save(body, "PNG")
+    down.set()
+
+    class Answers(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's name
             answer(self, 200, body.getvalue(), Content_Type="image/png")
 
-    with serving(Silent) as down, serving(Answers) as up:
-        urls = [f"{down}/d{i}.png" for i in range(12)] + [f"{up}/u{i}.png" for i in range(3)]
-        fetches, futures = web.Fetches(2), []
-        for index, url in enumerate(urls):
-            (tmp_path / str(index)).mkdir()
-            futures.append(fetches.submit(url, tmp_path / str(index)))
-        outcomes = [future.exception(timeout=60) or future.result() for future in futures]
+    with serving(_flaky(body.getvalue(), down, asked)) as silent, serving(Answers) as up:
+        urls = [f"{silent}/d{i}.png" for i in range(12)] + [f"{up}/u{i}.png" for i in range(3)]
+        outcomes = _outcomes(_submitted(web.Fetches(2), urls, tmp_path))
     timed_out = [str(o) for o in outcomes[:12] if "timed out; tried 3 times: try again later" in str(o)]
     not_tried = [str(o) for o in outcomes[:12] if ": not tried: 127.0.0.1:" in str(o)]
     assert web.SILENT_AFTER <= len(timed_out) <= web.SILENT_AFTER + 1 and len(timed_out) + len(not_tried) == 12
-    said = r"not tried: 127\.0\.0\.1:\d+ did not answer [34] fetches in a row \(each timed out 3 times\); run the same "
-    assert all(re.search(said + "command again once it answers", line) for line in not_tried), not_tried
+    said = r"not tried: 127\.0\.0\.1:\d+ did not answer [34] fetches in a row \(each timed out 3 times\), and was "
+    said += "waited for 0 s; run the same command again once it answers"
+    assert all(re.search(said, line) for line in not_tried), not_tried
     assert len(asked) <= 3 * len(timed_out), asked  # (no request for a URL not tried)
     assert all(isinstance(o, Path) and o.is_file() for o in outcomes[12:]), outcomes[12:]
+
+
+def test_a_server_that_stops_answering_for_a_while_is_waited_for_its_urls_fetched_once_it_answers(
+    tmp_path, quick_fetches, caplog
+):
+    """A CDN's outage in the middle of a feed: twelve URLs of a server that stops answering from
+    the first, two downloads at once. Once ``SILENT_AFTER`` fetches in a row have timed out, its
+    other URLs wait (none is failed), one tried every ``PROBE_EVERY_S``; the server answers again
+    and every one of them is fetched. The log says both. (Until the 67th stop, 2026-12-05, they
+    all failed "not tried", for a rerun.)"""
+    web = quick_fetches
+    web.OUTAGE_S, web.PROBE_EVERY_S = 30.0, 0.2
+    body, asked, down = io.BytesIO(), [], threading.Event()
+    cut_out(0).save(body, "PNG")
+    down.set()
+    with caplog.at_level("WARNING", logger="clothes_extractor.api.web"):
+        with serving(_flaky(body.getvalue(), down, asked)) as server:
+            futures = _submitted(web.Fetches(2), [f"{server}/p{i}.png" for i in range(12)], tmp_path)
+            deadline = time.monotonic() + 30
+            while "did not answer" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1.0)  # (a URL or two tried meanwhile, and not answered)
+            tried_while_down = len(asked)
+            down.clear()
+            outcomes = _outcomes(futures)
+    timed_out = [o for o in outcomes if "timed out; tried 3 times: try again later" in str(o)]
+    fetched = [o for o in outcomes if isinstance(o, Path) and o.is_file()]
+    assert len(timed_out) + len(fetched) == 12 and len(fetched) >= 12 - web.SILENT_AFTER - 3, outcomes
+    assert "did not answer 3 fetches in a row (each timed out 3 times): its URLs wait for it, one tried every 0 s, " \
+        "for 30 s" in caplog.text, caplog.text  # fmt: skip
+    assert re.search(r"127\.0\.0\.1:\d+ answers again \(waited for \d+ s\): its URLs are fetched", caplog.text)
+    # while it was down, only the first fetches and a URL at a time were tried (3 tries each)
+    assert tried_while_down <= 3 * (web.SILENT_AFTER + 1) + 3 * 2 * (1.0 / 0.2 + 1), tried_while_down
+
+
+def test_a_server_down_longer_than_it_is_waited_for_is_tried_now_and_then_and_fetched_once_it_answers(
+    tmp_path, quick_fetches
+):
+    """Half-open: a server still down after ``OUTAGE_S``: its URLs waiting then are not tried,
+    each said so; later ones too, but for one tried every ``PROBE_EVERY_S``; once the server
+    answers again, that one is fetched and the others after it too. (Until the 67th stop, a
+    server once found silent was never tried again in the job: hours of a feed's photos failed.)"""
+    web = quick_fetches
+    web.OUTAGE_S, web.PROBE_EVERY_S = 1.0, 0.3
+    body, asked, down = io.BytesIO(), [], threading.Event()
+    cut_out(0).save(body, "PNG")
+    down.set()
+    with serving(_flaky(body.getvalue(), down, asked)) as server:
+        fetches = web.Fetches(2)
+        first = _outcomes(_submitted(fetches, [f"{server}/a{i}.png" for i in range(10)], tmp_path))
+        down.clear()
+        time.sleep(0.5)  # (past the next try's time)
+        later = _outcomes(_submitted(fetches, [f"{server}/b0.png"], tmp_path))  # (tried: the others fail meanwhile)
+        later += _outcomes(_submitted(fetches, [f"{server}/b{i}.png" for i in range(1, 4)], tmp_path))
+    not_tried = [str(o) for o in first if "did not answer" in str(o)]
+    assert not_tried and all(", and was waited for 1 s; run the same command again" in o for o in not_tried)
+    assert all("not tried" in o or "timed out; tried 3 times" in o for o in map(str, first)), first
+    assert all(isinstance(o, Path) and o.is_file() for o in later), later
+
+
+def test_a_stopped_job_does_not_wait_for_a_silent_server(tmp_path, quick_fetches):
+    """``Fetches.close`` (a job stopped: Ctrl-C, an API cancel): the URLs waiting for a silent
+    server fail at once (``the job stopped``), not after ``OUTAGE_S``."""
+    web = quick_fetches
+    web.OUTAGE_S, web.PROBE_EVERY_S = 60.0, 60.0
+    body, asked, down = io.BytesIO(), [], threading.Event()
+    cut_out(0).save(body, "PNG")
+    down.set()
+    with serving(_flaky(body.getvalue(), down, asked)) as server:
+        fetches = web.Fetches(2)
+        futures = _submitted(fetches, [f"{server}/p{i}.png" for i in range(8)], tmp_path)
+        deadline = time.monotonic() + 30
+        while sum(f.done() for f in futures) < web.SILENT_AFTER and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert sum(f.done() for f in futures) <= web.SILENT_AFTER + 1  # (the others wait)
+        fetches.close()
+        outcomes = _outcomes(futures, timeout=5)
+    stopped = [str(o) for o in outcomes if str(o).endswith(": not tried: the job stopped")]
+    assert len(stopped) >= 8 - web.SILENT_AFTER - 1, outcomes
+
+
+def test_a_cancelled_feed_waiting_for_a_silent_server_ends_at_once_its_fetches_too(
+    tmp_path, quick_fetches, caplog, tiny_model_path, segmenter_path
+):
+    """``extract_urls`` cancelled while its URLs wait for a server that stopped answering: it
+    returns within a second or two, and no fetch thread is left waiting (its feed closes its
+    ``Fetches``): a desktop app's cancel button leaves nothing behind for ``OUTAGE_S``."""
+    web = quick_fetches
+    web.OUTAGE_S, web.PROBE_EVERY_S = 60.0, 60.0
+    body, asked, down, cancel = io.BytesIO(), [], threading.Event(), threading.Event()
+    cut_out(0).save(body, "PNG")
+    down.set()
+    models = {"generator": ModelSession(tiny_model_path, "cpu"), "segmenter": ModelSession(segmenter_path, "cpu")}
+
+    def cancel_once_waiting() -> None:
+        deadline = time.monotonic() + 30
+        while "its URLs wait for it" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        cancelled_at.append(time.monotonic())
+        cancel.set()
+
+    cancelled_at: list[float] = []
+    with caplog.at_level("WARNING", logger="clothes_extractor.api.web"):
+        with serving(_flaky(body.getvalue(), down, asked)) as server:
+            threading.Thread(target=cancel_once_waiting, daemon=True).start()
+            urls = [f"{server}/p{i}.png" for i in range(12)]
+            summary = extract_urls(urls, tmp_path / "out", **models, alpha_mask=True, fetches=2, cancel=cancel)
+            stopped_in = time.monotonic()
+            while any(t.name == "fetch" for t in threading.enumerate()) and time.monotonic() < stopped_in + 10:
+                time.sleep(0.05)
+            left = [t for t in threading.enumerate() if t.name == "fetch"]
+    assert summary.stopped == "cancelled" and summary.ok == 0 and stopped_in - cancelled_at[0] < 2, summary
+    assert time.monotonic() - stopped_in < 3 and not left, left  # (the fetches in flight end by their timeout)
 
 
 class _HeldBack(http.server.BaseHTTPRequestHandler):

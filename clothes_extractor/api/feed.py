@@ -165,7 +165,14 @@ class Feed:
         ahead, and each is given once it is fetched: a slow server holds up its own photos, not
         the feed's; while none is, None every ``WAITING_S`` (the job writes the photos it has,
         and hears Ctrl-C)."""
-        fetches, fetching, ahead = Fetches(self.fetches), {}, AHEAD_PER_FETCH * self.fetches
+        fetches = Fetches(self.fetches)
+        try:
+            yield from self._photos(fetches, out_dir, fmt, shard)
+        finally:
+            fetches.close()  # (a job stopped: the URLs waiting for a silent server fail, their threads end)
+
+    def _photos(self, fetches: Fetches, out_dir: Path, fmt: str, shard=None) -> Iterator:
+        fetching, ahead = {}, AHEAD_PER_FETCH * self.fetches
         claimed: dict[str, int] = {}  # output -> its line (numbers, not URLs: a feed's million are held)
         for index, line in enumerate(self.lines(shard)):
             if line.error is None and line.rel in claimed:
