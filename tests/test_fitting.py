@@ -29,6 +29,66 @@ def test_mask_box_uses_the_threshold():
     assert mask_box(np.zeros((4, 4), np.uint8), 128) is None
 
 
+def test_a_worn_garments_box_leaves_out_specks_far_from_it_not_its_own_parts_near_or_large():
+    """``mask_box(detached=True)``: a full-length photo's mask, its top in rows 40-100 of 256 with a
+    segmenter's specks on the shoes (rows 230-236, 1% of the pixels): the box is the top's (it
+    was the whole person's, and the garment was fitted half its size). Parts near the top (a
+    strap 12 rows above, a hem below crossed arms 8 rows below), a large one far below and
+    anything above (a strap's top that a parse holds apart) stay."""
+    mask = np.zeros((256, 192), np.uint8)
+    mask[40:100, 50:140] = 255
+    mask[230:236, 60:70] = mask[232:236, 120:128] = 255  # (specks on the shoes)
+    assert mask_box(mask, 128) == (50, 40, 140, 236)
+    assert mask_box(mask, 128, detached=True) == (50, 40, 140, 100)
+    above = mask.copy()
+    above[5:8, 90:94] = 255  # (a strap's top, 32 rows above)
+    assert mask_box(above, 128, detached=True) == (50, 5, 140, 100)
+    near = mask.copy()
+    near[28:40, 60:64] = near[108:114, 50:140] = 255  # a strap above; a hem 8 rows below (crossed arms)
+    assert mask_box(near, 128, detached=True) == (50, 28, 140, 114)
+    large = mask.copy()
+    large[150:190, 50:140] = 255  # (a large part far below: trousers the segmenter took, or the garment's)
+    assert mask_box(large, 128, detached=True) == (50, 40, 140, 190)
+    assert mask_box(np.zeros((4, 4), np.uint8), 128, detached=True) is None
+
+
+def test_a_speck_far_from_the_garment_does_not_shrink_its_fitted_image():
+    """``fit_to_model`` fits a worn garment by its box without specks apart: the same input as its
+    mask without them (the fit's crop of the mask keeps the specks that fall in its window)."""
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (256, 192, 3), np.uint8))
+    clean = np.zeros((256, 192), np.uint8)
+    clean[30:90, 50:140] = 255
+    specked = clean.copy()
+    specked[230:236, 60:70] = 255
+    fit = FitSettings()
+    a, b = (fit_to_model(photo, Image.fromarray(m), (256, 192), fit) for m in (clean, specked))
+    assert a.box == b.box and np.array_equal(a.image, b.image)
+    assert fit_to_model(photo, Image.fromarray(specked), (256, 192), fit, box=mask_box(specked, 128)).box != a.box
+
+
+def test_specks_of_a_mask_on_the_shoes_change_nothing_of_the_extracted_garment(tmp_path):
+    """``extract``'s fit (``stages.fit_photo``): a person photo's garment with its mask, and with the
+    same mask holding specks on the shoes (a segmenter's, on a full-length photo) far below: the
+    same garment (it was fitted half its size, the legs in its window, and drawn another)."""
+    from clothes_extractor import extract_garment
+    from clothes_extractor.models import model_for
+    from conftest import person_photo
+
+    photo, mask = person_photo(0)
+    tall = Image.new("RGB", (photo.width, photo.height * 2), (240, 240, 240))
+    tall.paste(photo, (0, 0))  # (the figure's top in the upper half; its legs would go below)
+    clean = Image.new("L", tall.size, 0)
+    clean.paste(mask, (0, 0))
+    specked = np.asarray(clean).copy()
+    specked[-12:-6, 20:30] = specked[-10:-6, -30:-22] = 255
+    assert mask_box(specked, 128) != mask_box(specked, 128, detached=True)  # (far enough below to be left out)
+    generator = model_for("generator", gpu=False)
+    a, b = (
+        extract_garment(tall, m, generator=generator, output_size="model") for m in (clean, Image.fromarray(specked))
+    )
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_fit_window_adds_margin_then_matches_the_model_aspect():
     # A 40x40 box, 10% margin -> 48x48, then widened to 3:4 (w:h) -> 48 wide, 64 high.
     x0, y0, x1, y1 = fit_window((10, 10, 50, 50), (64, 48), 0.1)

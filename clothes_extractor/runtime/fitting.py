@@ -58,14 +58,34 @@ def output_size_for(
     return height, round(height * contract.width / contract.height)
 
 
-def mask_box(mask: np.ndarray, threshold: int) -> tuple[int, int, int, int] | None:
-    """Bounding box (x0, y0, x1, y1) of the pixels >= threshold, or None if there are none."""
+# Specks a segmenter finds far below a worn garment (on the shoes of a full-length photo) frame it as
+# small as the whole person: rows of the mask over DETACHED_GAP of its height below the garment and
+# under DETACHED_SHARE of its pixels are left out of its box (a hem below crossed arms is near; a
+# strap's top, which a parse may hold apart from the garment, is above it and kept).
+DETACHED_GAP, DETACHED_SHARE = 0.1, 0.03
+
+
+def mask_box(mask: np.ndarray, threshold: int, detached: bool = False) -> tuple[int, int, int, int] | None:
+    """Bounding box (x0, y0, x1, y1) of the pixels >= threshold (``detached``: specks below left out), or None."""
     on = mask >= threshold
-    rows = np.flatnonzero(on.any(axis=1))
+    counts = on.sum(axis=1)
+    rows = np.flatnonzero(counts)
     if rows.size == 0:
         return None
-    cols = np.flatnonzero(on.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    r0, r1 = _garment_rows(rows, counts, mask.shape[0]) if detached else (int(rows[0]), int(rows[-1]) + 1)
+    cols = np.flatnonzero(on[r0:r1].any(axis=0))
+    return int(cols[0]), r0, int(cols[-1]) + 1, r1
+
+
+def _garment_rows(rows: np.ndarray, counts: np.ndarray, height: int) -> tuple[int, int]:
+    """[start, stop) of the garment's rows: ``rows`` (with ``counts`` mask pixels) down to the first
+    run of them apart by over ``DETACHED_GAP`` of ``height`` below the fullest one that is a speck."""
+    breaks = np.flatnonzero(np.diff(rows) > max(2, round(DETACHED_GAP * height)))
+    starts, stops = np.append(rows[0], rows[breaks + 1]), np.append(rows[breaks], rows[-1]) + 1
+    mass = np.array([counts[a:b].sum() for a, b in zip(starts, stops, strict=True)])
+    peak, specks = int(np.argmax(mass)), np.flatnonzero(mass < DETACHED_SHARE * mass.sum())
+    last = min((i - 1 for i in specks if i > peak), default=len(mass) - 1)
+    return int(rows[0]), int(stops[last])
 
 
 def check_photo_size(shown: tuple[int, int], path, role: str = "photo") -> None:
@@ -183,14 +203,14 @@ def fit_to_model(
 
     The mask may have another resolution than the photo (a full-size mask for a photo
     decoded smaller, say): it covers the same scene and is cropped at its own resolution,
-    never resized on its own first. ``box`` is ``mask_box(mask)`` if the caller has it.
+    never resized on its own first. ``box`` is ``mask_box(mask, detached=True)`` if the caller has it.
     ``output_size``: also crop the same window of the photo at that size (``photo``), for
     a catalog-resolution model.
     """
     if photo.mode != "RGB" or mask.mode != "L":
         raise ValueError(f"fit_to_model takes an RGB photo and an L mask, got {photo.mode}/{mask.mode}")
     if box is None:
-        box = mask_box(np.asarray(mask), fit.mask_threshold)
+        box = mask_box(np.asarray(mask), fit.mask_threshold, detached=True)
     if box is None:
         raise InputError(
             f"the garment mask is empty: no pixel is >= {fit.mask_threshold}. Masks must be "

@@ -429,7 +429,7 @@ def fit_photo(
     ``band`` (photo pixels, or None): the part of the photo holding it, one of several views.
     """
     contract = plan.generator
-    box = mask_box(np.asarray(mask), contract.fit.mask_threshold)
+    box = mask_box(np.asarray(mask), contract.fit.mask_threshold, detached=not alone)  # (worn: specks apart left out)
     if box is None and source.startswith("segmenter"):  # (a mask gone in resizing: not the user's to mend)
         raise NoGarmentError()
     if box is None:
@@ -455,9 +455,8 @@ def fit_photo(
     if alone:  # framed as a catalog image frames a garment, in the photo's own pixels (as decoded)
         mask, ready = framed(photo, mask, box, contract, sizes["output"], apart, band)
         return Prepared(job, {}, source, _save_mask(job, mask), ready=ready)
-    fitted = fit_to_model(
-        photo, mask, contract.size, contract.fit, output_size=sizes["output"] if contract.catalog_resolution else None
-    )
+    output_size = sizes["output"] if contract.catalog_resolution else None
+    fitted = fit_to_model(photo, mask, contract.size, contract.fit, box, output_size)
     inputs = {"image": fitted.image, "mask": fitted.mask}
     if fitted.photo is not None:
         inputs["photo"] = fitted.photo
@@ -670,7 +669,7 @@ def look_at(item: NeedsMask, mask: np.ndarray, own: np.ndarray | None, said: int
     seen = is_alone and person
     mask = parsed[0] if is_alone else worn
     shown = mask[y0:y1, x0:x1]
-    box = mask_box(shown, threshold)
+    box = mask_box(shown, threshold, detached=not is_alone)
     if box is None or not garment_found(shown, threshold):
         return PhotoLook(NoGarmentError(), None, columns, is_alone, seen)
     apart = parsed[1] if is_alone else None
