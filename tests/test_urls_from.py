@@ -390,12 +390,18 @@ def _flaky(body: bytes, down: threading.Event, asked: list[str]) -> type:
 
 @pytest.fixture
 def quick_fetches(monkeypatch):
-    """``api.web`` with a fetch timing out after 0.3 s, tried again at once: the module."""
-    from clothes_extractor.api import web
+    """``api.fetches``, its fetches timing out after 0.3 s and tried again at once (``api.web``), and
+    a setter of its waits for a silent server (``waits(OUTAGE_S, PROBE_EVERY_S)``): the module."""
+    from clothes_extractor.api import fetches, web
 
     monkeypatch.setattr(web, "TIMEOUT_S", 0.3)
     monkeypatch.setattr(web, "RETRY_WAITS_S", (0.01, 0.01))
-    return web
+    fetches.waits = lambda outage_s, probe_s: (
+        monkeypatch.setattr(fetches, "OUTAGE_S", outage_s),
+        monkeypatch.setattr(fetches, "PROBE_EVERY_S", probe_s),
+    )
+    yield fetches
+    del fetches.waits
 
 
 def _submitted(fetches, urls: list[str], folder: Path) -> list:
@@ -416,8 +422,8 @@ def test_a_server_that_does_not_answer_costs_a_few_timeouts_not_three_for_each_o
     silent (``OUTAGE_S`` 0): once ``SILENT_AFTER`` fetches in a row from the first have timed out
     (three tries each), its other URLs are not tried, each said so; the other server's are
     fetched. (Each URL was tried three times: 3 x 30 s each, hours for a feed.)"""
-    web = quick_fetches
-    web.OUTAGE_S, web.PROBE_EVERY_S = 0.0, 60.0  # (monkeypatched back by ``quick_fetches``' monkeypatch)
+    fetching = quick_fetches
+    fetching.waits(0.0, 60.0)
     body, asked, down = io.BytesIO(), [], threading.Event()
     cut_out(0).save(body, "PNG")
     down.set()
@@ -428,10 +434,12 @@ def test_a_server_that_does_not_answer_costs_a_few_timeouts_not_three_for_each_o
 
     with serving(_flaky(body.getvalue(), down, asked)) as silent, serving(Answers) as up:
         urls = [f"{silent}/d{i}.png" for i in range(12)] + [f"{up}/u{i}.png" for i in range(3)]
-        outcomes = _outcomes(_submitted(web.Fetches(2), urls, tmp_path))
+        outcomes = _outcomes(_submitted(fetching.Fetches(2), urls, tmp_path))
     timed_out = [str(o) for o in outcomes[:12] if "timed out; tried 3 times: try again later" in str(o)]
     not_tried = [str(o) for o in outcomes[:12] if ": not tried: 127.0.0.1:" in str(o)]
-    assert web.SILENT_AFTER <= len(timed_out) <= web.SILENT_AFTER + 1 and len(timed_out) + len(not_tried) == 12
+    assert (
+        fetching.SILENT_AFTER <= len(timed_out) <= fetching.SILENT_AFTER + 1 and len(timed_out) + len(not_tried) == 12
+    )
     said = r"not tried: 127\.0\.0\.1:\d+ did not answer [34] fetches in a row \(each timed out 3 times\), and was "
     said += "waited for 0 s; run the same command again once it answers"
     assert all(re.search(said, line) for line in not_tried), not_tried
@@ -447,14 +455,14 @@ def test_a_server_that_stops_answering_for_a_while_is_waited_for_its_urls_fetche
     other URLs wait (none is failed), one tried every ``PROBE_EVERY_S``; the server answers again
     and every one of them is fetched. The log says both. (Until the 67th stop, 2026-12-05, they
     all failed "not tried", for a rerun.)"""
-    web = quick_fetches
-    web.OUTAGE_S, web.PROBE_EVERY_S = 30.0, 0.2
+    fetching = quick_fetches
+    fetching.waits(30.0, 0.2)
     body, asked, down = io.BytesIO(), [], threading.Event()
     cut_out(0).save(body, "PNG")
     down.set()
-    with caplog.at_level("WARNING", logger="clothes_extractor.api.web"):
+    with caplog.at_level("WARNING", logger="clothes_extractor.api.fetches"):
         with serving(_flaky(body.getvalue(), down, asked)) as server:
-            futures = _submitted(web.Fetches(2), [f"{server}/p{i}.png" for i in range(12)], tmp_path)
+            futures = _submitted(fetching.Fetches(2), [f"{server}/p{i}.png" for i in range(12)], tmp_path)
             deadline = time.monotonic() + 30
             while "did not answer" not in caplog.text and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -464,12 +472,81 @@ def test_a_server_that_stops_answering_for_a_while_is_waited_for_its_urls_fetche
             outcomes = _outcomes(futures)
     timed_out = [o for o in outcomes if "timed out; tried 3 times: try again later" in str(o)]
     fetched = [o for o in outcomes if isinstance(o, Path) and o.is_file()]
-    assert len(timed_out) + len(fetched) == 12 and len(fetched) >= 12 - web.SILENT_AFTER - 3, outcomes
+    assert len(timed_out) + len(fetched) == 12 and len(fetched) >= 12 - fetching.SILENT_AFTER - 3, outcomes
     assert "did not answer 3 fetches in a row (each timed out 3 times): its URLs wait for it, one tried every 0 s, " \
         "for 30 s" in caplog.text, caplog.text  # fmt: skip
     assert re.search(r"127\.0\.0\.1:\d+ answers again \(waited for \d+ s\): its URLs are fetched", caplog.text)
     # while it was down, only the first fetches and a URL at a time were tried (3 tries each)
-    assert tried_while_down <= 3 * (web.SILENT_AFTER + 1) + 3 * 2 * (1.0 / 0.2 + 1), tried_while_down
+    assert tried_while_down <= 3 * (fetching.SILENT_AFTER + 1) + 3 * 2 * (1.0 / 0.2 + 1), tried_while_down
+
+
+def test_a_silent_servers_urls_wait_aside_the_other_servers_are_fetched_meanwhile(tmp_path, quick_fetches):
+    """A feed of two servers' photos, two downloads at once: while the first, found silent,
+    is waited for, its URLs are set aside and the second's are fetched (they are not held up
+    behind it); once it answers, its own are fetched too."""
+    fetching = quick_fetches
+    fetching.waits(30.0, 0.3)
+    body, asked, down = io.BytesIO(), [], threading.Event()
+    cut_out(0).save(body, "PNG")
+    down.set()
+
+    class Answers(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            answer(self, 200, body.getvalue(), Content_Type="image/png")
+
+        def log_message(self, *args):
+            pass
+
+    with serving(_flaky(body.getvalue(), down, asked)) as silent, serving(Answers) as up:
+        fetches = fetching.Fetches(2)
+        waiting = _submitted(fetches, [f"{silent}/d{i}.png" for i in range(10)], tmp_path)
+        others = _submitted(fetches, [f"{up}/u{i}.png" for i in range(6)], tmp_path)
+        fetched = _outcomes(others, timeout=20)
+        still_down = down.is_set() and sum(future.done() for future in waiting)
+        down.clear()
+        first = _outcomes(waiting)
+    assert all(isinstance(o, Path) and o.is_file() for o in fetched), fetched
+    assert still_down <= fetching.SILENT_AFTER + 1  # (the other server's, fetched while these waited)
+    assert sum(isinstance(o, Path) for o in first) >= 10 - fetching.SILENT_AFTER - 3, first
+
+
+def test_a_feed_goes_on_with_its_other_servers_photos_while_one_server_is_waited_for(
+    tmp_path, quick_fetches, tiny_model_path, segmenter_path
+):
+    """``extract_urls`` over a feed whose lines alternate between two servers, two downloads at
+    once: the first stops answering; its URLs wait (not counted among the photos fetched ahead,
+    which would fill with them) and every photo of the second is extracted meanwhile; once the
+    first answers again, its photos are extracted too, but for those that timed out."""
+    fetching = quick_fetches
+    fetching.waits(60.0, 3.0)
+    body, asked, down = io.BytesIO(), [], threading.Event()
+    cut_out(0).save(body, "PNG")
+    down.set()
+
+    class Answers(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            answer(self, 200, body.getvalue(), Content_Type="image/png")
+
+        def log_message(self, *args):
+            pass
+
+    out, seen_while_down = tmp_path / "out", []
+    models = {"generator": ModelSession(tiny_model_path, "cpu"), "segmenter": ModelSession(segmenter_path, "cpu")}
+
+    def answer_once_the_others_are_done() -> None:
+        deadline = time.monotonic() + 20
+        while len(list(out.glob("u*.png"))) < 16 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        seen_while_down.append(len(list(out.glob("u*.png"))))
+        down.clear()
+
+    with serving(_flaky(body.getvalue(), down, asked)) as silent, serving(Answers) as up:
+        lines = [(f"{silent}/d{i}.png", f"{up}/u{i}.png") for i in range(16)]
+        threading.Thread(target=answer_once_the_others_are_done, daemon=True).start()
+        summary = extract_urls([u for line in lines for u in line], out, **models, alpha_mask=True, fetches=2)
+    assert seen_while_down == [16], seen_while_down  # (all of them while the first server did not answer)
+    assert summary.ok + summary.failed == 32 and summary.failed <= fetching.SILENT_AFTER + 1, summary
+    assert len(list(out.glob("d*.png"))) == summary.ok - 16
 
 
 def test_a_server_down_longer_than_it_is_waited_for_is_tried_now_and_then_and_fetched_once_it_answers(
@@ -479,13 +556,13 @@ def test_a_server_down_longer_than_it_is_waited_for_is_tried_now_and_then_and_fe
     each said so; later ones too, but for one tried every ``PROBE_EVERY_S``; once the server
     answers again, that one is fetched and the others after it too. (Until the 67th stop, a
     server once found silent was never tried again in the job: hours of a feed's photos failed.)"""
-    web = quick_fetches
-    web.OUTAGE_S, web.PROBE_EVERY_S = 1.0, 0.3
+    fetching = quick_fetches
+    fetching.waits(1.0, 0.3)
     body, asked, down = io.BytesIO(), [], threading.Event()
     cut_out(0).save(body, "PNG")
     down.set()
     with serving(_flaky(body.getvalue(), down, asked)) as server:
-        fetches = web.Fetches(2)
+        fetches = fetching.Fetches(2)
         first = _outcomes(_submitted(fetches, [f"{server}/a{i}.png" for i in range(10)], tmp_path))
         down.clear()
         time.sleep(0.5)  # (past the next try's time)
@@ -500,23 +577,23 @@ def test_a_server_down_longer_than_it_is_waited_for_is_tried_now_and_then_and_fe
 def test_a_stopped_job_does_not_wait_for_a_silent_server(tmp_path, quick_fetches):
     """``Fetches.close`` (a job stopped: Ctrl-C, an API cancel): the URLs waiting for a silent
     server fail at once (``the job stopped``), not after ``OUTAGE_S``."""
-    web = quick_fetches
-    web.OUTAGE_S, web.PROBE_EVERY_S = 60.0, 60.0
+    fetching = quick_fetches
+    fetching.waits(60.0, 60.0)
     body, asked, down = io.BytesIO(), [], threading.Event()
     cut_out(0).save(body, "PNG")
     down.set()
     with serving(_flaky(body.getvalue(), down, asked)) as server:
-        fetches = web.Fetches(2)
+        fetches = fetching.Fetches(2)
         futures = _submitted(fetches, [f"{server}/p{i}.png" for i in range(8)], tmp_path)
         deadline = time.monotonic() + 30
-        while sum(f.done() for f in futures) < web.SILENT_AFTER and time.monotonic() < deadline:
+        while sum(f.done() for f in futures) < fetching.SILENT_AFTER and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.5)
-        assert sum(f.done() for f in futures) <= web.SILENT_AFTER + 1  # (the others wait)
+        assert sum(f.done() for f in futures) <= fetching.SILENT_AFTER + 1  # (the others wait)
         fetches.close()
         outcomes = _outcomes(futures, timeout=5)
     stopped = [str(o) for o in outcomes if str(o).endswith(": not tried: the job stopped")]
-    assert len(stopped) >= 8 - web.SILENT_AFTER - 1, outcomes
+    assert len(stopped) >= 8 - fetching.SILENT_AFTER - 1, outcomes
 
 
 def test_a_cancelled_feed_waiting_for_a_silent_server_ends_at_once_its_fetches_too(
@@ -525,8 +602,8 @@ def test_a_cancelled_feed_waiting_for_a_silent_server_ends_at_once_its_fetches_t
     """``extract_urls`` cancelled while its URLs wait for a server that stopped answering: it
     returns within a second or two, and no fetch thread is left waiting (its feed closes its
     ``Fetches``): a desktop app's cancel button leaves nothing behind for ``OUTAGE_S``."""
-    web = quick_fetches
-    web.OUTAGE_S, web.PROBE_EVERY_S = 60.0, 60.0
+    fetching = quick_fetches
+    fetching.waits(60.0, 60.0)
     body, asked, down, cancel = io.BytesIO(), [], threading.Event(), threading.Event()
     cut_out(0).save(body, "PNG")
     down.set()
@@ -541,7 +618,7 @@ def test_a_cancelled_feed_waiting_for_a_silent_server_ends_at_once_its_fetches_t
         cancel.set()
 
     cancelled_at: list[float] = []
-    with caplog.at_level("WARNING", logger="clothes_extractor.api.web"):
+    with caplog.at_level("WARNING", logger="clothes_extractor.api.fetches"):
         with serving(_flaky(body.getvalue(), down, asked)) as server:
             threading.Thread(target=cancel_once_waiting, daemon=True).start()
             urls = [f"{server}/p{i}.png" for i in range(12)]

@@ -15,7 +15,9 @@ a URL that cannot be fetched: each is that line's failure, reported, and the job
 ``fetches`` at once (``extract --fetches N``, 8 unless told), and at most ``AHEAD_PER_FETCH``
 times that are fetched and not yet taken by the job, which takes each as its fetch ends (a slow
 server's photo waits, not the feed; while it waits, the photos it has are written): the scratch
-folder holds those and the photos in flight, never the feed. A rerun asks the server whether
+folder holds those and the photos in flight, never the feed. The URLs of a server that stopped
+answering, which wait for it (``fetches``), are not counted there, up to ``SET_ASIDE_MOST``: the
+other servers' photos go on. A rerun asks the server whether
 each image changed since its garment was made (If-Modified-Since): one that has not (304) is
 not downloaded again.
 """
@@ -33,9 +35,11 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import InputError
-from .web import URL_FETCHES, Fetches, file_name, is_url, shown
+from .fetches import Fetches
+from .web import URL_FETCHES, file_name, is_url, shown
 
 AHEAD_PER_FETCH = 4  # photos fetched, or being fetched, ahead of the job: for each download at once
+SET_ASIDE_MOST = 1000  # a silent server's URLs waiting for it (``fetches``), beyond those, at most
 WAITING_S = 0.1  # while no fetch ends, the job hears this often that none is ready (None)
 WITH_NAME = "URL<TAB>NAME"
 # a table's column of image URLs (Google Merchant's image_link, Shopify's Image Src, WooCommerce's Images), of names
@@ -189,7 +193,7 @@ class Feed:
             folder.mkdir()
             since = self.since(out_dir / f"{line.rel}.{fmt}") if self.since is not None else None
             fetching[fetches.submit(line.text, folder, since)] = line, folder
-            while len(fetching) >= ahead:
+            while len(fetching) >= ahead + min(fetches.set_aside(), SET_ASIDE_MOST):  # (no file yet: not counted)
                 yield from self._fetched(fetching)
         while fetching:
             yield from self._fetched(fetching)

@@ -1,22 +1,16 @@
 """Photos and lists at http(s) addresses, fetched for a job: a download whole or not at all (a
-cut one tried again, a server's "not now" waited for), several at once (``Fetches``), the
-name it is saved under (``file_name``), and the address as messages show it (``shown``)."""
+cut one tried again, a server's "not now" waited for), the name it is saved under
+(``file_name``), and the address as messages show it (``shown``); several at once: ``fetches``."""
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import logging
 import os
-import threading
 import time
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-
-log = logging.getLogger(__name__)
 
 MAX_DOWNLOAD_BYTES = 50 * 2**20  # a photo's
 MAX_LIST_BYTES = 4 * 2**30  # a list's (``extract --urls-from URL``: a shop's feed of millions of lines)
@@ -29,9 +23,6 @@ NOT_NOW = {408, 425, 429, 500, 502, 503, 504}  # answers that say "not now": tri
 RETRY_WAITS_S = (1.0, 2.0)  # the waits before the second and the third try
 MAX_RETRY_AFTER_S = 30.0  # the longest wait an answer's Retry-After gets
 TIMEOUT_S = 30.0  # the longest a fetch waits to connect, or for the next bytes of an answer
-SILENT_AFTER = 3  # a server's fetches timed out in a row, after which its other URLs wait (``Fetches``)
-PROBE_EVERY_S = 30.0  # while a server is silent, one of its URLs is tried this long after its last try ended
-OUTAGE_S = 300.0  # how long a silent server's URLs wait for it to answer; after, they are not tried (but the probes)
 URL_SAFE = "!#$%&'()*+,/:;=?@[]~"  # what a URL's path and query keep as it is (a % escape too): requests' choice
 
 
@@ -49,8 +40,8 @@ class _NotNow(InputError):
         self.wait_s, self.timed_out = wait_s, timed_out
 
 
-class _Silent(InputError):
-    """A fetch whose every try timed out: its server may be down (``Fetches`` counts them)."""
+class NoAnswer(InputError):
+    """A fetch whose every try timed out: its server may be down (``fetches.Fetches`` counts them)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +71,7 @@ def fetch(url: str, folder: Path, since: float | None = None, wanted: Wanted = P
     try:
         return _fetch_once(url, folder, since, wanted)
     except _NotNow as exc:
-        failed = _Silent if exc.timed_out else InputError
+        failed = NoAnswer if exc.timed_out else InputError
         raise failed(f"{exc}; tried {len(RETRY_WAITS_S) + 1} times: try again later") from None
 
 
@@ -221,131 +212,8 @@ def file_name(url: str) -> str:
     return name
 
 
-class Fetches:
-    """Downloads (``fetch``) on up to ``at_once`` daemon threads, each ``submit``-ted one a
-    ``Future`` of its file: Ctrl-C is not held up by a download (the scratch folder, removed then,
-    takes the partial file with it; a download that starts after fails to open its file). A
-    thread ends once nothing is left to fetch; the next ``submit`` starts another.
-
-    A server that stops answering (``SILENT_AFTER`` fetches in a row from it timed out, each
-    tried three times) is waited for, as a circuit breaker does: its URLs wait, one of them
-    tried every ``PROBE_EVERY_S``, and the first that is answered lets the others go (a CDN's
-    minute-long outage costs the job that minute, not its photos). After ``OUTAGE_S`` its URLs
-    are not tried, each a failure that says so, the rerun's to fetch (a server that is down costs
-    the job minutes, not ``TIMEOUT_S`` x 3 for each of its URLs: hours for a shop's feed); one is
-    still tried every ``PROBE_EVERY_S``, and once one is answered the others are fetched again.
-    ``close`` fails what has not started (the job stopped)."""
-
-    def __init__(self, at_once: int = URL_FETCHES) -> None:
-        self._work: collections.deque = collections.deque()
-        self._changed = threading.Condition()  # (the lock of all below; told when an outage changes)
-        self._threads, self.at_once, self._closed = 0, at_once, False
-        self._silent: collections.Counter = collections.Counter()  # a server -> its fetches timed out in a row
-        self._outages: dict[str, _Outage] = {}  # the servers that do not answer
-
-    def submit(self, url: str, folder: Path, since: float | None = None) -> Future:
-        """A ``Future`` of ``url`` fetched into ``folder`` (``fetch``): its file, None where it has not
-        changed ``since``, or the ``InputError`` saying why not."""
-        future: Future = Future()
-        with self._changed:
-            self._work.append((url, folder, since, future))
-            if self._threads < self.at_once:
-                self._threads += 1
-                threading.Thread(target=self._fetcher, name="fetch", daemon=True).start()
-        return future
-
-    def close(self) -> None:
-        """The job stopped: the URLs not yet fetching fail at once (those waiting for a silent
-        server too); the downloads under way end on their own."""
-        with self._changed:
-            self._closed = True
-            self._changed.notify_all()
-
-    def _fetcher(self) -> None:
-        while True:
-            with self._changed:  # (a thread ends only with nothing left: what ``submit`` adds is taken)
-                if not self._work:
-                    self._threads -= 1
-                    return
-                url, folder, since, future = self._work.popleft()
-            if not future.set_running_or_notify_cancel():
-                continue
-            server = _server(url)
-            trying, why_not = self._turn(server)
-            if why_not is not None:
-                future.set_exception(InputError(f"cannot fetch {shown(url)}: not tried: {why_not}"))
-                continue
-            try:
-                future.set_result(fetch(url, folder, since))
-            except BaseException as exc:  # noqa: BLE001 - raised again where its input is resolved
-                self._ended(server, trying, silent=isinstance(exc, _Silent))
-                future.set_exception(exc)
-            else:
-                self._ended(server, trying, silent=False)
-
-    def _turn(self, server: str) -> tuple[bool, str | None]:
-        """When a URL of ``server`` may be fetched: at once, where it answers; where it does not,
-        once it answers again, or as the one URL tried (True) now and then; else (``OUTAGE_S``
-        after it was found silent, but for that one) why it is not."""
-        with self._changed:
-            while True:
-                outage, now = self._outages.get(server), time.monotonic()
-                if self._closed:
-                    return False, "the job stopped"
-                if outage is None:
-                    return False, None
-                if not outage.trying and now >= outage.next_try:
-                    outage.trying = True
-                    return True, None
-                if now >= outage.since + OUTAGE_S:  # (and while one is tried: a dead server costs no waits)
-                    return False, (
-                        f"{server} did not answer {self._silent[server]} fetches in a row (each timed out "
-                        f"{len(RETRY_WAITS_S) + 1} times), and was waited for {_minutes(OUTAGE_S)}; run the same "
-                        "command again once it answers"
-                    )
-                until = outage.since + OUTAGE_S
-                self._changed.wait((until if outage.trying else min(until, outage.next_try)) - now)
-
-    def _ended(self, server: str, trying: bool, silent: bool) -> None:
-        """A fetch from ``server`` ended: timed out (``silent``) or answered; ``trying``: it was
-        the one URL tried while the server did not answer."""
-        with self._changed:
-            outage, now = self._outages.get(server), time.monotonic()
-            self._silent[server] = self._silent[server] + 1 if silent else 0
-            if not silent and outage is not None:
-                del self._outages[server]
-                waited = _minutes(now - outage.since)
-                log.warning("%s answers again (waited for %s): its URLs are fetched", server, waited)
-            elif silent and outage is None and self._silent[server] >= SILENT_AFTER:
-                self._outages[server] = _Outage(now, now + PROBE_EVERY_S)
-                tries, waits = len(RETRY_WAITS_S) + 1, f"one tried every {_minutes(PROBE_EVERY_S)}"
-                waits += f", for {_minutes(OUTAGE_S)}"
-                log.warning(
-                    "%s did not answer %d fetches in a row (each timed out %d times): its URLs wait for it, %s",
-                    *(server, self._silent[server], tries, waits),
-                )
-            elif silent and outage is not None and trying:
-                outage.trying, outage.next_try = False, now + PROBE_EVERY_S
-            self._changed.notify_all()
-
-
-@dataclasses.dataclass
-class _Outage:
-    """A server that does not answer (``Fetches``): since when, when its next URL is tried, and
-    whether one is being tried."""
-
-    since: float  # (``time.monotonic``)
-    next_try: float
-    trying: bool = False
-
-
-def _minutes(seconds: float) -> str:
-    """``seconds`` as messages say them: ``30 s``, ``5 min``."""
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
-
-
-def _server(url: str) -> str:
-    """The server a URL names (its host, and port if given): ``Fetches`` counts its silences."""
+def server_of(url: str) -> str:
+    """The server a URL names (its host, and port if given): ``fetches.Fetches`` counts its silences."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)

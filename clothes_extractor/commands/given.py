@@ -10,7 +10,8 @@ from typing import Any, Callable, Sequence
 
 import click
 
-from ..api.web import URL_FETCHES, Fetches, is_url, shown
+from ..api.fetches import Fetches
+from ..api.web import URL_FETCHES, is_url, shown
 from ..errors import InputError, renamed
 
 
