@@ -5,6 +5,7 @@ photo is reported with its line, and the job goes on.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import io
@@ -19,6 +20,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -367,10 +369,15 @@ def test_fetches_sets_how_many_downloads_run_at_once(tiny_model_path, tmp_path):
     assert most[2] == 2 and most[12] > URL_FETCHES and most["urls"] == 3, most
 
 
-def _flaky(body: bytes, down: threading.Event, asked: list[str]) -> type:
-    """A request handler that serves ``body`` at every path, and while ``down`` is set takes each
-    request and never answers in time (2 s: beyond the tests' ``TIMEOUT_S``); ``asked`` keeps
-    each request's path, and whether the server was down then."""
+@contextlib.contextmanager
+def _servers() -> Iterator[tuple[str, str, threading.Event, list]]:
+    """Two servers on loopback serving a photo at every path, yielded as their addresses, ``down``
+    and ``asked``: the first, while ``down`` is set (it is at first), takes each request and never
+    answers in time (2 s: beyond the tests' ``TIMEOUT_S``), ``asked`` keeping each request's path
+    and whether it was down then; the second answers."""
+    body, asked, down = io.BytesIO(), [], threading.Event()
+    cut_out(0).save(body, "PNG")
+    down.set()
 
     class Flaky(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's name
@@ -378,14 +385,19 @@ def _flaky(body: bytes, down: threading.Event, asked: list[str]) -> type:
             if down.is_set():
                 time.sleep(2)
             try:
-                answer(self, 200, body, Content_Type="image/png")
+                answer(self, 200, body.getvalue(), Content_Type="image/png")
             except OSError:  # (the client gave up)
                 pass
 
         def log_message(self, *args):
             pass
 
-    return Flaky
+    class Answers(Flaky):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            answer(self, 200, body.getvalue(), Content_Type="image/png")
+
+    with serving(Flaky) as silent, serving(Answers) as up:
+        yield silent, up, down, asked
 
 
 @pytest.fixture
@@ -424,15 +436,8 @@ def test_a_server_that_does_not_answer_costs_a_few_timeouts_not_three_for_each_o
     fetched. (Each URL was tried three times: 3 x 30 s each, hours for a feed.)"""
     fetching = quick_fetches
     fetching.waits(0.0, 60.0)
-    body, asked, down = io.BytesIO(), [], threading.Event()
-    cut_out(0).save(body, "PNG")
-    down.set()
 
-    class Answers(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
-            answer(self, 200, body.getvalue(), Content_Type="image/png")
-
-    with serving(_flaky(body.getvalue(), down, asked)) as silent, serving(Answers) as up:
+    with _servers() as (silent, up, down, asked):
         urls = [f"{silent}/d{i}.png" for i in range(12)] + [f"{up}/u{i}.png" for i in range(3)]
         outcomes = _outcomes(_submitted(fetching.Fetches(2), urls, tmp_path))
     timed_out = [str(o) for o in outcomes[:12] if "timed out; tried 3 times: try again later" in str(o)]
@@ -457,11 +462,8 @@ def test_a_server_that_stops_answering_for_a_while_is_waited_for_its_urls_fetche
     all failed "not tried", for a rerun.)"""
     fetching = quick_fetches
     fetching.waits(30.0, 0.2)
-    body, asked, down = io.BytesIO(), [], threading.Event()
-    cut_out(0).save(body, "PNG")
-    down.set()
     with caplog.at_level("WARNING", logger="clothes_extractor.api.fetches"):
-        with serving(_flaky(body.getvalue(), down, asked)) as server:
+        with _servers() as (server, _, down, asked):
             futures = _submitted(fetching.Fetches(2), [f"{server}/p{i}.png" for i in range(12)], tmp_path)
             deadline = time.monotonic() + 30
             while "did not answer" not in caplog.text and time.monotonic() < deadline:
@@ -486,18 +488,8 @@ def test_a_silent_servers_urls_wait_aside_the_other_servers_are_fetched_meanwhil
     behind it); once it answers, its own are fetched too."""
     fetching = quick_fetches
     fetching.waits(30.0, 0.3)
-    body, asked, down = io.BytesIO(), [], threading.Event()
-    cut_out(0).save(body, "PNG")
-    down.set()
 
-    class Answers(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
-            answer(self, 200, body.getvalue(), Content_Type="image/png")
-
-        def log_message(self, *args):
-            pass
-
-    with serving(_flaky(body.getvalue(), down, asked)) as silent, serving(Answers) as up:
+    with _servers() as (silent, up, down, asked):
         fetches = fetching.Fetches(2)
         waiting = _submitted(fetches, [f"{silent}/d{i}.png" for i in range(10)], tmp_path)
         others = _submitted(fetches, [f"{up}/u{i}.png" for i in range(6)], tmp_path)
@@ -519,16 +511,6 @@ def test_a_feed_goes_on_with_its_other_servers_photos_while_one_server_is_waited
     first answers again, its photos are extracted too, but for those that timed out."""
     fetching = quick_fetches
     fetching.waits(60.0, 3.0)
-    body, asked, down = io.BytesIO(), [], threading.Event()
-    cut_out(0).save(body, "PNG")
-    down.set()
-
-    class Answers(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
-            answer(self, 200, body.getvalue(), Content_Type="image/png")
-
-        def log_message(self, *args):
-            pass
 
     out, seen_while_down = tmp_path / "out", []
     models = {"generator": ModelSession(tiny_model_path, "cpu"), "segmenter": ModelSession(segmenter_path, "cpu")}
@@ -540,7 +522,7 @@ def test_a_feed_goes_on_with_its_other_servers_photos_while_one_server_is_waited
         seen_while_down.append(len(list(out.glob("u*.png"))))
         down.clear()
 
-    with serving(_flaky(body.getvalue(), down, asked)) as silent, serving(Answers) as up:
+    with _servers() as (silent, up, down, asked):
         lines = [(f"{silent}/d{i}.png", f"{up}/u{i}.png") for i in range(16)]
         threading.Thread(target=answer_once_the_others_are_done, daemon=True).start()
         summary = extract_urls([u for line in lines for u in line], out, **models, alpha_mask=True, fetches=2)
@@ -558,10 +540,7 @@ def test_a_server_down_longer_than_it_is_waited_for_is_tried_now_and_then_and_fe
     server once found silent was never tried again in the job: hours of a feed's photos failed.)"""
     fetching = quick_fetches
     fetching.waits(1.0, 0.3)
-    body, asked, down = io.BytesIO(), [], threading.Event()
-    cut_out(0).save(body, "PNG")
-    down.set()
-    with serving(_flaky(body.getvalue(), down, asked)) as server:
+    with _servers() as (server, _, down, asked):
         fetches = fetching.Fetches(2)
         first = _outcomes(_submitted(fetches, [f"{server}/a{i}.png" for i in range(10)], tmp_path))
         down.clear()
@@ -579,10 +558,7 @@ def test_a_stopped_job_does_not_wait_for_a_silent_server(tmp_path, quick_fetches
     server fail at once (``the job stopped``), not after ``OUTAGE_S``."""
     fetching = quick_fetches
     fetching.waits(60.0, 60.0)
-    body, asked, down = io.BytesIO(), [], threading.Event()
-    cut_out(0).save(body, "PNG")
-    down.set()
-    with serving(_flaky(body.getvalue(), down, asked)) as server:
+    with _servers() as (server, _, down, asked):
         fetches = fetching.Fetches(2)
         futures = _submitted(fetches, [f"{server}/p{i}.png" for i in range(8)], tmp_path)
         deadline = time.monotonic() + 30
@@ -604,9 +580,7 @@ def test_a_cancelled_feed_waiting_for_a_silent_server_ends_at_once_its_fetches_t
     ``Fetches``): a desktop app's cancel button leaves nothing behind for ``OUTAGE_S``."""
     fetching = quick_fetches
     fetching.waits(60.0, 60.0)
-    body, asked, down, cancel = io.BytesIO(), [], threading.Event(), threading.Event()
-    cut_out(0).save(body, "PNG")
-    down.set()
+    cancel = threading.Event()
     models = {"generator": ModelSession(tiny_model_path, "cpu"), "segmenter": ModelSession(segmenter_path, "cpu")}
 
     def cancel_once_waiting() -> None:
@@ -619,7 +593,7 @@ def test_a_cancelled_feed_waiting_for_a_silent_server_ends_at_once_its_fetches_t
 
     cancelled_at: list[float] = []
     with caplog.at_level("WARNING", logger="clothes_extractor.api.fetches"):
-        with serving(_flaky(body.getvalue(), down, asked)) as server:
+        with _servers() as (server, _, down, asked):
             threading.Thread(target=cancel_once_waiting, daemon=True).start()
             urls = [f"{server}/p{i}.png" for i in range(12)]
             summary = extract_urls(urls, tmp_path / "out", **models, alpha_mask=True, fetches=2, cancel=cancel)
