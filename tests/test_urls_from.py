@@ -553,6 +553,24 @@ def test_a_server_down_longer_than_it_is_waited_for_is_tried_now_and_then_and_fe
     assert all(isinstance(o, Path) and o.is_file() for o in later), later
 
 
+def test_a_waiting_url_its_caller_cancels_is_no_try_the_next_is_tried_in_its_place(tmp_path, quick_fetches):
+    """``Future.cancel`` on URLs waiting for a silent server: each is dropped when its turn to be
+    tried comes, and the next one is tried then (a cancelled one had held the turn: the server was
+    not tried again until ``OUTAGE_S``)."""
+    fetching = quick_fetches
+    fetching.waits(30.0, 0.2)
+    with _servers() as (server, _, down, asked):
+        fetches = fetching.Fetches(1)
+        futures = _submitted(fetches, [f"{server}/p{i}.png" for i in range(8)], tmp_path)
+        deadline = time.monotonic() + 30
+        while sum(f.done() for f in futures) < fetching.SILENT_AFTER and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cancelled = [f.cancel() for f in futures[fetching.SILENT_AFTER : -1]]
+        down.clear()
+        last = futures[-1].exception(timeout=10) or futures[-1].result()
+    assert all(cancelled) and isinstance(last, Path) and last.is_file(), (cancelled, last)
+
+
 def test_a_stopped_job_does_not_wait_for_a_silent_server(tmp_path, quick_fetches):
     """``Fetches.close`` (a job stopped: Ctrl-C, an API cancel): the URLs waiting for a silent
     server fail at once (``the job stopped``), not after ``OUTAGE_S``."""

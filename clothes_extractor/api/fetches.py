@@ -92,12 +92,13 @@ class Fetches:
                     self._threads -= 1
                     return
             url, folder, since, future = item
-            if not future.set_running_or_notify_cancel():
+            server = web.server_of(url)
+            if not future.set_running_or_notify_cancel():  # (cancelled by its caller: not tried)
+                self._ended(server, trying, silent=None)
                 continue
             if why_not is not None:
                 future.set_exception(InputError(f"cannot fetch {web.shown(url)}: not tried: {why_not}"))
                 continue
-            server = web.server_of(url)
             try:
                 future.set_result(web.fetch(url, folder, since))
             except BaseException as exc:  # noqa: BLE001 - raised again where its input is resolved
@@ -150,11 +151,16 @@ class Fetches:
             f"waited for {_minutes(OUTAGE_S)}; run the same command again once it answers"
         )
 
-    def _ended(self, server: str, trying: bool, silent: bool) -> None:
-        """A fetch from ``server`` ended: timed out (``silent``) or answered; ``trying``: it was
-        the one URL tried while the server did not answer."""
+    def _ended(self, server: str, trying: bool, silent: bool | None) -> None:
+        """A fetch from ``server`` ended: timed out (``silent``), answered, or not made (None: its
+        caller cancelled it); ``trying``: it was the one URL tried while the server did not answer."""
         with self._changed:
             outage, now = self._outages.get(server), time.monotonic()
+            if silent is None:
+                if trying and outage is not None:
+                    outage.trying = False  # (another is tried in its place)
+                self._changed.notify_all()
+                return
             self._silent[server] = self._silent[server] + 1 if silent else 0
             if not silent and outage is not None:
                 del self._outages[server]
