@@ -1194,3 +1194,39 @@ def test_progress_lines_without_a_terminal(tiny_model_path, photo_folder, tmp_pa
                                     "--masks", str(masks)])  # fmt: skip
     assert done.exit_code == 0, done.output
     assert "extract: 5/5 photos (100%)" in done.output
+
+
+def test_a_warning_while_the_progress_bar_runs_is_a_line_of_its_own_above_it(monkeypatch):
+    """On a terminal, a warning logged while the bar runs (``fetches``: a server stopped
+    answering) is written on a line of its own and the bar drawn again below it; it was written
+    straight after the bar, on its line (``extract:  10%|#  | 1/10 [00:01<...]WARNING ...``)."""
+    import logging
+
+    from clothes_extractor.commands import common
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter(common.LOG_FORMAT))
+    logging.getLogger().addHandler(console)
+    before = list(logging.getLogger().handlers)
+    try:
+        progress = common.Progress(10, "photo", "extract")
+        progress.update()
+        logging.getLogger("clothes_extractor.api.fetches").warning("cdn.example did not answer 3 fetches in a row")
+        progress.update()
+        progress.close()
+        after = list(logging.getLogger().handlers)  # (the terminal's handler back)
+        logging.getLogger("clothes_extractor.api.fetches").warning("after the bar")
+    finally:
+        logging.getLogger().removeHandler(console)
+    written = terminal.getvalue()
+    line = re.search(r"(?:^|[\r\n])([^\r\n]*)WARNING clothes_extractor\.api\.fetches: cdn\.example", written)
+    assert line is not None and line.group(1).strip() == "", repr(written)  # (nothing of the bar before it)
+    assert "2/10" in written.split("did not answer 3 fetches in a row")[1], repr(written)  # (the bar below it)
+    assert written.endswith("WARNING clothes_extractor.api.fetches: after the bar\n"), repr(written)
+    assert after == before, (after, before)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -282,10 +283,14 @@ class Progress:
 
     def __init__(self, total: int | None, unit: str, what: str, every_s: float = 30.0):
         from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
 
         self.total, self.unit, self.what, self.every_s = total, unit, what, every_s
         self.bar = tqdm(total=total, unit=unit, disable=None, file=sys.stderr, dynamic_ncols=True)
         self.lines = self.bar.disable
+        self._logging = contextlib.ExitStack()
+        if not self.lines:  # a bar: a warning while it runs (a server that stops answering) above it, not through it
+            self._logging.enter_context(logging_redirect_tqdm())
         self.done = self.failed = 0
         self.started = self.last = time.monotonic()
 
@@ -315,3 +320,4 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
+        self._logging.close()
