@@ -66,7 +66,7 @@ def test_a_speck_far_from_the_garment_does_not_shrink_its_fitted_image():
     assert fit_to_model(photo, Image.fromarray(specked), (256, 192), fit, box=mask_box(specked, 128)).box != a.box
 
 
-def test_specks_of_a_mask_on_the_shoes_change_nothing_of_the_extracted_garment(tmp_path):
+def test_specks_of_a_mask_on_the_shoes_change_nothing_of_the_extracted_garment():
     """``extract``'s fit (``stages.fit_photo``): a person photo's garment with its mask, and with the
     same mask holding specks on the shoes (a segmenter's, on a full-length photo) far below: the
     same garment (it was fitted half its size, the legs in its window, and drawn another)."""
@@ -83,6 +83,8 @@ def test_specks_of_a_mask_on_the_shoes_change_nothing_of_the_extracted_garment(t
     specked[-12:-6, 20:30] = specked[-10:-6, -30:-22] = 255
     assert mask_box(specked, 128) != mask_box(specked, 128, detached=True)  # (far enough below to be left out)
     generator = model_for("generator", gpu=False)
+    if generator is None:
+        pytest.skip("this install bundles no generator")
     a, b = (
         extract_garment(tall, m, generator=generator, output_size="model") for m in (clean, Image.fromarray(specked))
     )

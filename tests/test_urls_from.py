@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Iterator
 
@@ -402,18 +403,19 @@ def _servers() -> Iterator[tuple[str, str, threading.Event, list]]:
 
 @pytest.fixture
 def quick_fetches(monkeypatch):
-    """``api.fetches``, its fetches timing out after 0.3 s and tried again at once (``api.web``), and
-    a setter of its waits for a silent server (``waits(OUTAGE_S, PROBE_EVERY_S)``): the module."""
+    """``api.fetches``' ``Fetches`` and ``SILENT_AFTER``, its fetches timing out after 0.3 s and tried
+    again at once (``api.web``), and ``waits(OUTAGE_S, PROBE_EVERY_S)``, which sets how a silent
+    server is waited for."""
     from clothes_extractor.api import fetches, web
 
     monkeypatch.setattr(web, "TIMEOUT_S", 0.3)
     monkeypatch.setattr(web, "RETRY_WAITS_S", (0.01, 0.01))
-    fetches.waits = lambda outage_s, probe_s: (
-        monkeypatch.setattr(fetches, "OUTAGE_S", outage_s),
-        monkeypatch.setattr(fetches, "PROBE_EVERY_S", probe_s),
-    )
-    yield fetches
-    del fetches.waits
+
+    def waits(outage_s: float, probe_s: float) -> None:
+        monkeypatch.setattr(fetches, "OUTAGE_S", outage_s)
+        monkeypatch.setattr(fetches, "PROBE_EVERY_S", probe_s)
+
+    return types.SimpleNamespace(Fetches=fetches.Fetches, SILENT_AFTER=fetches.SILENT_AFTER, waits=waits)
 
 
 def _submitted(fetches, urls: list[str], folder: Path) -> list:

@@ -21,8 +21,8 @@ __all__ = ["PhotoLike", "dress", "dress_folder", "extract_folder", "extract_garm
 
 
 def __getattr__(name: str):
-    """The API's functions, imported on first use: the command line imports ``api.web`` and
-    ``api.feed`` (a feed's fetches) without the models' modules."""
+    """The API's functions, imported on first use: the command line imports ``api.web``,
+    ``api.fetches`` and ``api.feed`` (a feed's fetches) without the models' modules."""
     if name in ("dress_folder", "extract_folder"):
         from . import folders
 
