@@ -555,6 +555,17 @@ def test_a_server_down_longer_than_it_is_waited_for_is_tried_now_and_then_and_fe
     assert all(isinstance(o, Path) and o.is_file() for o in later), later
 
 
+def _found_silent(fetching, at_once: int, server: str, folder: Path) -> tuple:
+    """A ``Fetches`` of ``at_once`` downloads given 8 URLs of the silent ``server``, returned once
+    it has found it silent (``SILENT_AFTER`` of them timed out): (it, their futures)."""
+    fetches = fetching.Fetches(at_once)
+    futures = _submitted(fetches, [f"{server}/p{i}.png" for i in range(8)], folder)
+    deadline = time.monotonic() + 30
+    while sum(f.done() for f in futures) < fetching.SILENT_AFTER and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return fetches, futures
+
+
 def test_a_waiting_url_its_caller_cancels_is_no_try_the_next_is_tried_in_its_place(tmp_path, quick_fetches):
     """``Future.cancel`` on URLs waiting for a silent server: each is dropped when its turn to be
     tried comes, and the next one is tried then (a cancelled one had held the turn: the server was
@@ -562,11 +573,7 @@ def test_a_waiting_url_its_caller_cancels_is_no_try_the_next_is_tried_in_its_pla
     fetching = quick_fetches
     fetching.waits(30.0, 0.2)
     with _servers() as (server, _, down, asked):
-        fetches = fetching.Fetches(1)
-        futures = _submitted(fetches, [f"{server}/p{i}.png" for i in range(8)], tmp_path)
-        deadline = time.monotonic() + 30
-        while sum(f.done() for f in futures) < fetching.SILENT_AFTER and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _, futures = _found_silent(fetching, 1, server, tmp_path)
         cancelled = [f.cancel() for f in futures[fetching.SILENT_AFTER : -1]]
         down.clear()
         last = futures[-1].exception(timeout=10) or futures[-1].result()
@@ -579,11 +586,7 @@ def test_a_stopped_job_does_not_wait_for_a_silent_server(tmp_path, quick_fetches
     fetching = quick_fetches
     fetching.waits(60.0, 60.0)
     with _servers() as (server, _, down, asked):
-        fetches = fetching.Fetches(2)
-        futures = _submitted(fetches, [f"{server}/p{i}.png" for i in range(8)], tmp_path)
-        deadline = time.monotonic() + 30
-        while sum(f.done() for f in futures) < fetching.SILENT_AFTER and time.monotonic() < deadline:
-            time.sleep(0.05)
+        fetches, futures = _found_silent(fetching, 2, server, tmp_path)
         time.sleep(0.5)
         assert sum(f.done() for f in futures) <= fetching.SILENT_AFTER + 1  # (the others wait)
         fetches.close()
