@@ -51,7 +51,7 @@ class Fetches:
     left fails at once."""
 
     def __init__(self, at_once: int = web.URL_FETCHES) -> None:
-        self._work: collections.deque = collections.deque()  # (url, folder, since, future)
+        self._work: collections.deque = collections.deque()  # (url, folder, since, future, its server)
         self._changed = threading.Condition()  # (the lock of all below; told when any of it changes)
         self._threads, self.at_once, self._closed = 0, at_once, False
         self._silent: collections.Counter = collections.Counter()  # a server -> its fetches timed out in a row
@@ -62,7 +62,7 @@ class Fetches:
         not changed ``since``, or the ``InputError`` saying why not."""
         future: Future = Future()
         with self._changed:
-            self._work.append((url, folder, since, future))
+            self._work.append((url, folder, since, future, web.server_of(url)))
             self._start_threads(1)
             self._changed.notify()  # (a thread waiting for a silent server takes it)
         return future
@@ -91,8 +91,7 @@ class Fetches:
                 if item is None:
                     self._threads -= 1
                     return
-            url, folder, since, future = item
-            server = web.server_of(url)
+            url, folder, since, future, server = item
             if not future.set_running_or_notify_cancel():  # (cancelled by its caller: not tried)
                 self._ended(server, trying, silent=None)
                 continue
@@ -121,7 +120,7 @@ class Fetches:
                     return outage.waiting.popleft(), True, None
             if self._work:
                 item = self._work.popleft()
-                server = web.server_of(item[0])
+                server = item[-1]
                 outage = self._outages.get(server)
                 if self._closed or outage is None:
                     return item, False, self._why_not(server) if self._closed else None
