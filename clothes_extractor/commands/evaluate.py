@@ -58,6 +58,21 @@ SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
     "a segmenter runs as extract runs it (zoomed second look included) and is scored at the photo's own size.",
 )
 @click.option(
+    "--masks",
+    type=click.Choice(["labels", "segmenter"]),
+    default=None,
+    help="A generator's masks. labels: each pair's own (its parse or label map, or mask file): the model "
+    "alone. segmenter: those extract finds with the segmenter, each pair scored as extract writes it (its zoomed "
+    "look, its framing, a garment shown alone cut out; a pair in which it finds no garment fails), with the IoU "
+    "of the mask used (mask_iou) beside.  [default: labels; segmenter with --segmenter]",
+)
+@click.option(
+    "--segmenter",
+    "segmenter_model",
+    metavar="FILE",
+    help="The segmenter of --masks segmenter: a served ONNX model (default: the bundled one).",
+)
+@click.option(
     "--grayscale",
     is_flag=True,
     help="Turn every photo and catalog image black and white first: how the model does on black-and-white "
@@ -108,6 +123,8 @@ def evaluate(
     provider: str,
     batch_size: int,
     resolution: str,
+    masks: str | None,
+    segmenter_model: str | None,
     grayscale: bool,
     light: str | None,
     json_path: Path | None,
@@ -144,6 +161,7 @@ def evaluate(
     task = session.contract.task
     if unpaired_sheet is not None and task != "tryon":
         raise click.UsageError(f"--unpaired-sheet is for try-on models; {session.path.name} is a {task}")
+    segmenter = _open_segmenter(masks, segmenter_model, session, provider)
     perceptual = _open_perceptual(perceptual_files, session)
     split = split or default_split(data)
     samples = load_samples(
@@ -169,15 +187,15 @@ def evaluate(
             resolution=resolution,
             perceptual=perceptual,
             change=change,
+            segmenter=segmenter,
             progress=progress.update,
         )
     finally:
         progress.close()
+        if segmenter is not None:
+            segmenter.close()
     pairs = f"{result.samples} held-out pairs" if held_out_only else f"{result.samples} pairs"
-    scale = resolution
-    if resolution == "native" and task in ("generator", "tryon") and not session.contract.catalog_resolution:
-        scale = f"native: the {session.contract.height}x{session.contract.width} output upsampled"
-    scale += f", {change.describe()}" if change else ""
+    scale = _how_scored(session, resolution, change, segmenter)
     click.echo(f"{task} {session.path.name} on {data} ({split}, {pairs}, {session.provider}, {scale}):")
     kept = _echo_means(result, seen, held_out_only)
     if json_path is not None:
@@ -191,6 +209,8 @@ def evaluate(
             data=str(data),
             split=split,
             resolution=resolution,
+            masks="segmenter" if segmenter is not None else "labels",
+            segmenter=str(segmenter.path) if segmenter is not None else None,
             grayscale=grayscale,
             light=list(change.light) if change.light else None,
             held_out_only=held_out_only,
@@ -207,6 +227,17 @@ def evaluate(
     if result.failures:
         click.echo(f"{len(result.failures)} pair(s) could not be scored", err=True)
         sys.exit(1)
+
+
+def _how_scored(session, resolution: str, change, segmenter) -> str:
+    """How the pairs were scored, in the heading's words: the resolution, the photos' change,
+    the masks where they are the segmenter's."""
+    contract = session.contract
+    how = resolution
+    if resolution == "native" and contract.task in ("generator", "tryon") and not contract.catalog_resolution:
+        how = f"native: the {contract.height}x{contract.width} output upsampled"
+    how += f", {change.describe()}" if change else ""
+    return how + (f", as extract runs it: masks by {segmenter.path.name}" if segmenter is not None else "")
 
 
 def _photo_change(grayscale: bool, light: str | None):
@@ -238,6 +269,30 @@ def _echo_means(result, seen: set[str] | None, held_out_only: bool) -> dict | No
     return kept
 
 
+def _open_segmenter(masks: str | None, model: str | None, session, provider: str):
+    """The segmenter of ``--masks segmenter`` (``--segmenter``, or the bundled one), open on
+    ``provider``; None for the pairs' own masks."""
+    if masks == "labels" and model is not None:
+        raise click.UsageError("--segmenter finds the masks of --masks segmenter, not of --masks labels")
+    if masks is None and model is None or masks == "labels":
+        return None
+    task = session.contract.task
+    if task != "generator":
+        raise click.UsageError(
+            f"--masks segmenter scores a generator as extract runs it; {session.path.name} is a {task}"
+            + (" (a segmenter runs as extract runs it with --resolution native)" if task == "segmenter" else "")
+        )
+    from ..api import new_session
+
+    segmenter = new_session(model or "segmenter", provider)
+    try:
+        segmenter.require_task("segmenter")
+    except BaseException:
+        segmenter.close()
+        raise
+    return segmenter
+
+
 def _open_perceptual(files: tuple[Path, ...], session) -> list:
     """The ``--perceptual`` metrics, open on the model's provider; each named by its file's
     stem, which may not repeat or shadow a built-in metric."""
@@ -248,7 +303,7 @@ def _open_perceptual(files: tuple[Path, ...], session) -> list:
         raise click.UsageError(f"--perceptual scores images: a generator's or a try-on's, not a {task}'s")
     from ..eval.perceptual import PerceptualMetric
 
-    built_in = {"ssim", "psnr", "ms_ssim", "gmsd", "sharpness", "alpha_iou"}
+    built_in = {"ssim", "psnr", "ms_ssim", "gmsd", "sharpness", "alpha_iou", "mask_iou", "zoomed", "alone"}
     names = [path.stem for path in files]
     clash = sorted({n for n in names if n in built_in or names.count(n) > 1})
     if clash:

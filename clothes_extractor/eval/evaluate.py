@@ -3,17 +3,21 @@
 Generator: SSIM, MS-SSIM, PSNR, GMSD and the sharpness ratio (RGB, data range 255) of the
 output against the catalog garment, at the model's resolution or, for a catalog-resolution
 model, at the catalog image's own (``resolution="native"``); with a silhouette output,
-its IoU against the catalog image's non-background region (``alpha_iou``). Segmenter: IoU
+its IoU against the catalog image's non-background region (``alpha_iou``); on each pair's
+own mask, or as ``extract`` runs it, on the segmenter's (``extracted``). Segmenter: IoU
 of the predicted mask against the label map's. Means over every pair, per-pair scores, the
 pairs that could not be scored (with the reason), and a sheet of the first and the worst.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import tempfile
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -22,6 +26,7 @@ from ..errors import ClothesExtractorError, InputError
 from ..tasks import task_of
 from .changes import PhotoChange
 from .datasets import LABELLED, Sample, load_fitted, load_sample_mask
+from .extracted import extract_plan, extracted, to_target_size
 from .metrics import class_iou, image_metrics, iou
 from .sheets import contact_sheet, sheet_row
 
@@ -132,6 +137,7 @@ def evaluate_model(
     resolution: str = "model",
     perceptual: Sequence[Any] = (),
     change: PhotoChange | None = None,
+    segmenter: Any = None,
     progress: Callable[[int], None] | None = None,
 ) -> Evaluation:
     """Run ``model`` (a ``ModelSession``) over ``samples``; metrics, per-pair scores, failures.
@@ -146,6 +152,8 @@ def evaluate_model(
     ``perceptual``: ``PerceptualMetric``s (``eval.perceptual``) scored beside the others, on
     the same pixels (a generator's or a try-on's images). ``change``: every photo (and
     catalog image) changed first (``changes.PhotoChange``: black and white, another light).
+    ``segmenter``: a generator is scored as ``extract`` runs it, on the masks this segmenter
+    finds (``extracted``: a pair where it finds none is reported failed), not the pairs' own.
     """
     contract = model.contract
     task = contract.task
@@ -156,6 +164,8 @@ def evaluate_model(
             "a try-on model is scored on pairs with a human parsing, the region to dress (VITON's image-parse/ or "
             f"image-parse-v3/, Dress Code's label_maps/): none of these {len(samples)} pairs has one"
         )
+    if segmenter is not None and task != "generator":
+        raise InputError(f"a {task} is scored on the dataset's masks; the segmenter's masks are for a generator")
     if resolution == "native" and task == "segmenter":
         return _segmenter_as_extract_runs_it(model, samples, batch_size, sheet_rows, progress, change)
     native = resolution == "native" and task in ("generator", "tryon")
@@ -171,18 +181,20 @@ def evaluate_model(
         except ClothesExtractorError as exc:
             return str(exc)
 
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(workers) as pool, _scratch(segmenter) as folder:
+        plan = extract_plan(model, segmenter) if segmenter is not None else None
         for start in range(0, len(samples), batch_size):
             chunk = samples[start : start + batch_size]
-            good = []
-            for sample, item in zip(chunk, pool.map(prepare, chunk), strict=True):
-                if isinstance(item, str):
-                    failures.append({"sample": str(sample.photo), "error": item})
-                    log.warning("%s: %s", sample.photo, item)
+            if plan is not None:  # run as extract runs them, outputs included
+                fitted = extracted(chunk, model, segmenter, plan, folder, native, change, pool)
+            else:
+                fitted = list(zip(chunk, pool.map(prepare, chunk), strict=True))
+            for group in _by_shape(_scorable(fitted, failures)):
+                items = [item for _, item in group]
+                if plan is not None:
+                    scores = _scored(task, items, perceptual, pool)
                 else:
-                    good.append((sample, item))
-            for group in _by_shape(good):
-                scores = _score_group(model, group, perceptual, pool)
+                    scores = _score_group(model, items, perceptual, pool)
                 totals.add(scores)
                 for i, (sample, item) in enumerate(group):
                     values = {name: float(v[i]) for name, v in scores.items()}
@@ -200,6 +212,17 @@ def evaluate_model(
                 progress(len(chunk))
     rows += [row for _, row in kept]
     return Evaluation(task, totals.count, totals.means(), per_sample, failures, contact_sheet(rows) if rows else None)
+
+
+@contextlib.contextmanager
+def _scratch(segmenter: Any) -> Iterator[Path | None]:
+    """A temporary folder where a generator is scored as extract runs it (``extracted``: a
+    changed photo is written there for its stages to read), removed after; None otherwise."""
+    if segmenter is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as folder:
+        yield Path(folder)
 
 
 def _segmenter_as_extract_runs_it(
@@ -286,6 +309,19 @@ def unpaired_sheet(
     return contact_sheet(lines)
 
 
+def _scorable(fitted: list[tuple[Sample, Any]], failures: list[dict[str, str]]) -> list[tuple[Sample, Any]]:
+    """The pairs of ``fitted`` that can be scored; each of the others (a reason given for its
+    item) listed in ``failures`` and logged."""
+    good = []
+    for sample, item in fitted:
+        if isinstance(item, str):
+            failures.append({"sample": str(sample.photo), "error": item})
+            log.warning("%s: %s", sample.photo, item)
+        else:
+            good.append((sample, item))
+    return good
+
+
 def _by_shape(items: list[tuple[Sample, dict[str, np.ndarray]]]) -> list[list[tuple[Sample, dict[str, np.ndarray]]]]:
     """Pairs grouped so that each group can run as one batch (same input and target shapes)."""
     groups: dict[tuple, list] = {}
@@ -296,37 +332,47 @@ def _by_shape(items: list[tuple[Sample, dict[str, np.ndarray]]]) -> list[list[tu
 
 
 def _score_group(
-    model: Any,
-    group: list[tuple[Sample, dict[str, np.ndarray]]],
-    perceptual: Sequence[Any] = (),
-    pool: Executor | None = None,
+    model: Any, items: list[dict[str, np.ndarray]], perceptual: Sequence[Any] = (), pool: Executor | None = None
 ) -> dict[str, np.ndarray]:
-    """Run one batch and score it (on ``pool``'s threads); each item gets its ``output`` for the sheet."""
+    """Run one batch and score it (``_scored``); each item gets its ``output`` (and the model's
+    silhouette or labels: ``output_alpha``, ``output_labels``)."""
     contract = model.contract
-    items = [item for _, item in group]
     feeds = {spec.name: np.stack([item[spec.name] for item in items]) for spec in contract.inputs}
     main_name = contract.outputs[0].name
     outputs = model.run(**feeds)
     if "target" in items[0] and contract.task in ("generator", "tryon"):
-        outputs = _to_target_size(outputs, main_name, items[0]["target"].shape[:2])
+        outputs = to_target_size(outputs, main_name, items[0]["target"].shape[:2])
         if contract.task == "tryon" and not contract.catalog_resolution:
             outputs[main_name] = _pasted(outputs[main_name], items)
-    main = outputs[main_name]
-    references = {
-        name: np.stack([item[name] for item in items])
-        for name in ("target", "alpha", "labels", "person")
-        if name in items[0]
-    }
     for name in ("alpha", "labels"):
         if name in outputs:
-            references[f"output_{name}"] = outputs[name]
-    for index, (item, output) in enumerate(zip(items, main, strict=True)):
+            for item, value in zip(items, outputs[name], strict=True):
+                item[f"output_{name}"] = value
+    for item, output in zip(items, outputs[main_name], strict=True):
         item["output"] = output
-        if "output_alpha" in references:
-            item["output_alpha"] = references["output_alpha"][index]
-    scores = score_batch(contract.task, main, references, pool)
+    return _scored(contract.task, items, perceptual, pool)
+
+
+SCALARS = ("mask_iou", "zoomed", "alone")  # an item's own scores, [1] each (``extracted``)
+
+
+def _scored(
+    task: str, items: list[dict[str, np.ndarray]], perceptual: Sequence[Any] = (), pool: Executor | None = None
+) -> dict[str, np.ndarray]:
+    """Per-item scores of a batch of items that hold their ``output`` (``score_batch``, on
+    ``pool``'s threads; ``perceptual`` metrics beside), with the scores an item holds (``SCALARS``)."""
+    main = np.stack([item["output"] for item in items])
+    references = {
+        name: np.stack([item[name] for item in items])
+        for name in ("target", "alpha", "labels", "person", "output_alpha", "output_labels")
+        if name in items[0]
+    }
+    scores = score_batch(task, main, references, pool)
     for metric in perceptual:  # against what the image metrics compare with
         scores[metric.name] = metric(main, references["target" if "target" in references else "person"])
+    for name in SCALARS:
+        if name in items[0]:
+            scores[name] = np.concatenate([item[name] for item in items])
     return scores
 
 
@@ -338,18 +384,3 @@ def _pasted(upsampled: np.ndarray, items: list[dict[str, np.ndarray]]) -> np.nda
                         for item in items])[..., None] / 255.0  # fmt: skip
     targets = np.stack([item["target"] for item in items])
     return np.rint(regions * upsampled + (1 - regions) * targets).astype(np.uint8)
-
-
-def _to_target_size(outputs: dict[str, np.ndarray], main: str, size: tuple[int, int]) -> dict[str, np.ndarray]:
-    """A model-size generator's garment (bicubic) and silhouette (bilinear) upsampled to the
-    (height, width) of the catalog images it is scored against (``--resolution native``)."""
-    if outputs[main].shape[1:3] == size:
-        return outputs
-    resized = dict(outputs)
-    for name, method in ((main, Image.Resampling.BICUBIC), ("alpha", Image.Resampling.BILINEAR)):
-        if name in outputs:
-            batch = outputs[name]
-            planes = [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in batch]
-            stacked = np.stack([np.asarray(p.resize((size[1], size[0]), method)) for p in planes])
-            resized[name] = stacked.reshape(stacked.shape[:3] + batch.shape[3:])
-    return resized

@@ -1,0 +1,123 @@
+"""``evaluate --masks segmenter``: a generator scored as ``extract`` runs it, on the masks the
+segmenter finds (``eval.extracted``): each pair's scores are those of the garment the Python
+API (``extract_garment``, extract's stages) gives for its photo, against its catalog image."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clothes_extractor import extract_garment
+from clothes_extractor.data.synth import write_synthetic
+from clothes_extractor.eval.changes import PhotoChange
+from clothes_extractor.eval.datasets import load_samples
+from clothes_extractor.eval.evaluate import evaluate_model
+from clothes_extractor.eval.extracted import NO_GARMENT
+from clothes_extractor.eval.metrics import image_metrics
+from clothes_extractor.runtime import ModelSession
+from clothes_extractor.runtime.fitting import letterbox
+from conftest import run_cli
+
+CATALOG = (256, 192)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Five synthetic pairs; the second's photo is its catalog image (a garment shown alone)
+    and the last's a blank frame (no garment in it)."""
+    root = tmp_path_factory.mktemp("syn")
+    write_synthetic(root, 5, seed=5, size=CATALOG)
+    shutil.copy(root / "garment" / "000001.jpg", root / "photo" / "000001.jpg")
+    Image.new("RGB", CATALOG[::-1], (235, 235, 235)).save(root / "photo" / "000004.jpg")
+    return root
+
+
+@pytest.fixture(scope="module")
+def sessions(tiny_model_path, segmenter_path):
+    with ModelSession(tiny_model_path, "cpu") as generator, ModelSession(segmenter_path, "cpu") as segmenter:
+        yield generator, segmenter
+
+
+@pytest.mark.parametrize("resolution", ["model", "native"])
+def test_each_pair_scores_as_the_garment_extract_gives_for_its_photo(data, sessions, resolution):
+    generator, segmenter = sessions
+    samples = load_samples(data, "all")
+    result = evaluate_model(generator, samples, resolution=resolution, segmenter=segmenter, batch_size=3)
+    assert result.samples == 4 and [f["sample"] for f in result.failures] == [str(samples[4].photo)]
+    assert result.failures[0]["error"] == NO_GARMENT  # never scored as if a garment had been made
+    size = CATALOG if resolution == "native" else generator.contract.size
+    assert "alpha_iou" not in result.metrics  # a generator with no silhouette: none for its cut-out either
+    scores = {scored["sample"]: scored for scored in result.per_sample}
+    for sample in samples[:4]:
+        scored = scores[sample.name]
+        garment = extract_garment(sample.photo, generator=generator, segmenter=segmenter, output_size=size)
+        target, _ = letterbox(Image.open(sample.garment).convert("RGB"), size, (255, 255, 255))
+        expected = image_metrics(np.asarray(garment)[None], target[None])
+        for name, value in expected.items():
+            assert scored[name] == pytest.approx(float(value[0]), abs=1e-9), (sample.name, name)
+    assert [scores[s.name]["alone"] for s in samples[:4]] == [0, 1, 0, 0]  # the catalog image: cut out
+    on_labels = evaluate_model(generator, samples[:4], resolution=resolution)
+    assert [s["ssim"] for s in on_labels.per_sample] != pytest.approx([scores[s.name]["ssim"] for s in samples[:4]])
+
+
+def test_the_mask_used_is_scored_as_the_segmenter_is_scored_as_extract_runs_it(data, sessions):
+    """``mask_iou``: the IoU of the mask extract used, the one ``evaluate --model segmenter
+    --resolution native`` scores (a pair without a garment: 0 there, failed here)."""
+    generator, segmenter = sessions
+    samples = load_samples(data, "all")
+    used = evaluate_model(generator, samples, segmenter=segmenter)
+    found = evaluate_model(segmenter, samples, resolution="native")
+    mask_iou = {s["sample"]: s["mask_iou"] for s in used.per_sample}
+    scored = found.per_sample[:4]
+    assert [mask_iou[s["sample"]] for s in scored] == pytest.approx([s["iou"] for s in scored])
+    assert found.per_sample[4]["iou"] == 0 and 0.7 < used.metrics["mask_iou"] < 1
+
+
+def test_a_changed_photo_is_segmented_and_fitted_changed(tmp_path, sessions):
+    """``--grayscale`` with the segmenter's masks: the scores of a black-and-white copy of the
+    data (lossless), whose masks the segmenter found in the black-and-white photos."""
+    generator, segmenter = sessions
+    root, copy = tmp_path / "data", tmp_path / "grey"
+    write_synthetic(root, 3, seed=8, size=CATALOG)
+    for path in root.rglob("*.*"):
+        out = copy / path.relative_to(root)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent.name in ("photo", "garment"):
+            Image.open(path).convert("L").save(out.with_suffix(".png"))
+        else:
+            out.write_bytes(path.read_bytes())
+    change = PhotoChange(grayscale=True)
+    scored = evaluate_model(generator, load_samples(root, "all"), segmenter=segmenter, change=change)
+    expected = evaluate_model(generator, load_samples(copy, "all"), segmenter=segmenter)
+    plain = evaluate_model(generator, load_samples(root, "all"), segmenter=segmenter)
+    assert scored.samples == 3 and not scored.failures
+    for metric in ("ssim", "mask_iou"):
+        assert [s[metric] for s in scored.per_sample] == pytest.approx([s[metric] for s in expected.per_sample])
+    assert [s["ssim"] for s in scored.per_sample] != pytest.approx([s["ssim"] for s in plain.per_sample])
+
+
+def test_evaluate_masks_segmenter_on_the_command_line(data, tiny_model_path, segmenter_path, tmp_path):
+    out = tmp_path / "scores.json"
+    done = run_cli(
+        "evaluate", "--model", tiny_model_path, "--data", data, "--segmenter", segmenter_path, "-o", out,
+        "--sheet", tmp_path / "sheet.png", "--sheet-rows", "2",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr  # the blank photo: no garment, reported
+    assert f"as extract runs it: masks by {segmenter_path.name}" in done.stdout
+    assert "mask_iou" in done.stdout and "000004.jpg: the segmenter finds no garment" in done.stderr
+    scores = json.loads(out.read_text())
+    assert scores["masks"] == "segmenter" and scores["segmenter"] == str(segmenter_path)
+    assert scores["samples"] == 4 and all("mask_iou" in row for row in scores["per_sample"])
+    assert Image.open(tmp_path / "sheet.png").size[1] > 2 * 64
+    for args, words in (
+        (("--masks", "labels", "--segmenter", segmenter_path), "--segmenter finds the masks of --masks segmenter"),
+        (("--model", segmenter_path, "--masks", "segmenter"), "a segmenter runs as extract runs it with --resolution"),
+    ):
+        refused = run_cli("evaluate", "--data", data, *args)
+        assert refused.returncode == 2 and words in refused.stderr, refused.stderr
+    labels = run_cli("evaluate", "--model", tiny_model_path, "--data", data, "--limit", "4", "-o", out)
+    assert labels.returncode == 0 and json.loads(out.read_text())["masks"] == "labels", labels.stderr
