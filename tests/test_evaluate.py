@@ -147,3 +147,19 @@ def test_the_unpaired_sheet_shows_the_persons_in_the_changed_light(tmp_path):
     assert changed[person].mean() < 0.6 * plain[person].mean()
     garment = (slice(None), slice(width, 2 * width))
     np.testing.assert_array_equal(changed[garment], plain[garment])
+
+
+def test_the_pairs_are_scored_in_their_order_whatever_batch_they_ran_in(tiny_model_path, tmp_path):
+    """Pairs of other sizes run in batches of their own (native resolution: the second pair's
+    catalog image is twice as large); their scores, and the sheet's rows, keep the pairs' order."""
+    write_synthetic(tmp_path, 4, seed=5, size=CATALOG)
+    second = tmp_path / "garment" / "000001.jpg"
+    Image.open(second).resize((384, 512)).save(second)
+    samples = load_samples(tmp_path, "all")
+    result = evaluate_model(ModelSession(tiny_model_path, "cpu"), samples, resolution="native", sheet_rows=4)
+    assert [scored["sample"] for scored in result.per_sample] == [sample.name for sample in samples]
+    alone = evaluate_model(ModelSession(tiny_model_path, "cpu"), samples[1:2], resolution="native", sheet_rows=1)
+    row = alone.sheet.height - 4  # a row and the gap above it (contact_sheet: 4 px gaps)
+    assert result.sheet.height == 4 * row + 4
+    second = np.asarray(result.sheet)[row : 2 * row + 4]  # input | mask | output | target
+    assert np.array_equal(second, np.asarray(alone.sheet))

@@ -189,6 +189,7 @@ def evaluate_model(
                 fitted = extracted(chunk, model, segmenter, plan, folder, native, change, pool)
             else:
                 fitted = list(zip(chunk, pool.map(prepare, chunk), strict=True))
+            done = []  # (sample, item, its scores), in the chunk's order once all are scored
             for group in _by_shape(_scorable(fitted, failures)):
                 items = [item for _, item in group]
                 if plan is not None:
@@ -196,18 +197,18 @@ def evaluate_model(
                 else:
                     scores = _score_group(model, items, perceptual, pool)
                 totals.add(scores)
-                for i, (sample, item) in enumerate(group):
-                    values = {name: float(v[i]) for name, v in scores.items()}
-                    per_sample.append({"sample": sample.name, **values})
-                    row = sheet_row(task, item, item["output"])
-                    if len(rows) < sheet_rows:
-                        rows.append(row)
-                    elif worst:
-                        metric, higher_is_worse = task_of(task).worst_by
-                        badness = values[metric] if higher_is_worse else -values[metric]
-                        kept.append((badness, row))
-                        kept.sort(key=lambda k: -k[0])
-                        del kept[worst:]
+                done += [(s, item, {k: float(v[i]) for k, v in scores.items()}) for i, (s, item) in enumerate(group)]
+            position = {id(sample): i for i, sample in enumerate(chunk)}
+            for sample, item, values in sorted(done, key=lambda d: position[id(d[0])]):
+                per_sample.append({"sample": sample.name, **values})
+                row = sheet_row(task, item, item["output"])
+                if len(rows) < sheet_rows:
+                    rows.append(row)
+                elif worst:
+                    metric, higher_is_worse = task_of(task).worst_by
+                    kept.append((values[metric] if higher_is_worse else -values[metric], row))
+                    kept.sort(key=lambda k: -k[0])
+                    del kept[worst:]
             if progress is not None:
                 progress(len(chunk))
     rows += [row for _, row in kept]
