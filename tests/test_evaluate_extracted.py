@@ -1,6 +1,7 @@
 """``evaluate --masks segmenter``: a generator scored as ``extract`` runs it, on the masks the
 segmenter finds (``eval.extracted``): each pair's scores are those of the garment the Python
-API (``extract_garment``, extract's stages) gives for its photo, against its catalog image."""
+API (``extract_garment``, extract's stages) gives for its photo, against its catalog image; a
+try-on as ``tryon`` runs it (``eval.dressed``): those of the photo ``dress`` gives, against the photo."""
 
 from __future__ import annotations
 
@@ -11,16 +12,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clothes_extractor import extract_garment
+from clothes_extractor import dress, extract_garment
 from clothes_extractor.data.synth import write_synthetic
+from clothes_extractor.errors import InputError
 from clothes_extractor.eval.changes import PhotoChange
 from clothes_extractor.eval.datasets import load_samples
+from clothes_extractor.eval.dressed import window_in
 from clothes_extractor.eval.evaluate import evaluate_model
 from clothes_extractor.eval.extracted import NO_GARMENT
 from clothes_extractor.eval.metrics import image_metrics
+from clothes_extractor.models import model_for
 from clothes_extractor.runtime import ModelSession
+from clothes_extractor.runtime.dressing import Dresser
 from clothes_extractor.runtime.fitting import letterbox
-from conftest import run_cli
+from clothes_extractor.runtime.images import load_garment, load_person
+from conftest import far_figure, run_cli
 
 CATALOG = (256, 192)
 
@@ -121,3 +127,45 @@ def test_evaluate_masks_segmenter_on_the_command_line(data, tiny_model_path, seg
         assert refused.returncode == 2 and words in refused.stderr, refused.stderr
     labels = run_cli("evaluate", "--model", tiny_model_path, "--data", data, "--limit", "4", "-o", out)
     assert labels.returncode == 0 and json.loads(out.read_text())["masks"] == "labels", labels.stderr
+    if model_for("tryon", gpu=False) is not None:  # a try-on: the parser's regions
+        dressed = run_cli("evaluate", "--model", "tryon", "--data", data, "--masks", "segmenter", "--limit", "1")
+        assert dressed.returncode == 0, dressed.stderr
+        assert "as tryon runs it: regions by segmenter-fp32.onnx" in dressed.stdout
+
+
+def test_a_try_on_scores_as_the_photo_tryon_dresses(tmp_path, segmenter_path):
+    """Each person dressed in their own garment as ``tryon --resolution photo|model`` dresses
+    them (the parser finds the region: these pairs have no parse map to score on), scored
+    against the photo in the window the try-on dressed (a far figure's: a part of its frame); a
+    photo with no one to dress is the pair ``tryon`` refuses, reported."""
+    path = model_for("tryon", gpu=False)
+    if path is None:
+        pytest.skip("this install bundles no try-on model")
+    write_synthetic(tmp_path, 3, seed=5, size=(512, 384))
+    far_figure(tmp_path / "photo", "000001.jpg")  # a figure in a quarter of a 1024x768 frame
+    Image.new("RGB", (384, 512), (235, 235, 235)).save(tmp_path / "photo" / "000002.jpg")
+    samples = load_samples(tmp_path, "all")
+    ssim = {}
+    with ModelSession(path, "cpu") as tryon, ModelSession(segmenter_path, "cpu") as parser:
+        with pytest.raises(InputError, match="scored on pairs with a human parsing"):
+            evaluate_model(tryon, samples)
+        for resolution, dresses_at in (("model", "model"), ("native", "photo")):
+            result = evaluate_model(tryon, samples, resolution=resolution, segmenter=parser)
+            assert result.samples == 2 and [f["sample"] for f in result.failures] == [str(samples[2].photo)]
+            assert "found no upper-body clothing to replace" in result.failures[0]["error"]
+            dresser = Dresser(tryon, parser, resolution=dresses_at)
+            for sample, scored in zip(samples, result.per_sample, strict=False):
+                dressed = np.asarray(
+                    dress(sample.photo, sample.garment, tryon=tryon, parser=parser, resolution=dresses_at)
+                )
+                photo = np.asarray(Image.open(sample.photo).convert("RGB"))
+                assert dressed.shape == photo.shape and scored["sample"] == sample.name
+                pair = (load_person(sample.photo), load_garment(sample.garment))
+                x0, y0, x1, y1 = window_in(dresser.draw_pairs([pair])[0][0].window, photo.shape)
+                if sample.name == "000001":  # the far figure: its window, not its empty frame
+                    assert (x1 - x0) * (y1 - y0) < 0.5 * photo.shape[0] * photo.shape[1]
+                expected = image_metrics(dressed[None, y0:y1, x0:x1], photo[None, y0:y1, x0:x1])
+                for name, value in expected.items():
+                    assert scored[name] == pytest.approx(float(value[0]), abs=1e-9), (sample.name, name)
+            ssim[resolution] = [scored["ssim"] for scored in result.per_sample]
+    assert ssim["model"] != pytest.approx(ssim["native"])  # (dressed at another resolution)

@@ -61,16 +61,18 @@ SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
     "--masks",
     type=click.Choice(["labels", "segmenter"]),
     default=None,
-    help="A generator's masks. labels: each pair's own (its parse or label map, or mask file): the model "
-    "alone. segmenter: those extract finds with the segmenter, each pair scored as extract writes it (its zoomed "
-    "look, its framing, a garment shown alone cut out; a pair in which it finds no garment fails), with the IoU "
-    "of the mask used (mask_iou) beside.  [default: labels; segmenter with --segmenter]",
+    help="A generator's masks (a try-on's region to dress). labels: each pair's own (its parse or label map, or "
+    "mask file): the model alone. segmenter: those extract finds with the segmenter, each pair scored as extract "
+    "writes it (its zoomed look, its framing, a garment shown alone cut out; a pair in which it finds no garment "
+    "fails), with the IoU of the mask used (mask_iou) beside; a try-on: the region the parser finds, each pair "
+    "scored as tryon writes it (the whole photo; a pair it refuses fails).  [default: labels; segmenter with "
+    "--segmenter]",
 )
 @click.option(
     "--segmenter",
     "segmenter_model",
     metavar="FILE",
-    help="The segmenter of --masks segmenter: a served ONNX model (default: the bundled one).",
+    help="The segmenter (a try-on's parser) of --masks segmenter: a served ONNX model (default: the bundled one).",
 )
 @click.option(
     "--grayscale",
@@ -237,7 +239,10 @@ def _how_scored(session, resolution: str, change, segmenter) -> str:
     if resolution == "native" and contract.task in ("generator", "tryon") and not contract.catalog_resolution:
         how = f"native: the {contract.height}x{contract.width} output upsampled"
     how += f", {change.describe()}" if change else ""
-    return how + (f", as extract runs it: masks by {segmenter.path.name}" if segmenter is not None else "")
+    if segmenter is not None:
+        runs = "tryon runs it: regions" if contract.task == "tryon" else "extract runs it: masks"
+        how += f", as {runs} by {segmenter.path.name}"
+    return how
 
 
 def _photo_change(grayscale: bool, light: str | None):
@@ -277,10 +282,11 @@ def _open_segmenter(masks: str | None, model: str | None, session, provider: str
     if masks is None and model is None or masks == "labels":
         return None
     task = session.contract.task
-    if task != "generator":
+    if task not in ("generator", "tryon"):
+        hint = " (a segmenter runs as extract runs it with --resolution native)" if task == "segmenter" else ""
         raise click.UsageError(
-            f"--masks segmenter scores a generator as extract runs it; {session.path.name} is a {task}"
-            + (" (a segmenter runs as extract runs it with --resolution native)" if task == "segmenter" else "")
+            f"--masks segmenter scores a generator (a try-on) as extract (tryon) runs it; {session.path.name} is "
+            f"a {task}{hint}"
         )
     from ..api import new_session
 

@@ -4,20 +4,19 @@ Generator: SSIM, MS-SSIM, PSNR, GMSD and the sharpness ratio (RGB, data range 25
 output against the catalog garment, at the model's resolution or, for a catalog-resolution
 model, at the catalog image's own (``resolution="native"``); with a silhouette output,
 its IoU against the catalog image's non-background region (``alpha_iou``); on each pair's
-own mask, or as ``extract`` runs it, on the segmenter's (``extracted``). Segmenter: IoU
+own mask, or as ``extract`` runs it, on the segmenter's (``extracted``; a try-on as ``tryon``
+runs it: ``dressed``). Segmenter: IoU
 of the predicted mask against the label map's. Means over every pair, per-pair scores, the
 pairs that could not be scored (with the reason), and a sheet of the first and the worst.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import tempfile
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -26,7 +25,8 @@ from ..errors import ClothesExtractorError, InputError
 from ..tasks import task_of
 from .changes import PhotoChange
 from .datasets import LABELLED, Sample, load_fitted, load_sample_mask
-from .extracted import extract_plan, extracted, to_target_size
+from .dressed import dressed, dresser_for
+from .extracted import extract_plan, extracted, scratch, to_target_size
 from .metrics import class_iou, image_metrics, iou
 from .sheets import contact_sheet, sheet_row
 
@@ -153,19 +153,22 @@ def evaluate_model(
     the same pixels (a generator's or a try-on's images). ``change``: every photo (and
     catalog image) changed first (``changes.PhotoChange``: black and white, another light).
     ``segmenter``: a generator is scored as ``extract`` runs it, on the masks this segmenter
-    finds (``extracted``: a pair where it finds none is reported failed), not the pairs' own.
+    finds (``extracted``: a pair where it finds none is reported failed), a try-on as ``tryon``
+    runs it, on the region this parser finds (``dressed``: its dressed photo at the photo's own
+    size; ``resolution`` native dresses at the photo's resolution), not on the pairs' own.
     """
     contract = model.contract
     task = contract.task
     if perceptual and task not in ("generator", "tryon"):
         raise InputError(f"perceptual metrics score images: a generator's or a try-on's, not a {task}'s")
-    if task == "tryon" and samples and not any(s.mask_kind in LABELLED for s in samples):  # (not pair by pair)
+    if segmenter is not None and task not in ("generator", "tryon"):
+        raise InputError(f"a {task} is scored on the dataset's masks; the segmenter's are for a generator or a try-on")
+    no_parse = not any(s.mask_kind in LABELLED for s in samples)  # (not pair by pair)
+    if task == "tryon" and segmenter is None and samples and no_parse:
         raise InputError(
             "a try-on model is scored on pairs with a human parsing, the region to dress (VITON's image-parse/ or "
             f"image-parse-v3/, Dress Code's label_maps/): none of these {len(samples)} pairs has one"
         )
-    if segmenter is not None and task != "generator":
-        raise InputError(f"a {task} is scored on the dataset's masks; the segmenter's masks are for a generator")
     if resolution == "native" and task == "segmenter":
         return _segmenter_as_extract_runs_it(model, samples, batch_size, sheet_rows, progress, change)
     native = resolution == "native" and task in ("generator", "tryon")
@@ -181,18 +184,15 @@ def evaluate_model(
         except ClothesExtractorError as exc:
             return str(exc)
 
-    with ThreadPoolExecutor(workers) as pool, _scratch(segmenter) as folder:
-        plan = extract_plan(model, segmenter) if segmenter is not None else None
+    with ThreadPoolExecutor(workers) as pool, scratch(segmenter) as folder:
+        fitted_of = _fitter(model, segmenter, native, change, pool, folder, prepare)
         for start in range(0, len(samples), batch_size):
             chunk = samples[start : start + batch_size]
-            if plan is not None:  # run as extract runs them, outputs included
-                fitted = extracted(chunk, model, segmenter, plan, folder, native, change, pool)
-            else:
-                fitted = list(zip(chunk, pool.map(prepare, chunk), strict=True))
+            fitted = fitted_of(chunk)
             done = []  # (sample, item, its scores), in the chunk's order once all are scored
             for group in _by_shape(_scorable(fitted, failures)):
                 items = [item for _, item in group]
-                if plan is not None:
+                if segmenter is not None:  # (run already, as extract or tryon runs them)
                     scores = _scored(task, items, perceptual, pool)
                 else:
                     scores = _score_group(model, items, perceptual, pool)
@@ -215,15 +215,19 @@ def evaluate_model(
     return Evaluation(task, totals.count, totals.means(), per_sample, failures, contact_sheet(rows) if rows else None)
 
 
-@contextlib.contextmanager
-def _scratch(segmenter: Any) -> Iterator[Path | None]:
-    """A temporary folder where a generator is scored as extract runs it (``extracted``: a
-    changed photo is written there for its stages to read), removed after; None otherwise."""
+def _fitter(
+    model: Any, segmenter: Any, native: bool, change: PhotoChange | None, pool: Executor, folder: Path | None, prepare
+) -> Callable[[Sequence[Sample]], list[tuple[Sample, Any]]]:
+    """How a chunk of pairs is made ready to score: each fitted on its own mask (``prepare``), or,
+    with a ``segmenter``, run as ``extract`` (a generator: ``extracted``) or ``tryon`` (a try-on:
+    ``dressed``) runs it, its output included."""
     if segmenter is None:
-        yield None
-        return
-    with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as folder:
-        yield Path(folder)
+        return lambda chunk: list(zip(chunk, pool.map(prepare, chunk), strict=True))
+    if model.contract.task == "tryon":
+        dresser = dresser_for(model, segmenter, native)
+        return lambda chunk: dressed(chunk, dresser, change, pool)
+    plan = extract_plan(model, segmenter)
+    return lambda chunk: extracted(chunk, model, segmenter, plan, folder, native, change, pool)
 
 
 def _segmenter_as_extract_runs_it(

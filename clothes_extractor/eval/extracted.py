@@ -14,10 +14,12 @@ bad garment can be told apart from a bad mask.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import tempfile
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -44,6 +46,17 @@ from .datasets import Sample, load_sample_mask
 from .metrics import iou
 
 NO_GARMENT = "the segmenter finds no garment in this photo: extract writes nothing for it"
+
+
+@contextlib.contextmanager
+def scratch(segmenter: Any) -> Iterator[Path | None]:
+    """A temporary folder where pairs are run as extract runs them (``extracted``: a changed
+    photo is written there for its stages to read), removed after; None without a segmenter."""
+    if segmenter is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as folder:
+        yield Path(folder)
 
 
 def extract_plan(generator: Any, segmenter: Any) -> Plan:
