@@ -3,7 +3,8 @@
 # model cards quote and tests/test_models.py checks: the whole split (1,528 pairs), its
 # pairs held out from training (those with no copy among the training pairs: 341) and its
 # first 16 pairs by name, into clothes_extractor/models/metrics.json; a segmenter also on the
-# same photos changed (evaluate --grayscale, --light): black and white, a stop darker, warm.
+# same photos changed (evaluate --grayscale, --light): black and white, a stop darker, warm; a
+# generator also as extract runs it, on the bundled segmenter's masks (evaluate --masks segmenter).
 #
 #   bash scripts/record_model_metrics.sh VITON_DIR [MODEL.onnx ...]
 #
@@ -24,6 +25,14 @@ for model in "${models[@]}"; do
   sheet=()
   [[ $name == *-fp32 ]] && sheet=(--sheet "clothes_extractor/models/${name%-fp32}-val-sheet.png" --sheet-rows 8)
   $ce evaluate --model "$model" --data "$data" --split val --provider cpu --json "$work/$name-all.json" "${sheet[@]}"
+  if [[ $name == generator-* ]]; then  # as extract runs it (the bundled segmenter of the same precision)
+    mkdir -p "$work/as_extract"
+    masks=(--masks segmenter --segmenter "clothes_extractor/models/segmenter-${name#generator-}.onnx")
+    $ce evaluate --model "$model" --data "$data" --split val --limit 16 --provider cpu "${masks[@]}" \
+      --json "$work/as_extract/$name-16.json"
+    $ce evaluate --model "$model" --data "$data" --split val --provider cpu "${masks[@]}" \
+      --json "$work/as_extract/$name-all.json"
+  fi
   if [[ $name == segmenter-* ]]; then
     for change in grayscale:--grayscale dark:--light=0.5 warm:--light=1.15,1,0.7; do
       mkdir -p "$work/${change%%:*}"
@@ -51,7 +60,8 @@ for first in sorted(work.glob("*-16.json")):
         "val_held_out": whole["held_out"]["metrics"],
         "val_held_out_pairs": whole["held_out"]["samples"],
     }
-    for change in ("grayscale", "dark", "warm"):  # the same photos changed (a segmenter's)
+    for change in ("grayscale", "dark", "warm", "as_extract"):  # the same photos changed (a segmenter's), or
+        # a generator's on the segmenter's masks
         if (work / change / f"{name}-16.json").is_file():
             changed = json.loads((work / change / f"{name}-all.json").read_text())
             record[name][f"first_16_val_pairs_{change}"] = json.loads((work / change / f"{name}-16.json").read_text())["metrics"]
