@@ -69,6 +69,15 @@ SILHOUETTE_SCALE = 2
 # rest); on the full-length photos the two cut out whole at the first look, 70 of 99 over a line
 # (benchmarks/results/cpu-2core-round2/e2e-garment-alone.txt).
 LEGS_BELOW, PARSE_TALLER, PERSON_ASPECT = 0.04, 2.2, 2.5
+# ...or where it has at least HEAD_ABOVE of hair and face above the top's box: the head of the
+# person wearing it. The alone head, trained on photos in their own light, takes a dim photo
+# for a garment alone (a stop darker: 12 of VITON's 1,528 validation photos; two stops: 741),
+# and the person was cut out whole, face and trousers with the top. Measured at the first look
+# (benchmarks/garment_alone.py, photo dark / dim): on VITON's validation photos, in their own
+# light and darker, at least 0.0096 (0.085 where the head called one alone); on its 1,528
+# catalog images at most 0.003 where the head calls them alone (0.17-0.22 for three that are
+# photos of people, which it does not).
+HEAD_ABOVE = 0.05
 # A garment image on a backdrop is told from it at most this many rows tall (``on_white``):
 # its silhouette's edge is then brought up to the image's own resolution.
 ON_WHITE_ROWS = 512
@@ -103,7 +112,7 @@ def shown_alone(alone: int | None, garment: np.ndarray) -> bool:
 
 def shows_person(garment: np.ndarray, labels: np.ndarray | None, names: tuple[str, ...]) -> bool:
     """Whether the parse of a photo whose garment the head calls alone shows the person who
-    wears it (``LEGS_BELOW``, ``PARSE_TALLER``, ``PERSON_ASPECT``): ``garment``, bool [h, w],
+    wears it (``LEGS_BELOW``, ``PARSE_TALLER``, ``PERSON_ASPECT``, ``HEAD_ABOVE``): ``garment``, bool [h, w],
     the top at the mask's threshold; ``labels`` [h, w], the parse over the same pixels (None: a
     segmenter without one: only the top's own shape tells), class names ``names``."""
     rows, cols = np.flatnonzero(garment.any(1)), np.flatnonzero(garment.any(0))
@@ -116,6 +125,9 @@ def shows_person(garment: np.ndarray, labels: np.ndarray | None, names: tuple[st
         return False
     parsed = np.flatnonzero((labels != 0).any(1))
     if len(parsed) and parsed[-1] + 1 - parsed[0] >= PARSE_TALLER * (y1 - y0):
+        return True
+    head = [names.index(name) for name in ("hair", "face") if name in names]
+    if head and float(np.isin(labels[:y0], head).sum()) >= HEAD_ABOVE * float(garment.sum()):
         return True
     legs = names.index("legs") if "legs" in names else None
     return legs is not None and float((labels[y1:] == legs).sum()) >= LEGS_BELOW * float(garment.sum())
