@@ -60,8 +60,8 @@ def scratch(segmenter: Any) -> Iterator[Path | None]:
 
 
 def extract_plan(generator: Any, segmenter: Any) -> Plan:
-    """The plan of ``extract --output-size model`` (on white) with these sessions; ``for_pair``
-    gives a pair's at its catalog image's size."""
+    """The plan of ``extract --output-size model`` (on white) with these sessions (``extracted``
+    gives it a pair's catalog image's size, at native resolution)."""
     return make_plan(generator, segmenter, ExtractOptions(output_size="model"))
 
 
