@@ -11,14 +11,15 @@ where one does, ``extract`` generates the garment, after a closer look if its to
 Sets: the first N validation catalog images on white, on a plain colour, on a wood-like grain
 (seeded; the grain is no backdrop the head trained on) and on a light colour with the
 garment's soft drop shadow (a flat lay under a lamp); the first N validation photos whole,
-headless (top 60 rows off) and cut to the torso; Dress Code and VITON-HD photos and catalog
+headless (top 60 rows off), cut to the torso, and a stop and two stops darker (``lit``, as
+``evaluate --light 0.5`` / ``0.25``; the catalog images too); Dress Code and VITON-HD photos and catalog
 images; Dress Code's full-length photos cut at the top, padded at the sides and mirrored
 (``full_length``: 24 each); the N catalog images laid out as an outfit on white, with Dress
 Code's trousers under or beside each (``outfit``), beside or above their mirror image (a
 product image of front and back views: ``views``) and with a swatch of their fabric beside them
 (``swatch``). With ``--extract OUT``, part two runs ``extract`` (``--background transparent``)
-on the catalog sets, the outfits, views and swatches, the photos and the full-length ones (there
-a cut-out is a person cut out whole, the second look included) and scores each catalog output
+on the catalog sets, the outfits, views and swatches, the photos (whole, darker) and the
+full-length ones (there a cut-out is a person cut out whole, the second look included) and scores each catalog output
 against its catalog image, boxes aligned (an outfit's against its top's, views' against the
 front's: trousers, a back or a swatch taken with it cost IoU and shape): silhouette IoU,
 mean colour error inside, GMSD and sharpness (1.0: the catalog image's edge energy).
@@ -141,6 +142,11 @@ def swatch(image: Image.Image, corner: int) -> Image.Image:
     return canvas
 
 
+def lit(image: Image.Image, gain: float) -> Image.Image:
+    """``image`` as ``evaluate --light GAIN`` shows it (0.5: a stop darker, 0.25: two)."""
+    return Image.fromarray(np.floor(np.asarray(image).astype(np.float32) * np.float32(gain)).astype(np.uint8))
+
+
 def image_sets(viton: Path, count: int) -> dict[str, list[tuple[str, Image.Image]]]:
     rng = np.random.default_rng(123)
     cloth = sorted((viton / "val" / "cloth").glob("*.jpg"))[:count]
@@ -155,6 +161,10 @@ def image_sets(viton: Path, count: int) -> dict[str, list[tuple[str, Image.Image
         "photo whole": worn,
         "photo headless": [(n, i.crop((0, 60, i.width, i.height))) for n, i in worn],
         "photo torso": [(n, i.crop((24, 64, 168, 192))) for n, i in worn],
+        "photo dark": [(n, lit(i, 0.5)) for n, i in worn],
+        "photo dim": [(n, lit(i, 0.25)) for n, i in worn],
+        "catalog dark": [(n, lit(i, 0.5)) for n, i in catalogs],
+        "catalog dim": [(n, lit(i, 0.25)) for n, i in catalogs],
     }
     for name, pattern in (("dresscode photo", "*_0.jpg"), ("dresscode catalog", "*_1.jpg")):
         found = sorted((SHARED / "dresscode-sample").glob(f"*/images/{pattern}"))
@@ -248,6 +258,7 @@ def extract_part(sets: dict, viton: Path, segmenter: Path, out: Path) -> None:
     kinds |= {"views": "views"}  # scored against the front's (the catalog image): the back is no part of it
     kinds |= {"swatch": "swatch"}  # scored against the catalog image: the swatch is no part of it
     kinds |= {"photo whole": "whole", "dresscode full length": "fulllength"}  # worn: not scored
+    kinds |= {"photo dark": "dark", "photo dim": "dim"}  # worn, a stop and two darker: not scored
     for name, kind in kinds.items():
         for stem, image in sets.get(name, []):
             image.save(folder / f"{kind}-{stem}.png")
@@ -269,7 +280,7 @@ def scored(report: Path, viton: Path) -> None:
         if record["status"] != "ok":
             continue
         found[1] += record["mask"].endswith("+alone")
-        if kind not in ("whole", "fulllength"):
+        if kind not in ("whole", "fulllength", "dark", "dim"):
             truth = np.asarray(Image.open(viton / "val" / "cloth" / f"{stem}.jpg").convert("RGB"))
             found[2].append(score(np.asarray(Image.open(record["output"]).convert("RGBA")), truth))
     print("\nextract --background transparent | photos | cut out | IoU | colour error | GMSD | sharpness | shape off")
