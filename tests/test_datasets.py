@@ -85,7 +85,8 @@ def test_a_folder_that_is_almost_a_dataset_is_told_what_it_lacks(tmp_path, synth
     (tmp_path / "root" / "train" / "image").mkdir(parents=True)
     with pytest.raises(InputError, match=r"its train/ has image/ but no image-parse-v3/ \(VITON-HD\) or image-parse/"):
         load_samples(tmp_path / "root", "train")
-    with pytest.raises(InputError, match=r"\(triplets\); a root holds such a train/ folder \(and val/ or test/\)$"):
+    root_hint = r"\(pairs, no masks\); a root holds such a train/ folder \(and val/ or test/\)$"
+    with pytest.raises(InputError, match=root_hint):
         load_samples(tmp_path, "train")  # nothing near: no hint
 
 
@@ -280,3 +281,29 @@ def test_dataset_folders_are_new_and_whole(tmp_path, synthetic):
     with pytest.raises(InputError, match="000007.jpg"):
         downsample_dataset(synthetic, tmp_path / "out" / "small", 32)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "syn"]  # no partial folder, no out/
+
+
+def test_photos_and_catalog_images_without_masks_are_pairs_that_only_extract_s_masks_can_score(tmp_path, synthetic):
+    """photo/ + garment/ and no mask/ (a shop's own photos and catalog images): a layout whose
+    samples have no mask ("none"); reading one's mask says why and what scores them, training
+    refuses them before any work, and ``data downsample`` keeps them pairs."""
+    import shutil
+
+    shutil.copytree(synthetic, tmp_path / "shop")
+    shutil.rmtree(tmp_path / "shop" / "mask")
+    assert layout_of(tmp_path / "shop") == "pairs"
+    samples = load_samples(tmp_path / "shop", "all")
+    assert len(samples) == 20 and {s.mask_kind for s in samples} == {"none"}
+    assert all(s.garment is not None and s.garment.is_file() for s in samples)
+    with pytest.raises(InputError, match=r"000000.jpg has no garment mask: the pairs of .*shop have no masks.*--masks"):
+        load_sample(samples[0])
+    written = downsample_dataset(tmp_path / "shop", tmp_path / "small", 32, files=3)
+    assert written == 3 and layout_of(tmp_path / "small") == "pairs" and not (tmp_path / "small" / "mask").exists()
+    from click.testing import CliRunner
+
+    from clothes_extractor.cli import cli
+
+    args = ["train", "--data", str(tmp_path / "shop"), "-o", str(tmp_path / "run"), "--size", "64x48", "--depth", "3"]
+    done = CliRunner().invoke(cli, [*args, "--ngf", "4", "--batch-size", "4", "--workers", "0", "--max-steps", "1"])
+    assert done.exit_code != 0 and "training needs each photo's garment mask, and the pairs of" in done.output
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())

@@ -169,3 +169,24 @@ def test_a_try_on_scores_as_the_photo_tryon_dresses(tmp_path, segmenter_path):
                     assert scored[name] == pytest.approx(float(value[0]), abs=1e-9), (sample.name, name)
             ssim[resolution] = [scored["ssim"] for scored in result.per_sample]
     assert ssim["model"] != pytest.approx(ssim["native"])  # (dressed at another resolution)
+
+
+def test_pairs_without_masks_score_as_the_same_pairs_with_them(tmp_path, sessions):
+    """A shop's photos and catalog images with no masks (photo/ + garment/): scored as extract
+    runs them, each pair as the same pair with a mask is (the segmenter's masks either way),
+    without ``mask_iou``; on their own masks, refused with what to do instead."""
+    generator, segmenter = sessions
+    for name in ("triplets", "pairs"):
+        write_synthetic(tmp_path / name, 3, seed=5, size=CATALOG)
+    shutil.rmtree(tmp_path / "pairs" / "mask")
+    pairs = load_samples(tmp_path / "pairs", "all")
+    with pytest.raises(InputError, match=r"the pairs of .*pairs have no masks.*\(evaluate --masks segmenter\)$"):
+        evaluate_model(generator, pairs)
+    with pytest.raises(InputError, match=r"a segmenter is scored against them: add them \(mask/\)$"):
+        evaluate_model(segmenter, pairs)
+    scored = evaluate_model(generator, pairs, segmenter=segmenter)
+    masked = evaluate_model(generator, load_samples(tmp_path / "triplets", "all"), segmenter=segmenter)
+    assert scored.samples == masked.samples == 3 and not scored.failures
+    assert "mask_iou" not in scored.metrics and "mask_iou" in masked.metrics and "zoomed" in scored.metrics
+    for name in ("ssim", "gmsd", "sharpness"):
+        assert [s[name] for s in scored.per_sample] == [s[name] for s in masked.per_sample]

@@ -84,8 +84,9 @@ def downsample_dataset(
         for split, samples in splits.items():
             for sample in samples:
                 _resize(sample.photo, temp / sample.photo.relative_to(src), height, nearest=False, width_given=width)
-                mask_to = temp / sample.mask.relative_to(src)
-                _resize(sample.mask, mask_to, height, nearest=sample.mask_kind != "file", photo=False)
+                if sample.mask_kind != "none":  # (pairs have none)
+                    mask_to = temp / sample.mask.relative_to(src)
+                    _resize(sample.mask, mask_to, height, nearest=sample.mask_kind != "file", photo=False)
                 if sample.garment is not None:
                     _resize(sample.garment, temp / sample.garment.relative_to(src), height, nearest=False)
                 written += 1

@@ -12,6 +12,9 @@ PyTorch datasets on these records. Four layouts, each a folder per split:
   labels: 4 = upper clothes), ``pairs.txt`` in the folder (else each photo's ``_1`` image).
 - triplets (your own data): ``photo/``, ``mask/`` and ``garment/`` files sharing a stem,
   any image format; the mask is white (255) on the garment.
+- pairs (your own data, no masks): ``photo/`` and ``garment/`` files sharing a stem. Scored as
+  ``extract`` and ``tryon`` run them (``evaluate --masks segmenter``); what needs a mask
+  (training, scoring on the pairs' own masks) refuses them (``no_masks``).
 
 ``DIR`` may be a split folder itself (all of it is the split) or a dataset root holding
 split folders (``train``, ``val`` / ``validation`` / ``test``). A root without a
@@ -30,15 +33,18 @@ from PIL import Image
 
 from ..errors import InputError
 from ..runtime.contract import ModelContract
-from ..runtime.fitting import fit_to_model, letterbox, letterbox_for, output_size_for
+from ..runtime.fitting import fit_to_model, letterbox, letterbox_for
 from ..runtime.images import IMAGE_SUFFIXES, load_label_mask, load_mask, load_photo
 from ..runtime.silhouette import garment_silhouette
 from ..runtime.walk import DRESSCODE_LABELS, PARSE_FOLDERS, dataset_parse_folder, dresscode_folder, dresscode_label_map
 from .changes import PhotoChange
+from .tryon_fit import fit_tryon
 
 log = logging.getLogger(__name__)
 
 TRIPLET_FOLDERS = ("photo", "mask", "garment")
+PAIRS_FOLDERS = ("photo", "garment")  # triplets without masks
+SEGMENTER_MASKS = "score a generator as extract runs it, on the segmenter's masks (evaluate --masks segmenter)"
 VALIDATION_SPLITS = ("val", "validation", "test")
 SPLITS = ("train", "all", *VALIDATION_SPLITS)
 DRESSCODE_CATEGORIES = ("upper_body", "dresses", "lower_body")
@@ -48,13 +54,18 @@ DEFAULT_VAL_FRACTION = 0.05
 @dataclass(frozen=True)
 class Sample:
     photo: Path
-    mask: Path  # a label map (mask_kind "parse" / "labels") or a mask image (mask_kind "file")
+    mask: Path  # a label map (mask_kind "parse" / "labels"), a mask image ("file"), or where none is ("none": pairs)
     mask_kind: str
     garment: Path | None  # the catalog image; None where a layout has none
 
     @property
     def name(self) -> str:
         return self.photo.stem
+
+
+def no_masks(sample: Sample) -> str:
+    """That ``sample``'s split (pairs) has no masks, in an error's words."""
+    return f"the pairs of {sample.photo.parent.parent} have no masks (photo/ and garment/, no mask/)"
 
 
 def _images(folder: Path) -> dict[str, Path]:
@@ -68,7 +79,7 @@ def _images(folder: Path) -> dict[str, Path]:
 
 
 def layout_of(split_dir: Path) -> str | None:
-    """``viton-hd``, ``cp-vton``, ``dresscode``, ``triplets`` or None for a split folder."""
+    """``viton-hd``, ``cp-vton``, ``dresscode``, ``triplets``, ``pairs`` or None for a split folder."""
     parse_dir = dataset_parse_folder(split_dir)
     if parse_dir is not None:
         return "viton-hd" if parse_dir.name == PARSE_FOLDERS[0] else "cp-vton"
@@ -76,6 +87,8 @@ def layout_of(split_dir: Path) -> str | None:
         return "dresscode"
     if all((split_dir / name).is_dir() for name in TRIPLET_FOLDERS):
         return "triplets"
+    if all((split_dir / name).is_dir() for name in PAIRS_FOLDERS):
+        return "pairs"
     return None
 
 
@@ -84,6 +97,7 @@ LAYOUTS = (  # what a split folder of each layout holds (the first folder names 
     ("CP-VTON", ("image", PARSE_FOLDERS[1])),
     ("Dress Code", ("images", DRESSCODE_LABELS)),
     ("triplets", TRIPLET_FOLDERS),
+    ("pairs, no masks", PAIRS_FOLDERS),
 )
 
 
@@ -148,6 +162,9 @@ def split_samples(split_dir: Path) -> list[Sample]:
         return [
             Sample(photos[stem], masks[stem], "file", garments.get(stem)) for stem in sorted(photos) if stem in masks
         ]
+    if layout == "pairs":  # (the mask a triplet would have there: none is)
+        photos, garments = (_images(split_dir / name) for name in PAIRS_FOLDERS)
+        return [Sample(photos[s], split_dir / "mask" / f"{s}.png", "none", garments.get(s)) for s in sorted(photos)]
     if layout == "dresscode":
         return _dresscode_samples(split_dir)
     parse_dir = dataset_parse_folder(split_dir)
@@ -281,6 +298,8 @@ def load_sample(sample: Sample) -> tuple[Image.Image, Image.Image, Image.Image |
 
 def load_sample_mask(sample: Sample) -> Image.Image:
     """The sample's garment mask alone (L, 255 = garment), from its mask file or label map."""
+    if sample.mask_kind == "none":
+        raise InputError(f"{sample.photo.name} has no garment mask: {no_masks(sample)}; {SEGMENTER_MASKS}")
     if not sample.mask.is_file():
         raise InputError(f"the garment mask of {sample.photo.name} is missing: {sample.mask}")
     return load_label_mask(sample.mask_kind, sample.mask) if sample.mask_kind != "file" else load_mask(sample.mask)
@@ -305,44 +324,6 @@ def load_labels(sample: Sample) -> Image.Image | None:
         return Image.fromarray(table[np.asarray(image)], "L")
 
 
-def _fit_tryon(
-    photo: Image.Image, garment: Image.Image | None, labels: Image.Image | None, contract: ModelContract, native: bool
-) -> dict:
-    """A person wearing their own garment: the try-on's inputs; the person photo is also the
-    target (paired reconstruction), so it is not stored twice. A photo-resolution model also
-    gets ``photo`` and ``garment_photo``: the model-size ones, or (``native``) the person's
-    window at its own resolution (as ``tryon`` dresses it) and the garment at that size, the
-    window being then the ``target``. (A model-size one's output is upsampled to that
-    ``target``: what its user gets at that size.)
-
-    ``worn`` [H, W, 1] is where the person's top is (the warp losses compare the warped
-    catalog garment with it)."""
-    from ..runtime.tryon import fit_at_resolution, fit_person_and_labels, framed_garment, region_from_labels
-    from ..tasks import PARSER_CLASSES, UPPER_CLASS
-
-    if garment is None or labels is None:
-        raise InputError("a try-on sample needs its catalog garment and a human parsing of the person")
-    size = contract.size
-    person, classes, window = fit_person_and_labels(photo, labels, size, PARSER_CLASSES)
-    garment, garment_image, garment_mask = framed_garment(garment, size)  # (reframed where framed loosely)
-    found = {
-        "person": person,
-        "region": region_from_labels(classes, PARSER_CLASSES),
-        "garment": garment_image,
-        "garment_mask": garment_mask,
-        "worn": (classes == UPPER_CLASS).astype(np.uint8)[:, :, None] * 255,
-    }
-    # native: the window's own resolution, as tryon dresses it (the target is the photo's own pixels)
-    at = output_size_for(window[3] - window[1], contract, own_pixels=True) if native else size
-    if contract.catalog_resolution:
-        found.update(photo=person, garment_photo=garment_image)
-    if at != size:
-        found["target"], garment_photo = fit_at_resolution(photo, window, garment, at)
-        if contract.catalog_resolution:
-            found.update(photo=found["target"], garment_photo=garment_photo)
-    return found
-
-
 def fit_sample(
     photo: Image.Image,
     mask: Image.Image,
@@ -363,7 +344,7 @@ def fit_sample(
     """
     size, fit = contract.size, contract.fit
     if contract.task == "tryon":
-        return _fit_tryon(photo, garment, labels, contract, native=output_size is not None)
+        return fit_tryon(photo, garment, labels, contract, native=output_size is not None)
     if contract.task == "generator":
         if garment is None:
             raise InputError("a generator sample needs its catalog garment image")

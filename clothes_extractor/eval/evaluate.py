@@ -24,7 +24,7 @@ from PIL import Image
 from ..errors import ClothesExtractorError, InputError
 from ..tasks import task_of
 from .changes import PhotoChange
-from .datasets import LABELLED, Sample, load_fitted, load_sample_mask
+from .datasets import LABELLED, SEGMENTER_MASKS, Sample, load_fitted, load_sample_mask, no_masks
 from .dressed import dressed, dresser_for
 from .extracted import extract_plan, extracted, scratch, to_target_size
 from .metrics import class_iou, image_metrics, iou
@@ -163,6 +163,9 @@ def evaluate_model(
         raise InputError(f"perceptual metrics score images: a generator's or a try-on's, not a {task}'s")
     if segmenter is not None and task not in ("generator", "tryon"):
         raise InputError(f"a {task} is scored on the dataset's masks; the segmenter's are for a generator or a try-on")
+    if segmenter is None and task != "tryon" and samples and all(s.mask_kind == "none" for s in samples):
+        how = SEGMENTER_MASKS if task == "generator" else "a segmenter is scored against them: add them (mask/)"
+        raise InputError(f"a {task} is scored here on each pair's own mask, and {no_masks(samples[0])}: {how}")
     no_parse = not any(s.mask_kind in LABELLED for s in samples)  # (not pair by pair)
     if task == "tryon" and segmenter is None and samples and no_parse:
         raise InputError(

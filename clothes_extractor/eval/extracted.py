@@ -81,7 +81,8 @@ def extracted(
     letterboxed, for a garment shown alone), its ``output`` (and ``output_alpha``, where the
     generator gives a silhouette), the catalog image as ``target`` and its silhouette as
     ``alpha``, at the model's size or (``native``) the catalog image's own, as ``extract
-    --output-size`` would write it; ``mask_iou``, ``zoomed`` and ``alone`` (``_pair``). ``folder``:
+    --output-size`` would write it; ``mask_iou`` (where the pair has a mask), ``zoomed`` and ``alone``
+    (``_pair``). ``folder``:
     where a changed photo (``change``) is written for the stages to read; ``pool``: threads that
     decode and fit the photos side by side.
     """
@@ -152,14 +153,15 @@ def _pair(
     target, _ = letterbox(garment, size, contract.background_rgb)
     used = mask_from_segmenter(mask.garment_plane(), mask.window, item.photo_size)
     used = np.asarray(used.resize(item.photo_size, Image.Resampling.BILINEAR))
-    truth = np.asarray(load_sample_mask(sample).resize(item.photo_size, Image.Resampling.NEAREST))
     pair = {
         "target": target,
         "alpha": garment_silhouette(target, contract.background_rgb).astype(np.uint8)[:, :, None] * 255,
-        "mask_iou": iou(used[None], truth[None]),
         "zoomed": np.array([float(mask.zoomed)]),
         "alone": np.array([float(prepared.ready is not None)]),
     }
+    if sample.mask_kind != "none":  # (pairs without masks: nothing to score the mask used against)
+        truth = np.asarray(load_sample_mask(sample).resize(item.photo_size, Image.Resampling.NEAREST))
+        pair["mask_iou"] = iou(used[None], truth[None])
     if prepared.ready is not None:  # shown alone: cut out, not generated; the photo and mask letterboxed
         photo = item.photo if isinstance(item.photo, Image.Image) else load_photo(item.job.photo)[0]
         pair["image"] = letterbox(photo, contract.size, contract.background_rgb)[0]

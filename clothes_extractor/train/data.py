@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from ..errors import InputError
-from ..eval.datasets import LABELLED, Sample, fit_sample, load_labels, load_sample
+from ..eval.datasets import LABELLED, Sample, fit_sample, load_labels, load_sample, no_masks
 from ..runtime.contract import ModelContract
 from ..runtime.fitting import border_colour, letterbox_for
 from ..runtime.silhouette import garment_silhouette
@@ -64,6 +64,12 @@ class GarmentDataset(torch.utils.data.Dataset):
             raise InputError(
                 f"--catalogs needs each sample's catalog garment image (VITON's cloth/): {len(missing)} of "
                 f"{len(self.samples)} samples have none, e.g. {missing[0].photo}"
+            )
+        unmasked = [s for s in self.samples if s.mask_kind == "none"]
+        if unmasked:  # (pairs: photo/ and garment/, no mask/)
+            raise InputError(
+                f"training needs each photo's garment mask, and {no_masks(unmasked[0])}: add them there, white on "
+                "the garment, as mask/NAME.png (triplets)"
             )
         unlabelled = [s for s in self.samples if s.mask_kind not in LABELLED] if self._needs_labels else []
         if unlabelled:  # said before any work, not by the first batch (from a worker, with its traceback)
