@@ -171,10 +171,11 @@ def test_a_try_on_scores_as_the_photo_tryon_dresses(tmp_path, segmenter_path):
     assert ssim["model"] != pytest.approx(ssim["native"])  # (dressed at another resolution)
 
 
-def test_pairs_without_masks_score_as_the_same_pairs_with_them(tmp_path, sessions):
+def test_pairs_without_masks_score_as_the_same_pairs_with_them(tmp_path, sessions, tiny_model_path):
     """A shop's photos and catalog images with no masks (photo/ + garment/): scored as extract
     runs them, each pair as the same pair with a mask is (the segmenter's masks either way),
-    without ``mask_iou``; on their own masks, refused with what to do instead."""
+    without ``mask_iou``; on their own masks, refused with what to do instead. ``evaluate``
+    scores them so unasked."""
     generator, segmenter = sessions
     for name in ("triplets", "pairs"):
         write_synthetic(tmp_path / name, 3, seed=5, size=CATALOG)
@@ -190,3 +191,6 @@ def test_pairs_without_masks_score_as_the_same_pairs_with_them(tmp_path, session
     assert "mask_iou" not in scored.metrics and "mask_iou" in masked.metrics and "zoomed" in scored.metrics
     for name in ("ssim", "gmsd", "sharpness"):
         assert [s[name] for s in scored.per_sample] == [s[name] for s in masked.per_sample]
+    done = run_cli("evaluate", "--model", tiny_model_path, "--data", tmp_path / "pairs")
+    assert done.returncode == 0 and "as extract runs it: masks by segmenter-fp32.onnx" in done.stdout, done.stderr
+    assert f"ssim       {scored.metrics['ssim']:.4f}" in done.stdout

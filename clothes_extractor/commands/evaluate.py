@@ -66,7 +66,7 @@ SPLIT_CHOICES = ["val", "validation", "test", "train", "all"]
     "writes it (its zoomed look, its framing, a garment shown alone cut out; a pair in which it finds no garment "
     "fails), with the IoU of the mask used (mask_iou) beside; a try-on: the region the parser finds, each pair "
     "scored as tryon writes it (the whole photo; a pair it refuses fails).  [default: labels; segmenter with "
-    "--segmenter]",
+    "--segmenter, or for pairs without masks: photo/ and garment/]",
 )
 @click.option(
     "--segmenter",
@@ -163,7 +163,7 @@ def evaluate(
     task = session.contract.task
     if unpaired_sheet is not None and task != "tryon":
         raise click.UsageError(f"--unpaired-sheet is for try-on models; {session.path.name} is a {task}")
-    segmenter = _open_segmenter(masks, segmenter_model, session, provider)
+    _check_masks(masks, segmenter_model, session)
     perceptual = _open_perceptual(perceptual_files, session)
     split = split or default_split(data)
     samples = load_samples(
@@ -178,6 +178,8 @@ def evaluate(
                 f"--held-out needs a validation split and a training split to compare with in {data}"
             )
     samples = samples[:limit]
+    unmasked = task in ("generator", "tryon") and all(sample.mask_kind == "none" for sample in samples)
+    segmenter = _open_segmenter(masks or ("segmenter" if unmasked else None), segmenter_model, provider)
     progress = Progress(len(samples), "pair", "evaluate")
     try:
         result = evaluate_model(
@@ -274,20 +276,24 @@ def _echo_means(result, seen: set[str] | None, held_out_only: bool) -> dict | No
     return kept
 
 
-def _open_segmenter(masks: str | None, model: str | None, session, provider: str):
-    """The segmenter of ``--masks segmenter`` (``--segmenter``, or the bundled one), open on
-    ``provider``; None for the pairs' own masks."""
+def _check_masks(masks: str | None, model: str | None, session) -> None:
+    """``UsageError`` for ``--masks`` / ``--segmenter`` that contradict each other or the model."""
+    task = session.contract.task
     if masks == "labels" and model is not None:
         raise click.UsageError("--segmenter finds the masks of --masks segmenter, not of --masks labels")
-    if masks is None and model is None or masks == "labels":
-        return None
-    task = session.contract.task
-    if task not in ("generator", "tryon"):
+    if (masks == "segmenter" or model is not None) and task not in ("generator", "tryon"):
         hint = " (a segmenter runs as extract runs it with --resolution native)" if task == "segmenter" else ""
         raise click.UsageError(
             f"--masks segmenter scores a generator (a try-on) as extract (tryon) runs it; {session.path.name} is "
             f"a {task}{hint}"
         )
+
+
+def _open_segmenter(masks: str | None, model: str | None, provider: str):
+    """The segmenter of ``--masks segmenter`` (``--segmenter``, or the bundled one; pairs without
+    masks get it unasked), open on ``provider``; None for the pairs' own masks."""
+    if masks is None and model is None or masks == "labels":
+        return None
     from ..api import new_session
 
     segmenter = new_session(model or "segmenter", provider)
