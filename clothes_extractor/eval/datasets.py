@@ -1,7 +1,7 @@
 """Finding (photo, garment mask, catalog garment) samples in the supported dataset layouts.
 
 Torch-free, so that ``evaluate`` runs on a runtime-only install; training builds its
-PyTorch datasets on these records. Four layouts, each a folder per split:
+PyTorch datasets on these records. Five layouts, each a folder per split:
 
 - VITON-HD: ``image/00000_00.jpg``, ``cloth/00000_00.jpg`` (same name),
   ``image-parse-v3/00000_00.png``; pairs in ``<split>_pairs.txt`` beside the split folder.
