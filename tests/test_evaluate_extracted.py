@@ -144,6 +144,10 @@ def test_a_try_on_scores_as_the_photo_tryon_dresses(tmp_path, segmenter_path):
     write_synthetic(tmp_path, 3, seed=5, size=(512, 384))
     far_figure(tmp_path / "photo", "000001.jpg")  # a figure in a quarter of a 1024x768 frame
     Image.new("RGB", (384, 512), (235, 235, 235)).save(tmp_path / "photo" / "000002.jpg")
+    write_synthetic(tmp_path / "more", 4, seed=6, size=(512, 384))  # a fourth pair: its catalog image blank
+    shutil.copy(tmp_path / "more" / "photo" / "000003.jpg", tmp_path / "photo" / "000003.jpg")
+    shutil.copy(tmp_path / "more" / "mask" / "000003.png", tmp_path / "mask" / "000003.png")
+    Image.new("RGB", (384, 512), (255, 255, 255)).save(tmp_path / "garment" / "000003.jpg")
     samples = load_samples(tmp_path, "all")
     ssim = {}
     with ModelSession(path, "cpu") as tryon, ModelSession(segmenter_path, "cpu") as parser:
@@ -151,8 +155,10 @@ def test_a_try_on_scores_as_the_photo_tryon_dresses(tmp_path, segmenter_path):
             evaluate_model(tryon, samples)
         for resolution, dresses_at in (("model", "model"), ("native", "photo")):
             result = evaluate_model(tryon, samples, resolution=resolution, segmenter=parser)
-            assert result.samples == 2 and [f["sample"] for f in result.failures] == [str(samples[2].photo)]
-            assert "found no upper-body clothing to replace" in result.failures[0]["error"]
+            assert result.samples == 2 and [f["sample"] for f in result.failures] == [str(s.photo) for s in samples[2:]]
+            assert "found no upper-body clothing to replace" in result.failures[0]["error"]  # the person's
+            refused = f"{samples[3].garment}: found no garment in the garment image"  # the catalog image's, named
+            assert result.failures[1]["error"].startswith(refused), result.failures[1]
             dresser = Dresser(tryon, parser, resolution=dresses_at)
             for sample, scored in zip(samples, result.per_sample, strict=False):
                 dressed = np.asarray(

@@ -34,10 +34,11 @@ def dressed(
     samples: Sequence[Sample], dresser: Dresser, change: PhotoChange | None = None, pool: Executor | None = None
 ) -> list[tuple[Sample, dict[str, np.ndarray] | str]]:
     """Each sample's person dressed in its own garment as ``tryon`` dresses them: (sample, the
-    item to score, or why there is none). An item holds the ``person`` photo and the ``garment``
-    as fitted for the model (for the sheet), and the dressed photo as ``output`` and the photo as
-    ``target``, each cut to the try-on's window (``window_in``) at the photo's own resolution.
-    ``pool``: threads that decode and paste side by side."""
+    item to score, or why there is none: a refusal for its catalog image names that file). An
+    item holds the ``person`` photo and the ``garment`` as fitted for the model (for the sheet),
+    and the dressed photo as ``output`` and the photo as ``target``, each cut to the try-on's
+    window (``window_in``) at the photo's own resolution. ``pool``: threads that decode and
+    paste side by side."""
     mapped = pool.map if pool is not None else map
 
     def loaded(sample: Sample) -> tuple[Any, Any, np.ndarray] | str:
@@ -56,8 +57,9 @@ def dressed(
     drawn = dresser.draw_pairs([found[index][1][:2] for index in ready]) if ready else []
 
     def pasted(index: int, result: tuple[Fitted, np.ndarray] | Exception) -> dict[str, np.ndarray] | str:
-        if isinstance(result, ClothesExtractorError):
-            return str(result)
+        if isinstance(result, ClothesExtractorError):  # (one its catalog image is refused for names that image)
+            sample, (_, garment, _) = found[index]
+            return f"{sample.garment}: {result}" if dresser.refusal(garment) is not None else str(result)
         if isinstance(result, Exception):
             raise result
         fitted, image = result
