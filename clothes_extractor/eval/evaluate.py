@@ -26,7 +26,7 @@ from ..tasks import task_of
 from .changes import PhotoChange
 from .datasets import LABELLED, SEGMENTER_MASKS, Sample, load_fitted, load_sample_mask, no_masks
 from .dressed import dressed, dresser_for
-from .extracted import extract_plan, extracted, scratch, to_target_size
+from .extracted import extract_plan, extracted, mask_at_photo_size, scratch, to_target_size
 from .metrics import class_iou, image_metrics, iou
 from .sheets import contact_sheet, sheet_row
 
@@ -241,7 +241,7 @@ def _segmenter_as_extract_runs_it(
     which it finds no garment scores 0."""
     from ..runtime.images import load_photo
     from ..runtime.jobs import ExtractJob
-    from ..runtime.stages import for_segmenter, mask_from_segmenter, segment
+    from ..runtime.stages import for_segmenter, segment
     from ..runtime.walk import MaskSource
 
     totals, per_sample, failures, rows = MetricTotals(), [], [], []
@@ -263,8 +263,7 @@ def _segmenter_as_extract_runs_it(
         ):
             predicted = np.zeros((truth.height, truth.width), np.uint8)
             if not isinstance(found, Exception):
-                plane = mask_from_segmenter(found.garment_plane(), found.window, item.photo_size)
-                predicted = np.asarray(plane.resize(item.photo_size, Image.Resampling.BILINEAR))
+                predicted = mask_at_photo_size(found, item)
             scores = {
                 "iou": iou(predicted[None], np.asarray(truth)[None]),
                 "zoomed": np.array([getattr(found, "zoomed", False)], float),

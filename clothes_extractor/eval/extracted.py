@@ -151,8 +151,7 @@ def _pair(
     ``zoomed``, or the garment shown ``alone``: 1 or 0, each a [1] array as a score is), its sheet tiles."""
     contract = plan.generator
     target, _ = letterbox(garment, size, contract.background_rgb)
-    used = mask_from_segmenter(mask.garment_plane(), mask.window, item.photo_size)
-    used = np.asarray(used.resize(item.photo_size, Image.Resampling.BILINEAR))
+    used = mask_at_photo_size(mask, item)
     pair = {
         "target": target,
         "alpha": garment_silhouette(target, contract.background_rgb).astype(np.uint8)[:, :, None] * 255,
@@ -169,6 +168,13 @@ def _pair(
     else:
         pair["image"], pair["mask"] = prepared.inputs["image"], prepared.inputs["mask"]
     return pair
+
+
+def mask_at_photo_size(segmented: SegmentedMask, item: NeedsMask) -> np.ndarray:
+    """The mask ``extract`` fits a photo with (``stages.finish``), uint8 [h, w] over the photo at
+    its displayed size: what ``mask_iou`` and ``evaluate --model segmenter --resolution native`` score."""
+    plane = mask_from_segmenter(segmented.garment_plane(), segmented.window, item.photo_size)
+    return np.asarray(plane.resize(item.photo_size, Image.Resampling.BILINEAR))
 
 
 def _run(generator: Any, ready: list[tuple[int, Prepared, dict[str, Any]]]) -> list[tuple[int, dict[str, Any]]]:
