@@ -600,7 +600,7 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
 def _say_watched(result: Any, failing: Any, progress: Progress) -> int:
     """A watched photo's error, as it comes (once), and the end of one: the photo written again
     and done. How many more photos fail now: 1, 0, or -1 (``failing``: ``stages.FailingPhotos``)."""
-    change = failing.change(result)
+    change = failing.change(result.input, result.status == "error")
     if change > 0:
         progress.say(f"error: {_error_line(result)} (--watch tries it again once the file is written again)")
     elif change < 0:

@@ -31,14 +31,14 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from ..errors import DiskFull, InputError, OutputError
-from .dress_reads import BatchRead, Unusable
+from .dress_reads import BatchRead, Read, Unusable
 from .dressing import Dresser, Fitted, Garment, Person, paste
 from .files import write_atomic
 from .images import encode_image
-from .jobs import with_digest
+from .jobs import CONTENT, with_digest
 from .limits import check_batch_size
 from .options import default_workers
-from .pipeline import CANCELLED
+from .pipeline import CANCELLED, IDLE_S
 from .session import trim_memory
 from .signature import check_replaceable, read_signature
 from .stages import JobTally, describe_error, output_format, signed_by, with_inputs
@@ -62,6 +62,20 @@ class DressJob:
     def inputs(self) -> tuple[Path, Path]:
         """The files ``stamp`` records: the person photo and the garment (the photo stage one made it of)."""
         return self.person, self.photo or self.garment
+
+    @property
+    def person_read(self) -> Read:
+        """The person photo as a batch reads it (``dress_reads``): its path, and its size and time."""
+        return self.person, self._stamps()[0]
+
+    @property
+    def garment_read(self) -> Read:
+        """The garment (a catalog image stage one made: its photo's size and time) as a batch reads it."""
+        return self.garment, self._stamps()[1]
+
+    def _stamps(self) -> list[str]:
+        stamps = (self.stamp or "").partition(CONTENT)[0].split(",")
+        return stamps if len(stamps) == 2 else ["", ""]  # (none: a file that could not be looked up)
 
     def with_content(self) -> DressJob:
         """This job with its ``stamp`` completed by the digest of its inputs' bytes as they are read
@@ -89,15 +103,11 @@ class DressResult:
 
 @dataclass
 class DressingSummary(JobTally):
-    """What a try-on folder job did, from its ``DressResult``s (``stopped``: before its last pair)."""
+    """What a try-on folder job did, from its ``DressResult``s (``stopped``: before its last pair;
+    ``by_last_try``: a watch's, where a pair whose person or garment is written again comes again)."""
 
     def add(self, result: DressResult) -> None:
-        self.count(result.status)
-
-    def merge(self, part: DressingSummary) -> None:
-        """Count in a later part of the same job (``pairs.dress_from_photos``' windows), and why it stopped."""
-        self.ok, self.skipped, self.failed = self.ok + part.ok, self.skipped + part.skipped, self.failed + part.failed
-        self.stopped = self.stopped or part.stopped
+        self.count(result.status, (result.person, result.garment))
 
 
 def _finished(job: DressJob, signature: str, fmt: str) -> bool:
@@ -135,7 +145,7 @@ def preview_dressing(
 
 def run_dressing(
     dresser: Dresser,
-    jobs: Iterable[DressJob | DressResult],
+    jobs: Iterable[DressJob | DressResult | None],
     *,
     batch_size: int = 8,
     overwrite: bool = False,
@@ -143,10 +153,16 @@ def run_dressing(
     on_result: Callable[[DressResult], None] | None = None,
     cancel: threading.Event | None = None,
     workers: int | None = None,
+    watched: bool = False,
+    tally: DressingSummary | None = None,
 ) -> DressingSummary:
     """Dress every job's person; ``on_result`` sees each pair's result as it is final, in
     this thread. ``jobs`` is read as the job goes (a generator: ``pairs.dress_jobs``); a
-    result among them (a pair refused before any work) is reported as it comes.
+    result among them (a pair refused before any work) is reported as it comes. A None among
+    them (``watched``: a watch's, ``runtime.watch``, between its walks) says none is ready now:
+    once none has been for ``IDLE_S`` the pairs gathered are dressed as a short batch, and the
+    pairs read are dressed and written; the summary counts a pair given again by its last try.
+    ``tally``: the summary to count into (a job of several runs: ``pairs.dress_from_photos``).
 
     An output these models already wrote (its signature) is skipped unless ``overwrite``.
     ``workers`` threads (default: one per core, at most 16) read the next batch (a garment
@@ -160,7 +176,7 @@ def run_dressing(
     ends gives back the CPU memory the two models' arenas and the C heap hold (``trim_memory``).
     """
     check_batch_size(batch_size)
-    summary = DressingSummary()
+    summary = tally if tally is not None else DressingSummary(by_last_try=watched)
     started = time.perf_counter()
 
     def emit(result: DressResult) -> None:
@@ -203,6 +219,14 @@ def _dress_all(
     reading: BatchRead | None = None
     try:
         for batch in batches:
+            if not batch:  # none ready (a watch, between walks): the batch read is dressed, its results said
+                if reading is not None:
+                    if cancelled():
+                        return False
+                    _dress(dresser, reading, writers, emit, unusable)
+                    reading = None
+                writers.drain()
+                continue
             ahead = BatchRead(readers, dresser, batch, reading, unusable)
             if reading is not None:
                 if cancelled():
@@ -219,7 +243,7 @@ def _dress_all(
 
 
 def _batches(
-    jobs: Iterable[DressJob | DressResult],
+    jobs: Iterable[DressJob | DressResult | None],
     batch_size: int,
     signature: str,
     overwrite: bool,
@@ -227,11 +251,22 @@ def _batches(
     cancelled: Callable[[], bool],
 ) -> Iterator[list[DressJob]]:
     """The jobs left to dress, ``batch_size`` at a time; the others' results (``decided``)
-    emitted as they are met. ``_Cancelled`` once ``cancelled()`` with jobs left."""
+    emitted as they are met. ``_Cancelled`` once ``cancelled()`` with jobs left. While ``jobs``
+    has none ready (None), an empty batch; the jobs gathered, once none has been ready for ``IDLE_S``."""
     pending: list[DressJob] = []
+    idle_since = None
     for job in jobs:
         if cancelled():
             raise _Cancelled
+        if job is None:
+            idle_since = idle_since or time.monotonic()
+            if not pending:
+                yield []
+            elif time.monotonic() - idle_since >= IDLE_S:
+                yield pending
+                pending = []
+            continue
+        idle_since = None
         known = job if isinstance(job, DressResult) else decided(job, signature, overwrite)
         if known is not None:
             emit(known)
@@ -265,7 +300,7 @@ def _dress(
             except Exception as exc:  # noqa: BLE001 - one bad pair never stops the job
                 error_of = read.input_of(job, future)
                 if error_of is not None:
-                    unusable.note(getattr(job, error_of), describe_error(exc))
+                    unusable.note(getattr(job, f"{error_of}_read"), describe_error(exc))
                 emit(DressResult.of(job, "error", describe_error(exc), error_of=error_of))
                 break
         else:
@@ -275,7 +310,7 @@ def _dress(
         return
     for (job, _), drawn in zip(ready, dresser.draw_pairs([pair for _, pair in ready]), strict=True):
         if isinstance(drawn, InputError):  # (the person's: its garment passed ``refusal`` when read)
-            unusable.note(job.person, describe_error(drawn))
+            unusable.note(job.person_read, describe_error(drawn))
             emit(DressResult.of(job, "error", describe_error(drawn), error_of="person"))
         else:
             writers.submit(job, *drawn)

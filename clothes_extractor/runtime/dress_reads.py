@@ -1,6 +1,8 @@
 """The read stage of try-on's folder job (``dress_jobs``): a batch's person photos and garments
 read on threads, each one once, beside the model run of the batch before; nothing read for a
-pair whose garment or person is known to be unusable."""
+pair whose garment or person is known to be unusable. A file is known by its path and its size and
+time as the pair's job recorded them (``DressJob.person_read``): one written again under its name (a
+watch's) is read again."""
 
 from __future__ import annotations
 
@@ -12,12 +14,20 @@ from ..errors import InputError
 from .dressing import Dresser, Garment, Person
 from .images import load_garment, load_person
 
+Read = tuple[Path, str]  # a file as a job reads it: its path, and its size and time then (``jobs.file_stamp``)
+
 
 class Pair(Protocol):
     """What a read takes of a job (``dress_jobs.DressJob``)."""
 
     person: Path
     garment: Path
+
+    @property
+    def person_read(self) -> Read: ...
+
+    @property
+    def garment_read(self) -> Read: ...
 
     def with_content(self) -> Any: ...
 
@@ -30,20 +40,20 @@ class Unusable:
     LIMIT = 4096
 
     def __init__(self) -> None:
-        self.why: dict[Path, str] = {}  # (the message: an exception would hold its traceback's frames)
+        self.why: dict[Read, str] = {}  # (the message: an exception would hold its traceback's frames)
 
-    def note(self, path: Path, why: str) -> None:
-        self.why.pop(path, None)
-        self.why[path] = why
+    def note(self, read: Read, why: str) -> None:
+        self.why.pop(read, None)
+        self.why[read] = why
         if len(self.why) > self.LIMIT:
             del self.why[next(iter(self.why))]
 
-    def read(self, path: Path) -> Future | None:
-        """A read of ``path`` that failed as it did, or None where it is not known unusable."""
-        if path not in self.why:
+    def read(self, read: Read) -> Future | None:
+        """A read of that file that failed as it did, or None where it is not known unusable."""
+        if read not in self.why:
             return None
         failed: Future = Future()
-        failed.set_exception(InputError(self.why[path]))
+        failed.set_exception(InputError(self.why[read]))
         return failed
 
 
@@ -66,39 +76,39 @@ class BatchRead:
         unusable: Unusable,
     ):
         self.jobs = jobs
-        self.garments: dict[Path, Future] = {}
-        self.persons: dict[Path, Future] = {}
+        self.garments: dict[Read, Future] = {}
+        self.persons: dict[Read, Future] = {}
         self.reads: list[tuple[Future, ...]] = []  # each job's: (garment, person, its stamp), or the one that failed
         for job in jobs:
-            garment = self._known(self.garments, before and before.garments, job.garment, unusable)
-            person = self._known(self.persons, before and before.persons, job.person, unusable)
+            garment = self._known(self.garments, before and before.garments, job.garment_read, unusable)
+            person = self._known(self.persons, before and before.persons, job.person_read, unusable)
             failed = next((read for read in (garment, person) if read is not None and _failed(read)), None)
             if failed is not None:  # (the other side is not read for it)
                 self.reads.append((failed,))
                 continue
             if garment is None:
-                garment = self.garments[job.garment] = readers.submit(_read_garment, dresser, job.garment)
+                garment = self.garments[job.garment_read] = readers.submit(_read_garment, dresser, job.garment)
             if person is None:
-                person = self.persons[job.person] = readers.submit(_read_person, dresser, job.person)
+                person = self.persons[job.person_read] = readers.submit(_read_person, dresser, job.person)
             self.reads.append((garment, person, readers.submit(job.with_content)))  # (its output's record)
 
     def input_of(self, job: Pair, read: Future) -> str | None:
         """Which of ``job``'s inputs ``read`` reads: "garment", "person", or None (its output's record)."""
-        if read is self.garments.get(job.garment):
+        if read is self.garments.get(job.garment_read):
             return "garment"
-        return "person" if read is self.persons.get(job.person) else None
+        return "person" if read is self.persons.get(job.person_read) else None
 
     @staticmethod
     def _known(
-        read: dict[Path, Future], before: dict[Path, Future] | None, path: Path, unusable: Unusable
+        reads: dict[Read, Future], before: dict[Read, Future] | None, read: Read, unusable: Unusable
     ) -> Future | None:
-        """``path``'s read made in this batch already, or known to fail, or made in the batch before
+        """The file's read made in this batch already, or known to fail, or made in the batch before
         (then kept for this one), or None."""
-        if path not in read:
-            known = unusable.read(path) or (before.get(path) if before else None)
+        if read not in reads:
+            known = unusable.read(read) or (before.get(read) if before else None)
             if known is not None:
-                read[path] = known
-        return read.get(path)
+                reads[read] = known
+        return reads.get(read)
 
 
 def _failed(read: Future) -> bool:

@@ -38,6 +38,7 @@ from .walk import passed_over_note, walk_photos
 
 Pair = tuple[Path, Path]  # (person photo, garment image or photo)
 Catalog = dict[Path, Path | str]  # stage one's: garment photo -> its catalog image, or why there is none
+Made = dict[tuple[Path, str], Path | str]  # the same, by the photo as its pairs read it (``DressJob.garment_read``)
 # A garment photo whose garment the segmenter cannot find: tryon takes no masks, so extract it first.
 EXTRACT_FIRST = "clothes-extractor extract PHOTO --masks DIR, then tryon --garment GARMENT"
 
@@ -294,15 +295,24 @@ def _other_pair(other: str, person: Path, garment: Path) -> str:
     return f"{other_person} + {other_garment}"
 
 
-def with_catalog(jobs: Iterable[DressJob | DressResult], catalog: Catalog) -> Iterator[DressJob | DressResult]:
+def watched_pair(job: DressJob | DressResult) -> tuple[Any, str | None, str | None]:
+    """A try-on pair as a ``watch.Watch`` knows it (``tryon --watch``): what it makes (its output;
+    a pair refused before any work, the pair), the size and time of its person and garment (the
+    pair is given again where either is written again), why it was refused."""
+    if isinstance(job, DressResult):
+        return (job.person, job.garment), None, job.error
+    return job.output, job.stamp, None
+
+
+def with_catalog(jobs: Iterable[DressJob | DressResult], catalog: Made) -> Iterator[DressJob | DressResult]:
     """``jobs`` (a window's, those done already ``decided``) with each garment photo replaced
-    by the catalog image stage one made of it (``extract_garments``' map); a pair whose photo
-    it could not extract fails with its reason."""
+    by the catalog image stage one made of it (``extract_garments``' map, by the photo as the job
+    read it: ``DressJob.garment_read``); a pair whose photo it could not extract fails with its reason."""
     for job in jobs:
         if isinstance(job, DressResult):
             yield job
             continue
-        made = catalog.get(job.garment, "garment photo: stage one did not reach it")
+        made = catalog.get(job.garment_read, "garment photo: stage one did not reach it")
         if isinstance(made, Path):
             yield DressJob(job.person, made, job.output, photo=job.garment, stamp=job.stamp)  # (of the photo)
         else:
@@ -317,37 +327,40 @@ STAGE_ONE_WINDOW = 1024
 
 
 def dress_from_photos(
-    jobs: Iterable[DressJob | DressResult],
+    jobs: Iterable[DressJob | DressResult | None],
     folder: Path,
     extract: Callable[[list[Path], Path], tuple[Catalog, str | None]],
-    dress: Callable[[Iterable[DressJob | DressResult]], DressingSummary],
+    dress: Callable[..., DressingSummary],
     signature: str,
     overwrite: bool = False,
     window: int | None = None,
+    watched: bool = False,
 ) -> DressingSummary:
     """Both stages for garments that come from photos (``--garment-from``), ``window`` pairs
     (default ``STAGE_ONE_WINDOW``) at a time: the garment photos of the window's pairs left
     to dress (not ``decided``) extracted into a new subfolder of ``folder``
     (``extract(photos, into)``: ``extract_garments``' map and why it stopped), then the
-    window dressed in them (``dress(jobs)``: ``run_dressing``). A catalog image the next
-    window needs is kept (one garment photo for a folder of persons is extracted once), the
-    others are removed: any number of garment photos take one window's temporary space and
-    memory. Stops at the first stage that stops (``summary.stopped``: a full disk, a cancel)."""
-    summary, started = DressingSummary(), time.perf_counter()
-    catalog: Catalog = {}
+    window dressed in them (``dress(jobs, tally=summary)``: ``run_dressing``). A catalog image the
+    next window needs is kept (one garment photo for a folder of persons is extracted once; one
+    written again since, as a watch gives it, is extracted again), the others are removed: any
+    number of garment photos take one window's temporary space and memory. ``watched``: a watch's
+    ``jobs``, whose None (none ready now) ends a window. Stops at the first stage that stops
+    (``summary.stopped``: a full disk, a cancel)."""
+    summary, started = DressingSummary(by_last_try=watched), time.perf_counter()
+    catalog: Made = {}
     for number, chunk in enumerate(_windows(jobs, window or STAGE_ONE_WINDOW)):
         # each pair done or refused decided once (a rerun extracts only the garments of the pairs left)
         chunk = [job if isinstance(job, DressResult) else decided(job, signature, overwrite) or job for job in chunk]
-        photos = sorted({job.garment for job in chunk if isinstance(job, DressJob)})
-        for photo in set(catalog) - set(photos):  # (a garment photo's catalog image no pair left here needs)
+        photos = {job.garment_read for job in chunk if isinstance(job, DressJob)}
+        for photo in set(catalog) - photos:  # (a garment photo's catalog image no pair left here needs)
             _remove(catalog.pop(photo))
-        new = [photo for photo in photos if photo not in catalog]
+        new = sorted(photo for photo in photos if photo not in catalog)
         if new:
-            made, summary.stopped = extract(new, folder / f"stage-one-{number}")
-            catalog.update(made)
+            made, summary.stopped = extract([photo for photo, _ in new], folder / f"stage-one-{number}")
+            catalog.update((read, made[read[0]]) for read in new if read[0] in made)
             if summary.stopped is not None:
                 break
-        summary.merge(dress(with_catalog(chunk, catalog)))
+        dress(with_catalog(chunk, catalog), tally=summary)
         if summary.stopped is not None:
             break
     summary.seconds = time.perf_counter() - started  # (both stages)
@@ -355,8 +368,14 @@ def dress_from_photos(
 
 
 def _windows(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` ``size`` at a time; a None among them (a watch's: none ready now) ends a window."""
     window: list[Any] = []
     for item in items:
+        if item is None:
+            if window:
+                yield window
+                window = []
+            continue
         window.append(item)
         if len(window) == size:
             yield window

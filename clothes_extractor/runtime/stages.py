@@ -308,7 +308,9 @@ class FileResult:
 
 @dataclass
 class JobTally:
-    """How a folder job's files ended: ``ExtractionSummary``, and try-on's ``DressingSummary``."""
+    """How a folder job's files ended: ``ExtractionSummary``, and try-on's ``DressingSummary``.
+    ``by_last_try``: a job that may give a file again (a watch: written again) counts each by its
+    last try, ``failed`` those whose last try failed, ``recovered`` those that failed, then were done."""
 
     ok: int = 0
     skipped: int = 0
@@ -316,8 +318,20 @@ class JobTally:
     seconds: float = 0.0
     # why the job stopped before its last file: a full disk, workers that kept dying, or pipeline.CANCELLED
     stopped: str | None = None
+    by_last_try: bool = False
+    recovered: int = 0
+    _failing: FailingPhotos = field(default_factory=lambda: FailingPhotos(), repr=False)  # by_last_try's
 
-    def count(self, status: str) -> None:
+    def count(self, status: str, key: Any = None) -> None:
+        """One more file ended with ``status``; ``key`` (its input: a job given again has the same)
+        where the tally is ``by_last_try``."""
+        if self.by_last_try:
+            change = self._failing.change(key, status == "error")
+            if status == "error" and not change:
+                return  # (failed again: counted once)
+            if change < 0:
+                self.failed -= 1
+                self.recovered += 1
         if status == "ok":
             self.ok += 1
         elif status == "skipped":
@@ -327,14 +341,14 @@ class JobTally:
 
 
 class FailingPhotos(set):
-    """The photos whose last try failed (their paths' hashes), of a job that may give a photo again
-    (a watch: written again): ``ExtractionSummary(by_last_try=True)``'s, and the command line's."""
+    """The files whose last try failed (their keys' hashes), of a job that may give a file again
+    (a watch: written again): ``JobTally(by_last_try=True)``'s, and the command line's."""
 
-    def change(self, result: FileResult) -> int:
-        """How many more photos fail with ``result``: 1 (a new failure), -1 (one that failed is
-        done now), 0 (a failing photo's failure again; a photo's first success)."""
-        photo = hash(result.input)
-        if result.status == "error":
+    def change(self, key: Any, failed: bool) -> int:
+        """How many more files fail where the try of ``key`` ``failed`` (or not): 1 (a new failure),
+        -1 (one that failed is done now), 0 (a failing file's failure again; a file's first success)."""
+        photo = hash(key)
+        if failed:
             if photo in self:
                 return 0
             self.add(photo)
@@ -354,21 +368,9 @@ class ExtractionSummary(JobTally):
     crossed: Counter = field(default_factory=Counter)  # worker processes' tasks: "shared memory" or "pickled"
     retried: int = 0  # photos tried again, alone, after a worker process died with them in its pool
     dropped: list = field(default_factory=list)  # a stopped job's photos in flight then: not tried (paths)
-    # a job given a photo again (a watch: written again): each counted by its last try, ``failed``
-    # the photos whose last try failed, ``recovered`` those that failed, then were done
-    by_last_try: bool = False
-    recovered: int = 0
-    _failing: FailingPhotos = field(default_factory=FailingPhotos, repr=False)  # by_last_try's
 
     def add(self, result: FileResult) -> None:
-        if self.by_last_try:
-            change = self._failing.change(result)
-            if result.status == "error" and not change:
-                return  # (failed again: counted once)
-            if change < 0:
-                self.failed -= 1
-                self.recovered += 1
-        self.count(result.status)
+        self.count(result.status, result.input)
         if result.status == "ok":
             self.masks[(result.mask or "?").split(":")[0]] += 1
 

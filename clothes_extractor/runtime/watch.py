@@ -1,5 +1,6 @@
-"""A folder job that goes on (``extract --watch``): the photos in the folders now, then each photo
-that comes into them later, or changes, once it has stopped changing, until it is told to stop.
+"""A folder job that goes on (``extract --watch``; ``tryon --watch``, its pairs): the photos in the
+folders now, then each photo that comes into them later, or changes, once it has stopped changing,
+until it is told to stop.
 
 A hot folder: a studio's tethering software, a scanner or an upload writes photos into it, and
 their garments appear in the output folder seconds later. The folders are walked again every
@@ -22,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .jobs import CONTENT, ExtractJob, MaskIndex, iter_jobs
 from .shards import Shard
@@ -32,6 +33,14 @@ WALK_WAIT = 4.0  # ...and at least this many times the last walk's own time (a f
 SETTLE_S = 2.0  # a photo written more recently than this waits for the next walk (still being written?)
 EMPTY_SETTLE_S = 30.0  # an empty file (a placeholder that an upload or a copy fills in later) waits this long
 WAITING_S = 0.1  # while it waits, the job hears this often that no photo is ready (None): see ``pipeline``
+# what a watch knows of a job: what it makes (a photo's garment: the photo; a try-on pair: its output),
+# the size and time of its input files (``jobs.input_stamp``; None: gone since listed), why it fails before any work
+Described = tuple[Any, "str | None", "str | None"]
+
+
+def photo_job(job: ExtractJob) -> Described:
+    """An ``extract`` job as a ``Watch`` knows it."""
+    return job.photo, job.stamp, job.error
 
 
 class Watch:
@@ -40,7 +49,9 @@ class Watch:
     (from any thread, or a signal handler: ``pipeline.run_extraction`` calls those while it waits).
     ``passes`` counts the walks done to their end; ``given`` the jobs given; ``walk_s`` is the last
     walk's own time (a folder of 100,000 photos: about 5 s of a core here), and the next walk
-    waits ``WALK_WAIT`` times that where it is longer than ``poll_s`` (``wait_s``)."""
+    waits ``WALK_WAIT`` times that where it is longer than ``poll_s`` (``wait_s``). ``describe``:
+    what it knows of a job of the walk (``photo_job``; a try-on pair's, ``tryon --watch``:
+    ``pairs.watched_pair``, whose output is given again where its person or its garment changes)."""
 
     def __init__(
         self,
@@ -48,15 +59,16 @@ class Watch:
         stop: threading.Event | None = None,
         poll_s: float = POLL_S,
         settle_s: float = SETTLE_S,
+        describe: Callable[[Any], Described] = photo_job,
     ):
-        self.walk, self.poll_s, self.settle_s = walk, poll_s, settle_s
+        self.walk, self.poll_s, self.settle_s, self.describe = walk, poll_s, settle_s, describe
         self.stop = stop if stop is not None else threading.Event()
         self.passes = 0
         self.walk_s = 0.0
         self._given: set[int] = set()  # each job given: hash of (photo, its files' sizes and times, error)
-        self._changing: dict[Path, str | None] = {}  # photos seen written recently: their stamps then
+        self._changing: dict[Any, str | None] = {}  # photos seen written recently: their stamps then
 
-    def jobs(self) -> Iterator[ExtractJob | None]:
+    def jobs(self) -> Iterator[Any]:
         """Each photo's job once it has stopped changing, walk after walk; between walks (and
         during a long one), None every ``WAITING_S`` until the next or ``stop``."""
         while not self.stop.is_set():
@@ -79,29 +91,30 @@ class Watch:
         """Seconds from the end of one walk to the next."""
         return max(self.poll_s, WALK_WAIT * self.walk_s)
 
-    def _walk_once(self) -> Iterator[ExtractJob | None]:
+    def _walk_once(self) -> Iterator[Any]:
         now, heard = time.time(), time.monotonic()
-        changing: dict[Path, str | None] = {}
+        changing: dict[Any, str | None] = {}
         for job in self._timed(self.walk):
             if time.monotonic() - heard >= WAITING_S:  # a walk of many photos given before: Ctrl-C is heard
                 yield None
                 heard = time.monotonic()
             if self.stop.is_set():
                 return
-            if job.error is None and job.stamp is None:
+            made, stamp, error = self.describe(job)
+            if error is None and stamp is None:
                 continue  # gone since it was listed: found again if it comes back
-            key = hash((str(job.photo), job.stamp, job.error))
+            key = hash((str(made), stamp, error))
             if key in self._given:
                 continue
-            if job.error is None and not self._settled(job, now):
-                changing[job.photo] = job.stamp
+            if error is None and not self._settled(made, stamp, now):
+                changing[made] = stamp
                 continue
             self._given.add(key)
             yield job
         self._changing = changing
         self.passes += 1  # (a walk to its end: one that a stop cut short is not counted)
 
-    def _timed(self, walk: Callable[[], Iterable[ExtractJob]]) -> Iterator[ExtractJob]:
+    def _timed(self, walk: Callable[[], Iterable[Any]]) -> Iterator[Any]:
         """``walk()``'s jobs, the time it takes to start (a ``--masks`` folder read) and to make each
         added to ``walk_s`` (not the job's time between them)."""
         started = time.perf_counter()
@@ -117,17 +130,18 @@ class Watch:
                 self.walk_s += time.perf_counter() - started
             yield job
 
-    def _settled(self, job: ExtractJob, now: float) -> bool:
-        """Whether ``job``'s files have stopped changing: the same stamp as at the last walk, or
+    def _settled(self, made: Any, stamp: str | None, now: float) -> bool:
+        """Whether the files of the job that makes ``made`` (their ``stamp``) have stopped
+        changing: the same stamp as at the last walk, or
         their newest modification time at least ``settle_s`` before ``now``; where one of them is
         empty, that time at least ``EMPTY_SETTLE_S`` before (a placeholder stays the same while
         the upload that fills it in has not begun)."""
         settle_s = self.settle_s
-        if any(size == 0 for size, _ in _sizes_and_times(job.stamp)):
+        if any(size == 0 for size, _ in _sizes_and_times(stamp)):
             settle_s = max(settle_s, EMPTY_SETTLE_S)
-        elif job.photo in self._changing and self._changing[job.photo] == job.stamp:
+        elif made in self._changing and self._changing[made] == stamp:
             return True
-        return newest_time(job.stamp) <= now - settle_s
+        return newest_time(stamp) <= now - settle_s
 
 
 def watched_walk(
