@@ -1,5 +1,6 @@
 """``extract --watch``: how long after a photo lands in the hot folder its garment is written, and
-what an idle watch over a large folder costs.
+what an idle watch over a large folder costs; ``--tryon GARMENT``: ``tryon --watch``, how long
+after a person photo lands there it is written dressed in GARMENT.
 
 A photo copied in (``cp``: written now, so it waits for the next walk to see it whole) and one
 moved in (``mv`` of a finished file: an old modification time, taken at the first walk that sees
@@ -10,6 +11,7 @@ report line (written as its garment is). Then the ``runtime.watch.Watch`` of a f
 the wait after each walk and the CPU it took.
 
     python benchmarks/watch_latency.py PHOTO_DIR --count 20 --every 3 --idle 100000 --idle-s 60
+    python benchmarks/watch_latency.py PHOTO_DIR --count 20 --every 3 --idle 0 --tryon CATALOG_IMAGE
 
 Absolute times drift on a shared machine; the walks' share of a core is the number to compare.
 """
@@ -34,12 +36,16 @@ def _lines(report: Path) -> list[dict]:
     return [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
 
 
-def _latencies(photos: list[Path], every: float, work: Path) -> tuple[dict[str, list[float]], str]:
+def _latencies(
+    photos: list[Path], every: float, work: Path, garment: Path | None = None
+) -> tuple[dict[str, list[float]], str]:
     hot, out, report, staging = work / "hot", work / "out", work / "r.jsonl", work / "staging"
     for folder in (hot, staging):
         folder.mkdir()
+    command = ["extract", hot] if garment is None else ["tryon", "--person", hot, "--garment", garment]
+    key = "input" if garment is None else "person"  # (the report's field that names the photo dropped)
     process = subprocess.Popen(
-        [sys.executable, "-m", "clothes_extractor", "extract", hot, "-o", out, "--watch", "--report", report],
+        [sys.executable, "-m", "clothes_extractor", *command, "-o", out, "--watch", "--report", report],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -50,7 +56,7 @@ def _latencies(photos: list[Path], every: float, work: Path) -> tuple[dict[str, 
     def follow() -> None:
         while len(seen) < len(photos) and process.poll() is None:
             for line in _lines(report):
-                seen.setdefault(line["input"], time.monotonic())
+                seen.setdefault(line[key], time.monotonic())
             time.sleep(0.02)
 
     following = threading.Thread(target=follow, daemon=True)
@@ -72,9 +78,9 @@ def _latencies(photos: list[Path], every: float, work: Path) -> tuple[dict[str, 
     summary = next((line for line in stderr.splitlines() if line.startswith("watched for")), stderr[-500:])
     latencies: dict[str, list[float]] = {"copied": [], "moved": []}
     for line in _lines(report):
-        how, at = dropped[line["input"]]
+        how, at = dropped[line[key]]
         assert line["status"] == "ok", line
-        latencies[how].append(seen[line["input"]] - at)
+        latencies[how].append(seen[line[key]] - at)
     return latencies, summary
 
 
@@ -112,17 +118,20 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=3.0, help="seconds between two drops")
     parser.add_argument("--idle", type=int, default=100_000, help="photo files of the idle watch's folder (0: none)")
     parser.add_argument("--idle-s", type=float, default=60.0)
+    parser.add_argument("--tryon", type=Path, metavar="GARMENT", help="tryon --watch: the photos are persons")
     given = parser.parse_args()
     photos = sorted(p for p in given.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[: given.count]
     with tempfile.TemporaryDirectory(prefix="watch-latency-") as work:
-        latencies, summary = _latencies(photos, given.every, Path(work))
-        print(f"{len(photos)} photos dropped {given.every} s apart into a watched folder; {summary}")
+        latencies, summary = _latencies(photos, given.every, Path(work), given.tryon)
+        what = f"tryon --garment {given.tryon.name}: " if given.tryon else ""
+        print(f"{what}{len(photos)} photos dropped {given.every} s apart into a watched folder; {summary}")
         for how, values in latencies.items():
             if values:
                 values.sort()
                 middle = statistics.median(values)
+                made = "dressed photo" if given.tryon else "garment"
                 print(
-                    f"  {how:6s} ({len(values)}): from its drop to its garment: median {middle:.2f} s, "
+                    f"  {how:6s} ({len(values)}): from its drop to its {made}: median {middle:.2f} s, "
                     f"max {values[-1]:.2f} s, min {values[0]:.2f} s"
                 )
         if given.idle:

@@ -214,6 +214,7 @@ def dress_folder(
     on_result: Callable[[DressResult], None] | None = None,
     cancel: threading.Event | None = None,
     resolution: str = "photo",
+    watch: threading.Event | None = None,
 ) -> DressingSummary:
     """``tryon``'s folder job: each person of ``person`` dressed in each garment of
     ``garment`` (a photo or a folder each; at most one a folder), or, with both folders, the
@@ -236,6 +237,10 @@ def dress_folder(
     write the results. Sessions default to the bundled models (opened for this call and
     closed); the bundled segmenter is the parser. ``resolution`` as in ``dress``. Raises ``InputError`` /
     ``OutputError`` / ``ValueError`` for inputs and settings that cannot work, before any pair is dressed.
+    ``watch`` (``tryon --watch``): after the pairs there now, go on with the pairs of each photo that
+    comes into the folder of ``person`` (or of ``garment``) or changes, once it is written whole, until
+    ``watch`` is set; a garment (or person) written again redoes its pairs; ``summary.failed`` counts
+    the pairs whose last try failed, ``summary.recovered`` those that failed, then were done.
     """
     from ..runtime.dress_jobs import run_dressing
     from ..runtime.dressing import Dresser
@@ -257,7 +262,15 @@ def dress_folder(
     if recursive and pairs is not None:
         raise ValueError("recursive walks a folder, pairs= names the files in it: give one of them")
     found = _find_pairs(persons, garments, pairs, recursive, shard, out_dir)
-    total, _ = found.count()  # (a walk that keeps nothing: the folder is walked again as the job goes)
+    if watch is not None and (pairs is not None or not (persons.is_dir() or garments.is_dir())):
+        why = "leave out pairs (a list is taken once)" if pairs is not None else "neither person nor garment is one"
+        raise InputError(f"watch watches a folder for the photos that come: {why}")
+    try:
+        total, _ = found.count()  # (a walk that keeps nothing: the folder is walked again as the job goes)
+    except InputError:
+        if watch is None:
+            raise
+        total = 0  # (a watched folder with no photos yet)
     check_output_folder(persons, garments, out_dir)
     check_output_dir(out_dir)
     remove_stale_partials(out_dir, recursive=found.tree is not None)
@@ -277,6 +290,12 @@ def dress_folder(
         if on_start is not None:
             on_start(total)
         jobs = dress_jobs(found, out_dir, output_format)  # (and the pairs refused, as they come)
+        if watch is not None:
+            from ..runtime.pairs import watched_pair
+            from ..runtime.watch import Watch
+
+            walk = functools.partial(dress_jobs, found, out_dir, output_format)
+            jobs = Watch(walk, watch, describe=watched_pair).jobs()
         dress = functools.partial(
             run_dressing,
             dresser,
@@ -286,6 +305,7 @@ def dress_folder(
             on_result=on_result,
             cancel=cancel,
             workers=workers,
+            watched=watch is not None,
         )
         if not garment_from_photo:
             summary = dress(jobs)
@@ -299,7 +319,10 @@ def dress_folder(
                 output_size=dresser.garment_size,
             )
             with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
-                summary = dress_from_photos(jobs, Path(tmp), extract, dress, dresser.signature, overwrite)
+                watched = watch is not None
+                summary = dress_from_photos(
+                    jobs, Path(tmp), extract, dress, dresser.signature, overwrite, watched=watched
+                )
     finally:
         for session in opened.values():
             session.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import sys
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from ..errors import files_named
+from ..errors import InputError, files_named
 from ..runtime.providers import PROVIDER_CHOICES
 from .common import (
     LocalPath,
@@ -35,7 +36,8 @@ from .one_output import (
     write_to_stdout,
 )
 from .reports import Report, check_side_files, report_dry_run
-from .tryon_summary import Failures, error_line, summarise
+from .tryon_summary import Failures, error_line, say_watched, summarise
+from .watching import check_tryon_watch, stopped_by_signals
 
 if TYPE_CHECKING:
     from ..runtime.pairs import Catalog, Pairs
@@ -115,6 +117,13 @@ def _input_option(*decls: str, what: str, required: bool = False) -> Callable[[C
     is_flag=True,
     help="Also take the photos in the subfolders of the --person (or garment) folder; the outputs mirror them.",
 )
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Go on after the photos in the --person folder (or the garment's): dress the pairs of each photo that "
+    "comes into it later, or changes, once it is written whole (the folder is walked every 2 s, a large one less "
+    "often), until Ctrl-C or SIGTERM, which finishes the pairs in flight and ends as a job does.",
+)
 @click.option("--model", type=LocalPath(path_type=Path, dir_okay=False), help="Try-on model (default: bundled).")
 @click.option(
     "--parser",
@@ -167,6 +176,8 @@ def tryon(output: Path, **options: Any) -> None:
         raise click.UsageError("-r walks a folder, --pairs names the files in it: give one of them")
     if options["shard"] is not None and single:
         raise click.UsageError("--shard splits a folder job: one pair to one file is not split")
+    if options["watch"]:
+        check_tryon_watch(options, single)
     _check_stdin(options)
     with scratch_folder() as scratch:  # (URLs fetched into it: messages and the report name them as given)
         options["given"] = fetched(options, ("person", "garment", "garment_from"), scratch)
@@ -187,8 +198,13 @@ def _check_stdin(options: dict[str, Any]) -> None:
 def _tryon(output: Path, single: bool, scratch: Callable[[], Path], options: dict[str, Any]) -> None:
     garments, to_stdout, shard = options["garment"] or options["garment_from"], options["to_stdout"], options["shard"]
     pairs = _pairs(options["person"], garments, options["pairs"], options["recursive"], output, shard)
-    total, every = pairs.count()
-    if total == 0:
+    try:
+        total, every = pairs.count()
+    except InputError:
+        if not options["watch"]:
+            raise
+        total = every = 0  # (a folder with no photos yet: they are to come)
+    if total == 0 and not options["watch"]:
         click.echo(f"shard {shard} holds none of the {every} pairs: nothing to do", err=True)
         return
     if single and total != 1:
@@ -246,6 +262,7 @@ def _run(
     from ..runtime.dress_jobs import DressResult, preview_dressing, run_dressing
     from ..runtime.files import check_output_dir, remove_stale_partials
     from ..runtime.pairs import check_output_folder, dress_from_photos, dress_jobs
+    from ..runtime.stages import FailingPhotos
 
     out_dir = output.parent if single else output
     check_side_files(
@@ -261,6 +278,13 @@ def _run(
         remove_stale_partials(out_dir, recursive=pairs.tree is not None)
     dresser, generator = _open(options)
     jobs = dress_jobs(pairs, out_dir, options["fmt"], output if single else None)  # (walked as it goes)
+    watcher = None
+    if options["watch"]:  # the same walk, again every few seconds
+        from ..runtime.pairs import watched_pair
+        from ..runtime.watch import Watch
+
+        watcher = Watch(functools.partial(dress_jobs, pairs, out_dir, options["fmt"]), describe=watched_pair)
+        jobs = watcher.jobs()
     report = Report(options["report"])  # (refused before stage one if another run writes it)
     if options["dry_run"]:  # (with --garment-from, stage one does not run either: the pairs name the photos)
         previews = (
@@ -270,21 +294,24 @@ def _run(
         report_dry_run(previews, report, "pair", "dress", error_line)
         return
     if not single:
-        share = f" (shard {options['shard']})" if options["shard"] else ""
         click.echo(
-            f"dressing {total} pair(s){share} with {dresser.tryon.path.name} + {dresser.parser.path.name} "
+            f"{_what(pairs, total, options)} with {dresser.tryon.path.name} + {dresser.parser.path.name} "
             f"on {dresser.tryon.provider} -> {out_dir}",
             err=True,
         )
-    progress = Progress(total, "pair", "tryon")
+    progress = Progress(None if watcher else total, "pair", "tryon")
     failed = Failures()
+    failing = FailingPhotos()  # a watch's pairs whose last try failed (said): a photo written again may come
 
     def on_result(result: DressResult) -> None:
         result = as_given(result, options["given"], ("person", "garment"))
-        if result.status == "error":
+        failing_now = int(result.status == "error")
+        if watcher is not None:  # (a watch's errors are said as they come, and their end)
+            failing_now = say_watched(result, failing, progress)
+        elif result.status == "error":
             failed.add(result)
         report.write(dataclasses.replace(result, output="-") if options["to_stdout"] else result)
-        progress.update(failed=result.status == "error")
+        progress.update(failed=failing_now)
 
     dress = functools.partial(
         run_dressing,
@@ -294,18 +321,36 @@ def _run(
         quality=options["quality"],
         on_result=on_result,
         workers=options["workers"],
+        watched=watcher is not None,
     )
     stage_one = _StageOne(dresser, generator, options)
     try:
-        if options["garment_from"] is None:
-            summary = dress(jobs)
-        else:  # a window of pairs at a time: a rerun extracts only the garments of the pairs left to dress
-            summary = dress_from_photos(jobs, scratch(), stage_one, dress, dresser.signature, options["overwrite"])
+        with stopped_by_signals(watcher.stop, "pair") if watcher else contextlib.nullcontext():
+            if options["garment_from"] is None:
+                summary = dress(jobs)
+            else:  # a window of pairs at a time: a rerun extracts only the garments of the pairs left to dress
+                summary = dress_from_photos(
+                    jobs, scratch(), stage_one, dress, dresser.signature, options["overwrite"], watched=bool(watcher)
+                )
     finally:
         stage_one.close()
         progress.close()
         report.close()
-    summarise(summary, failed, single, Path("-") if options["to_stdout"] else output, report, total)
+    if watcher is not None and watcher.passes:  # (pairs came since they were counted)
+        total = 0  # (else: stopped before the first walk's end, the pairs there at the start not all tried)
+    output = Path("-") if options["to_stdout"] else output
+    summarise(summary, failed, single, output, report, total, watched=watcher is not None)
+
+
+def _what(pairs: Pairs, total: int, options: dict[str, Any]) -> str:
+    """What the job dresses: the start of the line it starts with."""
+    share = f" (shard {options['shard']})" if options["shard"] else ""
+    what = f"dressing {total} pair(s){share}"
+    if options["watch"]:
+        folder = pairs.person if pairs.person.is_dir() else pairs.garment
+        what = f"{what}, then" if total else f"watching {folder}: dressing"
+        what += " the pairs of each new or changed photo as it comes (--watch; Ctrl-C to stop)"
+    return what
 
 
 class _StageOne:

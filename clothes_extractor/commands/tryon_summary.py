@@ -53,7 +53,23 @@ class Failures:
         return inputs + [error_line(result) for result in self.pairs]
 
 
-def summarise(summary: Any, failed: Failures, single: bool, output: Path, report: Any, total: int = 0) -> None:
+def say_watched(result: Any, failing: Any, progress: Any) -> int:
+    """A watched pair's error, as it comes (once), and the end of one: its photo written again and
+    the pair done. How many more pairs fail now: 1, 0, or -1 (``failing``: ``stages.FailingPhotos``)."""
+    change = failing.change((result.person, result.garment), result.status == "error")
+    if change > 0:
+        progress.say(f"error: {error_line(result)} (--watch tries it again once its photo is written again)")
+    elif change < 0:
+        done = "dressed" if result.status == "ok" else "done already (skipped)"
+        progress.say(f"{result.person} + {result.garment}: {done} now, written again since its error")
+    return change
+
+
+def summarise(
+    summary: Any, failed: Failures, single: bool, output: Path, report: Any, total: int = 0, watched: bool = False
+) -> None:
+    """The end of a job: its errors (``watched``: ``--watch``'s, said as they came), the line of what
+    it did, and exit code 1 where a pair failed or the job stopped."""
     if single:
         if failed.first is not None:
             raise InputError(error_line(failed.first))
@@ -66,11 +82,15 @@ def summarise(summary: Any, failed: Failures, single: bool, output: Path, report
         listed = f", all in {report.named}" if report.path and not report.failed else "; --report FILE lists them all"
         click.echo(f"... and {failed.hidden} more errors{listed}", err=True)
     rate = summary.ok / summary.seconds if summary.seconds > 0 else 0.0
-    untried = total - summary.ok - summary.skipped - summary.failed if summary.stopped else 0
+    untried = total - summary.ok - summary.skipped - summary.failed if summary.stopped or watched else 0
+    ended = "stopped after" if summary.stopped else "watched for" if watched else "done in"
     click.echo(
-        f"{'stopped after' if summary.stopped else 'done in'} {summary.seconds:.1f} s: {summary.ok} dressed "
-        f"({rate:.1f} pairs/s), {summary.skipped} skipped (already done), {summary.failed} failed"
-        + (f", {untried} not tried" if untried > 0 else ""),
+        f"{ended} {summary.seconds:.1f} s: {summary.ok} dressed"
+        + ("" if watched else f" ({rate:.1f} pairs/s)")
+        + f", {summary.skipped} skipped (already done), {summary.failed} failed"
+        + (f"; failed at first, done once written again: {summary.recovered}" if summary.recovered else "")
+        + (f", {untried} not tried" if untried > 0 else "")
+        + (" (the pairs there at the start: run it again for them)" if untried > 0 and watched else ""),
         err=True,
     )
     if summary.stopped:

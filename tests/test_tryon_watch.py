@@ -1,0 +1,204 @@
+"""``tryon --watch`` (and ``dress_folder(watch=...)``): a hot folder of persons (or garments). The
+pairs there now, then the pairs of each photo that comes or changes once it is written whole,
+until Ctrl-C or SIGTERM, which finish the pairs in flight and end as a job ends. A person or a
+garment written again under its old name is read again: never the pixels, the refusal or the
+catalog image of the file it replaced."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from clothes_extractor import dress_folder, new_session
+from clothes_extractor.cli import cli
+from clothes_extractor.errors import InputError
+from conftest import ROOT, TRYON_PERSONS, cli_env
+
+FIGURES = ROOT / "examples" / "photos"
+HOUR_AGO = time.time() - 3600
+
+
+@pytest.fixture(scope="module")
+def models():
+    with new_session("tryon", "cpu") as tryon, new_session("segmenter", "cpu") as parser:
+        yield {"tryon": tryon, "parser": parser}
+
+
+def _written(path: Path, source: Path | bytes, minutes: int = 0) -> Path:
+    """``path`` written with ``source``'s bytes, its time long ago (settled: a watch takes it at its next walk)."""
+    path.write_bytes(source if isinstance(source, bytes) else source.read_bytes())
+    when = HOUR_AGO + 60 * minutes
+    os.utime(path, (when, when))
+    return path
+
+
+def _until(condition, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+def test_a_person_found_unusable_is_read_again_once_written_again(models, tryon_folders, tmp_path):
+    """The job remembers the persons (and garments) it found unusable, so that their other pairs
+    read nothing: by the file as its pair's job found it, so a photo written again under that
+    name (a watch gives its pairs again) is read again, not refused for what it replaced."""
+    from clothes_extractor.runtime.dress_jobs import DressJob, run_dressing
+    from clothes_extractor.runtime.dressing import Dresser
+    from clothes_extractor.runtime.jobs import input_stamp
+
+    persons, garments = tryon_folders
+    person, garment, results = tmp_path / "studio.jpg", garments / "g0.png", []
+    Image.new("RGB", (192, 256), (90, 120, 150)).save(person)  # a wall: no one to dress
+    os.utime(person, (HOUR_AGO, HOUR_AGO))
+
+    def jobs():
+        yield DressJob(person, garment, tmp_path / "out" / "a.png", stamp=input_stamp(person, garment))
+        while not results:  # (a watch's None: none ready now; the batch is dressed meanwhile)
+            yield None
+            time.sleep(0.02)
+        _written(person, persons / TRYON_PERSONS[0], minutes=1)  # the person, shot again under its name
+        yield DressJob(person, garment, tmp_path / "out" / "a.png", stamp=input_stamp(person, garment))
+        yield DressJob(person, garment, tmp_path / "out" / "b.png", stamp=input_stamp(person, garment))
+
+    dresser = Dresser(models["tryon"], models["parser"])
+    summary = run_dressing(dresser, jobs(), on_result=results.append, workers=2, watched=True)
+    assert [result.status for result in results] == ["error", "ok", "ok"], results
+    assert "found no upper-body clothing to replace" in results[0].error
+    assert (summary.ok, summary.failed, summary.recovered) == (2, 0, 1)  # a.png counted by its last try
+    assert Image.open(tmp_path / "out" / "a.png").size == Image.open(persons / TRYON_PERSONS[0]).size
+
+
+def test_dress_folder_watch_dresses_new_persons_and_redoes_all_when_the_garment_photo_changes(
+    models, tryon_folders, tmp_path
+):
+    """Garments from photos, watched: a person that comes is dressed; the garment photo shot again
+    under its name has its catalog image made again, and every pair is dressed anew in it (the same
+    pixels as a job started on the new photo), not in the catalog image of the photo it replaced."""
+    persons, _ = tryon_folders
+    hot, worn = tmp_path / "hot", tmp_path / "worn.jpg"
+    hot.mkdir()
+    _written(hot / TRYON_PERSONS[0], persons / TRYON_PERSONS[0])
+    _written(worn, FIGURES / "figure-3.jpg")
+    stop, results, totals, ended = threading.Event(), [], [], {}
+    with new_session("generator", "cpu", outputs=["garment"]) as generator:
+
+        def run() -> None:
+            ended["summary"] = dress_folder(
+                hot, worn, tmp_path / "out", **models, generator=generator, garment_from_photo=True, watch=stop,
+                on_start=totals.append, on_result=results.append, workers=2,
+            )  # fmt: skip
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        try:
+            _until(lambda: len(results) == 1)
+            _written(hot / TRYON_PERSONS[1], persons / TRYON_PERSONS[1])  # a person comes
+            _until(lambda: len(results) == 2)
+            first = {name: np.asarray(Image.open(tmp_path / "out" / name)) for name in os.listdir(tmp_path / "out")}
+            _written(worn, FIGURES / "figure-6.jpg", minutes=1)  # the garment photo shot again
+            _until(lambda: len(results) == 4)
+            time.sleep(2.5)  # (a walk more: nothing is given twice)
+        finally:
+            stop.set()
+            worker.join(timeout=60)
+        assert not worker.is_alive()
+        summary = ended["summary"]
+        assert [r.status for r in results] == ["ok"] * 4 and totals == [1], results
+        assert (summary.ok, summary.failed, summary.stopped) == (4, 0, None)
+        fresh = dress_folder(hot, worn, tmp_path / "fresh", **models, generator=generator, garment_from_photo=True)
+    assert fresh.ok == 2 and sorted(first) == sorted(os.listdir(tmp_path / "fresh"))
+    for name, before in first.items():
+        now = np.asarray(Image.open(tmp_path / "out" / name))
+        assert np.array_equal(now, np.asarray(Image.open(tmp_path / "fresh" / name))), name
+        assert not np.array_equal(now, before), name  # dressed anew, in the new photo's garment
+    with pytest.raises(InputError, match="watch watches a folder"):
+        dress_folder(hot / TRYON_PERSONS[0], worn, tmp_path / "o2", **models, watch=stop)
+
+
+def _report_lines(report: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> list[dict]:
+    """The report's lines once it has ``count`` (the watch writes each as its pair ends)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        lines = report.read_text().splitlines() if report.exists() else []
+        if len(lines) >= count:
+            return [json.loads(line) for line in lines]
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"the report did not reach {count} lines: {report.read_text() if report.exists() else ''}")
+
+
+def test_tryon_watch_dresses_the_persons_that_come_and_ends_on_sigterm(tryon_folders, tmp_path):
+    persons, garments = tryon_folders
+    hot, out, report, err = tmp_path / "hot", tmp_path / "out", tmp_path / "r.jsonl", tmp_path / "err.txt"
+    hot.mkdir()
+    _written(hot / "a.jpg", persons / TRYON_PERSONS[0])  # there before the watch
+    args = ["tryon", "--person", hot, "--garment", garments / "g0.png", "-o", out, "--watch", "--report", report]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "clothes_extractor", *map(str, args)],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=err.open("w"),
+    )
+    try:
+        _report_lines(report, 1, process)
+        _written(hot / "b.jpg", b"an upload cut off")  # taken, fails...
+        _report_lines(report, 2, process)
+        _written(hot / "b.jpg", persons / TRYON_PERSONS[1], minutes=1)  # ...and finished: dressed
+        _written(hot / "c.jpg", persons / TRYON_PERSONS[2])
+        lines = _report_lines(report, 4, process)
+        time.sleep(2.5)  # (a walk more: nothing is given twice)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    stderr = err.read_text()
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert process.returncode == 0, stderr  # every pair's last try succeeded
+    assert [(Path(r["person"]).name, r["status"]) for r in lines[:2]] == [("a.jpg", "ok"), ("b.jpg", "error")]
+    assert sorted((Path(r["person"]).name, r["status"]) for r in lines[2:]) == [("b.jpg", "ok"), ("c.jpg", "ok")]
+    assert len(lines) == 4 and lines[1]["error_of"] == "person"
+    assert "dressing 1 pair(s), then the pairs of each new or changed photo as it comes" in stderr
+    assert "(--watch tries it again once its photo is written again)" in stderr
+    assert f"{hot / 'b.jpg'} + {garments / 'g0.png'}: dressed now, written again since its error" in stderr
+    assert "stopping the watch: the pairs in flight are finished first" in stderr
+    assert "watched for" in stderr and "3 dressed, 0 skipped (already done), 0 failed" in stderr
+    assert "failed at first, done once written again: 1" in stderr
+    assert sorted(os.listdir(out)) == ["a__g0.png", "b__g0.png", "c__g0.png"]  # nothing half-written
+    Image.open(out / "b__g0.png").load()
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--dry-run"], "--dry-run says what one run would do: leave out --watch"),
+        (["--pairs", "PAIRS"], "--pairs's list is taken once"),
+        (["-o", "one.png"], "-o names one image: --watch writes to a folder"),
+        (["-o", "-"], "-o - (standard output) takes one pair: --watch writes to a folder"),
+        (["--person", "PERSON"], "names none: give --person FOLDER"),
+    ],
+)
+def test_tryon_watch_refuses_what_has_no_folder_to_watch_or_no_end(tryon_folders, tmp_path, extra, said):
+    persons, garments = tryon_folders
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(f"{TRYON_PERSONS[0]} g0.png\n")
+    values = {"PAIRS": pairs, "PERSON": persons / TRYON_PERSONS[0]}
+    extra = [str(values.get(item, item)) for item in extra]
+    person = [] if "--person" in extra else ["--person", str(persons)]
+    garment = str(garments) if "--pairs" in extra else str(garments / "g0.png")
+    output = [] if "-o" in extra else ["-o", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, ["tryon", *person, "--garment", garment, *output, "--watch", *extra])
+    assert result.exit_code == 2 and said in result.output, result.output
+    assert not (tmp_path / "out").exists()
