@@ -237,6 +237,39 @@ def test_a_google_merchant_xml_feed_is_read_by_its_items(tiny_model_path, tmp_pa
         assert not (tmp_path / "never").exists()
 
 
+def test_a_google_feeds_other_images_each_get_their_garment(tiny_model_path, tmp_path, site):
+    """Google Merchant Center's ``additional_image_link`` (a TSV cell of URLs between commas, or an
+    XML item's repeated element): each of a product's other images is extracted too, named by its
+    id and place (``G-7_2``), once (one listed again, or as the main image, is not fetched twice)."""
+    folder, url, answers = site
+    _photos(folder, "a.png", "b.png", "c.png")
+    tsv = (
+        "id\ttitle\timage_link\tadditional_image_link\n"
+        f"G-7\tShirt\t{url}/a.png\t{url}/b.png,{url}/c.png,{url}/a.png\n"
+        f"G-8\tCap\t{url}/c.png\t\n"
+        f"G-9\tScarf\t\t{url}/b.png\n"  # (no main image: said; its other image extracted)
+    )
+    (tmp_path / "feed.tsv").write_text(tsv)
+    model = ("--model", tiny_model_path, *MODEL)
+    done = run_cli("extract", "--urls-from", tmp_path / "feed.tsv", "-o", tmp_path / "tsv", *model)
+    assert done.returncode == 1 and "5 extracted" in done.stderr, done.stderr
+    written = sorted(path.name for path in (tmp_path / "tsv").iterdir())
+    assert written == ["G-7.png", "G-7_2.png", "G-7_3.png", "G-8.png", "G-9_2.png"], written
+    assert f"error: G-9: line 4 of {tmp_path / 'feed.tsv'} has no http(s) URL in its image_link column" in done.stderr
+    assert [path for path, _ in answers].count("/a.png") == 1  # (listed again as an other image: once)
+    assert _pixels(tmp_path / "tsv" / "G-7_3.png").tobytes() == _pixels(tmp_path / "tsv" / "G-8.png").tobytes()
+    (folder / "feed.xml").write_text(
+        '<?xml version="1.0"?>\n<rss xmlns:g="http://base.google.com/ns/1.0" version="2.0"><channel>\n'
+        f"<item><g:id>X-1</g:id><g:image_link>{url}/a.png</g:image_link>"
+        f"<g:additional_image_link>{url}/b.png</g:additional_image_link>"
+        f"<g:additional_image_link> {url}/c.png </g:additional_image_link></item>\n"
+        f"<item><g:image_link>{url}/b.png</g:image_link></item>\n</channel></rss>\n"  # (no id: the URL's name)
+    )
+    done = run_cli("extract", "--urls-from", f"{url}/feed.xml", "-o", tmp_path / "xml", *model)
+    written = sorted(path.name for path in (tmp_path / "xml").iterdir())
+    assert done.returncode == 0 and written == ["X-1.png", "X-1_2.png", "X-1_3.png", "b.png"], done.stderr
+
+
 def test_a_shopify_export_names_a_products_images_by_its_handle_and_leaves_out_its_variants_rows(
     tiny_model_path, tmp_path, site
 ):

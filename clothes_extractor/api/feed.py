@@ -7,10 +7,11 @@ output takes the URL's file name (``file_name``). Blank lines and ``#`` lines ar
 in ``--files-from``. A shop's product table (CSV, TSV, or cells between semicolons; Google
 Merchant Center's feed, an export) is read by its header: its ``image_link`` (or ``image_url``,
 ``image_src``, ``images``, ``url``) column, its ``id`` (or ``sku``, ``name``, ``handle``) column
-for the names; a cell of several URLs (WooCommerce's) by ``_each_image``; a Shopify product
-export, a row for each image and variant, by ``_products``. An XML feed (RSS or Atom: what a
-shop publishes for Google Merchant Center) is read by its items' ``g:image_link`` and ``g:id``
-(``_items``). A line that is no URL, a name that leads outside ``-o``, two lines for one output,
+for the names; a cell of several URLs (WooCommerce's) by ``_each_image``, and so a product's other
+images (Google's ``additional_image_link``: ``_with_others``); a Shopify product export, a row for
+each image and variant, by ``_products``. An XML feed (RSS or Atom: what a shop publishes for
+Google Merchant Center) is read by its items' ``g:image_link``, ``g:additional_image_link`` and
+``g:id`` (``_items``). A line that is no URL, a name that leads outside ``-o``, two lines for one output,
 a URL that cannot be fetched: each is that line's failure, reported, and the job goes on. The photos are fetched
 ``fetches`` at once (``extract --fetches N``, 8 unless told), and at most ``AHEAD_PER_FETCH``
 times that are fetched and not yet taken by the job, which takes each as its fetch ends (a slow
@@ -45,6 +46,7 @@ WITH_NAME = "URL<TAB>NAME"
 # a table's column of image URLs (Google Merchant's image_link, Shopify's Image Src, WooCommerce's Images), of names
 URL_COLUMNS = ("image_link", "image_url", "image_src", "images", "url")
 NAME_COLUMNS = ("id", "sku", "name", "handle")
+OTHERS_COLUMN = "additional_image_link"  # a product's other images (Google's: URLs between commas), each its garment
 GOOGLE = "http://base.google.com/ns/1.0"  # the namespace of an XML feed's g:id, g:image_link
 SEVERAL_URLS = re.compile(r",\s*(?=https?://)")  # the commas between a cell's URLs
 POSITION_COLUMN = "image_position"  # a product's several images, a row each (Shopify's export: ``_products``)
@@ -119,12 +121,17 @@ class Feed:
         entries = read_listing(self.listing)
         header, first = next(entries, (0, ""))
         if first and not is_url(first.strip()) and _delimiter(first):
-            columns, url_column, position = _columns(first, header, self.shown_as)
+            (url_at, name_at, others_at), url_column, position = _columns(first, header, self.shown_as)
             self.url_field, self.name_fix = f"its {url_column} column", "an id column"
             with open(self.listing, encoding="utf-8-sig", errors="replace", newline="") as table:
                 rows = csv.reader(table, delimiter=_delimiter(first))
                 found = (
-                    (rows.line_num, *(_cell(row, at) for at in (*columns, position)))
+                    (
+                        rows.line_num,
+                        _with_others(_cell(row, url_at), [_cell(row, others_at)]),
+                        _cell(row, name_at),
+                        _cell(row, position),
+                    )
                     for row in rows
                     if rows.line_num > header and any(cell.strip() for cell in row)
                 )
@@ -137,8 +144,10 @@ class Feed:
 
     def _items(self) -> Iterator[tuple[int, str, str]]:
         """An XML feed's items (RSS ``<item>``, Atom ``<entry>``: Google Merchant Center's feed),
-        each its number, its ``g:image_link`` and its ``g:id``, read as they come (each item let go
-        once read: a feed of millions is not held); ``InputError`` for XML that cannot be read."""
+        each its number, its ``g:image_link`` and its ``g:id``, and as many more entries as it has
+        ``g:additional_image_link`` images (``ID_2``, ``ID_3``, as a table's: ``_with_others``), read
+        as they come (each item let go once read: a feed of millions is not held); ``InputError``
+        for XML that cannot be read."""
         import xml.etree.ElementTree as ET
 
         self.unit, self.url_field, self.name_fix = "item", "its g:image_link", "a g:id each"
@@ -151,7 +160,8 @@ class Feed:
                 path.pop()
                 if element.tag.rpartition("}")[2] in ("item", "entry"):
                     number += 1
-                    yield number, _field(element, "image_link"), _field(element, "id")
+                    urls = _with_others(_field(element, "image_link"), _fields(element, OTHERS_COLUMN))
+                    yield from (entry[:3] for entry in _each_image(iter([(number, urls, _field(element, "id"), "")])))
                     if path:
                         path[-1].remove(element)
         except ET.ParseError as exc:
@@ -259,6 +269,24 @@ def _field(item, name: str) -> str:
     return (found.text or "").strip() if found is not None else ""
 
 
+def _fields(item, name: str) -> list[str]:
+    """The texts of each of an XML feed item's ``g:NAME`` (and ``NAME``) elements."""
+    return [(found.text or "").strip() for found in (*item.findall(f"{{{GOOGLE}}}{name}"), *item.findall(name))]
+
+
+def _with_others(url: str, others: list[str]) -> str:
+    """A product's image URL and those of its other images (``OTHERS_COLUMN``'s cells or elements,
+    each a URL or several between commas), each once, as one cell of URLs for ``_each_image``: the
+    first named by the product, the others ``NAME_2``, ``NAME_3`` (a product without its main image
+    still has that said, by its name)."""
+    urls = [url]
+    for cell in others:
+        for one in SEVERAL_URLS.split(cell):
+            if one.strip() and one.strip() not in urls:
+                urls.append(one.strip())
+    return ", ".join(urls)
+
+
 def _delimiter(header: str) -> str:
     """What a table's ``header`` line separates its cells with: a tab (TSV), a comma (CSV), or a
     semicolon (a spreadsheet's CSV where a comma is the decimal point); "" for none of them."""
@@ -303,11 +331,11 @@ def _products(rows: Iterator[tuple[int, str, str, str]]) -> Iterator[tuple[int, 
         yield bare
 
 
-def _columns(header: str, number: int, shown_as: str) -> tuple[tuple[int, int | None], str, int | None]:
-    """The places of the image URL's column and the output name's in a table's ``header`` line
-    (the first of ``URL_COLUMNS`` and of ``NAME_COLUMNS`` it names, in any case, spaces as ``_``),
-    the first's name as given, and the place of its ``POSITION_COLUMN`` (or None); ``InputError``
-    where it names no image column."""
+def _columns(header: str, number: int, shown_as: str) -> tuple[tuple[int, int | None, int | None], str, int | None]:
+    """The places of the image URL's column, the output name's and the other images' in a table's
+    ``header`` line (the first of ``URL_COLUMNS``, of ``NAME_COLUMNS`` it names, ``OTHERS_COLUMN``;
+    in any case, spaces as ``_``), the first's name as given, and the place of its ``POSITION_COLUMN``
+    (or None); ``InputError`` where it names no image column."""
     import csv
 
     cells = next(csv.reader([header], delimiter=_delimiter(header)))
@@ -320,7 +348,8 @@ def _columns(header: str, number: int, shown_as: str) -> tuple[tuple[int, int | 
             f"or give a URL a line"
         )
     position = names.index(POSITION_COLUMN) if POSITION_COLUMN in names else None
-    return (found[0], found[1]), cells[found[0]].strip(), position
+    others = names.index(OTHERS_COLUMN) if OTHERS_COLUMN in names else None
+    return (found[0], found[1], others), cells[found[0]].strip(), position
 
 
 def output_name(name: str) -> tuple[str, str | None]:
