@@ -137,6 +137,37 @@ def test_one_pair_a_folder_and_a_rerun(tiny_tryon_path, tryon_folders, tmp_path)
     assert fresh.returncode == 0 and "1 to dress" in fresh.stderr and not (tmp_path / "new").exists()
 
 
+def test_a_sheet_shows_each_pair_person_garment_and_dressed_and_never_replaces_an_input_or_output(
+    tiny_tryon_path, tryon_folders, tmp_path
+):
+    from clothes_extractor.runtime.fitting import letterbox
+    from clothes_extractor.runtime.images import load_photo
+
+    persons, garments = tryon_folders
+    model = ["--model", tiny_tryon_path, "--provider", "cpu"]
+    out, sheet = tmp_path / "out", tmp_path / "sheet.png"
+    done = run_cli("tryon", "--person", persons, "--garment", garments / "g0.png", "-o", out, "--sheet", sheet, *model)
+    assert done.returncode == 0 and f"contact sheet: {sheet}" in done.stderr, done.stderr
+    with new_session(tiny_tryon_path, "cpu") as session:
+        h, w = session.contract.size
+    shown = np.asarray(Image.open(sheet).convert("RGB"))
+    assert shown.shape == (3 * (h + 4) + 4, 3 * (w + 4) + 4, 3)  # three pairs: person | garment | dressed
+    first = persons / sorted(TRYON_PERSONS)[0]
+    for column, path in enumerate([first, garments / "g0.png", out / f"{first.stem}__g0.png"]):
+        tile = shown[4 : 4 + h, 4 + column * (w + 4) : 4 + column * (w + 4) + w]
+        assert np.array_equal(tile, letterbox(load_photo(path)[0], (h, w), (255, 255, 255))[0]), path
+    inside = run_cli("tryon", "--person", persons, "--garment", garments / "g0.png", "-o", out,
+                     "--sheet", persons / "sheet.png", *model)  # fmt: skip
+    assert inside.returncode == 2 and "is in the input folder" in inside.stderr, inside.stderr
+    written = out / f"{first.stem}__g0.png"
+    before = written.read_bytes()
+    again = run_cli("tryon", "--person", persons, "--garment", garments / "g0.png", "-o", out,
+                    "--sheet", written, "--overwrite", *model)  # fmt: skip
+    assert again.returncode == 1, again.stderr
+    assert "is a dressed photo this tool wrote: it is kept, and no sheet was written" in again.stderr
+    assert written.read_bytes() == before and not (persons / "sheet.png").exists()
+
+
 def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, tryon_folders, tmp_path):
     persons, garments = tryon_folders
     person, garment = persons / TRYON_PERSONS[0], garments / "g0.png"

@@ -42,11 +42,8 @@ from .one_output import (
     scratch_folder,
     write_to_stdout,
 )
-from .reports import Report, check_side_files, report_dry_run, save_image
+from .reports import SHEET_ROWS, SHEET_SUFFIXES, Report, check_side_files, report_dry_run, write_sheet
 from .watching import check_watch, stopped_by_signals
-
-SHEET_ROWS = 8
-SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 def _error_line(result: Any) -> str:
@@ -728,17 +725,10 @@ def _decode_summary(decoded: Any) -> str:
 
 
 def _write_sheet(sheet: Path | None, finished: list[Any], size: tuple[int, int]) -> str | None:
-    """The contact sheet of ``finished`` results, unless its name is a garment: why not, then."""
-    if sheet is None or not finished:
-        return None
+    """The contact sheet of ``finished`` results (``reports.write_sheet``), or why none was written."""
     from ..eval.sheets import extraction_sheet
-    from ..runtime.signature import carries_mark
 
-    if carries_mark(sheet):  # a garment of this run (or an earlier one) has that name
-        return f"--sheet {sheet} is a garment this tool wrote: it is kept, and no sheet was written"
-    save_image(sheet, extraction_sheet(finished, size))
-    click.echo(f"contact sheet: {sheet}", err=True)
-    return None
+    return write_sheet(sheet, finished, lambda rows: extraction_sheet(rows, size))
 
 
 def _summarise(summary, failures, report, sheet, finished, size, masks_dir=None, total=None, watched=False) -> None:

@@ -8,7 +8,7 @@ import os
 import stat
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import click
 
@@ -77,6 +77,26 @@ def _is_report(path: Path) -> bool:
     except OSError:
         return True  # unreadable: opening it for writing says what is wrong
     return not head or head.startswith(b"{")
+
+
+SHEET_ROWS = 8  # the first results a --sheet shows
+SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def write_sheet(
+    sheet: Path | None, finished: list[Any], draw: Callable[[list[Any]], Any], output: str = "garment"
+) -> str | None:
+    """The contact sheet ``draw`` makes of ``finished`` results, unless its name is an ``output``
+    this tool wrote: why not, then."""
+    if sheet is None or not finished:
+        return None
+    from ..runtime.signature import carries_mark
+
+    if carries_mark(sheet):  # an output of this run (or an earlier one) has that name
+        return f"--sheet {sheet} is a {output} this tool wrote: it is kept, and no sheet was written"
+    save_image(sheet, draw(finished))
+    click.echo(f"contact sheet: {sheet}", err=True)
+    return None
 
 
 def save_image(path: Path, image: Any) -> None:

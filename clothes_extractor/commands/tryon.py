@@ -35,7 +35,7 @@ from .one_output import (
     scratch_folder,
     write_to_stdout,
 )
-from .reports import Report, check_side_files, report_dry_run
+from .reports import SHEET_ROWS, SHEET_SUFFIXES, Report, check_side_files, report_dry_run, write_sheet
 from .tryon_summary import Failures, error_line, say_watched, summarise
 from .watching import check_tryon_watch, stopped_by_signals
 
@@ -116,6 +116,11 @@ def _input_option(*decls: str, what: str, required: bool = False) -> Callable[[C
     "--recursive",
     is_flag=True,
     help="Also take the photos in the subfolders of the --person (or garment) folder; the outputs mirror them.",
+)
+@click.option(
+    "--sheet",
+    type=LocalPath(path_type=Path, dir_okay=False),
+    help="Write a contact sheet (person | garment | dressed) of the first pairs dressed (.png/.jpg/.webp).",
 )
 @click.option(
     "--watch",
@@ -259,8 +264,9 @@ def _open(options: dict[str, Any]) -> tuple[Any, Any]:
 def _run(
     pairs: Pairs, total: int, output: Path, single: bool, scratch: Callable[[], Path], options: dict[str, Any]
 ) -> None:
+    from ..eval.sheets import dressing_sheet
     from ..runtime.dress_jobs import DressResult, preview_dressing, run_dressing
-    from ..runtime.files import check_output_dir, remove_stale_partials
+    from ..runtime.files import check_output_dir, check_writable_file, remove_stale_partials
     from ..runtime.pairs import check_output_folder, dress_from_photos, dress_jobs
     from ..runtime.stages import FailingPhotos
 
@@ -270,7 +276,10 @@ def _run(
         out_dir,
         options["report"],
         stdout_taken=options["to_stdout"],
+        sheet=options["sheet"],
     )
+    if options["sheet"] is not None:
+        check_writable_file(options["sheet"], "--sheet", SHEET_SUFFIXES)
     if not single:
         check_output_folder(options["person"], options["garment"] or options["garment_from"], out_dir)
     check_output_dir(out_dir)
@@ -302,8 +311,11 @@ def _run(
     progress = Progress(None if watcher else total, "pair", "tryon")
     failed = Failures()
     failing = FailingPhotos()  # a watch's pairs whose last try failed (said): a photo written again may come
+    drawn: list[tuple[Path, Path, Path]] = []  # the first pairs dressed, for --sheet: their files
 
     def on_result(result: DressResult) -> None:
+        if result.status == "ok" and options["sheet"] is not None and len(drawn) < SHEET_ROWS:
+            drawn.append((Path(result.person), Path(result.garment), Path(result.output)))
         result = as_given(result, options["given"], ("person", "garment"))
         failing_now = int(result.status == "error")
         if watcher is not None:  # (a watch's errors are said as they come, and their end)
@@ -338,8 +350,10 @@ def _run(
         report.close()
     if watcher is not None and watcher.passes:  # (pairs came since they were counted)
         total = 0  # (else: stopped before the first walk's end, the pairs there at the start not all tried)
+    size = dresser.tryon.contract.size
+    refused = write_sheet(options["sheet"], drawn, lambda rows: dressing_sheet(rows, size), "dressed photo")
     output = Path("-") if options["to_stdout"] else output
-    summarise(summary, failed, single, output, report, total, watched=watcher is not None)
+    summarise(summary, failed, single, output, report, total, watched=watcher is not None, refused=refused)
 
 
 def _what(pairs: Pairs, total: int, options: dict[str, Any]) -> str:

@@ -66,15 +66,26 @@ def say_watched(result: Any, failing: Any, progress: Any) -> int:
 
 
 def summarise(
-    summary: Any, failed: Failures, single: bool, output: Path, report: Any, total: int = 0, watched: bool = False
+    summary: Any,
+    failed: Failures,
+    single: bool,
+    output: Path,
+    report: Any,
+    total: int = 0,
+    watched: bool = False,
+    refused: str | None = None,
 ) -> None:
     """The end of a job: its errors (``watched``: ``--watch``'s, said as they came), the line of what
-    it did, and exit code 1 where a pair failed or the job stopped."""
+    it did, and exit code 1 where a pair failed, the job stopped, or the report or the sheet
+    (``refused``: why none was written) could not be written."""
     if single:
         if failed.first is not None:
             raise InputError(error_line(failed.first))
         if str(output) != "-":
             click.echo(f"{'skipped (already done)' if summary.skipped else 'wrote'} {output}", err=True)
+        if refused:
+            click.echo(f"error: {refused}", err=True)
+            sys.exit(1)
         return
     for line in failed.lines():
         click.echo(f"error: {line}", err=True)
@@ -99,7 +110,8 @@ def summarise(
             "resumes, skipping the finished pairs (every file written is complete)",
             err=True,
         )
-    if report.failed:
-        click.echo(f"error: {report.failed}", err=True)
-    if summary.failed or report.failed or summary.stopped:
+    for problem in (report.failed, refused):
+        if problem:
+            click.echo(f"error: {problem}", err=True)
+    if summary.failed or report.failed or refused or summary.stopped:
         sys.exit(1)

@@ -1,4 +1,4 @@
-"""Contact sheets: rows of equally sized tiles, for validation, evaluation and ``extract``."""
+"""Contact sheets: rows of equally sized tiles, for validation, evaluation, ``extract`` and ``tryon``."""
 
 from __future__ import annotations
 
@@ -81,6 +81,15 @@ def extraction_sheet(results: Sequence, size: tuple[int, int]) -> Image.Image:
             shown = garment.convert("RGBA").resize((size[1], size[0]))
         row.append(np.asarray(Image.alpha_composite(_checkerboard(shown.size), shown).convert("RGB")))
         rows.append(row)
+    return contact_sheet(rows)
+
+
+def dressing_sheet(pairs: Sequence[tuple[Path, Path, Path]], size: tuple[int, int]) -> Image.Image:
+    """Rows of person | garment | dressed for finished ``tryon`` pairs (the person photo, the garment
+    image or photo, the output written), each letterboxed on white into ``size`` (h, w)."""
+    rows = []
+    for files in pairs:
+        rows.append([letterbox(load_photo(path)[0], size, (255, 255, 255))[0] for path in files])
     return contact_sheet(rows)
 
 
