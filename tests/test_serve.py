@@ -567,6 +567,53 @@ def test_the_page_takes_a_dropped_folder_and_an_image_dragged_from_another_page(
         other.shutdown()
 
 
+def test_a_drop_anywhere_on_the_page_is_taken_and_one_on_try_it_on_dresses_the_person_dropped(tmp_path):
+    """A photo dropped beside the drop zone is extracted as one dropped on it (the browser opened the
+    file in place of the page: every result lost); a person photo dropped on a garment's "Try it on"
+    is dressed in that garment (only the file field itself took a drop)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    photos = ROOT / "examples" / "photos"
+    process, url = start()
+    browser = _browser()
+
+    def drop_on(element, x: float, **data) -> None:
+        """``data`` dropped on ``element`` (scrolled into view), ``x`` of the way across it, half way down."""
+        box = browser.execute_script(
+            "arguments[0].scrollIntoView({block: 'center'}); return arguments[0].getBoundingClientRect();", element
+        )  # (where it is in the window: the drag's coordinates)
+        at = {"x": box["x"] + box["width"] * x, "y": box["y"] + box["height"] / 2}
+        drag = {"items": [], "dragOperationsMask": 1, **data}
+        for kind in ("dragEnter", "dragOver", "drop"):
+            browser.execute_cdp_cmd("Input.dispatchDragEvent", {"type": kind, **at, "data": drag})
+
+    def rows(count: int) -> list:
+        done = ".result[data-status]"
+        WebDriverWait(browser, 120).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, done)) == count)
+        return browser.find_elements(By.CSS_SELECTOR, ".result")
+
+    try:
+        browser.get(url)
+        WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "tryon").is_displayed())  # (the info came)
+        page = browser.current_url
+        drop_on(browser.find_element(By.CSS_SELECTOR, "#tryon p"), 0.5, files=[str(photos / "figure-3.jpg")])
+        (row,) = rows(1)
+        assert browser.current_url == page and row.get_attribute("data-status") == "ok"
+        assert row.find_element(By.CSS_SELECTOR, ".name").text.startswith("figure-3.jpg")
+        label = row.find_element(By.CSS_SELECTOR, "label.tryon")  # "Try it on: " and its file field
+        drop_on(label, 0.02, files=[str(photos / "figure-2.jpg")])  # (on its words, not on the field)
+        newest = rows(2)[0]
+        assert newest.find_element(By.CSS_SELECTOR, ".name").text.startswith("figure-2.jpg in the garment of figure-3")
+        assert newest.get_attribute("data-status") == "ok" and newest.find_elements(By.CSS_SELECTOR, "img.dressed")
+        drop_on(label, 0.02, items=[{"mimeType": "text/plain", "data": "a person"}])
+        assert rows(3)[0].find_element(By.CSS_SELECTOR, ".error").text.startswith("drop the photo of the person")
+        assert browser.current_url == page
+    finally:
+        browser.quit()
+        stop(process)
+
+
 def test_https_with_a_certificate_and_its_key(tiny_flow_path, tmp_path):
     if shutil.which("openssl") is None:
         pytest.skip("no openssl here to make a certificate")
