@@ -187,7 +187,7 @@ def test_tryon_watch_dresses_the_persons_that_come_and_ends_on_sigterm(tryon_fol
         (["--pairs", "PAIRS"], "--pairs's list is taken once"),
         (["-o", "one.png"], "-o names one image: --watch writes to a folder"),
         (["-o", "-"], "-o - (standard output) takes one pair: --watch writes to a folder"),
-        (["--person", "PERSON"], "names none: give --person FOLDER"),
+        (["--person", "PERSON"], "is one: give --person FOLDER"),
     ],
 )
 def test_tryon_watch_refuses_what_has_no_folder_to_watch_or_no_end(tryon_folders, tmp_path, extra, said):

@@ -1,8 +1,9 @@
-"""``extract --watch`` and ``tryon --watch``: the command line's side of a folder job that goes on (``runtime.watch``):
-what it cannot be combined with, and how Ctrl-C (or SIGTERM: ``docker stop``, ``systemctl stop``)
-ends it. The first stops the watch: the photos in flight are finished, the summary, the report
-and the sheet are written, and the exit code says whether every photo succeeded (0) or not (1),
-as a folder job's does. A second stops it at once, as Ctrl-C stops any job (130; 143)."""
+"""``extract --watch`` and ``tryon --watch``: the command line's side of a folder job that goes on
+(``runtime.watch``): what it cannot be combined with, and how Ctrl-C (or SIGTERM: ``docker stop``,
+``systemctl stop``) ends it. The first stops the watch: the photos (pairs) in flight are finished,
+the summary, the report and the sheet are written, and the exit code says whether every photo
+succeeded (0) or not (1), as a folder job's does. A second stops it at once, as Ctrl-C stops any
+job (130; 143)."""
 
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ def check_watch(inputs: tuple[str, ...], output: str, options: dict[str, Any]) -
 
 
 def check_tryon_watch(options: dict[str, Any], single: bool) -> None:
-    """``UsageError`` where ``tryon --watch`` has no folder to watch (one of ``--person`` and the
-    garment's, its pairs each photo that comes there and the other side's image), or no end."""
+    """``UsageError`` where ``tryon --watch`` has no folder to watch (``--person``'s or the garment's:
+    each photo that comes there is paired with the other side's image), or no end to wait for."""
     if options["dry_run"]:
         raise click.UsageError("--dry-run says what one run would do: leave out --watch")
     if options["pairs"] is not None:
@@ -55,8 +56,8 @@ def check_tryon_watch(options: dict[str, Any], single: bool) -> None:
     if not any(isinstance(item, os.PathLike) and os.path.isdir(item) for item in sides.values()):
         given = ", ".join(f"{name} {item}" for name, item in sides.items() if item is not None)
         raise click.UsageError(
-            f"--watch watches a folder for the photos that come, and {given} names none: give --person FOLDER (or "
-            "the garment's) that they come into, created first if they have not come yet"
+            f"--watch watches a folder for the photos that come, and none of {given} is one: give --person FOLDER "
+            "(or the garment's) that they come into, created first if they have not come yet"
         )
 
 
