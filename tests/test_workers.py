@@ -15,8 +15,8 @@ import pytest
 
 from clothes_extractor.errors import WorkersKeepDying
 from clothes_extractor.runtime.options import ExtractOptions
+from clothes_extractor.runtime.processes import WATCH_S
 from clothes_extractor.runtime.workers import (
-    WATCH_S,
     Raised,
     Share,
     Trip,
@@ -152,6 +152,25 @@ def _shared_memory_of(pids):
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the job's processes in /proc (Linux)")
+def test_worker_processes_are_born_ignoring_ctrl_c():
+    """A worker process the pool starts as work comes imports what it runs before its initializer
+    ignores Ctrl-C (up to a second on a loaded machine): a terminal's Ctrl-C then printed its
+    traceback. The fork server starts ignoring it, so its workers are born so; the calling process
+    keeps its own handler. (A process of its own: the fork server is started once a process.)"""
+    code = (
+        "import signal\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from clothes_extractor.runtime.processes import process_context\n"
+        "with ProcessPoolExecutor(1, mp_context=process_context()) as pool:  # (no initializer: as born)\n"
+        "    print(pool.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN)\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n"
+    )
+    from conftest import cli_env
+
+    done = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["True", "True"], (done.stdout, done.stderr)
+
+
 def test_worker_processes_end_when_the_calling_process_is_killed(tiny_model_path, tmp_path):
     """Killed (the out-of-memory killer, kill -9), the calling process left its worker processes
     waiting forever for work (they hold the pool's pipes, so they never saw them close), and with

@@ -116,15 +116,11 @@ def _ceiling_one(path: Path, size: tuple[int, int], detail: tuple[int, int]) -> 
 def host_ceiling(photos: list[Path], size: tuple[int, int], detail: tuple[int, int], workers: int) -> dict[str, Any]:
     """Photos/s of decode (JPEG draft) + fit + PNG encode on ``workers`` processes, no model:
     what the host can feed, against which ``extract``'s rate is read."""
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from ..runtime.workers import ignore_ctrl_c
+    from ..runtime.processes import ignore_ctrl_c, process_context
 
-    context = multiprocessing.get_context(
-        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    )
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=ignore_ctrl_c) as pool:
+    with ProcessPoolExecutor(workers, mp_context=process_context(), initializer=ignore_ctrl_c) as pool:
         list(pool.map(_ceiling_one, photos[: workers * 2], [size] * workers * 2, [detail] * workers * 2))  # start-up
         t0 = time.perf_counter()
         done = sum(pool.map(_ceiling_one, photos, [size] * len(photos), [detail] * len(photos), chunksize=8))

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
-import threading
-import time
 from collections import Counter, deque
 from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Callable, Sequence
@@ -20,6 +17,7 @@ from typing import Any, Callable, Sequence
 from ..errors import WorkerDied, WorkersKeepDying
 from .arena import Arena, ArenaRef, Packed, opened, pack, unpack
 from .options import ExtractOptions
+from .processes import process_context, worker_started
 from .stages import NeedsMask
 
 
@@ -29,51 +27,9 @@ def make_pool(options: ExtractOptions) -> Executor:
     is gone and leaves Ctrl-C to it (``worker_started``)."""
     if not options.use_processes:
         return ThreadPoolExecutor(options.workers, thread_name_prefix="ce-worker")
-    import multiprocessing
-
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    return ProcessPoolExecutor(options.workers, mp_context=context, initializer=worker_started, initargs=(os.getpid(),))
-
-
-WATCH_S = 1.0  # how often a worker process looks for the calling process
-
-
-def worker_started(caller: int) -> None:
-    """A worker process's first step: Ctrl-C is the calling process's to act on
-    (``ignore_ctrl_c``), and it ends once that process is gone (``watch_caller``)."""
-    ignore_ctrl_c()
-    watch_caller(caller)
-
-
-def ignore_ctrl_c() -> None:
-    """SIGINT ignored in this (worker) process. A terminal's Ctrl-C reaches every process of the
-    job (its process group): an idle worker printed its ``KeyboardInterrupt`` traceback, and the
-    photos ``extract --watch`` finishes after its first Ctrl-C lost their workers (until the 65th
-    stop). The calling process stops the job; its workers end with their pool, or once it is
-    gone. (SIGTERM stays deadly: it is how the pool ends a worker, ``Process.terminate``; it
-    kills without a traceback.)"""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def watch_caller(caller: int) -> None:
-    """In a worker process: end it once the calling process ``caller`` is gone. Killed (the
-    out-of-memory killer, ``kill -9``), that process leaves its workers waiting for work that
-    never comes, forever: they hold the pool's pipes, so they never see them close, and the
-    fork server, the shared memory and the semaphores (``/dev/shm``) are kept while they live.
-    (POSIX only: on Windows ``os.kill`` with signal 0 would end the calling process instead.)"""
-    if os.name == "nt":
-        return
-
-    def watch() -> None:
-        while True:
-            time.sleep(WATCH_S)
-            try:
-                os.kill(caller, 0)
-            except OSError:  # no such process, or another user's (its pid reused): gone
-                os._exit(1)  # a write in progress leaves its temporary file: the next run sweeps it
-
-    threading.Thread(target=watch, name="ce-watch-caller", daemon=True).start()
+    return ProcessPoolExecutor(
+        options.workers, mp_context=process_context(), initializer=worker_started, initargs=(os.getpid(),)
+    )
 
 
 def slot_bytes(*sessions: Any) -> int:
