@@ -291,6 +291,21 @@ def peak_memory(consume, tries: int = 3) -> int:
     return min(peaks)
 
 
+def report_lines(report: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> list[dict]:
+    """A running job's ``--report`` lines once it has ``count`` (a watch writes each as its photo or
+    pair ends); the job killed and ``AssertionError`` where it ends or times out first."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        lines = report.read_text().splitlines() if report.exists() else []
+        if len(lines) >= count:
+            return [json.loads(line) for line in lines]
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"the report did not reach {count} lines: {report.read_text() if report.exists() else ''}")
+
+
 def run_cli(*args: str | Path, timeout: float = 120, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     """Run the CLI in a fresh interpreter where torch and onnx cannot be imported."""
     return subprocess.run(

@@ -23,7 +23,7 @@ from PIL import Image
 from clothes_extractor import dress_folder, new_session
 from clothes_extractor.cli import cli
 from clothes_extractor.errors import InputError
-from conftest import ROOT, TRYON_PERSONS, cli_env
+from conftest import ROOT, TRYON_PERSONS, cli_env, report_lines
 
 FIGURES = ROOT / "examples" / "photos"
 HOUR_AGO = time.time() - 3600
@@ -128,18 +128,6 @@ def test_dress_folder_watch_dresses_new_persons_and_redoes_all_when_the_garment_
         dress_folder(hot / TRYON_PERSONS[0], worn, tmp_path / "o2", **models, watch=stop)
 
 
-def _report_lines(report: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> list[dict]:
-    """The report's lines once it has ``count`` (the watch writes each as its pair ends)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        lines = report.read_text().splitlines() if report.exists() else []
-        if len(lines) >= count:
-            return [json.loads(line) for line in lines]
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"the report did not reach {count} lines: {report.read_text() if report.exists() else ''}")
-
-
 def test_tryon_watch_dresses_the_persons_that_come_and_ends_on_sigterm(tryon_folders, tmp_path):
     persons, garments = tryon_folders
     hot, out, report, err = tmp_path / "hot", tmp_path / "out", tmp_path / "r.jsonl", tmp_path / "err.txt"
@@ -153,12 +141,12 @@ def test_tryon_watch_dresses_the_persons_that_come_and_ends_on_sigterm(tryon_fol
         stderr=err.open("w"),
     )
     try:
-        _report_lines(report, 1, process)
+        report_lines(report, 1, process)
         _written(hot / "b.jpg", b"an upload cut off")  # taken, fails...
-        _report_lines(report, 2, process)
+        report_lines(report, 2, process)
         _written(hot / "b.jpg", persons / TRYON_PERSONS[1], minutes=1)  # ...and finished: dressed
         _written(hot / "c.jpg", persons / TRYON_PERSONS[2])
-        lines = _report_lines(report, 4, process)
+        lines = report_lines(report, 4, process)
         time.sleep(2.5)  # (a walk more: nothing is given twice)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)

@@ -25,7 +25,7 @@ from clothes_extractor.errors import InputError
 from clothes_extractor.runtime.jobs import iter_jobs
 from clothes_extractor.runtime.stages import ExtractionSummary, FileResult
 from clothes_extractor.runtime.watch import Watch, newest_time
-from conftest import ROOT, cli_env, person_photo
+from conftest import ROOT, cli_env, person_photo, report_lines
 
 FIGURES = ROOT / "examples" / "photos"
 HOUR_AGO = time.time() - 3600
@@ -142,25 +142,13 @@ def _start(args: list, stderr_file: Path) -> subprocess.Popen:
     )
 
 
-def _report_lines(report: Path, count: int, process: subprocess.Popen, timeout: float = 90) -> list[dict]:
-    """The report's lines once it has ``count`` (the watch writes each as its photo ends)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        lines = report.read_text().splitlines() if report.exists() else []
-        if len(lines) >= count:
-            return [json.loads(line) for line in lines]
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"the report did not reach {count} lines: {report.read_text() if report.exists() else ''}")
-
-
 def test_extract_watch_takes_the_photos_that_come_and_ends_on_ctrl_c(tiny_model_path, tmp_path):
     hot, out, report, err = tmp_path / "hot", tmp_path / "out", tmp_path / "r.jsonl", tmp_path / "err.txt"
     hot.mkdir()
     shutil.copy(FIGURES / "figure-1.jpg", hot)  # there before the watch
     process = _start(["extract", hot, "-o", out, "--model", tiny_model_path, "--watch", "--report", report], err)
     try:
-        assert [r["status"] for r in _report_lines(report, 1, process)] == ["ok"]
+        assert [r["status"] for r in report_lines(report, 1, process)] == ["ok"]
         data = (FIGURES / "figure-2.jpg").read_bytes()
         with open(hot / "figure-2.jpg", "wb") as file:  # written in two halves, a second apart
             file.write(data[: len(data) // 2])
@@ -168,7 +156,7 @@ def test_extract_watch_takes_the_photos_that_come_and_ends_on_ctrl_c(tiny_model_
             time.sleep(1.0)
             file.write(data[len(data) // 2 :])
         (hot / "notes.jpg").write_bytes(b"not a photo")
-        lines = _report_lines(report, 3, process)
+        lines = report_lines(report, 3, process)
         time.sleep(3)  # (a walk or two more: nothing is given twice)
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
@@ -196,18 +184,18 @@ def test_extract_watch_redoes_a_changed_photo_and_ends_cleanly_on_sigterm(tiny_m
     try:
         time.sleep(1)
         shutil.copy(FIGURES / "figure-3.jpg", hot / "shot.jpg")
-        _report_lines(report, 1, process)
+        report_lines(report, 1, process)
         first = (out / "shot.png").read_bytes()
         os.utime(hot / "shot.jpg")  # touched: the same bytes, a new time
-        _report_lines(report, 2, process)
+        report_lines(report, 2, process)
         shutil.copy(FIGURES / "figure-5.jpg", hot / "shot.jpg")  # shot again under its old name
-        _report_lines(report, 3, process)
+        report_lines(report, 3, process)
         data = (FIGURES / "figure-2.jpg").read_bytes()
         (hot / "upload.jpg").write_bytes(data[: len(data) // 2])  # an upload that stalls: taken cut off
         _old(hot / "upload.jpg")
-        _report_lines(report, 4, process)
+        report_lines(report, 4, process)
         (hot / "upload.jpg").write_bytes(data)  # ...and finished
-        lines = _report_lines(report, 5, process)
+        lines = report_lines(report, 5, process)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
     finally:
@@ -326,7 +314,7 @@ def test_a_terminals_ctrl_c_ends_a_watch_with_worker_processes_after_its_photos_
         env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:
-        _report_lines(report, 1, process)
+        report_lines(report, 1, process)
         os.killpg(process.pid, signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
     finally:
