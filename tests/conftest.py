@@ -291,6 +291,17 @@ def peak_memory(consume, tries: int = 3) -> int:
     return min(peaks)
 
 
+def start_cli(args: list, stderr_file: Path) -> subprocess.Popen:
+    """The command line started with ``args`` (a job that goes on: a watch), its standard error to
+    ``stderr_file``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "clothes_extractor", *map(str, args)],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=stderr_file.open("w"),
+    )
+
+
 def report_lines(report: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> list[dict]:
     """A running job's ``--report`` lines once it has ``count`` (a watch writes each as its photo or
     pair ends); the job killed and ``AssertionError`` where it ends or times out first."""

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,7 +21,7 @@ from PIL import Image
 from clothes_extractor import dress_folder, new_session
 from clothes_extractor.cli import cli
 from clothes_extractor.errors import InputError
-from conftest import ROOT, TRYON_PERSONS, cli_env, report_lines
+from conftest import ROOT, TRYON_PERSONS, report_lines, start_cli
 
 FIGURES = ROOT / "examples" / "photos"
 HOUR_AGO = time.time() - 3600
@@ -134,12 +132,7 @@ def test_tryon_watch_dresses_the_persons_that_come_and_ends_on_sigterm(tryon_fol
     hot.mkdir()
     _written(hot / "a.jpg", persons / TRYON_PERSONS[0])  # there before the watch
     args = ["tryon", "--person", hot, "--garment", garments / "g0.png", "-o", out, "--watch", "--report", report]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "clothes_extractor", *map(str, args)],
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=err.open("w"),
-    )
+    process = start_cli(args, err)
     try:
         report_lines(report, 1, process)
         _written(hot / "b.jpg", b"an upload cut off")  # taken, fails...

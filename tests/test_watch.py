@@ -25,7 +25,7 @@ from clothes_extractor.errors import InputError
 from clothes_extractor.runtime.jobs import iter_jobs
 from clothes_extractor.runtime.stages import ExtractionSummary, FileResult
 from clothes_extractor.runtime.watch import Watch, newest_time
-from conftest import ROOT, cli_env, person_photo, report_lines
+from conftest import ROOT, cli_env, person_photo, report_lines, start_cli
 
 FIGURES = ROOT / "examples" / "photos"
 HOUR_AGO = time.time() - 3600
@@ -133,20 +133,11 @@ def test_the_first_signal_stops_the_watch_and_the_second_interrupts():
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
-def _start(args: list, stderr_file: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "clothes_extractor", *map(str, args)],
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=stderr_file.open("w"),
-    )
-
-
 def test_extract_watch_takes_the_photos_that_come_and_ends_on_ctrl_c(tiny_model_path, tmp_path):
     hot, out, report, err = tmp_path / "hot", tmp_path / "out", tmp_path / "r.jsonl", tmp_path / "err.txt"
     hot.mkdir()
     shutil.copy(FIGURES / "figure-1.jpg", hot)  # there before the watch
-    process = _start(["extract", hot, "-o", out, "--model", tiny_model_path, "--watch", "--report", report], err)
+    process = start_cli(["extract", hot, "-o", out, "--model", tiny_model_path, "--watch", "--report", report], err)
     try:
         assert [r["status"] for r in report_lines(report, 1, process)] == ["ok"]
         data = (FIGURES / "figure-2.jpg").read_bytes()
@@ -180,7 +171,7 @@ def test_extract_watch_redoes_a_changed_photo_and_ends_cleanly_on_sigterm(tiny_m
     hot, out, report, err = tmp_path / "hot", tmp_path / "out", tmp_path / "r.jsonl", tmp_path / "err.txt"
     hot.mkdir()
     args = ["extract", hot, "-o", out, "--model", tiny_model_path, "--watch", "--report", report]
-    process = _start([*args, "--sheet", tmp_path / "sheet.png"], err)
+    process = start_cli([*args, "--sheet", tmp_path / "sheet.png"], err)
     try:
         time.sleep(1)
         shutil.copy(FIGURES / "figure-3.jpg", hot / "shot.jpg")
