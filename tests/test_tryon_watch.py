@@ -7,6 +7,7 @@ catalog image of the file it replaced."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import threading
@@ -124,6 +125,41 @@ def test_dress_folder_watch_dresses_new_persons_and_redoes_all_when_the_garment_
         assert not np.array_equal(now, before), name  # dressed anew, in the new photo's garment
     with pytest.raises(InputError, match="watch watches a folder"):
         dress_folder(hot / TRYON_PERSONS[0], worn, tmp_path / "o2", **models, watch=stop)
+
+
+def test_a_watched_folder_of_persons_that_goes_is_waited_for_not_failed(tryon_folders, tmp_path, caplog):
+    from clothes_extractor.runtime.pairs import Pairs
+    from clothes_extractor.runtime.watch import Watch, pair_job, watched_pairs
+
+    persons, garments = tryon_folders
+    hot, away, garment = tmp_path / "hot", tmp_path / "away", garments / "g0.png"
+    hot.mkdir()
+    _written(hot / "a.jpg", persons / TRYON_PERSONS[0])
+    os.utime(garment, (HOUR_AGO, HOUR_AGO))
+    watch = Watch(watched_pairs(Pairs(hot, garment), tmp_path / "out", "png"), poll_s=0.0, describe=pair_job)
+    jobs = watch.jobs()
+
+    def next_walk() -> list[str]:
+        passes, given = watch.passes, []
+        for job in jobs:
+            if job is not None:
+                given.append(f"{Path(job.person).name} {job.status if hasattr(job, 'status') else 'to dress'}")
+            elif watch.passes > passes:
+                return given
+        return given
+
+    assert next_walk() == ["a.jpg to dress"]
+    hot.rename(away)
+    with caplog.at_level(logging.WARNING, logger="clothes_extractor.runtime.watch"):
+        assert next_walk() == [] and next_walk() == []  # (not the folder's error at every walk)
+        away.rename(hot)
+        _written(hot / "b.jpg", persons / TRYON_PERSONS[1])
+        assert next_walk() == ["b.jpg to dress"]
+    assert [record.getMessage().split(" ", 2)[1:] for record in caplog.records] == [
+        ["is", "gone (a share unmounted, the folder moved or removed?): the watch waits for it to come back"],
+        ["is", "back: the watch takes its photos again"],
+    ]
+    watch.stop.set()
 
 
 def test_tryon_watch_dresses_the_persons_that_come_and_ends_on_sigterm(tryon_folders, tmp_path):

@@ -5,6 +5,7 @@ photos in flight and end as a job ends; a second one stops at once."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -24,7 +25,7 @@ from clothes_extractor.commands.watching import stopped_by_signals
 from clothes_extractor.errors import InputError
 from clothes_extractor.runtime.jobs import iter_jobs
 from clothes_extractor.runtime.stages import ExtractionSummary, FileResult
-from clothes_extractor.runtime.watch import Watch, newest_time
+from clothes_extractor.runtime.watch import Watch, newest_time, watched_walk
 from conftest import ROOT, cli_env, person_photo, report_lines, start_cli
 
 FIGURES = ROOT / "examples" / "photos"
@@ -76,6 +77,30 @@ def test_a_photo_is_given_once_it_stops_changing_and_again_when_it_changes(tmp_p
     assert watch.given == 5 and watch.passes >= 6
     watch.stop.set()
     assert list(jobs) == []  # the job source ends
+
+
+def test_a_watched_folder_that_goes_is_said_once_and_waited_for_not_failed(tmp_path, caplog):
+    """A watched folder unmounted or moved away: said once, its photos not failed at every walk
+    (it was "input not found" each walk, and the job's exit code 1); back, it is walked again."""
+    hot, away = tmp_path / "hot", tmp_path / "away"
+    hot.mkdir()
+    person_photo(0)[0].save(hot / "a.jpg")
+    _old(hot / "a.jpg")
+    watch = Watch(watched_walk([hot], tmp_path / "out", "png", None, False, None, None), poll_s=0.0)
+    jobs = watch.jobs()
+    assert _next_walk(watch, jobs) == ["a.jpg"]
+    hot.rename(away)
+    with caplog.at_level(logging.WARNING, logger="clothes_extractor.runtime.watch"):
+        assert _next_walk(watch, jobs) == [] and _next_walk(watch, jobs) == []
+        away.rename(hot)
+        person_photo(1)[0].save(hot / "b.jpg")
+        _old(hot / "b.jpg")
+        assert _next_walk(watch, jobs) == ["b.jpg"]  # (a.jpg, the same file: not given again)
+    said = [record.getMessage() for record in caplog.records]
+    assert said == [
+        f"{hot} is gone (a share unmounted, the folder moved or removed?): the watch waits for it to come back",
+        f"{hot} is back: the watch takes its photos again",
+    ]
 
 
 def test_an_empty_file_waits_until_it_is_old_as_a_placeholder_would_be_filled_in(tmp_path, monkeypatch):

@@ -291,11 +291,9 @@ def dress_folder(
             on_start(total)
         jobs = dress_jobs(found, out_dir, output_format)  # (and the pairs refused, as they come)
         if watch is not None:
-            from ..runtime.pairs import watched_pair
-            from ..runtime.watch import Watch
+            from ..runtime.watch import Watch, pair_job, watched_pairs
 
-            walk = functools.partial(dress_jobs, found, out_dir, output_format)
-            jobs = Watch(walk, watch, describe=watched_pair).jobs()
+            jobs = Watch(watched_pairs(found, out_dir, output_format), watch, describe=pair_job).jobs()
         dress = functools.partial(
             run_dressing,
             dresser,

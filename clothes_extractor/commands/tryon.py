@@ -289,10 +289,9 @@ def _run(
     jobs = dress_jobs(pairs, out_dir, options["fmt"], output if single else None)  # (walked as it goes)
     watcher = None
     if options["watch"]:  # the same walk, again every few seconds
-        from ..runtime.pairs import watched_pair
-        from ..runtime.watch import Watch
+        from ..runtime.watch import Watch, pair_job, watched_pairs
 
-        watcher = Watch(functools.partial(dress_jobs, pairs, out_dir, options["fmt"]), describe=watched_pair)
+        watcher = Watch(watched_pairs(pairs, out_dir, options["fmt"]), describe=pair_job)
         jobs = watcher.jobs()
     report = Report(options["report"])  # (refused before stage one if another run writes it)
     if options["dry_run"]:  # (with --garment-from, stage one does not run either: the pairs name the photos)

@@ -295,15 +295,6 @@ def _other_pair(other: str, person: Path, garment: Path) -> str:
     return f"{other_person} + {other_garment}"
 
 
-def watched_pair(job: DressJob | DressResult) -> tuple[Any, str | None, str | None]:
-    """A try-on pair as a ``watch.Watch`` knows it (``tryon --watch``): what it makes (its output;
-    a pair refused before any work, the pair), the size and time of its person and garment (the
-    pair is given again where either is written again), why it was refused."""
-    if isinstance(job, DressResult):
-        return (job.person, job.garment), None, job.error
-    return job.output, job.stamp, None
-
-
 def with_catalog(jobs: Iterable[DressJob | DressResult], catalog: Made) -> Iterator[DressJob | DressResult]:
     """``jobs`` (a window's, those done already ``decided``) with each garment photo replaced
     by the catalog image stage one made of it (``extract_garments``' map, by the photo as the job

@@ -20,13 +20,19 @@ folders (NFS, SMB), where change notifications do not arrive.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from .dress_jobs import DressJob, DressResult
 from .jobs import CONTENT, ExtractJob, MaskIndex, iter_jobs
+from .pairs import Pairs, dress_jobs
 from .shards import Shard
+
+log = logging.getLogger(__name__)
 
 POLL_S = 2.0  # between one walk of the folders and the next, at least...
 WALK_WAIT = 4.0  # ...and at least this many times the last walk's own time (a fifth of a core, at most, walking)
@@ -43,6 +49,15 @@ def photo_job(job: ExtractJob) -> Described:
     return job.photo, job.stamp, job.error
 
 
+def pair_job(job: DressJob | DressResult) -> Described:
+    """A try-on pair as a ``Watch`` knows it (``tryon --watch``): what it makes (its output; a pair
+    refused before any work, the pair), the size and time of its person and garment (the pair is
+    given again where either is written again), why it was refused."""
+    if isinstance(job, DressResult):
+        return (job.person, job.garment), None, job.error
+    return job.output, job.stamp, None
+
+
 class Watch:
     """The photos of ``walk`` (a folder job's walk: ``jobs.iter_jobs``, made again for each pass),
     and then those that come or change, as a job source (``jobs``) that ends once ``stop`` is set
@@ -51,7 +66,7 @@ class Watch:
     walk's own time (a folder of 100,000 photos: about 5 s of a core here), and the next walk
     waits ``WALK_WAIT`` times that where it is longer than ``poll_s`` (``wait_s``). ``describe``:
     what it knows of a job of the walk (``photo_job``; a try-on pair's, ``tryon --watch``:
-    ``pairs.watched_pair``, whose output is given again where its person or its garment changes)."""
+    ``pair_job``, whose output is given again where its person or its garment changes)."""
 
     def __init__(
         self,
@@ -157,11 +172,50 @@ def watched_walk(
     ``--masks`` folder read anew each time (a ``MaskIndex`` keeps the listing it read, where the
     mask of a photo that came since would not be found)."""
 
+    folders = Folders(inputs)
+
     def walk() -> Iterator[ExtractJob]:
+        there = folders.there()
+        if not there:
+            return iter(())
         index = MaskIndex(masks) if masks is not None else None
-        return iter_jobs(inputs, out_dir, fmt, index, recursive, save_masks, shard)
+        return iter_jobs(there, out_dir, fmt, index, recursive, save_masks, shard)
 
     return walk
+
+
+def watched_pairs(pairs: Pairs, out_dir: Path, fmt: str) -> Callable[[], Iterator[DressJob | DressResult]]:
+    """A try-on folder job's walk (``pairs.dress_jobs``: its one folder of persons or garments) for a
+    ``Watch`` to make again and again; nothing while that folder is gone (``Folders``)."""
+    folder = Folders([pairs.person if pairs.person.is_dir() else pairs.garment])
+    return lambda: dress_jobs(pairs, out_dir, fmt) if folder.there() else iter(())
+
+
+class Folders:
+    """The folders a watch walks, as they come and go: ``there()``, those there now. One that is
+    gone (a network share unmounted, the folder moved or removed) is said once and left out of the
+    walk, not reported as a failed photo at every walk, until it is back (said too); its photos'
+    garments stay."""
+
+    def __init__(self, folders: Iterable[Path]):
+        self.folders = list(folders)
+        self.gone: set[Path] = set()
+
+    def there(self) -> list[Path]:
+        there = []
+        for folder in self.folders:
+            if os.path.isdir(folder):
+                if folder in self.gone:
+                    self.gone.discard(folder)
+                    log.warning("%s is back: the watch takes its photos again", folder)
+                there.append(folder)
+            elif folder not in self.gone:
+                self.gone.add(folder)
+                log.warning(
+                    "%s is gone (a share unmounted, the folder moved or removed?): the watch waits for it to come back",
+                    folder,
+                )
+        return there
 
 
 def newest_time(stamp: str | None) -> float:
