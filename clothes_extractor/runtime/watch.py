@@ -13,9 +13,11 @@ file and is extracted when it is whole, its size and time then new); an empty fi
 placeholder) waits until it is ``EMPTY_SETTLE_S`` old. A photo given once is given
 again only when its size or time (or its mask file's) changes: the job's resume then redoes it if
 its bytes changed. A photo that goes away is forgotten (its garment stays). Each photo given costs
-a number held for the watch's life (about 70 bytes: a million photos, 69 MB measured); nothing else grows
-with the folder. The standard library only: no watcher package, and it works alike on network
-folders (NFS, SMB), where change notifications do not arrive.
+a number held for the watch's life (about 70 bytes: a million photos, 69 MB measured); nothing
+else grows with the folder. A watched folder that goes (a share unmounted, the folder moved) is
+said once and waited for (``Folders``), not failed at every walk. The standard library only: no
+watcher package, and it works alike on network folders (NFS, SMB), where change notifications do
+not arrive.
 """
 
 from __future__ import annotations
@@ -147,10 +149,10 @@ class Watch:
 
     def _settled(self, made: Any, stamp: str | None, now: float) -> bool:
         """Whether the files of the job that makes ``made`` (their ``stamp``) have stopped
-        changing: the same stamp as at the last walk, or
-        their newest modification time at least ``settle_s`` before ``now``; where one of them is
-        empty, that time at least ``EMPTY_SETTLE_S`` before (a placeholder stays the same while
-        the upload that fills it in has not begun)."""
+        changing: the same stamp as at the last walk, or their newest modification time at least
+        ``settle_s`` before ``now``; where one of them is empty, that time at least
+        ``EMPTY_SETTLE_S`` before (a placeholder stays the same while the upload that fills it in
+        has not begun)."""
         settle_s = self.settle_s
         if any(size == 0 for size, _ in _sizes_and_times(stamp)):
             settle_s = max(settle_s, EMPTY_SETTLE_S)
