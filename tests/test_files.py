@@ -87,6 +87,26 @@ def test_asking_whether_a_writer_still_runs_never_ends_it(tmp_path):
     assert remove_stale_partials(tmp_path) == 1 and not partial.exists()  # ended: its file is stale
 
 
+def test_a_writer_ended_but_not_reaped_is_gone_and_a_sweep_can_wait_for_writers_just_killed(tmp_path):
+    """A process that has ended stays in the process table until its parent reaps it (where nothing
+    does, a container's first process, for good): its temporary file was kept as a live writer's (a
+    stopped local Ray's worker left one). And a stopped job's sweep waits, a little, for writers that
+    are ending (``wait_s``), where the sweep without it keeps their files."""
+    ended = subprocess.Popen(["true"])  # (not waited for: a zombie once it ends)
+    ending = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.0)"])
+    try:
+        time.sleep(0.5)
+        partials = [tmp_path / f".ce-{writer_host()}-{process.pid}-0123abcd.partial" for process in (ended, ending)]
+        for partial in partials:
+            partial.write_bytes(b"x")
+        assert remove_stale_partials(tmp_path) == 1 and not partials[0].exists() and partials[1].exists()
+        assert remove_stale_partials(tmp_path, wait_s=30) == 1 and not partials[1].exists()  # (it ended meanwhile)
+    finally:
+        for process in (ended, ending):
+            process.kill()
+            process.wait()
+
+
 def test_partials_of_another_machine_are_judged_by_age_not_by_a_process_id(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     here, elsewhere = writer_host(), "0" * 8 if writer_host() != "0" * 8 else "1" * 8

@@ -19,6 +19,7 @@ from ..runtime.files import remove_stale_partials
 from .jobsource import is_remote
 
 log = logging.getLogger(__name__)
+KILLED_WAIT_S = 3.0  # how long a stopped job's sweep waits for the writers its Ray's shutdown killed to end
 RECENT_FOLDERS = 64  # a stopped job's writes in progress were in the output folders it wrote last: so many
 
 _CLEARED: set[Path] = set()  # the output folders this worker process has cleared (``clear_once``)
@@ -59,5 +60,5 @@ def end_stopped(ray: Any, rows: Any, folders: Iterable[Path | str]) -> None:
     except Exception:  # noqa: BLE001 - the stop goes on: Ray ends with the process in any case
         log.debug("ending the local Ray failed", exc_info=True)
         return  # (its workers may still run: their files in progress are theirs)
-    for folder in folders:
-        remove_stale_partials(Path(folder))
+    for folder in folders:  # (its workers end a moment after the shutdown: their files are waited for, a little)
+        remove_stale_partials(Path(folder), wait_s=KILLED_WAIT_S)

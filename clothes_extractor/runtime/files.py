@@ -80,7 +80,17 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # another user's live process
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether process ``pid`` has ended and waits to be reaped (Linux's /proc; where nothing
+    reaps it, a container's first process, it would be taken for live for as long as it is there)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _windows_pid_alive(pid: int) -> bool:
@@ -106,18 +116,27 @@ def _windows_pid_alive(pid: int) -> bool:
         return True
 
 
-def remove_stale_partials(folder: Path, recursive: bool = False) -> int:
-    """Remove the temporary files of writers that no longer run (``_stale``); how many were removed."""
-    removed = 0
-    for path in _partials(Path(folder), recursive):
-        match = PARTIAL_PATTERN.match(path.name)
-        if match and _stale(path, match.group(1), int(match.group(2))):
-            try:
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-                removed += 1
-            except OSError:
-                pass
-    return removed
+def remove_stale_partials(folder: Path, recursive: bool = False, wait_s: float = 0.0) -> int:
+    """Remove the temporary files of writers that no longer run (``_stale``); how many were removed.
+    ``wait_s``: while one of this machine's is left whose writer still runs, look again every tenth
+    of a second, up to that long (writers killed a moment ago: a stopped local Ray's workers end
+    just after its shutdown returns)."""
+    removed, deadline = 0, time.monotonic() + wait_s
+    while True:
+        running = 0
+        for path in _partials(Path(folder), recursive):
+            match = PARTIAL_PATTERN.match(path.name)
+            if match and _stale(path, match.group(1), int(match.group(2))):
+                try:
+                    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+                    removed += 1
+                except OSError:
+                    pass
+            elif match and match.group(1) in (None, writer_host()):
+                running += 1
+        if not running or time.monotonic() >= deadline:
+            return removed
+        time.sleep(0.1)
 
 
 def _partials(folder: Path, recursive: bool) -> Iterator[Path]:
