@@ -118,9 +118,9 @@ def _windows_pid_alive(pid: int) -> bool:
 
 def remove_stale_partials(folder: Path, recursive: bool = False, wait_s: float = 0.0) -> int:
     """Remove the temporary files of writers that no longer run (``_stale``); how many were removed.
-    ``wait_s``: while one of this machine's is left whose writer still runs, look again every tenth
-    of a second, up to that long (writers killed a moment ago: a stopped local Ray's workers end
-    just after its shutdown returns)."""
+    ``wait_s``: while one of this machine's is left whose writer (another process) still runs, look
+    again every tenth of a second, up to that long (writers killed a moment ago: a stopped local
+    Ray's workers end just after its shutdown returns)."""
     removed, deadline = 0, time.monotonic() + wait_s
     while True:
         running = 0
@@ -132,8 +132,8 @@ def remove_stale_partials(folder: Path, recursive: bool = False, wait_s: float =
                     removed += 1
                 except OSError:
                     pass
-            elif match and match.group(1) in (None, writer_host()):
-                running += 1
+            elif match and match.group(1) in (None, writer_host()) and int(match.group(2)) != os.getpid():
+                running += 1  # (another process of this machine's: one that is ending is waited for)
         if not running or time.monotonic() >= deadline:
             return removed
         time.sleep(0.1)
