@@ -293,6 +293,38 @@ def test_preloading_names_every_sample_that_cannot_be_read_at_once(synthetic, tm
         assert str(samples[2].photo) in said and str(samples[7].photo) in said and "Remove or replace" in said
 
 
+def test_a_loaders_worker_processes_are_forked_once_the_garbage_is_collected(tmp_path):
+    """A forked worker's first collection finalized what the training process had let go and not
+    collected yet; an onnxruntime object among it waited forever for its thread pool's threads,
+    which a fork does not copy (a full test run hung so, in the test below). ``batches`` collects
+    the garbage before the workers are forked: it is finalized in this process, never in one."""
+    import gc
+    import os
+
+    from clothes_extractor.train.data import batches
+
+    record = tmp_path / "finalized.txt"
+
+    class Garbage:
+        def __del__(self) -> None:
+            with open(record, "a") as file:
+                file.write(f"{os.getpid()}\n")
+
+    gc.collect()
+    gc.disable()  # (no collection of its own between the garbage and the fork)
+    try:
+        garbage = Garbage()
+        garbage.itself = garbage  # (collected by the cycle collector only)
+        del garbage
+        loader = torch.utils.data.DataLoader(
+            range(4), batch_size=2, num_workers=1, worker_init_fn=lambda _: gc.collect()
+        )
+        assert sum(len(batch) for batch in batches(loader)) == 4
+    finally:
+        gc.enable()
+    assert record.read_text().split() == [str(os.getpid())]
+
+
 def test_a_streamed_run_goes_on_past_an_unreadable_sample_and_says_it_once(synthetic, tmp_path, caplog):
     """Without --data-on-device a corrupt photo was met when its batch came, hours into a run
     perhaps, and stopped it; now the next sample takes its place, the photo is named once

@@ -11,8 +11,9 @@ batches whatever the number of loader workers, and a resumed run continues exact
 
 from __future__ import annotations
 
+import gc
 import logging
-from typing import Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -176,6 +177,17 @@ def preload(
     return {name: torch.cat(tensors) for name, tensors in parts.items()}
 
 
+def batches(loader: Iterable[Any]) -> Iterator[Any]:
+    """``loader``'s batches. A ``DataLoader`` with worker processes forks them once this process's
+    garbage is collected: a forked worker's first collection finalized what it copied, and an
+    onnxruntime object among it (a session a test or a run let go, in a reference cycle) waited
+    forever in ``pthread_cond_destroy`` for its thread pool's threads, which a fork does not copy
+    (a full test run hung so, in a training test's first batch)."""
+    if getattr(loader, "num_workers", 0):
+        gc.collect()
+    return iter(loader)
+
+
 def readable(dataset: GarmentDataset, workers: int) -> GarmentDataset:
     """``dataset`` once each of its samples was read, or ``InputError`` naming every one that
     cannot be: a streamed run's validation samples, read before training (one met at the first
@@ -192,7 +204,7 @@ def _read_every(dataset: GarmentDataset, workers: int, batch_size: int) -> Itera
         _Each(dataset), batch_size=batch_size, num_workers=workers, collate_fn=_gathered
     )
     failed: list[str] = []
-    for batch, unread in loader:
+    for batch, unread in batches(loader):
         failed += unread
         if batch is not None:
             yield batch
@@ -262,6 +274,11 @@ class LeftOut:
 
     def __init__(self, limit: int):
         self.limit, self.reasons = limit, {}
+
+    def batches(self, loader: Iterable[dict]) -> Iterator[dict[str, torch.Tensor]]:
+        """``loader``'s batches (``batches``: its workers forked once the garbage is collected), each
+        ``take``n."""
+        return map(self.take, batches(loader))
 
     def take(self, batch: dict) -> dict[str, torch.Tensor]:
         for reason in (r for joined in batch.pop("unread", ()) for r in joined.split("\n") if r):

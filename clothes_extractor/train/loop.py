@@ -279,7 +279,7 @@ class Run:
         self.sampler.set_epoch(epoch, start * cfg.batch_size)
         sums: dict[str, torch.Tensor] = {}  # on the device: read when the epoch is validated
         count, seen, started = 0, 0, time.perf_counter()
-        for batch in map(self.left_out.take, self.loader):
+        for batch in self.left_out.batches(self.loader):
             elapsed = time.perf_counter() - self.run_started
             share = progress(
                 self.step, self.total_steps, elapsed, cfg.time_limit_min, self.dist, self.device, self.stop.requested

@@ -13,6 +13,7 @@ from ..eval.sheets import contact_sheet, sheet_row
 from ..runtime.hardware import physical_cores
 from ..tasks import task_of
 from .architectures import served
+from .data import batches
 from .flow import FlowConfig
 
 
@@ -28,7 +29,7 @@ def validate(model: torch.nn.Module, loader, device: torch.device, sheet_rows: i
     totals = MetricTotals()
     rows: list[list[np.ndarray]] = []
     with ThreadPoolExecutor(physical_cores(), thread_name_prefix="ce-score") as pool:
-        for batch in loader:
+        for batch in batches(loader):
             inputs = [batch[spec.name].to(device) for spec in task_of(task).inputs]
             if task == "generator" and isinstance(model.config, FlowConfig):
                 inputs.append(inputs[0])  # the photo at the model size: the model-size output
