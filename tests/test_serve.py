@@ -371,8 +371,8 @@ def test_the_page_in_a_real_browser(tmp_path):
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
+    browser = _browser()  # (first: where there is none, the test skips before a server starts, not leaving it)
     process, url = start()  # the bundled models, as a user starts it
-    browser = _browser()
     try:
         browser.get(url)
         WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "tryon").is_displayed())  # (the info came)
@@ -484,8 +484,8 @@ def test_the_page_takes_a_dropped_folder_and_an_image_dragged_from_another_page(
     other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
     threading.Thread(target=other.serve_forever, daemon=True).start()
     elsewhere = f"http://127.0.0.1:{other.server_address[1]}"  # (another origin: another port)
-    process, url = start()
     browser = _browser()
+    process, url = start()
 
     def dropped(count: int, **data) -> dict[str, str]:
         """What the page shows once ``count`` rows are done after a drop of ``data``: each
@@ -575,8 +575,8 @@ def test_a_drop_anywhere_on_the_page_is_taken_and_one_on_try_it_on_dresses_the_p
     from selenium.webdriver.support.ui import WebDriverWait
 
     photos = ROOT / "examples" / "photos"
-    process, url = start()
     browser = _browser()
+    process, url = start()
 
     def drop_on(element, x: float, **data) -> None:
         """``data`` dropped on ``element`` (scrolled into view), ``x`` of the way across it, half way down."""

@@ -91,8 +91,8 @@ def test_the_page_asks_for_the_key(tmp_path):
 
     keys = tmp_path / "keys.txt"
     keys.write_text(KEYS[0])
+    browser = _browser()  # (first: where there is none, the test skips before a server starts)
     process, url = start("--api-key-file", keys)  # the bundled models
-    browser = _browser()
     try:
         browser.get(url)
         field = WebDriverWait(browser, 30).until(expected_conditions.visibility_of_element_located((By.ID, "api-key")))
