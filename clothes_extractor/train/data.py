@@ -277,7 +277,7 @@ class LeftOut:
 
     def batches(self, loader: Iterable[dict]) -> Iterator[dict[str, torch.Tensor]]:
         """``loader``'s batches (``batches``: its workers forked once the garbage is collected), each
-        ``take``n."""
+        through ``take``."""
         return map(self.take, batches(loader))
 
     def take(self, batch: dict) -> dict[str, torch.Tensor]:
