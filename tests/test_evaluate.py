@@ -163,3 +163,31 @@ def test_the_pairs_are_scored_in_their_order_whatever_batch_they_ran_in(tiny_mod
     assert result.sheet.height == 4 * row + 4
     second = np.asarray(result.sheet)[row : 2 * row + 4]  # input | mask | output | target
     assert np.array_equal(second, np.asarray(alone.sheet))
+
+
+def test_a_class_in_neither_map_is_null_in_the_json_and_its_mean_says_how_many_pairs_it_is_over(tmp_path):
+    """A parser's per-class IoU of a pair that has the class in neither map is no number: the
+    ``--json`` file holds it as null (``NaN``, as Python writes it, is no JSON: a browser or
+    ``jq`` refuses the whole file), and the class's mean says it is over fewer pairs."""
+    import json
+
+    from conftest import dress_code_folder, run_cli
+
+    segmenter = model_for("segmenter", gpu=False)
+    if segmenter is None:
+        pytest.skip("this install bundles no segmenter")
+    folder = dress_code_folder(tmp_path, 3)  # (no "other upper" in their label maps)
+    out = tmp_path / "scores.json"
+    done = run_cli("evaluate", "--model", "segmenter", "--data", folder, "--json", out)
+    assert done.returncode == 0, done.stderr
+
+    def no_nan(constant: str):
+        raise AssertionError(f"{constant} in the JSON file")
+
+    scores = json.loads(out.read_text(), parse_constant=no_nan)
+    missing = [row["sample"] for row in scores["per_sample"] if row["iou_other-upper"] is None]
+    counted = 3 - len(missing)
+    assert 0 < len(missing) < 3 and scores["fewer_samples"]["iou_other-upper"] == counted
+    line = next(line for line in done.stdout.splitlines() if "other-upper" in line)
+    assert line.endswith(f"(over {counted} of the 3 pairs)"), done.stdout
+    assert "iou_upper" not in scores["fewer_samples"]  # (a class in every pair's map: over all of them)

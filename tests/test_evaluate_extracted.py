@@ -200,3 +200,26 @@ def test_pairs_without_masks_score_as_the_same_pairs_with_them(tmp_path, session
     done = run_cli("evaluate", "--model", tiny_model_path, "--data", tmp_path / "pairs")
     assert done.returncode == 0 and "as extract runs it: masks by segmenter-fp32.onnx" in done.stdout, done.stderr
     assert f"ssim       {scored.metrics['ssim']:.4f}" in done.stdout
+
+
+def test_a_pair_without_its_mask_file_is_scored_as_extract_runs_it_without_its_mask_iou(tmp_path, sessions):
+    """The segmenter's masks are what ``--masks segmenter`` scores with; a pair's own mask is only
+    what its ``mask_iou`` compares them with. A pair whose mask file is missing is scored all the
+    same (as the same pair with it), its ``mask_iou`` left out and the mean said to be over the others;
+    scored on its own masks, it cannot be, and is reported."""
+    generator, segmenter = sessions
+    for name in ("whole", "gap"):
+        write_synthetic(tmp_path / name, 3, seed=5, size=CATALOG)
+    (tmp_path / "gap" / "mask" / "000001.png").unlink()
+    whole = evaluate_model(generator, load_samples(tmp_path / "whole", "all"), segmenter=segmenter)
+    gap = evaluate_model(generator, load_samples(tmp_path / "gap", "all"), segmenter=segmenter)
+    assert gap.samples == 3 and not gap.failures
+    assert [s["ssim"] for s in gap.per_sample] == [s["ssim"] for s in whole.per_sample]
+    assert np.isnan(gap.per_sample[1]["mask_iou"]) and gap.fewer() == {"mask_iou": 2}
+    kept = [whole.per_sample[i]["mask_iou"] for i in (0, 2)]
+    assert gap.metrics["mask_iou"] == pytest.approx(sum(kept) / 2) and whole.fewer() == {}
+    done = run_cli("evaluate", "--model", generator.path, "--data", tmp_path / "gap", "--masks", "segmenter")
+    assert done.returncode == 0 and "(over 2 of the 3 pairs)" in done.stdout, done.stderr
+    assert "000001.jpg: its mask_iou is left out: the garment mask of 000001.jpg is missing" in done.stderr
+    labels = evaluate_model(generator, load_samples(tmp_path / "gap", "all"))
+    assert labels.samples == 2 and "the garment mask of 000001.jpg is missing" in labels.failures[0]["error"]

@@ -270,9 +270,11 @@ def _echo_means(result, seen: set[str] | None, held_out_only: bool) -> dict | No
         )
     elif seen is not None and not held_out_only:
         click.echo("  none of these pairs is a copy of a training pair")
+    fewer = result.fewer()  # (a class in some pairs' maps only, a mask IoU without its mask file)
     for name, value in result.metrics.items():
         other = kept["metrics"].get(name) if seen else None
-        click.echo(f"  {name:10s} {value:.4f}" + (f"   held out {other:.4f}" if other is not None else ""))
+        line = f"  {name:10s} {value:.4f}" + (f"   held out {other:.4f}" if other is not None else "")
+        click.echo(line + (f"   (over {fewer[name]} of the {result.samples} pairs)" if name in fewer else ""))
     return kept
 
 

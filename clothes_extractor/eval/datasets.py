@@ -159,8 +159,10 @@ def split_samples(split_dir: Path) -> list[Sample]:
         raise InputError(f"{split_dir} is not a dataset split: {layouts_expected(split_dir)}")
     if layout == "triplets":
         photos, masks, garments = (_images(split_dir / name) for name in TRIPLET_FOLDERS)
+        mask_dir = split_dir / TRIPLET_FOLDERS[1]  # (a photo without its mask: where it would be, PNG)
         return [
-            Sample(photos[stem], masks[stem], "file", garments.get(stem)) for stem in sorted(photos) if stem in masks
+            Sample(photos[stem], masks.get(stem, mask_dir / f"{stem}.png"), "file", garments.get(stem))
+            for stem in sorted(photos)
         ]
     if layout == "pairs":  # (the mask a triplet would have there: none is)
         photos, garments = (_images(split_dir / name) for name in PAIRS_FOLDERS)

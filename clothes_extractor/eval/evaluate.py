@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class MetricTotals:
     """Running sums of per-sample metrics; ``means`` gives the averages. A NaN (a class in
-    neither label map) is left out of its metric's average."""
+    neither label map, a pair's mask IoU without its mask file) is left out of its metric's
+    average, and a metric that is NaN for every sample has none; ``counts``: the samples each
+    average is over."""
 
     sums: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
@@ -50,7 +52,7 @@ class MetricTotals:
         self.count += len(next(iter(values.values())))
 
     def means(self) -> dict[str, float]:
-        return {name: total / max(self.counts[name], 1) for name, total in self.sums.items()}
+        return {name: total / self.counts[name] for name, total in self.sums.items() if self.counts[name]}
 
 
 SCORE_CHUNK = 2  # images scored at a time: a batch of 32 in one go scores 1.5x slower (its planes leave the caches)
@@ -114,15 +116,26 @@ class Evaluation:
     per_sample: list[dict[str, Any]]
     failures: list[dict[str, str]]
     sheet: Image.Image | None
+    counts: dict[str, int] = field(default_factory=dict)  # the samples each mean is over (``MetricTotals``)
+
+    def fewer(self) -> dict[str, int]:
+        """The metrics whose means are over fewer than all the samples scored: their counts."""
+        return {name: self.counts[name] for name in self.metrics if self.counts.get(name, self.samples) < self.samples}
 
     def to_json(self) -> dict:
+        """The evaluation as JSON takes it: a score that is not a number (NaN: a class in neither
+        label map) is null, not the ``NaN`` no JSON reader but Python's takes."""
         return {
             "task": self.task,
             "samples": self.samples,
             "metrics": self.metrics,
+            "fewer_samples": self.fewer(),
             "failed": len(self.failures),
             "failures": self.failures,
-            "per_sample": self.per_sample,
+            "per_sample": [
+                {name: None if isinstance(value, float) and np.isnan(value) else value for name, value in row.items()}
+                for row in self.per_sample
+            ],
         }
 
 
@@ -215,7 +228,8 @@ def evaluate_model(
             if progress is not None:
                 progress(len(chunk))
     rows += [row for _, row in kept]
-    return Evaluation(task, totals.count, totals.means(), per_sample, failures, contact_sheet(rows) if rows else None)
+    sheet = contact_sheet(rows) if rows else None
+    return Evaluation(task, totals.count, totals.means(), per_sample, failures, sheet, totals.counts)
 
 
 def _fitter(
@@ -281,9 +295,8 @@ def _segmenter_as_extract_runs_it(
                 )
         if progress is not None:
             progress(len(chunk))
-    return Evaluation(
-        "segmenter", totals.count, totals.means(), per_sample, failures, contact_sheet(rows) if rows else None
-    )
+    sheet = contact_sheet(rows) if rows else None
+    return Evaluation("segmenter", totals.count, totals.means(), per_sample, failures, sheet, totals.counts)
 
 
 PERSON_SIDE = ("person", "region", "photo")  # a try-on's inputs that come from the person (the rest: the garment)
@@ -377,9 +390,9 @@ def _scored(
     scores = score_batch(task, main, references, pool)
     for metric in perceptual:  # against what the image metrics compare with
         scores[metric.name] = metric(main, references["target" if "target" in references else "person"])
-    for name in SCALARS:
-        if name in items[0]:
-            scores[name] = np.concatenate([item[name] for item in items])
+    for name in SCALARS:  # (an item without one, or with NaN: left out of that score's mean)
+        if any(name in item for item in items):
+            scores[name] = np.concatenate([item.get(name, np.array([np.nan])) for item in items])
     return scores
 
 

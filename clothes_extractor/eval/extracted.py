@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import tempfile
 from concurrent.futures import Executor
 from pathlib import Path
@@ -44,6 +45,8 @@ from ..runtime.walk import MaskSource
 from .changes import PhotoChange
 from .datasets import Sample, load_sample_mask
 from .metrics import iou
+
+log = logging.getLogger(__name__)
 
 NO_GARMENT = "the segmenter finds no garment in this photo: extract writes nothing for it"
 
@@ -159,8 +162,7 @@ def _pair(
         "alone": np.array([float(prepared.ready is not None)]),
     }
     if sample.mask_kind != "none":  # (pairs without masks: nothing to score the mask used against)
-        truth = np.asarray(load_sample_mask(sample).resize(item.photo_size, Image.Resampling.NEAREST))
-        pair["mask_iou"] = iou(used[None], truth[None])
+        pair["mask_iou"] = _mask_iou(sample, used, item.photo_size)
     if prepared.ready is not None:  # shown alone: cut out, not generated; the photo and mask letterboxed
         photo = item.photo if isinstance(item.photo, Image.Image) else load_photo(item.job.photo)[0]
         pair["image"] = letterbox(photo, contract.size, contract.background_rgb)[0]
@@ -168,6 +170,17 @@ def _pair(
     else:
         pair["image"], pair["mask"] = prepared.inputs["image"], prepared.inputs["mask"]
     return pair
+
+
+def _mask_iou(sample: Sample, used: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The IoU of the mask used against the pair's own, [1]; NaN (left out of the mean, said) where
+    its mask file is missing or unreadable: the pair is scored all the same, its mask is not used."""
+    try:
+        truth = np.asarray(load_sample_mask(sample).resize(size, Image.Resampling.NEAREST))
+    except ClothesExtractorError as exc:
+        log.warning("%s: its mask_iou is left out: %s", sample.photo, exc)
+        return np.array([np.nan])
+    return iou(used[None], truth[None])
 
 
 def mask_at_photo_size(segmented: SegmentedMask, item: NeedsMask) -> np.ndarray:
