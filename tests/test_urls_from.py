@@ -240,7 +240,8 @@ def test_a_google_merchant_xml_feed_is_read_by_its_items(tiny_model_path, tmp_pa
 def test_a_google_feeds_other_images_each_get_their_garment(tiny_model_path, tmp_path, site):
     """Google Merchant Center's ``additional_image_link`` (a TSV cell of URLs between commas, or an
     XML item's repeated element): each of a product's other images is extracted too, named by its
-    id and place (``G-7_2``), once (one listed again, or as the main image, is not fetched twice)."""
+    id and place (``G-7_2``), once (one listed again, or as the main image, is not fetched twice);
+    one that is no URL is said to be in the column (the element) it is in."""
     folder, url, answers = site
     _photos(folder, "a.png", "b.png", "c.png")
     tsv = (
@@ -248,14 +249,17 @@ def test_a_google_feeds_other_images_each_get_their_garment(tiny_model_path, tmp
         f"G-7\tShirt\t{url}/a.png\t{url}/b.png,{url}/c.png,{url}/a.png\n"
         f"G-8\tCap\t{url}/c.png\t\n"
         f"G-9\tScarf\t\t{url}/b.png\n"  # (no main image: said; its other image extracted)
+        f"G-10\tBelt\t{url}/b.png\tphotos/belt-back.jpg\n"  # (a path where a URL should be)
     )
     (tmp_path / "feed.tsv").write_text(tsv)
     model = ("--model", tiny_model_path, *MODEL)
     done = run_cli("extract", "--urls-from", tmp_path / "feed.tsv", "-o", tmp_path / "tsv", *model)
-    assert done.returncode == 1 and "5 extracted" in done.stderr, done.stderr
+    assert done.returncode == 1 and "6 extracted" in done.stderr, done.stderr
     written = sorted(path.name for path in (tmp_path / "tsv").iterdir())
-    assert written == ["G-7.png", "G-7_2.png", "G-7_3.png", "G-8.png", "G-9_2.png"], written
+    assert written == ["G-10.png", "G-7.png", "G-7_2.png", "G-7_3.png", "G-8.png", "G-9_2.png"], written
     assert f"error: G-9: line 4 of {tmp_path / 'feed.tsv'} has no http(s) URL in its image_link column" in done.stderr
+    said = f"error: G-10_2: line 5 of {tmp_path / 'feed.tsv'} has no http(s) URL in its additional_image_link column"
+    assert f"{said}: 'photos/belt-back.jpg'" in done.stderr, done.stderr
     assert [path for path, _ in answers].count("/a.png") == 1  # (listed again as an other image: once)
     assert _pixels(tmp_path / "tsv" / "G-7_3.png").tobytes() == _pixels(tmp_path / "tsv" / "G-8.png").tobytes()
     (folder / "feed.xml").write_text(
@@ -263,11 +267,15 @@ def test_a_google_feeds_other_images_each_get_their_garment(tiny_model_path, tmp
         f"<item><g:id>X-1</g:id><g:image_link>{url}/a.png</g:image_link>"
         f"<g:additional_image_link>{url}/b.png</g:additional_image_link>"
         f"<g:additional_image_link> {url}/c.png </g:additional_image_link></item>\n"
-        f"<item><g:image_link>{url}/b.png</g:image_link></item>\n</channel></rss>\n"  # (no id: the URL's name)
+        f"<item><g:image_link>{url}/b.png</g:image_link></item>\n"  # (no id: the URL's name)
+        f"<item><g:id>X-3</g:id><g:image_link>{url}/c.png</g:image_link>"
+        "<g:additional_image_link>belt-back.jpg</g:additional_image_link></item>\n</channel></rss>\n"
     )
     done = run_cli("extract", "--urls-from", f"{url}/feed.xml", "-o", tmp_path / "xml", *model)
     written = sorted(path.name for path in (tmp_path / "xml").iterdir())
-    assert done.returncode == 0 and written == ["X-1.png", "X-1_2.png", "X-1_3.png", "b.png"], done.stderr
+    assert done.returncode == 1 and written == ["X-1.png", "X-1_2.png", "X-1_3.png", "X-3.png", "b.png"], done.stderr
+    said = f"error: X-3_2: item 3 of {url}/feed.xml has no http(s) URL in its g:additional_image_link: 'belt-back.jpg'"
+    assert said in done.stderr, done.stderr
 
 
 def test_a_shopify_export_names_a_products_images_by_its_handle_and_leaves_out_its_variants_rows(

@@ -7,8 +7,8 @@ output takes the URL's file name (``file_name``). Blank lines and ``#`` lines ar
 in ``--files-from``. A shop's product table (CSV, TSV, or cells between semicolons; Google
 Merchant Center's feed, an export) is read by its header: its ``image_link`` (or ``image_url``,
 ``image_src``, ``images``, ``url``) column, its ``id`` (or ``sku``, ``name``, ``handle``) column
-for the names; a cell of several URLs (WooCommerce's) by ``_each_image``, and so a product's other
-images (Google's ``additional_image_link``: ``_with_others``); a Shopify product export, a row for
+for the names; a cell of several URLs (WooCommerce's) and a product's other images (Google's
+``additional_image_link``) by ``_images_of`` and ``_each_image``; a Shopify product export, a row for
 each image and variant, by ``_products``. An XML feed (RSS or Atom: what a shop publishes for
 Google Merchant Center) is read by its items' ``g:image_link``, ``g:additional_image_link`` and
 ``g:id`` (``_items``). A line that is no URL, a name that leads outside ``-o``, two lines for one output,
@@ -83,6 +83,7 @@ class Feed:
         self.given: dict[Path, str] = {}  # each photo the job holds -> its URL, as messages name it
         # what the list holds: lines of URLs, a table's rows (``_columns``), an XML feed's items (``_items``)
         self.unit, self.url_field, self.name_fix = "line", "", WITH_NAME
+        self.others_field = ""  # (a table's or a feed's other images: ``OTHERS_COLUMN``)
         # an output -> the time its signature records (``resume.recorded_time``), where a rerun would
         # skip it while its image is the same: the server is asked whether the image changed since
         self.since: Callable[[Path], float | None] | None = None
@@ -91,13 +92,14 @@ class Feed:
         """The list's lines (of ``shard``'s share, by output name), each with its output's name,
         or why it has none."""
         what = f"--urls-from takes a URL a line (or {WITH_NAME}), or a table with a header"
-        for number, url, name in self._entries():
+        for number, url, name, other in self._entries():
             line = f"{self.unit} {number} of {self.shown_as}"
             if not is_url(url):
                 if not self.url_field:
                     error = f"{line} is not an http(s) URL: {url!r}; {what} ({', '.join(URL_COLUMNS)})"
                 else:  # (a product with no image, or a path where its URL should be)
-                    error = f"{line} has no http(s) URL in {self.url_field}" + (f": {url!r}" if url else "")
+                    field = self.others_field if other else self.url_field
+                    error = f"{line} has no http(s) URL in {field}" + (f": {url!r}" if url else "")
                 url = rel = name or line  # (the report's input; a share's, by it: each line said by one share)
             else:
                 rel, error = output_name(name or file_name(url))
@@ -105,11 +107,12 @@ class Feed:
             if shard is None or shard.holds(rel):
                 yield FeedLine(number, url, rel, error)
 
-    def _entries(self) -> Iterator[tuple[int, str, str]]:
-        """Each entry's line number, URL and output name: a line's URL and what follows its tab;
-        in a table (a first line that names ``URL_COLUMNS``: a shop's CSV or TSV product feed),
-        each row's cells of those columns; in an XML feed, each item's (``_items``).
-        ``InputError`` for a table whose header names none."""
+    def _entries(self) -> Iterator[tuple[int, str, str, bool]]:
+        """Each entry's line number, URL, output name and whether it is one of a product's other
+        images (``OTHERS_COLUMN``): a line's URL and what follows its tab; in a table (a first line
+        that names ``URL_COLUMNS``: a shop's CSV or TSV product feed), each row's cells of those
+        columns; in an XML feed, each item's (``_items``). ``InputError`` for a table whose header
+        names none."""
         import csv
 
         from ..runtime.walk import read_listing
@@ -121,14 +124,15 @@ class Feed:
         entries = read_listing(self.listing)
         header, first = next(entries, (0, ""))
         if first and not is_url(first.strip()) and _delimiter(first):
-            (url_at, name_at, others_at), url_column, position = _columns(first, header, self.shown_as)
+            (url_at, name_at, others_at), (url_column, others_column), position = _columns(first, header, self.shown_as)
             self.url_field, self.name_fix = f"its {url_column} column", "an id column"
+            self.others_field = f"its {others_column} column"
             with open(self.listing, encoding="utf-8-sig", errors="replace", newline="") as table:
                 rows = csv.reader(table, delimiter=_delimiter(first))
                 found = (
                     (
                         rows.line_num,
-                        _with_others(_cell(row, url_at), [_cell(row, others_at)]),
+                        _images_of(_cell(row, url_at), [_cell(row, others_at)]),
                         _cell(row, name_at),
                         _cell(row, position),
                     )
@@ -136,21 +140,22 @@ class Feed:
                     if rows.line_num > header and any(cell.strip() for cell in row)
                 )
                 found = _each_image(found)
-                yield from (entry[:3] for entry in found) if position is None else _products(found)
+                yield from (entry[:3] + entry[4:] for entry in found) if position is None else _products(found)
             return
         for number, entry in itertools.chain([(header, first)] if first else [], entries):
             url, _, name = entry.partition("\t")
-            yield number, url.strip(), name.strip()
+            yield number, url.strip(), name.strip(), False
 
-    def _items(self) -> Iterator[tuple[int, str, str]]:
+    def _items(self) -> Iterator[tuple[int, str, str, bool]]:
         """An XML feed's items (RSS ``<item>``, Atom ``<entry>``: Google Merchant Center's feed),
         each its number, its ``g:image_link`` and its ``g:id``, and as many more entries as it has
-        ``g:additional_image_link`` images (``ID_2``, ``ID_3``, as a table's: ``_with_others``), read
+        ``g:additional_image_link`` images (``ID_2``, ``ID_3``, as a table's: ``_images_of``), read
         as they come (each item let go once read: a feed of millions is not held); ``InputError``
         for XML that cannot be read."""
         import xml.etree.ElementTree as ET
 
         self.unit, self.url_field, self.name_fix = "item", "its g:image_link", "a g:id each"
+        self.others_field = f"its g:{OTHERS_COLUMN}"
         number, path = 0, []
         try:
             for event, element in ET.iterparse(self.listing, events=("start", "end")):
@@ -160,8 +165,9 @@ class Feed:
                 path.pop()
                 if element.tag.rpartition("}")[2] in ("item", "entry"):
                     number += 1
-                    urls = _with_others(_field(element, "image_link"), _fields(element, OTHERS_COLUMN))
-                    yield from (entry[:3] for entry in _each_image(iter([(number, urls, _field(element, "id"), "")])))
+                    urls = _images_of(_field(element, "image_link"), _fields(element, OTHERS_COLUMN))
+                    item = iter([(number, urls, _field(element, "id"), "")])
+                    yield from (entry[:3] + entry[4:] for entry in _each_image(item))
                     if path:
                         path[-1].remove(element)
         except ET.ParseError as exc:
@@ -274,17 +280,20 @@ def _fields(item, name: str) -> list[str]:
     return [(found.text or "").strip() for found in (*item.findall(f"{{{GOOGLE}}}{name}"), *item.findall(name))]
 
 
-def _with_others(url: str, others: list[str]) -> str:
-    """A product's image URL and those of its other images (``OTHERS_COLUMN``'s cells or elements,
-    each a URL or several between commas), each once, as one cell of URLs for ``_each_image``: the
-    first named by the product, the others ``NAME_2``, ``NAME_3`` (a product without its main image
-    still has that said, by its name)."""
-    urls = [url]
-    for cell in others:
-        for one in SEVERAL_URLS.split(cell):
+def _images_of(cell: str, others: list[str]) -> list[tuple[str, bool]]:
+    """A product's image URLs for ``_each_image``, each with whether it is one of its other images:
+    its URL cell's (one, or several between commas: WooCommerce's Images; the first named by the
+    product, the others ``NAME_2``, ``NAME_3``; an empty cell still an entry, so that a product
+    without its main image has that said, by its name), then those of its other images
+    (``OTHERS_COLUMN``'s cells or elements, each a URL or several between commas) not listed before."""
+    urls = [one.strip() for one in (SEVERAL_URLS.split(cell) if "," in cell else [cell])]
+    images = [(url, False) for url in urls]
+    for other in others:
+        for one in SEVERAL_URLS.split(other):
             if one.strip() and one.strip() not in urls:
                 urls.append(one.strip())
-    return ", ".join(urls)
+                images.append((one.strip(), True))
+    return images
 
 
 def _delimiter(header: str) -> str:
@@ -297,16 +306,17 @@ def _cell(row: list[str], at: int | None) -> str:
     return row[at].strip() if at is not None and at < len(row) else ""
 
 
-def _each_image(rows: Iterator[tuple[int, str, str, str]]) -> Iterator[tuple[int, str, str, str]]:
-    """A table's rows, one whose URL cell lists several images (WooCommerce's Images: ``URL, URL``)
-    an entry each: its first named by the row's name, the others by the name and their place
-    (``SKU_2``)."""
-    for number, url, name, position in rows:
-        for place, one in enumerate(SEVERAL_URLS.split(url) if "," in url else [url], 1):
-            yield number, one.strip(), name if place == 1 or not name else f"{name}_{place}", position
+def _each_image(
+    rows: Iterator[tuple[int, list[tuple[str, bool]], str, str]],
+) -> Iterator[tuple[int, str, str, str, bool]]:
+    """A table's rows (or a feed's items), one with several images (``_images_of``) an entry each:
+    its first named by the row's name, the others by the name and their place (``SKU_2``)."""
+    for number, images, name, position in rows:
+        for place, (url, other) in enumerate(images, 1):
+            yield number, url, name if place == 1 or not name else f"{name}_{place}", position, other
 
 
-def _products(rows: Iterator[tuple[int, str, str, str]]) -> Iterator[tuple[int, str, str]]:
+def _products(rows: Iterator[tuple[int, str, str, str, bool]]) -> Iterator[tuple[int, str, str, bool]]:
     """The entries of a table that lists a product's images a row each, by ``POSITION_COLUMN``
     (Shopify's export: a product's rows one after the other): a product's first image is named
     by the product (``shirt``), its others by the product and their position (``shirt_2``: a
@@ -314,7 +324,7 @@ def _products(rows: Iterator[tuple[int, str, str, str]]) -> Iterator[tuple[int, 
     out, and a product none of whose rows has one is its first row, which says so."""
     images: dict[str, int] = {}  # a product's name -> its images so far
     bare = None  # the first row of the product of the rows before, while none of them has an image
-    for number, url, name, position in rows:
+    for number, url, name, position, other in rows:
         if bare is not None and name != bare[2]:
             if not images[bare[2]]:
                 yield bare
@@ -322,20 +332,22 @@ def _products(rows: Iterator[tuple[int, str, str, str]]) -> Iterator[tuple[int, 
         if name and url:
             images[name] = images.get(name, 0) + 1
             at = int(position) if position.isdigit() and int(position) > 0 else images[name]
-            yield number, url, name if at == 1 else f"{name}_{at}"
+            yield number, url, name if at == 1 else f"{name}_{at}", other
         elif not name:
-            yield number, url, name
+            yield number, url, name, other
         elif name not in images:
-            images[name], bare = 0, (number, url, name)
+            images[name], bare = 0, (number, url, name, other)
     if bare is not None and not images[bare[2]]:
         yield bare
 
 
-def _columns(header: str, number: int, shown_as: str) -> tuple[tuple[int, int | None, int | None], str, int | None]:
+def _columns(
+    header: str, number: int, shown_as: str
+) -> tuple[tuple[int, int | None, int | None], tuple[str, str], int | None]:
     """The places of the image URL's column, the output name's and the other images' in a table's
     ``header`` line (the first of ``URL_COLUMNS``, of ``NAME_COLUMNS`` it names, ``OTHERS_COLUMN``;
-    in any case, spaces as ``_``), the first's name as given, and the place of its ``POSITION_COLUMN``
-    (or None); ``InputError`` where it names no image column."""
+    in any case, spaces as ``_``), the names of the first and the last as given, and the place of its
+    ``POSITION_COLUMN`` (or None); ``InputError`` where it names no image column."""
     import csv
 
     cells = next(csv.reader([header], delimiter=_delimiter(header)))
@@ -349,7 +361,8 @@ def _columns(header: str, number: int, shown_as: str) -> tuple[tuple[int, int | 
         )
     position = names.index(POSITION_COLUMN) if POSITION_COLUMN in names else None
     others = names.index(OTHERS_COLUMN) if OTHERS_COLUMN in names else None
-    return (found[0], found[1], others), cells[found[0]].strip(), position
+    named = (cells[found[0]].strip(), cells[others].strip() if others is not None else OTHERS_COLUMN)
+    return (found[0], found[1], others), named, position
 
 
 def output_name(name: str) -> tuple[str, str | None]:
