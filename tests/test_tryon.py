@@ -168,6 +168,33 @@ def test_a_sheet_shows_each_pair_person_garment_and_dressed_and_never_replaces_a
     assert written.read_bytes() == before and not (persons / "sheet.png").exists()
 
 
+def test_a_sheet_of_garments_from_photos_shows_the_catalog_image_each_was_dressed_in(tiny_tryon_path, tmp_path):
+    """``--garment-from``: the garment a sheet row shows is the catalog image stage one made of
+    the photo (what ``extract`` makes of it), not the photo, though that file is gone by then."""
+    from clothes_extractor.runtime.fitting import letterbox
+    from clothes_extractor.runtime.images import load_photo
+
+    photo, person = ROOT / "examples" / "photos" / "figure-5.jpg", ROOT / "examples" / "photos" / "figure-6.jpg"
+    sheet, model = tmp_path / "sheet.png", ["--model", tiny_tryon_path, "--provider", "cpu"]
+    done = run_cli("tryon", "--person", person, "--garment-from", photo, "-o", tmp_path / "5-on-6.png",
+                   "--sheet", sheet, *model)  # fmt: skip
+    assert done.returncode == 0 and f"contact sheet: {sheet}" in done.stderr, done.stderr
+    made = run_cli("extract", photo, "-o", tmp_path / "catalog.png", "--output-size", "model")
+    assert made.returncode == 0, made.stderr
+    with new_session(tiny_tryon_path, "cpu") as session:
+        h, w = session.contract.size
+    tile = np.asarray(Image.open(sheet).convert("RGB"))[4 : 4 + h, 4 + (w + 4) : 4 + (w + 4) + w]
+    catalog = letterbox(load_photo(tmp_path / "catalog.png", role="garment image")[0], (h, w), (255, 255, 255))[0]
+    assert np.array_equal(tile, catalog)
+    assert not np.array_equal(tile, letterbox(load_photo(photo)[0], (h, w), (255, 255, 255))[0])
+    # that catalog image given as the garment (extract, then tryon --garment): drawn as it is
+    again = run_cli("tryon", "--person", person, "--garment", tmp_path / "catalog.png", "-o", tmp_path / "again.png",
+                    "--sheet", tmp_path / "again-sheet.png", *model)  # fmt: skip
+    assert again.returncode == 0 and "contact sheet:" in again.stderr, again.stderr
+    tile = np.asarray(Image.open(tmp_path / "again-sheet.png").convert("RGB"))[4 : 4 + h, 4 + (w + 4) : 4 + (w + 4) + w]
+    assert np.array_equal(tile, catalog)
+
+
 def test_the_output_is_never_one_of_the_inputs(tiny_tryon_path, tryon_folders, tmp_path):
     persons, garments = tryon_folders
     person, garment = persons / TRYON_PERSONS[0], garments / "g0.png"

@@ -36,7 +36,7 @@ from .one_output import (
     write_to_stdout,
 )
 from .reports import SHEET_ROWS, SHEET_SUFFIXES, Report, check_side_files, report_dry_run, write_sheet
-from .tryon_summary import Failures, error_line, say_watched, summarise
+from .tryon_summary import Failures, error_line, say_watched, sheet_row, summarise
 from .watching import check_tryon_watch, stopped_by_signals
 
 if TYPE_CHECKING:
@@ -310,11 +310,11 @@ def _run(
     progress = Progress(None if watcher else total, "pair", "tryon")
     failed = Failures()
     failing = FailingPhotos()  # a watch's pairs whose last try failed (said): a photo written again may come
-    drawn: list[tuple[Path, Path, Path]] = []  # the first pairs dressed, for --sheet: their files
+    drawn: list[tuple[Path | Any, ...]] = []  # the first pairs dressed, for --sheet (``sheet_row``)
 
     def on_result(result: DressResult) -> None:
         if result.status == "ok" and options["sheet"] is not None and len(drawn) < SHEET_ROWS:
-            drawn.append((Path(result.person), Path(result.garment), Path(result.output)))
+            drawn.append(sheet_row(result))
         result = as_given(result, options["given"], ("person", "garment"))
         failing_now = int(result.status == "error")
         if watcher is not None:  # (a watch's errors are said as they come, and their end)

@@ -1,5 +1,5 @@
 """What a ``tryon`` run tells its terminal: each failed pair (an input that failed many of them
-said once, with how many), and the job's summary line."""
+said once, with how many), and the job's summary line; and what its ``--sheet`` shows of a pair."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..errors import InputError, renamed
+from ..errors import ClothesExtractorError, InputError, renamed
 from .common import MAX_FAILURES_SHOWN
 
 
@@ -17,6 +17,21 @@ def error_line(result: Any) -> str:
     """A failed pair and its reason, the pair named once (the reason may name one of them)."""
     pair = f"{result.person} + {result.garment}" if result.garment else result.person
     return f"{pair}: {renamed(result.error, {result.person: '', **({result.garment: ''} if result.garment else {})})}"
+
+
+def sheet_row(result: Any) -> tuple[Any, ...]:
+    """A dressed pair's ``--sheet`` row, person | garment | dressed: their files, but the garment
+    read now where it is the catalog image stage one made of a garment photo (``--garment-from``:
+    a temporary file, gone by the job's end; the photo where it cannot be read)."""
+    from ..runtime.images import load_photo
+
+    garment: Any = Path(result.garment)
+    if result.catalog is not None:
+        try:
+            garment = load_photo(Path(result.catalog), role="garment image")[0]
+        except ClothesExtractorError:
+            pass
+    return Path(result.person), garment, Path(result.output)
 
 
 class Failures:

@@ -84,13 +84,21 @@ def extraction_sheet(results: Sequence, size: tuple[int, int]) -> Image.Image:
     return contact_sheet(rows)
 
 
-def dressing_sheet(pairs: Sequence[tuple[Path, Path, Path]], size: tuple[int, int]) -> Image.Image:
+def dressing_sheet(pairs: Sequence[tuple[Path | Image.Image, ...]], size: tuple[int, int]) -> Image.Image:
     """Rows of person | garment | dressed for finished ``tryon`` pairs (the person photo, the garment
-    image or photo, the output written), each letterboxed on white into ``size`` (h, w)."""
+    image, the output written: each a file, or an image read already), each letterboxed on white
+    into ``size`` (h, w)."""
     rows = []
-    for files in pairs:
-        rows.append([letterbox(load_photo(path)[0], size, (255, 255, 255))[0] for path in files])
+    for files in pairs:  # (each read as what it is: a garment image extract wrote is no photo to refuse)
+        images = [
+            file if isinstance(file, Image.Image) else load_photo(file, role=role)[0]
+            for file, role in zip(files, DRESSING_ROLES, strict=True)
+        ]
+        rows.append([letterbox(image, size, (255, 255, 255))[0] for image in images])
     return contact_sheet(rows)
+
+
+DRESSING_ROLES = ("person photo", "garment image", "dressed photo")  # a dressing sheet's columns
 
 
 def _checkerboard(size: tuple[int, int]) -> Image.Image:

@@ -92,13 +92,18 @@ class DressResult:
     error: str | None = None
     size: tuple[int, int] | None = None  # (height, width) written
     error_of: str | None = None  # "person" or "garment": the one input the error is about, where it is one
+    # the catalog image stage one made of a garment photo (``--garment-from``), while the pair's window
+    # lasts: a temporary file, so never in a report (``to_json``)
+    catalog: str | None = None
 
     @classmethod
     def of(cls, job: DressJob, status: str, error: str | None = None, size=None, error_of=None) -> "DressResult":
-        return cls(str(job.person), str(job.photo or job.garment), status, str(job.output), error, size, error_of)
+        catalog = str(job.garment) if job.photo is not None else None
+        garment = str(job.photo or job.garment)
+        return cls(str(job.person), garment, status, str(job.output), error, size, error_of, catalog)
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        return {name: value for name, value in dataclasses.asdict(self).items() if name != "catalog"}
 
 
 @dataclass
