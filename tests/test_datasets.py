@@ -208,6 +208,24 @@ def test_photos_without_a_catalog_image_are_left_out_and_said_so(synthetic, capl
     assert len(load_samples(synthetic, "all", require_garment=False)) == 20 and not caplog.records  # (a segmenter's)
 
 
+def test_a_photo_without_its_mask_file_is_listed_and_copied_as_it_is(tmp_path, synthetic, caplog):
+    """A triplets folder's photo whose mask file is missing is a sample (as a VITON photo without
+    its parse map is): loading it says which file is missing, a smaller copy has it without a mask
+    too, said (it was left out of every split without a word)."""
+    next((synthetic / "mask").glob("000004.*")).unlink()
+    samples = load_samples(synthetic, "all")
+    assert len(samples) == 20 and samples[4].name == "000004"
+    with pytest.raises(InputError, match=r"the garment mask of 000004.jpg is missing: .*mask/000004.png"):
+        load_sample(samples[4])
+    with caplog.at_level("WARNING", logger="clothes_extractor.data.downsample"):
+        assert downsample_dataset(synthetic, tmp_path / "small", 32, files=6) == 6
+    copied = {folder: sorted(p.stem for p in (tmp_path / "small" / folder).iterdir()) for folder in ("photo", "mask")}
+    assert copied["photo"] == [f"00000{i}" for i in range(6)] and "000004" not in copied["mask"]
+    assert len(copied["mask"]) == 5
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 1 and said[0].endswith("have no mask file there, and none in the copy either: 000004.jpg"), said
+
+
 def test_downsample_keeps_layout_labels_and_pairs(tmp_path, synthetic):
     written = downsample_dataset(synthetic, tmp_path / "small", 32, files=5)
     assert written == 5 and layout_of(tmp_path / "small") == "triplets"

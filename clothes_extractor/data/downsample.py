@@ -10,6 +10,7 @@ the pairs files name only those.
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +21,8 @@ from ..eval.datasets import pairs_files, split_folders, split_samples
 from ..runtime.colour import to_srgb
 from ..runtime.files import filled_folder, write_atomic
 from ..runtime.images import open_image
+
+log = logging.getLogger(__name__)
 
 
 def _splits(src: Path) -> list[Path]:
@@ -80,11 +83,14 @@ def downsample_dataset(
         raise InputError("the destination must differ from the source")
     splits = {split: split_samples(split)[:files] for split in _splits(src)}
     total, written = sum(map(len, splits.values())), 0
+    unmasked: list[str] = []  # the photos copied without a mask file: they have none in ``src`` either
     with filled_folder(dst, "the destination") as temp:
         for split, samples in splits.items():
             for sample in samples:
                 _resize(sample.photo, temp / sample.photo.relative_to(src), height, nearest=False, width_given=width)
-                if sample.mask_kind != "none":  # (pairs have none)
+                if sample.mask_kind != "none" and not sample.mask.is_file():  # (pairs have none)
+                    unmasked.append(sample.photo.name)  # (copied as it is: without, said below)
+                elif sample.mask_kind != "none":
                     mask_to = temp / sample.mask.relative_to(src)
                     _resize(sample.mask, mask_to, height, nearest=sample.mask_kind != "file", photo=False)
                 if sample.garment is not None:
@@ -99,4 +105,9 @@ def downsample_dataset(
                         line for line in pairs.read_text().splitlines() if line.split()[:1] and line.split()[0] in kept
                     ]
                     write_atomic(temp / pairs.relative_to(src), ("\n".join(lines) + "\n").encode(), sync=False)
+    if unmasked:
+        named = ", ".join(unmasked[:5]) + (f" and {len(unmasked) - 5} more" if len(unmasked) > 5 else "")
+        log.warning(
+            "%d photo(s) of %s have no mask file there, and none in the copy either: %s", len(unmasked), src, named
+        )
     return written
