@@ -392,3 +392,23 @@ def test_a_served_model_written_again_keeps_its_precision_and_weights(precision,
     if precision == "fp16":
         done = CliRunner().invoke(cli, ["export", str(source), "-o", str(tmp_path / "x.onnx"), "--weights", "fp32"])
         assert done.exit_code == 2 and "computes in fp16: --weights fp32 needs --precision fp32" in done.output
+
+
+def test_validating_on_a_dataset_passes_over_a_sample_that_cannot_be_read(tiny_model_path, tmp_path, caplog):
+    """``export --validate-on DATA``: the first samples that can be read (a photo without its
+    mask file, listed since the 70th stop, is passed over and said); none at all: a clear error."""
+    from clothes_extractor.data.synth import write_synthetic
+    from clothes_extractor.errors import InputError
+    from clothes_extractor.export.onnx_export import dataset_inputs
+
+    write_synthetic(tmp_path / "syn", 4, seed=2, size=TINY_SIZE)
+    (tmp_path / "syn" / "mask" / "000000.png").unlink()
+    with ModelSession(tiny_model_path, "cpu") as session:
+        with caplog.at_level("WARNING", logger="clothes_extractor.export.onnx_export"):
+            inputs = dataset_inputs(tmp_path / "syn", session.contract, count=2)
+        assert inputs["image"].shape[0] == 2 and "1 sample(s) of" in caplog.text and "000000.jpg" in caplog.text
+        assert dataset_inputs(tmp_path / "syn", session.contract)["image"].shape[0] == 3  # (all that can be)
+        for name in ("000001", "000002", "000003"):
+            (tmp_path / "syn" / "mask" / f"{name}.png").unlink()
+        with pytest.raises(InputError, match=r"no sample of .*syn can be read to validate the export with: .*000000"):
+            dataset_inputs(tmp_path / "syn", session.contract)

@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .. import __version__
-from ..errors import ExportError, MissingDependencyError
+from ..errors import ClothesExtractorError, ExportError, InputError, MissingDependencyError
 from ..eval.synthetic import synthetic_feeds
 from ..runtime.contract import FitSettings, ModelContract
 from ..runtime.files import write_atomic
@@ -255,11 +255,24 @@ def seeded_inputs(contract: ModelContract, count: int, seed: int = 0, photo_size
 
 
 def dataset_inputs(data_dir: Path, contract: ModelContract, count: int = 16) -> dict[str, np.ndarray]:
-    """Up to ``count`` real photos and masks of a dataset, fitted as serving fits them."""
+    """Up to ``count`` real photos and masks of a dataset, fitted as serving fits them: the first
+    that can be read (one that cannot, its mask file missing, is passed over and said);
+    ``InputError`` where none can."""
     from ..eval.datasets import load_fitted, load_samples
 
-    samples = load_samples(Path(data_dir), "all", require_garment=task_of(contract.task).needs_garment)[:count]
-    arrays = [load_fitted(s, contract) for s in samples]
+    samples = load_samples(Path(data_dir), "all", require_garment=task_of(contract.task).needs_garment)
+    arrays, unread = [], []
+    for sample in samples:
+        try:
+            arrays.append(load_fitted(sample, contract))
+        except ClothesExtractorError as exc:
+            unread.append(f"{sample.photo}: {exc}")
+        if len(arrays) == count:
+            break
+    if unread:
+        log.warning("%d sample(s) of %s passed over, they cannot be read: %s", len(unread), data_dir, unread[0])
+    if not arrays:
+        raise InputError(f"no sample of {data_dir} can be read to validate the export with: {unread[0]}")
     return {spec.name: np.stack([a[spec.name] for a in arrays]) for spec in contract.inputs}
 
 
