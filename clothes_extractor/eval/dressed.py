@@ -17,6 +17,7 @@ from concurrent.futures import Executor
 from typing import Any, Sequence
 
 import numpy as np
+from PIL import Image
 
 from ..errors import ClothesExtractorError, InputError
 from ..runtime.dressing import Dresser, Fitted, paste
@@ -83,3 +84,13 @@ def window_in(window: tuple[float, float, float, float], shape: tuple[int, ...])
     height, width = shape[:2]
     x0, y0 = max(0, round(window[0])), max(0, round(window[1]))
     return x0, y0, max(x0 + 1, min(width, round(window[2]))), max(y0 + 1, min(height, round(window[3])))
+
+
+def pasted(upsampled: np.ndarray, items: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """A model-size try-on's output, upsampled to its targets, put into them through its region
+    (bilinear) as ``tryon`` pastes it into the photo: outside the region, the photo's own pixels."""
+    size = upsampled.shape[2:0:-1]
+    regions = np.stack([np.asarray(Image.fromarray(item["region"][..., 0]).resize(size, Image.Resampling.BILINEAR))
+                        for item in items])[..., None] / 255.0  # fmt: skip
+    targets = np.stack([item["target"] for item in items])
+    return np.rint(regions * upsampled + (1 - regions) * targets).astype(np.uint8)

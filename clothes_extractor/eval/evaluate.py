@@ -25,7 +25,7 @@ from ..errors import ClothesExtractorError, InputError
 from ..tasks import task_of
 from .changes import PhotoChange
 from .datasets import LABELLED, SEGMENTER_MASKS, Sample, load_fitted, load_sample_mask, no_masks
-from .dressed import dressed, dresser_for
+from .dressed import dressed, dresser_for, pasted
 from .extracted import extract_plan, extracted, mask_at_photo_size, scratch, to_target_size
 from .metrics import class_iou, image_metrics, iou
 from .sheets import contact_sheet, sheet_row
@@ -363,7 +363,7 @@ def _score_group(
     if "target" in items[0] and contract.task in ("generator", "tryon"):
         outputs = to_target_size(outputs, main_name, items[0]["target"].shape[:2])
         if contract.task == "tryon" and not contract.catalog_resolution:
-            outputs[main_name] = _pasted(outputs[main_name], items)
+            outputs[main_name] = pasted(outputs[main_name], items)
     for name in ("alpha", "labels"):
         if name in outputs:
             for item, value in zip(items, outputs[name], strict=True):
@@ -394,13 +394,3 @@ def _scored(
         if any(name in item for item in items):
             scores[name] = np.concatenate([item.get(name, np.array([np.nan])) for item in items])
     return scores
-
-
-def _pasted(upsampled: np.ndarray, items: list[dict[str, np.ndarray]]) -> np.ndarray:
-    """A model-size try-on's output, upsampled to its targets, put into them through its region
-    (bilinear) as ``tryon`` pastes it into the photo: outside the region, the photo's own pixels."""
-    size = upsampled.shape[2:0:-1]
-    regions = np.stack([np.asarray(Image.fromarray(item["region"][..., 0]).resize(size, Image.Resampling.BILINEAR))
-                        for item in items])[..., None] / 255.0  # fmt: skip
-    targets = np.stack([item["target"] for item in items])
-    return np.rint(regions * upsampled + (1 - regions) * targets).astype(np.uint8)
