@@ -514,7 +514,8 @@ def test_stage_one_goes_a_window_of_pairs_at_a_time(models, tryon_folders, tmp_p
     persons is extracted once. The same bytes as in one window."""
     from clothes_extractor.runtime.dress_jobs import run_dressing
     from clothes_extractor.runtime.dressing import Dresser
-    from clothes_extractor.runtime.pairs import Pairs, dress_from_photos, dress_jobs, extract_garments
+    from clothes_extractor.runtime.pairs import Pairs, dress_jobs
+    from clothes_extractor.runtime.stage_one import dress_from_photos, extract_garments
 
     persons, _ = tryon_folders
     worn = tmp_path / "worn"

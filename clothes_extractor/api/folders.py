@@ -247,7 +247,8 @@ def dress_folder(
     from ..runtime.files import check_local, check_output_dir, from_file_uri, remove_stale_partials
     from ..runtime.images import OUTPUT_FORMATS
     from ..runtime.limits import check_batch_size
-    from ..runtime.pairs import check_output_folder, dress_from_photos, dress_jobs, extract_garments
+    from ..runtime.pairs import check_output_folder, dress_jobs
+    from ..runtime.stage_one import dress_from_photos, extract_garments
 
     started = time.perf_counter()
     person, garment, output = (from_file_uri(value) for value in (person, garment, output))

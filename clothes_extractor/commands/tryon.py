@@ -40,7 +40,8 @@ from .tryon_summary import Failures, error_line, say_watched, sheet_row, summari
 from .watching import check_tryon_watch, stopped_by_signals
 
 if TYPE_CHECKING:
-    from ..runtime.pairs import Catalog, Pairs
+    from ..runtime.pairs import Pairs
+    from ..runtime.stage_one import Catalog
 
 
 class _InputsAsOptions(click.Command):
@@ -267,7 +268,8 @@ def _run(
     from ..eval.sheets import dressing_sheet
     from ..runtime.dress_jobs import DressResult, preview_dressing, run_dressing
     from ..runtime.files import check_output_dir, check_writable_file, remove_stale_partials
-    from ..runtime.pairs import check_output_folder, dress_from_photos, dress_jobs
+    from ..runtime.pairs import check_output_folder, dress_jobs
+    from ..runtime.stage_one import dress_from_photos
     from ..runtime.stages import FailingPhotos
 
     out_dir = output.parent if single else output
@@ -379,7 +381,7 @@ class _StageOne:
     def __call__(self, photos: list[Path], into: Path) -> tuple[Catalog, str | None]:
         from tqdm import tqdm
 
-        from ..runtime.pairs import extract_garments
+        from ..runtime.stage_one import extract_garments
 
         # (above the progress bar, on a terminal)
         tqdm.write(f"extracting the garments of {len(photos)} photo(s) with {self.generator.path.name}", sys.stderr)

@@ -167,7 +167,7 @@ def run_dressing(
     them (``watched``: a watch's, ``runtime.watch``, between its walks) says none is ready now:
     once none has been for ``IDLE_S`` the pairs gathered are dressed as a short batch, and the
     pairs read are dressed and written; the summary counts a pair given again by its last try.
-    ``tally``: the summary to count into (a job of several runs: ``pairs.dress_from_photos``).
+    ``tally``: the summary to count into (a job of several runs: ``stage_one.dress_from_photos``).
 
     An output these models already wrote (its signature) is skipped unless ``overwrite``.
     ``workers`` threads (default: one per core, at most 16) read the next batch (a garment
