@@ -653,3 +653,65 @@ def test_a_folder_with_no_images_says_what_it_holds(tmp_path):
     garment.touch()
     with pytest.raises(InputError, match=r"no images found in .*persons: the files there \(1 \.txt\) are not named"):
         Pairs(persons, garment).count()
+
+
+def test_every_person_in_every_garment_a_garment_at_a_time(models, tryon_folders, tmp_path):
+    """``all_pairs`` (``tryon --all-pairs``): two folders, every person in every garment, the pairs
+    of one garment after the other (each garment read once a batch), with the pixels of ``dress``;
+    a folder entry that cannot be read said once, not once a garment (a photo that cannot be
+    decoded fails each of its pairs, as in any job); of two garments that would write the same
+    outputs, the second said once and not dressed; a rerun skips them all."""
+    persons, garments = tryon_folders
+    (persons / "broken.jpg").write_bytes(b"not a photo")
+    os.symlink("loop.jpg", persons / "loop.jpg")  # (a symbolic link loop: the walk cannot read it)
+    shutil.copy(garments / "g1.png", garments / "g1.webp")  # (after g1.png: same outputs)
+    out, seen, totals = tmp_path / "out", [], []
+    summary = dress_folder(persons, garments, out, **models, all_pairs=True, on_start=totals.append,
+                           on_result=seen.append, batch_size=4)  # fmt: skip
+    assert (summary.ok, summary.failed) == (6, 4) and totals == [10]
+    people = [Path(name).stem for name in sorted(TRYON_PERSONS)]
+    assert files(out) == sorted(f"{person}__{garment}.png" for person in people for garment in ("g0", "g1"))
+    dressed = [(Path(r.person).stem, Path(r.garment).stem) for r in seen if r.status == "ok"]
+    assert dressed == [(person, "g0") for person in people] + [(person, "g1") for person in people]  # garment-major
+    errors = {Path(r.person).name: r.error for r in seen if r.status == "error"}
+    assert sorted(Path(r.person).name for r in seen if r.status == "error") == [
+        "broken.jpg", "broken.jpg", "g1.webp", "loop.jpg"
+    ], errors  # fmt: skip
+    assert "its pairs' outputs would be those of g1.png: rename one of the two garments" in errors["g1.webp"]
+    expected = dress(persons / TRYON_PERSONS[1], garments / "g1.png", **models)
+    written = Image.open(out / f"{Path(TRYON_PERSONS[1]).stem}__g1.png").convert("RGB")
+    assert np.array_equal(np.asarray(written), np.asarray(expected))
+    again = dress_folder(persons, garments, out, **models, all_pairs=True)
+    assert (again.ok, again.skipped, again.failed) == (0, 6, 4)
+    for kwargs, said in (
+        ({"pairs": [("figure-2.jpg", "g0.png")]}, "no pairs=, recursive="),
+        ({"recursive": True}, "no pairs=, recursive="),
+    ):
+        with pytest.raises(ValueError, match=said):
+            dress_folder(persons, garments, tmp_path / "x", **models, all_pairs=True, **kwargs)
+    with pytest.raises(ValueError, match="give two folders"):
+        dress_folder(persons, garments / "g0.png", tmp_path / "x", **models, all_pairs=True)
+    with pytest.raises(ValueError, match=r"both folders: give pairs= to say who wears what, or all_pairs=True"):
+        dress_folder(persons, garments, tmp_path / "x", **models)
+    empty = tmp_path / "no-garments"
+    empty.mkdir()
+    with pytest.raises(InputError, match=f"no images found in {empty}"):
+        dress_folder(persons, empty, tmp_path / "x", **models, all_pairs=True)
+    assert not (tmp_path / "x").exists()
+
+
+def test_tryon_all_pairs_on_the_command_line(tryon_folders, tmp_path):
+    persons, garments = tryon_folders
+    out = tmp_path / "out"
+    done = run_cli("tryon", "--person", persons, "--garment", garments, "--all-pairs", "-o", out)
+    assert done.returncode == 0 and "dressing 6 pair(s)" in done.stderr and len(files(out)) == 6, done.stderr
+    for extra, said in (
+        ((), "both folders: give --pairs FILE to say who wears what, or --all-pairs to dress every person in"),
+        (("--all-pairs", "-r"), "--all-pairs takes the photos of the two folders themselves"),
+        (("--all-pairs", "--pairs", __file__), "--all-pairs pairs every person with every garment, --pairs names"),
+    ):
+        refused = run_cli("tryon", "--person", persons, "--garment", garments, "-o", tmp_path / "x", *extra)
+        assert refused.returncode == 2 and said in " ".join(refused.stderr.split()), refused.stderr
+    one = run_cli("tryon", "--person", persons, "--garment", garments / "g0.png", "--all-pairs", "-o", tmp_path / "x")
+    assert one.returncode == 2 and "--person and the garment must be folders" in one.stderr, one.stderr
+    assert not (tmp_path / "x").exists()

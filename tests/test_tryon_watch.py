@@ -127,6 +127,42 @@ def test_dress_folder_watch_dresses_new_persons_and_redoes_all_when_the_garment_
         dress_folder(hot / TRYON_PERSONS[0], worn, tmp_path / "o2", **models, watch=stop)
 
 
+def test_every_person_in_every_garment_watched_both_folders(models, tryon_folders, tmp_path):
+    """``all_pairs`` watched: a garment that comes is dressed on every person there, a person that
+    comes in every garment there; nothing is dressed twice."""
+    persons, garments = tryon_folders
+    people, clothes = tmp_path / "people", tmp_path / "clothes"
+    people.mkdir()
+    clothes.mkdir()
+    _written(people / TRYON_PERSONS[0], persons / TRYON_PERSONS[0])
+    _written(clothes / "g0.png", garments / "g0.png")
+    stop, results, ended = threading.Event(), [], {}
+
+    def run() -> None:
+        ended["summary"] = dress_folder(
+            people, clothes, tmp_path / "out", **models, all_pairs=True, watch=stop, on_result=results.append
+        )
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        _until(lambda: len(results) == 1)
+        _written(clothes / "g1.png", garments / "g1.png")  # a garment comes: on the one person
+        _until(lambda: len(results) == 2)
+        _written(people / TRYON_PERSONS[1], persons / TRYON_PERSONS[1])  # a person comes: in both garments
+        _until(lambda: len(results) == 4)
+        time.sleep(2.5)  # (a walk more: nothing is given twice)
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+    assert not worker.is_alive() and [r.status for r in results] == ["ok"] * 4, results
+    first, second = (Path(name).stem for name in TRYON_PERSONS[:2])
+    assert sorted(os.listdir(tmp_path / "out")) == sorted(
+        f"{person}__{garment}.png" for person in (first, second) for garment in ("g0", "g1")
+    )
+    assert ended["summary"].ok == 4
+
+
 def test_a_watched_folder_of_persons_that_goes_is_waited_for_not_failed(tryon_folders, tmp_path, caplog):
     from clothes_extractor.runtime.pairs import Pairs
     from clothes_extractor.runtime.watch import Watch, pair_job, watched_pairs

@@ -215,11 +215,13 @@ def dress_folder(
     cancel: threading.Event | None = None,
     resolution: str = "photo",
     watch: threading.Event | None = None,
+    all_pairs: bool = False,
 ) -> DressingSummary:
     """``tryon``'s folder job: each person of ``person`` dressed in each garment of
     ``garment`` (a photo or a folder each; at most one a folder), or, with both folders, the
     ``pairs`` named (a pairs file of ``PERSON GARMENT`` lines, as VITON's
-    ``test_pairs.txt``, or a sequence of (person, garment) names in the two folders); each
+    ``test_pairs.txt``, or a sequence of (person, garment) names in the two folders), or with
+    ``all_pairs`` every person in every garment (``tryon --all-pairs``); each
     to ``output/PERSON__GARMENT.<output_format>``. ``recursive``: the photos in the
     subfolders of the folder too, each output in the same subfolder under ``output``.
 
@@ -262,7 +264,7 @@ def dress_folder(
         raise ValueError(f"workers must be >= 1, got {workers}")
     if recursive and pairs is not None:
         raise ValueError("recursive walks a folder, pairs= names the files in it: give one of them")
-    found = _find_pairs(persons, garments, pairs, recursive, shard, out_dir)
+    found = _find_pairs(persons, garments, pairs, recursive, shard, out_dir, all_pairs)
     if watch is not None and (pairs is not None or not (persons.is_dir() or garments.is_dir())):
         why = "leave out pairs (a list is taken once)" if pairs is not None else "neither person nor garment is one"
         raise InputError(f"watch watches a folder for the photos that come: {why}")
@@ -329,9 +331,11 @@ def dress_folder(
     return summary
 
 
-def _find_pairs(persons: Path, garments: Path, pairs, recursive: bool, shard: str | None, out_dir: Path):
+def _find_pairs(
+    persons: Path, garments: Path, pairs, recursive: bool, shard: str | None, out_dir: Path, every: bool = False
+):
     """``dress_folder``'s pairs (``runtime.pairs.Pairs``: those of ``shard``; with
-    ``recursive``, a tree walked without ``out_dir``)."""
+    ``recursive``, a tree walked without ``out_dir``; ``every``: every person x every garment)."""
     from ..runtime.pairs import Pairs, Tree, read_pairs
     from ..runtime.shards import Shard
 
@@ -342,9 +346,17 @@ def _find_pairs(persons: Path, garments: Path, pairs, recursive: bool, shard: st
         share = Shard.parse(shard) if shard is not None else None
     except ValueError as exc:
         raise ValueError(f"shard {exc}") from None
+    if every:
+        if pairs is not None or recursive:
+            raise ValueError("all_pairs pairs every person with every garment of two folders: no pairs=, recursive=")
+        if not (persons.is_dir() and garments.is_dir()):
+            raise ValueError("all_pairs dresses every person of a folder in every garment of another: give two folders")
+        return Pairs(persons, garments, shard=share, every=True)
     if pairs is None:
         if persons.is_dir() and garments.is_dir():
-            raise ValueError("person and garment are both folders: give pairs= to say who wears what")
+            raise ValueError(
+                "person and garment are both folders: give pairs= to say who wears what, or all_pairs=True"
+            )
         return Pairs(persons, garments, tree=Tree.of(persons, garments, recursive), exclude=[out_dir], shard=share)
     if not (persons.is_dir() and garments.is_dir()):
         raise ValueError("pairs= names files in folders: person and garment must be folders")

@@ -18,7 +18,6 @@ from .common import (
     Progress,
     batch_size_option,
     check_stdin_piped,
-    note_unsearched,
     once,
     report_options,
     reports_errors,
@@ -36,6 +35,7 @@ from .one_output import (
     write_to_stdout,
 )
 from .reports import SHEET_ROWS, SHEET_SUFFIXES, Report, check_side_files, report_dry_run, write_sheet
+from .tryon_pairs import check_pairs_options, find_pairs
 from .tryon_summary import Failures, error_line, say_watched, sheet_row, summarise
 from .watching import check_tryon_watch, stopped_by_signals
 
@@ -106,6 +106,11 @@ def _input_option(*decls: str, what: str, required: bool = False) -> Callable[[C
     "as VITON's test_pairs.txt).",
 )
 @click.option(
+    "--all-pairs",
+    is_flag=True,
+    help="--person and the garment both folders: dress every person in every garment (a garment at a time).",
+)
+@click.option(
     "-o",
     "--output",
     required=True,
@@ -126,7 +131,8 @@ def _input_option(*decls: str, what: str, required: bool = False) -> Callable[[C
 @click.option(
     "--watch",
     is_flag=True,
-    help="Go on after the photos in the --person folder (or the garment's): dress the pairs of each photo that "
+    help="Go on after the photos in the --person folder (or the garment's, or both's with --all-pairs): dress the "
+    "pairs of each photo that "
     "comes into it later, or changes, once it is written whole (the folder is walked every 2 s, a large one less "
     "often), until Ctrl-C or SIGTERM, which finishes the pairs in flight and ends as a job does.",
 )
@@ -178,8 +184,7 @@ def tryon(output: Path, **options: Any) -> None:
     if to_stdout:
         check_stdout_takes_an_image()
     single = to_stdout or names_an_image_file(output, "results")
-    if options["recursive"] and options["pairs"] is not None:
-        raise click.UsageError("-r walks a folder, --pairs names the files in it: give one of them")
+    check_pairs_options(options)
     if options["shard"] is not None and single:
         raise click.UsageError("--shard splits a folder job: one pair to one file is not split")
     if options["watch"]:
@@ -203,7 +208,7 @@ def _check_stdin(options: dict[str, Any]) -> None:
 
 def _tryon(output: Path, single: bool, scratch: Callable[[], Path], options: dict[str, Any]) -> None:
     garments, to_stdout, shard = options["garment"] or options["garment_from"], options["to_stdout"], options["shard"]
-    pairs = _pairs(options["person"], garments, options["pairs"], options["recursive"], output, shard)
+    pairs = find_pairs(options["person"], garments, options, output, shard)
     try:
         total, every = pairs.count()
     except InputError:
@@ -220,28 +225,6 @@ def _tryon(output: Path, single: bool, scratch: Callable[[], Path], options: dic
     _run(pairs, total, target, single, scratch, options)
     if to_stdout:
         write_to_stdout(target)
-
-
-def _pairs(person: Path, garment: Path, pairs_file: Path | None, recursive: bool, output: Path, shard: Any) -> Pairs:
-    """Who wears what: the pairs of a pairs file, or every person x the one garment (or the
-    one person x every garment; with ``-r``, in subfolders too, the output folder left
-    out), walked as the job goes; those of ``shard``."""
-    from ..runtime.pairs import Pairs, Tree, read_pairs
-
-    if pairs_file is None:
-        if person.is_dir() and garment.is_dir():
-            raise click.UsageError("--person and the garment are both folders: give --pairs FILE to say who wears what")
-        if not recursive:
-            from ..runtime.jobs import unsearched_subfolders
-
-            note_unsearched(unsearched_subfolders([p for p in (person, garment) if p.is_dir()], output))
-        return Pairs(person, garment, tree=Tree.of(person, garment, recursive), exclude=[output], shard=shard)
-    if not (person.is_dir() and garment.is_dir()):
-        raise click.UsageError("--pairs names files in folders: --person and the garment must be folders")
-    listing, repeats = read_pairs(pairs_file, person, garment)
-    if repeats:
-        click.echo(f"note: {pairs_file} names {repeats} pair(s) again; each pair is dressed once", err=True)
-    return Pairs(person, garment, listing=listing, shard=shard)
 
 
 def _open(options: dict[str, Any]) -> tuple[Any, Any]:
@@ -362,7 +345,8 @@ def _what(pairs: Pairs, total: int, options: dict[str, Any]) -> str:
     share = f" (shard {options['shard']})" if options["shard"] else ""
     what = f"dressing {total} pair(s){share}"
     if options["watch"]:
-        folder = pairs.person if pairs.person.is_dir() else pairs.garment
+        folder = f"{pairs.person} and {pairs.garment}" if pairs.every else pairs.person
+        folder = folder if pairs.every or pairs.person.is_dir() else pairs.garment
         what = f"{what}, then" if total else f"watching {folder}: dressing"
         what += " the pairs of each new or changed photo as it comes (--watch; Ctrl-C to stop)"
     return what

@@ -67,8 +67,9 @@ class Pairs:
     """Who wears what: every person of ``person`` (a photo or a folder) x the garment of
     ``garment`` (a photo or a folder; at most one of the two a folder, walked with its
     subfolders in a ``tree``, never the folders of ``exclude``: an output folder inside it),
-    or the pairs of a ``listing`` (``read_pairs``); those of ``shard`` (a pair's share is its
-    output path's). Each iteration walks the folder again, yielding a ``Pair`` or, for a
+    the pairs of a ``listing`` (``read_pairs``), or, ``every``, with two folders, every person of
+    one in every garment of the other (``_every``); those of ``shard`` (a pair's share is its
+    output path's). Each iteration walks the folders again, yielding a ``Pair`` or, for a
     folder entry that cannot be read, an ``Unreadable``."""
 
     person: Path
@@ -77,6 +78,7 @@ class Pairs:
     tree: Tree | None = None
     exclude: Sequence[Path] = ()
     shard: Shard | None = None
+    every: bool = False
 
     def __iter__(self) -> Iterator[Pair | Unreadable]:
         for item in self.listing if self.listing is not None else self._walk():
@@ -92,7 +94,7 @@ class Pairs:
             every += 1
             held += self.shard is None or self.shard.holds(self._key(item))
         if every == 0:
-            folder = self.person if self.person.is_dir() else self.garment
+            folder = self._empty_folder()
             raise InputError(f"no images found in {folder}{passed_over_note([folder], self.tree is not None)}")
         return held, every
 
@@ -100,6 +102,9 @@ class Pairs:
         person, garment = self.person, self.garment
         if not (person.is_dir() or garment.is_dir()):
             yield person, garment
+            return
+        if self.every:
+            yield from self._every()
             return
         # (only a tree's subfolders can be left out: an output folder that is an input folder is
         # refused with its own reason, check_output_folder)
@@ -110,6 +115,33 @@ class Pairs:
                 yield Unreadable(entry.path, entry.error)
             else:
                 yield (entry.path, garment) if folder is person else (person, entry.path)
+
+    def _every(self) -> Iterator[Pair | Unreadable]:
+        """Each garment of its folder on each person of theirs, a garment at a time (a batch reads
+        its garment once; stage one's window holds few garment photos, each extracted once); an
+        entry that cannot be read said once, as is the second of two garments whose pairs would
+        write the same outputs (``a.jpg`` and ``a.png``: it is not dressed)."""
+        said, before = False, None  # (the persons' unreadable entries said; the garment before)
+        for garment in walk_photos(self.garment, False, set()):
+            error = garment.error
+            if error is None and before is not None and garment.path.stem == before.stem:
+                error = f"its pairs' outputs would be those of {before.name}: rename one of the two garments"
+            if error is not None:
+                yield Unreadable(garment.path, error)
+                continue
+            before = garment.path
+            for person in walk_photos(self.person, False, set()):
+                if person.error is None:
+                    yield person.path, garment.path
+                elif not said:
+                    yield Unreadable(person.path, person.error)
+            said = True
+
+    def _empty_folder(self) -> Path:
+        """The folder whose walk gives nothing (``every``: the first of the two with no image)."""
+        if not self.every:
+            return self.person if self.person.is_dir() else self.garment
+        return next((f for f in (self.person, self.garment) if not any(walk_photos(f, False, set()))), self.person)
 
     def _key(self, item: Pair | Unreadable) -> str:
         if isinstance(item, Unreadable):

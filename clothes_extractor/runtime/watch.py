@@ -187,10 +187,11 @@ def watched_walk(
 
 
 def watched_pairs(pairs: Pairs, out_dir: Path, fmt: str) -> Callable[[], Iterator[DressJob | DressResult]]:
-    """A try-on folder job's walk (``pairs.dress_jobs``: its one folder of persons or garments) for a
-    ``Watch`` to make again and again; nothing while that folder is gone (``Folders``)."""
-    folder = Folders([pairs.person if pairs.person.is_dir() else pairs.garment])
-    return lambda: dress_jobs(pairs, out_dir, fmt) if folder.there() else iter(())
+    """A try-on folder job's walk (``pairs.dress_jobs``: its folder of persons or garments, or both,
+    every person in every garment) for a ``Watch`` to make again and again; nothing while a folder
+    is gone (``Folders``)."""
+    folders = Folders([side for side in (pairs.person, pairs.garment) if side.is_dir()])
+    return lambda: dress_jobs(pairs, out_dir, fmt) if len(folders.there()) == len(folders.folders) else iter(())
 
 
 class Folders:
