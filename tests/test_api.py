@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from clothes_extractor import extract_garment, new_session
-from clothes_extractor.errors import ClothesExtractorError, InputError, ModelError
+from clothes_extractor.errors import InputError, ModelError
 from conftest import ROOT, TINY_SIZE, cli_env, person_photo, run_cli
 
 
@@ -106,8 +106,9 @@ def test_bad_photos_raise_with_the_reason(tiny_model_path, tmp_path):
             extract_garment([encoded_jpeg(good)] * 10 + [b"hello"], [mask] * 11, generator=generator)
         with pytest.raises(InputError, match=r"^the mask is 40x40 and the photo"):
             extract_garment(good, Image.new("L", (40, 40), 255), generator=generator)
-        with pytest.raises(ClothesExtractorError, match="^output_size 512x512 is not the model's aspect ratio"):
-            extract_garment(good, mask, generator=generator, output_size=(512, 512))
+        page = extract_garment(good, mask, generator=generator, output_size=(512, 512))  # a square page
+        inner = extract_garment(good, mask, generator=generator, output_size=(512, 384))
+        assert page.size == (512, 512) and np.array_equal(np.asarray(page)[:, 64:448], np.asarray(inner))
         assert extract_garment(good, mask, generator=generator, output_size=128).size == (96, 128)  # (drawn at 64x48)
         with pytest.raises(TypeError, match=r"not ndarray; for an array: PIL.Image.fromarray.*COLOR_BGR2RGB"):
             extract_garment(np.zeros((256, 192, 3), np.uint8), generator=generator)

@@ -1092,9 +1092,9 @@ def test_outputs_that_would_overwrite_inputs_and_bad_option_files_fail_first(tin
     done = run_cli("extract", photos, "-o", tmp_path / "o", "--model", tiny_model_path, "--background", "pinkish")
     assert done.returncode == 2 and "#RRGGBB" in done.stderr
     done = run_cli("extract", photos, "-o", tmp_path / "o", "--model", tiny_model_path, "--masks", masks,
-                   "--output-size", "512x512")  # fmt: skip
-    assert done.returncode == 1 and "--output-size 512x512 is not the model's aspect ratio" in done.stderr
-    assert "e.g. 512x384" in done.stderr and "extracting" not in done.stderr  # (refused before it starts)
+                   "--output-size", "5000x512")  # fmt: skip
+    assert done.returncode == 1 and "--output-size 5000x512: each side must be 1 to 4096 pixels" in done.stderr
+    assert "extracting" not in done.stderr  # (refused before it starts)
     done = run_cli("evaluate", "--model", tiny_model_path, "--data", tmp_path, "--json", tmp_path / "r.txt")
     assert done.returncode == 1 and "must end in .json" in done.stderr
     done = run_cli("evaluate", "--model", tiny_model_path, "--data", photos, "--sheet", tmp_path / "s.png",

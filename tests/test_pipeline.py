@@ -990,8 +990,16 @@ def test_a_size_a_u_net_does_not_draw_at_is_the_garment_resized(model, photo_fol
         assert np.array_equal(np.asarray(big), np.asarray(small.resize((96, 128), Image.Resampling.BICUBIC)))
     _, results = run(model, [photos], tmp_path / "height", masks, output_size=32)  # a height, smaller: resized down
     assert {r.size for r in results.values()} == {(32, 24)}
-    with pytest.raises(ClothesExtractorError, match=r"--output-size 128x128 is not the model's aspect ratio"):
-        run(model, [photos], tmp_path / "x", masks, output_size=(128, 128))
+    # another aspect (a marketplace's square page): the garment at 128x96, centred on white
+    _, results = run(model, [photos], tmp_path / "square", masks, output_size=(128, 128))
+    assert {r.size for r in results.values()} == {(128, 128)}
+    for name in ("p0", "p3"):
+        page = np.asarray(Image.open(tmp_path / "square" / f"{name}.png"))
+        big = np.asarray(Image.open(tmp_path / "big" / f"{name}.png"))
+        assert np.array_equal(page[:, 16:112], big) and (page[:, :16] == 255).all() and (page[:, 112:] == 255).all()
+    again, _ = run(model, [photos], tmp_path / "square", masks, output_size=(128, 128))
+    other, _ = run(model, [photos], tmp_path / "square", masks, output_size=(128, 96))  # (not the page's: redone)
+    assert (again.skipped, other.ok) == (5, 5)
 
 
 def test_backgrounds_need_a_silhouette_and_compose_exactly(model, flow, photo_folder, tmp_path):
@@ -1011,6 +1019,16 @@ def test_backgrounds_need_a_silhouette_and_compose_exactly(model, flow, photo_fo
     # The three outputs are one garment: composing the transparent one gives the others back.
     assert np.abs(rgba[..., :3] * a + (1 - a) * 255 - on_white).max() <= 2
     assert np.abs(rgba[..., :3] * a + (1 - a) * np.array([0, 128, 255]) - on_colour).max() <= 2
+    # on a page of another aspect: the same garment centred, the rest transparent (or the colour)
+    run(flow, [photos], tmp_path / "t-page", masks, background="transparent", output_size=(128, 128))
+    run(flow, [photos], tmp_path / "c-page", masks, background=(0, 128, 255), output_size=(100, 128))
+    run(flow, [photos], tmp_path / "t-inner", masks, background="transparent", output_size=(128, 96))
+    run(flow, [photos], tmp_path / "c-inner", masks, background=(0, 128, 255), output_size=(100, 75))
+    page, inner = (np.asarray(Image.open(tmp_path / f / "p0.png")) for f in ("t-page", "t-inner"))
+    assert page.shape == (128, 128, 4) and np.array_equal(page[:, 16:112], inner) and (page[:, :16, 3] == 0).all()
+    page, inner = (np.asarray(Image.open(tmp_path / f / "p0.png")) for f in ("c-page", "c-inner"))
+    assert page.shape == (100, 128, 3) and np.array_equal(page[:, 26:101], inner)
+    assert (page[:, :26] == [0, 128, 255]).all() and (page[:, 101:] == [0, 128, 255]).all()
 
 
 def test_apply_background_is_exact_where_the_garment_is_opaque():

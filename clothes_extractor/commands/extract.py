@@ -165,7 +165,8 @@ def _list_option(name: str, help_text: str) -> Callable[[Callable[..., Any]], Ca
     default="auto",
     show_default=True,
     help="Garment size: auto (the photo crop's own resolution, up to 1024x768), model (the model's, "
-    "fastest), or HEIGHTxWIDTH / HEIGHT (a garment a 256x192 generator draws is resized to it).",
+    "fastest), or HEIGHTxWIDTH / HEIGHT (a garment a 256x192 generator draws is resized to it; of another "
+    "aspect than the model's 3:4, a page: 1000x1000, the garment at 1000x750 centred on the background).",
 )
 @click.option(
     "--background",
@@ -697,9 +698,10 @@ def _size_note(generator: Any, segmenter: Any, extract_options: Any) -> str:
     if not plan.resizes_drawn:
         return ""
     (h, w), (mh, mw) = plan.output_size, generator.contract.size
+    page = f", each centred on a {plan.canvas[0]}x{plan.canvas[1]} page" if plan.canvas else ""
     return (
         f"note: {generator.path.name} draws garments at {mh}x{mw}: they are resized to {h}x{w} (bicubic: "
-        f"smoother, no detail added); a garment shown alone is cut out of its photo at {h}x{w}"
+        f"smoother, no detail added); a garment shown alone is cut out of its photo at {h}x{w}{page}"
     )
 
 

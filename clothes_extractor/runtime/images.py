@@ -331,6 +331,25 @@ def apply_background(
     return uncomposed(garment, alpha, tuple(background)), None
 
 
+def on_canvas(
+    rgb: np.ndarray, alpha: np.ndarray | None, canvas: tuple[int, int], background
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A written garment (``apply_background``'s RGB and alpha or None) centred on a ``canvas``
+    (height, width) at least its size, the rest the background: white, the colour, or transparent
+    (alpha 0 on white)."""
+    height, width = canvas
+    top, left = (height - rgb.shape[0]) // 2, (width - rgb.shape[1]) // 2
+    fill = (255, 255, 255) if isinstance(background, str) else tuple(background)
+    page = np.empty((height, width, 3), np.uint8)
+    page[:] = fill
+    page[top : top + rgb.shape[0], left : left + rgb.shape[1]] = rgb
+    if alpha is None:
+        return page, None
+    shown = np.zeros((height, width), np.uint8)
+    shown[top : top + rgb.shape[0], left : left + rgb.shape[1]] = alpha
+    return page, shown
+
+
 def resized(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     """uint8 ``image`` ([H, W] or [H, W, 3]) at ``size`` (height, width), bicubic; as it is where
     ``size`` is None or its own (a garment a generator drew at its model size, brought to the size

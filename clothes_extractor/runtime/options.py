@@ -136,6 +136,7 @@ def make_plan(
     output_size = options.output_size
     if isinstance(output_size, int):  # a height: the width that keeps the model's aspect
         output_size = (output_size, round(output_size * contract.width / contract.height))
+    canvas = None
     if isinstance(output_size, tuple):
         h, w = output_size
         if min(h, w) < 1 or max(h, w) > MAX_OUTPUT_SIDE:  # (a server's clients must not ask for gigapixels)
@@ -143,13 +144,10 @@ def make_plan(
                 f"{size_option} {h}x{w}: each side must be 1 to {MAX_OUTPUT_SIDE} pixels (past the photo's own "
                 "resolution a garment is only upsampled: resize it afterwards)"
             )
-        if abs(h * contract.width - w * contract.height) > contract.height:
-            raise ClothesExtractorError(
-                f"{size_option} {h}x{w} is not the model's aspect ratio ({contract.height}:{contract.width}); "
-                f"give a height and the width that goes with it, e.g. {h}x{round(h * contract.width / contract.height)}"
-            )
+        if abs(h * contract.width - w * contract.height) > contract.height:  # another aspect (a square page):
+            canvas, output_size = output_size, contained(output_size, contract.size)  # the garment centred on it
     background = options.background if isinstance(options.background, str) else "#%02x%02x%02x" % options.background
-    size = output_size if isinstance(output_size, str) else "%dx%d" % output_size
+    size = output_size if isinstance(output_size, str) else "%dx%d" % (canvas or output_size)
     return Plan(
         generator=contract,
         segmenter=segmenter.contract if segmenter is not None else None,
@@ -157,6 +155,15 @@ def make_plan(
         background=options.background,
         quality=options.quality,
         alpha_mask=options.alpha_mask,
-        signature=f"model={generator.digest[:16]} size={size} background={background}",
+        signature=f"model={generator.digest[:16]} size={size}{' canvas' if canvas else ''} background={background}",
         segmenter_digest=segmenter.digest[:16] if segmenter is not None else "",
+        canvas=canvas,
     )
+
+
+def contained(canvas: tuple[int, int], aspect: tuple[int, int]) -> tuple[int, int]:
+    """The largest (height, width) of ``aspect``'s proportions (a model's size) inside ``canvas``."""
+    (height, width), (ah, aw) = canvas, aspect
+    if height * aw <= width * ah:  # (the canvas is wider than the aspect: its height bounds it)
+        return height, max(1, round(height * aw / ah))
+    return max(1, round(width * ah / aw)), width

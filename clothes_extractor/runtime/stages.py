@@ -52,7 +52,15 @@ from .fitting import (
     shown_box,
     within,
 )
-from .images import OUTPUT_FORMATS, apply_background, encode_image, load_label_mask, load_mask, load_photo
+from .images import (
+    OUTPUT_FORMATS,
+    apply_background,
+    encode_image,
+    load_label_mask,
+    load_mask,
+    load_photo,
+    on_canvas,
+)
 from .jobs import CONTENT, ExtractJob, content_digest
 from .people import MIN_GARMENT_SHARE, garment_found, keep_columns, main_person
 from .walk import MaskSource
@@ -78,7 +86,9 @@ class Plan:
     """What the workers need to prepare and write photos: contracts and output settings.
 
     ``output_size``: "auto", "model" or (height, width), see ``fitting.output_size_for`` (and
-    ``page``: a garment drawn at another size is resized to the one asked for).
+    ``page``: a garment drawn at another size is resized to the one asked for). ``canvas``: the
+    (height, width) asked for where it is not the model's aspect (a marketplace's square): the
+    garment at ``output_size``, the largest of the model's aspect inside it, is centred on it.
     ``background``: "white", "transparent" or an (r, g, b) colour (the last two need a
     model with a silhouette output). ``signature_of`` a job's mask is stored in its output; a
     rerun skips an output only if it carries the same one (the same models, the same settings).
@@ -92,6 +102,7 @@ class Plan:
     alpha_mask: bool = False
     signature: str = ""  # the generator's digest, the size and the background
     segmenter_digest: str = ""  # the segmenter's, where the run has one
+    canvas: tuple[int, int] | None = None
 
     def signature_of(self, mask: MaskSource, stamp: str | None = None) -> str:
         """The signature of an output whose mask comes from ``mask``: the run's, and the
@@ -120,7 +131,8 @@ class Plan:
         None) on the background, at the size asked for (one a generator drew at its model size brought
         up to it: ``images.apply_background``)."""
         size = self.output_size if isinstance(self.output_size, tuple) else None
-        return apply_background(outputs["garment"], outputs.get("alpha"), self.background, size)
+        rgb, alpha = apply_background(outputs["garment"], outputs.get("alpha"), self.background, size)
+        return (rgb, alpha) if self.canvas is None else on_canvas(rgb, alpha, self.canvas, self.background)
 
     def encoded(
         self, outputs: dict[str, np.ndarray], fmt: str, mask: MaskSource, stamp: str | None = None

@@ -54,7 +54,12 @@ STATIC = Path(__file__).resolve().parent / "static"
 EXTRACT_API = openapi.operation(
     [
         openapi.FORMAT,
-        openapi.query("output_size", "auto (the photo crop's own, up to 1024x768), model, HxW or a height", "auto"),
+        openapi.query(
+            "output_size",
+            "auto (the photo crop's own, up to 1024x768), model, HxW (of another aspect: the garment centred on a "
+            "page of that size) or a height",
+            "auto",
+        ),
         openapi.query("background", "white, transparent (png, webp) or a colour: #RRGGBB, #RGB, a CSS name", "white"),
         openapi.response_query("the garment and the mask used as data URLs, the mask's source, the size, timings"),
     ],
