@@ -39,3 +39,19 @@ def test_a_transparent_garment_is_shown_on_squares_and_an_opaque_one_as_it_is(tm
     expected = np.where((ys // CHECKER_PX + xs // CHECKER_PX) % 2 == 0, *CHECKER_GREYS)
     assert np.array_equal(squares, expected)  # around it, the squares: the white garment's outline shows
     assert (white == 255).all()  # an opaque garment as it is: no squares
+
+
+def test_a_page_of_another_aspect_is_shown_whole_not_stretched(tmp_path):
+    """``--output-size 1000x1000``: the sheet's garment tile shows the square page whole,
+    letterboxed into the 3:4 tile (it was stretched to it)."""
+    photo, _ = person_photo(0)
+    photo.save(tmp_path / "p.jpg")
+    page = np.full((96, 96, 3), 255, np.uint8)
+    page[:, 40:56] = 0  # a black stripe down its middle, a sixth of its width
+    (tmp_path / "page.png").write_bytes(encode_image(page, "png"))
+    tile = _garment_tile(
+        extraction_sheet([FileResult(str(tmp_path / "p.jpg"), "ok", str(tmp_path / "page.png"))], SIZE), 0
+    )
+    dark = np.flatnonzero(tile[SIZE[0] // 2, :, 0] < 128)
+    assert 7 <= dark.size <= 9 and abs((dark[0] + dark[-1]) / 2 - (SIZE[1] - 1) / 2) <= 1  # 16 of 96 at 48 wide
+    assert (tile[:7, :, 0] == 255).all() and (tile[-7:, :, 0] == 255).all()  # the bands above and below: white

@@ -77,9 +77,12 @@ def extraction_sheet(results: Sequence, size: tuple[int, int]) -> Image.Image:
         if result.saved_mask:
             mask = load_mask(Path(result.saved_mask)).resize(photo.size)
             row.append(letterbox(mask, size, 0)[0][:, :, None])
-        with Image.open(result.output) as garment:
-            shown = garment.convert("RGBA").resize((size[1], size[0]))
-        row.append(np.asarray(Image.alpha_composite(_checkerboard(shown.size), shown).convert("RGB")))
+        with Image.open(result.output) as garment:  # (a page of another aspect, --output-size 1000x1000: whole)
+            shown = _fitted(garment.convert("RGBA"), size)
+        tile = Image.new("RGB", (size[1], size[0]), (255, 255, 255))
+        tile.paste(Image.alpha_composite(_checkerboard(shown.size), shown).convert("RGB"),
+                   ((size[1] - shown.width) // 2, (size[0] - shown.height) // 2))  # fmt: skip
+        row.append(np.asarray(tile))
         rows.append(row)
     return contact_sheet(rows)
 
@@ -99,6 +102,12 @@ def dressing_sheet(pairs: Sequence[tuple[Path | Image.Image, ...]], size: tuple[
 
 
 DRESSING_ROLES = ("person photo", "garment image", "dressed photo")  # a dressing sheet's columns
+
+
+def _fitted(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``image`` at the largest size of its aspect inside ``size`` (h, w): all of it, not stretched."""
+    scale = min(size[0] / image.height, size[1] / image.width)
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
 
 
 def _checkerboard(size: tuple[int, int]) -> Image.Image:
