@@ -131,10 +131,10 @@ def _input_option(*decls: str, what: str, required: bool = False) -> Callable[[C
 @click.option(
     "--watch",
     is_flag=True,
-    help="Go on after the photos in the --person folder (or the garment's, or both's with --all-pairs): dress the "
-    "pairs of each photo that "
-    "comes into it later, or changes, once it is written whole (the folder is walked every 2 s, a large one less "
-    "often), until Ctrl-C or SIGTERM, which finishes the pairs in flight and ends as a job does.",
+    help="Go on after the photos in the --person folder (or the garment's; with --all-pairs, both): dress the "
+    "pairs of each photo that comes into it later, or changes, once it is written whole (the folder is walked "
+    "every 2 s, a large one less often), until Ctrl-C or SIGTERM, which finishes the pairs in flight and ends as "
+    "a job does.",
 )
 @click.option("--model", type=LocalPath(path_type=Path, dir_okay=False), help="Try-on model (default: bundled).")
 @click.option(
