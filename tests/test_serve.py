@@ -151,6 +151,15 @@ def test_extract_returns_the_garment_and_json_with_the_mask(server):
     garment = Image.open(io.BytesIO(base64.b64decode(data["garment"].split(",", 1)[1])))
     assert garment.format == "WEBP" and garment.mode == "RGBA" and garment.size == (96, 128)
     assert data["mask_image"].startswith("data:image/png;base64,")
+    status, body, _ = post(  # another aspect: a page, the garment centred on it (the page's square option)
+        server,
+        {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))},
+        "?response=json&format=webp&background=transparent&output_size=128x128",
+    )
+    assert status == 200 and json.loads(body)["size"] == [128, 128], body
+    page = np.asarray(Image.open(io.BytesIO(base64.b64decode(json.loads(body)["garment"].split(",", 1)[1]))))
+    assert page.shape == (128, 128, 4) and (page[:, :16, 3] == 0).all() and (page[:, 112:, 3] == 0).all()
+    assert np.abs(page[:, 16:112].astype(int) - np.asarray(garment)).mean() < 1.0  # (WebP: lossy, alike)
 
 
 def test_a_garment_the_server_answered_is_refused_as_a_photo(server):
