@@ -86,6 +86,10 @@ def test_info_shows_versions_and_providers(tiny_model_path):
     assert "onnxruntime:" in done.stdout and "cpu: started (cpu)" in done.stdout
     assert "bundled models: generator-fp16.onnx, generator-fp32.onnx, segmenter-fp16.onnx" in done.stdout
     assert "task: generator" in done.stdout and "height: 64" in done.stdout and "weights_sha256" in done.stdout
+    bundled = json.loads(run_cli("info", "--json", "--no-probe", "--model", "segmenter").stdout)  # a task's name
+    assert Path(bundled["model"]["path"]).name == "segmenter-fp32.onnx" and bundled["model"]["contract"]["task"] == (
+        "segmenter"
+    )
     as_json = json.loads(run_cli("info", "--json", "--no-probe").stdout)  # the whole stdout is JSON
     assert as_json["providers"]["cpu"] == "available (not probed)"
     assert as_json["onnxruntime distributions"] and "model" not in as_json and as_json["problems"] == []

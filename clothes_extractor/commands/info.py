@@ -13,7 +13,10 @@ from .common import LocalPath, reports_errors, verbose_option
 
 @click.command()
 @click.option(
-    "--model", type=LocalPath(path_type=Path, dir_okay=False), help="Also show this model's contract and metadata."
+    "--model",
+    type=LocalPath(path_type=Path, dir_okay=False),
+    help="Also show this model's contract and metadata: a served ONNX model, or a bundled one by task (generator, "
+    "segmenter, tryon: its CPU file).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--no-probe", is_flag=True, help="Do not start each provider to check that it works.")
@@ -36,6 +39,7 @@ def info(model: Path | None, as_json: bool, no_probe: bool) -> None:
     if model is not None:
         from ..runtime.session import contract_of
 
+        model = _bundled(model)
         contract = contract_of(model)
         data["model"] = {"path": str(model), "contract": contract.to_json()}
     if as_json:
@@ -48,6 +52,20 @@ def info(model: Path | None, as_json: bool, no_probe: bool) -> None:
         click.secho(f"ERROR: {problem}", fg="red", bold=True, err=True)
     if data["problems"]:
         sys.exit(1)
+
+
+def _bundled(model: Path) -> Path:
+    """``--model``: a file, or a task's name (``generator``, as ``evaluate`` and ``bench`` take one)
+    where no file has that name: the bundled model's CPU file."""
+    from ..errors import ModelError
+    from ..models import TASKS, model_for
+
+    if model.exists() or str(model) not in TASKS:
+        return model
+    bundled = model_for(str(model), gpu=False)
+    if bundled is None:
+        raise ModelError(f"this install bundles no {model} model; give a model file's path")
+    return bundled
 
 
 def _print(data: dict, model: Path | None) -> None:
