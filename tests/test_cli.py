@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clothes_extractor.models import model_for
 from clothes_extractor.runtime.images import SIGNATURE_KEY
 from conftest import (
+    ROOT,
     TINY_SIZE,
     VITON_HD_SAMPLE,
     VITON_VAL,
@@ -1234,3 +1236,23 @@ def test_a_warning_while_the_progress_bar_runs_is_a_line_of_its_own_above_it(mon
     assert "2/10" in written.split("did not answer 3 fetches in a row")[1], repr(written)  # (the bar below it)
     assert written.endswith("WARNING clothes_extractor.api.fetches: after the bar\n"), repr(written)
     assert after == before, (after, before)
+
+
+def test_model_options_take_a_bundled_model_by_task_name_as_evaluate_does(tmp_path):
+    """``--model generator``, ``--segmenter segmenter``, ``tryon --model tryon --parser segmenter``:
+    a task's name where no file has it is the bundled model (``evaluate --model generator`` took
+    it; ``extract`` said "model file not found: generator")."""
+    if model_for("segmenter", gpu=False) is None or model_for("tryon", gpu=False) is None:
+        pytest.skip("this install bundles no segmenter or try-on model")
+    photo = ROOT / "examples" / "photos" / "figure-5.jpg"
+    named = run_cli("extract", photo, "-o", tmp_path / "named.png", "--model", "generator", "--segmenter", "segmenter")
+    plain = run_cli("extract", photo, "-o", tmp_path / "plain.png")
+    assert named.returncode == 0 and plain.returncode == 0, named.stderr
+    named_pixels, plain_pixels = (np.asarray(Image.open(tmp_path / f"{name}.png")) for name in ("named", "plain"))
+    assert np.array_equal(named_pixels, plain_pixels)
+    person = ROOT / "examples" / "photos" / "figure-6.jpg"
+    dressed = run_cli("tryon", "--person", person, "--garment", tmp_path / "plain.png", "-o", tmp_path / "d.png",
+                      "--model", "tryon", "--parser", "segmenter")  # fmt: skip
+    assert dressed.returncode == 0, dressed.stderr
+    missing = run_cli("extract", photo, "-o", tmp_path / "x.png", "--model", "generatr")
+    assert missing.returncode == 1 and "model file not found: generatr" in missing.stderr

@@ -60,7 +60,10 @@ def new_session(
     """A session on a bundled model by task name (``"generator"``, ``"segmenter"``) or on a
     model file. A bundled model comes in the precision that suits the provider it gets
     (fp16 on a GPU, fp32 on the CPU). ``outputs``: only these (see ``ModelSession``). Close
-    it (or use ``with``) to release the provider."""
+    it (or use ``with``) to release the provider. A path that names no file but a task
+    (``Path("generator")``, as a command's ``--model generator`` gives it) is that task's."""
+    if isinstance(model, Path) and str(model) in TASKS and not model.exists():
+        model = str(model)
     if isinstance(model, str) and model in TASKS:
         chosen = model_for(model, _gpu_likely(provider))
         if chosen is None:
