@@ -387,7 +387,7 @@ def test_the_page_in_a_real_browser(tmp_path):
         WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "tryon").is_displayed())  # (the info came)
         assert not browser.find_element(By.ID, "key-row").is_displayed()  # a server without keys asks for none
         sizes = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#size option")]
-        assert sizes == ["auto", "model", "1024x768"]  # photo's own: garments shown alone, any generator
+        assert sizes == ["auto", "model", "1024x768", "1000x1000"]  # photo's own: garments shown alone; a square page
         browser.find_element(By.CSS_SELECTOR, "#size option[value='1024x768']").click()  # one size for every garment
         upload = browser.find_element(By.ID, "file")
         upload.send_keys(str(ROOT / "examples" / "photos" / "figure-3.jpg"))
