@@ -931,8 +931,12 @@ def test_flow_network_starts_as_the_identity_and_serves_any_size():
         big, big_alpha = served(image, mask, torch.randint(0, 256, (2, 200, 150, 3), dtype=torch.uint8))
     assert small.shape == (2, 64, 48, 3) and alpha.shape == (2, 64, 48, 1)
     assert big.shape == (2, 200, 150, 3) and big_alpha.shape == (2, 200, 150, 1)
-    with pytest.raises(ValueError, match="multiples of 8"):
+    with pytest.raises(ValueError, match="multiples of 8; 60x48 is not: give such a size or --depth 2$"):
         FlowConfig(height=60, width=48, levels=3)
+    with pytest.raises(ValueError, match="multiples of 64; 64x48 is not: give such a size or --depth 4$"):
+        FlowConfig(height=64, width=48, levels=6)  # (the default depth at a small size: which depth fits)
+    with pytest.raises(ValueError, match="multiples of 8; 62x48 is not: give such a size$"):  # (no depth fits)
+        FlowConfig(height=62, width=48, levels=3)
 
 
 @pytest.mark.skipif(not VITON_VAL.is_file(), reason=f"{VITON_VAL} is absent")

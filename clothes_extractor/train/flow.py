@@ -53,10 +53,12 @@ class GridPyramid:
         if not 2 <= self.levels <= 7:
             raise ValueError(f"a warping network has 2-7 grid levels (train --depth), got {self.levels}")
         step = 2**self.levels * reads_at
-        if self.height % step or self.width % step:
+        if (self.height | self.width) % step:  # (a power of 2 divides both where it divides their OR)
+            fits = [n for n in range(2, self.levels) if not (self.height | self.width) % (2**n * reads_at)]
             raise ValueError(
                 f"{self.levels} levels halve the input {step.bit_length() - 1} times, so height and width must be "
-                f"multiples of {step}; {self.height}x{self.width} is not (use fewer levels)"
+                f"multiples of {step}; {self.height}x{self.width} is not: give such a size"
+                + (f" or --depth {fits[-1]}" if fits else "")
             )
 
     @property
@@ -262,8 +264,7 @@ class FlowGenerator(nn.Module):
             targets = config.target_widths
             self.target_encoder = _encoder(self.out_channels, targets)
         deepest = widths[-1]
-        # At the coarsest level a global summary joins every position, so the first grid
-        # can place the garment wherever the photo has it.
+        # At the coarsest level a global summary joins every position: the first grid can place the garment anywhere.
         self.bottom = nn.Sequential(_conv(2 * deepest + targets[-1], decoder[-1]), _conv(decoder[-1], decoder[-1]))
         self.bottom_flow = _zero_head(decoder[-1], 2)
         self.levels = nn.ModuleList(
