@@ -203,6 +203,9 @@ def test_a_session_opened_for_some_outputs_computes_only_those():
     assert len(cut.graph.node) < len(whole.graph.node) / 2 and len(cut.graph.initializer) < len(whole.graph.initializer)
     with pytest.raises(ModelError, match="cannot serve outputs"):
         ModelSession(bundled_model("generator", "fp32"), "cpu", outputs=["labels"])
+    # another task's model where a garment is asked of it (extract --model segmenter): said as such
+    with pytest.raises(ModelError, match=r"segmenter-fp32.onnx is a segmenter model; a generator is needed here$"):
+        ModelSession(bundled_model("segmenter", "fp32"), "cpu", outputs=["garment"])
 
 
 def test_a_model_with_damaged_weights_is_refused(tiny_model_path, tmp_path):

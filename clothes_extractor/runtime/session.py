@@ -24,7 +24,7 @@ from typing import Any, Callable, Collection, Iterable
 import numpy as np
 
 from ..errors import ContractError, ModelError
-from .contract import ModelContract, TensorSpec
+from .contract import TASK_OUTPUTS, ModelContract, TensorSpec
 from .hardware import cpu_stream_plan
 from .onnxfile import keep_outputs, read_onnx
 from .providers import SessionSettings, create_session
@@ -124,6 +124,9 @@ class ModelSession:
             self.settings = dataclasses.replace(self.settings, tf32=False)
         given = [spec.name for spec in self.contract.outputs]
         if outputs is not None and (not outputs or not set(outputs) <= set(given)):
+            wanted = next((task for task, specs in TASK_OUTPUTS.items() if set(outputs) & {o.name for o in specs}), "")
+            if wanted and wanted != self.contract.task:  # (a model of another task given for this one)
+                raise ModelError(f"{self.path} is a {self.contract.task} model; a {wanted} is needed here")
             raise ModelError(
                 f"{self.path} is a {self.contract.task} model giving {', '.join(given)}; "
                 f"it cannot serve outputs {sorted(outputs)}"
