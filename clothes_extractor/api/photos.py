@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError, ModelError, NoGarmentError, files_named, lookup_error
-from ..models import GPU_PROVIDERS, TASKS, model_for
+from ..models import GPU_PROVIDERS, TASKS, model_for, task_model
 from ..runtime.colour import to_srgb
 from ..runtime.hardware import has_nvidia_gpu
 from ..runtime.jobs import ExtractJob
@@ -65,11 +65,7 @@ def new_session(
     if isinstance(model, Path) and str(model) in TASKS and not model.exists():
         model = str(model)
     if isinstance(model, str) and model in TASKS:
-        chosen = model_for(model, _gpu_likely(provider))
-        if chosen is None:
-            raise ModelError(
-                f"this install bundles no {model} model; export one with `clothes-extractor export` and pass its path"
-            )
+        chosen = task_model(model, _gpu_likely(provider))
         session = ModelSession(chosen, provider, settings=settings, outputs=outputs)
         cpu_file = model_for(model, gpu=False)
         if session.provider == "cpu" and cpu_file is not None and cpu_file != chosen:

@@ -57,15 +57,11 @@ def info(model: Path | None, as_json: bool, no_probe: bool) -> None:
 def _bundled(model: Path) -> Path:
     """``--model``: a file, or a task's name (``generator``, as ``evaluate`` and ``bench`` take one)
     where no file has that name: the bundled model's CPU file."""
-    from ..errors import ModelError
-    from ..models import TASKS, model_for
+    from ..models import TASKS, task_model
 
     if model.exists() or str(model) not in TASKS:
         return model
-    bundled = model_for(str(model), gpu=False)
-    if bundled is None:
-        raise ModelError(f"this install bundles no {model} model; give a model file's path")
-    return bundled
+    return task_model(str(model), gpu=False)
 
 
 def _print(data: dict, model: Path | None) -> None:

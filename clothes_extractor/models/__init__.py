@@ -35,3 +35,15 @@ def model_for(task: str, gpu: bool) -> Path | None:
         if path is not None:
             return path
     return None
+
+
+def task_model(task: str, gpu: bool) -> Path:
+    """``model_for``, or ``ModelError`` where this install bundles no ``task`` model."""
+    from ..errors import ModelError
+
+    path = model_for(task, gpu)
+    if path is None:
+        raise ModelError(
+            f"this install bundles no {task} model; export one with `clothes-extractor export` and pass its path"
+        )
+    return path
