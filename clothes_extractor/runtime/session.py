@@ -125,8 +125,8 @@ class ModelSession:
         given = [spec.name for spec in self.contract.outputs]
         if outputs is not None and (not outputs or not set(outputs) <= set(given)):
             wanted = next((task for task, specs in TASK_OUTPUTS.items() if set(outputs) & {o.name for o in specs}), "")
-            if wanted and wanted != self.contract.task:  # (a model of another task given for this one)
-                raise ModelError(f"{self.path} is a {self.contract.task} model; a {wanted} is needed here")
+            if wanted:  # (a model of another task given for this one: said as such)
+                self.require_task(wanted)
             raise ModelError(
                 f"{self.path} is a {self.contract.task} model giving {', '.join(given)}; "
                 f"it cannot serve outputs {sorted(outputs)}"
