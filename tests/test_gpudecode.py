@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clothes_extractor.runtime.fitting import _crop_resize
+from clothes_extractor.runtime.fitting import crop_resize
 from clothes_extractor.runtime.gpudecode import GpuDecoder, host_reason, open_decoder
 from clothes_extractor.runtime.jobs import MaskIndex, find_jobs
 from clothes_extractor.runtime.options import ExtractOptions
@@ -71,7 +71,7 @@ def textured(seed: int = 0, size: tuple[int, int] = (300, 220)) -> np.ndarray:
 )
 def test_graph_crops_like_pillow(resampler, window, size):
     photo = textured()
-    expected = np.asarray(_crop_resize(Image.fromarray(photo), window, size, (255, 250, 240))).astype(int)
+    expected = np.asarray(crop_resize(Image.fromarray(photo), window, size, (255, 250, 240))).astype(int)
     got = resampler.crop_resize(DeviceFrame.from_array(photo), window, size, (255, 250, 240)).astype(int)
     assert got.shape == (*size, 3) and got.dtype == int
     assert np.abs(got - expected).max() <= 1  # Pillow rounds its intermediate rows to 8 bits
@@ -224,6 +224,6 @@ def test_nvimgcodec_decodes_like_pillow(tmp_path):
     window = (0.0, 0.0, 450.0, 600.0)
     got = decoder.resampler.crop_resize(frame, window, (256, 192), (255, 255, 255)).astype(int)
     decoded = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-    expected = np.asarray(_crop_resize(decoded, window, (256, 192), (255, 255, 255))).astype(int)
+    expected = np.asarray(crop_resize(decoded, window, (256, 192), (255, 255, 255))).astype(int)
     assert np.abs(got - expected).mean() < 2.0  # nvJPEG's IDCT and upsampling differ from libjpeg's
     assert decoder.decode([b"not a jpeg"])[0].startswith("the GPU decoder")

@@ -869,7 +869,7 @@ def test_a_closer_looks_crop_is_cut_from_the_detail_letterbox_without_making_all
     """``NeedsMask.zoomed``: the zoom window of the letterbox at DETAIL_FACTOR x the segmenter's
     size, resized to that size, as when the whole letterbox was made first (a level or two
     apart at most, where Pillow resamples a box at a fractional offset), windows past its edges too."""
-    from clothes_extractor.runtime.fitting import _crop_resize, fit_window, letterbox
+    from clothes_extractor.runtime.fitting import crop_resize, fit_window, letterbox
     from clothes_extractor.runtime.stages import NeedsMask, detail_size
 
     contract = segmenter.contract
@@ -880,7 +880,7 @@ def test_a_closer_looks_crop_is_cut_from_the_detail_letterbox_without_making_all
     whole = Image.fromarray(letterbox(photo, detail, item.fill)[0])
     for box in [(200, 300, 260, 380), (-40, -30, 90, 120), (480, 650, 640, 800), (10.5, 20.25, 500.75, 700.5)]:
         zoom = fit_window(box, contract.size, 0.15)
-        expected = np.asarray(_crop_resize(whole, zoom, contract.size, item.fill)).astype(int)
+        expected = np.asarray(crop_resize(whole, zoom, contract.size, item.fill)).astype(int)
         got = item.zoomed(zoom, contract).astype(int)
         assert got.shape == expected.shape == (*contract.size, 3)
         assert np.abs(got - expected).max() <= 2 and np.abs(got - expected).mean() < 0.2, box

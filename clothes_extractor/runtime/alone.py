@@ -25,7 +25,7 @@ from PIL import Image
 
 from .backdrop import backdrop_silhouette
 from .contract import FitSettings, ModelContract
-from .fitting import Box, _crop_resize, crop_photo, edge_pixels, frame_edge, mask_box, photo_window
+from .fitting import Box, crop_photo, crop_resize, edge_pixels, frame_edge, mask_box, photo_window
 from .people import upper_garment
 from .silhouette import (
     SILHOUETTE_TOLERANCE,
@@ -365,9 +365,9 @@ def framed(
     shape = (max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale)))
     sx, sy = mask.width / photo.width, mask.height / photo.height
     seen = (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
-    theirs = np.asarray(_crop_resize(mask, seen, shape, 0))
+    theirs = np.asarray(crop_resize(mask, seen, shape, 0))
     threshold = contract.fit.mask_threshold
-    others = None if apart is None else np.asarray(_crop_resize(apart, seen, shape, 0)) >= 128
+    others = None if apart is None else np.asarray(crop_resize(apart, seen, shape, 0)) >= 128
     rgb = crop_photo(photo, (x0, y0, x1, y1), shape, (255, 255, 255))
     parser_px = math.ceil(shape[0] / max(1e-6, (y1 - y0) * sy))
     found = backdrop_silhouette(rgb, theirs >= threshold, parser_px, others)
@@ -388,7 +388,7 @@ def cut_out(photo, mask: Image.Image, window: Box, size: tuple[int, int]) -> dic
     sx, sy = mask.width / photo.width, mask.height / photo.height
     rgb = crop_photo(photo, window, size, (255, 255, 255)).astype(np.float32)
     mask_window = (window[0] * sx, window[1] * sy, window[2] * sx, window[3] * sy)
-    soft = np.asarray(_crop_resize(mask, mask_window, size, 0), np.float32)[:, :, None] / 255.0
+    soft = np.asarray(crop_resize(mask, mask_window, size, 0), np.float32)[:, :, None] / 255.0
     a = np.clip(2.0 * soft - 1.0, 0.0, 1.0)  # the outer half of the mask's edge, the backdrop's colour in it, goes
     garment = np.clip(np.rint(rgb * a + 255.0 * (1.0 - a)), 0, 255).astype(np.uint8)
     return {"garment": garment, "alpha": np.rint(a * 255.0).astype(np.uint8)}

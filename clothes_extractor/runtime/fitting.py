@@ -155,7 +155,7 @@ def _landing(
     return (ix0, iy0, ix1, iy1), (dx0, dy0, dx1, dy1)
 
 
-def _crop_resize(
+def crop_resize(
     image: Image.Image, window: Box, size: tuple[int, int], fill, resample=Image.Resampling.BILINEAR
 ) -> Image.Image:
     """Resize ``window`` of ``image`` to ``size`` (h, w); outside the image becomes ``fill``.
@@ -177,17 +177,17 @@ def _crop_resize(
 
 
 def crop_photo(photo, window: Box, size: tuple[int, int], fill) -> np.ndarray:
-    """``_crop_resize`` of a Pillow photo, or of a photo that lies on a device (anything else
+    """``crop_resize`` of a Pillow photo, or of a photo that lies on a device (anything else
     with ``crop_resize``, ``resample.DevicePhoto``), as uint8 [h, w, 3]."""
     if isinstance(photo, Image.Image):
-        return np.asarray(_crop_resize(photo, window, size, fill), dtype=np.uint8)
+        return np.asarray(crop_resize(photo, window, size, fill), dtype=np.uint8)
     return photo.crop_resize(window, size, fill)
 
 
 def crop_labels(labels: Image.Image, window: Box, size: tuple[int, int]) -> np.ndarray:
     """``window`` of a class map (mode L or P) at ``size`` (h, w), nearest neighbours, 0
     outside the map: uint8 [h, w]."""
-    return np.asarray(_crop_resize(labels, window, size, 0, Image.Resampling.NEAREST), dtype=np.uint8)
+    return np.asarray(crop_resize(labels, window, size, 0, Image.Resampling.NEAREST), dtype=np.uint8)
 
 
 def fit_to_model(
@@ -220,7 +220,7 @@ def fit_to_model(
     window = fit_window((box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy), size, fit.margin)
     image = crop_photo(photo, window, size, fit.pad_rgb)
     mask_window = (window[0] / sx, window[1] / sy, window[2] / sx, window[3] / sy)
-    fitted_mask = _crop_resize(mask, mask_window, size, 0)
+    fitted_mask = crop_resize(mask, mask_window, size, 0)
     big = None
     if output_size is not None:
         big = image if tuple(output_size) == tuple(size) else crop_photo(photo, window, output_size, fit.pad_rgb)
@@ -244,7 +244,7 @@ def letterbox(
     window = fit_window((0.0, 0.0, float(image.width), float(image.height)), size, 0.0)
     if not isinstance(image, Image.Image):
         return crop_photo(image, window, size, fill), window
-    return np.asarray(_crop_resize(image, window, size, fill, resample)), window
+    return np.asarray(crop_resize(image, window, size, fill, resample)), window
 
 
 def letterbox_part(image, size: tuple[int, int], fill, part: tuple[int, int, int, int]) -> np.ndarray:

@@ -5,9 +5,9 @@ needs no library beyond onnxruntime: the resampling is written as a small graph 
 the source rows and columns each output pixel reads, weight, sum) whose weights come from
 the host. The weights are Pillow's own for its antialiased bilinear filter (a triangle
 whose support grows with the shrink factor), so a crop made here matches
-``fitting._crop_resize`` of the same decoded pixels to within a level (Pillow rounds its
+``fitting.crop_resize`` of the same decoded pixels to within a level (Pillow rounds its
 intermediate rows to 8 bits; this keeps them in float). Parts of the window outside the
-photo get the fill colour, as ``_crop_resize`` pastes onto a filled canvas.
+photo get the fill colour, as ``crop_resize`` pastes onto a filled canvas.
 
 The graph is built here from protobuf fields (``onnxfile.encode``): no onnx package at run
 time. It reads the photo as rows of bytes (``[height, row_bytes]``), so a decoder's padded
@@ -61,9 +61,9 @@ def pillow_taps(lo: float, hi: float, in_size: int, n: int) -> tuple[np.ndarray,
 
 
 def axis_taps(w0: float, w1: float, in_size: int, out_size: int) -> Taps:
-    """The taps of one axis of ``_crop_resize``: the window [w0, w1) of a source ``in_size``
+    """The taps of one axis of ``crop_resize``: the window [w0, w1) of a source ``in_size``
     long onto ``out_size`` samples; the part of the window the source covers is resized into
-    the output span it lands on (rounded as ``_crop_resize`` rounds it), the rest is fill."""
+    the output span it lands on (rounded as ``crop_resize`` rounds it), the rest is fill."""
     scale = out_size / (w1 - w0)
     i0, i1 = max(w0, 0.0), min(w1, float(in_size))
     index = np.zeros((out_size, 1), np.int64)

@@ -36,10 +36,10 @@ from .contract import ModelContract
 from .files import write_atomic
 from .fitting import (
     Box,
-    _crop_resize,
     box_in,
     check_mask_shape,
     check_photo_size,
+    crop_resize,
     decode_scale_for,
     fit_to_model,
     fit_window,
@@ -252,7 +252,7 @@ class NeedsMask:
                 )
         region = Image.fromarray(letterbox_part(photo, size, self.fill, part))
         shifted = (x0 - part[0], y0 - part[1], x1 - part[0], y1 - part[1])
-        return np.asarray(_crop_resize(region, shifted, segmenter.size, self.fill))
+        return np.asarray(crop_resize(region, shifted, segmenter.size, self.fill))
 
 
 def detail_size(segmenter: ModelContract) -> tuple[int, int]:
