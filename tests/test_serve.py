@@ -24,6 +24,7 @@ from PIL import Image
 
 from clothes_extractor.data.synth import synth_sample
 from clothes_extractor.models import model_for
+from clothes_extractor.runtime.images import SIGNATURE_KEY
 from clothes_extractor.runtime.session import contract_of
 from conftest import ROOT, TINY_SIZE, cli_env, person_photo, run_cli
 
@@ -160,6 +161,14 @@ def test_extract_returns_the_garment_and_json_with_the_mask(server):
     page = np.asarray(Image.open(io.BytesIO(base64.b64decode(json.loads(body)["garment"].split(",", 1)[1]))))
     assert page.shape == (128, 128, 4) and (page[:, :16, 3] == 0).all() and (page[:, 112:, 3] == 0).all()
     assert np.abs(page[:, 16:112].astype(int) - np.asarray(garment)).mean() < 1.0  # (WebP: lossy, alike)
+    status, body, _ = post(  # the garment's box brought to a share of the page (fill): its silhouette read
+        server,
+        {"photo": ("p.jpg", encoded(photo)), "mask": ("m.png", encoded(mask, "PNG"))},
+        "?output_size=128x128&fill=60%25",
+    )
+    assert status == 200 and Image.open(io.BytesIO(body)).size == (128, 128), body
+    with urllib.request.urlopen(f"{server}/info") as answer:  # (on white: the session with the silhouette)
+        assert json.load(answer)["generator_sessions"] == [["garment"], ["garment", "alpha"]]
 
 
 def test_a_garment_the_server_answered_is_refused_as_a_photo(server):
@@ -226,6 +235,7 @@ def png_header_only(width: int, height: int) -> bytes:
         ({"photo": ("p.jpg", b"x")}, "?background=pinkish", 400, "#RRGGBB, #RGB, a CSS name"),
         ({"photo": ("p.jpg", b"x")}, "?response=xml", 400, "response must be image or json, got 'xml'"),
         ({"photo": ("p.jpg", b"x")}, "?output_size=100000", 400, "output_size 100000x75000: each side must be 1 to"),
+        ({"photo": ("p.jpg", b"x")}, "?fill=85", 400, "fill is the garment's share of the page, 10% to 100%"),
         ({"photo": ("p.jpg", b"x")}, "?backround=transparent", 400, "unknown query parameter 'backround': this route"),
         ({"photo": ("p.jpg", b"x")}, "?format=png&format=jpg", 400, "the query parameter 'format' is given 2 times"),
         ({"photo": ("p.jpg", b"x"), "maks": ("m.png", b"x")}, "", 400, "a field 'maks' this route does not read"),
@@ -242,6 +252,7 @@ def png_header_only(width: int, height: int) -> bytes:
         (encoded(person_photo(1)[0]), "", 400, "no mask given and the server runs without a segmenter"),
     ],
     ids=["50MB", "bomb", "text", "text-mask", "empty", "no-photo", "format", "background", "response", "gigapixel"]
+    + ["fill"]
     + ["misspelt-option", "option-twice", "misspelt-field", "option-as-field"]
     + ["body-3MB", "body-empty", "body-no-mask"],
 )
@@ -389,6 +400,9 @@ def test_the_page_in_a_real_browser(tmp_path):
         sizes = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#size option")]
         assert sizes == ["auto", "model", "1024x768", "1000x1000"]  # photo's own: garments shown alone; a square page
         browser.find_element(By.CSS_SELECTOR, "#size option[value='1024x768']").click()  # one size for every garment
+        fills = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#fill option")]
+        assert fills == ["", "85%"]
+        browser.find_element(By.CSS_SELECTOR, "#fill option[value='85%']").click()  # a marketplace's framing
         upload = browser.find_element(By.ID, "file")
         upload.send_keys(str(ROOT / "examples" / "photos" / "figure-3.jpg"))
         garment = WebDriverWait(browser, 120).until(
@@ -399,6 +413,8 @@ def test_the_page_in_a_real_browser(tmp_path):
             768,
             1024,
         ]
+        shown = Image.open(io.BytesIO(base64.b64decode(garment.get_attribute("src").split(",", 1)[1])))
+        assert " fill=85% " in shown.text[SIGNATURE_KEY]  # (what the server was asked for, in the file it wrote)
         caption = browser.find_element(By.CSS_SELECTOR, ".result .name").text
         generator = contract_of(model_for("generator", gpu=False))
         drawn = f"1024×768 (drawn at {generator.height}×{generator.width}, resized)"

@@ -40,6 +40,7 @@ def extract_folder(
     output_size: str | int | tuple[int, int] = "auto",
     background: str | tuple[int, int, int] = "white",
     alpha_mask: bool = False,
+    fill: float | str | None = None,
     overwrite: bool = False,
     batch_size: int = 8,
     workers: int | None = None,
@@ -64,10 +65,11 @@ def extract_folder(
     folders or changes, once it is written whole, until ``watch`` is set; then the photos in flight
     are finished and the summary returned (``on_start`` counts the photos there at the start;
     ``summary.failed``, the photos whose last try failed; ``summary.recovered``, those that failed,
-    then were written again and done: a cut-off upload, finished). ``masks``,
-    ``save_masks``, ``recursive``, ``files_from`` (a list of photos under the one input
-    folder), ``shard`` (``"K/N"``) and ``decode`` (``auto``: JPEGs on the GPU where the
-    models run on CUDA and nvImageCodec starts, else on the host, said in the log) as in
+    then were written again and done: a cut-off upload, finished). ``fill`` (the garment's
+    share of the image, ``"85%"``), ``masks``, ``save_masks``, ``recursive``, ``files_from`` (a
+    list of photos under the one input folder), ``shard`` (``"K/N"``) and ``decode`` (``auto``:
+    JPEGs on the GPU where the models run on CUDA and nvImageCodec starts, else on the host, said
+    in the log) as in
     ``extract``. Workers are threads unless ``processes`` (which scale with cores; a frozen
     app must call ``multiprocessing.freeze_support()``; a worker process that dies takes the
     photos in its pool with it, and each is tried again alone: ``summary.retried`` counts
@@ -91,7 +93,7 @@ def extract_folder(
     if listing is not None and not os.access(listing, os.R_OK):
         raise InputError(f"cannot read the list files_from={str(listing)!r}: not found, or not readable")
     job = ExtractRun(paths, out_dir, masks, save_masks, shard, output_format, background)
-    options = job.options(batch_size, workers, quality, overwrite, output_size, alpha_mask, processes)
+    options = job.options(batch_size, workers, quality, overwrite, output_size, alpha_mask, processes, fill)
     if on_start is not None:
         on_start(count_jobs(paths, out_dir, recursive, job.save_dir, job.masks_dir, job.share, listing))
     jobs = iter_jobs(paths, out_dir, output_format, job.index, recursive, job.save_dir, job.share, listing)
@@ -142,7 +144,7 @@ class ExtractRun:
         self.index = MaskIndex(self.masks_dir) if self.masks_dir is not None else None
         self.background = background
 
-    def options(self, batch_size, workers, quality, overwrite, output_size, alpha_mask, processes):
+    def options(self, batch_size, workers, quality, overwrite, output_size, alpha_mask, processes, fill=None):
         from ..runtime.options import ExtractOptions, default_workers
 
         return ExtractOptions(
@@ -154,6 +156,7 @@ class ExtractRun:
             background=self.background,
             alpha_mask=alpha_mask,
             processes=processes,
+            fill=fill,
         )
 
     def run(
@@ -167,7 +170,7 @@ class ExtractRun:
         from ..runtime.pipeline import run_extraction
         from ..runtime.session import trim_memory
 
-        opened = _opened({"generator": generator, "segmenter": segmenter}, self.background)
+        opened = _opened({"generator": generator, "segmenter": segmenter}, options.background, fill=options.fill)
         try:
             generator, segmenter = opened.get("generator", generator), opened.get("segmenter", segmenter)
             if opening is not None:

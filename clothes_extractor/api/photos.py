@@ -154,12 +154,14 @@ def extract_garment(
     output_size: str | int | tuple[int, int] = "auto",
     background: str | tuple[int, int, int] = "white",
     alpha_mask: bool = False,
+    fill: float | str | None = None,
 ) -> Image.Image | list[Image.Image]:
     """The garment of one photo as a PIL image (RGB, or RGBA with ``background="transparent"``),
     or a list for a list of photos (run as one batch).
 
     ``mask``: the garment mask (white on the garment); without one the photo's alpha
-    (``alpha_mask=True``) or the segmenter finds it. ``output_size`` and ``background`` as in
+    (``alpha_mask=True``) or the segmenter finds it. ``output_size``, ``background`` and ``fill``
+    (the garment's share of the image: ``0.85`` or ``"85%"``; None, as the model frames it) as in
     ``extract``. A session is an open one (``new_session``), or a model file's path or None
     (the bundled model), opened for this call and closed. Raises ``InputError`` for a bad
     photo or one with no garment, ``ModelError`` for a session of another task.
@@ -173,13 +175,13 @@ def extract_garment(
         return []
     from ..runtime.options import ExtractOptions, make_plan
 
-    opened = _opened({"generator": generator, "segmenter": segmenter}, background)
+    opened = _opened({"generator": generator, "segmenter": segmenter}, background, fill=fill)
     generator, segmenter = opened.get("generator", generator), opened.get("segmenter", segmenter)
     try:
         generator.require_task("generator")
         if segmenter is not None:
             segmenter.require_task("segmenter")
-        options = ExtractOptions(output_size=output_size, background=background, alpha_mask=alpha_mask)
+        options = ExtractOptions(output_size=output_size, background=background, alpha_mask=alpha_mask, fill=fill)
         plan = make_plan(generator, segmenter, options, spelling="api")
         with tempfile.TemporaryDirectory(prefix="clothes-extractor-") as tmp:
             prepared = _prepare_all(photos, masks, Path(tmp), plan, segmenter)
@@ -194,11 +196,12 @@ def _opened(
     given: dict[str, ModelSession | str | Path | None],
     background: str | tuple[int, int, int] = "white",
     names: dict[str, str] | None = None,
+    fill: object = None,
 ) -> dict[str, ModelSession]:
     """Sessions, for one call (the caller closes them), for the tasks of ``given`` (task -> the
     argument) not given an open session: the bundled model for None, a model file's path (or a
-    task's name) as ``new_session`` takes it; a generator for white backgrounds leaves its
-    silhouette out. ``TypeError`` for another argument (``names``: how the call names it)."""
+    task's name) as ``new_session`` takes it; a generator for white backgrounds (and no ``fill``)
+    leaves its silhouette out. ``TypeError`` for another argument (``names``: how the call names it)."""
     from ..runtime.options import generator_outputs
 
     opened: dict[str, ModelSession] = {}
@@ -211,7 +214,7 @@ def _opened(
                     f"{(names or {}).get(task, task)}= takes a session (new_session) or a model file's path, not "
                     f"{type(session).__name__}"
                 )
-            outputs = generator_outputs(background) if task == "generator" else None
+            outputs = generator_outputs(background, fill) if task == "generator" else None
             opened[task] = new_session(task if session is None else session, outputs=outputs)
     except BaseException:
         for session in opened.values():

@@ -32,6 +32,7 @@ def extract_urls(
     output_size: str | int | tuple[int, int] = "auto",
     background: str | tuple[int, int, int] = "white",
     alpha_mask: bool = False,
+    fill: float | str | None = None,
     overwrite: bool = False,
     batch_size: int = 8,
     workers: int | None = None,
@@ -62,7 +63,7 @@ def extract_urls(
     check_local(output, "output")
     out_dir = Path(output)
     job = ExtractRun([], out_dir, masks, save_masks, shard, output_format, background)
-    options = job.options(batch_size, workers, quality, overwrite, output_size, alpha_mask, processes)
+    options = job.options(batch_size, workers, quality, overwrite, output_size, alpha_mask, processes, fill)
     with tempfile.TemporaryDirectory(prefix="clothes-extractor-", ignore_cleanup_errors=True) as scratch:
         (Path(scratch) / "feed").mkdir()
         if isinstance(urls, (str, Path)) and is_url(str(urls)):

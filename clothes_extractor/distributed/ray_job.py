@@ -152,7 +152,7 @@ class ModelStage:
         from ..api import new_session
         from ..runtime.options import generator_outputs
 
-        self.generator = new_session(generator, provider, outputs=generator_outputs(plan.background))
+        self.generator = new_session(generator, provider, outputs=generator_outputs(plan.background, plan.fill))
         self.segmenter = new_session(segmenter, provider) if segmenter else None
         self.plan = plan
 

@@ -18,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
 from .colour import to_srgb
+from .fill import on_white, placer
 from .fitting import check_photo_size
 from .matte import settled, uncomposed
 from .png import encode_png
@@ -310,7 +311,11 @@ SIGNATURE_KEY = "clothes-extractor"  # PNG text chunk / JPEG comment / WebP XMP 
 
 
 def apply_background(
-    garment: np.ndarray, alpha: np.ndarray | None, background, size: tuple[int, int] | None = None
+    garment: np.ndarray,
+    alpha: np.ndarray | None,
+    background,
+    size: tuple[int, int] | None = None,
+    fill: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(RGB, alpha or None) to encode: ``garment`` is on white; ``alpha`` its silhouette.
 
@@ -320,12 +325,16 @@ def apply_background(
     garment's edge settled first (``matte.settled``: no pale glow where the silhouette reaches
     past the rendering). ``size`` (height, width): brought to that size (bicubic) where it is
     another, after the settling and before the un-composing (the garment on white and its alpha
-    resized alike keep their relation, so the colours are those of the garment resized).
+    resized alike keep their relation, so the colours are those of the garment resized). ``fill``:
+    the garment's box brought to that share of a page of ``size`` instead (``fill.placer``; on
+    white, laid on it by its alpha: ``fill.on_white``).
     """
+    place = functools.partial(resized, size=size) if fill is None else placer(garment, alpha, size, fill)
+    if alpha is not None and (background != "white" or fill is not None):
+        garment, alpha = settled(garment, alpha)
     if background == "white" or alpha is None:
-        return resized(garment, size), None
-    garment, alpha = settled(garment, alpha)
-    garment, alpha = resized(garment, size), resized(alpha.reshape(garment.shape[:2]), size)
+        return place(garment if fill is None or alpha is None else on_white(garment, alpha)), None
+    garment, alpha = place(garment), place(alpha.reshape(garment.shape[:2]))
     if background == "transparent":
         return uncomposed(garment, alpha), alpha.reshape(garment.shape[:2])
     return uncomposed(garment, alpha, tuple(background)), None

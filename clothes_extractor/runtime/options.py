@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from PIL import ImageColor
 
 from ..errors import ClothesExtractorError
+from .fill import parse_fill
 from .hardware import physical_cores
 from .limits import check_batch_size
 from .session import ModelSession
@@ -66,6 +67,7 @@ class ExtractOptions:
     background: str | tuple[int, int, int] = "white"  # white | transparent | (r, g, b)
     alpha_mask: bool = False  # use a photo's alpha channel as its garment mask
     processes: bool | None = None  # worker processes instead of threads (None: on 4+ cores)
+    fill: float | str | None = None  # the garment's box's share of the page (0.85, "85%"); None: as drawn
 
     def __post_init__(self) -> None:
         check_batch_size(self.batch_size)
@@ -77,6 +79,8 @@ class ExtractOptions:
         if isinstance(self.background, str):
             object.__setattr__(self, "background", parse_background(self.background))
         object.__setattr__(self, "output_size", _output_size(self.output_size))
+        if self.fill is not None:
+            object.__setattr__(self, "fill", parse_fill(self.fill))
         colour = self.background
         if not isinstance(colour, str) and (len(colour) != 3 or not all(0 <= int(c) <= 255 for c in colour)):
             raise ValueError(f"a background colour is (r, g, b), each 0-255, got {colour!r}")
@@ -100,10 +104,11 @@ def _output_size(value: object) -> str | int | tuple[int, int]:
     raise ValueError(f"output size must be 'auto', 'model', a height or (height, width) in whole pixels, got {value!r}")
 
 
-def generator_outputs(background: str | tuple[int, int, int]) -> tuple[str, ...] | None:
+def generator_outputs(background: str | tuple[int, int, int], fill: object = None) -> tuple[str, ...] | None:
     """The generator outputs an extraction on ``background`` reads (None: all): on white, the
-    garment alone, so that a generator's silhouette is not computed for nothing."""
-    return ("garment",) if background == "white" else None
+    garment alone, so that a generator's silhouette is not computed for nothing; with a ``fill``,
+    all (the silhouette finds the garment's box, ``fill.garment_box``)."""
+    return ("garment",) if background == "white" and fill is None else None
 
 
 # How each front end spells what make_plan refuses: the size setting, white.
@@ -122,11 +127,12 @@ def make_plan(
     contract = generator.contract
     size_option, white = SPELLINGS[spelling]
     model = generator.path.name if spelling == "http" else generator.path
-    if options.background != "white" and contract.alpha and "alpha" not in generator.output_names:
-        raise ValueError(
-            f"the session on {generator.path} was opened without its alpha output, which a background "
-            "other than white needs; open it with outputs=generator_outputs(background)"
-        )
+    if (options.background != "white" or options.fill is not None) and contract.alpha:
+        if "alpha" not in generator.output_names:
+            raise ValueError(
+                f"the session on {generator.path} was opened without its alpha output, which a background "
+                "other than white or a fill needs; open it with outputs=generator_outputs(background, fill)"
+            )
     if options.background != "white" and not contract.alpha:
         raise ClothesExtractorError(
             f"{model} has no silhouette output, so it cannot give a transparent or coloured background; "
@@ -148,6 +154,7 @@ def make_plan(
             canvas, output_size = output_size, contained(output_size, contract.size)  # the garment centred on it
     background = options.background if isinstance(options.background, str) else "#%02x%02x%02x" % options.background
     size = output_size if isinstance(output_size, str) else "%dx%d" % (canvas or output_size)
+    page = (" canvas" if canvas else "") + ("" if options.fill is None else " fill=%g%%" % round(options.fill * 100, 2))
     return Plan(
         generator=contract,
         segmenter=segmenter.contract if segmenter is not None else None,
@@ -155,9 +162,10 @@ def make_plan(
         background=options.background,
         quality=options.quality,
         alpha_mask=options.alpha_mask,
-        signature=f"model={generator.digest[:16]} size={size}{' canvas' if canvas else ''} background={background}",
+        signature=f"model={generator.digest[:16]} size={size}{page} background={background}",
         segmenter_digest=segmenter.digest[:16] if segmenter is not None else "",
         canvas=canvas,
+        fill=options.fill,
     )
 
 

@@ -89,8 +89,10 @@ class Plan:
     ``page``: a garment drawn at another size is resized to the one asked for). ``canvas``: the
     (height, width) asked for where it is not the model's aspect (a marketplace's square): the
     garment at ``output_size``, the largest of the model's aspect inside it, is centred on it.
-    ``background``: "white", "transparent" or an (r, g, b) colour (the last two need a
-    model with a silhouette output). ``signature_of`` a job's mask is stored in its output; a
+    ``fill``: the share of the page (``canvas``, else ``output_size``) the garment's box is
+    brought to, centred (``fill.placer``), or None: as the generator frames it. ``background``:
+    "white", "transparent" or an (r, g, b) colour (the last two need a model with a silhouette
+    output). ``signature_of`` a job's mask is stored in its output; a
     rerun skips an output only if it carries the same one (the same models, the same settings).
     """
 
@@ -103,6 +105,7 @@ class Plan:
     signature: str = ""  # the generator's digest, the size and the background
     segmenter_digest: str = ""  # the segmenter's, where the run has one
     canvas: tuple[int, int] | None = None
+    fill: float | None = None
 
     def signature_of(self, mask: MaskSource, stamp: str | None = None) -> str:
         """The signature of an output whose mask comes from ``mask``: the run's, and the
@@ -131,6 +134,10 @@ class Plan:
         None) on the background, at the size asked for (one a generator drew at its model size brought
         up to it: ``images.apply_background``)."""
         size = self.output_size if isinstance(self.output_size, tuple) else None
+        if self.fill is not None:  # (the page is filled as asked: no canvas around it)
+            return apply_background(
+                outputs["garment"], outputs.get("alpha"), self.background, self.canvas or size, self.fill
+            )
         rgb, alpha = apply_background(outputs["garment"], outputs.get("alpha"), self.background, size)
         return (rgb, alpha) if self.canvas is None else on_canvas(rgb, alpha, self.canvas, self.background)
 

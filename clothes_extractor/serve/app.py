@@ -3,7 +3,8 @@
     POST /extract   multipart ``photo`` (and optional ``mask``), or the photo as the body
                     (``Content-Type: image/...``); query ``format`` (png, jpg, webp),
                     ``output_size`` (auto, model, HxW or a height), ``background`` (white,
-                    transparent, #RRGGBB), ``response`` (image, or json: the garment and the
+                    transparent, #RRGGBB), ``fill`` (the garment's share of the image, 85%),
+                    ``response`` (image, or json: the garment and the
                     mask as data URLs, the mask's source, the size, timings)
     POST /tryon     multipart ``person`` and ``garment`` (a catalog image) or ``garment_photo``
                     (``serve/tryon.py``): the person dressed in it, at the photo's size
@@ -61,6 +62,12 @@ EXTRACT_API = openapi.operation(
             "auto",
         ),
         openapi.query("background", "white, transparent (png, webp) or a colour: #RRGGBB, #RGB, a CSS name", "white"),
+        openapi.query(
+            "fill",
+            "the garment's box scaled to fill this share of the image (85% or 0.85), centred; without it, as the "
+            "model frames it",
+            None,
+        ),
         openapi.response_query("the garment and the mask used as data URLs, the mask's source, the size, timings"),
     ],
     {
@@ -103,17 +110,17 @@ class Extractor:
         if self._whole is not None:
             self._whole.close()
 
-    def _serves(self, background: Any) -> bool:
-        """Whether the given generator session gives what a request on ``background`` reads
-        (or its model has no silhouette to give: ``make_plan`` says so)."""
+    def _serves(self, background: Any, fill: float | None = None) -> bool:
+        """Whether the given generator session gives what a request on ``background`` (with
+        ``fill``) reads (or its model has no silhouette to give: ``make_plan`` says so)."""
         given = self.generator
-        needed = generator_outputs(background) or [spec.name for spec in given.contract.outputs]
+        needed = generator_outputs(background, fill) or [spec.name for spec in given.contract.outputs]
         return set(needed) <= set(given.output_names) or not given.contract.alpha
 
-    def generator_for(self, background: Any) -> ModelSession:
-        """The generator session for requests on ``background``."""
+    def generator_for(self, background: Any, fill: float | None = None) -> ModelSession:
+        """The generator session for requests on ``background`` (with ``fill``)."""
         given = self.generator
-        if self._serves(background):
+        if self._serves(background, fill):
             return given
         with self._whole_lock:
             if self._whole is None:
@@ -143,10 +150,12 @@ class Extractor:
         """One request: the garment (encoded), the mask used (PNG), where it came from, timings."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        background = options["extract"]["background"]
+        background, fill = options["extract"]["background"], options["extract"]["fill"]
         # (opening the whole model for another background: off the event loop)
         generator = (
-            self.generator if self._serves(background) else await asyncio.to_thread(self.generator_for, background)
+            self.generator
+            if self._serves(background, fill)
+            else await asyncio.to_thread(self.generator_for, background, fill)
         )
         plan = make_plan(generator, self.segmenter, ExtractOptions(**options["extract"]), spelling="http")
         with tempfile.TemporaryDirectory(prefix="ce-serve-") as tmp:
@@ -284,6 +293,7 @@ async def handle_extract(request: Request, extractor: Extractor, settings: Serve
             query.get("output_size", "auto"),
             query.get("background", "white"),
             query.get("response", "image"),
+            query.get("fill"),
         )
         photo, mask = await read_photo_and_mask(request, settings.max_upload_mb, known)
         result = await asyncio.wait_for(extractor.extract(photo, mask, options), settings.timeout_s)

@@ -34,8 +34,9 @@ ERRORS = {
 }
 
 
-def query(name: str, description: str, default: str, values: Iterable[str] | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string", "default": default}
+def query(name: str, description: str, default: str | None, values: Iterable[str] | None = None) -> dict[str, Any]:
+    """A query parameter; ``default`` None: none (the parameter's absence means something of its own)."""
+    schema: dict[str, Any] = {"type": "string"} | ({"default": default} if default is not None else {})
     if values is not None:
         schema["enum"] = list(values)
     return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}

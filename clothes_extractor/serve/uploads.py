@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from ..errors import ClothesExtractorError, InputError, NoGarmentError, NothingToDressError
+from ..runtime.fill import parse_fill
 from ..runtime.options import parse_background, parse_output_size
 from .batcher import QueueFull
 
@@ -26,7 +27,9 @@ log = logging.getLogger(__name__)
 MEDIA = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
 
 
-def request_options(fmt: str, output_size: str, background: str, response: str = "image") -> dict[str, Any]:
+def request_options(
+    fmt: str, output_size: str, background: str, response: str = "image", fill: str | None = None
+) -> dict[str, Any]:
     """The query parameters as extract options; ``InputError`` (a 400) for a bad value."""
     fmt = {"jpeg": "jpg"}.get(fmt.lower(), fmt.lower())
     if fmt not in MEDIA:
@@ -41,9 +44,11 @@ def request_options(fmt: str, output_size: str, background: str, response: str =
         raise InputError("JPEG has no transparency: use format=png or webp with background=transparent")
     try:
         size = parse_output_size(output_size)
+        share = parse_fill(fill) if fill is not None else None
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    return {"format": fmt, "extract": {"output_size": size, "background": parsed_background, "workers": 1}}
+    extract = {"output_size": size, "background": parsed_background, "fill": share, "workers": 1}
+    return {"format": fmt, "extract": extract}
 
 
 def read_query(request: Request, known: Iterable[str]) -> Mapping[str, str]:
