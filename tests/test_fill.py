@@ -5,6 +5,8 @@ import pytest
 from PIL import Image
 
 from clothes_extractor import extract_garment, new_session
+from clothes_extractor.data.synth import synth_sample
+from clothes_extractor.models import model_for
 from clothes_extractor.runtime.fill import garment_box, on_white, parse_fill, placer
 from clothes_extractor.runtime.options import ExtractOptions, generator_outputs
 from clothes_extractor.runtime.signature import read_signature
@@ -108,9 +110,43 @@ def test_a_filled_page_through_the_api_with_the_bundled_models(figures):
     assert (x0 + x1) / 2 == pytest.approx(200, abs=4) and (y0 + y1) / 2 == pytest.approx(200, abs=4)
     # the page is white to its edges and around the garment: the drawn frame's haze is left out
     assert (page[:, :20] == 255).all() and (page[:20] == 255).all()
-    assert (np.asarray(plain)[:, 60:80] < 250).any()  # (without fill, the frame's haze shows on the page)
+    assert (np.asarray(plain)[:, :50] == 255).all() and (np.asarray(plain)[:, 50:53] >= 250).all()  # (so a page's)
     x0, y0, x1, y1 = box_of(rgba[..., 3])  # (the auto size: the photo crop's own, 3:4)
     assert max((y1 - y0) / rgba.shape[0], (x1 - x0) / rgba.shape[1]) == pytest.approx(0.6, abs=0.01)
+
+
+def test_a_page_lays_a_drawn_garment_on_its_white_and_a_cut_out_as_it_is(figures, tmp_path):
+    catalog = tmp_path / "catalog.png"
+    synth_sample(0, seed=3)[2].save(catalog)  # a top laid flat on white: cut out, not drawn
+    outputs = generator_outputs("white", None, (256, 256))  # (a page: the silhouette is read, for this model)
+    with new_session("segmenter", "cpu") as segmenter, new_session("generator", "cpu", outputs=outputs) as generator:
+        assert generator.output_names == ["garment", "alpha"]
+        cut_page, cut, worn_page, worn = (
+            np.asarray(extract_garment(photo, generator=generator, segmenter=segmenter, output_size=size))
+            for photo in (catalog, figures / "figure-2.jpg")
+            for size in ((256, 256), (256, 192))
+        )
+    # a cut-out is on white by its alpha already: on the page as it is (laid again, its edge paled by up to 24)
+    assert np.array_equal(cut_page[:, 32:224], cut) and (cut_page[:, :32] == 255).all()
+    # a drawn garment keeps its grey haze at the 3:4 frame's edge; on a page it is left out
+    assert worn[:, :3].mean() < 245 and (worn_page[:, :35] >= 254).all()
+
+
+def test_the_outputs_of_a_page_depend_on_the_model_s_aspect(tiny_model_path):
+    from clothes_extractor.runtime.session import contract_of
+
+    bundled, tiny = contract_of(model_for("generator", gpu=False)), contract_of(tiny_model_path)
+    assert bundled.size == (256, 192)
+    page = generator_outputs("white", None, (1000, 1000))
+    assert page(bundled) is None
+    assert generator_outputs("white", None, (1000, 750))(bundled) == ("garment",)  # its own aspect: no page
+    assert generator_outputs("white", None, [1024, 768])(bundled) == ("garment",)
+    assert generator_outputs("white", None, "auto") == ("garment",) and generator_outputs("white", None, 512) == (
+        "garment",
+    )
+    assert generator_outputs("#ffffff", None, (1000, 1000)) is None
+    height, width = tiny.size
+    assert generator_outputs("white", None, (height * 4, width * 4))(tiny) == ("garment",)
 
 
 def test_a_session_without_its_silhouette_is_refused_a_fill(figures):

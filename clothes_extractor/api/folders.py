@@ -170,7 +170,12 @@ class ExtractRun:
         from ..runtime.pipeline import run_extraction
         from ..runtime.session import trim_memory
 
-        opened = _opened({"generator": generator, "segmenter": segmenter}, options.background, fill=options.fill)
+        opened = _opened(
+            {"generator": generator, "segmenter": segmenter},
+            options.background,
+            fill=options.fill,
+            output_size=options.output_size,
+        )
         try:
             generator, segmenter = opened.get("generator", generator), opened.get("segmenter", segmenter)
             if opening is not None:

@@ -11,7 +11,7 @@ import inspect
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Collection, Sequence, Union
+from typing import BinaryIO, Callable, Collection, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -19,6 +19,7 @@ from PIL import Image
 from ..errors import InputError, ModelError, NoGarmentError, files_named, lookup_error
 from ..models import GPU_PROVIDERS, TASKS, model_for, task_model
 from ..runtime.colour import to_srgb
+from ..runtime.contract import ModelContract
 from ..runtime.hardware import has_nvidia_gpu
 from ..runtime.jobs import ExtractJob
 from ..runtime.providers import SessionSettings, import_onnxruntime, provider_name
@@ -55,7 +56,7 @@ def new_session(
     provider: str = "auto",
     *,
     settings: SessionSettings | None = None,
-    outputs: Collection[str] | None = None,
+    outputs: Collection[str] | Callable[[ModelContract], Collection[str] | None] | None = None,
 ) -> ModelSession:
     """A session on a bundled model by task name (``"generator"``, ``"segmenter"``) or on a
     model file. A bundled model comes in the precision that suits the provider it gets
@@ -175,7 +176,7 @@ def extract_garment(
         return []
     from ..runtime.options import ExtractOptions, make_plan
 
-    opened = _opened({"generator": generator, "segmenter": segmenter}, background, fill=fill)
+    opened = _opened({"generator": generator, "segmenter": segmenter}, background, fill=fill, output_size=output_size)
     generator, segmenter = opened.get("generator", generator), opened.get("segmenter", segmenter)
     try:
         generator.require_task("generator")
@@ -197,11 +198,13 @@ def _opened(
     background: str | tuple[int, int, int] = "white",
     names: dict[str, str] | None = None,
     fill: object = None,
+    output_size: object = None,
 ) -> dict[str, ModelSession]:
     """Sessions, for one call (the caller closes them), for the tasks of ``given`` (task -> the
     argument) not given an open session: the bundled model for None, a model file's path (or a
-    task's name) as ``new_session`` takes it; a generator for white backgrounds (and no ``fill``)
-    leaves its silhouette out. ``TypeError`` for another argument (``names``: how the call names it)."""
+    task's name) as ``new_session`` takes it; a generator for white backgrounds leaves its
+    silhouette out where it is not read (``generator_outputs``: no ``fill``, no page of another
+    aspect given as ``output_size``). ``TypeError`` for another argument (``names``: how the call names it)."""
     from ..runtime.options import generator_outputs
 
     opened: dict[str, ModelSession] = {}
@@ -214,7 +217,7 @@ def _opened(
                     f"{(names or {}).get(task, task)}= takes a session (new_session) or a model file's path, not "
                     f"{type(session).__name__}"
                 )
-            outputs = generator_outputs(background, fill) if task == "generator" else None
+            outputs = generator_outputs(background, fill, output_size) if task == "generator" else None
             opened[task] = new_session(task if session is None else session, outputs=outputs)
     except BaseException:
         for session in opened.values():

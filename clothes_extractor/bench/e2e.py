@@ -153,9 +153,8 @@ def bench_extract(
     session_settings = SessionSettings(cpu_streams=cpu_streams)
     # model-size outputs by default: what the host ceiling encodes, so the two compare
     options = ExtractOptions(batch_size=batch_size, workers=workers, processes=processes, output_size=output_size)
-    model = CountedRuns(
-        ModelSession(model_path, provider, settings=session_settings, outputs=generator_outputs(options.background))
-    )
+    outputs = generator_outputs(options.background, options.fill, options.output_size)
+    model = CountedRuns(ModelSession(model_path, provider, settings=session_settings, outputs=outputs))
     seg_session = CountedRuns(ModelSession(segmenter, provider, settings=session_settings)) if segmenter else None
     decoder, decode_note = open_decoder(decode, model.provider)
     clock = StageClock()

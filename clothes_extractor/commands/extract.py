@@ -451,7 +451,7 @@ def _open_models(options: dict[str, Any], extract_options: Any):
     if options["no_segmenter"] and options["segmenter"] is not None:
         raise click.UsageError("--segmenter and --no-segmenter exclude each other")
     settings = SessionSettings(cpu_streams=options["cpu_streams"])
-    outputs = generator_outputs(extract_options.background, extract_options.fill)  # (white: no silhouette)
+    outputs = generator_outputs(extract_options.background, extract_options.fill, extract_options.output_size)
     generator = new_session(options["model"] or "generator", options["provider"], settings=settings, outputs=outputs)
     generator.require_task("generator")
     segmenter = None

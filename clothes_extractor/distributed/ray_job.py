@@ -152,7 +152,8 @@ class ModelStage:
         from ..api import new_session
         from ..runtime.options import generator_outputs
 
-        self.generator = new_session(generator, provider, outputs=generator_outputs(plan.background, plan.fill))
+        outputs = generator_outputs(plan.background, plan.fill, plan.canvas)
+        self.generator = new_session(generator, provider, outputs=outputs)
         self.segmenter = new_session(segmenter, provider) if segmenter else None
         self.plan = plan
 

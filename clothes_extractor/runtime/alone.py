@@ -25,6 +25,7 @@ from PIL import Image
 
 from .backdrop import backdrop_silhouette
 from .contract import FitSettings, ModelContract
+from .fill import LAID
 from .fitting import Box, crop_photo, crop_resize, edge_pixels, frame_edge, mask_box, photo_window
 from .people import upper_garment
 from .silhouette import (
@@ -383,12 +384,13 @@ def cut_out(photo, mask: Image.Image, window: Box, size: tuple[int, int]) -> dic
     """The garment of ``photo`` (RGB; Pillow, or on a device: ``fitting.crop_photo``) where
     ``mask`` (L, over the whole photo at any resolution, 255 = garment) says, in ``window``
     (photo pixels) at ``size`` (h, w), as the generator gives one: ``garment`` [h, w, 3] on
-    white and ``alpha`` [h, w, 1]. The mask's edge is narrowed to its inner half: its outer
-    half holds the backdrop's colour, a fringe around the garment."""
+    white and ``alpha`` [h, w, 1], and ``fill.LAID`` (the garment is on white by its alpha
+    already). The mask's edge is narrowed to its inner half: its outer half holds the backdrop's
+    colour, a fringe around the garment."""
     sx, sy = mask.width / photo.width, mask.height / photo.height
     rgb = crop_photo(photo, window, size, (255, 255, 255)).astype(np.float32)
     mask_window = (window[0] * sx, window[1] * sy, window[2] * sx, window[3] * sy)
     soft = np.asarray(crop_resize(mask, mask_window, size, 0), np.float32)[:, :, None] / 255.0
     a = np.clip(2.0 * soft - 1.0, 0.0, 1.0)  # the outer half of the mask's edge, the backdrop's colour in it, goes
     garment = np.clip(np.rint(rgb * a + 255.0 * (1.0 - a)), 0, 255).astype(np.uint8)
-    return {"garment": garment, "alpha": np.rint(a * 255.0).astype(np.uint8)}
+    return {"garment": garment, "alpha": np.rint(a * 255.0).astype(np.uint8), LAID: np.ones((), bool)}

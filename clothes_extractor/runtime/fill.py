@@ -15,9 +15,11 @@ can be lost to it; a silhouette finds it). Rows and columns with only a speck of
 (``SPECK_SHARE`` of the side) are not counted. A page with no garment on it is the drawn frame,
 contained and centred, as without ``fill``: nothing is made up where nothing was drawn.
 
-On white, a garment with a silhouette is laid on the page by it (``on_white``): a generator
-draws a grey haze around a garment (the bundled one's averages 236 where the catalog image is
-white), which would show the drawn frame's edge as a rectangle on the page's white margin.
+On white, a drawn garment with a silhouette is laid on its page by it (``on_white``, in
+``Plan.page``: a filled one, or one on a page of another aspect): a generator draws a grey haze
+around a garment (the bundled one's averages 236 where the catalog image is white), which would
+show the drawn frame's edge as a rectangle on the page's white margin. A garment cut out of its
+photo (``alone.cut_out``) is on white by its alpha already: its outputs say so (``LAID``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ GARMENT_ALPHA = 128  # silhouette at least this: garment
 OFF_WHITE = 24  # a pixel of a garment on white this far from white in a channel: garment
 SPECK_SHARE = 0.005  # a row or column with fewer garment pixels than this share of its length: a speck
 MIN_FILL, MAX_FILL = 0.1, 1.0
+LAID = "laid_on_white"  # in a garment's outputs: its garment is on white by its alpha already (a cut-out)
 
 
 def parse_fill(value: object) -> float:

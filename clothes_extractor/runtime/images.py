@@ -18,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
 from .colour import to_srgb
-from .fill import on_white, placer
+from .fill import placer
 from .fitting import check_photo_size
 from .matte import settled, uncomposed
 from .png import encode_png
@@ -326,14 +326,12 @@ def apply_background(
     past the rendering). ``size`` (height, width): brought to that size (bicubic) where it is
     another, after the settling and before the un-composing (the garment on white and its alpha
     resized alike keep their relation, so the colours are those of the garment resized). ``fill``:
-    the garment's box brought to that share of a page of ``size`` instead (``fill.placer``; on
-    white, laid on it by its alpha: ``fill.on_white``).
+    the garment's box brought to that share of a page of ``size`` instead (``fill.placer``).
     """
     place = functools.partial(resized, size=size) if fill is None else placer(garment, alpha, size, fill)
-    if alpha is not None and (background != "white" or fill is not None):
-        garment, alpha = settled(garment, alpha)
     if background == "white" or alpha is None:
-        return place(garment if fill is None or alpha is None else on_white(garment, alpha)), None
+        return place(garment), None
+    garment, alpha = settled(garment, alpha)
     garment, alpha = place(garment), place(alpha.reshape(garment.shape[:2]))
     if background == "transparent":
         return uncomposed(garment, alpha), alpha.reshape(garment.shape[:2])

@@ -7,10 +7,12 @@ from __future__ import annotations
 import numbers
 import os
 from dataclasses import dataclass, field
+from typing import Callable
 
 from PIL import ImageColor
 
 from ..errors import ClothesExtractorError
+from .contract import ModelContract
 from .fill import parse_fill
 from .hardware import physical_cores
 from .limits import check_batch_size
@@ -104,11 +106,27 @@ def _output_size(value: object) -> str | int | tuple[int, int]:
     raise ValueError(f"output size must be 'auto', 'model', a height or (height, width) in whole pixels, got {value!r}")
 
 
-def generator_outputs(background: str | tuple[int, int, int], fill: object = None) -> tuple[str, ...] | None:
-    """The generator outputs an extraction on ``background`` reads (None: all): on white, the
-    garment alone, so that a generator's silhouette is not computed for nothing; with a ``fill``,
-    all (the silhouette finds the garment's box, ``fill.garment_box``)."""
-    return ("garment",) if background == "white" and fill is None else None
+def generator_outputs(
+    background: str | tuple[int, int, int], fill: object = None, output_size: object = None
+) -> tuple[str, ...] | Callable[[ModelContract], tuple[str, ...] | None] | None:
+    """The generator outputs an extraction on ``background`` reads (None: all), as ``ModelSession``
+    takes them: on white, the garment alone, so that a generator's silhouette is not computed for
+    nothing; all with a ``fill`` (the silhouette finds the garment's box, ``fill.garment_box``) or
+    on a page of another aspect than the model's (an ``output_size`` (height, width): the garment
+    is laid on the page's white by it, ``Plan.page``), which its contract says."""
+    if background != "white" or fill is not None:
+        return None
+    if isinstance(output_size, (tuple, list)):
+        page = tuple(output_size)
+        return lambda contract: None if another_aspect(page, contract) else ("garment",)
+    return ("garment",)
+
+
+def another_aspect(size: tuple[int, int], contract: ModelContract) -> bool:
+    """Whether ``size`` (height, width) is of another aspect than the model's by more than a row:
+    a page (``make_plan``)."""
+    (height, width), (model_h, model_w) = size, contract.size
+    return abs(height * model_w - width * model_h) > model_h
 
 
 # How each front end spells what make_plan refuses: the size setting, white.
@@ -150,7 +168,7 @@ def make_plan(
                 f"{size_option} {h}x{w}: each side must be 1 to {MAX_OUTPUT_SIDE} pixels (past the photo's own "
                 "resolution a garment is only upsampled: resize it afterwards)"
             )
-        if abs(h * contract.width - w * contract.height) > contract.height:  # another aspect (a square page):
+        if another_aspect(output_size, contract):  # another aspect (a square page):
             canvas, output_size = output_size, contained(output_size, contract.size)  # the garment centred on it
     background = options.background if isinstance(options.background, str) else "#%02x%02x%02x" % options.background
     size = output_size if isinstance(output_size, str) else "%dx%d" % (canvas or output_size)

@@ -34,6 +34,7 @@ from ..errors import ClothesExtractorError, DiskFull, InputError, NoGarmentError
 from .alone import ALONE_AT, SILHOUETTE_SCALE, alone_plane, framed, framing, shows_person
 from .contract import ModelContract
 from .files import write_atomic
+from .fill import LAID, on_white
 from .fitting import (
     Box,
     box_in,
@@ -62,6 +63,7 @@ from .images import (
     on_canvas,
 )
 from .jobs import CONTENT, ExtractJob, content_digest
+from .matte import settled
 from .people import MIN_GARMENT_SHARE, garment_found, keep_columns, main_person
 from .walk import MaskSource
 
@@ -132,13 +134,16 @@ class Plan:
     def page(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """One garment's outputs (``garment`` on white, ``alpha``) as they are written: (RGB, alpha or
         None) on the background, at the size asked for (one a generator drew at its model size brought
-        up to it: ``images.apply_background``)."""
+        up to it: ``images.apply_background``); a drawn one on a white page (filled, or of another
+        aspect) laid on it by its silhouette where the session read it (``fill.on_white``)."""
         size = self.output_size if isinstance(self.output_size, tuple) else None
+        garment, alpha = outputs["garment"], outputs.get("alpha")
+        paged = self.fill is not None or self.canvas is not None
+        if self.background == "white" and paged and alpha is not None and LAID not in outputs:
+            garment = on_white(*settled(garment, alpha))  # (its haze would show the drawn frame on the page's white)
         if self.fill is not None:  # (the page is filled as asked: no canvas around it)
-            return apply_background(
-                outputs["garment"], outputs.get("alpha"), self.background, self.canvas or size, self.fill
-            )
-        rgb, alpha = apply_background(outputs["garment"], outputs.get("alpha"), self.background, size)
+            return apply_background(garment, alpha, self.background, self.canvas or size, self.fill)
+        rgb, alpha = apply_background(garment, alpha, self.background, size)
         return (rgb, alpha) if self.canvas is None else on_canvas(rgb, alpha, self.canvas, self.background)
 
     def encoded(

@@ -110,17 +110,21 @@ class Extractor:
         if self._whole is not None:
             self._whole.close()
 
-    def _serves(self, background: Any, fill: float | None = None) -> bool:
-        """Whether the given generator session gives what a request on ``background`` (with
-        ``fill``) reads (or its model has no silhouette to give: ``make_plan`` says so)."""
+    def _serves(self, asked: dict[str, Any]) -> bool:
+        """Whether the given generator session gives what a request asking for ``asked`` (its
+        extract options: background, fill, size) reads (or its model has no silhouette to give:
+        ``make_plan`` says so)."""
         given = self.generator
-        needed = generator_outputs(background, fill) or [spec.name for spec in given.contract.outputs]
+        needed = generator_outputs(asked["background"], asked["fill"], asked["output_size"])
+        if callable(needed):  # (a size: a page of another aspect than the model's reads the silhouette)
+            needed = needed(given.contract)
+        needed = needed or [spec.name for spec in given.contract.outputs]
         return set(needed) <= set(given.output_names) or not given.contract.alpha
 
-    def generator_for(self, background: Any, fill: float | None = None) -> ModelSession:
-        """The generator session for requests on ``background`` (with ``fill``)."""
+    def generator_for(self, asked: dict[str, Any]) -> ModelSession:
+        """The generator session for requests asking for ``asked`` (``_serves``)."""
         given = self.generator
-        if self._serves(background, fill):
+        if self._serves(asked):
             return given
         with self._whole_lock:
             if self._whole is None:
@@ -150,13 +154,9 @@ class Extractor:
         """One request: the garment (encoded), the mask used (PNG), where it came from, timings."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        background, fill = options["extract"]["background"], options["extract"]["fill"]
+        asked = options["extract"]
         # (opening the whole model for another background: off the event loop)
-        generator = (
-            self.generator
-            if self._serves(background, fill)
-            else await asyncio.to_thread(self.generator_for, background, fill)
-        )
+        generator = self.generator if self._serves(asked) else await asyncio.to_thread(self.generator_for, asked)
         plan = make_plan(generator, self.segmenter, ExtractOptions(**options["extract"]), spelling="http")
         with tempfile.TemporaryDirectory(prefix="ce-serve-") as tmp:
             folder = Path(tmp)
