@@ -407,3 +407,23 @@ def test_a_local_photo_for_the_segmenter_goes_to_the_model_actor_light(tiny_mode
     item, whole = unpack(row), prepare(job, plan)
     assert isinstance(item, NeedsMask) and item.photo is None and whole.photo is not None
     assert np.array_equal(item.image, whole.image) and len(pack(item)["payload"]) * 5 < len(pack(whole)["payload"])
+
+
+def test_a_filled_page_in_the_actors_is_the_local_one_byte_for_byte(cluster, tiny_flow_path, photo_folder, tmp_path):
+    # (the actors open the generator with the silhouette a fill and a page read, as extract does)
+    from clothes_extractor.runtime.options import generator_outputs
+
+    photos, masks = photo_folder
+    for settings in ({"output_size": (96, 96), "fill": 0.8}, {"output_size": (64, 96)}):
+        local_out, ray_out = tmp_path / f"local-{len(settings)}", tmp_path / f"ray-{len(settings)}"
+        local = ExtractOptions(batch_size=4, workers=2, processes=False, **settings)
+        outputs = generator_outputs("white", local.fill, local.output_size)
+        with ModelSession(tiny_flow_path, "cpu", outputs=outputs) as generator:
+            assert generator.output_names == ["garment", "alpha"]
+            run_extraction(generator, find_jobs([photos], local_out, "png", MaskIndex(masks)), local, None)
+        ray_out.mkdir()
+        jobs = find_jobs([photos], ray_out, "png", MaskIndex(masks))
+        summary = run_on_ray(tiny_flow_path, None, jobs, options(**settings))
+        assert summary.ok == 5 and {p.name for p in ray_out.iterdir()} == {p.name for p in local_out.iterdir()}
+        for path in local_out.iterdir():
+            assert (ray_out / path.name).read_bytes() == path.read_bytes(), path.name
