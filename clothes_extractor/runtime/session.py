@@ -89,8 +89,8 @@ class ModelSession:
     ``outputs``: the outputs the caller reads, in any order (None: all the contract's), or a
     function of the model's contract that says them (where they depend on the model: its
     aspect); the graph is cut to them before the session starts, so the others cost nothing (a
-    generator whose silhouette is not read takes 30% less time on the CPU). Usable as a context manager;
-    ``close`` releases the session (and the provider's memory).
+    generator whose silhouette is not read takes 30% less time on the CPU). Usable as a context
+    manager; ``close`` releases the session (and the provider's memory).
     """
 
     def __init__(
