@@ -204,7 +204,8 @@ def _opened(
     argument) not given an open session: the bundled model for None, a model file's path (or a
     task's name) as ``new_session`` takes it; a generator for white backgrounds leaves its
     silhouette out where it is not read (``generator_outputs``: no ``fill``, no page of another
-    aspect given as ``output_size``). ``TypeError`` for another argument (``names``: how the call names it)."""
+    aspect given as ``output_size``). ``TypeError`` for another argument (``names``: how the
+    call names it)."""
     from ..runtime.options import generator_outputs
 
     opened: dict[str, ModelSession] = {}
