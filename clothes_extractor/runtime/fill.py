@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from .fitting import crop_resize
+from .fitting import crop_resize, fit_window
 
 GARMENT_ALPHA = 128  # silhouette at least this: garment
 OFF_WHITE = 24  # a pixel of a garment on white this far from white in a channel: garment
@@ -80,11 +80,9 @@ def window_for(
     """The part (x0, y0, x1, y1) of the drawn frame (``drawn``: height, width) that a ``page``
     (height, width) shows where ``box`` fills ``fill`` of it; may reach past the frame (the page's
     margin). No box: the whole frame, contained (the page as it is without ``fill``)."""
-    (page_h, page_w), (drawn_h, drawn_w) = page, drawn
-    x0, y0, x1, y1 = box if box is not None else (0, 0, drawn_w, drawn_h)
-    scale = min(page_h / (y1 - y0), page_w / (x1 - x0)) * (fill if box is not None else 1.0)
-    cx, cy, half_w, half_h = (x0 + x1) / 2, (y0 + y1) / 2, page_w / scale / 2, page_h / scale / 2
-    return cx - half_w, cy - half_h, cx + half_w, cy + half_h
+    if box is None:
+        return fit_window((0.0, 0.0, float(drawn[1]), float(drawn[0])), page, 0.0)
+    return fit_window(box, page, (1.0 / fill - 1.0) / 2)  # (grown by 1/fill: the box is fill of its longer side)
 
 
 def placer(
