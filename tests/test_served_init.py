@@ -257,3 +257,26 @@ def test_the_command_trains_the_unet_of_a_silhouette_model_and_says_so_once(synt
     state = torch.load(tmp_path / "u" / "last.pt", weights_only=True)
     assert state["arch"] == "unet" and state["config"]["ngf"] == 4
     assert not any(name.startswith("renderer.") for name in state["model"])
+
+
+def test_a_silhouette_head_from_init_draws_with_the_renderer_given(synthetic, tiny_silhouette_path, tmp_path):
+    """``--arch silhouette --init SILHOUETTE.onnx --renderer RETRAINED.onnx``: the head starts from
+    the file's and the garment is the retrained U-Net's (frozen, as without --init), which the
+    run records as its renderer: the shipped head re-paired with a retrained U-Net."""
+    from clothes_extractor.train.renderer import unet_from_onnx
+    from conftest import tiny_generator
+
+    retrained = tmp_path / "retrained.onnx"
+    export_model(tiny_generator(seed=1), retrained)
+    head = dict(arch="silhouette", depth=2, ngf=4, renderer=str(retrained), init=str(tiny_silhouette_path))
+    run = train(tiny_config(synthetic, tmp_path / "s", max_steps=1, lr_g=1e-12, val_limit=None, **head))
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["summary"]["renderer"]["file"] == "retrained.onnx"
+    for name, value in unet_from_onnx(retrained).state_dict().items():
+        assert torch.equal(state["model"][f"renderer.{name}"], value), name
+    started = build("silhouette", state["config"])
+    load_init(tiny_silhouette_path, started, "--init")
+    convolutions = [name for name, p in started.named_parameters() if p.ndim == 4 and not name.startswith("renderer.")]
+    assert convolutions
+    for name in convolutions:  # (one step at a negligible rate: the file's head, not a new one)
+        assert torch.allclose(state["model"][name], started.state_dict()[name], atol=1e-6), name

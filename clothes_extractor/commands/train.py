@@ -92,7 +92,8 @@ def share_option(flag: str, help: str):
     "--renderer",
     type=LocalPath(exists=True, dir_okay=False),
     help="Flow, silhouette: a served U-Net generator (ONNX) whose network renders the garment (flow: the grid "
-    "aligns the photo to it; silhouette: the garment is its own).",
+    "aligns the photo to it; silhouette: the garment is its own). Frozen, it is this file's U-Net with --init "
+    "too (a silhouette head from --init re-paired with a retrained U-Net).",
 )
 @click.option("--renderer-trainable", is_flag=True, help="Flow: fine-tune the renderer too (default: frozen).")
 @click.option("--lr-renderer", type=float, default=2e-6, show_default=True, help="--renderer-trainable: its rate.")

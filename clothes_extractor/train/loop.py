@@ -156,14 +156,11 @@ class Run:
         if cfg.arch == "unet":
             init_weights(model)  # pix2pix's init; the flow network starts at the identity grid by its own init
         renders = getattr(model, "renderer", None) is not None and cfg.renderer
-        self.renderer_record = renderer_record(cfg.renderer) if renders else None  # once; --init/--resume: theirs
-        if renders and resume is None and cfg.init is None:
-            model.renderer.load_state_dict(unet_from_onnx(cfg.renderer).state_dict())
+        self.renderer_record = renderer_record(cfg.renderer) if renders else None  # once; --resume: its own
         if getattr(model, "renderer", None) is not None and not cfg.renderer_trainable:
             model.renderer.requires_grad_(False)  # frozen: no gradients, no optimizer state
         model.to(self.device, memory_format=self.memory_format)
-        # a trainable renderer learns at its own rate: it starts trained (at --lr-g, Adam's first
-        # steps moved its every weight enough that one step of the GPU recipe took its SSIM from 0.82 to 0.47)
+        # a trainable renderer learns at its own rate (it starts trained: at --lr-g one GPU step took SSIM 0.82->0.47)
         rendering = {id(p) for p in model.renderer.parameters()} if cfg.renderer_trainable else set()
         groups = [[p for p in model.parameters() if p.requires_grad and id(p) not in rendering]]
         self.rates_g = [cfg.lr_g] + ([cfg.lr_renderer] if rendering else [])
@@ -179,7 +176,10 @@ class Run:
         init = {}
         if cfg.init is not None and resume is None:  # another run's weights (same architecture), fresh optimizers
             init = load_init(cfg.init, model, "--init")  # a checkpoint, or a served model (BatchNorm unfolded)
-            self.renderer_record = init.get("summary", {}).get("renderer", self.renderer_record)
+            if not renders or cfg.renderer_trainable:  # (its fine-tuned renderer goes on; a frozen one is --renderer's)
+                self.renderer_record = init.get("summary", {}).get("renderer", self.renderer_record)
+        if renders and resume is None and (cfg.init is None or not cfg.renderer_trainable):  # (also over --init's)
+            model.renderer.load_state_dict(unet_from_onnx(cfg.renderer).state_dict())
         self.objective = Objective(cfg, model, self.device, self.memory_format)
         if init.get("unfolded"):  # its BatchNorms' statistics, measured on this run's training pairs
             batch = calibration_batch(self.train_samples, cfg.contract())
