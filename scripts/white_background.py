@@ -1,0 +1,82 @@
+"""Generators compared where a shop looks first: the white around the garment, and the garment's
+own edges.
+
+For each MODEL.onnx (a generator; its ``garment`` output, at its model size) on the VITON
+validation pairs held out from training (``--whole-split``: all 1,528), fitted as ``evaluate``
+fits them (the pair's parse map as the mask): SSIM / PSNR / GMSD / sharpness as ``evaluate``
+scores them, then the sharpness inside the catalog image's silhouette grown by 3 pixels (the
+garment's own edges and prints, not the haze around it, whose own gradients count in the
+whole frame's ratio), and the share of the catalog image's white (outside its silhouette) that
+the garment is drawn under 250 in its palest channel (a grey haze, which shows on a white page
+as a faint box). Means over pairs; a pair whose catalog image has no white is left out of the
+last one.
+
+    python scripts/white_background.py VITON_DIR MODEL.onnx [MODEL.onnx ...] [--whole-split] [--limit N]
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from clothes_extractor.eval.datasets import load_fitted, load_samples
+from clothes_extractor.eval.metrics import gmsd, gradient_magnitude, image_metrics, sharpness_ratio
+from clothes_extractor.eval.overlap import held_out_samples
+from clothes_extractor.runtime.session import ModelSession
+
+PALE = 250  # a background pixel whose palest channel is under this is not white on a white page
+GROWN_PX = 3  # the silhouette grown by this much: the garment's edge is inside
+BATCH = 16
+
+
+def luma(images: np.ndarray) -> np.ndarray:
+    return images.astype(np.float64) @ np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
+
+
+def scores(output: np.ndarray, truth: np.ndarray, silhouette: np.ndarray) -> list[tuple[float, ...]]:
+    """Per pair: SSIM, PSNR, GMSD, sharpness, sharpness inside the grown silhouette, haze share."""
+    metrics = image_metrics(output, truth)
+    edges_out, edges_truth = gradient_magnitude(luma(output)), gradient_magnitude(luma(truth))
+    rows = []
+    for i in range(len(output)):
+        grown = ndimage.binary_dilation(silhouette[i], iterations=GROWN_PX)
+        inside = edges_out[i][grown].mean() / max(edges_truth[i][grown].mean(), 1e-6)
+        white = output[i].min(axis=-1)[~silhouette[i]]
+        haze = float((white < PALE).mean()) if white.size else np.nan
+        pair = (output[i : i + 1], truth[i : i + 1])
+        rows.append((metrics["ssim"][i], metrics["psnr"][i], gmsd(*pair)[0], sharpness_ratio(*pair)[0], inside, haze))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", type=Path)
+    parser.add_argument("models", nargs="+", type=Path)
+    parser.add_argument("--whole-split", action="store_true")
+    parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args()
+    samples = load_samples(args.data, "val")
+    if not args.whole_split:
+        samples = held_out_samples(args.data, "val", samples, 0.05, 0, True) or []
+    samples = samples[: args.limit]
+    sessions = [ModelSession(model, "cpu", outputs=["garment"]) for model in args.models]
+    rows: list[list[tuple[float, ...]]] = [[] for _ in sessions]
+    for start in range(0, len(samples), BATCH):
+        fitted = [load_fitted(sample, sessions[0].contract) for sample in samples[start : start + BATCH]]
+        feeds = {name: np.stack([f[name] for f in fitted]) for name in ("image", "mask")}
+        truth = np.stack([f["target"] for f in fitted])
+        silhouette = np.stack([f["alpha"][..., 0] for f in fitted]) >= 128
+        for session, found in zip(sessions, rows, strict=True):
+            found += scores(session.run(**feeds)["garment"], truth, silhouette)
+    split = "whole split" if args.whole_split else "held out"
+    print(f"{len(samples)} VITON validation pairs ({split}): SSIM / PSNR / GMSD / sharpness / sharpness inside")
+    print(f"the silhouette (grown {GROWN_PX} px) / share of the catalog's white drawn under {PALE}")
+    for model, found in zip(args.models, rows, strict=True):
+        mean = np.nanmean(np.array(found, dtype=np.float64), axis=0)
+        shown = " / ".join(f"{value:.{digits}f}" for value, digits in zip(mean, (4, 2, 4, 3, 3, 3), strict=True))
+        print(f"{model.name}: {shown}")
+
+
+if __name__ == "__main__":
+    main()
