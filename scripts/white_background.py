@@ -58,7 +58,9 @@ def main() -> None:
     args = parser.parse_args()
     samples = load_samples(args.data, "val")
     if not args.whole_split:
-        samples = held_out_samples(args.data, "val", samples, 0.05, 0, True) or []
+        samples = held_out_samples(args.data, "val", samples, 0.05, 0, True)
+        if samples is None:
+            parser.error(f"{args.data} has no training pairs to tell the held-out ones by: give --whole-split")
     samples = samples[: args.limit]
     sessions = [ModelSession(model, "cpu", outputs=["garment"]) for model in args.models]
     rows: list[list[tuple[float, ...]]] = [[] for _ in sessions]
