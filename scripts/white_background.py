@@ -21,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from clothes_extractor.eval.datasets import load_fitted, load_samples
-from clothes_extractor.eval.metrics import gmsd, gradient_magnitude, image_metrics, sharpness_ratio
+from clothes_extractor.eval.metrics import gmsd, gradient_magnitude, image_metrics, luma, sharpness_ratio
 from clothes_extractor.eval.overlap import held_out_samples
 from clothes_extractor.runtime.session import ModelSession
 
@@ -30,13 +30,10 @@ GROWN_PX = 3  # the silhouette grown by this much: the garment's edge is inside
 BATCH = 16
 
 
-def luma(images: np.ndarray) -> np.ndarray:
-    return images.astype(np.float64) @ np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
-
-
 def scores(output: np.ndarray, truth: np.ndarray, silhouette: np.ndarray) -> list[tuple[float, ...]]:
     """Per pair: SSIM, PSNR, GMSD, sharpness, sharpness inside the grown silhouette, haze share."""
     metrics = image_metrics(output, truth)
+    deviations, sharpness = gmsd(output, truth), sharpness_ratio(output, truth)
     edges_out, edges_truth = gradient_magnitude(luma(output)), gradient_magnitude(luma(truth))
     rows = []
     for i in range(len(output)):
@@ -44,8 +41,7 @@ def scores(output: np.ndarray, truth: np.ndarray, silhouette: np.ndarray) -> lis
         inside = edges_out[i][grown].mean() / max(edges_truth[i][grown].mean(), 1e-6)
         white = output[i].min(axis=-1)[~silhouette[i]]
         haze = float((white < PALE).mean()) if white.size else np.nan
-        pair = (output[i : i + 1], truth[i : i + 1])
-        rows.append((metrics["ssim"][i], metrics["psnr"][i], gmsd(*pair)[0], sharpness_ratio(*pair)[0], inside, haze))
+        rows.append((metrics["ssim"][i], metrics["psnr"][i], deviations[i], sharpness[i], inside, haze))
     return rows
 
 

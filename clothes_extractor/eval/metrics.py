@@ -157,7 +157,7 @@ GMSD_T = 170.0  # the authors' stability constant for 0..255 images
 _PREWITT_X = np.array([[1.0, 0.0, -1.0]] * 3) / 3.0
 
 
-def _luma(images: np.ndarray) -> np.ndarray:
+def luma(images: np.ndarray) -> np.ndarray:
     """[N, H, W, 3] (or one [H, W, 3]) -> float64 [N, H, W], MATLAB's rgb2gray weights."""
     x = np.asarray(images, dtype=np.float64)
     if x.ndim == 3:
@@ -181,9 +181,9 @@ def _filter_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return out
 
 
-def gradient_magnitude(luma: np.ndarray) -> np.ndarray:
+def gradient_magnitude(grey: np.ndarray) -> np.ndarray:
     """Prewitt gradient magnitude of [N, H, W] grey images, zero padding: [N, H, W]."""
-    return np.hypot(_filter_same(luma, _PREWITT_X), _filter_same(luma, _PREWITT_X.T))
+    return np.hypot(_filter_same(grey, _PREWITT_X), _filter_same(grey, _PREWITT_X.T))
 
 
 def gmsd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -196,7 +196,7 @@ def gmsd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     _check_pair(a, b)
     maps = []
     for images in (a, b):
-        y = _luma(images)
+        y = luma(images)
         h, w = y.shape[1] // 2 * 2, y.shape[2] // 2 * 2
         if h == 0 or w == 0:
             raise ValueError(f"GMSD needs images of at least 2x2 pixels, got {np.shape(images)}")
@@ -221,7 +221,7 @@ def sharpness_ratio(output: np.ndarray, target: np.ndarray) -> np.ndarray:
     _check_pair(output, target)
     means = []
     for images in (output, target):
-        magnitude = gradient_magnitude(_luma(images))[:, 1:-1, 1:-1]
+        magnitude = gradient_magnitude(luma(images))[:, 1:-1, 1:-1]
         means.append(magnitude.reshape(len(magnitude), -1).mean(axis=1) if magnitude.size else np.zeros(len(magnitude)))
     out, truth = means
     floor = 1e-6
