@@ -109,6 +109,13 @@ def share_option(flag: str, help: str):
 @click.option("--gan-mode", type=click.Choice(["lsgan", "vanilla"]), default="lsgan", show_default=True)
 @click.option("--gan-weight", type=float, default=1.0, show_default=True, help="0: L1 (+ SSIM) only, no discriminator.")
 @click.option("--ssim-weight", type=float, default=0.0, show_default=True, help="Add (1 - SSIM) x this to the loss.")
+@click.option(
+    "--gmsd-weight",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Add GMSD (evaluate's edge score: the catalog image's edges where it has them) x this to the loss.",
+)
 @click.option("--fm-weight", type=float, default=0.0, show_default=True, help="Discriminator feature matching.")
 @click.option("--warp-weight", type=float, default=50.0, show_default=True, help="Flow: sampled photo vs target.")
 @click.option(

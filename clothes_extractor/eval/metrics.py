@@ -154,7 +154,8 @@ def image_metrics(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> di
 
 GMSD_T = 170.0  # the authors' stability constant for 0..255 images
 # Prewitt kernels as the GMSD code uses them (its conv2 flips them; the magnitude is the same).
-_PREWITT_X = np.array([[1.0, 0.0, -1.0]] * 3) / 3.0
+PREWITT_X = np.array([[1.0, 0.0, -1.0]] * 3) / 3.0
+LUMA_WEIGHTS = (0.298936021293775, 0.587043074451121, 0.114020904255103)  # MATLAB's rgb2gray (R, G, B)
 
 
 def luma(images: np.ndarray) -> np.ndarray:
@@ -166,7 +167,8 @@ def luma(images: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected [N, H, W, 3] images, got shape {list(np.shape(images))}")
     if x.shape[-1] == 1:
         return x[..., 0]
-    return x[..., 0] * 0.298936021293775 + x[..., 1] * 0.587043074451121 + x[..., 2] * 0.114020904255103
+    r, g, b = LUMA_WEIGHTS
+    return x[..., 0] * r + x[..., 1] * g + x[..., 2] * b
 
 
 def _filter_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -183,7 +185,7 @@ def _filter_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 def gradient_magnitude(grey: np.ndarray) -> np.ndarray:
     """Prewitt gradient magnitude of [N, H, W] grey images, zero padding: [N, H, W]."""
-    return np.hypot(_filter_same(grey, _PREWITT_X), _filter_same(grey, _PREWITT_X.T))
+    return np.hypot(_filter_same(grey, PREWITT_X), _filter_same(grey, PREWITT_X.T))
 
 
 def gmsd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
