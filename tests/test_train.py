@@ -83,30 +83,63 @@ def test_torch_ssim_matches_the_runtime_metric():
     assert ssim(ta, tb).item() == pytest.approx(float(numpy_ssim(a, b).mean()), abs=1e-6)
 
 
-def test_the_gmsd_loss_scores_as_evaluate_and_its_gradient_sharpens():
-    """``--gmsd-weight``'s term is ``eval.metrics.gmsd`` (one formula: evaluate's score of the
-    same uint8 images, odd sides included), and descending it puts a blurred image's edges back."""
-    from clothes_extractor.eval.metrics import gmsd as numpy_gmsd
-    from clothes_extractor.train.losses import gmsd
+def test_the_gradient_similarity_loss_maps_as_evaluate_and_its_gradient_sharpens():
+    """``--gms-weight``'s term is 1 - the mean of ``eval.metrics.gradient_similarity``'s map
+    (one formula with evaluate's GMSD, odd sides included), and descending it puts a blurred
+    image's edges back: GMSD, the score, falls with it."""
+    from clothes_extractor.eval.metrics import gmsd, gradient_similarity
+    from clothes_extractor.train.losses import gradient_similarity_loss
+
+    def as_unit(images):
+        return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
 
     rng = np.random.default_rng(0)
     for height, width in ((40, 36), (33, 27)):
         a = rng.integers(0, 256, (2, height, width, 3), dtype=np.uint8)
         b = np.clip(a + rng.normal(0, 30, a.shape), 0, 255).astype(np.uint8)
-        ta, tb = (torch.from_numpy(x).permute(0, 3, 1, 2).float() / 127.5 - 1 for x in (a, b))
-        assert gmsd(ta, tb).item() == pytest.approx(float(numpy_gmsd(a, b).mean()), abs=1e-5)
-        assert gmsd(ta, ta).item() == pytest.approx(0.0, abs=1e-6)
+        expected = 1 - gradient_similarity(a, b).mean()
+        assert gradient_similarity_loss(as_unit(a), as_unit(b)).item() == pytest.approx(expected, abs=1e-5)
+        assert gradient_similarity_loss(as_unit(a), as_unit(a)).item() == pytest.approx(0.0, abs=1e-6)
 
     stripes = torch.zeros(1, 3, 32, 32)
     stripes[..., ::8, :] = stripes[..., 1::8, :] = 1.0  # white stripes on mid grey
     blurred = torch.nn.functional.avg_pool2d(stripes, 5, 1, 2, count_include_pad=False).requires_grad_()
-    before = gmsd(blurred, stripes).item()
+
+    def score(images):
+        as_uint8 = (((x.detach().clamp(-1, 1).permute(0, 2, 3, 1) + 1) * 127.5).round().byte().numpy() for x in images)
+        return gmsd(*as_uint8)[0]
+
+    before = score((blurred, stripes))
     optimizer = torch.optim.Adam([blurred], lr=0.05)
     for _ in range(40):
         optimizer.zero_grad()
-        gmsd(blurred, stripes).backward()
+        gradient_similarity_loss(blurred, stripes).backward()
         optimizer.step()
-    assert before > 0.05 and gmsd(blurred, stripes).item() < before / 2
+    assert before > 0.05 and score((blurred, stripes)) < before / 2
+
+
+def test_gmsd_is_a_score_not_a_loss_texture_on_flat_cloth_lowers_it():
+    """Why the loss takes the similarity map's mean: GMSD, its deviation, is lowered by texture
+    drawn on flat cloth beside a blurred edge (the similarity made uniformly worse), which a
+    U-Net fine-tuned on it learned to draw (a grid on plain tops, ``models/generator.md``); the
+    mean-pooled loss is raised by it."""
+    from scipy import ndimage
+
+    from clothes_extractor.eval.metrics import gmsd
+    from clothes_extractor.train.losses import gradient_similarity_loss
+
+    target = np.full((1, 64, 64, 3), 200, np.uint8)
+    target[:, :, :32] = 60  # a dark and a light cloth, a sharp edge between
+    blurred = ndimage.uniform_filter(target.astype(float), size=(1, 1, 9, 1)).round().astype(np.uint8)
+    rows, columns = np.mgrid[:64, :64]
+    checks = ((rows // 4 + columns // 4) % 2 * 2 - 1) * 12 * (np.abs(columns - 32) > 12)
+    textured = np.clip(blurred.astype(int) + checks[None, ..., None], 0, 255).astype(np.uint8)
+    assert gmsd(textured, target)[0] < gmsd(blurred, target)[0]
+
+    def loss(images):
+        return gradient_similarity_loss(*(torch.from_numpy(x).permute(0, 3, 1, 2).float() / 127.5 - 1 for x in images))
+
+    assert loss((textured, target)).item() > 2 * loss((blurred, target)).item()
 
 
 def test_the_ssim_loss_window_is_pytorch_msssims_own():
@@ -786,7 +819,7 @@ def test_flow_generator_trains_resumes_exports_and_evaluates(synthetic, tmp_path
     from clothes_extractor.cli import cli
 
     flow = dict(arch="flow", depth=3, ngf=4, top=4, ssim_weight=1.0, gan_weight=1.0, fm_weight=1.0, val_limit=None)
-    flow.update(warp_edge_weight=1.0, warp_mask_weight=1.0, gmsd_weight=1.0)
+    flow.update(warp_edge_weight=1.0, warp_mask_weight=1.0, gms_weight=1.0)
     straight = train(tiny_config(synthetic, tmp_path / "a", max_steps=6, **flow))
     train(tiny_config(synthetic, tmp_path / "b", max_steps=3, **flow))
     resumed = train(tiny_config(synthetic, tmp_path / "b", max_steps=6, **flow), resume=tmp_path / "b" / "last.pt")
@@ -796,7 +829,7 @@ def test_flow_generator_trains_resumes_exports_and_evaluates(synthetic, tmp_path
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     row = json.loads((straight / "metrics.jsonl").read_text().splitlines()[-1])
-    terms = {"g_l1", "g_ssim", "g_gmsd", "warp", "warp_edge", "warp_mask", "tv", "tv2", "composition", "alpha"}
+    terms = {"g_l1", "g_ssim", "g_gms", "warp", "warp_edge", "warp_mask", "tv", "tv2", "composition", "alpha"}
     terms |= {"g_gan", "g_fm", "d"}
     assert {f"train_{t}" for t in terms} <= set(row)
     assert {"val_gmsd", "val_sharpness", "val_alpha_iou"} <= set(row)

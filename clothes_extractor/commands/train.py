@@ -110,11 +110,12 @@ def share_option(flag: str, help: str):
 @click.option("--gan-weight", type=float, default=1.0, show_default=True, help="0: L1 (+ SSIM) only, no discriminator.")
 @click.option("--ssim-weight", type=float, default=0.0, show_default=True, help="Add (1 - SSIM) x this to the loss.")
 @click.option(
-    "--gmsd-weight",
+    "--gms-weight",
     type=float,
     default=0.0,
     show_default=True,
-    help="Add GMSD (evaluate's edge score: the catalog image's edges where it has them) x this to the loss.",
+    help="Add (1 - mean gradient magnitude similarity) x this to the loss: the map GMSD, evaluate's edge score, "
+    "is the deviation of (the catalog image's edges where it has them, as strong, none where it has none).",
 )
 @click.option("--fm-weight", type=float, default=0.0, show_default=True, help="Discriminator feature matching.")
 @click.option("--warp-weight", type=float, default=50.0, show_default=True, help="Flow: sampled photo vs target.")

@@ -188,12 +188,13 @@ def gradient_magnitude(grey: np.ndarray) -> np.ndarray:
     return np.hypot(_filter_same(grey, PREWITT_X), _filter_same(grey, PREWITT_X.T))
 
 
-def gmsd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """GMSD of each pair of uint8 RGB images ([N, H, W, 3] or one [H, W, 3]): [N]; lower is better.
+def gradient_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """GMSD's similarity map of each pair of uint8 RGB images ([N, H, W, 3] or one [H, W, 3]):
+    [N, ceil(H / 2), ceil(W / 2)], 1 where the two have the same gradient magnitude.
 
     As the authors' code: grey (rgb2gray), 2x2 average and every second pixel, Prewitt
-    gradient magnitudes with zero padding, similarity map (2 m_a m_b + T) / (m_a^2 + m_b^2
-    + T) with T = 170, and its standard deviation (population). 0 for identical images.
+    gradient magnitudes with zero padding, and (2 m_a m_b + T) / (m_a^2 + m_b^2 + T) with
+    T = 170.
     """
     _check_pair(a, b)
     maps = []
@@ -208,7 +209,18 @@ def gmsd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         down = y.reshape(y.shape[0], y.shape[1] // 2, 2, y.shape[2] // 2, 2).mean(axis=(2, 4))
         maps.append(gradient_magnitude(down))
     m_a, m_b = maps
-    similarity = (2 * m_a * m_b + GMSD_T) / (m_a**2 + m_b**2 + GMSD_T)
+    return (2 * m_a * m_b + GMSD_T) / (m_a**2 + m_b**2 + GMSD_T)
+
+
+def gmsd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """GMSD of each pair of uint8 RGB images ([N, H, W, 3] or one [H, W, 3]): [N]; lower is better.
+
+    The standard deviation (population) of ``gradient_similarity``'s map, as the authors pool
+    it: 0 for identical images, and it grows with blur. (A score, not a loss: a deviation is
+    also lowered by making the similarity uniformly worse, texture drawn on flat cloth beside
+    a blurred edge; ``train.losses.gradient_similarity_loss`` takes the map's mean.)
+    """
+    similarity = gradient_similarity(a, b)
     return similarity.reshape(len(similarity), -1).std(axis=1)
 
 

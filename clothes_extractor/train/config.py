@@ -66,7 +66,7 @@ class TrainConfig:
     gan_weight: float = 1.0
     fm_weight: float = 0.0  # discriminator feature matching (pix2pixHD)
     ssim_weight: float = 0.0
-    gmsd_weight: float = 0.0  # GMSD of the output against the target (eval.metrics' edge score)
+    gms_weight: float = 0.0  # 1 - mean gradient magnitude similarity (GMSD's map) of the output vs the target
     warp_weight: float = 50.0  # flow: L1 of the sampled photo against the target, every grid level
     warp_edge_weight: float = 0.0  # flow: L1 of the sampled photo's gradients against the target's (finest grid)
     warp_mask_weight: float = 0.0  # flow: L1 of the photo's garment mask as each grid samples it vs the silhouette

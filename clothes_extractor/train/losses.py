@@ -1,5 +1,5 @@
 """Losses that need no pretrained network: pix2pix's GAN objectives with discriminator
-feature matching, SSIM, GMSD, Dice, and the warping generator's flow and composition terms."""
+feature matching, SSIM, gradient magnitude similarity, Dice, and the warping generator's flow and composition terms."""
 
 from __future__ import annotations
 
@@ -68,15 +68,18 @@ def ssim_window(channels: int, device: torch.device, dtype: torch.dtype) -> torc
     return to_device(taps.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), device, dtype)  # [C, 1, 1, 11], as it repeats it
 
 
-def gmsd(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean GMSD of NCHW RGB batches in [-1, 1], as ``eval.metrics.gmsd`` scores the same
-    images as uint8 (lower is better): the term that asks for the catalog image's edges where
-    it has them, and not elsewhere, which L1 and SSIM let a generator blur.
+def gradient_similarity_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """1 - the mean of GMSD's similarity map of NCHW RGB batches in [-1, 1], as
+    ``eval.metrics.gradient_similarity`` maps the same images as uint8: the catalog image's
+    edges where it has them, as strong, and none where it has none, which L1 and SSIM let a
+    generator blur away.
 
-    Grey on the 0..255 scale, each 2x2 block's mean (an odd side padded with zeros), Prewitt
-    gradient magnitudes (zero padding), the similarity map against the stability constant T,
-    and its standard deviation per image. float32 with autocast off: T = 170 on a 0..255
-    scale leaves fp16 no room.
+    The map's mean, not its deviation (GMSD, the score): a deviation is lowered by making
+    the similarity uniformly worse, and a U-Net fine-tuned on it drew a grid on plain cloth
+    beside its blurred edges (``models/generator.md``). Grey on the 0..255 scale, each 2x2
+    block's mean (an odd side padded with zeros), Prewitt gradient magnitudes (zero padding),
+    the stability constant T. float32 with autocast off: T = 170 on a 0..255 scale leaves
+    fp16 no room.
     """
     weights, kernel = gmsd_filters(x.device)
     with torch.autocast(x.device.type, enabled=False):
@@ -88,13 +91,13 @@ def gmsd(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             magnitudes.append(torch.sqrt(gradients.pow(2).sum(1) + 1e-8))  # (the root's slope at 0 is infinite)
         m_x, m_y = magnitudes
         similarity = (2 * m_x * m_y + GMSD_T) / (m_x**2 + m_y**2 + GMSD_T)
-        return similarity.flatten(1).std(1, unbiased=False).mean()
+        return 1 - similarity.mean()
 
 
 @functools.lru_cache(maxsize=16)
 def gmsd_filters(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``gmsd``'s grey weights [1, 3, 1, 1] and Prewitt kernels [2, 1, 3, 3] (x, y), made once
-    on the device (as ``ssim_window``)."""
+    """``gradient_similarity_loss``'s grey weights [1, 3, 1, 1] and Prewitt kernels [2, 1, 3, 3]
+    (x, y), made once on the device (as ``ssim_window``)."""
     prewitt = np.stack([PREWITT_X, PREWITT_X.T])[:, None]
     return (
         to_device(LUMA_WEIGHTS, device, torch.float32).view(1, 3, 1, 1),

@@ -1,7 +1,7 @@
 """What each network is trained to do: the losses of one batch, per task and architecture.
 
 - segmenter (U-Net): BCE + Dice against the garment mask.
-- generator, ``unet`` (pix2pix): L1 (+ SSIM, + GMSD) against the catalog image, PatchGAN.
+- generator, ``unet`` (pix2pix): L1 (+ SSIM, + gradient magnitude similarity) against the catalog image, PatchGAN.
 - generator, ``flow`` (warping): the same image terms on the composed garment, plus the
   sampled photo against the catalog image at every level of the grid pyramid, flow
   smoothness (total variation and second order), a term for the composition mask (on the
@@ -34,8 +34,8 @@ from .losses import (
     dice_loss,
     feature_matching,
     flow_smoothness,
-    gmsd,
     gradient_l1,
+    gradient_similarity_loss,
     masked_l1,
     pyramid_warp_loss,
     soft_dice,
@@ -130,8 +130,8 @@ class Objective:
         terms = {"g_l1": (cfg.l1_weight, F.l1_loss(output, target))}
         if cfg.ssim_weight:
             terms["g_ssim"] = (cfg.ssim_weight, 1 - ssim(output, target))
-        if cfg.gmsd_weight:
-            terms["g_gmsd"] = (cfg.gmsd_weight, gmsd(output, target))
+        if cfg.gms_weight:
+            terms["g_gms"] = (cfg.gms_weight, gradient_similarity_loss(output, target))
         if self.tryon:
             terms.update(self._tryon_terms(inputs, out))
         elif self.flow:
