@@ -6,10 +6,13 @@ validation pairs held out from training (``--whole-split``: all 1,528), fitted a
 fits them (the pair's parse map as the mask): SSIM / PSNR / GMSD / sharpness as ``evaluate``
 scores them, then the sharpness inside the catalog image's silhouette grown by 3 pixels (the
 garment's own edges and prints, not the haze around it, whose own gradients count in the
-whole frame's ratio), and the share of the catalog image's white (outside its silhouette) that
+whole frame's ratio), the share of the catalog image's white (outside its silhouette) that
 the garment is drawn under 250 in its palest channel (a grey haze, which shows on a white page
-as a faint box). Means over pairs; a pair whose catalog image has no white is left out of the
-last one.
+as a faint box), and the edges drawn on plain cloth: the mean gradient magnitude (grey levels,
+Prewitt) inside the silhouette, away from its outline and from every edge of the catalog image
+(a seam, a print, a fold), where the truth's own is printed beside it (texture a generator
+invents, a grid; a fine-tune on GMSD drew one). Means over pairs; a pair whose catalog image has
+no white (or no plain cloth) is left out of that one.
 
     python scripts/white_background.py VITON_DIR MODEL.onnx [MODEL.onnx ...] [--whole-split] [--limit N]
 """
@@ -27,11 +30,14 @@ from clothes_extractor.runtime.session import ModelSession
 
 PALE = 250  # a background pixel whose palest channel is under this is not white on a white page
 GROWN_PX = 3  # the silhouette grown by this much: the garment's edge is inside
+EDGE = 16.0  # a catalog pixel whose gradient magnitude (grey levels) is over this is an edge of the garment...
+NEAR_PX = 4  # ...and plain cloth is this far from any such edge, and from the silhouette's outline
 BATCH = 16
 
 
 def scores(output: np.ndarray, truth: np.ndarray, silhouette: np.ndarray) -> list[tuple[float, ...]]:
-    """Per pair: SSIM, PSNR, GMSD, sharpness, sharpness inside the grown silhouette, haze share."""
+    """Per pair: SSIM, PSNR, GMSD, sharpness, sharpness inside the grown silhouette, haze share,
+    and the output's and the truth's mean gradient magnitude on plain cloth."""
     metrics = image_metrics(output, truth)
     deviations, sharpness = gmsd(output, truth), sharpness_ratio(output, truth)
     edges_out, edges_truth = gradient_magnitude(luma(output)), gradient_magnitude(luma(truth))
@@ -41,7 +47,10 @@ def scores(output: np.ndarray, truth: np.ndarray, silhouette: np.ndarray) -> lis
         inside = edges_out[i][grown].mean() / max(edges_truth[i][grown].mean(), 1e-6)
         white = output[i].min(axis=-1)[~silhouette[i]]
         haze = float((white < PALE).mean()) if white.size else np.nan
-        rows.append((metrics["ssim"][i], metrics["psnr"][i], deviations[i], sharpness[i], inside, haze))
+        near_edge = ndimage.binary_dilation(edges_truth[i] > EDGE, iterations=NEAR_PX)
+        plain = ndimage.binary_erosion(silhouette[i], iterations=NEAR_PX) & ~near_edge
+        drawn, own = (edges[i][plain].mean() if plain.any() else np.nan for edges in (edges_out, edges_truth))
+        rows.append((metrics["ssim"][i], metrics["psnr"][i], deviations[i], sharpness[i], inside, haze, drawn, own))
     return rows
 
 
@@ -69,11 +78,13 @@ def main() -> None:
             found += scores(session.run(**feeds)["garment"], truth, silhouette)
     split = "whole split" if args.whole_split else "held out"
     print(f"{len(samples)} VITON validation pairs ({split}): SSIM / PSNR / GMSD / sharpness / sharpness inside")
-    print(f"the silhouette (grown {GROWN_PX} px) / share of the catalog's white drawn under {PALE}")
+    print(f"the silhouette (grown {GROWN_PX} px) / share of the catalog's white drawn under {PALE} / edges drawn")
+    print("on plain cloth (mean gradient magnitude, grey levels; the truth's own in brackets)")
     for model, found in zip(args.models, rows, strict=True):
         mean = np.nanmean(np.array(found, dtype=np.float64), axis=0)
-        shown = " / ".join(f"{value:.{digits}f}" for value, digits in zip(mean, (4, 2, 4, 3, 3, 3), strict=True))
-        print(f"{model.name}: {shown}")
+        digits = (4, 2, 4, 3, 3, 3, 2)
+        shown = " / ".join(f"{value:.{places}f}" for value, places in zip(mean[:-1], digits, strict=True))
+        print(f"{model.name}: {shown} ({mean[-1]:.2f})")
 
 
 if __name__ == "__main__":
