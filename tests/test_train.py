@@ -142,6 +142,22 @@ def test_gmsd_is_a_score_not_a_loss_texture_on_flat_cloth_lowers_it():
     assert loss((textured, target)).item() > 2 * loss((blurred, target)).item()
 
 
+def test_a_misplaced_texture_pays_the_edge_term_and_wins_the_gradient_similarity_term():
+    """A knit the photo does not place: stripes drawn half a period off cost ``--edge-weight``'s
+    signed term more than plain cloth does (what the network cannot place it leaves plain), and
+    cost ``--gms-weight``'s less (a magnitude is matched wherever it is drawn: the striping the
+    GMS fine-tune drew on plain knits, ``models/generator.md``)."""
+    from clothes_extractor.train.losses import gradient_l1, gradient_similarity_loss
+
+    rows = torch.arange(48).view(1, 1, 48, 1).expand(1, 3, 48, 40)
+    knit = torch.where(rows % 8 < 4, 0.2, -0.2)  # (finer than 4 rows a side, GMSD's 2x2 averaging smooths it away)
+    misplaced = torch.where((rows + 4) % 8 < 4, 0.2, -0.2)
+    plain = torch.zeros_like(knit)
+    everywhere = torch.ones_like(knit[:, :1])
+    assert gradient_l1(plain, knit, everywhere) < gradient_l1(misplaced, knit, everywhere)
+    assert gradient_similarity_loss(misplaced, knit) < gradient_similarity_loss(plain, knit) / 10
+
+
 def test_the_ssim_loss_window_is_pytorch_msssims_own():
     """The loss brings its own window (made once on the device) and scores as ``pytorch_msssim``
     does with the window it makes itself, to the last bit."""
@@ -819,7 +835,7 @@ def test_flow_generator_trains_resumes_exports_and_evaluates(synthetic, tmp_path
     from clothes_extractor.cli import cli
 
     flow = dict(arch="flow", depth=3, ngf=4, top=4, ssim_weight=1.0, gan_weight=1.0, fm_weight=1.0, val_limit=None)
-    flow.update(warp_edge_weight=1.0, warp_mask_weight=1.0, gms_weight=1.0)
+    flow.update(warp_edge_weight=1.0, warp_mask_weight=1.0, gms_weight=1.0, edge_weight=1.0)
     straight = train(tiny_config(synthetic, tmp_path / "a", max_steps=6, **flow))
     train(tiny_config(synthetic, tmp_path / "b", max_steps=3, **flow))
     resumed = train(tiny_config(synthetic, tmp_path / "b", max_steps=6, **flow), resume=tmp_path / "b" / "last.pt")
@@ -829,7 +845,7 @@ def test_flow_generator_trains_resumes_exports_and_evaluates(synthetic, tmp_path
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     row = json.loads((straight / "metrics.jsonl").read_text().splitlines()[-1])
-    terms = {"g_l1", "g_ssim", "g_gms", "warp", "warp_edge", "warp_mask", "tv", "tv2", "composition", "alpha"}
+    terms = {"g_l1", "g_ssim", "g_gms", "g_edge", "warp", "warp_edge", "warp_mask", "tv", "tv2", "composition", "alpha"}
     terms |= {"g_gan", "g_fm", "d"}
     assert {f"train_{t}" for t in terms} <= set(row)
     assert {"val_gmsd", "val_sharpness", "val_alpha_iou"} <= set(row)

@@ -117,6 +117,14 @@ def share_option(flag: str, help: str):
     help="Add (1 - mean gradient magnitude similarity) x this to the loss: the map GMSD, evaluate's edge score, "
     "is the deviation of (the catalog image's edges where it has them, as strong, none where it has none).",
 )
+@click.option(
+    "--edge-weight",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Add L1 of the output's horizontal and vertical pixel differences against the catalog image's x this: its "
+    "edges where they are, signed (a texture whose place the photo does not say averages out, not invented).",
+)
 @click.option("--fm-weight", type=float, default=0.0, show_default=True, help="Discriminator feature matching.")
 @click.option("--warp-weight", type=float, default=50.0, show_default=True, help="Flow: sampled photo vs target.")
 @click.option(

@@ -67,6 +67,7 @@ class TrainConfig:
     fm_weight: float = 0.0  # discriminator feature matching (pix2pixHD)
     ssim_weight: float = 0.0
     gms_weight: float = 0.0  # 1 - mean gradient magnitude similarity (GMSD's map) of the output vs the target
+    edge_weight: float = 0.0  # L1 of the output's pixel differences (its edges, signed) vs the target's
     warp_weight: float = 50.0  # flow: L1 of the sampled photo against the target, every grid level
     warp_edge_weight: float = 0.0  # flow: L1 of the sampled photo's gradients against the target's (finest grid)
     warp_mask_weight: float = 0.0  # flow: L1 of the photo's garment mask as each grid samples it vs the silhouette

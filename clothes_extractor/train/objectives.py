@@ -1,7 +1,7 @@
 """What each network is trained to do: the losses of one batch, per task and architecture.
 
 - segmenter (U-Net): BCE + Dice against the garment mask.
-- generator, ``unet`` (pix2pix): L1 (+ SSIM, + gradient magnitude similarity) against the catalog image, PatchGAN.
+- generator, ``unet`` (pix2pix): L1 (+ SSIM, gradient magnitude similarity, edges) against the catalog image, PatchGAN.
 - generator, ``flow`` (warping): the same image terms on the composed garment, plus the
   sampled photo against the catalog image at every level of the grid pyramid, flow
   smoothness (total variation and second order), a term for the composition mask (on the
@@ -132,6 +132,8 @@ class Objective:
             terms["g_ssim"] = (cfg.ssim_weight, 1 - ssim(output, target))
         if cfg.gms_weight:
             terms["g_gms"] = (cfg.gms_weight, gradient_similarity_loss(output, target))
+        if cfg.edge_weight:
+            terms["g_edge"] = (cfg.edge_weight, gradient_l1(output, target, torch.ones_like(output[:, :1])))
         if self.tryon:
             terms.update(self._tryon_terms(inputs, out))
         elif self.flow:
