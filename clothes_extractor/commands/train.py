@@ -114,8 +114,9 @@ def share_option(flag: str, help: str):
     type=float,
     default=0.0,
     show_default=True,
-    help="Add (1 - mean gradient magnitude similarity) x this to the loss: the map GMSD, evaluate's edge score, "
-    "is the deviation of (the catalog image's edges where it has them, as strong, none where it has none).",
+    help="Add (1 - mean gradient magnitude similarity) x this to the loss: the catalog image's edges where it has "
+    "them, as strong, none where it has none (the map whose deviation is GMSD, evaluate's edge score). A magnitude "
+    "is matched wherever it is drawn: on a U-Net it invented stripes (models/generator.md).",
 )
 @click.option(
     "--edge-weight",

@@ -1,5 +1,6 @@
 """Losses that need no pretrained network: pix2pix's GAN objectives with discriminator
-feature matching, SSIM, gradient magnitude similarity, Dice, and the warping generator's flow and composition terms."""
+feature matching, SSIM, gradient magnitude similarity, Dice, and the warping generator's flow
+and composition terms."""
 
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def gradient_similarity_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     the stability constant T. float32 with autocast off: T = 170 on a 0..255 scale leaves
     fp16 no room.
     """
-    weights, kernel = gmsd_filters(x.device)
+    weights, kernel = gradient_filters(x.device)
     with torch.autocast(x.device.type, enabled=False):
         magnitudes = []
         for images in (x, y):
@@ -95,7 +96,7 @@ def gradient_similarity_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=16)
-def gmsd_filters(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def gradient_filters(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """``gradient_similarity_loss``'s grey weights [1, 3, 1, 1] and Prewitt kernels [2, 1, 3, 3]
     (x, y), made once on the device (as ``ssim_window``)."""
     prewitt = np.stack([PREWITT_X, PREWITT_X.T])[:, None]

@@ -1,7 +1,8 @@
 """What each network is trained to do: the losses of one batch, per task and architecture.
 
 - segmenter (U-Net): BCE + Dice against the garment mask.
-- generator, ``unet`` (pix2pix): L1 (+ SSIM, gradient magnitude similarity, edges) against the catalog image, PatchGAN.
+- generator, ``unet`` (pix2pix): L1 (+ SSIM, gradient magnitude similarity, signed edges)
+  against the catalog image, PatchGAN.
 - generator, ``flow`` (warping): the same image terms on the composed garment, plus the
   sampled photo against the catalog image at every level of the grid pyramid, flow
   smoothness (total variation and second order), a term for the composition mask (on the
