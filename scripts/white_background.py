@@ -21,7 +21,6 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from clothes_extractor.eval.datasets import load_fitted, load_samples
 from clothes_extractor.eval.metrics import gmsd, gradient_magnitude, image_metrics, luma, sharpness_ratio
@@ -35,6 +34,27 @@ NEAR_PX = 4  # ...and plain cloth is this far from any such edge, and from the s
 BATCH = 16
 
 
+def grown(mask: np.ndarray, px: int) -> np.ndarray:
+    """``mask`` [H, W] grown by ``px`` pixels, one 4-neighbour step at a time (scipy's
+    ``binary_dilation`` with ``iterations=px``; numpy only, as the project's install has)."""
+    mask = mask.copy()
+    for _ in range(px):
+        step = mask.copy()
+        step[1:] |= mask[:-1]
+        step[:-1] |= mask[1:]
+        step[:, 1:] |= mask[:, :-1]
+        step[:, :-1] |= mask[:, 1:]
+        mask = step
+    return mask
+
+
+def shrunk(mask: np.ndarray, px: int) -> np.ndarray:
+    """``mask`` shrunk by ``px`` pixels, what lies beyond the frame counting as outside it
+    (``binary_erosion``'s default)."""
+    padded = np.pad(~mask, px, constant_values=True)
+    return ~grown(padded, px)[px:-px, px:-px] if px else mask.copy()
+
+
 def scores(output: np.ndarray, truth: np.ndarray, silhouette: np.ndarray) -> list[tuple[float, ...]]:
     """Per pair: SSIM, PSNR, GMSD, sharpness, sharpness inside the grown silhouette, haze share,
     and the output's and the truth's mean gradient magnitude on plain cloth."""
@@ -43,12 +63,12 @@ def scores(output: np.ndarray, truth: np.ndarray, silhouette: np.ndarray) -> lis
     edges_out, edges_truth = gradient_magnitude(luma(output)), gradient_magnitude(luma(truth))
     rows = []
     for i in range(len(output)):
-        grown = ndimage.binary_dilation(silhouette[i], iterations=GROWN_PX)
-        inside = edges_out[i][grown].mean() / max(edges_truth[i][grown].mean(), 1e-6)
+        around = grown(silhouette[i], GROWN_PX)
+        inside = edges_out[i][around].mean() / max(edges_truth[i][around].mean(), 1e-6)
         white = output[i].min(axis=-1)[~silhouette[i]]
         haze = float((white < PALE).mean()) if white.size else np.nan
-        near_edge = ndimage.binary_dilation(edges_truth[i] > EDGE, iterations=NEAR_PX)
-        plain = ndimage.binary_erosion(silhouette[i], iterations=NEAR_PX) & ~near_edge
+        near_edge = grown(edges_truth[i] > EDGE, NEAR_PX)
+        plain = shrunk(silhouette[i], NEAR_PX) & ~near_edge
         drawn, own = (edges[i][plain].mean() if plain.any() else np.nan for edges in (edges_out, edges_truth))
         rows.append((metrics["ssim"][i], metrics["psnr"][i], deviations[i], sharpness[i], inside, haze, drawn, own))
     return rows
