@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from clothes_extractor.eval.datasets import load_fitted, load_samples
-from clothes_extractor.eval.metrics import gmsd, gradient_magnitude, image_metrics, luma, sharpness_ratio
+from clothes_extractor.eval.metrics import gradient_magnitude, image_metrics, luma
 from clothes_extractor.eval.overlap import held_out_samples
 from clothes_extractor.runtime.session import ModelSession
+from clothes_extractor.runtime.tryon import grow
 
 PALE = 250  # a background pixel whose palest channel is under this is not white on a white page
 GROWN_PX = 3  # the silhouette grown by this much: the garment's edge is inside
@@ -34,43 +35,29 @@ NEAR_PX = 4  # ...and plain cloth is this far from any such edge, and from the s
 BATCH = 16
 
 
-def grown(mask: np.ndarray, px: int) -> np.ndarray:
-    """``mask`` [H, W] grown by ``px`` pixels, one 4-neighbour step at a time (scipy's
-    ``binary_dilation`` with ``iterations=px``; numpy only, as the project's install has)."""
-    mask = mask.copy()
-    for _ in range(px):
-        step = mask.copy()
-        step[1:] |= mask[:-1]
-        step[:-1] |= mask[1:]
-        step[:, 1:] |= mask[:, :-1]
-        step[:, :-1] |= mask[:, 1:]
-        mask = step
-    return mask
-
-
 def shrunk(mask: np.ndarray, px: int) -> np.ndarray:
-    """``mask`` shrunk by ``px`` pixels, what lies beyond the frame counting as outside it
-    (``binary_erosion``'s default)."""
+    """``mask`` shrunk by ``px`` 4-neighbour steps, what lies beyond the frame counting as
+    outside it (scipy's ``binary_erosion``; ``grow`` is its ``binary_dilation``)."""
     padded = np.pad(~mask, px, constant_values=True)
-    return ~grown(padded, px)[px:-px, px:-px] if px else mask.copy()
+    return ~grow(padded, px)[px:-px, px:-px] if px else mask.copy()
 
 
 def scores(output: np.ndarray, truth: np.ndarray, silhouette: np.ndarray) -> list[tuple[float, ...]]:
     """Per pair: SSIM, PSNR, GMSD, sharpness, sharpness inside the grown silhouette, haze share,
     and the output's and the truth's mean gradient magnitude on plain cloth."""
     metrics = image_metrics(output, truth)
-    deviations, sharpness = gmsd(output, truth), sharpness_ratio(output, truth)
     edges_out, edges_truth = gradient_magnitude(luma(output)), gradient_magnitude(luma(truth))
     rows = []
     for i in range(len(output)):
-        around = grown(silhouette[i], GROWN_PX)
+        around = grow(silhouette[i], GROWN_PX)
         inside = edges_out[i][around].mean() / max(edges_truth[i][around].mean(), 1e-6)
         white = output[i].min(axis=-1)[~silhouette[i]]
         haze = float((white < PALE).mean()) if white.size else np.nan
-        near_edge = grown(edges_truth[i] > EDGE, NEAR_PX)
+        near_edge = grow(edges_truth[i] > EDGE, NEAR_PX)
         plain = shrunk(silhouette[i], NEAR_PX) & ~near_edge
         drawn, own = (edges[i][plain].mean() if plain.any() else np.nan for edges in (edges_out, edges_truth))
-        rows.append((metrics["ssim"][i], metrics["psnr"][i], deviations[i], sharpness[i], inside, haze, drawn, own))
+        scored = (metrics[name][i] for name in ("ssim", "psnr", "gmsd", "sharpness"))
+        rows.append((*scored, inside, haze, drawn, own))
     return rows
 
 
