@@ -25,7 +25,7 @@ from PIL import Image
 from two_people import person  # (scripts/ is this script's folder)
 
 from clothes_extractor.eval.metrics import iou, ssim
-from clothes_extractor.runtime.images import load_label_mask
+from clothes_extractor.runtime.labelmaps import load_label_mask
 from clothes_extractor.train.busy import busy_photos
 
 BACKDROPS = {

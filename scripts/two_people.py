@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from clothes_extractor.eval.metrics import gmsd, iou, ssim
-from clothes_extractor.runtime.images import load_label_mask
+from clothes_extractor.runtime.labelmaps import load_label_mask
 
 BACKDROP = (236, 236, 236)
 

@@ -7,13 +7,8 @@ import pytest
 from PIL import Image
 
 from clothes_extractor.errors import InputError
-from clothes_extractor.runtime.images import (
-    encode_image,
-    load_label_mask,
-    load_mask,
-    load_parse_mask,
-    load_photo,
-)
+from clothes_extractor.runtime.images import encode_image, load_mask, load_photo
+from clothes_extractor.runtime.labelmaps import load_label_mask, load_parse_mask
 from clothes_extractor.runtime.signature import check_replaceable, read_signature
 
 

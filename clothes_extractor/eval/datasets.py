@@ -34,7 +34,8 @@ from PIL import Image
 from ..errors import InputError
 from ..runtime.contract import ModelContract
 from ..runtime.fitting import fit_to_model, letterbox, letterbox_for
-from ..runtime.images import IMAGE_SUFFIXES, load_label_mask, load_mask, load_photo
+from ..runtime.images import IMAGE_SUFFIXES, load_mask, load_photo
+from ..runtime.labelmaps import load_label_mask
 from ..runtime.silhouette import garment_silhouette
 from ..runtime.walk import DRESSCODE_LABELS, PARSE_FOLDERS, dataset_parse_folder, dresscode_folder, dresscode_label_map
 from .changes import PhotoChange

@@ -33,10 +33,6 @@ IMAGE_SUFFIXES = frozenset(
 _HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
 OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 
-PARSE_UPPER_LABEL = 5  # upper clothes in the LIP-style parse maps of VITON and VITON-HD
-PARSE_UPPER_RGB = (254, 85, 0)  # the same label as VITON-HD draws it in colour
-DRESSCODE_UPPER_LABEL = 4  # upper clothes in Dress Code's own label maps
-
 _EXIF_ORIENTATION = 0x0112
 _ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # these swap width and height
 
@@ -155,7 +151,8 @@ def _unreadable(path: Path, what: str) -> str:
     )
 
 
-def _decode(image: Image.Image, path: Path, what: str) -> None:
+def decode_opened(image: Image.Image, path: Path, what: str) -> None:
+    """Decode an image ``open_image`` opened; a truncated or corrupt file is an ``InputError`` naming it."""
     try:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -240,7 +237,7 @@ def load_photo(
             if scale < 1.0 and image.format == "JPEG":
                 w, h = image.size
                 image.draft(None, (max(1, int(w * scale)), max(1, int(h * scale))))
-        _decode(image, path, role)
+        decode_opened(image, path, role)
         image = to_srgb(_upright(image))  # (a phone's Display P3, a studio's Adobe RGB: colour.py)
         rgb, alpha = split_alpha(image)
     if alpha is not None and alpha.getextrema()[0] == 255:
@@ -266,7 +263,7 @@ def load_mask(path: Path) -> Image.Image:
     """
     image = open_image(path, "mask")
     with image:
-        _decode(image, path, "mask")
+        decode_opened(image, path, "mask")
         image = _upright(image)
         if image.mode == "1":
             return image.convert("L")
@@ -276,35 +273,6 @@ def load_mask(path: Path) -> Image.Image:
     if alpha is not None and alpha.getextrema()[0] != alpha.getextrema()[1]:
         return alpha
     return rgb.convert("L")
-
-
-def load_parse_mask(path: Path, label: int = PARSE_UPPER_LABEL, rgb: tuple[int, int, int] | None = PARSE_UPPER_RGB):
-    """The upper-clothes mask (0/255, mode L) from a human-parsing label map.
-
-    Palette and grey maps store labels: VITON and VITON-HD's LIP labels (5 = upper clothes,
-    the default) or Dress Code's own (``label=DRESSCODE_UPPER_LABEL``); RGB maps store
-    VITON-HD's colour for the label, ``rgb``.
-    """
-    image = open_image(path, "parse map")
-    with image:
-        _decode(image, path, "parse map")
-        if image.mode in ("P", "L"):
-            on = np.asarray(image) == label
-        elif image.mode in ("RGB", "RGBA") and rgb is not None:
-            on = np.all(np.asarray(image.convert("RGB")) == np.array(rgb, np.uint8), axis=-1)
-        else:
-            raise InputError(
-                f"parse map {path} has mode {image.mode}; expected a palette or grey label map "
-                f"(label {label} = upper clothes)" + (f" or an RGB map drawing it as {rgb}" if rgb else "")
-            )
-    return Image.fromarray(on.astype(np.uint8) * 255, "L")
-
-
-def load_label_mask(kind: str, path: Path) -> Image.Image:
-    """The garment mask of a dataset's label map: ``parse`` (VITON / VITON-HD) or ``labels`` (Dress Code)."""
-    if kind == "labels":
-        return load_parse_mask(path, DRESSCODE_UPPER_LABEL, None)
-    return load_parse_mask(path)
 
 
 SIGNATURE_KEY = "clothes-extractor"  # PNG text chunk / JPEG comment / WebP XMP holding the output's signature

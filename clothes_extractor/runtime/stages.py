@@ -57,12 +57,12 @@ from .images import (
     OUTPUT_FORMATS,
     apply_background,
     encode_image,
-    load_label_mask,
     load_mask,
     load_photo,
     on_canvas,
 )
 from .jobs import CONTENT, ExtractJob, content_digest
+from .labelmaps import load_label_mask
 from .matte import settled
 from .people import MIN_GARMENT_SHARE, garment_found, keep_columns, main_person
 from .walk import MaskSource
