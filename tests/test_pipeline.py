@@ -1,5 +1,6 @@
 """The folder job through the library: stages, masks, sizes, backgrounds, resume, bad input."""
 
+import functools
 import os
 import shutil
 import threading
@@ -1106,3 +1107,92 @@ def test_signals_inside_the_job_loop_wait_for_a_safe_point():
             time.sleep(1)
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+_OPENED: list[list[str]] = []  # while a test listens (``_opens``): each file opened, by any thread of this process
+
+
+def _heard(event: str, args: tuple) -> None:
+    if event == "open" and _OPENED and isinstance(args[0], (str, bytes, os.PathLike)):
+        _OPENED[-1].append(os.path.realpath(os.fsdecode(args[0])))
+
+
+def _opens(action) -> list[str]:
+    """The files ``action()`` opens in this process (an audit hook: Pillow's, the digest's and
+    every other ``open``); a hook cannot be removed, so one is added once and listens only here."""
+    if not getattr(_heard, "added", False):
+        import sys
+
+        sys.addaudithook(_heard)
+        _heard.added = True
+    _OPENED.append([])
+    try:
+        action()
+    finally:
+        opened = _OPENED.pop()
+    return opened
+
+
+@pytest.mark.parametrize("masks", [False, True])
+def test_each_photo_file_is_read_once_for_its_digest_and_every_decode(model, segmenter, figures, tmp_path, masks):
+    """A photo is read once (``images.read_whole``): the digest its output records, the
+    segmenter's decode, a closer look's and ``finish``'s are all of those bytes. On a network
+    folder, or an object store mounted as one, each read of the file again was a trip: a photo
+    the segmenter found a garment in was read 3 times (its digest, the segmenter's decode and
+    finish's), one with a mask file twice.
+    Threads here (this process hears their opens); worker processes decode the same bytes
+    (``test_worker_processes_send_no_decoded_photo_back_and_write_the_same_files``)."""
+    from clothes_extractor.runtime.options import make_plan
+    from clothes_extractor.runtime.resume import already_done
+
+    far_figure(figures)  # (a closer look)
+    mask_dir = None
+    if masks:
+        mask_dir = tmp_path / "masks"
+        mask_dir.mkdir()
+        for photo in figures.iterdir():
+            Image.new("L", Image.open(photo).size, 0).save(mask_dir / f"{photo.stem}.png")
+            mask = Image.open(mask_dir / f"{photo.stem}.png")
+            mask.paste(255, (mask.width // 4, mask.height // 3, 3 * mask.width // 4, 2 * mask.height // 3))
+            mask.save(mask_dir / f"{photo.stem}.png")
+    photos = sorted(os.path.realpath(p) for p in figures.iterdir())
+    results = []
+    options = ExtractOptions(batch_size=4, workers=2, processes=False)
+
+    def job():
+        jobs = find_jobs([figures], tmp_path / "out", "png", MaskIndex(mask_dir) if masks else None)
+        run_extraction(model, jobs, options, results.append, None if masks else segmenter)
+
+    opened = _opens(job)
+    assert len(results) == len(photos) and all(r.status == "ok" for r in results), results
+    if not masks:
+        assert "segmenter+zoom" in {r.mask for r in results}
+    assert sorted(path for path in opened if path in photos) == photos  # each read once, none twice
+    plan = make_plan(model, None if masks else segmenter, options)
+    for job in find_jobs([figures], tmp_path / "out", "png", MaskIndex(mask_dir) if masks else None):
+        assert already_done(job, plan, False)  # its record's digest is of its file's bytes
+
+
+def test_a_photo_too_large_to_hold_is_read_again_and_gives_the_same_garment(
+    model, segmenter, figures, tmp_path, monkeypatch
+):
+    """Over ``WHOLE_READ_MAX`` a photo file is not held: read for its digest, then decoded from
+    the file at each stage, as before; the same garment either way."""
+    from clothes_extractor.runtime import images
+
+    far_figure(figures)
+    outputs = {}
+    options = ExtractOptions(batch_size=4, workers=2, processes=False)
+    for most in (images.WHOLE_READ_MAX, 1000):
+        monkeypatch.setattr(images, "WHOLE_READ_MAX", most)
+        out, results = tmp_path / f"out-{most}", []
+        opened = _opens(
+            functools.partial(
+                run_extraction, model, find_jobs([figures], out, "png"), options, results.append, segmenter
+            )
+        )
+        assert len(results) >= 4 and all(r.status == "ok" for r in results)
+        far = os.path.realpath(figures / "far.jpg")
+        assert opened.count(far) == (1 if most > 1000 else 3)  # its digest, the segmenter's decode, finish's
+        outputs[most] = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert outputs[1000] == outputs[images.WHOLE_READ_MAX] and len(outputs[1000]) >= 4

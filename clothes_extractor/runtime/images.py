@@ -35,27 +35,47 @@ OUTPUT_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 
 _EXIF_ORIENTATION = 0x0112
 _ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # these swap width and height
+WHOLE_READ_MAX = 8 << 20  # a photo file up to this size is read once for all its job does (``read_whole``)
 
 
-def open_image(path: Path, what: str = "image") -> Image.Image:
-    """Open (not decode) an image, with a clear error for every way that can fail."""
+def read_whole(path: Path) -> bytes | None:
+    """A photo file's bytes, read once for its job's digest and every decode of it (``data``),
+    where a read again is a trip (a network folder; an object store mounted as one fetches the
+    object at each read); None for a file over ``WHOLE_READ_MAX`` (read again, in pieces), no
+    regular file, or one that cannot be read (``open_image`` says why)."""
     try:
         found = path.stat()
-    except FileNotFoundError:
-        raise InputError(f"{what} not found: {path}") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(found.st_mode):  # (the stat above, not a second one: this runs for every photo)
-        raise InputError(f"{what} {path} is a folder, not an image")
-    if found.st_size == 0:
+        if stat.S_ISREG(found.st_mode) and found.st_size <= WHOLE_READ_MAX:
+            with open(path, "rb") as file:
+                data = file.read(WHOLE_READ_MAX + 1)
+            return data if len(data) <= WHOLE_READ_MAX else None
+    except OSError:
+        pass
+    return None
+
+
+def open_image(path: Path, what: str = "image", data: bytes | None = None) -> Image.Image:
+    """Open (not decode) an image, with a clear error for every way that can fail; ``data``: its
+    file's bytes, read already (``read_whole``), which it is opened from."""
+    if data is None:
+        try:
+            found = path.stat()
+        except FileNotFoundError:
+            raise InputError(f"{what} not found: {path}") from None
+        except OSError as exc:
+            raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        if stat.S_ISDIR(found.st_mode):  # (the stat above, not a second one: this runs for every photo)
+            raise InputError(f"{what} {path} is a folder, not an image")
+    if (found.st_size if data is None else len(data)) == 0:
         raise InputError(f"{what} is an empty file (0 bytes): {path}")
+    source = path if data is None else io.BytesIO(data)
     try:
         try:
-            image = Image.open(path)
+            image = Image.open(source)
         except UnidentifiedImageError:
             if not _heif_opener():  # the first HEIC photo of a process registers the plugin, if installed
                 raise
-            image = Image.open(path)
+            image = Image.open(source)
     except UnidentifiedImageError:
         raise InputError(_unreadable(path, what)) from None
     except Image.DecompressionBombError:
@@ -221,16 +241,19 @@ def split_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
 
 
 def load_photo(
-    path: Path, decode_scale: Callable[[tuple[int, int]], float] | None = None, role: str = "photo"
+    path: Path,
+    decode_scale: Callable[[tuple[int, int]], float] | None = None,
+    role: str = "photo",
+    data: bytes | None = None,
 ) -> tuple[Image.Image, Image.Image | None]:
     """Decode a photo upright as sRGB, with its alpha channel if it has a non-opaque one.
 
     ``decode_scale`` maps the photo's displayed (width, height) to how far it may be
     shrunk (<= 1). For JPEGs that shrink happens while decoding (draft mode, by a power
     of two), which is far faster than decoding full size and resizing. ``role`` names
-    the image in error messages.
+    the image in error messages; ``data``: the file's bytes, read already (``read_whole``).
     """
-    image = open_image(path, role)
+    image = open_image(path, role, data)
     with image:
         if decode_scale is not None:
             scale = decode_scale(displayed_size(image))  # called for every format: it learns the size

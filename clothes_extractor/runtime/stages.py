@@ -1,6 +1,7 @@
 """The stages of ``extract``, one function each, on picklable data.
 
-    prepare  (worker)  decode the photo and its mask, fit both to the generator; a photo
+    prepare  (worker)  read the photo file (once: its digest and every decode of it are of
+                       those bytes), decode it and its mask, fit both to the generator; a photo
                        with no mask is letterboxed for the segmenter instead
     segment  (model)   a batch of photos -> garment masks, with a zoomed second look at
                        garments that fill little of the frame; "no garment found" is an answer
@@ -60,6 +61,7 @@ from .images import (
     load_mask,
     load_photo,
     on_canvas,
+    read_whole,
 )
 from .jobs import CONTENT, ExtractJob, content_digest
 from .labelmaps import load_label_mask
@@ -221,11 +223,15 @@ class NeedsMask:
     window: Box  # the photo's plane the letterboxes show, in displayed photo pixels
     photo_size: tuple[int, int]  # displayed (width, height)
     fill: tuple[int, int, int]  # the letterbox's padding (``fitting.letterbox_for``), for a zoom's as well
+    # the photo file's bytes as ``prepare`` read them (``images.read_whole``), which a closer look and
+    # ``finish`` decode again, not the file; None: a file too large to hold (read again), or on a device
+    data: bytes | None = None
 
     def light(self) -> NeedsMask:
         """This item without its decoded photo on the host (2.4 MB at 1024x768), for a trip
         between processes: ``finish`` decodes the photo again at the scale its garment window
-        needs, a closer look (``zoomed``) as ``for_segmenter`` did. A photo on a device stays."""
+        needs, a closer look (``zoomed``) as ``for_segmenter`` did, both from the file's bytes it
+        keeps (a JPEG's are a tenth of its pixels, or less), not the file. A photo on a device stays."""
         return dataclasses.replace(self, photo=None) if self.on_host else self
 
     def for_worker(self) -> NeedsMask:
@@ -256,7 +262,7 @@ class NeedsMask:
         )
         photo = self.photo
         if photo is None:  # left behind by ``light``: decoded again, as it was (or an InputError if it changed)
-            photo, shown = decode_for_segmenter(self.job, segmenter)
+            photo, shown = decode_for_segmenter(self.job, segmenter, self.data)
             if shown != self.photo_size:
                 raise InputError(
                     f"{self.job.photo} changed while it was read ({shown[0]}x{shown[1]} now, "
@@ -445,6 +451,7 @@ def fit_photo(
     alone: bool = False,
     apart: Image.Image | None = None,
     band: Box | None = None,
+    data: bytes | None = None,
 ) -> Prepared:
     """Decode ``job``'s photo at the scale its garment window needs and fit it with ``mask``.
 
@@ -453,6 +460,7 @@ def fit_photo(
     output's resolution, cut out and framed (``alone.framed``), not fitted; ``apart`` (L like
     ``mask``, or None): the other garments of an outfit laid out with it, left out of the cut-out;
     ``band`` (photo pixels, or None): the part of the photo holding it, one of several views.
+    ``data``: the photo file's bytes, read already (``images.read_whole``), decoded instead of the file.
     """
     contract = plan.generator
     box = mask_box(np.asarray(mask), contract.fit.mask_threshold, detached=not alone)  # (worn: specks apart left out)
@@ -475,7 +483,7 @@ def fit_photo(
         return min(1.0, decode_scale_for(window, sizes["output"]) * (SILHOUETTE_SCALE if alone else 1))
 
     if photo is None:
-        photo, _ = load_photo(job.photo, decode_scale)
+        photo, _ = load_photo(job.photo, decode_scale, data=data)
     else:
         decode_scale(photo.size)
     if alone:  # framed as a catalog image frames a garment, in the photo's own pixels (as decoded)
@@ -495,25 +503,28 @@ def prepare(job: ExtractJob, plan: Plan) -> Prepared | NeedsMask:
     Without a mask from a file or a label map (or the photo's alpha, with ``alpha_mask``),
     the photo comes back letterboxed for the segmenter, or as an ``InputError`` if there is none.
     """
-    job = job.with_content()  # (its output's record: the digest of the bytes read here)
+    data = read_whole(job.photo)  # (the file read once: its digest, and each decode of it, from these bytes)
+    job = job.with_content(data)  # (its output's record: the digest of the bytes read here)
     mask = known_mask(job)
     if mask is not None:
-        return fit_photo(job, mask, job.mask.describe(), plan)
+        return fit_photo(job, mask, job.mask.describe(), plan, data=data)
     segmenter = plan.segmenter
     if plan.alpha_mask:
-        photo, alpha = load_photo(job.photo)
+        photo, alpha = load_photo(job.photo, data=data)
         if alpha is not None:
             return fit_photo(job, alpha, "alpha", plan, photo)
     if segmenter is None:
         # a broken or tiny photo is reported as such, before the missing mask
-        load_photo(job.photo, lambda shown: check_photo_size(shown, job.photo) or 1.0)
+        load_photo(job.photo, lambda shown: check_photo_size(shown, job.photo) or 1.0, data=data)
         raise NoMaskError(NO_MASK_HELP)
-    return for_segmenter(job, segmenter)
+    return for_segmenter(job, segmenter, data=data)
 
 
-def decode_for_segmenter(job: ExtractJob, segmenter: ModelContract) -> tuple[Image.Image, tuple[int, int]]:
+def decode_for_segmenter(
+    job: ExtractJob, segmenter: ModelContract, data: bytes | None = None
+) -> tuple[Image.Image, tuple[int, int]]:
     """``job``'s photo decoded no larger than its detail letterbox needs (an alpha channel
-    composited on white), and its displayed (width, height)."""
+    composited on white), and its displayed (width, height); ``data``: its file's bytes, read already."""
     detail = detail_size(segmenter)
     seen: dict[str, tuple[int, int]] = {}
 
@@ -522,23 +533,24 @@ def decode_for_segmenter(job: ExtractJob, segmenter: ModelContract) -> tuple[Ima
         seen["size"] = shown
         return min(1.0, max(detail[0] / shown[1], detail[1] / shown[0]))
 
-    photo, _ = load_photo(job.photo, decode_scale)
+    photo, _ = load_photo(job.photo, decode_scale, data=data)
     return photo, seen["size"]
 
 
-def for_segmenter(job: ExtractJob, segmenter: ModelContract, photo: Any = None) -> NeedsMask:
+def for_segmenter(job: ExtractJob, segmenter: ModelContract, photo: Any = None, data: bytes | None = None) -> NeedsMask:
     """Decode ``job``'s photo (no larger than its detail letterbox needs) and letterbox it
-    for ``segment`` at the segmenter's size; the photo is kept for a zoom's detail letterbox.
-    ``photo``: already decoded at full size (on a device: ``gpudecode``)."""
+    for ``segment`` at the segmenter's size; the photo is kept for a zoom's detail letterbox, and
+    ``data``, its file's bytes read already (``prepare``), for ``finish`` and a closer look to
+    decode. ``photo``: already decoded at full size (on a device: ``gpudecode``)."""
     if photo is None:
-        photo, shown = decode_for_segmenter(job, segmenter)
+        photo, shown = decode_for_segmenter(job, segmenter, data)
     else:
         shown = photo.size
         check_photo_size(shown, job.photo)
     image, window, fill = letterbox_for(photo, segmenter.size, segmenter.fit)
     sx, sy = shown[0] / photo.width, shown[1] / photo.height
     window = (window[0] * sx, window[1] * sy, window[2] * sx, window[3] * sy)
-    return NeedsMask(job, image, photo, window, shown, fill)
+    return NeedsMask(job, image, photo, window, shown, fill, data)
 
 
 def _first_look_at(item: NeedsMask, shown: Box, mask: np.ndarray, labels, said: int | None, contract: ModelContract):
@@ -815,7 +827,7 @@ def finish(item: NeedsMask, segmented: SegmentedMask, plan: Plan) -> Prepared:
         b = segmented.band
         band = (x0 + b[0] * sx, y0 + b[1] * sy, x0 + b[2] * sx, y0 + b[3] * sy)
     photo = None if item.on_host else item.photo
-    return fit_photo(item.job, mask, source, plan, photo, segmented.alone, others, band)
+    return fit_photo(item.job, mask, source, plan, photo, segmented.alone, others, band, item.data)
 
 
 def write(item: Prepared, outputs: dict[str, np.ndarray], plan: Plan) -> FileResult:
