@@ -286,7 +286,7 @@ class Extraction:
             item, mask = items[index], masks[index]
             if isinstance(mask, SegmentedMask):
                 found.append(item)
-                calls.append((item.for_worker(), mask, self.plan))
+                calls.append((item.for_worker(self.options.use_processes), mask, self.plan))
             else:
                 self.fail(item.job, mask, "segmenter")
         if found:

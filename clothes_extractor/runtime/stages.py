@@ -1,8 +1,8 @@
 """The stages of ``extract``, one function each, on picklable data.
 
-    prepare  (worker)  read the photo file (once: its digest and every decode of it are of
-                       those bytes), decode it and its mask, fit both to the generator; a photo
-                       with no mask is letterboxed for the segmenter instead
+    prepare  (worker)  read the photo file (once: its digest and, on worker threads, every
+                       decode of it are of those bytes), decode it and its mask, fit both to
+                       the generator; a photo with no mask is letterboxed for the segmenter instead
     segment  (model)   a batch of photos -> garment masks, with a zoomed second look at
                        garments that fill little of the frame; "no garment found" is an answer
     finish   (worker)  decode the segmented photo again at the scale its crop needs, fit
@@ -224,21 +224,24 @@ class NeedsMask:
     photo_size: tuple[int, int]  # displayed (width, height)
     fill: tuple[int, int, int]  # the letterbox's padding (``fitting.letterbox_for``), for a zoom's as well
     # the photo file's bytes as ``prepare`` read them (``images.read_whole``), which a closer look and
-    # ``finish`` decode again, not the file; None: a file too large to hold (read again), or on a device
+    # ``finish`` on threads decode again, not the file; None: a file too large to hold, a trip between
+    # processes (``light``: the file is read again), or a photo on a device
     data: bytes | None = None
 
     def light(self) -> NeedsMask:
         """This item without its decoded photo on the host (2.4 MB at 1024x768), for a trip
         between processes: ``finish`` decodes the photo again at the scale its garment window
-        needs, a closer look (``zoomed``) as ``for_segmenter`` did, both from the file's bytes it
-        keeps (a JPEG's are a tenth of its pixels, or less), not the file. A photo on a device stays."""
-        return dataclasses.replace(self, photo=None) if self.on_host else self
+        needs, a closer look (``zoomed``) as ``for_segmenter`` did, from its file (its bytes do not
+        cross either: the calling process's pipe is a GPU job's narrow part). A photo on a device stays."""
+        return dataclasses.replace(self, photo=None, data=None) if self.on_host else self
 
-    def for_worker(self) -> NeedsMask:
+    def for_worker(self, process: bool = True) -> NeedsMask:
         """This item as a worker takes it for ``finish`` or a closer look's crop (``closer_crop``):
-        ``light``, and without the letterbox the segmenter has seen (147 KB more for a worker
-        process, at 256x192)."""
-        return dataclasses.replace(self.light(), image=np.zeros((0, 0, 3), np.uint8))
+        without its decoded photo (``finish`` decodes it at the scale its garment window needs) and
+        the letterbox the segmenter has seen (147 KB more for a worker process, at 256x192); a
+        worker ``process`` takes it ``light``, its file's bytes left behind too."""
+        item = self.light() if process or not self.on_host else dataclasses.replace(self, photo=None)
+        return dataclasses.replace(item, image=np.zeros((0, 0, 3), np.uint8))
 
     @property
     def on_host(self) -> bool:
@@ -503,7 +506,7 @@ def prepare(job: ExtractJob, plan: Plan) -> Prepared | NeedsMask:
     Without a mask from a file or a label map (or the photo's alpha, with ``alpha_mask``),
     the photo comes back letterboxed for the segmenter, or as an ``InputError`` if there is none.
     """
-    data = read_whole(job.photo)  # (the file read once: its digest, and each decode of it, from these bytes)
+    data = read_whole(job.photo)  # (its digest and decodes from these bytes, not the file again: NeedsMask.data)
     job = job.with_content(data)  # (its output's record: the digest of the bytes read here)
     mask = known_mask(job)
     if mask is not None:
