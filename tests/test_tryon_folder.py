@@ -26,7 +26,7 @@ from clothes_extractor import dress, dress_folder, new_session
 from clothes_extractor.errors import InputError, OutputError
 from clothes_extractor.models import model_for
 from clothes_extractor.runtime.images import SIGNATURE_KEY
-from clothes_extractor.runtime.jobs import content_digest
+from clothes_extractor.runtime.records import content_digest
 from conftest import ROOT, TRYON_PERSONS, cli_env, peak_memory, run_cli
 
 

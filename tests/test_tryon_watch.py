@@ -56,7 +56,7 @@ def test_a_person_found_unusable_is_read_again_once_written_again(models, tryon_
     name (a watch gives its pairs again) is read again, not refused for what it replaced."""
     from clothes_extractor.runtime.dress_jobs import DressJob, run_dressing
     from clothes_extractor.runtime.dressing import Dresser
-    from clothes_extractor.runtime.jobs import input_stamp
+    from clothes_extractor.runtime.records import input_stamp
 
     persons, garments = tryon_folders
     person, garment, results = tmp_path / "studio.jpg", garments / "g0.png", []

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..runtime.jobs import ExtractJob, MaskIndex, count_jobs, file_stamp, iter_jobs
+from ..runtime.jobs import ExtractJob, MaskIndex, count_jobs, iter_jobs
+from ..runtime.records import file_stamp
 from ..runtime.walk import MaskSource
 
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "file://")
@@ -68,7 +69,7 @@ def find_remote_jobs(inputs: Iterable[str], out_dir: str, fmt: str, recursive: b
 
 
 def object_stamp(info: Any) -> str | None:
-    """A listed object's size and modification time (ns), as ``runtime.jobs.input_stamp`` records
+    """A listed object's size and modification time (ns), as ``runtime.records.input_stamp`` records
     a local photo's (``SIZE:MTIME``): a rerun redoes the output of a photo uploaded again under
     its name (its store gives it a new time). None where the store gives no time."""
     if info.size is None or info.mtime_ns is None:

@@ -35,10 +35,10 @@ from .dress_reads import BatchRead, Read, Unusable
 from .dressing import Dresser, Fitted, Garment, Person, paste
 from .files import write_atomic
 from .images import encode_image
-from .jobs import CONTENT, with_digest
 from .limits import check_batch_size
 from .options import default_workers
 from .pipeline import CANCELLED, IDLE_S
+from .records import CONTENT, with_digest
 from .session import trim_memory
 from .signature import check_replaceable, read_signature
 from .stages import JobTally, describe_error, output_format, signed_by, with_inputs
@@ -54,7 +54,7 @@ class DressJob:
     garment: Path
     output: Path
     photo: Path | None = None
-    # the size and modification time of the person and garment files (``jobs.input_stamp``); once they
+    # the size and modification time of the person and garment files (``records.input_stamp``); once they
     # are read, with the digest of their bytes (``with_content``)
     stamp: str | None = None
 
@@ -79,7 +79,7 @@ class DressJob:
 
     def with_content(self) -> DressJob:
         """This job with its ``stamp`` completed by the digest of its inputs' bytes as they are read
-        now (``jobs.with_digest``), for its output's record; as it is without a stamp."""
+        now (``records.with_digest``), for its output's record; as it is without a stamp."""
         return dataclasses.replace(self, stamp=with_digest(self.stamp, self.inputs))
 
 

@@ -14,7 +14,7 @@ from ..errors import InputError
 from .dressing import Dresser, Garment, Person
 from .images import load_garment, load_person
 
-Read = tuple[Path, str]  # a file as a job reads it: its path, and its size and time then (``jobs.file_stamp``)
+Read = tuple[Path, str]  # a file as a job reads it: its path, and its size and time then (``records.file_stamp``)
 
 
 class Pair(Protocol):

@@ -14,16 +14,16 @@ error: the scan never stops the whole folder.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import posixpath
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator
 
 from ..errors import InputError, OutputError, lookup_error
 from .files import remove_stale_partials, same_file
+from .records import input_stamp, with_digest
 from .shards import Shard
 from .walk import (
     Found,
@@ -35,8 +35,6 @@ from .walk import (
     subfolders_left_out,
     walk_photos,
 )
-
-CONTENT = "+"  # in an input record, between the sizes and times and the digest of the bytes (``with_content``)
 
 
 @dataclass(frozen=True)
@@ -299,55 +297,6 @@ def _not_found(item: Path) -> str:
     """Why an input is not there: not found, or what the system says of its path (a name too
     long, a loop of links): that input's error, and the other inputs go on."""
     return lookup_error(item) or f"input not found: {item}"
-
-
-def input_stamp(*paths: Path | None) -> str | None:
-    """The size and modification time (ns) of each file a job reads (``SIZE:MTIME``, joined by
-    ``,``), as its output's signature stores them: a rerun redoes an output whose photo or mask
-    file changed since (a product shot again under its old name, a mask fixed by hand), whatever
-    the clocks (a time in the future included); one whose files have new times and the same
-    bytes (copied, restored) is not, by the digest its record also holds (``with_content``).
-    None where one cannot be looked up."""
-    try:
-        stats = [os.stat(path) for path in paths if path is not None]
-    except OSError:
-        return None
-    return ",".join(file_stamp(stat.st_size, stat.st_mtime_ns) for stat in stats)
-
-
-def file_stamp(size: int, mtime_ns: int) -> str:
-    """One file's part of an input record (``input_stamp``; a listed object's too): ``SIZE:MTIME``."""
-    return f"{size}:{mtime_ns}"
-
-
-def with_digest(stamp: str | None, paths: Sequence[Path], data: bytes | None = None) -> str | None:
-    """An input record (``input_stamp``) completed by the digest of those files' bytes as they are
-    read now (``content_digest``), after ``CONTENT``; as it is where there is none, it has one
-    already, or the files cannot be read."""
-    if stamp is None or CONTENT in stamp:
-        return stamp
-    digest = content_digest(paths, data)
-    return stamp if digest is None else f"{stamp}{CONTENT}{digest}"
-
-
-def content_digest(paths: Sequence[Path], data: bytes | None = None) -> str | None:
-    """The digest of the files' bytes (BLAKE2b, 16 bytes; each file's length first), which tells
-    a photo copied or touched (a new time, the same bytes: ``cp -r``, a restore, a checkout) from
-    one changed; ``data``: the first file's bytes, read already. None where one cannot be read."""
-    digest = hashlib.blake2b(digest_size=16)
-    try:
-        for index, path in enumerate(paths):
-            if index == 0 and data is not None:
-                digest.update(len(data).to_bytes(8, "little"))
-                digest.update(data)
-                continue
-            with open(path, "rb") as file:  # (in pieces: a 200 MB TIFF is not held whole for this)
-                digest.update(os.fstat(file.fileno()).st_size.to_bytes(8, "little"))
-                while piece := file.read(1 << 20):
-                    digest.update(piece)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 def _not_walked(*folders: Path | None) -> set[Path]:

@@ -23,7 +23,7 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 from ..errors import InputError, OutputError
 from .dress_jobs import DressJob, DressResult
 from .files import same_file
-from .jobs import input_stamp
+from .records import input_stamp
 from .shards import Shard
 from .walk import passed_over_note, walk_photos
 

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from .dress_jobs import DressJob, DressResult
-from .jobs import CONTENT, ExtractJob, MaskIndex, iter_jobs
+from .jobs import ExtractJob, MaskIndex, iter_jobs
 from .pairs import Pairs, dress_jobs
+from .records import CONTENT
 from .shards import Shard
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ SETTLE_S = 2.0  # a photo written more recently than this waits for the next wal
 EMPTY_SETTLE_S = 30.0  # an empty file (a placeholder that an upload or a copy fills in later) waits this long
 WAITING_S = 0.1  # while it waits, the job hears this often that no photo is ready (None): see ``pipeline``
 # what a watch knows of a job: what it makes (a photo's garment: the photo; a try-on pair: its output),
-# the size and time of its input files (``jobs.input_stamp``; None: gone since listed), why it fails before any work
+# the size and time of its input files (``records.input_stamp``; None: gone since listed), why it fails before any work
 Described = tuple[Any, "str | None", "str | None"]
 
 
@@ -222,7 +223,7 @@ class Folders:
 
 
 def newest_time(stamp: str | None) -> float:
-    """The newest modification time (seconds) an input record holds (``jobs.input_stamp``:
+    """The newest modification time (seconds) an input record holds (``records.input_stamp``:
     ``SIZE:MTIME_NS`` for each file, joined by ``,``); +inf where there is none."""
     return max((time for _, time in _sizes_and_times(stamp)), default=float("inf"))
 
