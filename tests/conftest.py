@@ -291,15 +291,18 @@ def peak_memory(consume, tries: int = 3) -> int:
     return min(peaks)
 
 
-def start_cli(args: list, stderr_file: Path) -> subprocess.Popen:
+def start_cli(args: list, stderr_file: Path, unprivileged: bool = False) -> subprocess.Popen:
     """The command line started with ``args`` (a job that goes on: a watch), its standard error to
-    ``stderr_file``."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "clothes_extractor", *map(str, args)],
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=stderr_file.open("w"),
-    )
+    ``stderr_file``; ``unprivileged``: a file's permissions hold for it where this runs as root
+    (``setpriv`` drops the capabilities that read and search past them; skipped without it)."""
+    command = [sys.executable, "-m", "clothes_extractor", *map(str, args)]
+    if unprivileged and os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
+        drop = "-dac_override,-dac_read_search"
+        command = [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", *command]
+    return subprocess.Popen(command, env=cli_env(), stdout=subprocess.DEVNULL, stderr=stderr_file.open("w"))
 
 
 def report_lines(report: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> list[dict]:

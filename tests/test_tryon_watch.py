@@ -224,8 +224,8 @@ def test_tryon_watch_dresses_the_persons_that_come_and_ends_on_sigterm(tryon_fol
     assert sorted((Path(r["person"]).name, r["status"]) for r in lines[2:]) == [("b.jpg", "ok"), ("c.jpg", "ok")]
     assert len(lines) == 4 and lines[1]["error_of"] == "person"
     assert "dressing 1 pair(s), then the pairs of each new or changed photo as it comes" in stderr
-    assert "(--watch tries it again once its photo is written again)" in stderr
-    assert f"{hot / 'b.jpg'} + {garments / 'g0.png'}: dressed now, written again since its error" in stderr
+    assert "(--watch tries it again once its photo is written again or its permissions change)" in stderr
+    assert f"{hot / 'b.jpg'} + {garments / 'g0.png'}: dressed now, changed since its error" in stderr
     assert "stopping the watch: the pairs in flight are finished first" in stderr
     assert "watched for" in stderr and "3 dressed, 0 skipped (already done), 0 failed" in stderr
     assert "failed at first, done once written again: 1" in stderr
@@ -255,3 +255,34 @@ def test_tryon_watch_refuses_what_has_no_folder_to_watch_or_no_end(tryon_folders
     result = CliRunner().invoke(cli, ["tryon", *person, "--garment", garment, *output, "--watch", *extra])
     assert result.exit_code == 2 and said in result.output, result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_watched_person_that_cannot_be_read_is_dressed_once_its_permissions_are_mended(tryon_folders, tmp_path):
+    """The pair is given again (its person's status-change time moved), and the person is read
+    again: a file known unusable is known by its status-change time too (``DressJob.person_read``)."""
+    persons, garments = tryon_folders
+    hot, out, report, err = tmp_path / "hot", tmp_path / "out", tmp_path / "r.jsonl", tmp_path / "err.txt"
+    hot.mkdir()
+    _written(hot / "a.jpg", persons / TRYON_PERSONS[0])
+    _written(hot / "b.jpg", persons / TRYON_PERSONS[1]).chmod(0)  # (an upload written by another account, say)
+    args = ["tryon", "--person", hot, "--garment", garments / "g0.png", "-o", out, "--watch", "--report", report]
+    process = start_cli(args, err, unprivileged=True)
+    try:
+        first = report_lines(report, 2, process)
+        time.sleep(0.5)  # (a walk or two: not given again while it is as it was)
+        assert len(report.read_text().splitlines()) == 2
+        (hot / "b.jpg").chmod(0o644)  # mended: its size and time as they were
+        lines = report_lines(report, 3, process)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+        (hot / "b.jpg").chmod(0o644)
+    stderr = err.read_text()
+    assert sorted((Path(r["person"]).name, r["status"]) for r in first) == [("a.jpg", "ok"), ("b.jpg", "error")]
+    locked = next(r for r in first if r["status"] == "error")
+    assert locked["error_of"] == "person" and "Permission denied" in locked["error"], locked
+    assert (Path(lines[2]["person"]).name, lines[2]["status"]) == ("b.jpg", "ok")
+    assert process.returncode == 0, stderr  # every pair's last try succeeded
+    assert f"{hot / 'b.jpg'} + {garments / 'g0.png'}: dressed now, changed since its error" in stderr
+    assert sorted(os.listdir(out)) == ["a__g0.png", "b__g0.png"]

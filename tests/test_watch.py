@@ -79,6 +79,56 @@ def test_a_photo_is_given_once_it_stops_changing_and_again_when_it_changes(tmp_p
     assert list(jobs) == []  # the job source ends
 
 
+def test_a_photo_whose_permissions_change_is_given_again(tmp_path):
+    """A chmod moves a file's status-change time, not its size or time: a photo that could not be
+    read is given again once its permissions are mended (the job's resume skips one done)."""
+    hot = tmp_path / "hot"
+    hot.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        person_photo(0)[0].save(hot / name)
+        _old(hot / name)
+    watch = Watch(_walk(hot, tmp_path / "out"), poll_s=0.0)
+    jobs = watch.jobs()
+    assert _next_walk(watch, jobs) == ["a.jpg", "b.jpg"]
+    stamp = next(iter_jobs([hot], tmp_path / "out", "png")).stamp
+    time.sleep(0.01)  # (a status-change time to the nanosecond where the file system keeps one, else to the tick)
+    (hot / "b.jpg").chmod(0o600)
+    assert next(iter_jobs([hot], tmp_path / "out", "png")).stamp == stamp  # (the record's sizes and times the same)
+    given = _next_walk(watch, jobs)
+    if given == [] and os.stat(hot / "a.jpg").st_ctime == os.stat(hot / "b.jpg").st_ctime:
+        pytest.skip("this file system's status-change times are too coarse to tell the chmod")
+    assert given == ["b.jpg"]
+    assert _next_walk(watch, jobs) == []
+    watch.stop.set()
+
+
+def test_a_watched_photo_that_cannot_be_read_is_extracted_once_its_permissions_are_mended(tiny_model_path, tmp_path):
+    hot, out, report, err = tmp_path / "hot", tmp_path / "out", tmp_path / "r.jsonl", tmp_path / "err.txt"
+    hot.mkdir()
+    shutil.copy(FIGURES / "figure-1.jpg", hot / "locked.jpg")
+    _old(hot / "locked.jpg").chmod(0)  # (an upload written by another account, say)
+    args = ["extract", hot, "-o", out, "--model", tiny_model_path, "--watch", "--report", report]
+    process = start_cli(args, err, unprivileged=True)
+    try:
+        (line,) = report_lines(report, 1, process)
+        assert line["status"] == "error" and "Permission denied" in line["error"], line
+        time.sleep(0.5)  # (a walk or two: not given again while it is as it was)
+        assert len(report.read_text().splitlines()) == 1
+        (hot / "locked.jpg").chmod(0o644)  # mended: its size and time as they were
+        lines = report_lines(report, 2, process)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+        (hot / "locked.jpg").chmod(0o644)
+    stderr = err.read_text()
+    assert process.returncode == 0, stderr  # its last try succeeded
+    assert [r["status"] for r in lines] == ["error", "ok"]
+    assert "(--watch tries it again once the file is written again or its permissions change)" in stderr
+    assert f"{hot / 'locked.jpg'}: extracted now, changed since its error" in stderr
+    Image.open(out / "locked.png").load()
+
+
 def test_a_watched_folder_that_goes_is_said_once_and_waited_for_not_failed(tmp_path, caplog):
     """A watched folder unmounted or moved away: said once, its photos not failed at every walk
     (it was "input not found" each walk, and the job's exit code 1); back, it is walked again."""
@@ -221,8 +271,11 @@ def test_extract_watch_redoes_a_changed_photo_and_ends_cleanly_on_sigterm(tiny_m
     assert [r["status"] for r in lines] == ["ok", "skipped", "ok", "error", "ok"]
     assert (out / "shot.png").read_bytes() != first
     assert f"watching {hot}: extracting each new or changed one as it comes" in stderr  # (none there at the start)
-    assert "truncated or corrupt? (--watch tries it again once the file is written again)" in stderr
-    assert f"{hot / 'upload.jpg'}: extracted now, written again since its error" in stderr
+    assert (
+        "truncated or corrupt? (--watch tries it again once the file is written again or its permissions change)"
+        in stderr
+    )
+    assert f"{hot / 'upload.jpg'}: extracted now, changed since its error" in stderr
     assert "watched for" in stderr and "3 extracted, 1 skipped (already done), 0 failed" in stderr
     assert "failed at first, done once written again: 1" in stderr and (tmp_path / "sheet.png").exists()
     Image.open(out / "upload.png").load()

@@ -611,13 +611,15 @@ def _extract_folder(inputs: list[Path], out_dir: Path, options: dict[str, Any]) 
 
 def _say_watched(result: Any, failing: Any, progress: Progress) -> int:
     """A watched photo's error, as it comes (once), and the end of one: the photo written again
-    and done. How many more photos fail now: 1, 0, or -1 (``failing``: ``stages.FailingPhotos``)."""
+    (or its permissions mended) and done. How many more photos fail now: 1, 0, or -1
+    (``failing``: ``stages.FailingPhotos``)."""
     change = failing.change(result.input, result.status == "error")
     if change > 0:
-        progress.say(f"error: {_error_line(result)} (--watch tries it again once the file is written again)")
+        again = "--watch tries it again once the file is written again or its permissions change"
+        progress.say(f"error: {_error_line(result)} ({again})")
     elif change < 0:
         done = "extracted" if result.status == "ok" else "done already (skipped)"
-        progress.say(f"{in_messages(result.input)}: {done} now, written again since its error")
+        progress.say(f"{in_messages(result.input)}: {done} now, changed since its error")
     return change
 
 

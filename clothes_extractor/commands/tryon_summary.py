@@ -73,10 +73,11 @@ def say_watched(result: Any, failing: Any, progress: Any) -> int:
     the pair done. How many more pairs fail now: 1, 0, or -1 (``failing``: ``stages.FailingPhotos``)."""
     change = failing.change((result.person, result.garment), result.status == "error")
     if change > 0:
-        progress.say(f"error: {error_line(result)} (--watch tries it again once its photo is written again)")
+        again = "--watch tries it again once its photo is written again or its permissions change"
+        progress.say(f"error: {error_line(result)} ({again})")
     elif change < 0:
         done = "dressed" if result.status == "ok" else "done already (skipped)"
-        progress.say(f"{result.person} + {result.garment}: {done} now, written again since its error")
+        progress.say(f"{result.person} + {result.garment}: {done} now, changed since its error")
     return change
 
 

@@ -57,6 +57,7 @@ class DressJob:
     # the size and modification time of the person and garment files (``records.input_stamp``); once they
     # are read, with the digest of their bytes (``with_content``)
     stamp: str | None = None
+    changed: tuple[int, ...] = ()  # the status-change time (ns) of each of those files then (``records.input_state``)
 
     @property
     def inputs(self) -> tuple[Path, Path]:
@@ -65,13 +66,17 @@ class DressJob:
 
     @property
     def person_read(self) -> Read:
-        """The person photo as a batch reads it (``dress_reads``): its path, and its size and time."""
-        return self.person, self._stamps()[0]
+        """The person photo as a batch reads it (``dress_reads``): its path, its size and time, and
+        its status-change time."""
+        return self.person, self._stamps()[0], self._changes()[0]
 
     @property
     def garment_read(self) -> Read:
-        """The garment (a catalog image stage one made: its photo's size and time) as a batch reads it."""
-        return self.garment, self._stamps()[1]
+        """The garment (a catalog image stage one made: its photo's size and times) as a batch reads it."""
+        return self.garment, self._stamps()[1], self._changes()[1]
+
+    def _changes(self) -> tuple[int, ...]:
+        return self.changed if len(self.changed) == 2 else (0, 0)
 
     def _stamps(self) -> list[str]:
         stamps = (self.stamp or "").partition(CONTENT)[0].split(",")

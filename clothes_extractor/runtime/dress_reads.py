@@ -1,8 +1,8 @@
 """The read stage of try-on's folder job (``dress_jobs``): a batch's person photos and garments
 read on threads, each one once, beside the model run of the batch before; nothing read for a
-pair whose garment or person is known to be unusable. A file is known by its path and its size and
-time as the pair's job recorded them (``DressJob.person_read``): one written again under its name (a
-watch's) is read again."""
+pair whose garment or person is known to be unusable. A file is known by its path, its size and
+time and its status-change time as the pair's job recorded them (``DressJob.person_read``): one
+written again under its name, or whose permissions were mended (a watch's), is read again."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from ..errors import InputError
 from .dressing import Dresser, Garment, Person
 from .images import load_garment, load_person
 
-Read = tuple[Path, str]  # a file as a job reads it: its path, and its size and time then (``records.file_stamp``)
+# a file as a job reads it: its path, its size and time then (``records.file_stamp``), its status-change time
+Read = tuple[Path, str, int]
 
 
 class Pair(Protocol):

@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 
 from ..errors import InputError, OutputError, lookup_error
 from .files import remove_stale_partials, same_file
-from .records import input_stamp, with_digest
+from .records import input_state, with_digest
 from .shards import Shard
 from .walk import (
     Found,
@@ -48,6 +48,7 @@ class ExtractJob:
     # the size and modification time of its photo and mask file when the job was made (``input_stamp``);
     # once they are read, with the digest of their bytes after CONTENT (``with_content``)
     stamp: str | None = None
+    changed: tuple[int, ...] = ()  # the status-change time (ns) of each of those files then (``records.input_state``)
 
     @property
     def inputs(self) -> tuple[Path, ...]:
@@ -290,7 +291,8 @@ def job_of(entry: Found, out_dir: Path, fmt: str, masks=None, save_masks=None, *
     mask_output = save_masks / f"{entry.rel}.png" if save_masks is not None else None
     if error is None and (named or source.path is not None):  # (a dataset's parse maps, --masks files)
         error = overwrite_error(entry.path, output, mask_output, source.path)
-    return ExtractJob(entry.path, output, source, error, mask_output, stamp=input_stamp(entry.path, source.path))
+    stamp, changed = input_state(entry.path, source.path)
+    return ExtractJob(entry.path, output, source, error, mask_output, stamp=stamp, changed=changed)
 
 
 def _not_found(item: Path) -> str:

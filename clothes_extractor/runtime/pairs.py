@@ -23,7 +23,7 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 from ..errors import InputError, OutputError
 from .dress_jobs import DressJob, DressResult
 from .files import same_file
-from .records import input_stamp
+from .records import input_state
 from .shards import Shard
 from .walk import passed_over_note, walk_photos
 
@@ -269,7 +269,8 @@ def dress_jobs(pairs: Pairs, out_dir: Path, fmt: str, single: Path | None = None
         if error is not None:
             yield DressResult(str(person), str(garment), "error", str(path), error)
         else:
-            yield DressJob(person, garment, path, stamp=input_stamp(person, garment))
+            stamp, changed = input_state(person, garment)
+            yield DressJob(person, garment, path, stamp=stamp, changed=changed)
 
 
 def _other_pair(other: str, person: Path, garment: Path) -> str:

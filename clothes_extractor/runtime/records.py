@@ -21,11 +21,19 @@ def input_stamp(*paths: Path | None) -> str | None:
     the clocks (a time in the future included); one whose files have new times and the same
     bytes (copied, restored) is not, by the digest its record also holds (``with_content``).
     None where one cannot be looked up."""
+    return input_state(*paths)[0]
+
+
+def input_state(*paths: Path | None) -> tuple[str | None, tuple[int, ...]]:
+    """``input_stamp`` and, from the same look, each file's status-change time (ns; none where
+    one cannot be looked up): a chmod or chown moves it, and a file renamed into place with its
+    old size and time, where the stamp stays; a watch gives such a photo again (``watch``: one
+    that could not be read is read once its permissions are mended)."""
     try:
         stats = [os.stat(path) for path in paths if path is not None]
     except OSError:
-        return None
-    return ",".join(file_stamp(stat.st_size, stat.st_mtime_ns) for stat in stats)
+        return None, ()
+    return ",".join(file_stamp(stat.st_size, stat.st_mtime_ns) for stat in stats), tuple(s.st_ctime_ns for s in stats)
 
 
 def file_stamp(size: int, mtime_ns: int) -> str:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -21,7 +22,8 @@ from .pipeline import run_extraction
 from .session import ModelSession, trim_memory
 
 Catalog = dict[Path, Path | str]  # stage one's: garment photo -> its catalog image, or why there is none
-Made = dict[tuple[Path, str], Path | str]  # the same, by the photo as its pairs read it (``DressJob.garment_read``)
+# the same, by the photo as its pairs read it (``DressJob.garment_read``)
+Made = dict[tuple[Path, str, int], Path | str]
 # A garment photo whose garment the segmenter cannot find: tryon takes no masks, so extract it first.
 EXTRACT_FIRST = "clothes-extractor extract PHOTO --masks DIR, then tryon --garment GARMENT"
 
@@ -66,7 +68,7 @@ def with_catalog(jobs: Iterable[DressJob | DressResult], catalog: Made) -> Itera
             continue
         made = catalog.get(job.garment_read, "garment photo: stage one did not reach it")
         if isinstance(made, Path):
-            yield DressJob(job.person, made, job.output, photo=job.garment, stamp=job.stamp)  # (of the photo)
+            yield dataclasses.replace(job, garment=made, photo=job.garment)  # (its stamp: the photo's)
         else:
             yield DressResult.of(job, "error", made, error_of="garment")
 
@@ -108,7 +110,7 @@ def dress_from_photos(
             _remove(catalog.pop(photo))
         new = sorted(photo for photo in photos if photo not in catalog)
         if new:
-            made, summary.stopped = extract([photo for photo, _ in new], folder / f"stage-one-{number}")
+            made, summary.stopped = extract([read[0] for read in new], folder / f"stage-one-{number}")
             catalog.update((read, made[read[0]]) for read in new if read[0] in made)
             if summary.stopped is not None:
                 break

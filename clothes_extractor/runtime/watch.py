@@ -11,8 +11,9 @@ has stopped changing: written at least ``SETTLE_S`` ago, or the same size and ti
 a row (a copy in progress is not a photo yet; one that stalls longer than that fails as a cut-off
 file and is extracted when it is whole, its size and time then new); an empty file (an upload's
 placeholder) waits until it is ``EMPTY_SETTLE_S`` old. A photo given once is given
-again only when its size or time (or its mask file's) changes: the job's resume then redoes it if
-its bytes changed. A photo that goes away is forgotten (its garment stays). Each photo given costs
+again only when its size or time (or its mask file's) changes, or its status-change time (a chmod:
+one that could not be read is tried again once its permissions are mended): the job's resume then
+redoes it if its bytes changed. A photo that goes away is forgotten (its garment stays). Each photo given costs
 a number held for the watch's life (about 70 bytes: a million photos, 69 MB measured); nothing
 else grows with the folder. A watched folder that goes (a share unmounted, the folder moved) is
 said once and waited for (``Folders``), not failed at every walk. The standard library only: no
@@ -43,22 +44,23 @@ SETTLE_S = 2.0  # a photo written more recently than this waits for the next wal
 EMPTY_SETTLE_S = 30.0  # an empty file (a placeholder that an upload or a copy fills in later) waits this long
 WAITING_S = 0.1  # while it waits, the job hears this often that no photo is ready (None): see ``pipeline``
 # what a watch knows of a job: what it makes (a photo's garment: the photo; a try-on pair: its output),
-# the size and time of its input files (``records.input_stamp``; None: gone since listed), why it fails before any work
-Described = tuple[Any, "str | None", "str | None"]
+# the size and time of its input files (``records.input_stamp``; None: gone since listed), their newest
+# status-change time (``records.input_state``), why it fails before any work
+Described = tuple[Any, "str | None", int, "str | None"]
 
 
 def photo_job(job: ExtractJob) -> Described:
     """An ``extract`` job as a ``Watch`` knows it."""
-    return job.photo, job.stamp, job.error
+    return job.photo, job.stamp, job.changed, job.error
 
 
 def pair_job(job: DressJob | DressResult) -> Described:
     """A try-on pair as a ``Watch`` knows it (``tryon --watch``): what it makes (its output; a pair
     refused before any work, the pair), the size and time of its person and garment (the pair is
-    given again where either is written again), why it was refused."""
+    given again where either is written again, or its permissions change), why it was refused."""
     if isinstance(job, DressResult):
-        return (job.person, job.garment), None, job.error
-    return job.output, job.stamp, None
+        return (job.person, job.garment), None, 0, job.error
+    return job.output, job.stamp, job.changed, None
 
 
 class Watch:
@@ -83,7 +85,7 @@ class Watch:
         self.stop = stop if stop is not None else threading.Event()
         self.passes = 0
         self.walk_s = 0.0
-        self._given: set[int] = set()  # each job given: hash of (photo, its files' sizes and times, error)
+        self._given: set[int] = set()  # each job given: hash of (photo, its files' sizes, times, status change, error)
         self._changing: dict[Any, str | None] = {}  # photos seen written recently: their stamps then
 
     def jobs(self) -> Iterator[Any]:
@@ -118,10 +120,10 @@ class Watch:
                 heard = time.monotonic()
             if self.stop.is_set():
                 return
-            made, stamp, error = self.describe(job)
+            made, stamp, changed, error = self.describe(job)
             if error is None and stamp is None:
                 continue  # gone since it was listed: found again if it comes back
-            key = hash((str(made), stamp, error))
+            key = hash((str(made), stamp, changed, error))
             if key in self._given:
                 continue
             if error is None and not self._settled(made, stamp, now):
