@@ -8,10 +8,12 @@ or an object store mounted as one (mountpoint-s3, gcsfuse, goofys: each read is 
 object), each is a trip, which this counts and does not time.
 
     python benchmarks/photo_reads.py PHOTO_DIR --count 200 --repeats 3
+    python benchmarks/photo_reads.py PERSON_DIR --tryon GARMENT --count 200   # tryon's folder job
 
 The job runs in this process (worker threads: ``/proc/self/io`` counts their reads), with the
-bundled models, the photos' garments found by the segmenter; the two settings take turns, a
-warm-up job first. Compare the ratios of one run.
+bundled models, the photos' garments found by the segmenter (``--tryon``: each photo dressed in
+GARMENT, which counts among the bytes read and not among the photos'); the two settings take
+turns, a warm-up job first. Compare the ratios of one run.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--tryon", type=Path, help="a catalog garment: time tryon's folder job instead")
     args = parser.parse_args()
 
+    from clothes_extractor.api.folders import dress_folder
     from clothes_extractor.models import model_for
     from clothes_extractor.runtime import images
     from clothes_extractor.runtime.jobs import find_jobs
@@ -51,6 +55,7 @@ def main() -> None:
         raise SystemExit(f"no photos in {args.photos}")
     generator = ModelSession(model_for("generator", gpu=False), "cpu")
     segmenter = ModelSession(model_for("segmenter", gpu=False), "cpu")
+    tryon = ModelSession(model_for("tryon", gpu=False), "cpu") if args.tryon else None
     options = ExtractOptions(batch_size=args.batch_size, processes=False)
     once = images.WHOLE_READ_MAX
     with tempfile.TemporaryDirectory() as scratch:
@@ -64,8 +69,12 @@ def main() -> None:
             images.WHOLE_READ_MAX = most
             results: list = []
             read, started = _read_bytes(), time.perf_counter()
-            jobs = find_jobs([folder], Path(scratch) / name, "png")
-            run_extraction(generator, jobs, options, results.append, segmenter)
+            if tryon is not None:
+                models = {"tryon": tryon, "parser": segmenter, "batch_size": args.batch_size}
+                dress_folder(folder, args.tryon, Path(scratch) / name, **models, on_result=results.append)
+            else:
+                jobs = find_jobs([folder], Path(scratch) / name, "png")
+                run_extraction(generator, jobs, options, results.append, segmenter)
             seconds, read = time.perf_counter() - started, _read_bytes() - read
             shutil.rmtree(Path(scratch) / name)
             return seconds, read, sum(r.status == "ok" for r in results)
@@ -78,7 +87,8 @@ def main() -> None:
         images.WHOLE_READ_MAX = once
 
     print(f"{args.count} photos ({photo_bytes / args.count / 1024:.0f} KB each on average), batch {args.batch_size},")
-    print(f"worker threads, the bundled models on the CPU, {args.repeats} jobs each, taking turns")
+    what = f"tryon in {args.tryon.name} ({args.tryon.stat().st_size / 1024:.0f} KB)" if args.tryon else "extract"
+    print(f"{what}, worker threads, the bundled models on the CPU, {args.repeats} jobs each, taking turns")
     print("| photo files | photos/s (each job) | bytes read / photo bytes | garments |")
     print("|---|---|---|---|")
     for name, jobs in rows.items():

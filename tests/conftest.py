@@ -343,3 +343,27 @@ def extracted_masks(folder: Path, tmp_path: Path) -> dict[str, tuple[str, np.nda
         mask = Image.open(record["saved_mask"]).convert("L").resize(Image.open(record["input"]).size, Image.BILINEAR)
         found[Path(record["input"]).stem] = (record["mask"], np.asarray(mask) >= 128)
     return found
+
+
+_OPENED: list[
+    list[str]
+] = []  # while a test listens (``opened_files``): each file opened, by any thread of this process
+
+
+def _heard(event: str, args: tuple) -> None:
+    if event == "open" and _OPENED and isinstance(args[0], (str, bytes, os.PathLike)):
+        _OPENED[-1].append(os.path.realpath(os.fsdecode(args[0])))
+
+
+def opened_files(action: Any) -> list[str]:
+    """The files ``action()`` opens in this process (an audit hook: Pillow's, the digest's and
+    every other ``open``); a hook cannot be removed, so one is added once and listens only here."""
+    if not getattr(_heard, "added", False):
+        sys.addaudithook(_heard)
+        _heard.added = True  # type: ignore[attr-defined]
+    _OPENED.append([])
+    try:
+        action()
+    finally:
+        opened = _OPENED.pop()
+    return opened

@@ -20,7 +20,7 @@ from clothes_extractor.runtime.pipeline import run_extraction
 from clothes_extractor.runtime.resume import prepare_or_skip
 from clothes_extractor.runtime.session import ModelSession
 from clothes_extractor.runtime.stages import mask_from_segmenter
-from conftest import ROOT, TINY_SIZE, far_figure, person_photo
+from conftest import ROOT, TINY_SIZE, far_figure, opened_files, person_photo
 
 
 @pytest.fixture(scope="module")
@@ -1109,30 +1109,6 @@ def test_signals_inside_the_job_loop_wait_for_a_safe_point():
         signal.signal(signal.SIGTERM, before)
 
 
-_OPENED: list[list[str]] = []  # while a test listens (``_opens``): each file opened, by any thread of this process
-
-
-def _heard(event: str, args: tuple) -> None:
-    if event == "open" and _OPENED and isinstance(args[0], (str, bytes, os.PathLike)):
-        _OPENED[-1].append(os.path.realpath(os.fsdecode(args[0])))
-
-
-def _opens(action) -> list[str]:
-    """The files ``action()`` opens in this process (an audit hook: Pillow's, the digest's and
-    every other ``open``); a hook cannot be removed, so one is added once and listens only here."""
-    if not getattr(_heard, "added", False):
-        import sys
-
-        sys.addaudithook(_heard)
-        _heard.added = True
-    _OPENED.append([])
-    try:
-        action()
-    finally:
-        opened = _OPENED.pop()
-    return opened
-
-
 @pytest.mark.parametrize("masks", [False, True])
 def test_each_photo_file_is_read_once_for_its_digest_and_every_decode(model, segmenter, figures, tmp_path, masks):
     """A photo is read once (``images.read_whole``): the digest its output records, the
@@ -1163,7 +1139,7 @@ def test_each_photo_file_is_read_once_for_its_digest_and_every_decode(model, seg
         jobs = find_jobs([figures], tmp_path / "out", "png", MaskIndex(mask_dir) if masks else None)
         run_extraction(model, jobs, options, results.append, None if masks else segmenter)
 
-    opened = _opens(job)
+    opened = opened_files(job)
     assert len(results) == len(photos) and all(r.status == "ok" for r in results), results
     if not masks:
         assert "segmenter+zoom" in {r.mask for r in results}
@@ -1186,7 +1162,7 @@ def test_a_photo_too_large_to_hold_is_read_again_and_gives_the_same_garment(
     for most in (images.WHOLE_READ_MAX, 1000):
         monkeypatch.setattr(images, "WHOLE_READ_MAX", most)
         out, results = tmp_path / f"out-{most}", []
-        opened = _opens(
+        opened = opened_files(
             functools.partial(
                 run_extraction, model, find_jobs([figures], out, "png"), options, results.append, segmenter
             )

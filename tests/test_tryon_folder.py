@@ -27,7 +27,7 @@ from clothes_extractor.errors import InputError, OutputError
 from clothes_extractor.models import model_for
 from clothes_extractor.runtime.images import SIGNATURE_KEY
 from clothes_extractor.runtime.records import content_digest
-from conftest import ROOT, TRYON_PERSONS, cli_env, peak_memory, run_cli
+from conftest import ROOT, TRYON_PERSONS, cli_env, opened_files, peak_memory, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +163,31 @@ def test_a_cancel_stops_after_the_pairs_in_flight_and_a_rerun_resumes(models, tr
     assert (rest.ok, rest.skipped, rest.stopped) == (12 - summary.ok, summary.ok, None) and len(files(out)) == 12
 
 
+def test_each_person_and_garment_file_is_read_once_and_the_record_holds_their_digest(models, tryon_folders, tmp_path):
+    """A batch reads each person photo and its garment once (``images.read_whole``), and each
+    pair's record holds the digest of those bytes (its writer's ``DressJob.with_content``): before,
+    every pair read its person again, and its garment again, for the digest."""
+    persons, garments = tryon_folders
+    out, person_files = tmp_path / "out", sorted(os.path.realpath(p) for p in persons.iterdir())
+    garment = os.path.realpath(garments / "g0.png")
+    summary = None
+
+    def job():
+        nonlocal summary
+        summary = dress_folder(persons, garments / "g0.png", out, **models, batch_size=2, workers=2)
+
+    opened = opened_files(job)
+    assert summary is not None and (summary.ok, summary.failed) == (3, 0)
+    assert sorted(path for path in opened if path in person_files) == person_files  # each once
+    assert opened.count(garment) == 1  # once for the job (the batch after takes it from the batch before)
+    for person in persons.iterdir():
+        written = Image.open(out / f"{person.stem}__g0.png").info[SIGNATURE_KEY]
+        assert written.endswith(f"+{content_digest([person, garments / 'g0.png'])}")
+        os.utime(person)  # touched: new times, the same bytes
+    rerun = dress_folder(persons, garments / "g0.png", out, **models)
+    assert (rerun.ok, rerun.skipped) == (0, 3)  # (by the digest)
+
+
 def test_the_next_batch_is_read_while_this_one_is_dressed(models, tryon_folders, tmp_path, monkeypatch):
     from clothes_extractor.runtime import dress_reads
     from clothes_extractor.runtime.dress_jobs import DressJob, run_dressing
@@ -171,7 +196,9 @@ def test_the_next_batch_is_read_while_this_one_is_dressed(models, tryon_folders,
     persons, garments = tryon_folders
     read, seen_when_drawn = [], []
     load_person = dress_reads.load_person
-    monkeypatch.setattr(dress_reads, "load_person", lambda path: read.append(path.name) or load_person(path))
+    monkeypatch.setattr(
+        dress_reads, "load_person", lambda path, data: read.append(path.name) or load_person(path, data)
+    )
     dresser = Dresser(models["tryon"], models["parser"])
     draw_pairs = dresser.draw_pairs
 
@@ -210,7 +237,9 @@ def test_a_garment_that_dresses_no_one_is_read_once_not_once_a_person(
         bad.write_bytes(b"not an image")
     read, parsed = [], []
     load_person, parse = dress_reads.load_person, Dresser.parse
-    monkeypatch.setattr(dress_reads, "load_person", lambda path: read.append(path.name) or load_person(path))
+    monkeypatch.setattr(
+        dress_reads, "load_person", lambda path, data: read.append(path.name) or load_person(path, data)
+    )
     monkeypatch.setattr(Dresser, "parse", lambda self, photos: parsed.extend(photos) or parse(self, photos))
     results = []
     summary = dress_folder(persons, bad, tmp_path / "out", **models, batch_size=2, workers=2, on_result=results.append)
@@ -233,7 +262,9 @@ def test_one_person_in_a_folder_of_garments_is_read_and_parsed_once_a_batch(
         synth_sample(index, seed=5, size=(256, 192))[2].save(garments / f"g{index}.png")
     read, parsed = [], []
     load_person, parse = dress_reads.load_person, Dresser.parse
-    monkeypatch.setattr(dress_reads, "load_person", lambda path: read.append(path.name) or load_person(path))
+    monkeypatch.setattr(
+        dress_reads, "load_person", lambda path, data: read.append(path.name) or load_person(path, data)
+    )
     monkeypatch.setattr(Dresser, "parse", lambda self, photos: parsed.extend(photos) or parse(self, photos))
     person, out = persons / TRYON_PERSONS[0], tmp_path / "out"
     summary = dress_folder(person, garments, out, **models, batch_size=4, workers=2)

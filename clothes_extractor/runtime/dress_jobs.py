@@ -43,6 +43,8 @@ from .session import trim_memory
 from .signature import check_replaceable, read_signature
 from .stages import JobTally, describe_error, output_format, signed_by, with_inputs
 
+Files = tuple[bytes | None, bytes | None]  # a pair's person and garment files' bytes as its batch read them
+
 
 @dataclass(frozen=True)
 class DressJob:
@@ -82,10 +84,12 @@ class DressJob:
         stamps = (self.stamp or "").partition(CONTENT)[0].split(",")
         return stamps if len(stamps) == 2 else ["", ""]  # (none: a file that could not be looked up)
 
-    def with_content(self) -> DressJob:
-        """This job with its ``stamp`` completed by the digest of its inputs' bytes as they are read
-        now (``records.with_digest``), for its output's record; as it is without a stamp."""
-        return dataclasses.replace(self, stamp=with_digest(self.stamp, self.inputs))
+    def with_content(self, person: bytes | None = None, garment: bytes | None = None) -> DressJob:
+        """This job with its ``stamp`` completed by the digest of its inputs' bytes (``person``,
+        ``garment``: as its batch read them; a garment photo's, which stage one read, and those
+        not given, read now: ``records.with_digest``), for its output's record; as it is without a stamp."""
+        read = (person, garment if self.photo is None else None)
+        return dataclasses.replace(self, stamp=with_digest(self.stamp, self.inputs, read))
 
 
 @dataclass(frozen=True)
@@ -301,29 +305,28 @@ def _dress(
     """Dress a batch that was read; its unreadable pairs reported first (a bad garment for
     every pair that uses it), one bad pair never stopping the job; the inputs found unusable
     noted in ``unusable``."""
-    ready: list[tuple[DressJob, tuple[Person, Garment]]] = []
+    ready: list[tuple[DressJob, tuple[Person, Garment], Files]] = []
     for job, reads in zip(read.jobs, read.reads, strict=True):
         values = []
-        for future in reads:  # (garment, person, stamped job), up to the first that failed
+        for future in reads:  # (garment, person), each with its file's bytes, up to the first that failed
             try:
                 values.append(future.result())
             except Exception as exc:  # noqa: BLE001 - one bad pair never stops the job
                 error_of = read.input_of(job, future)
-                if error_of is not None:
-                    unusable.note(getattr(job, f"{error_of}_read"), describe_error(exc))
+                unusable.note(getattr(job, f"{error_of}_read"), describe_error(exc))
                 emit(DressResult.of(job, "error", describe_error(exc), error_of=error_of))
                 break
         else:
-            garment, person, stamped = values
-            ready.append((stamped, (person, garment)))
+            (garment, garment_data), (person, person_data) = values
+            ready.append((job, (person, garment), (person_data, garment_data)))
     if not ready:
         return
-    for (job, _), drawn in zip(ready, dresser.draw_pairs([pair for _, pair in ready]), strict=True):
+    for (job, _, files), drawn in zip(ready, dresser.draw_pairs([pair for _, pair, _ in ready]), strict=True):
         if isinstance(drawn, InputError):  # (the person's: its garment passed ``refusal`` when read)
             unusable.note(job.person_read, describe_error(drawn))
             emit(DressResult.of(job, "error", describe_error(drawn), error_of="person"))
         else:
-            writers.submit(job, *drawn)
+            writers.submit(job, files, *drawn)
     writers.drain(keep=writers.limit)
 
 
@@ -337,11 +340,15 @@ class _Writers:
         self.limit, self.signature, self.quality, self.emit = limit, signature, quality, emit
         self.in_flight: deque[Future] = deque()
 
-    def submit(self, job: DressJob, fitted: Fitted, image: np.ndarray) -> None:
-        self.in_flight.append(self.pool.submit(self._write, job, fitted, image))
+    def submit(self, job: DressJob, files: Files, fitted: Fitted, image: np.ndarray) -> None:
+        """``job``'s dressed person to write; ``files``: its person's and garment's bytes as read."""
+        self.in_flight.append(self.pool.submit(self._write, job, files, fitted, image))
 
-    def _write(self, job: DressJob, fitted: Fitted, image: np.ndarray) -> tuple[DressResult, DiskFull | None]:
+    def _write(
+        self, job: DressJob, files: Files, fitted: Fitted, image: np.ndarray
+    ) -> tuple[DressResult, DiskFull | None]:
         try:
+            job = job.with_content(*files)  # (its output's record: the digest of the bytes its batch read)
             dressed = paste(fitted, image)
             signature = with_inputs(self.signature, job.stamp)
             data = encode_image(np.asarray(dressed), output_format(job.output), self.quality, signature=signature)

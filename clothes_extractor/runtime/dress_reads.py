@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Protocol, Sequence
 
 from ..errors import InputError
 from .dressing import Dresser, Garment, Person
-from .images import load_garment, load_person
+from .images import load_garment, load_person, read_whole
 
 # a file as a job reads it: its path, its size and time then (``records.file_stamp``), its status-change time
 Read = tuple[Path, str, int]
@@ -29,8 +29,6 @@ class Pair(Protocol):
 
     @property
     def garment_read(self) -> Read: ...
-
-    def with_content(self) -> Any: ...
 
 
 class Unusable:
@@ -79,7 +77,9 @@ class BatchRead:
         self.jobs = jobs
         self.garments: dict[Read, Future] = {}
         self.persons: dict[Read, Future] = {}
-        self.reads: list[tuple[Future, ...]] = []  # each job's: (garment, person, its stamp), or the one that failed
+        # each job's: (garment, person), each read with its file's bytes (``read_whole``: the digest its
+        # output's record holds is of them, ``DressJob.with_content``), or the one that failed
+        self.reads: list[tuple[Future, ...]] = []
         for job in jobs:
             garment = self._known(self.garments, before and before.garments, job.garment_read, unusable)
             person = self._known(self.persons, before and before.persons, job.person_read, unusable)
@@ -91,13 +91,11 @@ class BatchRead:
                 garment = self.garments[job.garment_read] = readers.submit(_read_garment, dresser, job.garment)
             if person is None:
                 person = self.persons[job.person_read] = readers.submit(_read_person, dresser, job.person)
-            self.reads.append((garment, person, readers.submit(job.with_content)))  # (its output's record)
+            self.reads.append((garment, person))
 
     def input_of(self, job: Pair, read: Future) -> str | None:
-        """Which of ``job``'s inputs ``read`` reads: "garment", "person", or None (its output's record)."""
-        if read is self.garments.get(job.garment_read):
-            return "garment"
-        return "person" if read is self.persons.get(job.person_read) else None
+        """Which of ``job``'s inputs ``read`` reads: "garment" or "person"."""
+        return "garment" if read is self.garments.get(job.garment_read) else "person"
 
     @staticmethod
     def _known(
@@ -116,13 +114,15 @@ def _failed(read: Future) -> bool:
     return read.done() and not read.cancelled() and read.exception() is not None
 
 
-def _read_person(dresser: Dresser, path: Path) -> Person:
-    return dresser.person(load_person(path))
+def _read_person(dresser: Dresser, path: Path) -> tuple[Person, bytes | None]:
+    data = read_whole(path)  # (the file read once: its decode and its pairs' digest)
+    return dresser.person(load_person(path, data)), data
 
 
-def _read_garment(dresser: Dresser, path: Path) -> Garment:
-    garment = dresser.garment(load_garment(path))
+def _read_garment(dresser: Dresser, path: Path) -> tuple[Garment, bytes | None]:
+    data = read_whole(path)
+    garment = dresser.garment(load_garment(path, data))
     refused = dresser.refusal(garment)  # (said once, not once a pair)
     if refused is not None:
         raise refused
-    return garment
+    return garment, data

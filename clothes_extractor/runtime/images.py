@@ -268,14 +268,19 @@ def load_photo(
     return rgb, alpha
 
 
-def load_person(path: Path) -> Image.Image:
-    """A try-on's person photo, upright RGB (a cut-out composited on white); too small: ``InputError``."""
-    return load_photo(path, lambda shown: check_photo_size(shown, path, "person photo") or 1.0, "person photo")[0]
+def load_person(path: Path, data: bytes | None = None) -> Image.Image:
+    """A try-on's person photo, upright RGB (a cut-out composited on white); too small: ``InputError``.
+    ``data``: its file's bytes, read already (``read_whole``)."""
+    return _load_checked(path, "person photo", data)
 
 
-def load_garment(path: Path) -> Image.Image:
+def load_garment(path: Path, data: bytes | None = None) -> Image.Image:
     """A try-on's garment image, as ``load_person`` loads a person photo."""
-    return load_photo(path, lambda shown: check_photo_size(shown, path, "garment image") or 1.0, "garment image")[0]
+    return _load_checked(path, "garment image", data)
+
+
+def _load_checked(path: Path, role: str, data: bytes | None) -> Image.Image:
+    return load_photo(path, lambda shown: check_photo_size(shown, path, role) or 1.0, role, data)[0]
 
 
 def load_mask(path: Path) -> Image.Image:

@@ -59,7 +59,7 @@ class ExtractJob:
         """This job with its ``stamp`` completed by the digest of its inputs' bytes as they are read
         now (``content_digest``; ``data``: the photo's, read already), for its output's record; as it
         is where it has no stamp (a photo from standard input, a URL) or they cannot be read."""
-        return dataclasses.replace(self, stamp=with_digest(self.stamp, self.inputs, data))
+        return dataclasses.replace(self, stamp=with_digest(self.stamp, self.inputs, (data,)))
 
     @property
     def mask_saved_already(self) -> bool:

@@ -41,7 +41,7 @@ def file_stamp(size: int, mtime_ns: int) -> str:
     return f"{size}:{mtime_ns}"
 
 
-def with_digest(stamp: str | None, paths: Sequence[Path], data: bytes | None = None) -> str | None:
+def with_digest(stamp: str | None, paths: Sequence[Path], data: Sequence[bytes | None] = ()) -> str | None:
     """An input record (``input_stamp``) completed by the digest of those files' bytes as they are
     read now (``content_digest``), after ``CONTENT``; as it is where there is none, it has one
     already, or the files cannot be read."""
@@ -51,16 +51,18 @@ def with_digest(stamp: str | None, paths: Sequence[Path], data: bytes | None = N
     return stamp if digest is None else f"{stamp}{CONTENT}{digest}"
 
 
-def content_digest(paths: Sequence[Path], data: bytes | None = None) -> str | None:
+def content_digest(paths: Sequence[Path], data: Sequence[bytes | None] = ()) -> str | None:
     """The digest of the files' bytes (BLAKE2b, 16 bytes; each file's length first), which tells
     a photo copied or touched (a new time, the same bytes: ``cp -r``, a restore, a checkout) from
-    one changed; ``data``: the first file's bytes, read already. None where one cannot be read."""
+    one changed; ``data``: the files' bytes where they were read already, in their order (None, or
+    none given: read here). None where one cannot be read."""
     digest = hashlib.blake2b(digest_size=16)
     try:
         for index, path in enumerate(paths):
-            if index == 0 and data is not None:
-                digest.update(len(data).to_bytes(8, "little"))
-                digest.update(data)
+            read = data[index] if index < len(data) else None
+            if read is not None:
+                digest.update(len(read).to_bytes(8, "little"))
+                digest.update(read)
                 continue
             with open(path, "rb") as file:  # (in pieces: a 200 MB TIFF is not held whole for this)
                 digest.update(os.fstat(file.fileno()).st_size.to_bytes(8, "little"))
