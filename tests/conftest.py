@@ -7,8 +7,10 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -303,6 +305,27 @@ def start_cli(args: list, stderr_file: Path, unprivileged: bool = False) -> subp
         drop = "-dac_override,-dac_read_search"
         command = [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}", *command]
     return subprocess.Popen(command, env=cli_env(), stdout=subprocess.DEVNULL, stderr=stderr_file.open("w"))
+
+
+def watched_until_mended(args: list, locked: Path, report: Path, err: Path, failing: int) -> tuple[list, list, int]:
+    """A watch (``args``) started ``unprivileged`` with ``locked`` unreadable (mode 0): its report's
+    lines once it has ``failing`` (and no more a moment later: not tried again while the file is as
+    it was), and once the file, mended by a chmod, was tried again (a line more), then SIGTERM;
+    and its exit code."""
+    locked.chmod(0)
+    process = start_cli(args, err, unprivileged=True)
+    try:
+        first = report_lines(report, failing, process)
+        time.sleep(0.5)  # (a walk or two)
+        assert len(report.read_text().splitlines()) == failing
+        locked.chmod(0o644)  # mended: its size and time as they were
+        lines = report_lines(report, failing + 1, process)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+        locked.chmod(0o644)
+    return first, lines, process.returncode
 
 
 def report_lines(report: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> list[dict]:

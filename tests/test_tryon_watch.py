@@ -22,7 +22,7 @@ from PIL import Image
 from clothes_extractor import dress_folder, new_session
 from clothes_extractor.cli import cli
 from clothes_extractor.errors import InputError
-from conftest import ROOT, TRYON_PERSONS, report_lines, start_cli
+from conftest import ROOT, TRYON_PERSONS, report_lines, start_cli, watched_until_mended
 
 FIGURES = ROOT / "examples" / "photos"
 HOUR_AGO = time.time() - 3600
@@ -264,25 +264,14 @@ def test_a_watched_person_that_cannot_be_read_is_dressed_once_its_permissions_ar
     hot, out, report, err = tmp_path / "hot", tmp_path / "out", tmp_path / "r.jsonl", tmp_path / "err.txt"
     hot.mkdir()
     _written(hot / "a.jpg", persons / TRYON_PERSONS[0])
-    _written(hot / "b.jpg", persons / TRYON_PERSONS[1]).chmod(0)  # (an upload written by another account, say)
+    _written(hot / "b.jpg", persons / TRYON_PERSONS[1])  # (an upload written by another account, say)
     args = ["tryon", "--person", hot, "--garment", garments / "g0.png", "-o", out, "--watch", "--report", report]
-    process = start_cli(args, err, unprivileged=True)
-    try:
-        first = report_lines(report, 2, process)
-        time.sleep(0.5)  # (a walk or two: not given again while it is as it was)
-        assert len(report.read_text().splitlines()) == 2
-        (hot / "b.jpg").chmod(0o644)  # mended: its size and time as they were
-        lines = report_lines(report, 3, process)
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
-    finally:
-        process.kill()
-        (hot / "b.jpg").chmod(0o644)
+    first, lines, code = watched_until_mended(args, hot / "b.jpg", report, err, failing=2)
     stderr = err.read_text()
     assert sorted((Path(r["person"]).name, r["status"]) for r in first) == [("a.jpg", "ok"), ("b.jpg", "error")]
     locked = next(r for r in first if r["status"] == "error")
     assert locked["error_of"] == "person" and "Permission denied" in locked["error"], locked
     assert (Path(lines[2]["person"]).name, lines[2]["status"]) == ("b.jpg", "ok")
-    assert process.returncode == 0, stderr  # every pair's last try succeeded
+    assert code == 0, stderr  # every pair's last try succeeded
     assert f"{hot / 'b.jpg'} + {garments / 'g0.png'}: dressed now, changed since its error" in stderr
     assert sorted(os.listdir(out)) == ["a__g0.png", "b__g0.png"]

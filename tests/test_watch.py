@@ -26,7 +26,7 @@ from clothes_extractor.errors import InputError
 from clothes_extractor.runtime.jobs import iter_jobs
 from clothes_extractor.runtime.stages import ExtractionSummary, FileResult
 from clothes_extractor.runtime.watch import Watch, newest_time, watched_walk
-from conftest import ROOT, cli_env, person_photo, report_lines, start_cli
+from conftest import ROOT, cli_env, person_photo, report_lines, start_cli, watched_until_mended
 
 FIGURES = ROOT / "examples" / "photos"
 HOUR_AGO = time.time() - 3600
@@ -105,24 +105,12 @@ def test_a_photo_whose_permissions_change_is_given_again(tmp_path):
 def test_a_watched_photo_that_cannot_be_read_is_extracted_once_its_permissions_are_mended(tiny_model_path, tmp_path):
     hot, out, report, err = tmp_path / "hot", tmp_path / "out", tmp_path / "r.jsonl", tmp_path / "err.txt"
     hot.mkdir()
-    shutil.copy(FIGURES / "figure-1.jpg", hot / "locked.jpg")
-    _old(hot / "locked.jpg").chmod(0)  # (an upload written by another account, say)
+    shutil.copy(FIGURES / "figure-1.jpg", hot / "locked.jpg")  # (an upload written by another account, say)
     args = ["extract", hot, "-o", out, "--model", tiny_model_path, "--watch", "--report", report]
-    process = start_cli(args, err, unprivileged=True)
-    try:
-        (line,) = report_lines(report, 1, process)
-        assert line["status"] == "error" and "Permission denied" in line["error"], line
-        time.sleep(0.5)  # (a walk or two: not given again while it is as it was)
-        assert len(report.read_text().splitlines()) == 1
-        (hot / "locked.jpg").chmod(0o644)  # mended: its size and time as they were
-        lines = report_lines(report, 2, process)
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
-    finally:
-        process.kill()
-        (hot / "locked.jpg").chmod(0o644)
+    (line,), lines, code = watched_until_mended(args, _old(hot / "locked.jpg"), report, err, failing=1)
     stderr = err.read_text()
-    assert process.returncode == 0, stderr  # its last try succeeded
+    assert line["status"] == "error" and "Permission denied" in line["error"], line
+    assert code == 0, stderr  # its last try succeeded
     assert [r["status"] for r in lines] == ["error", "ok"]
     assert "(--watch tries it again once the file is written again or its permissions change)" in stderr
     assert f"{hot / 'locked.jpg'}: extracted now, changed since its error" in stderr
