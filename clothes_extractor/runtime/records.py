@@ -42,9 +42,9 @@ def file_stamp(size: int, mtime_ns: int) -> str:
 
 
 def with_digest(stamp: str | None, paths: Sequence[Path], data: Sequence[bytes | None] = ()) -> str | None:
-    """An input record (``input_stamp``) completed by the digest of those files' bytes as they are
-    read now (``content_digest``), after ``CONTENT``; as it is where there is none, it has one
-    already, or the files cannot be read."""
+    """An input record (``input_stamp``) completed by the digest of those files' bytes as the job
+    read them (``data``, in their order) or as they are read now (``content_digest``), after
+    ``CONTENT``; as it is where there is none, it has one already, or the files cannot be read."""
     if stamp is None or CONTENT in stamp:
         return stamp
     digest = content_digest(paths, data)
