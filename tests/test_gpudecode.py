@@ -25,7 +25,7 @@ from clothes_extractor.runtime.options import ExtractOptions
 from clothes_extractor.runtime.pipeline import run_extraction
 from clothes_extractor.runtime.resample import DeviceFrame, Resampler, pillow_taps
 from clothes_extractor.runtime.session import ModelSession
-from conftest import person_photo
+from conftest import opened_files, person_photo
 
 
 class PillowFrames(GpuDecoder):
@@ -177,6 +177,23 @@ def test_gpu_route_with_mask_files(tiny_model_path, photo_folder, tmp_path):
     assert (summary.ok, summary.decoded) == (5, {"gpu": 5}) and summary.masks == {"file": 5}
     again = run_extraction(generator, jobs, options, None, None, decoder=PillowFrames())
     assert (again.skipped, again.ok, again.decoded) == (5, 0, {})  # resume: nothing decoded again
+
+
+def test_the_gpu_route_reads_each_photo_file_once(tiny_model_path, segmenter_path, figures, tmp_path):
+    """A worker reads a photo file once for the GPU route (``gpudecode.read_for_gpu``): its header
+    (whether the GPU takes it), its digest and the bytes sent to the decoder, and, where the host
+    takes it (not a JPEG, CMYK), ``prepare``'s decodes too. Before: the header, then the file again
+    for the GPU (and for the host path, again for its digest and its decodes)."""
+    folder = _mixed_folder(tmp_path, figures)
+    generator, segmenter = ModelSession(tiny_model_path, "cpu"), ModelSession(segmenter_path, "cpu")
+    options = ExtractOptions(batch_size=2, workers=2, processes=False)
+    results = []
+    jobs = find_jobs([folder], tmp_path / "out", "png", None)
+    opened = opened_files(
+        lambda: run_extraction(generator, jobs, options, results.append, segmenter, decoder=PillowFrames())
+    )
+    done = sorted(os.path.realpath(r.input) for r in results if r.status == "ok")
+    assert len(done) >= 5 and sorted(path for path in opened if path in done) == done  # each once
 
 
 def write_or_die(item, outputs, plan):

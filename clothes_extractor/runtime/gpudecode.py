@@ -28,7 +28,7 @@ from PIL import Image
 from ..errors import ClothesExtractorError, InputError, MissingDependencyError, ProviderError
 from .colour import profile_name
 from .fitting import check_photo_size
-from .images import displayed_size, exif_orientation, open_image
+from .images import displayed_size, exif_orientation, open_image, read_whole
 from .jobs import ExtractJob
 from .pipeline import Extraction
 from .providers import _first_error_line, native_output_captured
@@ -92,16 +92,17 @@ def read_for_gpu(job: ExtractJob, plan: Plan, overwrite: bool) -> tuple[Any, str
     mask = known_mask(job)
     if mask is None and plan.segmenter is None:
         return prepare(job, plan), "host: no mask and no segmenter"  # prepare says what is missing
-    image = open_image(job.photo, "photo")
+    data = read_whole(job.photo)  # (the file read once: its header, its digest and its decode, either way)
+    image = open_image(job.photo, "photo", data)
     try:
         check_photo_size(displayed_size(image), job.photo)
         reason = host_reason(image)
     finally:
         image.close()
     if reason is not None:
-        return prepare(job, plan), f"host: {reason}"
+        return prepare(job, plan, data), f"host: {reason}"
     try:
-        data = job.photo.read_bytes()
+        data = data if data is not None else job.photo.read_bytes()  # (over ``images.WHOLE_READ_MAX``)
     except OSError as exc:
         raise InputError(f"cannot read photo {job.photo}: {exc.strerror or exc}") from None
     return Encoded(job.with_content(data), data, mask, job.mask.describe() if mask is not None else ""), "gpu"

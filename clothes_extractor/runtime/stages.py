@@ -501,13 +501,15 @@ def fit_photo(
     return Prepared(job, inputs, source, _save_mask(job, mask))
 
 
-def prepare(job: ExtractJob, plan: Plan) -> Prepared | NeedsMask:
+def prepare(job: ExtractJob, plan: Plan, data: bytes | None = None) -> Prepared | NeedsMask:
     """Decode one photo and its mask and fit both to the generator (in a worker).
 
     Without a mask from a file or a label map (or the photo's alpha, with ``alpha_mask``),
     the photo comes back letterboxed for the segmenter, or as an ``InputError`` if there is none.
+    ``data``: the photo file's bytes, read already (``images.read_whole``; else read here).
     """
-    data = read_whole(job.photo)  # (its digest and decodes from these bytes, not the file again: NeedsMask.data)
+    if data is None:  # (its digest and decodes from these bytes, not the file again: NeedsMask.data)
+        data = read_whole(job.photo)
     job = job.with_content(data)  # (its output's record: the digest of the bytes read here)
     mask = known_mask(job)
     if mask is not None:
