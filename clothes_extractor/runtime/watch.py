@@ -44,9 +44,9 @@ SETTLE_S = 2.0  # a photo written more recently than this waits for the next wal
 EMPTY_SETTLE_S = 30.0  # an empty file (a placeholder that an upload or a copy fills in later) waits this long
 WAITING_S = 0.1  # while it waits, the job hears this often that no photo is ready (None): see ``pipeline``
 # what a watch knows of a job: what it makes (a photo's garment: the photo; a try-on pair: its output),
-# the size and time of its input files (``records.input_stamp``; None: gone since listed), their newest
+# the size and time of its input files (``records.input_stamp``; None: gone since listed), each one's
 # status-change time (``records.input_state``), why it fails before any work
-Described = tuple[Any, "str | None", int, "str | None"]
+Described = tuple[Any, "str | None", "tuple[int, ...]", "str | None"]
 
 
 def photo_job(job: ExtractJob) -> Described:
@@ -59,7 +59,7 @@ def pair_job(job: DressJob | DressResult) -> Described:
     refused before any work, the pair), the size and time of its person and garment (the pair is
     given again where either is written again, or its permissions change), why it was refused."""
     if isinstance(job, DressResult):
-        return (job.person, job.garment), None, 0, job.error
+        return (job.person, job.garment), None, (), job.error
     return job.output, job.stamp, job.changed, None
 
 
