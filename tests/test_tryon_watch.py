@@ -56,7 +56,7 @@ def test_a_person_found_unusable_is_read_again_once_written_again(models, tryon_
     name (a watch gives its pairs again) is read again, not refused for what it replaced."""
     from clothes_extractor.runtime.dress_jobs import DressJob, run_dressing
     from clothes_extractor.runtime.dressing import Dresser
-    from clothes_extractor.runtime.records import input_stamp
+    from clothes_extractor.runtime.records import input_state
 
     persons, garments = tryon_folders
     person, garment, results = tmp_path / "studio.jpg", garments / "g0.png", []
@@ -64,13 +64,13 @@ def test_a_person_found_unusable_is_read_again_once_written_again(models, tryon_
     os.utime(person, (HOUR_AGO, HOUR_AGO))
 
     def jobs():
-        yield DressJob(person, garment, tmp_path / "out" / "a.png", stamp=input_stamp(person, garment))
+        yield DressJob(person, garment, tmp_path / "out" / "a.png", stamp=input_state(person, garment)[0])
         while not results:  # (a watch's None: none ready now; the batch is dressed meanwhile)
             yield None
             time.sleep(0.02)
         _written(person, persons / TRYON_PERSONS[0], minutes=1)  # the person, shot again under its name
-        yield DressJob(person, garment, tmp_path / "out" / "a.png", stamp=input_stamp(person, garment))
-        yield DressJob(person, garment, tmp_path / "out" / "b.png", stamp=input_stamp(person, garment))
+        yield DressJob(person, garment, tmp_path / "out" / "a.png", stamp=input_state(person, garment)[0])
+        yield DressJob(person, garment, tmp_path / "out" / "b.png", stamp=input_state(person, garment)[0])
 
     dresser = Dresser(models["tryon"], models["parser"])
     summary = run_dressing(dresser, jobs(), on_result=results.append, workers=2, watched=True)

@@ -69,7 +69,7 @@ def find_remote_jobs(inputs: Iterable[str], out_dir: str, fmt: str, recursive: b
 
 
 def object_stamp(info: Any) -> str | None:
-    """A listed object's size and modification time (ns), as ``runtime.records.input_stamp`` records
+    """A listed object's size and modification time (ns), as ``runtime.records.input_state`` records
     a local photo's (``SIZE:MTIME``): a rerun redoes the output of a photo uploaded again under
     its name (its store gives it a new time). None where the store gives no time."""
     if info.size is None or info.mtime_ns is None:

@@ -56,7 +56,7 @@ class DressJob:
     garment: Path
     output: Path
     photo: Path | None = None
-    # the size and modification time of the person and garment files (``records.input_stamp``); once they
+    # the size and modification time of the person and garment files (``records.input_state``); once they
     # are read, with the digest of their bytes (``with_content``)
     stamp: str | None = None
     changed: tuple[int, ...] = ()  # the status-change time (ns) of each of those files then (``records.input_state``)

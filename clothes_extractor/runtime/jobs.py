@@ -45,7 +45,7 @@ class ExtractJob:
     error: str | None = None  # set when the job is known to fail before any decoding
     mask_output: Path | None = None  # where to save the mask used (--save-masks)
     redo: bool = False  # never skipped as done (a photo from standard input: its name says nothing)
-    # the size and modification time of its photo and mask file when the job was made (``input_stamp``);
+    # the size and modification time of its photo and mask file when the job was made (``records.input_state``);
     # once they are read, with the digest of their bytes after CONTENT (``with_content``)
     stamp: str | None = None
     changed: tuple[int, ...] = ()  # the status-change time (ns) of each of those files then (``records.input_state``)

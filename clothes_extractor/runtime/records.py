@@ -1,5 +1,5 @@
 """What an output's record says of the files it was made from (its signature's input part,
-``stages.signed_by``): each file's size and modification time (``input_stamp``), and once the
+``stages.signed_by``): each file's size and modification time (``input_state``), and once the
 job has read them the digest of their bytes after ``CONTENT`` (``with_digest``). A rerun redoes
 an output whose files changed since and skips one whose files have new times and the same bytes
 (``resume``)."""
@@ -14,21 +14,16 @@ from typing import Sequence
 CONTENT = "+"  # in an input record, between the sizes and times and the digest of the bytes (``with_content``)
 
 
-def input_stamp(*paths: Path | None) -> str | None:
-    """The size and modification time (ns) of each file a job reads (``SIZE:MTIME``, joined by
-    ``,``), as its output's signature stores them: a rerun redoes an output whose photo or mask
-    file changed since (a product shot again under its old name, a mask fixed by hand), whatever
-    the clocks (a time in the future included); one whose files have new times and the same
-    bytes (copied, restored) is not, by the digest its record also holds (``with_content``).
-    None where one cannot be looked up."""
-    return input_state(*paths)[0]
-
-
 def input_state(*paths: Path | None) -> tuple[str | None, tuple[int, ...]]:
-    """``input_stamp`` and, from the same look, each file's status-change time (ns; none where
-    one cannot be looked up): a chmod or chown moves it, and a file renamed into place with its
-    old size and time, where the stamp stays; a watch gives such a photo again (``watch``: one
-    that could not be read is read once its permissions are mended)."""
+    """The input record of the files a job reads, its stamp: the size and modification time (ns)
+    of each (``SIZE:MTIME``, joined by ``,``), as its output's signature stores them: a rerun
+    redoes an output whose photo or mask file changed since (a product shot again under its old
+    name, a mask fixed by hand), whatever the clocks (a time in the future included); one whose
+    files have new times and the same bytes (copied, restored) is not, by the digest its record
+    also holds (``with_content``). With it, from the same look, each file's status-change time
+    (ns): a chmod or chown moves it, and a file renamed into place with its old size and time,
+    where the stamp stays; a watch gives such a photo again (``watch``: one that could not be
+    read is read once its permissions are mended). (None, ()) where one cannot be looked up."""
     try:
         stats = [os.stat(path) for path in paths if path is not None]
     except OSError:
@@ -37,12 +32,12 @@ def input_state(*paths: Path | None) -> tuple[str | None, tuple[int, ...]]:
 
 
 def file_stamp(size: int, mtime_ns: int) -> str:
-    """One file's part of an input record (``input_stamp``; a listed object's too): ``SIZE:MTIME``."""
+    """One file's part of an input record (``input_state``; a listed object's too): ``SIZE:MTIME``."""
     return f"{size}:{mtime_ns}"
 
 
 def with_digest(stamp: str | None, paths: Sequence[Path], data: Sequence[bytes | None] = ()) -> str | None:
-    """An input record (``input_stamp``) completed by the digest of those files' bytes as the job
+    """An input record (``input_state``) completed by the digest of those files' bytes as the job
     read them (``data``, in their order) or as they are read now (``content_digest``), after
     ``CONTENT``; as it is where there is none, it has one already, or the files cannot be read."""
     if stamp is None or CONTENT in stamp:

@@ -3,7 +3,7 @@
 Every output carries the run's signature (``Plan.signature_of``: the generator's digest, the
 size and the background, the segmenter's where it found the mask, and the size and
 modification time of the photo and the mask file it was made from, with the digest of their
-bytes: ``records.input_stamp``, ``ExtractJob.with_content``); an output with another one (its photo
+bytes: ``records.input_state``, ``ExtractJob.with_content``); an output with another one (its photo
 or mask changed since: other sizes and times, and other bytes), or cut short, is redone; a file
 this tool did not write is kept and the job reported (``signature.check_replaceable``),
 unless ``overwrite``. ``preview_extraction`` says so of every job without decoding a photo

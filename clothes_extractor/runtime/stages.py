@@ -80,7 +80,7 @@ NO_MASK_HELP = (
 # A photo that goes to the segmenter is also kept letterboxed at DETAIL_FACTOR x its input
 # size: a garment that fills little of the frame (a full-body shot) gets a second, zoomed
 # look from it, without decoding the photo again.
-INPUTS = "inputs="  # the signature's word for the inputs an output was made from (``records.input_stamp``)
+INPUTS = "inputs="  # the signature's word for the inputs an output was made from (``records.input_state``)
 DETAIL_FACTOR = 3
 ZOOM_BELOW = 0.5  # a garment box under this share of the frame's height and width gets the zoomed look
 ZOOM_MARGIN = 0.25
@@ -116,7 +116,7 @@ class Plan:
         """The signature of an output whose mask comes from ``mask``: the run's, and the
         segmenter's digest where the segmenter finds the mask (kind "auto"; its masks, and which
         photos show a garment alone, decide the output), so that a new segmenter redoes those;
-        and ``stamp``, the photo's and mask file's (``records.input_stamp``), where there is one."""
+        and ``stamp``, the photo's and mask file's (``records.input_state``), where there is one."""
         signature = self.signature
         if mask.kind == "auto" and self.segmenter_digest:
             signature = f"{signature} segmenter={self.segmenter_digest}"
@@ -160,7 +160,7 @@ class Plan:
 
 
 def with_inputs(signature: str, stamp: str | None) -> str:
-    """``signature`` with the record of the inputs an output is made from (``records.input_stamp``)."""
+    """``signature`` with the record of the inputs an output is made from (``records.input_state``)."""
     return signature if stamp is None else f"{signature} {INPUTS}{stamp}"
 
 
@@ -185,7 +185,7 @@ def signed_by(signature: str | None, expected: str, stamp: str | None, inputs: S
 
 def signed_parts(signature: str) -> tuple[str, str, str]:
     """An output's signature (``with_inputs``) in its parts: the models' and settings', the sizes
-    and times of the inputs it was made from (``records.input_stamp``; "" for none recorded), and
+    and times of the inputs it was made from (``records.input_state``; "" for none recorded), and
     the digest of their bytes (``CONTENT``; "" for none)."""
     written, _, recorded = signature.partition(f" {INPUTS}")
     recorded, _, digest = recorded.partition(CONTENT)

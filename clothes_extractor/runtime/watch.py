@@ -44,7 +44,7 @@ SETTLE_S = 2.0  # a photo written more recently than this waits for the next wal
 EMPTY_SETTLE_S = 30.0  # an empty file (a placeholder that an upload or a copy fills in later) waits this long
 WAITING_S = 0.1  # while it waits, the job hears this often that no photo is ready (None): see ``pipeline``
 # what a watch knows of a job: what it makes (a photo's garment: the photo; a try-on pair: its output),
-# the size and time of its input files (``records.input_stamp``; None: gone since listed), each one's
+# the size and time of its input files (``records.input_state``; None: gone since listed), each one's
 # status-change time (``records.input_state``), why it fails before any work
 Described = tuple[Any, "str | None", "tuple[int, ...]", "str | None"]
 
@@ -225,7 +225,7 @@ class Folders:
 
 
 def newest_time(stamp: str | None) -> float:
-    """The newest modification time (seconds) an input record holds (``records.input_stamp``:
+    """The newest modification time (seconds) an input record holds (``records.input_state``:
     ``SIZE:MTIME_NS`` for each file, joined by ``,``); +inf where there is none."""
     return max((time for _, time in _sizes_and_times(stamp)), default=float("inf"))
 
